@@ -1,0 +1,97 @@
+using System.Net;
+using System.Security.Authentication;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Toolforge.Agents.Common.Hosting;
+using Toolforge.Agents.Common.Options;
+using Toolforge.Agents.Common.Tls;
+using Toolforge.Agents.Coordinator.Api;
+using Toolforge.Agents.Coordinator.Builds;
+using Toolforge.Agents.Coordinator.Maintenance;
+using Toolforge.Agents.Coordinator.Security;
+using Toolforge.Agents.Coordinator.State;
+using Toolforge.Agents.Coordinator.Storage;
+
+namespace Toolforge.Agents.Coordinator;
+
+/// <summary>Builds the coordinator: Kestrel (HTTP/2 over mutual TLS only), the two gRPC services, SQLite and the sweeper.</summary>
+public static class CoordinatorApp
+{
+    public const int DefaultMetricsPort = 9501;
+
+    public static WebApplication Build(string? configPath, Action<IServiceCollection>? overrides = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            Args = [],
+            ContentRootPath = AppContext.BaseDirectory,
+            ApplicationName = "toolforge-coordinator",
+        });
+        builder.AddAgentDefaults(DaemonInfo.Coordinator, configPath, DefaultMetricsPort);
+        var services = builder.Services;
+        services.AddValidatedOptions<CoordinatorOptions>(builder.Configuration, CoordinatorOptions.Section);
+        overrides?.Invoke(services);
+
+        services.TryAddSingleton<CoordinatorStorage>();
+        services.TryAddSingleton(sp => sp.GetRequiredService<CoordinatorStorage>().Writer);
+        services.TryAddSingleton<ChangeFeed>();
+        services.TryAddSingleton<StateStore>();
+        services.TryAddSingleton(sp => new BuildService(
+            sp.GetRequiredService<StoreWriter>(), sp.GetRequiredService<ChangeFeed>(), sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<BuildService>>(), sp.GetRequiredService<CoordinatorStorage>().OpenReader));
+        services.TryAddSingleton<ClientCertificateValidator>();
+        services.TryAddSingleton<CallerAuthorizer>();
+        services.TryAddSingleton<AuditLog>();
+        services.AddHostedService<Sweeper>();
+
+        services.AddGrpc(o =>
+        {
+            o.MaxReceiveMessageSize = 8 * 1024 * 1024;
+            o.EnableDetailedErrors = false;
+        });
+        services.AddGrpcHealthChecks().AddCheck("database", () =>
+            Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            OptionsGate.ValidateAll(k.ApplicationServices);
+            var o = k.ApplicationServices.GetRequiredService<IOptions<CoordinatorOptions>>().Value;
+            var validator = k.ApplicationServices.GetRequiredService<ClientCertificateValidator>();
+            var certificate = Certificates.LoadWithKey(o.Certificate, o.Key);
+            k.AddServerHeader = false;
+            k.Limits.Http2.MaxStreamsPerConnection = 1000;
+            k.Listen(IPAddress.Parse(o.ListenAddress), o.Port, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                listen.UseHttps(new HttpsConnectionAdapterOptions
+                {
+                    ServerCertificate = certificate,
+                    ClientCertificateMode = ClientCertificateMode.RequireCertificate,
+                    ClientCertificateValidation = (cert, chain, _) => validator.Validate(cert, chain),
+                    SslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                    HandshakeTimeout = TimeSpan.FromSeconds(10),
+                });
+            });
+        });
+
+        var app = builder.Build();
+        app.MapGrpcService<AgentApi>();
+        app.MapGrpcService<AdminApi>();
+        app.MapGrpcHealthChecksService();
+
+        // Load state before Kestrel accepts anything.
+        var storage = app.Services.GetRequiredService<CoordinatorStorage>();
+        app.Services.GetRequiredService<StateStore>().Load(storage.Connection);
+        app.Services.GetRequiredService<BuildService>().Load(storage.Connection);
+        return app;
+    }
+
+    /// <summary>The port Kestrel actually bound (for Port = 0 in tests).</summary>
+    public static int BoundPort(WebApplication app)
+    {
+        var address = app.Urls.FirstOrDefault() ?? throw new InvalidOperationException("the coordinator is not listening");
+        return new Uri(address.Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal)).Port;
+    }
+}

@@ -1,0 +1,77 @@
+using Toolforge.Agents.Common.Options;
+
+namespace Toolforge.Agents.Coordinator;
+
+/// <summary>The "Coordinator" section of /etc/toolforge-agents/coordinator.json.</summary>
+public sealed class CoordinatorOptions : IValidatedOptions
+{
+    public const string Section = "Coordinator";
+
+    /// <summary>Address Kestrel listens on (HTTP/2 over TLS only).</summary>
+    public string ListenAddress { get; set; } = "0.0.0.0";
+
+    public int Port { get; set; } = 9500;
+
+    /// <summary>The coordinator's own certificate (puppet: /var/lib/puppet/ssl/certs/FQDN.pem).</summary>
+    public string Certificate { get; set; } = string.Empty;
+
+    /// <summary>Its key (puppet: /var/lib/puppet/ssl/private_keys/FQDN.pem).</summary>
+    public string Key { get; set; } = string.Empty;
+
+    /// <summary>Client certificates must chain to this bundle (puppet: /var/lib/puppet/ssl/certs/ca.pem).</summary>
+    public string CaBundle { get; set; } = string.Empty;
+
+    /// <summary>Revoked client certificates: serial numbers (hex), SHA-256 fingerprints (hex) or identities.</summary>
+    public List<string> DeniedCertificates { get; set; } = [];
+
+    /// <summary>Identities (certificate DNS SAN or CN) that may read and act (request builds).</summary>
+    public List<string> Admins { get; set; } = [];
+
+    /// <summary>Identities that may only read.</summary>
+    public List<string> Viewers { get; set; } = [];
+
+    public string Database { get; set; } = "/var/lib/toolforge-agents/coordinator.db";
+
+    /// <summary>How often agents report; sent back to them with every report.</summary>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>A node with no report for this many days is "missing".</summary>
+    public int MissingAfterDays { get; set; } = 3;
+
+    /// <summary>History (state changes, resolved findings, events, builds) older than this is deleted.</summary>
+    public int RetentionDays { get; set; } = 30;
+
+    /// <summary>How often node states are re-judged (stale, missing) and metrics refreshed.</summary>
+    public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    public IEnumerable<string> Validate(string section)
+    {
+        var problems = new List<string>();
+        problems.AddRange(Check.Port(section, nameof(Port), Port, allowZero: true)); // 0: any free port (tests)
+        if (!System.Net.IPAddress.TryParse(ListenAddress, out _))
+        {
+            problems.Add($"{Check.Key(section, nameof(ListenAddress))}: must be an IP address (got \"{ListenAddress}\")");
+        }
+
+        problems.AddRange(Check.FileExists(section, nameof(Certificate), Certificate));
+        problems.AddRange(Check.FileExists(section, nameof(Key), Key));
+        problems.AddRange(Check.FileExists(section, nameof(CaBundle), CaBundle));
+        problems.AddRange(Check.Required(section, nameof(Database), Database));
+        problems.AddRange(Check.Positive(section, nameof(HeartbeatInterval), HeartbeatInterval));
+        problems.AddRange(Check.Positive(section, nameof(SweepInterval), SweepInterval));
+        problems.AddRange(Check.Range(section, nameof(MissingAfterDays), MissingAfterDays, 1, 3650));
+        problems.AddRange(Check.Range(section, nameof(RetentionDays), RetentionDays, 1, 3650));
+        var dir = Path.GetDirectoryName(Path.GetFullPath(Database));
+        if (Database.Length > 0 && Database != ":memory:" && dir is not null && !Directory.Exists(dir))
+        {
+            problems.Add($"{Check.Key(section, nameof(Database))}: directory {dir} does not exist");
+        }
+
+        foreach (var both in Admins.Intersect(Viewers, StringComparer.OrdinalIgnoreCase))
+        {
+            problems.Add($"{Check.Key(section, nameof(Viewers))}: \"{both}\" is also in Admins; list it once");
+        }
+
+        return problems;
+    }
+}

@@ -1,0 +1,65 @@
+using Microsoft.Extensions.Options;
+using Toolforge.Agents.Coordinator.Builds;
+using Toolforge.Agents.Coordinator.State;
+using Toolforge.Agents.Coordinator.Storage;
+
+namespace Toolforge.Agents.Coordinator.Maintenance;
+
+/// <summary>
+/// Re-judges nodes against the clock every SweepInterval (so "stale" and "missing" reach watchers and metrics without
+/// a report) and, hourly, deletes history older than RetentionDays.
+/// </summary>
+public sealed partial class Sweeper(
+    StateStore state,
+    BuildService builds,
+    CoordinatorStorage storage,
+    TimeProvider time,
+    IOptions<CoordinatorOptions> options,
+    ILogger<Sweeper> logger) : BackgroundService
+{
+    private static readonly TimeSpan RetentionEvery = TimeSpan.FromHours(1);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var lastRetention = DateTimeOffset.MinValue;
+        using var timer = new PeriodicTimer(options.Value.SweepInterval, time);
+        do
+        {
+            state.Sweep();
+            var now = time.GetUtcNow();
+            if (now - lastRetention >= RetentionEvery)
+            {
+                lastRetention = now;
+                try
+                {
+                    await ApplyRetentionAsync(now).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException)
+                {
+                    Log.RetentionFailed(logger, ex);
+                }
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+
+    public async Task ApplyRetentionAsync(DateTimeOffset now)
+    {
+        var cutoff = now - TimeSpan.FromDays(options.Value.RetentionDays);
+        var ms = cutoff.ToUnixTimeMilliseconds();
+        await storage.Writer.WriteAsync((c, tx) =>
+        {
+            StateStore.Exec(c, tx, "DELETE FROM check_history WHERE at < $t", ("$t", ms));
+            StateStore.Exec(c, tx, "DELETE FROM finding_history WHERE resolved_at < $t", ("$t", ms));
+            StateStore.Exec(c, tx, "DELETE FROM events WHERE at < $t", ("$t", ms));
+        }).ConfigureAwait(false);
+        await builds.ForgetBeforeAsync(cutoff).ConfigureAwait(false);
+        await state.ForgetOldNodesAsync().ConfigureAwait(false);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(2701, LogLevel.Error, "retention clean-up failed; will try again in an hour")]
+        public static partial void RetentionFailed(ILogger logger, Exception ex);
+    }
+}

@@ -1,0 +1,155 @@
+using System.Text.RegularExpressions;
+using Toolforge.Agents.Contracts.V1;
+
+namespace Toolforge.Agents.Coordinator.Reports;
+
+/// <summary>
+/// Checks a report before anything of it is stored. Returns null when acceptable, else the first problem as
+/// "field: reason" (e.g. "checks[3].name: empty"), which the agent receives with INVALID_ARGUMENT.
+/// </summary>
+internal static partial class ReportValidator
+{
+    public const int MaxChecks = 500;
+    public const int MaxFindings = 5000;
+    public const int MaxEvents = 1000;
+    public const int MaxMessage = 4096;
+    public const int MaxDetails = 32;
+    public const int MaxDetailValue = 1024;
+
+    [GeneratedRegex(@"^[a-z0-9]([a-z0-9._-]{0,251}[a-z0-9])?$", RegexOptions.CultureInvariant)]
+    private static partial Regex NodeName();
+
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$", RegexOptions.CultureInvariant)]
+    private static partial Regex CheckName();
+
+    [GeneratedRegex(@"^[a-z0-9][a-z0-9-]{0,63}$", RegexOptions.CultureInvariant)]
+    private static partial Regex Kind();
+
+    public static bool IsValidNodeName(string name) => NodeName().IsMatch(name);
+
+    public static string? Validate(ReportRequest r)
+    {
+        if (!NodeName().IsMatch(r.Node))
+        {
+            return $"node: \"{Cut(r.Node)}\" is not a host name (lower-case letters, digits, '.', '-', at most 253)";
+        }
+
+        if (r.Agent is AgentKind.Unspecified || !System.Enum.IsDefined(r.Agent))
+        {
+            return $"agent: {r.Agent} is not a known agent kind";
+        }
+
+        if (r.AgentVersion.Length > 64)
+        {
+            return "agent_version: longer than 64 characters";
+        }
+
+        if (r.Checks.Count > MaxChecks)
+        {
+            return $"checks: {r.Checks.Count} checks, at most {MaxChecks} allowed";
+        }
+
+        if (r.Findings.Count > MaxFindings)
+        {
+            return $"findings: {r.Findings.Count} findings, at most {MaxFindings} allowed";
+        }
+
+        if (r.Events.Count > MaxEvents)
+        {
+            return $"events: {r.Events.Count} events, at most {MaxEvents} allowed";
+        }
+
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < r.Checks.Count; i++)
+        {
+            var c = r.Checks[i];
+            var at = $"checks[{i}]";
+            if (!CheckName().IsMatch(c.Name))
+            {
+                return $"{at}.name: \"{Cut(c.Name)}\" is not a check name (letters, digits, . _ / : -, at most 128)";
+            }
+
+            if (!names.Add(c.Name))
+            {
+                return $"{at}.name: \"{c.Name}\" appears twice";
+            }
+
+            if (c.State is CheckState.Unspecified || !System.Enum.IsDefined(c.State))
+            {
+                return $"{at}.state: {c.State} is not a check state";
+            }
+
+            if (Problem(at, c.Message, c.Details) is { } p)
+            {
+                return p;
+            }
+
+            if (c.Values.Count > MaxDetails)
+            {
+                return $"{at}.values: more than {MaxDetails} entries";
+            }
+        }
+
+        for (var i = 0; i < r.Findings.Count; i++)
+        {
+            var f = r.Findings[i];
+            var at = $"findings[{i}]";
+            if (!Kind().IsMatch(f.Kind))
+            {
+                return $"{at}.kind: \"{Cut(f.Kind)}\" is not a finding kind (lower-case letters, digits, '-')";
+            }
+
+            if (f.Subject.Length is 0 or > 512)
+            {
+                return $"{at}.subject: must be 1 to 512 characters";
+            }
+
+            if (Problem(at, f.Message, f.Details) is { } p)
+            {
+                return p;
+            }
+        }
+
+        for (var i = 0; i < r.Events.Count; i++)
+        {
+            var e = r.Events[i];
+            var at = $"events[{i}]";
+            if (!Kind().IsMatch(e.Kind))
+            {
+                return $"{at}.kind: \"{Cut(e.Kind)}\" is not an event kind";
+            }
+
+            if (Problem(at, e.Message, e.Details) is { } p)
+            {
+                return p;
+            }
+        }
+
+        return null;
+    }
+
+    private static string? Problem(string at, string message, IDictionary<string, string> details)
+    {
+        if (message.Length > MaxMessage)
+        {
+            return $"{at}.message: {message.Length} characters, at most {MaxMessage} allowed";
+        }
+
+        if (details.Count > MaxDetails)
+        {
+            return $"{at}.details: {details.Count} entries, at most {MaxDetails} allowed";
+        }
+
+        foreach (var (k, v) in details)
+        {
+            if (k.Length is 0 or > 64 || v.Length > MaxDetailValue)
+            {
+                return $"{at}.details[\"{Cut(k)}\"]: keys must be 1 to 64 characters and values at most {MaxDetailValue}";
+            }
+        }
+
+        return null;
+    }
+
+    private static string Cut(string s) => s.Length <= 40 ? s : s[..40] + "…";
+}

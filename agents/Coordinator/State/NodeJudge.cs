@@ -1,0 +1,131 @@
+using Google.Protobuf.WellKnownTypes;
+using Toolforge.Agents.Contracts.V1;
+
+namespace Toolforge.Agents.Coordinator.State;
+
+/// <summary>The latest report of one agent on one node.</summary>
+internal sealed record AgentRecord(AgentKind Kind, string Version, DateTimeOffset LastReport, TimeSpan Heartbeat, ReportRequest State);
+
+/// <summary>
+/// Judges a node from its agents' latest reports. No I/O: the clock comes in as <c>now</c>.
+/// <list type="bullet">
+/// <item>missing: no agent reported for <c>missingAfter</c> (days, configured);</item>
+/// <item>stale: no agent reported within 3 heartbeat intervals;</item>
+/// <item>failing: some check is failing;</item>
+/// <item>warning: some check is warning or unknown, or one of several agents went stale;</item>
+/// <item>ok: otherwise.</item>
+/// </list>
+/// </summary>
+internal static class NodeJudge
+{
+    public const int StaleAfterHeartbeats = 3;
+
+    public static NodeSummary Summarize(string name, IReadOnlyCollection<AgentRecord> agents, IReadOnlySet<AgentKind> connected,
+        DateTimeOffset now, TimeSpan missingAfter)
+    {
+        var summary = new NodeSummary { Name = name };
+        if (agents.Count == 0)
+        {
+            summary.State = NodeState.Missing;
+            summary.Summary = "never reported";
+            return summary;
+        }
+
+        var latest = agents.MaxBy(a => a.LastReport)!;
+        summary.LastReport = Timestamp.FromDateTimeOffset(latest.LastReport);
+        foreach (var a in agents.OrderBy(a => a.Kind))
+        {
+            summary.Agents.Add(new AgentInfo
+            {
+                Kind = a.Kind,
+                Version = a.Version,
+                LastReport = Timestamp.FromDateTimeOffset(a.LastReport),
+                CommandsConnected = connected.Contains(a.Kind),
+            });
+        }
+
+        CheckResult? worst = null;
+        foreach (var a in agents)
+        {
+            foreach (var c in a.State.Checks)
+            {
+                switch (c.State)
+                {
+                    case CheckState.Failing:
+                        summary.FailingChecks++;
+                        break;
+                    case CheckState.Warning or CheckState.Unknown:
+                        summary.WarningChecks++;
+                        break;
+                    default:
+                        break;
+                }
+
+                if (worst is null || Rank(c.State) > Rank(worst.State))
+                {
+                    worst = c;
+                }
+            }
+
+            summary.Findings += a.State.Findings.Count;
+        }
+
+        var silentFor = now - latest.LastReport;
+        if (silentFor > missingAfter)
+        {
+            summary.State = NodeState.Missing;
+            summary.Summary = $"no report since {latest.LastReport:yyyy-MM-dd HH:mm}Z";
+            return summary;
+        }
+
+        if (silentFor > StaleAfterHeartbeats * latest.Heartbeat)
+        {
+            summary.State = NodeState.Stale;
+            summary.Summary = $"no report for {Human(silentFor)}";
+            return summary;
+        }
+
+        var staleAgent = agents.FirstOrDefault(a => now - a.LastReport > StaleAfterHeartbeats * a.Heartbeat);
+        if (summary.FailingChecks > 0)
+        {
+            summary.State = NodeState.Failing;
+        }
+        else if (summary.WarningChecks > 0 || staleAgent is not null)
+        {
+            summary.State = NodeState.Warning;
+        }
+        else
+        {
+            summary.State = NodeState.Ok;
+        }
+
+        summary.Summary = worst is not null && worst.State is not CheckState.Ok
+            ? $"{worst.Name}: {worst.Message}"
+            : staleAgent is not null
+                ? $"{AgentName(staleAgent.Kind)} silent for {Human(now - staleAgent.LastReport)}"
+                : string.Empty;
+        return summary;
+    }
+
+    private static int Rank(CheckState s) => s switch
+    {
+        CheckState.Failing => 3,
+        CheckState.Warning => 2,
+        CheckState.Unknown => 1,
+        _ => 0,
+    };
+
+    public static string AgentName(AgentKind k) => k switch
+    {
+        AgentKind.Node => "node-agent",
+        AgentKind.Builder => "builder-agent",
+        AgentKind.LogShipper => "log-shipper",
+        _ => "unknown-agent",
+    };
+
+    public static string Human(TimeSpan t) =>
+        t.TotalDays >= 1 ? $"{(int)t.TotalDays}d{t.Hours}h"
+        : t.TotalHours >= 1 ? $"{(int)t.TotalHours}h{t.Minutes}m"
+        : t.TotalMinutes >= 1 ? $"{(int)t.TotalMinutes}m{t.Seconds}s"
+        : $"{(int)t.TotalSeconds}s";
+}

@@ -1,0 +1,439 @@
+using Google.Protobuf;
+using Google.Protobuf.WellKnownTypes;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Options;
+using Prometheus;
+using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.Coordinator.Storage;
+
+namespace Toolforge.Agents.Coordinator.State;
+
+/// <summary>
+/// The coordinator's view of every node, held in memory for fast reads and written through to SQLite.
+/// A report replaces what was held for (node, agent); state changes of checks, resolved findings and events go to
+/// the history tables. Reads (ListNodes, GetNode, ListFindings) never touch the database.
+/// </summary>
+public sealed partial class StateStore
+{
+    private const int RecentEventsPerNode = 20;
+
+    private static readonly Gauge NodesByState = Metrics.CreateGauge(
+        "toolforge_coordinator_nodes", "Nodes by state.", "state");
+
+    private readonly object _lock = new();
+    private readonly Dictionary<string, NodeRecord> _nodes = new(StringComparer.Ordinal);
+    private readonly StoreWriter _writer;
+    private readonly ChangeFeed _feed;
+    private readonly TimeProvider _time;
+    private readonly CoordinatorOptions _options;
+    private readonly ILogger<StateStore> _logger;
+
+    private sealed class NodeRecord(string name, DateTimeOffset firstSeen)
+    {
+        public string Name { get; } = name;
+        public DateTimeOffset FirstSeen { get; } = firstSeen;
+        public Dictionary<AgentKind, AgentRecord> Agents { get; } = [];
+        public HashSet<AgentKind> Connected { get; } = [];
+        public List<AgentEvent> RecentEvents { get; } = [];
+        public NodeSummary? Published { get; set; }
+    }
+
+    public StateStore(StoreWriter writer, ChangeFeed feed, TimeProvider time, IOptions<CoordinatorOptions> options, ILogger<StateStore> logger)
+    {
+        _writer = writer;
+        _feed = feed;
+        _time = time;
+        _options = options.Value;
+        _logger = logger;
+    }
+
+    private TimeSpan MissingAfter => TimeSpan.FromDays(_options.MissingAfterDays);
+
+    /// <summary>Loads everything from the database (at start, before serving).</summary>
+    public void Load(SqliteConnection connection)
+    {
+        lock (_lock)
+        {
+            using (var cmd = connection.CreateCommand())
+            {
+                cmd.CommandText = "SELECT name, first_seen FROM nodes";
+                using var r = cmd.ExecuteReader();
+                while (r.Read())
+                {
+                    var name = r.GetString(0);
+                    _nodes[name] = new NodeRecord(name, FromMs(r.GetInt64(1)));
+                }
+            }
+
+            using (var cmd = connection.CreateCommand())
+            {
+                cmd.CommandText = "SELECT node, kind, version, last_report, heartbeat_ms, state FROM agents";
+                using var r = cmd.ExecuteReader();
+                while (r.Read())
+                {
+                    if (!_nodes.TryGetValue(r.GetString(0), out var node))
+                    {
+                        continue;
+                    }
+
+                    var kind = (AgentKind)r.GetInt32(1);
+                    var state = ReportRequest.Parser.ParseFrom((byte[])r.GetValue(5));
+                    node.Agents[kind] = new AgentRecord(kind, r.GetString(2), FromMs(r.GetInt64(3)), TimeSpan.FromMilliseconds(r.GetInt64(4)), state);
+                }
+            }
+
+            using (var cmd = connection.CreateCommand())
+            {
+                cmd.CommandText = $"""
+                    SELECT node, body FROM (
+                        SELECT node, body, at, ROW_NUMBER() OVER (PARTITION BY node ORDER BY at DESC, id DESC) AS rn FROM events)
+                    WHERE rn <= {RecentEventsPerNode} ORDER BY node, at
+                    """;
+                using var r = cmd.ExecuteReader();
+                while (r.Read())
+                {
+                    if (_nodes.TryGetValue(r.GetString(0), out var node))
+                    {
+                        node.RecentEvents.Add(AgentEvent.Parser.ParseFrom((byte[])r.GetValue(1)));
+                    }
+                }
+            }
+
+            var now = _time.GetUtcNow();
+            foreach (var n in _nodes.Values)
+            {
+                n.Published = Summarize(n, now);
+            }
+        }
+
+        Log.Loaded(_logger, _nodes.Count);
+    }
+
+    /// <summary>
+    /// Applies a validated report. The returned task completes when it is durable; the in-memory view and the
+    /// watchers see it at once.
+    /// </summary>
+    public Task ApplyReportAsync(ReportRequest report)
+    {
+        var now = _time.GetUtcNow();
+        var nowMs = now.ToUnixTimeMilliseconds();
+        var nowTs = Timestamp.FromDateTimeOffset(now);
+        lock (_lock)
+        {
+            var isNew = !_nodes.TryGetValue(report.Node, out var node);
+            if (isNew)
+            {
+                node = new NodeRecord(report.Node, now);
+                _nodes[report.Node] = node;
+            }
+
+            node!.Agents.TryGetValue(report.Agent, out var previous);
+            var stored = new ReportRequest { Node = report.Node, Agent = report.Agent, AgentVersion = report.AgentVersion, SentAt = report.SentAt };
+            stored.Checks.AddRange(report.Checks);
+
+            // Keep when each finding was first seen; findings that went away are resolved.
+            var before = previous?.State.Findings.ToDictionary(FindingKey, StringComparer.Ordinal) ?? [];
+            foreach (var f in report.Findings)
+            {
+                var copy = f.Clone();
+                copy.FirstSeen = before.Remove(FindingKey(f), out var old) && old.FirstSeen is not null ? old.FirstSeen : nowTs;
+                copy.LastSeen = nowTs;
+                stored.Findings.Add(copy);
+            }
+
+            var resolved = before.Values.ToList();
+            var previousChecks = previous?.State.Checks.ToDictionary(c => c.Name, StringComparer.Ordinal) ?? [];
+            var changedChecks = report.Checks.Where(c => !previousChecks.TryGetValue(c.Name, out var p) || p.State != c.State).ToList();
+
+            var record = new AgentRecord(report.Agent, report.AgentVersion, now, _options.HeartbeatInterval, stored);
+            node.Agents[report.Agent] = record;
+            foreach (var e in report.Events)
+            {
+                node.RecentEvents.Add(e);
+            }
+
+            if (node.RecentEvents.Count > RecentEventsPerNode)
+            {
+                node.RecentEvents.RemoveRange(0, node.RecentEvents.Count - RecentEventsPerNode);
+            }
+
+            PublishIfChanged(node, now);
+
+            var blob = stored.ToByteArray();
+            var events = report.Events.Select(e => (e.At?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? nowMs, e.ToByteArray())).ToList();
+            var firstSeenMs = node.FirstSeen.ToUnixTimeMilliseconds();
+            return _writer.WriteAsync((c, tx) =>
+            {
+                if (isNew)
+                {
+                    Exec(c, tx, "INSERT OR IGNORE INTO nodes(name, first_seen) VALUES ($n, $f)", ("$n", report.Node), ("$f", firstSeenMs));
+                }
+
+                Exec(c, tx, """
+                    INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state) VALUES ($n, $k, $v, $t, $h, $s)
+                    ON CONFLICT(node, kind) DO UPDATE SET version = excluded.version, last_report = excluded.last_report,
+                        heartbeat_ms = excluded.heartbeat_ms, state = excluded.state
+                    """,
+                    ("$n", report.Node), ("$k", (int)report.Agent), ("$v", report.AgentVersion), ("$t", nowMs),
+                    ("$h", (long)record.Heartbeat.TotalMilliseconds), ("$s", blob));
+                foreach (var ch in changedChecks)
+                {
+                    Exec(c, tx, "INSERT INTO check_history(node, kind, name, state, message, at) VALUES ($n, $k, $c, $s, $m, $t)",
+                        ("$n", report.Node), ("$k", (int)report.Agent), ("$c", ch.Name), ("$s", (int)ch.State), ("$m", ch.Message), ("$t", nowMs));
+                }
+
+                foreach (var f in resolved)
+                {
+                    Exec(c, tx, "INSERT INTO finding_history(node, kind, finding, subject, message, first_seen, resolved_at) VALUES ($n, $k, $f, $s, $m, $fs, $t)",
+                        ("$n", report.Node), ("$k", (int)report.Agent), ("$f", f.Kind), ("$s", f.Subject), ("$m", f.Message),
+                        ("$fs", f.FirstSeen?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? nowMs), ("$t", nowMs));
+                }
+
+                foreach (var (at, body) in events)
+                {
+                    Exec(c, tx, "INSERT INTO events(node, kind, body, at) VALUES ($n, $k, $b, $t)",
+                        ("$n", report.Node), ("$k", (int)report.Agent), ("$b", body), ("$t", at));
+                }
+            });
+        }
+    }
+
+    public void SetCommandsConnected(string node, AgentKind kind, bool connected)
+    {
+        lock (_lock)
+        {
+            if (!_nodes.TryGetValue(node, out var n))
+            {
+                return;
+            }
+
+            if (connected ? n.Connected.Add(kind) : n.Connected.Remove(kind))
+            {
+                PublishIfChanged(n, _time.GetUtcNow());
+            }
+        }
+    }
+
+    public IReadOnlyList<NodeSummary> ListNodes(IReadOnlyCollection<NodeState>? states = null)
+    {
+        var now = _time.GetUtcNow();
+        lock (_lock)
+        {
+            var list = new List<NodeSummary>(_nodes.Count);
+            foreach (var n in _nodes.Values)
+            {
+                var s = Summarize(n, now);
+                if (states is null || states.Count == 0 || states.Contains(s.State))
+                {
+                    list.Add(s);
+                }
+            }
+
+            list.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+            return list;
+        }
+    }
+
+    public NodeDetail? GetNode(string name)
+    {
+        var now = _time.GetUtcNow();
+        lock (_lock)
+        {
+            if (!_nodes.TryGetValue(name, out var n))
+            {
+                return null;
+            }
+
+            var detail = new NodeDetail { Summary = Summarize(n, now) };
+            foreach (var a in n.Agents.Values.OrderBy(a => a.Kind))
+            {
+                detail.Checks.AddRange(a.State.Checks.Select(c =>
+                {
+                    var copy = c.Clone();
+                    copy.Agent = a.Kind;
+                    return copy;
+                }));
+                detail.Findings.AddRange(a.State.Findings.Select(f => Decorate(f, n.Name, a.Kind)));
+            }
+
+            detail.Events.AddRange(n.RecentEvents.Select(e =>
+            {
+                var copy = e.Clone();
+                copy.Node = n.Name;
+                return copy;
+            }));
+            return detail;
+        }
+    }
+
+    public IReadOnlyList<Finding> ListFindings(string? node, string? kind, AgentKind agent, int limit)
+    {
+        lock (_lock)
+        {
+            var nodes = string.IsNullOrEmpty(node)
+                ? _nodes.Values.OrderBy(n => n.Name, StringComparer.Ordinal)
+                : _nodes.TryGetValue(node, out var one) ? [one] : Enumerable.Empty<NodeRecord>();
+            var result = new List<Finding>();
+            foreach (var n in nodes)
+            {
+                foreach (var a in n.Agents.Values.OrderBy(a => a.Kind))
+                {
+                    if (agent != AgentKind.Unspecified && a.Kind != agent)
+                    {
+                        continue;
+                    }
+
+                    foreach (var f in a.State.Findings)
+                    {
+                        if (string.IsNullOrEmpty(kind) || f.Kind == kind)
+                        {
+                            result.Add(Decorate(f, n.Name, a.Kind));
+                            if (result.Count >= limit)
+                            {
+                                return result;
+                            }
+                        }
+                    }
+                }
+            }
+
+            return result;
+        }
+    }
+
+    /// <summary>Re-judges every node against the clock: publishes nodes that went stale or missing, refreshes metrics.</summary>
+    public void Sweep()
+    {
+        var now = _time.GetUtcNow();
+        var counts = System.Enum.GetValues<NodeState>().Where(s => s != NodeState.Unspecified).ToDictionary(s => s, _ => 0);
+        lock (_lock)
+        {
+            foreach (var n in _nodes.Values)
+            {
+                var s = PublishIfChanged(n, now);
+                counts[s.State]++;
+            }
+        }
+
+        foreach (var (state, count) in counts)
+        {
+            NodesByState.WithLabels(StateName(state)).Set(count);
+        }
+    }
+
+    /// <summary>Forgets nodes silent for longer than missing + retention, in memory and on disk.</summary>
+    public async Task ForgetOldNodesAsync()
+    {
+        var cutoff = _time.GetUtcNow() - MissingAfter - TimeSpan.FromDays(_options.RetentionDays);
+        List<string> gone;
+        lock (_lock)
+        {
+            gone = _nodes.Values.Where(n => n.Agents.Count == 0 ? n.FirstSeen < cutoff : n.Agents.Values.Max(a => a.LastReport) < cutoff)
+                .Select(n => n.Name).ToList();
+            foreach (var name in gone)
+            {
+                _nodes.Remove(name);
+            }
+        }
+
+        if (gone.Count > 0)
+        {
+            await _writer.WriteAsync((c, tx) =>
+            {
+                foreach (var name in gone)
+                {
+                    Exec(c, tx, "DELETE FROM nodes WHERE name = $n", ("$n", name));
+                }
+            }).ConfigureAwait(false);
+            Log.Forgot(_logger, gone.Count, string.Join(", ", gone.Take(10)));
+        }
+    }
+
+    private NodeSummary PublishIfChanged(NodeRecord n, DateTimeOffset now)
+    {
+        var s = Summarize(n, now);
+        if (n.Published is null || !SameForWatchers(n.Published, s))
+        {
+            if (n.Published is not null && n.Published.State != s.State)
+            {
+                Log.NodeStateChanged(_logger, n.Name, StateName(n.Published.State), StateName(s.State), s.Summary);
+            }
+
+            n.Published = s;
+            _feed.Publish(new WatchEvent { At = Timestamp.FromDateTimeOffset(now), Node = s });
+        }
+
+        return s;
+    }
+
+    // last_report changes with every report; watchers care about everything else.
+    private static bool SameForWatchers(NodeSummary a, NodeSummary b)
+    {
+        if (a.State != b.State || a.FailingChecks != b.FailingChecks || a.WarningChecks != b.WarningChecks
+            || a.Findings != b.Findings || a.Summary != b.Summary || a.Agents.Count != b.Agents.Count)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < a.Agents.Count; i++)
+        {
+            if (a.Agents[i].Kind != b.Agents[i].Kind || a.Agents[i].Version != b.Agents[i].Version
+                || a.Agents[i].CommandsConnected != b.Agents[i].CommandsConnected)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private NodeSummary Summarize(NodeRecord n, DateTimeOffset now) =>
+        NodeJudge.Summarize(n.Name, n.Agents.Values, n.Connected, now, MissingAfter);
+
+    private static Finding Decorate(Finding f, string node, AgentKind agent)
+    {
+        var copy = f.Clone();
+        copy.Node = node;
+        copy.Agent = agent;
+        return copy;
+    }
+
+    private static string FindingKey(Finding f) => f.Kind + "\u0000" + f.Subject;
+
+    public static string StateName(NodeState s) => s switch
+    {
+        NodeState.Ok => "ok",
+        NodeState.Warning => "warning",
+        NodeState.Failing => "failing",
+        NodeState.Stale => "stale",
+        NodeState.Missing => "missing",
+        _ => "unknown",
+    };
+
+    internal static void Exec(SqliteConnection c, SqliteTransaction tx, string sql, params (string Name, object Value)[] args)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        foreach (var (name, value) in args)
+        {
+            cmd.Parameters.AddWithValue(name, value);
+        }
+
+        cmd.ExecuteNonQuery();
+    }
+
+    private static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
+
+    private static partial class Log
+    {
+        [LoggerMessage(2201, LogLevel.Information, "loaded {Count} nodes from the database")]
+        public static partial void Loaded(ILogger logger, int count);
+
+        [LoggerMessage(2202, LogLevel.Information, "node {Node}: {From} -> {To} {Summary}")]
+        public static partial void NodeStateChanged(ILogger logger, string node, string from, string to, string summary);
+
+        [LoggerMessage(2203, LogLevel.Information, "forgot {Count} nodes silent past retention: {Nodes}")]
+        public static partial void Forgot(ILogger logger, int count, string nodes);
+    }
+}

@@ -1,0 +1,185 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Serilog;
+using Serilog.Events;
+using Toolforge.Agents.Common.Logging;
+using Toolforge.Agents.Common.Options;
+
+namespace Toolforge.Agents.Common.Hosting;
+
+/// <summary>A configuration problem found before the host runs (missing --config file and the like).</summary>
+public sealed class ConfigurationProblemException(string message) : Exception(message);
+
+/// <summary>
+/// What every daemon shares: configuration from /etc/toolforge-agents/&lt;daemon&gt;.json (or --config PATH) plus
+/// TOOLFORGE_* environment variables, options validated at start, Serilog as the logging provider (journal-format
+/// console, optional RFC 5424 syslog), systemd (READY/STOPPING and the watchdog) and Windows service lifetimes,
+/// and Prometheus /metrics on a loopback port.
+/// </summary>
+public static class AgentHost
+{
+    /// <summary>sysexits.h EX_CONFIG: the units set RestartPreventExitStatus=78 so a bad config does not crash-loop.</summary>
+    public const int ExitConfig = 78;
+
+    public const string EnvironmentPrefix = "TOOLFORGE_";
+
+    /// <summary>Takes "--config PATH" or "--config=PATH" out of the arguments.</summary>
+    public static (string? ConfigPath, string[] Remaining) SplitConfigArgument(string[] args)
+    {
+        string? path = null;
+        var rest = new List<string>();
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--config")
+            {
+                if (i + 1 >= args.Length)
+                {
+                    throw new ConfigurationProblemException("--config: needs a file path");
+                }
+
+                path = args[++i];
+            }
+            else if (args[i].StartsWith("--config=", StringComparison.Ordinal))
+            {
+                path = args[i]["--config=".Length..];
+            }
+            else
+            {
+                rest.Add(args[i]);
+            }
+        }
+
+        return (path, rest.ToArray());
+    }
+
+    public static HostApplicationBuilderSettings Settings() => new()
+    {
+        DisableDefaults = true,
+        ContentRootPath = AppContext.BaseDirectory,
+        ApplicationName = "toolforge-agents",
+    };
+
+    public static void AddAgentDefaults(this IHostApplicationBuilder builder, DaemonInfo daemon, string? configPath, int defaultMetricsPort)
+    {
+        var path = configPath ?? daemon.DefaultConfigPath;
+        if (configPath is not null && !File.Exists(configPath))
+        {
+            throw new ConfigurationProblemException($"--config: file {configPath} does not exist");
+        }
+
+        builder.Configuration.AddJsonFile(path, optional: configPath is null, reloadOnChange: false);
+        builder.Configuration.AddEnvironmentVariables(EnvironmentPrefix);
+
+        var services = builder.Services;
+        services.AddSingleton(daemon);
+        services.TryAddSingleton(TimeProvider.System);
+
+        // Logging: bound eagerly because Serilog is configured before the container exists; validated again at start.
+        var logOptions = builder.Configuration.GetSection(LogOptions.Section).Get<LogOptions>() ?? new LogOptions();
+        services.AddValidatedOptions<LogOptions>(builder.Configuration, LogOptions.Section);
+        builder.Logging.ClearProviders();
+        services.AddSerilog((_, lc) => ConfigureSerilog(lc, logOptions, daemon));
+
+        services.AddSystemd();
+        services.AddWindowsService(o => o.ServiceName = daemon.Name);
+        services.AddHostedService<SystemdWatchdog>();
+
+        services.Configure<MetricsOptions>(o => o.Port = defaultMetricsPort);
+        services.AddValidatedOptions<MetricsOptions>(builder.Configuration, MetricsOptions.Section);
+        services.AddHostedService<MetricsEndpoint>();
+        Prometheus.Metrics.SuppressDefaultMetrics(new Prometheus.SuppressDefaultMetricOptions
+        {
+            SuppressEventCounters = true,
+            SuppressMeters = true,
+            SuppressDebugMetrics = true,
+        });
+    }
+
+    public static void ConfigureSerilog(LoggerConfiguration lc, LogOptions options, DaemonInfo daemon)
+    {
+        lc.MinimumLevel.Is(options.MinimumLevel)
+            .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
+            .MinimumLevel.Override("Microsoft.Hosting.Lifetime", LogEventLevel.Information)
+            .MinimumLevel.Override("Grpc", LogEventLevel.Warning)
+            .Enrich.FromLogContext();
+        switch (options.Console.ToLowerInvariant())
+        {
+            case "journal":
+                lc.WriteTo.Console(new JournalFormatter());
+                break;
+            case "plain":
+                lc.WriteTo.Console(new PlainFormatter());
+                break;
+            default:
+                break;
+        }
+
+        if (options.Syslog.Target.Length > 0 && SyslogTarget.TryParse(options.Syslog.Target, out var target) is null && target is not null)
+        {
+            lc.WriteTo.Sink(new SyslogSink(target, SyslogFacility.FromName(options.Syslog.Facility) ?? 3, daemon.Name));
+        }
+    }
+
+    /// <summary>
+    /// Builds and runs the host. A configuration problem ends the process with one line on stderr naming the key and
+    /// the reason, and exit code 78; a background service that failed makes the exit code 1.
+    /// </summary>
+    public static async Task<int> RunAsync(DaemonInfo daemon, Func<IHost> build)
+    {
+        try
+        {
+            using var host = build();
+            await host.RunAsync().ConfigureAwait(false);
+            var failed = host.Services.GetServices<IHostedService>().OfType<BackgroundService>()
+                .Any(s => s.ExecuteTask is { IsFaulted: true });
+            return failed ? 1 : 0;
+        }
+        catch (Exception ex) when (Describe(ex) is { } line)
+        {
+            await Console.Error.WriteLineAsync($"{daemon.Name}: invalid configuration: {line}").ConfigureAwait(false);
+            return ExitConfig;
+        }
+    }
+
+    /// <summary>The one line that tells an admin what is wrong with the configuration, or null when it is not that.</summary>
+    public static string? Describe(Exception ex) => ex switch
+    {
+        OptionsValidationException v => string.Join("; ", v.Failures),
+        ConfigurationProblemException p => p.Message,
+        InvalidDataException d when d.Message.StartsWith("Failed to load configuration", StringComparison.Ordinal) =>
+            $"{d.Message} {d.InnerException?.Message}".Trim(),
+        FormatException f when f.Message.Contains("JSON", StringComparison.OrdinalIgnoreCase) => f.Message,
+        InvalidOperationException i when i.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal) =>
+            i.Message,
+        AggregateException a when a.InnerExceptions.Count == 1 => Describe(a.InnerExceptions[0]),
+        _ => null,
+    };
+}
+
+/// <summary>The usual shape of an agent daemon: defaults, reporting to the coordinator, then the agent's own services.</summary>
+public static class AgentDaemon
+{
+    public static HostApplicationBuilder CreateBuilder(DaemonInfo daemon, string? configPath, int defaultMetricsPort)
+    {
+        var builder = new HostApplicationBuilder(AgentHost.Settings());
+        builder.AddAgentDefaults(daemon, configPath, defaultMetricsPort);
+        Reporting.ReportingRegistration.AddReporting(builder.Services, builder.Configuration);
+        return builder;
+    }
+
+    /// <summary>Runs <paramref name="configure"/>d daemon with the standard error handling (one line, exit 78, for configuration problems).</summary>
+    public static Task<int> RunAsync(DaemonInfo daemon, string[] args, int defaultMetricsPort, Action<HostApplicationBuilder> configure) =>
+        AgentHost.RunAsync(daemon, () =>
+        {
+            var (configPath, _) = AgentHost.SplitConfigArgument(args);
+            var builder = CreateBuilder(daemon, configPath, defaultMetricsPort);
+            configure(builder);
+            var host = builder.Build();
+            OptionsGate.ValidateAll(host.Services);
+            return host;
+        });
+}

@@ -1,0 +1,93 @@
+using System.Globalization;
+using Serilog.Events;
+using Serilog.Formatting;
+
+namespace Toolforge.Agents.Common.Logging;
+
+/// <summary>
+/// Console output in the form systemd's journal reads from a service's stdout: "&lt;PRI&gt;Category[EventId]: message",
+/// one line per event (newlines inside the message or exception become " | " so an event stays one journal entry).
+/// </summary>
+public sealed class JournalFormatter : ITextFormatter
+{
+    public void Format(LogEvent logEvent, TextWriter output)
+    {
+        output.Write('<');
+        output.Write(LogLevels.ToSyslogSeverity(logEvent.Level).ToString(CultureInfo.InvariantCulture));
+        output.Write('>');
+        WriteBody(logEvent, output, includeException: true, oneLine: true);
+        output.Write('\n');
+    }
+
+    internal static void WriteBody(LogEvent logEvent, TextWriter output, bool includeException, bool oneLine)
+    {
+        output.Write(LogLevels.ShortContext(logEvent));
+        if (logEvent.Properties.TryGetValue("EventId", out var id) && id is StructureValue sv
+            && sv.Properties.FirstOrDefault(p => p.Name == "Id")?.Value is ScalarValue { Value: int eventId })
+        {
+            output.Write('[');
+            output.Write(eventId.ToString(CultureInfo.InvariantCulture));
+            output.Write(']');
+        }
+
+        output.Write(": ");
+        var message = logEvent.RenderMessage(CultureInfo.InvariantCulture);
+        output.Write(oneLine ? OneLine(message) : message);
+        if (includeException && logEvent.Exception is { } ex)
+        {
+            output.Write(oneLine ? " | " : Environment.NewLine);
+            output.Write(oneLine ? OneLine(ex.ToString()) : ex.ToString());
+        }
+    }
+
+    private static string OneLine(string s) =>
+        s.Contains('\n', StringComparison.Ordinal) ? s.Replace("\r", string.Empty, StringComparison.Ordinal).Replace("\n", " | ", StringComparison.Ordinal) : s;
+}
+
+/// <summary>For a terminal: timestamp, level, category, message; exceptions on their own lines.</summary>
+public sealed class PlainFormatter : ITextFormatter
+{
+    public void Format(LogEvent logEvent, TextWriter output)
+    {
+        output.Write(logEvent.Timestamp.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture));
+        output.Write(' ');
+        output.Write(LogLevels.Short(logEvent.Level));
+        output.Write(' ');
+        JournalFormatter.WriteBody(logEvent, output, includeException: true, oneLine: false);
+        output.Write('\n');
+    }
+}
+
+internal static class LogLevels
+{
+    public static int ToSyslogSeverity(LogEventLevel level) => level switch
+    {
+        LogEventLevel.Fatal => 2,
+        LogEventLevel.Error => 3,
+        LogEventLevel.Warning => 4,
+        LogEventLevel.Information => 6,
+        _ => 7,
+    };
+
+    public static string Short(LogEventLevel level) => level switch
+    {
+        LogEventLevel.Fatal => "FTL",
+        LogEventLevel.Error => "ERR",
+        LogEventLevel.Warning => "WRN",
+        LogEventLevel.Information => "INF",
+        LogEventLevel.Debug => "DBG",
+        _ => "VRB",
+    };
+
+    /// <summary>"Toolforge.Agents.NodeAgent.Checks.KubeletCheck" → "KubeletCheck".</summary>
+    public static string ShortContext(LogEvent logEvent)
+    {
+        if (logEvent.Properties.TryGetValue("SourceContext", out var v) && v is ScalarValue { Value: string s })
+        {
+            var dot = s.LastIndexOf('.');
+            return dot < 0 ? s : s[(dot + 1)..];
+        }
+
+        return "main";
+    }
+}

@@ -1,0 +1,244 @@
+using System.Threading.Channels;
+using Google.Protobuf.WellKnownTypes;
+using Microsoft.Extensions.Logging;
+using Prometheus;
+using Toolforge.Agents.Contracts.V1;
+
+namespace Toolforge.Agents.Common.Reporting;
+
+/// <summary>
+/// What an agent currently knows: the latest result of each check, the findings each check produced and the events
+/// not yet delivered. Checks write here; the reporting service sends it. A state change logs one line, updates the
+/// metrics and wakes the reporter at once; a repeated identical result only refreshes the timestamp.
+/// </summary>
+public sealed partial class AgentState
+{
+    private static readonly Gauge CheckStateGauge = Metrics.CreateGauge(
+        "toolforge_check_state", "Latest state of each check: 0 ok, 1 warning, 2 failing, 3 unknown.", "check");
+    private static readonly Gauge CheckLatency = Metrics.CreateGauge(
+        "toolforge_check_latency_seconds", "How long the latest run of each check took.", "check");
+    private static readonly Gauge FindingsGauge = Metrics.CreateGauge(
+        "toolforge_findings", "Current findings by kind.", "kind");
+
+    private readonly object _lock = new();
+    private readonly Dictionary<string, CheckResult> _checks = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<Finding>> _findings = new(StringComparer.Ordinal);
+    private readonly List<AgentEvent> _events = [];
+    private readonly Channel<bool> _changed = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly TimeProvider _time;
+    private readonly ILogger<AgentState> _logger;
+    private const int MaxPendingEvents = 1000;
+
+    public AgentState(TimeProvider time, ILogger<AgentState> logger)
+    {
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>Records a check's result; returns true when its state changed.</summary>
+    public bool SetCheck(string name, CheckState state, string message, TimeSpan? latency = null,
+        IReadOnlyDictionary<string, string>? details = null, IReadOnlyDictionary<string, double>? values = null)
+    {
+        var now = Timestamp.FromDateTimeOffset(_time.GetUtcNow());
+        var result = new CheckResult
+        {
+            Name = name,
+            State = state,
+            Message = message,
+            ObservedAt = now,
+            Since = now,
+        };
+        if (latency is { } l)
+        {
+            result.Latency = Duration.FromTimeSpan(l);
+            CheckLatency.WithLabels(name).Set(l.TotalSeconds);
+        }
+
+        if (details is not null)
+        {
+            foreach (var (k, v) in details)
+            {
+                result.Details[k] = v;
+            }
+        }
+
+        if (values is not null)
+        {
+            foreach (var (k, v) in values)
+            {
+                result.Values[k] = v;
+            }
+        }
+
+        bool changed;
+        lock (_lock)
+        {
+            changed = !_checks.TryGetValue(name, out var previous) || previous.State != state;
+            if (!changed)
+            {
+                result.Since = previous!.Since;
+            }
+
+            _checks[name] = result;
+        }
+
+        CheckStateGauge.WithLabels(name).Set(state switch
+        {
+            CheckState.Ok => 0,
+            CheckState.Warning => 1,
+            CheckState.Failing => 2,
+            _ => 3,
+        });
+        if (changed)
+        {
+            if (state == CheckState.Ok)
+            {
+                Log.CheckOk(_logger, name, message);
+            }
+            else
+            {
+                Log.CheckNotOk(_logger, name, StateName(state), message);
+            }
+
+            Signal();
+        }
+
+        return changed;
+    }
+
+    /// <summary>Replaces the findings of one check; returns true when the set (by kind and subject) changed.</summary>
+    public bool SetFindings(string check, IEnumerable<Finding> findings)
+    {
+        var list = findings.Select(f =>
+        {
+            var copy = f.Clone();
+            copy.Check = check;
+            return copy;
+        }).ToList();
+        bool changed;
+        lock (_lock)
+        {
+            _findings.TryGetValue(check, out var previous);
+            var before = (previous ?? []).Select(Key).ToHashSet(StringComparer.Ordinal);
+            var after = list.Select(Key).ToHashSet(StringComparer.Ordinal);
+            changed = !before.SetEquals(after);
+            _findings[check] = list;
+            if (changed)
+            {
+                foreach (var kind in _findings.Values.SelectMany(v => v).Concat(previous ?? []).Select(f => f.Kind).Distinct())
+                {
+                    FindingsGauge.WithLabels(kind).Set(_findings.Values.Sum(v => v.Count(f => f.Kind == kind)));
+                }
+            }
+        }
+
+        if (changed)
+        {
+            Log.FindingsChanged(_logger, check, list.Count);
+            Signal();
+        }
+
+        return changed;
+    }
+
+    public void AddEvent(string kind, string message, IReadOnlyDictionary<string, string>? details = null)
+    {
+        var e = new AgentEvent { Kind = kind, Message = message, At = Timestamp.FromDateTimeOffset(_time.GetUtcNow()) };
+        if (details is not null)
+        {
+            foreach (var (k, v) in details)
+            {
+                e.Details[k] = v;
+            }
+        }
+
+        lock (_lock)
+        {
+            if (_events.Count >= MaxPendingEvents)
+            {
+                _events.RemoveAt(0);
+                Log.EventDropped(_logger, MaxPendingEvents);
+            }
+
+            _events.Add(e);
+        }
+
+        Log.Event(_logger, kind, message);
+        Signal();
+    }
+
+    public CheckResult? GetCheck(string name)
+    {
+        lock (_lock)
+        {
+            return _checks.TryGetValue(name, out var r) ? r.Clone() : null;
+        }
+    }
+
+    public IReadOnlyList<Finding> GetFindings(string? check = null)
+    {
+        lock (_lock)
+        {
+            return (check is null ? _findings.Values.SelectMany(v => v) : _findings.GetValueOrDefault(check) ?? [])
+                .Select(f => f.Clone()).ToList();
+        }
+    }
+
+    /// <summary>The full state as a report body; <paramref name="eventCount"/> says how many events it carries.</summary>
+    public ReportRequest Snapshot(out int eventCount)
+    {
+        var report = new ReportRequest { SentAt = Timestamp.FromDateTimeOffset(_time.GetUtcNow()) };
+        lock (_lock)
+        {
+            report.Checks.AddRange(_checks.Values.OrderBy(c => c.Name, StringComparer.Ordinal).Select(c => c.Clone()));
+            report.Findings.AddRange(_findings.Values.SelectMany(v => v).Select(f => f.Clone()));
+            report.Events.AddRange(_events.Select(e => e.Clone()));
+            eventCount = _events.Count;
+        }
+
+        return report;
+    }
+
+    /// <summary>Drops the first <paramref name="count"/> events: the coordinator has them.</summary>
+    public void AcknowledgeEvents(int count)
+    {
+        lock (_lock)
+        {
+            _events.RemoveRange(0, Math.Min(count, _events.Count));
+        }
+    }
+
+    /// <summary>Completes when something changed since the last call (or at once if it already had).</summary>
+    public ValueTask<bool> WaitForChangeAsync(CancellationToken ct) => _changed.Reader.ReadAsync(ct);
+
+    private void Signal() => _changed.Writer.TryWrite(true);
+
+    private static string Key(Finding f) => f.Kind + "\u0000" + f.Subject;
+
+    public static string StateName(CheckState s) => s switch
+    {
+        CheckState.Ok => "ok",
+        CheckState.Warning => "warning",
+        CheckState.Failing => "failing",
+        CheckState.Unknown => "unknown",
+        _ => "unspecified",
+    };
+
+    private static partial class Log
+    {
+        [LoggerMessage(1101, LogLevel.Information, "check {Check} is ok: {Message}")]
+        public static partial void CheckOk(ILogger logger, string check, string message);
+
+        [LoggerMessage(1102, LogLevel.Warning, "check {Check} is {State}: {Message}")]
+        public static partial void CheckNotOk(ILogger logger, string check, string state, string message);
+
+        [LoggerMessage(1103, LogLevel.Information, "check {Check} now has {Count} finding(s)")]
+        public static partial void FindingsChanged(ILogger logger, string check, int count);
+
+        [LoggerMessage(1104, LogLevel.Warning, "event {Kind}: {Message}")]
+        public static partial void Event(ILogger logger, string kind, string message);
+
+        [LoggerMessage(1105, LogLevel.Warning, "more than {Max} events waiting for the coordinator: dropped the oldest")]
+        public static partial void EventDropped(ILogger logger, int max);
+    }
+}

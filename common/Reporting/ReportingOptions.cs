@@ -1,0 +1,54 @@
+using Toolforge.Agents.Common.Options;
+
+namespace Toolforge.Agents.Common.Reporting;
+
+/// <summary>The "Coordinator" section of an agent's configuration: where and as whom it reports.</summary>
+public sealed class ReportingOptions : IValidatedOptions
+{
+    public const string Section = "Coordinator";
+
+    /// <summary>https://host:port of the coordinator. Empty: the agent runs without reporting (checks still log and export metrics).</summary>
+    public string Address { get; set; } = string.Empty;
+
+    /// <summary>This host's name as the coordinator knows it. Empty: the identity in <see cref="Certificate"/>.</summary>
+    public string Node { get; set; } = string.Empty;
+
+    /// <summary>The host's client certificate (puppet: /var/lib/puppet/ssl/certs/FQDN.pem).</summary>
+    public string Certificate { get; set; } = string.Empty;
+
+    /// <summary>Its private key (puppet: /var/lib/puppet/ssl/private_keys/FQDN.pem).</summary>
+    public string Key { get; set; } = string.Empty;
+
+    /// <summary>The CA bundle the coordinator's certificate must chain to (puppet: /var/lib/puppet/ssl/certs/ca.pem).</summary>
+    public string CaBundle { get; set; } = string.Empty;
+
+    /// <summary>Deadline of each call to the coordinator.</summary>
+    public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Heartbeat used until the coordinator names one.</summary>
+    public TimeSpan InitialInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    public bool Enabled => Address.Length > 0;
+
+    public IEnumerable<string> Validate(string section)
+    {
+        if (!Enabled)
+        {
+            yield break;
+        }
+
+        if (!Uri.TryCreate(Address, UriKind.Absolute, out var uri) || uri.Scheme != "https")
+        {
+            yield return $"{Check.Key(section, nameof(Address))}: must be an https:// URL such as https://coordinator.example:9500 (got \"{Address}\")";
+        }
+
+        foreach (var p in Check.FileExists(section, nameof(Certificate), Certificate)
+            .Concat(Check.FileExists(section, nameof(Key), Key))
+            .Concat(Check.FileExists(section, nameof(CaBundle), CaBundle))
+            .Concat(Check.Positive(section, nameof(CallTimeout), CallTimeout))
+            .Concat(Check.Positive(section, nameof(InitialInterval), InitialInterval)))
+        {
+            yield return p;
+        }
+    }
+}

@@ -1,0 +1,168 @@
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Prometheus;
+using Toolforge.Agents.Common.Hosting;
+using Toolforge.Agents.Common.Options;
+using Toolforge.Agents.Contracts.V1;
+
+namespace Toolforge.Agents.Common.Reporting;
+
+/// <summary>The connection to the coordinator an agent reports on, made once from <see cref="ReportingOptions"/>.</summary>
+public sealed class CoordinatorConnection : IDisposable
+{
+    private readonly Lazy<(GrpcChannel Channel, string Node)> _channel;
+
+    public CoordinatorConnection(IOptions<ReportingOptions> options)
+    {
+        Options = options.Value;
+        _channel = new Lazy<(GrpcChannel, string)>(() =>
+        {
+            var o = Options;
+            var cert = Tls.Certificates.LoadWithKey(o.Certificate, o.Key);
+            var node = o.Node.Length > 0 ? o.Node : Tls.Certificates.Identity(cert);
+            return (CoordinatorChannel.Create(o.Address, cert, Tls.Certificates.LoadBundle(o.CaBundle), o.CallTimeout), node);
+        });
+    }
+
+    public ReportingOptions Options { get; }
+
+    public bool Enabled => Options.Enabled;
+
+    /// <summary>The node name this agent reports for.</summary>
+    public string Node => Enabled ? _channel.Value.Node : Environment.MachineName;
+
+    public AgentService.AgentServiceClient AgentClient() => new(_channel.Value.Channel);
+
+    public DateTime Deadline() => DateTime.UtcNow.Add(Options.CallTimeout);
+
+    public void Dispose()
+    {
+        if (_channel.IsValueCreated)
+        {
+            _channel.Value.Channel.Dispose();
+        }
+    }
+}
+
+/// <summary>
+/// Sends the agent's full state to the coordinator every heartbeat interval (which the coordinator chooses) and at
+/// once when something changed. Failures are logged once per streak and retried with backoff; the state is kept,
+/// so nothing is lost while the coordinator is away, and the first report after a restart carries everything.
+/// </summary>
+public sealed partial class ReportingService(
+    AgentState state,
+    CoordinatorConnection connection,
+    DaemonInfo daemon,
+    TimeProvider time,
+    ILogger<ReportingService> logger) : BackgroundService
+{
+    private static readonly Counter Reports = Metrics.CreateCounter(
+        "toolforge_agent_reports_total", "Reports sent to the coordinator, by result.", "result");
+
+    /// <summary>Never report more often than this, even when checks change faster.</summary>
+    public static readonly TimeSpan MinimumGap = TimeSpan.FromMilliseconds(500);
+
+    public TimeSpan Interval { get; private set; }
+
+    public DateTimeOffset? LastSuccess { get; private set; }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!connection.Enabled)
+        {
+            Log.Disabled(logger);
+            return;
+        }
+
+        Interval = connection.Options.InitialInterval;
+        var client = connection.AgentClient();
+        var failures = 0;
+        var announced = false;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var report = state.Snapshot(out var events);
+            report.Node = connection.Node;
+            report.Agent = daemon.Kind;
+            report.AgentVersion = DaemonInfo.Version;
+            try
+            {
+                var response = await client.ReportAsync(report, deadline: connection.Deadline(), cancellationToken: stoppingToken).ConfigureAwait(false);
+                state.AcknowledgeEvents(events);
+                if (response.HeartbeatInterval is { } hb && hb.ToTimeSpan() > TimeSpan.Zero)
+                {
+                    Interval = hb.ToTimeSpan();
+                }
+
+                Reports.WithLabels("ok").Inc();
+                LastSuccess = time.GetUtcNow();
+                if (!announced || failures > 0)
+                {
+                    Log.Reporting(logger, connection.Options.Address, connection.Node, Interval.TotalSeconds, failures);
+                    announced = true;
+                }
+
+                failures = 0;
+            }
+            catch (RpcException ex) when (!stoppingToken.IsCancellationRequested)
+            {
+                Reports.WithLabels(ex.StatusCode.ToString()).Inc();
+                if (failures++ == 0 || ex.StatusCode is StatusCode.PermissionDenied or StatusCode.InvalidArgument)
+                {
+                    Log.ReportFailed(logger, connection.Options.Address, ex.StatusCode, ex.Status.Detail);
+                }
+            }
+
+            var wait = failures == 0
+                ? Interval
+                : TimeSpan.FromSeconds(Math.Min(Interval.TotalSeconds, Math.Pow(2, Math.Min(failures, 6))));
+            await WaitAsync(wait, stoppingToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task WaitAsync(TimeSpan wait, CancellationToken stoppingToken)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        cts.CancelAfter(wait);
+        try
+        {
+            await Task.Delay(MinimumGap, time, stoppingToken).ConfigureAwait(false);
+            await state.WaitForChangeAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
+        {
+            // the interval passed without a change: time for the heartbeat
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1201, LogLevel.Information, "no Coordinator:Address configured: not reporting")]
+        public static partial void Disabled(ILogger logger);
+
+        [LoggerMessage(1202, LogLevel.Information, "reporting to {Address} as {Node} every {IntervalSeconds}s (after {Failures} failed attempts)")]
+        public static partial void Reporting(ILogger logger, string address, string node, double intervalSeconds, int failures);
+
+        [LoggerMessage(1203, LogLevel.Warning, "report to {Address} failed: {Status}: {Detail}; retrying")]
+        public static partial void ReportFailed(ILogger logger, string address, StatusCode status, string detail);
+    }
+}
+
+public static class ReportingRegistration
+{
+    /// <summary>AgentState, the coordinator connection (section "Coordinator") and the reporting loop.</summary>
+    public static IServiceCollection AddReporting(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddValidatedOptions<ReportingOptions>(configuration, ReportingOptions.Section);
+        services.TryAddSingleton<AgentState>();
+        services.TryAddSingleton<CoordinatorConnection>();
+        services.AddSingleton<ReportingService>();
+        services.AddHostedService(sp => sp.GetRequiredService<ReportingService>());
+        return services;
+    }
+}

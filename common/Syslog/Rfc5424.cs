@@ -1,0 +1,276 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.Text;
+
+namespace Toolforge.Agents.Common.Syslog;
+
+/// <summary>One structured-data element: [id name="value" ...].</summary>
+public sealed record SdElement(string Id, IReadOnlyList<KeyValuePair<string, string>> Params);
+
+/// <summary>
+/// The fields of one RFC 5424 message. Anything missing is written as the NILVALUE "-".
+/// Timestamps are microseconds since the Unix epoch (what the journal stores).
+/// </summary>
+public sealed class SyslogMessage
+{
+    public int Facility { get; set; } = 1;        // user
+    public int Severity { get; set; } = 5;        // notice
+    public long? TimestampMicros { get; set; }
+    public string? Hostname { get; set; }
+    public string? AppName { get; set; }
+    public string? ProcId { get; set; }
+    public string? MsgId { get; set; }
+    public List<SdElement> StructuredData { get; } = [];
+    public string Message { get; set; } = string.Empty;
+}
+
+/// <summary>
+/// RFC 5424 formatting shared by the daemons' own syslog sink and the log-shipper.
+/// Header fields are cut to the RFC's lengths and made printable US-ASCII; structured data values are escaped
+/// ('"', '\' and ']' get a backslash); the message is UTF-8 without a BOM. A message longer than the limit is
+/// cut at a character boundary and ends with a marker that says how much was cut: never silently.
+/// </summary>
+public static class Rfc5424
+{
+    public const int MaxHostname = 255;
+    public const int MaxAppName = 48;
+    public const int MaxProcId = 128;
+    public const int MaxMsgId = 32;
+    public const int MaxSdName = 32;
+    public const string TruncationMarker = "...[truncated {0} bytes]";
+
+    /// <summary>Writes the message to <paramref name="output"/>; returns the number of bytes cut from MSG (0 if none).</summary>
+    public static int Write(SyslogMessage m, IBufferWriter<byte> output, int maxMessageBytes = int.MaxValue)
+    {
+        WriteHeader(output, m.Facility, m.Severity, m.TimestampMicros, m.Hostname, m.AppName, m.ProcId, m.MsgId);
+        if (m.StructuredData.Count == 0)
+        {
+            WriteAscii(output, "-");
+        }
+        else
+        {
+            foreach (var e in m.StructuredData)
+            {
+                WriteSdElement(output, e);
+            }
+        }
+
+        return WriteMessage(output, m.Message, maxMessageBytes);
+    }
+
+    public static byte[] ToBytes(SyslogMessage m, int maxMessageBytes = int.MaxValue)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256 + m.Message.Length);
+        Write(m, buffer, maxMessageBytes);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    public static int Pri(int facility, int severity) => (Math.Clamp(facility, 0, 23) * 8) + Math.Clamp(severity, 0, 7);
+
+    /// <summary>Writes "&lt;PRI&gt;1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID " (with the trailing space).</summary>
+    public static void WriteHeader(IBufferWriter<byte> output, int facility, int severity, long? timestampMicros,
+        string? hostname, string? appName, string? procId, string? msgId)
+    {
+        var span = output.GetSpan(16);
+        span[0] = (byte)'<';
+        Utf8Formatter.TryFormat(Pri(facility, severity), span[1..], out var n);
+        span[1 + n] = (byte)'>';
+        span[2 + n] = (byte)'1';
+        span[3 + n] = (byte)' ';
+        output.Advance(4 + n);
+        WriteTimestamp(output, timestampMicros);
+        WriteAscii(output, " ");
+        WriteHeaderField(output, hostname, MaxHostname);
+        WriteAscii(output, " ");
+        WriteHeaderField(output, appName, MaxAppName);
+        WriteAscii(output, " ");
+        WriteHeaderField(output, procId, MaxProcId);
+        WriteAscii(output, " ");
+        WriteHeaderField(output, msgId, MaxMsgId);
+        WriteAscii(output, " ");
+    }
+
+    public static void WriteTimestamp(IBufferWriter<byte> output, long? micros)
+    {
+        if (micros is not { } us)
+        {
+            WriteAscii(output, "-");
+            return;
+        }
+
+        var t = DateTimeOffset.UnixEpoch.AddTicks(us * 10);
+        var span = output.GetSpan(27);
+        // yyyy-MM-ddTHH:mm:ss.ffffffZ (27 bytes)
+        Digits(span, 0, t.Year, 4); span[4] = (byte)'-';
+        Digits(span, 5, t.Month, 2); span[7] = (byte)'-';
+        Digits(span, 8, t.Day, 2); span[10] = (byte)'T';
+        Digits(span, 11, t.Hour, 2); span[13] = (byte)':';
+        Digits(span, 14, t.Minute, 2); span[16] = (byte)':';
+        Digits(span, 17, t.Second, 2); span[19] = (byte)'.';
+        Digits(span, 20, (int)(us % 1_000_000 + 1_000_000) % 1_000_000, 6); span[26] = (byte)'Z';
+        output.Advance(27);
+    }
+
+    private static void Digits(Span<byte> s, int at, int value, int width)
+    {
+        for (var i = width - 1; i >= 0; i--)
+        {
+            s[at + i] = (byte)('0' + (value % 10));
+            value /= 10;
+        }
+    }
+
+    /// <summary>A header field: printable US-ASCII (33..126) only, cut to its length, "-" when empty.</summary>
+    public static void WriteHeaderField(IBufferWriter<byte> output, string? value, int maxLength)
+    {
+        if (string.IsNullOrEmpty(value))
+        {
+            WriteAscii(output, "-");
+            return;
+        }
+
+        var length = Math.Min(value.Length, maxLength);
+        var span = output.GetSpan(length);
+        for (var i = 0; i < length; i++)
+        {
+            var c = value[i];
+            span[i] = c is >= (char)33 and <= (char)126 ? (byte)c : (byte)'_';
+        }
+
+        output.Advance(length);
+    }
+
+    public static void WriteSdElement(IBufferWriter<byte> output, SdElement e)
+    {
+        WriteAscii(output, "[");
+        WriteSdName(output, e.Id);
+        foreach (var (name, value) in e.Params)
+        {
+            WriteAscii(output, " ");
+            WriteSdName(output, name);
+            WriteAscii(output, "=\"");
+            WriteSdValue(output, value);
+            WriteAscii(output, "\"");
+        }
+
+        WriteAscii(output, "]");
+    }
+
+    // SD-NAME: 1*32 PRINTUSASCII except '=', SP, ']', '"'.
+    private static void WriteSdName(IBufferWriter<byte> output, string name)
+    {
+        var length = Math.Min(name.Length, MaxSdName);
+        if (length == 0)
+        {
+            WriteAscii(output, "_");
+            return;
+        }
+
+        var span = output.GetSpan(length);
+        for (var i = 0; i < length; i++)
+        {
+            var c = name[i];
+            span[i] = c is >= (char)33 and <= (char)126 and not '=' and not ']' and not '"' ? (byte)c : (byte)'_';
+        }
+
+        output.Advance(length);
+    }
+
+    // PARAM-VALUE: UTF-8 with '"', '\' and ']' escaped by a backslash.
+    private static void WriteSdValue(IBufferWriter<byte> output, string value)
+    {
+        var start = 0;
+        for (var i = 0; i < value.Length; i++)
+        {
+            var c = value[i];
+            if (c is '"' or '\\' or ']')
+            {
+                WriteUtf8(output, value.AsSpan(start, i - start));
+                var s = output.GetSpan(2);
+                s[0] = (byte)'\\';
+                s[1] = (byte)c;
+                output.Advance(2);
+                start = i + 1;
+            }
+        }
+
+        WriteUtf8(output, value.AsSpan(start));
+    }
+
+    /// <summary>Writes " MSG" (a space, then the message) and returns how many bytes were cut.</summary>
+    public static int WriteMessage(IBufferWriter<byte> output, string message, int maxMessageBytes)
+    {
+        if (message.Length == 0)
+        {
+            return 0;
+        }
+
+        WriteAscii(output, " ");
+        var byteCount = Encoding.UTF8.GetByteCount(message);
+        if (byteCount <= maxMessageBytes)
+        {
+            WriteUtf8(output, message);
+            return 0;
+        }
+
+        // Cut at a character boundary, leaving room for the marker.
+        var marker = string.Format(System.Globalization.CultureInfo.InvariantCulture, TruncationMarker, byteCount);
+        var budget = Math.Max(0, maxMessageBytes - marker.Length);
+        var chars = 0;
+        var bytes = 0;
+        while (chars < message.Length)
+        {
+            var step = char.IsHighSurrogate(message[chars]) && chars + 1 < message.Length ? 2 : 1;
+            var size = Encoding.UTF8.GetByteCount(message.AsSpan(chars, step));
+            if (bytes + size > budget)
+            {
+                break;
+            }
+
+            bytes += size;
+            chars += step;
+        }
+
+        var cut = byteCount - bytes;
+        marker = string.Format(System.Globalization.CultureInfo.InvariantCulture, TruncationMarker, cut);
+        WriteUtf8(output, message.AsSpan(0, chars));
+        WriteAscii(output, marker);
+        return cut;
+    }
+
+    private static void WriteUtf8(IBufferWriter<byte> output, ReadOnlySpan<char> text)
+    {
+        if (text.IsEmpty)
+        {
+            return;
+        }
+
+        var span = output.GetSpan(Encoding.UTF8.GetMaxByteCount(text.Length));
+        var n = Encoding.UTF8.GetBytes(text, span);
+        output.Advance(n);
+    }
+
+    private static void WriteAscii(IBufferWriter<byte> output, string text)
+    {
+        var span = output.GetSpan(text.Length);
+        for (var i = 0; i < text.Length; i++)
+        {
+            span[i] = (byte)text[i];
+        }
+
+        output.Advance(text.Length);
+    }
+}
+
+/// <summary>RFC 6587 octet-counting: "LEN SP MSG".</summary>
+public static class OctetCounting
+{
+    public static byte[] Frame(ReadOnlySpan<byte> message)
+    {
+        var prefix = Encoding.ASCII.GetBytes($"{message.Length} ");
+        var framed = new byte[prefix.Length + message.Length];
+        prefix.CopyTo(framed, 0);
+        message.CopyTo(framed.AsSpan(prefix.Length));
+        return framed;
+    }
+}

@@ -1,0 +1,125 @@
+using System.Net.Security;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
+namespace Toolforge.Agents.Common.Tls;
+
+/// <summary>
+/// Loading PEM certificates and CA bundles (puppet's layout: certs/&lt;fqdn&gt;.pem, private_keys/&lt;fqdn&gt;.pem,
+/// certs/ca.pem) and validating a peer against the configured CA bundle instead of the system store.
+/// </summary>
+public static class Certificates
+{
+    /// <summary>A certificate with its private key, usable by SslStream on Linux and Windows.</summary>
+    public static X509Certificate2 LoadWithKey(string certificatePath, string keyPath)
+    {
+        try
+        {
+            using var pem = X509Certificate2.CreateFromPemFile(certificatePath, keyPath);
+            // Round trip through PKCS#12 so the key is not ephemeral (SChannel on Windows refuses those).
+            return X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), password: null);
+        }
+        catch (Exception ex) when (ex is CryptographicException or IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            throw new CryptographicException($"cannot load certificate {certificatePath} with key {keyPath}: {ex.Message}", ex);
+        }
+    }
+
+    public static X509Certificate2Collection LoadBundle(string path)
+    {
+        var bundle = new X509Certificate2Collection();
+        try
+        {
+            bundle.ImportFromPemFile(path);
+        }
+        catch (Exception ex) when (ex is CryptographicException or IOException or UnauthorizedAccessException)
+        {
+            throw new CryptographicException($"cannot load CA bundle {path}: {ex.Message}", ex);
+        }
+
+        if (bundle.Count == 0)
+        {
+            throw new CryptographicException($"CA bundle {path} holds no certificate");
+        }
+
+        return bundle;
+    }
+
+    /// <summary>
+    /// Validates <paramref name="certificate"/> against the bundle: self-signed certificates in it are the trust
+    /// anchors, the others are intermediates. Returns null when valid, else why not.
+    /// </summary>
+    public static string? ValidateChain(X509Certificate2 certificate, X509Certificate2Collection bundle, X509Certificate2Collection? presentedExtra = null)
+    {
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck; // revocation: the coordinator's deny-list
+        chain.ChainPolicy.VerificationFlags = X509VerificationFlags.NoFlag;
+        foreach (var ca in bundle)
+        {
+            if (ca.SubjectName.RawData.AsSpan().SequenceEqual(ca.IssuerName.RawData))
+            {
+                chain.ChainPolicy.CustomTrustStore.Add(ca);
+            }
+            else
+            {
+                chain.ChainPolicy.ExtraStore.Add(ca);
+            }
+        }
+
+        if (presentedExtra is not null)
+        {
+            chain.ChainPolicy.ExtraStore.AddRange(presentedExtra);
+        }
+
+        if (chain.Build(certificate))
+        {
+            return null;
+        }
+
+        var reasons = chain.ChainStatus.Select(s => s.StatusInformation.Trim()).Where(s => s.Length > 0).Distinct();
+        return $"certificate \"{certificate.Subject}\" is not valid for the configured CA: {string.Join("; ", reasons)}";
+    }
+
+    /// <summary>The identity a certificate stands for: its first DNS subject alternative name, else its CN.</summary>
+    public static string Identity(X509Certificate2 certificate)
+    {
+        foreach (var ext in certificate.Extensions)
+        {
+            if (ext is X509SubjectAlternativeNameExtension san)
+            {
+                foreach (var dns in san.EnumerateDnsNames())
+                {
+                    return dns;
+                }
+            }
+        }
+
+        return certificate.GetNameInfo(X509NameType.SimpleName, forIssuer: false);
+    }
+
+    /// <summary>
+    /// A client-side server-certificate check: the chain must lead to the configured CA and the name must match.
+    /// </summary>
+    public static RemoteCertificateValidationCallback ServerValidator(X509Certificate2Collection bundle) =>
+        (_, certificate, chain, errors) =>
+        {
+            if (certificate is null || (errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0
+                || (errors & SslPolicyErrors.RemoteCertificateNotAvailable) != 0)
+            {
+                return false;
+            }
+
+            using var cert = new X509Certificate2(certificate);
+            var extra = new X509Certificate2Collection();
+            if (chain is not null)
+            {
+                foreach (var element in chain.ChainElements)
+                {
+                    extra.Add(element.Certificate);
+                }
+            }
+
+            return ValidateChain(cert, bundle, extra) is null;
+        };
+}

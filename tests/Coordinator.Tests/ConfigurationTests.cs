@@ -1,0 +1,63 @@
+using System.Text.Json.Nodes;
+using Toolforge.Agents.TestSupport;
+
+namespace Toolforge.Agents.Coordinator.Tests;
+
+/// <summary>A daemon started with a bad configuration stops at once with one line naming the key.</summary>
+public sealed class ConfigurationTests
+{
+    private static async Task<ProcessResult> StartWith(JsonObject config)
+    {
+        using var dir = new TempDir();
+        var path = dir["coordinator.json"];
+        await File.WriteAllTextAsync(path, config.ToJsonString());
+        return await Run.DotnetToolAsync("toolforge-coordinator", ["--config", path], TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public async Task PortOutOfRange_ExitsWithOneLineNamingTheKey()
+    {
+        var r = await StartWith(new JsonObject { ["Coordinator"] = new JsonObject { ["Port"] = 70000 } });
+        Assert.Equal(78, r.ExitCode);
+        var lines = r.Stderr.Trim().Split('\n');
+        Assert.Single(lines);
+        Assert.Contains("Coordinator:Port: must be a TCP port between 0 and 65535 (got 70000)", lines[0], StringComparison.Ordinal);
+        Assert.StartsWith("toolforge-coordinator: invalid configuration:", lines[0], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UnknownKey_IsNamed()
+    {
+        var r = await StartWith(new JsonObject { ["Metrics"] = new JsonObject { ["Prot"] = 1 } });
+        Assert.Equal(78, r.ExitCode);
+        Assert.Contains("Metrics:Prot: unknown key", r.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ValueOfTheWrongType_IsNamed()
+    {
+        var r = await StartWith(new JsonObject { ["Coordinator"] = new JsonObject { ["HeartbeatInterval"] = "soon" } });
+        Assert.Equal(78, r.ExitCode);
+        Assert.Contains("Coordinator:HeartbeatInterval", r.Stderr, StringComparison.Ordinal);
+        Assert.Single(r.Stderr.Trim().Split('\n'));
+    }
+
+    [Fact]
+    public async Task MissingConfigFile_IsNamed()
+    {
+        var r = await Run.DotnetToolAsync("toolforge-coordinator", ["--config", "/nonexistent/coordinator.json"]);
+        Assert.Equal(78, r.ExitCode);
+        Assert.Contains("--config: file /nonexistent/coordinator.json does not exist", r.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task InvalidJson_IsNamed()
+    {
+        using var dir = new TempDir();
+        var path = dir["coordinator.json"];
+        await File.WriteAllTextAsync(path, "{ \"Coordinator\": { \"Port\": 1, } ");
+        var r = await Run.DotnetToolAsync("toolforge-coordinator", ["--config", path]);
+        Assert.Equal(78, r.ExitCode);
+        Assert.Contains(path, r.Stderr, StringComparison.Ordinal);
+    }
+}

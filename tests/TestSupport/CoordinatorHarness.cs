@@ -1,0 +1,169 @@
+using System.Text.Json.Nodes;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
+using Toolforge.Agents.Common.Reporting;
+using Toolforge.Agents.Common.Tls;
+using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.Coordinator;
+
+namespace Toolforge.Agents.TestSupport;
+
+/// <summary>
+/// A real coordinator (Kestrel on 127.0.0.1, HTTP/2 over mutual TLS, SQLite in a temp dir) with a throwaway CA,
+/// started in this process so a test can inject a <see cref="FakeTimeProvider"/>.
+/// </summary>
+public sealed class CoordinatorHarness : IAsyncDisposable
+{
+    public const string Admin = "admin1.example";
+    public const string Viewer = "viewer1.example";
+
+    private readonly bool _ownsDir;
+    private WebApplication? _app;
+
+    private CoordinatorHarness(TempDir dir, bool ownsDir, DevPki pki, FakeTimeProvider? time)
+    {
+        Dir = dir;
+        _ownsDir = ownsDir;
+        Pki = pki;
+        Time = time;
+    }
+
+    public TempDir Dir { get; }
+
+    public DevPki Pki { get; }
+
+    public FakeTimeProvider? Time { get; }
+
+    public int Port { get; private set; }
+
+    public string Address => $"https://127.0.0.1:{Port}";
+
+    public string CertDir => Dir["certs"];
+
+    public string CaPath => Path.Combine(CertDir, "ca.pem");
+
+    public string ConfigPath => Dir["coordinator.json"];
+
+    public string DatabasePath => Dir["coordinator.db"];
+
+    public IServiceProvider Services => _app?.Services ?? throw new InvalidOperationException("not running");
+
+    public static async Task<CoordinatorHarness> StartAsync(bool fakeTime = false, Action<JsonObject>? editConfig = null)
+    {
+        var dir = new TempDir("coordinator");
+        Directory.CreateDirectory(dir["certs"]);
+        var pki = DevPki.Create();
+        pki.WriteCa(dir["certs"]);
+        pki.IssueTo(dir["certs"], "coordinator", server: true);
+        var time = fakeTime ? new FakeTimeProvider(DateTimeOffset.UtcNow) : null;
+        var h = new CoordinatorHarness(dir, ownsDir: true, pki, time);
+        var config = new JsonObject
+        {
+            ["Log"] = new JsonObject { ["Level"] = "Warning", ["Console"] = "none" },
+            ["Metrics"] = new JsonObject { ["Port"] = 0 },
+            ["Coordinator"] = new JsonObject
+            {
+                ["ListenAddress"] = "127.0.0.1",
+                ["Port"] = 0,
+                ["Certificate"] = Path.Combine(h.CertDir, "coordinator.pem"),
+                ["Key"] = Path.Combine(h.CertDir, "coordinator.key"),
+                ["CaBundle"] = h.CaPath,
+                ["Database"] = h.DatabasePath,
+                ["Admins"] = new JsonArray(Admin),
+                ["Viewers"] = new JsonArray(Viewer),
+                ["HeartbeatInterval"] = "00:00:30",
+            },
+        };
+        editConfig?.Invoke(config);
+        await File.WriteAllTextAsync(h.ConfigPath, config.ToJsonString());
+        await h.StartAppAsync();
+        return h;
+    }
+
+    private async Task StartAppAsync()
+    {
+        _app = CoordinatorApp.Build(ConfigPath, services =>
+        {
+            if (Time is not null)
+            {
+                services.AddSingleton<TimeProvider>(Time);
+            }
+        });
+        await _app.StartAsync();
+        Port = CoordinatorApp.BoundPort(_app);
+    }
+
+    public async Task StopAsync()
+    {
+        if (_app is not null)
+        {
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+            _app = null;
+        }
+    }
+
+    /// <summary>Stops the coordinator and starts a new one on the same database (a new port).</summary>
+    public async Task RestartAsync()
+    {
+        await StopAsync();
+        await StartAppAsync();
+    }
+
+    /// <summary>Certificate and key paths for <paramref name="name"/>, issued by this harness's CA (once).</summary>
+    public (string Cert, string Key) Issue(string name)
+    {
+        var cert = Path.Combine(CertDir, name + ".pem");
+        var key = Path.Combine(CertDir, name + ".key");
+        if (!File.Exists(cert))
+        {
+            Pki.IssueTo(CertDir, name);
+        }
+
+        return (cert, key);
+    }
+
+    public GrpcChannel Channel(string identity)
+    {
+        var (cert, key) = Issue(identity);
+        return CoordinatorChannel.Create(Address, cert, key, CaPath, TimeSpan.FromSeconds(5));
+    }
+
+    public AgentService.AgentServiceClient AgentClient(string identity) => new(Channel(identity));
+
+    public AdminService.AdminServiceClient AdminClient(string identity) => new(Channel(identity));
+
+    /// <summary>Runs agentctl (as a process) as <paramref name="identity"/> against this coordinator.</summary>
+    public Task<ProcessResult> AgentCtlAsync(string identity, params string[] args)
+    {
+        var (cert, key) = Issue(identity);
+        return Run.DotnetToolAsync("agentctl", [.. args, "--server", Address, "--cert", cert, "--key", key, "--ca", CaPath],
+            TimeSpan.FromSeconds(60), new Dictionary<string, string> { ["NO_COLOR"] = "1" });
+    }
+
+    /// <summary>A "Coordinator" section for an agent's config, reporting as <paramref name="identity"/>.</summary>
+    public JsonObject AgentSection(string identity)
+    {
+        var (cert, key) = Issue(identity);
+        return new JsonObject
+        {
+            ["Address"] = Address,
+            ["Certificate"] = cert,
+            ["Key"] = key,
+            ["CaBundle"] = CaPath,
+            ["CallTimeout"] = "00:00:05",
+        };
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        Pki.Dispose();
+        if (_ownsDir)
+        {
+            Dir.Dispose();
+        }
+    }
+}
