@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# toolforge-agents build entry point.
+#   ./build.sh build          publish every program into out/bin/ under its installed name
+#   ./build.sh test           install the Debian packages and start the real peers the tests need, run every test
+#   ./build.sh demo [stop]    dev certificates, a coordinator and the agents of this host, then `agentctl nodes`
+#   ./build.sh certs DIR      a throwaway CA with coordinator, node and admin certificates (agentctl pki)
+#   ./build.sh bench          the benchmarks under bench/ (figures go into the README)
+#   ./build.sh package        the .deb packages into dist/
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+CONFIGURATION=${CONFIGURATION:-Release}
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+PROGRAMS=(
+  "agents/Coordinator:toolforge-coordinator"
+  "agents/NodeAgent:toolforge-node-agent"
+  "agents/BuilderAgent:toolforge-builder-agent"
+  "agents/LogShipper:toolforge-log-shipper"
+  "agents/AgentCtl:agentctl"
+)
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
+
+# ------------------------------------------------------------------ Debian packages and real peers
+TEST_PACKAGES=(docker.io docker-registry rsyslog rsyslog-relp systemd-journal-remote iptables iproute2
+  debootstrap systemd-container busybox-static python3-jinja2 prometheus dbus openssl debhelper lintian
+  fakeroot dpkg-dev)
+
+ensure_packages() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  [ "$(id -u)" -eq 0 ] || die "need root to install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# dockerd with the vfs driver (no systemd here); tests use /var/run/docker.sock.
+ensure_dockerd() {
+  if docker info >/dev/null 2>&1; then return 0; fi
+  log "starting dockerd (vfs)"
+  mkdir -p /var/log/tfa
+  nohup dockerd --storage-driver=vfs >/var/log/tfa/dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && return 0; sleep 0.5; done
+  tail -20 /var/log/tfa/dockerd.log >&2
+  die "dockerd did not come up"
+}
+
+# A Debian root with systemd for the nspawn tests, made once per machine.
+NODE_ROOT=${TFA_NODE_ROOT:-/var/tmp/tfa-node-root}
+ensure_node_root() {
+  [ -x "$NODE_ROOT/lib/systemd/systemd" ] && return 0
+  log "debootstrap of a systemd Debian root into $NODE_ROOT (once per machine)"
+  rm -rf "$NODE_ROOT.tmp"
+  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,iptables,libicu72 bookworm "$NODE_ROOT.tmp" \
+    http://deb.debian.org/debian >/var/log/tfa/debootstrap.log 2>&1 || { tail -20 /var/log/tfa/debootstrap.log >&2; die "debootstrap failed"; }
+  mv "$NODE_ROOT.tmp" "$NODE_ROOT"
+}
+
+# ------------------------------------------------------------------ build
+cmd_build() {
+  log "publishing into out/bin ($CONFIGURATION)"
+  rm -rf out/bin out/lib
+  mkdir -p out/bin out/lib
+  for entry in "${PROGRAMS[@]}"; do
+    local project=${entry%%:*} name=${entry##*:}
+    dotnet publish "$project" -c "$CONFIGURATION" -o "out/lib/$name" --nologo -v quiet -p:UseAppHost=true >/dev/null
+    ln -sf "../lib/$name/$name" "out/bin/$name"
+  done
+  ls out/bin
+}
+
+# ------------------------------------------------------------------ test
+cmd_test() {
+  mkdir -p /var/log/tfa
+  if [ "$(id -u)" -eq 0 ]; then
+    ensure_packages "${TEST_PACKAGES[@]}"
+    ensure_dockerd
+    ensure_node_root || log "warning: no systemd root; the nspawn tests will fail"
+  else
+    log "not root: not installing packages or starting dockerd (peer tests will fail under CI=true)"
+  fi
+  export TFA_NODE_ROOT=$NODE_ROOT
+  log "building"
+  dotnet build Agents.sln -c "$CONFIGURATION" --nologo -v quiet >/var/log/tfa/build.log 2>&1 || { grep -E 'error|warn' /var/log/tfa/build.log | sort -u | head -40 >&2; echo "0 passed, 1 failed"; return 1; }
+  log "running tests"
+  local out=/var/log/tfa/test.log rc=0
+  dotnet test Agents.sln -c "$CONFIGURATION" --no-build --nologo --logger "console;verbosity=normal" "$@" 2>&1 | tee "$out" | grep -E '^\s+(Failed|Passed|Skipped) [A-Z]|^(Passed|Failed)!|error' || true
+  rc=${PIPESTATUS[0]}
+  local passed failed skipped
+  read -r passed failed skipped < <(grep -E '^(Passed|Failed)!' "$out" | awk '
+    { for (i = 1; i <= NF; i++) { k = $i; gsub(/[:,]/, "", k); v = $(i+1); gsub(/,/, "", v);
+        if (k == "Passed") p += v; else if (k == "Failed") f += v; else if (k == "Skipped") s += v } }
+    END { printf "%d %d %d\n", p, f, s }')
+  passed=${passed:-0}; failed=${failed:-0}; skipped=${skipped:-0}
+  if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+    log "dotnet test exited $rc without a failed test (a test host crashed?): counting it as a failure"
+    failed=1
+  fi
+  echo "$passed passed, $failed failed, $skipped skipped"
+  [ "$failed" -eq 0 ]
+}
+
+# ------------------------------------------------------------------ certs
+cmd_certs() {
+  local dir=${1:-}
+  [ -n "$dir" ] || die "usage: ./build.sh certs DIR"
+  [ -x out/bin/agentctl ] || cmd_build >/dev/null
+  out/bin/agentctl pki "$dir" --server-name coordinator "$(hostname -f 2>/dev/null || hostname)" demo-worker-1.toolforge.test admin.toolforge.test viewer.toolforge.test
+}
+
+# ------------------------------------------------------------------ demo
+DEMO=$ROOT/.demo
+demo_stop() {
+  if [ -f "$DEMO/pids" ]; then
+    while read -r pid name; do
+      if kill "$pid" 2>/dev/null; then log "stopped $name ($pid)"; fi
+    done <"$DEMO/pids"
+    rm -f "$DEMO/pids"
+  else
+    log "nothing to stop"
+  fi
+}
+
+cmd_demo() {
+  if [ "${1:-}" = stop ]; then demo_stop; return; fi
+  demo_stop >/dev/null 2>&1 || true
+  cmd_build >/dev/null
+  rm -rf "$DEMO" && mkdir -p "$DEMO/certs" "$DEMO/state"
+  local node=demo-worker-1.toolforge.test port=${DEMO_PORT:-9500}
+  out/bin/agentctl pki "$DEMO/certs" --server-name coordinator $node admin.toolforge.test >/dev/null
+  cat >"$DEMO/coordinator.json" <<JSON
+{
+  "Log": { "Console": "plain" },
+  "Metrics": { "Port": 9501 },
+  "Coordinator": {
+    "ListenAddress": "127.0.0.1", "Port": $port,
+    "Certificate": "$DEMO/certs/coordinator.pem", "Key": "$DEMO/certs/coordinator.key", "CaBundle": "$DEMO/certs/ca.pem",
+    "Admins": ["admin.toolforge.test"],
+    "Database": "$DEMO/state/coordinator.db",
+    "HeartbeatInterval": "00:00:10"
+  }
+}
+JSON
+  local reporting="\"Coordinator\": { \"Address\": \"https://127.0.0.1:$port\", \"Certificate\": \"$DEMO/certs/$node.pem\", \"Key\": \"$DEMO/certs/$node.key\", \"CaBundle\": \"$DEMO/certs/ca.pem\" }"
+  demo_agent_configs "$reporting"
+  start() { # name args...
+    local name=$1; shift
+    nohup "out/bin/$name" "$@" >"$DEMO/$name.log" 2>&1 &
+    echo "$! $name" >>"$DEMO/pids"
+  }
+  start toolforge-coordinator --config "$DEMO/coordinator.json"
+  for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+  for agent in $(ls "$DEMO"/agent-*.json 2>/dev/null); do
+    local name; name=$(basename "$agent" .json); name=${name#agent-}
+    start "toolforge-$name" ${DEMO_ARGS[$name]:-} --config "$agent"
+  done
+  mkdir -p "$HOME/.config/agentctl"
+  cat >"$HOME/.config/agentctl/config.json" <<JSON
+{
+  "server": "https://127.0.0.1:$port",
+  "cert": "$DEMO/certs/admin.toolforge.test.pem",
+  "key": "$DEMO/certs/admin.toolforge.test.key",
+  "ca": "$DEMO/certs/ca.pem"
+}
+JSON
+  log "waiting for the agents to report"
+  local expected; expected=$(ls "$DEMO"/agent-*.json 2>/dev/null | wc -l)
+  for _ in $(seq 1 150); do
+    local have; have=$(out/bin/agentctl node $node -o json 2>/dev/null | grep -c '"kind"' || true)
+    [ "${have:-0}" -ge "$expected" ] && break
+    sleep 0.2
+  done
+  out/bin/agentctl nodes
+  echo
+  echo "Running (logs in .demo/*.log). Try: out/bin/agentctl node $node | out/bin/agentctl watch. Stop with: ./build.sh demo stop"
+}
+
+declare -A DEMO_ARGS=([builder-agent]="serve")
+# Each agent that runs on this host gets a config reporting as the demo node.
+demo_agent_configs() {
+  local reporting=$1
+  cat >"$DEMO/agent-node-agent.json" <<JSON
+{ "Log": { "Console": "plain" }, "Metrics": { "Port": 9502 }, $reporting }
+JSON
+  cat >"$DEMO/agent-builder-agent.json" <<JSON
+{ "Log": { "Console": "plain" }, "Metrics": { "Port": 9503 }, $reporting }
+JSON
+  cat >"$DEMO/agent-log-shipper.json" <<JSON
+{ "Log": { "Console": "plain" }, "Metrics": { "Port": 9504 }, $reporting }
+JSON
+}
+
+# ------------------------------------------------------------------ bench, package
+cmd_bench() {
+  ensure_packages rsyslog rsyslog-relp systemd-journal-remote iptables docker.io docker-registry busybox-static
+  local ran=0
+  for b in bench/*/; do
+    [ -f "$b"/*.csproj ] 2>/dev/null || continue
+    log "bench: $b"
+    dotnet run -c Release --project "$b" -- "$@"
+    ran=1
+  done
+  [ $ran -eq 1 ] || log "no benchmarks yet"
+}
+
+cmd_package() {
+  [ -x packaging/debian/build-debs.sh ] || die "packaging is not written yet (see the packaging issue)"
+  ensure_packages debhelper lintian fakeroot dpkg-dev
+  packaging/debian/build-debs.sh "$@"
+}
+
+case "${1:-}" in
+  build) shift; cmd_build "$@" ;;
+  test) shift; cmd_test "$@" ;;
+  demo) shift; cmd_demo "$@" ;;
+  certs) shift; cmd_certs "$@" ;;
+  bench) shift; cmd_bench "$@" ;;
+  package) shift; cmd_package "$@" ;;
+  *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
