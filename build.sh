@@ -91,10 +91,10 @@ cmd_test() {
   dotnet test Agents.sln -c "$CONFIGURATION" --no-build --nologo --logger "console;verbosity=normal" "$@" 2>&1 | tee "$out" | grep -E '^\s+(Failed|Passed|Skipped) [A-Z]|^(Passed|Failed)!|error' || true
   rc=${PIPESTATUS[0]}
   local passed failed skipped
-  read -r passed failed skipped < <(grep -E '^(Passed|Failed)!' "$out" | awk '
-    { for (i = 1; i <= NF; i++) { k = $i; gsub(/[:,]/, "", k); v = $(i+1); gsub(/,/, "", v);
-        if (k == "Passed") p += v; else if (k == "Failed") f += v; else if (k == "Skipped") s += v } }
-    END { printf "%d %d %d\n", p, f, s }')
+  # One line per test result ("  Passed Name [12 ms]"), summed over every test project.
+  passed=$(grep -cE '^\s+Passed [A-Za-z_]' "$out" || true)
+  failed=$(grep -cE '^\s+Failed [A-Za-z_]' "$out" || true)
+  skipped=$(grep -cE '^\s+Skipped [A-Za-z_]' "$out" || true)
   passed=${passed:-0}; failed=${failed:-0}; skipped=${skipped:-0}
   if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
     log "dotnet test exited $rc without a failed test (a test host crashed?): counting it as a failure"
