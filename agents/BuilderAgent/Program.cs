@@ -1,4 +1,5 @@
-using Toolforge.Agents.Common.Hosting;
+using Toolforge.Agents.BuilderAgent.Cli;
+using Toolforge.Agents.BuilderAgent.Daemon;
 
-// toolforge-builder-agent [--config PATH]
-return await AgentDaemon.RunAsync(DaemonInfo.BuilderAgent, args, defaultMetricsPort: 9503, configure: _ => { });
+// toolforge-builder-agent build|rebuild-all|plan|render|graph|clean|serve ...
+return await BuilderCli.Create(BuilderDaemon.RunAsync).Parse(args).InvokeAsync();

@@ -1,0 +1,223 @@
+using System.Diagnostics;
+using Toolforge.Agents.BuilderAgent.Docker;
+using Toolforge.Agents.BuilderAgent.Images;
+
+namespace Toolforge.Agents.BuilderAgent.Build;
+
+/// <summary>How a run builds: build.py's flags plus ours.</summary>
+public sealed record BuildSettings(
+    NamingOptions Naming,
+    bool Push = false,
+    bool NoCache = false,
+    bool Pull = false,
+    bool Force = false,
+    bool PushSuccessful = false,
+    int Jobs = 2);
+
+/// <summary>One image of a plan: what it is called, what it builds on, and whether it would be skipped.</summary>
+public sealed record PlannedImage(string Path, string FullName, string? Parent, string From, BuildInputs? Inputs, bool? Unchanged, string? ExistingId, string? Problem = null);
+
+/// <summary>What happened to one image.</summary>
+public sealed record ImageReport(string Path, string Name, string Result, TimeSpan Duration, string Digest, string Error)
+{
+    public bool Ok => Result is "built" or "unchanged" or "pushed";
+}
+
+/// <summary>Where a run's output goes: every line carries the image it is about.</summary>
+public interface IBuildLog
+{
+    void Line(string image, string text);
+
+    void Result(ImageReport report) { }
+}
+
+/// <summary>
+/// Runs a plan: independent branches in parallel (up to Jobs at once), each chain in order; a failed image
+/// skips only its descendants; unchanged images (same input hash as the existing image's label) are not rebuilt
+/// unless forced; pushes come last and are not made when anything failed (unless PushSuccessful).
+/// </summary>
+public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSettings settings, IBuildLog log)
+{
+    /// <summary>The plan for these images in build order, with each image's skip prediction (needs Docker).</summary>
+    public async Task<IReadOnlyList<PlannedImage>> PlanAsync(IReadOnlyList<string> order, CancellationToken ct)
+    {
+        var planned = new List<PlannedImage>();
+        var inPlan = order.ToHashSet(StringComparer.Ordinal);
+        var unchanged = new Dictionary<string, bool?>(StringComparer.Ordinal);
+        foreach (var path in order)
+        {
+            var image = graph[path];
+            var name = settings.Naming.FullName(path);
+            BuildInputs inputs;
+            try
+            {
+                inputs = BuildInputs.Collect(graph.Root, image.Dockerfile, Path.Combine(graph.Root, image.Folder.DockerfilePath));
+            }
+            catch (RepositoryException ex)
+            {
+                // The build of this image will fail with this; the plan still shows the lineage.
+                unchanged[path] = null;
+                planned.Add(new PlannedImage(path, name, image.ParentPath, image.From, null, null, null, ex.Message));
+                continue;
+            }
+
+            var existing = await docker.InspectImageAsync(name, ct).ConfigureAwait(false);
+            bool? same;
+            if (settings.Force || settings.NoCache || existing is null)
+            {
+                same = false;
+            }
+            else if (image.ParentPath is { } p && inPlan.Contains(p) && unchanged[p] != true)
+            {
+                same = false; // the parent is rebuilt, so this image is too
+            }
+            else
+            {
+                var parentIdentity = await ParentIdentityAsync(image, ct).ConfigureAwait(false);
+                same = existing.Value.Labels.TryGetValue(BuildInputs.HashLabel, out var h) && h == inputs.Hash(parentIdentity);
+            }
+
+            unchanged[path] = same;
+            planned.Add(new PlannedImage(path, name, image.ParentPath, image.From, inputs, same, existing?.Id));
+        }
+
+        return planned;
+    }
+
+    /// <summary>Builds (and pushes) the plan; returns a report per image in plan order.</summary>
+    public async Task<IReadOnlyList<ImageReport>> RunAsync(IReadOnlyList<PlannedImage> plan, CancellationToken ct)
+    {
+        var reports = new Dictionary<string, ImageReport>(StringComparer.Ordinal);
+        var tasks = new Dictionary<string, Task<ImageReport>>(StringComparer.Ordinal);
+        using var slots = new SemaphoreSlim(Math.Max(1, settings.Jobs));
+        foreach (var item in plan)
+        {
+            var parentTask = item.Parent is { } p && tasks.TryGetValue(p, out var t) ? t : null;
+            tasks[item.Path] = RunOneAsync(item, parentTask, slots, ct);
+        }
+
+        foreach (var item in plan)
+        {
+            reports[item.Path] = await tasks[item.Path].ConfigureAwait(false);
+        }
+
+        if (settings.Push)
+        {
+            var failed = reports.Values.Count(r => !r.Ok);
+            if (failed > 0 && !settings.PushSuccessful)
+            {
+                log.Line("*", $"not pushing anything: {failed} image(s) did not build (--push-successful pushes the rest)");
+            }
+            else
+            {
+                foreach (var item in plan.Where(i => reports[i.Path].Ok))
+                {
+                    reports[item.Path] = await PushOneAsync(item, reports[item.Path], ct).ConfigureAwait(false);
+                    log.Result(reports[item.Path]);
+                }
+            }
+        }
+
+        return plan.Select(i => reports[i.Path]).ToList();
+    }
+
+    private async Task<ImageReport> RunOneAsync(PlannedImage item, Task<ImageReport>? parent, SemaphoreSlim slots, CancellationToken ct)
+    {
+        await Task.Yield();
+        if (parent is not null)
+        {
+            var p = await parent.ConfigureAwait(false);
+            if (!p.Ok)
+            {
+                var skipped = new ImageReport(item.Path, item.FullName, "skipped", TimeSpan.Zero, string.Empty, $"parent {p.Path} {p.Result}");
+                log.Line(item.Path, $"skipped: parent {p.Path} {p.Result}");
+                log.Result(skipped);
+                return skipped;
+            }
+        }
+
+        if (item.Inputs is null)
+        {
+            var bad = new ImageReport(item.Path, item.FullName, "failed", TimeSpan.Zero, string.Empty, item.Problem ?? "no build inputs");
+            log.Line(item.Path, $"FAILED: {bad.Error}");
+            log.Result(bad);
+            return bad;
+        }
+
+        await slots.WaitAsync(ct).ConfigureAwait(false);
+        var sw = Stopwatch.StartNew();
+        try
+        {
+            var image = graph[item.Path];
+            var parentIdentity = await ParentIdentityAsync(image, ct).ConfigureAwait(false);
+            var hash = item.Inputs.Hash(parentIdentity);
+            if (!settings.Force && !settings.NoCache)
+            {
+                var existing = await docker.InspectImageAsync(item.FullName, ct).ConfigureAwait(false);
+                if (existing is { } e && e.Labels.TryGetValue(BuildInputs.HashLabel, out var h) && h == hash)
+                {
+                    log.Line(item.Path, $"unchanged since the last build ({hash[..19]}…): not rebuilt");
+                    var same = new ImageReport(item.Path, item.FullName, "unchanged", sw.Elapsed, e.Id, string.Empty);
+                    log.Result(same);
+                    return same;
+                }
+            }
+
+            log.Line(item.Path, $"building {item.FullName}");
+            await using var context = await item.Inputs.ContextTarAsync(ct).ConfigureAwait(false);
+            var id = await docker.BuildAsync(context, item.FullName, BuildInputs.DockerfileInContext,
+                new Dictionary<string, string> { [BuildInputs.HashLabel] = hash },
+                settings.NoCache, settings.Pull, line => log.Line(item.Path, line), ct).ConfigureAwait(false);
+            var built = new ImageReport(item.Path, item.FullName, "built", sw.Elapsed, id, string.Empty);
+            log.Line(item.Path, $"built {item.FullName} ({id}) in {sw.Elapsed.TotalSeconds:0.0}s");
+            log.Result(built);
+            return built;
+        }
+        catch (Exception ex) when (ex is DockerOperationException or RepositoryException or IOException)
+        {
+            var failed = new ImageReport(item.Path, item.FullName, "failed", sw.Elapsed, string.Empty, ex.Message);
+            log.Line(item.Path, $"FAILED: {ex.Message}");
+            log.Result(failed);
+            return failed;
+        }
+        finally
+        {
+            slots.Release();
+        }
+    }
+
+    private async Task<ImageReport> PushOneAsync(PlannedImage item, ImageReport built, CancellationToken ct)
+    {
+        var sw = Stopwatch.StartNew();
+        try
+        {
+            log.Line(item.Path, $"pushing {item.FullName}");
+            var digest = await docker.PushAsync(settings.Naming.Repository(item.Path), settings.Naming.Tag, line => log.Line(item.Path, line), ct).ConfigureAwait(false);
+            log.Line(item.Path, $"pushed {item.FullName} {digest}");
+            return built with { Result = "pushed", Digest = digest.Length > 0 ? digest : built.Digest, Duration = built.Duration + sw.Elapsed };
+        }
+        catch (DockerOperationException ex)
+        {
+            log.Line(item.Path, $"PUSH FAILED: {ex.Message}");
+            return built with { Result = "push-failed", Error = ex.Message, Duration = built.Duration + sw.Elapsed };
+        }
+    }
+
+    // What the image builds on: the parent's image ID, or the external base as named (with its local ID if present).
+    private async Task<string> ParentIdentityAsync(ImageDefinition image, CancellationToken ct)
+    {
+        if (image.ParentPath is { } p)
+        {
+            var parent = await docker.InspectImageAsync(settings.Naming.FullName(p), ct).ConfigureAwait(false);
+            return parent?.Id ?? "missing:" + settings.Naming.FullName(p);
+        }
+
+        if (image.From.Equals("scratch", StringComparison.OrdinalIgnoreCase))
+        {
+            return "scratch";
+        }
+
+        var external = await docker.InspectImageAsync(image.From, ct).ConfigureAwait(false);
+        return external is { } e ? $"{image.From}@{e.Id}" : image.From;
+    }
+}
