@@ -1,4 +1,18 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Prometheus;
+using Toolforge.Agents.BuilderAgent.Build;
+using Toolforge.Agents.BuilderAgent.Docker;
+using Toolforge.Agents.BuilderAgent.Images;
 using Toolforge.Agents.Common.Hosting;
+using Toolforge.Agents.Common.Options;
+using Toolforge.Agents.Common.Reporting;
+using Toolforge.Agents.Contracts.V1;
 
 namespace Toolforge.Agents.BuilderAgent.Daemon;
 
@@ -8,5 +22,209 @@ internal static class BuilderDaemon
     public const int DefaultMetricsPort = 9503;
 
     public static Task<int> RunAsync(string[] args) =>
-        AgentDaemon.RunAsync(DaemonInfo.BuilderAgent, args, DefaultMetricsPort, _ => { });
+        AgentDaemon.RunAsync(DaemonInfo.BuilderAgent, args, DefaultMetricsPort, builder =>
+        {
+            builder.Services.AddValidatedOptions<BuilderOptions>(builder.Configuration, BuilderOptions.Section);
+            builder.Services.AddSingleton(sp =>
+            {
+                var o = sp.GetRequiredService<IOptions<BuilderOptions>>().Value;
+                var credentials = BuilderDocker.ReadDockerConfig(o.DockerConfig);
+                foreach (var (host, login) in o.Credentials)
+                {
+                    credentials[host] = new RegistryCredential(login.Username, login.Password);
+                }
+
+                return new BuilderDocker(o.DockerEndpoint, o.CallTimeout, o.BuildTimeout, credentials);
+            });
+            builder.Services.AddHostedService<BuildQueueService>();
+            builder.Services.AddHostedService<DockerHealthService>();
+        });
+}
+
+/// <summary>Reports the builder host's Docker health as the check "builder.docker".</summary>
+internal sealed class DockerHealthService(BuilderDocker docker, AgentState state, IOptions<BuilderOptions> options, TimeProvider time) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.CheckInterval, time);
+        do
+        {
+            var sw = Stopwatch.StartNew();
+            try
+            {
+                await docker.PingAsync(stoppingToken).ConfigureAwait(false);
+                state.SetCheck("builder.docker", CheckState.Ok, $"Docker answers at {docker.Endpoint}", sw.Elapsed);
+            }
+            catch (DockerOperationException ex)
+            {
+                state.SetCheck("builder.docker", CheckState.Failing, ex.Message, sw.Elapsed);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+}
+
+/// <summary>
+/// Receives build requests on the coordinator's command stream (reconnecting with backoff), runs them one at a
+/// time, and streams log lines and per-image results back. A request seen before (re-sent after a reconnect) is not
+/// run twice.
+/// </summary>
+internal sealed partial class BuildQueueService(
+    CoordinatorConnection connection,
+    BuilderDocker docker,
+    AgentState state,
+    IOptions<BuilderOptions> options,
+    ILogger<BuildQueueService> logger) : BackgroundService
+{
+    private static readonly Counter Builds = Metrics.CreateCounter("toolforge_builder_builds_total", "Builds run for the coordinator, by result.", "result");
+    private static readonly Gauge Queued = Metrics.CreateGauge("toolforge_builder_queue_length", "Build requests waiting.");
+
+    private readonly Channel<Command> _queue = Channel.CreateUnbounded<Command>();
+    private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!connection.Enabled)
+        {
+            Log.NoCoordinator(logger);
+            state.SetCheck("builder.commands", CheckState.Warning, "no Coordinator:Address configured: not taking build requests");
+            return;
+        }
+
+        var worker = Task.Run(() => WorkAsync(stoppingToken), stoppingToken);
+        var failures = 0;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                using var call = connection.AgentClient().ReceiveCommands(new ReceiveCommandsRequest
+                {
+                    Node = connection.Node,
+                    Agent = AgentKind.Builder,
+                    AgentVersion = DaemonInfo.Version,
+                }, cancellationToken: stoppingToken);
+                await foreach (var command in call.ResponseStream.ReadAllAsync(stoppingToken).ConfigureAwait(false))
+                {
+                    if (failures > 0 || _seen.Count == 0)
+                    {
+                        state.SetCheck("builder.commands", CheckState.Ok, "connected to the coordinator's command stream");
+                    }
+
+                    failures = 0;
+                    lock (_seen)
+                    {
+                        if (!_seen.Add(command.Id))
+                        {
+                            continue;
+                        }
+                    }
+
+                    Log.Received(logger, command.Id, command.RequestedBy);
+                    Queued.Inc();
+                    await _queue.Writer.WriteAsync(command, stoppingToken).ConfigureAwait(false);
+                }
+
+                failures++;
+            }
+            catch (RpcException ex) when (!stoppingToken.IsCancellationRequested)
+            {
+                if (failures++ == 0)
+                {
+                    Log.StreamFailed(logger, ex.StatusCode, ex.Status.Detail);
+                    state.SetCheck("builder.commands", CheckState.Warning, $"command stream: {ex.StatusCode}: {ex.Status.Detail}");
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(Math.Min(30, Math.Pow(2, Math.Min(failures, 5)))), stoppingToken).ConfigureAwait(false);
+        }
+
+        _queue.Writer.TryComplete();
+        await worker.ConfigureAwait(false);
+    }
+
+    private async Task WorkAsync(CancellationToken ct)
+    {
+        try
+        {
+            await foreach (var command in _queue.Reader.ReadAllAsync(ct).ConfigureAwait(false))
+            {
+                Queued.Dec();
+                if (command.BodyCase == Command.BodyOneofCase.Build)
+                {
+                    await RunBuildAsync(command, ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    Log.UnknownCommand(logger, command.Id, command.BodyCase.ToString());
+                }
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // shutting down; a build in progress is reported failed by the coordinator when we reconnect
+        }
+    }
+
+    private async Task RunBuildAsync(Command command, CancellationToken ct)
+    {
+        var request = command.Build;
+        var o = options.Value;
+        await using var progress = new ProgressSender(connection, command.Id, logger);
+        progress.State(BuildState.Running);
+        progress.Line("*", $"build {command.Id} requested by {command.RequestedBy}: {string.Join(" ", request.Images)} tag={request.Tag} push={request.Push} no_cache={request.NoCache}");
+        string? error = null;
+        IReadOnlyList<ImageReport> reports = [];
+        try
+        {
+            var naming = new NamingOptions(o.Registry, o.ImagePrefix, request.Tag.Length > 0 ? request.Tag : "testing");
+            var graph = ImageRepository.Open(o.Repository).Graph(naming);
+            var order = graph.Select(request.Images.Select(i => i.Trim().TrimEnd('/')), request.Single);
+            var settings = new BuildSettings(naming, request.Push, request.NoCache, Pull: false, request.Force, PushSuccessful: false, o.Jobs);
+            var runner = new BuildRunner(docker, graph, settings, progress);
+            reports = await runner.RunAsync(await runner.PlanAsync(order, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
+            foreach (var line in Cli.BuilderCli.Summary(reports).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                progress.Line("*", line);
+            }
+
+            var bad = reports.Where(r => !r.Ok).ToList();
+            if (bad.Count > 0)
+            {
+                error = $"{bad.Count} of {reports.Count} image(s) failed or were skipped: {string.Join("; ", bad.Take(3).Select(b => $"{b.Path} {b.Result}: {b.Error}"))}";
+            }
+        }
+        catch (Exception ex) when (ex is RepositoryException or DockerOperationException or IOException)
+        {
+            error = ex.Message;
+            progress.Line("*", "ERROR: " + ex.Message);
+        }
+
+        progress.State(error is null ? BuildState.Succeeded : BuildState.Failed, error);
+        Builds.WithLabels(error is null ? "succeeded" : "failed").Inc();
+        state.SetCheck("builder.last-build", error is null ? CheckState.Ok : CheckState.Warning,
+            error is null ? $"build {command.Id} succeeded ({reports.Count} images)" : $"build {command.Id} failed: {error}");
+        Log.Finished(logger, command.Id, error ?? "succeeded");
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(4001, LogLevel.Warning, "no Coordinator:Address configured: serve takes no build requests")]
+        public static partial void NoCoordinator(ILogger logger);
+
+        [LoggerMessage(4002, LogLevel.Information, "build {Id} received (requested by {Identity})")]
+        public static partial void Received(ILogger logger, string id, string identity);
+
+        [LoggerMessage(4003, LogLevel.Warning, "command stream to the coordinator failed: {Status}: {Detail}; reconnecting")]
+        public static partial void StreamFailed(ILogger logger, StatusCode status, string detail);
+
+        [LoggerMessage(4004, LogLevel.Warning, "command {Id} of kind {Kind} is not something this builder does")]
+        public static partial void UnknownCommand(ILogger logger, string id, string kind);
+
+        [LoggerMessage(4005, LogLevel.Information, "build {Id} finished: {Outcome}")]
+        public static partial void Finished(ILogger logger, string id, string outcome);
+    }
 }

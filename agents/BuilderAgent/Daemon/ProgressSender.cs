@@ -1,0 +1,156 @@
+using System.Threading.Channels;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using Toolforge.Agents.BuilderAgent.Build;
+using Toolforge.Agents.Common.Reporting;
+using Toolforge.Agents.Contracts.V1;
+
+namespace Toolforge.Agents.BuilderAgent.Daemon;
+
+/// <summary>
+/// Sends a build's log lines, image results and state to the coordinator in batches (every 300 ms or 500 lines),
+/// in order, retrying a failed batch; the final state goes out only after every line before it.
+/// Lines are capped in memory: if the coordinator stays away, the oldest unsent lines are dropped and the log says so.
+/// </summary>
+internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
+{
+    private const int MaxBatch = 500;
+    private const int MaxPendingLines = 50_000;
+
+    private readonly CoordinatorConnection _connection;
+    private readonly string _id;
+    private readonly ILogger _logger;
+    private readonly Channel<CommandProgress> _updates = Channel.CreateUnbounded<CommandProgress>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _sender;
+    private long _pendingLines;
+    private long _droppedLines;
+
+    public ProgressSender(CoordinatorConnection connection, string id, ILogger logger)
+    {
+        _connection = connection;
+        _id = id;
+        _logger = logger;
+        _sender = Task.Run(SendLoopAsync);
+    }
+
+    public void Line(string image, string text)
+    {
+        if (Interlocked.Increment(ref _pendingLines) > MaxPendingLines)
+        {
+            Interlocked.Decrement(ref _pendingLines);
+            Interlocked.Increment(ref _droppedLines);
+            return;
+        }
+
+        var u = new CommandProgress();
+        u.LogLines.Add(image == "*" ? text : $"[{image}] {text}");
+        _updates.Writer.TryWrite(u);
+    }
+
+    public void Result(ImageReport report)
+    {
+        var u = new CommandProgress();
+        u.Images.Add(new ImageResult
+        {
+            Path = report.Path,
+            Name = report.Name,
+            Result = report.Result,
+            Duration = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(report.Duration),
+            Digest = report.Digest,
+            Error = report.Error,
+        });
+        _updates.Writer.TryWrite(u);
+    }
+
+    public void State(BuildState state, string? error = null) =>
+        _updates.Writer.TryWrite(new CommandProgress { State = state, Error = error ?? string.Empty });
+
+    private async Task SendLoopAsync()
+    {
+        var reader = _updates.Reader;
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            var batch = new CommandProgress { CommandId = _id, Node = _connection.Node };
+            var lines = 0;
+            while (lines < MaxBatch && reader.TryRead(out var u))
+            {
+                batch.LogLines.AddRange(u.LogLines);
+                lines += u.LogLines.Count;
+                foreach (var image in u.Images)
+                {
+                    var i = batch.Images.ToList().FindIndex(x => x.Path == image.Path);
+                    if (i >= 0)
+                    {
+                        batch.Images[i] = image;
+                    }
+                    else
+                    {
+                        batch.Images.Add(image);
+                    }
+                }
+
+                if (u.State != BuildState.Unspecified)
+                {
+                    batch.State = u.State;
+                    batch.Error = u.Error;
+                    break; // a state change goes out with exactly the lines before it
+                }
+            }
+
+            var dropped = Interlocked.Exchange(ref _droppedLines, 0);
+            if (dropped > 0)
+            {
+                batch.LogLines.Add($"[builder] {dropped} log lines dropped while the coordinator was unreachable");
+            }
+
+            await SendAsync(batch).ConfigureAwait(false);
+            Interlocked.Add(ref _pendingLines, -lines);
+            if (batch.State is not (BuildState.Succeeded or BuildState.Failed))
+            {
+                await Task.Delay(300).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task SendAsync(CommandProgress batch)
+    {
+        var client = _connection.AgentClient();
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await client.ReportCommandProgressAsync(batch, deadline: _connection.Deadline()).ConfigureAwait(false);
+                return;
+            }
+            catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal && attempt < 60)
+            {
+                if (attempt == 1)
+                {
+                    Log.Retrying(_logger, _id, ex.StatusCode, ex.Status.Detail);
+                }
+
+                await Task.Delay(TimeSpan.FromSeconds(Math.Min(10, attempt))).ConfigureAwait(false);
+            }
+            catch (RpcException ex)
+            {
+                Log.Lost(_logger, _id, batch.LogLines.Count, ex.StatusCode, ex.Status.Detail);
+                return;
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _updates.Writer.TryComplete();
+        await _sender.ConfigureAwait(false);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(4101, LogLevel.Warning, "build {Id}: progress not delivered ({Status}: {Detail}); retrying")]
+        public static partial void Retrying(ILogger logger, string id, StatusCode status, string detail);
+
+        [LoggerMessage(4102, LogLevel.Error, "build {Id}: gave up delivering {Lines} log lines and results ({Status}: {Detail})")]
+        public static partial void Lost(ILogger logger, string id, int lines, StatusCode status, string detail);
+    }
+}
