@@ -1,0 +1,82 @@
+using System.Text.Json.Nodes;
+using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.TestSupport;
+
+namespace Toolforge.Agents.BuilderAgent.Tests;
+
+/// <summary>An admin's agentctl build runs on the builder daemon; viewers are refused.</summary>
+[Collection("docker")]
+public sealed class CoordinatorBuildTests(DockerFixture fx)
+{
+    [Fact]
+    public async Task AdminsAgentctlBuild_RunsOnTheDaemon_AndBuildsShowsTheResult_ViewerIsRefused()
+    {
+        const string builderNode = "builder1.example";
+        await using var coordinator = await CoordinatorHarness.StartAsync();
+        using var repo = Fixtures.CopyRepository();
+        var prefix = "c" + Guid.NewGuid().ToString("N")[..8];
+        var config = new JsonObject
+        {
+            ["Log"] = new JsonObject { ["Console"] = "plain" },
+            ["Metrics"] = new JsonObject { ["Port"] = 0 },
+            ["Coordinator"] = coordinator.AgentSection(builderNode),
+            ["Builder"] = new JsonObject
+            {
+                ["Repository"] = repo.Path,
+                ["Registry"] = fx.Registry.Address,
+                ["ImagePrefix"] = prefix,
+                ["DockerEndpoint"] = fx.Docker.Endpoint,
+                ["DockerConfig"] = repo["no-docker-config.json"],
+            },
+        };
+        await File.WriteAllTextAsync(repo["builder.json"], config.ToJsonString());
+        await using var daemon = BackgroundProcess.StartTool("toolforge-builder-agent", ["serve", "--config", repo["builder.json"]]);
+
+        var viewer = coordinator.AdminClient(CoordinatorHarness.Viewer);
+        Assert.True(await Peer.EventuallyAsync(() =>
+        {
+            try
+            {
+                return viewer.GetNode(new GetNodeRequest { Name = builderNode }).Summary.Agents.Any(a => a.Kind == AgentKind.Builder && a.CommandsConnected);
+            }
+            catch (Grpc.Core.RpcException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(30)), "the builder never connected: " + daemon.Output);
+
+        var refused = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "build", "base-b/tools", "--push");
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("permission denied", refused.Stderr, StringComparison.Ordinal);
+
+        var requested = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "base-b/tools", "--push");
+        Assert.True(requested.ExitCode == 0, requested.ToString());
+        Assert.Contains($"queued on {builderNode}", requested.Stdout, StringComparison.Ordinal);
+
+        JsonNode? build = null;
+        Assert.True(await Peer.EventuallyAsync(() =>
+        {
+            var r = coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "builds", "-o", "json").GetAwaiter().GetResult();
+            build = JsonNode.Parse(r.Stdout)?["builds"]?.AsArray().FirstOrDefault();
+            return (string?)build?["state"] is "BUILD_STATE_SUCCEEDED" or "BUILD_STATE_FAILED";
+        }, TimeSpan.FromMinutes(3), TimeSpan.FromSeconds(1)), "the build did not finish: " + daemon.Output);
+
+        Assert.Equal("BUILD_STATE_SUCCEEDED", (string?)build!["state"]);
+        Assert.Equal(CoordinatorHarness.Admin, (string?)build["requestedBy"]);
+        Assert.Equal(builderNode, (string?)build["builder"]);
+        var images = build["images"]!.AsArray();
+        Assert.Equal(["base-b", "base-b/tools", "base-b/tools/cli"], images.Select(i => (string)i!["path"]!));
+        Assert.All(images, i =>
+        {
+            Assert.Equal("pushed", (string?)i!["result"]);
+            Assert.StartsWith("sha256:", (string?)i["digest"], StringComparison.Ordinal);
+        });
+
+        var table = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "builds");
+        Assert.Contains("succeeded", table.Stdout, StringComparison.Ordinal);
+        var log = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "build-log", (string)build["id"]!);
+        Assert.Contains("[base-b/tools] built ", log.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"[base-b/tools/cli] pushed {fx.Registry.Address}/{prefix}-base-b-tools-cli:testing", log.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"{prefix}-base-b-tools-cli", await fx.Registry.GetAsync("/v2/_catalog"), StringComparison.Ordinal);
+    }
+}
