@@ -1,0 +1,148 @@
+using Toolforge.Agents.NodeAgent.Audit.Iptables;
+using Toolforge.Agents.TestSupport;
+
+namespace Toolforge.Agents.NodeAgent.Tests;
+
+/// <summary>The NAT audit on real kube-proxy dumps and the Services that produced them.</summary>
+public sealed class IptablesAuditTests
+{
+    [Fact]
+    public void ChainNames_MatchKnownKubeProxyNames()
+    {
+        var rows = File.ReadAllLines(Path.Combine(ReferenceData.Dir, "chain-hash-vectors.tsv")).Where(l => l.Length > 0 && l[0] != '#').ToList();
+        Assert.True(rows.Count >= 15);
+        foreach (var cols in rows.Select(r => r.Split('\t')))
+        {
+            var (spn, protocol, endpoint, chain) = (cols[0], cols[1], cols[2], cols[3]);
+            var prefix = chain[..(chain.IndexOf('-', 5) + 1)];
+            var hash = KubeProxyNames.Hash(spn, protocol, endpoint == "-" ? null : endpoint);
+            Assert.Equal(chain, prefix + hash);
+        }
+
+        Assert.Equal("KUBE-SVC-NPX46M4PTMTKRN6Y", KubeProxyNames.ServiceChain("default/kubernetes:https", "tcp"));
+    }
+
+    [Theory]
+    [MemberData(nameof(Dumps))]
+    public void ReferenceDump_WithItsServices_IsClean(string name)
+    {
+        var rows = ReferenceData.Rows(name);
+        foreach (var row in rows)
+        {
+            var spn = KubeProxyNames.ServicePortName(row.Service.Split('/')[0], row.Service.Split('/')[1], row.PortName);
+            Assert.True(row.SvcChain == KubeProxyNames.ServiceChain(spn, row.Protocol) || row.SvcChain == KubeProxyNames.ServiceChain(spn + ":", row.Protocol), row.SvcChain);
+        }
+
+        var findings = NatAudit.Run(ClusterModel.FromKubectlJson([ReferenceData.KubectlJson(rows)]), IptablesDump.Parse(ReferenceData.Dump(name)), new NatAuditOptions());
+        Assert.True(findings.Count == 0, string.Join("\n", findings.Select(f => $"{f.Kind} {f.Subject}: {f.Message}")));
+    }
+
+    public static TheoryData<string> Dumps => new(ReferenceData.Dumps);
+
+    [Theory]
+    [InlineData("overall-rules", "ns1/svc1:p80 cluster IP")]
+    [InlineData("overall-rules", "ns2/svc2:p80 loadbalancer IP")]
+    [InlineData("overall-rules-v128", "ns4/svc4:p80 external IP")]
+    [InlineData("sync-repeated-initial", "ns2/svc2:p8080 cluster IP")]
+    [InlineData("real-kubeadm-v1.11-docker-2018", "default/kubernetes:https cluster IP")]
+    [InlineData("real-k3s-counters-2022", "default/kubernetes:https cluster IP")]
+    public void ReferenceDump_WithOneRuleTakenOut_ReportsExactlyThatRule(string name, string comment)
+    {
+        var lines = ReferenceData.Dump(name).Split('\n').ToList();
+        var victim = lines.FindIndex(l => l.Contains("-A KUBE-SERVICES", StringComparison.Ordinal)
+            && l.Contains($"\"{comment}\"", StringComparison.Ordinal) && l.Contains("-j KUBE-", StringComparison.Ordinal) && !l.Contains("KUBE-MARK-MASQ", StringComparison.Ordinal));
+        Assert.True(victim >= 0, $"no rule with comment {comment} in {name}");
+        lines.RemoveAt(victim);
+        var findings = NatAudit.Run(ClusterModel.FromKubectlJson([ReferenceData.KubectlJson(ReferenceData.Rows(name))]), IptablesDump.Parse(string.Join('\n', lines)), new NatAuditOptions());
+        var finding = Assert.Single(findings);
+        Assert.Equal("missing-rule", finding.Kind);
+        Assert.StartsWith(comment.Split(' ')[0], finding.Subject, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ReferenceDump_RejectTakenOut_IsMissingReject()
+    {
+        var dump = ReferenceData.Dump("real-k3s-counters-2022").Split('\n').Where(l => !l.Contains("kube-system/metrics-server:https has no endpoints", StringComparison.Ordinal));
+        var findings = NatAudit.Run(ClusterModel.FromKubectlJson([ReferenceData.KubectlJson(ReferenceData.Rows("real-k3s-counters-2022"))]), IptablesDump.Parse(string.Join('\n', dump)), new NatAuditOptions());
+        var f = Assert.Single(findings);
+        Assert.Equal("missing-reject", f.Kind);
+        Assert.Equal("kube-system/metrics-server:https 10.43.40.11:443/tcp", f.Subject);
+    }
+
+    [Fact]
+    public void ServiceDeleted_ItsRulesAreStale_AndWrongTargetIsNamed()
+    {
+        var rows = ReferenceData.Rows("sync-repeated-initial");
+        var dump = ReferenceData.Dump("sync-repeated-initial");
+        // ns2/svc2 deleted from the API but its rules remain.
+        var findings = NatAudit.Run(ClusterModel.FromKubectlJson([ReferenceData.KubectlJson(rows.Where(r => r.Service != "ns2/svc2"))]), IptablesDump.Parse(dump), new NatAuditOptions());
+        var stale = Assert.Single(findings);
+        Assert.Equal("stale-rule", stale.Kind);
+        Assert.Equal("172.30.0.42:8080/tcp", stale.Subject);
+
+        // svc1's cluster IP rule pointing at svc2's chain.
+        var swapped = dump.Replace("\"ns1/svc1:p80 cluster IP\" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j KUBE-SVC-XPGD46QRK7WJZT7O",
+            "\"ns1/svc1:p80 cluster IP\" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j KUBE-SVC-2VJB64SDSIJUP5T6", StringComparison.Ordinal);
+        Assert.NotEqual(dump, swapped);
+        var wrong = Assert.Single(NatAudit.Run(ClusterModel.FromKubectlJson([ReferenceData.KubectlJson(rows)]), IptablesDump.Parse(swapped), new NatAuditOptions()));
+        Assert.Equal("wrong-target", wrong.Kind);
+        Assert.Equal("KUBE-SVC-2VJB64SDSIJUP5T6", wrong.Details["target"]);
+    }
+
+    [Fact]
+    public void NodePorts_AreReportedWhenPolicyForbidsThem_HeadlessExpectsNothing()
+    {
+        var rows = ReferenceData.Rows("overall-rules");
+        var json = ReferenceData.KubectlJson(rows);
+        var cluster = ClusterModel.FromKubectlJson([json, """{"kind":"Service","apiVersion":"v1","metadata":{"name":"db","namespace":"tool-x"},"spec":{"clusterIP":"None","ports":[{"port":3306}]}}"""]);
+        var findings = NatAudit.Run(cluster, IptablesDump.Parse(ReferenceData.Dump("overall-rules")), new NatAuditOptions(ForbidNodePorts: true));
+        Assert.Equal(["ns2/svc2:p80", "ns3/svc3:p80", "ns5/svc5:p80"], findings.Where(f => f.Kind == "nodeport-forbidden").Select(f => f.Subject).Order(StringComparer.Ordinal));
+        Assert.All(findings, f => Assert.Equal("nodeport-forbidden", f.Kind));
+    }
+
+    [Fact]
+    public void WrongBackend_IsReported()
+    {
+        var rows = ReferenceData.Rows("sync-repeated-initial");
+        var moved = rows.Select(r => r.Service == "ns1/svc1" ? r with { Endpoints = ["10.0.1.9:80"] } : r);
+        var f = Assert.Single(NatAudit.Run(ClusterModel.FromKubectlJson([ReferenceData.KubectlJson(moved)]), IptablesDump.Parse(ReferenceData.Dump("sync-repeated-initial")), new NatAuditOptions()));
+        Assert.Equal("wrong-backend", f.Kind);
+        Assert.Equal("10.0.1.9:80", f.Details["missing"]);
+        Assert.Equal("10.0.1.1:80", f.Details["extra"]);
+    }
+
+    [Theory]
+    [InlineData("*nat\n-A KUBE-SERVICES -d 10.0.0.1/32 -p tcp -m comment --comment \"unterminated -j X\nCOMMIT\n", 2, "unterminated quote")]
+    [InlineData("-A KUBE-SERVICES -j X\n", 1, "outside a table")]
+    [InlineData("*nat\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -j KUBE-SVC-X\n", 3, "no COMMIT")]
+    [InlineData("*nat\nwhat is this\nCOMMIT\n", 2, "not an iptables-save line")]
+    public void BadDump_IsAnErrorNamingTheLine(string dump, int line, string reason)
+    {
+        var ex = Assert.Throws<IptablesParseException>(() => IptablesDump.Parse(dump));
+        Assert.Equal(line, ex.Line);
+        Assert.Contains(reason, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task OfflineCommand_ExitCodes_CleanFindingsBadInput()
+    {
+        using var dir = new TempDir();
+        var rows = ReferenceData.Rows("real-kubeadm-v1.11-docker-2018");
+        await File.WriteAllTextAsync(dir["all.json"], ReferenceData.KubectlJson(rows));
+        await File.WriteAllTextAsync(dir["dump.txt"], ReferenceData.Dump("real-kubeadm-v1.11-docker-2018"));
+        var clean = await Run.DotnetToolAsync("toolforge-node-agent", ["audit", "iptables", "--services", dir["all.json"], "--iptables-save", dir["dump.txt"]]);
+        Assert.True(clean.ExitCode == 0, clean.ToString());
+        Assert.Contains("clean: 2 services", clean.Stdout, StringComparison.Ordinal);
+
+        await File.WriteAllTextAsync(dir["fewer.json"], ReferenceData.KubectlJson(rows.Where(r => r.Service != "default/kubernetes")));
+        var dirty = await Run.DotnetToolAsync("toolforge-node-agent", ["audit", "iptables", "--services", dir["fewer.json"], "--iptables-save", dir["dump.txt"], "-o", "json"]);
+        Assert.Equal(1, dirty.ExitCode);
+        var findings = System.Text.Json.Nodes.JsonNode.Parse(dirty.Stdout)!["findings"]!.AsArray();
+        Assert.Equal("stale-rule", (string?)Assert.Single(findings)!["kind"]);
+
+        await File.WriteAllTextAsync(dir["bad.txt"], "*nat\n-A KUBE-SERVICES -j\nCOMMIT\n");
+        var bad = await Run.DotnetToolAsync("toolforge-node-agent", ["audit", "iptables", "--services", dir["all.json"], "--iptables-save", dir["bad.txt"]]);
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("iptables-save line 2: option -j has no value", bad.Stderr, StringComparison.Ordinal);
+    }
+}
