@@ -1,0 +1,70 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Toolforge.Agents.Common.Reporting;
+using Toolforge.Agents.Contracts.V1;
+
+namespace Toolforge.Agents.NodeAgent.Checks;
+
+/// <summary>
+/// A check that runs on its own interval with a hard timeout: a run that does not finish in time is cancelled and
+/// its checks become "unknown" with the reason; the next run starts on schedule. A hung peer never hangs the agent.
+/// </summary>
+internal abstract partial class PeriodicCheck(AgentState state, TimeProvider time, ILogger logger) : BackgroundService
+{
+    protected AgentState State { get; } = state;
+
+    protected TimeProvider Time { get; } = time;
+
+    /// <summary>The check names this one writes (used to mark them unknown when a run fails).</summary>
+    protected abstract IReadOnlyList<string> Names { get; }
+
+    protected abstract TimeSpan Interval { get; }
+
+    protected abstract TimeSpan Timeout { get; }
+
+    protected abstract Task RunOnceAsync(CancellationToken ct);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(Interval, Time);
+        do
+        {
+            await RunGuardedAsync(stoppingToken).ConfigureAwait(false);
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+
+    /// <summary>One run with the timeout; exposed for tests.</summary>
+    public async Task RunGuardedAsync(CancellationToken stoppingToken)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        cts.CancelAfter(Timeout);
+        var sw = Stopwatch.StartNew();
+        try
+        {
+            await RunOnceAsync(cts.Token).WaitAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
+        {
+            foreach (var name in Names)
+            {
+                State.SetCheck(name, CheckState.Unknown, $"did not finish within {Timeout.TotalSeconds:0.#}s", sw.Elapsed);
+            }
+        }
+        catch (Exception ex) when (!stoppingToken.IsCancellationRequested && ex is not OutOfMemoryException)
+        {
+            Log.CheckCrashed(logger, GetType().Name, ex);
+            foreach (var name in Names)
+            {
+                State.SetCheck(name, CheckState.Unknown, $"{ex.GetType().Name}: {ex.Message}", sw.Elapsed);
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(3001, LogLevel.Error, "check {Check} failed unexpectedly")]
+        public static partial void CheckCrashed(ILogger logger, string check, Exception ex);
+    }
+}

@@ -1,0 +1,202 @@
+using System.Collections.Concurrent;
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Toolforge.Agents.Common.Reporting;
+using Toolforge.Agents.NodeAgent.Audit.Iptables;
+
+namespace Toolforge.Agents.NodeAgent.Kubernetes;
+
+/// <summary>
+/// The node-agent's view of the cluster: this Node, every Service, EndpointSlice and Namespace, kept current by
+/// list + watch (KubernetesClient) and relisted when a watch expires (410 Gone) or breaks. List calls have a
+/// deadline; watches are renewed every WatchTimeout. Readers get immutable snapshots.
+/// </summary>
+public sealed partial class ClusterView : BackgroundService
+{
+    private readonly KubernetesOptions _options;
+    private readonly ILogger<ClusterView> _logger;
+    private readonly ConcurrentDictionary<string, V1Service> _services = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, V1EndpointSlice> _slices = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, V1Namespace> _namespaces = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, bool> _synced = new(StringComparer.Ordinal);
+    private volatile V1Node? _node;
+    private long _version;
+
+    public ClusterView(IOptions<NodeAgentOptions> options, CoordinatorConnection connection, ILogger<ClusterView> logger)
+        : this(options.Value.Kubernetes, options.Value.NodeName.Length > 0 ? options.Value.NodeName : connection.Node, logger)
+    {
+    }
+
+    public ClusterView(KubernetesOptions options, string nodeName, ILogger<ClusterView> logger)
+    {
+        _options = options;
+        NodeName = nodeName;
+        _logger = logger;
+    }
+
+    public string NodeName { get; }
+
+    /// <summary>Every kind listed at least once.</summary>
+    public bool Synced => _synced.Count == 4;
+
+    /// <summary>Why the view is not current, if it is not.</summary>
+    public string? Problem { get; private set; }
+
+    public V1Node? Node => _node;
+
+    /// <summary>Changes with every event; lets a reader tell whether anything moved.</summary>
+    public long Version => Interlocked.Read(ref _version);
+
+    public ClusterModel Model() => new(
+        _services.Values.Select(ServiceSpec.From).ToList(),
+        _slices.Values.Select(EndpointSliceSpec.From).OfType<EndpointSliceSpec>().ToList());
+
+    public IReadOnlyDictionary<string, string> NamespaceAnnotations(string ns) =>
+        _namespaces.TryGetValue(ns, out var n) && n.Metadata?.Annotations is { } a ? new Dictionary<string, string>(a) : new Dictionary<string, string>();
+
+    public IReadOnlyCollection<V1Service> Services => _services.Values.ToList();
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!_options.Enabled)
+        {
+            Problem = "NodeAgent:Kubernetes:Enabled is false";
+            return;
+        }
+
+        using var client = new k8s.Kubernetes(KubernetesClientConfiguration.BuildConfigFromConfigFile(_options.Kubeconfig));
+        var watchSeconds = (int)_options.WatchTimeout.TotalSeconds;
+        var node = $"metadata.name={NodeName}";
+        await Task.WhenAll(
+            Informer<V1Node, V1NodeList>("nodes",
+                t => client.CoreV1.ListNodeAsync(fieldSelector: node, cancellationToken: t),
+                (rv, onError, t) => client.CoreV1.WatchListNodeAsync(fieldSelector: node, resourceVersion: rv, timeoutSeconds: watchSeconds, onError: onError, cancellationToken: t),
+                l => l.Items, l => l.Metadata?.ResourceVersion, (type, n) => _node = type == WatchEventType.Deleted ? null : n, () => _node = null, stoppingToken),
+            Informer<V1Service, V1ServiceList>("services",
+                t => client.CoreV1.ListServiceForAllNamespacesAsync(cancellationToken: t),
+                (rv, onError, t) => client.CoreV1.WatchListServiceForAllNamespacesAsync(resourceVersion: rv, timeoutSeconds: watchSeconds, onError: onError, cancellationToken: t),
+                l => l.Items, l => l.Metadata?.ResourceVersion, (type, s) => Apply(_services, type, s), _services.Clear, stoppingToken),
+            Informer<V1EndpointSlice, V1EndpointSliceList>("endpointslices",
+                t => client.DiscoveryV1.ListEndpointSliceForAllNamespacesAsync(cancellationToken: t),
+                (rv, onError, t) => client.DiscoveryV1.WatchListEndpointSliceForAllNamespacesAsync(resourceVersion: rv, timeoutSeconds: watchSeconds, onError: onError, cancellationToken: t),
+                l => l.Items, l => l.Metadata?.ResourceVersion, (type, s) => Apply(_slices, type, s), _slices.Clear, stoppingToken),
+            Informer<V1Namespace, V1NamespaceList>("namespaces",
+                t => client.CoreV1.ListNamespaceAsync(cancellationToken: t),
+                (rv, onError, t) => client.CoreV1.WatchListNamespaceAsync(resourceVersion: rv, timeoutSeconds: watchSeconds, onError: onError, cancellationToken: t),
+                l => l.Items, l => l.Metadata?.ResourceVersion, (type, n) => Apply(_namespaces, type, n), _namespaces.Clear, stoppingToken)).ConfigureAwait(false);
+    }
+
+    private void Apply<T>(ConcurrentDictionary<string, T> map, WatchEventType type, T item)
+        where T : IKubernetesObject<V1ObjectMeta>
+    {
+        var key = $"{item.Metadata?.NamespaceProperty}/{item.Metadata?.Name}";
+        if (type == WatchEventType.Deleted)
+        {
+            map.TryRemove(key, out _);
+        }
+        else
+        {
+            map[key] = item;
+        }
+    }
+
+    private async Task Informer<T, TList>(
+        string kind,
+        Func<CancellationToken, Task<TList>> list,
+        Func<string?, Action<Exception>, CancellationToken, IAsyncEnumerable<(WatchEventType, T)>> watch,
+        Func<TList, IList<T>> items,
+        Func<TList, string?> version,
+        Action<WatchEventType, T> apply,
+        Action clear,
+        CancellationToken stoppingToken)
+        where T : IKubernetesObject<V1ObjectMeta>
+    {
+        var failures = 0;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                // List with a deadline, then watch from its resourceVersion.
+                string? rv;
+                using (var cts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken))
+                {
+                    cts.CancelAfter(_options.RequestTimeout);
+                    var body = await list(cts.Token).ConfigureAwait(false);
+                    clear();
+                    foreach (var item in items(body))
+                    {
+                        apply(WatchEventType.Added, item);
+                    }
+
+                    rv = version(body);
+                }
+
+                _synced[kind] = true;
+                Interlocked.Increment(ref _version);
+                if (failures > 0)
+                {
+                    Log.Recovered(_logger, kind);
+                }
+
+                failures = 0;
+                Problem = null;
+                while (!stoppingToken.IsCancellationRequested)
+                {
+                    using var watchCts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                    watchCts.CancelAfter(_options.WatchTimeout + _options.RequestTimeout); // the server ends it at WatchTimeout; this is the backstop
+                    Exception? watchError = null;
+                    await foreach (var (type, item) in watch(rv, e => watchError = e, watchCts.Token).ConfigureAwait(false))
+                    {
+                        if (type == WatchEventType.Error)
+                        {
+                            throw new WatchExpiredException(kind);
+                        }
+
+                        if (type != WatchEventType.Bookmark)
+                        {
+                            apply(type, item);
+                            Interlocked.Increment(ref _version);
+                        }
+
+                        rv = item.Metadata?.ResourceVersion ?? rv;
+                    }
+
+                    if (watchError is not null)
+                    {
+                        throw watchError;
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex) when (ex is HttpOperationException or HttpRequestException or IOException or OperationCanceledException
+                or WatchExpiredException or KubernetesException or System.Text.Json.JsonException or k8s.Exceptions.KubeConfigException)
+            {
+                Problem = $"{kind}: {ex.Message}";
+                if (failures++ == 0 && ex is not WatchExpiredException)
+                {
+                    Log.ListWatchFailed(_logger, kind, ex.Message);
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(30_000, 200 * Math.Pow(2, Math.Min(failures, 8)))), stoppingToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private sealed class WatchExpiredException(string kind) : Exception($"{kind}: watch expired; listing again");
+
+    private static partial class Log
+    {
+        [LoggerMessage(3101, LogLevel.Warning, "Kubernetes {Kind}: list/watch failed: {Reason}; retrying with backoff")]
+        public static partial void ListWatchFailed(ILogger logger, string kind, string reason);
+
+        [LoggerMessage(3102, LogLevel.Information, "Kubernetes {Kind}: listing and watching again")]
+        public static partial void Recovered(ILogger logger, string kind);
+    }
+}
