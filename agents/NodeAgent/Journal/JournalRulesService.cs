@@ -1,0 +1,189 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Toolforge.Agents.Common.Journal;
+using Toolforge.Agents.Common.Reporting;
+using Toolforge.Agents.Contracts.V1;
+
+namespace Toolforge.Agents.NodeAgent.Journal;
+
+/// <summary>
+/// Follows the journal of kubelet, docker, containerd and the kernel from a saved cursor (on its own thread, as
+/// sd_journal requires) and feeds the rules; each rule is a check "journal.NAME", and an active rule is a finding.
+/// </summary>
+internal sealed partial class JournalRulesService(
+    IOptions<NodeAgentOptions> options,
+    AgentState state,
+    TimeProvider time,
+    ILogger<JournalRulesService> logger) : BackgroundService
+{
+    public const string CheckPrefix = "journal.";
+
+    private readonly JournalRuleEngine _engine = new(options.Value.Journal.Rules.Count > 0 ? options.Value.Journal.Rules : JournalRuleEngine.Defaults());
+    private readonly object _lock = new();
+
+    private string CursorFile => Path.Combine(options.Value.StateDirectory, "node-agent.journal-cursor");
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var o = options.Value.Journal;
+        if (!JournalReader.IsSupported)
+        {
+            foreach (var name in _engine.RuleNames)
+            {
+                state.SetCheck(CheckPrefix + name, CheckState.Unknown, "unsupported on this platform");
+            }
+
+            return Task.CompletedTask;
+        }
+
+        var reader = Task.Factory.StartNew(() => ReadLoop(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        return Task.WhenAll(reader, EvaluateLoopAsync(o.EvaluateInterval, stoppingToken));
+    }
+
+    private async Task EvaluateLoopAsync(TimeSpan interval, CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(interval, time);
+        do
+        {
+            Publish();
+        }
+        while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false));
+    }
+
+    /// <summary>Writes every rule's state to the agent's checks and findings.</summary>
+    public void Publish()
+    {
+        IReadOnlyList<RuleState> states;
+        lock (_lock)
+        {
+            states = _engine.Evaluate(time.GetUtcNow());
+        }
+
+        var findings = new List<Finding>();
+        foreach (var s in states)
+        {
+            state.SetCheck(CheckPrefix + s.Rule, s.State, s.Message, values: new Dictionary<string, double> { ["count"] = s.Count });
+            if (s.State != CheckState.Ok)
+            {
+                findings.Add(new Finding
+                {
+                    Kind = "journal-rule",
+                    Subject = s.Rule,
+                    Message = s.Message,
+                    Severity = s.State == CheckState.Failing ? Severity.Error : Severity.Warning,
+                });
+            }
+        }
+
+        state.SetFindings("journal", findings);
+    }
+
+    private void ReadLoop(CancellationToken ct)
+    {
+        var o = options.Value.Journal;
+        var failures = 0;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                using var journal = o.Files.Count > 0 ? JournalReader.OpenFiles(o.Files) : JournalReader.OpenSystem();
+                foreach (var unit in o.Units)
+                {
+                    journal.AddMatch("_SYSTEMD_UNIT", unit);
+                }
+
+                if (o.Kernel)
+                {
+                    journal.AddDisjunction();
+                    journal.AddMatch("_TRANSPORT", "kernel");
+                }
+
+                Position(journal, startAtHead: o.Files.Count > 0);
+                failures = 0;
+                var sinceSave = 0;
+                while (!ct.IsCancellationRequested)
+                {
+                    while (journal.Next())
+                    {
+                        var line = new JournalLine(journal.RealtimeMicros(), journal.Field("MESSAGE") ?? string.Empty,
+                            journal.Field("_SYSTEMD_UNIT"), journal.Field("SYSLOG_IDENTIFIER"), journal.Field("_TRANSPORT") == "kernel");
+                        lock (_lock)
+                        {
+                            _engine.Observe(line);
+                        }
+
+                        if (++sinceSave >= 1000)
+                        {
+                            SaveCursor(journal.Cursor());
+                            sinceSave = 0;
+                        }
+                    }
+
+                    if (sinceSave > 0)
+                    {
+                        SaveCursor(journal.Cursor());
+                        sinceSave = 0;
+                        Publish();
+                    }
+
+                    journal.Wait(TimeSpan.FromSeconds(1));
+                }
+            }
+            catch (Exception ex) when (ex is JournalException or IOException or UnauthorizedAccessException or DllNotFoundException)
+            {
+                if (failures++ == 0)
+                {
+                    Log.ReadFailed(logger, ex.Message);
+                }
+
+                foreach (var name in _engine.RuleNames)
+                {
+                    state.SetCheck(CheckPrefix + name, CheckState.Unknown, $"cannot read the journal: {ex.Message}");
+                }
+
+                ct.WaitHandle.WaitOne(TimeSpan.FromSeconds(Math.Min(60, 2 * failures)));
+            }
+        }
+    }
+
+    private void Position(JournalReader journal, bool startAtHead)
+    {
+        var cursor = File.Exists(CursorFile) ? File.ReadAllText(CursorFile).Trim() : string.Empty;
+        if (cursor.Length > 0)
+        {
+            if (journal.SeekCursor(cursor) == CursorSeek.Unknown)
+            {
+                Log.CursorUnknown(logger, CursorFile);
+            }
+
+            return;
+        }
+
+        if (startAtHead)
+        {
+            journal.SeekHead();
+        }
+        else
+        {
+            journal.SeekTail(); // a fresh node-agent judges what happens from now on, not years of history
+        }
+    }
+
+    private void SaveCursor(string cursor)
+    {
+        var tmp = CursorFile + ".tmp";
+        Directory.CreateDirectory(Path.GetDirectoryName(CursorFile)!);
+        File.WriteAllText(tmp, cursor);
+        File.Move(tmp, CursorFile, overwrite: true);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(3201, LogLevel.Warning, "cannot read the journal: {Reason}; retrying")]
+        public static partial void ReadFailed(ILogger logger, string reason);
+
+        [LoggerMessage(3202, LogLevel.Warning, "the journal no longer holds the entry saved in {File}: continuing from the nearest entry; some may have been missed")]
+        public static partial void CursorUnknown(ILogger logger, string file);
+    }
+}
