@@ -10,6 +10,12 @@ public sealed record JournalLine(long RealtimeMicros, string Message, string? Un
     public DateTimeOffset Time => DateTimeOffset.UnixEpoch.AddTicks(RealtimeMicros * 10);
 }
 
+/// <summary>A rule's remembered state (saved with the journal cursor).</summary>
+public sealed record RuleSnapshot(string Name, List<DateTimeOffset> Hits, bool Active, DateTimeOffset? Since, DateTimeOffset? Last, string? LastMessage, int Count);
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(List<RuleSnapshot>))]
+internal sealed partial class RuleSnapshotJson : System.Text.Json.Serialization.JsonSerializerContext;
+
 /// <summary>A rule's state now.</summary>
 public sealed record RuleState(string Rule, CheckState State, string Message, int Count, string? LastMessage);
 
@@ -39,6 +45,30 @@ public sealed class JournalRuleEngine
     public JournalRuleEngine(IEnumerable<JournalRuleOptions> rules) => _rules = rules.Select(r => new Rule(r)).ToList();
 
     public IReadOnlyList<string> RuleNames => _rules.Select(r => r.Options.Name).ToList();
+
+    /// <summary>What must survive an agent restart: recent event times and active conditions.</summary>
+    public List<RuleSnapshot> Snapshot() => _rules.Select(r => new RuleSnapshot(
+        r.Options.Name, r.Hits.ToList(), r.Active, r.Since, r.Last, r.LastMessage, r.ConditionCount)).ToList();
+
+    public void Restore(IEnumerable<RuleSnapshot> snapshot)
+    {
+        foreach (var s in snapshot)
+        {
+            var r = _rules.FirstOrDefault(x => x.Options.Name == s.Name);
+            if (r is null)
+            {
+                continue; // a rule removed from the config
+            }
+
+            r.Hits.Clear();
+            foreach (var h in s.Hits.Order())
+            {
+                r.Hits.Enqueue(h);
+            }
+
+            (r.Active, r.Since, r.Last, r.LastMessage, r.ConditionCount) = (s.Active, s.Since, s.Last, s.LastMessage, s.Count);
+        }
+    }
 
     public void Observe(JournalLine line)
     {

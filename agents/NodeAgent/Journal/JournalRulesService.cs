@@ -24,6 +24,8 @@ internal sealed partial class JournalRulesService(
 
     private string CursorFile => Path.Combine(options.Value.StateDirectory, "node-agent.journal-cursor");
 
+    private string RulesFile => Path.Combine(options.Value.StateDirectory, "node-agent.journal-rules.json");
+
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var o = options.Value.Journal;
@@ -37,6 +39,7 @@ internal sealed partial class JournalRulesService(
             return Task.CompletedTask;
         }
 
+        LoadRuleState();
         var reader = Task.Factory.StartNew(() => ReadLoop(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         return Task.WhenAll(reader, EvaluateLoopAsync(o.EvaluateInterval, stoppingToken));
     }
@@ -170,16 +173,53 @@ internal sealed partial class JournalRulesService(
         }
     }
 
+    // The rule state is written before the cursor: after a crash, an entry is at worst counted twice, never lost.
     private void SaveCursor(string cursor)
     {
-        var tmp = CursorFile + ".tmp";
-        Directory.CreateDirectory(Path.GetDirectoryName(CursorFile)!);
-        File.WriteAllText(tmp, cursor);
-        File.Move(tmp, CursorFile, overwrite: true);
+        Directory.CreateDirectory(options.Value.StateDirectory);
+        string rules;
+        lock (_lock)
+        {
+            rules = System.Text.Json.JsonSerializer.Serialize(_engine.Snapshot(), RuleSnapshotJson.Default.ListRuleSnapshot);
+        }
+
+        WriteAtomically(RulesFile, rules);
+        WriteAtomically(CursorFile, cursor);
+    }
+
+    private static void WriteAtomically(string path, string text)
+    {
+        var tmp = path + ".tmp";
+        File.WriteAllText(tmp, text);
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    private void LoadRuleState()
+    {
+        if (!File.Exists(RulesFile))
+        {
+            return;
+        }
+
+        try
+        {
+            var snapshot = System.Text.Json.JsonSerializer.Deserialize(File.ReadAllText(RulesFile), RuleSnapshotJson.Default.ListRuleSnapshot) ?? [];
+            lock (_lock)
+            {
+                _engine.Restore(snapshot);
+            }
+        }
+        catch (Exception ex) when (ex is System.Text.Json.JsonException or IOException)
+        {
+            Log.RuleStateUnreadable(logger, RulesFile, ex.Message);
+        }
     }
 
     private static partial class Log
     {
+        [LoggerMessage(3203, LogLevel.Warning, "cannot read the saved rule state {File} ({Reason}): starting the rules afresh")]
+        public static partial void RuleStateUnreadable(ILogger logger, string file, string reason);
+
         [LoggerMessage(3201, LogLevel.Warning, "cannot read the journal: {Reason}; retrying")]
         public static partial void ReadFailed(ILogger logger, string reason);
 

@@ -56,7 +56,7 @@ public sealed partial class ClusterView : BackgroundService
         _slices.Values.Select(EndpointSliceSpec.From).OfType<EndpointSliceSpec>().ToList());
 
     public IReadOnlyDictionary<string, string> NamespaceAnnotations(string ns) =>
-        _namespaces.TryGetValue(ns, out var n) && n.Metadata?.Annotations is { } a ? new Dictionary<string, string>(a) : new Dictionary<string, string>();
+        _namespaces.TryGetValue("/" + ns, out var n) && n.Metadata?.Annotations is { } a ? new Dictionary<string, string>(a) : new Dictionary<string, string>();
 
     public IReadOnlyCollection<V1Service> Services => _services.Values.ToList();
 
