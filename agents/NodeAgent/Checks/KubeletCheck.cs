@@ -58,7 +58,7 @@ internal sealed class KubeletCheck : PeriodicCheck
             State.SetCheck(Unit, state, message, sw.Elapsed,
                 new Dictionary<string, string> { ["active_state"] = u.ActiveState, ["sub_state"] = u.SubState, ["load_state"] = u.LoadState },
                 new Dictionary<string, double> { ["n_restarts"] = u.NRestarts });
-            var recent = _flaps.Observe(Time.GetUtcNow(), u.NRestarts, u.InactiveExitTimestampMicros);
+            var recent = _flaps.Observe(Time.GetUtcNow(), u.NRestarts);
             State.SetCheck(Flapping, recent >= _o.FlapRestarts ? CheckState.Failing : CheckState.Ok,
                 $"{recent} restart(s) in the last {_o.FlapWindow.TotalMinutes:0} min (flapping at {_o.FlapRestarts})",
                 values: new Dictionary<string, double> { ["restarts_in_window"] = recent });

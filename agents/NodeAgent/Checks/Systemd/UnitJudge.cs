@@ -26,35 +26,25 @@ internal static class UnitJudge
 }
 
 /// <summary>
-/// Counts a unit's restarts in a sliding window from its NRestarts (automatic restarts) and changes of
-/// InactiveExitTimestamp (any new start, also a manual one). Pure: time comes in.
+/// Counts a unit's automatic restarts in a sliding window from NRestarts (systemd's count of restarts done by
+/// Restart=). Manual restarts by an admin are not flapping and do not count. Pure: time comes in.
 /// </summary>
 internal sealed class FlapTracker(TimeSpan window)
 {
     private readonly Queue<DateTimeOffset> _restarts = new();
-    private uint? _lastRestarts;
-    private ulong? _lastStart;
+    private uint? _last;
 
-    public int Observe(DateTimeOffset now, uint nRestarts, ulong startMicros)
+    public int Observe(DateTimeOffset now, uint nRestarts)
     {
-        var delta = 0;
-        if (_lastRestarts is { } r && nRestarts > r)
+        if (_last is { } r && nRestarts > r)
         {
-            delta = (int)(nRestarts - r);
+            for (var i = 0; i < nRestarts - r; i++)
+            {
+                _restarts.Enqueue(now);
+            }
         }
 
-        if (_lastStart is { } s && startMicros != s && startMicros != 0)
-        {
-            delta = Math.Max(delta, 1);
-        }
-
-        _lastRestarts = nRestarts;
-        _lastStart = startMicros;
-        for (var i = 0; i < delta; i++)
-        {
-            _restarts.Enqueue(now);
-        }
-
+        _last = nRestarts; // a daemon-reload may reset it: the next increase counts from there
         while (_restarts.Count > 0 && _restarts.Peek() <= now - window)
         {
             _restarts.Dequeue();

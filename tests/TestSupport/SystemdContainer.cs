@@ -1,0 +1,121 @@
+using System.Diagnostics;
+
+namespace Toolforge.Agents.TestSupport;
+
+/// <summary>
+/// A booted Debian container with real systemd, journald and the system D-Bus (systemd-nspawn --boot on the root
+/// ./build.sh test makes once with debootstrap, with a tmpfs overlay so the root is never changed). Its /run/dbus is
+/// bound to a host directory, so the host reaches its system bus at unix:path=DIR/system_bus_socket.
+/// </summary>
+public sealed class SystemdContainer : IAsyncDisposable
+{
+    private readonly Process _nspawn;
+    private readonly TempDir _dir;
+
+    private SystemdContainer(Process nspawn, TempDir dir, int leaderPid)
+    {
+        _nspawn = nspawn;
+        _dir = dir;
+        LeaderPid = leaderPid;
+    }
+
+    public int LeaderPid { get; }
+
+    public string BusAddress => $"unix:path={_dir["bus"]}/system_bus_socket";
+
+    public string Root => Environment.GetEnvironmentVariable("TFA_NODE_ROOT") ?? "/var/tmp/tfa-node-root";
+
+    /// <summary>Boots the container with the given unit files (name → content) in /etc/systemd/system.</summary>
+    public static async Task<SystemdContainer> BootAsync(IReadOnlyDictionary<string, string> units, IEnumerable<string>? extraArgs = null)
+    {
+        var root = Environment.GetEnvironmentVariable("TFA_NODE_ROOT") ?? "/var/tmp/tfa-node-root";
+        if (!File.Exists(Path.Combine(root, "lib/systemd/systemd")))
+        {
+            throw Peer.Missing($"a debootstrapped systemd root at {root}", "./build.sh test makes it (debootstrap, once per machine)");
+        }
+
+        var nspawn = Peer.Require("systemd-nspawn", "systemd-container");
+        var dir = new TempDir("nspawn");
+        Directory.CreateDirectory(dir["bus"]);
+        Directory.CreateDirectory(dir["units"]);
+        var args = new List<string> { "-D", root, "--volatile=overlay", "--boot", "--register=no", "--keep-unit", "-q", "--console=passive",
+            "-M", "tfa" + Guid.NewGuid().ToString("N")[..8], $"--bind={dir["bus"]}:/run/dbus" };
+        foreach (var (name, content) in units)
+        {
+            await File.WriteAllTextAsync(dir[Path.Combine("units", name)], content);
+            args.Add($"--bind-ro={dir[Path.Combine("units", name)]}:/etc/systemd/system/{name}");
+        }
+
+        args.AddRange(extraArgs ?? []);
+        var psi = new ProcessStartInfo(nspawn) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        var p = Process.Start(psi)!;
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        var sw = Stopwatch.StartNew();
+        int leader = 0;
+        while (sw.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            if (p.HasExited)
+            {
+                throw Peer.Missing("systemd-nspawn", $"it exited with {p.ExitCode}");
+            }
+
+            leader = leader != 0 ? leader : ChildOf(p.Id);
+            if (leader != 0 && File.Exists(Path.Combine(dir["bus"], "system_bus_socket")))
+            {
+                var state = await Run.ProcessAsync("nsenter", ["-t", leader.ToString(System.Globalization.CultureInfo.InvariantCulture), "-a", "systemctl", "is-system-running"], TimeSpan.FromSeconds(10));
+                if (state.Stdout.Trim() is "running" or "degraded")
+                {
+                    return new SystemdContainer(p, dir, leader);
+                }
+            }
+
+            await Task.Delay(200);
+        }
+
+        p.Kill(entireProcessTree: true);
+        throw Peer.Missing("a booted systemd container", "it did not reach 'running' within 60 s");
+    }
+
+    private static int ChildOf(int pid)
+    {
+        var path = $"/proc/{pid}/task/{pid}/children";
+        if (!File.Exists(path))
+        {
+            return 0;
+        }
+
+        var text = File.ReadAllText(path).Trim();
+        return text.Length == 0 ? 0 : int.Parse(text.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Runs a command inside the container (nsenter into all its namespaces).</summary>
+    public async Task<ProcessResult> ExecAsync(params string[] command) =>
+        await Run.ProcessAsync("nsenter", ["-t", LeaderPid.ToString(System.Globalization.CultureInfo.InvariantCulture), "-a", .. command], TimeSpan.FromMinutes(2));
+
+    public async Task<string> SystemctlAsync(params string[] args) => (await ExecAsync(["systemctl", .. args])).Stdout.Trim();
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_nspawn.HasExited)
+        {
+            _nspawn.Kill(); // SIGKILL to nspawn takes the container down with it
+            try
+            {
+                await _nspawn.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            }
+            catch (TimeoutException)
+            {
+                _nspawn.Kill(entireProcessTree: true);
+            }
+        }
+
+        _nspawn.Dispose();
+        _dir.Dispose();
+    }
+}
