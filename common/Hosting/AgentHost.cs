@@ -105,6 +105,7 @@ public static class AgentHost
             .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
             .MinimumLevel.Override("Microsoft.Hosting.Lifetime", LogEventLevel.Information)
             .MinimumLevel.Override("Grpc", LogEventLevel.Warning)
+            .MinimumLevel.Override("System.Net.Http", LogEventLevel.Warning)
             .Enrich.FromLogContext();
         switch (options.Console.ToLowerInvariant())
         {
@@ -133,7 +134,8 @@ public static class AgentHost
         try
         {
             using var host = build();
-            await host.RunAsync().ConfigureAwait(false);
+            await host.StartAsync().ConfigureAwait(false);
+            await host.WaitForShutdownAsync().ConfigureAwait(false);
             var failed = host.Services.GetServices<IHostedService>().OfType<BackgroundService>()
                 .Any(s => s.ExecuteTask is { IsFaulted: true });
             return failed ? 1 : 0;
