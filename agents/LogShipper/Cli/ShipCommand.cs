@@ -1,0 +1,71 @@
+using System.CommandLine;
+using Microsoft.Extensions.Logging;
+using Serilog;
+using Toolforge.Agents.Common.Logging;
+using Toolforge.Agents.LogShipper.Delivery;
+
+namespace Toolforge.Agents.LogShipper.Cli;
+
+/// <summary>
+/// `toolforge-log-shipper ship --journal-file F ... --to relp://HOST:PORT --state-file S [--ca C --cert X --key K]`:
+/// ships every entry of the files after the cursor in S, waits for every acknowledgement (RELP) or flush (TCP/TLS),
+/// saves the cursor, prints one summary line and exits 0; on a delivery failure exits 1 with the cursor at the last
+/// acknowledged entry; 2 on bad input.
+/// </summary>
+internal static class ShipCommand
+{
+    public static Command Create()
+    {
+        var files = new Option<string[]>("--journal-file") { Description = "Journal file(s) to ship", Required = true, AllowMultipleArgumentsPerToken = true };
+        var to = new Option<string[]>("--to") { Description = "relp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT (several: failover in order)", Required = true };
+        var state = new Option<string>("--state-file") { Description = "Cursor of the last delivered entry (read, then written)", Required = true };
+        var ca = new Option<string?>("--ca") { Description = "TLS: CA bundle the receiver must chain to" };
+        var cert = new Option<string?>("--cert") { Description = "TLS: client certificate" };
+        var key = new Option<string?>("--key") { Description = "TLS: client key" };
+        var giveUp = new Option<double>("--give-up-after") { Description = "Seconds without delivery before failing", DefaultValueFactory = _ => 60 };
+        var window = new Option<int>("--relp-window") { Description = "RELP frames in flight", DefaultValueFactory = _ => 128 };
+        var cmd = new Command("ship", "Ship journal files to a syslog receiver once, and exit") { files, to, state, ca, cert, key, giveUp, window };
+        cmd.SetAction(async (pr, ct) =>
+        {
+            var options = new ShipperOptions
+            {
+                JournalFiles = [.. pr.GetValue(files)!],
+                StateFile = pr.GetValue(state)!,
+                StartAt = "head",
+                OnUnknownCursor = "head",
+                RelpWindow = pr.GetValue(window),
+                Destinations = pr.GetValue(to)!.Select(u => new DestinationOptions
+                {
+                    Url = u,
+                    CaBundle = pr.GetValue(ca) ?? string.Empty,
+                    Certificate = pr.GetValue(cert) ?? string.Empty,
+                    Key = pr.GetValue(key) ?? string.Empty,
+                }).ToList(),
+            };
+            var problems = options.Validate("--").ToList();
+            if (problems.Count > 0)
+            {
+                await Console.Error.WriteLineAsync($"toolforge-log-shipper: {string.Join("; ", problems)}");
+                return 2;
+            }
+
+            using var loggerFactory = LoggerFactory.Create(b => b.AddSerilog(new Serilog.LoggerConfiguration()
+                .WriteTo.Console(new PlainFormatter(), standardErrorFromLevel: Serilog.Events.LogEventLevel.Verbose).CreateLogger(), dispose: true));
+            var shipper = new Shipper(options, TimeProvider.System, loggerFactory.CreateLogger("ship"));
+            bool ok;
+            try
+            {
+                ok = await shipper.RunAsync(follow: false, TimeSpan.FromSeconds(pr.GetValue(giveUp)), ct);
+            }
+            catch (Exception ex) when (ex is Shipper.JournalReadFailedException or FileNotFoundException or DirectoryNotFoundException)
+            {
+                await Console.Error.WriteLineAsync($"toolforge-log-shipper: {ex.Message}");
+                return 2;
+            }
+
+            Console.Out.WriteLine($"{(ok ? "shipped" : "FAILED")}: {shipper.Stats}");
+            return ok ? 0 : 1;
+        });
+        return cmd;
+    }
+}

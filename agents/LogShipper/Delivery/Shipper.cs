@@ -1,0 +1,472 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Prometheus;
+using Toolforge.Agents.Common.Journal;
+using Toolforge.Agents.Common.Syslog;
+using Toolforge.Agents.LogShipper.Journal;
+
+namespace Toolforge.Agents.LogShipper.Delivery;
+
+/// <summary>What a run did.</summary>
+public sealed class ShipStats
+{
+    public long Read;
+    public long Sent;
+    public long Acknowledged;
+    public long Filtered;
+    public long RateLimited;
+    public long Resent;
+    public long Truncated;
+    public long Reconnects;
+    public string? LastError;
+    public DateTimeOffset? LastDelivery;
+    public long OldestWaitingMicros;
+    public bool Connected;
+
+    public override string ToString() =>
+        $"read {Read}, sent {Sent}, acknowledged {Acknowledged}, filtered {Filtered}, rate-limited {RateLimited}, sent again after reconnects {Resent}, truncated {Truncated}";
+}
+
+/// <summary>
+/// Reads the journal from the saved cursor (on its own thread, as sd_journal wants), maps each entry to RFC 5424 and
+/// sends it to the first destination that works. The journal is the buffer: at most a few thousand entries are in
+/// memory whatever the receiver does. The cursor is saved only once everything up to it is acknowledged (RELP) or
+/// written and flushed (TCP/TLS).
+/// </summary>
+public sealed partial class Shipper(ShipperOptions options, TimeProvider time, ILogger logger)
+{
+    private static readonly Counter ReadTotal = Metrics.CreateCounter("toolforge_shipper_entries_read_total", "Journal entries read.");
+    private static readonly Counter SentTotal = Metrics.CreateCounter("toolforge_shipper_entries_sent_total", "Messages written to a receiver (resends included).");
+    private static readonly Counter AckTotal = Metrics.CreateCounter("toolforge_shipper_entries_acknowledged_total", "Messages the receiver confirmed (RELP) or that were flushed (TCP/TLS).");
+    private static readonly Counter BytesTotal = Metrics.CreateCounter("toolforge_shipper_bytes_sent_total", "Syslog bytes written.");
+    private static readonly Counter DroppedTotal = Metrics.CreateCounter("toolforge_shipper_entries_dropped_total", "Entries not shipped, by reason.", "reason");
+    private static readonly Counter ReconnectsTotal = Metrics.CreateCounter("toolforge_shipper_reconnects_total", "Connections to receivers made after a failure.");
+    private static readonly Gauge LagSeconds = Metrics.CreateGauge("toolforge_shipper_lag_seconds", "Now minus the time of the oldest entry not yet delivered (0 when all is delivered).");
+
+    private const int QueueLength = 4096;
+    private const int FlushBatch = 512;
+
+    private readonly CursorStore _cursors = new(options.StateFile);
+    private readonly SemaphoreSlim _wake = new(0);
+
+    public ShipStats Stats { get; } = new();
+
+    /// <summary>
+    /// Ships until the end of the journal (follow: false; then waits for every acknowledgement) or until cancelled
+    /// (follow: true). Returns false when delivery failed for longer than <paramref name="giveUpAfter"/>.
+    /// </summary>
+    public async Task<bool> RunAsync(bool follow, TimeSpan? giveUpAfter, CancellationToken ct)
+    {
+        var queue = Channel.CreateBounded<ShipItem>(new BoundedChannelOptions(QueueLength) { SingleReader = true, SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var reader = Task.Factory.StartNew(() => ReadJournal(queue.Writer, follow, stop.Token), stop.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        try
+        {
+            return await SendLoopAsync(queue.Reader, giveUpAfter, stop.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            await stop.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await reader.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // stopped
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ reading
+
+    private void ReadJournal(ChannelWriter<ShipItem> output, bool follow, CancellationToken ct)
+    {
+        try
+        {
+            using var journal = options.JournalFiles.Count > 0 ? JournalReader.OpenFiles(options.JournalFiles)
+                : options.JournalDirectory.Length > 0 ? JournalReader.OpenDirectory(options.JournalDirectory)
+                : JournalReader.OpenSystem();
+            Position(journal);
+            var filter = new EntryFilter(options);
+            var limiter = new RateLimiter(options.RateLimit);
+            var lastDropReport = time.GetUtcNow();
+            while (!ct.IsCancellationRequested)
+            {
+                while (journal.Next())
+                {
+                    var r = JournalRecord.Read(journal);
+                    Interlocked.Increment(ref Stats.Read);
+                    ReadTotal.Inc();
+                    byte[]? payload = null;
+                    if (!filter.Accepts(r))
+                    {
+                        Interlocked.Increment(ref Stats.Filtered);
+                    }
+                    else if (!limiter.Allow(r.Unit ?? r.Identifier ?? r.Transport ?? "-", time.GetUtcNow()))
+                    {
+                        Interlocked.Increment(ref Stats.RateLimited);
+                        DroppedTotal.WithLabels("rate-limit").Inc();
+                    }
+                    else
+                    {
+                        var buffer = new System.Buffers.ArrayBufferWriter<byte>(512);
+                        if (Rfc5424.Write(EntryMapper.Map(r), buffer, options.MaxMessageBytes) > 0)
+                        {
+                            Interlocked.Increment(ref Stats.Truncated);
+                        }
+
+                        payload = buffer.WrittenSpan.ToArray();
+                    }
+
+                    // Blocks while the queue is full: the journal is the buffer.
+                    while (!output.TryWrite(new ShipItem(r.Cursor, r.RealtimeMicros, payload)))
+                    {
+                        output.WaitToWriteAsync(ct).AsTask().GetAwaiter().GetResult();
+                    }
+
+                    if (time.GetUtcNow() - lastDropReport >= options.RateLimit.Interval)
+                    {
+                        ReportDrops(limiter);
+                        lastDropReport = time.GetUtcNow();
+                    }
+                }
+
+                ReportDrops(limiter);
+                if (!follow)
+                {
+                    break;
+                }
+
+                journal.Wait(TimeSpan.FromSeconds(1));
+            }
+
+            output.TryComplete();
+        }
+        catch (OperationCanceledException)
+        {
+            output.TryComplete();
+        }
+        catch (Exception ex) when (ex is JournalException or IOException or UnauthorizedAccessException or PlatformNotSupportedException or DllNotFoundException)
+        {
+            Log.JournalFailed(logger, ex.Message);
+            Stats.LastError = $"cannot read the journal: {ex.Message}";
+            output.TryComplete(ex);
+        }
+    }
+
+    private void ReportDrops(RateLimiter limiter)
+    {
+        var dropped = limiter.TakeDropped();
+        if (dropped.Count > 0)
+        {
+            Log.RateLimited(logger, dropped.Values.Sum(), string.Join(", ", dropped.OrderByDescending(d => d.Value).Take(10).Select(d => $"{d.Key}={d.Value}")));
+        }
+    }
+
+    private void Position(JournalReader journal)
+    {
+        string? cursor;
+        try
+        {
+            cursor = _cursors.Load();
+        }
+        catch (Exception ex) when (ex is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            Log.CursorUnreadable(logger, _cursors.Path, ex.Message, options.OnUnknownCursor);
+            StartAt(journal, options.OnUnknownCursor);
+            return;
+        }
+
+        if (cursor is null)
+        {
+            StartAt(journal, options.StartAt);
+            return;
+        }
+
+        CursorSeek seek;
+        try
+        {
+            seek = journal.SeekCursor(cursor);
+        }
+        catch (JournalException ex)
+        {
+            Log.CursorUnreadable(logger, _cursors.Path, ex.Message, options.OnUnknownCursor);
+            StartAt(journal, options.OnUnknownCursor);
+            return;
+        }
+
+        if (seek == CursorSeek.Unknown)
+        {
+            Log.CursorUnknown(logger, _cursors.Path, options.OnUnknownCursor);
+            StartAt(journal, options.OnUnknownCursor);
+        }
+    }
+
+    private static void StartAt(JournalReader journal, string where)
+    {
+        if (where == "tail")
+        {
+            journal.SeekTail();
+        }
+        else
+        {
+            journal.SeekHead();
+        }
+    }
+
+    // ------------------------------------------------------------------ sending
+
+    private async Task<bool> SendLoopAsync(ChannelReader<ShipItem> input, TimeSpan? giveUpAfter, CancellationToken ct)
+    {
+        var outstanding = new Queue<ShipItem>();
+        var unconfirmed = new List<ShipItem>();
+        IShipConnection? connection = null;
+        var destination = 0;
+        var failures = 0;
+        var lastProgress = Stopwatch.StartNew();
+        var lastSave = Stopwatch.StartNew();
+        string? committed = null;
+        var savedCursor = (string?)null;
+        var inputDone = false;
+        try
+        {
+            while (true)
+            {
+                ct.ThrowIfCancellationRequested();
+                Commit(outstanding, unconfirmed, ref committed);
+                if (committed != savedCursor && (lastSave.Elapsed > TimeSpan.FromSeconds(1) || outstanding.Count == 0))
+                {
+                    _cursors.Save(committed!);
+                    savedCursor = committed;
+                    lastSave.Restart();
+                }
+
+                if (inputDone && outstanding.Count == 0)
+                {
+                    return true;
+                }
+
+                if (connection is null || connection.Broken.IsCompleted)
+                {
+                    if (connection is not null)
+                    {
+                        Stats.LastError = connection.Broken.Exception?.GetBaseException().Message;
+                        Log.ConnectionLost(logger, options.Destinations[destination].Url, Stats.LastError ?? "?");
+                        await connection.DisposeAsync().ConfigureAwait(false);
+                        connection = null;
+                        Stats.Connected = false;
+                        destination = (destination + 1) % options.Destinations.Count;
+                    }
+
+                    if (giveUpAfter is { } limit && lastProgress.Elapsed > limit && outstanding.Count > 0)
+                    {
+                        Log.GaveUp(logger, limit.TotalSeconds, Stats.LastError ?? "?");
+                        return false;
+                    }
+
+                    try
+                    {
+                        connection = await ConnectAsync(destination, ct).ConfigureAwait(false);
+                        Stats.Connected = true;
+                        if (failures > 0 || Stats.Reconnects > 0 || Stats.Sent > 0)
+                        {
+                            Interlocked.Increment(ref Stats.Reconnects);
+                            ReconnectsTotal.Inc();
+                        }
+
+                        Log.Connected(logger, options.Destinations[destination].Url, failures);
+                        failures = 0;
+                        unconfirmed.Clear();
+                        foreach (var item in outstanding.Where(i => i.Payload is not null && !i.Done))
+                        {
+                            await SendOneAsync(connection, item, unconfirmed, resend: true, ct).ConfigureAwait(false);
+                        }
+
+                        await connection.FlushAsync(ct).ConfigureAwait(false);
+                    }
+                    catch (DeliveryException ex)
+                    {
+                        Stats.LastError = ex.Message;
+                        if (failures++ == 0)
+                        {
+                            Log.ConnectFailed(logger, options.Destinations[destination].Url, ex.Message);
+                        }
+
+                        if (connection is not null)
+                        {
+                            await connection.DisposeAsync().ConfigureAwait(false);
+                            connection = null;
+                        }
+
+                        destination = (destination + 1) % options.Destinations.Count;
+                        await Task.Delay(Backoff(failures), time, ct).ConfigureAwait(false);
+                    }
+
+                    continue;
+                }
+
+                try
+                {
+                    if (unconfirmed.Count >= connection.Window)
+                    {
+                        await connection.FlushAsync(ct).ConfigureAwait(false);
+                        await Task.WhenAny(_wake.WaitAsync(TimeSpan.FromMilliseconds(200), ct), connection.Broken).ConfigureAwait(false);
+                        continue;
+                    }
+
+                    var batch = 0;
+                    while (batch < FlushBatch && unconfirmed.Count < connection.Window && input.TryRead(out var item))
+                    {
+                        outstanding.Enqueue(item);
+                        if (item.Payload is null)
+                        {
+                            item.Done = true;
+                        }
+                        else
+                        {
+                            await SendOneAsync(connection, item, unconfirmed, resend: false, ct).ConfigureAwait(false);
+                        }
+
+                        batch++;
+                    }
+
+                    if (batch > 0)
+                    {
+                        await connection.FlushAsync(ct).ConfigureAwait(false);
+                        lastProgress.Restart();
+                        continue;
+                    }
+
+                    if (input.Completion.IsCompleted)
+                    {
+                        inputDone = true;
+                        if (input.Completion.IsFaulted)
+                        {
+                            throw new JournalReadFailedException(input.Completion.Exception!.GetBaseException());
+                        }
+                    }
+
+                    await connection.FlushAsync(ct).ConfigureAwait(false);
+                    if (outstanding.Count > 0 && unconfirmed.Count == 0)
+                    {
+                        continue; // flushed TCP items just became Done
+                    }
+
+                    var wait = inputDone ? Task.CompletedTask : input.WaitToReadAsync(ct).AsTask();
+                    await Task.WhenAny(wait, _wake.WaitAsync(TimeSpan.FromSeconds(1), ct), connection.Broken).ConfigureAwait(false);
+                    if (outstanding.Any(i => i.Done))
+                    {
+                        lastProgress.Restart();
+                    }
+                }
+                catch (DeliveryException)
+                {
+                    // connection.Broken is set; the top of the loop reconnects and resends
+                }
+            }
+        }
+        finally
+        {
+            Commit(outstanding, unconfirmed, ref committed);
+            if (committed is not null && committed != savedCursor)
+            {
+                _cursors.Save(committed);
+            }
+
+            if (connection is not null)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task SendOneAsync(IShipConnection connection, ShipItem item, List<ShipItem> unconfirmed, bool resend, CancellationToken ct)
+    {
+        if (item.Attempts > 3)
+        {
+            Log.Refused(logger, item.Cursor);
+            item.Done = true; // never silently: logged above
+            return;
+        }
+
+        await connection.SendAsync(item, ct).ConfigureAwait(false);
+        unconfirmed.Add(item);
+        Interlocked.Increment(ref Stats.Sent);
+        SentTotal.Inc();
+        BytesTotal.Inc(item.Payload!.Length);
+        if (resend)
+        {
+            Interlocked.Increment(ref Stats.Resent);
+        }
+    }
+
+    // Everything up to the first unconfirmed item is delivered: its cursor can be saved.
+    private void Commit(Queue<ShipItem> outstanding, List<ShipItem> unconfirmed, ref string? committed)
+    {
+        unconfirmed.RemoveAll(i => i.Done);
+        while (outstanding.TryPeek(out var head) && head.Done)
+        {
+            outstanding.Dequeue();
+            committed = head.Cursor;
+            if (head.Payload is not null)
+            {
+                Interlocked.Increment(ref Stats.Acknowledged);
+                AckTotal.Inc();
+                Stats.LastDelivery = time.GetUtcNow();
+            }
+        }
+
+        Stats.OldestWaitingMicros = outstanding.TryPeek(out var oldest) ? oldest.RealtimeMicros : 0;
+        LagSeconds.Set(Stats.OldestWaitingMicros == 0 ? 0 : Math.Max(0, (time.GetUtcNow() - DateTimeOffset.UnixEpoch.AddTicks(Stats.OldestWaitingMicros * 10)).TotalSeconds));
+    }
+
+    private async Task<IShipConnection> ConnectAsync(int index, CancellationToken ct)
+    {
+        var o = options.Destinations[index];
+        Destination.TryParse(o.Url, out var d);
+        return d!.Kind == TransportKind.Relp
+            ? await RelpConnection.ConnectAsync(d, o, options.RelpWindow, options.ConnectTimeout, options.IoTimeout, () => _wake.Release(), ct).ConfigureAwait(false)
+            : await SyslogStreamConnection.ConnectAsync(d, o, options.ConnectTimeout, options.IoTimeout, ct).ConfigureAwait(false);
+    }
+
+    // Capped exponential backoff with jitter, so a fleet does not reconnect in step.
+    private TimeSpan Backoff(int failures)
+    {
+        var max = Math.Min(options.ReconnectMax.TotalMilliseconds, options.ReconnectMin.TotalMilliseconds * Math.Pow(2, Math.Min(failures - 1, 16)));
+        return TimeSpan.FromMilliseconds(max * (0.5 + (Random.Shared.NextDouble() / 2)));
+    }
+
+    public sealed class JournalReadFailedException(Exception inner) : Exception($"cannot read the journal: {inner.Message}", inner);
+
+    private static partial class Log
+    {
+        [LoggerMessage(5001, LogLevel.Information, "delivering to {Destination} (after {Failures} failed attempts)")]
+        public static partial void Connected(ILogger logger, string destination, int failures);
+
+        [LoggerMessage(5002, LogLevel.Warning, "cannot deliver to {Destination}: {Reason}; trying the next destination with backoff")]
+        public static partial void ConnectFailed(ILogger logger, string destination, string reason);
+
+        [LoggerMessage(5003, LogLevel.Warning, "lost {Destination}: {Reason}; unacknowledged messages will be sent again")]
+        public static partial void ConnectionLost(ILogger logger, string destination, string reason);
+
+        [LoggerMessage(5004, LogLevel.Warning, "the journal no longer holds the saved entry in {File}: starting at the {Choice} (configured); entries may be missing or sent twice")]
+        public static partial void CursorUnknown(ILogger logger, string file, string choice);
+
+        [LoggerMessage(5005, LogLevel.Warning, "cannot use the saved cursor in {File} ({Reason}): starting at the {Choice} (Shipper:OnUnknownCursor)")]
+        public static partial void CursorUnreadable(ILogger logger, string file, string reason, string choice);
+
+        [LoggerMessage(5006, LogLevel.Warning, "rate limit dropped {Count} entries in the last interval: {ByUnit}")]
+        public static partial void RateLimited(ILogger logger, long count, string byUnit);
+
+        [LoggerMessage(5007, LogLevel.Error, "cannot read the journal: {Reason}")]
+        public static partial void JournalFailed(ILogger logger, string reason);
+
+        [LoggerMessage(5008, LogLevel.Error, "gave up: no delivery for {Seconds}s ({Reason}); the cursor stays at the last acknowledged entry")]
+        public static partial void GaveUp(ILogger logger, double seconds, string reason);
+
+        [LoggerMessage(5009, LogLevel.Error, "the receiver refused the entry at {Cursor} three times: skipping it")]
+        public static partial void Refused(ILogger logger, string cursor);
+    }
+}

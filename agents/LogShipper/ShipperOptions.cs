@@ -1,0 +1,175 @@
+using Toolforge.Agents.Common.Options;
+
+namespace Toolforge.Agents.LogShipper;
+
+/// <summary>The "Shipper" section of /etc/toolforge-agents/log-shipper.json.</summary>
+public sealed class ShipperOptions : IValidatedOptions
+{
+    public const string Section = "Shipper";
+
+    /// <summary>Tried in order; the next one takes over when the current one fails (failover).</summary>
+    public List<DestinationOptions> Destinations { get; set; } = [];
+
+    /// <summary>Read these journal files instead of the system journal (re-shipping archives, tests).</summary>
+    public List<string> JournalFiles { get; set; } = [];
+
+    /// <summary>Read this journal directory instead of the system journal.</summary>
+    public string JournalDirectory { get; set; } = string.Empty;
+
+    /// <summary>Only these units (_SYSTEMD_UNIT); empty: all.</summary>
+    public List<string> Units { get; set; } = [];
+
+    /// <summary>Only these SYSLOG_IDENTIFIERs; empty: all.</summary>
+    public List<string> Identifiers { get; set; } = [];
+
+    /// <summary>Ship entries with PRIORITY at most this (0 emerg ... 7 debug).</summary>
+    public int MaxPriority { get; set; } = 7;
+
+    /// <summary>Ship kernel messages.</summary>
+    public bool Kernel { get; set; } = true;
+
+    /// <summary>Where the cursor of the last delivered entry is kept (temp file, fsync, rename).</summary>
+    public string StateFile { get; set; } = "/var/lib/toolforge-agents/log-shipper.cursor";
+
+    /// <summary>head: ship everything the journal holds (duplicates possible); tail: start at the newest (a gap possible).</summary>
+    public string OnUnknownCursor { get; set; } = "head";
+
+    /// <summary>Where to start with no state file at all: head or tail.</summary>
+    public string StartAt { get; set; } = "tail";
+
+    /// <summary>Messages longer than this are cut, with a marker that says how much.</summary>
+    public int MaxMessageBytes { get; set; } = 64 * 1024;
+
+    /// <summary>RELP frames in flight before waiting for acknowledgements.</summary>
+    public int RelpWindow { get; set; } = 128;
+
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>A receiver that takes no data or gives no acknowledgement for this long is dropped and reconnected.</summary>
+    public TimeSpan IoTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    public TimeSpan ReconnectMin { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    public TimeSpan ReconnectMax { get; set; } = TimeSpan.FromSeconds(30);
+
+    public RateLimitOptions RateLimit { get; set; } = new();
+
+    public IEnumerable<string> Validate(string section)
+    {
+        var p = new List<string>();
+        if (Destinations.Count == 0)
+        {
+            p.Add($"{Check.Key(section, nameof(Destinations))}: name at least one destination (relp://, tcp:// or tls://host:port)");
+        }
+
+        for (var i = 0; i < Destinations.Count; i++)
+        {
+            p.AddRange(Destinations[i].Validate(Check.Key(section, $"{nameof(Destinations)}:{i}")));
+        }
+
+        p.AddRange(Check.Range(section, nameof(MaxPriority), MaxPriority, 0, 7));
+        p.AddRange(Check.Required(section, nameof(StateFile), StateFile));
+        p.AddRange(Check.OneOf(section, nameof(OnUnknownCursor), OnUnknownCursor, "head", "tail"));
+        p.AddRange(Check.OneOf(section, nameof(StartAt), StartAt, "head", "tail"));
+        p.AddRange(Check.Range(section, nameof(MaxMessageBytes), MaxMessageBytes, 1024, 16 * 1024 * 1024));
+        p.AddRange(Check.Range(section, nameof(RelpWindow), RelpWindow, 1, 100_000));
+        p.AddRange(Check.Positive(section, nameof(ConnectTimeout), ConnectTimeout));
+        p.AddRange(Check.Positive(section, nameof(IoTimeout), IoTimeout));
+        p.AddRange(Check.Positive(section, nameof(ReconnectMin), ReconnectMin));
+        p.AddRange(Check.Positive(section, nameof(ReconnectMax), ReconnectMax));
+        if (JournalFiles.Count > 0 && JournalDirectory.Length > 0)
+        {
+            p.Add($"{Check.Key(section, nameof(JournalDirectory))}: set JournalFiles or JournalDirectory, not both");
+        }
+
+        p.AddRange(RateLimit.Validate(Check.Key(section, nameof(RateLimit))));
+        return p;
+    }
+}
+
+public sealed class DestinationOptions : IValidatedOptions
+{
+    /// <summary>relp://host:port, tcp://host:port (RFC 6587 octet counting) or tls://host:port (RFC 5425).</summary>
+    public string Url { get; set; } = string.Empty;
+
+    /// <summary>TLS: the CA bundle the receiver's certificate must chain to (and RELP over TLS is not offered).</summary>
+    public string CaBundle { get; set; } = string.Empty;
+
+    /// <summary>TLS: our client certificate (the node's puppet certificate) and key.</summary>
+    public string Certificate { get; set; } = string.Empty;
+
+    public string Key { get; set; } = string.Empty;
+
+    public IEnumerable<string> Validate(string section)
+    {
+        if (Destination.TryParse(Url, out var d) is { } problem)
+        {
+            yield return $"{Check.Key(section, nameof(Url))}: {problem}";
+            yield break;
+        }
+
+        if (d!.Kind == TransportKind.Tls)
+        {
+            foreach (var p in Check.FileExists(section, nameof(CaBundle), CaBundle))
+            {
+                yield return p;
+            }
+
+            if (Certificate.Length > 0 || Key.Length > 0)
+            {
+                foreach (var p in Check.FileExists(section, nameof(Certificate), Certificate).Concat(Check.FileExists(section, nameof(Key), Key)))
+                {
+                    yield return p;
+                }
+            }
+        }
+    }
+}
+
+public sealed class RateLimitOptions : IValidatedOptions
+{
+    /// <summary>0: no limit. Otherwise at most this many entries per unit per <see cref="Interval"/>.</summary>
+    public int Burst { get; set; }
+
+    public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(30);
+
+    public IEnumerable<string> Validate(string section) =>
+        Check.Range(section, nameof(Burst), Burst, 0, 100_000_000).Concat(Check.Positive(section, nameof(Interval), Interval));
+}
+
+public enum TransportKind
+{
+    Relp,
+    Tcp,
+    Tls,
+}
+
+/// <summary>A parsed destination URL.</summary>
+public sealed record Destination(TransportKind Kind, string Host, int Port)
+{
+    public static string? TryParse(string url, out Destination? d)
+    {
+        d = null;
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var u) || u.Port <= 0 || u.Host.Length == 0)
+        {
+            return $"\"{url}\" is not relp://host:port, tcp://host:port or tls://host:port";
+        }
+
+        TransportKind? kind = u.Scheme switch
+        {
+            "relp" => TransportKind.Relp,
+            "tcp" => TransportKind.Tcp,
+            "tls" => TransportKind.Tls,
+            _ => null,
+        };
+        if (kind is null)
+        {
+            return $"\"{url}\": unknown scheme {u.Scheme} (relp, tcp or tls)";
+        }
+
+        d = new Destination(kind.Value, u.Host, u.Port);
+        return null;
+    }
+
+    public override string ToString() => $"{Kind.ToString().ToLowerInvariant()}://{Host}:{Port}";
+}
