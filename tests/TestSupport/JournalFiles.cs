@@ -66,8 +66,8 @@ public static class JournalFiles
         return d;
     }
 
-    /// <summary>Writes the entries into a new journal file at <paramref name="path"/> (must end in .journal).</summary>
-    public static async Task WriteAsync(string path, IEnumerable<IReadOnlyDictionary<string, string>> entries)
+    /// <summary>Writes the entries into a new journal file at <paramref name="path"/> (must end in .journal); returns every file written.</summary>
+    public static async Task<IReadOnlyList<string>> WriteAsync(string path, IEnumerable<IReadOnlyDictionary<string, string>> entries)
     {
         using var export = new MemoryStream();
         foreach (var e in entries)
@@ -75,10 +75,14 @@ public static class JournalFiles
             AppendEntry(export, e);
         }
 
-        await WriteExportAsync(path, export.ToArray());
+        return await WriteExportAsync(path, export.ToArray());
     }
 
-    public static async Task WriteExportAsync(string path, byte[] export)
+    /// <summary>
+    /// Runs systemd-journal-remote. A large input makes it rotate: the older entries then sit in PATH-STEM@....journal
+    /// files, so every file written is returned, oldest first, the path itself last.
+    /// </summary>
+    public static async Task<IReadOnlyList<string>> WriteExportAsync(string path, byte[] export)
     {
         var psi = new System.Diagnostics.ProcessStartInfo(JournalRemote) { RedirectStandardInput = true, RedirectStandardError = true, RedirectStandardOutput = true };
         psi.ArgumentList.Add("-o");
@@ -93,5 +97,10 @@ public static class JournalFiles
         {
             throw new InvalidOperationException($"systemd-journal-remote failed ({p.ExitCode}): {await err}");
         }
+
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        var stem = Path.GetFileNameWithoutExtension(path) + "@";
+        return Directory.EnumerateFiles(dir).Where(f => Path.GetFileName(f).StartsWith(stem, StringComparison.Ordinal))
+            .Order(StringComparer.Ordinal).Append(Path.GetFullPath(path)).ToList();
     }
 }

@@ -272,6 +272,10 @@ public sealed class RelpConnection : IShipConnection
         {
             throw new DeliveryException($"{d}: no answer to RELP open within {timeout.TotalSeconds:0}s");
         }
+        catch (Exception ex) when (ex is FormatException or IOException or SocketException)
+        {
+            throw new DeliveryException($"{d}: not a RELP answer to open: {ex.Message}", ex);
+        }
 
         if (rsp is null || rsp.Command != "rsp" || !rsp.Data.StartsWith("200", StringComparison.Ordinal))
         {

@@ -226,21 +226,22 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
         var destination = 0;
         var failures = 0;
         var lastProgress = Stopwatch.StartNew();
-        var lastSave = Stopwatch.StartNew();
         string? committed = null;
-        var savedCursor = (string?)null;
+        var saver = new CursorSaver(_cursors);
         var inputDone = false;
         try
         {
             while (true)
             {
                 ct.ThrowIfCancellationRequested();
-                Commit(outstanding, unconfirmed, ref committed);
-                if (committed != savedCursor && (lastSave.Elapsed > TimeSpan.FromSeconds(1) || outstanding.Count == 0))
+                if (Commit(outstanding, unconfirmed, ref committed))
                 {
-                    _cursors.Save(committed!);
-                    savedCursor = committed;
-                    lastSave.Restart();
+                    saver.Update(committed!);
+                }
+
+                if (saver.LastError is { } saveError)
+                {
+                    Stats.LastError = $"cannot save the cursor: {saveError.Message}";
                 }
 
                 if (inputDone && outstanding.Count == 0)
@@ -260,7 +261,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                         destination = (destination + 1) % options.Destinations.Count;
                     }
 
-                    if (giveUpAfter is { } limit && lastProgress.Elapsed > limit && outstanding.Count > 0)
+                    if (giveUpAfter is { } limit && lastProgress.Elapsed > limit && (outstanding.Count > 0 || !inputDone))
                     {
                         Log.GaveUp(logger, limit.TotalSeconds, Stats.LastError ?? "?");
                         return false;
@@ -369,11 +370,12 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
         }
         finally
         {
-            Commit(outstanding, unconfirmed, ref committed);
-            if (committed is not null && committed != savedCursor)
+            if (Commit(outstanding, unconfirmed, ref committed))
             {
-                _cursors.Save(committed);
+                saver.Update(committed!);
             }
+
+            await saver.DisposeAsync().ConfigureAwait(false);
 
             if (connection is not null)
             {
@@ -402,9 +404,10 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
         }
     }
 
-    // Everything up to the first unconfirmed item is delivered: its cursor can be saved.
-    private void Commit(Queue<ShipItem> outstanding, List<ShipItem> unconfirmed, ref string? committed)
+    // Everything up to the first unconfirmed item is delivered: its cursor can be saved. True when it moved.
+    private bool Commit(Queue<ShipItem> outstanding, List<ShipItem> unconfirmed, ref string? committed)
     {
+        var before = committed;
         unconfirmed.RemoveAll(i => i.Done);
         while (outstanding.TryPeek(out var head) && head.Done)
         {
@@ -420,6 +423,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
 
         Stats.OldestWaitingMicros = outstanding.TryPeek(out var oldest) ? oldest.RealtimeMicros : 0;
         LagSeconds.Set(Stats.OldestWaitingMicros == 0 ? 0 : Math.Max(0, (time.GetUtcNow() - DateTimeOffset.UnixEpoch.AddTicks(Stats.OldestWaitingMicros * 10)).TotalSeconds));
+        return !ReferenceEquals(before, committed);
     }
 
     private async Task<IShipConnection> ConnectAsync(int index, CancellationToken ct)
