@@ -190,3 +190,72 @@ public sealed class ShipTests
         Assert.Contains("kube-proxy.service=400", daemon.Output, StringComparison.Ordinal);
     }
 }
+
+/// <summary>Memory stays bounded while the receiver is down, and a stuck host shows in agentctl nodes.</summary>
+public sealed class ShipperDaemonTests
+{
+    [Fact]
+    public async Task ReceiverDown_MillionEntriesWaiting_RssStaysUnder100MB()
+    {
+        using var dir = new TempDir();
+        var files = await Numbered.WriteAsync(dir["m.journal"], 1_000_000);
+        var closed = Peer.FreePort();
+        await using var ship = BackgroundProcess.StartTool("toolforge-log-shipper", ["ship", .. files, "--to", $"relp://127.0.0.1:{closed}", "--state-file", dir["state"], "--give-up-after", "15"]);
+        long peakKb = 0;
+        var sw = Stopwatch.StartNew();
+        while (!ship.HasExited && sw.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            try
+            {
+                var rss = File.ReadAllLines($"/proc/{ship.Pid}/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+                if (rss is not null)
+                {
+                    peakKb = Math.Max(peakKb, long.Parse(rss.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture));
+                }
+            }
+            catch (IOException)
+            {
+                break; // exited meanwhile
+            }
+
+            await Task.Delay(200);
+        }
+
+        Assert.True(ship.HasExited, "ship did not give up");
+        Assert.Equal(1, ship.ExitCode);
+        Assert.False(File.Exists(dir["state"])); // nothing delivered, nothing saved
+        Assert.True(peakKb > 0 && peakKb < 100 * 1024, $"peak RSS {peakKb / 1024} MB");
+    }
+
+    [Fact]
+    public async Task StuckShipping_ShowsInAgentctlNodes()
+    {
+        const string node = "logs-1.example";
+        await using var coordinator = await CoordinatorHarness.StartAsync();
+        using var dir = new TempDir();
+        var files = await Numbered.WriteAsync(dir["old.journal"], 50, host: node, startMicros: DateTimeOffset.UtcNow.AddHours(-1).ToUnixTimeMilliseconds() * 1000);
+        var config = new System.Text.Json.Nodes.JsonObject
+        {
+            ["Log"] = new System.Text.Json.Nodes.JsonObject { ["Console"] = "plain" },
+            ["Metrics"] = new System.Text.Json.Nodes.JsonObject { ["Port"] = 0 },
+            ["Coordinator"] = coordinator.AgentSection(node),
+            ["Shipper"] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["Destinations"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonObject { ["Url"] = $"relp://127.0.0.1:{Peer.FreePort()}" }),
+                ["JournalFiles"] = new System.Text.Json.Nodes.JsonArray(files.Where(f => f != "--journal-file").Select(f => (System.Text.Json.Nodes.JsonNode)f).ToArray()),
+                ["StateFile"] = dir["state"],
+                ["StartAt"] = "head",
+            },
+        };
+        await File.WriteAllTextAsync(dir["shipper.json"], config.ToJsonString());
+        await using var daemon = BackgroundProcess.StartTool("toolforge-log-shipper", ["--config", dir["shipper.json"]]);
+        string line = string.Empty;
+        Assert.True(await Peer.EventuallyAsync(() =>
+        {
+            var r = coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "nodes").GetAwaiter().GetResult();
+            line = r.Stdout.Split('\n').FirstOrDefault(l => l.StartsWith(node, StringComparison.Ordinal)) ?? string.Empty;
+            return line.Contains("failing", StringComparison.Ordinal);
+        }, TimeSpan.FromSeconds(40), TimeSpan.FromSeconds(1)), "node line: " + line + "\n" + daemon.Output);
+        Assert.Contains("shipper.delivery: stuck", line, StringComparison.Ordinal);
+    }
+}

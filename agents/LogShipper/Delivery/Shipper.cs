@@ -234,7 +234,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
             while (true)
             {
                 ct.ThrowIfCancellationRequested();
-                if (Commit(outstanding, unconfirmed, ref committed))
+                if (Commit(outstanding, unconfirmed, input, ref committed))
                 {
                     saver.Update(committed!);
                 }
@@ -370,7 +370,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
         }
         finally
         {
-            if (Commit(outstanding, unconfirmed, ref committed))
+            if (Commit(outstanding, unconfirmed, input, ref committed))
             {
                 saver.Update(committed!);
             }
@@ -405,7 +405,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
     }
 
     // Everything up to the first unconfirmed item is delivered: its cursor can be saved. True when it moved.
-    private bool Commit(Queue<ShipItem> outstanding, List<ShipItem> unconfirmed, ref string? committed)
+    private bool Commit(Queue<ShipItem> outstanding, List<ShipItem> unconfirmed, ChannelReader<ShipItem> input, ref string? committed)
     {
         var before = committed;
         unconfirmed.RemoveAll(i => i.Done);
@@ -421,7 +421,9 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
             }
         }
 
-        Stats.OldestWaitingMicros = outstanding.TryPeek(out var oldest) ? oldest.RealtimeMicros : 0;
+        // The oldest entry not yet delivered: in flight, or still queued when no receiver takes anything.
+        Stats.OldestWaitingMicros = outstanding.TryPeek(out var oldest) ? oldest.RealtimeMicros
+            : input.TryPeek(out var queued) ? queued.RealtimeMicros : 0;
         LagSeconds.Set(Stats.OldestWaitingMicros == 0 ? 0 : Math.Max(0, (time.GetUtcNow() - DateTimeOffset.UnixEpoch.AddTicks(Stats.OldestWaitingMicros * 10)).TotalSeconds));
         return !ReferenceEquals(before, committed);
     }
