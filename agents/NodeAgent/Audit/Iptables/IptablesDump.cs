@@ -52,12 +52,24 @@ public sealed class IptablesDump
 {
     private readonly Dictionary<string, HashSet<string>> _chains = new(StringComparer.Ordinal);
     private readonly List<IptablesRule> _rules = [];
+    private readonly Dictionary<(string Table, string Chain), List<IptablesRule>> _byChain = [];
 
     public IReadOnlyList<IptablesRule> Rules => _rules;
 
     public bool HasChain(string table, string chain) => _chains.TryGetValue(table, out var c) && c.Contains(chain);
 
-    public IEnumerable<IptablesRule> InChain(string table, string chain) => _rules.Where(r => r.Table == table && r.Chain == chain);
+    public IReadOnlyList<IptablesRule> InChain(string table, string chain) => _byChain.GetValueOrDefault((table, chain)) ?? [];
+
+    private void Add(IptablesRule rule)
+    {
+        _rules.Add(rule);
+        if (!_byChain.TryGetValue((rule.Table, rule.Chain), out var list))
+        {
+            _byChain[(rule.Table, rule.Chain)] = list = [];
+        }
+
+        list.Add(rule);
+    }
 
     public bool HasTable(string table) => _chains.ContainsKey(table);
 
@@ -113,7 +125,7 @@ public sealed class IptablesDump
                     break;
                 case '-':
                     RequireTable(table, lineNo, line);
-                    dump._rules.Add(ParseRule(table!, line, lineNo));
+                    dump.Add(ParseRule(table!, line, lineNo));
                     break;
                 default:
                     if (line == "COMMIT")
