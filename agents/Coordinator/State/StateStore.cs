@@ -22,6 +22,7 @@ public sealed partial class StateStore
 
     private readonly object _lock = new();
     private readonly Dictionary<string, NodeRecord> _nodes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, HashSet<AgentKind>> _connected = new(StringComparer.Ordinal); // command streams, also of nodes not yet reported
     private readonly StoreWriter _writer;
     private readonly ChangeFeed _feed;
     private readonly TimeProvider _time;
@@ -124,6 +125,7 @@ public sealed partial class StateStore
             if (isNew)
             {
                 node = new NodeRecord(report.Node, now);
+                node.Connected.UnionWith(_connected.GetValueOrDefault(report.Node) ?? []);
                 _nodes[report.Node] = node;
             }
 
@@ -202,9 +204,15 @@ public sealed partial class StateStore
     {
         lock (_lock)
         {
+            if (!_connected.TryGetValue(node, out var kinds))
+            {
+                _connected[node] = kinds = [];
+            }
+
+            _ = connected ? kinds.Add(kind) : kinds.Remove(kind);
             if (!_nodes.TryGetValue(node, out var n))
             {
-                return;
+                return; // the node's first report picks it up
             }
 
             if (connected ? n.Connected.Add(kind) : n.Connected.Remove(kind))
