@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds the five .debs into dist/: self-contained .NET publishes (no runtime on the nodes), then debhelper.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+VERSION=$(sed -n 's:.*<VersionPrefix>\(.*\)</VersionPrefix>.*:\1:p' Directory.Build.props)
+STAGE=$ROOT/dist/build/toolforge-agents-$VERSION
+rm -rf "$ROOT/dist/build" && mkdir -p "$STAGE/payload" "$ROOT/dist"
+cp -r packaging/debian "$STAGE/debian"
+cp -r packaging/config "$STAGE/config"
+for u in coordinator node-agent builder-agent log-shipper; do cp "systemd/toolforge-$u.service" "$STAGE/debian/toolforge-$u.service"; done
+cat >"$STAGE/debian/changelog" <<CHANGELOG
+toolforge-agents ($VERSION) bookworm; urgency=medium
+
+  * Release $VERSION (version from Directory.Build.props).
+
+ -- Toolforge admins <cloud-admin@lists.wikimedia.org>  $(date -R)
+CHANGELOG
+for entry in agents/Coordinator:toolforge-coordinator agents/NodeAgent:toolforge-node-agent agents/BuilderAgent:toolforge-builder-agent \
+             agents/LogShipper:toolforge-log-shipper agents/AgentCtl:agentctl; do
+  project=${entry%%:*} name=${entry##*:}
+  echo "==> publishing $name (self-contained linux-x64)" >&2
+  dotnet publish "$project" -c Release -r linux-x64 --self-contained true -p:UseAppHost=true -p:DebugType=none \
+    -o "$STAGE/payload/$name" --nologo -v quiet >/dev/null
+done
+(cd "$STAGE" && dpkg-buildpackage -b -us -uc >"$ROOT/dist/dpkg-buildpackage.log" 2>&1) || { tail -30 "$ROOT/dist/dpkg-buildpackage.log" >&2; exit 1; }
+mv "$ROOT"/dist/build/*.deb "$ROOT/dist/"
+rm -rf "$ROOT/dist/build"
+ls -1 "$ROOT"/dist/*.deb
+echo "==> lintian" >&2
+lintian --fail-on error --suppress-tags-from-file /dev/null "$ROOT"/dist/*.deb | tee "$ROOT/dist/lintian.txt" || { echo "lintian reported errors" >&2; exit 1; }
