@@ -28,4 +28,4 @@ mv "$ROOT"/dist/build/*.deb "$ROOT/dist/"
 rm -rf "$ROOT/dist/build"
 ls -1 "$ROOT"/dist/*.deb
 echo "==> lintian" >&2
-lintian --fail-on error --suppress-tags-from-file /dev/null "$ROOT"/dist/*.deb | tee "$ROOT/dist/lintian.txt" || { echo "lintian reported errors" >&2; exit 1; }
+lintian --fail-on error "$ROOT"/dist/*.deb | tee "$ROOT/dist/lintian.txt" || { echo "lintian reported errors" >&2; exit 1; }
