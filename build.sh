@@ -51,11 +51,21 @@ ensure_dockerd() {
 
 # A Debian root with systemd for the nspawn tests, made once per machine.
 NODE_ROOT=${TFA_NODE_ROOT:-/var/tmp/tfa-node-root}
+NODE_ROOT_PACKAGES="ca-certificates libssl3 zlib1g libstdc++6 libgcc-s1 iptables libsystemd0 procps"
 ensure_node_root() {
-  [ -x "$NODE_ROOT/lib/systemd/systemd" ] && return 0
+  if [ -x "$NODE_ROOT/lib/systemd/systemd" ]; then
+    # Packages the .debs depend on, added to a root made before they were listed.
+    if ! chroot "$NODE_ROOT" dpkg -s $NODE_ROOT_PACKAGES >/dev/null 2>&1; then
+      log "adding $NODE_ROOT_PACKAGES to $NODE_ROOT"
+      cp /etc/resolv.conf "$NODE_ROOT/etc/resolv.conf"
+      chroot "$NODE_ROOT" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $NODE_ROOT_PACKAGES" >/var/log/tfa/node-root-apt.log 2>&1 \
+        || { tail -20 /var/log/tfa/node-root-apt.log >&2; die "could not add packages to $NODE_ROOT"; }
+    fi
+    return 0
+  fi
   log "debootstrap of a systemd Debian root into $NODE_ROOT (once per machine)"
   rm -rf "$NODE_ROOT.tmp"
-  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,iptables,libicu72 bookworm "$NODE_ROOT.tmp" \
+  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,iptables,ca-certificates,libssl3,procps bookworm "$NODE_ROOT.tmp" \
     http://deb.debian.org/debian >/var/log/tfa/debootstrap.log 2>&1 || { tail -20 /var/log/tfa/debootstrap.log >&2; die "debootstrap failed"; }
   mv "$NODE_ROOT.tmp" "$NODE_ROOT"
 }

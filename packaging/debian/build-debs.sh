@@ -23,6 +23,9 @@ for entry in agents/Coordinator:toolforge-coordinator agents/NodeAgent:toolforge
   dotnet publish "$project" -c Release -r linux-x64 --self-contained true -p:UseAppHost=true -p:DebugType=none \
     -o "$STAGE/payload/$name" --nologo -v quiet >/dev/null
 done
+# Managed assemblies and data are not executables; the native SQLite library is stripped like any Debian library.
+find "$STAGE/payload" -type f \( -name '*.dll' -o -name '*.json' -o -name '*.pdb' \) -exec chmod 0644 {} +
+find "$STAGE/payload" -name 'libe_sqlite3.so' -exec strip --strip-unneeded {} +
 (cd "$STAGE" && dpkg-buildpackage -b -us -uc >"$ROOT/dist/dpkg-buildpackage.log" 2>&1) || { tail -30 "$ROOT/dist/dpkg-buildpackage.log" >&2; exit 1; }
 mv "$ROOT"/dist/build/*.deb "$ROOT/dist/"
 rm -rf "$ROOT/dist/build"
