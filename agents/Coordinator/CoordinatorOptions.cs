@@ -30,7 +30,7 @@ public sealed class CoordinatorOptions : IValidatedOptions
     /// <summary>Identities that may only read.</summary>
     public List<string> Viewers { get; set; } = [];
 
-    public string Database { get; set; } = "/var/lib/toolforge-agents/coordinator.db";
+    public string Database { get; set; } = "/var/lib/toolforge-coordinator/coordinator.db";
 
     /// <summary>How often agents report; sent back to them with every report.</summary>
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(30);

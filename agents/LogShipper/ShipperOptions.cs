@@ -29,7 +29,7 @@ public sealed class ShipperOptions : IValidatedOptions
     public bool Kernel { get; set; } = true;
 
     /// <summary>Where the cursor of the last delivered entry is kept (temp file, fsync, rename).</summary>
-    public string StateFile { get; set; } = "/var/lib/toolforge-agents/log-shipper.cursor";
+    public string StateFile { get; set; } = "/var/lib/toolforge-log-shipper/cursor";
 
     /// <summary>head: ship everything the journal holds (duplicates possible); tail: start at the newest (a gap possible).</summary>
     public string OnUnknownCursor { get; set; } = "head";

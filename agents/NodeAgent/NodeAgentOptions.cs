@@ -31,7 +31,7 @@ public sealed class NodeAgentOptions : IValidatedOptions
     public RemediationOptions Remediation { get; set; } = new();
 
     /// <summary>Where the agent keeps what must survive a restart (journal cursor, last remediation).</summary>
-    public string StateDirectory { get; set; } = "/var/lib/toolforge-agents";
+    public string StateDirectory { get; set; } = "/var/lib/toolforge-node-agent";
 
     public IEnumerable<string> Validate(string section)
     {
