@@ -85,6 +85,14 @@ public static class AgentHost
         services.AddSerilog((_, lc) => ConfigureSerilog(lc, logOptions, daemon));
 
         services.AddSystemd();
+        if (Environment.GetEnvironmentVariable("NOTIFY_SOCKET") is { Length: > 0 } && !Microsoft.Extensions.Hosting.Systemd.SystemdHelpers.IsSystemdService())
+        {
+            // AddSystemd recognises systemd by reading /proc/<parent>/comm; with ProtectProc=invisible a service's
+            // dynamic user cannot see PID 1, so READY=1 would never be sent. NOTIFY_SOCKET says systemd is waiting.
+            services.AddSingleton<Microsoft.Extensions.Hosting.Systemd.ISystemdNotifier, Microsoft.Extensions.Hosting.Systemd.SystemdNotifier>();
+            services.AddSingleton<IHostLifetime, Microsoft.Extensions.Hosting.Systemd.SystemdLifetime>();
+        }
+
         services.AddWindowsService(o => o.ServiceName = daemon.Name);
         services.AddHostedService<SystemdWatchdog>();
 
