@@ -273,4 +273,17 @@ public sealed class CoordinatorAcceptanceTests
         Assert.Equal(1, r.ExitCode);
         Assert.Equal($"agentctl: cannot connect to https://127.0.0.1:{port}: connection refused (is the coordinator running?)", r.Stderr.Trim());
     }
+
+    [Fact]
+    public async Task Stop_WithOpenStreams_DoesNotWaitForThem()
+    {
+        await using var h = await CoordinatorHarness.StartAsync();
+        using var watch = h.AdminClient(CoordinatorHarness.Viewer).Watch(new WatchRequest());
+        Assert.True(await watch.ResponseStream.MoveNext(CancellationToken.None));
+        using var commands = h.AgentClient("builder9.example").ReceiveCommands(new ReceiveCommandsRequest { Node = "builder9.example", Agent = AgentKind.Builder });
+        await Task.Delay(300);
+        var sw = Stopwatch.StartNew();
+        await h.StopAsync();
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5), $"stopping took {sw.Elapsed}");
+    }
 }

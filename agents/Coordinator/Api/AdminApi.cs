@@ -14,7 +14,8 @@ public sealed class AdminApi(
     ChangeFeed feed,
     CallerAuthorizer authorizer,
     AuditLog audit,
-    TimeProvider time) : AdminService.AdminServiceBase
+    TimeProvider time,
+    IHostApplicationLifetime lifetime) : AdminService.AdminServiceBase
 {
     private const int DefaultFindingsLimit = 1000;
     private const int DefaultBuildsLimit = 50;
@@ -91,9 +92,17 @@ public sealed class AdminApi(
             throw new RpcException(new Status(StatusCode.NotFound, $"no build \"{request.Id}\""));
         }
 
-        await foreach (var line in builds.StreamLogAsync(request.Id, request.Follow, context.CancellationToken).ConfigureAwait(false))
+        using var stream = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        try
         {
-            await responseStream.WriteAsync(line, context.CancellationToken).ConfigureAwait(false);
+            await foreach (var line in builds.StreamLogAsync(request.Id, request.Follow, stream.Token).ConfigureAwait(false))
+            {
+                await responseStream.WriteAsync(line, stream.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (stream.IsCancellationRequested)
+        {
+            // the follower went away or the coordinator stops
         }
     }
 
@@ -101,6 +110,7 @@ public sealed class AdminApi(
     {
         authorizer.Require(context, Role.Viewer, "watch");
         // Subscribe before the snapshot: a change made meanwhile may arrive twice, never not at all.
+        using var stream = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
         using var subscription = feed.Subscribe();
         var snapshot = new Snapshot();
         snapshot.Nodes.AddRange(state.ListNodes());
@@ -108,18 +118,18 @@ public sealed class AdminApi(
         await responseStream.WriteAsync(new WatchEvent { At = Timestamp.FromDateTimeOffset(time.GetUtcNow()), Snapshot = snapshot }, context.CancellationToken).ConfigureAwait(false);
         try
         {
-            await foreach (var e in subscription.Reader.ReadAllAsync(context.CancellationToken).ConfigureAwait(false))
+            await foreach (var e in subscription.Reader.ReadAllAsync(stream.Token).ConfigureAwait(false))
             {
-                await responseStream.WriteAsync(e, context.CancellationToken).ConfigureAwait(false);
+                await responseStream.WriteAsync(e, stream.Token).ConfigureAwait(false);
             }
         }
         catch (InvalidOperationException ex)
         {
             throw new RpcException(new Status(StatusCode.ResourceExhausted, ex.Message));
         }
-        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (stream.IsCancellationRequested)
         {
-            // the watcher went away
+            // the watcher went away or the coordinator stops
         }
     }
 }

@@ -16,6 +16,7 @@ public sealed partial class AgentApi(
     BuildService builds,
     TimeProvider time,
     IOptions<CoordinatorOptions> options,
+    IHostApplicationLifetime lifetime,
     ILogger<AgentApi> logger) : AgentService.AgentServiceBase
 {
     private static readonly Counter Reports = Metrics.CreateCounter(
@@ -61,13 +62,15 @@ public sealed partial class AgentApi(
                 $"certificate of {identity} may not receive commands for node \"{request.Node}\""));
         }
 
+        // Streams end when the agent goes away or the coordinator stops (shutdown must not wait for them).
+        using var stream = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
         if (request.Agent != AgentKind.Builder)
         {
             // Only the builder takes commands today; others keep the stream open and receive nothing.
             state.SetCommandsConnected(identity, request.Agent, true);
             try
             {
-                await Task.Delay(Timeout.Infinite, context.CancellationToken).ConfigureAwait(false);
+                await Task.Delay(Timeout.Infinite, stream.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -85,12 +88,12 @@ public sealed partial class AgentApi(
         state.SetCommandsConnected(identity, request.Agent, true);
         try
         {
-            await foreach (var command in connection.Reader.ReadAllAsync(context.CancellationToken).ConfigureAwait(false))
+            await foreach (var command in connection.Reader.ReadAllAsync(stream.Token).ConfigureAwait(false))
             {
-                await responseStream.WriteAsync(command, context.CancellationToken).ConfigureAwait(false);
+                await responseStream.WriteAsync(command, stream.Token).ConfigureAwait(false);
             }
         }
-        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (stream.IsCancellationRequested)
         {
             // the builder went away; queued builds wait for its return
         }
