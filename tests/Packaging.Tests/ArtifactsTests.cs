@@ -1,0 +1,39 @@
+using Toolforge.Agents.TestSupport;
+
+namespace Toolforge.Agents.Packaging.Tests;
+
+public sealed class ArtifactsTests
+{
+    [Fact]
+    public async Task PrometheusRules_PassPromtool()
+    {
+        var promtool = Peer.Require("promtool", "prometheus");
+        var r = await Run.ProcessAsync(promtool, ["check", "rules", Path.Combine(Run.RepoRoot, "packaging", "prometheus", "toolforge-agents.rules.yml")]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("SUCCESS: 8 rules found", r.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Units_HardeningExposure_IsWithinTheLimits()
+    {
+        var analyze = Peer.Require("systemd-analyze", "systemd");
+        foreach (var (unit, limit) in new[] { ("coordinator", 4.0), ("log-shipper", 4.0), ("builder-agent", 4.0), ("node-agent", 5.0) })
+        {
+            var r = await Run.ProcessAsync(analyze, ["security", "--offline=yes", Path.Combine(Run.RepoRoot, "systemd", $"toolforge-{unit}.service")]);
+            var m = System.Text.RegularExpressions.Regex.Match(r.Stdout, @"Overall exposure level for \S+: (\d+\.\d)");
+            Assert.True(m.Success, r.ToString());
+            var exposure = double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            Assert.True(exposure <= limit, $"{unit}: exposure {exposure} > {limit}");
+        }
+    }
+
+    [Fact]
+    public async Task Programs_BuildForWindows()
+    {
+        foreach (var project in new[] { "agents/NodeAgent", "agents/LogShipper" })
+        {
+            var r = await Run.ProcessAsync("dotnet", ["build", Path.Combine(Run.RepoRoot, project), "-c", "Release", "-r", "win-x64", "-o", Path.Combine(Path.GetTempPath(), "tfa-win", Path.GetFileName(project)), "--nologo", "-v", "quiet"], TimeSpan.FromMinutes(10));
+            Assert.True(r.ExitCode == 0, r.ToString());
+        }
+    }
+}
