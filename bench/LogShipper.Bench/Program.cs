@@ -1,0 +1,161 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text;
+using Toolforge.Agents.LogShipper.Tests;
+using Toolforge.Agents.TestSupport;
+
+// Shipping N journal entries (default 1,000,000) to a local rsyslogd, in one run:
+//  - toolforge-log-shipper ship over RELP and over TCP (our defaults);
+//  - rsyslog's own imjournal -> omrelp and -> omfwd (a second rsyslogd reading the same journal files, tuned as the
+//    issue describes: windowSize 1024, LinkedList action queue, dequeueBatchSize 1024);
+//  - the receiver's ceiling: a blast client writing pre-framed messages over TCP as fast as it can.
+// For each: entries/s (until the receiver has them all), CPU seconds and peak RSS of the sender.
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+var n = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 1_000_000;
+using var dir = new TempDir("shipbench");
+Console.WriteLine($"writing {n} entries with systemd-journal-remote...");
+var files = await Numbered.WriteAsync(dir["bench.journal"], n);
+var journalFiles = files.Where(f => f != "--journal-file").ToList();
+var shipper = Path.Combine(Run.RepoRoot, "out", "bin", "toolforge-log-shipper");
+if (!File.Exists(shipper))
+{
+    throw new FileNotFoundException("run ./build.sh build first", shipper);
+}
+
+async Task<(double Rate, double Cpu, double RssMb)> Measure(string label, RsyslogReceiver receiver, Func<Process> start)
+{
+    var sw = Stopwatch.StartNew();
+    using var p = start();
+    long peakKb = 0;
+    double cpu = 0;
+    long size = -1;
+    var lastGrowth = TimeSpan.Zero;
+    // Done when the receiver's files stop growing for 2 s (counting lines every poll would load the machine).
+    while (sw.Elapsed < TimeSpan.FromMinutes(15) && (size <= 0 || sw.Elapsed - lastGrowth < TimeSpan.FromSeconds(2)))
+    {
+        var now = Directory.Exists(receiver.OutDir) ? Directory.EnumerateFiles(receiver.OutDir, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length) : 0;
+        if (now != size)
+        {
+            size = now;
+            lastGrowth = sw.Elapsed;
+        }
+
+        try
+        {
+            var status = File.ReadAllLines($"/proc/{p.Id}/status");
+            peakKb = Math.Max(peakKb, long.Parse(status.First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture));
+            var stat = File.ReadAllText($"/proc/{p.Id}/stat");
+            var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            cpu = (long.Parse(f[11], CultureInfo.InvariantCulture) + long.Parse(f[12], CultureInfo.InvariantCulture)) / 100.0;
+        }
+        catch (Exception ex) when (ex is IOException or InvalidOperationException)
+        {
+            // the sender exited; keep waiting for the receiver
+        }
+
+        await Task.Delay(250);
+    }
+
+    var seconds = lastGrowth.TotalSeconds;
+    if (!p.HasExited)
+    {
+        p.Kill(entireProcessTree: true);
+    }
+
+    var got = receiver.Count();
+    Console.WriteLine($"{label,-38} {got / seconds,10:0} entries/s   CPU {cpu,6:0.0} s   peak RSS {peakKb / 1024.0,6:0.0} MB   ({got} of {n} in {seconds:0.0} s)");
+    return (got / seconds, cpu, peakKb / 1024.0);
+}
+
+Process Start(string file, params string[] a)
+{
+    var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+    foreach (var x in a)
+    {
+        psi.ArgumentList.Add(x);
+    }
+
+    var p = Process.Start(psi)!;
+    p.BeginOutputReadLine();
+    p.BeginErrorReadLine();
+    return p;
+}
+
+Console.WriteLine($"{"sender",-38} {"rate",10}");
+foreach (var scheme in new[] { "relp", "tcp" })
+{
+    await using var rx = await RsyslogReceiver.StartAsync();
+    var port = scheme == "relp" ? rx.RelpPort : rx.TcpPort;
+    await Measure($"toolforge-log-shipper {scheme} (defaults)", rx, () => Start(shipper, ["ship", .. files, "--to", $"{scheme}://127.0.0.1:{port}", "--state-file", dir[$"{scheme}.state"]]));
+}
+
+// rsyslog as the sender: imjournal reads journals of remote machines from /var/log/journal/remote when remote="on".
+var remoteDir = "/var/log/journal/remote";
+Directory.CreateDirectory(remoteDir);
+var placed = journalFiles.Select(f => Path.Combine(remoteDir, "tfa-bench-" + Path.GetFileName(f).Replace("@", "-", StringComparison.Ordinal))).ToList();
+try
+{
+    foreach (var (from, to) in journalFiles.Zip(placed))
+    {
+        File.Copy(from, to, overwrite: true);
+    }
+
+    foreach (var (label, action) in new[]
+    {
+        ("rsyslog imjournal -> omrelp (tuned)", "module(load=\"omrelp\")\naction(type=\"omrelp\" target=\"127.0.0.1\" port=\"{RELP}\" windowSize=\"1024\" queue.type=\"LinkedList\" queue.dequeueBatchSize=\"1024\")"),
+        ("rsyslog imjournal -> omfwd tcp (tuned)", "action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{TCP}\" protocol=\"tcp\" TCP_Framing=\"octet-counted\" queue.type=\"LinkedList\" queue.dequeueBatchSize=\"1024\")"),
+    })
+    {
+        await using var rx = await RsyslogReceiver.StartAsync();
+        using var sdir = new TempDir("rsender");
+        await File.WriteAllTextAsync(sdir["sender.conf"], $"""
+            global(workDirectory="{sdir.Path}")
+            module(load="imjournal" StateFile="{sdir["imjournal.state"]}" Ratelimit.Interval="0" IgnorePreviousMessages="off" remote="on")
+            template(name="fwd" type="string" string="<%PRI%>1 %TIMESTAMP:::date-rfc3339% %HOSTNAME% %APP-NAME% %PROCID% - - %msg%")
+            {action.Replace("{RELP}", rx.RelpPort.ToString(CultureInfo.InvariantCulture)).Replace("{TCP}", rx.TcpPort.ToString(CultureInfo.InvariantCulture))}
+            """);
+        await Measure(label, rx, () => Start("rsyslogd", "-n", "-f", sdir["sender.conf"], "-i", sdir["sender.pid"]));
+    }
+}
+finally
+{
+    foreach (var p in placed)
+    {
+        File.Delete(p);
+    }
+}
+
+// The receiver's ceiling: pre-framed RFC 5424 messages over TCP, written as fast as possible.
+{
+    await using var rx = await RsyslogReceiver.StartAsync();
+    var sw = Stopwatch.StartNew();
+    using (var client = new TcpClient())
+    {
+        await client.ConnectAsync("127.0.0.1", rx.TcpPort);
+        await using var s = new BufferedStream(client.GetStream(), 1 << 20);
+        for (var i = 0; i < n; i++)
+        {
+            var app = Numbered.Apps[i % 4];
+            var msg = Encoding.ASCII.GetBytes($"<{24 + (i % 8)}>1 2025-06-15T15:06:40.000000Z worker-9 {app} {1000 + (i % 4)} - - seq={i} the message of entry {i}");
+            await s.WriteAsync(Encoding.ASCII.GetBytes($"{msg.Length} "));
+            await s.WriteAsync(msg);
+        }
+    }
+
+    long size = -1;
+    var lastGrowth = TimeSpan.Zero;
+    while (sw.Elapsed < TimeSpan.FromMinutes(10) && (size <= 0 || sw.Elapsed - lastGrowth < TimeSpan.FromSeconds(2)))
+    {
+        var now = Directory.EnumerateFiles(rx.OutDir, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+        if (now != size)
+        {
+            size = now;
+            lastGrowth = sw.Elapsed;
+        }
+
+        await Task.Delay(250);
+    }
+
+    Console.WriteLine($"{"blast client (receiver ceiling, TCP)",-38} {rx.Count() / lastGrowth.TotalSeconds,10:0} entries/s   ({rx.Count()} of {n})");
+}
