@@ -10,7 +10,9 @@ using Toolforge.Agents.TestSupport;
 //  - rsyslog's own imjournal -> omrelp and -> omfwd (a second rsyslogd reading the same journal files, tuned as the
 //    issue describes: windowSize 1024, LinkedList action queue, dequeueBatchSize 1024);
 //  - the receiver's ceiling: a blast client writing pre-framed messages over TCP as fast as it can.
-// For each: entries/s (until the receiver has them all), CPU seconds and peak RSS of the sender.
+// For each: entries/s (until the receiver has them all), CPU seconds and peak RSS of the sender, and the peak of its
+// anonymous memory: both senders read with sd_journal, which maps the journal files, and those mapped pages count in
+// RSS (shared, reclaimable page cache) while the anonymous part is the process's own heap.
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var n = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 1_000_000;
 using var dir = new TempDir("shipbench");
@@ -27,7 +29,7 @@ async Task<(double Rate, double Cpu, double RssMb)> Measure(string label, Rsyslo
 {
     var sw = Stopwatch.StartNew();
     using var p = start();
-    long peakKb = 0;
+    long peakKb = 0, peakAnonKb = 0;
     double cpu = 0;
     long size = -1;
     var lastGrowth = TimeSpan.Zero;
@@ -44,7 +46,9 @@ async Task<(double Rate, double Cpu, double RssMb)> Measure(string label, Rsyslo
         try
         {
             var status = File.ReadAllLines($"/proc/{p.Id}/status");
-            peakKb = Math.Max(peakKb, long.Parse(status.First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture));
+            long Kb(string key) => long.Parse(status.First(l => l.StartsWith(key, StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+            peakKb = Math.Max(peakKb, Kb("VmHWM:"));
+            peakAnonKb = Math.Max(peakAnonKb, Kb("RssAnon:")); // without the journal files sd_journal maps (page cache)
             var stat = File.ReadAllText($"/proc/{p.Id}/stat");
             var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
             cpu = (long.Parse(f[11], CultureInfo.InvariantCulture) + long.Parse(f[12], CultureInfo.InvariantCulture)) / 100.0;
@@ -64,7 +68,7 @@ async Task<(double Rate, double Cpu, double RssMb)> Measure(string label, Rsyslo
     }
 
     var got = receiver.Count();
-    Console.WriteLine($"{label,-38} {got / seconds,10:0} entries/s   CPU {cpu,6:0.0} s   peak RSS {peakKb / 1024.0,6:0.0} MB   ({got} of {n} in {seconds:0.0} s)");
+    Console.WriteLine($"{label,-38} {got / seconds,10:0} entries/s   CPU {cpu,6:0.0} s   peak RSS {peakKb / 1024.0,6:0.0} MB (anonymous {peakAnonKb / 1024.0,5:0.0} MB)   ({got} of {n} in {seconds:0.0} s)");
     return (got / seconds, cpu, peakKb / 1024.0);
 }
 

@@ -111,6 +111,22 @@ public sealed class IptablesAuditTests
         Assert.Equal("10.0.1.1:80", f.Details["extra"]);
     }
 
+    [Fact]
+    public void Rule_IsReadByTokens_QuotedEscapesCountersAndCrlf()
+    {
+        var dump = IptablesDump.Parse("*nat\r\n:KUBE-SERVICES - [0:0]\r\n[12:720] -A KUBE-SERVICES -m comment --comment \"ns/a \\\"quoted\\\" :p\" -p TCP --dport 443 -d 10.0.0.1/32 -j KUBE-SVC-AAAA\r\n"
+            + "-A KUBE-SERVICES ! -d 10.0.0.2/32 -p udp -m udp --dport 53 -j KUBE-MARK-MASQ\r\nCOMMIT\r\n");
+        Assert.Equal(2, dump.Rules.Count);
+        var r = dump.Rules[0];
+        Assert.Equal(("nat", "KUBE-SERVICES", 3), (r.Table, r.Chain, r.Line));
+        Assert.Equal("ns/a \"quoted\" :p", r.Comment);
+        Assert.Equal(("10.0.0.1", "tcp", "443", "KUBE-SVC-AAAA"), (r.Destination, r.Protocol, r.DestinationPort, r.Jump));
+        Assert.StartsWith("-m comment --comment", r.RawText, StringComparison.Ordinal);
+        Assert.True(dump.Rules[1].DestinationNegated);
+        Assert.Null(dump.Rules[1].Comment);
+        Assert.Same(dump.Rules[0].Chain, dump.Rules[1].Chain); // names are shared, not copied per rule
+    }
+
     [Theory]
     [InlineData("*nat\n-A KUBE-SERVICES -d 10.0.0.1/32 -p tcp -m comment --comment \"unterminated -j X\nCOMMIT\n", 2, "unterminated quote")]
     [InlineData("-A KUBE-SERVICES -j X\n", 1, "outside a table")]

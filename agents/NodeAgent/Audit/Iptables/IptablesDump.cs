@@ -34,7 +34,12 @@ public sealed class IptablesRule
 
     public string? DestinationPort { get; set; }
 
-    public string? Comment { get; set; }
+    /// <summary>The --comment value (kube-proxy's "namespace/name:port ..."), made a string only when asked for.</summary>
+    public string? Comment => _comment ??= CommentText is { } c ? (CommentEscaped ? IptablesDump.Unescape(c.Span) : c.ToString()) : null;
+
+    internal ReadOnlyMemory<char>? CommentText { get; set; }
+
+    internal bool CommentEscaped { get; set; }
 
     public string? Jump { get; set; }
 
@@ -42,9 +47,15 @@ public sealed class IptablesRule
 
     public string? ToDestination { get; set; }
 
-    public string Text { get; init; } = string.Empty;
+    /// <summary>The rule after its chain name, as the dump printed it.</summary>
+    public string RawText => Raw.ToString();
 
-    public override string ToString() => $"-t {Table} -A {Chain} {Text}";
+    /// <summary>A slice of the dump's text: a 70,000-rule dump is not copied a second time.</summary>
+    internal ReadOnlyMemory<char> Raw { get; init; }
+
+    private string? _comment;
+
+    public override string ToString() => $"-t {Table} -A {Chain} {RawText}";
 }
 
 /// <summary>A parsed iptables-save dump: chains per table and their rules. Counters (<c>-c</c>) are tolerated.</summary>
@@ -76,13 +87,19 @@ public sealed class IptablesDump
     public static IptablesDump Parse(string text)
     {
         var dump = new IptablesDump();
+        var names = new Dictionary<string, string>(StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
         string? table = null;
         var lineNo = 0;
         var lastContent = 0;
-        foreach (var rawLine in text.Split('\n'))
+        var pos = 0;
+        while (pos < text.Length)
         {
+            var nl = text.IndexOf('\n', pos);
+            var end = nl < 0 ? text.Length : nl;
+            var lineMemory = text.AsMemory(pos, end - pos).Trim();
+            pos = end + 1;
             lineNo++;
-            var line = rawLine.TrimEnd('\r').Trim();
+            var line = lineMemory.Span;
             if (line.Length == 0 || line[0] == '#')
             {
                 continue;
@@ -93,19 +110,24 @@ public sealed class IptablesDump
             // iptables-save -c puts "[packets:bytes]" before each rule.
             if (line[0] == '[')
             {
-                var close = line.IndexOf(']', StringComparison.Ordinal);
+                var close = line.IndexOf(']');
                 if (close < 0)
                 {
                     throw new IptablesParseException(lineNo, $"unterminated counter \"{Cut(line)}\"");
                 }
 
-                line = line[(close + 1)..].TrimStart();
+                lineMemory = lineMemory[(close + 1)..].TrimStart();
+                line = lineMemory.Span;
+                if (line.Length == 0)
+                {
+                    throw new IptablesParseException(lineNo, "a counter without a rule");
+                }
             }
 
             switch (line[0])
             {
                 case '*':
-                    table = line[1..].Trim();
+                    table = Intern(names, line[1..].Trim());
                     if (table.Length == 0)
                     {
                         throw new IptablesParseException(lineNo, "table name missing after '*'");
@@ -115,20 +137,22 @@ public sealed class IptablesDump
                     break;
                 case ':':
                     RequireTable(table, lineNo, line);
-                    var name = line[1..].Split(' ', 2)[0];
+                    var afterColon = line[1..];
+                    var space = afterColon.IndexOf(' ');
+                    var name = space < 0 ? afterColon : afterColon[..space];
                     if (name.Length == 0)
                     {
                         throw new IptablesParseException(lineNo, "chain name missing after ':'");
                     }
 
-                    dump._chains[table!].Add(name);
+                    dump._chains[table!].Add(Intern(names, name));
                     break;
                 case '-':
                     RequireTable(table, lineNo, line);
-                    dump.Add(ParseRule(table!, line, lineNo));
+                    dump.Add(ParseRule(table!, lineMemory, lineNo, names));
                     break;
                 default:
-                    if (line == "COMMIT")
+                    if (line.SequenceEqual("COMMIT"))
                     {
                         table = null;
                         break;
@@ -146,7 +170,18 @@ public sealed class IptablesDump
         return dump;
     }
 
-    private static void RequireTable(string? table, int lineNo, string line)
+    private static string Intern(Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> names, ReadOnlySpan<char> name)
+    {
+        if (!names.TryGetValue(name, out var s))
+        {
+            s = name.ToString();
+            names[s] = s;
+        }
+
+        return s;
+    }
+
+    private static void RequireTable(string? table, int lineNo, ReadOnlySpan<char> line)
     {
         if (table is null)
         {
@@ -154,62 +189,63 @@ public sealed class IptablesDump
         }
     }
 
-    internal static IptablesRule ParseRule(string table, string line, int lineNo)
+    /// <summary>
+    /// Reads a rule token by token without splitting the line: only the values the audit keeps become strings, and
+    /// chain, target and protocol names are shared between rules (a 70,000-rule dump repeats them all the time).
+    /// </summary>
+    private static IptablesRule ParseRule(string table, ReadOnlyMemory<char> lineMemory, int lineNo, Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> names)
     {
-        var tokens = Tokenize(line, lineNo);
-        if (tokens.Count < 2 || tokens[0] != "-A")
+        var line = lineMemory.Span;
+        var tokens = new Tokenizer(line, lineNo);
+        if (!tokens.Next(out var first, out _) || !line[first].SequenceEqual("-A") || !tokens.Next(out var chainRange, out var chainQuoted))
         {
             throw new IptablesParseException(lineNo, $"expected \"-A CHAIN ...\", got \"{Cut(line)}\"");
         }
 
-        var rule = new IptablesRule { Table = table, Chain = tokens[1], Line = lineNo, Text = string.Join(' ', tokens.Skip(2)) };
+        var rule = new IptablesRule { Table = table, Chain = Value(line, chainRange, chainQuoted, names, intern: true), Line = lineNo, Raw = lineMemory[chainRange.End..].TrimStart() };
         var negate = false;
-        for (var i = 2; i < tokens.Count; i++)
+        while (tokens.Next(out var range, out _))
         {
-            var t = tokens[i];
-            if (t == "!")
+            var t = line[range];
+            if (t.SequenceEqual("!"))
             {
                 negate = true;
                 continue;
             }
 
-            string Arg()
-            {
-                if (i + 1 >= tokens.Count)
-                {
-                    throw new IptablesParseException(lineNo, $"option {t} has no value");
-                }
-
-                return tokens[++i];
-            }
-
             switch (t)
             {
                 case "-s" or "--source":
-                    rule.Source = StripHostMask(Arg());
+                    rule.Source = StripHostMask(Arg(ref tokens, line, t, lineNo, names));
                     rule.SourceNegated = negate;
                     break;
                 case "-d" or "--destination":
-                    rule.Destination = StripHostMask(Arg());
+                    rule.Destination = StripHostMask(Arg(ref tokens, line, t, lineNo, names));
                     rule.DestinationNegated = negate;
                     break;
                 case "-p" or "--protocol":
-                    rule.Protocol = Arg().ToLowerInvariant();
+                    rule.Protocol = Arg(ref tokens, line, t, lineNo, names, intern: true).ToLowerInvariant();
                     break;
                 case "--dport" or "--destination-port":
-                    rule.DestinationPort = Arg();
+                    rule.DestinationPort = Arg(ref tokens, line, t, lineNo, names, intern: true);
                     break;
                 case "--comment":
-                    rule.Comment = Arg();
+                    if (!tokens.Next(out var c, out var quoted))
+                    {
+                        throw new IptablesParseException(lineNo, "option --comment has no value");
+                    }
+
+                    rule.CommentText = lineMemory[c];
+                    rule.CommentEscaped = quoted && line[c].Contains('\\');
                     break;
                 case "-j" or "--jump" or "-g" or "--goto":
-                    rule.Jump = Arg();
+                    rule.Jump = Arg(ref tokens, line, t, lineNo, names, intern: true);
                     break;
                 case "--dst-type":
-                    rule.DestinationTypeLocal = Arg() == "LOCAL" && !negate;
+                    rule.DestinationTypeLocal = Arg(ref tokens, line, t, lineNo, names) == "LOCAL" && !negate;
                     break;
                 case "--to-destination":
-                    rule.ToDestination = Arg();
+                    rule.ToDestination = Arg(ref tokens, line, t, lineNo, names);
                     break;
                 default:
                     break; // other matches and their arguments do not matter to the audit
@@ -221,73 +257,96 @@ public sealed class IptablesDump
         return rule;
     }
 
+    private static string Arg(ref Tokenizer tokens, ReadOnlySpan<char> line, ReadOnlySpan<char> option, int lineNo, Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> names, bool intern = false)
+    {
+        if (!tokens.Next(out var a, out var quoted))
+        {
+            throw new IptablesParseException(lineNo, $"option {option} has no value");
+        }
+
+        return Value(line, a, quoted, names, intern);
+    }
+
+    private static string Value(ReadOnlySpan<char> line, Range range, bool quoted, Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> names, bool intern)
+    {
+        var span = line[range];
+        if (!quoted)
+        {
+            return intern ? Intern(names, span) : span.ToString();
+        }
+
+        return span.Contains('\\') ? Unescape(span) : span.ToString();
+    }
+
+    /// <summary>Inside double quotes a backslash escapes the next character.</summary>
+    internal static string Unescape(ReadOnlySpan<char> span)
+    {
+        var sb = new StringBuilder(span.Length);
+        for (var i = 0; i < span.Length; i++)
+        {
+            sb.Append(span[i] == '\\' && i + 1 < span.Length ? span[++i] : span[i]);
+        }
+
+        return sb.ToString();
+    }
+
     private static string StripHostMask(string address) =>
         address.EndsWith("/32", StringComparison.Ordinal) ? address[..^3]
         : address.EndsWith("/128", StringComparison.Ordinal) ? address[..^4]
         : address;
 
-    /// <summary>Splits like iptables-save quotes: double quotes group, backslash escapes inside them.</summary>
-    internal static List<string> Tokenize(string line, int lineNo)
+    /// <summary>Yields token ranges of one line; a quoted token's range excludes its quotes (escapes still in it).</summary>
+    private ref struct Tokenizer(ReadOnlySpan<char> line, int lineNo)
     {
-        var tokens = new List<string>(24);
-        var i = 0;
-        var sb = new StringBuilder();
-        while (i < line.Length)
+        private readonly ReadOnlySpan<char> _line = line;
+        private int _i;
+
+        public bool Next(out Range range, out bool quoted)
         {
-            while (i < line.Length && line[i] == ' ')
+            while (_i < _line.Length && _line[_i] == ' ')
             {
-                i++;
+                _i++;
             }
 
-            if (i >= line.Length)
+            if (_i >= _line.Length)
             {
-                break;
+                range = default;
+                quoted = false;
+                return false;
             }
 
-            sb.Clear();
-            if (line[i] == '"')
+            if (_line[_i] == '"')
             {
-                i++;
-                var closed = false;
-                while (i < line.Length)
+                var start = ++_i;
+                while (_i < _line.Length)
                 {
-                    var c = line[i++];
-                    if (c == '\\' && i < line.Length)
+                    var c = _line[_i++];
+                    if (c == '\\' && _i < _line.Length)
                     {
-                        sb.Append(line[i++]);
+                        _i++;
                     }
                     else if (c == '"')
                     {
-                        closed = true;
-                        break;
-                    }
-                    else
-                    {
-                        sb.Append(c);
+                        range = start..(_i - 1);
+                        quoted = true;
+                        return true;
                     }
                 }
 
-                if (!closed)
-                {
-                    throw new IptablesParseException(lineNo, "unterminated quote");
-                }
+                throw new IptablesParseException(lineNo, "unterminated quote");
             }
-            else
+
+            var from = _i;
+            while (_i < _line.Length && _line[_i] != ' ')
             {
-                var start = i;
-                while (i < line.Length && line[i] != ' ')
-                {
-                    i++;
-                }
-
-                sb.Append(line, start, i - start);
+                _i++;
             }
 
-            tokens.Add(sb.ToString());
+            range = from.._i;
+            quoted = false;
+            return true;
         }
-
-        return tokens;
     }
 
-    private static string Cut(string s) => s.Length <= 60 ? s : s[..60] + "…";
+    private static string Cut(ReadOnlySpan<char> s) => s.Length <= 60 ? s.ToString() : string.Concat(s[..60], "…");
 }

@@ -18,8 +18,12 @@ public static class KubeProxyNames
 
     public static string Hash(string servicePortName, string protocol, string? endpoint = null)
     {
-        var bytes = SHA256.HashData(Encoding.UTF8.GetBytes(servicePortName + protocol.ToLowerInvariant() + (endpoint ?? string.Empty)));
-        return Base32(bytes)[..16];
+        var input = string.Concat(servicePortName, protocol.ToLowerInvariant(), endpoint);
+        var max = Encoding.UTF8.GetMaxByteCount(input.Length);
+        Span<byte> utf8 = max <= 512 ? stackalloc byte[max] : new byte[max];
+        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+        SHA256.HashData(utf8[..Encoding.UTF8.GetBytes(input, utf8)], hash);
+        return Base32First16(hash);
     }
 
     public static string ServiceChain(string servicePortName, string protocol) => "KUBE-SVC-" + Hash(servicePortName, protocol);
@@ -51,26 +55,19 @@ public static class KubeProxyNames
         return null;
     }
 
-    private static string Base32(byte[] data)
+    // The first 16 base32 characters need the first 10 bytes (80 bits) of the digest.
+    private static string Base32First16(ReadOnlySpan<byte> data) => string.Create(16, data[..10].ToArray(), static (chars, bytes) =>
     {
-        var sb = new StringBuilder((data.Length * 8 + 4) / 5);
-        int buffer = 0, bits = 0;
-        foreach (var b in data)
+        int buffer = 0, bits = 0, n = 0;
+        foreach (var b in bytes)
         {
             buffer = (buffer << 8) | b;
             bits += 8;
             while (bits >= 5)
             {
-                sb.Append(Alphabet[(buffer >> (bits - 5)) & 31]);
+                chars[n++] = Alphabet[(buffer >> (bits - 5)) & 31];
                 bits -= 5;
             }
         }
-
-        if (bits > 0)
-        {
-            sb.Append(Alphabet[(buffer << (5 - bits)) & 31]);
-        }
-
-        return sb.ToString();
-    }
+    });
 }

@@ -28,7 +28,7 @@ public static class NatAudit
         public override string ToString() => $"{Address}:{Port.ToString(CultureInfo.InvariantCulture)}/{Protocol}";
     }
 
-    private sealed record Expectation(string ServicePortName, string What, Destination Destination, bool WantNat, IReadOnlySet<string> Hashes);
+    private sealed record Expectation(string ServicePortName, string What, Destination Destination, bool WantNat, string[] Hashes);
 
     public static List<Finding> Run(ClusterModel cluster, IptablesDump dump, NatAuditOptions options)
     {
@@ -48,11 +48,9 @@ public static class NatAudit
             {
                 var protocol = port.Protocol.ToLowerInvariant();
                 var spn = KubeProxyNames.ServicePortName(svc.Namespace, svc.Name, port.Name);
-                var hashes = new HashSet<string>(StringComparer.Ordinal) { KubeProxyNames.Hash(spn, protocol) };
-                if (port.Name.Length == 0)
-                {
-                    hashes.Add(KubeProxyNames.Hash(spn + ":", protocol)); // kube-proxy <= 1.9
-                }
+                string[] hashes = port.Name.Length == 0
+                    ? [KubeProxyNames.Hash(spn, protocol), KubeProxyNames.Hash(spn + ":", protocol)] // kube-proxy <= 1.9 wrote "ns/name:"
+                    : [KubeProxyNames.Hash(spn, protocol)];
 
                 var usable = UsableEndpoints(slicesByService.GetValueOrDefault(svc.Key) ?? [], port);
                 var internalUsable = svc.InternalTrafficLocal && options.NodeName is { } node
@@ -83,9 +81,15 @@ public static class NatAudit
 
                 if (usable.Count > 0)
                 {
+                    var targets = new HashSet<string>(usable.Count, StringComparer.Ordinal);
+                    foreach (var u in usable)
+                    {
+                        targets.Add(u.Target);
+                    }
+
                     foreach (var h in hashes)
                     {
-                        backendsBySvcChain["KUBE-SVC-" + h] = (spn, usable.Select(e => e.Target).ToHashSet(StringComparer.Ordinal));
+                        backendsBySvcChain["KUBE-SVC-" + h] = (spn, targets);
                     }
                 }
             }
@@ -122,7 +126,7 @@ public static class NatAudit
                         $"no nat rule sends {e.What} {e.Destination} of {e.ServicePortName} to KUBE-SVC-{e.Hashes.First()}",
                         ("destination", e.Destination.ToString()), ("expected_chain", "KUBE-SVC-" + e.Hashes.First())));
                 }
-                else if (!natRules.Any(r => e.Hashes.Contains(KubeProxyNames.HashOf(r.Jump)!)))
+                else if (!natRules.Exists(r => KubeProxyNames.HashOf(r.Jump) is { } h && Array.IndexOf(e.Hashes, h) >= 0))
                 {
                     var r = natRules[0];
                     findings.Add(Make("wrong-target", Severity.Error, Subject(e),
@@ -210,8 +214,16 @@ public static class NatAudit
 
     private static void CheckBackends(IptablesDump dump, Dictionary<string, (string Spn, HashSet<string> Endpoints)> wanted, List<Finding> findings)
     {
-        var dnat = dump.Rules.Where(r => r.Table == "nat" && r.Chain.StartsWith("KUBE-SEP-", StringComparison.Ordinal) && r.ToDestination is not null)
-            .GroupBy(r => r.Chain).ToDictionary(g => g.Key, g => g.First().ToDestination!, StringComparer.Ordinal);
+        var dnat = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var r in dump.Rules)
+        {
+            if (r.ToDestination is not null && r.Table == "nat" && r.Chain.StartsWith("KUBE-SEP-", StringComparison.Ordinal))
+            {
+                dnat.TryAdd(r.Chain, r.ToDestination);
+            }
+        }
+
+        var actual = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (chain, (spn, endpoints)) in wanted)
         {
             if (!dump.HasChain("nat", chain))
@@ -219,10 +231,20 @@ public static class NatAudit
                 continue; // the NAT rule check reports a rule without its chain
             }
 
-            var actual = dump.InChain("nat", chain)
-                .Where(r => r.Jump?.StartsWith("KUBE-SEP-", StringComparison.Ordinal) == true)
-                .Select(r => dnat.GetValueOrDefault(r.Jump!) ?? "?" + r.Jump)
-                .ToHashSet(StringComparer.Ordinal);
+            actual.Clear();
+            foreach (var r in dump.InChain("nat", chain))
+            {
+                if (r.Jump?.StartsWith("KUBE-SEP-", StringComparison.Ordinal) == true)
+                {
+                    actual.Add(dnat.GetValueOrDefault(r.Jump) ?? "?" + r.Jump);
+                }
+            }
+
+            if (actual.SetEquals(endpoints))
+            {
+                continue;
+            }
+
             var missing = endpoints.Except(actual).Order(StringComparer.Ordinal).ToList();
             var extra = actual.Except(endpoints).Order(StringComparer.Ordinal).ToList();
             if (missing.Count > 0 || extra.Count > 0)
