@@ -86,8 +86,14 @@ public sealed class SystemdTests
         await Task.Delay(300);
         Assert.Equal("inactive", await c.SystemctlAsync("is-active", "kubelet.service")); // not failing long enough yet
 
+        // The service's timer may be created only now (.NET 10 runs ExecuteAsync on the thread pool, late under load):
+        // keep the fake clock moving in its 5 s steps until the restart is seen.
         time.Advance(TimeSpan.FromMinutes(2));
-        Assert.True(await Peer.EventuallyAsync(() => c.SystemctlAsync("is-active", "kubelet.service").GetAwaiter().GetResult() == "active", TimeSpan.FromSeconds(15)));
+        Assert.True(await Peer.EventuallyAsync(() =>
+        {
+            time.Advance(TimeSpan.FromSeconds(5));
+            return c.SystemctlAsync("is-active", "kubelet.service").GetAwaiter().GetResult() == "active";
+        }, TimeSpan.FromSeconds(30)));
         Assert.True(await Peer.EventuallyAsync(() => state.Snapshot(out _).Events.Count > 0, TimeSpan.FromSeconds(10)));
         var e = Assert.Single(state.Snapshot(out _).Events);
         Assert.Equal("remediation-restart", e.Kind);
