@@ -104,7 +104,18 @@ public sealed class SystemdContainer : IAsyncDisposable
     {
         if (!_nspawn.HasExited)
         {
-            _nspawn.Kill(); // SIGKILL to nspawn takes the container down with it
+            // SIGKILL to nspawn alone leaves the container's systemd running, re-parented to the host's PID 1. Killing
+            // the container's init ends its whole PID namespace; nspawn then exits on its own.
+            try
+            {
+                using var leader = Process.GetProcessById(LeaderPid);
+                leader.Kill();
+            }
+            catch (ArgumentException)
+            {
+                // already gone
+            }
+
             try
             {
                 await _nspawn.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
@@ -112,6 +123,7 @@ public sealed class SystemdContainer : IAsyncDisposable
             catch (TimeoutException)
             {
                 _nspawn.Kill(entireProcessTree: true);
+                await _nspawn.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
             }
         }
 
