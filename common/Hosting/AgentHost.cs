@@ -65,8 +65,10 @@ public static class AgentHost
 
     public static void AddAgentDefaults(this IHostApplicationBuilder builder, DaemonInfo daemon, string? configPath, int defaultMetricsPort)
     {
-        var path = configPath ?? daemon.DefaultConfigPath;
-        if (configPath is not null && !File.Exists(configPath))
+        // Relative to the working directory, as an admin typing --config means it (the configuration builder would
+        // resolve it against the content root, the program's own directory).
+        var path = Path.GetFullPath(configPath ?? daemon.DefaultConfigPath);
+        if (configPath is not null && !File.Exists(path))
         {
             throw new ConfigurationProblemException($"--config: file {configPath} does not exist");
         }

@@ -51,6 +51,23 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public async Task RelativeConfigPath_IsReadFromTheWorkingDirectory()
+    {
+        // The configuration builder alone would look for it beside the program and crash with a stack trace.
+        using var dir = new TempDir();
+        await File.WriteAllTextAsync(dir["coordinator.json"], new JsonObject { ["Coordinator"] = new JsonObject { ["Port"] = 70000 } }.ToJsonString());
+        var r = await Run.DotnetToolAsync("toolforge-coordinator", ["--config", "coordinator.json"], TimeSpan.FromSeconds(30), workingDirectory: dir.Path);
+        Assert.Equal(78, r.ExitCode);
+        Assert.Contains("Coordinator:Port: must be a TCP port", r.Stderr, StringComparison.Ordinal);
+        Assert.Single(r.Stderr.Trim().Split('\n'));
+
+        var missing = await Run.DotnetToolAsync("toolforge-coordinator", ["--config", "nothere.json"], TimeSpan.FromSeconds(30), workingDirectory: dir.Path);
+        Assert.Equal(78, missing.ExitCode);
+        Assert.Single(missing.Stderr.Trim().Split('\n'));
+        Assert.Contains("nothere.json does not exist", missing.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task InvalidJson_IsNamed()
     {
         using var dir = new TempDir();

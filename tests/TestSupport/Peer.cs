@@ -183,9 +183,9 @@ public static class Run
     /// so it is built first.
     /// </summary>
     public static Task<ProcessResult> DotnetToolAsync(string assemblyName, IEnumerable<string> args, TimeSpan? timeout = null,
-        IDictionary<string, string>? env = null)
+        IDictionary<string, string>? env = null, string? workingDirectory = null)
     {
-        return ProcessAsync("dotnet", [ToolPath(assemblyName), .. args], timeout, env);
+        return ProcessAsync("dotnet", [ToolPath(assemblyName), .. args], timeout, env, workingDirectory: workingDirectory);
     }
 
     public static string ToolPath(string assemblyName)
