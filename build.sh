@@ -156,7 +156,7 @@ cmd_demo() {
 }
 JSON
   local reporting="\"Coordinator\": { \"Address\": \"https://127.0.0.1:$port\", \"Certificate\": \"$DEMO/certs/$node.pem\", \"Key\": \"$DEMO/certs/$node.key\", \"CaBundle\": \"$DEMO/certs/ca.pem\" }"
-  demo_agent_configs "$reporting"
+  demo_agent_configs "$reporting" "$node"
   start() { # name args...
     local name=$1; shift
     nohup "out/bin/$name" "$@" >"$DEMO/$name.log" 2>&1 &
@@ -190,18 +190,49 @@ JSON
 }
 
 declare -A DEMO_ARGS=([builder-agent]="serve")
-# Each agent that runs on this host gets a config reporting as the demo node.
+# Each agent that can run on this host gets a config reporting as the demo node. This host is no Kubernetes node:
+# the node-agent's API checks point at a kubeconfig with no server behind it and say so ("unknown"), kubelet is not
+# there (failing), and Docker is checked for real. The builder serves the test fixture repository on the local
+# dockerd. The shipper sends the local journal to an rsyslogd the demo starts on 127.0.0.1 (files in .demo/syslog/).
 demo_agent_configs() {
-  local reporting=$1
+  local reporting=$1 node=$2
+  cat >"$DEMO/kubeconfig" <<YAML
+apiVersion: v1
+kind: Config
+clusters: [{ name: none, cluster: { server: "https://127.0.0.1:9" } }]
+users: [{ name: none, user: { token: none } }]
+contexts: [{ name: none, context: { cluster: none, user: none } }]
+current-context: none
+YAML
   cat >"$DEMO/agent-node-agent.json" <<JSON
-{ "Log": { "Console": "plain" }, "Metrics": { "Port": 9502 }, $reporting }
+{ "Log": { "Console": "plain" }, "Metrics": { "Port": 9502 }, $reporting,
+  "NodeAgent": { "NodeName": "$node", "StateDirectory": "$DEMO/state/node-agent",
+    "Kubernetes": { "Kubeconfig": "$DEMO/kubeconfig", "RequestTimeout": "00:00:03" },
+    "Journal": { "Enabled": false } } }
 JSON
   cat >"$DEMO/agent-builder-agent.json" <<JSON
-{ "Log": { "Console": "plain" }, "Metrics": { "Port": 9503 }, $reporting }
+{ "Log": { "Console": "plain" }, "Metrics": { "Port": 9503 }, $reporting,
+  "Builder": { "Repository": "$PWD/tests/BuilderAgent.Tests/Fixtures/images", "Registry": "127.0.0.1:5000", "ImagePrefix": "demo" } }
 JSON
-  cat >"$DEMO/agent-log-shipper.json" <<JSON
-{ "Log": { "Console": "plain" }, "Metrics": { "Port": 9504 }, $reporting }
+  if command -v rsyslogd >/dev/null && [ -f /usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so ]; then
+    mkdir -p "$DEMO/syslog"
+    cat >"$DEMO/rsyslog.conf" <<CONF
+global(workDirectory="$DEMO/syslog")
+module(load="imrelp")
+main_queue(queue.type="Direct")
+template(name="perHost" type="string" string="$DEMO/syslog/%HOSTNAME%/%PROGRAMNAME%.log")
+ruleset(name="remote") { action(type="omfile" dynaFile="perHost" createDirs="on") }
+input(type="imrelp" address="127.0.0.1" port="9514" ruleset="remote")
+CONF
+    nohup rsyslogd -n -f "$DEMO/rsyslog.conf" -i "$DEMO/rsyslogd.pid" >"$DEMO/rsyslogd.log" 2>&1 &
+    echo "$! rsyslogd" >>"$DEMO/pids"
+    cat >"$DEMO/agent-log-shipper.json" <<JSON
+{ "Log": { "Console": "plain" }, "Metrics": { "Port": 9504 }, $reporting,
+  "Shipper": { "Destinations": [ { "Url": "relp://127.0.0.1:9514" } ], "StateFile": "$DEMO/state/shipper.cursor" } }
 JSON
+  else
+    log "no rsyslogd with imrelp here: the demo runs without the log-shipper"
+  fi
 }
 
 # ------------------------------------------------------------------ bench, package
