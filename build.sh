@@ -210,9 +210,13 @@ YAML
     "Kubernetes": { "Kubeconfig": "$DEMO/kubeconfig", "RequestTimeout": "00:00:03" },
     "Journal": { "Enabled": false } } }
 JSON
+  # A copy of the fixture image repository with Debian's static busybox as shared/busybox (what its roots COPY).
+  cp -r tests/BuilderAgent.Tests/Fixtures/images "$DEMO/images"
+  mkdir -p "$DEMO/images/shared"
+  if [ -x /bin/busybox ]; then cp /bin/busybox "$DEMO/images/shared/busybox"; else log "no /bin/busybox (busybox-static): demo builds will fail"; fi
   cat >"$DEMO/agent-builder-agent.json" <<JSON
 { "Log": { "Console": "plain" }, "Metrics": { "Port": 9503 }, $reporting,
-  "Builder": { "Repository": "$PWD/tests/BuilderAgent.Tests/Fixtures/images", "Registry": "127.0.0.1:5000", "ImagePrefix": "demo" } }
+  "Builder": { "Repository": "$DEMO/images", "Registry": "127.0.0.1:5000", "ImagePrefix": "demo" } }
 JSON
   if command -v rsyslogd >/dev/null && [ -f /usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so ]; then
     mkdir -p "$DEMO/syslog"
