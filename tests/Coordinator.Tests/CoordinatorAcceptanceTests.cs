@@ -191,6 +191,8 @@ public sealed class CoordinatorAcceptanceTests
         var stale = (await viewer.ListNodesAsync(new ListNodesRequest())).Nodes.Single();
         Assert.Equal(NodeState.Stale, stale.State);
         Assert.Contains("no report for", stale.Summary, StringComparison.Ordinal);
+        h.Time.Advance(TimeSpan.FromMinutes(5)); // a stale node's summary says for how long: never a cached old text
+        Assert.NotEqual(stale.Summary, (await viewer.ListNodesAsync(new ListNodesRequest())).Nodes.Single().Summary);
 
         h.Time.Advance(TimeSpan.FromDays(3));
         Assert.Equal(NodeState.Missing, (await viewer.ListNodesAsync(new ListNodesRequest())).Nodes.Single().State);

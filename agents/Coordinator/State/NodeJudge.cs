@@ -107,6 +107,38 @@ internal static class NodeJudge
         return summary;
     }
 
+    /// <summary>
+    /// Until when <see cref="Summarize"/> gives the same result if nothing is reported: the next moment an agent or
+    /// the node turns stale or missing. A node already stale (its summary says for how long) is judged every time.
+    /// </summary>
+    public static DateTimeOffset SameUntil(IReadOnlyCollection<AgentRecord> agents, DateTimeOffset now, TimeSpan missingAfter)
+    {
+        if (agents.Count == 0)
+        {
+            return DateTimeOffset.MaxValue;
+        }
+
+        var latest = agents.Max(a => a.LastReport);
+        if (now - latest > missingAfter)
+        {
+            return DateTimeOffset.MaxValue; // "no report since <date>" stays as it is
+        }
+
+        var until = latest + missingAfter;
+        foreach (var a in agents)
+        {
+            var staleAt = a.LastReport + StaleAfterHeartbeats * a.Heartbeat;
+            if (now >= staleAt)
+            {
+                return now; // "silent for <how long>" changes with time
+            }
+
+            until = staleAt < until ? staleAt : until;
+        }
+
+        return until;
+    }
+
     private static int Rank(CheckState s) => s switch
     {
         CheckState.Failing => 3,

@@ -37,6 +37,27 @@ public sealed partial class StateStore
         public HashSet<AgentKind> Connected { get; } = [];
         public List<AgentEvent> RecentEvents { get; } = [];
         public NodeSummary? Published { get; set; }
+
+        private NodeSummary? _summary;
+        private DateTimeOffset _summaryUntil;
+
+        /// <summary>Call after anything the summary depends on changed (a report, a command stream coming or going).</summary>
+        public void Changed() => _summary = null;
+
+        /// <summary>
+        /// The node's summary, judged again only when the node changed or time moved past its next stale/missing
+        /// moment: ListNodes over 10,000 nodes then allocates nothing per node. Shared: callers must not modify it.
+        /// </summary>
+        public NodeSummary Summary(DateTimeOffset now, TimeSpan missingAfter)
+        {
+            if (_summary is null || now >= _summaryUntil)
+            {
+                _summary = NodeJudge.Summarize(Name, Agents.Values, Connected, now, missingAfter);
+                _summaryUntil = NodeJudge.SameUntil(Agents.Values, now, missingAfter);
+            }
+
+            return _summary;
+        }
     }
 
     public StateStore(StoreWriter writer, ChangeFeed feed, TimeProvider time, IOptions<CoordinatorOptions> options, ILogger<StateStore> logger)
@@ -80,6 +101,7 @@ public sealed partial class StateStore
                     var kind = (AgentKind)r.GetInt32(1);
                     var state = ReportRequest.Parser.ParseFrom((byte[])r.GetValue(5));
                     node.Agents[kind] = new AgentRecord(kind, r.GetString(2), FromMs(r.GetInt64(3)), TimeSpan.FromMilliseconds(r.GetInt64(4)), state);
+                    node.Changed();
                 }
             }
 
@@ -149,6 +171,7 @@ public sealed partial class StateStore
 
             var record = new AgentRecord(report.Agent, report.AgentVersion, now, _options.HeartbeatInterval, stored);
             node.Agents[report.Agent] = record;
+            node.Changed();
             foreach (var e in report.Events)
             {
                 node.RecentEvents.Add(e);
@@ -217,6 +240,7 @@ public sealed partial class StateStore
 
             if (connected ? n.Connected.Add(kind) : n.Connected.Remove(kind))
             {
+                n.Changed();
                 PublishIfChanged(n, _time.GetUtcNow());
             }
         }
@@ -395,8 +419,7 @@ public sealed partial class StateStore
         return true;
     }
 
-    private NodeSummary Summarize(NodeRecord n, DateTimeOffset now) =>
-        NodeJudge.Summarize(n.Name, n.Agents.Values, n.Connected, now, MissingAfter);
+    private NodeSummary Summarize(NodeRecord n, DateTimeOffset now) => n.Summary(now, MissingAfter);
 
     private static Finding Decorate(Finding f, string node, AgentKind agent)
     {
