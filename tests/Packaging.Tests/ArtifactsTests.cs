@@ -32,8 +32,13 @@ public sealed class ArtifactsTests
     {
         foreach (var project in new[] { "agents/NodeAgent", "agents/LogShipper" })
         {
-            var r = await Run.ProcessAsync("dotnet", ["build", Path.Combine(Run.RepoRoot, project), "-c", "Release", "-r", "win-x64", "-o", Path.Combine(Path.GetTempPath(), "tfa-win", Path.GetFileName(project)), "--nologo", "-v", "quiet"], TimeSpan.FromMinutes(10));
+            // Its own obj/ and bin/ (--artifacts-path): the other test projects build the same libraries at the same
+            // time in the source tree's obj/, and sharing it made this build fail now and then.
+            using var artifacts = new TempDir("tfa-win");
+            var r = await Run.ProcessAsync("dotnet", ["build", Path.Combine(Run.RepoRoot, project), "-c", "Release", "-r", "win-x64", "--artifacts-path", artifacts.Path, "--nologo", "-v", "quiet"], TimeSpan.FromMinutes(10));
             Assert.True(r.ExitCode == 0, r.ToString());
+            var exe = project.EndsWith("NodeAgent", StringComparison.Ordinal) ? "toolforge-node-agent.exe" : "toolforge-log-shipper.exe";
+            Assert.NotEmpty(Directory.GetFiles(artifacts.Path, exe, SearchOption.AllDirectories));
         }
     }
 }
