@@ -58,7 +58,9 @@ public sealed class SystemdContainer : IAsyncDisposable
         p.BeginErrorReadLine();
         var sw = Stopwatch.StartNew();
         int leader = 0;
-        while (sw.Elapsed < TimeSpan.FromSeconds(60))
+        var lastState = "no bus yet";
+        // Two minutes: with every test project running at once on two cores, a boot has been seen to take over one.
+        while (sw.Elapsed < TimeSpan.FromSeconds(120))
         {
             if (p.HasExited)
             {
@@ -69,7 +71,8 @@ public sealed class SystemdContainer : IAsyncDisposable
             if (leader != 0 && File.Exists(Path.Combine(dir["bus"], "system_bus_socket")))
             {
                 var state = await Run.ProcessAsync("nsenter", ["-t", leader.ToString(System.Globalization.CultureInfo.InvariantCulture), "-a", "systemctl", "is-system-running"], TimeSpan.FromSeconds(10));
-                if (state.Stdout.Trim() is "running" or "degraded")
+                lastState = state.Stdout.Trim();
+                if (lastState is "running" or "degraded")
                 {
                     return new SystemdContainer(p, dir, leader);
                 }
@@ -78,8 +81,9 @@ public sealed class SystemdContainer : IAsyncDisposable
             await Task.Delay(200);
         }
 
+        var jobs = leader == 0 ? "" : (await Run.ProcessAsync("nsenter", ["-t", leader.ToString(System.Globalization.CultureInfo.InvariantCulture), "-a", "systemctl", "list-jobs", "--no-pager"], TimeSpan.FromSeconds(10))).Stdout.Trim();
         p.Kill(entireProcessTree: true);
-        throw Peer.Missing("a booted systemd container", "it did not reach 'running' within 60 s");
+        throw Peer.Missing("a booted systemd container", $"it did not reach 'running' within 120 s (state: {lastState}; jobs: {jobs.ReplaceLineEndings("; ")})");
     }
 
     private static int ChildOf(int pid)
