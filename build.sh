@@ -211,7 +211,7 @@ YAML
     "Journal": { "Enabled": false } } }
 JSON
   if pgrep -x dockerd >/dev/null && ! ip link show docker0 >/dev/null 2>&1; then
-    log "warning: dockerd runs without its docker0 bridge (./build.sh test's private dockerds delete it): restart dockerd before building in the demo"
+    log "warning: dockerd runs without its docker0 bridge (something deleted it): restart dockerd before building in the demo"
   fi
   # A copy of the fixture image repository with Debian's static busybox as shared/busybox (what its roots COPY).
   cp -r tests/BuilderAgent.Tests/Fixtures/images "$DEMO/images"

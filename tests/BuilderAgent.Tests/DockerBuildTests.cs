@@ -13,7 +13,7 @@ public sealed class DockerFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Docker = await PrivateDockerd.StartAsync();
-        Registry = await PrivateRegistry.StartAsync();
+        Registry = await PrivateRegistry.StartAsync(Docker.NetworkNamespace);
     }
 
     public async Task DisposeAsync()

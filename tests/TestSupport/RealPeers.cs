@@ -7,32 +7,49 @@ namespace Toolforge.Agents.TestSupport;
 /// <summary>
 /// A private Docker Engine (its own data root and socket, no bridge, no iptables) so a test that builds, cleans or
 /// starts containers never touches another test's engine. Started from Debian's docker.io; stopped by its PID.
+/// It runs in a network namespace of its own: dockerd started with --bridge=none deletes any docker0 link it sees,
+/// and in the host's namespace that was the host's own Docker bridge. The socket is a file, reached from anywhere.
 /// </summary>
 public sealed class PrivateDockerd : IAsyncDisposable
 {
     private readonly TempDir _dir;
     private readonly Process _process;
 
-    private PrivateDockerd(TempDir dir, Process process, string socket)
+    private PrivateDockerd(TempDir dir, Process process, string socket, string netns)
     {
         _dir = dir;
         _process = process;
         Socket = socket;
+        NetworkNamespace = netns;
     }
 
     public string Socket { get; }
+
+    /// <summary>The engine's network namespace (a <see cref="PrivateRegistry"/> it pushes to must run in it).</summary>
+    public string NetworkNamespace { get; }
 
     public string Endpoint => "unix://" + Socket;
 
     public static async Task<PrivateDockerd> StartAsync()
     {
         var dockerd = Peer.Require("dockerd", "docker.io");
+        Peer.Require("ip", "iproute2");
+        var netns = "tfa-dock-" + Guid.NewGuid().ToString("N")[..8];
+        var add = await Run.ProcessAsync("ip", ["netns", "add", netns]);
+        if (add.ExitCode != 0)
+        {
+            throw Peer.Missing("a network namespace for dockerd", add.Stderr.Trim());
+        }
+
+        await Run.ProcessAsync("ip", ["netns", "exec", netns, "ip", "link", "set", "lo", "up"]);
         var dir = new TempDir("dockerd");
         var socket = dir["docker.sock"];
-        var psi = new ProcessStartInfo(dockerd)
+        // nsenter --net, not "ip netns exec": that one also remounts /sys, and dockerd then finds no cgroups.
+        var psi = new ProcessStartInfo("nsenter")
         {
             ArgumentList =
             {
+                "--net=/run/netns/" + netns, dockerd,
                 "--data-root", dir["data"], "--exec-root", dir["exec"], "--pidfile", dir["docker.pid"],
                 "-H", "unix://" + socket, "--bridge=none", "--iptables=false", "--ip-masq=false",
                 "--storage-driver=vfs", "--log-level=warn",
@@ -43,13 +60,15 @@ public sealed class PrivateDockerd : IAsyncDisposable
         var p = Process.Start(psi) ?? throw Peer.Missing("dockerd", "could not start it");
         p.BeginErrorReadLine();
         p.BeginOutputReadLine();
-        var d = new PrivateDockerd(dir, p, socket);
+        var d = new PrivateDockerd(dir, p, socket, netns);
         var sw = Stopwatch.StartNew();
         while (sw.Elapsed < TimeSpan.FromSeconds(30))
         {
             if (p.HasExited)
             {
-                throw Peer.Missing("dockerd", $"it exited with {p.ExitCode}");
+                var code = p.ExitCode;
+                await d.DisposeAsync();
+                throw Peer.Missing("dockerd", $"it exited with {code}");
             }
 
             if (await d.PingAsync())
@@ -109,31 +128,44 @@ public sealed class PrivateDockerd : IAsyncDisposable
 
         // vfs layers may hold mounts; unmount what is left before removing the directory.
         await Run.ProcessAsync("/bin/sh", ["-c", $"grep ' {_dir.Path}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l"], TimeSpan.FromSeconds(20));
+        await Run.ProcessAsync("ip", ["netns", "del", NetworkNamespace], TimeSpan.FromSeconds(20));
         _dir.Dispose();
         _process.Dispose();
     }
 }
 
-/// <summary>Debian's docker-registry on 127.0.0.1 with a free port and its own storage.</summary>
+/// <summary>
+/// Debian's docker-registry on 127.0.0.1 with a free port and its own storage; with a network namespace (a
+/// <see cref="PrivateDockerd"/>'s), on that namespace's 127.0.0.1, where the engine pushes to it, and read from here
+/// through busybox wget run in the namespace.
+/// </summary>
 public sealed class PrivateRegistry : IAsyncDisposable
 {
     private readonly TempDir _dir;
     private readonly Process _process;
 
-    private PrivateRegistry(TempDir dir, Process process, int port)
+    private readonly string? _netns;
+
+    private PrivateRegistry(TempDir dir, Process process, int port, string? netns)
     {
         _dir = dir;
         _process = process;
         Port = port;
+        _netns = netns;
     }
 
     public int Port { get; }
 
     public string Address => $"127.0.0.1:{Port}";
 
-    public static async Task<PrivateRegistry> StartAsync()
+    public static async Task<PrivateRegistry> StartAsync(string? networkNamespace = null)
     {
         var registry = Peer.Require("docker-registry", "docker-registry");
+        if (networkNamespace is not null && !File.Exists("/bin/busybox"))
+        {
+            throw Peer.Missing("/bin/busybox", "install Debian package busybox-static");
+        }
+
         var dir = new TempDir("registry");
         var port = Peer.FreePort();
         var config = dir["config.yml"];
@@ -143,28 +175,43 @@ public sealed class PrivateRegistry : IAsyncDisposable
             storage: {"{"}filesystem: {"{"}rootdirectory: {dir["data"]}{"}"}, delete: {"{"}enabled: true{"}"}{"}"}
             http: {"{"}addr: 127.0.0.1:{port}{"}"}
             """);
-        var p = Process.Start(new ProcessStartInfo(registry) { ArgumentList = { "serve", config }, RedirectStandardError = true, RedirectStandardOutput = true })
-            ?? throw Peer.Missing("docker-registry", "could not start it");
+        var psi = networkNamespace is null
+            ? new ProcessStartInfo(registry) { ArgumentList = { "serve", config } }
+            : new ProcessStartInfo("nsenter") { ArgumentList = { "--net=/run/netns/" + networkNamespace, registry, "serve", config } };
+        psi.RedirectStandardError = true;
+        psi.RedirectStandardOutput = true;
+        var p = Process.Start(psi) ?? throw Peer.Missing("docker-registry", "could not start it");
         p.BeginErrorReadLine();
         p.BeginOutputReadLine();
-        var r = new PrivateRegistry(dir, p, port);
-        try
+        var r = new PrivateRegistry(dir, p, port, networkNamespace);
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < TimeSpan.FromSeconds(20))
         {
-            await Peer.WaitForTcpAsync(port, TimeSpan.FromSeconds(20));
-        }
-        catch (SocketException)
-        {
-            await r.DisposeAsync();
-            throw Peer.Missing("docker-registry", "it did not listen within 20 s");
+            try
+            {
+                await r.GetAsync("/v2/");
+                return r;
+            }
+            catch (Exception ex) when (ex is HttpRequestException or SocketException or TaskCanceledException or IOException)
+            {
+                await Task.Delay(100);
+            }
         }
 
-        return r;
+        await r.DisposeAsync();
+        throw Peer.Missing("docker-registry", "it did not answer within 20 s");
     }
 
     public async Task<string> GetAsync(string path)
     {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        return await http.GetStringAsync($"http://{Address}{path}");
+        if (_netns is null)
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+            return await http.GetStringAsync($"http://{Address}{path}");
+        }
+
+        var r = await Run.ProcessAsync("nsenter", ["--net=/run/netns/" + _netns, "/bin/busybox", "wget", "-q", "-O", "-", $"http://{Address}{path}"], TimeSpan.FromSeconds(10));
+        return r.ExitCode == 0 ? r.Stdout : throw new HttpRequestException($"GET {path} in {_netns}: exit {r.ExitCode} {r.Stderr.Trim()}");
     }
 
     public async ValueTask DisposeAsync()
