@@ -67,7 +67,9 @@ public sealed class SystemdContainer : IAsyncDisposable
                 throw Peer.Missing("systemd-nspawn", $"it exited with {p.ExitCode}");
             }
 
-            leader = leader != 0 ? leader : ChildOf(p.Id);
+            // nspawn's first child can be its short-lived "outer child", not the container's init: ask again each
+            // time until the child is systemd itself.
+            leader = ChildOf(p.Id);
             if (leader != 0 && File.Exists(Path.Combine(dir["bus"], "system_bus_socket")))
             {
                 var state = await Run.ProcessAsync("nsenter", ["-t", leader.ToString(System.Globalization.CultureInfo.InvariantCulture), "-a", "systemctl", "is-system-running"], TimeSpan.FromSeconds(10));
@@ -76,6 +78,8 @@ public sealed class SystemdContainer : IAsyncDisposable
                 {
                     return new SystemdContainer(p, dir, leader);
                 }
+
+                lastState = $"{lastState} {state.Stderr.Trim()}".Trim();
             }
 
             await Task.Delay(200);
@@ -94,8 +98,22 @@ public sealed class SystemdContainer : IAsyncDisposable
             return 0;
         }
 
-        var text = File.ReadAllText(path).Trim();
-        return text.Length == 0 ? 0 : int.Parse(text.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        foreach (var child in File.ReadAllText(path).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            try
+            {
+                if (File.ReadAllText($"/proc/{child}/comm").Trim() == "systemd")
+                {
+                    return int.Parse(child, System.Globalization.CultureInfo.InvariantCulture);
+                }
+            }
+            catch (IOException)
+            {
+                // gone meanwhile
+            }
+        }
+
+        return 0;
     }
 
     /// <summary>Runs a command inside the container (nsenter into all its namespaces).</summary>
