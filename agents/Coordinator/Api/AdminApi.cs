@@ -92,7 +92,7 @@ public sealed class AdminApi(
             throw new RpcException(new Status(StatusCode.NotFound, $"no build \"{request.Id}\""));
         }
 
-        using var stream = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        using var stream = StreamingCalls.Lifetime(context, lifetime);
         try
         {
             await foreach (var line in builds.StreamLogAsync(request.Id, request.Follow, stream.Token).ConfigureAwait(false))
@@ -110,12 +110,12 @@ public sealed class AdminApi(
     {
         authorizer.Require(context, Role.Viewer, "watch");
         // Subscribe before the snapshot: a change made meanwhile may arrive twice, never not at all.
-        using var stream = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        using var stream = StreamingCalls.Lifetime(context, lifetime);
         using var subscription = feed.Subscribe();
         var snapshot = new Snapshot();
         snapshot.Nodes.AddRange(state.ListNodes());
         snapshot.Builds.AddRange(builds.List(DefaultBuildsLimit));
-        await responseStream.WriteAsync(new WatchEvent { At = Timestamp.FromDateTimeOffset(time.GetUtcNow()), Snapshot = snapshot }, context.CancellationToken).ConfigureAwait(false);
+        await responseStream.WriteAsync(new WatchEvent { At = Timestamp.FromDateTimeOffset(time.GetUtcNow()), Snapshot = snapshot }, stream.Token).ConfigureAwait(false);
         try
         {
             await foreach (var e in subscription.Reader.ReadAllAsync(stream.Token).ConfigureAwait(false))

@@ -62,8 +62,7 @@ public sealed partial class AgentApi(
                 $"certificate of {identity} may not receive commands for node \"{request.Node}\""));
         }
 
-        // Streams end when the agent goes away or the coordinator stops (shutdown must not wait for them).
-        using var stream = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+        using var stream = StreamingCalls.Lifetime(context, lifetime);
         if (request.Agent != AgentKind.Builder)
         {
             // Only the builder takes commands today; others keep the stream open and receive nothing.

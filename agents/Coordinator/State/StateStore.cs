@@ -29,12 +29,14 @@ public sealed partial class StateStore
     private readonly CoordinatorOptions _options;
     private readonly ILogger<StateStore> _logger;
 
-    private sealed class NodeRecord(string name, DateTimeOffset firstSeen)
+    private sealed class NodeRecord(string name, DateTimeOffset firstSeen, HashSet<AgentKind> connected)
     {
         public string Name { get; } = name;
         public DateTimeOffset FirstSeen { get; } = firstSeen;
         public Dictionary<AgentKind, AgentRecord> Agents { get; } = [];
-        public HashSet<AgentKind> Connected { get; } = [];
+
+        /// <summary>The node's open command streams: the store's own set for this name, shared, not a copy.</summary>
+        public HashSet<AgentKind> Connected { get; } = connected;
         public List<AgentEvent> RecentEvents { get; } = [];
         public NodeSummary? Published { get; set; }
 
@@ -83,7 +85,7 @@ public sealed partial class StateStore
                 while (r.Read())
                 {
                     var name = r.GetString(0);
-                    _nodes[name] = new NodeRecord(name, FromMs(r.GetInt64(1)));
+                    _nodes[name] = new NodeRecord(name, FromMs(r.GetInt64(1)), ConnectedOf(name));
                 }
             }
 
@@ -146,8 +148,7 @@ public sealed partial class StateStore
             var isNew = !_nodes.TryGetValue(report.Node, out var node);
             if (isNew)
             {
-                node = new NodeRecord(report.Node, now);
-                node.Connected.UnionWith(_connected.GetValueOrDefault(report.Node) ?? []);
+                node = new NodeRecord(report.Node, now, ConnectedOf(report.Node));
                 _nodes[report.Node] = node;
             }
 
@@ -227,23 +228,37 @@ public sealed partial class StateStore
     {
         lock (_lock)
         {
-            if (!_connected.TryGetValue(node, out var kinds))
-            {
-                _connected[node] = kinds = [];
-            }
-
-            _ = connected ? kinds.Add(kind) : kinds.Remove(kind);
+            var kinds = ConnectedOf(node);
+            var changed = connected ? kinds.Add(kind) : kinds.Remove(kind);
             if (!_nodes.TryGetValue(node, out var n))
             {
-                return; // the node's first report picks it up
+                if (kinds.Count == 0)
+                {
+                    _connected.Remove(node); // a stream of a node that never reported went away
+                }
+
+                return; // otherwise the node's first report picks the set up
             }
 
-            if (connected ? n.Connected.Add(kind) : n.Connected.Remove(kind))
+            if (!changed)
             {
-                n.Changed();
-                PublishIfChanged(n, _time.GetUtcNow());
+                return;
             }
+
+            n.Changed();
+            PublishIfChanged(n, _time.GetUtcNow());
         }
+    }
+
+    // Command streams are counted per name, also of nodes that have not reported yet; a node's record shares the set.
+    private HashSet<AgentKind> ConnectedOf(string node)
+    {
+        if (!_connected.TryGetValue(node, out var kinds))
+        {
+            _connected[node] = kinds = [];
+        }
+
+        return kinds;
     }
 
     public IReadOnlyList<NodeSummary> ListNodes(IReadOnlyCollection<NodeState>? states = null)
@@ -365,6 +380,10 @@ public sealed partial class StateStore
             foreach (var name in gone)
             {
                 _nodes.Remove(name);
+                if (_connected.TryGetValue(name, out var kinds) && kinds.Count == 0)
+                {
+                    _connected.Remove(name);
+                }
             }
         }
 
