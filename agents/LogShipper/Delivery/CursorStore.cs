@@ -149,12 +149,11 @@ public sealed class CursorSaver : IAsyncDisposable
         await _stop.CancelAsync().ConfigureAwait(false);
         await _loop.ConfigureAwait(false);
         SaveLatest();
+        _stop.Dispose();
+        _changed.Dispose();
         if (LastError is not null)
         {
             throw new IOException($"cannot save the cursor to {_store.Path}: {LastError.Message}", LastError);
         }
-
-        _stop.Dispose();
-        _changed.Dispose();
     }
 }

@@ -375,11 +375,16 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                 saver.Update(committed!);
             }
 
-            await saver.DisposeAsync().ConfigureAwait(false);
-
-            if (connection is not null)
+            try
             {
-                await connection.DisposeAsync().ConfigureAwait(false);
+                await saver.DisposeAsync().ConfigureAwait(false); // throws when the last cursor cannot be saved
+            }
+            finally
+            {
+                if (connection is not null)
+                {
+                    await connection.DisposeAsync().ConfigureAwait(false);
+                }
             }
         }
     }
