@@ -56,10 +56,11 @@ public static class KubeProxyNames
     }
 
     // The first 16 base32 characters need the first 10 bytes (80 bits) of the digest.
-    private static string Base32First16(ReadOnlySpan<byte> data) => string.Create(16, data[..10].ToArray(), static (chars, bytes) =>
+    private static string Base32First16(ReadOnlySpan<byte> data)
     {
+        Span<char> chars = stackalloc char[16];
         int buffer = 0, bits = 0, n = 0;
-        foreach (var b in bytes)
+        foreach (var b in data[..10])
         {
             buffer = (buffer << 8) | b;
             bits += 8;
@@ -69,5 +70,7 @@ public static class KubeProxyNames
                 bits -= 5;
             }
         }
-    });
+
+        return new string(chars);
+    }
 }

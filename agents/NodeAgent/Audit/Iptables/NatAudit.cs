@@ -245,14 +245,11 @@ public static class NatAudit
                 continue;
             }
 
-            var missing = endpoints.Except(actual).Order(StringComparer.Ordinal).ToList();
-            var extra = actual.Except(endpoints).Order(StringComparer.Ordinal).ToList();
-            if (missing.Count > 0 || extra.Count > 0)
-            {
-                findings.Add(Make("wrong-backend", Severity.Error, spn,
-                    $"{chain} of {spn} sends to [{string.Join(", ", actual.Order(StringComparer.Ordinal))}] but the ready endpoints are [{string.Join(", ", endpoints.Order(StringComparer.Ordinal))}]",
-                    ("missing", string.Join(",", missing)), ("extra", string.Join(",", extra))));
-            }
+            var missing = endpoints.Except(actual).Order(StringComparer.Ordinal);
+            var extra = actual.Except(endpoints).Order(StringComparer.Ordinal);
+            findings.Add(Make("wrong-backend", Severity.Error, spn,
+                $"{chain} of {spn} sends to [{string.Join(", ", actual.Order(StringComparer.Ordinal))}] but the ready endpoints are [{string.Join(", ", endpoints.Order(StringComparer.Ordinal))}]",
+                ("missing", string.Join(",", missing)), ("extra", string.Join(",", extra))));
         }
     }
 
