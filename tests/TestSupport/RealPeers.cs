@@ -30,26 +30,34 @@ public sealed class PrivateDockerd : IAsyncDisposable
 
     public string Endpoint => "unix://" + Socket;
 
+    /// <summary>
+    /// nsenter's argument that runs a program in the named network namespace. Not "ip netns exec": that one also
+    /// remounts /sys, and dockerd then finds no cgroups.
+    /// </summary>
+    internal static string InNamespace(string netns) => "--net=/run/netns/" + netns;
+
     public static async Task<PrivateDockerd> StartAsync()
     {
         var dockerd = Peer.Require("dockerd", "docker.io");
         Peer.Require("ip", "iproute2");
         var netns = "tfa-dock-" + Guid.NewGuid().ToString("N")[..8];
-        var add = await Run.ProcessAsync("ip", ["netns", "add", netns]);
-        if (add.ExitCode != 0)
+        foreach (var step in new[] { ["netns", "add", netns], new[] { "-n", netns, "link", "set", "lo", "up" } })
         {
-            throw Peer.Missing("a network namespace for dockerd", add.Stderr.Trim());
+            var r = await Run.ProcessAsync("ip", step, TimeSpan.FromSeconds(10));
+            if (r.ExitCode != 0)
+            {
+                await Run.ProcessAsync("ip", ["netns", "del", netns], TimeSpan.FromSeconds(10));
+                throw Peer.Missing("a network namespace for dockerd", $"ip {string.Join(' ', step)}: {r.Stderr.Trim()}");
+            }
         }
 
-        await Run.ProcessAsync("ip", ["netns", "exec", netns, "ip", "link", "set", "lo", "up"]);
         var dir = new TempDir("dockerd");
         var socket = dir["docker.sock"];
-        // nsenter --net, not "ip netns exec": that one also remounts /sys, and dockerd then finds no cgroups.
         var psi = new ProcessStartInfo("nsenter")
         {
             ArgumentList =
             {
-                "--net=/run/netns/" + netns, dockerd,
+                InNamespace(netns), dockerd,
                 "--data-root", dir["data"], "--exec-root", dir["exec"], "--pidfile", dir["docker.pid"],
                 "-H", "unix://" + socket, "--bridge=none", "--iptables=false", "--ip-masq=false",
                 "--storage-driver=vfs", "--log-level=warn",
@@ -128,7 +136,12 @@ public sealed class PrivateDockerd : IAsyncDisposable
 
         // vfs layers may hold mounts; unmount what is left before removing the directory.
         await Run.ProcessAsync("/bin/sh", ["-c", $"grep ' {_dir.Path}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l"], TimeSpan.FromSeconds(20));
-        await Run.ProcessAsync("ip", ["netns", "del", NetworkNamespace], TimeSpan.FromSeconds(20));
+        var del = await Run.ProcessAsync("ip", ["netns", "del", NetworkNamespace], TimeSpan.FromSeconds(20));
+        if (del.ExitCode != 0)
+        {
+            Console.Error.WriteLine($"PrivateDockerd: could not delete network namespace {NetworkNamespace}: {del.Stderr.Trim()}");
+        }
+
         _dir.Dispose();
         _process.Dispose();
     }
@@ -177,7 +190,7 @@ public sealed class PrivateRegistry : IAsyncDisposable
             """);
         var psi = networkNamespace is null
             ? new ProcessStartInfo(registry) { ArgumentList = { "serve", config } }
-            : new ProcessStartInfo("nsenter") { ArgumentList = { "--net=/run/netns/" + networkNamespace, registry, "serve", config } };
+            : new ProcessStartInfo("nsenter") { ArgumentList = { PrivateDockerd.InNamespace(networkNamespace), registry, "serve", config } };
         psi.RedirectStandardError = true;
         psi.RedirectStandardOutput = true;
         var p = Process.Start(psi) ?? throw Peer.Missing("docker-registry", "could not start it");
@@ -185,6 +198,7 @@ public sealed class PrivateRegistry : IAsyncDisposable
         p.BeginOutputReadLine();
         var r = new PrivateRegistry(dir, p, port, networkNamespace);
         var sw = Stopwatch.StartNew();
+        var lastError = "no answer yet";
         while (sw.Elapsed < TimeSpan.FromSeconds(20))
         {
             try
@@ -194,12 +208,13 @@ public sealed class PrivateRegistry : IAsyncDisposable
             }
             catch (Exception ex) when (ex is HttpRequestException or SocketException or TaskCanceledException or IOException)
             {
+                lastError = ex.Message; // still starting; said below if it never answers
                 await Task.Delay(100);
             }
         }
 
         await r.DisposeAsync();
-        throw Peer.Missing("docker-registry", "it did not answer within 20 s");
+        throw Peer.Missing("docker-registry", $"it did not answer within 20 s (last: {lastError})");
     }
 
     public async Task<string> GetAsync(string path)
@@ -210,7 +225,7 @@ public sealed class PrivateRegistry : IAsyncDisposable
             return await http.GetStringAsync($"http://{Address}{path}");
         }
 
-        var r = await Run.ProcessAsync("nsenter", ["--net=/run/netns/" + _netns, "/bin/busybox", "wget", "-q", "-O", "-", $"http://{Address}{path}"], TimeSpan.FromSeconds(10));
+        var r = await Run.ProcessAsync("nsenter", [PrivateDockerd.InNamespace(_netns), "/bin/busybox", "wget", "-q", "-O", "-", $"http://{Address}{path}"], TimeSpan.FromSeconds(10));
         return r.ExitCode == 0 ? r.Stdout : throw new HttpRequestException($"GET {path} in {_netns}: exit {r.ExitCode} {r.Stderr.Trim()}");
     }
 

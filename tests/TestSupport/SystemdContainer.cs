@@ -72,7 +72,7 @@ public sealed class SystemdContainer : IAsyncDisposable
             leader = ChildOf(p.Id);
             if (leader != 0 && File.Exists(Path.Combine(dir["bus"], "system_bus_socket")))
             {
-                var state = await Run.ProcessAsync("nsenter", ["-t", leader.ToString(System.Globalization.CultureInfo.InvariantCulture), "-a", "systemctl", "is-system-running"], TimeSpan.FromSeconds(10));
+                var state = await InContainerAsync(leader, TimeSpan.FromSeconds(10), "systemctl", "is-system-running");
                 lastState = state.Stdout.Trim();
                 if (lastState is "running" or "degraded")
                 {
@@ -85,7 +85,7 @@ public sealed class SystemdContainer : IAsyncDisposable
             await Task.Delay(200);
         }
 
-        var jobs = leader == 0 ? "" : (await Run.ProcessAsync("nsenter", ["-t", leader.ToString(System.Globalization.CultureInfo.InvariantCulture), "-a", "systemctl", "list-jobs", "--no-pager"], TimeSpan.FromSeconds(10))).Stdout.Trim();
+        var jobs = leader == 0 ? "" : (await InContainerAsync(leader, TimeSpan.FromSeconds(10), "systemctl", "list-jobs", "--no-pager")).Stdout.Trim();
         p.Kill(entireProcessTree: true);
         throw Peer.Missing("a booted systemd container", $"it did not reach 'running' within 120 s (state: {lastState}; jobs: {jobs.ReplaceLineEndings("; ")})");
     }
@@ -117,8 +117,10 @@ public sealed class SystemdContainer : IAsyncDisposable
     }
 
     /// <summary>Runs a command inside the container (nsenter into all its namespaces).</summary>
-    public async Task<ProcessResult> ExecAsync(params string[] command) =>
-        await Run.ProcessAsync("nsenter", ["-t", LeaderPid.ToString(System.Globalization.CultureInfo.InvariantCulture), "-a", .. command], TimeSpan.FromMinutes(2));
+    public Task<ProcessResult> ExecAsync(params string[] command) => InContainerAsync(LeaderPid, TimeSpan.FromMinutes(2), command);
+
+    private static Task<ProcessResult> InContainerAsync(int leader, TimeSpan timeout, params string[] command) =>
+        Run.ProcessAsync("nsenter", ["-t", leader.ToString(System.Globalization.CultureInfo.InvariantCulture), "-a", .. command], timeout);
 
     public async Task<string> SystemctlAsync(params string[] args) => (await ExecAsync(["systemctl", .. args])).Stdout.Trim();
 
