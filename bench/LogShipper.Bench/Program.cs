@@ -31,18 +31,9 @@ async Task<(double Rate, double Cpu, double RssMb)> Measure(string label, Rsyslo
     using var p = start();
     long peakKb = 0, peakAnonKb = 0;
     double cpu = 0;
-    long size = -1;
-    var lastGrowth = TimeSpan.Zero;
-    // Done when the receiver's files stop growing for 2 s (counting lines every poll would load the machine).
-    while (sw.Elapsed < TimeSpan.FromMinutes(15) && (size <= 0 || sw.Elapsed - lastGrowth < TimeSpan.FromSeconds(2)))
+    var quiet = new QuietWatch(receiver, sw);
+    while (!quiet.Done(TimeSpan.FromMinutes(15)))
     {
-        var now = Directory.Exists(receiver.OutDir) ? Directory.EnumerateFiles(receiver.OutDir, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length) : 0;
-        if (now != size)
-        {
-            size = now;
-            lastGrowth = sw.Elapsed;
-        }
-
         try
         {
             var status = File.ReadAllLines($"/proc/{p.Id}/status");
@@ -61,7 +52,7 @@ async Task<(double Rate, double Cpu, double RssMb)> Measure(string label, Rsyslo
         await Task.Delay(250);
     }
 
-    var seconds = lastGrowth.TotalSeconds;
+    var seconds = quiet.LastGrowth.TotalSeconds;
     if (!p.HasExited)
     {
         p.Kill(entireProcessTree: true);
@@ -147,19 +138,34 @@ finally
         }
     }
 
-    long size = -1;
-    var lastGrowth = TimeSpan.Zero;
-    while (sw.Elapsed < TimeSpan.FromMinutes(10) && (size <= 0 || sw.Elapsed - lastGrowth < TimeSpan.FromSeconds(2)))
+    var quiet = new QuietWatch(rx, sw);
+    while (!quiet.Done(TimeSpan.FromMinutes(10)))
     {
-        var now = Directory.EnumerateFiles(rx.OutDir, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
-        if (now != size)
-        {
-            size = now;
-            lastGrowth = sw.Elapsed;
-        }
-
         await Task.Delay(250);
     }
 
-    Console.WriteLine($"{"blast client (receiver ceiling, TCP)",-38} {rx.Count() / lastGrowth.TotalSeconds,10:0} entries/s   ({rx.Count()} of {n})");
+    Console.WriteLine($"{"blast client (receiver ceiling, TCP)",-38} {rx.Count() / quiet.LastGrowth.TotalSeconds,10:0} entries/s   ({rx.Count()} of {n})");
+}
+
+/// <summary>
+/// Done when the receiver's files have stopped growing for 2 s (counting lines on every poll would load the
+/// machine); LastGrowth is when they last grew, on the run's stopwatch.
+/// </summary>
+internal sealed class QuietWatch(RsyslogReceiver receiver, Stopwatch clock)
+{
+    private long _size = -1;
+
+    public TimeSpan LastGrowth { get; private set; }
+
+    public bool Done(TimeSpan limit)
+    {
+        var now = Directory.Exists(receiver.OutDir) ? Directory.EnumerateFiles(receiver.OutDir, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length) : 0;
+        if (now != _size)
+        {
+            _size = now;
+            LastGrowth = clock.Elapsed;
+        }
+
+        return clock.Elapsed >= limit || (_size > 0 && clock.Elapsed - LastGrowth >= TimeSpan.FromSeconds(2));
+    }
 }
