@@ -191,23 +191,15 @@ JSON
 
 declare -A DEMO_ARGS=([builder-agent]="serve")
 # Each agent that can run on this host gets a config reporting as the demo node. This host is no Kubernetes node:
-# the node-agent's API checks point at a kubeconfig with no server behind it and say so ("unknown"), kubelet is not
+# the node-agent runs with its Kubernetes API side off (those checks say so: "unknown"), kubelet is not
 # there (failing), and Docker is checked for real. The builder serves the test fixture repository on the local
 # dockerd. The shipper sends the local journal to an rsyslogd the demo starts on 127.0.0.1 (files in .demo/syslog/).
 demo_agent_configs() {
   local reporting=$1 node=$2
-  cat >"$DEMO/kubeconfig" <<YAML
-apiVersion: v1
-kind: Config
-clusters: [{ name: none, cluster: { server: "https://127.0.0.1:9" } }]
-users: [{ name: none, user: { token: none } }]
-contexts: [{ name: none, context: { cluster: none, user: none } }]
-current-context: none
-YAML
   cat >"$DEMO/agent-node-agent.json" <<JSON
 { "Log": { "Console": "plain" }, "Metrics": { "Port": 9502 }, $reporting,
   "NodeAgent": { "NodeName": "$node", "StateDirectory": "$DEMO/state/node-agent",
-    "Kubernetes": { "Kubeconfig": "$DEMO/kubeconfig", "RequestTimeout": "00:00:03" },
+    "Kubernetes": { "Enabled": false },
     "Journal": { "Enabled": false } } }
 JSON
   if pgrep -x dockerd >/dev/null && ! ip link show docker0 >/dev/null 2>&1; then
