@@ -62,7 +62,7 @@ static async Task ListNodesAsync(CoordinatorHarness h, int n)
     for (var i = 0; i < 300; i++)
     {
         var t = Stopwatch.StartNew();
-        var r = await admin.ListNodesAsync(new ListNodesRequest());
+        var r = await admin.ListNodesAsync(new ListNodesRequest(), deadline: Deadline());
         times.Add(t.Elapsed.TotalMilliseconds);
         if (r.Nodes.Count != n)
         {
@@ -81,7 +81,7 @@ static async Task<double> Blast(string address, List<string> nodes, List<X509Cer
     var clients = channels.Select(c => new AgentService.AgentServiceClient(c)).ToList();
     // Warm: every connection made once (TLS handshakes are not the ingest path).
     await Parallel.ForEachAsync(Enumerable.Range(0, nodes.Count), new ParallelOptions { MaxDegreeOfParallelism = 32 },
-        async (i, ct) => await clients[i].ReportAsync(Report(nodes[i], 0), cancellationToken: ct));
+        async (i, ct) => await clients[i].ReportAsync(Report(nodes[i], 0), deadline: Deadline(), cancellationToken: ct));
     long done = 0;
     var sw = Stopwatch.StartNew();
     var workers = Enumerable.Range(0, 64).Select(async w =>
@@ -90,7 +90,7 @@ static async Task<double> Blast(string address, List<string> nodes, List<X509Cer
         var round = 0;
         while (sw.Elapsed < duration)
         {
-            await clients[i % nodes.Count].ReportAsync(Report(nodes[i % nodes.Count], round++));
+            await clients[i % nodes.Count].ReportAsync(Report(nodes[i % nodes.Count], round++), deadline: Deadline());
             Interlocked.Increment(ref done);
             i += 64;
         }
@@ -104,6 +104,9 @@ static async Task<double> Blast(string address, List<string> nodes, List<X509Cer
 
     return rate;
 }
+
+// Every call has a deadline: a hung server fails the run instead of hanging it.
+static DateTime Deadline() => DateTime.UtcNow.AddSeconds(30);
 
 static ReportRequest Report(string node, int round)
 {
