@@ -94,6 +94,12 @@ cmd_test() {
     log "not root: not installing packages or starting dockerd (peer tests will fail under CI=true)"
   fi
   export TFA_NODE_ROOT=$NODE_ROOT
+  # The reference data lives in ../shared beside the checkout; a clone made elsewhere from a local checkout finds it
+  # beside the checkout it was cloned from.
+  if [ -z "${TFA_SHARED:-}" ] && [ ! -d ../shared ]; then
+    local origin; origin=$(git config --get remote.origin.url 2>/dev/null || true)
+    if [ -n "$origin" ] && [ -d "$origin/../shared" ]; then export TFA_SHARED; TFA_SHARED=$(cd "$origin/../shared" && pwd); fi
+  fi
   log "building"
   dotnet build Agents.sln -c "$CONFIGURATION" --nologo -v quiet >/var/log/tfa/build.log 2>&1 || { grep -E 'error|warn' /var/log/tfa/build.log | sort -u | head -40 >&2; echo "0 passed, 1 failed"; return 1; }
   log "running tests"

@@ -10,14 +10,7 @@ internal static class Fixtures
     public static string Expected => Path.Combine(AppContext.BaseDirectory, "Fixtures", "expected");
 
     /// <summary>../shared/reference-data/toollabs-images: Toolforge's real image repository (52 images).</summary>
-    public static string ReferenceRepository
-    {
-        get
-        {
-            var path = Path.GetFullPath(Path.Combine(Run.RepoRoot, "..", "shared", "reference-data", "toollabs-images"));
-            return Directory.Exists(path) ? path : throw Peer.Missing("the reference toollabs-images repository", $"expected at {path}");
-        }
-    }
+    public static string ReferenceRepository => Run.ReferenceData("toollabs-images", "the reference toollabs-images repository");
 
     public const string FixtureRegistry = "registry.test:5000";
     public const string FixturePrefix = "fx";

@@ -9,14 +9,7 @@ namespace Toolforge.Agents.NodeAgent.Tests;
 /// </summary>
 internal static class ReferenceData
 {
-    public static string Dir
-    {
-        get
-        {
-            var path = Path.GetFullPath(Path.Combine(Run.RepoRoot, "..", "shared", "reference-data", "kube-proxy-iptables"));
-            return Directory.Exists(path) ? path : throw Peer.Missing("the reference kube-proxy dumps", $"expected at {path}");
-        }
-    }
+    public static string Dir => Run.ReferenceData("kube-proxy-iptables", "the reference kube-proxy dumps");
 
     public static readonly string[] Dumps =
         ["overall-rules", "overall-rules-v128", "sync-repeated-initial", "real-kubeadm-v1.11-docker-2018", "real-k3s-counters-2022"];

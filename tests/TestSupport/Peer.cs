@@ -160,6 +160,17 @@ public static class Run
         ["toolforge-log-shipper"] = "agents/LogShipper",
     };
 
+    /// <summary>
+    /// A folder of the shared reference data: ../shared/reference-data beside the checkout, or under $TFA_SHARED
+    /// (./build.sh test sets it for a clone made elsewhere from a local checkout that has ../shared beside it).
+    /// </summary>
+    public static string ReferenceData(string name, string what)
+    {
+        var shared = Environment.GetEnvironmentVariable("TFA_SHARED") is { Length: > 0 } s ? s : Path.Combine(RepoRoot, "..", "shared");
+        var path = Path.GetFullPath(Path.Combine(shared, "reference-data", name));
+        return Directory.Exists(path) ? path : throw Peer.Missing(what, $"expected at {path} (set TFA_SHARED to the shared folder)");
+    }
+
     /// <summary>The repository root (where Agents.sln is).</summary>
     public static string RepoRoot
     {
