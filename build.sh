@@ -156,6 +156,7 @@ cmd_demo() {
     "ListenAddress": "127.0.0.1", "Port": $port,
     "Certificate": "$DEMO/certs/coordinator.pem", "Key": "$DEMO/certs/coordinator.key", "CaBundle": "$DEMO/certs/ca.pem",
     "Admins": ["admin.toolforge.test"],
+    "Builders": ["$node"], "Nodes": ["$node"],
     "Database": "$DEMO/state/coordinator.db",
     "HeartbeatInterval": "00:00:10"
   }
@@ -174,8 +175,24 @@ JSON
     local name; name=$(basename "$agent" .json); name=${name#agent-}
     start "toolforge-$name" ${DEMO_ARGS[$name]:-} --config "$agent"
   done
-  mkdir -p "$HOME/.config/agentctl"
-  cat >"$HOME/.config/agentctl/config.json" <<JSON
+  demo_agentctl_config "$port"
+  log "waiting for the agents to report"
+  local expected; expected=$(ls "$DEMO"/agent-*.json 2>/dev/null | wc -l)
+  for _ in $(seq 1 150); do
+    local have; have=$(out/bin/agentctl "${AGENTCTL_ARGS[@]}" node $node -o json 2>/dev/null | grep -c '"kind"' || true)
+    [ "${have:-0}" -ge "$expected" ] && break
+    sleep 0.2
+  done
+  out/bin/agentctl "${AGENTCTL_ARGS[@]}" nodes
+  echo
+  echo "Running (logs in .demo/*.log). Try: out/bin/agentctl node $node | out/bin/agentctl watch. Stop with: ./build.sh demo stop"
+}
+
+# agentctl's settings for the demo: written to .demo/agentctl.json, and to ~/.config/agentctl/config.json only when that
+# file is absent or was written by an earlier demo (an admin's own settings are never replaced).
+demo_agentctl_config() {
+  local port=$1 user_config=${XDG_CONFIG_HOME:-$HOME/.config}/agentctl/config.json
+  cat >"$DEMO/agentctl.json" <<JSON
 {
   "server": "https://127.0.0.1:$port",
   "cert": "$DEMO/certs/admin.toolforge.test.pem",
@@ -183,17 +200,15 @@ JSON
   "ca": "$DEMO/certs/ca.pem"
 }
 JSON
-  log "waiting for the agents to report"
-  local expected; expected=$(ls "$DEMO"/agent-*.json 2>/dev/null | wc -l)
-  for _ in $(seq 1 150); do
-    local have; have=$(out/bin/agentctl node $node -o json 2>/dev/null | grep -c '"kind"' || true)
-    [ "${have:-0}" -ge "$expected" ] && break
-    sleep 0.2
-  done
-  out/bin/agentctl nodes
-  echo
-  echo "Running (logs in .demo/*.log). Try: out/bin/agentctl node $node | out/bin/agentctl watch. Stop with: ./build.sh demo stop"
+  if [ ! -e "$user_config" ] || grep -q "\"$DEMO/certs/" "$user_config"; then
+    mkdir -p "$(dirname "$user_config")"
+    cp "$DEMO/agentctl.json" "$user_config"
+  else
+    log "kept your $user_config; the demo's agentctl settings are in .demo/agentctl.json (use: out/bin/agentctl --config .demo/agentctl.json ...)"
+    AGENTCTL_ARGS=(--config "$DEMO/agentctl.json")
+  fi
 }
+AGENTCTL_ARGS=()
 
 declare -A DEMO_ARGS=([builder-agent]="serve")
 # Each agent that can run on this host gets a config reporting as the demo node. This host is no Kubernetes node:

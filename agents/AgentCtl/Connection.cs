@@ -51,7 +51,7 @@ internal sealed class Connection : IDisposable
 
     /// <summary>One line that says what went wrong, in the words an admin would use.</summary>
     public static string Describe(RpcException ex, string server, TimeSpan timeout) =>
-        OneLine(DescribeCore(ex, server, timeout));
+        Common.Cli.Output.Escape(OneLine(DescribeCore(ex, server, timeout)));
 
     private static string OneLine(string s) => string.Join(' ', s.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 

@@ -174,13 +174,13 @@ void Print(string text) => Console.Out.Write(text);
             deadline: f ? null : c.Deadline(), cancellationToken: ct);
         await foreach (var line in call.ResponseStream.ReadAllAsync(ct))
         {
-            Console.Out.WriteLine(line.Line);
+            Console.Out.WriteLine(Output.Escape(line.Line));
         }
 
         if (f)
         {
             var build = await c.Admin.GetBuildAsync(new GetBuildRequest { Id = pr.GetValue(id)! }, deadline: c.Deadline(), cancellationToken: ct);
-            await Console.Error.WriteLineAsync($"build {build.Id} {Render.BuildStateName(build.State)}{(build.Error.Length > 0 ? ": " + build.Error : string.Empty)}");
+            await Console.Error.WriteLineAsync($"build {build.Id} {Render.BuildStateName(build.State)}{(build.Error.Length > 0 ? ": " + Output.Escape(build.Error) : string.Empty)}");
         }
     }));
     root.Subcommands.Add(cmd);
@@ -224,7 +224,7 @@ void Print(string text) => Console.Out.Write(text);
     cmd.SetAction(pr =>
     {
         var d = pr.GetValue(dir)!;
-        Directory.CreateDirectory(d);
+        DevPki.CreatePrivateDirectory(d);
         using var pki = File.Exists(Path.Combine(d, "ca.pem")) && File.Exists(Path.Combine(d, "ca.key")) ? DevPki.Load(d) : DevPki.Create();
         pki.WriteCa(d);
         foreach (var s in pr.GetValue(servers) ?? [])

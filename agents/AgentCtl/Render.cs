@@ -39,7 +39,7 @@ internal static class Render
         text.Append(CultureInfo.InvariantCulture, $"Last report: {Ago(s.LastReport, now)}\n");
         foreach (var a in s.Agents)
         {
-            text.Append(CultureInfo.InvariantCulture, $"Agent:       {Agent(a.Kind)} {a.Version}, reported {Ago(a.LastReport, now)}{(a.CommandsConnected ? ", taking commands" : string.Empty)}\n");
+            text.Append(CultureInfo.InvariantCulture, $"Agent:       {Agent(a.Kind)} {Output.Escape(a.Version)}, reported {Ago(a.LastReport, now)}{(a.CommandsConnected ? ", taking commands" : string.Empty)}\n");
         }
 
         text.Append("\nChecks:\n");
@@ -87,7 +87,7 @@ internal static class Render
         var text = new System.Text.StringBuilder(Builds([b], now));
         if (b.Error.Length > 0)
         {
-            text.Append(CultureInfo.InvariantCulture, $"\nError: {b.Error}\n");
+            text.Append(CultureInfo.InvariantCulture, $"\nError: {Output.Escape(b.Error)}\n");
         }
 
         if (b.Images.Count > 0)
@@ -108,7 +108,7 @@ internal static class Render
         return e.EventCase switch
         {
             WatchEvent.EventOneofCase.Snapshot => $"{at} snapshot: {e.Snapshot.Nodes.Count} nodes, {e.Snapshot.Builds.Count} recent builds\n" + Nodes(e.Snapshot.Nodes, now),
-            WatchEvent.EventOneofCase.Node => $"{at} node  {e.Node.Name} {Output.Colour(State(e.Node.State), State(e.Node.State))} {e.Node.Summary}\n",
+            WatchEvent.EventOneofCase.Node => $"{at} node  {e.Node.Name} {Output.Colour(State(e.Node.State), State(e.Node.State))} {Output.Escape(e.Node.Summary)}\n",
             WatchEvent.EventOneofCase.Build => $"{at} build {e.Build.Id} {Output.Colour(BuildStateName(e.Build.State), BuildStateName(e.Build.State))} {string.Join(" ", e.Build.Request?.Images ?? [])}\n",
             _ => $"{at} (unknown event)\n",
         };

@@ -38,11 +38,17 @@ public static class CoordinatorApp
         services.TryAddSingleton(sp => sp.GetRequiredService<CoordinatorStorage>().Writer);
         services.TryAddSingleton<ChangeFeed>();
         services.TryAddSingleton<StateStore>();
-        services.TryAddSingleton(sp => new BuildService(
-            sp.GetRequiredService<StoreWriter>(), sp.GetRequiredService<ChangeFeed>(), sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILogger<BuildService>>(), sp.GetRequiredService<CoordinatorStorage>().OpenReader));
+        services.TryAddSingleton(sp => new BuildLogs(
+            sp.GetRequiredService<StoreWriter>(), sp.GetRequiredService<CoordinatorStorage>().OpenReader, sp.GetRequiredService<ILogger<BuildLogs>>()));
+        services.TryAddSingleton<BuildQueue>();
+        services.TryAddSingleton(sp => new PolicyProvider(
+            sp.GetRequiredService<IOptions<CoordinatorOptions>>(), sp.GetRequiredService<ILogger<PolicyProvider>>(), builder.Configuration));
         services.TryAddSingleton<ClientCertificateValidator>();
+        services.TryAddSingleton<RefusalLog>();
         services.TryAddSingleton<CallerAuthorizer>();
+        services.TryAddSingleton<ReportRateLimiter>();
+        services.TryAddSingleton<StreamRegistry>();
+        services.AddHostedService<ReloadOnHangup>();
         services.TryAddSingleton<AuditLog>();
         services.AddHostedService<Sweeper>();
 
@@ -84,7 +90,7 @@ public static class CoordinatorApp
         // Load state before Kestrel accepts anything.
         var storage = app.Services.GetRequiredService<CoordinatorStorage>();
         app.Services.GetRequiredService<StateStore>().Load(storage.Connection);
-        app.Services.GetRequiredService<BuildService>().Load(storage.Connection);
+        app.Services.GetRequiredService<BuildQueue>().Load(storage.Connection);
         return app;
     }
 

@@ -47,12 +47,55 @@ public static class Output
     }
 
     /// <summary>
+    /// Text that came from a node or a tenant, made safe for a terminal: control characters (C0, DEL, C1) become
+    /// <c>\xNN</c> and the Unicode direction overrides <c>\u{NNNN}</c>, so an escape sequence in a check's message is
+    /// shown, never obeyed.
+    /// </summary>
+    public static string Escape(string s)
+    {
+        var i = 0;
+        while (i < s.Length && !NeedsEscape(s[i]))
+        {
+            i++;
+        }
+
+        if (i == s.Length)
+        {
+            return s;
+        }
+
+        var sb = new StringBuilder(s.Length + 16).Append(s, 0, i);
+        for (; i < s.Length; i++)
+        {
+            var c = s[i];
+            if (!NeedsEscape(c))
+            {
+                sb.Append(c);
+            }
+            else if (c <= '\u00ff')
+            {
+                sb.Append(CultureInfo.InvariantCulture, $"\\x{(int)c:x2}");
+            }
+            else
+            {
+                sb.Append(CultureInfo.InvariantCulture, $"\\u{{{(int)c:x4}}}");
+            }
+        }
+
+        return sb.ToString();
+    }
+
+    /// <summary>Control characters and the invisible direction controls (Trojan Source), which a terminal acts on.</summary>
+    public static bool NeedsEscape(char c) =>
+        c < ' ' || c is >= '\u007f' and < '\u00a0' || c is '\u061c' or '\u200e' or '\u200f' or >= '\u202a' and <= '\u202e' or >= '\u2066' and <= '\u2069';
+
+    /// <summary>
     /// A plain table: a header row and aligned columns; the last column is cut so a row fits in
     /// <paramref name="width"/> columns. <paramref name="colourColumn"/> is coloured by its own value.
     /// </summary>
     public static string Table(IReadOnlyList<string> headers, IEnumerable<IReadOnlyList<string>> rows, int width = 100, int colourColumn = -1)
     {
-        var all = rows.ToList();
+        var all = rows.Select(r => (IReadOnlyList<string>)r.Select(Escape).ToList()).ToList();
         var widths = headers.Select((h, i) => Math.Max(h.Length, all.Count == 0 ? 0 : all.Max(r => i < r.Count ? r[i].Length : 0))).ToArray();
         var fixedWidth = widths.Take(widths.Length - 1).Sum() + (2 * (widths.Length - 1));
         widths[^1] = Math.Max(headers[^1].Length, Math.Min(widths[^1], width - fixedWidth));
@@ -171,6 +214,7 @@ public static class Output
     private static string Scalar(string s)
     {
         var plain = s.Length > 0
+            && !s.Any(NeedsEscape)
             && !char.IsWhiteSpace(s[0]) && !char.IsWhiteSpace(s[^1])
             && s.IndexOfAny([':', '#', '\n', '"', '\'', '{', '}', '[', ']', ',', '&', '*', '!', '|', '>', '%', '@', '`']) < 0
             && !"-?".Contains(s[0], StringComparison.Ordinal)

@@ -192,8 +192,9 @@ public sealed partial class AgentState
         {
             report.Checks.AddRange(_checks.Values.OrderBy(c => c.Name, StringComparer.Ordinal).Select(c => c.Clone()));
             report.Findings.AddRange(_findings.Values.SelectMany(v => v).Select(f => f.Clone()));
-            report.Events.AddRange(_events.Select(e => e.Clone()));
-            eventCount = _events.Count;
+            // The oldest first, at most what one report carries; the rest go with the next report.
+            eventCount = Math.Min(_events.Count, Contracts.ReportLimits.MaxEvents);
+            report.Events.AddRange(_events.Take(eventCount).Select(e => e.Clone()));
         }
 
         return report;

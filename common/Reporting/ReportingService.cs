@@ -9,6 +9,7 @@ using Microsoft.Extensions.Options;
 using Prometheus;
 using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.Common.Options;
+using Toolforge.Agents.Common.Resilience;
 using Toolforge.Agents.Contracts.V1;
 
 namespace Toolforge.Agents.Common.Reporting;
@@ -82,14 +83,26 @@ public sealed partial class ReportingService(
 
         Interval = connection.Options.InitialInterval;
         var client = connection.AgentClient();
-        var failures = 0;
+        var backoff = new Backoff(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(60));
         var announced = false;
+        var lastDropped = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
             var report = state.Snapshot(out var events);
             report.Node = connection.Node;
             report.Agent = daemon.Kind;
             report.AgentVersion = DaemonInfo.Version;
+            var dropped = ReportFitter.Fit(report);
+            if (dropped != lastDropped)
+            {
+                if (dropped > 0)
+                {
+                    Log.FindingsCut(logger, dropped, Contracts.ReportLimits.MaxFindings);
+                }
+
+                lastDropped = dropped;
+            }
+
             try
             {
                 var response = await client.ReportAsync(report, deadline: connection.Deadline(), cancellationToken: stoppingToken).ConfigureAwait(false);
@@ -101,36 +114,46 @@ public sealed partial class ReportingService(
 
                 Reports.WithLabels("ok").Inc();
                 LastSuccess = time.GetUtcNow();
-                if (!announced || failures > 0)
+                if (!announced || backoff.Failures > 0)
                 {
-                    Log.Reporting(logger, connection.Options.Address, connection.Node, Interval.TotalSeconds, failures);
+                    Log.Reporting(logger, connection.Options.Address, connection.Node, Interval.TotalSeconds, backoff.Failures);
                     announced = true;
                 }
 
-                failures = 0;
+                backoff.Reset();
             }
             catch (RpcException ex) when (!stoppingToken.IsCancellationRequested)
             {
                 Reports.WithLabels(ex.StatusCode.ToString()).Inc();
-                if (failures++ == 0 || ex.StatusCode is StatusCode.PermissionDenied or StatusCode.InvalidArgument)
+                if (backoff.Failures == 0 || ex.StatusCode is StatusCode.PermissionDenied or StatusCode.InvalidArgument)
                 {
                     Log.ReportFailed(logger, connection.Options.Address, ex.StatusCode, ex.Status.Detail);
                 }
+
+                // RESOURCE_EXHAUSTED (too many reports), UNAVAILABLE and the rest: wait a jittered, growing while, never
+                // longer than the heartbeat, and send the whole state again.
+                var wait = backoff.Next();
+                await WaitAsync(wait < Interval ? wait : Interval, stoppingToken, onlyTime: true).ConfigureAwait(false);
+                continue;
             }
 
-            var wait = failures == 0
-                ? Interval
-                : TimeSpan.FromSeconds(Math.Min(Interval.TotalSeconds, Math.Pow(2, Math.Min(failures, 6))));
-            await WaitAsync(wait, stoppingToken).ConfigureAwait(false);
+            await WaitAsync(Interval, stoppingToken).ConfigureAwait(false);
         }
     }
 
-    private async Task WaitAsync(TimeSpan wait, CancellationToken stoppingToken)
+    private async Task WaitAsync(TimeSpan wait, CancellationToken stoppingToken, bool onlyTime = false)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         cts.CancelAfter(wait);
         try
         {
+            if (onlyTime)
+            {
+                // After a failure a change must not cut the backoff short: that is what makes a flood.
+                await Task.Delay(wait < MinimumGap ? MinimumGap : wait, time, stoppingToken).ConfigureAwait(false);
+                return;
+            }
+
             await Task.Delay(MinimumGap, time, stoppingToken).ConfigureAwait(false);
             await state.WaitForChangeAsync(cts.Token).ConfigureAwait(false);
         }
@@ -147,6 +170,9 @@ public sealed partial class ReportingService(
 
         [LoggerMessage(1202, LogLevel.Information, "reporting to {Address} as {Node} every {IntervalSeconds}s (after {Failures} failed attempts)")]
         public static partial void Reporting(ILogger logger, string address, string node, double intervalSeconds, int failures);
+
+        [LoggerMessage(1204, LogLevel.Warning, "{Dropped} findings were not sent: a report carries at most {Max}; a findings-truncated finding says so")]
+        public static partial void FindingsCut(ILogger logger, int dropped, int max);
 
         [LoggerMessage(1203, LogLevel.Warning, "report to {Address} failed: {Status}: {Detail}; retrying")]
         public static partial void ReportFailed(ILogger logger, string address, StatusCode status, string detail);

@@ -81,21 +81,11 @@ public static class Certificates
         return $"certificate \"{certificate.Subject}\" is not valid for the configured CA: {string.Join("; ", reasons)}";
     }
 
-    /// <summary>The identity a certificate stands for: its first DNS subject alternative name, else its CN.</summary>
+    /// <summary>The identity a certificate stands for (<see cref="CertificateIdentity"/>); throws when it is ambiguous.</summary>
     public static string Identity(X509Certificate2 certificate)
     {
-        foreach (var ext in certificate.Extensions)
-        {
-            if (ext is X509SubjectAlternativeNameExtension san)
-            {
-                foreach (var dns in san.EnumerateDnsNames())
-                {
-                    return dns;
-                }
-            }
-        }
-
-        return certificate.GetNameInfo(X509NameType.SimpleName, forIssuer: false);
+        var identity = CertificateIdentity.Of(certificate);
+        return identity.Name ?? throw new CryptographicException($"certificate \"{certificate.Subject}\": {identity.Problem}");
     }
 
     /// <summary>
@@ -120,6 +110,6 @@ public static class Certificates
                 }
             }
 
-            return ValidateChain(cert, bundle, extra) is null;
+            return ValidateChain(cert, bundle, extra) is null && CertificateIdentity.UsageProblem(cert, CertificateIdentity.ServerAuthOid) is null;
         };
 }

@@ -66,7 +66,7 @@ public sealed class DevPki : IDisposable
 
     public void WriteCa(string directory)
     {
-        Directory.CreateDirectory(directory);
+        CreatePrivateDirectory(directory);
         Write(_ca, Path.Combine(directory, "ca.pem"), Path.Combine(directory, "ca.key"));
     }
 
@@ -82,10 +82,49 @@ public sealed class DevPki : IDisposable
     {
         File.WriteAllText(certPath, cert.ExportCertificatePem() + "\n");
         using var key = cert.GetECDsaPrivateKey() ?? throw new CryptographicException("certificate has no ECDSA private key");
-        File.WriteAllText(keyPath, key.ExportPkcs8PrivateKeyPem() + "\n");
+        WritePrivate(keyPath, key.ExportPkcs8PrivateKeyPem() + "\n");
+    }
+
+    /// <summary>A directory for keys: created 0700 (an existing one keeps its mode).</summary>
+    public static void CreatePrivateDirectory(string directory)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(directory);
+        }
+        else
+        {
+            Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+    }
+
+    /// <summary>
+    /// Writes a secret so that it is 0600 from its first byte: a new file created with that mode, then renamed over the
+    /// old one (whose mode, whatever it was, goes with it).
+    /// </summary>
+    public static void WritePrivate(string path, string text)
+    {
+        var temp = $"{path}.{Environment.ProcessId}.tmp";
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows())
         {
-            File.SetUnixFileMode(keyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        try
+        {
+            using (var stream = new FileStream(temp, options))
+            using (var writer = new StreamWriter(stream))
+            {
+                writer.Write(text);
+            }
+
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
         }
     }
 

@@ -11,7 +11,7 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
     [Fact]
     public async Task AdminsAgentctlBuild_RunsOnTheDaemon_AndBuildsShowsTheResult_ViewerIsRefused()
     {
-        const string builderNode = "builder1.example";
+        const string builderNode = CoordinatorHarness.Builder;
         await using var coordinator = await CoordinatorHarness.StartAsync();
         using var repo = Fixtures.CopyRepository();
         var prefix = "c" + Guid.NewGuid().ToString("N")[..8];

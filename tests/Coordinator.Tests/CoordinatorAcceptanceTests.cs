@@ -286,7 +286,7 @@ public sealed class CoordinatorAcceptanceTests
         await using var h = await CoordinatorHarness.StartAsync();
         using var watch = h.AdminClient(CoordinatorHarness.Viewer).Watch(new WatchRequest());
         Assert.True(await watch.ResponseStream.MoveNext(CancellationToken.None));
-        using var commands = h.AgentClient("builder9.example").ReceiveCommands(new ReceiveCommandsRequest { Node = "builder9.example", Agent = AgentKind.Builder });
+        using var commands = h.AgentClient(CoordinatorHarness.Builder).ReceiveCommands(new ReceiveCommandsRequest { Node = CoordinatorHarness.Builder, Agent = AgentKind.Builder });
         await Task.Delay(300);
         var sw = Stopwatch.StartNew();
         await h.StopAsync();

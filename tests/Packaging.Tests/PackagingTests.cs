@@ -68,6 +68,7 @@ public sealed class PackagingTests
                     ["ListenAddress"] = "127.0.0.1", ["Port"] = port,
                     ["Certificate"] = "/etc/toolforge-agents/certs/coordinator.pem", ["Key"] = "/etc/toolforge-agents/certs/coordinator.key",
                     ["CaBundle"] = "/etc/toolforge-agents/certs/ca.pem", ["Viewers"] = new JsonArray("admin.example"),
+                    ["Builders"] = new JsonArray(host), ["Nodes"] = new JsonArray("pkg-*.example"),
                     ["HeartbeatInterval"] = "00:00:05",
                 },
                 ["Metrics"] = new JsonObject { ["Port"] = 0 },

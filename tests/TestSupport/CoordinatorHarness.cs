@@ -18,6 +18,9 @@ public sealed class CoordinatorHarness : IAsyncDisposable
 {
     public const string Admin = "admin1.example";
     public const string Viewer = "viewer1.example";
+    public const string Viewer2 = "viewer2.example";
+    public const string Builder = "builder1.example";
+    public const string Builder2 = "builder2.example";
 
     private readonly bool _ownsDir;
     private WebApplication? _app;
@@ -72,7 +75,8 @@ public sealed class CoordinatorHarness : IAsyncDisposable
                 ["CaBundle"] = h.CaPath,
                 ["Database"] = h.DatabasePath,
                 ["Admins"] = new JsonArray(Admin),
-                ["Viewers"] = new JsonArray(Viewer),
+                ["Viewers"] = new JsonArray(Viewer, Viewer2),
+                ["Builders"] = new JsonArray(Builder, Builder2),
                 ["HeartbeatInterval"] = "00:00:30",
             },
         };

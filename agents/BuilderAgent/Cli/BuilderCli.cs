@@ -178,9 +178,9 @@ internal static class BuilderCli
     private static (ImageRepository Repo, NamingOptions Naming) Open(ParseResult pr, Flags f)
     {
         var tag = pr.GetValue(f.Tag)!;
-        if (!System.Text.RegularExpressions.Regex.IsMatch(tag, "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"))
+        if (NamingOptions.TagProblem(tag) is { } problem)
         {
-            throw new RepositoryException($"--tag: \"{tag}\" is not a valid image tag");
+            throw new RepositoryException($"--tag: {problem}");
         }
 
         var repo = ImageRepository.Open(pr.GetValue(f.Repo) ?? FindRepository(Environment.CurrentDirectory));

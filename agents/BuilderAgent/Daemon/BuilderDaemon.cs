@@ -79,6 +79,8 @@ internal sealed partial class BuildQueueService(
     private static readonly Counter Builds = Metrics.CreateCounter("toolforge_builder_builds_total", "Builds run for the coordinator, by result.", "result");
     private static readonly Gauge Queued = Metrics.CreateGauge("toolforge_builder_queue_length", "Build requests waiting.");
 
+    private const int MaxImagesPerRequest = 200;
+
     private readonly Channel<Command> _queue = Channel.CreateUnbounded<Command>();
     private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
 
@@ -119,7 +121,7 @@ internal sealed partial class BuildQueueService(
                         }
                     }
 
-                    Log.Received(logger, command.Id, command.RequestedBy);
+                    Log.Received(logger, command.BuildId, command.RequestedBy);
                     Queued.Inc();
                     await _queue.Writer.WriteAsync(command, stoppingToken).ConfigureAwait(false);
                 }
@@ -159,7 +161,7 @@ internal sealed partial class BuildQueueService(
                 }
                 else
                 {
-                    Log.UnknownCommand(logger, command.Id, command.BodyCase.ToString());
+                    Log.UnknownCommand(logger, command.BuildId, command.BodyCase.ToString());
                 }
             }
         }
@@ -173,16 +175,29 @@ internal sealed partial class BuildQueueService(
     {
         var request = command.Build;
         var o = options.Value;
-        await using var progress = new ProgressSender(connection, command.Id, logger);
+        await using var progress = new ProgressSender(connection, command.Id, command.BuildId, logger);
         progress.State(BuildState.Running);
-        progress.Line("*", $"build {command.Id} requested by {command.RequestedBy}: {string.Join(" ", request.Images)} tag={request.Tag} push={request.Push} no_cache={request.NoCache}");
+        progress.Line("*", $"build requested by {command.RequestedBy}: {string.Join(" ", request.Images.Take(20))} tag={request.Tag} push={request.Push} no_cache={request.NoCache}");
         string? error = null;
         IReadOnlyList<ImageReport> reports = [];
         try
         {
-            var naming = new NamingOptions(o.Registry, o.ImagePrefix, request.Tag.Length > 0 ? request.Tag : "testing");
+            // The coordinator is not trusted with what reaches a Dockerfile: the tag is checked again here, and
+            // every image must be one of this repository's (Select refuses any other path).
+            var tag = request.Tag.Length > 0 ? request.Tag : "testing";
+            if (NamingOptions.TagProblem(tag) is { } tagProblem)
+            {
+                throw new RepositoryException($"build request refused: tag {tagProblem}");
+            }
+
+            if (request.Images.Count is 0 or > MaxImagesPerRequest)
+            {
+                throw new RepositoryException($"build request refused: {request.Images.Count} images (1 to {MaxImagesPerRequest})");
+            }
+
+            var naming = new NamingOptions(o.Registry, o.ImagePrefix, tag);
             var graph = ImageRepository.Open(o.Repository).Graph(naming);
-            var order = graph.Select(request.Images.Select(i => i.Trim().TrimEnd('/')), request.Single);
+            var order = graph.Select(request.Images.Select(Cli.BuilderCli.Normalize), request.Single);
             var settings = new BuildSettings(naming, request.Push, request.NoCache, Pull: false, request.Force, PushSuccessful: false, o.Jobs);
             var runner = new BuildRunner(docker, graph, settings, progress);
             reports = await runner.RunAsync(await runner.PlanAsync(order, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
@@ -206,8 +221,8 @@ internal sealed partial class BuildQueueService(
         progress.State(error is null ? BuildState.Succeeded : BuildState.Failed, error);
         Builds.WithLabels(error is null ? "succeeded" : "failed").Inc();
         state.SetCheck("builder.last-build", error is null ? CheckState.Ok : CheckState.Warning,
-            error is null ? $"build {command.Id} succeeded ({reports.Count} images)" : $"build {command.Id} failed: {error}");
-        Log.Finished(logger, command.Id, error ?? "succeeded");
+            error is null ? $"build {command.BuildId} succeeded ({reports.Count} images)" : $"build {command.BuildId} failed: {error}");
+        Log.Finished(logger, command.BuildId, error ?? "succeeded");
     }
 
     private static partial class Log

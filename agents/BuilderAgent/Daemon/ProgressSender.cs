@@ -2,7 +2,9 @@ using System.Threading.Channels;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Toolforge.Agents.BuilderAgent.Build;
+using Toolforge.Agents.Common.Contracts;
 using Toolforge.Agents.Common.Reporting;
+using Toolforge.Agents.Common.Resilience;
 using Toolforge.Agents.Contracts.V1;
 
 namespace Toolforge.Agents.BuilderAgent.Daemon;
@@ -19,16 +21,18 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
 
     private readonly CoordinatorConnection _connection;
     private readonly string _id;
+    private readonly string _buildId;
     private readonly ILogger _logger;
     private readonly Channel<CommandProgress> _updates = Channel.CreateUnbounded<CommandProgress>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _sender;
     private long _pendingLines;
     private long _droppedLines;
 
-    public ProgressSender(CoordinatorConnection connection, string id, ILogger logger)
+    public ProgressSender(CoordinatorConnection connection, string commandId, string buildId, ILogger logger)
     {
         _connection = connection;
-        _id = id;
+        _id = commandId;
+        _buildId = buildId;
         _logger = logger;
         _sender = Task.Run(SendLoopAsync);
     }
@@ -43,7 +47,7 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
         }
 
         var u = new CommandProgress();
-        u.LogLines.Add(image == "*" ? text : $"[{image}] {text}");
+        u.LogLines.Add(ReportLimits.Cut(image == "*" ? text : $"[{image}] {text}", ReportLimits.MaxLogLine));
         _updates.Writer.TryWrite(u);
     }
 
@@ -115,6 +119,7 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
     private async Task SendAsync(CommandProgress batch)
     {
         var client = _connection.AgentClient();
+        var backoff = new Backoff(TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(10));
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -126,14 +131,14 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
             {
                 if (attempt == 1)
                 {
-                    Log.Retrying(_logger, _id, ex.StatusCode, ex.Status.Detail);
+                    Log.Retrying(_logger, _buildId, ex.StatusCode, ex.Status.Detail);
                 }
 
-                await Task.Delay(TimeSpan.FromSeconds(Math.Min(10, attempt))).ConfigureAwait(false);
+                await Task.Delay(backoff.Next()).ConfigureAwait(false);
             }
             catch (RpcException ex)
             {
-                Log.Lost(_logger, _id, batch.LogLines.Count, ex.StatusCode, ex.Status.Detail);
+                Log.Lost(_logger, _buildId, batch.LogLines.Count, ex.StatusCode, ex.Status.Detail);
                 return;
             }
         }

@@ -4,10 +4,17 @@ using Toolforge.Agents.BuilderAgent.Templates;
 namespace Toolforge.Agents.BuilderAgent.Images;
 
 /// <summary>build.py's variables: where images go, what they are called and which tag they get.</summary>
-public sealed record NamingOptions(string Registry = NamingOptions.DefaultRegistry, string Prefix = NamingOptions.DefaultPrefix, string Tag = "testing")
+public sealed partial record NamingOptions(string Registry = NamingOptions.DefaultRegistry, string Prefix = NamingOptions.DefaultPrefix, string Tag = "testing")
 {
     public const string DefaultRegistry = "docker-registry.svc.toolforge.org";
     public const string DefaultPrefix = "toolforge";
+
+    [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", RegexOptions.CultureInvariant)]
+    private static partial Regex TagPattern();
+
+    /// <summary>Null when <paramref name="tag"/> is a Docker tag; else why not. The tag is rendered into Dockerfiles: nothing else may pass.</summary>
+    public static string? TagProblem(string tag) =>
+        TagPattern().IsMatch(tag) ? null : $"\"{(tag.Length <= 60 ? tag : tag[..60] + "…").ReplaceLineEndings(" ")}\" is not a valid image tag (letters, digits, _ . -, at most 128)";
 
     /// <summary>&lt;registry&gt;/&lt;prefix&gt;-&lt;path with / as -&gt;, e.g. docker-registry.svc.toolforge.org/toolforge-python311-sssd-web.</summary>
     public string Repository(string path) => $"{Registry}/{ShortName(path)}";

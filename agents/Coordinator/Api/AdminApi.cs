@@ -1,7 +1,9 @@
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
+using Toolforge.Agents.Common.Contracts;
 using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.Coordinator.Builds;
+using Toolforge.Agents.Coordinator.Reports;
 using Toolforge.Agents.Coordinator.Security;
 using Toolforge.Agents.Coordinator.State;
 
@@ -10,19 +12,20 @@ namespace Toolforge.Agents.Coordinator.Api;
 /// <summary>What admins call through agentctl. Viewers read; only admins act, and every action is audited.</summary>
 public sealed class AdminApi(
     StateStore state,
-    BuildService builds,
+    BuildQueue builds,
+    BuildLogs logs,
     ChangeFeed feed,
     CallerAuthorizer authorizer,
+    StreamRegistry streams,
     AuditLog audit,
-    TimeProvider time,
-    IHostApplicationLifetime lifetime) : AdminService.AdminServiceBase
+    TimeProvider time) : AdminService.AdminServiceBase
 {
     private const int DefaultFindingsLimit = 1000;
     private const int DefaultBuildsLimit = 50;
 
     public override Task<ListNodesResponse> ListNodes(ListNodesRequest request, ServerCallContext context)
     {
-        authorizer.Require(context, Role.Viewer, "list nodes");
+        authorizer.Require(context, Roles.Viewer, "list nodes");
         var response = new ListNodesResponse { At = Timestamp.FromDateTimeOffset(time.GetUtcNow()) };
         response.Nodes.AddRange(state.ListNodes(request.States));
         return Task.FromResult(response);
@@ -30,14 +33,14 @@ public sealed class AdminApi(
 
     public override Task<NodeDetail> GetNode(GetNodeRequest request, ServerCallContext context)
     {
-        authorizer.Require(context, Role.Viewer, "read nodes");
+        authorizer.Require(context, Roles.Viewer, "read nodes");
         return Task.FromResult(state.GetNode(request.Name)
-            ?? throw new RpcException(new Status(StatusCode.NotFound, $"no node \"{request.Name}\"")));
+            ?? throw new RpcException(new Status(StatusCode.NotFound, $"no node \"{ReportLimits.Cut(request.Name, 64)}\"")));
     }
 
     public override Task<ListFindingsResponse> ListFindings(ListFindingsRequest request, ServerCallContext context)
     {
-        authorizer.Require(context, Role.Viewer, "list findings");
+        authorizer.Require(context, Roles.Viewer, "list findings");
         var response = new ListFindingsResponse();
         var limit = request.Limit > 0 ? Math.Min(request.Limit, 100_000) : DefaultFindingsLimit;
         response.Findings.AddRange(state.ListFindings(request.Node, request.Kind, request.Agent, limit));
@@ -46,7 +49,7 @@ public sealed class AdminApi(
 
     public override Task<ListBuildsResponse> ListBuilds(ListBuildsRequest request, ServerCallContext context)
     {
-        authorizer.Require(context, Role.Viewer, "list builds");
+        authorizer.Require(context, Roles.Viewer, "list builds");
         var response = new ListBuildsResponse();
         response.Builds.AddRange(builds.List(request.Limit > 0 ? Math.Min(request.Limit, 10_000) : DefaultBuildsLimit));
         return Task.FromResult(response);
@@ -54,18 +57,21 @@ public sealed class AdminApi(
 
     public override Task<Build> GetBuild(GetBuildRequest request, ServerCallContext context)
     {
-        authorizer.Require(context, Role.Viewer, "read builds");
+        authorizer.Require(context, Roles.Viewer, "read builds");
         return Task.FromResult(builds.Get(request.Id)
-            ?? throw new RpcException(new Status(StatusCode.NotFound, $"no build \"{request.Id}\"")));
+            ?? throw new RpcException(new Status(StatusCode.NotFound, $"no build \"{ReportLimits.Cut(request.Id, 64)}\"")));
     }
 
     public override async Task<Build> RequestBuild(RequestBuildRequest request, ServerCallContext context)
     {
-        var identity = CallerAuthorizer.Identity(context);
-        var detail = $"images={string.Join(",", request.Build?.Images ?? [])} tag={request.Build?.Tag} push={request.Build?.Push} no_cache={request.Build?.NoCache} builder={request.Builder}";
+        var caller = authorizer.Identify(context);
+        var identity = caller.Identity;
+        var detail = ReportLimits.Cut(
+            $"images={string.Join(",", request.Build?.Images ?? [])} tag={request.Build?.Tag} push={request.Build?.Push} no_cache={request.Build?.NoCache} builder={request.Builder}",
+            ReportLimits.MaxMessage);
         try
         {
-            authorizer.Require(context, Role.Admin, "request builds");
+            authorizer.Require(context, Roles.Admin, "request builds");
         }
         catch (RpcException)
         {
@@ -73,7 +79,7 @@ public sealed class AdminApi(
             throw;
         }
 
-        if (BuildService.Validate(request) is { } problem)
+        if (BuildRequestValidator.Validate(request) is { } problem)
         {
             await audit.WriteAsync(identity, "request-build", "invalid", $"{detail} ({problem})").ConfigureAwait(false);
             throw new RpcException(new Status(StatusCode.InvalidArgument, problem));
@@ -86,31 +92,35 @@ public sealed class AdminApi(
 
     public override async Task StreamBuildLog(StreamBuildLogRequest request, IServerStreamWriter<BuildLogLine> responseStream, ServerCallContext context)
     {
-        authorizer.Require(context, Role.Viewer, "read build logs");
-        if (builds.Get(request.Id) is null)
+        var caller = authorizer.Require(context, Roles.Viewer, "read build logs");
+        if (builds.Get(request.Id) is not { } build)
         {
-            throw new RpcException(new Status(StatusCode.NotFound, $"no build \"{request.Id}\""));
+            throw new RpcException(new Status(StatusCode.NotFound, $"no build \"{ReportLimits.Cut(request.Id, 64)}\""));
         }
 
-        using var stream = StreamingCalls.Lifetime(context, lifetime);
+        using var stream = streams.Open(context, caller, Roles.Viewer);
         try
         {
-            await foreach (var line in builds.StreamLogAsync(request.Id, request.Follow, stream.Token).ConfigureAwait(false))
+            await foreach (var line in logs.StreamAsync(long.Parse(build.Id, System.Globalization.CultureInfo.InvariantCulture), request.Follow, stream.Token).ConfigureAwait(false))
             {
                 await responseStream.WriteAsync(line, stream.Token).ConfigureAwait(false);
             }
         }
+        catch (InvalidOperationException ex)
+        {
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, ex.Message));
+        }
         catch (OperationCanceledException) when (stream.IsCancellationRequested)
         {
-            // the follower went away or the coordinator stops
+            stream.ThrowIfRevoked(); // else the follower went away or the coordinator stops
         }
     }
 
     public override async Task Watch(WatchRequest request, IServerStreamWriter<WatchEvent> responseStream, ServerCallContext context)
     {
-        authorizer.Require(context, Role.Viewer, "watch");
+        var caller = authorizer.Require(context, Roles.Viewer, "watch");
         // Subscribe before the snapshot: a change made meanwhile may arrive twice, never not at all.
-        using var stream = StreamingCalls.Lifetime(context, lifetime);
+        using var stream = streams.Open(context, caller, Roles.Viewer);
         using var subscription = feed.Subscribe();
         var snapshot = new Snapshot();
         snapshot.Nodes.AddRange(state.ListNodes());
@@ -129,7 +139,7 @@ public sealed class AdminApi(
         }
         catch (OperationCanceledException) when (stream.IsCancellationRequested)
         {
-            // the watcher went away or the coordinator stops
+            stream.ThrowIfRevoked(); // else the watcher went away or the coordinator stops
         }
     }
 }

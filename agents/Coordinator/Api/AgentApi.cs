@@ -2,6 +2,7 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
 using Prometheus;
+using Toolforge.Agents.Common.Contracts;
 using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.Coordinator.Builds;
 using Toolforge.Agents.Coordinator.Reports;
@@ -10,39 +11,51 @@ using Toolforge.Agents.Coordinator.State;
 
 namespace Toolforge.Agents.Coordinator.Api;
 
-/// <summary>What agents call: reports, the command stream and command progress. A caller acts only for its own node.</summary>
-public sealed partial class AgentApi(
+/// <summary>
+/// What agents call: reports, the command stream and command progress. Every call checks the caller's role for the
+/// agent kind it claims (node-agent and log-shipper: the node role; builder: the builder role), that it acts only for
+/// the node named in its certificate, and, for reports, its rate.
+/// </summary>
+public sealed class AgentApi(
     StateStore state,
-    BuildService builds,
+    BuildQueue builds,
+    CallerAuthorizer authorizer,
+    ReportRateLimiter limiter,
+    StreamRegistry streams,
     TimeProvider time,
-    IOptions<CoordinatorOptions> options,
-    IHostApplicationLifetime lifetime,
-    ILogger<AgentApi> logger) : AgentService.AgentServiceBase
+    IOptions<CoordinatorOptions> options) : AgentService.AgentServiceBase
 {
     private static readonly Counter Reports = Metrics.CreateCounter(
         "toolforge_coordinator_reports_total", "Reports accepted from agents.", "agent");
     private static readonly Counter Rejected = Metrics.CreateCounter(
         "toolforge_coordinator_reports_rejected_total", "Reports refused, by reason.", "reason");
 
+    /// <summary>The roles that may act as <paramref name="kind"/>.</summary>
+    public static Roles RolesFor(AgentKind kind) => kind switch
+    {
+        AgentKind.Builder => Roles.Builder,
+        AgentKind.LogShipper => Roles.Node | Roles.Builder,
+        _ => Roles.Node,
+    };
+
     public override async Task<ReportResponse> Report(ReportRequest request, ServerCallContext context)
     {
-        var identity = CallerAuthorizer.Identity(context);
-        if (!string.Equals(identity, request.Node, StringComparison.OrdinalIgnoreCase))
+        var caller = Authorize(context, request.Agent, request.Node, "report");
+        if (!limiter.TryTake(caller.Identity, request.Agent))
         {
-            Rejected.WithLabels("permission-denied").Inc();
-            Log.WrongNode(logger, identity, request.Node);
-            throw new RpcException(new Status(StatusCode.PermissionDenied,
-                $"certificate of {identity} may not report for node \"{request.Node}\""));
+            Rejected.WithLabels("rate").Inc();
+            throw authorizer.Refuse(context, caller, StatusCode.ResourceExhausted,
+                $"more than {authorizer.Policy.Current.ReportRate:0.##} reports a second (burst {authorizer.Policy.Current.ReportBurst}) from {caller.Identity}; back off and report again");
         }
 
         if (ReportValidator.Validate(request) is { } problem)
         {
             Rejected.WithLabels("invalid").Inc();
-            Log.Invalid(logger, identity, problem);
-            throw new RpcException(new Status(StatusCode.InvalidArgument, problem));
+            throw authorizer.Refuse(context, caller, StatusCode.InvalidArgument, problem);
         }
 
-        request.Node = identity.ToLowerInvariant();
+        request.Node = caller.Identity;
+        ReportClock.Clamp(request, time.GetUtcNow(), TimeSpan.FromDays(options.Value.RetentionDays));
         await state.ApplyReportAsync(request).ConfigureAwait(false);
         Reports.WithLabels(NodeJudge.AgentName(request.Agent)).Inc();
         return new ReportResponse
@@ -54,37 +67,30 @@ public sealed partial class AgentApi(
 
     public override async Task ReceiveCommands(ReceiveCommandsRequest request, IServerStreamWriter<Command> responseStream, ServerCallContext context)
     {
-        var identity = CallerAuthorizer.Identity(context);
-        if (!string.Equals(identity, request.Node, StringComparison.OrdinalIgnoreCase))
-        {
-            Log.WrongNode(logger, identity, request.Node);
-            throw new RpcException(new Status(StatusCode.PermissionDenied,
-                $"certificate of {identity} may not receive commands for node \"{request.Node}\""));
-        }
-
-        using var stream = StreamingCalls.Lifetime(context, lifetime);
+        var caller = Authorize(context, request.Agent, request.Node, "receive commands");
+        using var stream = streams.Open(context, caller, RolesFor(request.Agent));
         if (request.Agent != AgentKind.Builder)
         {
             // Only the builder takes commands today; others keep the stream open and receive nothing.
-            state.SetCommandsConnected(identity, request.Agent, true);
+            state.SetCommandsConnected(caller.Identity, request.Agent, true);
             try
             {
                 await Task.Delay(Timeout.Infinite, stream.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
-                // the agent went away
+                stream.ThrowIfRevoked(); // else the agent went away
             }
             finally
             {
-                state.SetCommandsConnected(identity, request.Agent, false);
+                state.SetCommandsConnected(caller.Identity, request.Agent, false);
             }
 
             return;
         }
 
-        var connection = builds.Connect(identity);
-        state.SetCommandsConnected(identity, request.Agent, true);
+        var connection = builds.Connect(caller.Identity);
+        state.SetCommandsConnected(caller.Identity, request.Agent, true);
         try
         {
             await foreach (var command in connection.Reader.ReadAllAsync(stream.Token).ConfigureAwait(false))
@@ -94,44 +100,44 @@ public sealed partial class AgentApi(
         }
         catch (OperationCanceledException) when (stream.IsCancellationRequested)
         {
-            // the builder went away; queued builds wait for its return
+            stream.ThrowIfRevoked(); // else the builder went away; queued builds wait for its return
         }
         finally
         {
             builds.Disconnect(connection);
-            state.SetCommandsConnected(identity, request.Agent, false);
+            state.SetCommandsConnected(caller.Identity, request.Agent, false);
         }
     }
 
     public override async Task<CommandProgressAck> ReportCommandProgress(CommandProgress request, ServerCallContext context)
     {
-        var identity = CallerAuthorizer.Identity(context);
-        if (!string.Equals(identity, request.Node, StringComparison.OrdinalIgnoreCase))
+        var caller = Authorize(context, AgentKind.Builder, request.Node, "report build progress");
+        if (request.LogLines.Count > ReportLimits.MaxLogLinesPerProgress || request.LogLines.Any(l => l.Length > ReportLimits.MaxLogLine))
         {
-            Log.WrongNode(logger, identity, request.Node);
-            throw new RpcException(new Status(StatusCode.PermissionDenied,
-                $"certificate of {identity} may not report progress for node \"{request.Node}\""));
+            throw authorizer.Refuse(context, caller, StatusCode.InvalidArgument,
+                $"log_lines: at most {ReportLimits.MaxLogLinesPerProgress} lines of at most {ReportLimits.MaxLogLine} characters per call");
         }
 
-        if (request.LogLines.Count > 10_000 || request.LogLines.Any(l => l.Length > 16_384))
+        if (await builds.ProgressAsync(caller.Identity, request).ConfigureAwait(false) is { } refusal)
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, "log_lines: at most 10000 lines of at most 16384 characters per call"));
-        }
-
-        if (await builds.ProgressAsync(identity, request).ConfigureAwait(false) is { } problem)
-        {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, problem));
+            throw authorizer.Refuse(context, caller, refusal.Status, refusal.Message);
         }
 
         return new CommandProgressAck();
     }
 
-    private static partial class Log
+    private Caller Authorize(ServerCallContext context, AgentKind kind, string node, string action)
     {
-        [LoggerMessage(2501, LogLevel.Warning, "refused: certificate of {Identity} tried to act for node {Node}")]
-        public static partial void WrongNode(ILogger logger, string identity, string node);
+        var needed = RolesFor(kind);
+        var caller = authorizer.Require(context, needed, $"{action} as {NodeJudge.AgentName(kind)}");
+        if (!string.Equals(caller.Identity, node, StringComparison.OrdinalIgnoreCase))
+        {
+            Rejected.WithLabels("permission-denied").Inc();
+            throw authorizer.Refuse(context, caller, StatusCode.PermissionDenied, $"certificate of {caller.Identity} may not {action} for node \"{Cut(node)}\"");
+        }
 
-        [LoggerMessage(2502, LogLevel.Warning, "refused an invalid report from {Identity}: {Problem}")]
-        public static partial void Invalid(ILogger logger, string identity, string problem);
+        return caller;
     }
+
+    private static string Cut(string s) => s.Length <= 64 ? s : s[..64] + "…";
 }

@@ -11,7 +11,7 @@ namespace Toolforge.Agents.Coordinator.Maintenance;
 /// </summary>
 public sealed partial class Sweeper(
     StateStore state,
-    BuildService builds,
+    BuildQueue builds,
     CoordinatorStorage storage,
     TimeProvider time,
     IOptions<CoordinatorOptions> options,
@@ -52,6 +52,7 @@ public sealed partial class Sweeper(
             StateStore.Exec(c, tx, "DELETE FROM check_history WHERE at < $t", ("$t", ms));
             StateStore.Exec(c, tx, "DELETE FROM finding_history WHERE resolved_at < $t", ("$t", ms));
             StateStore.Exec(c, tx, "DELETE FROM events WHERE at < $t", ("$t", ms));
+            StateStore.Exec(c, tx, "DELETE FROM audit WHERE at < $t", ("$t", ms));
         }).ConfigureAwait(false);
         await builds.ForgetBeforeAsync(cutoff).ConfigureAwait(false);
         await state.ForgetOldNodesAsync().ConfigureAwait(false);

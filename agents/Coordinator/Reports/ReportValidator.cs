@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Toolforge.Agents.Common.Contracts;
 using Toolforge.Agents.Contracts.V1;
 
 namespace Toolforge.Agents.Coordinator.Reports;
@@ -9,12 +10,12 @@ namespace Toolforge.Agents.Coordinator.Reports;
 /// </summary>
 internal static partial class ReportValidator
 {
-    public const int MaxChecks = 500;
-    public const int MaxFindings = 5000;
-    public const int MaxEvents = 1000;
-    public const int MaxMessage = 4096;
-    public const int MaxDetails = 32;
-    public const int MaxDetailValue = 1024;
+    private const int MaxChecks = ReportLimits.MaxChecks;
+    private const int MaxFindings = ReportLimits.MaxFindings;
+    private const int MaxEvents = ReportLimits.MaxEvents;
+    private const int MaxMessage = ReportLimits.MaxMessage;
+    private const int MaxDetails = ReportLimits.MaxDetails;
+    private const int MaxDetailValue = ReportLimits.MaxDetailValue;
 
     [GeneratedRegex(@"^[a-z0-9]([a-z0-9._-]{0,251}[a-z0-9])?$", RegexOptions.CultureInvariant)]
     private static partial Regex NodeName();
@@ -39,7 +40,7 @@ internal static partial class ReportValidator
             return $"agent: {r.Agent} is not a known agent kind";
         }
 
-        if (r.AgentVersion.Length > 64)
+        if (r.AgentVersion.Length > ReportLimits.MaxAgentVersion)
         {
             return "agent_version: longer than 64 characters";
         }
@@ -99,7 +100,7 @@ internal static partial class ReportValidator
                 return $"{at}.kind: \"{Cut(f.Kind)}\" is not a finding kind (lower-case letters, digits, '-')";
             }
 
-            if (f.Subject.Length is 0 or > 512)
+            if (f.Subject.Length is 0 or > ReportLimits.MaxSubject)
             {
                 return $"{at}.subject: must be 1 to 512 characters";
             }
@@ -142,7 +143,7 @@ internal static partial class ReportValidator
 
         foreach (var (k, v) in details)
         {
-            if (k.Length is 0 or > 64 || v.Length > MaxDetailValue)
+            if (k.Length is 0 or > ReportLimits.MaxDetailKey || v.Length > MaxDetailValue)
             {
                 return $"{at}.details[\"{Cut(k)}\"]: keys must be 1 to 64 characters and values at most {MaxDetailValue}";
             }

@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Options;
 using Prometheus;
@@ -9,7 +7,9 @@ namespace Toolforge.Agents.Coordinator.Security;
 
 /// <summary>
 /// Decides, during the TLS handshake, whether a client certificate may connect: it must chain to the configured CA
-/// bundle and must not be on the deny-list (serial number, SHA-256 fingerprint or identity).
+/// bundle, allow clientAuth when it carries an extended key usage, stand for one identity (not an ambiguous set of
+/// names), and not be on the deny-list (serial, SHA-256 fingerprint or any of its names). The deny-list is read from
+/// the current policy, so a reload takes effect for new connections at once (and for open ones at their next call).
 /// </summary>
 public sealed partial class ClientCertificateValidator
 {
@@ -17,15 +17,13 @@ public sealed partial class ClientCertificateValidator
         "toolforge_coordinator_rejected_handshakes_total", "Client certificates refused during the TLS handshake.", "reason");
 
     private readonly X509Certificate2Collection _bundle;
-    private readonly HashSet<string> _denied;
+    private readonly PolicyProvider _policy;
     private readonly ILogger<ClientCertificateValidator> _logger;
 
-    public ClientCertificateValidator(IOptions<CoordinatorOptions> options, ILogger<ClientCertificateValidator> logger)
+    public ClientCertificateValidator(IOptions<CoordinatorOptions> options, PolicyProvider policy, ILogger<ClientCertificateValidator> logger)
     {
         _bundle = Certificates.LoadBundle(options.Value.CaBundle);
-        _denied = options.Value.DeniedCertificates
-            .Select(Normalize)
-            .ToHashSet(StringComparer.OrdinalIgnoreCase);
+        _policy = policy;
         _logger = logger;
     }
 
@@ -42,31 +40,43 @@ public sealed partial class ClientCertificateValidator
 
         if (Certificates.ValidateChain(certificate, _bundle, extra) is { } reason)
         {
-            Rejected.WithLabels("untrusted").Inc();
-            Log.Untrusted(_logger, certificate.Subject, reason);
-            return false;
+            return Refuse("untrusted", certificate.Subject, reason);
         }
 
-        var identity = Certificates.Identity(certificate);
-        var fingerprint = Convert.ToHexString(SHA256.HashData(certificate.RawData));
-        if (_denied.Contains(Normalize(certificate.SerialNumber)) || _denied.Contains(fingerprint) || _denied.Contains(identity))
+        if (CertificateIdentity.UsageProblem(certificate, CertificateIdentity.ClientAuthOid) is { } usage)
+        {
+            return Refuse("usage", certificate.Subject, usage);
+        }
+
+        var identity = CertificateIdentity.Of(certificate);
+        if (identity.Name is null)
+        {
+            return Refuse("ambiguous", certificate.Subject, identity.Problem!);
+        }
+
+        if (_policy.Current.Denied.Match(certificate, identity, CertificateIdentity.Fingerprint(certificate)) is { } entry)
         {
             Rejected.WithLabels("denied").Inc();
-            Log.Denied(_logger, identity, certificate.SerialNumber);
+            Log.Denied(_logger, identity.Name, certificate.SerialNumber, entry);
             return false;
         }
 
         return true;
     }
 
-    private static string Normalize(string s) => s.Replace(":", string.Empty, StringComparison.Ordinal).Trim().ToUpper(CultureInfo.InvariantCulture).TrimStart('0');
+    private bool Refuse(string label, string subject, string reason)
+    {
+        Rejected.WithLabels(label).Inc();
+        Log.Untrusted(_logger, subject, reason);
+        return false;
+    }
 
     private static partial class Log
     {
         [LoggerMessage(2001, LogLevel.Warning, "refused client certificate {Subject}: {Reason}")]
         public static partial void Untrusted(ILogger logger, string subject, string reason);
 
-        [LoggerMessage(2002, LogLevel.Warning, "refused client certificate of {Identity} (serial {Serial}): on the deny-list")]
-        public static partial void Denied(ILogger logger, string identity, string serial);
+        [LoggerMessage(2002, LogLevel.Warning, "refused client certificate of {Identity} (serial {Serial}): on the deny-list ({Entry})")]
+        public static partial void Denied(ILogger logger, string identity, string serial, string entry);
     }
 }

@@ -17,6 +17,9 @@ public sealed partial class StateStore
 {
     private const int RecentEventsPerNode = 20;
 
+    /// <summary>Events kept in the database per node; older ones go when a node has twice this many.</summary>
+    public const int StoredEventsPerNode = 1000;
+
     private static readonly Gauge NodesByState = Metrics.CreateGauge(
         "toolforge_coordinator_nodes", "Nodes by state.", "state");
 
@@ -38,6 +41,10 @@ public sealed partial class StateStore
         /// <summary>The node's open command streams: the store's own set for this name, shared, not a copy.</summary>
         public HashSet<AgentKind> Connected { get; } = connected;
         public List<AgentEvent> RecentEvents { get; } = [];
+
+        /// <summary>About how many events the database holds for this node (exact after a trim).</summary>
+        public int StoredEvents { get; set; }
+
         public NodeSummary? Published { get; set; }
 
         private NodeSummary? _summary;
@@ -124,6 +131,19 @@ public sealed partial class StateStore
                 }
             }
 
+            using (var cmd = connection.CreateCommand())
+            {
+                cmd.CommandText = "SELECT node, COUNT(*) FROM events GROUP BY node";
+                using var r = cmd.ExecuteReader();
+                while (r.Read())
+                {
+                    if (_nodes.TryGetValue(r.GetString(0), out var node))
+                    {
+                        node.StoredEvents = r.GetInt32(1);
+                    }
+                }
+            }
+
             var now = _time.GetUtcNow();
             foreach (var n in _nodes.Values)
             {
@@ -187,6 +207,13 @@ public sealed partial class StateStore
 
             var blob = stored.ToByteArray();
             var events = report.Events.Select(e => (e.At?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? nowMs, e.ToByteArray())).ToList();
+            node.StoredEvents += events.Count;
+            var trimEvents = node.StoredEvents > 2 * StoredEventsPerNode;
+            if (trimEvents)
+            {
+                node.StoredEvents = StoredEventsPerNode;
+            }
+
             var firstSeenMs = node.FirstSeen.ToUnixTimeMilliseconds();
             return _writer.WriteAsync((c, tx) =>
             {
@@ -219,6 +246,14 @@ public sealed partial class StateStore
                 {
                     Exec(c, tx, "INSERT INTO events(node, kind, body, at) VALUES ($n, $k, $b, $t)",
                         ("$n", report.Node), ("$k", (int)report.Agent), ("$b", body), ("$t", at));
+                }
+
+                if (trimEvents)
+                {
+                    Exec(c, tx, $"""
+                        DELETE FROM events WHERE node = $n AND id NOT IN (
+                            SELECT id FROM events WHERE node = $n ORDER BY at DESC, id DESC LIMIT {StoredEventsPerNode})
+                        """, ("$n", report.Node));
                 }
             });
         }

@@ -78,6 +78,12 @@ public static class Database
         );
         CREATE INDEX audit_at ON audit(at);
         """,
+
+        // 2: each build's command token (handed only to the builder that takes it).
+        """
+        ALTER TABLE builds ADD COLUMN command_id TEXT;
+        CREATE UNIQUE INDEX builds_command ON builds(command_id);
+        """,
     ];
 
     public static int CurrentVersion => Migrations.Length;

@@ -1,0 +1,254 @@
+using System.Threading.Channels;
+using Microsoft.Data.Sqlite;
+using Toolforge.Agents.Common.Contracts;
+using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.Coordinator.State;
+using Toolforge.Agents.Coordinator.Storage;
+
+namespace Toolforge.Agents.Coordinator.Builds;
+
+/// <summary>
+/// Build logs: every line goes to the database and only then to the followers of that build, so memory holds no
+/// log, only a sequence number and the open followers per running build. A build keeps at most
+/// <see cref="ReportLimits.MaxLogLinesPerBuild"/> lines and <see cref="MaxBytesPerBuild"/> bytes; what is beyond is
+/// counted (Build.log_lines_dropped), not kept.
+/// </summary>
+public sealed partial class BuildLogs
+{
+    public const long MaxBytesPerBuild = 64L * 1024 * 1024;
+    private const int FollowerQueue = 100_000;
+
+    private readonly object _lock = new();
+    private readonly Dictionary<long, Live> _live = [];
+    private readonly StoreWriter _writer;
+    private readonly Func<SqliteConnection> _openReader;
+    private readonly ILogger<BuildLogs> _logger;
+
+    public BuildLogs(StoreWriter writer, Func<SqliteConnection> openReader, ILogger<BuildLogs> logger)
+    {
+        _writer = writer;
+        _openReader = openReader;
+        _logger = logger;
+    }
+
+    private sealed class Live
+    {
+        public long Seq;
+        public long Bytes;
+        public long Dropped;
+        public bool Finished;
+        public List<Channel<BuildLogLine>> Followers { get; } = [];
+    }
+
+    /// <summary>A build that may still get lines (new, or unfinished when the coordinator started).</summary>
+    public void Track(long id, SqliteConnection? existing = null)
+    {
+        long seq = 0, bytes = 0;
+        if (existing is not null)
+        {
+            using var cmd = existing.CreateCommand();
+            cmd.CommandText = "SELECT COALESCE(MAX(seq), 0), COALESCE(SUM(LENGTH(CAST(line AS BLOB))), 0) FROM build_log WHERE build = $b";
+            cmd.Parameters.AddWithValue("$b", id);
+            using var r = cmd.ExecuteReader();
+            if (r.Read())
+            {
+                seq = r.GetInt64(0);
+                bytes = r.GetInt64(1);
+            }
+        }
+
+        lock (_lock)
+        {
+            _live[id] = new Live { Seq = seq, Bytes = bytes };
+        }
+    }
+
+    /// <summary>Stores <paramref name="lines"/> after what the build has, then hands them to its followers. Returns the lines dropped so far.</summary>
+    public async Task<long> AppendAsync(long id, IReadOnlyList<string> lines)
+    {
+        var rows = new List<BuildLogLine>(lines.Count);
+        long dropped;
+        lock (_lock)
+        {
+            if (!_live.TryGetValue(id, out var live))
+            {
+                _live[id] = live = new Live();
+            }
+
+            foreach (var line in lines)
+            {
+                var bytes = System.Text.Encoding.UTF8.GetByteCount(line);
+                if (live.Seq >= ReportLimits.MaxLogLinesPerBuild || live.Bytes + bytes > MaxBytesPerBuild)
+                {
+                    live.Dropped++;
+                    continue;
+                }
+
+                live.Seq++;
+                live.Bytes += bytes;
+                rows.Add(new BuildLogLine { Seq = live.Seq, Line = line });
+            }
+
+            dropped = live.Dropped;
+        }
+
+        if (rows.Count > 0)
+        {
+            await _writer.WriteAsync((c, tx) =>
+            {
+                foreach (var row in rows)
+                {
+                    StateStore.Exec(c, tx, "INSERT OR REPLACE INTO build_log(build, seq, line) VALUES ($b, $s, $l)", ("$b", id), ("$s", row.Seq), ("$l", row.Line));
+                }
+            }).ConfigureAwait(false);
+
+            lock (_lock)
+            {
+                if (_live.TryGetValue(id, out var live))
+                {
+                    foreach (var f in live.Followers)
+                    {
+                        foreach (var row in rows)
+                        {
+                            if (!f.Writer.TryWrite(row))
+                            {
+                                f.Writer.TryComplete(new InvalidOperationException($"the log follower fell more than {FollowerQueue} lines behind; read the log again"));
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        return dropped;
+    }
+
+    /// <summary>The build ended: its followers finish after the last line, and nothing of it stays in memory.</summary>
+    public void Finish(long id)
+    {
+        lock (_lock)
+        {
+            if (!_live.Remove(id, out var live))
+            {
+                return;
+            }
+
+            live.Finished = true;
+            if (live.Dropped > 0)
+            {
+                Log.LogCut(_logger, id, live.Dropped);
+            }
+
+            foreach (var f in live.Followers)
+            {
+                f.Writer.TryComplete();
+            }
+        }
+    }
+
+    public void Forget(IEnumerable<long> ids)
+    {
+        lock (_lock)
+        {
+            foreach (var id in ids)
+            {
+                _live.Remove(id);
+            }
+        }
+    }
+
+    /// <summary>The log from the first line; with <paramref name="follow"/> and a build still running, until it ends.</summary>
+    public async IAsyncEnumerable<BuildLogLine> StreamAsync(long id, bool follow, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        Channel<BuildLogLine>? live = null;
+        lock (_lock)
+        {
+            // Follow first, read after: a line committed meanwhile comes twice (dropped by seq), never not at all.
+            if (follow && _live.TryGetValue(id, out var l) && !l.Finished)
+            {
+                live = Channel.CreateBounded<BuildLogLine>(new BoundedChannelOptions(FollowerQueue) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+                l.Followers.Add(live);
+            }
+        }
+
+        try
+        {
+            long last = 0;
+            await foreach (var line in ReadStoredAsync(id, ct).ConfigureAwait(false))
+            {
+                last = line.Seq;
+                yield return line;
+            }
+
+            if (live is null)
+            {
+                yield break;
+            }
+
+            await foreach (var line in live.Reader.ReadAllAsync(ct).ConfigureAwait(false))
+            {
+                if (line.Seq > last)
+                {
+                    last = line.Seq;
+                    yield return line;
+                }
+            }
+        }
+        finally
+        {
+            if (live is not null)
+            {
+                lock (_lock)
+                {
+                    if (_live.TryGetValue(id, out var l))
+                    {
+                        l.Followers.Remove(live);
+                    }
+                }
+            }
+        }
+    }
+
+    // Read in pages so a long log is never held whole.
+    private async IAsyncEnumerable<BuildLogLine> ReadStoredAsync(long id, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        const int Page = 2000;
+        long after = 0;
+        while (true)
+        {
+            var page = new List<BuildLogLine>(Page);
+            using (var c = _openReader())
+            using (var cmd = c.CreateCommand())
+            {
+                cmd.CommandText = "SELECT seq, line FROM build_log WHERE build = $b AND seq > $a ORDER BY seq LIMIT $n";
+                cmd.Parameters.AddWithValue("$b", id);
+                cmd.Parameters.AddWithValue("$a", after);
+                cmd.Parameters.AddWithValue("$n", Page);
+                using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                while (await r.ReadAsync(ct).ConfigureAwait(false))
+                {
+                    page.Add(new BuildLogLine { Seq = r.GetInt64(0), Line = r.GetString(1) });
+                }
+            }
+
+            foreach (var line in page)
+            {
+                yield return line;
+            }
+
+            if (page.Count < Page)
+            {
+                yield break;
+            }
+
+            after = page[^1].Seq;
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(2304, LogLevel.Warning, "build {Id}: log longer than the limit; {Dropped} lines were not kept")]
+        public static partial void LogCut(ILogger logger, long id, long dropped);
+    }
+}

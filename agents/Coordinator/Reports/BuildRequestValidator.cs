@@ -1,0 +1,52 @@
+using System.Text.RegularExpressions;
+using Toolforge.Agents.Contracts.V1;
+
+namespace Toolforge.Agents.Coordinator.Reports;
+
+/// <summary>Checks an admin's build request before it is queued: image paths, tag, builder name.</summary>
+internal static partial class BuildRequestValidator
+{
+    public const int MaxImages = 200;
+
+    [GeneratedRegex(@"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$", RegexOptions.CultureInvariant)]
+    private static partial Regex ImagePath();
+
+    [GeneratedRegex(@"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", RegexOptions.CultureInvariant)]
+    private static partial Regex Tag();
+
+    /// <summary>Null when the request is acceptable, else "field: reason".</summary>
+    public static string? Validate(RequestBuildRequest request)
+    {
+        if (request.Build is null || request.Build.Images.Count == 0)
+        {
+            return "build.images: name at least one image path";
+        }
+
+        if (request.Build.Images.Count > MaxImages)
+        {
+            return $"build.images: {request.Build.Images.Count} images, at most {MaxImages} per build";
+        }
+
+        foreach (var image in request.Build.Images)
+        {
+            if (image.Length > 200 || !ImagePath().IsMatch(image) || image.Contains("..", StringComparison.Ordinal))
+            {
+                return $"build.images: \"{Cut(image)}\" is not an image path such as python311-sssd/base";
+            }
+        }
+
+        if (request.Build.Tag.Length > 0 && !Tag().IsMatch(request.Build.Tag))
+        {
+            return $"build.tag: \"{Cut(request.Build.Tag)}\" is not a valid image tag";
+        }
+
+        if (request.Builder.Length > 0 && !ReportValidator.IsValidNodeName(request.Builder))
+        {
+            return $"builder: \"{Cut(request.Builder)}\" is not a host name";
+        }
+
+        return null;
+    }
+
+    private static string Cut(string s) => s.Length <= 60 ? s : s[..60] + "…";
+}

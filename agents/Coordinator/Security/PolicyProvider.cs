@@ -1,0 +1,77 @@
+using Microsoft.Extensions.Options;
+using Toolforge.Agents.Common.Options;
+
+namespace Toolforge.Agents.Coordinator.Security;
+
+/// <summary>
+/// Holds the current <see cref="SecurityPolicy"/> and builds a new one from the configuration on reload (SIGHUP,
+/// `systemctl reload`). A reload that finds a problem in the file keeps the policy in force and says why; one that
+/// succeeds tells its subscribers (the stream registry closes what is no longer allowed).
+/// </summary>
+public sealed partial class PolicyProvider
+{
+    private readonly IConfiguration? _configuration;
+    private readonly ILogger<PolicyProvider> _logger;
+    private volatile SecurityPolicy _current;
+
+    public PolicyProvider(IOptions<CoordinatorOptions> options, ILogger<PolicyProvider> logger, IConfiguration? configuration = null)
+    {
+        _configuration = configuration;
+        _logger = logger;
+        _current = new SecurityPolicy(options.Value);
+    }
+
+    public SecurityPolicy Current => _current;
+
+    /// <summary>Raised after a new policy took effect.</summary>
+    public event Action<SecurityPolicy>? Changed;
+
+    /// <summary>Re-reads the configuration; returns null when the new policy is in force, else the problem (old one kept).</summary>
+    public string? Reload()
+    {
+        if (_configuration is not IConfigurationRoot root)
+        {
+            return "this coordinator was built without a reloadable configuration";
+        }
+
+        string? problem;
+        SecurityPolicy? next = null;
+        try
+        {
+            root.Reload();
+            var section = root.GetSection(CoordinatorOptions.Section);
+            var o = new CoordinatorOptions();
+            section.Bind(o);
+            var problems = UnknownKeys.Find(section, typeof(CoordinatorOptions)).Concat(o.Validate(CoordinatorOptions.Section)).ToList();
+            problem = problems.Count > 0 ? string.Join("; ", problems) : null;
+            if (problem is null)
+            {
+                next = new SecurityPolicy(o);
+            }
+        }
+        catch (Exception ex) when (ex is InvalidDataException or FormatException or InvalidOperationException or IOException)
+        {
+            problem = $"{ex.Message} {ex.InnerException?.Message}".Trim();
+        }
+
+        if (next is null)
+        {
+            Log.ReloadRefused(_logger, problem!);
+            return problem;
+        }
+
+        _current = next;
+        Log.Reloaded(_logger, next.Denied.Count);
+        Changed?.Invoke(next);
+        return null;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(2010, LogLevel.Information, "reloaded roles and deny-list ({Denied} deny entries)")]
+        public static partial void Reloaded(ILogger logger, int denied);
+
+        [LoggerMessage(2011, LogLevel.Error, "reload refused, the previous roles and deny-list stay in force: {Problem}")]
+        public static partial void ReloadRefused(ILogger logger, string problem);
+    }
+}
