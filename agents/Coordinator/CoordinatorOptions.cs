@@ -76,8 +76,8 @@ public sealed class CoordinatorOptions : IValidatedOptions
         problems.AddRange(Check.Positive(section, nameof(SweepInterval), SweepInterval));
         problems.AddRange(Check.Range(section, nameof(MissingAfterDays), MissingAfterDays, 1, 3650));
         problems.AddRange(Check.Range(section, nameof(RetentionDays), RetentionDays, 1, 3650));
-        var dir = Path.GetDirectoryName(Path.GetFullPath(Database));
-        if (Database.Length > 0 && Database != ":memory:" && dir is not null && !Directory.Exists(dir))
+        var dir = Database.Length > 0 && Database != ":memory:" ? Path.GetDirectoryName(Path.GetFullPath(Database)) : null;
+        if (dir is not null && !Directory.Exists(dir))
         {
             problems.Add($"{Check.Key(section, nameof(Database))}: directory {dir} does not exist");
         }

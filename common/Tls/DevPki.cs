@@ -31,17 +31,30 @@ public sealed class DevPki : IDisposable
     public static DevPki Load(string directory) =>
         new(Certificates.LoadWithKey(Path.Combine(directory, "ca.pem"), Path.Combine(directory, "ca.key")));
 
-    /// <summary>Issues a certificate whose DNS SAN (and CN) is <paramref name="name"/>; server certificates get 127.0.0.1 and localhost too.</summary>
-    public X509Certificate2 Issue(string name, bool server = false, IEnumerable<string>? extraDnsNames = null, TimeSpan? lifetime = null)
+    /// <summary>
+    /// Issues a certificate whose DNS SAN (and CN) is <paramref name="name"/>; server certificates get 127.0.0.1 and
+    /// localhost too. Tests shape odd certificates with the rest: another CN, SANs that leave the name out, no clientAuth.
+    /// </summary>
+    public X509Certificate2 Issue(string name, bool server = false, IEnumerable<string>? extraDnsNames = null, TimeSpan? lifetime = null,
+        string? commonName = null, bool nameInSan = true, bool clientAuth = true)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
+        var request = new CertificateRequest($"CN={commonName ?? name}", key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyAgreement, true));
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
-            [new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false)); // serverAuth, clientAuth (as puppet does)
+        var usages = new OidCollection { new Oid("1.3.6.1.5.5.7.3.1") }; // serverAuth
+        if (clientAuth)
+        {
+            usages.Add(new Oid("1.3.6.1.5.5.7.3.2")); // clientAuth, as puppet's certificates carry
+        }
+
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(usages, false));
         var san = new SubjectAlternativeNameBuilder();
-        san.AddDnsName(name);
+        if (nameInSan)
+        {
+            san.AddDnsName(name);
+        }
+
         foreach (var dns in extraDnsNames ?? [])
         {
             san.AddDnsName(dns);
@@ -70,9 +83,13 @@ public sealed class DevPki : IDisposable
         Write(_ca, Path.Combine(directory, "ca.pem"), Path.Combine(directory, "ca.key"));
     }
 
-    public (string Cert, string Key) IssueTo(string directory, string name, bool server = false)
+    public (string Cert, string Key) IssueTo(string directory, string name, bool server = false) =>
+        WriteTo(directory, name, Issue(name, server));
+
+    /// <summary>Writes <paramref name="cert"/> (and disposes it) as NAME.pem and NAME.key in <paramref name="directory"/>.</summary>
+    public static (string Cert, string Key) WriteTo(string directory, string name, X509Certificate2 certificate)
     {
-        using var cert = Issue(name, server);
+        using var cert = certificate;
         var paths = (Path.Combine(directory, name + ".pem"), Path.Combine(directory, name + ".key"));
         Write(cert, paths.Item1, paths.Item2);
         return paths;

@@ -24,6 +24,7 @@ public sealed class CoordinatorHarness : IAsyncDisposable
 
     private readonly bool _ownsDir;
     private WebApplication? _app;
+    private BackgroundProcess? _process;
 
     private CoordinatorHarness(TempDir dir, bool ownsDir, DevPki pki, FakeTimeProvider? time)
     {
@@ -53,7 +54,16 @@ public sealed class CoordinatorHarness : IAsyncDisposable
 
     public IServiceProvider Services => _app?.Services ?? throw new InvalidOperationException("not running");
 
-    public static async Task<CoordinatorHarness> StartAsync(bool fakeTime = false, Action<JsonObject>? editConfig = null)
+    /// <summary>The coordinator as its own process (to send it signals), or null when it runs in this one.</summary>
+    public BackgroundProcess? Process => _process;
+
+    public JsonObject Config { get; private set; } = [];
+
+    /// <summary>
+    /// Starts a coordinator: in this process (a test may then give it a fake clock), or with
+    /// <paramref name="asProcess"/> as the real toolforge-coordinator program.
+    /// </summary>
+    public static async Task<CoordinatorHarness> StartAsync(bool fakeTime = false, Action<JsonObject>? editConfig = null, bool asProcess = false)
     {
         var dir = new TempDir("coordinator");
         Directory.CreateDirectory(dir["certs"]);
@@ -64,12 +74,12 @@ public sealed class CoordinatorHarness : IAsyncDisposable
         var h = new CoordinatorHarness(dir, ownsDir: true, pki, time);
         var config = new JsonObject
         {
-            ["Log"] = new JsonObject { ["Level"] = "Warning", ["Console"] = "none" },
+            ["Log"] = asProcess ? new JsonObject { ["Level"] = "Information", ["Console"] = "plain" } : new JsonObject { ["Level"] = "Warning", ["Console"] = "none" },
             ["Metrics"] = new JsonObject { ["Port"] = 0 },
             ["Coordinator"] = new JsonObject
             {
                 ["ListenAddress"] = "127.0.0.1",
-                ["Port"] = 0,
+                ["Port"] = asProcess ? Peer.FreePort() : 0,
                 ["Certificate"] = Path.Combine(h.CertDir, "coordinator.pem"),
                 ["Key"] = Path.Combine(h.CertDir, "coordinator.key"),
                 ["CaBundle"] = h.CaPath,
@@ -81,9 +91,27 @@ public sealed class CoordinatorHarness : IAsyncDisposable
             },
         };
         editConfig?.Invoke(config);
+        h.Config = config;
         await File.WriteAllTextAsync(h.ConfigPath, config.ToJsonString());
-        await h.StartAppAsync();
+        if (asProcess)
+        {
+            h.Port = (int)config["Coordinator"]!["Port"]!;
+            h._process = BackgroundProcess.StartTool("toolforge-coordinator", ["--config", h.ConfigPath]);
+            await Peer.WaitForTcpAsync(h.Port, TimeSpan.FromSeconds(60));
+        }
+        else
+        {
+            await h.StartAppAsync();
+        }
+
         return h;
+    }
+
+    /// <summary>Rewrites the configuration file (a running coordinator reads it again on SIGHUP).</summary>
+    public async Task EditConfigAsync(Action<JsonObject> edit)
+    {
+        edit(Config);
+        await File.WriteAllTextAsync(ConfigPath, Config.ToJsonString());
     }
 
     private async Task StartAppAsync()
@@ -101,6 +129,12 @@ public sealed class CoordinatorHarness : IAsyncDisposable
 
     public async Task StopAsync()
     {
+        if (_process is not null)
+        {
+            await _process.DisposeAsync();
+            _process = null;
+        }
+
         if (_app is not null)
         {
             await _app.StopAsync();
@@ -134,6 +168,13 @@ public sealed class CoordinatorHarness : IAsyncDisposable
         var (cert, key) = Issue(identity);
         return CoordinatorChannel.Create(Address, cert, key, CaPath, TimeSpan.FromSeconds(5));
     }
+
+    /// <summary>An odd certificate made by <paramref name="make"/> with this harness's CA, written as FILE.pem/FILE.key.</summary>
+    public (string Cert, string Key) IssueWith(string file, Func<DevPki, System.Security.Cryptography.X509Certificates.X509Certificate2> make) =>
+        DevPki.WriteTo(CertDir, file, make(Pki));
+
+    public GrpcChannel Channel((string Cert, string Key) files) =>
+        CoordinatorChannel.Create(Address, files.Cert, files.Key, CaPath, TimeSpan.FromSeconds(5));
 
     public AgentService.AgentServiceClient AgentClient(string identity) => new(Channel(identity));
 

@@ -29,7 +29,7 @@ public sealed partial class PolicyProvider
     /// <summary>Re-reads the configuration; returns null when the new policy is in force, else the problem (old one kept).</summary>
     public string? Reload()
     {
-        if (_configuration is not IConfigurationRoot root)
+        if (_configuration is not IConfigurationBuilder sources)
         {
             return "this coordinator was built without a reloadable configuration";
         }
@@ -38,8 +38,15 @@ public sealed partial class PolicyProvider
         SecurityPolicy? next = null;
         try
         {
-            root.Reload();
-            var section = root.GetSection(CoordinatorOptions.Section);
+            // A fresh read of the same sources (the file, then TOOLFORGE_* variables): the live configuration is left
+            // alone, so nothing but the roles and the deny-list changes under a running coordinator.
+            var fresh = new ConfigurationBuilder();
+            foreach (var source in sources.Sources)
+            {
+                fresh.Add(source);
+            }
+
+            var section = fresh.Build().GetSection(CoordinatorOptions.Section);
             var o = new CoordinatorOptions();
             section.Bind(o);
             var problems = UnknownKeys.Find(section, typeof(CoordinatorOptions)).Concat(o.Validate(CoordinatorOptions.Section)).ToList();
@@ -49,7 +56,7 @@ public sealed partial class PolicyProvider
                 next = new SecurityPolicy(o);
             }
         }
-        catch (Exception ex) when (ex is InvalidDataException or FormatException or InvalidOperationException or IOException)
+        catch (Exception ex) when (ex is InvalidDataException or FormatException or InvalidOperationException or IOException or ArgumentException)
         {
             problem = $"{ex.Message} {ex.InnerException?.Message}".Trim();
         }

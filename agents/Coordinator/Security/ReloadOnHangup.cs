@@ -18,7 +18,17 @@ public sealed partial class ReloadOnHangup(PolicyProvider policy, ILogger<Reload
             {
                 context.Cancel = true; // the default action of SIGHUP would end the process
                 Log.Hangup(logger);
-                _ = Task.Run(policy.Reload);
+                _ = Task.Run(() =>
+                {
+                    try
+                    {
+                        policy.Reload();
+                    }
+                    catch (Exception ex)
+                    {
+                        Log.ReloadCrashed(logger, ex); // a bug: the old policy stays, and the trace says where
+                    }
+                });
             });
         }
 
@@ -41,5 +51,8 @@ public sealed partial class ReloadOnHangup(PolicyProvider policy, ILogger<Reload
     {
         [LoggerMessage(2013, LogLevel.Information, "SIGHUP: reloading roles and deny-list")]
         public static partial void Hangup(ILogger logger);
+
+        [LoggerMessage(2014, LogLevel.Error, "reload failed unexpectedly; the previous roles and deny-list stay in force")]
+        public static partial void ReloadCrashed(ILogger logger, Exception ex);
     }
 }
