@@ -59,7 +59,7 @@ public sealed class ShipperOptions : IValidatedOptions
         var p = new List<string>();
         if (Destinations.Count == 0)
         {
-            p.Add($"{Check.Key(section, nameof(Destinations))}: name at least one destination (relp://, tcp:// or tls://host:port)");
+            p.Add($"{Check.Key(section, nameof(Destinations))}: name at least one destination (relp://, relp+tls://, tcp:// or tls://host:port)");
         }
 
         for (var i = 0; i < Destinations.Count; i++)
@@ -89,16 +89,22 @@ public sealed class ShipperOptions : IValidatedOptions
 
 public sealed class DestinationOptions : IValidatedOptions
 {
-    /// <summary>relp://host:port, tcp://host:port (RFC 6587 octet counting) or tls://host:port (RFC 5425).</summary>
+    /// <summary>
+    /// relp://host:port (RELP, plaintext), relp+tls://host:port (RELP over TLS: acknowledged and authenticated),
+    /// tcp://host:port (RFC 6587 octet counting) or tls://host:port (RFC 5425).
+    /// </summary>
     public string Url { get; set; } = string.Empty;
 
-    /// <summary>TLS: the CA bundle the receiver's certificate must chain to (and RELP over TLS is not offered).</summary>
+    /// <summary>TLS: the CA bundle the receiver's certificate must chain to.</summary>
     public string CaBundle { get; set; } = string.Empty;
 
-    /// <summary>TLS: our client certificate (the node's puppet certificate) and key.</summary>
+    /// <summary>TLS: our client certificate (the node's puppet certificate) and key; required for relp+tls.</summary>
     public string Certificate { get; set; } = string.Empty;
 
     public string Key { get; set; } = string.Empty;
+
+    /// <summary>TLS: the name the receiver's certificate must carry. Empty: the host of <see cref="Url"/>.</summary>
+    public string ServerName { get; set; } = string.Empty;
 
     public IEnumerable<string> Validate(string section)
     {
@@ -108,14 +114,15 @@ public sealed class DestinationOptions : IValidatedOptions
             yield break;
         }
 
-        if (d!.Kind == TransportKind.Tls)
+        if (d!.Kind is TransportKind.Tls or TransportKind.RelpTls)
         {
             foreach (var p in Check.FileExists(section, nameof(CaBundle), CaBundle))
             {
                 yield return p;
             }
 
-            if (Certificate.Length > 0 || Key.Length > 0)
+            // RELP over TLS authenticates both ends (rsyslog's tls.authmode="name" checks our certificate's name).
+            if (d.Kind == TransportKind.RelpTls || Certificate.Length > 0 || Key.Length > 0)
             {
                 foreach (var p in Check.FileExists(section, nameof(Certificate), Certificate).Concat(Check.FileExists(section, nameof(Key), Key)))
                 {
@@ -140,6 +147,7 @@ public sealed class RateLimitOptions : IValidatedOptions
 public enum TransportKind
 {
     Relp,
+    RelpTls,
     Tcp,
     Tls,
 }
@@ -152,24 +160,33 @@ public sealed record Destination(TransportKind Kind, string Host, int Port)
         d = null;
         if (!Uri.TryCreate(url, UriKind.Absolute, out var u) || u.Port <= 0 || u.Host.Length == 0)
         {
-            return $"\"{url}\" is not relp://host:port, tcp://host:port or tls://host:port";
+            return $"\"{url}\" is not relp://host:port, relp+tls://host:port, tcp://host:port or tls://host:port";
         }
 
         TransportKind? kind = u.Scheme switch
         {
             "relp" => TransportKind.Relp,
+            "relp+tls" => TransportKind.RelpTls,
             "tcp" => TransportKind.Tcp,
             "tls" => TransportKind.Tls,
             _ => null,
         };
         if (kind is null)
         {
-            return $"\"{url}\": unknown scheme {u.Scheme} (relp, tcp or tls)";
+            return $"\"{url}\": unknown scheme {u.Scheme} (relp, relp+tls, tcp or tls)";
         }
 
         d = new Destination(kind.Value, u.Host, u.Port);
         return null;
     }
 
-    public override string ToString() => $"{Kind.ToString().ToLowerInvariant()}://{Host}:{Port}";
+    public override string ToString() => $"{Scheme}://{Host}:{Port}";
+
+    public string Scheme => Kind switch
+    {
+        TransportKind.Relp => "relp",
+        TransportKind.RelpTls => "relp+tls",
+        TransportKind.Tcp => "tcp",
+        _ => "tls",
+    };
 }

@@ -17,14 +17,15 @@ internal static class ShipCommand
     public static Command Create()
     {
         var files = new Option<string[]>("--journal-file") { Description = "Journal file(s) to ship", Required = true, AllowMultipleArgumentsPerToken = true };
-        var to = new Option<string[]>("--to") { Description = "relp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT (several: failover in order)", Required = true };
+        var to = new Option<string[]>("--to") { Description = "relp://HOST:PORT, relp+tls://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT (several: failover in order)", Required = true };
         var state = new Option<string>("--state-file") { Description = "Cursor of the last delivered entry (read, then written)", Required = true };
         var ca = new Option<string?>("--ca") { Description = "TLS: CA bundle the receiver must chain to" };
         var cert = new Option<string?>("--cert") { Description = "TLS: client certificate" };
         var key = new Option<string?>("--key") { Description = "TLS: client key" };
+        var serverName = new Option<string?>("--server-name") { Description = "TLS: the name the receiver's certificate must carry (default: the host in --to)" };
         var giveUp = new Option<double>("--give-up-after") { Description = "Seconds without delivery before failing", DefaultValueFactory = _ => 60 };
         var window = new Option<int>("--relp-window") { Description = "RELP frames in flight", DefaultValueFactory = _ => 128 };
-        var cmd = new Command("ship", "Ship journal files to a syslog receiver once, and exit") { files, to, state, ca, cert, key, giveUp, window };
+        var cmd = new Command("ship", "Ship journal files to a syslog receiver once, and exit") { files, to, state, ca, cert, key, serverName, giveUp, window };
         cmd.SetAction(async (pr, ct) =>
         {
             var options = new ShipperOptions
@@ -40,6 +41,7 @@ internal static class ShipCommand
                     CaBundle = pr.GetValue(ca) ?? string.Empty,
                     Certificate = pr.GetValue(cert) ?? string.Empty,
                     Key = pr.GetValue(key) ?? string.Empty,
+                    ServerName = pr.GetValue(serverName) ?? string.Empty,
                 }).ToList(),
             };
             var problems = options.Validate("--").ToList();

@@ -49,13 +49,14 @@ internal static class Streams
             await client.ConnectAsync(d.Host, d.Port, cts.Token).ConfigureAwait(false);
             client.SendBufferSize = 1 << 20;
             Stream stream = client.GetStream();
-            if (d.Kind == TransportKind.Tls)
+            if (d.Kind is TransportKind.Tls or TransportKind.RelpTls)
             {
                 var bundle = Certificates.LoadBundle(o.CaBundle);
                 var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
                 var options = new SslClientAuthenticationOptions
                 {
-                    TargetHost = d.Host,
+                    // The receiver's certificate must carry this name (checked by ServerValidator with the chain).
+                    TargetHost = o.ServerName.Length > 0 ? o.ServerName : d.Host,
                     EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
                     RemoteCertificateValidationCallback = Certificates.ServerValidator(bundle),
                 };
@@ -71,7 +72,7 @@ internal static class Streams
                 catch (AuthenticationException ex)
                 {
                     await ssl.DisposeAsync().ConfigureAwait(false);
-                    throw new DeliveryException($"{d}: TLS handshake refused: {ex.Message} (is the receiver's certificate signed by {o.CaBundle}?)", ex);
+                    throw new DeliveryException($"{d}: TLS handshake refused: {ex.Message} (is the receiver's certificate signed by {o.CaBundle}, for the name {options.TargetHost}, and is ours permitted there?)", ex);
                 }
 
                 stream = ssl;

@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Prometheus;
 using Toolforge.Agents.Common.Journal;
+using Toolforge.Agents.Common.Resilience;
 using Toolforge.Agents.Common.Syslog;
 using Toolforge.Agents.LogShipper.Journal;
 
@@ -224,7 +225,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
         var unconfirmed = new List<ShipItem>();
         IShipConnection? connection = null;
         var destination = 0;
-        var failures = 0;
+        var backoff = new Backoff(options.ReconnectMin, options.ReconnectMax < options.ReconnectMin ? options.ReconnectMin : options.ReconnectMax);
         var lastProgress = Stopwatch.StartNew();
         string? committed = null;
         var saver = new CursorSaver(_cursors);
@@ -271,14 +272,14 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                     {
                         connection = await ConnectAsync(destination, ct).ConfigureAwait(false);
                         Stats.Connected = true;
-                        if (failures > 0 || Stats.Reconnects > 0 || Stats.Sent > 0)
+                        if (backoff.Failures > 0 || Stats.Reconnects > 0 || Stats.Sent > 0)
                         {
                             Interlocked.Increment(ref Stats.Reconnects);
                             ReconnectsTotal.Inc();
                         }
 
-                        Log.Connected(logger, options.Destinations[destination].Url, failures);
-                        failures = 0;
+                        Log.Connected(logger, options.Destinations[destination].Url, backoff.Failures);
+                        backoff.Reset();
                         unconfirmed.Clear();
                         foreach (var item in outstanding.Where(i => i.Payload is not null && !i.Done))
                         {
@@ -290,7 +291,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                     catch (DeliveryException ex)
                     {
                         Stats.LastError = ex.Message;
-                        if (failures++ == 0)
+                        if (backoff.Failures == 0)
                         {
                             Log.ConnectFailed(logger, options.Destinations[destination].Url, ex.Message);
                         }
@@ -302,7 +303,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                         }
 
                         destination = (destination + 1) % options.Destinations.Count;
-                        await Task.Delay(Backoff(failures), time, ct).ConfigureAwait(false);
+                        await Task.Delay(backoff.Next(), time, ct).ConfigureAwait(false);
                     }
 
                     continue;
@@ -437,16 +438,9 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
     {
         var o = options.Destinations[index];
         Destination.TryParse(o.Url, out var d);
-        return d!.Kind == TransportKind.Relp
+        return d!.Kind is TransportKind.Relp or TransportKind.RelpTls
             ? await RelpConnection.ConnectAsync(d, o, options.RelpWindow, options.ConnectTimeout, options.IoTimeout, () => _wake.Release(), ct).ConfigureAwait(false)
             : await SyslogStreamConnection.ConnectAsync(d, o, options.ConnectTimeout, options.IoTimeout, ct).ConfigureAwait(false);
-    }
-
-    // Capped exponential backoff with jitter, so a fleet does not reconnect in step.
-    private TimeSpan Backoff(int failures)
-    {
-        var max = Math.Min(options.ReconnectMax.TotalMilliseconds, options.ReconnectMin.TotalMilliseconds * Math.Pow(2, Math.Min(failures - 1, 16)));
-        return TimeSpan.FromMilliseconds(max * (0.5 + (Random.Shared.NextDouble() / 2)));
     }
 
     public sealed class JournalReadFailedException(Exception inner) : Exception($"cannot read the journal: {inner.Message}", inner);
