@@ -171,33 +171,40 @@ internal sealed partial class BuildQueueService(
         }
     }
 
+    /// <summary>
+    /// The coordinator is not trusted with what reaches a Dockerfile: the tag is checked again here, the number of
+    /// images is bounded, and every image must be one of this repository's (Select refuses any other path).
+    /// </summary>
+    internal static (NamingOptions Naming, ImageGraph Graph, IReadOnlyList<string> Order) Accept(BuildRequest request, BuilderOptions o)
+    {
+        var tag = request.Tag.Length > 0 ? request.Tag : "testing";
+        if (NamingOptions.TagProblem(tag) is { } tagProblem)
+        {
+            throw new RepositoryException($"build request refused: tag {tagProblem}");
+        }
+
+        if (request.Images.Count is 0 or > MaxImagesPerRequest)
+        {
+            throw new RepositoryException($"build request refused: {request.Images.Count} images (1 to {MaxImagesPerRequest})");
+        }
+
+        var naming = new NamingOptions(o.Registry, o.ImagePrefix, tag);
+        var graph = ImageRepository.Open(o.Repository).Graph(naming);
+        return (naming, graph, graph.Select(request.Images.Select(Cli.BuilderCli.Normalize), request.Single));
+    }
+
     private async Task RunBuildAsync(Command command, CancellationToken ct)
     {
         var request = command.Build;
         var o = options.Value;
         await using var progress = new ProgressSender(connection, command.Id, command.BuildId, logger);
         progress.State(BuildState.Running);
-        progress.Line("*", $"build requested by {command.RequestedBy}: {string.Join(" ", request.Images.Take(20))} tag={request.Tag} push={request.Push} no_cache={request.NoCache}");
+        progress.Line("*", $"build requested by {command.RequestedBy}: {request.Images.Count} image(s), push={request.Push} no_cache={request.NoCache}");
         string? error = null;
         IReadOnlyList<ImageReport> reports = [];
         try
         {
-            // The coordinator is not trusted with what reaches a Dockerfile: the tag is checked again here, and
-            // every image must be one of this repository's (Select refuses any other path).
-            var tag = request.Tag.Length > 0 ? request.Tag : "testing";
-            if (NamingOptions.TagProblem(tag) is { } tagProblem)
-            {
-                throw new RepositoryException($"build request refused: tag {tagProblem}");
-            }
-
-            if (request.Images.Count is 0 or > MaxImagesPerRequest)
-            {
-                throw new RepositoryException($"build request refused: {request.Images.Count} images (1 to {MaxImagesPerRequest})");
-            }
-
-            var naming = new NamingOptions(o.Registry, o.ImagePrefix, tag);
-            var graph = ImageRepository.Open(o.Repository).Graph(naming);
-            var order = graph.Select(request.Images.Select(Cli.BuilderCli.Normalize), request.Single);
+            var (naming, graph, order) = Accept(request, o);
             var settings = new BuildSettings(naming, request.Push, request.NoCache, Pull: false, request.Force, PushSuccessful: false, o.Jobs);
             var runner = new BuildRunner(docker, graph, settings, progress);
             reports = await runner.RunAsync(await runner.PlanAsync(order, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
