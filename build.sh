@@ -24,7 +24,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 
 # ------------------------------------------------------------------ Debian packages and real peers
-TEST_PACKAGES=(docker.io docker-registry rsyslog rsyslog-relp systemd-journal-remote iptables iproute2
+TEST_PACKAGES=(docker.io docker-registry rsyslog rsyslog-relp rsyslog-gnutls systemd-journal-remote iptables iproute2
   debootstrap systemd-container busybox-static python3-jinja2 prometheus dbus openssl debhelper lintian
   fakeroot dpkg-dev)
 

@@ -11,20 +11,20 @@ namespace Toolforge.Agents.Coordinator.Security;
 /// names), and not be on the deny-list (serial, SHA-256 fingerprint or any of its names). The deny-list is read from
 /// the current policy, so a reload takes effect for new connections at once (and for open ones at their next call).
 /// </summary>
-public sealed partial class ClientCertificateValidator
+public sealed class ClientCertificateValidator
 {
     private static readonly Counter Rejected = Metrics.CreateCounter(
         "toolforge_coordinator_rejected_handshakes_total", "Client certificates refused during the TLS handshake.", "reason");
 
     private readonly X509Certificate2Collection _bundle;
     private readonly PolicyProvider _policy;
-    private readonly ILogger<ClientCertificateValidator> _logger;
+    private readonly RefusalLog _refusals;
 
-    public ClientCertificateValidator(IOptions<CoordinatorOptions> options, PolicyProvider policy, ILogger<ClientCertificateValidator> logger)
+    public ClientCertificateValidator(IOptions<CoordinatorOptions> options, PolicyProvider policy, RefusalLog refusals)
     {
         _bundle = Certificates.LoadBundle(options.Value.CaBundle);
         _policy = policy;
-        _logger = logger;
+        _refusals = refusals;
     }
 
     public bool Validate(X509Certificate2 certificate, X509Chain? presented)
@@ -56,27 +56,17 @@ public sealed partial class ClientCertificateValidator
 
         if (_policy.Current.Denied.Match(certificate, identity, CertificateIdentity.Fingerprint(certificate)) is { } entry)
         {
-            Rejected.WithLabels("denied").Inc();
-            Log.Denied(_logger, identity.Name, certificate.SerialNumber, entry);
-            return false;
+            return Refuse("denied", identity.Name, $"certificate (serial {certificate.SerialNumber}) is on the deny-list ({entry})");
         }
 
         return true;
     }
 
+    // Logged like refused calls: once a minute per certificate, so a client retrying handshakes cannot flood the journal.
     private bool Refuse(string label, string subject, string reason)
     {
         Rejected.WithLabels(label).Inc();
-        Log.Untrusted(_logger, subject, reason);
+        _refusals.Note(subject, "TLS handshake", Grpc.Core.StatusCode.Unauthenticated, reason);
         return false;
-    }
-
-    private static partial class Log
-    {
-        [LoggerMessage(2001, LogLevel.Warning, "refused client certificate {Subject}: {Reason}")]
-        public static partial void Untrusted(ILogger logger, string subject, string reason);
-
-        [LoggerMessage(2002, LogLevel.Warning, "refused client certificate of {Identity} (serial {Serial}): on the deny-list ({Entry})")]
-        public static partial void Denied(ILogger logger, string identity, string serial, string entry);
     }
 }
