@@ -31,13 +31,38 @@ public sealed class JournalFormatter : ITextFormatter
         }
 
         output.Write(": ");
-        var message = logEvent.RenderMessage(CultureInfo.InvariantCulture);
+        var message = Render(logEvent);
         output.Write(oneLine ? OneLine(message) : message);
         if (includeException && logEvent.Exception is { } ex)
         {
             output.Write(oneLine ? " | " : Environment.NewLine);
             output.Write(oneLine ? OneLine(ex.ToString()) : ex.ToString());
         }
+    }
+
+    /// <summary>
+    /// The message with its values filled in, strings as they are: Serilog's own rendering would show
+    /// <c>on http://"127.0.0.1":9502</c>, quoting every string, which reads wrong in a journal line.
+    /// </summary>
+    public static string Render(LogEvent logEvent)
+    {
+        var sb = new System.Text.StringBuilder();
+        using var writer = new StringWriter(sb, CultureInfo.InvariantCulture);
+        foreach (var token in logEvent.MessageTemplate.Tokens)
+        {
+            if (token is Serilog.Parsing.PropertyToken p && logEvent.Properties.TryGetValue(p.PropertyName, out var value)
+                && value is ScalarValue { Value: string text })
+            {
+                writer.Write(text);
+            }
+            else
+            {
+                token.Render(logEvent.Properties, writer, CultureInfo.InvariantCulture);
+            }
+        }
+
+        writer.Flush();
+        return sb.ToString();
     }
 
     private static string OneLine(string s) =>

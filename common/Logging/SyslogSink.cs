@@ -6,6 +6,7 @@ using System.Threading.Channels;
 using Serilog.Core;
 using Serilog.Events;
 using Toolforge.Agents.Common.Syslog;
+using Toolforge.Agents.Common.Resilience;
 
 namespace Toolforge.Agents.Common.Logging;
 
@@ -61,7 +62,7 @@ public sealed class SyslogSink : ILogEventSink, IDisposable
             MsgId = LogLevels.ShortContext(e),
         };
         var text = new StringWriter(CultureInfo.InvariantCulture);
-        e.RenderMessage(text, CultureInfo.InvariantCulture);
+        text.Write(JournalFormatter.Render(e));
         if (e.Exception is { } ex)
         {
             text.Write(" | ");
@@ -75,7 +76,7 @@ public sealed class SyslogSink : ILogEventSink, IDisposable
     private async Task RunAsync()
     {
         Socket? socket = null;
-        var failures = 0;
+        var backoff = new Backoff(TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(30));
         long reportedDrops = 0;
         try
         {
@@ -99,10 +100,10 @@ public sealed class SyslogSink : ILogEventSink, IDisposable
                         }
 
                         _queue.Reader.TryRead(out _);
-                        if (failures > 0)
+                        if (backoff.Failures > 0)
                         {
-                            Console.Error.WriteLine($"<5>SyslogSink: delivering to {Describe()} again after {failures} failed attempt(s)");
-                            failures = 0;
+                            Console.Error.WriteLine($"<5>SyslogSink: delivering to {Describe()} again after {backoff.Failures} failed attempt(s)");
+                            backoff.Reset();
                         }
                     }
                     catch (Exception ex) when (ex is SocketException or IOException or ObjectDisposedException
@@ -110,12 +111,12 @@ public sealed class SyslogSink : ILogEventSink, IDisposable
                     {
                         socket?.Dispose();
                         socket = null;
-                        if (failures++ == 0)
+                        if (backoff.Failures == 0)
                         {
                             Console.Error.WriteLine($"<4>SyslogSink: cannot deliver to {Describe()}: {ex.Message}; retrying with backoff, queueing up to {QueueLength} events");
                         }
 
-                        await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(30_000, 250 * (1 << Math.Min(failures, 7)))), _stop.Token).ConfigureAwait(false);
+                        await Task.Delay(backoff.Next(), _stop.Token).ConfigureAwait(false);
                     }
 
                     var dropped = Dropped;

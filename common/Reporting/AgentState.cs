@@ -35,9 +35,15 @@ public sealed partial class AgentState
         _logger = logger;
     }
 
-    /// <summary>Records a check's result; returns true when its state changed.</summary>
+    /// <summary>Peers known to be down, shared by every check of this agent.</summary>
+    public Checks.PeerAlerts Peers { get; } = new();
+
+    /// <summary>
+    /// Records a check's result; returns true when its state changed. A change is one log line (WRN when not ok);
+    /// <paramref name="quiet"/> makes it INF, for a check that only repeats what another already said.
+    /// </summary>
     public bool SetCheck(string name, CheckState state, string message, TimeSpan? latency = null,
-        IReadOnlyDictionary<string, string>? details = null, IReadOnlyDictionary<string, double>? values = null)
+        IReadOnlyDictionary<string, string>? details = null, IReadOnlyDictionary<string, double>? values = null, bool quiet = false)
     {
         var now = Timestamp.FromDateTimeOffset(_time.GetUtcNow());
         var result = new CheckResult
@@ -94,6 +100,10 @@ public sealed partial class AgentState
             if (state == CheckState.Ok)
             {
                 Log.CheckOk(_logger, name, message);
+            }
+            else if (quiet)
+            {
+                Log.CheckNotOkQuiet(_logger, name, StateName(state), message);
             }
             else
             {
@@ -232,6 +242,9 @@ public sealed partial class AgentState
 
         [LoggerMessage(1102, LogLevel.Warning, "check {Check} is {State}: {Message}")]
         public static partial void CheckNotOk(ILogger logger, string check, string state, string message);
+
+        [LoggerMessage(1106, LogLevel.Information, "check {Check} is {State}: {Message}")]
+        public static partial void CheckNotOkQuiet(ILogger logger, string check, string state, string message);
 
         [LoggerMessage(1103, LogLevel.Information, "check {Check} now has {Count} finding(s)")]
         public static partial void FindingsChanged(ILogger logger, string check, int count);

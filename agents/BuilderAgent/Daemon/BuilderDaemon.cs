@@ -9,10 +9,12 @@ using Prometheus;
 using Toolforge.Agents.BuilderAgent.Build;
 using Toolforge.Agents.BuilderAgent.Docker;
 using Toolforge.Agents.BuilderAgent.Images;
+using Toolforge.Agents.Common.Checks;
 using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.Common.Options;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.Common.Resilience;
 
 namespace Toolforge.Agents.BuilderAgent.Daemon;
 
@@ -42,25 +44,31 @@ internal static class BuilderDaemon
 }
 
 /// <summary>Reports the builder host's Docker health as the check "builder.docker".</summary>
-internal sealed class DockerHealthService(BuilderDocker docker, AgentState state, IOptions<BuilderOptions> options, TimeProvider time) : BackgroundService
+internal sealed class DockerHealthService(BuilderDocker docker, AgentState state, IOptions<BuilderOptions> options, TimeProvider time, ILogger<DockerHealthService> logger)
+    : PeriodicCheck(state, time, logger)
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    public const string Check = "builder.docker";
+
+    protected override IReadOnlyList<string> Names => [Check];
+
+    protected override TimeSpan Interval => options.Value.CheckInterval;
+
+    protected override TimeSpan Timeout => options.Value.CallTimeout + TimeSpan.FromSeconds(5);
+
+    protected override async Task RunOnceAsync(CancellationToken ct)
     {
-        using var timer = new PeriodicTimer(options.Value.CheckInterval, time);
-        do
+        var sw = Stopwatch.StartNew();
+        try
         {
-            var sw = Stopwatch.StartNew();
-            try
-            {
-                await docker.PingAsync(stoppingToken).ConfigureAwait(false);
-                state.SetCheck("builder.docker", CheckState.Ok, $"Docker answers at {docker.Endpoint}", sw.Elapsed);
-            }
-            catch (DockerOperationException ex)
-            {
-                state.SetCheck("builder.docker", CheckState.Failing, ex.Message, sw.Elapsed);
-            }
+            await docker.PingAsync(ct).ConfigureAwait(false);
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+        catch (DockerOperationException ex)
+        {
+            throw new PeerUnavailableException($"Docker at {docker.Endpoint}", ex.Message, ex);
+        }
+
+        State.Peers.Clear($"Docker at {docker.Endpoint}");
+        State.SetCheck(Check, CheckState.Ok, $"Docker answers at {docker.Endpoint}", sw.Elapsed);
     }
 }
 
@@ -94,7 +102,7 @@ internal sealed partial class BuildQueueService(
         }
 
         var worker = Task.Run(() => WorkAsync(stoppingToken), stoppingToken);
-        var failures = 0;
+        var backoff = new Backoff(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30));
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -107,12 +115,12 @@ internal sealed partial class BuildQueueService(
                 }, cancellationToken: stoppingToken);
                 await foreach (var command in call.ResponseStream.ReadAllAsync(stoppingToken).ConfigureAwait(false))
                 {
-                    if (failures > 0 || _seen.Count == 0)
+                    if (backoff.Failures > 0 || _seen.Count == 0)
                     {
                         state.SetCheck("builder.commands", CheckState.Ok, "connected to the coordinator's command stream");
                     }
 
-                    failures = 0;
+                    backoff.Reset();
                     lock (_seen)
                     {
                         if (!_seen.Add(command.Id))
@@ -126,11 +134,10 @@ internal sealed partial class BuildQueueService(
                     await _queue.Writer.WriteAsync(command, stoppingToken).ConfigureAwait(false);
                 }
 
-                failures++;
             }
             catch (RpcException ex) when (!stoppingToken.IsCancellationRequested)
             {
-                if (failures++ == 0)
+                if (backoff.Failures == 0)
                 {
                     Log.StreamFailed(logger, ex.StatusCode, ex.Status.Detail);
                     state.SetCheck("builder.commands", CheckState.Warning, $"command stream: {ex.StatusCode}: {ex.Status.Detail}");
@@ -141,7 +148,8 @@ internal sealed partial class BuildQueueService(
                 break;
             }
 
-            await Task.Delay(TimeSpan.FromSeconds(Math.Min(30, Math.Pow(2, Math.Min(failures, 5)))), stoppingToken).ConfigureAwait(false);
+            // The stream ended (the coordinator restarted, or refused us): come back after a jittered while.
+            await Task.Delay(backoff.Next(), stoppingToken).ConfigureAwait(false);
         }
 
         _queue.Writer.TryComplete();

@@ -56,7 +56,7 @@ public sealed class BuilderDocker : IDisposable
         }
         catch (Exception ex) when (ex is HttpRequestException or IOException or System.Net.Sockets.SocketException)
         {
-            throw new DockerOperationException($"{what}: cannot reach Docker at {Endpoint}: {ex.GetBaseException().Message}", ex);
+            throw new DockerOperationException($"{what}: {Common.Checks.PeerErrors.Describe(ex, "Docker", "dockerd", Endpoint).Message}", ex);
         }
         catch (DockerApiException ex) when (ex is not DockerImageNotFoundException and not DockerContainerNotFoundException)
         {

@@ -4,6 +4,7 @@ using Docker.DotNet;
 using Docker.DotNet.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Toolforge.Agents.Common.Checks;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.NodeAgent.Checks.Systemd;
@@ -66,11 +67,25 @@ internal sealed class DockerCheck : PeriodicCheck
         }
 
         var r = await engine.ConfigureAwait(false);
+        var peer = PeerName(_o.Endpoint);
+        var quiet = false;
+        if (r.Condition == EngineCondition.Healthy)
+        {
+            State.Peers.Clear(peer);
+        }
+        else
+        {
+            quiet = !State.Peers.Raise(peer, r.Message);
+        }
+
         State.SetCheck(Engine, r.Condition == EngineCondition.Healthy ? CheckState.Ok : CheckState.Failing,
             r.Message, r.Latency,
             new Dictionary<string, string> { ["condition"] = r.Condition.ToString().ToLowerInvariant(), ["warnings"] = string.Join(" | ", r.Warnings) },
-            r.Counts);
+            r.Counts, quiet);
     }
+
+    /// <summary>How Docker at an endpoint is known to <see cref="PeerAlerts"/> (shared with the tenant audit).</summary>
+    public static string PeerName(string endpoint) => $"Docker at {endpoint}";
 
     public sealed record Probe(EngineCondition Condition, string Message, TimeSpan Latency, IReadOnlyList<string> Warnings, IReadOnlyDictionary<string, double> Counts);
 
@@ -107,10 +122,9 @@ internal sealed class DockerCheck : PeriodicCheck
         }
         catch (Exception ex) when (ex is HttpRequestException or SocketException or IOException or DockerApiException)
         {
-            var socket = ex as SocketException ?? ex.InnerException as SocketException ?? ex.GetBaseException() as SocketException;
-            var down = socket is not null || ex.GetBaseException() is FileNotFoundException or DirectoryNotFoundException;
+            var (down, message) = PeerErrors.Describe(ex, "Docker", "dockerd", _o.Endpoint);
             return new Probe(down ? EngineCondition.Down : EngineCondition.Hung,
-                $"{(down ? "down" : "broken")}: {stage} at {_o.Endpoint}: {ex.GetBaseException().Message}", sw.Elapsed, [], new Dictionary<string, double>());
+                $"{(down ? "down" : $"broken ({stage})")}: {message}", sw.Elapsed, [], new Dictionary<string, double>());
         }
     }
 

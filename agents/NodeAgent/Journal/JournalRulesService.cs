@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using Toolforge.Agents.Common.Journal;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.Common.Resilience;
 
 namespace Toolforge.Agents.NodeAgent.Journal;
 
@@ -85,7 +86,7 @@ internal sealed partial class JournalRulesService(
     private void ReadLoop(CancellationToken ct)
     {
         var o = options.Value.Journal;
-        var failures = 0;
+        var backoff = new Backoff(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(60));
         while (!ct.IsCancellationRequested)
         {
             try
@@ -103,7 +104,7 @@ internal sealed partial class JournalRulesService(
                 }
 
                 Position(journal, startAtHead: o.Files.Count > 0);
-                failures = 0;
+                backoff.Reset();
                 var sinceSave = 0;
                 while (!ct.IsCancellationRequested)
                 {
@@ -135,7 +136,7 @@ internal sealed partial class JournalRulesService(
             }
             catch (Exception ex) when (ex is JournalException or IOException or UnauthorizedAccessException or DllNotFoundException)
             {
-                if (failures++ == 0)
+                if (backoff.Failures == 0)
                 {
                     Log.ReadFailed(logger, ex.Message);
                 }
@@ -145,7 +146,7 @@ internal sealed partial class JournalRulesService(
                     state.SetCheck(CheckPrefix + name, CheckState.Unknown, $"cannot read the journal: {ex.Message}");
                 }
 
-                ct.WaitHandle.WaitOne(TimeSpan.FromSeconds(Math.Min(60, 2 * failures)));
+                ct.WaitHandle.WaitOne(backoff.Next());
             }
         }
     }

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.NodeAgent.Audit.Iptables;
+using Toolforge.Agents.Common.Resilience;
 
 namespace Toolforge.Agents.NodeAgent.Kubernetes;
 
@@ -115,7 +116,7 @@ public sealed partial class ClusterView : BackgroundService
         CancellationToken stoppingToken)
         where T : IKubernetesObject<V1ObjectMeta>
     {
-        var failures = 0;
+        var backoff = new Backoff(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30));
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -137,12 +138,12 @@ public sealed partial class ClusterView : BackgroundService
 
                 _synced[kind] = true;
                 Interlocked.Increment(ref _version);
-                if (failures > 0)
+                if (backoff.Failures > 0)
                 {
                     Log.Recovered(_logger, kind);
                 }
 
-                failures = 0;
+                backoff.Reset();
                 Problem = null;
                 while (!stoppingToken.IsCancellationRequested)
                 {
@@ -179,12 +180,12 @@ public sealed partial class ClusterView : BackgroundService
                 or WatchExpiredException or KubernetesException or System.Text.Json.JsonException or k8s.Exceptions.KubeConfigException)
             {
                 Problem = $"{kind}: {ex.Message}";
-                if (failures++ == 0 && ex is not WatchExpiredException)
+                if (backoff.Failures == 0 && ex is not WatchExpiredException)
                 {
                     Log.ListWatchFailed(_logger, kind, ex.Message);
                 }
 
-                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(30_000, 200 * Math.Pow(2, Math.Min(failures, 8)))), stoppingToken).ConfigureAwait(false);
+                await Task.Delay(backoff.Next(), stoppingToken).ConfigureAwait(false);
             }
         }
     }

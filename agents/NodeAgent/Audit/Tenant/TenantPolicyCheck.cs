@@ -2,6 +2,7 @@ using Docker.DotNet;
 using Docker.DotNet.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Toolforge.Agents.Common.Checks;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.NodeAgent.Checks;
@@ -44,6 +45,26 @@ internal sealed class TenantPolicyCheck : PeriodicCheck
 
     protected override async Task RunOnceAsync(CancellationToken ct)
     {
+        List<PodContainer> containers;
+        try
+        {
+            containers = await ListAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or System.Net.Sockets.SocketException or IOException or DockerApiException)
+        {
+            throw new PeerUnavailableException(DockerCheck.PeerName(_docker.Endpoint),
+                $"cannot list containers: {PeerErrors.Describe(ex, "Docker", "dockerd", _docker.Endpoint).Message}", ex);
+        }
+
+        var findings = Judge(containers, ns => _cluster.NamespaceAnnotations(ns), _o);
+        State.SetFindings(Check, findings);
+        State.SetCheck(Check, findings.Count == 0 ? CheckState.Ok : CheckState.Warning,
+            findings.Count == 0 ? $"{containers.Count} pod container(s) follow the policy" : $"{findings.Count} finding(s) in {containers.Count} pod container(s)",
+            values: new Dictionary<string, double> { ["containers"] = containers.Count, ["findings"] = findings.Count });
+    }
+
+    private async Task<List<PodContainer>> ListAsync(CancellationToken ct)
+    {
         using var client = new DockerClientBuilder().WithEndpoint(new Uri(_docker.Endpoint)).WithTimeout(_docker.ListTimeout).Build();
         var list = await client.Containers.ListContainersAsync(new ContainersListParameters
         {
@@ -62,11 +83,7 @@ internal sealed class TenantPolicyCheck : PeriodicCheck
                 inspected.Config?.Image ?? c.Image, inspected.Config?.User ?? string.Empty));
         }
 
-        var findings = Judge(containers, ns => _cluster.NamespaceAnnotations(ns), _o);
-        State.SetFindings(Check, findings);
-        State.SetCheck(Check, findings.Count == 0 ? CheckState.Ok : CheckState.Warning,
-            findings.Count == 0 ? $"{containers.Count} pod container(s) follow the policy" : $"{findings.Count} finding(s) in {containers.Count} pod container(s)",
-            values: new Dictionary<string, double> { ["containers"] = containers.Count, ["findings"] = findings.Count });
+        return containers;
     }
 
     public static List<Finding> Judge(IEnumerable<PodContainer> containers, Func<string, IReadOnlyDictionary<string, string>> annotations, TenantPolicyOptions o)

@@ -4,13 +4,16 @@ using Microsoft.Extensions.Logging;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
 
-namespace Toolforge.Agents.NodeAgent.Checks;
+namespace Toolforge.Agents.Common.Checks;
 
 /// <summary>
 /// A check that runs on its own interval with a hard timeout: a run that does not finish in time is cancelled and
 /// its checks become "unknown" with the reason; the next run starts on schedule. A hung peer never hangs the agent.
+/// Every timed check of every agent is one of these. A peer that is down (<see cref="PeerUnavailableException"/>)
+/// is one WRN line for the whole agent (<see cref="PeerAlerts"/>), never a stack trace; any other exception is a bug,
+/// logged at ERR with its trace.
 /// </summary>
-internal abstract partial class PeriodicCheck(AgentState state, TimeProvider time, ILogger logger) : BackgroundService
+public abstract partial class PeriodicCheck(AgentState state, TimeProvider time, ILogger logger) : BackgroundService
 {
     protected AgentState State { get; } = state;
 
@@ -35,7 +38,7 @@ internal abstract partial class PeriodicCheck(AgentState state, TimeProvider tim
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
     }
 
-    /// <summary>One run with the timeout; exposed for tests.</summary>
+    /// <summary>One run with the timeout: what the daemon does every interval, and what `check` does once.</summary>
     public async Task RunGuardedAsync(CancellationToken stoppingToken)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
@@ -47,24 +50,31 @@ internal abstract partial class PeriodicCheck(AgentState state, TimeProvider tim
         }
         catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
         {
-            foreach (var name in Names)
-            {
-                State.SetCheck(name, CheckState.Unknown, $"did not finish within {Timeout.TotalSeconds:0.#}s", sw.Elapsed);
-            }
+            SetAll(CheckState.Unknown, $"did not finish within {Timeout.TotalSeconds:0.#}s", sw.Elapsed, quiet: false);
+        }
+        catch (PeerUnavailableException ex) when (!stoppingToken.IsCancellationRequested)
+        {
+            // Expected: the peer is down or answers wrong. Only the first check to meet it says so at WRN.
+            SetAll(CheckState.Unknown, ex.Message, sw.Elapsed, quiet: !State.Peers.Raise(ex.Peer, ex.Message));
         }
         catch (Exception ex) when (!stoppingToken.IsCancellationRequested && ex is not OutOfMemoryException)
         {
             Log.CheckCrashed(logger, GetType().Name, ex);
-            foreach (var name in Names)
-            {
-                State.SetCheck(name, CheckState.Unknown, $"{ex.GetType().Name}: {ex.Message}", sw.Elapsed);
-            }
+            SetAll(CheckState.Unknown, $"{ex.GetType().Name}: {ex.Message}", sw.Elapsed, quiet: false);
+        }
+    }
+
+    private void SetAll(CheckState state, string message, TimeSpan latency, bool quiet)
+    {
+        foreach (var name in Names)
+        {
+            State.SetCheck(name, state, message, latency, quiet: quiet);
         }
     }
 
     private static partial class Log
     {
-        [LoggerMessage(3001, LogLevel.Error, "check {Check} failed unexpectedly")]
+        [LoggerMessage(1301, LogLevel.Error, "check {Check} failed unexpectedly (a bug: please report it with this trace)")]
         public static partial void CheckCrashed(ILogger logger, string check, Exception ex);
     }
 }
