@@ -4,6 +4,7 @@ using Grpc.Core;
 using Toolforge.Agents.AgentCtl;
 using Toolforge.Agents.Common.Cli;
 using Toolforge.Agents.Common.Tls;
+using Toolforge.Agents.Common.Contracts;
 using Toolforge.Agents.Contracts.V1;
 using Command = System.CommandLine.Command;
 
@@ -63,15 +64,7 @@ void Print(string text) => Console.Out.Write(text);
         var request = new ListNodesRequest();
         foreach (var s in pr.GetValue(state) ?? [])
         {
-            request.States.Add(s.ToLowerInvariant() switch
-            {
-                "ok" => NodeState.Ok,
-                "warning" => NodeState.Warning,
-                "failing" => NodeState.Failing,
-                "stale" => NodeState.Stale,
-                "missing" => NodeState.Missing,
-                _ => throw new CliException($"--state: unknown state \"{s}\""),
-            });
+            request.States.Add(ContractNames.ParseNodeState(s) ?? throw new CliException($"--state: unknown state \"{s}\" (ok, warning, failing, stale, missing)"));
         }
 
         var response = await c.Admin.ListNodesAsync(request, deadline: c.Deadline(), cancellationToken: ct);
@@ -180,7 +173,7 @@ void Print(string text) => Console.Out.Write(text);
         if (f)
         {
             var build = await c.Admin.GetBuildAsync(new GetBuildRequest { Id = pr.GetValue(id)! }, deadline: c.Deadline(), cancellationToken: ct);
-            await Console.Error.WriteLineAsync($"build {build.Id} {Render.BuildStateName(build.State)}{(build.Error.Length > 0 ? ": " + Output.Escape(build.Error) : string.Empty)}");
+            await Console.Error.WriteLineAsync($"build {build.Id} {build.State.Name()}{(build.Error.Length > 0 ? ": " + Output.Escape(build.Error) : string.Empty)}");
         }
     }));
     root.Subcommands.Add(cmd);

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Toolforge.Agents.Common.Cli;
+using Toolforge.Agents.Common.Contracts;
 using Toolforge.Agents.Contracts.V1;
 
 namespace Toolforge.Agents.AgentCtl;
@@ -25,7 +26,7 @@ internal static class Render
         ["NAME", "STATE", "AGENTS", "LAST REPORT", "SUMMARY"],
         nodes.Select(n => (IReadOnlyList<string>)
         [
-            n.Name, State(n.State), string.Join(",", n.Agents.Select(a => Agent(a.Kind))),
+            n.Name, n.State.Name(), string.Join(",", n.Agents.Select(a => a.Kind.ShortName())),
             Ago(n.LastReport, now), n.Summary,
         ]),
         colourColumn: 1);
@@ -35,17 +36,17 @@ internal static class Render
         var s = d.Summary;
         var text = new System.Text.StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"Node:        {s.Name}\n");
-        text.Append(CultureInfo.InvariantCulture, $"State:       {Output.Colour(State(s.State), State(s.State))}\n");
+        text.Append(CultureInfo.InvariantCulture, $"State:       {Output.Colour(s.State.Name(), s.State.Name())}\n");
         text.Append(CultureInfo.InvariantCulture, $"Last report: {Ago(s.LastReport, now)}\n");
         foreach (var a in s.Agents)
         {
-            text.Append(CultureInfo.InvariantCulture, $"Agent:       {Agent(a.Kind)} {Output.Escape(a.Version)}, reported {Ago(a.LastReport, now)}{(a.CommandsConnected ? ", taking commands" : string.Empty)}\n");
+            text.Append(CultureInfo.InvariantCulture, $"Agent:       {a.Kind.ShortName()} {Output.Escape(a.Version)}, reported {Ago(a.LastReport, now)}{(a.CommandsConnected ? ", taking commands" : string.Empty)}\n");
         }
 
         text.Append("\nChecks:\n");
         text.Append(Output.Table(
             ["CHECK", "STATE", "SINCE", "MESSAGE"],
-            d.Checks.Select(c => (IReadOnlyList<string>)[c.Name, CheckStateName(c.State), Ago(c.Since, now), c.Message]),
+            d.Checks.Select(c => (IReadOnlyList<string>)[c.Name, c.State.Name(), Ago(c.Since, now), c.Message]),
             colourColumn: 1));
         text.Append(CultureInfo.InvariantCulture, $"\nFindings ({d.Findings.Count}):\n");
         if (d.Findings.Count > 0)
@@ -76,7 +77,7 @@ internal static class Render
         ["ID", "STATE", "REQUESTED", "BY", "BUILDER", "IMAGES"],
         builds.Select(b => (IReadOnlyList<string>)
         [
-            b.Id, BuildStateName(b.State), Ago(b.RequestedAt, now), b.RequestedBy, b.Builder.Length > 0 ? b.Builder : "-",
+            b.Id, b.State.Name(), Ago(b.RequestedAt, now), b.RequestedBy, b.Builder.Length > 0 ? b.Builder : "-",
             $"{string.Join(" ", b.Request?.Images ?? [])} :{b.Request?.Tag}{(b.Request?.Push == true ? " push" : string.Empty)}"
             + (b.Images.Count > 0 ? $" ({b.Images.Count(i => i.Result is "built" or "pushed" or "unchanged")}/{b.Images.Count} ok)" : string.Empty),
         ]),
@@ -108,47 +109,11 @@ internal static class Render
         return e.EventCase switch
         {
             WatchEvent.EventOneofCase.Snapshot => $"{at} snapshot: {e.Snapshot.Nodes.Count} nodes, {e.Snapshot.Builds.Count} recent builds\n" + Nodes(e.Snapshot.Nodes, now),
-            WatchEvent.EventOneofCase.Node => $"{at} node  {e.Node.Name} {Output.Colour(State(e.Node.State), State(e.Node.State))} {Output.Escape(e.Node.Summary)}\n",
-            WatchEvent.EventOneofCase.Build => $"{at} build {e.Build.Id} {Output.Colour(BuildStateName(e.Build.State), BuildStateName(e.Build.State))} {string.Join(" ", e.Build.Request?.Images ?? [])}\n",
+            WatchEvent.EventOneofCase.Node => $"{at} node  {e.Node.Name} {Output.Colour(e.Node.State.Name(), e.Node.State.Name())} {Output.Escape(e.Node.Summary)}\n",
+            WatchEvent.EventOneofCase.Build => $"{at} build {e.Build.Id} {Output.Colour(e.Build.State.Name(), e.Build.State.Name())} {string.Join(" ", e.Build.Request?.Images ?? [])}\n",
             _ => $"{at} (unknown event)\n",
         };
     }
-
-    public static string State(NodeState s) => s switch
-    {
-        NodeState.Ok => "ok",
-        NodeState.Warning => "warning",
-        NodeState.Failing => "failing",
-        NodeState.Stale => "stale",
-        NodeState.Missing => "missing",
-        _ => "unknown",
-    };
-
-    public static string CheckStateName(CheckState s) => s switch
-    {
-        CheckState.Ok => "ok",
-        CheckState.Warning => "warning",
-        CheckState.Failing => "failing",
-        CheckState.Unknown => "unknown",
-        _ => "-",
-    };
-
-    public static string BuildStateName(BuildState s) => s switch
-    {
-        BuildState.Queued => "queued",
-        BuildState.Running => "running",
-        BuildState.Succeeded => "succeeded",
-        BuildState.Failed => "failed",
-        _ => "-",
-    };
-
-    public static string Agent(AgentKind k) => k switch
-    {
-        AgentKind.Node => "node",
-        AgentKind.Builder => "builder",
-        AgentKind.LogShipper => "shipper",
-        _ => "?",
-    };
 
     public static string Ago(Timestamp? t, DateTimeOffset now)
     {

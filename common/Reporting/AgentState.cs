@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.Extensions.Logging;
 using Prometheus;
+using Toolforge.Agents.Common.Contracts;
 using Toolforge.Agents.Contracts.V1;
 
 namespace Toolforge.Agents.Common.Reporting;
@@ -103,11 +104,11 @@ public sealed partial class AgentState
             }
             else if (quiet)
             {
-                Log.CheckNotOkQuiet(_logger, name, StateName(state), message);
+                Log.CheckNotOkQuiet(_logger, name, state.Name(), message);
             }
             else
             {
-                Log.CheckNotOk(_logger, name, StateName(state), message);
+                Log.CheckNotOk(_logger, name, state.Name(), message);
             }
 
             Signal();
@@ -225,15 +226,6 @@ public sealed partial class AgentState
     private void Signal() => _changed.Writer.TryWrite(true);
 
     private static string Key(Finding f) => f.Kind + "\u0000" + f.Subject;
-
-    public static string StateName(CheckState s) => s switch
-    {
-        CheckState.Ok => "ok",
-        CheckState.Warning => "warning",
-        CheckState.Failing => "failing",
-        CheckState.Unknown => "unknown",
-        _ => "unspecified",
-    };
 
     private static partial class Log
     {

@@ -115,35 +115,9 @@ public sealed class DevPki : IDisposable
         }
     }
 
-    /// <summary>
-    /// Writes a secret so that it is 0600 from its first byte: a new file created with that mode, then renamed over the
-    /// old one (whose mode, whatever it was, goes with it).
-    /// </summary>
-    public static void WritePrivate(string path, string text)
-    {
-        var temp = $"{path}.{Environment.ProcessId}.tmp";
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        try
-        {
-            using (var stream = new FileStream(temp, options))
-            using (var writer = new StreamWriter(stream))
-            {
-                writer.Write(text);
-            }
-
-            File.Move(temp, path, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temp);
-            throw;
-        }
-    }
+    /// <summary>Writes a secret so that it is 0600 from its first byte (a new file renamed over the old one, whatever its mode).</summary>
+    public static void WritePrivate(string path, string text) =>
+        Files.DurableFile.Write(path, text, UnixFileMode.UserRead | UnixFileMode.UserWrite);
 
     public void Dispose() => _ca.Dispose();
 }

@@ -57,7 +57,7 @@ public sealed class AgentApi(
         request.Node = caller.Identity;
         ReportClock.Clamp(request, time.GetUtcNow(), TimeSpan.FromDays(options.Value.RetentionDays));
         await state.ApplyReportAsync(request).ConfigureAwait(false);
-        Reports.WithLabels(NodeJudge.AgentName(request.Agent)).Inc();
+        Reports.WithLabels(request.Agent.Name()).Inc();
         return new ReportResponse
         {
             HeartbeatInterval = Duration.FromTimeSpan(options.Value.HeartbeatInterval),
@@ -129,7 +129,7 @@ public sealed class AgentApi(
     private Caller Authorize(ServerCallContext context, AgentKind kind, string node, string action)
     {
         var needed = RolesFor(kind);
-        var caller = authorizer.Require(context, needed, $"{action} as {NodeJudge.AgentName(kind)}");
+        var caller = authorizer.Require(context, needed, $"{action} as {kind.Name()}");
         if (!string.Equals(caller.Identity, node, StringComparison.OrdinalIgnoreCase))
         {
             Rejected.WithLabels("permission-denied").Inc();

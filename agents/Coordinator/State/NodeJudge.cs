@@ -1,4 +1,5 @@
 using Google.Protobuf.WellKnownTypes;
+using Toolforge.Agents.Common.Contracts;
 using Toolforge.Agents.Contracts.V1;
 
 namespace Toolforge.Agents.Coordinator.State;
@@ -102,7 +103,7 @@ internal static class NodeJudge
         summary.Summary = worst is not null && worst.State is not CheckState.Ok
             ? $"{worst.Name}: {worst.Message}"
             : staleAgent is not null
-                ? $"{AgentName(staleAgent.Kind)} silent for {Human(now - staleAgent.LastReport)}"
+                ? $"{staleAgent.Kind.Name()} silent for {Human(now - staleAgent.LastReport)}"
                 : string.Empty;
         return summary;
     }
@@ -145,14 +146,6 @@ internal static class NodeJudge
         CheckState.Warning => 2,
         CheckState.Unknown => 1,
         _ => 0,
-    };
-
-    public static string AgentName(AgentKind k) => k switch
-    {
-        AgentKind.Node => "node-agent",
-        AgentKind.Builder => "builder-agent",
-        AgentKind.LogShipper => "log-shipper",
-        _ => "unknown-agent",
     };
 
     public static string Human(TimeSpan t) =>

@@ -3,6 +3,7 @@ using Google.Protobuf.WellKnownTypes;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 using Prometheus;
+using Toolforge.Agents.Common.Contracts;
 using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.Coordinator.Storage;
 
@@ -399,7 +400,7 @@ public sealed partial class StateStore
 
         foreach (var (state, count) in counts)
         {
-            NodesByState.WithLabels(StateName(state)).Set(count);
+            NodesByState.WithLabels(state.Name()).Set(count);
         }
     }
 
@@ -442,7 +443,7 @@ public sealed partial class StateStore
         {
             if (n.Published is not null && n.Published.State != s.State)
             {
-                Log.NodeStateChanged(_logger, n.Name, StateName(n.Published.State), StateName(s.State), s.Summary);
+                Log.NodeStateChanged(_logger, n.Name, n.Published.State.Name(), s.State.Name(), s.Summary);
             }
 
             n.Published = s;
@@ -484,16 +485,6 @@ public sealed partial class StateStore
     }
 
     private static string FindingKey(Finding f) => f.Kind + "\u0000" + f.Subject;
-
-    public static string StateName(NodeState s) => s switch
-    {
-        NodeState.Ok => "ok",
-        NodeState.Warning => "warning",
-        NodeState.Failing => "failing",
-        NodeState.Stale => "stale",
-        NodeState.Missing => "missing",
-        _ => "unknown",
-    };
 
     internal static void Exec(SqliteConnection c, SqliteTransaction tx, string sql, params (string Name, object Value)[] args)
     {

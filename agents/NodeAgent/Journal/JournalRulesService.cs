@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Toolforge.Agents.Common.Files;
 using Toolforge.Agents.Common.Journal;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
@@ -153,8 +154,18 @@ internal sealed partial class JournalRulesService(
 
     private void Position(JournalReader journal, bool startAtHead)
     {
-        var cursor = File.Exists(CursorFile) ? File.ReadAllText(CursorFile).Trim() : string.Empty;
-        if (cursor.Length > 0)
+        string? cursor;
+        try
+        {
+            cursor = new CursorStore(CursorFile).Load();
+        }
+        catch (InvalidDataException ex)
+        {
+            Log.CursorUnreadable(logger, ex.Message);
+            cursor = null;
+        }
+
+        if (cursor is not null)
         {
             if (journal.SeekCursor(cursor) == CursorSeek.Unknown)
             {
@@ -184,15 +195,8 @@ internal sealed partial class JournalRulesService(
             rules = System.Text.Json.JsonSerializer.Serialize(_engine.Snapshot(), RuleSnapshotJson.Default.ListRuleSnapshot);
         }
 
-        WriteAtomically(RulesFile, rules);
-        WriteAtomically(CursorFile, cursor);
-    }
-
-    private static void WriteAtomically(string path, string text)
-    {
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, text);
-        File.Move(tmp, path, overwrite: true);
+        DurableFile.Write(RulesFile, rules);
+        new CursorStore(CursorFile).Save(cursor);
     }
 
     private void LoadRuleState()
@@ -223,6 +227,9 @@ internal sealed partial class JournalRulesService(
 
         [LoggerMessage(3201, LogLevel.Warning, "cannot read the journal: {Reason}; retrying")]
         public static partial void ReadFailed(ILogger logger, string reason);
+
+        [LoggerMessage(3204, LogLevel.Warning, "{Reason}: starting from the journal's tail")]
+        public static partial void CursorUnreadable(ILogger logger, string reason);
 
         [LoggerMessage(3202, LogLevel.Warning, "the journal no longer holds the entry saved in {File}: continuing from the nearest entry; some may have been missed")]
         public static partial void CursorUnknown(ILogger logger, string file);
