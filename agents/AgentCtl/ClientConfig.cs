@@ -63,6 +63,3 @@ internal sealed class ClientConfig
 [JsonSourceGenerationOptions(WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(ClientConfig))]
 internal sealed partial class ClientConfigJson : JsonSerializerContext;
-
-/// <summary>An error to show as one line, exit code 1.</summary>
-internal sealed class CliException(string message) : Exception(message);

@@ -103,5 +103,3 @@ internal sealed class Connection : IDisposable
         return $"{ex.StatusCode}: {detail}";
     }
 }
-
-internal sealed record GlobalSettings(string? Server, string? Cert, string? Key, string? Ca, string? ConfigPath, TimeSpan Timeout);

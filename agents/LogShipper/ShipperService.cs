@@ -13,15 +13,8 @@ namespace Toolforge.Agents.LogShipper;
 internal sealed partial class ShipperService(IOptions<ShipperOptions> options, AgentState state, TimeProvider time, ILogger<ShipperService> logger) : BackgroundService
 {
     public const string Check = "shipper.delivery";
-    public const int DefaultMetricsPort = 9504;
     private static readonly TimeSpan StuckAfter = TimeSpan.FromMinutes(10);
     private static readonly TimeSpan BehindAfter = TimeSpan.FromMinutes(2);
-
-    public static void Configure(HostApplicationBuilder builder)
-    {
-        builder.Services.AddValidatedOptions<ShipperOptions>(builder.Configuration, ShipperOptions.Section);
-        builder.Services.AddHostedService<ShipperService>();
-    }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

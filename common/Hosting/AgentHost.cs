@@ -22,39 +22,7 @@ public sealed class ConfigurationProblemException(string message) : Exception(me
 /// </summary>
 public static class AgentHost
 {
-    /// <summary>sysexits.h EX_CONFIG: the units set RestartPreventExitStatus=78 so a bad config does not crash-loop.</summary>
-    public const int ExitConfig = 78;
-
     public const string EnvironmentPrefix = "TOOLFORGE_";
-
-    /// <summary>Takes "--config PATH" or "--config=PATH" out of the arguments.</summary>
-    public static (string? ConfigPath, string[] Remaining) SplitConfigArgument(string[] args)
-    {
-        string? path = null;
-        var rest = new List<string>();
-        for (var i = 0; i < args.Length; i++)
-        {
-            if (args[i] == "--config")
-            {
-                if (i + 1 >= args.Length)
-                {
-                    throw new ConfigurationProblemException("--config: needs a file path");
-                }
-
-                path = args[++i];
-            }
-            else if (args[i].StartsWith("--config=", StringComparison.Ordinal))
-            {
-                path = args[i]["--config=".Length..];
-            }
-            else
-            {
-                rest.Add(args[i]);
-            }
-        }
-
-        return (path, rest.ToArray());
-    }
 
     public static HostApplicationBuilderSettings Settings() => new()
     {
@@ -148,12 +116,12 @@ public static class AgentHost
             await host.WaitForShutdownAsync().ConfigureAwait(false);
             var failed = host.Services.GetServices<IHostedService>().OfType<BackgroundService>()
                 .Any(s => s.ExecuteTask is { IsFaulted: true });
-            return failed ? 1 : 0;
+            return failed ? ExitCodes.Failed : ExitCodes.Ok;
         }
         catch (Exception ex) when (Describe(ex) is { } line)
         {
             await Console.Error.WriteLineAsync($"{daemon.Name}: invalid configuration: {line}").ConfigureAwait(false);
-            return ExitConfig;
+            return ExitCodes.Config;
         }
     }
 
@@ -184,10 +152,9 @@ public static class AgentDaemon
     }
 
     /// <summary>Runs <paramref name="configure"/>d daemon with the standard error handling (one line, exit 78, for configuration problems).</summary>
-    public static Task<int> RunAsync(DaemonInfo daemon, string[] args, int defaultMetricsPort, Action<HostApplicationBuilder> configure) =>
+    public static Task<int> RunAsync(DaemonInfo daemon, string? configPath, int defaultMetricsPort, Action<HostApplicationBuilder> configure) =>
         AgentHost.RunAsync(daemon, () =>
         {
-            var (configPath, _) = AgentHost.SplitConfigArgument(args);
             var builder = CreateBuilder(daemon, configPath, defaultMetricsPort);
             configure(builder);
             var host = builder.Build();

@@ -44,8 +44,8 @@ public sealed class BuildRequestTrustTests
     [Fact]
     public void AGoodRequest_GivesItsBuildOrder()
     {
-        var (naming, _, order) = BuildQueueService.Accept(new BuildRequest { Images = { "base-b/tools" } }, Options());
-        Assert.Equal("testing", naming.Tag);
+        var (session, order) = BuildQueueService.Accept(new BuildRequest { Images = { "base-b/tools" } }, Options());
+        Assert.Equal("testing", session.Naming.Tag);
         Assert.Equal(["base-b", "base-b/tools", "base-b/tools/cli"], order);
     }
 }

@@ -6,6 +6,7 @@ using Toolforge.Agents.BuilderAgent.Build;
 using Toolforge.Agents.BuilderAgent.Docker;
 using Toolforge.Agents.BuilderAgent.Images;
 using Toolforge.Agents.Common.Cli;
+using Toolforge.Agents.Common.Hosting;
 
 namespace Toolforge.Agents.BuilderAgent.Cli;
 
@@ -16,8 +17,8 @@ namespace Toolforge.Agents.BuilderAgent.Cli;
 /// </summary>
 internal static class BuilderCli
 {
-    public const int ExitFailed = 1;
-    public const int ExitBadInput = 2;
+    public const int ExitFailed = ExitCodes.Failed;
+    public const int ExitBadInput = ExitCodes.Usage;
 
     private sealed class Flags
     {
@@ -36,32 +37,31 @@ internal static class BuilderCli
         public Option<string> Output { get; } = new("--output", "-o") { Description = "table or json", DefaultValueFactory = _ => "table" };
     }
 
-    public static RootCommand Create(Func<string[], Task<int>> serve)
+    /// <summary>The one-shot commands: build, rebuild-all, plan, render, graph, clean.</summary>
+    public static IEnumerable<Command> Commands()
     {
         var f = new Flags();
-        var root = new RootCommand("toolforge-builder-agent: rebuilds Toolforge's container images (build.py's behaviour, faster and safer)");
+        var root = new List<Command>();
 
         var images = new Argument<string[]>("image") { Description = "Image paths, e.g. python311-sssd/base", Arity = ArgumentArity.OneOrMore };
         var build = new Command("build", "Build images with their ancestors and descendants, in order") { images, f.Repo, f.Registry, f.Prefix, f.Tag, f.Push, f.NoCache, f.Single, f.Jobs, f.Pull, f.Force, f.PushSuccessful, f.DockerHost };
         build.SetAction((pr, ct) => Guard(async () =>
         {
-            var (repo, naming) = Open(pr, f);
-            var graph = repo.Graph(naming);
-            var order = graph.Select(pr.GetValue(images)!.Select(Normalize), pr.GetValue(f.Single));
-            return await RunBuildAsync(graph, order, Settings(pr, f, naming), pr.GetValue(f.DockerHost)!, ct);
+            var session = Session(pr, f);
+            var order = session.Select(pr.GetValue(images)!, pr.GetValue(f.Single));
+            return await RunBuildAsync(session, order, Settings(pr, f, session.Naming), pr.GetValue(f.DockerHost)!, ct);
         }));
-        root.Subcommands.Add(build);
+        root.Add(build);
 
         var series = new Option<string?>("--series") { Description = "Comma-separated series roots (default: every root)" };
         var rebuildAll = new Command("rebuild-all", "rebuild_all.sh: per series root, clean, build its lineage with --tag latest --no-cache --push, clean") { series, f.Repo, f.Registry, f.Prefix, f.Tag, f.Jobs, f.Pull, f.PushSuccessful, f.DockerHost };
         rebuildAll.SetAction((pr, ct) => Guard(async () =>
         {
             var tag = pr.GetResult(f.Tag) is { Implicit: false } ? pr.GetValue(f.Tag)! : "latest";
-            var (repo, _) = Open(pr, f);
-            var naming = new NamingOptions(pr.GetValue(f.Registry)!, pr.GetValue(f.Prefix)!, tag);
-            var graph = repo.Graph(naming);
+            var session = BuildSession.Open(Repository(pr, f), Naming(pr, f, tag));
+            var (graph, naming) = (session.Graph, session.Naming);
             var roots = pr.GetValue(series) is { Length: > 0 } s
-                ? s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Normalize).ToList()
+                ? s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(BuildSession.Normalize).ToList()
                 : graph.Roots.Order(StringComparer.Ordinal).ToList();
             foreach (var r in roots)
             {
@@ -78,21 +78,21 @@ internal static class BuilderCli
             {
                 Console.Out.WriteLine($"==> series {r}");
                 exit = Math.Max(exit, await CleanAsync(docker, ct));
-                exit = Math.Max(exit, await RunBuildAsync(graph, graph.Lineage(r), settings, pr.GetValue(f.DockerHost)!, ct));
+                exit = Math.Max(exit, await RunBuildAsync(session, graph.Lineage(r), settings, pr.GetValue(f.DockerHost)!, ct));
                 exit = Math.Max(exit, await CleanAsync(docker, ct));
             }
 
             return exit;
         }));
-        root.Subcommands.Add(rebuildAll);
+        root.Add(rebuildAll);
 
         var planImages = new Argument<string[]>("image") { Arity = ArgumentArity.OneOrMore };
         var plan = new Command("plan", "Print what a build would make, in order, and what it would skip as unchanged; builds nothing") { planImages, f.Single, f.Repo, f.Registry, f.Prefix, f.Tag, f.Force, f.NoCache, f.DockerHost, f.Output };
         plan.SetAction((pr, ct) => Guard(async () =>
         {
-            var (repo, naming) = Open(pr, f);
-            var graph = repo.Graph(naming);
-            var order = graph.Select(pr.GetValue(planImages)!.Select(Normalize), pr.GetValue(f.Single));
+            var session = Session(pr, f);
+            var (graph, naming) = (session.Graph, session.Naming);
+            var order = session.Select(pr.GetValue(planImages)!, pr.GetValue(f.Single));
             IReadOnlyList<PlannedImage>? planned = null;
             string? dockerProblem = null;
             try
@@ -136,28 +136,28 @@ internal static class BuilderCli
 
             return 0;
         }));
-        root.Subcommands.Add(plan);
+        root.Add(plan);
 
         var renderImage = new Argument<string>("image");
         var render = new Command("render", "Print the rendered Dockerfile of an image") { renderImage, f.Repo, f.Registry, f.Prefix, f.Tag };
         render.SetAction(pr => GuardSync(() =>
         {
-            var (repo, naming) = Open(pr, f);
-            Console.Out.Write(repo.Render(repo.Find(Normalize(pr.GetValue(renderImage)!)), naming));
+            var repo = ImageRepository.Open(Repository(pr, f));
+            Console.Out.Write(repo.Render(repo.Find(BuildSession.Normalize(pr.GetValue(renderImage)!)), Naming(pr, f)));
             return 0;
         }));
-        root.Subcommands.Add(render);
+        root.Add(render);
 
         var graphFormat = new Option<string>("--output", "-o") { Description = "tree, dot or json", DefaultValueFactory = _ => "tree" };
         graphFormat.AcceptOnlyFromAmong("tree", "dot", "json");
         var graphCmd = new Command("graph", "Print every image and its parent") { f.Repo, f.Registry, f.Prefix, f.Tag, graphFormat };
         graphCmd.SetAction(pr => GuardSync(() =>
         {
-            var (repo, naming) = Open(pr, f);
-            Console.Out.Write(GraphText(repo.Graph(naming), naming, pr.GetValue(graphFormat)!));
+            var session = Session(pr, f);
+            Console.Out.Write(GraphText(session.Graph, session.Naming, pr.GetValue(graphFormat)!));
             return 0;
         }));
-        root.Subcommands.Add(graphCmd);
+        root.Add(graphCmd);
 
         var clean = new Command("clean", "Remove exited containers, then dangling images (failures are reported)") { f.DockerHost };
         clean.SetAction((pr, ct) => Guard(async () =>
@@ -165,26 +165,24 @@ internal static class BuilderCli
             using var docker = Docker(pr.GetValue(f.DockerHost)!);
             return await CleanAsync(docker, ct);
         }));
-        root.Subcommands.Add(clean);
+        root.Add(clean);
 
-        var serveCmd = new Command("serve", "Run as the daemon: take build requests from the coordinator") { TreatUnmatchedTokensAsErrors = false };
-        serveCmd.SetAction((pr, _) => serve(pr.UnmatchedTokens.ToArray()));
-        root.Subcommands.Add(serveCmd);
         return root;
     }
 
-    public static string Normalize(string path) => path.Trim().TrimEnd('/');
+    private static BuildSession Session(ParseResult pr, Flags f) => BuildSession.Open(Repository(pr, f), Naming(pr, f));
 
-    private static (ImageRepository Repo, NamingOptions Naming) Open(ParseResult pr, Flags f)
+    private static string Repository(ParseResult pr, Flags f) => pr.GetValue(f.Repo) ?? FindRepository(Environment.CurrentDirectory);
+
+    private static NamingOptions Naming(ParseResult pr, Flags f, string? tag = null)
     {
-        var tag = pr.GetValue(f.Tag)!;
+        tag ??= pr.GetValue(f.Tag)!;
         if (NamingOptions.TagProblem(tag) is { } problem)
         {
             throw new RepositoryException($"--tag: {problem}");
         }
 
-        var repo = ImageRepository.Open(pr.GetValue(f.Repo) ?? FindRepository(Environment.CurrentDirectory));
-        return (repo, new NamingOptions(pr.GetValue(f.Registry)!, pr.GetValue(f.Prefix)!, tag));
+        return new NamingOptions(pr.GetValue(f.Registry)!, pr.GetValue(f.Prefix)!, tag);
     }
 
     /// <summary>The current directory, or the nearest parent that looks like the image repository.</summary>
@@ -216,37 +214,13 @@ internal static class BuilderCli
     internal static BuilderDocker Docker(string endpoint) => new(endpoint, TimeSpan.FromSeconds(30), TimeSpan.FromHours(2),
         BuilderDocker.ReadDockerConfig(Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".docker", "config.json")));
 
-    private static async Task<int> RunBuildAsync(ImageGraph graph, IReadOnlyList<string> order, BuildSettings settings, string dockerHost, CancellationToken ct)
+    private static async Task<int> RunBuildAsync(BuildSession session, IReadOnlyList<string> order, BuildSettings settings, string dockerHost, CancellationToken ct)
     {
         using var docker = Docker(dockerHost);
         await docker.PingAsync(ct);
-        var runner = new BuildRunner(docker, graph, settings, new ConsoleBuildLog());
-        var plan = await runner.PlanAsync(order, ct);
-        var reports = await runner.RunAsync(plan, ct);
-        Console.Out.Write(Summary(reports));
+        var reports = await session.RunAsync(docker, order, settings, new ConsoleBuildLog(), ct);
+        Console.Out.Write(BuildSession.Summary(reports));
         return reports.All(r => r.Ok) ? 0 : ExitFailed;
-    }
-
-    public static string Summary(IReadOnlyList<ImageReport> reports)
-    {
-        var sb = new StringBuilder("\n");
-        var built = reports.Count(r => r.Result is "built" or "pushed");
-        var unchanged = reports.Count(r => r.Result == "unchanged");
-        sb.Append(Output.Table(["IMAGE", "RESULT", "DURATION", "DIGEST"],
-            reports.Select(r => (IReadOnlyList<string>)[r.Name, r.Result, $"{r.Duration.TotalSeconds:0.0}s", r.Digest.Length > 0 ? r.Digest : "-"]),
-            width: 200, colourColumn: 1));
-        foreach (var r in reports.Where(r => r.Error.Length > 0))
-        {
-            sb.Append(CultureInfo.InvariantCulture, $"{r.Path}: {r.Result}: {r.Error}\n");
-        }
-
-        sb.Append(CultureInfo.InvariantCulture, $"{reports.Count} image(s): {built} built, {unchanged} unchanged, {reports.Count(r => !r.Ok)} failed or skipped\n");
-        if (reports.Count > 0 && built == 0 && unchanged == reports.Count)
-        {
-            sb.Append("nothing to build: every image is unchanged\n");
-        }
-
-        return sb.ToString();
     }
 
     internal static async Task<int> CleanAsync(BuilderDocker docker, CancellationToken ct)

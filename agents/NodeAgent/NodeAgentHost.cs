@@ -4,21 +4,41 @@ using Microsoft.Extensions.Logging;
 using Toolforge.Agents.Common.Reporting;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using Toolforge.Agents.Common.Cli;
+using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.Common.Options;
 using Toolforge.Agents.NodeAgent.Audit.Iptables;
 using Toolforge.Agents.NodeAgent.Audit.Tenant;
 using Toolforge.Agents.NodeAgent.Checks;
 using Toolforge.Agents.NodeAgent.Checks.Systemd;
+using Toolforge.Agents.NodeAgent.Cli;
 using Toolforge.Agents.NodeAgent.Journal;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 using Toolforge.Agents.NodeAgent.Remediation;
 
 namespace Toolforge.Agents.NodeAgent;
 
-/// <summary>The node-agent's services: the checks and audits, each on its own interval with a hard timeout.</summary>
-internal static class NodeAgentDaemon
+/// <summary>
+/// toolforge-node-agent's command line and wiring: the daemon (no subcommand) with its checks and audits, each on its
+/// own interval with a hard timeout, and the offline audits.
+/// </summary>
+internal static class NodeAgentHost
 {
     public const int DefaultMetricsPort = 9502;
+
+    public static Task<int> RunAsync(string[] args)
+    {
+        var daemon = DaemonInfo.NodeAgent;
+        var root = ProgramCommandLine.Root(daemon.Name,
+            "toolforge-node-agent: kubelet and container runtime health, kube-proxy's rules against the Services, tenant policy, "
+            + $"journal rules, guarded remediation. With no subcommand it runs the daemon, reading {daemon.DefaultConfigPath} (or --config).");
+        var config = ProgramCommandLine.ConfigOption(daemon);
+        root.Options.Add(config);
+        ProgramCommandLine.HostsDaemon(root);
+        root.SetAction((pr, _) => AgentDaemon.RunAsync(daemon, pr.GetValue(config), DefaultMetricsPort, Configure));
+        root.Subcommands.Add(AuditCommand.Create());
+        return ProgramCommandLine.InvokeAsync(root, args);
+    }
 
     public static void Configure(HostApplicationBuilder builder)
     {
@@ -68,19 +88,5 @@ internal static class NodeAgentDaemon
         }
 
         services.AddHostedService<RemediationService>();
-    }
-}
-
-/// <summary>On Windows the Linux-only checks say so instead of failing.</summary>
-internal sealed class UnsupportedChecks(AgentState state) : BackgroundService
-{
-    protected override Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        foreach (var check in new[] { KubeletCheck.Unit, DockerCheck.Unit, NatAudit.Check })
-        {
-            state.SetCheck(check, Toolforge.Agents.Contracts.V1.CheckState.Unknown, "unsupported on this platform");
-        }
-
-        return Task.CompletedTask;
     }
 }

@@ -1,0 +1,46 @@
+using System.CommandLine;
+using System.Globalization;
+using Grpc.Core;
+using Toolforge.Agents.Common.Cli;
+using Toolforge.Agents.Common.Contracts;
+using Toolforge.Agents.Common.Tls;
+using Toolforge.Agents.Contracts.V1;
+using Command = System.CommandLine.Command;
+
+namespace Toolforge.Agents.AgentCtl.Commands;
+
+/// <summary>agentctl build IMAGE...</summary>
+internal static class BuildCommand
+{
+    public static Command Create(AgentCtlOptions g)
+    {
+        var output = AgentCtlOptions.Output();
+        var images = new Argument<string[]>("image") { Description = "Image paths, e.g. python311-sssd/base", Arity = ArgumentArity.OneOrMore };
+        var tag = new Option<string>("--tag", "-t") { Description = "testing (default) or latest", DefaultValueFactory = _ => "testing" };
+        var push = new Option<bool>("--push") { Description = "Push the images after building" };
+        var noCache = new Option<bool>("--no-cache") { Description = "Build without Docker's layer cache" };
+        var single = new Option<bool>("--single", "-s") { Description = "Build only the named images, not their lineage" };
+        var force = new Option<bool>("--force") { Description = "Rebuild even when the inputs did not change" };
+        var builder = new Option<string?>("--builder") { Description = "Builder host (default: any connected builder)" };
+        var cmd = new Command("build", "Ask the builder-agent to build images (admins only)") { images, tag, push, noCache, single, force, builder, output };
+        cmd.SetAction((pr, ct) => g.Run(pr, async c =>
+        {
+            var spec = new BuildRequest
+            {
+                Tag = pr.GetValue(tag)!,
+                Push = pr.GetValue(push),
+                NoCache = pr.GetValue(noCache),
+                Single = pr.GetValue(single),
+                Force = pr.GetValue(force),
+            };
+            spec.Images.AddRange(pr.GetValue(images)!);
+            var build = await c.Admin.RequestBuildAsync(new RequestBuildRequest { Build = spec, Builder = pr.GetValue(builder) ?? string.Empty },
+                deadline: c.Deadline(), cancellationToken: ct);
+            var format = Output.Parse(pr.GetValue(output));
+            AgentCtlOptions.Print(format == OutputFormat.Table
+                ? $"build {build.Id} queued{(build.Builder.Length > 0 ? $" on {build.Builder}" : " until a builder connects")}; follow it with: agentctl build-log {build.Id} -f\n"
+                : Render.Message(build, format));
+        }));
+        return cmd;
+    }
+}

@@ -1,0 +1,205 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Prometheus;
+using Toolforge.Agents.BuilderAgent.Build;
+using Toolforge.Agents.BuilderAgent.Docker;
+using Toolforge.Agents.BuilderAgent.Images;
+using Toolforge.Agents.Common.Checks;
+using Toolforge.Agents.Common.Cli;
+using Toolforge.Agents.Common.Hosting;
+using Toolforge.Agents.Common.Options;
+using Toolforge.Agents.Common.Reporting;
+using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.Common.Resilience;
+
+namespace Toolforge.Agents.BuilderAgent.Daemon;
+
+/// <summary>
+/// Receives build requests on the coordinator's command stream (reconnecting with backoff), runs them one at a
+/// time, and streams log lines and per-image results back. A request seen before (re-sent after a reconnect) is not
+/// run twice.
+/// </summary>
+internal sealed partial class BuildQueueService(
+    CoordinatorConnection connection,
+    BuilderDocker docker,
+    AgentState state,
+    IOptions<BuilderOptions> options,
+    ILogger<BuildQueueService> logger) : BackgroundService
+{
+    private static readonly Counter Builds = Metrics.CreateCounter("toolforge_builder_builds_total", "Builds run for the coordinator, by result.", "result");
+    private static readonly Gauge Queued = Metrics.CreateGauge("toolforge_builder_queue_length", "Build requests waiting.");
+
+    private const int MaxImagesPerRequest = 200;
+
+    private readonly Channel<Command> _queue = Channel.CreateUnbounded<Command>();
+    private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!connection.Enabled)
+        {
+            Log.NoCoordinator(logger);
+            state.SetCheck("builder.commands", CheckState.Warning, "no Coordinator:Address configured: not taking build requests");
+            return;
+        }
+
+        var worker = Task.Run(() => WorkAsync(stoppingToken), stoppingToken);
+        var backoff = new Backoff(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30));
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                using var call = connection.AgentClient().ReceiveCommands(new ReceiveCommandsRequest
+                {
+                    Node = connection.Node,
+                    Agent = AgentKind.Builder,
+                    AgentVersion = DaemonInfo.Version,
+                }, cancellationToken: stoppingToken);
+                await foreach (var command in call.ResponseStream.ReadAllAsync(stoppingToken).ConfigureAwait(false))
+                {
+                    if (backoff.Failures > 0 || _seen.Count == 0)
+                    {
+                        state.SetCheck("builder.commands", CheckState.Ok, "connected to the coordinator's command stream");
+                    }
+
+                    backoff.Reset();
+                    lock (_seen)
+                    {
+                        if (!_seen.Add(command.Id))
+                        {
+                            continue;
+                        }
+                    }
+
+                    Log.Received(logger, command.BuildId, command.RequestedBy);
+                    Queued.Inc();
+                    await _queue.Writer.WriteAsync(command, stoppingToken).ConfigureAwait(false);
+                }
+
+            }
+            catch (RpcException ex) when (!stoppingToken.IsCancellationRequested)
+            {
+                if (backoff.Failures == 0)
+                {
+                    Log.StreamFailed(logger, ex.StatusCode, ex.Status.Detail);
+                    state.SetCheck("builder.commands", CheckState.Warning, $"command stream: {ex.StatusCode}: {ex.Status.Detail}");
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+
+            // The stream ended (the coordinator restarted, or refused us): come back after a jittered while.
+            await Task.Delay(backoff.Next(), stoppingToken).ConfigureAwait(false);
+        }
+
+        _queue.Writer.TryComplete();
+        await worker.ConfigureAwait(false);
+    }
+
+    private async Task WorkAsync(CancellationToken ct)
+    {
+        try
+        {
+            await foreach (var command in _queue.Reader.ReadAllAsync(ct).ConfigureAwait(false))
+            {
+                Queued.Dec();
+                if (command.BodyCase == Command.BodyOneofCase.Build)
+                {
+                    await RunBuildAsync(command, ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    Log.UnknownCommand(logger, command.BuildId, command.BodyCase.ToString());
+                }
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // shutting down; a build in progress is reported failed by the coordinator when we reconnect
+        }
+    }
+
+    /// <summary>
+    /// The coordinator is not trusted with what reaches a Dockerfile: the tag is checked again here, the number of
+    /// images is bounded, and every image must be one of this repository's (Select refuses any other path).
+    /// </summary>
+    internal static (BuildSession Session, IReadOnlyList<string> Order) Accept(BuildRequest request, BuilderOptions o)
+    {
+        var tag = request.Tag.Length > 0 ? request.Tag : "testing";
+        if (NamingOptions.TagProblem(tag) is { } tagProblem)
+        {
+            throw new RepositoryException($"build request refused: tag {tagProblem}");
+        }
+
+        if (request.Images.Count is 0 or > MaxImagesPerRequest)
+        {
+            throw new RepositoryException($"build request refused: {request.Images.Count} images (1 to {MaxImagesPerRequest})");
+        }
+
+        var session = BuildSession.Open(o.Repository, new NamingOptions(o.Registry, o.ImagePrefix, tag));
+        return (session, session.Select(request.Images, request.Single));
+    }
+
+    private async Task RunBuildAsync(Command command, CancellationToken ct)
+    {
+        var request = command.Build;
+        var o = options.Value;
+        await using var progress = new ProgressSender(connection, command.Id, command.BuildId, logger);
+        progress.State(BuildState.Running);
+        progress.Line("*", $"build requested by {command.RequestedBy}: {request.Images.Count} image(s), push={request.Push} no_cache={request.NoCache}");
+        string? error = null;
+        IReadOnlyList<ImageReport> reports = [];
+        try
+        {
+            var (session, order) = Accept(request, o);
+            var settings = new BuildSettings(session.Naming, request.Push, request.NoCache, Pull: false, request.Force, PushSuccessful: false, o.Jobs);
+            reports = await session.RunAsync(docker, order, settings, progress, ct).ConfigureAwait(false);
+            foreach (var line in BuildSession.Summary(reports).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                progress.Line("*", line);
+            }
+
+            var bad = reports.Where(r => !r.Ok).ToList();
+            if (bad.Count > 0)
+            {
+                error = $"{bad.Count} of {reports.Count} image(s) failed or were skipped: {string.Join("; ", bad.Take(3).Select(b => $"{b.Path} {b.Result}: {b.Error}"))}";
+            }
+        }
+        catch (Exception ex) when (ex is RepositoryException or DockerOperationException or IOException)
+        {
+            error = ex.Message;
+            progress.Line("*", "ERROR: " + ex.Message);
+        }
+
+        progress.State(error is null ? BuildState.Succeeded : BuildState.Failed, error);
+        Builds.WithLabels(error is null ? "succeeded" : "failed").Inc();
+        state.SetCheck("builder.last-build", error is null ? CheckState.Ok : CheckState.Warning,
+            error is null ? $"build {command.BuildId} succeeded ({reports.Count} images)" : $"build {command.BuildId} failed: {error}");
+        Log.Finished(logger, command.BuildId, error ?? "succeeded");
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(4001, LogLevel.Warning, "no Coordinator:Address configured: serve takes no build requests")]
+        public static partial void NoCoordinator(ILogger logger);
+
+        [LoggerMessage(4002, LogLevel.Information, "build {Id} received (requested by {Identity})")]
+        public static partial void Received(ILogger logger, string id, string identity);
+
+        [LoggerMessage(4003, LogLevel.Warning, "command stream to the coordinator failed: {Status}: {Detail}; reconnecting")]
+        public static partial void StreamFailed(ILogger logger, StatusCode status, string detail);
+
+        [LoggerMessage(4004, LogLevel.Warning, "command {Id} of kind {Kind} is not something this builder does")]
+        public static partial void UnknownCommand(ILogger logger, string id, string kind);
+
+        [LoggerMessage(4005, LogLevel.Information, "build {Id} finished: {Outcome}")]
+        public static partial void Finished(ILogger logger, string id, string outcome);
+    }
+}

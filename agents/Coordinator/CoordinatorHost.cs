@@ -1,0 +1,21 @@
+using Toolforge.Agents.Common.Cli;
+using Toolforge.Agents.Common.Hosting;
+
+namespace Toolforge.Agents.Coordinator;
+
+/// <summary>toolforge-coordinator's command line: with no subcommand, the daemon (<see cref="CoordinatorApp"/>).</summary>
+public static class CoordinatorHost
+{
+    public static Task<int> RunAsync(string[] args)
+    {
+        var daemon = DaemonInfo.Coordinator;
+        var root = ProgramCommandLine.Root(daemon.Name,
+            "toolforge-coordinator: the gRPC server (mutual TLS) the toolforge agents report to and admins ask with agentctl. "
+            + $"With no subcommand it runs the daemon, reading {daemon.DefaultConfigPath} (or --config).");
+        var config = ProgramCommandLine.ConfigOption(daemon);
+        root.Options.Add(config);
+        ProgramCommandLine.HostsDaemon(root);
+        root.SetAction((pr, _) => AgentHost.RunAsync(daemon, () => CoordinatorApp.Build(pr.GetValue(config))));
+        return ProgramCommandLine.InvokeAsync(root, args);
+    }
+}
