@@ -103,21 +103,50 @@ cmd_test() {
   log "building"
   dotnet build Agents.sln -c "$CONFIGURATION" --nologo -v quiet >/var/log/tfa/build.log 2>&1 || { grep -E 'error|warn' /var/log/tfa/build.log | sort -u | head -40 >&2; echo "0 passed, 1 failed"; return 1; }
   log "running tests"
-  local out=/var/log/tfa/test.log rc=0
-  dotnet test Agents.sln -c "$CONFIGURATION" --no-build --nologo --logger "console;verbosity=normal" "$@" 2>&1 | tee "$out" | grep -E '^\s+(Failed|Passed|Skipped) [A-Z]|^(Passed|Failed)!|error' || true
+  local out=/var/log/tfa/test.log results=/var/log/tfa/test-results rc
+  rm -rf "$results"
+  set +e
+  dotnet test Agents.sln -c "$CONFIGURATION" --no-build --nologo --logger "console;verbosity=normal" --logger trx \
+    --results-directory "$results" "$@" 2>&1 | tee "$out" | grep -E '^\s+(Failed|Passed|Skipped) [A-Z]|^(Passed|Failed)!|error'
   rc=${PIPESTATUS[0]}
+  set -e
+  # One result per test case, read from the TRX files each test project writes (the console interleaves parallel hosts).
   local passed failed skipped
-  # One line per test result ("  Passed Name [12 ms]"), summed over every test project.
-  passed=$(grep -cE '^\s+Passed [A-Za-z_]' "$out" || true)
-  failed=$(grep -cE '^\s+Failed [A-Za-z_]' "$out" || true)
-  skipped=$(grep -cE '^\s+Skipped [A-Za-z_]' "$out" || true)
-  passed=${passed:-0}; failed=${failed:-0}; skipped=${skipped:-0}
+  read -r passed failed skipped < <(test_counts "$results")
   if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
-    log "dotnet test exited $rc without a failed test (a test host crashed?): counting it as a failure"
+    log "dotnet test exited $rc without a failed test (a test host crashed, or a filter matched nothing): counting it as a failure"
     failed=1
   fi
+  if [ $((passed + failed + skipped)) -eq 0 ]; then
+    log "no test ran"
+    failed=1
+  fi
+  if ! check_leftovers; then failed=$((failed + 1)); fi
   echo "$passed passed, $failed failed, $skipped skipped"
   [ "$failed" -eq 0 ]
+}
+
+# passed failed skipped, summed over the TRX files under $1.
+test_counts() {
+  local p=0 f=0 s=0
+  if [ -d "$1" ]; then
+    p=$(cat "$1"/*.trx 2>/dev/null | grep -o 'outcome="Passed"' | wc -l)
+    f=$(cat "$1"/*.trx 2>/dev/null | grep -o 'outcome="Failed"' | wc -l)
+    s=$(cat "$1"/*.trx 2>/dev/null | grep -o 'outcome="NotExecuted"' | wc -l)
+  fi
+  echo "$p $f $s"
+}
+
+# Processes the tests started and did not stop: a container shim of a private dockerd or containerd (re-parented to
+# PID 1 once its daemon is gone), a private daemon, a booted container. Each is named, killed, and fails the run.
+check_leftovers() {
+  local pattern='containerd-shim-runc-v2 .*-address /tmp/(dockerd|containerd)-|dockerd .*--data-root /tmp/|containerd --config /tmp/|rsyslogd -n -f /tmp/|systemd-nspawn .*tfa|postgres -D /tmp/|haproxy -f /tmp/|prometheus --config.file=/tmp/|alertmanager --config.file=/tmp/'
+  local found; found=$(pgrep -af -- "$pattern" | grep -v -- "pgrep" || true)
+  [ -z "$found" ] && return 0
+  log "the tests left these running (killed now):"
+  printf '%s\n' "$found" >&2
+  printf '%s\n' "$found" | awk '{print $1}' | xargs -r kill -9 2>/dev/null || true
+  return 1
 }
 
 # ------------------------------------------------------------------ certs

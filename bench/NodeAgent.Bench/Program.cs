@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Toolforge.Agents.NodeAgent.Audit.Iptables;
 using Toolforge.Agents.NodeAgent.Tests;
 using Toolforge.Agents.TestSupport;
+using Toolforge.Agents.NodeAgent.Kubernetes;
 
 // Node-agent benchmark:
 //  1. 10,000 Services (~60-70k NAT rules) loaded into a network namespace: iptables-save alone (the floor) against the

@@ -1,5 +1,6 @@
 using Toolforge.Agents.NodeAgent.Audit.Iptables;
 using Toolforge.Agents.TestSupport;
+using Toolforge.Agents.NodeAgent.Kubernetes;
 
 namespace Toolforge.Agents.NodeAgent.Tests;
 

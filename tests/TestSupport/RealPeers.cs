@@ -121,6 +121,12 @@ public sealed class PrivateDockerd : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // Containers first, so their shims exit with them; a shim is re-parented to PID 1 and would outlive dockerd.
+        if (!_process.HasExited)
+        {
+            await Run.ProcessAsync("/bin/sh", ["-c", $"docker -H {Endpoint} ps -aq | xargs -r docker -H {Endpoint} rm -f"], TimeSpan.FromSeconds(60));
+        }
+
         try
         {
             if (!_process.HasExited)
@@ -133,6 +139,9 @@ public sealed class PrivateDockerd : IAsyncDisposable
         {
             // already gone
         }
+
+        // Whatever still names this engine's directories (a shim whose container would not stop) goes by its PID.
+        await TestProcesses.KillTreesAsync(cmdline => cmdline.Contains(_dir.Path, StringComparison.Ordinal));
 
         // vfs layers may hold mounts; unmount what is left before removing the directory.
         await Run.ProcessAsync("/bin/sh", ["-c", $"grep ' {_dir.Path}' /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l"], TimeSpan.FromSeconds(20));

@@ -6,6 +6,7 @@ using Toolforge.Agents.Common.Journal;
 using Toolforge.Agents.Common.Resilience;
 using Toolforge.Agents.Common.Syslog;
 using Toolforge.Agents.LogShipper.Journal;
+using Toolforge.Agents.LogShipper.Delivery.Relp;
 
 namespace Toolforge.Agents.LogShipper.Delivery;
 

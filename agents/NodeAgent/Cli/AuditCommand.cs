@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Toolforge.Agents.Common.Cli;
 using Toolforge.Agents.NodeAgent.Audit.Iptables;
+using Toolforge.Agents.NodeAgent.Kubernetes;
 
 namespace Toolforge.Agents.NodeAgent.Cli;
 

@@ -6,7 +6,6 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Toolforge.Agents.Common.Reporting;
-using Toolforge.Agents.NodeAgent.Audit.Iptables;
 using Toolforge.Agents.Common.Resilience;
 
 namespace Toolforge.Agents.NodeAgent.Kubernetes;

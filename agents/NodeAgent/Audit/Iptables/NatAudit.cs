@@ -1,5 +1,6 @@
 using System.Globalization;
 using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.NodeAgent.Kubernetes;
 
 namespace Toolforge.Agents.NodeAgent.Audit.Iptables;
 

@@ -1,0 +1,67 @@
+using System.Buffers;
+using System.Globalization;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using Toolforge.Agents.Common.Tls;
+
+namespace Toolforge.Agents.LogShipper.Delivery;
+
+/// <summary>Opening TCP and TLS streams with deadlines.</summary>
+internal static class Streams
+{
+    public static async Task<(TcpClient Client, Stream Stream)> ConnectAsync(Destination d, DestinationOptions o, TimeSpan timeout, CancellationToken ct)
+    {
+        var client = new TcpClient { NoDelay = false };
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(timeout);
+        try
+        {
+            await client.ConnectAsync(d.Host, d.Port, cts.Token).ConfigureAwait(false);
+            client.SendBufferSize = 1 << 20;
+            Stream stream = client.GetStream();
+            if (d.Kind is TransportKind.Tls or TransportKind.RelpTls)
+            {
+                var bundle = Certificates.LoadBundle(o.CaBundle);
+                var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
+                var options = new SslClientAuthenticationOptions
+                {
+                    // The receiver's certificate must carry this name (checked by ServerValidator with the chain).
+                    TargetHost = o.ServerName.Length > 0 ? o.ServerName : d.Host,
+                    EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                    RemoteCertificateValidationCallback = Certificates.ServerValidator(bundle),
+                };
+                if (o.Certificate.Length > 0)
+                {
+                    options.ClientCertificates = [Certificates.LoadWithKey(o.Certificate, o.Key)];
+                }
+
+                try
+                {
+                    await ssl.AuthenticateAsClientAsync(options, cts.Token).ConfigureAwait(false);
+                }
+                catch (AuthenticationException ex)
+                {
+                    await ssl.DisposeAsync().ConfigureAwait(false);
+                    throw new DeliveryException($"{d}: TLS handshake refused: {ex.Message} (is the receiver's certificate signed by {o.CaBundle}, for the name {options.TargetHost}, and is ours permitted there?)", ex);
+                }
+
+                stream = ssl;
+            }
+
+            return (client, stream);
+        }
+        catch (Exception ex) when (ex is SocketException or IOException or OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            client.Dispose();
+            throw new DeliveryException(ex is OperationCanceledException ? $"{d}: no connection within {timeout.TotalSeconds:0}s" : $"{d}: {ex.Message}", ex);
+        }
+        catch
+        {
+            client.Dispose();
+            throw;
+        }
+    }
+}

@@ -1,0 +1,11 @@
+using Toolforge.Agents.Common.Options;
+
+namespace Toolforge.Agents.LogShipper;
+
+public enum TransportKind
+{
+    Relp,
+    RelpTls,
+    Tcp,
+    Tls,
+}

@@ -1,0 +1,30 @@
+using System.Text.RegularExpressions;
+using Toolforge.Agents.Common.Options;
+
+namespace Toolforge.Agents.NodeAgent;
+
+public sealed class IptablesOptions : IValidatedOptions
+{
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>The program that prints the rules: iptables-save (nft backend), iptables-legacy-save, ...</summary>
+    public string Command { get; set; } = "iptables-save";
+
+    public List<string> Arguments { get; set; } = [];
+
+    public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(60);
+
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>Report every NodePort Service (Toolforge's quota keeps NodePorts at 0).</summary>
+    public bool ForbidNodePorts { get; set; } = true;
+
+    public IEnumerable<string> Validate(string section)
+    {
+        var p = new List<string>();
+        p.AddRange(Check.Required(section, nameof(Command), Command));
+        p.AddRange(Check.Positive(section, nameof(Interval), Interval));
+        p.AddRange(Check.Positive(section, nameof(Timeout), Timeout));
+        return p;
+    }
+}

@@ -1,0 +1,28 @@
+using k8s.Models;
+
+namespace Toolforge.Agents.NodeAgent.Kubernetes;
+
+/// <summary>The parts of an EndpointSlice the audit needs.</summary>
+public sealed record EndpointSliceSpec(string Namespace, string ServiceName, IReadOnlyList<EndpointSpec> Endpoints, IReadOnlyList<ServicePortSpec> Ports)
+{
+    public const string ServiceNameLabel = "kubernetes.io/service-name";
+
+    public static EndpointSliceSpec? From(V1EndpointSlice s)
+    {
+        if (s.AddressType is not ("IPv4" or null) || s.Metadata?.Labels?.TryGetValue(ServiceNameLabel, out var service) != true || service is null)
+        {
+            return null;
+        }
+
+        return new EndpointSliceSpec(
+            s.Metadata.NamespaceProperty ?? "default",
+            service,
+            (s.Endpoints ?? []).SelectMany(e => (e.Addresses ?? []).Select(a => new EndpointSpec(
+                a,
+                e.Conditions?.Ready ?? true, // nil means ready (discovery.k8s.io semantics)
+                e.Conditions?.Serving ?? e.Conditions?.Ready ?? true,
+                e.Conditions?.Terminating ?? false,
+                e.NodeName))).ToList(),
+            (s.Ports ?? []).Select(p => new ServicePortSpec(p.Name ?? string.Empty, p.Port ?? 0, (p.Protocol ?? "TCP").ToUpperInvariant(), 0)).ToList());
+    }
+}

@@ -1,0 +1,15 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Toolforge.Agents.Common.Options;
+
+internal sealed class SelfValidatingOptions<T>(IConfigurationSection section) : IValidateOptions<T>
+    where T : class, IValidatedOptions
+{
+    public ValidateOptionsResult Validate(string? name, T options)
+    {
+        var failures = UnknownKeys.Find(section, typeof(T)).Concat(options.Validate(section.Path)).ToList();
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

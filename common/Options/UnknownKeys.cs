@@ -1,0 +1,49 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Toolforge.Agents.Common.Options;
+
+/// <summary>Finds keys in a configuration section that no property of the options type takes: typos from puppet.</summary>
+public static class UnknownKeys
+{
+    public static IEnumerable<string> Find(IConfigurationSection section, Type type)
+    {
+        if (IsOpenEnded(type))
+        {
+            yield break;
+        }
+
+        var properties = type.GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance)
+            .Where(p => p.CanWrite || !IsScalar(p.PropertyType))
+            .ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
+        foreach (var child in section.GetChildren())
+        {
+            if (!properties.TryGetValue(child.Key, out var property))
+            {
+                var known = string.Join(", ", properties.Keys.Order(StringComparer.Ordinal));
+                yield return $"{child.Path}: unknown key (known keys here: {known})";
+                continue;
+            }
+
+            if (!IsScalar(property.PropertyType))
+            {
+                foreach (var problem in Find(child, property.PropertyType))
+                {
+                    yield return problem;
+                }
+            }
+        }
+    }
+
+    private static bool IsScalar(Type t)
+    {
+        var u = Nullable.GetUnderlyingType(t) ?? t;
+        return u.IsPrimitive || u.IsEnum || u == typeof(string) || u == typeof(decimal) || u == typeof(TimeSpan)
+            || u == typeof(DateTimeOffset) || u == typeof(DateTime) || u == typeof(Uri) || u == typeof(Guid);
+    }
+
+    // Lists, arrays and dictionaries take any keys (indexes or names).
+    private static bool IsOpenEnded(Type t) =>
+        t.IsArray || (t != typeof(string) && typeof(System.Collections.IEnumerable).IsAssignableFrom(t));
+}
