@@ -103,16 +103,16 @@ cmd_test() {
   log "building"
   dotnet build Agents.sln -c "$CONFIGURATION" --nologo -v quiet >/var/log/tfa/build.log 2>&1 || { grep -E 'error|warn' /var/log/tfa/build.log | sort -u | head -40 >&2; echo "0 passed, 1 failed"; return 1; }
   log "running tests"
-  local out=/var/log/tfa/test.log results=/var/log/tfa/test-results rc
-  rm -rf "$results"
+  local out=/var/log/tfa/test.log rc
   set +e
-  dotnet test Agents.sln -c "$CONFIGURATION" --no-build --nologo --logger "console;verbosity=normal" --logger trx \
-    --results-directory "$results" "$@" 2>&1 | tee "$out" | grep -E '^\s+(Failed|Passed|Skipped) [A-Z]|^(Passed|Failed)!|error'
+  dotnet test Agents.sln -c "$CONFIGURATION" --no-build --nologo --logger "console;verbosity=normal" "$@" 2>&1 \
+    | tee "$out" | grep -E '^\s+(Failed|Passed|Skipped) [A-Z]|^(Passed|Failed)!|error'
   rc=${PIPESTATUS[0]}
   set -e
-  # One result per test case, read from the TRX files each test project writes (the console interleaves parallel hosts).
+  # Each test project ends with one summary line ("Passed!  - Failed: 0, Passed: 55, Skipped: 0, Total: 55"): summed,
+  # they count every test case once (the per-test lines of parallel test hosts can interleave on the console).
   local passed failed skipped
-  read -r passed failed skipped < <(test_counts "$results")
+  read -r passed failed skipped < <(test_counts "$out")
   if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
     log "dotnet test exited $rc without a failed test (a test host crashed, or a filter matched nothing): counting it as a failure"
     failed=1
@@ -126,15 +126,11 @@ cmd_test() {
   [ "$failed" -eq 0 ]
 }
 
-# passed failed skipped, summed over the TRX files under $1.
+# passed failed skipped, summed over the per-project summary lines of the test log $1.
 test_counts() {
-  local p=0 f=0 s=0
-  if [ -d "$1" ]; then
-    p=$(cat "$1"/*.trx 2>/dev/null | grep -o 'outcome="Passed"' | wc -l)
-    f=$(cat "$1"/*.trx 2>/dev/null | grep -o 'outcome="Failed"' | wc -l)
-    s=$(cat "$1"/*.trx 2>/dev/null | grep -o 'outcome="NotExecuted"' | wc -l)
-  fi
-  echo "$p $f $s"
+  grep -E '^(Passed|Failed)! +- Failed: +[0-9]+, Passed: +[0-9]+, Skipped: +[0-9]+' "$1" 2>/dev/null \
+    | sed -E 's/.*Failed: +([0-9]+), Passed: +([0-9]+), Skipped: +([0-9]+).*/\2 \1 \3/' \
+    | awk '{p+=$1; f+=$2; s+=$3} END {print p+0, f+0, s+0}'
 }
 
 # Processes the tests started and did not stop: a container shim of a private dockerd or containerd (re-parented to
