@@ -109,7 +109,7 @@ cmd_test() {
     | tee "$out" | grep -E '^\s+(Failed|Passed|Skipped) [A-Z]|^(Passed|Failed)!|error'
   rc=${PIPESTATUS[0]}
   set -e
-  # Each test project ends with one summary line ("Passed!  - Failed: 0, Passed: 55, Skipped: 0, Total: 55"): summed,
+  # Each test project ends with one summary ("Test Run Successful." then "Total tests: 55", "Passed: 55", ...): summed,
   # they count every test case once (the per-test lines of parallel test hosts can interleave on the console).
   local passed failed skipped
   read -r passed failed skipped < <(test_counts "$out")
@@ -126,11 +126,14 @@ cmd_test() {
   [ "$failed" -eq 0 ]
 }
 
-# passed failed skipped, summed over the per-project summary lines of the test log $1.
+# passed failed skipped, summed over the per-project summaries of the test log $1.
 test_counts() {
-  grep -E '^(Passed|Failed)! +- Failed: +[0-9]+, Passed: +[0-9]+, Skipped: +[0-9]+' "$1" 2>/dev/null \
-    | sed -E 's/.*Failed: +([0-9]+), Passed: +([0-9]+), Skipped: +([0-9]+).*/\2 \1 \3/' \
-    | awk '{p+=$1; f+=$2; s+=$3} END {print p+0, f+0, s+0}'
+  awk '/^Test Run (Successful|Failed|Aborted)/ { inside = 1; next }
+       inside && /^ +Passed: +[0-9]+/ { p += $2 }
+       inside && /^ +Failed: +[0-9]+/ { f += $2 }
+       inside && /^ +Skipped: +[0-9]+/ { s += $2 }
+       inside && /Total time:/ { inside = 0 }
+       END { print p + 0, f + 0, s + 0 }' "$1" 2>/dev/null || echo "0 0 0"
 }
 
 # Processes the tests started and did not stop: a container shim of a private dockerd or containerd (re-parented to
