@@ -1,6 +1,8 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using Serilog;
+using Toolforge.Agents.Common.Hosting;
+using Toolforge.Agents.Common.Journal;
 using Toolforge.Agents.Common.Logging;
 using Toolforge.Agents.LogShipper.Delivery;
 
@@ -48,7 +50,17 @@ internal static class ShipCommand
             if (problems.Count > 0)
             {
                 await Console.Error.WriteLineAsync($"toolforge-log-shipper: {string.Join("; ", problems)}");
-                return 2;
+                return ExitCodes.Usage;
+            }
+
+            // A file that is not a journal is bad input, said at once; not a delivery to retry until --give-up-after.
+            foreach (var file in options.JournalFiles)
+            {
+                if (NotAJournal(file) is { } problem)
+                {
+                    await Console.Error.WriteLineAsync($"toolforge-log-shipper: --journal-file {file}: {problem}");
+                    return ExitCodes.Usage;
+                }
             }
 
             using var loggerFactory = LoggerFactory.Create(b => b.AddSerilog(new Serilog.LoggerConfiguration()
@@ -62,12 +74,31 @@ internal static class ShipCommand
             catch (Exception ex) when (ex is Shipper.JournalReadFailedException or FileNotFoundException or DirectoryNotFoundException)
             {
                 await Console.Error.WriteLineAsync($"toolforge-log-shipper: {ex.Message}");
-                return 2;
+                return ExitCodes.Usage;
             }
 
             Console.Out.WriteLine($"{(ok ? "shipped" : "FAILED")}: {shipper.Stats}");
             return ok ? 0 : 1;
         });
         return cmd;
+    }
+
+    private static string? NotAJournal(string file)
+    {
+        try
+        {
+            using var journal = JournalReader.OpenFiles([file]);
+            journal.SeekHead();
+            journal.Next();
+            return null;
+        }
+        catch (JournalException ex)
+        {
+            return $"not a journal file ({ex.Message})";
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return ex.Message;
+        }
     }
 }

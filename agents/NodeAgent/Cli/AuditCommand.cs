@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Toolforge.Agents.Common.Cli;
+using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.NodeAgent.Audit.Iptables;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 
@@ -30,14 +31,13 @@ internal static class AuditCommand
             IptablesDump rules;
             try
             {
-                var docs = (pr.GetValue(services) ?? []).Concat(pr.GetValue(slices) ?? []).Select(File.ReadAllText).ToList();
-                cluster = ClusterModel.FromKubectlJson(docs);
+                cluster = ReadCluster(pr.GetValue(services) ?? [], pr.GetValue(slices) ?? []);
                 rules = IptablesDump.Parse(File.ReadAllText(pr.GetValue(dump)!));
             }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException or IptablesParseException or k8s.Autorest.HttpOperationException)
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException or IptablesParseException)
             {
                 Console.Error.WriteLine($"toolforge-node-agent: {ex.Message}");
-                return 2;
+                return ExitCodes.Usage;
             }
 
             var findings = NatAudit.Run(cluster, rules, new NatAuditOptions(pr.GetValue(forbid), pr.GetValue(node)));
@@ -71,8 +71,25 @@ internal static class AuditCommand
                 Console.Out.Write(Output.Table(["KIND", "SUBJECT", "MESSAGE"], findings.Select(f => (IReadOnlyList<string>)[f.Kind, f.Subject, f.Message]), width: 200));
             }
 
-            return findings.Count == 0 ? 0 : 1;
+            return findings.Count == 0 ? ExitCodes.Ok : ExitCodes.Failed;
         });
         return new Command("audit", "Audits that can run offline") { iptables };
+    }
+
+    /// <summary>
+    /// The Services (and EndpointSlices) the offline audit compares with. A file that holds no Service at all (what
+    /// `kubectl get pods -o json` prints, say) is an error: audited against nothing, every rule would be "stale".
+    /// </summary>
+    public static ClusterModel ReadCluster(IReadOnlyList<string> serviceFiles, IReadOnlyList<string> sliceFiles)
+    {
+        var snapshot = KubectlSnapshot.Read(serviceFiles.Concat(sliceFiles).Select(f => (f, File.ReadAllText(f))));
+        if (snapshot.Services.Count == 0)
+        {
+            var held = snapshot.Ignored.Count > 0 ? $"it lists {string.Join(", ", snapshot.Ignored.Select(k => $"{k.Value} {k.Key}"))}" : "it lists nothing";
+            throw new InvalidDataException(
+                $"--services {string.Join(" ", serviceFiles)}: no Service in it ({held}); give what `kubectl get svc,endpointslices -A -o json` prints");
+        }
+
+        return snapshot.Model();
     }
 }
