@@ -21,6 +21,8 @@ PROGRAMS=(
 )
 
 log() { printf '==> %s\n' "$*" >&2; }
+# Build and test logs: /var/log/tfa when we may write there, else out/log.
+if mkdir -p /var/log/tfa 2>/dev/null && [ -w /var/log/tfa ]; then LOGS=/var/log/tfa; else LOGS=$ROOT/out/log; mkdir -p "$LOGS"; fi
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 
 # ------------------------------------------------------------------ Debian packages and real peers
@@ -39,13 +41,15 @@ ensure_packages() {
 }
 
 # dockerd with the vfs driver (no systemd here); tests use /var/run/docker.sock.
+# Sets STARTED_DOCKERD to the PID of the dockerd it started (empty when one was already running).
+STARTED_DOCKERD=
 ensure_dockerd() {
   if docker info >/dev/null 2>&1; then return 0; fi
   log "starting dockerd (vfs)"
-  mkdir -p /var/log/tfa
-  nohup dockerd --storage-driver=vfs >/var/log/tfa/dockerd.log 2>&1 &
+  nohup dockerd --storage-driver=vfs >$LOGS/dockerd.log 2>&1 &
+  STARTED_DOCKERD=$!
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && return 0; sleep 0.5; done
-  tail -20 /var/log/tfa/dockerd.log >&2
+  tail -20 $LOGS/dockerd.log >&2
   die "dockerd did not come up"
 }
 
@@ -58,26 +62,29 @@ ensure_node_root() {
     if ! chroot "$NODE_ROOT" dpkg -s $NODE_ROOT_PACKAGES >/dev/null 2>&1; then
       log "adding $NODE_ROOT_PACKAGES to $NODE_ROOT"
       cp /etc/resolv.conf "$NODE_ROOT/etc/resolv.conf"
-      chroot "$NODE_ROOT" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $NODE_ROOT_PACKAGES" >/var/log/tfa/node-root-apt.log 2>&1 \
-        || { tail -20 /var/log/tfa/node-root-apt.log >&2; die "could not add packages to $NODE_ROOT"; }
+      chroot "$NODE_ROOT" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $NODE_ROOT_PACKAGES" >$LOGS/node-root-apt.log 2>&1 \
+        || { tail -20 $LOGS/node-root-apt.log >&2; die "could not add packages to $NODE_ROOT"; }
     fi
     return 0
   fi
   log "debootstrap of a systemd Debian root into $NODE_ROOT (once per machine)"
   rm -rf "$NODE_ROOT.tmp"
   debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,iptables,ca-certificates,libssl3,procps bookworm "$NODE_ROOT.tmp" \
-    http://deb.debian.org/debian >/var/log/tfa/debootstrap.log 2>&1 || { tail -20 /var/log/tfa/debootstrap.log >&2; die "debootstrap failed"; }
+    http://deb.debian.org/debian >$LOGS/debootstrap.log 2>&1 || { tail -20 $LOGS/debootstrap.log >&2; die "debootstrap failed"; }
   mv "$NODE_ROOT.tmp" "$NODE_ROOT"
 }
 
 # ------------------------------------------------------------------ build
 cmd_build() {
-  log "publishing into out/bin ($CONFIGURATION)"
+  log "building and publishing into out/bin ($CONFIGURATION)"
+  # One parallel build of the five programs (Programs.slnf), then each published from it without building again.
+  dotnet build Programs.slnf -c "$CONFIGURATION" --nologo -v quiet -p:UseAppHost=true >$LOGS/programs-build.log 2>&1 \
+    || { grep -E 'error' $LOGS/programs-build.log | sort -u | head -20 >&2; die "build failed (log: $LOGS/programs-build.log)"; }
   rm -rf out/bin out/lib
   mkdir -p out/bin out/lib
   for entry in "${PROGRAMS[@]}"; do
     local project=${entry%%:*} name=${entry##*:}
-    dotnet publish "$project" -c "$CONFIGURATION" -o "out/lib/$name" --nologo -v quiet -p:UseAppHost=true >/dev/null
+    dotnet publish "$project" -c "$CONFIGURATION" --no-build -o "out/lib/$name" --nologo -v quiet -p:UseAppHost=true >/dev/null
     ln -sf "../lib/$name/$name" "out/bin/$name"
   done
   ls out/bin
@@ -85,7 +92,7 @@ cmd_build() {
 
 # ------------------------------------------------------------------ test
 cmd_test() {
-  mkdir -p /var/log/tfa
+  mkdir -p $LOGS
   if [ "$(id -u)" -eq 0 ]; then
     ensure_packages "${TEST_PACKAGES[@]}"
     ensure_dockerd
@@ -101,9 +108,9 @@ cmd_test() {
     if [ -n "$origin" ] && [ -d "$origin/../shared" ]; then export TFA_SHARED; TFA_SHARED=$(cd "$origin/../shared" && pwd); fi
   fi
   log "building"
-  dotnet build Agents.sln -c "$CONFIGURATION" --nologo -v quiet >/var/log/tfa/build.log 2>&1 || { grep -E 'error|warn' /var/log/tfa/build.log | sort -u | head -40 >&2; echo "0 passed, 1 failed"; return 1; }
+  dotnet build Agents.sln -c "$CONFIGURATION" --nologo -v quiet >$LOGS/build.log 2>&1 || { grep -E 'error|warn' $LOGS/build.log | sort -u | head -40 >&2; echo "0 passed, 1 failed"; return 1; }
   log "running tests"
-  local out=/var/log/tfa/test.log rc
+  local out=$LOGS/test.log rc
   set +e
   dotnet test Agents.sln -c "$CONFIGURATION" --no-build --nologo --logger "console;verbosity=normal" "$@" 2>&1 \
     | tee "$out" | grep -E '^\s+(Failed|Passed|Skipped) [A-Z]|^(Passed|Failed)!|error'
@@ -157,67 +164,184 @@ cmd_certs() {
 }
 
 # ------------------------------------------------------------------ demo
+# The product on one host, against real peers, without pretending the host is a Kubernetes node:
+#   node-agent  audits a simulated worker: a network namespace holding kube-proxy's rules for demo/cluster.json's
+#               Services (one Service's rule missing), reads its Services from that snapshot (Kubernetes:Source file),
+#               and runs its journal rules on a journal file with an OOM kill and a hung task;
+#   builder     builds the test fixture tree on the local dockerd when the demo runs `agentctl build base-a`;
+#   shipper     ships this host's journal (or the demo journal when the host has none) over RELP with TLS to an
+#               rsyslogd running the receiver configuration this project ships (files in .demo/syslog/).
+# Ports: DEMO_PORT (9500) for the coordinator, the next four for the daemons' /metrics, DEMO_PORT+14 for RELP/TLS.
 DEMO=$ROOT/.demo
+DEMO_NODE=demo-worker-1.toolforge.test
+DEMO_NETNS=${DEMO_NETNS:-tfa-demo-worker}
+DEMO_PACKAGES=(docker.io rsyslog rsyslog-relp rsyslog-gnutls systemd-journal-remote iptables iproute2 busybox-static)
+
 demo_stop() {
+  local stopped=0
   if [ -f "$DEMO/pids" ]; then
     while read -r pid name; do
-      if kill "$pid" 2>/dev/null; then log "stopped $name ($pid)"; fi
+      if kill "$pid" 2>/dev/null; then
+        log "stopped $name ($pid)"; stopped=1
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+      fi
     done <"$DEMO/pids"
     rm -f "$DEMO/pids"
-  else
-    log "nothing to stop"
   fi
+  if ip netns list 2>/dev/null | grep -qw "$DEMO_NETNS"; then
+    ip netns del "$DEMO_NETNS" && log "deleted network namespace $DEMO_NETNS"; stopped=1
+  fi
+  [ $stopped -eq 1 ] || log "nothing to stop"
 }
+
+demo_start() { # name args... (a program of out/bin, its output in .demo/NAME.log)
+  local name=$1; shift
+  nohup "out/bin/$name" "$@" >"$DEMO/$name.log" 2>&1 &
+  echo "$! $name" >>"$DEMO/pids"
+}
+
+demo_wait() { # seconds description command...
+  local seconds=$1 what=$2; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || { log "gave up waiting for $what after ${seconds}s"; return 1; }
+    sleep 0.5
+  done
+}
+
+demo_agentctl() { out/bin/agentctl "${AGENTCTL_ARGS[@]}" "$@"; }
 
 cmd_demo() {
   if [ "${1:-}" = stop ]; then demo_stop; return; fi
+  [ "$(id -u)" -eq 0 ] || die "the demo needs root (a network namespace with iptables, dockerd); run it as root on a build machine"
+  local started=$SECONDS port=${DEMO_PORT:-9500}
+  DEMO_RELP=$((port + 14))
   demo_stop >/dev/null 2>&1 || true
+  ensure_packages "${DEMO_PACKAGES[@]}"
+  rm -rf "$DEMO" && mkdir -p "$DEMO/certs" "$DEMO/state" "$DEMO/syslog" "$DEMO/journal"
+  ensure_dockerd
+  [ -z "$STARTED_DOCKERD" ] || echo "$STARTED_DOCKERD dockerd" >>"$DEMO/pids"
   cmd_build >/dev/null
-  rm -rf "$DEMO" && mkdir -p "$DEMO/certs" "$DEMO/state"
-  local node=demo-worker-1.toolforge.test port=${DEMO_PORT:-9500}
-  out/bin/agentctl pki "$DEMO/certs" --server-name coordinator $node admin.toolforge.test >/dev/null
-  cat >"$DEMO/coordinator.json" <<JSON
-{
-  "Log": { "Console": "plain" },
-  "Metrics": { "Port": 9501 },
-  "Coordinator": {
-    "ListenAddress": "127.0.0.1", "Port": $port,
-    "Certificate": "$DEMO/certs/coordinator.pem", "Key": "$DEMO/certs/coordinator.key", "CaBundle": "$DEMO/certs/ca.pem",
-    "Admins": ["admin.toolforge.test"],
-    "Builders": ["$node"], "Nodes": ["$node"],
-    "Database": "$DEMO/state/coordinator.db",
-    "HeartbeatInterval": "00:00:10"
-  }
-}
-JSON
-  local reporting="\"Coordinator\": { \"Address\": \"https://127.0.0.1:$port\", \"Certificate\": \"$DEMO/certs/$node.pem\", \"Key\": \"$DEMO/certs/$node.key\", \"CaBundle\": \"$DEMO/certs/ca.pem\" }"
-  demo_agent_configs "$reporting" "$node"
-  start() { # name args...
-    local name=$1; shift
-    nohup "out/bin/$name" "$@" >"$DEMO/$name.log" 2>&1 &
-    echo "$! $name" >>"$DEMO/pids"
-  }
-  start toolforge-coordinator --config "$DEMO/coordinator.json"
-  for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
-  for agent in $(ls "$DEMO"/agent-*.json 2>/dev/null); do
-    local name; name=$(basename "$agent" .json); name=${name#agent-}
-    start "toolforge-$name" ${DEMO_ARGS[$name]:-} --config "$agent"
-  done
+  out/bin/agentctl pki "$DEMO/certs" --server-name coordinator --server-name syslog.demo "$DEMO_NODE" admin.toolforge.test >/dev/null
+
+  demo_worker
+  demo_journal
+  demo_receiver
+  demo_configs "$port"
+  demo_start toolforge-coordinator --config "$DEMO/coordinator.json"
+  demo_wait 30 "the coordinator" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+  demo_start toolforge-node-agent --config "$DEMO/node-agent.json"
+  demo_start toolforge-builder-agent serve --config "$DEMO/builder-agent.json"
+  demo_start toolforge-log-shipper --config "$DEMO/log-shipper.json"
   demo_agentctl_config "$port"
-  log "waiting for the agents to report"
-  local expected; expected=$(ls "$DEMO"/agent-*.json 2>/dev/null | wc -l)
-  for _ in $(seq 1 150); do
-    local have; have=$(out/bin/agentctl "${AGENTCTL_ARGS[@]}" node $node -o json 2>/dev/null | grep -c '"kind"' || true)
-    [ "${have:-0}" -ge "$expected" ] && break
-    sleep 0.2
-  done
-  out/bin/agentctl "${AGENTCTL_ARGS[@]}" nodes
+
+  log "waiting for the node-agent, the builder and the shipper to report"
+  demo_wait 60 "all three agents" bash -c "[ \$(out/bin/agentctl ${AGENTCTL_ARGS[*]} nodes -o json | grep -c AGENT_KIND_) -ge 3 ]"
+  log "asking the builder for base-a (agentctl build base-a)"
+  local build; build=$(demo_agentctl build base-a -o json | sed -n 's/.*"id": *"\([0-9]*\)".*/\1/p' | head -1)
+  demo_wait 180 "build $build" bash -c "out/bin/agentctl ${AGENTCTL_ARGS[*]} builds -o json | grep -A20 '\"id\": \"$build\"' | grep -qE 'SUCCEEDED|FAILED'"
+  log "waiting for the audit of the simulated worker"
+  demo_wait 60 "the missing-rule finding" bash -c "out/bin/agentctl ${AGENTCTL_ARGS[*]} findings --kind missing-rule -o json | grep -q missing-rule"
+  demo_wait 30 "a shipped line" bash -c "cat $DEMO/syslog/*/*.log | grep -q ."
+
   echo
-  echo "Running (logs in .demo/*.log). Try: out/bin/agentctl node $node | out/bin/agentctl watch. Stop with: ./build.sh demo stop"
+  demo_agentctl nodes
+  echo
+  demo_agentctl findings
+  echo
+  demo_agentctl builds --limit 1
+  echo
+  echo "Last lines the central rsyslogd wrote (.demo/syslog/<sender>/<program>.log):"
+  tail -q -n 2 "$DEMO"/syslog/*/*.log | cut -c1-160 | tail -n 6
+  echo
+  local ctl="out/bin/agentctl${AGENTCTL_ARGS[*]:+ ${AGENTCTL_ARGS[*]}}"
+  echo "Demo up in $((SECONDS - started))s; logs in .demo/*.log. Try: $ctl node $DEMO_NODE, $ctl watch,"
+  echo "$ctl build-log $build. Stop everything with: ./build.sh demo stop"
+}
+
+# The simulated worker: a network namespace holding what kube-proxy would have written for demo/cluster.json,
+# but for tool-b/api's rule.
+demo_worker() {
+  ip netns add "$DEMO_NETNS"
+  ip -n "$DEMO_NETNS" link set lo up
+  ip netns exec "$DEMO_NETNS" iptables-restore <demo/kube-proxy.rules
+  cp demo/cluster.json "$DEMO/cluster.json"
+}
+
+# A journal file of the simulated worker: kubelet chatter, an OOM kill and a hung task, a few minutes old.
+demo_journal() {
+  local now; now=$(date +%s%6N)
+  {
+    demo_entry $((now - 300000000)) 6 kubelet "I1201 Started kubelet" kubelet.service
+    demo_entry $((now - 240000000)) 3 kernel "Memory cgroup out of memory: Killed process 4242 (python3) total-vm:1048576kB, anon-rss:524288kB"
+    demo_entry $((now - 180000000)) 3 kernel "INFO: task jbd2/sda1-8:301 blocked for more than 120 seconds."
+    demo_entry $((now - 120000000)) 6 kubelet "I1201 SyncLoop (PLEG): event for pod tool-a/web-6d4cf56db6-xk2lp" kubelet.service
+  } | /lib/systemd/systemd-journal-remote -o "$DEMO/journal/demo-worker.journal" - 2>"$DEMO/journal-remote.log"
+}
+
+demo_entry() { # micros priority identifier message [unit]
+  printf '__REALTIME_TIMESTAMP=%s\n_HOSTNAME=demo-worker-1\nSYSLOG_IDENTIFIER=%s\nPRIORITY=%s\nMESSAGE=%s\n' "$1" "$3" "$2" "$4"
+  if [ -n "${5:-}" ]; then printf '_SYSTEMD_UNIT=%s\n_TRANSPORT=journal\n' "$5"; else printf '_TRANSPORT=kernel\n'; fi
+  printf '\n'
+}
+
+# rsyslogd on the receiver configuration this project ships, with the demo's certificates, on 127.0.0.1.
+demo_receiver() {
+  sed -e "s|/srv/syslog|$DEMO/syslog|" \
+      -e "s|/var/lib/puppet/ssl/certs/ca.pem|$DEMO/certs/ca.pem|g" \
+      -e "s|/var/lib/puppet/ssl/certs/syslog.example.pem|$DEMO/certs/syslog.demo.pem|g" \
+      -e "s|/var/lib/puppet/ssl/private_keys/syslog.example.pem|$DEMO/certs/syslog.demo.key|g" \
+      -e "s|\"\\*.tools.eqiad1.wikimedia.cloud\"|\"*.toolforge.test\"|g" \
+      -e "s|net.enableDNS=\"on\"|net.enableDNS=\"off\" workDirectory=\"$DEMO/syslog\"|" \
+      -e "s|address=\"0.0.0.0\"|address=\"127.0.0.1\"|g" \
+      -e "s|port=\"20514\"|port=\"$DEMO_RELP\"|" -e "s|port=\"6514\"|port=\"$((DEMO_RELP + 1))\"|" \
+      packaging/rsyslog/toolforge-receiver.conf >"$DEMO/rsyslog.conf"
+  nohup rsyslogd -n -f "$DEMO/rsyslog.conf" -i "$DEMO/rsyslogd.pid" >"$DEMO/rsyslogd.log" 2>&1 &
+  echo "$! rsyslogd" >>"$DEMO/pids"
+  demo_wait 15 "rsyslogd" bash -c "exec 3<>/dev/tcp/127.0.0.1/$DEMO_RELP"
+}
+
+demo_configs() {
+  local port=$1 certs=$DEMO/certs
+  local reporting="\"Coordinator\": { \"Address\": \"https://127.0.0.1:$port\", \"Certificate\": \"$certs/$DEMO_NODE.pem\", \"Key\": \"$certs/$DEMO_NODE.key\", \"CaBundle\": \"$certs/ca.pem\" }"
+  cat >"$DEMO/coordinator.json" <<JSON
+{ "Log": { "Console": "plain" }, "Metrics": { "Port": $((port + 1)) },
+  "Coordinator": { "ListenAddress": "127.0.0.1", "Port": $port,
+    "Certificate": "$certs/coordinator.pem", "Key": "$certs/coordinator.key", "CaBundle": "$certs/ca.pem",
+    "Admins": ["admin.toolforge.test"], "Builders": ["$DEMO_NODE"], "Nodes": ["*.toolforge.test"],
+    "Database": "$DEMO/state/coordinator.db", "HeartbeatInterval": "00:00:10" } }
+JSON
+  cat >"$DEMO/node-agent.json" <<JSON
+{ "Log": { "Console": "plain" }, "Metrics": { "Port": $((port + 2)) }, $reporting,
+  "NodeAgent": { "NodeName": "$DEMO_NODE", "StateDirectory": "$DEMO/state/node-agent",
+    "Kubernetes": { "Source": "file", "File": "$DEMO/cluster.json", "FileInterval": "00:00:02" },
+    "Iptables": { "Command": "ip", "Arguments": ["netns", "exec", "$DEMO_NETNS", "iptables-save"], "Interval": "00:00:03" },
+    "Journal": { "Files": ["$DEMO/journal/demo-worker.journal"], "EvaluateInterval": "00:00:02" } } }
+JSON
+  # A copy of the fixture image repository with Debian's static busybox as shared/busybox (what its roots COPY).
+  cp -r tests/BuilderAgent.Tests/Fixtures/images "$DEMO/images"
+  mkdir -p "$DEMO/images/shared" && cp /bin/busybox "$DEMO/images/shared/busybox"
+  cat >"$DEMO/builder-agent.json" <<JSON
+{ "Log": { "Console": "plain" }, "Metrics": { "Port": $((port + 3)) }, $reporting,
+  "Builder": { "Repository": "$DEMO/images", "Registry": "127.0.0.1:5000", "ImagePrefix": "demo" } }
+JSON
+  # This host's journal when it has one; else the simulated worker's.
+  local journal=""
+  if ! ls /var/log/journal/*/*.journal /run/log/journal/*/*.journal >/dev/null 2>&1; then
+    journal="\"JournalFiles\": [\"$DEMO/journal/demo-worker.journal\"], \"StartAt\": \"head\","
+  fi
+  cat >"$DEMO/log-shipper.json" <<JSON
+{ "Log": { "Console": "plain" }, "Metrics": { "Port": $((port + 4)) }, $reporting,
+  "Shipper": { $journal "StateFile": "$DEMO/state/shipper.cursor",
+    "Destinations": [ { "Url": "relp+tls://127.0.0.1:$DEMO_RELP", "ServerName": "syslog.demo", "CaBundle": "$certs/ca.pem",
+      "Certificate": "$certs/$DEMO_NODE.pem", "Key": "$certs/$DEMO_NODE.key" } ] } }
+JSON
 }
 
 # agentctl's settings for the demo: written to .demo/agentctl.json, and to ~/.config/agentctl/config.json only when that
 # file is absent or was written by an earlier demo (an admin's own settings are never replaced).
+AGENTCTL_ARGS=()
 demo_agentctl_config() {
   local port=$1 user_config=${XDG_CONFIG_HOME:-$HOME/.config}/agentctl/config.json
   cat >"$DEMO/agentctl.json" <<JSON
@@ -232,54 +356,8 @@ JSON
     mkdir -p "$(dirname "$user_config")"
     cp "$DEMO/agentctl.json" "$user_config"
   else
-    log "kept your $user_config; the demo's agentctl settings are in .demo/agentctl.json (use: out/bin/agentctl --config .demo/agentctl.json ...)"
+    log "kept your $user_config; the demo's agentctl settings are in .demo/agentctl.json"
     AGENTCTL_ARGS=(--config "$DEMO/agentctl.json")
-  fi
-}
-AGENTCTL_ARGS=()
-
-declare -A DEMO_ARGS=([builder-agent]="serve")
-# Each agent that can run on this host gets a config reporting as the demo node. This host is no Kubernetes node:
-# the node-agent runs with its Kubernetes API side off (those checks say so: "unknown"), kubelet is not
-# there (failing), and Docker is checked for real. The builder serves the test fixture repository on the local
-# dockerd. The shipper sends the local journal to an rsyslogd the demo starts on 127.0.0.1 (files in .demo/syslog/).
-demo_agent_configs() {
-  local reporting=$1 node=$2
-  cat >"$DEMO/agent-node-agent.json" <<JSON
-{ "Log": { "Console": "plain" }, "Metrics": { "Port": 9502 }, $reporting,
-  "NodeAgent": { "NodeName": "$node", "StateDirectory": "$DEMO/state/node-agent",
-    "Kubernetes": { "Enabled": false },
-    "Journal": { "Enabled": false } } }
-JSON
-  if pgrep -x dockerd >/dev/null && ! ip link show docker0 >/dev/null 2>&1; then
-    log "warning: dockerd runs without its docker0 bridge (something deleted it): restart dockerd before building in the demo"
-  fi
-  # A copy of the fixture image repository with Debian's static busybox as shared/busybox (what its roots COPY).
-  cp -r tests/BuilderAgent.Tests/Fixtures/images "$DEMO/images"
-  mkdir -p "$DEMO/images/shared"
-  if [ -x /bin/busybox ]; then cp /bin/busybox "$DEMO/images/shared/busybox"; else log "no /bin/busybox (busybox-static): demo builds will fail"; fi
-  cat >"$DEMO/agent-builder-agent.json" <<JSON
-{ "Log": { "Console": "plain" }, "Metrics": { "Port": 9503 }, $reporting,
-  "Builder": { "Repository": "$DEMO/images", "Registry": "127.0.0.1:5000", "ImagePrefix": "demo" } }
-JSON
-  if command -v rsyslogd >/dev/null && [ -f /usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so ]; then
-    mkdir -p "$DEMO/syslog"
-    cat >"$DEMO/rsyslog.conf" <<CONF
-global(workDirectory="$DEMO/syslog")
-module(load="imrelp")
-main_queue(queue.type="Direct")
-template(name="perHost" type="string" string="$DEMO/syslog/%HOSTNAME%/%PROGRAMNAME%.log")
-ruleset(name="remote") { action(type="omfile" dynaFile="perHost" createDirs="on") }
-input(type="imrelp" address="127.0.0.1" port="9514" ruleset="remote")
-CONF
-    nohup rsyslogd -n -f "$DEMO/rsyslog.conf" -i "$DEMO/rsyslogd.pid" >"$DEMO/rsyslogd.log" 2>&1 &
-    echo "$! rsyslogd" >>"$DEMO/pids"
-    cat >"$DEMO/agent-log-shipper.json" <<JSON
-{ "Log": { "Console": "plain" }, "Metrics": { "Port": 9504 }, $reporting,
-  "Shipper": { "Destinations": [ { "Url": "relp://127.0.0.1:9514" } ], "StateFile": "$DEMO/state/shipper.cursor" } }
-JSON
-  else
-    log "no rsyslogd with imrelp here: the demo runs without the log-shipper"
   fi
 }
 

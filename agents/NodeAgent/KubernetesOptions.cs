@@ -7,6 +7,15 @@ public sealed class KubernetesOptions : IValidatedOptions
 {
     public bool Enabled { get; set; } = true;
 
+    /// <summary>api (list and watch the API server) or file (a kubectl JSON snapshot, <see cref="File"/>).</summary>
+    public ClusterSource Source { get; set; } = ClusterSource.Api;
+
+    /// <summary>With Source file: the snapshot, read again when it changes.</summary>
+    public string File { get; set; } = string.Empty;
+
+    /// <summary>With Source file: how often the file is looked at for a change.</summary>
+    public TimeSpan FileInterval { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>The kubeconfig to use (the kubelet's, or one for the agent).</summary>
     public string Kubeconfig { get; set; } = "/etc/kubernetes/kubelet.conf";
 
@@ -18,11 +27,22 @@ public sealed class KubernetesOptions : IValidatedOptions
     public IEnumerable<string> Validate(string section)
     {
         var p = new List<string>();
-        if (Enabled)
+        if (Enabled && Source == ClusterSource.Api)
         {
             p.AddRange(Check.FileExists(section, nameof(Kubeconfig), Kubeconfig));
         }
 
+        if (Enabled && Source == ClusterSource.File)
+        {
+            p.AddRange(Check.FileExists(section, nameof(File), File));
+        }
+
+        if (!Enum.IsDefined(Source))
+        {
+            p.Add($"{Check.Key(section, nameof(Source))}: must be api or file");
+        }
+
+        p.AddRange(Check.Positive(section, nameof(FileInterval), FileInterval));
         p.AddRange(Check.Positive(section, nameof(RequestTimeout), RequestTimeout));
         p.AddRange(Check.Positive(section, nameof(WatchTimeout), WatchTimeout));
         return p;

@@ -43,31 +43,69 @@ internal sealed class KubeletCheck : PeriodicCheck
 
     protected override TimeSpan Timeout => _o.Timeout * 3;
 
+    /// <summary>Where systemd looks for unit files: with no D-Bus to ask, whether kubelet.service exists at all.</summary>
+    private static readonly string[] UnitDirectories = ["/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"];
+
     protected override async Task RunOnceAsync(CancellationToken ct)
     {
-        await Task.WhenAll(UnitAsync(ct), HealthzAsync(ct)).ConfigureAwait(false);
+        // A host with no kubelet unit that the cluster does not know as a node is not a worker: the kubelet checks do
+        // not apply there (the demo host, a builder, the syslog host). A worker whose kubelet unit vanished is failing.
+        var unit = await UnitAsync(ct).ConfigureAwait(false);
+        var noUnit = unit is { LoadState: "not-found" } || (unit is null && !UnitDirectories.Any(d => File.Exists(Path.Combine(d, _o.Unit))));
+        if (noUnit && _cluster?.Node is null)
+        {
+            var why = $"not applicable on this host (no {_o.Unit})";
+            foreach (var name in new[] { Unit, Flapping, Healthz })
+            {
+                State.SetCheck(name, CheckState.Unknown, why, quiet: true);
+            }
+
+            if (_cluster is not null)
+            {
+                State.SetCheck(NodeReady, CheckState.Unknown, $"not applicable on this host (no {_o.Unit}, no Node named {_cluster.NodeName})", quiet: true);
+            }
+
+            return;
+        }
+
+        if (unit is not null)
+        {
+            JudgeUnit(unit);
+        }
+
+        await HealthzAsync(ct).ConfigureAwait(false);
         NodeFromApi();
     }
 
-    private async Task UnitAsync(CancellationToken ct)
+    /// <summary>The unit as systemd has it, or null (after setting kubelet.unit unknown) when D-Bus cannot tell.</summary>
+    private async Task<UnitStatus?> UnitAsync(CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
         try
         {
             var u = await _systemd.GetUnitAsync(_o.Unit, ct).ConfigureAwait(false);
-            var (state, message) = UnitJudge.Judge(u);
-            State.SetCheck(Unit, state, message, sw.Elapsed,
-                new Dictionary<string, string> { ["active_state"] = u.ActiveState, ["sub_state"] = u.SubState, ["load_state"] = u.LoadState },
-                new Dictionary<string, double> { ["n_restarts"] = u.NRestarts });
-            var recent = _flaps.Observe(Time.GetUtcNow(), u.NRestarts);
-            State.SetCheck(Flapping, recent >= _o.FlapRestarts ? CheckState.Failing : CheckState.Ok,
-                $"{recent} restart(s) in the last {_o.FlapWindow.TotalMinutes:0} min (flapping at {_o.FlapRestarts})",
-                values: new Dictionary<string, double> { ["restarts_in_window"] = recent });
+            _unitLatency = sw.Elapsed;
+            return u;
         }
         catch (SystemdException ex)
         {
             State.SetCheck(Unit, CheckState.Unknown, ex.Message, sw.Elapsed);
+            return null;
         }
+    }
+
+    private TimeSpan _unitLatency;
+
+    private void JudgeUnit(UnitStatus u)
+    {
+        var (state, message) = UnitJudge.Judge(u);
+        State.SetCheck(Unit, state, message, _unitLatency,
+            new Dictionary<string, string> { ["active_state"] = u.ActiveState, ["sub_state"] = u.SubState, ["load_state"] = u.LoadState },
+            new Dictionary<string, double> { ["n_restarts"] = u.NRestarts });
+        var recent = _flaps.Observe(Time.GetUtcNow(), u.NRestarts);
+        State.SetCheck(Flapping, recent >= _o.FlapRestarts ? CheckState.Failing : CheckState.Ok,
+            $"{recent} restart(s) in the last {_o.FlapWindow.TotalMinutes:0} min (flapping at {_o.FlapRestarts})",
+            values: new Dictionary<string, double> { ["restarts_in_window"] = recent });
     }
 
     private async Task HealthzAsync(CancellationToken ct)

@@ -68,6 +68,12 @@ public sealed partial class ClusterView : BackgroundService
             return;
         }
 
+        if (_options.Source == ClusterSource.File)
+        {
+            await FollowFileAsync(stoppingToken).ConfigureAwait(false);
+            return;
+        }
+
         using var client = new k8s.Kubernetes(KubernetesClientConfiguration.BuildConfigFromConfigFile(_options.Kubeconfig));
         var watchSeconds = (int)_options.WatchTimeout.TotalSeconds;
         var node = $"metadata.name={NodeName}";
@@ -88,6 +94,71 @@ public sealed partial class ClusterView : BackgroundService
                 t => client.CoreV1.ListNamespaceAsync(cancellationToken: t),
                 (rv, onError, t) => client.CoreV1.WatchListNamespaceAsync(resourceVersion: rv, timeoutSeconds: watchSeconds, onError: onError, cancellationToken: t),
                 l => l.Items, l => l.Metadata?.ResourceVersion, (type, n) => Apply(_namespaces, type, n), _namespaces.Clear, stoppingToken)).ConfigureAwait(false);
+    }
+
+    /// <summary>The snapshot file: read at start and whenever its time or size changes; a bad read keeps the last good view.</summary>
+    private async Task FollowFileAsync(CancellationToken stoppingToken)
+    {
+        var path = _options.File;
+        (DateTime, long)? seen = null;
+        string? lastProblem = null;
+        using var timer = new PeriodicTimer(_options.FileInterval);
+        do
+        {
+            try
+            {
+                var info = new FileInfo(path);
+                var stamp = info.Exists ? (info.LastWriteTimeUtc, info.Length) : ((DateTime, long)?)null;
+                if (stamp is null)
+                {
+                    throw new FileNotFoundException($"cluster snapshot {path} does not exist");
+                }
+
+                if (stamp != seen)
+                {
+                    var snapshot = KubectlSnapshot.Read([(path, await File.ReadAllTextAsync(path, stoppingToken).ConfigureAwait(false))]);
+                    Replace(_services, snapshot.Services);
+                    Replace(_slices, snapshot.EndpointSlices);
+                    Replace(_namespaces, snapshot.Namespaces);
+                    _node = snapshot.Nodes.FirstOrDefault(n => n.Metadata?.Name == NodeName);
+                    foreach (var kind in new[] { "nodes", "services", "endpointslices", "namespaces" })
+                    {
+                        _synced[kind] = true;
+                    }
+
+                    Interlocked.Increment(ref _version);
+                    seen = stamp;
+                    Problem = null;
+                    lastProblem = null;
+                    Log.SnapshotRead(_logger, path, snapshot.Services.Count, snapshot.EndpointSlices.Count, snapshot.Namespaces.Count);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
+            {
+                Problem = ex.Message;
+                if (ex.Message != lastProblem)
+                {
+                    Log.SnapshotUnreadable(_logger, ex.Message);
+                    lastProblem = ex.Message;
+                }
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+
+    private static void Replace<T>(ConcurrentDictionary<string, T> map, IEnumerable<T> items)
+        where T : IKubernetesObject<V1ObjectMeta>
+    {
+        var fresh = items.ToDictionary(i => $"{i.Metadata?.NamespaceProperty}/{i.Metadata?.Name}", StringComparer.Ordinal);
+        foreach (var key in map.Keys.Where(k => !fresh.ContainsKey(k)).ToList())
+        {
+            map.TryRemove(key, out _);
+        }
+
+        foreach (var (key, item) in fresh)
+        {
+            map[key] = item;
+        }
     }
 
     private void Apply<T>(ConcurrentDictionary<string, T> map, WatchEventType type, T item)
@@ -195,6 +266,12 @@ public sealed partial class ClusterView : BackgroundService
     {
         [LoggerMessage(3101, LogLevel.Warning, "Kubernetes {Kind}: list/watch failed: {Reason}; retrying with backoff")]
         public static partial void ListWatchFailed(ILogger logger, string kind, string reason);
+
+        [LoggerMessage(3103, LogLevel.Information, "cluster snapshot {Path}: {Services} services, {Slices} endpoint slices, {Namespaces} namespaces")]
+        public static partial void SnapshotRead(ILogger logger, string path, int services, int slices, int namespaces);
+
+        [LoggerMessage(3104, LogLevel.Warning, "cannot use the cluster snapshot: {Reason}; keeping the last good one")]
+        public static partial void SnapshotUnreadable(ILogger logger, string reason);
 
         [LoggerMessage(3102, LogLevel.Information, "Kubernetes {Kind}: listing and watching again")]
         public static partial void Recovered(ILogger logger, string kind);
