@@ -30,7 +30,7 @@ public sealed class DemoTests
         Directory.CreateDirectory(tmp["home"]);
         try
         {
-            var demo = await Run.ProcessAsync("./build.sh", ["demo"], TimeSpan.FromMinutes(10), env, workingDirectory: clone);
+            var demo = await Run.ProcessAsync(Path.Combine(clone, "build.sh"), ["demo"], TimeSpan.FromMinutes(10), env, workingDirectory: clone);
             Assert.True(demo.ExitCode == 0, demo.ToString());
             Assert.Contains("Stop everything with: ./build.sh demo stop", demo.Stdout, StringComparison.Ordinal);
 
@@ -63,7 +63,7 @@ public sealed class DemoTests
         }
         finally
         {
-            var stop = await Run.ProcessAsync("./build.sh", ["demo", "stop"], TimeSpan.FromMinutes(2), env, workingDirectory: clone);
+            var stop = await Run.ProcessAsync(Path.Combine(clone, "build.sh"), ["demo", "stop"], TimeSpan.FromMinutes(2), env, workingDirectory: clone);
             Assert.True(stop.ExitCode == 0, stop.ToString());
         }
 
