@@ -119,8 +119,18 @@ public sealed class PrivateDockerd : IAsyncDisposable
     /// <summary>Runs the docker CLI against this engine.</summary>
     public Task<string> DockerAsync(string args, TimeSpan? timeout = null) => Run.ShAsync($"docker -H {Endpoint} {args}", timeout ?? TimeSpan.FromMinutes(2));
 
+    private bool _disposed;
+
+    /// <summary>Stops the engine (a test may do so early, to see the agents find it gone); safe to call twice.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+
         // Containers first, so their shims exit with them; a shim is re-parented to PID 1 and would outlive dockerd.
         if (!_process.HasExited)
         {

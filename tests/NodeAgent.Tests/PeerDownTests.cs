@@ -1,0 +1,49 @@
+using System.Text.Json.Nodes;
+using Toolforge.Agents.TestSupport;
+
+namespace Toolforge.Agents.NodeAgent.Tests;
+
+/// <summary>An expected failure of a peer is one WRN line naming it, never a stack trace.</summary>
+public sealed class PeerDownTests
+{
+    [Fact]
+    public async Task DockerStopped_IsOneWarningLine_AndNoStackTrace()
+    {
+        await using var docker = await PrivateDockerd.StartAsync();
+        using var dir = new TempDir();
+        var config = new JsonObject
+        {
+            ["Log"] = new JsonObject { ["Console"] = "plain" },
+            ["Metrics"] = new JsonObject { ["Port"] = 0 },
+            ["NodeAgent"] = new JsonObject
+            {
+                ["NodeName"] = "worker-docker-down.example",
+                ["StateDirectory"] = dir["state"],
+                ["DBusAddress"] = $"unix:path={dir["no-bus"]}",
+                ["Docker"] = new JsonObject { ["Endpoint"] = docker.Endpoint, ["Interval"] = "00:00:01" },
+                ["Kubernetes"] = new JsonObject { ["Enabled"] = false },
+                ["Kubelet"] = new JsonObject { ["Enabled"] = false },
+                ["Iptables"] = new JsonObject { ["Enabled"] = false },
+                ["Journal"] = new JsonObject { ["Enabled"] = false },
+                ["TenantPolicy"] = new JsonObject { ["Interval"] = "00:00:01" },
+            },
+        };
+        await File.WriteAllTextAsync(dir["node-agent.json"], config.ToJsonString());
+        await using var agent = BackgroundProcess.StartTool("toolforge-node-agent", ["--config", dir["node-agent.json"]]);
+        Assert.True(await agent.WaitForOutputAsync("check docker.engine is ok", TimeSpan.FromSeconds(30)), agent.Output);
+        Assert.True(await agent.WaitForOutputAsync("check tenant.policy is ok", TimeSpan.FromSeconds(30)), agent.Output);
+        var before = agent.Output.Length;
+
+        await docker.DisposeAsync(); // dockerd goes away (killed: its socket may stay behind, refusing)
+        Assert.True(await agent.WaitForOutputAsync("check tenant.policy is unknown", TimeSpan.FromSeconds(30)), agent.Output);
+        await Task.Delay(4000); // several more polls of both checks
+
+        var after = agent.Output[before..].Split('\n');
+        var warnings = after.Where(l => l.Contains(" WRN ", StringComparison.Ordinal)).ToList();
+        var w = Assert.Single(warnings);
+        Assert.Contains("docker.engine", w, StringComparison.Ordinal);
+        Assert.Matches("no Docker socket at .*: is dockerd running\\?|Docker refused the connection at .*dockerd has stopped", w);
+        Assert.DoesNotContain(after, l => l.Contains(" ERR ", StringComparison.Ordinal) || l.TrimStart().StartsWith("at ", StringComparison.Ordinal));
+        Assert.Contains(after, l => l.Contains(" INF ", StringComparison.Ordinal) && l.Contains("tenant.policy is unknown", StringComparison.Ordinal));
+    }
+}
