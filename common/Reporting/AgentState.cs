@@ -24,7 +24,8 @@ public sealed partial class AgentState
     private readonly object _lock = new();
     private readonly Dictionary<string, CheckResult> _checks = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<Finding>> _findings = new(StringComparer.Ordinal);
-    private readonly List<AgentEvent> _events = [];
+    private readonly List<(long Seq, AgentEvent Event)> _events = [];
+    private long _nextEventSeq = 1;
     private readonly Channel<bool> _changed = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly TimeProvider _time;
     private readonly ILogger<AgentState> _logger;
@@ -171,7 +172,7 @@ public sealed partial class AgentState
                 Log.EventDropped(_logger, MaxPendingEvents);
             }
 
-            _events.Add(e);
+            _events.Add((_nextEventSeq++, e));
         }
 
         Log.Event(_logger, kind, message);
@@ -195,8 +196,11 @@ public sealed partial class AgentState
         }
     }
 
-    /// <summary>The full state as a report body; <paramref name="eventCount"/> says how many events it carries.</summary>
-    public ReportRequest Snapshot(out int eventCount)
+    /// <summary>
+    /// The full state as a report body; <paramref name="lastEvent"/> names the newest event it carries, for
+    /// <see cref="AcknowledgeEvents"/> (events dropped or added meanwhile do not shift what is acknowledged).
+    /// </summary>
+    public ReportRequest Snapshot(out long lastEvent)
     {
         var report = new ReportRequest { SentAt = Timestamp.FromDateTimeOffset(_time.GetUtcNow()) };
         lock (_lock)
@@ -204,19 +208,20 @@ public sealed partial class AgentState
             report.Checks.AddRange(_checks.Values.OrderBy(c => c.Name, StringComparer.Ordinal).Select(c => c.Clone()));
             report.Findings.AddRange(_findings.Values.SelectMany(v => v).Select(f => f.Clone()));
             // The oldest first, at most what one report carries; the rest go with the next report.
-            eventCount = Math.Min(_events.Count, Contracts.ReportLimits.MaxEvents);
-            report.Events.AddRange(_events.Take(eventCount).Select(e => e.Clone()));
+            var carried = _events.Take(Contracts.ReportLimits.MaxEvents).ToList();
+            report.Events.AddRange(carried.Select(e => e.Event.Clone()));
+            lastEvent = carried.Count > 0 ? carried[^1].Seq : 0;
         }
 
         return report;
     }
 
-    /// <summary>Drops the first <paramref name="count"/> events: the coordinator has them.</summary>
-    public void AcknowledgeEvents(int count)
+    /// <summary>Drops the events up to <paramref name="lastEvent"/> (from <see cref="Snapshot"/>): the coordinator has them.</summary>
+    public void AcknowledgeEvents(long lastEvent)
     {
         lock (_lock)
         {
-            _events.RemoveRange(0, Math.Min(count, _events.Count));
+            _events.RemoveAll(e => e.Seq <= lastEvent);
         }
     }
 

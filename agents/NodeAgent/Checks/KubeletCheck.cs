@@ -50,7 +50,7 @@ internal sealed class KubeletCheck : PeriodicCheck
     {
         // A host with no kubelet unit that the cluster does not know as a node is not a worker: the kubelet checks do
         // not apply there (the demo host, a builder, the syslog host). A worker whose kubelet unit vanished is failing.
-        var unit = await UnitAsync(ct).ConfigureAwait(false);
+        var (unit, unitProblem) = await UnitAsync(ct).ConfigureAwait(false);
         var noUnit = unit is { LoadState: "not-found" } || (unit is null && !UnitDirectories.Any(d => File.Exists(Path.Combine(d, _o.Unit))));
         if (noUnit && _cluster?.Node is null)
         {
@@ -72,25 +72,30 @@ internal sealed class KubeletCheck : PeriodicCheck
         {
             JudgeUnit(unit);
         }
+        else
+        {
+            State.SetCheck(Unit, CheckState.Unknown, unitProblem!, _unitLatency);
+        }
 
         await HealthzAsync(ct).ConfigureAwait(false);
         NodeFromApi();
     }
 
-    /// <summary>The unit as systemd has it, or null (after setting kubelet.unit unknown) when D-Bus cannot tell.</summary>
-    private async Task<UnitStatus?> UnitAsync(CancellationToken ct)
+    /// <summary>The unit as systemd has it, or null and why when D-Bus cannot tell.</summary>
+    private async Task<(UnitStatus? Unit, string? Problem)> UnitAsync(CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
         try
         {
-            var u = await _systemd.GetUnitAsync(_o.Unit, ct).ConfigureAwait(false);
-            _unitLatency = sw.Elapsed;
-            return u;
+            return (await _systemd.GetUnitAsync(_o.Unit, ct).ConfigureAwait(false), null);
         }
         catch (SystemdException ex)
         {
-            State.SetCheck(Unit, CheckState.Unknown, ex.Message, sw.Elapsed);
-            return null;
+            return (null, ex.Message);
+        }
+        finally
+        {
+            _unitLatency = sw.Elapsed;
         }
     }
 

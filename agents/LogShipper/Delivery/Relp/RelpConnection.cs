@@ -6,6 +6,7 @@ using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Toolforge.Agents.Common.Tls;
+using Toolforge.Agents.Common.Syslog.Relp;
 using Toolforge.Agents.LogShipper.Delivery;
 
 namespace Toolforge.Agents.LogShipper.Delivery.Relp;
@@ -147,7 +148,7 @@ public sealed class RelpConnection : IShipConnection
 
     private async Task WriteFrameAsync(long txnr, string command, byte[] data, CancellationToken ct)
     {
-        var header = Encoding.ASCII.GetBytes($"{txnr.ToString(CultureInfo.InvariantCulture)} {command} {data.Length.ToString(CultureInfo.InvariantCulture)} ");
+        var header = RelpFrameWriter.Header(txnr, command, data.Length);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(_ioTimeout);
         try

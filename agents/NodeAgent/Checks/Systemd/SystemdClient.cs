@@ -23,6 +23,16 @@ public sealed class SystemdClient(string address, TimeSpan timeout) : IDisposabl
 
     public string Address { get; } = address;
 
+    // "unix:path=/run/dbus/system_bus_socket" (the system bus: DBUS_SYSTEM_BUS_ADDRESS, else that path) as unix:///path.
+    private string BusEndpoint
+    {
+        get
+        {
+            var a = Address == "system" ? Environment.GetEnvironmentVariable("DBUS_SYSTEM_BUS_ADDRESS") ?? "unix:path=/run/dbus/system_bus_socket" : Address;
+            return a.StartsWith("unix:path=", StringComparison.Ordinal) ? "unix://" + a["unix:path=".Length..].Split(',')[0] : a;
+        }
+    }
+
     private async Task<DBusConnection> ConnectionAsync(CancellationToken ct)
     {
         if (_connection is not null)
@@ -65,7 +75,7 @@ public sealed class SystemdClient(string address, TimeSpan timeout) : IDisposabl
         catch (Exception ex) when (ex is DBusExceptionBase or IOException or System.Net.Sockets.SocketException)
         {
             Drop();
-            throw new SystemdException($"{what}: cannot use the D-Bus at {Address}: {ex.Message}", ex);
+            throw new SystemdException($"{what}: {Common.Checks.PeerErrors.Describe(ex, "D-Bus", "dbus-daemon (systemd)", BusEndpoint).Message}", ex);
         }
         finally
         {

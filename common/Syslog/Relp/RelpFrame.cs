@@ -5,9 +5,7 @@ using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
-using Toolforge.Agents.Common.Tls;
-using Toolforge.Agents.LogShipper.Delivery;
 
-namespace Toolforge.Agents.LogShipper.Delivery.Relp;
+namespace Toolforge.Agents.Common.Syslog.Relp;
 
 public sealed record RelpFrame(long Txnr, string Command, string Data);

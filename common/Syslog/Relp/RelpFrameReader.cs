@@ -5,10 +5,8 @@ using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
-using Toolforge.Agents.Common.Tls;
-using Toolforge.Agents.LogShipper.Delivery;
 
-namespace Toolforge.Agents.LogShipper.Delivery.Relp;
+namespace Toolforge.Agents.Common.Syslog.Relp;
 
 /// <summary>Reads RELP frames: "TXNR SP COMMAND SP DATALEN [SP DATA] LF".</summary>
 public sealed class RelpFrameReader(Stream stream)
