@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Toolforge.Agents.Common.Checks;
 using Toolforge.Agents.Common.Files;
 using Toolforge.Agents.Common.Journal;
 using Toolforge.Agents.Common.Reporting;
@@ -17,12 +18,26 @@ internal sealed partial class JournalRulesService(
     IOptions<NodeAgentOptions> options,
     AgentState state,
     TimeProvider time,
-    ILogger<JournalRulesService> logger) : BackgroundService
+    ILogger<JournalRulesService> logger) : PeriodicCheck(state, time, logger)
 {
     public const string CheckPrefix = "journal.";
 
     private readonly JournalRuleEngine _engine = new(options.Value.Journal.Rules.Count > 0 ? options.Value.Journal.Rules : JournalRuleEngine.Defaults());
     private readonly object _lock = new();
+
+    protected override IReadOnlyList<string> Names => _engine.RuleNames.Select(n => CheckPrefix + n).ToList();
+
+    // Judging the rules (their windows and quiet periods) is this check's periodic work; reading the journal runs
+    // on its own thread and only feeds the rules.
+    protected override TimeSpan Interval => options.Value.Journal.EvaluateInterval;
+
+    protected override TimeSpan Timeout => TimeSpan.FromSeconds(10);
+
+    protected override Task RunOnceAsync(CancellationToken ct)
+    {
+        Publish();
+        return Task.CompletedTask;
+    }
 
     private string CursorFile => Path.Combine(options.Value.StateDirectory, "node-agent.journal-cursor");
 
@@ -35,7 +50,7 @@ internal sealed partial class JournalRulesService(
         {
             foreach (var name in _engine.RuleNames)
             {
-                state.SetCheck(CheckPrefix + name, CheckState.Unknown, "unsupported on this platform");
+                State.SetCheck(CheckPrefix + name, CheckState.Unknown, "unsupported on this platform");
             }
 
             return Task.CompletedTask;
@@ -43,17 +58,7 @@ internal sealed partial class JournalRulesService(
 
         LoadRuleState();
         var reader = Task.Factory.StartNew(() => ReadLoop(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-        return Task.WhenAll(reader, EvaluateLoopAsync(o.EvaluateInterval, stoppingToken));
-    }
-
-    private async Task EvaluateLoopAsync(TimeSpan interval, CancellationToken ct)
-    {
-        using var timer = new PeriodicTimer(interval, time);
-        do
-        {
-            Publish();
-        }
-        while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false));
+        return Task.WhenAll(reader, base.ExecuteAsync(stoppingToken));
     }
 
     /// <summary>Writes every rule's state to the agent's checks and findings.</summary>
@@ -62,13 +67,13 @@ internal sealed partial class JournalRulesService(
         IReadOnlyList<RuleState> states;
         lock (_lock)
         {
-            states = _engine.Evaluate(time.GetUtcNow());
+            states = _engine.Evaluate(Time.GetUtcNow());
         }
 
         var findings = new List<Finding>();
         foreach (var s in states)
         {
-            state.SetCheck(CheckPrefix + s.Rule, s.State, s.Message, values: new Dictionary<string, double> { ["count"] = s.Count });
+            State.SetCheck(CheckPrefix + s.Rule, s.State, s.Message, values: new Dictionary<string, double> { ["count"] = s.Count });
             if (s.State != CheckState.Ok)
             {
                 findings.Add(new Finding
@@ -81,7 +86,7 @@ internal sealed partial class JournalRulesService(
             }
         }
 
-        state.SetFindings("journal", findings);
+        State.SetFindings("journal", findings);
     }
 
     private void ReadLoop(CancellationToken ct)
@@ -144,7 +149,7 @@ internal sealed partial class JournalRulesService(
 
                 foreach (var name in _engine.RuleNames)
                 {
-                    state.SetCheck(CheckPrefix + name, CheckState.Unknown, $"cannot read the journal: {ex.Message}");
+                    State.SetCheck(CheckPrefix + name, CheckState.Unknown, $"cannot read the journal: {ex.Message}");
                 }
 
                 ct.WaitHandle.WaitOne(backoff.Next());
