@@ -12,6 +12,7 @@ using Toolforge.Agents.NodeAgent.Audit.Tenant;
 using Toolforge.Agents.NodeAgent.Checks;
 using Toolforge.Agents.NodeAgent.Checks.Systemd;
 using Toolforge.Agents.NodeAgent.Cli;
+using Toolforge.Agents.NodeAgent.Cri;
 using Toolforge.Agents.NodeAgent.Journal;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 using Toolforge.Agents.NodeAgent.Remediation;
@@ -37,6 +38,7 @@ internal static class NodeAgentHost
         ProgramCommandLine.HostsDaemon(root);
         root.SetAction((pr, _) => AgentDaemon.RunAsync(daemon, pr.GetValue(config), DefaultMetricsPort, Configure));
         root.Subcommands.Add(AuditCommand.Create());
+        root.Subcommands.Add(CheckCommand.Create());
         return ProgramCommandLine.InvokeAsync(root, args);
     }
 
@@ -65,12 +67,39 @@ internal static class NodeAgentHost
             services.AddHostedService(sp => ActivatorUtilities.CreateInstance<KubeletCheck>(sp, sp.GetRequiredService<ClusterView>()));
         }
 
-        if (o.Docker.Enabled)
+        // The container runtime: CRI (containerd), Docker, or both; auto picks whatever socket exists, CRI first.
+        var (useCri, useDocker) = RuntimeSelection.Resolve(o.Runtime, o.Cri.Endpoint, o.Docker.Endpoint, File.Exists);
+        useDocker &= o.Docker.Enabled;
+        if (useCri)
+        {
+            services.AddHostedService(sp => new CriRuntimeCheck(sp.GetRequiredService<IOptions<NodeAgentOptions>>(), sp.GetRequiredService<AgentState>(),
+                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<CriRuntimeCheck>>(),
+                OperatingSystem.IsLinux() ? sp.GetRequiredService<SystemdClient>() : null));
+        }
+
+        if (useDocker)
         {
             services.AddHostedService(sp => new DockerCheck(sp.GetRequiredService<IOptions<NodeAgentOptions>>(), sp.GetRequiredService<AgentState>(),
                 sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<DockerCheck>>(),
                 OperatingSystem.IsLinux() ? sp.GetRequiredService<SystemdClient>() : null));
         }
+
+        services.AddSingleton<IReadOnlyList<IPodContainerSource>>(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<NodeAgentOptions>>().Value;
+            var sources = new List<IPodContainerSource>();
+            if (useCri)
+            {
+                sources.Add(new CriPodContainers(options.Cri));
+            }
+
+            if (useDocker)
+            {
+                sources.Add(new DockerPodContainers(options.Docker));
+            }
+
+            return sources;
+        });
 
         if (o.Iptables.Enabled && OperatingSystem.IsLinux())
         {

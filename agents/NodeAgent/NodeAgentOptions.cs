@@ -18,6 +18,11 @@ public sealed class NodeAgentOptions : IValidatedOptions
 
     public KubeletOptions Kubelet { get; set; } = new();
 
+    /// <summary>auto (whatever socket exists, CRI first), cri, docker, or both.</summary>
+    public RuntimeMode Runtime { get; set; } = RuntimeMode.Auto;
+
+    public CriOptions Cri { get; set; } = new();
+
     public DockerOptions Docker { get; set; } = new();
 
     public KubernetesOptions Kubernetes { get; set; } = new();
@@ -40,6 +45,11 @@ public sealed class NodeAgentOptions : IValidatedOptions
         p.AddRange(Check.Positive(section, nameof(DBusTimeout), DBusTimeout));
         p.AddRange(Kubelet.Validate(Check.Key(section, nameof(Kubelet))));
         p.AddRange(Docker.Validate(Check.Key(section, nameof(Docker))));
+        p.AddRange(Cri.Validate(Check.Key(section, nameof(Cri))));
+        if (!Enum.IsDefined(Runtime))
+        {
+            p.Add($"{Check.Key(section, nameof(Runtime))}: must be auto, cri, docker or both");
+        }
         p.AddRange(Kubernetes.Validate(Check.Key(section, nameof(Kubernetes))));
         p.AddRange(Iptables.Validate(Check.Key(section, nameof(Iptables))));
         p.AddRange(Journal.Validate(Check.Key(section, nameof(Journal))));

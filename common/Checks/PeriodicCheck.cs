@@ -22,6 +22,9 @@ public abstract partial class PeriodicCheck(AgentState state, TimeProvider time,
     /// <summary>The check names this one writes (used to mark them unknown when a run fails).</summary>
     protected abstract IReadOnlyList<string> Names { get; }
 
+    /// <summary>The check names this one writes, for a one-shot run that picks some (`check --only`).</summary>
+    public IReadOnlyList<string> CheckNames => Names;
+
     protected abstract TimeSpan Interval { get; }
 
     protected abstract TimeSpan Timeout { get; }

@@ -109,6 +109,9 @@ public sealed partial class JournalReader : IDisposable
 
     public void SeekHead() => Check(sd_journal_seek_head(_j), "sd_journal_seek_head");
 
+    /// <summary>The next <see cref="Next"/> returns the first entry at or after <paramref name="micros"/> (wall clock).</summary>
+    public void SeekRealtime(long micros) => Check(sd_journal_seek_realtime_usec(_j, (ulong)Math.Max(0, micros)), "sd_journal_seek_realtime_usec");
+
     public void SeekTail()
     {
         Check(sd_journal_seek_tail(_j), "sd_journal_seek_tail");
@@ -252,6 +255,9 @@ public sealed partial class JournalReader : IDisposable
 
     [LibraryImport(Lib)]
     private static partial void sd_journal_close(IntPtr j);
+
+    [LibraryImport(Lib)]
+    private static partial int sd_journal_seek_realtime_usec(IntPtr j, ulong usec);
 
     [LibraryImport(Lib)]
     private static partial int sd_journal_set_data_threshold(IntPtr j, nuint size);

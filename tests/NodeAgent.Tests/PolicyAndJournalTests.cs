@@ -34,7 +34,8 @@ public sealed class PolicyAndJournalTests
         await view.StartAsync(CancellationToken.None);
         Assert.True(await Peer.EventuallyAsync(() => view.Synced, TimeSpan.FromSeconds(10)));
         var state = Support.State();
-        var check = new TenantPolicyCheck(Support.Options(o => o.Docker = new DockerOptions { Endpoint = docker.Endpoint }), view, state, TimeProvider.System, NullLogger<TenantPolicyCheck>.Instance);
+        var check = new TenantPolicyCheck(Support.Options(o => o.Docker = new DockerOptions { Endpoint = docker.Endpoint }), view, state, TimeProvider.System, NullLogger<TenantPolicyCheck>.Instance,
+            [new DockerPodContainers(new DockerOptions { Endpoint = docker.Endpoint })]);
         await check.RunGuardedAsync(CancellationToken.None);
 
         var findings = state.GetFindings().OrderBy(f => f.Kind, StringComparer.Ordinal).ToList();

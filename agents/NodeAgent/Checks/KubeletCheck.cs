@@ -13,7 +13,7 @@ namespace Toolforge.Agents.NodeAgent.Checks;
 /// kubelet: its unit over D-Bus (kubelet.unit), restarts in a window (kubelet.flapping), GET /healthz
 /// (kubelet.healthz) and the Node's Ready condition and unschedulable flag from the API (kubelet.node-ready).
 /// </summary>
-internal sealed class KubeletCheck : PeriodicCheck
+internal sealed class KubeletCheck : PeriodicCheck, IUsesCluster
 {
     private readonly SystemdClient _systemd;
     private readonly IHttpClientFactory _http;
@@ -48,11 +48,12 @@ internal sealed class KubeletCheck : PeriodicCheck
 
     protected override async Task RunOnceAsync(CancellationToken ct)
     {
-        // A host with no kubelet unit that the cluster does not know as a node is not a worker: the kubelet checks do
-        // not apply there (the demo host, a builder, the syslog host). A worker whose kubelet unit vanished is failing.
+        // A host with no kubelet unit that the cluster (read, and current) does not know as a node is not a worker:
+        // the kubelet checks do not apply there (the demo host, a builder, the syslog host). A worker whose kubelet
+        // unit vanished is failing; with no view of the cluster nothing is assumed.
         var (unit, unitProblem) = await UnitAsync(ct).ConfigureAwait(false);
         var noUnit = unit is { LoadState: "not-found" } || (unit is null && !UnitDirectories.Any(d => File.Exists(Path.Combine(d, _o.Unit))));
-        if (noUnit && _cluster?.Node is null)
+        if (noUnit && _cluster is { Synced: true, Node: null })
         {
             var why = $"not applicable on this host (no {_o.Unit})";
             foreach (var name in new[] { Unit, Flapping, Healthz })

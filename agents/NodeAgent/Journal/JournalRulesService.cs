@@ -97,18 +97,7 @@ internal sealed partial class JournalRulesService(
         {
             try
             {
-                using var journal = o.Files.Count > 0 ? JournalReader.OpenFiles(o.Files) : JournalReader.OpenSystem();
-                foreach (var unit in o.Units)
-                {
-                    journal.AddMatch("_SYSTEMD_UNIT", unit);
-                }
-
-                if (o.Kernel)
-                {
-                    journal.AddDisjunction();
-                    journal.AddMatch("_TRANSPORT", "kernel");
-                }
-
+                using var journal = Open(o);
                 Position(journal, startAtHead: o.Files.Count > 0);
                 backoff.Reset();
                 var sinceSave = 0;
@@ -116,12 +105,7 @@ internal sealed partial class JournalRulesService(
                 {
                     while (journal.Next())
                     {
-                        var line = new JournalLine(journal.RealtimeMicros(), journal.Field("MESSAGE") ?? string.Empty,
-                            journal.Field("_SYSTEMD_UNIT"), journal.Field("SYSLOG_IDENTIFIER"), journal.Field("_TRANSPORT") == "kernel");
-                        lock (_lock)
-                        {
-                            _engine.Observe(line);
-                        }
+                        Observe(journal);
 
                         if (++sinceSave >= 1000)
                         {
@@ -156,6 +140,55 @@ internal sealed partial class JournalRulesService(
             }
         }
     }
+
+    private static JournalReader Open(JournalOptions o)
+    {
+        var journal = o.Files.Count > 0 ? JournalReader.OpenFiles(o.Files) : JournalReader.OpenSystem();
+        try
+        {
+            foreach (var unit in o.Units)
+            {
+                journal.AddMatch("_SYSTEMD_UNIT", unit);
+            }
+
+            if (o.Kernel)
+            {
+                journal.AddDisjunction();
+                journal.AddMatch("_TRANSPORT", "kernel");
+            }
+
+            return journal;
+        }
+        catch
+        {
+            journal.Dispose();
+            throw;
+        }
+    }
+
+    private void Observe(JournalReader journal)
+    {
+        var line = new JournalLine(journal.RealtimeMicros(), journal.Field("MESSAGE") ?? string.Empty,
+            journal.Field("_SYSTEMD_UNIT"), journal.Field("SYSLOG_IDENTIFIER"), journal.Field("_TRANSPORT") == "kernel");
+        lock (_lock)
+        {
+            _engine.Observe(line);
+        }
+    }
+
+    /// <summary>
+    /// For the one-shot `check`: the rules fed with the last <paramref name="lookback"/> of the journal (no cursor read
+    /// or saved, the daemon's own position is left alone), so the next run judges what happened recently.
+    /// </summary>
+    public Task ReadRecentAsync(TimeSpan lookback, CancellationToken ct) => Task.Run(() =>
+    {
+        using var journal = Open(options.Value.Journal);
+        journal.SeekRealtime((Time.GetUtcNow() - lookback).ToUnixTimeMilliseconds() * 1000);
+        while (!ct.IsCancellationRequested && journal.Next())
+        {
+            Observe(journal);
+        }
+    }, ct);
 
     private void Position(JournalReader journal, bool startAtHead)
     {

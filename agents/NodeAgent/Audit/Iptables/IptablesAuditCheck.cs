@@ -15,7 +15,7 @@ namespace Toolforge.Agents.NodeAgent.Audit.Iptables;
 /// legacy backends both work) against the Services and EndpointSlices from the API. A finding is reported once it
 /// is seen in <see cref="ConfirmRuns"/> audits in a row, so kube-proxy's own sync delay does not flap findings.
 /// </summary>
-internal sealed class IptablesAuditCheck : PeriodicCheck
+internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
 {
     private static readonly Histogram DumpSeconds = Metrics.CreateHistogram("toolforge_iptables_save_seconds", "Time iptables-save took.");
     private static readonly Histogram AuditSeconds = Metrics.CreateHistogram("toolforge_iptables_audit_seconds", "Time the audit itself took (parse and compare).");

@@ -10,15 +10,13 @@ using Toolforge.Agents.NodeAgent.Kubernetes;
 
 namespace Toolforge.Agents.NodeAgent.Audit.Tenant;
 
-/// <summary>A running pod container as Docker sees it.</summary>
-public sealed record PodContainer(string Id, string Namespace, string Pod, string Container, string Image, string User);
-
 /// <summary>
 /// Defence in depth behind the admission webhooks: every running container that belongs to a pod must come from the
-/// allowed registry (foreign-image) and run as the UID in its namespace's annotation (wrong-user); exempt namespaces
-/// (kube-system, ...) are skipped. Pure rules in <see cref="Judge"/>; Docker and the API around it.
+/// allowed registry (foreign-image) and run as the UID in its namespace's annotation (wrong-user; a container whose
+/// user cannot be read is unknown-user, not a pass); exempt namespaces (kube-system, ...) are skipped. Pure rules in
+/// <see cref="Judge"/>; the runtimes (<see cref="IPodContainerSource"/>: CRI, Docker) and the API around it.
 /// </summary>
-internal sealed class TenantPolicyCheck : PeriodicCheck
+internal sealed class TenantPolicyCheck : PeriodicCheck, IUsesCluster
 {
     public const string Check = "tenant.policy";
     public const string NamespaceLabel = "io.kubernetes.pod.namespace";
@@ -26,14 +24,15 @@ internal sealed class TenantPolicyCheck : PeriodicCheck
     public const string ContainerLabel = "io.kubernetes.container.name";
 
     private readonly TenantPolicyOptions _o;
-    private readonly DockerOptions _docker;
+    private readonly IReadOnlyList<IPodContainerSource> _sources;
     private readonly ClusterView _cluster;
 
-    public TenantPolicyCheck(IOptions<NodeAgentOptions> options, ClusterView cluster, AgentState state, TimeProvider time, ILogger<TenantPolicyCheck> logger)
+    public TenantPolicyCheck(IOptions<NodeAgentOptions> options, ClusterView cluster, AgentState state, TimeProvider time, ILogger<TenantPolicyCheck> logger,
+        IReadOnlyList<IPodContainerSource> sources)
         : base(state, time, logger)
     {
         _o = options.Value.TenantPolicy;
-        _docker = options.Value.Docker;
+        _sources = sources;
         _cluster = cluster;
     }
 
@@ -41,19 +40,14 @@ internal sealed class TenantPolicyCheck : PeriodicCheck
 
     protected override TimeSpan Interval => _o.Interval;
 
-    protected override TimeSpan Timeout => _docker.ListTimeout * 4;
+    protected override TimeSpan Timeout => _sources.Count == 0 ? TimeSpan.FromSeconds(5) : _sources.Max(s => s.Timeout) * 2;
 
     protected override async Task RunOnceAsync(CancellationToken ct)
     {
-        List<PodContainer> containers;
-        try
+        var containers = new List<PodContainer>();
+        foreach (var source in _sources)
         {
-            containers = await ListAsync(ct).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is HttpRequestException or System.Net.Sockets.SocketException or IOException or DockerApiException)
-        {
-            throw new PeerUnavailableException(DockerCheck.PeerName(_docker.Endpoint),
-                $"cannot list containers: {PeerErrors.Describe(ex, "Docker", "dockerd", _docker.Endpoint).Message}", ex);
+            containers.AddRange(await source.ListAsync(ct).ConfigureAwait(false)); // a source that cannot answer throws PeerUnavailableException
         }
 
         var findings = Judge(containers, ns => _cluster.NamespaceAnnotations(ns), _o);
@@ -61,29 +55,6 @@ internal sealed class TenantPolicyCheck : PeriodicCheck
         State.SetCheck(Check, findings.Count == 0 ? CheckState.Ok : CheckState.Warning,
             findings.Count == 0 ? $"{containers.Count} pod container(s) follow the policy" : $"{findings.Count} finding(s) in {containers.Count} pod container(s)",
             values: new Dictionary<string, double> { ["containers"] = containers.Count, ["findings"] = findings.Count });
-    }
-
-    private async Task<List<PodContainer>> ListAsync(CancellationToken ct)
-    {
-        using var client = new DockerClientBuilder().WithEndpoint(new Uri(_docker.Endpoint)).WithTimeout(_docker.ListTimeout).Build();
-        var list = await client.Containers.ListContainersAsync(new ContainersListParameters
-        {
-            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [NamespaceLabel] = true } },
-        }, ct).ConfigureAwait(false);
-        var containers = new List<PodContainer>();
-        foreach (var c in list)
-        {
-            if (c.Labels.TryGetValue(ContainerLabel, out var name) && name == "POD")
-            {
-                continue; // the pause container
-            }
-
-            var inspected = await client.Containers.InspectContainerAsync(c.ID, ct).ConfigureAwait(false);
-            containers.Add(new PodContainer(c.ID, c.Labels[NamespaceLabel], (c.Labels.TryGetValue(PodLabel, out var pod) ? pod : "?"), name ?? "?",
-                inspected.Config?.Image ?? c.Image, inspected.Config?.User ?? string.Empty));
-        }
-
-        return containers;
     }
 
     public static List<Finding> Judge(IEnumerable<PodContainer> containers, Func<string, IReadOnlyDictionary<string, string>> annotations, TenantPolicyOptions o)
@@ -104,6 +75,12 @@ internal sealed class TenantPolicyCheck : PeriodicCheck
 
             if (annotations(c.Namespace).TryGetValue(o.RunAsUserAnnotation, out var uid))
             {
+                if (c.User is null)
+                {
+                    findings.Add(Make("unknown-user", subject, $"{subject}: cannot tell which user it runs as ({c.UserProblem}); namespace {c.Namespace} says {uid}", c));
+                    continue;
+                }
+
                 var user = c.User.Split(':')[0];
                 if (user != uid.Trim())
                 {
@@ -121,7 +98,11 @@ internal sealed class TenantPolicyCheck : PeriodicCheck
         var f = new Finding { Kind = kind, Subject = subject, Message = message, Severity = Severity.Warning, Check = Check };
         f.Details["container_id"] = c.Id[..Math.Min(12, c.Id.Length)];
         f.Details["image"] = c.Image;
-        f.Details["user"] = c.User;
+        f.Details["user"] = c.User ?? "?";
+        if (c.Digest.Length > 0)
+        {
+            f.Details["digest"] = c.Digest;
+        }
         return f;
     }
 }
