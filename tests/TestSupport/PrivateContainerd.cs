@@ -361,7 +361,7 @@ public sealed class PrivateContainerd : IAsyncDisposable
         await Run.ProcessAsync("/bin/sh", ["-c",
             $"for f in {_dir.Path}/state/io.containerd.runtime.v2.task/k8s.io/*/address; do [ -f \"$f\" ] && s=$(sed 's|^unix://||' \"$f\") && [ -S \"$s\" ] && rm -f \"$s\"; done; "
             + $"grep -o ' {_dir.Path}[^ ]*' /proc/self/mountinfo | sort -r | while read m; do umount -l \"$m\"; done; "
-            + $"for c in /sys/fs/cgroup/*/; do [ -d \"$c/tfa-ctrd/{_netns}\" ] && find \"$c/tfa-ctrd/{_netns}\" -depth -type d -exec rmdir {{}} \\; ; done; true"],
+            + $"for c in /sys/fs/cgroup/*/; do [ -d \"$c/tfa-ctrd/{_netns}\" ] && find \"$c/tfa-ctrd/{_netns}\" -depth -type d -exec rmdir {{}} \\; ; rmdir \"$c/tfa-ctrd\" 2>/dev/null; done; true"],
             TimeSpan.FromSeconds(60));
         await Run.ProcessAsync("ip", ["netns", "del", _netns], TimeSpan.FromSeconds(10));
         _process?.Dispose();
