@@ -41,39 +41,78 @@ internal static class AuditCommand
             }
 
             var findings = NatAudit.Run(cluster, rules, new NatAuditOptions(pr.GetValue(forbid), pr.GetValue(node)));
-            if (pr.GetValue(output) == "json")
-            {
-                var arr = new JsonArray();
-                foreach (var f in findings)
-                {
-                    var details = new JsonObject();
-                    foreach (var (k, v) in f.Details.OrderBy(d => d.Key, StringComparer.Ordinal))
-                    {
-                        details[k] = v;
-                    }
-
-                    arr.Add(new JsonObject { ["kind"] = f.Kind, ["subject"] = f.Subject, ["message"] = f.Message, ["severity"] = f.Severity.ToString().ToLowerInvariant(), ["details"] = details });
-                }
-
-                Console.Out.Write(Output.Json(new JsonObject
-                {
-                    ["services"] = cluster.Services.Count,
-                    ["rules"] = rules.Rules.Count,
-                    ["findings"] = arr,
-                }));
-            }
-            else if (findings.Count == 0)
-            {
-                Console.Out.WriteLine($"clean: {cluster.Services.Count} services, {rules.Rules.Count} rules");
-            }
-            else
-            {
-                Console.Out.Write(Output.Table(["KIND", "SUBJECT", "MESSAGE"], findings.Select(f => (IReadOnlyList<string>)[f.Kind, f.Subject, f.Message]), width: 200));
-            }
-
+            Print(findings, pr.GetValue(output) == "json", cluster.Services.Count, rules.Rules.Count, "rules");
             return findings.Count == 0 ? ExitCodes.Ok : ExitCodes.Failed;
         });
-        return new Command("audit", "Audits that can run offline") { iptables };
+        return new Command("audit", "Audits that can run offline") { iptables, Nftables() };
+    }
+
+    /// <summary>
+    /// `audit nftables --services svc.json [--endpointslices eps.json] --nft-json dump.json [--nft-json ip6.json] [--node NAME]`:
+    /// the nftables-mode audit on what `kubectl get svc,endpointslices -A -o json` and `nft -j list table ip kube-proxy` print.
+    /// </summary>
+    private static Command Nftables()
+    {
+        var services = new Option<string[]>("--services") { Description = "kubectl get svc[,endpointslices] -A -o json output", Required = true, AllowMultipleArgumentsPerToken = true };
+        var slices = new Option<string[]>("--endpointslices") { Description = "kubectl get endpointslices -A -o json output", AllowMultipleArgumentsPerToken = true };
+        var dumps = new Option<string[]>("--nft-json") { Description = "nft -j list table ip kube-proxy (and ip6) output", Required = true, AllowMultipleArgumentsPerToken = true };
+        var node = new Option<string?>("--node") { Description = "This node's name (for the Local traffic policies)" };
+        var forbid = new Option<bool>("--forbid-nodeports") { Description = "Report every NodePort (Toolforge's quota keeps them at 0)" };
+        var output = new Option<string>("--output", "-o") { Description = "table or json", DefaultValueFactory = _ => "table" };
+        output.AcceptOnlyFromAmong("table", "json");
+        var cmd = new Command("nftables", "Audit kube-proxy's nftables table against the Services") { services, slices, dumps, node, forbid, output };
+        cmd.SetAction(pr =>
+        {
+            ClusterModel cluster;
+            Audit.Nftables.NftRuleset rules;
+            try
+            {
+                cluster = ReadCluster(pr.GetValue(services) ?? [], pr.GetValue(slices) ?? []);
+                rules = Audit.Nftables.NftRuleset.Parse((pr.GetValue(dumps) ?? []).Select(File.ReadAllText).ToArray());
+                if (rules.Families.Count == 0)
+                {
+                    throw new InvalidDataException($"--nft-json {string.Join(" ", pr.GetValue(dumps) ?? [])}: no kube-proxy table in it (give what `nft -j list table ip kube-proxy` prints)");
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
+            {
+                Console.Error.WriteLine($"toolforge-node-agent: {ex.Message}");
+                return ExitCodes.Usage;
+            }
+
+            var findings = Audit.Nftables.NftAudit.Run(cluster, rules, new Audit.Nftables.NftAuditOptions(pr.GetValue(forbid), pr.GetValue(node)));
+            Print(findings, pr.GetValue(output) == "json", cluster.Services.Count, rules.RuleCount + rules.ElementCount, "rules and elements");
+            return findings.Count == 0 ? ExitCodes.Ok : ExitCodes.Failed;
+        });
+        return cmd;
+    }
+
+    private static void Print(IReadOnlyList<Contracts.V1.Finding> findings, bool json, int services, int rules, string what)
+    {
+        if (json)
+        {
+            var arr = new JsonArray();
+            foreach (var f in findings)
+            {
+                var details = new JsonObject();
+                foreach (var (k, v) in f.Details.OrderBy(d => d.Key, StringComparer.Ordinal))
+                {
+                    details[k] = v;
+                }
+
+                arr.Add(new JsonObject { ["kind"] = f.Kind, ["subject"] = f.Subject, ["message"] = f.Message, ["severity"] = f.Severity.ToString().ToLowerInvariant(), ["details"] = details });
+            }
+
+            Console.Out.Write(Output.Json(new JsonObject { ["services"] = services, ["rules"] = rules, ["findings"] = arr }));
+        }
+        else if (findings.Count == 0)
+        {
+            Console.Out.WriteLine($"clean: {services} services, {rules} {what}");
+        }
+        else
+        {
+            Console.Out.Write(Output.Table(["KIND", "SUBJECT", "MESSAGE"], findings.Select(f => (IReadOnlyList<string>)[f.Kind, f.Subject, f.Message]), width: 200));
+        }
     }
 
     /// <summary>

@@ -2,14 +2,16 @@ using k8s.Models;
 
 namespace Toolforge.Agents.NodeAgent.Kubernetes;
 
-/// <summary>The parts of an EndpointSlice the audit needs.</summary>
+/// <summary>The parts of an EndpointSlice the audits need (IPv4 and IPv6 slices; FQDN slices are left out).</summary>
 public sealed record EndpointSliceSpec(string Namespace, string ServiceName, IReadOnlyList<EndpointSpec> Endpoints, IReadOnlyList<ServicePortSpec> Ports)
 {
     public const string ServiceNameLabel = "kubernetes.io/service-name";
 
+    public bool IsIPv6 { get; init; }
+
     public static EndpointSliceSpec? From(V1EndpointSlice s)
     {
-        if (s.AddressType is not ("IPv4" or null) || s.Metadata?.Labels?.TryGetValue(ServiceNameLabel, out var service) != true || service is null)
+        if (s.AddressType is not ("IPv4" or "IPv6" or null) || s.Metadata?.Labels?.TryGetValue(ServiceNameLabel, out var service) != true || service is null)
         {
             return null;
         }
@@ -23,6 +25,9 @@ public sealed record EndpointSliceSpec(string Namespace, string ServiceName, IRe
                 e.Conditions?.Serving ?? e.Conditions?.Ready ?? true,
                 e.Conditions?.Terminating ?? false,
                 e.NodeName))).ToList(),
-            (s.Ports ?? []).Select(p => new ServicePortSpec(p.Name ?? string.Empty, p.Port ?? 0, (p.Protocol ?? "TCP").ToUpperInvariant(), 0)).ToList());
+            (s.Ports ?? []).Select(p => new ServicePortSpec(p.Name ?? string.Empty, p.Port ?? 0, (p.Protocol ?? "TCP").ToUpperInvariant(), 0)).ToList())
+        {
+            IsIPv6 = s.AddressType == "IPv6",
+        };
     }
 }

@@ -2,7 +2,11 @@ using k8s.Models;
 
 namespace Toolforge.Agents.NodeAgent.Kubernetes;
 
-/// <summary>The parts of a Service the audit needs.</summary>
+/// <summary>
+/// The parts of a Service the audits need. <see cref="ClusterIP"/>, <see cref="ExternalIPs"/> and
+/// <see cref="LoadBalancerIPs"/> are the IPv4 ones (what iptables mode and the `ip kube-proxy` table handle); the
+/// IPv6 ones are in <see cref="IPv6"/>.
+/// </summary>
 public sealed record ServiceSpec(
     string Namespace,
     string Name,
@@ -18,14 +22,45 @@ public sealed record ServiceSpec(
 
     public bool IsHeadless => ClusterIP is null or "" or "None";
 
-    public static ServiceSpec From(V1Service s) => new(
-        s.Metadata?.NamespaceProperty ?? "default",
-        s.Metadata?.Name ?? string.Empty,
-        s.Spec?.Type ?? "ClusterIP",
-        (s.Spec?.ClusterIPs?.FirstOrDefault(ip => !ip.Contains(':', StringComparison.Ordinal)) ?? s.Spec?.ClusterIP) is { } ip && !ip.Contains(':', StringComparison.Ordinal) ? ip : s.Spec?.ClusterIP == "None" ? "None" : null,
-        (s.Spec?.Ports ?? []).Select(p => new ServicePortSpec(p.Name ?? string.Empty, p.Port, (p.Protocol ?? "TCP").ToUpperInvariant(), p.NodePort ?? 0)).ToList(),
-        (s.Spec?.ExternalIPs ?? []).Where(ip => !ip.Contains(':', StringComparison.Ordinal)).ToList(),
-        (s.Status?.LoadBalancer?.Ingress ?? []).Select(i => i.Ip).Where(ip => !string.IsNullOrEmpty(ip) && !ip.Contains(':', StringComparison.Ordinal)).ToList(),
-        s.Spec?.InternalTrafficPolicy == "Local",
-        s.Spec?.ExternalTrafficPolicy == "Local");
+    /// <summary>The Service's IPv6 addresses (dual-stack or IPv6-only), for the `ip6 kube-proxy` table.</summary>
+    public FamilyAddresses IPv6 { get; init; } = FamilyAddresses.None;
+
+    /// <summary>spec.loadBalancerSourceRanges (nftables mode: the firewall- chain).</summary>
+    public IReadOnlyList<string> SourceRanges { get; init; } = [];
+
+    /// <summary>sessionAffinity ClientIP.</summary>
+    public bool ClientIPAffinity { get; init; }
+
+    /// <summary>The addresses of one family: its cluster IP (null when headless or absent), external and LB IPs.</summary>
+    public sealed record FamilyAddresses(string? ClusterIP, IReadOnlyList<string> ExternalIPs, IReadOnlyList<string> LoadBalancerIPs)
+    {
+        public static readonly FamilyAddresses None = new(null, [], []);
+    }
+
+    public FamilyAddresses Family(bool ipv6) => ipv6 ? IPv6 : new(IsHeadless ? null : ClusterIP, ExternalIPs, LoadBalancerIPs);
+
+    private static bool V6(string ip) => ip.Contains(':', StringComparison.Ordinal);
+
+    public static ServiceSpec From(V1Service s)
+    {
+        var clusterIPs = s.Spec?.ClusterIPs is { Count: > 0 } list ? list : s.Spec?.ClusterIP is { } one ? [one] : [];
+        var headless = s.Spec?.ClusterIP == "None";
+        var external = s.Spec?.ExternalIPs ?? [];
+        var lb = (s.Status?.LoadBalancer?.Ingress ?? []).Select(i => i.Ip).Where(ip => !string.IsNullOrEmpty(ip)).ToList();
+        return new ServiceSpec(
+            s.Metadata?.NamespaceProperty ?? "default",
+            s.Metadata?.Name ?? string.Empty,
+            s.Spec?.Type ?? "ClusterIP",
+            clusterIPs.FirstOrDefault(ip => !V6(ip)) is { } v4 ? v4 : headless ? "None" : null,
+            (s.Spec?.Ports ?? []).Select(p => new ServicePortSpec(p.Name ?? string.Empty, p.Port, (p.Protocol ?? "TCP").ToUpperInvariant(), p.NodePort ?? 0)).ToList(),
+            external.Where(ip => !V6(ip)).ToList(),
+            lb.Where(ip => !V6(ip)).ToList(),
+            s.Spec?.InternalTrafficPolicy == "Local",
+            s.Spec?.ExternalTrafficPolicy == "Local")
+        {
+            IPv6 = new FamilyAddresses(headless ? null : clusterIPs.FirstOrDefault(V6), external.Where(V6).ToList(), lb.Where(V6).ToList()),
+            SourceRanges = s.Spec?.LoadBalancerSourceRanges?.ToList() ?? [],
+            ClientIPAffinity = s.Spec?.SessionAffinity == "ClientIP",
+        };
+    }
 }

@@ -53,7 +53,7 @@ public static class NatAudit
                     ? [KubeProxyNames.Hash(spn, protocol), KubeProxyNames.Hash(spn + ":", protocol)] // kube-proxy <= 1.9 wrote "ns/name:"
                     : [KubeProxyNames.Hash(spn, protocol)];
 
-                var usable = UsableEndpoints(slicesByService.GetValueOrDefault(svc.Key) ?? [], port);
+                var usable = UsableEndpoints.Of(slicesByService.GetValueOrDefault(svc.Key) ?? [], port);
                 var internalUsable = svc.InternalTrafficLocal && options.NodeName is { } node
                     ? usable.Where(e => e.Node == node).ToList()
                     : usable;
@@ -181,36 +181,6 @@ public static class NatAudit
         }
 
         return findings;
-    }
-
-    // kube-proxy's usable endpoints: the ready ones, or (since 1.26) the serving-and-terminating ones when none is ready.
-    private static List<(string Target, string? Node)> UsableEndpoints(List<EndpointSliceSpec> slices, ServicePortSpec port)
-    {
-        var ready = new List<(string, string?)>();
-        var terminating = new List<(string, string?)>();
-        foreach (var slice in slices)
-        {
-            var slicePort = slice.Ports.FirstOrDefault(p => p.Name == port.Name && p.Protocol == port.Protocol);
-            if (slicePort is null)
-            {
-                continue;
-            }
-
-            foreach (var e in slice.Endpoints)
-            {
-                var target = $"{e.Address}:{slicePort.Port.ToString(CultureInfo.InvariantCulture)}";
-                if (e.Ready)
-                {
-                    ready.Add((target, e.NodeName));
-                }
-                else if (e.Serving && e.Terminating)
-                {
-                    terminating.Add((target, e.NodeName));
-                }
-            }
-        }
-
-        return ready.Count > 0 ? ready : terminating;
     }
 
     private static void CheckBackends(IptablesDump dump, Dictionary<string, (string Spn, HashSet<string> Endpoints)> wanted, List<Finding> findings)

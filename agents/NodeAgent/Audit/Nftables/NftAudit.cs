@@ -1,0 +1,331 @@
+using System.Globalization;
+using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.NodeAgent.Kubernetes;
+
+namespace Toolforge.Agents.NodeAgent.Audit.Nftables;
+
+public sealed record NftAuditOptions(bool ForbidNodePorts = false, string? NodeName = null);
+
+/// <summary>
+/// Compares kube-proxy's nftables table (ip and ip6 kube-proxy) with what its nftables proxier writes for the
+/// Services and EndpointSlices, as sets: the service-ips / service-nodeports / firewall-ips elements (destination →
+/// goto the Service port's chain), no-endpoint-services / no-endpoint-nodeports (→ reject-chain or drop), cluster-ips,
+/// each service-/local- chain's numgen over exactly the usable endpoints, each endpoint- chain's DNAT. Findings as in
+/// iptables mode (missing-rule, wrong-target, wrong-backend, missing-reject, stale-rule, nodeport-forbidden) plus
+/// stale-chain: a per-service chain or affinity set no Service explains. Keyed on map contents and chain names, never
+/// on rule text, element order, handles or priorities. No I/O.
+/// </summary>
+public static class NftAudit
+{
+    public const string Check = "kube-proxy.nftables";
+
+    private const string ServiceIps = "service-ips";
+    private const string ServiceNodeports = "service-nodeports";
+    private const string FirewallIps = "firewall-ips";
+    private const string NoEndpointServices = "no-endpoint-services";
+    private const string NoEndpointNodeports = "no-endpoint-nodeports";
+    private const string ClusterIps = "cluster-ips";
+    private const string Reject = "goto reject-chain";
+
+    private sealed record Want(string Map, string Key, string Verdict, string Spn, string What);
+
+    public static List<Finding> Run(ClusterModel cluster, NftRuleset rules, NftAuditOptions options)
+    {
+        var findings = new List<Finding>();
+        var slicesByService = cluster.Slices.GroupBy(s => $"{s.Namespace}/{s.ServiceName}").ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        foreach (var family in rules.Families.Order(StringComparer.Ordinal))
+        {
+            AuditFamily(family, cluster, slicesByService, rules, options, findings);
+        }
+
+        return findings;
+    }
+
+    private static void AuditFamily(string family, ClusterModel cluster, Dictionary<string, List<EndpointSliceSpec>> slicesByService, NftRuleset rules,
+        NftAuditOptions options, List<Finding> findings)
+    {
+        var ipv6 = family == "ip6";
+        var wants = new List<Want>();
+        var clusterIps = new HashSet<string>(StringComparer.Ordinal);
+        var known = new HashSet<string>(StringComparer.Ordinal); // every per-service chain/set name a Service explains
+        var backends = new List<(string Spn, string Chain, HashSet<string> EndpointChains)>();
+        var dnats = new Dictionary<string, (string Spn, string Target)>(StringComparer.Ordinal);
+
+        foreach (var svc in cluster.Services)
+        {
+            var addresses = svc.Family(ipv6);
+            if (svc.Type == "ExternalName" || addresses.ClusterIP is null or "" or "None")
+            {
+                continue;
+            }
+
+            var cip = NftRuleset.CanonicalIP(addresses.ClusterIP);
+            var slices = slicesByService.GetValueOrDefault(svc.Key) ?? [];
+            foreach (var port in svc.Ports)
+            {
+                var proto = port.Protocol.ToLowerInvariant();
+                var spn = port.Name.Length == 0 ? svc.Key : $"{svc.Key}:{port.Name}";
+                var name = NftNames.ServicePortBase(svc.Namespace, svc.Name, proto, port.Name);
+                foreach (var prefix in NftNames.ServicePrefixes)
+                {
+                    known.Add(prefix + name);
+                }
+
+                foreach (var slice in slices.Where(s => s.IsIPv6 == ipv6))
+                {
+                    foreach (var sp in slice.Ports.Where(p => p.Name == port.Name && p.Protocol == port.Protocol))
+                    {
+                        foreach (var e in slice.Endpoints)
+                        {
+                            var eb = NftNames.EndpointBase(svc.Namespace, svc.Name, proto, port.Name, NftRuleset.CanonicalIP(e.Address), sp.Port);
+                            known.Add(NftNames.EndpointPrefix + eb);
+                            known.Add(NftNames.AffinityPrefix + eb);
+                        }
+                    }
+                }
+
+                if (options.ForbidNodePorts && port.NodePort > 0 && !ipv6)
+                {
+                    findings.Add(Make("nodeport-forbidden", Severity.Warning, spn, $"{spn} has NodePort {port.NodePort}; policy keeps NodePorts at 0",
+                        ("node_port", port.NodePort.ToString(CultureInfo.InvariantCulture))));
+                }
+
+                var usable = UsableEndpoints.Of(slices, port, ipv6)
+                    .Select(u => u with { Address = NftRuleset.CanonicalIP(u.Address) }).ToList();
+                var local = usable.Where(u => options.NodeName is not null && u.Node == options.NodeName).ToList();
+                var internalUsable = svc.InternalTrafficLocal ? local : usable;
+                var p = port.Port.ToString(CultureInfo.InvariantCulture);
+                clusterIps.Add(cip);
+
+                // The cluster IP.
+                wants.Add(internalUsable.Count > 0
+                    ? new Want(ServiceIps, $"{cip} . {proto} . {p}", $"goto {(svc.InternalTrafficLocal ? "local-" : "service-")}{name}", spn, "cluster IP")
+                    : new Want(NoEndpointServices, $"{cip} . {proto} . {p}", usable.Count == 0 ? Reject : "drop", spn, "cluster IP"));
+
+                // External IPs, load balancer IPs and the node port: through external-.
+                var externals = addresses.ExternalIPs.Select(ip => (Ip: NftRuleset.CanonicalIP(ip), What: "external IP"))
+                    .Concat(addresses.LoadBalancerIPs.Select(ip => (Ip: NftRuleset.CanonicalIP(ip), What: "load balancer IP")));
+                var externalDrop = svc.ExternalTrafficLocal && local.Count == 0;
+                foreach (var (ip, what) in externals)
+                {
+                    var key = $"{ip} . {proto} . {p}";
+                    if (usable.Count > 0)
+                    {
+                        wants.Add(new Want(ServiceIps, key, $"goto external-{name}", spn, what));
+                        if (externalDrop)
+                        {
+                            wants.Add(new Want(NoEndpointServices, key, "drop", spn, what));
+                        }
+
+                        if (what == "load balancer IP" && svc.SourceRanges.Count > 0)
+                        {
+                            wants.Add(new Want(FirewallIps, key, $"goto firewall-{name}", spn, what));
+                        }
+                    }
+                    else
+                    {
+                        wants.Add(new Want(NoEndpointServices, key, Reject, spn, what));
+                    }
+                }
+
+                if (port.NodePort > 0)
+                {
+                    var key = $"{proto} . {port.NodePort.ToString(CultureInfo.InvariantCulture)}";
+                    if (usable.Count > 0)
+                    {
+                        wants.Add(new Want(ServiceNodeports, key, $"goto external-{name}", spn, "node port"));
+                        if (externalDrop)
+                        {
+                            wants.Add(new Want(NoEndpointNodeports, key, "drop", spn, "node port"));
+                        }
+                    }
+                    else
+                    {
+                        wants.Add(new Want(NoEndpointNodeports, key, Reject, spn, "node port"));
+                    }
+                }
+
+                // Which endpoints each chain sends to, and where each endpoint chain DNATs.
+                string EndpointChain(UsableEndpoint u) => NftNames.EndpointPrefix + NftNames.EndpointBase(svc.Namespace, svc.Name, proto, port.Name, u.Address, u.Port);
+                if (usable.Count > 0)
+                {
+                    backends.Add((spn, "service-" + name, usable.Select(EndpointChain).ToHashSet(StringComparer.Ordinal)));
+                }
+
+                if (local.Count > 0 && (svc.InternalTrafficLocal || svc.ExternalTrafficLocal))
+                {
+                    backends.Add((spn, "local-" + name, local.Select(EndpointChain).ToHashSet(StringComparer.Ordinal)));
+                }
+
+                foreach (var u in usable)
+                {
+                    dnats[EndpointChain(u)] = (spn, ipv6 ? $"{u.Address}:{u.Port.ToString(CultureInfo.InvariantCulture)}" : u.Target);
+                }
+            }
+        }
+
+        CompareMaps(family, wants, rules, findings);
+        CompareClusterIps(family, clusterIps, rules, findings);
+        CompareBackends(family, backends, dnats, rules, findings);
+        StaleObjects(family, known, rules, findings);
+    }
+
+    private static void CompareMaps(string family, List<Want> wants, NftRuleset rules, List<Finding> findings)
+    {
+        var expected = new HashSet<(string, string)>();
+        var byKey = wants.GroupBy(w => w.Key).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+        foreach (var w in wants)
+        {
+            expected.Add((w.Map, w.Key));
+            if (!rules.Maps.TryGetValue((family, w.Map), out var map))
+            {
+                continue; // a layout without this map (early nftables mode has no cluster-ips; none lacks the rest)
+            }
+
+            var subject = $"{w.Spn} {Destination(w.Key)}";
+            if (!map.TryGetValue(w.Key, out var actual))
+            {
+                findings.Add(w.Map is NoEndpointServices or NoEndpointNodeports
+                    ? Make("missing-reject", Severity.Warning, subject, $"{w.Spn} has no usable endpoint for its {w.What} {Destination(w.Key)}, but {w.Map} holds no element for it (want: {w.Verdict})",
+                        ("map", w.Map), ("key", w.Key), ("expected", w.Verdict))
+                    : Make("missing-rule", Severity.Error, subject, $"no {w.Map} element sends {w.What} {Destination(w.Key)} of {w.Spn} to its chain (want: {w.Key} : {w.Verdict})",
+                        ("map", w.Map), ("key", w.Key), ("expected", w.Verdict)));
+            }
+            else if (actual.Verdict != w.Verdict)
+            {
+                findings.Add(Make("wrong-target", Severity.Error, subject, $"{w.Map} sends {w.What} {Destination(w.Key)} of {w.Spn} to \"{actual.Verdict}\", not \"{w.Verdict}\"",
+                    ("map", w.Map), ("key", w.Key), ("expected", w.Verdict), ("actual", actual.Verdict)));
+            }
+        }
+
+        foreach (var name in new[] { ServiceIps, ServiceNodeports, FirewallIps, NoEndpointServices, NoEndpointNodeports })
+        {
+            if (!rules.Maps.TryGetValue((family, name), out var map))
+            {
+                continue;
+            }
+
+            foreach (var (key, e) in map)
+            {
+                if (expected.Contains((name, key)))
+                {
+                    continue;
+                }
+
+                if (byKey.TryGetValue(key, out var owner))
+                {
+                    findings.Add(Make("stale-rule", Severity.Error, $"{owner.Spn} {Destination(key)}",
+                        name is NoEndpointServices or NoEndpointNodeports
+                            ? $"{name} still sends {owner.What} {Destination(key)} of {owner.Spn} to \"{e.Verdict}\", but it has usable endpoints"
+                            : $"{name} sends {owner.What} {Destination(key)} of {owner.Spn} to \"{e.Verdict}\", which this state of the Service does not explain",
+                        ("map", name), ("key", key), ("actual", e.Verdict)));
+                }
+                else if (name != FirewallIps || !byKey.ContainsKey(key))
+                {
+                    findings.Add(Make("stale-rule", Severity.Error, Destination(key),
+                        $"{name} has {key} : {e.Verdict}{(e.Comment is null ? string.Empty : $" ({e.Comment})")}, but no Service has this destination",
+                        ("map", name), ("key", key), ("actual", e.Verdict)));
+                }
+            }
+        }
+    }
+
+    private static void CompareClusterIps(string family, HashSet<string> clusterIps, NftRuleset rules, List<Finding> findings)
+    {
+        if (!rules.Sets.TryGetValue((family, ClusterIps), out var set))
+        {
+            return; // the early layout has no cluster-ips set
+        }
+
+        foreach (var ip in clusterIps.Where(ip => !set.Contains(ip)).Order(StringComparer.Ordinal))
+        {
+            findings.Add(Make("missing-rule", Severity.Warning, ip, $"cluster IP {ip} is not in the cluster-ips set (traffic to its other ports is dropped instead of rejected)",
+                ("set", ClusterIps), ("key", ip)));
+        }
+
+        foreach (var ip in set.Where(ip => !clusterIps.Contains(ip)).Order(StringComparer.Ordinal))
+        {
+            findings.Add(Make("stale-rule", Severity.Warning, ip, $"cluster-ips holds {ip}, which no Service has", ("set", ClusterIps), ("key", ip)));
+        }
+    }
+
+    private static void CompareBackends(string family, List<(string Spn, string Chain, HashSet<string> EndpointChains)> backends,
+        Dictionary<string, (string Spn, string Target)> dnats, NftRuleset rules, List<Finding> findings)
+    {
+        foreach (var (spn, chain, endpoints) in backends)
+        {
+            if (!rules.Chains.TryGetValue((family, chain), out var c))
+            {
+                continue; // a missing chain shows as its map element missing (the kernel refuses a goto to no chain)
+            }
+
+            var actual = c.NumgenTargets.ToHashSet(StringComparer.Ordinal);
+            if (!actual.SetEquals(endpoints) || c.NumgenMod != endpoints.Count)
+            {
+                findings.Add(Make("wrong-backend", Severity.Error, spn,
+                    $"{chain} picks among [{string.Join(", ", actual.Order(StringComparer.Ordinal).Select(Short))}] (numgen mod {c.NumgenMod?.ToString(CultureInfo.InvariantCulture) ?? "none"}) "
+                    + $"but the usable endpoints are [{string.Join(", ", endpoints.Order(StringComparer.Ordinal).Select(Short))}]",
+                    ("chain", chain), ("missing", string.Join(",", endpoints.Except(actual).Order(StringComparer.Ordinal))), ("extra", string.Join(",", actual.Except(endpoints).Order(StringComparer.Ordinal)))));
+            }
+        }
+
+        foreach (var (chain, (spn, target)) in dnats)
+        {
+            if (rules.Chains.TryGetValue((family, chain), out var c) && !(c.Dnats.Count == 1 && c.Dnats[0] == target))
+            {
+                findings.Add(Make("wrong-backend", Severity.Error, spn,
+                    $"{chain} DNATs to [{string.Join(", ", c.Dnats)}], not to its endpoint {target}", ("chain", chain), ("expected", target), ("actual", string.Join(",", c.Dnats))));
+            }
+        }
+    }
+
+    private static void StaleObjects(string family, HashSet<string> known, NftRuleset rules, List<Finding> findings)
+    {
+        var referenced = rules.Chains.Where(c => c.Key.Family == family).SelectMany(c => c.Value.Targets)
+            .Concat(rules.Maps.Where(m => m.Key.Family == family).SelectMany(m => m.Value.Values).Select(e => e.Verdict.Split(' ').Last()))
+            .ToHashSet(StringComparer.Ordinal);
+        foreach (var ((f, name), chain) in rules.Chains.OrderBy(c => c.Key.Name, StringComparer.Ordinal))
+        {
+            if (f == family && NftNames.IsPerService(name) && !known.Contains(name))
+            {
+                var how = chain.Rules > 0 ? $"{chain.Rules} rule(s)" : "empty";
+                findings.Add(Make("stale-chain", Severity.Warning, name,
+                    $"chain {name} ({how}{(referenced.Contains(name) ? ", still referenced" : string.Empty)}) belongs to no current Service or endpoint",
+                    ("chain", name), ("rules", chain.Rules.ToString(CultureInfo.InvariantCulture)), ("referenced", referenced.Contains(name) ? "true" : "false")));
+            }
+        }
+
+        foreach (var (f, name) in rules.Sets.Keys.Where(k => k.Family == family && k.Name.StartsWith(NftNames.AffinityPrefix, StringComparison.Ordinal)).OrderBy(k => k.Name, StringComparer.Ordinal))
+        {
+            if (!known.Contains(name))
+            {
+                findings.Add(Make("stale-chain", Severity.Warning, name, $"affinity set {name} belongs to no current endpoint", ("set", name)));
+            }
+        }
+    }
+
+    // "172.30.0.41 . tcp . 80" → "172.30.0.41:80/tcp"; "tcp . 3001" → "*:3001/tcp" (a node port).
+    private static string Destination(string key)
+    {
+        var parts = key.Split(" . ");
+        return parts.Length switch
+        {
+            3 => $"{(parts[0].Contains(':', StringComparison.Ordinal) ? $"[{parts[0]}]" : parts[0])}:{parts[2]}/{parts[1]}",
+            2 => $"*:{parts[1]}/{parts[0]}",
+            _ => key,
+        };
+    }
+
+    private static string Short(string chain) => chain.Length <= 60 ? chain : chain[..60] + "…";
+
+    private static Finding Make(string kind, Severity severity, string subject, string message, params (string Key, string Value)[] details)
+    {
+        var f = new Finding { Kind = kind, Severity = severity, Subject = subject, Message = message, Check = Check };
+        foreach (var (k, v) in details)
+        {
+            f.Details[k] = v;
+        }
+
+        return f;
+    }
+}
