@@ -16,6 +16,12 @@ public sealed class IptablesOptions : IValidatedOptions
 
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>
+    /// Also read the other iptables backend (iptables-legacy-save when kube-proxy's is iptables-nft-save, and the other
+    /// way round, found by swapping that word in Command/Arguments): KUBE-* chains there are a mixed-iptables-backends finding.
+    /// </summary>
+    public bool CheckOtherBackend { get; set; } = true;
+
     /// <summary>Report every NodePort Service (Toolforge's quota keeps NodePorts at 0).</summary>
     public bool ForbidNodePorts { get; set; } = true;
 

@@ -8,6 +8,8 @@ using Toolforge.Agents.Common.Cli;
 using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.Common.Options;
 using Toolforge.Agents.NodeAgent.Audit.Iptables;
+using Toolforge.Agents.NodeAgent.Audit.KubeProxy;
+using Toolforge.Agents.NodeAgent.Audit.Nftables;
 using Toolforge.Agents.NodeAgent.Audit.Tenant;
 using Toolforge.Agents.NodeAgent.Checks;
 using Toolforge.Agents.NodeAgent.Checks.Systemd;
@@ -101,9 +103,17 @@ internal static class NodeAgentHost
             return sources;
         });
 
-        if (o.Iptables.Enabled && OperatingSystem.IsLinux())
+        // kube-proxy's rules: the audit of the mode it runs in (auto: both checks, each says "not in use" when it is not).
+        services.AddHttpClient("kube-proxy");
+        services.AddSingleton<ProxyModeDetector>();
+        if (o.Iptables.Enabled && OperatingSystem.IsLinux() && o.KubeProxy.Mode != KubeProxyMode.Nftables)
         {
-            services.AddHostedService<IptablesAuditCheck>();
+            services.AddHostedService(sp => ActivatorUtilities.CreateInstance<IptablesAuditCheck>(sp, sp.GetRequiredService<ProxyModeDetector>()));
+        }
+
+        if (o.Nftables.Enabled && OperatingSystem.IsLinux() && o.KubeProxy.Mode != KubeProxyMode.Iptables)
+        {
+            services.AddHostedService<NftablesAuditCheck>();
         }
 
         if (o.TenantPolicy.Enabled)

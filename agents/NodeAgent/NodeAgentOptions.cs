@@ -27,7 +27,11 @@ public sealed class NodeAgentOptions : IValidatedOptions
 
     public KubernetesOptions Kubernetes { get; set; } = new();
 
+    public KubeProxyOptions KubeProxy { get; set; } = new();
+
     public IptablesOptions Iptables { get; set; } = new();
+
+    public NftablesOptions Nftables { get; set; } = new();
 
     public JournalOptions Journal { get; set; } = new();
 
@@ -52,6 +56,8 @@ public sealed class NodeAgentOptions : IValidatedOptions
         }
         p.AddRange(Kubernetes.Validate(Check.Key(section, nameof(Kubernetes))));
         p.AddRange(Iptables.Validate(Check.Key(section, nameof(Iptables))));
+        p.AddRange(Nftables.Validate(Check.Key(section, nameof(Nftables))));
+        p.AddRange(KubeProxy.Validate(Check.Key(section, nameof(KubeProxy))));
         p.AddRange(Journal.Validate(Check.Key(section, nameof(Journal))));
         p.AddRange(TenantPolicy.Validate(Check.Key(section, nameof(TenantPolicy))));
         p.AddRange(Remediation.Validate(Check.Key(section, nameof(Remediation))));

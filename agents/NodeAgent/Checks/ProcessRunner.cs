@@ -2,7 +2,10 @@ using System.Diagnostics;
 
 namespace Toolforge.Agents.NodeAgent.Checks;
 
-/// <summary>A subprocess with a hard timeout: killed (with its children) when it passes; its stderr is in the error.</summary>
+/// <summary>
+/// A subprocess with a hard timeout: killed (with its children) when it passes; a program that cannot be started or
+/// exits non-zero is a <see cref="CommandFailedException"/> with its stderr.
+/// </summary>
 internal static class ProcessRunner
 {
     public static async Task<string> RunAsync(string command, IEnumerable<string> args, TimeSpan timeout, CancellationToken ct)
@@ -16,11 +19,11 @@ internal static class ProcessRunner
         Process p;
         try
         {
-            p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {command}");
+            p = Process.Start(psi) ?? throw new CommandFailedException(command, null, "the process did not start");
         }
         catch (System.ComponentModel.Win32Exception ex)
         {
-            throw new InvalidOperationException($"cannot run {command}: {ex.Message}", ex);
+            throw new CommandFailedException(command, null, ex.Message, ex);
         }
 
         using (p)
@@ -36,7 +39,7 @@ internal static class ProcessRunner
                 var errors = await stderr.ConfigureAwait(false);
                 if (p.ExitCode != 0)
                 {
-                    throw new InvalidOperationException($"{command} exited with {p.ExitCode}: {errors.Trim()}");
+                    throw new CommandFailedException(string.Join(' ', [command, .. psi.ArgumentList.Take(6)]), p.ExitCode, errors);
                 }
 
                 return output;

@@ -5,6 +5,7 @@ using Prometheus;
 using Toolforge.Agents.Common.Checks;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.NodeAgent.Audit.KubeProxy;
 using Toolforge.Agents.NodeAgent.Checks;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 
@@ -22,16 +23,19 @@ internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
 
     private readonly IptablesOptions _o;
     private readonly ClusterView _cluster;
-    private readonly Dictionary<string, int> _seen = new(StringComparer.Ordinal);
+    private readonly ProxyModeDetector? _mode;
+    private readonly FindingConfirmer _confirm = new();
 
-    public IptablesAuditCheck(IOptions<NodeAgentOptions> options, ClusterView cluster, AgentState state, TimeProvider time, ILogger<IptablesAuditCheck> logger)
+    public IptablesAuditCheck(IOptions<NodeAgentOptions> options, ClusterView cluster, AgentState state, TimeProvider time, ILogger<IptablesAuditCheck> logger,
+        ProxyModeDetector? mode = null)
         : base(state, time, logger)
     {
         _o = options.Value.Iptables;
         _cluster = cluster;
+        _mode = mode;
     }
 
-    public int ConfirmRuns { get; init; } = 2;
+    public int ConfirmRuns { get => _confirm.Runs; init => _confirm.Runs = value; }
 
     protected override IReadOnlyList<string> Names => [NatAudit.Check];
 
@@ -41,6 +45,13 @@ internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
 
     protected override async Task RunOnceAsync(CancellationToken ct)
     {
+        if (_mode is not null && await _mode.ModeAsync(ct).ConfigureAwait(false) is { Mode: KubeProxyMode.Nftables } nft)
+        {
+            State.SetFindings(NatAudit.Check, []);
+            State.SetCheck(NatAudit.Check, CheckState.Ok, $"not in use: kube-proxy runs in nftables mode ({nft.How})");
+            return;
+        }
+
         if (!_cluster.Synced)
         {
             State.SetCheck(NatAudit.Check, CheckState.Unknown, $"waiting for the Kubernetes API: {_cluster.Problem ?? "not listed yet"}");
@@ -64,29 +75,61 @@ internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
 
         var findings = NatAudit.Run(_cluster.Model(), dump, new NatAuditOptions(_o.ForbidNodePorts, _cluster.NodeName));
         AuditSeconds.Observe(audit.Elapsed.TotalSeconds);
-
-        // Only findings seen in ConfirmRuns consecutive audits count.
-        var keys = findings.Select(f => f.Kind + "\u0000" + f.Subject).ToHashSet(StringComparer.Ordinal);
-        foreach (var k in _seen.Keys.Where(k => !keys.Contains(k)).ToList())
+        if (_o.CheckOtherBackend && await MixedBackendsAsync(dump, ct).ConfigureAwait(false) is { } mixed)
         {
-            _seen.Remove(k);
+            findings.Add(mixed);
         }
 
-        foreach (var k in keys)
-        {
-            _seen[k] = _seen.GetValueOrDefault(k) + 1;
-        }
-
-        var confirmed = findings.Where(f => _seen[f.Kind + "\u0000" + f.Subject] >= ConfirmRuns).ToList();
+        var confirmed = _confirm.Confirm(findings);
         State.SetFindings(NatAudit.Check, confirmed);
-        var state = confirmed.Any(f => f.Severity == Severity.Error) ? CheckState.Failing
-            : confirmed.Count > 0 ? CheckState.Warning : CheckState.Ok;
-        var summary = confirmed.Count == 0
-            ? $"clean: {dump.Rules.Count} rules, {_cluster.Services.Count} services"
-            : string.Join(", ", confirmed.GroupBy(f => f.Kind).Select(g => $"{g.Count()} {g.Key}"));
-        State.SetCheck(NatAudit.Check, state, summary, sw.Elapsed,
+        var summary = confirmed.Count == 0 ? $"clean: {dump.Rules.Count} rules, {_cluster.Services.Count} services" : FindingConfirmer.Summary(confirmed);
+        State.SetCheck(NatAudit.Check, FindingConfirmer.StateOf(confirmed), summary, sw.Elapsed,
             values: new Dictionary<string, double> { ["rules"] = dump.Rules.Count, ["findings"] = confirmed.Count, ["audit_ms"] = audit.Elapsed.TotalMilliseconds });
         ReturnMemory(text.Length);
+    }
+
+    /// <summary>
+    /// KUBE-* chains in the backend kube-proxy does not use (legacy next to nft, or the other way round): rules an
+    /// audit of one backend never sees, and packets may meet both. Null when the other backend is clean, absent, or the
+    /// command line names no save program to swap.
+    /// </summary>
+    private async Task<Finding?> MixedBackendsAsync(IptablesDump primary, CancellationToken ct)
+    {
+        if (IptablesBackends.Other(_o.Command, _o.Arguments) is not { } other)
+        {
+            return null;
+        }
+
+        IptablesDump otherDump;
+        try
+        {
+            otherDump = IptablesDump.Parse(await ProcessRunner.RunAsync(other.Command, other.Arguments, _o.Timeout, ct).ConfigureAwait(false));
+        }
+        catch (Exception ex) when (ex is CommandFailedException or IptablesParseException)
+        {
+            return null; // that backend is not installed here: nothing can be in it
+        }
+
+        var theirs = IptablesBackends.KubeChains(otherDump);
+        if (theirs.Count == 0)
+        {
+            return null;
+        }
+
+        var ours = IptablesBackends.KubeChains(primary);
+        var f = new Finding
+        {
+            Kind = "mixed-iptables-backends",
+            Subject = $"iptables-{other.OtherBackend}",
+            Severity = Severity.Error,
+            Check = NatAudit.Check,
+            Message = ours.Count > 0
+                ? $"KUBE-* chains in both backends: iptables-{other.Backend} (which kube-proxy uses here, {ours.Count} chains) and iptables-{other.OtherBackend} ({theirs.Count}: {string.Join(", ", theirs.Take(5))}); packets meet both, the audit reads one"
+                : $"KUBE-* chains only in iptables-{other.OtherBackend} ({theirs.Count}: {string.Join(", ", theirs.Take(5))}), not in iptables-{other.Backend} which this agent reads as kube-proxy's",
+        };
+        f.Details["backends"] = $"iptables-{other.Backend},iptables-{other.OtherBackend}";
+        f.Details["other_chains"] = string.Join(",", theirs.Take(20));
+        return f;
     }
 
     /// <summary>

@@ -84,6 +84,9 @@ public sealed class IptablesDump
 
     public bool HasTable(string table) => _chains.ContainsKey(table);
 
+    /// <summary>Every chain declared in the dump, of every table.</summary>
+    public IEnumerable<string> Chains => _chains.Values.SelectMany(c => c);
+
     public static IptablesDump Parse(string text)
     {
         var dump = new IptablesDump();
