@@ -87,6 +87,8 @@ public sealed class TenantStringsTests
         }
 
         Assert.True(advanced >= 2, $"last_report moved {advanced} times in 8 s");
-        Assert.DoesNotContain("report to", agent.Output.Split('\n').Where(l => l.Contains("failed", StringComparison.Ordinal)).FirstOrDefault() ?? string.Empty, StringComparison.Ordinal);
+        // What a tenant's string could cause is a refusal of the report; a slow call on a loaded machine is not that.
+        var refused = agent.Output.Split('\n').Where(l => l.Contains("report to", StringComparison.Ordinal) && l.Contains("InvalidArgument", StringComparison.Ordinal)).ToList();
+        Assert.True(refused.Count == 0, string.Join("\n", refused));
     }
 }
