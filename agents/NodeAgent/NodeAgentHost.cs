@@ -7,6 +7,7 @@ using Microsoft.Extensions.Options;
 using Toolforge.Agents.Common.Cli;
 using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.Common.Options;
+using Toolforge.Agents.NodeAgent.Audit.Conntrack;
 using Toolforge.Agents.NodeAgent.Audit.Iptables;
 using Toolforge.Agents.NodeAgent.Audit.KubeProxy;
 using Toolforge.Agents.NodeAgent.Audit.Nftables;
@@ -114,6 +115,11 @@ internal static class NodeAgentHost
         if (o.Nftables.Enabled && OperatingSystem.IsLinux() && o.KubeProxy.Mode != KubeProxyMode.Iptables)
         {
             services.AddHostedService<NftablesAuditCheck>();
+        }
+
+        if (o.Conntrack.Enabled && OperatingSystem.IsLinux())
+        {
+            services.AddHostedService<ConntrackCheck>();
         }
 
         if (o.TenantPolicy.Enabled)

@@ -33,6 +33,8 @@ public sealed class NodeAgentOptions : IValidatedOptions
 
     public NftablesOptions Nftables { get; set; } = new();
 
+    public ConntrackOptions Conntrack { get; set; } = new();
+
     public JournalOptions Journal { get; set; } = new();
 
     public TenantPolicyOptions TenantPolicy { get; set; } = new();
@@ -57,6 +59,7 @@ public sealed class NodeAgentOptions : IValidatedOptions
         p.AddRange(Kubernetes.Validate(Check.Key(section, nameof(Kubernetes))));
         p.AddRange(Iptables.Validate(Check.Key(section, nameof(Iptables))));
         p.AddRange(Nftables.Validate(Check.Key(section, nameof(Nftables))));
+        p.AddRange(Conntrack.Validate(Check.Key(section, nameof(Conntrack))));
         p.AddRange(KubeProxy.Validate(Check.Key(section, nameof(KubeProxy))));
         p.AddRange(Journal.Validate(Check.Key(section, nameof(Journal))));
         p.AddRange(TenantPolicy.Validate(Check.Key(section, nameof(TenantPolicy))));
