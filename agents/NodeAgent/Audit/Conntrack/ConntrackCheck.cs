@@ -89,7 +89,9 @@ internal sealed partial class ConntrackCheck : PeriodicCheck, IUsesCluster
 
         State.SetFindings(ConntrackAudit.Check, findings);
         State.SetCheck(ConntrackAudit.Check, findings.Count > 0 ? CheckState.Failing : CheckState.Ok,
-            findings.Count > 0 ? $"{findings.Count} stale UDP/SCTP conntrack entr{(findings.Count == 1 ? "y" : "ies")} to Services" : $"clean: {entries.Count} UDP/SCTP flows",
+            findings.Count > 0 ? $"{findings.Count} stale UDP/SCTP conntrack entr{(findings.Count == 1 ? "y" : "ies")} to Services"
+                : stale.Count > 0 ? $"clean: {entries.Count} UDP/SCTP flows; {stale.Count} wrong for less than {_o.GracePeriod.TotalSeconds.ToString(CultureInfo.InvariantCulture)}s, left to kube-proxy so far"
+                : $"clean: {entries.Count} UDP/SCTP flows",
             values: new Dictionary<string, double> { ["flows"] = entries.Count, ["stale"] = findings.Count, ["pending"] = stale.Count - findings.Count });
     }
 

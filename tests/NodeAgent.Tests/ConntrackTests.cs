@@ -1,0 +1,135 @@
+using k8s.Models;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.NodeAgent.Audit.Conntrack;
+using Toolforge.Agents.NodeAgent.Kubernetes;
+using Toolforge.Agents.TestSupport;
+
+namespace Toolforge.Agents.NodeAgent.Tests;
+
+/// <summary>Stale UDP conntrack entries to Services: entries put into a real kernel's table (a namespace of the test's own).</summary>
+public sealed class ConntrackTests
+{
+    private const string NodeName = "tools-k8s-worker-ct";
+
+    private static V1Node Node()
+    {
+        var node = FakeKubeApiServer.Node(NodeName);
+        node.Status.Addresses = [new V1NodeAddress { Type = "InternalIP", Address = "172.16.0.20" }];
+        return node;
+    }
+
+    private static async Task<(FakeKubeApiServer Api, ClusterView View, TempDir Dir)> ClusterAsync()
+    {
+        var api = await FakeKubeApiServer.StartAsync();
+        api.Put(Node());
+        api.Put(FakeKubeApiServer.Service("kube-system", "kube-dns", "172.30.0.10", ("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")));
+        api.Put(FakeKubeApiServer.Slice("kube-system", "kube-dns", ["10.180.0.1", "10.180.0.2"], ("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")));
+        var dir = new TempDir();
+        var view = new ClusterView(new KubernetesOptions { Kubeconfig = api.WriteKubeconfig(dir["kubeconfig"]) }, NodeName, NullLogger<ClusterView>.Instance);
+        await view.StartAsync(CancellationToken.None);
+        Assert.True(await Peer.EventuallyAsync(() => view.Synced && view.Services.Count > 0 && view.Node is not null, TimeSpan.FromSeconds(10)));
+        return (api, view, dir);
+    }
+
+    private static Task Insert(NetNamespace ns, string src, int sport, string dst, int dport, string replySrc, int replyPort) =>
+        ns.RunAsync("conntrack", "-I", "-p", "udp", "-s", src, "-d", dst, "--sport", $"{sport}", "--dport", $"{dport}",
+            "-r", replySrc, "-q", src, "--reply-port-src", $"{replyPort}", "--reply-port-dst", $"{sport}", "-t", "600", "-u", "ASSURED");
+
+    [Fact]
+    public async Task AFlowAnsweredByAGoneEndpoint_IsAFindingAfterTheGracePeriod_AndRemediationDeletesExactlyIt()
+    {
+        Peer.Require("conntrack", "conntrack");
+        await using var ns = await NetNamespace.CreateAsync();
+        await Insert(ns, "10.0.0.5", 5000, "172.30.0.10", 53, "10.180.0.1", 53);   // answered by an endpoint
+        await Insert(ns, "10.0.0.6", 5001, "172.30.0.10", 53, "10.180.0.9", 53);   // answered by a pod that is gone
+        await Insert(ns, "10.0.0.7", 5002, "192.0.2.1", 53, "192.0.2.1", 53);      // not to a Service
+        var (api, view, dir) = await ClusterAsync();
+        await using var _ = api;
+        using var __ = dir;
+
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var state = Support.State(time);
+        var check = Check(ns, view, state, time, remediate: false);
+
+        await check.RunGuardedAsync(CancellationToken.None);
+        var first = state.GetCheck(ConntrackAudit.Check)!;
+        Assert.Equal(CheckState.Ok, first.State);
+        Assert.Contains("1 wrong for less than 30s", first.Message, StringComparison.Ordinal);
+        Assert.Empty(state.GetFindings(ConntrackAudit.Check));
+
+        time.Advance(TimeSpan.FromSeconds(31));
+        await check.RunGuardedAsync(CancellationToken.None);
+        var f = Assert.Single(state.GetFindings(ConntrackAudit.Check));
+        Assert.Equal("stale-conntrack", f.Kind);
+        Assert.Equal("kube-system/kube-dns:dns udp 10.0.0.6:5001", f.Subject);
+        Assert.Contains("10.180.0.9:53", f.Message, StringComparison.Ordinal);
+        Assert.Contains("10.180.0.1:53", f.Message, StringComparison.Ordinal);
+        Assert.Equal("31", f.Details["age_seconds"]);
+        Assert.Equal(CheckState.Failing, state.GetCheck(ConntrackAudit.Check)!.State);
+
+        // Remediation deletes that entry, and only it.
+        var fix = Check(ns, view, state, time, remediate: true);
+        await fix.RunGuardedAsync(CancellationToken.None);
+        time.Advance(TimeSpan.FromSeconds(31));
+        await fix.RunGuardedAsync(CancellationToken.None);
+        var left = (await ns.RunAsync("conntrack", "-L", "-o", "extended", "-p", "udp")).Stdout;
+        Assert.DoesNotContain("src=10.0.0.6 ", left, StringComparison.Ordinal);
+        Assert.Contains("src=10.0.0.5 ", left, StringComparison.Ordinal);
+        Assert.Contains("src=10.0.0.7 ", left, StringComparison.Ordinal);
+        var ev = Assert.Single(state.Snapshot(out var _).Events, e => e.Kind == "conntrack-deleted");
+        Assert.Contains("10.0.0.6:5001", ev.Message, StringComparison.Ordinal);
+
+        // The Service loses every endpoint: the flow that was right is now stale too.
+        api.Put(FakeKubeApiServer.Slice("kube-system", "kube-dns", [], ("dns", 53, "UDP")));
+        Assert.True(await Peer.EventuallyAsync(() => view.Model().Slices.All(s => s.Endpoints.Count == 0), TimeSpan.FromSeconds(10)));
+        await check.RunGuardedAsync(CancellationToken.None);
+        time.Advance(TimeSpan.FromSeconds(31));
+        await check.RunGuardedAsync(CancellationToken.None);
+        var none = Assert.Single(state.GetFindings(ConntrackAudit.Check));
+        Assert.Equal("kube-system/kube-dns:dns udp 10.0.0.5:5000", none.Subject);
+        Assert.Contains("has no endpoint", none.Message, StringComparison.Ordinal);
+        await view.StopAsync(CancellationToken.None);
+    }
+
+    private static ConntrackCheck Check(NetNamespace ns, ClusterView view, Common.Reporting.AgentState state, TimeProvider time, bool remediate) =>
+        new(Support.Options(o => o.Conntrack = new ConntrackOptions { Command = "ip", Arguments = [.. ns.Exec("conntrack")], Remediate = remediate }),
+            view, state, time, NullLogger<ConntrackCheck>.Instance);
+
+    [Fact]
+    public void Parse_ReadsBothTuplesOfIpv4AndIpv6Flows_AndSkipsWhatIsNotAFlow()
+    {
+        const string text = """
+            ipv4     2 udp      17 119 src=10.0.0.5 dst=172.30.0.10 sport=5000 dport=53 [UNREPLIED] src=10.180.0.9 dst=10.0.0.5 sport=53 dport=5000 [ASSURED] mark=0 use=1
+            ipv6     10 udp      17 29 src=fd00::5 dst=fd00:30::10 sport=41000 dport=53 src=fd00:180::1 dst=fd00::5 sport=53 dport=41000 mark=0 use=1
+            ipv4     2 icmp     1 29 src=10.0.0.5 dst=10.0.0.1 type=8 code=0 id=1 src=10.0.0.1 dst=10.0.0.5 type=0 code=0 id=1 mark=0 use=1
+            conntrack v1.4.7 (conntrack-tools): 3 flow entries have been shown.
+            """;
+        var e = ConntrackEntry.Parse(text);
+        Assert.Equal(2, e.Count);
+        Assert.Equal(new ConntrackEntry("udp", "10.0.0.5", 5000, "172.30.0.10", 53, "10.180.0.9", 53), e[0]);
+        Assert.Equal(new ConntrackEntry("udp", "fd00::5", 41000, "fd00:30::10", 53, "fd00:180::1", 53), e[1]);
+        Assert.Equal("udp [fd00::5]:41000 -> [fd00:30::10]:53 (reply from [fd00:180::1]:53)", e[1].ToString());
+    }
+
+    [Fact]
+    public void NodePortFlows_AreMatchedOnNodeAddressesOnly_AndTcpIsLeftToItsConnections()
+    {
+        var svc = FakeKubeApiServer.Service("tool-a", "game", "172.30.0.50", ("udp", 7777, "UDP"), ("tcp", 7777, "TCP"));
+        svc.Spec.Type = "NodePort";
+        svc.Spec.Ports[0].NodePort = 30777;
+        var model = new ClusterModel([ServiceSpec.From(svc)],
+            [EndpointSliceSpec.From(FakeKubeApiServer.Slice("tool-a", "game", ["10.180.1.1"], ("udp", 7777, "UDP"), ("tcp", 7777, "TCP")))!]);
+        var entries = new List<ConntrackEntry>
+        {
+            new("udp", "198.51.100.1", 4000, "172.16.0.20", 30777, "10.180.1.7", 7777),   // node port, gone endpoint
+            new("udp", "198.51.100.1", 4001, "172.16.0.99", 30777, "10.180.1.7", 7777),   // not this node's address
+            new("udp", "198.51.100.1", 4002, "172.16.0.20", 30777, "10.180.1.1", 7777),   // node port, right endpoint
+            new("tcp", "198.51.100.1", 4003, "172.30.0.50", 7777, "10.180.1.7", 7777),    // TCP
+        };
+        var stale = Assert.Single(ConntrackAudit.Run(model, entries, ["172.16.0.20"]));
+        Assert.Equal("tool-a/game:udp", stale.ServicePort);
+        Assert.Equal(4000, stale.Flow.OrigSourcePort);
+    }
+}
