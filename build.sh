@@ -364,12 +364,14 @@ JSON
 # ------------------------------------------------------------------ bench, package
 cmd_bench() {
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true   # the coordinator bench opens one mutual-TLS connection per simulated node
-  ensure_packages rsyslog rsyslog-relp systemd-journal-remote iptables docker.io docker-registry busybox-static
+  ensure_packages rsyslog rsyslog-relp systemd-journal-remote iptables nftables docker.io docker-registry busybox-static
   local ran=0
   for b in bench/*/; do
     [ -f "$b"/*.csproj ] 2>/dev/null || continue
     log "bench: $b"
-    dotnet run -c Release --project "$b" -- "$@"
+    # the latest output of each benchmark is kept next to it (bench/*/last-run.txt)
+    dotnet run -c Release --project "$b" -- "$@" 2>&1 | tee "$b/last-run.txt.new"
+    mv "$b/last-run.txt.new" "$b/last-run.txt"
     ran=1
   done
   [ $ran -eq 1 ] || log "no benchmarks yet"

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Toolforge.Agents.NodeAgent.Audit.Iptables;
+using Toolforge.Agents.NodeAgent.Audit.Nftables;
 using Toolforge.Agents.NodeAgent.Tests;
 using Toolforge.Agents.TestSupport;
 using Toolforge.Agents.NodeAgent.Kubernetes;
@@ -9,9 +10,64 @@ using Toolforge.Agents.NodeAgent.Kubernetes;
 // Node-agent benchmark:
 //  1. 10,000 Services (~60-70k NAT rules) loaded into a network namespace: iptables-save alone (the floor) against the
 //     whole audit (iptables-save + parse + compare), and our own work alone; medians of 5.
-//  2. The daemon against a fake API server holding those Services, iptables audit every 10 s: RSS and CPU after a
+//  2. The same Services as kube-proxy's nftables proxier writes them, loaded with nft -f into another namespace:
+//     `nft -j list table ip kube-proxy` alone against the whole nftables audit (listing + JSON parse + compare).
+//  3. The daemon against a fake API server holding those Services, iptables audit every 10 s: RSS and CPU after a
 //     minute, and the time from exec to "Application started" (when systemd's READY=1 is sent).
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+if (args is ["--nft-offline", var keptDir])
+{
+    // Our own nftables work alone, on what an earlier run kept with TFA_BENCH_KEEP (no namespace, no nft).
+    var keptJson = await File.ReadAllTextAsync(Path.Combine(keptDir, "kernel.json"));
+    var keptModel = ClusterModel.FromKubectlJson([await File.ReadAllTextAsync(Path.Combine(keptDir, "cluster.json"))]);
+    var (parses, compares) = (new List<double>(), new List<double>());
+    for (var i = 0; i < 11; i++)
+    {
+        var sw = Stopwatch.StartNew();
+        var ruleset = NftRuleset.Parse(keptJson);
+        var parsed = sw.Elapsed.TotalMilliseconds;
+        var found = NftAudit.Run(keptModel, ruleset, new NftAuditOptions()).Count;
+        if (i > 0)
+        {
+            parses.Add(parsed);
+            compares.Add(sw.Elapsed.TotalMilliseconds - parsed);
+        }
+
+        if (found != 0)
+        {
+            throw new InvalidOperationException($"{found} findings");
+        }
+    }
+
+    {
+        var rs = NftRuleset.Parse(keptJson);
+        GC.Collect();
+        var ok = GC.TryStartNoGCRegion(240L * 1024 * 1024);
+        var csw = Stopwatch.StartNew();
+        NftAudit.Run(keptModel, rs, new NftAuditOptions());
+        var cms = csw.Elapsed.TotalMilliseconds;
+        if (ok && System.Runtime.GCSettings.LatencyMode == System.Runtime.GCLatencyMode.NoGCRegion)
+        {
+            GC.EndNoGCRegion();
+        }
+
+        GC.Collect();
+        ok = GC.TryStartNoGCRegion(240L * 1024 * 1024);
+        csw.Restart();
+        NftRuleset.Parse(keptJson);
+        var pms = csw.Elapsed.TotalMilliseconds;
+        if (ok && System.Runtime.GCSettings.LatencyMode == System.Runtime.GCLatencyMode.NoGCRegion)
+        {
+            GC.EndNoGCRegion();
+        }
+
+        Console.WriteLine($"without any GC: parse {pms:0} ms, compare {cms:0} ms (no-GC region: {ok})");
+    }
+
+    Console.WriteLine($"nftables own work, offline: parse {Median(parses):0} ms + compare {Median(compares):0} ms; GCs {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)}, paused {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms in all, allocated {GC.GetTotalAllocatedBytes() / 1048576} MB");
+    return;
+}
+
 var auditOnly = args.Contains("--audit-only");
 args = args.Where(a => a != "--audit-only").ToArray();
 var n = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 10_000;
@@ -54,9 +110,61 @@ for (var i = 0; i < 6; i++)
     parseTimes.Add(parseMs);
 }
 
-double Median(List<double> v) => v.Order().ElementAt(v.Count / 2);
-Console.WriteLine($"{n} services, {natRules} nat rules, {rules.Length / 1024} KiB dump");
+Console.WriteLine($"iptables mode: {n} services, {natRules} nat rules, {rules.Length / 1024} KiB dump");
 Console.WriteLine($"iptables-save alone: {Median(dumpTimes):0} ms; whole audit: {Median(totalTimes):0} ms = {Median(totalTimes) / Median(dumpTimes):0.00} x the dump; our own work (parse + compare): {Median(ownTimes):0} ms (parse {Median(parseTimes):0} ms)");
+
+// nftables mode: the same Services, in kube-proxy's nftables layout.
+{
+    await using var nftNs = await NetNamespace.CreateAsync();
+    using var nftDir = new TempDir();
+    var nftText = KubeProxyNftRules.Generate(services);
+    await File.WriteAllTextAsync(nftDir["rules.nft"], nftText);
+    var load = Stopwatch.StartNew();
+    await nftNs.RunAsync("nft", "-f", nftDir["rules.nft"]);
+    var loadMs = load.Elapsed.TotalMilliseconds;
+    var listing = nftNs.Exec("nft", "-j", "list", "table", "ip", "kube-proxy");
+    var listTimes = new List<double>();
+    var auditTimes = new List<double>();
+    var nftOwn = new List<double>();
+    var nftParse = new List<double>();
+    var counts = (Rules: 0, Elements: 0, Bytes: 0);
+    for (var i = 0; i < 6; i++)
+    {
+        var sw = Stopwatch.StartNew();
+        var json = (await Run.ProcessAsync("ip", listing, TimeSpan.FromMinutes(2))).Stdout;
+        var list = sw.Elapsed.TotalMilliseconds;
+        var own = Stopwatch.StartNew();
+        var ruleset = NftRuleset.Parse(json);
+        var parseMs = own.Elapsed.TotalMilliseconds;
+        var findings = NftAudit.Run(model, ruleset, new NftAuditOptions());
+        own.Stop();
+        sw.Stop();
+        if (findings.Count != 0)
+        {
+            throw new InvalidOperationException($"the generated nftables ruleset should be clean: {findings.Count} findings, first {findings[0].Kind} {findings[0].Subject}: {findings[0].Message}");
+        }
+
+        counts = (ruleset.RuleCount, ruleset.ElementCount, json.Length);
+        if (Environment.GetEnvironmentVariable("TFA_BENCH_KEEP") is { Length: > 0 } keep && i == 0)
+        {
+            await File.WriteAllTextAsync(Path.Combine(keep, "rules.nft"), nftText);
+            await File.WriteAllTextAsync(Path.Combine(keep, "kernel.json"), json);
+            await File.WriteAllTextAsync(Path.Combine(keep, "cluster.json"), ToKubectlJson(services));
+        }
+        if (i == 0)
+        {
+            continue; // warm-up
+        }
+
+        listTimes.Add(list);
+        auditTimes.Add(sw.Elapsed.TotalMilliseconds);
+        nftOwn.Add(own.Elapsed.TotalMilliseconds);
+        nftParse.Add(parseMs);
+    }
+
+    Console.WriteLine($"nftables mode: {n} services, {counts.Rules} rules, {counts.Elements} map/set elements, {counts.Bytes / 1024} KiB of nft -j JSON (nft -f took {loadMs:0} ms)");
+    Console.WriteLine($"nft -j list table ip kube-proxy alone: {Median(listTimes):0} ms; whole audit: {Median(auditTimes):0} ms = {Median(auditTimes) / Median(listTimes):0.00} x the listing; our own work (parse + compare): {Median(nftOwn):0} ms (parse {Median(nftParse):0} ms)");
+}
 
 if (auditOnly)
 {
@@ -106,6 +214,8 @@ var cpu = (CpuSeconds(agent.Pid) - cpu0) / t0.Elapsed.TotalSeconds;
 var rss = RssMb(agent.Pid);
 Console.WriteLine($"daemon ({(useBinary ? "out/bin publish" : "dotnet dll")}): time to 'Application started' (READY=1) {ready:0} ms; after a minute with the audit every 10 s: RSS {rss:0.0} MB, CPU {cpu * 100:0.0} % of one core");
 Console.WriteLine(agent.Output.Contains("kube-proxy.iptables", StringComparison.Ordinal) ? "(the audit ran)" : "(no audit line seen in the log)");
+
+static double Median(List<double> v) => v.Order().ElementAt(v.Count / 2);
 
 static double CpuSeconds(int pid)
 {

@@ -81,6 +81,50 @@ public sealed class KubeProxyLiveTests
     }
 
     [Fact]
+    public async Task Nftables_GeneratedForASetOfServices_IsClean_AndAServiceWithoutItsElementIsNamed()
+    {
+        // The generator the benchmark loads 10,000 Services with: what the audit expects, as a kernel lists it.
+        Peer.Require("nft", "nftables");
+        await using var ns = await NetNamespace.CreateAsync();
+        var services = KubeProxyRules.Many(40);
+        using var dir = new TempDir();
+        await File.WriteAllTextAsync(dir["rules.nft"], KubeProxyNftRules.Generate(services));
+        await ns.RunAsync("nft", "-f", dir["rules.nft"]);
+        await using var api = await FakeKubeApiServer.StartAsync();
+        api.Put(FakeKubeApiServer.Node(NftReferenceData.Node));
+        foreach (var s in services)
+        {
+            api.Put(FakeKubeApiServer.Service(s.Namespace, s.Name, s.ClusterIP, (s.PortName, s.Port, s.Protocol)));
+            if (s.Endpoints.Length > 0)
+            {
+                api.Put(FakeKubeApiServer.Slice(s.Namespace, s.Name, [.. s.Endpoints.Select(e => e.Split(':')[0])], (s.PortName, int.Parse(s.Endpoints[0].Split(':')[1], System.Globalization.CultureInfo.InvariantCulture), s.Protocol)));
+            }
+        }
+
+        var view = new ClusterView(new KubernetesOptions { Kubeconfig = api.WriteKubeconfig(dir["kubeconfig"]) }, NftReferenceData.Node, NullLogger<ClusterView>.Instance);
+        await view.StartAsync(CancellationToken.None);
+        Assert.True(await Peer.EventuallyAsync(() => view.Synced && view.Services.Count == services.Count, TimeSpan.FromSeconds(10)));
+        var options = Support.Options(o =>
+        {
+            o.KubeProxy = new KubeProxyOptions { Mode = KubeProxyMode.Nftables };
+            o.Nftables = new NftablesOptions { Command = "ip", Arguments = [.. ns.Exec("nft", "-j", "list", "table", "ip", "kube-proxy")], Ipv6Arguments = [], ForbidNodePorts = false };
+        });
+        var state = Support.State();
+        var check = new NftablesAuditCheck(options, view, new ProxyModeDetector(options, new NoHttp(), TimeProvider.System, NullLogger<ProxyModeDetector>.Instance),
+            state, TimeProvider.System, NullLogger<NftablesAuditCheck>.Instance) { ConfirmRuns = 1 };
+        await check.RunGuardedAsync(CancellationToken.None);
+        Assert.True(state.GetCheck(NftAudit.Check)!.State == CheckState.Ok, string.Join("\n", state.GetFindings().Select(f => f.Message)));
+
+        var victim = services.First(s => s.Endpoints.Length > 0 && s.PortName.Length > 0);
+        await ns.RunAsync("nft", "delete", "element", "ip", "kube-proxy", "service-ips", $"{{ {victim.ClusterIP} . {victim.Protocol.ToLowerInvariant()} . {victim.Port} }}");
+        await check.RunGuardedAsync(CancellationToken.None);
+        var missing = Assert.Single(state.GetFindings(NftAudit.Check));
+        Assert.Equal("missing-rule", missing.Kind);
+        Assert.Equal($"{victim.Namespace}/{victim.Name}:{victim.PortName} {victim.ClusterIP}:{victim.Port}/{victim.Protocol.ToLowerInvariant()}", missing.Subject);
+        await view.StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
     public async Task KubeServicesInBothIptablesBackends_IsAMixedBackendsFinding()
     {
         Peer.Require("iptables-legacy", "iptables");

@@ -71,15 +71,22 @@ public static class NftAudit
                     known.Add(prefix + name);
                 }
 
+                // Every endpoint's chain name (a SHA-256 each), computed once: address:port → endpoint- chain.
+                var endpointChains = new Dictionary<(string, int), string>();
                 foreach (var slice in slices.Where(s => s.IsIPv6 == ipv6))
                 {
                     foreach (var sp in slice.Ports.Where(p => p.Name == port.Name && p.Protocol == port.Protocol))
                     {
                         foreach (var e in slice.Endpoints)
                         {
-                            var eb = NftNames.EndpointBase(svc.Namespace, svc.Name, proto, port.Name, NftRuleset.CanonicalIP(e.Address), sp.Port);
-                            known.Add(NftNames.EndpointPrefix + eb);
-                            known.Add(NftNames.AffinityPrefix + eb);
+                            var address = NftRuleset.CanonicalIP(e.Address);
+                            if (!endpointChains.ContainsKey((address, sp.Port)))
+                            {
+                                var eb = NftNames.EndpointBase(svc.Namespace, svc.Name, proto, port.Name, address, sp.Port);
+                                endpointChains[(address, sp.Port)] = NftNames.EndpointPrefix + eb;
+                                known.Add(NftNames.EndpointPrefix + eb);
+                                known.Add(NftNames.AffinityPrefix + eb);
+                            }
                         }
                     }
                 }
@@ -146,7 +153,8 @@ public static class NftAudit
                 }
 
                 // Which endpoints each chain sends to, and where each endpoint chain DNATs.
-                string EndpointChain(UsableEndpoint u) => NftNames.EndpointPrefix + NftNames.EndpointBase(svc.Namespace, svc.Name, proto, port.Name, u.Address, u.Port);
+                string EndpointChain(UsableEndpoint u) => endpointChains.TryGetValue((u.Address, u.Port), out var c) ? c
+                    : NftNames.EndpointPrefix + NftNames.EndpointBase(svc.Namespace, svc.Name, proto, port.Name, u.Address, u.Port);
                 if (usable.Count > 0)
                 {
                     backends.Add((spn, "service-" + name, usable.Select(EndpointChain).ToHashSet(StringComparer.Ordinal)));
@@ -182,8 +190,13 @@ public static class NftAudit
                 continue; // a layout without this map (early nftables mode has no cluster-ips; none lacks the rest)
             }
 
+            if (map.TryGetValue(w.Key, out var actual) && actual.Verdict == w.Verdict)
+            {
+                continue;
+            }
+
             var subject = $"{w.Spn} {Destination(w.Key)}";
-            if (!map.TryGetValue(w.Key, out var actual))
+            if (actual is null)
             {
                 findings.Add(w.Map is NoEndpointServices or NoEndpointNodeports
                     ? Make("missing-reject", Severity.Warning, subject, $"{w.Spn} has no usable endpoint for its {w.What} {Destination(w.Key)}, but {w.Map} holds no element for it (want: {w.Verdict})",
@@ -191,7 +204,7 @@ public static class NftAudit
                     : Make("missing-rule", Severity.Error, subject, $"no {w.Map} element sends {w.What} {Destination(w.Key)} of {w.Spn} to its chain (want: {w.Key} : {w.Verdict})",
                         ("map", w.Map), ("key", w.Key), ("expected", w.Verdict)));
             }
-            else if (actual.Verdict != w.Verdict)
+            else
             {
                 findings.Add(Make("wrong-target", Severity.Error, subject, $"{w.Map} sends {w.What} {Destination(w.Key)} of {w.Spn} to \"{actual.Verdict}\", not \"{w.Verdict}\"",
                     ("map", w.Map), ("key", w.Key), ("expected", w.Verdict), ("actual", actual.Verdict)));
@@ -281,12 +294,15 @@ public static class NftAudit
 
     private static void StaleObjects(string family, HashSet<string> known, NftRuleset rules, List<Finding> findings)
     {
-        var referenced = rules.Chains.Where(c => c.Key.Family == family).SelectMany(c => c.Value.Targets)
-            .Concat(rules.Maps.Where(m => m.Key.Family == family).SelectMany(m => m.Value.Values).Select(e => e.Verdict.Split(' ').Last()))
-            .ToHashSet(StringComparer.Ordinal);
-        foreach (var ((f, name), chain) in rules.Chains.OrderBy(c => c.Key.Name, StringComparer.Ordinal))
+        var stale = rules.Chains.Where(c => c.Key.Family == family && NftNames.IsPerService(c.Key.Name) && !known.Contains(c.Key.Name))
+            .OrderBy(c => c.Key.Name, StringComparer.Ordinal).ToList();
+        if (stale.Count > 0)
         {
-            if (f == family && NftNames.IsPerService(name) && !known.Contains(name))
+            // What still points at a chain: only worth collecting when some chain is stale.
+            var referenced = rules.Chains.Where(c => c.Key.Family == family).SelectMany(c => c.Value.Targets)
+                .Concat(rules.Maps.Where(m => m.Key.Family == family).SelectMany(m => m.Value.Values).Select(e => e.Verdict.Split(' ').Last()))
+                .ToHashSet(StringComparer.Ordinal);
+            foreach (var ((_, name), chain) in stale)
             {
                 var how = chain.Rules > 0 ? $"{chain.Rules} rule(s)" : "empty";
                 findings.Add(Make("stale-chain", Severity.Warning, name,

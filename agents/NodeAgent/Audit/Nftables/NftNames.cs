@@ -35,17 +35,39 @@ public static class NftNames
 
     public static string Base(string readable)
     {
-        var hash = Hash(readable);
-        var name = $"{hash}-{readable}";
-        return name.Length > MaxBase ? name[..(MaxBase - 3)] + "..." : name;
+        Span<char> hash = stackalloc char[8];
+        Hash(readable, hash);
+        var length = Math.Min(9 + readable.Length, MaxBase);
+        return string.Create(length, (Hash: hash.ToString(), Readable: readable), static (span, s) =>
+        {
+            s.Hash.AsSpan().CopyTo(span);
+            span[8] = '-';
+            if (9 + s.Readable.Length <= MaxBase)
+            {
+                s.Readable.AsSpan().CopyTo(span[9..]);
+            }
+            else
+            {
+                s.Readable.AsSpan(0, MaxBase - 3 - 9).CopyTo(span[9..]);
+                "...".AsSpan().CopyTo(span[(MaxBase - 3)..]);
+            }
+        });
     }
 
+    // One hasher per thread, reused: creating a hash context per name costs more than hashing a short name.
+    [ThreadStatic]
+    private static IncrementalHash? _sha256;
+
     // The first 8 base32 characters need the first 5 bytes (40 bits) of the digest.
-    private static string Hash(string readable)
+    private static void Hash(string readable, Span<char> chars)
     {
+        var hasher = _sha256 ??= IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var max = Encoding.UTF8.GetMaxByteCount(readable.Length);
+        var bytes = max <= 1024 ? stackalloc byte[max] : new byte[max];
+        var n = Encoding.UTF8.GetBytes(readable, bytes);
+        hasher.AppendData(bytes[..n]);
         Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
-        SHA256.HashData(Encoding.UTF8.GetBytes(readable), digest);
-        Span<char> chars = stackalloc char[8];
+        hasher.GetHashAndReset(digest);
         long buffer = 0;
         foreach (var b in digest[..5])
         {
@@ -56,7 +78,5 @@ public static class NftNames
         {
             chars[i] = Alphabet[(int)((buffer >> (35 - (5 * i))) & 31)];
         }
-
-        return new string(chars);
     }
 }
