@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 
@@ -41,13 +42,14 @@ public static class NftAudit
         return findings;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void AuditFamily(string family, ClusterModel cluster, Dictionary<string, List<EndpointSliceSpec>> slicesByService, NftRuleset rules,
         NftAuditOptions options, List<Finding> findings)
     {
         var ipv6 = family == "ip6";
         var wants = new List<Want>();
         var clusterIps = new HashSet<string>(StringComparer.Ordinal);
-        var known = new HashSet<string>(StringComparer.Ordinal); // every per-service chain/set name a Service explains
+        var known = new HashSet<string>(StringComparer.Ordinal); // every per-service chain/set base name (without its prefix) a Service explains
         var backends = new List<(string Spn, string Chain, HashSet<string> EndpointChains)>();
         var dnats = new Dictionary<string, (string Spn, string Target)>(StringComparer.Ordinal);
 
@@ -60,16 +62,14 @@ public static class NftAudit
             }
 
             var cip = NftRuleset.CanonicalIP(addresses.ClusterIP);
-            var slices = slicesByService.GetValueOrDefault(svc.Key) ?? [];
+            var svcKey = svc.Key;
+            var slices = slicesByService.GetValueOrDefault(svcKey) ?? [];
             foreach (var port in svc.Ports)
             {
                 var proto = port.Protocol.ToLowerInvariant();
-                var spn = port.Name.Length == 0 ? svc.Key : $"{svc.Key}:{port.Name}";
+                var spn = port.Name.Length == 0 ? svcKey : $"{svcKey}:{port.Name}";
                 var name = NftNames.ServicePortBase(svc.Namespace, svc.Name, proto, port.Name);
-                foreach (var prefix in NftNames.ServicePrefixes)
-                {
-                    known.Add(prefix + name);
-                }
+                known.Add(name);
 
                 // Every endpoint's chain name (a SHA-256 each), computed once: address:port → endpoint- chain.
                 var endpointChains = new Dictionary<(string, int), string>();
@@ -84,8 +84,7 @@ public static class NftAudit
                             {
                                 var eb = NftNames.EndpointBase(svc.Namespace, svc.Name, proto, port.Name, address, sp.Port);
                                 endpointChains[(address, sp.Port)] = NftNames.EndpointPrefix + eb;
-                                known.Add(NftNames.EndpointPrefix + eb);
-                                known.Add(NftNames.AffinityPrefix + eb);
+                                known.Add(eb);
                             }
                         }
                     }
@@ -98,7 +97,7 @@ public static class NftAudit
                 }
 
                 var usable = UsableEndpoints.Of(slices, port, ipv6)
-                    .Select(u => u with { Address = NftRuleset.CanonicalIP(u.Address) }).ToList();
+                    .ConvertAll(u => NftRuleset.CanonicalIP(u.Address) is var a && ReferenceEquals(a, u.Address) ? u : u with { Address = a });
                 var local = usable.Where(u => options.NodeName is not null && u.Node == options.NodeName).ToList();
                 var internalUsable = svc.InternalTrafficLocal ? local : usable;
                 var p = port.Port.ToString(CultureInfo.InvariantCulture);
@@ -178,6 +177,7 @@ public static class NftAudit
         StaleObjects(family, known, rules, findings);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void CompareMaps(string family, List<Want> wants, NftRuleset rules, List<Finding> findings)
     {
         var expected = new HashSet<(string, string)>();
@@ -262,6 +262,7 @@ public static class NftAudit
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void CompareBackends(string family, List<(string Spn, string Chain, HashSet<string> EndpointChains)> backends,
         Dictionary<string, (string Spn, string Target)> dnats, NftRuleset rules, List<Finding> findings)
     {
@@ -292,9 +293,10 @@ public static class NftAudit
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void StaleObjects(string family, HashSet<string> known, NftRuleset rules, List<Finding> findings)
     {
-        var stale = rules.Chains.Where(c => c.Key.Family == family && NftNames.IsPerService(c.Key.Name) && !known.Contains(c.Key.Name))
+        var stale = rules.Chains.Where(c => c.Key.Family == family && NftNames.BaseOf(c.Key.Name) is { } b && !known.Contains(b))
             .OrderBy(c => c.Key.Name, StringComparer.Ordinal).ToList();
         if (stale.Count > 0)
         {
@@ -313,7 +315,7 @@ public static class NftAudit
 
         foreach (var (f, name) in rules.Sets.Keys.Where(k => k.Family == family && k.Name.StartsWith(NftNames.AffinityPrefix, StringComparison.Ordinal)).OrderBy(k => k.Name, StringComparer.Ordinal))
         {
-            if (!known.Contains(name))
+            if (!known.Contains(name[NftNames.AffinityPrefix.Length..]))
             {
                 findings.Add(Make("stale-chain", Severity.Warning, name, $"affinity set {name} belongs to no current endpoint", ("set", name)));
             }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 
@@ -22,6 +23,7 @@ internal sealed class NftJsonReader(NftRuleset into)
     private NftRuleset.Chain? _lastChain;
     private string? _lastFamily;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Read(ReadOnlySpan<byte> json)
     {
         var r = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = 256 });
@@ -70,6 +72,7 @@ internal sealed class NftJsonReader(NftRuleset into)
     }
 
     // {"<kind>": {...}}
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Item(ref Utf8JsonReader r)
     {
         if (r.TokenType != JsonTokenType.StartObject)
@@ -144,6 +147,7 @@ internal sealed class NftJsonReader(NftRuleset into)
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Rule(ref Utf8JsonReader r)
     {
         _targets.Clear();
@@ -205,6 +209,7 @@ internal sealed class NftJsonReader(NftRuleset into)
     }
 
     // One statement: {"jump": {...}}, {"dnat": {...}}, {"vmap": {...}}, or anything else (skipped).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Expression(ref Utf8JsonReader r)
     {
         if (r.TokenType != JsonTokenType.StartObject)
@@ -308,6 +313,7 @@ internal sealed class NftJsonReader(NftRuleset into)
     }
 
     // {"key": {"numgen": {"mod": N, ...}} or another key, "data": {"set": [[k, {"goto": {...}}], ...]} or "@map"}
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Vmap(ref Utf8JsonReader r)
     {
         var numgen = false;
@@ -382,6 +388,7 @@ internal sealed class NftJsonReader(NftRuleset into)
         verdict.StartsWith("goto ", StringComparison.Ordinal) || verdict.StartsWith("jump ", StringComparison.Ordinal) ? verdict[5..] : null;
 
     // [key, verdict] → the key as "a . b . c" and its comment, and the verdict as "goto X" / "drop".
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static (string Key, string? Comment, string Verdict)? Pair(ref Utf8JsonReader r)
     {
         if (r.TokenType != JsonTokenType.StartArray)
@@ -445,6 +452,7 @@ internal sealed class NftJsonReader(NftRuleset into)
         return null;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void SetOrMap(ref Utf8JsonReader r, bool map)
     {
         var (family, mine) = ("ip", false);
@@ -513,6 +521,7 @@ internal sealed class NftJsonReader(NftRuleset into)
     }
 
     // An element: "addr", 80, {"concat": [...]}, {"prefix": {"addr", "len"}}, or {"elem": {"val": ..., "comment": ...}}.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static (string Key, string? Comment) Element(ref Utf8JsonReader r)
     {
         switch (r.TokenType)

@@ -25,10 +25,29 @@ public static class NftNames
     public static string EndpointBase(string ns, string name, string protocol, string portName, string address, int port) =>
         Base($"{ns}/{name}/{protocol.ToLowerInvariant()}/{portName}__{address.Replace(':', '.')}/{port.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
 
-    /// <summary>A chain or set name that only kube-proxy's per-service objects have: endpoint-, service-, ..., affinity-.</summary>
-    public static bool IsPerService(string name) =>
-        name.StartsWith(EndpointPrefix, StringComparison.Ordinal) || name.StartsWith(AffinityPrefix, StringComparison.Ordinal)
-        || ServicePrefixes.Any(p => name.StartsWith(p, StringComparison.Ordinal) && HasHash(name[p.Length..]));
+    /// <summary>A per-service chain or set name without its prefix ("service-", "endpoint-", ...); null for any other name.</summary>
+    public static string? BaseOf(string name)
+    {
+        if (name.StartsWith(EndpointPrefix, StringComparison.Ordinal))
+        {
+            return name[EndpointPrefix.Length..];
+        }
+
+        if (name.StartsWith(AffinityPrefix, StringComparison.Ordinal))
+        {
+            return name[AffinityPrefix.Length..];
+        }
+
+        foreach (var p in ServicePrefixes)
+        {
+            if (name.StartsWith(p, StringComparison.Ordinal) && HasHash(name[p.Length..]))
+            {
+                return name[p.Length..];
+            }
+        }
+
+        return null;
+    }
 
     // "ULMVA6XW-..." : 8 base32 characters and a dash (so "service-ips" or "services" are not taken for one).
     private static bool HasHash(string rest) => rest.Length > 9 && rest[8] == '-' && rest[..8].All(c => Alphabet.Contains(c, StringComparison.Ordinal));
