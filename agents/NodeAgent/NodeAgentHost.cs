@@ -13,6 +13,7 @@ using Toolforge.Agents.NodeAgent.Audit.KubeProxy;
 using Toolforge.Agents.NodeAgent.Audit.Nftables;
 using Toolforge.Agents.NodeAgent.Audit.Tenant;
 using Toolforge.Agents.NodeAgent.Checks;
+using Toolforge.Agents.NodeAgent.Checks.Processes;
 using Toolforge.Agents.NodeAgent.Checks.Systemd;
 using Toolforge.Agents.NodeAgent.Cli;
 using Toolforge.Agents.NodeAgent.Cri;
@@ -120,6 +121,11 @@ internal static class NodeAgentHost
         if (o.Conntrack.Enabled && OperatingSystem.IsLinux())
         {
             services.AddHostedService<ConntrackCheck>();
+        }
+
+        if (o.StuckProcesses.Enabled && OperatingSystem.IsLinux())
+        {
+            services.AddHostedService<StuckProcessCheck>();
         }
 
         if (o.TenantPolicy.Enabled)

@@ -41,6 +41,8 @@ public sealed class NodeAgentOptions : IValidatedOptions
 
     public RemediationOptions Remediation { get; set; } = new();
 
+    public StuckProcessesOptions StuckProcesses { get; set; } = new();
+
     /// <summary>Where the agent keeps what must survive a restart (journal cursor, last remediation).</summary>
     public string StateDirectory { get; set; } = "/var/lib/toolforge-node-agent";
 
@@ -64,6 +66,7 @@ public sealed class NodeAgentOptions : IValidatedOptions
         p.AddRange(Journal.Validate(Check.Key(section, nameof(Journal))));
         p.AddRange(TenantPolicy.Validate(Check.Key(section, nameof(TenantPolicy))));
         p.AddRange(Remediation.Validate(Check.Key(section, nameof(Remediation))));
+        p.AddRange(StuckProcesses.Validate(Check.Key(section, nameof(StuckProcesses))));
         return p;
     }
 }

@@ -234,6 +234,7 @@ public sealed class CriTests
             ["Iptables"] = new JsonObject { ["Enabled"] = false },
             ["Journal"] = new JsonObject { ["Enabled"] = false },
             ["TenantPolicy"] = new JsonObject { ["Enabled"] = false },
+            ["StuckProcesses"] = new JsonObject { ["After"] = "00:00:02", ["Interval"] = "00:00:01" },
         },
     };
 }

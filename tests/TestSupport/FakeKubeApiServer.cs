@@ -14,6 +14,10 @@ namespace Toolforge.Agents.TestSupport;
 /// A small stand-in for kube-apiserver (tests only): real Kubernetes JSON for nodes, services, endpointslices and
 /// namespaces, list and watch (ADDED/MODIFIED/DELETED lines, resourceVersions, fieldSelector on metadata.name,
 /// timeoutSeconds), on 127.0.0.1 over plain HTTP. Tests change objects with <see cref="Put"/> and <see cref="Delete"/>.
+/// A node's status is patched as the API server does it (PATCH /api/v1/nodes/NAME/status: strategic merge, the
+/// conditions list merged by type, <c>$patch: delete</c> honoured; JSON merge patch replaces lists), and core/v1
+/// Events are created and patched (POST/PATCH /api/v1/namespaces/NS/events); both are recorded for tests to read.
+/// <see cref="FailWrites"/> makes the next writes fail as an overloaded API server would.
 /// </summary>
 public sealed class FakeKubeApiServer : IAsyncDisposable
 {
@@ -32,6 +36,11 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
     private readonly List<(long Rv, string Kind, string Type, JsonObject Object)> _history = [];
     private readonly List<(string Kind, Channel<(long, string, JsonObject)> Channel)> _watchers = [];
     private readonly WebApplication _app;
+    private readonly List<(string ContentType, string Body)> _statusPatches = [];
+    private readonly Dictionary<string, JsonObject> _events = new(StringComparer.Ordinal);
+    private int _eventWrites;
+    private int _failWrites;
+    private int _failStatus;
     private long _rv = 100;
 
     private FakeKubeApiServer(WebApplication app) => _app = app;
@@ -53,6 +62,11 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         {
             app.MapGet(kind.Path, ctx => server.HandleAsync(name, kind, ctx));
         }
+
+        app.MapGet("/api/v1/nodes/{name}", ctx => server.GetNodeAsync(ctx));
+        app.MapMethods("/api/v1/nodes/{name}/status", ["PATCH"], ctx => server.PatchNodeStatusAsync(ctx));
+        app.MapPost("/api/v1/namespaces/{ns}/events", ctx => server.CreateEventAsync(ctx));
+        app.MapMethods("/api/v1/namespaces/{ns}/events/{name}", ["PATCH", "PUT"], ctx => server.PatchEventAsync(ctx));
 
         await app.StartAsync();
         server.Port = new Uri(app.Urls.First()).Port;
@@ -205,6 +219,293 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
                 _watchers.RemoveAll(w => w.Channel == channel);
             }
         }
+    }
+
+    /// <summary>Every status patch received (content type and body), in order, failed ones included.</summary>
+    public IReadOnlyList<(string ContentType, string Body)> StatusPatches
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _statusPatches];
+            }
+        }
+    }
+
+    /// <summary>The Events as stored now (each create and patch applied).</summary>
+    public IReadOnlyList<Corev1Event> Events
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _events.Values.Select(e => KubernetesJson.Deserialize<Corev1Event>(e.ToJsonString()))];
+            }
+        }
+    }
+
+    /// <summary>How many Event creates and patches were accepted.</summary>
+    public int EventWrites
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _eventWrites;
+            }
+        }
+    }
+
+    /// <summary>The stored Node (as the API has it after every patch).</summary>
+    public V1Node? GetNode(string name)
+    {
+        lock (_lock)
+        {
+            return _objects["nodes"].TryGetValue("/" + name, out var n) ? KubernetesJson.Deserialize<V1Node>(n.ToJsonString()) : null;
+        }
+    }
+
+    /// <summary>The next <paramref name="count"/> writes (status patches, event creates and patches) fail with <paramref name="status"/>.</summary>
+    public void FailWrites(int count, int status = 503)
+    {
+        lock (_lock)
+        {
+            (_failWrites, _failStatus) = (count, status);
+        }
+    }
+
+    private bool Failing(HttpContext ctx, out Task response)
+    {
+        lock (_lock)
+        {
+            if (_failWrites > 0)
+            {
+                _failWrites--;
+                response = StatusAsync(ctx, _failStatus, "ServiceUnavailable", "the fake API server was told to fail this write");
+                return true;
+            }
+        }
+
+        response = Task.CompletedTask;
+        return false;
+    }
+
+    private static async Task StatusAsync(HttpContext ctx, int code, string reason, string message)
+    {
+        ctx.Response.StatusCode = code;
+        ctx.Response.ContentType = "application/json";
+        await ctx.Response.WriteAsync(new JsonObject
+        {
+            ["kind"] = "Status", ["apiVersion"] = "v1", ["status"] = "Failure", ["message"] = message, ["reason"] = reason, ["code"] = code,
+        }.ToJsonString());
+    }
+
+    private static async Task JsonAsync(HttpContext ctx, JsonObject o, int code = 200)
+    {
+        ctx.Response.StatusCode = code;
+        ctx.Response.ContentType = "application/json";
+        await ctx.Response.WriteAsync(o.ToJsonString());
+    }
+
+    private Task GetNodeAsync(HttpContext ctx)
+    {
+        var name = (string)ctx.Request.RouteValues["name"]!;
+        JsonObject? node;
+        lock (_lock)
+        {
+            node = _objects["nodes"].TryGetValue("/" + name, out var n) ? (JsonObject)n.DeepClone() : null;
+        }
+
+        return node is null ? StatusAsync(ctx, 404, "NotFound", $"nodes \"{name}\" not found") : JsonAsync(ctx, node);
+    }
+
+    private async Task PatchNodeStatusAsync(HttpContext ctx)
+    {
+        var name = (string)ctx.Request.RouteValues["name"]!;
+        var contentType = ctx.Request.ContentType ?? string.Empty;
+        var body = await new StreamReader(ctx.Request.Body).ReadToEndAsync();
+        lock (_lock)
+        {
+            _statusPatches.Add((contentType, body));
+        }
+
+        if (Failing(ctx, out var failed))
+        {
+            await failed;
+            return;
+        }
+
+        if (JsonNode.Parse(body) is not JsonObject patch)
+        {
+            await StatusAsync(ctx, 400, "BadRequest", "the patch is not a JSON object");
+            return;
+        }
+
+        var strategic = contentType.StartsWith("application/strategic-merge-patch+json", StringComparison.Ordinal);
+        if (!strategic && !contentType.StartsWith("application/merge-patch+json", StringComparison.Ordinal))
+        {
+            await StatusAsync(ctx, 415, "UnsupportedMediaType", $"the fake API server takes strategic merge and merge patches, not {contentType}");
+            return;
+        }
+
+        JsonObject result;
+        lock (_lock)
+        {
+            if (!_objects["nodes"].TryGetValue("/" + name, out var node))
+            {
+                result = null!;
+            }
+            else
+            {
+                // /status changes only the status: anything else in the patch is ignored, as the API server does.
+                var status = node["status"] as JsonObject ?? [];
+                node["status"] = status;
+                if (patch["status"] is JsonObject ps)
+                {
+                    Merge(status, ps, strategic, "status");
+                }
+
+                var rv = ++_rv;
+                node["metadata"]!["resourceVersion"] = rv.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                Notify(rv, "nodes", "MODIFIED", (JsonObject)node.DeepClone());
+                result = (JsonObject)node.DeepClone();
+            }
+        }
+
+        await (result is null ? StatusAsync(ctx, 404, "NotFound", $"nodes \"{name}\" not found") : JsonAsync(ctx, result));
+    }
+
+    // Strategic merge as the API server applies it to NodeStatus: lists with a merge key (conditions and addresses, by
+    // "type") are merged element by element, {"$patch": "delete", ...} removes one, $setElementOrder directives are
+    // accepted and ignored; a null value deletes a key; other lists are replaced. A JSON merge patch replaces every list.
+    private static void Merge(JsonObject target, JsonObject patch, bool strategic, string path)
+    {
+        foreach (var (key, value) in patch.ToList())
+        {
+            if (key.StartsWith("$setElementOrder/", StringComparison.Ordinal) || key == "$retainKeys")
+            {
+                continue;
+            }
+
+            if (value is null)
+            {
+                target.Remove(key);
+            }
+            else if (value is JsonObject po && target[key] is JsonObject to)
+            {
+                Merge(to, po, strategic, $"{path}.{key}");
+            }
+            else if (strategic && value is JsonArray pa && key is "conditions" or "addresses")
+            {
+                var list = target[key] as JsonArray ?? [];
+                target[key] = list;
+                foreach (var item in pa.OfType<JsonObject>())
+                {
+                    var type = (string?)item["type"];
+                    var existing = list.OfType<JsonObject>().FirstOrDefault(e => (string?)e["type"] == type);
+                    if ((string?)item["$patch"] == "delete")
+                    {
+                        if (existing is not null)
+                        {
+                            list.Remove(existing);
+                        }
+                    }
+                    else if (existing is not null)
+                    {
+                        Merge(existing, item, strategic, $"{path}.{key}[{type}]");
+                    }
+                    else
+                    {
+                        list.Add(item.DeepClone());
+                    }
+                }
+            }
+            else
+            {
+                target[key] = value.DeepClone();
+            }
+        }
+    }
+
+    private async Task CreateEventAsync(HttpContext ctx)
+    {
+        var ns = (string)ctx.Request.RouteValues["ns"]!;
+        if (Failing(ctx, out var failed))
+        {
+            await failed;
+            return;
+        }
+
+        if (JsonNode.Parse(await new StreamReader(ctx.Request.Body).ReadToEndAsync()) is not JsonObject ev || ev["metadata"] is not JsonObject meta)
+        {
+            await StatusAsync(ctx, 400, "BadRequest", "an Event needs metadata");
+            return;
+        }
+
+        var name = (string?)meta["name"] ?? ((string?)meta["generateName"] ?? "event.") + Guid.NewGuid().ToString("N")[..8];
+        JsonObject stored;
+        lock (_lock)
+        {
+            if (_events.ContainsKey($"{ns}/{name}"))
+            {
+                stored = null!;
+            }
+            else
+            {
+                meta["name"] = name;
+                meta["namespace"] = ns;
+                meta["resourceVersion"] = (++_rv).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                meta["uid"] = Guid.NewGuid().ToString();
+                _events[$"{ns}/{name}"] = ev;
+                _eventWrites++;
+                stored = (JsonObject)ev.DeepClone();
+            }
+        }
+
+        await (stored is null ? StatusAsync(ctx, 409, "AlreadyExists", $"events \"{name}\" already exists") : JsonAsync(ctx, stored, 201));
+    }
+
+    private async Task PatchEventAsync(HttpContext ctx)
+    {
+        var (ns, name) = ((string)ctx.Request.RouteValues["ns"]!, (string)ctx.Request.RouteValues["name"]!);
+        if (Failing(ctx, out var failed))
+        {
+            await failed;
+            return;
+        }
+
+        if (JsonNode.Parse(await new StreamReader(ctx.Request.Body).ReadToEndAsync()) is not JsonObject patch)
+        {
+            await StatusAsync(ctx, 400, "BadRequest", "the patch is not a JSON object");
+            return;
+        }
+
+        JsonObject? stored;
+        lock (_lock)
+        {
+            if (_events.TryGetValue($"{ns}/{name}", out var ev))
+            {
+                if (ctx.Request.Method == "PUT")
+                {
+                    _events[$"{ns}/{name}"] = ev = patch;
+                }
+                else
+                {
+                    Merge(ev, patch, strategic: false, "event");
+                }
+
+                ev["metadata"]!["resourceVersion"] = (++_rv).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                _eventWrites++;
+                stored = (JsonObject)ev.DeepClone();
+            }
+            else
+            {
+                stored = null;
+            }
+        }
+
+        await (stored is null ? StatusAsync(ctx, 404, "NotFound", $"events \"{name}\" not found") : JsonAsync(ctx, stored));
     }
 
     public async ValueTask DisposeAsync()

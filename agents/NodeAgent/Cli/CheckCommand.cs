@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 using Toolforge.Agents.Common.Checks;
 using Toolforge.Agents.Common.Cli;
 using Toolforge.Agents.Common.Contracts;
@@ -9,6 +10,7 @@ using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.Common.Options;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.NodeAgent.Checks.Processes;
 using Toolforge.Agents.NodeAgent.Journal;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 using Command = System.CommandLine.Command;
@@ -92,6 +94,14 @@ internal static class CheckCommand
                 {
                     await Console.Error.WriteLineAsync($"toolforge-node-agent: cannot read the journal: {ex.Message}").ConfigureAwait(false);
                 }
+            }
+
+            // How long a process has been in D cannot be told from one look: the stuck-process check samples for After.
+            foreach (var stuck in selected.OfType<StuckProcessCheck>())
+            {
+                stuck.OneShot = true;
+                var after = host.Services.GetRequiredService<IOptions<NodeAgentOptions>>().Value.StuckProcesses.After;
+                await Console.Error.WriteLineAsync($"toolforge-node-agent: {StuckProcessCheck.Check} samples processes for {after} (NodeAgent:StuckProcesses:After) before it answers; --only leaves it out").ConfigureAwait(false);
             }
 
             // Each check once, with its own timeout, all at once: a hung peer costs its own timeout, not everyone's.

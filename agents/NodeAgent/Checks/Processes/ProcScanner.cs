@@ -1,0 +1,166 @@
+using System.Globalization;
+
+namespace Toolforge.Agents.NodeAgent.Checks.Processes;
+
+/// <summary>A process seen in uninterruptible sleep: pid, its start time (pid + start identify it across scans), comm, wchan, the network mount it waits on if one can be told.</summary>
+public sealed record DProcess(int Pid, long StartTicks, string Comm, string Wchan, bool KernelThread, string? Mount);
+
+/// <summary>
+/// Reads /proc directly (no ps): per process only <c>stat</c> (state, comm, flags, start time), and for those in 'D'
+/// also <c>wchan</c> and where its cwd and open files point (readlink only). Never <c>cmdline</c>, <c>environ</c> or
+/// <c>maps</c>: those take the process's memory lock, which a stuck process may hold, and the reader would hang too.
+/// </summary>
+public static class ProcScanner
+{
+    private const uint KernelThreadFlag = 0x00200000; // PF_KTHREAD
+    private static readonly string[] NetworkFs = ["nfs", "nfs4", "cifs", "smb3", "fuse.sshfs", "ceph", "glusterfs", "9p"];
+
+    public static (List<DProcess> Stuck, int Scanned) Scan(string procRoot, int maxFds = 64)
+    {
+        var found = new List<DProcess>();
+        var scanned = 0;
+        IReadOnlyList<(string Point, string Type)>? mounts = null;
+        foreach (var dir in Directory.EnumerateDirectories(procRoot))
+        {
+            var name = Path.GetFileName(dir);
+            if (name.Length == 0 || !char.IsAsciiDigit(name[0]) || !int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+
+            string stat;
+            try
+            {
+                stat = File.ReadAllText(Path.Combine(dir, "stat"));
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                continue; // the process ended between the listing and the read
+            }
+
+            scanned++;
+            if (ParseStat(stat) is not { State: 'D' } s)
+            {
+                continue;
+            }
+
+            mounts ??= NetworkMounts(procRoot);
+            found.Add(new DProcess(pid, s.StartTicks, s.Comm, ReadWchan(dir), (s.Flags & KernelThreadFlag) != 0, MountOf(dir, mounts, maxFds)));
+        }
+
+        return (found, scanned);
+    }
+
+    /// <summary>state, comm, flags and start time from /proc/PID/stat ("pid (comm) S ppid ..."; comm may hold spaces and parentheses).</summary>
+    public static (char State, string Comm, uint Flags, long StartTicks)? ParseStat(string stat)
+    {
+        var open = stat.IndexOf('(', StringComparison.Ordinal);
+        var close = stat.LastIndexOf(')');
+        if (open < 0 || close < open || close + 2 >= stat.Length)
+        {
+            return null;
+        }
+
+        var comm = stat[(open + 1)..close];
+        var fields = stat[(close + 2)..].Split(' ');
+        // fields[0] is field 3 (state); flags is field 9, starttime field 22.
+        if (fields.Length < 20 || fields[0].Length != 1
+            || !uint.TryParse(fields[6], NumberStyles.None, CultureInfo.InvariantCulture, out var flags)
+            || !long.TryParse(fields[19], NumberStyles.None, CultureInfo.InvariantCulture, out var start))
+        {
+            return null;
+        }
+
+        return (fields[0][0], comm, flags, start);
+    }
+
+    private static string ReadWchan(string dir)
+    {
+        try
+        {
+            var w = File.ReadAllText(Path.Combine(dir, "wchan")).Trim();
+            return w is "" or "0" ? "?" : w;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return "?";
+        }
+    }
+
+    private static List<(string Point, string Type)> NetworkMounts(string procRoot)
+    {
+        var list = new List<(string, string)>();
+        try
+        {
+            // mountinfo: "36 35 98:0 /mnt1 /mnt/parent rw,noatime master:1 - nfs4 server:/export rw,..."
+            foreach (var line in File.ReadLines(Path.Combine(procRoot, "self", "mountinfo")))
+            {
+                var parts = line.Split(' ');
+                var dash = Array.IndexOf(parts, "-");
+                if (parts.Length > 4 && dash > 0 && dash + 1 < parts.Length && NetworkFs.Contains(parts[dash + 1], StringComparer.Ordinal))
+                {
+                    list.Add((Unescape(parts[4]), parts[dash + 1]));
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // no mount table: no mount named
+        }
+
+        return list.OrderByDescending(m => m.Item1.Length).ToList();
+    }
+
+    // mountinfo escapes space, tab, newline and backslash as octal (\040 ...).
+    private static string Unescape(string s) =>
+        !s.Contains('\\', StringComparison.Ordinal) ? s
+        : System.Text.RegularExpressions.Regex.Replace(s, @"\\([0-7]{3})", m => ((char)Convert.ToInt32(m.Groups[1].Value, 8)).ToString(), System.Text.RegularExpressions.RegexOptions.None, TimeSpan.FromMilliseconds(100));
+
+    private static string? MountOf(string dir, IReadOnlyList<(string Point, string Type)> mounts, int maxFds)
+    {
+        if (mounts.Count == 0)
+        {
+            return null;
+        }
+
+        var paths = new List<string>();
+        if (Link(Path.Combine(dir, "cwd")) is { } cwd)
+        {
+            paths.Add(cwd);
+        }
+
+        try
+        {
+            paths.AddRange(Directory.EnumerateFileSystemEntries(Path.Combine(dir, "fd")).Take(maxFds).Select(Link).OfType<string>());
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // the fd directory is not readable (another user's process without the capability): cwd only
+        }
+
+        foreach (var path in paths)
+        {
+            foreach (var (point, type) in mounts)
+            {
+                if (path == point || path.StartsWith(point.EndsWith('/') ? point : point + "/", StringComparison.Ordinal))
+                {
+                    return $"{point} ({type})";
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private static string? Link(string path)
+    {
+        try
+        {
+            return new FileInfo(path).LinkTarget;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,87 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.NodeAgent.Checks.Processes;
+using Toolforge.Agents.TestSupport;
+
+namespace Toolforge.Agents.NodeAgent.Tests;
+
+/// <summary>Processes in uninterruptible sleep on the real kernel (a task in a frozen cgroup-v1 freezer shows 'D').</summary>
+public sealed class StuckProcessTests
+{
+    private static StuckProcessCheck Check(FakeTimeProvider time, Common.Reporting.AgentState state, Action<StuckProcessesOptions>? edit = null) =>
+        new(Support.Options(o =>
+        {
+            o.StuckProcesses = new StuckProcessesOptions { After = TimeSpan.FromMinutes(2), Warning = 1, Failing = 3 };
+            edit?.Invoke(o.StuckProcesses);
+        }), state, time, NullLogger<StuckProcessCheck>.Instance);
+
+    [Fact]
+    public async Task AFrozenProcess_IsStuckAfterTheThreshold_NotBefore_AndClearsOnceReleased()
+    {
+        await using var frozen = await FrozenProcess.StartAsync();
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var state = Support.State(time);
+        var check = Check(time, state);
+
+        await check.RunGuardedAsync(CancellationToken.None);
+        Assert.Equal(CheckState.Ok, state.GetCheck(StuckProcessCheck.Check)!.State);
+        Assert.DoesNotContain(state.GetFindings(StuckProcessCheck.Check), f => f.Subject.StartsWith($"{frozen.Pid} ", StringComparison.Ordinal));
+
+        time.Advance(TimeSpan.FromSeconds(119));
+        await check.RunGuardedAsync(CancellationToken.None);
+        Assert.DoesNotContain(state.GetFindings(StuckProcessCheck.Check), f => f.Subject.StartsWith($"{frozen.Pid} ", StringComparison.Ordinal));
+
+        time.Advance(TimeSpan.FromSeconds(2));
+        await check.RunGuardedAsync(CancellationToken.None);
+        var result = state.GetCheck(StuckProcessCheck.Check)!;
+        Assert.NotEqual(CheckState.Ok, result.State);
+        var f = Assert.Single(state.GetFindings(StuckProcessCheck.Check), f => f.Subject == $"{frozen.Pid} sleep");
+        Assert.Equal("stuck-process", f.Kind);
+        Assert.Equal("121", f.Details["seconds"]);
+        Assert.False(string.IsNullOrEmpty(f.Details["wchan"]));
+        Assert.NotEqual("?", f.Details["wchan"]);
+        Assert.Contains($"{frozen.Pid} sleep in {f.Details["wchan"]} for 2m01s", result.Message, StringComparison.Ordinal);
+
+        await frozen.ThawAsync();
+        Assert.True(await Peer.EventuallyAsync(() => frozen.State() != 'D', TimeSpan.FromSeconds(10)));
+        time.Advance(TimeSpan.FromSeconds(30));
+        await check.RunGuardedAsync(CancellationToken.None);
+        Assert.DoesNotContain(state.GetFindings(StuckProcessCheck.Check), f => f.Subject.StartsWith($"{frozen.Pid} ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task ThresholdsAndIgnoredCommands_DecideTheState()
+    {
+        await using var a = await FrozenProcess.StartAsync();
+        await using var b = await FrozenProcess.StartAsync();
+        await using var c = await FrozenProcess.StartAsync();
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var state = Support.State(time);
+        var check = Check(time, state);
+        await check.RunGuardedAsync(CancellationToken.None);
+        time.Advance(TimeSpan.FromMinutes(3));
+        await check.RunGuardedAsync(CancellationToken.None);
+        var failing = state.GetCheck(StuckProcessCheck.Check)!;
+        Assert.True(failing.State == CheckState.Failing, failing.Message); // three frozen processes, Failing = 3
+        Assert.Contains("by wchan:", failing.Message, StringComparison.Ordinal);
+
+        var ignoring = Support.State(time);
+        var check2 = Check(time, ignoring, o => o.IgnoreCommands = ["sl??p"]);
+        await check2.RunGuardedAsync(CancellationToken.None);
+        time.Advance(TimeSpan.FromMinutes(3));
+        await check2.RunGuardedAsync(CancellationToken.None);
+        Assert.DoesNotContain(ignoring.GetFindings(StuckProcessCheck.Check), f => f.Subject.EndsWith(" sleep", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Stat_IsParsedPastACommWithSpacesAndParentheses()
+    {
+        var s = ProcScanner.ParseStat("4242 (a) b (c) D 1 4242 4242 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 123456 1000 10 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0")!;
+        Assert.Equal('D', s.Value.State);
+        Assert.Equal("a) b (c", s.Value.Comm);
+        Assert.Equal(4194560u, s.Value.Flags);
+        Assert.Equal(123456, s.Value.StartTicks);
+        Assert.Null(ProcScanner.ParseStat("garbage"));
+    }
+}

@@ -1,0 +1,81 @@
+using System.Diagnostics;
+
+namespace Toolforge.Agents.TestSupport;
+
+/// <summary>
+/// A process held in uninterruptible sleep on purpose: a `sleep` in a cgroup-v1 freezer cgroup of the test's own,
+/// frozen (the kernel shows such a task in state D, wchan __refrigerator). <see cref="Thaw"/> releases it; disposing
+/// thaws, kills it by pid and removes the cgroup.
+/// </summary>
+public sealed class FrozenProcess : IAsyncDisposable
+{
+    private const string FreezerRoot = "/sys/fs/cgroup/freezer";
+    private readonly string _cgroup;
+    private readonly Process _process;
+
+    private FrozenProcess(string cgroup, Process process) => (_cgroup, _process) = (cgroup, process);
+
+    public int Pid => _process.Id;
+
+    public static async Task<FrozenProcess> StartAsync()
+    {
+        if (!File.Exists(Path.Combine(FreezerRoot, "freezer.state")) && !Directory.Exists(FreezerRoot))
+        {
+            throw Peer.Missing("the cgroup-v1 freezer at /sys/fs/cgroup/freezer", "mount -t cgroup -o freezer cgroup /sys/fs/cgroup/freezer (as root)");
+        }
+
+        var cgroup = Path.Combine(FreezerRoot, "tfa-test-" + Guid.NewGuid().ToString("N")[..10]);
+        Directory.CreateDirectory(cgroup);
+        var process = Process.Start(new ProcessStartInfo("sleep", "600") { UseShellExecute = false })!;
+        var frozen = new FrozenProcess(cgroup, process);
+        await File.WriteAllTextAsync(Path.Combine(cgroup, "cgroup.procs"), process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await File.WriteAllTextAsync(Path.Combine(cgroup, "freezer.state"), "FROZEN");
+        if (!await Peer.EventuallyAsync(() => frozen.State() == 'D', TimeSpan.FromSeconds(10)))
+        {
+            await frozen.DisposeAsync();
+            throw new InvalidOperationException($"pid {process.Id} did not enter state D in the freezer (state {frozen.State()})");
+        }
+
+        return frozen;
+    }
+
+    /// <summary>The state letter of /proc/PID/stat.</summary>
+    public char State()
+    {
+        var stat = File.ReadAllText($"/proc/{Pid}/stat");
+        return stat[stat.LastIndexOf(')') + 2];
+    }
+
+    public Task ThawAsync() => File.WriteAllTextAsync(Path.Combine(_cgroup, "freezer.state"), "THAWED");
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await ThawAsync();
+        }
+        catch (IOException)
+        {
+            // the cgroup is gone already
+        }
+
+        if (!_process.HasExited)
+        {
+            _process.Kill();
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+        for (var i = 0; i < 50 && Directory.Exists(_cgroup); i++)
+        {
+            try
+            {
+                Directory.Delete(_cgroup);
+            }
+            catch (IOException)
+            {
+                await Task.Delay(100); // the killed task leaves the cgroup a moment later
+            }
+        }
+    }
+}
