@@ -34,6 +34,9 @@ public sealed class JournalRuleOptions : IValidatedOptions
     /// <summary>warning or failing: the state while the rule fires.</summary>
     public string Severity { get; set; } = "failing";
 
+    /// <summary>The Kubernetes Event reason each match of an event rule is written with (Conditions:Events); "" = the name in CamelCase.</summary>
+    public string EventReason { get; set; } = string.Empty;
+
     public IEnumerable<string> Validate(string section)
     {
         var p = new List<string>();

@@ -24,6 +24,8 @@ public sealed class KubernetesOptions : IValidatedOptions
 
     public TimeSpan WatchTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
+    public NodeConditionsOptions Conditions { get; set; } = new();
+
     public IEnumerable<string> Validate(string section)
     {
         var p = new List<string>();
@@ -45,6 +47,11 @@ public sealed class KubernetesOptions : IValidatedOptions
         p.AddRange(Check.Positive(section, nameof(FileInterval), FileInterval));
         p.AddRange(Check.Positive(section, nameof(RequestTimeout), RequestTimeout));
         p.AddRange(Check.Positive(section, nameof(WatchTimeout), WatchTimeout));
+        p.AddRange(Conditions.Validate(Check.Key(section, nameof(Conditions))));
+        if (Conditions.Enabled && (!Enabled || Source != ClusterSource.Api))
+        {
+            p.Add($"{Check.Key(section, "Conditions:Enabled")}: needs the API server (Kubernetes:Enabled true and Source api)");
+        }
         return p;
     }
 }

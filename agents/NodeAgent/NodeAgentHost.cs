@@ -19,6 +19,7 @@ using Toolforge.Agents.NodeAgent.Cli;
 using Toolforge.Agents.NodeAgent.Cri;
 using Toolforge.Agents.NodeAgent.Journal;
 using Toolforge.Agents.NodeAgent.Kubernetes;
+using Toolforge.Agents.NodeAgent.Kubernetes.Conditions;
 using Toolforge.Agents.NodeAgent.Remediation;
 
 namespace Toolforge.Agents.NodeAgent;
@@ -139,5 +140,24 @@ internal static class NodeAgentHost
         }
 
         services.AddHostedService<RemediationService>();
+
+        // Where admins look: the agent's problems as conditions on its own Node, temporary ones as Events (opt-in).
+        services.AddSingleton<KubeClient>();
+        var conditions = o.Kubernetes.Conditions;
+        if (conditions.Enabled)
+        {
+            services.AddHostedService<NodeConditionWriter>();
+        }
+
+        if (conditions.Enabled && conditions.Events)
+        {
+            services.AddSingleton<NodeEventRecorder>();
+            services.AddSingleton<INodeEvents>(sp => sp.GetRequiredService<NodeEventRecorder>());
+            services.AddHostedService(sp => sp.GetRequiredService<NodeEventRecorder>());
+        }
+        else
+        {
+            services.AddSingleton<INodeEvents, NoNodeEvents>();
+        }
     }
 }

@@ -177,6 +177,19 @@ public sealed partial class AgentState
 
         Log.Event(_logger, kind, message);
         Signal();
+        EventAdded?.Invoke(e);
+    }
+
+    /// <summary>Raised after each <see cref="AddEvent"/> (the node-agent also writes them as Kubernetes Events). Handlers must not throw or block.</summary>
+    public event Action<AgentEvent>? EventAdded;
+
+    /// <summary>Every check's latest result, by name.</summary>
+    public IReadOnlyList<CheckResult> GetChecks()
+    {
+        lock (_lock)
+        {
+            return _checks.Values.OrderBy(c => c.Name, StringComparer.Ordinal).Select(c => c.Clone()).ToList();
+        }
     }
 
     public CheckResult? GetCheck(string name)

@@ -70,8 +70,10 @@ public sealed class JournalRuleEngine
         }
     }
 
-    public void Observe(JournalLine line)
+    /// <summary>Feeds one line to every rule; returns the event rules it matched (each such match is a temporary problem).</summary>
+    public List<JournalRuleOptions> Observe(JournalLine line)
     {
+        var events = new List<JournalRuleOptions>();
         foreach (var r in _rules)
         {
             if (!FromSource(r.Options.Sources, line))
@@ -86,6 +88,7 @@ public sealed class JournalRuleEngine
                 if (r.Options.Type == "event")
                 {
                     r.Hits.Enqueue(line.Time);
+                    events.Add(r.Options);
                 }
                 else
                 {
@@ -106,6 +109,8 @@ public sealed class JournalRuleEngine
                 r.ClearedBy = $"recovered at {line.Time:yyyy-MM-dd HH:mm:ss}Z: {Cut(line.Message)}";
             }
         }
+
+        return events;
     }
 
     public IReadOnlyList<RuleState> Evaluate(DateTimeOffset now)
@@ -153,11 +158,11 @@ public sealed class JournalRuleEngine
     /// <summary>The classics, used when the config names no rules.</summary>
     public static List<JournalRuleOptions> Defaults() =>
     [
-        new() { Name = "oom-kill", Type = "event", Sources = ["kernel"], Pattern = @"Out of memory: Kill(ed)? process|oom-kill:|Memory cgroup out of memory", Threshold = 5, Window = TimeSpan.FromMinutes(30) },
-        new() { Name = "hung-task", Type = "event", Sources = ["kernel"], Pattern = @"task \S+:\d+ blocked for more than \d+ seconds", Threshold = 1, Window = TimeSpan.FromHours(1) },
-        new() { Name = "filesystem-error", Type = "event", Sources = ["kernel"], Pattern = @"EXT4-fs error|XFS \(\S+\): (Corruption|metadata I/O error|log I/O error|Filesystem has been shut down)", Threshold = 1, Window = TimeSpan.FromHours(1) },
+        new() { Name = "oom-kill", Type = "event", Sources = ["kernel"], Pattern = @"Out of memory: Kill(ed)? process|oom-kill:|Memory cgroup out of memory", Threshold = 5, Window = TimeSpan.FromMinutes(30), EventReason = "OOMKilling" },
+        new() { Name = "hung-task", Type = "event", Sources = ["kernel"], Pattern = @"task \S+:\d+ blocked for more than \d+ seconds", Threshold = 1, Window = TimeSpan.FromHours(1), EventReason = "TaskHung" },
+        new() { Name = "filesystem-error", Type = "event", Sources = ["kernel"], Pattern = @"EXT4-fs error|XFS \(\S+\): (Corruption|metadata I/O error|log I/O error|Filesystem has been shut down)", Threshold = 1, Window = TimeSpan.FromHours(1), EventReason = "FilesystemError" },
         new() { Name = "runtime-down", Type = "condition", Sources = ["kubelet.service", "kubelet"], Pattern = @"container runtime is down|Container runtime not ready|ContainerRuntimeDown", RecoveryPattern = @"[Cc]ontainer runtime (is|became) (up|ready)", QuietPeriod = TimeSpan.FromMinutes(10) },
         new() { Name = "pleg-unhealthy", Type = "condition", Sources = ["kubelet.service", "kubelet"], Pattern = @"PLEG is not healthy", QuietPeriod = TimeSpan.FromMinutes(5) },
-        new() { Name = "docker-deadline", Type = "event", Sources = ["docker.service", "dockerd"], Pattern = @"context deadline exceeded", Threshold = 10, Window = TimeSpan.FromMinutes(10), Severity = "warning" },
+        new() { Name = "docker-deadline", Type = "event", Sources = ["docker.service", "dockerd"], Pattern = @"context deadline exceeded", Threshold = 10, Window = TimeSpan.FromMinutes(10), Severity = "warning", EventReason = "DockerDeadlineExceeded" },
     ];
 }

@@ -8,6 +8,8 @@ using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.Common.Resilience;
 
+using Toolforge.Agents.NodeAgent.Kubernetes.Conditions;
+
 namespace Toolforge.Agents.NodeAgent.Journal;
 
 /// <summary>
@@ -18,7 +20,8 @@ internal sealed partial class JournalRulesService(
     IOptions<NodeAgentOptions> options,
     AgentState state,
     TimeProvider time,
-    ILogger<JournalRulesService> logger) : PeriodicCheck(state, time, logger)
+    ILogger<JournalRulesService> logger,
+    INodeEvents? nodeEvents = null) : PeriodicCheck(state, time, logger)
 {
     public const string CheckPrefix = "journal.";
 
@@ -166,13 +169,23 @@ internal sealed partial class JournalRulesService(
         }
     }
 
-    private void Observe(JournalReader journal)
+    // live: the daemon following the journal (each event-rule match is also a Kubernetes Event); not for `check`'s look back.
+    private void Observe(JournalReader journal, bool live = true)
     {
         var line = new JournalLine(journal.RealtimeMicros(), journal.Field("MESSAGE") ?? string.Empty,
             journal.Field("_SYSTEMD_UNIT"), journal.Field("SYSLOG_IDENTIFIER"), journal.Field("_TRANSPORT") == "kernel");
+        List<JournalRuleOptions> events;
         lock (_lock)
         {
-            _engine.Observe(line);
+            events = _engine.Observe(line);
+        }
+
+        if (live && nodeEvents is not null)
+        {
+            foreach (var rule in events)
+            {
+                nodeEvents.Record(rule.EventReason.Length > 0 ? rule.EventReason : ConditionFamilies.Pascal(rule.Name), line.Message);
+            }
         }
     }
 
@@ -186,7 +199,7 @@ internal sealed partial class JournalRulesService(
         journal.SeekRealtime((Time.GetUtcNow() - lookback).ToUnixTimeMilliseconds() * 1000);
         while (!ct.IsCancellationRequested && journal.Next())
         {
-            Observe(journal);
+            Observe(journal, live: false);
         }
     }, ct);
 

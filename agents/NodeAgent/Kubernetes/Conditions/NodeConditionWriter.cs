@@ -1,0 +1,236 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Prometheus;
+using Toolforge.Agents.Common.Files;
+using Toolforge.Agents.Common.Reporting;
+using Toolforge.Agents.Common.Resilience;
+using Toolforge.Agents.Contracts.V1;
+
+namespace Toolforge.Agents.NodeAgent.Kubernetes.Conditions;
+
+/// <summary>
+/// Writes the agent's problem families to its own Node as conditions (see <see cref="ConditionFamilies"/>) with a
+/// strategic-merge patch of /status that names only the agent's own types: kubelet's Ready, node-problem-detector's
+/// and anyone else's conditions are never touched. On start it reads the Node and continues from what is there (a
+/// True condition stays True with its transition time). lastTransitionTime moves only when the status changes;
+/// lastHeartbeatTime (and the message) every HeartbeatPeriod. A type the agent wrote before (remembered in
+/// StateDirectory) and the config no longer has is deleted once. A failed write is retried with backoff and shown as
+/// the check kubernetes.conditions.
+/// </summary>
+public sealed partial class NodeConditionWriter : BackgroundService
+{
+    public const string Check = "kubernetes.conditions";
+
+    private static readonly Counter WriteFailures = Metrics.CreateCounter("toolforge_node_condition_write_failures_total", "Node status patches that failed.");
+
+    private readonly NodeAgentOptions _options;
+    private readonly NodeConditionsOptions _o;
+    private readonly KubeClient _client;
+    private readonly AgentState _state;
+    private readonly TimeProvider _time;
+    private readonly ILogger<NodeConditionWriter> _logger;
+    private readonly List<ConditionFamily> _families;
+    private readonly Backoff _backoff = new(TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(2));
+    private readonly Dictionary<string, V1NodeCondition> _current = new(StringComparer.Ordinal);
+    private List<string>? _toDelete;
+    private DateTimeOffset _retryAt;
+
+    public NodeConditionWriter(IOptions<NodeAgentOptions> options, KubeClient client, ClusterView cluster, AgentState state, TimeProvider time, ILogger<NodeConditionWriter> logger)
+    {
+        _options = options.Value;
+        _o = _options.Kubernetes.Conditions;
+        _client = client;
+        NodeName = cluster.NodeName;
+        _state = state;
+        _time = time;
+        _logger = logger;
+        _families = ConditionFamilies.Resolve(_o);
+    }
+
+    public string NodeName { get; }
+
+    private string OwnedFile => Path.Combine(_options.StateDirectory, "node-agent.conditions.json");
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(_o.EvaluateInterval, _time);
+        do
+        {
+            await SyncOnceAsync(stoppingToken).ConfigureAwait(false);
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+
+    /// <summary>One round: read the Node if not yet, judge every family, patch what changed or is due a heartbeat.</summary>
+    public async Task SyncOnceAsync(CancellationToken ct)
+    {
+        var now = Seconds(_time.GetUtcNow());
+        if (now < _retryAt)
+        {
+            return;
+        }
+
+        try
+        {
+            if (_toDelete is null)
+            {
+                await LoadAsync(ct).ConfigureAwait(false);
+            }
+
+            var patch = Due(now);
+            if (patch.Count == 0 && _toDelete!.Count == 0)
+            {
+                return;
+            }
+
+            await PatchAsync(patch, _toDelete!, ct).ConfigureAwait(false);
+            foreach (var c in patch)
+            {
+                _current[c.Type] = c;
+            }
+
+            if (_toDelete!.Count > 0)
+            {
+                Log.Deleted(_logger, NodeName, string.Join(", ", _toDelete!));
+                _toDelete!.Clear();
+            }
+
+            SaveOwned();
+            _backoff.Reset();
+            _state.SetCheck(Check, CheckState.Ok, $"{_current.Count} condition(s) on node {NodeName}: "
+                + string.Join(", ", _current.Values.OrderBy(c => c.Type, StringComparer.Ordinal).Select(c => $"{c.Type}={c.Status}")));
+        }
+        catch (Exception ex) when (!ct.IsCancellationRequested && ex is HttpOperationException or HttpRequestException or OperationCanceledException or IOException or k8s.Exceptions.KubeConfigException)
+        {
+            WriteFailures.Inc();
+            var wait = _backoff.Next();
+            _retryAt = now + wait;
+            var why = ex is HttpOperationException h ? $"{(int)h.Response.StatusCode} {Cut(h.Response.Content)}" : ex is OperationCanceledException ? $"no answer within {_options.Kubernetes.RequestTimeout.TotalSeconds:0}s" : ex.Message;
+            Log.WriteFailed(_logger, NodeName, why, wait.TotalSeconds);
+            _state.SetCheck(Check, CheckState.Warning, $"cannot write node {NodeName}'s conditions: {why}; retrying in {wait.TotalSeconds:0}s");
+        }
+    }
+
+    private async Task LoadAsync(CancellationToken ct)
+    {
+        V1Node node;
+        using (var cts = _client.Deadline(ct))
+        {
+            node = await _client.Api.CoreV1.ReadNodeAsync(NodeName, cancellationToken: cts.Token).ConfigureAwait(false);
+        }
+
+        var mine = _families.Select(f => f.Type).ToHashSet(StringComparer.Ordinal);
+        var present = node.Status?.Conditions ?? [];
+        foreach (var c in present.Where(c => mine.Contains(c.Type)))
+        {
+            _current[c.Type] = c;
+        }
+
+        var before = LoadOwned();
+        _toDelete = before.Where(t => !mine.Contains(t) && present.Any(c => c.Type == t)).ToList();
+    }
+
+    private List<V1NodeCondition> Due(DateTimeOffset now)
+    {
+        var checks = _state.GetChecks();
+        var due = new List<V1NodeCondition>();
+        foreach (var family in _families)
+        {
+            if (ConditionFamilies.Judge(family, checks) is not { } v)
+            {
+                continue; // nothing definite yet: the API keeps what it has
+            }
+
+            var status = v.Problem ? "True" : "False";
+            var had = _current.GetValueOrDefault(v.Type);
+            var changed = had is null || had.Status != status || had.Reason != v.Reason;
+            var heartbeatDue = had?.LastHeartbeatTime is not { } hb || now - new DateTimeOffset(DateTime.SpecifyKind(hb, DateTimeKind.Utc)) >= _o.HeartbeatPeriod;
+            if (!changed && !heartbeatDue)
+            {
+                continue;
+            }
+
+            due.Add(new V1NodeCondition
+            {
+                Type = v.Type,
+                Status = status,
+                Reason = v.Reason,
+                Message = v.Message,
+                LastHeartbeatTime = now.UtcDateTime,
+                LastTransitionTime = had is not null && had.Status == status && had.LastTransitionTime is { } t ? t : now.UtcDateTime,
+            });
+        }
+
+        return due;
+    }
+
+    private async Task PatchAsync(List<V1NodeCondition> conditions, List<string> delete, CancellationToken ct)
+    {
+        var list = new JsonArray();
+        foreach (var c in conditions)
+        {
+            list.Add(new JsonObject
+            {
+                ["type"] = c.Type,
+                ["status"] = c.Status,
+                ["reason"] = c.Reason,
+                ["message"] = c.Message,
+                ["lastHeartbeatTime"] = Rfc3339(c.LastHeartbeatTime!.Value),
+                ["lastTransitionTime"] = Rfc3339(c.LastTransitionTime!.Value),
+            });
+        }
+
+        foreach (var t in delete)
+        {
+            list.Add(new JsonObject { ["$patch"] = "delete", ["type"] = t });
+        }
+
+        var body = new JsonObject { ["status"] = new JsonObject { ["conditions"] = list } }.ToJsonString();
+        using var cts = _client.Deadline(ct);
+        await _client.Api.CoreV1.PatchNodeStatusAsync(new V1Patch(body, V1Patch.PatchType.StrategicMergePatch), NodeName, cancellationToken: cts.Token).ConfigureAwait(false);
+    }
+
+    private List<string> LoadOwned()
+    {
+        try
+        {
+            return File.Exists(OwnedFile) ? JsonSerializer.Deserialize(File.ReadAllText(OwnedFile), OwnedJson.Default.ListString) ?? [] : [];
+        }
+        catch (JsonException ex)
+        {
+            Log.OwnedUnreadable(_logger, OwnedFile, ex.Message);
+            return [];
+        }
+    }
+
+    private void SaveOwned() =>
+        DurableFile.Write(OwnedFile, JsonSerializer.Serialize(_families.Select(f => f.Type).Order(StringComparer.Ordinal).ToList(), OwnedJson.Default.ListString));
+
+    private static DateTimeOffset Seconds(DateTimeOffset t) => new(t.UtcTicks - (t.UtcTicks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
+
+    private static string Rfc3339(DateTime t) => DateTime.SpecifyKind(t, DateTimeKind.Utc).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
+    private static string Cut(string? s) => s is null ? string.Empty : s.Length <= 200 ? s : s[..200] + "…";
+
+    private static partial class Log
+    {
+        [LoggerMessage(3501, LogLevel.Warning, "cannot write node {Node}'s conditions: {Reason}; retrying in {Seconds:0}s")]
+        public static partial void WriteFailed(ILogger logger, string node, string reason, double seconds);
+
+        [LoggerMessage(3502, LogLevel.Information, "node {Node}: conditions this agent wrote before and no longer owns removed: {Types}")]
+        public static partial void Deleted(ILogger logger, string node, string types);
+
+        [LoggerMessage(3503, LogLevel.Warning, "cannot read {File} (which condition types this agent wrote before): {Reason}; none will be removed")]
+        public static partial void OwnedUnreadable(ILogger logger, string file, string reason);
+    }
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(List<string>))]
+internal sealed partial class OwnedJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -1,0 +1,240 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Prometheus;
+using Toolforge.Agents.Common.Reporting;
+using Toolforge.Agents.Common.Resilience;
+using Toolforge.Agents.Contracts.V1;
+
+namespace Toolforge.Agents.NodeAgent.Kubernetes.Conditions;
+
+/// <summary>Temporary problems on this node, written as Kubernetes Events where admins look (kubectl describe node).</summary>
+public interface INodeEvents
+{
+    void Record(string reason, string message, bool warning = true);
+}
+
+/// <summary>When Events are off: nothing is written.</summary>
+public sealed class NoNodeEvents : INodeEvents
+{
+    public void Record(string reason, string message, bool warning = true)
+    {
+    }
+}
+
+/// <summary>
+/// core/v1 Events about the Node (involvedObject the Node, source.component toolforge-node-agent). Events of one
+/// reason within EventAggregateWindow are one Event: the first is created at once, later ones raise its count and
+/// lastTimestamp (message: "(combined from similar events): " + the latest), written at most every
+/// EventFlushInterval, so 50 OOM kills in a minute are one Event with count 50, not 50 Events. A failed write is
+/// kept and retried with backoff (shown as the check kubernetes.events); only more than 64 reasons at once would
+/// drop the oldest series, counted in toolforge_node_events_dropped_total and logged.
+/// </summary>
+public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
+{
+    public const string Check = "kubernetes.events";
+    public const string Component = "toolforge-node-agent";
+    private const int MaxSeries = 64;
+
+    private static readonly Counter Dropped = Metrics.CreateCounter("toolforge_node_events_dropped_total", "Kubernetes Events given up before they were written.");
+    private static readonly Counter WriteFailures = Metrics.CreateCounter("toolforge_node_event_write_failures_total", "Event creates and patches that failed.");
+
+    private sealed class Series(string reason, bool warning, DateTimeOffset first)
+    {
+        public string Reason { get; } = reason;
+
+        public bool Warning { get; } = warning;
+
+        public DateTimeOffset First { get; } = first;
+
+        public DateTimeOffset Last { get; set; } = first;
+
+        public string Message { get; set; } = string.Empty;
+
+        public int Count { get; set; }
+
+        public int Written { get; set; }
+
+        public string? Name { get; set; }
+
+        public DateTimeOffset WrittenAt { get; set; }
+    }
+
+    private readonly NodeConditionsOptions _o;
+    private readonly KubeClient _client;
+    private readonly AgentState _state;
+    private readonly TimeProvider _time;
+    private readonly ILogger<NodeEventRecorder> _logger;
+    private readonly object _lock = new();
+    private readonly List<Series> _series = [];
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly Backoff _backoff = new(TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(2));
+    private DateTimeOffset _retryAt;
+    private long _seq;
+
+    public NodeEventRecorder(IOptions<NodeAgentOptions> options, KubeClient client, ClusterView cluster, AgentState state, TimeProvider time, ILogger<NodeEventRecorder> logger)
+    {
+        _o = options.Value.Kubernetes.Conditions;
+        _client = client;
+        NodeName = cluster.NodeName;
+        _state = state;
+        _time = time;
+        _logger = logger;
+        state.EventAdded += OnAgentEvent;
+    }
+
+    public string NodeName { get; }
+
+    public void Record(string reason, string message, bool warning = true)
+    {
+        var now = _time.GetUtcNow();
+        var first = false;
+        lock (_lock)
+        {
+            var s = _series.FirstOrDefault(x => x.Reason == reason && x.Warning == warning && now - x.First < _o.EventAggregateWindow);
+            if (s is null)
+            {
+                _series.RemoveAll(x => now - x.First >= _o.EventAggregateWindow && x.Written == x.Count);
+                if (_series.Count >= MaxSeries)
+                {
+                    var oldest = _series.OrderBy(x => x.Last).First();
+                    _series.Remove(oldest);
+                    Dropped.Inc(oldest.Count - oldest.Written);
+                    Log.SeriesDropped(_logger, oldest.Reason, oldest.Count - oldest.Written, MaxSeries);
+                }
+
+                s = new Series(reason, warning, now);
+                _series.Add(s);
+                first = true;
+            }
+
+            s.Count++;
+            s.Last = now;
+            s.Message = ConditionFamilies.Bound(message);
+        }
+
+        if (first)
+        {
+            _wake.Release();
+        }
+    }
+
+    // The agent's own events (a remediation restart, a deleted conntrack entry, ...) as Events too.
+    private void OnAgentEvent(AgentEvent e) =>
+        Record(ConditionFamilies.Pascal(e.Kind), e.Message, warning: !e.Kind.EndsWith("-deleted", StringComparison.Ordinal));
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            await FlushAsync(stoppingToken).ConfigureAwait(false);
+            try
+            {
+                await _wake.WaitAsync(_o.EventFlushInterval, stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Writes what is due: new series at once, grown ones once their last write is EventFlushInterval old.</summary>
+    public async Task FlushAsync(CancellationToken ct)
+    {
+        var now = _time.GetUtcNow();
+        if (now < _retryAt)
+        {
+            return;
+        }
+
+        List<(Series S, int Count, string Message, DateTimeOffset Last, string? Name)> due;
+        lock (_lock)
+        {
+            due = _series.Where(s => s.Count > s.Written && (s.Name is null || now - s.WrittenAt >= _o.EventFlushInterval))
+                .Select(s => (s, s.Count, s.Message, s.Last, s.Name)).ToList();
+        }
+
+        foreach (var (s, count, message, last, name) in due)
+        {
+            try
+            {
+                var written = name is null ? await CreateAsync(s, count, message, last, ct).ConfigureAwait(false) : await PatchAsync(name, count, message, last, ct).ConfigureAwait(false);
+                lock (_lock)
+                {
+                    (s.Name, s.Written, s.WrittenAt) = (written, count, now);
+                }
+
+                _backoff.Reset();
+                _state.SetCheck(Check, CheckState.Ok, $"events written to {_o.EventNamespace} (last: {s.Reason} ×{count})");
+            }
+            catch (Exception ex) when (!ct.IsCancellationRequested && ex is HttpOperationException or HttpRequestException or OperationCanceledException or IOException or k8s.Exceptions.KubeConfigException)
+            {
+                WriteFailures.Inc();
+                var wait = _backoff.Next();
+                _retryAt = now + wait;
+                var why = ex is HttpOperationException h ? $"{(int)h.Response.StatusCode} {Cut(h.Response.Content)}" : ex is OperationCanceledException ? "no answer in time" : ex.Message;
+                Log.WriteFailed(_logger, s.Reason, why, wait.TotalSeconds);
+                _state.SetCheck(Check, CheckState.Warning, $"cannot write the {s.Reason} event: {why}; kept, retrying in {wait.TotalSeconds:0}s");
+                return;
+            }
+        }
+    }
+
+    private async Task<string> CreateAsync(Series s, int count, string message, DateTimeOffset last, CancellationToken ct)
+    {
+        var e = new Corev1Event
+        {
+            Metadata = new V1ObjectMeta { Name = $"{NodeName}.{s.First.UtcTicks.ToString("x", CultureInfo.InvariantCulture)}.{Interlocked.Increment(ref _seq).ToString(CultureInfo.InvariantCulture)}", NamespaceProperty = _o.EventNamespace },
+            InvolvedObject = new V1ObjectReference { Kind = "Node", Name = NodeName, Uid = NodeName, ApiVersion = "v1" },
+            Reason = s.Reason,
+            Message = count > 1 ? "(combined from similar events): " + message : message,
+            Type = s.Warning ? "Warning" : "Normal",
+            Source = new V1EventSource { Component = Component, Host = NodeName },
+            ReportingComponent = Component,
+            ReportingInstance = NodeName,
+            FirstTimestamp = s.First.UtcDateTime,
+            LastTimestamp = last.UtcDateTime,
+            Count = count,
+        };
+        using var cts = _client.Deadline(ct);
+        var created = await _client.Api.CoreV1.CreateNamespacedEventAsync(e, _o.EventNamespace, cancellationToken: cts.Token).ConfigureAwait(false);
+        return created.Metadata.Name;
+    }
+
+    private async Task<string> PatchAsync(string name, int count, string message, DateTimeOffset last, CancellationToken ct)
+    {
+        var body = new JsonObject
+        {
+            ["count"] = count,
+            ["lastTimestamp"] = last.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
+            ["message"] = "(combined from similar events): " + message,
+        }.ToJsonString();
+        using var cts = _client.Deadline(ct);
+        await _client.Api.CoreV1.PatchNamespacedEventAsync(new V1Patch(body, V1Patch.PatchType.MergePatch), name, _o.EventNamespace, cancellationToken: cts.Token).ConfigureAwait(false);
+        return name;
+    }
+
+    public override void Dispose()
+    {
+        _state.EventAdded -= OnAgentEvent;
+        _wake.Dispose();
+        base.Dispose();
+    }
+
+    private static string Cut(string? s) => s is null ? string.Empty : s.Length <= 200 ? s : s[..200] + "…";
+
+    private static partial class Log
+    {
+        [LoggerMessage(3511, LogLevel.Warning, "cannot write the {Reason} event: {Why}; kept, retrying in {Seconds:0}s")]
+        public static partial void WriteFailed(ILogger logger, string reason, string why, double seconds);
+
+        [LoggerMessage(3512, LogLevel.Warning, "more than {Max} event reasons at once: the oldest, {Reason}, dropped with {Count} unwritten occurrence(s)")]
+        public static partial void SeriesDropped(ILogger logger, string reason, int count, int max);
+    }
+}
