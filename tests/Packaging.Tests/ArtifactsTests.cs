@@ -10,7 +10,7 @@ public sealed class ArtifactsTests
         var promtool = Peer.Require("promtool", "prometheus");
         var r = await Run.ProcessAsync(promtool, ["check", "rules", Path.Combine(Run.RepoRoot, "packaging", "prometheus", "toolforge-agents.rules.yml")]);
         Assert.True(r.ExitCode == 0, r.ToString());
-        Assert.Contains("SUCCESS: 8 rules found", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("SUCCESS: 10 rules found", r.Stdout, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -88,7 +88,8 @@ public sealed class RsyslogReceiver : IAsyncDisposable
 
     public string OutDir => _dir["out"];
 
-    public static async Task<RsyslogReceiver> StartAsync()
+    /// <summary>A receiver on RELP and plain TCP; with <paramref name="start"/> false its ports are chosen and its config written, and <see cref="StartProcessAsync"/> starts it later.</summary>
+    public static async Task<RsyslogReceiver> StartAsync(bool start = true)
     {
         Peer.Require("rsyslogd", "rsyslog");
         if (!File.Exists("/usr/lib/x86_64-linux-gnu/rsyslog/imrelp.so"))
@@ -111,7 +112,11 @@ public sealed class RsyslogReceiver : IAsyncDisposable
             template(name="line" type="string" string="%HOSTNAME% %APP-NAME% %PROCID% %PRI% %msg%\n")
             ruleset(name="remote") { action(type="omfile" dynaFile="perhost" template="line" flushOnTXEnd="on") }
             """);
-        await r.StartProcessAsync();
+        if (start)
+        {
+            await r.StartProcessAsync();
+        }
+
         return r;
     }
 
