@@ -12,9 +12,50 @@ using Toolforge.Agents.NodeAgent.Kubernetes;
 //     whole audit (iptables-save + parse + compare), and our own work alone; medians of 5.
 //  2. The same Services as kube-proxy's nftables proxier writes them, loaded with nft -f into another namespace:
 //     `nft -j list table ip kube-proxy` alone against the whole nftables audit (listing + JSON parse + compare).
+//  0. node.stuck-processes' /proc scan with 2,000 more processes, against ps over the same /proc (--proc-scan: only this).
 //  3. The daemon against a fake API server holding those Services, iptables audit every 10 s: RSS and CPU after a
 //     minute, and the time from exec to "Application started" (when systemd's READY=1 is sent).
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+if (args is not ["--nft-offline", _])
+{
+    // node.stuck-processes' /proc scan with 2,000 more processes running, against `ps -eo pid,stat,wchan` over the same /proc.
+    var sleepers = new List<System.Diagnostics.Process>();
+    try
+    {
+        for (var i = 0; i < 2000; i++)
+        {
+            sleepers.Add(System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("sleep", "300") { UseShellExecute = false })!);
+        }
+
+        var (scanTimes, psTimes) = (new List<double>(), new List<double>());
+        var count = 0;
+        for (var i = 0; i < 6; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            count = Toolforge.Agents.NodeAgent.Checks.Processes.ProcScanner.Scan("/proc").Scanned;
+            scanTimes.Add(sw.Elapsed.TotalMilliseconds);
+            sw.Restart();
+            await Run.ProcessAsync("ps", ["-eo", "pid,stat,wchan"], TimeSpan.FromMinutes(1));
+            psTimes.Add(sw.Elapsed.TotalMilliseconds);
+        }
+
+        Console.WriteLine($"stuck-process scan of {count} processes: {Median(scanTimes.Skip(1).ToList()):0.0} ms; ps -eo pid,stat,wchan over the same: {Median(psTimes.Skip(1).ToList()):0.0} ms");
+    }
+    finally
+    {
+        foreach (var p in sleepers)
+        {
+            p.Kill();
+            p.Dispose();
+        }
+    }
+
+    if (args is ["--proc-scan"])
+    {
+        return;
+    }
+}
+
 if (args is ["--nft-offline", var keptDir])
 {
     // Our own nftables work alone, on what an earlier run kept with TFA_BENCH_KEEP (no namespace, no nft).
