@@ -38,8 +38,8 @@ public static class CoordinatorApp
         services.TryAddSingleton(sp => sp.GetRequiredService<CoordinatorStorage>().Writer);
         services.TryAddSingleton<ChangeFeed>();
         services.TryAddSingleton<StateStore>();
-        services.TryAddSingleton(sp => new BuildLogs(
-            sp.GetRequiredService<StoreWriter>(), sp.GetRequiredService<CoordinatorStorage>().OpenReader, sp.GetRequiredService<ILogger<BuildLogs>>()));
+        services.TryAddSingleton(sp => sp.GetRequiredService<CoordinatorStorage>().Engine);
+        services.TryAddSingleton<BuildLogs>();
         services.TryAddSingleton<BuildQueue>();
         services.TryAddSingleton(sp => new PolicyProvider(
             sp.GetRequiredService<IOptions<CoordinatorOptions>>(), sp.GetRequiredService<ILogger<PolicyProvider>>(), builder.Configuration));
@@ -88,9 +88,9 @@ public static class CoordinatorApp
         app.MapGrpcHealthChecksService();
 
         // Load state before Kestrel accepts anything.
-        var storage = app.Services.GetRequiredService<CoordinatorStorage>();
-        app.Services.GetRequiredService<StateStore>().Load(storage.Connection);
-        app.Services.GetRequiredService<BuildQueue>().Load(storage.Connection);
+        var stored = app.Services.GetRequiredService<CoordinatorStorage>().Engine.Load(StateStore.RecentEvents);
+        app.Services.GetRequiredService<StateStore>().Load(stored);
+        app.Services.GetRequiredService<BuildQueue>().Load(stored);
         return app;
     }
 

@@ -45,7 +45,14 @@ public sealed class CoordinatorOptions : IValidatedOptions
     /// <summary>How many Report calls may come at once above the rate.</summary>
     public int ReportBurst { get; set; } = Common.Contracts.ReportLimits.ReportBurst;
 
+    /// <summary>The storage engine: "sqlite" (one host, the file in <see cref="Database"/>) or "postgresql" (several instances).</summary>
+    public string Store { get; set; } = "sqlite";
+
+    /// <summary>The SQLite file (Store = sqlite).</summary>
     public string Database { get; set; } = "/var/lib/toolforge-coordinator/coordinator.db";
+
+    /// <summary>Store = postgresql: where the database is.</summary>
+    public PostgreSqlOptions PostgreSql { get; set; } = new();
 
     /// <summary>How often agents report; sent back to them with every report.</summary>
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(30);
@@ -71,12 +78,24 @@ public sealed class CoordinatorOptions : IValidatedOptions
         problems.AddRange(Check.FileExists(section, nameof(Certificate), Certificate));
         problems.AddRange(Check.FileExists(section, nameof(Key), Key));
         problems.AddRange(Check.FileExists(section, nameof(CaBundle), CaBundle));
-        problems.AddRange(Check.Required(section, nameof(Database), Database));
+        if (Store == "postgresql")
+        {
+            problems.AddRange(PostgreSql.Validate($"{section}:{nameof(PostgreSql)}"));
+        }
+        else if (Store != "sqlite")
+        {
+            problems.Add($"{Check.Key(section, nameof(Store))}: must be \"sqlite\" or \"postgresql\" (got \"{Store}\")");
+        }
+        else
+        {
+            problems.AddRange(Check.Required(section, nameof(Database), Database));
+        }
+
         problems.AddRange(Check.Positive(section, nameof(HeartbeatInterval), HeartbeatInterval));
         problems.AddRange(Check.Positive(section, nameof(SweepInterval), SweepInterval));
         problems.AddRange(Check.Range(section, nameof(MissingAfterDays), MissingAfterDays, 1, 3650));
         problems.AddRange(Check.Range(section, nameof(RetentionDays), RetentionDays, 1, 3650));
-        var dir = Database.Length > 0 && Database != ":memory:" ? Path.GetDirectoryName(Path.GetFullPath(Database)) : null;
+        var dir = Store == "sqlite" && Database.Length > 0 && Database != ":memory:" ? Path.GetDirectoryName(Path.GetFullPath(Database)) : null;
         if (dir is not null && !Directory.Exists(dir))
         {
             problems.Add($"{Check.Key(section, nameof(Database))}: directory {dir} does not exist");
@@ -107,6 +126,56 @@ public sealed class CoordinatorOptions : IValidatedOptions
 
         problems.AddRange(Check.Range(section, nameof(ReportBurst), ReportBurst, 1, 100_000));
 
+        return problems;
+    }
+}
+
+/// <summary>The "Coordinator:PostgreSql" section: an Npgsql connection string without the password, and the file that holds it.</summary>
+public sealed class PostgreSqlOptions
+{
+    /// <summary>e.g. "Host=db1.example;Port=5432;Database=toolforge_coordinator;Username=coordinator;SSL Mode=VerifyFull".</summary>
+    public string ConnectionString { get; set; } = string.Empty;
+
+    /// <summary>A file (mode 0600/0640, owned by the service) whose first line is the password; empty for peer or certificate auth.</summary>
+    public string PasswordFile { get; set; } = string.Empty;
+
+    /// <summary>Seconds a statement may run before it is cancelled (a hung database must not hang the coordinator).</summary>
+    public int CommandTimeoutSeconds { get; set; } = 10;
+
+    public IEnumerable<string> Validate(string section)
+    {
+        var problems = new List<string>();
+        if (ConnectionString.Trim().Length == 0)
+        {
+            problems.Add($"{Check.Key(section, nameof(ConnectionString))}: required when Store is \"postgresql\"");
+        }
+        else
+        {
+            try
+            {
+                var b = new Npgsql.NpgsqlConnectionStringBuilder(ConnectionString);
+                if (!string.IsNullOrEmpty(b.Password))
+                {
+                    problems.Add($"{Check.Key(section, nameof(ConnectionString))}: holds a password; put it in {nameof(PasswordFile)} instead (the JSON puppet writes is readable by more than the service)");
+                }
+
+                if (string.IsNullOrEmpty(b.Host))
+                {
+                    problems.Add($"{Check.Key(section, nameof(ConnectionString))}: names no Host");
+                }
+            }
+            catch (ArgumentException ex)
+            {
+                problems.Add($"{Check.Key(section, nameof(ConnectionString))}: not a valid connection string ({ex.Message})");
+            }
+        }
+
+        if (PasswordFile.Length > 0)
+        {
+            problems.AddRange(Check.FileExists(section, nameof(PasswordFile), PasswordFile));
+        }
+
+        problems.AddRange(Check.Range(section, nameof(CommandTimeoutSeconds), CommandTimeoutSeconds, 1, 600));
         return problems;
     }
 }

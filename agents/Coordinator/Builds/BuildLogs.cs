@@ -1,8 +1,6 @@
 using System.Threading.Channels;
-using Microsoft.Data.Sqlite;
 using Toolforge.Agents.Common.Contracts;
 using Toolforge.Agents.Contracts.V1;
-using Toolforge.Agents.Coordinator.State;
 using Toolforge.Agents.Coordinator.Storage;
 
 namespace Toolforge.Agents.Coordinator.Builds;
@@ -21,13 +19,13 @@ public sealed partial class BuildLogs
     private readonly object _lock = new();
     private readonly Dictionary<long, Live> _live = [];
     private readonly StoreWriter _writer;
-    private readonly Func<SqliteConnection> _openReader;
+    private readonly IStoreEngine _store;
     private readonly ILogger<BuildLogs> _logger;
 
-    public BuildLogs(StoreWriter writer, Func<SqliteConnection> openReader, ILogger<BuildLogs> logger)
+    public BuildLogs(StoreWriter writer, IStoreEngine store, ILogger<BuildLogs> logger)
     {
         _writer = writer;
-        _openReader = openReader;
+        _store = store;
         _logger = logger;
     }
 
@@ -41,22 +39,9 @@ public sealed partial class BuildLogs
     }
 
     /// <summary>A build that may still get lines (new, or unfinished when the coordinator started).</summary>
-    public void Track(long id, SqliteConnection? existing = null)
+    public void Track(long id, bool stored = false)
     {
-        long seq = 0, bytes = 0;
-        if (existing is not null)
-        {
-            using var cmd = existing.CreateCommand();
-            cmd.CommandText = "SELECT COALESCE(MAX(seq), 0), COALESCE(SUM(LENGTH(CAST(line AS BLOB))), 0) FROM build_log WHERE build = $b";
-            cmd.Parameters.AddWithValue("$b", id);
-            using var r = cmd.ExecuteReader();
-            if (r.Read())
-            {
-                seq = r.GetInt64(0);
-                bytes = r.GetInt64(1);
-            }
-        }
-
+        var (seq, bytes) = stored ? _store.BuildLogSize(id) : (0, 0);
         lock (_lock)
         {
             _live[id] = new Live { Seq = seq, Bytes = bytes };
@@ -94,13 +79,7 @@ public sealed partial class BuildLogs
 
         if (rows.Count > 0)
         {
-            await _writer.WriteAsync((c, tx) =>
-            {
-                foreach (var row in rows)
-                {
-                    StateStore.Exec(c, tx, "INSERT OR REPLACE INTO build_log(build, seq, line) VALUES ($b, $s, $l)", ("$b", id), ("$s", row.Seq), ("$l", row.Line));
-                }
-            }).ConfigureAwait(false);
+            await _writer.WriteAsync(new AppendBuildLog(id, [.. rows.Select(r => (r.Seq, r.Line))])).ConfigureAwait(false);
 
             lock (_lock)
             {
@@ -217,21 +196,9 @@ public sealed partial class BuildLogs
         long after = 0;
         while (true)
         {
-            var page = new List<BuildLogLine>(Page);
-            using (var c = _openReader())
-            using (var cmd = c.CreateCommand())
-            {
-                cmd.CommandText = "SELECT seq, line FROM build_log WHERE build = $b AND seq > $a ORDER BY seq LIMIT $n";
-                cmd.Parameters.AddWithValue("$b", id);
-                cmd.Parameters.AddWithValue("$a", after);
-                cmd.Parameters.AddWithValue("$n", Page);
-                using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
-                while (await r.ReadAsync(ct).ConfigureAwait(false))
-                {
-                    page.Add(new BuildLogLine { Seq = r.GetInt64(0), Line = r.GetString(1) });
-                }
-            }
-
+            ct.ThrowIfCancellationRequested();
+            var rows = await Task.Run(() => _store.ReadBuildLog(id, after, Page), ct).ConfigureAwait(false);
+            var page = rows.ConvertAll(r => new BuildLogLine { Seq = r.Seq, Line = r.Line });
             foreach (var line in page)
             {
                 yield return line;

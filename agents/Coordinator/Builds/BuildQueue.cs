@@ -3,7 +3,6 @@ using System.Threading.Channels;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
-using Microsoft.Data.Sqlite;
 using Toolforge.Agents.Common.Contracts;
 using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.Coordinator.State;
@@ -53,49 +52,38 @@ public sealed partial class BuildQueue
     /// <summary>Why progress was refused: the status the builder gets, and the reason.</summary>
     public sealed record Refusal(StatusCode Status, string Message);
 
-    public void Load(SqliteConnection connection)
+    /// <summary>Loads the stored builds (at start); builds from before command tokens get one now.</summary>
+    public void Load(StoredState stored)
     {
-        var missingTokens = new List<(long Id, string Token)>();
-        using (var cmd = connection.CreateCommand())
+        var missingTokens = new List<SaveBuild>();
+        lock (_lock)
         {
-            cmd.CommandText = "SELECT id, body, command_id FROM builds ORDER BY id";
-            using var r = cmd.ExecuteReader();
-            lock (_lock)
+            foreach (var row in stored.Builds)
             {
-                while (r.Read())
+                var build = Build.Parser.ParseFrom(row.Body);
+                _builds[row.Id] = build;
+                _lastId = Math.Max(_lastId, row.Id);
+                var token = row.Token;
+                if (token is null)
                 {
-                    var id = r.GetInt64(0);
-                    var build = Build.Parser.ParseFrom((byte[])r.GetValue(1));
-                    _builds[id] = build;
-                    _lastId = Math.Max(_lastId, id);
-                    var token = r.IsDBNull(2) ? null : r.GetString(2);
-                    if (token is null)
-                    {
-                        token = NewToken();
-                        missingTokens.Add((id, token));
-                    }
-
-                    _tokens[id] = token;
-                    _byToken[token] = id;
+                    token = NewToken();
+                    missingTokens.Add(new SaveBuild(row.Id, build.RequestedAt.ToDateTimeOffset().ToUnixTimeMilliseconds(), row.Body, token));
                 }
+
+                _tokens[row.Id] = token;
+                _byToken[token] = row.Id;
             }
         }
 
         foreach (var (id, _) in _builds.Where(b => !Finished(b.Value)))
         {
-            _logs.Track(id, connection);
+            _logs.Track(id, stored: true);
         }
 
         if (missingTokens.Count > 0)
         {
             // Builds from before command tokens: give each one now, so none is left without an owner check.
-            using var tx = connection.BeginTransaction();
-            foreach (var (id, token) in missingTokens)
-            {
-                StateStore.Exec(connection, tx, "UPDATE builds SET command_id = $c WHERE id = $i", ("$c", token), ("$i", id));
-            }
-
-            tx.Commit();
+            _writer.WriteAsync(new StoreBatch(missingTokens)).GetAwaiter().GetResult();
         }
     }
 
@@ -341,13 +329,7 @@ public sealed partial class BuildQueue
         _logs.Forget(gone);
         if (gone.Count > 0)
         {
-            await _writer.WriteAsync((c, tx) =>
-            {
-                foreach (var id in gone)
-                {
-                    StateStore.Exec(c, tx, "DELETE FROM builds WHERE id = $i", ("$i", id));
-                }
-            }).ConfigureAwait(false);
+            await _writer.WriteAsync(new DeleteBuilds(gone)).ConfigureAwait(false);
         }
     }
 
@@ -385,13 +367,8 @@ public sealed partial class BuildQueue
 
     private static string NewToken() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
 
-    private Task PersistAsync(Build b, string token) => _writer.WriteAsync((c, tx) =>
-        StateStore.Exec(c, tx, """
-            INSERT INTO builds(id, requested_at, body, command_id) VALUES ($i, $t, $b, $c)
-            ON CONFLICT(id) DO UPDATE SET body = excluded.body, command_id = excluded.command_id
-            """,
-            ("$i", long.Parse(b.Id, System.Globalization.CultureInfo.InvariantCulture)),
-            ("$t", b.RequestedAt.ToDateTimeOffset().ToUnixTimeMilliseconds()), ("$b", b.ToByteArray()), ("$c", token)));
+    private Task PersistAsync(Build b, string token) => _writer.WriteAsync(new SaveBuild(
+        long.Parse(b.Id, System.Globalization.CultureInfo.InvariantCulture), b.RequestedAt.ToDateTimeOffset().ToUnixTimeMilliseconds(), b.ToByteArray(), token));
 
     private async Task PersistLoggedAsync(Build b, string token)
     {
@@ -399,7 +376,7 @@ public sealed partial class BuildQueue
         {
             await PersistAsync(b, token).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is SqliteException or InvalidOperationException)
+        catch (Exception ex) when (ex is System.Data.Common.DbException or StoreUnavailableException or InvalidOperationException)
         {
             Log.PersistFailed(_logger, b.Id, ex);
         }

@@ -34,7 +34,7 @@ public sealed partial class Sweeper(
                 {
                     await ApplyRetentionAsync(now).ConfigureAwait(false);
                 }
-                catch (Exception ex) when (ex is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException)
+                catch (Exception ex) when (ex is System.Data.Common.DbException or StoreUnavailableException or InvalidOperationException)
                 {
                     Log.RetentionFailed(logger, ex);
                 }
@@ -47,13 +47,7 @@ public sealed partial class Sweeper(
     {
         var cutoff = now - TimeSpan.FromDays(options.Value.RetentionDays);
         var ms = cutoff.ToUnixTimeMilliseconds();
-        await storage.Writer.WriteAsync((c, tx) =>
-        {
-            StateStore.Exec(c, tx, "DELETE FROM check_history WHERE at < $t", ("$t", ms));
-            StateStore.Exec(c, tx, "DELETE FROM finding_history WHERE resolved_at < $t", ("$t", ms));
-            StateStore.Exec(c, tx, "DELETE FROM events WHERE at < $t", ("$t", ms));
-            StateStore.Exec(c, tx, "DELETE FROM audit WHERE at < $t", ("$t", ms));
-        }).ConfigureAwait(false);
+        await storage.Writer.WriteAsync(new DeleteHistoryBefore(ms)).ConfigureAwait(false);
         await builds.ForgetBeforeAsync(cutoff).ConfigureAwait(false);
         await state.ForgetOldNodesAsync().ConfigureAwait(false);
     }

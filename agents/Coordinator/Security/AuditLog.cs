@@ -1,4 +1,3 @@
-using Toolforge.Agents.Coordinator.State;
 using Toolforge.Agents.Coordinator.Storage;
 
 namespace Toolforge.Agents.Coordinator.Security;
@@ -10,9 +9,7 @@ public sealed partial class AuditLog(StoreWriter writer, TimeProvider time, ILog
     {
         Log.Audit(logger, identity, action, result, detail);
         var at = time.GetUtcNow().ToUnixTimeMilliseconds();
-        return writer.WriteAsync((c, tx) => StateStore.Exec(c, tx,
-            "INSERT INTO audit(at, identity, action, result, detail) VALUES ($a, $i, $c, $r, $d)",
-            ("$a", at), ("$i", identity), ("$c", action), ("$r", result), ("$d", detail)));
+        return writer.WriteAsync(new AddAudit(at, identity, action, result, detail));
     }
 
     private static partial class Log

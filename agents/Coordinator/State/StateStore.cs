@@ -1,6 +1,5 @@
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 using Prometheus;
 using Toolforge.Agents.Common.Contracts;
@@ -81,67 +80,45 @@ public sealed partial class StateStore
 
     private TimeSpan MissingAfter => TimeSpan.FromDays(_options.MissingAfterDays);
 
-    /// <summary>Loads everything from the database (at start, before serving).</summary>
-    public void Load(SqliteConnection connection)
+    /// <summary>Events per node the coordinator keeps in memory (and asks the store for at load).</summary>
+    public const int RecentEvents = RecentEventsPerNode;
+
+    /// <summary>Loads everything the store holds (at start, before serving).</summary>
+    public void Load(StoredState stored)
     {
         lock (_lock)
         {
-            using (var cmd = connection.CreateCommand())
+            foreach (var (name, firstSeen) in stored.Nodes)
             {
-                cmd.CommandText = "SELECT name, first_seen FROM nodes";
-                using var r = cmd.ExecuteReader();
-                while (r.Read())
+                _nodes[name] = new NodeRecord(name, FromMs(firstSeen), ConnectedOf(name));
+            }
+
+            foreach (var a in stored.Agents)
+            {
+                if (!_nodes.TryGetValue(a.Node, out var node))
                 {
-                    var name = r.GetString(0);
-                    _nodes[name] = new NodeRecord(name, FromMs(r.GetInt64(1)), ConnectedOf(name));
+                    continue;
+                }
+
+                var kind = (AgentKind)a.Kind;
+                var state = ReportRequest.Parser.ParseFrom(a.State);
+                node.Agents[kind] = new AgentRecord(kind, a.Version, FromMs(a.LastReportMs), TimeSpan.FromMilliseconds(a.HeartbeatMs), state);
+                node.Changed();
+            }
+
+            foreach (var (name, body) in stored.RecentEvents)
+            {
+                if (_nodes.TryGetValue(name, out var node))
+                {
+                    node.RecentEvents.Add(AgentEvent.Parser.ParseFrom(body));
                 }
             }
 
-            using (var cmd = connection.CreateCommand())
+            foreach (var (name, count) in stored.EventCounts)
             {
-                cmd.CommandText = "SELECT node, kind, version, last_report, heartbeat_ms, state FROM agents";
-                using var r = cmd.ExecuteReader();
-                while (r.Read())
+                if (_nodes.TryGetValue(name, out var node))
                 {
-                    if (!_nodes.TryGetValue(r.GetString(0), out var node))
-                    {
-                        continue;
-                    }
-
-                    var kind = (AgentKind)r.GetInt32(1);
-                    var state = ReportRequest.Parser.ParseFrom((byte[])r.GetValue(5));
-                    node.Agents[kind] = new AgentRecord(kind, r.GetString(2), FromMs(r.GetInt64(3)), TimeSpan.FromMilliseconds(r.GetInt64(4)), state);
-                    node.Changed();
-                }
-            }
-
-            using (var cmd = connection.CreateCommand())
-            {
-                cmd.CommandText = $"""
-                    SELECT node, body FROM (
-                        SELECT node, body, at, ROW_NUMBER() OVER (PARTITION BY node ORDER BY at DESC, id DESC) AS rn FROM events)
-                    WHERE rn <= {RecentEventsPerNode} ORDER BY node, at
-                    """;
-                using var r = cmd.ExecuteReader();
-                while (r.Read())
-                {
-                    if (_nodes.TryGetValue(r.GetString(0), out var node))
-                    {
-                        node.RecentEvents.Add(AgentEvent.Parser.ParseFrom((byte[])r.GetValue(1)));
-                    }
-                }
-            }
-
-            using (var cmd = connection.CreateCommand())
-            {
-                cmd.CommandText = "SELECT node, COUNT(*) FROM events GROUP BY node";
-                using var r = cmd.ExecuteReader();
-                while (r.Read())
-                {
-                    if (_nodes.TryGetValue(r.GetString(0), out var node))
-                    {
-                        node.StoredEvents = r.GetInt32(1);
-                    }
+                    node.StoredEvents = count;
                 }
             }
 
@@ -216,47 +193,18 @@ public sealed partial class StateStore
             }
 
             var firstSeenMs = node.FirstSeen.ToUnixTimeMilliseconds();
-            return _writer.WriteAsync((c, tx) =>
-            {
-                if (isNew)
-                {
-                    Exec(c, tx, "INSERT OR IGNORE INTO nodes(name, first_seen) VALUES ($n, $f)", ("$n", report.Node), ("$f", firstSeenMs));
-                }
-
-                Exec(c, tx, """
-                    INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state) VALUES ($n, $k, $v, $t, $h, $s)
-                    ON CONFLICT(node, kind) DO UPDATE SET version = excluded.version, last_report = excluded.last_report,
-                        heartbeat_ms = excluded.heartbeat_ms, state = excluded.state
-                    """,
-                    ("$n", report.Node), ("$k", (int)report.Agent), ("$v", report.AgentVersion), ("$t", nowMs),
-                    ("$h", (long)record.Heartbeat.TotalMilliseconds), ("$s", blob));
-                foreach (var ch in changedChecks)
-                {
-                    Exec(c, tx, "INSERT INTO check_history(node, kind, name, state, message, at) VALUES ($n, $k, $c, $s, $m, $t)",
-                        ("$n", report.Node), ("$k", (int)report.Agent), ("$c", ch.Name), ("$s", (int)ch.State), ("$m", ch.Message), ("$t", nowMs));
-                }
-
-                foreach (var f in resolved)
-                {
-                    Exec(c, tx, "INSERT INTO finding_history(node, kind, finding, subject, message, first_seen, resolved_at) VALUES ($n, $k, $f, $s, $m, $fs, $t)",
-                        ("$n", report.Node), ("$k", (int)report.Agent), ("$f", f.Kind), ("$s", f.Subject), ("$m", f.Message),
-                        ("$fs", f.FirstSeen?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? nowMs), ("$t", nowMs));
-                }
-
-                foreach (var (at, body) in events)
-                {
-                    Exec(c, tx, "INSERT INTO events(node, kind, body, at) VALUES ($n, $k, $b, $t)",
-                        ("$n", report.Node), ("$k", (int)report.Agent), ("$b", body), ("$t", at));
-                }
-
-                if (trimEvents)
-                {
-                    Exec(c, tx, $"""
-                        DELETE FROM events WHERE node = $n AND id NOT IN (
-                            SELECT id FROM events WHERE node = $n ORDER BY at DESC, id DESC LIMIT {StoredEventsPerNode})
-                        """, ("$n", report.Node));
-                }
-            });
+            return _writer.WriteAsync(new SaveReport(
+                report.Node,
+                firstSeenMs,
+                (int)report.Agent,
+                report.AgentVersion,
+                nowMs,
+                (long)record.Heartbeat.TotalMilliseconds,
+                blob,
+                [.. changedChecks.Select(ch => new CheckChange(ch.Name, (int)ch.State, ch.Message))],
+                [.. resolved.Select(f => new ResolvedFinding(f.Kind, f.Subject, f.Message, f.FirstSeen?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? nowMs))],
+                [.. events.Select(e => new StoredEvent(e.Item1, e.Item2))],
+                trimEvents ? StoredEventsPerNode : null));
         }
     }
 
@@ -425,13 +373,7 @@ public sealed partial class StateStore
 
         if (gone.Count > 0)
         {
-            await _writer.WriteAsync((c, tx) =>
-            {
-                foreach (var name in gone)
-                {
-                    Exec(c, tx, "DELETE FROM nodes WHERE name = $n", ("$n", name));
-                }
-            }).ConfigureAwait(false);
+            await _writer.WriteAsync(new ForgetNodes(gone)).ConfigureAwait(false);
             Log.Forgot(_logger, gone.Count, string.Join(", ", gone.Take(10)));
         }
     }
@@ -485,19 +427,6 @@ public sealed partial class StateStore
     }
 
     private static string FindingKey(Finding f) => f.Kind + "\u0000" + f.Subject;
-
-    internal static void Exec(SqliteConnection c, SqliteTransaction tx, string sql, params (string Name, object Value)[] args)
-    {
-        using var cmd = c.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = sql;
-        foreach (var (name, value) in args)
-        {
-            cmd.Parameters.AddWithValue(name, value);
-        }
-
-        cmd.ExecuteNonQuery();
-    }
 
     private static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
 

@@ -1,53 +1,73 @@
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 
 namespace Toolforge.Agents.Coordinator.Storage;
 
-/// <summary>The open database: the writer's connection (migrated at start) and fresh read-only connections on demand.</summary>
+/// <summary>The open store (SQLite or PostgreSQL, migrated at start) and its single writer.</summary>
 public sealed partial class CoordinatorStorage : IAsyncDisposable
 {
-    private readonly string _path;
-
     public CoordinatorStorage(IOptions<CoordinatorOptions> options, ILogger<CoordinatorStorage> logger)
     {
-        _path = options.Value.Database;
+        Engine = Open(options.Value);
         try
         {
-            Connection = Database.Open(_path);
-            var from = Database.Migrate(Connection);
-            if (from != Database.CurrentVersion)
+            var from = Engine.Migrate();
+            var to = Engine.SchemaVersion;
+            if (from != to)
             {
-                Log.Migrated(logger, _path, from, Database.CurrentVersion);
+                Log.Migrated(logger, Engine.Location, from, to);
             }
         }
-        catch (SqliteException ex)
+        catch (Exception ex) when (ex is System.Data.Common.DbException or StoreUnavailableException)
         {
-            throw new InvalidOperationException($"cannot open database {_path}: {ex.Message}", ex);
+            Engine.Dispose();
+            throw new InvalidOperationException($"cannot open database {Engine.Location}: {ex.Message}", ex);
         }
 
-        Writer = new StoreWriter(Connection, logger);
+        Writer = new StoreWriter(Engine, logger);
     }
 
-    public SqliteConnection Connection { get; }
+    public IStoreEngine Engine { get; }
 
     public StoreWriter Writer { get; }
 
-    public SqliteConnection OpenReader()
+    /// <summary>The engine the options name, opened but not migrated.</summary>
+    public static IStoreEngine Open(CoordinatorOptions o)
     {
-        var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
-        c.Open();
-        return c;
+        if (o.Store == "postgresql")
+        {
+            string? password = null;
+            if (o.PostgreSql.PasswordFile.Length > 0)
+            {
+                password = File.ReadLines(o.PostgreSql.PasswordFile).FirstOrDefault()?.TrimEnd('\r')
+                    ?? throw new InvalidOperationException($"{CoordinatorOptions.Section}:PostgreSql:PasswordFile: {o.PostgreSql.PasswordFile} is empty");
+            }
+
+            return new PostgresStore(o.PostgreSql.ConnectionString, password, o.PostgreSql.CommandTimeoutSeconds, InstanceName());
+        }
+
+        try
+        {
+            return new SqliteStore(o.Database);
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException ex)
+        {
+            throw new InvalidOperationException($"cannot open database {o.Database}: {ex.Message}", ex);
+        }
     }
+
+    /// <summary>host:pid:random — names this process in notifications to other instances.</summary>
+    public static string InstanceName() =>
+        $"{Environment.MachineName}:{Environment.ProcessId}:{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4))}";
 
     public async ValueTask DisposeAsync()
     {
         await Writer.DisposeAsync().ConfigureAwait(false);
-        Connection.Dispose();
+        Engine.Dispose();
     }
 
     private static partial class Log
     {
-        [LoggerMessage(2601, LogLevel.Information, "database {Path}: schema migrated from version {From} to {To}")]
-        public static partial void Migrated(ILogger logger, string path, int from, int to);
+        [LoggerMessage(2601, LogLevel.Information, "database {Location}: schema migrated from version {From} to {To}")]
+        public static partial void Migrated(ILogger logger, string location, int from, int to);
     }
 }

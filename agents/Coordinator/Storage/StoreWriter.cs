@@ -1,5 +1,4 @@
 using System.Threading.Channels;
-using Microsoft.Data.Sqlite;
 
 namespace Toolforge.Agents.Coordinator.Storage;
 
@@ -12,25 +11,25 @@ public sealed partial class StoreWriter : IAsyncDisposable
 {
     private const int MaxBatch = 2048;
 
-    private readonly SqliteConnection _connection;
+    private readonly IStoreEngine _engine;
     private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _worker;
     private readonly ILogger _logger;
 
-    private sealed record Pending(Action<SqliteConnection, SqliteTransaction> Write, TaskCompletionSource Done);
+    private sealed record Pending(StoreOp Op, TaskCompletionSource Done);
 
-    public StoreWriter(SqliteConnection connection, ILogger logger)
+    public StoreWriter(IStoreEngine engine, ILogger logger)
     {
-        _connection = connection;
+        _engine = engine;
         _logger = logger;
         _worker = Task.Factory.StartNew(Run, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
     }
 
     /// <summary>Queues a write; the task completes when it is committed (or fails with the database's error).</summary>
-    public Task WriteAsync(Action<SqliteConnection, SqliteTransaction> write)
+    public Task WriteAsync(StoreOp op)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!_queue.Writer.TryWrite(new Pending(write, done)))
+        if (!_queue.Writer.TryWrite(new Pending(op, done)))
         {
             done.SetException(new InvalidOperationException("the coordinator is shutting down"));
         }
@@ -57,19 +56,22 @@ public sealed partial class StoreWriter : IAsyncDisposable
     {
         try
         {
-            using var tx = _connection.BeginTransaction();
-            foreach (var p in batch)
-            {
-                p.Write(_connection, tx);
-            }
-
-            tx.Commit();
+            _engine.Commit([.. batch.Select(p => p.Op)]);
             foreach (var p in batch)
             {
                 p.Done.SetResult();
             }
         }
-        catch (SqliteException ex) when (batch.Count > 1)
+        catch (StoreUnavailableException ex)
+        {
+            // The database, not the writes, is the problem: every caller hears UNAVAILABLE and sends again.
+            Log.Unavailable(_logger, batch.Count, ex.Message);
+            foreach (var p in batch)
+            {
+                p.Done.TrySetException(ex);
+            }
+        }
+        catch (Exception ex) when (batch.Count > 1 && IsWriteError(ex))
         {
             // One bad write must not fail its neighbours: retry each on its own.
             Log.BatchFailed(_logger, batch.Count, ex.Message);
@@ -78,7 +80,7 @@ public sealed partial class StoreWriter : IAsyncDisposable
                 Commit([p]);
             }
         }
-        catch (Exception ex) when (ex is SqliteException or InvalidOperationException or ArgumentException or FormatException)
+        catch (Exception ex) when (IsWriteError(ex))
         {
             Log.WriteFailed(_logger, ex);
             foreach (var p in batch)
@@ -87,6 +89,9 @@ public sealed partial class StoreWriter : IAsyncDisposable
             }
         }
     }
+
+    private static bool IsWriteError(Exception ex) =>
+        ex is System.Data.Common.DbException or InvalidOperationException or ArgumentException or FormatException;
 
     public async ValueTask DisposeAsync()
     {
@@ -98,6 +103,9 @@ public sealed partial class StoreWriter : IAsyncDisposable
     {
         [LoggerMessage(2101, LogLevel.Warning, "a batch of {Count} writes failed ({Reason}); retrying them one by one")]
         public static partial void BatchFailed(ILogger logger, int count, string reason);
+
+        [LoggerMessage(2103, LogLevel.Warning, "the database is unavailable; {Count} writes refused ({Reason})")]
+        public static partial void Unavailable(ILogger logger, int count, string reason);
 
         [LoggerMessage(2102, LogLevel.Error, "database write failed")]
         public static partial void WriteFailed(ILogger logger, Exception ex);

@@ -1,0 +1,58 @@
+namespace Toolforge.Agents.Coordinator.Storage;
+
+/// <summary>An agent's stored state row.</summary>
+public sealed record StoredAgent(string Node, int Kind, string Version, long LastReportMs, long HeartbeatMs, byte[] State);
+
+/// <summary>A stored build: its protobuf body and command token (null in databases from before tokens).</summary>
+public sealed record StoredBuild(long Id, byte[] Body, string? Token);
+
+/// <summary>What the coordinator holds in memory, as the store has it.</summary>
+public sealed record StoredState(
+    IReadOnlyList<(string Name, long FirstSeenMs)> Nodes,
+    IReadOnlyList<StoredAgent> Agents,
+    IReadOnlyList<(string Node, byte[] Body)> RecentEvents,
+    IReadOnlyDictionary<string, int> EventCounts,
+    IReadOnlyList<StoredBuild> Builds);
+
+/// <summary>
+/// A storage engine: every SQL statement of the coordinator lives behind this (SQLite and PostgreSQL). Writes are
+/// <see cref="StoreOp"/>s committed in one transaction per <see cref="Commit"/>; reads are typed. A failure of the
+/// database itself (gone, refusing, timing out) is a <see cref="StoreUnavailableException"/>.
+/// </summary>
+public interface IStoreEngine : IDisposable
+{
+    /// <summary>"sqlite" or "postgresql".</summary>
+    string Engine { get; }
+
+    /// <summary>Where, for messages (a path, or host/port/database; never a password).</summary>
+    string Location { get; }
+
+    /// <summary>Brings the schema up to date (safe when several instances start at once); returns the version it was at.</summary>
+    int Migrate();
+
+    int SchemaVersion { get; }
+
+    /// <summary>Everything the coordinator holds in memory, with the last <paramref name="recentEvents"/> events per node.</summary>
+    StoredState Load(int recentEvents);
+
+    void Commit(IReadOnlyList<StoreOp> ops);
+
+    (long MaxSeq, long Bytes) BuildLogSize(long build);
+
+    List<(long Seq, string Line)> ReadBuildLog(long build, long after, int limit);
+
+    /// <summary>Rows per table (migrate-store's check, and tests').</summary>
+    IReadOnlyDictionary<string, long> Counts();
+
+    /// <summary>Whether the store answers at all (health).</summary>
+    bool Ping();
+
+    /// <summary>Every row of one of <see cref="StoreSchema.Tables"/>, its columns in that order.</summary>
+    IEnumerable<object?[]> Export(string table);
+
+    /// <summary>Rows for every table of <see cref="StoreSchema.Tables"/>, in one transaction: all of them or none.</summary>
+    void ImportAll(Func<string, IEnumerable<object?[]>> rows);
+}
+
+/// <summary>The database cannot be reached or does not answer: the caller's write is not done, and may be sent again.</summary>
+public sealed class StoreUnavailableException(string message, Exception inner) : Exception(message, inner);

@@ -1,0 +1,382 @@
+using System.Data.Common;
+using Microsoft.Data.Sqlite;
+
+namespace Toolforge.Agents.Coordinator.Storage;
+
+/// <summary>
+/// The default engine: one SQLite file (WAL, foreign keys), versioned migrations recorded in PRAGMA user_version. A
+/// migration runs once, in a transaction; a database newer than this binary is refused rather than damaged. One
+/// connection writes (the coordinator's single writer); reads of build logs open their own read-only connections.
+/// </summary>
+public sealed class SqliteStore : IStoreEngine
+{
+    /// <summary>Migration N brings the schema from version N-1 to N. Append only; never edit a released one.</summary>
+    internal static readonly string[] Migrations =
+    [
+        // 1: current state per (node, agent), history, builds, audit.
+        """
+        CREATE TABLE nodes (
+            name        TEXT PRIMARY KEY,
+            first_seen  INTEGER NOT NULL
+        );
+        CREATE TABLE agents (
+            node         TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE,
+            kind         INTEGER NOT NULL,
+            version      TEXT NOT NULL,
+            last_report  INTEGER NOT NULL,
+            heartbeat_ms INTEGER NOT NULL,
+            state        BLOB NOT NULL,          -- protobuf AgentStateRecord: checks and findings
+            PRIMARY KEY (node, kind)
+        );
+        CREATE TABLE check_history (
+            id       INTEGER PRIMARY KEY,
+            node     TEXT NOT NULL,
+            kind     INTEGER NOT NULL,
+            name     TEXT NOT NULL,
+            state    INTEGER NOT NULL,
+            message  TEXT NOT NULL,
+            at       INTEGER NOT NULL
+        );
+        CREATE INDEX check_history_at ON check_history(at);
+        CREATE INDEX check_history_node ON check_history(node, at);
+        CREATE TABLE finding_history (
+            id          INTEGER PRIMARY KEY,
+            node        TEXT NOT NULL,
+            kind        INTEGER NOT NULL,
+            finding     TEXT NOT NULL,
+            subject     TEXT NOT NULL,
+            message     TEXT NOT NULL,
+            first_seen  INTEGER NOT NULL,
+            resolved_at INTEGER NOT NULL
+        );
+        CREATE INDEX finding_history_resolved ON finding_history(resolved_at);
+        CREATE TABLE events (
+            id       INTEGER PRIMARY KEY,
+            node     TEXT NOT NULL,
+            kind     INTEGER NOT NULL,
+            body     BLOB NOT NULL,              -- protobuf AgentEvent
+            at       INTEGER NOT NULL
+        );
+        CREATE INDEX events_node ON events(node, at);
+        CREATE INDEX events_at ON events(at);
+        CREATE TABLE builds (
+            id            INTEGER PRIMARY KEY,
+            requested_at  INTEGER NOT NULL,
+            body          BLOB NOT NULL          -- protobuf Build
+        );
+        CREATE TABLE build_log (
+            build  INTEGER NOT NULL REFERENCES builds(id) ON DELETE CASCADE,
+            seq    INTEGER NOT NULL,
+            line   TEXT NOT NULL,
+            PRIMARY KEY (build, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE audit (
+            id        INTEGER PRIMARY KEY,
+            at        INTEGER NOT NULL,
+            identity  TEXT NOT NULL,
+            action    TEXT NOT NULL,
+            result    TEXT NOT NULL,
+            detail    TEXT NOT NULL
+        );
+        CREATE INDEX audit_at ON audit(at);
+        """,
+
+        // 2: each build's command token (handed only to the builder that takes it).
+        """
+        ALTER TABLE builds ADD COLUMN command_id TEXT;
+        CREATE UNIQUE INDEX builds_command ON builds(command_id);
+        """,
+    ];
+
+    private readonly string _path;
+    private readonly SqliteConnection _connection;
+
+    public SqliteStore(string path)
+    {
+        _path = path;
+        _connection = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Cache = SqliteCacheMode.Private,
+            Pooling = false,
+        }.ToString());
+        _connection.Open();
+        Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;");
+    }
+
+    public static int CurrentVersion => Migrations.Length;
+
+    public string Engine => "sqlite";
+
+    public string Location => _path;
+
+    public int SchemaVersion => Convert.ToInt32(Scalar("PRAGMA user_version"), System.Globalization.CultureInfo.InvariantCulture);
+
+    public int Migrate()
+    {
+        var version = SchemaVersion;
+        if (version > CurrentVersion)
+        {
+            throw new InvalidOperationException(
+                $"database schema version {version} is newer than this coordinator knows ({CurrentVersion}); refusing to use it");
+        }
+
+        for (var v = version; v < CurrentVersion; v++)
+        {
+            using var tx = _connection.BeginTransaction();
+            Execute(Migrations[v], tx);
+            Execute($"PRAGMA user_version = {v + 1}", tx);
+            tx.Commit();
+        }
+
+        return version;
+    }
+
+    public StoredState Load(int recentEvents)
+    {
+        var nodes = new List<(string, long)>();
+        var agents = new List<StoredAgent>();
+        var recent = new List<(string, byte[])>();
+        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+        var builds = new List<StoredBuild>();
+        Read("SELECT name, first_seen FROM nodes", r => nodes.Add((r.GetString(0), r.GetInt64(1))));
+        Read("SELECT node, kind, version, last_report, heartbeat_ms, state FROM agents",
+            r => agents.Add(new StoredAgent(r.GetString(0), r.GetInt32(1), r.GetString(2), r.GetInt64(3), r.GetInt64(4), (byte[])r.GetValue(5))));
+        Read($"""
+            SELECT node, body FROM (
+                SELECT node, body, at, id, ROW_NUMBER() OVER (PARTITION BY node ORDER BY at DESC, id DESC) AS rn FROM events)
+            WHERE rn <= {recentEvents} ORDER BY node, at, id
+            """, r => recent.Add((r.GetString(0), (byte[])r.GetValue(1))));
+        Read("SELECT node, COUNT(*) FROM events GROUP BY node", r => counts[r.GetString(0)] = r.GetInt32(1));
+        Read("SELECT id, body, command_id FROM builds ORDER BY id", r => builds.Add(new StoredBuild(r.GetInt64(0), (byte[])r.GetValue(1), r.IsDBNull(2) ? null : r.GetString(2))));
+        return new StoredState(nodes, agents, recent, counts, builds);
+    }
+
+    public void Commit(IReadOnlyList<StoreOp> ops)
+    {
+        try
+        {
+            using var tx = _connection.BeginTransaction();
+            foreach (var op in ops)
+            {
+                Apply(op, tx);
+            }
+
+            tx.Commit();
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode is 5 or 6 or 10 or 13 or 14)
+        {
+            // SQLITE_BUSY, LOCKED, IOERR, FULL, CANTOPEN: the file, not the write, is the problem.
+            throw new StoreUnavailableException($"database {_path}: {ex.Message}", ex);
+        }
+    }
+
+    private void Apply(StoreOp op, SqliteTransaction tx)
+    {
+        switch (op)
+        {
+            case SaveReport r:
+                Exec(tx, "INSERT OR IGNORE INTO nodes(name, first_seen) VALUES ($n, $f)", ("$n", r.Node), ("$f", r.FirstSeenMs));
+                Exec(tx, """
+                    INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state) VALUES ($n, $k, $v, $t, $h, $s)
+                    ON CONFLICT(node, kind) DO UPDATE SET version = excluded.version, last_report = excluded.last_report,
+                        heartbeat_ms = excluded.heartbeat_ms, state = excluded.state
+                    """, ("$n", r.Node), ("$k", r.Kind), ("$v", r.Version), ("$t", r.LastReportMs), ("$h", r.HeartbeatMs), ("$s", r.State));
+                foreach (var c in r.Checks)
+                {
+                    Exec(tx, "INSERT INTO check_history(node, kind, name, state, message, at) VALUES ($n, $k, $c, $s, $m, $t)",
+                        ("$n", r.Node), ("$k", r.Kind), ("$c", c.Name), ("$s", c.State), ("$m", c.Message), ("$t", r.LastReportMs));
+                }
+
+                foreach (var f in r.Resolved)
+                {
+                    Exec(tx, "INSERT INTO finding_history(node, kind, finding, subject, message, first_seen, resolved_at) VALUES ($n, $k, $f, $s, $m, $fs, $t)",
+                        ("$n", r.Node), ("$k", r.Kind), ("$f", f.Kind), ("$s", f.Subject), ("$m", f.Message), ("$fs", f.FirstSeenMs), ("$t", r.LastReportMs));
+                }
+
+                foreach (var e in r.Events)
+                {
+                    Exec(tx, "INSERT INTO events(node, kind, body, at) VALUES ($n, $k, $b, $t)", ("$n", r.Node), ("$k", r.Kind), ("$b", e.Body), ("$t", e.AtMs));
+                }
+
+                if (r.KeepEvents is { } keep)
+                {
+                    Exec(tx, $"DELETE FROM events WHERE node = $n AND id NOT IN (SELECT id FROM events WHERE node = $n ORDER BY at DESC, id DESC LIMIT {keep})", ("$n", r.Node));
+                }
+
+                break;
+            case ForgetNodes f:
+                foreach (var name in f.Nodes)
+                {
+                    Exec(tx, "DELETE FROM nodes WHERE name = $n", ("$n", name));
+                }
+
+                break;
+            case DeleteHistoryBefore d:
+                Exec(tx, "DELETE FROM check_history WHERE at < $t", ("$t", d.CutoffMs));
+                Exec(tx, "DELETE FROM finding_history WHERE resolved_at < $t", ("$t", d.CutoffMs));
+                Exec(tx, "DELETE FROM events WHERE at < $t", ("$t", d.CutoffMs));
+                Exec(tx, "DELETE FROM audit WHERE at < $t", ("$t", d.CutoffMs));
+                break;
+            case AddAudit a:
+                Exec(tx, "INSERT INTO audit(at, identity, action, result, detail) VALUES ($a, $i, $c, $r, $d)",
+                    ("$a", a.AtMs), ("$i", a.Identity), ("$c", a.Action), ("$r", a.Result), ("$d", a.Detail));
+                break;
+            case SaveBuild b:
+                Exec(tx, """
+                    INSERT INTO builds(id, requested_at, body, command_id) VALUES ($i, $t, $b, $c)
+                    ON CONFLICT(id) DO UPDATE SET body = excluded.body, command_id = excluded.command_id
+                    """, ("$i", b.Id), ("$t", b.RequestedAtMs), ("$b", b.Body), ("$c", b.Token));
+                break;
+            case DeleteBuilds d:
+                foreach (var id in d.Ids)
+                {
+                    Exec(tx, "DELETE FROM builds WHERE id = $i", ("$i", id));
+                }
+
+                break;
+            case AppendBuildLog l:
+                foreach (var (seq, line) in l.Lines)
+                {
+                    Exec(tx, "INSERT OR REPLACE INTO build_log(build, seq, line) VALUES ($b, $s, $l)", ("$b", l.Build), ("$s", seq), ("$l", line));
+                }
+
+                break;
+            case StoreBatch batch:
+                foreach (var inner in batch.Ops)
+                {
+                    Apply(inner, tx);
+                }
+
+                break;
+            default:
+                throw new ArgumentException($"unknown store operation {op.GetType().Name}", nameof(op));
+        }
+    }
+
+    public (long MaxSeq, long Bytes) BuildLogSize(long build)
+    {
+        using var c = OpenReader();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT COALESCE(MAX(seq), 0), COALESCE(SUM(LENGTH(CAST(line AS BLOB))), 0) FROM build_log WHERE build = $b";
+        cmd.Parameters.AddWithValue("$b", build);
+        using var r = cmd.ExecuteReader();
+        return r.Read() ? (r.GetInt64(0), r.GetInt64(1)) : (0, 0);
+    }
+
+    public List<(long Seq, string Line)> ReadBuildLog(long build, long after, int limit)
+    {
+        var page = new List<(long, string)>(Math.Min(limit, 4096));
+        using var c = OpenReader();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT seq, line FROM build_log WHERE build = $b AND seq > $a ORDER BY seq LIMIT $n";
+        cmd.Parameters.AddWithValue("$b", build);
+        cmd.Parameters.AddWithValue("$a", after);
+        cmd.Parameters.AddWithValue("$n", limit);
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            page.Add((r.GetInt64(0), r.GetString(1)));
+        }
+
+        return page;
+    }
+
+    public IReadOnlyDictionary<string, long> Counts() =>
+        StoreSchema.Tables.ToDictionary(t => t.Table, t => Convert.ToInt64(Scalar($"SELECT COUNT(*) FROM {t.Table}"), System.Globalization.CultureInfo.InvariantCulture), StringComparer.Ordinal);
+
+    public bool Ping()
+    {
+        try
+        {
+            return Scalar("SELECT 1") is not null;
+        }
+        catch (SqliteException)
+        {
+            return false;
+        }
+    }
+
+    public IEnumerable<object?[]> Export(string table)
+    {
+        var columns = StoreSchema.Tables.Single(t => t.Table == table).Columns;
+        using var c = OpenReader();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = $"SELECT {string.Join(", ", columns)} FROM {table}";
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            var row = new object?[columns.Length];
+            for (var i = 0; i < row.Length; i++)
+            {
+                row[i] = r.IsDBNull(i) ? null : r.GetValue(i);
+            }
+
+            yield return row;
+        }
+    }
+
+    public void ImportAll(Func<string, IEnumerable<object?[]>> rows)
+    {
+        using var tx = _connection.BeginTransaction();
+        foreach (var (table, columns) in StoreSchema.Tables)
+        {
+            var sql = $"INSERT INTO {table}({string.Join(", ", columns)}) VALUES ({string.Join(", ", columns.Select((_, i) => "$p" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)))})";
+            foreach (var row in rows(table))
+            {
+                Exec(tx, sql, [.. row.Select((v, i) => ("$p" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), v ?? (object)DBNull.Value))]);
+            }
+        }
+
+        tx.Commit();
+    }
+
+    private SqliteConnection OpenReader()
+    {
+        var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+        c.Open();
+        return c;
+    }
+
+    private void Read(string sql, Action<DbDataReader> row)
+    {
+        using var cmd = _connection.CreateCommand();
+        cmd.CommandText = sql;
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            row(r);
+        }
+    }
+
+    private void Exec(SqliteTransaction tx, string sql, params (string Name, object Value)[] args)
+    {
+        using var cmd = _connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        foreach (var (name, value) in args)
+        {
+            cmd.Parameters.AddWithValue(name, value);
+        }
+
+        cmd.ExecuteNonQuery();
+    }
+
+    private void Execute(string sql, SqliteTransaction? tx = null)
+    {
+        using var cmd = _connection.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.Transaction = tx;
+        cmd.ExecuteNonQuery();
+    }
+
+    private object? Scalar(string sql)
+    {
+        using var cmd = _connection.CreateCommand();
+        cmd.CommandText = sql;
+        return cmd.ExecuteScalar();
+    }
+
+    public void Dispose() => _connection.Dispose();
+}

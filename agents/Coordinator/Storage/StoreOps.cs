@@ -1,0 +1,43 @@
+namespace Toolforge.Agents.Coordinator.Storage;
+
+/// <summary>One write to the store, in the store's own terms; a batch of them is committed in one transaction.</summary>
+public abstract record StoreOp;
+
+/// <summary>A node agent's report: its current state (replacing the last), what changed, events, an optional trim.</summary>
+public sealed record SaveReport(
+    string Node,
+    long FirstSeenMs,
+    int Kind,
+    string Version,
+    long LastReportMs,
+    long HeartbeatMs,
+    byte[] State,
+    IReadOnlyList<CheckChange> Checks,
+    IReadOnlyList<ResolvedFinding> Resolved,
+    IReadOnlyList<StoredEvent> Events,
+    int? KeepEvents) : StoreOp;
+
+public sealed record CheckChange(string Name, int State, string Message);
+
+public sealed record ResolvedFinding(string Kind, string Subject, string Message, long FirstSeenMs);
+
+public sealed record StoredEvent(long AtMs, byte[] Body);
+
+/// <summary>Nodes (and with them their agents) forgotten.</summary>
+public sealed record ForgetNodes(IReadOnlyList<string> Nodes) : StoreOp;
+
+/// <summary>History (check changes, resolved findings, events, audit rows) older than a moment deleted.</summary>
+public sealed record DeleteHistoryBefore(long CutoffMs) : StoreOp;
+
+public sealed record AddAudit(long AtMs, string Identity, string Action, string Result, string Detail) : StoreOp;
+
+/// <summary>A build inserted or its body and token replaced.</summary>
+public sealed record SaveBuild(long Id, long RequestedAtMs, byte[] Body, string Token) : StoreOp;
+
+public sealed record DeleteBuilds(IReadOnlyList<long> Ids) : StoreOp;
+
+/// <summary>Lines of a build's log (a line written again with the same sequence number replaces it).</summary>
+public sealed record AppendBuildLog(long Build, IReadOnlyList<(long Seq, string Line)> Lines) : StoreOp;
+
+/// <summary>Several operations as one (committed together with the rest of the batch).</summary>
+public sealed record StoreBatch(IReadOnlyList<StoreOp> Ops) : StoreOp;
