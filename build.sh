@@ -28,7 +28,7 @@ die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 # ------------------------------------------------------------------ Debian packages and real peers
 TEST_PACKAGES=(docker.io docker-registry containerd runc containernetworking-plugins rsyslog rsyslog-relp rsyslog-gnutls systemd-journal-remote iptables iproute2
   debootstrap systemd-container busybox-static python3-jinja2 prometheus dbus openssl debhelper lintian
-  fakeroot dpkg-dev)
+  fakeroot dpkg-dev prometheus-alertmanager haproxy postgresql-15)
 
 ensure_packages() {
   local missing=()

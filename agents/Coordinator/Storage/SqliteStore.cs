@@ -350,14 +350,14 @@ public sealed class SqliteStore : IStoreEngine
         }
     }
 
-    private void Exec(SqliteTransaction tx, string sql, params (string Name, object Value)[] args)
+    private void Exec(SqliteTransaction tx, string sql, params (string Name, object? Value)[] args)
     {
         using var cmd = _connection.CreateCommand();
         cmd.Transaction = tx;
         cmd.CommandText = sql;
         foreach (var (name, value) in args)
         {
-            cmd.Parameters.AddWithValue(name, value);
+            cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
         }
 
         cmd.ExecuteNonQuery();

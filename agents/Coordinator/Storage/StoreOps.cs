@@ -32,7 +32,7 @@ public sealed record DeleteHistoryBefore(long CutoffMs) : StoreOp;
 public sealed record AddAudit(long AtMs, string Identity, string Action, string Result, string Detail) : StoreOp;
 
 /// <summary>A build inserted or its body and token replaced.</summary>
-public sealed record SaveBuild(long Id, long RequestedAtMs, byte[] Body, string Token) : StoreOp;
+public sealed record SaveBuild(long Id, long RequestedAtMs, byte[] Body, string? Token) : StoreOp;
 
 public sealed record DeleteBuilds(IReadOnlyList<long> Ids) : StoreOp;
 
