@@ -16,6 +16,7 @@ public static class CoordinatorHost
         root.Options.Add(config);
         ProgramCommandLine.HostsDaemon(root);
         root.SetAction((pr, _) => AgentHost.RunAsync(daemon, () => CoordinatorApp.Build(pr.GetValue(config))));
+        root.Subcommands.Add(Storage.MigrateStoreCommand.Create(config));
         return ProgramCommandLine.InvokeAsync(root, args);
     }
 }

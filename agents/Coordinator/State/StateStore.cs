@@ -138,7 +138,7 @@ public sealed partial class StateStore
     /// </summary>
     public Task ApplyReportAsync(ReportRequest report)
     {
-        var now = _time.GetUtcNow();
+        var now = FromMs(_time.GetUtcNow().ToUnixTimeMilliseconds()); // what the store keeps, so every instance (and a restart) shows the same
         var nowMs = now.ToUnixTimeMilliseconds();
         var nowTs = Timestamp.FromDateTimeOffset(now);
         lock (_lock)

@@ -50,8 +50,11 @@ public interface IStoreEngine : IDisposable
     /// <summary>Every row of one of <see cref="StoreSchema.Tables"/>, its columns in that order.</summary>
     IEnumerable<object?[]> Export(string table);
 
-    /// <summary>Rows for every table of <see cref="StoreSchema.Tables"/>, in one transaction: all of them or none.</summary>
-    void ImportAll(Func<string, IEnumerable<object?[]>> rows);
+    /// <summary>
+    /// Rows for every table of <see cref="StoreSchema.Tables"/>, in one transaction: all of them or none. With
+    /// <paramref name="expected"/>, the row counts are compared inside the transaction and a difference rolls it back.
+    /// </summary>
+    void ImportAll(Func<string, IEnumerable<object?[]>> rows, IReadOnlyDictionary<string, long>? expected = null);
 }
 
 /// <summary>The database cannot be reached or does not answer: the caller's write is not done, and may be sent again.</summary>

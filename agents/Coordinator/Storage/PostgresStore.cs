@@ -443,7 +443,7 @@ public sealed class PostgresStore : IStoreEngine
     /// Imports every table in one transaction that holds the schema lock: an instance starting meanwhile waits in
     /// <see cref="Migrate"/> until the import has committed or rolled back, so none starts on half a store.
     /// </summary>
-    public void ImportAll(Func<string, IEnumerable<object?[]>> rows) => Guard(() =>
+    public void ImportAll(Func<string, IEnumerable<object?[]>> rows, IReadOnlyDictionary<string, long>? expected = null) => Guard(() =>
     {
         using var c = _source.OpenConnection();
         using var tx = c.BeginTransaction();
@@ -485,6 +485,19 @@ public sealed class PostgresStore : IStoreEngine
         foreach (var table in IdentityTables)
         {
             Exec(c, tx, $"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)");
+        }
+
+        if (expected is not null)
+        {
+            foreach (var (table, _) in StoreSchema.Tables)
+            {
+                long n = 0;
+                Read(c, tx, $"SELECT COUNT(*) FROM {table}", r => n = r.GetInt64(0));
+                if (n != expected.GetValueOrDefault(table))
+                {
+                    throw new InvalidOperationException($"{table}: {n} rows imported, {expected.GetValueOrDefault(table)} expected; rolled back");
+                }
+            }
         }
 
         tx.Commit();

@@ -317,7 +317,7 @@ public sealed class SqliteStore : IStoreEngine
         }
     }
 
-    public void ImportAll(Func<string, IEnumerable<object?[]>> rows)
+    public void ImportAll(Func<string, IEnumerable<object?[]>> rows, IReadOnlyDictionary<string, long>? expected = null)
     {
         using var tx = _connection.BeginTransaction();
         foreach (var (table, columns) in StoreSchema.Tables)
@@ -325,11 +325,48 @@ public sealed class SqliteStore : IStoreEngine
             var sql = $"INSERT INTO {table}({string.Join(", ", columns)}) VALUES ({string.Join(", ", columns.Select((_, i) => "$p" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)))})";
             foreach (var row in rows(table))
             {
-                Exec(tx, sql, [.. row.Select((v, i) => ("$p" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), v ?? (object)DBNull.Value))]);
+                Exec(tx, sql, [.. row.Select((v, i) => ("$p" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), v))]);
+            }
+
+            if (expected is not null)
+            {
+                using var count = _connection.CreateCommand();
+                count.Transaction = tx;
+                count.CommandText = $"SELECT COUNT(*) FROM {table}";
+                var n = Convert.ToInt64(count.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+                if (n != expected.GetValueOrDefault(table))
+                {
+                    throw new InvalidOperationException($"{table}: {n} rows imported, {expected.GetValueOrDefault(table)} expected; rolled back");
+                }
             }
         }
 
         tx.Commit();
+    }
+
+    /// <summary>Holds the write lock (BEGIN IMMEDIATE) until disposed: migrate-store's source cannot change while it is read.</summary>
+    public IDisposable HoldWrites()
+    {
+        var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _path, Mode = SqliteOpenMode.ReadWrite, Pooling = false }.ToString());
+        c.Open();
+        using (var busy = c.CreateCommand())
+        {
+            busy.CommandText = "PRAGMA busy_timeout=2000";
+            busy.ExecuteNonQuery();
+        }
+
+        var tx = c.BeginTransaction(deferred: false);
+        return new Held(c, tx);
+    }
+
+    private sealed class Held(SqliteConnection c, SqliteTransaction tx) : IDisposable
+    {
+        public void Dispose()
+        {
+            tx.Rollback();
+            tx.Dispose();
+            c.Dispose();
+        }
     }
 
     private SqliteConnection OpenReader()
