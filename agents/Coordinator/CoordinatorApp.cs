@@ -51,14 +51,25 @@ public static class CoordinatorApp
         services.AddHostedService<ReloadOnHangup>();
         services.TryAddSingleton<AuditLog>();
         services.AddHostedService<Sweeper>();
+        services.TryAddSingleton<Cluster.SweeperLease>();
+        services.TryAddSingleton<StoreHealth>();
+        services.AddHostedService(sp => sp.GetRequiredService<StoreHealth>());
+        services.AddHostedService<Cluster.ChangeListener>();
+        services.TryAddSingleton<Cluster.HaproxyAgentCheck>();
+        services.AddHostedService(sp => sp.GetRequiredService<Cluster.HaproxyAgentCheck>());
+        services.Configure<Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckPublisherOptions>(o =>
+        {
+            o.Delay = TimeSpan.FromMilliseconds(100);
+            o.Period = TimeSpan.FromSeconds(1); // Watch callers of the health service hear NOT_SERVING within a second
+        });
 
         services.AddGrpc(o =>
         {
+            o.Interceptors.Add<StoreUnavailableInterceptor>();
             o.MaxReceiveMessageSize = 8 * 1024 * 1024;
             o.EnableDetailedErrors = false;
         });
-        services.AddGrpcHealthChecks().AddCheck("database", () =>
-            Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+        services.AddGrpcHealthChecks().AddCheck<StoreHealth>("database");
 
         builder.WebHost.ConfigureKestrel(k =>
         {

@@ -12,6 +12,9 @@ public sealed class CoordinatorOptions : IValidatedOptions
 
     public int Port { get; set; } = 9500;
 
+    /// <summary>Port (on ListenAddress) answering haproxy's agent check with "up"/"down"; 0: off.</summary>
+    public int HealthAgentPort { get; set; }
+
     /// <summary>The coordinator's own certificate (puppet: /var/lib/puppet/ssl/certs/FQDN.pem).</summary>
     public string Certificate { get; set; } = string.Empty;
 
@@ -70,6 +73,11 @@ public sealed class CoordinatorOptions : IValidatedOptions
     {
         var problems = new List<string>();
         problems.AddRange(Check.Port(section, nameof(Port), Port, allowZero: true)); // 0: any free port (tests)
+        problems.AddRange(Check.Port(section, nameof(HealthAgentPort), HealthAgentPort, allowZero: true));
+        if (HealthAgentPort != 0 && HealthAgentPort == Port)
+        {
+            problems.Add($"{Check.Key(section, nameof(HealthAgentPort))}: must differ from {nameof(Port)}");
+        }
         if (!System.Net.IPAddress.TryParse(ListenAddress, out _))
         {
             problems.Add($"{Check.Key(section, nameof(ListenAddress))}: must be an IP address (got \"{ListenAddress}\")");

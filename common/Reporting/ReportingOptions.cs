@@ -7,8 +7,18 @@ public sealed class ReportingOptions : IValidatedOptions
 {
     public const string Section = "Coordinator";
 
-    /// <summary>https://host:port of the coordinator. Empty: the agent runs without reporting (checks still log and export metrics).</summary>
+    /// <summary>
+    /// https://host:port of the coordinator (one haproxy address, or several instances separated by commas, tried in
+    /// turn when one is unreachable). Empty: the agent runs without reporting (checks still log and export metrics).
+    /// </summary>
     public string Address { get; set; } = string.Empty;
+
+    /// <summary>More coordinator instances, as a list (joined with those in <see cref="Address"/>).</summary>
+    public List<string> Addresses { get; set; } = [];
+
+    /// <summary>Every address, in the order configured.</summary>
+    public IReadOnlyList<string> AllAddresses =>
+        [.. Address.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Concat(Addresses.Select(a => a.Trim())).Where(a => a.Length > 0).Distinct(StringComparer.Ordinal)];
 
     /// <summary>This host's name as the coordinator knows it. Empty: the identity in <see cref="Certificate"/>.</summary>
     public string Node { get; set; } = string.Empty;
@@ -28,7 +38,7 @@ public sealed class ReportingOptions : IValidatedOptions
     /// <summary>Heartbeat used until the coordinator names one.</summary>
     public TimeSpan InitialInterval { get; set; } = TimeSpan.FromSeconds(30);
 
-    public bool Enabled => Address.Length > 0;
+    public bool Enabled => AllAddresses.Count > 0;
 
     public IEnumerable<string> Validate(string section)
     {
@@ -37,9 +47,12 @@ public sealed class ReportingOptions : IValidatedOptions
             yield break;
         }
 
-        if (!Uri.TryCreate(Address, UriKind.Absolute, out var uri) || uri.Scheme != "https")
+        foreach (var address in AllAddresses)
         {
-            yield return $"{Check.Key(section, nameof(Address))}: must be an https:// URL such as https://coordinator.example:9500 (got \"{Address}\")";
+            if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || uri.Scheme != "https")
+            {
+                yield return $"{Check.Key(section, nameof(Address))}: each address must be an https:// URL such as https://coordinator.example:9500 (got \"{address}\")";
+            }
         }
 
         foreach (var p in Check.FileExists(section, nameof(Certificate), Certificate)

@@ -14,20 +14,30 @@ using Toolforge.Agents.Contracts.V1;
 
 namespace Toolforge.Agents.Common.Reporting;
 
-/// <summary>The connection to the coordinator an agent reports on, made once from <see cref="ReportingOptions"/>.</summary>
+/// <summary>
+/// The connection to the coordinator an agent reports on, made once from <see cref="ReportingOptions"/>. With several
+/// addresses (instances without a load balancer) each agent starts at a random one, so agents spread, and moves to the
+/// next when a call finds its instance unreachable.
+/// </summary>
 public sealed class CoordinatorConnection : IDisposable
 {
-    private readonly Lazy<(GrpcChannel Channel, string Node)> _channel;
+    private readonly Lazy<(System.Security.Cryptography.X509Certificates.X509Certificate2 Cert, System.Security.Cryptography.X509Certificates.X509Certificate2Collection Ca, string Node)> _identity;
+    private readonly IReadOnlyList<string> _addresses;
+    private readonly GrpcChannel?[] _channels;
+    private readonly object _lock = new();
+    private int _current;
 
     public CoordinatorConnection(IOptions<ReportingOptions> options)
     {
         Options = options.Value;
-        _channel = new Lazy<(GrpcChannel, string)>(() =>
+        _addresses = Options.AllAddresses;
+        _channels = new GrpcChannel?[_addresses.Count];
+        _current = _addresses.Count > 1 ? Random.Shared.Next(_addresses.Count) : 0;
+        _identity = new(() =>
         {
             var o = Options;
             var cert = Tls.Certificates.LoadWithKey(o.Certificate, o.Key);
-            var node = o.Node.Length > 0 ? o.Node : Tls.Certificates.Identity(cert);
-            return (CoordinatorChannel.Create(o.Address, cert, Tls.Certificates.LoadBundle(o.CaBundle), o.CallTimeout), node);
+            return (cert, Tls.Certificates.LoadBundle(o.CaBundle), o.Node.Length > 0 ? o.Node : Tls.Certificates.Identity(cert));
         });
     }
 
@@ -36,17 +46,53 @@ public sealed class CoordinatorConnection : IDisposable
     public bool Enabled => Options.Enabled;
 
     /// <summary>The node name this agent reports for.</summary>
-    public string Node => Enabled ? _channel.Value.Node : Environment.MachineName;
+    public string Node => Enabled ? _identity.Value.Node : Environment.MachineName;
 
-    public AgentService.AgentServiceClient AgentClient() => new(_channel.Value.Channel);
+    /// <summary>The address calls go to now.</summary>
+    public string Address
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _addresses.Count == 0 ? string.Empty : _addresses[_current];
+            }
+        }
+    }
+
+    public AgentService.AgentServiceClient AgentClient()
+    {
+        lock (_lock)
+        {
+            var (cert, ca, _) = _identity.Value;
+            return new(_channels[_current] ??= CoordinatorChannel.Create(_addresses[_current], cert, ca, Options.CallTimeout));
+        }
+    }
+
+    /// <summary>
+    /// A call failed: when the instance could not be reached (UNAVAILABLE, DEADLINE_EXCEEDED), the next call goes to
+    /// the next address. Other failures (refused, invalid) are the instance's answer and stay where they are.
+    /// </summary>
+    public void Failed(StatusCode status)
+    {
+        if (status is not (StatusCode.Unavailable or StatusCode.DeadlineExceeded) || _addresses.Count < 2)
+        {
+            return;
+        }
+
+        lock (_lock)
+        {
+            _current = (_current + 1) % _addresses.Count;
+        }
+    }
 
     public DateTime Deadline() => DateTime.UtcNow.Add(Options.CallTimeout);
 
     public void Dispose()
     {
-        if (_channel.IsValueCreated)
+        foreach (var c in _channels)
         {
-            _channel.Value.Channel.Dispose();
+            c?.Dispose();
         }
     }
 }
@@ -82,7 +128,6 @@ public sealed partial class ReportingService(
         }
 
         Interval = connection.Options.InitialInterval;
-        var client = connection.AgentClient();
         var backoff = new Backoff(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(60));
         var announced = false;
         var lastDropped = 0;
@@ -105,7 +150,7 @@ public sealed partial class ReportingService(
 
             try
             {
-                var response = await client.ReportAsync(report, deadline: connection.Deadline(), cancellationToken: stoppingToken).ConfigureAwait(false);
+                var response = await connection.AgentClient().ReportAsync(report, deadline: connection.Deadline(), cancellationToken: stoppingToken).ConfigureAwait(false);
                 state.AcknowledgeEvents(events);
                 if (response.HeartbeatInterval is { } hb && hb.ToTimeSpan() > TimeSpan.Zero)
                 {
@@ -116,7 +161,7 @@ public sealed partial class ReportingService(
                 LastSuccess = time.GetUtcNow();
                 if (!announced || backoff.Failures > 0)
                 {
-                    Log.Reporting(logger, connection.Options.Address, connection.Node, Interval.TotalSeconds, backoff.Failures);
+                    Log.Reporting(logger, connection.Address, connection.Node, Interval.TotalSeconds, backoff.Failures);
                     announced = true;
                 }
 
@@ -125,9 +170,10 @@ public sealed partial class ReportingService(
             catch (RpcException ex) when (!stoppingToken.IsCancellationRequested)
             {
                 Reports.WithLabels(ex.StatusCode.ToString()).Inc();
+                connection.Failed(ex.StatusCode);
                 if (backoff.Failures == 0 || ex.StatusCode is StatusCode.PermissionDenied or StatusCode.InvalidArgument)
                 {
-                    Log.ReportFailed(logger, connection.Options.Address, ex.StatusCode, ex.Status.Detail);
+                    Log.ReportFailed(logger, connection.Address, ex.StatusCode, ex.Status.Detail);
                 }
 
                 // RESOURCE_EXHAUSTED (too many reports), UNAVAILABLE and the rest: wait a jittered, growing while, never

@@ -38,6 +38,7 @@ internal sealed partial class BuildQueueService(
 
     private readonly Channel<Command> _queue = Channel.CreateUnbounded<Command>();
     private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _active = new(StringComparer.Ordinal); // queued or running here
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -54,12 +55,13 @@ internal sealed partial class BuildQueueService(
         {
             try
             {
-                using var call = connection.AgentClient().ReceiveCommands(new ReceiveCommandsRequest
+                var hello = new ReceiveCommandsRequest { Node = connection.Node, Agent = AgentKind.Builder, AgentVersion = DaemonInfo.Version };
+                lock (_seen)
                 {
-                    Node = connection.Node,
-                    Agent = AgentKind.Builder,
-                    AgentVersion = DaemonInfo.Version,
-                }, cancellationToken: stoppingToken);
+                    hello.Running.AddRange(_active);
+                }
+
+                using var call = connection.AgentClient().ReceiveCommands(hello, cancellationToken: stoppingToken);
                 await foreach (var command in call.ResponseStream.ReadAllAsync(stoppingToken).ConfigureAwait(false))
                 {
                     if (backoff.Failures > 0 || _seen.Count == 0)
@@ -74,6 +76,8 @@ internal sealed partial class BuildQueueService(
                         {
                             continue;
                         }
+
+                        _active.Add(command.Id);
                     }
 
                     Log.Received(logger, command.BuildId, command.RequestedBy);
@@ -84,6 +88,7 @@ internal sealed partial class BuildQueueService(
             }
             catch (RpcException ex) when (!stoppingToken.IsCancellationRequested)
             {
+                connection.Failed(ex.StatusCode);
                 if (backoff.Failures == 0)
                 {
                     Log.StreamFailed(logger, ex.StatusCode, ex.Status.Detail);
@@ -110,13 +115,23 @@ internal sealed partial class BuildQueueService(
             await foreach (var command in _queue.Reader.ReadAllAsync(ct).ConfigureAwait(false))
             {
                 Queued.Dec();
-                if (command.BodyCase == Command.BodyOneofCase.Build)
+                try
                 {
-                    await RunBuildAsync(command, ct).ConfigureAwait(false);
+                    if (command.BodyCase == Command.BodyOneofCase.Build)
+                    {
+                        await RunBuildAsync(command, ct).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        Log.UnknownCommand(logger, command.BuildId, command.BodyCase.ToString());
+                    }
                 }
-                else
+                finally
                 {
-                    Log.UnknownCommand(logger, command.BuildId, command.BodyCase.ToString());
+                    lock (_seen)
+                    {
+                        _active.Remove(command.Id);
+                    }
                 }
             }
         }

@@ -26,6 +26,7 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
     private readonly Channel<CommandProgress> _updates = Channel.CreateUnbounded<CommandProgress>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _sender;
     private long _pendingLines;
+    private long _nextLine = 1;
     private long _droppedLines;
 
     public ProgressSender(CoordinatorConnection connection, string commandId, string buildId, ILogger logger)
@@ -107,6 +108,12 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
                 batch.LogLines.Add($"[builder] {dropped} log lines dropped while the coordinator was unreachable");
             }
 
+            if (batch.LogLines.Count > 0)
+            {
+                batch.FirstLine = _nextLine; // numbered once: a resend of this batch lands on the same lines
+                _nextLine += batch.LogLines.Count;
+            }
+
             await SendAsync(batch).ConfigureAwait(false);
             Interlocked.Add(ref _pendingLines, -lines);
             if (batch.State is not (BuildState.Succeeded or BuildState.Failed))
@@ -118,17 +125,17 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
 
     private async Task SendAsync(CommandProgress batch)
     {
-        var client = _connection.AgentClient();
         var backoff = new Backoff(TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(10));
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                await client.ReportCommandProgressAsync(batch, deadline: _connection.Deadline()).ConfigureAwait(false);
+                await _connection.AgentClient().ReportCommandProgressAsync(batch, deadline: _connection.Deadline()).ConfigureAwait(false);
                 return;
             }
             catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal && attempt < 60)
             {
+                _connection.Failed(ex.StatusCode);
                 if (attempt == 1)
                 {
                     Log.Retrying(_logger, _buildId, ex.StatusCode, ex.Status.Detail);

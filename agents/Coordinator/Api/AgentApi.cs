@@ -89,7 +89,7 @@ public sealed class AgentApi(
             return;
         }
 
-        var connection = builds.Connect(caller.Identity);
+        var connection = await builds.ConnectAsync(caller.Identity, request.Running).ConfigureAwait(false);
         state.SetCommandsConnected(caller.Identity, request.Agent, true);
         try
         {

@@ -48,8 +48,12 @@ public sealed partial class BuildLogs
         }
     }
 
-    /// <summary>Stores <paramref name="lines"/> after what the build has, then hands them to its followers. Returns the lines dropped so far.</summary>
-    public async Task<long> AppendAsync(long id, IReadOnlyList<string> lines)
+    /// <summary>
+    /// Stores <paramref name="lines"/> after what the build has (or, with <paramref name="firstLine"/> from the
+    /// builder, as lines firstLine, firstLine+1, …: lines already stored are not stored again, so a batch sent twice
+    /// is kept once), then hands them to its followers. Returns the lines dropped so far.
+    /// </summary>
+    public async Task<long> AppendAsync(long id, IReadOnlyList<string> lines, long firstLine = 0)
     {
         var rows = new List<BuildLogLine>(lines.Count);
         long dropped;
@@ -60,18 +64,25 @@ public sealed partial class BuildLogs
                 _live[id] = live = new Live();
             }
 
-            foreach (var line in lines)
+            for (var i = 0; i < lines.Count; i++)
             {
+                var line = lines[i];
+                var seq = firstLine > 0 ? firstLine + i : live.Seq + 1;
+                if (seq <= live.Seq)
+                {
+                    continue; // sent before, and stored
+                }
+
                 var bytes = System.Text.Encoding.UTF8.GetByteCount(line);
-                if (live.Seq >= ReportLimits.MaxLogLinesPerBuild || live.Bytes + bytes > MaxBytesPerBuild)
+                if (seq > ReportLimits.MaxLogLinesPerBuild || live.Bytes + bytes > MaxBytesPerBuild)
                 {
                     live.Dropped++;
                     continue;
                 }
 
-                live.Seq++;
+                live.Seq = seq;
                 live.Bytes += bytes;
-                rows.Add(new BuildLogLine { Seq = live.Seq, Line = line });
+                rows.Add(new BuildLogLine { Seq = seq, Line = line });
             }
 
             dropped = live.Dropped;
@@ -123,6 +134,71 @@ public sealed partial class BuildLogs
             {
                 f.Writer.TryComplete();
             }
+        }
+    }
+
+    /// <summary>
+    /// Another instance stored lines of <paramref name="id"/>: this instance's followers get them from the store, and
+    /// its count moves past them.
+    /// </summary>
+    public void Refresh(long id)
+    {
+        while (true)
+        {
+            long after;
+            lock (_lock)
+            {
+                if (!_live.TryGetValue(id, out var live))
+                {
+                    return;
+                }
+
+                after = live.Seq;
+            }
+
+            var page = _store.ReadBuildLog(id, after, 5000);
+            if (page.Count == 0)
+            {
+                return;
+            }
+
+            lock (_lock)
+            {
+                if (!_live.TryGetValue(id, out var live))
+                {
+                    return;
+                }
+
+                foreach (var (seq, line) in page)
+                {
+                    if (seq <= live.Seq)
+                    {
+                        continue;
+                    }
+
+                    live.Seq = seq;
+                    live.Bytes += System.Text.Encoding.UTF8.GetByteCount(line);
+                    var row = new BuildLogLine { Seq = seq, Line = line };
+                    foreach (var f in live.Followers)
+                    {
+                        f.Writer.TryWrite(row);
+                    }
+                }
+            }
+
+            if (page.Count < 5000)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Whether the build is followed here (a running build this instance knows).</summary>
+    public bool IsTracked(long id)
+    {
+        lock (_lock)
+        {
+            return _live.ContainsKey(id);
         }
     }
 

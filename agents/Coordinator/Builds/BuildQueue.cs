@@ -25,16 +25,19 @@ public sealed partial class BuildQueue
     private readonly Dictionary<string, long> _byToken = new(StringComparer.Ordinal);
     private readonly Dictionary<long, string> _tokens = [];
     private readonly Dictionary<string, List<BuilderConnection>> _connections = new(StringComparer.Ordinal);
+    private readonly HashSet<long> _dispatching = [];
     private readonly StoreWriter _writer;
+    private readonly IStoreEngine _store;
     private readonly BuildLogs _logs;
     private readonly ChangeFeed _feed;
     private readonly TimeProvider _time;
     private readonly ILogger<BuildQueue> _logger;
     private long _lastId;
 
-    public BuildQueue(StoreWriter writer, BuildLogs logs, ChangeFeed feed, TimeProvider time, ILogger<BuildQueue> logger)
+    public BuildQueue(StoreWriter writer, IStoreEngine store, BuildLogs logs, ChangeFeed feed, TimeProvider time, ILogger<BuildQueue> logger)
     {
         _writer = writer;
+        _store = store;
         _logs = logs;
         _feed = feed;
         _time = time;
@@ -87,14 +90,22 @@ public sealed partial class BuildQueue
         }
     }
 
+    /// <summary>
+    /// Stores a new build as queued, then hands it to a builder connected to this instance if there is one (with
+    /// several instances, an instance with the builder picks it up from the notification). Fails with the store's
+    /// error (UNAVAILABLE) and leaves nothing behind when the build cannot be stored.
+    /// </summary>
     public async Task<Build> RequestAsync(string requestedBy, RequestBuildRequest request)
     {
+        var allocated = await Task.Run(_store.NextBuildId).ConfigureAwait(false);
         Build build;
         string token;
         BuilderConnection? target;
+        long id;
         lock (_lock)
         {
-            var id = ++_lastId;
+            id = allocated ?? _lastId + 1;
+            _lastId = Math.Max(_lastId, id);
             var spec = request.Build.Clone();
             if (spec.Tag.Length == 0)
             {
@@ -114,22 +125,173 @@ public sealed partial class BuildQueue
             _builds[id] = build;
             _tokens[id] = token;
             _byToken[token] = id;
-            target = request.Builder.Length > 0
-                ? _connections.GetValueOrDefault(request.Builder)?.LastOrDefault()
-                : _connections.Values.SelectMany(c => c).OrderBy(c => c.Identity, StringComparer.Ordinal).FirstOrDefault();
-            if (target is not null)
-            {
-                HandOver(build, target);
-            }
-
+            target = LocalBuilderFor(build);
             build = build.Clone();
         }
 
-        _logs.Track(long.Parse(build.Id, System.Globalization.CultureInfo.InvariantCulture));
-        await PersistAsync(build, token).ConfigureAwait(false);
-        Log.Requested(_logger, build.Id, requestedBy, string.Join(" ", build.Request.Images), target?.Identity ?? "(first builder to connect)");
+        _logs.Track(id);
+        try
+        {
+            await PersistAsync(build, token).ConfigureAwait(false);
+        }
+        catch
+        {
+            lock (_lock)
+            {
+                _builds.Remove(id);
+                _tokens.Remove(id);
+                _byToken.Remove(token);
+            }
+
+            _logs.Forget([id]);
+            throw;
+        }
+
         Publish(build);
-        return build;
+        if (target is not null)
+        {
+            await TryDispatchAsync(id, target).ConfigureAwait(false);
+        }
+
+        Log.Requested(_logger, build.Id, requestedBy, string.Join(" ", build.Request.Images), target?.Identity ?? "(first builder to connect)");
+        return Get(build.Id) ?? build;
+    }
+
+    // A builder with an open stream here that may take the build: the one asked for, else the first by name.
+    private BuilderConnection? LocalBuilderFor(Build b) => b.RequestedBuilder.Length > 0
+        ? _connections.GetValueOrDefault(b.RequestedBuilder)?.LastOrDefault()
+        : _connections.Values.SelectMany(c => c).OrderBy(c => c.Identity, StringComparer.Ordinal).FirstOrDefault();
+
+    /// <summary>
+    /// Hands a queued build to <paramref name="to"/>, exactly once across instances: on PostgreSQL the build's row is
+    /// locked (SELECT … FOR UPDATE SKIP LOCKED) and claimed only if it is still queued and handed to no one; on SQLite
+    /// (one instance) this queue's lock decides. False when another instance or stream got it first.
+    /// </summary>
+    private async Task<bool> TryDispatchAsync(long id, BuilderConnection to)
+    {
+        Build candidate;
+        string token;
+        lock (_lock)
+        {
+            if (!_builds.TryGetValue(id, out var b) || b.State != BuildState.Queued || b.DispatchedAt is not null || !_dispatching.Add(id))
+            {
+                return false;
+            }
+
+            candidate = b.Clone();
+            candidate.Builder = to.Identity;
+            candidate.DispatchedAt = Now();
+            token = _tokens[id];
+        }
+
+        try
+        {
+            bool claimed;
+            if (_store is PostgresStore pg)
+            {
+                var body = candidate.ToByteArray();
+                claimed = await Task.Run(() => pg.TryClaimBuild(id, stored =>
+                {
+                    var current = Build.Parser.ParseFrom(stored);
+                    return current.State == BuildState.Queued && current.DispatchedAt is null ? body : null;
+                })).ConfigureAwait(false);
+            }
+            else
+            {
+                await PersistAsync(candidate, token).ConfigureAwait(false);
+                claimed = true;
+            }
+
+            if (!claimed)
+            {
+                return false;
+            }
+
+            lock (_lock)
+            {
+                _builds[id] = candidate;
+                to.Channel.Writer.TryWrite(ToCommand(candidate, token));
+            }
+
+            Publish(candidate.Clone());
+            return true;
+        }
+        catch (Exception ex) when (ex is StoreUnavailableException or System.Data.Common.DbException)
+        {
+            Log.DispatchFailed(_logger, id, ex.Message);
+            return false;
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _dispatching.Remove(id);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Another instance changed build <paramref name="id"/> (its notification, or a resync): this instance takes the
+    /// stored build in, tells its watchers, ends its log followers when it finished, and offers a still queued build
+    /// to a builder connected here.
+    /// </summary>
+    public async Task RefreshAsync(long id, StoredBuild? row)
+    {
+        Build? changed = null;
+        BuilderConnection? target = null;
+        var finished = false;
+        lock (_lock)
+        {
+            if (row is null)
+            {
+                if (_builds.Remove(id) && _tokens.Remove(id, out var gone))
+                {
+                    _byToken.Remove(gone);
+                }
+
+                _logs.Forget([id]);
+                return;
+            }
+
+            var b = Build.Parser.ParseFrom(row.Body);
+            _builds.TryGetValue(id, out var old);
+            if (old is not null && old.Equals(b))
+            {
+                return;
+            }
+
+            _builds[id] = b;
+            _lastId = Math.Max(_lastId, id);
+            if (row.Token is { } token)
+            {
+                _tokens[id] = token;
+                _byToken[token] = id;
+            }
+
+            if (old is null && !Finished(b) && !_logs.IsTracked(id))
+            {
+                _logs.Track(id, stored: true);
+            }
+
+            finished = Finished(b) && (old is null || !Finished(old));
+            if (b.State == BuildState.Queued && b.DispatchedAt is null)
+            {
+                target = LocalBuilderFor(b);
+            }
+
+            changed = b.Clone();
+        }
+
+        if (finished)
+        {
+            _logs.Finish(id);
+        }
+
+        Publish(changed);
+        if (target is not null)
+        {
+            await TryDispatchAsync(id, target).ConfigureAwait(false);
+        }
     }
 
     public IReadOnlyList<Build> List(int limit)
@@ -150,12 +312,16 @@ public sealed partial class BuildQueue
 
     /// <summary>
     /// A builder opened its command stream: it gets every queued build meant for it or for any builder that no one
-    /// has taken, and again those already handed to it that have not started.
+    /// has taken, and again those already handed to it that it does not list as still queued or running. A build it
+    /// was running and does not list any more (the builder restarted) has failed; one it lists keeps running, also
+    /// when the stream came back to another instance.
     /// </summary>
-    public BuilderConnection Connect(string identity)
+    public async Task<BuilderConnection> ConnectAsync(string identity, IReadOnlyCollection<string>? running = null)
     {
         var connection = new BuilderConnection(identity);
+        var stillRunning = new HashSet<string>(running ?? [], StringComparer.Ordinal);
         var changed = new List<(Build Build, string Token)>();
+        var offer = new List<long>();
         lock (_lock)
         {
             if (!_connections.TryGetValue(identity, out var list))
@@ -166,35 +332,40 @@ public sealed partial class BuildQueue
             list.Add(connection);
             foreach (var (id, b) in _builds)
             {
+                var token = _tokens[id];
                 if (b.State == BuildState.Queued && b.DispatchedAt is null && (b.RequestedBuilder.Length == 0 || b.RequestedBuilder == identity))
                 {
-                    HandOver(b, connection);
-                    changed.Add((b.Clone(), _tokens[id]));
+                    offer.Add(id);
                 }
-                else if (b.State == BuildState.Queued && b.Builder == identity)
+                else if (b.State == BuildState.Queued && b.Builder == identity && !stillRunning.Contains(token))
                 {
-                    connection.Channel.Writer.TryWrite(ToCommand(b, _tokens[id])); // handed over before, not started: again
+                    connection.Channel.Writer.TryWrite(ToCommand(b, token)); // handed over before, not started: again
                 }
-                else if (b.State == BuildState.Running && b.Builder == identity && list.Count == 1)
+                else if (b.State == BuildState.Running && b.Builder == identity && list.Count == 1 && running is not null && !stillRunning.Contains(token))
                 {
-                    // The builder's previous stream ended while this build ran; if it is still running the
-                    // builder's next progress report sets it back.
+                    // The builder came back without this build: it restarted while the build ran.
                     b.State = BuildState.Failed;
-                    b.Error = "the builder reconnected while this build was running; outcome unknown";
+                    b.Error = "the builder reconnected without this build (it restarted while the build ran); outcome unknown";
                     b.FinishedAt = Now();
-                    changed.Add((b.Clone(), _tokens[id]));
+                    changed.Add((b.Clone(), token));
                     _logs.Finish(id);
                 }
             }
         }
 
-        Log.BuilderConnected(_logger, identity, changed.Count);
         foreach (var (b, token) in changed)
         {
-            _ = PersistLoggedAsync(b, token);
+            await PersistLoggedAsync(b, token).ConfigureAwait(false);
             Publish(b);
         }
 
+        var handed = 0;
+        foreach (var id in offer)
+        {
+            handed += await TryDispatchAsync(id, connection).ConfigureAwait(false) ? 1 : 0;
+        }
+
+        Log.BuilderConnected(_logger, identity, handed + changed.Count);
         return connection;
     }
 
@@ -224,6 +395,16 @@ public sealed partial class BuildQueue
             return new Refusal(StatusCode.InvalidArgument, $"state: {progress.State} is not something a builder reports");
         }
 
+        if (_store is PostgresStore pg && progress.CommandId.Length is > 0 and <= 64 && NotSeenHere(progress.CommandId, identity))
+        {
+            // Dispatched by another instance and not known here yet (the stream moved before its notification).
+            var row = await Task.Run(() => pg.LoadBuildByToken(progress.CommandId)).ConfigureAwait(false);
+            if (row is not null)
+            {
+                await RefreshAsync(row.Id, row).ConfigureAwait(false);
+            }
+        }
+
         long id;
         Build snapshot;
         bool publish, finished;
@@ -243,6 +424,11 @@ public sealed partial class BuildQueue
             if (b.Builder != identity)
             {
                 return new Refusal(StatusCode.PermissionDenied, $"build {b.Id} was handed to {b.Builder}, not to {identity}");
+            }
+
+            if (Finished(b) && progress.State == b.State && progress.Images.Count == 0)
+            {
+                return null; // the final state sent again (its answer was lost): already done
             }
 
             if (Finished(b))
@@ -283,7 +469,7 @@ public sealed partial class BuildQueue
         }
 
         // Lines first, so a follower has every line before it hears the build ended.
-        var dropped = await _logs.AppendAsync(id, progress.LogLines).ConfigureAwait(false);
+        var dropped = await _logs.AppendAsync(id, progress.LogLines, progress.FirstLine).ConfigureAwait(false);
         if (dropped != snapshot.LogLinesDropped)
         {
             lock (_lock)
@@ -333,11 +519,12 @@ public sealed partial class BuildQueue
         }
     }
 
-    private void HandOver(Build b, BuilderConnection to)
+    private bool NotSeenHere(string token, string identity)
     {
-        b.Builder = to.Identity;
-        b.DispatchedAt = Now();
-        to.Channel.Writer.TryWrite(ToCommand(b, _tokens[long.Parse(b.Id, System.Globalization.CultureInfo.InvariantCulture)]));
+        lock (_lock)
+        {
+            return !_byToken.TryGetValue(token, out var id) || !_builds.TryGetValue(id, out var b) || b.DispatchedAt is null || b.Builder != identity;
+        }
     }
 
     private static int IndexOf(Build b, string path)
@@ -405,6 +592,9 @@ public sealed partial class BuildQueue
 
         [LoggerMessage(2303, LogLevel.Information, "builder {Identity} disconnected")]
         public static partial void BuilderDisconnected(ILogger logger, string identity);
+
+        [LoggerMessage(2306, LogLevel.Warning, "build {Id}: not handed over now ({Reason}); it stays queued")]
+        public static partial void DispatchFailed(ILogger logger, long id, string reason);
 
         [LoggerMessage(2305, LogLevel.Error, "build {Id}: could not be saved")]
         public static partial void PersistFailed(ILogger logger, string id, Exception ex);

@@ -6,13 +6,15 @@ using Toolforge.Agents.Coordinator.Storage;
 namespace Toolforge.Agents.Coordinator.Maintenance;
 
 /// <summary>
-/// Re-judges nodes against the clock every SweepInterval (so "stale" and "missing" reach watchers and metrics without
-/// a report) and, hourly, deletes history older than RetentionDays.
+/// Re-judges nodes against the clock every SweepInterval (so "stale" and "missing" reach watchers without a report)
+/// and, on the instance holding the sweeper lease only, exports the node metrics and, hourly, deletes history older
+/// than RetentionDays.
 /// </summary>
 public sealed partial class Sweeper(
     StateStore state,
     BuildQueue builds,
     CoordinatorStorage storage,
+    Cluster.SweeperLease lease,
     TimeProvider time,
     IOptions<CoordinatorOptions> options,
     ILogger<Sweeper> logger) : BackgroundService
@@ -25,9 +27,10 @@ public sealed partial class Sweeper(
         using var timer = new PeriodicTimer(options.Value.SweepInterval, time);
         do
         {
-            state.Sweep();
+            var leader = await Task.Run(lease.TryHold, stoppingToken).ConfigureAwait(false);
+            state.Sweep(exportMetrics: leader);
             var now = time.GetUtcNow();
-            if (now - lastRetention >= RetentionEvery)
+            if (leader && now - lastRetention >= RetentionEvery)
             {
                 lastRetention = now;
                 try

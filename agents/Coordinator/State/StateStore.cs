@@ -133,6 +133,89 @@ public sealed partial class StateStore
     }
 
     /// <summary>
+    /// Takes in what another instance stored for <paramref name="node"/> (after its notification, or a resync): each
+    /// agent's state replaces the one held when it is at least as new, so a report of this instance still being
+    /// committed is not undone. Watchers of this instance see the change as if the report had come here.
+    /// </summary>
+    public void Refresh(string node, StoredState stored)
+    {
+        lock (_lock)
+        {
+            if (stored.Nodes.Count == 0)
+            {
+                _nodes.Remove(node); // forgotten by the instance that holds the sweeper lease
+                return;
+            }
+
+            Merge(stored);
+        }
+    }
+
+    /// <summary>After the notifications were interrupted: takes in every node the store holds.</summary>
+    public void Resync(StoredState stored)
+    {
+        lock (_lock)
+        {
+            Merge(stored);
+        }
+    }
+
+    private void Merge(StoredState stored)
+    {
+        var now = _time.GetUtcNow();
+        var touched = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (name, firstSeen) in stored.Nodes)
+        {
+            if (!_nodes.ContainsKey(name))
+            {
+                _nodes[name] = new NodeRecord(name, FromMs(firstSeen), ConnectedOf(name));
+            }
+
+            touched.Add(name);
+        }
+
+        foreach (var a in stored.Agents)
+        {
+            if (!_nodes.TryGetValue(a.Node, out var n))
+            {
+                continue;
+            }
+
+            var kind = (AgentKind)a.Kind;
+            var at = FromMs(a.LastReportMs);
+            if (n.Agents.TryGetValue(kind, out var held) && held.LastReport > at)
+            {
+                continue;
+            }
+
+            n.Agents[kind] = new AgentRecord(kind, a.Version, at, TimeSpan.FromMilliseconds(a.HeartbeatMs), ReportRequest.Parser.ParseFrom(a.State));
+            n.Changed();
+        }
+
+        foreach (var group in stored.RecentEvents.GroupBy(e => e.Node, StringComparer.Ordinal))
+        {
+            if (_nodes.TryGetValue(group.Key, out var n))
+            {
+                n.RecentEvents.Clear();
+                n.RecentEvents.AddRange(group.Select(e => AgentEvent.Parser.ParseFrom(e.Body)));
+            }
+        }
+
+        foreach (var (name, count) in stored.EventCounts)
+        {
+            if (_nodes.TryGetValue(name, out var n))
+            {
+                n.StoredEvents = count;
+            }
+        }
+
+        foreach (var name in touched)
+        {
+            PublishIfChanged(_nodes[name], now);
+        }
+    }
+
+    /// <summary>
     /// Applies a validated report. The returned task completes when it is durable; the in-memory view and the
     /// watchers see it at once.
     /// </summary>
@@ -332,8 +415,12 @@ public sealed partial class StateStore
         }
     }
 
-    /// <summary>Re-judges every node against the clock: publishes nodes that went stale or missing, refreshes metrics.</summary>
-    public void Sweep()
+    /// <summary>
+    /// Re-judges every node against the clock: publishes nodes that went stale or missing to this instance's watchers
+    /// and, with <paramref name="exportMetrics"/> (the lease holder), sets the node metrics; the others remove theirs,
+    /// so an alert fires once, not once per instance.
+    /// </summary>
+    public void Sweep(bool exportMetrics = true)
     {
         var now = _time.GetUtcNow();
         var counts = System.Enum.GetValues<NodeState>().Where(s => s != NodeState.Unspecified).ToDictionary(s => s, _ => 0);
@@ -348,7 +435,14 @@ public sealed partial class StateStore
 
         foreach (var (state, count) in counts)
         {
-            NodesByState.WithLabels(state.Name()).Set(count);
+            if (exportMetrics)
+            {
+                NodesByState.WithLabels(state.Name()).Set(count);
+            }
+            else
+            {
+                NodesByState.RemoveLabelled(state.Name());
+            }
         }
     }
 

@@ -37,6 +37,9 @@ public interface IStoreEngine : IDisposable
 
     void Commit(IReadOnlyList<StoreOp> ops);
 
+    /// <summary>A new build id unique across instances, or null when the engine has one instance (the queue counts).</summary>
+    long? NextBuildId();
+
     (long MaxSeq, long Bytes) BuildLogSize(long build);
 
     List<(long Seq, string Line)> ReadBuildLog(long build, long after, int limit);

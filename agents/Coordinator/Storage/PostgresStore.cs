@@ -90,6 +90,7 @@ public sealed class PostgresStore : IStoreEngine
             detail    TEXT NOT NULL
         );
         CREATE INDEX audit_at ON audit(at);
+        CREATE SEQUENCE build_ids;
         """,
     ];
 
@@ -194,13 +195,13 @@ public sealed class PostgresStore : IStoreEngine
         using var c = _source.OpenConnection();
         using var tx = c.BeginTransaction();
         using var batch = new NpgsqlBatch(c, tx);
-        var notes = new HashSet<string>(StringComparer.Ordinal);
+        var notes = new List<string>();
         foreach (var op in ops)
         {
             Add(batch, op, notes);
         }
 
-        foreach (var note in notes)
+        foreach (var note in notes.Distinct(StringComparer.Ordinal)) // in the order the changes were made
         {
             Cmd(batch, "SELECT pg_notify($1, $2)", Channel, Instance + "|" + note);
         }
@@ -214,7 +215,7 @@ public sealed class PostgresStore : IStoreEngine
         return 0;
     });
 
-    private static void Add(NpgsqlBatch batch, StoreOp op, HashSet<string> notes)
+    private static void Add(NpgsqlBatch batch, StoreOp op, List<string> notes)
     {
         switch (op)
         {
@@ -361,6 +362,23 @@ public sealed class PostgresStore : IStoreEngine
         return found;
     });
 
+    public long? NextBuildId() => Guard(() =>
+    {
+        using var c = _source.OpenConnection();
+        using var cmd = new NpgsqlCommand("SELECT nextval('build_ids')", c);
+        return (long?)Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
+    });
+
+    /// <summary>The build a command token belongs to (progress that reached an instance before the build's notification).</summary>
+    public StoredBuild? LoadBuildByToken(string token) => Guard(() =>
+    {
+        using var c = _source.OpenConnection();
+        StoredBuild? found = null;
+        Read(c, null, "SELECT id, body, command_id FROM builds WHERE command_id = $1",
+            r => found = new StoredBuild(r.GetInt64(0), (byte[])r.GetValue(1), r.IsDBNull(2) ? null : r.GetString(2)), token);
+        return found;
+    });
+
     public (long MaxSeq, long Bytes) BuildLogSize(long build) => Guard(() =>
     {
         using var c = _source.OpenConnection();
@@ -487,6 +505,7 @@ public sealed class PostgresStore : IStoreEngine
             Exec(c, tx, $"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)");
         }
 
+        Exec(c, tx, "SELECT setval('build_ids', COALESCE((SELECT MAX(id) FROM builds), 0) + 1, false)");
         if (expected is not null)
         {
             foreach (var (table, _) in StoreSchema.Tables)

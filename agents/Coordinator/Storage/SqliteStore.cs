@@ -255,6 +255,8 @@ public sealed class SqliteStore : IStoreEngine
         }
     }
 
+    public long? NextBuildId() => null; // one instance: BuildQueue's counter, under its lock
+
     public (long MaxSeq, long Bytes) BuildLogSize(long build)
     {
         using var c = OpenReader();

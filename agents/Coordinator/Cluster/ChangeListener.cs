@@ -1,0 +1,178 @@
+using System.Globalization;
+using Npgsql;
+using Prometheus;
+using Toolforge.Agents.Common.Resilience;
+using Toolforge.Agents.Coordinator.Builds;
+using Toolforge.Agents.Coordinator.State;
+using Toolforge.Agents.Coordinator.Storage;
+
+namespace Toolforge.Agents.Coordinator.Cluster;
+
+/// <summary>
+/// Several instances, one state: LISTENs on the database's own notification channel (no second broker). Every commit
+/// of another instance names what it changed (a node, a build, a build's log); this instance reads that from the
+/// store and takes it in, so its watchers see the change in the order it was committed, typically within
+/// milliseconds. When the listening connection breaks, it reconnects with jittered backoff and reads everything
+/// again, since notifications sent meanwhile are gone. Only with Store = postgresql.
+/// </summary>
+public sealed partial class ChangeListener(
+    IStoreEngine store,
+    StateStore state,
+    BuildQueue builds,
+    BuildLogs logs,
+    ILogger<ChangeListener> logger) : BackgroundService
+{
+    private static readonly Counter Applied = Metrics.CreateCounter(
+        "toolforge_coordinator_changes_applied_total", "Changes made through other instances taken in here, by kind.", "kind");
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (store is not PostgresStore pg)
+        {
+            return; // one instance: nothing to listen to
+        }
+
+        var backoff = new Backoff(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(5));
+        var first = true;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await using var connection = await Task.Run(pg.OpenDedicated, stoppingToken).ConfigureAwait(false);
+                var queue = System.Threading.Channels.Channel.CreateUnbounded<string>(new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
+                connection.Notification += (_, e) => queue.Writer.TryWrite(e.Payload);
+                await using (var listen = new NpgsqlCommand($"LISTEN {PostgresStore.Channel}", connection))
+                {
+                    await listen.ExecuteNonQueryAsync(stoppingToken).ConfigureAwait(false);
+                }
+
+                // Listening now: what changed before (while starting, or while the connection was down) is read whole.
+                await ResyncAsync(pg).ConfigureAwait(false);
+                if (!first)
+                {
+                    Log.Resynced(logger);
+                }
+
+                first = false;
+                backoff.Reset();
+                var wait = ReadAllAsync(connection, stoppingToken);
+                await foreach (var payload in Drain(queue.Reader, wait, stoppingToken).ConfigureAwait(false))
+                {
+                    await ApplyAsync(pg, payload).ConfigureAwait(false);
+                }
+
+                await wait.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex) when (ex is NpgsqlException or StoreUnavailableException or TimeoutException or IOException or InvalidOperationException)
+            {
+                if (backoff.Failures == 0)
+                {
+                    Log.Lost(logger, ex.Message);
+                }
+            }
+
+            await Task.Delay(backoff.Next(), stoppingToken).ConfigureAwait(false);
+        }
+    }
+
+    // Notifications arrive while the connection waits; this reads them until the wait ends (the connection broke).
+    private static async IAsyncEnumerable<string> Drain(System.Threading.Channels.ChannelReader<string> reader, Task wait,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        while (true)
+        {
+            while (reader.TryRead(out var p))
+            {
+                yield return p;
+            }
+
+            if (wait.IsCompleted)
+            {
+                yield break;
+            }
+
+            var next = reader.WaitToReadAsync(ct).AsTask();
+            await Task.WhenAny(next, wait).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task ReadAllAsync(NpgsqlConnection connection, CancellationToken ct)
+    {
+        while (true)
+        {
+            // Wait returns after each notification; a 30 s keepalive query notices a silently dead connection.
+            if (!await connection.WaitAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false))
+            {
+                await using var ping = new NpgsqlCommand("SELECT 1", connection) { CommandTimeout = 5 };
+                await ping.ExecuteScalarAsync(ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Takes in one change, "instance|kind|key"; this instance's own are skipped.</summary>
+    internal async Task ApplyAsync(PostgresStore pg, string payload)
+    {
+        var parts = payload.Split('|', 3);
+        if (parts.Length != 3 || parts[0] == pg.Instance)
+        {
+            return;
+        }
+
+        try
+        {
+            switch (parts[1])
+            {
+                case "n":
+                    state.Refresh(parts[2], await Task.Run(() => pg.LoadNode(parts[2], StateStore.RecentEvents)).ConfigureAwait(false));
+                    Applied.WithLabels("node").Inc();
+                    break;
+                case "b" when long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var id):
+                    await builds.RefreshAsync(id, await Task.Run(() => pg.LoadBuild(id)).ConfigureAwait(false)).ConfigureAwait(false);
+                    Applied.WithLabels("build").Inc();
+                    break;
+                case "l" when long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var id):
+                    await Task.Run(() => logs.Refresh(id)).ConfigureAwait(false);
+                    Applied.WithLabels("build-log").Inc();
+                    break;
+                default:
+                    Log.Unknown(logger, payload.Length > 100 ? payload[..100] : payload);
+                    break;
+            }
+        }
+        catch (StoreUnavailableException ex)
+        {
+            // The store went away between the notification and the read: the resync after reconnecting covers it.
+            Log.ApplyFailed(logger, parts[1], ex.Message);
+        }
+    }
+
+    private async Task ResyncAsync(PostgresStore pg)
+    {
+        var all = await Task.Run(() => pg.Load(StateStore.RecentEvents)).ConfigureAwait(false);
+        state.Resync(all);
+        foreach (var b in all.Builds)
+        {
+            await builds.RefreshAsync(b.Id, b).ConfigureAwait(false);
+            await Task.Run(() => logs.Refresh(b.Id)).ConfigureAwait(false);
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(2901, LogLevel.Warning, "listening for other instances' changes failed ({Reason}); reconnecting")]
+        public static partial void Lost(ILogger logger, string reason);
+
+        [LoggerMessage(2902, LogLevel.Information, "listening for other instances' changes again; read the whole store once")]
+        public static partial void Resynced(ILogger logger);
+
+        [LoggerMessage(2903, LogLevel.Warning, "a change notification that is not ours: {Payload}")]
+        public static partial void Unknown(ILogger logger, string payload);
+
+        [LoggerMessage(2904, LogLevel.Warning, "a change of kind {Kind} could not be read ({Reason}); the next resync covers it")]
+        public static partial void ApplyFailed(ILogger logger, string kind, string reason);
+    }
+}
