@@ -23,13 +23,16 @@ public sealed class CoordinatorHarness : IAsyncDisposable
     public const string Builder2 = "builder2.example";
 
     private readonly bool _ownsDir;
+    private readonly string _configName;
     private WebApplication? _app;
+    private static int _siblings;
     private BackgroundProcess? _process;
 
-    private CoordinatorHarness(TempDir dir, bool ownsDir, DevPki pki, FakeTimeProvider? time)
+    private CoordinatorHarness(TempDir dir, bool ownsDir, DevPki pki, FakeTimeProvider? time, string configName = "coordinator.json")
     {
         Dir = dir;
         _ownsDir = ownsDir;
+        _configName = configName;
         Pki = pki;
         Time = time;
     }
@@ -48,7 +51,7 @@ public sealed class CoordinatorHarness : IAsyncDisposable
 
     public string CaPath => Path.Combine(CertDir, "ca.pem");
 
-    public string ConfigPath => Dir["coordinator.json"];
+    public string ConfigPath => Dir[_configName];
 
     public string DatabasePath => Dir["coordinator.db"];
 
@@ -106,6 +109,54 @@ public sealed class CoordinatorHarness : IAsyncDisposable
 
         return h;
     }
+
+    /// <summary>
+    /// Another instance of the same cluster: the same CA, certificates and configuration (so the same store, which
+    /// must then be PostgreSQL), its own port and config file; in this process, or as its own program.
+    /// </summary>
+    public async Task<CoordinatorHarness> StartSiblingAsync(bool asProcess = false, Action<JsonObject>? edit = null)
+    {
+        var n = Interlocked.Increment(ref _siblings);
+        var h = new CoordinatorHarness(Dir, ownsDir: false, Pki, time: null, $"coordinator-{n}.json") { _ownsPki = false };
+        var config = JsonNode.Parse(Config.ToJsonString())!.AsObject();
+        config["Coordinator"]!["Port"] = asProcess ? Peer.FreePort() : 0;
+        config["Log"] = asProcess ? new JsonObject { ["Level"] = "Information", ["Console"] = "plain" } : new JsonObject { ["Level"] = "Warning", ["Console"] = "none" };
+        edit?.Invoke(config);
+        h.Config = config;
+        await File.WriteAllTextAsync(h.ConfigPath, config.ToJsonString());
+        await h.LaunchAsync(asProcess);
+        return h;
+    }
+
+    /// <summary>A configuration edit: the store is database <paramref name="database"/> of <paramref name="pg"/>.</summary>
+    public static Action<JsonObject> OnPostgres(PrivatePostgres pg, string database, string? connectionString = null) => c =>
+    {
+        c["Coordinator"]!["Store"] = "postgresql";
+        c["Coordinator"]!["PostgreSql"] = new JsonObject
+        {
+            ["ConnectionString"] = connectionString ?? pg.ConnectionString(database),
+            ["PasswordFile"] = pg.PasswordFile,
+            ["CommandTimeoutSeconds"] = 5,
+        };
+        c["Coordinator"]!["SweepInterval"] = "00:00:00.250";
+    };
+
+    /// <summary>Starts this instance again (after a stop): in this process, or as a program on its port.</summary>
+    public async Task LaunchAsync(bool asProcess)
+    {
+        if (asProcess)
+        {
+            Port = (int)Config["Coordinator"]!["Port"]!;
+            _process = BackgroundProcess.StartTool("toolforge-coordinator", ["--config", ConfigPath]);
+            await Peer.WaitForTcpAsync(Port, TimeSpan.FromSeconds(60));
+        }
+        else
+        {
+            await StartAppAsync();
+        }
+    }
+
+    private bool _ownsPki = true;
 
     /// <summary>Rewrites the configuration file (a running coordinator reads it again on SIGHUP).</summary>
     public async Task EditConfigAsync(Action<JsonObject> edit)
@@ -205,7 +256,11 @@ public sealed class CoordinatorHarness : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync();
-        Pki.Dispose();
+        if (_ownsPki)
+        {
+            Pki.Dispose();
+        }
+
         if (_ownsDir)
         {
             Dir.Dispose();

@@ -9,7 +9,7 @@ namespace Toolforge.Agents.AgentCtl.Commands;
 /// </summary>
 internal sealed class AgentCtlOptions
 {
-    public Option<string?> Server { get; } = new("--server") { Description = "Coordinator address, https://HOST:PORT", Recursive = true };
+    public Option<string?> Server { get; } = new("--server") { Description = "Coordinator address, https://HOST:PORT (several, comma-separated: tried in turn)", Recursive = true };
 
     public Option<string?> Cert { get; } = new("--cert") { Description = "Client certificate (PEM)", Recursive = true };
 
@@ -39,11 +39,22 @@ internal sealed class AgentCtlOptions
     public async Task<int> Run(ParseResult pr, Func<Connection, Task> action)
     {
         var settings = Settings(pr);
+        Connection? connection = null;
         try
         {
-            using var connection = new Connection(settings);
-            await action(connection);
-            return Common.Hosting.ExitCodes.Ok;
+            connection = new Connection(settings);
+            for (var tried = 1; ; tried++)
+            {
+                try
+                {
+                    await action(connection);
+                    return Common.Hosting.ExitCodes.Ok;
+                }
+                catch (RpcException ex) when (tried < connection.ServerCount && Connection.NeverReached(ex))
+                {
+                    connection.Failover(); // that instance is down: the same call to the next one
+                }
+            }
         }
         catch (CliException ex)
         {
@@ -51,7 +62,11 @@ internal sealed class AgentCtlOptions
         }
         catch (RpcException ex)
         {
-            await Console.Error.WriteLineAsync($"agentctl: {Connection.Describe(ex, settings.Server ?? "the coordinator", settings.Timeout)}");
+            await Console.Error.WriteLineAsync($"agentctl: {Connection.Describe(ex, connection?.Server ?? settings.Server ?? "the coordinator", settings.Timeout)}");
+        }
+        finally
+        {
+            connection?.Dispose();
         }
 
         return Common.Hosting.ExitCodes.Failed;

@@ -19,23 +19,52 @@ internal static class WatchCommand
         cmd.SetAction((pr, ct) => g.Run(pr, async c =>
         {
             var format = Output.Parse(pr.GetValue(output));
-            using var call = c.Admin.Watch(new WatchRequest(), cancellationToken: ct);
-            try
+            var backoff = new Common.Resilience.Backoff(TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(10));
+            var everReceived = false;
+            var failovers = 0;
+            while (true)
             {
-                await foreach (var e in call.ResponseStream.ReadAllAsync(ct))
+                var received = false;
+                try
                 {
-                    AgentCtlOptions.Print(format switch
+                    using var call = c.Admin.Watch(new WatchRequest(), cancellationToken: ct);
+                    await foreach (var e in call.ResponseStream.ReadAllAsync(ct))
                     {
-                        OutputFormat.Json => Render.CompactJson(e),
-                        OutputFormat.Yaml => "---\n" + Render.Message(e, format),
-                        _ => Render.WatchLine(e, DateTimeOffset.UtcNow),
-                    });
-                    await Console.Out.FlushAsync(ct);
+                        received = everReceived = true;
+                        backoff.Reset();
+                        AgentCtlOptions.Print(format switch
+                        {
+                            OutputFormat.Json => Render.CompactJson(e),
+                            OutputFormat.Yaml => "---\n" + Render.Message(e, format),
+                            _ => Render.WatchLine(e, DateTimeOffset.UtcNow),
+                        });
+                        await Console.Out.FlushAsync(ct);
+                    }
+
+                    return; // the coordinator ended the watch
                 }
-            }
-            catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && ct.IsCancellationRequested)
-            {
-                // Ctrl-C
+                catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && ct.IsCancellationRequested)
+                {
+                    return; // Ctrl-C
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                    return;
+                }
+                catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.Internal or StatusCode.Cancelled or StatusCode.DeadlineExceeded
+                    && (everReceived || (Connection.NeverReached(ex) && failovers < c.ServerCount - 1)))
+                {
+                    // The instance went away (or never answered): say so, and watch again, through the next address
+                    // if there are several. The new watch starts with a fresh snapshot.
+                    await Console.Error.WriteLineAsync($"agentctl: watch interrupted ({Connection.Describe(ex, c.Server, c.Settings.Timeout)}); reconnecting");
+                    if (!received && c.ServerCount > 1)
+                    {
+                        failovers += everReceived ? 0 : 1;
+                        c.Failover();
+                    }
+
+                    await Task.Delay(backoff.Next(), ct);
+                }
             }
         }));
         return cmd;

@@ -15,7 +15,10 @@ public sealed partial class SweeperLease(IStoreEngine store, ILogger<SweeperLeas
         "1 on the instance that judges nodes for the metrics and applies retention, 0 on the others.");
 
     private NpgsqlConnection? _connection;
-    private bool _held;
+    private volatile bool _held;
+
+    /// <summary>Whether this instance held the lease at the last sweep.</summary>
+    public bool IsHeld => _held;
 
     /// <summary>Whether this instance holds the lease now (taking it if it is free). Never throws for the database's absence.</summary>
     public bool TryHold()

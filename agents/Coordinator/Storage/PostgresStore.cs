@@ -426,7 +426,8 @@ public sealed class PostgresStore : IStoreEngine
     /// <summary>A connection of its own, opened (the listener's and the sweeper lease's: session state must stay on it).</summary>
     public NpgsqlConnection OpenDedicated()
     {
-        var c = new NpgsqlConnection(_connectionString);
+        // Not pooled: closing it must end the session, and with it the LISTEN and any advisory lock it holds.
+        var c = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_connectionString) { Pooling = false }.ConnectionString);
         try
         {
             c.Open();
