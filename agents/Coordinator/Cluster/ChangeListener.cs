@@ -56,9 +56,9 @@ public sealed partial class ChangeListener(
                 first = false;
                 backoff.Reset();
                 var wait = ReadAllAsync(connection, stoppingToken);
-                await foreach (var payload in Drain(queue.Reader, wait, stoppingToken).ConfigureAwait(false))
+                await foreach (var batch in Drain(queue.Reader, wait, stoppingToken).ConfigureAwait(false))
                 {
-                    await ApplyAsync(pg, payload).ConfigureAwait(false);
+                    await ApplyAsync(pg, batch).ConfigureAwait(false);
                 }
 
                 await wait.ConfigureAwait(false);
@@ -79,15 +79,23 @@ public sealed partial class ChangeListener(
         }
     }
 
-    // Notifications arrive while the connection waits; this reads them until the wait ends (the connection broke).
-    private static async IAsyncEnumerable<string> Drain(System.Threading.Channels.ChannelReader<string> reader, Task wait,
+    // Notifications arrive while the connection waits; this hands them on in batches (all that queued up while the
+    // last batch was applied) until the wait ends (the connection broke).
+    private static async IAsyncEnumerable<List<string>> Drain(System.Threading.Channels.ChannelReader<string> reader, Task wait,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
         while (true)
         {
-            while (reader.TryRead(out var p))
+            var batch = new List<string>();
+            while (batch.Count < 5000 && reader.TryRead(out var p))
             {
-                yield return p;
+                batch.Add(p);
+            }
+
+            if (batch.Count > 0)
+            {
+                yield return batch;
+                continue;
             }
 
             if (wait.IsCompleted)
@@ -113,40 +121,73 @@ public sealed partial class ChangeListener(
         }
     }
 
-    /// <summary>Takes in one change, "instance|kind|key"; this instance's own are skipped.</summary>
-    internal async Task ApplyAsync(PostgresStore pg, string payload)
+    /// <summary>
+    /// Takes in a batch of changes, each "instance|kind|key" (this instance's own are skipped): the nodes named, read
+    /// in one query; then build logs (so followers have every line before they hear a build ended); then builds, in
+    /// the order they were committed.
+    /// </summary>
+    internal async Task ApplyAsync(PostgresStore pg, IReadOnlyList<string> payloads)
     {
-        var parts = payload.Split('|', 3);
-        if (parts.Length != 3 || parts[0] == pg.Instance)
+        var nodes = new HashSet<string>(StringComparer.Ordinal);
+        var logIds = new List<long>();
+        var buildIds = new List<long>();
+        foreach (var payload in payloads)
         {
-            return;
-        }
+            var parts = payload.Split('|', 3);
+            if (parts.Length != 3 || parts[0] == pg.Instance)
+            {
+                continue;
+            }
 
-        try
-        {
             switch (parts[1])
             {
                 case "n":
-                    state.Refresh(parts[2], await Task.Run(() => pg.LoadNode(parts[2], StateStore.RecentEvents)).ConfigureAwait(false));
-                    Applied.WithLabels("node").Inc();
+                    nodes.Add(parts[2]);
                     break;
                 case "b" when long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var id):
-                    await builds.RefreshAsync(id, await Task.Run(() => pg.LoadBuild(id)).ConfigureAwait(false)).ConfigureAwait(false);
-                    Applied.WithLabels("build").Inc();
+                    if (!buildIds.Contains(id))
+                    {
+                        buildIds.Add(id);
+                    }
+
                     break;
                 case "l" when long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var id):
-                    await Task.Run(() => logs.Refresh(id)).ConfigureAwait(false);
-                    Applied.WithLabels("build-log").Inc();
+                    if (!logIds.Contains(id))
+                    {
+                        logIds.Add(id);
+                    }
+
                     break;
                 default:
                     Log.Unknown(logger, payload.Length > 100 ? payload[..100] : payload);
                     break;
             }
         }
+
+        try
+        {
+            foreach (var chunk in nodes.Chunk(1000))
+            {
+                state.Refresh(chunk, await Task.Run(() => pg.LoadNodes(chunk, StateStore.RecentEvents)).ConfigureAwait(false));
+                Applied.WithLabels("node").Inc(chunk.Length);
+            }
+
+            foreach (var id in logIds)
+            {
+                await Task.Run(() => logs.Refresh(id)).ConfigureAwait(false);
+                Applied.WithLabels("build-log").Inc();
+            }
+
+            foreach (var id in buildIds)
+            {
+                await builds.RefreshAsync(id, await Task.Run(() => pg.LoadBuild(id)).ConfigureAwait(false)).ConfigureAwait(false);
+                Applied.WithLabels("build").Inc();
+            }
+        }
         catch (StoreUnavailableException ex)
         {
             // The store went away between the notification and the read: the resync after reconnecting covers it.
-            Log.ApplyFailed(logger, parts[1], ex.Message);
+            Log.ApplyFailed(logger, ex.Message);
         }
     }
 
@@ -172,7 +213,7 @@ public sealed partial class ChangeListener(
         [LoggerMessage(2903, LogLevel.Warning, "a change notification that is not ours: {Payload}")]
         public static partial void Unknown(ILogger logger, string payload);
 
-        [LoggerMessage(2904, LogLevel.Warning, "a change of kind {Kind} could not be read ({Reason}); the next resync covers it")]
-        public static partial void ApplyFailed(ILogger logger, string kind, string reason);
+        [LoggerMessage(2904, LogLevel.Warning, "changes could not be read ({Reason}); the next resync covers them")]
+        public static partial void ApplyFailed(ILogger logger, string reason);
     }
 }

@@ -133,18 +133,17 @@ public sealed partial class StateStore
     }
 
     /// <summary>
-    /// Takes in what another instance stored for <paramref name="node"/> (after its notification, or a resync): each
+    /// Takes in what other instances stored for <paramref name="nodes"/> (after its notification, or a resync): each
     /// agent's state replaces the one held when it is at least as new, so a report of this instance still being
     /// committed is not undone. Watchers of this instance see the change as if the report had come here.
     /// </summary>
-    public void Refresh(string node, StoredState stored)
+    public void Refresh(IReadOnlyCollection<string> nodes, StoredState stored)
     {
         lock (_lock)
         {
-            if (stored.Nodes.Count == 0)
+            foreach (var gone in nodes.Except(stored.Nodes.Select(n => n.Name), StringComparer.Ordinal))
             {
-                _nodes.Remove(node); // forgotten by the instance that holds the sweeper lease
-                return;
+                _nodes.Remove(gone); // forgotten by the instance that holds the sweeper lease
             }
 
             Merge(stored);

@@ -333,8 +333,8 @@ public sealed class PostgresStore : IStoreEngine
         return true;
     });
 
-    /// <summary>One node's rows (after another instance changed it); Nodes is empty when the node is gone.</summary>
-    public StoredState LoadNode(string node, int recentEvents) => Guard(() =>
+    /// <summary>The rows of some nodes (after other instances changed them), in one snapshot; a node gone is absent from Nodes.</summary>
+    public StoredState LoadNodes(IReadOnlyCollection<string> names, int recentEvents) => Guard(() =>
     {
         using var c = _source.OpenConnection();
         using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead);
@@ -342,12 +342,16 @@ public sealed class PostgresStore : IStoreEngine
         var agents = new List<StoredAgent>();
         var recent = new List<(string, byte[])>();
         var counts = new Dictionary<string, int>(StringComparer.Ordinal);
-        Read(c, tx, "SELECT name, first_seen FROM nodes WHERE name = $1", r => nodes.Add((r.GetString(0), r.GetInt64(1))), node);
-        Read(c, tx, "SELECT node, kind, version, last_report, heartbeat_ms, state FROM agents WHERE node = $1",
-            r => agents.Add(new StoredAgent(r.GetString(0), (int)r.GetInt64(1), r.GetString(2), r.GetInt64(3), r.GetInt64(4), (byte[])r.GetValue(5))), node);
-        Read(c, tx, $"SELECT node, body FROM (SELECT node, body, at, id FROM events WHERE node = $1 ORDER BY at DESC, id DESC LIMIT {recentEvents}) e ORDER BY at, id",
-            r => recent.Add((r.GetString(0), (byte[])r.GetValue(1))), node);
-        Read(c, tx, "SELECT node, COUNT(*) FROM events WHERE node = $1 GROUP BY node", r => counts[r.GetString(0)] = (int)r.GetInt64(1), node);
+        var list = names.ToArray();
+        Read(c, tx, "SELECT name, first_seen FROM nodes WHERE name = ANY($1)", r => nodes.Add((r.GetString(0), r.GetInt64(1))), [list]);
+        Read(c, tx, "SELECT node, kind, version, last_report, heartbeat_ms, state FROM agents WHERE node = ANY($1)",
+            r => agents.Add(new StoredAgent(r.GetString(0), (int)r.GetInt64(1), r.GetString(2), r.GetInt64(3), r.GetInt64(4), (byte[])r.GetValue(5))), [list]);
+        Read(c, tx, $"""
+            SELECT node, body FROM (
+                SELECT node, body, at, id, ROW_NUMBER() OVER (PARTITION BY node ORDER BY at DESC, id DESC) AS rn FROM events WHERE node = ANY($1)) e
+            WHERE rn <= {recentEvents} ORDER BY node, at, id
+            """, r => recent.Add((r.GetString(0), (byte[])r.GetValue(1))), [list]);
+        Read(c, tx, "SELECT node, COUNT(*) FROM events WHERE node = ANY($1) GROUP BY node", r => counts[r.GetString(0)] = (int)r.GetInt64(1), [list]);
         tx.Commit();
         return new StoredState(nodes, agents, recent, counts, []);
     });
