@@ -364,7 +364,7 @@ JSON
 # ------------------------------------------------------------------ bench, package
 cmd_bench() {
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true   # the coordinator bench opens one mutual-TLS connection per simulated node
-  ensure_packages rsyslog rsyslog-relp systemd-journal-remote iptables nftables docker.io docker-registry busybox-static
+  ensure_packages rsyslog rsyslog-relp systemd-journal-remote iptables nftables docker.io docker-registry busybox-static postgresql-15 haproxy
   local ran=0
   for b in bench/*/; do
     [ -f "$b"/*.csproj ] 2>/dev/null || continue

@@ -24,7 +24,7 @@ public sealed class HaClusterTests(PostgresFixture pg, Xunit.Abstractions.ITestO
     [Fact]
     public async Task SIGKILL_of_one_of_three_instances_loses_no_node_the_watch_resumes_and_a_running_build_completes_once_with_its_whole_log()
     {
-        await using var cluster = await HaCluster.StartFirstAsync(pg.Server);
+        await using var cluster = await CoordinatorCluster.StartFirstAsync(pg.Server);
         // The watch and the builder connect while only the first instance is up: they are on the one that dies.
         await using var watch = BackgroundProcess.StartTool("agentctl", [.. cluster.AgentCtlArgs(CoordinatorHarness.Viewer), "watch", "-o", "json"],
             new Dictionary<string, string> { ["NO_COLOR"] = "1" });
@@ -81,7 +81,7 @@ public sealed class HaClusterTests(PostgresFixture pg, Xunit.Abstractions.ITestO
     [Fact]
     public async Task PostgreSQL_stopped_for_30_s_means_NOT_SERVING_then_recovery_without_a_restart_and_no_acknowledged_report_lost()
     {
-        await using var cluster = await HaCluster.StartFirstAsync(pg.Server);
+        await using var cluster = await CoordinatorCluster.StartFirstAsync(pg.Server);
         await cluster.StartOthersAsync();
         var pids = cluster.All.Select(h => h.Process!.Pid).ToList();
         using var stop = new CancellationTokenSource();
@@ -154,91 +154,6 @@ public sealed class HaClusterTests(PostgresFixture pg, Xunit.Abstractions.ITestO
 /// <summary>Three coordinator processes and 200 agents load both cores: nothing else runs beside them.</summary>
 [CollectionDefinition("cluster", DisableParallelization = true)]
 public sealed class ClusterCollection;
-
-/// <summary>Three coordinator processes on one database and haproxy in front (the shipped example config).</summary>
-internal sealed class HaCluster : IAsyncDisposable
-{
-    private readonly List<(int Port, int AgentPort)> _ports;
-
-    private HaCluster(CoordinatorHarness first, PrivateHaproxy haproxy, string database, List<(int, int)> ports)
-    {
-        First = first;
-        Haproxy = haproxy;
-        Database = database;
-        _ports = ports;
-        All = [first];
-    }
-
-    public CoordinatorHarness First { get; }
-
-    public List<CoordinatorHarness> All { get; }
-
-    public PrivateHaproxy Haproxy { get; }
-
-    public string Database { get; }
-
-    /// <summary>The first instance alone (haproxy already knows all three; the others are DOWN until started).</summary>
-    public static async Task<HaCluster> StartFirstAsync(PrivatePostgres pg, Func<string, string>? connectionString = null)
-    {
-        var db = "ha" + Guid.NewGuid().ToString("N")[..10];
-        await pg.CreateDatabaseAsync(db);
-        var ports = Enumerable.Range(0, 3).Select(_ => (Peer.FreePort(), Peer.FreePort())).ToList();
-        var first = await CoordinatorHarness.StartAsync(asProcess: true, editConfig: c =>
-        {
-            CoordinatorHarness.OnPostgres(pg, db, connectionString?.Invoke(db))(c);
-            c["Coordinator"]!["Port"] = ports[0].Item1;
-            c["Coordinator"]!["HealthAgentPort"] = ports[0].Item2;
-            c["Coordinator"]!["HeartbeatInterval"] = "00:00:04"; // agents here report every second: stale after 12 s of silence
-        });
-        try
-        {
-            var haproxy = await PrivateHaproxy.StartAsync(ports);
-            await haproxy.WaitForAsync(["coordinator1"], TimeSpan.FromSeconds(20));
-            return new HaCluster(first, haproxy, db, ports);
-        }
-        catch
-        {
-            await first.DisposeAsync();
-            throw;
-        }
-    }
-
-    public async Task StartOthersAsync()
-    {
-        for (var i = 1; i < 3; i++)
-        {
-            var (port, agentPort) = _ports[i];
-            All.Add(await First.StartSiblingAsync(asProcess: true, edit: c =>
-            {
-                c["Coordinator"]!["Port"] = port;
-                c["Coordinator"]!["HealthAgentPort"] = agentPort;
-            }));
-        }
-
-        await Haproxy.WaitForAsync(["coordinator1", "coordinator2", "coordinator3"], TimeSpan.FromSeconds(30));
-    }
-
-    public AdminService.AdminServiceClient Admin(string identity)
-    {
-        var (cert, key) = First.Issue(identity);
-        return new(CoordinatorChannel.Create(Haproxy.Address, cert, key, First.CaPath, TimeSpan.FromSeconds(5)));
-    }
-
-    public string[] AgentCtlArgs(string identity)
-    {
-        var (cert, key) = First.Issue(identity);
-        return ["--server", Haproxy.Address, "--cert", cert, "--key", key, "--ca", First.CaPath, "--timeout", "5"];
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await Haproxy.DisposeAsync();
-        foreach (var h in All.AsEnumerable().Reverse())
-        {
-            await h.DisposeAsync();
-        }
-    }
-}
 
 /// <summary>
 /// Agents as the real ones behave: each its own connection, its full state every second, on failure a jittered

@@ -26,6 +26,11 @@ public sealed class AdminApi(
     public override Task<ListNodesResponse> ListNodes(ListNodesRequest request, ServerCallContext context)
     {
         authorizer.Require(context, Roles.Viewer, "list nodes");
+        if (request.States.Count == 0)
+        {
+            return Task.FromResult(state.ListAllNodes()); // kept while nothing changed
+        }
+
         var response = new ListNodesResponse { At = Timestamp.FromDateTimeOffset(time.GetUtcNow()) };
         response.Nodes.AddRange(state.ListNodes(request.States));
         return Task.FromResult(response);

@@ -24,6 +24,8 @@ public sealed partial class StateStore
         "toolforge_coordinator_nodes", "Nodes by state.", "state");
 
     private readonly object _lock = new();
+    private long _version; // any node added, changed or removed (under _lock)
+    private (long Version, DateTimeOffset Until, ListNodesResponse Response)? _listCache;
     private readonly Dictionary<string, NodeRecord> _nodes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, HashSet<AgentKind>> _connected = new(StringComparer.Ordinal); // command streams, also of nodes not yet reported
     private readonly StoreWriter _writer;
@@ -49,6 +51,9 @@ public sealed partial class StateStore
 
         private NodeSummary? _summary;
         private DateTimeOffset _summaryUntil;
+
+        /// <summary>Until when the last <see cref="Summary"/> holds without a report.</summary>
+        public DateTimeOffset SummaryUntil => _summaryUntil;
 
         /// <summary>Call after anything the summary depends on changed (a report, a command stream coming or going).</summary>
         public void Changed() => _summary = null;
@@ -91,6 +96,7 @@ public sealed partial class StateStore
             foreach (var (name, firstSeen) in stored.Nodes)
             {
                 _nodes[name] = new NodeRecord(name, FromMs(firstSeen), ConnectedOf(name));
+                _version++;
             }
 
             foreach (var a in stored.Agents)
@@ -104,6 +110,7 @@ public sealed partial class StateStore
                 var state = ReportRequest.Parser.ParseFrom(a.State);
                 node.Agents[kind] = new AgentRecord(kind, a.Version, FromMs(a.LastReportMs), TimeSpan.FromMilliseconds(a.HeartbeatMs), state);
                 node.Changed();
+                _version++;
             }
 
             foreach (var (name, body) in stored.RecentEvents)
@@ -144,6 +151,7 @@ public sealed partial class StateStore
             foreach (var gone in nodes.Except(stored.Nodes.Select(n => n.Name), StringComparer.Ordinal))
             {
                 _nodes.Remove(gone); // forgotten by the instance that holds the sweeper lease
+                _version++;
             }
 
             Merge(stored);
@@ -168,6 +176,7 @@ public sealed partial class StateStore
             if (!_nodes.ContainsKey(name))
             {
                 _nodes[name] = new NodeRecord(name, FromMs(firstSeen), ConnectedOf(name));
+                _version++;
             }
 
             touched.Add(name);
@@ -189,6 +198,7 @@ public sealed partial class StateStore
 
             n.Agents[kind] = new AgentRecord(kind, a.Version, at, TimeSpan.FromMilliseconds(a.HeartbeatMs), ReportRequest.Parser.ParseFrom(a.State));
             n.Changed();
+            _version++;
         }
 
         foreach (var group in stored.RecentEvents.GroupBy(e => e.Node, StringComparer.Ordinal))
@@ -230,6 +240,7 @@ public sealed partial class StateStore
             {
                 node = new NodeRecord(report.Node, now, ConnectedOf(report.Node));
                 _nodes[report.Node] = node;
+                _version++;
             }
 
             node!.Agents.TryGetValue(report.Agent, out var previous);
@@ -253,6 +264,7 @@ public sealed partial class StateStore
             var record = new AgentRecord(report.Agent, report.AgentVersion, now, _options.HeartbeatInterval, stored);
             node.Agents[report.Agent] = record;
             node.Changed();
+            _version++;
             foreach (var e in report.Events)
             {
                 node.RecentEvents.Add(e);
@@ -312,6 +324,7 @@ public sealed partial class StateStore
             }
 
             n.Changed();
+            _version++;
             PublishIfChanged(n, _time.GetUtcNow());
         }
     }
@@ -325,6 +338,33 @@ public sealed partial class StateStore
         }
 
         return kinds;
+    }
+
+    /// <summary>
+    /// Every node, as one response kept while nothing changed: no node reported, came, went or crossed its next
+    /// stale/missing moment. ListNodes over 10,000 nodes then costs the serialization only. Shared: do not modify.
+    /// </summary>
+    public ListNodesResponse ListAllNodes()
+    {
+        var now = _time.GetUtcNow();
+        lock (_lock)
+        {
+            if (_listCache is { } c && c.Version == _version && now < c.Until)
+            {
+                return c.Response;
+            }
+
+            var response = new ListNodesResponse { At = Timestamp.FromDateTimeOffset(now) };
+            var until = DateTimeOffset.MaxValue;
+            foreach (var n in _nodes.Values.OrderBy(n => n.Name, StringComparer.Ordinal))
+            {
+                response.Nodes.Add(Summarize(n, now));
+                until = n.SummaryUntil < until ? n.SummaryUntil : until;
+            }
+
+            _listCache = (_version, until, response);
+            return response;
+        }
     }
 
     public IReadOnlyList<NodeSummary> ListNodes(IReadOnlyCollection<NodeState>? states = null)
@@ -457,6 +497,7 @@ public sealed partial class StateStore
             foreach (var name in gone)
             {
                 _nodes.Remove(name);
+                _version++;
                 if (_connected.TryGetValue(name, out var kinds) && kinds.Count == 0)
                 {
                     _connected.Remove(name);

@@ -107,6 +107,11 @@ public sealed class PostgresStore : IStoreEngine
             Timeout = Math.Min(commandTimeoutSeconds, 5),
             ApplicationName = "toolforge-coordinator",
         };
+        if (b.MaxAutoPrepare == 0)
+        {
+            b.MaxAutoPrepare = 64; // the same few statements run thousands of times a second: parse and plan them once
+        }
+
         if (!string.IsNullOrEmpty(password))
         {
             b.Password = password;
