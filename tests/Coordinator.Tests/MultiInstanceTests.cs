@@ -191,6 +191,53 @@ public sealed class MultiInstanceTests(PostgresFixture pg) : IClassFixture<Postg
             TimeSpan.FromSeconds(10)));
     }
 
+    [Fact]
+    public async Task Two_coordinators_starting_together_on_an_empty_database_both_come_up_on_one_schema()
+    {
+        var (a, b) = await TwoAsync(); // a cluster's certificates and configuration
+        await using var _a = a;
+        await using var _b = b;
+        var empty = "e" + Guid.NewGuid().ToString("N")[..10];
+        await pg.Server.CreateDatabaseAsync(empty);
+        var config = System.Text.Json.Nodes.JsonNode.Parse(a.Config.ToJsonString())!.AsObject();
+        config["Coordinator"]!["PostgreSql"]!["ConnectionString"] = pg.Server.ConnectionString(empty);
+        var path = a.Dir["empty.json"];
+        await File.WriteAllTextAsync(path, config.ToJsonString());
+
+        // Both built (storage opened and migrated) and started at the same moment.
+        using var go = new Barrier(2);
+        var apps = await Task.WhenAll(Enumerable.Range(0, 2).Select(_ => Task.Run(async () =>
+        {
+            go.SignalAndWait();
+            var app = CoordinatorApp.Build(path);
+            await app.StartAsync();
+            return app;
+        })));
+        try
+        {
+            Assert.Equal(Storage.PostgresStore.CurrentVersion, await pg.Server.ScalarAsync("SELECT COUNT(*) FROM toolforge_schema", empty));
+            Assert.Equal(Storage.PostgresStore.CurrentVersion, await pg.Server.ScalarAsync("SELECT MAX(version) FROM toolforge_schema", empty));
+            foreach (var app in apps)
+            {
+                var port = CoordinatorApp.BoundPort(app);
+                var (cert, key) = a.Issue("tools-k8s-worker-" + port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                using var channel = Toolforge.Agents.Common.Reporting.CoordinatorChannel.Create($"https://127.0.0.1:{port}", cert, key, a.CaPath, TimeSpan.FromSeconds(5));
+                var node = "tools-k8s-worker-" + port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                await new AgentService.AgentServiceClient(channel).ReportAsync(Report(node, CheckState.Ok, "up"));
+            }
+
+            Assert.Equal(2, await pg.Server.ScalarAsync("SELECT COUNT(*) FROM nodes", empty));
+        }
+        finally
+        {
+            foreach (var app in apps)
+            {
+                await app.StopAsync();
+                await app.DisposeAsync();
+            }
+        }
+    }
+
     private static string DatabaseOf(CoordinatorHarness h)
     {
         var cs = (string)h.Config["Coordinator"]!["PostgreSql"]!["ConnectionString"]!;
