@@ -26,6 +26,31 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public async Task StoreSettings_AreChecked_AndAPasswordInTheConnectionStringIsRefused()
+    {
+        var r = await StartWith(new JsonObject { ["Coordinator"] = new JsonObject { ["Store"] = "mysql" } });
+        Assert.Equal(78, r.ExitCode);
+        Assert.Contains("Coordinator:Store: must be \"sqlite\" or \"postgresql\" (got \"mysql\")", r.Stderr, StringComparison.Ordinal);
+
+        r = await StartWith(new JsonObject
+        {
+            ["Coordinator"] = new JsonObject
+            {
+                ["Store"] = "postgresql",
+                ["PostgreSql"] = new JsonObject { ["ConnectionString"] = "Host=db1;Database=c;Username=u;Password=hunter2" },
+            },
+        });
+        Assert.Equal(78, r.ExitCode);
+        Assert.Contains("Coordinator:PostgreSql:ConnectionString: holds a password; put it in PasswordFile instead", r.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2", r.Stderr, StringComparison.Ordinal);
+
+        r = await StartWith(new JsonObject { ["Coordinator"] = new JsonObject { ["Store"] = "postgresql", ["PostgreSql"] = new JsonObject { ["ConectionString"] = "x" } } });
+        Assert.Equal(78, r.ExitCode);
+        Assert.Contains("Coordinator:PostgreSql:ConectionString: unknown key", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("Coordinator:PostgreSql:ConnectionString: required when Store is \"postgresql\"", r.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task UnknownKey_IsNamed()
     {
         var r = await StartWith(new JsonObject { ["Metrics"] = new JsonObject { ["Prot"] = 1 } });

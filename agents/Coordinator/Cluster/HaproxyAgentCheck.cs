@@ -8,7 +8,7 @@ namespace Toolforge.Agents.Coordinator.Cluster;
 
 /// <summary>
 /// haproxy's agent check (`agent-check agent-port N`): haproxy connects, this answers one line and closes — "up"
-/// while the instance serves (the same status its gRPC health service gives), "down #reason" while its database is
+/// while the instance serves (the same status its gRPC health service gives), "down" while its database is
 /// unavailable — so haproxy sends new connections to the other instances. haproxy's own TLS check of the gRPC port
 /// cannot present a client certificate and speak gRPC, hence this plain-TCP answer on its own port (off when 0).
 /// </summary>
@@ -50,7 +50,7 @@ public sealed partial class HaproxyAgentCheck(StoreHealth health, IOptions<Coord
     {
         using (client)
         {
-            var line = health.Healthy ? "up ready\n" : $"down #{Clean(health.Reason)}\n";
+            var line = health.Healthy ? "up ready\n" : "down #database unavailable\n"; // no detail: this port has no authentication
             try
             {
                 using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
@@ -62,8 +62,6 @@ public sealed partial class HaproxyAgentCheck(StoreHealth health, IOptions<Coord
             }
         }
     }
-
-    private static string Clean(string s) => new([.. s.Take(120).Select(c => c is >= ' ' and < (char)127 ? c : '?')]);
 
     private static partial class Log
     {
