@@ -43,7 +43,8 @@ public sealed class PeerDownTests
         // One WRN line for Docker, from whichever of its two checks met it first; the other says it at INF.
         var w = Assert.Single(warnings);
         Assert.Matches("check (docker.engine|tenant.policy) is (failing|unknown)", w);
-        Assert.Matches("no Docker socket at .*: is dockerd running\\?|Docker refused the connection at .*dockerd has stopped", w);
+        // A call in flight when dockerd died reads "cannot reach Docker at …: Connection reset by peer" (seen under load).
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(w, "no Docker socket at .*: is dockerd running\\?|Docker refused the connection at .*dockerd has stopped|cannot reach Docker at "), w);
         Assert.DoesNotContain(after, l => l.Contains(" ERR ", StringComparison.Ordinal) || l.TrimStart().StartsWith("at ", StringComparison.Ordinal));
         var quiet = w.Contains("docker.engine", StringComparison.Ordinal) ? "tenant.policy is unknown" : "docker.engine is failing";
         Assert.Contains(after, l => l.Contains(" INF ", StringComparison.Ordinal) && l.Contains(quiet, StringComparison.Ordinal));
