@@ -292,7 +292,11 @@ public sealed class SqliteStore : IStoreEngine
     {
         try
         {
-            return Scalar("SELECT 1") is not null;
+            // Its own connection: the writer's is used by the writer thread, and a SqliteConnection is not thread-safe.
+            using var c = OpenReader();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "SELECT COUNT(*) FROM sqlite_schema";
+            return cmd.ExecuteScalar() is not null;
         }
         catch (SqliteException)
         {
