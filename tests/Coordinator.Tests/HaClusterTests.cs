@@ -69,7 +69,9 @@ public sealed class HaClusterTests(PostgresFixture pg, Xunit.Abstractions.ITestO
         Assert.Equal(FleetSize, nodes.Nodes.Count(n => n.Name.StartsWith("sim-", StringComparison.Ordinal)));
         Assert.DoesNotContain(nodes.Nodes, n => n.State is NodeState.Stale or NodeState.Missing);
         var stale = watch.Output.Split('\n').Where(l => l.Contains("NODE_STATE_STALE", StringComparison.Ordinal)).ToList();
-        Assert.True(stale.Count == 0, $"{stale.Count} stale events (kill at offset {watchBefore} of {watch.Output.Length}):\n{string.Join("\n", stale.Take(5))}");
+        Assert.True(stale.Count == 0, $"{stale.Count} stale events (kill at offset {watchBefore} of {watch.Output.Length}, "
+            + $"{killedAt.Elapsed.TotalSeconds:0.0} s ago; longest silence an agent itself saw: {fleet.LongestGap.TotalSeconds:0.0} s, "
+            + $"by {fleet.LongestGapNode}):\n{string.Join("\n", stale.Take(5))}");
 
         await stop.CancelAsync();
         await Task.WhenAll(fleetLoop, builderLoop);
@@ -156,7 +158,7 @@ public sealed class HaClusterTests(PostgresFixture pg, Xunit.Abstractions.ITestO
 public sealed class ClusterCollection;
 
 /// <summary>
-/// Agents as the real ones behave: each its own connection, its full state every second, on failure a jittered
+/// Agents as the real ones behave: each its own connection, its full state every 2 s, on failure a jittered
 /// wait and the whole state again. A check's message carries a counter, so what was acknowledged can be compared
 /// with what is stored; ten of them flap a second check so watchers keep seeing changes.
 /// </summary>
@@ -169,6 +171,8 @@ internal sealed class SimulatedFleet(CoordinatorHarness certs, string address, i
 
     /// <summary>The longest time between two acknowledged reports of one agent.</summary>
     public TimeSpan LongestGap => TimeSpan.FromTicks(Interlocked.Read(ref _longestGapTicks));
+
+    public string LongestGapNode { get; private set; } = string.Empty;
 
     public int AckedSince(DateTimeOffset t) => _lastAck.Count(x => x.Value > t);
 
@@ -202,10 +206,11 @@ internal sealed class SimulatedFleet(CoordinatorHarness certs, string address, i
                 if (_lastAck.TryGetValue(node, out var last) && (now - last).Ticks > Interlocked.Read(ref _longestGapTicks))
                 {
                     Interlocked.Exchange(ref _longestGapTicks, (now - last).Ticks);
+                    LongestGapNode = node;
                 }
 
                 _lastAck[node] = now;
-                await Task.Delay(1000, ct);
+                await Task.Delay(2000, ct); // half the heartbeat (4 s), as often as agents that just changed may
             }
             catch (RpcException) when (!ct.IsCancellationRequested)
             {

@@ -36,7 +36,7 @@ public sealed class CoordinatorCluster : IAsyncDisposable
             CoordinatorHarness.OnPostgres(pg, db, connectionString?.Invoke(db))(c);
             c["Coordinator"]!["Port"] = ports[0].Item1;
             c["Coordinator"]!["HealthAgentPort"] = ports[0].Item2;
-            c["Coordinator"]!["HeartbeatInterval"] = "00:00:04"; // agents here report every second: stale after 12 s of silence
+            c["Coordinator"]!["HeartbeatInterval"] = "00:00:04"; // the simulated agents report every 2 s: stale after 12 s of silence
             edit?.Invoke(c);
         });
         try
