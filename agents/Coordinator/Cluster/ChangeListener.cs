@@ -43,7 +43,7 @@ public sealed partial class ChangeListener(
                 connection.Notification += (_, e) => queue.Writer.TryWrite(e.Payload);
                 await using (var listen = new NpgsqlCommand($"LISTEN {PostgresStore.Channel}", connection))
                 {
-                    await listen.ExecuteNonQueryAsync(stoppingToken).ConfigureAwait(false);
+                    await listen.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false); // bounded by the command timeout
                 }
 
                 // Listening now: what changed before (while starting, or while the connection was down) is read whole.
@@ -118,15 +118,27 @@ public sealed partial class ChangeListener(
 
     private static async Task ReadAllAsync(NpgsqlConnection connection, CancellationToken ct)
     {
-        while (true)
+        // No cancellation token goes into Npgsql here: cancelling a wait races with the connection's own state and
+        // can throw from inside the token's callbacks (seen at shutdown). A 1 s wait, looped, stops just as well.
+        var idle = 0;
+        while (!ct.IsCancellationRequested)
         {
-            // Wait returns after each notification; a 30 s keepalive query notices a silently dead connection.
-            if (!await connection.WaitAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false))
+            if (await connection.WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false))
             {
+                idle = 0;
+                continue;
+            }
+
+            if (++idle >= 30)
+            {
+                // 30 s without a notification: a keepalive query notices a silently dead connection.
+                idle = 0;
                 await using var ping = new NpgsqlCommand("SELECT 1", connection) { CommandTimeout = 5 };
-                await ping.ExecuteScalarAsync(ct).ConfigureAwait(false);
+                await ping.ExecuteScalarAsync(CancellationToken.None).ConfigureAwait(false);
             }
         }
+
+        ct.ThrowIfCancellationRequested();
     }
 
     /// <summary>
