@@ -167,6 +167,10 @@ public sealed partial class ReportingService(
 
                 backoff.Reset();
             }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && stoppingToken.IsCancellationRequested)
+            {
+                break; // stopping: the report in flight was cancelled, which is not a failure (exit code 0)
+            }
             catch (RpcException ex) when (!stoppingToken.IsCancellationRequested)
             {
                 Reports.WithLabels(ex.StatusCode.ToString()).Inc();

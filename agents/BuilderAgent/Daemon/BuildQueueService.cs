@@ -95,9 +95,9 @@ internal sealed partial class BuildQueueService(
                     state.SetCheck("builder.commands", CheckState.Warning, $"command stream: {ex.StatusCode}: {ex.Status.Detail}");
                 }
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            catch (Exception ex) when (stoppingToken.IsCancellationRequested && ex is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled })
             {
-                break;
+                break; // stopping: the stream was cancelled
             }
 
             // The stream ended (the coordinator restarted, or refused us): come back after a jittered while.
