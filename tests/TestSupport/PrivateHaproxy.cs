@@ -105,7 +105,16 @@ public sealed class PrivateHaproxy : IAsyncDisposable
         IReadOnlyDictionary<string, string> states = new Dictionary<string, string>();
         while (DateTime.UtcNow < deadline)
         {
-            states = await ServerStatesAsync();
+            try
+            {
+                states = await ServerStatesAsync();
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                await Task.Delay(100); // the stats socket comes up a moment after the frontend
+                continue;
+            }
+
             if (up.All(u => states.TryGetValue(u, out var s) && s.StartsWith("UP", StringComparison.Ordinal))
                 && (!othersDown || states.Where(x => !up.Contains(x.Key)).All(x => !x.Value.StartsWith("UP", StringComparison.Ordinal))))
             {
