@@ -1,4 +1,3 @@
-using System.Data.Common;
 using System.Globalization;
 using Npgsql;
 using NpgsqlTypes;
@@ -97,7 +96,7 @@ public sealed class PostgresStore : IStoreEngine
     private static readonly string[] IdentityTables = ["check_history", "finding_history", "events", "audit"];
 
     private readonly NpgsqlDataSource _source;
-    private readonly string _connectionString;
+    private readonly string _dedicated; // not pooled: closing ends the session, its LISTEN and its advisory locks
 
     public PostgresStore(string connectionString, string? password, int commandTimeoutSeconds, string instance)
     {
@@ -117,8 +116,8 @@ public sealed class PostgresStore : IStoreEngine
             b.Password = password;
         }
 
-        _connectionString = b.ConnectionString;
         _source = NpgsqlDataSource.Create(b);
+        _dedicated = new NpgsqlConnectionStringBuilder(b.ConnectionString) { Pooling = false }.ConnectionString;
         Instance = instance;
         Location = $"postgresql://{b.Host}:{b.Port}/{b.Database}";
     }
@@ -131,9 +130,6 @@ public sealed class PostgresStore : IStoreEngine
     public string Engine => "postgresql";
 
     public string Location { get; }
-
-    /// <summary>A connection string with the password (for the listener's own connection); never logged.</summary>
-    internal string ConnectionString => _connectionString;
 
     public int SchemaVersion => Guard(() =>
     {
@@ -156,11 +152,7 @@ public sealed class PostgresStore : IStoreEngine
         Exec(c, tx, "CREATE TABLE IF NOT EXISTS toolforge_schema (version INT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())");
         using var cmd = new NpgsqlCommand("SELECT COALESCE(MAX(version), 0) FROM toolforge_schema", c, tx);
         var version = Convert.ToInt32(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
-        if (version > CurrentVersion)
-        {
-            throw new InvalidOperationException(
-                $"database schema version {version} is newer than this coordinator knows ({CurrentVersion}); refusing to use it");
-        }
+        StoreSql.RefuseNewer(version, CurrentVersion);
 
         for (var v = version; v < CurrentVersion; v++)
         {
@@ -175,24 +167,10 @@ public sealed class PostgresStore : IStoreEngine
     public StoredState Load(int recentEvents) => Guard(() =>
     {
         using var c = _source.OpenConnection();
-        using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead); // one snapshot for all five reads
-        var nodes = new List<(string, long)>();
-        var agents = new List<StoredAgent>();
-        var recent = new List<(string, byte[])>();
-        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
-        var builds = new List<StoredBuild>();
-        Read(c, tx, "SELECT name, first_seen FROM nodes", r => nodes.Add((r.GetString(0), r.GetInt64(1))));
-        Read(c, tx, "SELECT node, kind, version, last_report, heartbeat_ms, state FROM agents",
-            r => agents.Add(new StoredAgent(r.GetString(0), (int)r.GetInt64(1), r.GetString(2), r.GetInt64(3), r.GetInt64(4), (byte[])r.GetValue(5))));
-        Read(c, tx, $"""
-            SELECT node, body FROM (
-                SELECT node, body, at, id, ROW_NUMBER() OVER (PARTITION BY node ORDER BY at DESC, id DESC) AS rn FROM events) e
-            WHERE rn <= {recentEvents} ORDER BY node, at, id
-            """, r => recent.Add((r.GetString(0), (byte[])r.GetValue(1))));
-        Read(c, tx, "SELECT node, COUNT(*) FROM events GROUP BY node", r => counts[r.GetString(0)] = (int)r.GetInt64(1));
-        Read(c, tx, "SELECT id, body, command_id FROM builds ORDER BY id", r => builds.Add(new StoredBuild(r.GetInt64(0), (byte[])r.GetValue(1), r.IsDBNull(2) ? null : r.GetString(2))));
+        using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead); // one snapshot for all the reads
+        var state = StoreSql.State(c, tx, recentEvents);
         tx.Commit();
-        return new StoredState(nodes, agents, recent, counts, builds);
+        return state;
     });
 
     public void Commit(IReadOnlyList<StoreOp> ops) => Guard(() =>
@@ -312,12 +290,8 @@ public sealed class PostgresStore : IStoreEngine
     {
         using var c = _source.OpenConnection();
         using var tx = c.BeginTransaction();
-        byte[]? body;
-        using (var cmd = new NpgsqlCommand("SELECT body FROM builds WHERE id = $1 FOR UPDATE SKIP LOCKED", c, tx))
-        {
-            cmd.Parameters.Add(new NpgsqlParameter { Value = id });
-            body = cmd.ExecuteScalar() as byte[];
-        }
+        byte[]? body = null;
+        StoreSql.Each(c, tx, "SELECT body FROM builds WHERE id = @i FOR UPDATE SKIP LOCKED", r => body = (byte[])r.GetValue(0), ("@i", id));
 
         var next = body is null ? null : claim(body);
         if (next is null)
@@ -329,11 +303,11 @@ public sealed class PostgresStore : IStoreEngine
         using (var cmd = new NpgsqlCommand("UPDATE builds SET body = $2 WHERE id = $1", c, tx))
         {
             cmd.Parameters.Add(new NpgsqlParameter { Value = id });
-            cmd.Parameters.Add(new NpgsqlParameter { Value = next });
+            cmd.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bytea, Value = next });
             cmd.ExecuteNonQuery();
         }
 
-        Exec(c, tx, $"SELECT pg_notify('{Channel}', '{Instance}|b|{id.ToString(CultureInfo.InvariantCulture)}')");
+        StoreSql.Each(c, tx, "SELECT pg_notify(@c, @p)", _ => { }, ("@c", Channel), ("@p", $"{Instance}|b|{id.ToString(CultureInfo.InvariantCulture)}"));
         tx.Commit();
         return true;
     });
@@ -343,33 +317,13 @@ public sealed class PostgresStore : IStoreEngine
     {
         using var c = _source.OpenConnection();
         using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead);
-        var nodes = new List<(string, long)>();
-        var agents = new List<StoredAgent>();
-        var recent = new List<(string, byte[])>();
-        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
-        var list = names.ToArray();
-        Read(c, tx, "SELECT name, first_seen FROM nodes WHERE name = ANY($1)", r => nodes.Add((r.GetString(0), r.GetInt64(1))), [list]);
-        Read(c, tx, "SELECT node, kind, version, last_report, heartbeat_ms, state FROM agents WHERE node = ANY($1)",
-            r => agents.Add(new StoredAgent(r.GetString(0), (int)r.GetInt64(1), r.GetString(2), r.GetInt64(3), r.GetInt64(4), (byte[])r.GetValue(5))), [list]);
-        Read(c, tx, $"""
-            SELECT node, body FROM (
-                SELECT node, body, at, id, ROW_NUMBER() OVER (PARTITION BY node ORDER BY at DESC, id DESC) AS rn FROM events WHERE node = ANY($1)) e
-            WHERE rn <= {recentEvents} ORDER BY node, at, id
-            """, r => recent.Add((r.GetString(0), (byte[])r.GetValue(1))), [list]);
-        Read(c, tx, "SELECT node, COUNT(*) FROM events WHERE node = ANY($1) GROUP BY node", r => counts[r.GetString(0)] = (int)r.GetInt64(1), [list]);
+        var state = StoreSql.State(c, tx, recentEvents, "= ANY(@names)", ("@names", names.ToArray()));
         tx.Commit();
-        return new StoredState(nodes, agents, recent, counts, []);
+        return state;
     });
 
     /// <summary>One build's row, or null when it is gone.</summary>
-    public StoredBuild? LoadBuild(long id) => Guard(() =>
-    {
-        using var c = _source.OpenConnection();
-        StoredBuild? found = null;
-        Read(c, null, "SELECT id, body, command_id FROM builds WHERE id = $1",
-            r => found = new StoredBuild(r.GetInt64(0), (byte[])r.GetValue(1), r.IsDBNull(2) ? null : r.GetString(2)), id);
-        return found;
-    });
+    public StoredBuild? LoadBuild(long id) => ReadBuild("id = @k", id);
 
     public long? NextBuildId() => Guard(() =>
     {
@@ -379,12 +333,13 @@ public sealed class PostgresStore : IStoreEngine
     });
 
     /// <summary>The build a command token belongs to (progress that reached an instance before the build's notification).</summary>
-    public StoredBuild? LoadBuildByToken(string token) => Guard(() =>
+    public StoredBuild? LoadBuildByToken(string token) => ReadBuild("command_id = @k", token);
+
+    private StoredBuild? ReadBuild(string where, object key) => Guard(() =>
     {
         using var c = _source.OpenConnection();
         StoredBuild? found = null;
-        Read(c, null, "SELECT id, body, command_id FROM builds WHERE command_id = $1",
-            r => found = new StoredBuild(r.GetInt64(0), (byte[])r.GetValue(1), r.IsDBNull(2) ? null : r.GetString(2)), token);
+        StoreSql.Each(c, null, $"SELECT {StoreSql.BuildColumns} FROM builds WHERE {where}", r => found = StoreSql.Build(r), ("@k", key));
         return found;
     });
 
@@ -392,30 +347,21 @@ public sealed class PostgresStore : IStoreEngine
     {
         using var c = _source.OpenConnection();
         (long, long) size = (0, 0);
-        Read(c, null, "SELECT COALESCE(MAX(seq), 0), COALESCE(SUM(octet_length(line)), 0)::bigint FROM build_log WHERE build = $1",
-            r => size = (r.GetInt64(0), r.GetInt64(1)), build);
+        StoreSql.Each(c, null, "SELECT COALESCE(MAX(seq), 0), COALESCE(SUM(octet_length(line)), 0)::bigint FROM build_log WHERE build = @b",
+            r => size = (r.GetInt64(0), r.GetInt64(1)), ("@b", build));
         return size;
     });
 
     public List<(long Seq, string Line)> ReadBuildLog(long build, long after, int limit) => Guard(() =>
     {
         using var c = _source.OpenConnection();
-        var page = new List<(long, string)>(Math.Min(limit, 4096));
-        Read(c, null, "SELECT seq, line FROM build_log WHERE build = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            r => page.Add((r.GetInt64(0), r.GetString(1))), build, after, (long)limit);
-        return page;
+        return StoreSql.LogPage(c, build, after, limit);
     });
 
     public IReadOnlyDictionary<string, long> Counts() => Guard(() =>
     {
         using var c = _source.OpenConnection();
-        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
-        foreach (var (table, _) in StoreSchema.Tables)
-        {
-            Read(c, null, $"SELECT COUNT(*) FROM {table}", r => counts[table] = r.GetInt64(0));
-        }
-
-        return counts;
+        return StoreSql.Counts(c, null);
     });
 
     public bool Ping()
@@ -435,8 +381,7 @@ public sealed class PostgresStore : IStoreEngine
     /// <summary>A connection of its own, opened (the listener's and the sweeper lease's: session state must stay on it).</summary>
     public NpgsqlConnection OpenDedicated()
     {
-        // Not pooled: closing it must end the session, and with it the LISTEN and any advisory lock it holds.
-        var c = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_connectionString) { Pooling = false }.ConnectionString);
+        var c = new NpgsqlConnection(_dedicated);
         try
         {
             c.Open();
@@ -451,18 +396,9 @@ public sealed class PostgresStore : IStoreEngine
 
     public IEnumerable<object?[]> Export(string table)
     {
-        var columns = StoreSchema.Tables.Single(t => t.Table == table).Columns;
         using var c = _source.OpenConnection();
-        using var cmd = new NpgsqlCommand($"SELECT {string.Join(", ", columns)} FROM {table} ORDER BY 1", c);
-        using var r = cmd.ExecuteReader();
-        while (r.Read())
+        foreach (var row in StoreSql.Rows(c, table))
         {
-            var row = new object?[columns.Length];
-            for (var i = 0; i < row.Length; i++)
-            {
-                row[i] = r.IsDBNull(i) ? null : r.GetValue(i);
-            }
-
             yield return row;
         }
     }
@@ -516,19 +452,7 @@ public sealed class PostgresStore : IStoreEngine
         }
 
         Exec(c, tx, "SELECT setval('build_ids', COALESCE((SELECT MAX(id) FROM builds), 0) + 1, false)");
-        if (expected is not null)
-        {
-            foreach (var (table, _) in StoreSchema.Tables)
-            {
-                long n = 0;
-                Read(c, tx, $"SELECT COUNT(*) FROM {table}", r => n = r.GetInt64(0));
-                if (n != expected.GetValueOrDefault(table))
-                {
-                    throw new InvalidOperationException($"{table}: {n} rows imported, {expected.GetValueOrDefault(table)} expected; rolled back");
-                }
-            }
-        }
-
+        StoreSql.Verify(c, tx, expected);
         tx.Commit();
         return 0;
     });
@@ -577,20 +501,5 @@ public sealed class PostgresStore : IStoreEngine
     {
         using var cmd = new NpgsqlCommand(sql, c, tx);
         cmd.ExecuteNonQuery();
-    }
-
-    private static void Read(NpgsqlConnection c, NpgsqlTransaction? tx, string sql, Action<DbDataReader> row, params object[] args)
-    {
-        using var cmd = new NpgsqlCommand(sql, c, tx);
-        foreach (var a in args)
-        {
-            cmd.Parameters.Add(new NpgsqlParameter { Value = a });
-        }
-
-        using var r = cmd.ExecuteReader();
-        while (r.Read())
-        {
-            row(r);
-        }
     }
 }

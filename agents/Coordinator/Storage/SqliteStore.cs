@@ -1,4 +1,3 @@
-using System.Data.Common;
 using Microsoft.Data.Sqlite;
 
 namespace Toolforge.Agents.Coordinator.Storage;
@@ -116,11 +115,7 @@ public sealed class SqliteStore : IStoreEngine
     public int Migrate()
     {
         var version = SchemaVersion;
-        if (version > CurrentVersion)
-        {
-            throw new InvalidOperationException(
-                $"database schema version {version} is newer than this coordinator knows ({CurrentVersion}); refusing to use it");
-        }
+        StoreSql.RefuseNewer(version, CurrentVersion);
 
         for (var v = version; v < CurrentVersion; v++)
         {
@@ -133,25 +128,7 @@ public sealed class SqliteStore : IStoreEngine
         return version;
     }
 
-    public StoredState Load(int recentEvents)
-    {
-        var nodes = new List<(string, long)>();
-        var agents = new List<StoredAgent>();
-        var recent = new List<(string, byte[])>();
-        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
-        var builds = new List<StoredBuild>();
-        Read("SELECT name, first_seen FROM nodes", r => nodes.Add((r.GetString(0), r.GetInt64(1))));
-        Read("SELECT node, kind, version, last_report, heartbeat_ms, state FROM agents",
-            r => agents.Add(new StoredAgent(r.GetString(0), r.GetInt32(1), r.GetString(2), r.GetInt64(3), r.GetInt64(4), (byte[])r.GetValue(5))));
-        Read($"""
-            SELECT node, body FROM (
-                SELECT node, body, at, id, ROW_NUMBER() OVER (PARTITION BY node ORDER BY at DESC, id DESC) AS rn FROM events)
-            WHERE rn <= {recentEvents} ORDER BY node, at, id
-            """, r => recent.Add((r.GetString(0), (byte[])r.GetValue(1))));
-        Read("SELECT node, COUNT(*) FROM events GROUP BY node", r => counts[r.GetString(0)] = r.GetInt32(1));
-        Read("SELECT id, body, command_id FROM builds ORDER BY id", r => builds.Add(new StoredBuild(r.GetInt64(0), (byte[])r.GetValue(1), r.IsDBNull(2) ? null : r.GetString(2))));
-        return new StoredState(nodes, agents, recent, counts, builds);
-    }
+    public StoredState Load(int recentEvents) => StoreSql.State(_connection, null, recentEvents);
 
     public void Commit(IReadOnlyList<StoreOp> ops)
     {
@@ -269,24 +246,11 @@ public sealed class SqliteStore : IStoreEngine
 
     public List<(long Seq, string Line)> ReadBuildLog(long build, long after, int limit)
     {
-        var page = new List<(long, string)>(Math.Min(limit, 4096));
         using var c = OpenReader();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT seq, line FROM build_log WHERE build = $b AND seq > $a ORDER BY seq LIMIT $n";
-        cmd.Parameters.AddWithValue("$b", build);
-        cmd.Parameters.AddWithValue("$a", after);
-        cmd.Parameters.AddWithValue("$n", limit);
-        using var r = cmd.ExecuteReader();
-        while (r.Read())
-        {
-            page.Add((r.GetInt64(0), r.GetString(1)));
-        }
-
-        return page;
+        return StoreSql.LogPage(c, build, after, limit);
     }
 
-    public IReadOnlyDictionary<string, long> Counts() =>
-        StoreSchema.Tables.ToDictionary(t => t.Table, t => Convert.ToInt64(Scalar($"SELECT COUNT(*) FROM {t.Table}"), System.Globalization.CultureInfo.InvariantCulture), StringComparer.Ordinal);
+    public IReadOnlyDictionary<string, long> Counts() => StoreSql.Counts(_connection, null);
 
     public bool Ping()
     {
@@ -306,19 +270,9 @@ public sealed class SqliteStore : IStoreEngine
 
     public IEnumerable<object?[]> Export(string table)
     {
-        var columns = StoreSchema.Tables.Single(t => t.Table == table).Columns;
         using var c = OpenReader();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = $"SELECT {string.Join(", ", columns)} FROM {table}";
-        using var r = cmd.ExecuteReader();
-        while (r.Read())
+        foreach (var row in StoreSql.Rows(c, table))
         {
-            var row = new object?[columns.Length];
-            for (var i = 0; i < row.Length; i++)
-            {
-                row[i] = r.IsDBNull(i) ? null : r.GetValue(i);
-            }
-
             yield return row;
         }
     }
@@ -333,20 +287,9 @@ public sealed class SqliteStore : IStoreEngine
             {
                 Exec(tx, sql, [.. row.Select((v, i) => ("$p" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), v))]);
             }
-
-            if (expected is not null)
-            {
-                using var count = _connection.CreateCommand();
-                count.Transaction = tx;
-                count.CommandText = $"SELECT COUNT(*) FROM {table}";
-                var n = Convert.ToInt64(count.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
-                if (n != expected.GetValueOrDefault(table))
-                {
-                    throw new InvalidOperationException($"{table}: {n} rows imported, {expected.GetValueOrDefault(table)} expected; rolled back");
-                }
-            }
         }
 
+        StoreSql.Verify(_connection, tx, expected);
         tx.Commit();
     }
 
@@ -380,17 +323,6 @@ public sealed class SqliteStore : IStoreEngine
         var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
         c.Open();
         return c;
-    }
-
-    private void Read(string sql, Action<DbDataReader> row)
-    {
-        using var cmd = _connection.CreateCommand();
-        cmd.CommandText = sql;
-        using var r = cmd.ExecuteReader();
-        while (r.Read())
-        {
-            row(r);
-        }
     }
 
     private void Exec(SqliteTransaction tx, string sql, params (string Name, object? Value)[] args)

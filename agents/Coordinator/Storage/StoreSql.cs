@@ -1,0 +1,133 @@
+using System.Data.Common;
+
+namespace Toolforge.Agents.Coordinator.Storage;
+
+/// <summary>
+/// What both engines do with the same SQL, over ADO.NET: the state load, build rows, log pages, row counts and the
+/// export of a table. Parameters are written @name, which Npgsql and Microsoft.Data.Sqlite both take.
+/// </summary>
+internal static class StoreSql
+{
+    public const string BuildColumns = "id, body, command_id";
+
+    /// <summary>Runs <paramref name="sql"/> and hands each row to <paramref name="row"/>.</summary>
+    public static void Each(DbConnection c, DbTransaction? tx, string sql, Action<DbDataReader> row, params (string Name, object Value)[] args)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        foreach (var (name, value) in args)
+        {
+            var p = cmd.CreateParameter();
+            p.ParameterName = name;
+            p.Value = value;
+            cmd.Parameters.Add(p);
+        }
+
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            row(r);
+        }
+    }
+
+    /// <summary>
+    /// Nodes, their agents, the last <paramref name="recentEvents"/> events and the event count of each; with
+    /// <paramref name="nodeFilter"/> (a condition on the node's name such as "= ANY(@names)", its value in
+    /// <paramref name="filterArg"/>) only those nodes, else every node and the builds too.
+    /// </summary>
+    public static StoredState State(DbConnection c, DbTransaction? tx, int recentEvents, string? nodeFilter = null, (string, object) filterArg = default)
+    {
+        var nodes = new List<(string, long)>();
+        var agents = new List<StoredAgent>();
+        var recent = new List<(string, byte[])>();
+        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+        var builds = new List<StoredBuild>();
+        (string, object)[] args = nodeFilter is null ? [] : [filterArg];
+        string Where(string column) => nodeFilter is null ? string.Empty : $" WHERE {column} {nodeFilter}";
+        Each(c, tx, "SELECT name, first_seen FROM nodes" + Where("name"), r => nodes.Add((r.GetString(0), r.GetInt64(1))), args);
+        Each(c, tx, "SELECT node, kind, version, last_report, heartbeat_ms, state FROM agents" + Where("node"),
+            r => agents.Add(new StoredAgent(r.GetString(0), (int)r.GetInt64(1), r.GetString(2), r.GetInt64(3), r.GetInt64(4), (byte[])r.GetValue(5))), args);
+        Each(c, tx, $"""
+            SELECT node, body FROM (
+                SELECT node, body, at, id, ROW_NUMBER() OVER (PARTITION BY node ORDER BY at DESC, id DESC) AS rn FROM events{Where("node")}) e
+            WHERE rn <= {recentEvents} ORDER BY node, at, id
+            """, r => recent.Add((r.GetString(0), (byte[])r.GetValue(1))), args);
+        Each(c, tx, "SELECT node, COUNT(*) FROM events" + Where("node") + " GROUP BY node", r => counts[r.GetString(0)] = (int)r.GetInt64(1), args);
+        if (nodeFilter is null)
+        {
+            Each(c, tx, $"SELECT {BuildColumns} FROM builds ORDER BY id", r => builds.Add(Build(r)));
+        }
+
+        return new StoredState(nodes, agents, recent, counts, builds);
+    }
+
+    /// <summary>A row of <see cref="BuildColumns"/>.</summary>
+    public static StoredBuild Build(DbDataReader r) => new(r.GetInt64(0), (byte[])r.GetValue(1), r.IsDBNull(2) ? null : r.GetString(2));
+
+    public static List<(long Seq, string Line)> LogPage(DbConnection c, long build, long after, int limit)
+    {
+        var page = new List<(long, string)>(Math.Min(limit, 4096));
+        Each(c, null, "SELECT seq, line FROM build_log WHERE build = @b AND seq > @a ORDER BY seq LIMIT @n",
+            r => page.Add((r.GetInt64(0), r.GetString(1))), ("@b", build), ("@a", after), ("@n", (long)limit));
+        return page;
+    }
+
+    /// <summary>Rows per table of <see cref="StoreSchema.Tables"/>.</summary>
+    public static Dictionary<string, long> Counts(DbConnection c, DbTransaction? tx)
+    {
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var (table, _) in StoreSchema.Tables)
+        {
+            Each(c, tx, $"SELECT COUNT(*) FROM {table}", r => counts[table] = r.GetInt64(0));
+        }
+
+        return counts;
+    }
+
+    /// <summary>An import's counts against the source's, inside its transaction: a difference rolls it back.</summary>
+    public static void Verify(DbConnection c, DbTransaction tx, IReadOnlyDictionary<string, long>? expected)
+    {
+        if (expected is null)
+        {
+            return;
+        }
+
+        foreach (var (table, n) in Counts(c, tx))
+        {
+            if (n != expected.GetValueOrDefault(table))
+            {
+                throw new InvalidOperationException($"{table}: {n} rows imported, {expected.GetValueOrDefault(table)} expected; rolled back");
+            }
+        }
+    }
+
+    /// <summary>Every row of <paramref name="table"/>, its <see cref="StoreSchema.Tables"/> columns in order.</summary>
+    public static IEnumerable<object?[]> Rows(DbConnection c, string table)
+    {
+        var columns = StoreSchema.Tables.Single(t => t.Table == table).Columns;
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = $"SELECT {string.Join(", ", columns)} FROM {table} ORDER BY 1";
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            var row = new object?[columns.Length];
+            for (var i = 0; i < row.Length; i++)
+            {
+                row[i] = r.IsDBNull(i) ? null : r.GetValue(i);
+            }
+
+            yield return row;
+        }
+    }
+
+    /// <summary>A store written by a newer coordinator is refused rather than damaged.</summary>
+    public static void RefuseNewer(int version, int current)
+    {
+        if (version > current)
+        {
+            throw new InvalidOperationException(
+                $"database schema version {version} is newer than this coordinator knows ({current}); refusing to use it");
+        }
+    }
+}
