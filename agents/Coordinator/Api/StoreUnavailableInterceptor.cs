@@ -21,8 +21,7 @@ public sealed class StoreUnavailableInterceptor(StoreHealth health) : Intercepto
         }
         catch (StoreUnavailableException ex)
         {
-            health.MarkUnavailable(ex.Message);
-            throw new RpcException(new Status(StatusCode.Unavailable, Detail));
+            throw Unavailable(ex);
         }
     }
 
@@ -35,8 +34,13 @@ public sealed class StoreUnavailableInterceptor(StoreHealth health) : Intercepto
         }
         catch (StoreUnavailableException ex)
         {
-            health.MarkUnavailable(ex.Message);
-            throw new RpcException(new Status(StatusCode.Unavailable, Detail));
+            throw Unavailable(ex);
         }
+    }
+
+    private RpcException Unavailable(StoreUnavailableException ex)
+    {
+        health.MarkUnavailable(ex.Message);
+        return new RpcException(new Status(StatusCode.Unavailable, Detail));
     }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using Npgsql;
 using Prometheus;
@@ -39,8 +40,8 @@ public sealed partial class ChangeListener(
             try
             {
                 await using var connection = await Task.Run(pg.OpenDedicated, stoppingToken).ConfigureAwait(false);
-                var queue = System.Threading.Channels.Channel.CreateUnbounded<string>(new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
-                connection.Notification += (_, e) => queue.Writer.TryWrite(e.Payload);
+                var pending = new List<string>();
+                connection.Notification += (_, e) => pending.Add(e.Payload); // raised inside WaitAsync, on this task
                 await using (var listen = new NpgsqlCommand($"LISTEN {PostgresStore.Channel}", connection))
                 {
                     await listen.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false); // bounded by the command timeout
@@ -55,13 +56,7 @@ public sealed partial class ChangeListener(
 
                 first = false;
                 backoff.Reset();
-                var wait = ReadAllAsync(connection, stoppingToken);
-                await foreach (var batch in Drain(queue.Reader, wait, stoppingToken).ConfigureAwait(false))
-                {
-                    await ApplyAsync(pg, batch).ConfigureAwait(false);
-                }
-
-                await wait.ConfigureAwait(false);
+                await ListenAsync(pg, connection, pending, stoppingToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -79,60 +74,45 @@ public sealed partial class ChangeListener(
         }
     }
 
-    // Notifications arrive while the connection waits; this hands them on in batches (all that queued up while the
-    // last batch was applied) until the wait ends (the connection broke).
-    private static async IAsyncEnumerable<List<string>> Drain(System.Threading.Channels.ChannelReader<string> reader, Task wait,
-        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
-    {
-        while (true)
-        {
-            var batch = new List<string>();
-            while (batch.Count < 5000 && reader.TryRead(out var p))
-            {
-                batch.Add(p);
-            }
-
-            if (batch.Count > 0)
-            {
-                yield return batch;
-                continue;
-            }
-
-            if (wait.IsCompleted)
-            {
-                yield break;
-            }
-
-            var next = reader.WaitToReadAsync(ct).AsTask();
-            await Task.WhenAny(next, wait).ConfigureAwait(false);
-            if (next.IsCompleted)
-            {
-                // Let a burst gather for a moment: one read of 50 nodes costs about what one of a single node does.
-                await Task.Delay(Gather, ct).ConfigureAwait(false);
-            }
-        }
-    }
-
     /// <summary>How long a first notification waits for others to read them together (well inside the 1 s goal).</summary>
     internal static readonly TimeSpan Gather = TimeSpan.FromMilliseconds(50);
 
-    private static async Task ReadAllAsync(NpgsqlConnection connection, CancellationToken ct)
+    /// <summary>
+    /// Waits for notifications and applies them in batches: from the first of a burst, <see cref="Gather"/> more
+    /// time to collect the rest (one read of 50 nodes costs about what one of a single node does). Returns only when
+    /// stopping; a broken connection or a store that cannot be read throws, and the caller reconnects and resyncs.
+    /// </summary>
+    private async Task ListenAsync(PostgresStore pg, NpgsqlConnection connection, List<string> pending, CancellationToken ct)
     {
         // No cancellation token goes into Npgsql here: cancelling a wait races with the connection's own state and
-        // can throw from inside the token's callbacks (seen at shutdown). A 1 s wait, looped, stops just as well.
-        var idle = 0;
+        // can throw from inside the token's callbacks (seen at shutdown). Waits of at most 1 s stop just as well.
+        var gatherUntil = 0L;
+        var idleSince = Stopwatch.GetTimestamp();
         while (!ct.IsCancellationRequested)
         {
-            if (await connection.WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false))
+            var wait = pending.Count == 0 ? TimeSpan.FromSeconds(1) : Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), gatherUntil);
+            var notified = wait > TimeSpan.Zero && await connection.WaitAsync(wait).ConfigureAwait(false);
+            if (pending.Count > 0)
             {
-                idle = 0;
-                continue;
-            }
+                if (gatherUntil == 0)
+                {
+                    gatherUntil = Stopwatch.GetTimestamp() + (long)(Gather.TotalSeconds * Stopwatch.Frequency);
+                }
 
-            if (++idle >= 30)
+                if (Stopwatch.GetTimestamp() >= gatherUntil || pending.Count >= 5000)
+                {
+                    var batch = pending.ToList();
+                    pending.Clear();
+                    gatherUntil = 0;
+                    await ApplyAsync(pg, batch).ConfigureAwait(false);
+                }
+
+                idleSince = Stopwatch.GetTimestamp();
+            }
+            else if (!notified && Stopwatch.GetElapsedTime(idleSince) > TimeSpan.FromSeconds(30))
             {
                 // 30 s without a notification: a keepalive query notices a silently dead connection.
-                idle = 0;
+                idleSince = Stopwatch.GetTimestamp();
                 await using var ping = new NpgsqlCommand("SELECT 1", connection) { CommandTimeout = 5 };
                 await ping.ExecuteScalarAsync(CancellationToken.None).ConfigureAwait(false);
             }
@@ -165,18 +145,10 @@ public sealed partial class ChangeListener(
                     nodes.Add(parts[2]);
                     break;
                 case "b" when long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var id):
-                    if (!buildIds.Contains(id))
-                    {
-                        buildIds.Add(id);
-                    }
-
+                    buildIds.Add(id);
                     break;
                 case "l" when long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var id):
-                    if (!logIds.Contains(id))
-                    {
-                        logIds.Add(id);
-                    }
-
+                    logIds.Add(id);
                     break;
                 default:
                     Log.Unknown(logger, payload.Length > 100 ? payload[..100] : payload);
@@ -184,37 +156,32 @@ public sealed partial class ChangeListener(
             }
         }
 
-        try
+        foreach (var chunk in nodes.Chunk(1000))
         {
-            foreach (var chunk in nodes.Chunk(1000))
-            {
-                state.Refresh(chunk, await Task.Run(() => pg.LoadNodes(chunk, StateStore.RecentEvents)).ConfigureAwait(false));
-                Applied.WithLabels("node").Inc(chunk.Length);
-            }
-
-            foreach (var id in logIds)
-            {
-                await Task.Run(() => logs.Refresh(id)).ConfigureAwait(false);
-                Applied.WithLabels("build-log").Inc();
-            }
-
-            foreach (var id in buildIds)
-            {
-                await builds.RefreshAsync(id, await Task.Run(() => pg.LoadBuild(id)).ConfigureAwait(false)).ConfigureAwait(false);
-                Applied.WithLabels("build").Inc();
-            }
+            state.Refresh(chunk, await Task.Run(() => pg.LoadNodes(chunk, StateStore.RecentEvents)).ConfigureAwait(false));
+            Applied.WithLabels("node").Inc(chunk.Length);
         }
-        catch (StoreUnavailableException ex)
+
+        foreach (var id in logIds.Distinct())
         {
-            // The store went away between the notification and the read: the resync after reconnecting covers it.
-            Log.ApplyFailed(logger, ex.Message);
+            await Task.Run(() => logs.Refresh(id)).ConfigureAwait(false);
+            Applied.WithLabels("build-log").Inc();
         }
+
+        foreach (var id in buildIds.Distinct()) // in commit order
+        {
+            await builds.RefreshAsync(id, await Task.Run(() => pg.LoadBuild(id)).ConfigureAwait(false)).ConfigureAwait(false);
+            Applied.WithLabels("build").Inc();
+        }
+
+        // A read that fails (StoreUnavailableException) leaves this batch untaken: it goes up to the listen loop,
+        // which reconnects and reads the whole store once.
     }
 
     private async Task ResyncAsync(PostgresStore pg)
     {
         var all = await Task.Run(() => pg.Load(StateStore.RecentEvents)).ConfigureAwait(false);
-        state.Resync(all);
+        state.Load(all);
         foreach (var b in all.Builds)
         {
             await builds.RefreshAsync(b.Id, b).ConfigureAwait(false);
@@ -233,7 +200,5 @@ public sealed partial class ChangeListener(
         [LoggerMessage(2903, LogLevel.Warning, "a change notification that is not ours: {Payload}")]
         public static partial void Unknown(ILogger logger, string payload);
 
-        [LoggerMessage(2904, LogLevel.Warning, "changes could not be read ({Reason}); the next resync covers them")]
-        public static partial void ApplyFailed(ILogger logger, string reason);
     }
 }

@@ -88,55 +88,18 @@ public sealed partial class StateStore
     /// <summary>Events per node the coordinator keeps in memory (and asks the store for at load).</summary>
     public const int RecentEvents = RecentEventsPerNode;
 
-    /// <summary>Loads everything the store holds (at start, before serving).</summary>
+    /// <summary>
+    /// Takes in everything the store holds: at start, before serving, and after this instance's notifications from
+    /// the others were interrupted.
+    /// </summary>
     public void Load(StoredState stored)
     {
         lock (_lock)
         {
-            foreach (var (name, firstSeen) in stored.Nodes)
-            {
-                _nodes[name] = new NodeRecord(name, FromMs(firstSeen), ConnectedOf(name));
-                _version++;
-            }
-
-            foreach (var a in stored.Agents)
-            {
-                if (!_nodes.TryGetValue(a.Node, out var node))
-                {
-                    continue;
-                }
-
-                var kind = (AgentKind)a.Kind;
-                var state = ReportRequest.Parser.ParseFrom(a.State);
-                node.Agents[kind] = new AgentRecord(kind, a.Version, FromMs(a.LastReportMs), TimeSpan.FromMilliseconds(a.HeartbeatMs), state);
-                node.Changed();
-                _version++;
-            }
-
-            foreach (var (name, body) in stored.RecentEvents)
-            {
-                if (_nodes.TryGetValue(name, out var node))
-                {
-                    node.RecentEvents.Add(AgentEvent.Parser.ParseFrom(body));
-                }
-            }
-
-            foreach (var (name, count) in stored.EventCounts)
-            {
-                if (_nodes.TryGetValue(name, out var node))
-                {
-                    node.StoredEvents = count;
-                }
-            }
-
-            var now = _time.GetUtcNow();
-            foreach (var n in _nodes.Values)
-            {
-                n.Published = Summarize(n, now);
-            }
+            Merge(stored);
         }
 
-        Log.Loaded(_logger, _nodes.Count);
+        Log.Loaded(_logger, stored.Nodes.Count);
     }
 
     /// <summary>
@@ -154,15 +117,6 @@ public sealed partial class StateStore
                 _version++;
             }
 
-            Merge(stored);
-        }
-    }
-
-    /// <summary>After the notifications were interrupted: takes in every node the store holds.</summary>
-    public void Resync(StoredState stored)
-    {
-        lock (_lock)
-        {
             Merge(stored);
         }
     }
