@@ -35,6 +35,9 @@ public sealed partial class BuildLogs
         public long Bytes;
         public long Dropped;
         public bool Finished;
+
+        /// <summary>Another instance stored lines since Seq/Bytes were last read (and no follower here needed them).</summary>
+        public bool Stale;
         public List<Channel<BuildLogLine>> Followers { get; } = [];
     }
 
@@ -55,6 +58,27 @@ public sealed partial class BuildLogs
     /// </summary>
     public async Task<long> AppendAsync(long id, IReadOnlyList<string> lines, long firstLine = 0)
     {
+        bool stale;
+        lock (_lock)
+        {
+            stale = _live.TryGetValue(id, out var l) && l.Stale;
+        }
+
+        if (stale)
+        {
+            // Lines came through other instances: count from what the store holds (sequence and byte limit).
+            var (storedSeq, storedBytes) = await Task.Run(() => _store.BuildLogSize(id)).ConfigureAwait(false);
+            lock (_lock)
+            {
+                if (_live.TryGetValue(id, out var l))
+                {
+                    l.Seq = Math.Max(l.Seq, storedSeq);
+                    l.Bytes = Math.Max(l.Bytes, storedBytes);
+                    l.Stale = false;
+                }
+            }
+        }
+
         var rows = new List<BuildLogLine>(lines.Count);
         long dropped;
         lock (_lock)
@@ -138,8 +162,9 @@ public sealed partial class BuildLogs
     }
 
     /// <summary>
-    /// Another instance stored lines of <paramref name="id"/>: this instance's followers get them from the store, and
-    /// its count moves past them.
+    /// Another instance stored lines of <paramref name="id"/>: this instance's followers get them from the store and
+    /// its count moves past them. Without followers here nothing is read now; the count is read once, when this
+    /// instance next stores lines of that build.
     /// </summary>
     public void Refresh(long id)
     {
@@ -150,6 +175,12 @@ public sealed partial class BuildLogs
             {
                 if (!_live.TryGetValue(id, out var live))
                 {
+                    return;
+                }
+
+                if (live.Followers.Count == 0)
+                {
+                    live.Stale = true;
                     return;
                 }
 
