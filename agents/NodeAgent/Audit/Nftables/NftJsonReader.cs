@@ -110,6 +110,37 @@ internal sealed class NftJsonReader(NftRuleset into)
         }
     }
 
+    /// <summary>
+    /// The fields every listed object carries: its family, whether its table is kube-proxy's, its name. True when
+    /// <paramref name="k"/> was one of them (and its value read).
+    /// </summary>
+    private static bool Head(scoped ReadOnlySpan<byte> k, ref Utf8JsonReader r, ref string family, ref bool mine, ref string? name)
+    {
+        if (r.TokenType != JsonTokenType.String)
+        {
+            return false;
+        }
+
+        if (k.SequenceEqual("family"u8))
+        {
+            family = Family(ref r);
+        }
+        else if (k.SequenceEqual("table"u8))
+        {
+            mine = r.ValueTextEquals("kube-proxy"u8);
+        }
+        else if (k.SequenceEqual("name"u8))
+        {
+            name = r.GetString();
+        }
+        else
+        {
+            return false;
+        }
+
+        return true;
+    }
+
     private static string Family(ref Utf8JsonReader r) =>
         r.ValueTextEquals("ip"u8) ? "ip" : r.ValueTextEquals("ip6"u8) ? "ip6" : r.GetString() ?? "ip";
 
@@ -119,22 +150,12 @@ internal sealed class NftJsonReader(NftRuleset into)
         while (NextIs(ref r, out _))
         {
             var k = Key(ref r);
-            if (k.SequenceEqual("family"u8) && r.TokenType == JsonTokenType.String)
+            if (Head(k, ref r, ref family, ref mine, ref name))
             {
-                family = Family(ref r);
+                continue;
             }
-            else if (k.SequenceEqual("name"u8) && r.TokenType == JsonTokenType.String)
-            {
-                name = r.GetString();
-            }
-            else if (k.SequenceEqual("table"u8) && r.TokenType == JsonTokenType.String)
-            {
-                mine = r.ValueTextEquals("kube-proxy"u8);
-            }
-            else
-            {
-                r.Skip();
-            }
+
+            r.Skip();
         }
 
         if (table && name == "kube-proxy")
@@ -160,15 +181,13 @@ internal sealed class NftJsonReader(NftRuleset into)
         while (NextIs(ref r, out _))
         {
             var k = Key(ref r);
-            if (k.SequenceEqual("family"u8) && r.TokenType == JsonTokenType.String)
+            string? unused = null; // a rule has no name of its own
+            if (Head(k, ref r, ref family, ref mine, ref unused))
             {
-                family = Family(ref r);
+                continue;
             }
-            else if (k.SequenceEqual("table"u8) && r.TokenType == JsonTokenType.String)
-            {
-                mine = r.ValueTextEquals("kube-proxy"u8);
-            }
-            else if (k.SequenceEqual("chain"u8) && r.TokenType == JsonTokenType.String)
+
+            if (k.SequenceEqual("chain"u8) && r.TokenType == JsonTokenType.String)
             {
                 // A chain's rules come one after another: the last chain again costs no string.
                 if (_lastChain is { } last && r.ValueTextEquals(last.Name))
@@ -462,19 +481,12 @@ internal sealed class NftJsonReader(NftRuleset into)
         while (NextIs(ref r, out _))
         {
             var k = Key(ref r);
-            if (k.SequenceEqual("family"u8) && r.TokenType == JsonTokenType.String)
+            if (Head(k, ref r, ref family, ref mine, ref name))
             {
-                family = Family(ref r);
+                continue;
             }
-            else if (k.SequenceEqual("name"u8) && r.TokenType == JsonTokenType.String)
-            {
-                name = r.GetString();
-            }
-            else if (k.SequenceEqual("table"u8) && r.TokenType == JsonTokenType.String)
-            {
-                mine = r.ValueTextEquals("kube-proxy"u8);
-            }
-            else if (k.SequenceEqual("elem"u8) && r.TokenType == JsonTokenType.StartArray)
+
+            if (k.SequenceEqual("elem"u8) && r.TokenType == JsonTokenType.StartArray)
             {
                 while (r.Read() && r.TokenType != JsonTokenType.EndArray)
                 {
