@@ -35,7 +35,7 @@ public sealed partial class SweeperLease(IStoreEngine store, ILogger<SweeperLeas
             using var cmd = new NpgsqlCommand(_held ? "SELECT 1" : $"SELECT pg_try_advisory_lock({PostgresStore.SweeperLock})", _connection) { CommandTimeout = 5 };
             var result = cmd.ExecuteScalar();
             var held = _held || result is true;
-            Set(held);
+            Set(held, string.Empty);
             return held;
         }
         catch (Exception ex) when (ex is NpgsqlException or StoreUnavailableException or TimeoutException or InvalidOperationException)
@@ -43,12 +43,12 @@ public sealed partial class SweeperLease(IStoreEngine store, ILogger<SweeperLeas
             // The session (and with it the lock, if we had it) is gone.
             _connection?.Dispose();
             _connection = null;
-            Set(false);
+            Set(false, ex.Message);
             return false;
         }
     }
 
-    private void Set(bool held)
+    private void Set(bool held, string reason)
     {
         if (held != _held)
         {
@@ -58,7 +58,7 @@ public sealed partial class SweeperLease(IStoreEngine store, ILogger<SweeperLeas
             }
             else
             {
-                Log.Lost(logger);
+                Log.Lost(logger, reason.Length > 0 ? reason : "another instance holds it");
             }
         }
 
@@ -77,7 +77,7 @@ public sealed partial class SweeperLease(IStoreEngine store, ILogger<SweeperLeas
         [LoggerMessage(2961, LogLevel.Information, "this instance holds the sweeper lease: it judges nodes for the metrics and applies retention")]
         public static partial void Took(ILogger logger);
 
-        [LoggerMessage(2962, LogLevel.Warning, "this instance no longer holds the sweeper lease")]
-        public static partial void Lost(ILogger logger);
+        [LoggerMessage(2962, LogLevel.Warning, "this instance no longer holds the sweeper lease ({Reason})")]
+        public static partial void Lost(ILogger logger, string reason);
     }
 }

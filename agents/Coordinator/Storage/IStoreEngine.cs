@@ -47,8 +47,8 @@ public interface IStoreEngine : IDisposable
     /// <summary>Rows per table (migrate-store's check, and tests').</summary>
     IReadOnlyDictionary<string, long> Counts();
 
-    /// <summary>Whether the store answers at all (health).</summary>
-    bool Ping();
+    /// <summary>Whether the store answers at all (health): null when it does, else why not.</summary>
+    string? Ping();
 
     /// <summary>Every row of one of <see cref="StoreSchema.Tables"/>, its columns in that order.</summary>
     IEnumerable<object?[]> Export(string table);

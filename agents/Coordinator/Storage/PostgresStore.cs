@@ -364,17 +364,18 @@ public sealed class PostgresStore : IStoreEngine
         return StoreSql.Counts(c, null);
     });
 
-    public bool Ping()
+    public string? Ping()
     {
         try
         {
             using var c = _source.OpenConnection();
             using var cmd = new NpgsqlCommand("SELECT 1", c) { CommandTimeout = 2 };
-            return cmd.ExecuteScalar() is not null;
+            cmd.ExecuteScalar();
+            return null;
         }
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException or InvalidOperationException)
         {
-            return false;
+            return Describe(ex);
         }
     }
 
@@ -481,8 +482,19 @@ public sealed class PostgresStore : IStoreEngine
         }
     }
 
-    private StoreUnavailableException Unavailable(Exception ex) =>
-        new($"database {Location}: {(ex is PostgresException p ? p.MessageText : ex.Message)}", ex);
+    private StoreUnavailableException Unavailable(Exception ex) => new($"database {Location}: {Describe(ex)}", ex);
+
+    // "Failed to connect to host:port: Connection refused": Npgsql's words and, when it wraps one, the cause's.
+    private static string Describe(Exception ex)
+    {
+        if (ex is PostgresException p)
+        {
+            return p.MessageText;
+        }
+
+        var cause = ex.GetBaseException();
+        return ReferenceEquals(cause, ex) || ex.Message.Contains(cause.Message, StringComparison.Ordinal) ? ex.Message : $"{ex.Message}: {cause.Message}";
+    }
 
     private static void Cmd(NpgsqlBatch batch, string sql, params object?[] args)
     {

@@ -252,7 +252,7 @@ public sealed class SqliteStore : IStoreEngine
 
     public IReadOnlyDictionary<string, long> Counts() => StoreSql.Counts(_connection, null);
 
-    public bool Ping()
+    public string? Ping()
     {
         try
         {
@@ -260,11 +260,12 @@ public sealed class SqliteStore : IStoreEngine
             using var c = OpenReader();
             using var cmd = c.CreateCommand();
             cmd.CommandText = "SELECT COUNT(*) FROM sqlite_schema";
-            return cmd.ExecuteScalar() is not null;
+            cmd.ExecuteScalar();
+            return null;
         }
-        catch (SqliteException)
+        catch (SqliteException ex)
         {
-            return false;
+            return ex.Message;
         }
     }
 

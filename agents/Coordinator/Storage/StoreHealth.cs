@@ -30,8 +30,10 @@ public sealed partial class StoreHealth(IStoreEngine store, TimeProvider time, I
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {
             var ping = Task.Run(store.Ping, stoppingToken);
-            var answered = await Task.WhenAny(ping, Task.Delay(PingTimeout, time, stoppingToken)).ConfigureAwait(false) == ping && await ping.ConfigureAwait(false);
-            Set(answered, answered ? string.Empty : $"{store.Location} does not answer");
+            var problem = await Task.WhenAny(ping, Task.Delay(PingTimeout, time, stoppingToken)).ConfigureAwait(false) == ping
+                ? await ping.ConfigureAwait(false)
+                : $"no answer within {PingTimeout.TotalSeconds:0} s";
+            Set(problem is null, problem ?? string.Empty);
         }
     }
 
