@@ -126,6 +126,24 @@ public abstract class StorageContract
     }
 
     [Fact]
+    public async Task A_build_is_claimed_once_and_a_refused_claim_changes_nothing()
+    {
+        using var e = await MigratedAsync();
+        e.Commit([new SaveBuild(1, 1_000, [1], "tok1")]);
+        var seen = new List<byte[]>();
+        Assert.True(e.TryClaimBuild(1, body => { seen.Add(body); return body[0] == 1 ? [2] : null; }));
+        Assert.False(e.TryClaimBuild(1, body => { seen.Add(body); return body[0] == 1 ? [3] : null; }));
+        Assert.Equal([[1], [2]], seen); // the second claim saw the first one's body
+        Assert.False(e.TryClaimBuild(99, _ => throw new InvalidOperationException("no row, no claim callback")));
+
+        var stored = e.LoadBuildByToken("tok1");
+        Assert.NotNull(stored);
+        Assert.Equal(1, stored.Id);
+        Assert.Equal([2], stored.Body);
+        Assert.Null(e.LoadBuildByToken("tok-unknown"));
+    }
+
+    [Fact]
     public async Task A_failing_operation_rolls_back_its_whole_commit_and_the_writer_keeps_its_neighbours()
     {
         using var e = await MigratedAsync();

@@ -163,9 +163,9 @@ public sealed partial class BuildQueue
         : _connections.Values.SelectMany(c => c).OrderBy(c => c.Identity, StringComparer.Ordinal).FirstOrDefault();
 
     /// <summary>
-    /// Hands a queued build to <paramref name="to"/>, exactly once across instances: on PostgreSQL the build's row is
-    /// locked (SELECT … FOR UPDATE SKIP LOCKED) and claimed only if it is still queued and handed to no one; on SQLite
-    /// (one instance) this queue's lock decides. False when another instance or stream got it first.
+    /// Hands a queued build to <paramref name="to"/>, exactly once across instances: the stored row is locked (PostgreSQL:
+    /// SELECT … FOR UPDATE SKIP LOCKED; SQLite: the file's write lock) and claimed only if it is still queued and handed
+    /// to no one. False when another instance or stream got it first.
     /// </summary>
     private async Task<bool> TryDispatchAsync(long id, BuilderConnection to)
     {
@@ -186,22 +186,12 @@ public sealed partial class BuildQueue
 
         try
         {
-            bool claimed;
-            if (_store is PostgresStore pg)
+            var body = candidate.ToByteArray();
+            var claimed = await Task.Run(() => _store.TryClaimBuild(id, stored =>
             {
-                var body = candidate.ToByteArray();
-                claimed = await Task.Run(() => pg.TryClaimBuild(id, stored =>
-                {
-                    var current = Build.Parser.ParseFrom(stored);
-                    return current.State == BuildState.Queued && current.DispatchedAt is null ? body : null;
-                })).ConfigureAwait(false);
-            }
-            else
-            {
-                await PersistAsync(candidate, token).ConfigureAwait(false);
-                claimed = true;
-            }
-
+                var current = Build.Parser.ParseFrom(stored);
+                return current.State == BuildState.Queued && current.DispatchedAt is null ? body : null;
+            })).ConfigureAwait(false);
             if (!claimed)
             {
                 return false;
@@ -395,10 +385,10 @@ public sealed partial class BuildQueue
             return new Refusal(StatusCode.InvalidArgument, $"state: {progress.State} is not something a builder reports");
         }
 
-        if (_store is PostgresStore pg && progress.CommandId.Length is > 0 and <= 64 && NotSeenHere(progress.CommandId, identity))
+        if (_store.SharedByInstances && progress.CommandId.Length is > 0 and <= 64 && NotSeenHere(progress.CommandId, identity))
         {
             // Dispatched by another instance and not known here yet (the stream moved before its notification).
-            var row = await Task.Run(() => pg.LoadBuildByToken(progress.CommandId)).ConfigureAwait(false);
+            var row = await Task.Run(() => _store.LoadBuildByToken(progress.CommandId)).ConfigureAwait(false);
             if (row is not null)
             {
                 await RefreshAsync(row.Id, row).ConfigureAwait(false);

@@ -37,8 +37,21 @@ public interface IStoreEngine : IDisposable
 
     void Commit(IReadOnlyList<StoreOp> ops);
 
+    /// <summary>Whether several coordinator instances may share this store (then memory is not the whole truth).</summary>
+    bool SharedByInstances { get; }
+
     /// <summary>A new build id unique across instances, or null when the engine has one instance (the queue counts).</summary>
     long? NextBuildId();
+
+    /// <summary>
+    /// Claims build <paramref name="id"/> for dispatch, for exactly one caller: the stored body is locked and handed
+    /// to <paramref name="claim"/>, which returns the new body (stored at once) or null when the build may not be
+    /// handed out any more. False when it was not claimed (taken, gone, or locked by a claim in progress).
+    /// </summary>
+    bool TryClaimBuild(long id, Func<byte[], byte[]?> claim);
+
+    /// <summary>The build a command token belongs to, as stored.</summary>
+    StoredBuild? LoadBuildByToken(string token);
 
     (long MaxSeq, long Bytes) BuildLogSize(long build);
 

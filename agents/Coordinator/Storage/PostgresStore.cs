@@ -129,6 +129,8 @@ public sealed class PostgresStore : IStoreEngine
 
     public string Engine => "postgresql";
 
+    public bool SharedByInstances => true;
+
     public string Location { get; }
 
     public int SchemaVersion => Guard(() =>
@@ -285,7 +287,7 @@ public sealed class PostgresStore : IStoreEngine
         }
     }
 
-    /// <summary>Claims a build for dispatch: true for exactly one caller across all instances (a row lock, SKIP LOCKED).</summary>
+    /// <summary>Across instances: the row is locked with FOR UPDATE SKIP LOCKED (a claim in progress elsewhere: false).</summary>
     public bool TryClaimBuild(long id, Func<byte[], byte[]?> claim) => Guard(() =>
     {
         using var c = _source.OpenConnection();

@@ -142,12 +142,14 @@ public sealed class SqliteStore : IStoreEngine
 
             tx.Commit();
         }
-        catch (SqliteException ex) when (ex.SqliteErrorCode is 5 or 6 or 10 or 13 or 14)
+        catch (SqliteException ex) when (FileProblem(ex))
         {
-            // SQLITE_BUSY, LOCKED, IOERR, FULL, CANTOPEN: the file, not the write, is the problem.
             throw new StoreUnavailableException($"database {_path}: {ex.Message}", ex);
         }
     }
+
+    // SQLITE_BUSY, LOCKED, IOERR, FULL, CANTOPEN: the file, not the write, is the problem.
+    private static bool FileProblem(SqliteException ex) => ex.SqliteErrorCode is 5 or 6 or 10 or 13 or 14;
 
     private void Apply(StoreOp op, SqliteTransaction tx)
     {
@@ -232,7 +234,60 @@ public sealed class SqliteStore : IStoreEngine
         }
     }
 
+    public bool SharedByInstances => false;
+
     public long? NextBuildId() => null; // one instance: BuildQueue's counter, under its lock
+
+    public bool TryClaimBuild(long id, Func<byte[], byte[]?> claim)
+    {
+        try
+        {
+            return Claim(id, claim);
+        }
+        catch (SqliteException ex) when (FileProblem(ex))
+        {
+            throw new StoreUnavailableException($"database {_path}: {ex.Message}", ex);
+        }
+    }
+
+    private bool Claim(long id, Func<byte[], byte[]?> claim)
+    {
+        // A write connection of its own (the writer's belongs to the writer thread); BEGIN IMMEDIATE takes the file's
+        // write lock, so the read and the update are one step for every connection.
+        using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _path, Mode = SqliteOpenMode.ReadWrite, Pooling = false }.ToString());
+        c.Open();
+        using (var busy = c.CreateCommand())
+        {
+            busy.CommandText = "PRAGMA busy_timeout=5000";
+            busy.ExecuteNonQuery();
+        }
+
+        using var tx = c.BeginTransaction(deferred: false);
+        byte[]? body = null;
+        StoreSql.Each(c, tx, "SELECT body FROM builds WHERE id = @i", r => body = (byte[])r.GetValue(0), ("@i", id));
+        var next = body is null ? null : claim(body);
+        if (next is null)
+        {
+            return false;
+        }
+
+        using var update = c.CreateCommand();
+        update.Transaction = tx;
+        update.CommandText = "UPDATE builds SET body = @b WHERE id = @i";
+        update.Parameters.AddWithValue("@b", next);
+        update.Parameters.AddWithValue("@i", id);
+        update.ExecuteNonQuery();
+        tx.Commit();
+        return true;
+    }
+
+    public StoredBuild? LoadBuildByToken(string token)
+    {
+        using var c = OpenReader();
+        StoredBuild? found = null;
+        StoreSql.Each(c, null, $"SELECT {StoreSql.BuildColumns} FROM builds WHERE command_id = @k", r => found = StoreSql.Build(r), ("@k", token));
+        return found;
+    }
 
     public (long MaxSeq, long Bytes) BuildLogSize(long build)
     {
