@@ -20,6 +20,10 @@ PROGRAMS=(
   "agents/AgentCtl:agentctl"
 )
 
+# What NativeAOT needs to link the native programs (packaging/publish.sh).
+NATIVE_PACKAGES=(clang zlib1g-dev)
+. packaging/publish.sh
+
 log() { printf '==> %s\n' "$*" >&2; }
 # Build and test logs: /var/log/tfa when we may write there, else out/log.
 if mkdir -p /var/log/tfa 2>/dev/null && [ -w /var/log/tfa ]; then LOGS=/var/log/tfa; else LOGS=$ROOT/out/log; mkdir -p "$LOGS"; fi
@@ -27,7 +31,7 @@ die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 
 # ------------------------------------------------------------------ Debian packages and real peers
 TEST_PACKAGES=(docker.io docker-registry containerd runc containernetworking-plugins rsyslog rsyslog-relp rsyslog-gnutls systemd-journal-remote iptables iproute2
-  debootstrap systemd-container busybox-static python3-jinja2 prometheus dbus openssl debhelper lintian
+  debootstrap systemd-container busybox-static python3-jinja2 prometheus dbus openssl debhelper lintian clang zlib1g-dev
   fakeroot dpkg-dev prometheus-alertmanager haproxy postgresql-15)
 
 ensure_packages() {
@@ -77,6 +81,8 @@ ensure_node_root() {
 # ------------------------------------------------------------------ build
 cmd_build() {
   log "building and publishing into out/bin ($CONFIGURATION)"
+  # NativeAOT links with clang.
+  if [ "$(id -u)" -eq 0 ]; then ensure_packages "${NATIVE_PACKAGES[@]}"; else command -v clang >/dev/null || die "NativeAOT needs clang and zlib1g-dev (apt-get install ${NATIVE_PACKAGES[*]})"; fi
   # One parallel build of the five programs (Programs.slnf), then each published from it without building again.
   dotnet build Programs.slnf -c "$CONFIGURATION" --nologo -v quiet -p:UseAppHost=true >$LOGS/programs-build.log 2>&1 \
     || { grep -E 'error' $LOGS/programs-build.log | sort -u | head -20 >&2; die "build failed (log: $LOGS/programs-build.log)"; }
@@ -84,7 +90,9 @@ cmd_build() {
   mkdir -p out/bin out/lib
   for entry in "${PROGRAMS[@]}"; do
     local project=${entry%%:*} name=${entry##*:}
-    dotnet publish "$project" -c "$CONFIGURATION" --no-build -o "out/lib/$name" --nologo -v quiet -p:UseAppHost=true >/dev/null
+    is_native_program "$project" && log "publishing $name (NativeAOT)"
+    publish_program "$project" "$name" "out/lib/$name" framework >>$LOGS/programs-build.log 2>&1 \
+      || { grep -E 'error' $LOGS/programs-build.log | sort -u | head -20 >&2; die "publishing $name failed (log: $LOGS/programs-build.log)"; }
     ln -sf "../lib/$name/$name" "out/bin/$name"
   done
   ls out/bin
@@ -364,7 +372,10 @@ JSON
 # ------------------------------------------------------------------ bench, package
 cmd_bench() {
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true   # the coordinator bench opens one mutual-TLS connection per simulated node
-  ensure_packages rsyslog rsyslog-relp systemd-journal-remote iptables nftables docker.io docker-registry busybox-static postgresql-15 haproxy
+  ensure_packages rsyslog rsyslog-relp systemd-journal-remote iptables nftables docker.io docker-registry busybox-static postgresql-15 haproxy \
+    kubernetes-client "${NATIVE_PACKAGES[@]}"
+  # The benchmarks that run programs as processes run the binaries of out/bin, as built from this tree.
+  cmd_build >/dev/null
   local ran=0
   for b in bench/*/; do
     [ -f "$b"/*.csproj ] 2>/dev/null || continue
@@ -379,7 +390,7 @@ cmd_bench() {
 
 cmd_package() {
   [ -x packaging/debian/build-debs.sh ] || die "packaging is not written yet (see the packaging issue)"
-  ensure_packages debhelper lintian fakeroot dpkg-dev
+  ensure_packages debhelper lintian fakeroot dpkg-dev "${NATIVE_PACKAGES[@]}"
   packaging/debian/build-debs.sh "$@"
 }
 

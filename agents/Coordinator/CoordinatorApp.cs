@@ -31,7 +31,7 @@ public static class CoordinatorApp
         });
         builder.AddAgentDefaults(DaemonInfo.Coordinator, configPath, DefaultMetricsPort);
         var services = builder.Services;
-        services.AddValidatedOptions<CoordinatorOptions>(builder.Configuration, CoordinatorOptions.Section);
+        services.AddValidatedOptions<CoordinatorOptions>(builder.Configuration, CoordinatorOptions.Section, (c, o) => c.Bind(o));
         overrides?.Invoke(services);
 
         services.TryAddSingleton<CoordinatorStorage>();

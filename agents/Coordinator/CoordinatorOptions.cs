@@ -139,7 +139,7 @@ public sealed class CoordinatorOptions : IValidatedOptions
 }
 
 /// <summary>The "Coordinator:PostgreSql" section: an Npgsql connection string without the password, and the file that holds it.</summary>
-public sealed class PostgreSqlOptions
+public sealed class PostgreSqlOptions : IValidatedOptions
 {
     /// <summary>e.g. "Host=db1.example;Port=5432;Database=toolforge_coordinator;Username=coordinator;SSL Mode=VerifyFull".</summary>
     public string ConnectionString { get; set; } = string.Empty;

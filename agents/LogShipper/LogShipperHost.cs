@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Toolforge.Agents.Common.Cli;
@@ -28,7 +29,7 @@ internal static class LogShipperHost
 
     private static void Configure(HostApplicationBuilder builder)
     {
-        builder.Services.AddValidatedOptions<ShipperOptions>(builder.Configuration, ShipperOptions.Section);
+        builder.Services.AddValidatedOptions<ShipperOptions>(builder.Configuration, ShipperOptions.Section, (c, o) => c.Bind(o));
         builder.Services.AddHostedService<ShipperService>();
     }
 }

@@ -50,7 +50,7 @@ internal static class NodeAgentHost
     public static void Configure(HostApplicationBuilder builder)
     {
         var services = builder.Services;
-        services.AddValidatedOptions<NodeAgentOptions>(builder.Configuration, NodeAgentOptions.Section);
+        services.AddValidatedOptions<NodeAgentOptions>(builder.Configuration, NodeAgentOptions.Section, (c, o) => c.Bind(o));
         services.AddHttpClient("kubelet");
         services.AddSingleton(sp =>
         {

@@ -220,6 +220,6 @@ public static class Output
             && !"-?".Contains(s[0], StringComparison.Ordinal)
             && !double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out _)
             && s is not ("true" or "false" or "null" or "yes" or "no" or "on" or "off" or "~");
-        return plain ? s : JsonSerializer.Serialize(s);
+        return plain ? s : "\"" + JsonEncodedText.Encode(s).ToString() + "\"";
     }
 }

@@ -50,7 +50,7 @@ public static class AgentHost
 
         // Logging: bound eagerly because Serilog is configured before the container exists; validated again at start.
         var logOptions = builder.Configuration.GetSection(LogOptions.Section).Get<LogOptions>() ?? new LogOptions();
-        services.AddValidatedOptions<LogOptions>(builder.Configuration, LogOptions.Section);
+        services.AddValidatedOptions<LogOptions>(builder.Configuration, LogOptions.Section, (c, o) => c.Bind(o));
         builder.Logging.ClearProviders();
         services.AddSerilog((_, lc) => ConfigureSerilog(lc, logOptions, daemon));
 
@@ -67,7 +67,7 @@ public static class AgentHost
         services.AddHostedService<SystemdWatchdog>();
 
         services.Configure<MetricsOptions>(o => o.Port = defaultMetricsPort);
-        services.AddValidatedOptions<MetricsOptions>(builder.Configuration, MetricsOptions.Section);
+        services.AddValidatedOptions<MetricsOptions>(builder.Configuration, MetricsOptions.Section, (c, o) => c.Bind(o));
         services.AddHostedService<MetricsEndpoint>();
         Prometheus.Metrics.SuppressDefaultMetrics(new Prometheus.SuppressDefaultMetricOptions
         {

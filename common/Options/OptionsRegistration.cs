@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -8,16 +9,22 @@ public static class OptionsRegistration
 {
     /// <summary>
     /// Binds <typeparamref name="T"/> to <paramref name="section"/>, rejects unknown keys (a typo from puppet is an
-    /// error, not a silently ignored setting) and validates it when the host starts.
+    /// error, not a silently ignored setting) and validates it when the host starts. <paramref name="bind"/> is the
+    /// caller's <c>(c, o) =&gt; c.Bind(o)</c>: written where <typeparamref name="T"/> is a concrete type, so the
+    /// configuration-binding source generator makes the binding code (no reflection in a NativeAOT binary).
     /// </summary>
-    public static OptionsBuilder<T> AddValidatedOptions<T>(this IServiceCollection services, IConfiguration configuration, string section)
+    public static OptionsBuilder<T> AddValidatedOptions<[DynamicallyAccessedMembers(Kept)] T>(
+        this IServiceCollection services, IConfiguration configuration, string section, Action<IConfiguration, T> bind)
         where T : class, IValidatedOptions
     {
         var configSection = configuration.GetSection(section);
         services.AddSingleton<IValidateOptions<T>>(new SelfValidatingOptions<T>(configSection));
         services.AddSingleton(new ValidatedOptionsEntry(typeof(T), sp => _ = sp.GetRequiredService<IOptions<T>>().Value));
+        services.AddSingleton<IOptionsChangeTokenSource<T>>(new ConfigurationChangeTokenSource<T>(Microsoft.Extensions.Options.Options.DefaultName, configSection));
         return services.AddOptions<T>()
-            .Bind(configSection)
+            .Configure(o => bind(configSection, o))
             .ValidateOnStart();
     }
+
+    private const DynamicallyAccessedMemberTypes Kept = DynamicallyAccessedMemberTypes.PublicParameterlessConstructor | DynamicallyAccessedMemberTypes.PublicProperties;
 }

@@ -1,10 +1,11 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
 namespace Toolforge.Agents.Common.Options;
 
-internal sealed class SelfValidatingOptions<T>(IConfigurationSection section) : IValidateOptions<T>
+internal sealed class SelfValidatingOptions<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] T>(IConfigurationSection section) : IValidateOptions<T>
     where T : class, IValidatedOptions
 {
     public ValidateOptionsResult Validate(string? name, T options)

@@ -234,7 +234,7 @@ public static class ReportingRegistration
     /// <summary>AgentState, the coordinator connection (section "Coordinator") and the reporting loop.</summary>
     public static IServiceCollection AddReporting(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddValidatedOptions<ReportingOptions>(configuration, ReportingOptions.Section);
+        services.AddValidatedOptions<ReportingOptions>(configuration, ReportingOptions.Section, (c, o) => c.Bind(o));
         services.TryAddSingleton<AgentState>();
         services.TryAddSingleton<CoordinatorConnection>();
         services.AddSingleton<ReportingService>();

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the five .debs into dist/: self-contained .NET publishes (no runtime on the nodes), then debhelper.
+# Builds the five .debs into dist/: NativeAOT executables, or self-contained .NET publishes (no runtime on the
+# nodes either way; packaging/publish.sh says which), then debhelper.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. packaging/publish.sh
 ROOT=$(pwd)
 VERSION=$(sed -n 's:.*<VersionPrefix>\(.*\)</VersionPrefix>.*:\1:p' Directory.Build.props)
 STAGE=$ROOT/dist/build/toolforge-agents-$VERSION
@@ -19,9 +21,10 @@ CHANGELOG
 for entry in agents/Coordinator:toolforge-coordinator agents/NodeAgent:toolforge-node-agent agents/BuilderAgent:toolforge-builder-agent \
              agents/LogShipper:toolforge-log-shipper agents/AgentCtl:agentctl; do
   project=${entry%%:*} name=${entry##*:}
-  echo "==> publishing $name (self-contained linux-x64)" >&2
-  dotnet publish "$project" -c Release -r linux-x64 --self-contained true -p:UseAppHost=true -p:DebugType=none \
-    -o "$STAGE/payload/$name" --nologo -v quiet >/dev/null
+  if is_native_program "$project"; then kind="NativeAOT"; else kind="self-contained"; fi
+  echo "==> publishing $name ($kind linux-x64)" >&2
+  CONFIGURATION=Release publish_program "$project" "$name" "$STAGE/payload/$name" self-contained >/dev/null
+  rm -f "$STAGE/payload/$name"/*.dbg "$STAGE/payload/$name"/*.pdb # NativeAOT's stripped symbols and the referenced projects' pdbs: not shipped
 done
 # Managed assemblies and data are not executables; the native SQLite library is stripped like any Debian library.
 find "$STAGE/payload" -type f \( -name '*.dll' -o -name '*.json' -o -name '*.pdb' \) -exec chmod 0644 {} +

@@ -118,6 +118,13 @@ public sealed class PackagingTests
         await Sh("groupadd -f puppet && groupadd -f docker && groupadd -f systemd-journal");
         var install = await c.ExecAsync("sh", "-c", "dpkg -i /debs/*.deb");
         Assert.True(install.ExitCode == 0, "dpkg -i failed: " + install);
+        // The native programs are one executable each (NativeAOT: no runtime, no managed assemblies beside them).
+        foreach (var native in new[] { "toolforge-log-shipper", "agentctl" })
+        {
+            var files = (await Sh($"ls /usr/lib/toolforge-agents/{native}")).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal([native], files);
+        }
+
         // Installed but idle: no configuration yet.
         foreach (var d in Daemons)
         {

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Threading.Channels;
@@ -36,7 +37,7 @@ internal static class BuilderDaemon
     public static Task<int> RunAsync(string? configPath) =>
         AgentDaemon.RunAsync(DaemonInfo.BuilderAgent, configPath, DefaultMetricsPort, builder =>
         {
-            builder.Services.AddValidatedOptions<BuilderOptions>(builder.Configuration, BuilderOptions.Section);
+            builder.Services.AddValidatedOptions<BuilderOptions>(builder.Configuration, BuilderOptions.Section, (c, o) => c.Bind(o));
             builder.Services.AddSingleton(sp =>
             {
                 var o = sp.GetRequiredService<IOptions<BuilderOptions>>().Value;

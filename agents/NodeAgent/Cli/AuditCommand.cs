@@ -100,7 +100,7 @@ internal static class AuditCommand
                     details[k] = v;
                 }
 
-                arr.Add(new JsonObject { ["kind"] = f.Kind, ["subject"] = f.Subject, ["message"] = f.Message, ["severity"] = f.Severity.ToString().ToLowerInvariant(), ["details"] = details });
+                arr.Add((JsonNode)new JsonObject { ["kind"] = f.Kind, ["subject"] = f.Subject, ["message"] = f.Message, ["severity"] = f.Severity.ToString().ToLowerInvariant(), ["details"] = details });
             }
 
             Console.Out.Write(Output.Json(new JsonObject { ["services"] = services, ["rules"] = rules, ["findings"] = arr }));

@@ -144,7 +144,7 @@ internal static class CheckCommand
                 values[k] = v;
             }
 
-            checks.Add(new JsonObject
+            checks.Add((JsonNode)new JsonObject
             {
                 ["name"] = c.Name, ["state"] = c.State.Name(), ["message"] = c.Message, ["latency_ms"] = c.Latency is null ? null : Math.Round(c.Latency.ToTimeSpan().TotalMilliseconds, 1),
                 ["details"] = details, ["values"] = values,
@@ -154,7 +154,7 @@ internal static class CheckCommand
         var list = new JsonArray();
         foreach (var f in findings)
         {
-            list.Add(new JsonObject { ["kind"] = f.Kind, ["subject"] = f.Subject, ["message"] = f.Message, ["check"] = f.Check, ["severity"] = f.Severity.ToString().ToLowerInvariant() });
+            list.Add((JsonNode)new JsonObject { ["kind"] = f.Kind, ["subject"] = f.Subject, ["message"] = f.Message, ["check"] = f.Check, ["severity"] = f.Severity.ToString().ToLowerInvariant() });
         }
 
         return Output.Json(new JsonObject { ["checks"] = checks, ["findings"] = list });

@@ -176,7 +176,7 @@ public sealed partial class NodeConditionWriter : BackgroundService
         var list = new JsonArray();
         foreach (var c in conditions)
         {
-            list.Add(new JsonObject
+            list.Add((JsonNode)new JsonObject
             {
                 ["type"] = c.Type,
                 ["status"] = c.Status,
@@ -189,7 +189,7 @@ public sealed partial class NodeConditionWriter : BackgroundService
 
         foreach (var t in delete)
         {
-            list.Add(new JsonObject { ["$patch"] = "delete", ["type"] = t });
+            list.Add((JsonNode)new JsonObject { ["$patch"] = "delete", ["type"] = t });
         }
 
         var body = new JsonObject { ["status"] = new JsonObject { ["conditions"] = list } }.ToJsonString();
