@@ -111,6 +111,9 @@ if (args is ["--nft-offline", var keptDir])
 
 var auditOnly = args.Contains("--audit-only");
 args = args.Where(a => a != "--audit-only").ToArray();
+// --daemon-only: just part 3 (the daemon), e.g. to compare GC settings: TFA_BENCH_AGENT_ENV="DOTNET_GCgen0size=0x400000;..."
+var daemonOnly = args.Contains("--daemon-only");
+args = args.Where(a => a != "--daemon-only").ToArray();
 var n = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 10_000;
 var services = KubeProxyRules.Many(n);
 await using var ns = await NetNamespace.CreateAsync();
@@ -118,93 +121,97 @@ var rules = KubeProxyRules.Generate(services);
 await ns.RestoreAsync(rules);
 var model = ClusterModel.FromKubectlJson([ToKubectlJson(services)]);
 
-var dumpTimes = new List<double>();
-var totalTimes = new List<double>();
-var ownTimes = new List<double>();
-var parseTimes = new List<double>();
-var natRules = 0;
-for (var i = 0; i < 6; i++)
+if (!daemonOnly)
 {
-    var sw = Stopwatch.StartNew();
-    var text = (await Run.ProcessAsync("ip", ns.SaveCommand, TimeSpan.FromMinutes(2))).Stdout;
-    var dump = sw.Elapsed.TotalMilliseconds;
-    var own = Stopwatch.StartNew();
-    var parsed = IptablesDump.Parse(text);
-    var parseMs = own.Elapsed.TotalMilliseconds;
-    var findings = NatAudit.Run(model, parsed, new NatAuditOptions());
-    own.Stop();
-    sw.Stop();
-    if (findings.Count != 0)
-    {
-        throw new InvalidOperationException($"the generated ruleset should be clean: {findings.Count} findings, first {findings[0].Kind} {findings[0].Subject}");
-    }
-
-    natRules = parsed.Rules.Count(r => r.Table == "nat");
-    if (i == 0)
-    {
-        continue; // warm-up
-    }
-
-    dumpTimes.Add(dump);
-    totalTimes.Add(sw.Elapsed.TotalMilliseconds);
-    ownTimes.Add(own.Elapsed.TotalMilliseconds);
-    parseTimes.Add(parseMs);
-}
-
-Console.WriteLine($"iptables mode: {n} services, {natRules} nat rules, {rules.Length / 1024} KiB dump");
-Console.WriteLine($"iptables-save alone: {Median(dumpTimes):0} ms; whole audit: {Median(totalTimes):0} ms = {Median(totalTimes) / Median(dumpTimes):0.00} x the dump; our own work (parse + compare): {Median(ownTimes):0} ms (parse {Median(parseTimes):0} ms)");
-
-// nftables mode: the same Services, in kube-proxy's nftables layout.
-{
-    await using var nftNs = await NetNamespace.CreateAsync();
-    using var nftDir = new TempDir();
-    var nftText = KubeProxyNftRules.Generate(services);
-    await File.WriteAllTextAsync(nftDir["rules.nft"], nftText);
-    var load = Stopwatch.StartNew();
-    await nftNs.RunAsync("nft", "-f", nftDir["rules.nft"]);
-    var loadMs = load.Elapsed.TotalMilliseconds;
-    var listing = nftNs.Exec("nft", "-j", "list", "table", "ip", "kube-proxy");
-    var listTimes = new List<double>();
-    var auditTimes = new List<double>();
-    var nftOwn = new List<double>();
-    var nftParse = new List<double>();
-    var counts = (Rules: 0, Elements: 0, Bytes: 0);
+    var dumpTimes = new List<double>();
+    var totalTimes = new List<double>();
+    var ownTimes = new List<double>();
+    var parseTimes = new List<double>();
+    var natRules = 0;
     for (var i = 0; i < 6; i++)
     {
         var sw = Stopwatch.StartNew();
-        var json = (await Run.ProcessAsync("ip", listing, TimeSpan.FromMinutes(2))).Stdout;
-        var list = sw.Elapsed.TotalMilliseconds;
+        var text = (await Run.ProcessAsync("ip", ns.SaveCommand, TimeSpan.FromMinutes(2))).Stdout;
+        var dump = sw.Elapsed.TotalMilliseconds;
         var own = Stopwatch.StartNew();
-        var ruleset = NftRuleset.Parse(json);
+        var parsed = IptablesDump.Parse(text);
         var parseMs = own.Elapsed.TotalMilliseconds;
-        var findings = NftAudit.Run(model, ruleset, new NftAuditOptions());
+        var findings = NatAudit.Run(model, parsed, new NatAuditOptions());
         own.Stop();
         sw.Stop();
         if (findings.Count != 0)
         {
-            throw new InvalidOperationException($"the generated nftables ruleset should be clean: {findings.Count} findings, first {findings[0].Kind} {findings[0].Subject}: {findings[0].Message}");
+            throw new InvalidOperationException($"the generated ruleset should be clean: {findings.Count} findings, first {findings[0].Kind} {findings[0].Subject}");
         }
 
-        counts = (ruleset.RuleCount, ruleset.ElementCount, json.Length);
-        if (Environment.GetEnvironmentVariable("TFA_BENCH_KEEP") is { Length: > 0 } keep && i == 0)
-        {
-            await File.WriteAllTextAsync(Path.Combine(keep, "rules.nft"), nftText);
-            await File.WriteAllTextAsync(Path.Combine(keep, "kernel.json"), json);
-            await File.WriteAllTextAsync(Path.Combine(keep, "cluster.json"), ToKubectlJson(services));
-        }
+        natRules = parsed.Rules.Count(r => r.Table == "nat");
         if (i == 0)
         {
             continue; // warm-up
         }
 
-        listTimes.Add(list);
-        auditTimes.Add(sw.Elapsed.TotalMilliseconds);
-        nftOwn.Add(own.Elapsed.TotalMilliseconds);
-        nftParse.Add(parseMs);
+        dumpTimes.Add(dump);
+        totalTimes.Add(sw.Elapsed.TotalMilliseconds);
+        ownTimes.Add(own.Elapsed.TotalMilliseconds);
+        parseTimes.Add(parseMs);
     }
 
-    Console.WriteLine($"nftables mode: {n} services, {counts.Rules} rules, {counts.Elements} map/set elements, {counts.Bytes / 1024} KiB of nft -j JSON (nft -f took {loadMs:0} ms)");
-    Console.WriteLine($"nft -j list table ip kube-proxy alone: {Median(listTimes):0} ms; whole audit: {Median(auditTimes):0} ms = {Median(auditTimes) / Median(listTimes):0.00} x the listing; our own work (parse + compare): {Median(nftOwn):0} ms (parse {Median(nftParse):0} ms)");
+    Console.WriteLine($"iptables mode: {n} services, {natRules} nat rules, {rules.Length / 1024} KiB dump");
+    Console.WriteLine($"iptables-save alone: {Median(dumpTimes):0} ms; whole audit: {Median(totalTimes):0} ms = {Median(totalTimes) / Median(dumpTimes):0.00} x the dump; our own work (parse + compare): {Median(ownTimes):0} ms (parse {Median(parseTimes):0} ms)");
+
+    // nftables mode: the same Services, in kube-proxy's nftables layout.
+    {
+        await using var nftNs = await NetNamespace.CreateAsync();
+        using var nftDir = new TempDir();
+        var nftText = KubeProxyNftRules.Generate(services);
+        await File.WriteAllTextAsync(nftDir["rules.nft"], nftText);
+        var load = Stopwatch.StartNew();
+        await nftNs.RunAsync("nft", "-f", nftDir["rules.nft"]);
+        var loadMs = load.Elapsed.TotalMilliseconds;
+        var listing = nftNs.Exec("nft", "-j", "list", "table", "ip", "kube-proxy");
+        var listTimes = new List<double>();
+        var auditTimes = new List<double>();
+        var nftOwn = new List<double>();
+        var nftParse = new List<double>();
+        var counts = (Rules: 0, Elements: 0, Bytes: 0);
+        for (var i = 0; i < 6; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            var json = (await Run.ProcessAsync("ip", listing, TimeSpan.FromMinutes(2))).Stdout;
+            var list = sw.Elapsed.TotalMilliseconds;
+            var own = Stopwatch.StartNew();
+            var ruleset = NftRuleset.Parse(json);
+            var parseMs = own.Elapsed.TotalMilliseconds;
+            var findings = NftAudit.Run(model, ruleset, new NftAuditOptions());
+            own.Stop();
+            sw.Stop();
+            if (findings.Count != 0)
+            {
+                throw new InvalidOperationException($"the generated nftables ruleset should be clean: {findings.Count} findings, first {findings[0].Kind} {findings[0].Subject}: {findings[0].Message}");
+            }
+
+            counts = (ruleset.RuleCount, ruleset.ElementCount, json.Length);
+            if (Environment.GetEnvironmentVariable("TFA_BENCH_KEEP") is { Length: > 0 } keep && i == 0)
+            {
+                await File.WriteAllTextAsync(Path.Combine(keep, "rules.nft"), nftText);
+                await File.WriteAllTextAsync(Path.Combine(keep, "kernel.json"), json);
+                await File.WriteAllTextAsync(Path.Combine(keep, "cluster.json"), ToKubectlJson(services));
+            }
+            if (i == 0)
+            {
+                continue; // warm-up
+            }
+
+            listTimes.Add(list);
+            auditTimes.Add(sw.Elapsed.TotalMilliseconds);
+            nftOwn.Add(own.Elapsed.TotalMilliseconds);
+            nftParse.Add(parseMs);
+        }
+
+        Console.WriteLine($"nftables mode: {n} services, {counts.Rules} rules, {counts.Elements} map/set elements, {counts.Bytes / 1024} KiB of nft -j JSON (nft -f took {loadMs:0} ms)");
+        Console.WriteLine($"nft -j list table ip kube-proxy alone: {Median(listTimes):0} ms; whole audit: {Median(auditTimes):0} ms = {Median(auditTimes) / Median(listTimes):0.00} x the listing; our own work (parse + compare): {Median(nftOwn):0} ms (parse {Median(nftParse):0} ms)");
+    }
+
 }
 
 if (auditOnly)
@@ -242,9 +249,16 @@ await File.WriteAllTextAsync(dir["node-agent.json"], config.ToJsonString());
 var binary = Path.Combine(Run.RepoRoot, "out", "bin", "toolforge-node-agent");
 var useBinary = File.Exists(binary);
 var start = Stopwatch.StartNew();
+var agentEnv = (Environment.GetEnvironmentVariable("TFA_BENCH_AGENT_ENV") ?? string.Empty).Split(';', StringSplitOptions.RemoveEmptyEntries)
+    .Select(kv => kv.Split('=', 2)).ToDictionary(kv => kv[0], kv => kv[1]);
+if (agentEnv.Count > 0)
+{
+    Console.WriteLine("daemon environment: " + string.Join(' ', agentEnv.Select(kv => $"{kv.Key}={kv.Value}")));
+}
+
 await using var agent = useBinary
-    ? BackgroundProcess.Start(binary, ["--config", dir["node-agent.json"]])
-    : BackgroundProcess.StartTool("toolforge-node-agent", ["--config", dir["node-agent.json"]]);
+    ? BackgroundProcess.Start(binary, ["--config", dir["node-agent.json"]], agentEnv)
+    : BackgroundProcess.StartTool("toolforge-node-agent", ["--config", dir["node-agent.json"]], agentEnv);
 await agent.WaitForOutputAsync("Application started", TimeSpan.FromSeconds(30));
 var ready = start.Elapsed.TotalMilliseconds;
 await Task.Delay(TimeSpan.FromSeconds(5));
