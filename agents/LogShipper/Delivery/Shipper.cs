@@ -224,7 +224,6 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
     {
         var outstanding = new Queue<ShipItem>();
         var unconfirmed = new List<ShipItem>();
-        var refilling = false; // waiting for half of a full window to be acknowledged
         IShipConnection? connection = null;
         var destination = 0;
         var backoff = new Backoff(options.ReconnectMin, options.ReconnectMax < options.ReconnectMin ? options.ReconnectMin : options.ReconnectMax);
@@ -313,17 +312,12 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
 
                 try
                 {
-                    // A full window is refilled only once half of it is acknowledged: then half a window goes out in one
-                    // write, instead of one frame (and one write) per acknowledgement.
-                    if (unconfirmed.Count >= connection.Window || (refilling && unconfirmed.Count > connection.Window / 2))
+                    if (unconfirmed.Count >= connection.Window)
                     {
-                        refilling = true;
                         await connection.FlushAsync(ct).ConfigureAwait(false);
                         await Task.WhenAny(_wake.WaitAsync(TimeSpan.FromMilliseconds(200), ct), connection.Broken).ConfigureAwait(false);
                         continue;
                     }
-
-                    refilling = false;
 
                     var batch = 0;
                     while (batch < FlushBatch && unconfirmed.Count < connection.Window && input.TryRead(out var item))

@@ -190,11 +190,9 @@ public sealed class RelpConnection : IShipConnection
                 }
 
                 ShipItem? item;
-                int remaining;
                 lock (_inflight)
                 {
                     _inflight.Remove(frame.Txnr, out item);
-                    remaining = _inflight.Count;
                 }
 
                 if (item is null)
@@ -214,11 +212,7 @@ public sealed class RelpConnection : IShipConnection
                     return;
                 }
 
-                // The sender waits for half a window to come back (or for all of it): wake it then, not per frame.
-                if (remaining == Window / 2 || remaining == 0)
-                {
-                    _onAck();
-                }
+                _onAck();
             }
         }
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or FormatException or InvalidOperationException)
