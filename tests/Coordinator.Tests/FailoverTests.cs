@@ -60,8 +60,10 @@ public sealed class FailoverTests(PostgresFixture pg) : IClassFixture<PostgresFi
         await pg.Server.PromoteReplicaAsync();
         Assert.True(await Peer.EventuallyAsync(() => Serving(a) && Serving(b), TimeSpan.FromSeconds(15)), "the instances did not come back after the promotion");
         await b.AgentClient("tools-k8s-worker-9").ReportAsync(Report("tools-k8s-worker-9", "after the failover"));
+        // A's listener may still be in its reconnect backoff (up to 5 s) and then resyncs; under CI's load 10 s was
+        // once not enough.
         Assert.True(await Peer.EventuallyAsync(() =>
-            a.AdminClient(CoordinatorHarness.Viewer).ListNodes(new ListNodesRequest()).Nodes.Any(n => n.Name == "tools-k8s-worker-9"), TimeSpan.FromSeconds(10)),
+            a.AdminClient(CoordinatorHarness.Viewer).ListNodes(new ListNodesRequest()).Nodes.Any(n => n.Name == "tools-k8s-worker-9"), TimeSpan.FromSeconds(30)),
             "a change through B did not reach A after the failover");
 
         // The other way: the connection string re-pointed at the new primary alone, the instance restarted.

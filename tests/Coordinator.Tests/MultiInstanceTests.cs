@@ -127,8 +127,11 @@ public sealed class MultiInstanceTests(PostgresFixture pg) : IClassFixture<Postg
 
         foreach (var h in new[] { a, b, c })
         {
+            // Eventually: under CI's load (two cores shared with other assemblies' NativeAOT compiles) this took over
+            // 5 s once; how fast changes travel is the watch test's to measure.
             Assert.True(await Peer.EventuallyAsync(
-                () => h.AdminClient(CoordinatorHarness.Viewer).GetBuild(new GetBuildRequest { Id = requested[0].Id }).State == BuildState.Succeeded, TimeSpan.FromSeconds(5)));
+                () => h.AdminClient(CoordinatorHarness.Viewer).GetBuild(new GetBuildRequest { Id = requested[0].Id }).State == BuildState.Succeeded, TimeSpan.FromSeconds(30)),
+                $"instance on port {h.Port}: the build did not end Succeeded");
             var log = await h.AgentCtlAsync(CoordinatorHarness.Viewer, "build-log", requested[0].Id);
             Assert.Equal(Enumerable.Range(1, 150).Select(i => $"line {i}"), log.Stdout.TrimEnd('\n').Split('\n'));
         }
