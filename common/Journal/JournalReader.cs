@@ -16,7 +16,7 @@ public enum JournalWait
     Invalidated = 2,
 }
 
-/// <summary>Receives an entry's fields from <see cref="JournalReader.ReadFields{T}"/>.</summary>
+/// <summary>Receives an entry's fields from <see cref="JournalReader.ReadFields"/>.</summary>
 public interface IJournalFieldSink
 {
     void Field(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value);
@@ -197,8 +197,7 @@ public sealed partial class JournalReader : IDisposable
     /// entry (each <see cref="Field"/> call walks the entry's items again; reading a dozen fields that way costs a dozen
     /// walks). The spans point into the journal's mapping and are valid only during the call.
     /// </summary>
-    public unsafe void ReadFields<T>(ref T sink)
-        where T : struct, IJournalFieldSink
+    public unsafe void ReadFields(IJournalFieldSink sink)
     {
         sd_journal_restart_data(_j);
         while (true)
@@ -217,31 +216,6 @@ public sealed partial class JournalReader : IDisposable
                 sink.Field(span[..eq], span[(eq + 1)..]);
             }
         }
-    }
-
-    /// <summary>Every field of the current entry.</summary>
-    public unsafe Dictionary<string, string> Fields()
-    {
-        var fields = new Dictionary<string, string>(StringComparer.Ordinal);
-        sd_journal_restart_data(_j);
-        while (true)
-        {
-            var r = sd_journal_enumerate_data(_j, out var data, out var length);
-            Check(r, "sd_journal_enumerate_data");
-            if (r == 0)
-            {
-                break;
-            }
-
-            var span = new ReadOnlySpan<byte>((void*)data, checked((int)length));
-            var eq = span.IndexOf((byte)'=');
-            if (eq > 0)
-            {
-                fields[Encoding.ASCII.GetString(span[..eq])] = Encoding.UTF8.GetString(span[(eq + 1)..]);
-            }
-        }
-
-        return fields;
     }
 
     /// <summary>Waits up to <paramref name="timeout"/> for the journal to change.</summary>
