@@ -254,14 +254,7 @@ public sealed class SqliteStore : IStoreEngine
     {
         // A write connection of its own (the writer's belongs to the writer thread); BEGIN IMMEDIATE takes the file's
         // write lock, so the read and the update are one step for every connection.
-        using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _path, Mode = SqliteOpenMode.ReadWrite, Pooling = false }.ToString());
-        c.Open();
-        using (var busy = c.CreateCommand())
-        {
-            busy.CommandText = "PRAGMA busy_timeout=5000";
-            busy.ExecuteNonQuery();
-        }
-
+        using var c = OpenWriter(busyMs: 5000);
         using var tx = c.BeginTransaction(deferred: false);
         byte[]? body = null;
         StoreSql.Each(c, tx, "SELECT body FROM builds WHERE id = @i", r => body = (byte[])r.GetValue(0), ("@i", id));
@@ -352,14 +345,7 @@ public sealed class SqliteStore : IStoreEngine
     /// <summary>Holds the write lock (BEGIN IMMEDIATE) until disposed: migrate-store's source cannot change while it is read.</summary>
     public IDisposable HoldWrites()
     {
-        var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _path, Mode = SqliteOpenMode.ReadWrite, Pooling = false }.ToString());
-        c.Open();
-        using (var busy = c.CreateCommand())
-        {
-            busy.CommandText = "PRAGMA busy_timeout=2000";
-            busy.ExecuteNonQuery();
-        }
-
+        var c = OpenWriter(busyMs: 2000);
         var tx = c.BeginTransaction(deferred: false);
         return new Held(c, tx);
     }
@@ -372,6 +358,17 @@ public sealed class SqliteStore : IStoreEngine
             tx.Dispose();
             c.Dispose();
         }
+    }
+
+    /// <summary>A read-write connection besides the writer's, waiting up to <paramref name="busyMs"/> for the file's write lock.</summary>
+    private SqliteConnection OpenWriter(int busyMs)
+    {
+        var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _path, Mode = SqliteOpenMode.ReadWrite, Pooling = false }.ToString());
+        c.Open();
+        using var busy = c.CreateCommand();
+        busy.CommandText = $"PRAGMA busy_timeout={busyMs}";
+        busy.ExecuteNonQuery();
+        return c;
     }
 
     private SqliteConnection OpenReader()
