@@ -12,16 +12,7 @@ ROOT=$(pwd)
 CONFIGURATION=${CONFIGURATION:-Release}
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
-PROGRAMS=(
-  "agents/Coordinator:toolforge-coordinator"
-  "agents/NodeAgent:toolforge-node-agent"
-  "agents/BuilderAgent:toolforge-builder-agent"
-  "agents/LogShipper:toolforge-log-shipper"
-  "agents/AgentCtl:agentctl"
-)
-
-# What NativeAOT needs to link the native programs (packaging/publish.sh).
-NATIVE_PACKAGES=(clang zlib1g-dev)
+# PROGRAMS (project:installed name) and how each is published; NATIVE_PACKAGES, what NativeAOT links with.
 . packaging/publish.sh
 
 log() { printf '==> %s\n' "$*" >&2; }

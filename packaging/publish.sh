@@ -4,6 +4,15 @@
 #   The others: MODE=framework (needs the .NET runtime; built beforehand, published with --no-build) or
 #   MODE=self-contained (the runtime beside the program, as the .debs carry it).
 # Needs clang and zlib1g-dev for NativeAOT's link step.
+PROGRAMS=(
+  "agents/Coordinator:toolforge-coordinator"
+  "agents/NodeAgent:toolforge-node-agent"
+  "agents/BuilderAgent:toolforge-builder-agent"
+  "agents/LogShipper:toolforge-log-shipper"
+  "agents/AgentCtl:agentctl"
+)
+NATIVE_PACKAGES=(clang zlib1g-dev)
+
 is_native_program() { grep -q '<PublishAot>true</PublishAot>' "$1"/*.csproj; }
 
 publish_program() {

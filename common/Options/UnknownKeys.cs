@@ -27,7 +27,7 @@ public static class UnknownKeys
                 continue;
             }
 
-            if (!IsScalar(property.PropertyType))
+            if (IsNestedSection(property.PropertyType))
             {
                 foreach (var problem in Find(child, Section(property)))
                 {

@@ -18,8 +18,7 @@ toolforge-agents ($VERSION) bookworm; urgency=medium
 
  -- Toolforge admins <cloud-admin@lists.wikimedia.org>  $(date -R)
 CHANGELOG
-for entry in agents/Coordinator:toolforge-coordinator agents/NodeAgent:toolforge-node-agent agents/BuilderAgent:toolforge-builder-agent \
-             agents/LogShipper:toolforge-log-shipper agents/AgentCtl:agentctl; do
+for entry in "${PROGRAMS[@]}"; do
   project=${entry%%:*} name=${entry##*:}
   if is_native_program "$project"; then kind="NativeAOT"; else kind="self-contained"; fi
   echo "==> publishing $name ($kind linux-x64)" >&2
