@@ -53,6 +53,13 @@ internal sealed class KubeletCheck : PeriodicCheck, IUsesCluster
         // unit vanished is failing; with no view of the cluster nothing is assumed.
         var (unit, unitProblem) = await UnitAsync(ct).ConfigureAwait(false);
         var noUnit = unit is { LoadState: "not-found" } || (unit is null && !UnitDirectories.Any(d => File.Exists(Path.Combine(d, _o.Unit))));
+        if (noUnit && _cluster is { Synced: false })
+        {
+            // Just started, the view perhaps not read yet: its first answer (bounded) says whether this is a node at all,
+            // instead of a first run that probes a kubelet a builder never had. Once settled this returns at once.
+            await _cluster.WaitSettledAsync(_o.Timeout, ct).ConfigureAwait(false);
+        }
+
         if (noUnit && _cluster is { Synced: true, Node: null })
         {
             var why = $"not applicable on this host (no {_o.Unit})";

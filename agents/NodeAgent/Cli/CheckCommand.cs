@@ -77,11 +77,7 @@ internal static class CheckCommand
             {
                 var view = host.Services.GetRequiredService<ClusterView>();
                 await view.StartAsync(ct).ConfigureAwait(false);
-                var deadline = DateTime.UtcNow.AddSeconds(15);
-                while (!view.Synced && view.Problem is null or "" && DateTime.UtcNow < deadline)
-                {
-                    await Task.Delay(100, ct).ConfigureAwait(false);
-                }
+                await view.WaitSettledAsync(TimeSpan.FromSeconds(15), ct).ConfigureAwait(false);
             }
 
             foreach (var journal in selected.OfType<JournalRulesService>())

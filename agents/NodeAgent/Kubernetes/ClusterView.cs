@@ -44,7 +44,49 @@ public sealed partial class ClusterView : BackgroundService
     public bool Synced => _synced.Count == 4;
 
     /// <summary>Why the view is not current, if it is not.</summary>
-    public string? Problem { get; private set; }
+    public string? Problem
+    {
+        get => _problem;
+        private set
+        {
+            _problem = value;
+            if (value is not null)
+            {
+                _settled.TrySetResult(); // a first answer, if not the one hoped for
+            }
+        }
+    }
+
+    private volatile string? _problem;
+    private readonly TaskCompletionSource _settled = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// Waits until the view has a first answer: every kind listed, or a problem known (the API or the file cannot be
+    /// read), at most <paramref name="timeout"/>. True when synced. For a reader that would otherwise judge the host
+    /// from a view that is merely not read yet (the first seconds after start).
+    /// </summary>
+    public async Task<bool> WaitSettledAsync(TimeSpan timeout, CancellationToken ct)
+    {
+        try
+        {
+            await _settled.Task.WaitAsync(timeout, ct).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // not settled in time: the caller judges with what there is
+        }
+
+        return Synced;
+    }
+
+    private void MarkSynced(string kind)
+    {
+        _synced[kind] = true;
+        if (Synced)
+        {
+            _settled.TrySetResult();
+        }
+    }
 
     public V1Node? Node => _node;
 
@@ -123,7 +165,7 @@ public sealed partial class ClusterView : BackgroundService
                     _node = snapshot.Nodes.FirstOrDefault(n => n.Metadata?.Name == NodeName);
                     foreach (var kind in new[] { "nodes", "services", "endpointslices", "namespaces" })
                     {
-                        _synced[kind] = true;
+                        MarkSynced(kind);
                     }
 
                     Interlocked.Increment(ref _version);
@@ -206,7 +248,7 @@ public sealed partial class ClusterView : BackgroundService
                     rv = version(body);
                 }
 
-                _synced[kind] = true;
+                MarkSynced(kind);
                 Interlocked.Increment(ref _version);
                 if (backoff.Failures > 0)
                 {
