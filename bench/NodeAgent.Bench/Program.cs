@@ -250,7 +250,8 @@ var binary = Path.Combine(Run.RepoRoot, "out", "bin", "toolforge-node-agent");
 var useBinary = File.Exists(binary);
 var start = Stopwatch.StartNew();
 var agentEnv = (Environment.GetEnvironmentVariable("TFA_BENCH_AGENT_ENV") ?? string.Empty).Split(';', StringSplitOptions.RemoveEmptyEntries)
-    .Select(kv => kv.Split('=', 2)).ToDictionary(kv => kv[0], kv => kv[1]);
+    .Select(kv => kv.Split('=', 2) is [var k, var v] && k.Length > 0 ? (k, v) : throw new ArgumentException($"TFA_BENCH_AGENT_ENV: \"{kv}\" is not NAME=VALUE"))
+    .ToDictionary(kv => kv.k, kv => kv.v);
 if (agentEnv.Count > 0)
 {
     Console.WriteLine("daemon environment: " + string.Join(' ', agentEnv.Select(kv => $"{kv.Key}={kv.Value}")));
