@@ -5,17 +5,18 @@ using Microsoft.Extensions.Options;
 
 namespace Toolforge.Agents.Common.Options;
 
-/// <summary>Finds keys in a configuration section that no property of the options type takes: typos from puppet.</summary>
+/// <summary>
+/// Finds keys in a configuration section that no property of the options takes: typos from puppet. It walks the
+/// bound options object, not just its type: a nested section's value is asked for its type (<c>GetType()</c> on an
+/// <see cref="IValidatedOptions"/>, whose annotation keeps every implementing type's public properties), which is the
+/// one form the NativeAOT compiler follows. A walk from a property's declared type (<c>PropertyType</c>) finds no
+/// properties in a native binary: every nested key would read "unknown" and the daemon would refuse to start.
+/// </summary>
 public static class UnknownKeys
 {
-    public static IEnumerable<string> Find(IConfigurationSection section, [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] Type type)
+    public static IEnumerable<string> Find(IConfigurationSection section, IValidatedOptions options)
     {
-        if (IsOpenEnded(type))
-        {
-            yield break;
-        }
-
-        var properties = type.GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance)
+        var properties = options.GetType().GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance)
             .Where(p => p.CanWrite || !IsScalar(p.PropertyType))
             .ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
         foreach (var child in section.GetChildren())
@@ -27,25 +28,33 @@ public static class UnknownKeys
                 continue;
             }
 
-            if (IsNestedSection(property.PropertyType))
+            if (!IsNestedSection(property.PropertyType))
             {
-                foreach (var problem in Find(child, Section(property)))
-                {
-                    yield return problem;
-                }
+                continue;
+            }
+
+            // Bound already: a section present in the configuration has its object (the binder made it if the
+            // options did not). One that is not IValidatedOptions is a programming error OptionsShapeTests catches.
+            switch (property.GetValue(options))
+            {
+                case IValidatedOptions nested:
+                    foreach (var problem in Find(child, nested))
+                    {
+                        yield return problem;
+                    }
+
+                    break;
+                case null:
+                    break;
+                default:
+                    yield return $"{child.Path}: cannot be checked ({property.PropertyType.Name} is not IValidatedOptions)";
+                    break;
             }
         }
     }
 
     /// <summary>Whether a property of this type is walked as a nested section (not a value, a list or a map).</summary>
     public static bool IsNestedSection(Type t) => !IsScalar(t) && !IsOpenEnded(t);
-
-    // A nested section's type implements IValidatedOptions, whose annotation keeps its public properties in a trimmed
-    // binary (Packaging.Tests checks every options type of every program for it). Were one missed, its keys would all be
-    // reported unknown and the daemon would refuse to start: loud, never a silently unchecked section.
-    [UnconditionalSuppressMessage("Trimming", "IL2073", Justification = "Nested section types implement IValidatedOptions (annotated); checked by Packaging.Tests OptionsShapeTests.")]
-    [return: DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)]
-    private static Type Section(System.Reflection.PropertyInfo property) => property.PropertyType;
 
     private static bool IsScalar(Type t)
     {

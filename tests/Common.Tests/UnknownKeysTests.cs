@@ -5,13 +5,17 @@ namespace Toolforge.Agents.Common.Tests;
 
 public sealed class UnknownKeysTests
 {
-    private sealed class Inner
+    internal sealed class Inner : IValidatedOptions
     {
+        public IEnumerable<string> Validate(string section) => [];
+
         public int Port { get; set; }
     }
 
-    private sealed class Sample
+    internal sealed class Sample : IValidatedOptions
     {
+        public IEnumerable<string> Validate(string section) => [];
+
         public string Name { get; set; } = string.Empty;
 
         public Inner Nested { get; set; } = new();
@@ -24,7 +28,9 @@ public sealed class UnknownKeysTests
     private static List<string> Problems(params (string Key, string Value)[] values)
     {
         var config = new ConfigurationBuilder().AddInMemoryCollection(values.Select(v => new KeyValuePair<string, string?>(v.Key, v.Value))).Build();
-        return UnknownKeys.Find(config.GetSection("S"), typeof(Sample)).ToList();
+        var sample = new Sample();
+        config.GetSection("S").Bind(sample);
+        return UnknownKeys.Find(config.GetSection("S"), sample).ToList();
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Time.Testing;
 using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.NodeAgent.Audit.Conntrack;
 using Toolforge.Agents.NodeAgent.Kubernetes;
+using Toolforge.Agents.NodeAgent.Kubernetes.Api;
 using Toolforge.Agents.TestSupport;
 
 namespace Toolforge.Agents.NodeAgent.Tests;
@@ -119,8 +120,9 @@ public sealed class ConntrackTests
         var svc = FakeKubeApiServer.Service("tool-a", "game", "172.30.0.50", ("udp", 7777, "UDP"), ("tcp", 7777, "TCP"));
         svc.Spec.Type = "NodePort";
         svc.Spec.Ports[0].NodePort = 30777;
-        var model = new ClusterModel([ServiceSpec.From(svc)],
-            [EndpointSliceSpec.From(FakeKubeApiServer.Slice("tool-a", "game", ["10.180.1.1"], ("udp", 7777, "UDP"), ("tcp", 7777, "TCP")))!]);
+        var slice = FakeKubeApiServer.Slice("tool-a", "game", ["10.180.1.1"], ("udp", 7777, "UDP"), ("tcp", 7777, "TCP"));
+        var model = new ClusterModel([ServiceSpec.From(KubeJson.Parse(k8s.KubernetesJson.Serialize(svc), KubeJson.Default.KubeService))],
+            [EndpointSliceSpec.From(KubeJson.Parse(k8s.KubernetesJson.Serialize(slice), KubeJson.Default.KubeEndpointSlice))!]);
         var entries = new List<ConntrackEntry>
         {
             new("udp", "198.51.100.1", 4000, "172.16.0.20", 30777, "10.180.1.7", 7777),   // node port, gone endpoint

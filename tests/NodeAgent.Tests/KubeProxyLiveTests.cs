@@ -20,16 +20,7 @@ public sealed class KubeProxyLiveTests
     private static async Task<(FakeKubeApiServer Api, ClusterView View, TempDir Dir)> ClusterAsync(string kubectlJson)
     {
         var api = await FakeKubeApiServer.StartAsync();
-        var snapshot = KubectlSnapshot.Read([("services", kubectlJson)]);
-        foreach (var s in snapshot.Services)
-        {
-            api.Put(s);
-        }
-
-        foreach (var e in snapshot.EndpointSlices)
-        {
-            api.Put(e);
-        }
+        api.PutKubectlJson(kubectlJson);
 
         api.Put(FakeKubeApiServer.Node(NftReferenceData.Node));
         var dir = new TempDir();

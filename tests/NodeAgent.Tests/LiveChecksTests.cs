@@ -82,7 +82,7 @@ public sealed class LiveChecksTests
         api.Put(FakeKubeApiServer.Node("worker-1"));
         api.Put(FakeKubeApiServer.Namespace("tool-a"));
         var view = await StartViewAsync(api, dir);
-        Assert.Equal("True", view.Node!.Status.Conditions.Single(c => c.Type == "Ready").Status);
+        Assert.Equal("True", view.Node!.Status!.Conditions!.Single(c => c.Type == "Ready").Status);
 
         var sw = Stopwatch.StartNew();
         api.Put(FakeKubeApiServer.Service("tool-a", "new", "10.96.0.77", ("http", 80, "TCP")));
@@ -91,7 +91,7 @@ public sealed class LiveChecksTests
 
         sw.Restart();
         api.Put(FakeKubeApiServer.Node("worker-1", ready: false));
-        Assert.True(await Peer.EventuallyAsync(() => view.Node?.Status.Conditions.Single(c => c.Type == "Ready").Status == "False", TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(5)));
+        Assert.True(await Peer.EventuallyAsync(() => view.Node?.Status?.Conditions?.Single(c => c.Type == "Ready").Status == "False", TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(5)));
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(1), $"the node change arrived after {sw.Elapsed}");
 
         api.Delete("services", "tool-a", "new");

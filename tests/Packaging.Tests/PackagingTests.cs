@@ -77,7 +77,13 @@ public sealed class PackagingTests
             {
                 ["Coordinator"] = reporting.DeepClone(),
                 ["Metrics"] = new JsonObject { ["Port"] = 0 },
-                ["NodeAgent"] = new JsonObject { ["Kubernetes"] = new JsonObject { ["Enabled"] = false }, ["Docker"] = new JsonObject { ["Endpoint"] = "unix:///run/no-docker.sock" } },
+                // Nested sections two deep: the native binary's unknown-key check must see their keys (it once saw none).
+                ["NodeAgent"] = new JsonObject
+                {
+                    ["Kubernetes"] = new JsonObject { ["Enabled"] = false, ["Conditions"] = new JsonObject { ["Enabled"] = false } },
+                    ["Docker"] = new JsonObject { ["Endpoint"] = "unix:///run/no-docker.sock" },
+                    ["Iptables"] = new JsonObject { ["Interval"] = "00:00:20" },
+                },
             },
             ["builder-agent"] = new()
             {
@@ -119,11 +125,18 @@ public sealed class PackagingTests
         var install = await c.ExecAsync("sh", "-c", "dpkg -i /debs/*.deb");
         Assert.True(install.ExitCode == 0, "dpkg -i failed: " + install);
         // The native programs are one executable each (NativeAOT: no runtime, no managed assemblies beside them).
-        foreach (var native in new[] { "toolforge-log-shipper", "agentctl" })
+        foreach (var native in new[] { "toolforge-node-agent", "toolforge-log-shipper", "agentctl" })
         {
             var files = (await Sh($"ls /usr/lib/toolforge-agents/{native}")).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
             Assert.Equal([native], files);
         }
+
+        // A typo two sections deep is refused by the native binary, naming the key, with the exit code units do not restart on.
+        await File.WriteAllTextAsync(dir["typo.json"], """{"NodeAgent":{"Kubernetes":{"Enabled":false,"Conditions":{"Enabeld":false}}}}""");
+        var typo = await c.ExecAsync("/usr/bin/toolforge-node-agent", "--config", "/setup/typo.json");
+        Assert.True(typo.ExitCode == 78, "a nested typo: " + typo);
+        Assert.Contains("NodeAgent:Kubernetes:Conditions:Enabeld: unknown key", typo.Stderr + typo.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("NodeAgent:Kubernetes:Enabled: unknown key", typo.Stderr + typo.Stdout, StringComparison.Ordinal);
 
         // Installed but idle: no configuration yet.
         foreach (var d in Daemons)

@@ -42,22 +42,53 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
     private int _failWrites;
     private int _failStatus;
     private long _rv = 100;
+    private long _compactedRv;
 
     private FakeKubeApiServer(WebApplication app) => _app = app;
 
     public int Port { get; private set; }
 
-    public string Url => $"http://127.0.0.1:{Port}";
+    public string Url => $"{Scheme}://127.0.0.1:{Port}";
 
     public int WatchRequests { get; private set; }
 
-    public static async Task<FakeKubeApiServer> StartAsync()
+    /// <summary>Subjects of the client certificates requests came with ("none" without one), in order.</summary>
+    public List<string> ClientCertificates { get; } = [];
+
+    private string Scheme { get; init; } = "http";
+
+    /// <summary>Plain HTTP on 127.0.0.1, or with <paramref name="tls"/> HTTPS asking for a client certificate of that CA.</summary>
+    public static async Task<FakeKubeApiServer> StartAsync((System.Security.Cryptography.X509Certificates.X509Certificate2 Server, System.Security.Cryptography.X509Certificates.X509Certificate2 ClientCa)? tls = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        if (tls is null)
+        {
+            builder.WebHost.UseUrls("http://127.0.0.1:0");
+        }
+        else
+        {
+            // As kube-apiserver with --client-ca-file: a client certificate is asked for and must lead to that CA.
+            builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0, l => l.UseHttps(h =>
+            {
+                h.ServerCertificate = tls.Value.Server;
+                h.ClientCertificateMode = Microsoft.AspNetCore.Server.Kestrel.Https.ClientCertificateMode.AllowCertificate;
+                h.ClientCertificateValidation = (cert, _, _) => Toolforge.Agents.Common.Tls.Certificates.ValidateChain(cert, [tls.Value.ClientCa]) is null;
+            })));
+        }
+
         var app = builder.Build();
-        var server = new FakeKubeApiServer(app);
+        var server = new FakeKubeApiServer(app) { Scheme = tls is null ? "http" : "https" };
+        app.Use(async (ctx, next) =>
+        {
+            var cert = await ctx.Connection.GetClientCertificateAsync();
+            lock (server._lock)
+            {
+                server.ClientCertificates.Add(cert?.Subject ?? "none");
+            }
+
+            await next(ctx);
+        });
         foreach (var (name, kind) in Kinds)
         {
             app.MapGet(kind.Path, ctx => server.HandleAsync(name, kind, ctx));
@@ -123,6 +154,49 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Every Service, EndpointSlice, Namespace and Node of kubectl's JSON (a List or one object); other kinds are left out.</summary>
+    public void PutKubectlJson(string json)
+    {
+        var root = JsonNode.Parse(json)!.AsObject();
+        var items = root["items"] is JsonArray a ? a.Select(i => i!.AsObject()).ToList() : [root];
+        var listKind = (string?)root["kind"] is { } lk && lk.EndsWith("List", StringComparison.Ordinal) && lk != "List" ? lk[..^4] : null;
+        foreach (var item in items)
+        {
+            IKubernetesObject<V1ObjectMeta>? obj = ((string?)item["kind"] ?? listKind) switch
+            {
+                "Service" => KubernetesJson.Deserialize<V1Service>(item.ToJsonString()),
+                "EndpointSlice" => KubernetesJson.Deserialize<V1EndpointSlice>(item.ToJsonString()),
+                "Namespace" => KubernetesJson.Deserialize<V1Namespace>(item.ToJsonString()),
+                "Node" => KubernetesJson.Deserialize<V1Node>(item.ToJsonString()),
+                _ => null,
+            };
+            if (obj is not null)
+            {
+                Put(obj);
+            }
+        }
+    }
+
+    /// <summary>
+    /// As etcd's compaction: the history so far is forgotten and every open watch ends; a watch from a resourceVersion
+    /// before now gets the ERROR event with code 410 a real API server sends, and the client must list again.
+    /// </summary>
+    public void Compact()
+    {
+        lock (_lock)
+        {
+            _compactedRv = ++_rv;
+            _history.Clear();
+            foreach (var w in _watchers)
+            {
+                w.Channel.Writer.TryComplete();
+            }
+        }
+    }
+
+    /// <summary>List requests served (a client that lists again after a 410 makes one more).</summary>
+    public int ListRequests { get; private set; }
+
     public void Delete(string kind, string? ns, string name)
     {
         lock (_lock)
@@ -160,6 +234,7 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         long rv;
         lock (_lock)
         {
+            ListRequests++;
             items = new JsonArray(_objects[kind].Values.Where(Matches).Select(o => (JsonNode)o.DeepClone()).ToArray());
             rv = _rv;
         }
@@ -179,9 +254,15 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         var from = long.TryParse(ctx.Request.Query["resourceVersion"], out var r) ? r : 0;
         var timeout = int.TryParse(ctx.Request.Query["timeoutSeconds"], out var t) ? TimeSpan.FromSeconds(t) : TimeSpan.FromMinutes(5);
         var channel = Channel.CreateUnbounded<(long, string, JsonObject)>();
+        var expired = false;
         lock (_lock)
         {
             WatchRequests++;
+            if (from < _compactedRv)
+            {
+                expired = true;
+            }
+
             foreach (var h in _history.Where(h => h.Kind == kind && h.Rv > from))
             {
                 channel.Writer.TryWrite((h.Rv, h.Type, h.Object));
@@ -191,6 +272,19 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         }
 
         ctx.Response.ContentType = "application/json";
+        if (expired)
+        {
+            // What kube-apiserver sends for a resourceVersion older than its compaction: 200, one ERROR event, the end.
+            var status = new JsonObject { ["kind"] = "Status", ["apiVersion"] = "v1", ["status"] = "Failure", ["message"] = $"too old resource version: {from} ({_compactedRv})", ["reason"] = "Expired", ["code"] = 410 };
+            await ctx.Response.WriteAsync(new JsonObject { ["type"] = "ERROR", ["object"] = status }.ToJsonString() + "\n");
+            lock (_lock)
+            {
+                _watchers.RemoveAll(w => w.Channel == channel);
+            }
+
+            return;
+        }
+
         await ctx.Response.Body.FlushAsync();
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
         cts.CancelAfter(timeout);

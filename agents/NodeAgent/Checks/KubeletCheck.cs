@@ -169,7 +169,7 @@ internal sealed class KubeletCheck : PeriodicCheck, IUsesCluster
         var details = new Dictionary<string, string>
         {
             ["reason"] = ready?.Reason ?? string.Empty,
-            ["last_transition"] = ready?.LastTransitionTime?.ToString("O", System.Globalization.CultureInfo.InvariantCulture) ?? string.Empty,
+            ["last_transition"] = ready?.LastTransitionTime?.UtcDateTime.ToString("O", System.Globalization.CultureInfo.InvariantCulture) ?? string.Empty,
             ["unschedulable"] = (node.Spec?.Unschedulable ?? false) ? "true" : "false",
         };
         if (ready?.Status != "True")
@@ -182,7 +182,7 @@ internal sealed class KubeletCheck : PeriodicCheck, IUsesCluster
         }
         else
         {
-            State.SetCheck(NodeReady, CheckState.Ok, $"Ready since {ready.LastTransitionTime:yyyy-MM-dd HH:mm}Z", details: details);
+            State.SetCheck(NodeReady, CheckState.Ok, $"Ready since {ready.LastTransitionTime?.UtcDateTime:yyyy-MM-dd HH:mm}Z", details: details);
         }
     }
 

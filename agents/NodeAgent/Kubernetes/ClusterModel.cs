@@ -1,5 +1,3 @@
-using k8s.Models;
-
 namespace Toolforge.Agents.NodeAgent.Kubernetes;
 
 /// <summary>Services and endpoint slices, as the API (or `kubectl get svc,endpointslices -A -o json`) has them.</summary>

@@ -1,29 +1,31 @@
 using System.Collections.Concurrent;
-using k8s;
-using k8s.Autorest;
-using k8s.Models;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Common.Resilience;
+using Toolforge.Agents.NodeAgent.Kubernetes.Api;
 
 namespace Toolforge.Agents.NodeAgent.Kubernetes;
 
 /// <summary>
 /// The node-agent's view of the cluster: this Node, every Service, EndpointSlice and Namespace, kept current by
-/// list + watch (KubernetesClient) and relisted when a watch expires (410 Gone) or breaks. List calls have a
-/// deadline; watches are renewed every WatchTimeout. Readers get immutable snapshots.
+/// list + watch (<see cref="KubeApiClient"/>) and relisted when a watch expires (410 Gone) or breaks. List calls have a
+/// deadline; watches are renewed every WatchTimeout. Only the compact form the audits read is kept (ServiceSpec,
+/// EndpointSliceSpec, namespace annotations), not the API objects. Readers get immutable snapshots.
 /// </summary>
 public sealed partial class ClusterView : BackgroundService
 {
     private readonly KubernetesOptions _options;
     private readonly ILogger<ClusterView> _logger;
-    private readonly ConcurrentDictionary<string, V1Service> _services = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, V1EndpointSlice> _slices = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, V1Namespace> _namespaces = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ServiceSpec> _services = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, EndpointSliceSpec> _slices = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, IReadOnlyDictionary<string, string>> _namespaces = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, bool> _synced = new(StringComparer.Ordinal);
-    private volatile V1Node? _node;
+    private volatile KubeNode? _node;
     private long _version;
 
     public ClusterView(IOptions<NodeAgentOptions> options, CoordinatorConnection connection, ILogger<ClusterView> logger)
@@ -88,19 +90,21 @@ public sealed partial class ClusterView : BackgroundService
         }
     }
 
-    public V1Node? Node => _node;
+    public KubeNode? Node => _node;
 
     /// <summary>Changes with every event; lets a reader tell whether anything moved.</summary>
     public long Version => Interlocked.Read(ref _version);
 
-    public ClusterModel Model() => new(
-        _services.Values.Select(ServiceSpec.From).ToList(),
-        _slices.Values.Select(EndpointSliceSpec.From).OfType<EndpointSliceSpec>().ToList());
+    public ClusterModel Model() => new(_services.Values.ToList(), _slices.Values.ToList());
 
     public IReadOnlyDictionary<string, string> NamespaceAnnotations(string ns) =>
-        _namespaces.TryGetValue("/" + ns, out var n) && n.Metadata?.Annotations is { } a ? new Dictionary<string, string>(a) : new Dictionary<string, string>();
+        _namespaces.TryGetValue("/" + ns, out var a) ? a : Empty;
 
-    public IReadOnlyCollection<V1Service> Services => _services.Values.ToList();
+    public int ServiceCount => _services.Count;
+
+    public IReadOnlyCollection<ServiceSpec> Services => _services.Values.ToList();
+
+    private static readonly IReadOnlyDictionary<string, string> Empty = new Dictionary<string, string>();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -116,27 +120,56 @@ public sealed partial class ClusterView : BackgroundService
             return;
         }
 
-        using var client = new k8s.Kubernetes(KubernetesClientConfiguration.BuildConfigFromConfigFile(_options.Kubeconfig));
-        var watchSeconds = (int)_options.WatchTimeout.TotalSeconds;
-        var node = $"metadata.name={NodeName}";
-        await Task.WhenAll(
-            Informer<V1Node, V1NodeList>("nodes",
-                t => client.CoreV1.ListNodeAsync(fieldSelector: node, cancellationToken: t),
-                (rv, onError, t) => client.CoreV1.WatchListNodeAsync(fieldSelector: node, resourceVersion: rv, timeoutSeconds: watchSeconds, onError: onError, cancellationToken: t),
-                l => l.Items, l => l.Metadata?.ResourceVersion, (type, n) => _node = type == WatchEventType.Deleted ? null : n, () => _node = null, stoppingToken),
-            Informer<V1Service, V1ServiceList>("services",
-                t => client.CoreV1.ListServiceForAllNamespacesAsync(cancellationToken: t),
-                (rv, onError, t) => client.CoreV1.WatchListServiceForAllNamespacesAsync(resourceVersion: rv, timeoutSeconds: watchSeconds, onError: onError, cancellationToken: t),
-                l => l.Items, l => l.Metadata?.ResourceVersion, (type, s) => Apply(_services, type, s), _services.Clear, stoppingToken),
-            Informer<V1EndpointSlice, V1EndpointSliceList>("endpointslices",
-                t => client.DiscoveryV1.ListEndpointSliceForAllNamespacesAsync(cancellationToken: t),
-                (rv, onError, t) => client.DiscoveryV1.WatchListEndpointSliceForAllNamespacesAsync(resourceVersion: rv, timeoutSeconds: watchSeconds, onError: onError, cancellationToken: t),
-                l => l.Items, l => l.Metadata?.ResourceVersion, (type, s) => Apply(_slices, type, s), _slices.Clear, stoppingToken),
-            Informer<V1Namespace, V1NamespaceList>("namespaces",
-                t => client.CoreV1.ListNamespaceAsync(cancellationToken: t),
-                (rv, onError, t) => client.CoreV1.WatchListNamespaceAsync(resourceVersion: rv, timeoutSeconds: watchSeconds, onError: onError, cancellationToken: t),
-                l => l.Items, l => l.Metadata?.ResourceVersion, (type, n) => Apply(_namespaces, type, n), _namespaces.Clear, stoppingToken)).ConfigureAwait(false);
+        using var client = await ConnectAsync(stoppingToken).ConfigureAwait(false);
+        if (client is not null)
+        {
+            var node = "fieldSelector=" + Uri.EscapeDataString("metadata.name=" + NodeName);
+            await Task.WhenAll(
+                Informer("nodes", client, "/api/v1/nodes?" + node, KubeJson.Default.KubeListKubeNode, KubeJson.Default.KubeWatchEventKubeNode,
+                    n => n.Metadata, (deleted, n) => _node = deleted ? null : n, () => _node = null, stoppingToken),
+                Informer("services", client, "/api/v1/services?", KubeJson.Default.KubeListKubeService, KubeJson.Default.KubeWatchEventKubeService,
+                    s => s.Metadata, (deleted, s) => Apply(_services, deleted, s.Metadata, ServiceSpec.From(s)), _services.Clear, stoppingToken),
+                Informer("endpointslices", client, "/apis/discovery.k8s.io/v1/endpointslices?", KubeJson.Default.KubeListKubeEndpointSlice, KubeJson.Default.KubeWatchEventKubeEndpointSlice,
+                    s => s.Metadata, (deleted, s) => Apply(_slices, deleted, s.Metadata, EndpointSliceSpec.From(s)), _slices.Clear, stoppingToken),
+                Informer("namespaces", client, "/api/v1/namespaces?", KubeJson.Default.KubeListKubeNamespace, KubeJson.Default.KubeWatchEventKubeNamespace,
+                    n => n.Metadata, (deleted, n) => Apply(_namespaces, deleted, n.Metadata, Annotations(n)), _namespaces.Clear, stoppingToken)).ConfigureAwait(false);
+        }
     }
+
+    /// <summary>The client from the kubeconfig; a kubeconfig that cannot be used (yet: puppet may still be writing the
+    /// kubelet's) is read again with backoff. Null only when stopping.</summary>
+    private async Task<KubeApiClient?> ConnectAsync(CancellationToken stoppingToken)
+    {
+        var backoff = new Backoff(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30));
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                return new KubeApiClient(Kubeconfig.Load(_options.Kubeconfig));
+            }
+            catch (KubeconfigException ex)
+            {
+                Problem = ex.Message;
+                if (backoff.Failures == 0)
+                {
+                    Log.KubeconfigUnusable(_logger, ex.Message);
+                }
+
+                try
+                {
+                    await Task.Delay(backoff.Next(), stoppingToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private static IReadOnlyDictionary<string, string> Annotations(KubeNamespace n) => n.Metadata?.Annotations is { Count: > 0 } a ? a : Empty;
 
     /// <summary>The snapshot file: read at start and whenever its time or size changes; a bad read keeps the last good view.</summary>
     private async Task FollowFileAsync(CancellationToken stoppingToken)
@@ -159,9 +192,9 @@ public sealed partial class ClusterView : BackgroundService
                 if (stamp != seen)
                 {
                     var snapshot = KubectlSnapshot.Read([(path, await File.ReadAllTextAsync(path, stoppingToken).ConfigureAwait(false))]);
-                    Replace(_services, snapshot.Services);
-                    Replace(_slices, snapshot.EndpointSlices);
-                    Replace(_namespaces, snapshot.Namespaces);
+                    Replace(_services, snapshot.Services.Select(s => (s.Metadata, (ServiceSpec?)ServiceSpec.From(s))));
+                    Replace(_slices, snapshot.EndpointSlices.Select(s => (s.Metadata, EndpointSliceSpec.From(s))));
+                    Replace(_namespaces, snapshot.Namespaces.Select(n => (n.Metadata, (IReadOnlyDictionary<string, string>?)Annotations(n))));
                     _node = snapshot.Nodes.FirstOrDefault(n => n.Metadata?.Name == NodeName);
                     foreach (var kind in new[] { "nodes", "services", "endpointslices", "namespaces" })
                     {
@@ -188,10 +221,20 @@ public sealed partial class ClusterView : BackgroundService
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
     }
 
-    private static void Replace<T>(ConcurrentDictionary<string, T> map, IEnumerable<T> items)
-        where T : IKubernetesObject<V1ObjectMeta>
+    private static string Key(KubeMeta? meta) => $"{meta?.Namespace}/{meta?.Name}";
+
+    private static void Replace<T>(ConcurrentDictionary<string, T> map, IEnumerable<(KubeMeta? Meta, T? Value)> items)
+        where T : class
     {
-        var fresh = items.ToDictionary(i => $"{i.Metadata?.NamespaceProperty}/{i.Metadata?.Name}", StringComparer.Ordinal);
+        var fresh = new Dictionary<string, T>(StringComparer.Ordinal);
+        foreach (var (meta, value) in items)
+        {
+            if (value is not null)
+            {
+                fresh[Key(meta)] = value;
+            }
+        }
+
         foreach (var key in map.Keys.Where(k => !fresh.ContainsKey(k)).ToList())
         {
             map.TryRemove(key, out _);
@@ -203,32 +246,36 @@ public sealed partial class ClusterView : BackgroundService
         }
     }
 
-    private void Apply<T>(ConcurrentDictionary<string, T> map, WatchEventType type, T item)
-        where T : IKubernetesObject<V1ObjectMeta>
+    /// <summary>Keeps the compact form of an object (null: nothing the audits use, e.g. an FQDN slice).</summary>
+    private static void Apply<T>(ConcurrentDictionary<string, T> map, bool deleted, KubeMeta? meta, T? value)
+        where T : class
     {
-        var key = $"{item.Metadata?.NamespaceProperty}/{item.Metadata?.Name}";
-        if (type == WatchEventType.Deleted)
+        var key = Key(meta);
+        if (deleted || value is null)
         {
             map.TryRemove(key, out _);
         }
         else
         {
-            map[key] = item;
+            map[key] = value;
         }
     }
 
-    private async Task Informer<T, TList>(
+    private async Task Informer<T>(
         string kind,
-        Func<CancellationToken, Task<TList>> list,
-        Func<string?, Action<Exception>, CancellationToken, IAsyncEnumerable<(WatchEventType, T)>> watch,
-        Func<TList, IList<T>> items,
-        Func<TList, string?> version,
-        Action<WatchEventType, T> apply,
+        KubeApiClient client,
+        string path,
+        JsonTypeInfo<KubeList<T>> listInfo,
+        JsonTypeInfo<KubeWatchEvent<T>> watchInfo,
+        Func<T, KubeMeta?> meta,
+        Action<bool, T> apply,
         Action clear,
         CancellationToken stoppingToken)
-        where T : IKubernetesObject<V1ObjectMeta>
+        where T : class
     {
         var backoff = new Backoff(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30));
+        var watchSeconds = ((int)_options.WatchTimeout.TotalSeconds).ToString(CultureInfo.InvariantCulture);
+        var sep = path.EndsWith('?') ? string.Empty : "&";
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -238,14 +285,14 @@ public sealed partial class ClusterView : BackgroundService
                 using (var cts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken))
                 {
                     cts.CancelAfter(_options.RequestTimeout);
-                    var body = await list(cts.Token).ConfigureAwait(false);
+                    var body = await client.GetAsync(path.TrimEnd('?'), listInfo, cts.Token).ConfigureAwait(false);
                     clear();
-                    foreach (var item in items(body))
+                    foreach (var item in body.Items ?? [])
                     {
-                        apply(WatchEventType.Added, item);
+                        apply(false, item);
                     }
 
-                    rv = version(body);
+                    rv = body.Metadata?.ResourceVersion;
                 }
 
                 MarkSynced(kind);
@@ -261,26 +308,21 @@ public sealed partial class ClusterView : BackgroundService
                 {
                     using var watchCts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
                     watchCts.CancelAfter(_options.WatchTimeout + _options.RequestTimeout); // the server ends it at WatchTimeout; this is the backstop
-                    Exception? watchError = null;
-                    await foreach (var (type, item) in watch(rv, e => watchError = e, watchCts.Token).ConfigureAwait(false))
+                    var watch = $"{path}{sep}watch=1&allowWatchBookmarks=true&timeoutSeconds={watchSeconds}&resourceVersion={Uri.EscapeDataString(rv ?? string.Empty)}";
+                    await foreach (var e in client.WatchAsync(watch, watchInfo, watchCts.Token).ConfigureAwait(false))
                     {
-                        if (type == WatchEventType.Error)
+                        if (e.Object is not { } item)
                         {
-                            throw new WatchExpiredException(kind);
+                            continue;
                         }
 
-                        if (type != WatchEventType.Bookmark)
+                        if (e.Type is "ADDED" or "MODIFIED" or "DELETED")
                         {
-                            apply(type, item);
+                            apply(e.Type == "DELETED", item);
                             Interlocked.Increment(ref _version);
                         }
 
-                        rv = item.Metadata?.ResourceVersion ?? rv;
-                    }
-
-                    if (watchError is not null)
-                    {
-                        throw watchError;
+                        rv = meta(item)?.ResourceVersion ?? rv;
                     }
                 }
             }
@@ -288,21 +330,20 @@ public sealed partial class ClusterView : BackgroundService
             {
                 return;
             }
-            catch (Exception ex) when (ex is HttpOperationException or HttpRequestException or IOException or OperationCanceledException
-                or WatchExpiredException or KubernetesException or System.Text.Json.JsonException or k8s.Exceptions.KubeConfigException)
+            catch (Exception ex) when (ex is KubeApiException or HttpRequestException or IOException or OperationCanceledException or JsonException)
             {
+                var expired = ex is KubeApiException { StatusCode: 410 };
                 Problem = $"{kind}: {ex.Message}";
-                if (backoff.Failures == 0 && ex is not WatchExpiredException)
+                if (backoff.Failures == 0 && !expired)
                 {
                     Log.ListWatchFailed(_logger, kind, ex.Message);
                 }
 
-                await Task.Delay(backoff.Next(), stoppingToken).ConfigureAwait(false);
+                // A 410 (the watch's resourceVersion is too old) lists again at once; anything else backs off.
+                await Task.Delay(expired ? TimeSpan.Zero : backoff.Next(), stoppingToken).ConfigureAwait(false);
             }
         }
     }
-
-    private sealed class WatchExpiredException(string kind) : Exception($"{kind}: watch expired; listing again");
 
     private static partial class Log
     {
@@ -314,6 +355,9 @@ public sealed partial class ClusterView : BackgroundService
 
         [LoggerMessage(3104, LogLevel.Warning, "cannot use the cluster snapshot: {Reason}; keeping the last good one")]
         public static partial void SnapshotUnreadable(ILogger logger, string reason);
+
+        [LoggerMessage(3105, LogLevel.Warning, "cannot use the kubeconfig: {Reason}; reading it again with backoff")]
+        public static partial void KubeconfigUnusable(ILogger logger, string reason);
 
         [LoggerMessage(3102, LogLevel.Information, "Kubernetes {Kind}: listing and watching again")]
         public static partial void Recovered(ILogger logger, string kind);

@@ -1,4 +1,4 @@
-using k8s.Models;
+using Toolforge.Agents.NodeAgent.Kubernetes.Api;
 
 namespace Toolforge.Agents.NodeAgent.Kubernetes;
 
@@ -9,7 +9,7 @@ public sealed record EndpointSliceSpec(string Namespace, string ServiceName, IRe
 
     public bool IsIPv6 { get; init; }
 
-    public static EndpointSliceSpec? From(V1EndpointSlice s)
+    public static EndpointSliceSpec? From(KubeEndpointSlice s)
     {
         if (s.AddressType is not ("IPv4" or "IPv6" or null) || s.Metadata?.Labels?.TryGetValue(ServiceNameLabel, out var service) != true || service is null)
         {
@@ -17,7 +17,7 @@ public sealed record EndpointSliceSpec(string Namespace, string ServiceName, IRe
         }
 
         return new EndpointSliceSpec(
-            s.Metadata.NamespaceProperty ?? "default",
+            s.Metadata.Namespace ?? "default",
             service,
             (s.Endpoints ?? []).SelectMany(e => (e.Addresses ?? []).Select(a => new EndpointSpec(
                 a,

@@ -1,5 +1,3 @@
-using k8s.Models;
-
 namespace Toolforge.Agents.NodeAgent.Kubernetes;
 
 public sealed record EndpointSpec(string Address, bool Ready, bool Serving, bool Terminating, string? NodeName);

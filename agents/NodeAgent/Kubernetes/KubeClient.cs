@@ -1,25 +1,26 @@
-using k8s;
 using Microsoft.Extensions.Options;
+using Toolforge.Agents.NodeAgent.Kubernetes.Api;
 
 namespace Toolforge.Agents.NodeAgent.Kubernetes;
 
 /// <summary>
-/// The API client the writers share (Node status, Events), built from the kubeconfig on first use. The kubelet's own
-/// kubeconfig is enough: under NodeRestriction a node may patch its own Node's status and create and patch Events.
-/// Every call is bounded by <see cref="KubernetesOptions.RequestTimeout"/> through <see cref="Deadline"/>.
+/// The API client the writers share (Node status, Events), built from the kubeconfig on first use (a kubeconfig that
+/// cannot be used throws <see cref="KubeconfigException"/> each time until it can). The kubelet's own kubeconfig is
+/// enough: under NodeRestriction a node may patch its own Node's status and create and patch Events. Every call is
+/// bounded by <see cref="KubernetesOptions.RequestTimeout"/> through <see cref="Deadline"/>.
 /// </summary>
 public sealed class KubeClient(IOptions<NodeAgentOptions> options) : IDisposable
 {
     private readonly object _lock = new();
-    private k8s.Kubernetes? _client;
+    private KubeApiClient? _client;
 
-    public IKubernetes Api
+    public KubeApiClient Api
     {
         get
         {
             lock (_lock)
             {
-                return _client ??= new k8s.Kubernetes(KubernetesClientConfiguration.BuildConfigFromConfigFile(options.Value.Kubernetes.Kubeconfig));
+                return _client ??= new KubeApiClient(Kubeconfig.Load(options.Value.Kubernetes.Kubeconfig));
             }
         }
     }
@@ -31,6 +32,15 @@ public sealed class KubeClient(IOptions<NodeAgentOptions> options) : IDisposable
         cts.CancelAfter(options.Value.Kubernetes.RequestTimeout);
         return cts;
     }
+
+    /// <summary>Why a call failed, in one line for a check's message and the log.</summary>
+    public string Why(Exception ex) => ex is OperationCanceledException
+        ? $"no answer within {options.Value.Kubernetes.RequestTimeout.TotalSeconds:0}s"
+        : ex.Message;
+
+    /// <summary>The failures of a call to the API server a writer retries (anything else is a bug).</summary>
+    public static bool IsApiFailure(Exception ex) =>
+        ex is KubeApiException or HttpRequestException or OperationCanceledException or IOException or KubeconfigException or System.Text.Json.JsonException;
 
     public void Dispose()
     {

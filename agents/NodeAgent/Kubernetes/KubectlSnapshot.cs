@@ -1,22 +1,22 @@
 using System.Text.Json;
-using k8s.Models;
+using Toolforge.Agents.NodeAgent.Kubernetes.Api;
 
 namespace Toolforge.Agents.NodeAgent.Kubernetes;
 
 /// <summary>
 /// What `kubectl get svc,endpointslices,namespaces -A -o json` (and `kubectl get node NAME -o json`) print, read
-/// into the API's own types: a List (or ServiceList, ...) of items, or one object. Anything that is not such a
+/// into the parts of the API's objects the agent reads (<see cref="KubeJson"/>): a List (or ServiceList, ...) of items, or one object. Anything that is not such a
 /// document is an error that names what is wrong and where, never an empty cluster.
 /// </summary>
 public sealed class KubectlSnapshot
 {
-    public List<V1Service> Services { get; } = [];
+    public List<KubeService> Services { get; } = [];
 
-    public List<V1EndpointSlice> EndpointSlices { get; } = [];
+    public List<KubeEndpointSlice> EndpointSlices { get; } = [];
 
-    public List<V1Namespace> Namespaces { get; } = [];
+    public List<KubeNamespace> Namespaces { get; } = [];
 
-    public List<V1Node> Nodes { get; } = [];
+    public List<KubeNode> Nodes { get; } = [];
 
     /// <summary>Kinds the documents held that do not matter here (Pods, ConfigMaps...), with how many of each.</summary>
     public Dictionary<string, int> Ignored { get; } = new(StringComparer.Ordinal);
@@ -103,16 +103,16 @@ public sealed class KubectlSnapshot
             switch (kind)
             {
                 case "Service":
-                    Services.Add(k8s.KubernetesJson.Deserialize<V1Service>(item.GetRawText()));
+                    Services.Add(item.Deserialize(KubeJson.Default.KubeService) ?? throw new JsonException("null"));
                     break;
                 case "EndpointSlice":
-                    EndpointSlices.Add(k8s.KubernetesJson.Deserialize<V1EndpointSlice>(item.GetRawText()));
+                    EndpointSlices.Add(item.Deserialize(KubeJson.Default.KubeEndpointSlice) ?? throw new JsonException("null"));
                     break;
                 case "Namespace":
-                    Namespaces.Add(k8s.KubernetesJson.Deserialize<V1Namespace>(item.GetRawText()));
+                    Namespaces.Add(item.Deserialize(KubeJson.Default.KubeNamespace) ?? throw new JsonException("null"));
                     break;
                 case "Node":
-                    Nodes.Add(k8s.KubernetesJson.Deserialize<V1Node>(item.GetRawText()));
+                    Nodes.Add(item.Deserialize(KubeJson.Default.KubeNode) ?? throw new JsonException("null"));
                     break;
                 default:
                     Ignored[kind] = Ignored.GetValueOrDefault(kind) + 1;

@@ -1,5 +1,3 @@
-using k8s.Models;
-
 namespace Toolforge.Agents.NodeAgent.Kubernetes;
 
 public sealed record ServicePortSpec(string Name, int Port, string Protocol, int NodePort);

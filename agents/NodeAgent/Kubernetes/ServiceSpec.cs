@@ -1,4 +1,4 @@
-using k8s.Models;
+using Toolforge.Agents.NodeAgent.Kubernetes.Api;
 
 namespace Toolforge.Agents.NodeAgent.Kubernetes;
 
@@ -41,18 +41,18 @@ public sealed record ServiceSpec(
 
     private static bool V6(string ip) => ip.Contains(':', StringComparison.Ordinal);
 
-    public static ServiceSpec From(V1Service s)
+    public static ServiceSpec From(KubeService s)
     {
         var clusterIPs = s.Spec?.ClusterIPs is { Count: > 0 } list ? list : s.Spec?.ClusterIP is { } one ? [one] : [];
         var headless = s.Spec?.ClusterIP == "None";
         var external = s.Spec?.ExternalIPs ?? [];
-        var lb = (s.Status?.LoadBalancer?.Ingress ?? []).Select(i => i.Ip).Where(ip => !string.IsNullOrEmpty(ip)).ToList();
+        var lb = (s.Status?.LoadBalancer?.Ingress ?? []).Select(i => i.Ip).Where(ip => !string.IsNullOrEmpty(ip)).Select(ip => ip!).ToList();
         return new ServiceSpec(
-            s.Metadata?.NamespaceProperty ?? "default",
+            s.Metadata?.Namespace ?? "default",
             s.Metadata?.Name ?? string.Empty,
             s.Spec?.Type ?? "ClusterIP",
             clusterIPs.FirstOrDefault(ip => !V6(ip)) is { } v4 ? v4 : headless ? "None" : null,
-            (s.Spec?.Ports ?? []).Select(p => new ServicePortSpec(p.Name ?? string.Empty, p.Port, (p.Protocol ?? "TCP").ToUpperInvariant(), p.NodePort ?? 0)).ToList(),
+            (s.Spec?.Ports ?? []).Select(p => new ServicePortSpec(p.Name ?? string.Empty, p.Port ?? 0, (p.Protocol ?? "TCP").ToUpperInvariant(), p.NodePort ?? 0)).ToList(),
             external.Where(ip => !V6(ip)).ToList(),
             lb.Where(ip => !V6(ip)).ToList(),
             s.Spec?.InternalTrafficPolicy == "Local",

@@ -96,7 +96,7 @@ internal sealed partial class ConntrackCheck : PeriodicCheck, IUsesCluster
     }
 
     private List<string> NodeAddresses() =>
-        _cluster.Node?.Status?.Addresses?.Where(a => a.Type is "InternalIP" or "ExternalIP").Select(a => a.Address).ToList() ?? [];
+        _cluster.Node?.Status?.Addresses?.Where(a => a.Type is "InternalIP" or "ExternalIP").Select(a => a.Address).OfType<string>().ToList() ?? [];
 
     private async Task<bool> DeleteAsync(StaleFlow s, CancellationToken ct)
     {

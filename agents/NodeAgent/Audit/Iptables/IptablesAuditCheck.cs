@@ -82,7 +82,7 @@ internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
 
         var confirmed = _confirm.Confirm(findings);
         State.SetFindings(NatAudit.Check, confirmed);
-        var summary = confirmed.Count == 0 ? $"clean: {dump.Rules.Count} rules, {_cluster.Services.Count} services" : FindingConfirmer.Summary(confirmed);
+        var summary = confirmed.Count == 0 ? $"clean: {dump.Rules.Count} rules, {_cluster.ServiceCount} services" : FindingConfirmer.Summary(confirmed);
         State.SetCheck(NatAudit.Check, FindingConfirmer.StateOf(confirmed), summary, sw.Elapsed,
             values: new Dictionary<string, double> { ["rules"] = dump.Rules.Count, ["findings"] = confirmed.Count, ["audit_ms"] = audit.Elapsed.TotalMilliseconds });
         ReturnMemory(text.Length);

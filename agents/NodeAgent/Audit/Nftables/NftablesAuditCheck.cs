@@ -100,7 +100,7 @@ internal sealed class NftablesAuditCheck : PeriodicCheck, IUsesCluster
         var confirmed = _confirm.Confirm(findings);
         State.SetFindings(NftAudit.Check, confirmed);
         State.SetCheck(NftAudit.Check, FindingConfirmer.StateOf(confirmed),
-            confirmed.Count == 0 ? $"clean: {rules.RuleCount} rules, {rules.ElementCount} elements, {_cluster.Services.Count} services" : FindingConfirmer.Summary(confirmed),
+            confirmed.Count == 0 ? $"clean: {rules.RuleCount} rules, {rules.ElementCount} elements, {_cluster.ServiceCount} services" : FindingConfirmer.Summary(confirmed),
             sw.Elapsed, values: new Dictionary<string, double> { ["rules"] = rules.RuleCount, ["elements"] = rules.ElementCount, ["findings"] = confirmed.Count, ["audit_ms"] = audit.Elapsed.TotalMilliseconds });
     }
 }

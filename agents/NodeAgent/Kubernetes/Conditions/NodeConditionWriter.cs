@@ -1,9 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using k8s;
-using k8s.Autorest;
-using k8s.Models;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -12,6 +9,7 @@ using Toolforge.Agents.Common.Files;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Common.Resilience;
 using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.NodeAgent.Kubernetes.Api;
 
 namespace Toolforge.Agents.NodeAgent.Kubernetes.Conditions;
 
@@ -38,7 +36,7 @@ public sealed partial class NodeConditionWriter : BackgroundService
     private readonly ILogger<NodeConditionWriter> _logger;
     private readonly List<ConditionFamily> _families;
     private readonly Backoff _backoff = new(TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(2));
-    private readonly Dictionary<string, V1NodeCondition> _current = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, KubeNodeCondition> _current = new(StringComparer.Ordinal);
     private List<string>? _toDelete;
     private DateTimeOffset _retryAt;
 
@@ -107,12 +105,12 @@ public sealed partial class NodeConditionWriter : BackgroundService
             _state.SetCheck(Check, CheckState.Ok, $"{_current.Count} condition(s) on node {NodeName}: "
                 + string.Join(", ", _current.Values.OrderBy(c => c.Type, StringComparer.Ordinal).Select(c => $"{c.Type}={c.Status}")));
         }
-        catch (Exception ex) when (!ct.IsCancellationRequested && ex is HttpOperationException or HttpRequestException or OperationCanceledException or IOException or k8s.Exceptions.KubeConfigException)
+        catch (Exception ex) when (!ct.IsCancellationRequested && KubeClient.IsApiFailure(ex))
         {
             WriteFailures.Inc();
             var wait = _backoff.Next();
             _retryAt = now + wait;
-            var why = ex is HttpOperationException h ? $"{(int)h.Response.StatusCode} {Cut(h.Response.Content)}" : ex is OperationCanceledException ? $"no answer within {_options.Kubernetes.RequestTimeout.TotalSeconds:0}s" : ex.Message;
+            var why = _client.Why(ex);
             Log.WriteFailed(_logger, NodeName, why, wait.TotalSeconds);
             _state.SetCheck(Check, CheckState.Warning, $"cannot write node {NodeName}'s conditions: {why}; retrying in {wait.TotalSeconds:0}s");
         }
@@ -120,10 +118,10 @@ public sealed partial class NodeConditionWriter : BackgroundService
 
     private async Task LoadAsync(CancellationToken ct)
     {
-        V1Node node;
+        KubeNode node;
         using (var cts = _client.Deadline(ct))
         {
-            node = await _client.Api.CoreV1.ReadNodeAsync(NodeName, cancellationToken: cts.Token).ConfigureAwait(false);
+            node = await _client.Api.GetAsync("/api/v1/nodes/" + Uri.EscapeDataString(NodeName), KubeJson.Default.KubeNode, cts.Token).ConfigureAwait(false);
         }
 
         var mine = _families.Select(f => f.Type).ToHashSet(StringComparer.Ordinal);
@@ -137,10 +135,10 @@ public sealed partial class NodeConditionWriter : BackgroundService
         _toDelete = before.Where(t => !mine.Contains(t) && present.Any(c => c.Type == t)).ToList();
     }
 
-    private List<V1NodeCondition> Due(DateTimeOffset now)
+    private List<KubeNodeCondition> Due(DateTimeOffset now)
     {
         var checks = _state.GetChecks();
-        var due = new List<V1NodeCondition>();
+        var due = new List<KubeNodeCondition>();
         foreach (var family in _families)
         {
             if (ConditionFamilies.Judge(family, checks) is not { } v)
@@ -151,27 +149,27 @@ public sealed partial class NodeConditionWriter : BackgroundService
             var status = v.Problem ? "True" : "False";
             var had = _current.GetValueOrDefault(v.Type);
             var changed = had is null || had.Status != status || had.Reason != v.Reason;
-            var heartbeatDue = had?.LastHeartbeatTime is not { } hb || now - new DateTimeOffset(DateTime.SpecifyKind(hb, DateTimeKind.Utc)) >= _o.HeartbeatPeriod;
+            var heartbeatDue = had?.LastHeartbeatTime is not { } hb || now - hb >= _o.HeartbeatPeriod;
             if (!changed && !heartbeatDue)
             {
                 continue;
             }
 
-            due.Add(new V1NodeCondition
+            due.Add(new KubeNodeCondition
             {
                 Type = v.Type,
                 Status = status,
                 Reason = v.Reason,
                 Message = v.Message,
-                LastHeartbeatTime = now.UtcDateTime,
-                LastTransitionTime = had is not null && had.Status == status && had.LastTransitionTime is { } t ? t : now.UtcDateTime,
+                LastHeartbeatTime = now,
+                LastTransitionTime = had is not null && had.Status == status && had.LastTransitionTime is { } t ? t : now,
             });
         }
 
         return due;
     }
 
-    private async Task PatchAsync(List<V1NodeCondition> conditions, List<string> delete, CancellationToken ct)
+    private async Task PatchAsync(List<KubeNodeCondition> conditions, List<string> delete, CancellationToken ct)
     {
         var list = new JsonArray();
         foreach (var c in conditions)
@@ -194,7 +192,7 @@ public sealed partial class NodeConditionWriter : BackgroundService
 
         var body = new JsonObject { ["status"] = new JsonObject { ["conditions"] = list } }.ToJsonString();
         using var cts = _client.Deadline(ct);
-        await _client.Api.CoreV1.PatchNodeStatusAsync(new V1Patch(body, V1Patch.PatchType.StrategicMergePatch), NodeName, cancellationToken: cts.Token).ConfigureAwait(false);
+        await _client.Api.PatchAsync($"/api/v1/nodes/{Uri.EscapeDataString(NodeName)}/status", "application/strategic-merge-patch+json", body, KubeJson.Default.KubeCreated, cts.Token).ConfigureAwait(false);
     }
 
     private List<string> LoadOwned()
@@ -215,9 +213,7 @@ public sealed partial class NodeConditionWriter : BackgroundService
 
     private static DateTimeOffset Seconds(DateTimeOffset t) => new(t.UtcTicks - (t.UtcTicks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
 
-    private static string Rfc3339(DateTime t) => DateTime.SpecifyKind(t, DateTimeKind.Utc).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
-
-    private static string Cut(string? s) => s is null ? string.Empty : s.Length <= 200 ? s : s[..200] + "…";
+    private static string Rfc3339(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
     private static partial class Log
     {

@@ -1,8 +1,5 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using k8s;
-using k8s.Autorest;
-using k8s.Models;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -10,6 +7,7 @@ using Prometheus;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Common.Resilience;
 using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.NodeAgent.Kubernetes.Api;
 
 namespace Toolforge.Agents.NodeAgent.Kubernetes.Conditions;
 
@@ -173,12 +171,12 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
                 _backoff.Reset();
                 _state.SetCheck(Check, CheckState.Ok, $"events written to {_o.EventNamespace} (last: {s.Reason} ×{count})");
             }
-            catch (Exception ex) when (!ct.IsCancellationRequested && ex is HttpOperationException or HttpRequestException or OperationCanceledException or IOException or k8s.Exceptions.KubeConfigException)
+            catch (Exception ex) when (!ct.IsCancellationRequested && KubeClient.IsApiFailure(ex))
             {
                 WriteFailures.Inc();
                 var wait = _backoff.Next();
                 _retryAt = now + wait;
-                var why = ex is HttpOperationException h ? $"{(int)h.Response.StatusCode} {Cut(h.Response.Content)}" : ex is OperationCanceledException ? "no answer in time" : ex.Message;
+                var why = _client.Why(ex);
                 Log.WriteFailed(_logger, s.Reason, why, wait.TotalSeconds);
                 _state.SetCheck(Check, CheckState.Warning, $"cannot write the {s.Reason} event: {why}; kept, retrying in {wait.TotalSeconds:0}s");
                 return;
@@ -188,23 +186,29 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
 
     private async Task<string> CreateAsync(Series s, int count, string message, DateTimeOffset last, CancellationToken ct)
     {
-        var e = new Corev1Event
+        var e = new JsonObject
         {
-            Metadata = new V1ObjectMeta { Name = $"{NodeName}.{s.First.UtcTicks.ToString("x", CultureInfo.InvariantCulture)}.{Interlocked.Increment(ref _seq).ToString(CultureInfo.InvariantCulture)}", NamespaceProperty = _o.EventNamespace },
-            InvolvedObject = new V1ObjectReference { Kind = "Node", Name = NodeName, Uid = NodeName, ApiVersion = "v1" },
-            Reason = s.Reason,
-            Message = count > 1 ? "(combined from similar events): " + message : message,
-            Type = s.Warning ? "Warning" : "Normal",
-            Source = new V1EventSource { Component = Component, Host = NodeName },
-            ReportingComponent = Component,
-            ReportingInstance = NodeName,
-            FirstTimestamp = s.First.UtcDateTime,
-            LastTimestamp = last.UtcDateTime,
-            Count = count,
+            ["apiVersion"] = "v1",
+            ["kind"] = "Event",
+            ["metadata"] = new JsonObject
+            {
+                ["name"] = $"{NodeName}.{s.First.UtcTicks.ToString("x", CultureInfo.InvariantCulture)}.{Interlocked.Increment(ref _seq).ToString(CultureInfo.InvariantCulture)}",
+                ["namespace"] = _o.EventNamespace,
+            },
+            ["involvedObject"] = new JsonObject { ["kind"] = "Node", ["name"] = NodeName, ["uid"] = NodeName, ["apiVersion"] = "v1" },
+            ["reason"] = s.Reason,
+            ["message"] = count > 1 ? "(combined from similar events): " + message : message,
+            ["type"] = s.Warning ? "Warning" : "Normal",
+            ["source"] = new JsonObject { ["component"] = Component, ["host"] = NodeName },
+            ["reportingComponent"] = Component,
+            ["reportingInstance"] = NodeName,
+            ["firstTimestamp"] = Rfc3339(s.First),
+            ["lastTimestamp"] = Rfc3339(last),
+            ["count"] = count,
         };
         using var cts = _client.Deadline(ct);
-        var created = await _client.Api.CoreV1.CreateNamespacedEventAsync(e, _o.EventNamespace, cancellationToken: cts.Token).ConfigureAwait(false);
-        return created.Metadata.Name;
+        var created = await _client.Api.PostAsync($"/api/v1/namespaces/{Uri.EscapeDataString(_o.EventNamespace)}/events", e.ToJsonString(), KubeJson.Default.KubeCreated, cts.Token).ConfigureAwait(false);
+        return created.Metadata?.Name ?? throw new System.Text.Json.JsonException("the created Event has no metadata.name");
     }
 
     private async Task<string> PatchAsync(string name, int count, string message, DateTimeOffset last, CancellationToken ct)
@@ -212,13 +216,15 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
         var body = new JsonObject
         {
             ["count"] = count,
-            ["lastTimestamp"] = last.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
+            ["lastTimestamp"] = Rfc3339(last),
             ["message"] = "(combined from similar events): " + message,
         }.ToJsonString();
         using var cts = _client.Deadline(ct);
-        await _client.Api.CoreV1.PatchNamespacedEventAsync(new V1Patch(body, V1Patch.PatchType.MergePatch), name, _o.EventNamespace, cancellationToken: cts.Token).ConfigureAwait(false);
+        await _client.Api.PatchAsync($"/api/v1/namespaces/{Uri.EscapeDataString(_o.EventNamespace)}/events/{Uri.EscapeDataString(name)}", "application/merge-patch+json", body, KubeJson.Default.KubeCreated, cts.Token).ConfigureAwait(false);
         return name;
     }
+
+    private static string Rfc3339(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
     public override void Dispose()
     {
@@ -226,8 +232,6 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
         _wake.Dispose();
         base.Dispose();
     }
-
-    private static string Cut(string? s) => s is null ? string.Empty : s.Length <= 200 ? s : s[..200] + "…";
 
     private static partial class Log
     {

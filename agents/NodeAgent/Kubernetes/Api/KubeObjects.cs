@@ -1,0 +1,220 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
+
+namespace Toolforge.Agents.NodeAgent.Kubernetes.Api;
+
+// The parts of the Kubernetes objects the node-agent reads, as the API server's JSON has them (field names per the
+// core/v1 and discovery.k8s.io/v1 OpenAPI schema). Everything else in an object is skipped while reading, so a list of
+// 10,000 Services costs what these fields cost, not the whole object graph. Read and written by generated code
+// (KubeJson): nothing here needs reflection, in a JIT or a NativeAOT binary.
+
+public sealed class KubeMeta
+{
+    public string? Name { get; set; }
+
+    [JsonPropertyName("namespace")]
+    public string? Namespace { get; set; }
+
+    public string? ResourceVersion { get; set; }
+
+    public Dictionary<string, string>? Labels { get; set; }
+
+    public Dictionary<string, string>? Annotations { get; set; }
+}
+
+public sealed class KubeListMeta
+{
+    public string? ResourceVersion { get; set; }
+}
+
+/// <summary>A List response: its resourceVersion (where a watch continues) and its items.</summary>
+public sealed class KubeList<T>
+{
+    public KubeListMeta? Metadata { get; set; }
+
+    public List<T>? Items { get; set; }
+}
+
+/// <summary>One line of a watch: ADDED, MODIFIED, DELETED, BOOKMARK or ERROR (whose object is a Status).</summary>
+public sealed class KubeWatchEvent<T>
+{
+    public string? Type { get; set; }
+
+    public T? Object { get; set; }
+}
+
+/// <summary>What the API server answers a failed call with (kind Status).</summary>
+public sealed class KubeStatus
+{
+    public string? Status { get; set; }
+
+    public string? Message { get; set; }
+
+    public string? Reason { get; set; }
+
+    public int? Code { get; set; }
+}
+
+public sealed class KubeService
+{
+    public KubeMeta? Metadata { get; set; }
+
+    public KubeServiceSpec? Spec { get; set; }
+
+    public KubeServiceStatus? Status { get; set; }
+}
+
+public sealed class KubeServiceSpec
+{
+    public string? Type { get; set; }
+
+    public string? ClusterIP { get; set; }
+
+    public List<string>? ClusterIPs { get; set; }
+
+    public List<KubeServicePort>? Ports { get; set; }
+
+    public List<string>? ExternalIPs { get; set; }
+
+    public string? InternalTrafficPolicy { get; set; }
+
+    public string? ExternalTrafficPolicy { get; set; }
+
+    public List<string>? LoadBalancerSourceRanges { get; set; }
+
+    public string? SessionAffinity { get; set; }
+}
+
+public sealed class KubeServicePort
+{
+    public string? Name { get; set; }
+
+    public int? Port { get; set; }
+
+    public string? Protocol { get; set; }
+
+    public int? NodePort { get; set; }
+}
+
+public sealed class KubeServiceStatus
+{
+    public KubeLoadBalancerStatus? LoadBalancer { get; set; }
+}
+
+public sealed class KubeLoadBalancerStatus
+{
+    public List<KubeLoadBalancerIngress>? Ingress { get; set; }
+}
+
+public sealed class KubeLoadBalancerIngress
+{
+    public string? Ip { get; set; }
+}
+
+public sealed class KubeEndpointSlice
+{
+    public KubeMeta? Metadata { get; set; }
+
+    public string? AddressType { get; set; }
+
+    public List<KubeEndpoint>? Endpoints { get; set; }
+
+    public List<KubeServicePort>? Ports { get; set; }
+}
+
+public sealed class KubeEndpoint
+{
+    public List<string>? Addresses { get; set; }
+
+    public KubeEndpointConditions? Conditions { get; set; }
+
+    public string? NodeName { get; set; }
+}
+
+public sealed class KubeEndpointConditions
+{
+    public bool? Ready { get; set; }
+
+    public bool? Serving { get; set; }
+
+    public bool? Terminating { get; set; }
+}
+
+public sealed class KubeNamespace
+{
+    public KubeMeta? Metadata { get; set; }
+}
+
+public sealed class KubeNode
+{
+    public KubeMeta? Metadata { get; set; }
+
+    public KubeNodeSpec? Spec { get; set; }
+
+    public KubeNodeStatus? Status { get; set; }
+}
+
+public sealed class KubeNodeSpec
+{
+    public bool? Unschedulable { get; set; }
+}
+
+public sealed class KubeNodeStatus
+{
+    public List<KubeNodeCondition>? Conditions { get; set; }
+
+    public List<KubeNodeAddress>? Addresses { get; set; }
+}
+
+public sealed class KubeNodeCondition
+{
+    public string Type { get; set; } = string.Empty;
+
+    public string? Status { get; set; }
+
+    public string? Reason { get; set; }
+
+    public string? Message { get; set; }
+
+    public DateTimeOffset? LastHeartbeatTime { get; set; }
+
+    public DateTimeOffset? LastTransitionTime { get; set; }
+}
+
+public sealed class KubeNodeAddress
+{
+    public string? Type { get; set; }
+
+    public string? Address { get; set; }
+}
+
+/// <summary>Only the name of a created object is read back.</summary>
+public sealed class KubeCreated
+{
+    public KubeMeta? Metadata { get; set; }
+}
+
+/// <summary>The generated readers and writers of the types above (camelCase, as the API has them).</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(KubeList<KubeService>))]
+[JsonSerializable(typeof(KubeList<KubeEndpointSlice>))]
+[JsonSerializable(typeof(KubeList<KubeNamespace>))]
+[JsonSerializable(typeof(KubeList<KubeNode>))]
+[JsonSerializable(typeof(KubeWatchEvent<KubeService>))]
+[JsonSerializable(typeof(KubeWatchEvent<KubeEndpointSlice>))]
+[JsonSerializable(typeof(KubeWatchEvent<KubeNamespace>))]
+[JsonSerializable(typeof(KubeWatchEvent<KubeNode>))]
+[JsonSerializable(typeof(KubeWatchEvent<KubeStatus>))]
+[JsonSerializable(typeof(KubeStatus))]
+[JsonSerializable(typeof(KubeService))]
+[JsonSerializable(typeof(KubeEndpointSlice))]
+[JsonSerializable(typeof(KubeNamespace))]
+[JsonSerializable(typeof(KubeNode))]
+[JsonSerializable(typeof(KubeCreated))]
+public sealed partial class KubeJson : JsonSerializerContext
+{
+    /// <summary>Reads one object of <paramref name="info"/>'s type from JSON text; throws <see cref="JsonException"/>.</summary>
+    public static T Parse<T>(string json, JsonTypeInfo<T> info) =>
+        JsonSerializer.Deserialize(json, info) ?? throw new JsonException($"null where a {typeof(T).Name} was expected");
+}
