@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Toolforge.Agents.NodeAgent.Audit.Iptables;
 using Toolforge.Agents.NodeAgent.Audit.Nftables;
+using Toolforge.Agents.NodeAgent.Checks;
 using Toolforge.Agents.NodeAgent.Tests;
 using Toolforge.Agents.TestSupport;
 using Toolforge.Agents.NodeAgent.Kubernetes;
@@ -16,7 +17,7 @@ using Toolforge.Agents.NodeAgent.Kubernetes;
 //  3. The daemon against a fake API server holding those Services, iptables audit every 10 s: RSS and CPU after a
 //     minute, and the time from exec to "Application started" (when systemd's READY=1 is sent).
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
-if (args is not ["--nft-offline", _])
+if (args is not ["--nft-offline", _] && args is not ["--iptables-offline", _] && !args.Contains("--iptables-only"))
 {
     // node.stuck-processes' /proc scan with 2,000 more processes running, against `ps -eo pid,stat,wchan` over the same /proc.
     var sleepers = new List<System.Diagnostics.Process>();
@@ -109,8 +110,43 @@ if (args is ["--nft-offline", var keptDir])
     return;
 }
 
+if (args is ["--iptables-offline", var iptDir])
+{
+    // Our own iptables work alone, on what an earlier run kept with TFA_BENCH_KEEP (no namespace, no iptables-save).
+    var dumpBytes = await File.ReadAllBytesAsync(Path.Combine(iptDir, "iptables.txt"));
+    var iptModel = ClusterModel.FromKubectlJson([await File.ReadAllTextAsync(Path.Combine(iptDir, "cluster.json"))]);
+    var (parses, compares) = (new List<double>(), new List<double>());
+    var before = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalAllocatedBytes());
+    for (var i = 0; i < 11; i++)
+    {
+        var sw = Stopwatch.StartNew();
+        var parsed = IptablesDump.Parse(dumpBytes);
+        var parseMs = sw.Elapsed.TotalMilliseconds;
+        var found = NatAudit.Run(iptModel, parsed, new NatAuditOptions()).Count;
+        if (i > 0)
+        {
+            parses.Add(parseMs);
+            compares.Add(sw.Elapsed.TotalMilliseconds - parseMs);
+        }
+
+        if (found != 0)
+        {
+            throw new InvalidOperationException($"{found} findings");
+        }
+
+        IptablesAuditCheck.ReturnMemory(dumpBytes.Length); // as the daemon does after each big audit (not timed)
+    }
+
+    Console.WriteLine($"iptables own work, offline ({dumpBytes.Length / 1024} KiB): parse {Median(parses):0} ms + compare {Median(compares):0} ms; "
+        + $"GCs {GC.CollectionCount(0) - before.Item1}/{GC.CollectionCount(1) - before.Item2}/{GC.CollectionCount(2) - before.Item3} in 11 runs, allocated {(GC.GetTotalAllocatedBytes() - before.Item4) / 11 / 1048576} MB per run");
+    return;
+}
+
 var auditOnly = args.Contains("--audit-only");
 args = args.Where(a => a != "--audit-only").ToArray();
+// --iptables-only: just the iptables audit (with TFA_BENCH_KEEP, keeps the dump for --iptables-offline).
+var iptablesOnly = args.Contains("--iptables-only");
+args = args.Where(a => a != "--iptables-only").ToArray();
 // --daemon-only: just part 3 (the daemon), e.g. to compare GC settings: TFA_BENCH_AGENT_ENV="DOTNET_GCgen0size=0x400000;..."
 var daemonOnly = args.Contains("--daemon-only");
 args = args.Where(a => a != "--daemon-only").ToArray();
@@ -128,13 +164,20 @@ if (!daemonOnly)
     var ownTimes = new List<double>();
     var parseTimes = new List<double>();
     var natRules = 0;
+    var lastSize = 0;
     for (var i = 0; i < 6; i++)
     {
+        // iptables-save alone: its output read into memory, as the daemon reads it (UTF-8 bytes).
+        var alone = Stopwatch.StartNew();
+        await ProcessRunner.RunBytesAsync("ip", ns.SaveCommand, TimeSpan.FromMinutes(2), lastSize, CancellationToken.None);
+        var dump = alone.Elapsed.TotalMilliseconds;
+
+        // The whole audit: the same, then our own parse and compare.
         var sw = Stopwatch.StartNew();
-        var text = (await Run.ProcessAsync("ip", ns.SaveCommand, TimeSpan.FromMinutes(2))).Stdout;
-        var dump = sw.Elapsed.TotalMilliseconds;
+        var (text, length) = await ProcessRunner.RunBytesAsync("ip", ns.SaveCommand, TimeSpan.FromMinutes(2), lastSize, CancellationToken.None);
+        lastSize = length;
         var own = Stopwatch.StartNew();
-        var parsed = IptablesDump.Parse(text);
+        var parsed = IptablesDump.Parse(text, length);
         var parseMs = own.Elapsed.TotalMilliseconds;
         var findings = NatAudit.Run(model, parsed, new NatAuditOptions());
         own.Stop();
@@ -145,6 +188,13 @@ if (!daemonOnly)
         }
 
         natRules = parsed.Rules.Count(r => r.Table == "nat");
+        if (Environment.GetEnvironmentVariable("TFA_BENCH_KEEP") is { Length: > 0 } keepIpt && i == 0)
+        {
+            await File.WriteAllBytesAsync(Path.Combine(keepIpt, "iptables.txt"), text.AsMemory(0, length));
+            await File.WriteAllTextAsync(Path.Combine(keepIpt, "cluster.json"), ToKubectlJson(services));
+        }
+
+        IptablesAuditCheck.ReturnMemory(length); // as the daemon does after each big audit (not timed)
         if (i == 0)
         {
             continue; // warm-up
@@ -160,6 +210,7 @@ if (!daemonOnly)
     Console.WriteLine($"iptables-save alone: {Median(dumpTimes):0} ms; whole audit: {Median(totalTimes):0} ms = {Median(totalTimes) / Median(dumpTimes):0.00} x the dump; our own work (parse + compare): {Median(ownTimes):0} ms (parse {Median(parseTimes):0} ms)");
 
     // nftables mode: the same Services, in kube-proxy's nftables layout.
+    if (!iptablesOnly)
     {
         await using var nftNs = await NetNamespace.CreateAsync();
         using var nftDir = new TempDir();
@@ -214,7 +265,7 @@ if (!daemonOnly)
 
 }
 
-if (auditOnly)
+if (auditOnly || iptablesOnly)
 {
     return;
 }

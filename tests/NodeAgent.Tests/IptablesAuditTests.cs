@@ -23,6 +23,48 @@ public sealed class IptablesAuditTests
         Assert.Equal("KUBE-SVC-NPX46M4PTMTKRN6Y", KubeProxyNames.ServiceChain("default/kubernetes:https", "tcp"));
     }
 
+    [Fact]
+    public void PortHash_WithoutAString_IsKubeProxysHash_ForNamedAndUnnamedPorts()
+    {
+        // The allocation-free hash the audit uses agrees with the reference-checked one, including the ":" variant.
+        var named = KubeProxyNames.PortHashes("default", "kubernetes", new ServicePortSpec("https", 443, "TCP", 0));
+        Assert.Equal("NPX46M4PTMTKRN6Y", named.Hash.ToString());
+        Assert.Null(named.Old);
+        var unnamed = KubeProxyNames.PortHashes("tool-a", "web", new ServicePortSpec(string.Empty, 80, "UDP", 0));
+        Assert.Equal(KubeProxyNames.Hash("tool-a/web", "udp"), unnamed.Hash.ToString());
+        Assert.Equal(KubeProxyNames.Hash("tool-a/web:", "udp"), unnamed.Old?.ToString());
+    }
+
+    [Fact]
+    public void AnIp6tablesDump_AndANonAsciiComment_AreReadAsTheyAre()
+    {
+        var dump = IptablesDump.Parse("*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-ABCDEFGHIJKLMNOP - [0:0]\n"
+            + "-A KUBE-SERVICES -d fd00:10:96::a/128 -p tcp -m comment --comment \"tool-ü/web:http — cluster IP\" -m tcp --dport 80 -j KUBE-SVC-ABCDEFGHIJKLMNOP\n"
+            + "-A KUBE-SERVICES -d 10.96.0.9/32 -p tcp -m tcp --dport 30000:30010 -j KUBE-SVC-ABCDEFGHIJKLMNOP\nCOMMIT\n");
+        var v6 = dump.Rules[0];
+        Assert.Equal(("fd00:10:96::a", "80", "tool-ü/web:http — cluster IP"), (v6.Destination, v6.DestinationPort, v6.Comment));
+        Assert.Equal("30000:30010", dump.Rules[1].DestinationPort);
+        Assert.True(dump.HasChain("nat", "KUBE-SVC-ABCDEFGHIJKLMNOP"));
+        Assert.False(dump.HasChain("filter", "KUBE-SVC-ABCDEFGHIJKLMNOP"));
+
+        // No Service: the IPv6 rule is stale and named by its address; a port range is no single destination to judge.
+        var f = Assert.Single(NatAudit.Run(ClusterModel.Empty, dump, new NatAuditOptions()));
+        Assert.Equal(("stale-rule", "fd00:10:96::a:80/tcp"), (f.Kind, f.Subject));
+        Assert.Contains("tool-ü/web:http — cluster IP", f.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ACommandsOutput_ReadAsBytes_GrowsPastItsSizeHint_AndLosesNothing()
+    {
+        using var dir = new TempDir();
+        var lines = Enumerable.Range(0, 20_000).Select(i => $"-A KUBE-SEP-{i:D16} -p tcp -m tcp -j DNAT --to-destination 10.0.{i / 256 % 256}.{i % 256}:80").ToList();
+        await File.WriteAllLinesAsync(dir["out.txt"], lines);
+        var expected = await File.ReadAllBytesAsync(dir["out.txt"]);
+        Assert.True(expected.Length > 4 * 64 * 1024);
+        var (buffer, length) = await Checks.ProcessRunner.RunBytesAsync("cat", [dir["out.txt"]], TimeSpan.FromSeconds(10), 0, CancellationToken.None);
+        Assert.Equal(expected, buffer[..length]);
+    }
+
     [Theory]
     [MemberData(nameof(Dumps))]
     public void ReferenceDump_WithItsServices_IsClean(string name)

@@ -25,6 +25,7 @@ internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
     private readonly ClusterView _cluster;
     private readonly ProxyModeDetector? _mode;
     private readonly FindingConfirmer _confirm = new();
+    private int _lastDumpBytes;
 
     public IptablesAuditCheck(IOptions<NodeAgentOptions> options, ClusterView cluster, AgentState state, TimeProvider time, ILogger<IptablesAuditCheck> logger,
         ProxyModeDetector? mode = null)
@@ -59,13 +60,14 @@ internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
         }
 
         var sw = Stopwatch.StartNew();
-        var text = await ProcessRunner.RunAsync(_o.Command, _o.Arguments, _o.Timeout, ct).ConfigureAwait(false);
+        var (text, length) = await ProcessRunner.RunBytesAsync(_o.Command, _o.Arguments, _o.Timeout, _lastDumpBytes, ct).ConfigureAwait(false);
+        _lastDumpBytes = length;
         DumpSeconds.Observe(sw.Elapsed.TotalSeconds);
         var audit = Stopwatch.StartNew();
         IptablesDump dump;
         try
         {
-            dump = IptablesDump.Parse(text);
+            dump = IptablesDump.Parse(text, length);
         }
         catch (IptablesParseException ex)
         {
@@ -85,7 +87,7 @@ internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
         var summary = confirmed.Count == 0 ? $"clean: {dump.Rules.Count} rules, {_cluster.ServiceCount} services" : FindingConfirmer.Summary(confirmed);
         State.SetCheck(NatAudit.Check, FindingConfirmer.StateOf(confirmed), summary, sw.Elapsed,
             values: new Dictionary<string, double> { ["rules"] = dump.Rules.Count, ["findings"] = confirmed.Count, ["audit_ms"] = audit.Elapsed.TotalMilliseconds });
-        ReturnMemory(text.Length);
+        ReturnMemory(length);
     }
 
     /// <summary>
@@ -133,17 +135,17 @@ internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
     }
 
     /// <summary>
-    /// A big node's dump (10 MB of text, 70,000 rules) is garbage as soon as the audit is done, and between audits
+    /// A big node's dump (10 MB of text, 70,000 rules in one array) is garbage as soon as the audit is done, and between audits
     /// the agent needs little: give that memory back to the system at once instead of keeping the heap at its peak
     /// until the next audit. One blocking compacting collection per audit interval, only for big dumps.
     /// </summary>
-    private static void ReturnMemory(int dumpChars)
+    internal static void ReturnMemory(int dumpBytes)
     {
-        if (dumpChars >= BigDumpChars)
+        if (dumpBytes >= BigDumpBytes)
         {
             GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         }
     }
 
-    private const int BigDumpChars = 1 << 20;
+    private const int BigDumpBytes = 1 << 20;
 }

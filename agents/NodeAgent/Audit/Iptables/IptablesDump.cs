@@ -1,3 +1,4 @@
+using System.Buffers.Text;
 using System.Text;
 
 namespace Toolforge.Agents.NodeAgent.Audit.Iptables;
@@ -8,102 +9,181 @@ public sealed class IptablesParseException(int line, string message) : Exception
     public int Line { get; } = line;
 }
 
+/// <summary>A part of the dump's text: start and length, or none (length -1).</summary>
+internal readonly record struct Seg(int Start, int Length)
+{
+    public static readonly Seg None = new(0, -1);
+
+    public bool IsNone => Length < 0;
+}
+
+[Flags]
+internal enum RuleFlags : byte
+{
+    None = 0,
+    SourceNegated = 1,
+    DestinationNegated = 2,
+    DestinationTypeLocal = 4,
+    CommentEscaped = 8,
+}
+
+/// <summary>
+/// One rule, as the audit keeps it: names as <see cref="NameTable"/> ids, values as parts of the dump's text. A value
+/// type in one array: a 72,000-rule dump is one allocation, not 72,000 objects and their strings.
+/// </summary>
+internal struct RuleData
+{
+    public int Table;
+    public int Chain;
+    public int Line;
+    public int Jump; // -1: none
+    public int Protocol; // -1: none; lower case
+    public int Port; // --dport as a number; -1: none or not a single port
+    public Seg DestinationPort;
+    public Seg Source;
+    public Seg Destination; // without a /32 or /128 suffix
+    public Seg ToDestination;
+    public Seg Comment; // inside its quotes, escapes still in it
+    public Seg Raw; // the rule after its chain name
+    public RuleFlags Flags;
+}
+
 /// <summary>
 /// One rule of an iptables-save dump, read by tokens rather than positions: kernel order
 /// (<c>-d 10.96.0.1/32 -p tcp -m comment ... -m tcp --dport 443</c>) and kube-proxy's restore order
-/// (<c>-m comment ... -m tcp -p tcp -d 10.96.0.1 --dport 443</c>) give the same rule.
+/// (<c>-m comment ... -m tcp -p tcp -d 10.96.0.1 --dport 443</c>) give the same rule. A view of the dump: its strings
+/// are made when read (names are made once and shared).
 /// </summary>
-public sealed class IptablesRule
+public readonly struct IptablesRule
 {
-    public required string Table { get; init; }
+    private readonly IptablesDump _dump;
+    private readonly int _index;
 
-    public required string Chain { get; init; }
+    internal IptablesRule(IptablesDump dump, int index)
+    {
+        _dump = dump;
+        _index = index;
+    }
 
-    public required int Line { get; init; }
+    private ref readonly RuleData D => ref _dump.Data[_index];
 
-    public string? Source { get; set; }
+    public string Table => _dump.Names[D.Table];
 
-    public bool SourceNegated { get; set; }
+    public string Chain => _dump.Names[D.Chain];
+
+    public int Line => D.Line;
+
+    public string? Source => _dump.Text(D.Source);
+
+    public bool SourceNegated => (D.Flags & RuleFlags.SourceNegated) != 0;
 
     /// <summary>Destination without a /32 suffix.</summary>
-    public string? Destination { get; set; }
+    public string? Destination => _dump.Text(D.Destination);
 
-    public bool DestinationNegated { get; set; }
+    public bool DestinationNegated => (D.Flags & RuleFlags.DestinationNegated) != 0;
 
-    public string? Protocol { get; set; }
+    public string? Protocol => D.Protocol < 0 ? null : _dump.Names[D.Protocol];
 
-    public string? DestinationPort { get; set; }
+    public string? DestinationPort => _dump.Text(D.DestinationPort);
 
-    /// <summary>The --comment value (kube-proxy's "namespace/name:port ..."), made a string only when asked for.</summary>
-    public string? Comment => _comment ??= CommentText is { } c ? (CommentEscaped ? IptablesDump.Unescape(c.Span) : c.ToString()) : null;
+    /// <summary>The --comment value (kube-proxy's "namespace/name:port ...").</summary>
+    public string? Comment => _dump.Comment(in D);
 
-    internal ReadOnlyMemory<char>? CommentText { get; set; }
+    public string? Jump => D.Jump < 0 ? null : _dump.Names[D.Jump];
 
-    internal bool CommentEscaped { get; set; }
+    public bool DestinationTypeLocal => (D.Flags & RuleFlags.DestinationTypeLocal) != 0;
 
-    public string? Jump { get; set; }
-
-    public bool DestinationTypeLocal { get; set; }
-
-    public string? ToDestination { get; set; }
+    public string? ToDestination => _dump.Text(D.ToDestination);
 
     /// <summary>The rule after its chain name, as the dump printed it.</summary>
-    public string RawText => Raw.ToString();
-
-    /// <summary>A slice of the dump's text: a 70,000-rule dump is not copied a second time.</summary>
-    internal ReadOnlyMemory<char> Raw { get; init; }
-
-    private string? _comment;
+    public string RawText => _dump.Text(D.Raw) ?? string.Empty;
 
     public override string ToString() => $"-t {Table} -A {Chain} {RawText}";
 }
 
-/// <summary>A parsed iptables-save dump: chains per table and their rules. Counters (<c>-c</c>) are tolerated.</summary>
+/// <summary>
+/// A parsed iptables-save dump: chains per table and their rules, kept compactly (the dump's UTF-8 text, one array of
+/// value-type rules, a table of names); see <see cref="RuleData"/>. Counters (<c>-c</c>) are tolerated.
+/// </summary>
 public sealed class IptablesDump
 {
-    private readonly Dictionary<string, HashSet<string>> _chains = new(StringComparer.Ordinal);
-    private readonly List<IptablesRule> _rules = [];
-    private readonly Dictionary<(string Table, string Chain), List<IptablesRule>> _byChain = [];
+    private readonly byte[] _text;
+    private RuleData[] _rules;
+    private int _count;
+    private readonly HashSet<long> _chains = [];
+    private readonly List<(int Table, int Chain)> _chainOrder = [];
+    private readonly HashSet<int> _tables = [];
 
-    public IReadOnlyList<IptablesRule> Rules => _rules;
-
-    public bool HasChain(string table, string chain) => _chains.TryGetValue(table, out var c) && c.Contains(chain);
-
-    public IReadOnlyList<IptablesRule> InChain(string table, string chain) => _byChain.GetValueOrDefault((table, chain)) ?? [];
-
-    private void Add(IptablesRule rule)
+    private IptablesDump(byte[] text)
     {
-        _rules.Add(rule);
-        if (!_byChain.TryGetValue((rule.Table, rule.Chain), out var list))
-        {
-            _byChain[(rule.Table, rule.Chain)] = list = [];
-        }
-
-        list.Add(rule);
+        _text = text;
+        _rules = [];
     }
 
-    public bool HasTable(string table) => _chains.ContainsKey(table);
+    internal NameTable Names { get; } = new();
+
+    internal ReadOnlySpan<RuleData> Rules0 => _rules.AsSpan(0, _count);
+
+    internal RuleData[] Data => _rules;
+
+    internal ReadOnlySpan<byte> Bytes(Seg s) => s.IsNone ? default : _text.AsSpan(s.Start, s.Length);
+
+    internal string? Text(Seg s) => s.IsNone ? null : Encoding.UTF8.GetString(_text, s.Start, s.Length);
+
+    internal string? Comment(in RuleData r) =>
+        r.Comment.IsNone ? null : (r.Flags & RuleFlags.CommentEscaped) != 0 ? Unescape(Encoding.UTF8.GetString(Bytes(r.Comment))) : Text(r.Comment);
+
+    public IReadOnlyList<IptablesRule> Rules => new RuleList(this);
+
+    public bool HasChain(string table, string chain) => Names.Find(table) is var t and >= 0 && Names.Find(chain) is var c and >= 0 && HasChain(t, c);
+
+    internal bool HasChain(int table, int chain) => _chains.Contains(((long)table << 32) | (uint)chain);
+
+    public bool HasTable(string table) => Names.Find(table) is var t and >= 0 && _tables.Contains(t);
 
     /// <summary>Every chain declared in the dump, of every table.</summary>
-    public IEnumerable<string> Chains => _chains.Values.SelectMany(c => c);
+    public IEnumerable<string> Chains => _chainOrder.Select(c => Names[c.Chain]);
 
-    public static IptablesDump Parse(string text)
+    private sealed class RuleList(IptablesDump dump) : IReadOnlyList<IptablesRule>
     {
-        var dump = new IptablesDump();
-        var names = new Dictionary<string, string>(StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
-        string? table = null;
+        public IptablesRule this[int index] => (uint)index < (uint)dump._count ? new(dump, index) : throw new ArgumentOutOfRangeException(nameof(index));
+
+        public int Count => dump._count;
+
+        public IEnumerator<IptablesRule> GetEnumerator()
+        {
+            for (var i = 0; i < dump._count; i++)
+            {
+                yield return new IptablesRule(dump, i);
+            }
+        }
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+    }
+
+    public static IptablesDump Parse(string text) => Parse(Encoding.UTF8.GetBytes(text));
+
+    /// <summary>Reads a dump's UTF-8 text (kept by the dump: values are read from it when asked for).</summary>
+    public static IptablesDump Parse(byte[] utf8) => Parse(utf8, utf8.Length);
+
+    /// <summary>Reads the first <paramref name="length"/> bytes of <paramref name="utf8"/>.</summary>
+    public static IptablesDump Parse(byte[] utf8, int length)
+    {
+        var dump = new IptablesDump(utf8);
+        var text = utf8.AsSpan(0, length);
+        dump._rules = new RuleData[text.Count((byte)'\n') + 1]; // at most a rule a line: one array, never grown
+        int table = -1;
         var lineNo = 0;
         var lastContent = 0;
         var pos = 0;
         while (pos < text.Length)
         {
-            var nl = text.IndexOf('\n', pos);
-            var end = nl < 0 ? text.Length : nl;
-            var lineMemory = text.AsMemory(pos, end - pos).Trim();
+            var nl = text[pos..].IndexOf((byte)'\n');
+            var end = nl < 0 ? text.Length : pos + nl;
+            var (start, stop) = Trim(text, pos, end);
             pos = end + 1;
             lineNo++;
-            var line = lineMemory.Span;
-            if (line.Length == 0 || line[0] == '#')
+            if (start == stop || text[start] == (byte)'#')
             {
                 continue;
             }
@@ -111,53 +191,59 @@ public sealed class IptablesDump
             lastContent = lineNo;
 
             // iptables-save -c puts "[packets:bytes]" before each rule.
-            if (line[0] == '[')
+            if (text[start] == (byte)'[')
             {
-                var close = line.IndexOf(']');
+                var close = text[start..stop].IndexOf((byte)']');
                 if (close < 0)
                 {
-                    throw new IptablesParseException(lineNo, $"unterminated counter \"{Cut(line)}\"");
+                    throw new IptablesParseException(lineNo, $"unterminated counter \"{Cut(text[start..stop])}\"");
                 }
 
-                lineMemory = lineMemory[(close + 1)..].TrimStart();
-                line = lineMemory.Span;
-                if (line.Length == 0)
+                (start, stop) = Trim(text, start + close + 1, stop);
+                if (start == stop)
                 {
                     throw new IptablesParseException(lineNo, "a counter without a rule");
                 }
             }
 
+            var line = text[start..stop];
             switch (line[0])
             {
-                case '*':
-                    table = Intern(names, line[1..].Trim());
-                    if (table.Length == 0)
+                case (byte)'*':
+                    var (ts, te) = Trim(text, start + 1, stop);
+                    if (ts == te)
                     {
                         throw new IptablesParseException(lineNo, "table name missing after '*'");
                     }
 
-                    dump._chains.TryAdd(table, new HashSet<string>(StringComparer.Ordinal));
+                    table = dump.Names.GetOrAdd(text[ts..te]);
+                    dump._tables.Add(table);
                     break;
-                case ':':
+                case (byte)':':
                     RequireTable(table, lineNo, line);
                     var afterColon = line[1..];
-                    var space = afterColon.IndexOf(' ');
+                    var space = afterColon.IndexOf((byte)' ');
                     var name = space < 0 ? afterColon : afterColon[..space];
                     if (name.Length == 0)
                     {
                         throw new IptablesParseException(lineNo, "chain name missing after ':'");
                     }
 
-                    dump._chains[table!].Add(Intern(names, name));
+                    var chain = dump.Names.GetOrAdd(name);
+                    if (dump._chains.Add(((long)table << 32) | (uint)chain))
+                    {
+                        dump._chainOrder.Add((table, chain));
+                    }
+
                     break;
-                case '-':
+                case (byte)'-':
                     RequireTable(table, lineNo, line);
-                    dump.Add(ParseRule(table!, lineMemory, lineNo, names));
+                    dump.ParseRule(table, start, stop, lineNo);
                     break;
                 default:
-                    if (line.SequenceEqual("COMMIT"))
+                    if (line.SequenceEqual("COMMIT"u8))
                     {
-                        table = null;
+                        table = -1;
                         break;
                     }
 
@@ -165,120 +251,165 @@ public sealed class IptablesDump
             }
         }
 
-        if (table is not null)
+        if (table >= 0)
         {
-            throw new IptablesParseException(lastContent, $"table {table} has no COMMIT (truncated dump?)");
+            throw new IptablesParseException(lastContent, $"table {dump.Names[table]} has no COMMIT (truncated dump?)");
         }
 
         return dump;
     }
 
-    private static string Intern(Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> names, ReadOnlySpan<char> name)
+    private static (int Start, int End) Trim(ReadOnlySpan<byte> text, int start, int end)
     {
-        if (!names.TryGetValue(name, out var s))
+        while (start < end && IsSpace(text[start]))
         {
-            s = name.ToString();
-            names[s] = s;
+            start++;
         }
 
-        return s;
+        while (end > start && IsSpace(text[end - 1]))
+        {
+            end--;
+        }
+
+        return (start, end);
     }
 
-    private static void RequireTable(string? table, int lineNo, ReadOnlySpan<char> line)
+    private static bool IsSpace(byte b) => b is (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n';
+
+    private static void RequireTable(int table, int lineNo, ReadOnlySpan<byte> line)
     {
-        if (table is null)
+        if (table < 0)
         {
             throw new IptablesParseException(lineNo, $"\"{Cut(line)}\" outside a table (no '*table' line before it)");
         }
     }
 
     /// <summary>
-    /// Reads a rule token by token without splitting the line: only the values the audit keeps become strings, and
-    /// chain, target and protocol names are shared between rules (a 70,000-rule dump repeats them all the time).
+    /// Reads a rule token by token without splitting the line or making a string: only positions and name ids are
+    /// kept (chain, target and protocol names are shared between rules; a 70,000-rule dump repeats them all the time).
     /// </summary>
-    private static IptablesRule ParseRule(string table, ReadOnlyMemory<char> lineMemory, int lineNo, Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> names)
+    private void ParseRule(int table, int start, int stop, int lineNo)
     {
-        var line = lineMemory.Span;
+        var line = _text.AsSpan(start, stop - start);
         var tokens = new Tokenizer(line, lineNo);
-        if (!tokens.Next(out var first, out _) || !line[first].SequenceEqual("-A") || !tokens.Next(out var chainRange, out var chainQuoted))
+        if (!tokens.Next(out var first, out _) || !line[first].SequenceEqual("-A"u8) || !tokens.Next(out var chainRange, out _))
         {
             throw new IptablesParseException(lineNo, $"expected \"-A CHAIN ...\", got \"{Cut(line)}\"");
         }
 
-        var rule = new IptablesRule { Table = table, Chain = Value(line, chainRange, chainQuoted, names, intern: true), Line = lineNo, Raw = lineMemory[chainRange.End..].TrimStart() };
+        var (rawStart, rawEnd) = Trim(line, chainRange.End.GetOffset(line.Length), line.Length);
+        var r = new RuleData
+        {
+            Table = table,
+            Chain = Names.GetOrAdd(line[chainRange]),
+            Line = lineNo,
+            Jump = -1,
+            Protocol = -1,
+            Port = -1,
+            DestinationPort = Seg.None,
+            Source = Seg.None,
+            Destination = Seg.None,
+            ToDestination = Seg.None,
+            Comment = Seg.None,
+            Raw = new Seg(start + rawStart, rawEnd - rawStart),
+        };
         var negate = false;
         while (tokens.Next(out var range, out _))
         {
             var t = line[range];
-            if (t.SequenceEqual("!"))
+            if (t.Length == 1 && t[0] == (byte)'!')
             {
                 negate = true;
                 continue;
             }
 
-            switch (t)
+            if (t.SequenceEqual("-d"u8) || t.SequenceEqual("--destination"u8))
             {
-                case "-s" or "--source":
-                    rule.Source = StripHostMask(Arg(ref tokens, line, t, lineNo, names));
-                    rule.SourceNegated = negate;
-                    break;
-                case "-d" or "--destination":
-                    rule.Destination = StripHostMask(Arg(ref tokens, line, t, lineNo, names));
-                    rule.DestinationNegated = negate;
-                    break;
-                case "-p" or "--protocol":
-                    rule.Protocol = Arg(ref tokens, line, t, lineNo, names, intern: true).ToLowerInvariant();
-                    break;
-                case "--dport" or "--destination-port":
-                    rule.DestinationPort = Arg(ref tokens, line, t, lineNo, names, intern: true);
-                    break;
-                case "--comment":
-                    if (!tokens.Next(out var c, out var quoted))
-                    {
-                        throw new IptablesParseException(lineNo, "option --comment has no value");
-                    }
+                r.Destination = StripHostMask(Arg(ref tokens, line, start, t, lineNo));
+                r.Flags |= negate ? RuleFlags.DestinationNegated : RuleFlags.None;
+            }
+            else if (t.SequenceEqual("-p"u8) || t.SequenceEqual("--protocol"u8))
+            {
+                r.Protocol = Lower(Bytes(Arg(ref tokens, line, start, t, lineNo)));
+            }
+            else if (t.SequenceEqual("--dport"u8) || t.SequenceEqual("--destination-port"u8))
+            {
+                r.DestinationPort = Arg(ref tokens, line, start, t, lineNo);
+                r.Port = Utf8Parser.TryParse(Bytes(r.DestinationPort), out int port, out var used) && used == r.DestinationPort.Length && port >= 0 ? port : -1;
+            }
+            else if (t.SequenceEqual("-j"u8) || t.SequenceEqual("--jump"u8) || t.SequenceEqual("-g"u8) || t.SequenceEqual("--goto"u8))
+            {
+                r.Jump = Names.GetOrAdd(Bytes(Arg(ref tokens, line, start, t, lineNo)));
+            }
+            else if (t.SequenceEqual("--comment"u8))
+            {
+                if (!tokens.Next(out var c, out var quoted))
+                {
+                    throw new IptablesParseException(lineNo, "option --comment has no value");
+                }
 
-                    rule.CommentText = lineMemory[c];
-                    rule.CommentEscaped = quoted && line[c].Contains('\\');
-                    break;
-                case "-j" or "--jump" or "-g" or "--goto":
-                    rule.Jump = Arg(ref tokens, line, t, lineNo, names, intern: true);
-                    break;
-                case "--dst-type":
-                    rule.DestinationTypeLocal = Arg(ref tokens, line, t, lineNo, names) == "LOCAL" && !negate;
-                    break;
-                case "--to-destination":
-                    rule.ToDestination = Arg(ref tokens, line, t, lineNo, names);
-                    break;
-                default:
-                    break; // other matches and their arguments do not matter to the audit
+                r.Comment = new Seg(start + c.Start.GetOffset(line.Length), line[c].Length);
+                r.Flags |= quoted && line[c].Contains((byte)'\\') ? RuleFlags.CommentEscaped : RuleFlags.None;
+            }
+            else if (t.SequenceEqual("-s"u8) || t.SequenceEqual("--source"u8))
+            {
+                r.Source = StripHostMask(Arg(ref tokens, line, start, t, lineNo));
+                r.Flags |= negate ? RuleFlags.SourceNegated : RuleFlags.None;
+            }
+            else if (t.SequenceEqual("--dst-type"u8))
+            {
+                var v = Arg(ref tokens, line, start, t, lineNo);
+                r.Flags |= Bytes(v).SequenceEqual("LOCAL"u8) && !negate ? RuleFlags.DestinationTypeLocal : RuleFlags.None;
+            }
+            else if (t.SequenceEqual("--to-destination"u8))
+            {
+                r.ToDestination = Arg(ref tokens, line, start, t, lineNo);
             }
 
+            // other matches and their arguments do not matter to the audit
             negate = false;
         }
 
-        return rule;
-    }
-
-    private static string Arg(ref Tokenizer tokens, ReadOnlySpan<char> line, ReadOnlySpan<char> option, int lineNo, Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> names, bool intern = false)
-    {
-        if (!tokens.Next(out var a, out var quoted))
+        if (_count == _rules.Length)
         {
-            throw new IptablesParseException(lineNo, $"option {option} has no value");
+            Array.Resize(ref _rules, _count * 2);
         }
 
-        return Value(line, a, quoted, names, intern);
+        _rules[_count++] = r;
     }
 
-    private static string Value(ReadOnlySpan<char> line, Range range, bool quoted, Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> names, bool intern)
+    /// <summary>A protocol's name id, lower case ("TCP" in a restore file is "tcp" in the kernel's listing).</summary>
+    private int Lower(ReadOnlySpan<byte> name)
     {
-        var span = line[range];
-        if (!quoted)
+        if (!name.ContainsAnyInRange((byte)'A', (byte)'Z') || name.Length > 64)
         {
-            return intern ? Intern(names, span) : span.ToString();
+            return Names.GetOrAdd(name);
         }
 
-        return span.Contains('\\') ? Unescape(span) : span.ToString();
+        Span<byte> lower = stackalloc byte[name.Length];
+        for (var i = 0; i < name.Length; i++)
+        {
+            lower[i] = name[i] is >= (byte)'A' and <= (byte)'Z' ? (byte)(name[i] + 32) : name[i];
+        }
+
+        return Names.GetOrAdd(lower);
+    }
+
+    // A quoted value keeps its escapes: addresses, ports and names never have any; a comment's are undone when read.
+    private static Seg Arg(ref Tokenizer tokens, ReadOnlySpan<byte> line, int lineStart, ReadOnlySpan<byte> option, int lineNo)
+    {
+        if (!tokens.Next(out var a, out _))
+        {
+            throw new IptablesParseException(lineNo, $"option {Encoding.UTF8.GetString(option)} has no value");
+        }
+
+        return new Seg(lineStart + a.Start.GetOffset(line.Length), line[a].Length);
+    }
+
+    private Seg StripHostMask(Seg s)
+    {
+        var b = Bytes(s);
+        return b.EndsWith("/32"u8) ? s with { Length = s.Length - 3 } : b.EndsWith("/128"u8) ? s with { Length = s.Length - 4 } : s;
     }
 
     /// <summary>Inside double quotes a backslash escapes the next character.</summary>
@@ -293,20 +424,15 @@ public sealed class IptablesDump
         return sb.ToString();
     }
 
-    private static string StripHostMask(string address) =>
-        address.EndsWith("/32", StringComparison.Ordinal) ? address[..^3]
-        : address.EndsWith("/128", StringComparison.Ordinal) ? address[..^4]
-        : address;
-
     /// <summary>Yields token ranges of one line; a quoted token's range excludes its quotes (escapes still in it).</summary>
-    private ref struct Tokenizer(ReadOnlySpan<char> line, int lineNo)
+    private ref struct Tokenizer(ReadOnlySpan<byte> line, int lineNo)
     {
-        private readonly ReadOnlySpan<char> _line = line;
+        private readonly ReadOnlySpan<byte> _line = line;
         private int _i;
 
         public bool Next(out Range range, out bool quoted)
         {
-            while (_i < _line.Length && _line[_i] == ' ')
+            while (_i < _line.Length && _line[_i] == (byte)' ')
             {
                 _i++;
             }
@@ -318,17 +444,17 @@ public sealed class IptablesDump
                 return false;
             }
 
-            if (_line[_i] == '"')
+            if (_line[_i] == (byte)'"')
             {
                 var start = ++_i;
                 while (_i < _line.Length)
                 {
                     var c = _line[_i++];
-                    if (c == '\\' && _i < _line.Length)
+                    if (c == (byte)'\\' && _i < _line.Length)
                     {
                         _i++;
                     }
-                    else if (c == '"')
+                    else if (c == (byte)'"')
                     {
                         range = start..(_i - 1);
                         quoted = true;
@@ -340,16 +466,14 @@ public sealed class IptablesDump
             }
 
             var from = _i;
-            while (_i < _line.Length && _line[_i] != ' ')
-            {
-                _i++;
-            }
-
+            var next = _line[_i..].IndexOf((byte)' ');
+            _i = next < 0 ? _line.Length : _i + next;
             range = from.._i;
             quoted = false;
             return true;
         }
     }
 
-    private static string Cut(ReadOnlySpan<char> s) => s.Length <= 60 ? s.ToString() : string.Concat(s[..60], "…");
+    private static string Cut(ReadOnlySpan<byte> s) =>
+        s.Length <= 60 ? Encoding.UTF8.GetString(s) : string.Concat(Encoding.UTF8.GetString(s[..60]), "…");
 }

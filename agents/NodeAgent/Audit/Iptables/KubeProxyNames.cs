@@ -26,12 +26,66 @@ public static class KubeProxyNames
         return Base32First16(hash);
     }
 
+    /// <summary>The chain hash of a service port, and for an unnamed port also the "ns/name:" one of kube-proxy up to 1.9.</summary>
+    internal static (ChainHash Hash, ChainHash? Old) PortHashes(string ns, string name, Kubernetes.ServicePortSpec port)
+    {
+        var protocol = LowerProtocol(port.Protocol);
+        return (PortHash(ns, name, port.Name, protocol), port.Name.Length == 0 ? PortHash(ns, name, port.Name, protocol, ":") : null);
+    }
+
+    /// <summary>A protocol as kube-proxy hashes it and iptables-save prints it: lower case, without a copy for the usual three.</summary>
+    internal static string LowerProtocol(string protocol) => protocol switch
+    {
+        "TCP" or "tcp" => "tcp",
+        "UDP" or "udp" => "udp",
+        "SCTP" or "sctp" => "sctp",
+        _ => protocol.ToLowerInvariant(),
+    };
+
+    /// <summary>
+    /// <see cref="Hash"/> of a service port ("ns/name:port" + protocol, or "ns/name" + <paramref name="unnamedSuffix"/>
+    /// + protocol for an unnamed port) without making a string: for 10,000 Services every audit.
+    /// </summary>
+    internal static ChainHash PortHash(string ns, string name, string portName, string protocolLower, string unnamedSuffix = "")
+    {
+        var length = ns.Length + name.Length + portName.Length + protocolLower.Length + unnamedSuffix.Length + 2;
+        var max = Encoding.UTF8.GetMaxByteCount(length);
+        Span<byte> utf8 = max <= 512 ? stackalloc byte[max] : new byte[max];
+        var n = Encoding.UTF8.GetBytes(ns, utf8);
+        utf8[n++] = (byte)'/';
+        n += Encoding.UTF8.GetBytes(name, utf8[n..]);
+        if (portName.Length > 0)
+        {
+            utf8[n++] = (byte)':';
+            n += Encoding.UTF8.GetBytes(portName, utf8[n..]);
+        }
+        else
+        {
+            n += Encoding.UTF8.GetBytes(unnamedSuffix, utf8[n..]);
+        }
+
+        n += Encoding.UTF8.GetBytes(protocolLower, utf8[n..]);
+        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+        SHA256.HashData(utf8[..n], hash);
+        Span<char> chars = stackalloc char[16];
+        Base32First16(hash, chars);
+        Span<byte> ascii = stackalloc byte[16];
+        for (var i = 0; i < 16; i++)
+        {
+            ascii[i] = (byte)chars[i];
+        }
+
+        return ChainHash.Of(ascii);
+    }
+
     public static string ServiceChain(string servicePortName, string protocol) => "KUBE-SVC-" + Hash(servicePortName, protocol);
 
     public static string EndpointChain(string servicePortName, string protocol, string endpoint) => "KUBE-SEP-" + Hash(servicePortName, protocol, endpoint);
 
     /// <summary>Every chain prefix kube-proxy uses for a service port (cluster, local, external, firewall, old xlb).</summary>
     public static readonly string[] ServiceChainPrefixes = ["KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-XLB-"];
+
+    internal static readonly byte[][] ServiceChainPrefixesUtf8 = [.. ServiceChainPrefixes.Select(Encoding.ASCII.GetBytes)];
 
     public static bool IsServiceChain(string? chain) =>
         chain is not null && ServiceChainPrefixes.Any(p => chain.StartsWith(p, StringComparison.Ordinal));
@@ -59,6 +113,12 @@ public static class KubeProxyNames
     private static string Base32First16(ReadOnlySpan<byte> data)
     {
         Span<char> chars = stackalloc char[16];
+        Base32First16(data, chars);
+        return new string(chars);
+    }
+
+    private static void Base32First16(ReadOnlySpan<byte> data, Span<char> chars)
+    {
         int buffer = 0, bits = 0, n = 0;
         foreach (var b in data[..10])
         {
@@ -70,7 +130,40 @@ public static class KubeProxyNames
                 bits -= 5;
             }
         }
+    }
+}
 
-        return new string(chars);
+/// <summary>The 16 base32 characters of a kube-proxy chain name's hash, as two numbers (compared without a string).</summary>
+internal readonly record struct ChainHash(ulong A, ulong B)
+{
+    /// <summary>From the 16 ASCII characters at the end of a chain name.</summary>
+    public static ChainHash Of(ReadOnlySpan<byte> sixteen) =>
+        new(System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(sixteen), System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(sixteen[8..]));
+
+    /// <summary>
+    /// Whether <paramref name="chain"/> is a KUBE-SVC/SVL/EXT/FW/XLB chain, and its hash when what follows the prefix
+    /// is 16 characters long (anything else matches no service port's hash).
+    /// </summary>
+    public static bool IsServiceChain(ReadOnlySpan<byte> chain, out ChainHash? hash)
+    {
+        foreach (var prefix in KubeProxyNames.ServiceChainPrefixesUtf8)
+        {
+            if (chain.StartsWith(prefix))
+            {
+                hash = chain.Length == prefix.Length + 16 ? Of(chain[prefix.Length..]) : null;
+                return true;
+            }
+        }
+
+        hash = null;
+        return false;
+    }
+
+    public override string ToString()
+    {
+        Span<byte> b = stackalloc byte[16];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(b, A);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(b[8..], B);
+        return Encoding.ASCII.GetString(b);
     }
 }
