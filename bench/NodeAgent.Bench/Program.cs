@@ -318,8 +318,14 @@ var cpu0 = CpuSeconds(agent.Pid);
 var t0 = Stopwatch.StartNew();
 await Task.Delay(TimeSpan.FromSeconds(60));
 var cpu = (CpuSeconds(agent.Pid) - cpu0) / t0.Elapsed.TotalSeconds;
-var rss = RssMb(agent.Pid);
-Console.WriteLine($"daemon ({(useBinary ? "out/bin publish" : "dotnet dll")}): time to 'Application started' (READY=1) {ready:0} ms; after a minute with the audit every 10 s: RSS {rss:0.0} MB, CPU {cpu * 100:0.0} % of one core");
+var rss = StatusMb(agent.Pid, "VmRSS:");
+var (anon, file) = (StatusMb(agent.Pid, "RssAnon:"), StatusMb(agent.Pid, "RssFile:"));
+if (Environment.GetEnvironmentVariable("TFA_BENCH_SMAPS") is { Length: > 0 } smaps)
+{
+    File.Copy($"/proc/{agent.Pid}/smaps", smaps, overwrite: true); // where the daemon's memory is, mapping by mapping
+}
+
+Console.WriteLine($"daemon ({(useBinary ? "out/bin publish" : "dotnet dll")}), {n} services: time to 'Application started' (READY=1) {ready:0} ms; after a minute with the audit every 10 s: RSS {rss:0.0} MB (anonymous {anon:0.0}, file {file:0.0}), CPU {cpu * 100:0.0} % of one core");
 Console.WriteLine(agent.Output.Contains("kube-proxy.iptables", StringComparison.Ordinal) ? "(the audit ran)" : "(no audit line seen in the log)");
 
 static double Median(List<double> v) => v.Order().ElementAt(v.Count / 2);
@@ -331,8 +337,8 @@ static double CpuSeconds(int pid)
     return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
 }
 
-static double RssMb(int pid) =>
-    File.ReadAllLines($"/proc/{pid}/status").Where(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))
+static double StatusMb(int pid, string field) =>
+    File.ReadAllLines($"/proc/{pid}/status").Where(l => l.StartsWith(field, StringComparison.Ordinal))
         .Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0).Single();
 
 static string ToKubectlJson(List<KubeProxyRules.Svc> services)

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Net.Sockets;
-using Docker.DotNet;
-using Docker.DotNet.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Toolforge.Agents.Common.Checks;
@@ -93,15 +91,15 @@ internal sealed class DockerCheck : PeriodicCheck
     public async Task<Probe> ProbeAsync(CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
-        using var client = new DockerClientBuilder().WithEndpoint(new Uri(_o.Endpoint)).WithTimeout(System.Threading.Timeout.InfiniteTimeSpan).Build();
+        using var client = new DockerEngine(_o.Endpoint);
         var stage = "/_ping";
         try
         {
-            await WithTimeout(t => client.System.PingAsync(t), _o.PingTimeout, ct).ConfigureAwait(false);
+            await WithTimeout(client.PingAsync, _o.PingTimeout, ct).ConfigureAwait(false);
             stage = "the container listing";
-            var containers = await WithTimeout(t => client.Containers.ListContainersAsync(new ContainersListParameters { All = true }, t), _o.ListTimeout, ct).ConfigureAwait(false);
+            var containers = await WithTimeout(t => client.ListContainersAsync(all: true, label: null, t), _o.ListTimeout, ct).ConfigureAwait(false);
             stage = "/info";
-            var info = await WithTimeout(t => client.System.GetSystemInfoAsync(t), _o.ListTimeout, ct).ConfigureAwait(false);
+            var info = await WithTimeout(client.InfoAsync, _o.ListTimeout, ct).ConfigureAwait(false);
             var counts = new Dictionary<string, double>
             {
                 ["running"] = containers.Count(c => c.State == "running"),
@@ -120,7 +118,7 @@ internal sealed class DockerCheck : PeriodicCheck
             return new Probe(EngineCondition.Hung, $"hung: {_o.Endpoint} accepted the connection but {stage} did not answer within {limit.TotalSeconds:0.#}s",
                 sw.Elapsed, [], new Dictionary<string, double>());
         }
-        catch (Exception ex) when (ex is HttpRequestException or SocketException or IOException or DockerApiException)
+        catch (Exception ex) when (ex is HttpRequestException or SocketException or IOException or DockerApiException or System.Text.Json.JsonException)
         {
             var (down, message) = PeerErrors.Describe(ex, "Docker", "dockerd", _o.Endpoint);
             return new Probe(down ? EngineCondition.Down : EngineCondition.Hung,

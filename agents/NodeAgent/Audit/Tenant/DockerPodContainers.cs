@@ -1,5 +1,3 @@
-using Docker.DotNet;
-using Docker.DotNet.Models;
 using Toolforge.Agents.Common.Checks;
 using Toolforge.Agents.NodeAgent.Checks;
 
@@ -14,27 +12,47 @@ internal sealed class DockerPodContainers(DockerOptions docker) : IPodContainerS
     {
         try
         {
-            using var client = new DockerClientBuilder().WithEndpoint(new Uri(docker.Endpoint)).WithTimeout(docker.ListTimeout).Build();
-            var list = await client.Containers.ListContainersAsync(new ContainersListParameters
+            using var client = new DockerEngine(docker.Endpoint);
+            List<DockerContainer> list;
+            using (var cts = CancellationTokenSource.CreateLinkedTokenSource(ct))
             {
-                Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [TenantPolicyCheck.NamespaceLabel] = true } },
-            }, ct).ConfigureAwait(false);
+                cts.CancelAfter(docker.ListTimeout);
+                list = await client.ListContainersAsync(all: false, TenantPolicyCheck.NamespaceLabel, cts.Token).ConfigureAwait(false);
+            }
+
             var containers = new List<PodContainer>();
             foreach (var c in list)
             {
-                if (c.Labels.TryGetValue(TenantPolicyCheck.ContainerLabel, out var name) && name == "POD")
+                var labels = c.Labels ?? [];
+                if (!labels.TryGetValue(TenantPolicyCheck.NamespaceLabel, out var ns))
+                {
+                    continue; // the filter asked for the label; a container without it is not a pod's
+                }
+
+                if (labels.TryGetValue(TenantPolicyCheck.ContainerLabel, out var name) && name == "POD")
                 {
                     continue; // the pause container
                 }
 
-                var inspected = await client.Containers.InspectContainerAsync(c.ID, ct).ConfigureAwait(false);
-                containers.Add(new PodContainer(c.ID, c.Labels[TenantPolicyCheck.NamespaceLabel], c.Labels.TryGetValue(TenantPolicyCheck.PodLabel, out var pod) ? pod : "?",
-                    name ?? "?", inspected.Config?.Image ?? c.Image, inspected.Config?.User ?? string.Empty, inspected.Image ?? string.Empty));
+                DockerInspect inspected;
+                using (var cts = CancellationTokenSource.CreateLinkedTokenSource(ct))
+                {
+                    cts.CancelAfter(docker.ListTimeout);
+                    inspected = await client.InspectContainerAsync(c.Id, cts.Token).ConfigureAwait(false);
+                }
+
+                containers.Add(new PodContainer(c.Id, ns, labels.TryGetValue(TenantPolicyCheck.PodLabel, out var pod) ? pod : "?",
+                    name ?? "?", inspected.Config?.Image ?? c.Image ?? string.Empty, inspected.Config?.User ?? string.Empty, inspected.Image ?? string.Empty));
             }
 
             return containers;
         }
-        catch (Exception ex) when (ex is HttpRequestException or System.Net.Sockets.SocketException or IOException or DockerApiException)
+        catch (OperationCanceledException ex) when (!ct.IsCancellationRequested)
+        {
+            throw new PeerUnavailableException(DockerCheck.PeerName(docker.Endpoint),
+                $"cannot list containers: Docker at {docker.Endpoint} did not answer within {docker.ListTimeout.TotalSeconds:0.#}s", ex);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or System.Net.Sockets.SocketException or IOException or DockerApiException or System.Text.Json.JsonException)
         {
             throw new PeerUnavailableException(DockerCheck.PeerName(docker.Endpoint),
                 $"cannot list containers: {PeerErrors.Describe(ex, "Docker", "dockerd", docker.Endpoint).Message}", ex);

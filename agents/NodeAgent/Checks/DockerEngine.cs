@@ -1,0 +1,174 @@
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
+
+namespace Toolforge.Agents.NodeAgent.Checks;
+
+/// <summary>The Docker Engine answered with an error status (its JSON "message" when it sent one).</summary>
+public sealed class DockerApiException(int statusCode, string message) : Exception(message)
+{
+    public int StatusCode { get; } = statusCode;
+}
+
+/// <summary>
+/// The four Engine API calls the node-agent makes (/_ping, /info, the container listing, a container's inspect) over
+/// unix:///path or tcp://host:port. Its own few lines instead of Docker.DotNet: that library's hundreds of model types
+/// are most of what a NativeAOT node-agent would map into memory, for four calls. No call has a deadline of its own:
+/// callers pass a token that ends.
+/// </summary>
+internal sealed class DockerEngine : IDisposable
+{
+    private const int MaxErrorBody = 16 * 1024;
+
+    private readonly HttpClient _http;
+
+    public DockerEngine(string endpoint)
+    {
+        var uri = new Uri(endpoint);
+        var handler = new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(5), PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30) };
+        Uri baseAddress;
+        if (uri.Scheme == "unix")
+        {
+            var path = uri.AbsolutePath;
+            handler.ConnectCallback = async (_, ct) =>
+            {
+                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                try
+                {
+                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), ct).ConfigureAwait(false);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            };
+            baseAddress = new Uri("http://docker/");
+        }
+        else if (uri.Scheme is "tcp" or "http")
+        {
+            baseAddress = new UriBuilder("http", uri.Host, uri.Port).Uri;
+        }
+        else
+        {
+            throw new NotSupportedException($"Docker endpoint {endpoint}: only unix:// and tcp:// are supported here");
+        }
+
+        _http = new HttpClient(handler) { BaseAddress = baseAddress, Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    public async Task PingAsync(CancellationToken ct)
+    {
+        using var response = await _http.GetAsync("_ping", HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        await ThrowIfFailedAsync(response, "/_ping", ct).ConfigureAwait(false);
+    }
+
+    public Task<DockerInfo> InfoAsync(CancellationToken ct) => GetAsync("info", DockerJson.Default.DockerInfo, ct);
+
+    /// <summary>Every container (all: stopped ones too), or those carrying <paramref name="label"/>.</summary>
+    public Task<List<DockerContainer>> ListContainersAsync(bool all, string? label, CancellationToken ct)
+    {
+        var query = new StringBuilder("containers/json?all=").Append(all ? "true" : "false");
+        if (label is not null)
+        {
+            query.Append("&filters=").Append(Uri.EscapeDataString(JsonSerializer.Serialize(new Dictionary<string, List<string>> { ["label"] = [label] }, DockerJson.Default.DictionaryStringListString)));
+        }
+
+        return GetAsync(query.ToString(), DockerJson.Default.ListDockerContainer, ct);
+    }
+
+    public Task<DockerInspect> InspectContainerAsync(string id, CancellationToken ct) =>
+        GetAsync($"containers/{Uri.EscapeDataString(id)}/json", DockerJson.Default.DockerInspect, ct);
+
+    private async Task<T> GetAsync<T>(string path, JsonTypeInfo<T> info, CancellationToken ct)
+    {
+        using var response = await _http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        await ThrowIfFailedAsync(response, "/" + path, ct).ConfigureAwait(false);
+        await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+        return await JsonSerializer.DeserializeAsync(stream, info, ct).ConfigureAwait(false)
+            ?? throw new JsonException($"/{path}: Docker answered null");
+    }
+
+    private static async Task ThrowIfFailedAsync(HttpResponseMessage response, string path, CancellationToken ct)
+    {
+        if (response.IsSuccessStatusCode)
+        {
+            return;
+        }
+
+        await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+        var buffer = new byte[MaxErrorBody];
+        var n = 0;
+        int read;
+        while (n < buffer.Length && (read = await stream.ReadAsync(buffer.AsMemory(n), ct).ConfigureAwait(false)) > 0)
+        {
+            n += read;
+        }
+
+        var text = Encoding.UTF8.GetString(buffer, 0, n).Trim();
+        try
+        {
+            text = JsonSerializer.Deserialize(text, DockerJson.Default.DockerError)?.Message ?? text;
+        }
+        catch (JsonException)
+        {
+            // not Docker's error JSON: its text says what went wrong
+        }
+
+        throw new DockerApiException((int)response.StatusCode, $"{path}: {(int)response.StatusCode} {(text.Length > 300 ? text[..300] + "…" : text)}");
+    }
+
+    public void Dispose() => _http.Dispose();
+}
+
+public sealed class DockerInfo
+{
+    public string? ServerVersion { get; set; }
+
+    public List<string>? Warnings { get; set; }
+}
+
+public sealed class DockerContainer
+{
+    public string Id { get; set; } = string.Empty;
+
+    public string? Image { get; set; }
+
+    public string? State { get; set; }
+
+    public Dictionary<string, string>? Labels { get; set; }
+}
+
+public sealed class DockerInspect
+{
+    /// <summary>The image's id (sha256:...).</summary>
+    public string? Image { get; set; }
+
+    public DockerContainerConfig? Config { get; set; }
+}
+
+public sealed class DockerContainerConfig
+{
+    /// <summary>The image as the container was created with it (a name).</summary>
+    public string? Image { get; set; }
+
+    public string? User { get; set; }
+}
+
+public sealed class DockerError
+{
+    [JsonPropertyName("message")]
+    public string? Message { get; set; }
+}
+
+/// <summary>The Engine API's JSON (PascalCase field names), read by generated code.</summary>
+[JsonSourceGenerationOptions(PropertyNameCaseInsensitive = true)]
+[JsonSerializable(typeof(DockerInfo))]
+[JsonSerializable(typeof(List<DockerContainer>))]
+[JsonSerializable(typeof(DockerInspect))]
+[JsonSerializable(typeof(DockerError))]
+[JsonSerializable(typeof(Dictionary<string, List<string>>))]
+internal sealed partial class DockerJson : JsonSerializerContext;
