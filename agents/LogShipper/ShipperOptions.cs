@@ -40,8 +40,11 @@ public sealed class ShipperOptions : IValidatedOptions
     /// <summary>Messages longer than this are cut, with a marker that says how much.</summary>
     public int MaxMessageBytes { get; set; } = 64 * 1024;
 
-    /// <summary>RELP frames in flight before waiting for acknowledgements.</summary>
+    /// <summary>RELP frames in flight before waiting for acknowledgements: where the window starts, and its least.</summary>
     public int RelpWindow { get; set; } = 128;
+
+    /// <summary>The most the RELP window grows to when the acknowledgement rate and round trip call for it.</summary>
+    public int RelpWindowMax { get; set; } = 4096;
 
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
@@ -73,6 +76,12 @@ public sealed class ShipperOptions : IValidatedOptions
         p.AddRange(Check.OneOf(section, nameof(StartAt), StartAt, "head", "tail"));
         p.AddRange(Check.Range(section, nameof(MaxMessageBytes), MaxMessageBytes, 1024, 16 * 1024 * 1024));
         p.AddRange(Check.Range(section, nameof(RelpWindow), RelpWindow, 1, 100_000));
+        p.AddRange(Check.Range(section, nameof(RelpWindowMax), RelpWindowMax, 1, 100_000));
+        if (RelpWindowMax < RelpWindow)
+        {
+            p.Add($"{Check.Key(section, nameof(RelpWindowMax))}: must be at least RelpWindow ({RelpWindow})");
+        }
+
         p.AddRange(Check.Positive(section, nameof(ConnectTimeout), ConnectTimeout));
         p.AddRange(Check.Positive(section, nameof(IoTimeout), IoTimeout));
         p.AddRange(Check.Positive(section, nameof(ReconnectMin), ReconnectMin));

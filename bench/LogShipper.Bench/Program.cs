@@ -14,6 +14,9 @@ using Toolforge.Agents.TestSupport;
 // anonymous memory: both senders read with sd_journal, which maps the journal files, and those mapped pages count in
 // RSS (shared, reclaimable page cache) while the anonymous part is the process's own heap.
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+// --ours-only: just our two senders (no peers: for trying a change; the README's figures come from a whole run).
+var oursOnly = args.Contains("--ours-only");
+args = args.Where(a => a != "--ours-only").ToArray();
 var n = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 1_000_000;
 using var dir = new TempDir("shipbench");
 Console.WriteLine($"writing {n} entries with systemd-journal-remote...");
@@ -82,7 +85,15 @@ foreach (var scheme in new[] { "relp", "tcp" })
 {
     await using var rx = await RsyslogReceiver.StartAsync();
     var port = scheme == "relp" ? rx.RelpPort : rx.TcpPort;
-    await Measure($"toolforge-log-shipper {scheme} (defaults)", rx, () => Start(shipper, ["ship", .. files, "--to", $"{scheme}://127.0.0.1:{port}", "--state-file", dir[$"{scheme}.state"]]));
+    // TFA_BENCH_SHIP_ARGS: more arguments for our sender (e.g. --relp-window 1024), to compare with the defaults.
+    var extra = (Environment.GetEnvironmentVariable("TFA_BENCH_SHIP_ARGS") ?? string.Empty).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+    await Measure($"toolforge-log-shipper {scheme} ({(extra.Length > 0 ? string.Join(' ', extra) : "defaults")})", rx,
+        () => Start(shipper, ["ship", .. files, "--to", $"{scheme}://127.0.0.1:{port}", "--state-file", dir[$"{scheme}.state"], .. extra]));
+}
+
+if (oursOnly)
+{
+    return;
 }
 
 // rsyslog as the sender: imjournal reads journals of remote machines from /var/log/journal/remote when remote="on".

@@ -26,7 +26,7 @@ internal static class ShipCommand
         var key = new Option<string?>("--key") { Description = "TLS: client key" };
         var serverName = new Option<string?>("--server-name") { Description = "TLS: the name the receiver's certificate must carry (default: the host in --to)" };
         var giveUp = new Option<double>("--give-up-after") { Description = "Seconds without delivery before failing", DefaultValueFactory = _ => 60 };
-        var window = new Option<int>("--relp-window") { Description = "RELP frames in flight", DefaultValueFactory = _ => 128 };
+        var window = new Option<int>("--relp-window") { Description = "RELP frames in flight at first (the window grows with the acknowledgement rate)", DefaultValueFactory = _ => 128 };
         var cmd = new Command("ship", "Ship journal files to a syslog receiver once, and exit") { files, to, state, ca, cert, key, serverName, giveUp, window };
         cmd.SetAction(async (pr, ct) =>
         {
@@ -37,6 +37,7 @@ internal static class ShipCommand
                 StartAt = "head",
                 OnUnknownCursor = "head",
                 RelpWindow = pr.GetValue(window),
+                RelpWindowMax = Math.Max(pr.GetValue(window), new ShipperOptions().RelpWindowMax),
                 Destinations = pr.GetValue(to)!.Select(u => new DestinationOptions
                 {
                     Url = u,

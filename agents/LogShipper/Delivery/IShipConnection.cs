@@ -15,6 +15,9 @@ public interface IShipConnection : IAsyncDisposable
     /// <summary>How many sent-but-unconfirmed items may be outstanding.</summary>
     int Window { get; }
 
+    /// <summary>With more outstanding than this, the sender waits before it sends more (a batch refills the window).</summary>
+    int RefillBelow { get; }
+
     /// <summary>Completes (faulted) when the connection breaks.</summary>
     Task Broken { get; }
 

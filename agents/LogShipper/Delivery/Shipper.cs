@@ -21,6 +21,9 @@ public sealed class ShipStats
     public long Resent;
     public long Truncated;
     public long Reconnects;
+
+    /// <summary>The connection's window as last seen by the sender (RELP: sized from the acknowledgement rate).</summary>
+    public long Window;
     public string? LastError;
     public DateTimeOffset? LastDelivery;
     public long OldestWaitingMicros;
@@ -46,7 +49,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
     private static readonly Counter ReconnectsTotal = Metrics.CreateCounter("toolforge_shipper_reconnects_total", "Connections to receivers made after a failure.");
     private static readonly Gauge LagSeconds = Metrics.CreateGauge("toolforge_shipper_lag_seconds", "Now minus the time of the oldest entry not yet delivered (0 when all is delivered).");
 
-    private const int QueueLength = 4096;
+    private const int QueueLength = 1024;
     private const int FlushBatch = 512;
 
     private readonly CursorStore _cursors = new(options.StateFile);
@@ -312,7 +315,8 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
 
                 try
                 {
-                    if (unconfirmed.Count >= connection.Window)
+                    Stats.Window = connection.Window;
+                    if (unconfirmed.Count >= connection.Window || (unconfirmed.Count > connection.RefillBelow && input.TryPeek(out _)))
                     {
                         await connection.FlushAsync(ct).ConfigureAwait(false);
                         await Task.WhenAny(_wake.WaitAsync(TimeSpan.FromMilliseconds(200), ct), connection.Broken).ConfigureAwait(false);
@@ -440,7 +444,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
         var o = options.Destinations[index];
         Destination.TryParse(o.Url, out var d);
         return d!.Kind is TransportKind.Relp or TransportKind.RelpTls
-            ? await RelpConnection.ConnectAsync(d, o, options.RelpWindow, options.ConnectTimeout, options.IoTimeout, () => _wake.Release(), ct).ConfigureAwait(false)
+            ? await RelpConnection.ConnectAsync(d, o, new RelpWindow(options.RelpWindow, options.RelpWindowMax, time), options.ConnectTimeout, options.IoTimeout, () => _wake.Release(), ct).ConfigureAwait(false)
             : await SyslogStreamConnection.ConnectAsync(d, o, options.ConnectTimeout, options.IoTimeout, ct).ConfigureAwait(false);
     }
 

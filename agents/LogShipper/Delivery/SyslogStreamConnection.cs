@@ -33,6 +33,8 @@ public sealed class SyslogStreamConnection : IShipConnection
 
     public int Window => 4096;
 
+    public int RefillBelow => Window;
+
     public Task Broken => _broken.Task;
 
     public static async Task<SyslogStreamConnection> ConnectAsync(Destination d, DestinationOptions o, TimeSpan connectTimeout, TimeSpan ioTimeout, CancellationToken ct)

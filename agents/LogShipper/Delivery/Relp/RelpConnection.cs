@@ -1,11 +1,4 @@
-using System.Buffers;
-using System.Globalization;
-using System.Net.Security;
 using System.Net.Sockets;
-using System.Security.Authentication;
-using System.Security.Cryptography.X509Certificates;
-using System.Text;
-using Toolforge.Agents.Common.Tls;
 using Toolforge.Agents.Common.Syslog.Relp;
 using Toolforge.Agents.LogShipper.Delivery;
 
@@ -15,30 +8,49 @@ namespace Toolforge.Agents.LogShipper.Delivery.Relp;
 /// RELP (rsyslog's reliable event logging protocol): "TXNR COMMAND DATALEN DATA\n" frames; open/rsp negotiation,
 /// syslog frames pipelined up to the window, each acknowledged by "TXNR rsp 6 200 OK"; serverclose ends the session.
 /// An item is Done only when its acknowledgement arrives; on a new connection every unacknowledged item is sent again.
+/// Frames are written into one buffer and sent with one write per batch; acknowledgements are read from a buffer as
+/// they come (no object per frame), and the sender is woken once a burst of them has brought the outstanding frames
+/// down to half the window, which is sized from the acknowledgement rate (<see cref="RelpWindow"/>).
 /// </summary>
 public sealed class RelpConnection : IShipConnection
 {
+    private static readonly byte[] QuickAckOn = [1, 0, 0, 0];
+
     private readonly TcpClient _client;
     private readonly Stream _stream;
-    private readonly BufferedStream _out;
     private readonly Dictionary<long, ShipItem> _inflight = [];
     private readonly TaskCompletionSource _broken = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Action _onAck;
     private readonly TimeSpan _ioTimeout;
+    private readonly RelpWindow _window;
+    private readonly RelpFrameReader _reader;
+    private byte[] _pending = new byte[InitialBuffer];
+    private int _pendingLength;
     private long _txnr = 1;
-    private DateTimeOffset _lastAck = DateTimeOffset.UtcNow;
+    private long _lastAck = Environment.TickCount64;
+    private long _lastSent;
+    private bool _quickAck = OperatingSystem.IsLinux();
 
-    private RelpConnection(TcpClient client, Stream stream, int window, TimeSpan ioTimeout, Action onAck)
+    // One frame of each flush is timed from its write to its acknowledgement (the window's round trip).
+    private long _sampleTxnr = -1;
+    private long _sampleSent;
+
+    private const int InitialBuffer = 64 * 1024;
+
+    private RelpConnection(TcpClient client, Stream stream, RelpWindow window, TimeSpan ioTimeout, Action onAck)
     {
         _client = client;
         _stream = stream;
-        _out = new BufferedStream(stream, 256 * 1024);
-        Window = window;
+        _window = window;
         _ioTimeout = ioTimeout;
         _onAck = onAck;
+        _reader = new RelpFrameReader(stream, QuickAck);
     }
 
-    public int Window { get; }
+    public int Window => _window.Size;
+
+    /// <summary>The sender refills once no more than half the window is outstanding: one write per half window.</summary>
+    public int RefillBelow => _window.Size / 2;
 
     public Task Broken => _broken.Task;
 
@@ -53,7 +65,7 @@ public sealed class RelpConnection : IShipConnection
         }
     }
 
-    public static async Task<RelpConnection> ConnectAsync(Destination d, DestinationOptions o, int window, TimeSpan connectTimeout, TimeSpan ioTimeout, Action onAck, CancellationToken ct)
+    public static async Task<RelpConnection> ConnectAsync(Destination d, DestinationOptions o, RelpWindow window, TimeSpan connectTimeout, TimeSpan ioTimeout, Action onAck, CancellationToken ct)
     {
         var (client, stream) = await Streams.ConnectAsync(d, o, connectTimeout, ct).ConfigureAwait(false);
         var c = new RelpConnection(client, stream, window, ioTimeout, onAck);
@@ -74,16 +86,19 @@ public sealed class RelpConnection : IShipConnection
 
     private async Task OpenAsync(Destination d, TimeSpan timeout, CancellationToken ct)
     {
-        var offers = "relp_version=0\nrelp_software=toolforge-log-shipper\ncommands=syslog";
-        await WriteFrameAsync(_txnr++, "open", Encoding.ASCII.GetBytes(offers), ct).ConfigureAwait(false);
-        await _out.FlushAsync(ct).ConfigureAwait(false);
+        Append(_txnr++, "open"u8, "relp_version=0\nrelp_software=toolforge-log-shipper\ncommands=syslog"u8);
+        await FlushAsync(ct).ConfigureAwait(false);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(timeout);
-        var reader = new RelpFrameReader(_stream);
-        RelpFrame? rsp;
+        string command, data;
         try
         {
-            rsp = await reader.ReadAsync(cts.Token).ConfigureAwait(false);
+            if (!await _reader.NextAsync(cts.Token).ConfigureAwait(false))
+            {
+                throw new DeliveryException($"{d}: the receiver closed the connection instead of answering RELP open");
+            }
+
+            (command, data) = (_reader.CommandText, _reader.DataText);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
@@ -94,22 +109,19 @@ public sealed class RelpConnection : IShipConnection
             throw new DeliveryException($"{d}: not a RELP answer to open: {ex.Message}", ex);
         }
 
-        if (rsp is null || rsp.Command != "rsp" || !rsp.Data.StartsWith("200", StringComparison.Ordinal))
+        if (command != "rsp" || !data.StartsWith("200", StringComparison.Ordinal))
         {
-            throw new DeliveryException($"{d}: RELP open refused: {rsp?.Command} {rsp?.Data}");
+            throw new DeliveryException($"{d}: RELP open refused: {command} {data}");
         }
 
-        if (!rsp.Data.Contains("commands=", StringComparison.Ordinal) || !rsp.Data.Contains("syslog", StringComparison.Ordinal))
+        if (!data.Contains("commands=", StringComparison.Ordinal) || !data.Contains("syslog", StringComparison.Ordinal))
         {
-            throw new DeliveryException($"{d}: the RELP server does not offer the syslog command: {rsp.Data}");
+            throw new DeliveryException($"{d}: the RELP server does not offer the syslog command: {data}");
         }
-
-        _reader = reader;
     }
 
-    private RelpFrameReader? _reader;
-
-    public async Task SendAsync(ShipItem item, CancellationToken ct)
+    /// <summary>Adds the item's frame to the batch (no I/O: <see cref="FlushAsync"/> writes the batch).</summary>
+    public Task SendAsync(ShipItem item, CancellationToken ct)
     {
         long txnr;
         lock (_inflight)
@@ -122,46 +134,83 @@ public sealed class RelpConnection : IShipConnection
 
             if (_inflight.Count == 0)
             {
-                _lastAck = DateTimeOffset.UtcNow; // the acknowledgement clock starts with the first outstanding frame
+                _lastAck = Environment.TickCount64; // the acknowledgement clock starts with the first outstanding frame
             }
 
             _inflight[txnr] = item;
         }
 
-        await WriteFrameAsync(txnr, "syslog", item.Payload!, ct).ConfigureAwait(false);
+        Append(txnr, "syslog"u8, item.Payload!);
+        _lastSent = txnr;
+        return Task.CompletedTask;
     }
 
+    private void Append(long txnr, ReadOnlySpan<byte> command, ReadOnlySpan<byte> data)
+    {
+        var need = _pendingLength + RelpFrameWriter.Overhead(command) + data.Length;
+        if (need > _pending.Length)
+        {
+            Array.Resize(ref _pending, Math.Max(need, _pending.Length * 2));
+        }
+
+        _pendingLength += RelpFrameWriter.Write(_pending.AsSpan(_pendingLength), txnr, command, data);
+    }
+
+    /// <summary>Writes the batch in one write, bounded by the I/O timeout.</summary>
     public async Task FlushAsync(CancellationToken ct)
     {
+        if (_pendingLength == 0)
+        {
+            return;
+        }
+
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(_ioTimeout);
         try
         {
-            await _out.FlushAsync(cts.Token).ConfigureAwait(false);
+            if (Volatile.Read(ref _sampleTxnr) < 0 && _lastSent > 0)
+            {
+                _sampleSent = System.Diagnostics.Stopwatch.GetTimestamp();
+                Volatile.Write(ref _sampleTxnr, _lastSent); // read by the acknowledgement loop
+            }
+
+            await _stream.WriteAsync(_pending.AsMemory(0, _pendingLength), cts.Token).ConfigureAwait(false);
+            await _stream.FlushAsync(cts.Token).ConfigureAwait(false);
+            _pendingLength = 0;
+            if (_pending.Length > 16 * InitialBuffer)
+            {
+                _pending = new byte[InitialBuffer]; // a burst of large messages: give the memory back
+            }
         }
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException && !ct.IsCancellationRequested)
         {
-            Break(new DeliveryException($"write failed: {ex.Message}", ex));
-            throw new DeliveryException($"write failed: {ex.Message}", ex);
+            var e = new DeliveryException(ex is OperationCanceledException ? $"the receiver took nothing for {_ioTimeout.TotalSeconds:0}s" : $"write failed: {ex.Message}", ex);
+            Break(e);
+            throw e;
         }
     }
 
-    private async Task WriteFrameAsync(long txnr, string command, byte[] data, CancellationToken ct)
+    // Acknowledge at once what the receiver sends (Linux): its next acknowledgement then never waits for our delayed ACK
+    // (rsyslog's small answers are held back by Nagle until the previous one is acknowledged), which would otherwise
+    // pace a half-window refill at one burst per delayed-ACK timeout.
+    private void QuickAck()
     {
-        var header = RelpFrameWriter.Header(txnr, command, data.Length);
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        cts.CancelAfter(_ioTimeout);
+        if (!_quickAck)
+        {
+            return;
+        }
+
         try
         {
-            await _out.WriteAsync(header, cts.Token).ConfigureAwait(false);
-            await _out.WriteAsync(data, cts.Token).ConfigureAwait(false);
-            _out.WriteByte((byte)'\n');
+            _client.Client.SetRawSocketOption(6 /* IPPROTO_TCP */, 12 /* TCP_QUICKACK */, QuickAckOn);
         }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException && !ct.IsCancellationRequested)
+        catch (SocketException)
         {
-            var e = new DeliveryException($"write failed: {ex.Message}", ex);
-            Break(e);
-            throw e;
+            _quickAck = false; // not this kernel's option: acknowledgements are simply slower
+        }
+        catch (ObjectDisposedException)
+        {
+            // closing
         }
     }
 
@@ -169,56 +218,79 @@ public sealed class RelpConnection : IShipConnection
     {
         try
         {
-            while (true)
+            while (await _reader.NextAsync(CancellationToken.None).ConfigureAwait(false))
             {
-                var frame = await _reader!.ReadAsync(CancellationToken.None).ConfigureAwait(false);
-                if (frame is null)
+                var acked = 0;
+                do
                 {
-                    Break(new DeliveryException("the receiver closed the connection"));
-                    return;
+                    if (!Handle(ref acked))
+                    {
+                        return;
+                    }
                 }
+                while (_reader.TryNextBuffered());
 
-                if (frame.Command == "serverclose")
+                if (acked > 0)
                 {
-                    Break(new DeliveryException("the receiver sent serverclose"));
-                    return;
+                    _lastAck = Environment.TickCount64;
+                    _window.Acked(acked);
+                    if (Inflight <= RefillBelow)
+                    {
+                        _onAck(); // one wake for the whole burst, once there is room for a batch
+                    }
                 }
-
-                if (frame.Command != "rsp")
-                {
-                    continue;
-                }
-
-                ShipItem? item;
-                lock (_inflight)
-                {
-                    _inflight.Remove(frame.Txnr, out item);
-                }
-
-                if (item is null)
-                {
-                    continue;
-                }
-
-                _lastAck = DateTimeOffset.UtcNow;
-                if (frame.Data.StartsWith("200", StringComparison.Ordinal))
-                {
-                    item.Done = true;
-                }
-                else
-                {
-                    item.Attempts++;
-                    Break(new DeliveryException($"the receiver refused a message: {frame.Data}"));
-                    return;
-                }
-
-                _onAck();
             }
+
+            Break(new DeliveryException("the receiver closed the connection"));
         }
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or FormatException or InvalidOperationException)
         {
             Break(new DeliveryException($"connection lost: {ex.Message}", ex));
         }
+    }
+
+    // One frame from the receiver; false when the connection is done.
+    private bool Handle(ref int acked)
+    {
+        if (_reader.Command.SequenceEqual("serverclose"u8))
+        {
+            Break(new DeliveryException("the receiver sent serverclose"));
+            return false;
+        }
+
+        if (!_reader.Command.SequenceEqual("rsp"u8))
+        {
+            return true;
+        }
+
+        var txnr = _reader.Txnr;
+        ShipItem? item;
+        lock (_inflight)
+        {
+            _inflight.Remove(txnr, out item);
+        }
+
+        if (item is null)
+        {
+            return true;
+        }
+
+        if (txnr == Volatile.Read(ref _sampleTxnr))
+        {
+            _window.RoundTrip(System.Diagnostics.Stopwatch.GetElapsedTime(_sampleSent));
+            Volatile.Write(ref _sampleTxnr, -1);
+        }
+
+        if (!_reader.Data.StartsWith("200"u8))
+        {
+            item.Attempts++;
+            Break(new DeliveryException($"the receiver refused a message: {_reader.DataText}"));
+            return false;
+        }
+
+        item.Done = true;
+        acked++;
+        return true;
     }
 
     // Acknowledgements that stop coming while frames are outstanding mean a hung receiver.
@@ -227,7 +299,7 @@ public sealed class RelpConnection : IShipConnection
         while (!_broken.Task.IsCompleted)
         {
             await Task.WhenAny(_broken.Task, Task.Delay(1000)).ConfigureAwait(false);
-            if (Inflight > 0 && DateTimeOffset.UtcNow - _lastAck > _ioTimeout)
+            if (Inflight > 0 && Environment.TickCount64 - _lastAck > _ioTimeout.TotalMilliseconds)
             {
                 Break(new DeliveryException($"no acknowledgement for {_ioTimeout.TotalSeconds:0}s with {Inflight} frame(s) outstanding"));
             }
