@@ -125,7 +125,7 @@ public sealed class PackagingTests
         var install = await c.ExecAsync("sh", "-c", "dpkg -i /debs/*.deb");
         Assert.True(install.ExitCode == 0, "dpkg -i failed: " + install);
         // The native programs are one executable each (NativeAOT: no runtime, no managed assemblies beside them).
-        foreach (var native in new[] { "toolforge-node-agent", "toolforge-log-shipper", "agentctl" })
+        foreach (var native in new[] { "toolforge-node-agent", "toolforge-builder-agent", "toolforge-log-shipper", "agentctl" })
         {
             var files = (await Sh($"ls /usr/lib/toolforge-agents/{native}")).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
             Assert.Equal([native], files);

@@ -113,7 +113,7 @@ internal static class BuilderCli
                 var arr = new JsonArray();
                 foreach (var r in rows)
                 {
-                    arr.Add(new JsonObject { ["order"] = r.Order, ["image"] = r.Path, ["name"] = r.Name, ["parent"] = r.Parent, ["skip"] = r.Unchanged, ["problem"] = r.Problem });
+                    arr.Add((JsonNode)new JsonObject { ["order"] = r.Order, ["image"] = r.Path, ["name"] = r.Name, ["parent"] = r.Parent, ["skip"] = r.Unchanged, ["problem"] = r.Problem });
                 }
 
                 Console.Out.Write(Output.Json(new JsonObject { ["images"] = arr, ["docker"] = dockerProblem ?? "ok" }));
@@ -278,7 +278,7 @@ internal static class BuilderCli
                 var arr = new JsonArray();
                 foreach (var i in graph.Images)
                 {
-                    arr.Add(new JsonObject { ["image"] = i.Path, ["name"] = naming.FullName(i.Path), ["parent"] = i.ParentPath, ["from"] = i.From });
+                    arr.Add((JsonNode)new JsonObject { ["image"] = i.Path, ["name"] = naming.FullName(i.Path), ["parent"] = i.ParentPath, ["from"] = i.From });
                 }
 
                 return Output.Json(new JsonObject { ["images"] = arr });
