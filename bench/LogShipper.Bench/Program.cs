@@ -93,6 +93,12 @@ foreach (var scheme in new[] { "relp", "tcp" })
 
 if (oursOnly)
 {
+    if (args.Contains("--relp-ceiling") || Environment.GetEnvironmentVariable("TFA_BENCH_RELP_CEILING") == "1")
+    {
+        await using var rx = await RsyslogReceiver.StartAsync();
+        await RelpBlast.RunAsync(rx, n);
+    }
+
     return;
 }
 
@@ -132,7 +138,13 @@ finally
     }
 }
 
-// The receiver's ceiling: pre-framed RFC 5424 messages over TCP, written as fast as possible.
+// The receiver's ceilings: pre-framed RFC 5424 messages over RELP (as fast as a big window allows) and over TCP.
+{
+    await using var rx = await RsyslogReceiver.StartAsync();
+    await RelpBlast.RunAsync(rx, n);
+}
+
+// pre-framed RFC 5424 messages over TCP, written as fast as possible
 {
     await using var rx = await RsyslogReceiver.StartAsync();
     var sw = Stopwatch.StartNew();
@@ -156,6 +168,66 @@ finally
     }
 
     Console.WriteLine($"{"blast client (receiver ceiling, TCP)",-38} {rx.Count() / quiet.LastGrowth.TotalSeconds,10:0} entries/s   ({rx.Count()} of {n})");
+}
+
+/// <summary>
+/// The receiver's RELP ceiling: pre-framed syslog frames written as fast as the window allows (8,192 outstanding,
+/// acknowledgements read on their own task), so the receiver, not the sender, is what is measured.
+/// </summary>
+internal static class RelpBlast
+{
+    public static async Task RunAsync(RsyslogReceiver rx, int n)
+    {
+        var sw = Stopwatch.StartNew();
+        using var client = new TcpClient { NoDelay = true };
+        await client.ConnectAsync("127.0.0.1", rx.RelpPort);
+        var stream = client.GetStream();
+        var reader = new Toolforge.Agents.Common.Syslog.Relp.RelpFrameReader(stream);
+        await stream.WriteAsync(Toolforge.Agents.Common.Syslog.Relp.RelpFrameWriter.Frame(1, "open", "relp_version=0\nrelp_software=blast\ncommands=syslog"u8));
+        if (!await reader.NextAsync(CancellationToken.None))
+        {
+            throw new IOException("no answer to open");
+        }
+
+        const int window = 8192;
+        using var room = new SemaphoreSlim(window);
+        var acked = 0;
+        var acks = Task.Run(async () =>
+        {
+            while (acked < n && await reader.NextAsync(CancellationToken.None))
+            {
+                do
+                {
+                    acked++;
+                    room.Release();
+                }
+                while (reader.TryNextBuffered());
+            }
+        });
+        var buffer = new byte[1 << 20];
+        var used = 0;
+        for (var i = 0; i < n; i++)
+        {
+            await room.WaitAsync();
+            var app = Numbered.Apps[i % 4];
+            var msg = Encoding.ASCII.GetBytes($"<{24 + (i % 8)}>1 2025-06-15T15:06:40.000000Z worker-9 {app} {1000 + (i % 4)} - - seq={i} the message of entry {i}");
+            used += Toolforge.Agents.Common.Syslog.Relp.RelpFrameWriter.Write(buffer.AsSpan(used), i + 2, "syslog"u8, msg);
+            if (used > buffer.Length - 4096 || room.CurrentCount == 0 || i == n - 1)
+            {
+                await stream.WriteAsync(buffer.AsMemory(0, used));
+                used = 0;
+            }
+        }
+
+        await acks;
+        var quiet = new QuietWatch(rx, sw);
+        while (!quiet.Done(TimeSpan.FromMinutes(10)))
+        {
+            await Task.Delay(250);
+        }
+
+        Console.WriteLine($"{"blast client (receiver ceiling, RELP)",-38} {rx.Count() / quiet.LastGrowth.TotalSeconds,10:0} entries/s   ({rx.Count()} of {n})");
+    }
 }
 
 /// <summary>
