@@ -32,20 +32,7 @@ internal sealed class DockerEngine : IDisposable
         if (uri.Scheme == "unix")
         {
             var path = uri.AbsolutePath;
-            handler.ConnectCallback = async (_, ct) =>
-            {
-                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), ct).ConfigureAwait(false);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            };
+            handler.ConnectCallback = Http.LocalHttp.UnixSocket(path);
             baseAddress = new Uri("http://docker/");
         }
         else if (uri.Scheme is "tcp" or "http")
@@ -99,16 +86,7 @@ internal sealed class DockerEngine : IDisposable
             return;
         }
 
-        await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-        var buffer = new byte[MaxErrorBody];
-        var n = 0;
-        int read;
-        while (n < buffer.Length && (read = await stream.ReadAsync(buffer.AsMemory(n), ct).ConfigureAwait(false)) > 0)
-        {
-            n += read;
-        }
-
-        var text = Encoding.UTF8.GetString(buffer, 0, n).Trim();
+        var text = (await Http.LocalHttp.ReadBoundedAsync(response, MaxErrorBody, ct).ConfigureAwait(false)).Trim();
         try
         {
             text = JsonSerializer.Deserialize(text, DockerJson.Default.DockerError)?.Message ?? text;

@@ -22,20 +22,7 @@ internal sealed class CriClient : IDisposable
             {
                 ConnectTimeout = connectTimeout,
                 PooledConnectionLifetime = TimeSpan.Zero,
-                ConnectCallback = async (_, ct) =>
-                {
-                    var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                    try
-                    {
-                        await s.ConnectAsync(new UnixDomainSocketEndPoint(path), ct).ConfigureAwait(false);
-                        return new NetworkStream(s, ownsSocket: true);
-                    }
-                    catch
-                    {
-                        s.Dispose();
-                        throw;
-                    }
-                },
+                ConnectCallback = Http.LocalHttp.UnixSocket(path),
             },
             MaxReceiveMessageSize = 64 * 1024 * 1024, // a listing of a busy node is large
         });

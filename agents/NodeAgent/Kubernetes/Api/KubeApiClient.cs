@@ -131,7 +131,7 @@ public sealed class KubeApiClient : IDisposable
         }
 
         var code = (int)response.StatusCode;
-        var text = await ReadBoundedAsync(response, ct).ConfigureAwait(false);
+        var text = await Http.LocalHttp.ReadBoundedAsync(response, MaxErrorBody, ct).ConfigureAwait(false);
         string? message = null;
         try
         {
@@ -144,20 +144,6 @@ public sealed class KubeApiClient : IDisposable
 
         message ??= Cut(text);
         throw new KubeApiException(code, $"{method} {path}: {code} {response.ReasonPhrase}{(message.Length > 0 ? ": " + message : string.Empty)}");
-    }
-
-    private static async Task<string> ReadBoundedAsync(HttpResponseMessage response, CancellationToken ct)
-    {
-        await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-        var buffer = new byte[MaxErrorBody];
-        var n = 0;
-        int read;
-        while (n < buffer.Length && (read = await stream.ReadAsync(buffer.AsMemory(n), ct).ConfigureAwait(false)) > 0)
-        {
-            n += read;
-        }
-
-        return Encoding.UTF8.GetString(buffer, 0, n);
     }
 
     private static string Cut(string s) => s.Length > 300 ? s[..300] + "…" : s;
