@@ -40,7 +40,7 @@ public sealed class KubeClient(IOptions<NodeAgentOptions> options) : IDisposable
 
     /// <summary>The failures of a call to the API server a writer retries (anything else is a bug).</summary>
     public static bool IsApiFailure(Exception ex) =>
-        ex is KubeApiException or HttpRequestException or OperationCanceledException or IOException or KubeconfigException or System.Text.Json.JsonException;
+        ex is KubeApiException or HttpRequestException or OperationCanceledException or IOException or UnauthorizedAccessException or KubeconfigException or System.Text.Json.JsonException;
 
     public void Dispose()
     {

@@ -95,7 +95,7 @@ public sealed class Kubeconfig
                 TokenFile = user is not null && Scalar(user, "tokenFile") is { } tf ? Path.Combine(dir, tf) : null,
             };
         }
-        catch (Exception ex) when (ex is CryptographicException or IOException or UnauthorizedAccessException or FormatException or InvalidDataException)
+        catch (Exception ex) when (ex is CryptographicException or IOException or UnauthorizedAccessException or FormatException or InvalidDataException or ArgumentException)
         {
             throw new KubeconfigException($"kubeconfig {path}: {ex.Message}", ex);
         }
