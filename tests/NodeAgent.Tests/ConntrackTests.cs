@@ -121,8 +121,8 @@ public sealed class ConntrackTests
         svc.Spec.Type = "NodePort";
         svc.Spec.Ports[0].NodePort = 30777;
         var slice = FakeKubeApiServer.Slice("tool-a", "game", ["10.180.1.1"], ("udp", 7777, "UDP"), ("tcp", 7777, "TCP"));
-        var model = new ClusterModel([ServiceSpec.From(KubeJson.Parse(k8s.KubernetesJson.Serialize(svc), KubeJson.Default.KubeService))],
-            [EndpointSliceSpec.From(KubeJson.Parse(k8s.KubernetesJson.Serialize(slice), KubeJson.Default.KubeEndpointSlice))!]);
+        var model = new ClusterModel([ServiceSpec.From(System.Text.Json.JsonSerializer.Deserialize(k8s.KubernetesJson.Serialize(svc), KubeJson.Default.KubeService)!)],
+            [EndpointSliceSpec.From(System.Text.Json.JsonSerializer.Deserialize(k8s.KubernetesJson.Serialize(slice), KubeJson.Default.KubeEndpointSlice)!)!]);
         var entries = new List<ConntrackEntry>
         {
             new("udp", "198.51.100.1", 4000, "172.16.0.20", 30777, "10.180.1.7", 7777),   // node port, gone endpoint

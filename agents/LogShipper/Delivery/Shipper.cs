@@ -21,9 +21,6 @@ public sealed class ShipStats
     public long Resent;
     public long Truncated;
     public long Reconnects;
-
-    /// <summary>The connection's window as last seen by the sender (RELP: sized from the acknowledgement rate).</summary>
-    public long Window;
     public string? LastError;
     public DateTimeOffset? LastDelivery;
     public long OldestWaitingMicros;
@@ -315,7 +312,6 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
 
                 try
                 {
-                    Stats.Window = connection.Window;
                     if (unconfirmed.Count >= connection.Window || (unconfirmed.Count > connection.RefillBelow && input.TryPeek(out _)))
                     {
                         await connection.FlushAsync(ct).ConfigureAwait(false);

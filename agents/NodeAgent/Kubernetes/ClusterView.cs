@@ -123,15 +123,15 @@ public sealed partial class ClusterView : BackgroundService
         using var client = await ConnectAsync(stoppingToken).ConfigureAwait(false);
         if (client is not null)
         {
-            var node = "fieldSelector=" + Uri.EscapeDataString("metadata.name=" + NodeName);
+            var thisNode = "fieldSelector=" + Uri.EscapeDataString("metadata.name=" + NodeName);
             await Task.WhenAll(
-                Informer("nodes", client, "/api/v1/nodes?" + node, KubeJson.Default.KubeListKubeNode, KubeJson.Default.KubeWatchEventKubeNode,
+                Informer("nodes", client, "/api/v1/nodes", thisNode, KubeJson.Default.KubeListKubeNode, KubeJson.Default.KubeWatchEventKubeNode,
                     n => n.Metadata, (deleted, n) => _node = deleted ? null : n, () => _node = null, stoppingToken),
-                Informer("services", client, "/api/v1/services?", KubeJson.Default.KubeListKubeService, KubeJson.Default.KubeWatchEventKubeService,
+                Informer("services", client, "/api/v1/services", string.Empty, KubeJson.Default.KubeListKubeService, KubeJson.Default.KubeWatchEventKubeService,
                     s => s.Metadata, (deleted, s) => Apply(_services, deleted, s.Metadata, ServiceSpec.From(s)), _services.Clear, stoppingToken),
-                Informer("endpointslices", client, "/apis/discovery.k8s.io/v1/endpointslices?", KubeJson.Default.KubeListKubeEndpointSlice, KubeJson.Default.KubeWatchEventKubeEndpointSlice,
+                Informer("endpointslices", client, "/apis/discovery.k8s.io/v1/endpointslices", string.Empty, KubeJson.Default.KubeListKubeEndpointSlice, KubeJson.Default.KubeWatchEventKubeEndpointSlice,
                     s => s.Metadata, (deleted, s) => Apply(_slices, deleted, s.Metadata, EndpointSliceSpec.From(s)), _slices.Clear, stoppingToken),
-                Informer("namespaces", client, "/api/v1/namespaces?", KubeJson.Default.KubeListKubeNamespace, KubeJson.Default.KubeWatchEventKubeNamespace,
+                Informer("namespaces", client, "/api/v1/namespaces", string.Empty, KubeJson.Default.KubeListKubeNamespace, KubeJson.Default.KubeWatchEventKubeNamespace,
                     n => n.Metadata, (deleted, n) => Apply(_namespaces, deleted, n.Metadata, Annotations(n)), _namespaces.Clear, stoppingToken)).ConfigureAwait(false);
         }
     }
@@ -265,6 +265,7 @@ public sealed partial class ClusterView : BackgroundService
         string kind,
         KubeApiClient client,
         string path,
+        string query,
         JsonTypeInfo<KubeList<T>> listInfo,
         JsonTypeInfo<KubeWatchEvent<T>> watchInfo,
         Func<T, KubeMeta?> meta,
@@ -274,8 +275,9 @@ public sealed partial class ClusterView : BackgroundService
         where T : class
     {
         var backoff = new Backoff(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30));
-        var watchSeconds = ((int)_options.WatchTimeout.TotalSeconds).ToString(CultureInfo.InvariantCulture);
-        var sep = path.EndsWith('?') ? string.Empty : "&";
+        var list = query.Length > 0 ? $"{path}?{query}" : path;
+        var watchUrl = $"{path}?{(query.Length > 0 ? query + "&" : string.Empty)}watch=1&allowWatchBookmarks=true&timeoutSeconds="
+            + ((int)_options.WatchTimeout.TotalSeconds).ToString(CultureInfo.InvariantCulture);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -285,7 +287,7 @@ public sealed partial class ClusterView : BackgroundService
                 using (var cts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken))
                 {
                     cts.CancelAfter(_options.RequestTimeout);
-                    var body = await client.GetAsync(path.TrimEnd('?'), listInfo, cts.Token).ConfigureAwait(false);
+                    var body = await client.GetAsync(list, listInfo, cts.Token).ConfigureAwait(false);
                     clear();
                     foreach (var item in body.Items ?? [])
                     {
@@ -308,7 +310,7 @@ public sealed partial class ClusterView : BackgroundService
                 {
                     using var watchCts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
                     watchCts.CancelAfter(_options.WatchTimeout + _options.RequestTimeout); // the server ends it at WatchTimeout; this is the backstop
-                    var watch = $"{path}{sep}watch=1&allowWatchBookmarks=true&timeoutSeconds={watchSeconds}&resourceVersion={Uri.EscapeDataString(rv ?? string.Empty)}";
+                    var watch = $"{watchUrl}&resourceVersion={Uri.EscapeDataString(rv ?? string.Empty)}";
                     await foreach (var e in client.WatchAsync(watch, watchInfo, watchCts.Token).ConfigureAwait(false))
                     {
                         if (e.Object is not { } item)

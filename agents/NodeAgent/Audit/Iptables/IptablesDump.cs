@@ -65,7 +65,7 @@ public readonly struct IptablesRule
         _index = index;
     }
 
-    private ref readonly RuleData D => ref _dump.Data[_index];
+    private ref readonly RuleData D => ref _dump.RuleSpan[_index];
 
     public string Table => _dump.Names[D.Table];
 
@@ -112,7 +112,6 @@ public sealed class IptablesDump
     private int _count;
     private readonly HashSet<long> _chains = [];
     private readonly List<(int Table, int Chain)> _chainOrder = [];
-    private readonly HashSet<int> _tables = [];
 
     private IptablesDump(byte[] text)
     {
@@ -122,9 +121,8 @@ public sealed class IptablesDump
 
     internal NameTable Names { get; } = new();
 
-    internal ReadOnlySpan<RuleData> Rules0 => _rules.AsSpan(0, _count);
-
-    internal RuleData[] Data => _rules;
+    /// <summary>The rules as the audit reads them (value types, in dump order).</summary>
+    internal ReadOnlySpan<RuleData> RuleSpan => _rules.AsSpan(0, _count);
 
     internal ReadOnlySpan<byte> Bytes(Seg s) => s.IsNone ? default : _text.AsSpan(s.Start, s.Length);
 
@@ -138,8 +136,6 @@ public sealed class IptablesDump
     public bool HasChain(string table, string chain) => Names.Find(table) is var t and >= 0 && Names.Find(chain) is var c and >= 0 && HasChain(t, c);
 
     internal bool HasChain(int table, int chain) => _chains.Contains(((long)table << 32) | (uint)chain);
-
-    public bool HasTable(string table) => Names.Find(table) is var t and >= 0 && _tables.Contains(t);
 
     /// <summary>Every chain declared in the dump, of every table.</summary>
     public IEnumerable<string> Chains => _chainOrder.Select(c => Names[c.Chain]);
@@ -217,7 +213,6 @@ public sealed class IptablesDump
                     }
 
                     table = dump.Names.GetOrAdd(text[ts..te]);
-                    dump._tables.Add(table);
                     break;
                 case (byte)':':
                     RequireTable(table, lineNo, line);

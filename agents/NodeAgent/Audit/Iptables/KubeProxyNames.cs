@@ -87,28 +87,6 @@ public static class KubeProxyNames
 
     internal static readonly byte[][] ServiceChainPrefixesUtf8 = [.. ServiceChainPrefixes.Select(Encoding.ASCII.GetBytes)];
 
-    public static bool IsServiceChain(string? chain) =>
-        chain is not null && ServiceChainPrefixes.Any(p => chain.StartsWith(p, StringComparison.Ordinal));
-
-    /// <summary>The hash part of a KUBE-SVC/SVL/EXT/FW/XLB chain name.</summary>
-    public static string? HashOf(string? chain)
-    {
-        if (chain is null)
-        {
-            return null;
-        }
-
-        foreach (var p in ServiceChainPrefixes)
-        {
-            if (chain.StartsWith(p, StringComparison.Ordinal))
-            {
-                return chain[p.Length..];
-            }
-        }
-
-        return null;
-    }
-
     // The first 16 base32 characters need the first 10 bytes (80 bits) of the digest.
     private static string Base32First16(ReadOnlySpan<byte> data)
     {

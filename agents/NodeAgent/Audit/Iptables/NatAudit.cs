@@ -158,7 +158,7 @@ public static class NatAudit
         }
 
         // What is on the node: the rules sending a destination to a service chain (nat), or refusing it (filter).
-        var rules = dump.Rules0;
+        var rules = dump.RuleSpan;
         int nat = names.Find("nat"), filter = names.Find("filter"), services = names.Find("KUBE-SERVICES"), nodePorts = names.Find("KUBE-NODEPORTS"),
             external = names.Find("KUBE-EXTERNAL-SERVICES"), reject = names.Find("REJECT");
         var next = new int[rules.Length];
@@ -266,7 +266,7 @@ public static class NatAudit
     private static void CheckBackends(IptablesDump dump, List<Wanted> wanted, int nat, List<Finding> findings)
     {
         var names = dump.Names;
-        var rules = dump.Rules0;
+        var rules = dump.RuleSpan;
         var chainCount = names.Count;
         var kind = new byte[chainCount]; // 0 not looked at, 1 KUBE-SEP-*, 2 KUBE-SVC-*, 3 other
         var sepRule = new int[chainCount]; // the first rule of a KUBE-SEP chain with --to-destination, + 1
@@ -348,7 +348,7 @@ public static class NatAudit
 
     private static bool AnyJumpsTo(IptablesDump dump, int first, int[] next, ChainHash hash, ChainHash? oldHash)
     {
-        var rules = dump.Rules0;
+        var rules = dump.RuleSpan;
         for (var i = first; i >= 0; i = next[i])
         {
             if (ChainHash.IsServiceChain(dump.Names.Bytes(rules[i].Jump), out var h) && (h == hash || (oldHash is not null && h == oldHash)))

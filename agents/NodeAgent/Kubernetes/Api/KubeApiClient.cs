@@ -52,8 +52,6 @@ public sealed class KubeApiClient : IDisposable
         _http = new HttpClient(handler) { BaseAddress = config.Server, Timeout = Timeout.InfiniteTimeSpan };
     }
 
-    public Uri Server => _config.Server;
-
     /// <summary>GET <paramref name="path"/> (with its query) and read the answer as <typeparamref name="T"/>.</summary>
     public Task<T> GetAsync<T>(string path, JsonTypeInfo<T> info, CancellationToken ct) => SendAsync(HttpMethod.Get, path, null, null, info, ct);
 

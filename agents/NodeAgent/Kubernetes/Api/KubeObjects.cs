@@ -1,6 +1,4 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
-using System.Text.Json.Serialization.Metadata;
 
 namespace Toolforge.Agents.NodeAgent.Kubernetes.Api;
 
@@ -189,6 +187,12 @@ public sealed class KubeNodeAddress
     public string? Address { get; set; }
 }
 
+/// <summary>A time as the API writes one (metav1.Time: RFC 3339, seconds, UTC).</summary>
+public static class KubeTime
+{
+    public static string Format(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
+}
+
 /// <summary>Only the name of a created object is read back.</summary>
 public sealed class KubeCreated
 {
@@ -212,9 +216,4 @@ public sealed class KubeCreated
 [JsonSerializable(typeof(KubeNamespace))]
 [JsonSerializable(typeof(KubeNode))]
 [JsonSerializable(typeof(KubeCreated))]
-public sealed partial class KubeJson : JsonSerializerContext
-{
-    /// <summary>Reads one object of <paramref name="info"/>'s type from JSON text; throws <see cref="JsonException"/>.</summary>
-    public static T Parse<T>(string json, JsonTypeInfo<T> info) =>
-        JsonSerializer.Deserialize(json, info) ?? throw new JsonException($"null where a {typeof(T).Name} was expected");
-}
+public sealed partial class KubeJson : JsonSerializerContext;

@@ -180,8 +180,8 @@ public sealed partial class NodeConditionWriter : BackgroundService
                 ["status"] = c.Status,
                 ["reason"] = c.Reason,
                 ["message"] = c.Message,
-                ["lastHeartbeatTime"] = Rfc3339(c.LastHeartbeatTime!.Value),
-                ["lastTransitionTime"] = Rfc3339(c.LastTransitionTime!.Value),
+                ["lastHeartbeatTime"] = KubeTime.Format(c.LastHeartbeatTime!.Value),
+                ["lastTransitionTime"] = KubeTime.Format(c.LastTransitionTime!.Value),
             });
         }
 
@@ -212,8 +212,6 @@ public sealed partial class NodeConditionWriter : BackgroundService
         DurableFile.Write(OwnedFile, JsonSerializer.Serialize(_families.Select(f => f.Type).Order(StringComparer.Ordinal).ToList(), OwnedJson.Default.ListString));
 
     private static DateTimeOffset Seconds(DateTimeOffset t) => new(t.UtcTicks - (t.UtcTicks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
-
-    private static string Rfc3339(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
     private static partial class Log
     {

@@ -202,8 +202,8 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
             ["source"] = new JsonObject { ["component"] = Component, ["host"] = NodeName },
             ["reportingComponent"] = Component,
             ["reportingInstance"] = NodeName,
-            ["firstTimestamp"] = Rfc3339(s.First),
-            ["lastTimestamp"] = Rfc3339(last),
+            ["firstTimestamp"] = KubeTime.Format(s.First),
+            ["lastTimestamp"] = KubeTime.Format(last),
             ["count"] = count,
         };
         using var cts = _client.Deadline(ct);
@@ -216,15 +216,13 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
         var body = new JsonObject
         {
             ["count"] = count,
-            ["lastTimestamp"] = Rfc3339(last),
+            ["lastTimestamp"] = KubeTime.Format(last),
             ["message"] = "(combined from similar events): " + message,
         }.ToJsonString();
         using var cts = _client.Deadline(ct);
         await _client.Api.PatchAsync($"/api/v1/namespaces/{Uri.EscapeDataString(_o.EventNamespace)}/events/{Uri.EscapeDataString(name)}", "application/merge-patch+json", body, KubeJson.Default.KubeCreated, cts.Token).ConfigureAwait(false);
         return name;
     }
-
-    private static string Rfc3339(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
     public override void Dispose()
     {
