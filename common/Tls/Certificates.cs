@@ -15,9 +15,7 @@ public static class Certificates
     {
         try
         {
-            using var pem = X509Certificate2.CreateFromPemFile(certificatePath, keyPath);
-            // Round trip through PKCS#12 so the key is not ephemeral (SChannel on Windows refuses those).
-            return X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), password: null);
+            return FromPemWithKey(File.ReadAllText(certificatePath), File.ReadAllText(keyPath));
         }
         catch (Exception ex) when (ex is CryptographicException or IOException or UnauthorizedAccessException or ArgumentException)
         {
@@ -25,24 +23,40 @@ public static class Certificates
         }
     }
 
+    /// <summary>A certificate and its key given as PEM text (a kubeconfig's -data fields), usable by SslStream.</summary>
+    public static X509Certificate2 FromPemWithKey(string certificatePem, string keyPem)
+    {
+        using var pem = X509Certificate2.CreateFromPem(certificatePem, keyPem);
+        // Round trip through PKCS#12 so the key is not ephemeral (SChannel on Windows refuses those).
+        return X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), password: null);
+    }
+
     public static X509Certificate2Collection LoadBundle(string path)
+    {
+        try
+        {
+            return BundleFromPem(File.ReadAllText(path), $"CA bundle {path}");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new CryptographicException($"cannot load CA bundle {path}: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>The certificates of PEM text; <paramref name="what"/> names it in the error when it holds none.</summary>
+    public static X509Certificate2Collection BundleFromPem(string pem, string what)
     {
         var bundle = new X509Certificate2Collection();
         try
         {
-            bundle.ImportFromPemFile(path);
+            bundle.ImportFromPem(pem);
         }
-        catch (Exception ex) when (ex is CryptographicException or IOException or UnauthorizedAccessException)
+        catch (CryptographicException ex)
         {
-            throw new CryptographicException($"cannot load CA bundle {path}: {ex.Message}", ex);
+            throw new CryptographicException($"cannot load {what}: {ex.Message}", ex);
         }
 
-        if (bundle.Count == 0)
-        {
-            throw new CryptographicException($"CA bundle {path} holds no certificate");
-        }
-
-        return bundle;
+        return bundle.Count > 0 ? bundle : throw new CryptographicException($"{what} holds no certificate");
     }
 
     /// <summary>

@@ -86,17 +86,9 @@ internal sealed class DockerEngine : IDisposable
             return;
         }
 
-        var text = (await Http.LocalHttp.ReadBoundedAsync(response, MaxErrorBody, ct).ConfigureAwait(false)).Trim();
-        try
-        {
-            text = JsonSerializer.Deserialize(text, DockerJson.Default.DockerError)?.Message ?? text;
-        }
-        catch (JsonException)
-        {
-            // not Docker's error JSON: its text says what went wrong
-        }
-
-        throw new DockerApiException((int)response.StatusCode, $"{path}: {(int)response.StatusCode} {(text.Length > 300 ? text[..300] + "…" : text)}");
+        var code = (int)response.StatusCode;
+        var message = await Http.LocalHttp.ErrorMessageAsync(response, MaxErrorBody, t => JsonSerializer.Deserialize(t, DockerJson.Default.DockerError)?.Message, ct).ConfigureAwait(false);
+        throw new DockerApiException(code, $"{path}: {code} {message}");
     }
 
     public void Dispose() => _http.Dispose();

@@ -3,7 +3,7 @@ using System.Text;
 
 namespace Toolforge.Agents.NodeAgent.Http;
 
-/// <summary>What the node-agent's HTTP peers share: a connection to a unix socket (Docker, CRI), an error body read bounded.</summary>
+/// <summary>What the node-agent's HTTP peers share: a connection to a unix socket (Docker, CRI), an error answer read bounded.</summary>
 internal static class LocalHttp
 {
     /// <summary>A SocketsHttpHandler ConnectCallback that connects to the unix socket at <paramref name="path"/>.</summary>
@@ -23,8 +23,28 @@ internal static class LocalHttp
             }
         };
 
-    /// <summary>At most <paramref name="max"/> bytes of a response's body, as text: a peer's error answer, never read whole.</summary>
-    public static async Task<string> ReadBoundedAsync(HttpResponseMessage response, int max, CancellationToken ct)
+    /// <summary>
+    /// What a peer's error answer says: its own message when <paramref name="messageOf"/> finds one in the body (the
+    /// peer's error JSON), else the body's text; read to at most <paramref name="max"/> bytes, cut to 300 characters.
+    /// </summary>
+    public static async Task<string> ErrorMessageAsync(HttpResponseMessage response, int max, Func<string, string?> messageOf, CancellationToken ct)
+    {
+        var text = (await ReadBoundedAsync(response, max, ct).ConfigureAwait(false)).Trim();
+        string? message = null;
+        try
+        {
+            message = messageOf(text);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            // not the peer's error JSON: the body itself says what went wrong
+        }
+
+        message ??= text;
+        return message.Length > 300 ? message[..300] + "…" : message;
+    }
+
+    private static async Task<string> ReadBoundedAsync(HttpResponseMessage response, int max, CancellationToken ct)
     {
         await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
         var buffer = new byte[max];

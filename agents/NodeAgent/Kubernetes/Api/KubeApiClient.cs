@@ -129,22 +129,9 @@ public sealed class KubeApiClient : IDisposable
         }
 
         var code = (int)response.StatusCode;
-        var text = await Http.LocalHttp.ReadBoundedAsync(response, MaxErrorBody, ct).ConfigureAwait(false);
-        string? message = null;
-        try
-        {
-            message = JsonSerializer.Deserialize(text, KubeJson.Default.KubeStatus)?.Message is { } m ? Cut(m) : null;
-        }
-        catch (JsonException)
-        {
-            // not a Status: the body itself (bounded) says what went wrong
-        }
-
-        message ??= Cut(text);
+        var message = await Http.LocalHttp.ErrorMessageAsync(response, MaxErrorBody, t => JsonSerializer.Deserialize(t, KubeJson.Default.KubeStatus)?.Message, ct).ConfigureAwait(false);
         throw new KubeApiException(code, $"{method} {path}: {code} {response.ReasonPhrase}{(message.Length > 0 ? ": " + message : string.Empty)}");
     }
-
-    private static string Cut(string s) => s.Length > 300 ? s[..300] + "…" : s;
 
     public void Dispose() => _http.Dispose();
 }

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using Toolforge.Agents.Common.Tls;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -89,7 +90,7 @@ public sealed class Kubeconfig
             {
                 Server = uri,
                 InsecureSkipTlsVerify = Scalar(cluster, "insecure-skip-tls-verify") is "true",
-                CertificateAuthority = Pem(cluster, "certificate-authority", dir) is { } ca ? Bundle(ca, $"cluster {clusterName}'s certificate authority") : null,
+                CertificateAuthority = Pem(cluster, "certificate-authority", dir) is { } ca ? Certificates.BundleFromPem(ca, $"cluster {clusterName}'s certificate authority") : null,
                 ClientCertificate = LoadClientCertificate(user, dir, userName),
                 Token = user is null ? null : Scalar(user, "token"),
                 TokenFile = user is not null && Scalar(user, "tokenFile") is { } tf ? Path.Combine(dir, tf) : null,
@@ -109,16 +110,7 @@ public sealed class Kubeconfig
         }
 
         var key = Pem(user, "client-key", dir) ?? throw new InvalidDataException($"user {userName} has a client certificate but no client-key");
-        using var pem = X509Certificate2.CreateFromPem(cert, key);
-        // Through PKCS#12 so the key is not ephemeral (SslStream on Windows refuses those).
-        return X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), password: null);
-    }
-
-    private static X509Certificate2Collection Bundle(string pem, string what)
-    {
-        var bundle = new X509Certificate2Collection();
-        bundle.ImportFromPem(pem);
-        return bundle.Count > 0 ? bundle : throw new CryptographicException($"{what} holds no certificate");
+        return Certificates.FromPemWithKey(cert, key);
     }
 
     /// <summary>KEY-data (base64 of PEM) or KEY (a file, relative to the kubeconfig).</summary>
