@@ -1,23 +1,18 @@
-using System.Buffers;
-using System.Globalization;
-using System.Net.Security;
+using System.Buffers.Text;
 using System.Net.Sockets;
-using System.Security.Authentication;
-using System.Security.Cryptography.X509Certificates;
-using System.Text;
-using Toolforge.Agents.Common.Tls;
 
 namespace Toolforge.Agents.LogShipper.Delivery;
 
 /// <summary>
 /// Syslog over TCP (RFC 6587 octet counting) or TLS (RFC 5425). The protocol has no acknowledgement: an item counts
-/// as delivered once written and flushed to the kernel. Only RELP guarantees that nothing is lost.
+/// as delivered once written and flushed to the kernel. Only RELP guarantees that nothing is lost. Frames go into one
+/// batch and out with one write per flush (<see cref="FrameBatch"/>, as RELP's).
 /// </summary>
 public sealed class SyslogStreamConnection : IShipConnection
 {
     private readonly TcpClient _client;
     private readonly Stream _stream;
-    private readonly BufferedStream _buffer;
+    private readonly FrameBatch _batch = new();
     private readonly List<ShipItem> _written = [];
     private readonly TaskCompletionSource _broken = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TimeSpan _ioTimeout;
@@ -26,7 +21,6 @@ public sealed class SyslogStreamConnection : IShipConnection
     {
         _client = client;
         _stream = stream;
-        _buffer = new BufferedStream(stream, 256 * 1024);
         _ioTimeout = ioTimeout;
         _ = WatchForCloseAsync();
     }
@@ -61,17 +55,31 @@ public sealed class SyslogStreamConnection : IShipConnection
         }
     }
 
-    public async Task SendAsync(ShipItem item, CancellationToken ct)
+    /// <summary>Adds "LENGTH SP MESSAGE" to the batch (no I/O: <see cref="FlushAsync"/> writes the batch).</summary>
+    public Task SendAsync(ShipItem item, CancellationToken ct)
     {
-        var prefix = Encoding.ASCII.GetBytes(item.Payload!.Length.ToString(CultureInfo.InvariantCulture) + " ");
-        await Io(t => _buffer.WriteAsync(prefix, t).AsTask(), ct).ConfigureAwait(false);
-        await Io(t => _buffer.WriteAsync(item.Payload, t).AsTask(), ct).ConfigureAwait(false);
+        var payload = item.Payload!;
+        var frame = _batch.Reserve(11 + payload.Length);
+        Utf8Formatter.TryFormat(payload.Length, frame, out var n);
+        frame[n++] = (byte)' ';
+        payload.CopyTo(frame[n..]);
+        _batch.Advance(n + payload.Length);
         _written.Add(item);
+        return Task.CompletedTask;
     }
 
     public async Task FlushAsync(CancellationToken ct)
     {
-        await Io(_buffer.FlushAsync, ct).ConfigureAwait(false);
+        try
+        {
+            await _batch.FlushAsync(_stream, _ioTimeout, ct).ConfigureAwait(false);
+        }
+        catch (DeliveryException ex)
+        {
+            _broken.TrySetException(ex);
+            throw;
+        }
+
         foreach (var i in _written)
         {
             i.Done = true;
@@ -80,31 +88,16 @@ public sealed class SyslogStreamConnection : IShipConnection
         _written.Clear();
     }
 
-    private async Task Io(Func<CancellationToken, Task> op, CancellationToken ct)
-    {
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        cts.CancelAfter(_ioTimeout);
-        try
-        {
-            await op(cts.Token).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException && !ct.IsCancellationRequested)
-        {
-            var e = new DeliveryException(ex is OperationCanceledException ? $"the receiver took nothing for {_ioTimeout.TotalSeconds:0}s" : $"write failed: {ex.Message}", ex);
-            _broken.TrySetException(e);
-            throw e;
-        }
-    }
-
     public async ValueTask DisposeAsync()
     {
+        // Unflushed frames are dropped with the connection: their items are not Done and go again on the next one.
         try
         {
-            await _buffer.DisposeAsync().ConfigureAwait(false);
+            await _stream.DisposeAsync().ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException or SocketException)
         {
-            // the connection is already gone; unflushed items stay not Done and are sent again
+            // the connection is already gone (a TLS close_notify could not be sent); nothing was lost by it
         }
 
         _client.Dispose();

@@ -32,7 +32,7 @@ internal static class AuditCommand
             try
             {
                 cluster = ReadCluster(pr.GetValue(services) ?? [], pr.GetValue(slices) ?? []);
-                rules = IptablesDump.Parse(File.ReadAllText(pr.GetValue(dump)!));
+                rules = IptablesDump.Parse(File.ReadAllBytes(pr.GetValue(dump)!));
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException or IptablesParseException)
             {

@@ -24,8 +24,7 @@ public sealed class RelpConnection : IShipConnection
     private readonly TimeSpan _ioTimeout;
     private readonly RelpWindow _window;
     private readonly RelpFrameReader _reader;
-    private byte[] _pending = new byte[InitialBuffer];
-    private int _pendingLength;
+    private readonly FrameBatch _batch = new();
     private long _txnr = 1;
     private long _lastAck = Environment.TickCount64;
     private long _lastSent;
@@ -34,8 +33,6 @@ public sealed class RelpConnection : IShipConnection
     // One frame of each flush is timed from its write to its acknowledgement (the window's round trip).
     private long _sampleTxnr = -1;
     private long _sampleSent;
-
-    private const int InitialBuffer = 64 * 1024;
 
     private RelpConnection(TcpClient client, Stream stream, RelpWindow window, TimeSpan ioTimeout, Action onAck)
     {
@@ -145,48 +142,31 @@ public sealed class RelpConnection : IShipConnection
         return Task.CompletedTask;
     }
 
-    private void Append(long txnr, ReadOnlySpan<byte> command, ReadOnlySpan<byte> data)
-    {
-        var need = _pendingLength + RelpFrameWriter.Overhead(command) + data.Length;
-        if (need > _pending.Length)
-        {
-            Array.Resize(ref _pending, Math.Max(need, _pending.Length * 2));
-        }
-
-        _pendingLength += RelpFrameWriter.Write(_pending.AsSpan(_pendingLength), txnr, command, data);
-    }
+    private void Append(long txnr, ReadOnlySpan<byte> command, ReadOnlySpan<byte> data) =>
+        _batch.Advance(RelpFrameWriter.Write(_batch.Reserve(RelpFrameWriter.Overhead(command) + data.Length), txnr, command, data));
 
     /// <summary>Writes the batch in one write, bounded by the I/O timeout.</summary>
     public async Task FlushAsync(CancellationToken ct)
     {
-        if (_pendingLength == 0)
+        if (_batch.IsEmpty)
         {
             return;
         }
 
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        cts.CancelAfter(_ioTimeout);
+        if (Volatile.Read(ref _sampleTxnr) < 0 && _lastSent > 0)
+        {
+            _sampleSent = System.Diagnostics.Stopwatch.GetTimestamp();
+            Volatile.Write(ref _sampleTxnr, _lastSent); // read by the acknowledgement loop
+        }
+
         try
         {
-            if (Volatile.Read(ref _sampleTxnr) < 0 && _lastSent > 0)
-            {
-                _sampleSent = System.Diagnostics.Stopwatch.GetTimestamp();
-                Volatile.Write(ref _sampleTxnr, _lastSent); // read by the acknowledgement loop
-            }
-
-            await _stream.WriteAsync(_pending.AsMemory(0, _pendingLength), cts.Token).ConfigureAwait(false);
-            await _stream.FlushAsync(cts.Token).ConfigureAwait(false);
-            _pendingLength = 0;
-            if (_pending.Length > 16 * InitialBuffer)
-            {
-                _pending = new byte[InitialBuffer]; // a burst of large messages: give the memory back
-            }
+            await _batch.FlushAsync(_stream, _ioTimeout, ct).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException && !ct.IsCancellationRequested)
+        catch (DeliveryException ex)
         {
-            var e = new DeliveryException(ex is OperationCanceledException ? $"the receiver took nothing for {_ioTimeout.TotalSeconds:0}s" : $"write failed: {ex.Message}", ex);
-            Break(e);
-            throw e;
+            Break(ex);
+            throw;
         }
     }
 

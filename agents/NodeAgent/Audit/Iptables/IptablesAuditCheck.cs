@@ -105,7 +105,8 @@ internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
         IptablesDump otherDump;
         try
         {
-            otherDump = IptablesDump.Parse(await ProcessRunner.RunAsync(other.Command, other.Arguments, _o.Timeout, ct).ConfigureAwait(false));
+            var (text, length) = await ProcessRunner.RunBytesAsync(other.Command, other.Arguments, _o.Timeout, sizeHint: 0, ct).ConfigureAwait(false);
+            otherDump = IptablesDump.Parse(text, length);
         }
         catch (Exception ex) when (ex is CommandFailedException or IptablesParseException)
         {
