@@ -21,9 +21,9 @@ public static class KubeProxyNames
         var input = string.Concat(servicePortName, protocol.ToLowerInvariant(), endpoint);
         var max = Encoding.UTF8.GetMaxByteCount(input.Length);
         Span<byte> utf8 = max <= 512 ? stackalloc byte[max] : new byte[max];
-        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
-        SHA256.HashData(utf8[..Encoding.UTF8.GetBytes(input, utf8)], hash);
-        return Base32First16(hash);
+        Span<char> chars = stackalloc char[16];
+        HashInto(utf8[..Encoding.UTF8.GetBytes(input, utf8)], chars);
+        return new string(chars);
     }
 
     /// <summary>The chain hash of a service port, and for an unnamed port also the "ns/name:" one of kube-proxy up to 1.9.</summary>
@@ -65,10 +65,8 @@ public static class KubeProxyNames
         }
 
         n += Encoding.UTF8.GetBytes(protocolLower, utf8[n..]);
-        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
-        SHA256.HashData(utf8[..n], hash);
         Span<char> chars = stackalloc char[16];
-        Base32First16(hash, chars);
+        HashInto(utf8[..n], chars);
         Span<byte> ascii = stackalloc byte[16];
         for (var i = 0; i < 16; i++)
         {
@@ -87,16 +85,11 @@ public static class KubeProxyNames
 
     internal static readonly byte[][] ServiceChainPrefixesUtf8 = [.. ServiceChainPrefixes.Select(Encoding.ASCII.GetBytes)];
 
-    // The first 16 base32 characters need the first 10 bytes (80 bits) of the digest.
-    private static string Base32First16(ReadOnlySpan<byte> data)
+    /// <summary>The first 16 base32 characters of sha256(<paramref name="input"/>): they need the digest's first 10 bytes (80 bits).</summary>
+    private static void HashInto(ReadOnlySpan<byte> input, Span<char> chars)
     {
-        Span<char> chars = stackalloc char[16];
-        Base32First16(data, chars);
-        return new string(chars);
-    }
-
-    private static void Base32First16(ReadOnlySpan<byte> data, Span<char> chars)
-    {
+        Span<byte> data = stackalloc byte[SHA256.HashSizeInBytes];
+        SHA256.HashData(input, data);
         int buffer = 0, bits = 0, n = 0;
         foreach (var b in data[..10])
         {
