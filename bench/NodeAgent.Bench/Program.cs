@@ -62,24 +62,7 @@ if (args is ["--nft-offline", var keptDir])
     // Our own nftables work alone, on what an earlier run kept with TFA_BENCH_KEEP (no namespace, no nft).
     var keptJson = await File.ReadAllTextAsync(Path.Combine(keptDir, "kernel.json"));
     var keptModel = ClusterModel.FromKubectlJson([await File.ReadAllTextAsync(Path.Combine(keptDir, "cluster.json"))]);
-    var (parses, compares) = (new List<double>(), new List<double>());
-    for (var i = 0; i < 11; i++)
-    {
-        var sw = Stopwatch.StartNew();
-        var ruleset = NftRuleset.Parse(keptJson);
-        var parsed = sw.Elapsed.TotalMilliseconds;
-        var found = NftAudit.Run(keptModel, ruleset, new NftAuditOptions()).Count;
-        if (i > 0)
-        {
-            parses.Add(parsed);
-            compares.Add(sw.Elapsed.TotalMilliseconds - parsed);
-        }
-
-        if (found != 0)
-        {
-            throw new InvalidOperationException($"{found} findings");
-        }
-    }
+    var (parses, compares) = OfflineRuns(() => NftRuleset.Parse(keptJson), r => NftAudit.Run(keptModel, r, new NftAuditOptions()).Count, after: () => { });
 
     {
         var rs = NftRuleset.Parse(keptJson);
@@ -115,27 +98,9 @@ if (args is ["--iptables-offline", var iptDir])
     // Our own iptables work alone, on what an earlier run kept with TFA_BENCH_KEEP (no namespace, no iptables-save).
     var dumpBytes = await File.ReadAllBytesAsync(Path.Combine(iptDir, "iptables.txt"));
     var iptModel = ClusterModel.FromKubectlJson([await File.ReadAllTextAsync(Path.Combine(iptDir, "cluster.json"))]);
-    var (parses, compares) = (new List<double>(), new List<double>());
     var before = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalAllocatedBytes());
-    for (var i = 0; i < 11; i++)
-    {
-        var sw = Stopwatch.StartNew();
-        var parsed = IptablesDump.Parse(dumpBytes);
-        var parseMs = sw.Elapsed.TotalMilliseconds;
-        var found = NatAudit.Run(iptModel, parsed, new NatAuditOptions()).Count;
-        if (i > 0)
-        {
-            parses.Add(parseMs);
-            compares.Add(sw.Elapsed.TotalMilliseconds - parseMs);
-        }
-
-        if (found != 0)
-        {
-            throw new InvalidOperationException($"{found} findings");
-        }
-
-        IptablesAuditCheck.ReturnMemory(dumpBytes.Length); // as the daemon does after each big audit (not timed)
-    }
+    var (parses, compares) = OfflineRuns(() => IptablesDump.Parse(dumpBytes), d => NatAudit.Run(iptModel, d, new NatAuditOptions()).Count,
+        after: () => IptablesAuditCheck.ReturnMemory(dumpBytes.Length)); // as the daemon does after each big audit (not timed)
 
     Console.WriteLine($"iptables own work, offline ({dumpBytes.Length / 1024} KiB): parse {Median(parses):0} ms + compare {Median(compares):0} ms; "
         + $"GCs {GC.CollectionCount(0) - before.Item1}/{GC.CollectionCount(1) - before.Item2}/{GC.CollectionCount(2) - before.Item3} in 11 runs, allocated {(GC.GetTotalAllocatedBytes() - before.Item4) / 11 / 1048576} MB per run");
@@ -342,6 +307,33 @@ async Task DaemonAsync(List<KubeProxyRules.Svc> daemonServices, NetNamespace ns)
 }
 
 static double Median(List<double> v) => v.Order().ElementAt(v.Count / 2);
+
+// Our own work alone, offline: 11 runs of parse then compare (the first a warm-up), each audit clean, then `after`.
+static (List<double> Parses, List<double> Compares) OfflineRuns<T>(Func<T> parse, Func<T, int> findings, Action after)
+{
+    var (parses, compares) = (new List<double>(), new List<double>());
+    for (var i = 0; i < 11; i++)
+    {
+        var sw = Stopwatch.StartNew();
+        var parsed = parse();
+        var parseMs = sw.Elapsed.TotalMilliseconds;
+        var found = findings(parsed);
+        if (i > 0)
+        {
+            parses.Add(parseMs);
+            compares.Add(sw.Elapsed.TotalMilliseconds - parseMs);
+        }
+
+        if (found != 0)
+        {
+            throw new InvalidOperationException($"{found} findings");
+        }
+
+        after();
+    }
+
+    return (parses, compares);
+}
 
 static double CpuSeconds(int pid)
 {

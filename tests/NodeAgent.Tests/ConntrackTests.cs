@@ -30,7 +30,7 @@ public sealed class ConntrackTests
         var dir = new TempDir();
         var view = new ClusterView(new KubernetesOptions { Kubeconfig = api.WriteKubeconfig(dir["kubeconfig"]) }, NodeName, NullLogger<ClusterView>.Instance);
         await view.StartAsync(CancellationToken.None);
-        Assert.True(await Peer.EventuallyAsync(() => view.Synced && view.Services.Count > 0 && view.Node is not null, TimeSpan.FromSeconds(10)));
+        Assert.True(await Peer.EventuallyAsync(() => view.Synced && view.ServiceCount > 0 && view.Node is not null, TimeSpan.FromSeconds(10)));
         return (api, view, dir);
     }
 

@@ -26,7 +26,7 @@ public sealed class KubeProxyLiveTests
         var dir = new TempDir();
         var view = new ClusterView(new KubernetesOptions { Kubeconfig = api.WriteKubeconfig(dir["kubeconfig"]) }, NftReferenceData.Node, NullLogger<ClusterView>.Instance);
         await view.StartAsync(CancellationToken.None);
-        Assert.True(await Peer.EventuallyAsync(() => view.Synced && view.Services.Count > 0, TimeSpan.FromSeconds(10)));
+        Assert.True(await Peer.EventuallyAsync(() => view.Synced && view.ServiceCount > 0, TimeSpan.FromSeconds(10)));
         return (api, view, dir);
     }
 
@@ -94,7 +94,7 @@ public sealed class KubeProxyLiveTests
 
         var view = new ClusterView(new KubernetesOptions { Kubeconfig = api.WriteKubeconfig(dir["kubeconfig"]) }, NftReferenceData.Node, NullLogger<ClusterView>.Instance);
         await view.StartAsync(CancellationToken.None);
-        Assert.True(await Peer.EventuallyAsync(() => view.Synced && view.Services.Count == services.Count, TimeSpan.FromSeconds(10)));
+        Assert.True(await Peer.EventuallyAsync(() => view.Synced && view.ServiceCount == services.Count, TimeSpan.FromSeconds(10)));
         var options = Support.Options(o =>
         {
             o.KubeProxy = new KubeProxyOptions { Mode = KubeProxyMode.Nftables };

@@ -102,8 +102,6 @@ public sealed partial class ClusterView : BackgroundService
 
     public int ServiceCount => _services.Count;
 
-    public IReadOnlyCollection<ServiceSpec> Services => _services.Values.ToList();
-
     private static readonly IReadOnlyDictionary<string, string> Empty = new Dictionary<string, string>();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

@@ -101,13 +101,14 @@ public static class NatAudit
             }
 
             var hashes = svc.KubeProxyHashes;
+            var slices = slicesByService.GetValueOrDefault((svc.Namespace, svc.Name)) ?? [];
             for (var p = 0; p < svc.Ports.Count; p++)
             {
                 var port = svc.Ports[p];
                 var (hash, oldHash) = hashes[p];
                 var protocol = KubeProxyNames.LowerProtocol(port.Protocol);
                 var protocolId = protocols.TryGetValue(protocol, out var pid) ? pid : protocols[protocol] = names.GetOrAdd(protocol);
-                var usable = UsableEndpoints.Of(slicesByService.GetValueOrDefault((svc.Namespace, svc.Name)) ?? [], port);
+                var usable = UsableEndpoints.Of(slices, port);
                 var internalUsable = svc.InternalTrafficLocal && options.NodeName is { } node ? usable.Count(e => e.Node == node) : usable.Count;
 
                 if (options.ForbidNodePorts && port.NodePort > 0)
