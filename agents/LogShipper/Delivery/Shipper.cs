@@ -440,7 +440,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
         var o = options.Destinations[index];
         Destination.TryParse(o.Url, out var d);
         return d!.Kind is TransportKind.Relp or TransportKind.RelpTls
-            ? await RelpConnection.ConnectAsync(d, o, new RelpWindow(options.RelpWindow, options.RelpWindowMax, time), options.ConnectTimeout, options.IoTimeout, () => _wake.Release(), ct).ConfigureAwait(false)
+            ? await RelpConnection.ConnectAsync(d, o, new RelpWindow(options.RelpWindow, options.RelpWindowMax, time), options.ConnectTimeout, options.IoTimeout, () => _wake.Release(), logger, ct).ConfigureAwait(false)
             : await SyslogStreamConnection.ConnectAsync(d, o, options.ConnectTimeout, options.IoTimeout, ct).ConfigureAwait(false);
     }
 

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
 using Toolforge.Agents.Common.Syslog.Relp;
 using Toolforge.Agents.LogShipper.Delivery;
 
@@ -12,7 +13,7 @@ namespace Toolforge.Agents.LogShipper.Delivery.Relp;
 /// they come (no object per frame), and the sender is woken once a burst of them has brought the outstanding frames
 /// down to half the window, which is sized from the acknowledgement rate (<see cref="RelpWindow"/>).
 /// </summary>
-public sealed class RelpConnection : IShipConnection
+public sealed partial class RelpConnection : IShipConnection
 {
     private static readonly byte[] QuickAckOn = [1, 0, 0, 0];
 
@@ -24,6 +25,7 @@ public sealed class RelpConnection : IShipConnection
     private readonly TimeSpan _ioTimeout;
     private readonly RelpWindow _window;
     private readonly RelpFrameReader _reader;
+    private readonly ILogger _logger;
     private readonly FrameBatch _batch = new();
     private long _txnr = 1;
     private long _lastAck = Environment.TickCount64;
@@ -34,8 +36,9 @@ public sealed class RelpConnection : IShipConnection
     private long _sampleTxnr = -1;
     private long _sampleSent;
 
-    private RelpConnection(TcpClient client, Stream stream, RelpWindow window, TimeSpan ioTimeout, Action onAck)
+    private RelpConnection(TcpClient client, Stream stream, RelpWindow window, TimeSpan ioTimeout, Action onAck, ILogger logger)
     {
+        _logger = logger;
         _client = client;
         _stream = stream;
         _window = window;
@@ -62,10 +65,10 @@ public sealed class RelpConnection : IShipConnection
         }
     }
 
-    public static async Task<RelpConnection> ConnectAsync(Destination d, DestinationOptions o, RelpWindow window, TimeSpan connectTimeout, TimeSpan ioTimeout, Action onAck, CancellationToken ct)
+    public static async Task<RelpConnection> ConnectAsync(Destination d, DestinationOptions o, RelpWindow window, TimeSpan connectTimeout, TimeSpan ioTimeout, Action onAck, ILogger logger, CancellationToken ct)
     {
         var (client, stream) = await Streams.ConnectAsync(d, o, connectTimeout, ct).ConfigureAwait(false);
-        var c = new RelpConnection(client, stream, window, ioTimeout, onAck);
+        var c = new RelpConnection(client, stream, window, ioTimeout, onAck, logger);
         try
         {
             await c.OpenAsync(d, connectTimeout, ct).ConfigureAwait(false);
@@ -184,13 +187,14 @@ public sealed class RelpConnection : IShipConnection
         {
             _client.Client.SetRawSocketOption(6 /* IPPROTO_TCP */, 12 /* TCP_QUICKACK */, QuickAckOn);
         }
-        catch (SocketException)
+        catch (SocketException ex)
         {
-            _quickAck = false; // not this kernel's option: acknowledgements are simply slower
+            _quickAck = false; // not this kernel's option: acknowledgements are slower, and said so once
+            Log.QuickAckUnavailable(_logger, ex.Message);
         }
         catch (ObjectDisposedException)
         {
-            // closing
+            // the connection is closing: the acknowledgement loop sees that and reports it
         }
     }
 
@@ -313,5 +317,11 @@ public sealed class RelpConnection : IShipConnection
 
         await _stream.DisposeAsync().ConfigureAwait(false);
         _client.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(5010, LogLevel.Warning, "TCP_QUICKACK cannot be set ({Reason}): RELP acknowledgements may wait for delayed ACKs, and shipping is slower")]
+        public static partial void QuickAckUnavailable(ILogger logger, string reason);
     }
 }
