@@ -43,7 +43,7 @@ internal static class NodeAgentHost
         ProgramCommandLine.HostsDaemon(root);
         root.SetAction((pr, _) => AgentDaemon.RunAsync(daemon, pr.GetValue(config), DefaultMetricsPort, Configure));
         root.Subcommands.Add(AuditCommand.Create());
-        root.Subcommands.Add(CheckCommand.Create());
+        root.Subcommands.Add(CheckCommand.Create(config));
         return ProgramCommandLine.InvokeAsync(root, args);
     }
 

@@ -27,15 +27,15 @@ internal static class CheckCommand
     /// <summary>How much of the journal the journal rules judge in a one-shot run.</summary>
     private static readonly TimeSpan JournalLookback = TimeSpan.FromHours(1);
 
-    public static Command Create()
+    /// <param name="config">The program's --config (recursive: it is this subcommand's too, and listed once in its help).</param>
+    public static Command Create(Option<string?> config)
     {
-        var config = ProgramCommandLine.ConfigOption(DaemonInfo.NodeAgent);
         var only = new Option<string[]>("--only") { Description = "Only these checks (comma-separated or repeated), e.g. runtime.containerd", AllowMultipleArgumentsPerToken = true };
         var output = new Option<string>("--output", "-o") { Description = "table or json", DefaultValueFactory = _ => "table" };
         output.AcceptOnlyFromAmong("table", "json");
         var cmd = new Command("check", "Run every enabled check once, print the results and findings; exit 0 all ok, 1 otherwise, 2 bad configuration")
         {
-            config, only, output,
+            only, output,
         };
         cmd.SetAction((pr, ct) => RunAsync(pr.GetValue(config), (pr.GetValue(only) ?? []).SelectMany(o => o.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList(),
             pr.GetValue(output) == "json", ct));
