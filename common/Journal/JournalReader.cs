@@ -171,6 +171,20 @@ public sealed partial class JournalReader : IDisposable
         }
     }
 
+    /// <summary>Hands the current entry's cursor to <paramref name="sink"/> as the field "__CURSOR" (no string is made).</summary>
+    public unsafe void ReadCursor(IJournalFieldSink sink)
+    {
+        Check(sd_journal_get_cursor(_j, out var p), "sd_journal_get_cursor");
+        try
+        {
+            sink.Field("__CURSOR"u8, MemoryMarshal.CreateReadOnlySpanFromNullTerminated((byte*)p));
+        }
+        finally
+        {
+            free(p);
+        }
+    }
+
     public long RealtimeMicros()
     {
         Check(sd_journal_get_realtime_usec(_j, out var usec), "sd_journal_get_realtime_usec");

@@ -69,7 +69,12 @@ public static class Rfc5424
 
     /// <summary>Writes "&lt;PRI&gt;1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID " (with the trailing space).</summary>
     public static void WriteHeader(IBufferWriter<byte> output, int facility, int severity, long? timestampMicros,
-        string? hostname, string? appName, string? procId, string? msgId)
+        string? hostname, string? appName, string? procId, string? msgId) =>
+        WriteHeader(output, facility, severity, timestampMicros, Utf8(hostname), Utf8(appName), Utf8(procId), Utf8(msgId));
+
+    /// <summary>The header from UTF-8 fields (empty: the NILVALUE), written exactly as the string form writes their text.</summary>
+    public static void WriteHeader(IBufferWriter<byte> output, int facility, int severity, long? timestampMicros,
+        ReadOnlySpan<byte> hostname, ReadOnlySpan<byte> appName, ReadOnlySpan<byte> procId, ReadOnlySpan<byte> msgId)
     {
         var span = output.GetSpan(16);
         span[0] = (byte)'<';
@@ -89,6 +94,8 @@ public static class Rfc5424
         WriteHeaderField(output, msgId, MaxMsgId);
         WriteAscii(output, " ");
     }
+
+    private static byte[] Utf8(string? text) => string.IsNullOrEmpty(text) ? [] : Encoding.UTF8.GetBytes(text);
 
     public static void WriteTimestamp(IBufferWriter<byte> output, long? micros)
     {
@@ -121,39 +128,73 @@ public static class Rfc5424
     }
 
     /// <summary>A header field: printable US-ASCII (33..126) only, cut to its length, "-" when empty.</summary>
-    public static void WriteHeaderField(IBufferWriter<byte> output, string? value, int maxLength)
+    public static void WriteHeaderField(IBufferWriter<byte> output, string? value, int maxLength) => WriteHeaderField(output, Utf8(value), maxLength);
+
+    /// <summary>
+    /// A header field from UTF-8, as the string form writes the decoded text: one byte per UTF-16 code unit (printable
+    /// US-ASCII as it is, anything else '_'), cut to <paramref name="maxLength"/> units, "-" when empty. An invalid
+    /// sequence counts as the one U+FFFD that decoding makes of it.
+    /// </summary>
+    public static void WriteHeaderField(IBufferWriter<byte> output, ReadOnlySpan<byte> utf8, int maxLength)
     {
-        if (string.IsNullOrEmpty(value))
+        if (utf8.IsEmpty)
         {
             WriteAscii(output, "-");
             return;
         }
 
-        var length = Math.Min(value.Length, maxLength);
-        var span = output.GetSpan(length);
-        for (var i = 0; i < length; i++)
+        var span = output.GetSpan(Math.Min(utf8.Length, maxLength)); // a code unit takes at least one byte
+        var n = 0;
+        while (!utf8.IsEmpty && n < maxLength)
         {
-            var c = value[i];
-            span[i] = c is >= (char)33 and <= (char)126 ? (byte)c : (byte)'_';
+            var b = utf8[0];
+            if (b < 0x80)
+            {
+                span[n++] = b is >= 33 and <= 126 ? b : (byte)'_';
+                utf8 = utf8[1..];
+                continue;
+            }
+
+            Rune.DecodeFromUtf8(utf8, out var rune, out var consumed); // invalid: U+FFFD, one unit
+            for (var u = 0; u < rune.Utf16SequenceLength && n < maxLength; u++)
+            {
+                span[n++] = (byte)'_';
+            }
+
+            utf8 = utf8[consumed..];
         }
 
-        output.Advance(length);
+        output.Advance(n);
     }
 
     public static void WriteSdElement(IBufferWriter<byte> output, SdElement e)
     {
-        WriteAscii(output, "[");
-        WriteSdName(output, e.Id);
+        WriteSdElementStart(output, e.Id);
         foreach (var (name, value) in e.Params)
         {
-            WriteAscii(output, " ");
-            WriteSdName(output, name);
-            WriteAscii(output, "=\"");
-            WriteSdValue(output, value);
-            WriteAscii(output, "\"");
+            WriteSdParam(output, name, Encoding.UTF8.GetBytes(value));
         }
 
-        WriteAscii(output, "]");
+        WriteSdElementEnd(output);
+    }
+
+    /// <summary>"[ID"; the element's parameters follow (<see cref="WriteSdParam"/>), then <see cref="WriteSdElementEnd"/>.</summary>
+    public static void WriteSdElementStart(IBufferWriter<byte> output, string id)
+    {
+        WriteAscii(output, "[");
+        WriteSdName(output, id);
+    }
+
+    public static void WriteSdElementEnd(IBufferWriter<byte> output) => WriteAscii(output, "]");
+
+    /// <summary>' NAME="VALUE"' with the value from UTF-8, escaped.</summary>
+    public static void WriteSdParam(IBufferWriter<byte> output, string name, ReadOnlySpan<byte> utf8Value)
+    {
+        WriteAscii(output, " ");
+        WriteSdName(output, name);
+        WriteAscii(output, "=\"");
+        WriteSdValue(output, utf8Value);
+        WriteAscii(output, "\"");
     }
 
     // SD-NAME: 1*32 PRINTUSASCII except '=', SP, ']', '"'.
@@ -176,25 +217,54 @@ public static class Rfc5424
         output.Advance(length);
     }
 
-    // PARAM-VALUE: UTF-8 with '"', '\' and ']' escaped by a backslash.
-    private static void WriteSdValue(IBufferWriter<byte> output, string value)
+    /// <summary>
+    /// A PARAM-VALUE from UTF-8: '"', '\' and ']' escaped by a backslash (UTF-8 never has those bytes inside a longer
+    /// sequence); invalid UTF-8 is written as its decoded text (U+FFFD), as the string form does.
+    /// </summary>
+    private static void WriteSdValue(IBufferWriter<byte> output, ReadOnlySpan<byte> utf8)
     {
-        var start = 0;
-        for (var i = 0; i < value.Length; i++)
+        if (!System.Text.Unicode.Utf8.IsValid(utf8))
         {
-            var c = value[i];
-            if (c is '"' or '\\' or ']')
-            {
-                WriteUtf8(output, value.AsSpan(start, i - start));
-                var s = output.GetSpan(2);
-                s[0] = (byte)'\\';
-                s[1] = (byte)c;
-                output.Advance(2);
-                start = i + 1;
-            }
+            utf8 = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(utf8)); // now valid
         }
 
-        WriteUtf8(output, value.AsSpan(start));
+        while (!utf8.IsEmpty)
+        {
+            var i = utf8.IndexOfAny("\"]\\"u8);
+            var plain = i < 0 ? utf8 : utf8[..i];
+            plain.CopyTo(output.GetSpan(plain.Length));
+            output.Advance(plain.Length);
+            if (i < 0)
+            {
+                return;
+            }
+
+            var s = output.GetSpan(2);
+            s[0] = (byte)'\\';
+            s[1] = utf8[i];
+            output.Advance(2);
+            utf8 = utf8[(i + 1)..];
+        }
+    }
+
+    /// <summary>" MSG" from UTF-8 (nothing when empty); returns how many bytes were cut. Invalid UTF-8 and a message over the limit go the string way.</summary>
+    public static int WriteMessage(IBufferWriter<byte> output, ReadOnlySpan<byte> utf8, int maxMessageBytes)
+    {
+        if (utf8.IsEmpty)
+        {
+            return 0;
+        }
+
+        if (utf8.Length > maxMessageBytes || !System.Text.Unicode.Utf8.IsValid(utf8))
+        {
+            return WriteMessage(output, Encoding.UTF8.GetString(utf8), maxMessageBytes);
+        }
+
+        var span = output.GetSpan(1 + utf8.Length);
+        span[0] = (byte)' ';
+        utf8.CopyTo(span[1..]);
+        output.Advance(1 + utf8.Length);
+        return 0;
     }
 
     /// <summary>Writes " MSG" (a space, then the message) and returns how many bytes were cut.</summary>

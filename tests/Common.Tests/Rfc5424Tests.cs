@@ -31,6 +31,32 @@ public sealed class Rfc5424Tests
         Assert.EndsWith(" - - -", text, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("wörker", "w_rker")]         // one code unit, two bytes: one '_'
+    [InlineData("a😀b", "a__b")]             // a surrogate pair: two code units
+    [InlineData("tab\there", "tab_here")]
+    public void HeaderFields_HaveOneCharacterPerCodeUnit_PrintableAsciiOrUnderscore(string host, string expected)
+    {
+        var text = Text(new SyslogMessage { Hostname = host });
+        Assert.Equal(expected, text.Split(' ')[2]);
+    }
+
+    [Fact]
+    public void ALoneSurrogate_IsOneCharacter() // not in InlineData: metadata strings cannot hold one
+    {
+        var text = Text(new SyslogMessage { Hostname = "a" + '\ud800' + "b" });
+        Assert.Equal("a_b", text.Split(' ')[2]);
+    }
+
+    [Fact]
+    public void AHeaderFieldFromInvalidUtf8_CountsEachBadSequenceAsOneCharacter()
+    {
+        var w = new System.Buffers.ArrayBufferWriter<byte>();
+        Rfc5424.WriteHeaderField(w, [(byte)'a', 0xff, 0xe2, 0x82, (byte)'b', 0xc3], 255);
+        Assert.Equal(Encoding.UTF8.GetString([(byte)'a', 0xff, 0xe2, 0x82, (byte)'b', 0xc3]).Length, w.WrittenCount); // what the text would have
+        Assert.Equal("a__b_", Encoding.ASCII.GetString(w.WrittenSpan));
+    }
+
     [Fact]
     public void StructuredDataValues_AreEscaped()
     {

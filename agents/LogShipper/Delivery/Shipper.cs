@@ -48,9 +48,11 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
 
     private const int QueueLength = 1024;
     private const int FlushBatch = 512;
+    private const int EncodeBuffer = 4096;
 
     private readonly CursorStore _cursors = new(options.StateFile);
     private readonly SemaphoreSlim _wake = new(0);
+    private readonly ShipItemPool _items = new();
 
     public ShipStats Stats { get; } = new();
 
@@ -93,37 +95,47 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
             Position(journal);
             var filter = new EntryFilter(options);
             var limiter = new RateLimiter(options.RateLimit);
+            var entry = new JournalEntry();
+            var encoded = new System.Buffers.ArrayBufferWriter<byte>(EncodeBuffer);
+            Span<char> key = stackalloc char[Utf16.StackLimit];
             var lastDropReport = time.GetUtcNow();
             while (!ct.IsCancellationRequested)
             {
                 while (journal.Next())
                 {
-                    var r = JournalRecord.Read(journal);
+                    entry.Read(journal);
                     Interlocked.Increment(ref Stats.Read);
                     ReadTotal.Inc();
-                    byte[]? payload = null;
-                    if (!filter.Accepts(r))
+                    var ship = false;
+                    if (!filter.Accepts(entry))
                     {
                         Interlocked.Increment(ref Stats.Filtered);
                     }
-                    else if (!limiter.Allow(r.Unit ?? r.Identifier ?? r.Transport ?? "-", time.GetUtcNow()))
+                    else if (!limiter.Allow(RateKey(entry, key), time.GetUtcNow()))
                     {
                         Interlocked.Increment(ref Stats.RateLimited);
                         DroppedTotal.WithLabels("rate-limit").Inc();
                     }
                     else
                     {
-                        var buffer = new System.Buffers.ArrayBufferWriter<byte>(512);
-                        if (Rfc5424.Write(EntryMapper.Map(r), buffer, options.MaxMessageBytes) > 0)
+                        if (encoded.Capacity > 16 * EncodeBuffer)
+                        {
+                            encoded = new System.Buffers.ArrayBufferWriter<byte>(EncodeBuffer); // a huge message gives its memory back
+                        }
+
+                        encoded.ResetWrittenCount();
+                        if (EntryMapper.Write(entry, encoded, options.MaxMessageBytes) > 0)
                         {
                             Interlocked.Increment(ref Stats.Truncated);
                         }
 
-                        payload = buffer.WrittenSpan.ToArray();
+                        ship = true;
                     }
 
+                    var item = _items.Rent().Set(entry[JournalField.Cursor], entry.RealtimeMicros, ship ? encoded.WrittenSpan : default, ship);
+
                     // Blocks while the queue is full: the journal is the buffer.
-                    while (!output.TryWrite(new ShipItem(r.Cursor, r.RealtimeMicros, payload)))
+                    while (!output.TryWrite(item))
                     {
                         output.WaitToWriteAsync(ct).AsTask().GetAwaiter().GetResult();
                     }
@@ -157,6 +169,13 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
             output.TryComplete(ex);
         }
     }
+
+    // The rate limit's key: the unit, else the identifier, else the transport, else "-".
+    private static ReadOnlySpan<char> RateKey(JournalEntry e, Span<char> scratch) =>
+        e.Has(JournalField.Unit) ? Utf16.Decode(e[JournalField.Unit], scratch)
+        : e.Has(JournalField.Identifier) ? Utf16.Decode(e[JournalField.Identifier], scratch)
+        : e.Has(JournalField.Transport) ? Utf16.Decode(e[JournalField.Transport], scratch)
+        : "-";
 
     private void ReportDrops(RateLimiter limiter)
     {
@@ -282,7 +301,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                         Log.Connected(logger, options.Destinations[destination].Url, backoff.Failures);
                         backoff.Reset();
                         unconfirmed.Clear();
-                        foreach (var item in outstanding.Where(i => i.Payload is not null && !i.Done))
+                        foreach (var item in outstanding.Where(i => i.HasPayload && !i.Done))
                         {
                             await SendOneAsync(connection, item, unconfirmed, resend: true, ct).ConfigureAwait(false);
                         }
@@ -323,7 +342,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                     while (batch < FlushBatch && unconfirmed.Count < connection.Window && input.TryRead(out var item))
                     {
                         outstanding.Enqueue(item);
-                        if (item.Payload is null)
+                        if (!item.HasPayload)
                         {
                             item.Done = true;
                         }
@@ -404,35 +423,49 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
         unconfirmed.Add(item);
         Interlocked.Increment(ref Stats.Sent);
         SentTotal.Inc();
-        BytesTotal.Inc(item.Payload!.Length);
+        BytesTotal.Inc(item.Payload.Length);
         if (resend)
         {
             Interlocked.Increment(ref Stats.Resent);
         }
     }
 
-    // Everything up to the first unconfirmed item is delivered: its cursor can be saved. True when it moved.
+    // Everything up to the first unconfirmed item is delivered: its cursor can be saved. True when it moved. The
+    // delivered items go back to the pool (nothing refers to them now: a connection lets go of an item before it is Done).
     private bool Commit(Queue<ShipItem> outstanding, List<ShipItem> unconfirmed, ChannelReader<ShipItem> input, ref string? committed)
     {
-        var before = committed;
-        unconfirmed.RemoveAll(i => i.Done);
+        unconfirmed.RemoveAll(static i => i.Done);
+        ShipItem? last = null;
         while (outstanding.TryPeek(out var head) && head.Done)
         {
             outstanding.Dequeue();
-            committed = head.Cursor;
-            if (head.Payload is not null)
+            if (head.HasPayload)
             {
                 Interlocked.Increment(ref Stats.Acknowledged);
                 AckTotal.Inc();
                 Stats.LastDelivery = time.GetUtcNow();
             }
+
+            if (last is not null)
+            {
+                _items.Return(last);
+            }
+
+            last = head;
         }
 
         // The oldest entry not yet delivered: in flight, or still queued when no receiver takes anything.
         Stats.OldestWaitingMicros = outstanding.TryPeek(out var oldest) ? oldest.RealtimeMicros
             : input.TryPeek(out var queued) ? queued.RealtimeMicros : 0;
         LagSeconds.Set(Stats.OldestWaitingMicros == 0 ? 0 : Math.Max(0, (time.GetUtcNow() - DateTimeOffset.UnixEpoch.AddTicks(Stats.OldestWaitingMicros * 10)).TotalSeconds));
-        return !ReferenceEquals(before, committed);
+        if (last is null)
+        {
+            return false;
+        }
+
+        committed = last.Cursor; // one string per commit, not per entry
+        _items.Return(last);
+        return true;
     }
 
     private async Task<IShipConnection> ConnectAsync(int index, CancellationToken ct)

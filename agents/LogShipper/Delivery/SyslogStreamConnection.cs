@@ -58,7 +58,7 @@ public sealed class SyslogStreamConnection : IShipConnection
     /// <summary>Adds "LENGTH SP MESSAGE" to the batch (no I/O: <see cref="FlushAsync"/> writes the batch).</summary>
     public Task SendAsync(ShipItem item, CancellationToken ct)
     {
-        var payload = item.Payload!;
+        var payload = item.Payload;
         var frame = _batch.Reserve(11 + payload.Length);
         Utf8Formatter.TryFormat(payload.Length, frame, out var n);
         frame[n++] = (byte)' ';

@@ -31,6 +31,7 @@ public sealed partial class RelpConnection : IShipConnection
     private long _lastAck = Environment.TickCount64;
     private long _lastSent;
     private bool _quickAck = OperatingSystem.IsLinux();
+    private bool _closed;
 
     // One frame of each flush is timed from its write to its acknowledgement (the window's round trip).
     private long _sampleTxnr = -1;
@@ -140,7 +141,7 @@ public sealed partial class RelpConnection : IShipConnection
             _inflight[txnr] = item;
         }
 
-        Append(txnr, "syslog"u8, item.Payload!);
+        Append(txnr, "syslog"u8, item.Payload);
         _lastSent = txnr;
         return Task.CompletedTask;
     }
@@ -248,15 +249,24 @@ public sealed partial class RelpConnection : IShipConnection
         }
 
         var txnr = _reader.Txnr;
-        ShipItem? item;
+        var ok = _reader.Data.StartsWith("200"u8);
         lock (_inflight)
         {
-            _inflight.Remove(txnr, out item);
-        }
+            // Under the lock that DisposeAsync takes: once the connection is disposed it never touches an item again
+            // (the sender reuses delivered items).
+            if (_closed || !_inflight.Remove(txnr, out var item))
+            {
+                return !_closed;
+            }
 
-        if (item is null)
-        {
-            return true;
+            if (ok)
+            {
+                item.Done = true;
+            }
+            else
+            {
+                item.Attempts++;
+            }
         }
 
         if (txnr == Volatile.Read(ref _sampleTxnr))
@@ -265,14 +275,12 @@ public sealed partial class RelpConnection : IShipConnection
             Volatile.Write(ref _sampleTxnr, -1);
         }
 
-        if (!_reader.Data.StartsWith("200"u8))
+        if (!ok)
         {
-            item.Attempts++;
             Break(new DeliveryException($"the receiver refused a message: {_reader.DataText}"));
             return false;
         }
 
-        item.Done = true;
         acked++;
         return true;
     }
@@ -301,6 +309,12 @@ public sealed partial class RelpConnection : IShipConnection
     public async ValueTask DisposeAsync()
     {
         Break(new DeliveryException("closed"));
+        lock (_inflight)
+        {
+            _closed = true;
+            _inflight.Clear();
+        }
+
         _ = _broken.Task.Exception;
         try
         {
