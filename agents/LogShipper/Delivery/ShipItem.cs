@@ -9,7 +9,7 @@ namespace Toolforge.Agents.LogShipper.Delivery;
 /// </summary>
 public sealed class ShipItem
 {
-    private const int InitialBuffer = 512;
+    private const int MinBuffer = 256;
     private const int KeepAtMost = 8 * 1024;
 
     private byte[] _buffer = [];
@@ -28,13 +28,15 @@ public sealed class ShipItem
     /// <summary>The cursor as text (made when asked: for the cursor file and for log lines).</summary>
     public string Cursor => Encoding.UTF8.GetString(_buffer.AsSpan(Math.Max(0, _payloadLength), _cursorLength));
 
-    /// <summary>Holds a new entry: <paramref name="payload"/> null when it is not shipped.</summary>
+    /// <summary>Holds a new entry; <paramref name="hasPayload"/> false when it is not shipped (filtered, rate-limited).</summary>
     public ShipItem Set(ReadOnlySpan<byte> cursor, long realtimeMicros, ReadOnlySpan<byte> payload, bool hasPayload)
     {
         var payloadLength = hasPayload ? payload.Length : 0;
         if (_buffer.Length < payloadLength + cursor.Length)
         {
-            _buffer = new byte[Math.Max(InitialBuffer, (payloadLength + cursor.Length) * 2)];
+            // Sized to the entry (rounded to 64 bytes), not doubled: the live items are the shipper's working set
+            // (the queue plus the RELP window, thousands of them), and an item only grows to the largest entry it held.
+            _buffer = new byte[Math.Max(MinBuffer, (payloadLength + cursor.Length + 63) & ~63)];
         }
 
         payload[..payloadLength].CopyTo(_buffer);
