@@ -1,12 +1,3 @@
-using System.Buffers;
-using System.Globalization;
-using System.Net.Security;
-using System.Net.Sockets;
-using System.Security.Authentication;
-using System.Security.Cryptography.X509Certificates;
-using System.Text;
-using Toolforge.Agents.Common.Tls;
-
 namespace Toolforge.Agents.LogShipper.Delivery;
 
 /// <summary>A delivery connection to one receiver.</summary>
@@ -17,6 +8,9 @@ public interface IShipConnection : IAsyncDisposable
 
     /// <summary>With more outstanding than this, the sender waits before it sends more (a batch refills the window).</summary>
     int RefillBelow { get; }
+
+    /// <summary>Items sent on this connection and not yet confirmed (not Done).</summary>
+    int Unconfirmed { get; }
 
     /// <summary>Completes (faulted) when the connection breaks.</summary>
     Task Broken { get; }

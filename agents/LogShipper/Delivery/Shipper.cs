@@ -98,6 +98,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
             var entry = new JournalEntry();
             var encoded = new System.Buffers.ArrayBufferWriter<byte>(EncodeBuffer);
             Span<char> key = stackalloc char[Utf16.StackLimit];
+            var limiting = options.RateLimit.Burst > 0; // the clock is read per entry only when it is needed
             var lastDropReport = time.GetUtcNow();
             while (!ct.IsCancellationRequested)
             {
@@ -111,7 +112,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                     {
                         Interlocked.Increment(ref Stats.Filtered);
                     }
-                    else if (!limiter.Allow(RateKey(entry, key), time.GetUtcNow()))
+                    else if (limiting && !limiter.Allow(RateKey(entry, key), time.GetUtcNow()))
                     {
                         Interlocked.Increment(ref Stats.RateLimited);
                         DroppedTotal.WithLabels("rate-limit").Inc();
@@ -140,7 +141,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                         output.WaitToWriteAsync(ct).AsTask().GetAwaiter().GetResult();
                     }
 
-                    if (time.GetUtcNow() - lastDropReport >= options.RateLimit.Interval)
+                    if (limiting && time.GetUtcNow() - lastDropReport >= options.RateLimit.Interval)
                     {
                         ReportDrops(limiter);
                         lastDropReport = time.GetUtcNow();
@@ -242,7 +243,6 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
     private async Task<bool> SendLoopAsync(ChannelReader<ShipItem> input, TimeSpan? giveUpAfter, CancellationToken ct)
     {
         var outstanding = new Queue<ShipItem>();
-        var unconfirmed = new List<ShipItem>();
         IShipConnection? connection = null;
         var destination = 0;
         var backoff = new Backoff(options.ReconnectMin, options.ReconnectMax < options.ReconnectMin ? options.ReconnectMin : options.ReconnectMax);
@@ -255,7 +255,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
             while (true)
             {
                 ct.ThrowIfCancellationRequested();
-                if (Commit(outstanding, unconfirmed, input, ref committed))
+                if (Commit(outstanding, input, ref committed))
                 {
                     saver.Update(committed!);
                 }
@@ -300,10 +300,9 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
 
                         Log.Connected(logger, options.Destinations[destination].Url, backoff.Failures);
                         backoff.Reset();
-                        unconfirmed.Clear();
                         foreach (var item in outstanding.Where(i => i.HasPayload && !i.Done))
                         {
-                            await SendOneAsync(connection, item, unconfirmed, resend: true, ct).ConfigureAwait(false);
+                            await SendOneAsync(connection, item, resend: true, ct).ConfigureAwait(false);
                         }
 
                         await connection.FlushAsync(ct).ConfigureAwait(false);
@@ -331,7 +330,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
 
                 try
                 {
-                    if (unconfirmed.Count >= connection.Window || (unconfirmed.Count > connection.RefillBelow && input.TryPeek(out _)))
+                    if (connection.Unconfirmed >= connection.Window || (connection.Unconfirmed > connection.RefillBelow && input.TryPeek(out _)))
                     {
                         await connection.FlushAsync(ct).ConfigureAwait(false);
                         await Task.WhenAny(_wake.WaitAsync(TimeSpan.FromMilliseconds(200), ct), connection.Broken).ConfigureAwait(false);
@@ -339,7 +338,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                     }
 
                     var batch = 0;
-                    while (batch < FlushBatch && unconfirmed.Count < connection.Window && input.TryRead(out var item))
+                    while (batch < FlushBatch && connection.Unconfirmed < connection.Window && input.TryRead(out var item))
                     {
                         outstanding.Enqueue(item);
                         if (!item.HasPayload)
@@ -348,7 +347,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                         }
                         else
                         {
-                            await SendOneAsync(connection, item, unconfirmed, resend: false, ct).ConfigureAwait(false);
+                            await SendOneAsync(connection, item, resend: false, ct).ConfigureAwait(false);
                         }
 
                         batch++;
@@ -371,7 +370,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                     }
 
                     await connection.FlushAsync(ct).ConfigureAwait(false);
-                    if (outstanding.Count > 0 && unconfirmed.Count == 0)
+                    if (outstanding.Count > 0 && connection.Unconfirmed == 0)
                     {
                         continue; // flushed TCP items just became Done
                     }
@@ -391,7 +390,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
         }
         finally
         {
-            if (Commit(outstanding, unconfirmed, input, ref committed))
+            if (Commit(outstanding, input, ref committed))
             {
                 saver.Update(committed!);
             }
@@ -410,7 +409,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
         }
     }
 
-    private async Task SendOneAsync(IShipConnection connection, ShipItem item, List<ShipItem> unconfirmed, bool resend, CancellationToken ct)
+    private async Task SendOneAsync(IShipConnection connection, ShipItem item, bool resend, CancellationToken ct)
     {
         if (item.Attempts > 3)
         {
@@ -420,7 +419,6 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
         }
 
         await connection.SendAsync(item, ct).ConfigureAwait(false);
-        unconfirmed.Add(item);
         Interlocked.Increment(ref Stats.Sent);
         SentTotal.Inc();
         BytesTotal.Inc(item.Payload.Length);
@@ -432,10 +430,10 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
 
     // Everything up to the first unconfirmed item is delivered: its cursor can be saved. True when it moved. The
     // delivered items go back to the pool (nothing refers to them now: a connection lets go of an item before it is Done).
-    private bool Commit(Queue<ShipItem> outstanding, List<ShipItem> unconfirmed, ChannelReader<ShipItem> input, ref string? committed)
+    private bool Commit(Queue<ShipItem> outstanding, ChannelReader<ShipItem> input, ref string? committed)
     {
-        unconfirmed.RemoveAll(static i => i.Done);
         ShipItem? last = null;
+        var delivered = false;
         while (outstanding.TryPeek(out var head) && head.Done)
         {
             outstanding.Dequeue();
@@ -443,7 +441,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
             {
                 Interlocked.Increment(ref Stats.Acknowledged);
                 AckTotal.Inc();
-                Stats.LastDelivery = time.GetUtcNow();
+                delivered = true;
             }
 
             if (last is not null)
@@ -454,10 +452,16 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
             last = head;
         }
 
+        var now = time.GetUtcNow();
+        if (delivered)
+        {
+            Stats.LastDelivery = now;
+        }
+
         // The oldest entry not yet delivered: in flight, or still queued when no receiver takes anything.
         Stats.OldestWaitingMicros = outstanding.TryPeek(out var oldest) ? oldest.RealtimeMicros
             : input.TryPeek(out var queued) ? queued.RealtimeMicros : 0;
-        LagSeconds.Set(Stats.OldestWaitingMicros == 0 ? 0 : Math.Max(0, (time.GetUtcNow() - DateTimeOffset.UnixEpoch.AddTicks(Stats.OldestWaitingMicros * 10)).TotalSeconds));
+        LagSeconds.Set(Stats.OldestWaitingMicros == 0 ? 0 : Math.Max(0, (now - DateTimeOffset.UnixEpoch.AddTicks(Stats.OldestWaitingMicros * 10)).TotalSeconds));
         if (last is null)
         {
             return false;

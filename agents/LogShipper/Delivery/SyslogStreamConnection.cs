@@ -55,6 +55,8 @@ public sealed class SyslogStreamConnection : IShipConnection
         }
     }
 
+    public int Unconfirmed => _written.Count;
+
     /// <summary>Adds "LENGTH SP MESSAGE" to the batch (no I/O: <see cref="FlushAsync"/> writes the batch).</summary>
     public Task SendAsync(ShipItem item, CancellationToken ct)
     {

@@ -55,6 +55,8 @@ public sealed partial class RelpConnection : IShipConnection
 
     public Task Broken => _broken.Task;
 
+    public int Unconfirmed => Inflight;
+
     public int Inflight
     {
         get
