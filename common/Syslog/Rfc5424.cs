@@ -335,12 +335,25 @@ public static class Rfc5424
 /// <summary>RFC 6587 octet-counting: "LEN SP MSG".</summary>
 public static class OctetCounting
 {
+    /// <summary>The most framing adds to a message: a 10-digit length and the space.</summary>
+    public const int Overhead = 11;
+
+    /// <summary>Writes "LEN SP MSG" into <paramref name="into"/> (at least <see cref="Overhead"/> + the message long); returns its length.</summary>
+    public static int Write(Span<byte> into, ReadOnlySpan<byte> message)
+    {
+        if (!Utf8Formatter.TryFormat(message.Length, into, out var n) || into.Length < n + 1 + message.Length)
+        {
+            throw new ArgumentException("buffer too small for an octet-counted frame", nameof(into));
+        }
+
+        into[n++] = (byte)' ';
+        message.CopyTo(into[n..]);
+        return n + message.Length;
+    }
+
     public static byte[] Frame(ReadOnlySpan<byte> message)
     {
-        var prefix = Encoding.ASCII.GetBytes($"{message.Length} ");
-        var framed = new byte[prefix.Length + message.Length];
-        prefix.CopyTo(framed, 0);
-        message.CopyTo(framed.AsSpan(prefix.Length));
-        return framed;
+        var framed = new byte[Overhead + message.Length];
+        return framed[..Write(framed, message)];
     }
 }

@@ -1,5 +1,5 @@
-using System.Buffers.Text;
 using System.Net.Sockets;
+using Toolforge.Agents.Common.Syslog;
 
 namespace Toolforge.Agents.LogShipper.Delivery;
 
@@ -61,11 +61,7 @@ public sealed class SyslogStreamConnection : IShipConnection
     public Task SendAsync(ShipItem item, CancellationToken ct)
     {
         var payload = item.Payload;
-        var frame = _batch.Reserve(11 + payload.Length);
-        Utf8Formatter.TryFormat(payload.Length, frame, out var n);
-        frame[n++] = (byte)' ';
-        payload.CopyTo(frame[n..]);
-        _batch.Advance(n + payload.Length);
+        _batch.Advance(OctetCounting.Write(_batch.Reserve(OctetCounting.Overhead + payload.Length), payload));
         _written.Add(item);
         return Task.CompletedTask;
     }

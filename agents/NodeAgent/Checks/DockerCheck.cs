@@ -95,11 +95,11 @@ internal sealed class DockerCheck : PeriodicCheck
         var stage = "/_ping";
         try
         {
-            await WithTimeout(client.PingAsync, _o.PingTimeout, ct).ConfigureAwait(false);
+            await client.PingAsync(_o.PingTimeout, ct).ConfigureAwait(false);
             stage = "the container listing";
-            var containers = await WithTimeout(t => client.ListContainersAsync(all: true, label: null, t), _o.ListTimeout, ct).ConfigureAwait(false);
+            var containers = await client.ListContainersAsync(all: true, label: null, _o.ListTimeout, ct).ConfigureAwait(false);
             stage = "/info";
-            var info = await WithTimeout(client.InfoAsync, _o.ListTimeout, ct).ConfigureAwait(false);
+            var info = await client.InfoAsync(_o.ListTimeout, ct).ConfigureAwait(false);
             var counts = new Dictionary<string, double>
             {
                 ["running"] = containers.Count(c => c.State == "running"),
@@ -124,19 +124,5 @@ internal sealed class DockerCheck : PeriodicCheck
             return new Probe(down ? EngineCondition.Down : EngineCondition.Hung,
                 $"{(down ? "down" : $"broken ({stage})")}: {message}", sw.Elapsed, [], new Dictionary<string, double>());
         }
-    }
-
-    private static async Task<T> WithTimeout<T>(Func<CancellationToken, Task<T>> call, TimeSpan timeout, CancellationToken ct)
-    {
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        cts.CancelAfter(timeout);
-        return await call(cts.Token).WaitAsync(cts.Token).ConfigureAwait(false);
-    }
-
-    private static async Task WithTimeout(Func<CancellationToken, Task> call, TimeSpan timeout, CancellationToken ct)
-    {
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        cts.CancelAfter(timeout);
-        await call(cts.Token).WaitAsync(cts.Token).ConfigureAwait(false);
     }
 }

@@ -15,8 +15,9 @@ public sealed class DockerApiException(int statusCode, string message) : Excepti
 /// <summary>
 /// The four Engine API calls the node-agent makes (/_ping, /info, the container listing, a container's inspect) over
 /// unix:///path or tcp://host:port. Its own few lines instead of Docker.DotNet: that library's hundreds of model types
-/// are most of what a NativeAOT node-agent would map into memory, for four calls. No call has a deadline of its own:
-/// callers pass a token that ends.
+/// are most of what a NativeAOT node-agent would map into memory, for four calls. Every call has a deadline (its
+/// timeout, for the answer and its body together): when it passes, the call throws OperationCanceledException while
+/// the caller's token is not cancelled, which is how callers tell a hung engine from a stop.
 /// </summary>
 internal sealed class DockerEngine : IDisposable
 {
@@ -47,16 +48,17 @@ internal sealed class DockerEngine : IDisposable
         _http = new HttpClient(handler) { BaseAddress = baseAddress, Timeout = Timeout.InfiniteTimeSpan };
     }
 
-    public async Task PingAsync(CancellationToken ct)
+    public async Task PingAsync(TimeSpan timeout, CancellationToken ct)
     {
-        using var response = await _http.GetAsync("_ping", HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
-        await ThrowIfFailedAsync(response, "/_ping", ct).ConfigureAwait(false);
+        using var deadline = Deadline(timeout, ct);
+        using var response = await _http.GetAsync("_ping", HttpCompletionOption.ResponseHeadersRead, deadline.Token).ConfigureAwait(false);
+        await ThrowIfFailedAsync(response, "/_ping", deadline.Token).ConfigureAwait(false);
     }
 
-    public Task<DockerInfo> InfoAsync(CancellationToken ct) => GetAsync("info", DockerJson.Default.DockerInfo, ct);
+    public Task<DockerInfo> InfoAsync(TimeSpan timeout, CancellationToken ct) => GetAsync("info", DockerJson.Default.DockerInfo, timeout, ct);
 
     /// <summary>Every container (all: stopped ones too), or those carrying <paramref name="label"/>.</summary>
-    public Task<List<DockerContainer>> ListContainersAsync(bool all, string? label, CancellationToken ct)
+    public Task<List<DockerContainer>> ListContainersAsync(bool all, string? label, TimeSpan timeout, CancellationToken ct)
     {
         var query = new StringBuilder("containers/json?all=").Append(all ? "true" : "false");
         if (label is not null)
@@ -64,19 +66,27 @@ internal sealed class DockerEngine : IDisposable
             query.Append("&filters=").Append(Uri.EscapeDataString(JsonSerializer.Serialize(new Dictionary<string, List<string>> { ["label"] = [label] }, DockerJson.Default.DictionaryStringListString)));
         }
 
-        return GetAsync(query.ToString(), DockerJson.Default.ListDockerContainer, ct);
+        return GetAsync(query.ToString(), DockerJson.Default.ListDockerContainer, timeout, ct);
     }
 
-    public Task<DockerInspect> InspectContainerAsync(string id, CancellationToken ct) =>
-        GetAsync($"containers/{Uri.EscapeDataString(id)}/json", DockerJson.Default.DockerInspect, ct);
+    public Task<DockerInspect> InspectContainerAsync(string id, TimeSpan timeout, CancellationToken ct) =>
+        GetAsync($"containers/{Uri.EscapeDataString(id)}/json", DockerJson.Default.DockerInspect, timeout, ct);
 
-    private async Task<T> GetAsync<T>(string path, JsonTypeInfo<T> info, CancellationToken ct)
+    private async Task<T> GetAsync<T>(string path, JsonTypeInfo<T> info, TimeSpan timeout, CancellationToken ct)
     {
-        using var response = await _http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
-        await ThrowIfFailedAsync(response, "/" + path, ct).ConfigureAwait(false);
-        await using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-        return await JsonSerializer.DeserializeAsync(stream, info, ct).ConfigureAwait(false)
+        using var deadline = Deadline(timeout, ct);
+        using var response = await _http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, deadline.Token).ConfigureAwait(false);
+        await ThrowIfFailedAsync(response, "/" + path, deadline.Token).ConfigureAwait(false);
+        await using var stream = await response.Content.ReadAsStreamAsync(deadline.Token).ConfigureAwait(false);
+        return await JsonSerializer.DeserializeAsync(stream, info, deadline.Token).ConfigureAwait(false)
             ?? throw new JsonException($"/{path}: Docker answered null");
+    }
+
+    private static CancellationTokenSource Deadline(TimeSpan timeout, CancellationToken ct)
+    {
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(timeout);
+        return cts;
     }
 
     private static async Task ThrowIfFailedAsync(HttpResponseMessage response, string path, CancellationToken ct)

@@ -330,7 +330,7 @@ public sealed partial class ClusterView : BackgroundService
             {
                 return;
             }
-            catch (Exception ex) when (ex is KubeApiException or HttpRequestException or IOException or UnauthorizedAccessException or OperationCanceledException or JsonException)
+            catch (Exception ex) when (KubeClient.IsApiFailure(ex))
             {
                 var expired = ex is KubeApiException { StatusCode: 410 };
                 Problem = $"{kind}: {ex.Message}";

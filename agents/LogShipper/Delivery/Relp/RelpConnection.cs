@@ -55,9 +55,7 @@ public sealed partial class RelpConnection : IShipConnection
 
     public Task Broken => _broken.Task;
 
-    public int Unconfirmed => Inflight;
-
-    public int Inflight
+    public int Unconfirmed
     {
         get
         {
@@ -221,7 +219,7 @@ public sealed partial class RelpConnection : IShipConnection
                 {
                     _lastAck = Environment.TickCount64;
                     _window.Acked(acked);
-                    if (Inflight <= RefillBelow)
+                    if (Unconfirmed <= RefillBelow)
                     {
                         _onAck(); // one wake for the whole burst, once there is room for a batch
                     }
@@ -293,9 +291,9 @@ public sealed partial class RelpConnection : IShipConnection
         while (!_broken.Task.IsCompleted)
         {
             await Task.WhenAny(_broken.Task, Task.Delay(1000)).ConfigureAwait(false);
-            if (Inflight > 0 && Environment.TickCount64 - _lastAck > _ioTimeout.TotalMilliseconds)
+            if (Unconfirmed > 0 && Environment.TickCount64 - _lastAck > _ioTimeout.TotalMilliseconds)
             {
-                Break(new DeliveryException($"no acknowledgement for {_ioTimeout.TotalSeconds:0}s with {Inflight} frame(s) outstanding"));
+                Break(new DeliveryException($"no acknowledgement for {_ioTimeout.TotalSeconds:0}s with {Unconfirmed} frame(s) outstanding"));
             }
         }
     }

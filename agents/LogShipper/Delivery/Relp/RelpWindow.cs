@@ -15,6 +15,8 @@ public sealed class RelpWindow
     private static readonly TimeSpan RttMemory = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan RefillPeriod = TimeSpan.FromMilliseconds(10);
 
+    private readonly int _min;
+    private readonly int _max;
     private readonly object _lock = new();
     private readonly TimeProvider _time;
     private long _periodStart;
@@ -25,16 +27,12 @@ public sealed class RelpWindow
 
     public RelpWindow(int min, int max, TimeProvider time)
     {
-        (Min, Max, _time) = (min, max, time);
+        (_min, _max, _time) = (min, max, time);
         Size = min;
         _periodStart = time.GetTimestamp();
     }
 
     public int Size { get; private set; }
-
-    public int Min { get; }
-
-    public int Max { get; }
 
     /// <summary>Acknowledgements arrived (a burst of <paramref name="count"/>).</summary>
     public void Acked(int count)
@@ -73,6 +71,6 @@ public sealed class RelpWindow
     private void Resize()
     {
         var period = _minRtt is { } rtt && rtt > RefillPeriod ? rtt : RefillPeriod;
-        Size = (int)Math.Clamp(Math.Ceiling(2 * _rate * period.TotalSeconds), Min, Max);
+        Size = (int)Math.Clamp(Math.Ceiling(2 * _rate * period.TotalSeconds), _min, _max);
     }
 }

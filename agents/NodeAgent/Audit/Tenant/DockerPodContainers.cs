@@ -13,13 +13,7 @@ internal sealed class DockerPodContainers(DockerOptions docker) : IPodContainerS
         try
         {
             using var client = new DockerEngine(docker.Endpoint);
-            List<DockerContainer> list;
-            using (var cts = CancellationTokenSource.CreateLinkedTokenSource(ct))
-            {
-                cts.CancelAfter(docker.ListTimeout);
-                list = await client.ListContainersAsync(all: false, TenantPolicyCheck.NamespaceLabel, cts.Token).ConfigureAwait(false);
-            }
-
+            var list = await client.ListContainersAsync(all: false, TenantPolicyCheck.NamespaceLabel, docker.ListTimeout, ct).ConfigureAwait(false);
             var containers = new List<PodContainer>();
             foreach (var c in list)
             {
@@ -34,13 +28,7 @@ internal sealed class DockerPodContainers(DockerOptions docker) : IPodContainerS
                     continue; // the pause container
                 }
 
-                DockerInspect inspected;
-                using (var cts = CancellationTokenSource.CreateLinkedTokenSource(ct))
-                {
-                    cts.CancelAfter(docker.ListTimeout);
-                    inspected = await client.InspectContainerAsync(c.Id, cts.Token).ConfigureAwait(false);
-                }
-
+                var inspected = await client.InspectContainerAsync(c.Id, docker.ListTimeout, ct).ConfigureAwait(false);
                 containers.Add(new PodContainer(c.Id, ns, labels.TryGetValue(TenantPolicyCheck.PodLabel, out var pod) ? pod : "?",
                     name ?? "?", inspected.Config?.Image ?? c.Image ?? string.Empty, inspected.Config?.User ?? string.Empty, inspected.Image ?? string.Empty));
             }
