@@ -63,6 +63,31 @@ public sealed class EntryMapperTests
     }
 
     [Fact]
+    public void AReusedShipItem_HoldsExactlyEachEntrysMessageAndCursor()
+    {
+        var rng = new Random(5);
+        var entry = new JournalEntry();
+        var item = new Toolforge.Agents.LogShipper.Delivery.ShipItem(); // reused for entries of every size, as the pool does
+        var expected = new ArrayBufferWriter<byte>();
+        for (var i = 0; i < 5_000; i++)
+        {
+            Fill(entry, rng);
+            var ship = rng.Next(4) > 0;
+            item.Start(entry[JournalField.Cursor], entry.RealtimeMicros, ship);
+            expected.ResetWrittenCount();
+            if (ship)
+            {
+                Assert.Equal(EntryMapper.Write(entry, expected, 64 * 1024), EntryMapper.Write(entry, item, 64 * 1024));
+            }
+
+            Assert.Equal(ship, item.HasPayload);
+            Assert.True(expected.WrittenSpan.SequenceEqual(item.Payload), $"entry {i}: the item's message differs");
+            Assert.Equal(entry.Cursor, item.Cursor);
+            Assert.Equal(entry.RealtimeMicros, item.RealtimeMicros);
+        }
+    }
+
+    [Fact]
     public void AnEntry_MapsToTheDocumentedFields()
     {
         var e = new JournalEntry();

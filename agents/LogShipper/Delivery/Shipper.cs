@@ -48,7 +48,6 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
 
     private const int QueueLength = 1024;
     private const int FlushBatch = 512;
-    private const int EncodeBuffer = 4096;
 
     private readonly CursorStore _cursors = new(options.StateFile);
     private readonly SemaphoreSlim _wake = new(0);
@@ -96,7 +95,6 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
             var filter = new EntryFilter(options);
             var limiter = new RateLimiter(options.RateLimit);
             var entry = new JournalEntry();
-            var encoded = new System.Buffers.ArrayBufferWriter<byte>(EncodeBuffer);
             Span<char> key = stackalloc char[Utf16.StackLimit];
             var limiting = options.RateLimit.Burst > 0; // the clock is read per entry only when it is needed
             var lastDropReport = time.GetUtcNow();
@@ -119,21 +117,14 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                     }
                     else
                     {
-                        if (encoded.Capacity > 16 * EncodeBuffer)
-                        {
-                            encoded = new System.Buffers.ArrayBufferWriter<byte>(EncodeBuffer); // a huge message gives its memory back
-                        }
-
-                        encoded.ResetWrittenCount();
-                        if (EntryMapper.Write(entry, encoded, options.MaxMessageBytes) > 0)
-                        {
-                            Interlocked.Increment(ref Stats.Truncated);
-                        }
-
                         ship = true;
                     }
 
-                    var item = _items.Rent().Set(entry[JournalField.Cursor], entry.RealtimeMicros, ship ? encoded.WrittenSpan : default, ship);
+                    var item = _items.Rent().Start(entry[JournalField.Cursor], entry.RealtimeMicros, ship);
+                    if (ship && EntryMapper.Write(entry, item, options.MaxMessageBytes) > 0)
+                    {
+                        Interlocked.Increment(ref Stats.Truncated);
+                    }
 
                     // Blocks while the queue is full: the journal is the buffer.
                     while (!output.TryWrite(item))
