@@ -60,7 +60,7 @@ internal static class NodeAgentHost
         services.AddSingleton<ClusterView>();
         services.AddHostedService(sp => sp.GetRequiredService<ClusterView>());
 
-        var o = builder.Configuration.GetSection(NodeAgentOptions.Section).Get<NodeAgentOptions>() ?? new NodeAgentOptions();
+        var o = OptionsRegistration.GetExactly<NodeAgentOptions>(builder.Configuration.GetSection(NodeAgentOptions.Section), (c, o) => c.Bind(o));
         if (!OperatingSystem.IsLinux())
         {
             // D-Bus, iptables and the journal are Linux's; the Docker and Kubernetes checks still run.

@@ -18,8 +18,14 @@ public sealed class StuckProcessesOptions : IValidatedOptions
     /// <summary>... and this many failing (and the StuckProcesses condition True).</summary>
     public int Failing { get; set; } = 10;
 
-    /// <summary>Commands (comm, `*` and `?` globs) that normally sit in D and are never counted.</summary>
-    public List<string> IgnoreCommands { get; set; } = ["rcu_tasks_*", "kthrotld", "jbd2/*", "md*_raid*", "txg_sync", "txg_quiesce", "z_*"];
+    /// <summary>
+    /// Kernel threads (comm, `*` and `?` globs) that normally sit in D and are never counted. Matched against kernel
+    /// threads only (PF_KTHREAD): a tenant's process that names itself `jbd2/x` is counted like any other.
+    /// </summary>
+    public List<string> IgnoreKernelThreads { get; set; } = ["rcu_tasks_*", "kthrotld", "jbd2/*", "md*_raid*", "txg_sync", "txg_quiesce", "z_*"];
+
+    /// <summary>Any process (kernel thread or not) whose comm matches one of these globs is never counted. Empty by default.</summary>
+    public List<string> IgnoreCommands { get; set; } = [];
 
     /// <summary>Where the host's /proc is (a node-agent in a container may see it at /host/proc).</summary>
     public string ProcRoot { get; set; } = "/proc";

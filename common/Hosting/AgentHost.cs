@@ -36,20 +36,21 @@ public static class AgentHost
         // Relative to the working directory, as an admin typing --config means it (the configuration builder would
         // resolve it against the content root, the program's own directory).
         var path = Path.GetFullPath(configPath ?? daemon.DefaultConfigPath);
-        if (configPath is not null && !File.Exists(path))
-        {
-            throw new ConfigurationProblemException($"--config: file {configPath} does not exist");
-        }
+        CheckConfigFile(configPath, path);
 
         builder.Configuration.AddJsonFile(path, optional: configPath is null, reloadOnChange: false);
         builder.Configuration.AddEnvironmentVariables(EnvironmentPrefix);
 
         var services = builder.Services;
+        services.AddSingleton(new OwnConfiguration(() => new ConfigurationBuilder()
+            .AddJsonFile(path, optional: configPath is null, reloadOnChange: false)
+            .AddEnvironmentVariables(EnvironmentPrefix)
+            .Build()));
         services.AddSingleton(daemon);
         services.TryAddSingleton(TimeProvider.System);
 
         // Logging: bound eagerly because Serilog is configured before the container exists; validated again at start.
-        var logOptions = builder.Configuration.GetSection(LogOptions.Section).Get<LogOptions>() ?? new LogOptions();
+        var logOptions = OptionsRegistration.GetExactly<LogOptions>(builder.Configuration.GetSection(LogOptions.Section), (c, o) => c.Bind(o));
         services.AddValidatedOptions<LogOptions>(builder.Configuration, LogOptions.Section, (c, o) => c.Bind(o));
         builder.Logging.ClearProviders();
         services.AddSerilog((_, lc) => ConfigureSerilog(lc, logOptions, daemon));
@@ -128,16 +129,67 @@ public static class AgentHost
     /// <summary>The one line that tells an admin what is wrong with the configuration, or null when it is not that.</summary>
     public static string? Describe(Exception ex) => ex switch
     {
-        OptionsValidationException v => string.Join("; ", v.Failures),
-        ConfigurationProblemException p => p.Message,
+        OptionsValidationException v => string.Join("; ", v.Failures.Select(CutLine)),
+        ConfigurationProblemException p => CutLine(p.Message),
         InvalidDataException d when d.Message.StartsWith("Failed to load configuration", StringComparison.Ordinal) =>
-            $"{d.Message} {d.InnerException?.Message}".Trim(),
-        FormatException f when f.Message.Contains("JSON", StringComparison.OrdinalIgnoreCase) => f.Message,
-        InvalidOperationException i when i.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal) =>
-            i.Message,
+            CutLine(FindJsonError(d) is { } json ? $"{d.Message} {json}" : $"{d.Message} {d.InnerException?.Message}".Trim()),
+        FormatException f when f.Message.Contains("JSON", StringComparison.OrdinalIgnoreCase) => CutLine(FindJsonError(f) ?? f.Message),
+        InvalidOperationException i when ConfigurationValues.DescribeConversion(i) is { } conversion => CutLine(conversion),
         AggregateException a when a.InnerExceptions.Count == 1 => Describe(a.InnerExceptions[0]),
         _ => null,
     };
+
+    /// <summary>"JSON syntax error at line 3, column 5: …" (1-based, as an editor counts) from the parser's exception.</summary>
+    private static string? FindJsonError(Exception ex)
+    {
+        for (var e = ex.InnerException; e is not null; e = e.InnerException)
+        {
+            if (e is System.Text.Json.JsonException { LineNumber: { } line } j)
+            {
+                var message = j.Message;
+                var at = message.IndexOf(" LineNumber:", StringComparison.Ordinal);
+                message = at > 0 ? message[..at] : message;
+                return $"JSON syntax error at line {line + 1}, column {(j.BytePositionInLine ?? 0) + 1}: {message}";
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>A problem line is cut to a sane length: a 50 MB value from a broken template is not echoed back.</summary>
+    public static string CutLine(string line) => line.Length <= 1000 ? line : $"{line[..1000]}…[cut {line.Length - 1000} chars]";
+
+    /// <summary>
+    /// The configuration file must be a file this process can read: a directory, or one it may not open, is named as
+    /// such (the configuration system would call the first "not found" and stop with a stack trace on the second).
+    /// </summary>
+    public static void CheckConfigFile(string? configPath, string path)
+    {
+        var label = configPath is null ? path : $"--config: {configPath}";
+        if (Directory.Exists(path))
+        {
+            throw new ConfigurationProblemException($"{label}: is a directory, not a configuration file");
+        }
+
+        if (!File.Exists(path))
+        {
+            if (configPath is not null)
+            {
+                throw new ConfigurationProblemException($"--config: file {configPath} does not exist");
+            }
+
+            return;
+        }
+
+        try
+        {
+            using var _ = File.OpenRead(path);
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            throw new ConfigurationProblemException($"{label}: cannot be read: {e.Message}");
+        }
+    }
 }
 
 /// <summary>The usual shape of an agent daemon: defaults, reporting to the coordinator, then the agent's own services.</summary>

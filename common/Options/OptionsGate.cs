@@ -13,7 +13,16 @@ public static class OptionsGate
     public static void ValidateAll(IServiceProvider services)
     {
         var failures = new List<string>();
-        foreach (var entry in services.GetServices<ValidatedOptionsEntry>())
+        var entries = services.GetServices<ValidatedOptionsEntry>().ToList();
+
+        // A misspelt section ("Coordinatr") or a TOOLFORGE_ variable naming no section is an error, not ignored.
+        if (services.GetService<OwnConfiguration>() is { } own)
+        {
+            var sections = entries.Select(e => e.Section.Split(':')[0]).ToHashSet(StringComparer.OrdinalIgnoreCase);
+            failures.AddRange(ConfigurationShape.UnknownSections(own.Root, sections));
+        }
+
+        foreach (var entry in entries)
         {
             try
             {
@@ -23,9 +32,9 @@ public static class OptionsGate
             {
                 failures.AddRange(ex.Failures);
             }
-            catch (InvalidOperationException ex) when (ex.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal))
+            catch (InvalidOperationException ex) when (ConfigurationValues.DescribeConversion(ex) is { } conversion)
             {
-                failures.Add(ex.Message);
+                failures.Add(conversion);
             }
         }
 

@@ -19,11 +19,32 @@ public static class OptionsRegistration
     {
         var configSection = configuration.GetSection(section);
         services.AddSingleton<IValidateOptions<T>>(new SelfValidatingOptions<T>(configSection));
-        services.AddSingleton(new ValidatedOptionsEntry(typeof(T), sp => _ = sp.GetRequiredService<IOptions<T>>().Value));
+        services.AddSingleton(new ValidatedOptionsEntry(typeof(T), section, sp => _ = sp.GetRequiredService<IOptions<T>>().Value));
         services.AddSingleton<IOptionsChangeTokenSource<T>>(new ConfigurationChangeTokenSource<T>(Microsoft.Extensions.Options.Options.DefaultName, configSection));
         return services.AddOptions<T>()
-            .Configure(o => bind(configSection, o))
+            .Configure(o => BindExactly(configSection, o, bind))
             .ValidateOnStart();
+    }
+
+    /// <summary>
+    /// Binds as written: lists and maps the section names replace the defaults (see <see cref="ConfigurationShape"/>).
+    /// Every binding of an options type goes through here (the daemons' options, the eager reads a host's wiring
+    /// makes, a reload).
+    /// </summary>
+    public static void BindExactly<T>(IConfiguration section, T options, Action<IConfiguration, T> bind)
+        where T : class, IValidatedOptions
+    {
+        ConfigurationShape.ClearNamedCollections(section, options);
+        bind(section, options);
+    }
+
+    /// <summary>A fresh <typeparamref name="T"/> bound exactly as <paramref name="section"/> says (its defaults where it is silent).</summary>
+    public static T GetExactly<T>(IConfiguration section, Action<IConfiguration, T> bind)
+        where T : class, IValidatedOptions, new()
+    {
+        var options = new T();
+        BindExactly(section, options, bind);
+        return options;
     }
 
     private const DynamicallyAccessedMemberTypes Kept = DynamicallyAccessedMemberTypes.PublicParameterlessConstructor | DynamicallyAccessedMemberTypes.PublicProperties;

@@ -10,7 +10,7 @@ internal sealed class SelfValidatingOptions<[DynamicallyAccessedMembers(Dynamica
 {
     public ValidateOptionsResult Validate(string? name, T options)
     {
-        var failures = UnknownKeys.Find(section, options).Concat(options.Validate(section.Path)).ToList();
+        var failures = ConfigurationShape.Problems(section, options).Concat(options.Validate(section.Path)).ToList();
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }

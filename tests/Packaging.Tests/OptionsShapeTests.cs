@@ -59,7 +59,7 @@ public sealed class OptionsShapeTests
 
         foreach (var p in type.GetProperties(BindingFlags.Public | BindingFlags.Instance))
         {
-            if (!UnknownKeys.IsNestedSection(p.PropertyType))
+            if (!ConfigurationShape.IsNestedSection(p.PropertyType))
             {
                 continue;
             }

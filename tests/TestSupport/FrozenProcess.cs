@@ -17,7 +17,9 @@ public sealed class FrozenProcess : IAsyncDisposable
 
     public int Pid => _process.Id;
 
-    public static async Task<FrozenProcess> StartAsync()
+    /// <param name="comm">The process's name as the kernel shows it (/proc/PID/comm): a shell that names itself so and
+    /// waits on its standard input, instead of `sleep`.</param>
+    public static async Task<FrozenProcess> StartAsync(string? comm = null)
     {
         if (!File.Exists(Path.Combine(FreezerRoot, "freezer.state")) && !Directory.Exists(FreezerRoot))
         {
@@ -26,7 +28,15 @@ public sealed class FrozenProcess : IAsyncDisposable
 
         var cgroup = Path.Combine(FreezerRoot, "tfa-test-" + Guid.NewGuid().ToString("N")[..10]);
         Directory.CreateDirectory(cgroup);
-        var process = Process.Start(new ProcessStartInfo("sleep", "600") { UseShellExecute = false })!;
+        var process = comm is null
+            ? Process.Start(new ProcessStartInfo("sleep", "600") { UseShellExecute = false })!
+            : Process.Start(new ProcessStartInfo("sh", ["-c", "printf %s \"$1\" > /proc/$$/comm && read x", "sh", comm]) { UseShellExecute = false, RedirectStandardInput = true })!;
+        if (comm is not null && !await Peer.EventuallyAsync(() => File.ReadAllText($"/proc/{process.Id}/comm").TrimEnd('\n') == comm, TimeSpan.FromSeconds(10)))
+        {
+            process.Kill();
+            throw new InvalidOperationException($"pid {process.Id} did not take the name {comm}");
+        }
+
         var frozen = new FrozenProcess(cgroup, process);
         await File.WriteAllTextAsync(Path.Combine(cgroup, "cgroup.procs"), process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
         await File.WriteAllTextAsync(Path.Combine(cgroup, "freezer.state"), "FROZEN");

@@ -47,9 +47,8 @@ public sealed partial class PolicyProvider
             }
 
             var section = fresh.Build().GetSection(CoordinatorOptions.Section);
-            var o = new CoordinatorOptions();
-            section.Bind(o);
-            var problems = UnknownKeys.Find(section, o).Concat(o.Validate(CoordinatorOptions.Section)).ToList();
+            var o = OptionsRegistration.GetExactly<CoordinatorOptions>(section, (c, o) => c.Bind(o));
+            var problems = ConfigurationShape.Problems(section, o).Concat(o.Validate(CoordinatorOptions.Section)).ToList();
             problem = problems.Count > 0 ? string.Join("; ", problems) : null;
             if (problem is null)
             {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Configuration;
 using Toolforge.Agents.Common.Hosting;
+using Toolforge.Agents.Common.Options;
 
 namespace Toolforge.Agents.Coordinator.Storage;
 
@@ -41,9 +42,9 @@ public static class MigrateStoreCommand
         CoordinatorOptions options;
         try
         {
-            options = new CoordinatorOptions();
-            new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(configPath), optional: false).Build()
-                .GetSection(CoordinatorOptions.Section).Bind(options);
+            options = OptionsRegistration.GetExactly<CoordinatorOptions>(
+                new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(configPath), optional: false).Build().GetSection(CoordinatorOptions.Section),
+                (c, o) => c.Bind(o));
         }
         catch (Exception ex) when (ex is IOException or InvalidDataException or FormatException or InvalidOperationException)
         {

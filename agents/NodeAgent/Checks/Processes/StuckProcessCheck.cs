@@ -58,7 +58,7 @@ public sealed class StuckProcessCheck : PeriodicCheck
         var (inD, scanned) = ProcScanner.Scan(_o.ProcRoot);
         var seen = new HashSet<(int, long)>();
         var stuck = new List<(DProcess, TimeSpan)>();
-        foreach (var p in inD.Where(p => !_o.IgnoreCommands.Any(g => FileSystemName.MatchesSimpleExpression(g, p.Comm, ignoreCase: false))))
+        foreach (var p in inD.Where(p => !Ignored(p)))
         {
             var key = (p.Pid, p.StartTicks);
             seen.Add(key);
@@ -76,6 +76,10 @@ public sealed class StuckProcessCheck : PeriodicCheck
 
         return (stuck.OrderByDescending(s => s.Item2).ThenBy(s => s.Item1.Pid).ToList(), scanned);
     }
+
+    private bool Ignored(DProcess p) =>
+        (p.KernelThread && _o.IgnoreKernelThreads.Any(g => FileSystemName.MatchesSimpleExpression(g, p.Comm, ignoreCase: false)))
+        || _o.IgnoreCommands.Any(g => FileSystemName.MatchesSimpleExpression(g, p.Comm, ignoreCase: false));
 
     private void Report(List<(DProcess P, TimeSpan For)> stuck, int scanned)
     {

@@ -1,0 +1,215 @@
+using System.Collections;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+using Toolforge.Agents.Common.Hosting;
+using Toolforge.Agents.Common.Logging;
+using Toolforge.Agents.Common.Reporting;
+using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.NodeAgent.Checks.Processes;
+using Toolforge.Agents.TestSupport;
+
+namespace Toolforge.Agents.NodeAgent.Tests;
+
+/// <summary>
+/// The node-agent's configuration as it ships and as puppet writes it, bound by the daemon's own wiring: lists are
+/// exactly what the file says (never appended to the defaults), and every mistake stops the daemon with one line.
+/// </summary>
+public sealed class ShippedConfigTests
+{
+    private sealed record Bound(NodeAgentOptions NodeAgent, ReportingOptions Coordinator, LogOptions Log, IReadOnlyList<string> Problems);
+
+    private static Bound BindFile(string path)
+    {
+        var builder = AgentDaemon.CreateBuilder(DaemonInfo.NodeAgent, path, NodeAgentHost.DefaultMetricsPort);
+        NodeAgentHost.Configure(builder);
+        using var host = builder.Build();
+        return new Bound(BoundConfig.Bind<NodeAgentOptions>(host.Services), BoundConfig.Bind<ReportingOptions>(host.Services),
+            BoundConfig.Bind<LogOptions>(host.Services), BoundConfig.Problems(host.Services));
+    }
+
+    private static Bound BindJson(JsonObject config)
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir["node-agent.json"], config.ToJsonString());
+        return BindFile(dir["node-agent.json"]);
+    }
+
+    [Fact]
+    public void TheShippedExample_BindsEveryListExactlyAsWritten()
+    {
+        var bound = BindFile(BoundConfig.Example("node-agent.json.example"));
+        var (differences, lists) = BoundConfig.CompareLists(BoundConfig.Example("node-agent.json.example"), s => s switch
+        {
+            "NodeAgent" => bound.NodeAgent,
+            "Coordinator" => bound.Coordinator,
+            _ => null,
+        });
+        Assert.True(differences.Count == 0, string.Join("\n", differences));
+        Assert.True(lists >= 9, $"only {lists} lists compared");
+
+        // What the outside reading found broken, by name.
+        Assert.Equal(["-j", "list", "table", "ip", "kube-proxy"], bound.NodeAgent.Nftables.Arguments);
+        Assert.Equal(["-j", "list", "table", "ip6", "kube-proxy"], bound.NodeAgent.Nftables.Ipv6Arguments);
+        Assert.Equal(["kube-system"], bound.NodeAgent.TenantPolicy.ExemptNamespaces);
+        Assert.Empty(bound.NodeAgent.StuckProcesses.IgnoreCommands);
+        Assert.Equal(["kubelet.service", "docker.service", "containerd.service"], bound.NodeAgent.Journal.Units);
+
+        // The example is complete but for this host's files: the certificate paths of a puppet host do not exist here.
+        Assert.All(bound.Problems, p => Assert.Contains("does not exist", p, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void TheTemplatePuppetRenders_BindsAndKeepsTheDefaultsItDoesNotName()
+    {
+        // packaging/puppet/node-agent.json.epp with its parameters filled in, as puppet would.
+        var template = File.ReadAllText(Path.Combine(Run.RepoRoot, "packaging", "puppet", "node-agent.json.epp"));
+        var rendered = string.Join('\n', template.Split('\n').Where(l => !l.StartsWith("<%-", StringComparison.Ordinal)))
+            .Replace("<%= $coordinator %>", "https://coordinator.example:9500", StringComparison.Ordinal)
+            .Replace("<%= $fqdn %>", "tools-k8s-worker-1.example", StringComparison.Ordinal)
+            .Replace("<%= $remediate_kubelet %>", "true", StringComparison.Ordinal);
+        Assert.DoesNotContain("<%", rendered, StringComparison.Ordinal);
+        using var dir = new TempDir();
+        File.WriteAllText(dir["node-agent.json"], rendered);
+        var bound = BindFile(dir["node-agent.json"]);
+        Assert.True(bound.NodeAgent.Remediation.Kubelet.Enabled);
+        Assert.Equal(new NodeAgentOptions().Nftables.Arguments, bound.NodeAgent.Nftables.Arguments);
+        Assert.Equal(new NodeAgentOptions().TenantPolicy.ExemptNamespaces, bound.NodeAgent.TenantPolicy.ExemptNamespaces);
+        Assert.All(bound.Problems, p => Assert.Contains("does not exist", p, StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// Every list option that has a default, found by walking the options (so a new one is covered without a new
+    /// test): written empty it is empty; written with one item it is that one item.
+    /// </summary>
+    [Fact]
+    public void EveryListWithADefault_IsReplacedByTheConfiguration_NeverAppendedTo()
+    {
+        var withDefaults = OptionsLists.Find(new NodeAgentOptions(), NodeAgentOptions.Section).Where(l => l.Default.Count > 0).ToList();
+        Assert.Contains(withDefaults, l => l.Path == "NodeAgent:Nftables:Arguments");
+        Assert.Contains(withDefaults, l => l.Path == "NodeAgent:TenantPolicy:ExemptNamespaces");
+        foreach (var list in withDefaults)
+        {
+            var empty = Lookup(BindJson(OptionsLists.ConfigAt(list.Path, new JsonArray())).NodeAgent, list.Path);
+            Assert.True(empty.Count == 0, $"{list.Path}: [] bound as [{string.Join(", ", empty)}]");
+
+            var one = list.Default[^1];
+            var single = Lookup(BindJson(OptionsLists.ConfigAt(list.Path, new JsonArray(JsonValue.Create(one?.ToString())))).NodeAgent, list.Path);
+            Assert.True(single.Count == 1 && Equals(single[0]?.ToString(), one?.ToString()), $"{list.Path}: [\"{one}\"] bound as [{string.Join(", ", single)}]");
+        }
+    }
+
+    [Fact]
+    public void AStringWhereAListBelongs_IsNamed_ForEveryListOption()
+    {
+        foreach (var list in OptionsLists.Find(new NodeAgentOptions(), NodeAgentOptions.Section))
+        {
+            var problems = BindJson(OptionsLists.ConfigAt(list.Path, "kube-system")).Problems;
+            Assert.True(problems.Any(p => p.StartsWith($"{list.Path}: must be ", StringComparison.Ordinal) && p.Contains("not the single value \"kube-system\"", StringComparison.Ordinal)),
+                $"{list.Path}: {string.Join(" | ", problems)}");
+        }
+    }
+
+    [Fact]
+    public async Task IgnoreCommandsEmpty_IgnoresNothing_AndATenantProcessNamedLikeAKernelThread_IsCounted()
+    {
+        await using var tenant = await FrozenProcess.StartAsync(comm: "jbd2/x");
+        var options = BindJson(new JsonObject
+        {
+            ["NodeAgent"] = new JsonObject
+            {
+                ["StuckProcesses"] = new JsonObject { ["After"] = "00:02:00", ["Warning"] = 1, ["Failing"] = 50, ["IgnoreCommands"] = new JsonArray() },
+            },
+        }).NodeAgent;
+        Assert.Empty(options.StuckProcesses.IgnoreCommands);
+        Assert.Contains("jbd2/*", options.StuckProcesses.IgnoreKernelThreads); // the default, for kernel threads only
+
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var state = Support.State(time);
+        var check = new StuckProcessCheck(Microsoft.Extensions.Options.Options.Create(options), state, time, NullLogger<StuckProcessCheck>.Instance);
+        await check.RunGuardedAsync(CancellationToken.None);
+        time.Advance(TimeSpan.FromMinutes(3));
+        await check.RunGuardedAsync(CancellationToken.None);
+        var f = Assert.Single(state.GetFindings(StuckProcessCheck.Check), f => f.Subject == $"{tenant.Pid} jbd2/x");
+        Assert.Equal("stuck-process", f.Kind);
+        Assert.NotEqual(CheckState.Ok, state.GetCheck(StuckProcessCheck.Check)!.State);
+    }
+
+    public static TheoryData<string, string, string> Mistakes => new()
+    {
+        // name, configuration file, the start of the one line
+        { "unknown section", """{ "NodeAgnet": { "NodeName": "x" } }""", "NodeAgnet: unknown section" },
+        { "string for a list", """{ "NodeAgent": { "TenantPolicy": { "ExemptNamespaces": "kube-system" } } }""", "NodeAgent:TenantPolicy:ExemptNamespaces: must be a list, not the single value \"kube-system\"" },
+        { "object for a string", """{ "NodeAgent": { "NodeName": { "a": 1 } } }""", "NodeAgent:NodeName: must be a single value, not an object" },
+        { "string for a section", """{ "NodeAgent": { "Kubelet": "on" } }""", "NodeAgent:Kubelet: must be an object (a section), not the single value \"on\"" },
+        { "bad duration", """{ "NodeAgent": { "Kubelet": { "Interval": "5 minutes" } } }""", "NodeAgent:Kubelet:Interval: must be a duration such as \"00:00:30\"" },
+        { "JSON syntax", "{\n  \"NodeAgent\": {\n    \"NodeName\": x\n  }\n}", "JSON syntax error at line 3, column 17" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Mistakes))]
+    public async Task EachMistake_StopsTheDaemon_WithExit78_AndOneLineNamingIt(string name, string file, string expected)
+    {
+        using var dir = new TempDir();
+        await File.WriteAllTextAsync(dir["node-agent.json"], file);
+        var r = await Run.DotnetToolAsync("toolforge-node-agent", ["--config", dir["node-agent.json"]], TimeSpan.FromSeconds(30));
+        AssertOneConfigLine(r, expected, name);
+    }
+
+    [Fact]
+    public async Task AnUnknownToolforgeVariable_IsNamed_AndADirectoryAsConfig_IsCalledADirectory()
+    {
+        using var dir = new TempDir();
+        await File.WriteAllTextAsync(dir["node-agent.json"], "{}");
+        var r = await Run.DotnetToolAsync("toolforge-node-agent", ["--config", dir["node-agent.json"]], TimeSpan.FromSeconds(30),
+            env: new Dictionary<string, string> { ["TOOLFORGE_NodeAgent__Kubelet__Intervall"] = "00:00:10" });
+        AssertOneConfigLine(r, "NodeAgent:Kubelet:Intervall: unknown key (from the environment variable TOOLFORGE_NodeAgent__Kubelet__Intervall)", "variable");
+
+        r = await Run.DotnetToolAsync("toolforge-node-agent", ["--config", dir["node-agent.json"]], TimeSpan.FromSeconds(30),
+            env: new Dictionary<string, string> { ["TOOLFORGE_Nodeagent_Kubelet"] = "x" });
+        AssertOneConfigLine(r, "Nodeagent_Kubelet: unknown section (from the environment variable TOOLFORGE_Nodeagent_Kubelet)", "section variable");
+
+        r = await Run.DotnetToolAsync("toolforge-node-agent", ["--config", dir.Path], TimeSpan.FromSeconds(30));
+        AssertOneConfigLine(r, $"--config: {dir.Path}: is a directory, not a configuration file", "directory");
+    }
+
+    [Fact]
+    public async Task AHugeValue_IsNotEchoedInFull()
+    {
+        using var dir = new TempDir();
+        var huge = new string('a', 5_000_000);
+        await File.WriteAllTextAsync(dir["node-agent.json"], $$"""{ "NodeAgent": { "Runtime": "{{huge}}" } }""");
+        var r = await Run.DotnetToolAsync("toolforge-node-agent", ["--config", dir["node-agent.json"]], TimeSpan.FromSeconds(30));
+        Assert.Equal(ExitCodes.Config, r.ExitCode);
+        Assert.True(r.Stderr.Length < 5_000, $"{r.Stderr.Length} characters on stderr");
+        Assert.Contains("NodeAgent:Runtime", r.Stderr, StringComparison.Ordinal);
+    }
+
+    private static void AssertOneConfigLine(ProcessResult r, string expected, string name)
+    {
+        Assert.True(r.ExitCode == ExitCodes.Config, $"{name}: exit {r.ExitCode}\n{r.Stderr}\n{r.Stdout}");
+        var lines = r.Stderr.Trim().Split('\n');
+        Assert.True(lines.Length == 1, $"{name}: {lines.Length} lines\n{r.Stderr}");
+        Assert.StartsWith("toolforge-node-agent: invalid configuration:", lines[0], StringComparison.Ordinal);
+        Assert.Contains(expected, lines[0], StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", r.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("System.", lines[0], StringComparison.Ordinal);
+    }
+
+    private static IList Lookup(object options, string path)
+    {
+        object? current = options;
+        foreach (var part in path.Split(':').Skip(1))
+        {
+            current = current!.GetType().GetProperty(part)!.GetValue(current);
+        }
+
+        return current switch
+        {
+            IDictionary d => d.Keys.Cast<object>().ToList(),
+            IList l => l,
+            _ => throw new InvalidOperationException($"{path} is not a list"),
+        };
+    }
+}
