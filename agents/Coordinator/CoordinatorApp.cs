@@ -29,9 +29,8 @@ public static class CoordinatorApp
             ContentRootPath = AppContext.BaseDirectory,
             ApplicationName = "toolforge-coordinator",
         });
-        builder.AddAgentDefaults(DaemonInfo.Coordinator, configPath, DefaultMetricsPort);
+        AddConfiguration(builder, configPath);
         var services = builder.Services;
-        services.AddValidatedOptions<CoordinatorOptions>(builder.Configuration, CoordinatorOptions.Section, (c, o) => c.Bind(o));
         overrides?.Invoke(services);
 
         services.TryAddSingleton<CoordinatorStorage>();
@@ -103,6 +102,13 @@ public static class CoordinatorApp
         app.Services.GetRequiredService<StateStore>().Load(stored);
         app.Services.GetRequiredService<BuildQueue>().Load(stored);
         return app;
+    }
+
+    /// <summary>The coordinator's configuration: the file (or --config), TOOLFORGE_ variables, every options section.</summary>
+    public static void AddConfiguration(IHostApplicationBuilder builder, string? configPath)
+    {
+        builder.AddAgentDefaults(DaemonInfo.Coordinator, configPath, DefaultMetricsPort);
+        builder.Services.AddValidatedOptions<CoordinatorOptions>(builder.Configuration, CoordinatorOptions.Section, (c, o) => c.Bind(o));
     }
 
     /// <summary>The port Kestrel actually bound (for Port = 0 in tests).</summary>

@@ -27,7 +27,7 @@ internal static class LogShipperHost
         return ProgramCommandLine.InvokeAsync(root, args);
     }
 
-    private static void Configure(HostApplicationBuilder builder)
+    internal static void Configure(HostApplicationBuilder builder)
     {
         builder.Services.AddValidatedOptions<ShipperOptions>(builder.Configuration, ShipperOptions.Section, (c, o) => c.Bind(o));
         builder.Services.AddHostedService<ShipperService>();

@@ -35,22 +35,24 @@ internal static class BuilderDaemon
     }
 
     public static Task<int> RunAsync(string? configPath) =>
-        AgentDaemon.RunAsync(DaemonInfo.BuilderAgent, configPath, DefaultMetricsPort, builder =>
-        {
-            builder.Services.AddValidatedOptions<BuilderOptions>(builder.Configuration, BuilderOptions.Section, (c, o) => c.Bind(o));
-            builder.Services.AddSingleton(sp =>
-            {
-                var o = sp.GetRequiredService<IOptions<BuilderOptions>>().Value;
-                var credentials = BuilderDocker.ReadDockerConfig(o.DockerConfig);
-                foreach (var (host, login) in o.Credentials)
-                {
-                    credentials[host] = new RegistryCredential(login.Username, login.Password);
-                }
+        AgentDaemon.RunAsync(DaemonInfo.BuilderAgent, configPath, DefaultMetricsPort, Configure);
 
-                return new BuilderDocker(o.DockerEndpoint, o.CallTimeout, o.BuildTimeout, credentials);
-            });
-            builder.Services.AddHostedService<BuildQueueService>();
-            builder.Services.AddHostedService<DockerHealthService>();
+    internal static void Configure(HostApplicationBuilder builder)
+    {
+        builder.Services.AddValidatedOptions<BuilderOptions>(builder.Configuration, BuilderOptions.Section, (c, o) => c.Bind(o));
+        builder.Services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<BuilderOptions>>().Value;
+            var credentials = BuilderDocker.ReadDockerConfig(o.DockerConfig);
+            foreach (var (host, login) in o.Credentials)
+            {
+                credentials[host] = new RegistryCredential(login.Username, login.Password);
+            }
+
+            return new BuilderDocker(o.DockerEndpoint, o.CallTimeout, o.BuildTimeout, credentials);
         });
+        builder.Services.AddHostedService<BuildQueueService>();
+        builder.Services.AddHostedService<DockerHealthService>();
+    }
 }
 

@@ -1,0 +1,52 @@
+using System.Text.Json.Nodes;
+using Toolforge.Agents.BuilderAgent.Daemon;
+using Toolforge.Agents.Common.Hosting;
+using Toolforge.Agents.Common.Reporting;
+using Toolforge.Agents.TestSupport;
+
+namespace Toolforge.Agents.BuilderAgent.Tests;
+
+/// <summary>The builder daemon's configuration as it ships, bound by its own wiring: lists as written, mistakes named.</summary>
+public sealed class ShippedConfigTests
+{
+    private static readonly ConfigContract Contract = new("toolforge-builder-agent", path =>
+    {
+        var builder = AgentDaemon.CreateBuilder(DaemonInfo.BuilderAgent, path, BuilderDaemon.DefaultMetricsPort);
+        BuilderDaemon.Configure(builder);
+        return builder.Build();
+    });
+
+    [Fact]
+    public void TheShippedExample_Binds_WithNoProblemButThisHostsFiles()
+    {
+        var wrong = Contract.ExampleProblems("builder-agent.json.example", sp => s => s switch
+        {
+            "Builder" => BoundConfig.Bind<BuilderOptions>(sp),
+            "Coordinator" => BoundConfig.Bind<ReportingOptions>(sp),
+            _ => null,
+        }, minimumLists: 0);
+        Assert.True(wrong.Count == 0, string.Join("\n", wrong));
+    }
+
+    [Fact]
+    public void EveryListOption_IsReplaced_AndAStringForItIsNamed()
+    {
+        var wrong = Contract.ListsReplaced(new BuilderOptions(), BuilderOptions.Section, BoundConfig.Bind<BuilderOptions>);
+        wrong.AddRange(Contract.StringForEveryList(new ReportingOptions(), ReportingOptions.Section));
+        Assert.True(wrong.Count == 0, string.Join("\n", wrong));
+    }
+
+    [Fact]
+    public async Task AStringForCredentials_AnUnknownSection_AndAnUnknownVariable_StopTheDaemon()
+    {
+        var wrong = new List<string?>
+        {
+            await Contract.StopsWithOneLineAsync(new JsonObject { ["Builder"] = new JsonObject { ["Credentials"] = "x" } },
+                "Builder:Credentials: must be an object of names and values, not the single value \"x\"", ["serve"]),
+            await Contract.StopsWithOneLineAsync(new JsonObject { ["Buildr"] = new JsonObject() }, "Buildr: unknown section", ["serve"]),
+            await Contract.StopsWithOneLineAsync(new JsonObject(), "Builder:Jbos: unknown key (from the environment variable TOOLFORGE_Builder__Jbos)", ["serve"],
+                env: new Dictionary<string, string> { ["TOOLFORGE_Builder__Jbos"] = "9" }),
+        };
+        Assert.True(wrong.All(w => w is null), string.Join("\n", wrong.Where(w => w is not null)));
+    }
+}

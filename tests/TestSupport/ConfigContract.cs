@@ -1,0 +1,116 @@
+using System.Collections;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Hosting;
+using Toolforge.Agents.Common.Hosting;
+
+namespace Toolforge.Agents.TestSupport;
+
+/// <summary>
+/// The configuration contract every program keeps, checked through the program's own wiring (<paramref name="build"/>:
+/// a configuration file's path to the host the daemon would build from it). Each method returns what is wrong, one
+/// line each; a test asserts the list is empty.
+/// </summary>
+public sealed class ConfigContract(string program, Func<string, IHost> build)
+{
+    /// <summary>Builds the host from <paramref name="config"/> and hands its services to <paramref name="read"/>.</summary>
+    public TResult With<TResult>(JsonObject config, Func<IServiceProvider, TResult> read)
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir["config.json"], config.ToJsonString());
+        return WithFile(dir["config.json"], read);
+    }
+
+    public TResult WithFile<TResult>(string path, Func<IServiceProvider, TResult> read)
+    {
+        using var host = build(path);
+        return read(host.Services);
+    }
+
+    /// <summary>Every list the shipped example sets is bound exactly as written; its only problems are files this host lacks.</summary>
+    public List<string> ExampleProblems(string example, Func<IServiceProvider, Func<string, object?>> sections, int minimumLists)
+    {
+        var path = BoundConfig.Example(example);
+        return WithFile(path, services =>
+        {
+            var (differences, lists) = BoundConfig.CompareLists(path, sections(services));
+            if (lists < minimumLists)
+            {
+                differences.Add($"{example}: only {lists} lists compared, expected at least {minimumLists}");
+            }
+
+            differences.AddRange(BoundConfig.Problems(services).Where(p => !p.Contains("does not exist", StringComparison.Ordinal)).Select(p => $"{example}: {p}"));
+            return differences;
+        });
+    }
+
+    /// <summary>Every list option with a default: [] binds empty, one item binds exactly that item.</summary>
+    public List<string> ListsReplaced<T>(T defaults, string section, Func<IServiceProvider, T> bind)
+        where T : class
+    {
+        var wrong = new List<string>();
+        foreach (var list in OptionsLists.Find(defaults, section).Where(l => l.Default.Count > 0))
+        {
+            var empty = Lookup(With(OptionsLists.ConfigAt(list.Path, new JsonArray()), bind), list.Path);
+            if (empty.Count != 0)
+            {
+                wrong.Add($"{list.Path}: [] bound as [{string.Join(", ", empty)}]");
+            }
+
+            var one = list.Default[^1]?.ToString();
+            var single = Lookup(With(OptionsLists.ConfigAt(list.Path, new JsonArray(JsonValue.Create(one))), bind), list.Path);
+            if (single.Count != 1 || single[0]?.ToString() != one)
+            {
+                wrong.Add($"{list.Path}: [\"{one}\"] bound as [{string.Join(", ", single)}]");
+            }
+        }
+
+        return wrong;
+    }
+
+    /// <summary>Every list option written as a string is a problem naming it.</summary>
+    public List<string> StringForEveryList<T>(T defaults, string section)
+        where T : class
+    {
+        var missed = new List<string>();
+        foreach (var list in OptionsLists.Find(defaults, section).Where(l => !typeof(IDictionary).IsAssignableFrom(l.Type)))
+        {
+            var problems = With(OptionsLists.ConfigAt(list.Path, "admin.example"), BoundConfig.Problems);
+            if (!problems.Any(p => p.StartsWith($"{list.Path}: must be a list, not the single value \"admin.example\"", StringComparison.Ordinal)))
+            {
+                missed.Add($"{list.Path}: {string.Join(" | ", problems)}");
+            }
+        }
+
+        return missed;
+    }
+
+    /// <summary>Runs the program on <paramref name="config"/>: it must stop with exit 78 and one line holding <paramref name="expected"/>.</summary>
+    public async Task<string?> StopsWithOneLineAsync(JsonObject config, string expected, IEnumerable<string>? args = null, IDictionary<string, string>? env = null)
+    {
+        using var dir = new TempDir();
+        await File.WriteAllTextAsync(dir["config.json"], config.ToJsonString());
+        var r = await Run.DotnetToolAsync(program, [.. args ?? [], "--config", dir["config.json"]], TimeSpan.FromSeconds(30), env);
+        var lines = r.Stderr.Trim().Split('\n');
+        return r.ExitCode != ExitCodes.Config ? $"exit {r.ExitCode}: {r.Stderr}"
+            : lines.Length != 1 ? $"{lines.Length} lines: {r.Stderr}"
+            : !lines[0].StartsWith($"{program}: invalid configuration:", StringComparison.Ordinal) || !lines[0].Contains(expected, StringComparison.Ordinal) ? $"not \"{expected}\": {lines[0]}"
+            : r.Stderr.Contains("   at ", StringComparison.Ordinal) ? $"a stack trace: {r.Stderr}"
+            : null;
+    }
+
+    private static IList Lookup(object options, string path)
+    {
+        object? current = options;
+        foreach (var part in path.Split(':').Skip(1))
+        {
+            current = current!.GetType().GetProperty(part)!.GetValue(current);
+        }
+
+        return current switch
+        {
+            IDictionary d => d.Keys.Cast<object>().ToList(),
+            IList l => l,
+            _ => throw new InvalidOperationException($"{path} is not a list"),
+        };
+    }
+}
