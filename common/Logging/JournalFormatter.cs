@@ -31,14 +31,33 @@ public sealed class JournalFormatter : ITextFormatter
         }
 
         output.Write(": ");
-        var message = Render(logEvent);
-        output.Write(oneLine ? OneLine(message) : message);
+        output.Write(OneLine(Render(logEvent)));
         if (includeException && logEvent.Exception is { } ex)
         {
-            output.Write(oneLine ? " | " : Environment.NewLine);
-            output.Write(oneLine ? OneLine(ex.ToString()) : ex.ToString());
+            output.Write(oneLine ? " | " : "\n");
+            output.Write(oneLine ? OneLine(ex.ToString()) : Indented(ex.ToString()));
         }
     }
+
+    /// <summary>
+    /// Text made safe for one log line, whoever wrote it (a node's name, a check's message, a tenant's image): line
+    /// breaks become " | ", every other control character (C0, DEL, C1) and direction override is escaped
+    /// (<c>\x00</c>, <c>\x1b</c>, <c>\u{202e}</c>). No NUL reaches journald (which splits on it) and nothing starts
+    /// a line of its own, so no "&lt;0&gt;" from outside can be read as a priority prefix.
+    /// </summary>
+    public static string OneLine(string s)
+    {
+        if (s.Contains('\n', StringComparison.Ordinal) || s.Contains('\r', StringComparison.Ordinal))
+        {
+            s = s.Replace("\r\n", " | ", StringComparison.Ordinal).Replace('\r', '\n').Replace("\n", " | ", StringComparison.Ordinal);
+        }
+
+        return Cli.Output.Escape(s);
+    }
+
+    // An exception on its own lines (a terminal's form): each line escaped, and indented so none starts at column 0.
+    private static string Indented(string s) =>
+        string.Join("\n", s.Replace("\r\n", "\n", StringComparison.Ordinal).Split('\n').Select(l => l.Length > 0 && char.IsWhiteSpace(l[0]) ? Cli.Output.Escape(l) : "  " + Cli.Output.Escape(l)));
 
     /// <summary>
     /// The message with its values filled in, strings as they are: Serilog's own rendering would show
@@ -64,9 +83,6 @@ public sealed class JournalFormatter : ITextFormatter
         writer.Flush();
         return sb.ToString();
     }
-
-    private static string OneLine(string s) =>
-        s.Contains('\n', StringComparison.Ordinal) ? s.Replace("\r", string.Empty, StringComparison.Ordinal).Replace("\n", " | ", StringComparison.Ordinal) : s;
 }
 
 /// <summary>For a terminal: timestamp, level, category, message; exceptions on their own lines.</summary>

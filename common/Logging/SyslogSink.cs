@@ -62,11 +62,11 @@ public sealed class SyslogSink : ILogEventSink, IDisposable
             MsgId = LogLevels.ShortContext(e),
         };
         var text = new StringWriter(CultureInfo.InvariantCulture);
-        text.Write(JournalFormatter.Render(e));
+        text.Write(JournalFormatter.OneLine(JournalFormatter.Render(e)));
         if (e.Exception is { } ex)
         {
             text.Write(" | ");
-            text.Write(ex.ToString().Replace('\n', ' '));
+            text.Write(JournalFormatter.OneLine(ex.ToString()));
         }
 
         m.Message = text.ToString();
