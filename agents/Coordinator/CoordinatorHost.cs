@@ -6,6 +6,12 @@ namespace Toolforge.Agents.Coordinator;
 /// <summary>toolforge-coordinator's command line: with no subcommand, the daemon (<see cref="CoordinatorApp"/>).</summary>
 public static class CoordinatorHost
 {
+    /// <summary>Kestrel's "address already in use" names the keys that chose the address (exit 78, not a restart loop).</summary>
+    private static string? DescribeListenFailure(Exception ex) =>
+        ex is IOException { InnerException: { } inner } io && inner.GetType().Name == "AddressInUseException"
+            ? $"{CoordinatorOptions.Section}:{nameof(CoordinatorOptions.ListenAddress)}/{nameof(CoordinatorOptions.Port)}: {io.Message}"
+            : null;
+
     public static Task<int> RunAsync(string[] args)
     {
         var daemon = DaemonInfo.Coordinator;
@@ -15,7 +21,7 @@ public static class CoordinatorHost
         var config = ProgramCommandLine.ConfigOption(daemon);
         root.Options.Add(config);
         ProgramCommandLine.HostsDaemon(root);
-        root.SetAction((pr, _) => AgentHost.RunAsync(daemon, () => CoordinatorApp.Build(pr.GetValue(config))));
+        root.SetAction((pr, _) => AgentHost.RunAsync(daemon, () => CoordinatorApp.Build(pr.GetValue(config)), DescribeListenFailure));
         root.Subcommands.Add(Storage.MigrateStoreCommand.Create(config));
         return ProgramCommandLine.InvokeAsync(root, args);
     }

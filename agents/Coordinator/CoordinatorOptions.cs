@@ -83,9 +83,8 @@ public sealed class CoordinatorOptions : IValidatedOptions
             problems.Add($"{Check.Key(section, nameof(ListenAddress))}: must be an IP address (got \"{ListenAddress}\")");
         }
 
-        problems.AddRange(Check.FileExists(section, nameof(Certificate), Certificate));
-        problems.AddRange(Check.FileExists(section, nameof(Key), Key));
-        problems.AddRange(Check.FileExists(section, nameof(CaBundle), CaBundle));
+        problems.AddRange(Check.CertificateAndKey(section, nameof(Certificate), Certificate, nameof(Key), Key));
+        problems.AddRange(Check.CaBundle(section, nameof(CaBundle), CaBundle));
         if (Store == "postgresql")
         {
             problems.AddRange(PostgreSql.Validate($"{section}:{nameof(PostgreSql)}"));

@@ -36,7 +36,8 @@ public sealed class KubernetesOptions : IValidatedOptions
 
         if (Enabled && Source == ClusterSource.File)
         {
-            p.AddRange(Check.FileExists(section, nameof(File), File));
+            var missing = Check.FileExists(section, nameof(File), File).ToList();
+            p.AddRange(missing.Count > 0 ? missing : SnapshotProblems(Check.Key(section, nameof(File))));
         }
 
         if (!Enum.IsDefined(Source))
@@ -53,5 +54,40 @@ public sealed class KubernetesOptions : IValidatedOptions
             p.Add($"{Check.Key(section, "Conditions:Enabled")}: needs the API server (Kubernetes:Enabled true and Source api)");
         }
         return p;
+    }
+
+    /// <summary>The largest Services file read at start (the same bound the file source reads with).</summary>
+    private const long MaxFileBytes = 256L * 1024 * 1024;
+
+    // A Pod list, or anything that is not `kubectl get svc,endpointslices,namespaces -A -o json`, would be audited
+    // as a cluster with no Service: clean. It is refused at start instead.
+    private IEnumerable<string> SnapshotProblems(string key)
+    {
+        string text;
+        try
+        {
+            var length = new FileInfo(File).Length;
+            if (length > MaxFileBytes)
+            {
+                return [$"{key}: {File} is {length} bytes, more than the {MaxFileBytes} a Services file may be"];
+            }
+
+            text = System.IO.File.ReadAllText(File);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return [$"{key}: {File} cannot be read: {ex.Message}"];
+        }
+
+        try
+        {
+            var snapshot = Kubernetes.KubectlSnapshot.Read([(File, text)]);
+            return snapshot.Services.Count > 0 ? []
+                : [$"{key}: {File} holds no Service{(snapshot.Ignored.Count > 0 ? $" (it holds {string.Join(", ", snapshot.Ignored.Select(i => $"{i.Value} {i.Key}"))})" : string.Empty)}: write it with kubectl get svc,endpointslices,namespaces -A -o json"];
+        }
+        catch (InvalidDataException ex)
+        {
+            return [$"{key}: {ex.Message}"];
+        }
     }
 }

@@ -108,7 +108,8 @@ public static class AgentHost
     /// Builds and runs the host. A configuration problem ends the process with one line on stderr naming the key and
     /// the reason, and exit code 78; a background service that failed makes the exit code 1.
     /// </summary>
-    public static async Task<int> RunAsync(DaemonInfo daemon, Func<IHost> build)
+    /// <param name="describe">The program's own configuration problems found while starting (a listen address in use).</param>
+    public static async Task<int> RunAsync(DaemonInfo daemon, Func<IHost> build, Func<Exception, string?>? describe = null)
     {
         try
         {
@@ -119,7 +120,7 @@ public static class AgentHost
                 .Any(s => s.ExecuteTask is { IsFaulted: true });
             return failed ? ExitCodes.Failed : ExitCodes.Ok;
         }
-        catch (Exception ex) when (Describe(ex) is { } line)
+        catch (Exception ex) when ((describe?.Invoke(ex) ?? Describe(ex)) is { } line)
         {
             await Console.Error.WriteLineAsync($"{daemon.Name}: invalid configuration: {line}").ConfigureAwait(false);
             return ExitCodes.Config;

@@ -49,7 +49,8 @@ public sealed partial class MetricsEndpoint(IOptions<MetricsOptions> options, IL
         }
         catch (Exception ex) when (ex is System.Net.HttpListenerException or InvalidOperationException)
         {
-            throw new InvalidOperationException($"{MetricsOptions.Section}:{nameof(MetricsOptions.Port)}: cannot serve /metrics on {o.Address}:{o.Port}: {ex.Message}", ex);
+            // Known before the daemon serves anything, and not cured by a restart: a configuration problem (exit 78).
+            throw new ConfigurationProblemException($"{MetricsOptions.Section}:{nameof(MetricsOptions.Port)}: cannot serve /metrics on {o.Address}:{o.Port}: {ex.Message}");
         }
 
         Log.Serving(logger, o.Address, o.Port);

@@ -17,11 +17,82 @@ public static class Check
         }
     }
 
+    /// <summary>The longest duration a timer or a delay takes (int.MaxValue milliseconds, about 24.8 days).</summary>
+    public static readonly TimeSpan LongestDuration = TimeSpan.FromMilliseconds(int.MaxValue);
+
     public static IEnumerable<string> Positive(string section, string key, TimeSpan value)
     {
         if (value <= TimeSpan.Zero)
         {
             yield return $"{Key(section, key)}: must be a positive duration such as \"00:00:30\" (got {value})";
+        }
+        else if (value > LongestDuration)
+        {
+            yield return $"{Key(section, key)}: must be at most {LongestDuration:d\\.hh\\:mm\\:ss} (got {value})";
+        }
+    }
+
+    /// <summary>
+    /// A certificate and its private key (PEM), checked at start as the daemon will load them: a certificate path that
+    /// holds a key, a key of another certificate, a file that is not PEM are named here, not found at the first call.
+    /// </summary>
+    public static IEnumerable<string> CertificateAndKey(string section, string certificateKey, string? certificate, string keyKey, string? key)
+    {
+        var problems = FileExists(section, certificateKey, certificate).Concat(FileExists(section, keyKey, key)).ToList();
+        if (problems.Count > 0)
+        {
+            return problems;
+        }
+
+        string certificatePem, keyPem;
+        try
+        {
+            certificatePem = File.ReadAllText(certificate!);
+            keyPem = File.ReadAllText(key!);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return [$"{Key(section, certificateKey)}: cannot be read: {ex.Message}"];
+        }
+
+        if (!certificatePem.Contains("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal))
+        {
+            return [$"{Key(section, certificateKey)}: {certificate} holds no PEM certificate{(certificatePem.Contains("PRIVATE KEY-----", StringComparison.Ordinal) ? " (it holds a private key: is it the Key's path?)" : string.Empty)}"];
+        }
+
+        if (!keyPem.Contains("PRIVATE KEY-----", StringComparison.Ordinal))
+        {
+            return [$"{Key(section, keyKey)}: {key} holds no PEM private key"];
+        }
+
+        try
+        {
+            using var _ = Tls.Certificates.FromPemWithKey(certificatePem, keyPem);
+            return [];
+        }
+        catch (Exception ex) when (ex is System.Security.Cryptography.CryptographicException or ArgumentException)
+        {
+            return [$"{Key(section, keyKey)}: {key} is not the private key of {certificate} ({ex.Message})"];
+        }
+    }
+
+    /// <summary>A CA bundle: a readable PEM file holding at least one certificate.</summary>
+    public static IEnumerable<string> CaBundle(string section, string key, string? path)
+    {
+        var problems = FileExists(section, key, path).ToList();
+        if (problems.Count > 0)
+        {
+            return problems;
+        }
+
+        try
+        {
+            _ = Tls.Certificates.LoadBundle(path!);
+            return [];
+        }
+        catch (System.Security.Cryptography.CryptographicException ex)
+        {
+            return [$"{Key(section, key)}: {ex.Message}"];
         }
     }
 
@@ -46,6 +117,10 @@ public static class Check
         if (string.IsNullOrWhiteSpace(path))
         {
             yield return $"{Key(section, key)}: is required";
+        }
+        else if (Directory.Exists(path))
+        {
+            yield return $"{Key(section, key)}: {path} is a directory, not a file";
         }
         else if (!File.Exists(path))
         {

@@ -55,9 +55,8 @@ public sealed class ReportingOptions : IValidatedOptions
             }
         }
 
-        foreach (var p in Check.FileExists(section, nameof(Certificate), Certificate)
-            .Concat(Check.FileExists(section, nameof(Key), Key))
-            .Concat(Check.FileExists(section, nameof(CaBundle), CaBundle))
+        foreach (var p in Check.CertificateAndKey(section, nameof(Certificate), Certificate, nameof(Key), Key)
+            .Concat(Check.CaBundle(section, nameof(CaBundle), CaBundle))
             .Concat(Check.Positive(section, nameof(CallTimeout), CallTimeout))
             .Concat(Check.Positive(section, nameof(InitialInterval), InitialInterval)))
         {

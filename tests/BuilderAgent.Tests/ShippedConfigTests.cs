@@ -49,4 +49,14 @@ public sealed class ShippedConfigTests
         };
         Assert.True(wrong.All(w => w is null), string.Join("\n", wrong.Where(w => w is not null)));
     }
+
+    [Fact]
+    public async Task ADockerConfigThatIsNotJson_StopsTheDaemon()
+    {
+        using var dir = new TempDir();
+        await File.WriteAllTextAsync(dir["config.json"], "auths: not json");
+        var wrong = await Contract.StopsWithOneLineAsync(new JsonObject { ["Builder"] = new JsonObject { ["DockerConfig"] = dir["config.json"] } },
+            $"Builder:DockerConfig: {dir["config.json"]} is not a docker config.json", ["serve"]);
+        Assert.Null(wrong);
+    }
 }

@@ -175,6 +175,36 @@ public sealed class ShippedConfigTests
     }
 
     [Fact]
+    public async Task APodListAsTheServicesFile_IsRefused_NotAuditedAsACleanCluster()
+    {
+        using var dir = new TempDir();
+        await File.WriteAllTextAsync(dir["pods.json"], """{ "apiVersion": "v1", "kind": "List", "items": [ { "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "p", "namespace": "tool-a" } } ] }""");
+        await File.WriteAllTextAsync(dir["node-agent.json"], new JsonObject
+        {
+            ["NodeAgent"] = new JsonObject { ["Kubernetes"] = new JsonObject { ["Source"] = "file", ["File"] = dir["pods.json"] } },
+            ["Metrics"] = new JsonObject { ["Port"] = 0 },
+        }.ToJsonString());
+        var r = await Run.DotnetToolAsync("toolforge-node-agent", ["--config", dir["node-agent.json"]], TimeSpan.FromSeconds(30));
+        AssertOneConfigLine(r, $"NodeAgent:Kubernetes:File: {dir["pods.json"]} holds no Service (it holds 1 Pod)", "pod list");
+    }
+
+    [Fact]
+    public async Task AMetricsPortInUse_StopsTheDaemonWith78()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+        using var dir = new TempDir();
+        await File.WriteAllTextAsync(dir["node-agent.json"], new JsonObject
+        {
+            ["NodeAgent"] = new JsonObject { ["Kubernetes"] = new JsonObject { ["Enabled"] = false } },
+            ["Metrics"] = new JsonObject { ["Address"] = "127.0.0.1", ["Port"] = port },
+        }.ToJsonString());
+        var r = await Run.DotnetToolAsync("toolforge-node-agent", ["--config", dir["node-agent.json"]], TimeSpan.FromSeconds(30));
+        AssertOneConfigLine(r, $"Metrics:Port: cannot serve /metrics on 127.0.0.1:{port}", "metrics port");
+    }
+
+    [Fact]
     public async Task AHugeValue_IsNotEchoedInFull()
     {
         using var dir = new TempDir();

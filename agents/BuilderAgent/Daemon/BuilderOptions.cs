@@ -54,6 +54,22 @@ public sealed class BuilderOptions : IValidatedOptions
             problems.Add($"{Check.Key(section, nameof(DockerEndpoint))}: must be unix:///path, tcp://host:port or npipe://... (got \"{DockerEndpoint}\")");
         }
 
+        if (DockerConfig.Length > 0 && File.Exists(DockerConfig))
+        {
+            try
+            {
+                _ = Docker.BuilderDocker.ReadDockerConfig(DockerConfig);
+            }
+            catch (Exception ex) when (ex is System.Text.Json.JsonException or FormatException or InvalidOperationException or IOException or UnauthorizedAccessException)
+            {
+                problems.Add($"{Check.Key(section, nameof(DockerConfig))}: {DockerConfig} is not a docker config.json ({ex.Message.Split('\n')[0]})");
+            }
+        }
+        else if (Directory.Exists(DockerConfig))
+        {
+            problems.Add($"{Check.Key(section, nameof(DockerConfig))}: {DockerConfig} is a directory, not a file");
+        }
+
         foreach (var (host, login) in Credentials)
         {
             if (string.IsNullOrEmpty(login.Username) || string.IsNullOrEmpty(login.Password))

@@ -39,7 +39,7 @@ public sealed partial class CoordinatorStorage : IAsyncDisposable
             if (o.PostgreSql.PasswordFile.Length > 0)
             {
                 password = File.ReadLines(o.PostgreSql.PasswordFile).FirstOrDefault()?.TrimEnd('\r')
-                    ?? throw new InvalidOperationException($"{CoordinatorOptions.Section}:PostgreSql:PasswordFile: {o.PostgreSql.PasswordFile} is empty");
+                    ?? throw new Common.Hosting.ConfigurationProblemException($"{CoordinatorOptions.Section}:PostgreSql:PasswordFile: {o.PostgreSql.PasswordFile} is empty");
             }
 
             return new PostgresStore(o.PostgreSql.ConnectionString, password, o.PostgreSql.CommandTimeoutSeconds, InstanceName());
@@ -51,7 +51,8 @@ public sealed partial class CoordinatorStorage : IAsyncDisposable
         }
         catch (Microsoft.Data.Sqlite.SqliteException ex)
         {
-            throw new InvalidOperationException($"cannot open database {o.Database}: {ex.Message}", ex);
+            // Not a SQLite file, or one this process may not open: known at start, not cured by a restart (exit 78).
+            throw new Common.Hosting.ConfigurationProblemException($"{CoordinatorOptions.Section}:{nameof(CoordinatorOptions.Database)}: cannot open {o.Database} as a SQLite database: {ex.Message}");
         }
     }
 
