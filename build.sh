@@ -115,14 +115,15 @@ cmd_test() {
     [ "$name" = Packaging.Tests ] || grep -q "\\\\$name.csproj" Tests.slnf || die "$p is in no test phase: add it to Tests.slnf"
   done
   local out=$LOGS/test.log rc rc2
+  TEST_RUN_ID=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
   # Two phases: the test projects of Tests.slnf in parallel, then Packaging.Tests alone. The packaging and demo tests
   # NativeAOT-compile four programs (minutes of both cores); run beside them, the latency tests of the coordinator
   # cluster (a report seen on another instance within a second) measured the compiler, not the coordinator.
   set +e
-  dotnet test Tests.slnf -c "$CONFIGURATION" --no-build --nologo --logger "console;verbosity=normal" "$@" 2>&1 \
+  TFA_TEST_RUN=$TEST_RUN_ID dotnet test Tests.slnf -c "$CONFIGURATION" --no-build --nologo --logger "console;verbosity=normal" "$@" 2>&1 \
     | tee "$out" | grep -E '^\s+(Failed|Passed|Skipped) [A-Z]|^(Passed|Failed)!|error'
   rc=${PIPESTATUS[0]}
-  dotnet test tests/Packaging.Tests/Packaging.Tests.csproj -c "$CONFIGURATION" --no-build --nologo --logger "console;verbosity=normal" "$@" 2>&1 \
+  TFA_TEST_RUN=$TEST_RUN_ID dotnet test tests/Packaging.Tests/Packaging.Tests.csproj -c "$CONFIGURATION" --no-build --nologo --logger "console;verbosity=normal" "$@" 2>&1 \
     | tee -a "$out" | grep -E '^\s+(Failed|Passed|Skipped) [A-Z]|^(Passed|Failed)!|error'
   rc2=${PIPESTATUS[0]}
   [ "$rc" -ne 0 ] || rc=$rc2
@@ -155,14 +156,28 @@ test_counts() {
 }
 
 # Processes the tests started and did not stop: a container shim of a private dockerd or containerd (re-parented to
-# PID 1 once its daemon is gone), a private daemon, a booted container. Each is named, killed, and fails the run.
+# PID 1 once its daemon is gone), a private daemon, a booted container. They are found by the marker this run put in
+# the environment of `dotnet test` (TFA_TEST_RUN, inherited by every process a test starts), never by name: a
+# process of the same name that this run did not start (another checkout's tests, the host's own rsyslogd) is not
+# touched. Each one found is named, killed by its pid, and fails the run. The .NET build servers a packaging test's
+# `dotnet publish` leaves (MSBuild nodes, VBCSCompiler) are ours too but expected: they end on their own idle timeout.
+TEST_RUN_ID=
 check_leftovers() {
-  local pattern='containerd-shim-runc-v2 .*-address /tmp/(dockerd|containerd)-|dockerd .*--data-root /tmp/|containerd --config /tmp/|rsyslogd -n -f /tmp/|systemd-nspawn .*tfa|postgres -D /tmp/|haproxy -f /tmp/|prometheus --config.file=/tmp/|alertmanager --config.file=/tmp/'
-  local found; found=$(pgrep -af -- "$pattern" | grep -v -- "pgrep" || true)
+  [ -n "$TEST_RUN_ID" ] || return 0
+  local found="" env pid cmd
+  for env in /proc/[0-9]*/environ; do
+    pid=${env#/proc/}; pid=${pid%/environ}
+    [ "$pid" = "$$" ] && continue
+    { tr '\0' '\n' <"$env"; } 2>/dev/null | grep -qxF "TFA_TEST_RUN=$TEST_RUN_ID" || continue
+    cmd=$({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null || true)
+    [ -n "$cmd" ] || continue
+    case "$cmd" in *MSBuild.dll*nodemode*|*VBCSCompiler.dll*|*dotnet*build-server*) continue ;; esac
+    found+="$pid $cmd"$'\n'
+  done
   [ -z "$found" ] && return 0
   log "the tests left these running (killed now):"
-  printf '%s\n' "$found" >&2
-  printf '%s\n' "$found" | awk '{print $1}' | xargs -r kill -9 2>/dev/null || true
+  printf '%s' "$found" >&2
+  printf '%s' "$found" | awk '{print $1}' | xargs -r kill -9 2>/dev/null || true
   return 1
 }
 
