@@ -33,6 +33,8 @@ public abstract partial class PeriodicCheck(AgentState state, TimeProvider time,
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // Synchronously, while the host starts this service: what combines checks (Node conditions) knows they will answer.
+        State.Expect(Names);
         using var timer = new PeriodicTimer(Interval, Time);
         do
         {

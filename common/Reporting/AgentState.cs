@@ -183,6 +183,29 @@ public sealed partial class AgentState
     /// <summary>Raised after each <see cref="AddEvent"/> (the node-agent also writes them as Kubernetes Events). Handlers must not throw or block.</summary>
     public event Action<AgentEvent>? EventAdded;
 
+    private readonly HashSet<string> _expected = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Says that checks of these names run in this agent and will answer: a verdict that combines several checks
+    /// (a Node condition) waits for every expected one to answer once, instead of judging from the first to answer.
+    /// </summary>
+    public void Expect(IEnumerable<string> names)
+    {
+        lock (_lock)
+        {
+            _expected.UnionWith(names);
+        }
+    }
+
+    /// <summary>The checks that are expected to answer and have not yet.</summary>
+    public IReadOnlySet<string> NotYetAnswered()
+    {
+        lock (_lock)
+        {
+            return _expected.Where(n => !_checks.ContainsKey(n)).ToHashSet(StringComparer.Ordinal);
+        }
+    }
+
     /// <summary>Every check's latest result, by name.</summary>
     public IReadOnlyList<CheckResult> GetChecks()
     {

@@ -48,6 +48,60 @@ public sealed class NodeConditionsTests : IAsyncLifetime
     private V1NodeCondition? Condition(string type) => _api.GetNode(NodeName)!.Status.Conditions.SingleOrDefault(c => c.Type == type);
 
     [Fact]
+    public async Task StartedWhileHealthzIsRefused_WritesOnlyTrue_AndARestartWritesNothingNewAndKeepsTheTransitionTime()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 10, 0, 0, TimeSpan.Zero));
+
+        // As the daemon starts: every check says it will answer; the unit check answers first, healthz a moment later.
+        async Task<int> StartAgentAsync()
+        {
+            var state = Support.State(time);
+            state.Expect(["kubelet.unit", "kubelet.healthz", "journal.pleg-unhealthy"]);
+            var (writer, client) = Writer(state, time);
+            using var _ = client;
+            var before = _api.StatusPatches.Count;
+            state.SetCheck("kubelet.unit", CheckState.Ok, "active (running)");
+            state.SetCheck("journal.pleg-unhealthy", CheckState.Ok, "no match");
+            await writer.SyncOnceAsync(CancellationToken.None);
+            Assert.Equal(before, _api.StatusPatches.Count); // no verdict from the one source that answered
+            time.Advance(TimeSpan.FromSeconds(10));
+            state.SetCheck("kubelet.healthz", CheckState.Failing, "GET http://127.0.0.1:10248/healthz: connection refused");
+            await writer.SyncOnceAsync(CancellationToken.None);
+            return before;
+        }
+
+        await StartAgentAsync();
+        var first = Condition("KubeletUnhealthy")!;
+        Assert.Equal("True", first.Status);
+        var written = _api.StatusPatches.Where(p => p.Body.Contains("\"KubeletUnhealthy\"", StringComparison.Ordinal)).ToList();
+        Assert.Single(written);
+        Assert.DoesNotContain("\"False\"", written[0].Body, StringComparison.Ordinal);
+
+        // Restarted a minute later on the same broken node: nothing new is written, the transition time stays.
+        time.Advance(TimeSpan.FromMinutes(1));
+        var before = await StartAgentAsync();
+        Assert.DoesNotContain(_api.StatusPatches.Skip(before), p => p.Body.Contains("\"KubeletUnhealthy\"", StringComparison.Ordinal));
+        Assert.Equal(first.LastTransitionTime, Condition("KubeletUnhealthy")!.LastTransitionTime);
+        Assert.Equal("True", Condition("KubeletUnhealthy")!.Status);
+    }
+
+    [Fact]
+    public async Task ASourceThatNeverAnswers_HoldsAHealthyVerdictBackOnlyForTheStartGrace()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 10, 0, 0, TimeSpan.Zero));
+        var state = Support.State(time);
+        state.Expect(["kubelet.unit", "kubelet.healthz"]);
+        var (writer, client) = Writer(state, time);
+        using var _ = client;
+        state.SetCheck("kubelet.unit", CheckState.Ok, "active (running)");
+        await writer.SyncOnceAsync(CancellationToken.None);
+        Assert.Null(Condition("KubeletUnhealthy"));
+        time.Advance(NodeConditionWriter.StartGrace);
+        await writer.SyncOnceAsync(CancellationToken.None);
+        Assert.Equal("False", Condition("KubeletUnhealthy")!.Status);
+    }
+
+    [Fact]
     public async Task FailingRecoveringAndHeartbeats_MoveOnlyWhatTheyShould_AndNeverTouchAnotherWritersConditions()
     {
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 10, 0, 0, TimeSpan.Zero));

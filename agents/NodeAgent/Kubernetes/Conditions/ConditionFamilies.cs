@@ -16,6 +16,9 @@ public sealed record ConditionVerdict(string Type, bool Problem, string Reason, 
 /// makes the condition True (reason from the first failing check by name, message listing every failing one); else,
 /// once any source has a definite state (ok or warning), False with the family's healthy reason; while every source
 /// is unknown or has not run, no verdict (the condition is left as the API has it, so a restart resets nothing).
+/// A healthy verdict also waits until every source the agent runs has answered once (<c>notYetAnswered</c>): on a node
+/// whose kubelet refuses /healthz, the unit check answering first must not write False for the healthz check to turn
+/// True a moment later (a flip, and a reset transition time).
 /// </summary>
 public static partial class ConditionFamilies
 {
@@ -39,7 +42,7 @@ public static partial class ConditionFamilies
 
     public static bool IsTypeName(string s) => TypeName().IsMatch(s);
 
-    public static ConditionVerdict? Judge(ConditionFamily family, IEnumerable<CheckResult> checks)
+    public static ConditionVerdict? Judge(ConditionFamily family, IEnumerable<CheckResult> checks, IReadOnlySet<string>? notYetAnswered = null)
     {
         var mine = checks.Where(c => family.Sources.Any(g => FileSystemName.MatchesSimpleExpression(g, c.Name, ignoreCase: false)))
             .OrderBy(c => c.Name, StringComparer.Ordinal).ToList();
@@ -51,7 +54,7 @@ public static partial class ConditionFamilies
         }
 
         var definite = mine.Where(c => c.State is CheckState.Ok or CheckState.Warning).ToList();
-        if (definite.Count == 0)
+        if (definite.Count == 0 || (notYetAnswered?.Any(n => family.Sources.Any(g => FileSystemName.MatchesSimpleExpression(g, n, ignoreCase: false))) ?? false))
         {
             return null;
         }

@@ -39,6 +39,13 @@ public sealed partial class NodeConditionWriter : BackgroundService
     private readonly Dictionary<string, KubeNodeCondition> _current = new(StringComparer.Ordinal);
     private List<string>? _toDelete;
     private DateTimeOffset _retryAt;
+    private DateTimeOffset? _startedAt;
+
+    /// <summary>
+    /// How long a healthy verdict waits for every source check to answer once; past it, a check that never answers
+    /// (it has its own timeout, so only a bug does that) no longer holds the others back.
+    /// </summary>
+    public static readonly TimeSpan StartGrace = TimeSpan.FromMinutes(5);
 
     public NodeConditionWriter(IOptions<NodeAgentOptions> options, KubeClient client, ClusterView cluster, AgentState state, TimeProvider time, ILogger<NodeConditionWriter> logger)
     {
@@ -138,10 +145,12 @@ public sealed partial class NodeConditionWriter : BackgroundService
     private List<KubeNodeCondition> Due(DateTimeOffset now)
     {
         var checks = _state.GetChecks();
+        _startedAt ??= now;
+        var waitingFor = now - _startedAt.Value < StartGrace ? _state.NotYetAnswered() : null;
         var due = new List<KubeNodeCondition>();
         foreach (var family in _families)
         {
-            if (ConditionFamilies.Judge(family, checks) is not { } v)
+            if (ConditionFamilies.Judge(family, checks, waitingFor) is not { } v)
             {
                 continue; // nothing definite yet: the API keeps what it has
             }
