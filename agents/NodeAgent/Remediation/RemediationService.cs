@@ -93,7 +93,7 @@ internal sealed partial class RemediationService(
 
     private static partial class Log
     {
-        [LoggerMessage(3301, LogLevel.Error, "remediation: restarting {Unit} failed: {Reason}")]
+        [LoggerMessage(3601, LogLevel.Error, "remediation: restarting {Unit} failed: {Reason}")]
         public static partial void Failed(ILogger logger, string unit, string reason);
     }
 }
