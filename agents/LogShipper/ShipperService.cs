@@ -74,7 +74,7 @@ internal sealed partial class ShipperService(IOptions<ShipperOptions> options, A
         try
         {
             await Task.WhenAny(run, checks).ConfigureAwait(false);
-            if (run.IsFaulted)
+            if (run.IsFaulted && !stoppingToken.IsCancellationRequested)
             {
                 var ex = run.Exception!.GetBaseException();
                 shipper.Stats.LastError = $"{ex.GetType().Name}: {ex.Message}";
