@@ -72,6 +72,7 @@ public sealed class ShipperOptions : IValidatedOptions
 
         p.AddRange(Check.Range(section, nameof(MaxPriority), MaxPriority, 0, 7));
         p.AddRange(Check.Required(section, nameof(StateFile), StateFile));
+        p.AddRange(Check.ReplaceableFile(section, nameof(StateFile), StateFile));
         p.AddRange(Check.OneOf(section, nameof(OnUnknownCursor), OnUnknownCursor, "head", "tail"));
         p.AddRange(Check.OneOf(section, nameof(StartAt), StartAt, "head", "tail"));
         p.AddRange(Check.Range(section, nameof(MaxMessageBytes), MaxMessageBytes, 1024, 16 * 1024 * 1024));

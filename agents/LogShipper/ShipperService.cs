@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Toolforge.Agents.Common.Checks;
 using Toolforge.Agents.Common.Options;
 using Toolforge.Agents.Common.Reporting;
+using Toolforge.Agents.Common.Resilience;
 using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.LogShipper.Delivery;
 
@@ -35,42 +36,57 @@ internal sealed partial class ShipperService(IOptions<ShipperOptions> options, A
         return Task.CompletedTask;
     }
 
+    /// <summary>One run of the shipper until it returns or throws; tests replace it to make the loop fail.</summary>
+    internal Func<Shipper, CancellationToken, Task>? RunShipper { get; init; }
+
+    /// <summary>
+    /// Ships for ever beside the check. Failures the shipper expects (the journal unreadable, an I/O error saving the
+    /// cursor) restart shipping after a backoff, with the check saying why; anything else is a bug: logged with its
+    /// trace and thrown, which stops the daemon with exit code 1 so systemd restarts it. Never a live daemon that
+    /// ships nothing.
+    /// </summary>
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var shipper = _shipper;
+        var runOnce = RunShipper ?? ((s, ct) => s.RunAsync(follow: true, giveUpAfter: null, ct));
+        var o = options.Value;
         var run = Task.Run(async () =>
         {
+            var backoff = new Backoff(o.ReconnectMin, o.ReconnectMax < o.ReconnectMin ? o.ReconnectMin : o.ReconnectMax);
             while (!stoppingToken.IsCancellationRequested)
             {
                 try
                 {
-                    await shipper.RunAsync(follow: true, giveUpAfter: null, stoppingToken).ConfigureAwait(false);
+                    await runOnce(shipper, stoppingToken).ConfigureAwait(false);
+                    backoff.Reset();
                 }
-                catch (Exception ex) when (ex is Shipper.JournalReadFailedException or IOException or UnauthorizedAccessException)
+                catch (Exception ex) when (ex is Shipper.JournalReadFailedException or IOException or UnauthorizedAccessException && !stoppingToken.IsCancellationRequested)
                 {
                     shipper.Stats.LastError = ex.Message;
-                    Log.Restarting(logger, ex.Message);
-                    await Task.Delay(TimeSpan.FromSeconds(10), Time, stoppingToken).ConfigureAwait(false);
+                    var wait = backoff.Next();
+                    Log.Restarting(logger, ex.Message, wait.TotalSeconds);
+                    await Task.Delay(wait, Time, stoppingToken).ConfigureAwait(false);
                 }
             }
         }, stoppingToken);
 
+        var checks = base.ExecuteAsync(stoppingToken);
         try
         {
-            await base.ExecuteAsync(stoppingToken).ConfigureAwait(false);
+            await Task.WhenAny(run, checks).ConfigureAwait(false);
+            if (run.IsFaulted && !stoppingToken.IsCancellationRequested)
+            {
+                var ex = run.Exception!.GetBaseException();
+                shipper.Stats.LastError = $"{ex.GetType().Name}: {ex.Message}";
+                Log.Crashed(logger, ex);
+                await run.ConfigureAwait(false); // throws: the host stops, the exit code is 1
+            }
+
+            await Task.WhenAll(run, checks).ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
             // stopping
-        }
-
-        try
-        {
-            await run.ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            // stopped
         }
     }
 
@@ -88,6 +104,7 @@ internal sealed partial class ShipperService(IOptions<ShipperOptions> options, A
         };
         var (st, message) =
             lag > StuckAfter ? (CheckState.Failing, $"stuck: entries wait for {lag.TotalMinutes:0} min; last error: {s.LastError ?? "none"}")
+            : s.TlsProblem is { } tls ? (CheckState.Warning, $"not delivering: {tls}; retrying; behind by {lag.TotalSeconds:0}s")
             : lag > BehindAfter || !s.Connected && s.OldestWaitingMicros != 0 ? (CheckState.Warning, $"behind by {lag.TotalSeconds:0}s; {(s.Connected ? "delivering" : "not connected")}; last error: {s.LastError ?? "none"}")
             : (CheckState.Ok, $"delivering; {s.Acknowledged} acknowledged, lag {lag.TotalSeconds:0}s");
         State.SetCheck(Check, st, message, values: values, details: new Dictionary<string, string> { ["last_error"] = s.LastError ?? string.Empty });
@@ -95,7 +112,10 @@ internal sealed partial class ShipperService(IOptions<ShipperOptions> options, A
 
     private static partial class Log
     {
-        [LoggerMessage(5101, LogLevel.Error, "shipping stopped ({Reason}); starting again in 10s")]
-        public static partial void Restarting(ILogger logger, string reason);
+        [LoggerMessage(5101, LogLevel.Error, "shipping stopped ({Reason}); starting again in {Seconds:0.#}s")]
+        public static partial void Restarting(ILogger logger, string reason, double seconds);
+
+        [LoggerMessage(5102, LogLevel.Critical, "shipping failed unexpectedly (a bug: please report it with this trace); the daemon stops with exit code 1 so systemd starts it again")]
+        public static partial void Crashed(ILogger logger, Exception ex);
     }
 }

@@ -11,9 +11,17 @@ public sealed class CursorStore(string path)
 {
     public string Path { get; } = path;
 
-    /// <summary>The saved cursor; null when there is none; throws <see cref="InvalidDataException"/> when the file is not a cursor.</summary>
+    /// <summary>
+    /// The saved cursor; null when there is none; throws <see cref="InvalidDataException"/> when the file is not a
+    /// cursor, or not a regular file at all (a FIFO would block the read; <see cref="Save"/> refuses it too).
+    /// </summary>
     public string? Load()
     {
+        if (DurableFile.Problem(Path) is { } problem)
+        {
+            throw new InvalidDataException(problem);
+        }
+
         if (!File.Exists(Path))
         {
             return null;

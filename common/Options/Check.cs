@@ -128,6 +128,15 @@ public static class Check
         }
     }
 
+    /// <summary>A file the program replaces (<see cref="Files.DurableFile"/>): a regular file or nothing must be there.</summary>
+    public static IEnumerable<string> ReplaceableFile(string section, string key, string? path)
+    {
+        if (!string.IsNullOrWhiteSpace(path) && Files.DurableFile.Problem(path) is { } problem)
+        {
+            yield return $"{Key(section, key)}: {problem}";
+        }
+    }
+
     public static IEnumerable<string> OneOf(string section, string key, string? value, params string[] allowed)
     {
         if (value is null || !allowed.Contains(value, StringComparer.OrdinalIgnoreCase))

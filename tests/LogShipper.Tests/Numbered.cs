@@ -10,12 +10,12 @@ internal static partial class Numbered
 {
     public static readonly string[] Apps = ["kubelet", "dockerd", "kube-proxy", "calico-node"];
 
-    /// <summary>Entry i: app Apps[i % 4], pid 1000 + i % 4, priority i % 8, message "seq=i ...".</summary>
-    public static async Task<string[]> WriteAsync(string path, int count, string host = "worker-9", int multiLineEvery = 0, long startMicros = 1_750_000_000_000_000)
+    /// <summary>Entry i (from <paramref name="firstSeq"/>): app Apps[i % 4], pid 1000 + i % 4, priority i % 8, message "seq=i ...".</summary>
+    public static async Task<string[]> WriteAsync(string path, int count, string host = "worker-9", int multiLineEvery = 0, long startMicros = 1_750_000_000_000_000, int firstSeq = 0)
     {
         var sb = new MemoryStream();
         var w = new StreamWriter(sb, new UTF8Encoding(false)) { NewLine = "\n" };
-        for (var i = 0; i < count; i++)
+        for (var i = firstSeq; i < firstSeq + count; i++)
         {
             var app = Apps[i % Apps.Length];
             w.Write($"__REALTIME_TIMESTAMP={(startMicros + i).ToString(CultureInfo.InvariantCulture)}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME={host}\nSYSLOG_IDENTIFIER={app}\n_COMM={app}\n_PID={1000 + (i % 4)}\nPRIORITY={i % 8}\nSYSLOG_FACILITY=3\n_SYSTEMD_UNIT={app}.service\n");

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using Serilog;
+using Toolforge.Agents.Common.Files;
 using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.Common.Journal;
 using Toolforge.Agents.Common.Logging;
@@ -47,6 +48,13 @@ internal static class ShipCommand
                     ServerName = pr.GetValue(serverName) ?? string.Empty,
                 }).ToList(),
             };
+            // Checked before anything is read or sent: the cursor could not be saved afterwards, and the path is left as it is.
+            if (!string.IsNullOrWhiteSpace(options.StateFile) && DurableFile.Problem(options.StateFile) is { } notAFile)
+            {
+                await Console.Error.WriteLineAsync($"toolforge-log-shipper: --state-file: {notAFile}");
+                return ExitCodes.Usage;
+            }
+
             var problems = options.Validate("--").ToList();
             if (problems.Count > 0)
             {

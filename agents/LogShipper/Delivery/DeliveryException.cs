@@ -9,4 +9,5 @@ using Toolforge.Agents.Common.Tls;
 
 namespace Toolforge.Agents.LogShipper.Delivery;
 
-public sealed class DeliveryException(string message, Exception? inner = null) : Exception(message, inner);
+/// <summary>A receiver could not be reached or used; the shipper retries with backoff (<see cref="TlsMaterialException"/> is one kind).</summary>
+public class DeliveryException(string message, Exception? inner = null) : Exception(message, inner);

@@ -26,6 +26,9 @@ public sealed class ShipStats
     public long OldestWaitingMicros;
     public bool Connected;
 
+    /// <summary>Set while a destination's TLS file (CA bundle, certificate, key) cannot be loaded: why; null otherwise.</summary>
+    public volatile string? TlsProblem;
+
     public override string ToString() =>
         $"read {Read}, sent {Sent}, acknowledged {Acknowledged}, filtered {Filtered}, rate-limited {RateLimited}, sent again after reconnects {Resent}, truncated {Truncated}";
 }
@@ -241,6 +244,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
         string? committed = null;
         var saver = new CursorSaver(_cursors);
         var inputDone = false;
+        var tlsProblems = new TlsMaterialException?[options.Destinations.Count]; // per destination, while its streak lasts
         try
         {
             while (true)
@@ -282,6 +286,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                     try
                     {
                         connection = await ConnectAsync(destination, ct).ConfigureAwait(false);
+                        TlsMaterialLoaded(tlsProblems, destination);
                         Stats.Connected = true;
                         if (backoff.Failures > 0 || Stats.Reconnects > 0 || Stats.Sent > 0)
                         {
@@ -301,9 +306,17 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                     catch (DeliveryException ex)
                     {
                         Stats.LastError = ex.Message;
-                        if (backoff.Failures == 0)
+                        if (ex is TlsMaterialException tls)
                         {
-                            Log.ConnectFailed(logger, options.Destinations[destination].Url, ex.Message);
+                            TlsMaterialFailed(tlsProblems, destination, tls);
+                        }
+                        else
+                        {
+                            TlsMaterialLoaded(tlsProblems, destination); // it was read before connecting
+                            if (backoff.Failures == 0)
+                            {
+                                Log.ConnectFailed(logger, options.Destinations[destination].Url, ex.Message);
+                            }
                         }
 
                         if (connection is not null)
@@ -398,6 +411,30 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                 }
             }
         }
+    }
+
+    // One WRN line when a destination's TLS file starts failing to load (or another of its files does), none per retry.
+    private void TlsMaterialFailed(TlsMaterialException?[] problems, int destination, TlsMaterialException ex)
+    {
+        if (problems[destination] is not { } previous || previous.File != ex.File)
+        {
+            Log.TlsMaterialUnusable(logger, options.Destinations[destination].Url, ex.What, ex.File, ex.Reason);
+        }
+
+        problems[destination] = ex;
+        Stats.TlsProblem = ex.Message;
+    }
+
+    // The destination's TLS files loaded: one line when that ends a streak of failures.
+    private void TlsMaterialLoaded(TlsMaterialException?[] problems, int destination)
+    {
+        if (problems[destination] is { } previous)
+        {
+            problems[destination] = null;
+            Log.TlsMaterialUsable(logger, options.Destinations[destination].Url, previous.What, previous.File);
+        }
+
+        Stats.TlsProblem = problems.FirstOrDefault(p => p is not null)?.Message;
     }
 
     private async Task SendOneAsync(IShipConnection connection, ShipItem item, bool resend, CancellationToken ct)
@@ -502,5 +539,11 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
 
         [LoggerMessage(5009, LogLevel.Error, "the receiver refused the entry at {Cursor} three times: skipping it")]
         public static partial void Refused(ILogger logger, string cursor);
+
+        [LoggerMessage(5011, LogLevel.Warning, "cannot load the TLS {What} {File} for {Destination}: {Reason}; retrying with backoff until it loads (the journal keeps the entries meanwhile)")]
+        public static partial void TlsMaterialUnusable(ILogger logger, string destination, string what, string file, string reason);
+
+        [LoggerMessage(5012, LogLevel.Information, "the TLS files for {Destination} load again (the last one failing was the {What} {File})")]
+        public static partial void TlsMaterialUsable(ILogger logger, string destination, string what, string file);
     }
 }

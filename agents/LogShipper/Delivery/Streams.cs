@@ -14,6 +14,14 @@ internal static class Streams
 {
     public static async Task<(TcpClient Client, Stream Stream)> ConnectAsync(Destination d, DestinationOptions o, TimeSpan timeout, CancellationToken ct)
     {
+        // Read at every attempt, before connecting: a file being rewritten is a TlsMaterialException, retried.
+        X509Certificate2Collection? bundle = null;
+        X509Certificate2? clientCertificate = null;
+        if (d.Kind is TransportKind.Tls or TransportKind.RelpTls)
+        {
+            (bundle, clientCertificate) = TlsMaterial.Load(d, o);
+        }
+
         var client = new TcpClient { NoDelay = false };
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(timeout);
@@ -22,9 +30,8 @@ internal static class Streams
             await client.ConnectAsync(d.Host, d.Port, cts.Token).ConfigureAwait(false);
             client.SendBufferSize = 1 << 20;
             Stream stream = client.GetStream();
-            if (d.Kind is TransportKind.Tls or TransportKind.RelpTls)
+            if (bundle is not null)
             {
-                var bundle = Certificates.LoadBundle(o.CaBundle);
                 var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
                 var options = new SslClientAuthenticationOptions
                 {
@@ -33,9 +40,9 @@ internal static class Streams
                     EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
                     RemoteCertificateValidationCallback = Certificates.ServerValidator(bundle),
                 };
-                if (o.Certificate.Length > 0)
+                if (clientCertificate is not null)
                 {
-                    options.ClientCertificates = [Certificates.LoadWithKey(o.Certificate, o.Key)];
+                    options.ClientCertificates = [clientCertificate];
                 }
 
                 try

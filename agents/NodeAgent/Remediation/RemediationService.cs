@@ -2,6 +2,7 @@ using System.Globalization;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Toolforge.Agents.Common.Files;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.NodeAgent.Checks;
@@ -85,11 +86,9 @@ internal sealed partial class RemediationService(
         File.Exists(StateFile(name)) && DateTimeOffset.TryParse(File.ReadAllText(StateFile(name)).Trim(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t)
             ? t : null;
 
-    private void SaveLastRestart(string name, DateTimeOffset at)
-    {
-        Directory.CreateDirectory(options.Value.StateDirectory);
-        File.WriteAllText(StateFile(name), at.ToString("O", CultureInfo.InvariantCulture));
-    }
+    // Durably, and only over a regular file or nothing (DurableFile refuses a device, FIFO, directory or symlink).
+    private void SaveLastRestart(string name, DateTimeOffset at) =>
+        DurableFile.Write(StateFile(name), at.ToString("O", CultureInfo.InvariantCulture));
 
     private static partial class Log
     {
