@@ -20,7 +20,7 @@ public sealed class NftRuleset
 
         public int Rules { get; set; }
 
-        /// <summary>Every jump/goto target in the chain's rules (vmap data included).</summary>
+        /// <summary>Every jump/goto target in the chain's rules (vmap data included), and "@map" for each named verdict map it looks up.</summary>
         public HashSet<string> Targets { get; } = new(StringComparer.Ordinal);
 
         /// <summary>The endpoint chains of `numgen random mod N vmap { ... }`, and N.</summary>
