@@ -19,6 +19,82 @@ internal static class ProcessRunner
     public static Task<(byte[] Buffer, int Length)> RunBytesAsync(string command, IEnumerable<string> args, TimeSpan timeout, int sizeHint, CancellationToken ct) =>
         RunAsync(command, args, timeout, (p, t) => ReadAllAsync(p.StandardOutput.BaseStream, sizeHint, t), ct);
 
+    /// <summary>
+    /// The output line by line as it is written (each line's bytes without its newline, valid only during the call),
+    /// never held whole: a table a tenant can fill (conntrack) costs one buffer, not its size. Past
+    /// <paramref name="maxBytes"/> the program is killed and the result says the output was cut there; a line longer
+    /// than the buffer (64 KiB) is skipped.
+    /// </summary>
+    public static async Task<(long Bytes, bool Truncated)> RunLinesAsync(string command, IEnumerable<string> args, TimeSpan timeout, long maxBytes,
+        LineHandler onLine, CancellationToken ct)
+    {
+        long total = 0;
+        var truncated = false;
+        try
+        {
+            await RunAsync(command, args, timeout, async (p, t) =>
+            {
+                var buffer = new byte[64 * 1024];
+                var filled = 0;
+                var skipping = false;
+                int read;
+                while ((read = await p.StandardOutput.BaseStream.ReadAsync(buffer.AsMemory(filled), t).ConfigureAwait(false)) > 0)
+                {
+                    if (total + read > maxBytes)
+                    {
+                        read = (int)(maxBytes - total);
+                        truncated = true;
+                    }
+
+                    total += read;
+                    var end = filled + read;
+                    var start = 0;
+                    int nl;
+                    while ((nl = buffer.AsSpan(start, end - start).IndexOf((byte)'\n')) >= 0)
+                    {
+                        if (!skipping)
+                        {
+                            onLine(buffer.AsSpan(start, nl));
+                        }
+
+                        skipping = false;
+                        start += nl + 1;
+                    }
+
+                    if (truncated)
+                    {
+                        // The rest is not read: stop the program instead of leaving it blocked on a full pipe.
+                        p.Kill(entireProcessTree: true);
+                        return 0;
+                    }
+
+                    filled = end - start;
+                    buffer.AsSpan(start, filled).CopyTo(buffer);
+                    if (filled == buffer.Length)
+                    {
+                        (filled, skipping) = (0, true);
+                    }
+                }
+
+                if (filled > 0 && !skipping)
+                {
+                    onLine(buffer.AsSpan(0, filled));
+                }
+
+                return 0;
+            }, ct).ConfigureAwait(false);
+        }
+        catch (CommandFailedException) when (truncated)
+        {
+            // killed here, past the bound: what was read stands
+        }
+
+        return (total, truncated);
+    }
+
+    /// <summary>One line of a program's output (<see cref="RunLinesAsync"/>).</summary>
+    public delegate void LineHandler(ReadOnlySpan<byte> line);
+
     private static async Task<(byte[], int)> ReadAllAsync(Stream stream, int sizeHint, CancellationToken ct)
     {
         var buffer = new byte[Math.Max(64 * 1024, sizeHint + (sizeHint / 8))];

@@ -32,7 +32,8 @@ internal static class AuditCommand
             try
             {
                 cluster = ReadCluster(pr.GetValue(services) ?? [], pr.GetValue(slices) ?? []);
-                rules = IptablesDump.Parse(File.ReadAllBytes(pr.GetValue(dump)!));
+                var (bytes, length) = OfflineInput.ReadBytes("--iptables-save", pr.GetValue(dump)!);
+                rules = IptablesDump.Parse(bytes, length);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException or IptablesParseException)
             {
@@ -68,7 +69,7 @@ internal static class AuditCommand
             try
             {
                 cluster = ReadCluster(pr.GetValue(services) ?? [], pr.GetValue(slices) ?? []);
-                rules = Audit.Nftables.NftRuleset.Parse((pr.GetValue(dumps) ?? []).Select(File.ReadAllText).ToArray());
+                rules = Audit.Nftables.NftRuleset.Parse((pr.GetValue(dumps) ?? []).Select(f => OfflineInput.ReadText("--nft-json", f)).ToArray());
                 if (rules.Families.Count == 0)
                 {
                     throw new InvalidDataException($"--nft-json {string.Join(" ", pr.GetValue(dumps) ?? [])}: no kube-proxy table in it (give what `nft -j list table ip kube-proxy` prints)");
@@ -121,12 +122,24 @@ internal static class AuditCommand
     /// </summary>
     public static ClusterModel ReadCluster(IReadOnlyList<string> serviceFiles, IReadOnlyList<string> sliceFiles)
     {
-        var snapshot = KubectlSnapshot.Read(serviceFiles.Concat(sliceFiles).Select(f => (f, File.ReadAllText(f))));
+        var snapshot = KubectlSnapshot.Read(serviceFiles.Select(f => (f, OfflineInput.ReadText("--services", f)))
+            .Concat(sliceFiles.Select(f => (f, OfflineInput.ReadText("--endpointslices", f)))));
         if (snapshot.Services.Count == 0)
         {
             var held = snapshot.Ignored.Count > 0 ? $"it lists {string.Join(", ", snapshot.Ignored.Select(k => $"{k.Value} {k.Key}"))}" : "it lists nothing";
             throw new InvalidDataException(
                 $"--services {string.Join(" ", serviceFiles)}: no Service in it ({held}); give what `kubectl get svc,endpointslices -A -o json` prints");
+        }
+
+        // Every Service with a selector has an EndpointSlice (an empty one while it has no endpoints), and
+        // default/kubernetes always has one: none at all means they were not given, and audited without them every
+        // Service would look endpoint-less (a finding for each of its rules).
+        var needing = snapshot.Services.Count(s => s.Spec?.Type != "ExternalName" && s.Spec?.ClusterIP is not (null or "" or "None"));
+        if (needing > 0 && snapshot.EndpointSlices.Count == 0)
+        {
+            var endpoints = snapshot.Ignored.GetValueOrDefault("Endpoints") is > 0 and var n ? $"; it lists {n} Endpoints, kube-proxy reads EndpointSlices" : string.Empty;
+            throw new InvalidDataException(
+                $"--services {string.Join(" ", serviceFiles.Concat(sliceFiles))}: {needing} Service(s) but no EndpointSlice{endpoints}; give what `kubectl get svc,endpointslices -A -o json` prints (or --endpointslices FILE)");
         }
 
         return snapshot.Model();

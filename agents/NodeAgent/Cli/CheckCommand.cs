@@ -10,6 +10,9 @@ using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.Common.Options;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.NodeAgent.Audit.Iptables;
+using Toolforge.Agents.NodeAgent.Audit.KubeProxy;
+using Toolforge.Agents.NodeAgent.Audit.Nftables;
 using Toolforge.Agents.NodeAgent.Checks.Processes;
 using Toolforge.Agents.NodeAgent.Journal;
 using Toolforge.Agents.NodeAgent.Kubernetes;
@@ -33,7 +36,9 @@ internal static class CheckCommand
         var only = new Option<string[]>("--only") { Description = "Only these checks (comma-separated or repeated), e.g. runtime.containerd", AllowMultipleArgumentsPerToken = true };
         var output = new Option<string>("--output", "-o") { Description = "table or json", DefaultValueFactory = _ => "table" };
         output.AcceptOnlyFromAmong("table", "json");
-        var cmd = new Command("check", "Run every enabled check once, print the results and findings; exit 0 all ok, 1 otherwise, 2 bad configuration")
+        var cmd = new Command("check", "Run every enabled check once, print the results and findings; exit 0 all ok, 1 otherwise, 2 bad configuration. "
+            + $"The kube-proxy audits report what this run finds: an audit with findings is repeated {FindingConfirmer.OneShotRecheck.TotalSeconds:0} s later "
+            + "and the findings both saw are reported (the daemon confirms over two of its intervals instead)")
         {
             only, output,
         };
@@ -98,6 +103,17 @@ internal static class CheckCommand
                 stuck.OneShot = true;
                 var after = host.Services.GetRequiredService<IOptions<NodeAgentOptions>>().Value.StuckProcesses.After;
                 await Console.Error.WriteLineAsync($"toolforge-node-agent: {StuckProcessCheck.Check} samples processes for {after} (NodeAgent:StuckProcesses:After) before it answers; --only leaves it out").ConfigureAwait(false);
+            }
+
+            // The daemon counts a kube-proxy finding once two audits in a row saw it; one run confirms within itself.
+            foreach (var audit in selected.OfType<IptablesAuditCheck>())
+            {
+                audit.OneShot = true;
+            }
+
+            foreach (var audit in selected.OfType<NftablesAuditCheck>())
+            {
+                audit.OneShot = true;
             }
 
             // Each check once, with its own timeout, all at once: a hung peer costs its own timeout, not everyone's.

@@ -20,7 +20,7 @@ public sealed record EndpointSliceSpec(string Namespace, string ServiceName, IRe
             s.Metadata.Namespace ?? "default",
             service,
             (s.Endpoints ?? []).SelectMany(e => (e.Addresses ?? []).Select(a => new EndpointSpec(
-                a,
+                IPAddresses.Canonical(a),
                 e.Conditions?.Ready ?? true, // nil means ready (discovery.k8s.io semantics)
                 e.Conditions?.Serving ?? e.Conditions?.Ready ?? true,
                 e.Conditions?.Terminating ?? false,

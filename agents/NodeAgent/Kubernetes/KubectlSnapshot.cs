@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using Toolforge.Agents.NodeAgent.Kubernetes.Api;
 
@@ -103,10 +104,12 @@ public sealed class KubectlSnapshot
             switch (kind)
             {
                 case "Service":
-                    Services.Add(item.Deserialize(KubeJson.Default.KubeService) ?? throw new JsonException("null"));
+                    var service = item.Deserialize(KubeJson.Default.KubeService) ?? throw new JsonException("null");
+                    Services.Add(Problem(service) is { } sp ? throw new InvalidDataException($"{where}: Service {service.Metadata?.Namespace}/{objectName}: {sp}") : service);
                     break;
                 case "EndpointSlice":
-                    EndpointSlices.Add(item.Deserialize(KubeJson.Default.KubeEndpointSlice) ?? throw new JsonException("null"));
+                    var slice = item.Deserialize(KubeJson.Default.KubeEndpointSlice) ?? throw new JsonException("null");
+                    EndpointSlices.Add(Problem(slice) is { } ep ? throw new InvalidDataException($"{where}: EndpointSlice {slice.Metadata?.Namespace}/{objectName}: {ep}") : slice);
                     break;
                 case "Namespace":
                     Namespaces.Add(item.Deserialize(KubeJson.Default.KubeNamespace) ?? throw new JsonException("null"));
@@ -123,6 +126,71 @@ public sealed class KubectlSnapshot
         {
             throw new InvalidDataException($"{where}: {kind} {objectName}: {ex.Message}", ex);
         }
+    }
+
+    // What kube-proxy could not read in a Service: an address that is none (999.1.2.3), a port outside 1-65535.
+    private static string? Problem(KubeService s)
+    {
+        var spec = s.Spec;
+        if (spec is null)
+        {
+            return null;
+        }
+
+        var addresses = (spec.ClusterIPs ?? []).Select(a => ("spec.clusterIPs", a))
+            .Concat(spec.ClusterIP is { } c && c is not ("" or "None") ? [("spec.clusterIP", c)] : [])
+            .Concat((spec.ExternalIPs ?? []).Select(a => ("spec.externalIPs", a)))
+            .Concat((s.Status?.LoadBalancer?.Ingress ?? []).Where(i => !string.IsNullOrEmpty(i.Ip)).Select(i => ("status.loadBalancer.ingress", i.Ip!)));
+        foreach (var (field, address) in addresses)
+        {
+            if (!(field == "spec.clusterIPs" && address == "None") && !IPAddresses.IsValid(address))
+            {
+                return $"{field} \"{address}\" is not an IP address";
+            }
+        }
+
+        var ports = spec.Ports ?? [];
+        for (var i = 0; i < ports.Count; i++)
+        {
+            var p = ports[i];
+            var which = $"spec.ports[{i.ToString(CultureInfo.InvariantCulture)}]{(string.IsNullOrEmpty(p.Name) ? string.Empty : $" ({p.Name})")}";
+            if (p.Port is not (>= 1 and <= 65535))
+            {
+                return $"{which}: port {p.Port?.ToString(CultureInfo.InvariantCulture) ?? "(none)"} is not 1-65535";
+            }
+
+            if (p.NodePort is < 0 or > 65535)
+            {
+                return $"{which}: nodePort {p.NodePort?.ToString(CultureInfo.InvariantCulture)} is not 0-65535";
+            }
+        }
+
+        return null;
+    }
+
+    private static string? Problem(KubeEndpointSlice s)
+    {
+        if (s.AddressType is "IPv4" or "IPv6" or null)
+        {
+            foreach (var a in (s.Endpoints ?? []).SelectMany(e => e.Addresses ?? []))
+            {
+                if (!IPAddresses.IsValid(a))
+                {
+                    return $"endpoint address \"{a}\" is not an IP address";
+                }
+            }
+        }
+
+        var ports = s.Ports ?? [];
+        for (var i = 0; i < ports.Count; i++)
+        {
+            if (ports[i].Port is < 0 or > 65535)
+            {
+                return $"ports[{i.ToString(CultureInfo.InvariantCulture)}]{(string.IsNullOrEmpty(ports[i].Name) ? string.Empty : $" ({ports[i].Name})")}: port {ports[i].Port?.ToString(CultureInfo.InvariantCulture)} is not 0-65535";
+            }
+        }
+
+        return null;
     }
 
     /// <summary>What the NAT audits compare against.</summary>

@@ -76,10 +76,11 @@ public sealed record ServiceSpec(
 
     public static ServiceSpec From(KubeService s)
     {
-        var clusterIPs = s.Spec?.ClusterIPs is { Count: > 0 } list ? list : s.Spec?.ClusterIP is { } one ? [one] : [];
+        // Every address as kube-proxy reads it (172.30.0.041 is 172.30.0.41): the audits compare canonical forms.
+        var clusterIPs = (s.Spec?.ClusterIPs is { Count: > 0 } list ? list : s.Spec?.ClusterIP is { } one ? [one] : []).ConvertAll(IPAddresses.Canonical);
         var headless = s.Spec?.ClusterIP == "None";
-        var external = s.Spec?.ExternalIPs ?? [];
-        var lb = (s.Status?.LoadBalancer?.Ingress ?? []).Select(i => i.Ip).Where(ip => !string.IsNullOrEmpty(ip)).Select(ip => ip!).ToList();
+        var external = (s.Spec?.ExternalIPs ?? []).ConvertAll(IPAddresses.Canonical);
+        var lb = (s.Status?.LoadBalancer?.Ingress ?? []).Select(i => i.Ip).Where(ip => !string.IsNullOrEmpty(ip)).Select(ip => IPAddresses.Canonical(ip!)).ToList();
         return new ServiceSpec(
             s.Metadata?.Namespace ?? "default",
             s.Metadata?.Name ?? string.Empty,

@@ -19,6 +19,16 @@ public static class ConntrackAudit
 
     public static List<StaleFlow> Run(ClusterModel cluster, IEnumerable<ConntrackEntry> entries, IReadOnlyCollection<string> nodeAddresses)
     {
+        var judge = Judge(cluster, nodeAddresses);
+        return entries.Select(judge).OfType<StaleFlow>().ToList();
+    }
+
+    /// <summary>
+    /// The Services' destinations, indexed once; the function tells of one flow whether it is stale (null when not),
+    /// so a listing can be judged line by line as it is read, keeping only the stale flows.
+    /// </summary>
+    public static Func<ConntrackEntry, StaleFlow?> Judge(ClusterModel cluster, IReadOnlyCollection<string> nodeAddresses)
+    {
         // destination "ip port proto" → (service port, the reply sources its endpoints would give)
         var byDestination = new Dictionary<string, (string Spn, HashSet<string> Endpoints)>(StringComparer.Ordinal);
         var byNodePort = new Dictionary<string, (string Spn, HashSet<string> Endpoints)>(StringComparer.Ordinal);
@@ -56,33 +66,27 @@ public static class ConntrackAudit
         }
 
         var nodes = nodeAddresses.Select(NftRuleset.CanonicalIP).ToHashSet(StringComparer.Ordinal);
-        var stale = new List<StaleFlow>();
-        foreach (var e in entries)
+        return e =>
         {
             if (e.Protocol is not ("udp" or "sctp"))
             {
-                continue;
+                return null;
             }
 
             var dst = NftRuleset.CanonicalIP(e.OrigDestination);
             if (!byDestination.TryGetValue($"{dst} {e.OrigDestinationPort.ToString(CultureInfo.InvariantCulture)} {e.Protocol}", out var target)
                 && !(nodes.Contains(dst) && byNodePort.TryGetValue($"{e.OrigDestinationPort.ToString(CultureInfo.InvariantCulture)} {e.Protocol} {(dst.Contains(':', StringComparison.Ordinal) ? 6 : 4).ToString(CultureInfo.InvariantCulture)}", out target)))
             {
-                continue;
+                return null;
             }
 
             var reply = $"{NftRuleset.CanonicalIP(e.ReplySource)} {e.ReplySourcePort.ToString(CultureInfo.InvariantCulture)}";
-            if (target.Endpoints.Count == 0)
-            {
-                stale.Add(new StaleFlow(target.Spn, e, $"{target.Spn} has no endpoint"));
-            }
-            else if (!target.Endpoints.Contains(reply))
-            {
-                stale.Add(new StaleFlow(target.Spn, e,
-                    $"its reply comes from {reply.Replace(' ', ':')}, not from an endpoint of {target.Spn} ({string.Join(", ", target.Endpoints.Order(StringComparer.Ordinal).Take(5).Select(x => x.Replace(' ', ':')))})"));
-            }
-        }
-
-        return stale;
+            return target.Endpoints.Count == 0
+                ? new StaleFlow(target.Spn, e, $"{target.Spn} has no endpoint")
+                : !target.Endpoints.Contains(reply)
+                    ? new StaleFlow(target.Spn, e,
+                        $"its reply comes from {reply.Replace(' ', ':')}, not from an endpoint of {target.Spn} ({string.Join(", ", target.Endpoints.Order(StringComparer.Ordinal).Take(5).Select(x => x.Replace(' ', ':')))})")
+                    : null;
+        };
     }
 }

@@ -21,6 +21,7 @@ internal sealed partial class ConntrackCheck : PeriodicCheck, IUsesCluster
     private readonly ClusterView _cluster;
     private readonly ILogger<ConntrackCheck> _logger;
     private readonly Dictionary<string, DateTimeOffset> _firstSeen = new(StringComparer.Ordinal);
+    private bool _wasCut;
 
     public ConntrackCheck(IOptions<NodeAgentOptions> options, ClusterView cluster, AgentState state, TimeProvider time, ILogger<ConntrackCheck> logger)
         : base(state, time, logger)
@@ -29,6 +30,15 @@ internal sealed partial class ConntrackCheck : PeriodicCheck, IUsesCluster
         _cluster = cluster;
         _logger = logger;
     }
+
+    /// <summary>
+    /// How much of one `conntrack -L` listing is read (64 MiB, about 350,000 flows): a tenant decides how big the table
+    /// is. A constant until NodeAgent:Conntrack has a setting for it.
+    /// </summary>
+    internal long MaxListingBytes { get; init; } = 64L << 20;
+
+    /// <summary>How many stale entries one run deletes with Remediate (100); the rest are counted and left for the next run.</summary>
+    internal int MaxDeletions { get; init; } = 100;
 
     protected override IReadOnlyList<string> Names => [ConntrackAudit.Check];
 
@@ -44,14 +54,39 @@ internal sealed partial class ConntrackCheck : PeriodicCheck, IUsesCluster
             return;
         }
 
-        var entries = new List<ConntrackEntry>();
+        // Each listing judged line by line as conntrack writes it, keeping only the stale flows: a table a tenant
+        // fills with UDP flows (50 MB of text) costs one read buffer, and a listing past the bound is cut there.
+        var judge = ConntrackAudit.Judge(_cluster.Model(), NodeAddresses());
+        var stale = new List<StaleFlow>();
+        var flows = 0;
+        var cut = new List<string>();
         foreach (var proto in new[] { "udp", "sctp" })
         {
-            entries.AddRange(ConntrackEntry.Parse(await ProcessRunner.RunAsync(_o.Command, [.. _o.Arguments, "-L", "-o", "extended", "-p", proto], _o.Timeout, ct).ConfigureAwait(false)));
+            var (bytes, truncated) = await ProcessRunner.RunLinesAsync(_o.Command, [.. _o.Arguments, "-L", "-o", "extended", "-p", proto], _o.Timeout, MaxListingBytes, line =>
+            {
+                if (ConntrackEntry.ParseLine(line) is { } e)
+                {
+                    flows++;
+                    if (judge(e) is { } s)
+                    {
+                        stale.Add(s);
+                    }
+                }
+            }, ct).ConfigureAwait(false);
+            if (truncated)
+            {
+                cut.Add(proto);
+                if (!_wasCut)
+                {
+                    Log.ListingCut(_logger, proto, bytes); // once, until a listing fits again
+                }
+            }
         }
 
+        _wasCut = cut.Count > 0;
+
+        var entries = flows;
         var now = Time.GetUtcNow();
-        var stale = ConntrackAudit.Run(_cluster.Model(), entries, NodeAddresses());
         var keys = stale.Select(s => s.Flow.Key).ToHashSet(StringComparer.Ordinal);
         foreach (var k in _firstSeen.Keys.Where(k => !keys.Contains(k)).ToList())
         {
@@ -59,6 +94,7 @@ internal sealed partial class ConntrackCheck : PeriodicCheck, IUsesCluster
         }
 
         var findings = new List<Finding>();
+        var (deleted, deferred) = (0, 0);
         foreach (var s in stale)
         {
             var first = _firstSeen.TryGetValue(s.Flow.Key, out var at) ? at : _firstSeen[s.Flow.Key] = now;
@@ -68,8 +104,13 @@ internal sealed partial class ConntrackCheck : PeriodicCheck, IUsesCluster
                 continue;
             }
 
-            if (_o.Remediate && await DeleteAsync(s, ct).ConfigureAwait(false))
+            if (_o.Remediate && deleted >= MaxDeletions)
             {
+                deferred++; // left for the next run: one run never spends its whole timeout on conntrack -D
+            }
+            else if (_o.Remediate && await DeleteAsync(s, ct).ConfigureAwait(false))
+            {
+                deleted++;
                 _firstSeen.Remove(s.Flow.Key);
                 continue;
             }
@@ -87,12 +128,24 @@ internal sealed partial class ConntrackCheck : PeriodicCheck, IUsesCluster
             findings.Add(f);
         }
 
+        var pending = stale.Count - findings.Count - deleted;
+        var message = findings.Count > 0 ? $"{findings.Count} stale UDP/SCTP conntrack entr{(findings.Count == 1 ? "y" : "ies")} to Services"
+            : pending > 0 ? $"clean: {entries} UDP/SCTP flows; {pending} wrong for less than {_o.GracePeriod.TotalSeconds.ToString(CultureInfo.InvariantCulture)}s, left to kube-proxy so far"
+            : $"clean: {entries} UDP/SCTP flows";
+        if (deleted > 0 || deferred > 0)
+        {
+            message += $"; deleted {deleted}{(deferred > 0 ? $", {deferred} more left for the next run (at most {MaxDeletions} a run)" : string.Empty)}";
+        }
+
+        // A listing cut at the bound is not a clean table: what was not read was not judged.
+        if (cut.Count > 0)
+        {
+            message += $"; the {string.Join(" and ", cut)} listing passed {(MaxListingBytes >= 1 << 20 ? $"{MaxListingBytes >> 20} MiB" : $"{MaxListingBytes} bytes")} and was read only that far";
+        }
+
         State.SetFindings(ConntrackAudit.Check, findings);
-        State.SetCheck(ConntrackAudit.Check, findings.Count > 0 ? CheckState.Failing : CheckState.Ok,
-            findings.Count > 0 ? $"{findings.Count} stale UDP/SCTP conntrack entr{(findings.Count == 1 ? "y" : "ies")} to Services"
-                : stale.Count > 0 ? $"clean: {entries.Count} UDP/SCTP flows; {stale.Count} wrong for less than {_o.GracePeriod.TotalSeconds.ToString(CultureInfo.InvariantCulture)}s, left to kube-proxy so far"
-                : $"clean: {entries.Count} UDP/SCTP flows",
-            values: new Dictionary<string, double> { ["flows"] = entries.Count, ["stale"] = findings.Count, ["pending"] = stale.Count - findings.Count });
+        State.SetCheck(ConntrackAudit.Check, findings.Count > 0 ? CheckState.Failing : cut.Count > 0 ? CheckState.Warning : CheckState.Ok, message,
+            values: new Dictionary<string, double> { ["flows"] = entries, ["stale"] = findings.Count, ["pending"] = pending, ["deleted"] = deleted, ["deferred"] = deferred, ["cut"] = cut.Count });
     }
 
     private List<string> NodeAddresses() =>
@@ -120,5 +173,8 @@ internal sealed partial class ConntrackCheck : PeriodicCheck, IUsesCluster
     {
         [LoggerMessage(3401, LogLevel.Warning, "could not delete the stale conntrack entry {Flow}: {Reason}")]
         public static partial void DeleteFailed(ILogger logger, string flow, string reason);
+
+        [LoggerMessage(3402, LogLevel.Warning, "the conntrack {Protocol} listing passed the bound at {Bytes} bytes: read only that far")]
+        public static partial void ListingCut(ILogger logger, string protocol, long bytes);
     }
 }

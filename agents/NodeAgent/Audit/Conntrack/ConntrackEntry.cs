@@ -1,4 +1,6 @@
+using System.Buffers.Text;
 using System.Globalization;
+using System.Text;
 
 namespace Toolforge.Agents.NodeAgent.Audit.Conntrack;
 
@@ -22,53 +24,94 @@ public sealed record ConntrackEntry(string Protocol, string OrigSource, int Orig
     public static List<ConntrackEntry> Parse(string text)
     {
         var list = new List<ConntrackEntry>();
-        foreach (var raw in text.Split('\n'))
+        var bytes = Encoding.UTF8.GetBytes(text).AsSpan();
+        foreach (var line in bytes.Split((byte)'\n'))
         {
-            var fields = raw.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (fields.Length < 6 || fields[0] is not ("ipv4" or "ipv6"))
+            if (ParseLine(bytes[line]) is { } e)
             {
-                continue;
-            }
-
-            var proto = fields[2];
-            var src = new List<string>();
-            var dst = new List<string>();
-            var sport = new List<int>();
-            var dport = new List<int>();
-            foreach (var f in fields)
-            {
-                var eq = f.IndexOf('=', StringComparison.Ordinal);
-                if (eq < 0)
-                {
-                    continue;
-                }
-
-                var (k, v) = (f[..eq], f[(eq + 1)..]);
-                switch (k)
-                {
-                    case "src":
-                        src.Add(v);
-                        break;
-                    case "dst":
-                        dst.Add(v);
-                        break;
-                    case "sport" when int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var sp):
-                        sport.Add(sp);
-                        break;
-                    case "dport" when int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var dp):
-                        dport.Add(dp);
-                        break;
-                    default:
-                        break;
-                }
-            }
-
-            if (src.Count >= 2 && dst.Count >= 1 && sport.Count >= 2 && dport.Count >= 1)
-            {
-                list.Add(new ConntrackEntry(proto, src[0], sport[0], dst[0], dport[0], src[1], sport[1]));
+                list.Add(e);
             }
         }
 
         return list;
     }
+
+    /// <summary>One line of `conntrack -L -o extended` as it is read (see <see cref="Parse"/>); null when it is not a flow with ports.</summary>
+    public static ConntrackEntry? ParseLine(ReadOnlySpan<byte> line)
+    {
+        string? family = null, proto = null, src0 = null, src1 = null, dst0 = null;
+        int sport0 = -1, sport1 = -1, dport0 = -1;
+        var field = 0;
+        foreach (var range in line.Split((byte)' '))
+        {
+            var f = line[range];
+            if (f.IsEmpty)
+            {
+                continue;
+            }
+
+            switch (field++)
+            {
+                case 0:
+                    family = f.SequenceEqual("ipv4"u8) ? "ipv4" : f.SequenceEqual("ipv6"u8) ? "ipv6" : null;
+                    if (family is null)
+                    {
+                        return null;
+                    }
+
+                    continue;
+                case 2:
+                    proto = f.SequenceEqual("udp"u8) ? "udp" : f.SequenceEqual("sctp"u8) ? "sctp" : f.SequenceEqual("tcp"u8) ? "tcp" : Encoding.ASCII.GetString(f);
+                    continue;
+                default:
+                    break;
+            }
+
+            var eq = f.IndexOf((byte)'=');
+            if (eq <= 0)
+            {
+                continue;
+            }
+
+            var k = f[..eq];
+            var v = f[(eq + 1)..];
+            if (k.SequenceEqual("src"u8))
+            {
+                if (src0 is null)
+                {
+                    src0 = Encoding.ASCII.GetString(v);
+                }
+                else
+                {
+                    src1 ??= Encoding.ASCII.GetString(v);
+                }
+            }
+            else if (k.SequenceEqual("dst"u8))
+            {
+                dst0 ??= Encoding.ASCII.GetString(v);
+            }
+            else if (k.SequenceEqual("sport"u8) && Port(v) is { } sp)
+            {
+                if (sport0 < 0)
+                {
+                    sport0 = sp;
+                }
+                else if (sport1 < 0)
+                {
+                    sport1 = sp;
+                }
+            }
+            else if (k.SequenceEqual("dport"u8) && dport0 < 0 && Port(v) is { } dp)
+            {
+                dport0 = dp;
+            }
+        }
+
+        return field >= 6 && proto is not null && src0 is not null && src1 is not null && dst0 is not null && sport0 >= 0 && sport1 >= 0 && dport0 >= 0
+            ? new ConntrackEntry(proto, src0, sport0, dst0, dport0, src1, sport1)
+            : null;
+    }
+
+    private static int? Port(ReadOnlySpan<byte> v) =>
+        Utf8Parser.TryParse(v, out int n, out var used) && used == v.Length && n >= 0 ? n : null;
 }

@@ -42,7 +42,7 @@ internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
 
     protected override TimeSpan Interval => _o.Interval;
 
-    protected override TimeSpan Timeout => _o.Timeout + TimeSpan.FromSeconds(5);
+    protected override TimeSpan Timeout => OneShot ? (_o.Timeout * 2) + FindingConfirmer.OneShotRecheck + TimeSpan.FromSeconds(10) : _o.Timeout + TimeSpan.FromSeconds(5);
 
     protected override async Task RunOnceAsync(CancellationToken ct)
     {
@@ -60,9 +60,46 @@ internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
         }
 
         var sw = Stopwatch.StartNew();
+        if (await AuditAsync(sw, ct).ConfigureAwait(false) is not { } audit)
+        {
+            return;
+        }
+
+        var confirmed = _confirm.Confirm(audit.Findings);
+        if (OneShot && confirmed.Count < audit.Findings.Count)
+        {
+            // One run cannot confirm anything across runs: audit again a moment later, report what both saw.
+            await Task.Delay(FindingConfirmer.OneShotRecheck, Time, ct).ConfigureAwait(false);
+            if (await AuditAsync(sw, ct).ConfigureAwait(false) is not { } again)
+            {
+                return;
+            }
+
+            (audit, confirmed) = (again, _confirm.Confirm(again.Findings));
+        }
+
+        State.SetFindings(NatAudit.Check, confirmed);
+        var summary = (confirmed.Count == 0 ? $"clean: {audit.Rules} rules, {_cluster.ServiceCount} services" : FindingConfirmer.Summary(confirmed))
+            + FindingConfirmer.Pending(audit.Findings.Count, confirmed.Count);
+        State.SetCheck(NatAudit.Check, FindingConfirmer.StateOf(confirmed), summary, sw.Elapsed,
+            values: new Dictionary<string, double> { ["rules"] = audit.Rules, ["findings"] = confirmed.Count, ["audit_ms"] = audit.AuditMs });
+    }
+
+    /// <summary>
+    /// The one-shot `check`: a run with findings audits a second time <see cref="FindingConfirmer.OneShotRecheck"/>
+    /// later and reports the findings both audits saw (the daemon confirms across its intervals instead).
+    /// </summary>
+    public bool OneShot { get; set; }
+
+    private sealed record Result(List<Finding> Findings, int Rules, double AuditMs);
+
+    // One dump and its audit; null when the check's state has been set already (the dump could not be read).
+    private async Task<Result?> AuditAsync(Stopwatch sw, CancellationToken ct)
+    {
+        var started = sw.Elapsed;
         var (text, length) = await ProcessRunner.RunBytesAsync(_o.Command, _o.Arguments, _o.Timeout, _lastDumpBytes, ct).ConfigureAwait(false);
         _lastDumpBytes = length;
-        DumpSeconds.Observe(sw.Elapsed.TotalSeconds);
+        DumpSeconds.Observe((sw.Elapsed - started).TotalSeconds);
         var audit = Stopwatch.StartNew();
         IptablesDump dump;
         try
@@ -72,22 +109,19 @@ internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
         catch (IptablesParseException ex)
         {
             State.SetCheck(NatAudit.Check, CheckState.Unknown, $"cannot read {_o.Command}'s output: {ex.Message}", sw.Elapsed);
-            return;
+            return null;
         }
 
         var findings = NatAudit.Run(_cluster.Model(), dump, new NatAuditOptions(_o.ForbidNodePorts, _cluster.NodeName));
         AuditSeconds.Observe(audit.Elapsed.TotalSeconds);
+        var auditMs = audit.Elapsed.TotalMilliseconds;
         if (_o.CheckOtherBackend && await MixedBackendsAsync(dump, ct).ConfigureAwait(false) is { } mixed)
         {
             findings.Add(mixed);
         }
 
-        var confirmed = _confirm.Confirm(findings);
-        State.SetFindings(NatAudit.Check, confirmed);
-        var summary = confirmed.Count == 0 ? $"clean: {dump.Rules.Count} rules, {_cluster.ServiceCount} services" : FindingConfirmer.Summary(confirmed);
-        State.SetCheck(NatAudit.Check, FindingConfirmer.StateOf(confirmed), summary, sw.Elapsed,
-            values: new Dictionary<string, double> { ["rules"] = dump.Rules.Count, ["findings"] = confirmed.Count, ["audit_ms"] = audit.Elapsed.TotalMilliseconds });
         ReturnMemory(length);
+        return new Result(findings, dump.Rules.Count, auditMs);
     }
 
     /// <summary>

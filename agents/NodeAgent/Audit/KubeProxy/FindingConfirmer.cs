@@ -10,6 +10,13 @@ internal sealed class FindingConfirmer
 {
     private readonly Dictionary<string, int> _seen = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// How long the one-shot `check` waits before its second audit when its first saw findings: longer than kube-proxy's
+    /// default --min-sync-period (1 s), so a change kube-proxy is about to write is not reported, while `check` still
+    /// answers in seconds. A clean first audit is the answer at once.
+    /// </summary>
+    public static readonly TimeSpan OneShotRecheck = TimeSpan.FromSeconds(2);
+
     public int Runs { get; set; } = 2;
 
     public List<Finding> Confirm(IReadOnlyList<Finding> findings)
@@ -32,6 +39,10 @@ internal sealed class FindingConfirmer
         confirmed.Any(f => f.Severity == Severity.Error) ? CheckState.Failing : confirmed.Count > 0 ? CheckState.Warning : CheckState.Ok;
 
     public static string Summary(IReadOnlyList<Finding> confirmed) => string.Join(", ", confirmed.GroupBy(f => f.Kind).Select(g => $"{g.Count()} {g.Key}"));
+
+    /// <summary>What the check's message adds when this audit saw findings the previous one did not (not reported yet).</summary>
+    public static string Pending(int seen, int confirmed) =>
+        seen > confirmed ? $"; {seen - confirmed} more seen by the last audit only (not confirmed yet)" : string.Empty;
 
     private static string Key(Finding f) => f.Kind + "\u0000" + f.Subject;
 }

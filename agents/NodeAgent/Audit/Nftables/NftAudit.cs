@@ -30,9 +30,29 @@ public static class NftAudit
 
     private sealed record Want(string Map, string Key, string Verdict, string Spn, string What);
 
+    /// <summary>The verdict maps every layout of kube-proxy's nftables proxier creates on every sync.</summary>
+    private static readonly string[] LayoutMaps = [ServiceIps, ServiceNodeports, NoEndpointServices, NoEndpointNodeports, FirewallIps];
+
+    /// <summary>The chains every layout has that the Services' traffic passes (hooks, the dispatch, the reject helper).</summary>
+    private static readonly string[] LayoutChains = ["nat-prerouting", "nat-output", "services", "reject-chain"];
+
+    /// <summary>What each chain must hold for the Services' traffic to reach the maps: a jump, or a vmap lookup ("@map").</summary>
+    private static readonly (string Chain, string Target, string Why)[] LayoutLinks =
+    [
+        ("nat-prerouting", "services", "traffic from pods and outside never reaches the Service maps"),
+        ("nat-output", "services", "traffic from the node itself never reaches the Service maps"),
+        ("services", "@" + ServiceIps, "no cluster, external or load balancer IP is sent to its Service"),
+        ("services", "@" + ServiceNodeports, "no node port is sent to its Service"),
+    ];
+
     public static List<Finding> Run(ClusterModel cluster, NftRuleset rules, NftAuditOptions options)
     {
         var findings = new List<Finding>();
+        if (rules.Families.Count == 0)
+        {
+            findings.Add(Make("unknown-layout", Severity.Error, "kube-proxy", "nft listed no kube-proxy table: nothing here is kube-proxy's nftables layout", ("table", "kube-proxy")));
+        }
+
         var slicesByService = cluster.Slices.GroupBy(s => $"{s.Namespace}/{s.ServiceName}").ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
         foreach (var family in rules.Families.Order(StringComparer.Ordinal))
         {
@@ -171,10 +191,72 @@ public static class NftAudit
             }
         }
 
+        if (!Layout(family, wants, clusterIps, rules, findings))
+        {
+            return;
+        }
+
         CompareMaps(family, wants, rules, findings);
         CompareClusterIps(family, clusterIps, rules, findings);
         CompareBackends(family, backends, dnats, rules, findings);
         StaleObjects(family, known, rules, findings);
+    }
+
+    /// <summary>
+    /// The table's own layout: none of kube-proxy's maps and chains (an emptied table, or someone else's) is an
+    /// unknown-layout finding and nothing else is compared (false); each absent map, set or chain is a missing-object
+    /// finding (an error when Services need it), each base chain that no longer jumps or looks up where kube-proxy's
+    /// does a missing-rule. Without this, a map that is gone looks like a map with nothing to compare.
+    /// </summary>
+    private static bool Layout(string family, List<Want> wants, HashSet<string> clusterIps, NftRuleset rules, List<Finding> findings)
+    {
+        var table = $"{family} kube-proxy";
+        if (!LayoutMaps.Any(m => rules.Maps.ContainsKey((family, m))) && !LayoutChains.Any(c => rules.Chains.ContainsKey((family, c))))
+        {
+            var what = rules.Chains.Keys.Count(k => k.Family == family) + rules.Maps.Keys.Count(k => k.Family == family) + rules.Sets.Keys.Count(k => k.Family == family);
+            findings.Add(Make("unknown-layout", Severity.Error, $"table {table}",
+                $"table {table} has none of kube-proxy's maps or chains ({string.Join(", ", LayoutMaps.Concat(LayoutChains))}){(what == 0 ? ": it is empty" : $": it holds {what} other object(s)")}; "
+                + $"{wants.Count} destination(s) of the Services go nowhere",
+                ("table", table), ("objects", what.ToString(CultureInfo.InvariantCulture)), ("expected", wants.Count.ToString(CultureInfo.InvariantCulture))));
+            return false;
+        }
+
+        foreach (var map in LayoutMaps.Where(m => !rules.Maps.ContainsKey((family, m))))
+        {
+            var needed = wants.Count(w => w.Map == map);
+            findings.Add(Make("missing-object", needed > 0 ? Severity.Error : Severity.Warning, $"map {table} {map}",
+                needed > 0 ? $"table {table} has no map {map}: {needed} element(s) the Services need in it are nowhere ({string.Join(", ", wants.Where(w => w.Map == map).Select(w => w.Spn).Distinct(StringComparer.Ordinal).Take(5))})"
+                    : $"table {table} has no map {map} (kube-proxy creates it on every sync; no Service needs an element in it now)",
+                ("object", "map"), ("name", map), ("needed", needed.ToString(CultureInfo.InvariantCulture))));
+        }
+
+        // The layout with the cluster-ips set (kube-proxy 1.31+) checks it in cluster-ips-check; the early layout has neither.
+        if (rules.Chains.ContainsKey((family, "cluster-ips-check")) && !rules.Sets.ContainsKey((family, ClusterIps)))
+        {
+            findings.Add(Make("missing-object", Severity.Warning, $"set {table} {ClusterIps}",
+                $"table {table} has chain cluster-ips-check but no set {ClusterIps}: {clusterIps.Count} cluster IP(s) are not in it (traffic to their other ports is dropped instead of rejected)",
+                ("object", "set"), ("name", ClusterIps), ("needed", clusterIps.Count.ToString(CultureInfo.InvariantCulture))));
+        }
+
+        foreach (var chain in LayoutChains.Where(c => !rules.Chains.ContainsKey((family, c))))
+        {
+            var needed = chain == "reject-chain" ? wants.Count(w => w.Verdict == Reject) : wants.Count;
+            findings.Add(Make("missing-object", needed > 0 ? Severity.Error : Severity.Warning, $"chain {table} {chain}",
+                $"table {table} has no chain {chain}{(needed > 0 ? $": {needed} destination(s) of the Services depend on it" : " (kube-proxy creates it on every sync)")}",
+                ("object", "chain"), ("name", chain), ("needed", needed.ToString(CultureInfo.InvariantCulture))));
+        }
+
+        foreach (var (chain, target, why) in LayoutLinks)
+        {
+            if (rules.Chains.TryGetValue((family, chain), out var c) && !c.Targets.Contains(target))
+            {
+                var how = target.StartsWith('@') ? $"looks up no {target}" : $"does not jump to {target}";
+                findings.Add(Make("missing-rule", Severity.Error, $"chain {table} {chain}", $"chain {chain} of table {table} {how} ({c.Rules} rule(s)): {why}",
+                    ("chain", chain), ("expected", target)));
+            }
+        }
+
+        return true;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -368,6 +368,14 @@ internal sealed class NftJsonReader(NftRuleset into)
                     }
                 }
             }
+            else if (k.SequenceEqual("data"u8) && r.TokenType == JsonTokenType.String)
+            {
+                // "@service-ips": a lookup in a named map, kept as a target "@name" (what the services chain must hold).
+                if (r.GetString() is ['@', ..] named)
+                {
+                    _targets.Add(named);
+                }
+            }
             else if (k.SequenceEqual("data"u8) && r.TokenType == JsonTokenType.StartObject)
             {
                 while (NextIs(ref r, out _))

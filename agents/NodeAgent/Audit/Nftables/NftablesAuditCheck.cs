@@ -40,7 +40,7 @@ internal sealed class NftablesAuditCheck : PeriodicCheck, IUsesCluster
 
     protected override TimeSpan Interval => _o.Interval;
 
-    protected override TimeSpan Timeout => (_o.Timeout * 2) + TimeSpan.FromSeconds(5);
+    protected override TimeSpan Timeout => OneShot ? (_o.Timeout * 4) + FindingConfirmer.OneShotRecheck + TimeSpan.FromSeconds(10) : (_o.Timeout * 2) + TimeSpan.FromSeconds(5);
 
     protected override async Task RunOnceAsync(CancellationToken ct)
     {
@@ -59,6 +59,44 @@ internal sealed class NftablesAuditCheck : PeriodicCheck, IUsesCluster
         }
 
         var sw = Stopwatch.StartNew();
+        if (await AuditAsync(sw, how, ct).ConfigureAwait(false) is not { } audit)
+        {
+            return;
+        }
+
+        var confirmed = _confirm.Confirm(audit.Findings);
+        if (OneShot && confirmed.Count < audit.Findings.Count)
+        {
+            // One run cannot confirm anything across runs: audit again a moment later, report what both saw.
+            await Task.Delay(FindingConfirmer.OneShotRecheck, Time, ct).ConfigureAwait(false);
+            if (await AuditAsync(sw, how, ct).ConfigureAwait(false) is not { } again)
+            {
+                return;
+            }
+
+            (audit, confirmed) = (again, _confirm.Confirm(again.Findings));
+        }
+
+        var rules = audit.Rules;
+        State.SetFindings(NftAudit.Check, confirmed);
+        State.SetCheck(NftAudit.Check, FindingConfirmer.StateOf(confirmed),
+            (confirmed.Count == 0 ? $"clean: {rules.RuleCount} rules, {rules.ElementCount} elements, {_cluster.ServiceCount} services" : FindingConfirmer.Summary(confirmed))
+            + FindingConfirmer.Pending(audit.Findings.Count, confirmed.Count),
+            sw.Elapsed, values: new Dictionary<string, double> { ["rules"] = rules.RuleCount, ["elements"] = rules.ElementCount, ["findings"] = confirmed.Count, ["audit_ms"] = audit.AuditMs });
+    }
+
+    /// <summary>
+    /// The one-shot `check`: a run with findings audits a second time <see cref="FindingConfirmer.OneShotRecheck"/>
+    /// later and reports the findings both audits saw (the daemon confirms across its intervals instead).
+    /// </summary>
+    public bool OneShot { get; set; }
+
+    private sealed record Result(List<Finding> Findings, NftRuleset Rules, double AuditMs);
+
+    // One listing and its audit; null when the check's state has been set already (no table, or unreadable output).
+    private async Task<Result?> AuditAsync(Stopwatch sw, string how, CancellationToken ct)
+    {
+        var started = sw.Elapsed;
         List<string> documents;
         try
         {
@@ -67,7 +105,7 @@ internal sealed class NftablesAuditCheck : PeriodicCheck, IUsesCluster
         catch (CommandFailedException ex) when (ex.Stderr.Contains("No such file or directory", StringComparison.Ordinal))
         {
             State.SetCheck(NftAudit.Check, CheckState.Failing, $"kube-proxy runs in nftables mode ({how}) but there is no table ip kube-proxy: {ex.Message}", sw.Elapsed);
-            return;
+            return null;
         }
 
         if (_o.Ipv6Arguments.Count > 0)
@@ -82,7 +120,7 @@ internal sealed class NftablesAuditCheck : PeriodicCheck, IUsesCluster
             }
         }
 
-        ListSeconds.Observe(sw.Elapsed.TotalSeconds);
+        ListSeconds.Observe((sw.Elapsed - started).TotalSeconds);
         var audit = Stopwatch.StartNew();
         NftRuleset rules;
         try
@@ -92,15 +130,11 @@ internal sealed class NftablesAuditCheck : PeriodicCheck, IUsesCluster
         catch (InvalidDataException ex)
         {
             State.SetCheck(NftAudit.Check, CheckState.Unknown, $"cannot read {_o.Command}'s output: {ex.Message}", sw.Elapsed);
-            return;
+            return null;
         }
 
         var findings = NftAudit.Run(_cluster.Model(), rules, new NftAuditOptions(_o.ForbidNodePorts, _cluster.NodeName));
         AuditSeconds.Observe(audit.Elapsed.TotalSeconds);
-        var confirmed = _confirm.Confirm(findings);
-        State.SetFindings(NftAudit.Check, confirmed);
-        State.SetCheck(NftAudit.Check, FindingConfirmer.StateOf(confirmed),
-            confirmed.Count == 0 ? $"clean: {rules.RuleCount} rules, {rules.ElementCount} elements, {_cluster.ServiceCount} services" : FindingConfirmer.Summary(confirmed),
-            sw.Elapsed, values: new Dictionary<string, double> { ["rules"] = rules.RuleCount, ["elements"] = rules.ElementCount, ["findings"] = confirmed.Count, ["audit_ms"] = audit.Elapsed.TotalMilliseconds });
+        return new Result(findings, rules, audit.Elapsed.TotalMilliseconds);
     }
 }
