@@ -62,12 +62,13 @@ public sealed class CheckKubeProxyTests
         await ns.RunAsync("nft", "-f", Path.Combine(NftReferenceData.Dir, "overall-rules.nft"));
         using var dir = new TempDir();
         await File.WriteAllTextAsync(dir["cluster.json"], NftReferenceData.KubectlJson("overall-rules"));
-        // nft inside the namespace, with the default Arguments (a list in the file is added to Nftables:Arguments' default
-        // list today instead of replacing it, so the namespace goes into the Command).
-        await File.WriteAllTextAsync(dir["nft"], $"#!/bin/sh\nexec ip netns exec {ns.Name} nft \"$@\"\n");
-        File.SetUnixFileMode(dir["nft"], UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        // nft inside the namespace, the README's `ip netns exec` form: the Arguments in the file replace the default list.
         await File.WriteAllTextAsync(dir["node-agent.json"], Config(dir, NftReferenceData.Node, dir["cluster.json"], new JsonObject { ["Mode"] = "nftables" }, "Nftables",
-            new JsonObject { ["Command"] = dir["nft"], ["ForbidNodePorts"] = false }).ToJsonString());
+            new JsonObject
+            {
+                ["Command"] = "ip", ["Arguments"] = new JsonArray("netns", "exec", ns.Name, "nft", "-j", "list", "table", "ip", "kube-proxy"),
+                ["Ipv6Arguments"] = new JsonArray(), ["ForbidNodePorts"] = false,
+            }).ToJsonString());
         var clean = await Run.DotnetToolAsync("toolforge-node-agent", ["check", "--config", dir["node-agent.json"], "--only", "kube-proxy.nftables"]);
         Assert.True(clean.ExitCode == 0, clean.ToString());
         Assert.Contains("clean:", clean.Stdout, StringComparison.Ordinal);
