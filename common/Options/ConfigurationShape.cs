@@ -55,12 +55,20 @@ public static class ConfigurationShape
         }
     }
 
-    /// <summary>Unknown keys and values of the wrong kind, each as "Path: reason".</summary>
-    public static IEnumerable<string> Problems(IConfigurationSection section, IValidatedOptions options)
+    /// <summary>
+    /// Unknown keys and values of the wrong kind, each as "Path: reason". <paramref name="ownedElsewhere"/>: paths of
+    /// sections other options types bind and check (a feature's section below this one), passed over here.
+    /// </summary>
+    public static IEnumerable<string> Problems(IConfigurationSection section, IValidatedOptions options, IReadOnlyCollection<string>? ownedElsewhere = null)
     {
         var properties = Properties(options);
         foreach (var child in section.GetChildren())
         {
+            if (ownedElsewhere?.Contains(child.Path, StringComparer.OrdinalIgnoreCase) == true)
+            {
+                continue;
+            }
+
             if (!properties.TryGetValue(child.Key, out var property))
             {
                 var known = string.Join(", ", properties.Keys.Order(StringComparer.Ordinal));

@@ -18,7 +18,10 @@ public static class OptionsRegistration
         where T : class, IValidatedOptions
     {
         var configSection = configuration.GetSection(section);
-        services.AddSingleton<IValidateOptions<T>>(new SelfValidatingOptions<T>(configSection));
+        // A feature's own section below another options type's (NodeAgent:Nftables below NodeAgent) is that feature's to
+        // check: the outer type does not call it unknown.
+        services.AddSingleton<IValidateOptions<T>>(sp => new SelfValidatingOptions<T>(configSection,
+            sp.GetServices<ValidatedOptionsEntry>().Select(e => e.Section).Where(s => !string.Equals(s, section, StringComparison.OrdinalIgnoreCase)).ToList()));
         services.AddSingleton(new ValidatedOptionsEntry(typeof(T), section, sp => _ = sp.GetRequiredService<IOptions<T>>().Value));
         services.AddSingleton<IOptionsChangeTokenSource<T>>(new ConfigurationChangeTokenSource<T>(Microsoft.Extensions.Options.Options.DefaultName, configSection));
         return services.AddOptions<T>()

@@ -95,4 +95,25 @@ public sealed class ConfigurationShapeTests
         line = ConfigurationValues.DescribeConversion(new InvalidOperationException("Failed to convert configuration value at 'A:B' to type 'System.Nullable`1[System.Int32]'."));
         Assert.Equal("A:B: must be a whole number", line);
     }
+
+    [Fact]
+    public void AFeaturesOwnSection_BelowAnother_IsCheckedByItsOwnOptionsOnly()
+    {
+        var config = new ConfigurationBuilder().AddJsonStream(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(
+            """{ "S": { "Name": "n", "Feature": { "Port": 1 } }, "X": 1 }"""))).Build();
+        var services = new Microsoft.Extensions.DependencyInjection.ServiceCollection();
+        services.AddValidatedOptions<Sample>(config, "S", (c, o) => c.Bind(o));
+        services.AddValidatedOptions<Inner>(config, "S:Feature", (c, o) => c.Bind(o));
+        using var sp = Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(services);
+        OptionsGate.ValidateAll(sp); // S does not call S:Feature unknown; S:Feature's own keys are checked by Inner
+        Assert.Equal(1, Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Microsoft.Extensions.Options.IOptions<Inner>>(sp).Value.Port);
+
+        var typo = new ConfigurationBuilder().AddJsonStream(new MemoryStream(System.Text.Encoding.UTF8.GetBytes("""{ "S": { "Feature": { "Prot": 1 } } }"""))).Build();
+        var services2 = new Microsoft.Extensions.DependencyInjection.ServiceCollection();
+        services2.AddValidatedOptions<Sample>(typo, "S", (c, o) => c.Bind(o));
+        services2.AddValidatedOptions<Inner>(typo, "S:Feature", (c, o) => c.Bind(o));
+        using var sp2 = Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(services2);
+        var ex = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(() => OptionsGate.ValidateAll(sp2));
+        Assert.StartsWith("S:Feature:Prot: unknown key", Assert.Single(ex.Failures), StringComparison.Ordinal);
+    }
 }
