@@ -23,7 +23,7 @@ die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 # ------------------------------------------------------------------ Debian packages and real peers
 TEST_PACKAGES=(docker.io docker-registry containerd runc containernetworking-plugins rsyslog rsyslog-relp rsyslog-gnutls systemd-journal-remote iptables nftables conntrack iproute2
   debootstrap systemd-container busybox-static python3-jinja2 prometheus dbus openssl debhelper lintian clang zlib1g-dev
-  fakeroot dpkg-dev prometheus-alertmanager haproxy postgresql-15)
+  fakeroot dpkg-dev prometheus-alertmanager haproxy postgresql-15 tmux)
 
 ensure_packages() {
   local missing=()
@@ -263,10 +263,10 @@ cmd_demo() {
   demo_agentctl_config "$port"
 
   log "waiting for the node-agent, the builder and the shipper to report"
-  demo_wait 60 "all three agents" bash -c "[ \$(out/bin/agentctl ${AGENTCTL_ARGS[*]} nodes -o json | grep -c AGENT_KIND_) -ge 3 ]"
+  demo_wait 60 "all three agents" bash -c "[ \$(out/bin/agentctl ${AGENTCTL_ARGS[*]} nodes -o json | grep -cE '\"kind\": \"(node-agent|builder-agent|log-shipper)\"') -ge 3 ]"
   log "asking the builder for base-a (agentctl build base-a)"
   local build; build=$(demo_agentctl build base-a -o json | sed -n 's/.*"id": *"\([0-9]*\)".*/\1/p' | head -1)
-  demo_wait 180 "build $build" bash -c "out/bin/agentctl ${AGENTCTL_ARGS[*]} builds -o json | grep -A20 '\"id\": \"$build\"' | grep -qE 'SUCCEEDED|FAILED'"
+  demo_wait 180 "build $build" bash -c "out/bin/agentctl ${AGENTCTL_ARGS[*]} builds -o json | grep -A20 '\"id\": \"$build\"' | grep -qE '\"state\": \"(succeeded|failed)\"'"
   log "waiting for the audit of the simulated worker"
   demo_wait 60 "the missing-rule finding" bash -c "out/bin/agentctl ${AGENTCTL_ARGS[*]} findings --kind missing-rule -o json | grep -q missing-rule"
   demo_wait 30 "a shipped line" bash -c "cat $DEMO/syslog/*/*.log | grep -q ."

@@ -13,26 +13,41 @@ internal static class Render
 {
     private static readonly JsonFormatter Json = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(false));
 
+    /// <summary>JSON or YAML of a response, its enum values in the tables' words (README: agentctl output).</summary>
     public static string Message(IMessage message, OutputFormat format) => format switch
     {
-        OutputFormat.Json => Output.Json(JsonNode.Parse(Json.Format(message))),
-        OutputFormat.Yaml => Output.Yaml(JsonNode.Parse(Json.Format(message))),
+        OutputFormat.Json => Output.Json(ContractNames.InTableWords(JsonNode.Parse(Json.Format(message)))),
+        OutputFormat.Yaml => Output.Yaml(ContractNames.InTableWords(JsonNode.Parse(Json.Format(message)))),
         _ => throw new ArgumentOutOfRangeException(nameof(format)),
     };
 
-    public static string CompactJson(IMessage message) => Json.Format(message) + "\n";
+    public static string CompactJson(IMessage message) => ContractNames.InTableWords(JsonNode.Parse(Json.Format(message)))!.ToJsonString() + "\n";
 
-    public static string Nodes(IEnumerable<NodeSummary> nodes, DateTimeOffset now) => Output.Table(
-        ["NAME", "STATE", "AGENTS", "LAST REPORT", "SUMMARY"],
-        nodes.Select(n => (IReadOnlyList<string>)
-        [
-            n.Name, n.State.Name(), string.Join(",", n.Agents.Select(a => a.Kind.ShortName())),
-            Ago(n.LastReport, now), n.Summary,
-        ]),
-        colourColumn: 1);
+    /// <summary>The width a table may take: the terminal's for -o table, none for -o wide (and for a pipe).</summary>
+    public static int? Width(OutputFormat format) => format == OutputFormat.Wide ? null : Output.TerminalWidth();
 
-    public static string Node(NodeDetail d, DateTimeOffset now)
+    public static string Nodes(IEnumerable<NodeSummary> nodes, DateTimeOffset now, OutputFormat format = OutputFormat.Table) => format == OutputFormat.Wide
+        ? Output.Table(
+            ["NAME", "STATE", "AGENTS", "LAST REPORT", "FAILING", "WARNING", "FINDINGS", "SUMMARY"],
+            nodes.Select(n => (IReadOnlyList<string>)
+            [
+                n.Name, n.State.Name(), string.Join(",", n.Agents.Select(a => a.Kind.Name())), Ago(n.LastReport, now),
+                n.FailingChecks.ToString(CultureInfo.InvariantCulture), n.WarningChecks.ToString(CultureInfo.InvariantCulture),
+                n.Findings.ToString(CultureInfo.InvariantCulture), n.Summary,
+            ]),
+            width: null, colourColumn: 1)
+        : Output.Table(
+            ["NAME", "STATE", "AGENTS", "LAST REPORT", "SUMMARY"],
+            nodes.Select(n => (IReadOnlyList<string>)
+            [
+                n.Name, n.State.Name(), string.Join(",", n.Agents.Select(a => a.Kind.ShortName())),
+                Ago(n.LastReport, now), n.Summary,
+            ]),
+            width: Width(format), colourColumn: 1);
+
+    public static string Node(NodeDetail d, DateTimeOffset now, OutputFormat format = OutputFormat.Table)
     {
+        var width = Width(format);
         var s = d.Summary;
         var text = new System.Text.StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"Node:        {s.Name}\n");
@@ -47,11 +62,11 @@ internal static class Render
         text.Append(Output.Table(
             ["CHECK", "STATE", "SINCE", "MESSAGE"],
             d.Checks.Select(c => (IReadOnlyList<string>)[c.Name, c.State.Name(), Ago(c.Since, now), c.Message]),
-            colourColumn: 1));
+            width: width, colourColumn: 1));
         text.Append(CultureInfo.InvariantCulture, $"\nFindings ({d.Findings.Count}):\n");
         if (d.Findings.Count > 0)
         {
-            text.Append(Findings(d.Findings, now, withNode: false));
+            text.Append(Findings(d.Findings, now, format, withNode: false));
         }
 
         if (d.Events.Count > 0)
@@ -59,21 +74,24 @@ internal static class Render
             text.Append("\nRecent events:\n");
             text.Append(Output.Table(
                 ["WHEN", "KIND", "MESSAGE"],
-                d.Events.Select(e => (IReadOnlyList<string>)[Ago(e.At, now), e.Kind, e.Message])));
+                d.Events.Select(e => (IReadOnlyList<string>)[Ago(e.At, now), e.Kind, e.Message]), width: width));
         }
 
         return text.ToString();
     }
 
-    public static string Findings(IEnumerable<Finding> findings, DateTimeOffset now, bool withNode = true) => withNode
-        ? Output.Table(
-            ["NODE", "KIND", "SUBJECT", "SINCE", "MESSAGE"],
-            findings.Select(f => (IReadOnlyList<string>)[f.Node, f.Kind, f.Subject, Ago(f.FirstSeen, now), f.Message]))
-        : Output.Table(
-            ["KIND", "SUBJECT", "SINCE", "MESSAGE"],
-            findings.Select(f => (IReadOnlyList<string>)[f.Kind, f.Subject, Ago(f.FirstSeen, now), f.Message]));
+    public static string Findings(IEnumerable<Finding> findings, DateTimeOffset now, OutputFormat format = OutputFormat.Table, bool withNode = true)
+    {
+        var wide = format == OutputFormat.Wide;
+        IReadOnlyList<string> headers = [.. withNode ? ["NODE"] : Array.Empty<string>(), "KIND", "SUBJECT", .. wide ? ["SEVERITY", "CHECK", "AGENT"] : Array.Empty<string>(), "SINCE", "MESSAGE"];
+        return Output.Table(headers, findings.Select(f => (IReadOnlyList<string>)
+        [
+            .. withNode ? [f.Node] : Array.Empty<string>(), f.Kind, f.Subject,
+            .. wide ? [f.Severity.Name(), f.Check, f.Agent.Name()] : Array.Empty<string>(), Ago(f.FirstSeen, now), f.Message,
+        ]), width: Width(format));
+    }
 
-    public static string Builds(IEnumerable<Build> builds, DateTimeOffset now) => Output.Table(
+    public static string Builds(IEnumerable<Build> builds, DateTimeOffset now, OutputFormat format = OutputFormat.Table) => Output.Table(
         ["ID", "STATE", "REQUESTED", "BY", "BUILDER", "IMAGES"],
         builds.Select(b => (IReadOnlyList<string>)
         [
@@ -81,7 +99,7 @@ internal static class Render
             $"{string.Join(" ", b.Request?.Images ?? [])} :{b.Request?.Tag}{(b.Request?.Push == true ? " push" : string.Empty)}"
             + (b.Images.Count > 0 ? $" ({b.Images.Count(i => i.Result is "built" or "pushed" or "unchanged")}/{b.Images.Count} ok)" : string.Empty),
         ]),
-        colourColumn: 1);
+        width: Width(format), colourColumn: 1);
 
     public static string Build(Build b, DateTimeOffset now)
     {

@@ -10,6 +10,9 @@ public enum OutputFormat
     Table,
     Json,
     Yaml,
+
+    /// <summary>A table with every column and nothing cut (kubectl's -o wide).</summary>
+    Wide,
 }
 
 /// <summary>Output helpers shared by agentctl and the agents' admin commands.</summary>
@@ -22,8 +25,35 @@ public static class Output
         null or "" or "table" => OutputFormat.Table,
         "json" => OutputFormat.Json,
         "yaml" => OutputFormat.Yaml,
-        _ => throw new ArgumentException($"-o: unknown output format \"{text}\" (use table, json or yaml)"),
+        "wide" => OutputFormat.Wide,
+        _ => throw new ArgumentException($"-o: unknown output format \"{text}\" (use table, wide, json or yaml)"),
     };
+
+    /// <summary>
+    /// The width a table may take: the terminal's (COLUMNS when set, as shells export it to programs they run, else the
+    /// console's), or null — no limit — when the output is not a terminal (a pipe or a file gets every character).
+    /// </summary>
+    public static int? TerminalWidth()
+    {
+        if (Console.IsOutputRedirected)
+        {
+            return null;
+        }
+
+        if (int.TryParse(Environment.GetEnvironmentVariable("COLUMNS"), NumberStyles.None, CultureInfo.InvariantCulture, out var columns) && columns > 0)
+        {
+            return columns;
+        }
+
+        try
+        {
+            return Console.WindowWidth > 0 ? Console.WindowWidth : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>Whether colour may be used: only on a terminal, and never when NO_COLOR is set.</summary>
     public static bool UseColour => !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("NO_COLOR") is null
@@ -90,15 +120,16 @@ public static class Output
         c < ' ' || c is >= '\u007f' and < '\u00a0' || c is '\u061c' or '\u200e' or '\u200f' or >= '\u202a' and <= '\u202e' or >= '\u2066' and <= '\u2069';
 
     /// <summary>
-    /// A plain table: a header row and aligned columns; the last column is cut so a row fits in
-    /// <paramref name="width"/> columns. <paramref name="colourColumn"/> is coloured by its own value.
+    /// A plain table: a header row and aligned columns, at most <paramref name="width"/> characters wide (null: as wide
+    /// as its content). When it does not fit, the middle columns give way first (widest first, down to 12 characters),
+    /// then the last one (the message, down to half the width); the first column names the row and is cut last. A cut
+    /// cell ends in "…", so nothing is shortened without a mark. Every cell is escaped (<see cref="Escape"/>).
+    /// <paramref name="colourColumn"/> is coloured by its own value.
     /// </summary>
-    public static string Table(IReadOnlyList<string> headers, IEnumerable<IReadOnlyList<string>> rows, int width = 100, int colourColumn = -1)
+    public static string Table(IReadOnlyList<string> headers, IEnumerable<IReadOnlyList<string>> rows, int? width = null, int colourColumn = -1)
     {
         var all = rows.Select(r => (IReadOnlyList<string>)r.Select(Escape).ToList()).ToList();
-        var widths = headers.Select((h, i) => Math.Max(h.Length, all.Count == 0 ? 0 : all.Max(r => i < r.Count ? r[i].Length : 0))).ToArray();
-        var fixedWidth = widths.Take(widths.Length - 1).Sum() + (2 * (widths.Length - 1));
-        widths[^1] = Math.Max(headers[^1].Length, Math.Min(widths[^1], width - fixedWidth));
+        var widths = ColumnWidths(headers, all, width);
         var sb = new StringBuilder();
         AppendRow(sb, headers, widths, -1);
         foreach (var r in all)
@@ -107,6 +138,58 @@ public static class Output
         }
 
         return sb.ToString();
+    }
+
+    /// <summary>Each column's width: its widest cell, then shrunk (see <see cref="Table"/>) until a row fits in <paramref name="width"/>.</summary>
+    public static int[] ColumnWidths(IReadOnlyList<string> headers, IReadOnlyList<IReadOnlyList<string>> rows, int? width)
+    {
+        var widths = headers.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => i < r.Count ? r[i].Length : 0))).ToArray();
+        if (width is not { } limit || widths.Length < 2)
+        {
+            return widths;
+        }
+
+        var available = limit - (2 * (widths.Length - 1));
+        var last = widths.Length - 1;
+        var excess = widths.Sum() - available;
+        var middle = Enumerable.Range(1, Math.Max(0, last - 1)).ToArray();
+
+        // The middle columns, widest first, down to 12 characters (or their header).
+        excess = Shrink(widths, middle, i => Math.Min(widths[i], Math.Max(headers[i].Length, 12)), excess);
+
+        // The message, down to half the width.
+        excess = Shrink(widths, [last], i => Math.Max(headers[i].Length, Math.Min(widths[i], available / 2)), excess);
+
+        // Still too wide (a narrow terminal): everything but the headers' own width may go.
+        _ = Shrink(widths, [.. middle, last, 0], i => Math.Max(headers[i].Length, 4), excess);
+        return widths;
+    }
+
+    // Takes one character at a time from the widest of <columns> still above its floor, until nothing is in excess.
+    private static int Shrink(int[] widths, int[] columns, Func<int, int> floorOf, int excess)
+    {
+        var floors = columns.ToDictionary(i => i, floorOf);
+        while (excess > 0)
+        {
+            var widest = -1;
+            foreach (var i in columns)
+            {
+                if (widths[i] > floors[i] && (widest < 0 || widths[i] > widths[widest]))
+                {
+                    widest = i;
+                }
+            }
+
+            if (widest < 0)
+            {
+                break;
+            }
+
+            widths[widest]--;
+            excess--;
+        }
+
+        return excess;
     }
 
     private static void AppendRow(StringBuilder sb, IReadOnlyList<string> cells, int[] widths, int colourColumn)

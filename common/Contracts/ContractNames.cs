@@ -4,7 +4,7 @@ namespace Toolforge.Agents.Common.Contracts;
 
 /// <summary>
 /// The words for the contract's enums, in one place: what logs, metrics labels, agentctl's tables and its --state
-/// flag all use. (JSON output keeps protobuf's own names, NODE_STATE_OK and so on.)
+/// flag all use, and agentctl's JSON and YAML too (<see cref="InTableWords"/>: "failing", never NODE_STATE_FAILING).
 /// </summary>
 public static class ContractNames
 {
@@ -36,6 +36,14 @@ public static class ContractNames
         _ => "-",
     };
 
+    public static string Name(this Severity s) => s switch
+    {
+        Severity.Info => "info",
+        Severity.Warning => "warning",
+        Severity.Error => "error",
+        _ => "-",
+    };
+
     /// <summary>The program: node-agent, builder-agent, log-shipper.</summary>
     public static string Name(this AgentKind k) => k switch
     {
@@ -58,4 +66,86 @@ public static class ContractNames
     public static NodeState? ParseNodeState(string word) =>
         Enum.GetValues<NodeState>().Where(s => s != NodeState.Unspecified).Cast<NodeState?>()
             .FirstOrDefault(s => string.Equals(s!.Value.Name(), word, StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>A severity from its word (info, warning, error), or null.</summary>
+    public static Severity? ParseSeverity(string word) =>
+        Enum.GetValues<Severity>().Where(s => s != Severity.Unspecified).Cast<Severity?>()
+            .FirstOrDefault(s => string.Equals(s!.Value.Name(), word, StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>An agent kind from its word (node-agent or node, builder-agent or builder, log-shipper or shipper), or null.</summary>
+    public static AgentKind? ParseAgentKind(string word) =>
+        Enum.GetValues<AgentKind>().Where(k => k != AgentKind.Unspecified).Cast<AgentKind?>()
+            .FirstOrDefault(k => string.Equals(k!.Value.Name(), word, StringComparison.OrdinalIgnoreCase) || string.Equals(k.Value.ShortName(), word, StringComparison.OrdinalIgnoreCase));
+
+    // protobuf's names of every enum value (from the contract's descriptor, which a NativeAOT binary keeps) to our words.
+    private static readonly Dictionary<string, string> Words = BuildWords();
+
+    private static Dictionary<string, string> BuildWords()
+    {
+        var words = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var e in AgentsReflection.Descriptor.EnumTypes)
+        {
+            foreach (var v in e.Values)
+            {
+                var word = e.Name switch
+                {
+                    nameof(NodeState) => ((NodeState)v.Number).Name(),
+                    nameof(CheckState) => ((CheckState)v.Number).Name(),
+                    nameof(Severity) => ((Severity)v.Number).Name(),
+                    nameof(BuildState) => ((BuildState)v.Number).Name(),
+                    nameof(AgentKind) => ((AgentKind)v.Number).Name(),
+                    _ => null,
+                };
+                if (word is not null && v.Number != 0)
+                {
+                    words[v.Name] = word;
+                }
+            }
+        }
+
+        return words;
+    }
+
+    /// <summary>
+    /// protobuf's JSON with every enum value in the words the tables use (NODE_STATE_FAILING → failing, SEVERITY_ERROR →
+    /// error, AGENT_KIND_NODE → node-agent): one vocabulary for people and scripts. Changes <paramref name="node"/> in place.
+    /// </summary>
+    public static System.Text.Json.Nodes.JsonNode? InTableWords(System.Text.Json.Nodes.JsonNode? node)
+    {
+        switch (node)
+        {
+            case System.Text.Json.Nodes.JsonObject o:
+                foreach (var (key, value) in o.ToList())
+                {
+                    if (value is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var s) && Words.TryGetValue(s, out var word))
+                    {
+                        o[key] = word;
+                    }
+                    else
+                    {
+                        InTableWords(value);
+                    }
+                }
+
+                break;
+            case System.Text.Json.Nodes.JsonArray a:
+                for (var i = 0; i < a.Count; i++)
+                {
+                    if (a[i] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var s) && Words.TryGetValue(s, out var word))
+                    {
+                        a[i] = word;
+                    }
+                    else
+                    {
+                        InTableWords(a[i]);
+                    }
+                }
+
+                break;
+            default:
+                break;
+        }
+
+        return node;
+    }
 }

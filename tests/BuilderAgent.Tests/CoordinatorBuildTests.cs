@@ -58,10 +58,10 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         {
             var r = coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "builds", "-o", "json").GetAwaiter().GetResult();
             build = JsonNode.Parse(r.Stdout)?["builds"]?.AsArray().FirstOrDefault();
-            return (string?)build?["state"] is "BUILD_STATE_SUCCEEDED" or "BUILD_STATE_FAILED";
+            return (string?)build?["state"] is "succeeded" or "failed";
         }, TimeSpan.FromMinutes(3), TimeSpan.FromSeconds(1)), "the build did not finish: " + daemon.Output);
 
-        Assert.Equal("BUILD_STATE_SUCCEEDED", (string?)build!["state"]);
+        Assert.Equal("succeeded", (string?)build!["state"]);
         Assert.Equal(CoordinatorHarness.Admin, (string?)build["requestedBy"]);
         Assert.Equal(builderNode, (string?)build["builder"]);
         var images = build["images"]!.AsArray();

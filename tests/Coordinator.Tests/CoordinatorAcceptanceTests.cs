@@ -45,7 +45,7 @@ public sealed class CoordinatorAcceptanceTests
 
         var json = await h.AgentCtlAsync(CoordinatorHarness.Viewer, "nodes", "-o", "json");
         var nodes = JsonNode.Parse(json.Stdout)!["nodes"]!.AsArray();
-        Assert.Equal("NODE_STATE_FAILING", (string?)nodes.Single()!["state"]);
+        Assert.Equal("failing", (string?)nodes.Single()!["state"]);
 
         var yaml = await h.AgentCtlAsync(CoordinatorHarness.Viewer, "node", NodeA, "-o", "yaml");
         Assert.Contains("name: node-a.example", yaml.Stdout, StringComparison.Ordinal);

@@ -68,7 +68,7 @@ public sealed class HaClusterTests(PostgresFixture pg, Xunit.Abstractions.ITestO
         var nodes = await cluster.Admin(CoordinatorHarness.Viewer).ListNodesAsync(new ListNodesRequest());
         Assert.Equal(FleetSize, nodes.Nodes.Count(n => n.Name.StartsWith("sim-", StringComparison.Ordinal)));
         Assert.DoesNotContain(nodes.Nodes, n => n.State is NodeState.Stale or NodeState.Missing);
-        var stale = watch.Output.Split('\n').Where(l => l.Contains("NODE_STATE_STALE", StringComparison.Ordinal)).ToList();
+        var stale = watch.Output.Split('\n').Where(l => l.Contains("\"state\":\"stale\"", StringComparison.Ordinal)).ToList();
         Assert.True(stale.Count == 0, $"{stale.Count} stale events (kill at offset {watchBefore} of {watch.Output.Length}, "
             + $"{killedAt.Elapsed.TotalSeconds:0.0} s ago; longest silence an agent itself saw: {fleet.LongestGap.TotalSeconds:0.0} s, "
             + $"by {fleet.LongestGapNode}):\n{string.Join("\n", stale.Take(5))}");

@@ -61,10 +61,10 @@ public sealed class EndToEndTests
         Assert.Contains("missing-rule", table.Stdout, StringComparison.Ordinal);
         var detail = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "node", node, "-o", "json");
         var checks = JsonNode.Parse(detail.Stdout)!["checks"]!.AsArray();
-        Assert.Contains(checks, c => (string?)c!["name"] == "docker.engine" && (string?)c["state"] == "CHECK_STATE_OK");
-        Assert.Contains(checks, c => (string?)c!["name"] == "kubelet.healthz" && (string?)c["state"] == "CHECK_STATE_FAILING");
-        Assert.Contains(checks, c => (string?)c!["name"] == "kubelet.unit" && (string?)c["state"] == "CHECK_STATE_UNKNOWN");
-        Assert.Contains(checks, c => (string?)c!["name"] == "kubelet.node-ready" && (string?)c["state"] == "CHECK_STATE_OK");
+        Assert.Contains(checks, c => (string?)c!["name"] == "docker.engine" && (string?)c["state"] == "ok");
+        Assert.Contains(checks, c => (string?)c!["name"] == "kubelet.healthz" && (string?)c["state"] == "failing");
+        Assert.Contains(checks, c => (string?)c!["name"] == "kubelet.unit" && (string?)c["state"] == "unknown");
+        Assert.Contains(checks, c => (string?)c!["name"] == "kubelet.node-ready" && (string?)c["state"] == "ok");
         var nodes = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "nodes");
         Assert.Contains("failing", nodes.Stdout.Split('\n').Single(l => l.StartsWith(node, StringComparison.Ordinal)), StringComparison.Ordinal);
 

@@ -48,10 +48,10 @@ public sealed class DemoTests
             Assert.Contains(findings, f => (string?)f!["kind"] == "journal-rule" && (string?)f["subject"] == "oom-kill");
 
             var node = (await Json("nodes"))["nodes"]!.AsArray().Single()!;
-            Assert.Equal(["AGENT_KIND_NODE", "AGENT_KIND_BUILDER", "AGENT_KIND_LOG_SHIPPER"], node["agents"]!.AsArray().Select(a => (string)a!["kind"]!));
+            Assert.Equal(["node-agent", "builder-agent", "log-shipper"], node["agents"]!.AsArray().Select(a => (string)a!["kind"]!));
 
             var build = (await Json("builds"))["builds"]!.AsArray().Single()!;
-            Assert.Equal("BUILD_STATE_SUCCEEDED", (string?)build["state"]);
+            Assert.Equal("succeeded", (string?)build["state"]);
 
             var shipped = Directory.EnumerateFiles(Path.Combine(clone, ".demo", "syslog"), "*.log", SearchOption.AllDirectories).SelectMany(File.ReadLines).ToList();
             Assert.Contains(shipped, l => l.Contains("Memory cgroup out of memory", StringComparison.Ordinal));

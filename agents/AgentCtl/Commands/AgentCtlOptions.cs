@@ -25,12 +25,58 @@ internal sealed class AgentCtlOptions
 
     public static Option<string> Output()
     {
-        var o = new Option<string>("--output", "-o") { Description = "table, json or yaml", DefaultValueFactory = _ => "table" };
-        o.AcceptOnlyFromAmong("table", "json", "yaml");
+        var o = new Option<string>("--output", "-o")
+        {
+            Description = "table (sized to the terminal), wide (every column, nothing cut), json or yaml (the tables' words: failing, error, node-agent)",
+            DefaultValueFactory = _ => "table",
+        };
+        o.AcceptOnlyFromAmong("table", "wide", "json", "yaml");
+        return o;
+    }
+
+    /// <summary>A filter that takes several words, comma-separated or repeated (--state failing,warning --state stale).</summary>
+    public static Option<string[]> Words(string name, string description) =>
+        new(name) { Description = description + " (comma-separated or repeated)", AllowMultipleArgumentsPerToken = true };
+
+    /// <summary>The words of a <see cref="Words"/> option, each checked by <paramref name="parse"/> (null: not a word it takes).</summary>
+    public static List<T> Parse<T>(ParseResult pr, Option<string[]> option, Func<string, T?> parse, string known)
+        where T : struct =>
+        (pr.GetValue(option) ?? []).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            .Select(w => parse(w) ?? throw new CliException($"{option.Name}: unknown value \"{Common.Cli.Output.Escape(w)}\" ({known})")).ToList();
+
+    /// <summary>The plain words of a <see cref="Words"/> option.</summary>
+    public static HashSet<string> Set(ParseResult pr, Option<string[]> option) =>
+        (pr.GetValue(option) ?? []).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>--sort-by with the column names it takes (kubectl's flag; here a column's name rather than a JSONPath).</summary>
+    public static Option<string?> SortBy(params string[] columns)
+    {
+        var o = new Option<string?>("--sort-by") { Description = $"Sort by this column: {string.Join(", ", columns)}" };
+        o.AcceptOnlyFromAmong(columns);
         return o;
     }
 
     public static void Print(string text) => Console.Out.Write(text);
+
+    /// <summary>
+    /// What a listing prints: the table (or JSON/YAML) — and for an empty table, kubectl's "No resources found"-style
+    /// line on stderr instead of a bare header (JSON and YAML print their empty document, for scripts).
+    /// </summary>
+    public static void PrintListing(Common.Cli.OutputFormat format, int count, string what, Func<string> table, Func<string> document)
+    {
+        if (format is Common.Cli.OutputFormat.Json or Common.Cli.OutputFormat.Yaml)
+        {
+            Print(document());
+        }
+        else if (count == 0)
+        {
+            Console.Error.WriteLine($"No {what} found.");
+        }
+        else
+        {
+            Print(table());
+        }
+    }
 
     public GlobalSettings Settings(ParseResult pr) => new(pr.GetValue(Server), pr.GetValue(Cert), pr.GetValue(Key), pr.GetValue(Ca),
         pr.GetValue(Config), TimeSpan.FromSeconds(Math.Max(0.1, pr.GetValue(Timeout))));

@@ -16,13 +16,29 @@ internal static class BuildsCommand
     {
         var output = AgentCtlOptions.Output();
         var limit = new Option<int>("--limit") { Description = "At most this many, newest first", DefaultValueFactory = _ => 50 };
-        var cmd = new Command("builds", "List image builds requested through the coordinator") { limit, output };
+        limit.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 1)
+            {
+                r.AddError("--limit: must be at least 1");
+            }
+        });
+        var state = AgentCtlOptions.Words("--state", "Only builds in these states: queued, running, succeeded, failed");
+        var cmd = new Command("builds", "List image builds requested through the coordinator") { limit, state, output };
         cmd.SetAction((pr, ct) => g.Run(pr, async c =>
         {
+            var states = AgentCtlOptions.Parse(pr, state, ParseBuildState, "queued, running, succeeded, failed");
             var response = await c.Admin.ListBuildsAsync(new ListBuildsRequest { Limit = pr.GetValue(limit) }, deadline: c.Deadline(), cancellationToken: ct);
+            var builds = response.Builds.Where(b => states.Count == 0 || states.Contains(b.State)).ToList();
+            var filtered = new ListBuildsResponse();
+            filtered.Builds.AddRange(builds);
             var format = Output.Parse(pr.GetValue(output));
-            AgentCtlOptions.Print(format == OutputFormat.Table ? Render.Builds(response.Builds, DateTimeOffset.UtcNow) : Render.Message(response, format));
+            AgentCtlOptions.PrintListing(format, builds.Count, "builds", () => Render.Builds(builds, DateTimeOffset.UtcNow, format), () => Render.Message(filtered, format));
         }));
         return cmd;
     }
+
+    private static BuildState? ParseBuildState(string word) =>
+        Enum.GetValues<BuildState>().Where(s => s != BuildState.Unspecified).Cast<BuildState?>()
+            .FirstOrDefault(s => string.Equals(s!.Value.Name(), word, StringComparison.OrdinalIgnoreCase));
 }

@@ -21,7 +21,7 @@ internal static class NodeCommand
         {
             var detail = await c.Admin.GetNodeAsync(new GetNodeRequest { Name = pr.GetValue(name)! }, deadline: c.Deadline(), cancellationToken: ct);
             var format = Output.Parse(pr.GetValue(output));
-            AgentCtlOptions.Print(format == OutputFormat.Table ? Render.Node(detail, DateTimeOffset.UtcNow) : Render.Message(detail, format));
+            AgentCtlOptions.Print(format is OutputFormat.Table or OutputFormat.Wide ? Render.Node(detail, DateTimeOffset.UtcNow, format) : Render.Message(detail, format));
         }));
         return cmd;
     }

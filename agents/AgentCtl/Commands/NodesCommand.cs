@@ -1,9 +1,6 @@
 using System.CommandLine;
-using System.Globalization;
-using Grpc.Core;
 using Toolforge.Agents.Common.Cli;
 using Toolforge.Agents.Common.Contracts;
-using Toolforge.Agents.Common.Tls;
 using Toolforge.Agents.Contracts.V1;
 using Command = System.CommandLine.Command;
 
@@ -15,20 +12,41 @@ internal static class NodesCommand
     public static Command Create(AgentCtlOptions g)
     {
         var output = AgentCtlOptions.Output();
-        var state = new Option<string[]>("--state") { Description = "Only nodes in these states (ok, warning, failing, stale, missing)", AllowMultipleArgumentsPerToken = true };
-        var cmd = new Command("nodes", "List nodes and their state") { output, state };
+        var state = AgentCtlOptions.Words("--state", "Only nodes in these states: ok, warning, failing, stale, missing");
+        var kind = AgentCtlOptions.Words("--kind", "Only nodes running one of these agents: node-agent, builder-agent, log-shipper");
+        var sortBy = AgentCtlOptions.SortBy("name", "state", "last-report", "findings");
+        var cmd = new Command("nodes", "List nodes and their state") { output, state, kind, sortBy };
         cmd.SetAction((pr, ct) => g.Run(pr, async c =>
         {
             var request = new ListNodesRequest();
-            foreach (var s in pr.GetValue(state) ?? [])
-            {
-                request.States.Add(ContractNames.ParseNodeState(s) ?? throw new CliException($"--state: unknown state \"{s}\" (ok, warning, failing, stale, missing)"));
-            }
-
+            request.States.AddRange(AgentCtlOptions.Parse(pr, state, ContractNames.ParseNodeState, "ok, warning, failing, stale, missing"));
+            var kinds = AgentCtlOptions.Parse(pr, kind, ContractNames.ParseAgentKind, "node-agent, builder-agent, log-shipper");
             var response = await c.Admin.ListNodesAsync(request, deadline: c.Deadline(), cancellationToken: ct);
+            var nodes = response.Nodes.Where(n => kinds.Count == 0 || n.Agents.Any(a => kinds.Contains(a.Kind))).ToList();
+            nodes = pr.GetValue(sortBy) switch
+            {
+                "state" => [.. nodes.OrderByDescending(n => Rank(n.State)).ThenBy(n => n.Name, StringComparer.Ordinal)],
+                "last-report" => [.. nodes.OrderByDescending(n => n.LastReport?.ToDateTimeOffset() ?? DateTimeOffset.MinValue).ThenBy(n => n.Name, StringComparer.Ordinal)],
+                "findings" => [.. nodes.OrderByDescending(n => n.Findings).ThenBy(n => n.Name, StringComparer.Ordinal)],
+                "name" => [.. nodes.OrderBy(n => n.Name, StringComparer.Ordinal)],
+                _ => nodes,
+            };
+            var filtered = new ListNodesResponse();
+            filtered.Nodes.AddRange(nodes);
             var format = Output.Parse(pr.GetValue(output));
-            AgentCtlOptions.Print(format == OutputFormat.Table ? Render.Nodes(response.Nodes, DateTimeOffset.UtcNow) : Render.Message(response, format));
+            AgentCtlOptions.PrintListing(format, nodes.Count, "nodes", () => Render.Nodes(nodes, DateTimeOffset.UtcNow, format), () => Render.Message(filtered, format));
         }));
         return cmd;
     }
+
+    /// <summary>Worst first: missing, stale, failing, warning, ok.</summary>
+    internal static int Rank(NodeState s) => s switch
+    {
+        NodeState.Missing => 5,
+        NodeState.Stale => 4,
+        NodeState.Failing => 3,
+        NodeState.Warning => 2,
+        NodeState.Ok => 1,
+        _ => 0,
+    };
 }

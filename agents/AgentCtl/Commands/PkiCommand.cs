@@ -21,22 +21,71 @@ internal static class PkiCommand
         cmd.SetAction(pr =>
         {
             var d = pr.GetValue(dir)!;
-            DevPki.CreatePrivateDirectory(d);
-            using var pki = File.Exists(Path.Combine(d, "ca.pem")) && File.Exists(Path.Combine(d, "ca.key")) ? DevPki.Load(d) : DevPki.Create();
-            pki.WriteCa(d);
-            foreach (var s in pr.GetValue(servers) ?? [])
+            var serverNames = pr.GetValue(servers) ?? [];
+            var clientNames = pr.GetValue(names) ?? [];
+
+            // Every name is checked before anything is written: a bad one leaves no half-written folder.
+            foreach (var (name, flag) in serverNames.Select(n => (n, "--server-name")).Concat(clientNames.Select(n => (n, "name"))))
             {
-                pki.IssueTo(d, s, server: true);
+                if (Problem(name) is { } problem)
+                {
+                    Console.Error.WriteLine($"agentctl pki: {flag} \"{Output.Escape(name)}\": {problem}");
+                    return Common.Hosting.ExitCodes.Usage;
+                }
             }
 
-            foreach (var n in pr.GetValue(names) ?? [])
+            if (serverNames.Concat(clientNames).GroupBy(n => n, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            {
+                Console.Error.WriteLine($"agentctl pki: \"{Output.Escape(twice.Key)}\" is named twice (its files would be written twice)");
+                return Common.Hosting.ExitCodes.Usage;
+            }
+
+            DevPki.CreatePrivateDirectory(d);
+            var reuse = File.Exists(Path.Combine(d, "ca.pem")) && File.Exists(Path.Combine(d, "ca.key"));
+            using var pki = reuse ? DevPki.Load(d) : DevPki.Create();
+            if (!reuse)
+            {
+                pki.WriteCa(d);
+            }
+
+            foreach (var n in serverNames)
+            {
+                pki.IssueTo(d, n, server: true);
+            }
+
+            foreach (var n in clientNames)
             {
                 pki.IssueTo(d, n);
             }
 
-            Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote CA and {(pr.GetValue(servers)?.Length ?? 0) + (pr.GetValue(names)?.Length ?? 0)} certificate(s) to {d}"));
+            Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{(reuse ? "reused the CA in" : "made a new CA in")} {d}; wrote {serverNames.Length + clientNames.Length} certificate(s)"));
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>Why <paramref name="name"/> cannot be a certificate's name (its files are NAME.pem and NAME.key), or null.</summary>
+    internal static string? Problem(string name)
+    {
+        if (string.Equals(name, "ca", StringComparison.OrdinalIgnoreCase))
+        {
+            return "is the CA's own file name (ca.pem, ca.key): it would overwrite the CA";
+        }
+
+        if (name.Length is 0 or > 253)
+        {
+            return "must be a DNS name of 1 to 253 characters";
+        }
+
+        foreach (var label in name.Split('.'))
+        {
+            if (label.Length is 0 or > 63 || label[0] == '-' || label[^1] == '-' || !label.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
+            {
+                return "is not a DNS name (labels of letters, digits and inner hyphens, separated by single dots)";
+            }
+        }
+
+        return null;
     }
 }

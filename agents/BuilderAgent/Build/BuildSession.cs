@@ -40,7 +40,7 @@ internal sealed class BuildSession(ImageGraph graph, NamingOptions naming)
         var unchanged = reports.Count(r => r.Result == "unchanged");
         sb.Append(Output.Table(["IMAGE", "RESULT", "DURATION", "DIGEST"],
             reports.Select(r => (IReadOnlyList<string>)[r.Name, r.Result, $"{r.Duration.TotalSeconds:0.0}s", r.Digest.Length > 0 ? r.Digest : "-"]),
-            width: 200, colourColumn: 1));
+            width: Output.TerminalWidth(), colourColumn: 1));
         foreach (var r in reports.Where(r => r.Error.Length > 0))
         {
             sb.Append(CultureInfo.InvariantCulture, $"{r.Path}: {r.Result}: {r.Error}\n");

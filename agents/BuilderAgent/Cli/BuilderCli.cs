@@ -122,7 +122,7 @@ internal static class BuilderCli
             {
                 Console.Out.Write(Output.Table(["#", "IMAGE", "PARENT", "ACTION", "NAME"],
                     rows.Select(r => (IReadOnlyList<string>)[r.Order.ToString(CultureInfo.InvariantCulture), r.Path, r.Parent,
-                        r.Unchanged switch { true => "skip (unchanged)", false => "build", null => "build?" }, r.Name]), width: 200));
+                        r.Unchanged switch { true => "skip (unchanged)", false => "build", null => "build?" }, r.Name]), width: Output.TerminalWidth()));
                 foreach (var r in rows.Where(r => r.Problem is not null))
                 {
                     Console.Error.WriteLine($"warning: {r.Path} will not build: {r.Problem}");

@@ -112,7 +112,7 @@ internal static class AuditCommand
         }
         else
         {
-            Console.Out.Write(Output.Table(["KIND", "SUBJECT", "MESSAGE"], findings.Select(f => (IReadOnlyList<string>)[f.Kind, f.Subject, f.Message]), width: 200));
+            Console.Out.Write(Output.Table(["KIND", "SUBJECT", "MESSAGE"], findings.Select(f => (IReadOnlyList<string>)[f.Kind, f.Subject, f.Message]), width: Output.TerminalWidth()));
         }
     }
 

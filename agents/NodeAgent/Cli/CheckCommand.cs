@@ -130,10 +130,10 @@ internal static class CheckCommand
 
     private static string Table(IReadOnlyList<CheckResult> results, IReadOnlyList<Finding> findings)
     {
-        var text = Output.Table(["CHECK", "STATE", "MESSAGE"], results.Select(c => (IReadOnlyList<string>)[c.Name, c.State.Name(), c.Message]), width: 160, colourColumn: 1);
+        var text = Output.Table(["CHECK", "STATE", "MESSAGE"], results.Select(c => (IReadOnlyList<string>)[c.Name, c.State.Name(), c.Message]), width: Output.TerminalWidth(), colourColumn: 1);
         if (findings.Count > 0)
         {
-            text += $"\nFindings ({findings.Count}):\n" + Output.Table(["KIND", "SUBJECT", "MESSAGE"], findings.Select(f => (IReadOnlyList<string>)[f.Kind, f.Subject, f.Message]), width: 160);
+            text += $"\nFindings ({findings.Count}):\n" + Output.Table(["KIND", "SUBJECT", "MESSAGE"], findings.Select(f => (IReadOnlyList<string>)[f.Kind, f.Subject, f.Message]), width: Output.TerminalWidth());
         }
 
         return text;
