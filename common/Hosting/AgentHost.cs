@@ -86,7 +86,14 @@ public static class AgentHost
             .MinimumLevel.Override("Grpc", LogEventLevel.Warning)
             .MinimumLevel.Override("System.Net.Http", LogEventLevel.Warning)
             .Enrich.FromLogContext();
-        switch (options.Console.ToLowerInvariant())
+        var console = options.Console.ToLowerInvariant();
+        if (console == "auto")
+        {
+            // systemd sets JOURNAL_STREAM when the service's output goes to the journal (man systemd.exec).
+            console = Environment.GetEnvironmentVariable("JOURNAL_STREAM") is { Length: > 0 } ? "journal" : "plain";
+        }
+
+        switch (console)
         {
             case "journal":
                 lc.WriteTo.Console(new JournalFormatter());

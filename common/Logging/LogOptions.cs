@@ -11,8 +11,11 @@ public sealed class LogOptions : IValidatedOptions
     /// <summary>Verbose, Debug, Information, Warning, Error or Fatal.</summary>
     public string Level { get; set; } = "Information";
 
-    /// <summary>journal (systemd's "&lt;6&gt;" prefixes, the default), plain (timestamps, for a terminal) or none.</summary>
-    public string Console { get; set; } = "journal";
+    /// <summary>
+    /// auto (the default: journal under systemd, which says so with JOURNAL_STREAM; plain with times anywhere else, e.g.
+    /// a daemon run by hand on a terminal), journal (systemd's "&lt;6&gt;" prefixes), plain, or none.
+    /// </summary>
+    public string Console { get; set; } = "auto";
 
     public SyslogLogOptions Syslog { get; set; } = new();
 
@@ -26,7 +29,7 @@ public sealed class LogOptions : IValidatedOptions
             yield return $"{Check.Key(section, nameof(Level))}: must be one of Verbose, Debug, Information, Warning, Error, Fatal (got \"{Level}\")";
         }
 
-        foreach (var p in Check.OneOf(section, nameof(Console), Console, "journal", "plain", "none"))
+        foreach (var p in Check.OneOf(section, nameof(Console), Console, "auto", "journal", "plain", "none"))
         {
             yield return p;
         }

@@ -20,4 +20,21 @@ public sealed class OfflineInputTests
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20), $"took {sw.Elapsed}");
         Assert.False(File.Exists(dir["state"]));
     }
+
+    [Theory]
+    [InlineData("--to", "ftp://127.0.0.1:9", "--to: ")]
+    [InlineData("--relp-window", "0", "--relp-window: must be between 1 and 100000 (got 0)")]
+    [InlineData("--give-up-after", "-5", "--give-up-after: must be a positive number of seconds")]
+    public async Task Ship_ABadFlag_IsNamedAsTyped_NotAsTheDaemonsKey(string flag, string value, string expected)
+    {
+        using var dir = new TempDir();
+        string[] args = ["ship", "--journal-file", dir["x.journal"], "--to", "relp://127.0.0.1:9", "--state-file", dir["state"]];
+        var withFlag = flag == "--to" ? args.Select(a => a == "relp://127.0.0.1:9" ? value : a).ToArray() : [.. args, flag, value];
+        var r = await Run.DotnetToolAsync("toolforge-log-shipper", withFlag);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains(expected, r.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("--:", r.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Destinations", r.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", r.Stderr, StringComparison.Ordinal);
+    }
 }

@@ -28,6 +28,13 @@ internal static class ShipCommand
         var serverName = new Option<string?>("--server-name") { Description = "TLS: the name the receiver's certificate must carry (default: the host in --to)" };
         var giveUp = new Option<double>("--give-up-after") { Description = "Seconds without delivery before failing", DefaultValueFactory = _ => 60 };
         var window = new Option<int>("--relp-window") { Description = "RELP frames in flight at first (the window grows with the acknowledgement rate)", DefaultValueFactory = _ => 128 };
+        giveUp.Validators.Add(r =>
+        {
+            if (!(r.GetValueOrDefault<double>() > 0))
+            {
+                r.AddError("--give-up-after: must be a positive number of seconds");
+            }
+        });
         var cmd = new Command("ship", "Ship journal files to a syslog receiver once, and exit") { files, to, state, ca, cert, key, serverName, giveUp, window };
         cmd.SetAction(async (pr, ct) =>
         {
@@ -55,7 +62,8 @@ internal static class ShipCommand
                 return ExitCodes.Usage;
             }
 
-            var problems = options.Validate("--").ToList();
+            // The options' problems, named by the flag the admin typed (not the daemon's key).
+            var problems = options.Validate(string.Empty).Select(FlagFor).ToList();
             if (problems.Count > 0)
             {
                 await Console.Error.WriteLineAsync($"toolforge-log-shipper: {string.Join("; ", problems)}");
@@ -90,6 +98,31 @@ internal static class ShipCommand
             return ok ? 0 : 1;
         });
         return cmd;
+    }
+
+    /// <summary>"Destinations:0:Url: ..." → "--to: ...": the daemon's keys as this command's flags.</summary>
+    internal static string FlagFor(string problem)
+    {
+        (string Key, string Flag)[] map =
+        [
+            ("Url", "--to"), ("CaBundle", "--ca"), ("Certificate", "--cert"), ("Key", "--key"), ("ServerName", "--server-name"),
+        ];
+        var m = System.Text.RegularExpressions.Regex.Match(problem, @"^Destinations:\d+:(?<key>[A-Za-z]+)(?<rest>:.*)$", System.Text.RegularExpressions.RegexOptions.Singleline);
+        if (m.Success)
+        {
+            var flag = map.FirstOrDefault(x => x.Key == m.Groups["key"].Value).Flag;
+            return flag is null ? problem : flag + m.Groups["rest"].Value;
+        }
+
+        foreach (var (key, flag) in new[] { ("RelpWindowMax:", "--relp-window:"), ("RelpWindow:", "--relp-window:"), ("StateFile:", "--state-file:"), ("JournalFiles:", "--journal-file:"), ("Destinations:", "--to:") })
+        {
+            if (problem.StartsWith(key, StringComparison.Ordinal))
+            {
+                return flag + problem[key.Length..];
+            }
+        }
+
+        return problem;
     }
 
     private static string? NotAJournal(string file)
