@@ -138,8 +138,15 @@ internal sealed class Connection : IDisposable
                     return $"cannot connect to {server}: connection refused (is the coordinator running?)";
                 case SocketException s:
                     return $"cannot connect to {server}: {s.Message}";
+                case AuthenticationException a when a.Message.Contains("remote certificate", StringComparison.OrdinalIgnoreCase):
+                    return $"TLS handshake with {server} failed: its certificate is not trusted: not signed by the CA in --ca (or the config's \"ca\"), or not for this name ({a.Message})";
+                case AuthenticationException a when a.Message.Contains("frame", StringComparison.OrdinalIgnoreCase):
+                    return $"{server} does not speak TLS (is that the coordinator's port?): {a.Message}";
                 case AuthenticationException a:
                     return $"TLS handshake with {server} failed: {a.Message} (the server's certificate is not from the configured CA, or ours was rejected)";
+                case System.Net.Http.HttpIOException { HttpRequestError: System.Net.Http.HttpRequestError.ResponseEnded }:
+                    // TLS 1.3: the server checks our certificate after the handshake and closes the connection before any answer.
+                    return $"certificate rejected: {server} refused our client certificate (it closed the connection right after the TLS handshake): is it signed by the coordinator's CA, not revoked, and allowed for client authentication?";
                 default:
                     break;
             }

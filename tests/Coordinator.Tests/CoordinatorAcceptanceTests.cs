@@ -79,6 +79,8 @@ public sealed class CoordinatorAcceptanceTests
         Assert.Equal(1, r.ExitCode);
         Assert.Single(r.Stderr.Trim().Split('\n'));
         Assert.Contains("certificate rejected", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("refused our client certificate", r.Stderr, StringComparison.Ordinal); // the real cause, not "the response ended prematurely"
+        Assert.DoesNotContain("prematurely", r.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -110,6 +112,27 @@ public sealed class CoordinatorAcceptanceTests
         var r = await Run.DotnetToolAsync("agentctl", ["nodes", "--server", h.Address, "--cert", cert, "--key", key, "--ca", Path.Combine(dir.Path, "ca.pem")]);
         Assert.Equal(1, r.ExitCode);
         Assert.Contains("TLS handshake", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("is not trusted: not signed by the CA in --ca", r.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task APortThatIsNotTls_IsCalledSo()
+    {
+        using var plain = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        plain.Start();
+        var port = ((System.Net.IPEndPoint)plain.LocalEndpoint).Port;
+        var answer = Task.Run(async () =>
+        {
+            using var c = await plain.AcceptTcpClientAsync();
+            await c.GetStream().WriteAsync("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"u8.ToArray());
+            await Task.Delay(500);
+        });
+        await using var h = await CoordinatorHarness.StartAsync();
+        var (cert, key) = h.Issue(CoordinatorHarness.Viewer);
+        var r = await Run.DotnetToolAsync("agentctl", ["nodes", "--server", $"https://127.0.0.1:{port}", "--cert", cert, "--key", key, "--ca", h.CaPath]);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("does not speak TLS", r.Stderr, StringComparison.Ordinal);
+        await answer;
     }
 
     [Fact]
