@@ -32,7 +32,7 @@ class toolforge_agents::control (
   Integer[1, 65535] $health_agent_port,
   String $postgresql_connection_string,
   Integer[1] $postgresql_command_timeout,
-  Optional[Sensitive[String[1]]] $postgresql_password,
+  Optional[Sensitive[String[1]]] $postgresql_password = undef,
 ) {
   include toolforge_agents
 

@@ -9,6 +9,16 @@ MODULE_ROOT = File.expand_path('..', __dir__)
 REPO_ROOT = File.expand_path('../../../..', __dir__)
 FIXTURES = File.join(MODULE_ROOT, 'spec', 'fixtures')
 
+# The host the tests compile for, and its puppet files.
+FQDN = 'tools-k8s-worker-1.tools.eqiad1.wikimedia.cloud'.freeze
+CERT = "/var/lib/puppet/ssl/certs/#{FQDN}.pem".freeze
+KEY = "/var/lib/puppet/ssl/private_keys/#{FQDN}.pem".freeze
+CA = '/var/lib/puppet/ssl/certs/ca.pem'.freeze
+NODE_AGENT = '/etc/toolforge-agents/node-agent.json'.freeze
+SHIPPER = '/etc/toolforge-agents/log-shipper.json'.freeze
+BUILDER = '/etc/toolforge-agents/builder-agent.json'.freeze
+COORDINATOR = '/etc/toolforge-agents/coordinator.json'.freeze
+
 RSpec.configure do |c|
   c.setup_fixtures = false # nothing is linked or written into the repository
   c.module_path = File.dirname(MODULE_ROOT)

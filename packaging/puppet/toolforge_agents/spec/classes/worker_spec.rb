@@ -1,12 +1,5 @@
 require 'spec_helper'
 
-FQDN = 'tools-k8s-worker-1.tools.eqiad1.wikimedia.cloud'.freeze
-CERT = "/var/lib/puppet/ssl/certs/#{FQDN}.pem".freeze
-KEY = "/var/lib/puppet/ssl/private_keys/#{FQDN}.pem".freeze
-CA = '/var/lib/puppet/ssl/certs/ca.pem'.freeze
-NODE_AGENT = '/etc/toolforge-agents/node-agent.json'.freeze
-SHIPPER = '/etc/toolforge-agents/log-shipper.json'.freeze
-
 describe 'toolforge_agents::worker' do
   it { is_expected.to compile.with_all_deps }
 
