@@ -15,6 +15,9 @@ Puppet::Functions.create_function(:'toolforge_agents::to_json') do
   end
 
   def to_json(data)
-    "#{JSON.pretty_generate(data)}\n"
+    # Ruby's json before 2.7 (Debian 12 has 2.6) writes an empty list or object over two or three lines.
+    # Inside a JSON string a line break is always escaped, so these patterns only ever match structure.
+    text = JSON.pretty_generate(data).gsub(/\[\n\s*\]/, '[]').gsub(/\{\n\s*\}/, '{}')
+    "#{text}\n"
   end
 end
