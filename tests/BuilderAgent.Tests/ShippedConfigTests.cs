@@ -28,6 +28,40 @@ public sealed class ShippedConfigTests
         Assert.True(wrong.Count == 0, string.Join("\n", wrong));
     }
 
+    /// <summary>
+    /// builder-agent.json as puppet writes it (packaging/puppet/toolforge_agents, class toolforge_agents::builder,
+    /// rendered by puppet itself: <see cref="PuppetModule"/>): no problem but the puppet certificate files absent here.
+    /// </summary>
+    [Theory]
+    [InlineData("builder")]
+    [InlineData("builder_changed")]
+    public async Task TheConfigPuppetRenders_Binds_WithNoProblemButThisHostsFiles(string renderCase)
+    {
+        var path = await PuppetModule.RenderedFileAsync(renderCase, "builder-agent.json");
+        var wrong = Contract.FileProblems(path, $"puppet {renderCase}", sp => s => s switch
+        {
+            "Builder" => BoundConfig.Bind<BuilderOptions>(sp),
+            "Coordinator" => BoundConfig.Bind<ReportingOptions>(sp),
+            _ => null,
+        }, minimumLists: 1);
+        Assert.True(wrong.Count == 0, string.Join("\n", wrong));
+        Assert.NotEmpty(Contract.WithFile(path, BoundConfig.Problems)); // the puppet certificate is not on this host
+
+        var o = Contract.WithFile(path, BoundConfig.Bind<BuilderOptions>);
+        Assert.Equal(("/srv/toollabs-images", "docker-registry.svc.toolforge.org", "toolforge"), (o.Repository, o.Registry, o.ImagePrefix));
+        if (renderCase == "builder_changed")
+        {
+            Assert.Equal(4, o.Jobs);
+            var login = Assert.Single(o.Credentials);
+            Assert.Equal(("docker-registry.svc.toolforge.org", "builder", "not-a-real-password"), (login.Key, login.Value.Username, login.Value.Password));
+        }
+        else
+        {
+            Assert.Equal(2, o.Jobs);
+            Assert.Empty(o.Credentials);
+        }
+    }
+
     [Fact]
     public void EveryListOption_IsReplaced_AndAStringForItIsNamed()
     {

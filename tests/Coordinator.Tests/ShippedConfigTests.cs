@@ -31,6 +31,47 @@ public sealed class ShippedConfigTests
         Assert.Equal(["tools-k8s-*.tools.eqiad1.wikimedia.cloud"], o.Nodes);
     }
 
+    /// <summary>
+    /// coordinator.json as puppet writes it, one instance on SQLite and several on PostgreSQL behind haproxy
+    /// (packaging/puppet/toolforge_agents, class toolforge_agents::control, rendered by puppet itself:
+    /// <see cref="PuppetModule"/>): every list as written, no problem but files absent on this host (the puppet
+    /// certificate, and the password credential systemd would copy to /run/credentials at start).
+    /// </summary>
+    [Theory]
+    [InlineData("control")]
+    [InlineData("control_postgresql")]
+    public async Task TheConfigPuppetRenders_BindsEveryListAsWritten_WithNoProblemButThisHostsFiles(string renderCase)
+    {
+        var path = await PuppetModule.RenderedFileAsync(renderCase, "coordinator.json");
+        var wrong = Contract.FileProblems(path, $"puppet {renderCase}", sp => s => s switch
+        {
+            "Coordinator" => BoundConfig.Bind<CoordinatorOptions>(sp),
+            "Log" => BoundConfig.Bind<LogOptions>(sp),
+            _ => null,
+        }, minimumLists: 5);
+        Assert.True(wrong.Count == 0, string.Join("\n", wrong));
+        Assert.NotEmpty(Contract.WithFile(path, BoundConfig.Problems)); // the puppet certificate is not on this host
+
+        var o = Contract.WithFile(path, BoundConfig.Bind<CoordinatorOptions>);
+        Assert.Equal(["tools-imagebuilder-1.tools.eqiad1.wikimedia.cloud"], o.Builders);
+        Assert.Equal(["tools-k8s-*.tools.eqiad1.wikimedia.cloud"], o.Nodes);
+        Assert.Equal("/var/lib/puppet/ssl/certs/tools-k8s-worker-1.tools.eqiad1.wikimedia.cloud.pem", o.Certificate);
+        if (renderCase == "control_postgresql")
+        {
+            Assert.Equal(("postgresql", 9520, 9510), (o.Store, o.Port, o.HealthAgentPort));
+            Assert.Equal("/run/credentials/toolforge-coordinator.service/postgresql-password", o.PostgreSql.PasswordFile);
+            Assert.DoesNotContain("Password=", o.PostgreSql.ConnectionString, StringComparison.OrdinalIgnoreCase);
+            Assert.DoesNotContain("not-a-real-password", await File.ReadAllTextAsync(path), StringComparison.Ordinal);
+            Assert.Equal(["admin-a.tools.eqiad1.wikimedia.cloud", "admin-b.tools.eqiad1.wikimedia.cloud"], o.Admins);
+        }
+        else
+        {
+            Assert.Equal(("sqlite", 9500, 0), (o.Store, o.Port, o.HealthAgentPort));
+            Assert.Equal("/var/lib/toolforge-coordinator/coordinator.db", o.Database);
+            Assert.Empty(o.Admins);
+        }
+    }
+
     [Fact]
     public void EveryListOption_IsReplaced_AndAStringForItIsNamed()
     {

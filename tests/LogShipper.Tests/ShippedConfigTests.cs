@@ -29,6 +29,45 @@ public sealed class ShippedConfigTests
         Assert.Equal(["relp+tls://syslog.example:20514", "tls://syslog.example:6514"], o.Destinations.Select(d => d.Url));
     }
 
+    /// <summary>
+    /// log-shipper.json as puppet writes it on a worker and on the builder (packaging/puppet/toolforge_agents, class
+    /// toolforge_agents::log_shipper, rendered by puppet itself: <see cref="PuppetModule"/>): every list as written, no
+    /// problem but the puppet certificate files absent here; each destination carries the host's puppet files.
+    /// </summary>
+    [Theory]
+    [InlineData("worker")]
+    [InlineData("worker_changed")]
+    [InlineData("builder")]
+    public async Task TheConfigPuppetRenders_BindsEveryListAsWritten_WithNoProblemButThisHostsFiles(string renderCase)
+    {
+        var path = await PuppetModule.RenderedFileAsync(renderCase, "log-shipper.json");
+        var wrong = Contract.FileProblems(path, $"puppet {renderCase}", sp => s => s switch
+        {
+            "Shipper" => BoundConfig.Bind<ShipperOptions>(sp),
+            "Coordinator" => BoundConfig.Bind<ReportingOptions>(sp),
+            _ => null,
+        }, minimumLists: 4);
+        Assert.True(wrong.Count == 0, string.Join("\n", wrong));
+        var problems = Contract.WithFile(path, BoundConfig.Problems);
+        Assert.NotEmpty(problems); // the puppet certificate of tools-k8s-worker-1 is not on this host
+
+        var o = Contract.WithFile(path, BoundConfig.Bind<ShipperOptions>);
+        const string Cert = "/var/lib/puppet/ssl/certs/tools-k8s-worker-1.tools.eqiad1.wikimedia.cloud.pem";
+        Assert.All(o.Destinations, d => Assert.Equal((Cert, "/var/lib/puppet/ssl/certs/ca.pem"), (d.Certificate, d.CaBundle)));
+        if (renderCase == "worker_changed")
+        {
+            var d = Assert.Single(o.Destinations);
+            Assert.Equal(("relp+tls://tools-syslog-1.tools.eqiad1.wikimedia.cloud:20514", "tools-syslog.tools.eqiad1.wikimedia.cloud"), (d.Url, d.ServerName));
+            Assert.Equal(["kubelet.service", "containerd.service"], o.Units);
+        }
+        else
+        {
+            Assert.Equal(["relp+tls://syslog.example:20514", "tls://syslog.example:6514"], o.Destinations.Select(d => d.Url));
+            Assert.Empty(o.Units);
+            Assert.Equal(4096, o.RelpWindowMax);
+        }
+    }
+
     [Fact]
     public void EveryListOption_IsReplaced_AndAStringForItIsNamed()
     {

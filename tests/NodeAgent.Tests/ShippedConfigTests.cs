@@ -60,23 +60,53 @@ public sealed class ShippedConfigTests
         Assert.All(bound.Problems, p => Assert.Contains("does not exist", p, StringComparison.Ordinal));
     }
 
-    [Fact]
-    public void TheTemplatePuppetRenders_BindsAndKeepsTheDefaultsItDoesNotName()
+    /// <summary>
+    /// node-agent.json as puppet writes it (packaging/puppet/toolforge_agents, class toolforge_agents::worker, rendered
+    /// by puppet itself: <see cref="PuppetModule"/>), with the module's defaults and with a site's hiera changing a few
+    /// keys: every list bound as written, every key known, no problem but the puppet certificate files absent here.
+    /// </summary>
+    [Theory]
+    [InlineData("worker")]
+    [InlineData("worker_changed")]
+    public async Task TheConfigPuppetRenders_BindsEveryListAsWritten_WithNoProblemButThisHostsFiles(string renderCase)
     {
-        // packaging/puppet/node-agent.json.epp with its parameters filled in, as puppet would.
-        var template = File.ReadAllText(Path.Combine(Run.RepoRoot, "packaging", "puppet", "node-agent.json.epp"));
-        var rendered = string.Join('\n', template.Split('\n').Where(l => !l.StartsWith("<%-", StringComparison.Ordinal)))
-            .Replace("<%= $coordinator %>", "https://coordinator.example:9500", StringComparison.Ordinal)
-            .Replace("<%= $fqdn %>", "tools-k8s-worker-1.example", StringComparison.Ordinal)
-            .Replace("<%= $remediate_kubelet %>", "true", StringComparison.Ordinal);
-        Assert.DoesNotContain("<%", rendered, StringComparison.Ordinal);
-        using var dir = new TempDir();
-        File.WriteAllText(dir["node-agent.json"], rendered);
-        var bound = BindFile(dir["node-agent.json"]);
-        Assert.True(bound.NodeAgent.Remediation.Kubelet.Enabled);
-        Assert.Equal(new NodeAgentOptions().Nftables.Arguments, bound.NodeAgent.Nftables.Arguments);
-        Assert.Equal(new NodeAgentOptions().TenantPolicy.ExemptNamespaces, bound.NodeAgent.TenantPolicy.ExemptNamespaces);
+        var path = await PuppetModule.RenderedFileAsync(renderCase, "node-agent.json");
+        var bound = BindFile(path);
+        var (differences, lists) = BoundConfig.CompareLists(path, s => s switch
+        {
+            "NodeAgent" => bound.NodeAgent,
+            "Coordinator" => bound.Coordinator,
+            _ => null,
+        });
+        Assert.True(differences.Count == 0, string.Join("\n", differences));
+        Assert.True(lists >= 10, $"only {lists} lists compared");
         Assert.All(bound.Problems, p => Assert.Contains("does not exist", p, StringComparison.Ordinal));
+        Assert.NotEmpty(bound.Problems); // the puppet certificate of tools-k8s-worker-1 is not on this host
+
+        // What the shipped example says, as puppet writes it by default.
+        Assert.Equal(["kube-system"], bound.NodeAgent.TenantPolicy.ExemptNamespaces);
+        Assert.Equal(["-j", "list", "table", "ip6", "kube-proxy"], bound.NodeAgent.Nftables.Ipv6Arguments);
+        Assert.Equal(["kubelet.service", "docker.service", "containerd.service"], bound.NodeAgent.Journal.Units);
+        Assert.Empty(bound.NodeAgent.Journal.Rules);
+        Assert.Equal("/var/lib/puppet/ssl/certs/tools-k8s-worker-1.tools.eqiad1.wikimedia.cloud.pem", bound.Coordinator.Certificate);
+        Assert.Equal("/var/lib/puppet/ssl/certs/ca.pem", bound.Coordinator.CaBundle);
+        if (renderCase == "worker")
+        {
+            Assert.Equal("https://coordinator.example:9500", bound.Coordinator.Address);
+            Assert.Equal(RuntimeMode.Auto, bound.NodeAgent.Runtime);
+            Assert.False(bound.NodeAgent.Remediation.Kubelet.Enabled);
+            Assert.Equal("Information", bound.Log.Level);
+        }
+        else
+        {
+            // spec/fixtures/hiera/worker_changed.yaml, through hiera's merge of the module's data.
+            Assert.Equal("https://tools-coordinator.tools.eqiad1.wikimedia.cloud:9500", bound.Coordinator.Address);
+            Assert.Equal(["https://tools-coordinator-2.tools.eqiad1.wikimedia.cloud:9500"], bound.Coordinator.Addresses);
+            Assert.Equal(RuntimeMode.Cri, bound.NodeAgent.Runtime);
+            Assert.True(bound.NodeAgent.Remediation.Kubelet.Enabled);
+            Assert.Equal(TimeSpan.FromMinutes(10), bound.NodeAgent.Remediation.Kubelet.FailingFor);
+            Assert.Equal("Debug", bound.Log.Level);
+        }
     }
 
     /// <summary>

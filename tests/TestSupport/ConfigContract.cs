@@ -27,18 +27,24 @@ public sealed class ConfigContract(string program, Func<string, IHost> build)
     }
 
     /// <summary>Every list the shipped example sets is bound exactly as written; its only problems are files this host lacks.</summary>
-    public List<string> ExampleProblems(string example, Func<IServiceProvider, Func<string, object?>> sections, int minimumLists)
+    public List<string> ExampleProblems(string example, Func<IServiceProvider, Func<string, object?>> sections, int minimumLists) =>
+        FileProblems(BoundConfig.Example(example), example, sections, minimumLists);
+
+    /// <summary>
+    /// As <see cref="ExampleProblems"/>, for any configuration file (what puppet renders, <see cref="PuppetModule"/>):
+    /// every list bound exactly as written, no problem but files this host lacks. <paramref name="label"/> starts each line.
+    /// </summary>
+    public List<string> FileProblems(string path, string label, Func<IServiceProvider, Func<string, object?>> sections, int minimumLists)
     {
-        var path = BoundConfig.Example(example);
         return WithFile(path, services =>
         {
             var (differences, lists) = BoundConfig.CompareLists(path, sections(services));
             if (lists < minimumLists)
             {
-                differences.Add($"{example}: only {lists} lists compared, expected at least {minimumLists}");
+                differences.Add($"{label}: only {lists} lists compared, expected at least {minimumLists}");
             }
 
-            differences.AddRange(BoundConfig.Problems(services).Where(p => !p.Contains("does not exist", StringComparison.Ordinal)).Select(p => $"{example}: {p}"));
+            differences.AddRange(BoundConfig.Problems(services).Where(p => !p.Contains("does not exist", StringComparison.Ordinal)).Select(p => $"{label}: {p}"));
             return differences;
         });
     }
