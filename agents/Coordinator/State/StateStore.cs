@@ -9,7 +9,7 @@ using Toolforge.Agents.Coordinator.Storage;
 namespace Toolforge.Agents.Coordinator.State;
 
 /// <summary>
-/// The coordinator's view of every node, held in memory for fast reads and written through to SQLite.
+/// The coordinator's view of every node, held in memory for fast reads; it holds only what the store committed.
 /// A report replaces what was held for (node, agent); state changes of checks, resolved findings and events go to
 /// the history tables. Reads (ListNodes, GetNode, ListFindings) never touch the database.
 /// </summary>
@@ -28,6 +28,7 @@ public sealed partial class StateStore
     private (long Version, DateTimeOffset Until, ListNodesResponse Response)? _listCache;
     private readonly Dictionary<string, NodeRecord> _nodes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, HashSet<AgentKind>> _connected = new(StringComparer.Ordinal); // command streams, also of nodes not yet reported
+    private readonly StripedAsyncLock _perNode = new(1024);
     private readonly StoreWriter _writer;
     private readonly ChangeFeed _feed;
     private readonly TimeProvider _time;
@@ -179,80 +180,73 @@ public sealed partial class StateStore
     }
 
     /// <summary>
-    /// Applies a validated report. The returned task completes when it is durable; the in-memory view and the
-    /// watchers see it at once.
+    /// Applies a validated report: durable first, then visible. What changed is decided against the agent's last
+    /// stored state, written, and only once the write committed does the in-memory view take it in and the watchers
+    /// hear of it. A write the store refuses (UNAVAILABLE) changes nothing, so the same report sent again is applied
+    /// in full, its history rows included. Reports of one node are applied one at a time for that reason.
     /// </summary>
-    public Task ApplyReportAsync(ReportRequest report)
+    public async Task ApplyReportAsync(ReportRequest report)
     {
+        using var serial = await _perNode.EnterAsync(report.Node).ConfigureAwait(false);
         var now = FromMs(_time.GetUtcNow().ToUnixTimeMilliseconds()); // what the store keeps, so every instance (and a restart) shows the same
         var nowMs = now.ToUnixTimeMilliseconds();
-        var nowTs = Timestamp.FromDateTimeOffset(now);
+        ReportDiff.Result diff;
+        long firstSeenMs;
+        int storedEvents;
         lock (_lock)
         {
-            var isNew = !_nodes.TryGetValue(report.Node, out var node);
-            if (isNew)
+            var known = _nodes.TryGetValue(report.Node, out var node);
+            AgentRecord? previous = null;
+            if (known)
             {
-                node = new NodeRecord(report.Node, now, ConnectedOf(report.Node));
+                node!.Agents.TryGetValue(report.Agent, out previous);
+            }
+
+            diff = ReportDiff.Compute(previous?.State, report, Timestamp.FromDateTimeOffset(now));
+            firstSeenMs = known ? node!.FirstSeen.ToUnixTimeMilliseconds() : nowMs;
+            storedEvents = (known ? node!.StoredEvents : 0) + report.Events.Count;
+        }
+
+        var trimEvents = storedEvents > 2 * StoredEventsPerNode;
+        await _writer.WriteAsync(new SaveReport(
+            report.Node,
+            firstSeenMs,
+            (int)report.Agent,
+            report.AgentVersion,
+            nowMs,
+            (long)_options.HeartbeatInterval.TotalMilliseconds,
+            diff.Stored.ToByteArray(),
+            [.. diff.ChangedChecks.Select(ch => new CheckChange(ch.Name, (int)ch.State, ch.Message))],
+            [.. diff.Resolved.Select(f => new ResolvedFinding(f.Kind, f.Subject, f.Message, f.FirstSeen?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? nowMs))],
+            [.. report.Events.Select(e => new StoredEvent(e.At?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? nowMs, e.ToByteArray()))],
+            trimEvents ? StoredEventsPerNode : null)).ConfigureAwait(false);
+
+        // Committed: now memory and the watchers.
+        lock (_lock)
+        {
+            if (!_nodes.TryGetValue(report.Node, out var node))
+            {
+                node = new NodeRecord(report.Node, FromMs(firstSeenMs), ConnectedOf(report.Node));
                 _nodes[report.Node] = node;
                 _version++;
             }
 
-            node!.Agents.TryGetValue(report.Agent, out var previous);
-            var stored = new ReportRequest { Node = report.Node, Agent = report.Agent, AgentVersion = report.AgentVersion, SentAt = report.SentAt };
-            stored.Checks.AddRange(report.Checks);
-
-            // Keep when each finding was first seen; findings that went away are resolved.
-            var before = previous?.State.Findings.ToDictionary(FindingKey, StringComparer.Ordinal) ?? [];
-            foreach (var f in report.Findings)
+            // Another instance's newer report of this agent, taken in meanwhile (Refresh), is not undone.
+            if (!node.Agents.TryGetValue(report.Agent, out var held) || held.LastReport <= now)
             {
-                var copy = f.Clone();
-                copy.FirstSeen = before.Remove(FindingKey(f), out var old) && old.FirstSeen is not null ? old.FirstSeen : nowTs;
-                copy.LastSeen = nowTs;
-                stored.Findings.Add(copy);
+                node.Agents[report.Agent] = new AgentRecord(report.Agent, report.AgentVersion, now, _options.HeartbeatInterval, diff.Stored);
+                node.Changed();
+                _version++;
             }
 
-            var resolved = before.Values.ToList();
-            var previousChecks = previous?.State.Checks.ToDictionary(c => c.Name, StringComparer.Ordinal) ?? [];
-            var changedChecks = report.Checks.Where(c => !previousChecks.TryGetValue(c.Name, out var p) || p.State != c.State).ToList();
-
-            var record = new AgentRecord(report.Agent, report.AgentVersion, now, _options.HeartbeatInterval, stored);
-            node.Agents[report.Agent] = record;
-            node.Changed();
-            _version++;
-            foreach (var e in report.Events)
-            {
-                node.RecentEvents.Add(e);
-            }
-
+            node.RecentEvents.AddRange(report.Events);
             if (node.RecentEvents.Count > RecentEventsPerNode)
             {
                 node.RecentEvents.RemoveRange(0, node.RecentEvents.Count - RecentEventsPerNode);
             }
 
+            node.StoredEvents = trimEvents ? StoredEventsPerNode : node.StoredEvents + report.Events.Count;
             PublishIfChanged(node, now);
-
-            var blob = stored.ToByteArray();
-            var events = report.Events.Select(e => (e.At?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? nowMs, e.ToByteArray())).ToList();
-            node.StoredEvents += events.Count;
-            var trimEvents = node.StoredEvents > 2 * StoredEventsPerNode;
-            if (trimEvents)
-            {
-                node.StoredEvents = StoredEventsPerNode;
-            }
-
-            var firstSeenMs = node.FirstSeen.ToUnixTimeMilliseconds();
-            return _writer.WriteAsync(new SaveReport(
-                report.Node,
-                firstSeenMs,
-                (int)report.Agent,
-                report.AgentVersion,
-                nowMs,
-                (long)record.Heartbeat.TotalMilliseconds,
-                blob,
-                [.. changedChecks.Select(ch => new CheckChange(ch.Name, (int)ch.State, ch.Message))],
-                [.. resolved.Select(f => new ResolvedFinding(f.Kind, f.Subject, f.Message, f.FirstSeen?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? nowMs))],
-                [.. events.Select(e => new StoredEvent(e.Item1, e.Item2))],
-                trimEvents ? StoredEventsPerNode : null));
         }
     }
 
@@ -513,8 +507,6 @@ public sealed partial class StateStore
         copy.Agent = agent;
         return copy;
     }
-
-    private static string FindingKey(Finding f) => f.Kind + "\u0000" + f.Subject;
 
     private static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
 
