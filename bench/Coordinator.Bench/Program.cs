@@ -20,6 +20,13 @@ using Toolforge.Agents.TestSupport;
 // PostgreSQL 15; three coordinator processes on that PostgreSQL behind haproxy (the shipped example config). Then
 // ListNodes p50/p99 with 10,000 nodes stored, on SQLite and on PostgreSQL.
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+if (args is ["sync", ..])
+{
+    // SQLite's synchronous=FULL against NORMAL, the writer alone: `Coordinator.Bench sync [seconds] [rounds]`.
+    await SyncCost.RunAsync(TimeSpan.FromSeconds(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 5), args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 3);
+    return;
+}
+
 var ingestNodes = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 1000;
 var listNodes = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10000;
 var duration = TimeSpan.FromSeconds(10);

@@ -3,7 +3,7 @@ using Microsoft.Data.Sqlite;
 namespace Toolforge.Agents.Coordinator.Storage;
 
 /// <summary>
-/// The default engine: one SQLite file (WAL, foreign keys), versioned migrations recorded in PRAGMA user_version. A
+/// The default engine: one SQLite file (WAL synced at every commit, foreign keys), versioned migrations recorded in PRAGMA user_version. A
 /// migration runs once, in a transaction; a database newer than this binary is refused rather than damaged. One
 /// connection writes (the coordinator's single writer); reads of build logs open their own read-only connections.
 /// </summary>
@@ -90,7 +90,18 @@ public sealed class SqliteStore : IStoreEngine
     private readonly string _path;
     private readonly SqliteConnection _connection;
 
+    /// <summary>
+    /// Opens (creating) <paramref name="path"/>. Commits are <c>synchronous=FULL</c>: the WAL is synced at every commit,
+    /// so what the writer acknowledged survives a power loss (with NORMAL the last commits could go, and with them a
+    /// build id that would then be handed out again). The group commit makes that one fsync per batch.
+    /// </summary>
     public SqliteStore(string path)
+        : this(path, fullSync: true)
+    {
+    }
+
+    /// <summary>With <paramref name="fullSync"/> false, <c>synchronous=NORMAL</c>: only the benchmark's comparison uses it.</summary>
+    internal SqliteStore(string path, bool fullSync)
     {
         _path = path;
         _connection = new SqliteConnection(new SqliteConnectionStringBuilder
@@ -101,7 +112,7 @@ public sealed class SqliteStore : IStoreEngine
             Pooling = false,
         }.ToString());
         _connection.Open();
-        Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;");
+        Execute($"PRAGMA journal_mode=WAL; PRAGMA synchronous={(fullSync ? "FULL" : "NORMAL")}; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;");
     }
 
     public static int CurrentVersion => Migrations.Length;
