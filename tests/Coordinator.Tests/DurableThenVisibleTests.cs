@@ -78,6 +78,55 @@ public sealed class DurableThenVisibleTests(PostgresFixture pg) : IClassFixture<
             });
     }
 
+    [Fact]
+    public async Task Sqlite_a_report_decided_against_a_state_the_store_no_longer_holds_is_decided_again_and_its_change_is_recorded_once()
+    {
+        await using var h = await CoordinatorHarness.StartAsync();
+        await DecidedAgainAsync(h, async sql =>
+        {
+            await using var c = new SqliteConnection($"Data Source={h.DatabasePath};Pooling=False");
+            await c.OpenAsync();
+            return await RowsAsync(c, sql);
+        });
+    }
+
+    [Fact]
+    public async Task Postgres_a_report_reaching_an_instance_before_another_instances_change_does_is_decided_again_and_its_change_is_recorded_once()
+    {
+        var db = "d" + Guid.NewGuid().ToString("N")[..10];
+        await pg.Server.CreateDatabaseAsync(db);
+        await using var a = await CoordinatorHarness.StartAsync(editConfig: CoordinatorHarness.OnPostgres(pg.Server, db));
+        await DecidedAgainAsync(a, async sql =>
+        {
+            await using var c = await pg.Server.OpenAsync(db);
+            return await RowsAsync(c, sql);
+        });
+    }
+
+    /// <summary>
+    /// Another instance stores warning → ok and the resolution (written here straight into the store, without the
+    /// notification that would tell this instance); the agent's next report, ok, reaches this instance, which still
+    /// holds warning: it must not record warning → ok or the resolution a second time.
+    /// </summary>
+    private static async Task DecidedAgainAsync(CoordinatorHarness h, Func<string, Task<List<object[]>>> sql)
+    {
+        await h.AgentClient(Worker).ReportAsync(Report(CheckState.Warning, finding: true));
+        var stored = Report(CheckState.Ok, finding: false);
+        await sql($"""
+            UPDATE agents SET state = X'{Convert.ToHexString(Google.Protobuf.MessageExtensions.ToByteArray(stored))}', last_report = last_report + 1 WHERE node = '{Worker}';
+            INSERT INTO check_history(node, kind, name, state, message, at) VALUES ('{Worker}', 1, 'kubelet.unit', {(int)CheckState.Ok}, 'active', 1);
+            INSERT INTO finding_history(node, kind, finding, subject, message, first_seen, resolved_at) VALUES ('{Worker}', 1, 'missing-rule', '{Subject}', 'x', 1, 2)
+            """.Replace("X'", h.Config["Coordinator"]!["Store"] is null ? "X'" : "'\\x", StringComparison.Ordinal));
+        Assert.Equal(CheckState.Warning, Kubelet(h)); // this instance has not taken it in
+
+        await h.AgentClient(Worker).ReportAsync(Report(CheckState.Ok, finding: false));
+        var checks = await sql($"SELECT state FROM check_history WHERE node = '{Worker}' ORDER BY id");
+        Assert.Equal([(long)CheckState.Warning, (long)CheckState.Ok], checks.Select(r => Convert.ToInt64(r[0], System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.Single(await sql($"SELECT id FROM finding_history WHERE node = '{Worker}'"));
+        Assert.Equal(CheckState.Ok, Kubelet(h));
+        Assert.Empty(Node(h).Findings);
+    }
+
     private static async Task RunAsync(
         CoordinatorHarness first, CoordinatorHarness resendTo, CoordinatorHarness[] all, Func<Task<IAsyncDisposable>> outage, Func<string, Task<List<object[]>>> query)
     {

@@ -30,6 +30,7 @@ public sealed partial class StateStore
     private readonly Dictionary<string, HashSet<AgentKind>> _connected = new(StringComparer.Ordinal); // command streams, also of nodes not yet reported
     private readonly StripedAsyncLock _perNode = new(1024);
     private readonly StoreWriter _writer;
+    private readonly IStoreEngine _engine;
     private readonly ChangeFeed _feed;
     private readonly TimeProvider _time;
     private readonly CoordinatorOptions _options;
@@ -75,9 +76,10 @@ public sealed partial class StateStore
         }
     }
 
-    public StateStore(StoreWriter writer, ChangeFeed feed, TimeProvider time, IOptions<CoordinatorOptions> options, ILogger<StateStore> logger)
+    public StateStore(StoreWriter writer, IStoreEngine engine, ChangeFeed feed, TimeProvider time, IOptions<CoordinatorOptions> options, ILogger<StateStore> logger)
     {
         _writer = writer;
+        _engine = engine;
         _feed = feed;
         _time = time;
         _options = options.Value;
@@ -185,14 +187,39 @@ public sealed partial class StateStore
     /// hear of it. A write the store refuses (UNAVAILABLE) changes nothing, so the same report sent again is applied
     /// in full, its history rows included. Reports of one node are applied one at a time for that reason.
     /// </summary>
+    /// <remarks>
+    /// With several instances, this instance's view of the agent may be behind the store (another instance's commit
+    /// whose notification has not been taken in yet): the write names the state it was decided against, the store
+    /// refuses it when it holds another (<see cref="StoreConflictException"/>), and the report is decided again
+    /// against the stored row, so no change is recorded twice or missed.
+    /// </remarks>
     public async Task ApplyReportAsync(ReportRequest report)
     {
         using var serial = await _perNode.EnterAsync(report.Node).ConfigureAwait(false);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await ApplyOnceAsync(report).ConfigureAwait(false);
+                return;
+            }
+            catch (StoreConflictException ex) when (attempt < 3)
+            {
+                Log.DecidedAgain(_logger, report.Node, ex.Message);
+                var stored = await Task.Run(() => _engine.LoadNode(report.Node, RecentEventsPerNode)).ConfigureAwait(false);
+                TakeStored(report.Node, report.Agent, stored);
+            }
+        }
+    }
+
+    private async Task ApplyOnceAsync(ReportRequest report)
+    {
         var now = FromMs(_time.GetUtcNow().ToUnixTimeMilliseconds()); // what the store keeps, so every instance (and a restart) shows the same
         var nowMs = now.ToUnixTimeMilliseconds();
         ReportDiff.Result diff;
         long firstSeenMs;
         int storedEvents;
+        long? baseMs;
         lock (_lock)
         {
             var known = _nodes.TryGetValue(report.Node, out var node);
@@ -203,6 +230,7 @@ public sealed partial class StateStore
             }
 
             diff = ReportDiff.Compute(previous?.State, report, Timestamp.FromDateTimeOffset(now));
+            baseMs = previous?.LastReport.ToUnixTimeMilliseconds();
             firstSeenMs = known ? node!.FirstSeen.ToUnixTimeMilliseconds() : nowMs;
             storedEvents = (known ? node!.StoredEvents : 0) + report.Events.Count;
         }
@@ -219,7 +247,8 @@ public sealed partial class StateStore
             [.. diff.ChangedChecks.Select(ch => new CheckChange(ch.Name, (int)ch.State, ch.Message))],
             [.. diff.Resolved.Select(f => new ResolvedFinding(f.Kind, f.Subject, f.Message, f.FirstSeen?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? nowMs))],
             [.. report.Events.Select(e => new StoredEvent(e.At?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? nowMs, e.ToByteArray()))],
-            trimEvents ? StoredEventsPerNode : null)).ConfigureAwait(false);
+            trimEvents ? StoredEventsPerNode : null,
+            new ReportBase(baseMs))).ConfigureAwait(false);
 
         // Committed: now memory and the watchers.
         lock (_lock)
@@ -231,14 +260,9 @@ public sealed partial class StateStore
                 _version++;
             }
 
-            // Another instance's newer report of this agent, taken in meanwhile (Refresh), is not undone.
-            if (!node.Agents.TryGetValue(report.Agent, out var held) || held.LastReport <= now)
-            {
-                node.Agents[report.Agent] = new AgentRecord(report.Agent, report.AgentVersion, now, _options.HeartbeatInterval, diff.Stored);
-                node.Changed();
-                _version++;
-            }
-
+            node.Agents[report.Agent] = new AgentRecord(report.Agent, report.AgentVersion, now, _options.HeartbeatInterval, diff.Stored);
+            node.Changed();
+            _version++;
             node.RecentEvents.AddRange(report.Events);
             if (node.RecentEvents.Count > RecentEventsPerNode)
             {
@@ -247,6 +271,44 @@ public sealed partial class StateStore
 
             node.StoredEvents = trimEvents ? StoredEventsPerNode : node.StoredEvents + report.Events.Count;
             PublishIfChanged(node, now);
+        }
+    }
+
+    /// <summary>
+    /// Takes in the stored rows of one node after a conflict: the agent's state is the stored one whatever this
+    /// instance held (its clock may differ from the instance that stored it), so the next decision starts from it.
+    /// </summary>
+    private void TakeStored(string name, AgentKind kind, StoredState stored)
+    {
+        lock (_lock)
+        {
+            var row = stored.Agents.FirstOrDefault(a => a.Kind == (int)kind);
+            if (!_nodes.TryGetValue(name, out var n))
+            {
+                if (stored.Nodes.Count == 0)
+                {
+                    return;
+                }
+
+                n = new NodeRecord(name, FromMs(stored.Nodes[0].FirstSeenMs), ConnectedOf(name));
+                _nodes[name] = n;
+            }
+
+            if (row is null)
+            {
+                n.Agents.Remove(kind);
+            }
+            else
+            {
+                n.Agents[kind] = new AgentRecord(kind, row.Version, FromMs(row.LastReportMs), TimeSpan.FromMilliseconds(row.HeartbeatMs), ReportRequest.Parser.ParseFrom(row.State));
+            }
+
+            n.RecentEvents.Clear();
+            n.RecentEvents.AddRange(stored.RecentEvents.Select(e => AgentEvent.Parser.ParseFrom(e.Body)));
+            n.StoredEvents = stored.EventCounts.GetValueOrDefault(name);
+            n.Changed();
+            _version++;
+            PublishIfChanged(n, _time.GetUtcNow());
         }
     }
 
@@ -520,5 +582,8 @@ public sealed partial class StateStore
 
         [LoggerMessage(2203, LogLevel.Information, "forgot {Count} nodes silent past retention: {Nodes}")]
         public static partial void Forgot(ILogger logger, int count, string nodes);
+
+        [LoggerMessage(2204, LogLevel.Debug, "node {Node}: report decided again against the stored state ({Reason})")]
+        public static partial void DecidedAgain(ILogger logger, string node, string reason);
     }
 }

@@ -168,11 +168,16 @@ public sealed class SqliteStore : IStoreEngine
         {
             case SaveReport r:
                 Exec(tx, "INSERT OR IGNORE INTO nodes(name, first_seen) VALUES ($n, $f)", ("$n", r.Node), ("$f", r.FirstSeenMs));
-                Exec(tx, """
+                var saved = Exec(tx, $"""
                     INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state) VALUES ($n, $k, $v, $t, $h, $s)
                     ON CONFLICT(node, kind) DO UPDATE SET version = excluded.version, last_report = excluded.last_report,
-                        heartbeat_ms = excluded.heartbeat_ms, state = excluded.state
-                    """, ("$n", r.Node), ("$k", r.Kind), ("$v", r.Version), ("$t", r.LastReportMs), ("$h", r.HeartbeatMs), ("$s", r.State));
+                        heartbeat_ms = excluded.heartbeat_ms, state = excluded.state{(r.Base is null ? "" : " WHERE agents.last_report = $b")}
+                    """, ("$n", r.Node), ("$k", r.Kind), ("$v", r.Version), ("$t", r.LastReportMs), ("$h", r.HeartbeatMs), ("$s", r.State), ("$b", r.Base?.LastReportMs ?? long.MinValue)); // none expected: no row matches
+                if (saved == 0)
+                {
+                    throw StoreSql.Conflict(r);
+                }
+
                 foreach (var c in r.Checks)
                 {
                     Exec(tx, "INSERT INTO check_history(node, kind, name, state, message, at) VALUES ($n, $k, $c, $s, $m, $t)",
@@ -285,6 +290,15 @@ public sealed class SqliteStore : IStoreEngine
         return true;
     }
 
+    public StoredState LoadNode(string node, int recentEvents)
+    {
+        using var c = OpenReader();
+        using var tx = c.BeginTransaction(deferred: true); // one snapshot for all the reads
+        var state = StoreSql.State(c, tx, recentEvents, "= @node", ("@node", node));
+        tx.Commit();
+        return state;
+    }
+
     public StoredBuild? LoadBuildByToken(string token)
     {
         using var c = OpenReader();
@@ -389,7 +403,7 @@ public sealed class SqliteStore : IStoreEngine
         return c;
     }
 
-    private void Exec(SqliteTransaction tx, string sql, params (string Name, object? Value)[] args)
+    private int Exec(SqliteTransaction tx, string sql, params (string Name, object? Value)[] args)
     {
         using var cmd = _connection.CreateCommand();
         cmd.Transaction = tx;
@@ -399,7 +413,7 @@ public sealed class SqliteStore : IStoreEngine
             cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
         }
 
-        cmd.ExecuteNonQuery();
+        return cmd.ExecuteNonQuery();
     }
 
     private void Execute(string sql, SqliteTransaction? tx = null)
