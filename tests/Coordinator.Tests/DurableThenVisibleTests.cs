@@ -164,6 +164,13 @@ public sealed class DurableThenVisibleTests(PostgresFixture pg) : IClassFixture<
                 Assert.True(await Peer.EventuallyAsync(() => f.Count == 50, TimeSpan.FromSeconds(15)), $"follower has {f.Count} lines, 50 expected");
             }
 
+            // And the real `agentctl build-log -f`, on the instance the resends will reach.
+            var (cert, key) = resendTo.Issue(CoordinatorHarness.Viewer);
+            await using var agentctl = BackgroundProcess.StartTool("agentctl",
+                ["build-log", build.Id, "-f", "--server", resendTo.Address, "--cert", cert, "--key", key, "--ca", resendTo.CaPath],
+                new Dictionary<string, string> { ["NO_COLOR"] = "1" });
+            Assert.True(await agentctl.WaitForOutputAsync("line 50\n", TimeSpan.FromSeconds(60)), agentctl.Output);
+
             foreach (var w in watches)
             {
                 Assert.True(await Peer.EventuallyAsync(() => w.BuildStates(build.Id).Contains(BuildState.Running), TimeSpan.FromSeconds(15)));
@@ -223,6 +230,12 @@ public sealed class DurableThenVisibleTests(PostgresFixture pg) : IClassFixture<
                 var lines = await f.Ended.WaitAsync(TimeSpan.FromSeconds(30));
                 Assert.Equal(Enumerable.Range(1, 60).Select(i => $"line {i}"), lines);
             }
+
+            // (HasExited may come before the last output lines are read: wait for the last one too.)
+            Assert.True(await Peer.EventuallyAsync(() => agentctl.HasExited && agentctl.Output.Contains("line 60\n", StringComparison.Ordinal), TimeSpan.FromSeconds(30)),
+                "agentctl build-log -f did not end after line 60: " + agentctl.Output);
+            Assert.Equal(0, agentctl.ExitCode);
+            Assert.Equal(Enumerable.Range(1, 60).Select(i => $"line {i}"), agentctl.Output.Split('\n').Where(l => l.StartsWith("line ", StringComparison.Ordinal)));
 
             // The watchers saw what is stored, in its order, and nothing while the store refused it.
             foreach (var w in watches)
