@@ -20,20 +20,30 @@ using Toolforge.Agents.TestSupport;
 // PostgreSQL 15; three coordinator processes on that PostgreSQL behind haproxy (the shipped example config). Then
 // ListNodes p50/p99 with 10,000 nodes stored, on SQLite and on PostgreSQL.
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+if (args is ["sync", ..])
+{
+    // SQLite's synchronous=FULL against NORMAL, the writer alone: `Coordinator.Bench sync [seconds] [rounds]`.
+    await SyncCost.RunAsync(TimeSpan.FromSeconds(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 5), args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 3);
+    return;
+}
+
+// `--sqlite-only`: the echo ceiling and SQLite, no PostgreSQL (a quick end-to-end look at a SQLite change).
+var sqliteOnly = args.Contains("--sqlite-only");
+args = [.. args.Where(a => a != "--sqlite-only")];
 var ingestNodes = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 1000;
 var listNodes = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10000;
 var duration = TimeSpan.FromSeconds(10);
 Console.WriteLine($"== ingest: {ingestNodes} nodes, one mutual-TLS connection each, 64 reports in flight, {duration.TotalSeconds:0} s per target");
 Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}");
-await using var pg = await PrivatePostgres.StartAsync();
+await using var pg = sqliteOnly ? null : await PrivatePostgres.StartAsync();
 var results = new Dictionary<string, double>();
 var lists = new List<string>();
-foreach (var engine in new[] { "sqlite", "postgresql" })
+foreach (var engine in sqliteOnly ? ["sqlite"] : new[] { "sqlite", "postgresql" })
 {
     var db = "bench_" + engine;
     if (engine == "postgresql")
     {
-        await pg.CreateDatabaseAsync(db);
+        await pg!.CreateDatabaseAsync(db);
     }
 
     await using var h = await CoordinatorHarness.StartAsync(editConfig: c =>
@@ -42,7 +52,7 @@ foreach (var engine in new[] { "sqlite", "postgresql" })
         LiftReportLimit(c);
         if (engine == "postgresql")
         {
-            CoordinatorHarness.OnPostgres(pg, db)(c);
+            CoordinatorHarness.OnPostgres(pg!, db)(c);
             c["Coordinator"]!["SweepInterval"] = "00:00:05";
         }
     });
@@ -59,7 +69,7 @@ foreach (var engine in new[] { "sqlite", "postgresql" })
     if (engine == "postgresql")
     {
         // Three instances as processes on the same database, behind haproxy; the same clients, through haproxy.
-        await using var cluster = await CoordinatorCluster.StartFirstAsync(pg, edit: c =>
+        await using var cluster = await CoordinatorCluster.StartFirstAsync(pg!, edit: c =>
         {
             c["Log"]!["Level"] = "Error";
             LiftReportLimit(c);
@@ -82,6 +92,12 @@ foreach (var engine in new[] { "sqlite", "postgresql" })
 
 Console.WriteLine($"bare grpc-dotnet echo (ceiling):               {results["echo"],8:0} reports/s");
 Console.WriteLine($"coordinator on SQLite:                         {results["sqlite"],8:0} reports/s = {100 * results["sqlite"] / results["echo"]:0} % of the ceiling");
+if (sqliteOnly)
+{
+    Console.WriteLine(lists[0] + " (goal: p99 <= 20 ms)");
+    return;
+}
+
 Console.WriteLine($"coordinator on PostgreSQL:                     {results["postgresql"],8:0} reports/s = {100 * results["postgresql"] / results["echo"]:0} % of the ceiling; costs {100 - (100 * results["postgresql"] / results["sqlite"]):0} % of SQLite's ingest (goal: <= 25 %)");
 Console.WriteLine($"3 coordinators on PostgreSQL behind haproxy:   {results["cluster"],8:0} reports/s = {100 * results["cluster"] / results["echo"]:0} % of the ceiling (one machine: 3 processes, haproxy and the clients share its cores)");
 foreach (var l in lists)

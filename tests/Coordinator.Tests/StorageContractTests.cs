@@ -38,6 +38,32 @@ public abstract class StorageContract
     }
 
     [Fact]
+    public async Task A_report_decided_against_a_state_the_store_no_longer_holds_is_refused_and_stores_nothing()
+    {
+        using var e = await MigratedAsync();
+        e.Commit([Report("n1", 10_000, [9], checks: [new CheckChange("kubelet", 2, "warning")])]);
+        var ok = Report("n1", 20_000, [8], checks: [new CheckChange("kubelet", 1, "ok")], resolved: [new ResolvedFinding("missing-rule", "ns/svc", "gone", 5_000)]);
+
+        // Decided against no stored state, or an older one: refused, and the rest of the batch with it.
+        Assert.Throws<StoreConflictException>(() => e.Commit([ok with { Base = new ReportBase(null) }]));
+        Assert.Throws<StoreConflictException>(() => e.Commit([new AddAudit(1, "x", "y", "z", ""), ok with { Base = new ReportBase(9_000) }]));
+        Assert.Equal([9], Assert.Single(e.Load(20).Agents).State);
+        Assert.Equal(1, e.Counts()["check_history"]);
+        Assert.Equal(0, e.Counts()["finding_history"]);
+        Assert.Equal(0, e.Counts()["audit"]);
+
+        // Against the stored state: stored. A new agent against none: stored.
+        e.Commit([ok with { Base = new ReportBase(10_000) }]);
+        e.Commit([Report("n1", 20_500, [5], kind: 2) with { Base = new ReportBase(null) }]);
+        Assert.Equal(2, e.Counts()["check_history"]);
+        Assert.Equal(1, e.Counts()["finding_history"]);
+        var one = e.LoadNode("n1", 20);
+        Assert.Equal([8], one.Agents.Single(a => a.Kind == 1).State);
+        Assert.Equal(2, one.Agents.Count);
+        Assert.Empty(e.LoadNode("n2", 20).Nodes);
+    }
+
+    [Fact]
     public async Task A_report_replaces_the_agents_state_and_keeps_its_history()
     {
         using var e = await MigratedAsync();

@@ -56,7 +56,16 @@ public sealed class AgentApi(
 
         request.Node = caller.Identity;
         ReportClock.Clamp(request, time.GetUtcNow(), TimeSpan.FromDays(options.Value.RetentionDays));
-        await state.ApplyReportAsync(request).ConfigureAwait(false);
+        try
+        {
+            await state.ApplyReportAsync(request).ConfigureAwait(false);
+        }
+        catch (Storage.StoreConflictException)
+        {
+            // Other instances kept changing this node's state while this one decided (three times): nothing was stored.
+            throw new RpcException(new Status(StatusCode.Aborted, "the node's state changed on another coordinator instance meanwhile; nothing was stored, send again"));
+        }
+
         Reports.WithLabels(request.Agent.Name()).Inc();
         return new ReportResponse
         {

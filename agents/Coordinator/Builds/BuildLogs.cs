@@ -7,7 +7,8 @@ namespace Toolforge.Agents.Coordinator.Builds;
 
 /// <summary>
 /// Build logs: every line goes to the database and only then to the followers of that build, so memory holds no
-/// log, only a sequence number and the open followers per running build. A build keeps at most
+/// log, only a sequence number and the open followers per running build; the sequence moves only past lines whose
+/// write committed. A build keeps at most
 /// <see cref="ReportLimits.MaxLogLinesPerBuild"/> lines and <see cref="MaxBytesPerBuild"/> bytes; what is beyond is
 /// counted (Build.log_lines_dropped), not kept.
 /// </summary>
@@ -52,11 +53,13 @@ public sealed partial class BuildLogs
     }
 
     /// <summary>
-    /// Stores <paramref name="lines"/> after what the build has (or, with <paramref name="firstLine"/> from the
-    /// builder, as lines firstLine, firstLine+1, …: lines already stored are not stored again, so a batch sent twice
-    /// is kept once), then hands them to its followers. Returns the lines dropped so far.
+    /// Lines to store for build <paramref name="id"/>: after what the build has (or, with <paramref name="firstLine"/>
+    /// from the builder, as lines firstLine, firstLine+1, …: lines already stored are not stored again, so a batch
+    /// sent twice is kept once). Changes nothing here: the caller writes <see cref="LogBatch.Rows"/> and, once that
+    /// committed, hands the batch to <see cref="Committed"/>; a batch whose write failed is simply dropped, and the
+    /// same lines sent again are planned again in full.
     /// </summary>
-    public async Task<long> AppendAsync(long id, IReadOnlyList<string> lines, long firstLine = 0)
+    internal async Task<LogBatch> PlanAsync(long id, IReadOnlyList<string> lines, long firstLine = 0)
     {
         bool stale;
         lock (_lock)
@@ -79,8 +82,19 @@ public sealed partial class BuildLogs
             }
         }
 
-        var rows = new List<BuildLogLine>(lines.Count);
-        long dropped;
+        lock (_lock)
+        {
+            var live = _live.GetValueOrDefault(id);
+            return LogBatch.Plan(live?.Seq ?? 0, live?.Bytes ?? 0, live?.Dropped ?? 0, lines, firstLine);
+        }
+    }
+
+    /// <summary>
+    /// A planned batch was committed: the build's count moves past it and its followers get its lines (only now, so
+    /// a follower never sees a line the store does not hold).
+    /// </summary>
+    internal void Committed(long id, LogBatch batch)
+    {
         lock (_lock)
         {
             if (!_live.TryGetValue(id, out var live))
@@ -88,54 +102,26 @@ public sealed partial class BuildLogs
                 _live[id] = live = new Live();
             }
 
-            for (var i = 0; i < lines.Count; i++)
+            live.Seq = Math.Max(live.Seq, batch.Seq);
+            live.Bytes = Math.Max(live.Bytes, batch.Bytes);
+            live.Dropped = Math.Max(live.Dropped, batch.Dropped);
+            if (batch.Rows.Count == 0)
             {
-                var line = lines[i];
-                var seq = firstLine > 0 ? firstLine + i : live.Seq + 1;
-                if (seq <= live.Seq)
-                {
-                    continue; // sent before, and stored
-                }
-
-                var bytes = System.Text.Encoding.UTF8.GetByteCount(line);
-                if (seq > ReportLimits.MaxLogLinesPerBuild || live.Bytes + bytes > MaxBytesPerBuild)
-                {
-                    live.Dropped++;
-                    continue;
-                }
-
-                live.Seq = seq;
-                live.Bytes += bytes;
-                rows.Add(new BuildLogLine { Seq = seq, Line = line });
+                return;
             }
 
-            dropped = live.Dropped;
-        }
-
-        if (rows.Count > 0)
-        {
-            await _writer.WriteAsync(new AppendBuildLog(id, [.. rows.Select(r => (r.Seq, r.Line))])).ConfigureAwait(false);
-
-            lock (_lock)
+            foreach (var f in live.Followers)
             {
-                if (_live.TryGetValue(id, out var live))
+                foreach (var (seq, line) in batch.Rows)
                 {
-                    foreach (var f in live.Followers)
+                    if (!f.Writer.TryWrite(new BuildLogLine { Seq = seq, Line = line }))
                     {
-                        foreach (var row in rows)
-                        {
-                            if (!f.Writer.TryWrite(row))
-                            {
-                                f.Writer.TryComplete(new InvalidOperationException($"the log follower fell more than {FollowerQueue} lines behind; read the log again"));
-                                break;
-                            }
-                        }
+                        f.Writer.TryComplete(new InvalidOperationException($"the log follower fell more than {FollowerQueue} lines behind; read the log again"));
+                        break;
                     }
                 }
             }
         }
-
-        return dropped;
     }
 
     /// <summary>The build ended: its followers finish after the last line, and nothing of it stays in memory.</summary>

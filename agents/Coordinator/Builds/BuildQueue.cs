@@ -26,6 +26,7 @@ public sealed partial class BuildQueue
     private readonly Dictionary<long, string> _tokens = [];
     private readonly Dictionary<string, List<BuilderConnection>> _connections = new(StringComparer.Ordinal);
     private readonly HashSet<long> _dispatching = [];
+    private readonly StripedAsyncLock _perBuild = new(64);
     private readonly StoreWriter _writer;
     private readonly IStoreEngine _store;
     private readonly BuildLogs _logs;
@@ -100,7 +101,6 @@ public sealed partial class BuildQueue
         var allocated = await Task.Run(_store.NextBuildId).ConfigureAwait(false);
         Build build;
         string token;
-        BuilderConnection? target;
         long id;
         lock (_lock)
         {
@@ -122,29 +122,18 @@ public sealed partial class BuildQueue
                 RequestedBuilder = request.Builder,
             };
             token = NewToken();
+        }
+
+        await PersistAsync(build, token).ConfigureAwait(false); // fails with nothing left behind (an id skipped at most)
+        _logs.Track(id);
+        BuilderConnection? target;
+        lock (_lock)
+        {
             _builds[id] = build;
             _tokens[id] = token;
             _byToken[token] = id;
             target = LocalBuilderFor(build);
             build = build.Clone();
-        }
-
-        _logs.Track(id);
-        try
-        {
-            await PersistAsync(build, token).ConfigureAwait(false);
-        }
-        catch
-        {
-            lock (_lock)
-            {
-                _builds.Remove(id);
-                _tokens.Remove(id);
-                _byToken.Remove(token);
-            }
-
-            _logs.Forget([id]);
-            throw;
         }
 
         Publish(build);
@@ -334,19 +323,43 @@ public sealed partial class BuildQueue
                 else if (b.State == BuildState.Running && b.Builder == identity && list.Count == 1 && running is not null && !stillRunning.Contains(token))
                 {
                     // The builder came back without this build: it restarted while the build ran.
-                    b.State = BuildState.Failed;
-                    b.Error = "the builder reconnected without this build (it restarted while the build ran); outcome unknown";
-                    b.FinishedAt = Now();
-                    changed.Add((b.Clone(), token));
-                    _logs.Finish(id);
+                    var failed = b.Clone();
+                    failed.State = BuildState.Failed;
+                    failed.Error = "the builder reconnected without this build (it restarted while the build ran); outcome unknown";
+                    failed.FinishedAt = Now();
+                    changed.Add((failed, token));
                 }
             }
         }
 
-        foreach (var (b, token) in changed)
+        // Durable, then visible: a build whose failure could not be stored stays running here and in the store, and
+        // is judged again when the builder next connects.
+        foreach (var (failed, token) in changed)
         {
-            await PersistLoggedAsync(b, token).ConfigureAwait(false);
-            Publish(b);
+            using var serial = await _perBuild.EnterAsync(token).ConfigureAwait(false);
+            var id = long.Parse(failed.Id, System.Globalization.CultureInfo.InvariantCulture);
+            lock (_lock)
+            {
+                if (!_builds.TryGetValue(id, out var current) || current.State != BuildState.Running)
+                {
+                    continue; // progress ended it meanwhile
+                }
+
+                failed.LogLinesDropped = current.LogLinesDropped;
+                failed.Images.Clear();
+                failed.Images.AddRange(current.Images);
+            }
+
+            if (await PersistLoggedAsync(failed, token).ConfigureAwait(false))
+            {
+                lock (_lock)
+                {
+                    _builds[id] = failed;
+                }
+
+                _logs.Finish(id);
+                Publish(failed.Clone());
+            }
         }
 
         var handed = 0;
@@ -377,12 +390,17 @@ public sealed partial class BuildQueue
         Log.BuilderDisconnected(_logger, connection.Identity);
     }
 
-    /// <summary>Applies a builder's progress; returns null, or why it was refused (then nothing changed).</summary>
+    /// <summary>
+    /// Applies a builder's progress; returns null, or why it was refused (then nothing changed). Durable first, then
+    /// visible: the new lines and the build's new state are written in one transaction, and only once it committed
+    /// does this instance take them in, hand the lines to followers, tell watchers and end the followers of a
+    /// finished build. A write the store refuses changes nothing, so the same progress sent again is applied in full.
+    /// </summary>
     public async Task<Refusal?> ProgressAsync(string identity, CommandProgress progress)
     {
-        if (progress.State is not (BuildState.Unspecified or BuildState.Running or BuildState.Succeeded or BuildState.Failed))
+        if (BuildProgress.CheckState(progress) is { } invalid)
         {
-            return new Refusal(StatusCode.InvalidArgument, $"state: {progress.State} is not something a builder reports");
+            return invalid;
         }
 
         if (_store.SharedByInstances && progress.CommandId.Length is > 0 and <= 64 && NotSeenHere(progress.CommandId, identity))
@@ -395,9 +413,10 @@ public sealed partial class BuildQueue
             }
         }
 
+        using var serial = await _perBuild.EnterAsync(progress.CommandId).ConfigureAwait(false);
         long id;
-        Build snapshot;
-        bool publish, finished;
+        Build before;
+        Build next;
         string token;
         lock (_lock)
         {
@@ -406,78 +425,49 @@ public sealed partial class BuildQueue
                 return new Refusal(StatusCode.NotFound, "command_id: no such command");
             }
 
-            if (b.DispatchedAt is null)
+            var decision = BuildProgress.Apply(b, identity, progress, Now());
+            if (decision.Refusal is not null || decision.Next is null)
             {
-                return new Refusal(StatusCode.FailedPrecondition, $"build {b.Id} has not been handed to a builder yet");
+                return decision.Refusal; // refused, or already done
             }
 
-            if (b.Builder != identity)
-            {
-                return new Refusal(StatusCode.PermissionDenied, $"build {b.Id} was handed to {b.Builder}, not to {identity}");
-            }
-
-            if (Finished(b) && progress.State == b.State && progress.Images.Count == 0)
-            {
-                return null; // the final state sent again (its answer was lost): already done
-            }
-
-            if (Finished(b))
-            {
-                return new Refusal(StatusCode.FailedPrecondition, $"build {b.Id} has already {(b.State == BuildState.Succeeded ? "succeeded" : "failed")}");
-            }
-
-            var before = b.Clone();
-            if (progress.State is not BuildState.Unspecified)
-            {
-                b.StartedAt ??= Now();
-                b.State = progress.State;
-                if (Finished(b))
-                {
-                    b.FinishedAt = Now();
-                    b.Error = ReportLimits.Cut(progress.Error, ReportLimits.MaxMessage);
-                }
-            }
-
-            foreach (var image in progress.Images)
-            {
-                var fitted = Fit(image);
-                var i = IndexOf(b, fitted.Path);
-                if (i >= 0)
-                {
-                    b.Images[i] = fitted;
-                }
-                else if (b.Images.Count < MaxImageResults)
-                {
-                    b.Images.Add(fitted);
-                }
-            }
-
-            finished = Finished(b);
-            publish = !before.Equals(b);
+            before = b.Clone();
+            next = decision.Next;
             token = _tokens[id];
-            snapshot = b.Clone();
         }
 
-        // Lines first, so a follower has every line before it hears the build ended.
-        var dropped = await _logs.AppendAsync(id, progress.LogLines, progress.FirstLine).ConfigureAwait(false);
-        if (dropped != snapshot.LogLinesDropped)
+        var lines = await _logs.PlanAsync(id, progress.LogLines, progress.FirstLine).ConfigureAwait(false);
+        next.LogLinesDropped = Math.Max(next.LogLinesDropped, lines.Dropped);
+        var changed = !before.Equals(next);
+        var ops = new List<StoreOp>(2);
+        if (lines.Rows.Count > 0)
+        {
+            ops.Add(new AppendBuildLog(id, lines.Rows)); // lines first: another instance reads them before it hears the build ended
+        }
+
+        if (changed)
+        {
+            ops.Add(SaveOf(next, token));
+        }
+
+        if (ops.Count > 0)
+        {
+            await _writer.WriteAsync(ops.Count == 1 ? ops[0] : new StoreBatch(ops)).ConfigureAwait(false);
+        }
+
+        // Committed. Lines first, so a follower has every line before it hears the build ended.
+        _logs.Committed(id, lines);
+        if (changed)
         {
             lock (_lock)
             {
-                _builds[id].LogLinesDropped = dropped;
+                _builds[id] = next;
             }
 
-            snapshot.LogLinesDropped = dropped;
-            publish = true;
+            Publish(next.Clone());
         }
 
-        if (publish)
-        {
-            await PersistAsync(snapshot, token).ConfigureAwait(false);
-            Publish(snapshot);
-        }
-
-        if (finished)
+        if (BuildProgress.Finished(next))
         {
             _logs.Finish(id);
         }
@@ -492,6 +482,16 @@ public sealed partial class BuildQueue
         lock (_lock)
         {
             gone = _builds.Where(b => b.Value.RequestedAt.ToDateTimeOffset() < cutoff && Finished(b.Value)).Select(b => b.Key).ToList();
+        }
+
+        if (gone.Count == 0)
+        {
+            return;
+        }
+
+        await _writer.WriteAsync(new DeleteBuilds(gone)).ConfigureAwait(false); // deleted, then forgotten here
+        lock (_lock)
+        {
             foreach (var id in gone)
             {
                 _builds.Remove(id);
@@ -503,10 +503,6 @@ public sealed partial class BuildQueue
         }
 
         _logs.Forget(gone);
-        if (gone.Count > 0)
-        {
-            await _writer.WriteAsync(new DeleteBuilds(gone)).ConfigureAwait(false);
-        }
     }
 
     private bool NotSeenHere(string token, string identity)
@@ -517,45 +513,26 @@ public sealed partial class BuildQueue
         }
     }
 
-    private static int IndexOf(Build b, string path)
-    {
-        for (var i = 0; i < b.Images.Count; i++)
-        {
-            if (b.Images[i].Path == path)
-            {
-                return i;
-            }
-        }
-
-        return -1;
-    }
-
-    private static ImageResult Fit(ImageResult r) => new()
-    {
-        Path = ReportLimits.Cut(r.Path, 200),
-        Name = ReportLimits.Cut(r.Name, 512),
-        Result = ReportLimits.Cut(r.Result, 32),
-        Duration = r.Duration,
-        Digest = ReportLimits.Cut(r.Digest, 200),
-        Error = ReportLimits.Cut(r.Error, ReportLimits.MaxMessage),
-    };
-
-    private static bool Finished(Build b) => b.State is BuildState.Succeeded or BuildState.Failed;
+    private static bool Finished(Build b) => BuildProgress.Finished(b);
 
     private static string NewToken() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
 
-    private Task PersistAsync(Build b, string token) => _writer.WriteAsync(new SaveBuild(
-        long.Parse(b.Id, System.Globalization.CultureInfo.InvariantCulture), b.RequestedAt.ToDateTimeOffset().ToUnixTimeMilliseconds(), b.ToByteArray(), token));
+    private Task PersistAsync(Build b, string token) => _writer.WriteAsync(SaveOf(b, token));
 
-    private async Task PersistLoggedAsync(Build b, string token)
+    private static SaveBuild SaveOf(Build b, string token) => new(
+        long.Parse(b.Id, System.Globalization.CultureInfo.InvariantCulture), b.RequestedAt.ToDateTimeOffset().ToUnixTimeMilliseconds(), b.ToByteArray(), token);
+
+    private async Task<bool> PersistLoggedAsync(Build b, string token)
     {
         try
         {
             await PersistAsync(b, token).ConfigureAwait(false);
+            return true;
         }
         catch (Exception ex) when (ex is System.Data.Common.DbException or StoreUnavailableException or InvalidOperationException)
         {
             Log.PersistFailed(_logger, b.Id, ex);
+            return false;
         }
     }
 

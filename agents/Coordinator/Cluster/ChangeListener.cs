@@ -174,8 +174,9 @@ public sealed partial class ChangeListener(
         state.Load(all);
         foreach (var b in all.Builds)
         {
-            await builds.RefreshAsync(b.Id, b).ConfigureAwait(false);
+            // Lines first (as in ApplyAsync): a build that ended meanwhile ends its followers here, after its last line.
             await Task.Run(() => logs.Refresh(b.Id)).ConfigureAwait(false);
+            await builds.RefreshAsync(b.Id, b).ConfigureAwait(false);
         }
     }
 

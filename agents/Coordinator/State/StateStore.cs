@@ -9,7 +9,7 @@ using Toolforge.Agents.Coordinator.Storage;
 namespace Toolforge.Agents.Coordinator.State;
 
 /// <summary>
-/// The coordinator's view of every node, held in memory for fast reads and written through to SQLite.
+/// The coordinator's view of every node, held in memory for fast reads; it holds only what the store committed.
 /// A report replaces what was held for (node, agent); state changes of checks, resolved findings and events go to
 /// the history tables. Reads (ListNodes, GetNode, ListFindings) never touch the database.
 /// </summary>
@@ -28,7 +28,9 @@ public sealed partial class StateStore
     private (long Version, DateTimeOffset Until, ListNodesResponse Response)? _listCache;
     private readonly Dictionary<string, NodeRecord> _nodes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, HashSet<AgentKind>> _connected = new(StringComparer.Ordinal); // command streams, also of nodes not yet reported
+    private readonly StripedAsyncLock _perNode = new(1024);
     private readonly StoreWriter _writer;
+    private readonly IStoreEngine _engine;
     private readonly ChangeFeed _feed;
     private readonly TimeProvider _time;
     private readonly CoordinatorOptions _options;
@@ -74,9 +76,10 @@ public sealed partial class StateStore
         }
     }
 
-    public StateStore(StoreWriter writer, ChangeFeed feed, TimeProvider time, IOptions<CoordinatorOptions> options, ILogger<StateStore> logger)
+    public StateStore(StoreWriter writer, IStoreEngine engine, ChangeFeed feed, TimeProvider time, IOptions<CoordinatorOptions> options, ILogger<StateStore> logger)
     {
         _writer = writer;
+        _engine = engine;
         _feed = feed;
         _time = time;
         _options = options.Value;
@@ -179,80 +182,133 @@ public sealed partial class StateStore
     }
 
     /// <summary>
-    /// Applies a validated report. The returned task completes when it is durable; the in-memory view and the
-    /// watchers see it at once.
+    /// Applies a validated report: durable first, then visible. What changed is decided against the agent's last
+    /// stored state, written, and only once the write committed does the in-memory view take it in and the watchers
+    /// hear of it. A write the store refuses (UNAVAILABLE) changes nothing, so the same report sent again is applied
+    /// in full, its history rows included. Reports of one node are applied one at a time for that reason.
     /// </summary>
-    public Task ApplyReportAsync(ReportRequest report)
+    /// <remarks>
+    /// With several instances, this instance's view of the agent may be behind the store (another instance's commit
+    /// whose notification has not been taken in yet): the write names the state it was decided against, the store
+    /// refuses it when it holds another (<see cref="StoreConflictException"/>), and the report is decided again
+    /// against the stored row, so no change is recorded twice or missed.
+    /// </remarks>
+    public async Task ApplyReportAsync(ReportRequest report)
+    {
+        using var serial = await _perNode.EnterAsync(report.Node).ConfigureAwait(false);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await ApplyOnceAsync(report).ConfigureAwait(false);
+                return;
+            }
+            catch (StoreConflictException ex) when (attempt < 3)
+            {
+                Log.DecidedAgain(_logger, report.Node, ex.Message);
+                var stored = await Task.Run(() => _engine.LoadNode(report.Node, RecentEventsPerNode)).ConfigureAwait(false);
+                TakeStored(report.Node, report.Agent, stored);
+            }
+        }
+    }
+
+    private async Task ApplyOnceAsync(ReportRequest report)
     {
         var now = FromMs(_time.GetUtcNow().ToUnixTimeMilliseconds()); // what the store keeps, so every instance (and a restart) shows the same
         var nowMs = now.ToUnixTimeMilliseconds();
-        var nowTs = Timestamp.FromDateTimeOffset(now);
+        ReportDiff.Result diff;
+        long firstSeenMs;
+        int storedEvents;
+        long? baseMs;
         lock (_lock)
         {
-            var isNew = !_nodes.TryGetValue(report.Node, out var node);
-            if (isNew)
+            var known = _nodes.TryGetValue(report.Node, out var node);
+            AgentRecord? previous = null;
+            if (known)
             {
-                node = new NodeRecord(report.Node, now, ConnectedOf(report.Node));
+                node!.Agents.TryGetValue(report.Agent, out previous);
+            }
+
+            diff = ReportDiff.Compute(previous?.State, report, Timestamp.FromDateTimeOffset(now));
+            baseMs = previous?.LastReport.ToUnixTimeMilliseconds();
+            firstSeenMs = known ? node!.FirstSeen.ToUnixTimeMilliseconds() : nowMs;
+            storedEvents = (known ? node!.StoredEvents : 0) + report.Events.Count;
+        }
+
+        var trimEvents = storedEvents > 2 * StoredEventsPerNode;
+        await _writer.WriteAsync(new SaveReport(
+            report.Node,
+            firstSeenMs,
+            (int)report.Agent,
+            report.AgentVersion,
+            nowMs,
+            (long)_options.HeartbeatInterval.TotalMilliseconds,
+            diff.Stored.ToByteArray(),
+            [.. diff.ChangedChecks.Select(ch => new CheckChange(ch.Name, (int)ch.State, ch.Message))],
+            [.. diff.Resolved.Select(f => new ResolvedFinding(f.Kind, f.Subject, f.Message, f.FirstSeen?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? nowMs))],
+            [.. report.Events.Select(e => new StoredEvent(e.At?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? nowMs, e.ToByteArray()))],
+            trimEvents ? StoredEventsPerNode : null,
+            new ReportBase(baseMs))).ConfigureAwait(false);
+
+        // Committed: now memory and the watchers.
+        lock (_lock)
+        {
+            if (!_nodes.TryGetValue(report.Node, out var node))
+            {
+                node = new NodeRecord(report.Node, FromMs(firstSeenMs), ConnectedOf(report.Node));
                 _nodes[report.Node] = node;
                 _version++;
             }
 
-            node!.Agents.TryGetValue(report.Agent, out var previous);
-            var stored = new ReportRequest { Node = report.Node, Agent = report.Agent, AgentVersion = report.AgentVersion, SentAt = report.SentAt };
-            stored.Checks.AddRange(report.Checks);
-
-            // Keep when each finding was first seen; findings that went away are resolved.
-            var before = previous?.State.Findings.ToDictionary(FindingKey, StringComparer.Ordinal) ?? [];
-            foreach (var f in report.Findings)
-            {
-                var copy = f.Clone();
-                copy.FirstSeen = before.Remove(FindingKey(f), out var old) && old.FirstSeen is not null ? old.FirstSeen : nowTs;
-                copy.LastSeen = nowTs;
-                stored.Findings.Add(copy);
-            }
-
-            var resolved = before.Values.ToList();
-            var previousChecks = previous?.State.Checks.ToDictionary(c => c.Name, StringComparer.Ordinal) ?? [];
-            var changedChecks = report.Checks.Where(c => !previousChecks.TryGetValue(c.Name, out var p) || p.State != c.State).ToList();
-
-            var record = new AgentRecord(report.Agent, report.AgentVersion, now, _options.HeartbeatInterval, stored);
-            node.Agents[report.Agent] = record;
+            node.Agents[report.Agent] = new AgentRecord(report.Agent, report.AgentVersion, now, _options.HeartbeatInterval, diff.Stored);
             node.Changed();
             _version++;
-            foreach (var e in report.Events)
-            {
-                node.RecentEvents.Add(e);
-            }
-
+            node.RecentEvents.AddRange(report.Events);
             if (node.RecentEvents.Count > RecentEventsPerNode)
             {
                 node.RecentEvents.RemoveRange(0, node.RecentEvents.Count - RecentEventsPerNode);
             }
 
+            node.StoredEvents = trimEvents ? StoredEventsPerNode : node.StoredEvents + report.Events.Count;
             PublishIfChanged(node, now);
+        }
+    }
 
-            var blob = stored.ToByteArray();
-            var events = report.Events.Select(e => (e.At?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? nowMs, e.ToByteArray())).ToList();
-            node.StoredEvents += events.Count;
-            var trimEvents = node.StoredEvents > 2 * StoredEventsPerNode;
-            if (trimEvents)
+    /// <summary>
+    /// Takes in the stored rows of one node after a conflict: the agent's state is the stored one whatever this
+    /// instance held (its clock may differ from the instance that stored it), so the next decision starts from it.
+    /// </summary>
+    private void TakeStored(string name, AgentKind kind, StoredState stored)
+    {
+        lock (_lock)
+        {
+            var row = stored.Agents.FirstOrDefault(a => a.Kind == (int)kind);
+            if (!_nodes.TryGetValue(name, out var n))
             {
-                node.StoredEvents = StoredEventsPerNode;
+                if (stored.Nodes.Count == 0)
+                {
+                    return;
+                }
+
+                n = new NodeRecord(name, FromMs(stored.Nodes[0].FirstSeenMs), ConnectedOf(name));
+                _nodes[name] = n;
             }
 
-            var firstSeenMs = node.FirstSeen.ToUnixTimeMilliseconds();
-            return _writer.WriteAsync(new SaveReport(
-                report.Node,
-                firstSeenMs,
-                (int)report.Agent,
-                report.AgentVersion,
-                nowMs,
-                (long)record.Heartbeat.TotalMilliseconds,
-                blob,
-                [.. changedChecks.Select(ch => new CheckChange(ch.Name, (int)ch.State, ch.Message))],
-                [.. resolved.Select(f => new ResolvedFinding(f.Kind, f.Subject, f.Message, f.FirstSeen?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? nowMs))],
-                [.. events.Select(e => new StoredEvent(e.Item1, e.Item2))],
-                trimEvents ? StoredEventsPerNode : null));
+            if (row is null)
+            {
+                n.Agents.Remove(kind);
+            }
+            else
+            {
+                n.Agents[kind] = new AgentRecord(kind, row.Version, FromMs(row.LastReportMs), TimeSpan.FromMilliseconds(row.HeartbeatMs), ReportRequest.Parser.ParseFrom(row.State));
+            }
+
+            n.RecentEvents.Clear();
+            n.RecentEvents.AddRange(stored.RecentEvents.Select(e => AgentEvent.Parser.ParseFrom(e.Body)));
+            n.StoredEvents = stored.EventCounts.GetValueOrDefault(name);
+            n.Changed();
+            _version++;
+            PublishIfChanged(n, _time.GetUtcNow());
         }
     }
 
@@ -514,8 +570,6 @@ public sealed partial class StateStore
         return copy;
     }
 
-    private static string FindingKey(Finding f) => f.Kind + "\u0000" + f.Subject;
-
     private static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
 
     private static partial class Log
@@ -528,5 +582,8 @@ public sealed partial class StateStore
 
         [LoggerMessage(2203, LogLevel.Information, "forgot {Count} nodes silent past retention: {Nodes}")]
         public static partial void Forgot(ILogger logger, int count, string nodes);
+
+        [LoggerMessage(2204, LogLevel.Debug, "node {Node}: report decided again against the stored state ({Reason})")]
+        public static partial void DecidedAgain(ILogger logger, string node, string reason);
     }
 }

@@ -50,6 +50,9 @@ public interface IStoreEngine : IDisposable
     /// </summary>
     bool TryClaimBuild(long id, Func<byte[], byte[]?> claim);
 
+    /// <summary>One node's rows (its agents, last <paramref name="recentEvents"/> events), in one snapshot; absent from Nodes when gone.</summary>
+    StoredState LoadNode(string node, int recentEvents);
+
     /// <summary>The build a command token belongs to, as stored.</summary>
     StoredBuild? LoadBuildByToken(string token);
 

@@ -181,9 +181,10 @@ public sealed class PostgresStore : IStoreEngine
         using var tx = c.BeginTransaction();
         using var batch = new NpgsqlBatch(c, tx);
         var notes = new List<string>();
+        var based = new List<(NpgsqlBatchCommand Command, SaveReport Report)>();
         foreach (var op in ops)
         {
-            Add(batch, op, notes);
+            Add(batch, op, notes, based);
         }
 
         foreach (var note in notes.Distinct(StringComparer.Ordinal)) // in the order the changes were made
@@ -196,21 +197,44 @@ public sealed class PostgresStore : IStoreEngine
             batch.ExecuteNonQuery();
         }
 
+        foreach (var (command, report) in based)
+        {
+            if (command.RecordsAffected == 0)
+            {
+                throw StoreSql.Conflict(report); // rolled back at dispose: nothing of this batch is stored
+            }
+        }
+
         tx.Commit();
         return 0;
     });
 
-    private static void Add(NpgsqlBatch batch, StoreOp op, List<string> notes)
+    private static void Add(NpgsqlBatch batch, StoreOp op, List<string> notes, List<(NpgsqlBatchCommand, SaveReport)> based)
     {
         switch (op)
         {
             case SaveReport r:
                 Cmd(batch, "INSERT INTO nodes(name, first_seen) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", r.Node, r.FirstSeenMs);
-                Cmd(batch, """
-                    INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state) VALUES ($1, $2, $3, $4, $5, $6)
-                    ON CONFLICT (node, kind) DO UPDATE SET version = excluded.version, last_report = excluded.last_report,
-                        heartbeat_ms = excluded.heartbeat_ms, state = excluded.state
-                    """, r.Node, (long)r.Kind, r.Version, r.LastReportMs, r.HeartbeatMs, r.State);
+                if (r.Base is null)
+                {
+                    Cmd(batch, """
+                        INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state) VALUES ($1, $2, $3, $4, $5, $6)
+                        ON CONFLICT (node, kind) DO UPDATE SET version = excluded.version, last_report = excluded.last_report,
+                            heartbeat_ms = excluded.heartbeat_ms, state = excluded.state
+                        """, r.Node, (long)r.Kind, r.Version, r.LastReportMs, r.HeartbeatMs, r.State);
+                }
+                else
+                {
+                    // Only over the state the report was decided against; another one (or none expected): 0 rows, a conflict.
+                    Cmd(batch, """
+                        INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state) VALUES ($1, $2, $3, $4, $5, $6)
+                        ON CONFLICT (node, kind) DO UPDATE SET version = excluded.version, last_report = excluded.last_report,
+                            heartbeat_ms = excluded.heartbeat_ms, state = excluded.state
+                        WHERE agents.last_report = $7
+                        """, r.Node, (long)r.Kind, r.Version, r.LastReportMs, r.HeartbeatMs, r.State, r.Base.LastReportMs ?? long.MinValue);
+                    based.Add((batch.BatchCommands[^1], r));
+                }
+
                 foreach (var ch in r.Checks)
                 {
                     Cmd(batch, "INSERT INTO check_history(node, kind, name, state, message, at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -278,7 +302,7 @@ public sealed class PostgresStore : IStoreEngine
             case StoreBatch inner:
                 foreach (var o in inner.Ops)
                 {
-                    Add(batch, o, notes);
+                    Add(batch, o, notes, based);
                 }
 
                 break;
@@ -320,6 +344,15 @@ public sealed class PostgresStore : IStoreEngine
         using var c = _source.OpenConnection();
         using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead);
         var state = StoreSql.State(c, tx, recentEvents, "= ANY(@names)", ("@names", names.ToArray()));
+        tx.Commit();
+        return state;
+    });
+
+    public StoredState LoadNode(string node, int recentEvents) => Guard(() =>
+    {
+        using var c = _source.OpenConnection();
+        using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead);
+        var state = StoreSql.State(c, tx, recentEvents, "= @node", ("@node", node));
         tx.Commit();
         return state;
     });

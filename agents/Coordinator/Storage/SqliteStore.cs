@@ -3,7 +3,7 @@ using Microsoft.Data.Sqlite;
 namespace Toolforge.Agents.Coordinator.Storage;
 
 /// <summary>
-/// The default engine: one SQLite file (WAL, foreign keys), versioned migrations recorded in PRAGMA user_version. A
+/// The default engine: one SQLite file (WAL synced at every commit, foreign keys), versioned migrations recorded in PRAGMA user_version. A
 /// migration runs once, in a transaction; a database newer than this binary is refused rather than damaged. One
 /// connection writes (the coordinator's single writer); reads of build logs open their own read-only connections.
 /// </summary>
@@ -90,7 +90,18 @@ public sealed class SqliteStore : IStoreEngine
     private readonly string _path;
     private readonly SqliteConnection _connection;
 
+    /// <summary>
+    /// Opens (creating) <paramref name="path"/>. Commits are <c>synchronous=FULL</c>: the WAL is synced at every commit,
+    /// so what the writer acknowledged survives a power loss (with NORMAL the last commits could go, and with them a
+    /// build id that would then be handed out again). The group commit makes that one fsync per batch.
+    /// </summary>
     public SqliteStore(string path)
+        : this(path, fullSync: true)
+    {
+    }
+
+    /// <summary>With <paramref name="fullSync"/> false, <c>synchronous=NORMAL</c>: only the benchmark's comparison uses it.</summary>
+    internal SqliteStore(string path, bool fullSync)
     {
         _path = path;
         _connection = new SqliteConnection(new SqliteConnectionStringBuilder
@@ -101,7 +112,7 @@ public sealed class SqliteStore : IStoreEngine
             Pooling = false,
         }.ToString());
         _connection.Open();
-        Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;");
+        Execute($"PRAGMA journal_mode=WAL; PRAGMA synchronous={(fullSync ? "FULL" : "NORMAL")}; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;");
     }
 
     public static int CurrentVersion => Migrations.Length;
@@ -157,11 +168,16 @@ public sealed class SqliteStore : IStoreEngine
         {
             case SaveReport r:
                 Exec(tx, "INSERT OR IGNORE INTO nodes(name, first_seen) VALUES ($n, $f)", ("$n", r.Node), ("$f", r.FirstSeenMs));
-                Exec(tx, """
+                var saved = Exec(tx, $"""
                     INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state) VALUES ($n, $k, $v, $t, $h, $s)
                     ON CONFLICT(node, kind) DO UPDATE SET version = excluded.version, last_report = excluded.last_report,
-                        heartbeat_ms = excluded.heartbeat_ms, state = excluded.state
-                    """, ("$n", r.Node), ("$k", r.Kind), ("$v", r.Version), ("$t", r.LastReportMs), ("$h", r.HeartbeatMs), ("$s", r.State));
+                        heartbeat_ms = excluded.heartbeat_ms, state = excluded.state{(r.Base is null ? "" : " WHERE agents.last_report = $b")}
+                    """, ("$n", r.Node), ("$k", r.Kind), ("$v", r.Version), ("$t", r.LastReportMs), ("$h", r.HeartbeatMs), ("$s", r.State), ("$b", r.Base?.LastReportMs ?? long.MinValue)); // none expected: no row matches
+                if (saved == 0)
+                {
+                    throw StoreSql.Conflict(r);
+                }
+
                 foreach (var c in r.Checks)
                 {
                     Exec(tx, "INSERT INTO check_history(node, kind, name, state, message, at) VALUES ($n, $k, $c, $s, $m, $t)",
@@ -274,6 +290,15 @@ public sealed class SqliteStore : IStoreEngine
         return true;
     }
 
+    public StoredState LoadNode(string node, int recentEvents)
+    {
+        using var c = OpenReader();
+        using var tx = c.BeginTransaction(deferred: true); // one snapshot for all the reads
+        var state = StoreSql.State(c, tx, recentEvents, "= @node", ("@node", node));
+        tx.Commit();
+        return state;
+    }
+
     public StoredBuild? LoadBuildByToken(string token)
     {
         using var c = OpenReader();
@@ -378,7 +403,7 @@ public sealed class SqliteStore : IStoreEngine
         return c;
     }
 
-    private void Exec(SqliteTransaction tx, string sql, params (string Name, object? Value)[] args)
+    private int Exec(SqliteTransaction tx, string sql, params (string Name, object? Value)[] args)
     {
         using var cmd = _connection.CreateCommand();
         cmd.Transaction = tx;
@@ -388,7 +413,7 @@ public sealed class SqliteStore : IStoreEngine
             cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
         }
 
-        cmd.ExecuteNonQuery();
+        return cmd.ExecuteNonQuery();
     }
 
     private void Execute(string sql, SqliteTransaction? tx = null)

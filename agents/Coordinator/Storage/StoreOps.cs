@@ -3,7 +3,11 @@ namespace Toolforge.Agents.Coordinator.Storage;
 /// <summary>One write to the store, in the store's own terms; a batch of them is committed in one transaction.</summary>
 public abstract record StoreOp;
 
-/// <summary>A node agent's report: its current state (replacing the last), what changed, events, an optional trim.</summary>
+/// <summary>
+/// A node agent's report: its current state (replacing the last), what changed, events, an optional trim. With
+/// <paramref name="Base"/>, what changed was decided against that stored state: when the store holds another (an
+/// instance changed it first), the write is refused with <see cref="StoreConflictException"/> and nothing is stored.
+/// </summary>
 public sealed record SaveReport(
     string Node,
     long FirstSeenMs,
@@ -15,7 +19,11 @@ public sealed record SaveReport(
     IReadOnlyList<CheckChange> Checks,
     IReadOnlyList<ResolvedFinding> Resolved,
     IReadOnlyList<StoredEvent> Events,
-    int? KeepEvents) : StoreOp;
+    int? KeepEvents,
+    ReportBase? Base = null) : StoreOp;
+
+/// <summary>The agent's stored state a report was decided against: its last_report, or null for none stored.</summary>
+public sealed record ReportBase(long? LastReportMs);
 
 public sealed record CheckChange(string Name, int State, string Message);
 

@@ -62,6 +62,10 @@ internal static class StoreSql
         return new StoredState(nodes, agents, recent, counts, builds);
     }
 
+    /// <summary>A report decided against a state the store no longer holds.</summary>
+    public static StoreConflictException Conflict(SaveReport r) => new(
+        $"the report of {r.Node} (agent {r.Kind}) was decided against {(r.Base?.LastReportMs is { } ms ? $"its state of {ms}" : "no stored state")}, and another instance has stored a different one since");
+
     /// <summary>A row of <see cref="BuildColumns"/>.</summary>
     public static StoredBuild Build(DbDataReader r) => new(r.GetInt64(0), (byte[])r.GetValue(1), r.IsDBNull(2) ? null : r.GetString(2));
 

@@ -71,6 +71,10 @@ public sealed partial class StoreWriter : IAsyncDisposable
                 p.Done.TrySetException(ex);
             }
         }
+        catch (StoreConflictException ex) when (batch.Count == 1)
+        {
+            batch[0].Done.TrySetException(ex); // expected with several instances: the caller reads again and decides again
+        }
         catch (Exception ex) when (batch.Count > 1 && IsWriteError(ex))
         {
             // One bad write must not fail its neighbours: retry each on its own.
@@ -91,7 +95,7 @@ public sealed partial class StoreWriter : IAsyncDisposable
     }
 
     private static bool IsWriteError(Exception ex) =>
-        ex is System.Data.Common.DbException or InvalidOperationException or ArgumentException or FormatException;
+        ex is System.Data.Common.DbException or InvalidOperationException or ArgumentException or FormatException or StoreConflictException;
 
     public async ValueTask DisposeAsync()
     {

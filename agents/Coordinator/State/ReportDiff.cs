@@ -1,0 +1,53 @@
+using Google.Protobuf.WellKnownTypes;
+using Toolforge.Agents.Contracts.V1;
+
+namespace Toolforge.Agents.Coordinator.State;
+
+/// <summary>
+/// What a report changes against the agent's last <em>stored</em> state: the state to store (findings keep when they
+/// were first seen), the checks whose state changed (new checks included) and the findings that went away. No I/O;
+/// the moment comes in as <c>now</c>. Since the base is what is stored, a report refused by the store and sent again
+/// yields the same changes the second time.
+/// </summary>
+internal static class ReportDiff
+{
+    /// <summary>The outcome: <see cref="Stored"/> is what the agents row holds afterwards.</summary>
+    public sealed record Result(ReportRequest Stored, IReadOnlyList<CheckResult> ChangedChecks, IReadOnlyList<Finding> Resolved);
+
+    public static Result Compute(ReportRequest? previous, ReportRequest report, Timestamp now)
+    {
+        var stored = new ReportRequest { Node = report.Node, Agent = report.Agent, AgentVersion = report.AgentVersion, SentAt = report.SentAt };
+        stored.Checks.AddRange(report.Checks);
+
+        var before = new Dictionary<string, Finding>(StringComparer.Ordinal);
+        if (previous is not null)
+        {
+            foreach (var f in previous.Findings)
+            {
+                before[Key(f)] = f;
+            }
+        }
+
+        foreach (var f in report.Findings)
+        {
+            var copy = f.Clone();
+            copy.FirstSeen = before.Remove(Key(f), out var old) && old.FirstSeen is not null ? old.FirstSeen : now;
+            copy.LastSeen = now;
+            stored.Findings.Add(copy);
+        }
+
+        var previousChecks = new Dictionary<string, CheckState>(StringComparer.Ordinal);
+        if (previous is not null)
+        {
+            foreach (var c in previous.Checks)
+            {
+                previousChecks[c.Name] = c.State;
+            }
+        }
+
+        var changed = report.Checks.Where(c => !previousChecks.TryGetValue(c.Name, out var p) || p != c.State).ToList();
+        return new Result(stored, changed, [.. before.Values]);
+    }
+
+    private static string Key(Finding f) => f.Kind + "\u0000" + f.Subject;
+}

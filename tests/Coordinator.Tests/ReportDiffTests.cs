@@ -1,0 +1,82 @@
+using Google.Protobuf.WellKnownTypes;
+using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.Coordinator.State;
+
+namespace Toolforge.Agents.Coordinator.Tests;
+
+/// <summary>The report diff: what a report changes against the agent's last stored state.</summary>
+public sealed class ReportDiffTests
+{
+    private static readonly Timestamp T1 = Timestamp.FromDateTimeOffset(new DateTimeOffset(2026, 12, 5, 10, 0, 0, TimeSpan.Zero));
+    private static readonly Timestamp T2 = Timestamp.FromDateTimeOffset(new DateTimeOffset(2026, 12, 5, 10, 1, 0, TimeSpan.Zero));
+
+    private static ReportRequest Report(params object[] items)
+    {
+        var r = new ReportRequest { Node = "n1", Agent = AgentKind.Node, AgentVersion = "1.0.0" };
+        foreach (var item in items)
+        {
+            switch (item)
+            {
+                case CheckResult c:
+                    r.Checks.Add(c);
+                    break;
+                case Finding f:
+                    r.Findings.Add(f);
+                    break;
+            }
+        }
+
+        return r;
+    }
+
+    private static CheckResult Check(string name, CheckState state) => new() { Name = name, State = state, Message = state.ToString() };
+
+    private static Finding Finding(string subject) => new() { Kind = "missing-rule", Subject = subject, Message = "rule for " + subject };
+
+    [Fact]
+    public void First_report_every_check_is_a_change_and_findings_are_first_seen_now()
+    {
+        var d = ReportDiff.Compute(null, Report(Check("kubelet", CheckState.Ok), Check("docker", CheckState.Warning), Finding("ns/a")), T1);
+        Assert.Equal(["kubelet", "docker"], d.ChangedChecks.Select(c => c.Name));
+        Assert.Empty(d.Resolved);
+        var f = Assert.Single(d.Stored.Findings);
+        Assert.Equal(T1, f.FirstSeen);
+        Assert.Equal(T1, f.LastSeen);
+    }
+
+    [Fact]
+    public void Warning_to_ok_is_a_change_and_a_finding_gone_is_resolved_with_when_it_was_first_seen()
+    {
+        var first = ReportDiff.Compute(null, Report(Check("kubelet", CheckState.Warning), Check("docker", CheckState.Ok), Finding("ns/a"), Finding("ns/b")), T1);
+        var d = ReportDiff.Compute(first.Stored, Report(Check("kubelet", CheckState.Ok), Check("docker", CheckState.Ok), Finding("ns/b")), T2);
+        var changed = Assert.Single(d.ChangedChecks);
+        Assert.Equal(("kubelet", CheckState.Ok), (changed.Name, changed.State));
+        var resolved = Assert.Single(d.Resolved);
+        Assert.Equal(("ns/a", T1), (resolved.Subject, resolved.FirstSeen));
+        var kept = Assert.Single(d.Stored.Findings);
+        Assert.Equal(("ns/b", T1, T2), (kept.Subject, kept.FirstSeen, kept.LastSeen));
+    }
+
+    [Fact]
+    public void The_same_report_against_the_same_stored_state_gives_the_same_changes_so_a_resend_after_a_refused_write_is_applied_in_full()
+    {
+        var stored = ReportDiff.Compute(null, Report(Check("kubelet", CheckState.Warning), Finding("ns/a")), T1).Stored;
+        var report = Report(Check("kubelet", CheckState.Ok));
+        var refused = ReportDiff.Compute(stored, report, T2); // its write failed: the stored state stays
+        var resent = ReportDiff.Compute(stored, report, T2);
+        Assert.Equal(refused.ChangedChecks, resent.ChangedChecks);
+        Assert.Equal(refused.Resolved, resent.Resolved);
+        Assert.Single(resent.ChangedChecks);
+        Assert.Single(resent.Resolved);
+        Assert.Equal(Report(Check("kubelet", CheckState.Warning), Finding("ns/a")).Findings.Count, stored.Findings.Count); // the base is not touched
+    }
+
+    [Fact]
+    public void A_report_that_changes_nothing_has_no_history()
+    {
+        var stored = ReportDiff.Compute(null, Report(Check("kubelet", CheckState.Ok), Finding("ns/a")), T1).Stored;
+        var d = ReportDiff.Compute(stored, Report(Check("kubelet", CheckState.Ok), Finding("ns/a")), T2);
+        Assert.Empty(d.ChangedChecks);
+        Assert.Empty(d.Resolved);
+    }
+}
