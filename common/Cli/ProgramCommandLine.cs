@@ -24,6 +24,7 @@ public static class ProgramCommandLine
             }
         }
 
+        ShellIntegration.AddTo(root, program);
         return root;
     }
 

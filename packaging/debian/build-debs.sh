@@ -18,12 +18,18 @@ toolforge-agents ($VERSION) bookworm; urgency=medium
 
  -- Toolforge admins <cloud-admin@lists.wikimedia.org>  $(date -R)
 CHANGELOG
+# The Debian package a program is in: toolforge-NAME, and agentctl's own.
+package_of() { case "$1" in agentctl) echo toolforge-agentctl ;; *) echo "$1" ;; esac; }
 for entry in "${PROGRAMS[@]}"; do
   project=${entry%%:*} name=${entry##*:}
   if is_native_program "$project"; then kind="NativeAOT"; else kind="self-contained"; fi
   echo "==> publishing $name ($kind linux-x64)" >&2
   CONFIGURATION=Release publish_program "$project" "$name" "$STAGE/payload/$name" self-contained >/dev/null
   rm -f "$STAGE/payload/$name"/*.dbg "$STAGE/payload/$name"/*.pdb # NativeAOT's stripped symbols and the referenced projects' pdbs: not shipped
+  # Its manual page, made by the program from the same command definitions as its --help (dh_installman installs it).
+  mkdir -p "$STAGE/man"
+  "$STAGE/payload/$name/$name" man >"$STAGE/man/$name.1" || { echo "$name man failed" >&2; exit 1; }
+  echo "man/$name.1" >"$STAGE/debian/$(package_of "$name").manpages"
 done
 # Managed assemblies and data are not executables; the native SQLite library is stripped like any Debian library.
 find "$STAGE/payload" -type f \( -name '*.dll' -o -name '*.json' -o -name '*.pdb' \) -exec chmod 0644 {} +

@@ -131,6 +131,20 @@ public sealed class PackagingTests
             Assert.Equal([native], files);
         }
 
+        // Every program has its manual page, made from its command definitions at package time; man renders it.
+        foreach (var program in new[] { "toolforge-coordinator", "toolforge-node-agent", "toolforge-builder-agent", "toolforge-log-shipper", "agentctl" })
+        {
+            var page = await Sh($"zcat /usr/share/man/man1/{program}.1.gz");
+            Assert.StartsWith($".TH {program.ToUpperInvariant().Replace("-", "\\-", StringComparison.Ordinal)} 1 ", page.Stdout, StringComparison.Ordinal);
+            await File.WriteAllTextAsync(dir[$"{program}.1"], page.Stdout);
+            var rendered = await Run.ProcessAsync("man", ["-l", dir[$"{program}.1"]], TimeSpan.FromSeconds(30), new Dictionary<string, string> { ["MANPAGER"] = "cat", ["MANWIDTH"] = "100", ["LC_ALL"] = "C" });
+            Assert.True(rendered.ExitCode == 0 && rendered.Stdout.Contains($"{program} completion", StringComparison.Ordinal), $"man {program}: {rendered}");
+        }
+
+        var lintian = await File.ReadAllTextAsync(Path.Combine(Run.RepoRoot, "dist", "lintian.txt"));
+        Assert.DoesNotContain("manual-page", lintian, StringComparison.Ordinal);
+        Assert.DoesNotContain("manpage", lintian, StringComparison.Ordinal);
+
         // A typo two sections deep is refused by the native binary, naming the key, with the exit code units do not restart on.
         await File.WriteAllTextAsync(dir["typo.json"], """{"NodeAgent":{"Kubernetes":{"Enabled":false,"Conditions":{"Enabeld":false}}}}""");
         var typo = await c.ExecAsync("/usr/bin/toolforge-node-agent", "--config", "/setup/typo.json");

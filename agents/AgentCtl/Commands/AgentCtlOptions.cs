@@ -59,6 +59,26 @@ internal sealed class AgentCtlOptions
     public static void Print(string text) => Console.Out.Write(text);
 
     /// <summary>
+    /// The node names the coordinator knows, for shell completion (`agentctl node <TAB>`): asked with the settings
+    /// already on the command line (or the config file) and a short deadline. Completion must print nothing but
+    /// candidates, so a coordinator that cannot be asked gives none (the command itself says why when it runs).
+    /// </summary>
+    public IEnumerable<string> NodeNames(ParseResult pr)
+    {
+        try
+        {
+            var settings = Settings(pr) with { Timeout = TimeSpan.FromSeconds(2) };
+            using var connection = new Connection(settings);
+            var response = connection.Admin.ListNodes(new Contracts.V1.ListNodesRequest(), deadline: DateTime.UtcNow.AddSeconds(2));
+            return response.Nodes.Select(n => n.Name).Where(n => n.All(c => c > ' ' && c < '\u007f')).Order(StringComparer.Ordinal).ToList();
+        }
+        catch (Exception ex) when (ex is RpcException or CliException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or InvalidOperationException)
+        {
+            return [];
+        }
+    }
+
+    /// <summary>
     /// What a listing prints: the table (or JSON/YAML) — and for an empty table, kubectl's "No resources found"-style
     /// line on stderr instead of a bare header (JSON and YAML print their empty document, for scripts).
     /// </summary>

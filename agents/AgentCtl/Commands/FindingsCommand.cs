@@ -13,6 +13,7 @@ internal static class FindingsCommand
     {
         var output = AgentCtlOptions.Output();
         var node = new Option<string?>("--node") { Description = "Only this node" };
+        node.CompletionSources.Add(ctx => g.NodeNames(ctx.ParseResult).Select(n => new System.CommandLine.Completions.CompletionItem(n)));
         var kind = AgentCtlOptions.Words("--kind", "Only these kinds: missing-rule, stale-rule, foreign-image, ...");
         var severity = AgentCtlOptions.Words("--severity", "Only these severities: info, warning, error");
         var check = AgentCtlOptions.Words("--check", "Only findings of these checks, e.g. kube-proxy.iptables");

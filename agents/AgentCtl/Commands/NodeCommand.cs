@@ -16,6 +16,7 @@ internal static class NodeCommand
     {
         var output = AgentCtlOptions.Output();
         var name = new Argument<string>("name") { Description = "Node name (its certificate's name)" };
+        name.CompletionSources.Add(ctx => g.NodeNames(ctx.ParseResult).Select(n => new System.CommandLine.Completions.CompletionItem(n)));
         var cmd = new Command("node", "Show one node: checks, findings, recent events") { name, output };
         cmd.SetAction((pr, ct) => g.Run(pr, async c =>
         {
