@@ -160,7 +160,7 @@ internal sealed class Connection : IDisposable
                 || detail.Contains("reset", StringComparison.OrdinalIgnoreCase) || detail.Contains("HTTP/2", StringComparison.OrdinalIgnoreCase)
                 || detail.Contains("handshake", StringComparison.OrdinalIgnoreCase) || detail.Contains("certificate", StringComparison.OrdinalIgnoreCase))
             {
-                return $"certificate rejected: {server} closed the connection during the TLS handshake ({detail})";
+                return $"certificate rejected: {server} closed the connection during the TLS handshake: it refused our client certificate (is it signed by the coordinator's CA, not revoked, and allowed for client authentication?) ({detail})";
             }
         }
 
