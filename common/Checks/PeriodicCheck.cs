@@ -43,19 +43,40 @@ public abstract partial class PeriodicCheck(AgentState state, TimeProvider time,
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
     }
 
-    /// <summary>One run with the timeout: what the daemon does every interval, and what `check` does once.</summary>
+    /// <summary>How long a run that timed out is given to stop after it was cancelled, before the agent goes on without it.</summary>
+    public static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
+
+    private Task? _running;
+
+    /// <summary>
+    /// One run with the timeout: what the daemon does every interval, and what `check` does once. A run that does not
+    /// finish in time is cancelled and awaited (up to <see cref="StopGrace"/>), so it cannot race the next run and
+    /// overwrite a newer result; one that still does not stop keeps the next runs from starting (each says so) until it
+    /// has ended — never two runs of one check at once.
+    /// </summary>
     public async Task RunGuardedAsync(CancellationToken stoppingToken)
     {
+        if (_running is { IsCompleted: false })
+        {
+            SetAll(CheckState.Unknown, $"the previous run did not stop within {StopGrace.TotalSeconds:0.#}s of its timeout ({Timeout.TotalSeconds:0.#}s); not started again until it has", TimeSpan.Zero, quiet: false);
+            return;
+        }
+
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         cts.CancelAfter(Timeout);
         var sw = Stopwatch.StartNew();
+        var run = RunOnceAsync(cts.Token);
+        _running = run;
         try
         {
-            await RunOnceAsync(cts.Token).WaitAsync(cts.Token).ConfigureAwait(false);
+            await run.WaitAsync(cts.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
         {
+            // Cancelled by the timeout: wait for the run to notice, so its late result cannot land after a newer one.
+            await Task.WhenAny(run, Task.Delay(StopGrace, Time, stoppingToken)).ConfigureAwait(false);
             SetAll(CheckState.Unknown, $"did not finish within {Timeout.TotalSeconds:0.#}s", sw.Elapsed, quiet: false);
+            ObserveLate(run);
         }
         catch (PeerUnavailableException ex) when (!stoppingToken.IsCancellationRequested)
         {
@@ -68,6 +89,18 @@ public abstract partial class PeriodicCheck(AgentState state, TimeProvider time,
             SetAll(CheckState.Unknown, $"{ex.GetType().Name}: {ex.Message}", sw.Elapsed, quiet: false);
         }
     }
+
+    // A cancelled run ends in OperationCanceledException (expected); anything else it ends with is still a bug to log.
+    private void ObserveLate(Task run) =>
+        _ = run.ContinueWith(
+            t =>
+            {
+                if (t.Exception?.GetBaseException() is { } ex and not OperationCanceledException and not PeerUnavailableException)
+                {
+                    Log.CheckCrashed(logger, GetType().Name, ex);
+                }
+            },
+            CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
     private void SetAll(CheckState state, string message, TimeSpan latency, bool quiet)
     {
