@@ -61,6 +61,14 @@ public static class ConfigurationShape
     /// </summary>
     public static IEnumerable<string> Problems(IConfigurationSection section, IValidatedOptions options, IReadOnlyCollection<string>? ownedElsewhere = null)
     {
+        // The section itself written as one value ("Kubelet": "on"): the outer type passes a feature's own section over,
+        // so this is where it is named.
+        if (section.Value is { Length: > 0 } value && !section.GetChildren().Any())
+        {
+            yield return $"{section.Path}: must be an object (a section), not the single value \"{Cut(value)}\"{FromEnvironment(section.Path)}";
+            yield break;
+        }
+
         var properties = Properties(options);
         foreach (var child in section.GetChildren())
         {
