@@ -101,7 +101,7 @@ internal static class CheckCommand
             foreach (var stuck in selected.OfType<StuckProcessCheck>())
             {
                 stuck.OneShot = true;
-                var after = host.Services.GetRequiredService<IOptions<NodeAgentOptions>>().Value.StuckProcesses.After;
+                var after = host.Services.GetRequiredService<IOptions<StuckProcessesOptions>>().Value.After;
                 await Console.Error.WriteLineAsync($"toolforge-node-agent: {StuckProcessCheck.Check} samples processes for {after} (NodeAgent:StuckProcesses:After) before it answers; --only leaves it out").ConfigureAwait(false);
             }
 

@@ -1,10 +1,12 @@
 using Toolforge.Agents.Common.Options;
 
-namespace Toolforge.Agents.NodeAgent;
+namespace Toolforge.Agents.NodeAgent.Cri;
 
 /// <summary>The CRI runtime (NodeAgent:Cri): containerd by default, any CRI runtime by its socket.</summary>
 public sealed class CriOptions : IValidatedOptions
 {
+    public const string Section = "NodeAgent:Cri";
+
     public string Endpoint { get; set; } = "unix:///run/containerd/containerd.sock";
 
     /// <summary>The runtime's name in check names: runtime.NAME and NAME.unit.</summary>

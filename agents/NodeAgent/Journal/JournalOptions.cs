@@ -1,10 +1,11 @@
-using System.Text.RegularExpressions;
 using Toolforge.Agents.Common.Options;
 
-namespace Toolforge.Agents.NodeAgent;
+namespace Toolforge.Agents.NodeAgent.Journal;
 
 public sealed class JournalOptions : IValidatedOptions
 {
+    public const string Section = "NodeAgent:Journal";
+
     public bool Enabled { get; set; } = true;
 
     /// <summary>Units whose messages the rules see (the kernel's are added when <see cref="Kernel"/> is on).</summary>

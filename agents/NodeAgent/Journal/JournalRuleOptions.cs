@@ -1,7 +1,7 @@
 using System.Text.RegularExpressions;
 using Toolforge.Agents.Common.Options;
 
-namespace Toolforge.Agents.NodeAgent;
+namespace Toolforge.Agents.NodeAgent.Journal;
 
 /// <summary>
 /// A journal rule: an "event" is counted in a window and fails above a threshold; a "condition" is set by its

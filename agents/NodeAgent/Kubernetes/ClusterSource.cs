@@ -1,4 +1,4 @@
-namespace Toolforge.Agents.NodeAgent;
+namespace Toolforge.Agents.NodeAgent.Kubernetes;
 
 /// <summary>Where the node-agent learns the cluster's Services, EndpointSlices, Namespaces and its Node.</summary>
 public enum ClusterSource

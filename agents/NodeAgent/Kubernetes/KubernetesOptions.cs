@@ -1,10 +1,12 @@
-using System.Text.RegularExpressions;
 using Toolforge.Agents.Common.Options;
 
-namespace Toolforge.Agents.NodeAgent;
+namespace Toolforge.Agents.NodeAgent.Kubernetes;
 
+/// <summary>NodeAgent:Kubernetes: where the cluster view comes from (the API server or a snapshot file).</summary>
 public sealed class KubernetesOptions : IValidatedOptions
 {
+    public const string Section = "NodeAgent:Kubernetes";
+
     public bool Enabled { get; set; } = true;
 
     /// <summary>api (list and watch the API server) or file (a kubectl JSON snapshot, <see cref="File"/>).</summary>
@@ -23,8 +25,6 @@ public sealed class KubernetesOptions : IValidatedOptions
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(15);
 
     public TimeSpan WatchTimeout { get; set; } = TimeSpan.FromMinutes(5);
-
-    public NodeConditionsOptions Conditions { get; set; } = new();
 
     public IEnumerable<string> Validate(string section)
     {
@@ -48,11 +48,6 @@ public sealed class KubernetesOptions : IValidatedOptions
         p.AddRange(Check.Positive(section, nameof(FileInterval), FileInterval));
         p.AddRange(Check.Positive(section, nameof(RequestTimeout), RequestTimeout));
         p.AddRange(Check.Positive(section, nameof(WatchTimeout), WatchTimeout));
-        p.AddRange(Conditions.Validate(Check.Key(section, nameof(Conditions))));
-        if (Conditions.Enabled && (!Enabled || Source != ClusterSource.Api))
-        {
-            p.Add($"{Check.Key(section, "Conditions:Enabled")}: needs the API server (Kubernetes:Enabled true and Source api)");
-        }
         return p;
     }
 
@@ -81,7 +76,7 @@ public sealed class KubernetesOptions : IValidatedOptions
 
         try
         {
-            var snapshot = Kubernetes.KubectlSnapshot.Read([(File, text)]);
+            var snapshot = KubectlSnapshot.Read([(File, text)]);
             return snapshot.Services.Count > 0 ? []
                 : [$"{key}: {File} holds no Service{(snapshot.Ignored.Count > 0 ? $" (it holds {string.Join(", ", snapshot.Ignored.Select(i => $"{i.Value} {i.Key}"))})" : string.Empty)}: write it with kubectl get svc,endpointslices,namespaces -A -o json"];
         }

@@ -1,10 +1,11 @@
-using System.Text.RegularExpressions;
 using Toolforge.Agents.Common.Options;
 
-namespace Toolforge.Agents.NodeAgent;
+namespace Toolforge.Agents.NodeAgent.Remediation;
 
 public sealed class RemediationOptions : IValidatedOptions
 {
+    public const string Section = "NodeAgent:Remediation";
+
     /// <summary>Restart kubelet over D-Bus when its checks failed for <see cref="UnitRemediation.FailingFor"/>. Off by default.</summary>
     public UnitRemediation Kubelet { get; set; } = new();
 

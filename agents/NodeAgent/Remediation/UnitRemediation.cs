@@ -1,7 +1,7 @@
 using System.Text.RegularExpressions;
 using Toolforge.Agents.Common.Options;
 
-namespace Toolforge.Agents.NodeAgent;
+namespace Toolforge.Agents.NodeAgent.Remediation;
 
 public sealed class UnitRemediation : IValidatedOptions
 {

@@ -1,10 +1,12 @@
 using Toolforge.Agents.Common.Options;
 
-namespace Toolforge.Agents.NodeAgent;
+namespace Toolforge.Agents.NodeAgent.Audit.Conntrack;
 
 /// <summary>NodeAgent:Conntrack: stale UDP/SCTP conntrack entries to Services.</summary>
 public sealed class ConntrackOptions : IValidatedOptions
 {
+    public const string Section = "NodeAgent:Conntrack";
+
     public bool Enabled { get; set; } = true;
 
     /// <summary>The program, and what goes before conntrack's own arguments (e.g. ip + [netns, exec, NS, conntrack]).</summary>

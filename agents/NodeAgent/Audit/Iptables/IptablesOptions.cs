@@ -1,10 +1,11 @@
-using System.Text.RegularExpressions;
 using Toolforge.Agents.Common.Options;
 
-namespace Toolforge.Agents.NodeAgent;
+namespace Toolforge.Agents.NodeAgent.Audit.Iptables;
 
 public sealed class IptablesOptions : IValidatedOptions
 {
+    public const string Section = "NodeAgent:Iptables";
+
     public bool Enabled { get; set; } = true;
 
     /// <summary>The program that prints the rules: iptables-save (nft backend), iptables-legacy-save, ...</summary>

@@ -1,4 +1,4 @@
-namespace Toolforge.Agents.NodeAgent;
+namespace Toolforge.Agents.NodeAgent.Audit.KubeProxy;
 
 /// <summary>Which of kube-proxy's rule sets the node-agent audits (NodeAgent:KubeProxy:Mode).</summary>
 public enum KubeProxyMode

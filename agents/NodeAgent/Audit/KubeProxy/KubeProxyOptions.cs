@@ -1,10 +1,12 @@
 using Toolforge.Agents.Common.Options;
 
-namespace Toolforge.Agents.NodeAgent;
+namespace Toolforge.Agents.NodeAgent.Audit.KubeProxy;
 
 /// <summary>NodeAgent:KubeProxy: which mode kube-proxy runs in, and where it says so.</summary>
 public sealed class KubeProxyOptions : IValidatedOptions
 {
+    public const string Section = "NodeAgent:KubeProxy";
+
     public KubeProxyMode Mode { get; set; } = KubeProxyMode.Auto;
 
     /// <summary>kube-proxy's own answer (its metrics server): "iptables", "nftables" or "ipvs".</summary>

@@ -1,10 +1,12 @@
 using Toolforge.Agents.Common.Options;
 
-namespace Toolforge.Agents.NodeAgent;
+namespace Toolforge.Agents.NodeAgent.Audit.Nftables;
 
 /// <summary>NodeAgent:Nftables: how the nftables-mode audit reads kube-proxy's tables.</summary>
 public sealed class NftablesOptions : IValidatedOptions
 {
+    public const string Section = "NodeAgent:Nftables";
+
     public bool Enabled { get; set; } = true;
 
     /// <summary>The program that lists a table as JSON (through `ip netns exec` if need be).</summary>

@@ -1,10 +1,11 @@
-using System.Text.RegularExpressions;
 using Toolforge.Agents.Common.Options;
 
-namespace Toolforge.Agents.NodeAgent;
+namespace Toolforge.Agents.NodeAgent.Audit.Tenant;
 
 public sealed class TenantPolicyOptions : IValidatedOptions
 {
+    public const string Section = "NodeAgent:TenantPolicy";
+
     public bool Enabled { get; set; } = true;
 
     /// <summary>Images of tool containers must start with this.</summary>

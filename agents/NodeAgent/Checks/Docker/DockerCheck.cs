@@ -7,7 +7,7 @@ using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.NodeAgent.Checks.Systemd;
 
-namespace Toolforge.Agents.NodeAgent.Checks;
+namespace Toolforge.Agents.NodeAgent.Checks.Docker;
 
 /// <summary>How Docker answered.</summary>
 public enum EngineCondition
@@ -34,10 +34,10 @@ internal sealed class DockerCheck : PeriodicCheck
     private readonly DockerOptions _o;
     private readonly SystemdClient? _systemd;
 
-    public DockerCheck(IOptions<NodeAgentOptions> options, AgentState state, TimeProvider time, ILogger<DockerCheck> logger, SystemdClient? systemd = null)
+    public DockerCheck(IOptions<DockerOptions> options, AgentState state, TimeProvider time, ILogger<DockerCheck> logger, SystemdClient? systemd = null)
         : base(state, time, logger)
     {
-        _o = options.Value.Docker;
+        _o = options.Value;
         _systemd = systemd;
     }
 

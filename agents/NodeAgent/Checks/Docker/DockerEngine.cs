@@ -4,7 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
 
-namespace Toolforge.Agents.NodeAgent.Checks;
+namespace Toolforge.Agents.NodeAgent.Checks.Docker;
 
 /// <summary>The Docker Engine answered with an error status (its JSON "message" when it sent one).</summary>
 public sealed class DockerApiException(int statusCode, string message) : Exception(message)

@@ -1,10 +1,11 @@
-using System.Text.RegularExpressions;
 using Toolforge.Agents.Common.Options;
 
-namespace Toolforge.Agents.NodeAgent;
+namespace Toolforge.Agents.NodeAgent.Checks.Docker;
 
 public sealed class DockerOptions : IValidatedOptions
 {
+    public const string Section = "NodeAgent:Docker";
+
     public bool Enabled { get; set; } = true;
 
     public string Endpoint { get; set; } = "unix:///var/run/docker.sock";

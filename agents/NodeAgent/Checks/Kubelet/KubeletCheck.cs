@@ -7,7 +7,7 @@ using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.NodeAgent.Checks.Systemd;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 
-namespace Toolforge.Agents.NodeAgent.Checks;
+namespace Toolforge.Agents.NodeAgent.Checks.Kubelet;
 
 /// <summary>
 /// kubelet: its unit over D-Bus (kubelet.unit), restarts in a window (kubelet.flapping), GET /healthz
@@ -21,14 +21,14 @@ internal sealed class KubeletCheck : PeriodicCheck, IUsesCluster
     private readonly KubeletOptions _o;
     private readonly FlapTracker _flaps;
 
-    public KubeletCheck(SystemdClient systemd, IHttpClientFactory http, IOptions<NodeAgentOptions> options, AgentState state,
+    public KubeletCheck(SystemdClient systemd, IHttpClientFactory http, IOptions<KubeletOptions> options, AgentState state,
         TimeProvider time, ILogger<KubeletCheck> logger, ClusterView? cluster = null)
         : base(state, time, logger)
     {
         _systemd = systemd;
         _http = http;
         _cluster = cluster;
-        _o = options.Value.Kubelet;
+        _o = options.Value;
         _flaps = new FlapTracker(_o.FlapWindow);
     }
 

@@ -1,10 +1,11 @@
-using System.Text.RegularExpressions;
 using Toolforge.Agents.Common.Options;
 
-namespace Toolforge.Agents.NodeAgent;
+namespace Toolforge.Agents.NodeAgent.Checks.Kubelet;
 
 public sealed class KubeletOptions : IValidatedOptions
 {
+    public const string Section = "NodeAgent:Kubelet";
+
     public bool Enabled { get; set; } = true;
 
     public string Unit { get; set; } = "kubelet.service";

@@ -1,10 +1,12 @@
 using Toolforge.Agents.Common.Options;
 
-namespace Toolforge.Agents.NodeAgent;
+namespace Toolforge.Agents.NodeAgent.Checks.Processes;
 
 /// <summary>NodeAgent:StuckProcesses: processes held in uninterruptible sleep ('D'), NFS's classic failure.</summary>
 public sealed class StuckProcessesOptions : IValidatedOptions
 {
+    public const string Section = "NodeAgent:StuckProcesses";
+
     public bool Enabled { get; set; } = true;
 
     public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(30);

@@ -1,11 +1,13 @@
 using Toolforge.Agents.Common.Options;
 using Toolforge.Agents.NodeAgent.Kubernetes.Conditions;
 
-namespace Toolforge.Agents.NodeAgent;
+namespace Toolforge.Agents.NodeAgent.Kubernetes.Conditions;
 
 /// <summary>NodeAgent:Kubernetes:Conditions: the agent's problems on its own Node (conditions) and as Events.</summary>
 public sealed class NodeConditionsOptions : IValidatedOptions
 {
+    public const string Section = "NodeAgent:Kubernetes:Conditions";
+
     /// <summary>Off by default: turning it on makes the agent a writer of the Node's status.</summary>
     public bool Enabled { get; set; }
 
