@@ -79,7 +79,10 @@ public static class ConfigurationShape
 
             if (!properties.TryGetValue(child.Key, out var property))
             {
-                var known = string.Join(", ", properties.Keys.Order(StringComparer.Ordinal));
+                // The sections other types own here are known keys too (NodeAgent's Kubelet, Nftables, ...).
+                var owned = ownedElsewhere?.Where(p => p.StartsWith(section.Path + ":", StringComparison.OrdinalIgnoreCase) && !p[(section.Path.Length + 1)..].Contains(':', StringComparison.Ordinal))
+                    .Select(p => p[(section.Path.Length + 1)..]) ?? [];
+                var known = string.Join(", ", properties.Keys.Concat(owned).Order(StringComparer.Ordinal));
                 yield return $"{child.Path}: unknown key{FromEnvironment(child.Path)} (known keys here: {known})";
                 continue;
             }

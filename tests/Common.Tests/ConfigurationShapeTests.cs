@@ -118,6 +118,18 @@ public sealed class ConfigurationShapeTests
     }
 
     [Fact]
+    public void AnUnknownKey_BesideAFeaturesOwnSection_ListsThatSectionAmongTheKnownKeys()
+    {
+        var config = new ConfigurationBuilder().AddJsonStream(new MemoryStream(System.Text.Encoding.UTF8.GetBytes("""{ "S": { "Featur": {} } }"""))).Build();
+        var services = new Microsoft.Extensions.DependencyInjection.ServiceCollection();
+        services.AddValidatedOptions<Sample>(config, "S", (c, o) => c.Bind(o));
+        services.AddValidatedOptions<Inner>(config, "S:Feature", (c, o) => c.Bind(o));
+        using var sp = Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(services);
+        var ex = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(() => OptionsGate.ValidateAll(sp));
+        Assert.Matches(@"^S:Featur: unknown key \(known keys here: .*\bFeature\b", Assert.Single(ex.Failures));
+    }
+
+    [Fact]
     public void AFeaturesOwnSection_WrittenAsOneValue_IsNamedByItsOwnOptions()
     {
         var config = new ConfigurationBuilder().AddJsonStream(new MemoryStream(System.Text.Encoding.UTF8.GetBytes("""{ "S": { "Feature": "on" } }"""))).Build();
