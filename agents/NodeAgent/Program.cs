@@ -1,2 +1,2 @@
-// toolforge-node-agent: everything is in NodeAgentHost.
-return await Toolforge.Agents.NodeAgent.NodeAgentHost.RunAsync(args);
+// toolforge-node-agent: everything is in Cli/NodeAgentHost (the command line) and Hosting/ (the wiring).
+return await Toolforge.Agents.NodeAgent.Cli.NodeAgentHost.RunAsync(args);

@@ -61,6 +61,14 @@ public static class ConfigurationShape
     /// </summary>
     public static IEnumerable<string> Problems(IConfigurationSection section, IValidatedOptions options, IReadOnlyCollection<string>? ownedElsewhere = null)
     {
+        // The section itself written as one value ("Kubelet": "on"): the outer type passes a feature's own section over,
+        // so this is where it is named.
+        if (section.Value is { Length: > 0 } value && !section.GetChildren().Any())
+        {
+            yield return $"{section.Path}: must be an object (a section), not the single value \"{Cut(value)}\"{FromEnvironment(section.Path)}";
+            yield break;
+        }
+
         var properties = Properties(options);
         foreach (var child in section.GetChildren())
         {
@@ -71,7 +79,10 @@ public static class ConfigurationShape
 
             if (!properties.TryGetValue(child.Key, out var property))
             {
-                var known = string.Join(", ", properties.Keys.Order(StringComparer.Ordinal));
+                // The sections other types own here are known keys too (NodeAgent's Kubelet, Nftables, ...).
+                var owned = ownedElsewhere?.Where(p => p.StartsWith(section.Path + ":", StringComparison.OrdinalIgnoreCase) && !p[(section.Path.Length + 1)..].Contains(':', StringComparison.Ordinal))
+                    .Select(p => p[(section.Path.Length + 1)..]) ?? [];
+                var known = string.Join(", ", properties.Keys.Concat(owned).Order(StringComparer.Ordinal));
                 yield return $"{child.Path}: unknown key{FromEnvironment(child.Path)} (known keys here: {known})";
                 continue;
             }

@@ -116,4 +116,28 @@ public sealed class ConfigurationShapeTests
         var ex = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(() => OptionsGate.ValidateAll(sp2));
         Assert.StartsWith("S:Feature:Prot: unknown key", Assert.Single(ex.Failures), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void AnUnknownKey_BesideAFeaturesOwnSection_ListsThatSectionAmongTheKnownKeys()
+    {
+        var config = new ConfigurationBuilder().AddJsonStream(new MemoryStream(System.Text.Encoding.UTF8.GetBytes("""{ "S": { "Featur": {} } }"""))).Build();
+        var services = new Microsoft.Extensions.DependencyInjection.ServiceCollection();
+        services.AddValidatedOptions<Sample>(config, "S", (c, o) => c.Bind(o));
+        services.AddValidatedOptions<Inner>(config, "S:Feature", (c, o) => c.Bind(o));
+        using var sp = Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(services);
+        var ex = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(() => OptionsGate.ValidateAll(sp));
+        Assert.Matches(@"^S:Featur: unknown key \(known keys here: .*\bFeature\b", Assert.Single(ex.Failures));
+    }
+
+    [Fact]
+    public void AFeaturesOwnSection_WrittenAsOneValue_IsNamedByItsOwnOptions()
+    {
+        var config = new ConfigurationBuilder().AddJsonStream(new MemoryStream(System.Text.Encoding.UTF8.GetBytes("""{ "S": { "Feature": "on" } }"""))).Build();
+        var services = new Microsoft.Extensions.DependencyInjection.ServiceCollection();
+        services.AddValidatedOptions<Sample>(config, "S", (c, o) => c.Bind(o));
+        services.AddValidatedOptions<Inner>(config, "S:Feature", (c, o) => c.Bind(o));
+        using var sp = Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(services);
+        var ex = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(() => OptionsGate.ValidateAll(sp));
+        Assert.Equal("S:Feature: must be an object (a section), not the single value \"on\"", Assert.Single(ex.Failures));
+    }
 }

@@ -95,7 +95,7 @@ public sealed class ConntrackTests
     }
 
     private static ConntrackCheck Check(NetNamespace ns, ClusterView view, Common.Reporting.AgentState state, TimeProvider time, bool remediate) =>
-        new(Support.Options(o => o.Conntrack = new ConntrackOptions { Command = "ip", Arguments = [.. ns.Exec("conntrack")], Remediate = remediate }),
+        new(Support.Options(new ConntrackOptions { Command = "ip", Arguments = [.. ns.Exec("conntrack")], Remediate = remediate }),
             view, state, time, NullLogger<ConntrackCheck>.Instance);
 
     [Fact]

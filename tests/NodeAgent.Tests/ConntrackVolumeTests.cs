@@ -57,7 +57,7 @@ public sealed class ConntrackVolumeTests(ITestOutputHelper output)
     }
 
     private static ConntrackCheck Check(NetNamespace ns, ClusterView view, Common.Reporting.AgentState state, TimeProvider time, bool remediate, long maxBytes = 64L << 20, int maxDeletions = 100) =>
-        new(Support.Options(o => o.Conntrack = new ConntrackOptions { Command = "ip", Arguments = [.. ns.Exec("conntrack")], Remediate = remediate, Timeout = TimeSpan.FromSeconds(60) }),
+        new(Support.Options(new ConntrackOptions { Command = "ip", Arguments = [.. ns.Exec("conntrack")], Remediate = remediate, Timeout = TimeSpan.FromSeconds(60) }),
             view, state, time, NullLogger<ConntrackCheck>.Instance) { MaxListingBytes = maxBytes, MaxDeletions = maxDeletions };
 
     private static async Task<int> CountAsync(NetNamespace ns) => (await ns.RunAsync("conntrack", "-C")).Stdout.Trim() is var c ? int.Parse(c, CultureInfo.InvariantCulture) : 0;

@@ -21,7 +21,7 @@ public sealed class CriTests
     private static async Task<CheckResult> RunCheck(CriOptions cri, TimeSpan? within = null)
     {
         var state = Support.State();
-        var check = new CriRuntimeCheck(Support.Options(o => o.Cri = cri), state, TimeProvider.System, NullLogger<CriRuntimeCheck>.Instance);
+        var check = new CriRuntimeCheck(Support.Options(cri), state, TimeProvider.System, NullLogger<CriRuntimeCheck>.Instance);
         var sw = Stopwatch.StartNew();
         await check.RunGuardedAsync(CancellationToken.None);
         sw.Stop();
@@ -117,7 +117,7 @@ public sealed class CriTests
         await view.StartAsync(CancellationToken.None);
         Assert.True(await Peer.EventuallyAsync(() => view.Synced, TimeSpan.FromSeconds(10)));
         var state = Support.State();
-        var check = new TenantPolicyCheck(Support.Options(_ => { }), view, state, TimeProvider.System, NullLogger<TenantPolicyCheck>.Instance, [new CriPodContainers(Cri(c))]);
+        var check = new TenantPolicyCheck(Support.Options(new TenantPolicyOptions()), view, state, TimeProvider.System, NullLogger<TenantPolicyCheck>.Instance, [new CriPodContainers(Cri(c))]);
         await check.RunGuardedAsync(CancellationToken.None);
         await view.StopAsync(CancellationToken.None);
 

@@ -40,13 +40,9 @@ public sealed class KubeProxyLiveTests
         await using var _ = api;
         using var __ = dir;
 
-        var options = Support.Options(o =>
-        {
-            o.KubeProxy = new KubeProxyOptions { Mode = KubeProxyMode.Nftables };
-            o.Nftables = new NftablesOptions { Command = "ip", Arguments = [.. ns.Exec("nft", "-j", "list", "table", "ip", "kube-proxy")], Ipv6Arguments = [], ForbidNodePorts = false };
-        });
+        var options = Support.Options(new NftablesOptions { Command = "ip", Arguments = [.. ns.Exec("nft", "-j", "list", "table", "ip", "kube-proxy")], Ipv6Arguments = [], ForbidNodePorts = false });
         var state = Support.State();
-        var check = new NftablesAuditCheck(options, view, new ProxyModeDetector(options, new NoHttp(), TimeProvider.System, NullLogger<ProxyModeDetector>.Instance),
+        var check = new NftablesAuditCheck(options, view, new ProxyModeDetector(Support.Options(new KubeProxyOptions { Mode = KubeProxyMode.Nftables }), options, new NoHttp(), TimeProvider.System, NullLogger<ProxyModeDetector>.Instance),
             state, TimeProvider.System, NullLogger<NftablesAuditCheck>.Instance) { ConfirmRuns = 1 };
 
         await check.RunGuardedAsync(CancellationToken.None);
@@ -95,13 +91,9 @@ public sealed class KubeProxyLiveTests
         var view = new ClusterView(new KubernetesOptions { Kubeconfig = api.WriteKubeconfig(dir["kubeconfig"]) }, NftReferenceData.Node, NullLogger<ClusterView>.Instance);
         await view.StartAsync(CancellationToken.None);
         Assert.True(await Peer.EventuallyAsync(() => view.Synced && view.ServiceCount == services.Count, TimeSpan.FromSeconds(10)));
-        var options = Support.Options(o =>
-        {
-            o.KubeProxy = new KubeProxyOptions { Mode = KubeProxyMode.Nftables };
-            o.Nftables = new NftablesOptions { Command = "ip", Arguments = [.. ns.Exec("nft", "-j", "list", "table", "ip", "kube-proxy")], Ipv6Arguments = [], ForbidNodePorts = false };
-        });
+        var options = Support.Options(new NftablesOptions { Command = "ip", Arguments = [.. ns.Exec("nft", "-j", "list", "table", "ip", "kube-proxy")], Ipv6Arguments = [], ForbidNodePorts = false });
         var state = Support.State();
-        var check = new NftablesAuditCheck(options, view, new ProxyModeDetector(options, new NoHttp(), TimeProvider.System, NullLogger<ProxyModeDetector>.Instance),
+        var check = new NftablesAuditCheck(options, view, new ProxyModeDetector(Support.Options(new KubeProxyOptions { Mode = KubeProxyMode.Nftables }), options, new NoHttp(), TimeProvider.System, NullLogger<ProxyModeDetector>.Instance),
             state, TimeProvider.System, NullLogger<NftablesAuditCheck>.Instance) { ConfirmRuns = 1 };
         await check.RunGuardedAsync(CancellationToken.None);
         Assert.True(state.GetCheck(NftAudit.Check)!.State == CheckState.Ok, string.Join("\n", state.GetFindings().Select(f => f.Message)));
@@ -127,7 +119,7 @@ public sealed class KubeProxyLiveTests
         await using var _ = api;
         using var __ = dir;
 
-        var options = Support.Options(o => o.Iptables = new IptablesOptions { Command = "ip", Arguments = [.. ns.Exec("iptables-nft-save")], ForbidNodePorts = false });
+        var options = Support.Options(new IptablesOptions { Command = "ip", Arguments = [.. ns.Exec("iptables-nft-save")], ForbidNodePorts = false });
         var state = Support.State();
         var check = new IptablesAuditCheck(options, view, state, TimeProvider.System, NullLogger<IptablesAuditCheck>.Instance) { ConfirmRuns = 1 };
         await check.RunGuardedAsync(CancellationToken.None);
@@ -141,7 +133,7 @@ public sealed class KubeProxyLiveTests
         await using var clean = await NetNamespace.CreateAsync();
         await clean.RunAsync("iptables-nft", "-t", "nat", "-N", "KUBE-SERVICES");
         var state2 = Support.State();
-        var check2 = new IptablesAuditCheck(Support.Options(o => o.Iptables = new IptablesOptions { Command = "ip", Arguments = [.. clean.Exec("iptables-nft-save")], ForbidNodePorts = false }),
+        var check2 = new IptablesAuditCheck(Support.Options(new IptablesOptions { Command = "ip", Arguments = [.. clean.Exec("iptables-nft-save")], ForbidNodePorts = false }),
             view, state2, TimeProvider.System, NullLogger<IptablesAuditCheck>.Instance) { ConfirmRuns = 1 };
         await check2.RunGuardedAsync(CancellationToken.None);
         Assert.DoesNotContain(state2.GetFindings(NatAudit.Check), f => f.Kind == "mixed-iptables-backends");

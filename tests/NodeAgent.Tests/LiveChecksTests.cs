@@ -6,6 +6,7 @@ using Toolforge.Agents.NodeAgent.Audit.Iptables;
 using Toolforge.Agents.NodeAgent.Checks;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 using Toolforge.Agents.TestSupport;
+using Toolforge.Agents.NodeAgent.Checks.Docker;
 
 namespace Toolforge.Agents.NodeAgent.Tests;
 
@@ -42,7 +43,7 @@ public sealed class LiveChecksTests
         await ns.RestoreAsync(rules);
         var view = await StartViewAsync(api, dir);
         var state = Support.State();
-        var check = new IptablesAuditCheck(Support.Options(o => o.Iptables = new IptablesOptions { Command = "ip", Arguments = [.. ns.SaveCommand] }),
+        var check = new IptablesAuditCheck(Support.Options(new IptablesOptions { Command = "ip", Arguments = [.. ns.SaveCommand] }),
             view, state, TimeProvider.System, NullLogger<IptablesAuditCheck>.Instance) { ConfirmRuns = 1 };
 
         await check.RunGuardedAsync(CancellationToken.None);
@@ -104,7 +105,7 @@ public sealed class LiveChecksTests
     {
         await using var docker = await PrivateDockerd.StartAsync();
         using var dir = new TempDir();
-        DockerCheck Check(string endpoint) => new(Support.Options(o => o.Docker = new DockerOptions { Endpoint = endpoint, PingTimeout = TimeSpan.FromSeconds(1), ListTimeout = TimeSpan.FromSeconds(2) }),
+        DockerCheck Check(string endpoint) => new(Support.Options(new DockerOptions { Endpoint = endpoint, PingTimeout = TimeSpan.FromSeconds(1), ListTimeout = TimeSpan.FromSeconds(2) }),
             Support.State(), TimeProvider.System, NullLogger<DockerCheck>.Instance);
 
         var healthy = await Check(docker.Endpoint).ProbeAsync(CancellationToken.None);

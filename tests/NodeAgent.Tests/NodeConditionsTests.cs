@@ -32,17 +32,14 @@ public sealed class NodeConditionsTests : IAsyncLifetime
 
     private (NodeConditionWriter Writer, KubeClient Client) Writer(AgentState state, TimeProvider time, Action<NodeConditionsOptions>? edit = null)
     {
-        var options = Support.Options(o =>
-        {
-            o.NodeName = NodeName;
-            o.StateDirectory = _dir["state"];
-            o.Kubernetes = new KubernetesOptions { Kubeconfig = _api.WriteKubeconfig(_dir["kubeconfig"]), Conditions = new NodeConditionsOptions { Enabled = true } };
-            edit?.Invoke(o.Kubernetes.Conditions);
-        });
+        var node = Support.Options(new NodeOptions { NodeName = NodeName, StateDirectory = _dir["state"] });
+        var kubernetes = new KubernetesOptions { Kubeconfig = _api.WriteKubeconfig(_dir["kubeconfig"]) };
+        var conditions = new NodeConditionsOptions { Enabled = true };
+        edit?.Invoke(conditions);
         Directory.CreateDirectory(_dir["state"]);
-        var client = new KubeClient(options);
-        var view = new ClusterView(options.Value.Kubernetes, NodeName, NullLogger<ClusterView>.Instance);
-        return (new NodeConditionWriter(options, client, view, state, time, NullLogger<NodeConditionWriter>.Instance), client);
+        var client = new KubeClient(Support.Options(kubernetes));
+        var view = new ClusterView(kubernetes, NodeName, NullLogger<ClusterView>.Instance);
+        return (new NodeConditionWriter(Support.Options(conditions), node, client, view, state, time, NullLogger<NodeConditionWriter>.Instance), client);
     }
 
     private V1NodeCondition? Condition(string type) => _api.GetNode(NodeName)!.Status.Conditions.SingleOrDefault(c => c.Type == type);
@@ -247,14 +244,10 @@ public sealed class NodeConditionsTests : IAsyncLifetime
     {
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 10, 0, 0, TimeSpan.Zero));
         var state = Support.State(time);
-        var options = Support.Options(o =>
-        {
-            o.NodeName = NodeName;
-            o.Kubernetes = new KubernetesOptions { Kubeconfig = _api.WriteKubeconfig(_dir["kubeconfig"]), Conditions = new NodeConditionsOptions { Enabled = true } };
-        });
-        using var client = new KubeClient(options);
-        var view = new ClusterView(options.Value.Kubernetes, NodeName, NullLogger<ClusterView>.Instance);
-        using var recorder = new NodeEventRecorder(options, client, view, state, time, NullLogger<NodeEventRecorder>.Instance);
+        var kubernetes = new KubernetesOptions { Kubeconfig = _api.WriteKubeconfig(_dir["kubeconfig"]) };
+        using var client = new KubeClient(Support.Options(kubernetes));
+        var view = new ClusterView(kubernetes, NodeName, NullLogger<ClusterView>.Instance);
+        using var recorder = new NodeEventRecorder(Support.Options(new NodeConditionsOptions { Enabled = true }), client, view, state, time, NullLogger<NodeEventRecorder>.Instance);
         for (var i = 0; i < 50; i++)
         {
             recorder.Record("OOMKilling", $"Out of memory: Killed process {1000 + i} (python3)");

@@ -5,6 +5,7 @@ using Toolforge.Agents.NodeAgent.Audit.Tenant;
 using Toolforge.Agents.NodeAgent.Journal;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 using Toolforge.Agents.TestSupport;
+using Toolforge.Agents.NodeAgent.Checks.Docker;
 
 namespace Toolforge.Agents.NodeAgent.Tests;
 
@@ -34,7 +35,7 @@ public sealed class PolicyAndJournalTests
         await view.StartAsync(CancellationToken.None);
         Assert.True(await Peer.EventuallyAsync(() => view.Synced, TimeSpan.FromSeconds(10)));
         var state = Support.State();
-        var check = new TenantPolicyCheck(Support.Options(o => o.Docker = new DockerOptions { Endpoint = docker.Endpoint }), view, state, TimeProvider.System, NullLogger<TenantPolicyCheck>.Instance,
+        var check = new TenantPolicyCheck(Support.Options(new TenantPolicyOptions()), view, state, TimeProvider.System, NullLogger<TenantPolicyCheck>.Instance,
             [new DockerPodContainers(new DockerOptions { Endpoint = docker.Endpoint })]);
         await check.RunGuardedAsync(CancellationToken.None);
 
@@ -62,11 +63,7 @@ public sealed class PolicyAndJournalTests
         await JournalFiles.WriteAsync(dir["down.journal"], entries);
 
         var state = Support.State();
-        var service = new JournalRulesService(Support.Options(o =>
-        {
-            o.StateDirectory = dir["state"];
-            o.Journal = new JournalOptions { Files = [dir["down.journal"]] };
-        }), state, TimeProvider.System, NullLogger<JournalRulesService>.Instance);
+        var service = new JournalRulesService(Support.Options(new JournalOptions { Files = [dir["down.journal"]] }), Support.Options(new NodeOptions { StateDirectory = dir["state"] }), state, TimeProvider.System, NullLogger<JournalRulesService>.Instance);
         await service.StartAsync(CancellationToken.None);
         Assert.True(await Peer.EventuallyAsync(() => state.GetCheck("journal.runtime-down")?.State == CheckState.Failing, TimeSpan.FromSeconds(10)));
         Assert.Equal(CheckState.Warning, state.GetCheck("journal.oom-kill")!.State);   // 1 of threshold 5
@@ -79,11 +76,7 @@ public sealed class PolicyAndJournalTests
         entries.Add(JournalFiles.Entry(now.AddMinutes(-2), "worker-1", "kubelet", "I1125 Container runtime is ready again", 6, unit: "kubelet.service", seqnum: 6));
         await JournalFiles.WriteAsync(dir["up.journal"], entries);
         state = Support.State();
-        service = new JournalRulesService(Support.Options(o =>
-        {
-            o.StateDirectory = dir["state"];
-            o.Journal = new JournalOptions { Files = [dir["up.journal"]] };
-        }), state, TimeProvider.System, NullLogger<JournalRulesService>.Instance);
+        service = new JournalRulesService(Support.Options(new JournalOptions { Files = [dir["up.journal"]] }), Support.Options(new NodeOptions { StateDirectory = dir["state"] }), state, TimeProvider.System, NullLogger<JournalRulesService>.Instance);
         await service.StartAsync(CancellationToken.None);
         Assert.True(await Peer.EventuallyAsync(() => state.GetCheck("journal.runtime-down") is not null, TimeSpan.FromSeconds(10)));
         await Task.Delay(500);

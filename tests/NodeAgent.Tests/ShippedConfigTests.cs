@@ -7,7 +7,14 @@ using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.Common.Logging;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
+using Microsoft.Extensions.DependencyInjection;
+using Toolforge.Agents.Common.Options;
+using Toolforge.Agents.NodeAgent.Audit.Nftables;
+using Toolforge.Agents.NodeAgent.Audit.Tenant;
 using Toolforge.Agents.NodeAgent.Checks.Processes;
+using Toolforge.Agents.NodeAgent.Cli;
+using Toolforge.Agents.NodeAgent.Journal;
+using Toolforge.Agents.NodeAgent.Remediation;
 using Toolforge.Agents.TestSupport;
 
 namespace Toolforge.Agents.NodeAgent.Tests;
@@ -18,15 +25,67 @@ namespace Toolforge.Agents.NodeAgent.Tests;
 /// </summary>
 public sealed class ShippedConfigTests
 {
-    private sealed record Bound(NodeAgentOptions NodeAgent, ReportingOptions Coordinator, LogOptions Log, IReadOnlyList<string> Problems);
+    /// <param name="NodeAgent">Each options type the wiring registered below NodeAgent (NodeAgent itself, NodeAgent:Kubelet, ...), by section.</param>
+    private sealed record Bound(IReadOnlyDictionary<string, object> NodeAgent, ReportingOptions Coordinator, LogOptions Log, IReadOnlyList<string> Problems)
+    {
+        public T Get<T>() => NodeAgent.Values.OfType<T>().Single();
+    }
 
     private static Bound BindFile(string path)
     {
         var builder = AgentDaemon.CreateBuilder(DaemonInfo.NodeAgent, path, NodeAgentHost.DefaultMetricsPort);
         NodeAgentHost.Configure(builder);
         using var host = builder.Build();
-        return new Bound(BoundConfig.Bind<NodeAgentOptions>(host.Services), BoundConfig.Bind<ReportingOptions>(host.Services),
+        var bind = typeof(BoundConfig).GetMethod(nameof(BoundConfig.Bind))!;
+        var nodeAgent = host.Services.GetServices<ValidatedOptionsEntry>().Where(e => IsNodeAgent(e.Section))
+            .ToDictionary(e => e.Section, e => bind.MakeGenericMethod(e.Type).Invoke(null, [host.Services])!, StringComparer.OrdinalIgnoreCase);
+        return new Bound(nodeAgent, BoundConfig.Bind<ReportingOptions>(host.Services),
             BoundConfig.Bind<LogOptions>(host.Services), BoundConfig.Problems(host.Services));
+    }
+
+    private static bool IsNodeAgent(string section) =>
+        section.Equals(NodeOptions.Section, StringComparison.OrdinalIgnoreCase) || section.StartsWith(NodeOptions.Section + ":", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Every options type of the node-agent with its defaults, by section (what the wiring registers).</summary>
+    private static IEnumerable<(string Section, object Defaults)> Defaults() =>
+        BindJson(new JsonObject()).NodeAgent.Select(e => (e.Key, Activator.CreateInstance(e.Value.GetType())!));
+
+    /// <summary>
+    /// <see cref="BoundConfig.CompareLists"/> over the NodeAgent section, each part against the options type that binds
+    /// it: the file's NodeAgent:Nftables against NftablesOptions, and so on (a part another type binds is left to it).
+    /// </summary>
+    private static (List<string> Differences, int Lists) CompareNodeAgentLists(string jsonFile, Bound bound)
+    {
+        var root = JsonNode.Parse(File.ReadAllText(jsonFile), documentOptions: new System.Text.Json.JsonDocumentOptions { CommentHandling = System.Text.Json.JsonCommentHandling.Skip, AllowTrailingCommas = true })!;
+        var differences = new List<string>();
+        var lists = 0;
+        using var dir = new TempDir();
+        foreach (var (section, options) in bound.NodeAgent)
+        {
+            JsonNode? part = root;
+            foreach (var key in section.Split(':'))
+            {
+                part = (part as JsonObject)?[key];
+            }
+
+            if (part is not JsonObject obj)
+            {
+                continue;
+            }
+
+            var own = (JsonObject)obj.DeepClone();
+            foreach (var other in bound.NodeAgent.Keys.Where(k => k.StartsWith(section + ":", StringComparison.OrdinalIgnoreCase) && k.Count(c => c == ':') == section.Count(c => c == ':') + 1))
+            {
+                own.Remove(other[(section.Length + 1)..]);
+            }
+
+            File.WriteAllText(dir["part.json"], new JsonObject { ["Part"] = own }.ToJsonString());
+            var (d, l) = BoundConfig.CompareLists(dir["part.json"], s => s == "Part" ? options : null);
+            differences.AddRange(d.Select(x => section + x["Part".Length..]));
+            lists += l;
+        }
+
+        return (differences, lists);
     }
 
     private static Bound BindJson(JsonObject config)
@@ -40,21 +99,19 @@ public sealed class ShippedConfigTests
     public void TheShippedExample_BindsEveryListExactlyAsWritten()
     {
         var bound = BindFile(BoundConfig.Example("node-agent.json.example"));
-        var (differences, lists) = BoundConfig.CompareLists(BoundConfig.Example("node-agent.json.example"), s => s switch
-        {
-            "NodeAgent" => bound.NodeAgent,
-            "Coordinator" => bound.Coordinator,
-            _ => null,
-        });
+        var (differences, lists) = BoundConfig.CompareLists(BoundConfig.Example("node-agent.json.example"), s => s == "Coordinator" ? bound.Coordinator : null);
+        var (nodeAgentDifferences, nodeAgentLists) = CompareNodeAgentLists(BoundConfig.Example("node-agent.json.example"), bound);
+        differences.AddRange(nodeAgentDifferences);
+        lists += nodeAgentLists;
         Assert.True(differences.Count == 0, string.Join("\n", differences));
         Assert.True(lists >= 9, $"only {lists} lists compared");
 
         // What the outside reading found broken, by name.
-        Assert.Equal(["-j", "list", "table", "ip", "kube-proxy"], bound.NodeAgent.Nftables.Arguments);
-        Assert.Equal(["-j", "list", "table", "ip6", "kube-proxy"], bound.NodeAgent.Nftables.Ipv6Arguments);
-        Assert.Equal(["kube-system"], bound.NodeAgent.TenantPolicy.ExemptNamespaces);
-        Assert.Empty(bound.NodeAgent.StuckProcesses.IgnoreCommands);
-        Assert.Equal(["kubelet.service", "docker.service", "containerd.service"], bound.NodeAgent.Journal.Units);
+        Assert.Equal(["-j", "list", "table", "ip", "kube-proxy"], bound.Get<NftablesOptions>().Arguments);
+        Assert.Equal(["-j", "list", "table", "ip6", "kube-proxy"], bound.Get<NftablesOptions>().Ipv6Arguments);
+        Assert.Equal(["kube-system"], bound.Get<TenantPolicyOptions>().ExemptNamespaces);
+        Assert.Empty(bound.Get<StuckProcessesOptions>().IgnoreCommands);
+        Assert.Equal(["kubelet.service", "docker.service", "containerd.service"], bound.Get<JournalOptions>().Units);
 
         // The example is complete but for this host's files: the certificate paths of a puppet host do not exist here.
         Assert.All(bound.Problems, p => Assert.Contains("does not exist", p, StringComparison.Ordinal));
@@ -72,29 +129,27 @@ public sealed class ShippedConfigTests
     {
         var path = await PuppetModule.RenderedFileAsync(renderCase, "node-agent.json");
         var bound = BindFile(path);
-        var (differences, lists) = BoundConfig.CompareLists(path, s => s switch
-        {
-            "NodeAgent" => bound.NodeAgent,
-            "Coordinator" => bound.Coordinator,
-            _ => null,
-        });
+        var (differences, lists) = BoundConfig.CompareLists(path, s => s == "Coordinator" ? bound.Coordinator : null);
+        var (nodeAgentDifferences, nodeAgentLists) = CompareNodeAgentLists(path, bound);
+        differences.AddRange(nodeAgentDifferences);
+        lists += nodeAgentLists;
         Assert.True(differences.Count == 0, string.Join("\n", differences));
         Assert.True(lists >= 10, $"only {lists} lists compared");
         Assert.All(bound.Problems, p => Assert.Contains("does not exist", p, StringComparison.Ordinal));
         Assert.NotEmpty(bound.Problems); // the puppet certificate of tools-k8s-worker-1 is not on this host
 
         // What the shipped example says, as puppet writes it by default.
-        Assert.Equal(["kube-system"], bound.NodeAgent.TenantPolicy.ExemptNamespaces);
-        Assert.Equal(["-j", "list", "table", "ip6", "kube-proxy"], bound.NodeAgent.Nftables.Ipv6Arguments);
-        Assert.Equal(["kubelet.service", "docker.service", "containerd.service"], bound.NodeAgent.Journal.Units);
-        Assert.Empty(bound.NodeAgent.Journal.Rules);
+        Assert.Equal(["kube-system"], bound.Get<TenantPolicyOptions>().ExemptNamespaces);
+        Assert.Equal(["-j", "list", "table", "ip6", "kube-proxy"], bound.Get<NftablesOptions>().Ipv6Arguments);
+        Assert.Equal(["kubelet.service", "docker.service", "containerd.service"], bound.Get<JournalOptions>().Units);
+        Assert.Empty(bound.Get<JournalOptions>().Rules);
         Assert.Equal("/var/lib/puppet/ssl/certs/tools-k8s-worker-1.tools.eqiad1.wikimedia.cloud.pem", bound.Coordinator.Certificate);
         Assert.Equal("/var/lib/puppet/ssl/certs/ca.pem", bound.Coordinator.CaBundle);
         if (renderCase == "worker")
         {
             Assert.Equal("https://coordinator.example:9500", bound.Coordinator.Address);
-            Assert.Equal(RuntimeMode.Auto, bound.NodeAgent.Runtime);
-            Assert.False(bound.NodeAgent.Remediation.Kubelet.Enabled);
+            Assert.Equal(RuntimeMode.Auto, bound.Get<NodeOptions>().Runtime);
+            Assert.False(bound.Get<RemediationOptions>().Kubelet.Enabled);
             Assert.Equal("Information", bound.Log.Level);
         }
         else
@@ -102,9 +157,9 @@ public sealed class ShippedConfigTests
             // spec/fixtures/hiera/worker_changed.yaml, through hiera's merge of the module's data.
             Assert.Equal("https://tools-coordinator.tools.eqiad1.wikimedia.cloud:9500", bound.Coordinator.Address);
             Assert.Equal(["https://tools-coordinator-2.tools.eqiad1.wikimedia.cloud:9500"], bound.Coordinator.Addresses);
-            Assert.Equal(RuntimeMode.Cri, bound.NodeAgent.Runtime);
-            Assert.True(bound.NodeAgent.Remediation.Kubelet.Enabled);
-            Assert.Equal(TimeSpan.FromMinutes(10), bound.NodeAgent.Remediation.Kubelet.FailingFor);
+            Assert.Equal(RuntimeMode.Cri, bound.Get<NodeOptions>().Runtime);
+            Assert.True(bound.Get<RemediationOptions>().Kubelet.Enabled);
+            Assert.Equal(TimeSpan.FromMinutes(10), bound.Get<RemediationOptions>().Kubelet.FailingFor);
             Assert.Equal("Debug", bound.Log.Level);
         }
     }
@@ -116,16 +171,16 @@ public sealed class ShippedConfigTests
     [Fact]
     public void EveryListWithADefault_IsReplacedByTheConfiguration_NeverAppendedTo()
     {
-        var withDefaults = OptionsLists.Find(new NodeAgentOptions(), NodeAgentOptions.Section).Where(l => l.Default.Count > 0).ToList();
+        var withDefaults = Defaults().SelectMany(d => OptionsLists.Find(d.Defaults, d.Section)).Where(l => l.Default.Count > 0).ToList();
         Assert.Contains(withDefaults, l => l.Path == "NodeAgent:Nftables:Arguments");
         Assert.Contains(withDefaults, l => l.Path == "NodeAgent:TenantPolicy:ExemptNamespaces");
         foreach (var list in withDefaults)
         {
-            var empty = Lookup(BindJson(OptionsLists.ConfigAt(list.Path, new JsonArray())).NodeAgent, list.Path);
+            var empty = Lookup(BindJson(OptionsLists.ConfigAt(list.Path, new JsonArray())), list.Path);
             Assert.True(empty.Count == 0, $"{list.Path}: [] bound as [{string.Join(", ", empty)}]");
 
             var one = list.Default[^1];
-            var single = Lookup(BindJson(OptionsLists.ConfigAt(list.Path, new JsonArray(JsonValue.Create(one?.ToString())))).NodeAgent, list.Path);
+            var single = Lookup(BindJson(OptionsLists.ConfigAt(list.Path, new JsonArray(JsonValue.Create(one?.ToString())))), list.Path);
             Assert.True(single.Count == 1 && Equals(single[0]?.ToString(), one?.ToString()), $"{list.Path}: [\"{one}\"] bound as [{string.Join(", ", single)}]");
         }
     }
@@ -133,7 +188,7 @@ public sealed class ShippedConfigTests
     [Fact]
     public void AStringWhereAListBelongs_IsNamed_ForEveryListOption()
     {
-        foreach (var list in OptionsLists.Find(new NodeAgentOptions(), NodeAgentOptions.Section))
+        foreach (var list in Defaults().SelectMany(d => OptionsLists.Find(d.Defaults, d.Section)))
         {
             var problems = BindJson(OptionsLists.ConfigAt(list.Path, "kube-system")).Problems;
             Assert.True(problems.Any(p => p.StartsWith($"{list.Path}: must be ", StringComparison.Ordinal) && p.Contains("not the single value \"kube-system\"", StringComparison.Ordinal)),
@@ -151,13 +206,13 @@ public sealed class ShippedConfigTests
             {
                 ["StuckProcesses"] = new JsonObject { ["After"] = "00:02:00", ["Warning"] = 1, ["Failing"] = 50, ["IgnoreCommands"] = new JsonArray() },
             },
-        }).NodeAgent;
-        Assert.Empty(options.StuckProcesses.IgnoreCommands);
-        Assert.Contains("jbd2/*", options.StuckProcesses.IgnoreKernelThreads); // the default, for kernel threads only
+        }).Get<StuckProcessesOptions>();
+        Assert.Empty(options.IgnoreCommands);
+        Assert.Contains("jbd2/*", options.IgnoreKernelThreads); // the default, for kernel threads only
 
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var state = Support.State(time);
-        var check = new StuckProcessCheck(Microsoft.Extensions.Options.Options.Create(options), state, time, NullLogger<StuckProcessCheck>.Instance);
+        var check = new StuckProcessCheck(Support.Options(options), state, time, NullLogger<StuckProcessCheck>.Instance);
         await check.RunGuardedAsync(CancellationToken.None);
         time.Advance(TimeSpan.FromMinutes(3));
         await check.RunGuardedAsync(CancellationToken.None);
@@ -257,10 +312,12 @@ public sealed class ShippedConfigTests
         Assert.DoesNotContain("System.", lines[0], StringComparison.Ordinal);
     }
 
-    private static IList Lookup(object options, string path)
+    /// <summary>The bound list at <paramref name="path"/>, from the options type whose section holds it.</summary>
+    private static IList Lookup(Bound bound, string path)
     {
-        object? current = options;
-        foreach (var part in path.Split(':').Skip(1))
+        var section = bound.NodeAgent.Keys.Where(s => path.StartsWith(s + ":", StringComparison.OrdinalIgnoreCase)).MaxBy(s => s.Length)!;
+        object? current = bound.NodeAgent[section];
+        foreach (var part in path[(section.Length + 1)..].Split(':'))
         {
             current = current!.GetType().GetProperty(part)!.GetValue(current);
         }

@@ -10,11 +10,13 @@ namespace Toolforge.Agents.NodeAgent.Tests;
 public sealed class StuckProcessTests
 {
     private static StuckProcessCheck Check(FakeTimeProvider time, Common.Reporting.AgentState state, Action<StuckProcessesOptions>? edit = null) =>
-        new(Support.Options(o =>
-        {
-            o.StuckProcesses = new StuckProcessesOptions { After = TimeSpan.FromMinutes(2), Warning = 1, Failing = 3 };
-            edit?.Invoke(o.StuckProcesses);
-        }), state, time, NullLogger<StuckProcessCheck>.Instance);
+        new(Support.Options(Edited(new StuckProcessesOptions { After = TimeSpan.FromMinutes(2), Warning = 1, Failing = 3 }, edit)), state, time, NullLogger<StuckProcessCheck>.Instance);
+
+    private static StuckProcessesOptions Edited(StuckProcessesOptions o, Action<StuckProcessesOptions>? edit)
+    {
+        edit?.Invoke(o);
+        return o;
+    }
 
     [Fact]
     public async Task AFrozenProcess_IsStuckAfterTheThreshold_NotBefore_AndClearsOnceReleased()

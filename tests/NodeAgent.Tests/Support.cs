@@ -8,10 +8,7 @@ internal static class Support
 {
     public static AgentState State(TimeProvider? time = null) => new(time ?? TimeProvider.System, NullLogger<AgentState>.Instance);
 
-    public static IOptions<NodeAgentOptions> Options(Action<NodeAgentOptions> edit)
-    {
-        var o = new NodeAgentOptions();
-        edit(o);
-        return Microsoft.Extensions.Options.Options.Create(o);
-    }
+    /// <summary>A feature's own options, as the daemon injects them (each feature binds its own section).</summary>
+    public static IOptions<T> Options<T>(T options)
+        where T : class => Microsoft.Extensions.Options.Options.Create(options);
 }

@@ -8,6 +8,8 @@ using Toolforge.Agents.NodeAgent.Checks.Systemd;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 using Toolforge.Agents.NodeAgent.Remediation;
 using Toolforge.Agents.TestSupport;
+using Toolforge.Agents.NodeAgent.Checks.Kubelet;
+using Toolforge.Agents.NodeAgent.Checks.Docker;
 
 namespace Toolforge.Agents.NodeAgent.Tests;
 
@@ -69,14 +71,11 @@ public sealed class SystemdTests
         using var systemd = new SystemdClient(c.BusAddress, TimeSpan.FromSeconds(5));
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var state = Support.State(time);
-        var options = Support.Options(o =>
-        {
-            o.StateDirectory = dir.Path;
-            o.Kubelet = new KubeletOptions { HealthzUrl = $"http://127.0.0.1:{Peer.FreePort()}/healthz", Timeout = TimeSpan.FromSeconds(1) };
-            o.Remediation = new RemediationOptions { Kubelet = new UnitRemediation { Enabled = true, FailingFor = TimeSpan.FromMinutes(2), Cooldown = TimeSpan.FromMinutes(30) } };
-        });
-        var check = new KubeletCheck(systemd, new SimpleHttp(), options, state, time, NullLogger<KubeletCheck>.Instance);
-        var remediation = new RemediationService(systemd, state, options, time, NullLogger<RemediationService>.Instance);
+        var kubelet = Support.Options(new KubeletOptions { HealthzUrl = $"http://127.0.0.1:{Peer.FreePort()}/healthz", Timeout = TimeSpan.FromSeconds(1) });
+        var remediate = Support.Options(new RemediationOptions { Kubelet = new UnitRemediation { Enabled = true, FailingFor = TimeSpan.FromMinutes(2), Cooldown = TimeSpan.FromMinutes(30) } });
+        var check = new KubeletCheck(systemd, new SimpleHttp(), kubelet, state, time, NullLogger<KubeletCheck>.Instance);
+        var remediation = new RemediationService(systemd, state, remediate, kubelet, Support.Options(new DockerOptions()), Support.Options(new NodeOptions { StateDirectory = dir.Path }),
+            time, NullLogger<RemediationService>.Instance);
 
         await c.SystemctlAsync("stop", "kubelet.service");
         await check.RunGuardedAsync(CancellationToken.None);
@@ -138,7 +137,7 @@ public sealed class SystemdTests
 
         // The check turns both into "unknown", not a crash.
         var state = Support.State();
-        var check = new KubeletCheck(hung, new SimpleHttp(), Support.Options(o => o.Kubelet = new KubeletOptions { HealthzUrl = $"http://127.0.0.1:{Peer.FreePort()}/", Timeout = TimeSpan.FromSeconds(1) }),
+        var check = new KubeletCheck(hung, new SimpleHttp(), Support.Options(new KubeletOptions { HealthzUrl = $"http://127.0.0.1:{Peer.FreePort()}/", Timeout = TimeSpan.FromSeconds(1) }),
             state, TimeProvider.System, NullLogger<KubeletCheck>.Instance);
         await check.RunGuardedAsync(CancellationToken.None);
         Assert.Equal(CheckState.Unknown, state.GetCheck(KubeletCheck.Unit)!.State);
@@ -152,11 +151,7 @@ public sealed class SystemdTests
         using var dir = new TempDir();
         await File.WriteAllTextAsync(dir["cluster.json"], """{"kind":"List","items":[]}""");
         var kubernetes = new KubernetesOptions { Source = ClusterSource.File, File = dir["cluster.json"], FileInterval = TimeSpan.FromSeconds(1) };
-        var options = Support.Options(o =>
-        {
-            o.Kubelet = new KubeletOptions { HealthzUrl = $"http://127.0.0.1:{Peer.FreePort()}/healthz", Timeout = TimeSpan.FromSeconds(5) };
-            o.Kubernetes = kubernetes;
-        });
+        var options = Support.Options(new KubeletOptions { HealthzUrl = $"http://127.0.0.1:{Peer.FreePort()}/healthz", Timeout = TimeSpan.FromSeconds(5) });
         var state = Support.State();
         var view = new ClusterView(kubernetes, "builder-1.example", NullLogger<ClusterView>.Instance);
         using var noBus = new SystemdClient($"unix:path={dir["no-bus"]}", TimeSpan.FromSeconds(1)); // no systemd here: the unit files decide

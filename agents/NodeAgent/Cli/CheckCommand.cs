@@ -14,6 +14,7 @@ using Toolforge.Agents.NodeAgent.Audit.Iptables;
 using Toolforge.Agents.NodeAgent.Audit.KubeProxy;
 using Toolforge.Agents.NodeAgent.Audit.Nftables;
 using Toolforge.Agents.NodeAgent.Checks.Processes;
+using Toolforge.Agents.NodeAgent.Hosting;
 using Toolforge.Agents.NodeAgent.Journal;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 using Command = System.CommandLine.Command;
@@ -57,7 +58,7 @@ internal static class CheckCommand
             Environment.SetEnvironmentVariable(AgentHost.EnvironmentPrefix + "Log__Console", "none");
             Environment.SetEnvironmentVariable(AgentHost.EnvironmentPrefix + "Log__Syslog__Target", string.Empty);
             var builder = AgentDaemon.CreateBuilder(DaemonInfo.NodeAgent, configPath, NodeAgentHost.DefaultMetricsPort);
-            NodeAgentHost.Configure(builder);
+            builder.Services.AddNodeAgent(builder.Configuration); // the daemon's own wiring
             host = builder.Build();
             OptionsGate.ValidateAll(host.Services);
         }
@@ -101,7 +102,7 @@ internal static class CheckCommand
             foreach (var stuck in selected.OfType<StuckProcessCheck>())
             {
                 stuck.OneShot = true;
-                var after = host.Services.GetRequiredService<IOptions<NodeAgentOptions>>().Value.StuckProcesses.After;
+                var after = host.Services.GetRequiredService<IOptions<StuckProcessesOptions>>().Value.After;
                 await Console.Error.WriteLineAsync($"toolforge-node-agent: {StuckProcessCheck.Check} samples processes for {after} (NodeAgent:StuckProcesses:After) before it answers; --only leaves it out").ConfigureAwait(false);
             }
 

@@ -16,10 +16,10 @@ internal sealed class CriRuntimeCheck : PeriodicCheck
     private readonly CriOptions _o;
     private readonly SystemdClient? _systemd;
 
-    public CriRuntimeCheck(IOptions<NodeAgentOptions> options, AgentState state, TimeProvider time, ILogger<CriRuntimeCheck> logger, SystemdClient? systemd = null)
+    public CriRuntimeCheck(IOptions<CriOptions> options, AgentState state, TimeProvider time, ILogger<CriRuntimeCheck> logger, SystemdClient? systemd = null)
         : base(state, time, logger)
     {
-        _o = options.Value.Cri;
+        _o = options.Value;
         _systemd = systemd;
     }
 

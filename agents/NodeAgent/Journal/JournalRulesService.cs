@@ -17,7 +17,8 @@ namespace Toolforge.Agents.NodeAgent.Journal;
 /// sd_journal requires) and feeds the rules; each rule is a check "journal.NAME", and an active rule is a finding.
 /// </summary>
 internal sealed partial class JournalRulesService(
-    IOptions<NodeAgentOptions> options,
+    IOptions<JournalOptions> options,
+    IOptions<NodeOptions> node,
     AgentState state,
     TimeProvider time,
     ILogger<JournalRulesService> logger,
@@ -25,14 +26,14 @@ internal sealed partial class JournalRulesService(
 {
     public const string CheckPrefix = "journal.";
 
-    private readonly JournalRuleEngine _engine = new(options.Value.Journal.Rules.Count > 0 ? options.Value.Journal.Rules : JournalRuleEngine.Defaults());
+    private readonly JournalRuleEngine _engine = new(options.Value.Rules.Count > 0 ? options.Value.Rules : JournalRuleEngine.Defaults());
     private readonly object _lock = new();
 
     protected override IReadOnlyList<string> Names => _engine.RuleNames.Select(n => CheckPrefix + n).ToList();
 
     // Judging the rules (their windows and quiet periods) is this check's periodic work; reading the journal runs
     // on its own thread and only feeds the rules.
-    protected override TimeSpan Interval => options.Value.Journal.EvaluateInterval;
+    protected override TimeSpan Interval => options.Value.EvaluateInterval;
 
     protected override TimeSpan Timeout => TimeSpan.FromSeconds(10);
 
@@ -42,13 +43,13 @@ internal sealed partial class JournalRulesService(
         return Task.CompletedTask;
     }
 
-    private string CursorFile => Path.Combine(options.Value.StateDirectory, "node-agent.journal-cursor");
+    private string CursorFile => Path.Combine(node.Value.StateDirectory, "node-agent.journal-cursor");
 
-    private string RulesFile => Path.Combine(options.Value.StateDirectory, "node-agent.journal-rules.json");
+    private string RulesFile => Path.Combine(node.Value.StateDirectory, "node-agent.journal-rules.json");
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var o = options.Value.Journal;
+        var o = options.Value;
         if (!JournalReader.IsSupported)
         {
             foreach (var name in _engine.RuleNames)
@@ -94,7 +95,7 @@ internal sealed partial class JournalRulesService(
 
     private void ReadLoop(CancellationToken ct)
     {
-        var o = options.Value.Journal;
+        var o = options.Value;
         var backoff = new Backoff(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(60));
         while (!ct.IsCancellationRequested)
         {
@@ -195,7 +196,7 @@ internal sealed partial class JournalRulesService(
     /// </summary>
     public Task ReadRecentAsync(TimeSpan lookback, CancellationToken ct) => Task.Run(() =>
     {
-        using var journal = Open(options.Value.Journal);
+        using var journal = Open(options.Value);
         journal.SeekRealtime((Time.GetUtcNow() - lookback).ToUnixTimeMilliseconds() * 1000);
         while (!ct.IsCancellationRequested && journal.Next())
         {
@@ -239,7 +240,7 @@ internal sealed partial class JournalRulesService(
     // The rule state is written before the cursor: after a crash, an entry is at worst counted twice, never lost.
     private void SaveCursor(string cursor)
     {
-        Directory.CreateDirectory(options.Value.StateDirectory);
+        Directory.CreateDirectory(node.Value.StateDirectory);
         string rules;
         lock (_lock)
         {
@@ -273,16 +274,16 @@ internal sealed partial class JournalRulesService(
 
     private static partial class Log
     {
-        [LoggerMessage(3203, LogLevel.Warning, "cannot read the saved rule state {File} ({Reason}): starting the rules afresh")]
+        [LoggerMessage(EventIds.JournalRuleStateUnreadable, LogLevel.Warning, "cannot read the saved rule state {File} ({Reason}): starting the rules afresh")]
         public static partial void RuleStateUnreadable(ILogger logger, string file, string reason);
 
-        [LoggerMessage(3201, LogLevel.Warning, "cannot read the journal: {Reason}; retrying")]
+        [LoggerMessage(EventIds.JournalReadFailed, LogLevel.Warning, "cannot read the journal: {Reason}; retrying")]
         public static partial void ReadFailed(ILogger logger, string reason);
 
-        [LoggerMessage(3204, LogLevel.Warning, "{Reason}: starting from the journal's tail")]
+        [LoggerMessage(EventIds.JournalCursorUnreadable, LogLevel.Warning, "{Reason}: starting from the journal's tail")]
         public static partial void CursorUnreadable(ILogger logger, string reason);
 
-        [LoggerMessage(3202, LogLevel.Warning, "the journal no longer holds the entry saved in {File}: continuing from the nearest entry; some may have been missed")]
+        [LoggerMessage(EventIds.JournalCursorUnknown, LogLevel.Warning, "the journal no longer holds the entry saved in {File}: continuing from the nearest entry; some may have been missed")]
         public static partial void CursorUnknown(ILogger logger, string file);
     }
 }

@@ -28,8 +28,8 @@ public sealed partial class ClusterView : BackgroundService
     private volatile KubeNode? _node;
     private long _version;
 
-    public ClusterView(IOptions<NodeAgentOptions> options, CoordinatorConnection connection, ILogger<ClusterView> logger)
-        : this(options.Value.Kubernetes, options.Value.NodeName.Length > 0 ? options.Value.NodeName : connection.Node, logger)
+    public ClusterView(IOptions<KubernetesOptions> options, IOptions<NodeOptions> node, CoordinatorConnection connection, ILogger<ClusterView> logger)
+        : this(options.Value, node.Value.NodeName.Length > 0 ? node.Value.NodeName : connection.Node, logger)
     {
     }
 
@@ -347,19 +347,19 @@ public sealed partial class ClusterView : BackgroundService
 
     private static partial class Log
     {
-        [LoggerMessage(3101, LogLevel.Warning, "Kubernetes {Kind}: list/watch failed: {Reason}; retrying with backoff")]
+        [LoggerMessage(EventIds.ClusterListWatchFailed, LogLevel.Warning, "Kubernetes {Kind}: list/watch failed: {Reason}; retrying with backoff")]
         public static partial void ListWatchFailed(ILogger logger, string kind, string reason);
 
-        [LoggerMessage(3103, LogLevel.Information, "cluster snapshot {Path}: {Services} services, {Slices} endpoint slices, {Namespaces} namespaces")]
+        [LoggerMessage(EventIds.ClusterSnapshotRead, LogLevel.Information, "cluster snapshot {Path}: {Services} services, {Slices} endpoint slices, {Namespaces} namespaces")]
         public static partial void SnapshotRead(ILogger logger, string path, int services, int slices, int namespaces);
 
-        [LoggerMessage(3104, LogLevel.Warning, "cannot use the cluster snapshot: {Reason}; keeping the last good one")]
+        [LoggerMessage(EventIds.ClusterSnapshotUnreadable, LogLevel.Warning, "cannot use the cluster snapshot: {Reason}; keeping the last good one")]
         public static partial void SnapshotUnreadable(ILogger logger, string reason);
 
-        [LoggerMessage(3105, LogLevel.Warning, "cannot use the kubeconfig: {Reason}; reading it again with backoff")]
+        [LoggerMessage(EventIds.ClusterKubeconfigUnusable, LogLevel.Warning, "cannot use the kubeconfig: {Reason}; reading it again with backoff")]
         public static partial void KubeconfigUnusable(ILogger logger, string reason);
 
-        [LoggerMessage(3102, LogLevel.Information, "Kubernetes {Kind}: listing and watching again")]
+        [LoggerMessage(EventIds.ClusterRecovered, LogLevel.Information, "Kubernetes {Kind}: listing and watching again")]
         public static partial void Recovered(ILogger logger, string kind);
     }
 }

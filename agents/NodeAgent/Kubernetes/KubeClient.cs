@@ -9,7 +9,7 @@ namespace Toolforge.Agents.NodeAgent.Kubernetes;
 /// enough: under NodeRestriction a node may patch its own Node's status and create and patch Events. Every call is
 /// bounded by <see cref="KubernetesOptions.RequestTimeout"/> through <see cref="Deadline"/>.
 /// </summary>
-public sealed class KubeClient(IOptions<NodeAgentOptions> options) : IDisposable
+public sealed class KubeClient(IOptions<KubernetesOptions> options) : IDisposable
 {
     private readonly object _lock = new();
     private KubeApiClient? _client;
@@ -20,7 +20,7 @@ public sealed class KubeClient(IOptions<NodeAgentOptions> options) : IDisposable
         {
             lock (_lock)
             {
-                return _client ??= new KubeApiClient(Kubeconfig.Load(options.Value.Kubernetes.Kubeconfig));
+                return _client ??= new KubeApiClient(Kubeconfig.Load(options.Value.Kubeconfig));
             }
         }
     }
@@ -29,13 +29,13 @@ public sealed class KubeClient(IOptions<NodeAgentOptions> options) : IDisposable
     public CancellationTokenSource Deadline(CancellationToken ct)
     {
         var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        cts.CancelAfter(options.Value.Kubernetes.RequestTimeout);
+        cts.CancelAfter(options.Value.RequestTimeout);
         return cts;
     }
 
     /// <summary>Why a call failed, in one line for a check's message and the log.</summary>
     public string Why(Exception ex) => ex is OperationCanceledException
-        ? $"no answer within {options.Value.Kubernetes.RequestTimeout.TotalSeconds:0}s"
+        ? $"no answer within {options.Value.RequestTimeout.TotalSeconds:0}s"
         : ex.Message;
 
     /// <summary>The failures of a call to the API server a writer retries (anything else is a bug).</summary>

@@ -5,7 +5,8 @@ using Microsoft.Extensions.Options;
 using Toolforge.Agents.Common.Files;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
-using Toolforge.Agents.NodeAgent.Checks;
+using Toolforge.Agents.NodeAgent.Checks.Docker;
+using Toolforge.Agents.NodeAgent.Checks.Kubelet;
 using Toolforge.Agents.NodeAgent.Checks.Systemd;
 
 namespace Toolforge.Agents.NodeAgent.Remediation;
@@ -18,7 +19,10 @@ namespace Toolforge.Agents.NodeAgent.Remediation;
 internal sealed partial class RemediationService(
     SystemdClient systemd,
     AgentState state,
-    IOptions<NodeAgentOptions> options,
+    IOptions<RemediationOptions> options,
+    IOptions<KubeletOptions> kubelet,
+    IOptions<DockerOptions> docker,
+    IOptions<NodeOptions> node,
     TimeProvider time,
     ILogger<RemediationService> logger) : BackgroundService
 {
@@ -29,8 +33,8 @@ internal sealed partial class RemediationService(
         var o = options.Value;
         var targets = new[]
         {
-            new Target("kubelet", o.Kubelet.Unit, o.Remediation.Kubelet, [KubeletCheck.Unit, KubeletCheck.Healthz]),
-            new Target("docker", o.Docker.Unit, o.Remediation.Docker, [DockerCheck.Unit, DockerCheck.Engine]),
+            new Target("kubelet", kubelet.Value.Unit, o.Kubelet, [KubeletCheck.Unit, KubeletCheck.Healthz]),
+            new Target("docker", docker.Value.Unit, o.Docker, [DockerCheck.Unit, DockerCheck.Engine]),
         }.Where(t => t.Policy.Enabled).ToList();
         if (targets.Count == 0)
         {
@@ -80,7 +84,7 @@ internal sealed partial class RemediationService(
         }
     }
 
-    private string StateFile(string name) => Path.Combine(options.Value.StateDirectory, $"node-agent.remediation-{name}");
+    private string StateFile(string name) => Path.Combine(node.Value.StateDirectory, $"node-agent.remediation-{name}");
 
     private DateTimeOffset? LastRestart(string name) =>
         File.Exists(StateFile(name)) && DateTimeOffset.TryParse(File.ReadAllText(StateFile(name)).Trim(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t)
@@ -92,7 +96,7 @@ internal sealed partial class RemediationService(
 
     private static partial class Log
     {
-        [LoggerMessage(3601, LogLevel.Error, "remediation: restarting {Unit} failed: {Reason}")]
+        [LoggerMessage(EventIds.RemediationFailed, LogLevel.Error, "remediation: restarting {Unit} failed: {Reason}")]
         public static partial void Failed(ILogger logger, string unit, string reason);
     }
 }

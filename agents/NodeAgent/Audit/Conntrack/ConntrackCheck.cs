@@ -23,10 +23,10 @@ internal sealed partial class ConntrackCheck : PeriodicCheck, IUsesCluster
     private readonly Dictionary<string, DateTimeOffset> _firstSeen = new(StringComparer.Ordinal);
     private bool _wasCut;
 
-    public ConntrackCheck(IOptions<NodeAgentOptions> options, ClusterView cluster, AgentState state, TimeProvider time, ILogger<ConntrackCheck> logger)
+    public ConntrackCheck(IOptions<ConntrackOptions> options, ClusterView cluster, AgentState state, TimeProvider time, ILogger<ConntrackCheck> logger)
         : base(state, time, logger)
     {
-        _o = options.Value.Conntrack;
+        _o = options.Value;
         _cluster = cluster;
         _logger = logger;
     }
@@ -171,10 +171,10 @@ internal sealed partial class ConntrackCheck : PeriodicCheck, IUsesCluster
 
     private static partial class Log
     {
-        [LoggerMessage(3401, LogLevel.Warning, "could not delete the stale conntrack entry {Flow}: {Reason}")]
+        [LoggerMessage(EventIds.ConntrackDeleteFailed, LogLevel.Warning, "could not delete the stale conntrack entry {Flow}: {Reason}")]
         public static partial void DeleteFailed(ILogger logger, string flow, string reason);
 
-        [LoggerMessage(3402, LogLevel.Warning, "the conntrack {Protocol} listing passed the bound at {Bytes} bytes: read only that far")]
+        [LoggerMessage(EventIds.ConntrackListingCut, LogLevel.Warning, "the conntrack {Protocol} listing passed the bound at {Bytes} bytes: read only that far")]
         public static partial void ListingCut(ILogger logger, string protocol, long bytes);
     }
 }

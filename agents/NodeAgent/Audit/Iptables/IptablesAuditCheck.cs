@@ -27,11 +27,11 @@ internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
     private readonly FindingConfirmer _confirm = new();
     private int _lastDumpBytes;
 
-    public IptablesAuditCheck(IOptions<NodeAgentOptions> options, ClusterView cluster, AgentState state, TimeProvider time, ILogger<IptablesAuditCheck> logger,
+    public IptablesAuditCheck(IOptions<IptablesOptions> options, ClusterView cluster, AgentState state, TimeProvider time, ILogger<IptablesAuditCheck> logger,
         ProxyModeDetector? mode = null)
         : base(state, time, logger)
     {
-        _o = options.Value.Iptables;
+        _o = options.Value;
         _cluster = cluster;
         _mode = mode;
     }

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Toolforge.Agents.NodeAgent.Audit.Nftables;
 using Toolforge.Agents.NodeAgent.Checks;
 
 namespace Toolforge.Agents.NodeAgent.Audit.KubeProxy;
@@ -8,7 +9,7 @@ namespace Toolforge.Agents.NodeAgent.Audit.KubeProxy;
 /// Which mode kube-proxy runs in: the configured one, or (auto) kube-proxy's own /proxyMode answer, or, when it does
 /// not answer, whether an `ip kube-proxy` nftables table exists. Asked again at most once a minute.
 /// </summary>
-internal sealed partial class ProxyModeDetector(IOptions<NodeAgentOptions> options, IHttpClientFactory http, TimeProvider time, ILogger<ProxyModeDetector> logger)
+internal sealed partial class ProxyModeDetector(IOptions<KubeProxyOptions> options, IOptions<NftablesOptions> nftables, IHttpClientFactory http, TimeProvider time, ILogger<ProxyModeDetector> logger)
 {
     private static readonly TimeSpan Remember = TimeSpan.FromMinutes(1);
     private readonly SemaphoreSlim _lock = new(1, 1);
@@ -17,9 +18,9 @@ internal sealed partial class ProxyModeDetector(IOptions<NodeAgentOptions> optio
     public async Task<(KubeProxyMode Mode, string How)> ModeAsync(CancellationToken ct)
     {
         var o = options.Value;
-        if (o.KubeProxy.Mode != KubeProxyMode.Auto)
+        if (o.Mode != KubeProxyMode.Auto)
         {
-            return (o.KubeProxy.Mode, "configured");
+            return (o.Mode, "configured");
         }
 
         await _lock.WaitAsync(ct).ConfigureAwait(false);
@@ -45,17 +46,17 @@ internal sealed partial class ProxyModeDetector(IOptions<NodeAgentOptions> optio
         }
     }
 
-    private async Task<(KubeProxyMode Mode, string How)> DetectAsync(NodeAgentOptions o, CancellationToken ct)
+    private async Task<(KubeProxyMode Mode, string How)> DetectAsync(KubeProxyOptions o, CancellationToken ct)
     {
         try
         {
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
             cts.CancelAfter(TimeSpan.FromSeconds(2));
             using var client = http.CreateClient("kube-proxy");
-            var answer = (await client.GetStringAsync(o.KubeProxy.ProxyModeUrl, cts.Token).ConfigureAwait(false)).Trim();
+            var answer = (await client.GetStringAsync(o.ProxyModeUrl, cts.Token).ConfigureAwait(false)).Trim();
             if (answer is "nftables" or "iptables")
             {
-                return (answer == "nftables" ? KubeProxyMode.Nftables : KubeProxyMode.Iptables, $"kube-proxy says so at {o.KubeProxy.ProxyModeUrl}");
+                return (answer == "nftables" ? KubeProxyMode.Nftables : KubeProxyMode.Iptables, $"kube-proxy says so at {o.ProxyModeUrl}");
             }
         }
         catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException && !ct.IsCancellationRequested)
@@ -63,11 +64,12 @@ internal sealed partial class ProxyModeDetector(IOptions<NodeAgentOptions> optio
             // kube-proxy's metrics port does not answer: look at the tables instead
         }
 
-        if (o.Nftables.Enabled)
+        var nft = nftables.Value;
+        if (nft.Enabled)
         {
             try
             {
-                var json = await ProcessRunner.RunAsync(o.Nftables.Command, o.Nftables.Arguments, o.Nftables.Timeout, ct).ConfigureAwait(false);
+                var json = await ProcessRunner.RunAsync(nft.Command, nft.Arguments, nft.Timeout, ct).ConfigureAwait(false);
                 if (json.Contains("\"kube-proxy\"", StringComparison.Ordinal))
                 {
                     return (KubeProxyMode.Nftables, "an nftables table ip kube-proxy exists (kube-proxy's /proxyMode did not answer)");
@@ -84,7 +86,7 @@ internal sealed partial class ProxyModeDetector(IOptions<NodeAgentOptions> optio
 
     private static partial class Log
     {
-        [LoggerMessage(3301, LogLevel.Information, "kube-proxy runs in {Mode} mode: {How}")]
+        [LoggerMessage(EventIds.KubeProxyMode, LogLevel.Information, "kube-proxy runs in {Mode} mode: {How}")]
         public static partial void Mode(ILogger logger, string mode, string how);
     }
 }

@@ -26,10 +26,10 @@ internal sealed class NftablesAuditCheck : PeriodicCheck, IUsesCluster
     private readonly ProxyModeDetector _mode;
     private readonly FindingConfirmer _confirm = new();
 
-    public NftablesAuditCheck(IOptions<NodeAgentOptions> options, ClusterView cluster, ProxyModeDetector mode, AgentState state, TimeProvider time, ILogger<NftablesAuditCheck> logger)
+    public NftablesAuditCheck(IOptions<NftablesOptions> options, ClusterView cluster, ProxyModeDetector mode, AgentState state, TimeProvider time, ILogger<NftablesAuditCheck> logger)
         : base(state, time, logger)
     {
-        _o = options.Value.Nftables;
+        _o = options.Value;
         _cluster = cluster;
         _mode = mode;
     }

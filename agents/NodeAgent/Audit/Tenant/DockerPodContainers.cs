@@ -1,5 +1,6 @@
 using Toolforge.Agents.Common.Checks;
 using Toolforge.Agents.NodeAgent.Checks;
+using Toolforge.Agents.NodeAgent.Checks.Docker;
 
 namespace Toolforge.Agents.NodeAgent.Audit.Tenant;
 

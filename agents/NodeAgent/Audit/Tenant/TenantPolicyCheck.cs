@@ -25,11 +25,11 @@ internal sealed class TenantPolicyCheck : PeriodicCheck, IUsesCluster
     private readonly IReadOnlyList<IPodContainerSource> _sources;
     private readonly ClusterView _cluster;
 
-    public TenantPolicyCheck(IOptions<NodeAgentOptions> options, ClusterView cluster, AgentState state, TimeProvider time, ILogger<TenantPolicyCheck> logger,
+    public TenantPolicyCheck(IOptions<TenantPolicyOptions> options, ClusterView cluster, AgentState state, TimeProvider time, ILogger<TenantPolicyCheck> logger,
         IReadOnlyList<IPodContainerSource> sources)
         : base(state, time, logger)
     {
-        _o = options.Value.TenantPolicy;
+        _o = options.Value;
         _sources = sources;
         _cluster = cluster;
     }

@@ -24,8 +24,8 @@ public sealed class StuckProcessCheck : PeriodicCheck
     private readonly Dictionary<(int Pid, long Start), DateTimeOffset> _since = [];
     private HashSet<string> _wchans = new(StringComparer.Ordinal);
 
-    public StuckProcessCheck(IOptions<NodeAgentOptions> options, AgentState state, TimeProvider time, ILogger<StuckProcessCheck> logger)
-        : base(state, time, logger) => _o = options.Value.StuckProcesses;
+    public StuckProcessCheck(IOptions<StuckProcessesOptions> options, AgentState state, TimeProvider time, ILogger<StuckProcessCheck> logger)
+        : base(state, time, logger) => _o = options.Value;
 
     /// <summary>The one-shot `check` command: sample for <c>After</c> before answering, since one scan cannot tell how long.</summary>
     public bool OneShot { get; set; }

@@ -28,7 +28,7 @@ public sealed partial class NodeConditionWriter : BackgroundService
 
     private static readonly Counter WriteFailures = Metrics.CreateCounter("toolforge_node_condition_write_failures_total", "Node status patches that failed.");
 
-    private readonly NodeAgentOptions _options;
+    private readonly string _stateDirectory;
     private readonly NodeConditionsOptions _o;
     private readonly KubeClient _client;
     private readonly AgentState _state;
@@ -47,10 +47,10 @@ public sealed partial class NodeConditionWriter : BackgroundService
     /// </summary>
     public static readonly TimeSpan StartGrace = TimeSpan.FromMinutes(5);
 
-    public NodeConditionWriter(IOptions<NodeAgentOptions> options, KubeClient client, ClusterView cluster, AgentState state, TimeProvider time, ILogger<NodeConditionWriter> logger)
+    public NodeConditionWriter(IOptions<NodeConditionsOptions> options, IOptions<NodeOptions> node, KubeClient client, ClusterView cluster, AgentState state, TimeProvider time, ILogger<NodeConditionWriter> logger)
     {
-        _options = options.Value;
-        _o = _options.Kubernetes.Conditions;
+        _stateDirectory = node.Value.StateDirectory;
+        _o = options.Value;
         _client = client;
         NodeName = cluster.NodeName;
         _state = state;
@@ -61,7 +61,7 @@ public sealed partial class NodeConditionWriter : BackgroundService
 
     public string NodeName { get; }
 
-    private string OwnedFile => Path.Combine(_options.StateDirectory, "node-agent.conditions.json");
+    private string OwnedFile => Path.Combine(_stateDirectory, "node-agent.conditions.json");
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -224,13 +224,13 @@ public sealed partial class NodeConditionWriter : BackgroundService
 
     private static partial class Log
     {
-        [LoggerMessage(3501, LogLevel.Warning, "cannot write node {Node}'s conditions: {Reason}; retrying in {Seconds:0}s")]
+        [LoggerMessage(EventIds.ConditionsWriteFailed, LogLevel.Warning, "cannot write node {Node}'s conditions: {Reason}; retrying in {Seconds:0}s")]
         public static partial void WriteFailed(ILogger logger, string node, string reason, double seconds);
 
-        [LoggerMessage(3502, LogLevel.Information, "node {Node}: conditions this agent wrote before and no longer owns removed: {Types}")]
+        [LoggerMessage(EventIds.ConditionsDeleted, LogLevel.Information, "node {Node}: conditions this agent wrote before and no longer owns removed: {Types}")]
         public static partial void Deleted(ILogger logger, string node, string types);
 
-        [LoggerMessage(3503, LogLevel.Warning, "cannot read {File} (which condition types this agent wrote before): {Reason}; none will be removed")]
+        [LoggerMessage(EventIds.ConditionsOwnedUnreadable, LogLevel.Warning, "cannot read {File} (which condition types this agent wrote before): {Reason}; none will be removed")]
         public static partial void OwnedUnreadable(ILogger logger, string file, string reason);
     }
 }

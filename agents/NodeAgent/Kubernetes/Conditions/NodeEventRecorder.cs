@@ -75,9 +75,9 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
     private DateTimeOffset _retryAt;
     private long _seq;
 
-    public NodeEventRecorder(IOptions<NodeAgentOptions> options, KubeClient client, ClusterView cluster, AgentState state, TimeProvider time, ILogger<NodeEventRecorder> logger)
+    public NodeEventRecorder(IOptions<NodeConditionsOptions> options, KubeClient client, ClusterView cluster, AgentState state, TimeProvider time, ILogger<NodeEventRecorder> logger)
     {
-        _o = options.Value.Kubernetes.Conditions;
+        _o = options.Value;
         _client = client;
         NodeName = cluster.NodeName;
         _state = state;
@@ -233,10 +233,10 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
 
     private static partial class Log
     {
-        [LoggerMessage(3511, LogLevel.Warning, "cannot write the {Reason} event: {Why}; kept, retrying in {Seconds:0}s")]
+        [LoggerMessage(EventIds.EventsWriteFailed, LogLevel.Warning, "cannot write the {Reason} event: {Why}; kept, retrying in {Seconds:0}s")]
         public static partial void WriteFailed(ILogger logger, string reason, string why, double seconds);
 
-        [LoggerMessage(3512, LogLevel.Warning, "more than {Max} event reasons at once: the oldest, {Reason}, dropped with {Count} unwritten occurrence(s)")]
+        [LoggerMessage(EventIds.EventsSeriesDropped, LogLevel.Warning, "more than {Max} event reasons at once: the oldest, {Reason}, dropped with {Count} unwritten occurrence(s)")]
         public static partial void SeriesDropped(ILogger logger, string reason, int count, int max);
     }
 }

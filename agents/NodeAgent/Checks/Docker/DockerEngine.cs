@@ -1,0 +1,154 @@
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
+
+namespace Toolforge.Agents.NodeAgent.Checks.Docker;
+
+/// <summary>The Docker Engine answered with an error status (its JSON "message" when it sent one).</summary>
+public sealed class DockerApiException(int statusCode, string message) : Exception(message)
+{
+    public int StatusCode { get; } = statusCode;
+}
+
+/// <summary>
+/// The four Engine API calls the node-agent makes (/_ping, /info, the container listing, a container's inspect) over
+/// unix:///path or tcp://host:port. Its own few lines instead of Docker.DotNet: that library's hundreds of model types
+/// are most of what a NativeAOT node-agent would map into memory, for four calls. Every call has a deadline (its
+/// timeout, for the answer and its body together): when it passes, the call throws OperationCanceledException while
+/// the caller's token is not cancelled, which is how callers tell a hung engine from a stop.
+/// </summary>
+internal sealed class DockerEngine : IDisposable
+{
+    private const int MaxErrorBody = 16 * 1024;
+
+    private readonly HttpClient _http;
+
+    public DockerEngine(string endpoint)
+    {
+        var uri = new Uri(endpoint);
+        var handler = new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(5), PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30) };
+        Uri baseAddress;
+        if (uri.Scheme == "unix")
+        {
+            var path = uri.AbsolutePath;
+            handler.ConnectCallback = Http.LocalHttp.UnixSocket(path);
+            baseAddress = new Uri("http://docker/");
+        }
+        else if (uri.Scheme is "tcp" or "http")
+        {
+            baseAddress = new UriBuilder("http", uri.Host, uri.Port).Uri;
+        }
+        else
+        {
+            throw new NotSupportedException($"Docker endpoint {endpoint}: only unix:// and tcp:// are supported here");
+        }
+
+        _http = new HttpClient(handler) { BaseAddress = baseAddress, Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    public async Task PingAsync(TimeSpan timeout, CancellationToken ct)
+    {
+        using var deadline = Deadline(timeout, ct);
+        using var response = await _http.GetAsync("_ping", HttpCompletionOption.ResponseHeadersRead, deadline.Token).ConfigureAwait(false);
+        await ThrowIfFailedAsync(response, "/_ping", deadline.Token).ConfigureAwait(false);
+    }
+
+    public Task<DockerInfo> InfoAsync(TimeSpan timeout, CancellationToken ct) => GetAsync("info", DockerJson.Default.DockerInfo, timeout, ct);
+
+    /// <summary>Every container (all: stopped ones too), or those carrying <paramref name="label"/>.</summary>
+    public Task<List<DockerContainer>> ListContainersAsync(bool all, string? label, TimeSpan timeout, CancellationToken ct)
+    {
+        var query = new StringBuilder("containers/json?all=").Append(all ? "true" : "false");
+        if (label is not null)
+        {
+            query.Append("&filters=").Append(Uri.EscapeDataString(JsonSerializer.Serialize(new Dictionary<string, List<string>> { ["label"] = [label] }, DockerJson.Default.DictionaryStringListString)));
+        }
+
+        return GetAsync(query.ToString(), DockerJson.Default.ListDockerContainer, timeout, ct);
+    }
+
+    public Task<DockerInspect> InspectContainerAsync(string id, TimeSpan timeout, CancellationToken ct) =>
+        GetAsync($"containers/{Uri.EscapeDataString(id)}/json", DockerJson.Default.DockerInspect, timeout, ct);
+
+    private async Task<T> GetAsync<T>(string path, JsonTypeInfo<T> info, TimeSpan timeout, CancellationToken ct)
+    {
+        using var deadline = Deadline(timeout, ct);
+        using var response = await _http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, deadline.Token).ConfigureAwait(false);
+        await ThrowIfFailedAsync(response, "/" + path, deadline.Token).ConfigureAwait(false);
+        await using var stream = await response.Content.ReadAsStreamAsync(deadline.Token).ConfigureAwait(false);
+        return await JsonSerializer.DeserializeAsync(stream, info, deadline.Token).ConfigureAwait(false)
+            ?? throw new JsonException($"/{path}: Docker answered null");
+    }
+
+    private static CancellationTokenSource Deadline(TimeSpan timeout, CancellationToken ct)
+    {
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(timeout);
+        return cts;
+    }
+
+    private static async Task ThrowIfFailedAsync(HttpResponseMessage response, string path, CancellationToken ct)
+    {
+        if (response.IsSuccessStatusCode)
+        {
+            return;
+        }
+
+        var code = (int)response.StatusCode;
+        var message = await Http.LocalHttp.ErrorMessageAsync(response, MaxErrorBody, t => JsonSerializer.Deserialize(t, DockerJson.Default.DockerError)?.Message, ct).ConfigureAwait(false);
+        throw new DockerApiException(code, $"{path}: {code} {message}");
+    }
+
+    public void Dispose() => _http.Dispose();
+}
+
+public sealed class DockerInfo
+{
+    public string? ServerVersion { get; set; }
+
+    public List<string>? Warnings { get; set; }
+}
+
+public sealed class DockerContainer
+{
+    public string Id { get; set; } = string.Empty;
+
+    public string? Image { get; set; }
+
+    public string? State { get; set; }
+
+    public Dictionary<string, string>? Labels { get; set; }
+}
+
+public sealed class DockerInspect
+{
+    /// <summary>The image's id (sha256:...).</summary>
+    public string? Image { get; set; }
+
+    public DockerContainerConfig? Config { get; set; }
+}
+
+public sealed class DockerContainerConfig
+{
+    /// <summary>The image as the container was created with it (a name).</summary>
+    public string? Image { get; set; }
+
+    public string? User { get; set; }
+}
+
+public sealed class DockerError
+{
+    [JsonPropertyName("message")]
+    public string? Message { get; set; }
+}
+
+/// <summary>The Engine API's JSON (PascalCase field names), read by generated code.</summary>
+[JsonSourceGenerationOptions(PropertyNameCaseInsensitive = true)]
+[JsonSerializable(typeof(DockerInfo))]
+[JsonSerializable(typeof(List<DockerContainer>))]
+[JsonSerializable(typeof(DockerInspect))]
+[JsonSerializable(typeof(DockerError))]
+[JsonSerializable(typeof(Dictionary<string, List<string>>))]
+internal sealed partial class DockerJson : JsonSerializerContext;

@@ -1,0 +1,88 @@
+using Toolforge.Agents.Common.Options;
+
+namespace Toolforge.Agents.NodeAgent.Kubernetes;
+
+/// <summary>NodeAgent:Kubernetes: where the cluster view comes from (the API server or a snapshot file).</summary>
+public sealed class KubernetesOptions : IValidatedOptions
+{
+    public const string Section = "NodeAgent:Kubernetes";
+
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>api (list and watch the API server) or file (a kubectl JSON snapshot, <see cref="File"/>).</summary>
+    public ClusterSource Source { get; set; } = ClusterSource.Api;
+
+    /// <summary>With Source file: the snapshot, read again when it changes.</summary>
+    public string File { get; set; } = string.Empty;
+
+    /// <summary>With Source file: how often the file is looked at for a change.</summary>
+    public TimeSpan FileInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The kubeconfig to use (the kubelet's, or one for the agent).</summary>
+    public string Kubeconfig { get; set; } = "/etc/kubernetes/kubelet.conf";
+
+    /// <summary>Deadline of a list call; watches are renewed every <see cref="WatchTimeout"/>.</summary>
+    public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
+    public TimeSpan WatchTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    public IEnumerable<string> Validate(string section)
+    {
+        var p = new List<string>();
+        if (Enabled && Source == ClusterSource.Api)
+        {
+            p.AddRange(Check.FileExists(section, nameof(Kubeconfig), Kubeconfig));
+        }
+
+        if (Enabled && Source == ClusterSource.File)
+        {
+            var missing = Check.FileExists(section, nameof(File), File).ToList();
+            p.AddRange(missing.Count > 0 ? missing : SnapshotProblems(Check.Key(section, nameof(File))));
+        }
+
+        if (!Enum.IsDefined(Source))
+        {
+            p.Add($"{Check.Key(section, nameof(Source))}: must be api or file");
+        }
+
+        p.AddRange(Check.Positive(section, nameof(FileInterval), FileInterval));
+        p.AddRange(Check.Positive(section, nameof(RequestTimeout), RequestTimeout));
+        p.AddRange(Check.Positive(section, nameof(WatchTimeout), WatchTimeout));
+        return p;
+    }
+
+    /// <summary>The largest Services file read at start (the same bound the file source reads with).</summary>
+    private const long MaxFileBytes = 256L * 1024 * 1024;
+
+    // A Pod list, or anything that is not `kubectl get svc,endpointslices,namespaces -A -o json`, would be audited
+    // as a cluster with no Service: clean. It is refused at start instead.
+    private IEnumerable<string> SnapshotProblems(string key)
+    {
+        string text;
+        try
+        {
+            var length = new FileInfo(File).Length;
+            if (length > MaxFileBytes)
+            {
+                return [$"{key}: {File} is {length} bytes, more than the {MaxFileBytes} a Services file may be"];
+            }
+
+            text = System.IO.File.ReadAllText(File);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return [$"{key}: {File} cannot be read: {ex.Message}"];
+        }
+
+        try
+        {
+            var snapshot = KubectlSnapshot.Read([(File, text)]);
+            return snapshot.Services.Count > 0 ? []
+                : [$"{key}: {File} holds no Service{(snapshot.Ignored.Count > 0 ? $" (it holds {string.Join(", ", snapshot.Ignored.Select(i => $"{i.Value} {i.Key}"))})" : string.Empty)}: write it with kubectl get svc,endpointslices,namespaces -A -o json"];
+        }
+        catch (InvalidDataException ex)
+        {
+            return [$"{key}: {ex.Message}"];
+        }
+    }
+}
