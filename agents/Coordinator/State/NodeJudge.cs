@@ -48,7 +48,8 @@ internal static class NodeJudge
         CheckResult? worst = null;
         foreach (var a in agents)
         {
-            foreach (var c in a.State.Checks)
+            // A check that does not apply on that host (the kubelet's on a builder) is shown, and judged as ok.
+            foreach (var c in a.State.Checks.Where(c => !Common.Checks.CheckDetails.IsNotApplicable(c)))
             {
                 switch (c.State)
                 {

@@ -37,18 +37,35 @@ internal static class CheckCommand
         var only = new Option<string[]>("--only") { Description = "Only these checks (comma-separated or repeated), e.g. runtime.containerd", AllowMultipleArgumentsPerToken = true };
         var output = new Option<string>("--output", "-o") { Description = "table or json", DefaultValueFactory = _ => "table" };
         output.AcceptOnlyFromAmong("table", "json");
-        var cmd = new Command("check", "Run every enabled check once, print the results and findings; exit 0 all ok, 1 otherwise, 2 bad configuration. "
+        var sample = new Option<TimeSpan>("--sample")
+        {
+            Description = $"How long node.stuck-processes watches for processes stuck in D (default {DefaultSample.TotalSeconds:0} s; "
+                + "give NodeAgent:StuckProcesses:After, e.g. 00:02:00, for the daemon's threshold)",
+            DefaultValueFactory = _ => DefaultSample,
+        };
+        sample.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<TimeSpan>() <= TimeSpan.Zero || r.GetValueOrDefault<TimeSpan>() > TimeSpan.FromHours(1))
+            {
+                r.AddError("--sample: must be a duration between 00:00:01 and 01:00:00");
+            }
+        });
+        var cmd = new Command("check", "Run every enabled check once, print the results and findings; exit 0 when every check is ok or does not apply here, "
+            + "1 otherwise, 2 an unknown --only name, 78 bad configuration. "
             + $"The kube-proxy audits report what this run finds: an audit with findings is repeated {FindingConfirmer.OneShotRecheck.TotalSeconds:0} s later "
             + "and the findings both saw are reported (the daemon confirms over two of its intervals instead)")
         {
-            only, output,
+            only, output, sample,
         };
         cmd.SetAction((pr, ct) => RunAsync(pr.GetValue(config), (pr.GetValue(only) ?? []).SelectMany(o => o.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList(),
-            pr.GetValue(output) == "json", ct));
+            pr.GetValue(output) == "json", pr.GetValue(sample), ct));
         return cmd;
     }
 
-    private static async Task<int> RunAsync(string? configPath, IReadOnlyList<string> only, bool json, CancellationToken ct)
+    /// <summary>How long a one-shot run watches for stuck processes unless told otherwise: an answer in seconds.</summary>
+    private static readonly TimeSpan DefaultSample = TimeSpan.FromSeconds(5);
+
+    private static async Task<int> RunAsync(string? configPath, IReadOnlyList<string> only, bool json, TimeSpan sample, CancellationToken ct)
     {
         IHost host;
         try
@@ -65,7 +82,7 @@ internal static class CheckCommand
         catch (Exception ex) when (AgentHost.Describe(ex) is { } line)
         {
             await Console.Error.WriteLineAsync($"toolforge-node-agent: invalid configuration: {line}").ConfigureAwait(false);
-            return ExitCodes.Usage;
+            return ExitCodes.Config; // as every program says a bad configuration (README: exit codes)
         }
 
         using (host)
@@ -98,12 +115,17 @@ internal static class CheckCommand
                 }
             }
 
-            // How long a process has been in D cannot be told from one look: the stuck-process check samples for After.
+            // How long a process has been in D cannot be told from one look: the stuck-process check watches for --sample
+            // (short by default, so `check` answers in seconds) and counts what stayed in D all that time.
             foreach (var stuck in selected.OfType<StuckProcessCheck>())
             {
-                stuck.OneShot = true;
+                stuck.OneShotSample = sample;
                 var after = host.Services.GetRequiredService<IOptions<StuckProcessesOptions>>().Value.After;
-                await Console.Error.WriteLineAsync($"toolforge-node-agent: {StuckProcessCheck.Check} samples processes for {after} (NodeAgent:StuckProcesses:After) before it answers; --only leaves it out").ConfigureAwait(false);
+                if (sample < after)
+                {
+                    await Console.Error.WriteLineAsync($"toolforge-node-agent: {StuckProcessCheck.Check} watches for {sample.TotalSeconds:0.#} s and counts processes in D all that time; "
+                        + $"the daemon waits {after} (NodeAgent:StuckProcesses:After): --sample {after} for that").ConfigureAwait(false);
+                }
             }
 
             // The daemon counts a kube-proxy finding once two audits in a row saw it; one run confirms within itself.
@@ -125,13 +147,14 @@ internal static class CheckCommand
             var results = names.Select(state.GetCheck).OfType<CheckResult>().OrderBy(c => c.Name, StringComparer.Ordinal).ToList();
             var findings = state.GetFindings().Where(f => names.Contains(f.Check) || names.Any(n => f.Check.Length > 0 && n.StartsWith(f.Check, StringComparison.Ordinal))).ToList();
             Console.Out.Write(json ? Json(results, findings) : Table(results, findings));
-            return results.All(c => c.State == CheckState.Ok) && results.Count == names.Count ? ExitCodes.Ok : ExitCodes.Failed;
+            // A check that does not apply on this host (the kubelet's on a builder) is shown but does not fail the run.
+            return results.All(c => c.State == CheckState.Ok || CheckDetails.IsNotApplicable(c)) && results.Count == names.Count ? ExitCodes.Ok : ExitCodes.Failed;
         }
     }
 
     private static string Table(IReadOnlyList<CheckResult> results, IReadOnlyList<Finding> findings)
     {
-        var text = Output.Table(["CHECK", "STATE", "MESSAGE"], results.Select(c => (IReadOnlyList<string>)[c.Name, c.State.Name(), c.Message]), width: Output.TerminalWidth(), colourColumn: 1);
+        var text = Output.Table(["CHECK", "STATE", "MESSAGE"], results.Select(c => (IReadOnlyList<string>)[c.Name, CheckDetails.IsNotApplicable(c) ? "n/a" : c.State.Name(), c.Message]), width: Output.TerminalWidth(), colourColumn: 1);
         if (findings.Count > 0)
         {
             text += $"\nFindings ({findings.Count}):\n" + Output.Table(["KIND", "SUBJECT", "MESSAGE"], findings.Select(f => (IReadOnlyList<string>)[f.Kind, f.Subject, f.Message]), width: Output.TerminalWidth());
@@ -159,7 +182,7 @@ internal static class CheckCommand
 
             checks.Add((JsonNode)new JsonObject
             {
-                ["name"] = c.Name, ["state"] = c.State.Name(), ["message"] = c.Message, ["latency_ms"] = c.Latency is null ? null : Math.Round(c.Latency.ToTimeSpan().TotalMilliseconds, 1),
+                ["name"] = c.Name, ["state"] = CheckDetails.IsNotApplicable(c) ? "n/a" : c.State.Name(), ["message"] = c.Message, ["latency_ms"] = c.Latency is null ? null : Math.Round(c.Latency.ToTimeSpan().TotalMilliseconds, 1),
                 ["details"] = details, ["values"] = values,
             });
         }

@@ -102,6 +102,16 @@ public sealed partial class ClusterView : BackgroundService
 
     public int ServiceCount => _services.Count;
 
+    /// <summary>
+    /// This host is no Kubernetes node (yet): the Kubernetes source is turned off, or the kubeconfig (the kubelet's) is
+    /// not there. The checks that need a cluster say "not applicable" then, instead of waiting for an API that no
+    /// configuration names; once puppet writes the kubeconfig, the view reads it and they judge again.
+    /// </summary>
+    public bool NotANode => !_options.Enabled || (_options.Source == ClusterSource.Api && !File.Exists(_options.Kubeconfig));
+
+    /// <summary>Why <see cref="NotANode"/>, for the checks' messages.</summary>
+    public string NotANodeReason => !_options.Enabled ? "NodeAgent:Kubernetes:Enabled is false" : $"no kubeconfig at {_options.Kubeconfig}";
+
     private static readonly IReadOnlyDictionary<string, string> Empty = new Dictionary<string, string>();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

@@ -29,9 +29,15 @@ public sealed class KubernetesOptions : IValidatedOptions
     public IEnumerable<string> Validate(string section)
     {
         var p = new List<string>();
+        // An absent kubeconfig is a host that is no node (yet): the cluster checks say "not applicable" until puppet
+        // writes it. A path that is something else (a directory) is a mistake.
         if (Enabled && Source == ClusterSource.Api)
         {
-            p.AddRange(Check.FileExists(section, nameof(Kubeconfig), Kubeconfig));
+            p.AddRange(Check.Required(section, nameof(Kubeconfig), Kubeconfig));
+            if (Directory.Exists(Kubeconfig))
+            {
+                p.Add($"{Check.Key(section, nameof(Kubeconfig))}: {Kubeconfig} is a directory, not a kubeconfig file");
+            }
         }
 
         if (Enabled && Source == ClusterSource.File)

@@ -48,6 +48,12 @@ internal sealed partial class ConntrackCheck : PeriodicCheck, IUsesCluster
 
     protected override async Task RunOnceAsync(CancellationToken ct)
     {
+        if (_cluster.NotANode)
+        {
+            State.SetCheck(ConntrackAudit.Check, CheckState.Unknown, $"not applicable on this host ({_cluster.NotANodeReason})", details: Common.Checks.CheckDetails.NotApplicable, quiet: true);
+            return;
+        }
+
         if (!_cluster.Synced)
         {
             State.SetCheck(ConntrackAudit.Check, CheckState.Unknown, $"waiting for the Kubernetes API: {_cluster.Problem ?? "not listed yet"}");

@@ -53,6 +53,12 @@ internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
             return;
         }
 
+        if (_cluster.NotANode)
+        {
+            State.SetCheck(NatAudit.Check, CheckState.Unknown, $"not applicable on this host ({_cluster.NotANodeReason})", details: Common.Checks.CheckDetails.NotApplicable, quiet: true);
+            return;
+        }
+
         if (!_cluster.Synced)
         {
             State.SetCheck(NatAudit.Check, CheckState.Unknown, $"waiting for the Kubernetes API: {_cluster.Problem ?? "not listed yet"}");

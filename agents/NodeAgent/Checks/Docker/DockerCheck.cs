@@ -41,7 +41,7 @@ internal sealed class DockerCheck : PeriodicCheck
         _systemd = systemd;
     }
 
-    protected override IReadOnlyList<string> Names => [Engine];
+    protected override IReadOnlyList<string> Names => _systemd is null ? [Engine] : [Engine, Unit];
 
     protected override TimeSpan Interval => _o.Interval;
 

@@ -37,7 +37,7 @@ internal sealed class KubeletCheck : PeriodicCheck, IUsesCluster
     public const string Healthz = "kubelet.healthz";
     public const string NodeReady = "kubelet.node-ready";
 
-    protected override IReadOnlyList<string> Names => [Unit, Flapping, Healthz];
+    protected override IReadOnlyList<string> Names => _cluster is null ? [Unit, Flapping, Healthz] : [Unit, Flapping, Healthz, NodeReady];
 
     protected override TimeSpan Interval => _o.Interval;
 
@@ -53,24 +53,24 @@ internal sealed class KubeletCheck : PeriodicCheck, IUsesCluster
         // unit vanished is failing; with no view of the cluster nothing is assumed.
         var (unit, unitProblem) = await UnitAsync(ct).ConfigureAwait(false);
         var noUnit = unit is { LoadState: "not-found" } || (unit is null && !UnitDirectories.Any(d => File.Exists(Path.Combine(d, _o.Unit))));
-        if (noUnit && _cluster is { Synced: false })
+        if (noUnit && _cluster is { Synced: false, NotANode: false })
         {
             // Just started, the view perhaps not read yet: its first answer (bounded) says whether this is a node at all,
             // instead of a first run that probes a kubelet a builder never had. Once settled this returns at once.
             await _cluster.WaitSettledAsync(_o.Timeout, ct).ConfigureAwait(false);
         }
 
-        if (noUnit && _cluster is { Synced: true, Node: null })
+        if (noUnit && _cluster is { NotANode: true } or { Synced: true, Node: null })
         {
             var why = $"not applicable on this host (no {_o.Unit})";
             foreach (var name in new[] { Unit, Flapping, Healthz })
             {
-                State.SetCheck(name, CheckState.Unknown, why, quiet: true);
+                State.SetCheck(name, CheckState.Unknown, why, details: CheckDetails.NotApplicable, quiet: true);
             }
 
             if (_cluster is not null)
             {
-                State.SetCheck(NodeReady, CheckState.Unknown, $"not applicable on this host (no {_o.Unit}, no Node named {_cluster.NodeName})", quiet: true);
+                State.SetCheck(NodeReady, CheckState.Unknown, $"not applicable on this host (no {_o.Unit}, no Node named {_cluster.NodeName})", details: CheckDetails.NotApplicable, quiet: true);
             }
 
             return;

@@ -27,22 +27,30 @@ public sealed class StuckProcessCheck : PeriodicCheck
     public StuckProcessCheck(IOptions<StuckProcessesOptions> options, AgentState state, TimeProvider time, ILogger<StuckProcessCheck> logger)
         : base(state, time, logger) => _o = options.Value;
 
-    /// <summary>The one-shot `check` command: sample for <c>After</c> before answering, since one scan cannot tell how long.</summary>
-    public bool OneShot { get; set; }
+    /// <summary>
+    /// The one-shot `check` command: sample for this long before answering (one scan cannot tell how long a process has
+    /// been in D), and count as stuck what stayed in D for the whole sample. Null: the daemon's way, After.
+    /// </summary>
+    public TimeSpan? OneShotSample { get; set; }
+
+    private bool OneShot => OneShotSample is not null;
+
+    // How long a process must stay in D to count: After for the daemon, the sample for a one-shot run.
+    private TimeSpan Threshold => OneShotSample ?? _o.After;
 
     protected override IReadOnlyList<string> Names => [Check];
 
     protected override TimeSpan Interval => _o.Interval;
 
-    protected override TimeSpan Timeout => OneShot ? _o.After + Sample + TimeSpan.FromSeconds(30) : TimeSpan.FromSeconds(30);
+    protected override TimeSpan Timeout => OneShot ? Threshold + Sample + TimeSpan.FromSeconds(30) : TimeSpan.FromSeconds(30);
 
-    private TimeSpan Sample => TimeSpan.FromTicks(Math.Clamp(_o.After.Ticks / 8, TimeSpan.TicksPerSecond, _o.Interval.Ticks));
+    private TimeSpan Sample => TimeSpan.FromTicks(Math.Clamp(Threshold.Ticks / 8, TimeSpan.TicksPerSecond / 4, _o.Interval.Ticks));
 
     protected override async Task RunOnceAsync(CancellationToken ct)
     {
         var started = Time.GetUtcNow();
         var (stuck, scanned) = await Task.Run(Scan, ct).ConfigureAwait(false);
-        while (OneShot && Time.GetUtcNow() - started < _o.After)
+        while (OneShot && Time.GetUtcNow() - started < Threshold)
         {
             await Task.Delay(Sample, Time, ct).ConfigureAwait(false);
             (stuck, scanned) = await Task.Run(Scan, ct).ConfigureAwait(false);
@@ -63,7 +71,7 @@ public sealed class StuckProcessCheck : PeriodicCheck
             var key = (p.Pid, p.StartTicks);
             seen.Add(key);
             var since = _since.TryGetValue(key, out var s) ? s : _since[key] = now;
-            if (now - since >= _o.After)
+            if (now - since >= Threshold)
             {
                 stuck.Add((p, now - since));
             }
@@ -125,7 +133,7 @@ public sealed class StuckProcessCheck : PeriodicCheck
         }
 
         _wchans = now;
-        var threshold = $"{Duration(_o.After)}";
+        var threshold = OneShot ? $"{Duration(Threshold)} (the whole sample of this one-shot run; the daemon waits {Duration(_o.After)})" : $"{Duration(_o.After)}";
         var message = n == 0
             ? $"none in uninterruptible sleep for {threshold} or more ({scanned} processes, {_since.Count} in D for less)"
             : $"{n} process{(n == 1 ? string.Empty : "es")} in uninterruptible sleep for {threshold} or more: "
