@@ -50,7 +50,7 @@ internal static class Render
         var width = Width(format);
         var s = d.Summary;
         var text = new System.Text.StringBuilder();
-        text.Append(CultureInfo.InvariantCulture, $"Node:        {s.Name}\n");
+        text.Append(CultureInfo.InvariantCulture, $"Node:        {Output.Escape(s.Name)}\n");
         text.Append(CultureInfo.InvariantCulture, $"State:       {Output.Colour(s.State.Name(), s.State.Name())}\n");
         text.Append(CultureInfo.InvariantCulture, $"Last report: {Ago(s.LastReport, now)}\n");
         foreach (var a in s.Agents)
@@ -127,7 +127,7 @@ internal static class Render
         return e.EventCase switch
         {
             WatchEvent.EventOneofCase.Snapshot => $"{at} snapshot: {e.Snapshot.Nodes.Count} nodes, {e.Snapshot.Builds.Count} recent builds\n" + Nodes(e.Snapshot.Nodes, now),
-            WatchEvent.EventOneofCase.Node => $"{at} node  {e.Node.Name} {Output.Colour(e.Node.State.Name(), e.Node.State.Name())} {Output.Escape(e.Node.Summary)}\n",
+            WatchEvent.EventOneofCase.Node => $"{at} node  {Output.Escape(e.Node.Name)} {Output.Colour(e.Node.State.Name(), e.Node.State.Name())} {Output.Escape(e.Node.Summary)}\n",
             WatchEvent.EventOneofCase.Build => $"{at} build {e.Build.Id} {Output.Colour(e.Build.State.Name(), e.Build.State.Name())} {string.Join(" ", e.Build.Request?.Images ?? [])}\n",
             _ => $"{at} (unknown event)\n",
         };

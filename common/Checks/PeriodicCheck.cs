@@ -47,6 +47,10 @@ public abstract partial class PeriodicCheck(AgentState state, TimeProvider time,
     public static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
 
     private Task? _running;
+    private long _stuckSince;
+
+    /// <summary>After this many intervals without the previous run stopping, the check is failing, not unknown: a check that runs nothing must not look merely unsure.</summary>
+    public const int FailAfterIntervals = 3;
 
     /// <summary>
     /// One run with the timeout: what the daemon does every interval, and what `check` does once. A run that does not
@@ -58,9 +62,19 @@ public abstract partial class PeriodicCheck(AgentState state, TimeProvider time,
     {
         if (_running is { IsCompleted: false })
         {
-            SetAll(CheckState.Unknown, $"the previous run did not stop within {StopGrace.TotalSeconds:0.#}s of its timeout ({Timeout.TotalSeconds:0.#}s); not started again until it has", TimeSpan.Zero, quiet: false);
+            var now = Time.GetTimestamp();
+            if (_stuckSince == 0)
+            {
+                _stuckSince = now;
+            }
+
+            var stuckFor = Time.GetElapsedTime(_stuckSince, now);
+            SetAll(stuckFor >= Interval * FailAfterIntervals ? CheckState.Failing : CheckState.Unknown,
+                $"the previous run did not stop within {StopGrace.TotalSeconds:0.#}s of its timeout ({Timeout.TotalSeconds:0.#}s); not started again until it has", TimeSpan.Zero, quiet: false);
             return;
         }
+
+        _stuckSince = 0;
 
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         cts.CancelAfter(Timeout);

@@ -39,10 +39,14 @@ public static class ShellIntegration
         return shell switch
         {
             "bash" => $$"""
-                # bash completion for {{program}}: asks {{program}} itself ([suggest] directive).
+                # bash completion for {{program}}: asks {{program}} itself ([suggest] directive). The candidates are
+                # matched as plain text and never expanded by the shell (no compgen -W, no unquoted $(...)).
                 {{fn}}() {
-                    local IFS=$'\n'
-                    COMPREPLY=( $(compgen -W "$("${COMP_WORDS[0]}" "[suggest:${COMP_POINT}]" "${COMP_LINE}" 2>/dev/null)" -- "${COMP_WORDS[COMP_CWORD]}") )
+                    local cur="${COMP_WORDS[COMP_CWORD]}" line
+                    COMPREPLY=()
+                    while IFS= read -r line; do
+                        [[ "$line" == "$cur"* ]] && COMPREPLY+=("$line")
+                    done < <("${COMP_WORDS[0]}" "[suggest:${COMP_POINT}]" "${COMP_LINE}" 2>/dev/null)
                 }
                 complete -o default -F {{fn}} {{program}}
 
@@ -71,7 +75,9 @@ public static class ShellIntegration
     public static string ManPage(RootCommand root, string program)
     {
         var sb = new StringBuilder();
-        var date = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        // SOURCE_DATE_EPOCH (set by the package build) keeps the page, and the .deb, reproducible.
+        var date = (long.TryParse(Environment.GetEnvironmentVariable("SOURCE_DATE_EPOCH"), NumberStyles.None, CultureInfo.InvariantCulture, out var epoch)
+            ? DateTimeOffset.FromUnixTimeSeconds(epoch) : DateTimeOffset.UtcNow).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
         sb.Append(CultureInfo.InvariantCulture, $".TH {Roff(program.ToUpperInvariant())} 1 {date} \"toolforge-agents {Hosting.DaemonInfo.Version}\" \"Toolforge admin tools\"\n");
         sb.Append(".SH NAME\n").Append(Roff(program)).Append(" \\- ").Append(Roff(FirstSentence(root.Description))).Append('\n');
         sb.Append(".SH SYNOPSIS\n.B ").Append(Roff(program)).Append("\n[\\fIoptions\\fR] [\\fIcommand\\fR] [\\fIarguments\\fR]\n");

@@ -106,6 +106,11 @@ public static class ContractNames
         return words;
     }
 
+    // The JSON fields that hold the contract's enums (NodeSummary.state, CheckResult.state, Finding.severity and agent,
+    // AgentInfo.kind, Build.state): only these are rewritten, never a message or a subject that happens to read
+    // NODE_STATE_OK.
+    private static readonly HashSet<string> EnumFields = new(StringComparer.Ordinal) { "state", "severity", "kind", "agent" };
+
     /// <summary>
     /// protobuf's JSON with every enum value in the words the tables use (NODE_STATE_FAILING → failing, SEVERITY_ERROR →
     /// error, AGENT_KIND_NODE → node-agent): one vocabulary for people and scripts. Changes <paramref name="node"/> in place.
@@ -117,7 +122,7 @@ public static class ContractNames
             case System.Text.Json.Nodes.JsonObject o:
                 foreach (var (key, value) in o.ToList())
                 {
-                    if (value is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var s) && Words.TryGetValue(s, out var word))
+                    if (EnumFields.Contains(key) && value is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var s) && Words.TryGetValue(s, out var word))
                     {
                         o[key] = word;
                     }
@@ -131,14 +136,7 @@ public static class ContractNames
             case System.Text.Json.Nodes.JsonArray a:
                 for (var i = 0; i < a.Count; i++)
                 {
-                    if (a[i] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var s) && Words.TryGetValue(s, out var word))
-                    {
-                        a[i] = word;
-                    }
-                    else
-                    {
-                        InTableWords(a[i]);
-                    }
+                    InTableWords(a[i]);
                 }
 
                 break;

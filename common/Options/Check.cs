@@ -38,6 +38,37 @@ public static class Check
     /// </summary>
     public static IEnumerable<string> CertificateAndKey(string section, string certificateKey, string? certificate, string keyKey, string? key)
     {
+        // A path that is not there (or is a directory) is said at once; what is there may be mid-write.
+        var missing = FileExists(section, certificateKey, certificate).Concat(FileExists(section, keyKey, key)).ToList();
+        return missing.Count > 0 ? missing : Settled(() => CertificateAndKeyNow(section, certificateKey, certificate, keyKey, key));
+    }
+
+    /// <summary>
+    /// How long a file that puppet may be rewriting (a renewal writes the certificate, then the key; a CA bundle or a
+    /// snapshot replaced in place) is given to settle before it is called a configuration problem: the units do not
+    /// restart on exit 78, so a start that met a half-written file must not stop the daemon for good.
+    /// </summary>
+    public static readonly TimeSpan SettleTime = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Runs <paramref name="check"/> until it finds no problem or <see cref="SettleTime"/> has passed (every half
+    /// second): a problem that lasts is an admin's to fix; one that goes away was a file being written.
+    /// </summary>
+    public static IReadOnlyList<string> Settled(Func<IReadOnlyList<string>> check)
+    {
+        var problems = check();
+        var until = DateTime.UtcNow + SettleTime;
+        while (problems.Count > 0 && DateTime.UtcNow < until)
+        {
+            Thread.Sleep(500);
+            problems = check();
+        }
+
+        return problems;
+    }
+
+    private static IReadOnlyList<string> CertificateAndKeyNow(string section, string certificateKey, string? certificate, string keyKey, string? key)
+    {
         var problems = FileExists(section, certificateKey, certificate).Concat(FileExists(section, keyKey, key)).ToList();
         if (problems.Count > 0)
         {
@@ -78,6 +109,12 @@ public static class Check
 
     /// <summary>A CA bundle: a readable PEM file holding at least one certificate.</summary>
     public static IEnumerable<string> CaBundle(string section, string key, string? path)
+    {
+        var missing = FileExists(section, key, path).ToList();
+        return missing.Count > 0 ? missing : Settled(() => CaBundleNow(section, key, path));
+    }
+
+    private static IReadOnlyList<string> CaBundleNow(string section, string key, string? path)
     {
         var problems = FileExists(section, key, path).ToList();
         if (problems.Count > 0)

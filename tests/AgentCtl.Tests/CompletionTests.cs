@@ -15,14 +15,26 @@ public sealed class CompletionTests
     {
         Peer.Require("tmux", "tmux");
         await using var h = await CoordinatorHarness.StartAsync();
-        foreach (var node in new[] { "alpha-node.example", "beta-node.example" })
+        using var dir = new TempDir();
+        var marker = dir["PWNED"];
+        var evil = $"be$(touch {marker})";
+        foreach (var node in new[] { "alpha-node.example", "beta-node.example", evil })
         {
             var r = new ReportRequest { Node = node, Agent = AgentKind.Node, AgentVersion = "0.1.0", SentAt = Timestamp.FromDateTime(DateTime.UtcNow) };
             r.Checks.Add(new CheckResult { Name = "kubelet.unit", State = CheckState.Ok, Message = "active" });
+            // A certificate whose only name is its CN, and that CN a shell command: the identity rule takes it as it is.
+            if (node == evil)
+            {
+                // The coordinator refuses a node name that is no host name, so it never reaches a completion.
+                var client = new AgentService.AgentServiceClient(h.Channel(h.IssueWith("evil", pki => pki.Issue("evil.example", nameInSan: false, commonName: evil))));
+                var refused = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => client.ReportAsync(r).ResponseAsync);
+                Assert.Equal(Grpc.Core.StatusCode.InvalidArgument, refused.StatusCode);
+                continue;
+            }
+
             await h.AgentClient(node).ReportAsync(r);
         }
 
-        using var dir = new TempDir();
         var bin = dir["bin"];
         Directory.CreateDirectory(bin);
         await File.WriteAllTextAsync(Path.Combine(bin, "agentctl"), $"#!/bin/sh\nexec dotnet {Run.ToolPath("agentctl")} \"$@\"\n");
@@ -45,6 +57,40 @@ public sealed class CompletionTests
 
             await Keys(socket, $"agentctl --server {h.Address} --cert {cert} --key {key} --ca {h.CaPath} node be", "Tab");
             Assert.True(await Peer.EventuallyAsync(() => Screen(socket).Contains("node beta-node.example "), TimeSpan.FromSeconds(30)), Screen(socket));
+            Assert.False(File.Exists(marker), "a node's name was run as a command by the completion");
+        }
+        finally
+        {
+            await Run.ProcessAsync("tmux", ["-S", socket, "kill-server"], TimeSpan.FromSeconds(10));
+        }
+    }
+
+    /// <summary>
+    /// Whatever the program answers (a coordinator that is not ours could name a node anything), the bash script inserts
+    /// candidates as text: a candidate reading $(touch FILE) is never run.
+    /// </summary>
+    [Fact]
+    public async Task TheBashScript_NeverRunsACandidate()
+    {
+        Peer.Require("tmux", "tmux");
+        using var dir = new TempDir();
+        var marker = dir["PWNED"];
+        var bin = dir["bin"];
+        Directory.CreateDirectory(bin);
+        var script = await Run.DotnetToolAsync("agentctl", ["completion", "bash"]);
+        await File.WriteAllTextAsync(dir["completion.bash"], script.Stdout);
+        // A stand-in agentctl whose suggestions are hostile.
+        await File.WriteAllTextAsync(Path.Combine(bin, "agentctl"), $"#!/bin/sh\nprintf '%s\\n' 'be$(touch {marker})' 'be`touch {marker}`' 'be*'\n");
+        File.SetUnixFileMode(Path.Combine(bin, "agentctl"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        await File.WriteAllTextAsync(dir["bashrc"], $"PATH={bin}:$PATH\nPS1='$ '\ncd {dir.Path}\nsource {dir["completion.bash"]}\n");
+        var socket = dir["tmux.sock"];
+        Assert.Equal(0, (await Run.ProcessAsync("tmux", ["-S", socket, "new-session", "-d", "-x", "200", "-y", "20", "-s", "t", $"bash --rcfile {dir["bashrc"]} -i"], TimeSpan.FromSeconds(10))).ExitCode);
+        try
+        {
+            Assert.True(await Peer.EventuallyAsync(() => Screen(socket).Contains('$'), TimeSpan.FromSeconds(20)), Screen(socket));
+            await Keys(socket, "agentctl node be", "Tab", "Tab");
+            Assert.True(await Peer.EventuallyAsync(() => Screen(socket).Contains("be$(touch", StringComparison.Ordinal), TimeSpan.FromSeconds(20)), Screen(socket)); // listed as text
+            Assert.False(File.Exists(marker), "a candidate was run as a command");
         }
         finally
         {

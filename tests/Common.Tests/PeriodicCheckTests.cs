@@ -72,6 +72,11 @@ public sealed class PeriodicCheckTests
         Assert.Equal(1, check.Runs); // not started beside the one still running
         Assert.StartsWith("the previous run did not stop", state.GetCheck("slow")!.Message, StringComparison.Ordinal);
 
+        time.Advance(TimeSpan.FromMinutes(1) * PeriodicCheck.FailAfterIntervals); // the interval is a minute
+        await check.RunGuardedAsync(CancellationToken.None);
+        Assert.Equal(CheckState.Failing, state.GetCheck("slow")!.State); // a check that runs nothing does not stay "unknown"
+        Assert.Equal(1, check.Runs);
+
         release.SetResult();
         await check.RunGuardedAsync(CancellationToken.None);
         Assert.Equal(2, check.Runs);

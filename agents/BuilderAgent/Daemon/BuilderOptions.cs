@@ -56,14 +56,18 @@ public sealed class BuilderOptions : IValidatedOptions
 
         if (DockerConfig.Length > 0 && File.Exists(DockerConfig))
         {
-            try
+            problems.AddRange(Check.Settled(() =>
             {
-                _ = Docker.BuilderDocker.ReadDockerConfig(DockerConfig);
-            }
-            catch (Exception ex) when (ex is System.Text.Json.JsonException or FormatException or InvalidOperationException or IOException or UnauthorizedAccessException)
-            {
-                problems.Add($"{Check.Key(section, nameof(DockerConfig))}: {DockerConfig} is not a docker config.json ({ex.Message.Split('\n')[0]})");
-            }
+                try
+                {
+                    _ = Docker.BuilderDocker.ReadDockerConfig(DockerConfig);
+                    return [];
+                }
+                catch (Exception ex) when (ex is System.Text.Json.JsonException or FormatException or InvalidOperationException or IOException or UnauthorizedAccessException)
+                {
+                    return [$"{Check.Key(section, nameof(DockerConfig))}: {DockerConfig} is not a docker config.json ({ex.Message.Split('\n')[0]})"];
+                }
+            }));
         }
         else if (Directory.Exists(DockerConfig))
         {

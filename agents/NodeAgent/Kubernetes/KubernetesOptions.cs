@@ -43,7 +43,7 @@ public sealed class KubernetesOptions : IValidatedOptions
         if (Enabled && Source == ClusterSource.File)
         {
             var missing = Check.FileExists(section, nameof(File), File).ToList();
-            p.AddRange(missing.Count > 0 ? missing : SnapshotProblems(Check.Key(section, nameof(File))));
+            p.AddRange(missing.Count > 0 ? missing : Check.Settled(() => SnapshotProblems(Check.Key(section, nameof(File))).ToList()));
         }
 
         if (!Enum.IsDefined(Source))
