@@ -21,6 +21,7 @@ public sealed partial class ChangeListener(
     StateStore state,
     BuildQueue builds,
     BuildLogs logs,
+    StoreStartup startup,
     ILogger<ChangeListener> logger) : BackgroundService
 {
     private static readonly Counter Applied = Metrics.CreateCounter(
@@ -32,6 +33,8 @@ public sealed partial class ChangeListener(
         {
             return; // one instance: nothing to listen to
         }
+
+        await startup.Ready.WaitAsync(stoppingToken).ConfigureAwait(false); // the store is migrated and loaded first
 
         var backoff = new Backoff(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(5));
         var first = true;

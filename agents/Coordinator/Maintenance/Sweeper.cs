@@ -15,6 +15,7 @@ public sealed partial class Sweeper(
     BuildQueue builds,
     CoordinatorStorage storage,
     Cluster.SweeperLease lease,
+    StoreStartup startup,
     TimeProvider time,
     IOptions<CoordinatorOptions> options,
     ILogger<Sweeper> logger) : BackgroundService
@@ -23,6 +24,7 @@ public sealed partial class Sweeper(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        await startup.Ready.WaitAsync(stoppingToken).ConfigureAwait(false); // nothing to judge (or export) before the store is loaded
         var lastRetention = DateTimeOffset.MinValue;
         using var timer = new PeriodicTimer(options.Value.SweepInterval, time);
         do
