@@ -91,6 +91,12 @@ public sealed class PostgresStore : IStoreEngine
         CREATE INDEX audit_at ON audit(at);
         CREATE SEQUENCE build_ids;
         """,
+
+        // 2: only forward: a build's rank (queued 0, handed over 1, running 2, finished 3) and the agent's own sent_at.
+        """
+        ALTER TABLE builds ADD COLUMN rank BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE agents ADD COLUMN sent_at BIGINT NOT NULL DEFAULT 0;
+        """,
     ];
 
     private static readonly string[] IdentityTables = ["check_history", "finding_history", "events", "audit"];
@@ -181,7 +187,7 @@ public sealed class PostgresStore : IStoreEngine
         using var tx = c.BeginTransaction();
         using var batch = new NpgsqlBatch(c, tx);
         var notes = new List<string>();
-        var based = new List<(NpgsqlBatchCommand Command, SaveReport Report)>();
+        var based = new List<(NpgsqlBatchCommand Command, Func<StoreConflictException> Conflict)>();
         foreach (var op in ops)
         {
             Add(batch, op, notes, based);
@@ -197,11 +203,11 @@ public sealed class PostgresStore : IStoreEngine
             batch.ExecuteNonQuery();
         }
 
-        foreach (var (command, report) in based)
+        foreach (var (command, conflict) in based)
         {
             if (command.RecordsAffected == 0)
             {
-                throw StoreSql.Conflict(report); // rolled back at dispose: nothing of this batch is stored
+                throw conflict(); // rolled back at dispose: nothing of this batch is stored
             }
         }
 
@@ -209,7 +215,7 @@ public sealed class PostgresStore : IStoreEngine
         return 0;
     });
 
-    private static void Add(NpgsqlBatch batch, StoreOp op, List<string> notes, List<(NpgsqlBatchCommand, SaveReport)> based)
+    private static void Add(NpgsqlBatch batch, StoreOp op, List<string> notes, List<(NpgsqlBatchCommand, Func<StoreConflictException>)> based)
     {
         switch (op)
         {
@@ -217,22 +223,24 @@ public sealed class PostgresStore : IStoreEngine
                 Cmd(batch, "INSERT INTO nodes(name, first_seen) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", r.Node, r.FirstSeenMs);
                 if (r.Base is null)
                 {
-                    Cmd(batch, """
-                        INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state) VALUES ($1, $2, $3, $4, $5, $6)
+                    Cmd(batch, $"""
+                        INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state, sent_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
                         ON CONFLICT (node, kind) DO UPDATE SET version = excluded.version, last_report = excluded.last_report,
-                            heartbeat_ms = excluded.heartbeat_ms, state = excluded.state
-                        """, r.Node, (long)r.Kind, r.Version, r.LastReportMs, r.HeartbeatMs, r.State);
+                            heartbeat_ms = excluded.heartbeat_ms, state = excluded.state, sent_at = excluded.sent_at
+                        WHERE {StoreSql.AgentForward}
+                        """, r.Node, (long)r.Kind, r.Version, r.LastReportMs, r.HeartbeatMs, r.State, r.SentAtMs);
                 }
                 else
                 {
-                    // Only over the state the report was decided against; another one (or none expected): 0 rows, a conflict.
-                    Cmd(batch, """
-                        INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state) VALUES ($1, $2, $3, $4, $5, $6)
+                    // Only over the state the report was decided against, and only forward in the agent's own order;
+                    // another one (or none expected), or a later report stored: 0 rows, a conflict.
+                    Cmd(batch, $"""
+                        INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state, sent_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
                         ON CONFLICT (node, kind) DO UPDATE SET version = excluded.version, last_report = excluded.last_report,
-                            heartbeat_ms = excluded.heartbeat_ms, state = excluded.state
-                        WHERE agents.last_report = $7
-                        """, r.Node, (long)r.Kind, r.Version, r.LastReportMs, r.HeartbeatMs, r.State, r.Base.LastReportMs ?? long.MinValue);
-                    based.Add((batch.BatchCommands[^1], r));
+                            heartbeat_ms = excluded.heartbeat_ms, state = excluded.state, sent_at = excluded.sent_at
+                        WHERE agents.last_report = $8 AND {StoreSql.AgentForward}
+                        """, r.Node, (long)r.Kind, r.Version, r.LastReportMs, r.HeartbeatMs, r.State, r.SentAtMs, r.Base.LastReportMs ?? long.MinValue);
+                    based.Add((batch.BatchCommands[^1], () => StoreSql.Conflict(r)));
                 }
 
                 foreach (var ch in r.Checks)
@@ -277,10 +285,19 @@ public sealed class PostgresStore : IStoreEngine
                 Cmd(batch, "INSERT INTO audit(at, identity, action, result, detail) VALUES ($1, $2, $3, $4, $5)", a.AtMs, a.Identity, a.Action, a.Result, a.Detail);
                 break;
             case SaveBuild b:
-                Cmd(batch, """
-                    INSERT INTO builds(id, requested_at, body, command_id) VALUES ($1, $2, $3, $4)
-                    ON CONFLICT (id) DO UPDATE SET body = excluded.body, command_id = excluded.command_id
-                    """, b.Id, b.RequestedAtMs, b.Body, b.Token);
+                // The update leaves command_id (a unique key) alone: updating it would lock the row FOR UPDATE, which waits
+                // for every transaction still inserting log lines of this build (their foreign key check holds KEY SHARE).
+                // A token is set once: at the insert, or below for a row from before tokens.
+                Cmd(batch, $"""
+                    INSERT INTO builds(id, requested_at, body, command_id, rank) VALUES ($1, $2, $3, $4, $5)
+                    ON CONFLICT (id) DO UPDATE SET body = excluded.body, rank = excluded.rank
+                    WHERE {StoreSql.BuildForward}
+                    """, b.Id, b.RequestedAtMs, b.Body, b.Token, b.Rank);
+                based.Add((batch.BatchCommands[^1], () => StoreSql.Conflict(b)));
+                if (b.Token is not null)
+                {
+                    Cmd(batch, "UPDATE builds SET command_id = $2 WHERE id = $1 AND command_id IS NULL", b.Id, b.Token);
+                }
                 notes.Add("b|" + b.Id.ToString(CultureInfo.InvariantCulture));
                 break;
             case DeleteBuilds d:
@@ -326,7 +343,7 @@ public sealed class PostgresStore : IStoreEngine
             return false;
         }
 
-        using (var cmd = new NpgsqlCommand("UPDATE builds SET body = $2 WHERE id = $1", c, tx))
+        using (var cmd = new NpgsqlCommand("UPDATE builds SET body = $2, rank = GREATEST(rank, 1) WHERE id = $1", c, tx)) // handed over: rank 1
         {
             cmd.Parameters.Add(new NpgsqlParameter { Value = id });
             cmd.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bytea, Value = next });
