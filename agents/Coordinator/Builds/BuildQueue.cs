@@ -275,6 +275,15 @@ public sealed partial class BuildQueue
         }
     }
 
+    /// <summary>The ids of the builds held now.</summary>
+    public IReadOnlyCollection<long> Ids()
+    {
+        lock (_lock)
+        {
+            return [.. _builds.Keys];
+        }
+    }
+
     public IReadOnlyList<Build> List(int limit)
     {
         lock (_lock)
@@ -526,7 +535,7 @@ public sealed partial class BuildQueue
     }
 
     /// <summary>Deletes finished builds (and their logs) requested before <paramref name="cutoff"/>.</summary>
-    public async Task ForgetBeforeAsync(DateTimeOffset cutoff)
+    public async Task ForgetBeforeAsync(DateTimeOffset cutoff, StoreOp? fence = null)
     {
         List<long> gone;
         lock (_lock)
@@ -539,7 +548,7 @@ public sealed partial class BuildQueue
             return;
         }
 
-        await _writer.WriteAsync(new DeleteBuilds(gone)).ConfigureAwait(false); // deleted, then forgotten here
+        await _writer.WriteAsync(fence is null ? new DeleteBuilds(gone) : new StoreBatch([fence, new DeleteBuilds(gone)])).ConfigureAwait(false); // deleted, then forgotten here
         lock (_lock)
         {
             foreach (var id in gone)

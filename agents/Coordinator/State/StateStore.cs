@@ -124,6 +124,15 @@ public sealed partial class StateStore
         }
     }
 
+    /// <summary>The names of the nodes held now.</summary>
+    public IReadOnlyCollection<string> NodeNames()
+    {
+        lock (_lock)
+        {
+            return [.. _nodes.Keys];
+        }
+    }
+
     private void Merge(StoredState stored)
     {
         var now = _time.GetUtcNow();
@@ -507,7 +516,7 @@ public sealed partial class StateStore
     }
 
     /// <summary>Forgets nodes silent for longer than missing + retention, in memory and on disk.</summary>
-    public async Task ForgetOldNodesAsync()
+    public async Task ForgetOldNodesAsync(StoreOp? fence = null)
     {
         var cutoff = _time.GetUtcNow() - MissingAfter - TimeSpan.FromDays(_options.RetentionDays);
         List<string> gone;
@@ -515,6 +524,17 @@ public sealed partial class StateStore
         {
             gone = _nodes.Values.Where(n => n.Agents.Count == 0 ? n.FirstSeen < cutoff : n.Agents.Values.Max(a => a.LastReport) < cutoff)
                 .Select(n => n.Name).ToList();
+        }
+
+        if (gone.Count == 0)
+        {
+            return;
+        }
+
+        // Durable, then visible: deleted (if the lease still holds), then forgotten here.
+        await _writer.WriteAsync(fence is null ? new ForgetNodes(gone) : new StoreBatch([fence, new ForgetNodes(gone)])).ConfigureAwait(false);
+        lock (_lock)
+        {
             foreach (var name in gone)
             {
                 _nodes.Remove(name);
@@ -526,11 +546,7 @@ public sealed partial class StateStore
             }
         }
 
-        if (gone.Count > 0)
-        {
-            await _writer.WriteAsync(new ForgetNodes(gone)).ConfigureAwait(false);
-            Log.Forgot(_logger, gone.Count, string.Join(", ", gone.Take(10)));
-        }
+        Log.Forgot(_logger, gone.Count, string.Join(", ", gone.Take(10)));
     }
 
     private NodeSummary PublishIfChanged(NodeRecord n, DateTimeOffset now)

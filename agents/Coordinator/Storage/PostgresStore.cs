@@ -15,9 +15,8 @@ public sealed class PostgresStore : IStoreEngine
     /// <summary>The channel other instances LISTEN on.</summary>
     public const string Channel = "toolforge_coordinator";
 
-    /// <summary>Advisory lock keys (one namespace, two keys): schema changes and migrate-store, and the sweeper lease.</summary>
+    /// <summary>Advisory lock key of schema changes and migrate-store (the sweeper lease is a row: <see cref="RenewLease"/>).</summary>
     public const long SchemaLock = 0x74666100_00000001;
-    public const long SweeperLock = 0x74666100_00000002;
 
     /// <summary>Migration N brings the schema from version N-1 to N. Append only; never edit a released one.</summary>
     internal static readonly string[] Migrations =
@@ -96,6 +95,16 @@ public sealed class PostgresStore : IStoreEngine
         """
         ALTER TABLE builds ADD COLUMN rank BIGINT NOT NULL DEFAULT 0;
         ALTER TABLE agents ADD COLUMN sent_at BIGINT NOT NULL DEFAULT 0;
+        """,
+
+        // 3: the sweeper lease, a row with an expiry on the database's clock (a session lock outlived a cut-off holder).
+        """
+        CREATE TABLE sweeper_lease (
+            id          INT PRIMARY KEY CHECK (id = 1),
+            holder      TEXT NOT NULL,
+            epoch       BIGINT NOT NULL,
+            expires_at  TIMESTAMPTZ NOT NULL
+        );
         """,
     ];
 
@@ -316,6 +325,10 @@ public sealed class PostgresStore : IStoreEngine
 
                 notes.Add("l|" + l.Build.ToString(CultureInfo.InvariantCulture));
                 break;
+            case LeaseFence f:
+                Cmd(batch, "UPDATE sweeper_lease SET expires_at = expires_at WHERE id = 1 AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp()", f.Holder, f.Epoch);
+                based.Add((batch.BatchCommands[^1], () => new StoreConflictException($"the sweeper lease (epoch {f.Epoch}) expired or moved to another instance; nothing of this batch was stored")));
+                break;
             case StoreBatch inner:
                 foreach (var o in inner.Ops)
                 {
@@ -430,6 +443,34 @@ public sealed class PostgresStore : IStoreEngine
             return Describe(ex);
         }
     }
+
+    /// <summary>
+    /// Renews the sweeper lease for this instance, or takes it when it is free or expired (then with a new epoch):
+    /// the epoch held, or null when another instance holds it. The expiry is on the database's clock.
+    /// </summary>
+    public long? RenewLease(TimeSpan ttl, TimeSpan timeout) => Guard(() =>
+    {
+        using var c = _source.OpenConnection();
+        using var cmd = new NpgsqlCommand("""
+            INSERT INTO sweeper_lease AS l (id, holder, epoch, expires_at) VALUES (1, $1, 1, clock_timestamp() + $2 * interval '1 millisecond')
+            ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at,
+                epoch = CASE WHEN l.holder = excluded.holder AND l.expires_at >= clock_timestamp() THEN l.epoch ELSE l.epoch + 1 END
+            WHERE l.holder = excluded.holder OR l.expires_at < clock_timestamp()
+            RETURNING epoch
+            """, c) { CommandTimeout = Math.Max(1, (int)Math.Ceiling(timeout.TotalSeconds)) };
+        cmd.Parameters.Add(new NpgsqlParameter { Value = Instance });
+        cmd.Parameters.Add(new NpgsqlParameter { Value = (long)ttl.TotalMilliseconds });
+        return cmd.ExecuteScalar() is long epoch ? (long?)epoch : null;
+    });
+
+    /// <summary>Gives the sweeper lease up if this instance holds it (a clean stop: another takes it at its next sweep).</summary>
+    public void ReleaseLease() => Guard(() =>
+    {
+        using var c = _source.OpenConnection();
+        using var cmd = new NpgsqlCommand("DELETE FROM sweeper_lease WHERE holder = $1", c) { CommandTimeout = 2 };
+        cmd.Parameters.Add(new NpgsqlParameter { Value = Instance });
+        return cmd.ExecuteNonQuery();
+    });
 
     /// <summary>A connection of its own, opened (the listener's and the sweeper lease's: session state must stay on it).</summary>
     public NpgsqlConnection OpenDedicated()

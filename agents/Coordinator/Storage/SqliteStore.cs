@@ -236,6 +236,8 @@ public sealed class SqliteStore : IStoreEngine
                 }
 
                 break;
+            case LeaseFence:
+                break; // one instance: it always holds the lease
             case DeleteBuilds d:
                 foreach (var id in d.Ids)
                 {

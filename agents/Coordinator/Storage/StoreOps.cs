@@ -58,5 +58,11 @@ public sealed record DeleteBuilds(IReadOnlyList<long> Ids) : StoreOp;
 /// <summary>Lines of a build's log (a line written again with the same sequence number replaces it).</summary>
 public sealed record AppendBuildLog(long Build, IReadOnlyList<(long Seq, string Line)> Lines) : StoreOp;
 
+/// <summary>
+/// The sweeper lease still names <paramref name="Holder"/> with <paramref name="Epoch"/> and has not expired: else the
+/// batch is refused (<see cref="StoreConflictException"/>). Retention writes carry it. SQLite: always true.
+/// </summary>
+public sealed record LeaseFence(string Holder, long Epoch) : StoreOp;
+
 /// <summary>Several operations as one (committed together with the rest of the batch).</summary>
 public sealed record StoreBatch(IReadOnlyList<StoreOp> Ops) : StoreOp;
