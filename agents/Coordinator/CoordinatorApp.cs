@@ -52,6 +52,8 @@ public static class CoordinatorApp
         services.AddHostedService<Sweeper>();
         services.TryAddSingleton<Cluster.SweeperLease>();
         services.TryAddSingleton<StoreHealth>();
+        services.TryAddSingleton<StoreStartup>();
+        services.AddHostedService(sp => sp.GetRequiredService<StoreStartup>());
         services.AddHostedService(sp => sp.GetRequiredService<StoreHealth>());
         services.AddHostedService<Cluster.ChangeListener>();
         services.TryAddSingleton<Cluster.HaproxyAgentCheck>();
@@ -97,10 +99,9 @@ public static class CoordinatorApp
         app.MapGrpcService<AdminApi>();
         app.MapGrpcHealthChecksService();
 
-        // Load state before Kestrel accepts anything.
-        var stored = app.Services.GetRequiredService<CoordinatorStorage>().Engine.Load(StateStore.RecentEvents);
-        app.Services.GetRequiredService<StateStore>().Load(stored);
-        app.Services.GetRequiredService<BuildQueue>().Load(stored);
+        // Migrate and load state before Kestrel accepts anything; a PostgreSQL that does not answer yet is waited for
+        // (NOT_SERVING meanwhile), not a crash.
+        app.Services.GetRequiredService<StoreStartup>().TryStartNow();
         return app;
     }
 

@@ -85,6 +85,9 @@ public static class AgentHost
             .MinimumLevel.Override("Microsoft.Hosting.Lifetime", LogEventLevel.Information)
             .MinimumLevel.Override("Grpc", LogEventLevel.Warning)
             .MinimumLevel.Override("System.Net.Http", LogEventLevel.Warning)
+            // The health check service logs ERR for every unhealthy run (every second while the coordinator's database
+            // is away); the coordinator says so itself, once per change (StoreHealth, StoreStartup).
+            .MinimumLevel.Override("Microsoft.Extensions.Diagnostics.HealthChecks", LogEventLevel.Fatal)
             .Enrich.FromLogContext();
         var console = options.Console.ToLowerInvariant();
         if (console == "auto")

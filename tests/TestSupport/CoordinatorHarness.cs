@@ -66,8 +66,9 @@ public sealed class CoordinatorHarness : IAsyncDisposable
     /// Starts a coordinator: in this process (a test may then give it a fake clock), or with
     /// <paramref name="asProcess"/> as the real toolforge-coordinator program.
     /// </summary>
-    public static async Task<CoordinatorHarness> StartAsync(bool fakeTime = false, Action<JsonObject>? editConfig = null, bool asProcess = false)
+    public static async Task<CoordinatorHarness> StartAsync(bool fakeTime = false, Action<JsonObject>? editConfig = null, bool asProcess = false, NetNamespace? netns = null)
     {
+        asProcess |= netns is not null;
         var dir = new TempDir("coordinator");
         Directory.CreateDirectory(dir["certs"]);
         var pki = DevPki.Create();
@@ -96,17 +97,8 @@ public sealed class CoordinatorHarness : IAsyncDisposable
         editConfig?.Invoke(config);
         h.Config = config;
         await File.WriteAllTextAsync(h.ConfigPath, config.ToJsonString());
-        if (asProcess)
-        {
-            h.Port = (int)config["Coordinator"]!["Port"]!;
-            h._process = BackgroundProcess.StartTool("toolforge-coordinator", ["--config", h.ConfigPath]);
-            await Peer.WaitForTcpAsync(h.Port, TimeSpan.FromSeconds(60));
-        }
-        else
-        {
-            await h.StartAppAsync();
-        }
-
+        h.Netns = netns;
+        await h.LaunchAsync(asProcess || netns is not null);
         return h;
     }
 
@@ -114,8 +106,9 @@ public sealed class CoordinatorHarness : IAsyncDisposable
     /// Another instance of the same cluster: the same CA, certificates and configuration (so the same store, which
     /// must then be PostgreSQL), its own port and config file; in this process, or as its own program.
     /// </summary>
-    public async Task<CoordinatorHarness> StartSiblingAsync(bool asProcess = false, Action<JsonObject>? edit = null)
+    public async Task<CoordinatorHarness> StartSiblingAsync(bool asProcess = false, Action<JsonObject>? edit = null, NetNamespace? netns = null)
     {
+        asProcess |= netns is not null;
         var n = Interlocked.Increment(ref _siblings);
         var h = new CoordinatorHarness(Dir, ownsDir: false, Pki, time: null, $"coordinator-{n}.json") { _ownsPki = false };
         var config = JsonNode.Parse(Config.ToJsonString())!.AsObject();
@@ -123,8 +116,9 @@ public sealed class CoordinatorHarness : IAsyncDisposable
         config["Log"] = asProcess ? new JsonObject { ["Level"] = "Information", ["Console"] = "plain" } : new JsonObject { ["Level"] = "Warning", ["Console"] = "none" };
         edit?.Invoke(config);
         h.Config = config;
+        h.Netns = netns;
         await File.WriteAllTextAsync(h.ConfigPath, config.ToJsonString());
-        await h.LaunchAsync(asProcess);
+        await h.LaunchAsync(asProcess || netns is not null);
         return h;
     }
 
@@ -144,7 +138,17 @@ public sealed class CoordinatorHarness : IAsyncDisposable
     /// <summary>Starts this instance again (after a stop): in this process, or as a program on its port.</summary>
     public async Task LaunchAsync(bool asProcess)
     {
-        if (asProcess)
+        if (Netns is not null)
+        {
+            // Inside the test's network namespace: only its programs reach it (ip netns exec execs the program itself).
+            Port = (int)Config["Coordinator"]!["Port"]!;
+            _process = BackgroundProcess.Start("ip", Netns.Exec("dotnet", Run.ToolPath("toolforge-coordinator"), "--config", ConfigPath));
+            if (!await _process.WaitForOutputAsync("Now listening on", TimeSpan.FromSeconds(60)))
+            {
+                throw new InvalidOperationException($"the coordinator in {Netns.Name} did not start: {_process.Output}");
+            }
+        }
+        else if (asProcess)
         {
             Port = (int)Config["Coordinator"]!["Port"]!;
             _process = BackgroundProcess.StartTool("toolforge-coordinator", ["--config", ConfigPath]);
@@ -157,6 +161,9 @@ public sealed class CoordinatorHarness : IAsyncDisposable
     }
 
     private bool _ownsPki = true;
+
+    /// <summary>The network namespace the coordinator process runs in, or null for the test's own.</summary>
+    public NetNamespace? Netns { get; private set; }
 
     /// <summary>Rewrites the configuration file (a running coordinator reads it again on SIGHUP).</summary>
     public async Task EditConfigAsync(Action<JsonObject> edit)

@@ -17,6 +17,8 @@ public sealed class PrivatePostgres : IAsyncDisposable
 
     private readonly TempDir _dir;
     private readonly string _data;
+    private NetNamespace? _netns;
+    private string _listen = "127.0.0.1";
 
     private PrivatePostgres(TempDir dir, string data, int port)
     {
@@ -38,7 +40,11 @@ public sealed class PrivatePostgres : IAsyncDisposable
     /// <summary>The primary's process id, or null when it is not running.</summary>
     public int? Pid => ReadPid(_data);
 
-    public static async Task<PrivatePostgres> StartAsync()
+    /// <summary>
+    /// A cluster on 127.0.0.1 (of <paramref name="netns"/> when given: then also on <paramref name="alsoListen"/>,
+    /// which hosts of <paramref name="hostsFrom"/> may connect to; the test reaches it through its socket directory).
+    /// </summary>
+    public static async Task<PrivatePostgres> StartAsync(NetNamespace? netns = null, string? alsoListen = null, string? hostsFrom = null)
     {
         if (!File.Exists(Path.Combine(Bin, "initdb")))
         {
@@ -57,6 +63,17 @@ public sealed class PrivatePostgres : IAsyncDisposable
             await Run.ProcessAsync("chmod", ["0755", dir.Path], TimeSpan.FromSeconds(10));
             await AsPostgres(TimeSpan.FromSeconds(60), Path.Combine(Bin, "initdb"), "-D", pg._data, "-U", "postgres", "--pwfile=" + dir["superpw"],
                 "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8");
+            pg._netns = netns;
+            if (alsoListen is not null)
+            {
+                pg._listen += "," + alsoListen;
+            }
+
+            if (hostsFrom is not null)
+            {
+                await File.AppendAllTextAsync(Path.Combine(pg._data, "pg_hba.conf"), $"host all all {hostsFrom} scram-sha-256\n");
+            }
+
             await pg.StartAsync(pg._data, pg.Port);
             await pg.PsqlAsync(pg.Port, "postgres",
                 $"CREATE ROLE {User} LOGIN PASSWORD '{Password}'",
@@ -103,7 +120,8 @@ public sealed class PrivatePostgres : IAsyncDisposable
     /// <summary>A connection as the coordinator's role (for a test to look at what is stored).</summary>
     public async Task<NpgsqlConnection> OpenAsync(string database = "coordinator", int? port = null)
     {
-        var c = new NpgsqlConnection($"Host=127.0.0.1;Port={(port ?? Port).ToString(CultureInfo.InvariantCulture)};Database={database};Username={User};Password={Password};Timeout=5;Command Timeout=10;Pooling=false");
+        var host = _netns is null ? "127.0.0.1" : Socket; // in a namespace of its own: through its socket directory
+        var c = new NpgsqlConnection($"Host={host};Port={(port ?? Port).ToString(CultureInfo.InvariantCulture)};Database={database};Username={User};Password={Password};Timeout=5;Command Timeout=10;Pooling=false");
         await c.OpenAsync();
         return c;
     }
@@ -117,8 +135,15 @@ public sealed class PrivatePostgres : IAsyncDisposable
 
     private async Task StartAsync(string data, int port)
     {
-        await AsPostgres(TimeSpan.FromSeconds(60), Path.Combine(Bin, "pg_ctl"), "-D", data, "-l", data + ".log", "-w", "-t", "50",
-            "-o", $"-p {port.ToString(CultureInfo.InvariantCulture)} -k {Socket} -c listen_addresses=127.0.0.1 -c fsync=off", "start");
+        string[] start = [Path.Combine(Bin, "pg_ctl"), "-D", data, "-l", data + ".log", "-w", "-t", "50",
+            "-o", $"-p {port.ToString(CultureInfo.InvariantCulture)} -k {Socket} -c listen_addresses={_listen} -c fsync=off", "start"];
+        if (_netns is not null)
+        {
+            await _netns.RunAsync("runuser", ["-u", "postgres", "--", .. start]); // pg_ctl -w waits until it accepts (socket)
+            return;
+        }
+
+        await AsPostgres(TimeSpan.FromSeconds(60), start[0], start[1..]);
         await Peer.WaitForTcpAsync(port, TimeSpan.FromSeconds(30));
     }
 

@@ -68,10 +68,12 @@ public sealed partial class BuildQueue
                 _builds[row.Id] = build;
                 _lastId = Math.Max(_lastId, row.Id);
                 var token = row.Token;
-                if (token is null)
+                if (token is null || row.Rank < BuildProgress.Rank(build))
                 {
-                    token = NewToken();
-                    missingTokens.Add(new SaveBuild(row.Id, build.RequestedAt.ToDateTimeOffset().ToUnixTimeMilliseconds(), row.Body, token));
+                    // From before command tokens or before ranks (stored as 0): given now, so every row has its owner
+                    // check and moves only forward from here.
+                    token ??= NewToken();
+                    missingTokens.Add(new SaveBuild(row.Id, build.RequestedAt.ToDateTimeOffset().ToUnixTimeMilliseconds(), row.Body, token, BuildProgress.Rank(build)));
                 }
 
                 _tokens[row.Id] = token;
@@ -188,7 +190,7 @@ public sealed partial class BuildQueue
 
             lock (_lock)
             {
-                _builds[id] = candidate;
+                SetIfForward(id, candidate);
                 to.Channel.Writer.TryWrite(ToCommand(candidate, token));
             }
 
@@ -234,9 +236,9 @@ public sealed partial class BuildQueue
 
             var b = Build.Parser.ParseFrom(row.Body);
             _builds.TryGetValue(id, out var old);
-            if (old is not null && old.Equals(b))
+            if (old is not null && (old.Equals(b) || BuildProgress.Rank(old) > BuildProgress.Rank(b)))
             {
-                return;
+                return; // nothing new, or a read from before what this instance already took in: never back
             }
 
             _builds[id] = b;
@@ -270,6 +272,15 @@ public sealed partial class BuildQueue
         if (target is not null)
         {
             await TryDispatchAsync(id, target).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The ids of the builds held now.</summary>
+    public IReadOnlyCollection<long> Ids()
+    {
+        lock (_lock)
+        {
+            return [.. _builds.Keys];
         }
     }
 
@@ -350,7 +361,18 @@ public sealed partial class BuildQueue
                 failed.Images.AddRange(current.Images);
             }
 
-            if (await PersistLoggedAsync(failed, token).ConfigureAwait(false))
+            bool stored;
+            try
+            {
+                stored = await PersistLoggedAsync(failed, token).ConfigureAwait(false);
+            }
+            catch (StoreConflictException)
+            {
+                await TakeStoredAsync(id, token).ConfigureAwait(false); // it ended (or moved on) through another instance meanwhile
+                continue;
+            }
+
+            if (stored)
             {
                 lock (_lock)
                 {
@@ -414,6 +436,39 @@ public sealed partial class BuildQueue
         }
 
         using var serial = await _perBuild.EnterAsync(progress.CommandId).ConfigureAwait(false);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await ProgressOnceAsync(identity, progress).ConfigureAwait(false);
+            }
+            catch (StoreConflictException ex)
+            {
+                // Another instance moved the build on (a later progress through it, or its end) while this one was
+                // deciding or committing: nothing of this was stored. Decide again against the stored row, which
+                // usually refuses what is now going back (a late Running after Succeeded).
+                Log.DecidedAgain(_logger, progress.CommandId.Length > 8 ? progress.CommandId[..8] : progress.CommandId, ex.Message);
+                long id;
+                lock (_lock)
+                {
+                    if (attempt == 3 || !_byToken.TryGetValue(progress.CommandId, out id))
+                    {
+                        id = -1;
+                    }
+                }
+
+                if (id < 0)
+                {
+                    return new Refusal(StatusCode.Aborted, "the build changed on another coordinator instance meanwhile; nothing was stored, send again");
+                }
+
+                await TakeStoredAsync(id, progress.CommandId).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task<Refusal?> ProgressOnceAsync(string identity, CommandProgress progress)
+    {
         long id;
         Build before;
         Build next;
@@ -459,12 +514,16 @@ public sealed partial class BuildQueue
         _logs.Committed(id, lines);
         if (changed)
         {
+            bool shown;
             lock (_lock)
             {
-                _builds[id] = next;
+                shown = SetIfForward(id, next);
             }
 
-            Publish(next.Clone());
+            if (shown)
+            {
+                Publish(next.Clone());
+            }
         }
 
         if (BuildProgress.Finished(next))
@@ -476,7 +535,7 @@ public sealed partial class BuildQueue
     }
 
     /// <summary>Deletes finished builds (and their logs) requested before <paramref name="cutoff"/>.</summary>
-    public async Task ForgetBeforeAsync(DateTimeOffset cutoff)
+    public async Task ForgetBeforeAsync(DateTimeOffset cutoff, StoreOp? fence = null)
     {
         List<long> gone;
         lock (_lock)
@@ -489,7 +548,7 @@ public sealed partial class BuildQueue
             return;
         }
 
-        await _writer.WriteAsync(new DeleteBuilds(gone)).ConfigureAwait(false); // deleted, then forgotten here
+        await _writer.WriteAsync(fence is null ? new DeleteBuilds(gone) : new StoreBatch([fence, new DeleteBuilds(gone)])).ConfigureAwait(false); // deleted, then forgotten here
         lock (_lock)
         {
             foreach (var id in gone)
@@ -520,7 +579,29 @@ public sealed partial class BuildQueue
     private Task PersistAsync(Build b, string token) => _writer.WriteAsync(SaveOf(b, token));
 
     private static SaveBuild SaveOf(Build b, string token) => new(
-        long.Parse(b.Id, System.Globalization.CultureInfo.InvariantCulture), b.RequestedAt.ToDateTimeOffset().ToUnixTimeMilliseconds(), b.ToByteArray(), token);
+        long.Parse(b.Id, System.Globalization.CultureInfo.InvariantCulture), b.RequestedAt.ToDateTimeOffset().ToUnixTimeMilliseconds(), b.ToByteArray(), token, BuildProgress.Rank(b));
+
+    /// <summary>Takes in the stored row of a build after the store refused a write as going back (another instance moved it on).</summary>
+    private async Task TakeStoredAsync(long id, string token)
+    {
+        var row = await Task.Run(() => _store.SharedByInstances ? _store.LoadBuildByToken(token) : null).ConfigureAwait(false);
+        if (row is not null)
+        {
+            await RefreshAsync(id, row).ConfigureAwait(false);
+        }
+    }
+
+    // Memory moves only forward too: a commit of ours that a later state overtook (taken in meanwhile) is not shown.
+    private bool SetIfForward(long id, Build next)
+    {
+        if (_builds.TryGetValue(id, out var held) && BuildProgress.Rank(held) > BuildProgress.Rank(next))
+        {
+            return false;
+        }
+
+        _builds[id] = next;
+        return true;
+    }
 
     private async Task<bool> PersistLoggedAsync(Build b, string token)
     {
@@ -565,5 +646,8 @@ public sealed partial class BuildQueue
 
         [LoggerMessage(2305, LogLevel.Error, "build {Id}: could not be saved")]
         public static partial void PersistFailed(ILogger logger, string id, Exception ex);
+
+        [LoggerMessage(2307, LogLevel.Information, "progress of command {Token}… decided again against the stored build: {Reason}")]
+        public static partial void DecidedAgain(ILogger logger, string token, string reason);
     }
 }

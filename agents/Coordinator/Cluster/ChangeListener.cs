@@ -21,6 +21,7 @@ public sealed partial class ChangeListener(
     StateStore state,
     BuildQueue builds,
     BuildLogs logs,
+    StoreStartup startup,
     ILogger<ChangeListener> logger) : BackgroundService
 {
     private static readonly Counter Applied = Metrics.CreateCounter(
@@ -32,6 +33,8 @@ public sealed partial class ChangeListener(
         {
             return; // one instance: nothing to listen to
         }
+
+        await startup.Ready.WaitAsync(stoppingToken).ConfigureAwait(false); // the store is migrated and loaded first
 
         var backoff = new Backoff(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(5));
         var first = true;
@@ -168,10 +171,24 @@ public sealed partial class ChangeListener(
         // which reconnects and reads the whole store once.
     }
 
+    /// <summary>
+    /// Reads the whole store after notifications may have been missed: what it holds replaces what this instance
+    /// held, and nodes and builds this instance held before the read but the store no longer has (forgotten or
+    /// deleted through another instance meanwhile) go.
+    /// </summary>
     private async Task ResyncAsync(PostgresStore pg)
     {
+        var nodesBefore = state.NodeNames();
+        var buildsBefore = builds.Ids();
         var all = await Task.Run(() => pg.Load(StateStore.RecentEvents)).ConfigureAwait(false);
-        state.Load(all);
+        state.Refresh(nodesBefore, all);
+        var stored = all.Builds.Select(b => b.Id).ToHashSet();
+        foreach (var id in buildsBefore.Where(id => !stored.Contains(id)))
+        {
+            await builds.RefreshAsync(id, null).ConfigureAwait(false);
+            Applied.WithLabels("build").Inc();
+        }
+
         foreach (var b in all.Builds)
         {
             // Lines first (as in ApplyAsync): a build that ended meanwhile ends its followers here, after its last line.

@@ -1,81 +1,182 @@
-using Npgsql;
+using Microsoft.Extensions.Options;
 using Prometheus;
 using Toolforge.Agents.Coordinator.Storage;
 
 namespace Toolforge.Agents.Coordinator.Cluster;
 
 /// <summary>
-/// Which instance judges nodes for the metrics and applies retention: the one holding a session-level advisory lock
-/// on a connection of its own. When the holder dies its session ends, the database drops the lock and the next
-/// instance to try takes it (within one sweep interval). With SQLite the one instance always holds it.
+/// Which instance judges nodes for the metrics and applies retention: the one holding the lease row
+/// (<c>sweeper_lease</c>), renewed every sweep with an expiry on the database's clock. It survives only while its
+/// holder renews it: when the holder dies, or is cut off from the database however silently (its session may live on
+/// for as long as TCP keepalive takes, about two hours, which kept the old session advisory lock), the row expires
+/// after <see cref="Ttl"/> and the next instance to try takes it with a new epoch. The holder counts itself the
+/// holder only until <see cref="Ttl"/> after the start of its last successful renewal (on its own monotonic clock, so
+/// never past the row's expiry), and a renewal that does not answer within <see cref="RenewTimeout"/> is not waited
+/// for. Retention writes carry a fence (<see cref="Fence"/>): refused unless the row still names this holder and epoch.
+/// With SQLite the one instance always holds it.
 /// </summary>
-public sealed partial class SweeperLease(IStoreEngine store, ILogger<SweeperLease> logger) : IDisposable
+public sealed partial class SweeperLease(IStoreEngine store, IOptions<CoordinatorOptions> options, TimeProvider time, ILogger<SweeperLease> logger) : IDisposable
 {
     private static readonly Gauge Held = Metrics.CreateGauge("toolforge_coordinator_sweeper_lease",
         "1 on the instance that judges nodes for the metrics and applies retention, 0 on the others.");
 
-    private NpgsqlConnection? _connection;
-    private volatile bool _held;
+    private readonly object _lock = new();
+    private long _epoch;
+    private long _renewedAt; // time.GetTimestamp() at the start of the last successful renewal
+    private bool _renewed;
+    private bool _reported;
+    private string _why = string.Empty;
+    private Task? _renewal;
 
-    /// <summary>Whether this instance held the lease at the last sweep.</summary>
-    public bool IsHeld => _held;
+    /// <summary>How long the lease lives without a renewal: 3 sweep intervals, at least 3 s (a busy database or host).</summary>
+    public TimeSpan Ttl { get; } = TtlFor(options.Value.SweepInterval);
 
-    /// <summary>Whether this instance holds the lease now (taking it if it is free). Never throws for the database's absence.</summary>
-    public bool TryHold()
+    /// <summary>How long a sweep waits for a renewal (a cut-off database does not answer at all).</summary>
+    public TimeSpan RenewTimeout => Ttl / 3;
+
+    /// <summary>The longest an instance that stopped renewing keeps the lease from the others: until the row expires.</summary>
+    public static TimeSpan TtlFor(TimeSpan sweepInterval) => sweepInterval * 3 > TimeSpan.FromSeconds(3) ? sweepInterval * 3 : TimeSpan.FromSeconds(3);
+
+    /// <summary>Whether this instance holds the lease now, by its own clock (never longer than the row says).</summary>
+    public bool IsHeld
     {
-        if (store is not PostgresStore pg)
+        get
+        {
+            if (store is not PostgresStore)
+            {
+                return true;
+            }
+
+            lock (_lock)
+            {
+                return _renewed && time.GetElapsedTime(_renewedAt) < Ttl;
+            }
+        }
+    }
+
+    /// <summary>A write that only commits while this instance still holds the lease (null when it does not).</summary>
+    public StoreOp? Fence
+    {
+        get
+        {
+            if (store is not PostgresStore pg)
+            {
+                return new StoreBatch([]);
+            }
+
+            lock (_lock)
+            {
+                return IsHeld ? new LeaseFence(pg.Instance, _epoch) : null;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Renews (or takes) the lease, waiting at most <see cref="RenewTimeout"/>: a renewal still running then goes on
+    /// in the background and is not started again until it ends. Returns whether this instance holds the lease.
+    /// </summary>
+    public async Task<bool> HoldAsync(CancellationToken ct)
+    {
+        if (store is not PostgresStore)
         {
             Held.Set(1);
             return true;
         }
 
+        var renewal = _renewal ??= Task.Run(TryRenew, CancellationToken.None);
+        if (await Task.WhenAny(renewal, Task.Delay(RenewTimeout, time, ct)).ConfigureAwait(false) == renewal)
+        {
+            _renewal = null;
+        }
+        else
+        {
+            lock (_lock)
+            {
+                _why = $"the database did not answer the renewal within {RenewTimeout.TotalSeconds:0.#} s";
+            }
+        }
+
+        var held = IsHeld;
+        Report(held);
+        return held;
+    }
+
+    private void TryRenew()
+    {
+        var pg = (PostgresStore)store;
+        var started = time.GetTimestamp();
         try
         {
-            _connection ??= pg.OpenDedicated();
-            using var cmd = new NpgsqlCommand(_held ? "SELECT 1" : $"SELECT pg_try_advisory_lock({PostgresStore.SweeperLock})", _connection) { CommandTimeout = 5 };
-            var result = cmd.ExecuteScalar();
-            var held = _held || result is true;
-            Set(held, string.Empty);
-            return held;
+            var epoch = pg.RenewLease(Ttl, RenewTimeout);
+            lock (_lock)
+            {
+                if (epoch is { } e)
+                {
+                    _epoch = e;
+                    _renewedAt = started;
+                    _renewed = true;
+                }
+                else
+                {
+                    _renewed = false;
+                    _why = "another instance holds it";
+                }
+            }
         }
-        catch (Exception ex) when (ex is NpgsqlException or StoreUnavailableException or TimeoutException or InvalidOperationException)
+        catch (StoreUnavailableException ex)
         {
-            // The session (and with it the lock, if we had it) is gone.
-            _connection?.Dispose();
-            _connection = null;
-            Set(false, ex.Message);
-            return false;
+            lock (_lock)
+            {
+                _why = ex.Message; // held (by the clock) until the row would expire anyway
+            }
         }
     }
 
-    private void Set(bool held, string reason)
+    private void Report(bool held)
     {
-        if (held != _held)
+        Held.Set(held ? 1 : 0);
+        if (held == _reported)
         {
-            if (held)
-            {
-                Log.Took(logger);
-            }
-            else
-            {
-                Log.Lost(logger, reason.Length > 0 ? reason : "another instance holds it");
-            }
+            return;
         }
 
-        _held = held;
-        Held.Set(held ? 1 : 0);
+        _reported = held;
+        if (held)
+        {
+            Log.Took(logger, _epoch, Ttl.TotalSeconds);
+        }
+        else
+        {
+            string why;
+            lock (_lock)
+            {
+                why = _why.Length > 0 ? _why : "another instance holds it";
+            }
+
+            Log.Lost(logger, why);
+        }
     }
 
+    /// <summary>A clean stop gives the lease up at once (a process that dies leaves it to expire).</summary>
     public void Dispose()
     {
-        _connection?.Dispose(); // closing the session releases the lock at once
-        _connection = null;
+        if (store is PostgresStore pg && IsHeld)
+        {
+            try
+            {
+                pg.ReleaseLease();
+            }
+            catch (Exception ex) when (ex is StoreUnavailableException or InvalidOperationException or ObjectDisposedException)
+            {
+                // it expires by itself
+            }
+        }
     }
 
     private static partial class Log
     {
-        [LoggerMessage(2961, LogLevel.Information, "this instance holds the sweeper lease: it judges nodes for the metrics and applies retention")]
-        public static partial void Took(ILogger logger);
+        [LoggerMessage(2961, LogLevel.Information, "this instance holds the sweeper lease (epoch {Epoch}, {Ttl} s without renewal): it judges nodes for the metrics and applies retention")]
+        public static partial void Took(ILogger logger, long epoch, double ttl);
 
         [LoggerMessage(2962, LogLevel.Warning, "this instance no longer holds the sweeper lease ({Reason})")]
         public static partial void Lost(ILogger logger, string reason);

@@ -15,6 +15,7 @@ public sealed partial class Sweeper(
     BuildQueue builds,
     CoordinatorStorage storage,
     Cluster.SweeperLease lease,
+    StoreStartup startup,
     TimeProvider time,
     IOptions<CoordinatorOptions> options,
     ILogger<Sweeper> logger) : BackgroundService
@@ -23,11 +24,12 @@ public sealed partial class Sweeper(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        await startup.Ready.WaitAsync(stoppingToken).ConfigureAwait(false); // nothing to judge (or export) before the store is loaded
         var lastRetention = DateTimeOffset.MinValue;
         using var timer = new PeriodicTimer(options.Value.SweepInterval, time);
         do
         {
-            var leader = await Task.Run(lease.TryHold, stoppingToken).ConfigureAwait(false);
+            var leader = await lease.HoldAsync(stoppingToken).ConfigureAwait(false);
             state.Sweep(exportMetrics: leader);
             var now = time.GetUtcNow();
             if (leader && now - lastRetention >= RetentionEvery)
@@ -37,7 +39,7 @@ public sealed partial class Sweeper(
                 {
                     await ApplyRetentionAsync(now).ConfigureAwait(false);
                 }
-                catch (Exception ex) when (ex is System.Data.Common.DbException or StoreUnavailableException or InvalidOperationException)
+                catch (Exception ex) when (ex is System.Data.Common.DbException or StoreUnavailableException or StoreConflictException or InvalidOperationException)
                 {
                     Log.RetentionFailed(logger, ex);
                 }
@@ -48,12 +50,15 @@ public sealed partial class Sweeper(
 
     public async Task ApplyRetentionAsync(DateTimeOffset now)
     {
+        // Each write is fenced: refused (nothing deleted) once the lease has expired or moved to another instance.
         var cutoff = now - TimeSpan.FromDays(options.Value.RetentionDays);
         var ms = cutoff.ToUnixTimeMilliseconds();
-        await storage.Writer.WriteAsync(new DeleteHistoryBefore(ms)).ConfigureAwait(false);
-        await builds.ForgetBeforeAsync(cutoff).ConfigureAwait(false);
-        await state.ForgetOldNodesAsync().ConfigureAwait(false);
+        await storage.Writer.WriteAsync(new StoreBatch([Fence(), new DeleteHistoryBefore(ms)])).ConfigureAwait(false);
+        await builds.ForgetBeforeAsync(cutoff, Fence()).ConfigureAwait(false);
+        await state.ForgetOldNodesAsync(Fence()).ConfigureAwait(false);
     }
+
+    private StoreOp Fence() => lease.Fence ?? throw new StoreConflictException("the sweeper lease expired before retention ran");
 
     private static partial class Log
     {

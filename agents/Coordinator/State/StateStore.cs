@@ -124,6 +124,15 @@ public sealed partial class StateStore
         }
     }
 
+    /// <summary>The names of the nodes held now.</summary>
+    public IReadOnlyCollection<string> NodeNames()
+    {
+        lock (_lock)
+        {
+            return [.. _nodes.Keys];
+        }
+    }
+
     private void Merge(StoredState stored)
     {
         var now = _time.GetUtcNow();
@@ -148,9 +157,9 @@ public sealed partial class StateStore
 
             var kind = (AgentKind)a.Kind;
             var at = FromMs(a.LastReportMs);
-            if (n.Agents.TryGetValue(kind, out var held) && held.LastReport > at)
+            if (n.Agents.TryGetValue(kind, out var held) && SentAtMs(held.State) > a.SentAtMs)
             {
-                continue;
+                continue; // what this instance holds was sent later by the agent (ordered by the agent, not by clocks)
             }
 
             n.Agents[kind] = new AgentRecord(kind, a.Version, at, TimeSpan.FromMilliseconds(a.HeartbeatMs), ReportRequest.Parser.ParseFrom(a.State));
@@ -195,6 +204,7 @@ public sealed partial class StateStore
     /// </remarks>
     public async Task ApplyReportAsync(ReportRequest report)
     {
+        report.SentAt ??= Timestamp.FromDateTimeOffset(FromMs(_time.GetUtcNow().ToUnixTimeMilliseconds())); // unstamped: ordered as received
         using var serial = await _perNode.EnterAsync(report.Node).ConfigureAwait(false);
         for (var attempt = 1; ; attempt++)
         {
@@ -229,6 +239,15 @@ public sealed partial class StateStore
                 node!.Agents.TryGetValue(report.Agent, out previous);
             }
 
+            if (previous is not null && SentAtMs(previous.State) > SentAtMs(report))
+            {
+                // The agent sent a later report, stored already (through another instance, or here while this one
+                // waited): this one is superseded and would move the row back. Its events are in the later one too
+                // (an agent sends them until a report is acknowledged).
+                Log.Superseded(_logger, report.Node, report.Agent.ToString(), SentAtMs(report), SentAtMs(previous.State));
+                return;
+            }
+
             diff = ReportDiff.Compute(previous?.State, report, Timestamp.FromDateTimeOffset(now));
             baseMs = previous?.LastReport.ToUnixTimeMilliseconds();
             firstSeenMs = known ? node!.FirstSeen.ToUnixTimeMilliseconds() : nowMs;
@@ -248,7 +267,8 @@ public sealed partial class StateStore
             [.. diff.Resolved.Select(f => new ResolvedFinding(f.Kind, f.Subject, f.Message, f.FirstSeen?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? nowMs))],
             [.. report.Events.Select(e => new StoredEvent(e.At?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? nowMs, e.ToByteArray()))],
             trimEvents ? StoredEventsPerNode : null,
-            new ReportBase(baseMs))).ConfigureAwait(false);
+            new ReportBase(baseMs),
+            SentAtMs(report))).ConfigureAwait(false);
 
         // Committed: now memory and the watchers.
         lock (_lock)
@@ -496,7 +516,7 @@ public sealed partial class StateStore
     }
 
     /// <summary>Forgets nodes silent for longer than missing + retention, in memory and on disk.</summary>
-    public async Task ForgetOldNodesAsync()
+    public async Task ForgetOldNodesAsync(StoreOp? fence = null)
     {
         var cutoff = _time.GetUtcNow() - MissingAfter - TimeSpan.FromDays(_options.RetentionDays);
         List<string> gone;
@@ -504,6 +524,17 @@ public sealed partial class StateStore
         {
             gone = _nodes.Values.Where(n => n.Agents.Count == 0 ? n.FirstSeen < cutoff : n.Agents.Values.Max(a => a.LastReport) < cutoff)
                 .Select(n => n.Name).ToList();
+        }
+
+        if (gone.Count == 0)
+        {
+            return;
+        }
+
+        // Durable, then visible: deleted (if the lease still holds), then forgotten here.
+        await _writer.WriteAsync(fence is null ? new ForgetNodes(gone) : new StoreBatch([fence, new ForgetNodes(gone)])).ConfigureAwait(false);
+        lock (_lock)
+        {
             foreach (var name in gone)
             {
                 _nodes.Remove(name);
@@ -515,11 +546,7 @@ public sealed partial class StateStore
             }
         }
 
-        if (gone.Count > 0)
-        {
-            await _writer.WriteAsync(new ForgetNodes(gone)).ConfigureAwait(false);
-            Log.Forgot(_logger, gone.Count, string.Join(", ", gone.Take(10)));
-        }
+        Log.Forgot(_logger, gone.Count, string.Join(", ", gone.Take(10)));
     }
 
     private NodeSummary PublishIfChanged(NodeRecord n, DateTimeOffset now)
@@ -572,6 +599,9 @@ public sealed partial class StateStore
 
     private static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
 
+    // The report's sent_at as the agent stamped it (clamped), in the store's milliseconds; 0 when it has none.
+    private static long SentAtMs(ReportRequest r) => r.SentAt is { } t ? t.ToDateTimeOffset().ToUnixTimeMilliseconds() : 0;
+
     private static partial class Log
     {
         [LoggerMessage(2201, LogLevel.Information, "loaded {Count} nodes from the database")]
@@ -582,6 +612,9 @@ public sealed partial class StateStore
 
         [LoggerMessage(2203, LogLevel.Information, "forgot {Count} nodes silent past retention: {Nodes}")]
         public static partial void Forgot(ILogger logger, int count, string nodes);
+
+        [LoggerMessage(2205, LogLevel.Information, "node {Node}: a {Agent} report sent at {SentMs} is older than the stored one sent at {StoredMs}: superseded, not stored")]
+        public static partial void Superseded(ILogger logger, string node, string agent, long sentMs, long storedMs);
 
         [LoggerMessage(2204, LogLevel.Debug, "node {Node}: report decided again against the stored state ({Reason})")]
         public static partial void DecidedAgain(ILogger logger, string node, string reason);

@@ -2,28 +2,37 @@ using Microsoft.Extensions.Options;
 
 namespace Toolforge.Agents.Coordinator.Storage;
 
-/// <summary>The open store (SQLite or PostgreSQL, migrated at start) and its single writer.</summary>
+/// <summary>The open store (SQLite or PostgreSQL; migrated by <see cref="StoreStartup"/>) and its single writer.</summary>
 public sealed partial class CoordinatorStorage : IAsyncDisposable
 {
+    private readonly ILogger<CoordinatorStorage> _logger;
+
     public CoordinatorStorage(IOptions<CoordinatorOptions> options, ILogger<CoordinatorStorage> logger)
     {
-        Engine = Open(options.Value);
+        _logger = logger;
+        Engine = Open(options.Value); // PostgreSQL: nothing is connected yet (StoreStartup migrates and loads)
+        Writer = new StoreWriter(Engine, logger);
+    }
+
+    /// <summary>
+    /// Brings the schema up to date. The database's absence is a <see cref="StoreUnavailableException"/> (the caller
+    /// may wait for it); any other database error is a problem a restart does not cure.
+    /// </summary>
+    public void Migrate()
+    {
         try
         {
             var from = Engine.Migrate();
             var to = Engine.SchemaVersion;
             if (from != to)
             {
-                Log.Migrated(logger, Engine.Location, from, to);
+                Log.Migrated(_logger, Engine.Location, from, to);
             }
         }
-        catch (Exception ex) when (ex is System.Data.Common.DbException or StoreUnavailableException)
+        catch (System.Data.Common.DbException ex)
         {
-            Engine.Dispose();
             throw new InvalidOperationException($"cannot open database {Engine.Location}: {ex.Message}", ex);
         }
-
-        Writer = new StoreWriter(Engine, logger);
     }
 
     public IStoreEngine Engine { get; }

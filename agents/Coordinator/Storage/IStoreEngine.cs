@@ -1,10 +1,11 @@
 namespace Toolforge.Agents.Coordinator.Storage;
 
 /// <summary>An agent's stored state row.</summary>
-public sealed record StoredAgent(string Node, int Kind, string Version, long LastReportMs, long HeartbeatMs, byte[] State);
+/// <remarks><paramref name="SentAtMs"/> is the report's <c>sent_at</c> as the agent stamped it (clamped): rows are ordered by it.</remarks>
+public sealed record StoredAgent(string Node, int Kind, string Version, long LastReportMs, long HeartbeatMs, byte[] State, long SentAtMs = 0);
 
-/// <summary>A stored build: its protobuf body and command token (null in databases from before tokens).</summary>
-public sealed record StoredBuild(long Id, byte[] Body, string? Token);
+/// <summary>A stored build: its protobuf body, command token (null in databases from before tokens) and rank (<see cref="SaveBuild"/>).</summary>
+public sealed record StoredBuild(long Id, byte[] Body, string? Token, long Rank = 0);
 
 /// <summary>What the coordinator holds in memory, as the store has it.</summary>
 public sealed record StoredState(

@@ -15,9 +15,8 @@ public sealed class PostgresStore : IStoreEngine
     /// <summary>The channel other instances LISTEN on.</summary>
     public const string Channel = "toolforge_coordinator";
 
-    /// <summary>Advisory lock keys (one namespace, two keys): schema changes and migrate-store, and the sweeper lease.</summary>
+    /// <summary>Advisory lock key of schema changes and migrate-store (the sweeper lease is a row: <see cref="RenewLease"/>).</summary>
     public const long SchemaLock = 0x74666100_00000001;
-    public const long SweeperLock = 0x74666100_00000002;
 
     /// <summary>Migration N brings the schema from version N-1 to N. Append only; never edit a released one.</summary>
     internal static readonly string[] Migrations =
@@ -90,6 +89,22 @@ public sealed class PostgresStore : IStoreEngine
         );
         CREATE INDEX audit_at ON audit(at);
         CREATE SEQUENCE build_ids;
+        """,
+
+        // 2: only forward: a build's rank (queued 0, handed over 1, running 2, finished 3) and the agent's own sent_at.
+        """
+        ALTER TABLE builds ADD COLUMN rank BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE agents ADD COLUMN sent_at BIGINT NOT NULL DEFAULT 0;
+        """,
+
+        // 3: the sweeper lease, a row with an expiry on the database's clock (a session lock outlived a cut-off holder).
+        """
+        CREATE TABLE sweeper_lease (
+            id          INT PRIMARY KEY CHECK (id = 1),
+            holder      TEXT NOT NULL,
+            epoch       BIGINT NOT NULL,
+            expires_at  TIMESTAMPTZ NOT NULL
+        );
         """,
     ];
 
@@ -181,7 +196,7 @@ public sealed class PostgresStore : IStoreEngine
         using var tx = c.BeginTransaction();
         using var batch = new NpgsqlBatch(c, tx);
         var notes = new List<string>();
-        var based = new List<(NpgsqlBatchCommand Command, SaveReport Report)>();
+        var based = new List<(NpgsqlBatchCommand Command, Func<StoreConflictException> Conflict)>();
         foreach (var op in ops)
         {
             Add(batch, op, notes, based);
@@ -197,11 +212,11 @@ public sealed class PostgresStore : IStoreEngine
             batch.ExecuteNonQuery();
         }
 
-        foreach (var (command, report) in based)
+        foreach (var (command, conflict) in based)
         {
             if (command.RecordsAffected == 0)
             {
-                throw StoreSql.Conflict(report); // rolled back at dispose: nothing of this batch is stored
+                throw conflict(); // rolled back at dispose: nothing of this batch is stored
             }
         }
 
@@ -209,7 +224,7 @@ public sealed class PostgresStore : IStoreEngine
         return 0;
     });
 
-    private static void Add(NpgsqlBatch batch, StoreOp op, List<string> notes, List<(NpgsqlBatchCommand, SaveReport)> based)
+    private static void Add(NpgsqlBatch batch, StoreOp op, List<string> notes, List<(NpgsqlBatchCommand, Func<StoreConflictException>)> based)
     {
         switch (op)
         {
@@ -217,22 +232,24 @@ public sealed class PostgresStore : IStoreEngine
                 Cmd(batch, "INSERT INTO nodes(name, first_seen) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", r.Node, r.FirstSeenMs);
                 if (r.Base is null)
                 {
-                    Cmd(batch, """
-                        INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state) VALUES ($1, $2, $3, $4, $5, $6)
+                    Cmd(batch, $"""
+                        INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state, sent_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
                         ON CONFLICT (node, kind) DO UPDATE SET version = excluded.version, last_report = excluded.last_report,
-                            heartbeat_ms = excluded.heartbeat_ms, state = excluded.state
-                        """, r.Node, (long)r.Kind, r.Version, r.LastReportMs, r.HeartbeatMs, r.State);
+                            heartbeat_ms = excluded.heartbeat_ms, state = excluded.state, sent_at = excluded.sent_at
+                        WHERE {StoreSql.AgentForward}
+                        """, r.Node, (long)r.Kind, r.Version, r.LastReportMs, r.HeartbeatMs, r.State, r.SentAtMs);
                 }
                 else
                 {
-                    // Only over the state the report was decided against; another one (or none expected): 0 rows, a conflict.
-                    Cmd(batch, """
-                        INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state) VALUES ($1, $2, $3, $4, $5, $6)
+                    // Only over the state the report was decided against, and only forward in the agent's own order;
+                    // another one (or none expected), or a later report stored: 0 rows, a conflict.
+                    Cmd(batch, $"""
+                        INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state, sent_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
                         ON CONFLICT (node, kind) DO UPDATE SET version = excluded.version, last_report = excluded.last_report,
-                            heartbeat_ms = excluded.heartbeat_ms, state = excluded.state
-                        WHERE agents.last_report = $7
-                        """, r.Node, (long)r.Kind, r.Version, r.LastReportMs, r.HeartbeatMs, r.State, r.Base.LastReportMs ?? long.MinValue);
-                    based.Add((batch.BatchCommands[^1], r));
+                            heartbeat_ms = excluded.heartbeat_ms, state = excluded.state, sent_at = excluded.sent_at
+                        WHERE agents.last_report = $8 AND {StoreSql.AgentForward}
+                        """, r.Node, (long)r.Kind, r.Version, r.LastReportMs, r.HeartbeatMs, r.State, r.SentAtMs, r.Base.LastReportMs ?? long.MinValue);
+                    based.Add((batch.BatchCommands[^1], () => StoreSql.Conflict(r)));
                 }
 
                 foreach (var ch in r.Checks)
@@ -277,10 +294,19 @@ public sealed class PostgresStore : IStoreEngine
                 Cmd(batch, "INSERT INTO audit(at, identity, action, result, detail) VALUES ($1, $2, $3, $4, $5)", a.AtMs, a.Identity, a.Action, a.Result, a.Detail);
                 break;
             case SaveBuild b:
-                Cmd(batch, """
-                    INSERT INTO builds(id, requested_at, body, command_id) VALUES ($1, $2, $3, $4)
-                    ON CONFLICT (id) DO UPDATE SET body = excluded.body, command_id = excluded.command_id
-                    """, b.Id, b.RequestedAtMs, b.Body, b.Token);
+                // The update leaves command_id (a unique key) alone: updating it would lock the row FOR UPDATE, which waits
+                // for every transaction still inserting log lines of this build (their foreign key check holds KEY SHARE).
+                // A token is set once: at the insert, or below for a row from before tokens.
+                Cmd(batch, $"""
+                    INSERT INTO builds(id, requested_at, body, command_id, rank) VALUES ($1, $2, $3, $4, $5)
+                    ON CONFLICT (id) DO UPDATE SET body = excluded.body, rank = excluded.rank
+                    WHERE {StoreSql.BuildForward}
+                    """, b.Id, b.RequestedAtMs, b.Body, b.Token, b.Rank);
+                based.Add((batch.BatchCommands[^1], () => StoreSql.Conflict(b)));
+                if (b.Token is not null)
+                {
+                    Cmd(batch, "UPDATE builds SET command_id = $2 WHERE id = $1 AND command_id IS NULL", b.Id, b.Token);
+                }
                 notes.Add("b|" + b.Id.ToString(CultureInfo.InvariantCulture));
                 break;
             case DeleteBuilds d:
@@ -298,6 +324,10 @@ public sealed class PostgresStore : IStoreEngine
                 }
 
                 notes.Add("l|" + l.Build.ToString(CultureInfo.InvariantCulture));
+                break;
+            case LeaseFence f:
+                Cmd(batch, "UPDATE sweeper_lease SET expires_at = expires_at WHERE id = 1 AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp()", f.Holder, f.Epoch);
+                based.Add((batch.BatchCommands[^1], () => new StoreConflictException($"the sweeper lease (epoch {f.Epoch}) expired or moved to another instance; nothing of this batch was stored")));
                 break;
             case StoreBatch inner:
                 foreach (var o in inner.Ops)
@@ -326,7 +356,7 @@ public sealed class PostgresStore : IStoreEngine
             return false;
         }
 
-        using (var cmd = new NpgsqlCommand("UPDATE builds SET body = $2 WHERE id = $1", c, tx))
+        using (var cmd = new NpgsqlCommand("UPDATE builds SET body = $2, rank = GREATEST(rank, 1) WHERE id = $1", c, tx)) // handed over: rank 1
         {
             cmd.Parameters.Add(new NpgsqlParameter { Value = id });
             cmd.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bytea, Value = next });
@@ -413,6 +443,34 @@ public sealed class PostgresStore : IStoreEngine
             return Describe(ex);
         }
     }
+
+    /// <summary>
+    /// Renews the sweeper lease for this instance, or takes it when it is free or expired (then with a new epoch):
+    /// the epoch held, or null when another instance holds it. The expiry is on the database's clock.
+    /// </summary>
+    public long? RenewLease(TimeSpan ttl, TimeSpan timeout) => Guard(() =>
+    {
+        using var c = _source.OpenConnection();
+        using var cmd = new NpgsqlCommand("""
+            INSERT INTO sweeper_lease AS l (id, holder, epoch, expires_at) VALUES (1, $1, 1, clock_timestamp() + $2 * interval '1 millisecond')
+            ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at,
+                epoch = CASE WHEN l.holder = excluded.holder AND l.expires_at >= clock_timestamp() THEN l.epoch ELSE l.epoch + 1 END
+            WHERE l.holder = excluded.holder OR l.expires_at < clock_timestamp()
+            RETURNING epoch
+            """, c) { CommandTimeout = Math.Max(1, (int)Math.Ceiling(timeout.TotalSeconds)) };
+        cmd.Parameters.Add(new NpgsqlParameter { Value = Instance });
+        cmd.Parameters.Add(new NpgsqlParameter { Value = (long)ttl.TotalMilliseconds });
+        return cmd.ExecuteScalar() is long epoch ? (long?)epoch : null;
+    });
+
+    /// <summary>Gives the sweeper lease up if this instance holds it (a clean stop: another takes it at its next sweep).</summary>
+    public void ReleaseLease() => Guard(() =>
+    {
+        using var c = _source.OpenConnection();
+        using var cmd = new NpgsqlCommand("DELETE FROM sweeper_lease WHERE holder = $1", c) { CommandTimeout = 2 };
+        cmd.Parameters.Add(new NpgsqlParameter { Value = Instance });
+        return cmd.ExecuteNonQuery();
+    });
 
     /// <summary>A connection of its own, opened (the listener's and the sweeper lease's: session state must stay on it).</summary>
     public NpgsqlConnection OpenDedicated()

@@ -85,6 +85,12 @@ public sealed class SqliteStore : IStoreEngine
         ALTER TABLE builds ADD COLUMN command_id TEXT;
         CREATE UNIQUE INDEX builds_command ON builds(command_id);
         """,
+
+        // 3: only forward: a build's rank (queued 0, handed over 1, running 2, finished 3) and the agent's own sent_at.
+        """
+        ALTER TABLE builds ADD COLUMN rank INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE agents ADD COLUMN sent_at INTEGER NOT NULL DEFAULT 0;
+        """,
     ];
 
     private readonly string _path;
@@ -169,11 +175,12 @@ public sealed class SqliteStore : IStoreEngine
             case SaveReport r:
                 Exec(tx, "INSERT OR IGNORE INTO nodes(name, first_seen) VALUES ($n, $f)", ("$n", r.Node), ("$f", r.FirstSeenMs));
                 var saved = Exec(tx, $"""
-                    INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state) VALUES ($n, $k, $v, $t, $h, $s)
+                    INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state, sent_at) VALUES ($n, $k, $v, $t, $h, $s, $a)
                     ON CONFLICT(node, kind) DO UPDATE SET version = excluded.version, last_report = excluded.last_report,
-                        heartbeat_ms = excluded.heartbeat_ms, state = excluded.state{(r.Base is null ? "" : " WHERE agents.last_report = $b")}
-                    """, ("$n", r.Node), ("$k", r.Kind), ("$v", r.Version), ("$t", r.LastReportMs), ("$h", r.HeartbeatMs), ("$s", r.State), ("$b", r.Base?.LastReportMs ?? long.MinValue)); // none expected: no row matches
-                if (saved == 0)
+                        heartbeat_ms = excluded.heartbeat_ms, state = excluded.state, sent_at = excluded.sent_at
+                    WHERE {StoreSql.AgentForward}{(r.Base is null ? "" : " AND agents.last_report = $b")}
+                    """, ("$n", r.Node), ("$k", r.Kind), ("$v", r.Version), ("$t", r.LastReportMs), ("$h", r.HeartbeatMs), ("$s", r.State), ("$a", r.SentAtMs), ("$b", r.Base?.LastReportMs ?? long.MinValue)); // none expected: no row matches
+                if (saved == 0 && r.Base is not null)
                 {
                     throw StoreSql.Conflict(r);
                 }
@@ -219,11 +226,18 @@ public sealed class SqliteStore : IStoreEngine
                     ("$a", a.AtMs), ("$i", a.Identity), ("$c", a.Action), ("$r", a.Result), ("$d", a.Detail));
                 break;
             case SaveBuild b:
-                Exec(tx, """
-                    INSERT INTO builds(id, requested_at, body, command_id) VALUES ($i, $t, $b, $c)
-                    ON CONFLICT(id) DO UPDATE SET body = excluded.body, command_id = excluded.command_id
-                    """, ("$i", b.Id), ("$t", b.RequestedAtMs), ("$b", b.Body), ("$c", b.Token));
+                if (Exec(tx, $"""
+                    INSERT INTO builds(id, requested_at, body, command_id, rank) VALUES ($i, $t, $b, $c, $r)
+                    ON CONFLICT(id) DO UPDATE SET body = excluded.body, command_id = excluded.command_id, rank = excluded.rank
+                    WHERE {StoreSql.BuildForward}
+                    """, ("$i", b.Id), ("$t", b.RequestedAtMs), ("$b", b.Body), ("$c", b.Token), ("$r", b.Rank)) == 0)
+                {
+                    throw StoreSql.Conflict(b);
+                }
+
                 break;
+            case LeaseFence:
+                break; // one instance: it always holds the lease
             case DeleteBuilds d:
                 foreach (var id in d.Ids)
                 {
@@ -282,7 +296,7 @@ public sealed class SqliteStore : IStoreEngine
 
         using var update = c.CreateCommand();
         update.Transaction = tx;
-        update.CommandText = "UPDATE builds SET body = @b WHERE id = @i";
+        update.CommandText = "UPDATE builds SET body = @b, rank = MAX(rank, 1) WHERE id = @i"; // handed over: rank 1
         update.Parameters.AddWithValue("@b", next);
         update.Parameters.AddWithValue("@i", id);
         update.ExecuteNonQuery();

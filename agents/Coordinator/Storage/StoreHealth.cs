@@ -14,8 +14,9 @@ public sealed partial class StoreHealth(IStoreEngine store, TimeProvider time, I
     private static readonly TimeSpan Every = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan PingTimeout = TimeSpan.FromSeconds(3);
 
-    private volatile bool _healthy = true;
-    private volatile string _reason = string.Empty;
+    private volatile bool _ready; // migrated and loaded (StoreStartup): until then NOT_SERVING whatever the pings say
+    private volatile bool _healthy;
+    private volatile string _reason = "starting: the database has not been reached yet";
 
     public bool Healthy => _healthy;
 
@@ -23,12 +24,26 @@ public sealed partial class StoreHealth(IStoreEngine store, TimeProvider time, I
 
     public void MarkUnavailable(string reason) => Set(false, reason);
 
+    /// <summary>The store is migrated and loaded: serving from now on while the pings succeed (no line: StoreStartup logs).</summary>
+    public void MarkReady()
+    {
+        _ready = true;
+        _reason = string.Empty;
+        _healthy = true;
+        Up.Set(1);
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        Up.Set(1);
+        Up.Set(_healthy ? 1 : 0);
         using var timer = new PeriodicTimer(Every, time);
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {
+            if (!_ready)
+            {
+                continue; // StoreStartup is trying (and said so once)
+            }
+
             var ping = Task.Run(store.Ping, stoppingToken);
             var problem = await Task.WhenAny(ping, Task.Delay(PingTimeout, time, stoppingToken)).ConfigureAwait(false) == ping
                 ? await ping.ConfigureAwait(false)
@@ -39,6 +54,12 @@ public sealed partial class StoreHealth(IStoreEngine store, TimeProvider time, I
 
     private void Set(bool healthy, string reason)
     {
+        if (!_ready)
+        {
+            Up.Set(0);
+            return; // not started yet: StoreStartup said so once
+        }
+
         var was = _healthy;
         _reason = reason;
         _healthy = healthy;

@@ -7,6 +7,8 @@ public abstract record StoreOp;
 /// A node agent's report: its current state (replacing the last), what changed, events, an optional trim. With
 /// <paramref name="Base"/>, what changed was decided against that stored state: when the store holds another (an
 /// instance changed it first), the write is refused with <see cref="StoreConflictException"/> and nothing is stored.
+/// <paramref name="SentAtMs"/> orders an agent's reports as the agent sent them: a stored row with a later one is
+/// never replaced (nor is anything of the report stored), whatever the instances' clocks say.
 /// </summary>
 public sealed record SaveReport(
     string Node,
@@ -20,7 +22,8 @@ public sealed record SaveReport(
     IReadOnlyList<ResolvedFinding> Resolved,
     IReadOnlyList<StoredEvent> Events,
     int? KeepEvents,
-    ReportBase? Base = null) : StoreOp;
+    ReportBase? Base = null,
+    long SentAtMs = 0) : StoreOp;
 
 /// <summary>The agent's stored state a report was decided against: its last_report, or null for none stored.</summary>
 public sealed record ReportBase(long? LastReportMs);
@@ -39,13 +42,27 @@ public sealed record DeleteHistoryBefore(long CutoffMs) : StoreOp;
 
 public sealed record AddAudit(long AtMs, string Identity, string Action, string Result, string Detail) : StoreOp;
 
-/// <summary>A build inserted or its body and token replaced.</summary>
-public sealed record SaveBuild(long Id, long RequestedAtMs, byte[] Body, string? Token) : StoreOp;
+/// <summary>
+/// A build inserted or its body and token replaced, only forward: <paramref name="Rank"/> is its place in its one-way
+/// life (queued 0, handed to a builder 1, running 2, finished 3). A stored row of a higher rank, or a finished one, is
+/// never replaced: the write is refused with <see cref="StoreConflictException"/> and nothing of its batch is stored.
+/// </summary>
+public sealed record SaveBuild(long Id, long RequestedAtMs, byte[] Body, string? Token, long Rank = 0) : StoreOp
+{
+    /// <summary>The rank of a finished build: such a row is never written again.</summary>
+    public const long Finished = 3;
+}
 
 public sealed record DeleteBuilds(IReadOnlyList<long> Ids) : StoreOp;
 
 /// <summary>Lines of a build's log (a line written again with the same sequence number replaces it).</summary>
 public sealed record AppendBuildLog(long Build, IReadOnlyList<(long Seq, string Line)> Lines) : StoreOp;
+
+/// <summary>
+/// The sweeper lease still names <paramref name="Holder"/> with <paramref name="Epoch"/> and has not expired: else the
+/// batch is refused (<see cref="StoreConflictException"/>). Retention writes carry it. SQLite: always true.
+/// </summary>
+public sealed record LeaseFence(string Holder, long Epoch) : StoreOp;
 
 /// <summary>Several operations as one (committed together with the rest of the batch).</summary>
 public sealed record StoreBatch(IReadOnlyList<StoreOp> Ops) : StoreOp;

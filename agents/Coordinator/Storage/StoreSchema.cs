@@ -6,11 +6,11 @@ public static class StoreSchema
     public static readonly IReadOnlyList<(string Table, string[] Columns)> Tables =
     [
         ("nodes", ["name", "first_seen"]),
-        ("agents", ["node", "kind", "version", "last_report", "heartbeat_ms", "state"]),
+        ("agents", ["node", "kind", "version", "last_report", "heartbeat_ms", "state", "sent_at"]),
         ("check_history", ["id", "node", "kind", "name", "state", "message", "at"]),
         ("finding_history", ["id", "node", "kind", "finding", "subject", "message", "first_seen", "resolved_at"]),
         ("events", ["id", "node", "kind", "body", "at"]),
-        ("builds", ["id", "requested_at", "body", "command_id"]),
+        ("builds", ["id", "requested_at", "body", "command_id", "rank"]),
         ("build_log", ["build", "seq", "line"]),
         ("audit", ["id", "at", "identity", "action", "result", "detail"]),
     ];

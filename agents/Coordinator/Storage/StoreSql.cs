@@ -8,7 +8,7 @@ namespace Toolforge.Agents.Coordinator.Storage;
 /// </summary>
 internal static class StoreSql
 {
-    public const string BuildColumns = "id, body, command_id";
+    public const string BuildColumns = "id, body, command_id, rank";
 
     /// <summary>Runs <paramref name="sql"/> and hands each row to <paramref name="row"/>.</summary>
     public static void Each(DbConnection c, DbTransaction? tx, string sql, Action<DbDataReader> row, params (string Name, object Value)[] args)
@@ -46,8 +46,8 @@ internal static class StoreSql
         (string, object)[] args = nodeFilter is null ? [] : [filterArg];
         string Where(string column) => nodeFilter is null ? string.Empty : $" WHERE {column} {nodeFilter}";
         Each(c, tx, "SELECT name, first_seen FROM nodes" + Where("name"), r => nodes.Add((r.GetString(0), r.GetInt64(1))), args);
-        Each(c, tx, "SELECT node, kind, version, last_report, heartbeat_ms, state FROM agents" + Where("node"),
-            r => agents.Add(new StoredAgent(r.GetString(0), (int)r.GetInt64(1), r.GetString(2), r.GetInt64(3), r.GetInt64(4), (byte[])r.GetValue(5))), args);
+        Each(c, tx, "SELECT node, kind, version, last_report, heartbeat_ms, state, sent_at FROM agents" + Where("node"),
+            r => agents.Add(new StoredAgent(r.GetString(0), (int)r.GetInt64(1), r.GetString(2), r.GetInt64(3), r.GetInt64(4), (byte[])r.GetValue(5), r.GetInt64(6))), args);
         Each(c, tx, $"""
             SELECT node, body FROM (
                 SELECT node, body, at, id, ROW_NUMBER() OVER (PARTITION BY node ORDER BY at DESC, id DESC) AS rn FROM events{Where("node")}) e
@@ -67,7 +67,17 @@ internal static class StoreSql
         $"the report of {r.Node} (agent {r.Kind}) was decided against {(r.Base?.LastReportMs is { } ms ? $"its state of {ms}" : "no stored state")}, and another instance has stored a different one since");
 
     /// <summary>A row of <see cref="BuildColumns"/>.</summary>
-    public static StoredBuild Build(DbDataReader r) => new(r.GetInt64(0), (byte[])r.GetValue(1), r.IsDBNull(2) ? null : r.GetString(2));
+    public static StoredBuild Build(DbDataReader r) => new(r.GetInt64(0), (byte[])r.GetValue(1), r.IsDBNull(2) ? null : r.GetString(2), r.GetInt64(3));
+
+    /// <summary>A build write refused because the stored row is further along (or finished).</summary>
+    public static StoreConflictException Conflict(SaveBuild b) => new(
+        $"build {b.Id}: the store holds a later state than the one written (rank {b.Rank}); another instance moved it on first");
+
+    /// <summary>When a stored build may be replaced (<see cref="SaveBuild"/>): only forward, never once finished.</summary>
+    public const string BuildForward = "builds.rank < excluded.rank OR (builds.rank = excluded.rank AND excluded.rank < 3)";
+
+    /// <summary>When a stored agent row may be replaced: by a report the agent sent no earlier than the stored one.</summary>
+    public const string AgentForward = "agents.sent_at <= excluded.sent_at";
 
     public static List<(long Seq, string Line)> LogPage(DbConnection c, long build, long after, int limit)
     {
