@@ -57,6 +57,35 @@ public sealed class RelpTlsTests
         Assert.All(rsyslog.Lines().Keys, f => Assert.StartsWith("127.0.0.1/", f, StringComparison.Ordinal)); // filed by the peer
     }
 
+    /// <summary>
+    /// The shipped receiver keeps a 64 KiB message whole (rsyslog's default of 8 KB cut a 200 KB message to 7,905
+    /// characters with no marker, though RELP had acknowledged it), and a longer one arrives with the shipper's marker.
+    /// </summary>
+    [Fact]
+    public async Task A64KiBMessage_ArrivesWhole_AndALongerOneWithTheMarker()
+    {
+        using var dir = new TempDir();
+        using var pki = new Pki(dir);
+        await using var rsyslog = await RsyslogReceiver.StartShippedAsync(pki.ReceiverTls(WorkerA));
+        var exact = "E" + new string('x', 65_534) + "E"; // 65,536 bytes: MaxMessageBytes
+        var longer = "L" + new string('y', 200_000) + "L";
+        var now = DateTimeOffset.UtcNow;
+        var journal = await JournalFiles.WriteAsync(dir["big.journal"],
+        [
+            JournalFiles.Entry(now.AddSeconds(-3), "worker-a", "big", exact),
+            JournalFiles.Entry(now.AddSeconds(-2), "worker-a", "big", longer),
+            JournalFiles.Entry(now.AddSeconds(-1), "worker-a", "big", "after the big ones"),
+        ]);
+        var r = await Ship([.. journal.SelectMany(f => new[] { "--journal-file", f }), "--to", $"relp+tls://127.0.0.1:{rsyslog.RelpTlsPort}", .. pki.Client(WorkerA), "--state-file", dir["state"]]);
+        Assert.True(r.ExitCode == 0, r + rsyslog.Output);
+        Assert.True(await Peer.EventuallyAsync(() => rsyslog.Lines().Values.SelectMany(l => l).Any(l => l.Contains("after the big ones", StringComparison.Ordinal)), TimeSpan.FromSeconds(30)), rsyslog.Output);
+        var lines = rsyslog.Lines().Values.SelectMany(l => l).ToList();
+        Assert.Contains(lines, l => l.Contains(exact, StringComparison.Ordinal));
+        var cut = Assert.Single(lines, l => l.Contains("Lyyyy", StringComparison.Ordinal));
+        Assert.Contains("...[truncated", cut, StringComparison.Ordinal);
+        Assert.DoesNotContain("yyyL", cut, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task AReceiverSignedByAnotherCa_IsRefused_AndNothingIsWritten()
     {
