@@ -47,6 +47,10 @@ public sealed partial class DocumentedKeysTests
             Assert.True(undocumented.Count == 0, $"{program}: keys the README never names:\n" + string.Join("\n", undocumented));
 
             var names = keys.Select(k => k.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
+
+            // A feature's own section (NodeAgent:Kubelet, bound by KubeletOptions) is a key of the file too.
+            names.UnionWith(types.Select(t => t.GetField("Section", BindingFlags.Public | BindingFlags.Static)?.GetRawConstantValue() as string)
+                .OfType<string>().Select(section => section.Split(':')[^1]));
             using var doc = JsonDocument.Parse(File.ReadAllText(BoundConfig.Example(example)), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
             var sections = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "Coordinator", "NodeAgent", "Builder", "Shipper", "Log", "Metrics" };
             var unknown = new List<string>();
