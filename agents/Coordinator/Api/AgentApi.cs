@@ -101,7 +101,7 @@ public sealed class AgentApi(
         }
         finally
         {
-            builds.Disconnect(connection);
+            await builds.DisconnectAsync(connection).ConfigureAwait(false);
             state.SetCommandsConnected(caller.Identity, request.Agent, false);
         }
     }
