@@ -36,10 +36,7 @@ public static class ReportFitter
 
             c.Message = ReportLimits.Cut(c.Message, ReportLimits.MaxMessage);
             FitDetails(c.Details);
-            while (c.Values.Count > ReportLimits.MaxDetails)
-            {
-                c.Values.Remove(c.Values.Keys.Order(StringComparer.Ordinal).Last());
-            }
+            FitValues(c.Values);
 
             checks.Add(c);
         }
@@ -71,7 +68,11 @@ public static class ReportFitter
             f.Kind = Kind(f.Kind);
             f.Subject = f.Subject.Length == 0 ? "-" : ReportLimits.Cut(f.Subject, ReportLimits.MaxSubject);
             f.Message = ReportLimits.Cut(f.Message, ReportLimits.MaxMessage);
-            f.Check = ReportLimits.Cut(f.Check, ReportLimits.MaxCheckName);
+            f.Check = f.Check.Length == 0 ? string.Empty : CheckName(f.Check);
+            if (f.Severity is Severity.Unspecified || !Enum.IsDefined(f.Severity))
+            {
+                f.Severity = Severity.Warning;
+            }
             FitDetails(f.Details);
         }
 
@@ -88,6 +89,28 @@ public static class ReportFitter
         }
 
         return dropped;
+    }
+
+    // Keys 1 to 64 characters, finite numbers only (NaN and infinities say nothing an admin can use), at most 32.
+    private static void FitValues(IDictionary<string, double> values)
+    {
+        if (values.Count == 0)
+        {
+            return;
+        }
+
+        var fitted = values
+            .Where(kv => kv.Key.Length > 0 && double.IsFinite(kv.Value))
+            .OrderBy(kv => kv.Key, StringComparer.Ordinal)
+            .Select(kv => (Key: ReportLimits.Cut(kv.Key, ReportLimits.MaxDetailKey), kv.Value))
+            .DistinctBy(kv => kv.Key, StringComparer.Ordinal)
+            .Take(ReportLimits.MaxDetails)
+            .ToList();
+        values.Clear();
+        foreach (var (k, v) in fitted)
+        {
+            values[k] = v;
+        }
     }
 
     private static void FitDetails(IDictionary<string, string> details)

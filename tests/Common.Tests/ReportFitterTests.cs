@@ -84,6 +84,7 @@ public sealed class ReportFitterTests
                 {
                     c.Details[Junk(100)] = Junk(2000);
                     c.Values[Junk(10) + d] = d;
+                    c.Values[Junk(100)] = random.Next(0, 4) switch { 0 => double.NaN, 1 => double.PositiveInfinity, _ => random.NextDouble() };
                 }
 
                 r.Checks.Add(c);
@@ -91,7 +92,7 @@ public sealed class ReportFitterTests
 
             for (var i = 0; i < random.Next(0, 50); i++)
             {
-                r.Findings.Add(new Finding { Kind = Junk(100), Subject = Junk(1000), Message = Junk(9000) });
+                r.Findings.Add(new Finding { Kind = Junk(100), Subject = Junk(1000), Message = Junk(9000), Severity = (Severity)random.Next(0, 6), Check = Junk(300) });
                 r.Events.Add(new AgentEvent { Kind = Junk(100), Message = Junk(9000) });
             }
 
@@ -117,7 +118,8 @@ public sealed class ReportFitterTests
         {
             if (!System.Text.RegularExpressions.Regex.IsMatch(c.Name, "^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$") || c.State == CheckState.Unspecified
                 || !Enum.IsDefined(c.State) || c.Message.Length > ReportLimits.MaxMessage || c.Details.Count > ReportLimits.MaxDetails
-                || c.Values.Count > ReportLimits.MaxDetails || c.Details.Any(d => d.Key.Length is 0 or > ReportLimits.MaxDetailKey || d.Value.Length > ReportLimits.MaxDetailValue))
+                || c.Values.Count > ReportLimits.MaxDetails || c.Details.Any(d => d.Key.Length is 0 or > ReportLimits.MaxDetailKey || d.Value.Length > ReportLimits.MaxDetailValue)
+                || c.Values.Any(v => v.Key.Length is 0 or > ReportLimits.MaxDetailKey || !double.IsFinite(v.Value)))
             {
                 return $"check {c.Name}";
             }
@@ -126,7 +128,8 @@ public sealed class ReportFitterTests
         foreach (var f in r.Findings)
         {
             if (!System.Text.RegularExpressions.Regex.IsMatch(f.Kind, "^[a-z0-9][a-z0-9-]{0,63}$") || f.Subject.Length is 0 or > ReportLimits.MaxSubject
-                || f.Message.Length > ReportLimits.MaxMessage)
+                || f.Message.Length > ReportLimits.MaxMessage || f.Severity == Severity.Unspecified || !Enum.IsDefined(f.Severity)
+                || (f.Check.Length > 0 && !System.Text.RegularExpressions.Regex.IsMatch(f.Check, "^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$")))
             {
                 return $"finding {f.Kind}";
             }

@@ -80,13 +80,13 @@ public sealed class AdminApi(
         }
         catch (RpcException)
         {
-            await audit.WriteAsync(identity, "request-build", "denied", detail).ConfigureAwait(false);
+            await audit.WriteRefusedAsync(identity, "request-build", "denied", detail).ConfigureAwait(false);
             throw;
         }
 
         if (BuildRequestValidator.Validate(request) is { } problem)
         {
-            await audit.WriteAsync(identity, "request-build", "invalid", $"{detail} ({problem})").ConfigureAwait(false);
+            await audit.WriteRefusedAsync(identity, "request-build", "invalid", $"{detail} ({problem})").ConfigureAwait(false);
             throw new RpcException(new Status(StatusCode.InvalidArgument, problem));
         }
 

@@ -77,26 +77,14 @@ public sealed class AgentApi(
     public override async Task ReceiveCommands(ReceiveCommandsRequest request, IServerStreamWriter<Command> responseStream, ServerCallContext context)
     {
         var caller = Authorize(context, request.Agent, request.Node, "receive commands");
-        using var stream = streams.Open(context, caller, RolesFor(request.Agent));
         if (request.Agent != AgentKind.Builder)
         {
-            // Only the builder takes commands today; others keep the stream open and receive nothing.
-            state.SetCommandsConnected(caller.Identity, request.Agent, true);
-            try
-            {
-                await Task.Delay(Timeout.Infinite, stream.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                stream.ThrowIfRevoked(); // else the agent went away
-            }
-            finally
-            {
-                state.SetCommandsConnected(caller.Identity, request.Agent, false);
-            }
-
-            return;
+            // Only the builder takes commands: any other kind's stream would sit open for ever, receiving nothing.
+            Rejected.WithLabels("invalid").Inc();
+            throw authorizer.Refuse(context, caller, StatusCode.InvalidArgument, $"agent: only the builder receives commands, not {request.Agent.Name()}");
         }
+
+        using var stream = streams.Open(context, caller, RolesFor(request.Agent));
 
         var connection = await builds.ConnectAsync(caller.Identity, request.Running).ConfigureAwait(false);
         state.SetCommandsConnected(caller.Identity, request.Agent, true);
@@ -113,7 +101,7 @@ public sealed class AgentApi(
         }
         finally
         {
-            builds.Disconnect(connection);
+            await builds.DisconnectAsync(connection).ConfigureAwait(false);
             state.SetCommandsConnected(caller.Identity, request.Agent, false);
         }
     }

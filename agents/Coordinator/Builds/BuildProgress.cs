@@ -83,9 +83,9 @@ internal static class BuildProgress
     public static bool Finished(Build b) => b.State is BuildState.Succeeded or BuildState.Failed;
 
     /// <summary>
-    /// A build's place in its one-way life: queued 0, handed to a builder 1, running 2, finished 3. The store replaces
-    /// a row only by one of a higher rank, or of the same rank below finished (<see cref="Storage.SaveBuild"/>), and
-    /// an instance takes in only what is at least as far along as what it holds.
+    /// A build's place in its one-way life: queued 0, handed to a builder 1, running 2, finished 3 (its rank within a
+    /// generation, <see cref="Storage.SaveBuild"/>). The store replaces a row only by one of a higher rank, or of the
+    /// same rank below finished, and an instance takes in only what is at least as far along as what it holds.
     /// </summary>
     public static long Rank(Build b) => b.State switch
     {

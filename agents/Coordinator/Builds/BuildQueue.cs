@@ -24,6 +24,7 @@ public sealed partial class BuildQueue
     private readonly SortedDictionary<long, Build> _builds = [];
     private readonly Dictionary<string, long> _byToken = new(StringComparer.Ordinal);
     private readonly Dictionary<long, string> _tokens = [];
+    private readonly Dictionary<long, long> _ranks = []; // the stored rank (SaveBuild) of what _builds holds
     private readonly Dictionary<string, List<BuilderConnection>> _connections = new(StringComparer.Ordinal);
     private readonly HashSet<long> _dispatching = [];
     private readonly StripedAsyncLock _perBuild = new(64);
@@ -68,12 +69,14 @@ public sealed partial class BuildQueue
                 _builds[row.Id] = build;
                 _lastId = Math.Max(_lastId, row.Id);
                 var token = row.Token;
-                if (token is null || row.Rank < BuildProgress.Rank(build))
+                _ranks[row.Id] = row.Rank;
+                if (token is null || row.Rank % 4 < BuildProgress.Rank(build))
                 {
                     // From before command tokens or before ranks (stored as 0): given now, so every row has its owner
                     // check and moves only forward from here.
                     token ??= NewToken();
-                    missingTokens.Add(new SaveBuild(row.Id, build.RequestedAt.ToDateTimeOffset().ToUnixTimeMilliseconds(), row.Body, token, BuildProgress.Rank(build)));
+                    _ranks[row.Id] = SaveBuild.InGeneration(row.Rank, BuildProgress.Rank(build));
+                    missingTokens.Add(new SaveBuild(row.Id, build.RequestedAt.ToDateTimeOffset().ToUnixTimeMilliseconds(), row.Body, token, _ranks[row.Id]));
                 }
 
                 _tokens[row.Id] = token;
@@ -126,12 +129,13 @@ public sealed partial class BuildQueue
             token = NewToken();
         }
 
-        await PersistAsync(build, token).ConfigureAwait(false); // fails with nothing left behind (an id skipped at most)
+        await _writer.WriteAsync(SaveOf(build, token, 0)).ConfigureAwait(false); // fails with nothing left behind (an id skipped at most)
         _logs.Track(id);
         BuilderConnection? target;
         lock (_lock)
         {
             _builds[id] = build;
+            _ranks[id] = 0;
             _tokens[id] = token;
             _byToken[token] = id;
             target = LocalBuilderFor(build);
@@ -188,13 +192,20 @@ public sealed partial class BuildQueue
                 return false;
             }
 
+            bool sent;
             lock (_lock)
             {
-                SetIfForward(id, candidate);
-                to.Channel.Writer.TryWrite(ToCommand(candidate, token));
+                SetIfForward(id, candidate, SaveBuild.InGeneration(_ranks.GetValueOrDefault(id), 1));
+                sent = to.Channel.Writer.TryWrite(ToCommand(candidate, token)); // false: its stream ended just now
             }
 
             Publish(candidate.Clone());
+            if (!sent)
+            {
+                await GiveBackAsync(id, to.Identity).ConfigureAwait(false);
+                return false;
+            }
+
             return true;
         }
         catch (Exception ex) when (ex is StoreUnavailableException or System.Data.Common.DbException)
@@ -230,18 +241,22 @@ public sealed partial class BuildQueue
                     _byToken.Remove(gone);
                 }
 
+                _ranks.Remove(id);
+
                 _logs.Forget([id]);
                 return;
             }
 
             var b = Build.Parser.ParseFrom(row.Body);
             _builds.TryGetValue(id, out var old);
-            if (old is not null && (old.Equals(b) || BuildProgress.Rank(old) > BuildProgress.Rank(b)))
+            var heldRank = _ranks.GetValueOrDefault(id, -1);
+            if (old is not null && (old.Equals(b) || heldRank > row.Rank))
             {
                 return; // nothing new, or a read from before what this instance already took in: never back
             }
 
             _builds[id] = b;
+            _ranks[id] = row.Rank;
             _lastId = Math.Max(_lastId, id);
             if (row.Token is { } token)
             {
@@ -349,6 +364,7 @@ public sealed partial class BuildQueue
         {
             using var serial = await _perBuild.EnterAsync(token).ConfigureAwait(false);
             var id = long.Parse(failed.Id, System.Globalization.CultureInfo.InvariantCulture);
+            long rank;
             lock (_lock)
             {
                 if (!_builds.TryGetValue(id, out var current) || current.State != BuildState.Running)
@@ -359,12 +375,13 @@ public sealed partial class BuildQueue
                 failed.LogLinesDropped = current.LogLinesDropped;
                 failed.Images.Clear();
                 failed.Images.AddRange(current.Images);
+                rank = SaveBuild.InGeneration(_ranks.GetValueOrDefault(id), SaveBuild.Finished);
             }
 
             bool stored;
             try
             {
-                stored = await PersistLoggedAsync(failed, token).ConfigureAwait(false);
+                stored = await PersistLoggedAsync(failed, token, rank).ConfigureAwait(false);
             }
             catch (StoreConflictException)
             {
@@ -376,7 +393,7 @@ public sealed partial class BuildQueue
             {
                 lock (_lock)
                 {
-                    _builds[id] = failed;
+                    SetIfForward(id, failed, rank);
                 }
 
                 _logs.Finish(id);
@@ -394,8 +411,14 @@ public sealed partial class BuildQueue
         return connection;
     }
 
-    public void Disconnect(BuilderConnection connection)
+    /// <summary>
+    /// A builder's stream ended. Commands handed to it that it never read (they were claimed for it as it left) are
+    /// given back and offered again; one it read may have reached it, and waits for its return (sent again unless it
+    /// lists it as running).
+    /// </summary>
+    public async Task DisconnectAsync(BuilderConnection connection)
     {
+        var unsent = new List<long>();
         lock (_lock)
         {
             if (_connections.TryGetValue(connection.Identity, out var list))
@@ -406,10 +429,22 @@ public sealed partial class BuildQueue
                     _connections.Remove(connection.Identity);
                 }
             }
+
+            connection.Channel.Writer.TryComplete(); // under the lock: a dispatch either wrote before this or sees it completed
+            while (connection.Channel.Reader.TryRead(out var command))
+            {
+                if (long.TryParse(command.BuildId, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id))
+                {
+                    unsent.Add(id);
+                }
+            }
         }
 
-        connection.Channel.Writer.TryComplete();
         Log.BuilderDisconnected(_logger, connection.Identity);
+        foreach (var id in unsent)
+        {
+            await GiveBackAsync(id, connection.Identity).ConfigureAwait(false);
+        }
     }
 
     /// <summary>
@@ -473,6 +508,7 @@ public sealed partial class BuildQueue
         Build before;
         Build next;
         string token;
+        long rank;
         lock (_lock)
         {
             if (!_byToken.TryGetValue(progress.CommandId, out id) || !_builds.TryGetValue(id, out var b))
@@ -489,6 +525,7 @@ public sealed partial class BuildQueue
             before = b.Clone();
             next = decision.Next;
             token = _tokens[id];
+            rank = SaveBuild.InGeneration(_ranks.GetValueOrDefault(id), BuildProgress.Rank(next));
         }
 
         var lines = await _logs.PlanAsync(id, progress.LogLines, progress.FirstLine).ConfigureAwait(false);
@@ -502,7 +539,7 @@ public sealed partial class BuildQueue
 
         if (changed)
         {
-            ops.Add(SaveOf(next, token));
+            ops.Add(SaveOf(next, token, rank));
         }
 
         if (ops.Count > 0)
@@ -517,7 +554,7 @@ public sealed partial class BuildQueue
             bool shown;
             lock (_lock)
             {
-                shown = SetIfForward(id, next);
+                shown = SetIfForward(id, next, rank);
             }
 
             if (shown)
@@ -554,6 +591,7 @@ public sealed partial class BuildQueue
             foreach (var id in gone)
             {
                 _builds.Remove(id);
+                _ranks.Remove(id);
                 if (_tokens.Remove(id, out var token))
                 {
                     _byToken.Remove(token);
@@ -576,10 +614,8 @@ public sealed partial class BuildQueue
 
     private static string NewToken() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
 
-    private Task PersistAsync(Build b, string token) => _writer.WriteAsync(SaveOf(b, token));
-
-    private static SaveBuild SaveOf(Build b, string token) => new(
-        long.Parse(b.Id, System.Globalization.CultureInfo.InvariantCulture), b.RequestedAt.ToDateTimeOffset().ToUnixTimeMilliseconds(), b.ToByteArray(), token, BuildProgress.Rank(b));
+    private static SaveBuild SaveOf(Build b, string token, long rank) => new(
+        long.Parse(b.Id, System.Globalization.CultureInfo.InvariantCulture), b.RequestedAt.ToDateTimeOffset().ToUnixTimeMilliseconds(), b.ToByteArray(), token, rank);
 
     /// <summary>Takes in the stored row of a build after the store refused a write as going back (another instance moved it on).</summary>
     private async Task TakeStoredAsync(long id, string token)
@@ -592,22 +628,74 @@ public sealed partial class BuildQueue
     }
 
     // Memory moves only forward too: a commit of ours that a later state overtook (taken in meanwhile) is not shown.
-    private bool SetIfForward(long id, Build next)
+    private bool SetIfForward(long id, Build next, long rank)
     {
-        if (_builds.TryGetValue(id, out var held) && BuildProgress.Rank(held) > BuildProgress.Rank(next))
+        if (_ranks.TryGetValue(id, out var held) && held > rank)
         {
             return false;
         }
 
         _builds[id] = next;
+        _ranks[id] = rank;
         return true;
     }
 
-    private async Task<bool> PersistLoggedAsync(Build b, string token)
+    /// <summary>
+    /// A build handed to <paramref name="identity"/> whose command never reached it (its stream ended just then): given
+    /// back, queued for anyone again (the next generation of its rank, so still forward), and offered to a builder here;
+    /// other instances offer it to theirs from the notification. Left as it is when the store moved it on meanwhile.
+    /// </summary>
+    private async Task GiveBackAsync(long id, string identity)
+    {
+        Build? released = null;
+        try
+        {
+            var claimed = await Task.Run(() => _store.TryClaimBuild(id, stored =>
+            {
+                var current = Build.Parser.ParseFrom(stored);
+                if (current.State != BuildState.Queued || current.DispatchedAt is null || current.Builder != identity)
+                {
+                    return null;
+                }
+
+                current.Builder = string.Empty;
+                current.DispatchedAt = null;
+                released = current;
+                return current.ToByteArray();
+            }, giveBack: true)).ConfigureAwait(false);
+            if (!claimed || released is null)
+            {
+                return;
+            }
+        }
+        catch (Exception ex) when (ex is StoreUnavailableException or System.Data.Common.DbException)
+        {
+            Log.DispatchFailed(_logger, id, ex.Message); // stays handed to it: sent again when it reconnects
+            return;
+        }
+
+        BuilderConnection? target;
+        lock (_lock)
+        {
+            var rank = (_ranks.GetValueOrDefault(id) / 4 + 1) * 4;
+            _builds[id] = released;
+            _ranks[id] = rank;
+            target = LocalBuilderFor(released);
+        }
+
+        Log.GivenBack(_logger, id, identity);
+        Publish(released.Clone());
+        if (target is not null)
+        {
+            await TryDispatchAsync(id, target).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<bool> PersistLoggedAsync(Build b, string token, long rank)
     {
         try
         {
-            await PersistAsync(b, token).ConfigureAwait(false);
+            await _writer.WriteAsync(SaveOf(b, token, rank)).ConfigureAwait(false);
             return true;
         }
         catch (Exception ex) when (ex is System.Data.Common.DbException or StoreUnavailableException or InvalidOperationException)
@@ -646,6 +734,9 @@ public sealed partial class BuildQueue
 
         [LoggerMessage(2305, LogLevel.Error, "build {Id}: could not be saved")]
         public static partial void PersistFailed(ILogger logger, string id, Exception ex);
+
+        [LoggerMessage(2308, LogLevel.Warning, "build {Id} was handed to {Identity}, whose command stream ended before it got it: queued again for any builder")]
+        public static partial void GivenBack(ILogger logger, long id, string identity);
 
         [LoggerMessage(2307, LogLevel.Information, "progress of command {Token}… decided again against the stored build: {Reason}")]
         public static partial void DecidedAgain(ILogger logger, string token, string reason);

@@ -89,6 +89,19 @@ internal static partial class ReportValidator
             {
                 return $"{at}.values: more than {MaxDetails} entries";
             }
+
+            foreach (var (k, v) in c.Values)
+            {
+                if (k.Length is 0 or > ReportLimits.MaxDetailKey)
+                {
+                    return $"{at}.values[\"{Cut(k)}\"]: keys must be 1 to {ReportLimits.MaxDetailKey} characters";
+                }
+
+                if (!double.IsFinite(v))
+                {
+                    return $"{at}.values[\"{Cut(k)}\"]: {v.ToString(System.Globalization.CultureInfo.InvariantCulture)} is not a finite number";
+                }
+            }
         }
 
         for (var i = 0; i < r.Findings.Count; i++)
@@ -103,6 +116,16 @@ internal static partial class ReportValidator
             if (f.Subject.Length is 0 or > ReportLimits.MaxSubject)
             {
                 return $"{at}.subject: must be 1 to 512 characters";
+            }
+
+            if (f.Severity is Severity.Unspecified || !System.Enum.IsDefined(f.Severity))
+            {
+                return $"{at}.severity: {f.Severity} is not a severity (info, warning, error)";
+            }
+
+            if (f.Check.Length > 0 && !CheckName().IsMatch(f.Check))
+            {
+                return $"{at}.check: \"{Cut(f.Check)}\" is not a check name (letters, digits, . _ / : -, at most 128)";
             }
 
             if (Problem(at, f.Message, f.Details) is { } p)

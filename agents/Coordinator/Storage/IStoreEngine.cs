@@ -47,9 +47,11 @@ public interface IStoreEngine : IDisposable
     /// <summary>
     /// Claims build <paramref name="id"/> for dispatch, for exactly one caller: the stored body is locked and handed
     /// to <paramref name="claim"/>, which returns the new body (stored at once) or null when the build may not be
-    /// handed out any more. False when it was not claimed (taken, gone, or locked by a claim in progress).
+    /// handed out any more. False when it was not claimed (taken, gone, or locked by a claim in progress). The row's
+    /// rank (<see cref="SaveBuild"/>) becomes "handed over" in its generation, or with <paramref name="giveBack"/>
+    /// "queued" in the next generation (its builder left before it got the command: offered again, still forward).
     /// </summary>
-    bool TryClaimBuild(long id, Func<byte[], byte[]?> claim);
+    bool TryClaimBuild(long id, Func<byte[], byte[]?> claim, bool giveBack = false);
 
     /// <summary>One node's rows (its agents, last <paramref name="recentEvents"/> events), in one snapshot; absent from Nodes when gone.</summary>
     StoredState LoadNode(string node, int recentEvents);

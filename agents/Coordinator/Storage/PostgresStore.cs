@@ -342,7 +342,7 @@ public sealed class PostgresStore : IStoreEngine
     }
 
     /// <summary>Across instances: the row is locked with FOR UPDATE SKIP LOCKED (a claim in progress elsewhere: false).</summary>
-    public bool TryClaimBuild(long id, Func<byte[], byte[]?> claim) => Guard(() =>
+    public bool TryClaimBuild(long id, Func<byte[], byte[]?> claim, bool giveBack = false) => Guard(() =>
     {
         using var c = _source.OpenConnection();
         using var tx = c.BeginTransaction();
@@ -356,10 +356,11 @@ public sealed class PostgresStore : IStoreEngine
             return false;
         }
 
-        using (var cmd = new NpgsqlCommand("UPDATE builds SET body = $2, rank = GREATEST(rank, 1) WHERE id = $1", c, tx)) // handed over: rank 1
+        using (var cmd = new NpgsqlCommand($"UPDATE builds SET body = @body, rank = {StoreSql.ClaimRank} WHERE id = @id", c, tx))
         {
-            cmd.Parameters.Add(new NpgsqlParameter { Value = id });
-            cmd.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bytea, Value = next });
+            cmd.Parameters.Add(new NpgsqlParameter("id", id));
+            cmd.Parameters.Add(new NpgsqlParameter("body", NpgsqlDbType.Bytea) { Value = next });
+            cmd.Parameters.Add(new NpgsqlParameter("giveBack", giveBack));
             cmd.ExecuteNonQuery();
         }
 

@@ -268,11 +268,11 @@ public sealed class SqliteStore : IStoreEngine
 
     public long? NextBuildId() => null; // one instance: BuildQueue's counter, under its lock
 
-    public bool TryClaimBuild(long id, Func<byte[], byte[]?> claim)
+    public bool TryClaimBuild(long id, Func<byte[], byte[]?> claim, bool giveBack = false)
     {
         try
         {
-            return Claim(id, claim);
+            return Claim(id, claim, giveBack);
         }
         catch (SqliteException ex) when (FileProblem(ex))
         {
@@ -280,7 +280,7 @@ public sealed class SqliteStore : IStoreEngine
         }
     }
 
-    private bool Claim(long id, Func<byte[], byte[]?> claim)
+    private bool Claim(long id, Func<byte[], byte[]?> claim, bool giveBack)
     {
         // A write connection of its own (the writer's belongs to the writer thread); BEGIN IMMEDIATE takes the file's
         // write lock, so the read and the update are one step for every connection.
@@ -296,8 +296,9 @@ public sealed class SqliteStore : IStoreEngine
 
         using var update = c.CreateCommand();
         update.Transaction = tx;
-        update.CommandText = "UPDATE builds SET body = @b, rank = MAX(rank, 1) WHERE id = @i"; // handed over: rank 1
+        update.CommandText = $"UPDATE builds SET body = @b, rank = {StoreSql.ClaimRank} WHERE id = @i";
         update.Parameters.AddWithValue("@b", next);
+        update.Parameters.AddWithValue("@giveBack", giveBack);
         update.Parameters.AddWithValue("@i", id);
         update.ExecuteNonQuery();
         tx.Commit();

@@ -43,14 +43,18 @@ public sealed record DeleteHistoryBefore(long CutoffMs) : StoreOp;
 public sealed record AddAudit(long AtMs, string Identity, string Action, string Result, string Detail) : StoreOp;
 
 /// <summary>
-/// A build inserted or its body and token replaced, only forward: <paramref name="Rank"/> is its place in its one-way
-/// life (queued 0, handed to a builder 1, running 2, finished 3). A stored row of a higher rank, or a finished one, is
-/// never replaced: the write is refused with <see cref="StoreConflictException"/> and nothing of its batch is stored.
+/// A build inserted or its body and token replaced, only forward. <paramref name="Rank"/> is generation × 4 + its
+/// place in its one-way life (queued 0, handed to a builder 1, running 2, finished 3); the generation counts the times
+/// it was given back because its builder left before receiving it. A stored row of a higher rank, or a finished one,
+/// is never replaced: the write is refused with <see cref="StoreConflictException"/> and nothing of its batch is stored.
 /// </summary>
 public sealed record SaveBuild(long Id, long RequestedAtMs, byte[] Body, string? Token, long Rank = 0) : StoreOp
 {
-    /// <summary>The rank of a finished build: such a row is never written again.</summary>
+    /// <summary>The place of a finished build (rank % 4): such a row is never written again.</summary>
     public const long Finished = 3;
+
+    /// <summary>The rank of <paramref name="place"/> in the generation of <paramref name="rank"/>.</summary>
+    public static long InGeneration(long rank, long place) => rank / 4 * 4 + place;
 }
 
 public sealed record DeleteBuilds(IReadOnlyList<long> Ids) : StoreOp;

@@ -74,7 +74,10 @@ internal static class StoreSql
         $"build {b.Id}: the store holds a later state than the one written (rank {b.Rank}); another instance moved it on first");
 
     /// <summary>When a stored build may be replaced (<see cref="SaveBuild"/>): only forward, never once finished.</summary>
-    public const string BuildForward = "builds.rank < excluded.rank OR (builds.rank = excluded.rank AND excluded.rank < 3)";
+    public const string BuildForward = "builds.rank < excluded.rank OR (builds.rank = excluded.rank AND excluded.rank % 4 < 3)";
+
+    /// <summary>The rank a claim writes: handed over in the row's generation, or (given back) queued in the next.</summary>
+    public const string ClaimRank = "CASE WHEN @giveBack THEN (rank / 4 + 1) * 4 ELSE rank / 4 * 4 + 1 END";
 
     /// <summary>When a stored agent row may be replaced: by a report the agent sent no earlier than the stored one.</summary>
     public const string AgentForward = "agents.sent_at <= excluded.sent_at";
