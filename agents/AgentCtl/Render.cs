@@ -61,7 +61,7 @@ internal static class Render
         text.Append("\nChecks:\n");
         text.Append(Output.Table(
             ["CHECK", "STATE", "SINCE", "MESSAGE"],
-            d.Checks.Select(c => (IReadOnlyList<string>)[c.Name, c.State.Name(), Ago(c.Since, now), c.Message]),
+            d.Checks.Select(c => (IReadOnlyList<string>)[c.Name, Common.Checks.CheckDetails.IsNotApplicable(c) ? "n/a" : c.State.Name(), Ago(c.Since, now), c.Message]),
             width: width, colourColumn: 1));
         text.Append(CultureInfo.InvariantCulture, $"\nFindings ({d.Findings.Count}):\n");
         if (d.Findings.Count > 0)
