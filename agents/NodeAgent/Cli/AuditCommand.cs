@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Toolforge.Agents.Common.Files;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Toolforge.Agents.Common.Cli;
@@ -32,7 +33,7 @@ internal static class AuditCommand
             try
             {
                 cluster = ReadCluster(pr.GetValue(services) ?? [], pr.GetValue(slices) ?? []);
-                var (bytes, length) = OfflineInput.ReadBytes("--iptables-save", pr.GetValue(dump)!);
+                var (bytes, length) = BoundedFile.ReadBytes("--iptables-save", pr.GetValue(dump)!);
                 rules = IptablesDump.Parse(bytes, length);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException or IptablesParseException)
@@ -69,7 +70,7 @@ internal static class AuditCommand
             try
             {
                 cluster = ReadCluster(pr.GetValue(services) ?? [], pr.GetValue(slices) ?? []);
-                rules = Audit.Nftables.NftRuleset.Parse((pr.GetValue(dumps) ?? []).Select(f => OfflineInput.ReadText("--nft-json", f)).ToArray());
+                rules = Audit.Nftables.NftRuleset.Parse((pr.GetValue(dumps) ?? []).Select(f => BoundedFile.ReadText("--nft-json", f)).ToArray());
                 if (rules.Families.Count == 0)
                 {
                     throw new InvalidDataException($"--nft-json {string.Join(" ", pr.GetValue(dumps) ?? [])}: no kube-proxy table in it (give what `nft -j list table ip kube-proxy` prints)");
@@ -122,8 +123,8 @@ internal static class AuditCommand
     /// </summary>
     public static ClusterModel ReadCluster(IReadOnlyList<string> serviceFiles, IReadOnlyList<string> sliceFiles)
     {
-        var snapshot = KubectlSnapshot.Read(serviceFiles.Select(f => (f, OfflineInput.ReadText("--services", f)))
-            .Concat(sliceFiles.Select(f => (f, OfflineInput.ReadText("--endpointslices", f)))));
+        var snapshot = KubectlSnapshot.Read(serviceFiles.Select(f => (f, BoundedFile.ReadText("--services", f)))
+            .Concat(sliceFiles.Select(f => (f, BoundedFile.ReadText("--endpointslices", f)))));
         if (snapshot.Services.Count == 0)
         {
             var held = snapshot.Ignored.Count > 0 ? $"it lists {string.Join(", ", snapshot.Ignored.Select(k => $"{k.Value} {k.Key}"))}" : "it lists nothing";

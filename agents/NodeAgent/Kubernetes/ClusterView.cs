@@ -199,7 +199,9 @@ public sealed partial class ClusterView : BackgroundService
 
                 if (stamp != seen)
                 {
-                    var snapshot = KubectlSnapshot.Read([(path, await File.ReadAllTextAsync(path, stoppingToken).ConfigureAwait(false))]);
+                    // Bounded, and refused when it holds no Service: a file replaced by a Pod list is a problem the
+                    // audits wait on, never an empty cluster they would call clean.
+                    var snapshot = KubectlSnapshot.ReadServicesFile("NodeAgent:Kubernetes:File", path);
                     Replace(_services, snapshot.Services.Select(s => (s.Metadata, (ServiceSpec?)ServiceSpec.From(s))));
                     Replace(_slices, snapshot.EndpointSlices.Select(s => (s.Metadata, EndpointSliceSpec.From(s))));
                     Replace(_namespaces, snapshot.Namespaces.Select(n => (n.Metadata, (IReadOnlyDictionary<string, string>?)Annotations(n))));

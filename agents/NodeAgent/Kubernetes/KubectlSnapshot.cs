@@ -22,6 +22,20 @@ public sealed class KubectlSnapshot
     /// <summary>Kinds the documents held that do not matter here (Pods, ConfigMaps...), with how many of each.</summary>
     public Dictionary<string, int> Ignored { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// The node-agent's Services file (`Kubernetes:File`), read with the bound of <see cref="Common.Files.BoundedFile"/>:
+    /// a file that holds other objects but no Service (a Pod list: the wrong `kubectl get`) would be audited as a cluster
+    /// with no Service — clean — so it is refused, naming what it holds. At start that is exit 78; a file replaced so
+    /// under the running daemon is the cluster view's problem (it keeps what it read last and says why). An empty list
+    /// is a cluster with no Service (a host that is no node).
+    /// </summary>
+    public static KubectlSnapshot ReadServicesFile(string key, string path)
+    {
+        var snapshot = Read([(path, Common.Files.BoundedFile.ReadText(key, path))]);
+        return snapshot.Services.Count > 0 || snapshot.Ignored.Count == 0 ? snapshot
+            : throw new InvalidDataException($"{key}: {path} holds no Service{(snapshot.Ignored.Count > 0 ? $" (it holds {string.Join(", ", snapshot.Ignored.Select(i => $"{i.Value} {i.Key}"))})" : string.Empty)}: write it with kubectl get svc,endpointslices,namespaces -A -o json");
+    }
+
     /// <summary>Reads <paramref name="documents"/> (name, JSON text); throws <see cref="InvalidDataException"/> naming the problem.</summary>
     public static KubectlSnapshot Read(IEnumerable<(string Name, string Json)> documents)
     {

@@ -57,38 +57,22 @@ public sealed class KubernetesOptions : IValidatedOptions
         return p;
     }
 
-    /// <summary>The largest Services file read at start (the same bound the file source reads with).</summary>
-    private const long MaxFileBytes = 256L * 1024 * 1024;
-
     // A Pod list, or anything that is not `kubectl get svc,endpointslices,namespaces -A -o json`, would be audited
-    // as a cluster with no Service: clean. It is refused at start instead.
+    // as a cluster with no Service: clean. It is refused at start instead (the same reading the cluster view does).
     private IEnumerable<string> SnapshotProblems(string key)
     {
-        string text;
         try
         {
-            var length = new FileInfo(File).Length;
-            if (length > MaxFileBytes)
-            {
-                return [$"{key}: {File} is {length} bytes, more than the {MaxFileBytes} a Services file may be"];
-            }
-
-            text = System.IO.File.ReadAllText(File);
+            _ = KubectlSnapshot.ReadServicesFile(key, File);
+            return [];
+        }
+        catch (InvalidDataException ex)
+        {
+            return [ex.Message];
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             return [$"{key}: {File} cannot be read: {ex.Message}"];
-        }
-
-        try
-        {
-            var snapshot = KubectlSnapshot.Read([(File, text)]);
-            return snapshot.Services.Count > 0 ? []
-                : [$"{key}: {File} holds no Service{(snapshot.Ignored.Count > 0 ? $" (it holds {string.Join(", ", snapshot.Ignored.Select(i => $"{i.Value} {i.Key}"))})" : string.Empty)}: write it with kubectl get svc,endpointslices,namespaces -A -o json"];
-        }
-        catch (InvalidDataException ex)
-        {
-            return [$"{key}: {ex.Message}"];
         }
     }
 }

@@ -1,15 +1,16 @@
 using System.Globalization;
 using System.Text;
 
-namespace Toolforge.Agents.NodeAgent.Cli;
+namespace Toolforge.Agents.Common.Files;
 
 /// <summary>
-/// Reads an offline audit's input file (`--iptables-save`, `--nft-json`, `--services`, `--endpointslices`) with a bound:
-/// more than <see cref="MaxBytes"/>, or a NUL byte (binary data: none of these is text with NULs), is an
-/// <see cref="InvalidDataException"/> naming the option and the file, found while reading, so `/dev/zero` or a wrong
-/// file is refused at its first block instead of filling the memory.
+/// Reads a text input from outside with a bound (an offline audit's `--iptables-save`, `--nft-json`, `--services`; the
+/// node-agent's `Kubernetes:File` snapshot, at start and every time it changes): more than <see cref="MaxBytes"/>, or a
+/// NUL byte (binary data: none of these is text with NULs), is an <see cref="InvalidDataException"/> naming the option
+/// or key and the file, found while reading, so `/dev/zero` or a wrong file is refused at its first block instead of
+/// filling the memory.
 /// </summary>
-internal static class OfflineInput
+public static class BoundedFile
 {
     /// <summary>256 MiB: far above a 10,000-Service node's iptables-save (about 10 MB) or nft -j listing (about 60 MB).</summary>
     public const int MaxBytes = 256 << 20;
