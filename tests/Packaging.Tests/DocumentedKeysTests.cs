@@ -1,5 +1,4 @@
 using System.Reflection;
-using System.Runtime.Loader;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Toolforge.Agents.TestSupport;
@@ -14,13 +13,6 @@ public sealed partial class DocumentedKeysTests
 {
     private const string Marker = "Toolforge.Agents.Common.Options.IValidatedOptions";
 
-    private sealed class ProgramContext(string path) : AssemblyLoadContext("documented-keys", isCollectible: true)
-    {
-        private readonly AssemblyDependencyResolver _resolver = new(path);
-
-        protected override Assembly? Load(AssemblyName name) =>
-            _resolver.ResolveAssemblyToPath(name) is { } p ? LoadFromAssemblyPath(p) : null;
-    }
 
     public static TheoryData<string, string> Daemons => new()
     {
@@ -35,41 +27,33 @@ public sealed partial class DocumentedKeysTests
     public void EveryKey_IsInTheReadme_AndEveryExampleKey_IsAKey(string program, string example)
     {
         var readme = File.ReadAllText(Path.Combine(Run.RepoRoot, "README.md"));
-        var path = Run.ToolPath(program);
-        var context = new ProgramContext(path);
-        try
+        using var loaded = new ProgramAssemblies(program);
+        var assemblies = loaded.Both;
+        var types = assemblies.SelectMany(a => a.GetTypes()).Where(t => t.IsClass && !t.IsAbstract && t.GetInterfaces().Any(i => i.FullName == Marker)).ToList();
+        var keys = types.SelectMany(t => t.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite).Select(p => (Type: t.Name, p.Name))).ToList();
+        Assert.True(keys.Count > 10, $"{program}: only {keys.Count} keys found");
+        var undocumented = keys.Where(k => !Regex.IsMatch(readme, $@"\b{k.Name}\b")).Select(k => $"{k.Type}.{k.Name}").Distinct().ToList();
+        Assert.True(undocumented.Count == 0, $"{program}: keys the README never names:\n" + string.Join("\n", undocumented));
+
+        var names = keys.Select(k => k.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
+
+        // A feature's own section (NodeAgent:Kubelet, bound by KubeletOptions) is a key of the file too.
+        names.UnionWith(types.Select(t => t.GetField("Section", BindingFlags.Public | BindingFlags.Static)?.GetRawConstantValue() as string)
+            .OfType<string>().Select(section => section.Split(':')[^1]));
+        using var doc = JsonDocument.Parse(File.ReadAllText(BoundConfig.Example(example)), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        var sections = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "Coordinator", "NodeAgent", "Builder", "Shipper", "Log", "Metrics" };
+        var unknown = new List<string>();
+        foreach (var top in doc.RootElement.EnumerateObject())
         {
-            var assemblies = new[] { context.LoadFromAssemblyPath(path), context.LoadFromAssemblyName(new AssemblyName("Toolforge.Agents.Common")) };
-            var types = assemblies.SelectMany(a => a.GetTypes()).Where(t => t.IsClass && !t.IsAbstract && t.GetInterfaces().Any(i => i.FullName == Marker)).ToList();
-            var keys = types.SelectMany(t => t.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite).Select(p => (Type: t.Name, p.Name))).ToList();
-            Assert.True(keys.Count > 10, $"{program}: only {keys.Count} keys found");
-            var undocumented = keys.Where(k => !Regex.IsMatch(readme, $@"\b{k.Name}\b")).Select(k => $"{k.Type}.{k.Name}").Distinct().ToList();
-            Assert.True(undocumented.Count == 0, $"{program}: keys the README never names:\n" + string.Join("\n", undocumented));
-
-            var names = keys.Select(k => k.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
-
-            // A feature's own section (NodeAgent:Kubelet, bound by KubeletOptions) is a key of the file too.
-            names.UnionWith(types.Select(t => t.GetField("Section", BindingFlags.Public | BindingFlags.Static)?.GetRawConstantValue() as string)
-                .OfType<string>().Select(section => section.Split(':')[^1]));
-            using var doc = JsonDocument.Parse(File.ReadAllText(BoundConfig.Example(example)), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-            var sections = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "Coordinator", "NodeAgent", "Builder", "Shipper", "Log", "Metrics" };
-            var unknown = new List<string>();
-            foreach (var top in doc.RootElement.EnumerateObject())
+            if (!sections.Contains(top.Name))
             {
-                if (!sections.Contains(top.Name))
-                {
-                    unknown.Add(top.Name);
-                }
-
-                Walk(top.Value, top.Name, names, unknown, mapValues: false);
+                unknown.Add(top.Name);
             }
 
-            Assert.True(unknown.Count == 0, $"{example}: keys {program} does not take:\n" + string.Join("\n", unknown));
+            Walk(top.Value, top.Name, names, unknown, mapValues: false);
         }
-        finally
-        {
-            context.Unload();
-        }
+
+        Assert.True(unknown.Count == 0, $"{example}: keys {program} does not take:\n" + string.Join("\n", unknown));
     }
 
     // Object keys must be option names, except inside maps (Types, Credentials), whose keys are the admin's.

@@ -1,5 +1,4 @@
 using System.Reflection;
-using System.Runtime.Loader;
 using Toolforge.Agents.TestSupport;
 
 namespace Toolforge.Agents.Packaging.Tests;
@@ -19,13 +18,6 @@ public sealed class EventIdsTests
         ["toolforge-log-shipper"] = (5000, 5999),
     };
 
-    private sealed class ProgramContext(string path) : AssemblyLoadContext("event-ids", isCollectible: true)
-    {
-        private readonly AssemblyDependencyResolver _resolver = new(path);
-
-        protected override Assembly? Load(AssemblyName name) =>
-            _resolver.ResolveAssemblyToPath(name) is { } p ? LoadFromAssemblyPath(p) : null;
-    }
 
     public static TheoryData<string> Daemons => new() { "toolforge-coordinator", "toolforge-node-agent", "toolforge-builder-agent", "toolforge-log-shipper" };
 
@@ -33,39 +25,31 @@ public sealed class EventIdsTests
     [MemberData(nameof(Daemons))]
     public void EveryEventId_IsUsedOnce_AndInItsProgramsRange(string program)
     {
-        var path = Run.ToolPath(program);
-        var context = new ProgramContext(path);
-        try
+        using var loaded = new ProgramAssemblies(program);
+        var own = loaded.Own;
+        var common = loaded.Common;
+        var ids = new List<(int Id, string Where, bool Common)>();
+        foreach (var (assembly, isCommon) in new[] { (own, false), (common, true) })
         {
-            var own = context.LoadFromAssemblyPath(path);
-            var common = context.LoadFromAssemblyName(new AssemblyName("Toolforge.Agents.Common"));
-            var ids = new List<(int Id, string Where, bool Common)>();
-            foreach (var (assembly, isCommon) in new[] { (own, false), (common, true) })
+            foreach (var type in assembly.GetTypes())
             {
-                foreach (var type in assembly.GetTypes())
+                foreach (var m in type.GetMethods(BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static | BindingFlags.Instance | BindingFlags.DeclaredOnly))
                 {
-                    foreach (var m in type.GetMethods(BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static | BindingFlags.Instance | BindingFlags.DeclaredOnly))
+                    foreach (var a in m.GetCustomAttributesData().Where(a => a.AttributeType.FullName == "Microsoft.Extensions.Logging.LoggerMessageAttribute"))
                     {
-                        foreach (var a in m.GetCustomAttributesData().Where(a => a.AttributeType.FullName == "Microsoft.Extensions.Logging.LoggerMessageAttribute"))
-                        {
-                            var id = a.ConstructorArguments.Count > 0 && a.ConstructorArguments[0].Value is int i ? i
-                                : a.NamedArguments.FirstOrDefault(n => n.MemberName == "EventId").TypedValue.Value is int j ? j : -1;
-                            ids.Add((id, $"{type.FullName}.{m.Name}", isCommon));
-                        }
+                        var id = a.ConstructorArguments.Count > 0 && a.ConstructorArguments[0].Value is int i ? i
+                            : a.NamedArguments.FirstOrDefault(n => n.MemberName == "EventId").TypedValue.Value is int j ? j : -1;
+                        ids.Add((id, $"{type.FullName}.{m.Name}", isCommon));
                     }
                 }
             }
+        }
 
-            Assert.True(ids.Count > 10, $"only {ids.Count} log methods found in {program}");
-            var twice = ids.GroupBy(i => i.Id).Where(g => g.Count() > 1).Select(g => $"{g.Key}: {string.Join(", ", g.Select(x => x.Where))}").ToList();
-            Assert.True(twice.Count == 0, "event ids used twice:\n" + string.Join("\n", twice));
-            var (min, max) = Ranges[program];
-            var outside = ids.Where(i => i.Common ? i.Id is < 1000 or > 1999 : i.Id < min || i.Id > max).Select(i => $"{i.Id}: {i.Where}").ToList();
-            Assert.True(outside.Count == 0, $"event ids outside {program}'s range {min}-{max} (common: 1000-1999):\n" + string.Join("\n", outside));
-        }
-        finally
-        {
-            context.Unload();
-        }
+        Assert.True(ids.Count > 10, $"only {ids.Count} log methods found in {program}");
+        var twice = ids.GroupBy(i => i.Id).Where(g => g.Count() > 1).Select(g => $"{g.Key}: {string.Join(", ", g.Select(x => x.Where))}").ToList();
+        Assert.True(twice.Count == 0, "event ids used twice:\n" + string.Join("\n", twice));
+        var (min, max) = Ranges[program];
+        var outside = ids.Where(i => i.Common ? i.Id is < 1000 or > 1999 : i.Id < min || i.Id > max).Select(i => $"{i.Id}: {i.Where}").ToList();
+        Assert.True(outside.Count == 0, $"event ids outside {program}'s range {min}-{max} (common: 1000-1999):\n" + string.Join("\n", outside));
     }
 }

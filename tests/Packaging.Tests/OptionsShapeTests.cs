@@ -1,5 +1,4 @@
 using System.Reflection;
-using System.Runtime.Loader;
 using Toolforge.Agents.Common.Options;
 using Toolforge.Agents.TestSupport;
 
@@ -14,38 +13,23 @@ public sealed class OptionsShapeTests
 {
     private const string Marker = "Toolforge.Agents.Common.Options.IValidatedOptions";
 
-    private sealed class ProgramContext(string path) : AssemblyLoadContext("options-shape", isCollectible: true)
-    {
-        private readonly AssemblyDependencyResolver _resolver = new(path);
-
-        protected override Assembly? Load(AssemblyName name) =>
-            _resolver.ResolveAssemblyToPath(name) is { } p ? LoadFromAssemblyPath(p) : null;
-    }
 
     [Theory]
     [MemberData(nameof(ProgramsTests.Programs), MemberType = typeof(ProgramsTests))]
     public void EveryNestedOptionsSection_ImplementsIValidatedOptions(string program)
     {
-        var path = Run.ToolPath(program);
-        var context = new ProgramContext(path);
-        try
+        using var loaded = new ProgramAssemblies(program);
+        var assemblies = loaded.Both;
+        var roots = assemblies.SelectMany(a => a.GetTypes()).Where(t => t.IsClass && !t.IsAbstract && IsOptions(t)).ToList();
+        Assert.NotEmpty(roots);
+        var problems = new List<string>();
+        var seen = new HashSet<Type>();
+        foreach (var root in roots)
         {
-            var assemblies = new[] { context.LoadFromAssemblyPath(path), context.LoadFromAssemblyName(new AssemblyName("Toolforge.Agents.Common")) };
-            var roots = assemblies.SelectMany(a => a.GetTypes()).Where(t => t.IsClass && !t.IsAbstract && IsOptions(t)).ToList();
-            Assert.NotEmpty(roots);
-            var problems = new List<string>();
-            var seen = new HashSet<Type>();
-            foreach (var root in roots)
-            {
-                Walk(root, problems, seen);
-            }
+            Walk(root, problems, seen);
+        }
 
-            Assert.True(problems.Count == 0, string.Join("\n", problems));
-        }
-        finally
-        {
-            context.Unload();
-        }
+        Assert.True(problems.Count == 0, string.Join("\n", problems));
     }
 
     private static bool IsOptions(Type t) => t.GetInterfaces().Any(i => i.FullName == Marker);
