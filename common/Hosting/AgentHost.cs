@@ -47,6 +47,7 @@ public static class AgentHost
             .AddEnvironmentVariables(EnvironmentPrefix)
             .Build()));
         services.AddSingleton(daemon);
+        services.TryAddSingleton<HostExit>();
         services.TryAddSingleton(TimeProvider.System);
 
         // Logging: bound eagerly because Serilog is configured before the container exists; validated again at start.
@@ -128,7 +129,8 @@ public static class AgentHost
             await host.WaitForShutdownAsync().ConfigureAwait(false);
             var failed = host.Services.GetServices<IHostedService>().OfType<BackgroundService>()
                 .Any(s => s.ExecuteTask is { IsFaulted: true });
-            return failed ? ExitCodes.Failed : ExitCodes.Ok;
+            var asked = host.Services.GetService<HostExit>()?.Code ?? 0;
+            return asked != 0 ? asked : failed ? ExitCodes.Failed : ExitCodes.Ok;
         }
         catch (Exception ex) when ((describe?.Invoke(ex) ?? Describe(ex)) is { } line)
         {

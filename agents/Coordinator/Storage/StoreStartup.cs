@@ -1,3 +1,4 @@
+using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.Common.Resilience;
 using Toolforge.Agents.Coordinator.Builds;
 using Toolforge.Agents.Coordinator.State;
@@ -18,7 +19,7 @@ public sealed partial class StoreStartup(
     BuildQueue builds,
     StoreHealth health,
     TimeProvider time,
-    IHostApplicationLifetime lifetime,
+    HostExit exit,
     ILogger<StoreStartup> logger) : BackgroundService
 {
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -83,8 +84,7 @@ public sealed partial class StoreStartup(
             {
                 // Reached, but refused (a schema newer than this binary, a role without rights): waiting will not cure it.
                 Log.Failed(logger, storage.Engine.Location, ex.Message);
-                Environment.ExitCode = 78;
-                lifetime.StopApplication();
+                exit.StopWith(ExitCodes.Config);
                 return;
             }
         }
