@@ -130,6 +130,22 @@ public sealed partial class SweeperLease(IStoreEngine store, IOptions<Coordinato
                 _why = ex.Message; // held (by the clock) until the row would expire anyway
             }
         }
+        catch (Exception ex)
+        {
+            // Anything else (a missing table, a serialization failure): not renewed, said once per distinct reason;
+            // this runs in a task nobody observes, so it must not end unseen.
+            bool first;
+            lock (_lock)
+            {
+                first = _why != ex.Message;
+                _why = ex.Message;
+            }
+
+            if (first)
+            {
+                Log.RenewFailed(logger, ex);
+            }
+        }
     }
 
     private void Report(bool held)
@@ -177,6 +193,9 @@ public sealed partial class SweeperLease(IStoreEngine store, IOptions<Coordinato
     {
         [LoggerMessage(2961, LogLevel.Information, "this instance holds the sweeper lease (epoch {Epoch}, {Ttl} s without renewal): it judges nodes for the metrics and applies retention")]
         public static partial void Took(ILogger logger, long epoch, double ttl);
+
+        [LoggerMessage(2963, LogLevel.Error, "renewing the sweeper lease failed unexpectedly; this instance counts itself holder only until the lease would expire")]
+        public static partial void RenewFailed(ILogger logger, Exception ex);
 
         [LoggerMessage(2962, LogLevel.Warning, "this instance no longer holds the sweeper lease ({Reason})")]
         public static partial void Lost(ILogger logger, string reason);
