@@ -69,41 +69,14 @@ public static class Check
 
     private static IReadOnlyList<string> CertificateAndKeyNow(string section, string certificateKey, string? certificate, string keyKey, string? key)
     {
-        var problems = FileExists(section, certificateKey, certificate).Concat(FileExists(section, keyKey, key)).ToList();
-        if (problems.Count > 0)
-        {
-            return problems;
-        }
-
-        string certificatePem, keyPem;
         try
         {
-            certificatePem = File.ReadAllText(certificate!);
-            keyPem = File.ReadAllText(key!);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return [$"{Key(section, certificateKey)}: cannot be read: {ex.Message}"];
-        }
-
-        if (!certificatePem.Contains("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal))
-        {
-            return [$"{Key(section, certificateKey)}: {certificate} holds no PEM certificate{(certificatePem.Contains("PRIVATE KEY-----", StringComparison.Ordinal) ? " (it holds a private key: is it the Key's path?)" : string.Empty)}"];
-        }
-
-        if (!keyPem.Contains("PRIVATE KEY-----", StringComparison.Ordinal))
-        {
-            return [$"{Key(section, keyKey)}: {key} holds no PEM private key"];
-        }
-
-        try
-        {
-            using var _ = Tls.Certificates.FromPemWithKey(certificatePem, keyPem);
+            using var _ = Tls.Certificates.LoadPair(certificate!, key!);
             return [];
         }
-        catch (Exception ex) when (ex is System.Security.Cryptography.CryptographicException or ArgumentException)
+        catch (Tls.TlsFileException ex)
         {
-            return [$"{Key(section, keyKey)}: {key} is not the private key of {certificate} ({ex.Message})"];
+            return [$"{Key(section, ex.What == "key" ? keyKey : certificateKey)}: {ex.Path} {ex.Reason}"];
         }
     }
 

@@ -23,6 +23,58 @@ public static class Certificates
         }
     }
 
+    /// <summary>
+    /// A certificate and its private key from their PEM files, checked as a pair, with the file at fault named when it
+    /// fails (<see cref="TlsFileException"/>): a certificate path that holds a key, a truncated certificate, a key that is
+    /// not this certificate's (a renewal half-written). What the daemons check at start and the shipper at every
+    /// connection attempt.
+    /// </summary>
+    public static X509Certificate2 LoadPair(string certificatePath, string keyPath)
+    {
+        var certificatePem = ReadPem("certificate", certificatePath);
+        if (!certificatePem.Contains("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal))
+        {
+            throw new TlsFileException("certificate", certificatePath, "holds no PEM certificate"
+                + (certificatePem.Contains("PRIVATE KEY-----", StringComparison.Ordinal) ? " (it holds a private key: is it the key's path?)" : string.Empty));
+        }
+
+        try
+        {
+            using var alone = X509Certificate2.CreateFromPem(certificatePem);
+        }
+        catch (CryptographicException ex)
+        {
+            throw new TlsFileException("certificate", certificatePath, $"holds no usable PEM certificate ({ex.Message})", ex);
+        }
+
+        var keyPem = ReadPem("key", keyPath);
+        if (!keyPem.Contains("PRIVATE KEY-----", StringComparison.Ordinal))
+        {
+            throw new TlsFileException("key", keyPath, "holds no PEM private key");
+        }
+
+        try
+        {
+            return FromPemWithKey(certificatePem, keyPem);
+        }
+        catch (Exception ex) when (ex is CryptographicException or ArgumentException)
+        {
+            throw new TlsFileException("key", keyPath, $"is not the private key of {certificatePath} ({ex.Message})", ex);
+        }
+    }
+
+    private static string ReadPem(string what, string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new TlsFileException(what, path, $"cannot be read ({ex.Message})", ex);
+        }
+    }
+
     /// <summary>A certificate and its key given as PEM text (a kubeconfig's -data fields), usable by SslStream.</summary>
     public static X509Certificate2 FromPemWithKey(string certificatePem, string keyPem)
     {
@@ -126,4 +178,15 @@ public static class Certificates
 
             return ValidateChain(cert, bundle, extra) is null && CertificateIdentity.UsageProblem(cert, CertificateIdentity.ServerAuthOid) is null;
         };
+}
+
+/// <summary>One TLS file that cannot be used: which one (<see cref="What"/>: "certificate", "key"), where, and why.</summary>
+public sealed class TlsFileException(string what, string path, string reason, Exception? inner = null)
+    : CryptographicException($"{what} {path} {reason}", inner)
+{
+    public string What { get; } = what;
+
+    public string Path { get; } = path;
+
+    public string Reason { get; } = reason;
 }

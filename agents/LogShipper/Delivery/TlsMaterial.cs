@@ -14,20 +14,14 @@ internal static class TlsMaterial
 {
     public static (X509Certificate2Collection Bundle, X509Certificate2? Client) Load(Destination d, DestinationOptions o)
     {
-        var bundle = new X509Certificate2Collection();
-        var caPem = Read(d, "CA bundle", o.CaBundle);
+        X509Certificate2Collection bundle;
         try
         {
-            bundle.ImportFromPem(caPem);
+            bundle = Certificates.LoadBundle(o.CaBundle);
         }
         catch (CryptographicException ex)
         {
             throw new TlsMaterialException(d, "CA bundle", o.CaBundle, ex.Message, ex);
-        }
-
-        if (bundle.Count == 0)
-        {
-            throw new TlsMaterialException(d, "CA bundle", o.CaBundle, "it holds no PEM certificate");
         }
 
         if (o.Certificate.Length == 0)
@@ -35,38 +29,13 @@ internal static class TlsMaterial
             return (bundle, null);
         }
 
-        var certificatePem = Read(d, "certificate", o.Certificate);
         try
         {
-            using var alone = X509Certificate2.CreateFromPem(certificatePem);
+            return (bundle, Certificates.LoadPair(o.Certificate, o.Key));
         }
-        catch (CryptographicException ex)
+        catch (TlsFileException ex)
         {
-            throw new TlsMaterialException(d, "certificate", o.Certificate, ex.Message, ex);
-        }
-
-        var keyPem = Read(d, "key", o.Key);
-        try
-        {
-            return (bundle, Certificates.FromPemWithKey(certificatePem, keyPem));
-        }
-        catch (Exception ex) when (ex is CryptographicException or ArgumentException)
-        {
-            // The certificate alone is fine: the key is unreadable, or not the one of this certificate (a renewal
-            // half-written).
-            throw new TlsMaterialException(d, "key", o.Key, $"{ex.Message} (the key of certificate {o.Certificate})", ex);
-        }
-    }
-
-    private static string Read(Destination d, string what, string path)
-    {
-        try
-        {
-            return File.ReadAllText(path);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new TlsMaterialException(d, what, path, ex.Message, ex);
+            throw new TlsMaterialException(d, ex.What, ex.Path, ex.Reason, ex);
         }
     }
 }
