@@ -58,7 +58,7 @@ public sealed class AgentApi(
         ReportClock.Clamp(request, time.GetUtcNow(), TimeSpan.FromDays(options.Value.RetentionDays));
         try
         {
-            await state.ApplyReportAsync(request).ConfigureAwait(false);
+            await state.ApplyReportAsync(request, context.CancellationToken).ConfigureAwait(false);
         }
         catch (Storage.StoreConflictException)
         {

@@ -202,10 +202,12 @@ public sealed partial class StateStore
     /// refuses it when it holds another (<see cref="StoreConflictException"/>), and the report is decided again
     /// against the stored row, so no change is recorded twice or missed.
     /// </remarks>
-    public async Task ApplyReportAsync(ReportRequest report)
+    /// <param name="ct">The call's: a report whose caller gave up while it waited behind another of its node is not
+    /// applied later on top of the caller's resend.</param>
+    public async Task ApplyReportAsync(ReportRequest report, CancellationToken ct = default)
     {
         report.SentAt ??= Timestamp.FromDateTimeOffset(FromMs(_time.GetUtcNow().ToUnixTimeMilliseconds())); // unstamped: ordered as received
-        using var serial = await _perNode.EnterAsync(report.Node).ConfigureAwait(false);
+        using var serial = await _perNode.EnterAsync(report.Node, ct).ConfigureAwait(false);
         for (var attempt = 1; ; attempt++)
         {
             try

@@ -19,15 +19,16 @@ public sealed class StripedAsyncLock
         }
     }
 
-    /// <summary>Waits for <paramref name="key"/>'s stripe; dispose the result to release it.</summary>
-    public async ValueTask<Releaser> EnterAsync(string key)
+    /// <summary>
+    /// Waits for <paramref name="key"/>'s stripe; dispose the result to release it. A caller that gives up (its call's
+    /// deadline passed) stops waiting and leaves nothing behind; once entered, the work under the lock is not cut short.
+    /// </summary>
+    public async ValueTask<Releaser> EnterAsync(string key, CancellationToken ct = default)
     {
         var s = _stripes[(int)((uint)StringComparer.Ordinal.GetHashCode(key) % (uint)_stripes.Length)];
-        await s.WaitAsync().ConfigureAwait(false);
+        await s.WaitAsync(ct).ConfigureAwait(false);
         return new Releaser(s);
     }
-
-    public ValueTask<Releaser> EnterAsync(long key) => EnterAsync(key.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
     public readonly struct Releaser(SemaphoreSlim stripe) : IDisposable
     {
