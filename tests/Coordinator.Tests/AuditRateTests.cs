@@ -62,4 +62,23 @@ public sealed class AuditRateTests
         Assert.Equal(2, denied.Count);
         Assert.EndsWith("(and 29 more like it since the last row)", denied[1].Detail, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task ARefusalWhoseAuditRowCouldNotBeStored_IsCountedInTheNextRow_WhichIsWrittenAtOnce()
+    {
+        await using var h = await CoordinatorHarness.StartAsync(fakeTime: true);
+        var viewer = h.AdminClient(CoordinatorHarness.Viewer);
+        var good = new RequestBuildRequest { Build = new BuildRequest { Images = { "python311/base" } } };
+        await using (SqliteWriteLock.Take(h.DatabasePath))
+        {
+            // The row cannot be written: the call says so (nothing was stored), and the refusal is not forgotten.
+            var failed = await Assert.ThrowsAsync<RpcException>(() => viewer.RequestBuildAsync(good).ResponseAsync);
+            Assert.Equal(StatusCode.Unavailable, failed.StatusCode);
+        }
+
+        await Assert.ThrowsAsync<RpcException>(() => viewer.RequestBuildAsync(good).ResponseAsync); // no minute waited
+        var denied = (await RowsAsync(h)).Where(r => r.Identity == CoordinatorHarness.Viewer && r.Result == "denied").ToList();
+        var row = Assert.Single(denied);
+        Assert.EndsWith("(and 1 more like it since the last row)", row.Detail, StringComparison.Ordinal);
+    }
 }

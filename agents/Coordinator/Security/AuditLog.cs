@@ -24,7 +24,7 @@ public sealed partial class AuditLog(StoreWriter writer, TimeProvider time, ILog
     }
 
     /// <summary>A refused action: written, unless one like it was written less than a minute ago (then counted).</summary>
-    public Task WriteRefusedAsync(string identity, string action, string result, string detail)
+    public async Task WriteRefusedAsync(string identity, string action, string result, string detail)
     {
         var now = time.GetUtcNow();
         var key = (identity, action, result);
@@ -34,7 +34,7 @@ public sealed partial class AuditLog(StoreWriter writer, TimeProvider time, ILog
             if (_refused.TryGetValue(key, out var last) && now - last.At < Quiet)
             {
                 _refused[key] = (last.At, last.Left + 1);
-                return Task.CompletedTask;
+                return;
             }
 
             if (_refused.Count >= MaxRemembered)
@@ -46,7 +46,21 @@ public sealed partial class AuditLog(StoreWriter writer, TimeProvider time, ILog
             _refused[key] = (now, 0);
         }
 
-        return WriteAsync(identity, action, result, left > 0 ? $"{detail} (and {left} more like it since the last row)" : detail);
+        try
+        {
+            await WriteAsync(identity, action, result, left > 0 ? $"{detail} (and {left} more like it since the last row)" : detail).ConfigureAwait(false);
+        }
+        catch
+        {
+            // Not stored: this refusal and those it stood for are counted again, and the next one writes a row at once.
+            lock (_lock)
+            {
+                var cur = _refused.GetValueOrDefault(key);
+                _refused[key] = (DateTimeOffset.MinValue, cur.Left + left + 1);
+            }
+
+            throw;
+        }
     }
 
     private static partial class Log
