@@ -677,7 +677,7 @@ public sealed partial class BuildQueue
         BuilderConnection? target;
         lock (_lock)
         {
-            var rank = (_ranks.GetValueOrDefault(id) / 4 + 1) * 4;
+            var rank = SaveBuild.NextGeneration(_ranks.GetValueOrDefault(id));
             _builds[id] = released;
             _ranks[id] = rank;
             target = LocalBuilderFor(released);

@@ -55,6 +55,9 @@ public sealed record SaveBuild(long Id, long RequestedAtMs, byte[] Body, string?
 
     /// <summary>The rank of <paramref name="place"/> in the generation of <paramref name="rank"/>.</summary>
     public static long InGeneration(long rank, long place) => rank / 4 * 4 + place;
+
+    /// <summary>The first rank of the generation after <paramref name="rank"/>'s: a build given back to the queue (StoreSql.ClaimRank's @giveBack in SQL).</summary>
+    public static long NextGeneration(long rank) => (rank / 4 + 1) * 4;
 }
 
 public sealed record DeleteBuilds(IReadOnlyList<long> Ids) : StoreOp;
