@@ -156,13 +156,12 @@ public sealed partial class StateStore
             }
 
             var kind = (AgentKind)a.Kind;
-            var at = FromMs(a.LastReportMs);
             if (n.Agents.TryGetValue(kind, out var held) && SentAtMs(held.State) > a.SentAtMs)
             {
                 continue; // what this instance holds was sent later by the agent (ordered by the agent, not by clocks)
             }
 
-            n.Agents[kind] = new AgentRecord(kind, a.Version, at, TimeSpan.FromMilliseconds(a.HeartbeatMs), ReportRequest.Parser.ParseFrom(a.State));
+            n.Agents[kind] = FromStored(kind, a);
             n.Changed();
             _version++;
         }
@@ -297,6 +296,12 @@ public sealed partial class StateStore
     }
 
     /// <summary>
+    /// The agent's record as a stored row holds it (what Merge and TakeStored both take in).
+    /// </summary>
+    private static AgentRecord FromStored(AgentKind kind, StoredAgent row) =>
+        new(kind, row.Version, FromMs(row.LastReportMs), TimeSpan.FromMilliseconds(row.HeartbeatMs), ReportRequest.Parser.ParseFrom(row.State));
+
+    /// <summary>
     /// Takes in the stored rows of one node after a conflict: the agent's state is the stored one whatever this
     /// instance held (its clock may differ from the instance that stored it), so the next decision starts from it.
     /// </summary>
@@ -322,7 +327,7 @@ public sealed partial class StateStore
             }
             else
             {
-                n.Agents[kind] = new AgentRecord(kind, row.Version, FromMs(row.LastReportMs), TimeSpan.FromMilliseconds(row.HeartbeatMs), ReportRequest.Parser.ParseFrom(row.State));
+                n.Agents[kind] = FromStored(kind, row);
             }
 
             n.RecentEvents.Clear();
