@@ -303,30 +303,14 @@ public sealed class ShippedConfigTests
 
     private static void AssertOneConfigLine(ProcessResult r, string expected, string name)
     {
-        Assert.True(r.ExitCode == ExitCodes.Config, $"{name}: exit {r.ExitCode}\n{r.Stderr}\n{r.Stdout}");
-        var lines = r.Stderr.Trim().Split('\n');
-        Assert.True(lines.Length == 1, $"{name}: {lines.Length} lines\n{r.Stderr}");
-        Assert.StartsWith("toolforge-node-agent: invalid configuration:", lines[0], StringComparison.Ordinal);
-        Assert.Contains(expected, lines[0], StringComparison.Ordinal);
-        Assert.DoesNotContain("   at ", r.Stderr, StringComparison.Ordinal);
-        Assert.DoesNotContain("System.", lines[0], StringComparison.Ordinal);
+        var wrong = ConfigContract.OneConfigLine("toolforge-node-agent", r, expected);
+        Assert.True(wrong is null, $"{name}: {wrong}");
     }
 
     /// <summary>The bound list at <paramref name="path"/>, from the options type whose section holds it.</summary>
     private static IList Lookup(Bound bound, string path)
     {
         var section = bound.NodeAgent.Keys.Where(s => path.StartsWith(s + ":", StringComparison.OrdinalIgnoreCase)).MaxBy(s => s.Length)!;
-        object? current = bound.NodeAgent[section];
-        foreach (var part in path[(section.Length + 1)..].Split(':'))
-        {
-            current = current!.GetType().GetProperty(part)!.GetValue(current);
-        }
-
-        return current switch
-        {
-            IDictionary d => d.Keys.Cast<object>().ToList(),
-            IList l => l,
-            _ => throw new InvalidOperationException($"{path} is not a list"),
-        };
+        return OptionsLists.ListAt(bound.NodeAgent[section], path[(section.Length + 1)..]);
     }
 }

@@ -175,6 +175,23 @@ public static class OptionsLists
         seen.Remove(options.GetType());
     }
 
+    /// <summary>The list (or a map's keys) at <paramref name="relativePath"/> ("Nftables:Arguments") below <paramref name="options"/>.</summary>
+    public static IList ListAt(object options, string relativePath)
+    {
+        object? current = options;
+        foreach (var part in relativePath.Split(':'))
+        {
+            current = current!.GetType().GetProperty(part)!.GetValue(current);
+        }
+
+        return current switch
+        {
+            IDictionary d => d.Keys.Cast<object>().ToList(),
+            IList l => l,
+            _ => throw new InvalidOperationException($"{relativePath} is not a list"),
+        };
+    }
+
     /// <summary>{"A": {"B": {"C": value}}} for the path "A:B:C".</summary>
     public static System.Text.Json.Nodes.JsonObject ConfigAt(string path, System.Text.Json.Nodes.JsonNode? value)
     {

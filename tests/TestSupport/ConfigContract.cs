@@ -96,27 +96,24 @@ public sealed class ConfigContract(string program, Func<string, IHost> build)
         using var dir = new TempDir();
         await File.WriteAllTextAsync(dir["config.json"], config.ToJsonString());
         var r = await Run.DotnetToolAsync(program, [.. args ?? [], "--config", dir["config.json"]], TimeSpan.FromSeconds(30), env);
+        return OneConfigLine(program, r, expected);
+    }
+
+    /// <summary>
+    /// Null when <paramref name="r"/> is a program stopped by its configuration as every program must be: exit 78, one
+    /// line "PROGRAM: invalid configuration: ..." holding <paramref name="expected"/>, no stack trace, no .NET type name;
+    /// else what is wrong.
+    /// </summary>
+    public static string? OneConfigLine(string program, ProcessResult r, string expected)
+    {
         var lines = r.Stderr.Trim().Split('\n');
-        return r.ExitCode != ExitCodes.Config ? $"exit {r.ExitCode}: {r.Stderr}"
+        return r.ExitCode != ExitCodes.Config ? $"exit {r.ExitCode}: {r.Stderr}\n{r.Stdout}"
             : lines.Length != 1 ? $"{lines.Length} lines: {r.Stderr}"
             : !lines[0].StartsWith($"{program}: invalid configuration:", StringComparison.Ordinal) || !lines[0].Contains(expected, StringComparison.Ordinal) ? $"not \"{expected}\": {lines[0]}"
             : r.Stderr.Contains("   at ", StringComparison.Ordinal) ? $"a stack trace: {r.Stderr}"
+            : lines[0].Contains("System.", StringComparison.Ordinal) ? $"a .NET type name: {lines[0]}"
             : null;
     }
 
-    private static IList Lookup(object options, string path)
-    {
-        object? current = options;
-        foreach (var part in path.Split(':').Skip(1))
-        {
-            current = current!.GetType().GetProperty(part)!.GetValue(current);
-        }
-
-        return current switch
-        {
-            IDictionary d => d.Keys.Cast<object>().ToList(),
-            IList l => l,
-            _ => throw new InvalidOperationException($"{path} is not a list"),
-        };
-    }
+    private static IList Lookup(object options, string path) => OptionsLists.ListAt(options, path[(path.IndexOf(':', StringComparison.Ordinal) + 1)..]);
 }
