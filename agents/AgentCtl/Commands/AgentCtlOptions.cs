@@ -69,7 +69,7 @@ internal sealed class AgentCtlOptions
         {
             var settings = Settings(pr) with { Timeout = TimeSpan.FromSeconds(2) };
             using var connection = new Connection(settings);
-            var response = connection.Admin.ListNodes(new Contracts.V1.ListNodesRequest(), deadline: DateTime.UtcNow.AddSeconds(2));
+            var response = connection.Admin.ListNodes(new Contracts.V1.ListNodesRequest(), deadline: connection.Deadline());
             // Only DNS names are offered: a certificate's name is whatever its owner put there, and a shell must never
             // be handed `$(...)`, globs or control characters as a candidate.
             return response.Nodes.Select(n => n.Name).Where(n => PkiCommand.Problem(n) is null).Order(StringComparer.Ordinal).ToList();

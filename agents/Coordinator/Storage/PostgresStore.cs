@@ -111,7 +111,7 @@ public sealed class PostgresStore : IStoreEngine
     private static readonly string[] IdentityTables = ["check_history", "finding_history", "events", "audit"];
 
     private readonly NpgsqlDataSource _source;
-    private readonly string _dedicated; // not pooled: closing ends the session, its LISTEN and its advisory locks
+    private readonly string _dedicated; // not pooled: closing ends the session and its LISTEN
 
     public PostgresStore(string connectionString, string? password, int commandTimeoutSeconds, string instance)
     {
@@ -473,7 +473,7 @@ public sealed class PostgresStore : IStoreEngine
         return cmd.ExecuteNonQuery();
     });
 
-    /// <summary>A connection of its own, opened (the listener's and the sweeper lease's: session state must stay on it).</summary>
+    /// <summary>A connection of its own, opened (the change listener's: its LISTEN must stay on that session).</summary>
     public NpgsqlConnection OpenDedicated()
     {
         var c = new NpgsqlConnection(_dedicated);
