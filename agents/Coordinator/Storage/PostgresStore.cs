@@ -106,6 +106,24 @@ public sealed class PostgresStore : IStoreEngine
             expires_at  TIMESTAMPTZ NOT NULL
         );
         """,
+
+        // 4: admins' acknowledgements of findings (agentctl ack); they go with their node.
+        """
+        CREATE TABLE acks (
+            node        TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE,
+            kind        BIGINT NOT NULL,
+            finding     TEXT NOT NULL,
+            subject     TEXT NOT NULL,
+            first_seen  BIGINT NOT NULL,
+            severity    BIGINT NOT NULL,
+            at          BIGINT NOT NULL,
+            until       BIGINT NOT NULL,
+            acked_by    TEXT NOT NULL,
+            reason      TEXT NOT NULL,
+            PRIMARY KEY (node, kind, finding, subject)
+        );
+        CREATE INDEX acks_until ON acks(until);
+        """,
     ];
 
     private static readonly string[] IdentityTables = ["check_history", "finding_history", "events", "audit"];
@@ -284,11 +302,21 @@ public sealed class PostgresStore : IStoreEngine
                 }
 
                 break;
+            case SaveAck a:
+                Cmd(batch, $"INSERT INTO acks({StoreSql.AckColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (node, kind, finding, subject) DO UPDATE SET {StoreSql.AckUpdate}",
+                    a.Node, (long)a.Kind, a.Finding, a.Subject, a.FirstSeenMs, (long)a.Severity, a.AtMs, a.UntilMs, a.By, a.Reason);
+                notes.Add("n|" + a.Node);
+                break;
+            case DeleteAck d:
+                Cmd(batch, "DELETE FROM acks WHERE node = $1 AND kind = $2 AND finding = $3 AND subject = $4", d.Node, (long)d.Kind, d.Finding, d.Subject);
+                notes.Add("n|" + d.Node);
+                break;
             case DeleteHistoryBefore d:
                 Cmd(batch, "DELETE FROM check_history WHERE at < $1", d.CutoffMs);
                 Cmd(batch, "DELETE FROM finding_history WHERE resolved_at < $1", d.CutoffMs);
                 Cmd(batch, "DELETE FROM events WHERE at < $1", d.CutoffMs);
                 Cmd(batch, "DELETE FROM audit WHERE at < $1", d.CutoffMs);
+                Cmd(batch, "DELETE FROM acks WHERE until < $1", d.CutoffMs);
                 break;
             case AddAudit a:
                 Cmd(batch, "INSERT INTO audit(at, identity, action, result, detail) VALUES ($1, $2, $3, $4, $5)", a.AtMs, a.Identity, a.Action, a.Result, a.Detail);
@@ -300,8 +328,8 @@ public sealed class PostgresStore : IStoreEngine
                 Cmd(batch, $"""
                     INSERT INTO builds(id, requested_at, body, command_id, rank) VALUES ($1, $2, $3, $4, $5)
                     ON CONFLICT (id) DO UPDATE SET body = excluded.body, rank = excluded.rank
-                    WHERE {StoreSql.BuildForward}
-                    """, b.Id, b.RequestedAtMs, b.Body, b.Token, b.Rank);
+                    WHERE {StoreSql.BuildWhere(b, "$6")}
+                    """, b.ExpectedRank is { } expected ? [b.Id, b.RequestedAtMs, b.Body, b.Token, b.Rank, expected] : [b.Id, b.RequestedAtMs, b.Body, b.Token, b.Rank]);
                 based.Add((batch.BatchCommands[^1], () => StoreSql.Conflict(b)));
                 if (b.Token is not null)
                 {

@@ -91,6 +91,24 @@ public sealed class SqliteStore : IStoreEngine
         ALTER TABLE builds ADD COLUMN rank INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE agents ADD COLUMN sent_at INTEGER NOT NULL DEFAULT 0;
         """,
+
+        // 4: admins' acknowledgements of findings (agentctl ack); they go with their node.
+        """
+        CREATE TABLE acks (
+            node        TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE,
+            kind        INTEGER NOT NULL,
+            finding     TEXT NOT NULL,
+            subject     TEXT NOT NULL,
+            first_seen  INTEGER NOT NULL,
+            severity    INTEGER NOT NULL,
+            at          INTEGER NOT NULL,
+            until       INTEGER NOT NULL,
+            acked_by    TEXT NOT NULL,
+            reason      TEXT NOT NULL,
+            PRIMARY KEY (node, kind, finding, subject)
+        );
+        CREATE INDEX acks_until ON acks(until);
+        """,
     ];
 
     private readonly string _path;
@@ -215,11 +233,19 @@ public sealed class SqliteStore : IStoreEngine
                 }
 
                 break;
+            case SaveAck a:
+                Exec(tx, $"INSERT INTO acks({StoreSql.AckColumns}) VALUES ($n, $k, $f, $s, $fs, $sv, $a, $u, $b, $r) ON CONFLICT(node, kind, finding, subject) DO UPDATE SET {StoreSql.AckUpdate}",
+                    ("$n", a.Node), ("$k", a.Kind), ("$f", a.Finding), ("$s", a.Subject), ("$fs", a.FirstSeenMs), ("$sv", a.Severity), ("$a", a.AtMs), ("$u", a.UntilMs), ("$b", a.By), ("$r", a.Reason));
+                break;
+            case DeleteAck d:
+                Exec(tx, "DELETE FROM acks WHERE node = $n AND kind = $k AND finding = $f AND subject = $s", ("$n", d.Node), ("$k", d.Kind), ("$f", d.Finding), ("$s", d.Subject));
+                break;
             case DeleteHistoryBefore d:
                 Exec(tx, "DELETE FROM check_history WHERE at < $t", ("$t", d.CutoffMs));
                 Exec(tx, "DELETE FROM finding_history WHERE resolved_at < $t", ("$t", d.CutoffMs));
                 Exec(tx, "DELETE FROM events WHERE at < $t", ("$t", d.CutoffMs));
                 Exec(tx, "DELETE FROM audit WHERE at < $t", ("$t", d.CutoffMs));
+                Exec(tx, "DELETE FROM acks WHERE until < $t", ("$t", d.CutoffMs));
                 break;
             case AddAudit a:
                 Exec(tx, "INSERT INTO audit(at, identity, action, result, detail) VALUES ($a, $i, $c, $r, $d)",
@@ -229,8 +255,8 @@ public sealed class SqliteStore : IStoreEngine
                 if (Exec(tx, $"""
                     INSERT INTO builds(id, requested_at, body, command_id, rank) VALUES ($i, $t, $b, $c, $r)
                     ON CONFLICT(id) DO UPDATE SET body = excluded.body, command_id = excluded.command_id, rank = excluded.rank
-                    WHERE {StoreSql.BuildForward}
-                    """, ("$i", b.Id), ("$t", b.RequestedAtMs), ("$b", b.Body), ("$c", b.Token), ("$r", b.Rank)) == 0)
+                    WHERE {StoreSql.BuildWhere(b, "$e")}
+                    """, ("$i", b.Id), ("$t", b.RequestedAtMs), ("$b", b.Body), ("$c", b.Token), ("$r", b.Rank), ("$e", b.ExpectedRank ?? -1)) == 0)
                 {
                     throw StoreSql.Conflict(b);
                 }
