@@ -218,6 +218,7 @@ public sealed partial class StateStore
             if (n.Acks.Count > 0 || stored.Acks.Count > 0)
             {
                 TakeAcks(n, stored.Acks);
+                _version++; // the cached node list counts acknowledged findings apart
             }
         }
 
@@ -806,7 +807,7 @@ public sealed partial class StateStore
     private static bool SameForWatchers(NodeSummary a, NodeSummary b)
     {
         if (a.State != b.State || a.FailingChecks != b.FailingChecks || a.WarningChecks != b.WarningChecks
-            || a.Findings != b.Findings || a.Summary != b.Summary || a.Agents.Count != b.Agents.Count)
+            || a.Findings != b.Findings || a.AcknowledgedFindings != b.AcknowledgedFindings || a.Summary != b.Summary || a.Agents.Count != b.Agents.Count)
         {
             return false;
         }
