@@ -54,7 +54,7 @@ public static partial class Durations
             parts.Add(t.Minutes.ToString(CultureInfo.InvariantCulture) + "m");
         }
 
-        if (t.Seconds > 0 && t.Days == 0)
+        if (t.Seconds > 0 && t < TimeSpan.FromHours(1))
         {
             parts.Add(t.Seconds.ToString(CultureInfo.InvariantCulture) + "s");
         }
