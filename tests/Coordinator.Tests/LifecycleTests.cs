@@ -317,16 +317,30 @@ public sealed class LifecycleTests(PostgresFixture pg) : IClassFixture<PostgresF
         var stop = stream.ResponseStream.Current;
         Assert.Equal(Command.BodyOneofCase.Cancel, stop.BodyCase);
         Assert.Equal((command.Id, "wrong tag"), (stop.Id, stop.Cancel.Reason));
-        Assert.Equal(StatusCode.FailedPrecondition, (await Assert.ThrowsAsync<RpcException>(() => admin.CancelBuildAsync(new CancelBuildRequest { Id = running.Id }).ResponseAsync)).StatusCode);
-
         await builder.ReportCommandProgressAsync(new CommandProgress { CommandId = command.Id, Node = CoordinatorHarness.Builder, State = BuildState.Cancelled, Error = "cancelled by admin1.example: wrong tag" });
         foreach (var h in new[] { a, b })
         {
             Assert.True(await Peer.EventuallyAsync(async () => (await h.AdminClient(CoordinatorHarness.Viewer).GetBuildAsync(new GetBuildRequest { Id = running.Id })).State == BuildState.Cancelled, TimeSpan.FromSeconds(10)));
         }
 
+        // A builder that read its command and went away for good: the first cancel asks, the second ends it here, and
+        // the builder, should it come back, is told so.
+        var orphan = await a.AdminClient(CoordinatorHarness.Admin).RequestBuildAsync(new RequestBuildRequest { Build = new BuildRequest { Images = { "python311/base" } }, Builder = CoordinatorHarness.Builder });
+        Assert.True(await stream.ResponseStream.MoveNext(cts.Token));
+        var orphanCommand = stream.ResponseStream.Current;
+        Assert.Equal(orphan.Id, orphanCommand.BuildId);
+        stream.Dispose();
+        Assert.True(await Peer.EventuallyAsync(async () => (await admin.ListBuildsAsync(new ListBuildsRequest())).Builds.Any(x => x.Id == orphan.Id && x.Builder == CoordinatorHarness.Builder), TimeSpan.FromSeconds(10)));
+        Assert.Equal(BuildState.Queued, (await admin.CancelBuildAsync(new CancelBuildRequest { Id = orphan.Id })).State);
+        var ended = await admin.CancelBuildAsync(new CancelBuildRequest { Id = orphan.Id, Reason = "builder decommissioned" });
+        Assert.Equal(BuildState.Cancelled, ended.State);
+        Assert.Contains("without its builder builder1.example confirming", ended.Error, StringComparison.Ordinal);
+        var late = await Assert.ThrowsAsync<RpcException>(() => builder.ReportCommandProgressAsync(new CommandProgress { CommandId = orphanCommand.Id, Node = CoordinatorHarness.Builder, State = BuildState.Running }).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, late.StatusCode);
+        Assert.Contains("has already been cancelled", late.Status.Detail, StringComparison.Ordinal);
+
         var audit = await PostgresAuditAsync(db);
-        Assert.Equal(2, audit.Count(r => r.Action == "cancel-build" && r.Result == "accepted"));
-        Assert.Single(audit, r => r.Action == "cancel-build" && r.Result == "refused"); // the second within the minute is counted, not written
+        Assert.Equal(4, audit.Count(r => r.Action == "cancel-build" && r.Result == "accepted"));
+        Assert.Single(audit, r => r.Action == "cancel-build" && r.Result == "refused");
     }
 }

@@ -101,25 +101,33 @@ public sealed partial class BuildQueue
                     throw new CancelRefusal(StatusCode.FailedPrecondition, $"build {n} has already {BuildProgress.Ended(b.State)}");
                 }
 
-                if (b.CancelRequestedBy.Length > 0)
-                {
-                    throw new CancelRefusal(StatusCode.FailedPrecondition, $"build {n} was already asked to stop by {b.CancelRequestedBy}; its builder {b.Builder} has not answered yet");
-                }
-
                 held = _ranks.GetValueOrDefault(n);
                 next = b.Clone();
-                next.CancelRequestedBy = by;
-                next.CancelRequestedAt = Now();
-                next.CancelReason = reason;
-                if (b.DispatchedAt is null)
+                var suffix = reason.Length > 0 ? $": {reason}" : string.Empty;
+                if (b.CancelRequestedBy.Length > 0)
                 {
+                    // Asked before and its builder has not confirmed (gone for good, or hung): a second cancel ends it
+                    // here. Should the builder come back and report, it is told the build has been cancelled.
                     next.State = BuildState.Cancelled;
                     next.FinishedAt = Now();
-                    next.Error = $"cancelled by {by} before a builder took it" + (reason.Length > 0 ? $": {reason}" : string.Empty);
+                    next.Error = $"cancelled by {by} without its builder {b.Builder} confirming (asked first by {b.CancelRequestedBy}){suffix}";
+                    rank = SaveBuild.InGeneration(held, SaveBuild.Finished);
+                }
+                else if (b.DispatchedAt is null)
+                {
+                    next.CancelRequestedBy = by;
+                    next.CancelRequestedAt = Now();
+                    next.CancelReason = reason;
+                    next.State = BuildState.Cancelled;
+                    next.FinishedAt = Now();
+                    next.Error = $"cancelled by {by} before a builder took it{suffix}";
                     rank = SaveBuild.InGeneration(held, SaveBuild.Finished);
                 }
                 else
                 {
+                    next.CancelRequestedBy = by;
+                    next.CancelRequestedAt = Now();
+                    next.CancelReason = reason;
                     rank = held; // still handed over or running: its builder is asked to stop
                 }
             }
