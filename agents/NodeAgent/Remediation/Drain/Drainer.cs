@@ -158,9 +158,9 @@ public sealed partial class Drainer
                     Event(incident, "drain-timed-out", $"no drain within {Seconds(_o.Timeout)}: {verdict.Summary}");
                     return new DrainOutcome(DrainEnd.Slow, verdict.Summary, verdict.Pods);
                 default:
-                    // One event per change of what holds the drain, not one per poll.
-                    var shape = string.Join(",", verdict.Pods.Select(p => $"{p.Id}:{p.Hold}"));
-                    if (shape != lastWaiting)
+                    // One event per change of what holds the drain, not one per poll (pods just evicted are not news).
+                    var shape = string.Join(",", verdict.Pods.Where(p => p.Hold != Hold.Evicting).Select(p => $"{p.Id}:{p.Hold}"));
+                    if (shape.Length > 0 && shape != lastWaiting)
                     {
                         Event(incident, "drain-waiting", verdict.Summary);
                         lastWaiting = shape;
