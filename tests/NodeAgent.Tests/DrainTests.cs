@@ -1,10 +1,14 @@
 using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
 using k8s.Models;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Toolforge.Agents.Common.Hosting;
 using Microsoft.Extensions.Time.Testing;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.NodeAgent.Cli;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 using Toolforge.Agents.NodeAgent.Kubernetes.Conditions;
 using Toolforge.Agents.NodeAgent.Remediation;
@@ -438,5 +442,37 @@ public sealed class DrainTests : IAsyncLifetime
         Assert.Contains("more than 3 pods", outcome.Message, StringComparison.Ordinal);
         Assert.Equal(2, _api.ListRequests - lists); // pages of 2: stopped at the second page (4 > 3), never read the third
         Assert.DoesNotContain(_api.Writes, w => w.Target.EndsWith("/eviction", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void TheDaemonsWiring_BindsTheDrainKeys_ResolvesTheDrainer_AndNamesABadValue()
+    {
+        IHostLike Build(string drain)
+        {
+            var path = _dir["node-agent-" + Guid.NewGuid().ToString("N")[..6] + ".json"];
+            File.WriteAllText(path, $$$"""{"NodeAgent": {"NodeName": "{{{Node}}}", "StateDirectory": "{{{_dir["state"]}}}", "Remediation": {"Drain": {{{drain}}} } } }""");
+            var builder = AgentDaemon.CreateBuilder(DaemonInfo.NodeAgent, path, NodeAgentHost.DefaultMetricsPort);
+            NodeAgentHost.Configure(builder);
+            return new IHostLike(builder.Build());
+        }
+
+        using (var ok = Build("""{"Enabled": true, "Timeout": "00:20:00", "GracePeriodSeconds": 30, "StuckAfter": "00:05:00"}"""))
+        {
+            Assert.DoesNotContain(BoundConfig.Problems(ok.Host.Services), p => p.Contains("Drain", StringComparison.Ordinal));
+            var o = ok.Host.Services.GetRequiredService<IOptions<RemediationOptions>>().Value.Drain;
+            Assert.Equal((true, TimeSpan.FromMinutes(20), 30, TimeSpan.FromMinutes(5), TimeSpan.FromSeconds(5)), (o.Enabled, o.Timeout, o.GracePeriodSeconds, o.StuckAfter, o.PollInterval));
+            Assert.Equal(Node, ok.Host.Services.GetRequiredService<Drainer>().NodeName);
+            Assert.IsType<ProcStuckPods>(ok.Host.Services.GetRequiredService<IStuckPods>());
+        }
+
+        using var bad = Build("""{"GracePeriodSeconds": -5, "Timout": "00:01:00"}""");
+        var problems = BoundConfig.Problems(bad.Host.Services);
+        Assert.Contains(problems, p => p.Contains("NodeAgent:Remediation:Drain:GracePeriodSeconds", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.Contains("Timout", StringComparison.Ordinal));
+    }
+
+    private sealed record IHostLike(Microsoft.Extensions.Hosting.IHost Host) : IDisposable
+    {
+        public void Dispose() => Host.Dispose();
     }
 }
