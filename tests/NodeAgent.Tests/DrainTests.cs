@@ -45,7 +45,7 @@ public sealed class DrainTests : IAsyncLifetime
         }
     }
 
-    /// <summary>Stand-in for what node.stuck-processes sees (the check itself needs a network mount; see README "Drain", not verified here).</summary>
+    /// <summary>Stand-in for what node.stuck-processes sees, where the test is about the drain's decisions; the real path (a process in D on a fuse.sshfs mount) has its own test below.</summary>
     private sealed class StuckSeen : IStuckPods
     {
         public HashSet<string> Uids { get; } = new(StringComparer.Ordinal);
@@ -453,6 +453,98 @@ public sealed class DrainTests : IAsyncLifetime
         Assert.Equal(started, DrainRecord.Load(_dir["state"])!.Started);
         Assert.Equal(cordons, _api.Writes.Count(w => w.Target == "nodes/" + Node)); // already cordoned for this incident: not again
         Assert.Equal(TimeSpan.FromSeconds(60), time.GetUtcNow() - started);
+    }
+
+    [Fact]
+    public async Task ACordonWhileTheApiServerIsDown_FailsAndChangesNothing()
+    {
+        _api.Down = true;
+        var (drainer, time, _) = Make();
+        var outcome = await RunAsync(drainer, time, Poll);
+        _api.Down = false;
+        Assert.Equal(DrainEnd.Failed, outcome.End);
+        Assert.Contains("503", outcome.Message, StringComparison.Ordinal);
+        Assert.Empty(_api.Writes);
+        Assert.NotEqual(true, _api.GetNode(Node)!.Spec.Unschedulable);
+        Assert.Equal(["drain-failed"], Kinds());
+    }
+
+    [Fact]
+    public async Task AnEvictionRefusedOtherwise_IsSlow_WithTheApiServersWords()
+    {
+        _api.Put(FakeKubeApiServer.Pod("tool-a", "web-0", Node, App("web")));
+        _api.Put(FakeKubeApiServer.Budget("tool-a", "web", App("web"), disruptionsAllowed: -1));
+        var (drainer, time, _) = Make();
+        var outcome = await RunAsync(drainer, time, Poll);
+        Assert.Equal(DrainEnd.Slow, outcome.End);
+        var pod = Assert.Single(outcome.Pods);
+        Assert.Equal((Hold.Refused, "poddisruptionbudgets.policy \"web\" is forbidden: pdb disruptions allowed is negative"), (pod.Hold, pod.Detail));
+        Assert.NotNull(_api.GetPod("tool-a", "web-0"));
+    }
+
+    [Fact]
+    public async Task WhatTheClusterSays_IsMadePrintableAndBounded_BeforeAnEventOrALog()
+    {
+        var name = "web\n<3>FORGED " + new string('x', 3000);
+        _api.Put(FakeKubeApiServer.Pod("tool-a", "web-0", Node, App("web")));
+        _api.Put(FakeKubeApiServer.Budget("tool-a", name, App("web"), disruptionsAllowed: 0));
+        var (drainer, time, _) = Make();
+        var outcome = await RunAsync(drainer, time, Poll);
+        Assert.Equal(DrainEnd.Blocked, outcome.End);
+        Assert.All(_events, e =>
+        {
+            Assert.DoesNotContain(e.Message, char.IsControl);
+            Assert.InRange(e.Message.Length, 1, 1024);
+        });
+        Assert.Contains("web <3>FORGED xxx", _events.Last().Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AnUncordonWhileTheApiServerIsDown_Throws_KeepsOurMark_AndWorksOnceItIsBack()
+    {
+        var (drainer, time, _) = Make();
+        Assert.Equal(DrainEnd.Drained, (await RunAsync(drainer, time, Poll)).End);
+        _api.Down = true;
+        var ex = await Assert.ThrowsAsync<Toolforge.Agents.NodeAgent.Kubernetes.Api.KubeApiException>(() => drainer.UncordonAsync(Incident, CancellationToken.None));
+        Assert.Equal(503, ex.StatusCode);
+        _api.Down = false;
+        Assert.NotNull(Mark());
+        Assert.True(_api.GetNode(Node)!.Spec.Unschedulable);
+        Assert.Equal(UncordonDecision.Uncordon, await drainer.UncordonAsync(Incident, CancellationToken.None));
+        Assert.NotEqual(true, _api.GetNode(Node)!.Spec.Unschedulable);
+    }
+
+    [Fact]
+    public async Task AnAdminsUncordon_WhoseMarkRemovalMeets409_LeavesTheMark_AndTheUncordonStepRemovesItLater()
+    {
+        _api.Put(FakeKubeApiServer.Pod("tool-b", "cron-1", Node, App("cron")));
+        _api.Put(FakeKubeApiServer.Budget("tool-b", "cron", App("cron"), disruptionsAllowed: 0));
+        _api.Written += w =>
+        {
+            if (w.Target == "pods/tool-b/cron-1/eviction")
+            {
+                _api.ChangeNode(Node, n => n["spec"]!["unschedulable"] = false);
+                _api.InterleaveNodeWrites(1); // the next Node patch (our mark's removal) meets a changed Node
+            }
+        };
+        var (drainer, time, _) = Make();
+        Assert.Equal(DrainEnd.Cancelled, (await RunAsync(drainer, time, Poll)).End);
+        Assert.Equal(409, _api.Writes[^1].Code);
+        Assert.NotNull(Mark());
+        Assert.Equal(UncordonDecision.AlreadyUncordoned, await drainer.UncordonAsync(Incident, CancellationToken.None));
+        Assert.Null(Mark());
+        Assert.NotEqual(true, _api.GetNode(Node)!.Spec.Unschedulable);
+    }
+
+    [Fact]
+    public async Task AnUnreadableDrainRecord_StartsAFreshIncident()
+    {
+        File.WriteAllText(DrainRecord.PathIn(_dir["state"]), "{not json");
+        var (drainer, time, _) = Make();
+        var started = time.GetUtcNow();
+        Assert.Equal(DrainEnd.Drained, (await RunAsync(drainer, time, Poll)).End);
+        var record = DrainRecord.Load(_dir["state"])!;
+        Assert.Equal((Incident, started), (record.Incident, record.Started));
     }
 
     [Fact]
