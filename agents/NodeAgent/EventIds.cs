@@ -41,4 +41,5 @@ internal static class EventIds
     // Remediation/Drain: cordon, evictions, verdicts, uncordon.
     public const int DrainStep = 3701;
     public const int DrainApiFailed = 3702;
+    public const int DrainRecordFailed = 3703;
 }

@@ -173,6 +173,7 @@ public sealed class DrainTests : IAsyncLifetime
 
         var events = _api.Events.OrderBy(e => e.Reason, StringComparer.Ordinal).ToList();
         Assert.Equal(["DrainCordoned", "DrainDone", "DrainUncordoned"], events.Select(e => e.Reason));
+        Assert.Equal(["Warning", "Normal", "Normal"], events.Select(e => e.Type));
         Assert.All(events, e => Assert.Equal(("Node", Node), (e.InvolvedObject.Kind, e.InvolvedObject.Name)));
         Assert.Equal($"{Node} cordoned for incident {Incident}", events[0].Message);
     }
@@ -297,8 +298,13 @@ public sealed class DrainTests : IAsyncLifetime
         Assert.Equal(onMount.Metadata.Uid, StuckProcessEvidence.PodUidOf("/proc", inD.Pid));
         Assert.Equal(offMount.Metadata.Uid, StuckProcessEvidence.PodUidOf("/proc", inDOffTheMount.Pid));
 
-        var stuckPods = new ProcStuckPods(evidence, Support.Options(new StuckProcessesOptions()));
+        var stuckPods = new ProcStuckPods(evidence, Support.Options(new StuckProcessesOptions()), checkTime);
         Assert.Equal([onMount.Metadata.Uid], stuckPods.OnNetworkMounts()); // in D, but not on a network mount: not counted
+
+        // A scan more than three check intervals old is no evidence (the check stopped): nothing is stuck by it.
+        var staleTime = new FakeTimeProvider(checkTime.GetUtcNow() + TimeSpan.FromSeconds(91));
+        Assert.Empty(new ProcStuckPods(evidence, Support.Options(new StuckProcessesOptions()), staleTime).OnNetworkMounts());
+        Assert.Single(new ProcStuckPods(evidence, Support.Options(new StuckProcessesOptions()), new FakeTimeProvider(checkTime.GetUtcNow() + TimeSpan.FromSeconds(90))).OnNetworkMounts());
 
         var (drainer, time, _) = Make(stuckPods, d => d.Timeout = TimeSpan.FromMinutes(10));
         var outcome = await RunAsync(drainer, time, Poll);
@@ -533,6 +539,18 @@ public sealed class DrainTests : IAsyncLifetime
         Assert.NotNull(Mark());
         Assert.Equal(UncordonDecision.AlreadyUncordoned, await drainer.UncordonAsync(Incident, CancellationToken.None));
         Assert.Null(Mark());
+        Assert.NotEqual(true, _api.GetNode(Node)!.Spec.Unschedulable);
+    }
+
+    [Fact]
+    public async Task AnIncidentThatCannotBeRecorded_IsNotStarted()
+    {
+        Directory.CreateDirectory(DrainRecord.PathIn(_dir["state"])); // a directory where the record goes: DurableFile refuses it
+        var (drainer, time, _) = Make();
+        var outcome = await RunAsync(drainer, time, Poll);
+        Assert.Equal(DrainEnd.Failed, outcome.End);
+        Assert.Contains("cannot be recorded", outcome.Message, StringComparison.Ordinal);
+        Assert.Empty(_api.Writes);
         Assert.NotEqual(true, _api.GetNode(Node)!.Spec.Unschedulable);
     }
 

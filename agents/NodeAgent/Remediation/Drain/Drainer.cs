@@ -81,7 +81,14 @@ public sealed partial class Drainer
         }
 
         var record = DrainRecord.Load(_stateDirectory) is { } r && r.Incident == incident ? r : new DrainRecord(incident, "cordon", _time.GetUtcNow());
-        record.Save(_stateDirectory);
+        if (Save(record) is { } unsaved)
+        {
+            // Without its record an incident could not be resumed (nor, later, its reboot kept to one): not started.
+            var message = $"not started: the incident cannot be recorded in {DrainRecord.PathIn(_stateDirectory)}: {unsaved}";
+            Event(incident, "drain-failed", message);
+            return new DrainOutcome(DrainEnd.Failed, message, []);
+        }
+
         var cordoned = await CordonAsync(incident, ct).ConfigureAwait(false);
         if (cordoned is not null)
         {
@@ -90,7 +97,7 @@ public sealed partial class Drainer
         }
 
         record = record with { Step = "evict" };
-        record.Save(_stateDirectory);
+        Save(record);
         string? lastWaiting = null;
         string? apiFailing = null;
         while (true)
@@ -143,13 +150,11 @@ public sealed partial class Drainer
             {
                 case VerdictKind.Drained:
                     Event(incident, "drain-done", $"{NodeName} is drained (DaemonSet and mirror pods left)");
-                    record = record with { Step = "drained" };
-                    record.Save(_stateDirectory);
+                    Save(record with { Step = "drained" });
                     return new DrainOutcome(DrainEnd.Drained, verdict.Summary, []);
                 case VerdictKind.Stuck:
                     Event(incident, "drain-stuck", $"{verdict.Summary}: only a reboot helps");
-                    record = record with { Step = "stuck" };
-                    record.Save(_stateDirectory);
+                    Save(record with { Step = "stuck" });
                     return new DrainOutcome(DrainEnd.Stuck, verdict.Summary, verdict.Pods);
                 case VerdictKind.Blocked:
                     Event(incident, "drain-blocked", $"no drain within {Seconds(_o.Timeout)}, never forced: {verdict.Summary}");
@@ -368,6 +373,21 @@ public sealed partial class Drainer
         }
     }
 
+    // Null when saved; else why not (logged; a later step's failure does not stop the drain, only its resumption).
+    private string? Save(DrainRecord record)
+    {
+        try
+        {
+            record.Save(_stateDirectory);
+            return null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            Log.RecordFailed(_logger, DrainRecord.PathIn(_stateDirectory), ex.Message);
+            return ex.Message;
+        }
+    }
+
     private async Task<KubeNode> GetNodeAsync(CancellationToken ct)
     {
         using var cts = _client.Deadline(ct);
@@ -403,11 +423,20 @@ public sealed partial class Drainer
         return pods;
     }
 
+    // Steps that went as wished are Normal Events; the rest Warning.
+    private static readonly HashSet<string> Normal = new(StringComparer.Ordinal) { "drain-done", "drain-uncordoned", "drain-left-cordoned", "drain-api-recovered" };
+
     private void Event(string incident, string kind, string message)
     {
         var bounded = Bound(message);
         Log.Step(_logger, kind, NodeName, incident, bounded);
-        _state.AddEvent(kind, bounded, new Dictionary<string, string> { ["incident"] = Bound(incident), ["node"] = NodeName });
+        var details = new Dictionary<string, string> { ["incident"] = Bound(incident), ["node"] = NodeName };
+        if (Normal.Contains(kind))
+        {
+            details[NodeEventRecorder.NormalDetail] = "Normal";
+        }
+
+        _state.AddEvent(kind, bounded, details);
     }
 
     // Names and messages from the cluster (pod names, budget names in the API server's message): no control
@@ -425,5 +454,8 @@ public sealed partial class Drainer
 
         [LoggerMessage(EventIds.DrainApiFailed, LogLevel.Warning, "drain of {Node}: the API server cannot be used: {Why}; retrying")]
         public static partial void ApiFailed(ILogger logger, string node, string why);
+
+        [LoggerMessage(EventIds.DrainRecordFailed, LogLevel.Error, "drain: cannot write {Path}: {Why}")]
+        public static partial void RecordFailed(ILogger logger, string path, string why);
     }
 }
