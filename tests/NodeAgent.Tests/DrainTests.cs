@@ -566,6 +566,41 @@ public sealed class DrainTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AnAgentRestarted_AfterAnAdminUncordonedMeanwhile_EndsTheIncident_AndNeverCordonsAgain()
+    {
+        foreach (var stepAtRestart in new[] { "cordon", "evict" })
+        {
+            // The cordon landed (our mark is on the Node); the agent stopped (its record at stepAtRestart); an admin uncordoned.
+            var mark = CordonMark.ForCordon(null, Incident, unschedulable: false, DateTimeOffset.UtcNow);
+            _api.ChangeNode(Node, n =>
+            {
+                n["spec"]!["unschedulable"] = false;
+                n["metadata"]!["annotations"] = new JsonObject { [CordonMark.Annotation] = mark.ToJson() };
+            });
+            new DrainRecord(Incident, stepAtRestart, DateTimeOffset.UtcNow).Save(_dir["state"]);
+            var before = _api.Writes.Count;
+            var (drainer, time, _) = Make();
+
+            var outcome = await RunAsync(drainer, time, Poll);
+
+            Assert.Equal(DrainEnd.Cancelled, outcome.End);
+            var writes = _api.Writes.Skip(before).Where(w => !w.Target.StartsWith("events/", StringComparison.Ordinal)).ToList();
+            var only = Assert.Single(writes); // the removal of our mark, nothing else
+            Assert.DoesNotContain("unschedulable", only.Detail, StringComparison.Ordinal);
+            Assert.NotEqual(true, _api.GetNode(Node)!.Spec.Unschedulable);
+            Assert.Null(Mark());
+            Assert.Null(DrainRecord.Load(_dir["state"]));
+        }
+
+        // Resumed past the cordon with our mark removed by someone: ended too, the node not touched.
+        new DrainRecord(Incident, "evict", DateTimeOffset.UtcNow).Save(_dir["state"]);
+        var count = _api.Writes.Count;
+        var (again, time2, _) = Make();
+        Assert.Equal(DrainEnd.Cancelled, (await RunAsync(again, time2, Poll)).End);
+        Assert.Equal(count, _api.Writes.Count(w => !w.Target.StartsWith("events/", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public async Task Disabled_DoesNothing()
     {
         var (drainer, _, _) = Make(edit: d => d.Enabled = false);

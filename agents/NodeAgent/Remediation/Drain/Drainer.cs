@@ -80,7 +80,8 @@ public sealed partial class Drainer
             return new DrainOutcome(DrainEnd.Disabled, "NodeAgent:Remediation:Drain:Enabled is false", []);
         }
 
-        var record = DrainRecord.Load(_stateDirectory) is { } r && r.Incident == incident ? r : new DrainRecord(incident, "cordon", _time.GetUtcNow());
+        var saved = DrainRecord.Load(_stateDirectory) is { } r && r.Incident == incident ? r : null;
+        var record = saved ?? new DrainRecord(incident, "cordon", _time.GetUtcNow());
         if (Save(record) is { } unsaved)
         {
             // Without its record an incident could not be resumed (nor, later, its reboot kept to one): not started.
@@ -89,7 +90,15 @@ public sealed partial class Drainer
             return new DrainOutcome(DrainEnd.Failed, message, []);
         }
 
-        var cordoned = await CordonAsync(incident, ct).ConfigureAwait(false);
+        // Resumed past its cordon (the agent restarted): an admin's uncordon meanwhile ends the incident, never a second cordon.
+        var (cordoned, undone) = saved is { Step: not "cordon" } ? (null, await ResumeCancelledAsync(incident, ct).ConfigureAwait(false)) : await CordonAsync(incident, ct).ConfigureAwait(false);
+        if (undone is not null)
+        {
+            Event(incident, "drain-cancelled", undone);
+            DrainRecord.Clear(_stateDirectory);
+            return new DrainOutcome(DrainEnd.Cancelled, undone, []);
+        }
+
         if (cordoned is not null)
         {
             Event(incident, "drain-failed", $"could not cordon {NodeName}: {cordoned}");
@@ -232,8 +241,23 @@ public sealed partial class Drainer
         }
     }
 
-    // Cordon with our mark; null when done, else why not. A 409 (the Node changed since we read it) reads it again.
-    private async Task<string?> CordonAsync(string incident, CancellationToken ct)
+    // On resuming past the cordon: why the incident ended while we were away, or null (also when the API cannot tell
+    // yet: the evict rounds ask again and handle the API's failures).
+    private async Task<string?> ResumeCancelledAsync(string incident, CancellationToken ct)
+    {
+        try
+        {
+            return await CancelledAsync(incident, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (!ct.IsCancellationRequested && KubeClient.IsApiFailure(ex))
+        {
+            return null;
+        }
+    }
+
+    // Cordon with our mark: (null, null) when done, else why not, or why the incident ended (our mark for it is on a
+    // schedulable Node: we cordoned, then someone uncordoned). A 409 (the Node changed since we read it) reads it again.
+    private async Task<(string? Failed, string? Cancelled)> CordonAsync(string incident, CancellationToken ct)
     {
         for (var attempt = 0; ; attempt++)
         {
@@ -242,9 +266,10 @@ public sealed partial class Drainer
             {
                 node = await GetNodeAsync(ct).ConfigureAwait(false);
                 var existing = CordonMark.Read(node.Metadata?.Annotations);
-                if (existing?.Incident == incident && node.Spec?.Unschedulable == true)
+                if (existing?.Incident == incident)
                 {
-                    return null; // resumed: already cordoned for this incident
+                    // Our cordon for this incident landed before a restart: resumed, or uncordoned by someone since.
+                    return node.Spec?.Unschedulable == true ? (null, null) : (null, await CancelledAsync(incident, ct).ConfigureAwait(false));
                 }
 
                 var mark = CordonMark.ForCordon(existing, incident, node.Spec?.Unschedulable == true, _time.GetUtcNow());
@@ -260,18 +285,18 @@ public sealed partial class Drainer
                 Event(incident, "drain-cordoned", mark.UnschedulableBefore
                     ? $"{NodeName} was already unschedulable; marked for incident {incident} (it will not be uncordoned by us)"
                     : $"{NodeName} cordoned for incident {incident}");
-                return null;
+                return (null, null);
             }
             catch (KubeApiException ex) when (ex.StatusCode == 409)
             {
                 if (attempt >= _o.ConflictRetries)
                 {
-                    return $"the Node kept changing under us: 409 Conflict {(attempt + 1).ToString(CultureInfo.InvariantCulture)} times ({ex.StatusMessage})";
+                    return ($"the Node kept changing under us: 409 Conflict {(attempt + 1).ToString(CultureInfo.InvariantCulture)} times ({ex.StatusMessage})", null);
                 }
             }
             catch (Exception ex) when (!ct.IsCancellationRequested && KubeClient.IsApiFailure(ex))
             {
-                return _client.Why(ex);
+                return (_client.Why(ex), null);
             }
         }
     }
