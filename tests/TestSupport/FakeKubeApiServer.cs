@@ -17,7 +17,10 @@ namespace Toolforge.Agents.TestSupport;
 /// A node's status is patched as the API server does it (PATCH /api/v1/nodes/NAME/status: strategic merge, the
 /// conditions list merged by type, <c>$patch: delete</c> honoured; JSON merge patch replaces lists), and core/v1
 /// Events are created and patched (POST/PATCH /api/v1/namespaces/NS/events); both are recorded for tests to read.
-/// <see cref="FailWrites"/> makes the next writes fail as an overloaded API server would.
+/// <see cref="FailWrites"/> makes the next writes fail as an overloaded API server would. Pods, PodDisruptionBudgets,
+/// graceful deletes, the eviction subresource, Node patches with resourceVersion preconditions, the ordered write log
+/// and the down switch are in FakeKubeApiServer.Workloads.cs. Lists take limit/continue; fieldSelector takes
+/// metadata.name and spec.nodeName (anything else is a 400, so a test cannot pass on a selector the fake ignored).
 /// </summary>
 public sealed partial class FakeKubeApiServer : IAsyncDisposable
 {
