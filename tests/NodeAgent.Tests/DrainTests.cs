@@ -73,7 +73,21 @@ public sealed class DrainTests : IAsyncLifetime
 
     private readonly List<KubeClient> _clients = [];
 
-    private (Drainer Drainer, SteppedTime Time, AgentState State) Make(IStuckPods? stuck = null, Action<DrainOptions>? edit = null, SteppedTime? time = null, FakeKubeApiServer? api = null)
+    /// <summary>A gate that lets the first <see cref="Allowed"/> steps act and refuses the rest (as an expired lease would).</summary>
+    private sealed class CountingGate(int allowed) : IRemediationGate
+    {
+        public List<string> Asked { get; } = [];
+
+        public int Allowed { get; } = allowed;
+
+        public ValueTask<string?> RefusesAsync(string incident, string step, CancellationToken ct)
+        {
+            Asked.Add(step);
+            return ValueTask.FromResult(Asked.Count > Allowed ? "the lease expired" : null);
+        }
+    }
+
+    private (Drainer Drainer, SteppedTime Time, AgentState State) Make(IStuckPods? stuck = null, Action<DrainOptions>? edit = null, SteppedTime? time = null, FakeKubeApiServer? api = null, IRemediationGate? gate = null)
     {
         api ??= _api;
         time ??= new SteppedTime(DateTimeOffset.UtcNow);
@@ -92,6 +106,7 @@ public sealed class DrainTests : IAsyncLifetime
             new ClusterView(kubernetes, Node, NullLogger<ClusterView>.Instance),
             state,
             stuck ?? new StuckSeen(),
+            gate ?? new OpenGate(),
             time,
             NullLogger<Drainer>.Instance);
         return (drainer, time, state);
@@ -598,6 +613,34 @@ public sealed class DrainTests : IAsyncLifetime
         var (again, time2, _) = Make();
         Assert.Equal(DrainEnd.Cancelled, (await RunAsync(again, time2, Poll)).End);
         Assert.Equal(count, _api.Writes.Count(w => !w.Target.StartsWith("events/", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task EveryWrite_AsksTheGateFirst_AndARefusalStopsTheDrainBeforeIt()
+    {
+        _api.Put(FakeKubeApiServer.Pod("tool-a", "web-0", Node));
+        _api.Put(FakeKubeApiServer.Pod("tool-b", "cron-1", Node));
+        _api.Put(FakeKubeApiServer.Pod("tool-c", "job-2", Node));
+        var gate = new CountingGate(allowed: 2); // the cordon and one eviction, then the lease is gone
+        var (drainer, time, _) = Make(gate: gate);
+
+        var outcome = await RunAsync(drainer, time, Poll);
+
+        Assert.Equal(DrainEnd.Refused, outcome.End);
+        Assert.Equal(["cordon", "evict", "evict"], gate.Asked);
+        Assert.Equal(["PATCH nodes/" + Node + " 200", "POST pods/tool-a/web-0/eviction 201"], WriteLines());
+        Assert.Equal(["drain-cordoned", "drain-refused"], Kinds());
+        Assert.Contains("the lease expired", outcome.Message, StringComparison.Ordinal);
+
+        // The uncordon asks too: refused, nothing written, our mark kept for whoever holds the lease next.
+        await Assert.ThrowsAsync<RemediationRefusedException>(() => drainer.UncordonAsync(Incident, CancellationToken.None));
+        Assert.Equal(2, WriteLines().Count);
+        Assert.NotNull(Mark());
+
+        // Refused at the cordon: nothing written at all.
+        var (refusedAtOnce, time2, _) = Make(gate: new CountingGate(allowed: 0));
+        Assert.Equal(DrainEnd.Refused, (await RunAsync(refusedAtOnce, time2, Poll, "inc-other")).End);
+        Assert.Equal(2, WriteLines().Count);
     }
 
     [Fact]

@@ -32,6 +32,9 @@ public enum DrainEnd
 
     /// <summary>NodeAgent:Remediation:Drain:Enabled is false: nothing was done.</summary>
     Disabled,
+
+    /// <summary>The gate (later: the coordinator's lease) refused a step: stopped before it, the node left as it is.</summary>
+    Refused,
 }
 
 public sealed record DrainOutcome(DrainEnd End, string Message, IReadOnlyList<Remaining> Pods);
@@ -50,11 +53,13 @@ public sealed partial class Drainer
     private readonly KubeClient _client;
     private readonly AgentState _state;
     private readonly IStuckPods _stuck;
+    private readonly IRemediationGate _gate;
     private readonly TimeProvider _time;
     private readonly ILogger<Drainer> _logger;
 
-    public Drainer(IOptions<RemediationOptions> options, IOptions<NodeOptions> node, KubeClient client, ClusterView cluster, AgentState state, IStuckPods stuck, TimeProvider time, ILogger<Drainer> logger)
+    public Drainer(IOptions<RemediationOptions> options, IOptions<NodeOptions> node, KubeClient client, ClusterView cluster, AgentState state, IStuckPods stuck, IRemediationGate gate, TimeProvider time, ILogger<Drainer> logger)
     {
+        _gate = gate;
         _o = options.Value.Drain;
         _stateDirectory = node.Value.StateDirectory;
         _client = client;
@@ -91,7 +96,16 @@ public sealed partial class Drainer
         }
 
         // Resumed past its cordon (the agent restarted): an admin's uncordon meanwhile ends the incident, never a second cordon.
-        var (cordoned, undone) = saved is { Step: not "cordon" } ? (null, await ResumeCancelledAsync(incident, ct).ConfigureAwait(false)) : await CordonAsync(incident, ct).ConfigureAwait(false);
+        string? cordoned, undone;
+        try
+        {
+            (cordoned, undone) = saved is { Step: not "cordon" } ? (null, await ResumeCancelledAsync(incident, ct).ConfigureAwait(false)) : await CordonAsync(incident, ct).ConfigureAwait(false);
+        }
+        catch (RemediationRefusedException ex)
+        {
+            return Refused(incident, "cordon", ex.Message);
+        }
+
         if (undone is not null)
         {
             Event(incident, "drain-cancelled", undone);
@@ -121,13 +135,17 @@ public sealed partial class Drainer
                     return new DrainOutcome(DrainEnd.Cancelled, cancelled, []);
                 }
 
-                var remaining = await EvictRoundAsync(ct).ConfigureAwait(false);
+                var remaining = await EvictRoundAsync(incident, ct).ConfigureAwait(false);
                 verdict = DrainJudge.Judge(remaining, _stuck.OnNetworkMounts(), record.Started, _time.GetUtcNow(), _o.Timeout, _o.StuckAfter);
                 if (apiFailing is not null)
                 {
                     Event(incident, "drain-api-recovered", $"the API server answers again (it failed with: {apiFailing})");
                     apiFailing = null;
                 }
+            }
+            catch (RemediationRefusedException ex)
+            {
+                return Refused(incident, "evict", ex.Message);
             }
             catch (TooManyPodsException ex)
             {
@@ -187,7 +205,8 @@ public sealed partial class Drainer
     }
 
     /// <summary>
-    /// Gives the node back for <paramref name="incident"/>: uncordon only if our mark is there for this incident, the
+    /// Gives the node back for <paramref name="incident"/> (throws <see cref="RemediationRefusedException"/> when the
+    /// gate refuses, and the API's failures as they come: the caller retries): uncordon only if our mark is there for this incident, the
     /// node was schedulable before we came, and it is still cordoned (an admin's uncordon meanwhile is left as it is).
     /// Our mark is removed in every case but <see cref="UncordonDecision.NotOurs"/>. The patch carries the Node's
     /// resourceVersion: a 409 reads the Node again and decides again (ConflictRetries times).
@@ -214,6 +233,12 @@ public sealed partial class Drainer
             if (decision == UncordonDecision.Uncordon)
             {
                 patch["spec"] = new JsonObject { ["unschedulable"] = false };
+            }
+
+            if (await _gate.RefusesAsync(incident, "uncordon", ct).ConfigureAwait(false) is { } refused)
+            {
+                Event(incident, "drain-refused", $"the uncordon of {NodeName} was refused: {refused}");
+                throw new RemediationRefusedException(refused);
             }
 
             try
@@ -273,6 +298,11 @@ public sealed partial class Drainer
                 }
 
                 var mark = CordonMark.ForCordon(existing, incident, node.Spec?.Unschedulable == true, _time.GetUtcNow());
+                if (await _gate.RefusesAsync(incident, "cordon", ct).ConfigureAwait(false) is { } refused)
+                {
+                    throw new RemediationRefusedException(refused);
+                }
+
                 await PatchNodeAsync(new JsonObject
                 {
                     ["metadata"] = new JsonObject
@@ -316,7 +346,13 @@ public sealed partial class Drainer
             return null;
         }
 
-        // Uncordoned by someone else: remove our mark, leave the node as they want it (a 409 here only leaves the mark).
+        // Uncordoned by someone else: remove our mark, leave the node as they want it (a 409 or a refusing gate here only
+        // leaves the mark; UncordonAsync removes it later).
+        if (await _gate.RefusesAsync(incident, "unmark", ct).ConfigureAwait(false) is not null)
+        {
+            return $"{NodeName} was uncordoned by someone else during the drain: incident {incident} ends (our mark is left: the gate refused its removal)";
+        }
+
         try
         {
             await PatchNodeAsync(new JsonObject
@@ -333,7 +369,7 @@ public sealed partial class Drainer
     }
 
     // One round: list the node's pods, evict those not yet terminating; what is still there and why.
-    private async Task<List<Remaining>> EvictRoundAsync(CancellationToken ct)
+    private async Task<List<Remaining>> EvictRoundAsync(string incident, CancellationToken ct)
     {
         var remaining = new List<Remaining>();
         foreach (var pod in await ListPodsAsync(ct).ConfigureAwait(false))
@@ -348,6 +384,11 @@ public sealed partial class Drainer
             {
                 remaining.Add(new Remaining(ns, name, uid, Hold.Terminating, string.Empty, due));
                 continue;
+            }
+
+            if (await _gate.RefusesAsync(incident, "evict", ct).ConfigureAwait(false) is { } refused)
+            {
+                throw new RemediationRefusedException(refused);
             }
 
             var (hold, detail) = await EvictAsync(ns, name, ct).ConfigureAwait(false);
@@ -471,6 +512,13 @@ public sealed partial class Drainer
     private static string Seconds(TimeSpan t) => $"{t.TotalSeconds.ToString("0", CultureInfo.InvariantCulture)}s";
 
     private sealed class TooManyPodsException(string message) : Exception(message);
+
+    private DrainOutcome Refused(string incident, string step, string why)
+    {
+        var message = $"the {step} step was refused: {why}; stopped, {NodeName} left as it is";
+        Event(incident, "drain-refused", message);
+        return new DrainOutcome(DrainEnd.Refused, message, []);
+    }
 
     private static partial class Log
     {
