@@ -86,13 +86,13 @@ internal static class Render
         var wide = format == OutputFormat.Wide;
         IReadOnlyList<string> headers =
         [
-            "ID", .. withNode ? ["NODE"] : Array.Empty<string>(), "KIND", "SUBJECT", .. wide ? ["SEVERITY", "CHECK", "AGENT"] : Array.Empty<string>(), "SINCE",
+            .. withNode ? ["NODE"] : Array.Empty<string>(), "ID", "KIND", "SUBJECT", .. wide ? ["SEVERITY", "CHECK", "AGENT", "SINCE"] : Array.Empty<string>(),
             .. acknowledgements ? ["ACK"] : Array.Empty<string>(), "MESSAGE",
         ];
         return Output.Table(headers, findings.Select(f => (IReadOnlyList<string>)
         [
-            f.Id, .. withNode ? [f.Node] : Array.Empty<string>(), f.Kind, f.Subject,
-            .. wide ? [f.Severity.Name(), f.Check, f.Agent.Name()] : Array.Empty<string>(), Ago(f.FirstSeen, now),
+            .. withNode ? [f.Node] : Array.Empty<string>(), f.Id, f.Kind, f.Subject,
+            .. wide ? [f.Severity.Name(), f.Check, f.Agent.Name(), Ago(f.FirstSeen, now)] : Array.Empty<string>(),
             .. acknowledgements ? [Acknowledged(f.Acknowledged, now)] : Array.Empty<string>(), f.Message,
         ]), width: Width(format));
     }
