@@ -183,10 +183,11 @@ public sealed partial class AgentState
         var all = _findings.Values.SelectMany(v => v).ToList();
         if (_acks.Count > 0)
         {
-            var present = all.Select(f => (f.Kind, f.Subject)).ToHashSet();
-            foreach (var gone in _acks.Keys.Where(k => !present.Contains(k)).ToList())
+            // Gone (a finding that comes back is a new one) or worse than acknowledged (it changed): the end of it.
+            var present = all.GroupBy(f => (f.Kind, f.Subject)).ToDictionary(g => g.Key, g => g.Max(f => f.Severity));
+            foreach (var ended in _acks.Where(a => !present.TryGetValue(a.Key, out var severity) || severity > a.Value.Severity).Select(a => a.Key).ToList())
             {
-                _acks.Remove(gone);
+                _acks.Remove(ended);
             }
         }
 

@@ -15,7 +15,7 @@ public sealed class LifecycleFlagsTests
     [InlineData("--for", "2h", "--reason: required")]
     [InlineData("--for", "soon", "--for: \"soon\" is not a duration such as 30m, 2h or 3d")]
     [InlineData("--for", "31d", "--for: at most 30d")]
-    [InlineData("--for", "0s", "is not a duration")]
+    [InlineData("--for", "0s", "--for: \"0s\" is not a duration such as 30m, 2h or 3d")]
     public async Task Ack_refuses_a_missing_or_bad_flag_with_one_line_and_exit_2(string flag, string value, string expected)
     {
         var args = new List<string> { "ack", "0123456789ab", flag, value };
@@ -26,7 +26,8 @@ public sealed class LifecycleFlagsTests
 
         var r = await Run.DotnetToolAsync("agentctl", args, TimeSpan.FromSeconds(30));
         Assert.Equal(2, r.ExitCode);
-        Assert.Contains(expected, r.Stderr, StringComparison.Ordinal);
+        var line = Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)); // one line
+        Assert.Contains(expected, line, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", r.Stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("System.", r.Stderr, StringComparison.Ordinal);
     }

@@ -45,13 +45,16 @@ public sealed class AcknowledgedFindingsTests
         Assert.Equal((1, 1), await GaugesAsync(kind));
         Assert.True(state.IsAcknowledged(F(kind, "a", Severity.Warning)));
 
-        // Worse than acknowledged: it alerts again (the set of findings is the same; only its severity changed).
+        // Worse than acknowledged: it changed, and the acknowledgement ends (the set of findings is the same; only its
+        // severity changed); better again, it stays ended.
         state.SetFindings("audit", [F(kind, "a", Severity.Error), F(kind, "b", Severity.Error)]);
         Assert.Equal((2, 0), await GaugesAsync(kind));
         state.SetFindings("audit", [F(kind, "a", Severity.Warning), F(kind, "b", Severity.Error)]);
-        Assert.Equal((1, 1), await GaugesAsync(kind));
+        Assert.Equal((2, 0), await GaugesAsync(kind));
 
         // The end comes with no answer from the coordinator: the timer puts it back.
+        state.SetAcknowledged([Ack(kind, "a", Severity.Warning, time.GetUtcNow().AddHours(1))]);
+        Assert.Equal((1, 1), await GaugesAsync(kind));
         time.Advance(TimeSpan.FromMinutes(59));
         Assert.Equal((1, 1), await GaugesAsync(kind));
         time.Advance(TimeSpan.FromMinutes(2));

@@ -41,7 +41,7 @@ public sealed class GiveBackTests
         cmd.CommandText = $"SELECT rank, body FROM builds WHERE id = {build.Id}";
         await using var r = await cmd.ExecuteReaderAsync();
         Assert.True(await r.ReadAsync());
-        Assert.Equal(5, r.GetInt64(0)); // generation 1, handed over
+        Assert.Equal(1 * 8 + 1 * 2, r.GetInt64(0)); // generation 1, handed over (generation × 8 + place × 2 + asked to stop)
         Assert.Equal(CoordinatorHarness.Builder2, Build.Parser.ParseFrom((byte[])r.GetValue(1)).Builder);
     }
 }

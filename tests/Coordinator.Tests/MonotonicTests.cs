@@ -131,7 +131,7 @@ public sealed class MonotonicTests(PostgresFixture pg) : IClassFixture<PostgresF
                 $"instance on port {h.Port} does not show the build Succeeded");
         }
 
-        Assert.Equal(3, await pg.Server.ScalarAsync($"SELECT rank FROM builds WHERE id = {id}", db));
+        Assert.Equal(3 * 2, await pg.Server.ScalarAsync($"SELECT rank FROM builds WHERE id = {id}", db)); // finished (place 3 × 2; not asked to stop)
         await using (var c = await pg.Server.OpenAsync(db))
         await using (var read = new NpgsqlCommand($"SELECT body FROM builds WHERE id = {id}", c))
         {

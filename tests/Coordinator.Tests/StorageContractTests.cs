@@ -125,6 +125,20 @@ public abstract class StorageContract
     }
 
     [Fact]
+    public async Task A_build_write_that_does_not_know_of_a_stop_request_is_behind_it_and_refused()
+    {
+        using var e = await MigratedAsync();
+        e.Commit([new SaveBuild(1, 1_000, [1], "tok1", Rank: 4)]);                   // running (place 2 × 2)
+        e.Commit([new SaveBuild(1, 1_000, [2], "tok1", Rank: 5, ExpectedRank: 4)]); // an admin asked it to stop
+        Assert.Throws<StoreConflictException>(() => e.Commit([new SaveBuild(1, 1_000, [3], "tok1", Rank: 4)])); // progress decided before the request
+        Assert.Throws<StoreConflictException>(() => e.Commit([new SaveBuild(1, 1_000, [3], "tok1", Rank: 5, ExpectedRank: 4)])); // a second request decided on the old row
+        e.Commit([new SaveBuild(1, 1_000, [4], "tok1", Rank: 5)]);                   // progress that knows: same rank, forward
+        e.Commit([new SaveBuild(1, 1_000, [5], "tok1", Rank: 7)]);                   // finished (place 3 × 2 + asked)
+        Assert.Throws<StoreConflictException>(() => e.Commit([new SaveBuild(1, 1_000, [6], "tok1", Rank: 7)])); // never after finished
+        Assert.Equal([5], e.Load(1).Builds.Single().Body);
+    }
+
+    [Fact]
     public async Task Builds_and_their_logs_are_saved_replaced_paged_and_deleted_together()
     {
         using var e = await MigratedAsync();

@@ -41,6 +41,7 @@ internal sealed partial class BuildQueueService(
     private readonly HashSet<string> _active = new(StringComparer.Ordinal); // queued or running here
     private readonly Dictionary<string, CancellationTokenSource> _running = new(StringComparer.Ordinal); // under _seen
     private readonly Dictionary<string, CancelBuild> _cancelled = new(StringComparer.Ordinal); // asked to stop (under _seen)
+    private const int MaxRememberedCancels = 1000;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -125,10 +126,17 @@ internal sealed partial class BuildQueueService(
         CancellationTokenSource? running;
         lock (_seen)
         {
-            if (!_active.Contains(command.Id))
+            if (!_active.Contains(command.Id) && _seen.Contains(command.Id))
             {
-                Log.CancelIgnored(logger, command.BuildId);
+                Log.CancelIgnored(logger, command.BuildId); // ran here and ended
                 return;
+            }
+
+            // Running, waiting here, or not received yet (its command may come after this): remembered, a bounded few.
+            if (!_cancelled.ContainsKey(command.Id) && _cancelled.Count >= MaxRememberedCancels
+                && _cancelled.Keys.FirstOrDefault(k => !_active.Contains(k)) is { } oldest)
+            {
+                _cancelled.Remove(oldest);
             }
 
             _cancelled[command.Id] = command.Cancel;
@@ -212,7 +220,19 @@ internal sealed partial class BuildQueueService(
         var request = command.Build;
         var o = options.Value;
         await using var progress = new ProgressSender(connection, command.Id, command.BuildId, logger);
-        if (CancelledOf(command.Id) is { } before)
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        CancelBuild? before;
+        lock (_seen)
+        {
+            // One step: a cancel arriving now either is seen here or finds the build registered as running.
+            before = _cancelled.GetValueOrDefault(command.Id);
+            if (before is null)
+            {
+                _running[command.Id] = cancel;
+            }
+        }
+
+        if (before is not null)
         {
             // Asked to stop before it started: nothing is built.
             progress.Line("*", CancelMessage(before) + "; not started");
@@ -220,12 +240,6 @@ internal sealed partial class BuildQueueService(
             Builds.WithLabels("cancelled").Inc();
             Log.Finished(logger, command.BuildId, "cancelled before it started");
             return;
-        }
-
-        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-        lock (_seen)
-        {
-            _running[command.Id] = cancel;
         }
 
         try

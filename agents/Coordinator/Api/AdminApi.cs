@@ -141,7 +141,7 @@ public sealed class AdminApi(
             var action = request.Remove ? "unacknowledge" : "acknowledge";
             var finding = await state.AcknowledgeAsync(request.Id, time.GetUtcNow() + duration, caller.Identity, reason, request.Remove,
                 f => entry = audit.Entry(caller.Identity, action, "accepted",
-                    $"finding={f.Id} node={f.Node} kind={f.Kind} subject={ReportLimits.Cut(f.Subject, 200)}{(request.Remove ? "" : $" for={duration} reason={reason}")}"),
+                    $"finding={f.Id} node={f.Node} kind={f.Kind} subject={ReportLimits.Cut(f.Subject, 200)}{(request.Remove ? "" : $" for={duration}")} reason={reason}"),
                 context.CancellationToken).ConfigureAwait(false);
             audit.Committed(entry!);
             return finding;

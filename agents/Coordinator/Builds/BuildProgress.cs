@@ -96,17 +96,19 @@ internal static class BuildProgress
     };
 
     /// <summary>
-    /// A build's place in its one-way life: queued 0, handed to a builder 1, running 2, finished 3 (its rank within a
-    /// generation, <see cref="Storage.SaveBuild"/>). The store replaces a row only by one of a higher rank, or of the
-    /// same rank below finished, and an instance takes in only what is at least as far along as what it holds.
+    /// A build's step in its one-way life, its rank within a generation (<see cref="Storage.SaveBuild"/>): its place
+    /// (queued 0, handed to a builder 1, running 2, finished 3) × 2, + 1 once an admin asked it to stop. The store
+    /// replaces a row only by one of a higher rank, or of the same rank below finished, and an instance takes in only
+    /// what is at least as far along as what it holds: a progress decided before the stop request reached this
+    /// instance is behind the stored row, refused, and decided again with the request.
     /// </summary>
-    public static long Rank(Build b) => b.State switch
+    public static long Rank(Build b) => (b.State switch
     {
         BuildState.Succeeded or BuildState.Failed or BuildState.Cancelled => Storage.SaveBuild.Finished,
         BuildState.Running => 2,
         BuildState.Queued when b.DispatchedAt is not null => 1,
         _ => 0,
-    };
+    }) * 2 + (b.CancelRequestedBy.Length > 0 ? 1 : 0);
 
     private static Decision Refuse(StatusCode status, string message) => new(new BuildQueue.Refusal(status, message), null);
 

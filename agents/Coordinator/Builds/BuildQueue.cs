@@ -106,30 +106,39 @@ public sealed partial class BuildQueue
                 var suffix = reason.Length > 0 ? $": {reason}" : string.Empty;
                 if (b.CancelRequestedBy.Length > 0)
                 {
-                    // Asked before and its builder has not confirmed (gone for good, or hung): a second cancel ends it
-                    // here. Should the builder come back and report, it is told the build has been cancelled.
+                    var asked = b.CancelRequestedAt?.ToDateTimeOffset() ?? DateTimeOffset.MinValue;
+                    if (_time.GetUtcNow() - asked < ForceCancelAfter)
+                    {
+                        // Its builder may be stopping it right now: told again, and the admin told when a cancel ends it here.
+                        _connections.GetValueOrDefault(b.Builder)?.LastOrDefault()?.Channel.Writer.TryWrite(CancelCommand(b, token));
+                        throw new CancelRefusal(StatusCode.FailedPrecondition,
+                            $"build {n} was asked to stop by {b.CancelRequestedBy} at {asked:HH:mm:ss}Z and its builder {b.Builder} has not confirmed yet "
+                            + $"(asked again now); a cancel from {asked + ForceCancelAfter:HH:mm:ss}Z on ends it here without the builder");
+                    }
+
+                    // Asked long enough ago and its builder never confirmed (gone for good, or hung): ended here. Should
+                    // the builder come back and report, it is told the build has been cancelled.
                     next.State = BuildState.Cancelled;
                     next.FinishedAt = Now();
                     next.Error = $"cancelled by {by} without its builder {b.Builder} confirming (asked first by {b.CancelRequestedBy}){suffix}";
-                    rank = SaveBuild.InGeneration(held, SaveBuild.Finished);
-                }
-                else if (b.DispatchedAt is null)
-                {
-                    next.CancelRequestedBy = by;
-                    next.CancelRequestedAt = Now();
-                    next.CancelReason = reason;
-                    next.State = BuildState.Cancelled;
-                    next.FinishedAt = Now();
-                    next.Error = $"cancelled by {by} before a builder took it{suffix}";
-                    rank = SaveBuild.InGeneration(held, SaveBuild.Finished);
                 }
                 else
                 {
                     next.CancelRequestedBy = by;
                     next.CancelRequestedAt = Now();
                     next.CancelReason = reason;
-                    rank = held; // still handed over or running: its builder is asked to stop
+                    if (b.DispatchedAt is null)
+                    {
+                        next.State = BuildState.Cancelled;
+                        next.FinishedAt = Now();
+                        next.Error = $"cancelled by {by} before a builder took it{suffix}";
+                    }
+
+                    // else still handed over or running: its builder is asked to stop (the rank's asked-to-stop mark
+                    // puts every write that does not know of it behind)
                 }
+
+                rank = SaveBuild.InGeneration(held, BuildProgress.Rank(next));
             }
 
             var entry = audit(next);
@@ -174,6 +183,9 @@ public sealed partial class BuildQueue
         }
     }
 
+    /// <summary>How long after a stop request a second cancel ends a handed-over build without its builder.</summary>
+    public static readonly TimeSpan ForceCancelAfter = TimeSpan.FromMinutes(2);
+
     private static Command CancelCommand(Build b, string token) => new()
     {
         Id = token,
@@ -199,7 +211,7 @@ public sealed partial class BuildQueue
                 _lastId = Math.Max(_lastId, row.Id);
                 var token = row.Token;
                 _ranks[row.Id] = row.Rank;
-                if (token is null || row.Rank % 4 < BuildProgress.Rank(build))
+                if (token is null || row.Rank % 8 < BuildProgress.Rank(build))
                 {
                     // From before command tokens or before ranks (stored as 0): given now, so every row has its owner
                     // check and moves only forward from here.
@@ -324,8 +336,12 @@ public sealed partial class BuildQueue
             bool sent;
             lock (_lock)
             {
-                SetIfForward(id, candidate, SaveBuild.InGeneration(_ranks.GetValueOrDefault(id), 1));
+                SetIfForward(id, candidate, SaveBuild.InGeneration(_ranks.GetValueOrDefault(id), BuildProgress.Rank(candidate)));
                 sent = to.Channel.Writer.TryWrite(ToCommand(candidate, token)); // false: its stream ended just now
+                if (sent && _builds[id] is { CancelRequestedBy.Length: > 0 } asked)
+                {
+                    to.Channel.Writer.TryWrite(CancelCommand(asked, token)); // asked to stop while it was being handed over: after it, not before
+                }
             }
 
             Publish(candidate.Clone());
@@ -484,9 +500,9 @@ public sealed partial class BuildQueue
                         connection.Channel.Writer.TryWrite(CancelCommand(b, token)); // and asked to stop: it stops before it starts
                     }
                 }
-                else if (b.State == BuildState.Running && b.Builder == identity && b.CancelRequestedBy.Length > 0 && stillRunning.Contains(token))
+                else if (!Finished(b) && b.Builder == identity && b.CancelRequestedBy.Length > 0 && stillRunning.Contains(token))
                 {
-                    connection.Channel.Writer.TryWrite(CancelCommand(b, token)); // asked to stop while the stream was down
+                    connection.Channel.Writer.TryWrite(CancelCommand(b, token)); // asked to stop while the stream was down (running, or waiting there)
                 }
                 else if (b.State == BuildState.Running && b.Builder == identity && list.Count == 1 && running is not null && !stillRunning.Contains(token))
                 {
@@ -517,7 +533,7 @@ public sealed partial class BuildQueue
                 failed.LogLinesDropped = current.LogLinesDropped;
                 failed.Images.Clear();
                 failed.Images.AddRange(current.Images);
-                rank = SaveBuild.InGeneration(_ranks.GetValueOrDefault(id), SaveBuild.Finished);
+                rank = SaveBuild.InGeneration(_ranks.GetValueOrDefault(id), BuildProgress.Rank(failed));
             }
 
             bool stored;
@@ -575,7 +591,8 @@ public sealed partial class BuildQueue
             connection.Channel.Writer.TryComplete(); // under the lock: a dispatch either wrote before this or sees it completed
             while (connection.Channel.Reader.TryRead(out var command))
             {
-                if (long.TryParse(command.BuildId, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id))
+                if (command.BodyCase == Command.BodyOneofCase.Build // an unread cancel is sent again when it reconnects
+                    && long.TryParse(command.BuildId, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id))
                 {
                     unsent.Add(id);
                 }
@@ -602,7 +619,8 @@ public sealed partial class BuildQueue
             return invalid;
         }
 
-        if (_store.SharedByInstances && progress.CommandId.Length is > 0 and <= 64 && NotSeenHere(progress.CommandId, identity))
+        if (_store.SharedByInstances && progress.CommandId.Length is > 0 and <= 64
+            && (NotSeenHere(progress.CommandId, identity) || (progress.State == BuildState.Cancelled && !StopAskedHere(progress.CommandId))))
         {
             // Dispatched by another instance and not known here yet (the stream moved before its notification).
             var row = await Task.Run(() => _store.LoadBuildByToken(progress.CommandId)).ConfigureAwait(false);
@@ -752,6 +770,15 @@ public sealed partial class BuildQueue
         }
     }
 
+    // Whether this instance knows that the build of this token was asked to stop (else it may not have heard yet).
+    private bool StopAskedHere(string token)
+    {
+        lock (_lock)
+        {
+            return _byToken.TryGetValue(token, out var id) && _builds.TryGetValue(id, out var b) && b.CancelRequestedBy.Length > 0;
+        }
+    }
+
     private static bool Finished(Build b) => BuildProgress.Finished(b);
 
     private static string NewToken() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
@@ -789,6 +816,11 @@ public sealed partial class BuildQueue
     /// </summary>
     private async Task GiveBackAsync(long id, string identity)
     {
+        if (await EndAskedToStopAsync(id, identity).ConfigureAwait(false))
+        {
+            return;
+        }
+
         Build? released = null;
         try
         {
@@ -831,6 +863,52 @@ public sealed partial class BuildQueue
         {
             await TryDispatchAsync(id, target).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// A build handed to <paramref name="identity"/> that an admin asked to stop, and that never reached it: no builder
+    /// holds it, so it ends cancelled here rather than going back to the queue. False when it was not asked to stop
+    /// (or moved on meanwhile).
+    /// </summary>
+    private async Task<bool> EndAskedToStopAsync(long id, string identity)
+    {
+        Build next;
+        long held;
+        string token;
+        lock (_lock)
+        {
+            if (!_builds.TryGetValue(id, out var b) || Finished(b) || b.CancelRequestedBy.Length == 0 || b.Builder != identity || b.State != BuildState.Queued)
+            {
+                return false;
+            }
+
+            token = _tokens[id];
+            held = _ranks.GetValueOrDefault(id);
+            next = b.Clone();
+            next.State = BuildState.Cancelled;
+            next.FinishedAt = Now();
+            next.Error = $"cancelled by {b.CancelRequestedBy} before its builder {identity} got it" + (b.CancelReason.Length > 0 ? $": {b.CancelReason}" : string.Empty);
+        }
+
+        var rank = SaveBuild.InGeneration(held, BuildProgress.Rank(next));
+        try
+        {
+            await _writer.WriteAsync(SaveOf(next, token, rank) with { ExpectedRank = held }).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is StoreConflictException or StoreUnavailableException or System.Data.Common.DbException)
+        {
+            Log.DispatchFailed(_logger, id, ex.Message); // moved on elsewhere, or not stored: as it is (sent again when its builder reconnects)
+            return true;
+        }
+
+        lock (_lock)
+        {
+            SetIfForward(id, next, rank);
+        }
+
+        _logs.Finish(id);
+        Publish(next.Clone());
+        return true;
     }
 
     private async Task<bool> PersistLoggedAsync(Build b, string token, long rank)

@@ -151,7 +151,7 @@ public sealed partial class ChangeListener(
 
         foreach (var chunk in nodes.Chunk(1000))
         {
-            state.Refresh(chunk, await Task.Run(() => pg.LoadNodes(chunk, StateStore.RecentEvents)).ConfigureAwait(false));
+            await RefreshNodesAsync(pg, chunk).ConfigureAwait(false);
             Applied.WithLabels("node").Inc(chunk.Length);
         }
 
@@ -172,16 +172,34 @@ public sealed partial class ChangeListener(
     }
 
     /// <summary>
+    /// Reads some nodes and takes them in; nodes acknowledged here while the read ran are read again (a few times at
+    /// most: each read begins after this instance's write committed, so it holds that write).
+    /// </summary>
+    private async Task RefreshNodesAsync(PostgresStore pg, IReadOnlyCollection<string> nodes)
+    {
+        for (var attempt = 0; attempt < 3 && nodes.Count > 0; attempt++)
+        {
+            var mark = state.WriteMark(); // before the read: what this instance writes meanwhile is newer than it
+            nodes = state.Refresh(nodes, await Task.Run(() => pg.LoadNodes(nodes, StateStore.RecentEvents)).ConfigureAwait(false), mark);
+        }
+    }
+
+    /// <summary>
     /// Reads the whole store after notifications may have been missed: what it holds replaces what this instance
     /// held, and nodes and builds this instance held before the read but the store no longer has (forgotten or
     /// deleted through another instance meanwhile) go.
     /// </summary>
     private async Task ResyncAsync(PostgresStore pg)
     {
+        var mark = state.WriteMark();
         var nodesBefore = state.NodeNames();
         var buildsBefore = builds.Ids();
         var all = await Task.Run(() => pg.Load(StateStore.RecentEvents)).ConfigureAwait(false);
-        state.Refresh(nodesBefore, all);
+        var again = state.Refresh(nodesBefore, all, mark);
+        if (again.Count > 0)
+        {
+            await RefreshNodesAsync(pg, again).ConfigureAwait(false);
+        }
         var stored = all.Builds.Select(b => b.Id).ToHashSet();
         foreach (var id in buildsBefore.Where(id => !stored.Contains(id)))
         {

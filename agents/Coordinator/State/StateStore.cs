@@ -51,6 +51,12 @@ public sealed partial class StateStore
 
         public NodeSummary? Published { get; set; }
 
+        /// <summary>The <see cref="WriteMark"/> of this instance's last committed write for this node (report, acknowledgement).</summary>
+        public long LocalWriteAt { get; set; }
+
+        /// <summary>The <see cref="WriteMark"/> of this instance's last committed acknowledgement write for this node.</summary>
+        public long LocalAckWriteAt { get; set; }
+
         /// <summary>Admins' acknowledgements of this node's findings, as stored (some may no longer hold: <see cref="Acked"/>).</summary>
         public Dictionary<(AgentKind Agent, string Kind, string Subject), SaveAck> Acks { get; } = [];
 
@@ -65,7 +71,7 @@ public sealed partial class StateStore
         public static bool Holds(SaveAck a, Finding f, DateTimeOffset now) =>
             now.ToUnixTimeMilliseconds() < a.UntilMs
             && a.FirstSeenMs == (f.FirstSeen?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? 0)
-            && (int)f.Severity <= a.Severity;
+            && (int)f.Severity <= a.Severity; // a worse one ends it (its report deletes it), also before that is taken in
 
         private NodeSummary? _summary;
         private DateTimeOffset _summaryUntil;
@@ -135,22 +141,42 @@ public sealed partial class StateStore
     /// agent's state replaces the one held when it is at least as new, so a report of this instance still being
     /// committed is not undone. Watchers of this instance see the change as if the report had come here.
     /// </summary>
-    public void Refresh(IReadOnlyCollection<string> nodes, StoredState stored)
+    /// <param name="readAfter">The <see cref="WriteMark"/> taken before <paramref name="stored"/> was read: what this
+    /// instance committed for a node after it (an acknowledgement, a forget, a node's first report) is newer than the
+    /// read and is not undone by it.</param>
+    /// <returns>The nodes whose acknowledgements were written here after the read: read them again (after this
+    /// instance's write committed, so the read has it, and has what another instance wrote too).</returns>
+    public IReadOnlyCollection<string> Refresh(IReadOnlyCollection<string> nodes, StoredState stored, long readAfter = long.MaxValue)
     {
         lock (_lock)
         {
             foreach (var gone in nodes.Except(stored.Nodes.Select(n => n.Name), StringComparer.Ordinal))
             {
-                if (_nodes.Remove(gone)) // forgotten through another instance (an admin, or the sweeper lease's holder)
+                if (_nodes.TryGetValue(gone, out var held) && held.LocalWriteAt <= readAfter && _nodes.Remove(gone)) // forgotten through another instance
                 {
                     _version++;
                     _feed.Publish(new WatchEvent { At = Timestamp.FromDateTimeOffset(_time.GetUtcNow()), NodeRemoved = gone });
                 }
             }
 
-            Merge(stored);
+            return Merge(stored, readAfter);
         }
     }
+
+    /// <summary>
+    /// A mark of this instance's committed writes: take it before reading the store for <see cref="Refresh"/>. (Each
+    /// local write of a node's state moves it on, under the lock, once committed.)
+    /// </summary>
+    public long WriteMark()
+    {
+        lock (_lock)
+        {
+            return _localWrites;
+        }
+    }
+
+    private long _localWrites; // under _lock
+    private readonly Dictionary<string, long> _forgotten = new(StringComparer.Ordinal); // forgotten here: name -> its mark (under _lock)
 
     /// <summary>The names of the nodes held now.</summary>
     public IReadOnlyCollection<string> NodeNames()
@@ -161,10 +187,26 @@ public sealed partial class StateStore
         }
     }
 
-    private void Merge(StoredState stored)
+    private List<string> Merge(StoredState stored, long readAfter = long.MaxValue)
     {
+        var readAgain = new List<string>();
         var now = _time.GetUtcNow();
         var touched = new HashSet<string>(StringComparer.Ordinal);
+        if (_forgotten.Count > 0 && readAfter != long.MaxValue)
+        {
+            // Nodes this instance forgot after the read began: the read still had them.
+            var stale = stored.Nodes.Where(n => _forgotten.GetValueOrDefault(n.Name) > readAfter).Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
+            if (stale.Count > 0)
+            {
+                stored = new StoredState(
+                    [.. stored.Nodes.Where(n => !stale.Contains(n.Name))],
+                    [.. stored.Agents.Where(a => !stale.Contains(a.Node))],
+                    [.. stored.RecentEvents.Where(e => !stale.Contains(e.Node))],
+                    stored.EventCounts.Where(c => !stale.Contains(c.Key)).ToDictionary(c => c.Key, c => c.Value, StringComparer.Ordinal),
+                    stored.Builds) { Acks = [.. stored.Acks.Where(a => !stale.Contains(a.Node))] };
+            }
+        }
+
         foreach (var (name, firstSeen) in stored.Nodes)
         {
             if (!_nodes.ContainsKey(name))
@@ -215,6 +257,12 @@ public sealed partial class StateStore
         foreach (var name in touched)
         {
             var n = _nodes[name];
+            if (n.LocalAckWriteAt > readAfter)
+            {
+                readAgain.Add(name); // acknowledged (or un-) here after the read began: this read is older than what is held
+                continue;
+            }
+
             if (n.Acks.Count > 0 || stored.Acks.Count > 0)
             {
                 TakeAcks(n, stored.Acks);
@@ -226,6 +274,8 @@ public sealed partial class StateStore
         {
             PublishIfChanged(_nodes[name], now);
         }
+
+        return readAgain;
     }
 
     /// <summary>
@@ -270,6 +320,7 @@ public sealed partial class StateStore
         long firstSeenMs;
         int storedEvents;
         long? baseMs;
+        List<DeleteAck> worse = [];
         lock (_lock)
         {
             var known = _nodes.TryGetValue(report.Node, out var node);
@@ -292,10 +343,17 @@ public sealed partial class StateStore
             baseMs = previous?.LastReport.ToUnixTimeMilliseconds();
             firstSeenMs = known ? node!.FirstSeen.ToUnixTimeMilliseconds() : nowMs;
             storedEvents = (known ? node!.StoredEvents : 0) + report.Events.Count;
+            if (known && node!.Acks.Count > 0)
+            {
+                // A finding now worse than when it was acknowledged has changed: its acknowledgement ends, with this report.
+                worse = [.. diff.Stored.Findings
+                    .Where(f => node.Acks.TryGetValue((report.Agent, f.Kind, f.Subject), out var a) && (int)f.Severity > a.Severity)
+                    .Select(f => new DeleteAck(report.Node, (int)report.Agent, f.Kind, f.Subject))];
+            }
         }
 
         var trimEvents = storedEvents > 2 * StoredEventsPerNode;
-        await _writer.WriteAsync(new SaveReport(
+        StoreOp save = new SaveReport(
             report.Node,
             firstSeenMs,
             (int)report.Agent,
@@ -308,7 +366,8 @@ public sealed partial class StateStore
             [.. report.Events.Select(e => new StoredEvent(e.At?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? nowMs, e.ToByteArray()))],
             trimEvents ? StoredEventsPerNode : null,
             new ReportBase(baseMs),
-            SentAtMs(report))).ConfigureAwait(false);
+            SentAtMs(report));
+        await _writer.WriteAsync(worse.Count == 0 ? save : new StoreBatch([save, .. worse])).ConfigureAwait(false);
 
         // Committed: now memory and the watchers.
         lock (_lock)
@@ -321,6 +380,14 @@ public sealed partial class StateStore
             }
 
             node.Agents[report.Agent] = new AgentRecord(report.Agent, report.AgentVersion, now, _options.HeartbeatInterval, diff.Stored);
+            node.LocalWriteAt = ++_localWrites;
+            _forgotten.Remove(report.Node);
+            foreach (var ended in worse)
+            {
+                node.Acks.Remove(((AgentKind)ended.Kind, ended.Finding, ended.Subject));
+                node.LocalAckWriteAt = node.LocalWriteAt;
+            }
+
             node.Changed();
             _version++;
             node.RecentEvents.AddRange(report.Events);
@@ -656,6 +723,12 @@ public sealed partial class StateStore
         lock (_lock)
         {
             Remove(name);
+            if (_forgotten.Count >= 10_000)
+            {
+                _forgotten.Clear(); // a bound; the window it guards is one read
+            }
+
+            _forgotten[name] = ++_localWrites;
         }
 
         return summary;
@@ -729,6 +802,7 @@ public sealed partial class StateStore
                         break;
                 }
 
+                n.LocalWriteAt = n.LocalAckWriteAt = ++_localWrites;
                 n.Changed();
                 _version++;
                 PublishIfChanged(n, _time.GetUtcNow());
@@ -755,6 +829,12 @@ public sealed partial class StateStore
 
     private (NodeRecord Node, AgentKind Agent, Finding Finding)? FindFinding(string id)
     {
+        if (id.Length != FindingIds.Length)
+        {
+            return null;
+        }
+
+        (NodeRecord, AgentKind, Finding)? found = null;
         foreach (var n in _nodes.Values)
         {
             foreach (var a in n.Agents.Values)
@@ -763,13 +843,15 @@ public sealed partial class StateStore
                 {
                     if (FindingIds.Of(n.Name, a.Kind, f.Kind, f.Subject) == id)
                     {
-                        return (n, a.Kind, f);
+                        // Two findings with one id (a node may choose its subjects): neither is acknowledged by it.
+                        found = found is null ? (n, a.Kind, f)
+                            : throw new LifecycleRefusal(Grpc.Core.StatusCode.FailedPrecondition, $"finding id {id} names more than one finding; acknowledge neither by it");
                     }
                 }
             }
         }
 
-        return null;
+        return found;
     }
 
     private static Acknowledgement ToAcknowledgement(SaveAck a) => new()

@@ -124,6 +124,12 @@ public sealed class PostgresStore : IStoreEngine
         );
         CREATE INDEX acks_until ON acks(until);
         """,
+
+        // 5: a build's rank makes room for "an admin asked it to stop" (generation × 8 + place × 2 + asked), so a
+        // write that does not know of the request is behind it.
+        """
+        UPDATE builds SET rank = rank / 4 * 8 + rank % 4 * 2;
+        """,
     ];
 
     private static readonly string[] IdentityTables = ["check_history", "finding_history", "events", "audit"];

@@ -109,6 +109,12 @@ public sealed class SqliteStore : IStoreEngine
         );
         CREATE INDEX acks_until ON acks(until);
         """,
+
+        // 5: a build's rank makes room for "an admin asked it to stop" (generation × 8 + place × 2 + asked), so a
+        // write that does not know of the request is behind it.
+        """
+        UPDATE builds SET rank = rank / 4 * 8 + rank % 4 * 2;
+        """,
     ];
 
     private readonly string _path;

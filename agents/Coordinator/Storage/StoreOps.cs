@@ -53,8 +53,9 @@ public sealed record DeleteHistoryBefore(long CutoffMs) : StoreOp;
 public sealed record AddAudit(long AtMs, string Identity, string Action, string Result, string Detail) : StoreOp;
 
 /// <summary>
-/// A build inserted or its body and token replaced, only forward. <paramref name="Rank"/> is generation × 4 + its
-/// place in its one-way life (queued 0, handed to a builder 1, running 2, finished 3); the generation counts the times
+/// A build inserted or its body and token replaced, only forward. <paramref name="Rank"/> is generation × 8 + its
+/// place in its one-way life (queued 0, handed to a builder 1, running 2, finished 3) × 2 + 1 once an admin asked it
+/// to stop (so a write that does not know of the request is behind, and refused); the generation counts the times
 /// it was given back because its builder left before receiving it. A stored row of a higher rank, or a finished one,
 /// is never replaced: the write is refused with <see cref="StoreConflictException"/> and nothing of its batch is stored.
 /// </summary>
@@ -62,14 +63,17 @@ public sealed record AddAudit(long AtMs, string Identity, string Action, string 
 /// cancellation decided against it), else refused the same way.</remarks>
 public sealed record SaveBuild(long Id, long RequestedAtMs, byte[] Body, string? Token, long Rank = 0, long? ExpectedRank = null) : StoreOp
 {
-    /// <summary>The place of a finished build (rank % 4): such a row is never written again.</summary>
+    /// <summary>The place of a finished build: such a row is never written again.</summary>
     public const long Finished = 3;
 
-    /// <summary>The rank of <paramref name="place"/> in the generation of <paramref name="rank"/>.</summary>
-    public static long InGeneration(long rank, long place) => rank / 4 * 4 + place;
+    /// <summary>A rank's place: queued 0, handed over 1, running 2, finished 3.</summary>
+    public static long Place(long rank) => rank / 2 % 4;
+
+    /// <summary>The rank <paramref name="step"/> (place × 2 + asked-to-stop, BuildProgress.Rank) in the generation of <paramref name="rank"/>.</summary>
+    public static long InGeneration(long rank, long step) => rank / 8 * 8 + step;
 
     /// <summary>The first rank of the generation after <paramref name="rank"/>'s: a build given back to the queue (StoreSql.ClaimRank's @giveBack in SQL).</summary>
-    public static long NextGeneration(long rank) => (rank / 4 + 1) * 4;
+    public static long NextGeneration(long rank) => (rank / 8 + 1) * 8;
 }
 
 public sealed record DeleteBuilds(IReadOnlyList<long> Ids) : StoreOp;

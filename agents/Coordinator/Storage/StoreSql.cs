@@ -83,14 +83,14 @@ internal static class StoreSql
         $"build {b.Id}: the store holds a later state than the one written (rank {b.Rank}); another instance moved it on first");
 
     /// <summary>When a stored build may be replaced (<see cref="SaveBuild"/>): only forward, never once finished.</summary>
-    public const string BuildForward = "builds.rank < excluded.rank OR (builds.rank = excluded.rank AND excluded.rank % 4 < 3)";
+    public const string BuildForward = "builds.rank < excluded.rank OR (builds.rank = excluded.rank AND excluded.rank / 2 % 4 < 3)";
 
     /// <summary>The condition of a <see cref="SaveBuild"/>: only forward, or only over the rank it expects.</summary>
     public static string BuildWhere(SaveBuild b, string expectedParameter) =>
-        b.ExpectedRank is null ? BuildForward : $"builds.rank = {expectedParameter} AND builds.rank % 4 < 3";
+        b.ExpectedRank is null ? BuildForward : $"builds.rank = {expectedParameter} AND builds.rank / 2 % 4 < 3";
 
     /// <summary>The rank a claim writes: handed over in the row's generation, or (given back) queued in the next.</summary>
-    public const string ClaimRank = "CASE WHEN @giveBack THEN (rank / 4 + 1) * 4 ELSE rank / 4 * 4 + 1 END";
+    public const string ClaimRank = "CASE WHEN @giveBack THEN (rank / 8 + 1) * 8 ELSE rank / 8 * 8 + 2 + rank % 2 END";
 
     /// <summary>When a stored agent row may be replaced: by a report the agent sent no earlier than the stored one.</summary>
     public const string AgentForward = "agents.sent_at <= excluded.sent_at";
