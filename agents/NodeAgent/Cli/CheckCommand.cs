@@ -74,10 +74,7 @@ internal static class CheckCommand
             // set up from the configuration before anything else, so this goes in as what overrides the file.
             Environment.SetEnvironmentVariable(AgentHost.EnvironmentPrefix + "Log__Console", "none");
             Environment.SetEnvironmentVariable(AgentHost.EnvironmentPrefix + "Log__Syslog__Target", string.Empty);
-            var builder = AgentDaemon.CreateBuilder(DaemonInfo.NodeAgent, configPath, NodeAgentHost.DefaultMetricsPort);
-            builder.Services.AddNodeAgent(builder.Configuration); // the daemon's own wiring
-            host = builder.Build();
-            OptionsGate.ValidateAll(host.Services);
+            host = NodeAgentHost.BuildOneShot(configPath); // the daemon's own wiring
         }
         catch (Exception ex) when (AgentHost.Describe(ex) is { } line)
         {
