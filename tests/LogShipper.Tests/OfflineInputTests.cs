@@ -23,7 +23,8 @@ public sealed class OfflineInputTests
 
     [Theory]
     [InlineData("--to", "ftp://127.0.0.1:9", "--to: ")]
-    [InlineData("--relp-window", "0", "--relp-window: must be between 1 and 100000 (got 0)")]
+    [InlineData("--relp-window", "0", "--relp-window: must be a whole number of at least 1 (got 0)")]
+    [InlineData("--relp-window", "100001", "--relp-window: must be between 1 and 100000 (got 100001)")]
     [InlineData("--give-up-after", "-5", "--give-up-after: must be a positive number of seconds")]
     public async Task Ship_ABadFlag_IsNamedAsTyped_NotAsTheDaemonsKey(string flag, string value, string expected)
     {
