@@ -58,6 +58,17 @@ internal sealed class Connection : IDisposable
         {
             return CoordinatorChannel.Create(server, _cert, _key, _ca, Settings.Timeout);
         }
+        catch (Common.Tls.TlsFileException ex)
+        {
+            // The file named by what the admin gave: the flag, or the key of the config file.
+            var (flag, key, given) = ex.What switch
+            {
+                "certificate" => ("--cert", "cert", Settings.Cert),
+                "key" => ("--key", "key", Settings.Key),
+                _ => ("--ca", "ca", Settings.Ca),
+            };
+            throw new CliException($"{(given is not null ? flag : $"\"{key}\" in {Settings.ConfigPath ?? ClientConfig.DefaultPath}")}: {ex.Path} {ex.Reason}");
+        }
         catch (CryptographicException ex)
         {
             throw new CliException(ex.Message);

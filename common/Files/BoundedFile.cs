@@ -28,19 +28,15 @@ public static class BoundedFile
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {
-            throw new FileNotFoundException($"{option} {path}: no such file", path, ex);
+            throw new FileNotFoundException($"{option} {path}: {FileProblem.Describe(ex, path)}", path, ex);
         }
-        catch (UnauthorizedAccessException ex) when (Directory.Exists(path))
+        catch (UnauthorizedAccessException ex) when (!Directory.Exists(path))
         {
-            throw new IOException($"{option} {path}: is a directory, not a file", ex);
+            throw new UnauthorizedAccessException($"{option} {path}: {FileProblem.Describe(ex, path)}", ex);
         }
-        catch (UnauthorizedAccessException ex)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            throw new UnauthorizedAccessException($"{option} {path}: permission denied", ex);
-        }
-        catch (IOException ex) when (ex is not FileNotFoundException)
-        {
-            throw new IOException($"{option} {path}: cannot be read: {ex.Message}", ex);
+            throw new IOException($"{option} {path}: {FileProblem.Describe(ex, path)}", ex);
         }
     }
 

@@ -38,4 +38,14 @@ public sealed class OfflineInputTests
         Assert.DoesNotContain("Destinations", r.Stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", r.Stderr, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Ship_AJournalFileThatIsADirectory_IsCalledSo()
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(dir["a-dir"]);
+        var r = await Run.DotnetToolAsync("toolforge-log-shipper", ["ship", "--journal-file", dir["a-dir"], "--to", "relp://127.0.0.1:9", "--state-file", dir["state"]]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Equal($"toolforge-log-shipper: --journal-file {dir["a-dir"]}: journal file {dir["a-dir"]} is a directory, not a file", r.Stderr.Trim());
+    }
 }

@@ -65,11 +65,11 @@ public sealed class OfflineInputTests
 
     /// <summary>A missing input, a directory: the flag and the file named, no .NET wording ("Could not find file", "Access to the path").</summary>
     [Theory]
-    [InlineData("--services", "missing", "no such file")]
+    [InlineData("--services", "missing", "does not exist")]
     [InlineData("--services", "dir", "is a directory, not a file")]
-    [InlineData("--iptables-save", "missing", "no such file")]
+    [InlineData("--iptables-save", "missing", "does not exist")]
     [InlineData("--iptables-save", "dir", "is a directory, not a file")]
-    [InlineData("--endpointslices", "missing", "no such file")]
+    [InlineData("--endpointslices", "missing", "does not exist")]
     public async Task AuditIptables_AMissingInputOrADirectory_IsNamedWithItsFlag(string flag, string what, string says)
     {
         using var dir = new TempDir();
