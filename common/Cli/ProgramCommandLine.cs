@@ -129,7 +129,7 @@ public static partial class ProgramCommandLine
                     {
                         if (r.Tokens.Count > 0 && int.TryParse(r.Tokens[^1].Value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var v) && v < 1)
                         {
-                            r.AddError($"{count.Name}: must be a whole number of at least 1 (got {r.Tokens[^1].Value})");
+                            r.AddError($"{count.Name}: must be a whole number of at least 1 (got {Got(r.Tokens[^1].Value)})");
                         }
                     });
                     break;
@@ -139,7 +139,7 @@ public static partial class ProgramCommandLine
                         if (r.Tokens.Count > 0 && double.TryParse(r.Tokens[^1].Value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v)
                             && !(double.IsFinite(v) && v > 0 && v <= LongestSeconds))
                         {
-                            r.AddError($"{number.Name}: must be a number above 0 and at most {LongestSeconds:0} (got {r.Tokens[^1].Value})");
+                            r.AddError($"{number.Name}: must be a number above 0 and at most {LongestSeconds:0} (got {Got(r.Tokens[^1].Value)})");
                         }
                     });
                     break;
@@ -149,7 +149,7 @@ public static partial class ProgramCommandLine
                         if (r.Tokens.Count > 0 && TimeSpan.TryParse(r.Tokens[^1].Value, System.Globalization.CultureInfo.InvariantCulture, out var v)
                             && (v <= TimeSpan.Zero || v > Options.Check.LongestDuration))
                         {
-                            r.AddError($"{duration.Name}: must be a duration above 0 and at most {Options.Check.LongestDuration:d\\.hh\\:mm\\:ss} such as 00:00:30 (got {r.Tokens[^1].Value})");
+                            r.AddError($"{duration.Name}: must be a duration above 0 and at most {Options.Check.LongestDuration:d\\.hh\\:mm\\:ss} such as 00:00:30 (got {Got(r.Tokens[^1].Value)})");
                         }
                     });
                     break;
@@ -167,8 +167,8 @@ public static partial class ProgramCommandLine
     /// <summary>
     /// A parse error as an admin reads it, one line naming the flag: System.CommandLine's "Cannot parse argument 'x' for
     /// option '--limit' as expected type 'System.Int32'." becomes "--limit: must be a whole number (got "x")", and
-    /// "Argument 'x' not recognized. Must be one of: ..." (which does not say for which flag) "-o: must be one of table,
-    /// json (got "x")".
+    /// "Argument 'x' not recognized. Must be one of: ..." (which does not say for which flag) "--output: must be one of
+    /// table, json (got "x")".
     /// </summary>
     public static string Describe(string error, SymbolResult? symbol)
     {

@@ -33,7 +33,8 @@ public sealed class OfflineInputTests
         var withFlag = flag == "--to" ? args.Select(a => a == "relp://127.0.0.1:9" ? value : a).ToArray() : [.. args, flag, value];
         var r = await Run.DotnetToolAsync("toolforge-log-shipper", withFlag);
         Assert.Equal(2, r.ExitCode);
-        Assert.Contains(expected, r.Stderr, StringComparison.Ordinal);
+        Assert.Contains(expected, Assert.Single(r.Stderr.Trim().Split('\n')), StringComparison.Ordinal);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(r.Stderr, System.Text.RegularExpressions.Regex.Escape(expected))); // said once
         Assert.DoesNotContain("--:", r.Stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("Destinations", r.Stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", r.Stderr, StringComparison.Ordinal);
