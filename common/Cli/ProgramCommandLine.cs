@@ -190,7 +190,7 @@ public static partial class ProgramCommandLine
             return $"{name}: must be one of {Output.Escape(allowed)} (got \"{Got(n.Groups["value"].Value)}\")";
         }
 
-        return Output.Escape(error);
+        return Output.Escape(AgentHost.CutLine(error)); // an unknown token of 5 MB is not echoed whole
     }
 
     private static string Got(string value) => Output.Escape(value.Length <= 80 ? value : value[..80] + $"…[cut {value.Length - 80} chars]");

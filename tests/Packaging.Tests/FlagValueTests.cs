@@ -51,4 +51,17 @@ public sealed class FlagValueTests
         Assert.DoesNotContain("   at ", r.Stderr, StringComparison.Ordinal);
         Assert.Empty(r.Stdout);
     }
+
+    /// <summary>What the admin typed is echoed cut: a 5,000-character token is not printed whole (nor a control character raw).</summary>
+    [Fact]
+    public async Task AHugeUnknownToken_IsEchoedCut()
+    {
+        var r = await Run.DotnetToolAsync("agentctl", ["nodes", "\u001b[2J" + new string('x', 5000)]);
+        Assert.Equal(2, r.ExitCode);
+        var first = r.Stderr.Split('\n')[0];
+        Assert.Contains("[cut ", first, StringComparison.Ordinal);
+        Assert.True(first.Length < 1100, $"{first.Length} characters");
+        Assert.DoesNotContain("\u001b", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("\\x1b[2J", first, StringComparison.Ordinal);
+    }
 }
