@@ -66,7 +66,7 @@ internal static class Render
         text.Append(CultureInfo.InvariantCulture, $"\nFindings ({d.Findings.Count}):\n");
         if (d.Findings.Count > 0)
         {
-            text.Append(Findings(d.Findings, now, format, withNode: false));
+            text.Append(Findings(d.Findings, now, format, withNode: false, acknowledgements: d.Findings.Any(f => f.Acknowledged is not null)));
         }
 
         if (d.Events.Count > 0)
@@ -80,16 +80,27 @@ internal static class Render
         return text.ToString();
     }
 
-    public static string Findings(IEnumerable<Finding> findings, DateTimeOffset now, OutputFormat format = OutputFormat.Table, bool withNode = true)
+    /// <param name="acknowledgements">An ACK column: who acknowledged a finding, until when and why ("-" for none).</param>
+    public static string Findings(IEnumerable<Finding> findings, DateTimeOffset now, OutputFormat format = OutputFormat.Table, bool withNode = true, bool acknowledgements = false)
     {
         var wide = format == OutputFormat.Wide;
-        IReadOnlyList<string> headers = [.. withNode ? ["NODE"] : Array.Empty<string>(), "KIND", "SUBJECT", .. wide ? ["SEVERITY", "CHECK", "AGENT"] : Array.Empty<string>(), "SINCE", "MESSAGE"];
+        IReadOnlyList<string> headers =
+        [
+            .. withNode ? ["NODE"] : Array.Empty<string>(), "ID", "KIND", "SUBJECT", .. wide ? ["SEVERITY", "CHECK", "AGENT", "SINCE"] : Array.Empty<string>(),
+            .. acknowledgements ? ["ACK"] : Array.Empty<string>(), "MESSAGE",
+        ];
         return Output.Table(headers, findings.Select(f => (IReadOnlyList<string>)
         [
-            .. withNode ? [f.Node] : Array.Empty<string>(), f.Kind, f.Subject,
-            .. wide ? [f.Severity.Name(), f.Check, f.Agent.Name()] : Array.Empty<string>(), Ago(f.FirstSeen, now), f.Message,
+            .. withNode ? [f.Node] : Array.Empty<string>(), f.Id, f.Kind, f.Subject,
+            .. wide ? [f.Severity.Name(), f.Check, f.Agent.Name(), Ago(f.FirstSeen, now)] : Array.Empty<string>(),
+            .. acknowledgements ? [Acknowledged(f.Acknowledged, now)] : Array.Empty<string>(), f.Message,
         ]), width: Width(format));
     }
+
+    /// <summary>"by admin.example for 1h59m: reason", or "-".</summary>
+    public static string Acknowledged(Acknowledgement? a, DateTimeOffset now) => a is null
+        ? "-"
+        : $"by {a.By} for {Durations.Format(a.Until.ToDateTimeOffset() - now)}: {a.Reason}";
 
     public static string Builds(IEnumerable<Build> builds, DateTimeOffset now, OutputFormat format = OutputFormat.Table) => Output.Table(
         ["ID", "STATE", "REQUESTED", "BY", "BUILDER", "IMAGES"],
@@ -129,6 +140,7 @@ internal static class Render
             WatchEvent.EventOneofCase.Snapshot => $"{at} snapshot: {e.Snapshot.Nodes.Count} nodes, {e.Snapshot.Builds.Count} recent builds\n" + Nodes(e.Snapshot.Nodes, now),
             WatchEvent.EventOneofCase.Node => $"{at} node  {Output.Escape(e.Node.Name)} {Output.Colour(e.Node.State.Name(), e.Node.State.Name())} {Output.Escape(e.Node.Summary)}\n",
             WatchEvent.EventOneofCase.Build => $"{at} build {e.Build.Id} {Output.Colour(e.Build.State.Name(), e.Build.State.Name())} {string.Join(" ", e.Build.Request?.Images ?? [])}\n",
+            WatchEvent.EventOneofCase.NodeRemoved => $"{at} node  {Output.Escape(e.NodeRemoved)} forgotten\n",
             _ => $"{at} (unknown event)\n",
         };
     }

@@ -37,4 +37,9 @@ internal static class EventIds
 
     // Remediation/: unit restarts.
     public const int RemediationFailed = 3601;
+
+    // Remediation/Drain: cordon, evictions, verdicts, uncordon.
+    public const int DrainStep = 3701;
+    public const int DrainApiFailed = 3702;
+    public const int DrainRecordFailed = 3703;
 }

@@ -33,6 +33,7 @@ public static class ContractNames
         BuildState.Running => "running",
         BuildState.Succeeded => "succeeded",
         BuildState.Failed => "failed",
+        BuildState.Cancelled => "cancelled",
         _ => "-",
     };
 

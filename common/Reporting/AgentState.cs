@@ -19,7 +19,9 @@ public sealed partial class AgentState
     private static readonly Gauge CheckLatency = Metrics.CreateGauge(
         "toolforge_check_latency_seconds", "How long the latest run of each check took.", "check");
     private static readonly Gauge FindingsGauge = Metrics.CreateGauge(
-        "toolforge_findings", "Current findings by kind.", "kind");
+        "toolforge_findings", "Current findings by kind, not counting those an admin acknowledged (what alerts use).", "kind");
+    private static readonly Gauge AcknowledgedGauge = Metrics.CreateGauge(
+        "toolforge_findings_acknowledged", "Current findings by kind that an admin acknowledged (agentctl ack): left out of toolforge_findings.", "kind");
 
     private readonly object _lock = new();
     private readonly Dictionary<string, CheckResult> _checks = new(StringComparer.Ordinal);
@@ -135,12 +137,9 @@ public sealed partial class AgentState
             var after = list.Select(Key).ToHashSet(StringComparer.Ordinal);
             changed = !before.SetEquals(after);
             _findings[check] = list;
-            if (changed)
+            if (changed || _acks.Count > 0)
             {
-                foreach (var kind in _findings.Values.SelectMany(v => v).Concat(previous ?? []).Select(f => f.Kind).Distinct())
-                {
-                    FindingsGauge.WithLabels(kind).Set(_findings.Values.Sum(v => v.Count(f => f.Kind == kind)));
-                }
+                SetFindingMetrics(previous ?? []); // with acknowledgements, also when only a severity changed
             }
         }
 
@@ -151,6 +150,72 @@ public sealed partial class AgentState
         }
 
         return changed;
+    }
+
+    private Dictionary<(string Kind, string Subject), Acknowledgement> _acks = [];
+
+    /// <summary>
+    /// The coordinator's answer: which of our findings an admin acknowledged, until when and at which severity. They
+    /// leave toolforge_findings (so their alert stops) for toolforge_findings_acknowledged. Kept until the next
+    /// answer, and only while the finding is still here at no higher severity and the acknowledgement has not ended:
+    /// with the coordinator unreachable, a finding that resolves and comes back, or gets worse, alerts again.
+    /// </summary>
+    public void SetAcknowledged(IEnumerable<Acknowledgement> acks)
+    {
+        lock (_lock)
+        {
+            var next = acks.Where(a => a.Until is not null).ToDictionary(a => (a.Kind, a.Subject));
+            if (next.Count == 0 && _acks.Count == 0)
+            {
+                return;
+            }
+
+            _acks = next;
+            SetFindingMetrics([]);
+        }
+    }
+
+    // Under _lock: the gauges of every kind held now or in <paramref name="previous"/>; acknowledgements that no longer
+    // match a finding are dropped (a finding that comes back is a new one).
+    private void SetFindingMetrics(IEnumerable<Finding> previous)
+    {
+        var now = _time.GetUtcNow();
+        var all = _findings.Values.SelectMany(v => v).ToList();
+        if (_acks.Count > 0)
+        {
+            var present = all.Select(f => (f.Kind, f.Subject)).ToHashSet();
+            foreach (var gone in _acks.Keys.Where(k => !present.Contains(k)).ToList())
+            {
+                _acks.Remove(gone);
+            }
+        }
+
+        foreach (var kind in all.Concat(previous).Select(f => f.Kind).Concat(_acks.Keys.Select(k => k.Kind)).Distinct())
+        {
+            var ofKind = all.Where(f => f.Kind == kind).ToList();
+            var acked = ofKind.Count(f => IsAcknowledged(f, now));
+            FindingsGauge.WithLabels(kind).Set(ofKind.Count - acked);
+            AcknowledgedGauge.WithLabels(kind).Set(acked);
+        }
+
+        // The moment an acknowledgement ends, its finding counts again: one timer for the earliest end.
+        var next = _acks.Values.Select(a => a.Until.ToDateTimeOffset()).Where(t => t > now).DefaultIfEmpty(DateTimeOffset.MaxValue).Min();
+        _ackTimer?.Dispose();
+        _ackTimer = next == DateTimeOffset.MaxValue ? null : _time.CreateTimer(_ => { lock (_lock) { SetFindingMetrics([]); } }, null, next - now + TimeSpan.FromMilliseconds(1), Timeout.InfiniteTimeSpan);
+    }
+
+    private System.Threading.ITimer? _ackTimer;
+
+    private bool IsAcknowledged(Finding f, DateTimeOffset now) =>
+        _acks.TryGetValue((f.Kind, f.Subject), out var a) && now < a.Until.ToDateTimeOffset() && f.Severity <= a.Severity;
+
+    /// <summary>Whether an admin's acknowledgement (as the coordinator last said) holds for this finding now.</summary>
+    public bool IsAcknowledged(Finding f)
+    {
+        lock (_lock)
+        {
+            return IsAcknowledged(f, _time.GetUtcNow());
+        }
     }
 
     public void AddEvent(string kind, string message, IReadOnlyDictionary<string, string>? details = null)

@@ -152,6 +152,7 @@ public sealed partial class ReportingService(
             {
                 var response = await connection.AgentClient().ReportAsync(report, deadline: connection.Deadline(), cancellationToken: stoppingToken).ConfigureAwait(false);
                 state.AcknowledgeEvents(events);
+                state.SetAcknowledged(response.Acknowledged);
                 if (response.HeartbeatInterval is { } hb && hb.ToTimeSpan() > TimeSpan.Zero)
                 {
                     Interval = hb.ToTimeSpan();

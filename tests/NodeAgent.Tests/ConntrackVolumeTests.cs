@@ -38,15 +38,15 @@ public sealed class ConntrackVolumeTests(ITestOutputHelper output)
     }
 
     // Stale flows answered by a gone endpoint (10.180.0.9), then fine ones answered by the endpoint, loaded at once (conntrack -R).
-    private static async Task<NetNamespace> TableAsync(TempDir dir)
+    private static async Task<NetNamespace> TableAsync(TempDir dir, int stale = Stale, int fine = Fine)
     {
         Peer.Require("conntrack", "conntrack");
         var ns = await NetNamespace.CreateAsync();
         var lines = new StringBuilder();
-        for (var i = 0; i < Stale + Fine; i++)
+        for (var i = 0; i < stale + fine; i++)
         {
             var src = $"10.{(i >> 16) + 1}.{(i >> 8) & 255}.{i & 255}";
-            var reply = i < Stale ? "10.180.0.9" : "10.180.0.1";
+            var reply = i < stale ? "10.180.0.9" : "10.180.0.1";
             lines.Append(CultureInfo.InvariantCulture,
                 $"-I -p udp -s {src} -d 172.30.0.10 --sport 5000 --dport 53 -r {reply} -q {src} --reply-port-src 53 --reply-port-dst 5000 -t 600 -u ASSURED\n");
         }
@@ -91,6 +91,54 @@ public sealed class ConntrackVolumeTests(ITestOutputHelper output)
         Assert.Equal(50, state.Snapshot(out var _).Events.Count(e => e.Kind == "conntrack-deleted"));
         Assert.Equal(Stale + Fine - 50, await CountAsync(ns));
         await view.StopAsync(CancellationToken.None);
+    }
+
+    /// <summary>
+    /// The README's bound for the conntrack audit's memory: the real program (`check`, run by `dotnet` with its JIT —
+    /// the NativeAOT binary needs less) judges 100,000 UDP flows in a namespace's own table with its default listing
+    /// bound, and its peak resident set (GNU time's maximum RSS) stays under it.
+    /// </summary>
+    public const int PeakRssBoundMiB = 192;
+
+    [Fact]
+    public async Task A_hundred_thousand_udp_flows_are_judged_by_the_real_program_within_the_documented_peak_rss()
+    {
+        Peer.Require("/usr/bin/time", "time");
+        var (api, view, dir) = await ClusterAsync();
+        await using var _ = api;
+        using var __ = dir;
+        await view.StopAsync(CancellationToken.None);
+        const int flows = 100_000;
+        await using var ns = await TableAsync(dir, stale: 40_000, fine: flows - 40_000);
+        Assert.Equal(flows, await CountAsync(ns));
+
+        var config = new System.Text.Json.Nodes.JsonObject
+        {
+            ["Log"] = new System.Text.Json.Nodes.JsonObject { ["Console"] = "plain" },
+            ["Metrics"] = new System.Text.Json.Nodes.JsonObject { ["Port"] = 0 },
+            ["NodeAgent"] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["NodeName"] = NodeName,
+                ["StateDirectory"] = dir["state"],
+                ["DBusAddress"] = $"unix:path={dir["no-bus"]}",
+                ["Kubernetes"] = new System.Text.Json.Nodes.JsonObject { ["Kubeconfig"] = api.WriteKubeconfig(dir["kubeconfig2"]) },
+                ["Conntrack"] = new System.Text.Json.Nodes.JsonObject
+                {
+                    ["Command"] = "ip",
+                    ["Arguments"] = new System.Text.Json.Nodes.JsonArray([.. ns.Exec("conntrack").Select(a => (System.Text.Json.Nodes.JsonNode)a)]),
+                    ["Timeout"] = "00:02:00",
+                },
+            },
+        };
+        await File.WriteAllTextAsync(dir["node-agent.json"], config.ToJsonString());
+        var r = await Run.ProcessAsync("/usr/bin/time", ["-f", "MAXRSS_KB %M", "dotnet", Run.ToolPath("toolforge-node-agent"),
+            "check", "--config", dir["node-agent.json"], "--only", ConntrackAudit.Check, "-o", "json"], TimeSpan.FromMinutes(3));
+        var peakKb = long.Parse(System.Text.RegularExpressions.Regex.Match(r.Stderr, @"MAXRSS_KB (\d+)").Groups[1].Value, CultureInfo.InvariantCulture);
+        output.WriteLine($"check over {flows} UDP flows: exit {r.ExitCode}, peak RSS {peakKb / 1024} MiB (bound {PeakRssBoundMiB} MiB)");
+        var check = System.Text.Json.Nodes.JsonNode.Parse(r.Stdout)!["checks"]!.AsArray().Single()!;
+        Assert.Equal(ConntrackAudit.Check, (string?)check["name"]);
+        Assert.Contains($"{flows} UDP/SCTP flows", (string?)check["message"], StringComparison.Ordinal); // every flow judged, none cut
+        Assert.True(peakKb < PeakRssBoundMiB * 1024L, $"peak RSS {peakKb / 1024} MiB over the README's bound of {PeakRssBoundMiB} MiB");
     }
 
     [Fact]

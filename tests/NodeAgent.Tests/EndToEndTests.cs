@@ -11,7 +11,8 @@ public sealed class EndToEndTests
     public async Task NodeAgent_ReportsToTheCoordinator_AndAgentctlFindingsListsItsFindings()
     {
         const string node = "worker-7.example";
-        await using var coordinator = await CoordinatorHarness.StartAsync();
+        // A short heartbeat: an acknowledgement reaches the agent with its next report's answer.
+        await using var coordinator = await CoordinatorHarness.StartAsync(editConfig: c => c["Coordinator"]!["HeartbeatInterval"] = "00:00:02");
         await using var api = await FakeKubeApiServer.StartAsync();
         await using var ns = await NetNamespace.CreateAsync();
         await using var docker = await PrivateDockerd.StartAsync();
@@ -25,10 +26,11 @@ public sealed class EndToEndTests
         await ns.RestoreAsync(KubeProxyRules.Generate([svc with { Endpoints = [] }]).Replace("has no endpoints", "left over", StringComparison.Ordinal));
         await JournalFiles.WriteAsync(dir["node.journal"], [JournalFiles.Entry(DateTimeOffset.UtcNow.AddMinutes(-1), node, "kernel", "INFO: task kworker/0:1:42 blocked for more than 120 seconds.", 3, kernel: true)]);
 
+        var metricsPort = Peer.FreePort();
         var config = new JsonObject
         {
             ["Log"] = new JsonObject { ["Console"] = "plain" },
-            ["Metrics"] = new JsonObject { ["Port"] = 0 },
+            ["Metrics"] = new JsonObject { ["Port"] = metricsPort },
             ["Coordinator"] = coordinator.AgentSection(node),
             ["NodeAgent"] = new JsonObject
             {
@@ -67,6 +69,29 @@ public sealed class EndToEndTests
         Assert.Contains(checks, c => (string?)c!["name"] == "kubelet.node-ready" && (string?)c["state"] == "ok");
         var nodes = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "nodes");
         Assert.Contains("failing", nodes.Stdout.Split('\n').Single(l => l.StartsWith(node, StringComparison.Ordinal)), StringComparison.Ordinal);
+
+        // An admin acknowledges the missing rule (the real agentctl): it leaves `agentctl findings` and the agent's
+        // alerting gauge (toolforge_findings, which ToolforgeKubeProxyRulesWrong reads) for toolforge_findings_acknowledged.
+        var id = (string)findings!.First(f => (string?)f!["kind"] == "missing-rule")!["id"]!;
+        var viewerAck = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "ack", id, "--for", "2h", "--reason", "tool-a is being deleted");
+        Assert.Equal(1, viewerAck.ExitCode);
+        Assert.Contains("needs the admin role", viewerAck.Stderr, StringComparison.Ordinal);
+        var ack = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "ack", id, "--for", "2h", "--reason", "tool-a is being deleted");
+        Assert.True(ack.ExitCode == 0, ack.ToString());
+        Assert.Contains("acknowledged until", ack.Stdout, StringComparison.Ordinal);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        string metrics = string.Empty;
+        Assert.True(await Peer.EventuallyAsync(() =>
+        {
+            metrics = http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics").GetAwaiter().GetResult();
+            return metrics.Contains("toolforge_findings_acknowledged{kind=\"missing-rule\"} 1", StringComparison.Ordinal);
+        }, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(500)), "the agent never heard of the acknowledgement:\n" + metrics);
+        Assert.Contains("toolforge_findings{kind=\"missing-rule\"} 0", metrics, StringComparison.Ordinal);
+        Assert.Contains("toolforge_findings{kind=\"stale-rule\"} 1", metrics, StringComparison.Ordinal); // the others still alert
+        var hidden = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "findings", "--node", node, "-o", "json");
+        Assert.DoesNotContain(JsonNode.Parse(hidden.Stdout)!["findings"]!.AsArray(), f => (string?)f!["id"] == id);
+        var all = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "findings", "--node", node, "--all", "-o", "wide");
+        Assert.Contains("by admin1.example for 1h59m: tool-a is being deleted", all.Stdout, StringComparison.Ordinal);
 
         var exit = await agent.StopAsync(TimeSpan.FromSeconds(10));
         Assert.True(exit == 0, $"exit {exit}: {agent.Output}");

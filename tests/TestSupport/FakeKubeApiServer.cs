@@ -17,9 +17,12 @@ namespace Toolforge.Agents.TestSupport;
 /// A node's status is patched as the API server does it (PATCH /api/v1/nodes/NAME/status: strategic merge, the
 /// conditions list merged by type, <c>$patch: delete</c> honoured; JSON merge patch replaces lists), and core/v1
 /// Events are created and patched (POST/PATCH /api/v1/namespaces/NS/events); both are recorded for tests to read.
-/// <see cref="FailWrites"/> makes the next writes fail as an overloaded API server would.
+/// <see cref="FailWrites"/> makes the next writes fail as an overloaded API server would. Pods, PodDisruptionBudgets,
+/// graceful deletes, the eviction subresource, Node patches with resourceVersion preconditions, the ordered write log
+/// and the down switch are in FakeKubeApiServer.Workloads.cs. Lists take limit/continue; fieldSelector takes
+/// metadata.name and spec.nodeName (anything else is a 400, so a test cannot pass on a selector the fake ignored).
 /// </summary>
-public sealed class FakeKubeApiServer : IAsyncDisposable
+public sealed partial class FakeKubeApiServer : IAsyncDisposable
 {
     private sealed record Kind(string Path, string ListKind, string ApiVersion, bool Namespaced);
 
@@ -29,6 +32,8 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         ["services"] = new("/api/v1/services", "ServiceList", "v1", true),
         ["endpointslices"] = new("/apis/discovery.k8s.io/v1/endpointslices", "EndpointSliceList", "discovery.k8s.io/v1", true),
         ["namespaces"] = new("/api/v1/namespaces", "NamespaceList", "v1", false),
+        ["pods"] = new("/api/v1/pods", "PodList", "v1", true),
+        ["poddisruptionbudgets"] = new("/apis/policy/v1/poddisruptionbudgets", "PodDisruptionBudgetList", "policy/v1", true),
     };
 
     private readonly object _lock = new();
@@ -87,6 +92,13 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
                 server.ClientCertificates.Add(cert?.Subject ?? "none");
             }
 
+            if (server.Down)
+            {
+                // As an API server behind a load balancer with no backend left: every request, reads included.
+                await StatusAsync(ctx, 503, "ServiceUnavailable", "the fake API server is down");
+                return;
+            }
+
             await next(ctx);
         });
         foreach (var (name, kind) in Kinds)
@@ -98,6 +110,7 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         app.MapMethods("/api/v1/nodes/{name}/status", ["PATCH"], ctx => server.PatchNodeStatusAsync(ctx));
         app.MapPost("/api/v1/namespaces/{ns}/events", ctx => server.CreateEventAsync(ctx));
         app.MapMethods("/api/v1/namespaces/{ns}/events/{name}", ["PATCH", "PUT"], ctx => server.PatchEventAsync(ctx));
+        server.MapWorkloads(app);
 
         await app.StartAsync();
         server.Port = new Uri(app.Urls.First()).Port;
@@ -136,6 +149,8 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
             V1Service => "services",
             V1EndpointSlice => "endpointslices",
             V1Namespace => "namespaces",
+            V1Pod => "pods",
+            V1PodDisruptionBudget => "poddisruptionbudgets",
             _ => throw new ArgumentException($"unsupported kind {obj.GetType().Name}"),
         };
         var k = Kinds[kind];
@@ -222,8 +237,12 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
     private async Task HandleAsync(string kind, Kind k, HttpContext ctx)
     {
         var q = ctx.Request.Query;
-        var nameFilter = q["fieldSelector"].ToString() is { Length: > 0 } fs && fs.StartsWith("metadata.name=", StringComparison.Ordinal) ? fs["metadata.name=".Length..] : null;
-        bool Matches(JsonObject o) => nameFilter is null || (string?)o["metadata"]?["name"] == nameFilter;
+        if (FieldSelector(q["fieldSelector"].ToString()) is not { } Matches)
+        {
+            await StatusAsync(ctx, 400, "BadRequest", $"unable to parse requirement: the fake API server selects on metadata.name and spec.nodeName only (got {q["fieldSelector"]})");
+            return;
+        }
+
         if (q["watch"] == "true" || q["watch"] == "1")
         {
             await WatchAsync(kind, ctx, Matches);
@@ -232,11 +251,24 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
 
         JsonArray items;
         long rv;
+        string? next;
         lock (_lock)
         {
             ListRequests++;
-            items = new JsonArray(_objects[kind].Values.Where(Matches).Select(o => (JsonNode)o.DeepClone()).ToArray());
+            // limit/continue as the API server pages a list: items in key order, the token names where the next page starts.
+            var after = q["continue"].ToString() is { Length: > 0 } c ? Encoding.UTF8.GetString(Convert.FromBase64String(c)) : null;
+            var limit = int.TryParse(q["limit"], out var l) && l > 0 ? l : int.MaxValue;
+            var all = _objects[kind].Where(e => Matches(e.Value) && (after is null || string.CompareOrdinal(e.Key, after) > 0)).OrderBy(e => e.Key, StringComparer.Ordinal).ToList();
+            var page = all.Take(limit).ToList();
+            next = all.Count > page.Count ? Convert.ToBase64String(Encoding.UTF8.GetBytes(page[^1].Key)) : null;
+            items = new JsonArray(page.Select(e => (JsonNode)e.Value.DeepClone()).ToArray());
             rv = _rv;
+        }
+
+        var meta = new JsonObject { ["resourceVersion"] = rv.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        if (next is not null)
+        {
+            meta["continue"] = next;
         }
 
         ctx.Response.ContentType = "application/json";
@@ -244,7 +276,7 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         {
             ["kind"] = k.ListKind,
             ["apiVersion"] = k.ApiVersion,
-            ["metadata"] = new JsonObject { ["resourceVersion"] = rv.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            ["metadata"] = meta,
             ["items"] = items,
         }.ToJsonString());
     }
@@ -376,6 +408,7 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
             if (_failWrites > 0)
             {
                 _failWrites--;
+                LogWrite(ctx.Request.Method, ctx.Request.Path.Value ?? string.Empty, _failStatus, "failed on purpose");
                 response = StatusAsync(ctx, _failStatus, "ServiceUnavailable", "the fake API server was told to fail this write");
                 return true;
             }
@@ -467,6 +500,7 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
             }
         }
 
+        LogWrite("PATCH", $"nodes/{name}/status", result is null ? 404 : 200, body);
         await (result is null ? StatusAsync(ctx, 404, "NotFound", $"nodes \"{name}\" not found") : JsonAsync(ctx, result));
     }
 
@@ -557,6 +591,7 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
             }
         }
 
+        LogWrite("POST", $"events/{ns}/{name}", stored is null ? 409 : 201, (string?)stored?["reason"] ?? string.Empty);
         await (stored is null ? StatusAsync(ctx, 409, "AlreadyExists", $"events \"{name}\" already exists") : JsonAsync(ctx, stored, 201));
     }
 
@@ -599,6 +634,7 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
             }
         }
 
+        LogWrite(ctx.Request.Method, $"events/{ns}/{name}", stored is null ? 404 : 200, (string?)stored?["reason"] ?? string.Empty);
         await (stored is null ? StatusAsync(ctx, 404, "NotFound", $"events \"{name}\" not found") : JsonAsync(ctx, stored));
     }
 

@@ -11,33 +11,38 @@ public sealed class FrozenProcess : IAsyncDisposable
 {
     private const string FreezerRoot = "/sys/fs/cgroup/freezer";
     private readonly string _cgroup;
+    private readonly string _root;
     private readonly Process _process;
 
-    private FrozenProcess(string cgroup, Process process) => (_cgroup, _process) = (cgroup, process);
+    private FrozenProcess(string root, string cgroup, Process process) => (_root, _cgroup, _process) = (root, cgroup, process);
 
     public int Pid => _process.Id;
 
     /// <param name="comm">The process's name as the kernel shows it (/proc/PID/comm): a shell that names itself so and
     /// waits on its standard input, instead of `sleep`.</param>
-    public static async Task<FrozenProcess> StartAsync(string? comm = null)
+    /// <param name="workingDirectory">The process's cwd (a directory on a mount makes it a process "on" that mount).</param>
+    /// <param name="nested">A path below the test's own freezer cgroup to put it in (e.g. "kubepods/besteffort/pod" + a
+    /// pod's UID: /proc/PID/cgroup then names the pod as the kubelet's cgroups do).</param>
+    public static async Task<FrozenProcess> StartAsync(string? comm = null, string? workingDirectory = null, string? nested = null)
     {
         if (!File.Exists(Path.Combine(FreezerRoot, "freezer.state")) && !Directory.Exists(FreezerRoot))
         {
             throw Peer.Missing("the cgroup-v1 freezer at /sys/fs/cgroup/freezer", "mount -t cgroup -o freezer cgroup /sys/fs/cgroup/freezer (as root)");
         }
 
-        var cgroup = Path.Combine(FreezerRoot, "tfa-test-" + Guid.NewGuid().ToString("N")[..10]);
+        var root = Path.Combine(FreezerRoot, "tfa-test-" + Guid.NewGuid().ToString("N")[..10]);
+        var cgroup = nested is null ? root : Path.Combine(root, nested);
         Directory.CreateDirectory(cgroup);
         var process = comm is null
-            ? Process.Start(new ProcessStartInfo("sleep", "600") { UseShellExecute = false })!
-            : Process.Start(new ProcessStartInfo("sh", ["-c", "printf %s \"$1\" > /proc/$$/comm && read x", "sh", comm]) { UseShellExecute = false, RedirectStandardInput = true })!;
+            ? Process.Start(new ProcessStartInfo("sleep", "600") { UseShellExecute = false, WorkingDirectory = workingDirectory ?? string.Empty })!
+            : Process.Start(new ProcessStartInfo("sh", ["-c", "printf %s \"$1\" > /proc/$$/comm && read x", "sh", comm]) { UseShellExecute = false, RedirectStandardInput = true, WorkingDirectory = workingDirectory ?? string.Empty })!;
         if (comm is not null && !await Peer.EventuallyAsync(() => File.ReadAllText($"/proc/{process.Id}/comm").TrimEnd('\n') == comm, TimeSpan.FromSeconds(10)))
         {
             process.Kill();
             throw new InvalidOperationException($"pid {process.Id} did not take the name {comm}");
         }
 
-        var frozen = new FrozenProcess(cgroup, process);
+        var frozen = new FrozenProcess(root, cgroup, process);
         await File.WriteAllTextAsync(Path.Combine(cgroup, "cgroup.procs"), process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
         await File.WriteAllTextAsync(Path.Combine(cgroup, "freezer.state"), "FROZEN");
         if (!await Peer.EventuallyAsync(() => frozen.State() == 'D', TimeSpan.FromSeconds(10)))
@@ -76,15 +81,19 @@ public sealed class FrozenProcess : IAsyncDisposable
         }
 
         _process.Dispose();
-        for (var i = 0; i < 50 && Directory.Exists(_cgroup); i++)
+        // The leaf first, then each parent up to the test's own cgroup (cgroup directories are removed one by one).
+        for (var dir = _cgroup; dir.Length >= _root.Length; dir = Path.GetDirectoryName(dir)!)
         {
-            try
+            for (var i = 0; i < 50 && Directory.Exists(dir); i++)
             {
-                Directory.Delete(_cgroup);
-            }
-            catch (IOException)
-            {
-                await Task.Delay(100); // the killed task leaves the cgroup a moment later
+                try
+                {
+                    Directory.Delete(dir);
+                }
+                catch (IOException)
+                {
+                    await Task.Delay(100); // the killed task leaves the cgroup a moment later
+                }
             }
         }
     }

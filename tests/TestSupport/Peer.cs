@@ -79,6 +79,23 @@ public static class Peer
 
         return condition();
     }
+
+    /// <summary>The same for a condition that asks a peer (a gRPC call): polled until true or the time is up.</summary>
+    public static async Task<bool> EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout, TimeSpan? poll = null)
+    {
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < timeout)
+        {
+            if (await condition())
+            {
+                return true;
+            }
+
+            await Task.Delay(poll ?? TimeSpan.FromMilliseconds(50));
+        }
+
+        return await condition();
+    }
 }
 
 /// <summary>The outcome of running a program to completion.</summary>

@@ -22,7 +22,8 @@ internal static class BuildCommand
         var single = new Option<bool>("--single", "-s") { Description = "Build only the named images, not their lineage" };
         var force = new Option<bool>("--force") { Description = "Rebuild even when the inputs did not change" };
         var builder = new Option<string?>("--builder") { Description = "Builder host (default: any connected builder)" };
-        var cmd = new Command("build", "Ask the builder-agent to build images (admins only)") { images, tag, push, noCache, single, force, builder, output };
+        var cmd = new Command("build", "Ask the builder-agent to build images (admins only); `build cancel ID` cancels one") { images, tag, push, noCache, single, force, builder, output };
+        cmd.Subcommands.Add(BuildCancelCommand.Create(g));
         cmd.SetAction((pr, ct) => g.Run(pr, async c =>
         {
             var spec = new BuildRequest

@@ -26,7 +26,8 @@ internal static class FindingsCommand
             }
         });
         var sortBy = AgentCtlOptions.SortBy("node", "kind", "subject", "severity", "since");
-        var cmd = new Command("findings", "List what the audits found") { node, kind, severity, check, limit, sortBy, output };
+        var all = new Option<bool>("--all", "-A") { Description = "Also the findings an admin acknowledged (agentctl ack), with who, why and until when" };
+        var cmd = new Command("findings", "List what the audits found (not those acknowledged: --all shows them)") { node, kind, severity, check, limit, sortBy, all, output };
         cmd.SetAction((pr, ct) => g.Run(pr, async c =>
         {
             var kinds = AgentCtlOptions.Set(pr, kind);
@@ -37,6 +38,7 @@ internal static class FindingsCommand
                 Node = pr.GetValue(node) ?? string.Empty,
                 Kind = kinds.Count == 1 ? kinds.Single() : string.Empty, // one kind is filtered by the coordinator, several here
                 Limit = pr.GetValue(limit),
+                IncludeAcknowledged = pr.GetValue(all),
             }, deadline: c.Deadline(), cancellationToken: ct);
             var findings = response.Findings
                 .Where(f => kinds.Count == 0 || kinds.Contains(f.Kind))
@@ -55,7 +57,7 @@ internal static class FindingsCommand
             var filtered = new ListFindingsResponse();
             filtered.Findings.AddRange(findings);
             var format = Output.Parse(pr.GetValue(output));
-            AgentCtlOptions.PrintListing(format, findings.Count, "findings", () => Render.Findings(findings, DateTimeOffset.UtcNow, format), () => Render.Message(filtered, format));
+            AgentCtlOptions.PrintListing(format, findings.Count, "findings", () => Render.Findings(findings, DateTimeOffset.UtcNow, format, acknowledgements: pr.GetValue(all)), () => Render.Message(filtered, format));
         }));
         return cmd;
     }

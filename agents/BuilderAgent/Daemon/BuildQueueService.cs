@@ -39,6 +39,8 @@ internal sealed partial class BuildQueueService(
     private readonly Channel<Command> _queue = Channel.CreateUnbounded<Command>();
     private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
     private readonly HashSet<string> _active = new(StringComparer.Ordinal); // queued or running here
+    private readonly Dictionary<string, CancellationTokenSource> _running = new(StringComparer.Ordinal); // under _seen
+    private readonly Dictionary<string, CancelBuild> _cancelled = new(StringComparer.Ordinal); // asked to stop (under _seen)
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -70,6 +72,12 @@ internal sealed partial class BuildQueueService(
                     }
 
                     backoff.Reset();
+                    if (command.BodyCase == Command.BodyOneofCase.Cancel)
+                    {
+                        Cancel(command);
+                        continue;
+                    }
+
                     lock (_seen)
                     {
                         if (!_seen.Add(command.Id))
@@ -108,6 +116,42 @@ internal sealed partial class BuildQueueService(
         await worker.ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// An admin asked a build handed to us to stop: the running one is cancelled (its docker calls end), a queued one is
+    /// not started; either way the coordinator hears CANCELLED. One we no longer hold (finished) is left as it ended.
+    /// </summary>
+    private void Cancel(Command command)
+    {
+        CancellationTokenSource? running;
+        lock (_seen)
+        {
+            if (!_active.Contains(command.Id))
+            {
+                Log.CancelIgnored(logger, command.BuildId);
+                return;
+            }
+
+            _cancelled[command.Id] = command.Cancel;
+            _running.TryGetValue(command.Id, out running);
+        }
+
+        Log.CancelReceived(logger, command.BuildId, command.Cancel.RequestedBy);
+        running?.Cancel();
+    }
+
+    private CancelBuild? CancelledOf(string id)
+    {
+        lock (_seen)
+        {
+            return _cancelled.GetValueOrDefault(id);
+        }
+    }
+
+    private static string CancelMessage(CancelBuild c) =>
+        $"cancelled by {OutputEscape(c.RequestedBy)}" + (c.Reason.Length > 0 ? $": {OutputEscape(c.Reason)}" : string.Empty);
+
+    private static string OutputEscape(string s) => Toolforge.Agents.Common.Cli.Output.Escape(s.Length > 500 ? s[..500] : s);
+
     private async Task WorkAsync(CancellationToken ct)
     {
         try
@@ -131,6 +175,7 @@ internal sealed partial class BuildQueueService(
                     lock (_seen)
                     {
                         _active.Remove(command.Id);
+                        _cancelled.Remove(command.Id);
                     }
                 }
             }
@@ -162,11 +207,42 @@ internal sealed partial class BuildQueueService(
         return (session, session.Select(request.Images, request.Single));
     }
 
-    private async Task RunBuildAsync(Command command, CancellationToken ct)
+    private async Task RunBuildAsync(Command command, CancellationToken stoppingToken)
     {
         var request = command.Build;
         var o = options.Value;
         await using var progress = new ProgressSender(connection, command.Id, command.BuildId, logger);
+        if (CancelledOf(command.Id) is { } before)
+        {
+            // Asked to stop before it started: nothing is built.
+            progress.Line("*", CancelMessage(before) + "; not started");
+            progress.State(BuildState.Cancelled, CancelMessage(before));
+            Builds.WithLabels("cancelled").Inc();
+            Log.Finished(logger, command.BuildId, "cancelled before it started");
+            return;
+        }
+
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        lock (_seen)
+        {
+            _running[command.Id] = cancel;
+        }
+
+        try
+        {
+            await RunStartedAsync(command, request, o, progress, cancel.Token, stoppingToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_seen)
+            {
+                _running.Remove(command.Id);
+            }
+        }
+    }
+
+    private async Task RunStartedAsync(Command command, BuildRequest request, BuilderOptions o, ProgressSender progress, CancellationToken ct, CancellationToken stoppingToken)
+    {
         progress.State(BuildState.Running);
         progress.Line("*", $"build requested by {command.RequestedBy}: {request.Images.Count} image(s), push={request.Push} no_cache={request.NoCache}");
         string? error = null;
@@ -187,10 +263,31 @@ internal sealed partial class BuildQueueService(
                 error = $"{bad.Count} of {reports.Count} image(s) failed or were skipped: {string.Join("; ", bad.Take(3).Select(b => $"{b.Path} {b.Result}: {b.Error}"))}";
             }
         }
+        catch (Exception ex) when (!stoppingToken.IsCancellationRequested && ct.IsCancellationRequested && CancelledOf(command.Id) is { } asked
+            && ex is OperationCanceledException or DockerOperationException or IOException or HttpRequestException)
+        {
+            // An admin's cancellation ended the docker calls: what was built stays built, the rest was not.
+            progress.Line("*", CancelMessage(asked) + "; stopped");
+            progress.State(BuildState.Cancelled, CancelMessage(asked));
+            Builds.WithLabels("cancelled").Inc();
+            state.SetCheck("builder.last-build", CheckState.Ok, $"build {command.BuildId} cancelled");
+            Log.Finished(logger, command.BuildId, "cancelled");
+            return;
+        }
         catch (Exception ex) when (ex is RepositoryException or DockerOperationException or IOException)
         {
             error = ex.Message;
             progress.Line("*", "ERROR: " + ex.Message);
+        }
+
+        if (error is not null && !stoppingToken.IsCancellationRequested && ct.IsCancellationRequested && CancelledOf(command.Id) is { } stopped)
+        {
+            // The docker calls ended on the cancellation and were reported as image failures.
+            progress.Line("*", CancelMessage(stopped) + "; stopped");
+            progress.State(BuildState.Cancelled, CancelMessage(stopped));
+            Builds.WithLabels("cancelled").Inc();
+            Log.Finished(logger, command.BuildId, "cancelled");
+            return;
         }
 
         progress.State(error is null ? BuildState.Succeeded : BuildState.Failed, error);
@@ -213,6 +310,12 @@ internal sealed partial class BuildQueueService(
 
         [LoggerMessage(4004, LogLevel.Warning, "command {Id} of kind {Kind} is not something this builder does")]
         public static partial void UnknownCommand(ILogger logger, string id, string kind);
+
+        [LoggerMessage(4009, LogLevel.Information, "build {Id}: asked to stop by {By}")]
+        public static partial void CancelReceived(ILogger logger, string id, string by);
+
+        [LoggerMessage(4010, LogLevel.Information, "build {Id}: asked to stop, but it is not queued or running here (it ended already)")]
+        public static partial void CancelIgnored(ILogger logger, string id);
 
         [LoggerMessage(4005, LogLevel.Information, "build {Id} finished: {Outcome}")]
         public static partial void Finished(ILogger logger, string id, string outcome);

@@ -116,7 +116,7 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
 
             await SendAsync(batch).ConfigureAwait(false);
             Interlocked.Add(ref _pendingLines, -lines);
-            if (batch.State is not (BuildState.Succeeded or BuildState.Failed))
+            if (batch.State is not (BuildState.Succeeded or BuildState.Failed or BuildState.Cancelled))
             {
                 await Task.Delay(300).ConfigureAwait(false);
             }

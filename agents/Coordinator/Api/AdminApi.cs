@@ -6,6 +6,7 @@ using Toolforge.Agents.Coordinator.Builds;
 using Toolforge.Agents.Coordinator.Reports;
 using Toolforge.Agents.Coordinator.Security;
 using Toolforge.Agents.Coordinator.State;
+using Toolforge.Agents.Coordinator.Storage;
 
 namespace Toolforge.Agents.Coordinator.Api;
 
@@ -48,7 +49,7 @@ public sealed class AdminApi(
         authorizer.Require(context, Roles.Viewer, "list findings");
         var response = new ListFindingsResponse();
         var limit = request.Limit > 0 ? Math.Min(request.Limit, 100_000) : DefaultFindingsLimit;
-        response.Findings.AddRange(state.ListFindings(request.Node, request.Kind, request.Agent, limit));
+        response.Findings.AddRange(state.ListFindings(request.Node, request.Kind, request.Agent, limit, request.IncludeAcknowledged));
         return Task.FromResult(response);
     }
 
@@ -93,6 +94,97 @@ public sealed class AdminApi(
         var build = await builds.RequestAsync(identity, request).ConfigureAwait(false);
         await audit.WriteAsync(identity, "request-build", "accepted", $"build={build.Id} {detail}").ConfigureAwait(false);
         return build;
+    }
+
+    /// <summary>The longest an acknowledgement may last: a finding hidden for longer should be fixed or its audit changed.</summary>
+    public static readonly TimeSpan MaxAcknowledgement = TimeSpan.FromDays(30);
+
+    public override async Task<ForgetNodeResponse> ForgetNode(ForgetNodeRequest request, ServerCallContext context)
+    {
+        var caller = await RequireAdminAsync(context, "forget-node", "forget nodes", $"node={ReportLimits.Cut(request.Name, 64)} force={request.Force}").ConfigureAwait(false);
+        var reason = ReportLimits.Cut(request.Reason, ReportLimits.MaxMessage);
+        try
+        {
+            AddAudit? entry = null;
+            var summary = await state.ForgetAsync(request.Name, request.Force, s => entry = audit.Entry(caller.Identity, "forget-node", "accepted",
+                $"node={s.Name} state={s.State.Name()} force={request.Force} reason={reason}"), context.CancellationToken).ConfigureAwait(false);
+            audit.Committed(entry!);
+            return new ForgetNodeResponse { Forgotten = summary };
+        }
+        catch (StateStore.LifecycleRefusal ex)
+        {
+            await audit.WriteRefusedAsync(caller.Identity, "forget-node", "refused", $"node={ReportLimits.Cut(request.Name, 64)} ({ex.Message})").ConfigureAwait(false);
+            throw new RpcException(new Status(ex.Status, ex.Message));
+        }
+    }
+
+    public override async Task<Finding> Acknowledge(AcknowledgeRequest request, ServerCallContext context)
+    {
+        var caller = await RequireAdminAsync(context, "acknowledge", "acknowledge findings", $"finding={ReportLimits.Cut(request.Id, 64)}").ConfigureAwait(false);
+        var reason = ReportLimits.Cut(request.Reason.Trim(), ReportLimits.MaxMessage);
+        var duration = request.Duration?.ToTimeSpan() ?? TimeSpan.Zero;
+        string? problem = request.Id.Length == 0 ? "id: required (the ID column of agentctl findings)"
+            : request.Remove ? null
+            : reason.Length == 0 ? "reason: required (say why this finding may be left alone)"
+            : duration <= TimeSpan.Zero ? "duration: must be more than 0"
+            : duration > MaxAcknowledgement ? $"duration: at most {MaxAcknowledgement.TotalDays:0} days"
+            : null;
+        if (problem is not null)
+        {
+            await audit.WriteRefusedAsync(caller.Identity, "acknowledge", "invalid", $"finding={ReportLimits.Cut(request.Id, 64)} ({problem})").ConfigureAwait(false);
+            throw new RpcException(new Status(StatusCode.InvalidArgument, problem));
+        }
+
+        try
+        {
+            AddAudit? entry = null;
+            var action = request.Remove ? "unacknowledge" : "acknowledge";
+            var finding = await state.AcknowledgeAsync(request.Id, time.GetUtcNow() + duration, caller.Identity, reason, request.Remove,
+                f => entry = audit.Entry(caller.Identity, action, "accepted",
+                    $"finding={f.Id} node={f.Node} kind={f.Kind} subject={ReportLimits.Cut(f.Subject, 200)}{(request.Remove ? "" : $" for={duration} reason={reason}")}"),
+                context.CancellationToken).ConfigureAwait(false);
+            audit.Committed(entry!);
+            return finding;
+        }
+        catch (StateStore.LifecycleRefusal ex)
+        {
+            await audit.WriteRefusedAsync(caller.Identity, "acknowledge", "refused", $"finding={ReportLimits.Cut(request.Id, 64)} ({ex.Message})").ConfigureAwait(false);
+            throw new RpcException(new Status(ex.Status, ex.Message));
+        }
+    }
+
+    public override async Task<Build> CancelBuild(CancelBuildRequest request, ServerCallContext context)
+    {
+        var caller = await RequireAdminAsync(context, "cancel-build", "cancel builds", $"build={ReportLimits.Cut(request.Id, 64)}").ConfigureAwait(false);
+        var reason = ReportLimits.Cut(request.Reason.Trim(), ReportLimits.MaxMessage);
+        try
+        {
+            AddAudit? entry = null;
+            var build = await builds.CancelAsync(request.Id, caller.Identity, reason,
+                b => entry = audit.Entry(caller.Identity, "cancel-build", "accepted", $"build={b.Id} state={b.State.Name()} reason={reason}")).ConfigureAwait(false);
+            audit.Committed(entry!);
+            return build;
+        }
+        catch (BuildQueue.CancelRefusal ex)
+        {
+            await audit.WriteRefusedAsync(caller.Identity, "cancel-build", "refused", $"build={ReportLimits.Cut(request.Id, 64)} ({ex.Message})").ConfigureAwait(false);
+            throw new RpcException(new Status(ex.Status, ex.Message));
+        }
+    }
+
+    // An admin action's caller: anyone else is refused (and the refusal audited, once a minute per caller).
+    private async Task<Caller> RequireAdminAsync(ServerCallContext context, string action, string what, string detail)
+    {
+        var caller = authorizer.Identify(context);
+        try
+        {
+            return authorizer.Require(context, Roles.Admin, what);
+        }
+        catch (RpcException)
+        {
+            await audit.WriteRefusedAsync(caller.Identity, action, "denied", detail).ConfigureAwait(false);
+            throw;
+        }
     }
 
     public override async Task StreamBuildLog(StreamBuildLogRequest request, IServerStreamWriter<BuildLogLine> responseStream, ServerCallContext context)

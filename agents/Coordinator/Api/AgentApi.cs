@@ -67,11 +67,13 @@ public sealed class AgentApi(
         }
 
         Reports.WithLabels(request.Agent.Name()).Inc();
-        return new ReportResponse
+        var response = new ReportResponse
         {
             HeartbeatInterval = Duration.FromTimeSpan(options.Value.HeartbeatInterval),
             ReceivedAt = Timestamp.FromDateTimeOffset(time.GetUtcNow()),
         };
+        response.Acknowledged.AddRange(state.AcknowledgedFor(request.Node, request.Agent));
+        return response;
     }
 
     public override async Task ReceiveCommands(ReceiveCommandsRequest request, IServerStreamWriter<Command> responseStream, ServerCallContext context)

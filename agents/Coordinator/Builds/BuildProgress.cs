@@ -20,7 +20,7 @@ internal static class BuildProgress
 
     /// <summary>Progress naming a state a builder never reports is refused before anything is looked up.</summary>
     public static BuildQueue.Refusal? CheckState(CommandProgress progress) =>
-        progress.State is BuildState.Unspecified or BuildState.Running or BuildState.Succeeded or BuildState.Failed
+        progress.State is BuildState.Unspecified or BuildState.Running or BuildState.Succeeded or BuildState.Failed or BuildState.Cancelled
             ? null
             : new BuildQueue.Refusal(StatusCode.InvalidArgument, $"state: {progress.State} is not something a builder reports");
 
@@ -48,7 +48,12 @@ internal static class BuildProgress
 
         if (Finished(build))
         {
-            return Refuse(StatusCode.FailedPrecondition, $"build {build.Id} has already {(build.State == BuildState.Succeeded ? "succeeded" : "failed")}");
+            return Refuse(StatusCode.FailedPrecondition, $"build {build.Id} has already {Ended(build.State)}");
+        }
+
+        if (progress.State == BuildState.Cancelled && build.CancelRequestedBy.Length == 0)
+        {
+            return Refuse(StatusCode.InvalidArgument, $"state: build {build.Id} was not asked to stop; a builder reports CANCELLED only then");
         }
 
         var next = build.Clone();
@@ -80,7 +85,15 @@ internal static class BuildProgress
         return new Decision(null, next);
     }
 
-    public static bool Finished(Build b) => b.State is BuildState.Succeeded or BuildState.Failed;
+    public static bool Finished(Build b) => b.State is BuildState.Succeeded or BuildState.Failed or BuildState.Cancelled;
+
+    /// <summary>How a finished build ended, for messages: "succeeded", "failed", "been cancelled".</summary>
+    public static string Ended(BuildState s) => s switch
+    {
+        BuildState.Succeeded => "succeeded",
+        BuildState.Cancelled => "been cancelled",
+        _ => "failed",
+    };
 
     /// <summary>
     /// A build's place in its one-way life: queued 0, handed to a builder 1, running 2, finished 3 (its rank within a
@@ -89,7 +102,7 @@ internal static class BuildProgress
     /// </summary>
     public static long Rank(Build b) => b.State switch
     {
-        BuildState.Succeeded or BuildState.Failed => Storage.SaveBuild.Finished,
+        BuildState.Succeeded or BuildState.Failed or BuildState.Cancelled => Storage.SaveBuild.Finished,
         BuildState.Running => 2,
         BuildState.Queued when b.DispatchedAt is not null => 1,
         _ => 0,

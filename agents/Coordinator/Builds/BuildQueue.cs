@@ -54,6 +54,135 @@ public sealed partial class BuildQueue
         public ChannelReader<Command> Reader => Channel.Reader;
     }
 
+    /// <summary>Why an admin's cancellation was refused, as the gRPC status it becomes.</summary>
+    public sealed class CancelRefusal(StatusCode status, string message) : Exception(message)
+    {
+        public StatusCode Status { get; } = status;
+    }
+
+    /// <summary>
+    /// An admin cancels build <paramref name="id"/>. A build no builder has taken ends CANCELLED at once. One handed to a
+    /// builder is marked as asked to stop, and the builder is told on its command stream (by the instance it is
+    /// connected to; again when it reconnects); it ends CANCELLED when the builder says it stopped (or SUCCEEDED/FAILED
+    /// if it finished first). Each write names the rank it was decided against, stored together with
+    /// <paramref name="audit"/>: a build another instance moved on meanwhile is decided again.
+    /// </summary>
+    public async Task<Build> CancelAsync(string id, string by, string reason, Func<Build, AddAudit> audit)
+    {
+        if (!long.TryParse(id, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n))
+        {
+            throw new CancelRefusal(StatusCode.NotFound, $"no build \"{ReportLimits.Cut(id, 64)}\"");
+        }
+
+        string token;
+        lock (_lock)
+        {
+            if (!_tokens.TryGetValue(n, out token!))
+            {
+                throw new CancelRefusal(StatusCode.NotFound, $"no build \"{n}\"");
+            }
+        }
+
+        using var serial = await _perBuild.EnterAsync(token).ConfigureAwait(false);
+        for (var attempt = 1; ; attempt++)
+        {
+            Build next;
+            long held;
+            long rank;
+            lock (_lock)
+            {
+                if (!_builds.TryGetValue(n, out var b))
+                {
+                    throw new CancelRefusal(StatusCode.NotFound, $"no build \"{n}\"");
+                }
+
+                if (Finished(b))
+                {
+                    throw new CancelRefusal(StatusCode.FailedPrecondition, $"build {n} has already {BuildProgress.Ended(b.State)}");
+                }
+
+                held = _ranks.GetValueOrDefault(n);
+                next = b.Clone();
+                var suffix = reason.Length > 0 ? $": {reason}" : string.Empty;
+                if (b.CancelRequestedBy.Length > 0)
+                {
+                    // Asked before and its builder has not confirmed (gone for good, or hung): a second cancel ends it
+                    // here. Should the builder come back and report, it is told the build has been cancelled.
+                    next.State = BuildState.Cancelled;
+                    next.FinishedAt = Now();
+                    next.Error = $"cancelled by {by} without its builder {b.Builder} confirming (asked first by {b.CancelRequestedBy}){suffix}";
+                    rank = SaveBuild.InGeneration(held, SaveBuild.Finished);
+                }
+                else if (b.DispatchedAt is null)
+                {
+                    next.CancelRequestedBy = by;
+                    next.CancelRequestedAt = Now();
+                    next.CancelReason = reason;
+                    next.State = BuildState.Cancelled;
+                    next.FinishedAt = Now();
+                    next.Error = $"cancelled by {by} before a builder took it{suffix}";
+                    rank = SaveBuild.InGeneration(held, SaveBuild.Finished);
+                }
+                else
+                {
+                    next.CancelRequestedBy = by;
+                    next.CancelRequestedAt = Now();
+                    next.CancelReason = reason;
+                    rank = held; // still handed over or running: its builder is asked to stop
+                }
+            }
+
+            var entry = audit(next);
+            try
+            {
+                await _writer.WriteAsync(new StoreBatch([SaveOf(next, token, rank) with { ExpectedRank = held }, entry])).ConfigureAwait(false);
+            }
+            catch (StoreConflictException ex) when (attempt < 3)
+            {
+                Log.DecidedAgain(_logger, token[..8], ex.Message); // taken or moved on through another instance: decide again
+                await TakeStoredAsync(n, token).ConfigureAwait(false);
+                continue;
+            }
+            catch (StoreConflictException)
+            {
+                throw new CancelRefusal(StatusCode.Aborted, $"build {n} kept changing on another coordinator instance; nothing was stored, try again");
+            }
+
+            BuilderConnection? builder = null;
+            lock (_lock)
+            {
+                SetIfForward(n, next, rank);
+                if (!Finished(next))
+                {
+                    builder = _connections.GetValueOrDefault(next.Builder)?.LastOrDefault();
+                }
+            }
+
+            if (Finished(next))
+            {
+                _logs.Finish(n);
+            }
+
+            Publish(next.Clone());
+            if (builder is not null)
+            {
+                builder.Channel.Writer.TryWrite(CancelCommand(next, token)); // false: its stream just ended; sent when it reconnects
+            }
+
+            Log.CancelRequested(_logger, next.Id, by, next.State.Name(), next.Builder);
+            return next.Clone();
+        }
+    }
+
+    private static Command CancelCommand(Build b, string token) => new()
+    {
+        Id = token,
+        BuildId = b.Id,
+        IssuedAt = b.CancelRequestedAt,
+        RequestedBy = b.CancelRequestedBy,
+        Cancel = new CancelBuild { RequestedBy = b.CancelRequestedBy, Reason = b.CancelReason },
+    };
+
     /// <summary>Why progress was refused: the status the builder gets, and the reason.</summary>
     public sealed record Refusal(StatusCode Status, string Message);
 
@@ -274,6 +403,11 @@ public sealed partial class BuildQueue
             {
                 target = LocalBuilderFor(b);
             }
+            else if (!Finished(b) && b.CancelRequestedBy.Length > 0 && (old is null || old.CancelRequestedBy.Length == 0)
+                && _connections.GetValueOrDefault(b.Builder)?.LastOrDefault() is { } holder)
+            {
+                holder.Channel.Writer.TryWrite(CancelCommand(b, _tokens[id])); // asked through another instance; its builder is connected here
+            }
 
             changed = b.Clone();
         }
@@ -345,6 +479,14 @@ public sealed partial class BuildQueue
                 else if (b.State == BuildState.Queued && b.Builder == identity && !stillRunning.Contains(token))
                 {
                     connection.Channel.Writer.TryWrite(ToCommand(b, token)); // handed over before, not started: again
+                    if (b.CancelRequestedBy.Length > 0)
+                    {
+                        connection.Channel.Writer.TryWrite(CancelCommand(b, token)); // and asked to stop: it stops before it starts
+                    }
+                }
+                else if (b.State == BuildState.Running && b.Builder == identity && b.CancelRequestedBy.Length > 0 && stillRunning.Contains(token))
+                {
+                    connection.Channel.Writer.TryWrite(CancelCommand(b, token)); // asked to stop while the stream was down
                 }
                 else if (b.State == BuildState.Running && b.Builder == identity && list.Count == 1 && running is not null && !stillRunning.Contains(token))
                 {
@@ -740,5 +882,8 @@ public sealed partial class BuildQueue
 
         [LoggerMessage(2307, LogLevel.Information, "progress of command {Token}… decided again against the stored build: {Reason}")]
         public static partial void DecidedAgain(ILogger logger, string token, string reason);
+
+        [LoggerMessage(2309, LogLevel.Information, "build {Id}: cancellation requested by {By}; now {State} (builder: {Builder})")]
+        public static partial void CancelRequested(ILogger logger, string id, string by, string state, string builder);
     }
 }

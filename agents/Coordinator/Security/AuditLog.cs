@@ -23,6 +23,16 @@ public sealed partial class AuditLog(StoreWriter writer, TimeProvider time, ILog
         return writer.WriteAsync(new AddAudit(at, identity, action, result, detail));
     }
 
+    /// <summary>
+    /// The row of an accepted action, for the caller to commit together with the action itself (so one is never
+    /// stored without the other); <see cref="Committed"/> logs it once stored.
+    /// </summary>
+    public AddAudit Entry(string identity, string action, string result, string detail) =>
+        new(time.GetUtcNow().ToUnixTimeMilliseconds(), identity, action, result, detail);
+
+    /// <summary>The log line of an <see cref="Entry"/> that was committed.</summary>
+    public void Committed(AddAudit entry) => Log.Audit(logger, entry.Identity, entry.Action, entry.Result, entry.Detail);
+
     /// <summary>A refused action: written, unless one like it was written less than a minute ago (then counted).</summary>
     public async Task WriteRefusedAsync(string identity, string action, string result, string detail)
     {

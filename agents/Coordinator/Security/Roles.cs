@@ -9,7 +9,7 @@ public enum Roles
     /// <summary>Reads nodes, findings, builds; watches.</summary>
     Viewer = 1,
 
-    /// <summary>Reads and requests builds (audited).</summary>
+    /// <summary>Reads; requests and cancels builds, forgets nodes, acknowledges findings (all audited).</summary>
     Admin = 2,
 
     /// <summary>Acts as the builder-agent: command stream, builder reports, build progress.</summary>

@@ -21,8 +21,10 @@ internal static class NodeJudge
 {
     public const int StaleAfterHeartbeats = 3;
 
+    /// <param name="acknowledged">Whether an admin's acknowledgement holds for a finding of an agent: such findings
+    /// are counted apart (<see cref="NodeSummary.AcknowledgedFindings"/>).</param>
     public static NodeSummary Summarize(string name, IReadOnlyCollection<AgentRecord> agents, IReadOnlySet<AgentKind> connected,
-        DateTimeOffset now, TimeSpan missingAfter)
+        DateTimeOffset now, TimeSpan missingAfter, Func<AgentKind, Finding, bool>? acknowledged = null)
     {
         var summary = new NodeSummary { Name = name };
         if (agents.Count == 0)
@@ -69,7 +71,17 @@ internal static class NodeJudge
                 }
             }
 
-            summary.Findings += a.State.Findings.Count;
+            foreach (var f in a.State.Findings)
+            {
+                if (acknowledged is not null && acknowledged(a.Kind, f))
+                {
+                    summary.AcknowledgedFindings++;
+                }
+                else
+                {
+                    summary.Findings++;
+                }
+            }
         }
 
         var silentFor = now - latest.LastReport;

@@ -51,6 +51,22 @@ public sealed partial class StateStore
 
         public NodeSummary? Published { get; set; }
 
+        /// <summary>Admins' acknowledgements of this node's findings, as stored (some may no longer hold: <see cref="Acked"/>).</summary>
+        public Dictionary<(AgentKind Agent, string Kind, string Subject), SaveAck> Acks { get; } = [];
+
+        /// <summary>The acknowledgement that holds for <paramref name="f"/> of <paramref name="agent"/> now, if any.</summary>
+        public SaveAck? Acked(AgentKind agent, Finding f, DateTimeOffset now) =>
+            Acks.TryGetValue((agent, f.Kind, f.Subject), out var a) && Holds(a, f, now) ? a : null;
+
+        /// <summary>
+        /// An acknowledgement holds until its end, for the finding as it was: not once it resolved (a finding seen
+        /// again is a new one, with another first_seen), nor once its severity rose above the acknowledged one.
+        /// </summary>
+        public static bool Holds(SaveAck a, Finding f, DateTimeOffset now) =>
+            now.ToUnixTimeMilliseconds() < a.UntilMs
+            && a.FirstSeenMs == (f.FirstSeen?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? 0)
+            && (int)f.Severity <= a.Severity;
+
         private NodeSummary? _summary;
         private DateTimeOffset _summaryUntil;
 
@@ -68,8 +84,17 @@ public sealed partial class StateStore
         {
             if (_summary is null || now >= _summaryUntil)
             {
-                _summary = NodeJudge.Summarize(Name, Agents.Values, Connected, now, missingAfter);
+                _summary = NodeJudge.Summarize(Name, Agents.Values, Connected, now, missingAfter,
+                    Acks.Count == 0 ? null : (agent, f) => Acked(agent, f, now) is not null);
                 _summaryUntil = NodeJudge.SameUntil(Agents.Values, now, missingAfter);
+                foreach (var a in Acks.Values)
+                {
+                    var end = FromMs(a.UntilMs);
+                    if (end > now && end < _summaryUntil)
+                    {
+                        _summaryUntil = end; // the count of acknowledged findings changes then
+                    }
+                }
             }
 
             return _summary;
@@ -116,8 +141,11 @@ public sealed partial class StateStore
         {
             foreach (var gone in nodes.Except(stored.Nodes.Select(n => n.Name), StringComparer.Ordinal))
             {
-                _nodes.Remove(gone); // forgotten by the instance that holds the sweeper lease
-                _version++;
+                if (_nodes.Remove(gone)) // forgotten through another instance (an admin, or the sweeper lease's holder)
+                {
+                    _version++;
+                    _feed.Publish(new WatchEvent { At = Timestamp.FromDateTimeOffset(_time.GetUtcNow()), NodeRemoved = gone });
+                }
             }
 
             Merge(stored);
@@ -180,6 +208,17 @@ public sealed partial class StateStore
             if (_nodes.TryGetValue(name, out var n))
             {
                 n.StoredEvents = count;
+            }
+        }
+
+        // The store holds every acknowledgement of the nodes read: they replace what was held.
+        foreach (var name in touched)
+        {
+            var n = _nodes[name];
+            if (n.Acks.Count > 0 || stored.Acks.Count > 0)
+            {
+                TakeAcks(n, stored.Acks);
+                _version++; // the cached node list counts acknowledged findings apart
             }
         }
 
@@ -333,10 +372,22 @@ public sealed partial class StateStore
             n.RecentEvents.Clear();
             n.RecentEvents.AddRange(stored.RecentEvents.Select(e => AgentEvent.Parser.ParseFrom(e.Body)));
             n.StoredEvents = stored.EventCounts.GetValueOrDefault(name);
+            TakeAcks(n, stored.Acks);
             n.Changed();
             _version++;
             PublishIfChanged(n, _time.GetUtcNow());
         }
+    }
+
+    private static void TakeAcks(NodeRecord n, IReadOnlyList<SaveAck> stored)
+    {
+        n.Acks.Clear();
+        foreach (var a in stored.Where(a => a.Node == n.Name))
+        {
+            n.Acks[((AgentKind)a.Kind, a.Finding, a.Subject)] = a;
+        }
+
+        n.Changed();
     }
 
     public void SetCommandsConnected(string node, AgentKind kind, bool connected)
@@ -443,7 +494,7 @@ public sealed partial class StateStore
                     copy.Agent = a.Kind;
                     return copy;
                 }));
-                detail.Findings.AddRange(a.State.Findings.Select(f => Decorate(f, n.Name, a.Kind)));
+                detail.Findings.AddRange(a.State.Findings.Select(f => Decorate(f, n, a.Kind, now)));
             }
 
             detail.Events.AddRange(n.RecentEvents.Select(e =>
@@ -456,8 +507,10 @@ public sealed partial class StateStore
         }
     }
 
-    public IReadOnlyList<Finding> ListFindings(string? node, string? kind, AgentKind agent, int limit)
+    /// <param name="includeAcknowledged">Also the findings an admin's acknowledgement hides (with who, why, until when).</param>
+    public IReadOnlyList<Finding> ListFindings(string? node, string? kind, AgentKind agent, int limit, bool includeAcknowledged = false)
     {
+        var now = _time.GetUtcNow();
         lock (_lock)
         {
             var nodes = string.IsNullOrEmpty(node)
@@ -475,9 +528,9 @@ public sealed partial class StateStore
 
                     foreach (var f in a.State.Findings)
                     {
-                        if (string.IsNullOrEmpty(kind) || f.Kind == kind)
+                        if ((string.IsNullOrEmpty(kind) || f.Kind == kind) && (includeAcknowledged || n.Acked(a.Kind, f, now) is null))
                         {
-                            result.Add(Decorate(f, n.Name, a.Kind));
+                            result.Add(Decorate(f, n, a.Kind, now));
                             if (result.Count >= limit)
                             {
                                 return result;
@@ -544,17 +597,194 @@ public sealed partial class StateStore
         {
             foreach (var name in gone)
             {
-                _nodes.Remove(name);
-                _version++;
-                if (_connected.TryGetValue(name, out var kinds) && kinds.Count == 0)
-                {
-                    _connected.Remove(name);
-                }
+                Remove(name);
             }
         }
 
         Log.Forgot(_logger, gone.Count, string.Join(", ", gone.Take(10)));
     }
+
+    // Under _lock, after the store deleted the node: gone from memory, and watchers hear of it.
+    private void Remove(string name)
+    {
+        if (_nodes.Remove(name))
+        {
+            _version++;
+            _feed.Publish(new WatchEvent { At = Timestamp.FromDateTimeOffset(_time.GetUtcNow()), NodeRemoved = name });
+        }
+
+        if (_connected.TryGetValue(name, out var kinds) && kinds.Count == 0)
+        {
+            _connected.Remove(name);
+        }
+    }
+
+    /// <summary>Why an admin's lifecycle action was refused, as the gRPC status it becomes.</summary>
+    public sealed class LifecycleRefusal(Grpc.Core.StatusCode status, string message) : Exception(message)
+    {
+        public Grpc.Core.StatusCode Status { get; } = status;
+    }
+
+    /// <summary>
+    /// Forgets a decommissioned node: its rows (agents, acknowledgements) deleted together with <paramref name="audit"/>,
+    /// then gone from memory and from every watcher. Refused while the node still reports (its last report within 3
+    /// heartbeats: it is not stale) unless <paramref name="force"/>: a node that keeps reporting comes back at once.
+    /// History rows stay until retention takes them.
+    /// </summary>
+    public async Task<NodeSummary> ForgetAsync(string name, bool force, Func<NodeSummary, AddAudit> audit, CancellationToken ct = default)
+    {
+        using var serial = await _perNode.EnterAsync(name, ct).ConfigureAwait(false); // not between a report's decision and its write
+        NodeSummary summary;
+        lock (_lock)
+        {
+            if (!_nodes.TryGetValue(name, out var n))
+            {
+                throw new LifecycleRefusal(Grpc.Core.StatusCode.NotFound, $"no node \"{Contracts(name)}\"");
+            }
+
+            summary = Summarize(n, _time.GetUtcNow()).Clone();
+            if (!force && summary.State is not (NodeState.Stale or NodeState.Missing))
+            {
+                var ago = summary.LastReport is { } t ? NodeJudge.Human(_time.GetUtcNow() - t.ToDateTimeOffset()) + " ago" : "recently";
+                throw new LifecycleRefusal(Grpc.Core.StatusCode.FailedPrecondition,
+                    $"node {Contracts(name)} still reports (last report {ago}, state {summary.State.Name()}): stop its agents first, or forget it with --force (it comes back at its next report)");
+            }
+        }
+
+        var entry = audit(summary);
+        await _writer.WriteAsync(new StoreBatch([new ForgetNodes([name]), entry])).ConfigureAwait(false);
+        lock (_lock)
+        {
+            Remove(name);
+        }
+
+        return summary;
+    }
+
+    /// <summary>
+    /// Acknowledges the finding <paramref name="id"/> (<see cref="FindingIds"/>) until <paramref name="until"/>, or with
+    /// <paramref name="remove"/> ends its acknowledgement; stored together with <paramref name="audit"/>, then shown.
+    /// </summary>
+    public async Task<Finding> AcknowledgeAsync(string id, DateTimeOffset until, string by, string reason, bool remove, Func<Finding, AddAudit> audit, CancellationToken ct = default)
+    {
+        string? nodeName = null;
+        lock (_lock)
+        {
+            nodeName = FindFinding(id)?.Node.Name;
+        }
+
+        if (nodeName is null)
+        {
+            throw new LifecycleRefusal(Grpc.Core.StatusCode.NotFound, $"no finding {Contracts(id)} (agentctl findings --all lists every finding with its id)");
+        }
+
+        using var serial = await _perNode.EnterAsync(nodeName, ct).ConfigureAwait(false);
+        StoreOp op;
+        Finding shown;
+        var now = _time.GetUtcNow();
+        lock (_lock)
+        {
+            // Looked up again in the node's turn: a report may have resolved it meanwhile.
+            if (FindFinding(id) is not { } found)
+            {
+                throw new LifecycleRefusal(Grpc.Core.StatusCode.NotFound, $"finding {Contracts(id)} resolved meanwhile");
+            }
+
+            var (n, agent, f) = found;
+            shown = Decorate(f, n, agent, now);
+            if (remove)
+            {
+                if (n.Acked(agent, f, now) is null)
+                {
+                    throw new LifecycleRefusal(Grpc.Core.StatusCode.FailedPrecondition, $"finding {Contracts(id)} is not acknowledged");
+                }
+
+                op = new DeleteAck(n.Name, (int)agent, f.Kind, f.Subject);
+                shown.Acknowledged = null;
+            }
+            else
+            {
+                var ack = new SaveAck(n.Name, (int)agent, f.Kind, f.Subject, f.FirstSeen?.ToDateTimeOffset().ToUnixTimeMilliseconds() ?? 0,
+                    (int)f.Severity, now.ToUnixTimeMilliseconds(), until.ToUnixTimeMilliseconds(), by, reason);
+                op = ack;
+                shown.Acknowledged = ToAcknowledgement(ack);
+            }
+        }
+
+        var entry = audit(shown);
+        await _writer.WriteAsync(new StoreBatch([op, entry])).ConfigureAwait(false);
+        lock (_lock)
+        {
+            if (_nodes.TryGetValue(nodeName, out var n))
+            {
+                switch (op)
+                {
+                    case SaveAck a:
+                        n.Acks[((AgentKind)a.Kind, a.Finding, a.Subject)] = a;
+                        break;
+                    case DeleteAck d:
+                        n.Acks.Remove(((AgentKind)d.Kind, d.Finding, d.Subject));
+                        break;
+                    default:
+                        break;
+                }
+
+                n.Changed();
+                _version++;
+                PublishIfChanged(n, _time.GetUtcNow());
+            }
+        }
+
+        return shown;
+    }
+
+    /// <summary>The acknowledgements that hold now for the findings of (node, agent): what its report's answer carries.</summary>
+    public IReadOnlyList<Acknowledgement> AcknowledgedFor(string node, AgentKind agent)
+    {
+        var now = _time.GetUtcNow();
+        lock (_lock)
+        {
+            if (!_nodes.TryGetValue(node, out var n) || n.Acks.Count == 0 || !n.Agents.TryGetValue(agent, out var a))
+            {
+                return [];
+            }
+
+            return [.. a.State.Findings.Select(f => n.Acked(agent, f, now)).OfType<SaveAck>().Select(ToAcknowledgement)];
+        }
+    }
+
+    private (NodeRecord Node, AgentKind Agent, Finding Finding)? FindFinding(string id)
+    {
+        foreach (var n in _nodes.Values)
+        {
+            foreach (var a in n.Agents.Values)
+            {
+                foreach (var f in a.State.Findings)
+                {
+                    if (FindingIds.Of(n.Name, a.Kind, f.Kind, f.Subject) == id)
+                    {
+                        return (n, a.Kind, f);
+                    }
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private static Acknowledgement ToAcknowledgement(SaveAck a) => new()
+    {
+        By = a.By,
+        Reason = a.Reason,
+        At = Timestamp.FromDateTimeOffset(FromMs(a.AtMs)),
+        Until = Timestamp.FromDateTimeOffset(FromMs(a.UntilMs)),
+        Severity = (Severity)a.Severity,
+        Kind = a.Finding,
+        Subject = a.Subject,
+    };
+
+    // A name or id from a caller, for a message: bounded.
+    private static string Contracts(string s) => ReportLimits.Cut(s, 64);
 
     private NodeSummary PublishIfChanged(NodeRecord n, DateTimeOffset now)
     {
@@ -577,7 +807,7 @@ public sealed partial class StateStore
     private static bool SameForWatchers(NodeSummary a, NodeSummary b)
     {
         if (a.State != b.State || a.FailingChecks != b.FailingChecks || a.WarningChecks != b.WarningChecks
-            || a.Findings != b.Findings || a.Summary != b.Summary || a.Agents.Count != b.Agents.Count)
+            || a.Findings != b.Findings || a.AcknowledgedFindings != b.AcknowledgedFindings || a.Summary != b.Summary || a.Agents.Count != b.Agents.Count)
         {
             return false;
         }
@@ -596,11 +826,17 @@ public sealed partial class StateStore
 
     private NodeSummary Summarize(NodeRecord n, DateTimeOffset now) => n.Summary(now, MissingAfter);
 
-    private static Finding Decorate(Finding f, string node, AgentKind agent)
+    private static Finding Decorate(Finding f, NodeRecord node, AgentKind agent, DateTimeOffset now)
     {
         var copy = f.Clone();
-        copy.Node = node;
+        copy.Node = node.Name;
         copy.Agent = agent;
+        copy.Id = FindingIds.Of(node.Name, agent, f.Kind, f.Subject);
+        if (node.Acked(agent, f, now) is { } a)
+        {
+            copy.Acknowledged = ToAcknowledgement(a);
+        }
+
         return copy;
     }
 

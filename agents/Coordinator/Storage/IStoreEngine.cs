@@ -13,7 +13,11 @@ public sealed record StoredState(
     IReadOnlyList<StoredAgent> Agents,
     IReadOnlyList<(string Node, byte[] Body)> RecentEvents,
     IReadOnlyDictionary<string, int> EventCounts,
-    IReadOnlyList<StoredBuild> Builds);
+    IReadOnlyList<StoredBuild> Builds)
+{
+    /// <summary>The acknowledgements of the nodes read (rows of <see cref="SaveAck"/>).</summary>
+    public IReadOnlyList<SaveAck> Acks { get; init; } = [];
+}
 
 /// <summary>
 /// A storage engine: every SQL statement of the coordinator lives behind this (SQLite and PostgreSQL). Writes are

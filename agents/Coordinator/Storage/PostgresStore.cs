@@ -106,6 +106,24 @@ public sealed class PostgresStore : IStoreEngine
             expires_at  TIMESTAMPTZ NOT NULL
         );
         """,
+
+        // 4: admins' acknowledgements of findings (agentctl ack); they go with their node.
+        """
+        CREATE TABLE acks (
+            node        TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE,
+            kind        BIGINT NOT NULL,
+            finding     TEXT NOT NULL,
+            subject     TEXT NOT NULL,
+            first_seen  BIGINT NOT NULL,
+            severity    BIGINT NOT NULL,
+            at          BIGINT NOT NULL,
+            until       BIGINT NOT NULL,
+            acked_by    TEXT NOT NULL,
+            reason      TEXT NOT NULL,
+            PRIMARY KEY (node, kind, finding, subject)
+        );
+        CREATE INDEX acks_until ON acks(until);
+        """,
     ];
 
     private static readonly string[] IdentityTables = ["check_history", "finding_history", "events", "audit"];
@@ -195,11 +213,15 @@ public sealed class PostgresStore : IStoreEngine
         using var c = _source.OpenConnection();
         using var tx = c.BeginTransaction();
         using var batch = new NpgsqlBatch(c, tx);
-        var notes = new List<string>();
+        var (statements, notes) = StorePlan.Of(ops, leases: true);
         var based = new List<(NpgsqlBatchCommand Command, Func<StoreConflictException> Conflict)>();
-        foreach (var op in ops)
+        foreach (var statement in statements)
         {
-            Add(batch, op, notes, based);
+            Cmd(batch, statement.Sql, statement.Args);
+            if (statement.Conflict is { } conflict)
+            {
+                based.Add((batch.BatchCommands[^1], conflict));
+            }
         }
 
         foreach (var note in notes.Distinct(StringComparer.Ordinal)) // in the order the changes were made
@@ -223,123 +245,6 @@ public sealed class PostgresStore : IStoreEngine
         tx.Commit();
         return 0;
     });
-
-    private static void Add(NpgsqlBatch batch, StoreOp op, List<string> notes, List<(NpgsqlBatchCommand, Func<StoreConflictException>)> based)
-    {
-        switch (op)
-        {
-            case SaveReport r:
-                Cmd(batch, "INSERT INTO nodes(name, first_seen) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", r.Node, r.FirstSeenMs);
-                if (r.Base is null)
-                {
-                    Cmd(batch, $"""
-                        INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state, sent_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                        ON CONFLICT (node, kind) DO UPDATE SET version = excluded.version, last_report = excluded.last_report,
-                            heartbeat_ms = excluded.heartbeat_ms, state = excluded.state, sent_at = excluded.sent_at
-                        WHERE {StoreSql.AgentForward}
-                        """, r.Node, (long)r.Kind, r.Version, r.LastReportMs, r.HeartbeatMs, r.State, r.SentAtMs);
-                }
-                else
-                {
-                    // Only over the state the report was decided against, and only forward in the agent's own order;
-                    // another one (or none expected), or a later report stored: 0 rows, a conflict.
-                    Cmd(batch, $"""
-                        INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state, sent_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                        ON CONFLICT (node, kind) DO UPDATE SET version = excluded.version, last_report = excluded.last_report,
-                            heartbeat_ms = excluded.heartbeat_ms, state = excluded.state, sent_at = excluded.sent_at
-                        WHERE agents.last_report = $8 AND {StoreSql.AgentForward}
-                        """, r.Node, (long)r.Kind, r.Version, r.LastReportMs, r.HeartbeatMs, r.State, r.SentAtMs, r.Base.LastReportMs ?? long.MinValue);
-                    based.Add((batch.BatchCommands[^1], () => StoreSql.Conflict(r)));
-                }
-
-                foreach (var ch in r.Checks)
-                {
-                    Cmd(batch, "INSERT INTO check_history(node, kind, name, state, message, at) VALUES ($1, $2, $3, $4, $5, $6)",
-                        r.Node, (long)r.Kind, ch.Name, (long)ch.State, ch.Message, r.LastReportMs);
-                }
-
-                foreach (var f in r.Resolved)
-                {
-                    Cmd(batch, "INSERT INTO finding_history(node, kind, finding, subject, message, first_seen, resolved_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                        r.Node, (long)r.Kind, f.Kind, f.Subject, f.Message, f.FirstSeenMs, r.LastReportMs);
-                }
-
-                foreach (var e in r.Events)
-                {
-                    Cmd(batch, "INSERT INTO events(node, kind, body, at) VALUES ($1, $2, $3, $4)", r.Node, (long)r.Kind, e.Body, e.AtMs);
-                }
-
-                if (r.KeepEvents is { } keep)
-                {
-                    Cmd(batch, "DELETE FROM events WHERE node = $1 AND id NOT IN (SELECT id FROM events WHERE node = $1 ORDER BY at DESC, id DESC LIMIT $2)", r.Node, (long)keep);
-                }
-
-                notes.Add("n|" + r.Node);
-                break;
-            case ForgetNodes f:
-                foreach (var name in f.Nodes)
-                {
-                    Cmd(batch, "DELETE FROM nodes WHERE name = $1", name);
-                    notes.Add("n|" + name);
-                }
-
-                break;
-            case DeleteHistoryBefore d:
-                Cmd(batch, "DELETE FROM check_history WHERE at < $1", d.CutoffMs);
-                Cmd(batch, "DELETE FROM finding_history WHERE resolved_at < $1", d.CutoffMs);
-                Cmd(batch, "DELETE FROM events WHERE at < $1", d.CutoffMs);
-                Cmd(batch, "DELETE FROM audit WHERE at < $1", d.CutoffMs);
-                break;
-            case AddAudit a:
-                Cmd(batch, "INSERT INTO audit(at, identity, action, result, detail) VALUES ($1, $2, $3, $4, $5)", a.AtMs, a.Identity, a.Action, a.Result, a.Detail);
-                break;
-            case SaveBuild b:
-                // The update leaves command_id (a unique key) alone: updating it would lock the row FOR UPDATE, which waits
-                // for every transaction still inserting log lines of this build (their foreign key check holds KEY SHARE).
-                // A token is set once: at the insert, or below for a row from before tokens.
-                Cmd(batch, $"""
-                    INSERT INTO builds(id, requested_at, body, command_id, rank) VALUES ($1, $2, $3, $4, $5)
-                    ON CONFLICT (id) DO UPDATE SET body = excluded.body, rank = excluded.rank
-                    WHERE {StoreSql.BuildForward}
-                    """, b.Id, b.RequestedAtMs, b.Body, b.Token, b.Rank);
-                based.Add((batch.BatchCommands[^1], () => StoreSql.Conflict(b)));
-                if (b.Token is not null)
-                {
-                    Cmd(batch, "UPDATE builds SET command_id = $2 WHERE id = $1 AND command_id IS NULL", b.Id, b.Token);
-                }
-                notes.Add("b|" + b.Id.ToString(CultureInfo.InvariantCulture));
-                break;
-            case DeleteBuilds d:
-                foreach (var id in d.Ids)
-                {
-                    Cmd(batch, "DELETE FROM builds WHERE id = $1", id);
-                    notes.Add("b|" + id.ToString(CultureInfo.InvariantCulture));
-                }
-
-                break;
-            case AppendBuildLog l:
-                foreach (var (seq, line) in l.Lines)
-                {
-                    Cmd(batch, "INSERT INTO build_log(build, seq, line) VALUES ($1, $2, $3) ON CONFLICT (build, seq) DO UPDATE SET line = excluded.line", l.Build, seq, line);
-                }
-
-                notes.Add("l|" + l.Build.ToString(CultureInfo.InvariantCulture));
-                break;
-            case LeaseFence f:
-                Cmd(batch, "UPDATE sweeper_lease SET expires_at = expires_at WHERE id = 1 AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp()", f.Holder, f.Epoch);
-                based.Add((batch.BatchCommands[^1], () => new StoreConflictException($"the sweeper lease (epoch {f.Epoch}) expired or moved to another instance; nothing of this batch was stored")));
-                break;
-            case StoreBatch inner:
-                foreach (var o in inner.Ops)
-                {
-                    Add(batch, o, notes, based);
-                }
-
-                break;
-            default:
-                throw new ArgumentException($"unknown store operation {op.GetType().Name}", nameof(op));
-        }
-    }
 
     /// <summary>Across instances: the row is locked with FOR UPDATE SKIP LOCKED (a claim in progress elsewhere: false).</summary>
     public bool TryClaimBuild(long id, Func<byte[], byte[]?> claim, bool giveBack = false) => Guard(() =>

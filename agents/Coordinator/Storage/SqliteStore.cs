@@ -91,6 +91,24 @@ public sealed class SqliteStore : IStoreEngine
         ALTER TABLE builds ADD COLUMN rank INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE agents ADD COLUMN sent_at INTEGER NOT NULL DEFAULT 0;
         """,
+
+        // 4: admins' acknowledgements of findings (agentctl ack); they go with their node.
+        """
+        CREATE TABLE acks (
+            node        TEXT NOT NULL REFERENCES nodes(name) ON DELETE CASCADE,
+            kind        INTEGER NOT NULL,
+            finding     TEXT NOT NULL,
+            subject     TEXT NOT NULL,
+            first_seen  INTEGER NOT NULL,
+            severity    INTEGER NOT NULL,
+            at          INTEGER NOT NULL,
+            until       INTEGER NOT NULL,
+            acked_by    TEXT NOT NULL,
+            reason      TEXT NOT NULL,
+            PRIMARY KEY (node, kind, finding, subject)
+        );
+        CREATE INDEX acks_until ON acks(until);
+        """,
     ];
 
     private readonly string _path;
@@ -152,9 +170,13 @@ public sealed class SqliteStore : IStoreEngine
         try
         {
             using var tx = _connection.BeginTransaction();
-            foreach (var op in ops)
+            foreach (var statement in StorePlan.Of(ops, leases: false).Statements)
             {
-                Apply(op, tx);
+                if (Exec(tx, statement.Sql, [.. statement.Args.Select((v, i) => ("$" + (i + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), v))]) == 0
+                    && statement.Conflict is { } conflict)
+                {
+                    throw conflict(); // rolled back at dispose: nothing of this batch is stored
+                }
             }
 
             tx.Commit();
@@ -167,102 +189,6 @@ public sealed class SqliteStore : IStoreEngine
 
     // SQLITE_BUSY, LOCKED, IOERR, FULL, CANTOPEN: the file, not the write, is the problem.
     private static bool FileProblem(SqliteException ex) => ex.SqliteErrorCode is 5 or 6 or 10 or 13 or 14;
-
-    private void Apply(StoreOp op, SqliteTransaction tx)
-    {
-        switch (op)
-        {
-            case SaveReport r:
-                Exec(tx, "INSERT OR IGNORE INTO nodes(name, first_seen) VALUES ($n, $f)", ("$n", r.Node), ("$f", r.FirstSeenMs));
-                var saved = Exec(tx, $"""
-                    INSERT INTO agents(node, kind, version, last_report, heartbeat_ms, state, sent_at) VALUES ($n, $k, $v, $t, $h, $s, $a)
-                    ON CONFLICT(node, kind) DO UPDATE SET version = excluded.version, last_report = excluded.last_report,
-                        heartbeat_ms = excluded.heartbeat_ms, state = excluded.state, sent_at = excluded.sent_at
-                    WHERE {StoreSql.AgentForward}{(r.Base is null ? "" : " AND agents.last_report = $b")}
-                    """, ("$n", r.Node), ("$k", r.Kind), ("$v", r.Version), ("$t", r.LastReportMs), ("$h", r.HeartbeatMs), ("$s", r.State), ("$a", r.SentAtMs), ("$b", r.Base?.LastReportMs ?? long.MinValue)); // none expected: no row matches
-                if (saved == 0 && r.Base is not null)
-                {
-                    throw StoreSql.Conflict(r);
-                }
-
-                foreach (var c in r.Checks)
-                {
-                    Exec(tx, "INSERT INTO check_history(node, kind, name, state, message, at) VALUES ($n, $k, $c, $s, $m, $t)",
-                        ("$n", r.Node), ("$k", r.Kind), ("$c", c.Name), ("$s", c.State), ("$m", c.Message), ("$t", r.LastReportMs));
-                }
-
-                foreach (var f in r.Resolved)
-                {
-                    Exec(tx, "INSERT INTO finding_history(node, kind, finding, subject, message, first_seen, resolved_at) VALUES ($n, $k, $f, $s, $m, $fs, $t)",
-                        ("$n", r.Node), ("$k", r.Kind), ("$f", f.Kind), ("$s", f.Subject), ("$m", f.Message), ("$fs", f.FirstSeenMs), ("$t", r.LastReportMs));
-                }
-
-                foreach (var e in r.Events)
-                {
-                    Exec(tx, "INSERT INTO events(node, kind, body, at) VALUES ($n, $k, $b, $t)", ("$n", r.Node), ("$k", r.Kind), ("$b", e.Body), ("$t", e.AtMs));
-                }
-
-                if (r.KeepEvents is { } keep)
-                {
-                    Exec(tx, $"DELETE FROM events WHERE node = $n AND id NOT IN (SELECT id FROM events WHERE node = $n ORDER BY at DESC, id DESC LIMIT {keep})", ("$n", r.Node));
-                }
-
-                break;
-            case ForgetNodes f:
-                foreach (var name in f.Nodes)
-                {
-                    Exec(tx, "DELETE FROM nodes WHERE name = $n", ("$n", name));
-                }
-
-                break;
-            case DeleteHistoryBefore d:
-                Exec(tx, "DELETE FROM check_history WHERE at < $t", ("$t", d.CutoffMs));
-                Exec(tx, "DELETE FROM finding_history WHERE resolved_at < $t", ("$t", d.CutoffMs));
-                Exec(tx, "DELETE FROM events WHERE at < $t", ("$t", d.CutoffMs));
-                Exec(tx, "DELETE FROM audit WHERE at < $t", ("$t", d.CutoffMs));
-                break;
-            case AddAudit a:
-                Exec(tx, "INSERT INTO audit(at, identity, action, result, detail) VALUES ($a, $i, $c, $r, $d)",
-                    ("$a", a.AtMs), ("$i", a.Identity), ("$c", a.Action), ("$r", a.Result), ("$d", a.Detail));
-                break;
-            case SaveBuild b:
-                if (Exec(tx, $"""
-                    INSERT INTO builds(id, requested_at, body, command_id, rank) VALUES ($i, $t, $b, $c, $r)
-                    ON CONFLICT(id) DO UPDATE SET body = excluded.body, command_id = excluded.command_id, rank = excluded.rank
-                    WHERE {StoreSql.BuildForward}
-                    """, ("$i", b.Id), ("$t", b.RequestedAtMs), ("$b", b.Body), ("$c", b.Token), ("$r", b.Rank)) == 0)
-                {
-                    throw StoreSql.Conflict(b);
-                }
-
-                break;
-            case LeaseFence:
-                break; // one instance: it always holds the lease
-            case DeleteBuilds d:
-                foreach (var id in d.Ids)
-                {
-                    Exec(tx, "DELETE FROM builds WHERE id = $i", ("$i", id));
-                }
-
-                break;
-            case AppendBuildLog l:
-                foreach (var (seq, line) in l.Lines)
-                {
-                    Exec(tx, "INSERT OR REPLACE INTO build_log(build, seq, line) VALUES ($b, $s, $l)", ("$b", l.Build), ("$s", seq), ("$l", line));
-                }
-
-                break;
-            case StoreBatch batch:
-                foreach (var inner in batch.Ops)
-                {
-                    Apply(inner, tx);
-                }
-
-                break;
-            default:
-                throw new ArgumentException($"unknown store operation {op.GetType().Name}", nameof(op));
-        }
-    }
 
     public bool SharedByInstances => false;
 

@@ -37,6 +37,16 @@ public sealed record StoredEvent(long AtMs, byte[] Body);
 /// <summary>Nodes (and with them their agents) forgotten.</summary>
 public sealed record ForgetNodes(IReadOnlyList<string> Nodes) : StoreOp;
 
+/// <summary>
+/// An admin's acknowledgement of one finding of (node, agent kind), replacing any earlier one. It holds while the
+/// finding keeps <paramref name="FirstSeenMs"/> (a finding that resolved and came back is a new one) and its severity
+/// is at most <paramref name="Severity"/>, until <paramref name="UntilMs"/>.
+/// </summary>
+public sealed record SaveAck(string Node, int Kind, string Finding, string Subject, long FirstSeenMs, int Severity, long AtMs, long UntilMs, string By, string Reason) : StoreOp;
+
+/// <summary>An acknowledgement ended by an admin.</summary>
+public sealed record DeleteAck(string Node, int Kind, string Finding, string Subject) : StoreOp;
+
 /// <summary>History (check changes, resolved findings, events, audit rows) older than a moment deleted.</summary>
 public sealed record DeleteHistoryBefore(long CutoffMs) : StoreOp;
 
@@ -48,7 +58,9 @@ public sealed record AddAudit(long AtMs, string Identity, string Action, string 
 /// it was given back because its builder left before receiving it. A stored row of a higher rank, or a finished one,
 /// is never replaced: the write is refused with <see cref="StoreConflictException"/> and nothing of its batch is stored.
 /// </summary>
-public sealed record SaveBuild(long Id, long RequestedAtMs, byte[] Body, string? Token, long Rank = 0) : StoreOp
+/// <remarks>With <paramref name="ExpectedRank"/>, the row is replaced only while it still has that rank (an admin's
+/// cancellation decided against it), else refused the same way.</remarks>
+public sealed record SaveBuild(long Id, long RequestedAtMs, byte[] Body, string? Token, long Rank = 0, long? ExpectedRank = null) : StoreOp
 {
     /// <summary>The place of a finished build (rank % 4): such a row is never written again.</summary>
     public const long Finished = 3;

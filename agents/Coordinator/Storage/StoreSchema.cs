@@ -13,5 +13,6 @@ public static class StoreSchema
         ("builds", ["id", "requested_at", "body", "command_id", "rank"]),
         ("build_log", ["build", "seq", "line"]),
         ("audit", ["id", "at", "identity", "action", "result", "detail"]),
+        ("acks", ["node", "kind", "finding", "subject", "first_seen", "severity", "at", "until", "acked_by", "reason"]),
     ];
 }

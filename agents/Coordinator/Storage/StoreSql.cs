@@ -10,6 +10,12 @@ internal static class StoreSql
 {
     public const string BuildColumns = "id, body, command_id, rank";
 
+    /// <summary>The columns of an acknowledgement, in <see cref="SaveAck"/>'s order.</summary>
+    public const string AckColumns = "node, kind, finding, subject, first_seen, severity, at, until, acked_by, reason";
+
+    /// <summary>An acknowledgement given again replaces the earlier one.</summary>
+    public const string AckUpdate = "first_seen = excluded.first_seen, severity = excluded.severity, at = excluded.at, until = excluded.until, acked_by = excluded.acked_by, reason = excluded.reason";
+
     /// <summary>Runs <paramref name="sql"/> and hands each row to <paramref name="row"/>.</summary>
     public static void Each(DbConnection c, DbTransaction? tx, string sql, Action<DbDataReader> row, params (string Name, object Value)[] args)
     {
@@ -54,12 +60,15 @@ internal static class StoreSql
             WHERE rn <= {recentEvents} ORDER BY node, at, id
             """, r => recent.Add((r.GetString(0), (byte[])r.GetValue(1))), args);
         Each(c, tx, "SELECT node, COUNT(*) FROM events" + Where("node") + " GROUP BY node", r => counts[r.GetString(0)] = (int)r.GetInt64(1), args);
+        var acks = new List<SaveAck>();
+        Each(c, tx, $"SELECT {AckColumns} FROM acks" + Where("node"),
+            r => acks.Add(new SaveAck(r.GetString(0), (int)r.GetInt64(1), r.GetString(2), r.GetString(3), r.GetInt64(4), (int)r.GetInt64(5), r.GetInt64(6), r.GetInt64(7), r.GetString(8), r.GetString(9))), args);
         if (nodeFilter is null)
         {
             Each(c, tx, $"SELECT {BuildColumns} FROM builds ORDER BY id", r => builds.Add(Build(r)));
         }
 
-        return new StoredState(nodes, agents, recent, counts, builds);
+        return new StoredState(nodes, agents, recent, counts, builds) { Acks = acks };
     }
 
     /// <summary>A report decided against a state the store no longer holds.</summary>
@@ -75,6 +84,10 @@ internal static class StoreSql
 
     /// <summary>When a stored build may be replaced (<see cref="SaveBuild"/>): only forward, never once finished.</summary>
     public const string BuildForward = "builds.rank < excluded.rank OR (builds.rank = excluded.rank AND excluded.rank % 4 < 3)";
+
+    /// <summary>The condition of a <see cref="SaveBuild"/>: only forward, or only over the rank it expects.</summary>
+    public static string BuildWhere(SaveBuild b, string expectedParameter) =>
+        b.ExpectedRank is null ? BuildForward : $"builds.rank = {expectedParameter} AND builds.rank % 4 < 3";
 
     /// <summary>The rank a claim writes: handed over in the row's generation, or (given back) queued in the next.</summary>
     public const string ClaimRank = "CASE WHEN @giveBack THEN (rank / 4 + 1) * 4 ELSE rank / 4 * 4 + 1 END";

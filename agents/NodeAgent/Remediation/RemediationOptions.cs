@@ -1,4 +1,5 @@
 using Toolforge.Agents.Common.Options;
+using Toolforge.Agents.NodeAgent.Remediation.Drain;
 
 namespace Toolforge.Agents.NodeAgent.Remediation;
 
@@ -11,6 +12,10 @@ public sealed class RemediationOptions : IValidatedOptions
 
     public UnitRemediation Docker { get; set; } = new();
 
+    /// <summary>Cordon and drain through the Eviction API (Drain/). Off by default.</summary>
+    public DrainOptions Drain { get; set; } = new();
+
     public IEnumerable<string> Validate(string section) =>
-        Kubelet.Validate(Check.Key(section, nameof(Kubelet))).Concat(Docker.Validate(Check.Key(section, nameof(Docker))));
+        Kubelet.Validate(Check.Key(section, nameof(Kubelet))).Concat(Docker.Validate(Check.Key(section, nameof(Docker))))
+            .Concat(Drain.Validate(Check.Key(section, nameof(Drain))));
 }

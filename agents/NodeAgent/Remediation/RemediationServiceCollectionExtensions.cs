@@ -1,6 +1,8 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Toolforge.Agents.Common.Options;
+using Toolforge.Agents.NodeAgent.Remediation.Drain;
 
 namespace Toolforge.Agents.NodeAgent.Remediation;
 
@@ -11,6 +13,11 @@ public static class RemediationServiceCollectionExtensions
     {
         services.AddValidatedOptions<RemediationOptions>(configuration, RemediationOptions.Section, (c, o) => c.Bind(o));
         services.AddHostedService<RemediationService>();
+
+        // The drain engine: asked by the remediation ladder (a later slice); it acts only with Drain:Enabled.
+        services.TryAddSingleton<IStuckPods, ProcStuckPods>();
+        services.TryAddSingleton<IRemediationGate, OpenGate>();
+        services.TryAddSingleton<Drainer>();
         return services;
     }
 }

@@ -24,8 +24,10 @@ public sealed class StuckProcessCheck : PeriodicCheck
     private readonly Dictionary<(int Pid, long Start), DateTimeOffset> _since = [];
     private HashSet<string> _wchans = new(StringComparer.Ordinal);
 
-    public StuckProcessCheck(IOptions<StuckProcessesOptions> options, AgentState state, TimeProvider time, ILogger<StuckProcessCheck> logger)
-        : base(state, time, logger) => _o = options.Value;
+    private readonly StuckProcessEvidence? _evidence;
+
+    public StuckProcessCheck(IOptions<StuckProcessesOptions> options, AgentState state, TimeProvider time, ILogger<StuckProcessCheck> logger, StuckProcessEvidence? evidence = null)
+        : base(state, time, logger) => (_o, _evidence) = (options.Value, evidence);
 
     /// <summary>
     /// The one-shot `check` command: sample for this long before answering (one scan cannot tell how long a process has
@@ -141,6 +143,7 @@ public sealed class StuckProcessCheck : PeriodicCheck
               + (n > 5 ? $"; and {n - 5} more" : string.Empty)
               + $" (by wchan: {string.Join(", ", byWchan.Take(5).Select(g => $"{g.Wchan} {g.Count.ToString(CultureInfo.InvariantCulture)}"))}"
               + (byMount.Count > 0 ? $"; by mount: {string.Join(", ", byMount.Take(5))}" : string.Empty) + ")";
+        _evidence?.Publish([.. stuck.Select(s => new StuckProcess(s.P, s.For))], Time.GetUtcNow());
         State.SetFindings(Check, findings);
         State.SetCheck(Check, state, message, values: new Dictionary<string, double> { ["stuck"] = n, ["in_d"] = _since.Count, ["processes"] = scanned });
     }

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Toolforge.Agents.Common.Options;
 
 namespace Toolforge.Agents.NodeAgent.Checks.Processes;
@@ -11,6 +12,7 @@ public static class StuckProcessesServiceCollectionExtensions
     {
         services.AddValidatedOptions<StuckProcessesOptions>(configuration, StuckProcessesOptions.Section, (c, o) => c.Bind(o));
         var o = OptionsRegistration.GetExactly<StuckProcessesOptions>(configuration.GetSection(StuckProcessesOptions.Section), (c, o) => c.Bind(o));
+        services.TryAddSingleton<StuckProcessEvidence>();
         if (o.Enabled && OperatingSystem.IsLinux())
         {
             services.AddHostedService<StuckProcessCheck>();

@@ -9,9 +9,18 @@ using Toolforge.Agents.Common.Tls;
 namespace Toolforge.Agents.NodeAgent.Kubernetes.Api;
 
 /// <summary>The API server answered a call with an error status (its Status message when it sent one).</summary>
-public sealed class KubeApiException(int statusCode, string message) : Exception(message)
+public sealed class KubeApiException(int statusCode, string message, KubeStatus? status = null) : Exception(message)
 {
     public int StatusCode { get; } = statusCode;
+
+    /// <summary>The Status's reason (Conflict, TooManyRequests, NotFound ...), when the server sent one.</summary>
+    public string? Reason => status?.Reason;
+
+    /// <summary>The Status's own message (the API server's words, at most 300 characters), when it sent one.</summary>
+    public string? StatusMessage => status?.Message is { } m && m.Length > 300 ? m[..300] + "…" : status?.Message;
+
+    /// <summary>The reasons of the Status's causes (DisruptionBudget for an eviction a budget refused).</summary>
+    public IReadOnlyList<KubeStatusCause> Causes => status?.Details?.Causes ?? [];
 }
 
 /// <summary>
@@ -129,8 +138,9 @@ public sealed class KubeApiClient : IDisposable
         }
 
         var code = (int)response.StatusCode;
-        var message = await Http.LocalHttp.ErrorMessageAsync(response, MaxErrorBody, t => JsonSerializer.Deserialize(t, KubeJson.Default.KubeStatus)?.Message, ct).ConfigureAwait(false);
-        throw new KubeApiException(code, $"{method} {path}: {code} {response.ReasonPhrase}{(message.Length > 0 ? ": " + message : string.Empty)}");
+        KubeStatus? status = null;
+        var message = await Http.LocalHttp.ErrorMessageAsync(response, MaxErrorBody, t => (status = JsonSerializer.Deserialize(t, KubeJson.Default.KubeStatus))?.Message, ct).ConfigureAwait(false);
+        throw new KubeApiException(code, $"{method} {path}: {code} {response.ReasonPhrase}{(message.Length > 0 ? ": " + message : string.Empty)}", status);
     }
 
     public void Dispose() => _http.Dispose();

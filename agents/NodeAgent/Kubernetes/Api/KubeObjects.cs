@@ -19,11 +19,33 @@ public sealed class KubeMeta
     public Dictionary<string, string>? Labels { get; set; }
 
     public Dictionary<string, string>? Annotations { get; set; }
+
+    public string? Uid { get; set; }
+
+    /// <summary>Set once a delete was asked for: the time the object is due to be gone (a pod: now + its grace).</summary>
+    public DateTimeOffset? DeletionTimestamp { get; set; }
+
+    public long? DeletionGracePeriodSeconds { get; set; }
+
+    public List<KubeOwnerReference>? OwnerReferences { get; set; }
+}
+
+public sealed class KubeOwnerReference
+{
+    public string? Kind { get; set; }
+
+    public string? Name { get; set; }
+
+    public bool? Controller { get; set; }
 }
 
 public sealed class KubeListMeta
 {
     public string? ResourceVersion { get; set; }
+
+    /// <summary>Where the next page of a list with a limit starts (absent on the last page).</summary>
+    [JsonPropertyName("continue")]
+    public string? Continue { get; set; }
 }
 
 /// <summary>A List response: its resourceVersion (where a watch continues) and its items.</summary>
@@ -52,6 +74,48 @@ public sealed class KubeStatus
     public string? Reason { get; set; }
 
     public int? Code { get; set; }
+
+    public KubeStatusDetails? Details { get; set; }
+}
+
+public sealed class KubeStatusDetails
+{
+    public string? Name { get; set; }
+
+    public string? Kind { get; set; }
+
+    public List<KubeStatusCause>? Causes { get; set; }
+
+    public int? RetryAfterSeconds { get; set; }
+}
+
+/// <summary>One cause of a refusal (its type is written as "reason": DisruptionBudget for a budget that says no).</summary>
+public sealed class KubeStatusCause
+{
+    public string? Reason { get; set; }
+
+    public string? Message { get; set; }
+}
+
+public sealed class KubePod
+{
+    public KubeMeta? Metadata { get; set; }
+
+    public KubePodSpec? Spec { get; set; }
+
+    public KubePodStatus? Status { get; set; }
+}
+
+public sealed class KubePodSpec
+{
+    public string? NodeName { get; set; }
+
+    public long? TerminationGracePeriodSeconds { get; set; }
+}
+
+public sealed class KubePodStatus
+{
+    public string? Phase { get; set; }
 }
 
 public sealed class KubeService
@@ -216,4 +280,6 @@ public sealed class KubeCreated
 [JsonSerializable(typeof(KubeNamespace))]
 [JsonSerializable(typeof(KubeNode))]
 [JsonSerializable(typeof(KubeCreated))]
+[JsonSerializable(typeof(KubeList<KubePod>))]
+[JsonSerializable(typeof(KubePod))]
 public sealed partial class KubeJson : JsonSerializerContext;

@@ -122,9 +122,13 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
         }
     }
 
+    /// <summary>An agent event's detail that makes its Event type Normal rather than Warning (a step that went well).</summary>
+    public const string NormalDetail = "event-type";
+
     // The agent's own events (a remediation restart, a deleted conntrack entry, ...) as Events too.
     private void OnAgentEvent(AgentEvent e) =>
-        Record(ConditionFamilies.Pascal(e.Kind), e.Message, warning: !e.Kind.EndsWith("-deleted", StringComparison.Ordinal));
+        Record(ConditionFamilies.Pascal(e.Kind), e.Message, warning: !e.Kind.EndsWith("-deleted", StringComparison.Ordinal)
+            && !(e.Details.TryGetValue(NormalDetail, out var type) && type == "Normal"));
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

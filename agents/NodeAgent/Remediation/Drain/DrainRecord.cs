@@ -1,0 +1,47 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Toolforge.Agents.Common.Files;
+
+namespace Toolforge.Agents.NodeAgent.Remediation.Drain;
+
+/// <summary>
+/// The drain's own record on this host (StateDirectory/node-agent.remediation-drain, written with DurableFile as the
+/// kubelet restart's is): the incident, its step and when it started, so an agent restarted mid-drain resumes the same
+/// incident with the same deadline instead of starting a fresh one.
+/// </summary>
+public sealed record DrainRecord(
+    [property: JsonPropertyName("incident")] string Incident,
+    [property: JsonPropertyName("step")] string Step,
+    [property: JsonPropertyName("started")] DateTimeOffset Started)
+{
+    public static string PathIn(string stateDirectory) => Path.Combine(stateDirectory, "node-agent.remediation-drain");
+
+    public static DrainRecord? Load(string stateDirectory)
+    {
+        var path = PathIn(stateDirectory);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        try
+        {
+            return JsonSerializer.Deserialize(BoundedFile.ReadText("the drain record", path, 4096), DrainJson.Default.DrainRecord);
+        }
+        catch (Exception ex) when (ex is JsonException or IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            return null;
+        }
+    }
+
+    public void Save(string stateDirectory) => DurableFile.Write(PathIn(stateDirectory), JsonSerializer.Serialize(this, DrainJson.Default.DrainRecord));
+
+    public static void Clear(string stateDirectory)
+    {
+        var path = PathIn(stateDirectory);
+        if (File.Exists(path))
+        {
+            File.Delete(path);
+        }
+    }
+}
