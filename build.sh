@@ -24,7 +24,7 @@ die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 TEST_PACKAGES=(docker.io docker-registry containerd runc containernetworking-plugins rsyslog rsyslog-relp rsyslog-gnutls systemd-journal-remote iptables nftables conntrack iproute2
   debootstrap systemd-container busybox-static python3-jinja2 prometheus dbus openssl debhelper lintian clang zlib1g-dev
   fakeroot dpkg-dev prometheus-alertmanager haproxy postgresql-15 tmux man-db puppet puppet-lint ruby-rspec-puppet
-  sshfs openssh-sftp-server)
+  sshfs openssh-sftp-server zsh fish)
 
 ensure_packages() {
   local missing=()

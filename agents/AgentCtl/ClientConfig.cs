@@ -33,11 +33,17 @@ internal sealed class ClientConfig
     public static ClientConfig Load(string? path)
     {
         var file = path ?? DefaultPath;
+        var label = path is null ? file : $"--config {path}";
+        if (Directory.Exists(file))
+        {
+            throw new CliException($"{label}: is a directory, not a configuration file");
+        }
+
         if (!File.Exists(file))
         {
             if (path is not null)
             {
-                throw new CliException($"config file {path} does not exist");
+                throw new CliException($"{label}: does not exist");
             }
 
             return new ClientConfig();
@@ -47,9 +53,14 @@ internal sealed class ClientConfig
         {
             return JsonSerializer.Deserialize(File.ReadAllText(file), ClientConfigJson.Default.ClientConfig) ?? new ClientConfig();
         }
+        catch (Exception ex) when (Common.Files.FileProblem.Describe(ex, file) is { } problem)
+        {
+            throw new CliException($"{label}: {problem}");
+        }
         catch (JsonException ex)
         {
-            throw new CliException($"config file {file} is not valid JSON: {ex.Message}");
+            // Not ex.Message: it quotes the token the parser stopped at.
+            throw new CliException($"{label}: not valid JSON (a syntax error at line {(ex.LineNumber ?? 0) + 1}, byte {(ex.BytePositionInLine ?? 0) + 1})");
         }
     }
 

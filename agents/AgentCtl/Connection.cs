@@ -1,5 +1,4 @@
 using System.Net.Sockets;
-using System.Security.Authentication;
 using System.Security.Cryptography;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -59,6 +58,17 @@ internal sealed class Connection : IDisposable
         {
             return CoordinatorChannel.Create(server, _cert, _key, _ca, Settings.Timeout);
         }
+        catch (Common.Tls.TlsFileException ex)
+        {
+            // The file named by what the admin gave: the flag, or the key of the config file.
+            var (flag, key, given) = ex.What switch
+            {
+                "certificate" => ("--cert", "cert", Settings.Cert),
+                "key" => ("--key", "key", Settings.Key),
+                _ => ("--ca", "ca", Settings.Ca),
+            };
+            throw new CliException($"{(given is not null ? flag : $"\"{key}\" in {Settings.ConfigPath ?? ClientConfig.DefaultPath}")}: {ex.Path} {ex.Reason}");
+        }
         catch (CryptographicException ex)
         {
             throw new CliException(ex.Message);
@@ -106,64 +116,8 @@ internal sealed class Connection : IDisposable
 
     public void Dispose() => _channel.Dispose();
 
-    /// <summary>One line that says what went wrong, in the words an admin would use.</summary>
-    public static string Describe(RpcException ex, string server, TimeSpan timeout) =>
-        Common.Cli.Output.Escape(OneLine(DescribeCore(ex, server, timeout)));
+    /// <summary>One line that says what went wrong, in the words an admin would use, naming agentctl's flags.</summary>
+    public static string Describe(RpcException ex, string server, TimeSpan timeout) => RpcFailure.Describe(ex, server, timeout, Flags);
 
-    private static string OneLine(string s) => string.Join(' ', s.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
-
-    private static string DescribeCore(RpcException ex, string server, TimeSpan timeout)
-    {
-        switch (ex.StatusCode)
-        {
-            case StatusCode.PermissionDenied:
-                return $"permission denied: {ex.Status.Detail}";
-            case StatusCode.Unauthenticated:
-                return $"not authenticated: {ex.Status.Detail}";
-            case StatusCode.NotFound:
-                return $"not found: {ex.Status.Detail}";
-            case StatusCode.InvalidArgument:
-                return $"invalid request: {ex.Status.Detail}";
-            case StatusCode.DeadlineExceeded:
-                return $"{server} did not answer within {timeout.TotalSeconds:0.#}s";
-            default:
-                break;
-        }
-
-        for (Exception? e = ex.Status.DebugException; e is not null; e = e.InnerException)
-        {
-            switch (e)
-            {
-                case SocketException { SocketErrorCode: SocketError.ConnectionRefused }:
-                    return $"cannot connect to {server}: connection refused (is the coordinator running?)";
-                case SocketException s:
-                    return $"cannot connect to {server}: {s.Message}";
-                case AuthenticationException a when a.Message.Contains("remote certificate", StringComparison.OrdinalIgnoreCase):
-                    return $"TLS handshake with {server} failed: its certificate is not trusted: not signed by the CA in --ca (or the config's \"ca\"), or not for this name ({a.Message})";
-                case AuthenticationException a when a.Message.Contains("frame", StringComparison.OrdinalIgnoreCase):
-                    return $"{server} does not speak TLS (is that the coordinator's port?): {a.Message}";
-                case AuthenticationException a:
-                    return $"TLS handshake with {server} failed: {a.Message} (the server's certificate is not from the configured CA, or ours was rejected)";
-                case System.Net.Http.HttpIOException { HttpRequestError: System.Net.Http.HttpRequestError.ResponseEnded }:
-                    // TLS 1.3: the server checks our certificate after the handshake and closes the connection before any answer.
-                    return $"certificate rejected: {server} refused our client certificate (it closed the connection right after the TLS handshake): is it signed by the coordinator's CA, not revoked, and allowed for client authentication?";
-                default:
-                    break;
-            }
-        }
-
-        var detail = ex.Status.DebugException?.GetBaseException().Message ?? ex.Status.Detail;
-        if (ex.StatusCode == StatusCode.Unavailable || ex.StatusCode == StatusCode.Internal)
-        {
-            // A client certificate refused by the server shows up as the connection closing during or right after the handshake.
-            if (detail.Contains("SSL", StringComparison.OrdinalIgnoreCase) || detail.Contains("EOF", StringComparison.OrdinalIgnoreCase)
-                || detail.Contains("reset", StringComparison.OrdinalIgnoreCase) || detail.Contains("HTTP/2", StringComparison.OrdinalIgnoreCase)
-                || detail.Contains("handshake", StringComparison.OrdinalIgnoreCase) || detail.Contains("certificate", StringComparison.OrdinalIgnoreCase))
-            {
-                return $"certificate rejected: {server} closed the connection during the TLS handshake: it refused our client certificate (is it signed by the coordinator's CA, not revoked, and allowed for client authentication?) ({detail})";
-            }
-        }
-
-        return $"{ex.StatusCode}: {detail}";
-    }
+    private static readonly RpcFailure.Names Flags = new("--ca (or the config's \"ca\")", "--cert", "--server");
 }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Toolforge.Agents.BuilderAgent.Cli;
 using Toolforge.Agents.BuilderAgent.Daemon;
 using Toolforge.Agents.Common.Cli;
@@ -18,7 +19,23 @@ internal static class BuilderAgentHost
             root.Subcommands.Add(command);
         }
 
-        root.Subcommands.Add(BuilderDaemon.Command());
+        // --config before the subcommand, as every daemon takes it (`toolforge-builder-agent --config F serve`), or after
+        // `serve`. Only `serve` reads a configuration file: a one-shot command given it is told so, not left to ignore it.
+        var config = new Option<string?>("--config") { Description = $"Configuration file for serve (default {DaemonInfo.BuilderAgent.DefaultConfigPath})" };
+        root.Options.Add(config);
+        var serve = BuilderDaemon.Command(config);
+        root.Subcommands.Add(serve);
+        foreach (var other in root.Subcommands.Where(c => c != serve))
+        {
+            other.Validators.Add(r =>
+            {
+                if (r.GetResult(config) is { Implicit: false })
+                {
+                    r.AddError($"--config: only serve reads a configuration file; {other.Name} takes its settings as flags (see {DaemonInfo.BuilderAgent.Name} {other.Name} --help)");
+                }
+            });
+        }
+
         return ProgramCommandLine.InvokeAsync(root, args);
     }
 }

@@ -16,7 +16,8 @@ public static class ShellIntegration
     {
         var shell = new Argument<string>("shell") { Description = "bash, zsh or fish" };
         shell.AcceptOnlyFromAmong("bash", "zsh", "fish");
-        var completion = new Command("completion", $"Print the shell completion script: source <({program} completion bash), or put it in /etc/bash_completion.d/") { shell };
+        var completion = new Command("completion", $"Print the shell completion script. bash: source <({program} completion bash), or put it in /etc/bash_completion.d/; "
+            + $"zsh: source <({program} completion zsh) after compinit, or save it as _{program} in $fpath; fish: {program} completion fish > ~/.config/fish/completions/{program}.fish") { shell };
         completion.SetAction(pr =>
         {
             Console.Out.Write(Script(program, pr.GetValue(shell)!));
@@ -53,13 +54,19 @@ public static class ShellIntegration
                 """,
             "zsh" => $$"""
                 #compdef {{program}}
-                # zsh completion for {{program}}: asks {{program}} itself ([suggest] directive).
+                # zsh completion for {{program}}: asks {{program}} itself ([suggest] directive). Either source it after
+                # compinit (source <({{program}} completion zsh)) or save it as _{{program}} in a directory of $fpath.
+                # compadd inserts each candidate as text (quoted): a candidate is never run.
                 {{fn}}() {
                     local -a completions
-                    completions=("${(@f)$("${words[1]}" "[suggest:${CURSOR}]" "${BUFFER}" 2>/dev/null)}")
+                    completions=(${(f)"$("${words[1]}" "[suggest:${CURSOR}]" "${BUFFER}" 2>/dev/null)"})
                     compadd -a completions
                 }
-                compdef {{fn}} {{program}}
+                if [[ "${funcstack[1]}" == "_{{program}}" || "${funcstack[1]}" == "{{fn}}" ]]; then
+                    {{fn}} "$@"
+                else
+                    compdef {{fn}} {{program}}
+                fi
 
                 """,
             "fish" => $$"""

@@ -15,7 +15,32 @@ public static class BoundedFile
     /// <summary>256 MiB: far above a 10,000-Service node's iptables-save (about 10 MB) or nft -j listing (about 60 MB).</summary>
     public const int MaxBytes = 256 << 20;
 
+    /// <summary>
+    /// The bytes of <paramref name="path"/>. Every problem names <paramref name="option"/> and the file: no such file, a
+    /// directory, no permission, a read error (as <see cref="IOException"/> or <see cref="UnauthorizedAccessException"/>),
+    /// too big or binary (<see cref="InvalidDataException"/>).
+    /// </summary>
     public static (byte[] Buffer, int Length) ReadBytes(string option, string path, int maxBytes = MaxBytes)
+    {
+        try
+        {
+            return Read(option, path, maxBytes);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new FileNotFoundException($"{option} {path}: {FileProblem.Describe(ex, path)}", path, ex);
+        }
+        catch (UnauthorizedAccessException ex) when (!Directory.Exists(path))
+        {
+            throw new UnauthorizedAccessException($"{option} {path}: {FileProblem.Describe(ex, path)}", ex);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"{option} {path}: {FileProblem.Describe(ex, path)}", ex);
+        }
+    }
+
+    private static (byte[] Buffer, int Length) Read(string option, string path, int maxBytes)
     {
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0);
         if (stream.CanSeek && stream.Length > maxBytes)

@@ -75,6 +75,11 @@ public sealed partial class JournalReader : IDisposable
         Require();
         foreach (var f in files)
         {
+            if (Directory.Exists(f))
+            {
+                throw new IOException($"journal file {f} is a directory, not a file");
+            }
+
             if (!File.Exists(f))
             {
                 throw new FileNotFoundException($"journal file {f} does not exist", f);

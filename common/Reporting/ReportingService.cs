@@ -178,7 +178,7 @@ public sealed partial class ReportingService(
                 connection.Failed(ex.StatusCode);
                 if (backoff.Failures == 0 || ex.StatusCode is StatusCode.PermissionDenied or StatusCode.InvalidArgument)
                 {
-                    Log.ReportFailed(logger, connection.Address, ex.StatusCode, ex.Status.Detail);
+                    Log.ReportFailed(logger, connection.Address, RpcFailure.Describe(ex, connection.Address, connection.Options.CallTimeout, RpcFailure.DaemonKeys));
                 }
 
                 // RESOURCE_EXHAUSTED (too many reports), UNAVAILABLE and the rest: wait a jittered, growing while, never
@@ -225,8 +225,8 @@ public sealed partial class ReportingService(
         [LoggerMessage(1204, LogLevel.Warning, "{Dropped} findings were not sent: a report carries at most {Max}; a findings-truncated finding says so")]
         public static partial void FindingsCut(ILogger logger, int dropped, int max);
 
-        [LoggerMessage(1203, LogLevel.Warning, "report to {Address} failed: {Status}: {Detail}; retrying")]
-        public static partial void ReportFailed(ILogger logger, string address, StatusCode status, string detail);
+        [LoggerMessage(1203, LogLevel.Warning, "report to {Address} failed: {Detail}; retrying")]
+        public static partial void ReportFailed(ILogger logger, string address, string detail);
     }
 }
 

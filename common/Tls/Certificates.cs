@@ -1,6 +1,7 @@
 using System.Net.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using Toolforge.Agents.Common.Files;
 
 namespace Toolforge.Agents.Common.Tls;
 
@@ -13,11 +14,13 @@ public static class Certificates
     /// <summary>A certificate with its private key, usable by SslStream on Linux and Windows.</summary>
     public static X509Certificate2 LoadWithKey(string certificatePath, string keyPath)
     {
+        var certificatePem = ReadPem("certificate", certificatePath); // a file that cannot be read is named (TlsFileException)
+        var keyPem = ReadPem("key", keyPath);
         try
         {
-            return FromPemWithKey(File.ReadAllText(certificatePath), File.ReadAllText(keyPath));
+            return FromPemWithKey(certificatePem, keyPem);
         }
-        catch (Exception ex) when (ex is CryptographicException or IOException or UnauthorizedAccessException or ArgumentException)
+        catch (Exception ex) when (ex is CryptographicException or ArgumentException)
         {
             throw new CryptographicException($"cannot load certificate {certificatePath} with key {keyPath}: {ex.Message}", ex);
         }
@@ -69,9 +72,9 @@ public static class Certificates
         {
             return File.ReadAllText(path);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (FileProblem.Describe(ex, path) is { } problem)
         {
-            throw new TlsFileException(what, path, $"cannot be read ({ex.Message})", ex);
+            throw new TlsFileException(what, path, problem, ex);
         }
     }
 
@@ -85,14 +88,7 @@ public static class Certificates
 
     public static X509Certificate2Collection LoadBundle(string path)
     {
-        try
-        {
-            return BundleFromPem(File.ReadAllText(path), $"CA bundle {path}");
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new CryptographicException($"cannot load CA bundle {path}: {ex.Message}", ex);
-        }
+        return BundleFromPem(ReadPem("CA bundle", path), $"CA bundle {path}");
     }
 
     /// <summary>The certificates of PEM text; <paramref name="what"/> names it in the error when it holds none.</summary>

@@ -77,8 +77,9 @@ public sealed class CheckKubeProxyTests
         var listed = await ns.RunAsync("nft", "-j", "list", "table", "ip", "kube-proxy");
         await File.WriteAllTextAsync(dir["kernel.json"], listed.Stdout);
 
-        var offline = await Run.DotnetToolAsync("toolforge-node-agent", ["audit", "nftables", "--services", dir["cluster.json"], "--nft-json", dir["kernel.json"],
-            "--node", NftReferenceData.Node, "-o", "json"]);
+        // The daemon's configuration (ForbidNodePorts off) given to the offline audit: the same judgement.
+        var offline = await Run.DotnetToolAsync("toolforge-node-agent", ["audit", "nftables", "--config", dir["node-agent.json"], "--services", dir["cluster.json"], "--nft-json", dir["kernel.json"],
+            "-o", "json"]);
         Assert.True(offline.ExitCode == 1, offline.ToString());
         var expected = Assert.Single(JsonNode.Parse(offline.Stdout)!["findings"]!.AsArray())!;
 

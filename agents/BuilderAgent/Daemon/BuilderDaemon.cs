@@ -25,12 +25,21 @@ internal static class BuilderDaemon
 {
     public const int DefaultMetricsPort = 9503;
 
-    public static Command Command()
+    /// <param name="rootConfig">The program's own --config, given before `serve`; the same option after it is serve's.</param>
+    public static Command Command(Option<string?> rootConfig)
     {
         var daemon = DaemonInfo.BuilderAgent;
         var config = ProgramCommandLine.ConfigOption(daemon);
         var serve = new Command("serve", $"Run as the daemon: take build requests from the coordinator (reads {daemon.DefaultConfigPath}, or --config)") { config };
-        serve.SetAction((pr, _) => RunAsync(pr.GetValue(config)));
+        serve.Validators.Add(r =>
+        {
+            if (r.GetResult(rootConfig) is { Implicit: false } before && r.GetResult(config) is { Implicit: false } after
+                && before.GetValueOrDefault<string?>() != after.GetValueOrDefault<string?>())
+            {
+                r.AddError($"--config: given twice ({before.GetValueOrDefault<string?>()} and {after.GetValueOrDefault<string?>()}): give one");
+            }
+        });
+        serve.SetAction((pr, _) => RunAsync(pr.GetValue(config) ?? pr.GetValue(rootConfig)));
         return ProgramCommandLine.HostsDaemon(serve);
     }
 

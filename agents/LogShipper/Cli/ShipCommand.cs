@@ -63,7 +63,7 @@ internal static class ShipCommand
             }
 
             // The options' problems, named by the flag the admin typed (not the daemon's key).
-            var problems = options.Validate(string.Empty).Select(FlagFor).ToList();
+            var problems = options.Validate(string.Empty).Select(FlagFor).Distinct().ToList(); // RelpWindow and RelpWindowMax are both --relp-window
             if (problems.Count > 0)
             {
                 await Console.Error.WriteLineAsync($"toolforge-log-shipper: {string.Join("; ", problems)}");

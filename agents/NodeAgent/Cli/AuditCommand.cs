@@ -1,33 +1,44 @@
 using System.CommandLine;
-using Toolforge.Agents.Common.Files;
-using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Toolforge.Agents.Common.Cli;
+using Toolforge.Agents.Common.Files;
 using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.NodeAgent.Audit.Iptables;
+using Toolforge.Agents.NodeAgent.Audit.Nftables;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 
 namespace Toolforge.Agents.NodeAgent.Cli;
 
 /// <summary>
 /// `toolforge-node-agent audit iptables --services svc.json [--endpointslices eps.json] --iptables-save dump.txt`:
-/// the NAT audit offline, on what `kubectl get svc,endpointslices -A -o json` and `iptables-save` print.
-/// Exit 0 clean, 1 with findings, 2 on bad input.
+/// the NAT audit offline, on what `kubectl get svc,endpointslices -A -o json` and `iptables-save` print, judged as the
+/// daemon judges (its defaults; with --config, its configuration file; a flag given wins).
+/// Exit 0 clean, 1 with findings, 2 on bad input, 78 on a configuration the daemon would refuse.
 /// </summary>
 internal static class AuditCommand
 {
-    public static Command Create()
+    /// <param name="config">The program's --config (recursive): the daemon's configuration file, whose audit settings these take.</param>
+    public static Command Create(Option<string?> config)
     {
         var services = new Option<string[]>("--services") { Description = "kubectl get svc[,endpointslices] -A -o json output", Required = true, AllowMultipleArgumentsPerToken = true };
         var slices = new Option<string[]>("--endpointslices") { Description = "kubectl get endpointslices -A -o json output", AllowMultipleArgumentsPerToken = true };
         var dump = new Option<string>("--iptables-save") { Description = "iptables-save output (counters allowed)", Required = true };
-        var node = new Option<string?>("--node") { Description = "This node's name (for internalTrafficPolicy: Local)" };
-        var forbid = new Option<bool>("--forbid-nodeports") { Description = "Report every NodePort (Toolforge's quota keeps them at 0)" };
-        var output = new Option<string>("--output", "-o") { Description = "table or json", DefaultValueFactory = _ => "table" };
-        output.AcceptOnlyFromAmong("table", "json");
-        var iptables = new Command("iptables", "Audit kube-proxy's NAT rules against the Services") { services, slices, dump, node, forbid, output };
+        var node = NodeOption();
+        var forbid = ForbidOption(IptablesOptions.Section);
+        var output = OutputOption();
+        var iptables = new Command("iptables", "Audit kube-proxy's NAT rules against the Services, with the daemon's settings (its defaults, or its --config file; flags win)")
+        {
+            services, slices, dump, node, forbid, output,
+        };
         iptables.SetAction(pr =>
         {
+            if (DaemonSettings.Read(pr.GetValue(config)) is not { } daemon)
+            {
+                return ExitCodes.Config;
+            }
+
             ClusterModel cluster;
             IptablesDump rules;
             try
@@ -42,35 +53,42 @@ internal static class AuditCommand
                 return ExitCodes.Usage;
             }
 
-            var findings = NatAudit.Run(cluster, rules, new NatAuditOptions(pr.GetValue(forbid), pr.GetValue(node)));
+            var findings = NatAudit.Run(cluster, rules, new NatAuditOptions(Forbid(pr, forbid, daemon.Iptables.ForbidNodePorts), pr.GetValue(node) ?? daemon.NodeName));
             Print(findings, pr.GetValue(output) == "json", cluster.Services.Count, rules.Rules.Count, "rules");
             return findings.Count == 0 ? ExitCodes.Ok : ExitCodes.Failed;
         });
-        return new Command("audit", "Audits that can run offline") { iptables, Nftables() };
+        return new Command("audit", "Audits that can run offline") { iptables, Nftables(config) };
     }
 
     /// <summary>
     /// `audit nftables --services svc.json [--endpointslices eps.json] --nft-json dump.json [--nft-json ip6.json] [--node NAME]`:
     /// the nftables-mode audit on what `kubectl get svc,endpointslices -A -o json` and `nft -j list table ip kube-proxy` print.
     /// </summary>
-    private static Command Nftables()
+    private static Command Nftables(Option<string?> config)
     {
         var services = new Option<string[]>("--services") { Description = "kubectl get svc[,endpointslices] -A -o json output", Required = true, AllowMultipleArgumentsPerToken = true };
         var slices = new Option<string[]>("--endpointslices") { Description = "kubectl get endpointslices -A -o json output", AllowMultipleArgumentsPerToken = true };
         var dumps = new Option<string[]>("--nft-json") { Description = "nft -j list table ip kube-proxy (and ip6) output", Required = true, AllowMultipleArgumentsPerToken = true };
-        var node = new Option<string?>("--node") { Description = "This node's name (for the Local traffic policies)" };
-        var forbid = new Option<bool>("--forbid-nodeports") { Description = "Report every NodePort (Toolforge's quota keeps them at 0)" };
-        var output = new Option<string>("--output", "-o") { Description = "table or json", DefaultValueFactory = _ => "table" };
-        output.AcceptOnlyFromAmong("table", "json");
-        var cmd = new Command("nftables", "Audit kube-proxy's nftables table against the Services") { services, slices, dumps, node, forbid, output };
+        var node = NodeOption();
+        var forbid = ForbidOption(NftablesOptions.Section);
+        var output = OutputOption();
+        var cmd = new Command("nftables", "Audit kube-proxy's nftables table against the Services, with the daemon's settings (its defaults, or its --config file; flags win)")
+        {
+            services, slices, dumps, node, forbid, output,
+        };
         cmd.SetAction(pr =>
         {
+            if (DaemonSettings.Read(pr.GetValue(config)) is not { } daemon)
+            {
+                return ExitCodes.Config;
+            }
+
             ClusterModel cluster;
-            Audit.Nftables.NftRuleset rules;
+            NftRuleset rules;
             try
             {
                 cluster = ReadCluster(pr.GetValue(services) ?? [], pr.GetValue(slices) ?? []);
-                rules = Audit.Nftables.NftRuleset.Parse((pr.GetValue(dumps) ?? []).Select(f => BoundedFile.ReadText("--nft-json", f)).ToArray());
+                rules = NftRuleset.Parse((pr.GetValue(dumps) ?? []).Select(f => ($"--nft-json {f}", BoundedFile.ReadText("--nft-json", f))).ToList());
                 if (rules.Families.Count == 0)
                 {
                     throw new InvalidDataException($"--nft-json {string.Join(" ", pr.GetValue(dumps) ?? [])}: no kube-proxy table in it (give what `nft -j list table ip kube-proxy` prints)");
@@ -82,11 +100,57 @@ internal static class AuditCommand
                 return ExitCodes.Usage;
             }
 
-            var findings = Audit.Nftables.NftAudit.Run(cluster, rules, new Audit.Nftables.NftAuditOptions(pr.GetValue(forbid), pr.GetValue(node)));
+            var findings = NftAudit.Run(cluster, rules, new NftAuditOptions(Forbid(pr, forbid, daemon.Nftables.ForbidNodePorts), pr.GetValue(node) ?? daemon.NodeName));
             Print(findings, pr.GetValue(output) == "json", cluster.Services.Count, rules.RuleCount + rules.ElementCount, "rules and elements");
             return findings.Count == 0 ? ExitCodes.Ok : ExitCodes.Failed;
         });
         return cmd;
+    }
+
+    private static Option<string?> NodeOption() =>
+        new("--node") { Description = "This node's name, for the Local traffic policies (default: NodeAgent:NodeName of --config)" };
+
+    private static Option<bool> ForbidOption(string section) => new("--forbid-nodeports")
+    {
+        Description = $"Report every NodePort, true or false (default: {section}:ForbidNodePorts of --config, else true as the daemon: Toolforge's quota keeps NodePorts at 0)",
+    };
+
+    private static Option<string> OutputOption()
+    {
+        var output = new Option<string>("--output", "-o") { Description = "table or json", DefaultValueFactory = _ => "table" };
+        output.AcceptOnlyFromAmong("table", "json");
+        return output;
+    }
+
+    /// <summary>--forbid-nodeports when given (bare: true), else the daemon's setting.</summary>
+    private static bool Forbid(ParseResult pr, Option<bool> flag, bool daemon) => pr.GetResult(flag) is { Implicit: false } ? pr.GetValue(flag) : daemon;
+
+    /// <summary>
+    /// What the audits take from the daemon: its defaults, or (with --config) its configuration file read and checked
+    /// as the daemon reads it (exit 78 with one line when the daemon would refuse it).
+    /// </summary>
+    private sealed record DaemonSettings(IptablesOptions Iptables, NftablesOptions Nftables, string? NodeName)
+    {
+        public static DaemonSettings? Read(string? configPath)
+        {
+            if (configPath is null)
+            {
+                return new DaemonSettings(new IptablesOptions(), new NftablesOptions(), null);
+            }
+
+            try
+            {
+                using var host = NodeAgentHost.BuildOneShot(configPath);
+                var name = host.Services.GetRequiredService<IOptions<NodeOptions>>().Value.NodeName;
+                return new DaemonSettings(host.Services.GetRequiredService<IOptions<IptablesOptions>>().Value,
+                    host.Services.GetRequiredService<IOptions<NftablesOptions>>().Value, name.Length > 0 ? name : null);
+            }
+            catch (Exception ex) when (AgentHost.Describe(ex) is { } line)
+            {
+                Console.Error.WriteLine($"toolforge-node-agent: invalid configuration: {line}");
+                return null;
+            }
+        }
     }
 
     private static void Print(IReadOnlyList<Contracts.V1.Finding> findings, bool json, int services, int rules, string what)

@@ -24,7 +24,8 @@ namespace Toolforge.Agents.NodeAgent.Cli;
 /// <summary>
 /// `toolforge-node-agent check [--config F] [--only NAME,...] [-o table|json]`: what an admin runs over ssh, and what
 /// a puppet or cookbook step can gate on. The daemon's own wiring and checks, each run once with its timeout; exit 0
-/// when every check is ok, 1 when one is failing, warning or unknown, 2 on a bad configuration or an unknown name.
+/// when every check is ok or does not apply here, 1 when one is failing, warning or unknown, 2 on an unknown name, 78 on a
+/// bad configuration.
 /// </summary>
 internal static class CheckCommand
 {
@@ -74,10 +75,7 @@ internal static class CheckCommand
             // set up from the configuration before anything else, so this goes in as what overrides the file.
             Environment.SetEnvironmentVariable(AgentHost.EnvironmentPrefix + "Log__Console", "none");
             Environment.SetEnvironmentVariable(AgentHost.EnvironmentPrefix + "Log__Syslog__Target", string.Empty);
-            var builder = AgentDaemon.CreateBuilder(DaemonInfo.NodeAgent, configPath, NodeAgentHost.DefaultMetricsPort);
-            builder.Services.AddNodeAgent(builder.Configuration); // the daemon's own wiring
-            host = builder.Build();
-            OptionsGate.ValidateAll(host.Services);
+            host = NodeAgentHost.BuildOneShot(configPath); // the daemon's own wiring
         }
         catch (Exception ex) when (AgentHost.Describe(ex) is { } line)
         {

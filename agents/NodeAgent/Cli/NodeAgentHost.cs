@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Hosting;
 using Toolforge.Agents.Common.Cli;
 using Toolforge.Agents.Common.Hosting;
+using Toolforge.Agents.Common.Options;
 using Toolforge.Agents.NodeAgent.Hosting;
 
 namespace Toolforge.Agents.NodeAgent.Cli;
@@ -23,9 +24,31 @@ internal static class NodeAgentHost
         root.Options.Add(config);
         ProgramCommandLine.HostsDaemon(root);
         root.SetAction((pr, _) => AgentDaemon.RunAsync(daemon, pr.GetValue(config), DefaultMetricsPort, Configure));
-        root.Subcommands.Add(AuditCommand.Create());
+        root.Subcommands.Add(AuditCommand.Create(config));
         root.Subcommands.Add(CheckCommand.Create(config));
         return ProgramCommandLine.InvokeAsync(root, args);
+    }
+
+    /// <summary>
+    /// The daemon's host built from <paramref name="configPath"/> (or the default file) and its options checked as the
+    /// daemon checks them at start, not started: what `check` runs and what the offline audits take their settings from.
+    /// Throws what <see cref="AgentHost.Describe"/> turns into the one line of a bad configuration.
+    /// </summary>
+    public static IHost BuildOneShot(string? configPath)
+    {
+        var builder = AgentDaemon.CreateBuilder(DaemonInfo.NodeAgent, configPath, DefaultMetricsPort);
+        Configure(builder);
+        var host = builder.Build();
+        try
+        {
+            OptionsGate.ValidateAll(host.Services);
+            return host;
+        }
+        catch
+        {
+            host.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The daemon's wiring (and `check`'s): the agent defaults come from AgentDaemon, the rest is the node-agent.</summary>

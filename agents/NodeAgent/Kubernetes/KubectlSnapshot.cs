@@ -49,7 +49,9 @@ public sealed class KubectlSnapshot
             }
             catch (JsonException ex)
             {
-                throw new InvalidDataException($"{name}: not JSON: {ex.Message}", ex);
+                // Not ex.Message: it quotes the token the parser stopped at, which for YAML or text is much of the file.
+                throw new InvalidDataException(
+                    $"{name}: not JSON (a syntax error at line {(ex.LineNumber ?? 0) + 1}, byte {(ex.BytePositionInLine ?? 0) + 1}): give what `kubectl get svc,endpointslices -A -o json` prints", ex);
             }
 
             using (doc)

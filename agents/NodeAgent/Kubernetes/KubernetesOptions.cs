@@ -72,7 +72,7 @@ public sealed class KubernetesOptions : IValidatedOptions
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            return [$"{key}: {File} cannot be read: {ex.Message}"];
+            return [ex.Message]; // names the key and the file (BoundedFile)
         }
     }
 }

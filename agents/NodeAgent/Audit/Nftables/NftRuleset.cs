@@ -48,11 +48,24 @@ public sealed class NftRuleset
     public int ElementCount { get; private set; }
 
     /// <summary>Parses one or more `nft -j` documents (an ip and an ip6 listing); throws <see cref="InvalidDataException"/> naming what is wrong.</summary>
-    public static NftRuleset Parse(params string[] documents)
+    public static NftRuleset Parse(params string[] documents) => Parse(documents.Select(d => (string.Empty, d)));
+
+    /// <summary>
+    /// Parses named documents (an offline audit's "--nft-json FILE"): a problem is "NAME: what is wrong". The text of a
+    /// document is never echoed back (a JSON parser's message quotes the token it stopped at, which for `nft list`'s text
+    /// is most of the file).
+    /// </summary>
+    public static NftRuleset Parse(IEnumerable<(string Name, string Json)> documents)
     {
         var r = new NftRuleset();
-        foreach (var json in documents)
+        foreach (var (name, json) in documents)
         {
+            var at = name.Length > 0 ? name + ": " : string.Empty;
+            if (IsNftText(json))
+            {
+                throw new InvalidDataException($"{at}this is nft text, not JSON: use `nft -j list table ip kube-proxy` (and `nft -j list table ip6 kube-proxy`)");
+            }
+
             var bytes = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(json.Length));
             try
             {
@@ -61,7 +74,12 @@ public sealed class NftRuleset
             }
             catch (JsonException ex)
             {
-                throw new InvalidDataException($"not nft JSON (nft -j list table ip kube-proxy): {ex.Message}", ex);
+                throw new InvalidDataException(
+                    $"{at}not nft JSON (a JSON syntax error at line {(ex.LineNumber ?? 0) + 1}, byte {(ex.BytePositionInLine ?? 0) + 1}): give what `nft -j list table ip kube-proxy` prints", ex);
+            }
+            catch (InvalidDataException ex) when (at.Length > 0)
+            {
+                throw new InvalidDataException(at + ex.Message, ex);
             }
             finally
             {
@@ -70,6 +88,21 @@ public sealed class NftRuleset
         }
 
         return r;
+    }
+
+    /// <summary>What `nft list` prints (text: "table ip kube-proxy {", a comment, a flush) rather than `nft -j list` (JSON).</summary>
+    public static bool IsNftText(string document)
+    {
+        var t = document.AsSpan().TrimStart();
+        foreach (var start in (ReadOnlySpan<string>)["table ", "table\t", "#", "flush ", "add ", "delete "])
+        {
+            if (t.StartsWith(start, StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     internal Chain ChainOf(string family, string name)
