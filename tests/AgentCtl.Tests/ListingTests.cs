@@ -69,7 +69,7 @@ public sealed class ListingTests : IAsyncLifetime
         Assert.Equal("No nodes found.", none.Stderr.Trim());
 
         var bad = await _h.AgentCtlAsync(CoordinatorHarness.Viewer, "findings", "--severity", "fatal");
-        Assert.Equal(1, bad.ExitCode);
+        Assert.Equal(2, bad.ExitCode); // bad usage
         Assert.Equal("agentctl: --severity: unknown value \"fatal\" (info, warning, error)", bad.Stderr.Trim());
     }
 

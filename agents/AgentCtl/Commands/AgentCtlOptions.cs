@@ -103,7 +103,7 @@ internal sealed class AgentCtlOptions
     public GlobalSettings Settings(ParseResult pr) => new(pr.GetValue(Server), pr.GetValue(Cert), pr.GetValue(Key), pr.GetValue(Ca),
         pr.GetValue(Config), TimeSpan.FromSeconds(Math.Max(0.1, pr.GetValue(Timeout))));
 
-    /// <summary>Runs <paramref name="action"/> on a connection: 0, or 1 with one line on stderr saying what went wrong.</summary>
+    /// <summary>Runs <paramref name="action"/> on a connection: 0; 2 for bad usage or input; 1 when the call failed; one line on stderr saying what went wrong.</summary>
     public async Task<int> Run(ParseResult pr, Func<Connection, Task> action)
     {
         var settings = Settings(pr);
@@ -126,7 +126,9 @@ internal sealed class AgentCtlOptions
         }
         catch (CliException ex)
         {
+            // Bad usage or bad input (a flag's value, the config file, a certificate file): 2, as every program.
             await Console.Error.WriteLineAsync($"agentctl: {ex.Message}");
+            return Common.Hosting.ExitCodes.Usage;
         }
         catch (RpcException ex)
         {

@@ -40,22 +40,37 @@ internal static class PkiCommand
                 return Common.Hosting.ExitCodes.Usage;
             }
 
-            DevPki.CreatePrivateDirectory(d);
-            var reuse = File.Exists(Path.Combine(d, "ca.pem")) && File.Exists(Path.Combine(d, "ca.key"));
-            using var pki = reuse ? DevPki.Load(d) : DevPki.Create();
-            if (!reuse)
+            if (File.Exists(d))
             {
-                pki.WriteCa(d);
+                Console.Error.WriteLine($"agentctl pki: directory \"{Output.Escape(d)}\" is a file, not a directory");
+                return Common.Hosting.ExitCodes.Usage;
             }
 
-            foreach (var n in serverNames)
+            bool reuse;
+            try
             {
-                pki.IssueTo(d, n, server: true);
-            }
+                DevPki.CreatePrivateDirectory(d);
+                reuse = File.Exists(Path.Combine(d, "ca.pem")) && File.Exists(Path.Combine(d, "ca.key"));
+                using var pki = reuse ? DevPki.Load(d) : DevPki.Create();
+                if (!reuse)
+                {
+                    pki.WriteCa(d);
+                }
 
-            foreach (var n in clientNames)
+                foreach (var n in serverNames)
+                {
+                    pki.IssueTo(d, n, server: true);
+                }
+
+                foreach (var n in clientNames)
+                {
+                    pki.IssueTo(d, n);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
             {
-                pki.IssueTo(d, n);
+                Console.Error.WriteLine($"agentctl pki: {Output.Escape(d)}: {Output.Escape(ex.Message)}");
+                return Common.Hosting.ExitCodes.Usage;
             }
 
             Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
