@@ -108,7 +108,7 @@ public sealed partial class GitCheckout
         var r = await _git.RunAsync(["rev-parse", "--is-inside-work-tree"], ct, allowFailure: true).ConfigureAwait(false);
         if (r.ExitCode != 0 || r.Stdout.Trim() != "true")
         {
-            throw new GitException($"{GitRunner.Safe(Path)} is not a git checkout: {GitRunner.Safe(GitRunner.LastLine(r.Stderr))}");
+            throw new GitException($"{GitRunner.Safe(Path)} is not a git checkout: {GitRunner.Safe(GitRunner.GitMessage(r.Stderr))}");
         }
     }
 

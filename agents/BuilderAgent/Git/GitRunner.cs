@@ -88,7 +88,7 @@ internal sealed class GitRunner(string workingDirectory, TimeSpan timeout, strin
                 await p.WaitForExitAsync(cts.Token).ConfigureAwait(false);
                 if (p.ExitCode != 0 && !allowFailure)
                 {
-                    throw new GitException($"{what} in {Safe(WorkingDirectory)} failed (exit {p.ExitCode}): {Safe(LastLine(errors))}");
+                    throw new GitException($"{what} in {Safe(WorkingDirectory)} failed (exit {p.ExitCode}): {Safe(GitMessage(errors))}");
                 }
 
                 return new GitResult(p.ExitCode, output, errors);
@@ -109,9 +109,13 @@ internal sealed class GitRunner(string workingDirectory, TimeSpan timeout, strin
     /// <summary>A repository string (a path, a subject, an author) cut to <paramref name="max"/> characters and escaped for a log or a terminal.</summary>
     public static string Safe(string s, int max = 200) => Output.Escape(s.Length <= max ? s : s[..max] + "…");
 
-    /// <summary>The last non-empty line of git's stderr ("fatal: ..."), or "no message".</summary>
-    internal static string LastLine(string stderr) =>
-        stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault() ?? "no message";
+    /// <summary>What git said went wrong: its first "fatal:" or "error:" line (the cause; what follows is advice), else its last line.</summary>
+    internal static string GitMessage(string stderr)
+    {
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return lines.FirstOrDefault(l => l.StartsWith("fatal:", StringComparison.Ordinal) || l.StartsWith("error:", StringComparison.Ordinal))
+            ?? lines.LastOrDefault() ?? "no message";
+    }
 
     private static async Task<(string Text, bool Cut)> ReadBoundedAsync(StreamReader reader, int max, Action onCut, CancellationToken ct)
     {
