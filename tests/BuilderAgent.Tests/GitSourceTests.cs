@@ -40,6 +40,11 @@ public sealed class GitSourceTests
         Assert.Equal(leaf, await repos.HeadAsync(repos.Checkout)); // fast-forwarded
         Assert.Equal(["python311-sssd/web/Dockerfile.template"], update.Changed);
         Assert.Equal(["python311-sssd/web"], selection.Paths);
+        Assert.Equal(before, await Checkout(repos).BuiltAsync(CancellationToken.None)); // the baseline, until the build is done
+
+        // Not built (a build that failed, Docker down): the same changes again.
+        var (_, retried) = await SyncAsync(repos);
+        Assert.Equal(["python311-sssd/web"], retried.Paths);
 
         // Marked built: the next fetch with no new commit selects nothing; --since counts again from where it says.
         await Checkout(repos).MarkBuiltAsync(leaf, CancellationToken.None);

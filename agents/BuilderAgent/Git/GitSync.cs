@@ -23,7 +23,17 @@ public static class GitSync
         }
 
         var after = await checkout.HeadAsync(ct).ConfigureAwait(false);
-        from ??= await checkout.BuiltAsync(ct).ConfigureAwait(false) ?? before;
+        if (from is null)
+        {
+            from = await checkout.BuiltAsync(ct).ConfigureAwait(false);
+            if (from is null)
+            {
+                // The first update of this checkout: HEAD before the fetch is the baseline, remembered now, so changes a
+                // failed first build leaves behind (Docker down, an image failing) are still counted the next time.
+                from = before;
+                await checkout.MarkBuiltAsync(before, ct).ConfigureAwait(false);
+            }
+        }
         var changed = from == after ? [] : await checkout.ChangedAsync(from, after, ct).ConfigureAwait(false);
         return new GitUpdate(before, after, from, changed, await checkout.SourceUrlAsync(ct).ConfigureAwait(false));
     }
