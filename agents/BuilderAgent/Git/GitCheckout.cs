@@ -33,7 +33,7 @@ public sealed partial class GitCheckout
     public string Branch { get; }
 
     /// <summary>"origin/main" or "https://host/repo.git main", as messages name it.</summary>
-    public string Upstream => IsUrl(Remote) ? $"{GitRunner.Safe(RedactUrl(Remote))} {Branch}" : $"{Remote}/{Branch}";
+    public string Upstream => IsUrl(Remote) ? $"{GitRunner.Safe(RedactUrl(Remote))} {GitRunner.Safe(Branch)}" : $"{GitRunner.Safe(Remote)}/{GitRunner.Safe(Branch)}";
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$", RegexOptions.CultureInvariant)]
     private static partial Regex BranchPattern();
