@@ -105,4 +105,44 @@ public sealed class GitPollTests(DockerFixture fx)
         Assert.Equal([naming.FullName("php84-sssd/web"), naming.FullName("php84-sssd/base"), naming.FullName("php84-sssd/web")], engine.BuildTags);
         Assert.True(1 == daemon.Output.Split('\n').Count(l => l.Contains("GitPollService[4205]: git: ", StringComparison.Ordinal) && l.Contains("uncommitted change(s)", StringComparison.Ordinal)), daemon.Output);
     }
+
+    /// <summary>One poll at a time, called directly (no timer): a failed build is not retried for the same commit; the next commit builds both changes.</summary>
+    [Fact]
+    public async Task AFailedBuild_IsNotRetriedForTheSameCommit_TheNextCommitBuildsItsChangesAgain()
+    {
+        var prefix = "f" + Guid.NewGuid().ToString("N")[..8];
+        var naming = new NamingOptions(fx.Registry.Address, prefix, "testing");
+        using var repos = await RealTree.SetUpAsync(fx, naming);
+        await using var engine = new EngineApiCounter(fx.Docker.Socket);
+        using var docker = new Docker.BuilderDocker(engine.Endpoint, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(10));
+        using var lane = new Build.BuildLane();
+        var state = new Common.Reporting.AgentState(TimeProvider.System, new ListLogger<Common.Reporting.AgentState>());
+        var logger = new ListLogger<GitPollService>();
+        var poll = new GitPollService(docker, lane, state,
+            Microsoft.Extensions.Options.Options.Create(new BuilderOptions { Repository = repos.Checkout, Registry = fx.Registry.Address, ImagePrefix = prefix }),
+            Microsoft.Extensions.Options.Options.Create(new GitOptions { PollInterval = TimeSpan.FromMinutes(5), Push = false }),
+            TimeProvider.System, logger);
+        var web = naming.FullName("ruby33-sssd/web");
+
+        await File.AppendAllTextAsync(Path.Combine(repos.Work, "ruby33-sssd/web/Dockerfile.template"), "RUN echo this build fails && false\n");
+        var broken = await repos.CommitAsync("ruby33-sssd/web: a change that does not build");
+        await poll.PollOnceAsync(CancellationToken.None);
+        Assert.Equal([web], engine.BuildTags);
+        Assert.Equal(Contracts.V1.CheckState.Warning, state.GetCheck(GitPollService.Check)!.State);
+        Assert.Contains($"git: the build at {broken[..12]} failed: 1 of 1 image(s) failed", string.Join("\n", logger.Lines.Select(l => l.Message)), StringComparison.Ordinal);
+        var baseline = await GitRepos.GitAsync(repos.Checkout, "rev-parse", GitCheckout.BuiltRef);
+
+        await poll.PollOnceAsync(CancellationToken.None); // the same commit: not again
+        Assert.Single(engine.BuildTags);
+        Assert.Equal(baseline, await GitRepos.GitAsync(repos.Checkout, "rev-parse", GitCheckout.BuiltRef));
+
+        var template = Path.Combine(repos.Work, "ruby33-sssd/web/Dockerfile.template");
+        await File.WriteAllTextAsync(template, (await File.ReadAllTextAsync(template)).Replace("RUN echo this build fails && false\n", "RUN echo fixed\n", StringComparison.Ordinal));
+        await File.AppendAllTextAsync(Path.Combine(repos.Work, "ruby33-sssd/base/Dockerfile.template"), "RUN touch /base-change\n");
+        var fixedCommit = await repos.CommitAsync("ruby33-sssd: fix web, change base");
+        await poll.PollOnceAsync(CancellationToken.None);
+        Assert.Equal([web, naming.FullName("ruby33-sssd/base"), web], engine.BuildTags);
+        Assert.Equal(Contracts.V1.CheckState.Ok, state.GetCheck(GitPollService.Check)!.State);
+        Assert.Equal(fixedCommit, (await GitRepos.GitAsync(repos.Checkout, "rev-parse", GitCheckout.BuiltRef)).Trim());
+    }
 }

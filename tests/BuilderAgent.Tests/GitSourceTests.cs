@@ -169,6 +169,22 @@ public sealed class GitSourceTests
     }
 
     [Fact]
+    public async Task GitOutputPastItsBound_IsRefused_AndTheCommandKilled()
+    {
+        using var repos = await GitRepos.CreateAsync(Fixtures.ReferenceRepository);
+        var big = new byte[GitRunner.MaxOutput + 1024];
+        Random.Shared.NextBytes(big);
+        await File.WriteAllBytesAsync(Path.Combine(repos.Work, "big.bin"), big);
+        await repos.CommitAsync("a blob larger than the output bound");
+        var blob = (await GitRepos.GitAsync(repos.Work, "rev-parse", "HEAD:big.bin")).Trim();
+        var git = new GitRunner(repos.Work, Timeout);
+        var ex = await Assert.ThrowsAsync<GitException>(() => git.RunAsync(["cat-file", "blob", blob], CancellationToken.None));
+        Assert.Contains($"git cat-file in {repos.Work}: printed more than {GitRunner.MaxOutput} bytes; refused", ex.Message, StringComparison.Ordinal);
+        var small = await git.RunAsync(["cat-file", "-s", blob], CancellationToken.None);
+        Assert.Equal(big.Length.ToString(System.Globalization.CultureInfo.InvariantCulture), small.Stdout.Trim());
+    }
+
+    [Fact]
     public void TheSourceLabel_NeverCarriesCredentials()
     {
         Assert.Equal("https://gitlab.example.org/repos/images.git", GitCheckout.RedactUrl("https://builder:glpat-secret@gitlab.example.org/repos/images.git"));

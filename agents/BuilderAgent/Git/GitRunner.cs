@@ -117,23 +117,24 @@ internal sealed class GitRunner(string workingDirectory, TimeSpan timeout, strin
             ?? lines.LastOrDefault() ?? "no message";
     }
 
+    // Bytes, as git wrote them, up to max; decoded once at the end (a UTF-8 sequence is never split).
     private static async Task<(string Text, bool Cut)> ReadBoundedAsync(StreamReader reader, int max, Action onCut, CancellationToken ct)
     {
-        var sb = new StringBuilder();
-        var buffer = new char[16 * 1024];
+        using var bytes = new MemoryStream();
+        var buffer = new byte[64 * 1024];
         int read;
-        while ((read = await reader.ReadAsync(buffer.AsMemory(), ct).ConfigureAwait(false)) > 0)
+        while ((read = await reader.BaseStream.ReadAsync(buffer.AsMemory(), ct).ConfigureAwait(false)) > 0)
         {
-            if (sb.Length + read > max)
+            if (bytes.Length + read > max)
             {
                 onCut();
-                return (sb.ToString(), true);
+                return (string.Empty, true);
             }
 
-            sb.Append(buffer, 0, read);
+            bytes.Write(buffer, 0, read);
         }
 
-        return (sb.ToString(), false);
+        return (Encoding.UTF8.GetString(bytes.GetBuffer(), 0, (int)bytes.Length), false);
     }
 
     private static void Kill(Process p)
