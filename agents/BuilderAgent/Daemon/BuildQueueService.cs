@@ -174,10 +174,11 @@ internal sealed partial class BuildQueueService(
         IReadOnlyList<ImageReport> reports = [];
         try
         {
-            var (session, order) = Accept(request, o);
-            var settings = new BuildSettings(session.Naming, request.Push, request.NoCache, Pull: false, request.Force, PushSuccessful: false, o.Jobs);
+            // One build at a time with the git poll, from reading the repository on: its fast-forward must wait.
             using (await lane.EnterAsync(ct).ConfigureAwait(false))
             {
+                var (session, order) = Accept(request, o);
+                var settings = new BuildSettings(session.Naming, request.Push, request.NoCache, Pull: false, request.Force, PushSuccessful: false, o.Jobs);
                 reports = await session.RunAsync(docker, order, settings, progress, ct).ConfigureAwait(false);
             }
 

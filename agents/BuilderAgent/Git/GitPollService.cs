@@ -11,9 +11,9 @@ using Toolforge.Agents.Contracts.V1;
 namespace Toolforge.Agents.BuilderAgent.Git;
 
 /// <summary>
-/// Every Builder:Git:PollInterval: fetch, refuse a dirty or diverged checkout, fast-forward, and build (one build at
-/// a time with the coordinator's, <see cref="BuildLane"/>) what changed since the last commit built from git
-/// (<see cref="GitCheckout.BuiltRef"/>). A build that fails is not retried for the same commit: the next commit
+/// Every Builder:Git:PollInterval: fetch, refuse a dirty or diverged checkout, fast-forward, and build what changed since the last commit built from git
+/// (<see cref="GitCheckout.BuiltRef"/>); the whole poll takes its turn with the coordinator's builds
+/// (<see cref="BuildLane"/>). A build that fails is not retried for the same commit: the next commit
 /// retries it with its own changes (the images that did build are skipped as unchanged). The state is the check
 /// "builder.git"; a problem (dirty checkout, remote unreachable) is one WRN line when it starts, INF when it ends.
 /// </summary>
@@ -57,8 +57,19 @@ internal sealed partial class GitPollService(
         }
     }
 
-    /// <summary>One poll: what the timer runs; returns when the build (if any) has finished.</summary>
+    /// <summary>
+    /// One poll: what the timer runs; returns when the build (if any) has finished. The whole poll holds the build lane:
+    /// a fast-forward must not change the files under a coordinator's build of the same checkout.
+    /// </summary>
     internal async Task PollOnceAsync(CancellationToken ct)
+    {
+        using (await lane.EnterAsync(ct).ConfigureAwait(false))
+        {
+            await PollHoldingTheLaneAsync(ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task PollHoldingTheLaneAsync(CancellationToken ct)
     {
         var b = builderOptions.Value;
         var o = gitOptions.Value;
@@ -95,11 +106,7 @@ internal sealed partial class GitPollService(
 
         state.SetCheck(Check, CheckState.Ok, $"{checkout.Upstream} at {GitUpdate.Short(update.After)}: building {selection.Images.Count} image(s)");
         var settings = new BuildSettings(naming, Push: o.Push, Jobs: b.Jobs, Source: new ImageSource(update.After, update.SourceUrl));
-        IReadOnlyList<ImageReport> reports;
-        using (await lane.EnterAsync(ct).ConfigureAwait(false))
-        {
-            reports = await session.RunAsync(docker, selection.Paths, settings, new LogBuildLog(logger), ct).ConfigureAwait(false);
-        }
+        var reports = await session.RunAsync(docker, selection.Paths, settings, new LogBuildLog(logger), ct).ConfigureAwait(false);
 
         var bad = reports.Where(r => !r.Ok).ToList();
         if (bad.Count == 0)
