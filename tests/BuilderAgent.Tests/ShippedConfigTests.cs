@@ -21,7 +21,7 @@ public sealed class ShippedConfigTests
     {
         var wrong = Contract.ExampleProblems("builder-agent.json.example", sp => s => s switch
         {
-            "Builder" => BoundConfig.Bind<BuilderOptions>(sp),
+            "Builder" => new SectionWithParts(BoundConfig.Bind<BuilderOptions>(sp), new Dictionary<string, object> { ["Git"] = BoundConfig.Bind<Git.GitOptions>(sp) }),
             "Coordinator" => BoundConfig.Bind<ReportingOptions>(sp),
             _ => null,
         }, minimumLists: 0);
@@ -40,7 +40,7 @@ public sealed class ShippedConfigTests
         var path = await PuppetModule.RenderedFileAsync(renderCase, "builder-agent.json");
         var wrong = Contract.FileProblems(path, $"puppet {renderCase}", sp => s => s switch
         {
-            "Builder" => BoundConfig.Bind<BuilderOptions>(sp),
+            "Builder" => new SectionWithParts(BoundConfig.Bind<BuilderOptions>(sp), new Dictionary<string, object> { ["Git"] = BoundConfig.Bind<Git.GitOptions>(sp) }),
             "Coordinator" => BoundConfig.Bind<ReportingOptions>(sp),
             _ => null,
         }, minimumLists: 1);

@@ -80,15 +80,28 @@ public static class BoundConfig
 
         foreach (var p in json.EnumerateObject())
         {
-            var property = bound.GetType().GetProperty(p.Name, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase);
             var here = $"{path}:{p.Name}";
+            var options = bound;
+            if (bound is SectionWithParts withParts)
+            {
+                var part = withParts.Parts.FirstOrDefault(x => string.Equals(x.Key, p.Name, StringComparison.OrdinalIgnoreCase));
+                if (part.Value is not null)
+                {
+                    Walk(p.Value, part.Value, here, differences, ref lists);
+                    continue;
+                }
+
+                options = withParts.Options;
+            }
+
+            var property = options.GetType().GetProperty(p.Name, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase);
             if (property is null)
             {
-                differences.Add($"{here}: no such property on {bound.GetType().Name}");
+                differences.Add($"{here}: no such property on {options.GetType().Name}");
                 continue;
             }
 
-            var value = property.GetValue(bound);
+            var value = property.GetValue(options);
             if (p.Value.ValueKind == JsonValueKind.Array)
             {
                 lists++;

@@ -12,7 +12,8 @@ public sealed record BuildSettings(
     bool Pull = false,
     bool Force = false,
     bool PushSuccessful = false,
-    int Jobs = 2);
+    int Jobs = 2,
+    ImageSource? Source = null);
 
 /// <summary>One image of a plan: what it is called, what it builds on, and whether it would be skipped.</summary>
 public sealed record PlannedImage(string Path, string FullName, string? Parent, string From, BuildInputs? Inputs, bool? Unchanged, string? ExistingId, string? Problem = null);
@@ -36,8 +37,10 @@ public interface IBuildLog
 /// skips only its descendants; unchanged images (same input hash as the existing image's label) are not rebuilt
 /// unless forced; pushes come last and are not made when anything failed (unless PushSuccessful).
 /// </summary>
-public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSettings settings, IBuildLog log)
+public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSettings settings, IBuildLog log, TimeProvider? time = null)
 {
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
     /// <summary>The plan for these images in build order, with each image's skip prediction (needs Docker).</summary>
     public async Task<IReadOnlyList<PlannedImage>> PlanAsync(IReadOnlyList<string> order, CancellationToken ct)
     {
@@ -165,8 +168,9 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
 
             log.Line(item.Path, $"building {item.FullName}");
             await using var context = await item.Inputs.ContextTarAsync(ct).ConfigureAwait(false);
-            var id = await docker.BuildAsync(context, item.FullName, BuildInputs.DockerfileInContext,
-                new Dictionary<string, string> { [BuildInputs.HashLabel] = hash },
+            var labels = OciLabels.For(settings.Source, _time.GetUtcNow());
+            labels[BuildInputs.HashLabel] = hash;
+            var id = await docker.BuildAsync(context, item.FullName, BuildInputs.DockerfileInContext, labels,
                 settings.NoCache, settings.Pull, line => log.Line(item.Path, line), ct).ConfigureAwait(false);
             var built = new ImageReport(item.Path, item.FullName, "built", sw.Elapsed, id, string.Empty);
             log.Line(item.Path, $"built {item.FullName} ({id}) in {sw.Elapsed.TotalSeconds:0.0}s");

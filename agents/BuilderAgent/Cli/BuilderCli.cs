@@ -43,10 +43,27 @@ internal static class BuilderCli
         var f = new Flags();
         var root = new List<Command>();
 
-        var images = new Argument<string[]>("image") { Description = "Image paths, e.g. python311-sssd/base", Arity = ArgumentArity.OneOrMore };
-        var build = new Command("build", "Build images with their ancestors and descendants, in order") { images, f.Repo, f.Registry, f.Prefix, f.Tag, f.Push, f.NoCache, f.Single, f.Jobs, f.Pull, f.Force, f.PushSuccessful, f.DockerHost };
+        var images = new Argument<string[]>("image") { Description = "Image paths, e.g. python311-sssd/base", Arity = ArgumentArity.ZeroOrMore };
+        var git = new GitBuildCommand.Flags();
+        var build = new Command("build", "Build images with their ancestors and descendants, in order; or (--from-git) what the new commits changed") { images, f.Repo, f.Registry, f.Prefix, f.Tag, f.Push, f.NoCache, f.Single, f.Jobs, f.Pull, f.Force, f.PushSuccessful, f.DockerHost };
+        foreach (var option in git.All)
+        {
+            build.Options.Add(option);
+        }
+
         build.SetAction((pr, ct) => Guard(async () =>
         {
+            if (GitBuildCommand.UsageProblem(pr, git, pr.GetValue(images)!.Length) is { } usage)
+            {
+                throw new RepositoryException(usage);
+            }
+
+            if (pr.GetValue(git.FromGit))
+            {
+                return await GitBuildCommand.RunAsync(pr, git, Repository(pr, f), Naming(pr, f), naming => Settings(pr, f, naming),
+                    (session, order, settings, t) => RunBuildAsync(session, order, settings, pr.GetValue(f.DockerHost)!, t), ct);
+            }
+
             var session = Session(pr, f);
             var order = session.Select(pr.GetValue(images)!, pr.GetValue(f.Single));
             return await RunBuildAsync(session, order, Settings(pr, f, session.Naming), pr.GetValue(f.DockerHost)!, ct);
@@ -311,6 +328,11 @@ internal static class BuilderCli
         {
             await Console.Error.WriteLineAsync($"toolforge-builder-agent: {ex.Message}");
             return ExitFailed;
+        }
+        catch (Git.GitException ex)
+        {
+            await Console.Error.WriteLineAsync($"toolforge-builder-agent: {ex.Message}");
+            return ex.BadInput ? ExitBadInput : ExitFailed;
         }
     }
 

@@ -27,6 +27,7 @@ namespace Toolforge.Agents.BuilderAgent.Daemon;
 internal sealed partial class BuildQueueService(
     CoordinatorConnection connection,
     BuilderDocker docker,
+    BuildLane lane,
     AgentState state,
     IOptions<BuilderOptions> options,
     ILogger<BuildQueueService> logger) : BackgroundService
@@ -263,9 +264,14 @@ internal sealed partial class BuildQueueService(
         IReadOnlyList<ImageReport> reports = [];
         try
         {
-            var (session, order) = Accept(request, o);
-            var settings = new BuildSettings(session.Naming, request.Push, request.NoCache, Pull: false, request.Force, PushSuccessful: false, o.Jobs);
-            reports = await session.RunAsync(docker, order, settings, progress, ct).ConfigureAwait(false);
+            // One build at a time with the git poll, from reading the repository on: its fast-forward must wait.
+            using (await lane.EnterAsync(ct).ConfigureAwait(false))
+            {
+                var (session, order) = Accept(request, o);
+                var settings = new BuildSettings(session.Naming, request.Push, request.NoCache, Pull: false, request.Force, PushSuccessful: false, o.Jobs);
+                reports = await session.RunAsync(docker, order, settings, progress, ct).ConfigureAwait(false);
+            }
+
             foreach (var line in BuildSession.Summary(reports).Split('\n', StringSplitOptions.RemoveEmptyEntries))
             {
                 progress.Line("*", line);

@@ -10,6 +10,7 @@ using Microsoft.Extensions.Options;
 using Prometheus;
 using Toolforge.Agents.BuilderAgent.Build;
 using Toolforge.Agents.BuilderAgent.Docker;
+using Toolforge.Agents.BuilderAgent.Git;
 using Toolforge.Agents.BuilderAgent.Images;
 using Toolforge.Agents.Common.Checks;
 using Toolforge.Agents.Common.Cli;
@@ -60,6 +61,7 @@ internal static class BuilderDaemon
 
             return new BuilderDocker(o.DockerEndpoint, o.CallTimeout, o.BuildTimeout, credentials);
         });
+        builder.Services.AddGitPolling(builder.Configuration);
         builder.Services.AddHostedService<BuildQueueService>();
         builder.Services.AddHostedService<DockerHealthService>();
     }

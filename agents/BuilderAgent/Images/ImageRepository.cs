@@ -32,10 +32,15 @@ public sealed record ImageFolder(string Path, string DockerfileName)
     public string DockerfilePath => $"{Path}/{DockerfileName}";
 }
 
-/// <summary>A rendered image: its Dockerfile text and what it is built FROM.</summary>
-public sealed record ImageDefinition(ImageFolder Folder, string Dockerfile, string From, string? ParentPath)
+/// <summary>
+/// A rendered image: its Dockerfile text, what it is built FROM, and the other templates its rendering loaded
+/// (<see cref="Includes"/>: macros.jinja2 and whatever that imports; paths relative to the repository, '/').
+/// </summary>
+public sealed record ImageDefinition(ImageFolder Folder, string Dockerfile, string From, string? ParentPath, IReadOnlyList<string>? Includes = null)
 {
     public string Path => Folder.Path;
+
+    public IReadOnlyList<string> TemplateIncludes => Includes ?? [];
 }
 
 /// <summary>A problem with the repository (a cycle, a missing parent, two folders with one name), naming the file.</summary>
@@ -115,7 +120,10 @@ public sealed partial class ImageRepository
     }
 
     /// <summary>The Dockerfile of an image as build.py would write it (rendered when it is a template).</summary>
-    public string Render(ImageFolder folder, NamingOptions naming)
+    public string Render(ImageFolder folder, NamingOptions naming) => Render(folder, naming, null);
+
+    /// <summary>As <see cref="Render(ImageFolder, NamingOptions)"/>; the templates the rendering loaded go to <paramref name="includes"/>.</summary>
+    public string Render(ImageFolder folder, NamingOptions naming, ISet<string>? includes)
     {
         if (!folder.IsTemplate)
         {
@@ -130,7 +138,7 @@ public sealed partial class ImageRepository
                 ["image_prefix"] = naming.Prefix,
                 ["tag"] = naming.Tag,
                 ["image_path"] = folder.Path,
-            });
+            }, includes);
         }
         catch (TemplateException ex)
         {
@@ -158,7 +166,8 @@ public sealed partial class ImageRepository
         var definitions = new List<ImageDefinition>();
         foreach (var f in Folders)
         {
-            var text = Render(f, naming);
+            var includes = new SortedSet<string>(StringComparer.Ordinal);
+            var text = Render(f, naming, includes);
             var m = FromLine().Match(text);
             if (!m.Success)
             {
@@ -185,7 +194,7 @@ public sealed partial class ImageRepository
                 parent = p.Path;
             }
 
-            definitions.Add(new ImageDefinition(f, text, from, parent));
+            definitions.Add(new ImageDefinition(f, text, from, parent, [.. includes]));
         }
 
         return new ImageGraph(Root, definitions);

@@ -18,7 +18,13 @@ public sealed class JinjaEnvironment(string root)
     public string Root { get; } = Path.GetFullPath(root);
 
     /// <summary>Renders the template at <paramref name="name"/> (a path relative to the root, with '/').</summary>
-    public string Render(string name, IReadOnlyDictionary<string, object?> variables)
+    public string Render(string name, IReadOnlyDictionary<string, object?> variables) => Render(name, variables, null);
+
+    /// <summary>
+    /// Renders <paramref name="name"/>; every other template the rendering loads (its imports, and theirs) is added to
+    /// <paramref name="loaded"/>: what a change to the repository must be compared against.
+    /// </summary>
+    public string Render(string name, IReadOnlyDictionary<string, object?> variables, ISet<string>? loaded)
     {
         var nodes = Load(name, name, 0);
         var scope = new Scope(null);
@@ -28,7 +34,7 @@ public sealed class JinjaEnvironment(string root)
         }
 
         var output = new StringBuilder();
-        new JinjaRenderer(this, name).RenderNodes(nodes, scope, output);
+        new JinjaRenderer(this, name, loaded).RenderNodes(nodes, scope, output);
         return output.ToString();
     }
 

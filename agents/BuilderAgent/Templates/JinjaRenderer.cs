@@ -34,7 +34,7 @@ internal sealed record Module(string Name, IReadOnlyDictionary<string, object?> 
 
 internal sealed record LoopInfo(int Index0, int Length);
 
-internal sealed class JinjaRenderer(JinjaEnvironment env, string file)
+internal sealed class JinjaRenderer(JinjaEnvironment env, string file, ISet<string>? loaded = null)
 {
     public void RenderNodes(List<Node> nodes, Scope scope, StringBuilder output)
     {
@@ -77,8 +77,9 @@ internal sealed class JinjaRenderer(JinjaEnvironment env, string file)
     private Module LoadModule(string name, int line)
     {
         var nodes = env.Load(name, file, line);
+        loaded?.Add(name);
         var scope = new Scope(null);
-        new JinjaRenderer(env, name).RenderNodes(nodes, scope, new StringBuilder());
+        new JinjaRenderer(env, name, loaded).RenderNodes(nodes, scope, new StringBuilder());
         return new Module(name, scope.Own.Where(kv => !kv.Key.StartsWith('_')).ToDictionary(kv => kv.Key, kv => kv.Value));
     }
 
@@ -168,7 +169,7 @@ internal sealed class JinjaRenderer(JinjaEnvironment env, string file)
             inner.Set(name, Eval(value, scope));
         }
 
-        var renderer = new JinjaRenderer(env, macro.File);
+        var renderer = new JinjaRenderer(env, macro.File, loaded);
         foreach (var (name, def) in ps)
         {
             if (!given.Contains(name))

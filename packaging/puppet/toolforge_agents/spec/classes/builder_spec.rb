@@ -35,6 +35,7 @@ describe 'toolforge_agents::builder' do
       'ImagePrefix' => 'toolforge', 'DockerEndpoint' => 'unix:///var/run/docker.sock', 'Jobs' => 2,
       'CallTimeout' => '00:00:30', 'BuildTimeout' => '02:00:00', 'Credentials' => {},
       'DockerConfig' => '/root/.docker/config.json',
+      'Git' => { 'Remote' => 'origin', 'Branch' => 'main', 'Checkout' => '', 'PollInterval' => '00:00:00', 'Push' => true, 'CommandTimeout' => '00:02:00' },
     )
     expect(json['Coordinator']['Certificate']).to eq(CERT)
     expect(json['Metrics']).to eq('Address' => '127.0.0.1', 'Port' => 9503)
