@@ -79,9 +79,10 @@ public static partial class ProgramCommandLine
                 await Console.Error.WriteLineAsync(Describe(e.Message, e.SymbolResult)).ConfigureAwait(false);
             }
 
-            // A value refused for a flag or argument is said in its line; anything else (an unknown flag or command, a
-            // missing one) is followed by the usage of the command that was meant, all on stderr.
-            if (!parsed.Errors.All(e => e.SymbolResult is OptionResult or ArgumentResult))
+            // A value refused for a flag or argument is said in its line, as is a command's own rule naming its flag
+            // ("--for: required"); anything else (an unknown flag or command, a missing one) is followed by the usage
+            // of the command that was meant, all on stderr.
+            if (!parsed.Errors.All(e => e.SymbolResult is OptionResult or ArgumentResult || e.Message.StartsWith("--", StringComparison.Ordinal)))
             {
                 await Console.Error.WriteLineAsync().ConfigureAwait(false);
                 new HelpAction().Invoke(root.Parse([.. CommandPath(parsed), "--help"], new ParserConfiguration()), Console.Error);

@@ -13,7 +13,7 @@ public sealed class InputFileTests
     private static async Task<string> OneLineAsync(TempDir dir, params string[] args)
     {
         var r = await Run.DotnetToolAsync("agentctl", args, TimeSpan.FromSeconds(60), new Dictionary<string, string> { ["HOME"] = dir.Path, ["XDG_CONFIG_HOME"] = dir.Path });
-        Assert.True(r.ExitCode == 1, r.ToString());
+        Assert.True(r.ExitCode == 2, r.ToString()); // bad input
         var line = Assert.Single(r.Stderr.Trim().Split('\n'));
         Assert.DoesNotContain("System.", line, StringComparison.Ordinal);
         Assert.DoesNotContain("Could not find", line, StringComparison.Ordinal);
