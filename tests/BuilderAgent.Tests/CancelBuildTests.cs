@@ -23,7 +23,6 @@ public sealed class CancelBuildTests(DockerFixture fx, Xunit.Abstractions.ITestO
     [Fact]
     public async Task A_waiting_build_never_starts_and_a_running_one_stops_within_seconds()
     {
-        const string builderNode = CoordinatorHarness.Builder;
         await using var coordinator = await CoordinatorHarness.StartAsync();
         using var repo = Fixtures.CopyRepository();
         Directory.CreateDirectory(repo["base-b/slow"]);
@@ -31,35 +30,8 @@ public sealed class CancelBuildTests(DockerFixture fx, Xunit.Abstractions.ITestO
             FROM {{registry}}/{{image_prefix}}-base-b:{{tag}}
             RUN ["/bin/busybox", "sh", "-c", "echo the slow step starts; sleep 600"]
             """);
-        var prefix = "x" + Guid.NewGuid().ToString("N")[..8];
-        var config = new JsonObject
-        {
-            ["Log"] = new JsonObject { ["Console"] = "plain" },
-            ["Metrics"] = new JsonObject { ["Port"] = 0 },
-            ["Coordinator"] = coordinator.AgentSection(builderNode),
-            ["Builder"] = new JsonObject
-            {
-                ["Repository"] = repo.Path,
-                ["Registry"] = fx.Registry.Address,
-                ["ImagePrefix"] = prefix,
-                ["DockerEndpoint"] = fx.Docker.Endpoint,
-                ["DockerConfig"] = repo["no-docker-config.json"],
-            },
-        };
-        await File.WriteAllTextAsync(repo["builder.json"], config.ToJsonString());
-        await using var daemon = BackgroundProcess.StartTool("toolforge-builder-agent", ["serve", "--config", repo["builder.json"]]);
-        var viewer = coordinator.AdminClient(CoordinatorHarness.Viewer);
-        Assert.True(await Peer.EventuallyAsync(() =>
-        {
-            try
-            {
-                return viewer.GetNode(new GetNodeRequest { Name = builderNode }).Summary.Agents.Any(a => a.Kind == AgentKind.Builder && a.CommandsConnected);
-            }
-            catch (Grpc.Core.RpcException)
-            {
-                return false;
-            }
-        }, TimeSpan.FromSeconds(30)), "the builder never connected: " + daemon.Output);
+        var (started, prefix) = await ServingBuilder.StartAsync(coordinator, fx, repo);
+        await using var daemon = started;
 
         var slow = IdOf(await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "base-b/slow"));
         var waiting = IdOf(await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "base-b/tools"));

@@ -14,36 +14,8 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         const string builderNode = CoordinatorHarness.Builder;
         await using var coordinator = await CoordinatorHarness.StartAsync();
         using var repo = Fixtures.CopyRepository();
-        var prefix = "c" + Guid.NewGuid().ToString("N")[..8];
-        var config = new JsonObject
-        {
-            ["Log"] = new JsonObject { ["Console"] = "plain" },
-            ["Metrics"] = new JsonObject { ["Port"] = 0 },
-            ["Coordinator"] = coordinator.AgentSection(builderNode),
-            ["Builder"] = new JsonObject
-            {
-                ["Repository"] = repo.Path,
-                ["Registry"] = fx.Registry.Address,
-                ["ImagePrefix"] = prefix,
-                ["DockerEndpoint"] = fx.Docker.Endpoint,
-                ["DockerConfig"] = repo["no-docker-config.json"],
-            },
-        };
-        await File.WriteAllTextAsync(repo["builder.json"], config.ToJsonString());
-        await using var daemon = BackgroundProcess.StartTool("toolforge-builder-agent", ["serve", "--config", repo["builder.json"]]);
-
-        var viewer = coordinator.AdminClient(CoordinatorHarness.Viewer);
-        Assert.True(await Peer.EventuallyAsync(() =>
-        {
-            try
-            {
-                return viewer.GetNode(new GetNodeRequest { Name = builderNode }).Summary.Agents.Any(a => a.Kind == AgentKind.Builder && a.CommandsConnected);
-            }
-            catch (Grpc.Core.RpcException)
-            {
-                return false;
-            }
-        }, TimeSpan.FromSeconds(30)), "the builder never connected: " + daemon.Output);
+        var (started, prefix) = await ServingBuilder.StartAsync(coordinator, fx, repo);
+        await using var daemon = started;
 
         var refused = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "build", "base-b/tools", "--push");
         Assert.Equal(1, refused.ExitCode);

@@ -23,6 +23,46 @@ public sealed class DockerFixture : IAsyncLifetime
     }
 }
 
+/// <summary>The builder daemon (as a process) serving a coordinator from a repository copy, started and connected.</summary>
+internal static class ServingBuilder
+{
+    /// <summary>Starts `serve` for <paramref name="repo"/> and waits until its command stream is open; returns it and its image prefix.</summary>
+    public static async Task<(BackgroundProcess Daemon, string Prefix)> StartAsync(CoordinatorHarness coordinator, DockerFixture fx, TempDir repo)
+    {
+        const string builderNode = CoordinatorHarness.Builder;
+        var prefix = "c" + Guid.NewGuid().ToString("N")[..8];
+        var config = new System.Text.Json.Nodes.JsonObject
+        {
+            ["Log"] = new System.Text.Json.Nodes.JsonObject { ["Console"] = "plain" },
+            ["Metrics"] = new System.Text.Json.Nodes.JsonObject { ["Port"] = 0 },
+            ["Coordinator"] = coordinator.AgentSection(builderNode),
+            ["Builder"] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["Repository"] = repo.Path,
+                ["Registry"] = fx.Registry.Address,
+                ["ImagePrefix"] = prefix,
+                ["DockerEndpoint"] = fx.Docker.Endpoint,
+                ["DockerConfig"] = repo["no-docker-config.json"],
+            },
+        };
+        await File.WriteAllTextAsync(repo["builder.json"], config.ToJsonString());
+        var daemon = BackgroundProcess.StartTool("toolforge-builder-agent", ["serve", "--config", repo["builder.json"]]);
+        var viewer = coordinator.AdminClient(CoordinatorHarness.Viewer);
+        Assert.True(await Peer.EventuallyAsync(() =>
+        {
+            try
+            {
+                return viewer.GetNode(new Contracts.V1.GetNodeRequest { Name = builderNode }).Summary.Agents.Any(a => a.Kind == Contracts.V1.AgentKind.Builder && a.CommandsConnected);
+            }
+            catch (Grpc.Core.RpcException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(30)), "the builder never connected: " + daemon.Output);
+        return (daemon, prefix);
+    }
+}
+
 [CollectionDefinition("docker")]
 public sealed class DockerCollection : ICollectionFixture<DockerFixture>;
 
