@@ -130,6 +130,18 @@ public sealed class ChangeSelectionTests
     }
 
     [Fact]
+    public void ACopySourceThatIsNoGlob_IsTheRepositorysMistake_NeverAnExceptionThatStopsTheDaemon()
+    {
+        // Review finding: `COPY shared/[a- /x` made a Regex throw out of the poll, which stopped the builder daemon.
+        var graph = new ImageGraph("/r", [new ImageDefinition(new ImageFolder("img", "Dockerfile"), "FROM scratch\nCOPY shared/[a- /x\n", "scratch", null)]);
+        var s = ChangeSelector.Select(["shared/a"], graph);
+        Assert.Empty(s.Images);
+        Assert.Equal(["shared/a"], s.Unmatched);
+        var named = Assert.Throws<Images.RepositoryException>(() => Images.BuildInputs.Glob("[a-"));
+        Assert.Contains("is not a valid glob", named.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void NoChange_SelectsNothing()
     {
         var s = ChangeSelector.Select([], Reference.Value);

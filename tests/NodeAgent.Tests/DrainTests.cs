@@ -140,7 +140,7 @@ public sealed class DrainTests : IAsyncLifetime
     private List<string> WriteLines() => _api.Writes.Where(w => !w.Target.StartsWith("events/", StringComparison.Ordinal)).Select(w => $"{w.Verb} {w.Target} {w.Code}").ToList();
 
     [Fact]
-    public async Task ADrain_CordonsWithOurMark_EvictsOnlyWhatKubectlDrainWould_AndUncordonsWhatItCordoned()
+    public async Task ADrain_CordonsWithOurMark_EvictsWhatTheAdminPagesKubectlDrainForceWould_AndUncordonsWhatItCordoned()
     {
         _api.Put(FakeKubeApiServer.Pod("tool-a", "web-0", Node, App("web")));
         _api.Put(FakeKubeApiServer.Pod("tool-b", "cron-1", Node));
@@ -374,6 +374,25 @@ public sealed class DrainTests : IAsyncLifetime
         Assert.Null(Mark());
         var last = _api.Writes[^1];
         Assert.DoesNotContain("unschedulable", last.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AMarkLeftByABlockedIncident_ThenAnAdminsUncordonAndMaintenanceCordon_AreNeverUndoneByTheNextIncident()
+    {
+        // Review finding: the next incident must not take the old mark's "schedulable before" for now.
+        _api.Put(FakeKubeApiServer.Pod("tool-b", "web-1", Node, App("web")));
+        _api.Put(FakeKubeApiServer.Budget("tool-b", "web", App("web"), disruptionsAllowed: 0));
+        var (drainer, time, _) = Make();
+        Assert.Equal(DrainEnd.Blocked, (await RunAsync(drainer, time, Poll, "inc-a")).End);
+        Assert.False(Mark()!.UnschedulableBefore);
+        // The admin takes over: kubectl uncordon (our mark stays), later kubectl cordon for maintenance.
+        _api.ChangeNode(Node, n => n["spec"]!["unschedulable"] = false);
+        _api.ChangeNode(Node, n => n["spec"]!["unschedulable"] = true);
+        _api.Delete("pods", "tool-b", "web-1");
+        var (d2, t2, _) = Make();
+        Assert.Equal(DrainEnd.Drained, (await RunAsync(d2, t2, Poll, "inc-b")).End);
+        Assert.Equal(UncordonDecision.LeaveCordoned, await d2.UncordonAsync("inc-b", CancellationToken.None));
+        Assert.True(_api.GetNode(Node)!.Spec.Unschedulable); // the admin's maintenance cordon stays
     }
 
     [Fact]

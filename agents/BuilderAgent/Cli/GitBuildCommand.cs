@@ -61,17 +61,30 @@ internal static class GitBuildCommand
             Console.Out.WriteLine(line);
         }
 
+        // With --since, the mark of what was built moves only when nothing between it and --since is skipped:
+        // --since at or before the last commit built (or none built yet). Otherwise the commits in between were
+        // never built, and the next --from-git must still see them.
+        var built = await checkout.BuiltAsync(ct);
+        var mayMark = pr.GetValue(g.Since) is null || built is null || await checkout.IsAncestorAsync(update.Since, built, ct);
         if (selection.Images.Count == 0)
         {
             Console.Out.WriteLine("nothing to build");
-            await checkout.MarkBuiltAsync(update.After, ct);
+            if (mayMark)
+            {
+                await checkout.MarkBuiltAsync(update.After, ct);
+            }
+
             return 0;
         }
 
         var exit = await build(session, selection.Paths, settings(naming) with { Source = new ImageSource(update.After, update.SourceUrl) }, ct);
-        if (exit == 0)
+        if (exit == 0 && mayMark)
         {
             await checkout.MarkBuiltAsync(update.After, ct);
+        }
+        else if (exit == 0)
+        {
+            Console.Error.WriteLine($"--since {GitUpdate.Short(update.Since)} is after the last commit built ({GitUpdate.Short(built!)}): {GitCheckout.BuiltRef} stays there, so the next --from-git builds the commits in between");
         }
         else
         {

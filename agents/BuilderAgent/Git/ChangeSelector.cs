@@ -197,9 +197,7 @@ internal sealed class CopySource
     {
         Text = text;
         _segments = text.Split('/');
-        _globs = _segments.Select(s => s.IndexOfAny(['*', '?', '[']) < 0 ? null : new Regex(
-            "^" + Regex.Escape(s).Replace("\\*", "[^/]*", StringComparison.Ordinal).Replace("\\?", "[^/]", StringComparison.Ordinal)
-                .Replace("\\[", "[", StringComparison.Ordinal) + "$", RegexOptions.CultureInvariant)).ToArray();
+        _globs = _segments.Select(s => s.IndexOfAny(['*', '?', '[']) < 0 ? null : Images.BuildInputs.Glob(s)).ToArray(); // a bad glob: RepositoryException
     }
 
     public string Text { get; }

@@ -73,12 +73,24 @@ public sealed partial class GitCheckout
     /// <summary>A URL without its user information (https://user:token@host/x → https://host/x).</summary>
     public static string RedactUrl(string url)
     {
-        if (Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.UserInfo.Length > 0 && uri.Scheme is "http" or "https")
+        // Fail closed, by plain string handling for every scheme (Uri refuses some forms git takes, such as a password
+        // holding '@'): no query or fragment (tokens live there too), and nothing of the authority before its last '@'.
+        var cut = url.IndexOfAny(['?', '#']);
+        if (cut >= 0)
         {
-            return new UriBuilder(uri) { UserName = string.Empty, Password = string.Empty }.Uri.ToString();
+            url = url[..cut];
         }
 
-        return url;
+        var scheme = url.IndexOf("://", StringComparison.Ordinal);
+        if (scheme < 0)
+        {
+            return url; // scp-like user@host:path (its user holds no password) or a local path
+        }
+
+        // Up to the last '@' anywhere after the scheme: a password may hold '/' or '@' unencoded; a path with an '@'
+        // (rare in a remote) loses its start in the label rather than a secret leaking.
+        var at = url.LastIndexOf('@');
+        return at < scheme + 3 ? url : url[..(scheme + 3)] + url[(at + 1)..];
     }
 
     public async Task<string> HeadAsync(CancellationToken ct) => await ResolveAsync("HEAD", ct).ConfigureAwait(false)
@@ -190,6 +202,10 @@ public sealed partial class GitCheckout
 
     /// <summary>The last commit a build from git finished for (every image built), or null.</summary>
     public Task<string?> BuiltAsync(CancellationToken ct) => ResolveAsync(BuiltRef, ct);
+
+    /// <summary>Whether <paramref name="ancestor"/> is <paramref name="commit"/> or one of its ancestors (both commit ids).</summary>
+    public async Task<bool> IsAncestorAsync(string ancestor, string commit, CancellationToken ct) =>
+        (await _git.RunAsync(["merge-base", "--is-ancestor", ancestor, commit], ct, allowFailure: true).ConfigureAwait(false)).ExitCode == 0;
 
     public Task MarkBuiltAsync(string commit, CancellationToken ct) =>
         _git.RunAsync(["update-ref", "-m", "toolforge-builder-agent: built", BuiltRef, commit], ct);

@@ -45,6 +45,12 @@ internal sealed partial class GitPollService(
             {
                 Problem(ex.Message);
             }
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested && ex is not OperationCanceledException)
+            {
+                // Whatever else a commit can provoke must not stop the daemon (and its coordinator builds) in a loop:
+                // said on the check and in the log, tried again at the next poll.
+                Problem($"unexpected {ex.GetType().Name}: {ex.Message}");
+            }
 
             try
             {

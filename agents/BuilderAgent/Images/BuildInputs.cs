@@ -14,6 +14,24 @@ namespace Toolforge.Agents.BuilderAgent.Images;
 /// </summary>
 public sealed partial class BuildInputs
 {
+    /// <summary>
+    /// One path segment of a COPY source as Docker globs it (<c>*</c>, <c>?</c>, <c>[...]</c>): a pattern that is no
+    /// glob (an unterminated <c>[</c>) is the repository's mistake, named, never an exception that stops the daemon.
+    /// </summary>
+    internal static Regex Glob(string segment)
+    {
+        try
+        {
+            return new Regex("^" + Regex.Escape(segment).Replace("\\*", "[^/]*", StringComparison.Ordinal)
+                .Replace("\\?", "[^/]", StringComparison.Ordinal).Replace("\\[", "[", StringComparison.Ordinal) + "$",
+                RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+        }
+        catch (ArgumentException)
+        {
+            throw new RepositoryException($"COPY source pattern \"{Toolforge.Agents.Common.Cli.Output.Escape(segment.Length > 200 ? segment[..200] : segment)}\" is not a valid glob");
+        }
+    }
+
     public const string HashLabel = "org.toolforge.builder.input-hash";
     public const string DockerfileInContext = ".toolforge-builder/Dockerfile";
 
@@ -257,8 +275,7 @@ public sealed partial class BuildInputs
             yield break;
         }
 
-        var pattern = new Regex("^" + Regex.Escape(seg).Replace("\\*", "[^/]*", StringComparison.Ordinal)
-            .Replace("\\?", "[^/]", StringComparison.Ordinal).Replace("\\[", "[", StringComparison.Ordinal) + "$", RegexOptions.CultureInvariant);
+        var pattern = Glob(seg);
         foreach (var entry in Directory.EnumerateFileSystemEntries(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal))
         {
             if (entry is not null && pattern.IsMatch(entry))

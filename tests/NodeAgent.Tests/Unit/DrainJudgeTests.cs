@@ -99,13 +99,16 @@ public sealed class DrainJudgeTests
     }
 
     [Fact]
-    public void TheMark_RemembersWhatTheNodeWasBeforeTheFirstIncident()
+    public void TheMark_RemembersWhatTheNodeWasBeforeItsIncident_AndALeftoverMarkOfAnotherIncidentSaysNothing()
     {
         var first = CordonMark.ForCordon(null, "inc-1", unschedulable: false, T0);
         Assert.False(first.UnschedulableBefore);
-        // The node is unschedulable now because of inc-1: inc-2 keeps "schedulable before".
+        // inc-1 resumed (a restart): its mark's prior state stands.
+        Assert.Equal((false, T0), (CordonMark.ForCordon(first, "inc-1", unschedulable: true, T0.AddHours(1)).UnschedulableBefore, CordonMark.ForCordon(first, "inc-1", unschedulable: true, T0.AddHours(1)).At));
+        // A mark inc-1 left behind says nothing about now (an admin may have cordoned the node since): inc-2 records the
+        // Node as it is, erring on leaving it cordoned.
         var second = CordonMark.ForCordon(first, "inc-2", unschedulable: true, T0.AddHours(1));
-        Assert.Equal(("inc-2", false), (second.Incident, second.UnschedulableBefore));
+        Assert.Equal(("inc-2", true), (second.Incident, second.UnschedulableBefore));
         Assert.True(CordonMark.ForCordon(null, "inc-3", unschedulable: true, T0).UnschedulableBefore);
 
         var read = CordonMark.Read(new Dictionary<string, string> { [CordonMark.Annotation] = second.ToJson() });

@@ -43,8 +43,16 @@ public sealed record CordonMark(
     /// a mark of ours already there (an earlier incident that did not finish) keeps its UnschedulableBefore, since the
     /// Node is unschedulable now because of us, not of an admin.
     /// </summary>
+    /// <remarks>
+    /// The prior state is kept only from our mark of the same incident (resumed after a restart). A mark another
+    /// incident left behind (it ended blocked or failed, or its removal met a conflict) says nothing about now: an
+    /// admin may have uncordoned and cordoned the node since, and that cordon must never be undone by us. So the
+    /// Node's state now is recorded, which errs on leaving a node cordoned.
+    /// </remarks>
     public static CordonMark ForCordon(CordonMark? existing, string incident, bool unschedulable, DateTimeOffset now) =>
-        new(Us, incident, "cordon", existing?.UnschedulableBefore ?? unschedulable, existing?.Incident == incident ? existing.At : now);
+        existing?.Incident == incident
+            ? new(Us, incident, "cordon", existing.UnschedulableBefore, existing.At)
+            : new(Us, incident, "cordon", unschedulable, now);
 }
 
 /// <summary>What to do to give a Node back (pure: from the Node's state and our mark).</summary>

@@ -433,8 +433,10 @@ public sealed partial class Drainer
         {
             return (Hold.Budgets, Bound(ex.StatusMessage));
         }
-        catch (KubeApiException ex) when (ex.StatusCode is 403 or 429)
+        catch (KubeApiException ex) when (ex.StatusCode is (>= 400 and < 500) or 500)
         {
+            // Refused for this pod (403, another 429, a webhook's 400/422/500, a 409): said with the server's words, and
+            // the other pods are still evicted. Only an API server that cannot be used (502-504, no answer) stops the round.
             return (Hold.Refused, Bound(ex.StatusMessage ?? ex.Message));
         }
     }
