@@ -108,6 +108,7 @@ public sealed class StuckProcessTests
         {
             var dir = proc[pid.ToString(System.Globalization.CultureInfo.InvariantCulture)];
             Directory.CreateDirectory(Path.Combine(dir, "fd"));
+            Directory.CreateDirectory(Path.Combine(dir, "fdinfo"));
             Directory.CreateDirectory(Path.Combine(dir, "ns"));
             File.WriteAllText(Path.Combine(dir, "stat"), $"{pid} (reader) D 1 {pid} {pid} 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 {pid}00 1000 10 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0");
             File.WriteAllText(Path.Combine(dir, "wchan"), "request_wait_answer");
@@ -117,6 +118,7 @@ public sealed class StuckProcessTests
             for (var i = 0; i < fds.Length; i++)
             {
                 File.CreateSymbolicLink(Path.Combine(dir, "fd", i.ToString(System.Globalization.CultureInfo.InvariantCulture)), fds[i]);
+                File.WriteAllText(Path.Combine(dir, "fdinfo", i.ToString(System.Globalization.CultureInfo.InvariantCulture)), "pos:\t0\nflags:\t0100000\n");
             }
         }
 

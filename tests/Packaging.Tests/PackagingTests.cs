@@ -14,7 +14,7 @@ public sealed class PackagingTests
 {
     private static readonly string[] Daemons = ["coordinator", "node-agent", "builder-agent", "log-shipper"];
 
-    private static async Task<string[]> DebsAsync()
+    internal static async Task<string[]> DebsAsync()
     {
         var dist = Path.Combine(Run.RepoRoot, "dist");
         var debs = Directory.Exists(dist) ? Directory.GetFiles(dist, "toolforge-*.deb") : [];

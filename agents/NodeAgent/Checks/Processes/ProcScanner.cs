@@ -163,11 +163,16 @@ public static class ProcScanner
 
         try
         {
-            paths.AddRange(Directory.EnumerateFileSystemEntries(Path.Combine(dir, "fd")).Take(maxFds).Select(Link).OfType<string>());
+            // The fd numbers come from fdinfo/ (regular files), never from listing fd/: .NET's enumeration stats each
+            // symlink it lists to learn whether it is a directory, and a stat through /proc/PID/fd/N follows the link
+            // to the very file the process is stuck on (a FUSE or NFS inode whose server does not answer): the scan
+            // would hang with it. fd/N is then only readlink'd.
+            paths.AddRange(Directory.EnumerateFiles(Path.Combine(dir, "fdinfo")).Take(maxFds)
+                .Select(f => Link(Path.Combine(dir, "fd", Path.GetFileName(f)))).OfType<string>());
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            // the fd directory is not readable (another user's process without the capability): cwd only
+            // fdinfo is not readable (another user's process without CAP_SYS_PTRACE): cwd only
         }
 
         foreach (var path in paths)
