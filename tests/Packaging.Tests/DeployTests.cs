@@ -30,7 +30,12 @@ public sealed class DeployTests(ITestOutputHelper output)
     [Fact]
     public async Task PuppetApply_OnABootedHost_TheChecksReachVerdictsUnderTheInstalledUnits()
     {
-        var gcc = Peer.Require("gcc", "gcc");
+        var cc = Peer.Require("clang", "clang");
+        if (!File.Exists("/dev/fuse"))
+        {
+            throw Peer.Missing("/dev/fuse", "modprobe fuse (the FUSE mount a tenant's process waits on)");
+        }
+
         var scan = Peer.Require("dpkg-scanpackages", "dpkg-dev");
         var debs = await PackagingTests.DebsAsync();
         Step("debs ready");
@@ -48,8 +53,8 @@ public sealed class DeployTests(ITestOutputHelper output)
         await File.WriteAllTextAsync(dir["repo/Packages"], index.Stdout);
 
         // A FUSE daemon that answers INIT and then nothing, and its reader (tests/Packaging.Tests/fusestall.c).
-        var cc = await Run.ProcessAsync(gcc, ["-O2", "-Wall", "-Werror", "-o", dir["fusestall"], Path.Combine(Run.RepoRoot, "tests", "Packaging.Tests", "fusestall.c")], TimeSpan.FromMinutes(1));
-        Assert.True(cc.ExitCode == 0, cc.ToString());
+        var compiled = await Run.ProcessAsync(cc, ["-O2", "-Wall", "-Werror", "-o", dir["fusestall"], Path.Combine(Run.RepoRoot, "tests", "Packaging.Tests", "fusestall.c")], TimeSpan.FromMinutes(1));
+        Assert.True(compiled.ExitCode == 0, compiled.ToString());
 
         // The host's puppet certificate (server and client, as puppet's are), and an admin's for agentctl.
         Directory.CreateDirectory(dir["certs"]);
