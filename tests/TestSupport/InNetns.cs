@@ -100,9 +100,6 @@ public static partial class InNetns
             _accepting = Task.Run(AcceptAsync);
         }
 
-        /// <summary>Connections piped so far.</summary>
-        public int Connections { get; private set; }
-
         private async Task AcceptAsync()
         {
             while (!_stop.IsCancellationRequested)
@@ -117,7 +114,6 @@ public static partial class InNetns
                     return;
                 }
 
-                Connections++;
                 _ = Task.Run(() => PipeAsync(inside));
             }
         }
