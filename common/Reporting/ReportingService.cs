@@ -74,7 +74,7 @@ public sealed class CoordinatorConnection : IDisposable
             return inUse;
         }
 
-        if (_identity is not null)
+        if (_identity is { } old)
         {
             Reloads++;
             for (var i = 0; i < _channels.Length; i++)
@@ -82,6 +82,8 @@ public sealed class CoordinatorConnection : IDisposable
                 _channels[i]?.Dispose();
                 _channels[i] = null;
             }
+
+            old.Cert.Dispose();
         }
 
         _identity = fresh;

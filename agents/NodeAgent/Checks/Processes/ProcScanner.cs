@@ -107,19 +107,20 @@ public static class ProcScanner
         }
 
         var table = NetworkMounts(Path.Combine(dir, "mountinfo"));
-        if (ns is not null)
+        if (ns is not null && table is not null)
         {
             tables[ns] = table;
         }
 
-        return table;
+        return table ?? [];
     }
 
     /// <summary>Whether mounts of this type (mountinfo's field after "-") can hold a process in D waiting for another machine or a user-space daemon.</summary>
     public static bool IsNetworkFs(string type) =>
         NetworkFs.Contains(type, StringComparer.Ordinal) || type.StartsWith("fuse.", StringComparison.Ordinal);
 
-    private static List<(string Point, string Type)> NetworkMounts(string mountinfo)
+    // Null when the table cannot be read (the process ended meanwhile): not remembered for its namespace.
+    private static List<(string Point, string Type)>? NetworkMounts(string mountinfo)
     {
         var list = new List<(string, string)>();
         try
@@ -137,7 +138,7 @@ public static class ProcScanner
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            // no mount table (the process ended): no mount named
+            return null;
         }
 
         return list.OrderByDescending(m => m.Item1.Length).ToList();
