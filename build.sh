@@ -51,7 +51,9 @@ ensure_dockerd() {
 
 # A Debian root with systemd for the nspawn tests, made once per machine.
 NODE_ROOT=${TFA_NODE_ROOT:-/var/tmp/tfa-node-root}
-NODE_ROOT_PACKAGES="ca-certificates libssl3 zlib1g libstdc++6 libgcc-s1 iptables libsystemd0 procps"
+# puppet, nftables, conntrack, fuse3, rsyslog: Packaging.Tests/DeployTests applies the puppet module in the container
+# (no network there: what the roles install must already be in the root) and runs the audits and a FUSE mount.
+NODE_ROOT_PACKAGES="ca-certificates libssl3 zlib1g libstdc++6 libgcc-s1 iptables libsystemd0 procps puppet nftables conntrack fuse3 rsyslog rsyslog-relp rsyslog-gnutls"
 ensure_node_root() {
   if [ -x "$NODE_ROOT/lib/systemd/systemd" ]; then
     # Packages the .debs depend on, added to a root made before they were listed.

@@ -21,10 +21,10 @@ namespace Toolforge.Agents.Common.Reporting;
 /// </summary>
 public sealed class CoordinatorConnection : IDisposable
 {
-    private readonly Lazy<(System.Security.Cryptography.X509Certificates.X509Certificate2 Cert, System.Security.Cryptography.X509Certificates.X509Certificate2Collection Ca, string Node)> _identity;
     private readonly IReadOnlyList<string> _addresses;
     private readonly GrpcChannel?[] _channels;
     private readonly object _lock = new();
+    private Identity? _identity;
     private int _current;
 
     public CoordinatorConnection(IOptions<ReportingOptions> options)
@@ -33,12 +33,61 @@ public sealed class CoordinatorConnection : IDisposable
         _addresses = Options.AllAddresses;
         _channels = new GrpcChannel?[_addresses.Count];
         _current = _addresses.Count > 1 ? Random.Shared.Next(_addresses.Count) : 0;
-        _identity = new(() =>
+    }
+
+    private sealed record Identity(System.Security.Cryptography.X509Certificates.X509Certificate2 Cert,
+        System.Security.Cryptography.X509Certificates.X509Certificate2Collection Ca, string Node, string Stamp);
+
+    /// <summary>How many times the certificate, key or CA files were loaded again after a change (a renewal).</summary>
+    public int Reloads { get; private set; }
+
+    // The files as they are now (each one's length and last write): a renewal replaces them.
+    private string Stamp() => string.Join('|', new[] { Options.Certificate, Options.Key, Options.CaBundle }.Select(p =>
+    {
+        var f = new FileInfo(p);
+        return f.Exists ? $"{f.Length}@{f.LastWriteTimeUtc.Ticks}" : "-";
+    }));
+
+    /// <summary>
+    /// The certificate, key and CA, loaded again when a file changed (puppet's renewal writes a new key and then a new
+    /// certificate): the channels made with the old ones are closed, so the next call presents the new certificate.
+    /// While the files do not make a pair yet (the key written, its certificate not), the loaded pair stays in use and
+    /// the files are tried again at the next call. Called under <see cref="_lock"/>.
+    /// </summary>
+    private Identity Current()
+    {
+        var stamp = Stamp();
+        if (_identity is { } known && known.Stamp == stamp)
+        {
+            return known;
+        }
+
+        Identity fresh;
+        try
         {
             var o = Options;
             var cert = Tls.Certificates.LoadWithKey(o.Certificate, o.Key);
-            return (cert, Tls.Certificates.LoadBundle(o.CaBundle), o.Node.Length > 0 ? o.Node : Tls.Certificates.Identity(cert));
-        });
+            fresh = new(cert, Tls.Certificates.LoadBundle(o.CaBundle), o.Node.Length > 0 ? o.Node : Tls.Certificates.Identity(cert), stamp);
+        }
+        catch (Exception ex) when (_identity is { } inUse && ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or Tls.TlsFileException)
+        {
+            return inUse;
+        }
+
+        if (_identity is { } old)
+        {
+            Reloads++;
+            for (var i = 0; i < _channels.Length; i++)
+            {
+                _channels[i]?.Dispose();
+                _channels[i] = null;
+            }
+
+            old.Cert.Dispose();
+        }
+
+        _identity = fresh;
+        return fresh;
     }
 
     public ReportingOptions Options { get; }
@@ -46,7 +95,21 @@ public sealed class CoordinatorConnection : IDisposable
     public bool Enabled => Options.Enabled;
 
     /// <summary>The node name this agent reports for.</summary>
-    public string Node => Enabled ? _identity.Value.Node : Environment.MachineName;
+    public string Node
+    {
+        get
+        {
+            if (!Enabled)
+            {
+                return Environment.MachineName;
+            }
+
+            lock (_lock)
+            {
+                return Current().Node;
+            }
+        }
+    }
 
     /// <summary>The address calls go to now.</summary>
     public string Address
@@ -64,8 +127,8 @@ public sealed class CoordinatorConnection : IDisposable
     {
         lock (_lock)
         {
-            var (cert, ca, _) = _identity.Value;
-            return new(_channels[_current] ??= CoordinatorChannel.Create(_addresses[_current], cert, ca, Options.CallTimeout));
+            var id = Current();
+            return new(_channels[_current] ??= CoordinatorChannel.Create(_addresses[_current], id.Cert, id.Ca, Options.CallTimeout));
         }
     }
 

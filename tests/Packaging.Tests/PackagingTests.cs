@@ -10,11 +10,15 @@ namespace Toolforge.Agents.Packaging.Tests;
 /// The .debs on a real systemd host: a booted Debian container gets them with dpkg -i, configurations and dev
 /// certificates, and runs the four units (Type=notify, watchdog, hardening) for real.
 /// </summary>
+[Collection(Debs)]
 public sealed class PackagingTests
 {
+    /// <summary>The tests that build and install the .debs run one after the other (one build of dist/, one booted container at a time).</summary>
+    public const string Debs = "debs";
+
     private static readonly string[] Daemons = ["coordinator", "node-agent", "builder-agent", "log-shipper"];
 
-    private static async Task<string[]> DebsAsync()
+    internal static async Task<string[]> DebsAsync()
     {
         var dist = Path.Combine(Run.RepoRoot, "dist");
         var debs = Directory.Exists(dist) ? Directory.GetFiles(dist, "toolforge-*.deb") : [];

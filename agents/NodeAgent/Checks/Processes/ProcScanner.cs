@@ -7,19 +7,30 @@ public sealed record DProcess(int Pid, long StartTicks, string Comm, string Wcha
 
 /// <summary>
 /// Reads /proc directly (no ps): per process only <c>stat</c> (state, comm, flags, start time), and for those in 'D'
-/// also <c>wchan</c> and where its cwd and open files point (readlink only). Never <c>cmdline</c>, <c>environ</c> or
-/// <c>maps</c>: those take the process's memory lock, which a stuck process may hold, and the reader would hang too.
+/// also <c>wchan</c>, where its cwd and open files point (readlink only) and its own <c>mountinfo</c>. Never
+/// <c>cmdline</c>, <c>environ</c> or <c>maps</c>: those take the process's memory lock, which a stuck process may hold,
+/// and the reader would hang too.
+/// <para>
+/// The mount table is the stuck process's own (<c>/proc/PID/mountinfo</c>), not the reader's: the node-agent's unit
+/// runs in a mount namespace of its own (PrivateTmp=, ProtectHome=), where a tenant's mount under /home or /tmp is not
+/// seen, and a process in a container has its mounts in the container's namespace. The cwd and fd links name paths as
+/// the process sees them, so they are matched against its table. Reading another user's <c>wchan</c>, <c>cwd</c> and
+/// <c>fd</c> needs CAP_SYS_PTRACE (the kernel's ptrace read check); without it they read as "?" and no mount.
+/// </para>
 /// </summary>
 public static class ProcScanner
 {
     private const uint KernelThreadFlag = 0x00200000; // PF_KTHREAD
-    private static readonly string[] NetworkFs = ["nfs", "nfs4", "cifs", "smb3", "fuse.sshfs", "ceph", "glusterfs", "9p"];
+    // Filesystems whose answers come from elsewhere (a server, or a FUSE daemon in user space: sshfs, s3fs, rclone...):
+    // the mounts a process in D is worth attributing to.
+    private static readonly string[] NetworkFs = ["nfs", "nfs4", "cifs", "smb3", "ceph", "glusterfs", "9p", "fuse", "fuseblk"];
 
     public static (List<DProcess> Stuck, int Scanned) Scan(string procRoot, int maxFds = 64)
     {
         var found = new List<DProcess>();
         var scanned = 0;
-        IReadOnlyList<(string Point, string Type)>? mounts = null;
+        // One mount table per mount namespace (most processes share the host's), keyed by the ns link.
+        var tables = new Dictionary<string, IReadOnlyList<(string Point, string Type)>>(StringComparer.Ordinal);
         foreach (var dir in Directory.EnumerateDirectories(procRoot))
         {
             var name = Path.GetFileName(dir);
@@ -44,7 +55,7 @@ public static class ProcScanner
                 continue;
             }
 
-            mounts ??= NetworkMounts(procRoot);
+            var mounts = MountsOf(dir, tables);
             found.Add(new DProcess(pid, s.StartTicks, s.Comm, ReadWchan(dir), (s.Flags & KernelThreadFlag) != 0, MountOf(dir, mounts, maxFds)));
         }
 
@@ -87,17 +98,39 @@ public static class ProcScanner
         }
     }
 
-    private static List<(string Point, string Type)> NetworkMounts(string procRoot)
+    private static IReadOnlyList<(string Point, string Type)> MountsOf(string dir, Dictionary<string, IReadOnlyList<(string Point, string Type)>> tables)
+    {
+        var ns = Link(Path.Combine(dir, "ns", "mnt"));
+        if (ns is not null && tables.TryGetValue(ns, out var known))
+        {
+            return known;
+        }
+
+        var table = NetworkMounts(Path.Combine(dir, "mountinfo"));
+        if (ns is not null && table is not null)
+        {
+            tables[ns] = table;
+        }
+
+        return table ?? [];
+    }
+
+    /// <summary>Whether mounts of this type (mountinfo's field after "-") can hold a process in D waiting for another machine or a user-space daemon.</summary>
+    public static bool IsNetworkFs(string type) =>
+        NetworkFs.Contains(type, StringComparer.Ordinal) || type.StartsWith("fuse.", StringComparison.Ordinal);
+
+    // Null when the table cannot be read (the process ended meanwhile): not remembered for its namespace.
+    private static List<(string Point, string Type)>? NetworkMounts(string mountinfo)
     {
         var list = new List<(string, string)>();
         try
         {
             // mountinfo: "36 35 98:0 /mnt1 /mnt/parent rw,noatime master:1 - nfs4 server:/export rw,..."
-            foreach (var line in File.ReadLines(Path.Combine(procRoot, "self", "mountinfo")))
+            foreach (var line in File.ReadLines(mountinfo))
             {
                 var parts = line.Split(' ');
                 var dash = Array.IndexOf(parts, "-");
-                if (parts.Length > 4 && dash > 0 && dash + 1 < parts.Length && NetworkFs.Contains(parts[dash + 1], StringComparer.Ordinal))
+                if (parts.Length > 4 && dash > 0 && dash + 1 < parts.Length && IsNetworkFs(parts[dash + 1]))
                 {
                     list.Add((Unescape(parts[4]), parts[dash + 1]));
                 }
@@ -105,7 +138,7 @@ public static class ProcScanner
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            // no mount table: no mount named
+            return null;
         }
 
         return list.OrderByDescending(m => m.Item1.Length).ToList();
@@ -131,11 +164,16 @@ public static class ProcScanner
 
         try
         {
-            paths.AddRange(Directory.EnumerateFileSystemEntries(Path.Combine(dir, "fd")).Take(maxFds).Select(Link).OfType<string>());
+            // The fd numbers come from fdinfo/ (regular files), never from listing fd/: .NET's enumeration stats each
+            // symlink it lists to learn whether it is a directory, and a stat through /proc/PID/fd/N follows the link
+            // to the very file the process is stuck on (a FUSE or NFS inode whose server does not answer): the scan
+            // would hang with it. fd/N is then only readlink'd.
+            paths.AddRange(Directory.EnumerateFiles(Path.Combine(dir, "fdinfo")).Take(maxFds)
+                .Select(f => Link(Path.Combine(dir, "fd", Path.GetFileName(f)))).OfType<string>());
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            // the fd directory is not readable (another user's process without the capability): cwd only
+            // fdinfo is not readable (another user's process without CAP_SYS_PTRACE): cwd only
         }
 
         foreach (var path in paths)

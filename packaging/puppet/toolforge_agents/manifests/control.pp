@@ -65,6 +65,11 @@ class toolforge_agents::control (
     ensure => present,
   }
 
+  # Admins ask the coordinator from its host: agentctl (their own certificate, ~/.config/agentctl/config.json).
+  package { 'toolforge-agentctl':
+    ensure => present,
+  }
+
   # root:puppet 0640: the unit runs as a DynamicUser= whose SupplementaryGroups= is puppet (the group that reads the
   # host's puppet key), so it reads its configuration through the group; a root:root 0640 file would stop it at
   # start. No secret is in it (the database password is a credential, below); still not world-readable: it names

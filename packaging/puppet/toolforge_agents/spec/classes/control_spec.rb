@@ -9,6 +9,7 @@ describe 'toolforge_agents::control' do
 
     it 'runs the coordinator and nothing of the PostgreSQL set-up' do
       is_expected.to contain_package('toolforge-coordinator')
+      is_expected.to contain_package('toolforge-agentctl')
       is_expected.to contain_service('toolforge-coordinator').with(ensure: 'running', enable: true)
       is_expected.not_to contain_package('haproxy')
       is_expected.not_to contain_service('haproxy')
