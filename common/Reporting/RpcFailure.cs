@@ -73,10 +73,12 @@ public static class RpcFailure
                 || detail.Contains("reset", StringComparison.OrdinalIgnoreCase) || detail.Contains("HTTP/2", StringComparison.OrdinalIgnoreCase)
                 || detail.Contains("handshake", StringComparison.OrdinalIgnoreCase) || detail.Contains("certificate", StringComparison.OrdinalIgnoreCase))
             {
-                return $"{refused}: it closed the connection during the TLS handshake ({Why}) ({detail})";
+                // Also what a coordinator restarting or a proxy resetting looks like: said as the likely cause, not the certain one.
+                return $"certificate rejected (most likely): {server} closed the connection during or right after the TLS handshake, as when it refused our client certificate "
+                    + $"({names.Certificate}: {Why}); else it was restarting or a proxy reset the connection ({Common.Contracts.ReportLimits.Cut(detail, 300)})";
             }
         }
 
-        return $"{ex.StatusCode}: {detail}";
+        return $"{ex.StatusCode}: {Common.Contracts.ReportLimits.Cut(detail, 1000)}";
     }
 }
