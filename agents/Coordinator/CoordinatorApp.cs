@@ -77,7 +77,16 @@ public static class CoordinatorApp
             OptionsGate.ValidateAll(k.ApplicationServices);
             var o = k.ApplicationServices.GetRequiredService<IOptions<CoordinatorOptions>>().Value;
             var validator = k.ApplicationServices.GetRequiredService<ClientCertificateValidator>();
-            var certificate = Certificates.LoadWithKey(o.Certificate, o.Key);
+            // Renewed by puppet under the running coordinator: each handshake presents the pair the files hold now
+            // (looked at once a second; a half-written pair keeps the one loaded before).
+            var logger = k.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger("Toolforge.Agents.Coordinator.Tls");
+            var certificate = new ReloadingFiles<System.Security.Cryptography.X509Certificates.X509Certificate2>([o.Certificate, o.Key],
+                () => Certificates.LoadWithKey(o.Certificate, o.Key), reason =>
+                {
+                    CoordinatorLog.ReloadFailures.Inc();
+                    CoordinatorLog.CertificateNotReloaded(logger, "Coordinator:Certificate/Key", reason);
+                });
+            _ = certificate.Current; // loaded (and checked) before listening
             k.AddServerHeader = false;
             k.Limits.Http2.MaxStreamsPerConnection = 1000;
             k.Listen(IPAddress.Parse(o.ListenAddress), o.Port, listen =>
@@ -85,7 +94,7 @@ public static class CoordinatorApp
                 listen.Protocols = HttpProtocols.Http2;
                 listen.UseHttps(new HttpsConnectionAdapterOptions
                 {
-                    ServerCertificate = certificate,
+                    ServerCertificateSelector = (_, _) => certificate.Current,
                     ClientCertificateMode = ClientCertificateMode.RequireCertificate,
                     ClientCertificateValidation = (cert, chain, _) => validator.Validate(cert, chain),
                     SslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,

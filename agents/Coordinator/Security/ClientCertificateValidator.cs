@@ -16,13 +16,15 @@ public sealed class ClientCertificateValidator
     private static readonly Counter Rejected = Metrics.CreateCounter(
         "toolforge_coordinator_rejected_handshakes_total", "Client certificates refused during the TLS handshake.", "reason");
 
-    private readonly X509Certificate2Collection _bundle;
+    private readonly ReloadingFiles<X509Certificate2Collection> _bundle;
     private readonly PolicyProvider _policy;
     private readonly RefusalLog _refusals;
 
     public ClientCertificateValidator(IOptions<CoordinatorOptions> options, PolicyProvider policy, RefusalLog refusals)
     {
-        _bundle = Certificates.LoadBundle(options.Value.CaBundle);
+        var path = options.Value.CaBundle;
+        _bundle = new ReloadingFiles<X509Certificate2Collection>([path], () => Certificates.LoadBundle(path)); // a renewed CA bundle, read at the next handshake
+        _ = _bundle.Current;
         _policy = policy;
         _refusals = refusals;
     }
@@ -38,7 +40,7 @@ public sealed class ClientCertificateValidator
             }
         }
 
-        if (Certificates.ValidateChain(certificate, _bundle, extra) is { } reason)
+        if (Certificates.ValidateChain(certificate, _bundle.Current, extra) is { } reason)
         {
             return Refuse("untrusted", certificate.Subject, reason);
         }
