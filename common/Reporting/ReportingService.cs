@@ -27,8 +27,12 @@ public sealed class CoordinatorConnection : IDisposable
     private Identity? _identity;
     private int _current;
 
-    public CoordinatorConnection(IOptions<ReportingOptions> options)
+    private readonly ILogger? _logger;
+    private string? _failedStamp;
+
+    public CoordinatorConnection(IOptions<ReportingOptions> options, ILogger<CoordinatorConnection>? logger = null)
     {
+        _logger = logger;
         Options = options.Value;
         _addresses = Options.AllAddresses;
         _channels = new GrpcChannel?[_addresses.Count];
@@ -71,6 +75,12 @@ public sealed class CoordinatorConnection : IDisposable
         }
         catch (Exception ex) when (_identity is { } inUse && ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or Tls.TlsFileException)
         {
+            if (_failedStamp != stamp && _logger is not null)
+            {
+                _failedStamp = stamp; // once per state of the files: a half-written pair is said, not repeated at every call
+                ConnectionLog.NotReloaded(_logger, ex.Message);
+            }
+
             return inUse;
         }
 
@@ -305,4 +315,10 @@ public static class ReportingRegistration
         services.AddHostedService(sp => sp.GetRequiredService<ReportingService>());
         return services;
     }
+}
+
+internal static partial class ConnectionLog
+{
+    [LoggerMessage(1205, LogLevel.Warning, "Coordinator:Certificate/Key/CaBundle changed but do not load yet ({Reason}); still using the pair loaded before, trying again at the next call")]
+    public static partial void NotReloaded(ILogger logger, string reason);
 }

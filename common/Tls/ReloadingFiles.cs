@@ -48,9 +48,9 @@ public sealed class ReloadingFiles<T>(IReadOnlyList<string> paths, Func<T> load,
 
                 try
                 {
-                    var fresh = load();
-                    (_value as IDisposable)?.Dispose();
-                    _value = fresh;
+                    // The value loaded before is not disposed: a handshake in flight may still be using it (a renewal
+                    // is rare; the garbage collector frees it once nothing holds it).
+                    _value = load();
                     _stamp = stamp;
                     Reloads++;
                 }

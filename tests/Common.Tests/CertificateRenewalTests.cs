@@ -20,13 +20,14 @@ public sealed class CertificateRenewalTests
         pki.WriteCa(dir.Path);
         var (cert, key) = pki.IssueTo(dir.Path, "old.example");
         DevPki.WriteTo(dir.Path, "new.example", pki.Issue("new.example"));
+        var log = new ListLogger<CoordinatorConnection>();
         using var connection = new CoordinatorConnection(Microsoft.Extensions.Options.Options.Create(new ReportingOptions
         {
             Address = "https://127.0.0.1:9",
             Certificate = cert,
             Key = key,
             CaBundle = dir["ca.pem"],
-        }));
+        }), log);
         _ = connection.AgentClient();
         Assert.Equal("old.example", connection.Node);
 
@@ -35,6 +36,8 @@ public sealed class CertificateRenewalTests
         _ = connection.AgentClient();
         Assert.Equal("old.example", connection.Node);
         Assert.Equal(0, connection.Reloads);
+        _ = connection.AgentClient();
+        Assert.Single(log.Lines, l => l.Level == Microsoft.Extensions.Logging.LogLevel.Warning && l.Message.Contains("do not load yet", StringComparison.Ordinal)); // said once, not at every call
 
         // Then the certificate: the new pair is loaded, once.
         Replace(dir["new.example.pem"], cert, TimeSpan.FromSeconds(2));
