@@ -46,11 +46,7 @@ public sealed class CoordinatorConnection : IDisposable
     public int Reloads { get; private set; }
 
     // The files as they are now (each one's length and last write): a renewal replaces them.
-    private string Stamp() => string.Join('|', new[] { Options.Certificate, Options.Key, Options.CaBundle }.Select(p =>
-    {
-        var f = new FileInfo(p);
-        return f.Exists ? $"{f.Length}@{f.LastWriteTimeUtc.Ticks}" : "-";
-    }));
+    private string Stamp() => Tls.FileStamp.Of([Options.Certificate, Options.Key, Options.CaBundle]);
 
     /// <summary>
     /// The certificate, key and CA, loaded again when a file changed (puppet's renewal writes a new key and then a new

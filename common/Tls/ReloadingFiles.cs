@@ -68,8 +68,13 @@ public sealed class ReloadingFiles<T>(IReadOnlyList<string> paths, Func<T> load,
         }
     }
 
-    // Each file's length and last write: a renewal replaces them.
-    private string Stamp() => string.Join('|', paths.Select(p =>
+    private string Stamp() => FileStamp.Of(paths);
+}
+
+/// <summary>What changes when puppet renews a file: each file's length and last write ("-" for a missing one).</summary>
+public static class FileStamp
+{
+    public static string Of(IEnumerable<string> paths) => string.Join('|', paths.Select(p =>
     {
         var f = new FileInfo(p);
         return f.Exists ? $"{f.Length}@{f.LastWriteTimeUtc.Ticks}" : "-";
