@@ -14,7 +14,8 @@ public sealed class ReloadingFiles<T>(IReadOnlyList<string> paths, Func<T> load,
     private T? _value;
     private string? _stamp;
     private string? _failedStamp;
-    private DateTimeOffset _lookedAt = DateTimeOffset.MinValue;
+    private long _lookedAt; // TimeProvider timestamp (monotonic: a wall-clock step never freezes the reloads)
+    private bool _looked;
 
     /// <summary>How many times the files were loaded again after a change.</summary>
     public int Reloads { get; private set; }
@@ -26,13 +27,13 @@ public sealed class ReloadingFiles<T>(IReadOnlyList<string> paths, Func<T> load,
         {
             lock (_lock)
             {
-                var now = _time.GetUtcNow();
-                if (_value is not null && now - _lookedAt < TimeSpan.FromSeconds(1))
+                if (_value is not null && _looked && _time.GetElapsedTime(_lookedAt) < TimeSpan.FromSeconds(1))
                 {
                     return _value;
                 }
 
-                _lookedAt = now;
+                _lookedAt = _time.GetTimestamp();
+                _looked = true;
                 var stamp = Stamp();
                 if (_value is not null && stamp == _stamp)
                 {

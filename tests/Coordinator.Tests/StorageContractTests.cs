@@ -136,6 +136,15 @@ public abstract class StorageContract
         e.Commit([new SaveBuild(1, 1_000, [5], "tok1", Rank: 7)]);                   // finished (place 3 × 2 + asked)
         Assert.Throws<StoreConflictException>(() => e.Commit([new SaveBuild(1, 1_000, [6], "tok1", Rank: 7)])); // never after finished
         Assert.Equal([5], e.Load(1).Builds.Single().Body);
+
+        // Review finding: a write that moves the build on (handed over -> running) but did not know of the request is
+        // behind it too; one that finishes the build may go.
+        e.Commit([new SaveBuild(2, 1_000, [1], "tok2", Rank: 2)]);                   // handed over
+        e.Commit([new SaveBuild(2, 1_000, [2], "tok2", Rank: 3, ExpectedRank: 2)]); // asked to stop
+        Assert.Throws<StoreConflictException>(() => e.Commit([new SaveBuild(2, 1_000, [3], "tok2", Rank: 4)])); // "Running", unaware
+        e.Commit([new SaveBuild(2, 1_000, [4], "tok2", Rank: 5)]);                   // "Running", aware
+        e.Commit([new SaveBuild(2, 1_000, [5], "tok2", Rank: 6)]);                   // finished (its builder's outcome stands)
+        Assert.Equal([5], e.Load(1).Builds.Single(b => b.Id == 2).Body);
     }
 
     [Fact]

@@ -104,7 +104,17 @@ public sealed partial class BuildQueue
                 held = _ranks.GetValueOrDefault(n);
                 next = b.Clone();
                 var suffix = reason.Length > 0 ? $": {reason}" : string.Empty;
-                if (b.CancelRequestedBy.Length > 0)
+                if (b.DispatchedAt is null)
+                {
+                    // No builder has it (also one asked before and given back since): it ends here at once.
+                    next.CancelRequestedBy = b.CancelRequestedBy.Length > 0 ? b.CancelRequestedBy : by;
+                    next.CancelRequestedAt ??= Now();
+                    next.CancelReason = b.CancelRequestedBy.Length > 0 ? b.CancelReason : reason;
+                    next.State = BuildState.Cancelled;
+                    next.FinishedAt = Now();
+                    next.Error = $"cancelled by {by} before a builder took it{suffix}";
+                }
+                else if (b.CancelRequestedBy.Length > 0)
                 {
                     var asked = b.CancelRequestedAt?.ToDateTimeOffset() ?? DateTimeOffset.MinValue;
                     if (_time.GetUtcNow() - asked < ForceCancelAfter)
@@ -124,18 +134,11 @@ public sealed partial class BuildQueue
                 }
                 else
                 {
+                    // Handed over or running: its builder is asked to stop (the rank's asked-to-stop mark puts every
+                    // write that does not know of it behind).
                     next.CancelRequestedBy = by;
                     next.CancelRequestedAt = Now();
                     next.CancelReason = reason;
-                    if (b.DispatchedAt is null)
-                    {
-                        next.State = BuildState.Cancelled;
-                        next.FinishedAt = Now();
-                        next.Error = $"cancelled by {by} before a builder took it{suffix}";
-                    }
-
-                    // else still handed over or running: its builder is asked to stop (the rank's asked-to-stop mark
-                    // puts every write that does not know of it behind)
                 }
 
                 rank = SaveBuild.InGeneration(held, BuildProgress.Rank(next));
@@ -508,8 +511,10 @@ public sealed partial class BuildQueue
                 {
                     // The builder came back without this build: it restarted while the build ran.
                     var failed = b.Clone();
-                    failed.State = BuildState.Failed;
-                    failed.Error = "the builder reconnected without this build (it restarted while the build ran); outcome unknown";
+                    failed.State = b.CancelRequestedBy.Length > 0 ? BuildState.Cancelled : BuildState.Failed;
+                    failed.Error = b.CancelRequestedBy.Length > 0
+                        ? $"asked to stop by {b.CancelRequestedBy}; the builder reconnected without this build"
+                        : "the builder reconnected without this build (it restarted while the build ran); outcome unknown";
                     failed.FinishedAt = Now();
                     changed.Add((failed, token));
                 }
@@ -822,6 +827,7 @@ public sealed partial class BuildQueue
         }
 
         Build? released = null;
+        var askedInStore = false;
         try
         {
             var claimed = await Task.Run(() => _store.TryClaimBuild(id, stored =>
@@ -832,11 +838,30 @@ public sealed partial class BuildQueue
                     return null;
                 }
 
+                if (current.CancelRequestedBy.Length > 0)
+                {
+                    askedInStore = true; // asked to stop through another instance: it ends, it does not go back to the queue
+                    return null;
+                }
+
                 current.Builder = string.Empty;
                 current.DispatchedAt = null;
                 released = current;
                 return current.ToByteArray();
             }, giveBack: true)).ConfigureAwait(false);
+            if (askedInStore)
+            {
+                string? token;
+                lock (_lock)
+                {
+                    token = _tokens.GetValueOrDefault(id);
+                }
+
+                await TakeStoredAsync(id, token ?? string.Empty).ConfigureAwait(false);
+                await EndAskedToStopAsync(id, identity).ConfigureAwait(false);
+                return;
+            }
+
             if (!claimed || released is null)
             {
                 return;

@@ -20,10 +20,17 @@ public sealed class ClientCertificateValidator
     private readonly PolicyProvider _policy;
     private readonly RefusalLog _refusals;
 
-    public ClientCertificateValidator(IOptions<CoordinatorOptions> options, PolicyProvider policy, RefusalLog refusals)
+    public ClientCertificateValidator(IOptions<CoordinatorOptions> options, PolicyProvider policy, RefusalLog refusals, ILogger<ClientCertificateValidator>? logger = null)
     {
         var path = options.Value.CaBundle;
-        _bundle = new ReloadingFiles<X509Certificate2Collection>([path], () => Certificates.LoadBundle(path)); // a renewed CA bundle, read at the next handshake
+        _bundle = new ReloadingFiles<X509Certificate2Collection>([path], () => Certificates.LoadBundle(path), reason => // a renewed CA bundle, read at the next handshake
+        {
+            CoordinatorLog.ReloadFailures.Inc();
+            if (logger is not null)
+            {
+                CoordinatorLog.CertificateNotReloaded(logger, "Coordinator:CaBundle", reason);
+            }
+        });
         _ = _bundle.Current;
         _policy = policy;
         _refusals = refusals;

@@ -348,7 +348,7 @@ public sealed partial class StateStore
                 // A finding now worse than when it was acknowledged has changed: its acknowledgement ends, with this report.
                 worse = [.. diff.Stored.Findings
                     .Where(f => node.Acks.TryGetValue((report.Agent, f.Kind, f.Subject), out var a) && (int)f.Severity > a.Severity)
-                    .Select(f => new DeleteAck(report.Node, (int)report.Agent, f.Kind, f.Subject))];
+                    .Select(f => new DeleteAck(report.Node, (int)report.Agent, f.Kind, f.Subject, BelowSeverity: (int)f.Severity))];
             }
         }
 

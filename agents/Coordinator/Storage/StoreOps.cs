@@ -44,8 +44,9 @@ public sealed record ForgetNodes(IReadOnlyList<string> Nodes) : StoreOp;
 /// </summary>
 public sealed record SaveAck(string Node, int Kind, string Finding, string Subject, long FirstSeenMs, int Severity, long AtMs, long UntilMs, string By, string Reason) : StoreOp;
 
-/// <summary>An acknowledgement ended by an admin.</summary>
-public sealed record DeleteAck(string Node, int Kind, string Finding, string Subject) : StoreOp;
+/// <summary>An acknowledgement ended: by an admin, or (with <paramref name="BelowSeverity"/>) by a report whose finding
+/// is now worse than it — only one acknowledged below that severity, never one an admin just gave at it.</summary>
+public sealed record DeleteAck(string Node, int Kind, string Finding, string Subject, int? BelowSeverity = null) : StoreOp;
 
 /// <summary>History (check changes, resolved findings, events, audit rows) older than a moment deleted.</summary>
 public sealed record DeleteHistoryBefore(long CutoffMs) : StoreOp;

@@ -82,7 +82,9 @@ public static class StorePlan
                 notes.Add("n|" + a.Node);
                 break;
             case DeleteAck d:
-                s.Add(new("DELETE FROM acks WHERE node = $1 AND kind = $2 AND finding = $3 AND subject = $4", [d.Node, (long)d.Kind, d.Finding, d.Subject]));
+                s.Add(d.BelowSeverity is { } below
+                    ? new("DELETE FROM acks WHERE node = $1 AND kind = $2 AND finding = $3 AND subject = $4 AND severity < $5", [d.Node, (long)d.Kind, d.Finding, d.Subject, (long)below])
+                    : new("DELETE FROM acks WHERE node = $1 AND kind = $2 AND finding = $3 AND subject = $4", [d.Node, (long)d.Kind, d.Finding, d.Subject]));
                 notes.Add("n|" + d.Node);
                 break;
             case DeleteHistoryBefore d:

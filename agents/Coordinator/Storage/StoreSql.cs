@@ -83,7 +83,10 @@ internal static class StoreSql
         $"build {b.Id}: the store holds a later state than the one written (rank {b.Rank}); another instance moved it on first");
 
     /// <summary>When a stored build may be replaced (<see cref="SaveBuild"/>): only forward, never once finished.</summary>
-    public const string BuildForward = "builds.rank < excluded.rank OR (builds.rank = excluded.rank AND excluded.rank / 2 % 4 < 3)";
+    /// <remarks>An admin's stop request (the rank's lowest bit) is never cleared by a write that did not know of it
+    /// (unless it finishes the build): such a write is refused and decided again against the stored row.</remarks>
+    public const string BuildForward = "(builds.rank < excluded.rank OR (builds.rank = excluded.rank AND excluded.rank / 2 % 4 < 3)) "
+        + "AND (excluded.rank % 2 >= builds.rank % 2 OR excluded.rank / 2 % 4 = 3)";
 
     /// <summary>The condition of a <see cref="SaveBuild"/>: only forward, or only over the rank it expects.</summary>
     public static string BuildWhere(SaveBuild b, string expectedParameter) =>
