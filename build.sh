@@ -393,8 +393,12 @@ JSON
 # ------------------------------------------------------------------ bench, package
 cmd_bench() {
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true   # the coordinator bench opens one mutual-TLS connection per simulated node
+  # kubectl (the agentctl bench's peer): Debian's kubernetes-client, unless a kubectl from another package is installed
+  # (the two packages conflict over /usr/bin/kubectl).
+  local kubectl_pkg=kubernetes-client
+  command -v kubectl >/dev/null 2>&1 && kubectl_pkg=
   ensure_packages rsyslog rsyslog-relp systemd-journal-remote iptables nftables docker.io docker-registry busybox-static postgresql-15 haproxy \
-    kubernetes-client "${NATIVE_PACKAGES[@]}"
+    $kubectl_pkg "${NATIVE_PACKAGES[@]}"
   # The benchmarks that run programs as processes run the binaries of out/bin, as built from this tree.
   cmd_build >/dev/null
   local ran=0
