@@ -597,6 +597,7 @@ public sealed class DrainTests : IAsyncLifetime
         Assert.Equal(DrainEnd.Drained, (await RunAsync(drainer, time, Poll)).End);
         var record = DrainRecord.Load(_dir["state"])!;
         Assert.Equal((Incident, started), (record.Incident, record.Started));
+        Assert.Contains(_events, e => e.Kind == "drain-record-unreadable" && e.Message.Contains("cannot be read", StringComparison.Ordinal)); // said, not swallowed
     }
 
     [Fact]

@@ -16,8 +16,12 @@ public sealed record DrainRecord(
 {
     public static string PathIn(string stateDirectory) => Path.Combine(stateDirectory, "node-agent.remediation-drain");
 
-    public static DrainRecord? Load(string stateDirectory)
+    public static DrainRecord? Load(string stateDirectory) => Load(stateDirectory, out _);
+
+    /// <summary>The saved record; null with <paramref name="problem"/> saying why when the file exists but cannot be read.</summary>
+    public static DrainRecord? Load(string stateDirectory, out string? problem)
     {
+        problem = null;
         var path = PathIn(stateDirectory);
         if (!File.Exists(path))
         {
@@ -30,6 +34,7 @@ public sealed record DrainRecord(
         }
         catch (Exception ex) when (ex is JsonException or IOException or UnauthorizedAccessException or InvalidDataException)
         {
+            problem = $"{path}: {ex.Message}";
             return null;
         }
     }

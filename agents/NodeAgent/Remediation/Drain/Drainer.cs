@@ -85,7 +85,12 @@ public sealed partial class Drainer
             return new DrainOutcome(DrainEnd.Disabled, "NodeAgent:Remediation:Drain:Enabled is false", []);
         }
 
-        var saved = DrainRecord.Load(_stateDirectory) is { } r && r.Incident == incident ? r : null;
+        var saved = DrainRecord.Load(_stateDirectory, out var unreadable) is { } r && r.Incident == incident ? r : null;
+        if (unreadable is not null)
+        {
+            // Said, not skipped over: what the record held (an earlier incident's step and deadline) is lost.
+            Event(incident, "drain-record-unreadable", $"the saved drain record cannot be read ({unreadable}); this incident starts afresh");
+        }
         var record = saved ?? new DrainRecord(incident, "cordon", _time.GetUtcNow());
         if (Save(record) is { } unsaved)
         {
