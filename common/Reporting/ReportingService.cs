@@ -27,12 +27,22 @@ public sealed class CoordinatorConnection : IDisposable
     private Identity? _identity;
     private int _current;
 
-    private readonly ILogger? _logger;
-    private string? _failedStamp;
+    private readonly Tls.ReloadingFiles<Identity> _files;
 
-    public CoordinatorConnection(IOptions<ReportingOptions> options, ILogger<CoordinatorConnection>? logger = null)
+    public CoordinatorConnection(IOptions<ReportingOptions> options, ILogger<CoordinatorConnection>? logger = null, TimeProvider? time = null)
     {
-        _logger = logger;
+        var o = options.Value;
+        _files = new Tls.ReloadingFiles<Identity>([o.Certificate, o.Key, o.CaBundle], () =>
+        {
+            var cert = Tls.Certificates.LoadWithKey(o.Certificate, o.Key);
+            return new Identity(cert, Tls.Certificates.LoadBundle(o.CaBundle), o.Node.Length > 0 ? o.Node : Tls.Certificates.Identity(cert));
+        }, reason =>
+        {
+            if (logger is not null)
+            {
+                ConnectionLog.NotReloaded(logger, reason);
+            }
+        }, time);
         Options = options.Value;
         _addresses = Options.AllAddresses;
         _channels = new GrpcChannel?[_addresses.Count];
@@ -40,47 +50,29 @@ public sealed class CoordinatorConnection : IDisposable
     }
 
     private sealed record Identity(System.Security.Cryptography.X509Certificates.X509Certificate2 Cert,
-        System.Security.Cryptography.X509Certificates.X509Certificate2Collection Ca, string Node, string Stamp);
+        System.Security.Cryptography.X509Certificates.X509Certificate2Collection Ca, string Node);
 
     /// <summary>How many times the certificate, key or CA files were loaded again after a change (a renewal).</summary>
     public int Reloads { get; private set; }
 
     // The files as they are now (each one's length and last write): a renewal replaces them.
-    private string Stamp() => Tls.FileStamp.Of([Options.Certificate, Options.Key, Options.CaBundle]);
 
     /// <summary>
     /// The certificate, key and CA, loaded again when a file changed (puppet's renewal writes a new key and then a new
-    /// certificate): the channels made with the old ones are closed, so the next call presents the new certificate.
-    /// While the files do not make a pair yet (the key written, its certificate not), the loaded pair stays in use and
-    /// the files are tried again at the next call. Called under <see cref="_lock"/>.
+    /// certificate; common <see cref="Tls.ReloadingFiles{T}"/>, looked at once a second): the channels made with the old
+    /// ones are closed, so the next call presents the new certificate. While the files do not make a pair yet, the
+    /// loaded pair stays in use (said once). The old certificate is not disposed: a handshake may still use it.
+    /// Called under <see cref="_lock"/>.
     /// </summary>
     private Identity Current()
     {
-        var stamp = Stamp();
-        if (_identity is { } known && known.Stamp == stamp)
+        var current = _files.Current;
+        if (ReferenceEquals(current, _identity))
         {
-            return known;
+            return current;
         }
 
-        Identity fresh;
-        try
-        {
-            var o = Options;
-            var cert = Tls.Certificates.LoadWithKey(o.Certificate, o.Key);
-            fresh = new(cert, Tls.Certificates.LoadBundle(o.CaBundle), o.Node.Length > 0 ? o.Node : Tls.Certificates.Identity(cert), stamp);
-        }
-        catch (Exception ex) when (_identity is { } inUse && ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or Tls.TlsFileException)
-        {
-            if (_failedStamp != stamp && _logger is not null)
-            {
-                _failedStamp = stamp; // once per state of the files: a half-written pair is said, not repeated at every call
-                ConnectionLog.NotReloaded(_logger, ex.Message);
-            }
-
-            return inUse;
-        }
-
-        if (_identity is { } old)
+        if (_identity is not null)
         {
             Reloads++;
             for (var i = 0; i < _channels.Length; i++)
@@ -88,12 +80,10 @@ public sealed class CoordinatorConnection : IDisposable
                 _channels[i]?.Dispose();
                 _channels[i] = null;
             }
-
-            old.Cert.Dispose();
         }
 
-        _identity = fresh;
-        return fresh;
+        _identity = current;
+        return current;
     }
 
     public ReportingOptions Options { get; }
@@ -315,6 +305,6 @@ public static class ReportingRegistration
 
 internal static partial class ConnectionLog
 {
-    [LoggerMessage(1205, LogLevel.Warning, "Coordinator:Certificate/Key/CaBundle changed but do not load yet ({Reason}); still using the pair loaded before, trying again at the next call")]
+    [LoggerMessage(1205, LogLevel.Warning, "Coordinator:Certificate/Key/CaBundle changed but do not load yet ({Reason}); still using the pair loaded before, trying again when they change")]
     public static partial void NotReloaded(ILogger logger, string reason);
 }

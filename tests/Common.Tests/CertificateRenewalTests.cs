@@ -21,26 +21,30 @@ public sealed class CertificateRenewalTests
         var (cert, key) = pki.IssueTo(dir.Path, "old.example");
         DevPki.WriteTo(dir.Path, "new.example", pki.Issue("new.example"));
         var log = new ListLogger<CoordinatorConnection>();
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow); // the files are looked at once a second
         using var connection = new CoordinatorConnection(Microsoft.Extensions.Options.Options.Create(new ReportingOptions
         {
             Address = "https://127.0.0.1:9",
             Certificate = cert,
             Key = key,
             CaBundle = dir["ca.pem"],
-        }), log);
+        }), log, time);
         _ = connection.AgentClient();
         Assert.Equal("old.example", connection.Node);
 
         // The key is replaced; the certificate is still the old one: not a pair. The old pair stays in use.
         Replace(dir["new.example.key"], key, TimeSpan.FromSeconds(1));
+        time.Advance(TimeSpan.FromSeconds(1));
         _ = connection.AgentClient();
         Assert.Equal("old.example", connection.Node);
         Assert.Equal(0, connection.Reloads);
+        time.Advance(TimeSpan.FromSeconds(1));
         _ = connection.AgentClient();
         Assert.Single(log.Lines, l => l.Level == Microsoft.Extensions.Logging.LogLevel.Warning && l.Message.Contains("do not load yet", StringComparison.Ordinal)); // said once, not at every call
 
         // Then the certificate: the new pair is loaded, once.
         Replace(dir["new.example.pem"], cert, TimeSpan.FromSeconds(2));
+        time.Advance(TimeSpan.FromSeconds(1));
         _ = connection.AgentClient();
         Assert.Equal("new.example", connection.Node);
         Assert.Equal(1, connection.Reloads);

@@ -133,7 +133,8 @@ internal sealed partial class BuildQueueService(
                 return;
             }
 
-            // Running, waiting here, or not received yet (its command may come after this): remembered, a bounded few.
+            // Running, waiting here, or not received yet (its command may come after this): remembered, a bounded few
+            // (past the bound, one not queued here is forgotten: any, the dictionary keeps no order).
             if (!_cancelled.ContainsKey(command.Id) && _cancelled.Count >= MaxRememberedCancels
                 && _cancelled.Keys.FirstOrDefault(k => !_active.Contains(k)) is { } oldest)
             {
@@ -154,6 +155,17 @@ internal sealed partial class BuildQueueService(
         {
             return _cancelled.GetValueOrDefault(id);
         }
+    }
+
+    // A build an admin cancelled ends here: its log says who and why, the coordinator hears CANCELLED, and the builder's
+    // last-build check and counter say so.
+    private void EndCancelled(Command command, ProgressSender progress, CancelBuild asked, string how)
+    {
+        progress.Line("*", $"{CancelMessage(asked)}; {how}");
+        progress.State(BuildState.Cancelled, CancelMessage(asked));
+        Builds.WithLabels("cancelled").Inc();
+        state.SetCheck("builder.last-build", CheckState.Ok, $"build {command.BuildId} cancelled ({how})");
+        Log.Finished(logger, command.BuildId, $"cancelled ({how})");
     }
 
     private static string CancelMessage(CancelBuild c) =>
@@ -235,11 +247,7 @@ internal sealed partial class BuildQueueService(
 
         if (before is not null)
         {
-            // Asked to stop before it started: nothing is built.
-            progress.Line("*", CancelMessage(before) + "; not started");
-            progress.State(BuildState.Cancelled, CancelMessage(before));
-            Builds.WithLabels("cancelled").Inc();
-            Log.Finished(logger, command.BuildId, "cancelled before it started");
+            EndCancelled(command, progress, before, "not started"); // asked to stop before it started: nothing is built
             return;
         }
 
@@ -286,12 +294,7 @@ internal sealed partial class BuildQueueService(
         catch (Exception ex) when (!stoppingToken.IsCancellationRequested && ct.IsCancellationRequested && CancelledOf(command.Id) is { } asked
             && ex is OperationCanceledException or DockerOperationException or IOException or HttpRequestException)
         {
-            // An admin's cancellation ended the docker calls: what was built stays built, the rest was not.
-            progress.Line("*", CancelMessage(asked) + "; stopped");
-            progress.State(BuildState.Cancelled, CancelMessage(asked));
-            Builds.WithLabels("cancelled").Inc();
-            state.SetCheck("builder.last-build", CheckState.Ok, $"build {command.BuildId} cancelled");
-            Log.Finished(logger, command.BuildId, "cancelled");
+            EndCancelled(command, progress, asked, "stopped"); // the docker calls ended: what was built stays built, the rest was not
             return;
         }
         catch (Exception ex) when (ex is RepositoryException or DockerOperationException or IOException)
@@ -302,11 +305,7 @@ internal sealed partial class BuildQueueService(
 
         if (error is not null && !stoppingToken.IsCancellationRequested && ct.IsCancellationRequested && CancelledOf(command.Id) is { } stopped)
         {
-            // The docker calls ended on the cancellation and were reported as image failures.
-            progress.Line("*", CancelMessage(stopped) + "; stopped");
-            progress.State(BuildState.Cancelled, CancelMessage(stopped));
-            Builds.WithLabels("cancelled").Inc();
-            Log.Finished(logger, command.BuildId, "cancelled");
+            EndCancelled(command, progress, stopped, "stopped"); // the docker calls ended on it and were reported as image failures
             return;
         }
 
