@@ -144,6 +144,12 @@ cmd_test() {
     failed=1
   fi
   if ! check_leftovers; then failed=$((failed + 1)); fi
+  # The failed tests again, with their first message line, just above the count: whoever sees only the end of the
+  # output (a CI summary) still sees which test failed and why.
+  if [ "$failed" -gt 0 ]; then
+    awk '/^ +Failed [A-Z][A-Za-z0-9_.]+/ { name = $2; want = 1; next }
+         want && /^ +Error Message:/ { getline m; sub(/^ +/, "", m); print "FAILED " name ": " substr(m, 1, 300); want = 0 }' "$out" | head -20 >&2
+  fi
   echo "$passed passed, $failed failed, $skipped skipped"
   [ "$failed" -eq 0 ]
 }

@@ -369,8 +369,10 @@ public sealed class LifecycleTests(PostgresFixture pg) : IClassFixture<PostgresF
         var stream = Stream(h);
         var first = await admin.RequestBuildAsync(new RequestBuildRequest { Build = new BuildRequest { Images = { "python311/base" } }, Builder = CoordinatorHarness.Builder });
         var waiting = await admin.RequestBuildAsync(new RequestBuildRequest { Build = new BuildRequest { Images = { "python39/base" } }, Builder = CoordinatorHarness.Builder });
-        var c1 = await NextAsync(stream, cts.Token);
-        var c2 = await NextAsync(stream, cts.Token);
+        // The two may arrive in either order: the stream's registration races the requests (a build requested while
+        // the stream's offer of the earlier one is under way is handed over at once).
+        var commands = new[] { await NextAsync(stream, cts.Token), await NextAsync(stream, cts.Token) }.ToDictionary(c => c.BuildId);
+        var (c1, c2) = (commands[first.Id], commands[waiting.Id]);
         await h.AgentClient(CoordinatorHarness.Builder).ReportCommandProgressAsync(new CommandProgress { CommandId = c1.Id, Node = CoordinatorHarness.Builder, State = BuildState.Running });
 
         // Asked to stop while connected but not read before the stream ends: the unread cancel gives nothing back.
