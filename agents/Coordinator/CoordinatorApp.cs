@@ -50,12 +50,26 @@ public static class CoordinatorApp
         services.AddHostedService<ReloadOnHangup>();
         services.TryAddSingleton<AuditLog>();
         services.AddHostedService<Sweeper>();
-        services.TryAddSingleton<Cluster.SweeperLease>();
+        // The engine is decided once, here and in CoordinatorStorage.Open, from the same key (an unknown one stops the
+        // start with exit 78 in validation): what only several instances sharing PostgreSQL need is registered only then.
+        var engine = StoreKinds.Parse(builder.Configuration[$"{CoordinatorOptions.Section}:{nameof(CoordinatorOptions.Store)}"] ?? StoreKinds.SqliteName);
+        if (engine == StoreKind.PostgreSql)
+        {
+            services.TryAddSingleton(sp => sp.GetRequiredService<IStoreEngine>().Shared
+                ?? throw new InvalidOperationException("the PostgreSQL store is not shared by instances"));
+            services.TryAddSingleton<Cluster.SweeperLease>();
+            services.TryAddSingleton<Cluster.ISweeperLease>(sp => sp.GetRequiredService<Cluster.SweeperLease>());
+            services.AddHostedService<Cluster.ChangeListener>();
+        }
+        else
+        {
+            services.TryAddSingleton<Cluster.ISweeperLease, Cluster.SoleInstanceLease>();
+        }
+
         services.TryAddSingleton<StoreHealth>();
         services.TryAddSingleton<StoreStartup>();
         services.AddHostedService(sp => sp.GetRequiredService<StoreStartup>());
         services.AddHostedService(sp => sp.GetRequiredService<StoreHealth>());
-        services.AddHostedService<Cluster.ChangeListener>();
         services.TryAddSingleton<Cluster.HaproxyAgentCheck>();
         services.AddHostedService(sp => sp.GetRequiredService<Cluster.HaproxyAgentCheck>());
         services.Configure<Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckPublisherOptions>(o =>

@@ -1,4 +1,5 @@
 using Toolforge.Agents.Common.Options;
+using Toolforge.Agents.Coordinator.Storage;
 
 namespace Toolforge.Agents.Coordinator;
 
@@ -49,7 +50,10 @@ public sealed class CoordinatorOptions : IValidatedOptions
     public int ReportBurst { get; set; } = Common.Contracts.ReportLimits.ReportBurst;
 
     /// <summary>The storage engine: "sqlite" (one host, the file in <see cref="Database"/>) or "postgresql" (several instances).</summary>
-    public string Store { get; set; } = "sqlite";
+    public string Store { get; set; } = StoreKinds.SqliteName;
+
+    /// <summary>The engine <see cref="Store"/> names (SQLite when it names none: validation refuses that at start).</summary>
+    public StoreKind Engine => StoreKinds.Parse(Store) ?? StoreKind.Sqlite;
 
     /// <summary>The SQLite file (Store = sqlite).</summary>
     public string Database { get; set; } = "/var/lib/toolforge-coordinator/coordinator.db";
@@ -85,13 +89,13 @@ public sealed class CoordinatorOptions : IValidatedOptions
 
         problems.AddRange(Check.CertificateAndKey(section, nameof(Certificate), Certificate, nameof(Key), Key));
         problems.AddRange(Check.CaBundle(section, nameof(CaBundle), CaBundle));
-        if (Store == "postgresql")
+        if (StoreKinds.Parse(Store) is not { } engine)
+        {
+            problems.Add($"{Check.Key(section, nameof(Store))}: must be \"{StoreKinds.SqliteName}\" or \"{StoreKinds.PostgreSqlName}\" (got \"{Store}\")");
+        }
+        else if (engine == StoreKind.PostgreSql)
         {
             problems.AddRange(PostgreSql.Validate($"{section}:{nameof(PostgreSql)}"));
-        }
-        else if (Store != "sqlite")
-        {
-            problems.Add($"{Check.Key(section, nameof(Store))}: must be \"sqlite\" or \"postgresql\" (got \"{Store}\")");
         }
         else
         {
@@ -102,7 +106,7 @@ public sealed class CoordinatorOptions : IValidatedOptions
         problems.AddRange(Check.Positive(section, nameof(SweepInterval), SweepInterval));
         problems.AddRange(Check.Range(section, nameof(MissingAfterDays), MissingAfterDays, 1, 3650));
         problems.AddRange(Check.Range(section, nameof(RetentionDays), RetentionDays, 1, 3650));
-        var dir = Store == "sqlite" && Database.Length > 0 && Database != ":memory:" ? Path.GetDirectoryName(Path.GetFullPath(Database)) : null;
+        var dir = Engine == StoreKind.Sqlite && Database.Length > 0 && Database != ":memory:" ? Path.GetDirectoryName(Path.GetFullPath(Database)) : null;
         if (dir is not null && !Directory.Exists(dir))
         {
             problems.Add($"{Check.Key(section, nameof(Database))}: directory {dir} does not exist");

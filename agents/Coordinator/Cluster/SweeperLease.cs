@@ -13,13 +13,11 @@ namespace Toolforge.Agents.Coordinator.Cluster;
 /// holder only until <see cref="Ttl"/> after the start of its last successful renewal (on its own monotonic clock, so
 /// never past the row's expiry), and a renewal that does not answer within <see cref="RenewTimeout"/> is not waited
 /// for. Retention writes carry a fence (<see cref="Fence"/>): refused unless the row still names this holder and epoch.
-/// With SQLite the one instance always holds it.
+/// Registered only where instances share the store (PostgreSQL); with SQLite the one instance always holds it
+/// (<see cref="SoleInstanceLease"/>).
 /// </summary>
-public sealed partial class SweeperLease(IStoreEngine store, IOptions<CoordinatorOptions> options, TimeProvider time, ILogger<SweeperLease> logger) : IDisposable
+public sealed partial class SweeperLease(ISharedStore store, IOptions<CoordinatorOptions> options, TimeProvider time, ILogger<SweeperLease> logger) : ISweeperLease, IDisposable
 {
-    private static readonly Gauge Held = Metrics.CreateGauge("toolforge_coordinator_sweeper_lease",
-        "1 on the instance that judges nodes for the metrics and applies retention, 0 on the others.");
-
     private readonly object _lock = new();
     private long _epoch;
     private long _renewedAt; // time.GetTimestamp() at the start of the last successful renewal
@@ -42,11 +40,6 @@ public sealed partial class SweeperLease(IStoreEngine store, IOptions<Coordinato
     {
         get
         {
-            if (store is not PostgresStore)
-            {
-                return true;
-            }
-
             lock (_lock)
             {
                 return _renewed && time.GetElapsedTime(_renewedAt) < Ttl;
@@ -59,14 +52,9 @@ public sealed partial class SweeperLease(IStoreEngine store, IOptions<Coordinato
     {
         get
         {
-            if (store is not PostgresStore pg)
-            {
-                return new StoreBatch([]);
-            }
-
             lock (_lock)
             {
-                return IsHeld ? new LeaseFence(pg.Instance, _epoch) : null;
+                return IsHeld ? new LeaseFence(store.Instance, _epoch) : null;
             }
         }
     }
@@ -77,12 +65,6 @@ public sealed partial class SweeperLease(IStoreEngine store, IOptions<Coordinato
     /// </summary>
     public async Task<bool> HoldAsync(CancellationToken ct)
     {
-        if (store is not PostgresStore)
-        {
-            Held.Set(1);
-            return true;
-        }
-
         var renewal = _renewal ??= Task.Run(TryRenew, CancellationToken.None);
         if (await Task.WhenAny(renewal, Task.Delay(RenewTimeout, time, ct)).ConfigureAwait(false) == renewal)
         {
@@ -103,11 +85,10 @@ public sealed partial class SweeperLease(IStoreEngine store, IOptions<Coordinato
 
     private void TryRenew()
     {
-        var pg = (PostgresStore)store;
         var started = time.GetTimestamp();
         try
         {
-            var epoch = pg.RenewLease(Ttl, RenewTimeout);
+            var epoch = store.RenewLease(Ttl, RenewTimeout);
             lock (_lock)
             {
                 if (epoch is { } e)
@@ -150,7 +131,7 @@ public sealed partial class SweeperLease(IStoreEngine store, IOptions<Coordinato
 
     private void Report(bool held)
     {
-        Held.Set(held ? 1 : 0);
+        ISweeperLease.Held.Set(held ? 1 : 0);
         if (held == _reported)
         {
             return;
@@ -176,11 +157,11 @@ public sealed partial class SweeperLease(IStoreEngine store, IOptions<Coordinato
     /// <summary>A clean stop gives the lease up at once (a process that dies leaves it to expire).</summary>
     public void Dispose()
     {
-        if (store is PostgresStore pg && IsHeld)
+        if (IsHeld)
         {
             try
             {
-                pg.ReleaseLease();
+                store.ReleaseLease();
             }
             catch (Exception ex) when (ex is StoreUnavailableException or InvalidOperationException or ObjectDisposedException)
             {

@@ -14,7 +14,7 @@ public sealed partial class Sweeper(
     StateStore state,
     BuildQueue builds,
     CoordinatorStorage storage,
-    Cluster.SweeperLease lease,
+    Cluster.ISweeperLease lease,
     StoreStartup startup,
     TimeProvider time,
     IOptions<CoordinatorOptions> options,

@@ -42,7 +42,7 @@ public sealed partial class CoordinatorStorage : IAsyncDisposable
     /// <summary>The engine the options name, opened but not migrated.</summary>
     public static IStoreEngine Open(CoordinatorOptions o)
     {
-        if (o.Store == "postgresql")
+        if (o.Engine == StoreKind.PostgreSql)
         {
             string? password = null;
             if (o.PostgreSql.PasswordFile.Length > 0)

@@ -26,8 +26,7 @@ public sealed record StoredState(
 /// </summary>
 public interface IStoreEngine : IDisposable
 {
-    /// <summary>"sqlite" or "postgresql".</summary>
-    string Engine { get; }
+    StoreKind Kind { get; }
 
     /// <summary>Where, for messages (a path, or host/port/database; never a password).</summary>
     string Location { get; }
@@ -42,8 +41,11 @@ public interface IStoreEngine : IDisposable
 
     void Commit(IReadOnlyList<StoreOp> ops);
 
+    /// <summary>What an engine that several instances share can do besides (null: this instance is the only one).</summary>
+    ISharedStore? Shared { get; }
+
     /// <summary>Whether several coordinator instances may share this store (then memory is not the whole truth).</summary>
-    bool SharedByInstances { get; }
+    bool SharedByInstances => Shared is not null;
 
     /// <summary>A new build id unique across instances, or null when the engine has one instance (the queue counts).</summary>
     long? NextBuildId();
@@ -85,3 +87,31 @@ public interface IStoreEngine : IDisposable
 
 /// <summary>The database cannot be reached or does not answer: the caller's write is not done, and may be sent again.</summary>
 public sealed class StoreUnavailableException(string message, Exception inner) : Exception(message, inner);
+
+/// <summary>
+/// What an engine shared by several coordinator instances (PostgreSQL) does besides storing: the sweeper lease, the
+/// notifications of changes made through other instances, and reading back what they changed.
+/// </summary>
+public interface ISharedStore
+{
+    /// <summary>This process's name in notifications (so it can skip its own) and in the lease row.</summary>
+    string Instance { get; }
+
+    /// <summary>The notification channel the change listener listens on.</summary>
+    string Channel { get; }
+
+    /// <summary>Renews or takes the sweeper lease: the epoch held, or null when another instance holds it.</summary>
+    long? RenewLease(TimeSpan ttl, TimeSpan timeout);
+
+    /// <summary>Gives the sweeper lease up if this instance holds it.</summary>
+    void ReleaseLease();
+
+    /// <summary>A connection of its own, opened (the change listener's: its LISTEN must stay on that session).</summary>
+    Npgsql.NpgsqlConnection OpenDedicated();
+
+    /// <summary>These nodes' rows, in one snapshot; absent from Nodes when gone.</summary>
+    StoredState LoadNodes(IReadOnlyCollection<string> names, int recentEvents);
+
+    /// <summary>One build as stored, or null.</summary>
+    StoredBuild? LoadBuild(long id);
+}

@@ -18,7 +18,7 @@ public static class MigrateStoreCommand
     {
         var from = new Option<string>("--from") { Description = "The store to copy: sqlite:PATH (the coordinator using it must be stopped)", Required = true };
         var to = new Option<string>("--to") { Description = "postgresql: the database of Coordinator:PostgreSql in the configuration", Required = true };
-        to.AcceptOnlyFromAmong("postgresql");
+        to.AcceptOnlyFromAmong(StoreKinds.PostgreSqlName);
         var cmd = new Command("migrate-store", "Copy a SQLite store into an empty PostgreSQL database and verify the copy") { from, to };
         cmd.SetAction(pr => Run(pr.GetValue(from)!, pr.GetValue(config) ?? DaemonInfo.Coordinator.DefaultConfigPath, Console.Out, Console.Error));
         return cmd;
@@ -63,7 +63,7 @@ public static class MigrateStoreCommand
             return ExitCodes.Config;
         }
 
-        options.Store = "postgresql";
+        options.Store = StoreKinds.PostgreSqlName;
         try
         {
             using var source = new SqliteStore(path);

@@ -10,7 +10,7 @@ namespace Toolforge.Agents.Coordinator.Storage;
 /// empty database wait for each other and end on one schema. Every commit is one transaction sent as one batch (one
 /// round trip), and tells the other instances what changed with <c>pg_notify</c>, delivered when it commits.
 /// </summary>
-public sealed class PostgresStore : IStoreEngine
+public sealed class PostgresStore : IStoreEngine, ISharedStore
 {
     /// <summary>The channel other instances LISTEN on.</summary>
     public const string Channel = "toolforge_coordinator";
@@ -166,9 +166,11 @@ public sealed class PostgresStore : IStoreEngine
     /// <summary>This process's name in notifications (so it can skip its own).</summary>
     public string Instance { get; }
 
-    public string Engine => "postgresql";
+    public StoreKind Kind => StoreKind.PostgreSql;
 
-    public bool SharedByInstances => true;
+    public ISharedStore Shared => this;
+
+    string ISharedStore.Channel => Channel;
 
     public string Location { get; }
 

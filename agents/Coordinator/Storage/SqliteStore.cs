@@ -147,7 +147,7 @@ public sealed class SqliteStore : IStoreEngine
 
     public static int CurrentVersion => Migrations.Length;
 
-    public string Engine => "sqlite";
+    public StoreKind Kind => StoreKind.Sqlite;
 
     public string Location => _path;
 
@@ -196,7 +196,7 @@ public sealed class SqliteStore : IStoreEngine
     // SQLITE_BUSY, LOCKED, IOERR, FULL, CANTOPEN: the file, not the write, is the problem.
     private static bool FileProblem(SqliteException ex) => ex.SqliteErrorCode is 5 or 6 or 10 or 13 or 14;
 
-    public bool SharedByInstances => false;
+    public ISharedStore? Shared => null;
 
     public long? NextBuildId() => null; // one instance: BuildQueue's counter, under its lock
 
