@@ -186,6 +186,45 @@ public sealed class ShippedConfigTests
     }
 
     [Fact]
+    public void EveryTimedCheck_TakesEnabledIntervalAndTimeout_FromItsSection_AndNamesABadOne()
+    {
+        var timed = BindJson(new JsonObject()).NodeAgent.Where(e => e.Value is TimedCheckOptions).Select(e => e.Key).ToList();
+        Assert.True(timed.Count >= 7, $"only {timed.Count} timed checks: {string.Join(", ", timed)}");
+
+        JsonObject Config(Func<string, JsonObject> each)
+        {
+            var nodeAgent = new JsonObject();
+            foreach (var section in timed)
+            {
+                nodeAgent[section[(NodeOptions.Section.Length + 1)..]] = each(section);
+            }
+
+            return new JsonObject { ["NodeAgent"] = nodeAgent };
+        }
+
+        var set = BindJson(Config(s => new JsonObject { ["Enabled"] = false, ["Interval"] = "00:07:00", ["Timeout"] = "00:00:07" }));
+        foreach (var section in timed)
+        {
+            var o = (TimedCheckOptions)set.NodeAgent[section];
+            Assert.Equal((false, TimeSpan.FromMinutes(7)), (o.Enabled, o.Interval));
+            if (o is TimedCallCheckOptions call)
+            {
+                Assert.Equal(TimeSpan.FromSeconds(7), call.Timeout);
+            }
+            else
+            {
+                Assert.Contains(set.Problems, p => p.StartsWith($"{section}:Timeout: unknown key", StringComparison.OrdinalIgnoreCase));
+            }
+        }
+
+        var bad = BindJson(Config(s => new JsonObject { ["Interval"] = "00:00:00" }));
+        foreach (var section in timed)
+        {
+            Assert.Contains(bad.Problems, p => p.StartsWith($"{section}:Interval: must be a positive duration", StringComparison.OrdinalIgnoreCase));
+        }
+    }
+
+    [Fact]
     public void AStringWhereAListBelongs_IsNamed_ForEveryListOption()
     {
         foreach (var list in Defaults().SelectMany(d => OptionsLists.Find(d.Defaults, d.Section)))

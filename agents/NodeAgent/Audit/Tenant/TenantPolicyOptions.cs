@@ -2,11 +2,9 @@ using Toolforge.Agents.Common.Options;
 
 namespace Toolforge.Agents.NodeAgent.Audit.Tenant;
 
-public sealed class TenantPolicyOptions : IValidatedOptions
+public sealed class TenantPolicyOptions() : TimedCheckOptions(TimeSpan.FromSeconds(60))
 {
     public const string Section = "NodeAgent:TenantPolicy";
-
-    public bool Enabled { get; set; } = true;
 
     /// <summary>Images of tool containers must start with this.</summary>
     public string AllowedRegistryPrefix { get; set; } = "docker-registry.svc.toolforge.org/";
@@ -16,14 +14,11 @@ public sealed class TenantPolicyOptions : IValidatedOptions
     /// <summary>The namespace annotation holding the UID a tool's containers must run as.</summary>
     public string RunAsUserAnnotation { get; set; } = "toolforge.org/run-as-user";
 
-    public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(60);
-
-    public IEnumerable<string> Validate(string section)
+    protected override IEnumerable<string> ValidateCheck(string section)
     {
         var p = new List<string>();
         p.AddRange(Check.Required(section, nameof(AllowedRegistryPrefix), AllowedRegistryPrefix));
         p.AddRange(Check.Required(section, nameof(RunAsUserAnnotation), RunAsUserAnnotation));
-        p.AddRange(Check.Positive(section, nameof(Interval), Interval));
         return p;
     }
 }

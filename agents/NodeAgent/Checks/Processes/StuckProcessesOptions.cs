@@ -3,13 +3,9 @@ using Toolforge.Agents.Common.Options;
 namespace Toolforge.Agents.NodeAgent.Checks.Processes;
 
 /// <summary>NodeAgent:StuckProcesses: processes held in uninterruptible sleep ('D'), NFS's classic failure.</summary>
-public sealed class StuckProcessesOptions : IValidatedOptions
+public sealed class StuckProcessesOptions() : TimedCheckOptions(TimeSpan.FromSeconds(30))
 {
     public const string Section = "NodeAgent:StuckProcesses";
-
-    public bool Enabled { get; set; } = true;
-
-    public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>A process counts as stuck once every scan for this long saw it in D.</summary>
     public TimeSpan After { get; set; } = TimeSpan.FromMinutes(2);
@@ -35,10 +31,9 @@ public sealed class StuckProcessesOptions : IValidatedOptions
     /// <summary>How many offenders a finding list and the message name at most.</summary>
     public int MaxListed { get; set; } = 20;
 
-    public IEnumerable<string> Validate(string section)
+    protected override IEnumerable<string> ValidateCheck(string section)
     {
         var p = new List<string>();
-        p.AddRange(Check.Positive(section, nameof(Interval), Interval));
         p.AddRange(Check.Positive(section, nameof(After), After));
         p.AddRange(Check.Required(section, nameof(ProcRoot), ProcRoot));
         if (Warning < 1)
