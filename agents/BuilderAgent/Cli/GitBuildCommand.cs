@@ -53,6 +53,13 @@ internal static class GitBuildCommand
         Func<BuildSession, IReadOnlyList<string>, BuildSettings, CancellationToken, Task<int>> build, CancellationToken ct)
     {
         var checkout = new GitCheckout(repository, pr.GetValue(g.Remote)!, pr.GetValue(g.Branch)!, new GitOptions().CommandTimeout);
+        var (held, notes) = await GitSync.BeginAsync(checkout, TimeProvider.System, ct);
+        using var _ = held; // until the build is marked: the daemon's poll of the same checkout waits for its next turn
+        foreach (var note in notes)
+        {
+            Console.Out.WriteLine($"git: {note}");
+        }
+
         var update = await GitSync.UpdateAsync(checkout, pr.GetValue(g.Since), ct);
         var session = BuildSession.Open(checkout.Path, naming);
         var selection = ChangeSelector.Select(update.Changed, session.Graph);

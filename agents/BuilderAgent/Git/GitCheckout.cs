@@ -13,6 +13,9 @@ public sealed partial class GitCheckout
     public const string UpstreamRef = "refs/toolforge-builder/upstream";
     public const string BuiltRef = "refs/toolforge-builder/built";
 
+    /// <summary>In the git directory of a checkout this program cloned (so no admin works in it).</summary>
+    public const string ClonedMarker = "toolforge-builder.cloned";
+
     /// <summary>How many files or commits a refusal names before "and N more".</summary>
     public const int Named = 5;
 
@@ -31,6 +34,9 @@ public sealed partial class GitCheckout
     public string Remote { get; }
 
     public string Branch { get; }
+
+    /// <summary>Deadline of each git command.</summary>
+    public TimeSpan CommandTimeout => _git.Timeout;
 
     /// <summary>"origin/main" or "https://host/repo.git main", as messages name it.</summary>
     public string Upstream => IsUrl(Remote) ? $"{GitRunner.Safe(RedactUrl(Remote))} {GitRunner.Safe(Branch)}" : $"{GitRunner.Safe(Remote)}/{GitRunner.Safe(Branch)}";
@@ -122,6 +128,86 @@ public sealed partial class GitCheckout
         {
             throw new GitException($"{GitRunner.Safe(Path)} is not a git checkout: {GitRunner.Safe(GitRunner.GitMessage(r.Stderr))}");
         }
+    }
+
+    /// <summary>The checkout's git directory (".git", or where a worktree's points).</summary>
+    public async Task<string> GitDirectoryAsync(CancellationToken ct)
+    {
+        var dotGit = System.IO.Path.Combine(Path, ".git");
+        if (Directory.Exists(dotGit))
+        {
+            return dotGit;
+        }
+
+        var r = await _git.RunAsync(["rev-parse", "--absolute-git-dir"], ct).ConfigureAwait(false);
+        return r.Stdout.Trim();
+    }
+
+    /// <summary>
+    /// Clones <see cref="Remote"/> (a URL) at <see cref="Branch"/> into <see cref="Path"/> when nothing is there yet
+    /// (the daemon's own checkout, e.g. in its state directory): true when it cloned. A directory that exists is left to
+    /// <see cref="CheckWorkTreeAsync"/>; one whose parent is missing is named.
+    /// </summary>
+    public async Task<bool> CloneIfAbsentAsync(CancellationToken ct)
+    {
+        if (Directory.Exists(Path) && Directory.EnumerateFileSystemEntries(Path).Any())
+        {
+            return false;
+        }
+
+        if (!IsUrl(Remote))
+        {
+            return false; // a remote name needs a checkout that has it: CheckWorkTreeAsync says what is missing
+        }
+
+        var parent = System.IO.Path.GetDirectoryName(Path) ?? "/";
+        if (!Directory.Exists(parent))
+        {
+            throw new GitException($"cannot clone {Upstream} into {GitRunner.Safe(Path)}: directory {GitRunner.Safe(parent)} does not exist");
+        }
+
+        // Into a new directory beside it, renamed into place: a clone killed half-way leaves no checkout that looks whole.
+        var partial = $"{Path}.cloning";
+        if (Directory.Exists(partial))
+        {
+            Directory.Delete(partial, recursive: true);
+        }
+
+        var clone = new GitRunner(parent, _git.Timeout, _git.Git);
+        await clone.RunAsync(["clone", "--quiet", "--no-tags", "--single-branch", "--branch", Branch, "--end-of-options", Remote, partial], ct).ConfigureAwait(false);
+        await File.WriteAllTextAsync(System.IO.Path.Combine(partial, ".git", ClonedMarker), "cloned by toolforge-builder-agent: no admin works here\n", ct).ConfigureAwait(false);
+        if (Directory.Exists(Path))
+        {
+            Directory.Delete(Path); // empty (checked above)
+        }
+
+        Directory.Move(partial, Path);
+        return true;
+    }
+
+    /// <summary>
+    /// A <c>.git/index.lock</c> older than <paramref name="staleAfter"/>: git left it when it was killed, and every
+    /// later command that writes the index refuses to run. In a checkout only this program uses (<paramref name="owned"/>,
+    /// the daemon's clone), and with <see cref="CheckoutLock"/> held, it is removed (returned, to be said); elsewhere an
+    /// admin may be in the middle of a commit, so it is named with what to do.
+    /// </summary>
+    public static string? ClearStaleIndexLock(string checkout, string gitDirectory, TimeSpan staleAfter, bool owned, DateTimeOffset now)
+    {
+        var path = System.IO.Path.Combine(gitDirectory, "index.lock");
+        var info = new FileInfo(path);
+        if (!info.Exists)
+        {
+            return null;
+        }
+
+        var age = now - info.LastWriteTimeUtc;
+        if (!owned || age < staleAfter)
+        {
+            throw new GitException($"{GitRunner.Safe(path)} exists (age {age.TotalSeconds:0} s): a git command runs in {GitRunner.Safe(checkout)}, or one was killed; remove the file if no git runs there");
+        }
+
+        info.Delete();
+        return $"removed {GitRunner.Safe(path)}, left {age.TotalMinutes:0} min ago by a git command that was killed";
     }
 
     /// <summary>Fetches the branch into <see cref="UpstreamRef"/>; returns its commit.</summary>

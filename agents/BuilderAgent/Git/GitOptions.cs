@@ -16,7 +16,12 @@ public sealed class GitOptions : IValidatedOptions
     /// <summary>The branch of the remote that is the source of truth.</summary>
     public string Branch { get; set; } = "main";
 
-    /// <summary>The git checkout of the image repository; empty: Builder:Repository.</summary>
+    /// <summary>
+    /// The git checkout of the image repository; empty: Builder:Repository. A directory that does not exist yet (or is
+    /// empty) is cloned from <see cref="Remote"/>, then a URL, at the first poll or `build --from-git`: under the
+    /// daemon's unit (/srv read-only) the one way to poll is a checkout in its state directory,
+    /// /var/lib/toolforge-builder-agent/toollabs-images.
+    /// </summary>
     public string Checkout { get; set; } = string.Empty;
 
     /// <summary>How often the daemon fetches and builds what changed; 00:00:00 (the default): never.</summary>
@@ -48,7 +53,15 @@ public sealed class GitOptions : IValidatedOptions
 
         if (Checkout.Length > 0 && !Directory.Exists(Checkout))
         {
-            problems.Add($"{Check.Key(section, nameof(Checkout))}: directory {Checkout} does not exist");
+            var parent = Path.GetDirectoryName(Path.GetFullPath(Checkout));
+            if (!Remote.Contains(':', StringComparison.Ordinal) && !Remote.Contains('/', StringComparison.Ordinal))
+            {
+                problems.Add($"{Check.Key(section, nameof(Checkout))}: directory {Checkout} does not exist (it is cloned only when {nameof(Remote)} is a URL)");
+            }
+            else if (parent is null || !Directory.Exists(parent))
+            {
+                problems.Add($"{Check.Key(section, nameof(Checkout))}: directory {parent} does not exist (to clone {Checkout} into)");
+            }
         }
 
         if (PollInterval < TimeSpan.Zero || (PollInterval > TimeSpan.Zero && PollInterval < ShortestPoll) || PollInterval > Check.LongestDuration)

@@ -80,6 +80,13 @@ internal sealed partial class GitPollService(
         var b = builderOptions.Value;
         var o = gitOptions.Value;
         var checkout = new GitCheckout(o.Checkout.Length > 0 ? o.Checkout : b.Repository, o.Remote, o.Branch, o.CommandTimeout);
+        var (held, notes) = await GitSync.BeginAsync(checkout, time, ct).ConfigureAwait(false);
+        using var _ = held;
+        foreach (var note in notes)
+        {
+            Log.Note(logger, note);
+        }
+
         var update = await GitSync.UpdateAsync(checkout, null, ct).ConfigureAwait(false);
         Cleared();
         if (update.Since == update.After)
@@ -187,5 +194,8 @@ internal sealed partial class GitPollService(
 
         [LoggerMessage(4208, LogLevel.Debug, "git: [{Image}] {Text}")]
         public static partial void BuildOutput(ILogger logger, string image, string text);
+
+        [LoggerMessage(4209, LogLevel.Information, "git: {Note}")]
+        public static partial void Note(ILogger logger, string note);
     }
 }

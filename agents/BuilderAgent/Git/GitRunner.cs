@@ -28,10 +28,13 @@ internal sealed class GitRunner(string workingDirectory, TimeSpan timeout, strin
 
     public TimeSpan Timeout { get; } = timeout;
 
+    /// <summary>The git program run.</summary>
+    public string Git { get; } = git;
+
     /// <summary>Runs git; a non-zero exit is a <see cref="GitException"/> unless <paramref name="allowFailure"/>.</summary>
     public async Task<GitResult> RunAsync(IReadOnlyList<string> args, CancellationToken ct, bool allowFailure = false)
     {
-        var psi = new ProcessStartInfo(git)
+        var psi = new ProcessStartInfo(Git)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

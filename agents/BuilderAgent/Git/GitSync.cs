@@ -3,6 +3,41 @@ namespace Toolforge.Agents.BuilderAgent.Git;
 /// <summary>The one sequence the command line and the daemon run: fetch, refuse a dirty or diverged checkout, fast-forward, list what changed.</summary>
 public static class GitSync
 {
+    /// <summary>
+    /// What comes before an update, for the command line and the daemon alike: the checkout cloned when it is absent
+    /// and <see cref="GitCheckout.Remote"/> is a URL (the daemon's own checkout), checked to be a work tree, locked
+    /// against the other of the two (<see cref="CheckoutLock"/>, held until the build is marked), and a stale
+    /// <c>index.lock</c> cleared where this program alone works (a checkout it cloned). Notes say what was done.
+    /// </summary>
+    public static async Task<(CheckoutLock Lock, IReadOnlyList<string> Notes)> BeginAsync(GitCheckout checkout, TimeProvider time, CancellationToken ct)
+    {
+        var notes = new List<string>();
+        if (await checkout.CloneIfAbsentAsync(ct).ConfigureAwait(false))
+        {
+            notes.Add($"cloned {checkout.Upstream} into {GitRunner.Safe(checkout.Path)}");
+        }
+
+        await checkout.CheckWorkTreeAsync(ct).ConfigureAwait(false);
+        var gitDirectory = await checkout.GitDirectoryAsync(ct).ConfigureAwait(false);
+        var held = CheckoutLock.Take(checkout.Path, gitDirectory);
+        try
+        {
+            // Older than a git command may run: no git of ours runs now (the lock), so it was killed.
+            if (GitCheckout.ClearStaleIndexLock(checkout.Path, gitDirectory, checkout.CommandTimeout,
+                    owned: File.Exists(Path.Combine(gitDirectory, GitCheckout.ClonedMarker)), time.GetUtcNow()) is { } cleared)
+            {
+                notes.Add(cleared);
+            }
+        }
+        catch
+        {
+            held.Dispose();
+            throw;
+        }
+
+        return (held, notes);
+    }
+
     public static async Task<GitUpdate> UpdateAsync(GitCheckout checkout, string? since, CancellationToken ct)
     {
         await checkout.CheckWorkTreeAsync(ct).ConfigureAwait(false);
