@@ -40,6 +40,7 @@ public static class CoordinatorApp
         services.TryAddSingleton(sp => sp.GetRequiredService<CoordinatorStorage>().Engine);
         services.TryAddSingleton<BuildLogs>();
         services.TryAddSingleton<BuildQueue>();
+        services.TryAddSingleton<Remediation.RemediationLeases>();
         services.TryAddSingleton(sp => new PolicyProvider(
             sp.GetRequiredService<IOptions<CoordinatorOptions>>(), sp.GetRequiredService<ILogger<PolicyProvider>>(), builder.Configuration));
         services.TryAddSingleton<ClientCertificateValidator>();
@@ -133,6 +134,7 @@ public static class CoordinatorApp
     {
         builder.AddAgentDefaults(DaemonInfo.Coordinator, configPath, DefaultMetricsPort);
         builder.Services.AddValidatedOptions<CoordinatorOptions>(builder.Configuration, CoordinatorOptions.Section, (c, o) => c.Bind(o));
+        builder.Services.AddValidatedOptions<Remediation.RemediationOptions>(builder.Configuration, Remediation.RemediationOptions.Section, (c, o) => c.Bind(o));
     }
 
     /// <summary>The port Kestrel actually bound (for Port = 0 in tests).</summary>

@@ -51,6 +51,27 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public async Task RemediationPools_AreChecked_KeyByKey()
+    {
+        var pool = new JsonObject { ["Nodes"] = new JsonArray("w-*"), ["MaxConcurrent"] = 0, ["LeaseTtl"] = "00:00:10", ["Windows"] = new JsonArray("weekdays 8-16"), ["MaxConcurent"] = 2 };
+        var other = new JsonObject { ["Nodes"] = new JsonArray("w-*") };
+        var r = await StartWith(new JsonObject { ["Coordinator"] = new JsonObject { ["Remediation"] = new JsonObject { ["Pools"] = new JsonObject { ["nfs"] = pool, ["Bad Name"] = other } } } });
+        Assert.Equal(78, r.ExitCode);
+        foreach (var expected in new[]
+        {
+            "Coordinator:Remediation:Pools:nfs:MaxConcurrent: must be between 1 and 1000 (got 0)",
+            "Coordinator:Remediation:Pools:nfs:LeaseTtl: must be at least 00:01:00",
+            "Coordinator:Remediation:Pools:nfs:Windows:0: \"weekdays 8-16\" is not a window such as",
+            "Coordinator:Remediation:Pools:nfs:MaxConcurent: unknown key",
+            "Coordinator:Remediation:Pools:Bad Name: a pool name is 1-63 of a-z, 0-9 and -",
+            "is in pool",
+        })
+        {
+            Assert.Contains(expected, r.Stderr, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task UnknownKey_IsNamed()
     {
         var r = await StartWith(new JsonObject { ["Metrics"] = new JsonObject { ["Prot"] = 1 } });

@@ -21,7 +21,7 @@ public sealed class ShippedConfigTests
     {
         var wrong = Contract.ExampleProblems("coordinator.json.example", sp => s => s switch
         {
-            "Coordinator" => BoundConfig.Bind<CoordinatorOptions>(sp),
+            "Coordinator" => new SectionWithParts(BoundConfig.Bind<CoordinatorOptions>(sp), new Dictionary<string, object> { ["Remediation"] = BoundConfig.Bind<Remediation.RemediationOptions>(sp) }),
             "Log" => BoundConfig.Bind<LogOptions>(sp),
             _ => null,
         }, minimumLists: 5);
@@ -45,7 +45,7 @@ public sealed class ShippedConfigTests
         var path = await PuppetModule.RenderedFileAsync(renderCase, "coordinator.json");
         var wrong = Contract.FileProblems(path, $"puppet {renderCase}", sp => s => s switch
         {
-            "Coordinator" => BoundConfig.Bind<CoordinatorOptions>(sp),
+            "Coordinator" => new SectionWithParts(BoundConfig.Bind<CoordinatorOptions>(sp), new Dictionary<string, object> { ["Remediation"] = BoundConfig.Bind<Remediation.RemediationOptions>(sp) }),
             "Log" => BoundConfig.Bind<LogOptions>(sp),
             _ => null,
         }, minimumLists: 5);

@@ -19,10 +19,47 @@ public sealed class AdminApi(
     CallerAuthorizer authorizer,
     StreamRegistry streams,
     AuditLog audit,
-    TimeProvider time) : AdminService.AdminServiceBase
+    TimeProvider time,
+    Remediation.RemediationLeases remediation) : AdminService.AdminServiceBase
 {
     private const int DefaultFindingsLimit = 1000;
     private const int DefaultBuildsLimit = 50;
+
+    public override async Task<ListRemediationResponse> ListRemediation(ListRemediationRequest request, ServerCallContext context)
+    {
+        authorizer.Require(context, Roles.Viewer, "list remediation");
+        var response = new ListRemediationResponse();
+        foreach (var (name, pool, row) in await remediation.ListAsync(context.CancellationToken).ConfigureAwait(false))
+        {
+            var info = new RemediationPoolInfo
+            {
+                Name = name,
+                MaxConcurrent = pool.MaxConcurrent,
+                MinGap = Duration.FromTimeSpan(pool.MinGap),
+                LeaseTtl = Duration.FromTimeSpan(pool.LeaseTtl),
+                LastChangeAt = row is { LastChangeMs: > 0 } ? Timestamp.FromDateTimeOffset(DateTimeOffset.FromUnixTimeMilliseconds(row.LastChangeMs)) : null,
+            };
+            info.Nodes.AddRange(pool.Nodes);
+            info.Windows.AddRange(pool.Windows);
+            foreach (var l in row?.Leases ?? [])
+            {
+                info.Leases.Add(new RemediationLeaseInfo
+                {
+                    Node = l.Node,
+                    Incident = l.Incident,
+                    Step = l.Step,
+                    Token = (ulong)l.Token,
+                    AcquiredAt = Timestamp.FromDateTimeOffset(DateTimeOffset.FromUnixTimeMilliseconds(l.AcquiredMs)),
+                    RenewedAt = Timestamp.FromDateTimeOffset(DateTimeOffset.FromUnixTimeMilliseconds(l.RenewedMs)),
+                    ExpiresAt = Timestamp.FromDateTimeOffset(DateTimeOffset.FromUnixTimeMilliseconds(l.ExpiresMs)),
+                });
+            }
+
+            response.Pools.Add(info);
+        }
+
+        return response;
+    }
 
     public override Task<ListNodesResponse> ListNodes(ListNodesRequest request, ServerCallContext context)
     {

@@ -23,7 +23,8 @@ public sealed class AgentApi(
     ReportRateLimiter limiter,
     StreamRegistry streams,
     TimeProvider time,
-    IOptions<CoordinatorOptions> options) : AgentService.AgentServiceBase
+    IOptions<CoordinatorOptions> options,
+    Remediation.RemediationLeases remediation) : AgentService.AgentServiceBase
 {
     private static readonly Counter Reports = Metrics.CreateCounter(
         "toolforge_coordinator_reports_total", "Reports accepted from agents.", "agent");
@@ -123,6 +124,50 @@ public sealed class AgentApi(
         }
 
         return new CommandProgressAck();
+    }
+
+    /// <summary>A node-agent's remediation lease, for its own node only: decided and stored before it is answered.</summary>
+    public override async Task<RemediationLeaseResponse> RemediationLease(RemediationLeaseRequest request, ServerCallContext context)
+    {
+        var caller = Authorize(context, AgentKind.Node, request.Node, "ask for a remediation lease");
+        if (LeaseRequestProblem(request) is { } problem)
+        {
+            throw authorizer.Refuse(context, caller, StatusCode.InvalidArgument, problem);
+        }
+
+        var ask = new Remediation.LeaseAsk(caller.Identity, request.Incident, request.Step, (long)request.Token, request.Release);
+        var (pool, answer) = await remediation.AskAsync(ask, context.CancellationToken).ConfigureAwait(false);
+        return new RemediationLeaseResponse
+        {
+            Granted = answer.Granted,
+            Token = (ulong)answer.Token,
+            ValidFor = Duration.FromTimeSpan(answer.ValidFor),
+            Pool = pool,
+            Refusal = answer.Refusal,
+            RetryAfter = Duration.FromTimeSpan(answer.RetryAfter),
+            Lost = answer.Lost,
+        };
+    }
+
+    /// <summary>Null when the request's strings are what the contract allows; else one line naming the field.</summary>
+    public static string? LeaseRequestProblem(RemediationLeaseRequest r)
+    {
+        if (r.Incident.Length is 0 or > 64 || r.Incident.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or ':' or '-')))
+        {
+            return $"incident: 1-64 of A-Z a-z 0-9 . _ : - (got \"{Common.Cli.Output.Escape(Cut(r.Incident))}\")";
+        }
+
+        if (r.Step.Length is 0 or > 32 || r.Step.Any(c => !(char.IsAsciiLetterLower(c) || c == '-')))
+        {
+            return $"step: 1-32 of a-z and - (got \"{Common.Cli.Output.Escape(Cut(r.Step))}\")";
+        }
+
+        if (r.Token > long.MaxValue)
+        {
+            return $"token: {r.Token} is no token this coordinator handed out";
+        }
+
+        return r.Release && r.Token == 0 ? "release: give the token back that was granted (token 0 holds nothing)" : null;
     }
 
     private Caller Authorize(ServerCallContext context, AgentKind kind, string node, string action)

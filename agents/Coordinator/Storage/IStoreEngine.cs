@@ -72,6 +72,16 @@ public interface IStoreEngine : IDisposable
     /// <summary>Rows per table (migrate-store's check, and tests').</summary>
     IReadOnlyDictionary<string, long> Counts();
 
+    /// <summary>
+    /// Remediation pacing: reads pool <paramref name="pool"/> (its row, its leases) in a transaction that holds it
+    /// against every other writer (other instances included), hands it to <paramref name="decide"/>, writes what that
+    /// returns and commits. Nothing is written when the decision writes nothing.
+    /// </summary>
+    T DecideRemediationPool<T>(string pool, Func<RemediationPoolRow, (T Result, RemediationPoolWrite? Write)> decide);
+
+    /// <summary>Every remediation pool used so far, with its stored leases.</summary>
+    IReadOnlyList<RemediationPoolRow> LoadRemediationPools();
+
     /// <summary>Whether the store answers at all (health): null when it does, else why not.</summary>
     string? Ping();
 

@@ -130,6 +130,9 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
         """
         UPDATE builds SET rank = rank / 4 * 8 + rank % 4 * 2;
         """,
+
+        // 6: remediation pacing: a row per pool (the last fencing token, the last lease taken or ended) and its leases.
+        RemediationSql.Migration,
     ];
 
     private static readonly string[] IdentityTables = ["check_history", "finding_history", "events", "audit"];
@@ -280,6 +283,23 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
         StoreSql.Each(c, tx, "SELECT pg_notify(@c, @p)", _ => { }, ("@c", Channel), ("@p", $"{Instance}|b|{id.ToString(CultureInfo.InvariantCulture)}"));
         tx.Commit();
         return true;
+    });
+
+    /// <summary>Across instances: the pool's row is locked with FOR UPDATE (another instance deciding on it: waited for).</summary>
+    public T DecideRemediationPool<T>(string pool, Func<RemediationPoolRow, (T Result, RemediationPoolWrite? Write)> decide) => Guard(() =>
+    {
+        using var c = _source.OpenConnection();
+        using var tx = c.BeginTransaction();
+        return RemediationSql.Decide(c, tx, pool, forUpdate: true, decide);
+    });
+
+    public IReadOnlyList<RemediationPoolRow> LoadRemediationPools() => Guard(() =>
+    {
+        using var c = _source.OpenConnection();
+        using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead);
+        var pools = RemediationSql.Pools(c, tx);
+        tx.Commit();
+        return pools;
     });
 
     /// <summary>The rows of some nodes (after other instances changed them), in one snapshot; a node gone is absent from Nodes.</summary>

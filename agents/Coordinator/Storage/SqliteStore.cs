@@ -115,6 +115,9 @@ public sealed class SqliteStore : IStoreEngine
         """
         UPDATE builds SET rank = rank / 4 * 8 + rank % 4 * 2;
         """,
+
+        // 6: remediation pacing: a row per pool (the last fencing token, the last lease taken or ended) and its leases.
+        RemediationSql.Migration,
     ];
 
     private readonly string _path;
@@ -235,6 +238,35 @@ public sealed class SqliteStore : IStoreEngine
         update.ExecuteNonQuery();
         tx.Commit();
         return true;
+    }
+
+    public T DecideRemediationPool<T>(string pool, Func<RemediationPoolRow, (T Result, RemediationPoolWrite? Write)> decide)
+    {
+        try
+        {
+            // BEGIN IMMEDIATE: the file's write lock for the read and the write, against every other connection.
+            using var c = OpenWriter(busyMs: 5000);
+            using var tx = c.BeginTransaction(deferred: false);
+            return RemediationSql.Decide(c, tx, pool, forUpdate: false, decide);
+        }
+        catch (SqliteException ex) when (FileProblem(ex))
+        {
+            throw new StoreUnavailableException($"database {_path}: {ex.Message}", ex);
+        }
+    }
+
+    public IReadOnlyList<RemediationPoolRow> LoadRemediationPools()
+    {
+        try
+        {
+            using var c = OpenReader();
+            using var tx = c.BeginTransaction(deferred: true);
+            return RemediationSql.Pools(c, tx);
+        }
+        catch (SqliteException ex) when (FileProblem(ex))
+        {
+            throw new StoreUnavailableException($"database {_path}: {ex.Message}", ex);
+        }
     }
 
     public StoredState LoadNode(string node, int recentEvents)

@@ -14,5 +14,7 @@ public static class StoreSchema
         ("build_log", ["build", "seq", "line"]),
         ("audit", ["id", "at", "identity", "action", "result", "detail"]),
         ("acks", ["node", "kind", "finding", "subject", "first_seen", "severity", "at", "until", "acked_by", "reason"]),
+        ("remediation_pools", ["pool", "last_token", "last_change"]),
+        ("remediation_leases", ["pool", "node", "incident", "step", "token", "acquired", "renewed", "expires"]),
     ];
 }

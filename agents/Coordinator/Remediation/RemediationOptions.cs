@@ -1,0 +1,110 @@
+using System.Text.RegularExpressions;
+using Toolforge.Agents.Common.Options;
+
+namespace Toolforge.Agents.Coordinator.Remediation;
+
+/// <summary>
+/// The "Coordinator:Remediation" section: the pools whose nodes the node-agents may cordon, drain and reboot by
+/// themselves, and how fast. No pool (the default): every node-agent's request for a lease is refused, so no node is
+/// remediated without an admin.
+/// </summary>
+public sealed partial class RemediationOptions : IValidatedOptions
+{
+    public const string Section = "Coordinator:Remediation";
+
+    /// <summary>Pools by name (1-63 of a-z, 0-9 and -): a node belongs to the pool one of whose patterns names it.</summary>
+    public Dictionary<string, RemediationPoolOptions> Pools { get; set; } = [];
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9-]{0,62}$", RegexOptions.CultureInvariant)]
+    private static partial Regex PoolName();
+
+    public IEnumerable<string> Validate(string section)
+    {
+        var problems = new List<string>();
+        var seen = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, pool) in Pools)
+        {
+            var key = $"{section}:{nameof(Pools)}:{name}";
+            if (!PoolName().IsMatch(name))
+            {
+                problems.Add($"{key}: a pool name is 1-63 of a-z, 0-9 and - (got \"{name}\")");
+            }
+
+            problems.AddRange(pool.Validate(key));
+            foreach (var pattern in pool.Nodes)
+            {
+                if (seen.TryGetValue(pattern, out var other))
+                {
+                    problems.Add($"{key}:{nameof(RemediationPoolOptions.Nodes)}: \"{pattern}\" is in pool {other} too; a node belongs to one pool");
+                }
+                else
+                {
+                    seen[pattern] = name;
+                }
+            }
+        }
+
+        return problems;
+    }
+}
+
+/// <summary>One pool: its nodes, how many may be in remediation at once, the pause between them, the lease's life.</summary>
+public sealed class RemediationPoolOptions : IValidatedOptions
+{
+    /// <summary>Node name patterns ('*' within one label, '?'), as Coordinator:Nodes: e.g. "tools-k8s-worker-nfs-*".</summary>
+    public List<string> Nodes { get; set; } = [];
+
+    /// <summary>Nodes between cordon and healthy uncordon at once.</summary>
+    public int MaxConcurrent { get; set; } = 1;
+
+    /// <summary>The least time between one lease taken or ended in the pool and the next one taken.</summary>
+    public TimeSpan MinGap { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// How long a lease holds without being renewed: a node that died or went silent frees its place after this. It
+    /// must cover a reboot (the agent renews before each step, and again when it is back).
+    /// </summary>
+    public TimeSpan LeaseTtl { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>When a lease may be taken (UTC), e.g. "Mon-Fri 08:00-16:00", "daily 22:00-04:00"; none: at any time. A lease held may be renewed outside them.</summary>
+    public List<string> Windows { get; set; } = [];
+
+    public IEnumerable<string> Validate(string section)
+    {
+        var problems = new List<string>();
+        if (Nodes.Count == 0)
+        {
+            problems.Add($"{Check.Key(section, nameof(Nodes))}: name at least one node pattern");
+        }
+
+        for (var i = 0; i < Nodes.Count; i++)
+        {
+            if (Nodes[i].Trim().Length == 0 || Nodes[i].Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_' or '*' or '?')))
+            {
+                problems.Add($"{Check.Key(section, $"{nameof(Nodes)}:{i}")}: \"{Nodes[i]}\" is not a host name pattern (letters, digits, . - _ and the wildcards * ?)");
+            }
+        }
+
+        problems.AddRange(Check.Range(section, nameof(MaxConcurrent), MaxConcurrent, 1, 1000));
+        if (MinGap < TimeSpan.Zero || MinGap > Check.LongestDuration)
+        {
+            problems.Add($"{Check.Key(section, nameof(MinGap))}: must be 00:00:00 or more, at most {Check.LongestDuration:d\\.hh\\:mm\\:ss} (got {MinGap})");
+        }
+
+        problems.AddRange(Check.Positive(section, nameof(LeaseTtl), LeaseTtl));
+        if (LeaseTtl > TimeSpan.Zero && LeaseTtl < TimeSpan.FromMinutes(1))
+        {
+            problems.Add($"{Check.Key(section, nameof(LeaseTtl))}: must be at least 00:01:00, to cover a step and its renewal (got {LeaseTtl})");
+        }
+
+        for (var i = 0; i < Windows.Count; i++)
+        {
+            if (MaintenanceWindow.Parse(Windows[i], out var problem) is null)
+            {
+                problems.Add($"{Check.Key(section, $"{nameof(Windows)}:{i}")}: {problem}");
+            }
+        }
+
+        return problems;
+    }
+}

@@ -1,0 +1,153 @@
+using Toolforge.Agents.Coordinator.Remediation;
+using Toolforge.Agents.Coordinator.Storage;
+
+namespace Toolforge.Agents.Coordinator.Tests.Unit.Remediation;
+
+/// <summary>Every pacing rule of a pool, decided on stored rows at a given instant (no store, no clock).</summary>
+public sealed class LeasePacerTests
+{
+    private static readonly DateTimeOffset T0 = new(2026, 12, 7, 10, 0, 0, TimeSpan.Zero); // a Monday
+
+    private static readonly RemediationPoolOptions Pool = new() { Nodes = ["w-*"], MaxConcurrent = 1, MinGap = TimeSpan.FromMinutes(10), LeaseTtl = TimeSpan.FromMinutes(15) };
+
+    private static RemediationPoolRow Empty => new("nfs", 0, 0, []);
+
+    private static long Ms(DateTimeOffset t) => t.ToUnixTimeMilliseconds();
+
+    /// <summary>Applies a decision's write to the row, as the store does.</summary>
+    private static RemediationPoolRow Apply(RemediationPoolRow row, RemediationPoolWrite? w)
+    {
+        if (w is null)
+        {
+            return row;
+        }
+
+        var leases = row.Leases.Where(l => !w.DeleteNodes.Contains(l.Node) && l.Node != w.Upsert?.Node).ToList();
+        if (w.Upsert is { } u)
+        {
+            leases.Add(u);
+        }
+
+        return new(row.Pool, w.LastToken, w.LastChangeMs, leases);
+    }
+
+    private static (LeaseAnswer Answer, RemediationPoolRow Row) Ask(RemediationPoolRow row, LeaseAsk ask, DateTimeOffset at, RemediationPoolOptions? pool = null, params string[] windows)
+    {
+        var (answer, write) = LeasePacer.Decide(pool ?? Pool, windows.Select(w => MaintenanceWindow.Parse(w, out _)!).ToList(), row, ask, at);
+        return (answer, Apply(row, write));
+    }
+
+    [Fact]
+    public void A_first_take_is_granted_with_token_one_for_the_lease_ttl_and_a_second_node_waits_for_the_pools_one_place()
+    {
+        var (a, row) = Ask(Empty, new("w-1", "i1", "cordon", 0, false), T0);
+        Assert.Equal((true, 1L, TimeSpan.FromMinutes(15)), (a.Granted, a.Token, a.ValidFor));
+        Assert.Equal((1L, Ms(T0)), (row.LastToken, row.LastChangeMs));
+
+        var (b, after) = Ask(row, new("w-2", "i9", "cordon", 0, false), T0.AddMinutes(20).AddMinutes(-6)); // lease alive, gap passed
+        Assert.False(b.Granted);
+        Assert.False(b.Lost);
+        Assert.Contains("1 of 1 node(s) of the pool in remediation: w-1 (cordon since 2026-12-07 10:00:00Z)", b.Refusal, StringComparison.Ordinal);
+        Assert.Equal(TimeSpan.FromMinutes(1), b.RetryAfter); // when w-1's lease would expire
+        Assert.Equal(row, after); // a refusal writes nothing
+    }
+
+    [Fact]
+    public void The_gap_counts_from_the_last_lease_taken_or_ended_and_exactly_at_its_end_a_take_is_granted()
+    {
+        var (_, row) = Ask(Empty, new("w-1", "i1", "cordon", 0, false), T0);
+        var (released, row2) = Ask(row, new("w-1", "i1", "uncordon", 1, true), T0.AddMinutes(5));
+        Assert.Equal((false, false, string.Empty), (released.Granted, released.Lost, released.Refusal));
+        Assert.Empty(row2.Leases);
+        Assert.Equal(Ms(T0.AddMinutes(5)), row2.LastChangeMs);
+
+        var (early, _) = Ask(row2, new("w-2", "i2", "cordon", 0, false), T0.AddMinutes(15).AddMilliseconds(-1));
+        Assert.False(early.Granted);
+        Assert.Contains("too soon", early.Refusal, StringComparison.Ordinal);
+        Assert.Equal(TimeSpan.FromMilliseconds(1), early.RetryAfter);
+
+        var (onTime, row3) = Ask(row2, new("w-2", "i2", "cordon", 0, false), T0.AddMinutes(15));
+        Assert.Equal((true, 2L), (onTime.Granted, onTime.Token)); // the token grows across leases
+        Assert.Equal("w-2", Assert.Single(row3.Leases).Node);
+    }
+
+    [Fact]
+    public void An_expired_lease_frees_its_place_at_its_expiry_and_its_holder_has_lost_it_for_good()
+    {
+        var (_, row) = Ask(Empty, new("w-1", "i1", "cordon", 0, false), T0);
+        var expiry = T0.AddMinutes(15);
+
+        // Exactly at the expiry the lease is gone; the gap counts from the expiry.
+        var (tooSoon, _) = Ask(row, new("w-2", "i2", "cordon", 0, false), expiry);
+        Assert.Contains("too soon: the pool's last lease was taken or ended 2026-12-07 10:15:00Z", tooSoon.Refusal, StringComparison.Ordinal);
+        var (taken, row2) = Ask(row, new("w-2", "i2", "cordon", 0, false), expiry.AddMinutes(10));
+        Assert.Equal((true, 2L), (taken.Granted, taken.Token));
+        Assert.Equal(["w-2"], row2.Leases.Select(l => l.Node));
+
+        // The stale holder wakes up and renews: refused as lost, nothing written for it.
+        var (stale, row3) = Ask(row2, new("w-1", "i1", "reboot", 1, false), expiry.AddMinutes(11));
+        Assert.Equal((false, true), (stale.Granted, stale.Lost));
+        Assert.Contains("token 1 is no longer held", stale.Refusal, StringComparison.Ordinal);
+        Assert.Equal(row2, row3);
+    }
+
+    [Fact]
+    public void A_renewal_moves_the_expiry_and_the_step_keeps_the_token_and_is_allowed_outside_a_window()
+    {
+        var (_, row) = Ask(Empty, new("w-1", "i1", "cordon", 0, false), T0, null, "Mon 09:00-11:00");
+        var (renewed, row2) = Ask(row, new("w-1", "i1", "reboot", 1, false), T0.AddMinutes(14), null, "Mon 09:00-11:00");
+        Assert.Equal((true, 1L), (renewed.Granted, renewed.Token));
+        var lease = Assert.Single(row2.Leases);
+        Assert.Equal(("reboot", Ms(T0.AddMinutes(29)), Ms(T0)), (lease.Step, lease.ExpiresMs, lease.AcquiredMs));
+        Assert.Equal(Ms(T0), row2.LastChangeMs); // a renewal is no change of the pool's occupancy
+
+        var (outside, _) = Ask(row2, new("w-1", "i1", "uncordon", 1, false), T0.AddMinutes(28), null, "Mon 09:00-10:05");
+        Assert.True(outside.Granted);
+    }
+
+    [Fact]
+    public void A_renewal_with_another_incident_or_token_is_lost_and_a_take_asked_again_for_the_same_incident_is_the_same_lease()
+    {
+        var (_, row) = Ask(Empty, new("w-1", "i1", "cordon", 0, false), T0);
+        Assert.True(Ask(row, new("w-1", "i2", "cordon", 1, false), T0.AddMinutes(1)).Answer.Lost);
+        Assert.True(Ask(row, new("w-1", "i1", "cordon", 7, false), T0.AddMinutes(1)).Answer.Lost);
+
+        var (again, row2) = Ask(row, new("w-1", "i1", "cordon", 0, false), T0.AddMinutes(1)); // the first answer was lost
+        Assert.Equal((true, 1L), (again.Granted, again.Token));
+        Assert.Equal(1L, row2.LastToken);
+    }
+
+    [Fact]
+    public void A_node_whose_earlier_incident_kept_its_lease_takes_it_over_for_the_new_incident_with_a_new_token()
+    {
+        var (_, row) = Ask(Empty, new("w-1", "old", "cordon", 0, false), T0);
+        var (next, row2) = Ask(row, new("w-1", "new", "cordon", 0, false), T0.AddMinutes(2)); // within the gap: its own place
+        Assert.Equal((true, 2L), (next.Granted, next.Token));
+        Assert.Equal(("new", 2L), (Assert.Single(row2.Leases).Incident, row2.Leases[0].Token));
+    }
+
+    [Fact]
+    public void With_two_places_two_nodes_hold_leases_and_a_third_waits_and_a_release_of_a_lease_not_held_changes_nothing()
+    {
+        var two = new RemediationPoolOptions { Nodes = ["w-*"], MaxConcurrent = 2, MinGap = TimeSpan.Zero, LeaseTtl = TimeSpan.FromMinutes(15) };
+        var (_, row) = Ask(Empty, new("w-1", "a", "cordon", 0, false), T0, two);
+        var (second, row2) = Ask(row, new("w-2", "b", "cordon", 0, false), T0, two);
+        Assert.Equal((true, 2L), (second.Granted, second.Token));
+        var (third, _) = Ask(row2, new("w-3", "c", "cordon", 0, false), T0.AddSeconds(1), two);
+        Assert.Contains("2 of 2 node(s)", third.Refusal, StringComparison.Ordinal);
+
+        var (wrong, row3) = Ask(row2, new("w-1", "a", "uncordon", 2, true), T0.AddSeconds(2), two);
+        Assert.True(wrong.Lost);
+        Assert.Equal(row2, row3);
+    }
+
+    [Fact]
+    public void Outside_every_window_a_take_is_refused_until_the_next_one_opens()
+    {
+        var (a, _) = Ask(Empty, new("w-1", "i1", "cordon", 0, false), T0, null, "Tue-Fri 08:00-16:00", "daily 22:00-02:00");
+        Assert.False(a.Granted);
+        Assert.Contains("the next opens 2026-12-07 22:00:00Z", a.Refusal, StringComparison.Ordinal);
+        Assert.Equal(TimeSpan.FromHours(12), a.RetryAfter);
+        Assert.True(Ask(Empty, new("w-1", "i1", "cordon", 0, false), T0.AddHours(15).AddMinutes(59), null, "daily 22:00-02:00").Answer.Granted); // Tue 01:59
+    }
+}
