@@ -52,20 +52,29 @@ internal sealed partial class ShipperService(IOptions<ShipperOptions> options, A
         var o = options.Value;
         var run = Task.Run(async () =>
         {
-            var backoff = new Backoff(o.ReconnectMin, o.ReconnectMax < o.ReconnectMin ? o.ReconnectMin : o.ReconnectMax);
+            // One ERR when shipping stops, not one per restart that fails again. A run never returns while it ships, so
+            // the streak ends (without a line of its own: the shipper's 5001 says it delivers) when a run read entries
+            // before it failed; a later stop is a new streak, said again.
+            var streak = new RetryStreak(RetryBounds.AtLeast(o.ReconnectMin, o.ReconnectMax), Time,
+                (ex, wait) => Log.Restarting(logger, ex.Message, wait.TotalSeconds),
+                (_, _) => { });
             while (!stoppingToken.IsCancellationRequested)
             {
+                var read = Interlocked.Read(ref shipper.Stats.Read);
                 try
                 {
                     await runOnce(shipper, stoppingToken).ConfigureAwait(false);
-                    backoff.Reset();
+                    streak.Succeeded();
                 }
                 catch (Exception ex) when (ex is Shipper.JournalReadFailedException or IOException or UnauthorizedAccessException && !stoppingToken.IsCancellationRequested)
                 {
                     shipper.Stats.LastError = ex.Message;
-                    var wait = backoff.Next();
-                    Log.Restarting(logger, ex.Message, wait.TotalSeconds);
-                    await Task.Delay(wait, Time, stoppingToken).ConfigureAwait(false);
+                    if (Interlocked.Read(ref shipper.Stats.Read) > read)
+                    {
+                        streak.Succeeded(); // it shipped for a while: that restart worked
+                    }
+
+                    await streak.WaitAsync(streak.Failed(ex), stoppingToken).ConfigureAwait(false);
                 }
             }
         }, stoppingToken);

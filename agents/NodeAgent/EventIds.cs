@@ -14,12 +14,14 @@ internal static class EventIds
     public const int ClusterSnapshotRead = 3103;
     public const int ClusterSnapshotUnreadable = 3104;
     public const int ClusterKubeconfigUnusable = 3105;
+    public const int ClusterKubeconfigUsable = 3106;
 
     // Journal/: the journal rules.
     public const int JournalReadFailed = 3201;
     public const int JournalCursorUnknown = 3202;
     public const int JournalRuleStateUnreadable = 3203;
     public const int JournalCursorUnreadable = 3204;
+    public const int JournalReadingAgain = 3205;
 
     // Audit/KubeProxy: which mode kube-proxy runs in.
     public const int KubeProxyMode = 3301;
@@ -32,8 +34,10 @@ internal static class EventIds
     public const int ConditionsWriteFailed = 3501;
     public const int ConditionsDeleted = 3502;
     public const int ConditionsOwnedUnreadable = 3503;
+    public const int ConditionsWrittenAgain = 3504;
     public const int EventsWriteFailed = 3511;
     public const int EventsSeriesDropped = 3512;
+    public const int EventsWrittenAgain = 3513;
 
     // Remediation/: unit restarts.
     public const int RemediationFailed = 3601;

@@ -22,6 +22,9 @@ public sealed class SyslogSink : ILogEventSink, IDisposable
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan SendTimeout = TimeSpan.FromSeconds(5);
 
+    /// <summary>Between delivery attempts while the syslog peer is away: 250 ms doubling, at most 30 s.</summary>
+    private static readonly RetryBounds Redeliver = new(Initial: TimeSpan.FromMilliseconds(250), Max: TimeSpan.FromSeconds(30));
+
     private readonly SyslogTarget _target;
     private readonly int _facility;
     private readonly string _appName;
@@ -76,7 +79,10 @@ public sealed class SyslogSink : ILogEventSink, IDisposable
     private async Task RunAsync()
     {
         Socket? socket = null;
-        var backoff = new Backoff(TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(30));
+        // The sink cannot log through itself: its two lines per streak go to stderr (journald), with a syslog prefix.
+        var streak = new RetryStreak(Redeliver, TimeProvider.System,
+            (ex, _) => Console.Error.WriteLine($"<4>SyslogSink: cannot deliver to {Describe()}: {ex.Message}; retrying with backoff, queueing up to {QueueLength} events"),
+            (failures, _) => Console.Error.WriteLine($"<5>SyslogSink: delivering to {Describe()} again after {failures} failed attempt(s)"));
         long reportedDrops = 0;
         try
         {
@@ -100,23 +106,17 @@ public sealed class SyslogSink : ILogEventSink, IDisposable
                         }
 
                         _queue.Reader.TryRead(out _);
-                        if (backoff.Failures > 0)
-                        {
-                            Console.Error.WriteLine($"<5>SyslogSink: delivering to {Describe()} again after {backoff.Failures} failed attempt(s)");
-                            backoff.Reset();
-                        }
+                        streak.Succeeded();
                     }
                     catch (Exception ex) when (ex is SocketException or IOException or ObjectDisposedException
                         or OperationCanceledException && !_stop.IsCancellationRequested)
                     {
                         socket?.Dispose();
                         socket = null;
-                        if (backoff.Failures == 0)
+                        if (!await streak.FailedAndWaitAsync(ex, _stop.Token).ConfigureAwait(false))
                         {
-                            Console.Error.WriteLine($"<4>SyslogSink: cannot deliver to {Describe()}: {ex.Message}; retrying with backoff, queueing up to {QueueLength} events");
+                            return; // disposal: what is still queued is said below
                         }
-
-                        await Task.Delay(backoff.Next(), _stop.Token).ConfigureAwait(false);
                     }
 
                     var dropped = Dropped;

@@ -174,6 +174,9 @@ public sealed partial class ReportingService(
     /// <summary>Never report more often than this, even when checks change faster.</summary>
     public static readonly TimeSpan MinimumGap = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>Between reports that failed: 1 s doubling, at most 60 s (and never longer than the heartbeat).</summary>
+    public static readonly RetryBounds Retry = new(Initial: TimeSpan.FromSeconds(1), Max: TimeSpan.FromSeconds(60));
+
     public TimeSpan Interval { get; private set; }
 
     public DateTimeOffset? LastSuccess { get; private set; }
@@ -187,7 +190,10 @@ public sealed partial class ReportingService(
         }
 
         Interval = connection.Options.InitialInterval;
-        var backoff = new Backoff(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(60));
+        string Describe(Exception ex) => RpcFailure.Describe((RpcException)ex, connection.Address, connection.Options.CallTimeout, RpcFailure.DaemonKeys);
+        var streak = new RetryStreak(Retry, time,
+            (ex, _) => Log.ReportFailed(logger, connection.Address, Describe(ex)),
+            (failures, _) => Log.Reporting(logger, connection.Address, connection.Node, Interval.TotalSeconds, failures));
         var announced = false;
         var lastDropped = 0;
         while (!stoppingToken.IsCancellationRequested)
@@ -219,13 +225,12 @@ public sealed partial class ReportingService(
 
                 Reports.WithLabels("ok").Inc();
                 LastSuccess = time.GetUtcNow();
-                if (!announced || backoff.Failures > 0)
+                if (!streak.Succeeded() && !announced)
                 {
-                    Log.Reporting(logger, connection.Address, connection.Node, Interval.TotalSeconds, backoff.Failures);
-                    announced = true;
+                    Log.Reporting(logger, connection.Address, connection.Node, Interval.TotalSeconds, 0);
                 }
 
-                backoff.Reset();
+                announced = true;
             }
             catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && stoppingToken.IsCancellationRequested)
             {
@@ -235,14 +240,15 @@ public sealed partial class ReportingService(
             {
                 Reports.WithLabels(ex.StatusCode.ToString()).Inc();
                 connection.Failed(ex.StatusCode);
-                if (backoff.Failures == 0 || ex.StatusCode is StatusCode.PermissionDenied or StatusCode.InvalidArgument)
+                var streakGoesOn = streak.Failing;
+                var wait = streak.Failed(ex); // the first failure of a streak is said
+                if (streakGoesOn && ex.StatusCode is StatusCode.PermissionDenied or StatusCode.InvalidArgument)
                 {
-                    Log.ReportFailed(logger, connection.Address, RpcFailure.Describe(ex, connection.Address, connection.Options.CallTimeout, RpcFailure.DaemonKeys));
+                    Log.ReportFailed(logger, connection.Address, Describe(ex)); // a refusal is said every time: an admin must act
                 }
 
                 // RESOURCE_EXHAUSTED (too many reports), UNAVAILABLE and the rest: wait a jittered, growing while, never
                 // longer than the heartbeat, and send the whole state again.
-                var wait = backoff.Next();
                 await WaitAsync(wait < Interval ? wait : Interval, stoppingToken, onlyTime: true).ConfigureAwait(false);
                 continue;
             }

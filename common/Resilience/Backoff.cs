@@ -3,7 +3,7 @@ namespace Toolforge.Agents.Common.Resilience;
 /// <summary>
 /// Capped exponential backoff with full jitter: after the n-th failure in a row, wait a uniformly random time in
 /// [0, min(Max, Initial·2ⁿ⁻¹)]. The randomness matters: after a coordinator restart a whole fleet would otherwise
-/// reconnect in step. Every reconnect loop in the agents uses this one.
+/// reconnect in step. Every reconnect loop in the agents uses this one, through <see cref="RetryStreak"/>.
 /// </summary>
 public sealed class Backoff
 {

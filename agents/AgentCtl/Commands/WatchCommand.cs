@@ -3,6 +3,7 @@ using System.Globalization;
 using Grpc.Core;
 using Toolforge.Agents.Common.Cli;
 using Toolforge.Agents.Common.Contracts;
+using Toolforge.Agents.Common.Resilience;
 using Toolforge.Agents.Common.Tls;
 using Toolforge.Agents.Contracts.V1;
 using Command = System.CommandLine.Command;
@@ -12,6 +13,9 @@ namespace Toolforge.Agents.AgentCtl.Commands;
 /// <summary>agentctl watch</summary>
 internal static class WatchCommand
 {
+    /// <summary>Between attempts to watch again: 250 ms doubling, at most 10 s.</summary>
+    private static readonly RetryBounds Rewatch = new(Initial: TimeSpan.FromMilliseconds(250), Max: TimeSpan.FromSeconds(10));
+
     public static Command Create(AgentCtlOptions g)
     {
         var output = AgentCtlOptions.Output();
@@ -19,7 +23,10 @@ internal static class WatchCommand
         cmd.SetAction((pr, ct) => g.Run(pr, async c =>
         {
             var format = Output.Parse(pr.GetValue(output));
-            var backoff = new Common.Resilience.Backoff(TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(10));
+            // One line when the watch is interrupted, one when it shows changes again; none per failed attempt.
+            var streak = new RetryStreak(Rewatch, TimeProvider.System,
+                (ex, _) => Console.Error.WriteLine($"agentctl: watch interrupted ({Connection.Describe((RpcException)ex, c.Server, c.Settings.Timeout)}); reconnecting"),
+                (failures, _) => Console.Error.WriteLine($"agentctl: watching again (after {failures} failed attempt(s))"));
             var everReceived = false;
             var failovers = 0;
             while (true)
@@ -31,7 +38,7 @@ internal static class WatchCommand
                     await foreach (var e in call.ResponseStream.ReadAllAsync(ct))
                     {
                         received = everReceived = true;
-                        backoff.Reset();
+                        streak.Succeeded();
                         AgentCtlOptions.Print(format switch
                         {
                             OutputFormat.Json => Render.CompactJson(e),
@@ -56,14 +63,14 @@ internal static class WatchCommand
                 {
                     // The instance went away (or never answered): say so, and watch again, through the next address
                     // if there are several. The new watch starts with a fresh snapshot.
-                    await Console.Error.WriteLineAsync($"agentctl: watch interrupted ({Connection.Describe(ex, c.Server, c.Settings.Timeout)}); reconnecting");
+                    var wait = streak.Failed(ex);
                     if (!received && c.ServerCount > 1)
                     {
                         failovers += everReceived ? 0 : 1;
                         c.Failover();
                     }
 
-                    await Task.Delay(backoff.Next(), ct);
+                    await Task.Delay(wait, ct); // Ctrl-C here ends agentctl as it always has
                 }
             }
         }));

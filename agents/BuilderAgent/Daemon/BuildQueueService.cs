@@ -30,8 +30,12 @@ internal sealed partial class BuildQueueService(
     BuildLane lane,
     AgentState state,
     IOptions<BuilderOptions> options,
+    TimeProvider time,
     ILogger<BuildQueueService> logger) : BackgroundService
 {
+    /// <summary>Between attempts to open the command stream again: 1 s doubling, at most 30 s.</summary>
+    private static readonly RetryBounds Reconnect = new(Initial: TimeSpan.FromSeconds(1), Max: TimeSpan.FromSeconds(30));
+
     private static readonly Counter Builds = Metrics.CreateCounter("toolforge_builder_builds_total", "Builds run for the coordinator, by result.", "result");
     private static readonly Gauge Queued = Metrics.CreateGauge("toolforge_builder_queue_length", "Build requests waiting.");
 
@@ -54,9 +58,25 @@ internal sealed partial class BuildQueueService(
         }
 
         var worker = Task.Run(() => WorkAsync(stoppingToken), stoppingToken);
-        var backoff = new Backoff(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30));
+        // One line when the stream is lost (a failure also warns on the check; the coordinator ending it as it stops is
+        // only said), one when a command comes through it again.
+        var streak = new RetryStreak(Reconnect, time,
+            (ex, _) =>
+            {
+                var r = (RpcException)ex;
+                if (r.StatusCode == StatusCode.OK)
+                {
+                    Log.StreamEnded(logger);
+                    return;
+                }
+
+                Log.StreamFailed(logger, r.StatusCode, r.Status.Detail);
+                state.SetCheck("builder.commands", CheckState.Warning, $"command stream: {r.StatusCode}: {r.Status.Detail}");
+            },
+            (failures, length) => Log.StreamBack(logger, failures, length.TotalSeconds));
         while (!stoppingToken.IsCancellationRequested)
         {
+            RpcException lost;
             try
             {
                 var hello = new ReceiveCommandsRequest { Node = connection.Node, Agent = AgentKind.Builder, AgentVersion = DaemonInfo.Version };
@@ -68,12 +88,11 @@ internal sealed partial class BuildQueueService(
                 using var call = connection.AgentClient().ReceiveCommands(hello, cancellationToken: stoppingToken);
                 await foreach (var command in call.ResponseStream.ReadAllAsync(stoppingToken).ConfigureAwait(false))
                 {
-                    if (backoff.Failures > 0 || _seen.Count == 0)
+                    if (streak.Succeeded() || _seen.Count == 0)
                     {
                         state.SetCheck("builder.commands", CheckState.Ok, "connected to the coordinator's command stream");
                     }
 
-                    backoff.Reset();
                     if (command.BodyCase == Command.BodyOneofCase.Cancel)
                     {
                         Cancel(command);
@@ -95,15 +114,13 @@ internal sealed partial class BuildQueueService(
                     await _queue.Writer.WriteAsync(command, stoppingToken).ConfigureAwait(false);
                 }
 
+                // The coordinator ended the stream (it is stopping): an interruption, though not a failure of ours.
+                lost = new RpcException(new Status(StatusCode.OK, "the coordinator ended the command stream"));
             }
             catch (RpcException ex) when (!stoppingToken.IsCancellationRequested)
             {
                 connection.Failed(ex.StatusCode);
-                if (backoff.Failures == 0)
-                {
-                    Log.StreamFailed(logger, ex.StatusCode, ex.Status.Detail);
-                    state.SetCheck("builder.commands", CheckState.Warning, $"command stream: {ex.StatusCode}: {ex.Status.Detail}");
-                }
+                lost = ex;
             }
             catch (Exception ex) when (stoppingToken.IsCancellationRequested && ex is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled })
             {
@@ -111,7 +128,10 @@ internal sealed partial class BuildQueueService(
             }
 
             // The stream ended (the coordinator restarted, or refused us): come back after a jittered while.
-            await Task.Delay(backoff.Next(), stoppingToken).ConfigureAwait(false);
+            if (!await streak.FailedAndWaitAsync(lost, stoppingToken).ConfigureAwait(false))
+            {
+                break; // stopping during the wait: as when the stream is cancelled
+            }
         }
 
         _queue.Writer.TryComplete();
@@ -232,7 +252,7 @@ internal sealed partial class BuildQueueService(
     {
         var request = command.Build;
         var o = options.Value;
-        await using var progress = new ProgressSender(connection, command.Id, command.BuildId, logger);
+        await using var progress = new ProgressSender(connection, command.Id, command.BuildId, time, logger);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         CancelBuild? before;
         lock (_seen)
@@ -326,6 +346,12 @@ internal sealed partial class BuildQueueService(
 
         [LoggerMessage(4003, LogLevel.Warning, "command stream to the coordinator failed: {Status}: {Detail}; reconnecting")]
         public static partial void StreamFailed(ILogger logger, StatusCode status, string detail);
+
+        [LoggerMessage(4011, LogLevel.Information, "command stream to the coordinator is back after {Failures} failed attempts ({Seconds:0.#} s)")]
+        public static partial void StreamBack(ILogger logger, int failures, double seconds);
+
+        [LoggerMessage(4012, LogLevel.Information, "the coordinator ended the command stream (it is stopping or restarting); reconnecting")]
+        public static partial void StreamEnded(ILogger logger);
 
         [LoggerMessage(4004, LogLevel.Warning, "command {Id} of kind {Kind} is not something this builder does")]
         public static partial void UnknownCommand(ILogger logger, string id, string kind);

@@ -23,14 +23,21 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
     private readonly string _id;
     private readonly string _buildId;
     private readonly ILogger _logger;
+    private readonly TimeProvider _time;
     private readonly Channel<CommandProgress> _updates = Channel.CreateUnbounded<CommandProgress>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _sender;
     private long _pendingLines;
     private long _nextLine = 1;
     private long _droppedLines;
 
-    public ProgressSender(CoordinatorConnection connection, string commandId, string buildId, ILogger logger)
+    /// <summary>Between attempts to deliver one batch: 500 ms doubling, at most 10 s; given up after <see cref="MaxAttempts"/>.</summary>
+    private static readonly RetryBounds Resend = new(Initial: TimeSpan.FromMilliseconds(500), Max: TimeSpan.FromSeconds(10));
+
+    private const int MaxAttempts = 60;
+
+    public ProgressSender(CoordinatorConnection connection, string commandId, string buildId, TimeProvider time, ILogger logger)
     {
+        _time = time;
         _connection = connection;
         _id = commandId;
         _buildId = buildId;
@@ -125,23 +132,21 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
 
     private async Task SendAsync(CommandProgress batch)
     {
-        var backoff = new Backoff(TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(10));
-        for (var attempt = 1; ; attempt++)
+        var streak = new RetryStreak(Resend, _time,
+            (ex, _) => Log.Retrying(_logger, _buildId, ((RpcException)ex).StatusCode, ((RpcException)ex).Status.Detail),
+            (failures, length) => Log.Delivered(_logger, _buildId, failures, length.TotalSeconds));
+        while (true)
         {
             try
             {
                 await _connection.AgentClient().ReportCommandProgressAsync(batch, deadline: _connection.Deadline()).ConfigureAwait(false);
+                streak.Succeeded();
                 return;
             }
-            catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal && attempt < 60)
+            catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal && streak.Failures < MaxAttempts - 1)
             {
                 _connection.Failed(ex.StatusCode);
-                if (attempt == 1)
-                {
-                    Log.Retrying(_logger, _buildId, ex.StatusCode, ex.Status.Detail);
-                }
-
-                await Task.Delay(backoff.Next()).ConfigureAwait(false);
+                await streak.FailedAndWaitAsync(ex, CancellationToken.None).ConfigureAwait(false); // a build's progress is not cut short by a stop
             }
             catch (RpcException ex)
             {
@@ -161,6 +166,9 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
     {
         [LoggerMessage(4101, LogLevel.Warning, "build {Id}: progress not delivered ({Status}: {Detail}); retrying")]
         public static partial void Retrying(ILogger logger, string id, StatusCode status, string detail);
+
+        [LoggerMessage(4103, LogLevel.Information, "build {Id}: progress delivered again after {Failures} failed attempts ({Seconds:0.#} s)")]
+        public static partial void Delivered(ILogger logger, string id, int failures, double seconds);
 
         [LoggerMessage(4102, LogLevel.Error, "build {Id}: gave up delivering {Lines} log lines and results ({Status}: {Detail})")]
         public static partial void Lost(ILogger logger, string id, int lines, StatusCode status, string detail);

@@ -22,8 +22,12 @@ public sealed partial class ChangeListener(
     BuildQueue builds,
     BuildLogs logs,
     StoreStartup startup,
+    TimeProvider time,
     ILogger<ChangeListener> logger) : BackgroundService
 {
+    /// <summary>Between attempts to listen again: 200 ms doubling, at most 5 s.</summary>
+    private static readonly RetryBounds Reconnect = new(Initial: TimeSpan.FromMilliseconds(200), Max: TimeSpan.FromSeconds(5));
+
     private static readonly Counter Applied = Metrics.CreateCounter(
         "toolforge_coordinator_changes_applied_total", "Changes made through other instances taken in here, by kind.", "kind");
 
@@ -36,8 +40,7 @@ public sealed partial class ChangeListener(
 
         await startup.Ready.WaitAsync(stoppingToken).ConfigureAwait(false); // the store is migrated and loaded first
 
-        var backoff = new Backoff(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(5));
-        var first = true;
+        var streak = new RetryStreak(Reconnect, time, (ex, _) => Log.Lost(logger, ex.Message), (_, _) => Log.Resynced(logger));
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -52,13 +55,7 @@ public sealed partial class ChangeListener(
 
                 // Listening now: what changed before (while starting, or while the connection was down) is read whole.
                 await ResyncAsync(pg).ConfigureAwait(false);
-                if (!first)
-                {
-                    Log.Resynced(logger);
-                }
-
-                first = false;
-                backoff.Reset();
+                streak.Succeeded(); // after a lost connection: said once, listening again
                 await ListenAsync(pg, connection, pending, stoppingToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -67,13 +64,11 @@ public sealed partial class ChangeListener(
             }
             catch (Exception ex) when (ex is NpgsqlException or StoreUnavailableException or TimeoutException or IOException or InvalidOperationException)
             {
-                if (backoff.Failures == 0)
+                if (!await streak.FailedAndWaitAsync(ex, stoppingToken).ConfigureAwait(false))
                 {
-                    Log.Lost(logger, ex.Message);
+                    return;
                 }
             }
-
-            await Task.Delay(backoff.Next(), stoppingToken).ConfigureAwait(false);
         }
     }
 

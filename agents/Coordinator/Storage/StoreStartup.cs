@@ -24,8 +24,15 @@ public sealed partial class StoreStartup(
 {
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    // Between attempts while the database does not answer: the common backoff, 1 s doubling, at most 10 s, full jitter.
-    private readonly Backoff _backoff = new(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
+    /// <summary>Between attempts while the database does not answer: 1 s doubling, at most 10 s, full jitter.</summary>
+    private static readonly RetryBounds Reopen = new(Initial: TimeSpan.FromSeconds(1), Max: TimeSpan.FromSeconds(10));
+
+    // One line when the database does not answer at start (2602), one when it answers (2603); none per attempt.
+    private readonly RetryStreak _streak = new(Reopen, time,
+        (ex, _) => Log.Waiting(logger, storage.Engine.Location, ex.Message),
+        (failures, _) => Log.Serving(logger, storage.Engine.Location, failures));
+
+    private TimeSpan _wait; // before the next attempt, after the first one failed
 
     /// <summary>Whether the store is migrated and loaded (calls are served).</summary>
     public bool IsReady => _ready.Task.IsCompleted;
@@ -47,7 +54,7 @@ public sealed partial class StoreStartup(
         }
         catch (StoreUnavailableException ex) when (storage.Engine.SharedByInstances)
         {
-            Log.Waiting(logger, storage.Engine.Location, ex.Message);
+            _wait = _streak.Failed(ex);
             return false;
         }
         catch (StoreUnavailableException ex)
@@ -70,15 +77,20 @@ public sealed partial class StoreStartup(
     {
         while (!IsReady && !stoppingToken.IsCancellationRequested)
         {
-            await Task.Delay(_backoff.Next(), time, stoppingToken).ConfigureAwait(false);
+            if (!await _streak.WaitAsync(_wait, stoppingToken).ConfigureAwait(false))
+            {
+                return;
+            }
+
             try
             {
                 await Task.Run(StartOnce, stoppingToken).ConfigureAwait(false);
-                Log.Serving(logger, storage.Engine.Location, _backoff.Failures);
+                _streak.Succeeded();
             }
-            catch (StoreUnavailableException)
+            catch (StoreUnavailableException ex)
             {
                 // Still not answering: the first line said so, and health says NOT_SERVING. Try again.
+                _wait = _streak.Failed(ex);
             }
             catch (Exception ex) when (ex is InvalidOperationException or System.Data.Common.DbException)
             {

@@ -239,7 +239,17 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
         var outstanding = new Queue<ShipItem>();
         IShipConnection? connection = null;
         var destination = 0;
-        var backoff = new Backoff(options.ReconnectMin, options.ReconnectMax < options.ReconnectMin ? options.ReconnectMin : options.ReconnectMax);
+        // One WRN when connecting starts failing (a TLS file that does not load is said by TlsMaterialFailed instead),
+        // and 5001 on every connection, with the failures before it.
+        var streak = new RetryStreak(RetryBounds.AtLeast(options.ReconnectMin, options.ReconnectMax), time,
+            (ex, _) =>
+            {
+                if (ex is not TlsMaterialException)
+                {
+                    Log.ConnectFailed(logger, options.Destinations[destination].Url, ex.Message);
+                }
+            },
+            (_, _) => { });
         var lastProgress = Stopwatch.StartNew();
         string? committed = null;
         var saver = new CursorSaver(_cursors);
@@ -288,14 +298,14 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                         connection = await ConnectAsync(destination, ct).ConfigureAwait(false);
                         TlsMaterialLoaded(tlsProblems, destination);
                         Stats.Connected = true;
-                        if (backoff.Failures > 0 || Stats.Reconnects > 0 || Stats.Sent > 0)
+                        if (streak.Failing || Stats.Reconnects > 0 || Stats.Sent > 0)
                         {
                             Interlocked.Increment(ref Stats.Reconnects);
                             ReconnectsTotal.Inc();
                         }
 
-                        Log.Connected(logger, options.Destinations[destination].Url, backoff.Failures);
-                        backoff.Reset();
+                        Log.Connected(logger, options.Destinations[destination].Url, streak.Failures);
+                        streak.Succeeded();
                         foreach (var item in outstanding.Where(i => i.HasPayload && !i.Done))
                         {
                             await SendOneAsync(connection, item, resend: true, ct).ConfigureAwait(false);
@@ -313,11 +323,9 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                         else
                         {
                             TlsMaterialLoaded(tlsProblems, destination); // it was read before connecting
-                            if (backoff.Failures == 0)
-                            {
-                                Log.ConnectFailed(logger, options.Destinations[destination].Url, ex.Message);
-                            }
                         }
+
+                        var wait = streak.Failed(ex);
 
                         if (connection is not null)
                         {
@@ -326,7 +334,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                         }
 
                         destination = (destination + 1) % options.Destinations.Count;
-                        await Task.Delay(backoff.Next(), time, ct).ConfigureAwait(false);
+                        await streak.WaitAsync(wait, ct).ConfigureAwait(false); // a stop: the loop's first line throws, as before
                     }
 
                     continue;

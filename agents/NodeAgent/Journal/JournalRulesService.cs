@@ -93,17 +93,22 @@ internal sealed partial class JournalRulesService(
         State.SetFindings("journal", findings);
     }
 
+    /// <summary>Between attempts to open the journal again: 1 s doubling, at most 60 s.</summary>
+    private static readonly RetryBounds Reopen = new(Initial: TimeSpan.FromSeconds(1), Max: TimeSpan.FromSeconds(60));
+
     private void ReadLoop(CancellationToken ct)
     {
         var o = options.Value;
-        var backoff = new Backoff(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(60));
+        var streak = new RetryStreak(Reopen, Time,
+            (ex, _) => Log.ReadFailed(logger, ex.Message),
+            (failures, length) => Log.ReadingAgain(logger, failures, length.TotalSeconds));
         while (!ct.IsCancellationRequested)
         {
             try
             {
                 using var journal = Open(o);
                 Position(journal, startAtHead: o.Files.Count > 0);
-                backoff.Reset();
+                streak.Succeeded();
                 var sinceSave = 0;
                 while (!ct.IsCancellationRequested)
                 {
@@ -130,17 +135,13 @@ internal sealed partial class JournalRulesService(
             }
             catch (Exception ex) when (ex is JournalException or IOException or UnauthorizedAccessException or DllNotFoundException)
             {
-                if (backoff.Failures == 0)
-                {
-                    Log.ReadFailed(logger, ex.Message);
-                }
-
+                var wait = streak.Failed(ex);
                 foreach (var name in _engine.RuleNames)
                 {
                     State.SetCheck(CheckPrefix + name, CheckState.Unknown, $"cannot read the journal: {ex.Message}");
                 }
 
-                ct.WaitHandle.WaitOne(backoff.Next());
+                ct.WaitHandle.WaitOne(wait); // this reader is a thread of its own: a blocking wait, ended by a stop
             }
         }
     }
@@ -279,6 +280,9 @@ internal sealed partial class JournalRulesService(
 
         [LoggerMessage(EventIds.JournalReadFailed, LogLevel.Warning, "cannot read the journal: {Reason}; retrying")]
         public static partial void ReadFailed(ILogger logger, string reason);
+
+        [LoggerMessage(EventIds.JournalReadingAgain, LogLevel.Information, "reading the journal again after {Failures} failed attempts ({Seconds:0}s)")]
+        public static partial void ReadingAgain(ILogger logger, int failures, double seconds);
 
         [LoggerMessage(EventIds.JournalCursorUnreadable, LogLevel.Warning, "{Reason}: starting from the journal's tail")]
         public static partial void CursorUnreadable(ILogger logger, string reason);

@@ -28,16 +28,25 @@ public sealed partial class ClusterView : BackgroundService
     private volatile KubeNode? _node;
     private long _version;
 
-    public ClusterView(IOptions<KubernetesOptions> options, IOptions<NodeOptions> node, CoordinatorConnection connection, ILogger<ClusterView> logger)
-        : this(options.Value, node.Value.NodeName.Length > 0 ? node.Value.NodeName : connection.Node, logger)
+    /// <summary>Between attempts to read a kubeconfig that cannot be used: 1 s doubling, at most 30 s.</summary>
+    private static readonly RetryBounds Reread = new(Initial: TimeSpan.FromSeconds(1), Max: TimeSpan.FromSeconds(30));
+
+    /// <summary>Between attempts to list and watch a kind again: 200 ms doubling, at most 30 s.</summary>
+    private static readonly RetryBounds Relist = new(Initial: TimeSpan.FromMilliseconds(200), Max: TimeSpan.FromSeconds(30));
+
+    private readonly TimeProvider _time;
+
+    public ClusterView(IOptions<KubernetesOptions> options, IOptions<NodeOptions> node, CoordinatorConnection connection, TimeProvider time, ILogger<ClusterView> logger)
+        : this(options.Value, node.Value.NodeName.Length > 0 ? node.Value.NodeName : connection.Node, logger, time)
     {
     }
 
-    public ClusterView(KubernetesOptions options, string nodeName, ILogger<ClusterView> logger)
+    public ClusterView(KubernetesOptions options, string nodeName, ILogger<ClusterView> logger, TimeProvider? time = null)
     {
         _options = options;
         NodeName = nodeName;
         _logger = logger;
+        _time = time ?? TimeProvider.System;
     }
 
     public string NodeName { get; }
@@ -148,26 +157,21 @@ public sealed partial class ClusterView : BackgroundService
     /// kubelet's) is read again with backoff. Null only when stopping.</summary>
     private async Task<KubeApiClient?> ConnectAsync(CancellationToken stoppingToken)
     {
-        var backoff = new Backoff(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30));
+        var streak = new RetryStreak(Reread, _time,
+            (ex, _) => Log.KubeconfigUnusable(_logger, ex.Message),
+            (failures, _) => Log.KubeconfigUsable(_logger, failures));
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                return new KubeApiClient(Kubeconfig.Load(_options.Kubeconfig));
+                var client = new KubeApiClient(Kubeconfig.Load(_options.Kubeconfig));
+                streak.Succeeded();
+                return client;
             }
             catch (KubeconfigException ex)
             {
                 Problem = ex.Message;
-                if (backoff.Failures == 0)
-                {
-                    Log.KubeconfigUnusable(_logger, ex.Message);
-                }
-
-                try
-                {
-                    await Task.Delay(backoff.Next(), stoppingToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
+                if (!await streak.FailedAndWaitAsync(ex, stoppingToken).ConfigureAwait(false))
                 {
                     break;
                 }
@@ -284,7 +288,7 @@ public sealed partial class ClusterView : BackgroundService
         CancellationToken stoppingToken)
         where T : class
     {
-        var backoff = new Backoff(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30));
+        var streak = new RetryStreak(Relist, _time, (ex, _) => Log.ListWatchFailed(_logger, kind, ex.Message), (_, _) => Log.Recovered(_logger, kind));
         var list = query.Length > 0 ? $"{path}?{query}" : path;
         var watchUrl = $"{path}?{(query.Length > 0 ? query + "&" : string.Empty)}watch=1&allowWatchBookmarks=true&timeoutSeconds="
             + ((int)_options.WatchTimeout.TotalSeconds).ToString(CultureInfo.InvariantCulture);
@@ -309,12 +313,7 @@ public sealed partial class ClusterView : BackgroundService
 
                 MarkSynced(kind);
                 Interlocked.Increment(ref _version);
-                if (backoff.Failures > 0)
-                {
-                    Log.Recovered(_logger, kind);
-                }
-
-                backoff.Reset();
+                streak.Succeeded();
                 Problem = null;
                 while (!stoppingToken.IsCancellationRequested)
                 {
@@ -344,15 +343,12 @@ public sealed partial class ClusterView : BackgroundService
             }
             catch (Exception ex) when (KubeClient.IsApiFailure(ex))
             {
-                var expired = ex is KubeApiException { StatusCode: 410 };
                 Problem = $"{kind}: {ex.Message}";
-                if (backoff.Failures == 0 && !expired)
+                // A 410 (the watch's resourceVersion is too old) lists again at once and is no failure; anything else backs off.
+                if (ex is not KubeApiException { StatusCode: 410 } && !await streak.FailedAndWaitAsync(ex, stoppingToken).ConfigureAwait(false))
                 {
-                    Log.ListWatchFailed(_logger, kind, ex.Message);
+                    return;
                 }
-
-                // A 410 (the watch's resourceVersion is too old) lists again at once; anything else backs off.
-                await Task.Delay(expired ? TimeSpan.Zero : backoff.Next(), stoppingToken).ConfigureAwait(false);
             }
         }
     }
@@ -370,6 +366,9 @@ public sealed partial class ClusterView : BackgroundService
 
         [LoggerMessage(EventIds.ClusterKubeconfigUnusable, LogLevel.Warning, "cannot use the kubeconfig: {Reason}; reading it again with backoff")]
         public static partial void KubeconfigUnusable(ILogger logger, string reason);
+
+        [LoggerMessage(EventIds.ClusterKubeconfigUsable, LogLevel.Information, "the kubeconfig can be used again (after {Failures} failed attempts)")]
+        public static partial void KubeconfigUsable(ILogger logger, int failures);
 
         [LoggerMessage(EventIds.ClusterRecovered, LogLevel.Information, "Kubernetes {Kind}: listing and watching again")]
         public static partial void Recovered(ILogger logger, string kind);

@@ -35,7 +35,10 @@ public sealed partial class NodeConditionWriter : BackgroundService
     private readonly TimeProvider _time;
     private readonly ILogger<NodeConditionWriter> _logger;
     private readonly List<ConditionFamily> _families;
-    private readonly Backoff _backoff = new(TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(2));
+    /// <summary>Between attempts to write the conditions after a failure: 2 s doubling, at most 2 min.</summary>
+    private static readonly RetryBounds Rewrite = new(Initial: TimeSpan.FromSeconds(2), Max: TimeSpan.FromMinutes(2));
+
+    private readonly RetryStreak _streak;
     private readonly Dictionary<string, KubeNodeCondition> _current = new(StringComparer.Ordinal);
     private List<string>? _toDelete;
     private DateTimeOffset _retryAt;
@@ -57,6 +60,10 @@ public sealed partial class NodeConditionWriter : BackgroundService
         _time = time;
         _logger = logger;
         _families = ConditionFamilies.Resolve(_o);
+        // One WRN when writes start failing (the check says every retry), one line when a write goes through again.
+        _streak = new RetryStreak(Rewrite, time,
+            (ex, wait) => Log.WriteFailed(_logger, NodeName, _client.Why(ex), wait.TotalSeconds),
+            (failures, length) => Log.Written(_logger, NodeName, failures, length.TotalSeconds));
     }
 
     public string NodeName { get; }
@@ -108,17 +115,16 @@ public sealed partial class NodeConditionWriter : BackgroundService
             }
 
             SaveOwned();
-            _backoff.Reset();
+            _streak.Succeeded();
             _state.SetCheck(Check, CheckState.Ok, $"{_current.Count} condition(s) on node {NodeName}: "
                 + string.Join(", ", _current.Values.OrderBy(c => c.Type, StringComparer.Ordinal).Select(c => $"{c.Type}={c.Status}")));
         }
         catch (Exception ex) when (!ct.IsCancellationRequested && KubeClient.IsApiFailure(ex))
         {
             WriteFailures.Inc();
-            var wait = _backoff.Next();
+            var wait = _streak.Failed(ex);
             _retryAt = now + wait;
             var why = _client.Why(ex);
-            Log.WriteFailed(_logger, NodeName, why, wait.TotalSeconds);
             _state.SetCheck(Check, CheckState.Warning, $"cannot write node {NodeName}'s conditions: {why}; retrying in {wait.TotalSeconds:0}s");
         }
     }
@@ -226,6 +232,9 @@ public sealed partial class NodeConditionWriter : BackgroundService
     {
         [LoggerMessage(EventIds.ConditionsWriteFailed, LogLevel.Warning, "cannot write node {Node}'s conditions: {Reason}; retrying in {Seconds:0}s")]
         public static partial void WriteFailed(ILogger logger, string node, string reason, double seconds);
+
+        [LoggerMessage(EventIds.ConditionsWrittenAgain, LogLevel.Information, "node {Node}'s conditions written again after {Failures} failed attempts ({Seconds:0}s)")]
+        public static partial void Written(ILogger logger, string node, int failures, double seconds);
 
         [LoggerMessage(EventIds.ConditionsDeleted, LogLevel.Information, "node {Node}: conditions this agent wrote before and no longer owns removed: {Types}")]
         public static partial void Deleted(ILogger logger, string node, string types);

@@ -71,7 +71,11 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
     private readonly object _lock = new();
     private readonly List<Series> _series = [];
     private readonly SemaphoreSlim _wake = new(0);
-    private readonly Backoff _backoff = new(TimeSpan.FromSeconds(2), TimeSpan.FromMinutes(2));
+    /// <summary>Between attempts to write events after a failure: 2 s doubling, at most 2 min.</summary>
+    private static readonly RetryBounds Rewrite = new(Initial: TimeSpan.FromSeconds(2), Max: TimeSpan.FromMinutes(2));
+
+    private readonly RetryStreak _streak;
+    private string _failingReason = string.Empty; // the event whose write failed, for the streak's first line
     private DateTimeOffset _retryAt;
     private long _seq;
 
@@ -83,6 +87,10 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
         _state = state;
         _time = time;
         _logger = logger;
+        // One WRN when writes start failing (the check says every retry), one line when an event is written again.
+        _streak = new RetryStreak(Rewrite, time,
+            (ex, wait) => Log.WriteFailed(_logger, _failingReason, _client.Why(ex), wait.TotalSeconds),
+            (failures, length) => Log.Written(_logger, failures, length.TotalSeconds));
         state.EventAdded += OnAgentEvent;
     }
 
@@ -172,16 +180,16 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
                     (s.Name, s.Written, s.WrittenAt) = (written, count, now);
                 }
 
-                _backoff.Reset();
+                _streak.Succeeded();
                 _state.SetCheck(Check, CheckState.Ok, $"events written to {_o.EventNamespace} (last: {s.Reason} ×{count})");
             }
             catch (Exception ex) when (!ct.IsCancellationRequested && KubeClient.IsApiFailure(ex))
             {
                 WriteFailures.Inc();
-                var wait = _backoff.Next();
+                _failingReason = s.Reason;
+                var wait = _streak.Failed(ex);
                 _retryAt = now + wait;
                 var why = _client.Why(ex);
-                Log.WriteFailed(_logger, s.Reason, why, wait.TotalSeconds);
                 _state.SetCheck(Check, CheckState.Warning, $"cannot write the {s.Reason} event: {why}; kept, retrying in {wait.TotalSeconds:0}s");
                 return;
             }
@@ -239,6 +247,9 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
     {
         [LoggerMessage(EventIds.EventsWriteFailed, LogLevel.Warning, "cannot write the {Reason} event: {Why}; kept, retrying in {Seconds:0}s")]
         public static partial void WriteFailed(ILogger logger, string reason, string why, double seconds);
+
+        [LoggerMessage(EventIds.EventsWrittenAgain, LogLevel.Information, "events written again after {Failures} failed attempts ({Seconds:0}s)")]
+        public static partial void Written(ILogger logger, int failures, double seconds);
 
         [LoggerMessage(EventIds.EventsSeriesDropped, LogLevel.Warning, "more than {Max} event reasons at once: the oldest, {Reason}, dropped with {Count} unwritten occurrence(s)")]
         public static partial void SeriesDropped(ILogger logger, string reason, int count, int max);
