@@ -46,4 +46,11 @@ internal static class EventIds
     public const int DrainStep = 3701;
     public const int DrainApiFailed = 3702;
     public const int DrainRecordFailed = 3703;
+
+    // Remediation/Drain/CoordinatorLeaseGate: the coordinator's per-pool lease.
+    public const int LeaseGranted = 3711;
+    public const int LeaseLost = 3712;
+    public const int LeaseReleased = 3713;
+    public const int LeaseReleaseFailed = 3714;
+    public const int LeaseFileUnusable = 3715;
 }

@@ -16,7 +16,7 @@ public static class RemediationServiceCollectionExtensions
 
         // The drain engine: asked by the remediation ladder (a later slice); it acts only with Drain:Enabled.
         services.TryAddSingleton<IStuckPods, ProcStuckPods>();
-        services.TryAddSingleton<IRemediationGate, OpenGate>();
+        services.TryAddSingleton<IRemediationGate, CoordinatorLeaseGate>();
         services.TryAddSingleton<Drainer>();
         return services;
     }

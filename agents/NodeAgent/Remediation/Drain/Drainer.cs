@@ -256,6 +256,7 @@ public sealed partial class Drainer
             }
 
             DrainRecord.Clear(_stateDirectory);
+            await _gate.ReleaseAsync(incident, ct).ConfigureAwait(false);
             Event(incident, decision switch
             {
                 UncordonDecision.Uncordon => "drain-uncordoned",
