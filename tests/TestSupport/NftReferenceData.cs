@@ -1,13 +1,12 @@
 using System.Text.Json.Nodes;
-using Toolforge.Agents.TestSupport;
 
-namespace Toolforge.Agents.NodeAgent.Tests;
+namespace Toolforge.Agents.TestSupport;
 
 /// <summary>
 /// ../shared/reference-data/kube-proxy-nftables: kube-proxy's own nftables rulesets, listed by a real kernel, and the
 /// Services behind them (services.txt, 19 columns), turned into what `kubectl get svc,endpointslices -A -o json` prints.
 /// </summary>
-internal static class NftReferenceData
+public static class NftReferenceData
 {
     public static string Dir => Run.ReferenceData("kube-proxy-nftables", "the reference kube-proxy nftables rulesets");
 

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using Toolforge.Agents.NodeAgent.Audit.Nftables;
 
-namespace Toolforge.Agents.NodeAgent.Tests;
+namespace Toolforge.Agents.TestSupport;
 
 /// <summary>
 /// Writes the `nft -f` input kube-proxy's nftables proxier would write for ClusterIP services (the layout of its

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using Toolforge.Agents.NodeAgent.Audit.Iptables;
 
-namespace Toolforge.Agents.NodeAgent.Tests;
+namespace Toolforge.Agents.TestSupport;
 
 /// <summary>Writes the iptables-restore input kube-proxy (1.28 layout) would write for ClusterIP services.</summary>
 public static class KubeProxyRules

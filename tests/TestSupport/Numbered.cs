@@ -1,12 +1,11 @@
 using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
-using Toolforge.Agents.TestSupport;
 
-namespace Toolforge.Agents.LogShipper.Tests;
+namespace Toolforge.Agents.TestSupport;
 
 /// <summary>Journal files of numbered entries across several units, and checks of what the receiver got.</summary>
-internal static partial class Numbered
+public static partial class Numbered
 {
     public static readonly string[] Apps = ["kubelet", "dockerd", "kube-proxy", "calico-node"];
 
