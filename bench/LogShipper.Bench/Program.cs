@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
-using Toolforge.Agents.LogShipper.Tests;
 using Toolforge.Agents.TestSupport;
 
 // Shipping N journal entries (default 1,000,000) to a local rsyslogd, in one run:

@@ -4,7 +4,6 @@ using System.Text.Json.Nodes;
 using Toolforge.Agents.NodeAgent.Audit.Iptables;
 using Toolforge.Agents.NodeAgent.Audit.Nftables;
 using Toolforge.Agents.NodeAgent.Checks;
-using Toolforge.Agents.NodeAgent.Tests;
 using Toolforge.Agents.TestSupport;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 

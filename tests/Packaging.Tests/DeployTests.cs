@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Toolforge.Agents.Common.Tls;
-using Toolforge.Agents.NodeAgent.Tests;
 using Toolforge.Agents.TestSupport;
 using Xunit.Abstractions;
 

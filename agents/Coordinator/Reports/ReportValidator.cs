@@ -17,13 +17,14 @@ internal static partial class ReportValidator
     private const int MaxDetails = ReportLimits.MaxDetails;
     private const int MaxDetailValue = ReportLimits.MaxDetailValue;
 
-    [GeneratedRegex(@"^[a-z0-9]([a-z0-9._-]{0,251}[a-z0-9])?$", RegexOptions.CultureInvariant)]
+    // \z, not $: $ also matches before a final "\n", which would let "worker-1\n" through as a host name.
+    [GeneratedRegex(@"^[a-z0-9]([a-z0-9._-]{0,251}[a-z0-9])?\z", RegexOptions.CultureInvariant)]
     private static partial Regex NodeName();
 
-    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}\z", RegexOptions.CultureInvariant)]
     private static partial Regex CheckName();
 
-    [GeneratedRegex(@"^[a-z0-9][a-z0-9-]{0,63}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^[a-z0-9][a-z0-9-]{0,63}\z", RegexOptions.CultureInvariant)]
     private static partial Regex Kind();
 
     public static bool IsValidNodeName(string name) => NodeName().IsMatch(name);
