@@ -48,7 +48,7 @@ public static class BoundedFile
             throw TooBig(option, path, maxBytes);
         }
 
-        var buffer = new byte[stream.CanSeek ? (int)Math.Clamp(stream.Length + 1, 4096, (long)maxBytes + 1) : 64 * 1024];
+        var buffer = new byte[stream.CanSeek ? (int)Math.Clamp(stream.Length + 1, Math.Min(4096, (long)maxBytes + 1), (long)maxBytes + 1) : 64 * 1024];
         var length = 0;
         int read;
         while ((read = stream.Read(buffer, length, Math.Min(buffer.Length - length, 1 << 20))) > 0)
