@@ -29,36 +29,44 @@ public sealed class AdminApi(
     {
         authorizer.Require(context, Roles.Viewer, "list remediation");
         var response = new ListRemediationResponse();
-        foreach (var (name, pool, row) in await remediation.ListAsync(context.CancellationToken).ConfigureAwait(false))
-        {
-            var info = new RemediationPoolInfo
-            {
-                Name = name,
-                MaxConcurrent = pool.MaxConcurrent,
-                MinGap = Duration.FromTimeSpan(pool.MinGap),
-                LeaseTtl = Duration.FromTimeSpan(pool.LeaseTtl),
-                LastChangeAt = row is { LastChangeMs: > 0 } ? Timestamp.FromDateTimeOffset(DateTimeOffset.FromUnixTimeMilliseconds(row.LastChangeMs)) : null,
-            };
-            info.Nodes.AddRange(pool.Nodes);
-            info.Windows.AddRange(pool.Windows);
-            foreach (var l in row?.Leases ?? [])
-            {
-                info.Leases.Add(new RemediationLeaseInfo
-                {
-                    Node = l.Node,
-                    Incident = l.Incident,
-                    Step = l.Step,
-                    Token = (ulong)l.Token,
-                    AcquiredAt = Timestamp.FromDateTimeOffset(DateTimeOffset.FromUnixTimeMilliseconds(l.AcquiredMs)),
-                    RenewedAt = Timestamp.FromDateTimeOffset(DateTimeOffset.FromUnixTimeMilliseconds(l.RenewedMs)),
-                    ExpiresAt = Timestamp.FromDateTimeOffset(DateTimeOffset.FromUnixTimeMilliseconds(l.ExpiresMs)),
-                });
-            }
+        response.Pools.AddRange(await remediation.ListAsync(context.CancellationToken).ConfigureAwait(false));
+        return response;
+    }
 
-            response.Pools.Add(info);
+    public override async Task<RemediationPoolInfo> ControlRemediation(ControlRemediationRequest request, ServerCallContext context)
+    {
+        var action = request.Action switch
+        {
+            RemediationAction.Pause => "remediation-pause",
+            RemediationAction.Resume => "remediation-resume",
+            RemediationAction.Cancel => "remediation-cancel",
+            RemediationAction.ResetBreaker => "remediation-reset-breaker",
+            _ => "remediation-control",
+        };
+        var target = ReportLimits.Cut(request.Target, 253);
+        var caller = await RequireAdminAsync(context, action, "control remediation", $"target={target}").ConfigureAwait(false);
+        var reason = ReportLimits.Cut(request.Reason.Trim(), ReportLimits.MaxMessage);
+        string? problem = request.Action == RemediationAction.Unspecified ? "action: pause, resume, cancel or reset-breaker"
+            : request.Target.Length == 0 ? "target: a pool's name or a node's"
+            : reason.Length == 0 && request.Action is RemediationAction.Pause or RemediationAction.Cancel ? "reason: required (say why, for the audit log and the status)"
+            : null;
+        if (problem is not null)
+        {
+            await audit.WriteRefusedAsync(caller.Identity, action, "invalid", $"target={target} ({problem})").ConfigureAwait(false);
+            throw new RpcException(new Status(StatusCode.InvalidArgument, problem));
         }
 
-        return response;
+        AddAudit? entry = null;
+        var (refusal, pool) = await remediation.ControlAsync(request.Action, request.Target, caller.Identity, reason,
+            what => entry = audit.Entry(caller.Identity, action, "accepted", $"{what} reason={reason}"), context.CancellationToken).ConfigureAwait(false);
+        if (refusal is not null)
+        {
+            await audit.WriteRefusedAsync(caller.Identity, action, "refused", $"target={target} ({refusal})").ConfigureAwait(false);
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, refusal));
+        }
+
+        audit.Committed(entry!);
+        return pool!;
     }
 
     public override Task<ListNodesResponse> ListNodes(ListNodesRequest request, ServerCallContext context)

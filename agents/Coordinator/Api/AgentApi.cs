@@ -146,6 +146,7 @@ public sealed class AgentApi(
             Refusal = answer.Refusal,
             RetryAfter = Duration.FromTimeSpan(answer.RetryAfter),
             Lost = answer.Lost,
+            Ended = answer.Ended,
         };
     }
 

@@ -69,6 +69,15 @@ public sealed class RemediationPoolOptions : IValidatedOptions
     /// <summary>When a lease may be taken (UTC), e.g. "Mon-Fri 08:00-16:00", "daily 22:00-04:00"; none: at any time. A lease held may be renewed outside them.</summary>
     public List<string> Windows { get; set; } = [];
 
+    /// <summary>The storm breaker's window: nodes that asked for a lease within it are the pool's candidates.</summary>
+    public TimeSpan BreakerWindow { get; set; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>More candidates than this trips the breaker (no lease taken until an admin resets it).</summary>
+    public int BreakerNodes { get; set; } = 3;
+
+    /// <summary>More candidates than this share of the pool's known nodes trips the breaker too.</summary>
+    public int BreakerPercent { get; set; } = 30;
+
     public IEnumerable<string> Validate(string section)
     {
         var problems = new List<string>();
@@ -97,6 +106,9 @@ public sealed class RemediationPoolOptions : IValidatedOptions
             problems.Add($"{Check.Key(section, nameof(LeaseTtl))}: must be at least 00:01:00, to cover a step and its renewal (got {LeaseTtl})");
         }
 
+        problems.AddRange(Check.Positive(section, nameof(BreakerWindow), BreakerWindow));
+        problems.AddRange(Check.Range(section, nameof(BreakerNodes), BreakerNodes, 1, 100_000));
+        problems.AddRange(Check.Range(section, nameof(BreakerPercent), BreakerPercent, 1, 100));
         for (var i = 0; i < Windows.Count; i++)
         {
             if (MaintenanceWindow.Parse(Windows[i], out var problem) is null)

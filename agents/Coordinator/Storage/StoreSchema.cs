@@ -14,7 +14,9 @@ public static class StoreSchema
         ("build_log", ["build", "seq", "line"]),
         ("audit", ["id", "at", "identity", "action", "result", "detail"]),
         ("acks", ["node", "kind", "finding", "subject", "first_seen", "severity", "at", "until", "acked_by", "reason"]),
-        ("remediation_pools", ["pool", "last_token", "last_change"]),
+        ("remediation_pools", ["pool", "last_token", "last_change", "breaker_at", "breaker_reason", "paused_by", "paused_reason", "paused_at"]),
+        ("remediation_candidates", ["pool", "node", "at"]),
+        ("remediation_holds", ["pool", "node", "kind", "incident", "by_identity", "reason", "at"]),
         ("remediation_leases", ["pool", "node", "incident", "step", "token", "acquired", "renewed", "expires"]),
     ];
 }

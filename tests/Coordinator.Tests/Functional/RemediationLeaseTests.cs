@@ -11,7 +11,7 @@ namespace Toolforge.Agents.Coordinator.Tests;
 /// </summary>
 public sealed class RemediationLeaseTests(PostgresFixture pg) : IClassFixture<PostgresFixture>
 {
-    private static Action<JsonObject> Pools(int maxConcurrent, string minGap = "00:00:00", string ttl = "00:15:00") => c =>
+    private static Action<JsonObject> Pools(int maxConcurrent, string minGap = "00:00:00", string ttl = "00:15:00", int breakerNodes = 3) => c =>
         c["Coordinator"]!["Remediation"] = new JsonObject
         {
             ["Pools"] = new JsonObject
@@ -22,6 +22,8 @@ public sealed class RemediationLeaseTests(PostgresFixture pg) : IClassFixture<Po
                     ["MaxConcurrent"] = maxConcurrent,
                     ["MinGap"] = minGap,
                     ["LeaseTtl"] = ttl,
+                    ["BreakerNodes"] = breakerNodes,
+                    ["BreakerPercent"] = 100,
                 },
             },
         };
@@ -99,7 +101,7 @@ public sealed class RemediationLeaseTests(PostgresFixture pg) : IClassFixture<Po
     {
         var db = "r" + Guid.NewGuid().ToString("N")[..10];
         await pg.Server.CreateDatabaseAsync(db);
-        await using var a = await CoordinatorHarness.StartAsync(editConfig: c => { CoordinatorHarness.OnPostgres(pg.Server, db)(c); Pools(places)(c); });
+        await using var a = await CoordinatorHarness.StartAsync(editConfig: c => { CoordinatorHarness.OnPostgres(pg.Server, db)(c); Pools(places, breakerNodes: 100)(c); });
         await using var b = await a.StartSiblingAsync();
         var nodes = Enumerable.Range(1, 10).Select(i => $"tools-k8s-worker-nfs-{i}").ToList();
         var clients = nodes.Select((n, i) => (n, (i % 2 == 0 ? a : b).AgentClient(n))).ToList();
@@ -123,5 +125,97 @@ public sealed class RemediationLeaseTests(PostgresFixture pg) : IClassFixture<Po
         }
 
         Assert.Equal(places, await pg.Server.ScalarAsync("SELECT COUNT(*) FROM remediation_leases", db));
+    }
+
+    private static async Task<List<(string Identity, string Action, string Result, string Detail)>> AuditAsync(System.Data.Common.DbConnection c)
+    {
+        var rows = new List<(string, string, string, string)>();
+        await using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT identity, action, result, detail FROM audit WHERE action LIKE 'remediation-%' ORDER BY id";
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync())
+        {
+            rows.Add((r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3)));
+        }
+
+        return rows;
+    }
+
+    [Fact]
+    public async Task On_postgresql_a_storm_trips_the_breaker_across_instances_and_admins_reset_it_and_cancel_an_incident_through_agentctl_audited()
+    {
+        var db = "r" + Guid.NewGuid().ToString("N")[..10];
+        await pg.Server.CreateDatabaseAsync(db);
+        await using var a = await CoordinatorHarness.StartAsync(editConfig: c => { CoordinatorHarness.OnPostgres(pg.Server, db)(c); Pools(1)(c); });
+        await using var b = await a.StartSiblingAsync();
+
+        // Four nodes become candidates, through both instances: the fourth trips the breaker; w-1 keeps its lease.
+        var w1 = await a.AgentClient("tools-k8s-worker-nfs-1").RemediationLeaseAsync(Take("tools-k8s-worker-nfs-1"));
+        Assert.True(w1.Granted);
+        for (var i = 2; i <= 3; i++)
+        {
+            Assert.Contains("1 of 1 node(s)", (await b.AgentClient($"tools-k8s-worker-nfs-{i}").RemediationLeaseAsync(Take($"tools-k8s-worker-nfs-{i}", $"i-{i}"))).Refusal, StringComparison.Ordinal);
+        }
+
+        var fourth = await a.AgentClient("tools-k8s-worker-nfs-4").RemediationLeaseAsync(Take("tools-k8s-worker-nfs-4", "i-4"));
+        Assert.Contains("the pool's storm breaker tripped now (4 node(s)", fourth.Refusal, StringComparison.Ordinal);
+        var status = await b.AgentCtlAsync(CoordinatorHarness.Viewer, "remediation", "status");
+        Assert.Contains("BREAKER TRIPPED", status.Stdout, StringComparison.Ordinal);
+
+        // Viewers may look, not act; an admin's reason is required where it says so.
+        var viewer = await b.AgentCtlAsync(CoordinatorHarness.Viewer, "remediation", "reset-breaker", "nfs");
+        Assert.NotEqual(0, viewer.ExitCode);
+        Assert.Contains("permission denied", viewer.Stderr, StringComparison.Ordinal);
+        var noReason = await b.AgentCtlAsync(CoordinatorHarness.Admin, "remediation", "cancel", "tools-k8s-worker-nfs-1");
+        Assert.Equal(2, noReason.ExitCode); // agentctl's own rule: the coordinator is not asked
+
+        // The admin cancels w-1's incident on B: its renewal on A is refused as ended; then resets the breaker.
+        var cancel = await b.AgentCtlAsync(CoordinatorHarness.Admin, "remediation", "cancel", "tools-k8s-worker-nfs-1", "--reason", "wrong node");
+        Assert.True(cancel.ExitCode == 0, cancel.Stderr);
+        Assert.Contains("tools-k8s-worker-nfs-1 incident i-1 cancelled by admin1.example", cancel.Stdout, StringComparison.Ordinal);
+        var renewal = await a.AgentClient("tools-k8s-worker-nfs-1").RemediationLeaseAsync(new RemediationLeaseRequest { Node = "tools-k8s-worker-nfs-1", Incident = "i-1", Step = "evict", Token = w1.Token });
+        Assert.Equal((false, true, true), (renewal.Granted, renewal.Lost, renewal.Ended));
+        Assert.Contains("breaker", (await a.AgentClient("tools-k8s-worker-nfs-2").RemediationLeaseAsync(Take("tools-k8s-worker-nfs-2", "i-2"))).Refusal, StringComparison.Ordinal);
+
+        var reset = await a.AgentCtlAsync(CoordinatorHarness.Admin, "remediation", "reset-breaker", "nfs", "--reason", "storm over");
+        Assert.True(reset.ExitCode == 0, reset.Stderr);
+        var again = await a.AgentCtlAsync(CoordinatorHarness.Admin, "remediation", "reset-breaker", "nfs");
+        Assert.Contains("pool nfs's storm breaker has not tripped", again.Stderr, StringComparison.Ordinal);
+        Assert.True((await b.AgentClient("tools-k8s-worker-nfs-2").RemediationLeaseAsync(Take("tools-k8s-worker-nfs-2", "i-2"))).Granted);
+
+        await using var conn = await pg.Server.OpenAsync(db);
+        var audit = await AuditAsync(conn);
+        Assert.Equal(
+            [
+                ("admin1.example", "remediation-cancel", "accepted"),
+                ("admin1.example", "remediation-reset-breaker", "accepted"),
+                ("admin1.example", "remediation-reset-breaker", "refused"),
+            ],
+            audit.Where(r => r.Identity == CoordinatorHarness.Admin).Select(r => (r.Identity, r.Action, r.Result)));
+        Assert.Contains(audit, r => r.Result == "accepted" && r.Detail == "pool=nfs node=tools-k8s-worker-nfs-1 reason=wrong node");
+    }
+
+    [Fact]
+    public async Task On_sqlite_a_paused_pool_and_a_paused_node_take_no_lease_until_resumed_and_each_action_is_audited_with_it()
+    {
+        await using var h = await CoordinatorHarness.StartAsync(editConfig: Pools(2));
+        var pause = await h.AgentCtlAsync(CoordinatorHarness.Admin, "remediation", "pause", "nfs", "--reason", "NFS maintenance");
+        Assert.True(pause.ExitCode == 0, pause.Stderr);
+        Assert.Contains("the pool is paused by admin1.example", (await h.AgentClient("tools-k8s-worker-nfs-1").RemediationLeaseAsync(Take("tools-k8s-worker-nfs-1"))).Refusal, StringComparison.Ordinal);
+        Assert.True((await h.AgentCtlAsync(CoordinatorHarness.Admin, "remediation", "resume", "nfs")).ExitCode == 0);
+        Assert.True((await h.AgentCtlAsync(CoordinatorHarness.Admin, "remediation", "pause", "tools-k8s-worker-nfs-1", "--reason", "hardware ticket")).ExitCode == 0);
+        Assert.Contains("tools-k8s-worker-nfs-1 is paused by admin1.example", (await h.AgentClient("tools-k8s-worker-nfs-1").RemediationLeaseAsync(Take("tools-k8s-worker-nfs-1"))).Refusal, StringComparison.Ordinal);
+        Assert.True((await h.AgentClient("tools-k8s-worker-nfs-2").RemediationLeaseAsync(Take("tools-k8s-worker-nfs-2", "i-2"))).Granted);
+        var unknown = await h.AgentCtlAsync(CoordinatorHarness.Admin, "remediation", "pause", "tools-k8s-worker-7", "--reason", "x");
+        Assert.Contains("is neither a remediation pool (nfs) nor a node of one", unknown.Stderr, StringComparison.Ordinal);
+
+        await using var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={h.DatabasePath};Mode=ReadOnly;Pooling=False");
+        await c.OpenAsync();
+        var audit = await AuditAsync(c);
+        Assert.Equal(
+            [("remediation-pause", "accepted", "pool=nfs reason=NFS maintenance"), ("remediation-resume", "accepted", "pool=nfs reason="),
+             ("remediation-pause", "accepted", "pool=nfs node=tools-k8s-worker-nfs-1 reason=hardware ticket")],
+            audit.Where(r => r.Result == "accepted").Select(r => (r.Action, r.Result, r.Detail)));
+        Assert.Single(audit, r => r.Result == "refused");
     }
 }

@@ -1,3 +1,4 @@
+using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.Coordinator.Remediation;
 using Toolforge.Agents.Coordinator.Storage;
 
@@ -28,12 +29,12 @@ public sealed class LeasePacerTests
             leases.Add(u);
         }
 
-        return new(row.Pool, w.LastToken, w.LastChangeMs, leases);
+        return w.After with { Leases = leases };
     }
 
     private static (LeaseAnswer Answer, RemediationPoolRow Row) Ask(RemediationPoolRow row, LeaseAsk ask, DateTimeOffset at, RemediationPoolOptions? pool = null, params string[] windows)
     {
-        var (answer, write) = LeasePacer.Decide(pool ?? Pool, windows.Select(w => MaintenanceWindow.Parse(w, out _)!).ToList(), row, ask, at);
+        var (answer, write) = LeasePacer.Decide(pool ?? Pool, windows.Select(w => MaintenanceWindow.Parse(w, out _)!).ToList(), row, ask, at, knownNodes: 10);
         return (answer, Apply(row, write));
     }
 
@@ -49,7 +50,9 @@ public sealed class LeasePacerTests
         Assert.False(b.Lost);
         Assert.Contains("1 of 1 node(s) of the pool in remediation: w-1 (cordon since 2026-12-07 10:00:00Z)", b.Refusal, StringComparison.Ordinal);
         Assert.Equal(TimeSpan.FromMinutes(1), b.RetryAfter); // when w-1's lease would expire
-        Assert.Equal(row, after); // a refusal writes nothing
+        Assert.Equal((row.LastToken, row.LastChangeMs), (after.LastToken, after.LastChangeMs)); // no lease, no token
+        Assert.Equal(row.Leases, after.Leases);
+        Assert.Equal(["w-1", "w-2"], after.Candidates.Select(c => c.Node)); // but w-2 is a candidate now (the storm breaker counts it)
     }
 
     [Fact]
@@ -149,5 +152,104 @@ public sealed class LeasePacerTests
         Assert.Contains("the next opens 2026-12-07 22:00:00Z", a.Refusal, StringComparison.Ordinal);
         Assert.Equal(TimeSpan.FromHours(12), a.RetryAfter);
         Assert.True(Ask(Empty, new("w-1", "i1", "cordon", 0, false), T0.AddHours(15).AddMinutes(59), null, "daily 22:00-02:00").Answer.Granted); // Tue 01:59
+    }
+}
+
+/// <summary>The storm breaker, pauses, holds and cancels: what admins and storms decide, on stored rows.</summary>
+public sealed class RemediationGuardTests
+{
+    private static readonly DateTimeOffset T0 = new(2026, 12, 7, 10, 0, 0, TimeSpan.Zero);
+
+    private static readonly RemediationPoolOptions Pool = new() { Nodes = ["w-*"], MaxConcurrent = 1, MinGap = TimeSpan.Zero, LeaseTtl = TimeSpan.FromMinutes(15) };
+
+    private static RemediationPoolRow Apply(RemediationPoolRow row, RemediationPoolWrite? w) =>
+        w is null ? row : w.After with { Leases = [.. row.Leases.Where(l => !w.DeleteNodes.Contains(l.Node) && l.Node != w.Upsert?.Node), .. w.Upsert is { } u ? [u] : Array.Empty<RemediationLeaseRow>()] };
+
+    private static (LeaseAnswer Answer, RemediationPoolRow Row) Ask(RemediationPoolRow row, string node, string incident, DateTimeOffset at, long token = 0, int known = 10, RemediationPoolOptions? pool = null)
+    {
+        var (a, w) = LeasePacer.Decide(pool ?? Pool, [], row, new LeaseAsk(node, incident, "cordon", token, false), at, known);
+        return (a, Apply(row, w));
+    }
+
+    private static RemediationPoolRow Control(RemediationPoolRow row, RemediationAction action, string? node, DateTimeOffset at)
+    {
+        var (refusal, w) = RemediationControl.Apply(row, action, node, "admin1.example", "because", at);
+        Assert.Null(refusal);
+        return Apply(row, w);
+    }
+
+    [Fact]
+    public void Four_of_ten_nodes_asking_within_the_window_trip_the_breaker_and_nothing_is_taken_until_it_is_reset()
+    {
+        var row = new RemediationPoolRow("nfs", 0, 0, []);
+        for (var i = 1; i <= 3; i++)
+        {
+            row = Ask(row, $"w-{i}", $"i{i}", T0.AddMinutes(i)).Row; // w-1 granted, w-2 and w-3 wait: 3 candidates, not more than 3 nor 30 %
+        }
+
+        Assert.Equal(0, row.BreakerAtMs);
+        var (fourth, tripped) = Ask(row, "w-4", "i4", T0.AddMinutes(4));
+        Assert.False(fourth.Granted);
+        Assert.Contains("the pool's storm breaker tripped now (4 node(s) of the 10 known asked within 30 min (more than 3, or 30 %): w-1, w-2, w-3, w-4)", fourth.Refusal, StringComparison.Ordinal);
+        Assert.Equal(T0.AddMinutes(4).ToUnixTimeMilliseconds(), tripped.BreakerAtMs);
+
+        // w-1's lease under way is renewed; w-1 giving it back does not let the next one in.
+        Assert.True(Ask(tripped, "w-1", "i1", T0.AddMinutes(5), token: 1).Answer.Granted);
+        var afterEnd = Apply(tripped, LeasePacer.Decide(Pool, [], tripped, new LeaseAsk("w-1", "i1", "uncordon", 1, true), T0.AddMinutes(6), 10).Write);
+        Assert.Contains("reset-breaker nfs", Ask(afterEnd, "w-2", "i2", T0.AddHours(3)).Answer.Refusal, StringComparison.Ordinal); // long after the window: still tripped
+
+        var reset = Control(afterEnd, RemediationAction.ResetBreaker, null, T0.AddHours(3));
+        Assert.Equal((0L, 0), (reset.BreakerAtMs, reset.Candidates.Count));
+        Assert.True(Ask(reset, "w-2", "i2", T0.AddHours(3)).Answer.Granted);
+    }
+
+    [Fact]
+    public void The_share_of_a_small_pool_trips_the_breaker_and_candidates_older_than_the_window_are_forgotten()
+    {
+        var row = new RemediationPoolRow("nfs", 0, 0, []);
+        row = Ask(row, "w-1", "a", T0, known: 4).Row;
+        var (second, tripped) = Ask(row, "w-2", "b", T0.AddMinutes(1), known: 4); // 2 of 4 = 50 % > 30 %
+        Assert.Contains("storm breaker tripped now (2 node(s) of the 4 known", second.Refusal, StringComparison.Ordinal);
+        Assert.True(tripped.BreakerAtMs > 0);
+
+        var spaced = Ask(row, "w-2", "b", T0.AddMinutes(31), known: 4); // w-1 asked 31 min ago: forgotten
+        Assert.Equal(0, spaced.Row.BreakerAtMs);
+        Assert.Equal(["w-2"], spaced.Row.Candidates.Select(c => c.Node));
+    }
+
+    [Fact]
+    public void A_paused_pool_or_node_takes_no_new_lease_but_one_under_way_is_renewed_and_resume_lifts_it()
+    {
+        var (_, row) = Ask(new RemediationPoolRow("nfs", 0, 0, []), "w-1", "a", T0);
+        var paused = Control(row, RemediationAction.Pause, null, T0.AddMinutes(1));
+        Assert.True(Ask(paused, "w-1", "a", T0.AddMinutes(2), token: 1).Answer.Granted);
+        var released = Apply(paused, LeasePacer.Decide(Pool, [], paused, new LeaseAsk("w-1", "a", "uncordon", 1, true), T0.AddMinutes(3), 10).Write);
+        Assert.Contains("the pool is paused by admin1.example since 2026-12-07 10:01:00Z: because", Ask(released, "w-2", "b", T0.AddMinutes(4)).Answer.Refusal, StringComparison.Ordinal);
+
+        var resumed = Control(released, RemediationAction.Resume, null, T0.AddMinutes(5));
+        var nodePaused = Control(resumed, RemediationAction.Pause, "w-2", T0.AddMinutes(5));
+        Assert.Contains("w-2 is paused by admin1.example", Ask(nodePaused, "w-2", "b", T0.AddMinutes(6)).Answer.Refusal, StringComparison.Ordinal);
+        Assert.True(Ask(nodePaused, "w-3", "c", T0.AddMinutes(6)).Answer.Granted);
+        Assert.True(Ask(Control(nodePaused, RemediationAction.Resume, "w-2", T0.AddMinutes(6)), "w-2", "b", T0.AddMinutes(6)).Answer.Granted);
+        Assert.Equal("pool nfs is not paused", RemediationControl.Apply(resumed, RemediationAction.Resume, null, "a", "r", T0).Refusal);
+        Assert.Equal("w-9 is not paused", RemediationControl.Apply(resumed, RemediationAction.Resume, "w-9", "a", "r", T0).Refusal);
+    }
+
+    [Fact]
+    public void A_cancelled_incident_loses_its_lease_at_once_is_refused_for_good_as_ended_and_frees_the_place()
+    {
+        var (_, row) = Ask(new RemediationPoolRow("nfs", 0, 0, []), "w-1", "a", T0);
+        var cancelled = Control(row, RemediationAction.Cancel, "w-1", T0.AddMinutes(1));
+        Assert.Empty(cancelled.Leases);
+
+        var renew = Ask(cancelled, "w-1", "a", T0.AddMinutes(2), token: 1).Answer;
+        Assert.Equal((false, true, true), (renew.Granted, renew.Lost, renew.Ended));
+        Assert.Contains("incident a was cancelled by admin1.example at 2026-12-07 10:01:00Z: because", renew.Refusal, StringComparison.Ordinal);
+        Assert.True(Ask(cancelled, "w-1", "a", T0.AddMinutes(2)).Answer.Ended); // taken afresh: no better
+        Assert.True(Ask(cancelled, "w-1", "b", T0.AddMinutes(3)).Answer.Granted); // a new incident of the node is not held
+        Assert.True(Ask(cancelled, "w-2", "c", T0.AddMinutes(3)).Answer.Granted);
+        Assert.Equal("w-2 holds no lease of pool nfs: no incident under way to cancel", RemediationControl.Apply(cancelled, RemediationAction.Cancel, "w-2", "a", "r", T0).Refusal);
+        Assert.Equal("pool nfs's storm breaker has not tripped", RemediationControl.Apply(cancelled, RemediationAction.ResetBreaker, null, "a", "r", T0).Refusal);
+        Assert.Empty(Apply(cancelled, LeasePacer.Decide(Pool, [], cancelled, new LeaseAsk("w-3", "d", "cordon", 0, false), T0.AddDays(8), 10).Write).Holds); // forgotten after a week
     }
 }
