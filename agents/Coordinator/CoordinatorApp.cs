@@ -41,6 +41,7 @@ public static class CoordinatorApp
         services.TryAddSingleton<BuildLogs>();
         services.TryAddSingleton<BuildQueue>();
         services.TryAddSingleton<Remediation.RemediationLeases>();
+        services.TryAddSingleton<Remediation.AlertGate>();
         services.TryAddSingleton(sp => new PolicyProvider(
             sp.GetRequiredService<IOptions<CoordinatorOptions>>(), sp.GetRequiredService<ILogger<PolicyProvider>>(), builder.Configuration));
         services.TryAddSingleton<ClientCertificateValidator>();

@@ -110,8 +110,17 @@ public sealed class BackgroundProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    private bool _disposed;
+
+    /// <summary>Stops the process (its whole tree) by its own handle; a second call does nothing.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
         if (!_process.HasExited)
         {
             _process.Kill(entireProcessTree: true);

@@ -15,7 +15,7 @@ namespace Toolforge.Agents.Coordinator.Remediation;
 /// PostgreSQL never grant past the pool's limit). Nothing is kept in memory: every answer is what the store holds at
 /// that moment. Time is this instance's clock (instances keep theirs within NTP's bounds; a lease lives minutes).
 /// </summary>
-public sealed partial class RemediationLeases(IStoreEngine store, StateStore state, IOptionsMonitor<RemediationOptions> options, TimeProvider time, ILogger<RemediationLeases> logger)
+public sealed partial class RemediationLeases(IStoreEngine store, StateStore state, AlertGate alerts, IOptionsMonitor<RemediationOptions> options, TimeProvider time, ILogger<RemediationLeases> logger)
 {
     private static readonly Counter Answers = Metrics.CreateCounter(
         "toolforge_coordinator_remediation_lease_answers_total", "Remediation lease requests answered, by pool and answer.", "pool", "answer");
@@ -50,6 +50,12 @@ public sealed partial class RemediationLeases(IStoreEngine store, StateStore sta
         }
 
         var (name, pool) = found;
+        if (!ask.Release && await alerts.RefusesAsync(pool, ask.Step, ct).ConfigureAwait(false) is { } alerting)
+        {
+            Answers.WithLabels(name, "alerting").Inc();
+            return (name, LeaseAnswer.Refused(alerting, TimeSpan.FromMinutes(1)));
+        }
+
         var windows = pool.Windows.Select(w => MaintenanceWindow.Parse(w, out _)!).ToList();
         var known = Known(pool);
         var tripped = false;

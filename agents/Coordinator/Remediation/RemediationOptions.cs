@@ -15,12 +15,16 @@ public sealed partial class RemediationOptions : IValidatedOptions
     /// <summary>Pools by name (1-63 of a-z, 0-9 and -): a node belongs to the pool one of whose patterns names it.</summary>
     public Dictionary<string, RemediationPoolOptions> Pools { get; set; } = [];
 
+    /// <summary>The Alertmanager asked before the gated steps of a pool that sets AlertMatchers.</summary>
+    public AlertmanagerOptions Alertmanager { get; set; } = new();
+
     [GeneratedRegex("^[a-z0-9][a-z0-9-]{0,62}$", RegexOptions.CultureInvariant)]
     private static partial Regex PoolName();
 
     public IEnumerable<string> Validate(string section)
     {
         var problems = new List<string>();
+        problems.AddRange(Alertmanager.Validate($"{section}:{nameof(Alertmanager)}"));
         var seen = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var (name, pool) in Pools)
         {
@@ -31,6 +35,11 @@ public sealed partial class RemediationOptions : IValidatedOptions
             }
 
             problems.AddRange(pool.Validate(key));
+            if (pool.AlertMatchers.Count > 0 && Alertmanager.Url.Length == 0)
+            {
+                problems.Add($"{key}:{nameof(RemediationPoolOptions.AlertMatchers)}: set {section}:{nameof(Alertmanager)}:{nameof(AlertmanagerOptions.Url)} too (the alerts are asked of it)");
+            }
+
             foreach (var pattern in pool.Nodes)
             {
                 if (seen.TryGetValue(pattern, out var other))
@@ -78,6 +87,13 @@ public sealed class RemediationPoolOptions : IValidatedOptions
     /// <summary>More candidates than this share of the pool's known nodes trips the breaker too.</summary>
     public int BreakerPercent { get; set; } = 30;
 
+    /// <summary>
+    /// Alertmanager matchers (all must match), e.g. <c>severity="critical"</c>, <c>alertname=~"Toolforge.*|NFS.*"</c>: an
+    /// active alert that is neither silenced nor inhibited and matches them holds the pool's cordons and reboots. None: no
+    /// such gate.
+    /// </summary>
+    public List<string> AlertMatchers { get; set; } = [];
+
     public IEnumerable<string> Validate(string section)
     {
         var problems = new List<string>();
@@ -109,6 +125,14 @@ public sealed class RemediationPoolOptions : IValidatedOptions
         problems.AddRange(Check.Positive(section, nameof(BreakerWindow), BreakerWindow));
         problems.AddRange(Check.Range(section, nameof(BreakerNodes), BreakerNodes, 1, 100_000));
         problems.AddRange(Check.Range(section, nameof(BreakerPercent), BreakerPercent, 1, 100));
+        for (var i = 0; i < AlertMatchers.Count; i++)
+        {
+            if (!AlertGate.Matcher().IsMatch(AlertMatchers[i]))
+            {
+                problems.Add($"{Check.Key(section, $"{nameof(AlertMatchers)}:{i}")}: \"{AlertMatchers[i]}\" is not an Alertmanager matcher such as severity=\"critical\" or alertname=~\"NFS.*\"");
+            }
+        }
+
         for (var i = 0; i < Windows.Count; i++)
         {
             if (MaintenanceWindow.Parse(Windows[i], out var problem) is null)

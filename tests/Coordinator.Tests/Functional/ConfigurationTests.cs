@@ -53,7 +53,7 @@ public sealed class ConfigurationTests
     [Fact]
     public async Task RemediationPools_AreChecked_KeyByKey()
     {
-        var pool = new JsonObject { ["Nodes"] = new JsonArray("w-*"), ["MaxConcurrent"] = 0, ["LeaseTtl"] = "00:00:10", ["Windows"] = new JsonArray("weekdays 8-16"), ["MaxConcurent"] = 2 };
+        var pool = new JsonObject { ["Nodes"] = new JsonArray("w-*"), ["MaxConcurrent"] = 0, ["LeaseTtl"] = "00:00:10", ["Windows"] = new JsonArray("weekdays 8-16"), ["MaxConcurent"] = 2, ["AlertMatchers"] = new JsonArray("severity=critical") };
         var other = new JsonObject { ["Nodes"] = new JsonArray("w-*") };
         var r = await StartWith(new JsonObject { ["Coordinator"] = new JsonObject { ["Remediation"] = new JsonObject { ["Pools"] = new JsonObject { ["nfs"] = pool, ["Bad Name"] = other } } } });
         Assert.Equal(78, r.ExitCode);
@@ -65,6 +65,8 @@ public sealed class ConfigurationTests
             "Coordinator:Remediation:Pools:nfs:MaxConcurent: unknown key",
             "Coordinator:Remediation:Pools:Bad Name: a pool name is 1-63 of a-z, 0-9 and -",
             "is in pool",
+            "Coordinator:Remediation:Pools:nfs:AlertMatchers:0: \"severity=critical\" is not an Alertmanager matcher",
+            "Coordinator:Remediation:Pools:nfs:AlertMatchers: set Coordinator:Remediation:Alertmanager:Url too",
         })
         {
             Assert.Contains(expected, r.Stderr, StringComparison.Ordinal);
