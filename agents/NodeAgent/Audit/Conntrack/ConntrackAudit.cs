@@ -1,4 +1,5 @@
 using System.Globalization;
+using Toolforge.Agents.NodeAgent.Audit.KubeProxy;
 using Toolforge.Agents.NodeAgent.Audit.Nftables;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 
@@ -17,6 +18,8 @@ public static class ConntrackAudit
 {
     public const string Check = "kube-proxy.conntrack";
 
+    internal static readonly FindingFactory Findings = new(Check);
+
     public static List<StaleFlow> Run(ClusterModel cluster, IEnumerable<ConntrackEntry> entries, IReadOnlyCollection<string> nodeAddresses)
     {
         var judge = Judge(cluster, nodeAddresses);
@@ -32,17 +35,17 @@ public static class ConntrackAudit
         // destination "ip port proto" → (service port, the reply sources its endpoints would give)
         var byDestination = new Dictionary<string, (string Spn, HashSet<string> Endpoints)>(StringComparer.Ordinal);
         var byNodePort = new Dictionary<string, (string Spn, HashSet<string> Endpoints)>(StringComparer.Ordinal);
-        var slices = cluster.Slices.GroupBy(s => $"{s.Namespace}/{s.ServiceName}").ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        var slices = new SlicesByService(cluster.Slices);
         foreach (var svc in cluster.Services)
         {
             foreach (var port in svc.Ports.Where(p => p.Protocol is "UDP" or "SCTP"))
             {
-                var spn = port.Name.Length == 0 ? svc.Key : $"{svc.Key}:{port.Name}";
+                var spn = ServicePortName.Of(svc, port);
                 var proto = port.Protocol.ToLowerInvariant();
                 foreach (var ipv6 in new[] { false, true })
                 {
                     var family = svc.Family(ipv6);
-                    var endpoints = UsableEndpoints.Of(slices.GetValueOrDefault(svc.Key) ?? [], port, ipv6)
+                    var endpoints = UsableEndpoints.Of(slices.Of(svc), port, ipv6)
                         .Select(u => $"{NftRuleset.CanonicalIP(u.Address)} {u.Port.ToString(CultureInfo.InvariantCulture)}").ToHashSet(StringComparer.Ordinal);
                     foreach (var ip in new[] { family.ClusterIP }.Concat(family.ExternalIPs).Concat(family.LoadBalancerIPs).OfType<string>().Where(ip => ip is not ("" or "None")))
                     {

@@ -121,17 +121,10 @@ internal sealed partial class ConntrackCheck : PeriodicCheck, IUsesCluster
                 continue;
             }
 
-            var f = new Finding
-            {
-                Kind = "stale-conntrack",
-                Subject = $"{s.ServicePort} {s.Flow.Protocol} {s.Flow.OrigSource}:{s.Flow.OrigSourcePort.ToString(CultureInfo.InvariantCulture)}",
-                Severity = Severity.Error,
-                Check = ConntrackAudit.Check,
-                Message = $"conntrack keeps {s.Flow} for {(int)age.TotalSeconds}s: {s.Why}",
-            };
-            f.Details["flow"] = s.Flow.ToString();
-            f.Details["age_seconds"] = ((int)age.TotalSeconds).ToString(CultureInfo.InvariantCulture);
-            findings.Add(f);
+            findings.Add(ConntrackAudit.Findings.Make("stale-conntrack", Severity.Error,
+                $"{s.ServicePort} {s.Flow.Protocol} {s.Flow.OrigSource}:{s.Flow.OrigSourcePort.ToString(CultureInfo.InvariantCulture)}",
+                $"conntrack keeps {s.Flow} for {(int)age.TotalSeconds}s: {s.Why}",
+                ("flow", s.Flow.ToString()), ("age_seconds", ((int)age.TotalSeconds).ToString(CultureInfo.InvariantCulture))));
         }
 
         var pending = stale.Count - findings.Count - deleted;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.NodeAgent.Audit.KubeProxy;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 
 namespace Toolforge.Agents.NodeAgent.Audit.Nftables;
@@ -19,6 +20,8 @@ public sealed record NftAuditOptions(bool ForbidNodePorts = false, string? NodeN
 public static class NftAudit
 {
     public const string Check = "kube-proxy.nftables";
+
+    internal static readonly FindingFactory Findings = new(Check);
 
     private const string ServiceIps = "service-ips";
     private const string ServiceNodeports = "service-nodeports";
@@ -50,10 +53,10 @@ public static class NftAudit
         var findings = new List<Finding>();
         if (rules.Families.Count == 0)
         {
-            findings.Add(Make("unknown-layout", Severity.Error, "kube-proxy", "nft listed no kube-proxy table: nothing here is kube-proxy's nftables layout", ("table", "kube-proxy")));
+            findings.Add(Findings.Make("unknown-layout", Severity.Error, "kube-proxy", "nft listed no kube-proxy table: nothing here is kube-proxy's nftables layout", ("table", "kube-proxy")));
         }
 
-        var slicesByService = cluster.Slices.GroupBy(s => $"{s.Namespace}/{s.ServiceName}").ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        var slicesByService = new SlicesByService(cluster.Slices);
         foreach (var family in rules.Families.Order(StringComparer.Ordinal))
         {
             AuditFamily(family, cluster, slicesByService, rules, options, findings);
@@ -63,7 +66,7 @@ public static class NftAudit
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AuditFamily(string family, ClusterModel cluster, Dictionary<string, List<EndpointSliceSpec>> slicesByService, NftRuleset rules,
+    private static void AuditFamily(string family, ClusterModel cluster, SlicesByService slicesByService, NftRuleset rules,
         NftAuditOptions options, List<Finding> findings)
     {
         var ipv6 = family == "ip6";
@@ -82,12 +85,11 @@ public static class NftAudit
             }
 
             var cip = NftRuleset.CanonicalIP(addresses.ClusterIP);
-            var svcKey = svc.Key;
-            var slices = slicesByService.GetValueOrDefault(svcKey) ?? [];
+            var slices = slicesByService.Of(svc);
             foreach (var port in svc.Ports)
             {
                 var proto = port.Protocol.ToLowerInvariant();
-                var spn = port.Name.Length == 0 ? svcKey : $"{svcKey}:{port.Name}";
+                var spn = ServicePortName.Of(svc, port);
                 var name = NftNames.ServicePortBase(svc.Namespace, svc.Name, proto, port.Name);
                 known.Add(name);
 
@@ -112,8 +114,7 @@ public static class NftAudit
 
                 if (options.ForbidNodePorts && port.NodePort > 0 && !ipv6)
                 {
-                    findings.Add(Make("nodeport-forbidden", Severity.Warning, spn, $"{spn} has NodePort {port.NodePort}; policy keeps NodePorts at 0",
-                        ("node_port", port.NodePort.ToString(CultureInfo.InvariantCulture))));
+                    findings.Add(Findings.NodePortForbidden(spn, port.NodePort));
                 }
 
                 var usable = UsableEndpoints.Of(slices, port, ipv6)
@@ -214,7 +215,7 @@ public static class NftAudit
         if (!LayoutMaps.Any(m => rules.Maps.ContainsKey((family, m))) && !LayoutChains.Any(c => rules.Chains.ContainsKey((family, c))))
         {
             var what = rules.Chains.Keys.Count(k => k.Family == family) + rules.Maps.Keys.Count(k => k.Family == family) + rules.Sets.Keys.Count(k => k.Family == family);
-            findings.Add(Make("unknown-layout", Severity.Error, $"table {table}",
+            findings.Add(Findings.Make("unknown-layout", Severity.Error, $"table {table}",
                 $"table {table} has none of kube-proxy's maps or chains ({string.Join(", ", LayoutMaps.Concat(LayoutChains))}){(what == 0 ? ": it is empty" : $": it holds {what} other object(s)")}; "
                 + $"{wants.Count} destination(s) of the Services go nowhere",
                 ("table", table), ("objects", what.ToString(CultureInfo.InvariantCulture)), ("expected", wants.Count.ToString(CultureInfo.InvariantCulture))));
@@ -224,7 +225,7 @@ public static class NftAudit
         foreach (var map in LayoutMaps.Where(m => !rules.Maps.ContainsKey((family, m))))
         {
             var needed = wants.Count(w => w.Map == map);
-            findings.Add(Make("missing-object", needed > 0 ? Severity.Error : Severity.Warning, $"map {table} {map}",
+            findings.Add(Findings.Make("missing-object", needed > 0 ? Severity.Error : Severity.Warning, $"map {table} {map}",
                 needed > 0 ? $"table {table} has no map {map}: {needed} element(s) the Services need in it are nowhere ({string.Join(", ", wants.Where(w => w.Map == map).Select(w => w.Spn).Distinct(StringComparer.Ordinal).Take(5))})"
                     : $"table {table} has no map {map} (kube-proxy creates it on every sync; no Service needs an element in it now)",
                 ("object", "map"), ("name", map), ("needed", needed.ToString(CultureInfo.InvariantCulture))));
@@ -233,7 +234,7 @@ public static class NftAudit
         // The layout with the cluster-ips set (kube-proxy 1.31+) checks it in cluster-ips-check; the early layout has neither.
         if (rules.Chains.ContainsKey((family, "cluster-ips-check")) && !rules.Sets.ContainsKey((family, ClusterIps)))
         {
-            findings.Add(Make("missing-object", Severity.Warning, $"set {table} {ClusterIps}",
+            findings.Add(Findings.Make("missing-object", Severity.Warning, $"set {table} {ClusterIps}",
                 $"table {table} has chain cluster-ips-check but no set {ClusterIps}: {clusterIps.Count} cluster IP(s) are not in it (traffic to their other ports is dropped instead of rejected)",
                 ("object", "set"), ("name", ClusterIps), ("needed", clusterIps.Count.ToString(CultureInfo.InvariantCulture))));
         }
@@ -241,7 +242,7 @@ public static class NftAudit
         foreach (var chain in LayoutChains.Where(c => !rules.Chains.ContainsKey((family, c))))
         {
             var needed = chain == "reject-chain" ? wants.Count(w => w.Verdict == Reject) : wants.Count;
-            findings.Add(Make("missing-object", needed > 0 ? Severity.Error : Severity.Warning, $"chain {table} {chain}",
+            findings.Add(Findings.Make("missing-object", needed > 0 ? Severity.Error : Severity.Warning, $"chain {table} {chain}",
                 $"table {table} has no chain {chain}{(needed > 0 ? $": {needed} destination(s) of the Services depend on it" : " (kube-proxy creates it on every sync)")}",
                 ("object", "chain"), ("name", chain), ("needed", needed.ToString(CultureInfo.InvariantCulture))));
         }
@@ -251,7 +252,7 @@ public static class NftAudit
             if (rules.Chains.TryGetValue((family, chain), out var c) && !c.Targets.Contains(target))
             {
                 var how = target.StartsWith('@') ? $"looks up no {target}" : $"does not jump to {target}";
-                findings.Add(Make("missing-rule", Severity.Error, $"chain {table} {chain}", $"chain {chain} of table {table} {how} ({c.Rules} rule(s)): {why}",
+                findings.Add(Findings.Make("missing-rule", Severity.Error, $"chain {table} {chain}", $"chain {chain} of table {table} {how} ({c.Rules} rule(s)): {why}",
                     ("chain", chain), ("expected", target)));
             }
         }
@@ -281,14 +282,14 @@ public static class NftAudit
             if (actual is null)
             {
                 findings.Add(w.Map is NoEndpointServices or NoEndpointNodeports
-                    ? Make("missing-reject", Severity.Warning, subject, $"{w.Spn} has no usable endpoint for its {w.What} {Destination(w.Key)}, but {w.Map} holds no element for it (want: {w.Verdict})",
+                    ? Findings.Make("missing-reject", Severity.Warning, subject, $"{w.Spn} has no usable endpoint for its {w.What} {Destination(w.Key)}, but {w.Map} holds no element for it (want: {w.Verdict})",
                         ("map", w.Map), ("key", w.Key), ("expected", w.Verdict))
-                    : Make("missing-rule", Severity.Error, subject, $"no {w.Map} element sends {w.What} {Destination(w.Key)} of {w.Spn} to its chain (want: {w.Key} : {w.Verdict})",
+                    : Findings.Make("missing-rule", Severity.Error, subject, $"no {w.Map} element sends {w.What} {Destination(w.Key)} of {w.Spn} to its chain (want: {w.Key} : {w.Verdict})",
                         ("map", w.Map), ("key", w.Key), ("expected", w.Verdict)));
             }
             else
             {
-                findings.Add(Make("wrong-target", Severity.Error, subject, $"{w.Map} sends {w.What} {Destination(w.Key)} of {w.Spn} to \"{actual.Verdict}\", not \"{w.Verdict}\"",
+                findings.Add(Findings.Make("wrong-target", Severity.Error, subject, $"{w.Map} sends {w.What} {Destination(w.Key)} of {w.Spn} to \"{actual.Verdict}\", not \"{w.Verdict}\"",
                     ("map", w.Map), ("key", w.Key), ("expected", w.Verdict), ("actual", actual.Verdict)));
             }
         }
@@ -309,7 +310,7 @@ public static class NftAudit
 
                 if (byKey.TryGetValue(key, out var owner))
                 {
-                    findings.Add(Make("stale-rule", Severity.Error, $"{owner.Spn} {Destination(key)}",
+                    findings.Add(Findings.Make("stale-rule", Severity.Error, $"{owner.Spn} {Destination(key)}",
                         name is NoEndpointServices or NoEndpointNodeports
                             ? $"{name} still sends {owner.What} {Destination(key)} of {owner.Spn} to \"{e.Verdict}\", but it has usable endpoints"
                             : $"{name} sends {owner.What} {Destination(key)} of {owner.Spn} to \"{e.Verdict}\", which this state of the Service does not explain",
@@ -317,7 +318,7 @@ public static class NftAudit
                 }
                 else if (name != FirewallIps || !byKey.ContainsKey(key))
                 {
-                    findings.Add(Make("stale-rule", Severity.Error, Destination(key),
+                    findings.Add(Findings.Make("stale-rule", Severity.Error, Destination(key),
                         $"{name} has {key} : {e.Verdict}{(e.Comment is null ? string.Empty : $" ({e.Comment})")}, but no Service has this destination",
                         ("map", name), ("key", key), ("actual", e.Verdict)));
                 }
@@ -334,13 +335,13 @@ public static class NftAudit
 
         foreach (var ip in clusterIps.Where(ip => !set.Contains(ip)).Order(StringComparer.Ordinal))
         {
-            findings.Add(Make("missing-rule", Severity.Warning, ip, $"cluster IP {ip} is not in the cluster-ips set (traffic to its other ports is dropped instead of rejected)",
+            findings.Add(Findings.Make("missing-rule", Severity.Warning, ip, $"cluster IP {ip} is not in the cluster-ips set (traffic to its other ports is dropped instead of rejected)",
                 ("set", ClusterIps), ("key", ip)));
         }
 
         foreach (var ip in set.Where(ip => !clusterIps.Contains(ip)).Order(StringComparer.Ordinal))
         {
-            findings.Add(Make("stale-rule", Severity.Warning, ip, $"cluster-ips holds {ip}, which no Service has", ("set", ClusterIps), ("key", ip)));
+            findings.Add(Findings.Make("stale-rule", Severity.Warning, ip, $"cluster-ips holds {ip}, which no Service has", ("set", ClusterIps), ("key", ip)));
         }
     }
 
@@ -358,7 +359,7 @@ public static class NftAudit
             var actual = c.NumgenTargets.ToHashSet(StringComparer.Ordinal);
             if (!actual.SetEquals(endpoints) || c.NumgenMod != endpoints.Count)
             {
-                findings.Add(Make("wrong-backend", Severity.Error, spn,
+                findings.Add(Findings.Make("wrong-backend", Severity.Error, spn,
                     $"{chain} picks among [{string.Join(", ", actual.Order(StringComparer.Ordinal).Select(Short))}] (numgen mod {c.NumgenMod?.ToString(CultureInfo.InvariantCulture) ?? "none"}) "
                     + $"but the usable endpoints are [{string.Join(", ", endpoints.Order(StringComparer.Ordinal).Select(Short))}]",
                     ("chain", chain), ("missing", string.Join(",", endpoints.Except(actual).Order(StringComparer.Ordinal))), ("extra", string.Join(",", actual.Except(endpoints).Order(StringComparer.Ordinal)))));
@@ -369,7 +370,7 @@ public static class NftAudit
         {
             if (rules.Chains.TryGetValue((family, chain), out var c) && !(c.Dnats.Count == 1 && c.Dnats[0] == target))
             {
-                findings.Add(Make("wrong-backend", Severity.Error, spn,
+                findings.Add(Findings.Make("wrong-backend", Severity.Error, spn,
                     $"{chain} DNATs to [{string.Join(", ", c.Dnats)}], not to its endpoint {target}", ("chain", chain), ("expected", target), ("actual", string.Join(",", c.Dnats))));
             }
         }
@@ -389,7 +390,7 @@ public static class NftAudit
             foreach (var ((_, name), chain) in stale)
             {
                 var how = chain.Rules > 0 ? $"{chain.Rules} rule(s)" : "empty";
-                findings.Add(Make("stale-chain", Severity.Warning, name,
+                findings.Add(Findings.Make("stale-chain", Severity.Warning, name,
                     $"chain {name} ({how}{(referenced.Contains(name) ? ", still referenced" : string.Empty)}) belongs to no current Service or endpoint",
                     ("chain", name), ("rules", chain.Rules.ToString(CultureInfo.InvariantCulture)), ("referenced", referenced.Contains(name) ? "true" : "false")));
             }
@@ -399,7 +400,7 @@ public static class NftAudit
         {
             if (!known.Contains(name[NftNames.AffinityPrefix.Length..]))
             {
-                findings.Add(Make("stale-chain", Severity.Warning, name, $"affinity set {name} belongs to no current endpoint", ("set", name)));
+                findings.Add(Findings.Make("stale-chain", Severity.Warning, name, $"affinity set {name} belongs to no current endpoint", ("set", name)));
             }
         }
     }
@@ -417,15 +418,4 @@ public static class NftAudit
     }
 
     private static string Short(string chain) => chain.Length <= 60 ? chain : chain[..60] + "…";
-
-    private static Finding Make(string kind, Severity severity, string subject, string message, params (string Key, string Value)[] details)
-    {
-        var f = new Finding { Kind = kind, Severity = severity, Subject = subject, Message = message, Check = Check };
-        foreach (var (k, v) in details)
-        {
-            f.Details[k] = v;
-        }
-
-        return f;
-    }
 }
