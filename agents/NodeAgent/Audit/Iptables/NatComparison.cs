@@ -112,16 +112,11 @@ internal static class NatComparison
     // stale-rule: a nat rule or REJECT for a destination no Service has.
     private static void Unexpected(HashSet<DestKey> expected, NatRuleIndex index, IptablesDump dump, List<Finding> findings)
     {
-        var names = dump.Names;
         foreach (var (d, (first, _)) in index.Nat)
         {
             if (!expected.Contains(d))
             {
-                var r = dump.Rules[first];
-                var text = NatKeys.DestinationText(names, d);
-                findings.Add(Findings.Make("stale-rule", Severity.Error, text,
-                    $"nat rule for {text} ({r.Comment ?? "no comment"}) jumps to {r.Jump}, but no Service has this destination",
-                    ("destination", text), ("target", r.Jump ?? string.Empty), ("line", r.Line.ToString(CultureInfo.InvariantCulture))));
+                findings.Add(Stale(dump, d, first, nat: true));
             }
         }
 
@@ -129,12 +124,20 @@ internal static class NatComparison
         {
             if (!expected.Contains(d))
             {
-                var r = dump.Rules[first];
-                var text = NatKeys.DestinationText(names, d);
-                findings.Add(Findings.Make("stale-rule", Severity.Warning, text,
-                    $"filter REJECT for {text} ({r.Comment ?? "no comment"}), but no Service has this destination",
-                    ("destination", text), ("line", r.Line.ToString(CultureInfo.InvariantCulture))));
+                findings.Add(Stale(dump, d, first, nat: false));
             }
         }
+    }
+
+    private static Finding Stale(IptablesDump dump, DestKey d, int rule, bool nat)
+    {
+        var r = dump.Rules[rule];
+        var text = NatKeys.DestinationText(dump.Names, d);
+        var line = ("line", r.Line.ToString(CultureInfo.InvariantCulture));
+        return nat
+            ? Findings.Make("stale-rule", Severity.Error, text, $"nat rule for {text} ({r.Comment ?? "no comment"}) jumps to {r.Jump}, but no Service has this destination",
+                ("destination", text), ("target", r.Jump ?? string.Empty), line)
+            : Findings.Make("stale-rule", Severity.Warning, text, $"filter REJECT for {text} ({r.Comment ?? "no comment"}), but no Service has this destination",
+                ("destination", text), line);
     }
 }
