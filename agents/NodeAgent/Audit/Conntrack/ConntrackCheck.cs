@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using Toolforge.Agents.Common.Checks;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.NodeAgent.Audit.KubeProxy;
 using Toolforge.Agents.NodeAgent.Checks;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 
@@ -48,15 +49,8 @@ internal sealed partial class ConntrackCheck : PeriodicCheck, IUsesCluster
 
     protected override async Task RunOnceAsync(CancellationToken ct)
     {
-        if (_cluster.NotANode)
+        if (!ClusterPrecondition.Met(_cluster, State, ConntrackAudit.Check))
         {
-            State.SetCheck(ConntrackAudit.Check, CheckState.Unknown, $"not applicable on this host ({_cluster.NotANodeReason})", details: Common.Checks.CheckDetails.NotApplicable, quiet: true);
-            return;
-        }
-
-        if (!_cluster.Synced)
-        {
-            State.SetCheck(ConntrackAudit.Check, CheckState.Unknown, $"waiting for the Kubernetes API: {_cluster.Problem ?? "not listed yet"}");
             return;
         }
 

@@ -53,35 +53,15 @@ internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
             return;
         }
 
-        if (_cluster.NotANode)
+        if (!ClusterPrecondition.Met(_cluster, State, NatAudit.Check))
         {
-            State.SetCheck(NatAudit.Check, CheckState.Unknown, $"not applicable on this host ({_cluster.NotANodeReason})", details: Common.Checks.CheckDetails.NotApplicable, quiet: true);
-            return;
-        }
-
-        if (!_cluster.Synced)
-        {
-            State.SetCheck(NatAudit.Check, CheckState.Unknown, $"waiting for the Kubernetes API: {_cluster.Problem ?? "not listed yet"}");
             return;
         }
 
         var sw = Stopwatch.StartNew();
-        if (await AuditAsync(sw, ct).ConfigureAwait(false) is not { } audit)
+        if (await _confirm.AuditAsync(() => AuditAsync(sw, ct), a => a.Findings, OneShot, Time, ct).ConfigureAwait(false) is not var (audit, confirmed))
         {
             return;
-        }
-
-        var confirmed = _confirm.Confirm(audit.Findings);
-        if (OneShot && confirmed.Count < audit.Findings.Count)
-        {
-            // One run cannot confirm anything across runs: audit again a moment later, report what both saw.
-            await Task.Delay(FindingConfirmer.OneShotRecheck, Time, ct).ConfigureAwait(false);
-            if (await AuditAsync(sw, ct).ConfigureAwait(false) is not { } again)
-            {
-                return;
-            }
-
-            (audit, confirmed) = (again, _confirm.Confirm(again.Findings));
         }
 
         State.SetFindings(NatAudit.Check, confirmed);

@@ -52,35 +52,15 @@ internal sealed class NftablesAuditCheck : PeriodicCheck, IUsesCluster
             return;
         }
 
-        if (_cluster.NotANode)
+        if (!ClusterPrecondition.Met(_cluster, State, NftAudit.Check))
         {
-            State.SetCheck(NftAudit.Check, CheckState.Unknown, $"not applicable on this host ({_cluster.NotANodeReason})", details: Common.Checks.CheckDetails.NotApplicable, quiet: true);
-            return;
-        }
-
-        if (!_cluster.Synced)
-        {
-            State.SetCheck(NftAudit.Check, CheckState.Unknown, $"waiting for the Kubernetes API: {_cluster.Problem ?? "not listed yet"}");
             return;
         }
 
         var sw = Stopwatch.StartNew();
-        if (await AuditAsync(sw, how, ct).ConfigureAwait(false) is not { } audit)
+        if (await _confirm.AuditAsync(() => AuditAsync(sw, how, ct), a => a.Findings, OneShot, Time, ct).ConfigureAwait(false) is not var (audit, confirmed))
         {
             return;
-        }
-
-        var confirmed = _confirm.Confirm(audit.Findings);
-        if (OneShot && confirmed.Count < audit.Findings.Count)
-        {
-            // One run cannot confirm anything across runs: audit again a moment later, report what both saw.
-            await Task.Delay(FindingConfirmer.OneShotRecheck, Time, ct).ConfigureAwait(false);
-            if (await AuditAsync(sw, how, ct).ConfigureAwait(false) is not { } again)
-            {
-                return;
-            }
-
-            (audit, confirmed) = (again, _confirm.Confirm(again.Findings));
         }
 
         var rules = audit.Rules;
