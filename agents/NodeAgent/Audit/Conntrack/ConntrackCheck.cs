@@ -49,7 +49,7 @@ internal sealed partial class ConntrackCheck : PeriodicCheck, IUsesCluster
 
     protected override async Task RunOnceAsync(CancellationToken ct)
     {
-        if (!ClusterPrecondition.Met(_cluster, State, ConntrackAudit.Check))
+        if (!AuditPreconditions.ClusterReady(_cluster, State, ConntrackAudit.Check))
         {
             return;
         }

@@ -46,14 +46,13 @@ internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
 
     protected override async Task RunOnceAsync(CancellationToken ct)
     {
-        if (_mode is not null && await _mode.ModeAsync(ct).ConfigureAwait(false) is { Mode: KubeProxyMode.Nftables } nft)
+        if (_mode is not null && await _mode.ModeAsync(ct).ConfigureAwait(false) is { Mode: KubeProxyMode.Nftables } nft
+            && !AuditPreconditions.InUse(State, NatAudit.Check, KubeProxyMode.Iptables, nft.Mode, nft.How))
         {
-            State.SetFindings(NatAudit.Check, []);
-            State.SetCheck(NatAudit.Check, CheckState.Ok, $"not in use: kube-proxy runs in nftables mode ({nft.How})");
             return;
         }
 
-        if (!ClusterPrecondition.Met(_cluster, State, NatAudit.Check))
+        if (!AuditPreconditions.ClusterReady(_cluster, State, NatAudit.Check))
         {
             return;
         }
@@ -65,9 +64,8 @@ internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
         }
 
         State.SetFindings(NatAudit.Check, confirmed);
-        var summary = (confirmed.Count == 0 ? $"clean: {audit.Rules} rules, {_cluster.ServiceCount} services" : FindingConfirmer.Summary(confirmed))
-            + FindingConfirmer.Pending(audit.Findings.Count, confirmed.Count);
-        State.SetCheck(NatAudit.Check, FindingConfirmer.StateOf(confirmed), summary, sw.Elapsed,
+        var message = FindingConfirmer.Message(confirmed, audit.Findings.Count, $"clean: {audit.Rules} rules, {_cluster.ServiceCount} services");
+        State.SetCheck(NatAudit.Check, FindingConfirmer.StateOf(confirmed), message, sw.Elapsed,
             values: new Dictionary<string, double> { ["rules"] = audit.Rules, ["findings"] = confirmed.Count, ["audit_ms"] = audit.AuditMs });
     }
 

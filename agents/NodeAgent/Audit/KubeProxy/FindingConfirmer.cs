@@ -64,6 +64,10 @@ internal sealed class FindingConfirmer
 
     public static string Summary(IReadOnlyList<Finding> confirmed) => string.Join(", ", confirmed.GroupBy(f => f.Kind).Select(g => $"{g.Count()} {g.Key}"));
 
+    /// <summary>The check's message: <paramref name="clean"/> when nothing is confirmed, else the confirmed findings by kind; then what is <see cref="Pending"/>.</summary>
+    public static string Message(IReadOnlyList<Finding> confirmed, int seen, string clean) =>
+        (confirmed.Count == 0 ? clean : Summary(confirmed)) + Pending(seen, confirmed.Count);
+
     /// <summary>What the check's message adds when this audit saw findings the previous one did not (not reported yet).</summary>
     public static string Pending(int seen, int confirmed) =>
         seen > confirmed ? $"; {seen - confirmed} more seen by the last audit only (not confirmed yet)" : string.Empty;

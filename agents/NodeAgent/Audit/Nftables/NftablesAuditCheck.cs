@@ -45,14 +45,7 @@ internal sealed class NftablesAuditCheck : PeriodicCheck, IUsesCluster
     protected override async Task RunOnceAsync(CancellationToken ct)
     {
         var (mode, how) = await _mode.ModeAsync(ct).ConfigureAwait(false);
-        if (mode != KubeProxyMode.Nftables)
-        {
-            State.SetFindings(NftAudit.Check, []);
-            State.SetCheck(NftAudit.Check, CheckState.Ok, $"not in use: kube-proxy runs in {mode.ToString().ToLowerInvariant()} mode ({how})");
-            return;
-        }
-
-        if (!ClusterPrecondition.Met(_cluster, State, NftAudit.Check))
+        if (!AuditPreconditions.InUse(State, NftAudit.Check, KubeProxyMode.Nftables, mode, how) || !AuditPreconditions.ClusterReady(_cluster, State, NftAudit.Check))
         {
             return;
         }
@@ -66,8 +59,7 @@ internal sealed class NftablesAuditCheck : PeriodicCheck, IUsesCluster
         var rules = audit.Rules;
         State.SetFindings(NftAudit.Check, confirmed);
         State.SetCheck(NftAudit.Check, FindingConfirmer.StateOf(confirmed),
-            (confirmed.Count == 0 ? $"clean: {rules.RuleCount} rules, {rules.ElementCount} elements, {_cluster.ServiceCount} services" : FindingConfirmer.Summary(confirmed))
-            + FindingConfirmer.Pending(audit.Findings.Count, confirmed.Count),
+            FindingConfirmer.Message(confirmed, audit.Findings.Count, $"clean: {rules.RuleCount} rules, {rules.ElementCount} elements, {_cluster.ServiceCount} services"),
             sw.Elapsed, values: new Dictionary<string, double> { ["rules"] = rules.RuleCount, ["elements"] = rules.ElementCount, ["findings"] = confirmed.Count, ["audit_ms"] = audit.AuditMs });
     }
 
