@@ -32,6 +32,40 @@ public static class ConntrackAudit
     /// </summary>
     public static Func<ConntrackEntry, StaleFlow?> Judge(ClusterModel cluster, IReadOnlyCollection<string> nodeAddresses)
     {
+        var (byDestination, byNodePort) = Destinations(cluster);
+        var nodes = nodeAddresses.Select(NftRuleset.CanonicalIP).ToHashSet(StringComparer.Ordinal);
+        return e =>
+        {
+            if (e.Protocol is not ("udp" or "sctp"))
+            {
+                return null;
+            }
+
+            var dst = NftRuleset.CanonicalIP(e.OrigDestination);
+            if (!byDestination.TryGetValue($"{dst} {e.OrigDestinationPort.ToString(CultureInfo.InvariantCulture)} {e.Protocol}", out var target)
+                && !(nodes.Contains(dst) && byNodePort.TryGetValue($"{e.OrigDestinationPort.ToString(CultureInfo.InvariantCulture)} {e.Protocol} {(dst.Contains(':', StringComparison.Ordinal) ? 6 : 4).ToString(CultureInfo.InvariantCulture)}", out target)))
+            {
+                return null;
+            }
+
+            var reply = $"{NftRuleset.CanonicalIP(e.ReplySource)} {e.ReplySourcePort.ToString(CultureInfo.InvariantCulture)}";
+            return target.Endpoints.Count == 0
+                ? new StaleFlow(target.Spn, e, $"{target.Spn} has no endpoint")
+                : !target.Endpoints.Contains(reply)
+                    ? new StaleFlow(target.Spn, e,
+                        $"its reply comes from {reply.Replace(' ', ':')}, not from an endpoint of {target.Spn} ({string.Join(", ", target.Endpoints.Order(StringComparer.Ordinal).Take(5).Select(x => x.Replace(' ', ':')))})")
+                    : null;
+        };
+    }
+
+    /// <summary>
+    /// Each UDP/SCTP Service port's destinations, in both families: "ip port proto" (cluster, external and load
+    /// balancer IPs) and "nodeport proto family" (node ports), each to the Service port and the reply sources its
+    /// usable endpoints would give.
+    /// </summary>
+    private static (Dictionary<string, (string Spn, HashSet<string> Endpoints)> ByDestination, Dictionary<string, (string Spn, HashSet<string> Endpoints)> ByNodePort)
+        Destinations(ClusterModel cluster)
+    {
         // destination "ip port proto" → (service port, the reply sources its endpoints would give)
         var byDestination = new Dictionary<string, (string Spn, HashSet<string> Endpoints)>(StringComparer.Ordinal);
         var byNodePort = new Dictionary<string, (string Spn, HashSet<string> Endpoints)>(StringComparer.Ordinal);
@@ -68,28 +102,6 @@ public static class ConntrackAudit
             }
         }
 
-        var nodes = nodeAddresses.Select(NftRuleset.CanonicalIP).ToHashSet(StringComparer.Ordinal);
-        return e =>
-        {
-            if (e.Protocol is not ("udp" or "sctp"))
-            {
-                return null;
-            }
-
-            var dst = NftRuleset.CanonicalIP(e.OrigDestination);
-            if (!byDestination.TryGetValue($"{dst} {e.OrigDestinationPort.ToString(CultureInfo.InvariantCulture)} {e.Protocol}", out var target)
-                && !(nodes.Contains(dst) && byNodePort.TryGetValue($"{e.OrigDestinationPort.ToString(CultureInfo.InvariantCulture)} {e.Protocol} {(dst.Contains(':', StringComparison.Ordinal) ? 6 : 4).ToString(CultureInfo.InvariantCulture)}", out target)))
-            {
-                return null;
-            }
-
-            var reply = $"{NftRuleset.CanonicalIP(e.ReplySource)} {e.ReplySourcePort.ToString(CultureInfo.InvariantCulture)}";
-            return target.Endpoints.Count == 0
-                ? new StaleFlow(target.Spn, e, $"{target.Spn} has no endpoint")
-                : !target.Endpoints.Contains(reply)
-                    ? new StaleFlow(target.Spn, e,
-                        $"its reply comes from {reply.Replace(' ', ':')}, not from an endpoint of {target.Spn} ({string.Join(", ", target.Endpoints.Order(StringComparer.Ordinal).Take(5).Select(x => x.Replace(' ', ':')))})")
-                    : null;
-        };
+        return (byDestination, byNodePort);
     }
 }
