@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.NodeAgent.Audit.KubeProxy;
 
@@ -16,6 +17,7 @@ internal static class NatComparison
     /// missing-rule, wrong-target, missing-reject and stale-rule for each expected destination, then stale-rule for
     /// each nat rule or REJECT of a destination no Service has.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Rules(List<NatExpectation> expectations, NatRuleIndex index, IptablesDump dump, List<Finding> findings)
     {
         var expected = new HashSet<DestKey>();
@@ -38,6 +40,7 @@ internal static class NatComparison
     }
 
     /// <summary>wrong-backend: each service chain must send to exactly its port's usable endpoints.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Backends(List<NatBackends> backends, ServiceChainIndex chains, NameTable names, List<Finding> findings)
     {
         var actual = new List<long>();

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Toolforge.Agents.NodeAgent.Audit.KubeProxy;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 
@@ -10,6 +11,7 @@ namespace Toolforge.Agents.NodeAgent.Audit.Iptables;
 /// </summary>
 internal static class NatExpectations
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static NatExpected Of(ClusterModel cluster, NameTable names, NatAuditOptions options)
     {
         var expected = new NatExpected(cluster.Services.Count);
@@ -46,6 +48,7 @@ internal static class NatExpectations
     /// counting only this node's endpoints under internalTrafficPolicy Local), external IPs, load balancer IPs and node
     /// port; the endpoints its KUBE-SVC chain must send to.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ExpectPort(NatExpected expected, NameTable names, NatAuditOptions options, NatExpectation clusterIP, List<UsableEndpoint> usable)
     {
         var (svc, port) = (clusterIP.Service, clusterIP.Port);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace Toolforge.Agents.NodeAgent.Audit.Iptables;
@@ -25,6 +26,7 @@ internal sealed class NatRuleIndex
     /// <summary>The next rule of the same destination and kind after a rule, or -1.</summary>
     public int Next(int rule) => _next[rule];
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static NatRuleIndex Of(IptablesDump dump)
     {
         var names = dump.Names;

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 
 namespace Toolforge.Agents.NodeAgent.Audit.Iptables;
 
@@ -22,6 +23,7 @@ internal sealed class ServiceChainIndex
         _sepRule = new int[dump.Names.Count];
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static ServiceChainIndex Of(IptablesDump dump)
     {
         var names = dump.Names;
