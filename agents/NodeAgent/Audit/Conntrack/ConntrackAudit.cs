@@ -1,4 +1,5 @@
 using System.Globalization;
+using Toolforge.Agents.NodeAgent.Audit.KubeProxy;
 using Toolforge.Agents.NodeAgent.Audit.Nftables;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 
@@ -17,6 +18,8 @@ public static class ConntrackAudit
 {
     public const string Check = "kube-proxy.conntrack";
 
+    internal static readonly FindingFactory Findings = new(Check);
+
     public static List<StaleFlow> Run(ClusterModel cluster, IEnumerable<ConntrackEntry> entries, IReadOnlyCollection<string> nodeAddresses)
     {
         var judge = Judge(cluster, nodeAddresses);
@@ -29,42 +32,7 @@ public static class ConntrackAudit
     /// </summary>
     public static Func<ConntrackEntry, StaleFlow?> Judge(ClusterModel cluster, IReadOnlyCollection<string> nodeAddresses)
     {
-        // destination "ip port proto" → (service port, the reply sources its endpoints would give)
-        var byDestination = new Dictionary<string, (string Spn, HashSet<string> Endpoints)>(StringComparer.Ordinal);
-        var byNodePort = new Dictionary<string, (string Spn, HashSet<string> Endpoints)>(StringComparer.Ordinal);
-        var slices = cluster.Slices.GroupBy(s => $"{s.Namespace}/{s.ServiceName}").ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
-        foreach (var svc in cluster.Services)
-        {
-            foreach (var port in svc.Ports.Where(p => p.Protocol is "UDP" or "SCTP"))
-            {
-                var spn = port.Name.Length == 0 ? svc.Key : $"{svc.Key}:{port.Name}";
-                var proto = port.Protocol.ToLowerInvariant();
-                foreach (var ipv6 in new[] { false, true })
-                {
-                    var family = svc.Family(ipv6);
-                    var endpoints = UsableEndpoints.Of(slices.GetValueOrDefault(svc.Key) ?? [], port, ipv6)
-                        .Select(u => $"{NftRuleset.CanonicalIP(u.Address)} {u.Port.ToString(CultureInfo.InvariantCulture)}").ToHashSet(StringComparer.Ordinal);
-                    foreach (var ip in new[] { family.ClusterIP }.Concat(family.ExternalIPs).Concat(family.LoadBalancerIPs).OfType<string>().Where(ip => ip is not ("" or "None")))
-                    {
-                        byDestination[$"{NftRuleset.CanonicalIP(ip)} {port.Port.ToString(CultureInfo.InvariantCulture)} {proto}"] = (spn, endpoints);
-                    }
-
-                    if (port.NodePort > 0)
-                    {
-                        var key = $"{port.NodePort.ToString(CultureInfo.InvariantCulture)} {proto} {(ipv6 ? 6 : 4).ToString(CultureInfo.InvariantCulture)}";
-                        if (byNodePort.TryGetValue(key, out var existing))
-                        {
-                            existing.Endpoints.UnionWith(endpoints);
-                        }
-                        else
-                        {
-                            byNodePort[key] = (spn, endpoints);
-                        }
-                    }
-                }
-            }
-        }
-
+        var (byDestination, byNodePort) = Destinations(cluster);
         var nodes = nodeAddresses.Select(NftRuleset.CanonicalIP).ToHashSet(StringComparer.Ordinal);
         return e =>
         {
@@ -88,5 +56,52 @@ public static class ConntrackAudit
                         $"its reply comes from {reply.Replace(' ', ':')}, not from an endpoint of {target.Spn} ({string.Join(", ", target.Endpoints.Order(StringComparer.Ordinal).Take(5).Select(x => x.Replace(' ', ':')))})")
                     : null;
         };
+    }
+
+    /// <summary>
+    /// Each UDP/SCTP Service port's destinations, in both families: "ip port proto" (cluster, external and load
+    /// balancer IPs) and "nodeport proto family" (node ports), each to the Service port and the reply sources its
+    /// usable endpoints would give.
+    /// </summary>
+    private static (Dictionary<string, (string Spn, HashSet<string> Endpoints)> ByDestination, Dictionary<string, (string Spn, HashSet<string> Endpoints)> ByNodePort)
+        Destinations(ClusterModel cluster)
+    {
+        // destination "ip port proto" → (service port, the reply sources its endpoints would give)
+        var byDestination = new Dictionary<string, (string Spn, HashSet<string> Endpoints)>(StringComparer.Ordinal);
+        var byNodePort = new Dictionary<string, (string Spn, HashSet<string> Endpoints)>(StringComparer.Ordinal);
+        var slices = new SlicesByService(cluster.Slices);
+        foreach (var svc in cluster.Services)
+        {
+            foreach (var port in svc.Ports.Where(p => p.Protocol is "UDP" or "SCTP"))
+            {
+                var spn = ServicePortName.Of(svc, port);
+                var proto = port.Protocol.ToLowerInvariant();
+                foreach (var ipv6 in new[] { false, true })
+                {
+                    var family = svc.Family(ipv6);
+                    var endpoints = UsableEndpoints.Of(slices.Of(svc), port, ipv6)
+                        .Select(u => $"{NftRuleset.CanonicalIP(u.Address)} {u.Port.ToString(CultureInfo.InvariantCulture)}").ToHashSet(StringComparer.Ordinal);
+                    foreach (var ip in new[] { family.ClusterIP }.Concat(family.ExternalIPs).Concat(family.LoadBalancerIPs).OfType<string>().Where(ip => ip is not ("" or "None")))
+                    {
+                        byDestination[$"{NftRuleset.CanonicalIP(ip)} {port.Port.ToString(CultureInfo.InvariantCulture)} {proto}"] = (spn, endpoints);
+                    }
+
+                    if (port.NodePort > 0)
+                    {
+                        var key = $"{port.NodePort.ToString(CultureInfo.InvariantCulture)} {proto} {(ipv6 ? 6 : 4).ToString(CultureInfo.InvariantCulture)}";
+                        if (byNodePort.TryGetValue(key, out var existing))
+                        {
+                            existing.Endpoints.UnionWith(endpoints);
+                        }
+                        else
+                        {
+                            byNodePort[key] = (spn, endpoints);
+                        }
+                    }
+                }
+            }
+        }
+
+        return (byDestination, byNodePort);
     }
 }

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using Toolforge.Agents.Common.Checks;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.NodeAgent.Audit.KubeProxy;
 using Toolforge.Agents.NodeAgent.Checks;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 
@@ -48,20 +49,26 @@ internal sealed partial class ConntrackCheck : PeriodicCheck, IUsesCluster
 
     protected override async Task RunOnceAsync(CancellationToken ct)
     {
-        if (_cluster.NotANode)
+        if (!AuditPreconditions.ClusterReady(_cluster, State, ConntrackAudit.Check))
         {
-            State.SetCheck(ConntrackAudit.Check, CheckState.Unknown, $"not applicable on this host ({_cluster.NotANodeReason})", details: Common.Checks.CheckDetails.NotApplicable, quiet: true);
             return;
         }
 
-        if (!_cluster.Synced)
-        {
-            State.SetCheck(ConntrackAudit.Check, CheckState.Unknown, $"waiting for the Kubernetes API: {_cluster.Problem ?? "not listed yet"}");
-            return;
-        }
+        var (stale, flows, cut) = await ListStaleAsync(ct).ConfigureAwait(false);
+        var (findings, deleted, deferred) = await ActAsync(stale, ct).ConfigureAwait(false);
+        var pending = stale.Count - findings.Count - deleted;
+        State.SetFindings(ConntrackAudit.Check, findings);
+        State.SetCheck(ConntrackAudit.Check, findings.Count > 0 ? CheckState.Failing : cut.Count > 0 ? CheckState.Warning : CheckState.Ok,
+            Message(flows, findings.Count, pending, deleted, deferred, cut),
+            values: new Dictionary<string, double> { ["flows"] = flows, ["stale"] = findings.Count, ["pending"] = pending, ["deleted"] = deleted, ["deferred"] = deferred, ["cut"] = cut.Count });
+    }
 
-        // Each listing judged line by line as conntrack writes it, keeping only the stale flows: a table a tenant
-        // fills with UDP flows (50 MB of text) costs one read buffer, and a listing past the bound is cut there.
+    /// <summary>
+    /// Each listing (udp, sctp) judged line by line as conntrack writes it, keeping only the stale flows: a table a
+    /// tenant fills with UDP flows (50 MB of text) costs one read buffer, and a listing past the bound is cut there.
+    /// </summary>
+    private async Task<(List<StaleFlow> Stale, int Flows, List<string> Cut)> ListStaleAsync(CancellationToken ct)
+    {
         var judge = ConntrackAudit.Judge(_cluster.Model(), NodeAddresses());
         var stale = new List<StaleFlow>();
         var flows = 0;
@@ -90,8 +97,15 @@ internal sealed partial class ConntrackCheck : PeriodicCheck, IUsesCluster
         }
 
         _wasCut = cut.Count > 0;
+        return (stale, flows, cut);
+    }
 
-        var entries = flows;
+    /// <summary>
+    /// The stale flows past the grace period (kube-proxy's own clean-up runs first): with Remediate, deleted (at most
+    /// <see cref="MaxDeletions"/> a run, the rest deferred); each one left is a stale-conntrack finding.
+    /// </summary>
+    private async Task<(List<Finding> Findings, int Deleted, int Deferred)> ActAsync(List<StaleFlow> stale, CancellationToken ct)
+    {
         var now = Time.GetUtcNow();
         var keys = stale.Select(s => s.Flow.Key).ToHashSet(StringComparer.Ordinal);
         foreach (var k in _firstSeen.Keys.Where(k => !keys.Contains(k)).ToList())
@@ -121,23 +135,20 @@ internal sealed partial class ConntrackCheck : PeriodicCheck, IUsesCluster
                 continue;
             }
 
-            var f = new Finding
-            {
-                Kind = "stale-conntrack",
-                Subject = $"{s.ServicePort} {s.Flow.Protocol} {s.Flow.OrigSource}:{s.Flow.OrigSourcePort.ToString(CultureInfo.InvariantCulture)}",
-                Severity = Severity.Error,
-                Check = ConntrackAudit.Check,
-                Message = $"conntrack keeps {s.Flow} for {(int)age.TotalSeconds}s: {s.Why}",
-            };
-            f.Details["flow"] = s.Flow.ToString();
-            f.Details["age_seconds"] = ((int)age.TotalSeconds).ToString(CultureInfo.InvariantCulture);
-            findings.Add(f);
+            findings.Add(ConntrackAudit.Findings.Make("stale-conntrack", Severity.Error,
+                $"{s.ServicePort} {s.Flow.Protocol} {s.Flow.OrigSource}:{s.Flow.OrigSourcePort.ToString(CultureInfo.InvariantCulture)}",
+                $"conntrack keeps {s.Flow} for {(int)age.TotalSeconds}s: {s.Why}",
+                ("flow", s.Flow.ToString()), ("age_seconds", ((int)age.TotalSeconds).ToString(CultureInfo.InvariantCulture))));
         }
 
-        var pending = stale.Count - findings.Count - deleted;
-        var message = findings.Count > 0 ? $"{findings.Count} stale UDP/SCTP conntrack entr{(findings.Count == 1 ? "y" : "ies")} to Services"
-            : pending > 0 ? $"clean: {entries} UDP/SCTP flows; {pending} wrong for less than {_o.GracePeriod.TotalSeconds.ToString(CultureInfo.InvariantCulture)}s, left to kube-proxy so far"
-            : $"clean: {entries} UDP/SCTP flows";
+        return (findings, deleted, deferred);
+    }
+
+    private string Message(int flows, int stale, int pending, int deleted, int deferred, List<string> cut)
+    {
+        var message = stale > 0 ? $"{stale} stale UDP/SCTP conntrack entr{(stale == 1 ? "y" : "ies")} to Services"
+            : pending > 0 ? $"clean: {flows} UDP/SCTP flows; {pending} wrong for less than {_o.GracePeriod.TotalSeconds.ToString(CultureInfo.InvariantCulture)}s, left to kube-proxy so far"
+            : $"clean: {flows} UDP/SCTP flows";
         if (deleted > 0 || deferred > 0)
         {
             message += $"; deleted {deleted}{(deferred > 0 ? $", {deferred} more left for the next run (at most {MaxDeletions} a run)" : string.Empty)}";
@@ -149,9 +160,7 @@ internal sealed partial class ConntrackCheck : PeriodicCheck, IUsesCluster
             message += $"; the {string.Join(" and ", cut)} listing passed {(MaxListingBytes >= 1 << 20 ? $"{MaxListingBytes >> 20} MiB" : $"{MaxListingBytes} bytes")} and was read only that far";
         }
 
-        State.SetFindings(ConntrackAudit.Check, findings);
-        State.SetCheck(ConntrackAudit.Check, findings.Count > 0 ? CheckState.Failing : cut.Count > 0 ? CheckState.Warning : CheckState.Ok, message,
-            values: new Dictionary<string, double> { ["flows"] = entries, ["stale"] = findings.Count, ["pending"] = pending, ["deleted"] = deleted, ["deferred"] = deferred, ["cut"] = cut.Count });
+        return message;
     }
 
     private List<string> NodeAddresses() =>

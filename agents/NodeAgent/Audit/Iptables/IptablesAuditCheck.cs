@@ -46,48 +46,26 @@ internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
 
     protected override async Task RunOnceAsync(CancellationToken ct)
     {
-        if (_mode is not null && await _mode.ModeAsync(ct).ConfigureAwait(false) is { Mode: KubeProxyMode.Nftables } nft)
+        if (_mode is not null && await _mode.ModeAsync(ct).ConfigureAwait(false) is { Mode: KubeProxyMode.Nftables } nft
+            && !AuditPreconditions.InUse(State, NatAudit.Check, KubeProxyMode.Iptables, nft.Mode, nft.How))
         {
-            State.SetFindings(NatAudit.Check, []);
-            State.SetCheck(NatAudit.Check, CheckState.Ok, $"not in use: kube-proxy runs in nftables mode ({nft.How})");
             return;
         }
 
-        if (_cluster.NotANode)
+        if (!AuditPreconditions.ClusterReady(_cluster, State, NatAudit.Check))
         {
-            State.SetCheck(NatAudit.Check, CheckState.Unknown, $"not applicable on this host ({_cluster.NotANodeReason})", details: Common.Checks.CheckDetails.NotApplicable, quiet: true);
-            return;
-        }
-
-        if (!_cluster.Synced)
-        {
-            State.SetCheck(NatAudit.Check, CheckState.Unknown, $"waiting for the Kubernetes API: {_cluster.Problem ?? "not listed yet"}");
             return;
         }
 
         var sw = Stopwatch.StartNew();
-        if (await AuditAsync(sw, ct).ConfigureAwait(false) is not { } audit)
+        if (await _confirm.AuditAsync(() => AuditAsync(sw, ct), a => a.Findings, OneShot, Time, ct).ConfigureAwait(false) is not var (audit, confirmed))
         {
             return;
         }
 
-        var confirmed = _confirm.Confirm(audit.Findings);
-        if (OneShot && confirmed.Count < audit.Findings.Count)
-        {
-            // One run cannot confirm anything across runs: audit again a moment later, report what both saw.
-            await Task.Delay(FindingConfirmer.OneShotRecheck, Time, ct).ConfigureAwait(false);
-            if (await AuditAsync(sw, ct).ConfigureAwait(false) is not { } again)
-            {
-                return;
-            }
-
-            (audit, confirmed) = (again, _confirm.Confirm(again.Findings));
-        }
-
         State.SetFindings(NatAudit.Check, confirmed);
-        var summary = (confirmed.Count == 0 ? $"clean: {audit.Rules} rules, {_cluster.ServiceCount} services" : FindingConfirmer.Summary(confirmed))
-            + FindingConfirmer.Pending(audit.Findings.Count, confirmed.Count);
-        State.SetCheck(NatAudit.Check, FindingConfirmer.StateOf(confirmed), summary, sw.Elapsed,
+        var message = FindingConfirmer.Message(confirmed, audit.Findings.Count, $"clean: {audit.Rules} rules, {_cluster.ServiceCount} services");
+        State.SetCheck(NatAudit.Check, FindingConfirmer.StateOf(confirmed), message, sw.Elapsed,
             values: new Dictionary<string, double> { ["rules"] = audit.Rules, ["findings"] = confirmed.Count, ["audit_ms"] = audit.AuditMs });
     }
 

@@ -13,8 +13,7 @@ public static class KubeProxyNames
 {
     private const string Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
-    public static string ServicePortName(string ns, string name, string? portName) =>
-        string.IsNullOrEmpty(portName) ? $"{ns}/{name}" : $"{ns}/{name}:{portName}";
+    public static string ServicePortName(string ns, string name, string? portName) => KubeProxy.ServicePortName.Of(ns, name, portName);
 
     public static string Hash(string servicePortName, string protocol, string? endpoint = null)
     {

@@ -35,10 +35,38 @@ internal sealed class FindingConfirmer
         return findings.Where(f => _seen[Key(f)] >= Runs).ToList();
     }
 
+    /// <summary>
+    /// One audit and its confirmed findings. The one-shot `check` cannot confirm across runs: when its audit sees
+    /// findings not confirmed yet, it audits again <see cref="OneShotRecheck"/> later and reports what both saw (the
+    /// daemon confirms across its intervals instead). Null when an audit returned null (it set the check's state).
+    /// </summary>
+    public async Task<(T Audit, List<Finding> Confirmed)?> AuditAsync<T>(Func<Task<T?>> audit, Func<T, IReadOnlyList<Finding>> findingsOf, bool oneShot,
+        TimeProvider time, CancellationToken ct)
+        where T : class
+    {
+        if (await audit().ConfigureAwait(false) is not { } first)
+        {
+            return null;
+        }
+
+        var confirmed = Confirm(findingsOf(first));
+        if (!oneShot || confirmed.Count >= findingsOf(first).Count)
+        {
+            return (first, confirmed);
+        }
+
+        await Task.Delay(OneShotRecheck, time, ct).ConfigureAwait(false);
+        return await audit().ConfigureAwait(false) is { } again ? (again, Confirm(findingsOf(again))) : null;
+    }
+
     public static CheckState StateOf(IReadOnlyList<Finding> confirmed) =>
         confirmed.Any(f => f.Severity == Severity.Error) ? CheckState.Failing : confirmed.Count > 0 ? CheckState.Warning : CheckState.Ok;
 
     public static string Summary(IReadOnlyList<Finding> confirmed) => string.Join(", ", confirmed.GroupBy(f => f.Kind).Select(g => $"{g.Count()} {g.Key}"));
+
+    /// <summary>The check's message: <paramref name="clean"/> when nothing is confirmed, else the confirmed findings by kind; then what is <see cref="Pending"/>.</summary>
+    public static string Message(IReadOnlyList<Finding> confirmed, int seen, string clean) =>
+        (confirmed.Count == 0 ? clean : Summary(confirmed)) + Pending(seen, confirmed.Count);
 
     /// <summary>What the check's message adds when this audit saw findings the previous one did not (not reported yet).</summary>
     public static string Pending(int seen, int confirmed) =>

@@ -45,49 +45,21 @@ internal sealed class NftablesAuditCheck : PeriodicCheck, IUsesCluster
     protected override async Task RunOnceAsync(CancellationToken ct)
     {
         var (mode, how) = await _mode.ModeAsync(ct).ConfigureAwait(false);
-        if (mode != KubeProxyMode.Nftables)
+        if (!AuditPreconditions.InUse(State, NftAudit.Check, KubeProxyMode.Nftables, mode, how) || !AuditPreconditions.ClusterReady(_cluster, State, NftAudit.Check))
         {
-            State.SetFindings(NftAudit.Check, []);
-            State.SetCheck(NftAudit.Check, CheckState.Ok, $"not in use: kube-proxy runs in {mode.ToString().ToLowerInvariant()} mode ({how})");
-            return;
-        }
-
-        if (_cluster.NotANode)
-        {
-            State.SetCheck(NftAudit.Check, CheckState.Unknown, $"not applicable on this host ({_cluster.NotANodeReason})", details: Common.Checks.CheckDetails.NotApplicable, quiet: true);
-            return;
-        }
-
-        if (!_cluster.Synced)
-        {
-            State.SetCheck(NftAudit.Check, CheckState.Unknown, $"waiting for the Kubernetes API: {_cluster.Problem ?? "not listed yet"}");
             return;
         }
 
         var sw = Stopwatch.StartNew();
-        if (await AuditAsync(sw, how, ct).ConfigureAwait(false) is not { } audit)
+        if (await _confirm.AuditAsync(() => AuditAsync(sw, how, ct), a => a.Findings, OneShot, Time, ct).ConfigureAwait(false) is not var (audit, confirmed))
         {
             return;
-        }
-
-        var confirmed = _confirm.Confirm(audit.Findings);
-        if (OneShot && confirmed.Count < audit.Findings.Count)
-        {
-            // One run cannot confirm anything across runs: audit again a moment later, report what both saw.
-            await Task.Delay(FindingConfirmer.OneShotRecheck, Time, ct).ConfigureAwait(false);
-            if (await AuditAsync(sw, how, ct).ConfigureAwait(false) is not { } again)
-            {
-                return;
-            }
-
-            (audit, confirmed) = (again, _confirm.Confirm(again.Findings));
         }
 
         var rules = audit.Rules;
         State.SetFindings(NftAudit.Check, confirmed);
         State.SetCheck(NftAudit.Check, FindingConfirmer.StateOf(confirmed),
-            (confirmed.Count == 0 ? $"clean: {rules.RuleCount} rules, {rules.ElementCount} elements, {_cluster.ServiceCount} services" : FindingConfirmer.Summary(confirmed))
-            + FindingConfirmer.Pending(audit.Findings.Count, confirmed.Count),
+            FindingConfirmer.Message(confirmed, audit.Findings.Count, $"clean: {rules.RuleCount} rules, {rules.ElementCount} elements, {_cluster.ServiceCount} services"),
             sw.Elapsed, values: new Dictionary<string, double> { ["rules"] = rules.RuleCount, ["elements"] = rules.ElementCount, ["findings"] = confirmed.Count, ["audit_ms"] = audit.AuditMs });
     }
 
