@@ -9,7 +9,7 @@ namespace Toolforge.Agents.Common.Cli;
 /// </summary>
 public static partial class Durations
 {
-    [GeneratedRegex(@"^(?:(\d{1,5})d)?(?:(\d{1,6})h)?(?:(\d{1,7})m)?(?:(\d{1,9})s)?$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^(?:(\d{1,5})d)?(?:(\d{1,6})h)?(?:(\d{1,7})m)?(?:(\d{1,9})s)?\z", RegexOptions.CultureInvariant)]
     private static partial Regex Units();
 
     /// <summary>The duration <paramref name="text"/> gives, or null when it is not one.</summary>

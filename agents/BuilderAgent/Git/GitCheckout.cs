@@ -41,10 +41,10 @@ public sealed partial class GitCheckout
     /// <summary>"origin/main" or "https://host/repo.git main", as messages name it.</summary>
     public string Upstream => IsUrl(Remote) ? $"{GitRunner.Safe(RedactUrl(Remote))} {GitRunner.Safe(Branch)}" : $"{GitRunner.Safe(Remote)}/{GitRunner.Safe(Branch)}";
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}\\z", RegexOptions.CultureInvariant)]
     private static partial Regex BranchPattern();
 
-    [GeneratedRegex("^[0-9a-f]{40}([0-9a-f]{24})?$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^[0-9a-f]{40}([0-9a-f]{24})?\\z", RegexOptions.CultureInvariant)]
     private static partial Regex ObjectId();
 
     /// <summary>Null when <paramref name="branch"/> is a branch name git takes; else why not.</summary>

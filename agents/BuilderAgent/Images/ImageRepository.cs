@@ -9,7 +9,7 @@ public sealed partial record NamingOptions(string Registry = NamingOptions.Defau
     public const string DefaultRegistry = "docker-registry.svc.toolforge.org";
     public const string DefaultPrefix = "toolforge";
 
-    [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\\z", RegexOptions.CultureInvariant)]
     private static partial Regex TagPattern();
 
     /// <summary>Null when <paramref name="tag"/> is a Docker tag; else why not. The tag is rendered into Dockerfiles: nothing else may pass.</summary>

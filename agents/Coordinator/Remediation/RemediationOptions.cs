@@ -18,7 +18,7 @@ public sealed partial class RemediationOptions : IValidatedOptions
     /// <summary>The Alertmanager asked before the gated steps of a pool that sets AlertMatchers.</summary>
     public AlertmanagerOptions Alertmanager { get; set; } = new();
 
-    [GeneratedRegex("^[a-z0-9][a-z0-9-]{0,62}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^[a-z0-9][a-z0-9-]{0,62}\\z", RegexOptions.CultureInvariant)]
     private static partial Regex PoolName();
 
     public IEnumerable<string> Validate(string section)

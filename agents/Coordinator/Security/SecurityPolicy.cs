@@ -54,7 +54,7 @@ public sealed class SecurityPolicy
 
     /// <summary>A glob of host names: '*' is any run of characters but '.', '?' one such character.</summary>
     public static Regex Glob(string pattern) => new(
-        "^" + Regex.Escape(pattern.Trim().ToLowerInvariant()).Replace(@"\*", "[^.]*", StringComparison.Ordinal).Replace(@"\?", "[^.]", StringComparison.Ordinal) + "$",
+        "^" + Regex.Escape(pattern.Trim().ToLowerInvariant()).Replace(@"\*", "[^.]*", StringComparison.Ordinal).Replace(@"\?", "[^.]", StringComparison.Ordinal) + @"\z",
         RegexOptions.CultureInvariant, TimeSpan.FromMilliseconds(100));
 
     private static HashSet<string> Set(IEnumerable<string> names) =>

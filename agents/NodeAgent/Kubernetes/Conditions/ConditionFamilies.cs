@@ -92,6 +92,6 @@ public static partial class ConditionFamilies
         return clean.Length <= MaxMessage ? clean : clean[..(MaxMessage - 1)] + "…";
     }
 
-    [GeneratedRegex("^[A-Z][A-Za-z0-9]{0,62}$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("^[A-Z][A-Za-z0-9]{0,62}\\z", RegexOptions.CultureInvariant)]
     private static partial Regex TypeName();
 }
