@@ -1,5 +1,4 @@
 using Toolforge.Agents.Common.Options;
-using Toolforge.Agents.Coordinator.Storage;
 
 namespace Toolforge.Agents.Coordinator;
 

@@ -1,2 +1,2 @@
 // toolforge-coordinator: everything is in CoordinatorHost.
-return await Toolforge.Agents.Coordinator.CoordinatorHost.RunAsync(args);
+return await Toolforge.Agents.Coordinator.Hosting.CoordinatorHost.RunAsync(args);

@@ -1,2 +1,2 @@
 // toolforge-log-shipper: everything is in LogShipperHost.
-return await Toolforge.Agents.LogShipper.LogShipperHost.RunAsync(args);
+return await Toolforge.Agents.LogShipper.Cli.LogShipperHost.RunAsync(args);

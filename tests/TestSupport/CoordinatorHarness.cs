@@ -1,3 +1,4 @@
+using Toolforge.Agents.Coordinator.Hosting;
 using System.Text.Json.Nodes;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;

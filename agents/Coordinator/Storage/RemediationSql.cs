@@ -181,19 +181,5 @@ internal static partial class RemediationSql
         return row with { Leases = leases, Candidates = candidates, Holds = holds };
     }
 
-    private static void Exec(DbConnection c, DbTransaction tx, string sql, params (string Name, object Value)[] args)
-    {
-        using var cmd = c.CreateCommand();
-        cmd.Transaction = tx;
-        cmd.CommandText = sql;
-        foreach (var (name, value) in args)
-        {
-            var p = cmd.CreateParameter();
-            p.ParameterName = name;
-            p.Value = value;
-            cmd.Parameters.Add(p);
-        }
-
-        cmd.ExecuteNonQuery();
-    }
+    private static void Exec(DbConnection c, DbTransaction tx, string sql, params (string Name, object Value)[] args) => StoreSql.Exec(c, tx, sql, args);
 }

@@ -19,7 +19,25 @@ internal static class StoreSql
     /// <summary>Runs <paramref name="sql"/> and hands each row to <paramref name="row"/>.</summary>
     public static void Each(DbConnection c, DbTransaction? tx, string sql, Action<DbDataReader> row, params (string Name, object Value)[] args)
     {
-        using var cmd = c.CreateCommand();
+        using var cmd = Command(c, tx, sql, args);
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            row(r);
+        }
+    }
+
+    /// <summary>Runs <paramref name="sql"/> for its effect; the rows it changed.</summary>
+    public static int Exec(DbConnection c, DbTransaction? tx, string sql, params (string Name, object Value)[] args)
+    {
+        using var cmd = Command(c, tx, sql, args);
+        return cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>A command with named parameters (both engines take @name).</summary>
+    private static DbCommand Command(DbConnection c, DbTransaction? tx, string sql, (string Name, object Value)[] args)
+    {
+        var cmd = c.CreateCommand();
         cmd.Transaction = tx;
         cmd.CommandText = sql;
         foreach (var (name, value) in args)
@@ -30,11 +48,7 @@ internal static class StoreSql
             cmd.Parameters.Add(p);
         }
 
-        using var r = cmd.ExecuteReader();
-        while (r.Read())
-        {
-            row(r);
-        }
+        return cmd;
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using Toolforge.Agents.Coordinator.Hosting;
 using System.Diagnostics;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;

@@ -1,3 +1,4 @@
+using Toolforge.Agents.Coordinator.Hosting;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Hosting;
 using Toolforge.Agents.Common.Hosting;

@@ -1,3 +1,5 @@
+using Toolforge.Agents.LogShipper.Cli;
+using Toolforge.Agents.LogShipper.Delivery;
 using System.Text.Json.Nodes;
 using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.Common.Reporting;

@@ -1,3 +1,5 @@
+using Toolforge.Agents.LogShipper.Cli;
+using Toolforge.Agents.LogShipper.Delivery;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;

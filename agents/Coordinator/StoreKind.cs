@@ -1,4 +1,4 @@
-namespace Toolforge.Agents.Coordinator.Storage;
+namespace Toolforge.Agents.Coordinator;
 
 /// <summary>
 /// The storage engine, decided once from <c>Coordinator:Store</c> (<see cref="CoordinatorOptions.Engine"/>): what is

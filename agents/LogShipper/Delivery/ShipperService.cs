@@ -9,7 +9,7 @@ using Toolforge.Agents.Common.Resilience;
 using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.LogShipper.Delivery;
 
-namespace Toolforge.Agents.LogShipper;
+namespace Toolforge.Agents.LogShipper.Delivery;
 
 /// <summary>
 /// The daemon: follows the journal for ever; its check `shipper.delivery`, judged every 5 s from the shipper's

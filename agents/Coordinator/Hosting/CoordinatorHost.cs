@@ -1,7 +1,7 @@
 using Toolforge.Agents.Common.Cli;
 using Toolforge.Agents.Common.Hosting;
 
-namespace Toolforge.Agents.Coordinator;
+namespace Toolforge.Agents.Coordinator.Hosting;
 
 /// <summary>toolforge-coordinator's command line: with no subcommand, the daemon (<see cref="CoordinatorApp"/>).</summary>
 public static class CoordinatorHost

@@ -4,9 +4,9 @@ using Microsoft.Extensions.Hosting;
 using Toolforge.Agents.Common.Cli;
 using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.Common.Options;
-using Toolforge.Agents.LogShipper.Cli;
+using Toolforge.Agents.LogShipper.Delivery;
 
-namespace Toolforge.Agents.LogShipper;
+namespace Toolforge.Agents.LogShipper.Cli;
 
 /// <summary>toolforge-log-shipper's command line and wiring: the daemon (no subcommand) and `ship`.</summary>
 internal static class LogShipperHost

@@ -1,7 +1,6 @@
-using Toolforge.Agents.AgentCtl.Commands;
 using Toolforge.Agents.Common.Cli;
 
-namespace Toolforge.Agents.AgentCtl;
+namespace Toolforge.Agents.AgentCtl.Commands;
 
 /// <summary>agentctl's command line: one command per file under Commands/.</summary>
 internal static class AgentCtlHost

@@ -14,7 +14,7 @@ using Toolforge.Agents.Coordinator.Security;
 using Toolforge.Agents.Coordinator.State;
 using Toolforge.Agents.Coordinator.Storage;
 
-namespace Toolforge.Agents.Coordinator;
+namespace Toolforge.Agents.Coordinator.Hosting;
 
 /// <summary>Builds the coordinator: Kestrel (HTTP/2 over mutual TLS only), the two gRPC services, SQLite and the sweeper.</summary>
 public static class CoordinatorApp
