@@ -53,4 +53,5 @@ internal static class EventIds
     public const int LeaseReleased = 3713;
     public const int LeaseReleaseFailed = 3714;
     public const int LeaseFileUnusable = 3715;
+    public const int LeaseEnded = 3716;
 }

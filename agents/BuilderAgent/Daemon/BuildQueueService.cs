@@ -64,12 +64,6 @@ internal sealed partial class BuildQueueService(
             (ex, _) =>
             {
                 var r = (RpcException)ex;
-                if (r.StatusCode == StatusCode.OK)
-                {
-                    Log.StreamEnded(logger);
-                    return;
-                }
-
                 Log.StreamFailed(logger, r.StatusCode, r.Status.Detail);
                 state.SetCheck("builder.commands", CheckState.Warning, $"command stream: {r.StatusCode}: {r.Status.Detail}");
             },
@@ -86,13 +80,14 @@ internal sealed partial class BuildQueueService(
                 }
 
                 using var call = connection.AgentClient().ReceiveCommands(hello, cancellationToken: stoppingToken);
+
+                // The coordinator answers the stream's opening at once (its headers): connected from here, not only
+                // once a command comes (that could be days).
+                await call.ResponseHeadersAsync.ConfigureAwait(false);
+                streak.Succeeded();
+                state.SetCheck("builder.commands", CheckState.Ok, "connected to the coordinator's command stream");
                 await foreach (var command in call.ResponseStream.ReadAllAsync(stoppingToken).ConfigureAwait(false))
                 {
-                    if (streak.Succeeded() || _seen.Count == 0)
-                    {
-                        state.SetCheck("builder.commands", CheckState.Ok, "connected to the coordinator's command stream");
-                    }
-
                     if (command.BodyCase == Command.BodyOneofCase.Cancel)
                     {
                         Cancel(command);
@@ -114,8 +109,14 @@ internal sealed partial class BuildQueueService(
                     await _queue.Writer.WriteAsync(command, stoppingToken).ConfigureAwait(false);
                 }
 
-                // The coordinator ended the stream (it is stopping): an interruption, though not a failure of ours.
-                lost = new RpcException(new Status(StatusCode.OK, "the coordinator ended the command stream"));
+                // The coordinator ended the stream (it is stopping): said, not a failure; back after the first wait.
+                Log.StreamEnded(logger);
+                if (!await streak.WaitAsync(Reconnect.Initial, stoppingToken).ConfigureAwait(false))
+                {
+                    break;
+                }
+
+                continue;
             }
             catch (RpcException ex) when (!stoppingToken.IsCancellationRequested)
             {

@@ -10,21 +10,31 @@ public sealed class CheckoutLock : IDisposable
 {
     public const string FileName = "toolforge-builder.lock";
 
+    // flock(LOCK_EX | LOCK_NB) refused because another process holds it: EWOULDBLOCK, as .NET reports it on Linux.
+    private const int EWouldBlock = 11;
+
     private readonly FileStream _file;
 
     private CheckoutLock(FileStream file) => _file = file;
 
     /// <summary>Takes the lock of the checkout whose git directory is <paramref name="gitDirectory"/>, or says who may hold it.</summary>
-    public static CheckoutLock Take(string checkout, string gitDirectory)
+    public static CheckoutLock Take(string checkout, string gitDirectory) => TakeFile(checkout, Path.Combine(gitDirectory, FileName));
+
+    /// <summary>The same lock on another file: <c>CHECKOUT.lock</c> beside a checkout being cloned (it has no .git yet).</summary>
+    public static CheckoutLock TakeFile(string checkout, string path)
     {
-        var path = Path.Combine(gitDirectory, FileName);
         try
         {
             return new CheckoutLock(new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None));
         }
-        catch (IOException ex) when (ex is not FileNotFoundException and not DirectoryNotFoundException)
+        catch (IOException ex) when (ex.HResult == EWouldBlock)
         {
             throw new GitException($"{GitRunner.Safe(checkout)} is being updated or built from git by another process (the daemon's poll, or a `build --from-git`: {GitRunner.Safe(path)} is locked); try again when it ends");
+        }
+        catch (IOException ex)
+        {
+            // Not the lock held elsewhere: a read-only file system (the unit's /srv), no space, an I/O error. Said as it is.
+            throw new GitException($"cannot lock {GitRunner.Safe(path)}: {GitRunner.Safe(ex.Message)} (updating a checkout from git needs one this process may write: under the daemon's unit, Builder:Git:Checkout in /var/lib/toolforge-builder-agent)");
         }
         catch (UnauthorizedAccessException ex)
         {

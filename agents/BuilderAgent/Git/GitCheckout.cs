@@ -23,7 +23,7 @@ public sealed partial class GitCheckout
 
     public GitCheckout(string path, string remote, string branch, TimeSpan timeout, string git = "git")
     {
-        Path = System.IO.Path.GetFullPath(path);
+        Path = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(path));
         Remote = remote;
         Branch = branch;
         _git = new GitRunner(Path, timeout, git);
@@ -150,6 +150,18 @@ public sealed partial class GitCheckout
     /// </summary>
     public async Task<bool> CloneIfAbsentAsync(CancellationToken ct)
     {
+        try
+        {
+            return await CloneIfAbsentUncheckedAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new GitException($"cannot clone {Upstream} into {GitRunner.Safe(Path)}: {GitRunner.Safe(ex.Message)}");
+        }
+    }
+
+    private async Task<bool> CloneIfAbsentUncheckedAsync(CancellationToken ct)
+    {
         if (Directory.Exists(Path) && Directory.EnumerateFileSystemEntries(Path).Any())
         {
             return false;
@@ -164,6 +176,14 @@ public sealed partial class GitCheckout
         if (!Directory.Exists(parent))
         {
             throw new GitException($"cannot clone {Upstream} into {GitRunner.Safe(Path)}: directory {GitRunner.Safe(parent)} does not exist");
+        }
+
+        // One cloner at a time (the daemon's first poll and a `build --from-git` may start together): the other is
+        // refused in one line, and once in, the checkout is looked at again.
+        using var cloning = CheckoutLock.TakeFile(Path, $"{Path}.lock");
+        if (Directory.Exists(Path) && Directory.EnumerateFileSystemEntries(Path).Any())
+        {
+            return false;
         }
 
         // Into a new directory beside it, renamed into place: a clone killed half-way leaves no checkout that looks whole.

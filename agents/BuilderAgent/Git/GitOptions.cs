@@ -53,7 +53,7 @@ public sealed class GitOptions : IValidatedOptions
 
         if (Checkout.Length > 0 && !Directory.Exists(Checkout))
         {
-            var parent = Path.GetDirectoryName(Path.GetFullPath(Checkout));
+            var parent = Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(Checkout)));
             if (!Remote.Contains(':', StringComparison.Ordinal) && !Remote.Contains('/', StringComparison.Ordinal))
             {
                 problems.Add($"{Check.Key(section, nameof(Checkout))}: directory {Checkout} does not exist (it is cloned only when {nameof(Remote)} is a URL)");

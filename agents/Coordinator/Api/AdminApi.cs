@@ -57,7 +57,7 @@ public sealed class AdminApi(
         }
 
         AddAudit? entry = null;
-        var (refusal, pool) = await remediation.ControlAsync(request.Action, request.Target, caller.Identity, reason,
+        var (refusal, pool) = await remediation.ControlAsync(request.Action, target, caller.Identity, reason,
             what => entry = audit.Entry(caller.Identity, action, "accepted", $"{what} reason={reason}"), context.CancellationToken).ConfigureAwait(false);
         if (refusal is not null)
         {

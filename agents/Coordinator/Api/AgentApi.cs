@@ -93,6 +93,8 @@ public sealed class AgentApi(
         state.SetCommandsConnected(caller.Identity, request.Agent, true);
         try
         {
+            // The headers at once: the builder knows it is connected now, not when the first command comes (days, maybe).
+            await context.WriteResponseHeadersAsync([]).ConfigureAwait(false);
             await foreach (var command in connection.Reader.ReadAllAsync(stream.Token).ConfigureAwait(false))
             {
                 await responseStream.WriteAsync(command, stream.Token).ConfigureAwait(false);

@@ -15,6 +15,7 @@ public sealed partial class Sweeper(
     BuildQueue builds,
     CoordinatorStorage storage,
     Cluster.ISweeperLease lease,
+    Remediation.RemediationLeases remediation,
     StoreStartup startup,
     TimeProvider time,
     IOptions<CoordinatorOptions> options,
@@ -31,6 +32,7 @@ public sealed partial class Sweeper(
         {
             var leader = await lease.HoldAsync(stoppingToken).ConfigureAwait(false);
             state.Sweep(exportMetrics: leader);
+            remediation.ExportBreakers(leader); // in the background: never holds up the sweep
             var now = time.GetUtcNow();
             if (leader && now - lastRetention >= RetentionEvery)
             {

@@ -40,16 +40,20 @@ public sealed partial class AlertGate(IOptionsMonitor<RemediationOptions> option
 {
     private const int MaxAnswer = 4 * 1024 * 1024;
 
-    private static readonly HttpClient Http = new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }) { Timeout = Timeout.InfiniteTimeSpan };
+    private static readonly HttpClient Http = new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), AllowAutoRedirect = false }) { Timeout = Timeout.InfiniteTimeSpan };
 
     [GeneratedRegex("""^[A-Za-z_][A-Za-z0-9_]*(=|!=|=~|!~)"([^"\\]|\\.)*"\z""", RegexOptions.CultureInvariant)]
     public static partial Regex Matcher();
 
-    /// <summary>Null when <paramref name="step"/> may go on; else why not, in one line.</summary>
-    public async Task<string?> RefusesAsync(RemediationPoolOptions pool, string step, CancellationToken ct)
+    /// <summary>
+    /// Null when <paramref name="step"/> may go on; else why not, in one line. Every <paramref name="take"/> of a lease
+    /// is asked about whatever its step (an agent back after its lease lapsed may first ask at "evict"); a renewal only
+    /// at the gated steps.
+    /// </summary>
+    public async Task<string?> RefusesAsync(RemediationPoolOptions pool, string step, bool take, CancellationToken ct)
     {
         var o = options.CurrentValue.Alertmanager;
-        if (pool.AlertMatchers.Count == 0 || !o.Steps.Contains(step, StringComparer.Ordinal))
+        if (pool.AlertMatchers.Count == 0 || (!take && !o.Steps.Contains(step, StringComparer.Ordinal)))
         {
             return null;
         }

@@ -27,7 +27,7 @@ public sealed record LeaseAnswer(bool Granted, long Token, TimeSpan ValidFor, st
 /// <see cref="RemediationPoolOptions.MaxConcurrent"/> live leases, or sooner than
 /// <see cref="RemediationPoolOptions.MinGap"/> after the pool's last change; else granted with a new fencing token,
 /// one more than the pool's last. Asked again for the same incident (an answer lost on the way), the node's live
-/// lease is renewed instead; a lease its earlier incident kept is replaced, holding up nobody;</item>
+/// lease is renewed instead; a lease its earlier incident kept ends, and the new incident is judged as any take;</item>
 /// <item>renew: only with the token and incident of the node's live lease (pauses, windows and the breaker stop new
 /// leases, not ones under way; an admin ends one with a cancel); any other token is lost and its holder must not act;</item>
 /// <item>release: with the token of the node's live lease; a release of a lease not held changes nothing.</item>
@@ -35,8 +35,11 @@ public sealed record LeaseAnswer(bool Granted, long Token, TimeSpan ValidFor, st
 /// </summary>
 public static class LeasePacer
 {
-    /// <summary>How long a cancelled incident is remembered (its node's agent ends it at its next step, minutes later).</summary>
-    public static readonly TimeSpan CancelledKept = TimeSpan.FromDays(7);
+    /// <summary>
+    /// How long a cancelled incident is remembered: far longer than an incident lives (its agent is told "ended" at its
+    /// next request and ends it; an agent away longer than this has no lease and no record of it either).
+    /// </summary>
+    public static readonly TimeSpan CancelledKept = TimeSpan.FromDays(90);
 
     public static (LeaseAnswer Answer, RemediationPoolWrite? Write) Decide(
         RemediationPoolOptions pool, IReadOnlyList<MaintenanceWindow> windows, RemediationPoolRow row, LeaseAsk ask, DateTimeOffset now, int knownNodes)
@@ -94,11 +97,11 @@ public static class LeasePacer
 
         if (mine is not null)
         {
-            // The node's earlier incident never gave its lease back (the agent lost its record): that lease ends here
-            // and its place is the new one's; it is not someone else's, so neither the limit nor the gap holds it up.
+            // The node's earlier incident never gave its lease back (it ended blocked, or the agent lost its record):
+            // that lease ends here, and the new incident is judged like any other take (breaker, pauses, windows, the
+            // limit, the gap): a lease held is no way past them.
             delete.Add(mine.Node);
-            var token = row.LastToken + 1;
-            return Grant(new RemediationLeaseRow(ask.Node, ask.Incident, ask.Step, token, nowMs, nowMs, nowMs + ttlMs), after with { LastToken = token, LastChangeMs = nowMs }, delete, pool);
+            live.Remove(mine);
         }
 
         // A candidate: counted by the storm breaker whatever the answer.

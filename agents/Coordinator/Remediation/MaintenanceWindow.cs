@@ -28,7 +28,7 @@ public sealed partial class MaintenanceWindow
 
     public string Text { get; }
 
-    [GeneratedRegex(@"^(?<days>[A-Za-z,\-]+)\s+(?<sh>\d{2}):(?<sm>\d{2})-(?<eh>\d{2}):(?<em>\d{2})$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^(?<days>[A-Za-z,\-]+)[ \t]+(?<sh>[0-9]{2}):(?<sm>[0-9]{2})-(?<eh>[0-9]{2}):(?<em>[0-9]{2})\z", RegexOptions.CultureInvariant)]
     private static partial Regex Form();
 
     /// <summary>The window <paramref name="text"/> says, or null with <paramref name="problem"/> saying why not.</summary>

@@ -6,7 +6,8 @@ namespace Toolforge.Agents.Coordinator.Remediation;
 /// <summary>
 /// An admin's action on a pool, decided on what the store holds (a pure function, as <see cref="LeasePacer"/>):
 /// pause or resume the pool or one node (no new lease while paused; leases under way go on), cancel a node's incident
-/// (its lease ends now, and the incident is refused for good so its agent ends it), reset a tripped storm breaker
+/// (refused for good from now, so its agent ends it; its lease runs out at its expiry, not sooner: the holder may be
+/// acting on it, out of earshot), reset a tripped storm breaker
 /// (its candidates forgotten with it). Null write with a refusal when the action does not apply.
 /// </summary>
 public static class RemediationControl
@@ -35,8 +36,12 @@ public static class RemediationControl
                     return ($"{node} holds no lease of pool {row.Pool}: no incident under way to cancel", null);
                 }
 
-                var holds = row.Holds.Where(h => !(h.Node == node && h.Kind == RemediationHolds.Cancelled)).Append(new RemediationHoldRow(node, RemediationHolds.Cancelled, lease.Incident, by, reason, nowMs)).ToList();
-                return (null, new(row with { Holds = holds, LastChangeMs = nowMs }, [node], null));
+                // The lease is kept until it expires: the holder may be acting on it now, unable to hear (cut off from
+                // the coordinator, it uses what it holds until the lease would expire here); freeing the place sooner
+                // would let another node in beside it. The hold refuses every request of the incident from now on.
+                var holds = row.Holds.Where(h => !(h.Node == node && h.Kind == RemediationHolds.Cancelled && h.Incident == lease.Incident))
+                    .Append(new RemediationHoldRow(node, RemediationHolds.Cancelled, lease.Incident, by, reason, nowMs)).ToList();
+                return (null, new(row with { Holds = holds }, [], null));
             case RemediationAction.ResetBreaker when node is null:
                 return row.BreakerAtMs == 0
                     ? ($"pool {row.Pool}'s storm breaker has not tripped", null)

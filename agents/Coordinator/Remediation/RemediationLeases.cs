@@ -50,7 +50,7 @@ public sealed partial class RemediationLeases(IStoreEngine store, StateStore sta
         }
 
         var (name, pool) = found;
-        if (!ask.Release && await alerts.RefusesAsync(pool, ask.Step, ct).ConfigureAwait(false) is { } alerting)
+        if (!ask.Release && await alerts.RefusesAsync(pool, ask.Step, take: ask.Token == 0, ct).ConfigureAwait(false) is { } alerting)
         {
             Answers.WithLabels(name, "alerting").Inc();
             return (name, LeaseAnswer.Refused(alerting, TimeSpan.FromMinutes(1)));
@@ -59,17 +59,14 @@ public sealed partial class RemediationLeases(IStoreEngine store, StateStore sta
         var windows = pool.Windows.Select(w => MaintenanceWindow.Parse(w, out _)!).ToList();
         var known = Known(pool);
         var tripped = false;
-        var trippedNow = false;
         var answer = await Task.Run(() => store.DecideRemediationPool(name, row =>
         {
             // The instant is read once the pool is held: a decision waiting for another's lock must not be dated
             // before the change that other one wrote.
             var (a, w) = LeasePacer.Decide(pool, windows, row, ask, time.GetUtcNow(), known);
             tripped = row.BreakerAtMs == 0 && w?.After.BreakerAtMs > 0;
-            trippedNow = (w?.After ?? row).BreakerAtMs > 0;
             return (a, w);
         }), ct).ConfigureAwait(false);
-        Tripped.WithLabels(name).Set(trippedNow ? 1 : 0); // as this instance last saw the pool (every answer updates it)
         var kind = answer.Granted ? (ask.Token == 0 ? "granted" : "renewed") : answer.Ended ? "ended" : ask.Release && !answer.Lost ? "released" : answer.Lost ? "lost" : "refused";
         Answers.WithLabels(name, kind).Inc();
         if (tripped)
@@ -96,6 +93,10 @@ public sealed partial class RemediationLeases(IStoreEngine store, StateStore sta
         if (options.CurrentValue.Pools.TryGetValue(target, out var named))
         {
             (name, pool) = (target, named);
+        }
+        else if (target.Contains('*', StringComparison.Ordinal) || target.Contains('?', StringComparison.Ordinal))
+        {
+            return ($"\"{target}\": name one node or one pool, not a pattern", null);
         }
         else if (PoolOf(target, out var why) is { } found)
         {
@@ -129,13 +130,60 @@ public sealed partial class RemediationLeases(IStoreEngine store, StateStore sta
             return (refusal, null);
         }
 
-        if (action == RemediationAction.ResetBreaker)
-        {
-            Tripped.WithLabels(name).Set(0);
-        }
-
         return (null, Info(name, pool, after!, now, known));
     }
+
+    /// <summary>
+    /// The storm breakers as the store has them, for the metric: called each sweep by the instance holding the sweeper
+    /// lease (<paramref name="leader"/>), so the alert follows a reset made through any instance, and a restart; the
+    /// others export 0 (the alert takes the maximum over instances).
+    /// </summary>
+    /// <remarks>
+    /// Never blocks the sweep: the store is read in the background, one read at a time (a database cut off does not
+    /// answer for its whole command timeout, and the sweep must go on judging nodes and giving up the lease meanwhile).
+    /// </remarks>
+    public void ExportBreakers(bool leader)
+    {
+        var pools = options.CurrentValue.Pools.Keys.ToList();
+        if (pools.Count == 0)
+        {
+            return;
+        }
+
+        if (!leader)
+        {
+            pools.ForEach(p => Tripped.WithLabels(p).Set(0));
+            return;
+        }
+
+        if (_export is { IsCompleted: false })
+        {
+            return;
+        }
+
+        _export = Task.Run(() =>
+        {
+            try
+            {
+                var tripped = store.LoadRemediationPools().Where(r => r.BreakerAtMs > 0).Select(r => r.Pool).ToHashSet(StringComparer.Ordinal);
+                pools.ForEach(p => Tripped.WithLabels(p).Set(tripped.Contains(p) ? 1 : 0));
+                _exportProblem = null;
+            }
+            catch (StoreUnavailableException ex)
+            {
+                // The gauges keep their last values; the next sweep reads again. Said once per outage.
+                if (_exportProblem is null)
+                {
+                    Log.BreakersUnread(logger, ex.Message);
+                }
+
+                _exportProblem = ex.Message;
+            }
+        });
+    }
+
+    private Task? _export;
+    private string? _exportProblem;
 
     /// <summary>Each configured pool, as the store has it now.</summary>
     public async Task<IReadOnlyList<RemediationPoolInfo>> ListAsync(CancellationToken ct)
@@ -189,5 +237,8 @@ public sealed partial class RemediationLeases(IStoreEngine store, StateStore sta
 
         [LoggerMessage(2502, LogLevel.Warning, "remediation pool {Pool}: {Why}")]
         public static partial void BreakerTripped(ILogger logger, string pool, string why);
+
+        [LoggerMessage(2503, LogLevel.Warning, "the remediation breakers could not be read for the metrics: {Why}")]
+        public static partial void BreakersUnread(ILogger logger, string why);
     }
 }

@@ -76,7 +76,7 @@ internal static partial class RemediationSql
             by_identity TEXT NOT NULL,
             reason      TEXT NOT NULL,
             at          BIGINT NOT NULL,
-            PRIMARY KEY (pool, node, kind)
+            PRIMARY KEY (pool, node, kind, incident)
         );
         CREATE TABLE remediation_leases (
             pool        TEXT NOT NULL,

@@ -367,7 +367,9 @@ public sealed class SqliteStore : IStoreEngine
     /// <summary>A read-write connection besides the writer's, waiting up to <paramref name="busyMs"/> for the file's write lock.</summary>
     private SqliteConnection OpenWriter(int busyMs)
     {
-        var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _path, Mode = SqliteOpenMode.ReadWrite, Pooling = false }.ToString());
+        // DefaultTimeout too: Microsoft.Data.Sqlite retries a busy BEGIN IMMEDIATE itself until it (30 s by default),
+        // past busy_timeout and past the caller's deadline; measured 31 s (review).
+        var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _path, Mode = SqliteOpenMode.ReadWrite, Pooling = false, DefaultTimeout = Math.Max(1, busyMs / 1000) }.ToString());
         c.Open();
         using var busy = c.CreateCommand();
         busy.CommandText = $"PRAGMA busy_timeout={busyMs}";

@@ -69,7 +69,7 @@ public sealed class GitCheckoutTests
         using var repos = await GitRepos.CreateAsync(Fixtures.Images);
         Directory.CreateDirectory(repos["state"]);
         var own = Path.Combine(repos["state"], "toollabs-images");
-        var git = new GitOptions { Remote = "file://" + repos.Remote, Checkout = own, PollInterval = TimeSpan.FromMinutes(5), CommandTimeout = TimeSpan.FromMinutes(1) };
+        var git = new GitOptions { Remote = "file://" + repos.Remote, Checkout = own + "/", PollInterval = TimeSpan.FromMinutes(5), CommandTimeout = TimeSpan.FromMinutes(1) };
         Assert.Empty(git.Validate("Builder:Git")); // a checkout not there yet is fine: it is cloned
         using var poller = new Poller(repos, git);
 
@@ -77,7 +77,7 @@ public sealed class GitCheckoutTests
         Assert.Equal(CheckState.Ok, first.State);
         Assert.Contains($"git: cloned file://{repos.Remote} main into {own}", poller.Log, StringComparison.Ordinal);
         Assert.True(File.Exists(Path.Combine(own, ".git", GitCheckout.ClonedMarker)));
-        Assert.False(Directory.Exists(own + ".cloning"));
+        Assert.False(Directory.Exists(own + ".cloning")); // beside it, not inside it (the configured path ended with a slash)
         Assert.Equal(await repos.HeadAsync(repos.Work), await repos.HeadAsync(own));
 
         // A git killed in the daemon's own checkout two command timeouts ago: removed, said, and the poll goes on.

@@ -175,6 +175,8 @@ public sealed class RemediationLeaseTests(PostgresFixture pg) : IClassFixture<Po
         Assert.Contains("tools-k8s-worker-nfs-1 incident i-1 cancelled by admin1.example", cancel.Stdout, StringComparison.Ordinal);
         var renewal = await a.AgentClient("tools-k8s-worker-nfs-1").RemediationLeaseAsync(new RemediationLeaseRequest { Node = "tools-k8s-worker-nfs-1", Incident = "i-1", Step = "evict", Token = w1.Token });
         Assert.Equal((false, true, true), (renewal.Granted, renewal.Lost, renewal.Ended));
+        // Told so, its agent stops and gives the lease back (until then its place stays taken: it may be acting, out of earshot).
+        await a.AgentClient("tools-k8s-worker-nfs-1").RemediationLeaseAsync(new RemediationLeaseRequest { Node = "tools-k8s-worker-nfs-1", Incident = "i-1", Step = "release", Token = w1.Token, Release = true });
         Assert.Contains("breaker", (await a.AgentClient("tools-k8s-worker-nfs-2").RemediationLeaseAsync(Take("tools-k8s-worker-nfs-2", "i-2"))).Refusal, StringComparison.Ordinal);
 
         var reset = await a.AgentCtlAsync(CoordinatorHarness.Admin, "remediation", "reset-breaker", "nfs", "--reason", "storm over");

@@ -121,6 +121,26 @@ public sealed class CoordinatorLeaseGateTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_incident_an_admin_cancels_is_told_ended_gives_its_lease_back_at_once_and_stays_ended_after_a_restart()
+    {
+        var (a, _, aLog) = Gate("tools-k8s-worker-nfs-1");
+        Assert.Null(await a.RefusesAsync("inc-a", "cordon", CancellationToken.None));
+        await _h.AdminClient(CoordinatorHarness.Admin).ControlRemediationAsync(new ControlRemediationRequest { Action = RemediationAction.Cancel, Target = "tools-k8s-worker-nfs-1", Reason = "wrong node" });
+
+        Assert.False(a.HasEnded("inc-a"));
+        Assert.Contains("incident inc-a was cancelled by admin1.example", await a.RefusesAsync("inc-a", "evict", CancellationToken.None), StringComparison.Ordinal);
+        Assert.True(a.HasEnded("inc-a"));
+        Assert.Single(aLog.Lines, l => l.Message.Contains("(token 1) of incident inc-a given back", StringComparison.Ordinal));
+
+        // Its place is free now, not at the lease's expiry; and the agent started afresh still knows the incident ended.
+        var (b, _, _) = Gate("tools-k8s-worker-nfs-2");
+        Assert.Null(await b.RefusesAsync("inc-b", "cordon", CancellationToken.None));
+        var (restarted, _, _) = Gate("tools-k8s-worker-nfs-1");
+        Assert.True(restarted.HasEnded("inc-a"));
+        Assert.False(restarted.HasEnded("inc-c"));
+    }
+
+    [Fact]
     public async Task Without_a_coordinator_nothing_acts()
     {
         using var connection = new CoordinatorConnection(Support.Options(new ReportingOptions()));

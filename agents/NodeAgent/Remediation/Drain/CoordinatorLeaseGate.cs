@@ -31,13 +31,16 @@ public sealed partial class CoordinatorLeaseGate : IRemediationGate, IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger<CoordinatorLeaseGate> _logger;
     private readonly SemaphoreSlim _one = new(1, 1);
+    private readonly string _endedFile;
     private Held? _held;
     private bool _loaded;
+    private string? _ended;
 
     public CoordinatorLeaseGate(CoordinatorConnection connection, IOptions<NodeOptions> node, IOptions<KubernetesOptions> kubernetes, TimeProvider time, ILogger<CoordinatorLeaseGate> logger)
     {
         _connection = connection;
         _file = Path.Combine(node.Value.StateDirectory, "node-agent.remediation-lease");
+        _endedFile = Path.Combine(node.Value.StateDirectory, "node-agent.remediation-ended");
         _margin = kubernetes.Value.RequestTimeout * 2;
         _time = time;
         _logger = logger;
@@ -68,7 +71,8 @@ public sealed partial class CoordinatorLeaseGate : IRemediationGate, IDisposable
             catch (RpcException ex) when (ex.StatusCode != StatusCode.Cancelled || !ct.IsCancellationRequested)
             {
                 _connection.Failed(ex.StatusCode);
-                if (held is not null && _time.GetTimestamp() < held.UsableUntil)
+                // Only silence lets a lease held go on: a refusal (the certificate revoked, the call invalid) is an answer.
+                if (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded && held is not null && _time.GetTimestamp() < held.UsableUntil)
                 {
                     return null; // still ours: nobody may take it before it would expire at the coordinator
                 }
@@ -88,7 +92,29 @@ public sealed partial class CoordinatorLeaseGate : IRemediationGate, IDisposable
                 return null;
             }
 
-            if (answer.Lost)
+            if (answer.Ended)
+            {
+                // An admin cancelled it: remembered (not resumed after a restart), and the lease given back at once
+                // so the place frees now rather than at its expiry.
+                _ended = incident;
+                try
+                {
+                    DurableFile.Write(_endedFile, incident + "\n");
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    Log.Unreadable(_logger, _endedFile, ex.Message);
+                }
+
+                if (held is not null)
+                {
+                    await GiveBackAsync(held, incident, ct).ConfigureAwait(false);
+                }
+
+                Save(null);
+                Log.Ended(_logger, incident, answer.Refusal);
+            }
+            else if (answer.Lost)
             {
                 Save(null);
                 Log.Lost(_logger, incident, held?.Token ?? 0, answer.Refusal);
@@ -117,24 +143,45 @@ public sealed partial class CoordinatorLeaseGate : IRemediationGate, IDisposable
                 return;
             }
 
-            try
-            {
-                await _connection.AgentClient().RemediationLeaseAsync(
-                    new RemediationLeaseRequest { Node = _connection.Node, Incident = incident, Step = "release", Token = held.Token, Release = true },
-                    deadline: _time.GetUtcNow().UtcDateTime + _connection.Options.CallTimeout, cancellationToken: ct).ConfigureAwait(false);
-                Log.Released(_logger, held.Token, incident);
-            }
-            catch (RpcException ex) when (ex.StatusCode != StatusCode.Cancelled || !ct.IsCancellationRequested)
-            {
-                _connection.Failed(ex.StatusCode);
-                Log.ReleaseFailed(_logger, held.Token, incident, ex.Status.Detail); // it expires at the coordinator by itself
-            }
-
+            await GiveBackAsync(held, incident, ct).ConfigureAwait(false);
             Save(null);
         }
         finally
         {
             _one.Release();
+        }
+    }
+
+    public bool HasEnded(string incident)
+    {
+        if (_ended is null && File.Exists(_endedFile))
+        {
+            try
+            {
+                _ended = BoundedFile.ReadText("the ended incident", _endedFile, 256).Trim();
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
+            {
+                Log.Unreadable(_logger, _endedFile, ex.Message);
+            }
+        }
+
+        return _ended == incident;
+    }
+
+    private async Task GiveBackAsync(Held held, string incident, CancellationToken ct)
+    {
+        try
+        {
+            await _connection.AgentClient().RemediationLeaseAsync(
+                new RemediationLeaseRequest { Node = _connection.Node, Incident = incident, Step = "release", Token = held.Token, Release = true },
+                deadline: _time.GetUtcNow().UtcDateTime + _connection.Options.CallTimeout, cancellationToken: ct).ConfigureAwait(false);
+            Log.Released(_logger, held.Token, incident);
+        }
+        catch (RpcException ex) when (ex.StatusCode != StatusCode.Cancelled || !ct.IsCancellationRequested)
+        {
+            _connection.Failed(ex.StatusCode);
+            Log.ReleaseFailed(_logger, held.Token, incident, ex.Status.Detail); // it expires at the coordinator by itself
         }
     }
 
@@ -197,6 +244,9 @@ public sealed partial class CoordinatorLeaseGate : IRemediationGate, IDisposable
 
         [LoggerMessage(EventIds.LeaseReleaseFailed, LogLevel.Warning, "remediation: giving back the lease (token {Token}) of incident {Incident} failed: {Why}; it expires at the coordinator by itself")]
         public static partial void ReleaseFailed(ILogger logger, ulong token, string incident, string why);
+
+        [LoggerMessage(EventIds.LeaseEnded, LogLevel.Warning, "remediation: incident {Incident} was ended by an admin at the coordinator: {Why}; it stops and is not resumed")]
+        public static partial void Ended(ILogger logger, string incident, string why);
 
         [LoggerMessage(EventIds.LeaseFileUnusable, LogLevel.Warning, "remediation: {File}: {Why}")]
         public static partial void Unreadable(ILogger logger, string file, string why);

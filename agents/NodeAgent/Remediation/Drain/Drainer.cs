@@ -85,6 +85,11 @@ public sealed partial class Drainer
             return new DrainOutcome(DrainEnd.Disabled, "NodeAgent:Remediation:Drain:Enabled is false", []);
         }
 
+        if (_gate.HasEnded(incident))
+        {
+            return EndedFromOutside(incident, "cancelled at the coordinator");
+        }
+
         var saved = DrainRecord.Load(_stateDirectory, out var unreadable) is { } r && r.Incident == incident ? r : null;
         if (unreadable is not null)
         {
@@ -523,9 +528,24 @@ public sealed partial class Drainer
 
     private DrainOutcome Refused(string incident, string step, string why)
     {
+        if (_gate.HasEnded(incident))
+        {
+            return EndedFromOutside(incident, why);
+        }
+
         var message = $"the {step} step was refused: {why}; stopped, {NodeName} left as it is";
         Event(incident, "drain-refused", message);
         return new DrainOutcome(DrainEnd.Refused, message, []);
+    }
+
+    // An admin cancelled the incident at the coordinator: it ends here and is not resumed (its record goes); the node is
+    // left as it is, our mark included, for the admin to decide (an uncordon of theirs is never undone).
+    private DrainOutcome EndedFromOutside(string incident, string why)
+    {
+        DrainRecord.Clear(_stateDirectory);
+        var message = $"incident {incident} was ended by an admin ({why}); {NodeName} is left as it is";
+        Event(incident, "drain-cancelled", message);
+        return new DrainOutcome(DrainEnd.Cancelled, message, []);
     }
 
     private static partial class Log

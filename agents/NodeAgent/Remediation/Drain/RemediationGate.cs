@@ -11,6 +11,9 @@ public interface IRemediationGate
 
     /// <summary>The incident ended (uncordoned, or left as it is): whatever it held is given back.</summary>
     ValueTask ReleaseAsync(string incident, CancellationToken ct) => ValueTask.CompletedTask;
+
+    /// <summary>Whether the incident was ended from outside (an admin's cancel at the coordinator): it is not resumed.</summary>
+    bool HasEnded(string incident) => false;
 }
 
 /// <summary>Every step may act: for tests of the drain itself, never registered in the daemon.</summary>

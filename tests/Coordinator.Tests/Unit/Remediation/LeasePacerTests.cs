@@ -121,12 +121,22 @@ public sealed class LeasePacerTests
     }
 
     [Fact]
-    public void A_node_whose_earlier_incident_kept_its_lease_takes_it_over_for_the_new_incident_with_a_new_token()
+    public void A_node_whose_earlier_incident_kept_its_lease_is_judged_anew_for_the_next_incident_and_its_old_lease_ends()
     {
         var (_, row) = Ask(Empty, new("w-1", "old", "cordon", 0, false), T0);
-        var (next, row2) = Ask(row, new("w-1", "new", "cordon", 0, false), T0.AddMinutes(2)); // within the gap: its own place
+        var (soon, row2) = Ask(row, new("w-1", "new", "cordon", 0, false), T0.AddMinutes(2)); // the gap holds it too
+        Assert.False(soon.Granted);
+        Assert.Contains("too soon", soon.Refusal, StringComparison.Ordinal);
+        Assert.Empty(row2.Leases); // the old incident's lease ended
+
+        var (next, row3) = Ask(row2, new("w-1", "new", "cordon", 0, false), T0.AddMinutes(10));
         Assert.Equal((true, 2L), (next.Granted, next.Token));
-        Assert.Equal(("new", 2L), (Assert.Single(row2.Leases).Incident, row2.Leases[0].Token));
+        Assert.Equal(("new", 2L), (Assert.Single(row3.Leases).Incident, row3.Leases[0].Token));
+
+        // A lease held is no way past a pause or a window (the review's case: held, paused, outside every window).
+        var paused = row with { PausedBy = "admin", PausedReason = "r", PausedAtMs = T0.ToUnixTimeMilliseconds() };
+        Assert.Contains("paused", Ask(paused, new("w-1", "new", "cordon", 0, false), T0.AddMinutes(11)).Answer.Refusal, StringComparison.Ordinal);
+        Assert.Contains("outside the pool's maintenance windows", Ask(row, new("w-1", "new", "cordon", 0, false), T0.AddMinutes(11), null, "Sat 00:00-01:00").Answer.Refusal, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -236,20 +246,22 @@ public sealed class RemediationGuardTests
     }
 
     [Fact]
-    public void A_cancelled_incident_loses_its_lease_at_once_is_refused_for_good_as_ended_and_frees_the_place()
+    public void A_cancelled_incident_is_refused_for_good_as_ended_and_its_place_frees_only_when_its_lease_expires()
     {
         var (_, row) = Ask(new RemediationPoolRow("nfs", 0, 0, []), "w-1", "a", T0);
         var cancelled = Control(row, RemediationAction.Cancel, "w-1", T0.AddMinutes(1));
-        Assert.Empty(cancelled.Leases);
+        Assert.Single(cancelled.Leases); // the holder may be acting, out of earshot: its place is kept until the lease expires
+        Assert.Contains("1 of 1", Ask(cancelled, "w-2", "c", T0.AddMinutes(14)).Answer.Refusal, StringComparison.Ordinal);
 
         var renew = Ask(cancelled, "w-1", "a", T0.AddMinutes(2), token: 1).Answer;
         Assert.Equal((false, true, true), (renew.Granted, renew.Lost, renew.Ended));
         Assert.Contains("incident a was cancelled by admin1.example at 2026-12-07 10:01:00Z: because", renew.Refusal, StringComparison.Ordinal);
         Assert.True(Ask(cancelled, "w-1", "a", T0.AddMinutes(2)).Answer.Ended); // taken afresh: no better
-        Assert.True(Ask(cancelled, "w-1", "b", T0.AddMinutes(3)).Answer.Granted); // a new incident of the node is not held
-        Assert.True(Ask(cancelled, "w-2", "c", T0.AddMinutes(3)).Answer.Granted);
+        Assert.True(Ask(cancelled, "w-1", "b", T0.AddMinutes(3)).Answer.Granted); // a new incident of the node is not held (its old lease ends)
+        Assert.True(Ask(cancelled, "w-2", "c", T0.AddMinutes(15)).Answer.Granted); // the lease expired: the place is free
         Assert.Equal("w-2 holds no lease of pool nfs: no incident under way to cancel", RemediationControl.Apply(cancelled, RemediationAction.Cancel, "w-2", "a", "r", T0).Refusal);
         Assert.Equal("pool nfs's storm breaker has not tripped", RemediationControl.Apply(cancelled, RemediationAction.ResetBreaker, null, "a", "r", T0).Refusal);
-        Assert.Empty(Apply(cancelled, LeasePacer.Decide(Pool, [], cancelled, new LeaseAsk("w-3", "d", "cordon", 0, false), T0.AddDays(8), 10).Write).Holds); // forgotten after a week
+        Assert.True(Ask(cancelled, "w-1", "a", T0.AddDays(30)).Answer.Ended); // still ended a month later
+        Assert.Empty(Apply(cancelled, LeasePacer.Decide(Pool, [], cancelled, new LeaseAsk("w-3", "d", "cordon", 0, false), T0.AddDays(91), 10).Write).Holds); // forgotten after 90 days
     }
 }

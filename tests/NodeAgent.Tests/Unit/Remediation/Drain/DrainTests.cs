@@ -623,6 +623,40 @@ public sealed partial class DrainTests : IAsyncLifetime
         Assert.Equal(2, WriteLines().Count);
     }
 
+    /// <summary>A gate whose incident an admin ended at the coordinator after <see cref="Allowed"/> steps.</summary>
+    private sealed class EndingGate(int allowed) : IRemediationGate
+    {
+        public int Asked { get; private set; }
+
+        public int Allowed { get; } = allowed;
+
+        public ValueTask<string?> RefusesAsync(string incident, string step, CancellationToken ct) =>
+            ValueTask.FromResult(++Asked > Allowed ? "incident cancelled by admin1.example" : null);
+
+        public bool HasEnded(string incident) => Asked > Allowed;
+    }
+
+    [Fact]
+    public async Task AnIncidentEndedByAnAdmin_StopsAsCancelled_ForgetsItsRecord_AndIsNotResumed()
+    {
+        _api.Put(FakeKubeApiServer.Pod("tool-a", "web-0", Node));
+        _api.Put(FakeKubeApiServer.Pod("tool-b", "cron-1", Node));
+        var gate = new EndingGate(allowed: 1); // the cordon, then the admin's cancel
+        var (drainer, time, _) = Make(gate: gate);
+
+        var outcome = await RunAsync(drainer, time, Poll);
+        Assert.Equal(DrainEnd.Cancelled, outcome.End);
+        Assert.Contains("was ended by an admin", outcome.Message, StringComparison.Ordinal);
+        Assert.Null(DrainRecord.Load(_dir["state"]));
+        Assert.Equal(["PATCH nodes/" + Node + " 200"], WriteLines()); // the cordon only; the node left as it is
+        Assert.NotNull(Mark());
+
+        // Started again for the same incident (the agent restarted): ended at once, nothing written.
+        var (again, time2, _) = Make(gate: gate);
+        Assert.Equal(DrainEnd.Cancelled, (await RunAsync(again, time2, Poll)).End);
+        Assert.Single(WriteLines());
+    }
+
     [Fact]
     public async Task Disabled_DoesNothing()
     {
