@@ -29,7 +29,8 @@ for u in coordinator node-agent builder-agent log-shipper; do cp "systemd/toolfo
 cat >"$STAGE/debian/changelog" <<CHANGELOG
 toolforge-agents ($VERSION) bookworm; urgency=medium
 
-  * Release $VERSION (VersionPrefix from Directory.Build.props, +gitN.SHA of the commit built).
+  * Release $VERSION: VersionPrefix of Directory.Build.props,
+    then +gitN.SHA (N commits up to SHA, the commit built).
 
  -- Toolforge admins <cloud-admin@lists.wikimedia.org>  $(date -R)
 CHANGELOG
