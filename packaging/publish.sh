@@ -18,6 +18,8 @@ is_native_program() { grep -q '<PublishAot>true</PublishAot>' "$1"/*.csproj; }
 publish_program() {
   local project=$1 name=$2 out=$3 mode=$4 configuration=${CONFIGURATION:-Release}
   local common=(-c "$configuration" -o "$out" --nologo -v quiet)
+  # The packages' version (build-debs.sh) as the programs' own: what --version prints and the agents report.
+  [ -z "${INFORMATIONAL_VERSION:-}" ] || common+=("-p:InformationalVersion=$INFORMATIONAL_VERSION")
   if is_native_program "$project"; then
     # Symbols stripped into NAME.dbg beside it (kept out of the .debs); the executable itself stays small.
     dotnet publish "$project" "${common[@]}" -r linux-x64 -p:StripSymbols=true

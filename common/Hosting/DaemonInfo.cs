@@ -17,7 +17,11 @@ public sealed record DaemonInfo(string Name, string ConfigName, AgentKind Kind)
         ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.CommonApplicationData), "toolforge-agents", ConfigName + ".json")
         : Path.Combine(ConfigDirectory, ConfigName + ".json");
 
+    /// <summary>
+    /// The version --version prints and the agents report: the packages' Debian version (0.1.0+gitN.SHA, given by
+    /// packaging/debian/build-debs.sh), or VersionPrefix in a build outside the packaging.
+    /// </summary>
     public static string Version { get; } =
-        typeof(DaemonInfo).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0]
+        typeof(DaemonInfo).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
         ?? "0.0.0";
 }

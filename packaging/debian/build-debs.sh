@@ -5,16 +5,32 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . packaging/publish.sh
 ROOT=$(pwd)
-VERSION=$(sed -n 's:.*<VersionPrefix>\(.*\)</VersionPrefix>.*:\1:p' Directory.Build.props)
+PREFIX=$(sed -n 's:.*<VersionPrefix>\(.*\)</VersionPrefix>.*:\1:p' Directory.Build.props)
+# The packages' version: TFA_VERSION when given, else PREFIX+gitN.SHA (N: commits reachable from HEAD, SHA: its
+# short id), so apt upgrades a host to a later commit's packages: N grows along a branch, and dpkg orders
+# 0.1.0 < 0.1.0+git5.x < 0.1.0+git12.y (`dpkg --compare-versions`). Outside git: PREFIX. The programs print the same
+# version (`--version`, agentctl node's agents): it is their InformationalVersion.
+if [ -n "${TFA_VERSION:-}" ]; then
+  VERSION=$TFA_VERSION
+elif count=$(git rev-list --count HEAD 2>/dev/null) && sha=$(git rev-parse --short=7 HEAD 2>/dev/null); then
+  VERSION=$PREFIX+git$count.$sha
+else
+  VERSION=$PREFIX
+fi
+dpkg --validate-version "$VERSION" || { echo "not a Debian version: $VERSION" >&2; exit 1; }
+case $VERSION in *-*) echo "a native package's version has no '-' (Debian revision): $VERSION" >&2; exit 1 ;; esac
+export INFORMATIONAL_VERSION=$VERSION
 STAGE=$ROOT/dist/build/toolforge-agents-$VERSION
-rm -rf "$ROOT/dist/build" && mkdir -p "$STAGE/payload" "$ROOT/dist"
+# The .debs of an earlier version go: dist/ holds one set, the one just built.
+rm -rf "$ROOT/dist/build" "$ROOT"/dist/*.deb && mkdir -p "$STAGE/payload" "$ROOT/dist"
 cp -r packaging/debian "$STAGE/debian"
 cp -r packaging/config "$STAGE/config"
 for u in coordinator node-agent builder-agent log-shipper; do cp "systemd/toolforge-$u.service" "$STAGE/debian/toolforge-$u.service"; done
 cat >"$STAGE/debian/changelog" <<CHANGELOG
 toolforge-agents ($VERSION) bookworm; urgency=medium
 
-  * Release $VERSION (version from Directory.Build.props).
+  * Release $VERSION: VersionPrefix of Directory.Build.props,
+    then +gitN.SHA (N commits up to SHA, the commit built).
 
  -- Toolforge admins <cloud-admin@lists.wikimedia.org>  $(date -R)
 CHANGELOG

@@ -9,10 +9,12 @@ namespace Toolforge.Agents.Packaging.Tests;
 
 /// <summary>
 /// The production path in a booted Debian (systemd-nspawn, its own network namespace): the built .debs in a local apt
-/// repository, the puppet module applied (worker, control and syslog roles on one host), and then the node-agent's
-/// checks under the INSTALLED unit, read back through the coordinator (agentctl on the control role) and the agent's
-/// own /metrics — never from a shell run of a check. Also: a second apply changes nothing, one hiera key restarts only
-/// its daemon, a certificate renewal keeps every daemon reporting, apt-get remove stops and disables, purge removes state.
+/// repository, the puppet module applied (worker, control, builder and syslog roles on one host), and then the
+/// node-agent's checks under the INSTALLED unit, read back through the coordinator (agentctl on the control role) and
+/// the agent's own /metrics — never from a shell run of a check; an admin's build runs on the builder role (the test's
+/// own dockerd behind the bound Docker socket). Also: a second apply changes nothing, one hiera key restarts only its
+/// daemon, a certificate renewal keeps every daemon reporting, apt-get remove stops and disables, purge removes state.
+/// And an upgrade from the base commit's .debs keeps the coordinator's store and the agents' journal cursors.
 /// </summary>
 [Collection(PackagingTests.Debs)]
 public sealed class DeployTests(ITestOutputHelper output)
@@ -20,7 +22,7 @@ public sealed class DeployTests(ITestOutputHelper output)
     private const string Host = "worker-1.deploy.test";
     private const string Admin = "admin.deploy.test";
     private const string KubeNode = NftReferenceData.Node; // the nftables reference rules are written for this node
-    private static readonly string[] Daemons = ["toolforge-node-agent", "toolforge-log-shipper", "toolforge-coordinator"];
+    private static readonly string[] Daemons = ["toolforge-node-agent", "toolforge-log-shipper", "toolforge-coordinator", "toolforge-builder-agent"];
 
     private readonly Stopwatch _clock = Stopwatch.StartNew();
 
@@ -72,11 +74,15 @@ public sealed class DeployTests(ITestOutputHelper output)
         File.Copy(Path.Combine(Run.RepoRoot, "demo", "kube-proxy.rules"), dir["kube-proxy.rules"]);
         File.Copy(Path.Combine(NftReferenceData.Dir, "overall-rules.nft"), dir["kube-proxy.nft"]);
 
+        // The builder's image repository: the builder tests' fixture tree, with Debian's static busybox as its base.
+        CopyImageRepository(dir["images"]);
+
         // The module as a site would copy it, the site's manifest and its hiera.
         await CopyModuleAsync(dir["modules/toolforge_agents"]);
         await File.WriteAllTextAsync(dir["site.pp"], """
             include toolforge_agents::control
             include toolforge_agents::worker
+            include toolforge_agents::builder
             include toolforge_agents::syslog
 
             """);
@@ -102,8 +108,13 @@ public sealed class DeployTests(ITestOutputHelper output)
             ExecStart=/bin/sh -c 'echo "E1206 kubelet.go:2855] Container runtime not ready: RuntimeReady=false reason:NoRuntime"; exec sleep infinity'
             """;
 
+        // The builder host's Docker: a private engine of this test (its own data root and socket), whose socket is bound
+        // where Docker's is on a Debian host (/run/docker.sock, which the module's default /var/run/docker.sock names).
+        await using var dockerd = await PrivateDockerd.StartAsync();
+        Step("private dockerd up");
+
         await using var container = await SystemdContainer.BootAsync(new Dictionary<string, string> { ["kubelet.service"] = kubelet },
-            ["--private-network", "--bind=/dev/fuse", $"--bind-ro={dir.Path}:/setup"]);
+            ["--private-network", "--bind=/dev/fuse", $"--bind-ro={dir.Path}:/setup", $"--bind={dockerd.Socket}:/run/docker.sock"]);
         Step("container booted");
         var netns = $"/proc/{container.LeaderPid}/ns/net";
 
@@ -119,6 +130,8 @@ public sealed class DeployTests(ITestOutputHelper output)
         using var http = InNetns.HttpClient(netns, TimeSpan.FromSeconds(10));
 
         // What puppet's own agent run leaves on a host: its certificate, key and CA, puppet:puppet, the key 0640.
+        // The container has no network: apt sees the local repository only (the Debian lists the root was made with are
+        // dropped, so the builder's Recommends, docker.io, is skipped; the test's own engine stands in for it).
         await Sh($"""
             set -e
             echo {Host} > /etc/hostname && hostname {Host}
@@ -130,10 +143,13 @@ public sealed class DeployTests(ITestOutputHelper output)
             install -o puppet -g puppet -m 0640 /setup/certs/{Host}.key /var/lib/puppet/ssl/private_keys/{Host}.pem
             install -d /etc/kubernetes && install -m 0600 /setup/kubelet.conf /etc/kubernetes/kubelet.conf
             iptables-restore < /setup/kube-proxy.rules
+            rm -f /var/lib/apt/lists/*_dists_*
             echo 'deb [trusted=yes] file:/setup/repo ./' > /etc/apt/sources.list.d/toolforge-agents.list
             apt-get update -qq -o Dir::Etc::sourcelist=/etc/apt/sources.list.d/toolforge-agents.list -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0
             useradd -u 50000 -m tenant
+            cp -a /setup/images /srv/toollabs-images
             """);
+        await ActAsDockerPackageAsync(container, dockerd);
 
         var apply = await PuppetApplyAsync(container);
         Step($"first puppet apply: exit {apply.ExitCode}");
@@ -210,6 +226,10 @@ public sealed class DeployTests(ITestOutputHelper output)
             TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(1)), "the journal line did not reach /srv/syslog: " + (await container.ExecAsync("journalctl", "--no-pager", "-n", "30", "-u", "toolforge-log-shipper", "-u", "rsyslog")).Stdout);
         Step("journal line filed by the syslog role");
 
+        // The builder role: the coordinator lists the builder's agent with the node's, and an admin's build runs on it
+        // under the installed unit (DynamicUser, the Docker socket through SupplementaryGroups=docker).
+        await AssertBuilderBuildsAsync(container, dockerd);
+
         // A second apply changes nothing and restarts nothing.
         var before = await InvocationsAsync(container);
         var again = await PuppetApplyAsync(container);
@@ -237,6 +257,7 @@ public sealed class DeployTests(ITestOutputHelper output)
         Assert.NotEqual(before["toolforge-node-agent"], after["toolforge-node-agent"]);
         Assert.Equal(before["toolforge-log-shipper"], after["toolforge-log-shipper"]);
         Assert.Equal(before["toolforge-coordinator"], after["toolforge-coordinator"]);
+        Assert.Equal(before["toolforge-builder-agent"], after["toolforge-builder-agent"]);
         var nft = await EventuallyNodeAsync(container, n =>
             Check(n, "kube-proxy.nftables")?.State is "failing" or "warning"
             && Findings(n).Any(f => (string?)f["kind"] == "missing-rule" && ((string?)f["subject"] ?? "").Contains("ns1/svc1", StringComparison.Ordinal))
@@ -265,12 +286,14 @@ public sealed class DeployTests(ITestOutputHelper output)
         Assert.NotEqual(renewing["toolforge-coordinator"], afterRevoke["toolforge-coordinator"]);
         Assert.Equal(renewing["toolforge-node-agent"], afterRevoke["toolforge-node-agent"]);
         Assert.Equal(renewing["toolforge-log-shipper"], afterRevoke["toolforge-log-shipper"]);
-        await EventuallyNodeAsync(container, n => AgentReports(n) is var r && r.Count == 2 && r.Values.All(t => t > revoked), TimeSpan.FromSeconds(60));
+        Assert.Equal(renewing["toolforge-builder-agent"], afterRevoke["toolforge-builder-agent"]);
+        // Every agent of the host (node-agent, log-shipper and, with the builder role, builder-agent).
+        await EventuallyNodeAsync(container, n => AgentReports(n) is var r && r.Count == 3 && r.Values.All(t => t > revoked), TimeSpan.FromSeconds(60));
         var marker2 = "deploy-renewed-" + Guid.NewGuid().ToString("N")[..8];
         await Sh($"echo {marker2} | systemd-cat -t deploy-test");
         Assert.True(await Peer.EventuallyAsync(() => container.ExecAsync("sh", "-c", $"grep -rl {marker2} /srv/syslog").GetAwaiter().GetResult().ExitCode == 0,
             TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(1)), "after the renewal the journal line did not reach /srv/syslog");
-        Step($"renewal: key and certificate replaced, the old one revoked, both agents reporting again and a line shipped {renewed.Elapsed.TotalSeconds:F1} s after the key was written ({(DateTimeOffset.UtcNow - revoked).TotalSeconds:F1} s after the coordinator restarted)");
+        Step($"renewal: key and certificate replaced, the old one revoked, every agent reporting again and a line shipped {renewed.Elapsed.TotalSeconds:F1} s after the key was written ({(DateTimeOffset.UtcNow - revoked).TotalSeconds:F1} s after the coordinator restarted)");
 
         // apt-get remove stops and disables the unit (configuration kept); purge removes its state.
         await Sh("DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq toolforge-node-agent");
@@ -284,13 +307,450 @@ public sealed class DeployTests(ITestOutputHelper output)
         Step("removed and purged");
     }
 
+    /// <summary>The commit before the puppet module (012a9a8^): the .debs a site ran before this issue's.</summary>
+    private const string BaseCommit = "5cb0528f50d437ed2304e54b6c678280bc03fd9d";
+
+    private static readonly string[] Packages = ["toolforge-coordinator", "toolforge-node-agent", "toolforge-builder-agent", "toolforge-log-shipper", "toolforge-agentctl"];
+
+    /// <summary>
+    /// A host deployed with the base commit's .debs, configured as that commit documented (each daemon's JSON made
+    /// from the example its package ships: puppet had no module then), then upgraded with apt to this tree's .debs
+    /// from the same local repository. The coordinator's store (nodes, findings with their first sighting, a build that
+    /// ran), the agents' journal cursors (nothing shipped twice, nothing logged during the upgrade lost) and the node
+    /// agent's journal rule state survive, and every agent reports the new version.
+    /// </summary>
+    [Fact]
+    public async Task Upgrade_FromTheBaseCommitsDebs_KeepsNodesFindingsBuildsAndJournalCursors()
+    {
+        var scan = Peer.Require("dpkg-scanpackages", "dpkg-dev");
+        var debs = await PackagingTests.DebsAsync();
+        var baseDebs = await BaseDebsAsync();
+        var newVersion = await DebVersionAsync(debs);
+        var oldVersion = await DebVersionAsync(baseDebs);
+        Step($"debs ready: {oldVersion} (base {BaseCommit[..7]}) and {newVersion}");
+        var ordered = await Run.ProcessAsync("dpkg", ["--compare-versions", newVersion, "gt", oldVersion], TimeSpan.FromSeconds(10));
+        Assert.True(ordered.ExitCode == 0, $"dpkg does not order {newVersion} after {oldVersion}: apt would not upgrade");
+
+        using var dir = new TempDir("upgrade");
+        Directory.CreateDirectory(dir["repo"]);
+        async Task PublishAsync(IEnumerable<string> set)
+        {
+            foreach (var d in set)
+            {
+                File.Copy(d, Path.Combine(dir["repo"], Path.GetFileName(d)), overwrite: true);
+            }
+
+            var index = await Run.ProcessAsync(scan, ["--multiversion", "."], TimeSpan.FromMinutes(1), workingDirectory: dir["repo"]);
+            Assert.True(index.ExitCode == 0, index.ToString());
+            await File.WriteAllTextAsync(dir["repo/Packages"], index.Stdout);
+        }
+
+        await PublishAsync(baseDebs);
+
+        Directory.CreateDirectory(dir["certs"]);
+        using (var pki = DevPki.Create())
+        {
+            pki.WriteCa(dir["certs"]);
+            pki.IssueTo(dir["certs"], Host, server: true);
+            pki.IssueTo(dir["certs"], Admin);
+        }
+
+        await using var api = await FakeKubeApiServer.StartAsync();
+        api.PutKubectlJson(await File.ReadAllTextAsync(Path.Combine(Run.RepoRoot, "demo", "cluster.json")));
+        api.Put(FakeKubeApiServer.Node(KubeNode));
+        api.WriteKubeconfig(dir["kubelet.conf"]);
+        File.Copy(Path.Combine(Run.RepoRoot, "demo", "kube-proxy.rules"), dir["kube-proxy.rules"]);
+        CopyImageRepository(dir["images"]);
+
+        // The daemons' configuration as the base commit documented it: its packages' examples, with this site's values.
+        await WriteBaseConfigsAsync(baseDebs, dir);
+
+        // The receiver: the syslog role of the module (rsyslog only; it does not depend on the .debs).
+        await CopyModuleAsync(dir["modules/toolforge_agents"]);
+        await File.WriteAllTextAsync(dir["site.pp"], "include toolforge_agents::syslog\n");
+        await File.WriteAllTextAsync(dir["hiera.yaml"], "---\nversion: 5\ndefaults:\n  datadir: /setup/hieradata\n  data_hash: yaml_data\nhierarchy:\n  - name: site\n    path: site.yaml\n");
+        Directory.CreateDirectory(dir["hieradata"]);
+        await File.WriteAllTextAsync(dir["hieradata/site.yaml"], "---\ntoolforge_agents::syslog::permitted_peers: ['*.deploy.test']\n");
+
+        var kubelet = """
+            [Unit]
+            Description=stand-in kubelet
+            [Service]
+            ExecStart=/bin/sh -c 'echo "E1206 kubelet.go:2855] Container runtime not ready: RuntimeReady=false reason:NoRuntime"; exec sleep infinity'
+            """;
+        await using var dockerd = await PrivateDockerd.StartAsync();
+        await using var container = await SystemdContainer.BootAsync(new Dictionary<string, string> { ["kubelet.service"] = kubelet },
+            ["--private-network", $"--bind-ro={dir.Path}:/setup", $"--bind={dockerd.Socket}:/run/docker.sock"]);
+        Step("container booted");
+        var netns = $"/proc/{container.LeaderPid}/ns/net";
+        await using var apiInside = InNetns.Forward(netns, api.Port, api.Port);
+
+        async Task<ProcessResult> Sh(string command)
+        {
+            var r = await container.ExecAsync("sh", "-c", command);
+            Assert.True(r.ExitCode == 0, $"`{command}` failed in the container: {r}");
+            return r;
+        }
+
+        const string aptUpdate = "apt-get update -qq -o Dir::Etc::sourcelist=/etc/apt/sources.list.d/toolforge-agents.list -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0";
+        await Sh($"""
+            set -e
+            echo {Host} > /etc/hostname && hostname {Host}
+            install -d -o puppet -g puppet -m 0771 /var/lib/puppet/ssl
+            install -d -o puppet -g puppet -m 0755 /var/lib/puppet/ssl/certs
+            install -d -o puppet -g puppet -m 0750 /var/lib/puppet/ssl/private_keys
+            install -o puppet -g puppet -m 0644 /setup/certs/ca.pem /var/lib/puppet/ssl/certs/ca.pem
+            install -o puppet -g puppet -m 0644 /setup/certs/{Host}.pem /var/lib/puppet/ssl/certs/{Host}.pem
+            install -o puppet -g puppet -m 0640 /setup/certs/{Host}.key /var/lib/puppet/ssl/private_keys/{Host}.pem
+            install -d /etc/kubernetes && install -m 0600 /setup/kubelet.conf /etc/kubernetes/kubelet.conf
+            iptables-restore < /setup/kube-proxy.rules
+            cp -a /setup/images /srv/toollabs-images
+            rm -f /var/lib/apt/lists/*_dists_*
+            echo 'deb [trusted=yes] file:/setup/repo ./' > /etc/apt/sources.list.d/toolforge-agents.list
+            {aptUpdate}
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {string.Join(' ', Packages)}
+            """);
+        await ActAsDockerPackageAsync(container, dockerd);
+        // Owners and modes as the module writes them (the base units already ran as these users and groups).
+        await Sh("""
+            set -e
+            install -o root -g puppet -m 0640 /setup/config/coordinator.json /etc/toolforge-agents/coordinator.json
+            install -o root -g root -m 0640 /setup/config/node-agent.json /etc/toolforge-agents/node-agent.json
+            install -o root -g docker -m 0640 /setup/config/builder-agent.json /etc/toolforge-agents/builder-agent.json
+            install -o root -g puppet -m 0640 /setup/config/log-shipper.json /etc/toolforge-agents/log-shipper.json
+            """);
+        var receiver = await PuppetApplyAsync(container);
+        Assert.True(receiver.ExitCode == 2, "the syslog role did not apply: " + receiver);
+        await Sh("systemctl start toolforge-coordinator toolforge-node-agent toolforge-builder-agent toolforge-log-shipper && systemctl restart kubelet.service");
+        Assert.Equal(oldVersion, (await container.ExecAsync("dpkg-query", "-W", "-f=${Version}", "toolforge-node-agent")).Stdout.Trim());
+        Step($"base .debs {oldVersion} installed and started");
+
+        // Before: the agents report the base version, the node-agent's finding and journal condition, a build that ran.
+        string[] agentKinds = ["node-agent", "builder-agent", "log-shipper"];
+        var before = await EventuallyNodeAsync(container, n =>
+            Findings(n).Any(f => (string?)f["kind"] == "missing-rule" && ((string?)f["subject"] ?? "").Contains("tool-b/api", StringComparison.Ordinal))
+            && Check(n, "journal.runtime-down")?.State == "failing"
+            && Findings(n).Any(f => (string?)f["kind"] == "journal-rule" && (string?)f["subject"] == "runtime-down")
+            && agentKinds.All(k => AgentVersions(n).GetValueOrDefault(k) == oldVersion),
+            TimeSpan.FromSeconds(90));
+        var finding = Findings(before).First(f => (string?)f["kind"] == "missing-rule" && ((string?)f["subject"] ?? "").Contains("tool-b/api", StringComparison.Ordinal));
+        var journalFinding = Findings(before).First(f => (string?)f["kind"] == "journal-rule" && (string?)f["subject"] == "runtime-down");
+        Step($"base: findings {(string?)finding["subject"]} first seen {(string?)finding["firstSeen"]}, {(string?)journalFinding["subject"]} first seen {(string?)journalFinding["firstSeen"]}; agents {string.Join(", ", AgentVersions(before).Select(kv => $"{kv.Key} {kv.Value}"))}");
+        var build = await BuildAsync(container, "base-b/tools");
+        Assert.True((string?)build["state"] == "succeeded", "the base builder's build: " + build.ToJsonString());
+
+        var shipped = "upgrade-before-" + Guid.NewGuid().ToString("N")[..8];
+        await Sh($"echo {shipped} | systemd-cat -t deploy-test");
+        await EventuallyReceivedAsync(container, shipped);
+        await Sh("test -s /var/lib/toolforge-log-shipper/cursor && test -s /var/lib/toolforge-node-agent/node-agent.journal-cursor");
+        Step("base: build succeeded, a line shipped, both journal cursors saved");
+
+        // The shipper is down while the packages change; what is logged meanwhile must still be shipped after it.
+        await Sh("systemctl stop toolforge-log-shipper");
+        var whileDown = "upgrade-during-" + Guid.NewGuid().ToString("N")[..8];
+        await Sh($"echo {whileDown} | systemd-cat -t deploy-test");
+        var invocations = await InvocationsAsync(container);
+
+        await PublishAsync(debs);
+        var upgradeStart = (await Sh("date +%s")).Stdout.Trim();
+        var upgrade = Stopwatch.StartNew();
+        // The control role first, then the agents (on a fleet: the control host before the workers and the builder).
+        // Bookworm's apt upgrades every binary package of a source package together (Upgrade-By-Source-Package): on
+        // this one host, the coordinator's upgrade alone takes that switch.
+        static Func<JsonObject, bool> Same(JsonObject finding) => f => (string?)f["kind"] == (string?)finding["kind"] && (string?)f["subject"] == (string?)finding["subject"];
+        static IEnumerable<string> Images(JsonNode b) => b["images"]!.AsArray().Select(i => $"{(string?)i!["path"]} {(string?)i["name"]} {(string?)i["result"]}");
+        var upgraded = await Sh($"{aptUpdate} && DEBIAN_FRONTEND=noninteractive apt-get install -y --only-upgrade -o APT::Get::Upgrade-By-Source-Package=false toolforge-coordinator toolforge-agentctl");
+        output.WriteLine(upgraded.Stdout);
+        Step($"coordinator and agentctl upgraded to {newVersion} in {upgrade.Elapsed.TotalSeconds:F1} s");
+
+        // The coordinator's store, migrated: the same node, both findings with their first sighting, the build with its
+        // images (the base agents keep reporting their whole state to the new coordinator).
+        var migrated = await EventuallyNodeAsync(container, n => Findings(n).Any(Same(finding)) && Findings(n).Any(Same(journalFinding)), TimeSpan.FromSeconds(60));
+        foreach (var f in new[] { finding, journalFinding })
+        {
+            Assert.Equal((string?)f["firstSeen"], (string?)Findings(migrated).Single(Same(f))["firstSeen"]);
+        }
+
+        async Task AssertBuildKeptAsync()
+        {
+            var builds = JsonNode.Parse((await AgentCtlAsync(container, "builds", "-o", "json")).Stdout)!["builds"]!.AsArray();
+            var keptBuild = builds.Single(b => (string?)b!["id"] == (string?)build["id"])!;
+            Assert.Equal("succeeded", (string?)keptBuild["state"]);
+            Assert.Equal(Images(build), Images(keptBuild));
+            Assert.Equal((string?)build["requestedAt"], (string?)keptBuild["requestedAt"]);
+        }
+
+        await AssertBuildKeptAsync();
+        Step("the upgraded coordinator kept the node, both findings (first sightings unchanged) and the build");
+
+        upgrade.Restart();
+        upgraded = await Sh($"DEBIAN_FRONTEND=noninteractive apt-get install -y --only-upgrade toolforge-node-agent toolforge-builder-agent toolforge-log-shipper");
+        output.WriteLine(upgraded.Stdout);
+        Step($"agents upgraded to {newVersion} in {upgrade.Elapsed.TotalSeconds:F1} s");
+        foreach (var p in Packages)
+        {
+            Assert.Equal(newVersion, (await container.ExecAsync("dpkg-query", "-W", "-f=${Version}", p)).Stdout.Trim());
+        }
+
+        foreach (var program in new[] { "toolforge-coordinator", "toolforge-node-agent", "toolforge-builder-agent", "toolforge-log-shipper", "agentctl" })
+        {
+            Assert.Equal($"{program} {newVersion}", (await Sh($"{program} --version")).Stdout.Trim());
+        }
+
+        var restarted = await InvocationsAsync(container);
+        foreach (var d in Daemons)
+        {
+            Assert.Equal("active", await container.SystemctlAsync("is-active", d));
+            Assert.NotEqual(invocations[d], restarted[d]);
+        }
+
+        // After the agents' upgrade: every agent on the new version, both findings reported again, the journal rule's
+        // condition still failing without the kubelet line logged again (the node-agent's rule state and cursor kept),
+        // the build still there.
+        var after = await EventuallyNodeAsync(container, n =>
+            agentKinds.All(k => AgentVersions(n).GetValueOrDefault(k) == newVersion) && Findings(n).Any(Same(finding)) && Findings(n).Any(Same(journalFinding)),
+            TimeSpan.FromSeconds(90));
+        Assert.Equal("failing", Check(after, "journal.runtime-down")?.State);
+        await AssertBuildKeptAsync();
+        // Not asserted: the findings' first sightings across the agents' restart. The restarted node-agent's first report
+        // is a snapshot taken before its checks ran (no checks, no findings), which resolves every finding of the agent;
+        // the next reports record them anew (README § Deploying with puppet, Upgrade: not fixed yet).
+        foreach (var f in new[] { finding, journalFinding })
+        {
+            output.WriteLine($"{(string?)f["kind"]} {(string?)f["subject"]}: first seen {(string?)f["firstSeen"]} before the upgrade, {(string?)Findings(after).Single(Same(f))["firstSeen"]} after the agents' upgrade");
+        }
+
+        Step("after: agents on the new version, findings reported, build kept");
+
+        // The shipper resumed from its cursor: the line logged while it was down arrives, the one before is not sent again.
+        await EventuallyReceivedAsync(container, whileDown);
+        var counts = await Sh($"cat /srv/syslog/*/deploy-test.log | grep -c {shipped}; cat /srv/syslog/*/deploy-test.log | grep -c {whileDown}");
+        Assert.Equal("1\n1", counts.Stdout.Trim());
+        var cursorWarnings = await container.ExecAsync("sh", "-c", $"journalctl --no-pager -o cat --since @{upgradeStart} -u toolforge-node-agent -u toolforge-log-shipper | grep -E 'no longer holds the|cannot use the saved cursor|starting from the journal.s tail' || true");
+        Assert.True(cursorWarnings.Stdout.Trim().Length == 0, "an agent did not resume from its cursor: " + cursorWarnings.Stdout);
+        Step("after: the shipper resumed from its cursor (1 copy of each line at the receiver)");
+    }
+
+    /// <summary>
+    /// The base commit's .debs, built once per machine by its own ./build.sh package (from `git archive` of the commit:
+    /// no worktree to clean up) and kept in /var/cache/tfa-base-debs/COMMIT (TFA_BASE_DEBS_CACHE moves it).
+    /// </summary>
+    private async Task<string[]> BaseDebsAsync()
+    {
+        var root = Environment.GetEnvironmentVariable("TFA_BASE_DEBS_CACHE") is { Length: > 0 } c ? c : "/var/cache/tfa-base-debs";
+        var cache = Path.Combine(root, BaseCommit);
+        string[] Cached() => Directory.Exists(cache) ? Directory.GetFiles(cache, "toolforge-*.deb") : [];
+        if (Cached().Length == 5)
+        {
+            return Cached();
+        }
+
+        var sw = Stopwatch.StartNew();
+        using var src = new TempDir("base-src");
+        var archive = await Run.ProcessAsync("/bin/sh", ["-c", $"git -C '{Run.RepoRoot}' archive --format=tar {BaseCommit} | tar -x -C '{src.Path}'"], TimeSpan.FromMinutes(5));
+        Assert.True(archive.ExitCode == 0, "git archive of the base commit: " + archive);
+        var built = await Run.ProcessAsync(Path.Combine(src.Path, "build.sh"), ["package"], TimeSpan.FromMinutes(60), workingDirectory: src.Path);
+        Assert.True(built.ExitCode == 0, "the base commit's ./build.sh package: " + built);
+        var staging = cache + ".tmp";
+        if (Directory.Exists(staging))
+        {
+            Directory.Delete(staging, recursive: true);
+        }
+
+        Directory.CreateDirectory(staging);
+        foreach (var d in Directory.GetFiles(src["dist"], "toolforge-*.deb"))
+        {
+            File.Copy(d, Path.Combine(staging, Path.GetFileName(d)));
+        }
+
+        Directory.Move(staging, cache);
+        Step($"base .debs built in {sw.Elapsed.TotalMinutes:F1} min into {cache}");
+        Assert.Equal(5, Cached().Length);
+        return Cached();
+    }
+
+    private static async Task<string> DebVersionAsync(IEnumerable<string> debs)
+    {
+        var versions = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var d in debs)
+        {
+            var r = await Run.ProcessAsync("dpkg-deb", ["-f", d, "Version"], TimeSpan.FromSeconds(30));
+            Assert.True(r.ExitCode == 0, r.ToString());
+            versions.Add(r.Stdout.Trim());
+        }
+
+        return Assert.Single(versions);
+    }
+
+    /// <summary>
+    /// Each daemon's NAME.json as the base commit's README said to make it: the example its package installs
+    /// (/etc/toolforge-agents/NAME.json.example, comments allowed), with the host's name for FQDN and this site's values.
+    /// </summary>
+    private static async Task WriteBaseConfigsAsync(IEnumerable<string> baseDebs, TempDir dir)
+    {
+        foreach (var d in baseDebs)
+        {
+            var x = await Run.ProcessAsync("dpkg-deb", ["-x", d, dir["base-root"]], TimeSpan.FromMinutes(2));
+            Assert.True(x.ExitCode == 0, x.ToString());
+        }
+
+        JsonObject Example(string name) => JsonNode.Parse(File.ReadAllText(dir[$"base-root/etc/toolforge-agents/{name}.json.example"]).Replace("FQDN", Host, StringComparison.Ordinal),
+            documentOptions: new System.Text.Json.JsonDocumentOptions { CommentHandling = System.Text.Json.JsonCommentHandling.Skip, AllowTrailingCommas = true })!.AsObject();
+        var configs = new Dictionary<string, JsonObject>();
+
+        var coordinator = Example("coordinator");
+        var c = coordinator["Coordinator"]!.AsObject();
+        c["ListenAddress"] = "127.0.0.1";
+        c["Admins"] = new JsonArray(Admin);
+        c["Builders"] = new JsonArray(Host);
+        c["Nodes"] = new JsonArray("*.deploy.test");
+        c["HeartbeatInterval"] = "00:00:05";
+        c["SweepInterval"] = "00:00:01";
+        configs["coordinator"] = coordinator;
+
+        var nodeAgent = Example("node-agent");
+        var n = nodeAgent["NodeAgent"]!.AsObject();
+        n["NodeName"] = KubeNode;
+        n["Runtime"] = "cri";
+        n["KubeProxy"]!["Mode"] = "iptables";
+        n["Iptables"]!["Interval"] = "00:00:03";
+        n["Journal"]!["Units"] = new JsonArray("kubelet.service");
+        configs["node-agent"] = nodeAgent;
+
+        configs["builder-agent"] = Example("builder-agent");
+
+        var shipper = Example("log-shipper");
+        var destinations = shipper["Shipper"]!["Destinations"]!.AsArray();
+        var relp = destinations[0]!.DeepClone().AsObject();
+        relp["Url"] = "relp+tls://127.0.0.1:20514";
+        shipper["Shipper"]!["Destinations"] = new JsonArray(relp);
+        configs["log-shipper"] = shipper;
+
+        Directory.CreateDirectory(dir["config"]);
+        foreach (var (name, json) in configs)
+        {
+            if (name != "coordinator")
+            {
+                json["Coordinator"]!["Address"] = "https://127.0.0.1:9500";
+            }
+
+            await File.WriteAllTextAsync(dir[$"config/{name}.json"], json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        }
+    }
+
+    private async Task<JsonNode> BuildAsync(SystemdContainer container, string image)
+    {
+        var sw = Stopwatch.StartNew();
+        var requested = await AgentCtlAsync(container, "build", image);
+        Assert.True(requested.ExitCode == 0, "agentctl build: " + requested);
+        Assert.Contains($"queued on {Host}", requested.Stdout, StringComparison.Ordinal);
+        JsonNode? build = null;
+        Assert.True(await Peer.EventuallyAsync(() =>
+        {
+            var r = AgentCtlAsync(container, "builds", "-o", "json").GetAwaiter().GetResult();
+            build = JsonNode.Parse(r.Stdout)?["builds"]?.AsArray().FirstOrDefault();
+            return Word(build?["state"]) is "succeeded" or "failed" or "cancelled";
+        }, TimeSpan.FromMinutes(3), TimeSpan.FromSeconds(1)), "the build did not finish: " + build?.ToJsonString() + "\n"
+            + (await container.ExecAsync("journalctl", "--no-pager", "-n", "30", "-u", "toolforge-builder-agent")).Stdout);
+        build!["state"] = Word(build["state"]);
+        Step($"build {(string?)build["id"]} {(string?)build["state"]} in {sw.Elapsed.TotalSeconds:F1} s");
+        return build;
+    }
+
+    private static async Task EventuallyReceivedAsync(SystemdContainer container, string marker)
+    {
+        Assert.True(await Peer.EventuallyAsync(() => container.ExecAsync("sh", "-c", $"grep -rl {marker} /srv/syslog").GetAwaiter().GetResult().ExitCode == 0,
+            TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(1)), $"{marker} did not reach /srv/syslog: " + (await container.ExecAsync("journalctl", "--no-pager", "-n", "30", "-u", "toolforge-log-shipper", "-u", "rsyslog")).Stdout);
+    }
+
+    // kind (node-agent, builder-agent, log-shipper) -> the version it reports.
+    private static Dictionary<string, string> AgentVersions(JsonObject node) =>
+        (node["summary"]?["agents"] as JsonArray ?? []).ToDictionary(a => Word(a!["kind"]), a => (string?)a!["version"] ?? "");
+
+    /// <summary>
+    /// An enum value of agentctl's JSON as this agentctl writes it: the base commit's wrote the contract's names
+    /// (CHECK_STATE_FAILING, AGENT_KIND_NODE, BUILD_STATE_SUCCEEDED), this one the words of its tables.
+    /// </summary>
+    private static string Word(JsonNode? value) => (string?)value switch
+    {
+        "AGENT_KIND_NODE" => "node-agent",
+        "AGENT_KIND_BUILDER" => "builder-agent",
+        "AGENT_KIND_LOG_SHIPPER" => "log-shipper",
+        { } s when s.StartsWith("CHECK_STATE_", StringComparison.Ordinal) || s.StartsWith("BUILD_STATE_", StringComparison.Ordinal) => s[12..].ToLowerInvariant(),
+        { } s => s,
+        null => "",
+    };
+
+    /// <summary>
+    /// What Debian's docker.io does on a builder host, for the engine this test owns: a docker system group, and the
+    /// socket root:docker 0660. The container shares the host's user ids, so the socket gets the container's group id.
+    /// </summary>
+    private static async Task ActAsDockerPackageAsync(SystemdContainer container, PrivateDockerd dockerd)
+    {
+        var group = await container.ExecAsync("sh", "-c", "groupadd --system docker && getent group docker | cut -d: -f3");
+        Assert.True(group.ExitCode == 0, "groupadd docker: " + group);
+        await Run.ShAsync($"chown root:{group.Stdout.Trim()} {dockerd.Socket} && chmod 0660 {dockerd.Socket}");
+    }
+
+    private async Task AssertBuilderBuildsAsync(SystemdContainer container, PrivateDockerd dockerd)
+    {
+        var nodes = "";
+        Assert.True(await Peer.EventuallyAsync(() =>
+        {
+            nodes = AgentCtlAsync(container, "nodes", "-o", "json").GetAwaiter().GetResult().Stdout;
+            var node = JsonNode.Parse(nodes)?["nodes"]?.AsArray().FirstOrDefault(n => (string?)n!["name"] == Host);
+            var kinds = (node?["agents"] as JsonArray ?? []).Select(a => (string?)a!["kind"]).ToList();
+            return kinds.Contains("builder-agent") && kinds.Contains("node-agent");
+        }, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(1)), "agentctl nodes does not list the builder's agent: " + nodes + "\n"
+            + (await container.ExecAsync("journalctl", "--no-pager", "-n", "30", "-u", "toolforge-builder-agent")).Stdout);
+        Step("agentctl nodes lists the builder-agent");
+
+        var sw = Stopwatch.StartNew();
+        var build = await BuildAsync(container, "base-b/tools");
+        Assert.True((string?)build["state"] == "succeeded", "the build failed: " + build.ToJsonString() + "\n"
+            + (await AgentCtlAsync(container, "build-log", (string)build["id"]!)).Stdout);
+        Assert.Equal(Host, (string?)build["builder"]);
+        Assert.Equal(["base-b", "base-b/tools", "base-b/tools/cli"], build["images"]!.AsArray().Select(i => (string)i!["path"]!));
+        Assert.All(build["images"]!.AsArray(), i => Assert.Equal("built", (string?)i!["result"]));
+        Step($"build {(string?)build["id"]} succeeded in {sw.Elapsed.TotalSeconds:F1} s: " + string.Join(", ", build["images"]!.AsArray().Select(i => (string?)i!["name"])));
+
+        // Built in the engine behind the bound socket.
+        var images = await dockerd.DockerAsync("image ls --format '{{.Repository}}:{{.Tag}}'");
+        Assert.All(build["images"]!.AsArray(), i => Assert.Contains((string)i!["name"]!, images, StringComparison.Ordinal));
+    }
+
+    private static Task<ProcessResult> AgentCtlAsync(SystemdContainer container, params string[] args) =>
+        container.ExecAsync(["agentctl", .. args, "--server", "https://127.0.0.1:9500",
+            "--cert", $"/setup/certs/{Admin}.pem", "--key", $"/setup/certs/{Admin}.key", "--ca", "/setup/certs/ca.pem"]);
+
+    /// <summary>tests/BuilderAgent.Tests/Fixtures/images with /bin/busybox (busybox-static) as shared/busybox.</summary>
+    private static void CopyImageRepository(string to)
+    {
+        const string busybox = "/bin/busybox";
+        if (!File.Exists(busybox))
+        {
+            throw Peer.Missing(busybox, "install Debian package busybox-static");
+        }
+
+        var from = Path.Combine(Run.RepoRoot, "tests", "BuilderAgent.Tests", "Fixtures", "images");
+        foreach (var f in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(to, Path.GetRelativePath(from, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(f, target);
+        }
+
+        File.Copy(busybox, Path.Combine(to, "shared", "busybox"));
+        File.SetUnixFileMode(Path.Combine(to, "shared", "busybox"), (UnixFileMode)0b111_101_101);
+    }
+
     private static string SiteHiera(string kubeProxyMode, string? deniedSerial = null) => $$"""
         ---
         toolforge_agents::coordinator_address: https://127.0.0.1:9500
         toolforge_agents::initial_interval: '00:00:05'
         toolforge_agents::control::coordinator:
           Admins: [{{Admin}}]
-          Builders: []
+          Builders: [{{Host}}]
           Nodes: ['*.deploy.test']
           HeartbeatInterval: '00:00:05'
           SweepInterval: '00:00:01'
@@ -383,14 +843,14 @@ public sealed class DeployTests(ITestOutputHelper output)
     private sealed record CheckView(string Name, string State, string Message, IReadOnlyList<string> Values);
 
     private static IEnumerable<CheckView> Checks(JsonObject node) =>
-        (node["checks"] as JsonArray ?? []).Select(c => new CheckView((string?)c!["name"] ?? "", (string?)c["state"] ?? "ok", (string?)c["message"] ?? "",
+        (node["checks"] as JsonArray ?? []).Select(c => new CheckView((string?)c!["name"] ?? "", c["state"] is null ? "ok" : Word(c["state"]), (string?)c["message"] ?? "",
             (c["values"] as JsonObject)?.Select(kv => kv.Key).ToList() ?? []));
 
     private static CheckView? Check(JsonObject node, string name) => Checks(node).FirstOrDefault(c => c.Name == name);
 
     private static IEnumerable<JsonObject> Findings(JsonObject node) => (node["findings"] as JsonArray ?? []).Select(f => f!.AsObject());
 
-    // kind (node-agent, log-shipper) -> that agent's last report.
+    // kind (node-agent, log-shipper, builder-agent) -> that agent's last report.
     private static Dictionary<string, DateTimeOffset> AgentReports(JsonObject node) =>
-        (node["summary"]?["agents"] as JsonArray ?? []).ToDictionary(a => (string?)a!["kind"] ?? "", a => DateTimeOffset.Parse((string)a!["lastReport"]!, CultureInfo.InvariantCulture));
+        (node["summary"]?["agents"] as JsonArray ?? []).ToDictionary(a => Word(a!["kind"]), a => DateTimeOffset.Parse((string)a!["lastReport"]!, CultureInfo.InvariantCulture));
 }

@@ -5,7 +5,8 @@ namespace Toolforge.Agents.Coordinator.State;
 
 /// <summary>
 /// What a report changes against the agent's last <em>stored</em> state: the state to store (findings keep when they
-/// were first seen), the checks whose state changed (new checks included) and the findings that went away. No I/O;
+/// were first seen; those of a check without a verdict yet are kept as they were), the checks whose state changed (new
+/// checks included) and the findings that went away. No I/O;
 /// the moment comes in as <c>now</c>. Since the base is what is stored, a report refused by the store and sent again
 /// yields the same changes the second time.
 /// </summary>
@@ -34,6 +35,18 @@ internal static class ReportDiff
             copy.FirstSeen = before.Remove(Key(f), out var old) && old.FirstSeen is not null ? old.FirstSeen : now;
             copy.LastSeen = now;
             stored.Findings.Add(copy);
+        }
+
+        // A check in the report without a verdict (unknown: not run yet since the agent started, or it could not run)
+        // says nothing about its findings: they stay as stored, first and last sighting kept, instead of resolving. An
+        // agent's restart or upgrade (its first report comes before its audits ran) then neither resolves a finding
+        // (and its alert, and an admin's acknowledgement of it) nor makes it a new one when the audit reports it again.
+        // A check the report no longer has (turned off) still resolves them.
+        var undecided = report.Checks.Where(c => c.State == CheckState.Unknown).Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var (key, f) in before.Where(kv => undecided.Contains(kv.Value.Check)).ToList())
+        {
+            stored.Findings.Add(f.Clone());
+            before.Remove(key);
         }
 
         var previousChecks = new Dictionary<string, CheckState>(StringComparer.Ordinal);

@@ -79,4 +79,27 @@ public sealed class ReportDiffTests
         Assert.Empty(d.ChangedChecks);
         Assert.Empty(d.Resolved);
     }
+
+    [Fact]
+    public void A_check_without_a_verdict_yet_keeps_its_findings_as_stored_so_an_agent_restart_resolves_nothing()
+    {
+        var t3 = Timestamp.FromDateTimeOffset(T2.ToDateTimeOffset().AddMinutes(1));
+        var rule = new Finding { Kind = "missing-rule", Subject = "ns/a", Message = "rule for ns/a", Check = "kube-proxy.iptables" };
+        var first = ReportDiff.Compute(null, Report(Check("kube-proxy.iptables", CheckState.Failing), rule), T1);
+
+        // The agent restarted (or was upgraded): its first report has the check, not run yet, and none of its findings.
+        var restarted = ReportDiff.Compute(first.Stored, Report(Check("kube-proxy.iptables", CheckState.Unknown)), T2);
+        Assert.Empty(restarted.Resolved);
+        var kept = Assert.Single(restarted.Stored.Findings);
+        Assert.Equal(("ns/a", T1, T1), (kept.Subject, kept.FirstSeen, kept.LastSeen));
+
+        // Its verdict comes: the finding is the same one, first seen when it was first seen.
+        var again = ReportDiff.Compute(restarted.Stored, Report(Check("kube-proxy.iptables", CheckState.Failing), rule), t3);
+        Assert.Empty(again.Resolved);
+        Assert.Equal((T1, t3), (again.Stored.Findings.Single().FirstSeen, again.Stored.Findings.Single().LastSeen));
+
+        // A verdict without it resolves it; so does a report without the check at all (turned off).
+        Assert.Single(ReportDiff.Compute(restarted.Stored, Report(Check("kube-proxy.iptables", CheckState.Ok)), t3).Resolved);
+        Assert.Single(ReportDiff.Compute(restarted.Stored, Report(Check("kubelet", CheckState.Ok)), t3).Resolved);
+    }
 }
