@@ -65,7 +65,7 @@ internal sealed class IptablesAuditCheck : PeriodicCheck, IUsesCluster
 
         State.SetFindings(NatAudit.Check, confirmed);
         var message = FindingConfirmer.Message(confirmed, audit.Findings.Count, $"clean: {audit.Rules} rules, {_cluster.ServiceCount} services");
-        State.SetCheck(NatAudit.Check, FindingConfirmer.StateOf(confirmed), message, sw.Elapsed,
+        State.SetCheck(NatAudit.Check, _confirm.StateAfter(confirmed, audit.Findings.Count), message, sw.Elapsed,
             values: new Dictionary<string, double> { ["rules"] = audit.Rules, ["findings"] = confirmed.Count, ["audit_ms"] = audit.AuditMs });
     }
 

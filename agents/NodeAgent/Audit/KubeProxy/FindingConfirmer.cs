@@ -19,8 +19,12 @@ internal sealed class FindingConfirmer
 
     public int Runs { get; set; } = 2;
 
+    /// <summary>Audits confirmed since this agent started.</summary>
+    public int Audits { get; private set; }
+
     public List<Finding> Confirm(IReadOnlyList<Finding> findings)
     {
+        Audits++;
         var keys = findings.Select(Key).ToHashSet(StringComparer.Ordinal);
         foreach (var k in _seen.Keys.Where(k => !keys.Contains(k)).ToList())
         {
@@ -58,6 +62,16 @@ internal sealed class FindingConfirmer
         await Task.Delay(OneShotRecheck, time, ct).ConfigureAwait(false);
         return await audit().ConfigureAwait(false) is { } again ? (again, Confirm(findingsOf(again))) : null;
     }
+
+    /// <summary>
+    /// The check's state after an audit that saw <paramref name="seen"/> findings: as <see cref="StateOf"/>, except on
+    /// the first audit since the agent started when it saw findings it cannot confirm yet: unknown, not ok. An agent
+    /// restarted (an upgrade, a reboot) knows nothing of the findings it reported before; calling the check ok would
+    /// resolve them at the coordinator only to report them again as new a minute later, their history cut in two.
+    /// Unknown keeps them as they are stored until the next audit confirms or drops them.
+    /// </summary>
+    public CheckState StateAfter(IReadOnlyList<Finding> confirmed, int seen) =>
+        Audits <= 1 && seen > confirmed.Count && confirmed.Count == 0 ? CheckState.Unknown : StateOf(confirmed);
 
     public static CheckState StateOf(IReadOnlyList<Finding> confirmed) =>
         confirmed.Any(f => f.Severity == Severity.Error) ? CheckState.Failing : confirmed.Count > 0 ? CheckState.Warning : CheckState.Ok;

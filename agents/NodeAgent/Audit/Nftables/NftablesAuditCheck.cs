@@ -58,7 +58,7 @@ internal sealed class NftablesAuditCheck : PeriodicCheck, IUsesCluster
 
         var rules = audit.Rules;
         State.SetFindings(NftAudit.Check, confirmed);
-        State.SetCheck(NftAudit.Check, FindingConfirmer.StateOf(confirmed),
+        State.SetCheck(NftAudit.Check, _confirm.StateAfter(confirmed, audit.Findings.Count),
             FindingConfirmer.Message(confirmed, audit.Findings.Count, $"clean: {rules.RuleCount} rules, {rules.ElementCount} elements, {_cluster.ServiceCount} services"),
             sw.Elapsed, values: new Dictionary<string, double> { ["rules"] = rules.RuleCount, ["elements"] = rules.ElementCount, ["findings"] = confirmed.Count, ["audit_ms"] = audit.AuditMs });
     }

@@ -29,6 +29,23 @@ public sealed class FindingConfirmerTests
     }
 
     [Fact]
+    public void TheFirstAuditSinceAStart_WithFindingsItCannotConfirmYet_IsUnknown_NotOk_AndLaterAuditsAreJudgedAsAlways()
+    {
+        // A restarted agent knows nothing of what it reported: "ok" would resolve its findings at the coordinator and
+        // report them as new a minute later (the upgrade test saw their first-seen times reset).
+        var confirmer = new FindingConfirmer();
+        var seen = new List<Finding> { F("missing-rule", "a") };
+        Assert.Equal(CheckState.Unknown, confirmer.StateAfter(confirmer.Confirm(seen), seen.Count));
+        Assert.Equal(CheckState.Failing, confirmer.StateAfter(confirmer.Confirm(seen), seen.Count));
+        Assert.Equal(CheckState.Ok, confirmer.StateAfter(confirmer.Confirm([]), 0));
+        var fresh = new FindingConfirmer();
+        Assert.Equal(CheckState.Ok, fresh.StateAfter(fresh.Confirm([]), 0)); // a clean first audit is ok at once
+        var later = new FindingConfirmer();
+        later.Confirm([]);
+        Assert.Equal(CheckState.Ok, later.StateAfter(later.Confirm(seen), seen.Count)); // a new finding while running: not reported until confirmed, as before
+    }
+
+    [Fact]
     public async Task TheOneShotCheck_AuditsAgainAfterTheRecheckDelay_AndReportsWhatBothSaw()
     {
         var time = new FakeTimeProvider();
