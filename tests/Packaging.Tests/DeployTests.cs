@@ -19,6 +19,19 @@ namespace Toolforge.Agents.Packaging.Tests;
 [Collection(PackagingTests.Debs)]
 public sealed class DeployTests(ITestOutputHelper output)
 {
+    /// <summary>What both booted hosts get first: their name, the puppet certificates where puppet keeps them, the kubelet's kubeconfig, kube-proxy's rules.</summary>
+    private static readonly string HostSetup = string.Join("\n",
+        "set -e",
+        $"echo {Host} > /etc/hostname && hostname {Host}",
+        "install -d -o puppet -g puppet -m 0771 /var/lib/puppet/ssl",
+        "install -d -o puppet -g puppet -m 0755 /var/lib/puppet/ssl/certs",
+        "install -d -o puppet -g puppet -m 0750 /var/lib/puppet/ssl/private_keys",
+        "install -o puppet -g puppet -m 0644 /setup/certs/ca.pem /var/lib/puppet/ssl/certs/ca.pem",
+        $"install -o puppet -g puppet -m 0644 /setup/certs/{Host}.pem /var/lib/puppet/ssl/certs/{Host}.pem",
+        $"install -o puppet -g puppet -m 0640 /setup/certs/{Host}.key /var/lib/puppet/ssl/private_keys/{Host}.pem",
+        "install -d /etc/kubernetes && install -m 0600 /setup/kubelet.conf /etc/kubernetes/kubelet.conf",
+        "iptables-restore < /setup/kube-proxy.rules");
+
     private const string Host = "worker-1.deploy.test";
     private const string Admin = "admin.deploy.test";
     private const string KubeNode = NftReferenceData.Node; // the nftables reference rules are written for this node
@@ -133,16 +146,7 @@ public sealed class DeployTests(ITestOutputHelper output)
         // The container has no network: apt sees the local repository only (the Debian lists the root was made with are
         // dropped, so the builder's Recommends, docker.io, is skipped; the test's own engine stands in for it).
         await Sh($"""
-            set -e
-            echo {Host} > /etc/hostname && hostname {Host}
-            install -d -o puppet -g puppet -m 0771 /var/lib/puppet/ssl
-            install -d -o puppet -g puppet -m 0755 /var/lib/puppet/ssl/certs
-            install -d -o puppet -g puppet -m 0750 /var/lib/puppet/ssl/private_keys
-            install -o puppet -g puppet -m 0644 /setup/certs/ca.pem /var/lib/puppet/ssl/certs/ca.pem
-            install -o puppet -g puppet -m 0644 /setup/certs/{Host}.pem /var/lib/puppet/ssl/certs/{Host}.pem
-            install -o puppet -g puppet -m 0640 /setup/certs/{Host}.key /var/lib/puppet/ssl/private_keys/{Host}.pem
-            install -d /etc/kubernetes && install -m 0600 /setup/kubelet.conf /etc/kubernetes/kubelet.conf
-            iptables-restore < /setup/kube-proxy.rules
+            {HostSetup}
             rm -f /var/lib/apt/lists/*_dists_*
             echo 'deb [trusted=yes] file:/setup/repo ./' > /etc/apt/sources.list.d/toolforge-agents.list
             apt-get update -qq -o Dir::Etc::sourcelist=/etc/apt/sources.list.d/toolforge-agents.list -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0
@@ -394,16 +398,7 @@ public sealed class DeployTests(ITestOutputHelper output)
 
         const string aptUpdate = "apt-get update -qq -o Dir::Etc::sourcelist=/etc/apt/sources.list.d/toolforge-agents.list -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0";
         await Sh($"""
-            set -e
-            echo {Host} > /etc/hostname && hostname {Host}
-            install -d -o puppet -g puppet -m 0771 /var/lib/puppet/ssl
-            install -d -o puppet -g puppet -m 0755 /var/lib/puppet/ssl/certs
-            install -d -o puppet -g puppet -m 0750 /var/lib/puppet/ssl/private_keys
-            install -o puppet -g puppet -m 0644 /setup/certs/ca.pem /var/lib/puppet/ssl/certs/ca.pem
-            install -o puppet -g puppet -m 0644 /setup/certs/{Host}.pem /var/lib/puppet/ssl/certs/{Host}.pem
-            install -o puppet -g puppet -m 0640 /setup/certs/{Host}.key /var/lib/puppet/ssl/private_keys/{Host}.pem
-            install -d /etc/kubernetes && install -m 0600 /setup/kubelet.conf /etc/kubernetes/kubelet.conf
-            iptables-restore < /setup/kube-proxy.rules
+            {HostSetup}
             cp -a /setup/images /srv/toollabs-images
             rm -f /var/lib/apt/lists/*_dists_*
             echo 'deb [trusted=yes] file:/setup/repo ./' > /etc/apt/sources.list.d/toolforge-agents.list
