@@ -8,6 +8,12 @@ namespace Toolforge.Agents.Common.Contracts;
 /// </summary>
 public static class ContractNames
 {
+    /// <summary>
+    /// The response header the coordinator sends as soon as it opens a builder's command stream (a refusal has none):
+    /// the builder is connected from then on, not only once a command comes.
+    /// </summary>
+    public const string CommandsOpenHeader = "toolforge-commands";
+
     public static string Name(this CheckState s) => s switch
     {
         CheckState.Ok => "ok",

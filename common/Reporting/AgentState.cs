@@ -302,12 +302,19 @@ public sealed partial class AgentState
     /// The full state as a report body; <paramref name="lastEvent"/> names the newest event it carries, for
     /// <see cref="AcknowledgeEvents"/> (events dropped or added meanwhile do not shift what is acknowledged).
     /// </summary>
+    /// <summary>The message of a check expected to answer that has not yet (in a report's snapshot).</summary>
+    public const string NotRunYet = "not run yet since the agent started";
+
     public ReportRequest Snapshot(out long lastEvent)
     {
         var report = new ReportRequest { SentAt = Timestamp.FromDateTimeOffset(_time.GetUtcNow()) };
         lock (_lock)
         {
-            report.Checks.AddRange(_checks.Values.OrderBy(c => c.Name, StringComparer.Ordinal).Select(c => c.Clone()));
+            // A check expected to answer that has not yet (the agent just started) is in the report without a verdict,
+            // so the coordinator keeps what it stored for it instead of taking its absence for "turned off".
+            report.Checks.AddRange(_checks.Values.Select(c => c.Clone())
+                .Concat(_expected.Where(n => !_checks.ContainsKey(n)).Select(n => new CheckResult { Name = n, State = CheckState.Unknown, Message = NotRunYet }))
+                .OrderBy(c => c.Name, StringComparer.Ordinal));
             report.Findings.AddRange(_findings.Values.SelectMany(v => v).Select(f => f.Clone()));
             // The oldest first, at most what one report carries; the rest go with the next report.
             var carried = _events.Take(Contracts.ReportLimits.MaxEvents).ToList();

@@ -166,8 +166,12 @@ public sealed partial class ReportingService(
     CoordinatorConnection connection,
     DaemonInfo daemon,
     TimeProvider time,
-    ILogger<ReportingService> logger) : BackgroundService
+    ILogger<ReportingService> logger,
+    IHostApplicationLifetime? lifetime = null) : BackgroundService
 {
+    /// <summary>How long the first report waits for the agent's checks to say they exist (every hosted service started).</summary>
+    public static readonly TimeSpan StartWait = TimeSpan.FromSeconds(10);
+
     private static readonly Counter Reports = Metrics.CreateCounter(
         "toolforge_agent_reports_total", "Reports sent to the coordinator, by result.", "result");
 
@@ -190,6 +194,28 @@ public sealed partial class ReportingService(
         }
 
         Interval = connection.Options.InitialInterval;
+
+        // The first report after every check said it exists (they do as they start): it then names each of them, those
+        // not run yet without a verdict, so none is taken for turned off and none of its findings resolved.
+        if (lifetime is not null && !lifetime.ApplicationStarted.IsCancellationRequested)
+        {
+            var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            await using (lifetime.ApplicationStarted.Register(() => started.TrySetResult()))
+            {
+                try
+                {
+                    await started.Task.WaitAsync(StartWait, time, stoppingToken).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                    // reported anyway: a late check is in the next report
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
         string Describe(Exception ex) => RpcFailure.Describe((RpcException)ex, connection.Address, connection.Options.CallTimeout, RpcFailure.DaemonKeys);
         var streak = new RetryStreak(Retry, time,
             (ex, _) => Log.ReportFailed(logger, connection.Address, Describe(ex)),

@@ -11,6 +11,7 @@ using Toolforge.Agents.BuilderAgent.Docker;
 using Toolforge.Agents.BuilderAgent.Images;
 using Toolforge.Agents.Common.Checks;
 using Toolforge.Agents.Common.Cli;
+using Toolforge.Agents.Common.Contracts;
 using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.Common.Options;
 using Toolforge.Agents.Common.Reporting;
@@ -81,11 +82,15 @@ internal sealed partial class BuildQueueService(
 
                 using var call = connection.AgentClient().ReceiveCommands(hello, cancellationToken: stoppingToken);
 
-                // The coordinator answers the stream's opening at once (its headers): connected from here, not only
-                // once a command comes (that could be days).
-                await call.ResponseHeadersAsync.ConfigureAwait(false);
-                streak.Succeeded();
-                state.SetCheck("builder.commands", CheckState.Ok, "connected to the coordinator's command stream");
+                // The coordinator answers the stream's opening at once with its marker header: connected from here, not
+                // only once a command comes (that could be days). A refusal comes without it (trailers only, which
+                // ResponseHeadersAsync does not throw for): then the read below throws and the streak goes on.
+                var headers = await call.ResponseHeadersAsync.ConfigureAwait(false);
+                if (headers.GetValue(ContractNames.CommandsOpenHeader) == "open")
+                {
+                    streak.Succeeded();
+                    state.SetCheck("builder.commands", CheckState.Ok, "connected to the coordinator's command stream");
+                }
                 await foreach (var command in call.ResponseStream.ReadAllAsync(stoppingToken).ConfigureAwait(false))
                 {
                     if (command.BodyCase == Command.BodyOneofCase.Cancel)

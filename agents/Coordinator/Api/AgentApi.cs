@@ -94,7 +94,7 @@ public sealed class AgentApi(
         try
         {
             // The headers at once: the builder knows it is connected now, not when the first command comes (days, maybe).
-            await context.WriteResponseHeadersAsync([]).ConfigureAwait(false);
+            await context.WriteResponseHeadersAsync(new Metadata { { Common.Contracts.ContractNames.CommandsOpenHeader, "open" } }).ConfigureAwait(false);
             await foreach (var command in connection.Reader.ReadAllAsync(stream.Token).ConfigureAwait(false))
             {
                 await responseStream.WriteAsync(command, stream.Token).ConfigureAwait(false);

@@ -145,6 +145,18 @@ public sealed partial class RemediationLeases(IStoreEngine store, StateStore sta
     public void ExportBreakers(bool leader)
     {
         var pools = options.CurrentValue.Pools.Keys.ToList();
+        lock (_exported)
+        {
+            // A pool no longer configured (removed by a reload while tripped) exports 0, not its last value for ever.
+            foreach (var gone in _exported.Except(pools, StringComparer.Ordinal).ToList())
+            {
+                Tripped.WithLabels(gone).Set(0);
+                _exported.Remove(gone);
+            }
+
+            _exported.UnionWith(pools);
+        }
+
         if (pools.Count == 0)
         {
             return;
@@ -182,6 +194,7 @@ public sealed partial class RemediationLeases(IStoreEngine store, StateStore sta
         });
     }
 
+    private readonly HashSet<string> _exported = new(StringComparer.Ordinal);
     private Task? _export;
     private string? _exportProblem;
 

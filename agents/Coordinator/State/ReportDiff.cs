@@ -42,7 +42,12 @@ internal static class ReportDiff
         // agent's restart or upgrade (its first report comes before its audits ran) then neither resolves a finding
         // (and its alert, and an admin's acknowledgement of it) nor makes it a new one when the audit reports it again.
         // A check the report no longer has (turned off) still resolves them.
-        var undecided = report.Checks.Where(c => c.State == CheckState.Unknown).Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
+        // Not a check that does not apply here (that one resolves its findings), and not one that reports findings of its
+        // own in this very report (then those are its findings): only a check with no verdict and nothing to say keeps
+        // what was stored.
+        var reporting = report.Findings.Select(f => f.Check).ToHashSet(StringComparer.Ordinal);
+        var undecided = report.Checks.Where(c => c.State == CheckState.Unknown && !Common.Checks.CheckDetails.IsNotApplicable(c) && !reporting.Contains(c.Name))
+            .Select(c => c.Name).ToHashSet(StringComparer.Ordinal);
         foreach (var (key, f) in before.Where(kv => undecided.Contains(kv.Value.Check)).ToList())
         {
             stored.Findings.Add(f.Clone());

@@ -66,6 +66,19 @@ public sealed class AgentStateTests
     }
 
     [Fact]
+    public void A_check_expected_but_not_run_yet_is_in_the_snapshot_without_a_verdict_and_leaves_it_once_it_answers()
+    {
+        var (state, _, _) = Make();
+        state.Expect(["b.audit", "a.unit"]);
+        state.SetCheck("a.unit", CheckState.Ok, "up");
+        var first = state.Snapshot(out _);
+        Assert.Equal([("a.unit", CheckState.Ok), ("b.audit", CheckState.Unknown)], first.Checks.Select(c => (c.Name, c.State)));
+        Assert.Equal(AgentState.NotRunYet, first.Checks[1].Message);
+        state.SetCheck("b.audit", CheckState.Failing, "2 missing-rule");
+        Assert.Equal(CheckState.Failing, state.Snapshot(out _).Checks.Single(c => c.Name == "b.audit").State);
+    }
+
+    [Fact]
     public void Findings_ReplacePerCheck_AndAChangeIsBySet()
     {
         var (state, _, _) = Make();

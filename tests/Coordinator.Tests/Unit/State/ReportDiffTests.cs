@@ -102,4 +102,20 @@ public sealed class ReportDiffTests
         Assert.Single(ReportDiff.Compute(restarted.Stored, Report(Check("kube-proxy.iptables", CheckState.Ok)), t3).Resolved);
         Assert.Single(ReportDiff.Compute(restarted.Stored, Report(Check("kubelet", CheckState.Ok)), t3).Resolved);
     }
+
+    [Fact]
+    public void A_check_that_does_not_apply_or_that_reports_findings_of_its_own_does_not_keep_the_stored_ones()
+    {
+        static Finding Of(string check, string subject) => new() { Kind = "missing-rule", Subject = subject, Message = "m", Check = check };
+        var first = ReportDiff.Compute(null, Report(Check("kube-proxy.iptables", CheckState.Failing), Of("kube-proxy.iptables", "ns/a")), T1);
+
+        // Not a node any more: the check does not apply, so its findings resolve (they would otherwise stay for ever).
+        var na = new CheckResult { Name = "kube-proxy.iptables", State = CheckState.Unknown, Message = "not a node" };
+        na.Details.Add(Common.Checks.CheckDetails.NotApplicableKey, "true");
+        Assert.Equal(["ns/a"], ReportDiff.Compute(first.Stored, Report(na), T2).Resolved.Select(f => f.Subject));
+
+        // Unknown but with findings of its own in the report: those are its findings (no pile-up of stored ones).
+        var own = ReportDiff.Compute(first.Stored, Report(Check("kube-proxy.iptables", CheckState.Unknown), Of("kube-proxy.iptables", "ns/b")), T2);
+        Assert.Equal(["ns/b"], own.Stored.Findings.Select(f => f.Subject));
+    }
 }
