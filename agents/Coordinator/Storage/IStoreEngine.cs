@@ -111,7 +111,11 @@ public interface ISharedStore
     string Channel { get; }
 
     /// <summary>Renews or takes the sweeper lease: the epoch held, or null when another instance holds it.</summary>
-    long? RenewLease(TimeSpan ttl, TimeSpan timeout);
+    /// <remarks>
+    /// <c>TookOver</c>: this call took the row from another holder whose lease had expired (not one that gave it back),
+    /// which may not have noticed yet.
+    /// </remarks>
+    (long Epoch, bool TookOver)? RenewLease(TimeSpan ttl, TimeSpan timeout);
 
     /// <summary>Gives the sweeper lease up if this instance holds it.</summary>
     void ReleaseLease();

@@ -382,19 +382,28 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
     /// Renews the sweeper lease for this instance, or takes it when it is free or expired (then with a new epoch):
     /// the epoch held, or null when another instance holds it. The expiry is on the database's clock.
     /// </summary>
-    public long? RenewLease(TimeSpan ttl, TimeSpan timeout) => Guard(() =>
+    public (long Epoch, bool TookOver)? RenewLease(TimeSpan ttl, TimeSpan timeout) => Guard<(long, bool)?>(() =>
     {
         using var c = _source.OpenConnection();
+        // prev: the row as it was before this statement (the holder that may not know yet that its lease expired).
         using var cmd = new NpgsqlCommand("""
+            WITH prev AS (SELECT holder FROM sweeper_lease WHERE id = 1)
             INSERT INTO sweeper_lease AS l (id, holder, epoch, expires_at) VALUES (1, $1, 1, clock_timestamp() + $2 * interval '1 millisecond')
             ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at,
                 epoch = CASE WHEN l.holder = excluded.holder AND l.expires_at >= clock_timestamp() THEN l.epoch ELSE l.epoch + 1 END
             WHERE l.holder = excluded.holder OR l.expires_at < clock_timestamp()
-            RETURNING epoch
+            RETURNING epoch, COALESCE((SELECT holder FROM prev), '')
             """, c) { CommandTimeout = Math.Max(1, (int)Math.Ceiling(timeout.TotalSeconds)) };
         cmd.Parameters.Add(new NpgsqlParameter { Value = Instance });
         cmd.Parameters.Add(new NpgsqlParameter { Value = (long)ttl.TotalMilliseconds });
-        return cmd.ExecuteScalar() is long epoch ? (long?)epoch : null;
+        using var r = cmd.ExecuteReader();
+        if (!r.Read())
+        {
+            return null;
+        }
+
+        var previous = r.GetString(1);
+        return (r.GetInt64(0), previous.Length > 0 && previous != Instance);
     });
 
     /// <summary>Gives the sweeper lease up if this instance holds it (a clean stop: another takes it at its next sweep).</summary>
