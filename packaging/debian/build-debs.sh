@@ -10,20 +10,20 @@ PREFIX=$(sed -n 's:.*<VersionPrefix>\(.*\)</VersionPrefix>.*:\1:p' Directory.Bui
 # short id), so apt upgrades a host to a later commit's packages: N grows along a branch, and dpkg orders
 # 0.1.0 < 0.1.0+git5.x < 0.1.0+git12.y (`dpkg --compare-versions`). Outside git: PREFIX. The programs print the same
 # version (`--version`, agentctl node's agents): it is their InformationalVersion.
-# Inside a git repository every failure is an error, never a quiet fallback to a version lower than any deployed:
-# a shallow clone's count is too small (apt would keep the older package), git refusing the checkout (dubious
-# ownership) says nothing. A tree with uncommitted changes is marked so (.dirty): not the commit's packages.
+# Never quietly: a shallow clone's count is too small (apt would keep a deployed package of a later count) and a
+# checkout git cannot read (dubious ownership, git missing) falls back to PREFIX, lower than every numbered build;
+# both are said loudly, so packages meant for hosts are built from a full clone (or with TFA_VERSION). A tree with
+# uncommitted changes is marked so (.dirty): not the commit's packages.
 if [ -n "${TFA_VERSION:-}" ]; then
   VERSION=$TFA_VERSION
-elif git rev-parse --git-dir >/dev/null 2>&1; then
-  [ "$(git rev-parse --is-shallow-repository)" = false ] || { echo "a shallow clone cannot number its packages (git fetch --unshallow, or set TFA_VERSION)" >&2; exit 1; }
-  count=$(git rev-list --count HEAD) && sha=$(git rev-parse --short=7 HEAD) || { echo "git cannot read this checkout: set TFA_VERSION" >&2; exit 1; }
+elif count=$(git rev-list --count HEAD 2>/dev/null) && sha=$(git rev-parse --short=7 HEAD 2>/dev/null); then
   VERSION=$PREFIX+git$count.$sha
-  [ -z "$(git status --porcelain --untracked-files=no)" ] || VERSION=$VERSION.dirty
-elif [ -d .git ]; then
-  echo "git cannot read this checkout (ownership? git missing?): set TFA_VERSION" >&2; exit 1
+  [ "$(git rev-parse --is-shallow-repository 2>/dev/null)" != true ] \
+    || echo "WARNING: a shallow clone: $VERSION counts only the commits fetched; do not install these packages on hosts (git fetch --unshallow, or set TFA_VERSION)" >&2
+  [ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || VERSION=$VERSION.dirty
 else
   VERSION=$PREFIX
+  [ ! -e .git ] || echo "WARNING: git cannot read this checkout (ownership? git missing?): version $VERSION, lower than every numbered build; set TFA_VERSION for packages meant for hosts" >&2
 fi
 [ ${#VERSION} -le 64 ] || { echo "version longer than the 64 characters an agent may report: $VERSION" >&2; exit 1; }
 dpkg --validate-version "$VERSION" || { echo "not a Debian version: $VERSION" >&2; exit 1; }
