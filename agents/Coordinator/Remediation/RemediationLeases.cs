@@ -181,12 +181,13 @@ public sealed partial class RemediationLeases(IStoreEngine store, StateStore sta
                 pools.ForEach(p => Tripped.WithLabels(p).Set(tripped.Contains(p) ? 1 : 0));
                 _exportProblem = null;
             }
-            catch (StoreUnavailableException ex)
+            catch (Exception ex)
             {
-                // The gauges keep their last values; the next sweep reads again. Said once per outage.
+                // The gauges keep their last values; the next sweep reads again. Said once per outage (this task is
+                // never awaited: nothing it throws may go unseen).
                 if (_exportProblem is null)
                 {
-                    Log.BreakersUnread(logger, ex.Message);
+                    Log.BreakersUnread(logger, ex is StoreUnavailableException ? ex.Message : $"{ex.GetType().Name}: {ex.Message}");
                 }
 
                 _exportProblem = ex.Message;
