@@ -36,10 +36,13 @@ public sealed partial class RemediationLeases(IStoreEngine store, StateStore sta
         return matches.Count == 1 ? (matches[0].Key, matches[0].Value) : null;
     }
 
-    private static bool Names(RemediationPoolOptions pool, string node) => pool.Nodes.Any(n => SecurityPolicy.Glob(n).IsMatch(node));
+    // Each pattern compiled once (a configuration names a few; the breaker's count asks them of every known node).
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, System.Text.RegularExpressions.Regex> Globs = new(StringComparer.Ordinal);
+
+    private static bool Names(RemediationPoolOptions pool, string node) => pool.Nodes.Any(n => Globs.GetOrAdd(n, SecurityPolicy.Glob).IsMatch(node));
 
     /// <summary>How many nodes the coordinator knows that <paramref name="pool"/> names (the storm breaker's share counts of it).</summary>
-    private int Known(RemediationPoolOptions pool) => state.ListNodes().Count(n => Names(pool, n.Name));
+    private int Known(RemediationPoolOptions pool) => state.NodeNames().Count(n => Names(pool, n));
 
     /// <summary>Decides <paramref name="ask"/> for its node's pool, stored before it is answered.</summary>
     public async Task<(string Pool, LeaseAnswer Answer)> AskAsync(LeaseAsk ask, CancellationToken ct)
