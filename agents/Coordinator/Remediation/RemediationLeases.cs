@@ -39,6 +39,9 @@ public sealed partial class RemediationLeases(IStoreEngine store, StateStore sta
     // Each pattern compiled once (a configuration names a few; the breaker's count asks them of every known node).
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, System.Text.RegularExpressions.Regex> Globs = new(StringComparer.Ordinal);
 
+    // Each window parsed once (validated at start, so it parses).
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, MaintenanceWindow> Windows = new(StringComparer.Ordinal);
+
     private static bool Names(RemediationPoolOptions pool, string node) => pool.Nodes.Any(n => Globs.GetOrAdd(n, SecurityPolicy.Glob).IsMatch(node));
 
     /// <summary>How many nodes the coordinator knows that <paramref name="pool"/> names (the storm breaker's share counts of it).</summary>
@@ -59,7 +62,7 @@ public sealed partial class RemediationLeases(IStoreEngine store, StateStore sta
             return (name, LeaseAnswer.Refused(alerting, TimeSpan.FromMinutes(1)));
         }
 
-        var windows = pool.Windows.Select(w => MaintenanceWindow.Parse(w, out _)!).ToList();
+        var windows = pool.Windows.Select(w => Windows.GetOrAdd(w, text => MaintenanceWindow.Parse(text, out _)!)).ToList();
         var known = Known(pool);
         var tripped = false;
         var answer = await Task.Run(() => store.DecideRemediationPool(name, row =>

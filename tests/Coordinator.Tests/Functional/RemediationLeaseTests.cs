@@ -78,6 +78,24 @@ public sealed class RemediationLeaseTests(PostgresFixture pg) : IClassFixture<Po
     }
 
     [Fact]
+    public async Task With_the_sqlite_store_locked_a_lease_request_is_unavailable_within_seconds_and_nothing_is_granted_then_it_is()
+    {
+        await using var h = await CoordinatorHarness.StartAsync(editConfig: Pools(1));
+        var w1 = h.AgentClient("tools-k8s-worker-nfs-1");
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        await using (SqliteWriteLock.Take(h.DatabasePath))
+        {
+            var refused = await Assert.ThrowsAsync<RpcException>(() => w1.RemediationLeaseAsync(Take("tools-k8s-worker-nfs-1"), deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync);
+            Assert.Equal(StatusCode.Unavailable, refused.StatusCode);
+            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(15), $"waited {sw.Elapsed} (Microsoft.Data.Sqlite's own 30 s default would have been past the agent's deadline)");
+        }
+
+        // Nothing was granted while refused: the first lease after the lock is token 1.
+        var granted = await w1.RemediationLeaseAsync(Take("tools-k8s-worker-nfs-1"));
+        Assert.Equal((true, 1UL), (granted.Granted, granted.Token));
+    }
+
+    [Fact]
     public async Task A_holder_silent_past_the_ttl_loses_its_lease_to_the_next_node_and_its_renewal_is_refused_as_lost()
     {
         await using var h = await CoordinatorHarness.StartAsync(fakeTime: true, editConfig: Pools(1, ttl: "00:05:00"));
