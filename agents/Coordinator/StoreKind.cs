@@ -1,7 +1,7 @@
 namespace Toolforge.Agents.Coordinator;
 
 /// <summary>
-/// The storage engine, decided once from <c>Coordinator:Store</c> (<see cref="CoordinatorOptions.Engine"/>): what is
+/// The storage engine, decided once from <c>Coordinator:Store</c> (Storage/StorageOptions.Engine): what is
 /// registered (the change listener and the sweeper lease of several instances only with PostgreSQL) and which engine
 /// <see cref="CoordinatorStorage.Open"/> opens follow from it; nothing else compares the configured string.
 /// </summary>

@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using Microsoft.Extensions.Configuration;
 
@@ -202,8 +203,14 @@ public static class ConfigurationShape
     /// <summary>Whether a property of this type is a list, an array or a map (replaced as a whole when configured).</summary>
     public static bool IsCollection(Type t) => IsOpenEnded(t);
 
-    private static Dictionary<string, PropertyInfo> Properties(IValidatedOptions options) =>
-        options.GetType().GetProperties(BindingFlags.Public | BindingFlags.Instance)
+    /// <summary>The keys an options type takes: its settable properties and its nested sections.</summary>
+    public static IReadOnlyCollection<string> KeysOf([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] Type type) =>
+        Properties(type).Keys.ToList();
+
+    private static Dictionary<string, PropertyInfo> Properties(IValidatedOptions options) => Properties(options.GetType());
+
+    private static Dictionary<string, PropertyInfo> Properties([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] Type type) =>
+        type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
             .Where(p => p.CanWrite || !IsScalar(p.PropertyType))
             .ToDictionary(p => p.Name, StringComparer.OrdinalIgnoreCase);
 

@@ -18,11 +18,11 @@ public static class OptionsRegistration
         where T : class, IValidatedOptions
     {
         var configSection = configuration.GetSection(section);
-        // A feature's own section below another options type's (NodeAgent:Nftables below NodeAgent) is that feature's to
-        // check: the outer type does not call it unknown.
+        // A feature's own section below another options type's (NodeAgent:Nftables below NodeAgent), and the keys of
+        // another type bound at the same section, are that type's to check: this one does not call them unknown.
         services.AddSingleton<IValidateOptions<T>>(sp => new SelfValidatingOptions<T>(configSection,
-            sp.GetServices<ValidatedOptionsEntry>().Select(e => e.Section).Where(s => !string.Equals(s, section, StringComparison.OrdinalIgnoreCase)).ToList()));
-        services.AddSingleton(new ValidatedOptionsEntry(typeof(T), section, sp => _ = sp.GetRequiredService<IOptions<T>>().Value));
+            ValidatedOptionsEntry.OwnedElsewhere(sp.GetServices<ValidatedOptionsEntry>(), typeof(T), section)));
+        services.AddSingleton(new ValidatedOptionsEntry(typeof(T), section, ConfigurationShape.KeysOf(typeof(T)), sp => _ = sp.GetRequiredService<IOptions<T>>().Value));
         services.AddSingleton<IOptionsChangeTokenSource<T>>(new ConfigurationChangeTokenSource<T>(Microsoft.Extensions.Options.Options.DefaultName, configSection));
         return services.AddOptions<T>()
             .Configure(o => BindExactly(configSection, o, bind))

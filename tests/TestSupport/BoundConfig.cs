@@ -91,13 +91,13 @@ public static class BoundConfig
                     continue;
                 }
 
-                options = withParts.Options;
+                options = withParts.Options.FirstOrDefault(o => PropertyOf(o, p.Name) is not null) ?? withParts.Options[0];
             }
 
-            var property = options.GetType().GetProperty(p.Name, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase);
+            var property = PropertyOf(options, p.Name);
             if (property is null)
             {
-                differences.Add($"{here}: no such property on {options.GetType().Name}");
+                differences.Add($"{here}: no such property on {(bound is SectionWithParts all ? string.Join(" or ", all.Options.Select(o => o.GetType().Name)) : options.GetType().Name)}");
                 continue;
             }
 
@@ -131,6 +131,9 @@ public static class BoundConfig
             }
         }
     }
+
+    private static PropertyInfo? PropertyOf(object options, string name) =>
+        options.GetType().GetProperty(name, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase);
 
     private static string? Scalar(JsonElement e) => e.ValueKind switch
     {

@@ -23,7 +23,7 @@ public sealed class AgentApi(
     ReportRateLimiter limiter,
     StreamRegistry streams,
     TimeProvider time,
-    IOptions<CoordinatorOptions> options,
+    IOptions<State.StateOptions> options,
     Remediation.RemediationLeases remediation) : AgentService.AgentServiceBase
 {
     private static readonly Counter Reports = Metrics.CreateCounter(

@@ -16,7 +16,7 @@ namespace Toolforge.Agents.Coordinator.Cluster;
 /// Registered only where instances share the store (PostgreSQL); with SQLite the one instance always holds it
 /// (<see cref="SoleInstanceLease"/>).
 /// </summary>
-public sealed partial class SweeperLease(ISharedStore store, IOptions<CoordinatorOptions> options, TimeProvider time, ILogger<SweeperLease> logger) : ISweeperLease, IDisposable
+public sealed partial class SweeperLease(ISharedStore store, IOptions<State.StateOptions> options, TimeProvider time, ILogger<SweeperLease> logger) : ISweeperLease, IDisposable
 {
     private readonly object _lock = new();
     private long _epoch;

@@ -43,7 +43,8 @@ public static class CoordinatorApp
         services.TryAddSingleton<Remediation.RemediationLeases>();
         services.TryAddSingleton<Remediation.AlertGate>();
         services.TryAddSingleton(sp => new PolicyProvider(
-            sp.GetRequiredService<IOptions<CoordinatorOptions>>(), sp.GetRequiredService<ILogger<PolicyProvider>>(), builder.Configuration));
+            sp.GetRequiredService<IOptions<SecurityOptions>>(), sp.GetRequiredService<ILogger<PolicyProvider>>(), builder.Configuration,
+            ValidatedOptionsEntry.OwnedElsewhere(sp.GetServices<ValidatedOptionsEntry>(), typeof(SecurityOptions), SecurityOptions.Section)));
         services.TryAddSingleton<ClientCertificateValidator>();
         services.TryAddSingleton<RefusalLog>();
         services.TryAddSingleton<CallerAuthorizer>();
@@ -54,7 +55,7 @@ public static class CoordinatorApp
         services.AddHostedService<Sweeper>();
         // The engine is decided once, here and in CoordinatorStorage.Open, from the same key (an unknown one stops the
         // start with exit 78 in validation): what only several instances sharing PostgreSQL need is registered only then.
-        var engine = StoreKinds.Parse(builder.Configuration[$"{CoordinatorOptions.Section}:{nameof(CoordinatorOptions.Store)}"] ?? StoreKinds.SqliteName);
+        var engine = StoreKinds.Parse(builder.Configuration[$"{StorageOptions.Section}:{nameof(StorageOptions.Store)}"] ?? StoreKinds.SqliteName);
         if (engine == StoreKind.PostgreSql)
         {
             services.TryAddSingleton(sp => sp.GetRequiredService<IStoreEngine>().Shared
@@ -92,12 +93,13 @@ public static class CoordinatorApp
         {
             OptionsGate.ValidateAll(k.ApplicationServices);
             var o = k.ApplicationServices.GetRequiredService<IOptions<CoordinatorOptions>>().Value;
+            var tls = k.ApplicationServices.GetRequiredService<IOptions<SecurityOptions>>().Value;
             var validator = k.ApplicationServices.GetRequiredService<ClientCertificateValidator>();
             // Renewed by puppet under the running coordinator: each handshake presents the pair the files hold now
             // (looked at once a second; a half-written pair keeps the one loaded before).
             var logger = k.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger("Toolforge.Agents.Coordinator.Tls");
-            var certificate = new ReloadingFiles<System.Security.Cryptography.X509Certificates.X509Certificate2>([o.Certificate, o.Key],
-                () => Certificates.LoadWithKey(o.Certificate, o.Key), reason =>
+            var certificate = new ReloadingFiles<System.Security.Cryptography.X509Certificates.X509Certificate2>([tls.Certificate, tls.Key],
+                () => Certificates.LoadWithKey(tls.Certificate, tls.Key), reason =>
                 {
                     CoordinatorLog.ReloadFailures.Inc();
                     CoordinatorLog.CertificateNotReloaded(logger, "Coordinator:Certificate/Key", reason);
@@ -134,7 +136,11 @@ public static class CoordinatorApp
     public static void AddConfiguration(IHostApplicationBuilder builder, string? configPath)
     {
         builder.AddAgentDefaults(DaemonInfo.Coordinator, configPath, DefaultMetricsPort);
+        // One flat "Coordinator" section in the file; each feature binds and checks its own keys of it.
         builder.Services.AddValidatedOptions<CoordinatorOptions>(builder.Configuration, CoordinatorOptions.Section, (c, o) => c.Bind(o));
+        builder.Services.AddValidatedOptions<SecurityOptions>(builder.Configuration, SecurityOptions.Section, (c, o) => c.Bind(o));
+        builder.Services.AddValidatedOptions<StorageOptions>(builder.Configuration, StorageOptions.Section, (c, o) => c.Bind(o));
+        builder.Services.AddValidatedOptions<StateOptions>(builder.Configuration, StateOptions.Section, (c, o) => c.Bind(o));
         builder.Services.AddValidatedOptions<Remediation.RemediationOptions>(builder.Configuration, Remediation.RemediationOptions.Section, (c, o) => c.Bind(o));
     }
 

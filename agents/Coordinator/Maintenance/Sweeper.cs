@@ -18,7 +18,7 @@ public sealed partial class Sweeper(
     Remediation.RemediationLeases remediation,
     StoreStartup startup,
     TimeProvider time,
-    IOptions<CoordinatorOptions> options,
+    IOptions<State.StateOptions> options,
     ILogger<Sweeper> logger) : BackgroundService
 {
     private static readonly TimeSpan RetentionEvery = TimeSpan.FromHours(1);

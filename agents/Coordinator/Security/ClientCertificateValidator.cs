@@ -20,7 +20,7 @@ public sealed class ClientCertificateValidator
     private readonly PolicyProvider _policy;
     private readonly RefusalLog _refusals;
 
-    public ClientCertificateValidator(IOptions<CoordinatorOptions> options, PolicyProvider policy, RefusalLog refusals, ILogger<ClientCertificateValidator>? logger = null)
+    public ClientCertificateValidator(IOptions<SecurityOptions> options, PolicyProvider policy, RefusalLog refusals, ILogger<ClientCertificateValidator>? logger = null)
     {
         var path = options.Value.CaBundle;
         _bundle = new ReloadingFiles<X509Certificate2Collection>([path], () => Certificates.LoadBundle(path), reason => // a renewed CA bundle, read at the next handshake

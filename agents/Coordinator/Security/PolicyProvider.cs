@@ -11,12 +11,15 @@ namespace Toolforge.Agents.Coordinator.Security;
 public sealed partial class PolicyProvider
 {
     private readonly IConfiguration? _configuration;
+    private readonly IReadOnlyCollection<string> _ownedElsewhere;
     private readonly ILogger<PolicyProvider> _logger;
     private volatile SecurityPolicy _current;
 
-    public PolicyProvider(IOptions<CoordinatorOptions> options, ILogger<PolicyProvider> logger, IConfiguration? configuration = null)
+    /// <param name="ownedElsewhere">The keys and sections of "Coordinator" other features own (a reload checks only its own).</param>
+    public PolicyProvider(IOptions<SecurityOptions> options, ILogger<PolicyProvider> logger, IConfiguration? configuration = null, IReadOnlyCollection<string>? ownedElsewhere = null)
     {
         _configuration = configuration;
+        _ownedElsewhere = ownedElsewhere ?? [];
         _logger = logger;
         _current = new SecurityPolicy(options.Value);
     }
@@ -46,9 +49,9 @@ public sealed partial class PolicyProvider
                 fresh.Add(source);
             }
 
-            var section = fresh.Build().GetSection(CoordinatorOptions.Section);
-            var o = OptionsRegistration.GetExactly<CoordinatorOptions>(section, (c, o) => c.Bind(o));
-            var problems = ConfigurationShape.Problems(section, o).Concat(o.Validate(CoordinatorOptions.Section)).ToList();
+            var section = fresh.Build().GetSection(SecurityOptions.Section);
+            var o = OptionsRegistration.GetExactly<SecurityOptions>(section, (c, o) => c.Bind(o));
+            var problems = ConfigurationShape.Problems(section, o, _ownedElsewhere).Concat(o.Validate(SecurityOptions.Section)).ToList();
             problem = problems.Count > 0 ? string.Join("; ", problems) : null;
             if (problem is null)
             {

@@ -13,7 +13,7 @@ public sealed class SecurityPolicy
     private readonly HashSet<string> _builders;
     private readonly Regex[] _nodes;
 
-    public SecurityPolicy(CoordinatorOptions o)
+    public SecurityPolicy(SecurityOptions o)
     {
         _admins = Set(o.Admins);
         _viewers = Set(o.Viewers);

@@ -33,7 +33,7 @@ public sealed partial class StateStore
     private readonly IStoreEngine _engine;
     private readonly ChangeFeed _feed;
     private readonly TimeProvider _time;
-    private readonly CoordinatorOptions _options;
+    private readonly StateOptions _options;
     private readonly ILogger<StateStore> _logger;
 
     private sealed class NodeRecord(string name, DateTimeOffset firstSeen, HashSet<AgentKind> connected)
@@ -107,7 +107,7 @@ public sealed partial class StateStore
         }
     }
 
-    public StateStore(StoreWriter writer, IStoreEngine engine, ChangeFeed feed, TimeProvider time, IOptions<CoordinatorOptions> options, ILogger<StateStore> logger)
+    public StateStore(StoreWriter writer, IStoreEngine engine, ChangeFeed feed, TimeProvider time, IOptions<StateOptions> options, ILogger<StateStore> logger)
     {
         _writer = writer;
         _engine = engine;

@@ -7,7 +7,7 @@ public sealed partial class CoordinatorStorage : IAsyncDisposable
 {
     private readonly ILogger<CoordinatorStorage> _logger;
 
-    public CoordinatorStorage(IOptions<CoordinatorOptions> options, ILogger<CoordinatorStorage> logger)
+    public CoordinatorStorage(IOptions<StorageOptions> options, ILogger<CoordinatorStorage> logger)
     {
         _logger = logger;
         Engine = Open(options.Value); // PostgreSQL: nothing is connected yet (StoreStartup migrates and loads)
@@ -40,7 +40,7 @@ public sealed partial class CoordinatorStorage : IAsyncDisposable
     public StoreWriter Writer { get; }
 
     /// <summary>The engine the options name, opened but not migrated.</summary>
-    public static IStoreEngine Open(CoordinatorOptions o)
+    public static IStoreEngine Open(StorageOptions o)
     {
         if (o.Engine == StoreKind.PostgreSql)
         {
@@ -48,7 +48,7 @@ public sealed partial class CoordinatorStorage : IAsyncDisposable
             if (o.PostgreSql.PasswordFile.Length > 0)
             {
                 password = File.ReadLines(o.PostgreSql.PasswordFile).FirstOrDefault()?.TrimEnd('\r')
-                    ?? throw new Common.Hosting.ConfigurationProblemException($"{CoordinatorOptions.Section}:PostgreSql:PasswordFile: {o.PostgreSql.PasswordFile} is empty");
+                    ?? throw new Common.Hosting.ConfigurationProblemException($"{StorageOptions.Section}:{nameof(StorageOptions.PostgreSql)}:{nameof(PostgreSqlOptions.PasswordFile)}: {o.PostgreSql.PasswordFile} is empty");
             }
 
             return new PostgresStore(o.PostgreSql.ConnectionString, password, o.PostgreSql.CommandTimeoutSeconds, InstanceName());
@@ -61,7 +61,7 @@ public sealed partial class CoordinatorStorage : IAsyncDisposable
         catch (Microsoft.Data.Sqlite.SqliteException ex)
         {
             // Not a SQLite file, or one this process may not open: known at start, not cured by a restart (exit 78).
-            throw new Common.Hosting.ConfigurationProblemException($"{CoordinatorOptions.Section}:{nameof(CoordinatorOptions.Database)}: cannot open {o.Database} as a SQLite database: {ex.Message}");
+            throw new Common.Hosting.ConfigurationProblemException($"{StorageOptions.Section}:{nameof(StorageOptions.Database)}: cannot open {o.Database} as a SQLite database: {ex.Message}");
         }
     }
 

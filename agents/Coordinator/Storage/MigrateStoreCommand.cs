@@ -39,11 +39,11 @@ public static class MigrateStoreCommand
             return ExitCodes.Usage;
         }
 
-        CoordinatorOptions options;
+        StorageOptions options;
         try
         {
-            options = OptionsRegistration.GetExactly<CoordinatorOptions>(
-                new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(configPath), optional: false).Build().GetSection(CoordinatorOptions.Section),
+            options = OptionsRegistration.GetExactly<StorageOptions>(
+                new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(configPath), optional: false).Build().GetSection(StorageOptions.Section),
                 (c, o) => c.Bind(o));
         }
         catch (Exception ex) when (ex is IOException or InvalidDataException or FormatException or InvalidOperationException)
@@ -52,7 +52,7 @@ public static class MigrateStoreCommand
             return ExitCodes.Config;
         }
 
-        var problems = options.PostgreSql.Validate($"{CoordinatorOptions.Section}:{nameof(CoordinatorOptions.PostgreSql)}").ToList();
+        var problems = options.PostgreSql.Validate($"{StorageOptions.Section}:{nameof(StorageOptions.PostgreSql)}").ToList();
         if (problems.Count > 0)
         {
             foreach (var p in problems)

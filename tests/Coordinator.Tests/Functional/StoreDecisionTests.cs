@@ -35,6 +35,6 @@ public sealed class StoreDecisionTests
         Assert.Equal(kind, StoreKinds.Parse(name));
         Assert.Equal(name, kind.Name());
         Assert.Null(StoreKinds.Parse(name.ToUpperInvariant()));
-        Assert.Equal(kind, new CoordinatorOptions { Store = name }.Engine);
+        Assert.Equal(kind, new Storage.StorageOptions { Store = name }.Engine);
     }
 }

@@ -165,6 +165,41 @@ public sealed partial class TrustTests
         Assert.NotNull(ok.ReceivedAt);
     }
 
+    /// <summary>
+    /// A reload reads the security keys of "Coordinator" only: the other features' keys beside them (the storage, the
+    /// node-state timings, the listen address) and the Remediation section below are theirs, not unknown keys — with the
+    /// shipped example's shape a reload was refused ("Coordinator:Remediation: unknown key") before each feature took its
+    /// own keys. A typo among them is still refused, and the roles in force stay.
+    /// </summary>
+    [Fact]
+    public async Task AReload_OfTheWholeSection_TakesTheNewRoles_AndStillRefusesATypo()
+    {
+        await using var h = await CoordinatorHarness.StartAsync(editConfig: c =>
+        {
+            var s = c["Coordinator"]!.AsObject();
+            s["HeartbeatInterval"] = "00:00:30";
+            s["MissingAfterDays"] = 3;
+            s["RetentionDays"] = 30;
+            s["SweepInterval"] = "00:00:05";
+            s["HealthAgentPort"] = 0;
+            s["Remediation"] = new JsonObject { ["Pools"] = new JsonObject { ["nfs"] = new JsonObject { ["Nodes"] = new JsonArray("tools-k8s-nfs-*") } } };
+        });
+        var policy = h.Services.GetRequiredService<Security.PolicyProvider>();
+        await h.EditConfigAsync(c => c["Coordinator"]!["Viewers"] = new JsonArray("viewer-new.example"));
+        Assert.Null(policy.Reload());
+        Assert.Equal(Security.Roles.Viewer, policy.Current.RolesOf("viewer-new.example"));
+
+        await h.EditConfigAsync(c =>
+        {
+            c["Coordinator"]!["Viewers"] = new JsonArray("viewer-other.example");
+            c["Coordinator"]!["Veiwers"] = new JsonArray("typo.example");
+        });
+        var refused = policy.Reload();
+        Assert.NotNull(refused);
+        Assert.Contains("Coordinator:Veiwers: unknown key", refused, StringComparison.Ordinal);
+        Assert.Equal(Security.Roles.Viewer, policy.Current.RolesOf("viewer-new.example"));
+    }
+
     [Fact]
     public async Task AmbiguousIdentity_AndNoClientAuth_AreRefusedAtTheHandshake_CnMatchingASanIsTheIdentity()
     {

@@ -3,6 +3,9 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Hosting;
 using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.Common.Logging;
+using Toolforge.Agents.Coordinator.Security;
+using Toolforge.Agents.Coordinator.State;
+using Toolforge.Agents.Coordinator.Storage;
 using Toolforge.Agents.TestSupport;
 
 namespace Toolforge.Agents.Coordinator.Tests;
@@ -22,12 +25,12 @@ public sealed class ShippedConfigTests
     {
         var wrong = Contract.ExampleProblems("coordinator.json.example", sp => s => s switch
         {
-            "Coordinator" => new SectionWithParts(BoundConfig.Bind<CoordinatorOptions>(sp), new Dictionary<string, object> { ["Remediation"] = BoundConfig.Bind<Remediation.RemediationOptions>(sp) }),
+            "Coordinator" => Coordinator(sp),
             "Log" => BoundConfig.Bind<LogOptions>(sp),
             _ => null,
         }, minimumLists: 5);
         Assert.True(wrong.Count == 0, string.Join("\n", wrong));
-        var o = Contract.WithFile(BoundConfig.Example("coordinator.json.example"), BoundConfig.Bind<CoordinatorOptions>);
+        var o = Contract.WithFile(BoundConfig.Example("coordinator.json.example"), BoundConfig.Bind<SecurityOptions>);
         Assert.Equal(["tools-imagebuilder-1.tools.eqiad1.wikimedia.cloud"], o.Builders);
         Assert.Equal(["tools-k8s-*.tools.eqiad1.wikimedia.cloud"], o.Nodes);
     }
@@ -46,29 +49,31 @@ public sealed class ShippedConfigTests
         var path = await PuppetModule.RenderedFileAsync(renderCase, "coordinator.json");
         var wrong = Contract.FileProblems(path, $"puppet {renderCase}", sp => s => s switch
         {
-            "Coordinator" => new SectionWithParts(BoundConfig.Bind<CoordinatorOptions>(sp), new Dictionary<string, object> { ["Remediation"] = BoundConfig.Bind<Remediation.RemediationOptions>(sp) }),
+            "Coordinator" => Coordinator(sp),
             "Log" => BoundConfig.Bind<LogOptions>(sp),
             _ => null,
         }, minimumLists: 5);
         Assert.True(wrong.Count == 0, string.Join("\n", wrong));
         Assert.NotEmpty(Contract.WithFile(path, BoundConfig.Problems)); // the puppet certificate is not on this host
 
-        var o = Contract.WithFile(path, BoundConfig.Bind<CoordinatorOptions>);
+        var o = Contract.WithFile(path, BoundConfig.Bind<SecurityOptions>);
+        var listen = Contract.WithFile(path, BoundConfig.Bind<CoordinatorOptions>);
+        var storage = Contract.WithFile(path, BoundConfig.Bind<StorageOptions>);
         Assert.Equal(["tools-imagebuilder-1.tools.eqiad1.wikimedia.cloud"], o.Builders);
         Assert.Equal(["tools-k8s-*.tools.eqiad1.wikimedia.cloud"], o.Nodes);
         Assert.Equal("/var/lib/puppet/ssl/certs/tools-k8s-worker-1.tools.eqiad1.wikimedia.cloud.pem", o.Certificate);
         if (renderCase == "control_postgresql")
         {
-            Assert.Equal(("postgresql", 9520, 9510), (o.Store, o.Port, o.HealthAgentPort));
-            Assert.Equal("/run/credentials/toolforge-coordinator.service/postgresql-password", o.PostgreSql.PasswordFile);
-            Assert.DoesNotContain("Password=", o.PostgreSql.ConnectionString, StringComparison.OrdinalIgnoreCase);
+            Assert.Equal(("postgresql", 9520, 9510), (storage.Store, listen.Port, listen.HealthAgentPort));
+            Assert.Equal("/run/credentials/toolforge-coordinator.service/postgresql-password", storage.PostgreSql.PasswordFile);
+            Assert.DoesNotContain("Password=", storage.PostgreSql.ConnectionString, StringComparison.OrdinalIgnoreCase);
             Assert.DoesNotContain("not-a-real-password", await File.ReadAllTextAsync(path), StringComparison.Ordinal);
             Assert.Equal(["admin-a.tools.eqiad1.wikimedia.cloud", "admin-b.tools.eqiad1.wikimedia.cloud"], o.Admins);
         }
         else
         {
-            Assert.Equal(("sqlite", 9500, 0), (o.Store, o.Port, o.HealthAgentPort));
-            Assert.Equal("/var/lib/toolforge-coordinator/coordinator.db", o.Database);
+            Assert.Equal(("sqlite", 9500, 0), (storage.Store, listen.Port, listen.HealthAgentPort));
+            Assert.Equal("/var/lib/toolforge-coordinator/coordinator.db", storage.Database);
             Assert.Empty(o.Admins);
         }
     }
@@ -76,10 +81,15 @@ public sealed class ShippedConfigTests
     [Fact]
     public void EveryListOption_IsReplaced_AndAStringForItIsNamed()
     {
-        var wrong = Contract.ListsReplaced(new CoordinatorOptions(), CoordinatorOptions.Section, BoundConfig.Bind<CoordinatorOptions>);
-        wrong.AddRange(Contract.StringForEveryList(new CoordinatorOptions(), CoordinatorOptions.Section));
+        var wrong = Contract.ListsReplaced(new SecurityOptions(), SecurityOptions.Section, BoundConfig.Bind<SecurityOptions>);
+        wrong.AddRange(Contract.StringForEveryList(new SecurityOptions(), SecurityOptions.Section));
         Assert.True(wrong.Count == 0, string.Join("\n", wrong));
     }
+
+    /// <summary>The one flat "Coordinator" section as the features bind it: each its own keys, Remediation below.</summary>
+    private static SectionWithParts Coordinator(IServiceProvider sp) => new(
+        [BoundConfig.Bind<CoordinatorOptions>(sp), BoundConfig.Bind<SecurityOptions>(sp), BoundConfig.Bind<StorageOptions>(sp), BoundConfig.Bind<StateOptions>(sp)],
+        new Dictionary<string, object> { ["Remediation"] = BoundConfig.Bind<Remediation.RemediationOptions>(sp) });
 
     [Fact]
     public async Task AStringForAdmins_AnUnknownSection_AndAnUnknownVariable_StopTheDaemon()

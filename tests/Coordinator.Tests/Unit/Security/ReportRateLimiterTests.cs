@@ -14,7 +14,7 @@ public sealed class ReportRateLimiterTests
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 12, 6, 12, 0, 0, TimeSpan.Zero));
 
     private ReportRateLimiter Limiter(double rate, int burst) => new(
-        new PolicyProvider(Microsoft.Extensions.Options.Options.Create(new CoordinatorOptions { ReportRate = rate, ReportBurst = burst }), NullLogger<PolicyProvider>.Instance),
+        new PolicyProvider(Microsoft.Extensions.Options.Options.Create(new SecurityOptions { ReportRate = rate, ReportBurst = burst }), NullLogger<PolicyProvider>.Instance),
         _time);
 
     private static int TakeAll(ReportRateLimiter limiter, string identity = "worker-1", AgentKind kind = AgentKind.Node)
