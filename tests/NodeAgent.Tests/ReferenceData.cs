@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using Toolforge.Agents.TestSupport;
 
 namespace Toolforge.Agents.NodeAgent.Tests;
@@ -29,88 +28,6 @@ internal static class ReferenceData
     private static string[] List(string cell) => cell == "-" ? [] : cell.Split(',');
 
     /// <summary>A kubectl List with a Service per service and an EndpointSlice per service port.</summary>
-    public static string KubectlJson(IEnumerable<Row> rows)
-    {
-        var items = new JsonArray();
-        foreach (var group in rows.GroupBy(r => r.Service))
-        {
-            var first = group.First();
-            var (ns, name) = (first.Service.Split('/')[0], first.Service.Split('/')[1]);
-            var ports = new JsonArray();
-            foreach (var r in group)
-            {
-                var p = new JsonObject { ["port"] = r.Port, ["protocol"] = r.Protocol, ["targetPort"] = r.Port };
-                if (r.PortName.Length > 0)
-                {
-                    p["name"] = r.PortName;
-                }
-
-                if (r.NodePort > 0)
-                {
-                    p["nodePort"] = r.NodePort;
-                }
-
-                ports.Add(p);
-            }
-
-            var spec = new JsonObject
-            {
-                ["type"] = first.Type,
-                ["clusterIP"] = first.ClusterIP,
-                ["clusterIPs"] = new JsonArray(first.ClusterIP),
-                ["ports"] = ports,
-                ["externalTrafficPolicy"] = first.Type is "NodePort" or "LoadBalancer" ? first.ExternalTrafficPolicy : null,
-            };
-            if (first.ExternalIPs.Length > 0)
-            {
-                spec["externalIPs"] = new JsonArray(first.ExternalIPs.Select(ip => (JsonNode)ip).ToArray());
-            }
-
-            var status = new JsonObject();
-            if (first.LoadBalancerIPs.Length > 0)
-            {
-                status["loadBalancer"] = new JsonObject { ["ingress"] = new JsonArray(first.LoadBalancerIPs.Select(ip => (JsonNode)new JsonObject { ["ip"] = ip }).ToArray()) };
-            }
-
-            items.Add(new JsonObject
-            {
-                ["apiVersion"] = "v1",
-                ["kind"] = "Service",
-                ["metadata"] = new JsonObject { ["name"] = name, ["namespace"] = ns },
-                ["spec"] = spec,
-                ["status"] = status,
-            });
-            var i = 0;
-            foreach (var r in group)
-            {
-                var endpoints = new JsonArray(r.Endpoints.Select(e => (JsonNode)new JsonObject
-                {
-                    ["addresses"] = new JsonArray(e[..e.LastIndexOf(':')]),
-                    ["conditions"] = new JsonObject { ["ready"] = true, ["serving"] = true, ["terminating"] = false },
-                }).ToArray());
-                var port = new JsonObject { ["port"] = r.Endpoints.Length > 0 ? int.Parse(r.Endpoints[0][(r.Endpoints[0].LastIndexOf(':') + 1)..]) : r.Port, ["protocol"] = r.Protocol };
-                if (r.PortName.Length > 0)
-                {
-                    port["name"] = r.PortName;
-                }
-
-                items.Add(new JsonObject
-                {
-                    ["apiVersion"] = "discovery.k8s.io/v1",
-                    ["kind"] = "EndpointSlice",
-                    ["addressType"] = "IPv4",
-                    ["metadata"] = new JsonObject
-                    {
-                        ["name"] = $"{name}-{i++}",
-                        ["namespace"] = ns,
-                        ["labels"] = new JsonObject { ["kubernetes.io/service-name"] = name },
-                    },
-                    ["endpoints"] = endpoints,
-                    ["ports"] = new JsonArray(port),
-                });
-            }
-        }
-
-        return new JsonObject { ["apiVersion"] = "v1", ["kind"] = "List", ["items"] = items }.ToJsonString();
-    }
+    public static string KubectlJson(IEnumerable<Row> rows) => KubectlList.Json(rows.Select(r => new ServiceRow(r.Service, r.Type, r.ClusterIP, r.PortName, r.Port,
+        r.Protocol, r.NodePort, r.ExternalIPs, r.LoadBalancerIPs, SourceRanges: [], r.ExternalTrafficPolicy, Affinity: "-", r.Endpoints, EndpointNodes: [], Family: "IPv4")));
 }

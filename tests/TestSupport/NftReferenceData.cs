@@ -1,5 +1,3 @@
-using System.Text.Json.Nodes;
-
 namespace Toolforge.Agents.TestSupport;
 
 /// <summary>
@@ -16,123 +14,17 @@ public static class NftReferenceData
 
     public static string Kernel(string fixture) => File.ReadAllText(Path.Combine(Dir, fixture + ".kernel.json"));
 
-    private sealed record Row(string Service, string Type, string ClusterIP, string PortName, int Port, string Protocol, int NodePort, string[] ExternalIPs,
-        string[] LoadBalancerIPs, string[] SourceRanges, string ExternalTrafficPolicy, string Affinity, string[] Endpoints, string[] EndpointNodes, string Family);
-
     private static string[] List(string cell) => cell == "-" ? [] : cell.Split(',');
 
-    private static List<Row> Rows(string fixture) => File.ReadAllLines(Path.Combine(Dir, fixture + ".services.txt"))
+    private static List<ServiceRow> Rows(string fixture) => File.ReadAllLines(Path.Combine(Dir, fixture + ".services.txt"))
         .Where(l => l.Length > 0 && l[0] != '#')
         .Select(l => l.Split('\t'))
-        .Select(c => new Row(c[0], c[1], c[2], c[3] == "-" ? string.Empty : c[3], int.Parse(c[4], System.Globalization.CultureInfo.InvariantCulture), c[5],
+        .Select(c => new ServiceRow(c[0], c[1], c[2], c[3] == "-" ? string.Empty : c[3], int.Parse(c[4], System.Globalization.CultureInfo.InvariantCulture), c[5],
             c[6] == "-" ? 0 : int.Parse(c[6], System.Globalization.CultureInfo.InvariantCulture), List(c[7]), List(c[8]), List(c[9]), c[10], c[11], List(c[13]),
             c.Length > 17 ? List(c[17]) : [], c.Length > 18 ? c[18] : "IPv4"))
         .ToList();
 
-    public static string KubectlJson(string fixture) => KubectlJson(Rows(fixture));
+    public static string KubectlJson(string fixture) => KubectlList.Json(Rows(fixture));
 
-    public static string KubectlJson(string fixture, Func<string, bool> keepService) => KubectlJson(Rows(fixture).Where(r => keepService(r.Service)));
-
-    private static string KubectlJson(IEnumerable<Row> rows)
-    {
-        var items = new JsonArray();
-        foreach (var group in rows.GroupBy(r => r.Service))
-        {
-            var first = group.First();
-            var (ns, name) = (first.Service.Split('/')[0], first.Service.Split('/')[1]);
-            var ports = new JsonArray();
-            foreach (var r in group)
-            {
-                var p = new JsonObject { ["port"] = r.Port, ["protocol"] = r.Protocol, ["targetPort"] = r.Port };
-                if (r.PortName.Length > 0)
-                {
-                    p["name"] = r.PortName;
-                }
-
-                if (r.NodePort > 0)
-                {
-                    p["nodePort"] = r.NodePort;
-                }
-
-                ports.Add(p);
-            }
-
-            var spec = new JsonObject
-            {
-                ["type"] = first.Type,
-                ["clusterIP"] = first.ClusterIP,
-                ["clusterIPs"] = new JsonArray(first.ClusterIP),
-                ["ipFamilies"] = new JsonArray(first.Family),
-                ["ports"] = ports,
-            };
-            if (first.Type is "NodePort" or "LoadBalancer")
-            {
-                spec["externalTrafficPolicy"] = first.ExternalTrafficPolicy;
-            }
-
-            if (first.Affinity.StartsWith("ClientIP", StringComparison.Ordinal))
-            {
-                spec["sessionAffinity"] = "ClientIP";
-            }
-
-            if (first.ExternalIPs.Length > 0)
-            {
-                spec["externalIPs"] = new JsonArray(first.ExternalIPs.Select(ip => (JsonNode)ip).ToArray());
-            }
-
-            if (first.SourceRanges.Length > 0)
-            {
-                spec["loadBalancerSourceRanges"] = new JsonArray(first.SourceRanges.Select(r => (JsonNode)r).ToArray());
-            }
-
-            var status = new JsonObject();
-            if (first.LoadBalancerIPs.Length > 0)
-            {
-                status["loadBalancer"] = new JsonObject { ["ingress"] = new JsonArray(first.LoadBalancerIPs.Select(ip => (JsonNode)new JsonObject { ["ip"] = ip }).ToArray()) };
-            }
-
-            items.Add(new JsonObject { ["apiVersion"] = "v1", ["kind"] = "Service", ["metadata"] = new JsonObject { ["name"] = name, ["namespace"] = ns }, ["spec"] = spec, ["status"] = status });
-            var i = 0;
-            foreach (var r in group)
-            {
-                var endpoints = new JsonArray();
-                for (var e = 0; e < r.Endpoints.Length; e++)
-                {
-                    var ep = new JsonObject
-                    {
-                        ["addresses"] = new JsonArray(r.Endpoints[e][..r.Endpoints[e].LastIndexOf(':')].Trim('[', ']')),
-                        ["conditions"] = new JsonObject { ["ready"] = true, ["serving"] = true, ["terminating"] = false },
-                    };
-                    if (e < r.EndpointNodes.Length && r.EndpointNodes[e] != "-")
-                    {
-                        ep["nodeName"] = r.EndpointNodes[e];
-                    }
-
-                    endpoints.Add(ep);
-                }
-
-                var port = new JsonObject
-                {
-                    ["port"] = r.Endpoints.Length > 0 ? int.Parse(r.Endpoints[0][(r.Endpoints[0].LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture) : r.Port,
-                    ["protocol"] = r.Protocol,
-                };
-                if (r.PortName.Length > 0)
-                {
-                    port["name"] = r.PortName;
-                }
-
-                items.Add(new JsonObject
-                {
-                    ["apiVersion"] = "discovery.k8s.io/v1",
-                    ["kind"] = "EndpointSlice",
-                    ["addressType"] = r.Family,
-                    ["metadata"] = new JsonObject { ["name"] = $"{name}-{i++}", ["namespace"] = ns, ["labels"] = new JsonObject { ["kubernetes.io/service-name"] = name } },
-                    ["endpoints"] = endpoints,
-                    ["ports"] = new JsonArray(port),
-                });
-            }
-        }
-
-        return new JsonObject { ["apiVersion"] = "v1", ["kind"] = "List", ["items"] = items }.ToJsonString();
-    }
+    public static string KubectlJson(string fixture, Func<string, bool> keepService) => KubectlList.Json(Rows(fixture).Where(r => keepService(r.Service)));
 }

@@ -5,6 +5,7 @@ using Toolforge.Agents.Common.Cli;
 using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.Common.Options;
 using Toolforge.Agents.LogShipper.Delivery;
+using Toolforge.Agents.LogShipper.Journal;
 
 namespace Toolforge.Agents.LogShipper.Cli;
 
@@ -29,7 +30,9 @@ internal static class LogShipperHost
 
     internal static void Configure(HostApplicationBuilder builder)
     {
+        // One "Shipper" section in the file; reading (Journal/) and delivery (Delivery/) each bind and check their keys of it.
         builder.Services.AddValidatedOptions<ShipperOptions>(builder.Configuration, ShipperOptions.Section, (c, o) => c.Bind(o));
+        builder.Services.AddValidatedOptions<JournalOptions>(builder.Configuration, JournalOptions.Section, (c, o) => c.Bind(o));
         builder.Services.AddHostedService<ShipperService>();
     }
 }

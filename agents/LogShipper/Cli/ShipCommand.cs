@@ -6,6 +6,7 @@ using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.Common.Journal;
 using Toolforge.Agents.Common.Logging;
 using Toolforge.Agents.LogShipper.Delivery;
+using Toolforge.Agents.LogShipper.Journal;
 
 namespace Toolforge.Agents.LogShipper.Cli;
 
@@ -38,9 +39,9 @@ internal static class ShipCommand
         var cmd = new Command("ship", "Ship journal files to a syslog receiver once, and exit") { files, to, state, ca, cert, key, serverName, giveUp, window };
         cmd.SetAction(async (pr, ct) =>
         {
+            var journal = new JournalOptions { JournalFiles = [.. pr.GetValue(files)!] };
             var options = new ShipperOptions
             {
-                JournalFiles = [.. pr.GetValue(files)!],
                 StateFile = pr.GetValue(state)!,
                 StartAt = "head",
                 OnUnknownCursor = "head",
@@ -63,7 +64,7 @@ internal static class ShipCommand
             }
 
             // The options' problems, named by the flag the admin typed (not the daemon's key).
-            var problems = options.Validate(string.Empty).Select(FlagFor).Distinct().ToList(); // RelpWindow and RelpWindowMax are both --relp-window
+            var problems = options.Validate(string.Empty).Concat(journal.Validate(string.Empty)).Select(FlagFor).Distinct().ToList(); // RelpWindow and RelpWindowMax are both --relp-window
             if (problems.Count > 0)
             {
                 await Console.Error.WriteLineAsync($"toolforge-log-shipper: {string.Join("; ", problems)}");
@@ -71,7 +72,7 @@ internal static class ShipCommand
             }
 
             // A file that is not a journal is bad input, said at once; not a delivery to retry until --give-up-after.
-            foreach (var file in options.JournalFiles)
+            foreach (var file in journal.JournalFiles)
             {
                 if (NotAJournal(file) is { } problem)
                 {
@@ -82,7 +83,7 @@ internal static class ShipCommand
 
             using var loggerFactory = LoggerFactory.Create(b => b.AddSerilog(new Serilog.LoggerConfiguration()
                 .WriteTo.Console(new PlainFormatter(), standardErrorFromLevel: Serilog.Events.LogEventLevel.Verbose).CreateLogger(), dispose: true));
-            var shipper = new Shipper(options, TimeProvider.System, loggerFactory.CreateLogger("ship"));
+            var shipper = new Shipper(options, journal, TimeProvider.System, loggerFactory.CreateLogger("ship"));
             bool ok;
             try
             {

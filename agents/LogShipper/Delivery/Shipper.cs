@@ -39,7 +39,7 @@ public sealed class ShipStats
 /// memory whatever the receiver does. The cursor is saved only once everything up to it is acknowledged (RELP) or
 /// written and flushed (TCP/TLS).
 /// </summary>
-public sealed partial class Shipper(ShipperOptions options, TimeProvider time, ILogger logger)
+public sealed partial class Shipper(ShipperOptions options, JournalOptions journalOptions, TimeProvider time, ILogger logger)
 {
     private static readonly Counter ReadTotal = Metrics.CreateCounter("toolforge_shipper_entries_read_total", "Journal entries read.");
     private static readonly Counter SentTotal = Metrics.CreateCounter("toolforge_shipper_entries_sent_total", "Messages written to a receiver (resends included).");
@@ -91,15 +91,15 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
     {
         try
         {
-            using var journal = options.JournalFiles.Count > 0 ? JournalReader.OpenFiles(options.JournalFiles)
-                : options.JournalDirectory.Length > 0 ? JournalReader.OpenDirectory(options.JournalDirectory)
+            using var journal = journalOptions.JournalFiles.Count > 0 ? JournalReader.OpenFiles(journalOptions.JournalFiles)
+                : journalOptions.JournalDirectory.Length > 0 ? JournalReader.OpenDirectory(journalOptions.JournalDirectory)
                 : JournalReader.OpenSystem();
             Position(journal);
-            var filter = new EntryFilter(options);
-            var limiter = new RateLimiter(options.RateLimit);
+            var filter = new EntryFilter(journalOptions);
+            var limiter = new RateLimiter(journalOptions.RateLimit);
             var entry = new JournalEntry();
             Span<char> key = stackalloc char[Utf16.StackLimit];
-            var limiting = options.RateLimit.Burst > 0; // the clock is read per entry only when it is needed
+            var limiting = journalOptions.RateLimit.Burst > 0; // the clock is read per entry only when it is needed
             var lastDropReport = time.GetUtcNow();
             while (!ct.IsCancellationRequested)
             {
@@ -135,7 +135,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                         output.WaitToWriteAsync(ct).AsTask().GetAwaiter().GetResult();
                     }
 
-                    if (limiting && time.GetUtcNow() - lastDropReport >= options.RateLimit.Interval)
+                    if (limiting && time.GetUtcNow() - lastDropReport >= journalOptions.RateLimit.Interval)
                     {
                         ReportDrops(limiter);
                         lastDropReport = time.GetUtcNow();
@@ -237,8 +237,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
     private async Task<bool> SendLoopAsync(ChannelReader<ShipItem> input, TimeSpan? giveUpAfter, CancellationToken ct)
     {
         var outstanding = new Queue<ShipItem>();
-        IShipConnection? connection = null;
-        var destination = 0;
+        var link = new Link(options.Destinations.Count);
         // One WRN when connecting starts failing (a TLS file that does not load is said by TlsMaterialFailed instead),
         // and 5001 on every connection, with the failures before it.
         var streak = new RetryStreak(RetryBounds.AtLeast(options.ReconnectMin, options.ReconnectMax), time,
@@ -246,7 +245,7 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
             {
                 if (ex is not TlsMaterialException)
                 {
-                    Log.ConnectFailed(logger, options.Destinations[destination].Url, ex.Message);
+                    Log.ConnectFailed(logger, options.Destinations[link.Destination].Url, ex.Message);
                 }
             },
             (_, _) => { });
@@ -254,7 +253,6 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
         string? committed = null;
         var saver = new CursorSaver(_cursors);
         var inputDone = false;
-        var tlsProblems = new TlsMaterialException?[options.Destinations.Count]; // per destination, while its streak lasts
         try
         {
             while (true)
@@ -275,124 +273,22 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
                     return true;
                 }
 
-                if (connection is null || connection.Broken.IsCompleted)
+                if (link.Connection is null || link.Connection.Broken.IsCompleted)
                 {
-                    if (connection is not null)
-                    {
-                        Stats.LastError = connection.Broken.Exception?.GetBaseException().Message;
-                        Log.ConnectionLost(logger, options.Destinations[destination].Url, Stats.LastError ?? "?");
-                        await connection.DisposeAsync().ConfigureAwait(false);
-                        connection = null;
-                        Stats.Connected = false;
-                        destination = (destination + 1) % options.Destinations.Count;
-                    }
-
+                    await DropLostAsync(link).ConfigureAwait(false);
                     if (giveUpAfter is { } limit && lastProgress.Elapsed > limit && (outstanding.Count > 0 || !inputDone))
                     {
                         Log.GaveUp(logger, limit.TotalSeconds, Stats.LastError ?? "?");
                         return false;
                     }
 
-                    try
-                    {
-                        connection = await ConnectAsync(destination, ct).ConfigureAwait(false);
-                        TlsMaterialLoaded(tlsProblems, destination);
-                        Stats.Connected = true;
-                        if (streak.Failing || Stats.Reconnects > 0 || Stats.Sent > 0)
-                        {
-                            Interlocked.Increment(ref Stats.Reconnects);
-                            ReconnectsTotal.Inc();
-                        }
-
-                        Log.Connected(logger, options.Destinations[destination].Url, streak.Failures);
-                        streak.Succeeded();
-                        foreach (var item in outstanding.Where(i => i.HasPayload && !i.Done))
-                        {
-                            await SendOneAsync(connection, item, resend: true, ct).ConfigureAwait(false);
-                        }
-
-                        await connection.FlushAsync(ct).ConfigureAwait(false);
-                    }
-                    catch (DeliveryException ex)
-                    {
-                        Stats.LastError = ex.Message;
-                        if (ex is TlsMaterialException tls)
-                        {
-                            TlsMaterialFailed(tlsProblems, destination, tls);
-                        }
-                        else
-                        {
-                            TlsMaterialLoaded(tlsProblems, destination); // it was read before connecting
-                        }
-
-                        var wait = streak.Failed(ex);
-
-                        if (connection is not null)
-                        {
-                            await connection.DisposeAsync().ConfigureAwait(false);
-                            connection = null;
-                        }
-
-                        destination = (destination + 1) % options.Destinations.Count;
-                        await streak.WaitAsync(wait, ct).ConfigureAwait(false); // a stop: the loop's first line throws, as before
-                    }
-
+                    await ConnectAndResendAsync(link, streak, outstanding, ct).ConfigureAwait(false);
                     continue;
                 }
 
                 try
                 {
-                    if (connection.Unconfirmed >= connection.Window || (connection.Unconfirmed > connection.RefillBelow && input.TryPeek(out _)))
-                    {
-                        await connection.FlushAsync(ct).ConfigureAwait(false);
-                        await Task.WhenAny(_wake.WaitAsync(TimeSpan.FromMilliseconds(200), ct), connection.Broken).ConfigureAwait(false);
-                        continue;
-                    }
-
-                    var batch = 0;
-                    while (batch < FlushBatch && connection.Unconfirmed < connection.Window && input.TryRead(out var item))
-                    {
-                        outstanding.Enqueue(item);
-                        if (!item.HasPayload)
-                        {
-                            item.Done = true;
-                        }
-                        else
-                        {
-                            await SendOneAsync(connection, item, resend: false, ct).ConfigureAwait(false);
-                        }
-
-                        batch++;
-                    }
-
-                    if (batch > 0)
-                    {
-                        await connection.FlushAsync(ct).ConfigureAwait(false);
-                        lastProgress.Restart();
-                        continue;
-                    }
-
-                    if (input.Completion.IsCompleted)
-                    {
-                        inputDone = true;
-                        if (input.Completion.IsFaulted)
-                        {
-                            throw new JournalReadFailedException(input.Completion.Exception!.GetBaseException());
-                        }
-                    }
-
-                    await connection.FlushAsync(ct).ConfigureAwait(false);
-                    if (outstanding.Count > 0 && connection.Unconfirmed == 0)
-                    {
-                        continue; // flushed TCP items just became Done
-                    }
-
-                    var wait = inputDone ? Task.CompletedTask : input.WaitToReadAsync(ct).AsTask();
-                    await Task.WhenAny(wait, _wake.WaitAsync(TimeSpan.FromSeconds(1), ct), connection.Broken).ConfigureAwait(false);
-                    if (outstanding.Any(i => i.Done))
-                    {
-                        lastProgress.Restart();
-                    }
+                    inputDone = await PumpAsync(link.Connection, input, outstanding, lastProgress, inputDone, ct).ConfigureAwait(false);
                 }
                 catch (DeliveryException)
                 {
@@ -413,12 +309,152 @@ public sealed partial class Shipper(ShipperOptions options, TimeProvider time, I
             }
             finally
             {
-                if (connection is not null)
+                if (link.Connection is not null)
                 {
-                    await connection.DisposeAsync().ConfigureAwait(false);
+                    await link.Connection.DisposeAsync().ConfigureAwait(false);
                 }
             }
         }
+    }
+
+    /// <summary>The destination in use (tried in order, the next one after a failure or a loss) and its connection.</summary>
+    private sealed class Link(int destinations)
+    {
+        public IShipConnection? Connection { get; set; }
+
+        public int Destination { get; private set; }
+
+        /// <summary>Per destination, the TLS file problem of its current streak (said once).</summary>
+        public TlsMaterialException?[] TlsProblems { get; } = new TlsMaterialException?[destinations];
+
+        public void Next() => Destination = (Destination + 1) % destinations;
+    }
+
+    /// <summary>A connection that broke is said, closed, and the next destination is the one to try.</summary>
+    private async Task DropLostAsync(Link link)
+    {
+        if (link.Connection is not { } lost)
+        {
+            return;
+        }
+
+        Stats.LastError = lost.Broken.Exception?.GetBaseException().Message;
+        Log.ConnectionLost(logger, options.Destinations[link.Destination].Url, Stats.LastError ?? "?");
+        await lost.DisposeAsync().ConfigureAwait(false);
+        link.Connection = null;
+        Stats.Connected = false;
+        link.Next();
+    }
+
+    /// <summary>
+    /// Connects to the link's destination and sends again what it has not confirmed; a failure moves to the next
+    /// destination after the streak's backoff.
+    /// </summary>
+    private async Task ConnectAndResendAsync(Link link, RetryStreak streak, Queue<ShipItem> outstanding, CancellationToken ct)
+    {
+        try
+        {
+            link.Connection = await ConnectAsync(link.Destination, ct).ConfigureAwait(false);
+            TlsMaterialLoaded(link.TlsProblems, link.Destination);
+            Stats.Connected = true;
+            if (streak.Failing || Stats.Reconnects > 0 || Stats.Sent > 0)
+            {
+                Interlocked.Increment(ref Stats.Reconnects);
+                ReconnectsTotal.Inc();
+            }
+
+            Log.Connected(logger, options.Destinations[link.Destination].Url, streak.Failures);
+            streak.Succeeded();
+            foreach (var item in outstanding.Where(i => i.HasPayload && !i.Done))
+            {
+                await SendOneAsync(link.Connection, item, resend: true, ct).ConfigureAwait(false);
+            }
+
+            await link.Connection.FlushAsync(ct).ConfigureAwait(false);
+        }
+        catch (DeliveryException ex)
+        {
+            Stats.LastError = ex.Message;
+            if (ex is TlsMaterialException tls)
+            {
+                TlsMaterialFailed(link.TlsProblems, link.Destination, tls);
+            }
+            else
+            {
+                TlsMaterialLoaded(link.TlsProblems, link.Destination); // it was read before connecting
+            }
+
+            var wait = streak.Failed(ex);
+            if (link.Connection is not null)
+            {
+                await link.Connection.DisposeAsync().ConfigureAwait(false);
+                link.Connection = null;
+            }
+
+            link.Next();
+            await streak.WaitAsync(wait, ct).ConfigureAwait(false); // a stop: the loop's first line throws, as before
+        }
+    }
+
+    /// <summary>
+    /// One step of sending on a live connection: waits while the window is full, else sends what the journal has (up
+    /// to a batch), else waits for more or for acknowledgements. Returns whether the input has ended.
+    /// </summary>
+    private async Task<bool> PumpAsync(IShipConnection connection, ChannelReader<ShipItem> input, Queue<ShipItem> outstanding, Stopwatch lastProgress, bool inputDone, CancellationToken ct)
+    {
+        if (connection.Unconfirmed >= connection.Window || (connection.Unconfirmed > connection.RefillBelow && input.TryPeek(out _)))
+        {
+            await connection.FlushAsync(ct).ConfigureAwait(false);
+            await Task.WhenAny(_wake.WaitAsync(TimeSpan.FromMilliseconds(200), ct), connection.Broken).ConfigureAwait(false);
+            return inputDone;
+        }
+
+        var batch = 0;
+        while (batch < FlushBatch && connection.Unconfirmed < connection.Window && input.TryRead(out var item))
+        {
+            outstanding.Enqueue(item);
+            if (!item.HasPayload)
+            {
+                item.Done = true;
+            }
+            else
+            {
+                await SendOneAsync(connection, item, resend: false, ct).ConfigureAwait(false);
+            }
+
+            batch++;
+        }
+
+        if (batch > 0)
+        {
+            await connection.FlushAsync(ct).ConfigureAwait(false);
+            lastProgress.Restart();
+            return inputDone;
+        }
+
+        if (input.Completion.IsCompleted)
+        {
+            inputDone = true;
+            if (input.Completion.IsFaulted)
+            {
+                throw new JournalReadFailedException(input.Completion.Exception!.GetBaseException());
+            }
+        }
+
+        await connection.FlushAsync(ct).ConfigureAwait(false);
+        if (outstanding.Count > 0 && connection.Unconfirmed == 0)
+        {
+            return inputDone; // flushed TCP items just became Done
+        }
+
+        var wait = inputDone ? Task.CompletedTask : input.WaitToReadAsync(ct).AsTask();
+        await Task.WhenAny(wait, _wake.WaitAsync(TimeSpan.FromSeconds(1), ct), connection.Broken).ConfigureAwait(false);
+        if (outstanding.Any(i => i.Done))
+        {
+            lastProgress.Restart();
+        }
+
+        return inputDone;
     }
 
     // One WRN line when a destination's TLS file starts failing to load (or another of its files does), none per retry.

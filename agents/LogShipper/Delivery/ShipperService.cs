@@ -7,7 +7,7 @@ using Toolforge.Agents.Common.Options;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Common.Resilience;
 using Toolforge.Agents.Contracts.V1;
-using Toolforge.Agents.LogShipper.Delivery;
+using Toolforge.Agents.LogShipper.Journal;
 
 namespace Toolforge.Agents.LogShipper.Delivery;
 
@@ -15,14 +15,14 @@ namespace Toolforge.Agents.LogShipper.Delivery;
 /// The daemon: follows the journal for ever; its check `shipper.delivery`, judged every 5 s from the shipper's
 /// figures, tells the coordinator how far behind delivery is.
 /// </summary>
-internal sealed partial class ShipperService(IOptions<ShipperOptions> options, AgentState state, TimeProvider time, ILogger<ShipperService> logger)
+internal sealed partial class ShipperService(IOptions<ShipperOptions> options, IOptions<JournalOptions> journal, AgentState state, TimeProvider time, ILogger<ShipperService> logger)
     : PeriodicCheck(state, time, logger)
 {
     public const string Check = "shipper.delivery";
     private static readonly TimeSpan StuckAfter = TimeSpan.FromMinutes(10);
     private static readonly TimeSpan BehindAfter = TimeSpan.FromMinutes(2);
 
-    private readonly Shipper _shipper = new(options.Value, time, logger);
+    private readonly Shipper _shipper = new(options.Value, journal.Value, time, logger);
 
     protected override IReadOnlyList<string> Names => [Check];
 

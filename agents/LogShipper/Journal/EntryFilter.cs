@@ -3,7 +3,7 @@ using System.Text;
 namespace Toolforge.Agents.LogShipper.Journal;
 
 /// <summary>The configured filters: units, identifiers, maximum priority, kernel messages on/off.</summary>
-public sealed class EntryFilter(ShipperOptions o)
+public sealed class EntryFilter(JournalOptions o)
 {
     private readonly HashSet<string>.AlternateLookup<ReadOnlySpan<char>> _units = o.Units.ToHashSet(StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
     private readonly HashSet<string>.AlternateLookup<ReadOnlySpan<char>> _identifiers = o.Identifiers.ToHashSet(StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();

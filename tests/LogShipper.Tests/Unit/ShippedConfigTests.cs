@@ -1,5 +1,6 @@
 using Toolforge.Agents.LogShipper.Cli;
 using Toolforge.Agents.LogShipper.Delivery;
+using Toolforge.Agents.LogShipper.Journal;
 using System.Text.Json.Nodes;
 using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.Common.Reporting;
@@ -22,7 +23,7 @@ public sealed class ShippedConfigTests
     {
         var wrong = Contract.ExampleProblems("log-shipper.json.example", sp => s => s switch
         {
-            "Shipper" => BoundConfig.Bind<ShipperOptions>(sp),
+            "Shipper" => new SectionWithParts([BoundConfig.Bind<ShipperOptions>(sp), BoundConfig.Bind<JournalOptions>(sp)], new Dictionary<string, object>()),
             "Coordinator" => BoundConfig.Bind<ReportingOptions>(sp),
             _ => null,
         }, minimumLists: 3);
@@ -45,7 +46,7 @@ public sealed class ShippedConfigTests
         var path = await PuppetModule.RenderedFileAsync(renderCase, "log-shipper.json");
         var wrong = Contract.FileProblems(path, $"puppet {renderCase}", sp => s => s switch
         {
-            "Shipper" => BoundConfig.Bind<ShipperOptions>(sp),
+            "Shipper" => new SectionWithParts([BoundConfig.Bind<ShipperOptions>(sp), BoundConfig.Bind<JournalOptions>(sp)], new Dictionary<string, object>()),
             "Coordinator" => BoundConfig.Bind<ReportingOptions>(sp),
             _ => null,
         }, minimumLists: 4);
@@ -60,12 +61,12 @@ public sealed class ShippedConfigTests
         {
             var d = Assert.Single(o.Destinations);
             Assert.Equal(("relp+tls://tools-syslog-1.tools.eqiad1.wikimedia.cloud:20514", "tools-syslog.tools.eqiad1.wikimedia.cloud"), (d.Url, d.ServerName));
-            Assert.Equal(["kubelet.service", "containerd.service"], o.Units);
+            Assert.Equal(["kubelet.service", "containerd.service"], Contract.WithFile(path, BoundConfig.Bind<JournalOptions>).Units);
         }
         else
         {
             Assert.Equal(["relp+tls://syslog.example:20514", "tls://syslog.example:6514"], o.Destinations.Select(d => d.Url));
-            Assert.Empty(o.Units);
+            Assert.Empty(Contract.WithFile(path, BoundConfig.Bind<JournalOptions>).Units);
             Assert.Equal(4096, o.RelpWindowMax);
         }
     }
@@ -75,6 +76,8 @@ public sealed class ShippedConfigTests
     {
         var wrong = Contract.ListsReplaced(new ShipperOptions(), ShipperOptions.Section, BoundConfig.Bind<ShipperOptions>);
         wrong.AddRange(Contract.StringForEveryList(new ShipperOptions(), ShipperOptions.Section));
+        wrong.AddRange(Contract.ListsReplaced(new JournalOptions(), JournalOptions.Section, BoundConfig.Bind<JournalOptions>));
+        wrong.AddRange(Contract.StringForEveryList(new JournalOptions(), JournalOptions.Section));
         Assert.True(wrong.Count == 0, string.Join("\n", wrong));
     }
 

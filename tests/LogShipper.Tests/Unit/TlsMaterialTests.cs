@@ -27,6 +27,7 @@ public sealed partial class TlsMaterialTests
             builder.Services.AddSingleton(sp => new AgentState(TimeProvider.System, NullLogger<AgentState>.Instance));
             builder.Services.AddHostedService(sp => new ShipperService(
                 Microsoft.Extensions.Options.Options.Create(new ShipperOptions { StateFile = Path.Combine(Path.GetTempPath(), "never-written") }),
+                Microsoft.Extensions.Options.Options.Create(new Journal.JournalOptions()),
                 sp.GetRequiredService<AgentState>(), TimeProvider.System, sp.GetRequiredService<ILogger<ShipperService>>())
             {
                 RunShipper = (_, _) => throw new InvalidOperationException("a bug"),

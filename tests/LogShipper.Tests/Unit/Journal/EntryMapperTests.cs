@@ -139,7 +139,7 @@ public sealed class EntryMapperTests
         var e = new JournalEntry();
         var w = new ArrayBufferWriter<byte>(4096);
         var sink = (IJournalFieldSink)e;
-        var filter = new EntryFilter(new ShipperOptions { Units = ["kubelet.service"] });
+        var filter = new EntryFilter(new JournalOptions { Units = ["kubelet.service"] });
         void One()
         {
             e.Begin(1_700_000_000_000_000);

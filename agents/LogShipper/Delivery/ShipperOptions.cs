@@ -1,32 +1,17 @@
 using Toolforge.Agents.Common.Options;
 
-namespace Toolforge.Agents.LogShipper;
+namespace Toolforge.Agents.LogShipper.Delivery;
 
-/// <summary>The "Shipper" section of /etc/toolforge-agents/log-shipper.json.</summary>
+/// <summary>
+/// The delivery keys of the "Shipper" section of /etc/toolforge-agents/log-shipper.json: where to, how (RELP window,
+/// timeouts, reconnects), the cursor file. What is read from the journal is Journal/JournalOptions, the same section.
+/// </summary>
 public sealed class ShipperOptions : IValidatedOptions
 {
     public const string Section = "Shipper";
 
     /// <summary>Tried in order; the next one takes over when the current one fails (failover).</summary>
     public List<DestinationOptions> Destinations { get; set; } = [];
-
-    /// <summary>Read these journal files instead of the system journal (re-shipping archives, tests).</summary>
-    public List<string> JournalFiles { get; set; } = [];
-
-    /// <summary>Read this journal directory instead of the system journal.</summary>
-    public string JournalDirectory { get; set; } = string.Empty;
-
-    /// <summary>Only these units (_SYSTEMD_UNIT); empty: all.</summary>
-    public List<string> Units { get; set; } = [];
-
-    /// <summary>Only these SYSLOG_IDENTIFIERs; empty: all.</summary>
-    public List<string> Identifiers { get; set; } = [];
-
-    /// <summary>Ship entries with PRIORITY at most this (0 emerg ... 7 debug).</summary>
-    public int MaxPriority { get; set; } = 7;
-
-    /// <summary>Ship kernel messages.</summary>
-    public bool Kernel { get; set; } = true;
 
     /// <summary>Where the cursor of the last delivered entry is kept (temp file, fsync, rename).</summary>
     public string StateFile { get; set; } = "/var/lib/toolforge-log-shipper/cursor";
@@ -55,8 +40,6 @@ public sealed class ShipperOptions : IValidatedOptions
 
     public TimeSpan ReconnectMax { get; set; } = TimeSpan.FromSeconds(30);
 
-    public RateLimitOptions RateLimit { get; set; } = new();
-
     public IEnumerable<string> Validate(string section)
     {
         var p = new List<string>();
@@ -70,7 +53,6 @@ public sealed class ShipperOptions : IValidatedOptions
             p.AddRange(Destinations[i].Validate(Check.Key(section, $"{nameof(Destinations)}:{i}")));
         }
 
-        p.AddRange(Check.Range(section, nameof(MaxPriority), MaxPriority, 0, 7));
         p.AddRange(Check.Required(section, nameof(StateFile), StateFile));
         p.AddRange(Check.ReplaceableFile(section, nameof(StateFile), StateFile));
         p.AddRange(Check.OneOf(section, nameof(OnUnknownCursor), OnUnknownCursor, "head", "tail"));
@@ -87,12 +69,6 @@ public sealed class ShipperOptions : IValidatedOptions
         p.AddRange(Check.Positive(section, nameof(IoTimeout), IoTimeout));
         p.AddRange(Check.Positive(section, nameof(ReconnectMin), ReconnectMin));
         p.AddRange(Check.Positive(section, nameof(ReconnectMax), ReconnectMax));
-        if (JournalFiles.Count > 0 && JournalDirectory.Length > 0)
-        {
-            p.Add($"{Check.Key(section, nameof(JournalDirectory))}: set JournalFiles or JournalDirectory, not both");
-        }
-
-        p.AddRange(RateLimit.Validate(Check.Key(section, nameof(RateLimit))));
         return p;
     }
 }

@@ -1,6 +1,6 @@
 using Toolforge.Agents.Common.Options;
 
-namespace Toolforge.Agents.LogShipper;
+namespace Toolforge.Agents.LogShipper.Delivery;
 
 /// <summary>A parsed destination URL.</summary>
 public sealed record Destination(TransportKind Kind, string Host, int Port)

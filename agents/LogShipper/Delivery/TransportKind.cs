@@ -1,6 +1,6 @@
 using Toolforge.Agents.Common.Options;
 
-namespace Toolforge.Agents.LogShipper;
+namespace Toolforge.Agents.LogShipper.Delivery;
 
 public enum TransportKind
 {
