@@ -32,7 +32,8 @@ internal static class NatComparison
             }
             else
             {
-                WithoutEndpoints(e, nat, reject, dump, findings);
+                var block = e.WantDrop ? (index.Drop.TryGetValue(e.Key, out var dr) ? dr.First : -1) : reject;
+                WithoutEndpoints(e, nat, block, dump, findings);
             }
         }
 
@@ -93,13 +94,16 @@ internal static class NatComparison
         }
     }
 
-    // A destination without endpoints: a REJECT, and no nat rule.
-    private static void WithoutEndpoints(in NatExpectation e, int nat, int reject, IptablesDump dump, List<Finding> findings)
+    // A destination without endpoints: a REJECT (a DROP when its endpoints are all on other nodes under
+    // internalTrafficPolicy Local), and no nat rule.
+    private static void WithoutEndpoints(in NatExpectation e, int nat, int block, IptablesDump dump, List<Finding> findings)
     {
-        if (reject < 0)
+        if (block < 0)
         {
             findings.Add(Findings.Make("missing-reject", Severity.Warning, e.Subject,
-                $"{e.ServicePortName} has no endpoints but no filter REJECT for {e.What.Text()} {e.Destination}",
+                e.WantDrop
+                    ? $"{e.ServicePortName} has no local endpoints (internalTrafficPolicy Local) but no filter DROP for {e.What.Text()} {e.Destination}"
+                    : $"{e.ServicePortName} has no endpoints but no filter REJECT for {e.What.Text()} {e.Destination}",
                 ("destination", e.Destination)));
         }
 
@@ -107,7 +111,7 @@ internal static class NatComparison
         {
             var r = dump.Rules[nat];
             findings.Add(Findings.Make("stale-rule", Severity.Warning, e.Subject,
-                $"nat rule for {e.What.Text()} {e.Destination} of {e.ServicePortName} jumps to {r.Jump}, but the service has no endpoints",
+                $"nat rule for {e.What.Text()} {e.Destination} of {e.ServicePortName} jumps to {r.Jump}, but {(e.WantDrop ? "its endpoints are all on other nodes (internalTrafficPolicy Local)" : "the service has no endpoints")}",
                 ("destination", e.Destination), ("line", r.Line.ToString(CultureInfo.InvariantCulture))));
         }
     }

@@ -7,7 +7,8 @@ namespace Toolforge.Agents.NodeAgent.Audit.Iptables;
 /// <summary>
 /// One destination of a Service port (its cluster IP, an external or load balancer IP, its node port) and what
 /// kube-proxy should have for it: a nat rule to the port's KUBE-SVC chain when it has endpoints (<see cref="WantNat"/>),
-/// a filter REJECT when it has none.
+/// a filter REJECT when it has none, a filter DROP (<see cref="WantDrop"/>) for a cluster IP under
+/// internalTrafficPolicy Local whose endpoints are all on other nodes (kube-proxy's "has no local endpoints").
 /// </summary>
 internal record struct NatExpectation
 {
@@ -19,6 +20,7 @@ internal record struct NatExpectation
     public int DestinationPort;
     public DestKey Key;
     public bool WantNat;
+    public bool WantDrop;
     public ChainHash Hash;
     public ChainHash? OldHash; // kube-proxy <= 1.9's "ns/name:" for an unnamed port
 

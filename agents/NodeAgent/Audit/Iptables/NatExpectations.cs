@@ -58,8 +58,11 @@ internal static class NatExpectations
         }
 
         var internalUsable = svc.InternalTrafficLocal && options.NodeName is { } node ? usable.Count(e => e.Node == node) : usable.Count;
-        var e = clusterIP with { WantNat = internalUsable > 0 };
+        // kube-proxy's proxier: the cluster IP of a port whose endpoints are all elsewhere under internalTrafficPolicy
+        // Local gets no nat rule and a filter DROP ("has no local endpoints"), not the REJECT of a port with none at all.
+        var e = clusterIP with { WantNat = internalUsable > 0, WantDrop = internalUsable == 0 && usable.Count > 0 };
         expected.Rules.Add(e);
+        e.WantDrop = false;
         foreach (var ip in svc.ExternalIPs)
         {
             expected.Rules.Add(e with { What = ServiceDestination.ExternalIP, Address = ip, Key = e.Key with { Address = NatKeys.AddressKey(names, ip) }, WantNat = usable.Count > 0 });

@@ -6,7 +6,8 @@ namespace Toolforge.Agents.NodeAgent.Audit.Iptables;
 /// <summary>
 /// The NAT audit's second step: what the dump holds for the Services' destinations, by destination. The nat rules of
 /// KUBE-SERVICES and KUBE-NODEPORTS that jump to a service chain, and the filter REJECTs of KUBE-SERVICES,
-/// KUBE-EXTERNAL-SERVICES and KUBE-NODEPORTS; each destination's rules as a chain through <see cref="Next"/>, in dump order.
+/// KUBE-EXTERNAL-SERVICES and KUBE-NODEPORTS (and the DROPs of KUBE-SERVICES: a cluster IP with no local endpoint
+/// under internalTrafficPolicy Local); each destination's rules as a chain through <see cref="Next"/>, in dump order.
 /// </summary>
 internal sealed class NatRuleIndex
 {
@@ -23,6 +24,9 @@ internal sealed class NatRuleIndex
     /// <summary>Each destination's first and last filter REJECT.</summary>
     public Dictionary<DestKey, (int First, int Last)> Reject { get; } = [];
 
+    /// <summary>Each destination's first and last filter DROP in KUBE-SERVICES.</summary>
+    public Dictionary<DestKey, (int First, int Last)> Drop { get; } = [];
+
     /// <summary>The next rule of the same destination and kind after a rule, or -1.</summary>
     public int Next(int rule) => _next[rule];
 
@@ -32,7 +36,7 @@ internal sealed class NatRuleIndex
         var names = dump.Names;
         var rules = dump.RuleSpan;
         int nat = names.Find("nat"), filter = names.Find("filter"), services = names.Find("KUBE-SERVICES"), nodePorts = names.Find("KUBE-NODEPORTS"),
-            external = names.Find("KUBE-EXTERNAL-SERVICES"), reject = names.Find("REJECT");
+            external = names.Find("KUBE-EXTERNAL-SERVICES"), reject = names.Find("REJECT"), drop = names.Find("DROP");
         var index = new NatRuleIndex(rules.Length);
         for (var i = 0; i < rules.Length; i++)
         {
@@ -46,6 +50,10 @@ internal sealed class NatRuleIndex
                 && r.Jump == reject && reject >= 0 && DestinationOf(dump, in r, nodePorts) is { } rd)
             {
                 index.Append(index.Reject, rd, i);
+            }
+            else if (r.Table == filter && r.Chain == services && r.Jump == drop && drop >= 0 && DestinationOf(dump, in r, nodePorts) is { } dd)
+            {
+                index.Append(index.Drop, dd, i);
             }
         }
 

@@ -55,7 +55,9 @@ internal static class NftExpectations
 
         var usable = UsableEndpoints.Of(slices, port.Port, ipv6)
             .ConvertAll(u => NftRuleset.CanonicalIP(u.Address) is var a && ReferenceEquals(a, u.Address) ? u : u with { Address = a });
-        var local = usable.Where(u => options.NodeName is not null && u.Node == options.NodeName).ToList();
+        // Without a node name the audit cannot tell where an endpoint is: every usable endpoint counts as local (as in
+        // the iptables audit), so a Traffic Policy Local is not taken for "no local endpoint" everywhere.
+        var local = options.NodeName is null ? usable : usable.Where(u => u.Node == options.NodeName).ToList();
         expected.ClusterIps.Add(cip);
         Destinations(expected.Wants, port, addresses, cip, usable.Count, port.Service.InternalTrafficLocal ? local.Count : usable.Count, local.Count);
         Backends(expected, port, usable, local, endpointChains, ipv6);

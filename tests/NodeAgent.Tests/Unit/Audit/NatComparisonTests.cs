@@ -51,6 +51,38 @@ public sealed class NatComparisonTests
         Assert.Empty(Compare(Web(), Dump(filter: Reject)));
     }
 
+    /// <summary>
+    /// internalTrafficPolicy Local with every endpoint on another node: kube-proxy writes no nat rule for the cluster IP
+    /// and a filter DROP "has no local endpoints" (proxier.go: internalTrafficFilterTarget = "DROP"), not the REJECT of a
+    /// port without endpoints. That is clean; a REJECT instead, or nothing, is the missing block named as a DROP.
+    /// </summary>
+    [Fact]
+    public void InternalTrafficLocal_WithTheEndpointsElsewhere_WantsTheDropKubeProxyWrites()
+    {
+        var cluster = new ClusterModel(
+            [new ServiceSpec("tool-a", "web", "ClusterIP", "10.96.0.10", [new ServicePortSpec("http", 80, "TCP", 0)], [], [], true, false)],
+            [new EndpointSliceSpec("tool-a", "web", [new EndpointSpec("192.168.1.1", true, true, false, "node-2")], [new ServicePortSpec("http", 8080, "TCP", 0)])]);
+        const string Drop = "-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment \"tool-a/web:http has no local endpoints\" -m tcp --dport 80 -j DROP\n";
+        List<Finding> On(string dumpText)
+        {
+            var dump = IptablesDump.Parse(dumpText);
+            var expected = NatExpectations.Of(cluster, dump.Names, new NatAuditOptions(NodeName: "node-1"));
+            var findings = new List<Finding>();
+            NatComparison.Rules(expected.Rules, NatRuleIndex.Of(dump), dump, findings);
+            return findings;
+        }
+
+        Assert.Empty(On(Dump(filter: Drop)));
+        foreach (var wrong in new[] { Dump(filter: Reject), Dump() })
+        {
+            var f = Assert.Single(On(wrong), x => x.Kind == "missing-reject");
+            Assert.Contains("has no local endpoints (internalTrafficPolicy Local) but no filter DROP for cluster IP 10.96.0.10:80/tcp", f.Message, StringComparison.Ordinal);
+        }
+
+        // A nat rule to the service chain there is stale: this node must not send its own pods' traffic elsewhere.
+        Assert.Contains(On(Dump(filter: Drop, nat: NatRule("10.96.0.10", SvcChain))), x => x.Kind == "stale-rule");
+    }
+
     [Fact]
     public void NoNatRule_IsAMissingRule_NamingTheChainItShouldJumpTo()
     {

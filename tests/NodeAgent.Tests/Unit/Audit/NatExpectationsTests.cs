@@ -66,6 +66,7 @@ public sealed class NatExpectationsTests
         var svc = Web(internalLocal: true);
         var elsewhere = Expect(svc, [Slice(Ready("192.168.1.1", "node-2"))], new NatAuditOptions(NodeName: "node-1"));
         Assert.Equal([false, true, true, true], elsewhere.Rules.Select(e => e.WantNat));
+        Assert.Equal([true, false, false, false], elsewhere.Rules.Select(e => e.WantDrop)); // the cluster IP's "has no local endpoints"
 
         var here = Expect(svc, [Slice(Ready("192.168.1.1", "node-1"))], new NatAuditOptions(NodeName: "node-1"));
         Assert.All(here.Rules, e => Assert.True(e.WantNat));

@@ -80,6 +80,15 @@ public sealed class NftExpectationsTests
         Assert.Single(local.Backends[1].EndpointChains);
     }
 
+    /// <summary>Without a node name every usable endpoint counts as local, as in the iptables audit: no drop is wanted.</summary>
+    [Fact]
+    public void TrafficPolicyLocal_WithoutANodeName_CountsEveryEndpointAsLocal()
+    {
+        var expected = Expect(Web(internalLocal: true, externalLocal: true), [Slice("192.168.1.1", node: "node-2")], options: new NftAuditOptions());
+        Assert.Equal($"goto local-{Base}", expected.Wants[0].Verdict);
+        Assert.DoesNotContain(expected.Wants, w => w.Verdict == "drop");
+    }
+
     [Fact]
     public void TheIp6Table_TakesTheServicesIPv6Addresses_AndNoPolicyFinding()
     {
