@@ -9,7 +9,9 @@ using Toolforge.Agents.Common.Options;
 using Toolforge.Agents.Common.Tls;
 using Toolforge.Agents.Coordinator.Api;
 using Toolforge.Agents.Coordinator.Builds;
+using Toolforge.Agents.Coordinator.Cluster;
 using Toolforge.Agents.Coordinator.Maintenance;
+using Toolforge.Agents.Coordinator.Remediation;
 using Toolforge.Agents.Coordinator.Security;
 using Toolforge.Agents.Coordinator.State;
 using Toolforge.Agents.Coordinator.Storage;
@@ -33,48 +35,17 @@ public static class CoordinatorApp
         var services = builder.Services;
         overrides?.Invoke(services);
 
-        services.TryAddSingleton<CoordinatorStorage>();
-        services.TryAddSingleton(sp => sp.GetRequiredService<CoordinatorStorage>().Writer);
-        services.TryAddSingleton<ChangeFeed>();
-        services.TryAddSingleton<StateStore>();
-        services.TryAddSingleton(sp => sp.GetRequiredService<CoordinatorStorage>().Engine);
-        services.TryAddSingleton<BuildLogs>();
-        services.TryAddSingleton<BuildQueue>();
-        services.TryAddSingleton<Remediation.RemediationLeases>();
-        services.TryAddSingleton<Remediation.AlertGate>();
-        services.TryAddSingleton(sp => new PolicyProvider(
-            sp.GetRequiredService<IOptions<SecurityOptions>>(), sp.GetRequiredService<ILogger<PolicyProvider>>(), builder.Configuration,
-            ValidatedOptionsEntry.OwnedElsewhere(sp.GetServices<ValidatedOptionsEntry>(), typeof(SecurityOptions), SecurityOptions.Section)));
-        services.TryAddSingleton<ClientCertificateValidator>();
-        services.TryAddSingleton<RefusalLog>();
-        services.TryAddSingleton<CallerAuthorizer>();
-        services.TryAddSingleton<ReportRateLimiter>();
-        services.TryAddSingleton<StreamRegistry>();
-        services.AddHostedService<ReloadOnHangup>();
-        services.TryAddSingleton<AuditLog>();
-        services.AddHostedService<Sweeper>();
         // The engine is decided once, here and in CoordinatorStorage.Open, from the same key (an unknown one stops the
         // start with exit 78 in validation): what only several instances sharing PostgreSQL need is registered only then.
-        var engine = StoreKinds.Parse(builder.Configuration[$"{StorageOptions.Section}:{nameof(StorageOptions.Store)}"] ?? StoreKinds.SqliteName);
-        if (engine == StoreKind.PostgreSql)
-        {
-            services.TryAddSingleton(sp => sp.GetRequiredService<IStoreEngine>().Shared
-                ?? throw new InvalidOperationException("the PostgreSQL store is not shared by instances"));
-            services.TryAddSingleton<Cluster.SweeperLease>();
-            services.TryAddSingleton<Cluster.ISweeperLease>(sp => sp.GetRequiredService<Cluster.SweeperLease>());
-            services.AddHostedService<Cluster.ChangeListener>();
-        }
-        else
-        {
-            services.TryAddSingleton<Cluster.ISweeperLease, Cluster.SoleInstanceLease>();
-        }
-
-        services.TryAddSingleton<StoreHealth>();
-        services.TryAddSingleton<StoreStartup>();
-        services.AddHostedService(sp => sp.GetRequiredService<StoreStartup>());
-        services.AddHostedService(sp => sp.GetRequiredService<StoreHealth>());
-        services.TryAddSingleton<Cluster.HaproxyAgentCheck>();
-        services.AddHostedService(sp => sp.GetRequiredService<Cluster.HaproxyAgentCheck>());
+        var engine = StoreKinds.Parse(builder.Configuration[$"{StorageOptions.Section}:{nameof(StorageOptions.Store)}"] ?? StoreKinds.SqliteName) ?? StoreKind.Sqlite;
+        // One line per feature folder (each registers what it owns; TryAdd, so a test's overrides above win).
+        services.AddNodeState();
+        services.AddBuilds();
+        services.AddRemediation();
+        services.AddSecurity(builder.Configuration);
+        services.AddMaintenance();
+        services.AddCluster(engine);
+        services.AddCoordinatorStorage(engine);
         services.Configure<Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckPublisherOptions>(o =>
         {
             o.Delay = TimeSpan.FromMilliseconds(100);
