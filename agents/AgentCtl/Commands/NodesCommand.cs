@@ -15,14 +15,34 @@ internal static class NodesCommand
         var state = AgentCtlOptions.Words("--state", "Only nodes in these states: ok, warning, failing, stale, missing");
         var kind = AgentCtlOptions.Words("--kind", "Only nodes running one of these agents: node-agent, builder-agent, log-shipper");
         var sortBy = AgentCtlOptions.SortBy("name", "state", "last-report", "findings");
-        var cmd = new Command("nodes", "List nodes and their state") { output, state, kind, sortBy };
+        var chunk = new Option<int>("--chunk-size")
+        {
+            Description = "Read the list in pages of this many nodes (as kubectl's --chunk-size), 1 to 10000",
+            DefaultValueFactory = _ => 500,
+        };
+        chunk.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() > 10_000)
+            {
+                r.AddError("--chunk-size: must be at most 10000");
+            }
+        });
+        var cmd = new Command("nodes", "List nodes and their state") { output, state, kind, sortBy, chunk };
         cmd.SetAction((pr, ct) => g.Run(pr, async c =>
         {
-            var request = new ListNodesRequest();
+            var request = new ListNodesRequest { Limit = pr.GetValue(chunk) };
             request.States.AddRange(AgentCtlOptions.Parse(pr, state, ContractNames.ParseNodeState, "ok, warning, failing, stale, missing"));
             var kinds = AgentCtlOptions.Parse(pr, kind, ContractNames.ParseAgentKind, "node-agent, builder-agent, log-shipper");
-            var response = await c.Admin.ListNodesAsync(request, deadline: c.Deadline(), cancellationToken: ct);
-            var nodes = response.Nodes.Where(n => kinds.Count == 0 || n.Agents.Any(a => kinds.Contains(a.Kind))).ToList();
+            var all = new List<NodeSummary>();
+            do
+            {
+                // Each page with its own deadline: a long list is many short calls, not one the deadline cuts.
+                var response = await c.Admin.ListNodesAsync(request, deadline: c.Deadline(), cancellationToken: ct);
+                all.AddRange(response.Nodes);
+                request.ContinueToken = response.ContinueToken;
+            }
+            while (request.ContinueToken.Length > 0);
+            var nodes = all.Where(n => kinds.Count == 0 || n.Agents.Any(a => kinds.Contains(a.Kind))).ToList();
             nodes = pr.GetValue(sortBy) switch
             {
                 "state" => [.. nodes.OrderByDescending(n => Rank(n.State)).ThenBy(n => n.Name, StringComparer.Ordinal)],

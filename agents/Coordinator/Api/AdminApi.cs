@@ -72,13 +72,26 @@ public sealed class AdminApi(
     public override Task<ListNodesResponse> ListNodes(ListNodesRequest request, ServerCallContext context)
     {
         authorizer.Require(context, Roles.Viewer, "list nodes");
-        if (request.States.Count == 0)
+        var all = state.ListAllNodes(); // kept while nothing changed
+        if (request.States.Count == 0 && request.Limit <= 0 && request.ContinueToken.Length == 0 && request.NamePrefix.Length == 0)
         {
-            return Task.FromResult(state.ListAllNodes()); // kept while nothing changed
+            return Task.FromResult(all);
         }
 
-        var response = new ListNodesResponse { At = Timestamp.FromDateTimeOffset(time.GetUtcNow()) };
-        response.Nodes.AddRange(state.ListNodes(request.States));
+        if (request.Limit < 0)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"limit must be 0 (all) or more (got {request.Limit})"));
+        }
+
+        var (after, problem) = NodePager.Read(request.ContinueToken);
+        if (problem is not null)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, problem));
+        }
+
+        var (page, next) = NodePager.Page(all.Nodes, request.States, request.NamePrefix, request.Limit, after);
+        var response = new ListNodesResponse { At = all.At, ContinueToken = next };
+        response.Nodes.AddRange(page);
         return Task.FromResult(response);
     }
 

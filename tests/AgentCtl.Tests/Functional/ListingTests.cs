@@ -73,6 +73,31 @@ public sealed class ListingTests : IAsyncLifetime
         Assert.Equal("agentctl: --severity: unknown value \"fatal\" (info, warning, error)", bad.Stderr.Trim());
     }
 
+    /// <summary>
+    /// agentctl reads the list in pages (--chunk-size, 500 by default, as kubectl): with pages of one node it still
+    /// lists every node once, in order, and filters as before; the coordinator refuses a token it did not make.
+    /// </summary>
+    [Fact]
+    public async Task TheNodeList_ReadInPages_IsWhole()
+    {
+        var whole = await _h.AgentCtlAsync(CoordinatorHarness.Viewer, "nodes", "--chunk-size", "10000", "-o", "json");
+        Assert.True(whole.ExitCode == 0, whole.ToString());
+        var paged = await _h.AgentCtlAsync(CoordinatorHarness.Viewer, "nodes", "--chunk-size", "1", "-o", "json");
+        Assert.True(paged.ExitCode == 0, paged.ToString());
+        var names = JsonNode.Parse(paged.Stdout)!["nodes"]!.AsArray().Select(n => (string)n!["name"]!).ToList();
+        Assert.Equal(JsonNode.Parse(whole.Stdout)!["nodes"]!.AsArray().Select(n => (string)n!["name"]!), names);
+        Assert.Equal([Worker1, Worker2], names.Where(n => n.StartsWith("tools-k8s-worker-", StringComparison.Ordinal)));
+        var failing = await _h.AgentCtlAsync(CoordinatorHarness.Viewer, "nodes", "--chunk-size", "1", "--state", "failing");
+        Assert.Equal([Worker1], failing.Stdout.Trim().Split('\n').Skip(1).Select(l => l.Split(' ')[0]));
+
+        var page = await _h.AdminClient(CoordinatorHarness.Viewer).ListNodesAsync(new ListNodesRequest { Limit = 1 });
+        Assert.Single(page.Nodes);
+        Assert.NotEqual(string.Empty, page.ContinueToken);
+        var refused = await Assert.ThrowsAsync<Grpc.Core.RpcException>(async () =>
+            await _h.AdminClient(CoordinatorHarness.Viewer).ListNodesAsync(new ListNodesRequest { Limit = 1, ContinueToken = "aGVsbG8" }));
+        Assert.Equal((Grpc.Core.StatusCode.InvalidArgument, "not a continue token of this coordinator"), (refused.StatusCode, refused.Status.Detail));
+    }
+
     [Fact]
     public async Task InATerminalOf100Columns_TheMessageFillsTheWidth_AndWideShowsItWhole()
     {
