@@ -94,7 +94,7 @@ Console.WriteLine($"bare grpc-dotnet echo (ceiling):               {results["ech
 Console.WriteLine($"coordinator on SQLite:                         {results["sqlite"],8:0} reports/s = {100 * results["sqlite"] / results["echo"]:0} % of the ceiling");
 if (sqliteOnly)
 {
-    Console.WriteLine(lists[0] + " (goal: p99 <= 20 ms)");
+    Console.WriteLine(lists[0]);
     return;
 }
 
@@ -102,7 +102,7 @@ Console.WriteLine($"coordinator on PostgreSQL:                     {results["pos
 Console.WriteLine($"3 coordinators on PostgreSQL behind haproxy:   {results["cluster"],8:0} reports/s = {100 * results["cluster"] / results["echo"]:0} % of the ceiling (one machine: 3 processes, haproxy and the clients share its cores)");
 foreach (var l in lists)
 {
-    Console.WriteLine(l + " (goal: p99 <= 20 ms)");
+    Console.WriteLine(l);
 }
 
 static async Task<string> ListNodesAsync(CoordinatorHarness h, int n)
@@ -138,7 +138,31 @@ static async Task<string> ListNodesAsync(CoordinatorHarness h, int n)
     }
 
     var decMs = dec.Elapsed.TotalMilliseconds / 20;
-    return $"p50 {times[times.Count / 2]:0.0} ms, p99 {times[(int)(times.Count * 0.99)]:0.0} ms; response {bytes.Length / 1024} KiB, encode {encMs:0.0} ms, decode {decMs:0.0} ms";
+    // Pages of 500 (issue 28: p99 <= 5 ms), walked through the whole list again and again.
+    var pageTimes = new List<double>();
+    var request = new ListNodesRequest { Limit = 500 };
+    var seen = 0;
+    for (var i = 0; i < 600; i++)
+    {
+        var t = Stopwatch.StartNew();
+        var page = await admin.ListNodesAsync(request, deadline: Deadline());
+        pageTimes.Add(t.Elapsed.TotalMilliseconds);
+        seen += page.Nodes.Count;
+        request.ContinueToken = page.ContinueToken;
+        if (page.ContinueToken.Length == 0)
+        {
+            if (seen != n)
+            {
+                throw new InvalidOperationException($"the pages of ListNodes held {seen} nodes, not {n}");
+            }
+
+            seen = 0;
+        }
+    }
+
+    pageTimes.Sort();
+    return $"p50 {times[times.Count / 2]:0.0} ms, p99 {times[(int)(times.Count * 0.99)]:0.0} ms (goal: p99 <= 20 ms); response {bytes.Length / 1024} KiB, encode {encMs:0.0} ms, decode {decMs:0.0} ms"
+        + $"; a page of 500: p50 {pageTimes[pageTimes.Count / 2]:0.0} ms, p99 {pageTimes[(int)(pageTimes.Count * 0.99)]:0.0} ms (goal: p99 <= 5 ms)";
 }
 
 static async Task<double> Blast(string address, List<string> nodes, List<X509Certificate2> certs, X509Certificate2Collection ca, TimeSpan duration)
