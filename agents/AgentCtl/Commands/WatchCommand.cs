@@ -29,16 +29,23 @@ internal static class WatchCommand
                 (failures, _) => Console.Error.WriteLine($"agentctl: watching again (after {failures} failed attempt(s))"));
             var everReceived = false;
             var failovers = 0;
+            var lastVersion = string.Empty; // a watch again resumes after it: the missed changes, not a whole snapshot
             while (true)
             {
                 var received = false;
                 try
                 {
-                    using var call = c.Admin.Watch(new WatchRequest(), cancellationToken: ct);
+                    using var call = c.Admin.Watch(new WatchRequest { ResumeFrom = lastVersion }, cancellationToken: ct);
                     await foreach (var e in call.ResponseStream.ReadAllAsync(ct))
                     {
                         received = everReceived = true;
                         streak.Succeeded();
+                        if (e.ResyncReason.Length > 0)
+                        {
+                            Console.Error.WriteLine($"agentctl: the watch did not resume ({Output.Escape(e.ResyncReason)}): a new snapshot follows");
+                        }
+
+                        lastVersion = e.Version.Length > 0 ? e.Version : lastVersion;
                         AgentCtlOptions.Print(format switch
                         {
                             OutputFormat.Json => Render.CompactJson(e),
@@ -62,7 +69,8 @@ internal static class WatchCommand
                     && (everReceived || (Connection.NeverReached(ex) && failovers < c.ServerCount - 1)))
                 {
                     // The instance went away (or never answered): say so, and watch again, through the next address
-                    // if there are several. The new watch starts with a fresh snapshot.
+                    // if there are several. The same instance resumes after the last change seen; another one (or
+                    // this one restarted) starts with a fresh snapshot.
                     var wait = streak.Failed(ex);
                     if (!received && c.ServerCount > 1)
                     {

@@ -274,15 +274,43 @@ public sealed class AdminApi(
     public override async Task Watch(WatchRequest request, IServerStreamWriter<WatchEvent> responseStream, ServerCallContext context)
     {
         var caller = authorizer.Require(context, Roles.Viewer, "watch");
-        // Subscribe before the snapshot: a change made meanwhile may arrive twice, never not at all.
         using var stream = streams.Open(context, caller, Roles.Viewer);
-        using var subscription = feed.Subscribe();
-        var snapshot = new Snapshot();
-        snapshot.Nodes.AddRange(state.ListNodes());
-        snapshot.Builds.AddRange(builds.List(DefaultBuildsLimit));
-        await responseStream.WriteAsync(new WatchEvent { At = Timestamp.FromDateTimeOffset(time.GetUtcNow()), Snapshot = snapshot }, stream.Token).ConfigureAwait(false);
+        // Resumed: the changes since the version the watcher last saw, each once, then the live ones; no snapshot.
+        var (resumed, missed, whyNot) = request.ResumeFrom.Length > 0 ? feed.Resume(request.ResumeFrom) : (null, [], null);
+        ChangeFeed.Subscription subscription;
+        string? snapshotVersion = null;
+        if (resumed is not null)
+        {
+            subscription = resumed;
+        }
+        else
+        {
+            // Subscribe before the snapshot: a change made meanwhile may arrive twice, never not at all.
+            (subscription, snapshotVersion) = feed.SubscribeAt();
+        }
+
+        using var subscribed = subscription;
         try
         {
+            if (snapshotVersion is not null)
+            {
+                var snapshot = new Snapshot();
+                snapshot.Nodes.AddRange(state.ListNodes());
+                snapshot.Builds.AddRange(builds.List(DefaultBuildsLimit));
+                await responseStream.WriteAsync(new WatchEvent
+                {
+                    At = Timestamp.FromDateTimeOffset(time.GetUtcNow()),
+                    Snapshot = snapshot,
+                    Version = snapshotVersion,
+                    ResyncReason = whyNot ?? string.Empty,
+                }, stream.Token).ConfigureAwait(false);
+            }
+
+            foreach (var e in missed)
+            {
+                await responseStream.WriteAsync(e, stream.Token).ConfigureAwait(false);
+            }
+
             await foreach (var e in subscription.Reader.ReadAllAsync(stream.Token).ConfigureAwait(false))
             {
                 await responseStream.WriteAsync(e, stream.Token).ConfigureAwait(false);
