@@ -245,6 +245,11 @@ internal sealed partial class BuildQueueService(
             throw new RepositoryException($"build request refused: tag {tagProblem}");
         }
 
+        if (tag == Promotion.TagPolicy.Latest)
+        {
+            throw new RepositoryException($"build request refused: tag {Promotion.TagPolicy.Latest} comes only from promotion of a verified {Promotion.TagPolicy.Testing} digest (agentctl promote); builds push {Promotion.TagPolicy.Testing}");
+        }
+
         if (request.Images.Count is 0 or > MaxImagesPerRequest)
         {
             throw new RepositoryException($"build request refused: {request.Images.Count} images (1 to {MaxImagesPerRequest})");
