@@ -14,7 +14,7 @@ public sealed class ShellCompletionTests
     {
         { "agentctl", "fin", "findings", ["nodes", "node", "findings", "builds", "build", "build-log", "watch", "pki", "completion"] },
         { "toolforge-node-agent", "audit nf", "audit nftables", ["audit", "check", "completion"] },
-        { "toolforge-builder-agent", "reb", "rebuild-all", ["build", "rebuild-all", "plan", "render", "graph", "clean", "serve", "completion"] },
+        { "toolforge-builder-agent", "reb", "rebuild-all", ["build", "rebuild-all", "plan", "render", "graph", "clean", "verify", "promote", "serve", "completion"] },
         { "toolforge-log-shipper", "sh", "ship", ["ship", "completion"] },
         { "toolforge-coordinator", "mig", "migrate-store", ["migrate-store", "completion"] },
     };

@@ -116,6 +116,11 @@ internal static class BuilderCli
             await Console.Error.WriteLineAsync($"toolforge-builder-agent: {ex.Message}");
             return ExitFailed;
         }
+        catch (Promotion.PromotionException ex)
+        {
+            await Console.Error.WriteLineAsync($"toolforge-builder-agent: {ex.Message}");
+            return ExitFailed;
+        }
         catch (Git.GitException ex)
         {
             await Console.Error.WriteLineAsync($"toolforge-builder-agent: {ex.Message}");
