@@ -32,7 +32,8 @@ internal sealed partial class BuildQueueService(
     AgentState state,
     IOptions<BuilderOptions> options,
     TimeProvider time,
-    ILogger<BuildQueueService> logger) : BackgroundService
+    ILogger<BuildQueueService> logger,
+    Promotion.PostPushVerifier? verifier = null) : BackgroundService
 {
     /// <summary>Between attempts to open the command stream again: 1 s doubling, at most 30 s.</summary>
     private static readonly RetryBounds Reconnect = new(Initial: TimeSpan.FromSeconds(1), Max: TimeSpan.FromSeconds(30));
@@ -307,7 +308,8 @@ internal sealed partial class BuildQueueService(
             using (await lane.EnterAsync(ct).ConfigureAwait(false))
             {
                 var (session, order) = Accept(request, o);
-                var settings = new BuildSettings(session.Naming, request.Push, request.NoCache, Pull: false, request.Force, PushSuccessful: false, o.Jobs);
+                var settings = new BuildSettings(session.Naming, request.Push, request.NoCache, Pull: false, request.Force, PushSuccessful: false, o.Jobs,
+                    Verifier: verifier?.For(session.Naming));
                 reports = await session.RunAsync(docker, order, settings, progress, ct).ConfigureAwait(false);
             }
 

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Toolforge.Agents.Common.Options;
 
 namespace Toolforge.Agents.BuilderAgent.Promotion;
@@ -10,6 +11,7 @@ public static class PromotionServiceCollectionExtensions
     public static IServiceCollection AddPromotion(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddValidatedOptions<PromotionOptions>(configuration, PromotionOptions.Section, (c, o) => c.Bind(o));
+        services.TryAddSingleton<PostPushVerifier>();
         return services;
     }
 }
