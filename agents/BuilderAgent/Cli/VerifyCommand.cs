@@ -40,8 +40,18 @@ internal static class VerifyCommand
                 var failed = 0;
                 foreach (var path in paths)
                 {
-                    var r = await verifier.VerifyAsync(path, null, ct);
-                    if (pr.GetValue(all) && r.Digest.Length == 0)
+                    VerifyResult r;
+                    try
+                    {
+                        r = await verifier.VerifyAsync(path, null, ct);
+                    }
+                    catch (PromotionException ex)
+                    {
+                        // the registry or the verdict file: this image is not verified; the others are still tried
+                        r = new VerifyResult(path, ImageVerifier.Repository(c.Naming, path), string.Empty, false, ex.Message);
+                    }
+
+                    if (pr.GetValue(all) && r.Digest.Length == 0 && r.Detail.EndsWith("(build and push it first)", StringComparison.Ordinal))
                     {
                         continue; // --all: an image never pushed is not this command's to judge
                     }

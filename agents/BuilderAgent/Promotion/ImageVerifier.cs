@@ -47,6 +47,12 @@ public sealed class ImageVerifier(BuilderDocker docker, RegistryClient registry,
             passed = false;
             detail = RegistryClient.Safe(ex.Message);
         }
+        catch (global::Docker.DotNet.DockerApiException ex)
+        {
+            // "no such image" and the like, outside BuilderDocker's own wrapping: a failed verify, said in one line
+            passed = false;
+            detail = RegistryClient.Safe($"Docker: {(int)ex.StatusCode} {ex.ResponseBody?.Trim() ?? ex.Message}");
+        }
 
         store.Record(repository, new Verdict(digest, passed, time.GetUtcNow(), detail));
         return new VerifyResult(path, repository, digest, passed, detail);

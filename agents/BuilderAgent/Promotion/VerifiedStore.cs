@@ -33,7 +33,15 @@ public sealed class VerifiedStore(string path)
         var all = Load();
         all[repository] = verdict;
         var state = new VerifiedState { Images = all };
-        DurableFile.Write(Path, JsonSerializer.SerializeToUtf8Bytes(state, VerifiedJson.Default.VerifiedState), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead);
+        try
+        {
+            DurableFile.Write(Path, JsonSerializer.SerializeToUtf8Bytes(state, VerifiedJson.Default.VerifiedState), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // NotARegularFileException (an IOException) included: said as it is, in one line.
+            throw new PromotionException($"cannot write the verdict file {Safe(Path)}: {Safe(ex.Message)}", ex);
+        }
     }
 
     private Dictionary<string, Verdict> Load()
