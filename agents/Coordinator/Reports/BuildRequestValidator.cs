@@ -41,6 +41,12 @@ internal static partial class BuildRequestValidator
             return $"build.tag: \"{Cut(request.Build.Tag)}\" is not a valid image tag";
         }
 
+        if (request.Build.Tag == "latest")
+        {
+            // Issue 27: builds push testing; latest is moved only by promotion, to a verified testing digest.
+            return "build.tag: latest comes only from promotion of a verified testing digest (toolforge-builder-agent promote); builds push testing";
+        }
+
         if (request.Builder.Length > 0 && !ReportValidator.IsValidNodeName(request.Builder))
         {
             return $"builder: \"{Cut(request.Builder)}\" is not a host name";
