@@ -34,13 +34,13 @@ internal sealed class EngineApiCounter : IAsyncDisposable
     }
 
     // The same proxy in front of a TCP peer on a network namespace's loopback, listening on that namespace's 127.0.0.1.
-    private EngineApiCounter(string netnsPath, int upstreamPort)
+    private EngineApiCounter(string netnsPath, int upstreamPort, int hostPort = -1)
     {
         _upstream = () => InNetns.TcpSocket(netnsPath);
         _upstreamEndPoint = new IPEndPoint(IPAddress.Loopback, upstreamPort);
         Socket = string.Empty;
-        _listener = InNetns.TcpSocket(netnsPath);
-        _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        _listener = hostPort < 0 ? InNetns.TcpSocket(netnsPath) : new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        _listener.Bind(new IPEndPoint(IPAddress.Loopback, Math.Max(0, hostPort)));
         _listener.Listen(64);
         Address = $"127.0.0.1:{((IPEndPoint)_listener.LocalEndPoint!).Port}";
         _accepting = AcceptAsync();
@@ -52,6 +52,13 @@ internal sealed class EngineApiCounter : IAsyncDisposable
     /// engine pushes through it, and so does a program run there. Counts the registry requests (blob uploads among them).
     /// </summary>
     public static EngineApiCounter ForRegistry(string netns, int registryPort) => new("/run/netns/" + netns, registryPort);
+
+    /// <summary>
+    /// The registry of <paramref name="netns"/> at the same address on the host's loopback (127.0.0.1:<paramref name="registryPort"/>
+    /// there too): a process in the host's namespace (the builder daemon, which must also reach the coordinator) reaches
+    /// the registry the engine pushes to under the same name.
+    /// </summary>
+    public static EngineApiCounter BridgeFromHost(string netns, int registryPort) => new("/run/netns/" + netns, registryPort, registryPort);
 
     public string Socket { get; }
 
