@@ -21,7 +21,7 @@ if mkdir -p /var/log/tfa 2>/dev/null && [ -w /var/log/tfa ]; then LOGS=/var/log/
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 
 # ------------------------------------------------------------------ Debian packages and real peers
-TEST_PACKAGES=(docker.io docker-registry containerd runc containernetworking-plugins rsyslog rsyslog-relp rsyslog-gnutls systemd-journal-remote iptables nftables conntrack iproute2
+TEST_PACKAGES=(docker.io docker-registry skopeo containerd runc containernetworking-plugins rsyslog rsyslog-relp rsyslog-gnutls systemd-journal-remote iptables nftables conntrack iproute2
   debootstrap systemd-container busybox-static python3-jinja2 prometheus dbus openssl debhelper lintian clang zlib1g-dev
   fakeroot dpkg-dev prometheus-alertmanager haproxy postgresql-15 tmux man-db puppet puppet-lint ruby-rspec-puppet
   sshfs openssh-sftp-server zsh fish)
@@ -403,7 +403,7 @@ cmd_bench() {
   # (the two packages conflict over /usr/bin/kubectl).
   local kubectl_pkg=kubernetes-client
   command -v kubectl >/dev/null 2>&1 && kubectl_pkg=
-  ensure_packages rsyslog rsyslog-relp systemd-journal-remote iptables nftables docker.io docker-registry busybox-static postgresql-15 haproxy \
+  ensure_packages rsyslog rsyslog-relp systemd-journal-remote iptables nftables docker.io docker-registry skopeo busybox-static postgresql-15 haproxy \
     $kubectl_pkg "${NATIVE_PACKAGES[@]}"
   # The benchmarks that run programs as processes run the binaries of out/bin, as built from this tree.
   cmd_build >/dev/null

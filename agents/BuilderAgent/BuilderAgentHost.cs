@@ -20,12 +20,17 @@ internal static class BuilderAgentHost
         }
 
         // --config before the subcommand, as every daemon takes it (`toolforge-builder-agent --config F serve`), or after
-        // `serve`. Only `serve` reads a configuration file: a one-shot command given it is told so, not left to ignore it.
+        // `serve`. Only `serve`, `verify` and `promote` read a configuration file: another one-shot command given it is told so, not left to ignore it.
         var config = new Option<string?>("--config") { Description = $"Configuration file for serve (default {DaemonInfo.BuilderAgent.DefaultConfigPath})" };
         root.Options.Add(config);
         var serve = BuilderDaemon.Command(config);
         root.Subcommands.Add(serve);
-        foreach (var other in root.Subcommands.Where(c => c != serve))
+        // verify and promote act exactly as the daemon would: they read its configuration file too.
+        var verify = VerifyCommand.Create(config);
+        var promote = PromoteCommand.Create(config);
+        root.Subcommands.Add(verify);
+        root.Subcommands.Add(promote);
+        foreach (var other in root.Subcommands.Where(c => c != serve && c != verify && c != promote))
         {
             other.Validators.Add(r =>
             {

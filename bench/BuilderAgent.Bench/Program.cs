@@ -10,12 +10,20 @@ using Toolforge.Agents.TestSupport;
 //  - sequential build (--jobs 1, as build.py builds): per-image times, their sum, and the critical path;
 //  - full rebuild with --jobs 2: wall time, against the critical path and against max(critical path, sum / 2);
 //  - no-op rebuild (nothing changed) of the fixture tree and of a generated 50-image tree, as whole processes.
-// First, without Docker: git change detection and selection on the real 52-image tree (`-- selection` runs only that).
+// First, without Docker: git change detection and selection on the real 52-image tree (`-- selection` runs only that),
+// then promotion of 50 images on a loopback docker-registry (`-- promote` runs only selection and that).
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var selectionMet = await GitSelectionBench.RunAsync();
 if (args.Contains("selection"))
 {
     return selectionMet ? 0 : 1;
+}
+
+// Promotion of 50 images on a loopback docker-registry (no Docker needed): `-- promote` runs only that.
+var promotionMet = await Toolforge.Agents.BuilderAgent.Bench.PromotionBench.RunAsync(CopyFixture, Generate50);
+if (args.Contains("promote"))
+{
+    return promotionMet ? 0 : 1;
 }
 
 await using var docker = await PrivateDockerd.StartAsync();
@@ -88,7 +96,7 @@ var bigRunner = new BuildRunner(engine, bigGraph, new BuildSettings(naming, Jobs
 var bigAll = bigGraph.Select(bigGraph.Roots, single: false);
 await bigRunner.RunAsync(await bigRunner.PlanAsync(bigAll, default), default);
 Console.WriteLine($"no-op rebuild of a 50-image lineage (whole process, median of 3): {await NoOp(big.Path, "gen"):0.00}s");
-return selectionMet ? 0 : 1;
+return selectionMet && promotionMet ? 0 : 1;
 
 static TempDir CopyFixture()
 {

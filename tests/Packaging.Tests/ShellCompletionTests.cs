@@ -12,9 +12,9 @@ public sealed class ShellCompletionTests
     /// <summary>Each program, a prefix typed, what TAB must make of it, and the subcommands it has.</summary>
     public static TheoryData<string, string, string, string[]> Programs => new()
     {
-        { "agentctl", "fin", "findings", ["nodes", "node", "findings", "builds", "build", "build-log", "watch", "pki", "completion"] },
+        { "agentctl", "fin", "findings", ["nodes", "node", "findings", "builds", "build", "promote", "build-log", "watch", "pki", "completion"] },
         { "toolforge-node-agent", "audit nf", "audit nftables", ["audit", "check", "completion"] },
-        { "toolforge-builder-agent", "reb", "rebuild-all", ["build", "rebuild-all", "plan", "render", "graph", "clean", "serve", "completion"] },
+        { "toolforge-builder-agent", "reb", "rebuild-all", ["build", "rebuild-all", "plan", "render", "graph", "clean", "verify", "promote", "serve", "completion"] },
         { "toolforge-log-shipper", "sh", "ship", ["ship", "completion"] },
         { "toolforge-coordinator", "mig", "migrate-store", ["migrate-store", "completion"] },
     };

@@ -56,14 +56,14 @@ public sealed class ConfigContract(string program, Func<string, IHost> build)
         var wrong = new List<string>();
         foreach (var list in OptionsLists.Find(defaults, section).Where(l => l.Default.Count > 0))
         {
-            var empty = Lookup(With(OptionsLists.ConfigAt(list.Path, new JsonArray()), bind), list.Path);
+            var empty = Lookup(With(OptionsLists.ConfigAt(list.Path, new JsonArray()), bind), section, list.Path);
             if (empty.Count != 0)
             {
                 wrong.Add($"{list.Path}: [] bound as [{string.Join(", ", empty)}]");
             }
 
             var one = list.Default[^1]?.ToString();
-            var single = Lookup(With(OptionsLists.ConfigAt(list.Path, new JsonArray(JsonValue.Create(one))), bind), list.Path);
+            var single = Lookup(With(OptionsLists.ConfigAt(list.Path, new JsonArray(JsonValue.Create(one))), bind), section, list.Path);
             if (single.Count != 1 || single[0]?.ToString() != one)
             {
                 wrong.Add($"{list.Path}: [\"{one}\"] bound as [{string.Join(", ", single)}]");
@@ -115,5 +115,6 @@ public sealed class ConfigContract(string program, Func<string, IHost> build)
             : null;
     }
 
-    private static IList Lookup(object options, string path) => OptionsLists.ListAt(options, path[(path.IndexOf(':', StringComparison.Ordinal) + 1)..]);
+    // The list below the options type bound at `section` (which may itself be nested: "Builder:Promotion").
+    private static IList Lookup(object options, string section, string path) => OptionsLists.ListAt(options, path[(section.Length + 1)..]);
 }

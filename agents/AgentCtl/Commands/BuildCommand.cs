@@ -16,7 +16,7 @@ internal static class BuildCommand
     {
         var output = AgentCtlOptions.Output();
         var images = new Argument<string[]>("image") { Description = "Image paths, e.g. python311-sssd/base", Arity = ArgumentArity.OneOrMore };
-        var tag = new Option<string>("--tag", "-t") { Description = "testing (default) or latest", DefaultValueFactory = _ => "testing" };
+        var tag = new Option<string>("--tag", "-t") { Description = "testing (default); latest is refused: it comes only from promotion of a verified testing digest", DefaultValueFactory = _ => "testing" };
         var push = new Option<bool>("--push") { Description = "Push the images after building" };
         var noCache = new Option<bool>("--no-cache") { Description = "Build without Docker's layer cache" };
         var single = new Option<bool>("--single", "-s") { Description = "Build only the named images, not their lineage" };

@@ -13,7 +13,8 @@ public sealed record BuildSettings(
     bool Force = false,
     bool PushSuccessful = false,
     int Jobs = 2,
-    ImageSource? Source = null);
+    ImageSource? Source = null,
+    Promotion.ImageVerifier? Verifier = null);
 
 /// <summary>One image of a plan: what it is called, what it builds on, and whether it would be skipped.</summary>
 public sealed record PlannedImage(string Path, string FullName, string? Parent, string From, BuildInputs? Inputs, bool? Unchanged, string? ExistingId, string? Problem = null);
@@ -198,12 +199,33 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
             log.Line(item.Path, $"pushing {item.FullName}");
             var digest = await docker.PushAsync(settings.Naming.Repository(item.Path), settings.Naming.Tag, line => log.Line(item.Path, line), ct).ConfigureAwait(false);
             log.Line(item.Path, $"pushed {item.FullName} {digest}");
+            await VerifyPushedAsync(item, digest, ct).ConfigureAwait(false);
             return built with { Result = "pushed", Digest = digest.Length > 0 ? digest : built.Digest, Duration = built.Duration + sw.Elapsed };
         }
         catch (DockerOperationException ex)
         {
             log.Line(item.Path, $"PUSH FAILED: {ex.Message}");
             return built with { Result = "push-failed", Error = ex.Message, Duration = built.Duration + sw.Elapsed };
+        }
+    }
+
+    // The probe on the digest just pushed (the daemon's builds of testing): its verdict is a line of the build's log and
+    // a record for `promote`. It does not change the image's result: the push happened; promote refuses what failed.
+    private async Task VerifyPushedAsync(PlannedImage item, string digest, CancellationToken ct)
+    {
+        if (settings.Verifier is not { } verifier)
+        {
+            return;
+        }
+
+        try
+        {
+            var r = await verifier.VerifyAsync(item.Path, digest.Length > 0 ? digest : null, ct).ConfigureAwait(false);
+            log.Line(item.Path, r.Passed ? $"verified {r.Digest}: {r.Detail}" : $"VERIFY FAILED {(r.Digest.Length > 0 ? r.Digest : "-")}: {r.Detail} (promote refuses it)");
+        }
+        catch (Exception ex) when (ex is Promotion.PromotionException or Common.Files.NotARegularFileException or IOException or UnauthorizedAccessException)
+        {
+            log.Line(item.Path, $"VERIFY NOT RUN: {Promotion.RegistryClient.Safe(ex.Message)} (promote refuses it until `verify` passes)");
         }
     }
 

@@ -23,7 +23,7 @@ internal static class BuilderCli
         public Option<string?> Repo { get; } = new("--repo") { Description = "The image repository (default: the current directory or the nearest parent that holds one)" };
         public Option<string> Registry { get; } = new("--docker-registry") { Description = "Registry the images are named for", DefaultValueFactory = _ => NamingOptions.DefaultRegistry };
         public Option<string> Prefix { get; } = new("--image-prefix") { Description = "Prefix of every image name", DefaultValueFactory = _ => NamingOptions.DefaultPrefix };
-        public Option<string> Tag { get; } = new("--tag", "-t") { Description = "testing (default) or latest", DefaultValueFactory = _ => "testing" };
+        public Option<string> Tag { get; } = new("--tag", "-t") { Description = "testing (default) or latest (build.py's; skips the verify step: `promote` moves latest to a verified testing digest)", DefaultValueFactory = _ => "testing" };
         public Option<bool> Push { get; } = new("--push") { Description = "Push every image after all built" };
         public Option<bool> NoCache { get; } = new("--no-cache") { Description = "Build without Docker's layer cache (always rebuilds)" };
         public Option<bool> Single { get; } = new("--single", "-s") { Description = "Build only the named images, not their ancestors and descendants" };
@@ -80,6 +80,11 @@ internal static class BuilderCli
         }
 
         bool Flag(Option<bool> o) => pr.CommandResult.Command.Options.Contains(o) && pr.GetValue(o);
+        if (naming.Tag == Promotion.TagPolicy.Latest)
+        {
+            Console.Error.WriteLine(Promotion.TagPolicy.LatestSkipsVerify);
+        }
+
         return new BuildSettings(naming, Flag(f.Push), Flag(f.NoCache), Flag(f.Pull), Flag(f.Force), Flag(f.PushSuccessful), jobs);
     }
 
@@ -107,6 +112,11 @@ internal static class BuilderCli
             return ExitBadInput;
         }
         catch (DockerOperationException ex)
+        {
+            await Console.Error.WriteLineAsync($"toolforge-builder-agent: {ex.Message}");
+            return ExitFailed;
+        }
+        catch (Promotion.PromotionException ex)
         {
             await Console.Error.WriteLineAsync($"toolforge-builder-agent: {ex.Message}");
             return ExitFailed;

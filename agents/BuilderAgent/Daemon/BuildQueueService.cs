@@ -32,7 +32,8 @@ internal sealed partial class BuildQueueService(
     AgentState state,
     IOptions<BuilderOptions> options,
     TimeProvider time,
-    ILogger<BuildQueueService> logger) : BackgroundService
+    ILogger<BuildQueueService> logger,
+    Promotion.PostPushVerifier? verifier = null) : BackgroundService
 {
     /// <summary>Between attempts to open the command stream again: 1 s doubling, at most 30 s.</summary>
     private static readonly RetryBounds Reconnect = new(Initial: TimeSpan.FromSeconds(1), Max: TimeSpan.FromSeconds(30));
@@ -245,6 +246,11 @@ internal sealed partial class BuildQueueService(
             throw new RepositoryException($"build request refused: tag {tagProblem}");
         }
 
+        if (tag == Promotion.TagPolicy.Latest)
+        {
+            throw new RepositoryException($"build request refused: tag {Promotion.TagPolicy.Latest} comes only from promotion of a verified {Promotion.TagPolicy.Testing} digest (agentctl promote); builds push {Promotion.TagPolicy.Testing}");
+        }
+
         if (request.Images.Count is 0 or > MaxImagesPerRequest)
         {
             throw new RepositoryException($"build request refused: {request.Images.Count} images (1 to {MaxImagesPerRequest})");
@@ -293,6 +299,12 @@ internal sealed partial class BuildQueueService(
     private async Task RunStartedAsync(Command command, BuildRequest request, BuilderOptions o, ProgressSender progress, CancellationToken ct, CancellationToken stoppingToken)
     {
         progress.State(BuildState.Running);
+        if (request.Promote)
+        {
+            await RunPromotionAsync(command, request, o, progress, ct).ConfigureAwait(false);
+            return;
+        }
+
         progress.Line("*", $"build requested by {command.RequestedBy}: {request.Images.Count} image(s), push={request.Push} no_cache={request.NoCache}");
         string? error = null;
         IReadOnlyList<ImageReport> reports = [];
@@ -302,7 +314,8 @@ internal sealed partial class BuildQueueService(
             using (await lane.EnterAsync(ct).ConfigureAwait(false))
             {
                 var (session, order) = Accept(request, o);
-                var settings = new BuildSettings(session.Naming, request.Push, request.NoCache, Pull: false, request.Force, PushSuccessful: false, o.Jobs);
+                var settings = new BuildSettings(session.Naming, request.Push, request.NoCache, Pull: false, request.Force, PushSuccessful: false, o.Jobs,
+                    Verifier: verifier?.For(session.Naming));
                 reports = await session.RunAsync(docker, order, settings, progress, ct).ConfigureAwait(false);
             }
 
@@ -339,6 +352,75 @@ internal sealed partial class BuildQueueService(
         Builds.WithLabels(error is null ? "succeeded" : "failed").Inc();
         state.SetCheck("builder.last-build", error is null ? CheckState.Ok : CheckState.Warning,
             error is null ? $"build {command.BuildId} succeeded ({reports.Count} images)" : $"build {command.BuildId} failed: {error}");
+        Log.Finished(logger, command.BuildId, error ?? "succeeded");
+    }
+
+    /// <summary>
+    /// A promotion through the coordinator (issue 27: there, latest comes only from this): for each image, latest is
+    /// pointed at its verified testing digest by copying the manifest; each image's result is "promoted" (with the
+    /// digest) or "refused" (with why); the request fails when any image was refused. Nothing is built.
+    /// </summary>
+    private async Task RunPromotionAsync(Command command, BuildRequest request, BuilderOptions o, ProgressSender progress, CancellationToken ct)
+    {
+        progress.Line("*", $"promotion requested by {command.RequestedBy}: {(request.AllVerified ? "every image whose last verify passed" : $"{request.Images.Count} image(s)")}");
+        string? error = null;
+        var count = 0;
+        try
+        {
+            if (verifier is null)
+            {
+                throw new RepositoryException("this builder does not promote (no Builder:Promotion wiring)");
+            }
+
+            var naming = new NamingOptions(o.Registry, o.ImagePrefix, Promotion.TagPolicy.Testing);
+            var promoter = verifier.Promoter(naming);
+            IReadOnlyList<string> paths;
+            using (await lane.EnterAsync(ct).ConfigureAwait(false))
+            {
+                var graph = BuildSession.Open(o.Repository, naming).Graph;
+                paths = request.AllVerified ? promoter.Verified(graph) : request.Images.Select(BuildSession.Normalize).ToList();
+                if (paths.Count > MaxImagesPerRequest)
+                {
+                    throw new RepositoryException($"promotion refused: {paths.Count} images (at most {MaxImagesPerRequest})");
+                }
+
+                foreach (var p in paths.Where(p => graph.Images.All(i => i.Path != p)))
+                {
+                    throw new RepositoryException($"promotion refused: {Promotion.RegistryClient.Safe(p)} is not an image of the repository");
+                }
+            }
+
+            count = paths.Count;
+            if (count == 0)
+            {
+                progress.Line("*", "nothing to promote: no image's last verify passed");
+            }
+
+            var refused = 0;
+            foreach (var path in paths)
+            {
+                var sw = Stopwatch.StartNew();
+                var r = await promoter.PromoteAsync(path, ct).ConfigureAwait(false);
+                refused += r.Ok ? 0 : 1;
+                progress.Line(path, r.Ok ? $"promoted: {r.Detail}" : $"REFUSED: {r.Detail}");
+                progress.Result(new ImageReport(path, $"{r.Repository}:{Promotion.TagPolicy.Latest}", r.Ok ? "promoted" : "refused", sw.Elapsed, r.Digest, r.Ok ? string.Empty : r.Detail));
+            }
+
+            if (refused > 0)
+            {
+                error = $"{refused} of {count} image(s) not promoted";
+            }
+        }
+        catch (Exception ex) when (ex is RepositoryException or Promotion.PromotionException or IOException)
+        {
+            error = ex.Message;
+            progress.Line("*", "ERROR: " + ex.Message);
+        }
+
+        progress.State(error is null ? BuildState.Succeeded : BuildState.Failed, error);
+        Builds.WithLabels(error is null ? "succeeded" : "failed").Inc();
+        state.SetCheck("builder.last-build", error is null ? CheckState.Ok : CheckState.Warning,
+            error is null ? $"promotion {command.BuildId} succeeded ({count} images)" : $"promotion {command.BuildId} failed: {error}");
         Log.Finished(logger, command.BuildId, error ?? "succeeded");
     }
 

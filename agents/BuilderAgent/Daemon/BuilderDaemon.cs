@@ -12,6 +12,7 @@ using Toolforge.Agents.BuilderAgent.Build;
 using Toolforge.Agents.BuilderAgent.Docker;
 using Toolforge.Agents.BuilderAgent.Git;
 using Toolforge.Agents.BuilderAgent.Images;
+using Toolforge.Agents.BuilderAgent.Promotion;
 using Toolforge.Agents.Common.Checks;
 using Toolforge.Agents.Common.Cli;
 using Toolforge.Agents.Common.Hosting;
@@ -62,6 +63,7 @@ internal static class BuilderDaemon
             return new BuilderDocker(o.DockerEndpoint, o.CallTimeout, o.BuildTimeout, credentials);
         });
         builder.Services.AddGitPolling(builder.Configuration);
+        builder.Services.AddPromotion(builder.Configuration);
         builder.Services.AddHostedService<BuildQueueService>();
         builder.Services.AddHostedService<DockerHealthService>();
     }

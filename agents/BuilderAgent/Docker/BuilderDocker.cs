@@ -197,6 +197,112 @@ public sealed class BuilderDocker : IDisposable
         return digest ?? string.Empty;
     }
 
+    /// <summary>Makes <paramref name="reference"/> (repository@digest) present in the engine: pulled by digest when it is not.</summary>
+    public async Task EnsureImageAsync(string repository, string digest, CancellationToken ct)
+    {
+        if (await InspectImageAsync($"{repository}@{digest}", ct).ConfigureAwait(false) is not null)
+        {
+            return;
+        }
+
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(BuildTimeout);
+        string? error = null;
+        var progress = new Progress(m => error ??= m.Error?.Message?.Trim());
+        try
+        {
+            await _long.Images.CreateImageAsync(new ImagesCreateParameters { FromImage = repository, Tag = digest }, Auth(repository), progress, cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new DockerOperationException($"pull of {repository}@{digest} did not finish within {BuildTimeout}");
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException or DockerApiException)
+        {
+            throw new DockerOperationException($"pull of {repository}@{digest} failed: {(ex as DockerApiException)?.ResponseBody?.Trim() ?? ex.GetBaseException().Message}", ex);
+        }
+
+        if (error is not null)
+        {
+            throw new DockerOperationException($"pull of {repository}@{digest} failed: {error}");
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="command"/> in a new container of <paramref name="image"/> (no network, a terminal so the
+    /// output is plain lines) and waits up to <paramref name="timeout"/>; the container is removed in every case.
+    /// Returns the exit code (null when the deadline passed and it was killed) and the last lines of its output.
+    /// </summary>
+    public async Task<(long? ExitCode, IReadOnlyList<string> Tail)> RunProbeAsync(string image, IList<string> command, TimeSpan timeout, CancellationToken ct)
+    {
+        var created = await Call($"create a container of {image}", t => _short.Containers.CreateContainerAsync(new CreateContainerParameters
+        {
+            Image = image,
+            Cmd = command,
+            Tty = true,
+            Labels = new Dictionary<string, string> { ["org.toolforge.builder.verify"] = "1" },
+            HostConfig = new HostConfig { NetworkMode = "none" },
+        }, t), ct).ConfigureAwait(false);
+        var id = created.ID;
+        try
+        {
+            await Call($"start the probe of {image}", t => _short.Containers.StartContainerAsync(id, new ContainerStartParameters(), t), ct).ConfigureAwait(false);
+            long? exit;
+            using (var cts = CancellationTokenSource.CreateLinkedTokenSource(ct))
+            {
+                cts.CancelAfter(timeout);
+                try
+                {
+                    exit = (await _long.Containers.WaitContainerAsync(id, cts.Token).ConfigureAwait(false)).StatusCode;
+                }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                {
+                    exit = null; // the deadline passed: killed below by the forced removal
+                }
+                catch (Exception ex) when (ex is HttpRequestException or IOException or DockerApiException)
+                {
+                    throw new DockerOperationException($"waiting for the probe of {image}: {(ex as DockerApiException)?.ResponseBody?.Trim() ?? ex.GetBaseException().Message}", ex);
+                }
+            }
+
+            var tail = new List<string>();
+            if (exit is not null)
+            {
+                await Call($"read the probe's output of {image}", async t =>
+                {
+                    await _short.Containers.GetContainerLogsAsync(id, new ContainerLogsParameters { ShowStdout = true, ShowStderr = true, Tail = "5" }, new LineProgress(tail), t).ConfigureAwait(false);
+                    return true;
+                }, ct).ConfigureAwait(false);
+            }
+
+            return (exit, tail);
+        }
+        finally
+        {
+            // In every case, the cancelled one too (a fresh deadline, not the caller's token): no probe container is left behind.
+            using var cleanup = new CancellationTokenSource(CallTimeout);
+            try
+            {
+                await _short.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true }, cleanup.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is HttpRequestException or IOException or DockerApiException or OperationCanceledException)
+            {
+                ProbeLeftBehind?.Invoke(id, ex.GetBaseException().Message);
+            }
+        }
+    }
+
+    /// <summary>Said when a probe container could not be removed (its id and why); the daemon logs it, the CLI prints it.</summary>
+    public Action<string, string>? ProbeLeftBehind { get; set; }
+
+    private AuthConfig Auth(string repository)
+    {
+        var registry = repository.Split('/')[0];
+        return Credentials.TryGetValue(registry, out var c)
+            ? new AuthConfig { Username = c.Username, Password = c.Password, ServerAddress = registry }
+            : new AuthConfig();
+    }
+
     public Task<IList<ContainerListResponse>> ExitedContainersAsync(CancellationToken ct) =>
         Call("list exited containers", t => _short.Containers.ListContainersAsync(new ContainersListParameters
         {
@@ -283,5 +389,21 @@ public sealed class BuilderDocker : IDisposable
     private sealed class Progress(Action<JSONMessage> action) : IProgress<JSONMessage>
     {
         public void Report(JSONMessage value) => action(value);
+    }
+
+    // The last lines of a probe's output, synchronously and bounded (5 lines of at most 300 characters).
+    private sealed class LineProgress(List<string> lines) : IProgress<string>
+    {
+        public void Report(string value)
+        {
+            lock (lines)
+            {
+                lines.Add(value.Length <= 300 ? value : value[..300] + "…");
+                if (lines.Count > 5)
+                {
+                    lines.RemoveAt(0);
+                }
+            }
+        }
     }
 }

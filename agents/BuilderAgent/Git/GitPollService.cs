@@ -24,7 +24,8 @@ internal sealed partial class GitPollService(
     IOptions<BuilderOptions> builderOptions,
     IOptions<GitOptions> gitOptions,
     TimeProvider time,
-    ILogger<GitPollService> logger) : BackgroundService
+    ILogger<GitPollService> logger,
+    Promotion.PostPushVerifier? verifier = null) : BackgroundService
 {
     public const string Check = "builder.git";
 
@@ -118,7 +119,7 @@ internal sealed partial class GitPollService(
         }
 
         state.SetCheck(Check, CheckState.Ok, $"{checkout.Upstream} at {GitUpdate.Short(update.After)}: building {selection.Images.Count} image(s)");
-        var settings = new BuildSettings(naming, Push: o.Push, Jobs: b.Jobs, Source: new ImageSource(update.After, update.SourceUrl));
+        var settings = new BuildSettings(naming, Push: o.Push, Jobs: b.Jobs, Source: new ImageSource(update.After, update.SourceUrl), Verifier: verifier?.For(naming));
         var reports = await session.RunAsync(docker, selection.Paths, settings, new LogBuildLog(logger), ct).ConfigureAwait(false);
 
         var bad = reports.Where(r => !r.Ok).ToList();

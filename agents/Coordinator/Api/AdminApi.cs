@@ -130,27 +130,32 @@ public sealed class AdminApi(
     {
         var caller = authorizer.Identify(context);
         var identity = caller.Identity;
-        var detail = ReportLimits.Cut(
-            $"images={string.Join(",", request.Build?.Images ?? [])} tag={request.Build?.Tag} push={request.Build?.Push} no_cache={request.Build?.NoCache} builder={request.Builder}",
+        // Issue 27: a promotion (latest := the verified testing digest) travels as a build request with promote set,
+        // audited as its own action.
+        var promote = request.Build?.Promote == true;
+        var action = promote ? "request-promote" : "request-build";
+        var detail = ReportLimits.Cut(promote
+            ? $"images={string.Join(",", request.Build?.Images ?? [])} all_verified={request.Build?.AllVerified} builder={request.Builder}"
+            : $"images={string.Join(",", request.Build?.Images ?? [])} tag={request.Build?.Tag} push={request.Build?.Push} no_cache={request.Build?.NoCache} builder={request.Builder}",
             ReportLimits.MaxMessage);
         try
         {
-            authorizer.Require(context, Roles.Admin, "request builds");
+            authorizer.Require(context, Roles.Admin, promote ? "promote images" : "request builds");
         }
         catch (RpcException)
         {
-            await audit.WriteRefusedAsync(identity, "request-build", "denied", detail).ConfigureAwait(false);
+            await audit.WriteRefusedAsync(identity, action, "denied", detail).ConfigureAwait(false);
             throw;
         }
 
         if (BuildRequestValidator.Validate(request) is { } problem)
         {
-            await audit.WriteRefusedAsync(identity, "request-build", "invalid", $"{detail} ({problem})").ConfigureAwait(false);
+            await audit.WriteRefusedAsync(identity, action, "invalid", $"{detail} ({problem})").ConfigureAwait(false);
             throw new RpcException(new Status(StatusCode.InvalidArgument, problem));
         }
 
         var build = await builds.RequestAsync(identity, request).ConfigureAwait(false);
-        await audit.WriteAsync(identity, "request-build", "accepted", $"build={build.Id} {detail}").ConfigureAwait(false);
+        await audit.WriteAsync(identity, action, "accepted", $"build={build.Id} {detail}").ConfigureAwait(false);
         return build;
     }
 

@@ -18,7 +18,24 @@ internal static partial class BuildRequestValidator
     /// <summary>Null when the request is acceptable, else "field: reason".</summary>
     public static string? Validate(RequestBuildRequest request)
     {
-        if (request.Build is null || request.Build.Images.Count == 0)
+        if (request.Build is { Promote: true } p)
+        {
+            if (p.Push || p.NoCache || p.Single || p.Force || (p.Tag.Length > 0 && p.Tag != "testing"))
+            {
+                return "build.promote: a promotion builds nothing: tag, push, no_cache, single and force must be unset";
+            }
+
+            if (p.AllVerified == (p.Images.Count > 0))
+            {
+                return "build.images: name the images to promote, or all_verified (not both)";
+            }
+        }
+        else if (request.Build is { AllVerified: true })
+        {
+            return "build.all_verified: only with promote";
+        }
+
+        if (request.Build is null || (request.Build.Images.Count == 0 && !request.Build.AllVerified))
         {
             return "build.images: name at least one image path";
         }
@@ -39,6 +56,12 @@ internal static partial class BuildRequestValidator
         if (request.Build.Tag.Length > 0 && !Tag().IsMatch(request.Build.Tag))
         {
             return $"build.tag: \"{Cut(request.Build.Tag)}\" is not a valid image tag";
+        }
+
+        if (request.Build.Tag == "latest")
+        {
+            // Issue 27: builds push testing; latest is moved only by promotion, to a verified testing digest.
+            return "build.tag: latest comes only from promotion of a verified testing digest (toolforge-builder-agent promote); builds push testing";
         }
 
         if (request.Builder.Length > 0 && !ReportValidator.IsValidNodeName(request.Builder))

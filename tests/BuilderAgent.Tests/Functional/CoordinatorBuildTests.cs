@@ -51,4 +51,119 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         Assert.Contains($"[base-b/tools/cli] pushed {fx.Registry.Address}/{prefix}-base-b-tools-cli:testing", log.Stdout, StringComparison.Ordinal);
         Assert.Contains($"{prefix}-base-b-tools-cli", await fx.Registry.GetAsync("/v2/_catalog"), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Verify_TheDaemonVerifiesEachDigestItPushed_ThenPromoteMakesLatestThatDigest()
+    {
+        await using var coordinator = await CoordinatorHarness.StartAsync();
+        using var repo = Fixtures.CopyRepository();
+        var (started, prefix) = await ServingBuilder.StartAsync(coordinator, fx, repo);
+        await using var daemon = started;
+
+        var requested = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "base-b/tools", "--push");
+        Assert.True(requested.ExitCode == 0, requested.ToString());
+        JsonNode? build = null;
+        Assert.True(await Peer.EventuallyAsync(() =>
+        {
+            var r = coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "builds", "-o", "json").GetAwaiter().GetResult();
+            build = JsonNode.Parse(r.Stdout)?["builds"]?.AsArray().FirstOrDefault();
+            return (string?)build?["state"] is "succeeded" or "failed";
+        }, TimeSpan.FromMinutes(3), TimeSpan.FromSeconds(1)), "the build did not finish: " + daemon.Output);
+        Assert.True((string?)build!["state"] == "succeeded", build.ToJsonString() + daemon.Output);
+        var digest = (string)build["images"]!.AsArray().Single(i => (string?)i!["path"] == "base-b/tools")!["digest"]!;
+
+        var log = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "build-log", (string)build["id"]!);
+        Assert.Contains($"[base-b/tools] verified {digest}: the probe (/bin/sh -c 'exit 0') exited 0", log.Stdout, StringComparison.Ordinal);
+        var verdicts = JsonNode.Parse(await File.ReadAllTextAsync(repo["state/verified.json"]))!["images"]!;
+        Assert.Equal(digest, (string?)verdicts[$"{fx.Registry.Address}/{prefix}-base-b-tools"]!["digest"]);
+        Assert.True((bool)verdicts[$"{fx.Registry.Address}/{prefix}-base-b-tools"]!["passed"]!);
+
+        // promote, with the daemon's own configuration file, in the engine's namespace where the registry listens
+        var promote = await Run.ProcessAsync("nsenter", ["--net=/run/netns/" + fx.Docker.NetworkNamespace, "dotnet", Run.ToolPath("toolforge-builder-agent"),
+            "promote", "base-b/tools", "--config", repo["builder.json"]], TimeSpan.FromMinutes(2));
+        Assert.True(promote.ExitCode == 0, promote.ToString());
+        Assert.Contains($"promoted base-b/tools: latest → {digest}", promote.Stdout, StringComparison.Ordinal);
+        var skopeo = await Run.ProcessAsync("nsenter", ["--net=/run/netns/" + fx.Docker.NetworkNamespace, Peer.Require("skopeo", "skopeo"), "inspect", "--tls-verify=false",
+            "--format", "{{.Digest}}", $"docker://{fx.Registry.Address}/{prefix}-base-b-tools:latest"], TimeSpan.FromMinutes(1));
+        Assert.True(skopeo.ExitCode == 0, skopeo.ToString());
+        Assert.Equal(digest, skopeo.Stdout.Trim());
+    }
+
+    private static async Task<JsonNode> FinishedAsync(CoordinatorHarness coordinator, string id, BackgroundProcess daemon)
+    {
+        JsonNode? build = null;
+        Assert.True(await Peer.EventuallyAsync(() =>
+        {
+            var r = coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "builds", "-o", "json").GetAwaiter().GetResult();
+            build = JsonNode.Parse(r.Stdout)?["builds"]?.AsArray().FirstOrDefault(b => (string?)b!["id"] == id);
+            return (string?)build?["state"] is "succeeded" or "failed";
+        }, TimeSpan.FromMinutes(3), TimeSpan.FromSeconds(1)), $"{id} did not finish: " + daemon.Output);
+        return build!;
+    }
+
+    private static string IdOf(ProcessResult queued) => queued.Stdout.Split(' ')[1];
+
+    [Fact]
+    public async Task Promote_ThroughTheCoordinator_AdminsOnly_Audited_LatestIsTheVerifiedDigest_ANeverPushedImageIsRefused()
+    {
+        // The daemon runs in the host's namespace (the coordinator is there); the registry in the engine's.
+        await using var bridge = EngineApiCounter.BridgeFromHost(fx.Docker.NetworkNamespace, fx.Registry.Port);
+        await using var coordinator = await CoordinatorHarness.StartAsync();
+        using var repo = Fixtures.CopyRepository();
+        var (started, prefix) = await ServingBuilder.StartAsync(coordinator, fx, repo);
+        await using var daemon = started;
+
+        var requested = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "base-b/tools", "--push");
+        Assert.True(requested.ExitCode == 0, requested.ToString());
+        var build = await FinishedAsync(coordinator, IdOf(requested), daemon);
+        Assert.True((string?)build["state"] == "succeeded", build.ToJsonString() + daemon.Output);
+        var digest = (string)build["images"]!.AsArray().Single(i => (string?)i!["path"] == "base-b/tools")!["digest"]!;
+
+        // Through the coordinator latest comes only from promotion: a build for it is refused up front.
+        var latestBuild = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "base-b", "--tag", "latest");
+        Assert.Equal(1, latestBuild.ExitCode);
+        Assert.Contains("latest comes only from promotion", latestBuild.Stderr, StringComparison.Ordinal);
+
+        var viewer = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "promote", "base-b/tools");
+        Assert.Equal(1, viewer.ExitCode);
+        Assert.Contains("permission denied", viewer.Stderr, StringComparison.Ordinal);
+
+        var promote = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "promote", "base-b/tools");
+        Assert.True(promote.ExitCode == 0, promote.ToString());
+        Assert.StartsWith("promotion ", promote.Stdout, StringComparison.Ordinal);
+        var promoted = await FinishedAsync(coordinator, IdOf(promote), daemon);
+        Assert.True((string?)promoted["state"] == "succeeded", promoted.ToJsonString() + daemon.Output);
+        var result = promoted["images"]!.AsArray().Single()!;
+        Assert.Equal(("base-b/tools", "promoted", digest), ((string?)result["path"], (string?)result["result"], (string?)result["digest"]));
+        var skopeo = await Run.ProcessAsync("nsenter", ["--net=/run/netns/" + fx.Docker.NetworkNamespace, Peer.Require("skopeo", "skopeo"), "inspect", "--tls-verify=false",
+            "--format", "{{.Digest}}", $"docker://{fx.Registry.Address}/{prefix}-base-b-tools:latest"], TimeSpan.FromMinutes(1));
+        Assert.True(skopeo.ExitCode == 0, skopeo.ToString());
+        Assert.Equal(digest, skopeo.Stdout.Trim());
+
+        var never = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "promote", "base-a");
+        Assert.True(never.ExitCode == 0, never.ToString());
+        var refused = await FinishedAsync(coordinator, IdOf(never), daemon);
+        Assert.Equal("failed", (string?)refused["state"]);
+        var refusedImage = refused["images"]!.AsArray().Single()!;
+        Assert.Equal("refused", (string?)refusedImage["result"]);
+        Assert.Contains("no testing in the registry", (string?)refusedImage["error"], StringComparison.Ordinal);
+
+        var rows = new List<(string Identity, string Action, string Result)>();
+        await using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={coordinator.DatabasePath};Mode=ReadOnly;Pooling=False"))
+        {
+            await c.OpenAsync();
+            var cmd = c.CreateCommand();
+            cmd.CommandText = "SELECT identity, action, result FROM audit ORDER BY id";
+            await using var r = await cmd.ExecuteReaderAsync();
+            while (await r.ReadAsync())
+            {
+                rows.Add((r.GetString(0), r.GetString(1), r.GetString(2)));
+            }
+        }
+
+        Assert.Contains((CoordinatorHarness.Viewer, "request-promote", "denied"), rows);
+        Assert.Contains((CoordinatorHarness.Admin, "request-promote", "accepted"), rows);
+        Assert.Contains((CoordinatorHarness.Admin, "request-build", "invalid"), rows);
+        Assert.DoesNotContain(bridge.Requests, r => r.Method is "POST" or "PATCH" || r.Target.Contains("/blobs/uploads", StringComparison.Ordinal)); // promotion uploads nothing
+    }
 }

@@ -43,6 +43,7 @@ internal static class ServingBuilder
                 ["ImagePrefix"] = prefix,
                 ["DockerEndpoint"] = fx.Docker.Endpoint,
                 ["DockerConfig"] = repo["no-docker-config.json"],
+                ["Promotion"] = new System.Text.Json.Nodes.JsonObject { ["StateFile"] = repo["state/verified.json"] },
             },
         };
         await File.WriteAllTextAsync(repo["builder.json"], config.ToJsonString());

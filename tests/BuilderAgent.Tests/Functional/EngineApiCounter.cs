@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Toolforge.Agents.TestSupport;
@@ -14,7 +15,8 @@ internal sealed class EngineApiCounter : IAsyncDisposable
 {
     private readonly TempDir _dir = new("engine-proxy");
     private readonly Socket _listener;
-    private readonly string _upstream;
+    private readonly Func<Socket> _upstream;
+    private readonly EndPoint _upstreamEndPoint;
     private readonly CancellationTokenSource _stop = new();
     private readonly List<(string Method, string Target)> _requests = [];
     private readonly List<Task> _connections = [];
@@ -22,7 +24,8 @@ internal sealed class EngineApiCounter : IAsyncDisposable
 
     public EngineApiCounter(string upstreamSocket)
     {
-        _upstream = upstreamSocket;
+        _upstream = () => new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        _upstreamEndPoint = new UnixDomainSocketEndPoint(upstreamSocket);
         Socket = _dir["docker.sock"];
         _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         _listener.Bind(new UnixDomainSocketEndPoint(Socket));
@@ -30,7 +33,37 @@ internal sealed class EngineApiCounter : IAsyncDisposable
         _accepting = AcceptAsync();
     }
 
+    // The same proxy in front of a TCP peer on a network namespace's loopback, listening on that namespace's 127.0.0.1.
+    private EngineApiCounter(string netnsPath, int upstreamPort, int hostPort = -1)
+    {
+        _upstream = () => InNetns.TcpSocket(netnsPath);
+        _upstreamEndPoint = new IPEndPoint(IPAddress.Loopback, upstreamPort);
+        Socket = string.Empty;
+        _listener = hostPort < 0 ? InNetns.TcpSocket(netnsPath) : new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        _listener.Bind(new IPEndPoint(IPAddress.Loopback, Math.Max(0, hostPort)));
+        _listener.Listen(64);
+        Address = $"127.0.0.1:{((IPEndPoint)_listener.LocalEndPoint!).Port}";
+        _accepting = AcceptAsync();
+    }
+
+    /// <summary>
+    /// A counting proxy in front of the docker-registry at 127.0.0.1:<paramref name="registryPort"/> in network namespace
+    /// <paramref name="netns"/> (a <see cref="PrivateDockerd"/>'s), listening on <see cref="Address"/> in that namespace: the
+    /// engine pushes through it, and so does a program run there. Counts the registry requests (blob uploads among them).
+    /// </summary>
+    public static EngineApiCounter ForRegistry(string netns, int registryPort) => new("/run/netns/" + netns, registryPort);
+
+    /// <summary>
+    /// The registry of <paramref name="netns"/> at the same address on the host's loopback (127.0.0.1:<paramref name="registryPort"/>
+    /// there too): a process in the host's namespace (the builder daemon, which must also reach the coordinator) reaches
+    /// the registry the engine pushes to under the same name.
+    /// </summary>
+    public static EngineApiCounter BridgeFromHost(string netns, int registryPort) => new("/run/netns/" + netns, registryPort, registryPort);
+
     public string Socket { get; }
+
+    /// <summary>With <see cref="ForRegistry"/>: host:port of the proxy in the namespace.</summary>
+    public string Address { get; } = string.Empty;
 
     public string Endpoint => "unix://" + Socket;
 
@@ -90,10 +123,10 @@ internal sealed class EngineApiCounter : IAsyncDisposable
     private async Task HandleAsync(Socket client)
     {
         using var c = client;
-        using var upstream = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        using var upstream = _upstream();
         try
         {
-            await upstream.ConnectAsync(new UnixDomainSocketEndPoint(_upstream), _stop.Token);
+            await upstream.ConnectAsync(_upstreamEndPoint, _stop.Token);
             await using var fromClient = new NetworkStream(c, ownsSocket: false);
             await using var toEngine = new NetworkStream(upstream, ownsSocket: false);
             var responses = toEngine.CopyToAsync(fromClient, _stop.Token);

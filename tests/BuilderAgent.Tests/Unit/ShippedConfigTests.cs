@@ -21,7 +21,7 @@ public sealed class ShippedConfigTests
     {
         var wrong = Contract.ExampleProblems("builder-agent.json.example", sp => s => s switch
         {
-            "Builder" => new SectionWithParts(BoundConfig.Bind<BuilderOptions>(sp), new Dictionary<string, object> { ["Git"] = BoundConfig.Bind<Git.GitOptions>(sp) }),
+            "Builder" => new SectionWithParts(BoundConfig.Bind<BuilderOptions>(sp), new Dictionary<string, object> { ["Git"] = BoundConfig.Bind<Git.GitOptions>(sp), ["Promotion"] = BoundConfig.Bind<Promotion.PromotionOptions>(sp) }),
             "Coordinator" => BoundConfig.Bind<ReportingOptions>(sp),
             _ => null,
         }, minimumLists: 0);
@@ -40,7 +40,7 @@ public sealed class ShippedConfigTests
         var path = await PuppetModule.RenderedFileAsync(renderCase, "builder-agent.json");
         var wrong = Contract.FileProblems(path, $"puppet {renderCase}", sp => s => s switch
         {
-            "Builder" => new SectionWithParts(BoundConfig.Bind<BuilderOptions>(sp), new Dictionary<string, object> { ["Git"] = BoundConfig.Bind<Git.GitOptions>(sp) }),
+            "Builder" => new SectionWithParts(BoundConfig.Bind<BuilderOptions>(sp), new Dictionary<string, object> { ["Git"] = BoundConfig.Bind<Git.GitOptions>(sp), ["Promotion"] = BoundConfig.Bind<Promotion.PromotionOptions>(sp) }),
             "Coordinator" => BoundConfig.Bind<ReportingOptions>(sp),
             _ => null,
         }, minimumLists: 1);
@@ -66,6 +66,7 @@ public sealed class ShippedConfigTests
     public void EveryListOption_IsReplaced_AndAStringForItIsNamed()
     {
         var wrong = Contract.ListsReplaced(new BuilderOptions(), BuilderOptions.Section, BoundConfig.Bind<BuilderOptions>);
+        wrong.AddRange(Contract.ListsReplaced(new Promotion.PromotionOptions(), Promotion.PromotionOptions.Section, BoundConfig.Bind<Promotion.PromotionOptions>));
         wrong.AddRange(Contract.StringForEveryList(new ReportingOptions(), ReportingOptions.Section));
         Assert.True(wrong.Count == 0, string.Join("\n", wrong));
     }
@@ -81,6 +82,22 @@ public sealed class ShippedConfigTests
             await Contract.StopsWithOneLineAsync(new JsonObject(), "Builder:Jbos: unknown key (from the environment variable TOOLFORGE_Builder__Jbos)", ["serve"],
                 env: new Dictionary<string, string> { ["TOOLFORGE_Builder__Jbos"] = "9" }),
         };
+        Assert.True(wrong.All(w => w is null), string.Join("\n", wrong.Where(w => w is not null)));
+    }
+
+    [Fact]
+    public async Task Verify_AnEmptyProbe_AndAnUnknownPromotionKey_StopTheDaemon_AndVerifyAndPromote()
+    {
+        var wrong = new List<string?>();
+        foreach (var command in new[] { "serve", "verify", "promote" })
+        {
+            string[] args = command == "serve" ? ["serve"] : [command, "base-a"];
+            wrong.Add(await Contract.StopsWithOneLineAsync(new JsonObject { ["Builder"] = new JsonObject { ["Repository"] = Fixtures.Images, ["Promotion"] = new JsonObject { ["VerifyCommand"] = new JsonArray() } } },
+                "Builder:Promotion:VerifyCommand: must be a command and its arguments", args));
+            wrong.Add(await Contract.StopsWithOneLineAsync(new JsonObject { ["Builder"] = new JsonObject { ["Repository"] = Fixtures.Images, ["Promotion"] = new JsonObject { ["VerifyComand"] = "x" } } },
+                "Builder:Promotion:VerifyComand: unknown key", args));
+        }
+
         Assert.True(wrong.All(w => w is null), string.Join("\n", wrong.Where(w => w is not null)));
     }
 

@@ -42,6 +42,13 @@ public sealed class BuildRequestTrustTests
     }
 
     [Fact]
+    public void Promote_TagPolicy_ABuildRequestForLatest_IsRefused_LatestComesOnlyFromPromotion()
+    {
+        var ex = Assert.Throws<RepositoryException>(() => BuildQueueService.Accept(new BuildRequest { Tag = "latest", Images = { "base-a" } }, Options()));
+        Assert.Contains("only from promotion", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void AGoodRequest_GivesItsBuildOrder()
     {
         var (session, order) = BuildQueueService.Accept(new BuildRequest { Images = { "base-b/tools" } }, Options());

@@ -48,6 +48,16 @@ public sealed class BuildRequestValidatorTests
     }
 
     [Fact]
+    public void Validate_Promote_TagLatest_IsRefused_LatestComesOnlyFromPromotion()
+    {
+        var r = Request("base");
+        r.Build.Tag = "latest";
+        Assert.StartsWith("build.tag: latest comes only from promotion", BuildRequestValidator.Validate(r), StringComparison.Ordinal);
+        r.Build.Tag = "testing";
+        Assert.Null(BuildRequestValidator.Validate(r));
+    }
+
+    [Fact]
     public void Validate_ABuilderThatIsNoHostName_IsNamed()
     {
         var r = Request("base");

@@ -1,0 +1,34 @@
+using Microsoft.Extensions.Options;
+using Toolforge.Agents.BuilderAgent.Daemon;
+using Toolforge.Agents.BuilderAgent.Docker;
+using Toolforge.Agents.BuilderAgent.Images;
+
+namespace Toolforge.Agents.BuilderAgent.Promotion;
+
+/// <summary>
+/// The daemon's verify right after its own pushes of <c>testing</c> (coordinator requests and builds from git): the
+/// digest the push reported is probed and its verdict recorded, so `promote` can follow without a separate `verify`.
+/// Also the daemon's promoter, for promotions requested through the coordinator (`agentctl promote`).
+/// </summary>
+public sealed class PostPushVerifier(BuilderDocker docker, IOptions<BuilderOptions> builder, IOptions<PromotionOptions> options, TimeProvider time) : IDisposable
+{
+    private readonly Lazy<RegistryClient> _registry = new(() =>
+        new RegistryClient(builder.Value.Registry, docker.Credentials.GetValueOrDefault(builder.Value.Registry), options.Value.RegistryTimeout));
+
+    /// <summary>A verifier for a build named by <paramref name="naming"/>; null when it does not push testing (nothing to verify).</summary>
+    public ImageVerifier? For(NamingOptions naming) =>
+        naming.Tag == TagPolicy.Testing && naming.Registry == builder.Value.Registry
+            ? new ImageVerifier(docker, _registry.Value, new VerifiedStore(options.Value.StateFile), options.Value, naming, time)
+            : null;
+
+    /// <summary>The daemon's promoter (promotion requested through the coordinator), with the same registry client and verdicts.</summary>
+    public Promoter Promoter(NamingOptions naming) => new(_registry.Value, new VerifiedStore(options.Value.StateFile), naming);
+
+    public void Dispose()
+    {
+        if (_registry.IsValueCreated)
+        {
+            _registry.Value.Dispose();
+        }
+    }
+}
