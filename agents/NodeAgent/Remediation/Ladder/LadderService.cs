@@ -40,6 +40,7 @@ public sealed partial class LadderService : BackgroundService
     private string? _lastHeld;
     private string? _lastRefusal;
     private string? _lastRenewal;
+    private string? _healthySaid;
 
     public LadderService(IOptions<RemediationOptions> options, IOptions<NodeOptions> node, IOptions<KubeletOptions> kubelet, IOptions<CriOptions> cri,
         AgentState state, StuckProcessEvidence stuck, Drainer drainer, IRemediationGate gate, KubeClient client, ILadderMachine machine, TimeProvider time, ILogger<LadderService> logger)
@@ -210,6 +211,12 @@ public sealed partial class LadderService : BackgroundService
 
                 return step.Action;
             case LadderAction.Uncordon:
+                if (_healthySaid != next.Id)
+                {
+                    Report(step); // once, before the first try: a refused uncordon is tried again every tick
+                    _healthySaid = next.Id;
+                }
+
                 UncordonDecision decision;
                 try
                 {
@@ -228,7 +235,6 @@ public sealed partial class LadderService : BackgroundService
                     return LadderAction.Wait;
                 }
 
-                Report(step);
                 await EndAsync(IncidentLadder.End(next, _time.GetUtcNow(), decision switch
                 {
                     UncordonDecision.Uncordon => "recovered: uncordoned",
