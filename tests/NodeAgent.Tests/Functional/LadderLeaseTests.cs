@@ -118,7 +118,7 @@ public sealed class LadderLeaseTests : IAsyncLifetime
         var drainer = new Drainer(remediation, node, client, new ClusterView(kubernetes, NodeA, NullLogger<ClusterView>.Instance), state,
             new ProcStuckPods(evidence, Support.Options(new StuckProcessesOptions()), _time), gate, _time, NullLogger<Drainer>.Instance);
         var machine = new NoMachine();
-        return (new LadderService(remediation, node, Support.Options(new KubeletOptions()), Support.Options(new CriOptions()), state, evidence, drainer, gate, client, machine, _time, NullLogger<LadderService>.Instance), machine);
+        return (new LadderService(remediation, node, Support.Options(new KubeletOptions()), Support.Options(new CriOptions()), Support.Options(new StuckProcessesOptions()), state, evidence, drainer, gate, client, machine, _time, NullLogger<LadderService>.Instance), machine);
     }
 
     private async Task<LadderAction> TickAsync(LadderService ladder)

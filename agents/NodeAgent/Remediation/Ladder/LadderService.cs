@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Toolforge.Agents.Common.Files;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.NodeAgent.Checks.Kubelet;
@@ -29,6 +30,7 @@ public sealed partial class LadderService : BackgroundService
     private readonly CriOptions _cri;
     private readonly AgentState _state;
     private readonly StuckProcessEvidence _stuck;
+    private readonly TimeSpan _stuckFresh;
     private readonly Drainer _drainer;
     private readonly IRemediationGate _gate;
     private readonly KubeClient _client;
@@ -42,9 +44,10 @@ public sealed partial class LadderService : BackgroundService
     private string? _lastRenewal;
     private string? _healthySaid;
 
-    public LadderService(IOptions<RemediationOptions> options, IOptions<NodeOptions> node, IOptions<KubeletOptions> kubelet, IOptions<CriOptions> cri,
+    public LadderService(IOptions<RemediationOptions> options, IOptions<NodeOptions> node, IOptions<KubeletOptions> kubelet, IOptions<CriOptions> cri, IOptions<StuckProcessesOptions> processes,
         AgentState state, StuckProcessEvidence stuck, Drainer drainer, IRemediationGate gate, KubeClient client, ILadderMachine machine, TimeProvider time, ILogger<LadderService> logger)
     {
+        _stuckFresh = 3 * processes.Value.Interval; // as the drain (ProcStuckPods): an older scan is no evidence
         _o = options.Value.Ladder;
         _stateDirectory = node.Value.StateDirectory;
         _kubeletUnit = kubelet.Value.Unit;
@@ -338,7 +341,7 @@ public sealed partial class LadderService : BackgroundService
     private TriggerHit? Triggered(DateTimeOffset now)
     {
         var last = _stuck.Last;
-        TimeSpan? stuckFor = now - last.At > TimeSpan.FromMinutes(10) ? null
+        TimeSpan? stuckFor = now - last.At > _stuckFresh ? null
             : last.Stuck.Where(s => s.Process.Mount is not null).Select(s => (TimeSpan?)s.For).Max();
         var view = new TriggerView(
             now,
@@ -359,7 +362,15 @@ public sealed partial class LadderService : BackgroundService
     private DateTimeOffset? UnitRestarted(string name)
     {
         var path = Path.Combine(_stateDirectory, $"node-agent.remediation-{name}");
-        return File.Exists(path) && DateTimeOffset.TryParse(File.ReadAllText(path).Trim(), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var t) ? t : null;
+        try
+        {
+            return File.Exists(path) && DateTimeOffset.TryParse(BoundedFile.ReadText("the guarded restart's record", path, 256).Trim(), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var t) ? t : null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            Log.RecordFailed(_logger, path, ex.Message); // read as "no restart": the ladder restarts the unit itself
+            return null;
+        }
     }
 
     private bool Healthy(DateTimeOffset now)
@@ -371,7 +382,7 @@ public sealed partial class LadderService : BackgroundService
         }
 
         var last = _stuck.Last;
-        return now - last.At > TimeSpan.FromMinutes(10) || !last.Stuck.Any(s => s.Process.Mount is not null);
+        return now - last.At > _stuckFresh || !last.Stuck.Any(s => s.Process.Mount is not null);
     }
 
     private async Task<LadderView> ViewAsync(Incident i, DateTimeOffset now, CancellationToken ct)

@@ -7,6 +7,7 @@ using Toolforge.Agents.NodeAgent.Checks.Kubelet;
 using Toolforge.Agents.NodeAgent.Checks.Processes;
 using Toolforge.Agents.NodeAgent.Cri;
 using Toolforge.Agents.NodeAgent.Kubernetes;
+using Toolforge.Agents.NodeAgent.Kubernetes.Conditions;
 using Toolforge.Agents.NodeAgent.Remediation;
 using Toolforge.Agents.NodeAgent.Remediation.Drain;
 using Toolforge.Agents.NodeAgent.Remediation.Ladder;
@@ -134,7 +135,7 @@ public sealed class LadderServiceTests : IAsyncLifetime
         var node = Support.Options(new NodeOptions { NodeName = Node, StateDirectory = _dir["state"] });
         var drainer = new Drainer(remediation, node, client, new ClusterView(kubernetes, Node, NullLogger<ClusterView>.Instance), _state,
             new ProcStuckPods(_stuck, Support.Options(new StuckProcessesOptions()), _time), _gate, _time, NullLogger<Drainer>.Instance);
-        return new LadderService(remediation, node, Support.Options(new KubeletOptions()), Support.Options(new CriOptions()), _state, _stuck, drainer, _gate, client, _machine, _time, NullLogger<LadderService>.Instance);
+        return new LadderService(remediation, node, Support.Options(new KubeletOptions()), Support.Options(new CriOptions()), Support.Options(new StuckProcessesOptions()), _state, _stuck, drainer, _gate, client, _machine, _time, NullLogger<LadderService>.Instance);
     }
 
     // A tick, moving the clock by one poll each time the drain waits.
@@ -179,6 +180,9 @@ public sealed class LadderServiceTests : IAsyncLifetime
     [Fact]
     public async Task StuckOnNfs_CordonDrainRebootOnce_BackAfterTheRestart_ReadyAndGreenForHealthyFor_ThenUncordoned()
     {
+        var kubernetes = new KubernetesOptions { Kubeconfig = _api.WriteKubeconfig(_dir["kubeconfig-events"]) };
+        using var eventsClient = new KubeClient(Support.Options(kubernetes));
+        using var recorder = new NodeEventRecorder(Support.Options(new NodeConditionsOptions { Enabled = true }), eventsClient, new ClusterView(kubernetes, Node, NullLogger<ClusterView>.Instance), _state, _time, NullLogger<NodeEventRecorder>.Instance);
         await UpToTheRebootAsync();
 
         // The machine reboots: a new boot, a new agent reading the same StateDirectory; the stuck processes are gone.
@@ -210,11 +214,22 @@ public sealed class LadderServiceTests : IAsyncLifetime
             Kinds());
         Assert.Null(DrainRecord.Load(_dir["state"]));
 
+        // Every step a Node Event: the ladder's own and the drain's, Warning until it went as wished.
+        await recorder.FlushAsync(CancellationToken.None);
+        var events = _api.Events.ToDictionary(e => e.Reason, e => e.Type);
+        Assert.Equal("Warning", events["LadderOpened"]);
+        Assert.Equal("Warning", events["LadderReboot"]);
+        Assert.Equal("Normal", events["LadderRebooted"]);
+        Assert.Equal("Normal", events["LadderHealthy"]);
+        Assert.Equal("Normal", events["LadderEnded"]);
+        Assert.Equal("Normal", events["DrainUncordoned"]);
+        Assert.Contains(_api.Events, e => e.Reason == "LadderOpened" && e.Message.Contains("processes in D on a network mount for 12 min", StringComparison.Ordinal));
+
         // The same trouble again at once: no new incident before the ladder's Cooldown.
         StuckOnNfs(TimeSpan.FromMinutes(12));
         Assert.Equal(LadderAction.Wait, await TickAsync(after));
         Assert.NotNull(after.Current.Ended);
-        Assert.Equal(3, WriteLines().Count);
+        Assert.Equal(3, WriteLines().Count(l => !l.Contains("events", StringComparison.Ordinal)));
     }
 
     [Fact]
