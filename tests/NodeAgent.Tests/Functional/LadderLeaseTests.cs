@@ -160,7 +160,7 @@ public sealed class LadderLeaseTests : IAsyncLifetime
             Assert.Null(await ladder.RenewAsync(CancellationToken.None));
         }
 
-        Assert.Contains($"1 of 1 node(s) of the pool in remediation: {NodeA} (renew since", await gateB.RefusesAsync("inc-b", "cordon", CancellationToken.None), StringComparison.Ordinal);
+        Assert.Contains($"1 of 1 node(s) of the pool in remediation: {NodeA} (renew-drain since", await gateB.RefusesAsync("inc-b", "cordon", CancellationToken.None), StringComparison.Ordinal);
 
         // Now the agent is silent past the lease's life: the other node takes the place.
         _h.Time!.Advance(TimeSpan.FromMinutes(5));

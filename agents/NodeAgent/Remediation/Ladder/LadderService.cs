@@ -314,7 +314,8 @@ public sealed partial class LadderService : BackgroundService
         string? refused;
         try
         {
-            refused = await _gate.RefusesAsync(i.Id, "renew", ct).ConfigureAwait(false);
+            // Named for the rung, so `agentctl remediation status` shows where the incident is (never a gated step name).
+            refused = await _gate.RefusesAsync(i.Id, "renew-" + IncidentLadder.Name(i.Rung), ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (!ct.IsCancellationRequested && ex is not OutOfMemoryException)
         {
