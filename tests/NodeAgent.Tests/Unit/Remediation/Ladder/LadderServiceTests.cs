@@ -30,7 +30,7 @@ public sealed class LadderServiceTests : IAsyncLifetime
     private readonly TempDir _dir = new();
     private readonly ConcurrentQueue<AgentEvent> _events = new();
     private readonly List<KubeClient> _clients = [];
-    private readonly SteppedTime _time = new(new DateTimeOffset(2026, 12, 6, 2, 15, 0, TimeSpan.Zero));
+    private readonly SteppedTime _time = new(DateTimeOffset.UtcNow); // the fake API server dates deletions by the real clock
     private readonly StuckProcessEvidence _stuck = new();
     private readonly FakeMachine _machine = new();
     private readonly RecordingGate _gate = new();
@@ -118,7 +118,15 @@ public sealed class LadderServiceTests : IAsyncLifetime
         _dir.Dispose();
     }
 
-    private LadderService Make(Action<LadderOptions>? edit = null)
+    /// <summary>What node.stuck-processes maps to pods, where the test is about the ladder's decisions (the real /proc path has its own test in DrainTests).</summary>
+    private sealed class StuckSeen : IStuckPods
+    {
+        public HashSet<string> Uids { get; } = new(StringComparer.Ordinal);
+
+        public IReadOnlySet<string> OnNetworkMounts() => Uids;
+    }
+
+    private LadderService Make(Action<LadderOptions>? edit = null, IStuckPods? stuckPods = null)
     {
         var ladder = new LadderOptions { Enabled = true };
         ladder.Triggers.StuckProcesses.Enabled = true;
@@ -134,7 +142,7 @@ public sealed class LadderServiceTests : IAsyncLifetime
         _clients.Add(client);
         var node = Support.Options(new NodeOptions { NodeName = Node, StateDirectory = _dir["state"] });
         var drainer = new Drainer(remediation, node, client, new ClusterView(kubernetes, Node, NullLogger<ClusterView>.Instance), _state,
-            new ProcStuckPods(_stuck, Support.Options(new StuckProcessesOptions()), _time), _gate, _time, NullLogger<Drainer>.Instance);
+            stuckPods ?? new ProcStuckPods(_stuck, Support.Options(new StuckProcessesOptions()), _time), _gate, _time, NullLogger<Drainer>.Instance);
         return new LadderService(remediation, node, Support.Options(new KubeletOptions()), Support.Options(new CriOptions()), Support.Options(new StuckProcessesOptions()), _state, _stuck, drainer, _gate, client, _machine, _time, NullLogger<LadderService>.Instance);
     }
 
@@ -230,6 +238,46 @@ public sealed class LadderServiceTests : IAsyncLifetime
         Assert.Equal(LadderAction.Wait, await TickAsync(after));
         Assert.NotNull(after.Current.Ended);
         Assert.Equal(3, WriteLines().Count(l => !l.Contains("events", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task ADrainBlockedOnlyByABudget_NeverReachesTheReboot_OnePodStuckInDOnAMount_DoesAfterTheGrace()
+    {
+        // Blocked: a budget allows no disruption. Tried again every Drain:Cooldown for hours: never forced, never rebooted.
+        _api.Put(FakeKubeApiServer.Pod("tool-a", "web-0", Node, new Dictionary<string, string> { ["app"] = "web" }));
+        _api.Put(FakeKubeApiServer.Budget("tool-a", "web", new Dictionary<string, string> { ["app"] = "web" }, disruptionsAllowed: 0, currentHealthy: 2, desiredHealthy: 2));
+        StuckOnNfs(TimeSpan.FromMinutes(12));
+        var seen = new StuckSeen();
+        var ladder = Make(stuckPods: seen);
+        for (var i = 0; i < 30; i++)
+        {
+            StuckOnNfs(TimeSpan.FromMinutes(12));
+            await TickAsync(ladder);
+            _time.Advance(TimeSpan.FromMinutes(5));
+        }
+
+        Assert.Equal(Rung.Drain, ladder.Current!.Rung);
+        Assert.Empty(_machine.Done);
+        Assert.Contains("drain-blocked", Kinds());
+        Assert.Contains("ladder-stalled", Kinds()); // past Drain:Timeout (2 h): said once, for an admin
+        Assert.Single(Kinds(), k => k == "ladder-stalled");
+        Assert.NotNull(_api.GetPod("tool-a", "web-0"));
+
+        // The budget gives way; the one pod left stays Terminating with a process in D on the NFS mount: stuck, reboot.
+        _api.Put(FakeKubeApiServer.Budget("tool-a", "web", new Dictionary<string, string> { ["app"] = "web" }, disruptionsAllowed: 1, currentHealthy: 3, desiredHealthy: 2));
+        _api.StayTerminating("tool-a", "web-0");
+        seen.Uids.Add(_api.GetPod("tool-a", "web-0")!.Metadata.Uid);
+        StuckOnNfs(TimeSpan.FromMinutes(12));
+        Assert.Equal(LadderAction.Drain, await TickAsync(ladder)); // evicted: Terminating, within its grace and StuckAfter
+        Assert.DoesNotContain("drain-stuck", Kinds());
+        Assert.Equal(Rung.Drain, ladder.Current!.Rung);
+        _time.Advance(TimeSpan.FromMinutes(5));
+        StuckOnNfs(TimeSpan.FromMinutes(12));
+        Assert.Equal(LadderAction.Drain, await TickAsync(ladder));
+        Assert.Contains("drain-stuck", Kinds());
+        Assert.Equal(Rung.Reboot, ladder.Current!.Rung);
+        Assert.Equal(LadderAction.Reboot, await TickAsync(ladder));
+        Assert.Equal(["reboot"], _machine.Done);
     }
 
     [Fact]
