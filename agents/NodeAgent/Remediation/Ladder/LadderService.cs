@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Prometheus;
 using Toolforge.Agents.Common.Files;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
@@ -24,6 +25,10 @@ namespace Toolforge.Agents.NodeAgent.Remediation.Ladder;
 /// </summary>
 public sealed partial class LadderService : BackgroundService
 {
+    private static readonly Gauge Open = Metrics.CreateGauge("toolforge_remediation_incident_open", "1 while this node has an open remediation incident (NodeAgent:Remediation:Ladder), else 0.");
+    private static readonly Gauge Stalled = Metrics.CreateGauge("toolforge_remediation_incident_stalled", "1 while this node's open incident waits for an admin (its drain, reboot or recovery did not finish in time; the node stays cordoned), else 0.");
+    private static readonly Gauge Started = Metrics.CreateGauge("toolforge_remediation_incident_started_timestamp_seconds", "When this node's open incident started (Unix seconds); 0 with none.");
+
     private readonly LadderOptions _o;
     private readonly string _stateDirectory;
     private readonly string _kubeletUnit;
@@ -452,6 +457,10 @@ public sealed partial class LadderService : BackgroundService
 
     private bool Save(Incident i)
     {
+        var open = i.Ended is null;
+        Open.Set(open ? 1 : 0);
+        Stalled.Set(open && i.Stalled is not null ? 1 : 0);
+        Started.Set(open ? i.Started.ToUnixTimeSeconds() : 0);
         try
         {
             i.Save(_stateDirectory);
