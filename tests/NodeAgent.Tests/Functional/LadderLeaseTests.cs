@@ -12,7 +12,7 @@ using Toolforge.Agents.NodeAgent.Remediation.Drain;
 using Toolforge.Agents.NodeAgent.Remediation.Ladder;
 using Toolforge.Agents.TestSupport;
 
-namespace Toolforge.Agents.NodeAgent.Tests;
+namespace Toolforge.Agents.NodeAgent.Tests.Remediation;
 
 /// <summary>
 /// The ladder with the real coordinator's lease (CoordinatorLeaseGate, pool nfs, MaxConcurrent 1, LeaseTtl 5 min on

@@ -2,7 +2,7 @@ using Toolforge.Agents.NodeAgent.Checks.Systemd;
 using Toolforge.Agents.NodeAgent.Remediation.Ladder;
 using Toolforge.Agents.TestSupport;
 
-namespace Toolforge.Agents.NodeAgent.Tests;
+namespace Toolforge.Agents.NodeAgent.Tests.Remediation;
 
 /// <summary>
 /// The ladder's machine (DBusLadderMachine) against real systemd and logind in a booted Debian container

@@ -2,7 +2,7 @@ using Toolforge.Agents.NodeAgent.Remediation.Drain;
 using Toolforge.Agents.NodeAgent.Remediation.Ladder;
 using Toolforge.Agents.TestSupport;
 
-namespace Toolforge.Agents.NodeAgent.Tests;
+namespace Toolforge.Agents.NodeAgent.Tests.Remediation;
 
 /// <summary>The ladder's deciding core, rung by rung, with the time given in each view (no clock, no sleep).</summary>
 public sealed class IncidentLadderTests

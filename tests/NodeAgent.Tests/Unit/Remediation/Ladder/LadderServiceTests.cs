@@ -13,7 +13,7 @@ using Toolforge.Agents.NodeAgent.Remediation.Drain;
 using Toolforge.Agents.NodeAgent.Remediation.Ladder;
 using Toolforge.Agents.TestSupport;
 
-namespace Toolforge.Agents.NodeAgent.Tests;
+namespace Toolforge.Agents.NodeAgent.Tests.Remediation;
 
 /// <summary>
 /// The ladder's service against the fake API server (tests/TestSupport/FakeKubeApiServer), with the machine (D-Bus,

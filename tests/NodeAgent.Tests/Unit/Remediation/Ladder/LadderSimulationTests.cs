@@ -5,7 +5,7 @@ using Toolforge.Agents.NodeAgent.Remediation.Drain;
 using Toolforge.Agents.NodeAgent.Remediation.Ladder;
 using Xunit.Abstractions;
 
-namespace Toolforge.Agents.NodeAgent.Tests;
+namespace Toolforge.Agents.NodeAgent.Tests.Remediation;
 
 /// <summary>
 /// The acceptance's seeded simulation over the two pure cores — the node-agent's <see cref="IncidentLadder"/> and the

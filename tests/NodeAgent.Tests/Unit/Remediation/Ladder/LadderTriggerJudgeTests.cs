@@ -1,6 +1,6 @@
 using Toolforge.Agents.NodeAgent.Remediation.Ladder;
 
-namespace Toolforge.Agents.NodeAgent.Tests;
+namespace Toolforge.Agents.NodeAgent.Tests.Remediation;
 
 public sealed class LadderTriggerJudgeTests
 {

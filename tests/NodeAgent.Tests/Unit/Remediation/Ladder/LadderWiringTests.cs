@@ -7,7 +7,7 @@ using Toolforge.Agents.NodeAgent.Remediation;
 using Toolforge.Agents.NodeAgent.Remediation.Ladder;
 using Toolforge.Agents.TestSupport;
 
-namespace Toolforge.Agents.NodeAgent.Tests;
+namespace Toolforge.Agents.NodeAgent.Tests.Remediation;
 
 /// <summary>The daemon's own wiring: the ladder's keys bound exactly through the real binder, its service resolved, a bad value named.</summary>
 public sealed class LadderWiringTests : IDisposable
