@@ -469,6 +469,36 @@ public sealed class LadderServiceTests : IAsyncLifetime
         Assert.DoesNotContain(_gate.Asked, s => s.StartsWith("renew", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task KubeletStillFailingAfterTheGuardedRestart_OpensAtTheDrain_FromTheGuardedRestartsOwnRecord()
+    {
+        // The guarded restart (RemediationService) restarted kubelet 11 minutes ago, during this failure: its record says so.
+        _state.SetCheck(KubeletCheck.Healthz, CheckState.Failing, "Get \"http://127.0.0.1:10248/healthz\": connection refused");
+        _time.Advance(TimeSpan.FromMinutes(5));
+        File.WriteAllText(_dir["state/node-agent.remediation-kubelet"], _time.GetUtcNow().ToString("O", System.Globalization.CultureInfo.InvariantCulture));
+        _time.Advance(TimeSpan.FromMinutes(11));
+        var ladder = Make(o => o.Triggers.Kubelet.Enabled = true);
+        Assert.Equal(LadderAction.Drain, await TickAsync(ladder));
+        Assert.Equal("kubelet", ladder.Current!.Trigger);
+        Assert.Contains(_events, e => e.Kind == "ladder-opened" && e.Message.Contains("kubelet.service still unhealthy 11 min after the guarded restart", StringComparison.Ordinal));
+        Assert.Empty(_machine.Done); // not restarted again by the ladder
+    }
+
+    [Fact]
+    public async Task TheApiServerDown_WhenATriggerFires_StartsNoIncident_UntilTheNodeCanBeRead()
+    {
+        StuckOnNfs(TimeSpan.FromMinutes(12));
+        _api.Down = true;
+        var ladder = Make();
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.Null(ladder.Current);
+        Assert.Contains("the Node cannot be read to look for a hold", _events.Single().Message, StringComparison.Ordinal);
+        _api.Down = false;
+        StuckOnNfs(TimeSpan.FromMinutes(12));
+        Assert.Equal(LadderAction.Drain, await TickAsync(ladder));
+        Assert.NotNull(ladder.Current);
+    }
+
     private static async Task Until(Func<bool> condition, CancellationToken ct)
     {
         while (!condition())
