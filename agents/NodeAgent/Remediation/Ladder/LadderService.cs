@@ -44,6 +44,7 @@ public sealed partial class LadderService : BackgroundService
     private readonly ILogger<LadderService> _logger;
     private volatile Incident? _incident;
     private bool _loaded;
+    private bool _saved; // _incident is what the file holds
     private string? _lastHeld;
     private string? _lastRefusal;
     private string? _lastRenewal;
@@ -440,6 +441,7 @@ public sealed partial class LadderService : BackgroundService
         {
             _loaded = true;
             _incident = Incident.Load(_stateDirectory, out var problem);
+            _saved = _incident is not null;
             if (problem is not null)
             {
                 // Said: an incident that cannot be read is not resumed (its reboot could be asked again by a new one only after the Cooldown of nothing).
@@ -461,15 +463,22 @@ public sealed partial class LadderService : BackgroundService
         Open.Set(open ? 1 : 0);
         Stalled.Set(open && i.Stalled is not null ? 1 : 0);
         Started.Set(open ? i.Started.ToUnixTimeSeconds() : 0);
+        if (i == _incident && _saved)
+        {
+            return true; // unchanged since it was read or written: no fsync per tick
+        }
+
         try
         {
             i.Save(_stateDirectory);
             _incident = i;
+            _saved = true;
             return true;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             _incident = i;
+            _saved = false;
             Log.RecordFailed(_logger, Incident.PathIn(_stateDirectory), ex.Message);
             return false;
         }
