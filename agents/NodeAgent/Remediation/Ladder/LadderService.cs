@@ -80,6 +80,7 @@ public sealed partial class LadderService : BackgroundService
             return;
         }
 
+        LoadOnce(); // before the renewal starts: a resumed incident's lease is renewed from the first RenewInterval
         var renewing = RenewLoopAsync(stoppingToken);
         try
         {
@@ -216,6 +217,10 @@ public sealed partial class LadderService : BackgroundService
                 {
                     Save(after.Next);
                     Report(after);
+                    if (after.Next.Rung != next.Rung)
+                    {
+                        await MarkAsync(after.Next, ct).ConfigureAwait(false);
+                    }
                 }
 
                 return step.Action;
@@ -256,8 +261,14 @@ public sealed partial class LadderService : BackgroundService
                 await EndAsync(step, ct).ConfigureAwait(false);
                 return step.Action;
             default:
+                var before = _incident?.Rung;
                 Save(next);
                 Report(step);
+                if (before != next.Rung)
+                {
+                    await MarkAsync(next, ct).ConfigureAwait(false);
+                }
+
                 return step.Action;
         }
     }
@@ -285,6 +296,24 @@ public sealed partial class LadderService : BackgroundService
         Save(i);
         Report(end);
         _lastRefusal = null;
+    }
+
+    // The rung into our mark on the Node (best effort: the incident goes on without it; a failure is said).
+    private async Task MarkAsync(Incident i, CancellationToken ct)
+    {
+        if (i.Rung == Rung.Restart)
+        {
+            return;
+        }
+
+        try
+        {
+            await _drainer.MarkStepAsync(i.Id, IncidentLadder.Name(i.Rung), ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (!ct.IsCancellationRequested && KubeClient.IsApiFailure(ex))
+        {
+            Log.NodeUnreadable(_logger, NodeName, $"the mark's step {IncidentLadder.Name(i.Rung)} not written: {_client.Why(ex)}");
+        }
     }
 
     private async Task<bool> RefusedAsync(Incident i, string step, CancellationToken ct)
