@@ -62,4 +62,5 @@ internal static class EventIds
     public const int LadderRenewed = 3724;
     public const int LadderNodeUnreadable = 3725;
     public const int LadderTickFailed = 3726;
+    public const int LadderMarkFailed = 3727;
 }

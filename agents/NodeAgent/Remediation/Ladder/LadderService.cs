@@ -312,7 +312,7 @@ public sealed partial class LadderService : BackgroundService
         }
         catch (Exception ex) when (!ct.IsCancellationRequested && KubeClient.IsApiFailure(ex))
         {
-            Log.NodeUnreadable(_logger, NodeName, $"the mark's step {IncidentLadder.Name(i.Rung)} not written: {_client.Why(ex)}");
+            Log.MarkFailed(_logger, IncidentLadder.Name(i.Rung), NodeName, _client.Why(ex));
         }
     }
 
@@ -558,6 +558,9 @@ public sealed partial class LadderService : BackgroundService
 
         [LoggerMessage(EventIds.LadderNodeUnreadable, LogLevel.Warning, "ladder: the Node {Node} cannot be read: {Why}")]
         public static partial void NodeUnreadable(ILogger logger, string node, string why);
+
+        [LoggerMessage(EventIds.LadderMarkFailed, LogLevel.Warning, "ladder: the step {Step} could not be written into our mark on {Node}: {Why}; the incident goes on")]
+        public static partial void MarkFailed(ILogger logger, string step, string node, string why);
 
         [LoggerMessage(EventIds.LadderTickFailed, LogLevel.Error, "ladder: a tick failed ({Type}): {Why}; tried again at the next")]
         public static partial void TickFailed(ILogger logger, string type, string why);
