@@ -54,4 +54,13 @@ internal static class EventIds
     public const int LeaseReleaseFailed = 3714;
     public const int LeaseFileUnusable = 3715;
     public const int LeaseEnded = 3716;
+
+    // Remediation/Ladder: the incident ladder (restart, drain, reboot, hard reset, recover).
+    public const int LadderStep = 3721;
+    public const int LadderRecordFailed = 3722;
+    public const int LadderResumed = 3723;
+    public const int LadderRenewed = 3724;
+    public const int LadderNodeUnreadable = 3725;
+    public const int LadderTickFailed = 3726;
+    public const int LadderMarkFailed = 3727;
 }

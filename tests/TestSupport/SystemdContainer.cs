@@ -124,6 +124,23 @@ public sealed class SystemdContainer : IAsyncDisposable
 
     public async Task<string> SystemctlAsync(params string[] args) => (await ExecAsync(["systemctl", .. args])).Stdout.Trim();
 
+    /// <summary>
+    /// systemd-nspawn's exit code once the container ends by itself within <paramref name="timeout"/> (a reboot asked
+    /// inside it ends nspawn with 133, a poweroff with 0), or null if it still runs.
+    /// </summary>
+    public async Task<int?> ExitedAsync(TimeSpan timeout)
+    {
+        try
+        {
+            await _nspawn.WaitForExitAsync().WaitAsync(timeout);
+            return _nspawn.ExitCode;
+        }
+        catch (TimeoutException)
+        {
+            return null;
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (!_nspawn.HasExited)

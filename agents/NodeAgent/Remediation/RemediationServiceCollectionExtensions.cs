@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Toolforge.Agents.Common.Options;
 using Toolforge.Agents.NodeAgent.Remediation.Drain;
+using Toolforge.Agents.NodeAgent.Remediation.Ladder;
 
 namespace Toolforge.Agents.NodeAgent.Remediation;
 
@@ -18,6 +19,11 @@ public static class RemediationServiceCollectionExtensions
         services.TryAddSingleton<IStuckPods, ProcStuckPods>();
         services.TryAddSingleton<IRemediationGate, CoordinatorLeaseGate>();
         services.TryAddSingleton<Drainer>();
+
+        // The incident ladder: acts only with Ladder:Enabled (and so Drain:Enabled).
+        services.TryAddSingleton<ILadderMachine, DBusLadderMachine>();
+        services.TryAddSingleton<LadderService>();
+        services.AddHostedService(sp => sp.GetRequiredService<LadderService>());
         return services;
     }
 }

@@ -115,6 +115,24 @@ public sealed class SystemdClient(string address, TimeSpan timeout) : IDisposabl
         return c.CallMethodAsync(writer.CreateMessage(), static (m, _) => m.GetBodyReader().ReadObjectPathAsString(), null);
     }, ct);
 
+    /// <summary>
+    /// logind's Reboot(interactive=false) (org.freedesktop.login1.Manager on /org/freedesktop/login1): the clean
+    /// reboot systemctl reboot asks for, honouring logind's inhibitors' rules for root. Returns when logind accepted it.
+    /// </summary>
+    public Task<bool> RebootAsync(CancellationToken ct) => CallAsync("rebooting through logind", async c =>
+    {
+        await c.CallMethodAsync(RebootMessage(c)).ConfigureAwait(false);
+        return true;
+    }, ct);
+
+    private static MessageBuffer RebootMessage(DBusConnection c)
+    {
+        using var writer = c.GetMessageWriter();
+        writer.WriteMethodCallHeader("org.freedesktop.login1", "/org/freedesktop/login1", "org.freedesktop.login1.Manager", "Reboot", "b", MessageFlags.None);
+        writer.WriteBool(false);
+        return writer.CreateMessage();
+    }
+
     private static Task<string> LoadUnitAsync(DBusConnection c, string unit)
     {
         using var writer = c.GetMessageWriter();

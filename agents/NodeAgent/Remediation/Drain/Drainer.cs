@@ -277,6 +277,51 @@ public sealed partial class Drainer
         }
     }
 
+    /// <summary>
+    /// Writes <paramref name="step"/> into our mark of <paramref name="incident"/> on the Node (the ladder's rung, so
+    /// `kubectl get node -o yaml` shows where the incident is): false when the mark is not ours for it or the gate
+    /// refuses; a 409 reads the Node again (ConflictRetries times); the API's failures are thrown (the caller says them).
+    /// </summary>
+    public async Task<bool> MarkStepAsync(string incident, string step, CancellationToken ct)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var node = await GetNodeAsync(ct).ConfigureAwait(false);
+            var mark = CordonMark.Read(node.Metadata?.Annotations);
+            if (mark?.Incident != incident)
+            {
+                return false;
+            }
+
+            if (mark.Step == step)
+            {
+                return true;
+            }
+
+            if (await _gate.RefusesAsync(incident, "mark", ct).ConfigureAwait(false) is not null)
+            {
+                return false;
+            }
+
+            try
+            {
+                await PatchNodeAsync(new JsonObject
+                {
+                    ["metadata"] = new JsonObject
+                    {
+                        ["resourceVersion"] = node.Metadata?.ResourceVersion,
+                        ["annotations"] = new JsonObject { [CordonMark.Annotation] = (mark with { Step = step }).ToJson() },
+                    },
+                }, ct).ConfigureAwait(false);
+                return true;
+            }
+            catch (KubeApiException ex) when (ex.StatusCode == 409 && attempt < _o.ConflictRetries)
+            {
+                // changed since we read it: read again
+            }
+        }
+    }
+
     // On resuming past the cordon: why the incident ended while we were away, or null (also when the API cannot tell
     // yet: the evict rounds ask again and handle the API's failures).
     private async Task<string?> ResumeCancelledAsync(string incident, CancellationToken ct)

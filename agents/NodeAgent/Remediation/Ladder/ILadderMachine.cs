@@ -1,0 +1,75 @@
+using Toolforge.Agents.NodeAgent.Checks;
+using Toolforge.Agents.NodeAgent.Checks.Systemd;
+
+namespace Toolforge.Agents.NodeAgent.Remediation.Ladder;
+
+/// <summary>What the ladder does to this machine (outside the Kubernetes API): each throws <see cref="LadderActionException"/> with the reason when it fails.</summary>
+public interface ILadderMachine
+{
+    /// <summary>This boot's id (/proc/sys/kernel/random/boot_id): it changes with every boot, and only then.</summary>
+    string BootId();
+
+    Task RestartUnitAsync(string unit, CancellationToken ct);
+
+    Task RebootAsync(CancellationToken ct);
+
+    Task HardResetAsync(IReadOnlyList<string> command, TimeSpan timeout, CancellationToken ct);
+}
+
+public sealed class LadderActionException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>The real machine: systemd and logind over the system D-Bus (the SystemdClient every check uses), the admin's command as a subprocess.</summary>
+public sealed class DBusLadderMachine(SystemdClient systemd) : ILadderMachine
+{
+    public string BootId()
+    {
+        try
+        {
+            return File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new LadderActionException($"cannot read /proc/sys/kernel/random/boot_id: {ex.Message}", ex);
+        }
+    }
+
+    public async Task RestartUnitAsync(string unit, CancellationToken ct)
+    {
+        try
+        {
+            await systemd.RestartUnitAsync(unit, "replace", ct).ConfigureAwait(false);
+        }
+        catch (SystemdException ex)
+        {
+            throw new LadderActionException(ex.Message, ex);
+        }
+    }
+
+    public async Task RebootAsync(CancellationToken ct)
+    {
+        try
+        {
+            await systemd.RebootAsync(ct).ConfigureAwait(false);
+        }
+        catch (SystemdException ex)
+        {
+            throw new LadderActionException(ex.Message, ex);
+        }
+    }
+
+    public async Task HardResetAsync(IReadOnlyList<string> command, TimeSpan timeout, CancellationToken ct)
+    {
+        try
+        {
+            await ProcessRunner.RunAsync(command[0], command.Skip(1), timeout, ct).ConfigureAwait(false);
+        }
+        catch (CommandFailedException ex)
+        {
+            throw new LadderActionException(ex.Message, ex);
+        }
+        catch (OperationCanceledException ex) when (!ct.IsCancellationRequested)
+        {
+            throw new LadderActionException($"{command[0]} did not finish within {timeout.TotalSeconds:0}s: killed", ex);
+        }
+    }
+}

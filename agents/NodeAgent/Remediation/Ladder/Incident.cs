@@ -1,0 +1,102 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Toolforge.Agents.Common.Files;
+
+namespace Toolforge.Agents.NodeAgent.Remediation.Ladder;
+
+/// <summary>The ladder's rungs, in order.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<Rung>))]
+public enum Rung
+{
+    /// <summary>Restart the unit in trouble over D-Bus and wait for it to be healthy.</summary>
+    Restart,
+
+    /// <summary>Cordon (with our mark) and drain through the Eviction API (the Drainer).</summary>
+    Drain,
+
+    /// <summary>Reboot through logind, once.</summary>
+    Reboot,
+
+    /// <summary>The admin's hard-reset command, once.</summary>
+    HardReset,
+
+    /// <summary>Back from the reboot: wait for Ready and green, then uncordon.</summary>
+    Recover,
+}
+
+/// <summary>
+/// One incident as this host keeps it (StateDirectory/node-agent.remediation-incident, written with DurableFile before
+/// each action): what triggered it, the rung and since when, the boot it started in, and whether the reboot and the
+/// hard reset were already asked for — each at most once per incident, whatever restarts.
+/// </summary>
+public sealed record Incident(
+    [property: JsonPropertyName("id")] string Id,
+    [property: JsonPropertyName("trigger")] string Trigger,
+    [property: JsonPropertyName("unit")] string? Unit,
+    [property: JsonPropertyName("rung")] Rung Rung,
+    [property: JsonPropertyName("started")] DateTimeOffset Started,
+    [property: JsonPropertyName("rungStarted")] DateTimeOffset RungStarted,
+    [property: JsonPropertyName("bootId")] string BootId)
+{
+    /// <summary>The rung's action was last tried at (null: not yet in this rung).</summary>
+    [JsonPropertyName("lastAttempt")]
+    public DateTimeOffset? LastAttempt { get; init; }
+
+    /// <summary>The rung's action was done (the unit restarted).</summary>
+    [JsonPropertyName("acted")]
+    public bool Acted { get; init; }
+
+    /// <summary>Our cordon of this incident was seen on the Node (from then, the Node uncordoned or unmarked by someone else ends the incident).</summary>
+    [JsonPropertyName("cordoned")]
+    public bool Cordoned { get; init; }
+
+    [JsonPropertyName("rebootAsked")]
+    public bool RebootAsked { get; init; }
+
+    [JsonPropertyName("hardResetRun")]
+    public bool HardResetRun { get; init; }
+
+    /// <summary>Ready=True and green without a break since (Recover).</summary>
+    [JsonPropertyName("healthySince")]
+    public DateTimeOffset? HealthySince { get; init; }
+
+    /// <summary>Why the ladder waits for an admin (said once), or null.</summary>
+    [JsonPropertyName("stalled")]
+    public string? Stalled { get; init; }
+
+    /// <summary>When it ended (the record stays, so the next incident waits the ladder's Cooldown), and how.</summary>
+    [JsonPropertyName("ended")]
+    public DateTimeOffset? Ended { get; init; }
+
+    [JsonPropertyName("end")]
+    public string? End { get; init; }
+
+    public static string PathIn(string stateDirectory) => Path.Combine(stateDirectory, "node-agent.remediation-incident");
+
+    /// <summary>The saved incident; null with <paramref name="problem"/> saying why when the file exists but cannot be read.</summary>
+    public static Incident? Load(string stateDirectory, out string? problem)
+    {
+        problem = null;
+        var path = PathIn(stateDirectory);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        try
+        {
+            return JsonSerializer.Deserialize(BoundedFile.ReadText("the remediation incident", path, 8192), LadderJson.Default.Incident);
+        }
+        catch (Exception ex) when (ex is JsonException or IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            problem = $"{path}: {ex.Message}";
+            return null;
+        }
+    }
+
+    public void Save(string stateDirectory) => DurableFile.Write(PathIn(stateDirectory), JsonSerializer.Serialize(this, LadderJson.Default.Incident));
+}
+
+[JsonSerializable(typeof(Incident))]
+[JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+internal sealed partial class LadderJson : JsonSerializerContext;
