@@ -31,18 +31,6 @@ public sealed class LadderLeaseTests : IAsyncLifetime
     private CoordinatorHarness _h = null!;
     private FakeKubeApiServer _api = null!;
 
-    private sealed class SteppedTime(DateTimeOffset start) : FakeTimeProvider(start)
-    {
-        public SemaphoreSlim TimerCreated { get; } = new(0);
-
-        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
-        {
-            var t = base.CreateTimer(callback, state, dueTime, period);
-            TimerCreated.Release();
-            return t;
-        }
-    }
-
     private sealed class NoMachine : ILadderMachine
     {
         public List<string> Done { get; } = [];

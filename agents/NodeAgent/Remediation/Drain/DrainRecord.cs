@@ -19,27 +19,10 @@ public sealed record DrainRecord(
     public static DrainRecord? Load(string stateDirectory) => Load(stateDirectory, out _);
 
     /// <summary>The saved record; null with <paramref name="problem"/> saying why when the file exists but cannot be read.</summary>
-    public static DrainRecord? Load(string stateDirectory, out string? problem)
-    {
-        problem = null;
-        var path = PathIn(stateDirectory);
-        if (!File.Exists(path))
-        {
-            return null;
-        }
+    public static DrainRecord? Load(string stateDirectory, out string? problem) =>
+        StateRecord.Load(PathIn(stateDirectory), "the drain record", 4096, DrainJson.Default.DrainRecord, out problem);
 
-        try
-        {
-            return JsonSerializer.Deserialize(BoundedFile.ReadText("the drain record", path, 4096), DrainJson.Default.DrainRecord);
-        }
-        catch (Exception ex) when (ex is JsonException or IOException or UnauthorizedAccessException or InvalidDataException)
-        {
-            problem = $"{path}: {ex.Message}";
-            return null;
-        }
-    }
-
-    public void Save(string stateDirectory) => DurableFile.Write(PathIn(stateDirectory), JsonSerializer.Serialize(this, DrainJson.Default.DrainRecord));
+    public void Save(string stateDirectory) => StateRecord.Save(PathIn(stateDirectory), this, DrainJson.Default.DrainRecord);
 
     public static void Clear(string stateDirectory)
     {

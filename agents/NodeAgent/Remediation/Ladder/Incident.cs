@@ -74,27 +74,10 @@ public sealed record Incident(
     public static string PathIn(string stateDirectory) => Path.Combine(stateDirectory, "node-agent.remediation-incident");
 
     /// <summary>The saved incident; null with <paramref name="problem"/> saying why when the file exists but cannot be read.</summary>
-    public static Incident? Load(string stateDirectory, out string? problem)
-    {
-        problem = null;
-        var path = PathIn(stateDirectory);
-        if (!File.Exists(path))
-        {
-            return null;
-        }
+    public static Incident? Load(string stateDirectory, out string? problem) =>
+        StateRecord.Load(PathIn(stateDirectory), "the remediation incident", 8192, LadderJson.Default.Incident, out problem);
 
-        try
-        {
-            return JsonSerializer.Deserialize(BoundedFile.ReadText("the remediation incident", path, 8192), LadderJson.Default.Incident);
-        }
-        catch (Exception ex) when (ex is JsonException or IOException or UnauthorizedAccessException or InvalidDataException)
-        {
-            problem = $"{path}: {ex.Message}";
-            return null;
-        }
-    }
-
-    public void Save(string stateDirectory) => DurableFile.Write(PathIn(stateDirectory), JsonSerializer.Serialize(this, LadderJson.Default.Incident));
+    public void Save(string stateDirectory) => StateRecord.Save(PathIn(stateDirectory), this, LadderJson.Default.Incident);
 }
 
 [JsonSerializable(typeof(Incident))]

@@ -32,19 +32,6 @@ public sealed partial class DrainTests : IAsyncLifetime
     private FakeKubeApiServer _api = null!;
     private KubeClient? _client;
 
-    /// <summary>A fake clock that says when a timer is created (the drainer waits for its next poll).</summary>
-    private sealed class SteppedTime(DateTimeOffset start) : FakeTimeProvider(start)
-    {
-        public SemaphoreSlim TimerCreated { get; } = new(0);
-
-        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
-        {
-            var t = base.CreateTimer(callback, state, dueTime, period);
-            TimerCreated.Release();
-            return t;
-        }
-    }
-
     /// <summary>Stand-in for what node.stuck-processes sees, where the test is about the drain's decisions; the real path (a process in D on a fuse.sshfs mount) has its own test below.</summary>
     private sealed class StuckSeen : IStuckPods
     {

@@ -37,18 +37,6 @@ public sealed class LadderServiceTests : IAsyncLifetime
     private FakeKubeApiServer _api = null!;
     private AgentState _state = null!;
 
-    private sealed class SteppedTime(DateTimeOffset start) : FakeTimeProvider(start)
-    {
-        public SemaphoreSlim TimerCreated { get; } = new(0);
-
-        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
-        {
-            var t = base.CreateTimer(callback, state, dueTime, period);
-            TimerCreated.Release();
-            return t;
-        }
-    }
-
     private sealed class FakeMachine : ILadderMachine
     {
         public string Boot { get; set; } = Boot1;
