@@ -239,6 +239,13 @@ public sealed class CoordinatorHarness : IAsyncDisposable
 
     public AdminService.AdminServiceClient AdminClient(string identity) => new(Channel(identity));
 
+    /// <summary>agentctl's connection flags for <paramref name="identity"/> against this coordinator (for an agentctl the test starts itself).</summary>
+    public string[] AgentCtlArgs(string identity)
+    {
+        var (cert, key) = Issue(identity);
+        return ["--server", Address, "--cert", cert, "--key", key, "--ca", CaPath, "--timeout", "5"];
+    }
+
     /// <summary>Runs agentctl (as a process) as <paramref name="identity"/> against this coordinator.</summary>
     public Task<ProcessResult> AgentCtlAsync(string identity, params string[] args)
     {
