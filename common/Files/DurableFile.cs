@@ -63,6 +63,30 @@ public static partial class DurableFile
         return KindOf(full) is { } kind ? new NotARegularFileException(full, kind).Message : null;
     }
 
+    /// <summary>
+    /// Run as root, gives <paramref name="path"/> to the owner (user and group) of its directory — a daemon's
+    /// StateDirectory, owned by its DynamicUser — so a command an admin runs as root beside the daemon (`verify`)
+    /// never leaves a file the daemon can no longer read or write. Does nothing for any other user, or off Linux.
+    /// </summary>
+    public static void OwnLikeDirectory(string path)
+    {
+        if (!OperatingSystem.IsLinux() || geteuid() != 0)
+        {
+            return;
+        }
+
+        var full = Path.GetFullPath(path);
+        if (statx(AtFdCwd, Path.GetDirectoryName(full)!, 0, StatxOwner, out var dir) != 0)
+        {
+            throw new IOException($"cannot look at the owner of {Path.GetDirectoryName(full)}: errno {Marshal.GetLastPInvokeError()}");
+        }
+
+        if (dir.Uid != 0 && lchown(full, dir.Uid, dir.Gid) != 0)
+        {
+            throw new IOException($"cannot give {full} to the owner of its directory (uid {dir.Uid}): errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
     /// <summary>Throws <see cref="NotARegularFileException"/> when something other than a regular file is at <paramref name="path"/>.</summary>
     public static void EnsureReplaceable(string path)
     {
@@ -128,6 +152,7 @@ public static partial class DurableFile
     private const int AtFdCwd = -100;
     private const int AtSymlinkNoFollow = 0x100;
     private const uint StatxType = 0x1;
+    private const uint StatxOwner = 0x8 | 0x10; // STATX_UID | STATX_GID
 
     // struct statx (linux/stat.h): the same layout on every architecture, unlike struct stat. Only the type is read.
     [StructLayout(LayoutKind.Sequential, Size = 256)]
@@ -147,6 +172,12 @@ public static partial class DurableFile
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int open(string path, int flags);
+
+    [LibraryImport("libc")]
+    private static partial uint geteuid();
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int lchown(string path, uint owner, uint group);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int fsync(int fd);

@@ -248,10 +248,17 @@ public sealed class PrivateRegistry : IAsyncDisposable
         return r.ExitCode == 0 ? r.Stdout : throw new HttpRequestException($"GET {path} in {_netns}: exit {r.ExitCode} {r.Stderr.Trim()}");
     }
 
+    /// <summary>Stops the registry process where it stands (SIGSTOP, by its pid): connections are taken by the kernel but never answered.</summary>
+    public void Freeze() => Run.ProcessAsync("kill", ["-STOP", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]).GetAwaiter().GetResult();
+
+    /// <summary>Lets a frozen registry go on (SIGCONT).</summary>
+    public void Thaw() => Run.ProcessAsync("kill", ["-CONT", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]).GetAwaiter().GetResult();
+
     public async ValueTask DisposeAsync()
     {
         if (!_process.HasExited)
         {
+            Thaw();
             _process.Kill(entireProcessTree: true);
             await _process.WaitForExitAsync();
         }

@@ -39,6 +39,7 @@ internal sealed partial class BuildQueueService(
     private static readonly RetryBounds Reconnect = new(Initial: TimeSpan.FromSeconds(1), Max: TimeSpan.FromSeconds(30));
 
     private static readonly Counter Builds = Metrics.CreateCounter("toolforge_builder_builds_total", "Builds run for the coordinator, by result.", "result");
+    private static readonly Counter CommandCrashed = Metrics.CreateCounter("toolforge_builder_command_crashes_total", "Commands that ended with an unexpected error (a bug); the builder went on with the next.");
     private static readonly Gauge Queued = Metrics.CreateGauge("toolforge_builder_queue_length", "Build requests waiting.");
 
     private const int MaxImagesPerRequest = 200;
@@ -218,6 +219,13 @@ internal sealed partial class BuildQueueService(
                         Log.UnknownCommand(logger, command.BuildId, command.BodyCase.ToString());
                     }
                 }
+                catch (Exception ex) when (!ct.IsCancellationRequested)
+                {
+                    // One command's bug must not end the loop: the builder would stay connected and run nothing more.
+                    CommandCrashed.Inc();
+                    Log.CommandCrashed(logger, command.BuildId, ex);
+                    state.SetCheck("builder.last-build", CheckState.Failing, $"build {command.BuildId} ended with an unexpected error: {ex.GetType().Name}: {ex.Message}");
+                }
                 finally
                 {
                     lock (_seen)
@@ -301,7 +309,16 @@ internal sealed partial class BuildQueueService(
         progress.State(BuildState.Running);
         if (request.Promote)
         {
-            await RunPromotionAsync(command, request, o, progress, ct).ConfigureAwait(false);
+            try
+            {
+                await RunPromotionAsync(command, request, o, progress, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested && ct.IsCancellationRequested && CancelledOf(command.Id) is { } asked
+                && ex is OperationCanceledException or IOException or HttpRequestException)
+            {
+                EndCancelled(command, progress, asked, "stopped"); // the manifests copied stay copied, the rest was not
+            }
+
             return;
         }
 
@@ -411,7 +428,7 @@ internal sealed partial class BuildQueueService(
                 error = $"{refused} of {count} image(s) not promoted";
             }
         }
-        catch (Exception ex) when (ex is RepositoryException or Promotion.PromotionException or IOException)
+        catch (Exception ex) when (ex is RepositoryException or Promotion.PromotionException or IOException or UnauthorizedAccessException)
         {
             error = ex.Message;
             progress.Line("*", "ERROR: " + ex.Message);
@@ -440,6 +457,9 @@ internal sealed partial class BuildQueueService(
 
         [LoggerMessage(4012, LogLevel.Information, "the coordinator ended the command stream (it is stopping or restarting); reconnecting")]
         public static partial void StreamEnded(ILogger logger);
+
+        [LoggerMessage(4013, LogLevel.Error, "build {Id} ended with an unexpected error (a bug); the builder goes on with the next command")]
+        public static partial void CommandCrashed(ILogger logger, string id, Exception ex);
 
         [LoggerMessage(4004, LogLevel.Warning, "command {Id} of kind {Kind} is not something this builder does")]
         public static partial void UnknownCommand(ILogger logger, string id, string kind);

@@ -36,6 +36,7 @@ public sealed class VerifiedStore(string path)
         try
         {
             DurableFile.Write(Path, JsonSerializer.SerializeToUtf8Bytes(state, VerifiedJson.Default.VerifiedState), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead);
+            DurableFile.OwnLikeDirectory(Path); // a `verify` run as root leaves the file to the daemon's user
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -66,6 +67,10 @@ public sealed class VerifiedStore(string path)
         {
             throw new PromotionException($"{Safe(Path)} is not a verdict file ({Safe(ex.Message)}); move it aside and verify again");
         }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new PromotionException($"cannot read the verdict file {Safe(Path)}: {Safe(ex.Message)} (a file written by root? give it to the daemon's user: chown it like its directory)", ex);
+        }
     }
 
     private FileStream Lock()
@@ -77,7 +82,22 @@ public sealed class VerifiedStore(string path)
             try
             {
                 Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(lockPath))!);
-                return new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+                var created = !File.Exists(lockPath);
+                var stream = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+                if (created)
+                {
+                    try
+                    {
+                        DurableFile.OwnLikeDirectory(lockPath); // made by root: the daemon's user must still open it
+                    }
+                    catch
+                    {
+                        stream.Dispose();
+                        throw;
+                    }
+                }
+
+                return stream;
             }
             catch (IOException ex) when (ex.HResult == 11 && waited.Elapsed < TimeSpan.FromSeconds(10))
             {

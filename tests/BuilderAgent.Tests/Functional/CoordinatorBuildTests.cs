@@ -165,5 +165,36 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         Assert.Contains((CoordinatorHarness.Admin, "request-promote", "accepted"), rows);
         Assert.Contains((CoordinatorHarness.Admin, "request-build", "invalid"), rows);
         Assert.DoesNotContain(bridge.Requests, r => r.Method is "POST" or "PATCH" || r.Target.Contains("/blobs/uploads", StringComparison.Ordinal)); // promotion uploads nothing
+
+        // A promotion cancelled while the registry does not answer ends cancelled, and the builder goes on with the next
+        // command (before, the cancel ended the builder's work loop for good: every later command stayed queued).
+        fx.Registry.Freeze();
+        string stuckId;
+        try
+        {
+            var stuck = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "promote", "base-b/tools");
+            Assert.True(stuck.ExitCode == 0, stuck.ToString());
+            stuckId = IdOf(stuck);
+            Assert.True(await Peer.EventuallyAsync(() => StateOf(coordinator, stuckId) == "running", TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(1)), daemon.Output);
+            var cancel = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "cancel", stuckId, "--reason", "registry hangs");
+            Assert.True(cancel.ExitCode == 0, cancel.ToString());
+            Assert.True(await Peer.EventuallyAsync(() => StateOf(coordinator, stuckId) == "cancelled", TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(1)), daemon.Output);
+        }
+        finally
+        {
+            fx.Registry.Thaw();
+        }
+
+        var next = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "promote", "base-b/tools");
+        Assert.True(next.ExitCode == 0, next.ToString());
+        var after = await FinishedAsync(coordinator, IdOf(next), daemon);
+        Assert.True((string?)after["state"] == "succeeded", after.ToJsonString() + daemon.Output);
+        Assert.DoesNotContain("unexpected error", daemon.Output, StringComparison.Ordinal);
+    }
+
+    private static string? StateOf(CoordinatorHarness coordinator, string id)
+    {
+        var r = coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "builds", "-o", "json").GetAwaiter().GetResult();
+        return (string?)JsonNode.Parse(r.Stdout)?["builds"]?.AsArray().FirstOrDefault(b => (string?)b!["id"] == id)?["state"];
     }
 }
