@@ -22,7 +22,21 @@ public static class OptionsRegistration
         // another type bound at the same section, are that type's to check: this one does not call them unknown.
         services.AddSingleton<IValidateOptions<T>>(sp => new SelfValidatingOptions<T>(configSection,
             ValidatedOptionsEntry.OwnedElsewhere(sp.GetServices<ValidatedOptionsEntry>(), typeof(T), section)));
-        services.AddSingleton(new ValidatedOptionsEntry(typeof(T), section, ConfigurationShape.KeysOf(typeof(T)), sp => _ = sp.GetRequiredService<IOptions<T>>().Value));
+        services.AddSingleton(new ValidatedOptionsEntry(typeof(T), section, ConfigurationShape.KeysOf(typeof(T)), sp => _ = sp.GetRequiredService<IOptions<T>>().Value,
+            (root, owned) =>
+            {
+                var fresh = root.GetSection(section);
+                try
+                {
+                    var o = Activator.CreateInstance<T>();
+                    BindExactly(fresh, o, bind);
+                    return [.. ConfigurationShape.Problems(fresh, o, owned), .. o.Validate(section)];
+                }
+                catch (InvalidOperationException ex) when (ConfigurationValues.DescribeConversion(ex) is { } conversion)
+                {
+                    return [conversion];
+                }
+            }));
         services.AddSingleton<IOptionsChangeTokenSource<T>>(new ConfigurationChangeTokenSource<T>(Microsoft.Extensions.Options.Options.DefaultName, configSection));
         return services.AddOptions<T>()
             .Configure(o => BindExactly(configSection, o, bind))

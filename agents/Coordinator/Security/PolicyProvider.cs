@@ -11,15 +11,19 @@ namespace Toolforge.Agents.Coordinator.Security;
 public sealed partial class PolicyProvider
 {
     private readonly IConfiguration? _configuration;
-    private readonly IReadOnlyCollection<string> _ownedElsewhere;
+    private readonly IReadOnlyCollection<ValidatedOptionsEntry> _entries;
+    private readonly OwnConfiguration? _own;
     private readonly ILogger<PolicyProvider> _logger;
     private volatile SecurityPolicy _current;
 
-    /// <param name="ownedElsewhere">The keys and sections of "Coordinator" other features own (a reload checks only its own).</param>
-    public PolicyProvider(IOptions<SecurityOptions> options, ILogger<PolicyProvider> logger, IConfiguration? configuration = null, IReadOnlyCollection<string>? ownedElsewhere = null)
+    /// <param name="entries">Every options type of the coordinator: a reload checks the whole file as a start would, and takes only the security keys.</param>
+    /// <param name="own">The program's own configuration (its file and TOOLFORGE_ variables, not what the host adds), read again for that check.</param>
+    public PolicyProvider(IOptions<SecurityOptions> options, ILogger<PolicyProvider> logger, IConfiguration? configuration = null,
+        IReadOnlyCollection<ValidatedOptionsEntry>? entries = null, OwnConfiguration? own = null)
     {
         _configuration = configuration;
-        _ownedElsewhere = ownedElsewhere ?? [];
+        _entries = entries ?? [];
+        _own = own;
         _logger = logger;
         _current = new SecurityPolicy(options.Value);
     }
@@ -49,9 +53,14 @@ public sealed partial class PolicyProvider
                 fresh.Add(source);
             }
 
-            var section = fresh.Build().GetSection(SecurityOptions.Section);
+            // The whole file is checked as the next start would check it (a file that start would refuse is refused
+            // now, not reported "reloaded" and found at the next restart); only the roles and the deny-list are taken.
+            var root = fresh.Build();
+            var section = root.GetSection(SecurityOptions.Section);
             var o = OptionsRegistration.GetExactly<SecurityOptions>(section, (c, o) => c.Bind(o));
-            var problems = ConfigurationShape.Problems(section, o, _ownedElsewhere).Concat(o.Validate(SecurityOptions.Section)).ToList();
+            var problems = _entries.Count > 0 && _own is not null
+                ? ValidatedOptionsEntry.ProblemsOf(_own.ReadAgain(), _entries)
+                : ConfigurationShape.Problems(section, o).Concat(o.Validate(SecurityOptions.Section)).ToList();
             problem = problems.Count > 0 ? string.Join("; ", problems) : null;
             if (problem is null)
             {

@@ -15,7 +15,7 @@ public static class SecurityServiceCollectionExtensions
     {
         services.TryAddSingleton(sp => new PolicyProvider(
             sp.GetRequiredService<IOptions<SecurityOptions>>(), sp.GetRequiredService<ILogger<PolicyProvider>>(), configuration,
-            ValidatedOptionsEntry.OwnedElsewhere(sp.GetServices<ValidatedOptionsEntry>(), typeof(SecurityOptions), SecurityOptions.Section)));
+            sp.GetServices<ValidatedOptionsEntry>().ToList(), sp.GetService<OwnConfiguration>()));
         services.TryAddSingleton<ClientCertificateValidator>();
         services.TryAddSingleton<RefusalLog>();
         services.TryAddSingleton<CallerAuthorizer>();

@@ -198,6 +198,29 @@ public sealed partial class TrustTests
         Assert.NotNull(refused);
         Assert.Contains("Coordinator:Veiwers: unknown key", refused, StringComparison.Ordinal);
         Assert.Equal(Security.Roles.Viewer, policy.Current.RolesOf("viewer-new.example"));
+
+        // A key of another feature that the next start would refuse is refused now too (it was "reloaded", then the
+        // coordinator did not come back after its next restart), and the roles in force stay.
+        foreach (var (key, value, expected) in new (string, JsonNode, string)[]
+        {
+            ("RetentionDays", 0, "Coordinator:RetentionDays"),
+            ("Store", "postgres", "Coordinator:Store: must be"),
+            ("Port", "abc", "Coordinator:Port"),
+        })
+        {
+            await h.EditConfigAsync(c =>
+            {
+                c["Coordinator"]!.AsObject().Remove("Veiwers");
+                c["Coordinator"]![key] = value.DeepClone();
+            });
+            var problem = policy.Reload();
+            Assert.True(problem?.Contains(expected, StringComparison.Ordinal) == true, $"{key}={value}: {problem ?? "reloaded"}");
+            Assert.Equal(Security.Roles.Viewer, policy.Current.RolesOf("viewer-new.example"));
+            await h.EditConfigAsync(c => c["Coordinator"]!.AsObject().Remove(key));
+        }
+
+        Assert.Null(policy.Reload()); // the file right again: viewer-other.example now
+        Assert.Equal(Security.Roles.Viewer, policy.Current.RolesOf("viewer-other.example"));
     }
 
     [Fact]
