@@ -34,12 +34,17 @@ internal static class NodesCommand
             request.States.AddRange(AgentCtlOptions.Parse(pr, state, ContractNames.ParseNodeState, "ok, warning, failing, stale, missing"));
             var kinds = AgentCtlOptions.Parse(pr, kind, ContractNames.ParseAgentKind, "node-agent, builder-agent, log-shipper");
             var all = new List<NodeSummary>();
+            var tokens = new HashSet<string>(StringComparer.Ordinal);
             do
             {
                 // Each page with its own deadline: a long list is many short calls, not one the deadline cuts.
                 var response = await c.Admin.ListNodesAsync(request, deadline: c.Deadline(), cancellationToken: ct);
                 all.AddRange(response.Nodes);
                 request.ContinueToken = response.ContinueToken;
+                if (request.ContinueToken.Length > 0 && (!tokens.Add(request.ContinueToken) || response.Nodes.Count == 0))
+                {
+                    throw new CliException("the coordinator's pages of nodes do not move on (the same continue token twice, or an empty page with one)");
+                }
             }
             while (request.ContinueToken.Length > 0);
             var nodes = all.Where(n => kinds.Count == 0 || n.Agents.Any(a => kinds.Contains(a.Kind))).ToList();

@@ -14,12 +14,16 @@ public sealed class ChangeFeed
 {
     private const int QueueLength = 50_000;
 
-    /// <summary>How many changes are kept for resuming watches (about 2 MB of summaries).</summary>
+    /// <summary>How many changes are kept for resuming watches, at most (and at most <see cref="RecentBytes"/> of them).</summary>
     public const int RecentLength = 10_000;
+
+    /// <summary>The most the kept changes may weigh (a build's change carries its whole image list): 16 MiB.</summary>
+    public const long RecentBytes = 16L * 1024 * 1024;
 
     private readonly object _lock = new();
     private readonly List<Subscription> _subscribers = [];
-    private readonly Queue<WatchEvent> _recent = new();
+    private readonly Queue<(WatchEvent Event, int Size)> _recent = new();
+    private long _recentBytes;
     private readonly string _instance = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(6));
     private long _sequence;
 
@@ -84,10 +88,10 @@ public sealed class ChangeFeed
 
             if (after + 1 < oldestKept)
             {
-                return (null, [], $"the version is too old to resume from: {_sequence - after} changes since, the last {RecentLength} are kept");
+                return (null, [], $"the version is too old to resume from: {_sequence - after} changes since, the last {_recent.Count} are kept");
             }
 
-            var missed = _recent.Skip((int)(after + 1 - oldestKept)).ToList();
+            var missed = _recent.Skip((int)(after + 1 - oldestKept)).Select(r => r.Event).ToList();
             var s = new Subscription(this);
             _subscribers.Add(s);
             return (s, missed, null);
@@ -99,10 +103,12 @@ public sealed class ChangeFeed
         lock (_lock)
         {
             e.Version = Version(++_sequence);
-            _recent.Enqueue(e);
-            if (_recent.Count > RecentLength)
+            var size = e.CalculateSize();
+            _recent.Enqueue((e, size));
+            _recentBytes += size;
+            while (_recent.Count > RecentLength || (_recentBytes > RecentBytes && _recent.Count > 1))
             {
-                _recent.Dequeue();
+                _recentBytes -= _recent.Dequeue().Size;
             }
 
             for (var i = _subscribers.Count - 1; i >= 0; i--)

@@ -252,7 +252,6 @@ public sealed partial class Shipper(ShipperOptions options, JournalOptions journ
         var lastProgress = Stopwatch.StartNew();
         string? committed = null;
         var saver = new CursorSaver(_cursors);
-        var inputDone = false;
         try
         {
             while (true)
@@ -268,7 +267,7 @@ public sealed partial class Shipper(ShipperOptions options, JournalOptions journ
                     Stats.LastError = $"cannot save the cursor: {saveError.Message}";
                 }
 
-                if (inputDone && outstanding.Count == 0)
+                if (link.InputDone && outstanding.Count == 0)
                 {
                     return true;
                 }
@@ -276,7 +275,7 @@ public sealed partial class Shipper(ShipperOptions options, JournalOptions journ
                 if (link.Connection is null || link.Connection.Broken.IsCompleted)
                 {
                     await DropLostAsync(link).ConfigureAwait(false);
-                    if (giveUpAfter is { } limit && lastProgress.Elapsed > limit && (outstanding.Count > 0 || !inputDone))
+                    if (giveUpAfter is { } limit && lastProgress.Elapsed > limit && (outstanding.Count > 0 || !link.InputDone))
                     {
                         Log.GaveUp(logger, limit.TotalSeconds, Stats.LastError ?? "?");
                         return false;
@@ -288,7 +287,7 @@ public sealed partial class Shipper(ShipperOptions options, JournalOptions journ
 
                 try
                 {
-                    inputDone = await PumpAsync(link.Connection, input, outstanding, lastProgress, inputDone, ct).ConfigureAwait(false);
+                    await PumpAsync(link, input, outstanding, lastProgress, ct).ConfigureAwait(false);
                 }
                 catch (DeliveryException)
                 {
@@ -323,6 +322,9 @@ public sealed partial class Shipper(ShipperOptions options, JournalOptions journ
         public IShipConnection? Connection { get; set; }
 
         public int Destination { get; private set; }
+
+        /// <summary>The journal's reading ended (one-shot `ship`): set before anything that can fail after it, so a flush that fails then does not lose it.</summary>
+        public bool InputDone { get; set; }
 
         /// <summary>Per destination, the TLS file problem of its current streak (said once).</summary>
         public TlsMaterialException?[] TlsProblems { get; } = new TlsMaterialException?[destinations];
@@ -398,15 +400,16 @@ public sealed partial class Shipper(ShipperOptions options, JournalOptions journ
 
     /// <summary>
     /// One step of sending on a live connection: waits while the window is full, else sends what the journal has (up
-    /// to a batch), else waits for more or for acknowledgements. Returns whether the input has ended.
+    /// to a batch), else waits for more or for acknowledgements. Marks the link when the input has ended.
     /// </summary>
-    private async Task<bool> PumpAsync(IShipConnection connection, ChannelReader<ShipItem> input, Queue<ShipItem> outstanding, Stopwatch lastProgress, bool inputDone, CancellationToken ct)
+    private async Task PumpAsync(Link link, ChannelReader<ShipItem> input, Queue<ShipItem> outstanding, Stopwatch lastProgress, CancellationToken ct)
     {
+        var connection = link.Connection!;
         if (connection.Unconfirmed >= connection.Window || (connection.Unconfirmed > connection.RefillBelow && input.TryPeek(out _)))
         {
             await connection.FlushAsync(ct).ConfigureAwait(false);
             await Task.WhenAny(_wake.WaitAsync(TimeSpan.FromMilliseconds(200), ct), connection.Broken).ConfigureAwait(false);
-            return inputDone;
+            return;
         }
 
         var batch = 0;
@@ -429,12 +432,12 @@ public sealed partial class Shipper(ShipperOptions options, JournalOptions journ
         {
             await connection.FlushAsync(ct).ConfigureAwait(false);
             lastProgress.Restart();
-            return inputDone;
+            return;
         }
 
         if (input.Completion.IsCompleted)
         {
-            inputDone = true;
+            link.InputDone = true;
             if (input.Completion.IsFaulted)
             {
                 throw new JournalReadFailedException(input.Completion.Exception!.GetBaseException());
@@ -444,17 +447,15 @@ public sealed partial class Shipper(ShipperOptions options, JournalOptions journ
         await connection.FlushAsync(ct).ConfigureAwait(false);
         if (outstanding.Count > 0 && connection.Unconfirmed == 0)
         {
-            return inputDone; // flushed TCP items just became Done
+            return; // flushed TCP items just became Done
         }
 
-        var wait = inputDone ? Task.CompletedTask : input.WaitToReadAsync(ct).AsTask();
+        var wait = link.InputDone ? Task.CompletedTask : input.WaitToReadAsync(ct).AsTask();
         await Task.WhenAny(wait, _wake.WaitAsync(TimeSpan.FromSeconds(1), ct), connection.Broken).ConfigureAwait(false);
         if (outstanding.Any(i => i.Done))
         {
             lastProgress.Restart();
         }
-
-        return inputDone;
     }
 
     // One WRN line when a destination's TLS file starts failing to load (or another of its files does), none per retry.

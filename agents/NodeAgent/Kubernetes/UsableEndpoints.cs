@@ -11,7 +11,17 @@ public sealed record UsableEndpoint(string Address, int Port, string? Node)
 /// <summary>kube-proxy's usable endpoints of a service port: the ready ones, or (since 1.26) the serving-and-terminating ones when none is ready.</summary>
 public static class UsableEndpoints
 {
-    public static List<UsableEndpoint> Of(IEnumerable<EndpointSliceSpec> slices, ServicePortSpec port, bool ipv6 = false)
+    public static List<UsableEndpoint> Of(IEnumerable<EndpointSliceSpec> slices, ServicePortSpec port, bool ipv6 = false) => Of(slices, port, ipv6, node: null);
+
+    /// <summary>
+    /// The endpoints a Traffic Policy Local sends to on <paramref name="node"/>, chosen as kube-proxy's
+    /// CategorizeEndpoints does — apart from the cluster-wide choice: this node's ready ones, or, when none of them is
+    /// ready, this node's serving-and-terminating ones (a pod of this node still terminating while its replacements are
+    /// ready elsewhere is local traffic's endpoint; it is not in the cluster-wide set then).
+    /// </summary>
+    public static List<UsableEndpoint> Local(IEnumerable<EndpointSliceSpec> slices, ServicePortSpec port, string node, bool ipv6 = false) => Of(slices, port, ipv6, node);
+
+    private static List<UsableEndpoint> Of(IEnumerable<EndpointSliceSpec> slices, ServicePortSpec port, bool ipv6, string? node)
     {
         var ready = new List<UsableEndpoint>();
         var terminating = new List<UsableEndpoint>();
@@ -30,6 +40,11 @@ public static class UsableEndpoints
 
             foreach (var e in slice.Endpoints)
             {
+                if (node is not null && e.NodeName != node)
+                {
+                    continue;
+                }
+
                 var u = new UsableEndpoint(e.Address, slicePort.Port, e.NodeName);
                 if (e.Ready)
                 {

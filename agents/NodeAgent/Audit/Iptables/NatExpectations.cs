@@ -36,7 +36,11 @@ internal static class NatExpectations
                     Service = svc, Port = port, What = ServiceDestination.ClusterIP, Address = svc.ClusterIP!, Protocol = protocol, DestinationPort = port.Port,
                     Key = new DestKey(NatKeys.AddressKey(names, svc.ClusterIP!), protocolId, port.Port), Hash = hashes[p].Hash, OldHash = hashes[p].Old,
                 };
-                ExpectPort(expected, names, options, e, UsableEndpoints.Of(slices, port));
+                var usable = UsableEndpoints.Of(slices, port);
+                // Under internalTrafficPolicy Local the cluster IP counts this node's endpoints, chosen on their own
+                // (without a node name every endpoint counts as local).
+                var internalUsable = svc.InternalTrafficLocal && options.NodeName is { } node ? UsableEndpoints.Local(slices, port, node).Count : usable.Count;
+                ExpectPort(expected, names, options, e, usable, internalUsable);
             }
         }
 
@@ -49,7 +53,7 @@ internal static class NatExpectations
     /// port; the endpoints its KUBE-SVC chain must send to.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ExpectPort(NatExpected expected, NameTable names, NatAuditOptions options, NatExpectation clusterIP, List<UsableEndpoint> usable)
+    private static void ExpectPort(NatExpected expected, NameTable names, NatAuditOptions options, NatExpectation clusterIP, List<UsableEndpoint> usable, int internalUsable)
     {
         var (svc, port) = (clusterIP.Service, clusterIP.Port);
         if (options.ForbidNodePorts && port.NodePort > 0)
@@ -57,7 +61,6 @@ internal static class NatExpectations
             expected.Findings.Add(NatAudit.Findings.NodePortForbidden(ServicePortName.Of(svc, port), port.NodePort));
         }
 
-        var internalUsable = svc.InternalTrafficLocal && options.NodeName is { } node ? usable.Count(e => e.Node == node) : usable.Count;
         // kube-proxy's proxier: the cluster IP of a port whose endpoints are all elsewhere under internalTrafficPolicy
         // Local gets no nat rule and a filter DROP ("has no local endpoints"), not the REJECT of a port with none at all.
         var e = clusterIP with { WantNat = internalUsable > 0, WantDrop = internalUsable == 0 && usable.Count > 0 };

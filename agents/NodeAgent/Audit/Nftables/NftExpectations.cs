@@ -57,7 +57,10 @@ internal static class NftExpectations
             .ConvertAll(u => NftRuleset.CanonicalIP(u.Address) is var a && ReferenceEquals(a, u.Address) ? u : u with { Address = a });
         // Without a node name the audit cannot tell where an endpoint is: every usable endpoint counts as local (as in
         // the iptables audit), so a Traffic Policy Local is not taken for "no local endpoint" everywhere.
-        var local = options.NodeName is null ? usable : usable.Where(u => u.Node == options.NodeName).ToList();
+        // This node's endpoints are chosen on their own, as kube-proxy does (its ready ones, else its serving-terminating ones).
+        var local = options.NodeName is null ? usable
+            : UsableEndpoints.Local(slices, port.Port, options.NodeName, ipv6)
+                .ConvertAll(u => NftRuleset.CanonicalIP(u.Address) is var a && ReferenceEquals(a, u.Address) ? u : u with { Address = a });
         expected.ClusterIps.Add(cip);
         Destinations(expected.Wants, port, addresses, cip, usable.Count, port.Service.InternalTrafficLocal ? local.Count : usable.Count, local.Count);
         Backends(expected, port, usable, local, endpointChains, ipv6);

@@ -44,7 +44,7 @@ public sealed class ChangeFeedTests
 
         var (none, _, tooOld) = feed.Resume(atStart);
         Assert.Null(none);
-        Assert.Equal($"the version is too old to resume from: {ChangeFeed.RecentLength + 5} changes since, the last {ChangeFeed.RecentLength} are kept", tooOld);
+        Assert.Equal($"the version is too old to resume from: {ChangeFeed.RecentLength + 5} changes since, the last {ChangeFeed.RecentLength} are kept", tooOld); // small changes: bounded by count
 
         var other = new ChangeFeed().SubscribeAt().Version;
         Assert.StartsWith("the version is not one of this coordinator instance", feed.Resume(other).Problem, StringComparison.Ordinal);
@@ -59,5 +59,29 @@ public sealed class ChangeFeedTests
         Assert.Null(problem);
         Assert.Equal(ChangeFeed.RecentLength, missed.Count);
         Assert.Equal("n5", missed[0].NodeRemoved);
+    }
+
+    /// <summary>Big changes (a build's with its whole image list) are kept up to <see cref="ChangeFeed.RecentBytes"/>, not 10,000 of them.</summary>
+    [Fact]
+    public void TheKeptChanges_AreBoundedInBytes()
+    {
+        var feed = new ChangeFeed();
+        var (s, atStart) = feed.SubscribeAt();
+        s.Dispose();
+        var build = new Build { Id = "1", Request = new BuildRequest() };
+        build.Request.Images.AddRange(Enumerable.Range(0, 200).Select(i => $"python311-sssd/web-{i:000}"));
+        build.Images.AddRange(Enumerable.Range(0, 200).Select(i => new ImageResult { Path = $"python311-sssd/web-{i:000}", Result = "built" }));
+        var each = new WatchEvent { Build = build }.CalculateSize();
+        var published = (int)(ChangeFeed.RecentBytes / each) + 100;
+        for (var i = 0; i < published; i++)
+        {
+            feed.Publish(new WatchEvent { Build = build });
+        }
+
+        var instance = atStart[..atStart.LastIndexOf(':')];
+        var kept = Enumerable.Range(1, published).First(v => feed.Resume($"{instance}:{v}").Problem is null);
+        var missed = feed.Resume($"{instance}:{kept}").Missed;
+        Assert.True(published - kept < ChangeFeed.RecentLength, "bounded by bytes, not by count");
+        Assert.InRange(missed.Sum(e => (long)e.CalculateSize()), ChangeFeed.RecentBytes - (2 * each), ChangeFeed.RecentBytes);
     }
 }

@@ -76,6 +76,24 @@ public sealed class NatExpectationsTests
         Assert.All(nodeless.Rules, e => Assert.True(e.WantNat));
     }
 
+    /// <summary>
+    /// kube-proxy chooses this node's endpoints on their own (CategorizeEndpoints): during a rollout this node's pod is
+    /// still serving while terminating and its replacements are ready elsewhere — the cluster IP still goes to the local
+    /// chain (a nat rule, no DROP), although that pod is not in the cluster-wide set of ready endpoints.
+    /// </summary>
+    [Fact]
+    public void InternalTrafficLocal_ALocalPodStillTerminating_IsTheLocalEndpoint()
+    {
+        var terminatingHere = new EndpointSpec("192.168.1.9", false, true, true, "node-1");
+        var expected = Expect(Web(internalLocal: true), [Slice(Ready("192.168.1.1", "node-2"), terminatingHere)], new NatAuditOptions(NodeName: "node-1"));
+        var clusterIP = expected.Rules[0];
+        Assert.Equal((ServiceDestination.ClusterIP, true, false), (clusterIP.What, clusterIP.WantNat, clusterIP.WantDrop));
+
+        // Not serving any more: no local endpoint, the DROP.
+        var gone = new EndpointSpec("192.168.1.9", false, false, true, "node-1");
+        Assert.True(Expect(Web(internalLocal: true), [Slice(Ready("192.168.1.1", "node-2"), gone)], new NatAuditOptions(NodeName: "node-1")).Rules[0].WantDrop);
+    }
+
     [Fact]
     public void HeadlessAndExternalNameServices_ExpectNothing()
     {

@@ -80,6 +80,16 @@ public sealed class NftExpectationsTests
         Assert.Single(local.Backends[1].EndpointChains);
     }
 
+    /// <summary>This node's pod still serving while terminating, the ready replacements elsewhere: the local- chain, no drop (kube-proxy's CategorizeEndpoints).</summary>
+    [Fact]
+    public void TrafficPolicyLocal_ALocalPodStillTerminating_IsTheLocalEndpoint()
+    {
+        var terminating = new EndpointSliceSpec("tool-a", "web", [new EndpointSpec("192.168.1.9", false, true, true, "node-1")], [new ServicePortSpec("http", 8080, "TCP", 0)]);
+        var expected = Expect(Web(internalLocal: true), [Slice("192.168.1.1", node: "node-2"), terminating]);
+        Assert.Equal($"goto local-{Base}", expected.Wants[0].Verdict);
+        Assert.DoesNotContain(expected.Wants, w => w.Verdict == "drop");
+    }
+
     /// <summary>Without a node name every usable endpoint counts as local, as in the iptables audit: no drop is wanted.</summary>
     [Fact]
     public void TrafficPolicyLocal_WithoutANodeName_CountsEveryEndpointAsLocal()
