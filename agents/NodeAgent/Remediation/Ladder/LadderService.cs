@@ -49,6 +49,7 @@ public sealed partial class LadderService : BackgroundService
     private string? _lastRefusal;
     private string? _lastRenewal;
     private string? _healthySaid;
+    private string? _unreadable; // the saved incident exists but cannot be read (or is invalid): nothing opens until an admin removes it
 
     public LadderService(IOptions<RemediationOptions> options, IOptions<NodeOptions> node, IOptions<KubeletOptions> kubelet, IOptions<CriOptions> cri, IOptions<StuckProcessesOptions> processes,
         AgentState state, StuckProcessEvidence stuck, Drainer drainer, IRemediationGate gate, KubeClient client, ILadderMachine machine, TimeProvider time, ILogger<LadderService> logger)
@@ -110,6 +111,21 @@ public sealed partial class LadderService : BackgroundService
     {
         var now = _time.GetUtcNow();
         var incident = LoadOnce();
+        if (_unreadable is not null)
+        {
+            if (File.Exists(Incident.PathIn(_stateDirectory)))
+            {
+                // Fail closed: it may be an open incident (cordoned, its reboot asked): nothing opens, nothing is undone.
+                Open.Set(1);
+                Stalled.Set(1);
+                return LadderAction.Wait;
+            }
+
+            _unreadable = null; // an admin removed it: the ladder starts afresh
+            Stalled.Set(0);
+            Open.Set(0);
+        }
+
         if (incident is null || incident.Ended is not null)
         {
             if (!IncidentLadder.MayOpen(incident, now, _o) || Triggered(now) is not { } hit)
@@ -470,12 +486,22 @@ public sealed partial class LadderService : BackgroundService
         {
             _loaded = true;
             _incident = Incident.Load(_stateDirectory, out var problem);
+            problem ??= _incident?.Invalid();
+            if (problem is not null)
+            {
+                _incident = null;
+            }
+
             _saved = _incident is not null;
             if (problem is not null)
             {
-                // Said: an incident that cannot be read is not resumed (its reboot could be asked again by a new one only after the Cooldown of nothing).
+                // Said once, and held: an incident that cannot be read may be open (cordoned, its reboot asked, its lease
+                // held): no incident opens and nothing is undone until an admin removes the file; stalled, so the alert fires.
+                _unreadable = problem;
+                Open.Set(1);
+                Stalled.Set(1);
                 Log.RecordFailed(_logger, Incident.PathIn(_stateDirectory), problem);
-                _state.AddEvent("ladder-record-unreadable", ConditionFamilies.Bound($"the saved incident cannot be read ({problem})"), new Dictionary<string, string> { ["node"] = NodeName });
+                _state.AddEvent("ladder-record-unreadable", ConditionFamilies.Bound($"the saved incident cannot be read ({problem}): no incident opens until an admin looks at the node and removes {Incident.PathIn(_stateDirectory)}"), new Dictionary<string, string> { ["node"] = NodeName });
             }
             else if (_incident is { Ended: null } i)
             {

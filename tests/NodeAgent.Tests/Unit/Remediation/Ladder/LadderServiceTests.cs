@@ -490,6 +490,35 @@ public sealed class LadderServiceTests : IAsyncLifetime
         Assert.NotNull(ladder.Current);
     }
 
+    [Theory]
+    [InlineData("{\"id\":\"stuck-proc")] // cut short
+    [InlineData("{\"id\":null,\"trigger\":\"stuck-processes\",\"rung\":\"Reboot\",\"started\":\"2026-12-06T02:15:00+00:00\",\"rungStarted\":\"2026-12-06T02:15:00+00:00\",\"bootId\":\"b\",\"rebootAsked\":true}")]
+    public async Task AnIncidentRecordThatCannotBeRead_OpensNothing_UntilAnAdminRemovesIt(string record)
+    {
+        // Review A3: it may be an open incident (cordoned, its reboot asked): read as none, a trigger opened a new one at
+        // once and rebooted again. Now it holds, said once, until the file is gone.
+        File.WriteAllText(Incident.PathIn(_dir["state"]), record);
+        StuckOnNfs(TimeSpan.FromMinutes(12));
+        var ladder = Make();
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+            _time.Advance(TimeSpan.FromHours(2));
+            StuckOnNfs(TimeSpan.FromMinutes(12));
+        }
+
+        Assert.Null(ladder.Current);
+        Assert.Equal(["ladder-record-unreadable"], Kinds());
+        Assert.Empty(WriteLines());
+        Assert.Empty(_machine.Done);
+        Assert.Null(await ladder.RenewAsync(CancellationToken.None));
+        Assert.Empty(_gate.Asked);
+
+        File.Delete(Incident.PathIn(_dir["state"]));
+        Assert.Equal(LadderAction.Drain, await TickAsync(ladder));
+        Assert.NotNull(ladder.Current);
+    }
+
     private static async Task Until(Func<bool> condition, CancellationToken ct)
     {
         while (!condition())
