@@ -160,7 +160,7 @@ public static class IncidentLadder
         if (!i.RebootAsked)
         {
             // Saved with RebootAsked before logind is asked: a restart after this never asks again.
-            return new LadderStep(LadderAction.Reboot, i with { RebootAsked = true, LastAttempt = now, RungStarted = now }, "ladder-reboot", "rebooting through logind");
+            return new LadderStep(LadderAction.Reboot, i with { RebootAsked = true, LastAttempt = now, RungStarted = now, Stalled = null }, "ladder-reboot", "rebooting through logind");
         }
 
         if (now - i.RungStarted < o.Reboot.Timeout)
@@ -180,7 +180,7 @@ public static class IncidentLadder
     {
         if (!i.HardResetRun)
         {
-            return new LadderStep(LadderAction.HardReset, i with { HardResetRun = true, LastAttempt = now, RungStarted = now }, "ladder-hard-reset", "running the admin's hard-reset command");
+            return new LadderStep(LadderAction.HardReset, i with { HardResetRun = true, LastAttempt = now, RungStarted = now, Stalled = null }, "ladder-hard-reset", "running the admin's hard-reset command");
         }
 
         return now - i.RungStarted < o.HardReset.Timeout

@@ -157,7 +157,45 @@ public sealed partial class LadderService : BackgroundService
 
         var view = await ViewAsync(incident, now, ct).ConfigureAwait(false);
         var step = IncidentLadder.Decide(incident, view, _o);
+        if (step.Action is LadderAction.Reboot or LadderAction.HardReset or LadderAction.Uncordon && await HeldAsync(ct).ConfigureAwait(false) is { } hold)
+        {
+            // A hold (puppet disabled, the Node's hold label) stops the reboot, the hard reset and the uncordon of an open
+            // incident too: an admin's hands are on the node. Waited for, said once; stalled after the rung's timeout.
+            var what = step.Action switch { LadderAction.Reboot => "reboot", LadderAction.HardReset => "hard reset", _ => "uncordon" };
+            if (hold != _lastHeld)
+            {
+                Event(incident, "ladder-held", $"the {what} waits: {hold}");
+                _lastHeld = hold;
+            }
+
+            var keep = step.Action == LadderAction.Uncordon ? step.Next : incident with { Cordoned = step.Next.Cordoned };
+            WaitOrStall(keep, RungTimeout(keep.Rung), now, "held", $"the {what} was held for {RungTimeout(keep.Rung).TotalMinutes:0} min ({hold}): the node stays cordoned; an admin decides");
+            return LadderAction.Wait;
+        }
+
+        _lastHeld = null;
         return await ActAsync(step, now, ct).ConfigureAwait(false);
+    }
+
+    private TimeSpan RungTimeout(Rung rung) => rung switch
+    {
+        Rung.Reboot => _o.Reboot.Timeout,
+        Rung.HardReset => _o.HardReset.Timeout,
+        Rung.Drain => _o.Drain.Timeout,
+        Rung.Restart => _o.Restart.Timeout,
+        _ => _o.Recover.Timeout,
+    };
+
+    // The rung's action waits (held, refused): saved as it is; past the rung's timeout stalled, said once, for an admin.
+    private void WaitOrStall(Incident keep, TimeSpan timeout, DateTimeOffset now, string stall, string why)
+    {
+        if (now - keep.RungStarted >= timeout && keep.Stalled != stall)
+        {
+            keep = keep with { Stalled = stall };
+            Event(keep, "ladder-stalled", why);
+        }
+
+        Save(keep);
     }
 
     private async Task<LadderAction> ActAsync(LadderStep step, DateTimeOffset now, CancellationToken ct)
@@ -459,7 +497,8 @@ public sealed partial class LadderService : BackgroundService
         return new LadderView(now, _machine.BootId(), Healthy(now), ready, ours, i.Unit == _kubeletUnit ? UnitRestarted("kubelet") : null, _gate.HasEnded(i.Id));
     }
 
-    // A hold stops new incidents: the Node's label or annotation, or puppet's lock file. The Node unreadable holds too.
+    // A hold stops new incidents, and an open one's reboot, hard reset and uncordon: the Node's label or annotation, or
+    // puppet's lock file. The Node unreadable holds too.
     private async Task<string?> HeldAsync(CancellationToken ct)
     {
         var lockFile = _o.Holds.LockFiles.FirstOrDefault(File.Exists);

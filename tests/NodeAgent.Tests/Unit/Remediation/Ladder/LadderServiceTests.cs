@@ -519,6 +519,36 @@ public sealed class LadderServiceTests : IAsyncLifetime
         Assert.NotNull(ladder.Current);
     }
 
+    [Fact]
+    public async Task AHoldPutOnAnOpenIncident_StopsItsReboot_SaidOnce_StalledAfterTheRebootTimeout_ThenTheRebootWhenLifted()
+    {
+        // Review A2: the hold was looked at only when an incident opened; an admin's hold label did not stop the reboot.
+        _api.Put(FakeKubeApiServer.Pod("tool-a", "web-0", Node));
+        StuckOnNfs(TimeSpan.FromMinutes(12));
+        var ladder = Make();
+        Assert.Equal(LadderAction.Drain, await TickAsync(ladder));
+        Assert.Equal(Rung.Reboot, ladder.Current!.Rung);
+        _api.ChangeNode(Node, n => n["metadata"]!["labels"] = new System.Text.Json.Nodes.JsonObject { ["remediation.toolforge.org/hold"] = "T401234" });
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.Empty(_machine.Done);
+        Assert.False(ladder.Current!.RebootAsked);
+        Assert.Single(Kinds(), k => k == "ladder-held");
+        Assert.DoesNotContain("ladder-stalled", Kinds());
+
+        _time.Advance(TimeSpan.FromMinutes(15));
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.Equal("held", ladder.Current!.Stalled);
+        Assert.Single(Kinds(), k => k == "ladder-stalled");
+        Assert.Empty(_machine.Done);
+
+        _api.ChangeNode(Node, n => n["metadata"]!["labels"] = new System.Text.Json.Nodes.JsonObject());
+        Assert.Equal(LadderAction.Reboot, await TickAsync(ladder));
+        Assert.Equal(["reboot"], _machine.Done);
+        Assert.Null(ladder.Current!.Stalled);
+    }
+
     private static async Task Until(Func<bool> condition, CancellationToken ct)
     {
         while (!condition())
