@@ -404,7 +404,13 @@ public sealed partial class LadderService : BackgroundService
         try
         {
             // Named for the rung, so `agentctl remediation status` shows where the incident is (never a gated step name).
-            refused = await _gate.RefusesAsync(i.Id, "renew-" + IncidentLadder.Name(i.Rung), ct).ConfigureAwait(false);
+            // Only a lease held for this incident is renewed, never one taken: not before the cordon, not after an
+            // unplanned reboot with none, not after EndAsync gave it back (the gate looks under its own lock).
+            refused = await _gate.RenewAsync(i.Id, "renew-" + IncidentLadder.Name(i.Rung), ct).ConfigureAwait(false);
+            if (refused == IRemediationGate.NothingHeld)
+            {
+                return null;
+            }
         }
         catch (Exception ex) when (!ct.IsCancellationRequested && ex is not OutOfMemoryException)
         {
