@@ -167,7 +167,8 @@ public sealed class LadderLeaseTests : IAsyncLifetime
         Assert.Empty(machine.Done);
         var view = await _h.AdminClient(CoordinatorHarness.Viewer).ListRemediationAsync(new ListRemediationRequest());
         Assert.Equal([NodeB], view.Pools.Single().Leases.Select(l => l.Node));
-    
+    }
+
     [Fact]
     public async Task TheRenewal_NeverTakesALease_AnIncidentWithNoneHeld_LeavesThePoolsPlaceFree()
     {
@@ -187,5 +188,4 @@ public sealed class LadderLeaseTests : IAsyncLifetime
         var view = await _h.AdminClient(CoordinatorHarness.Viewer).ListRemediationAsync(new ListRemediationRequest());
         Assert.Equal([NodeB], view.Pools.Single().Leases.Select(l => l.Node));
     }
-}
 }
