@@ -78,6 +78,9 @@ public static class IncidentLadder
         {
             Rung.Restart => Restart(i, v, o),
             Rung.Drain => DrainRung(i, now, o),
+            // Never a reboot nor a hard reset unless our cordon of this incident is seen now (the API unreadable: wait).
+            Rung.Reboot when !i.RebootAsked && v.CordonedByUs != true => Wait(i),
+            Rung.HardReset when !i.HardResetRun && v.CordonedByUs != true => Wait(i),
             Rung.Reboot => Reboot(i, now, o),
             Rung.HardReset => HardReset(i, now, o),
             _ => Recover(i, v, o),

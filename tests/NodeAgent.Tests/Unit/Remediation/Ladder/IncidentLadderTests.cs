@@ -25,6 +25,19 @@ public sealed class IncidentLadderTests
         new(T0 + at, boot, healthy, ready, ours, restarted, ended);
 
     [Fact]
+    public void RebootAndHardReset_OnlyWithOurCordonSeenNow_TheNodeUnreadableWaits()
+    {
+        // Review B2: the Node unreadable (CordonedByUs null) still gave the reboot.
+        var o = Options(x => x.HardReset.Command = ["/usr/local/sbin/wmcs-force-reboot"]);
+        var atReboot = IncidentLadder.AfterDrain(Open(Rung.Drain), DrainEnd.Drained, "m", T0, o).Next;
+        Assert.Equal(LadderAction.Wait, IncidentLadder.Decide(atReboot, View(TimeSpan.FromMinutes(1), ours: null), o).Action);
+        Assert.Equal(LadderAction.Reboot, IncidentLadder.Decide(atReboot, View(TimeSpan.FromMinutes(1), ours: true), o).Action);
+        var atHardReset = atReboot with { Rung = Rung.HardReset, RebootAsked = true };
+        Assert.Equal(LadderAction.Wait, IncidentLadder.Decide(atHardReset, View(TimeSpan.FromMinutes(1), ours: null), o).Action);
+        Assert.Equal(LadderAction.HardReset, IncidentLadder.Decide(atHardReset, View(TimeSpan.FromMinutes(1), ours: true), o).Action);
+    }
+
+    [Fact]
     public void Restart_RestartsOnce_ThenEscalatesToTheDrainAfterItsTimeout()
     {
         var o = Options();
