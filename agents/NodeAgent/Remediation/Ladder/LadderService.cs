@@ -174,7 +174,7 @@ public sealed partial class LadderService : BackgroundService
         }
 
         _lastHeld = null;
-        return await ActAsync(step, now, ct).ConfigureAwait(false);
+        return await ActAsync(incident, step, now, ct).ConfigureAwait(false);
     }
 
     private TimeSpan RungTimeout(Rung rung) => rung switch
@@ -198,7 +198,7 @@ public sealed partial class LadderService : BackgroundService
         Save(keep);
     }
 
-    private async Task<LadderAction> ActAsync(LadderStep step, DateTimeOffset now, CancellationToken ct)
+    private async Task<LadderAction> ActAsync(Incident current, LadderStep step, DateTimeOffset now, CancellationToken ct)
     {
         var next = step.Next;
         switch (step.Action)
@@ -207,6 +207,7 @@ public sealed partial class LadderService : BackgroundService
                 // Paced and gated like the cordon (the coordinator's Alertmanager gate covers the step "reboot").
                 if (await RefusedAsync(next, "reboot", ct).ConfigureAwait(false))
                 {
+                    RefusedTooLong(current, next, now, "reboot");
                     return LadderAction.Wait;
                 }
 
@@ -227,7 +228,13 @@ public sealed partial class LadderService : BackgroundService
 
                 return step.Action;
             case LadderAction.HardReset:
-                if (await RefusedAsync(next, "reboot", ct).ConfigureAwait(false) || !Save(next))
+                if (await RefusedAsync(next, "reboot", ct).ConfigureAwait(false))
+                {
+                    RefusedTooLong(current, next, now, "hard reset");
+                    return LadderAction.Wait;
+                }
+
+                if (!Save(next))
                 {
                     return LadderAction.Wait;
                 }
@@ -369,6 +376,11 @@ public sealed partial class LadderService : BackgroundService
             Log.MarkFailed(_logger, IncidentLadder.Name(i.Rung), NodeName, _client.Why(ex));
         }
     }
+
+    // A reboot or hard reset the gate keeps refusing (Alertmanager, the pool's windows) is stalled past the rung's timeout.
+    private void RefusedTooLong(Incident current, Incident next, DateTimeOffset now, string what) =>
+        WaitOrStall(current with { Cordoned = next.Cordoned }, RungTimeout(current.Rung), now, "refused",
+            $"the {what} was refused for {RungTimeout(current.Rung).TotalMinutes:0} min ({_lastRefusal}): the node stays cordoned, the step is asked again every {_o.Interval.TotalSeconds:0}s; an admin decides");
 
     private async Task<bool> RefusedAsync(Incident i, string step, CancellationToken ct)
     {

@@ -549,6 +549,25 @@ public sealed class LadderServiceTests : IAsyncLifetime
         Assert.Null(ladder.Current!.Stalled);
     }
 
+    [Fact]
+    public async Task ARebootTheGateKeepsRefusing_IsStalledAfterTheRebootTimeout_SaidOnce()
+    {
+        // Review B3: a reboot refused for ever never stalled (no alert, the node cordoned, the place held).
+        _api.Put(FakeKubeApiServer.Pod("tool-a", "web-0", Node));
+        StuckOnNfs(TimeSpan.FromMinutes(12));
+        var ladder = Make();
+        await TickAsync(ladder);
+        _gate.Refuse = "Alertmanager: ToolforgeNfsDown is firing";
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.Null(ladder.Current!.Stalled);
+        _time.Advance(TimeSpan.FromMinutes(15));
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.Equal("refused", ladder.Current!.Stalled);
+        Assert.Single(Kinds(), k => k == "ladder-stalled");
+        Assert.Empty(_machine.Done);
+    }
+
     private static async Task Until(Func<bool> condition, CancellationToken ct)
     {
         while (!condition())
