@@ -125,7 +125,8 @@ public static class IncidentLadder
 
         if (now - i.RungStarted >= o.Restart.Timeout)
         {
-            return new LadderStep(LadderAction.Wait, Enter(i, Rung.Drain, now), "ladder-escalated",
+            // The boot it escalates in: a reboot during the restart rung is not "back from the reboot" past the drain.
+            return new LadderStep(LadderAction.Wait, Enter(i with { BootId = v.BootId }, Rung.Drain, now), "ladder-escalated",
                 $"{i.Unit} still unhealthy {Minutes(o.Restart.Timeout)} after {(i.Acted ? "its restart" : "the restart was first tried")}: next rung drain");
         }
 

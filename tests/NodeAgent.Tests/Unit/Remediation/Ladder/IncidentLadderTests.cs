@@ -38,6 +38,21 @@ public sealed class IncidentLadderTests
     }
 
     [Fact]
+    public void AnIncidentOpenedAtTheRestart_RebootedBeforeItsDrain_IsDrainedNotRecovered()
+    {
+        // Review B1: the incident kept its first boot id into the drain; an unrelated reboot during the restart rung sent
+        // it straight to recover, with no cordon and no drain.
+        var o = Options();
+        var i = IncidentLadder.Restarted(Open(Rung.Restart, "kubelet.service"), T0);
+        var s = IncidentLadder.Decide(i, View(TimeSpan.FromMinutes(6), ours: null, boot: Boot2), o);
+        Assert.Equal(Rung.Drain, s.Next.Rung);
+        Assert.Equal(Boot2, s.Next.BootId);
+        var d = IncidentLadder.Decide(s.Next, View(TimeSpan.FromMinutes(6) + TimeSpan.FromSeconds(10), ours: false, boot: Boot2), o);
+        Assert.Equal(LadderAction.Drain, d.Action);
+        Assert.Equal(Rung.Drain, d.Next.Rung);
+    }
+
+    [Fact]
     public void Restart_RestartsOnce_ThenEscalatesToTheDrainAfterItsTimeout()
     {
         var o = Options();
