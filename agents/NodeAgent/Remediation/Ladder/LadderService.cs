@@ -489,6 +489,13 @@ public sealed partial class LadderService : BackgroundService
             return false;
         }
 
+        // The admin's Recover:Checks are green only once reported by this agent (since it started: AgentState is this
+        // process's): a check not run yet, or a name mistyped, is never read as green.
+        if (_o.Recover.Checks.Any(name => _state.GetCheck(name) is null))
+        {
+            return false;
+        }
+
         var last = _stuck.Last;
         return now - last.At > _stuckFresh || !last.Stuck.Any(s => s.Process.Mount is not null);
     }
@@ -547,6 +554,11 @@ public sealed partial class LadderService : BackgroundService
             if (problem is not null)
             {
                 _incident = null;
+            }
+            else if (_incident is { Ended: null, HealthySince: not null } resumed)
+            {
+                // Green is counted by this process only: the agent's downtime (and checks not reported yet) is no health.
+                _incident = resumed with { HealthySince = null };
             }
 
             _saved = _incident is not null;

@@ -568,6 +568,46 @@ public sealed class LadderServiceTests : IAsyncLifetime
         Assert.Empty(_machine.Done);
     }
 
+    private Incident AtRecoverCordoned(DateTimeOffset? healthySince)
+    {
+        var incident = new Incident("stuck-processes-20261206T021500", "stuck-processes", null, Rung.Recover, _time.GetUtcNow(), _time.GetUtcNow(), Boot1) { Cordoned = true, RebootAsked = true, HealthySince = healthySince };
+        incident.Save(_dir["state"]);
+        _api.ChangeNode(Node, n => { n["spec"] = new System.Text.Json.Nodes.JsonObject { ["unschedulable"] = true }; n["metadata"]!["annotations"] = new System.Text.Json.Nodes.JsonObject { [CordonMark.Annotation] = new CordonMark(CordonMark.Us, incident.Id, "recover", false, _time.GetUtcNow()).ToJson() }; });
+        return incident;
+    }
+
+    [Fact]
+    public async Task AnAgentRestartedInRecover_CountsGreenAgainFromItsStart_NotTheSavedHealthySince()
+    {
+        // Review B7: HealthySince survived the restart: the agent's downtime counted as green, the uncordon came at once.
+        AtRecoverCordoned(_time.GetUtcNow());
+        _time.Advance(TimeSpan.FromMinutes(30));
+        var ladder = Make();
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.Equal(_time.GetUtcNow(), ladder.Current!.HealthySince);
+        Assert.True(_api.GetNode(Node)!.Spec.Unschedulable);
+        _time.Advance(TimeSpan.FromMinutes(10));
+        Assert.Equal(LadderAction.Uncordon, await TickAsync(ladder));
+    }
+
+    [Fact]
+    public async Task ARecoverCheckNeverReported_OrMistyped_IsNotGreen()
+    {
+        // Review B9: Recover:Checks names were not checked; one never reported (a typo) read as green for ever.
+        AtRecoverCordoned(null);
+        var ladder = Make(o => o.Recover.Checks = ["node.nfs-mountz"]);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+            _time.Advance(TimeSpan.FromMinutes(11));
+        }
+
+        Assert.Null(ladder.Current!.HealthySince);
+        _state.SetCheck("node.nfs-mountz", CheckState.Ok, "mounted");
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.NotNull(ladder.Current!.HealthySince);
+    }
+
     private static async Task Until(Func<bool> condition, CancellationToken ct)
     {
         while (!condition())
