@@ -82,29 +82,83 @@ public sealed partial class LadderService : BackgroundService
         }
 
         LoadOnce(); // before the renewal starts: a resumed incident's lease is renewed from the first RenewInterval
-        var renewing = RenewLoopAsync(stoppingToken);
+        using var stopRenewing = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        var renewing = RenewLoopAsync(stopRenewing.Token);
         try
         {
             using var timer = new PeriodicTimer(_o.Interval, _time);
             do
             {
-                try
+                if (renewing.IsCompleted)
                 {
-                    await TickAsync(stoppingToken).ConfigureAwait(false);
+                    // The renewal loop ended on its own (it only ends by an exception): never a ladder alive that no
+                    // longer renews its lease. Thrown: the host stops and systemd starts the agent again.
+                    await renewing.ConfigureAwait(false);
+                    throw new InvalidOperationException("the ladder's lease renewal loop ended");
                 }
-                catch (Exception ex) when (!stoppingToken.IsCancellationRequested && ex is not OutOfMemoryException)
-                {
-                    // Said, and the next tick tries again: an unexpected failure must not end the ladder with the node cordoned.
-                    Log.TickFailed(_logger, ex.GetType().Name, ex.Message);
-                }
+
+                await GuardedTickAsync(stoppingToken).ConfigureAwait(false);
             }
             while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
         }
         finally
         {
-            await renewing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await stopRenewing.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await renewing.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stopRenewing.IsCancellationRequested)
+            {
+                // stopped with the ladder
+            }
         }
     }
+
+    /// <summary>The number of ticks in a row that failed unexpectedly after which the incident is reported stalled.</summary>
+    public const int FailedTicksStalled = 6;
+
+    private int _failedTicks;
+
+    /// <summary>A tick whose unexpected failure is said (the exception itself, for its stack), counted, and stalls after <see cref="FailedTicksStalled"/> in a row.</summary>
+    public async Task GuardedTickAsync(CancellationToken ct)
+    {
+        try
+        {
+            await TickAsync(ct).ConfigureAwait(false);
+            if (_failedTicks > 0)
+            {
+                _failedTicks = 0;
+                Stalled.Set(_unreadable is not null || _incident is { Ended: null, Stalled: not null } ? 1 : 0);
+            }
+        }
+        catch (Exception ex) when (!ct.IsCancellationRequested && ex is not OutOfMemoryException)
+        {
+            // Said, and the next tick tries again: an unexpected failure must not end the ladder with the node cordoned.
+            _failedTicks++;
+            if (KubeClient.IsApiFailure(ex))
+            {
+                Log.TickFailed(_logger, ex.GetType().Name, _client.Why(ex), _failedTicks);
+            }
+            else
+            {
+                Log.TickFailedWith(_logger, ex, ex.GetType().Name, _failedTicks);
+            }
+
+            if (_failedTicks == FailedTicksStalled)
+            {
+                Event(_incident, "ladder-stalled", $"{FailedTicksStalled} ticks in a row failed ({ex.GetType().Name}: {ex.Message}): the ladder does nothing until they pass; an admin looks at the agent's journal (3726)");
+            }
+
+            if (_failedTicks >= FailedTicksStalled)
+            {
+                Stalled.Set(1);
+            }
+        }
+    }
+
+    /// <summary>Whether the ladder is stalled by ticks failing in a row (for tests and status).</summary>
+    public bool FailingTicks => _failedTicks >= FailedTicksStalled;
 
     /// <summary>One look at the triggers or the open incident, and the action it calls for; returns that action.</summary>
     public async Task<LadderAction> TickAsync(CancellationToken ct)
@@ -585,7 +639,7 @@ public sealed partial class LadderService : BackgroundService
     {
         var open = i.Ended is null;
         Open.Set(open ? 1 : 0);
-        Stalled.Set(open && i.Stalled is not null ? 1 : 0);
+        Stalled.Set((open && i.Stalled is not null) || _failedTicks >= FailedTicksStalled ? 1 : 0);
         Started.Set(open ? i.Started.ToUnixTimeSeconds() : 0);
         if (i == _incident && _saved)
         {
@@ -657,7 +711,10 @@ public sealed partial class LadderService : BackgroundService
         [LoggerMessage(EventIds.LadderMarkFailed, LogLevel.Warning, "ladder: the step {Step} could not be written into our mark on {Node}: {Why}; the incident goes on")]
         public static partial void MarkFailed(ILogger logger, string step, string node, string why);
 
-        [LoggerMessage(EventIds.LadderTickFailed, LogLevel.Error, "ladder: a tick failed ({Type}): {Why}; tried again at the next")]
-        public static partial void TickFailed(ILogger logger, string type, string why);
+        [LoggerMessage(EventIds.LadderTickFailed, LogLevel.Error, "ladder: a tick failed ({Type}): {Why}; tried again at the next ({Failed} in a row)")]
+        public static partial void TickFailed(ILogger logger, string type, string why, int failed);
+
+        [LoggerMessage(EventIds.LadderTickFailedUnexpectedly, LogLevel.Error, "ladder: a tick failed unexpectedly ({Type}); tried again at the next ({Failed} in a row)")]
+        public static partial void TickFailedWith(ILogger logger, Exception exception, string type, int failed);
     }
 }

@@ -45,7 +45,9 @@ public sealed class LadderServiceTests : IAsyncLifetime
 
         public string? Fails { get; set; }
 
-        public string BootId() => Boot;
+        public Exception? BootFails { get; set; }
+
+        public string BootId() => BootFails is { } e ? throw e : Boot;
 
         public Task RestartUnitAsync(string unit, CancellationToken ct) => Act("restart " + unit);
 
@@ -71,8 +73,15 @@ public sealed class LadderServiceTests : IAsyncLifetime
 
         public string? Ended { get; set; }
 
+        public Exception? Throws { get; set; }
+
         public ValueTask<string?> RefusesAsync(string incident, string step, CancellationToken ct)
         {
+            if (Throws is { } e)
+            {
+                throw e;
+            }
+
             Asked.Enqueue(step);
             return ValueTask.FromResult(Ended == incident ? "ended by an admin" : Refuse);
         }
@@ -606,6 +615,52 @@ public sealed class LadderServiceTests : IAsyncLifetime
         _state.SetCheck("node.nfs-mountz", CheckState.Ok, "mounted");
         Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
         Assert.NotNull(ladder.Current!.HealthySince);
+    }
+
+    [Fact]
+    public async Task TicksFailingInARow_AreCountedAndStallTheIncident_SaidOnce_UntilOnePasses()
+    {
+        // Review B6: a tick failing for ever left a live daemon doing nothing, said as type and message only.
+        AtRecoverCordoned(null);
+        _machine.BootFails = new InvalidOperationException("boot_id: unexpected");
+        var ladder = Make();
+        for (var i = 0; i < LadderService.FailedTicksStalled + 2; i++)
+        {
+            await ladder.GuardedTickAsync(CancellationToken.None);
+        }
+
+        Assert.True(ladder.FailingTicks);
+        Assert.Single(Kinds(), k => k == "ladder-stalled");
+        _machine.BootFails = null;
+        await ladder.GuardedTickAsync(CancellationToken.None);
+        Assert.False(ladder.FailingTicks);
+    }
+
+    [Fact]
+    public async Task TheRenewalLoopFailing_EndsTheLadder_SoTheHostStops_NeverALiveLadderThatDoesNotRenew()
+    {
+        // Review B6: the renewal loop's failure was awaited with SuppressThrowing, only at the stop.
+        var incident = AtRecoverCordoned(null);
+        var running = Make(o => o.Triggers.StuckProcesses.Enabled = false);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        while (_time.TimerCreated.CurrentCount > 0)
+        {
+            await _time.TimerCreated.WaitAsync(cts.Token);
+        }
+
+        await running.StartAsync(cts.Token);
+        await _time.TimerCreated.WaitAsync(cts.Token);
+        await _time.TimerCreated.WaitAsync(cts.Token);
+        _gate.Throws = new OutOfMemoryException("the renewal's own failure"); // the one exception RenewAsync lets through
+        while (!running.ExecuteTask!.IsCompleted)
+        {
+            _time.Advance(TimeSpan.FromSeconds(10));
+            await Task.WhenAny(running.ExecuteTask, Task.Delay(50, cts.Token));
+        }
+
+        await Assert.ThrowsAsync<OutOfMemoryException>(() => running.ExecuteTask);
+        Assert.Equal(incident.Id, running.Current!.Id);
+        await running.StopAsync(CancellationToken.None);
     }
 
     private static async Task Until(Func<bool> condition, CancellationToken ct)
