@@ -15,7 +15,8 @@ public sealed partial class UnitSecurityTests(ITestOutputHelper output)
     public static TheoryData<string, double> Units => new()
     {
         // root: CAP_NET_ADMIN/NET_RAW (iptables, nft, conntrack), CAP_DAC_READ_SEARCH (kubeconfig, Docker socket),
-        // CAP_SYS_PTRACE (+0.3: another user's /proc/PID/wchan, cwd and fd links for node.stuck-processes).
+        // CAP_SYS_PTRACE (+0.3: another user's /proc/PID/wchan, cwd and fd links for node.stuck-processes),
+        // CAP_SYS_BOOT (+0.1, 3.2 rounded: logind's Reboot for a root caller needs it; reboot(2) itself stays filtered).
         { "toolforge-node-agent", 3.2 },
         { "toolforge-coordinator", 2.0 },
         { "toolforge-builder-agent", 2.0 },
