@@ -36,6 +36,16 @@ public sealed partial class UnitSecurityTests(ITestOutputHelper output)
         Assert.True(exposure <= bound, $"{unit}: exposure {exposure} over its bound {bound}\n{r.Stdout}");
     }
 
+    [Fact]
+    public void TheNodeAgentsBoundingSet_HoldsCapSysBoot_ForLogindsReboot_WhileTheSyscallStaysFiltered()
+    {
+        // logind (252) grants a root caller's Reboot only with CAP_SYS_BOOT (else polkit, absent on the workers: denied).
+        var lines = File.ReadAllLines(Path.Combine(Run.RepoRoot, "systemd", "toolforge-node-agent.service"));
+        var bounding = lines.Single(l => l.StartsWith("CapabilityBoundingSet=", StringComparison.Ordinal));
+        Assert.Contains("CAP_SYS_BOOT", bounding.Split('=', 2)[1].Split(' '));
+        Assert.Contains("SystemCallFilter=@system-service", lines);
+    }
+
     [GeneratedRegex(@"Overall exposure level for \S+: ([0-9.]+)")]
     private static partial Regex Exposure();
 }
