@@ -1,6 +1,6 @@
 using Toolforge.Agents.NodeAgent.Checks;
 
-namespace Toolforge.Agents.NodeAgent.Tests.Checks;
+namespace Toolforge.Agents.NodeAgent.Tests;
 
 /// <summary>Review C1: the hard-reset command's output was read whole (stdout and stderr); now never held past a bound.</summary>
 public sealed class ProcessRunnerBoundsTests
