@@ -364,6 +364,19 @@ public sealed class LadderServiceTests : IAsyncLifetime
                 _time.Advance(TimeSpan.FromSeconds(30));
                 await Until(() => _gate.Asked.Count(s => s == "renew-reboot") >= n, cts.Token);
             }
+
+            // After (review C5): an admin's cancel ends it at the next tick; from then nothing is renewed.
+            _gate.Ended = incident.Id;
+            _time.Advance(TimeSpan.FromSeconds(10));
+            await Until(() => running.Current?.Ended is not null, cts.Token);
+            var renewals = _gate.Asked.Count(s => s.StartsWith("renew-", StringComparison.Ordinal));
+            for (var n = 0; n < 3; n++)
+            {
+                _time.Advance(TimeSpan.FromSeconds(30));
+                Assert.Null(await running.RenewAsync(cts.Token)); // what the loop calls, called here to see it do nothing
+            }
+
+            Assert.Equal(renewals, _gate.Asked.Count(s => s.StartsWith("renew-", StringComparison.Ordinal)));
         }
         finally
         {
@@ -371,7 +384,7 @@ public sealed class LadderServiceTests : IAsyncLifetime
         }
 
         Assert.Empty(_machine.Done);
-        Assert.Equal(3, _gate.Asked.Count(s => s == "renew-reboot"));
+        Assert.InRange(_gate.Asked.Count(s => s == "renew-reboot"), 3, 4); // the tick's timer and the renewal's fire together at 30 s
     }
 
     [Fact]
