@@ -73,15 +73,13 @@ public sealed class LadderServiceTests : IAsyncLifetime
 
         public string? Ended { get; set; }
 
-        public Exception? Throws { get; set; }
+        public Exception? RenewThrows { get; set; }
+
+        public ValueTask<string?> RenewAsync(string incident, string step, CancellationToken ct) =>
+            RenewThrows is { } e ? throw e : RefusesAsync(incident, step, ct);
 
         public ValueTask<string?> RefusesAsync(string incident, string step, CancellationToken ct)
         {
-            if (Throws is { } e)
-            {
-                throw e;
-            }
-
             Asked.Enqueue(step);
             return ValueTask.FromResult(Ended == incident ? "ended by an admin" : Refuse);
         }
@@ -664,13 +662,15 @@ public sealed class LadderServiceTests : IAsyncLifetime
         await running.StartAsync(cts.Token);
         await _time.TimerCreated.WaitAsync(cts.Token);
         await _time.TimerCreated.WaitAsync(cts.Token);
-        _gate.Throws = new OutOfMemoryException("the renewal's own failure"); // the one exception RenewAsync lets through
-        while (!running.ExecuteTask!.IsCompleted)
+        _gate.RenewThrows = new OutOfMemoryException("the renewal's own failure"); // the one exception RenewAsync lets through
+        for (var n = 0; n < 12 && !running.ExecuteTask!.IsCompleted; n++)
         {
+            // At most 2 minutes: well before Recover:HealthyFor, so nothing but the renewal's failure can end it.
             _time.Advance(TimeSpan.FromSeconds(10));
-            await Task.WhenAny(running.ExecuteTask, Task.Delay(50, cts.Token));
+            await Task.WhenAny(running.ExecuteTask!, Task.Delay(200, cts.Token));
         }
 
+        Assert.True(running.ExecuteTask!.IsCompleted, "the ladder runs on with its renewal loop dead");
         await Assert.ThrowsAsync<OutOfMemoryException>(() => running.ExecuteTask);
         Assert.Equal(incident.Id, running.Current!.Id);
         await running.StopAsync(CancellationToken.None);
