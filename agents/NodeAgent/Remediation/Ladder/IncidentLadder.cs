@@ -79,8 +79,8 @@ public static class IncidentLadder
             Rung.Restart => Restart(i, v, o),
             Rung.Drain => DrainRung(i, now, o),
             // Never a reboot nor a hard reset unless our cordon of this incident is seen now (the API unreadable: wait).
-            Rung.Reboot when !i.RebootAsked && v.CordonedByUs != true => Wait(i),
-            Rung.HardReset when !i.HardResetRun && v.CordonedByUs != true => Wait(i),
+            Rung.Reboot when !i.RebootAsked && v.CordonedByUs != true => NotSeenCordoned(i, now, o.Reboot.Timeout),
+            Rung.HardReset when !i.HardResetRun && v.CordonedByUs != true => NotSeenCordoned(i, now, o.HardReset.Timeout),
             Rung.Reboot => Reboot(i, now, o),
             Rung.HardReset => HardReset(i, now, o),
             _ => Recover(i, v, o),
@@ -208,6 +208,12 @@ public static class IncidentLadder
             ? new LadderStep(LadderAction.Uncordon, i with { HealthySince = since }, "ladder-healthy", $"Ready and green for {Minutes(now - since)}: giving the node back")
             : Wait(i with { HealthySince = since });
     }
+
+    // Our cordon not seen (the Node unreadable, or not cordoned by us): waits; past the rung's timeout stalled for an admin.
+    private static LadderStep NotSeenCordoned(Incident i, DateTimeOffset now, TimeSpan timeout) =>
+        now - i.RungStarted >= timeout
+            ? Stall(i, "not-cordoned", $"our cordon of this incident was not seen on the Node for {Minutes(timeout)} (the API server unreadable?): no reboot without it; an admin decides")
+            : Wait(i);
 
     private static Incident Enter(Incident i, Rung rung, DateTimeOffset now) =>
         i with { Rung = rung, RungStarted = now, LastAttempt = null, Acted = false, Stalled = null, HealthySince = null };

@@ -35,6 +35,11 @@ public sealed class IncidentLadderTests
         var atHardReset = atReboot with { Rung = Rung.HardReset, RebootAsked = true };
         Assert.Equal(LadderAction.Wait, IncidentLadder.Decide(atHardReset, View(TimeSpan.FromMinutes(1), ours: null), o).Action);
         Assert.Equal(LadderAction.HardReset, IncidentLadder.Decide(atHardReset, View(TimeSpan.FromMinutes(1), ours: true), o).Action);
+
+        // Not seen for the rung's timeout: stalled (said once), still no reboot.
+        var late = IncidentLadder.Decide(atReboot, View(TimeSpan.FromMinutes(15), ours: null), o);
+        Assert.Equal((LadderAction.Wait, "not-cordoned", "ladder-stalled"), (late.Action, late.Next.Stalled, late.EventKind));
+        Assert.Null(IncidentLadder.Decide(late.Next, View(TimeSpan.FromMinutes(16), ours: null), o).EventKind);
     }
 
     [Fact]
