@@ -188,4 +188,25 @@ public sealed class LadderLeaseTests : IAsyncLifetime
         var view = await _h.AdminClient(CoordinatorHarness.Viewer).ListRemediationAsync(new ListRemediationRequest());
         Assert.Equal([NodeB], view.Pools.Single().Leases.Select(l => l.Node));
     }
+
+    [Fact]
+    public async Task AnUnreadableIncidentRecord_KeepsTheLeaseItHeld_SoNoOtherNodeIsCordonedMeanwhile()
+    {
+        // Review A3, its lease: the record unreadable, the node possibly cordoned by it: the place is renewed, never freed.
+        var gateA = Gate(NodeA, _time);
+        Assert.Null(await gateA.RefusesAsync("inc-a", "cordon", CancellationToken.None));
+        File.WriteAllText(Incident.PathIn(_dir[NodeA]), "{\"id\":\"inc-a\",\"trig");
+        var (ladder, machine) = Ladder(gateA);
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        for (var i = 0; i < 3; i++)
+        {
+            _h.Time!.Advance(TimeSpan.FromMinutes(4));
+            Assert.Null(await ladder.RenewAsync(CancellationToken.None));
+        }
+
+        var gateB = Gate(NodeB, new FakeTimeProvider(DateTimeOffset.UtcNow));
+        Assert.Contains($"{NodeA} (renew-unknown since", await gateB.RefusesAsync("inc-b", "cordon", CancellationToken.None), StringComparison.Ordinal);
+        Assert.Empty(machine.Done);
+        Assert.Equal(0, WritesOf());
+    }
 }

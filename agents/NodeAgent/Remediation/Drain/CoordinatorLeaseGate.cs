@@ -145,6 +145,20 @@ public sealed partial class CoordinatorLeaseGate : IRemediationGate, IDisposable
         }
     }
 
+    public async ValueTask<string?> HeldIncidentAsync(CancellationToken ct)
+    {
+        await _one.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            _ = Load(string.Empty); // reads the file at the first use
+            return _held?.Incident;
+        }
+        finally
+        {
+            _one.Release();
+        }
+    }
+
     public async ValueTask ReleaseAsync(string incident, CancellationToken ct)
     {
         if (!_connection.Enabled)

@@ -25,6 +25,9 @@ public interface IRemediationGate
     /// </summary>
     ValueTask<string?> RenewAsync(string incident, string step, CancellationToken ct) => RefusesAsync(incident, step, ct);
 
+    /// <summary>The incident whose lease is held (kept on disk), whatever the ladder's record says; null with none.</summary>
+    ValueTask<string?> HeldIncidentAsync(CancellationToken ct) => ValueTask.FromResult<string?>(null);
+
     /// <summary>The incident ended (uncordoned, or left as it is): whatever it held is given back.</summary>
     ValueTask ReleaseAsync(string incident, CancellationToken ct) => ValueTask.CompletedTask;
 

@@ -461,18 +461,30 @@ public sealed partial class LadderService : BackgroundService
     /// <summary>Renews the lease of the open incident (none, or at its restart rung: nothing to renew); returns the gate's refusal.</summary>
     public async Task<string?> RenewAsync(CancellationToken ct)
     {
-        if (_incident is not { Ended: null, Rung: not Rung.Restart } i)
+        string id, rung;
+        if (_incident is { Ended: null, Rung: not Rung.Restart } open)
+        {
+            (id, rung) = (open.Id, IncidentLadder.Name(open.Rung));
+        }
+        else if (_unreadable is not null && await _gate.HeldIncidentAsync(ct).ConfigureAwait(false) is { } held)
+        {
+            // The saved incident cannot be read, but a lease is held: the node may be cordoned by it, so its place is
+            // kept (renewed, never taken) until an admin removes the record and the next incident or the expiry frees it.
+            (id, rung) = (held, "unknown");
+        }
+        else
         {
             return null;
         }
 
+        var i = _incident is { } known && known.Id == id ? known : null;
         string? refused;
         try
         {
             // Named for the rung, so `agentctl remediation status` shows where the incident is (never a gated step name).
             // Only a lease held for this incident is renewed, never one taken: not before the cordon, not after an
             // unplanned reboot with none, not after EndAsync gave it back (the gate looks under its own lock).
-            refused = await _gate.RenewAsync(i.Id, "renew-" + IncidentLadder.Name(i.Rung), ct).ConfigureAwait(false);
+            refused = await _gate.RenewAsync(id, "renew-" + rung, ct).ConfigureAwait(false);
             if (refused == IRemediationGate.NothingHeld)
             {
                 return null;
@@ -487,11 +499,11 @@ public sealed partial class LadderService : BackgroundService
         {
             if (refused is null)
             {
-                Log.Renewed(_logger, i.Id);
+                Log.Renewed(_logger, id);
             }
             else
             {
-                Event(i, "ladder-lease-refused", $"the lease of incident {i.Id} could not be renewed: {refused}; no write acts until it is held again");
+                Event(i, "ladder-lease-refused", $"the lease of incident {id} could not be renewed: {refused}; no write acts until it is held again");
             }
 
             _lastRenewal = refused;
