@@ -63,4 +63,5 @@ internal static class EventIds
     public const int LadderNodeUnreadable = 3725;
     public const int LadderTickFailed = 3726;
     public const int LadderMarkFailed = 3727;
+    public const int LadderTickFailedUnexpectedly = 3728;
 }

@@ -95,6 +95,30 @@ internal static class ProcessRunner
     /// <summary>One line of a program's output (<see cref="RunLinesAsync"/>).</summary>
     public delegate void LineHandler(ReadOnlySpan<byte> line);
 
+    /// <summary>How much of a program's stderr is kept (for its <see cref="CommandFailedException"/>); the rest is read and dropped.</summary>
+    public const int MaxErrorChars = 16 * 1024;
+
+    /// <summary>Up to <paramref name="max"/> characters of <paramref name="reader"/>; the rest read to its end and dropped (the program never blocks on a full pipe), said with a mark.</summary>
+    public static async Task<string> ReadBoundedAsync(TextReader reader, int max, CancellationToken ct)
+    {
+        var kept = new System.Text.StringBuilder();
+        var chunk = new char[4096];
+        long dropped = 0;
+        int read;
+        while ((read = await reader.ReadAsync(chunk.AsMemory(), ct).ConfigureAwait(false)) > 0)
+        {
+            var take = Math.Min(read, max - kept.Length);
+            kept.Append(chunk, 0, take);
+            dropped += read - take;
+        }
+
+        return dropped > 0 ? kept.Append(System.Globalization.CultureInfo.InvariantCulture, $"... ({dropped} more characters dropped)").ToString() : kept.ToString();
+    }
+
+    /// <summary>A program whose output is not wanted (the admin's hard-reset command): read and dropped as it comes, never held; its stderr bounded.</summary>
+    public static async Task RunDiscardingAsync(string command, IEnumerable<string> args, TimeSpan timeout, CancellationToken ct) =>
+        await RunLinesAsync(command, args, timeout, long.MaxValue, static _ => { }, ct).ConfigureAwait(false);
+
     private static async Task<(byte[], int)> ReadAllAsync(Stream stream, int sizeHint, CancellationToken ct)
     {
         var buffer = new byte[Math.Max(64 * 1024, sizeHint + (sizeHint / 8))];
@@ -135,7 +159,7 @@ internal static class ProcessRunner
             using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
             cts.CancelAfter(timeout);
             var stdout = readOutput(p, cts.Token);
-            var stderr = p.StandardError.ReadToEndAsync(cts.Token);
+            var stderr = ReadBoundedAsync(p.StandardError, MaxErrorChars, cts.Token);
             try
             {
                 await p.WaitForExitAsync(cts.Token).ConfigureAwait(false);

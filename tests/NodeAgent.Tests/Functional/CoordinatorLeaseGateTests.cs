@@ -121,6 +121,23 @@ public sealed class CoordinatorLeaseGateTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task With_the_coordinator_unreachable_a_valid_lease_never_cordons_reboots_nor_hard_resets_but_evicts()
+    {
+        // Review A1: the lease held and valid, the coordinator silent: the gated steps wait for an answer (fail closed).
+        var (a, aTime, _) = Gate("tools-k8s-worker-nfs-1");
+        Assert.Null(await a.RefusesAsync("inc-a", "cordon", CancellationToken.None));
+        await _h.StopAsync();
+        aTime.Advance(TimeSpan.FromMinutes(1));
+        foreach (var step in new[] { "reboot", "cordon", "hard-reset" })
+        {
+            Assert.Contains($"the {step} step acts only on the coordinator's answer", await a.RefusesAsync("inc-a", step, CancellationToken.None), StringComparison.Ordinal);
+        }
+
+        Assert.Null(await a.RefusesAsync("inc-a", "evict", CancellationToken.None));
+        Assert.Null(await a.RenewAsync("inc-a", "renew-reboot", CancellationToken.None));
+    }
+
+    [Fact]
     public async Task An_incident_an_admin_cancels_is_told_ended_gives_its_lease_back_at_once_and_stays_ended_after_a_restart()
     {
         var (a, _, aLog) = Gate("tools-k8s-worker-nfs-1");

@@ -168,4 +168,45 @@ public sealed class LadderLeaseTests : IAsyncLifetime
         var view = await _h.AdminClient(CoordinatorHarness.Viewer).ListRemediationAsync(new ListRemediationRequest());
         Assert.Equal([NodeB], view.Pools.Single().Leases.Select(l => l.Node));
     }
+
+    [Fact]
+    public async Task TheRenewal_NeverTakesALease_AnIncidentWithNoneHeld_LeavesThePoolsPlaceFree()
+    {
+        // Review B5: the renewal asked with token 0 and so took the pool's place (renew-recover after an unplanned
+        // reboot, renew-drain before any cordon). Here: an incident at its recover rung, no lease held.
+        var open = new Incident("stuck-processes-20261206T021500", "stuck-processes", null, Rung.Recover, _time.GetUtcNow(), _time.GetUtcNow(), "7f3c1e5a-0b1d-4c1e-9a55-1f2e3d4c5b6a");
+        Directory.CreateDirectory(_dir[NodeA]);
+        open.Save(_dir[NodeA]);
+        var gateA = Gate(NodeA, _time);
+        var (ladder, _) = Ladder(gateA);
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder)); // not green (processes in D): waits, asks nothing
+        Assert.Null(await ladder.RenewAsync(CancellationToken.None));
+        Assert.Null(await ladder.RenewAsync(CancellationToken.None));
+
+        var gateB = Gate(NodeB, new FakeTimeProvider(DateTimeOffset.UtcNow));
+        Assert.Null(await gateB.RefusesAsync("inc-b", "cordon", CancellationToken.None));
+        var view = await _h.AdminClient(CoordinatorHarness.Viewer).ListRemediationAsync(new ListRemediationRequest());
+        Assert.Equal([NodeB], view.Pools.Single().Leases.Select(l => l.Node));
+    }
+
+    [Fact]
+    public async Task AnUnreadableIncidentRecord_KeepsTheLeaseItHeld_SoNoOtherNodeIsCordonedMeanwhile()
+    {
+        // Review A3, its lease: the record unreadable, the node possibly cordoned by it: the place is renewed, never freed.
+        var gateA = Gate(NodeA, _time);
+        Assert.Null(await gateA.RefusesAsync("inc-a", "cordon", CancellationToken.None));
+        File.WriteAllText(Incident.PathIn(_dir[NodeA]), "{\"id\":\"inc-a\",\"trig");
+        var (ladder, machine) = Ladder(gateA);
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        for (var i = 0; i < 3; i++)
+        {
+            _h.Time!.Advance(TimeSpan.FromMinutes(4));
+            Assert.Null(await ladder.RenewAsync(CancellationToken.None));
+        }
+
+        var gateB = Gate(NodeB, new FakeTimeProvider(DateTimeOffset.UtcNow));
+        Assert.Contains($"{NodeA} (renew-unknown since", await gateB.RefusesAsync("inc-b", "cordon", CancellationToken.None), StringComparison.Ordinal);
+        Assert.Empty(machine.Done);
+        Assert.Equal(0, WritesOf());
+    }
 }

@@ -18,7 +18,9 @@ namespace Toolforge.Agents.NodeAgent.Remediation.Drain;
 /// the next step asks for a new lease;</item>
 /// <item>the coordinator unreachable: a lease already held is used until it runs out on this agent's own clock —
 /// measured from before the request that granted it, less a margin that covers one API write — which is always
-/// before the coordinator lets anyone else take it; without one the step waits.</item>
+/// before the coordinator lets anyone else take it; without one the step waits. Never for the cordon, the reboot and
+/// the hard reset (<see cref="IRemediationGate.AnswerRequired"/>): they wait for an answer (the Alertmanager gate is
+/// the coordinator's).</item>
 /// </list>
 /// No coordinator configured: every step is refused (pacing is the coordinator's; nothing remediates unpaced). The
 /// token is kept in <c>StateDirectory/node-agent.remediation-lease</c>, so an agent back from a reboot renews it.
@@ -49,7 +51,11 @@ public sealed partial class CoordinatorLeaseGate : IRemediationGate, IDisposable
     /// <summary>The lease held: its incident, token, and until when (this process's monotonic timestamp) it may be used.</summary>
     private sealed record Held(string Incident, ulong Token, long UsableUntil);
 
-    public async ValueTask<string?> RefusesAsync(string incident, string step, CancellationToken ct)
+    public ValueTask<string?> RefusesAsync(string incident, string step, CancellationToken ct) => AskAsync(incident, step, renewOnly: false, ct);
+
+    public ValueTask<string?> RenewAsync(string incident, string step, CancellationToken ct) => AskAsync(incident, step, renewOnly: true, ct);
+
+    private async ValueTask<string?> AskAsync(string incident, string step, bool renewOnly, CancellationToken ct)
     {
         if (!_connection.Enabled)
         {
@@ -60,6 +66,11 @@ public sealed partial class CoordinatorLeaseGate : IRemediationGate, IDisposable
         try
         {
             var held = Load(incident);
+            if (renewOnly && held is null)
+            {
+                return IRemediationGate.NothingHeld; // read under the lock: a lease given back (EndAsync) is not taken again
+            }
+
             var asked = _time.GetTimestamp();
             RemediationLeaseResponse answer;
             try
@@ -72,6 +83,12 @@ public sealed partial class CoordinatorLeaseGate : IRemediationGate, IDisposable
             {
                 _connection.Failed(ex.StatusCode);
                 // Only silence lets a lease held go on: a refusal (the certificate revoked, the call invalid) is an answer.
+                // Never for the cordon, the reboot, the hard reset: they need the coordinator's Alertmanager gate asked (fail closed).
+                if (IRemediationGate.AnswerRequired.Contains(step))
+                {
+                    return $"the coordinator's lease: no answer ({ex.StatusCode}: {ex.Status.Detail}); the {step} step acts only on the coordinator's answer (its Alertmanager gate); waiting";
+                }
+
                 if (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded && held is not null && _time.GetTimestamp() < held.UsableUntil)
                 {
                     return null; // still ours: nobody may take it before it would expire at the coordinator
@@ -121,6 +138,20 @@ public sealed partial class CoordinatorLeaseGate : IRemediationGate, IDisposable
             }
 
             return $"the coordinator's lease: {answer.Refusal}";
+        }
+        finally
+        {
+            _one.Release();
+        }
+    }
+
+    public async ValueTask<string?> HeldIncidentAsync(CancellationToken ct)
+    {
+        await _one.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            _ = Load(string.Empty); // reads the file at the first use
+            return _held?.Incident;
         }
         finally
         {

@@ -61,7 +61,7 @@ public sealed class DBusLadderMachine(SystemdClient systemd) : ILadderMachine
     {
         try
         {
-            await ProcessRunner.RunAsync(command[0], command.Skip(1), timeout, ct).ConfigureAwait(false);
+            await ProcessRunner.RunDiscardingAsync(command[0], command.Skip(1), timeout, ct).ConfigureAwait(false); // its output never held (review C1)
         }
         catch (CommandFailedException ex)
         {

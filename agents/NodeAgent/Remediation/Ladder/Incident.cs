@@ -71,6 +71,22 @@ public sealed record Incident(
     [JsonPropertyName("end")]
     public string? End { get; init; }
 
+    /// <summary>Why a record read from disk cannot be trusted (a field missing or null, a bad id), or null.</summary>
+    public string? Invalid()
+    {
+        if (string.IsNullOrEmpty(Id) || Id.Length > 64 || !Id.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or ':' or '-'))
+        {
+            return "its id is missing or not 1-64 of A-Za-z0-9._:-";
+        }
+
+        if (string.IsNullOrEmpty(Trigger) || string.IsNullOrEmpty(BootId) || !Enum.IsDefined(Rung))
+        {
+            return "its trigger, boot id or rung is missing";
+        }
+
+        return Started == default || RungStarted == default ? "its start is missing" : null;
+    }
+
     public static string PathIn(string stateDirectory) => Path.Combine(stateDirectory, "node-agent.remediation-incident");
 
     /// <summary>The saved incident; null with <paramref name="problem"/> saying why when the file exists but cannot be read.</summary>

@@ -78,6 +78,9 @@ public static class IncidentLadder
         {
             Rung.Restart => Restart(i, v, o),
             Rung.Drain => DrainRung(i, now, o),
+            // Never a reboot nor a hard reset unless our cordon of this incident is seen now (the API unreadable: wait).
+            Rung.Reboot when !i.RebootAsked && v.CordonedByUs != true => NotSeenCordoned(i, now, o.Reboot.Timeout),
+            Rung.HardReset when !i.HardResetRun && v.CordonedByUs != true => NotSeenCordoned(i, now, o.HardReset.Timeout),
             Rung.Reboot => Reboot(i, now, o),
             Rung.HardReset => HardReset(i, now, o),
             _ => Recover(i, v, o),
@@ -122,7 +125,8 @@ public static class IncidentLadder
 
         if (now - i.RungStarted >= o.Restart.Timeout)
         {
-            return new LadderStep(LadderAction.Wait, Enter(i, Rung.Drain, now), "ladder-escalated",
+            // The boot it escalates in: a reboot during the restart rung is not "back from the reboot" past the drain.
+            return new LadderStep(LadderAction.Wait, Enter(i with { BootId = v.BootId }, Rung.Drain, now), "ladder-escalated",
                 $"{i.Unit} still unhealthy {Minutes(o.Restart.Timeout)} after {(i.Acted ? "its restart" : "the restart was first tried")}: next rung drain");
         }
 
@@ -160,7 +164,7 @@ public static class IncidentLadder
         if (!i.RebootAsked)
         {
             // Saved with RebootAsked before logind is asked: a restart after this never asks again.
-            return new LadderStep(LadderAction.Reboot, i with { RebootAsked = true, LastAttempt = now, RungStarted = now }, "ladder-reboot", "rebooting through logind");
+            return new LadderStep(LadderAction.Reboot, i with { RebootAsked = true, LastAttempt = now, RungStarted = now, Stalled = null }, "ladder-reboot", "rebooting through logind");
         }
 
         if (now - i.RungStarted < o.Reboot.Timeout)
@@ -180,7 +184,7 @@ public static class IncidentLadder
     {
         if (!i.HardResetRun)
         {
-            return new LadderStep(LadderAction.HardReset, i with { HardResetRun = true, LastAttempt = now, RungStarted = now }, "ladder-hard-reset", "running the admin's hard-reset command");
+            return new LadderStep(LadderAction.HardReset, i with { HardResetRun = true, LastAttempt = now, RungStarted = now, Stalled = null }, "ladder-hard-reset", "running the admin's hard-reset command");
         }
 
         return now - i.RungStarted < o.HardReset.Timeout
@@ -204,6 +208,12 @@ public static class IncidentLadder
             ? new LadderStep(LadderAction.Uncordon, i with { HealthySince = since }, "ladder-healthy", $"Ready and green for {Minutes(now - since)}: giving the node back")
             : Wait(i with { HealthySince = since });
     }
+
+    // Our cordon not seen (the Node unreadable, or not cordoned by us): waits; past the rung's timeout stalled for an admin.
+    private static LadderStep NotSeenCordoned(Incident i, DateTimeOffset now, TimeSpan timeout) =>
+        now - i.RungStarted >= timeout
+            ? Stall(i, "not-cordoned", $"our cordon of this incident was not seen on the Node for {Minutes(timeout)} (the API server unreadable?): no reboot without it; an admin decides")
+            : Wait(i);
 
     private static Incident Enter(Incident i, Rung rung, DateTimeOffset now) =>
         i with { Rung = rung, RungStarted = now, LastAttempt = null, Acted = false, Stalled = null, HealthySince = null };

@@ -110,7 +110,7 @@ public sealed class RecoverRung : IValidatedOptions
 
     public TimeSpan Timeout { get; set; } = TimeSpan.FromHours(1);
 
-    /// <summary>Checks that must be passing too, besides the kubelet's, the runtime's and node.stuck-processes.</summary>
+    /// <summary>Checks that must be passing too, besides the kubelet's, the runtime's and node.stuck-processes; one never reported by this agent since it started (not run, mistyped) is not green.</summary>
     public List<string> Checks { get; set; } = [];
 
     public IEnumerable<string> Validate(string section) =>

@@ -49,6 +49,7 @@ public sealed partial class LadderService : BackgroundService
     private string? _lastRefusal;
     private string? _lastRenewal;
     private string? _healthySaid;
+    private string? _unreadable; // the saved incident exists but cannot be read (or is invalid): nothing opens until an admin removes it
 
     public LadderService(IOptions<RemediationOptions> options, IOptions<NodeOptions> node, IOptions<KubeletOptions> kubelet, IOptions<CriOptions> cri, IOptions<StuckProcessesOptions> processes,
         AgentState state, StuckProcessEvidence stuck, Drainer drainer, IRemediationGate gate, KubeClient client, ILadderMachine machine, TimeProvider time, ILogger<LadderService> logger)
@@ -81,35 +82,104 @@ public sealed partial class LadderService : BackgroundService
         }
 
         LoadOnce(); // before the renewal starts: a resumed incident's lease is renewed from the first RenewInterval
-        var renewing = RenewLoopAsync(stoppingToken);
+        using var stopRenewing = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        var renewing = RenewLoopAsync(stopRenewing.Token);
         try
         {
             using var timer = new PeriodicTimer(_o.Interval, _time);
             do
             {
-                try
+                if (renewing.IsCompleted)
                 {
-                    await TickAsync(stoppingToken).ConfigureAwait(false);
+                    // The renewal loop ended on its own (it only ends by an exception): never a ladder alive that no
+                    // longer renews its lease. Thrown: the host stops and systemd starts the agent again.
+                    await renewing.ConfigureAwait(false);
+                    throw new InvalidOperationException("the ladder's lease renewal loop ended");
                 }
-                catch (Exception ex) when (!stoppingToken.IsCancellationRequested && ex is not OutOfMemoryException)
-                {
-                    // Said, and the next tick tries again: an unexpected failure must not end the ladder with the node cordoned.
-                    Log.TickFailed(_logger, ex.GetType().Name, ex.Message);
-                }
+
+                await GuardedTickAsync(stoppingToken).ConfigureAwait(false);
             }
             while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
         }
         finally
         {
-            await renewing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await stopRenewing.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await renewing.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stopRenewing.IsCancellationRequested)
+            {
+                // stopped with the ladder
+            }
         }
     }
+
+    /// <summary>The number of ticks in a row that failed unexpectedly after which the incident is reported stalled.</summary>
+    public const int FailedTicksStalled = 6;
+
+    private int _failedTicks;
+
+    /// <summary>A tick whose unexpected failure is said (the exception itself, for its stack), counted, and stalls after <see cref="FailedTicksStalled"/> in a row.</summary>
+    public async Task GuardedTickAsync(CancellationToken ct)
+    {
+        try
+        {
+            await TickAsync(ct).ConfigureAwait(false);
+            if (_failedTicks > 0)
+            {
+                _failedTicks = 0;
+                Stalled.Set(_unreadable is not null || _incident is { Ended: null, Stalled: not null } ? 1 : 0);
+            }
+        }
+        catch (Exception ex) when (!ct.IsCancellationRequested && ex is not OutOfMemoryException)
+        {
+            // Said, and the next tick tries again: an unexpected failure must not end the ladder with the node cordoned.
+            _failedTicks++;
+            if (KubeClient.IsApiFailure(ex))
+            {
+                Log.TickFailed(_logger, ex.GetType().Name, _client.Why(ex), _failedTicks);
+            }
+            else
+            {
+                Log.TickFailedWith(_logger, ex, ex.GetType().Name, _failedTicks);
+            }
+
+            if (_failedTicks == FailedTicksStalled)
+            {
+                Event(_incident, "ladder-stalled", $"{FailedTicksStalled} ticks in a row failed ({ex.GetType().Name}: {ex.Message}): the ladder does nothing until they pass; an admin looks at the agent's journal (3726)");
+            }
+
+            if (_failedTicks >= FailedTicksStalled)
+            {
+                Stalled.Set(1);
+            }
+        }
+    }
+
+    /// <summary>Whether the ladder is stalled by ticks failing in a row (for tests and status).</summary>
+    public bool FailingTicks => _failedTicks >= FailedTicksStalled;
 
     /// <summary>One look at the triggers or the open incident, and the action it calls for; returns that action.</summary>
     public async Task<LadderAction> TickAsync(CancellationToken ct)
     {
         var now = _time.GetUtcNow();
         var incident = LoadOnce();
+        if (_unreadable is not null)
+        {
+            if (File.Exists(Incident.PathIn(_stateDirectory)))
+            {
+                // Fail closed: it may be an open incident (cordoned, its reboot asked): nothing opens, nothing is undone.
+                Open.Set(1);
+                Stalled.Set(1);
+                return LadderAction.Wait;
+            }
+
+            _unreadable = null; // an admin removed it: the ladder starts afresh
+            Stalled.Set(0);
+            Open.Set(0);
+        }
+
         if (incident is null || incident.Ended is not null)
         {
             if (!IncidentLadder.MayOpen(incident, now, _o) || Triggered(now) is not { } hit)
@@ -141,10 +211,48 @@ public sealed partial class LadderService : BackgroundService
 
         var view = await ViewAsync(incident, now, ct).ConfigureAwait(false);
         var step = IncidentLadder.Decide(incident, view, _o);
-        return await ActAsync(step, now, ct).ConfigureAwait(false);
+        if (step.Action is LadderAction.Reboot or LadderAction.HardReset or LadderAction.Uncordon && await HeldAsync(ct).ConfigureAwait(false) is { } hold)
+        {
+            // A hold (puppet disabled, the Node's hold label) stops the reboot, the hard reset and the uncordon of an open
+            // incident too: an admin's hands are on the node. Waited for, said once; stalled after the rung's timeout.
+            var what = step.Action switch { LadderAction.Reboot => "reboot", LadderAction.HardReset => "hard reset", _ => "uncordon" };
+            if (hold != _lastHeld)
+            {
+                Event(incident, "ladder-held", $"the {what} waits: {hold}");
+                _lastHeld = hold;
+            }
+
+            var keep = step.Action == LadderAction.Uncordon ? step.Next : incident with { Cordoned = step.Next.Cordoned };
+            WaitOrStall(keep, RungTimeout(keep.Rung), now, "held", $"the {what} was held for {RungTimeout(keep.Rung).TotalMinutes:0} min ({hold}): the node stays cordoned; an admin decides");
+            return LadderAction.Wait;
+        }
+
+        _lastHeld = null;
+        return await ActAsync(incident, step, now, ct).ConfigureAwait(false);
     }
 
-    private async Task<LadderAction> ActAsync(LadderStep step, DateTimeOffset now, CancellationToken ct)
+    private TimeSpan RungTimeout(Rung rung) => rung switch
+    {
+        Rung.Reboot => _o.Reboot.Timeout,
+        Rung.HardReset => _o.HardReset.Timeout,
+        Rung.Drain => _o.Drain.Timeout,
+        Rung.Restart => _o.Restart.Timeout,
+        _ => _o.Recover.Timeout,
+    };
+
+    // The rung's action waits (held, refused): saved as it is; past the rung's timeout stalled, said once, for an admin.
+    private void WaitOrStall(Incident keep, TimeSpan timeout, DateTimeOffset now, string stall, string why)
+    {
+        if (now - keep.RungStarted >= timeout && keep.Stalled != stall)
+        {
+            keep = keep with { Stalled = stall };
+            Event(keep, "ladder-stalled", why);
+        }
+
+        Save(keep);
+    }
+
+    private async Task<LadderAction> ActAsync(Incident current, LadderStep step, DateTimeOffset now, CancellationToken ct)
     {
         var next = step.Next;
         switch (step.Action)
@@ -153,6 +261,7 @@ public sealed partial class LadderService : BackgroundService
                 // Paced and gated like the cordon (the coordinator's Alertmanager gate covers the step "reboot").
                 if (await RefusedAsync(next, "reboot", ct).ConfigureAwait(false))
                 {
+                    RefusedTooLong(current, next, now, "reboot");
                     return LadderAction.Wait;
                 }
 
@@ -173,7 +282,13 @@ public sealed partial class LadderService : BackgroundService
 
                 return step.Action;
             case LadderAction.HardReset:
-                if (await RefusedAsync(next, "reboot", ct).ConfigureAwait(false) || !Save(next))
+                if (await RefusedAsync(next, "reboot", ct).ConfigureAwait(false))
+                {
+                    RefusedTooLong(current, next, now, "hard reset");
+                    return LadderAction.Wait;
+                }
+
+                if (!Save(next))
                 {
                     return LadderAction.Wait;
                 }
@@ -316,6 +431,11 @@ public sealed partial class LadderService : BackgroundService
         }
     }
 
+    // A reboot or hard reset the gate keeps refusing (Alertmanager, the pool's windows) is stalled past the rung's timeout.
+    private void RefusedTooLong(Incident current, Incident next, DateTimeOffset now, string what) =>
+        WaitOrStall(current with { Cordoned = next.Cordoned }, RungTimeout(current.Rung), now, "refused",
+            $"the {what} was refused for {RungTimeout(current.Rung).TotalMinutes:0} min ({_lastRefusal}): the node stays cordoned, the step is asked again every {_o.Interval.TotalSeconds:0}s; an admin decides");
+
     private async Task<bool> RefusedAsync(Incident i, string step, CancellationToken ct)
     {
         var refused = await _gate.RefusesAsync(i.Id, step, ct).ConfigureAwait(false);
@@ -341,16 +461,34 @@ public sealed partial class LadderService : BackgroundService
     /// <summary>Renews the lease of the open incident (none, or at its restart rung: nothing to renew); returns the gate's refusal.</summary>
     public async Task<string?> RenewAsync(CancellationToken ct)
     {
-        if (_incident is not { Ended: null, Rung: not Rung.Restart } i)
+        string id, rung;
+        if (_incident is { Ended: null, Rung: not Rung.Restart } open)
+        {
+            (id, rung) = (open.Id, IncidentLadder.Name(open.Rung));
+        }
+        else if (_unreadable is not null && await _gate.HeldIncidentAsync(ct).ConfigureAwait(false) is { } held)
+        {
+            // The saved incident cannot be read, but a lease is held: the node may be cordoned by it, so its place is
+            // kept (renewed, never taken) until an admin removes the record and the next incident or the expiry frees it.
+            (id, rung) = (held, "unknown");
+        }
+        else
         {
             return null;
         }
 
+        var i = _incident is { } known && known.Id == id ? known : null;
         string? refused;
         try
         {
             // Named for the rung, so `agentctl remediation status` shows where the incident is (never a gated step name).
-            refused = await _gate.RefusesAsync(i.Id, "renew-" + IncidentLadder.Name(i.Rung), ct).ConfigureAwait(false);
+            // Only a lease held for this incident is renewed, never one taken: not before the cordon, not after an
+            // unplanned reboot with none, not after EndAsync gave it back (the gate looks under its own lock).
+            refused = await _gate.RenewAsync(id, "renew-" + rung, ct).ConfigureAwait(false);
+            if (refused == IRemediationGate.NothingHeld)
+            {
+                return null;
+            }
         }
         catch (Exception ex) when (!ct.IsCancellationRequested && ex is not OutOfMemoryException)
         {
@@ -361,11 +499,11 @@ public sealed partial class LadderService : BackgroundService
         {
             if (refused is null)
             {
-                Log.Renewed(_logger, i.Id);
+                Log.Renewed(_logger, id);
             }
             else
             {
-                Event(i, "ladder-lease-refused", $"the lease of incident {i.Id} could not be renewed: {refused}; no write acts until it is held again");
+                Event(i, "ladder-lease-refused", $"the lease of incident {id} could not be renewed: {refused}; no write acts until it is held again");
             }
 
             _lastRenewal = refused;
@@ -417,6 +555,13 @@ public sealed partial class LadderService : BackgroundService
             return false;
         }
 
+        // The admin's Recover:Checks are green only once reported by this agent (since it started: AgentState is this
+        // process's): a check not run yet, or a name mistyped, is never read as green.
+        if (_o.Recover.Checks.Any(name => _state.GetCheck(name) is null))
+        {
+            return false;
+        }
+
         var last = _stuck.Last;
         return now - last.At > _stuckFresh || !last.Stuck.Any(s => s.Process.Mount is not null);
     }
@@ -443,7 +588,8 @@ public sealed partial class LadderService : BackgroundService
         return new LadderView(now, _machine.BootId(), Healthy(now), ready, ours, i.Unit == _kubeletUnit ? UnitRestarted("kubelet") : null, _gate.HasEnded(i.Id));
     }
 
-    // A hold stops new incidents: the Node's label or annotation, or puppet's lock file. The Node unreadable holds too.
+    // A hold stops new incidents, and an open one's reboot, hard reset and uncordon: the Node's label or annotation, or
+    // puppet's lock file. The Node unreadable holds too.
     private async Task<string?> HeldAsync(CancellationToken ct)
     {
         var lockFile = _o.Holds.LockFiles.FirstOrDefault(File.Exists);
@@ -470,12 +616,27 @@ public sealed partial class LadderService : BackgroundService
         {
             _loaded = true;
             _incident = Incident.Load(_stateDirectory, out var problem);
+            problem ??= _incident?.Invalid();
+            if (problem is not null)
+            {
+                _incident = null;
+            }
+            else if (_incident is { Ended: null, HealthySince: not null } resumed)
+            {
+                // Green is counted by this process only: the agent's downtime (and checks not reported yet) is no health.
+                _incident = resumed with { HealthySince = null };
+            }
+
             _saved = _incident is not null;
             if (problem is not null)
             {
-                // Said: an incident that cannot be read is not resumed (its reboot could be asked again by a new one only after the Cooldown of nothing).
+                // Said once, and held: an incident that cannot be read may be open (cordoned, its reboot asked, its lease
+                // held): no incident opens and nothing is undone until an admin removes the file; stalled, so the alert fires.
+                _unreadable = problem;
+                Open.Set(1);
+                Stalled.Set(1);
                 Log.RecordFailed(_logger, Incident.PathIn(_stateDirectory), problem);
-                _state.AddEvent("ladder-record-unreadable", ConditionFamilies.Bound($"the saved incident cannot be read ({problem})"), new Dictionary<string, string> { ["node"] = NodeName });
+                _state.AddEvent("ladder-record-unreadable", ConditionFamilies.Bound($"the saved incident cannot be read ({problem}): no incident opens until an admin looks at the node and removes {Incident.PathIn(_stateDirectory)}"), new Dictionary<string, string> { ["node"] = NodeName });
             }
             else if (_incident is { Ended: null } i)
             {
@@ -490,7 +651,7 @@ public sealed partial class LadderService : BackgroundService
     {
         var open = i.Ended is null;
         Open.Set(open ? 1 : 0);
-        Stalled.Set(open && i.Stalled is not null ? 1 : 0);
+        Stalled.Set((open && i.Stalled is not null) || _failedTicks >= FailedTicksStalled ? 1 : 0);
         Started.Set(open ? i.Started.ToUnixTimeSeconds() : 0);
         if (i == _incident && _saved)
         {
@@ -562,7 +723,10 @@ public sealed partial class LadderService : BackgroundService
         [LoggerMessage(EventIds.LadderMarkFailed, LogLevel.Warning, "ladder: the step {Step} could not be written into our mark on {Node}: {Why}; the incident goes on")]
         public static partial void MarkFailed(ILogger logger, string step, string node, string why);
 
-        [LoggerMessage(EventIds.LadderTickFailed, LogLevel.Error, "ladder: a tick failed ({Type}): {Why}; tried again at the next")]
-        public static partial void TickFailed(ILogger logger, string type, string why);
+        [LoggerMessage(EventIds.LadderTickFailed, LogLevel.Error, "ladder: a tick failed ({Type}): {Why}; tried again at the next ({Failed} in a row)")]
+        public static partial void TickFailed(ILogger logger, string type, string why, int failed);
+
+        [LoggerMessage(EventIds.LadderTickFailedUnexpectedly, LogLevel.Error, "ladder: a tick failed unexpectedly ({Type}); tried again at the next ({Failed} in a row)")]
+        public static partial void TickFailedWith(ILogger logger, Exception exception, string type, int failed);
     }
 }

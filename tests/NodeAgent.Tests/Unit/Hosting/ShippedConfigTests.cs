@@ -138,6 +138,17 @@ public sealed partial class ShippedConfigTests
         Assert.All(bound.Problems, p => Assert.Contains("does not exist", p, StringComparison.Ordinal));
         Assert.NotEmpty(bound.Problems); // the puppet certificate of tools-k8s-worker-1 is not on this host
 
+        // Review C2: the module's data names the drain's and the ladder's keys too (every key the README documents);
+        // a site's hiera that sets Remediation replaces the subsection (worker_changed).
+        if (renderCase == "worker")
+        {
+            var remediation = JsonNode.Parse(await File.ReadAllTextAsync(path))!["NodeAgent"]!["Remediation"]!;
+            Assert.NotNull(remediation["Drain"]?["StuckAfter"]);
+            Assert.NotNull(remediation["Ladder"]?["Recover"]?["Checks"]);
+            Assert.NotNull(remediation["Ladder"]?["Triggers"]?["RebootRequired"]?["Path"]);
+            Assert.Equal(["/var/lib/puppet/state/agent_disabled.lock", "/opt/puppetlabs/puppet/cache/state/agent_disabled.lock"], bound.Get<RemediationOptions>().Ladder.Holds.LockFiles);
+        }
+
         // What the shipped example says, as puppet writes it by default.
         Assert.Equal(["kube-system"], bound.Get<TenantPolicyOptions>().ExemptNamespaces);
         Assert.Equal(["-j", "list", "table", "ip6", "kube-proxy"], bound.Get<NftablesOptions>().Ipv6Arguments);

@@ -25,6 +25,39 @@ public sealed class IncidentLadderTests
         new(T0 + at, boot, healthy, ready, ours, restarted, ended);
 
     [Fact]
+    public void RebootAndHardReset_OnlyWithOurCordonSeenNow_TheNodeUnreadableWaits()
+    {
+        // Review B2: the Node unreadable (CordonedByUs null) still gave the reboot.
+        var o = Options(x => x.HardReset.Command = ["/usr/local/sbin/wmcs-force-reboot"]);
+        var atReboot = IncidentLadder.AfterDrain(Open(Rung.Drain), DrainEnd.Drained, "m", T0, o).Next;
+        Assert.Equal(LadderAction.Wait, IncidentLadder.Decide(atReboot, View(TimeSpan.FromMinutes(1), ours: null), o).Action);
+        Assert.Equal(LadderAction.Reboot, IncidentLadder.Decide(atReboot, View(TimeSpan.FromMinutes(1), ours: true), o).Action);
+        var atHardReset = atReboot with { Rung = Rung.HardReset, RebootAsked = true };
+        Assert.Equal(LadderAction.Wait, IncidentLadder.Decide(atHardReset, View(TimeSpan.FromMinutes(1), ours: null), o).Action);
+        Assert.Equal(LadderAction.HardReset, IncidentLadder.Decide(atHardReset, View(TimeSpan.FromMinutes(1), ours: true), o).Action);
+
+        // Not seen for the rung's timeout: stalled (said once), still no reboot.
+        var late = IncidentLadder.Decide(atReboot, View(TimeSpan.FromMinutes(15), ours: null), o);
+        Assert.Equal((LadderAction.Wait, "not-cordoned", "ladder-stalled"), (late.Action, late.Next.Stalled, late.EventKind));
+        Assert.Null(IncidentLadder.Decide(late.Next, View(TimeSpan.FromMinutes(16), ours: null), o).EventKind);
+    }
+
+    [Fact]
+    public void AnIncidentOpenedAtTheRestart_RebootedBeforeItsDrain_IsDrainedNotRecovered()
+    {
+        // Review B1: the incident kept its first boot id into the drain; an unrelated reboot during the restart rung sent
+        // it straight to recover, with no cordon and no drain.
+        var o = Options();
+        var i = IncidentLadder.Restarted(Open(Rung.Restart, "kubelet.service"), T0);
+        var s = IncidentLadder.Decide(i, View(TimeSpan.FromMinutes(6), ours: null, boot: Boot2), o);
+        Assert.Equal(Rung.Drain, s.Next.Rung);
+        Assert.Equal(Boot2, s.Next.BootId);
+        var d = IncidentLadder.Decide(s.Next, View(TimeSpan.FromMinutes(6) + TimeSpan.FromSeconds(10), ours: false, boot: Boot2), o);
+        Assert.Equal(LadderAction.Drain, d.Action);
+        Assert.Equal(Rung.Drain, d.Next.Rung);
+    }
+
+    [Fact]
     public void Restart_RestartsOnce_ThenEscalatesToTheDrainAfterItsTimeout()
     {
         var o = Options();

@@ -45,7 +45,9 @@ public sealed class LadderServiceTests : IAsyncLifetime
 
         public string? Fails { get; set; }
 
-        public string BootId() => Boot;
+        public Exception? BootFails { get; set; }
+
+        public string BootId() => BootFails is { } e ? throw e : Boot;
 
         public Task RestartUnitAsync(string unit, CancellationToken ct) => Act("restart " + unit);
 
@@ -70,6 +72,11 @@ public sealed class LadderServiceTests : IAsyncLifetime
         public string? Refuse { get; set; }
 
         public string? Ended { get; set; }
+
+        public Exception? RenewThrows { get; set; }
+
+        public ValueTask<string?> RenewAsync(string incident, string step, CancellationToken ct) =>
+            RenewThrows is { } e ? throw e : RefusesAsync(incident, step, ct);
 
         public ValueTask<string?> RefusesAsync(string incident, string step, CancellationToken ct)
         {
@@ -355,6 +362,19 @@ public sealed class LadderServiceTests : IAsyncLifetime
                 _time.Advance(TimeSpan.FromSeconds(30));
                 await Until(() => _gate.Asked.Count(s => s == "renew-reboot") >= n, cts.Token);
             }
+
+            // After (review C5): an admin's cancel ends it at the next tick; from then nothing is renewed.
+            _gate.Ended = incident.Id;
+            _time.Advance(TimeSpan.FromSeconds(10));
+            await Until(() => running.Current?.Ended is not null, cts.Token);
+            var renewals = _gate.Asked.Count(s => s.StartsWith("renew-", StringComparison.Ordinal));
+            for (var n = 0; n < 3; n++)
+            {
+                _time.Advance(TimeSpan.FromSeconds(30));
+                Assert.Null(await running.RenewAsync(cts.Token)); // what the loop calls, called here to see it do nothing
+            }
+
+            Assert.Equal(renewals, _gate.Asked.Count(s => s.StartsWith("renew-", StringComparison.Ordinal)));
         }
         finally
         {
@@ -362,7 +382,7 @@ public sealed class LadderServiceTests : IAsyncLifetime
         }
 
         Assert.Empty(_machine.Done);
-        Assert.Equal(3, _gate.Asked.Count(s => s == "renew-reboot"));
+        Assert.InRange(_gate.Asked.Count(s => s == "renew-reboot"), 3, 4); // the tick's timer and the renewal's fire together at 30 s
     }
 
     [Fact]
@@ -488,6 +508,172 @@ public sealed class LadderServiceTests : IAsyncLifetime
         StuckOnNfs(TimeSpan.FromMinutes(12));
         Assert.Equal(LadderAction.Drain, await TickAsync(ladder));
         Assert.NotNull(ladder.Current);
+    }
+
+    [Theory]
+    [InlineData("{\"id\":\"stuck-proc")] // cut short
+    [InlineData("{\"id\":null,\"trigger\":\"stuck-processes\",\"rung\":\"Reboot\",\"started\":\"2026-12-06T02:15:00+00:00\",\"rungStarted\":\"2026-12-06T02:15:00+00:00\",\"bootId\":\"b\",\"rebootAsked\":true}")]
+    public async Task AnIncidentRecordThatCannotBeRead_OpensNothing_UntilAnAdminRemovesIt(string record)
+    {
+        // Review A3: it may be an open incident (cordoned, its reboot asked): read as none, a trigger opened a new one at
+        // once and rebooted again. Now it holds, said once, until the file is gone.
+        File.WriteAllText(Incident.PathIn(_dir["state"]), record);
+        StuckOnNfs(TimeSpan.FromMinutes(12));
+        var ladder = Make();
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+            _time.Advance(TimeSpan.FromHours(2));
+            StuckOnNfs(TimeSpan.FromMinutes(12));
+        }
+
+        Assert.Null(ladder.Current);
+        Assert.Equal(["ladder-record-unreadable"], Kinds());
+        Assert.Empty(WriteLines());
+        Assert.Empty(_machine.Done);
+        Assert.Null(await ladder.RenewAsync(CancellationToken.None));
+        Assert.Empty(_gate.Asked);
+
+        File.Delete(Incident.PathIn(_dir["state"]));
+        Assert.Equal(LadderAction.Drain, await TickAsync(ladder));
+        Assert.NotNull(ladder.Current);
+    }
+
+    [Fact]
+    public async Task AHoldPutOnAnOpenIncident_StopsItsReboot_SaidOnce_StalledAfterTheRebootTimeout_ThenTheRebootWhenLifted()
+    {
+        // Review A2: the hold was looked at only when an incident opened; an admin's hold label did not stop the reboot.
+        _api.Put(FakeKubeApiServer.Pod("tool-a", "web-0", Node));
+        StuckOnNfs(TimeSpan.FromMinutes(12));
+        var ladder = Make();
+        Assert.Equal(LadderAction.Drain, await TickAsync(ladder));
+        Assert.Equal(Rung.Reboot, ladder.Current!.Rung);
+        _api.ChangeNode(Node, n => n["metadata"]!["labels"] = new System.Text.Json.Nodes.JsonObject { ["remediation.toolforge.org/hold"] = "T401234" });
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.Empty(_machine.Done);
+        Assert.False(ladder.Current!.RebootAsked);
+        Assert.Single(Kinds(), k => k == "ladder-held");
+        Assert.DoesNotContain("ladder-stalled", Kinds());
+
+        _time.Advance(TimeSpan.FromMinutes(15));
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.Equal("held", ladder.Current!.Stalled);
+        Assert.Single(Kinds(), k => k == "ladder-stalled");
+        Assert.Empty(_machine.Done);
+
+        _api.ChangeNode(Node, n => n["metadata"]!["labels"] = new System.Text.Json.Nodes.JsonObject());
+        Assert.Equal(LadderAction.Reboot, await TickAsync(ladder));
+        Assert.Equal(["reboot"], _machine.Done);
+        Assert.Null(ladder.Current!.Stalled);
+    }
+
+    [Fact]
+    public async Task ARebootTheGateKeepsRefusing_IsStalledAfterTheRebootTimeout_SaidOnce()
+    {
+        // Review B3: a reboot refused for ever never stalled (no alert, the node cordoned, the place held).
+        _api.Put(FakeKubeApiServer.Pod("tool-a", "web-0", Node));
+        StuckOnNfs(TimeSpan.FromMinutes(12));
+        var ladder = Make();
+        await TickAsync(ladder);
+        _gate.Refuse = "Alertmanager: ToolforgeNfsDown is firing";
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.Null(ladder.Current!.Stalled);
+        _time.Advance(TimeSpan.FromMinutes(15));
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.Equal("refused", ladder.Current!.Stalled);
+        Assert.Single(Kinds(), k => k == "ladder-stalled");
+        Assert.Empty(_machine.Done);
+    }
+
+    private Incident AtRecoverCordoned(DateTimeOffset? healthySince)
+    {
+        var incident = new Incident("stuck-processes-20261206T021500", "stuck-processes", null, Rung.Recover, _time.GetUtcNow(), _time.GetUtcNow(), Boot1) { Cordoned = true, RebootAsked = true, HealthySince = healthySince };
+        incident.Save(_dir["state"]);
+        _api.ChangeNode(Node, n => { n["spec"] = new System.Text.Json.Nodes.JsonObject { ["unschedulable"] = true }; n["metadata"]!["annotations"] = new System.Text.Json.Nodes.JsonObject { [CordonMark.Annotation] = new CordonMark(CordonMark.Us, incident.Id, "recover", false, _time.GetUtcNow()).ToJson() }; });
+        return incident;
+    }
+
+    [Fact]
+    public async Task AnAgentRestartedInRecover_CountsGreenAgainFromItsStart_NotTheSavedHealthySince()
+    {
+        // Review B7: HealthySince survived the restart: the agent's downtime counted as green, the uncordon came at once.
+        AtRecoverCordoned(_time.GetUtcNow());
+        _time.Advance(TimeSpan.FromMinutes(30));
+        var ladder = Make();
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.Equal(_time.GetUtcNow(), ladder.Current!.HealthySince);
+        Assert.True(_api.GetNode(Node)!.Spec.Unschedulable);
+        _time.Advance(TimeSpan.FromMinutes(10));
+        Assert.Equal(LadderAction.Uncordon, await TickAsync(ladder));
+    }
+
+    [Fact]
+    public async Task ARecoverCheckNeverReported_OrMistyped_IsNotGreen()
+    {
+        // Review B9: Recover:Checks names were not checked; one never reported (a typo) read as green for ever.
+        AtRecoverCordoned(null);
+        var ladder = Make(o => o.Recover.Checks = ["node.nfs-mountz"]);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+            _time.Advance(TimeSpan.FromMinutes(11));
+        }
+
+        Assert.Null(ladder.Current!.HealthySince);
+        _state.SetCheck("node.nfs-mountz", CheckState.Ok, "mounted");
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.NotNull(ladder.Current!.HealthySince);
+    }
+
+    [Fact]
+    public async Task TicksFailingInARow_AreCountedAndStallTheIncident_SaidOnce_UntilOnePasses()
+    {
+        // Review B6: a tick failing for ever left a live daemon doing nothing, said as type and message only.
+        AtRecoverCordoned(null);
+        _machine.BootFails = new InvalidOperationException("boot_id: unexpected");
+        var ladder = Make();
+        for (var i = 0; i < LadderService.FailedTicksStalled + 2; i++)
+        {
+            await ladder.GuardedTickAsync(CancellationToken.None);
+        }
+
+        Assert.True(ladder.FailingTicks);
+        Assert.Single(Kinds(), k => k == "ladder-stalled");
+        _machine.BootFails = null;
+        await ladder.GuardedTickAsync(CancellationToken.None);
+        Assert.False(ladder.FailingTicks);
+    }
+
+    [Fact]
+    public async Task TheRenewalLoopFailing_EndsTheLadder_SoTheHostStops_NeverALiveLadderThatDoesNotRenew()
+    {
+        // Review B6: the renewal loop's failure was awaited with SuppressThrowing, only at the stop.
+        var incident = AtRecoverCordoned(null);
+        var running = Make(o => o.Triggers.StuckProcesses.Enabled = false);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        while (_time.TimerCreated.CurrentCount > 0)
+        {
+            await _time.TimerCreated.WaitAsync(cts.Token);
+        }
+
+        await running.StartAsync(cts.Token);
+        await _time.TimerCreated.WaitAsync(cts.Token);
+        await _time.TimerCreated.WaitAsync(cts.Token);
+        _gate.RenewThrows = new OutOfMemoryException("the renewal's own failure"); // the one exception RenewAsync lets through
+        for (var n = 0; n < 12 && !running.ExecuteTask!.IsCompleted; n++)
+        {
+            // At most 2 minutes: well before Recover:HealthyFor, so nothing but the renewal's failure can end it.
+            _time.Advance(TimeSpan.FromSeconds(10));
+            await Task.WhenAny(running.ExecuteTask!, Task.Delay(200, cts.Token));
+        }
+
+        Assert.True(running.ExecuteTask!.IsCompleted, "the ladder runs on with its renewal loop dead");
+        await Assert.ThrowsAsync<OutOfMemoryException>(() => running.ExecuteTask);
+        Assert.Equal(incident.Id, running.Current!.Id);
+        await running.StopAsync(CancellationToken.None);
     }
 
     private static async Task Until(Func<bool> condition, CancellationToken ct)

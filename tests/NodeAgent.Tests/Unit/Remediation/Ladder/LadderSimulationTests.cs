@@ -336,8 +336,9 @@ public sealed class LadderSimulationTests(ITestOutputHelper output)
             a.UsableUntil = DateTimeOffset.MinValue;
         }
 
-        // The lease renewed while the incident is open past its first rung (RenewInterval 30 s < Tick here: each tick).
-        if (a.Saved is { Ended: null, Rung: not Rung.Restart } open)
+        // The lease renewed while the incident is open past its first rung (RenewInterval 30 s < Tick here: each tick),
+        // only while a token for it is held (IRemediationGate.RenewAsync never takes a lease).
+        if (a.Saved is { Ended: null, Rung: not Rung.Restart } open && a.Token != 0 && a.TokenIncident == open.Id)
         {
             Gate(w, a, open.Id, "renew");
         }
@@ -369,7 +370,8 @@ public sealed class LadderSimulationTests(ITestOutputHelper output)
         w.Ended.Add(ended.Id);
     }
 
-    // The CoordinatorLeaseGate's rules over LeasePacer: null answer (no coordinator) lets a held lease act until its usable time.
+    // The CoordinatorLeaseGate's rules over LeasePacer: null answer (no coordinator) lets a held lease act until its
+    // usable time, except the cordon, the reboot and the hard reset, which need an answer (IRemediationGate.AnswerRequired).
     private static bool Gate(World w, Agent a, string incident, string step)
     {
         var token = a.TokenIncident == incident ? a.Token : 0;
@@ -377,7 +379,7 @@ public sealed class LadderSimulationTests(ITestOutputHelper output)
         var answer = Ask(w, a, new LeaseAsk(a.Name, incident, step, token, false));
         if (answer is null)
         {
-            return token != 0 && w.Now < a.UsableUntil;
+            return !IRemediationGate.AnswerRequired.Contains(step) && token != 0 && w.Now < a.UsableUntil;
         }
 
         if (answer.Granted)
