@@ -36,6 +36,10 @@ describe 'toolforge_agents::builder' do
       'CallTimeout' => '00:00:30', 'BuildTimeout' => '02:00:00', 'Credentials' => {},
       'DockerConfig' => '/root/.docker/config.json',
       'Git' => { 'Remote' => 'origin', 'Branch' => 'main', 'Checkout' => '', 'PollInterval' => '00:00:00', 'Push' => true, 'CommandTimeout' => '00:02:00' },
+      'Promotion' => {
+        'VerifyCommand' => ['/bin/sh', '-c', 'exit 0'], 'VerifyCommands' => {}, 'VerifyTimeout' => '00:02:00',
+        'RegistryTimeout' => '00:00:30', 'StateFile' => '/var/lib/toolforge-builder-agent/verified.json',
+      },
     )
     expect(json['Coordinator']['Certificate']).to eq(CERT)
     expect(json['Metrics']).to eq('Address' => '127.0.0.1', 'Port' => 9503)
