@@ -228,8 +228,15 @@ public sealed class BuilderDocker : IDisposable
         }
     }
 
+    /// <summary>The most processes a verify probe may run.</summary>
+    public const long ProbePids = 256;
+
+    /// <summary>The most memory a verify probe may use: 1 GiB.</summary>
+    public const long ProbeMemoryBytes = 1L << 30;
+
     /// <summary>
-    /// Runs <paramref name="command"/> in a new container of <paramref name="image"/> (no network, a terminal so the
+    /// Runs <paramref name="command"/> in a new container of <paramref name="image"/> (no network, no capability, no
+    /// privilege gain, at most <see cref="ProbePids"/> processes and <see cref="ProbeMemoryBytes"/>; a terminal so the
     /// output is plain lines) and waits up to <paramref name="timeout"/>; the container is removed in every case.
     /// Returns the exit code (null when the deadline passed and it was killed) and the last lines of its output.
     /// </summary>
@@ -241,7 +248,16 @@ public sealed class BuilderDocker : IDisposable
             Cmd = command,
             Tty = true,
             Labels = new Dictionary<string, string> { ["org.toolforge.builder.verify"] = "1" },
-            HostConfig = new HostConfig { NetworkMode = "none" },
+            // An image's probe runs untrusted code on the builder host: no network, no capability, no privilege gain,
+            // and bounded processes and memory, so a broken image or a fork bomb cannot take the host down.
+            HostConfig = new HostConfig
+            {
+                NetworkMode = "none",
+                CapDrop = ["ALL"],
+                SecurityOpt = ["no-new-privileges"],
+                PidsLimit = ProbePids,
+                Memory = ProbeMemoryBytes,
+            },
         }, t), ct).ConfigureAwait(false);
         var id = created.ID;
         try

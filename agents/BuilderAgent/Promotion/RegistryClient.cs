@@ -181,9 +181,9 @@ public sealed class RegistryClient : IDisposable
 
         var parameters = ParseChallenge(challenge.Parameter ?? string.Empty);
         if (!parameters.TryGetValue("realm", out var realm) || !Uri.TryCreate(realm, UriKind.Absolute, out var realmUri)
-            || !(realmUri.Scheme == "https" || (realmUri.Scheme == "http" && IsLoopback(realmUri.Authority))))
+            || !(realmUri.Scheme == "https" || (realmUri.Scheme == "http" && IsLoopback(realmUri.Authority) && IsLoopback(_registry))))
         {
-            throw new PromotionException($"{Safe(what)}: the registry's token realm \"{Safe(realm ?? string.Empty)}\" is not an https URL (credentials are not sent to it)");
+            throw new PromotionException($"{Safe(what)}: the registry's token realm \"{Safe(realm ?? string.Empty)}\" is not an https URL (credentials are not sent to it; plain http only when the registry itself is on this host)");
         }
 
         var query = new StringBuilder("?scope=").Append(Uri.EscapeDataString(parameters.GetValueOrDefault("scope") is { Length: > 0 } s && s.Contains(scope, StringComparison.Ordinal) ? s : scope));

@@ -179,6 +179,29 @@ public sealed class PromoteTests(DockerFixture fx) : IAsyncLifetime
         Assert.True(promote.ExitCode == 1, promote.ToString());
     }
 
+    /// <summary>
+    /// A probe is untrusted code on the builder host: it runs with no capability (CapEff 0), no privilege gain
+    /// (NoNewPrivs 1) and a pids limit; its last output lines are what verify reports.
+    /// </summary>
+    [Fact]
+    public async Task Verify_TheProbeRunsWithoutCapabilities_NorPrivilegeGain_AndAPidsLimit()
+    {
+        var config = await ConfigAsync(new JsonObject
+        {
+            ["VerifyCommands"] = new JsonObject
+            {
+                ["base-b"] = new JsonArray("/bin/sh", "-c", "echo $(grep -E '^(CapEff|NoNewPrivs)' /proc/self/status) pids=$(cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max); exit 3"), // one line: verify reports the last
+            },
+        });
+        var build = await Build("build", "base-b", "--single", "--push");
+        Assert.True(build.ExitCode == 0, build.ToString());
+        var verify = await InNamespace("verify", "base-b", "--config", config);
+        Assert.True(verify.ExitCode == 1, verify.ToString());
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(verify.Stdout, @"CapEff:\s+0000000000000000"), verify.Stdout);
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(verify.Stdout, @"NoNewPrivs:\s+1"), verify.Stdout);
+        Assert.Contains($"pids={Docker.BuilderDocker.ProbePids.ToString(System.Globalization.CultureInfo.InvariantCulture)}", verify.Stdout, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Promote_TagLatestOnTheCommandLine_SaysItSkipsTheVerifyStep()
     {
