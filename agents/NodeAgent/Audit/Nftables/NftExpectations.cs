@@ -58,7 +58,8 @@ internal static class NftExpectations
         // Without a node name the audit cannot tell where an endpoint is: every usable endpoint counts as local (as in
         // the iptables audit), so a Traffic Policy Local is not taken for "no local endpoint" everywhere.
         // This node's endpoints are chosen on their own, as kube-proxy does (its ready ones, else its serving-terminating ones).
-        var local = options.NodeName is null ? usable
+        // Only a Traffic Policy Local reads them (the destinations' drop, the local- chain): nothing to choose otherwise.
+        var local = options.NodeName is null || !(port.Service.InternalTrafficLocal || port.Service.ExternalTrafficLocal) ? usable
             : UsableEndpoints.Local(slices, port.Port, options.NodeName, ipv6)
                 .ConvertAll(u => NftRuleset.CanonicalIP(u.Address) is var a && ReferenceEquals(a, u.Address) ? u : u with { Address = a });
         expected.ClusterIps.Add(cip);
