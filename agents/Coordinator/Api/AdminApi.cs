@@ -72,15 +72,15 @@ public sealed class AdminApi(
     public override Task<ListNodesResponse> ListNodes(ListNodesRequest request, ServerCallContext context)
     {
         authorizer.Require(context, Roles.Viewer, "list nodes");
-        var all = state.ListAllNodes(); // kept while nothing changed
-        if (request.States.Count == 0 && request.Limit <= 0 && request.ContinueToken.Length == 0 && request.NamePrefix.Length == 0)
-        {
-            return Task.FromResult(all);
-        }
-
         if (request.Limit < 0)
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"limit must be 0 (all) or more (got {request.Limit})"));
+        }
+
+        var all = state.ListAllNodes(); // kept while nothing changed
+        if (request.States.Count == 0 && request.Limit == 0 && request.ContinueToken.Length == 0 && request.NamePrefix.Length == 0)
+        {
+            return Task.FromResult(all);
         }
 
         var (after, problem) = NodePager.Read(request.ContinueToken);

@@ -55,11 +55,13 @@ public sealed partial class PolicyProvider
 
             // The whole file is checked as the next start would check it (a file that start would refuse is refused
             // now, not reported "reloaded" and found at the next restart); only the roles and the deny-list are taken.
-            var root = fresh.Build();
+            // One read: what is checked is what is applied (a file rewritten between two reads must not slip through).
+            var whole = _entries.Count > 0 && _own is not null;
+            var root = whole ? _own!.ReadAgain() : fresh.Build();
             var section = root.GetSection(SecurityOptions.Section);
             var o = OptionsRegistration.GetExactly<SecurityOptions>(section, (c, o) => c.Bind(o));
-            var problems = _entries.Count > 0 && _own is not null
-                ? ValidatedOptionsEntry.ProblemsOf(_own.ReadAgain(), _entries)
+            var problems = whole
+                ? ValidatedOptionsEntry.ProblemsOf(root, _entries)
                 : ConfigurationShape.Problems(section, o).Concat(o.Validate(SecurityOptions.Section)).ToList();
             problem = problems.Count > 0 ? string.Join("; ", problems) : null;
             if (problem is null)

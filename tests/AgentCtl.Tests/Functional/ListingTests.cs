@@ -96,6 +96,9 @@ public sealed class ListingTests : IAsyncLifetime
         var refused = await Assert.ThrowsAsync<Grpc.Core.RpcException>(async () =>
             await _h.AdminClient(CoordinatorHarness.Viewer).ListNodesAsync(new ListNodesRequest { Limit = 1, ContinueToken = "aGVsbG8" }));
         Assert.Equal((Grpc.Core.StatusCode.InvalidArgument, "not a continue token of this coordinator"), (refused.StatusCode, refused.Status.Detail));
+        var negative = await Assert.ThrowsAsync<Grpc.Core.RpcException>(async () =>
+            await _h.AdminClient(CoordinatorHarness.Viewer).ListNodesAsync(new ListNodesRequest { Limit = -1 }));
+        Assert.Equal(Grpc.Core.StatusCode.InvalidArgument, negative.StatusCode); // not every node, as the fast path gave
     }
 
     [Fact]
