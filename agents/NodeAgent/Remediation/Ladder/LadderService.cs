@@ -305,7 +305,11 @@ public sealed partial class LadderService : BackgroundService
 
                 return step.Action;
             case LadderAction.RestartUnit:
-                Save(next);
+                if (!Save(next))
+                {
+                    return LadderAction.Wait; // nothing done unless it is stored (an agent restarted would do it again)
+                }
+
                 Report(step);
                 try
                 {
@@ -320,7 +324,11 @@ public sealed partial class LadderService : BackgroundService
 
                 return step.Action;
             case LadderAction.Drain:
-                Save(next);
+                if (!Save(next))
+                {
+                    return LadderAction.Wait;
+                }
+
                 Report(step);
                 var outcome = await _drainer.DrainAsync(next.Id, ct).ConfigureAwait(false);
                 var after = IncidentLadder.AfterDrain(_incident ?? next, outcome.End, outcome.Message, _time.GetUtcNow(), _o);
