@@ -52,16 +52,16 @@ public sealed class VerifiedStore(string path)
             return new Dictionary<string, Verdict>(StringComparer.Ordinal);
         }
 
-        var info = new FileInfo(Path);
-        if (info.Length > MaxBytes)
-        {
-            throw new PromotionException($"{Safe(Path)}: {info.Length} bytes, more than a verdict file can be ({MaxBytes}); move it aside");
-        }
-
         try
         {
-            var state = JsonSerializer.Deserialize(File.ReadAllBytes(Path), VerifiedJson.Default.VerifiedState);
+            // Bounded as it is read (a FIFO or a file growing meanwhile cannot make it read without end).
+            var (buffer, length) = BoundedFile.ReadBytes("the verdict file", Path, (int)MaxBytes);
+            var state = JsonSerializer.Deserialize(buffer.AsSpan(0, length), VerifiedJson.Default.VerifiedState);
             return new Dictionary<string, Verdict>(state?.Images ?? [], StringComparer.Ordinal);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new PromotionException($"{Safe(Path)}: {Safe(ex.Message)}; move it aside", ex);
         }
         catch (JsonException ex)
         {
