@@ -20,7 +20,12 @@ public static class NodePager
     /// <param name="sorted">Every node's summary, ordered by name (ordinal).</param>
     public static (List<NodeSummary> Page, string Continue) Page(IReadOnlyList<NodeSummary> sorted, IReadOnlyCollection<NodeState> states, string namePrefix, int limit, string? after)
     {
-        var start = after is null ? 0 : FirstAfter(sorted, after);
+        var start = after is null ? 0 : FirstAfter(sorted, after, orEqual: false);
+        if (namePrefix.Length > 0)
+        {
+            start = Math.Max(start, FirstAfter(sorted, namePrefix, orEqual: true)); // the first name >= the prefix
+        }
+
         var max = limit <= 0 ? int.MaxValue : Math.Min(limit, MaxLimit);
         var page = new List<NodeSummary>(Math.Min(max, Math.Max(0, sorted.Count - start)));
         var i = start;
@@ -80,14 +85,16 @@ public static class NodePager
     public static string Token(string name) =>
         Convert.ToBase64String(Encoding.UTF8.GetBytes("n:" + name)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
-    // The first index whose name sorts after `after` (binary search; the name itself may be gone by now).
-    private static int FirstAfter(IReadOnlyList<NodeSummary> sorted, string after)
+    // The first index whose name sorts after `after` (or, with orEqual, is not before it): a binary search (the name
+    // itself may be gone by now).
+    private static int FirstAfter(IReadOnlyList<NodeSummary> sorted, string after, bool orEqual)
     {
         int lo = 0, hi = sorted.Count;
         while (lo < hi)
         {
             var mid = (lo + hi) >>> 1;
-            if (string.CompareOrdinal(sorted[mid].Name, after) <= 0)
+            var c = string.CompareOrdinal(sorted[mid].Name, after);
+            if (orEqual ? c < 0 : c <= 0)
             {
                 lo = mid + 1;
             }
