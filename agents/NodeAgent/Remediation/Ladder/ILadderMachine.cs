@@ -21,11 +21,13 @@ public sealed class LadderActionException(string message, Exception? inner = nul
 /// <summary>The real machine: systemd and logind over the system D-Bus (the SystemdClient every check uses), the admin's command as a subprocess.</summary>
 public sealed class DBusLadderMachine(SystemdClient systemd) : ILadderMachine
 {
+    private string? _bootId; // one boot for the process's whole life: read once (a failed read is tried again)
+
     public string BootId()
     {
         try
         {
-            return File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim();
+            return _bootId ??= File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim();
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
