@@ -4,7 +4,7 @@ using System.Text;
 namespace Toolforge.Agents.TestSupport;
 
 /// <summary>A long-running program a test starts (a daemon under test, a peer), killed by its PID at dispose.</summary>
-public sealed class BackgroundProcess : IAsyncDisposable
+public sealed partial class BackgroundProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();
@@ -89,7 +89,21 @@ public sealed class BackgroundProcess : IAsyncDisposable
         return false;
     }
 
-    public void Signal(int signal) => _ = Run.ProcessAsync("kill", [$"-{signal}", Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]).GetAwaiter().GetResult();
+    /// <summary>
+    /// kill(2) straight from this process: no kill(1) child to start, so a timing that begins here is the daemon's.
+    /// A process that has already ended (ESRCH) is left alone, as kill(1)'s failure was.
+    /// </summary>
+    public void Signal(int signal)
+    {
+        const int NoSuchProcess = 3;
+        if (kill(Pid, signal) != 0 && System.Runtime.InteropServices.Marshal.GetLastPInvokeError() != NoSuchProcess)
+        {
+            throw new InvalidOperationException($"kill({Pid}, {signal}): errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", SetLastError = true)]
+    private static partial int kill(int pid, int sig);
 
     public async Task<int> StopAsync(TimeSpan timeout)
     {
