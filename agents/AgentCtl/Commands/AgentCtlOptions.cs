@@ -84,7 +84,7 @@ internal sealed class AgentCtlOptions
     /// What a listing prints: the table (or JSON/YAML) — and for an empty table, kubectl's "No resources found"-style
     /// line on stderr instead of a bare header (JSON and YAML print their empty document, for scripts).
     /// </summary>
-    public static void PrintListing(Common.Cli.OutputFormat format, int count, string what, Func<string> table, Func<string> document)
+    public static void PrintListing(Common.Cli.OutputFormat format, int count, string what, Func<string> table, Func<string> document, string? why = null)
     {
         if (format is Common.Cli.OutputFormat.Json or Common.Cli.OutputFormat.Yaml)
         {
@@ -92,7 +92,7 @@ internal sealed class AgentCtlOptions
         }
         else if (count == 0)
         {
-            Console.Error.WriteLine($"No {what} found.");
+            Console.Error.WriteLine(why is null ? $"No {what} found." : $"No {what}: {why}.");
         }
         else
         {

@@ -20,8 +20,9 @@ internal static class RemediationCommand
         {
             var response = await c.Admin.ListRemediationAsync(new ListRemediationRequest(), deadline: c.Deadline(), cancellationToken: ct);
             var format = Output.Parse(pr.GetValue(output));
-            AgentCtlOptions.PrintListing(format, response.Pools.Count, "remediation pools (Coordinator:Remediation:Pools is empty)",
-                () => Table(response, DateTimeOffset.UtcNow, format), () => Render.Message(response, format));
+            AgentCtlOptions.PrintListing(format, response.Pools.Count, "remediation pools",
+                () => Table(response, DateTimeOffset.UtcNow, format), () => Render.Message(response, format),
+                why: "the coordinator's Coordinator:Remediation:Pools is empty, so no node is remediated without an admin");
         }));
         return new Command("remediation", "The coordinator's pacing of node remediation (cordon, drain, reboot, uncordon)")
         {

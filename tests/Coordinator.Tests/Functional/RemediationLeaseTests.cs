@@ -31,6 +31,16 @@ public sealed class RemediationLeaseTests(PostgresFixture pg) : IClassFixture<Po
     private static RemediationLeaseRequest Take(string node, string incident = "i-1", string step = "cordon") => new() { Node = node, Incident = incident, Step = step };
 
     [Fact]
+    public async Task Status_WithNoPool_SaysWhyInOneLine()
+    {
+        await using var h = await CoordinatorHarness.StartAsync();
+        var status = await h.AgentCtlAsync(CoordinatorHarness.Viewer, "remediation", "status");
+        Assert.True(status.ExitCode == 0, status.Stderr);
+        Assert.Equal(string.Empty, status.Stdout);
+        Assert.Equal("No remediation pools: the coordinator's Coordinator:Remediation:Pools is empty, so no node is remediated without an admin.", status.Stderr.Trim());
+    }
+
+    [Fact]
     public async Task A_node_takes_its_pools_lease_for_itself_only_others_wait_and_strangers_and_bad_requests_are_refused()
     {
         await using var h = await CoordinatorHarness.StartAsync(editConfig: Pools(1));
