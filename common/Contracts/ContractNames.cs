@@ -14,6 +14,12 @@ public static class ContractNames
     /// </summary>
     public const string CommandsOpenHeader = "toolforge-commands";
 
+    /// <summary>
+    /// The trailer of a RESOURCE_EXHAUSTED answer saying how many milliseconds to wait before sending again (the name
+    /// gRPC's retry design, A6, gives a server's pushback).
+    /// </summary>
+    public const string RetryPushbackTrailer = "grpc-retry-pushback-ms";
+
     public static string Name(this CheckState s) => s switch
     {
         CheckState.Ok => "ok",

@@ -36,6 +36,18 @@ public sealed partial class StateStore
     private readonly StateOptions _options;
     private readonly ILogger<StateStore> _logger;
 
+    /// <summary>How many nodes this instance knows now.</summary>
+    public int NodeCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _nodes.Count;
+            }
+        }
+    }
+
     private sealed class NodeRecord(string name, DateTimeOffset firstSeen, HashSet<AgentKind> connected)
     {
         public string Name { get; } = name;

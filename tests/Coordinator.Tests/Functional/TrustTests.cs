@@ -333,6 +333,7 @@ public sealed partial class TrustTests
         });
         var flooder = h.AgentClient(Worker);
         var calm = h.AgentClient(Worker2);
+        await calm.ReportAsync(Report(Worker2, message: "connected")); // its connection made before the flood: the bound below is the flood's cost
         var exhausted = 0;
         var flood = Task.Run(async () =>
         {
@@ -345,6 +346,9 @@ public sealed partial class TrustTests
                 catch (RpcException ex) when (ex.StatusCode == StatusCode.ResourceExhausted)
                 {
                     Interlocked.Increment(ref exhausted);
+                    // The retry hint: until the bucket has a token again, at most 1 / ReportRate = 200 ms.
+                    var hint = long.Parse(ex.Trailers.GetValue("grpc-retry-pushback-ms")!, System.Globalization.CultureInfo.InvariantCulture);
+                    Assert.InRange(hint, 1, 200);
                 }
             }
         });
