@@ -245,14 +245,14 @@ public sealed partial class ReportingService(
                 var response = await connection.AgentClient().ReportAsync(report, deadline: connection.Deadline(), cancellationToken: stoppingToken).ConfigureAwait(false);
                 state.AcknowledgeEvents(events);
                 state.SetAcknowledged(response.Acknowledged);
-                if (response.HeartbeatInterval is { } hb && hb.ToTimeSpan() > TimeSpan.Zero)
+                if (Bounded(response.HeartbeatInterval) is { } hb)
                 {
-                    Interval = hb.ToTimeSpan();
+                    Interval = hb;
                 }
 
-                if (response.ReconnectWindow is { } rw && rw.ToTimeSpan() > TimeSpan.Zero)
+                if (Bounded(response.ReconnectWindow) is { } rw)
                 {
-                    reconnectWindow = rw.ToTimeSpan() < LongestWait ? rw.ToTimeSpan() : LongestWait;
+                    reconnectWindow = rw;
                 }
 
                 Reports.WithLabels("ok").Inc();
@@ -289,8 +289,33 @@ public sealed partial class ReportingService(
         }
     }
 
-    /// <summary>No hint or window from the coordinator is taken beyond this (a wrong one must not park the agent).</summary>
+    /// <summary>No hint, heartbeat or window from the coordinator is taken beyond this (a wrong one must not park the agent).</summary>
     public static readonly TimeSpan LongestWait = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// A duration the coordinator sent, as a time to wait: null when absent, not positive or not a valid protobuf
+    /// Duration (ToTimeSpan throws on one that is not normalized — a daemon must not die of its coordinator's answer);
+    /// at most <see cref="LongestWait"/>.
+    /// </summary>
+    public static TimeSpan? Bounded(Google.Protobuf.WellKnownTypes.Duration? d)
+    {
+        if (d is null)
+        {
+            return null;
+        }
+
+        TimeSpan t;
+        try
+        {
+            t = d.ToTimeSpan();
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
+
+        return t <= TimeSpan.Zero ? null : t < LongestWait ? t : LongestWait;
+    }
 
     /// <summary>
     /// How long to wait after a failed report: the coordinator's retry hint when it gave one (the

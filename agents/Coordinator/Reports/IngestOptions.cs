@@ -18,9 +18,11 @@ public sealed class IngestOptions : IValidatedOptions
     public int ReportsInFlight { get; set; } = 4096;
 
     /// <summary>
-    /// Reports a second the coordinator spreads returning agents over: every answer tells agents a reconnect window of
+    /// Nodes a second the coordinator spreads returning agents over: every answer tells agents a reconnect window of
     /// (known nodes / ReconnectRate) seconds, at least 1 s and at most the heartbeat; after a broken connection an agent
     /// sends its first report at a uniformly random moment of that window (full jitter), so a restart is no stampede.
+    /// A node's agents (node-agent and log-shipper; the builder too on its host) each report: reports arrive at about
+    /// two to three times this rate.
     /// </summary>
     public double ReconnectRate { get; set; } = 200;
 
@@ -30,7 +32,7 @@ public sealed class IngestOptions : IValidatedOptions
         problems.AddRange(Check.Range(section, nameof(ReportsInFlight), ReportsInFlight, 1, 1_000_000));
         if (!(ReconnectRate >= 1 && ReconnectRate <= 1_000_000))
         {
-            problems.Add($"{Check.Key(section, nameof(ReconnectRate))}: must be at least 1 and at most 1000000 reports a second (got {ReconnectRate.ToString(System.Globalization.CultureInfo.InvariantCulture)})");
+            problems.Add($"{Check.Key(section, nameof(ReconnectRate))}: must be at least 1 and at most 1000000 nodes a second (got {ReconnectRate.ToString(System.Globalization.CultureInfo.InvariantCulture)})");
         }
 
         return problems;

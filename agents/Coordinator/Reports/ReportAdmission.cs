@@ -64,13 +64,13 @@ public sealed partial class ReportAdmission(IOptions<IngestOptions> options, IOp
     }
 
     /// <summary>
-    /// The hint for a report refused because too many wait: a uniformly random moment of the second half of the window
-    /// (the refused are spread, not sent back together), at least 1 s.
+    /// The hint for a report refused because too many wait: a uniformly random moment between half the window and the
+    /// whole of it, the window taken as at least 2 s (the refused are spread, never sent back together), so 1 s..window.
     /// </summary>
     public TimeSpan Pushback(int nodes, Random random)
     {
-        var window = Window(nodes);
-        return TimeSpan.FromMilliseconds(Math.Max(1000, window.TotalMilliseconds * (0.5 + (random.NextDouble() / 2))));
+        var window = Math.Max(2000, Window(nodes).TotalMilliseconds);
+        return TimeSpan.FromMilliseconds(window * (0.5 + (random.NextDouble() / 2)));
     }
 
     /// <summary>Trailers carrying <paramref name="after"/> as the retry hint.</summary>

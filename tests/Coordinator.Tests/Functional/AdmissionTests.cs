@@ -27,9 +27,10 @@ public sealed class AdmissionTests
     {
         await using var h = await CoordinatorHarness.StartAsync(editConfig: c => c["Coordinator"]!["ReportsInFlight"] = 1);
         var admission = h.Services.GetRequiredService<ReportAdmission>();
-        var first = h.AgentClient("worker-1.example").ReportAsync(Report("worker-1.example", "first"), deadline: DateTime.UtcNow.AddSeconds(60));
+        AsyncUnaryCall<ReportResponse> first;
         await using (SqliteWriteLock.Take(h.DatabasePath))
         {
+            first = h.AgentClient("worker-1.example").ReportAsync(Report("worker-1.example", "first"), deadline: DateTime.UtcNow.AddSeconds(60));
             // Started while the database is locked: the first waits for it (the positive event: it holds the one place).
             Assert.True(await Peer.EventuallyAsync(() => admission.Waiting == 1, TimeSpan.FromSeconds(10)), "the first report never waited for the database");
             var refused = await Assert.ThrowsAsync<RpcException>(() => h.AgentClient("worker-3.example").ReportAsync(Report("worker-3.example", "shed")).ResponseAsync);

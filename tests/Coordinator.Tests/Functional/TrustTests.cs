@@ -286,7 +286,7 @@ public sealed partial class TrustTests
         Assert.True(await kept.ResponseStream.MoveNext(t.Token));
         Assert.Equal(Worker, kept.ResponseStream.Current.Node.Name);
         Assert.False(h.Process.HasExited);
-        Assert.Contains("reloaded roles and deny-list", h.Process.Output, StringComparison.Ordinal);
+        Assert.Contains("reloaded roles and deny-list (1 deny entries)", h.Process.Output, StringComparison.Ordinal);
 
         // New calls of the denied identity are refused too, over a fresh connection and at the handshake.
         var again = await StatusOf(() => h.AdminClient(CoordinatorHarness.Viewer2).ListNodesAsync(new ListNodesRequest()).ResponseAsync);

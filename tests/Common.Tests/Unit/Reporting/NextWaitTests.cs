@@ -45,4 +45,16 @@ public sealed class NextWaitTests
         Assert.Equal(Backoff, ReportingService.NextWait(Failure(StatusCode.PermissionDenied), Backoff, false, window, r));
         Assert.Equal(Backoff, ReportingService.NextWait(Failure(StatusCode.Unavailable), Backoff, false, TimeSpan.FromMilliseconds(500), r));
     }
+
+    [Fact]
+    public void ADurationFromTheCoordinator_IsBounded_AndABrokenOneIsIgnored()
+    {
+        Assert.Null(ReportingService.Bounded(null));
+        Assert.Null(ReportingService.Bounded(new Google.Protobuf.WellKnownTypes.Duration { Seconds = 0 }));
+        Assert.Null(ReportingService.Bounded(new Google.Protobuf.WellKnownTypes.Duration { Seconds = -5 }));
+        Assert.Null(ReportingService.Bounded(new Google.Protobuf.WellKnownTypes.Duration { Seconds = 1, Nanos = -1 })); // mixed signs: not a Duration
+        Assert.Null(ReportingService.Bounded(new Google.Protobuf.WellKnownTypes.Duration { Seconds = 1, Nanos = 2_000_000_000 }));
+        Assert.Equal(TimeSpan.FromSeconds(30), ReportingService.Bounded(new Google.Protobuf.WellKnownTypes.Duration { Seconds = 30 }));
+        Assert.Equal(ReportingService.LongestWait, ReportingService.Bounded(new Google.Protobuf.WellKnownTypes.Duration { Seconds = 86_400 * 40 }));
+    }
 }
