@@ -100,11 +100,13 @@ public sealed class LadderDeployTests(ITestOutputHelper output)
         api.ChangeNode(KubeNode, n => n["spec"]!["unschedulable"] = false);
         await node.EventuallyEventsAsync(["LadderEnded"], TimeSpan.FromSeconds(30));
         Step($"the incident ended {uncordoned.Elapsed.TotalSeconds:F1} s after the uncordon");
-        // Within one tick of the ladder (Interval 1 s) or one poll of the drain (1 s), with the Event writer's own delay.
-        Assert.True(uncordoned.Elapsed < TimeSpan.FromSeconds(10), $"the incident ended {uncordoned.Elapsed.TotalSeconds:F1} s after the uncordon");
+        // Within one tick of the ladder (Interval 1 s) or one poll of the drain (1 s), and the Event's write (at once for a
+        // new reason); 1.0 s measured (2026-12-06), the bound leaves room for two busy cores.
+        Assert.True(uncordoned.Elapsed < TimeSpan.FromSeconds(5), $"the incident ended {uncordoned.Elapsed.TotalSeconds:F1} s after the uncordon\n{node.WriteLogTail()}");
         var after = api.Writes.Count;
 
-        // Not cordoned again for that incident: five more ticks (the process is still stuck) write no cordon.
+        // Not cordoned again for that incident: an absence, so a window: five more ticks of the ladder (Interval 1 s), the
+        // reader still stuck (the trigger still true), write no cordon.
         await Task.Delay(TimeSpan.FromSeconds(5));
         var later = api.Writes.Skip(after).ToList();
         Assert.DoesNotContain(later, w => w.Target == $"nodes/{KubeNode}" && w.Detail.Contains("\"unschedulable\":true", StringComparison.Ordinal));
