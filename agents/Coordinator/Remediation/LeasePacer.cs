@@ -175,4 +175,10 @@ public static class RemediationHolds
 {
     public const string Paused = "paused";
     public const string Cancelled = "cancelled";
+
+    /// <summary>A hold on the node itself, as its node-agent reports it (the check remediation.hold): never stored here, shown only.</summary>
+    public const string Node = "held";
+
+    /// <summary>The node-agent's check that reports a hold on its node (NodeAgent's LadderService.HoldCheck).</summary>
+    public const string NodeCheck = "remediation.hold";
 }

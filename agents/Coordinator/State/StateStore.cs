@@ -554,6 +554,17 @@ public sealed partial class StateStore
         }
     }
 
+    /// <summary>The check <paramref name="check"/> as <paramref name="node"/>'s <paramref name="agent"/> last reported it (a copy), or null.</summary>
+    public CheckResult? GetCheck(string node, AgentKind agent, string check)
+    {
+        lock (_lock)
+        {
+            return _nodes.TryGetValue(node, out var n) && n.Agents.TryGetValue(agent, out var a)
+                ? a.State.Checks.FirstOrDefault(c => c.Name == check)?.Clone()
+                : null;
+        }
+    }
+
     public NodeDetail? GetNode(string name)
     {
         var now = _time.GetUtcNow();

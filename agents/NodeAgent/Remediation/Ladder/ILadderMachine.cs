@@ -6,7 +6,7 @@ namespace Toolforge.Agents.NodeAgent.Remediation.Ladder;
 /// <summary>What the ladder does to this machine (outside the Kubernetes API): each throws <see cref="LadderActionException"/> with the reason when it fails.</summary>
 public interface ILadderMachine
 {
-    /// <summary>This boot's id (/proc/sys/kernel/random/boot_id): it changes with every boot, and only then.</summary>
+    /// <summary>This boot (BootIdentity: the kernel's boot id and PID 1's start): it changes with every boot, and only then.</summary>
     string BootId();
 
     Task RestartUnitAsync(string unit, CancellationToken ct);
@@ -27,11 +27,24 @@ public sealed class DBusLadderMachine(SystemdClient systemd) : ILadderMachine
     {
         try
         {
-            return _bootId ??= File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim();
+            return _bootId ??= BootIdentity.Of(File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim(), InitStart());
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             throw new LadderActionException($"cannot read /proc/sys/kernel/random/boot_id: {ex.Message}", ex);
+        }
+    }
+
+    // PID 1's start (a container's init when the agent runs in one): null when /proc/1/stat cannot be read or parsed.
+    private static string? InitStart()
+    {
+        try
+        {
+            return BootIdentity.InitStart(File.ReadAllText("/proc/1/stat"));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
         }
     }
 

@@ -160,10 +160,33 @@ public sealed partial class LadderService : BackgroundService
     /// <summary>Whether the ladder is stalled by ticks failing in a row (for tests and status).</summary>
     public bool FailingTicks => _failedTicks >= FailedTicksStalled;
 
+    /// <summary>
+    /// The check that says whether a hold is on this node (the Node's label or annotation Holds:Key, a Holds:LockFiles
+    /// file, the Node unreadable): warning while one is, so `agentctl node` and the coordinator's `agentctl remediation
+    /// status` show why no incident starts here. Looked at every RenewInterval, whatever the ladder is doing.
+    /// </summary>
+    public const string HoldCheck = "remediation.hold";
+
+    private DateTimeOffset _holdLookedAt = DateTimeOffset.MinValue;
+
+    private async Task ReportHoldAsync(DateTimeOffset now, CancellationToken ct)
+    {
+        if (now - _holdLookedAt < _o.RenewInterval)
+        {
+            return;
+        }
+
+        _holdLookedAt = now;
+        var hold = await HeldAsync(ct).ConfigureAwait(false);
+        _state.SetCheck(HoldCheck, hold is null ? CheckState.Ok : CheckState.Warning,
+            hold is null ? $"no hold (the Node's {_o.Holds.Key}, {string.Join(", ", _o.Holds.LockFiles)})" : ConditionFamilies.Bound($"held: {hold}: no incident starts, an open one's reboot, hard reset and uncordon wait"));
+    }
+
     /// <summary>One look at the triggers or the open incident, and the action it calls for; returns that action.</summary>
     public async Task<LadderAction> TickAsync(CancellationToken ct)
     {
         var now = _time.GetUtcNow();
+        await ReportHoldAsync(now, ct).ConfigureAwait(false);
         var incident = LoadOnce();
         if (_unreadable is not null)
         {
