@@ -280,6 +280,26 @@ public sealed class NodeConditionsTests : IAsyncLifetime
         Assert.Equal(CheckState.Ok, state.GetCheck(NodeEventRecorder.Check)!.State);
     }
 
+    [Fact]
+    public async Task Stopping_WritesWhatIsPending_TheRebootsEventAndAGrownSeries()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 10, 0, 0, TimeSpan.Zero));
+        var state = Support.State(time);
+        var kubernetes = new KubernetesOptions { Kubeconfig = _api.WriteKubeconfig(_dir["kubeconfig"]) };
+        using var client = new KubeClient(Support.Options(kubernetes));
+        var view = new ClusterView(kubernetes, NodeName, NullLogger<ClusterView>.Instance);
+        using var recorder = new NodeEventRecorder(Support.Options(new NodeConditionsOptions { Enabled = true }), client, view, state, time, NullLogger<NodeEventRecorder>.Instance);
+        recorder.Record("OOMKilling", "Killed process 1 (python3)");
+        await recorder.FlushAsync(CancellationToken.None);
+        recorder.Record("OOMKilling", "Killed process 2 (python3)"); // grown, its next write not due for EventFlushInterval
+        state.AddEvent("ladder-reboot", "asking logind to reboot"); // recorded the moment before logind stops the agent
+        Assert.Equal(1, _api.EventWrites);
+
+        await recorder.StopAsync(CancellationToken.None); // as the host stops it: no flush loop ran for these
+        Assert.Equal(2, Assert.Single(_api.Events, e => e.Reason == "OOMKilling").Count);
+        Assert.Single(_api.Events, e => e.Reason == "LadderReboot");
+    }
+
     private static void AssertSame(V1NodeCondition a, V1NodeCondition b)
     {
         Assert.Equal((a.Type, a.Status, a.Reason, a.Message, a.LastHeartbeatTime, a.LastTransitionTime), (b.Type, b.Status, b.Reason, b.Message, b.LastHeartbeatTime, b.LastTransitionTime));
