@@ -101,19 +101,19 @@ public sealed class LadderDeployTests(ITestOutputHelper output)
         await node.EventuallyEventsAsync(["LadderEnded"], TimeSpan.FromSeconds(30));
         Step($"the incident ended {uncordoned.Elapsed.TotalSeconds:F1} s after the uncordon");
         // Within one tick of the ladder (Interval 1 s) or one poll of the drain (1 s), and the Event's write (at once for a
-        // new reason); 1.0 s measured (2026-12-06), the bound leaves room for two busy cores.
-        Assert.True(uncordoned.Elapsed < TimeSpan.FromSeconds(5), $"the incident ended {uncordoned.Elapsed.TotalSeconds:F1} s after the uncordon\n{node.WriteLogTail()}");
+        // new reason): 1.0 s measured (2026-12-06). The bound is a hang bound for a loaded 2-core host (a boot there has
+        // taken minutes), not the figure.
+        Assert.True(uncordoned.Elapsed < TimeSpan.FromSeconds(30), $"the incident ended {uncordoned.Elapsed.TotalSeconds:F1} s after the uncordon\n{node.WriteLogTail()}");
         var after = api.Writes.Count;
 
-        // Not cordoned again for that incident: an absence, so a window: five more ticks of the ladder (Interval 1 s), the
-        // reader still stuck (the trigger still true), write no cordon.
-        await Task.Delay(TimeSpan.FromSeconds(5));
+        // Not cordoned again: the ended incident's Cooldown (30 min here) keeps a new one out while the reader is still
+        // stuck. Checked once the lease is released (a positive event after the end), not by a window of its own.
+        Assert.True(await Peer.EventuallyAsync(async () => (await node.LeasesAsync()).Count == 0, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(500)),
+            "the coordinator still holds a lease: " + string.Join(", ", await node.LeasesAsync()));
         var later = api.Writes.Skip(after).ToList();
         Assert.DoesNotContain(later, w => w.Target == $"nodes/{KubeNode}" && w.Detail.Contains("\"unschedulable\":true", StringComparison.Ordinal));
         Assert.True(api.GetNode(KubeNode)!.Spec.Unschedulable != true, "cordoned again:\n" + node.WriteLogTail());
         Assert.Null(await node.Container.ExitedAsync(TimeSpan.Zero)); // never rebooted
-        Assert.True(await Peer.EventuallyAsync(async () => (await node.LeasesAsync()).Count == 0, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(500)),
-            "the coordinator still holds a lease: " + string.Join(", ", await node.LeasesAsync()));
         output.WriteLine("Node Events: " + string.Join(", ", node.EventReasons()));
         Assert.Contains("DrainCancelled", node.EventReasons());
     }
@@ -181,8 +181,8 @@ public sealed class LadderDeployTests(ITestOutputHelper output)
             {
                 ["Pools"] = new JsonObject
                 {
-                    [Pool] = new JsonObject { ["Nodes"] = new JsonArray("tools-k8s-worker-*"), ["MaxConcurrent"] = 1, ["MinGap"] = "00:00:00", ["LeaseTtl"] = "00:10:00",
-                        ["BreakerPercent"] = 100 }, // one node of one known is 100 %: the breaker would trip at its first ask
+                    // The breaker as shipped (BreakerNodes 3, BreakerPercent 30): one node of one known asking is not a storm.
+                    [Pool] = new JsonObject { ["Nodes"] = new JsonArray("tools-k8s-worker-*"), ["MaxConcurrent"] = 1, ["MinGap"] = "00:00:00", ["LeaseTtl"] = "00:10:00" },
                 },
             });
             var (cert, key) = Coordinator.Issue(KubeNode);

@@ -490,6 +490,15 @@ public sealed class LadderServiceTests : IAsyncLifetime
         _time.Advance(new LadderOptions().RenewInterval);
         await TickAsync(ladder);
         Assert.Equal(CheckState.Ok, _state.GetCheck(LadderService.HoldCheck)!.State);
+
+        // The API server unreachable: "cannot tell" (unknown), not a hold an admin put (a blip must not show the fleet held).
+        _api.Down = true;
+        _time.Advance(new LadderOptions().RenewInterval);
+        await TickAsync(ladder);
+        var unknown = _state.GetCheck(LadderService.HoldCheck)!;
+        Assert.Equal(CheckState.Unknown, unknown.State);
+        Assert.StartsWith("cannot tell: the Node cannot be read to look for a hold", unknown.Message, StringComparison.Ordinal);
+        _api.Down = false;
         Assert.Empty(Kinds()); // a check, not an event: nothing triggered
         Assert.Empty(WriteLines());
     }
