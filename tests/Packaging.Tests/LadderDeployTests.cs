@@ -392,16 +392,28 @@ public sealed class LadderDeployTests(ITestOutputHelper output)
 
         public async ValueTask DisposeAsync()
         {
-            if (Container is not null)
+            // Each peer stopped whatever the one before it did: a container that will not die must not leak the
+            // forwards, the API server and the coordinator process.
+            try
             {
-                if (_fuseDaemon is not null && await Container.ExitedAsync(TimeSpan.Zero) is null)
+                if (Container is not null)
                 {
-                    await Container.ExecAsync("sh", "-c", $"kill -KILL {_fuseDaemon}; umount -l /srv/tenant-data");
+                    if (_fuseDaemon is not null && await Container.ExitedAsync(TimeSpan.Zero) is null)
+                    {
+                        await Container.ExecAsync("sh", "-c", $"kill -KILL {_fuseDaemon}; umount -l /srv/tenant-data");
+                    }
+
+                    await Container.DisposeAsync();
                 }
-
-                await Container.DisposeAsync();
             }
+            finally
+            {
+                await DisposePeersAsync();
+            }
+        }
 
+        private async Task DisposePeersAsync()
+        {
             foreach (var f in _forwards)
             {
                 await f.DisposeAsync();

@@ -91,12 +91,11 @@ public sealed class SystemdContainer : IAsyncDisposable
         }
         catch
         {
-            if (merged is not null)
+            if (merged is null || await UnmountAsync(merged))
             {
-                await Run.ProcessAsync("umount", [merged], TimeSpan.FromSeconds(30));
+                dir.Dispose(); // never deleted through a mount still in place: that would walk the Debian root
             }
 
-            dir.Dispose();
             throw;
         }
     }
@@ -175,6 +174,7 @@ public sealed class SystemdContainer : IAsyncDisposable
 
         var jobs = leader == 0 ? "" : (await InContainerAsync(leader, TimeSpan.FromSeconds(10), "systemctl", "list-jobs", "--no-pager")).Stdout.Trim();
         p.Kill(entireProcessTree: true);
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30)); // gone before the caller unmounts its root
         throw Peer.Missing("a booted systemd container", $"it did not reach 'running' within 120 s (state: {lastState}; jobs: {jobs.ReplaceLineEndings("; ")})");
     }
 
@@ -252,17 +252,46 @@ public sealed class SystemdContainer : IAsyncDisposable
             catch (TimeoutException)
             {
                 _nspawn.Kill(entireProcessTree: true);
-                await _nspawn.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+                try
+                {
+                    await _nspawn.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+                }
+                catch (TimeoutException)
+                {
+                    Console.Error.WriteLine($"SystemdContainer: nspawn {_nspawn.Id} still there 10 s after SIGKILL; unmounting anyway");
+                }
             }
         }
 
         _nspawn.Dispose();
-        if (_merged is not null)
+        // The container's mounts lived in its own mount namespace; the overlay itself is the host's. Its directory is
+        // deleted only once the overlay is gone (a recursive delete through it would walk the Debian root).
+        if (_merged is null || await UnmountAsync(_merged))
         {
-            // The container's mounts lived in its own mount namespace; the overlay itself is the host's.
-            await Run.ProcessAsync("umount", [_merged], TimeSpan.FromSeconds(30));
+            _dir.Dispose();
+        }
+    }
+
+    /// <summary>Unmounts the kept-state overlay: tried three times, then lazily; true once it is no longer mounted.</summary>
+    private static async Task<bool> UnmountAsync(string merged)
+    {
+        for (var attempt = 0; attempt < 3 && IsMounted(merged); attempt++)
+        {
+            var r = await Run.ProcessAsync("umount", [merged], TimeSpan.FromSeconds(30));
+            if (r.ExitCode != 0)
+            {
+                await Task.Delay(1000); // EBUSY: a process of the container may still be leaving
+            }
         }
 
-        _dir.Dispose();
+        if (IsMounted(merged))
+        {
+            await Run.ProcessAsync("umount", ["-l", merged], TimeSpan.FromSeconds(30));
+        }
+
+        return !IsMounted(merged);
     }
+
+    private static bool IsMounted(string path) =>
+        File.ReadLines("/proc/self/mountinfo").Any(l => l.Split(' ') is { Length: > 4 } f && f[4] == path);
 }

@@ -21,13 +21,26 @@ public sealed class LadderActionException(string message, Exception? inner = nul
 /// <summary>The real machine: systemd and logind over the system D-Bus (the SystemdClient every check uses), the admin's command as a subprocess.</summary>
 public sealed class DBusLadderMachine(SystemdClient systemd) : ILadderMachine
 {
-    private string? _bootId; // one boot for the process's whole life: read once (a failed read is tried again)
+    private string? _bootId; // one boot for the process's whole life: read once, kept only when whole (a partial read is tried again)
 
     public string BootId()
     {
+        if (_bootId is { } known)
+        {
+            return known;
+        }
+
         try
         {
-            return _bootId ??= BootIdentity.Of(File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim(), InitStart());
+            var kernel = File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim();
+            var init = InitStart();
+            var id = BootIdentity.Of(kernel, init);
+            if (init is not null)
+            {
+                _bootId = id; // without PID 1's start this boot is not fully known: not kept, read again next time
+            }
+
+            return id;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
