@@ -102,6 +102,7 @@ internal static class WatchCommand
     {
         if (next.EventCase != WatchEvent.EventOneofCase.Snapshot)
         {
+            parts = null; // a snapshot left unfinished (not what a coordinator sends) is never glued onto the next one
             return next;
         }
 

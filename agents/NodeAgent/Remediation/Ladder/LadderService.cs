@@ -490,8 +490,16 @@ public sealed partial class LadderService : BackgroundService
         using var timer = new PeriodicTimer(_o.RenewInterval, _time);
         while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
         {
-            await ReportHoldAsync(_time.GetUtcNow(), ct).ConfigureAwait(false);
-            await RenewAsync(ct).ConfigureAwait(false);
+            await RenewAsync(ct).ConfigureAwait(false); // the lease first: a slow look for a hold must not delay it
+            try
+            {
+                await ReportHoldAsync(_time.GetUtcNow(), ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (!ct.IsCancellationRequested && ex is not OutOfMemoryException)
+            {
+                // Only the display of holds failed: the renewal loop goes on (its end would stop the agent mid-drain).
+                _state.SetCheck(HoldCheck, CheckState.Unknown, ConditionFamilies.Bound($"cannot tell: {ex.GetType().Name}: {ex.Message}"));
+            }
         }
     }
 
