@@ -20,6 +20,12 @@ public static class ContractNames
     /// </summary>
     public const string RetryPushbackTrailer = "grpc-retry-pushback-ms";
 
+    /// <summary>
+    /// The node-agent's check that says a remediation hold is on its node (warning) — reported by the ladder, read by
+    /// the coordinator for `agentctl remediation status`: one name for both sides.
+    /// </summary>
+    public const string RemediationHoldCheck = "remediation.hold";
+
     public static string Name(this CheckState s) => s switch
     {
         CheckState.Ok => "ok",

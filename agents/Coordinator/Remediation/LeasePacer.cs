@@ -182,5 +182,5 @@ public static class RemediationHolds
     public const string Node = "held";
 
     /// <summary>The node-agent's check that reports a hold on its node (NodeAgent's LadderService.HoldCheck).</summary>
-    public const string NodeCheck = "remediation.hold";
+    public const string NodeCheck = Common.Contracts.ContractNames.RemediationHoldCheck;
 }

@@ -167,7 +167,7 @@ public sealed partial class LadderService : BackgroundService
     /// renewal loop too, which runs beside a drain). The Node unreadable is "unknown", not a hold an admin put: the
     /// actions still wait for it (fail closed), but an API server's blip does not show the fleet as held.
     /// </summary>
-    public const string HoldCheck = "remediation.hold";
+    public const string HoldCheck = Common.Contracts.ContractNames.RemediationHoldCheck;
 
     private long _holdLookedAtTicks = long.MinValue;
 
