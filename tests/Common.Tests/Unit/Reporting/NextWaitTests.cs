@@ -57,4 +57,15 @@ public sealed class NextWaitTests
         Assert.Equal(TimeSpan.FromSeconds(30), ReportingService.Bounded(new Google.Protobuf.WellKnownTypes.Duration { Seconds = 30 }));
         Assert.Equal(ReportingService.LongestWait, ReportingService.Bounded(new Google.Protobuf.WellKnownTypes.Duration { Seconds = 86_400 * 40 }));
     }
+
+    [Fact]
+    public void ATlsStreamTornDownByTheServer_IsSaidAsTheRefusedCertificate_WithNoTypeName()
+    {
+        // What a coordinator refusing our client certificate sometimes looks like (seen in CI): the stream disposed under the call.
+        var ex = new RpcException(new Status(StatusCode.Unavailable, "Error starting gRPC call.",
+            new System.Net.Http.HttpRequestException("An error occurred while sending the request.", new ObjectDisposedException("System.Net.Security.SslStream"))));
+        var line = RpcFailure.Describe(ex, "https://c:9500", TimeSpan.FromSeconds(10), RpcFailure.DaemonKeys);
+        Assert.Contains("refused our client certificate (Coordinator:Certificate)", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("System.", line, StringComparison.Ordinal);
+    }
 }
