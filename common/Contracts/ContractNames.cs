@@ -26,6 +26,13 @@ public static class ContractNames
     /// </summary>
     public const string RemediationHoldCheck = "remediation.hold";
 
+    /// <summary>
+    /// The node-agent's check that says what holds its drain (warning: blocked by a PodDisruptionBudget, stuck on
+    /// processes in D, slow, refused, failed) — reported by the drain, shown beside the node's lease by `agentctl
+    /// remediation status`.
+    /// </summary>
+    public const string RemediationDrainCheck = "remediation.drain";
+
     public static string Name(this CheckState s) => s switch
     {
         CheckState.Ok => "ok",

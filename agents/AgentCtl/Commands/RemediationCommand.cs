@@ -63,6 +63,19 @@ internal static class RemediationCommand
         return cmd;
     }
 
+    // What holds the holder's drain, as its node-agent said: the class (blocked, stuck, slow, refused, failed) in the
+    // table, the whole line in -o wide.
+    private static string Drain(RemediationLeaseInfo l, bool wide)
+    {
+        if (l.Drain.Length == 0)
+        {
+            return string.Empty;
+        }
+
+        var colon = l.Drain.IndexOf(':', StringComparison.Ordinal);
+        return "; drain " + (wide || colon < 0 ? l.Drain : l.Drain[..colon]);
+    }
+
     internal static string Table(ListRemediationResponse r, DateTimeOffset now, OutputFormat format)
     {
         var wide = format == OutputFormat.Wide;
@@ -93,7 +106,7 @@ internal static class RemediationCommand
             var state = stops.Count == 0 ? $"open ({p.Candidates.ToString(CultureInfo.InvariantCulture)} asked lately of {p.KnownNodes.ToString(CultureInfo.InvariantCulture)} known)" : string.Join("; ", stops);
             var holders = p.Leases.Count == 0
                 ? "-"
-                : string.Join(", ", p.Leases.Select(l => $"{l.Node} ({l.Step}, token {l.Token.ToString(CultureInfo.InvariantCulture)}, since {Render.Ago(l.AcquiredAt, now)}, lapses in {Durations.Format(l.ExpiresAt.ToDateTimeOffset() - now)})"));
+                : string.Join(", ", p.Leases.Select(l => $"{l.Node} ({l.Step}, token {l.Token.ToString(CultureInfo.InvariantCulture)}, since {Render.Ago(l.AcquiredAt, now)}, lapses in {Durations.Format(l.ExpiresAt.ToDateTimeOffset() - now)}{Drain(l, wide)})"));
             IReadOnlyList<string> row = wide
                 ? [p.Name, held, Durations.Format(p.MinGap.ToTimeSpan()), Durations.Format(p.LeaseTtl.ToTimeSpan()), windows, p.LastChangeAt is null ? "never" : Render.Ago(p.LastChangeAt, now), string.Join(",", p.Nodes), holders, state]
                 : [p.Name, held, Durations.Format(p.MinGap.ToTimeSpan()), Durations.Format(p.LeaseTtl.ToTimeSpan()), windows, holders, state];

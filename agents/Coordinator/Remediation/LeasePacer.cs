@@ -183,4 +183,7 @@ public static class RemediationHolds
 
     /// <summary>The node-agent's check that reports a hold on its node (NodeAgent's LadderService.HoldCheck).</summary>
     public const string NodeCheck = Common.Contracts.ContractNames.RemediationHoldCheck;
+
+    /// <summary>The node-agent's check that says what holds its drain (the Drainer's Check), shown beside its lease.</summary>
+    public const string DrainCheck = Common.Contracts.ContractNames.RemediationDrainCheck;
 }

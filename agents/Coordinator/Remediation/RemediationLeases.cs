@@ -219,6 +219,16 @@ public sealed partial class RemediationLeases(IStoreEngine store, StateStore sta
     // those nodes' incidents there, so the status shows them beside the coordinator's own pauses.
     private RemediationPoolInfo WithNodeHolds(RemediationPoolInfo info, RemediationPoolOptions pool)
     {
+        // What holds each lease holder's drain, from its agent's last report — only when said of the lease's incident.
+        foreach (var lease in info.Leases)
+        {
+            if (state.GetCheck(lease.Node, AgentKind.Node, RemediationHolds.DrainCheck) is { State: CheckState.Warning } drain
+                && drain.Details.TryGetValue("incident", out var incident) && incident == lease.Incident)
+            {
+                lease.Drain = drain.Message;
+            }
+        }
+
         foreach (var node in state.NodeNames().Where(n => Names(pool, n)).Order(StringComparer.Ordinal))
         {
             if (state.GetCheck(node, AgentKind.Node, RemediationHolds.NodeCheck) is { State: CheckState.Warning } held)

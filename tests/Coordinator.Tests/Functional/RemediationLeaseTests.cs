@@ -279,4 +279,33 @@ public sealed class RemediationLeaseTests(PostgresFixture pg) : IClassFixture<Po
         await ReportHold("tools-k8s-worker-nfs-1", CheckState.Ok, "no hold");
         Assert.DoesNotContain((await h.AdminClient(CoordinatorHarness.Viewer).ListRemediationAsync(new ListRemediationRequest())).Pools.Single().Holds, x => x.Kind == "held");
     }
+
+    [Fact]
+    public async Task A_holders_drain_is_shown_as_its_node_agent_classifies_it_for_that_incident_only()
+    {
+        await using var h = await CoordinatorHarness.StartAsync(editConfig: Pools(1));
+        const string node = "tools-k8s-worker-nfs-1";
+        Assert.True((await h.AgentClient(node).RemediationLeaseAsync(Take(node, "i-1", "evict"))).Granted);
+        async Task<string> DrainShown(CheckState state, string incident, string message)
+        {
+            var r = new ReportRequest { Node = node, Agent = AgentKind.Node, AgentVersion = "1.0.0", SentAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTime(DateTime.UtcNow) };
+            var check = new CheckResult { Name = "remediation.drain", State = state, Message = message };
+            check.Details["incident"] = incident;
+            r.Checks.Add(check);
+            await h.AgentClient(node).ReportAsync(r);
+            return (await h.AdminClient(CoordinatorHarness.Viewer).ListRemediationAsync(new ListRemediationRequest())).Pools.Single().Leases.Single().Drain;
+        }
+
+        const string blocked = "blocked: no drain within 600s, never forced: 1 pod left: 1 blocked by a PodDisruptionBudget (tool-a/web-0: Cannot evict pod as it would violate the pod's disruption budget.)";
+        Assert.Equal(blocked, await DrainShown(CheckState.Warning, "i-1", blocked));
+        var status = await h.AgentCtlAsync(CoordinatorHarness.Viewer, "remediation", "status");
+        Assert.Contains($"{node} (evict, token 1, since", status.Stdout, StringComparison.Ordinal);
+        Assert.Contains("; drain blocked)", status.Stdout, StringComparison.Ordinal);
+        Assert.Contains("; drain " + blocked + ")", (await h.AgentCtlAsync(CoordinatorHarness.Viewer, "remediation", "status", "-o", "wide")).Stdout, StringComparison.Ordinal);
+
+        // Said of another incident (an earlier one's, not yet replaced), or nothing holding it: not shown.
+        Assert.Equal(string.Empty, await DrainShown(CheckState.Warning, "i-0", blocked));
+        Assert.Equal(string.Empty, await DrainShown(CheckState.Ok, "i-1", "drained: tools-k8s-worker-nfs-1 is drained"));
+        Assert.DoesNotContain("; drain", (await h.AgentCtlAsync(CoordinatorHarness.Viewer, "remediation", "status")).Stdout, StringComparison.Ordinal);
+    }
 }

@@ -87,24 +87,33 @@ public sealed class LadderLeaseTests : IAsyncLifetime
         return gate;
     }
 
-    private (LadderService Ladder, NoMachine Machine) Ladder(IRemediationGate gate)
+    private sealed class StuckUids(params string[] uids) : IStuckPods
+    {
+        public IReadOnlySet<string> OnNetworkMounts() => uids.ToHashSet(StringComparer.Ordinal);
+    }
+
+    private (LadderService Ladder, NoMachine Machine) Ladder(IRemediationGate gate) => Ladder(gate, out _);
+
+    // The ladder as the daemon builds it; its agent's state comes out for a report, and a stand-in for the stuck-process
+    // evidence's pods when a test names them (the real one maps /proc processes to pods).
+    private (LadderService Ladder, NoMachine Machine) Ladder(IRemediationGate gate, out AgentState state, IStuckPods? stuckPods = null, TimeSpan? drainTimeout = null)
     {
         var ladder = new LadderOptions { Enabled = true };
         ladder.Triggers.StuckProcesses.Enabled = true;
         var remediation = Support.Options(new RemediationOptions
         {
-            Drain = new DrainOptions { Enabled = true, Timeout = TimeSpan.FromMinutes(1), PollInterval = Poll },
+            Drain = new DrainOptions { Enabled = true, Timeout = drainTimeout ?? TimeSpan.FromMinutes(1), PollInterval = Poll },
             Ladder = ladder,
         });
         var kubernetes = new KubernetesOptions { Kubeconfig = _api.WriteKubeconfig(_dir["kubeconfig"]) };
         var client = new KubeClient(Support.Options(kubernetes));
         _owned.Add(client);
         var node = Support.Options(new NodeOptions { NodeName = NodeA, StateDirectory = _dir[NodeA] });
-        var state = Support.State(_time);
+        state = Support.State(_time);
         var evidence = new StuckProcessEvidence();
         evidence.Publish([new StuckProcess(new DProcess(4242, 1, "php-fpm", "nfs_wait_on_request", false, "/mnt/nfs/labstore-secondary-tools-project (nfs4)"), TimeSpan.FromMinutes(12))], _time.GetUtcNow());
         var drainer = new Drainer(remediation, node, client, new ClusterView(kubernetes, NodeA, NullLogger<ClusterView>.Instance), state,
-            new ProcStuckPods(evidence, Support.Options(new StuckProcessesOptions()), _time), gate, _time, NullLogger<Drainer>.Instance);
+            stuckPods ?? new ProcStuckPods(evidence, Support.Options(new StuckProcessesOptions()), _time), gate, _time, NullLogger<Drainer>.Instance);
         var machine = new NoMachine();
         return (new LadderService(remediation, node, Support.Options(new KubeletOptions()), Support.Options(new CriOptions()), Support.Options(new StuckProcessesOptions()), state, evidence, drainer, gate, client, machine, _time, NullLogger<LadderService>.Instance), machine);
     }
@@ -125,6 +134,17 @@ public sealed class LadderLeaseTests : IAsyncLifetime
         }
     }
 
+    // The agent's report, as its ReportingService sends it (the coordinator's clock for sent_at).
+    private async Task ReportAsync(string node, AgentState state)
+    {
+        var report = state.Snapshot(out _);
+        report.Node = node;
+        report.Agent = AgentKind.Node;
+        report.AgentVersion = "1.0.0";
+        report.SentAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(_h.Time!.GetUtcNow());
+        await _h.AgentClient(node).ReportAsync(report);
+    }
+
     private int WritesOf() => _api.Writes.Count(w => !w.Target.StartsWith("events/", StringComparison.Ordinal));
 
     [Fact]
@@ -133,11 +153,29 @@ public sealed class LadderLeaseTests : IAsyncLifetime
         _api.Put(FakeKubeApiServer.Pod("tool-a", "web-0", NodeA, new Dictionary<string, string> { ["app"] = "web" }));
         _api.Put(FakeKubeApiServer.Budget("tool-a", "web", new Dictionary<string, string> { ["app"] = "web" }, disruptionsAllowed: 0, currentHealthy: 2, desiredHealthy: 2));
         var gateA = Gate(NodeA, _time);
-        var (ladder, machine) = Ladder(gateA);
+        var (ladder, machine) = Ladder(gateA, out var state);
 
         Assert.Equal(LadderAction.Drain, await TickAsync(ladder));
         Assert.Equal(Rung.Drain, ladder.Current!.Rung); // Blocked: never forced, cordoned, the incident open
         Assert.True(_api.GetNode(NodeA)!.Spec.Unschedulable);
+
+        // Classified for the admin: in the Events (drain-blocked) and, through the agent's report, beside its lease in
+        // `agentctl remediation status`.
+        Assert.Contains(state.Snapshot(out _).Events, e => e.Kind == "drain-blocked" && e.Message.Contains("1 blocked by a PodDisruptionBudget (tool-a/web-0: ", StringComparison.Ordinal));
+        foreach (var n in Enumerable.Range(2, 9))
+        {
+            await ReportAsync($"tools-k8s-worker-nfs-{n}", Support.State(_time)); // the pool's other nodes, as a real fleet reports (the breaker counts them)
+        }
+
+        await ReportAsync(NodeA, state);
+        var lease = (await _h.AdminClient(CoordinatorHarness.Viewer).ListRemediationAsync(new ListRemediationRequest())).Pools.Single().Leases.Single();
+        Assert.StartsWith("blocked: no drain within 60s, never forced: 1 pod", lease.Drain, StringComparison.Ordinal);
+        var status = await _h.AgentCtlAsync(CoordinatorHarness.Viewer, "remediation", "status");
+        Assert.True(status.ExitCode == 0, status.ToString());
+        Assert.Contains($"{NodeA} (evict, token 1, since", status.Stdout, StringComparison.Ordinal);
+        Assert.Contains("; drain blocked)", status.Stdout, StringComparison.Ordinal);
+        var wide = await _h.AgentCtlAsync(CoordinatorHarness.Viewer, "remediation", "status", "-o", "wide");
+        Assert.Contains("; drain blocked: no drain within 60s, never forced: 1 pod", wide.Stdout, StringComparison.Ordinal);
 
         // 12 minutes on the coordinator's clock (more than twice the lease's life) with the drain blocked: renewed every
         // 4 minutes (the ladder's RenewInterval, here called by hand), the place stays ours and the other node waits.
@@ -167,6 +205,49 @@ public sealed class LadderLeaseTests : IAsyncLifetime
         Assert.Empty(machine.Done);
         var view = await _h.AdminClient(CoordinatorHarness.Viewer).ListRemediationAsync(new ListRemediationRequest());
         Assert.Equal([NodeB], view.Pools.Single().Leases.Select(l => l.Node));
+    }
+
+    [Fact]
+    public async Task ADrainLeftWithAPodStuckOnANetworkMount_IsClassifiedStuck_AndGoesOnToTheReboot_AfterTheGrace()
+    {
+        var pod = FakeKubeApiServer.Pod("tool-b", "cron-7", NodeA, grace: 30);
+        _api.Put(pod);
+        _api.StayTerminating("tool-b", "cron-7"); // its kubelet never confirms: processes in D on the NFS mount
+        var gateA = Gate(NodeA, _time);
+        var (ladder, machine) = Ladder(gateA, out var state, new StuckUids(pod.Metadata.Uid), drainTimeout: TimeSpan.FromMinutes(10));
+
+        // Within the grace (StuckAfter, 2 min past the pod's deletion deadline) the drain waits, and says why: stuck.
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2)); // a hang's bound, not a figure
+        var tick = ladder.TickAsync(cts.Token);
+        while (state.GetCheck(Drainer.Check) is not { State: CheckState.Warning } c || !c.Message.StartsWith("stuck: ", StringComparison.Ordinal))
+        {
+            var timer = _time.TimerCreated.WaitAsync(cts.Token);
+            Assert.NotSame(tick, await Task.WhenAny(tick, timer)); // ended before it said stuck
+            _time.Advance(Poll);
+        }
+
+        await ReportAsync(NodeA, state);
+        var lease = (await _h.AdminClient(CoordinatorHarness.Viewer).ListRemediationAsync(new ListRemediationRequest())).Pools.Single().Leases.Single();
+        Assert.StartsWith("stuck: 1 pod left: 1 terminating (tool-b/cron-7", lease.Drain, StringComparison.Ordinal);
+        Assert.Contains("; drain stuck)", (await _h.AgentCtlAsync(CoordinatorHarness.Viewer, "remediation", "status")).Stdout, StringComparison.Ordinal);
+        Assert.Empty(machine.Done);
+
+        // Past the grace: only a reboot helps; the next rung is taken (this harness's machine records the reboot).
+        while (!tick.IsCompleted)
+        {
+            var timer = _time.TimerCreated.WaitAsync(cts.Token);
+            if (await Task.WhenAny(tick, timer) == timer)
+            {
+                _time.Advance(Poll);
+            }
+        }
+
+        Assert.Equal(LadderAction.Drain, await tick);
+        Assert.Equal(Rung.Reboot, ladder.Current!.Rung);
+        Assert.Contains(state.Snapshot(out _).Events, e => e.Kind == "drain-stuck" && e.Message.Contains("only a reboot helps", StringComparison.Ordinal));
+        Assert.StartsWith("stuck: ", state.GetCheck(Drainer.Check)!.Message, StringComparison.Ordinal);
+        Assert.Equal(LadderAction.Reboot, await TickAsync(ladder));
+        Assert.Equal(["reboot"], machine.Done);
     }
 
     [Fact]

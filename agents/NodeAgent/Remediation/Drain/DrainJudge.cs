@@ -100,6 +100,23 @@ public static class DrainJudge
             : new DrainVerdict(VerdictKind.Slow, remaining, summary);
     }
 
+    /// <summary>
+    /// What holds a drain, in one word, for the status an admin reads: <c>blocked</c> (a PodDisruptionBudget, or several,
+    /// says no: it waits and is never forced, whatever else is left), <c>stuck</c> (pods terminating whose processes are
+    /// in D on a network mount: a reboot helps, after StuckAfter), <c>refused</c> (evictions refused otherwise),
+    /// <c>slow</c> (pods being evicted or terminating), <c>drained</c>.
+    /// </summary>
+    public static string Classify(DrainVerdict v, IReadOnlySet<string> stuckUids) => v.Kind switch
+    {
+        VerdictKind.Drained => "drained",
+        VerdictKind.Stuck => "stuck",
+        VerdictKind.Blocked => "blocked",
+        _ when v.Pods.Any(p => p.Hold is Hold.Budget or Hold.Budgets) => "blocked",
+        _ when v.Pods.Any(p => p.Hold == Hold.Terminating && stuckUids.Contains(p.Uid)) => "stuck",
+        _ when v.Pods.Any(p => p.Hold == Hold.Refused) => "refused",
+        _ => "slow",
+    };
+
     /// <summary>"3 pods left: 1 blocked by a PodDisruptionBudget (ns/a: ...); 2 terminating, 1 of them stuck (ns/b)" — at most 5 named per kind.</summary>
     public static string Summary(IReadOnlyList<Remaining> remaining, IReadOnlyList<Remaining> stuck)
     {

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Toolforge.Agents.Common.Reporting;
+using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.NodeAgent.Kubernetes;
 using Toolforge.Agents.NodeAgent.Kubernetes.Api;
 using Toolforge.Agents.NodeAgent.Kubernetes.Conditions;
@@ -146,7 +147,15 @@ public sealed partial class Drainer
                 }
 
                 var remaining = await EvictRoundAsync(incident, ct).ConfigureAwait(false);
-                verdict = DrainJudge.Judge(remaining, _stuck.OnNetworkMounts(), record.Started, _time.GetUtcNow(), _o.Timeout, _o.StuckAfter);
+                var stuckUids = _stuck.OnNetworkMounts();
+                verdict = DrainJudge.Judge(remaining, stuckUids, record.Started, _time.GetUtcNow(), _o.Timeout, _o.StuckAfter);
+                Say(incident, verdict.Kind == VerdictKind.Drained ? CheckState.Ok : CheckState.Warning, DrainJudge.Classify(verdict, stuckUids) + ": " + verdict.Kind switch
+                {
+                    VerdictKind.Drained => $"{NodeName} is drained",
+                    VerdictKind.Stuck => $"{verdict.Summary}: only a reboot helps",
+                    VerdictKind.Waiting => $"{verdict.Summary}; waiting up to {Seconds(_o.Timeout)} from {record.Started:yyyy-MM-dd HH:mm:ss'Z'}",
+                    _ => $"no drain within {Seconds(_o.Timeout)}, never forced: {verdict.Summary}; tried again after the ladder's cooldown",
+                });
                 if (apiFailing is not null)
                 {
                     Event(incident, "drain-api-recovered", $"the API server answers again (it failed with: {apiFailing})");
@@ -550,8 +559,38 @@ public sealed partial class Drainer
     // Steps that went as wished are Normal Events; the rest Warning.
     private static readonly HashSet<string> Normal = new(StringComparer.Ordinal) { "drain-done", "drain-uncordoned", "drain-left-cordoned", "drain-api-recovered" };
 
+    /// <summary>The check that says what holds this node's drain (<see cref="Common.Contracts.ContractNames.RemediationDrainCheck"/>).</summary>
+    public const string Check = Common.Contracts.ContractNames.RemediationDrainCheck;
+
+    // What holds the drain now, for `agentctl remediation status` (through the agent's report): warning while something
+    // does, ok when nothing does. Quiet: the drain's own events have said it already.
+    private void Say(string incident, CheckState state, string what) =>
+        _state.SetCheck(Check, state, Bound(what), details: new Dictionary<string, string> { ["incident"] = Bound(incident) }, quiet: true);
+
+    /// <summary>The incident that drained this node has ended (<paramref name="how"/>): no drain is held by anything now.</summary>
+    public void Ended(string incident, string how)
+    {
+        if (_o.Enabled)
+        {
+            Say(incident, CheckState.Ok, $"no drain: the incident ended ({how})");
+        }
+    }
+
     private void Event(string incident, string kind, string message)
     {
+        switch (kind)
+        {
+            case "drain-failed" or "drain-api-failed":
+                Say(incident, CheckState.Warning, "failed: " + message);
+                break;
+            case "drain-refused":
+                Say(incident, CheckState.Warning, "refused: " + message);
+                break;
+            case "drain-cancelled":
+                Say(incident, CheckState.Ok, "cancelled: " + message);
+                break;
+        }
+
         var bounded = Bound(message);
         Log.Step(_logger, kind, NodeName, incident, bounded);
         var details = new Dictionary<string, string> { ["incident"] = Bound(incident), ["node"] = NodeName };

@@ -444,6 +444,7 @@ public sealed partial class LadderService : BackgroundService
 
         await _gate.ReleaseAsync(i.Id, ct).ConfigureAwait(false);
         DrainRecord.Clear(_stateDirectory);
+        _drainer.Ended(i.Id, i.End ?? "ended");
         Save(i);
         Report(end);
         _lastRefusal = null;

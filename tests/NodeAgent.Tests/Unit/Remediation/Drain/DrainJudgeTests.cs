@@ -17,6 +17,33 @@ public sealed class DrainJudgeTests
     private static DrainVerdict Judge(IReadOnlyList<Remaining> pods, TimeSpan elapsed, IReadOnlySet<string>? stuck = null) =>
         DrainJudge.Judge(pods, stuck ?? NoneStuck, T0, T0 + elapsed, Timeout, StuckAfter);
 
+    [Theory]
+    [InlineData("budget+stuck", 1, "blocked")]   // a budget says no: never a reboot, whatever else is left
+    [InlineData("budgets", 1, "blocked")]        // several budgets select it (500)
+    [InlineData("stuck", 1, "stuck")]            // within the grace: stuck, the reboot comes after it
+    [InlineData("stuck", 3, "stuck")]            // past it
+    [InlineData("terminating", 1, "slow")]       // terminating with no D evidence
+    [InlineData("evicting", 1, "slow")]
+    [InlineData("refused+evicting", 1, "refused")]
+    [InlineData("budget", 11, "blocked")]        // past the timeout
+    [InlineData("terminating", 11, "slow")]
+    [InlineData("", 1, "drained")]
+    public void EveryVerdict_IsClassifiedForTheStatus_ABudgetWinning(string left, int minutes, string expected)
+    {
+        var due = T0 + TimeSpan.FromSeconds(30);
+        var pods = left.Split('+', StringSplitOptions.RemoveEmptyEntries).Select(k => k switch
+        {
+            "budget" => Pod("web-0", Hold.Budget),
+            "budgets" => Pod("web-1", Hold.Budgets),
+            "stuck" => Pod("nfs", Hold.Terminating, due),
+            "terminating" => Pod("slow", Hold.Terminating, due),
+            "evicting" => Pod("new", Hold.Evicting),
+            _ => Pod("denied", Hold.Refused),
+        }).ToList();
+        var stuck = new HashSet<string> { "uid-nfs" };
+        Assert.Equal(expected, DrainJudge.Classify(Judge(pods, TimeSpan.FromMinutes(minutes), stuck), stuck));
+    }
+
     [Fact]
     public void NoPodLeft_IsDrained()
     {
