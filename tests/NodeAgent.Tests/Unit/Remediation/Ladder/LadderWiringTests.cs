@@ -50,11 +50,14 @@ public sealed class LadderWiringTests : IDisposable
     [Fact]
     public void ABadLadderValue_AnUnknownKey_AndTheLadderWithoutTheDrain_AreNamed()
     {
-        using var host = Build("""{"Ladder": {"Enabled": true, "Intervall": "00:00:10", "HardReset": {"Command": ["force-reboot"]}, "Recover": {"HealthyFor": "-00:01:00"}}}""");
+        using var host = Build("""{"Ladder": {"Enabled": true, "Intervall": "00:00:10", "HardReset": {"Command": ["force-reboot"]}, "Recover": {"HealthyFor": "-00:01:00", "Checks": ["node.dns", "node dns", "node.dns", ""]}}}""");
         var problems = BoundConfig.Problems(host.Services);
         Assert.Contains(problems, p => p.Contains("Intervall", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.Contains("NodeAgent:Remediation:Ladder:HardReset:Command: the program must be an absolute path", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.Contains("NodeAgent:Remediation:Ladder:Recover:HealthyFor", StringComparison.Ordinal));
+        Assert.Contains("NodeAgent:Remediation:Ladder:Recover:Checks: \"node dns\" cannot be a check's name (1-128 characters: a letter or digit, then letters, digits and ._/:-)", problems);
+        Assert.Contains("NodeAgent:Remediation:Ladder:Recover:Checks: \"\" cannot be a check's name (1-128 characters: a letter or digit, then letters, digits and ._/:-)", problems);
+        Assert.Contains("NodeAgent:Remediation:Ladder:Recover:Checks: \"node.dns\" is named more than once", problems);
         Assert.Contains(problems, p => p.Contains("NodeAgent:Remediation:Ladder:Enabled: needs NodeAgent:Remediation:Drain:Enabled true", StringComparison.Ordinal));
     }
 }
