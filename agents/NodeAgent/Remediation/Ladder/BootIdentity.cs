@@ -41,7 +41,8 @@ public static class BootIdentity
             : null;
     }
 
-    private static (string Kernel, string? Init) Split(string id)
+    /// <summary>The recorded form's two parts: the kernel's boot id, and PID 1's start (null when not known).</summary>
+    public static (string Kernel, string? Init) Split(string id)
     {
         var slash = id.IndexOf('/', StringComparison.Ordinal);
         return slash < 0 ? (id, null) : (id[..slash], id[(slash + 1)..]);

@@ -91,9 +91,24 @@ public sealed record Incident(
 
     /// <summary>The saved incident; null with <paramref name="problem"/> saying why when the file exists but cannot be read.</summary>
     public static Incident? Load(string stateDirectory, out string? problem) =>
-        StateRecord.Load(PathIn(stateDirectory), "the remediation incident", 8192, LadderJson.Default.Incident, out problem);
+        StateRecord.Load(PathIn(stateDirectory), "the remediation incident", 8192, LadderJson.Default.Incident, out problem) is { } r
+            ? r with { BootId = string.IsNullOrEmpty(r.BootId) ? r.BootId : BootIdentity.Of(r.BootId, r.InitStart), InitStart = null }
+            : null;
 
-    public void Save(string stateDirectory) => StateRecord.Save(PathIn(stateDirectory), this, LadderJson.Default.Incident);
+    /// <summary>
+    /// Written with the kernel's boot id alone in <c>bootId</c> and PID 1's start apart in <c>initStart</c>: an older
+    /// agent (a downgrade mid-incident) reads <c>bootId</c> as it always did and so takes the same kernel boot for the
+    /// same boot, never its own restart for the reboot it asked.
+    /// </summary>
+    public void Save(string stateDirectory)
+    {
+        var (kernel, init) = BootIdentity.Split(BootId);
+        StateRecord.Save(PathIn(stateDirectory), this with { BootId = kernel, InitStart = init }, LadderJson.Default.Incident);
+    }
+
+    /// <summary>On disk only: PID 1's start of the boot (see <see cref="Save"/>); in memory it is part of <see cref="BootId"/>.</summary>
+    [JsonPropertyName("initStart")]
+    public string? InitStart { get; init; }
 }
 
 [JsonSerializable(typeof(Incident))]

@@ -57,4 +57,31 @@ public sealed class BootIdentityTests
         var recordedBefore = asked with { BootId = Kernel }; // saved by an agent of before this change, read after an upgrade
         Assert.Equal(Rung.Reboot, IncidentLadder.Decide(recordedBefore, new LadderView(t0 + TimeSpan.FromSeconds(30), BootIdentity.Of(Kernel, "4668412"), false, true, true), o).Next.Rung);
     }
+
+    [Fact]
+    public void OnDisk_BootIdIsTheKernelsAlone_AndInitStartApart_SoAnOlderAgentReadsItAsItAlwaysDid()
+    {
+        using var dir = new Toolforge.Agents.TestSupport.TempDir("boot-record");
+        var t0 = new DateTimeOffset(2026, 12, 6, 12, 15, 39, TimeSpan.Zero);
+        var i = IncidentLadder.Open("stuck-processes-20261206T121539", new TriggerHit("stuck-processes", null, Rung.Reboot, "why"), t0, BootIdentity.Of(Kernel, "4668412"));
+        i.Save(dir.Path);
+
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Incident.PathIn(dir.Path)))!;
+        Assert.Equal(Kernel, (string?)json["bootId"]); // what an agent of before this change compares: the same kernel boot is the same boot
+        Assert.Equal("4668412", (string?)json["initStart"]);
+        var back = Incident.Load(dir.Path, out var problem);
+        Assert.Null(problem);
+        Assert.Equal(BootIdentity.Of(Kernel, "4668412"), back!.BootId);
+        Assert.Null(back.InitStart);
+        Assert.Equal(i, back);
+
+        // A record of the stop-34 agent (both in bootId) and one of before it (the kernel's alone) read as written.
+        json["bootId"] = BootIdentity.Of(Kernel, "4668412");
+        json.AsObject().Remove("initStart");
+        File.WriteAllText(Incident.PathIn(dir.Path), json.ToJsonString());
+        Assert.Equal(BootIdentity.Of(Kernel, "4668412"), Incident.Load(dir.Path, out _)!.BootId);
+        json["bootId"] = Kernel;
+        File.WriteAllText(Incident.PathIn(dir.Path), json.ToJsonString());
+        Assert.Equal(Kernel, Incident.Load(dir.Path, out _)!.BootId);
+    }
 }
