@@ -51,7 +51,9 @@ public sealed class ReportingTlsTests
         section["Certificate"] = cert;
         section["Key"] = key;
         var line = await FirstReportFailureAsync(dir, section);
-        Assert.Contains("refused our client certificate (Coordinator:Certificate)", line, StringComparison.Ordinal);
+        // Said for certain when the refusal reaches the client as TLS alert or a torn-down stream; as "most likely" when it
+        // arrives as a connection closed right after the handshake (which a restart also looks like): both name the key.
+        Assert.Contains("refused our client certificate (Coordinator:Certificate", line, StringComparison.Ordinal);
     }
 
     [Fact]
