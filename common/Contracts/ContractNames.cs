@@ -33,6 +33,9 @@ public static class ContractNames
     /// </summary>
     public const string RemediationDrainCheck = "remediation.drain";
 
+    /// <summary>The words that lead a <see cref="RemediationDrainCheck"/> line ("blocked: ..."): anything else is not shown.</summary>
+    public static readonly IReadOnlyList<string> RemediationDrainClasses = ["blocked", "refused", "stuck", "slow", "waiting", "failed"];
+
     public static string Name(this CheckState s) => s switch
     {
         CheckState.Ok => "ok",

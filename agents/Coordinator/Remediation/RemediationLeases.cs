@@ -223,9 +223,10 @@ public sealed partial class RemediationLeases(IStoreEngine store, StateStore sta
         foreach (var lease in info.Leases)
         {
             if (state.GetCheck(lease.Node, AgentKind.Node, RemediationHolds.DrainCheck) is { State: CheckState.Warning } drain
-                && drain.Details.TryGetValue("incident", out var incident) && incident == lease.Incident)
+                && drain.Details.TryGetValue("incident", out var incident) && incident == lease.Incident
+                && Common.Contracts.ContractNames.RemediationDrainClasses.Any(c => drain.Message.StartsWith(c + ": ", StringComparison.Ordinal)))
             {
-                lease.Drain = drain.Message;
+                lease.Drain = Common.Contracts.ReportLimits.Cut(drain.Message, 1024); // a line of the node's, escaped where shown
             }
         }
 

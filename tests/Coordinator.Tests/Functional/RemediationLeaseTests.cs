@@ -303,6 +303,16 @@ public sealed class RemediationLeaseTests(PostgresFixture pg) : IClassFixture<Po
         Assert.Contains("; drain blocked)", status.Stdout, StringComparison.Ordinal);
         Assert.Contains("; drain " + blocked + ")", (await h.AgentCtlAsync(CoordinatorHarness.Viewer, "remediation", "status", "-o", "wide")).Stdout, StringComparison.Ordinal);
 
+        // Another node saying it of this lease's incident is not shown on this lease (each node's check is its own);
+        // a line that does not lead with one of the drain's words is not shown either.
+        var other = new ReportRequest { Node = "tools-k8s-worker-nfs-2", Agent = AgentKind.Node, AgentVersion = "1.0.0", SentAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTime(DateTime.UtcNow) };
+        var forged = new CheckResult { Name = "remediation.drain", State = CheckState.Warning, Message = "stuck: forged" };
+        forged.Details["incident"] = "i-1";
+        other.Checks.Add(forged);
+        await h.AgentClient("tools-k8s-worker-nfs-2").ReportAsync(other);
+        Assert.Equal(blocked, (await h.AdminClient(CoordinatorHarness.Viewer).ListRemediationAsync(new ListRemediationRequest())).Pools.Single().Leases.Single().Drain);
+        Assert.Equal(string.Empty, await DrainShown(CheckState.Warning, "i-1", "\u001b[2Jall is fine"));
+
         // Said of another incident (an earlier one's, not yet replaced), or nothing holding it: not shown.
         Assert.Equal(string.Empty, await DrainShown(CheckState.Warning, "i-0", blocked));
         Assert.Equal(string.Empty, await DrainShown(CheckState.Ok, "i-1", "drained: tools-k8s-worker-nfs-1 is drained"));

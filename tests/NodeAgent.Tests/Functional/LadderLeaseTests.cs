@@ -177,6 +177,14 @@ public sealed class LadderLeaseTests : IAsyncLifetime
         var wide = await _h.AgentCtlAsync(CoordinatorHarness.Viewer, "remediation", "status", "-o", "wide");
         Assert.Contains("; drain blocked: no drain within 60s, never forced: 1 pod", wide.Stdout, StringComparison.Ordinal);
 
+        // The agent restarted (an upgrade) while the drain is blocked: the new process says it again from the drain's
+        // record at its first tick, before any new drain (the rung's cooldown has not passed).
+        var (again, _) = Ladder(gateA, out var restarted);
+        Assert.Null(restarted.GetCheck(Drainer.Check));
+        Assert.Equal(LadderAction.Wait, await TickAsync(again));
+        Assert.Equal(state.GetCheck(Drainer.Check)!.Message, restarted.GetCheck(Drainer.Check)!.Message);
+        Assert.Equal(CheckState.Warning, restarted.GetCheck(Drainer.Check)!.State);
+
         // 12 minutes on the coordinator's clock (more than twice the lease's life) with the drain blocked: renewed every
         // 4 minutes (the ladder's RenewInterval, here called by hand), the place stays ours and the other node waits.
         var gateB = Gate(NodeB, new FakeTimeProvider(DateTimeOffset.UtcNow));
@@ -230,7 +238,6 @@ public sealed class LadderLeaseTests : IAsyncLifetime
         var lease = (await _h.AdminClient(CoordinatorHarness.Viewer).ListRemediationAsync(new ListRemediationRequest())).Pools.Single().Leases.Single();
         Assert.StartsWith("stuck: 1 pod left: 1 terminating (tool-b/cron-7", lease.Drain, StringComparison.Ordinal);
         Assert.Contains("; drain stuck)", (await _h.AgentCtlAsync(CoordinatorHarness.Viewer, "remediation", "status")).Stdout, StringComparison.Ordinal);
-        Assert.Empty(machine.Done);
 
         // Past the grace: only a reboot helps; the next rung is taken (this harness's machine records the reboot).
         while (!tick.IsCompleted)
@@ -243,6 +250,7 @@ public sealed class LadderLeaseTests : IAsyncLifetime
         }
 
         Assert.Equal(LadderAction.Drain, await tick);
+        Assert.Empty(machine.Done); // the drain's tick asked for nothing more
         Assert.Equal(Rung.Reboot, ladder.Current!.Rung);
         Assert.Contains(state.Snapshot(out _).Events, e => e.Kind == "drain-stuck" && e.Message.Contains("only a reboot helps", StringComparison.Ordinal));
         Assert.StartsWith("stuck: ", state.GetCheck(Drainer.Check)!.Message, StringComparison.Ordinal);

@@ -101,21 +101,24 @@ public static class DrainJudge
     }
 
     /// <summary>
-    /// What holds a drain, in one word, for the status an admin reads: <c>blocked</c> (a PodDisruptionBudget, or several,
-    /// says no: it waits and is never forced, whatever else is left), <c>stuck</c> (pods terminating whose processes are
-    /// in D on a network mount: a reboot helps, after StuckAfter), <c>refused</c> (evictions refused otherwise),
-    /// <c>slow</c> (pods being evicted or terminating), <c>drained</c>.
+    /// What holds a drain, in one word, for the status an admin reads, in the order that decides: <c>blocked</c> (a
+    /// PodDisruptionBudget, or several, says no now: it waits and is never forced; no reboot while it says no),
+    /// <c>refused</c> (an eviction refused otherwise: it waits for an admin), <c>stuck</c> (every pod left is terminating
+    /// with processes in D on a network mount: the reboot follows once they are StuckAfter past their deadline),
+    /// <c>slow</c> (pods being evicted or terminating, or stuck ones beside them), <c>drained</c>.
     /// </summary>
     public static string Classify(DrainVerdict v, IReadOnlySet<string> stuckUids) => v.Kind switch
     {
         VerdictKind.Drained => "drained",
         VerdictKind.Stuck => "stuck",
-        VerdictKind.Blocked => "blocked",
         _ when v.Pods.Any(p => p.Hold is Hold.Budget or Hold.Budgets) => "blocked",
-        _ when v.Pods.Any(p => p.Hold == Hold.Terminating && stuckUids.Contains(p.Uid)) => "stuck",
         _ when v.Pods.Any(p => p.Hold == Hold.Refused) => "refused",
+        _ when v.Pods.Count > 0 && v.Pods.All(p => p.Hold == Hold.Terminating && stuckUids.Contains(p.Uid)) => "stuck",
         _ => "slow",
     };
+
+    /// <summary>The class words <see cref="Classify"/> and the drain's failures lead the check remediation.drain with.</summary>
+    public static IReadOnlyList<string> Classes => Common.Contracts.ContractNames.RemediationDrainClasses;
 
     /// <summary>"3 pods left: 1 blocked by a PodDisruptionBudget (ns/a: ...); 2 terminating, 1 of them stuck (ns/b)" — at most 5 named per kind.</summary>
     public static string Summary(IReadOnlyList<Remaining> remaining, IReadOnlyList<Remaining> stuck)

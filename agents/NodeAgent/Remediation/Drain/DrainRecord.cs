@@ -14,6 +14,10 @@ public sealed record DrainRecord(
     [property: JsonPropertyName("step")] string Step,
     [property: JsonPropertyName("started")] DateTimeOffset Started)
 {
+    /// <summary>What held the drain when last said (check remediation.drain, warning), said again by an agent restarted mid-incident.</summary>
+    [JsonPropertyName("said")]
+    public string? Said { get; init; }
+
     public static string PathIn(string stateDirectory) => Path.Combine(stateDirectory, "node-agent.remediation-drain");
 
     public static DrainRecord? Load(string stateDirectory) => Load(stateDirectory, out _);

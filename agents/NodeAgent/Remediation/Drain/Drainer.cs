@@ -81,6 +81,22 @@ public sealed partial class Drainer
     /// </summary>
     public async Task<DrainOutcome> DrainAsync(string incident, CancellationToken ct)
     {
+        _draining = true;
+        try
+        {
+            return await DrainOnceAsync(incident, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _draining = false;
+        }
+    }
+
+    // Only a drain under way says what holds it (the check remediation.drain): not the uncordon, not the mark's steps.
+    private bool _draining;
+
+    private async Task<DrainOutcome> DrainOnceAsync(string incident, CancellationToken ct)
+    {
         if (!_o.Enabled)
         {
             return new DrainOutcome(DrainEnd.Disabled, "NodeAgent:Remediation:Drain:Enabled is false", []);
@@ -149,13 +165,13 @@ public sealed partial class Drainer
                 var remaining = await EvictRoundAsync(incident, ct).ConfigureAwait(false);
                 var stuckUids = _stuck.OnNetworkMounts();
                 verdict = DrainJudge.Judge(remaining, stuckUids, record.Started, _time.GetUtcNow(), _o.Timeout, _o.StuckAfter);
-                Say(incident, verdict.Kind == VerdictKind.Drained ? CheckState.Ok : CheckState.Warning, DrainJudge.Classify(verdict, stuckUids) + ": " + verdict.Kind switch
+                var said = Classified(verdict, stuckUids, record.Started);
+                Say(incident, verdict.Kind == VerdictKind.Drained ? CheckState.Ok : CheckState.Warning, said);
+                if (verdict.Kind != VerdictKind.Drained && record.Said != said)
                 {
-                    VerdictKind.Drained => $"{NodeName} is drained",
-                    VerdictKind.Stuck => $"{verdict.Summary}: only a reboot helps",
-                    VerdictKind.Waiting => $"{verdict.Summary}; waiting up to {Seconds(_o.Timeout)} from {record.Started:yyyy-MM-dd HH:mm:ss'Z'}",
-                    _ => $"no drain within {Seconds(_o.Timeout)}, never forced: {verdict.Summary}; tried again after the ladder's cooldown",
-                });
+                    record = record with { Said = said }; // said again by an agent restarted before the next drain
+                    Save(record);
+                }
                 if (apiFailing is not null)
                 {
                     Event(incident, "drain-api-recovered", $"the API server answers again (it failed with: {apiFailing})");
@@ -213,7 +229,7 @@ public sealed partial class Drainer
                     var shape = string.Join(",", verdict.Pods.Where(p => p.Hold != Hold.Evicting).Select(p => $"{p.Id}:{p.Hold}"));
                     if (shape.Length > 0 && shape != lastWaiting)
                     {
-                        Event(incident, "drain-waiting", verdict.Summary);
+                        Event(incident, "drain-waiting", DrainJudge.Classify(verdict, _stuck.OnNetworkMounts()) + ": " + verdict.Summary);
                         lastWaiting = shape;
                     }
 
@@ -567,20 +583,49 @@ public sealed partial class Drainer
     private void Say(string incident, CheckState state, string what) =>
         _state.SetCheck(Check, state, Bound(what), details: new Dictionary<string, string> { ["incident"] = Bound(incident) }, quiet: true);
 
-    /// <summary>The incident that drained this node has ended (<paramref name="how"/>): no drain is held by anything now.</summary>
+    // The check's line for a verdict: its class first (DrainJudge.Classify), then the pods and what comes next.
+    private string Classified(DrainVerdict verdict, IReadOnlySet<string> stuckUids, DateTimeOffset started) =>
+        DrainJudge.Classify(verdict, stuckUids) + ": " + verdict.Kind switch
+        {
+            VerdictKind.Drained => $"{NodeName} is drained",
+            VerdictKind.Stuck => $"{verdict.Summary}: only a reboot helps",
+            VerdictKind.Waiting => $"{verdict.Summary}; waiting up to {Seconds(_o.Timeout)} from {started.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture)}",
+            VerdictKind.Blocked => $"no drain within {Seconds(_o.Timeout)}, never forced: {verdict.Summary}; tried again after the ladder's cooldown, no reboot while a budget says no",
+            _ => $"no drain within {Seconds(_o.Timeout)}: {verdict.Summary}; tried again after the ladder's cooldown",
+        };
+
+    /// <summary>
+    /// An agent restarted mid-incident (at its drain, reboot or hard-reset rung) says again what held the drain of
+    /// <paramref name="incident"/> when last said, from the drain's record: the status does not go blank until the next drain.
+    /// </summary>
+    public void SayAgain(string incident)
+    {
+        if (_o.Enabled && DrainRecord.Load(_stateDirectory, out _) is { Said: { Length: > 0 } said } r && r.Incident == incident)
+        {
+            Say(incident, CheckState.Warning, said);
+        }
+    }
+
+    /// <summary>
+    /// Nothing holds a drain of <paramref name="incident"/> any more (<paramref name="how"/>: it ended, the node is back
+    /// from its reboot): a warning said of it becomes ok. Nothing is said when no drain said anything.
+    /// </summary>
     public void Ended(string incident, string how)
     {
-        if (_o.Enabled)
+        if (_state.GetCheck(Check) is { State: not CheckState.Ok } said && said.Details.TryGetValue("incident", out var of) && of == incident)
         {
-            Say(incident, CheckState.Ok, $"no drain: the incident ended ({how})");
+            Say(incident, CheckState.Ok, $"no drain: {how}");
         }
     }
 
     private void Event(string incident, string kind, string message)
     {
-        switch (kind)
+        switch (_draining ? kind : null)
         {
-            case "drain-failed" or "drain-api-failed":
+            case "drain-api-failed":
+                Say(incident, CheckState.Warning, "waiting: " + message);
+                break;
+            case "drain-failed":
                 Say(incident, CheckState.Warning, "failed: " + message);
                 break;
             case "drain-refused":

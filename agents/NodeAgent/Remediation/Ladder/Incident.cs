@@ -90,10 +90,24 @@ public sealed record Incident(
     public static string PathIn(string stateDirectory) => Path.Combine(stateDirectory, "node-agent.remediation-incident");
 
     /// <summary>The saved incident; null with <paramref name="problem"/> saying why when the file exists but cannot be read.</summary>
-    public static Incident? Load(string stateDirectory, out string? problem) =>
-        StateRecord.Load(PathIn(stateDirectory), "the remediation incident", 8192, LadderJson.Default.Incident, out problem) is { } r
-            ? r with { BootId = string.IsNullOrEmpty(r.BootId) ? r.BootId : BootIdentity.Of(r.BootId, r.InitStart), InitStart = null }
-            : null;
+    public static Incident? Load(string stateDirectory, out string? problem) => Load(stateDirectory, out problem, out _);
+
+    /// <summary>
+    /// As <see cref="Load(string, out string?)"/>; <paramref name="olderForm"/>: the record keeps PID 1's start inside
+    /// <c>bootId</c> (the form of the version before <see cref="Save"/> split it), to be written again in the split form.
+    /// </summary>
+    public static Incident? Load(string stateDirectory, out string? problem, out bool olderForm)
+    {
+        var r = StateRecord.Load(PathIn(stateDirectory), "the remediation incident", 8192, LadderJson.Default.Incident, out problem);
+        olderForm = r?.BootId?.Contains('/', StringComparison.Ordinal) == true;
+        if (r is null || string.IsNullOrEmpty(r.BootId))
+        {
+            return r;
+        }
+
+        // Both forms at once (no writer makes it): bootId's own init wins, initStart is not added to it a second time.
+        return r with { BootId = olderForm ? r.BootId : BootIdentity.Of(r.BootId, r.InitStart), InitStart = null };
+    }
 
     /// <summary>
     /// Written with the kernel's boot id alone in <c>bootId</c> and PID 1's start apart in <c>initStart</c>: an older

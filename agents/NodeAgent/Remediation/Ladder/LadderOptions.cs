@@ -116,9 +116,7 @@ public sealed class RecoverRung : IValidatedOptions
     public IEnumerable<string> Validate(string section) =>
         Check.Positive(section, nameof(HealthyFor), HealthyFor).Concat(Check.Positive(section, nameof(Timeout), Timeout))
             .Concat(Checks.Where(n => n.Length == 0 || Common.Reporting.ReportFitter.CheckName(n) != n)
-                .Select(n => $"{Check.Key(section, nameof(Checks))}: \"{Common.Cli.Output.Escape(n.Length > 128 ? n[..128] + "..." : n)}\" cannot be a check's name (1-128 characters: a letter or digit, then letters, digits and ._/:-)"))
-            .Concat(Checks.GroupBy(n => n, StringComparer.Ordinal).Where(g => g.Count() > 1)
-                .Select(g => $"{Check.Key(section, nameof(Checks))}: \"{Common.Cli.Output.Escape(g.Key)}\" is named more than once"));
+                .Select(n => $"{Check.Key(section, nameof(Checks))}: \"{Common.Cli.Output.Escape(n.Length > 128 ? n[..128] + "..." : n)}\" cannot be a check's name (1-128 characters: a letter or digit, then letters, digits and ._/:-)"));
 }
 
 public sealed class LadderTriggers : IValidatedOptions

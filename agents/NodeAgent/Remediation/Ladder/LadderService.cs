@@ -444,7 +444,6 @@ public sealed partial class LadderService : BackgroundService
 
         await _gate.ReleaseAsync(i.Id, ct).ConfigureAwait(false);
         DrainRecord.Clear(_stateDirectory);
-        _drainer.Ended(i.Id, i.End ?? "ended");
         Save(i);
         Report(end);
         _lastRefusal = null;
@@ -663,7 +662,7 @@ public sealed partial class LadderService : BackgroundService
         if (!_loaded)
         {
             _loaded = true;
-            _incident = Incident.Load(_stateDirectory, out var problem);
+            _incident = Incident.Load(_stateDirectory, out var problem, out var olderForm);
             problem ??= _incident?.Invalid();
             if (problem is not null)
             {
@@ -675,7 +674,9 @@ public sealed partial class LadderService : BackgroundService
                 _incident = resumed with { HealthySince = null };
             }
 
-            _saved = _incident is not null;
+            // A record of the version that kept PID 1's start inside bootId is written again at once in the split form,
+            // so a downgrade to an agent older than both still reads the kernel's id alone.
+            _saved = _incident is not null && !olderForm;
             if (problem is not null)
             {
                 // Said once, and held: an incident that cannot be read may be open (cordoned, its reboot asked, its lease
@@ -689,6 +690,10 @@ public sealed partial class LadderService : BackgroundService
             else if (_incident is { Ended: null } i)
             {
                 Log.Resumed(_logger, i.Id, IncidentLadder.Name(i.Rung));
+                if (i.Rung is Rung.Drain or Rung.Reboot or Rung.HardReset)
+                {
+                    _drainer.SayAgain(i.Id); // what held its drain, as last said before this restart
+                }
             }
         }
 
@@ -701,6 +706,12 @@ public sealed partial class LadderService : BackgroundService
         Open.Set(open ? 1 : 0);
         Stalled.Set((open && i.Stalled is not null) || _failedTicks >= FailedTicksStalled ? 1 : 0);
         Started.Set(open ? i.Started.ToUnixTimeSeconds() : 0);
+        if (i.Ended is not null || i.Rung == Rung.Recover)
+        {
+            // Ended, or back from the reboot (or drained with no reboot to come): nothing holds a drain of it now.
+            _drainer.Ended(i.Id, i.Ended is not null ? $"incident {i.Id} ended ({i.End})" : $"incident {i.Id} is past its drain (rung recover)");
+        }
+
         if (i == _incident && _saved)
         {
             return true; // unchanged since it was read or written: no fsync per tick

@@ -25,6 +25,9 @@ public sealed class DrainJudgeTests
     [InlineData("terminating", 1, "slow")]       // terminating with no D evidence
     [InlineData("evicting", 1, "slow")]
     [InlineData("refused+evicting", 1, "refused")]
+    [InlineData("stuck+refused", 11, "refused")] // the refusal is what stops the reboot: it is named
+    [InlineData("stuck+evicting", 11, "slow")]   // not every pod stuck: no reboot, so not "stuck"
+    [InlineData("stuck+terminating", 1, "slow")]
     [InlineData("budget", 11, "blocked")]        // past the timeout
     [InlineData("terminating", 11, "slow")]
     [InlineData("", 1, "drained")]

@@ -260,6 +260,7 @@ public sealed class LadderServiceTests : IAsyncLifetime
         Assert.Contains("ladder-stalled", Kinds()); // past Drain:Timeout (2 h): said once, for an admin
         Assert.Single(Kinds(), k => k == "ladder-stalled");
         Assert.NotNull(_api.GetPod("tool-a", "web-0"));
+        Assert.StartsWith("blocked: no drain within ", _state.GetCheck(Drainer.Check)!.Message, StringComparison.Ordinal); // for agentctl remediation status
 
         // The budget gives way; the one pod left stays Terminating with a process in D on the NFS mount: stuck, reboot.
         _api.Put(FakeKubeApiServer.Budget("tool-a", "web", new Dictionary<string, string> { ["app"] = "web" }, disruptionsAllowed: 1, currentHealthy: 3, desiredHealthy: 2));
@@ -274,8 +275,36 @@ public sealed class LadderServiceTests : IAsyncLifetime
         Assert.Equal(LadderAction.Drain, await TickAsync(ladder));
         Assert.Contains("drain-stuck", Kinds());
         Assert.Equal(Rung.Reboot, ladder.Current!.Rung);
+        Assert.StartsWith("stuck: 1 pod left: 1 terminating", _state.GetCheck(Drainer.Check)!.Message, StringComparison.Ordinal);
         Assert.Equal(LadderAction.Reboot, await TickAsync(ladder));
         Assert.Equal(["reboot"], _machine.Done);
+
+        // Back from the reboot: nothing holds a drain any more, the check says so (ok), for that incident.
+        _machine.Boot = Boot2;
+        _api.FinishTermination("tool-a", "web-0");
+        StuckOnNfs(TimeSpan.Zero);
+        var after = Make();
+        Assert.Equal(LadderAction.Wait, await TickAsync(after));
+        Assert.Equal(Rung.Recover, after.Current!.Rung);
+        var check = _state.GetCheck(Drainer.Check)!;
+        Assert.Equal((CheckState.Ok, after.Current.Id), (check.State, check.Details["incident"]));
+        Assert.StartsWith("no drain: incident ", check.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ARecordOfTheVersionThatKeptInitInsideBootId_IsWrittenAgainSplit_AtTheFirstTick()
+    {
+        var incident = new Incident("stuck-processes-20261206T021500", "stuck-processes", null, Rung.Reboot, _time.GetUtcNow(), _time.GetUtcNow(), Boot1) { RebootAsked = true, Cordoned = true };
+        incident.Save(_dir["state"]);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Incident.PathIn(_dir["state"])))!;
+        json["bootId"] = Boot1 + "/4668412"; // as the stop-34 agent wrote it
+        File.WriteAllText(Incident.PathIn(_dir["state"]), json.ToJsonString());
+        _machine.Boot = Boot1 + "/4668412";
+
+        await TickAsync(Make(o => o.Triggers.StuckProcesses.Enabled = false));
+        var written = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Incident.PathIn(_dir["state"])))!;
+        Assert.Equal((Boot1, "4668412"), ((string?)written["bootId"], (string?)written["initStart"]));
+        Assert.Empty(_machine.Done); // the same boot: no reboot seen, none asked again
     }
 
     [Fact]
