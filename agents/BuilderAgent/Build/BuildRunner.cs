@@ -14,7 +14,8 @@ public sealed record BuildSettings(
     bool PushSuccessful = false,
     int Jobs = 2,
     ImageSource? Source = null,
-    Promotion.ImageVerifier? Verifier = null);
+    Promotion.ImageVerifier? Verifier = null,
+    Inventory.PackageInventory? Inventory = null);
 
 /// <summary>One image of a plan: what it is called, what it builds on, and whether it would be skipped.</summary>
 public sealed record PlannedImage(string Path, string FullName, string? Parent, string From, BuildInputs? Inputs, bool? Unchanged, string? ExistingId, string? Problem = null);
@@ -200,6 +201,7 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
             var digest = await docker.PushAsync(settings.Naming.Repository(item.Path), settings.Naming.Tag, line => log.Line(item.Path, line), ct).ConfigureAwait(false);
             log.Line(item.Path, $"pushed {item.FullName} {digest}");
             await VerifyPushedAsync(item, digest, ct).ConfigureAwait(false);
+            await InventoryPushedAsync(item, digest, ct).ConfigureAwait(false);
             return built with { Result = "pushed", Digest = digest.Length > 0 ? digest : built.Digest, Duration = built.Duration + sw.Elapsed };
         }
         catch (DockerOperationException ex)
@@ -226,6 +228,26 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
         catch (Exception ex) when (ex is Promotion.PromotionException or Common.Files.NotARegularFileException or IOException or UnauthorizedAccessException)
         {
             log.Line(item.Path, $"VERIFY NOT RUN: {Promotion.RegistryClient.Safe(ex.Message)} (promote refuses it until `verify` passes)");
+        }
+    }
+
+    // The package inventory of the digest just pushed (issue 27): a line of the build's log. Like the verify, it does not
+    // change the image's result: the push happened.
+    private async Task InventoryPushedAsync(PlannedImage item, string digest, CancellationToken ct)
+    {
+        if (settings.Inventory is not { } inventory || digest.Length == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            var r = await inventory.TakeAsync(settings.Naming.Repository(item.Path), digest, ct).ConfigureAwait(false);
+            log.Line(item.Path, $"inventory of {digest}: {r.Packages.Count} Debian package(s), CycloneDX {Inventory.CycloneDx.SpecVersion} ({r.Document.Length} bytes)");
+        }
+        catch (Inventory.InventoryException ex)
+        {
+            log.Line(item.Path, $"INVENTORY NOT TAKEN: {ex.Message}");
         }
     }
 
