@@ -243,7 +243,9 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
         try
         {
             var r = await inventory.TakeAsync(settings.Naming.Repository(item.Path), digest, ct).ConfigureAwait(false);
-            log.Line(item.Path, $"inventory of {digest}: {r.Packages.Count} Debian package(s), CycloneDX {Inventory.CycloneDx.SpecVersion} ({r.Document.Length} bytes)");
+            var artifact = await inventory.PublishAsync(r, ct).ConfigureAwait(false);
+            log.Line(item.Path, $"inventory of {digest}: {r.Packages.Count} Debian package(s), CycloneDX {Inventory.CycloneDx.SpecVersion} ({r.Document.Length} bytes)"
+                + (artifact is null ? string.Empty : $", kept beside the image as {artifact} (tag {Inventory.OciReferrers.FallbackTag(digest)})"));
         }
         catch (Inventory.InventoryException ex)
         {

@@ -55,6 +55,8 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
     [Fact]
     public async Task Verify_TheDaemonVerifiesEachDigestItPushed_ThenPromoteMakesLatestThatDigest()
     {
+        // The daemon publishes each pushed digest's package inventory to the registry: from the host's namespace, through this.
+        await using var bridge = EngineApiCounter.BridgeFromHost(fx.Docker.NetworkNamespace, fx.Registry.Port);
         await using var coordinator = await CoordinatorHarness.StartAsync();
         using var repo = Fixtures.CopyRepository();
         var (started, prefix) = await ServingBuilder.StartAsync(coordinator, fx, repo);
@@ -74,6 +76,9 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
 
         var log = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "build-log", (string)build["id"]!);
         Assert.Contains($"[base-b/tools] verified {digest}: the probe (/bin/sh -c 'exit 0') exited 0", log.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"[base-b/tools] inventory of {digest}: 0 Debian package(s), CycloneDX 1.5 (", log.Stdout, StringComparison.Ordinal); // busybox: no dpkg
+        Assert.Contains($"kept beside the image as sha256:", log.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"(tag sha256-{digest[7..]})", log.Stdout, StringComparison.Ordinal);
         var verdicts = JsonNode.Parse(await File.ReadAllTextAsync(repo["state/verified.json"]))!["images"]!;
         Assert.Equal(digest, (string?)verdicts[$"{fx.Registry.Address}/{prefix}-base-b-tools"]!["digest"]);
         Assert.True((bool)verdicts[$"{fx.Registry.Address}/{prefix}-base-b-tools"]!["passed"]!);
@@ -118,6 +123,7 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         var build = await FinishedAsync(coordinator, IdOf(requested), daemon);
         Assert.True((string?)build["state"] == "succeeded", build.ToJsonString() + daemon.Output);
         var digest = (string)build["images"]!.AsArray().Single(i => (string?)i!["path"] == "base-b/tools")!["digest"]!;
+        bridge.Reset(); // the build uploaded its images and their package inventories; what follows must upload nothing
 
         // Through the coordinator latest comes only from promotion: a build for it is refused up front.
         var latestBuild = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "base-b", "--tag", "latest");

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Toolforge.Agents.BuilderAgent.Docker;
 using Toolforge.Agents.BuilderAgent.Inventory;
+using Toolforge.Agents.BuilderAgent.Promotion;
 using Toolforge.Agents.TestSupport;
 
 namespace Toolforge.Agents.BuilderAgent.Tests;
@@ -40,6 +41,51 @@ public sealed class InventoryTests(DockerFixture fx)
 
         // Nothing ran and nothing is left: the container that was read from is gone.
         Assert.Empty((await fx.Docker.DockerAsync("ps -aq --filter label=org.toolforge.builder.inventory")).Trim());
+    }
+
+    [Fact]
+    public async Task Publish_TheDocumentIsKeptBesideTheImage_FoundFromTheImageDigestThroughTheReferrersTag()
+    {
+        // The registry of the engine's namespace, reached from this process at the same address.
+        await using var bridge = EngineApiCounter.BridgeFromHost(fx.Docker.NetworkNamespace, fx.Registry.Port);
+        var repository = $"{fx.Registry.Address}/{_name}";
+        await DpkgImages.BuildAsync(fx.Docker, $"{repository}:testing");
+        using var docker = Docker();
+        var digest = await docker.PushAsync(repository, "testing", _ => { }, CancellationToken.None);
+        using var inventory = new PackageInventory(docker, TimeProvider.System, new RegistryClient(fx.Registry.Address, null, TimeSpan.FromSeconds(30)));
+        var taken = await inventory.TakeAsync(repository, digest, CancellationToken.None);
+
+        var artifact = await inventory.PublishAsync(taken, CancellationToken.None);
+        // Published again (a rebuild of the same digest): the index still lists each artifact once.
+        var again = await inventory.PublishAsync(await inventory.TakeAsync(repository, digest, CancellationToken.None), CancellationToken.None);
+
+        // From the image digest alone: the tag sha256-<hex> (read by skopeo, an independent client) lists the artifacts.
+        var tag = "sha256-" + digest["sha256:".Length..];
+        var skopeo = Peer.Require("skopeo", "skopeo");
+        var raw = await Run.ProcessAsync("nsenter", ["--net=/run/netns/" + fx.Docker.NetworkNamespace, skopeo, "inspect", "--tls-verify=false", "--raw", $"docker://{repository}:{tag}"], TimeSpan.FromSeconds(60));
+        Assert.True(raw.ExitCode == 0, raw.ToString());
+        var index = JsonDocument.Parse(raw.Stdout).RootElement;
+        Assert.Equal("application/vnd.oci.image.index.v1+json", index.GetProperty("mediaType").GetString());
+        var listed = index.GetProperty("manifests").EnumerateArray().ToList();
+        Assert.Equal(artifact == again ? 1 : 2, listed.Count);
+        Assert.All(listed, m => Assert.Equal("application/vnd.cyclonedx+json", m.GetProperty("artifactType").GetString()));
+        Assert.Contains(listed, m => m.GetProperty("digest").GetString() == again);
+
+        // The artifact names the image as its subject, and its layer (read through the registry's HTTP API) is the document.
+        var read = await Run.ProcessAsync("nsenter", ["--net=/run/netns/" + fx.Docker.NetworkNamespace, skopeo, "inspect", "--tls-verify=false", "--raw", $"docker://{repository}@{again}"], TimeSpan.FromSeconds(60));
+        Assert.True(read.ExitCode == 0, read.ToString());
+        var manifest = JsonDocument.Parse(read.Stdout).RootElement;
+        Assert.Equal(digest, manifest.GetProperty("subject").GetProperty("digest").GetString());
+        Assert.Equal("application/vnd.cyclonedx+json", manifest.GetProperty("artifactType").GetString());
+        var layer = manifest.GetProperty("layers")[0];
+        var blob = await fx.Registry.GetAsync($"/v2/{_name}/blobs/{layer.GetProperty("digest").GetString()}");
+        using var bom = JsonDocument.Parse(blob);
+        Assert.Equal(taken.Packages.Count, bom.RootElement.GetProperty("components").GetArrayLength());
+        Assert.Equal(digest, bom.RootElement.GetProperty("metadata").GetProperty("component").GetProperty("version").GetString());
+
+        // testing still names the image, unchanged.
+        var testing = await Run.ProcessAsync("nsenter", ["--net=/run/netns/" + fx.Docker.NetworkNamespace, skopeo, "inspect", "--tls-verify=false", "--format", "{{.Digest}}", $"docker://{repository}:testing"], TimeSpan.FromSeconds(60));
+        Assert.Equal(digest, testing.Stdout.Trim());
     }
 
     [Fact]
