@@ -71,6 +71,13 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
             Digest = report.Digest,
             Error = report.Error,
         });
+        if (report.Inventory is { } inventory)
+        {
+            var sent = new ImageInventory { Repository = inventory.Subject.Repository, Digest = inventory.Subject.Digest, Path = report.Path };
+            sent.Packages.AddRange(inventory.Packages.Select(p => new ImagePackage { Name = p.Name, Version = p.Version, Architecture = p.Architecture }));
+            u.Inventories.Add(sent);
+        }
+
         _updates.Writer.TryWrite(u);
     }
 
@@ -99,6 +106,12 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
                     {
                         batch.Images.Add(image);
                     }
+                }
+
+                batch.Inventories.AddRange(u.Inventories);
+                if (u.Inventories.Count > 0)
+                {
+                    break; // an inventory is up to 20,000 packages: one a call keeps each call well within gRPC's 4 MiB
                 }
 
                 if (u.State != BuildState.Unspecified)

@@ -15,13 +15,13 @@ public static class DpkgStatus
     /// <summary>A Debian image's status file is 1–3 MiB (this builder host's, 1,022 packages: 0.9 MiB).</summary>
     public const int MaxBytes = 32 * 1024 * 1024;
 
-    public const int MaxPackages = 20_000;
+    public const int MaxPackages = Common.Contracts.ReportLimits.MaxPackagesPerImage;
 
-    public const int MaxName = 128;
+    public const int MaxName = Common.Contracts.ReportLimits.MaxPackageName;
 
-    public const int MaxVersion = 256;
+    public const int MaxVersion = Common.Contracts.ReportLimits.MaxPackageVersion;
 
-    public const int MaxArchitecture = 32;
+    public const int MaxArchitecture = Common.Contracts.ReportLimits.MaxPackageArchitecture;
 
     /// <summary>The packages of <paramref name="files"/> (file name → contents), in name then architecture order.</summary>
     public static IReadOnlyList<DebPackage> Parse(IEnumerable<(string File, byte[] Contents)> files)
@@ -162,13 +162,13 @@ public static class DpkgStatus
             throw new InventoryException($"{Safe(file)}: the stanza at line {line} ({name}) is installed and has no Version");
         }
 
-        if (!version.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '+' or '-' or '~' or ':'))
+        if (!Common.Contracts.DebianPackages.IsVersion(version))
         {
             throw new InventoryException($"{Safe(file)}: the stanza at line {line} ({name}) has version \"{Safe(version)}\", which is not a Debian version");
         }
 
         arch ??= string.Empty;
-        if (!arch.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-'))
+        if (!Common.Contracts.DebianPackages.IsArchitecture(arch))
         {
             throw new InventoryException($"{Safe(file)}: the stanza at line {line} ({name}) has architecture \"{Safe(arch)}\", which is not a Debian architecture");
         }
@@ -176,10 +176,8 @@ public static class DpkgStatus
         return new DebPackage(name, version, arch, state);
     }
 
-    /// <summary>Debian policy 5.6.1: lower case letters, digits, + - . ; at least two characters, starting with a letter or digit.</summary>
-    public static bool IsName(string s) =>
-        s.Length is >= 2 and <= MaxName && char.IsAsciiLetterOrDigit(s[0]) && !char.IsAsciiLetterUpper(s[0])
-        && s.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '+' or '-' or '.');
+    /// <summary>Debian policy 5.6.1 (<see cref="Common.Contracts.DebianPackages.IsName"/>).</summary>
+    public static bool IsName(string s) => Common.Contracts.DebianPackages.IsName(s);
 
     internal static string Safe(string s) => Common.Cli.Output.Escape(s.Length <= 100 ? s : s[..100] + "…");
 }

@@ -18,6 +18,15 @@ internal static class DpkgImages
     /// <summary>Builds <paramref name="tag"/> on <paramref name="docker"/>; its status file is the host's plus <paramref name="extraStanzas"/>.</summary>
     public static async Task BuildAsync(PrivateDockerd docker, string tag, string extraStanzas = "")
     {
+        using var context = new TempDir("dpkg-image");
+        await WriteRootAsync(context["root"], extraStanzas);
+        await File.WriteAllTextAsync(context["Dockerfile"], "FROM scratch\nCOPY root/ /\nCMD [\"/usr/bin/dpkg-query\", \"-W\"]\n");
+        await docker.DockerAsync($"build -q -t {tag} {context.Path}", TimeSpan.FromMinutes(3));
+    }
+
+    /// <summary>The image's files under <paramref name="root"/>: dpkg-query, its libraries, and the status file (the host's plus <paramref name="extraStanzas"/>).</summary>
+    public static async Task WriteRootAsync(string root, string extraStanzas = "")
+    {
         foreach (var f in Files.Append("/var/lib/dpkg/status"))
         {
             if (!File.Exists(f))
@@ -26,22 +35,24 @@ internal static class DpkgImages
             }
         }
 
-        using var context = new TempDir("dpkg-image");
         foreach (var f in Files)
         {
-            var target = context["root" + f];
+            var target = root + f;
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             File.Copy(Path.GetFullPath(f), target); // follows the symbolic links: the files themselves
             File.SetUnixFileMode(target, (UnixFileMode)0b111_101_101);
         }
 
-        Directory.CreateDirectory(context["root/var/lib/dpkg/info"]);
-        Directory.CreateDirectory(context["root/var/lib/dpkg/updates"]);
+        Directory.CreateDirectory(root + "/var/lib/dpkg/info");
+        Directory.CreateDirectory(root + "/var/lib/dpkg/updates");
+        await File.WriteAllTextAsync(root + "/var/lib/dpkg/info/.keep", string.Empty); // an empty directory is no file for COPY's input hash
+        await File.WriteAllTextAsync(root + "/var/lib/dpkg/updates/.keep", string.Empty);
         var status = await File.ReadAllTextAsync("/var/lib/dpkg/status");
-        await File.WriteAllTextAsync(context["root/var/lib/dpkg/status"], status.TrimEnd('\n') + "\n\n" + extraStanzas);
-        await File.WriteAllTextAsync(context["Dockerfile"], "FROM scratch\nCOPY root/ /\nCMD [\"/usr/bin/dpkg-query\", \"-W\"]\n");
-        await docker.DockerAsync($"build -q -t {tag} {context.Path}", TimeSpan.FromMinutes(3));
+        await File.WriteAllTextAsync(root + "/var/lib/dpkg/status", status.TrimEnd('\n') + "\n\n" + extraStanzas);
     }
+
+    /// <summary>A stanza of a package planted in one image only.</summary>
+    public const string Planted = "Package: toolforge-planted\nStatus: install ok installed\nArchitecture: all\nVersion: 1.0-1\nDescription: planted by the test\n";
 
     /// <summary>What `dpkg-query -W` prints inside <paramref name="image"/>: "name version arch" lines, sorted.</summary>
     public static async Task<List<string>> DpkgQueryAsync(PrivateDockerd docker, string image)
