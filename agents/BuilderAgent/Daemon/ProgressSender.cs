@@ -19,6 +19,9 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
     private const int MaxBatch = 500;
     private const int MaxPendingLines = 50_000;
 
+    /// <summary>One inventory's packages in a progress call at most (the coordinator receives 8 MiB a call).</summary>
+    private const int MaxInventoryBytes = 6 * 1024 * 1024;
+
     private readonly CoordinatorConnection _connection;
     private readonly string _id;
     private readonly string _buildId;
@@ -75,7 +78,16 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
         {
             var sent = new ImageInventory { Repository = inventory.Subject.Repository, Digest = inventory.Subject.Digest, Path = report.Path };
             sent.Packages.AddRange(inventory.Packages.Select(p => new ImagePackage { Name = p.Name, Version = p.Version, Architecture = p.Architecture }));
-            u.Inventories.Add(sent);
+            if (sent.CalculateSize() > MaxInventoryBytes)
+            {
+                // Within the bounds, yet past what one call carries (the coordinator takes 8 MiB): said, and the image's
+                // result still goes (a failed call would lose it).
+                Line(report.Path, $"inventory of {sent.Digest} not sent to the coordinator: its {sent.Packages.Count} packages take more than {MaxInventoryBytes / (1024 * 1024)} MiB");
+            }
+            else
+            {
+                u.Inventories.Add(sent);
+            }
         }
 
         _updates.Writer.TryWrite(u);

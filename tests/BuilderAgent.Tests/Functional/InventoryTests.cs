@@ -89,6 +89,25 @@ public sealed class InventoryTests(DockerFixture fx)
     }
 
     [Fact]
+    public async Task Inventory_OfAnImageWhoseDpkgDatabaseIsHostile_IsRefusedInOneEscapedLine_AndLeavesNoContainer()
+    {
+        var repository = $"{fx.Registry.Address}/{_name}";
+        using var context = new TempDir("hostile-image");
+        Directory.CreateDirectory(context["root/var/lib/dpkg"]);
+        await File.WriteAllTextAsync(context["root/var/lib/dpkg/status"],
+            "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36\u001b]0;owned\u0007\n");
+        await File.WriteAllTextAsync(context["Dockerfile"], "FROM scratch\nCOPY root/ /\n");
+        await fx.Docker.DockerAsync($"build -q -t {repository}:testing {context.Path}");
+        using var docker = Docker();
+        var digest = await docker.PushAsync(repository, "testing", _ => { }, CancellationToken.None);
+
+        var ex = await Assert.ThrowsAsync<InventoryException>(() => new PackageInventory(docker, TimeProvider.System).TakeAsync(repository, digest, CancellationToken.None));
+
+        Assert.Equal("/var/lib/dpkg/status: the stanza at line 1 (libc6) has version \"2.36\\x1b]0;owned\\x07\", which is not a Debian version", ex.Message);
+        Assert.Empty((await fx.Docker.DockerAsync("ps -aq --filter label=org.toolforge.builder.inventory")).Trim());
+    }
+
+    [Fact]
     public async Task Inventory_OfAnImageWithoutDpkg_IsNoPackages()
     {
         var repository = $"{fx.Registry.Address}/{_name}";
