@@ -313,9 +313,10 @@ public sealed class BuilderDocker : IDisposable
     /// <paramref name="image"/>, read without running anything: a container is created (never started), each path is
     /// copied out through the Engine API's archive endpoint and read as tar, and the container is removed in every case.
     /// A path the image does not have is left out. At most <paramref name="maxBytes"/> in all (more is an error, read no
-    /// further); each call within <see cref="CallTimeout"/>, the reading of its stream included.
+    /// further); each call within <see cref="CallTimeout"/>, the reading of its stream included. With
+    /// <paramref name="firstFound"/>, the paths are alternatives: the first the image has is read, the rest not asked.
     /// </summary>
-    public async Task<IReadOnlyList<(string File, byte[] Contents)>> ReadImageFilesAsync(string image, IReadOnlyList<string> paths, long maxBytes, CancellationToken ct)
+    public async Task<IReadOnlyList<(string File, byte[] Contents)>> ReadImageFilesAsync(string image, IReadOnlyList<string> paths, long maxBytes, CancellationToken ct, bool firstFound = false)
     {
         var created = await Call($"create a container of {image} to read its files", t => _short.Containers.CreateContainerAsync(new CreateContainerParameters
         {
@@ -352,6 +353,11 @@ public sealed class BuilderDocker : IDisposable
                 {
                     total += f.Contents.Length;
                     files.Add(f);
+                }
+
+                if (firstFound && read.Count > 0)
+                {
+                    break;
                 }
             }
 

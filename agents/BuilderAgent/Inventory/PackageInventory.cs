@@ -16,6 +16,11 @@ public sealed record ImageInventory(BomSubject Subject, IReadOnlyList<DebPackage
 /// </summary>
 public sealed class PackageInventory(BuilderDocker docker, TimeProvider time, RegistryClient? registry = null) : IDisposable
 {
+    /// <summary>
+    /// Where dpkg keeps what is installed, in the order tried: Debian's status file, else the one-file-per-package
+    /// status.d of distroless images (an image with the first is not asked for the second: Debian's own dpkg never
+    /// writes status.d, and asking Docker for a path an image lacks costs a 404 per push).
+    /// </summary>
     public static readonly string[] DpkgPaths = ["/var/lib/dpkg/status", "/var/lib/dpkg/status.d"];
 
     public async Task<ImageInventory> TakeAsync(string repository, string digest, CancellationToken ct)
@@ -24,7 +29,7 @@ public sealed class PackageInventory(BuilderDocker docker, TimeProvider time, Re
         try
         {
             await docker.EnsureImageAsync(repository, digest, ct).ConfigureAwait(false);
-            files = await docker.ReadImageFilesAsync($"{repository}@{digest}", DpkgPaths, DpkgStatus.MaxBytes, ct).ConfigureAwait(false);
+            files = await docker.ReadImageFilesAsync($"{repository}@{digest}", DpkgPaths, DpkgStatus.MaxBytes, ct, firstFound: true).ConfigureAwait(false);
         }
         catch (DockerOperationException ex)
         {
