@@ -14,6 +14,18 @@ public static class ContractNames
     /// </summary>
     public const string CommandsOpenHeader = "toolforge-commands";
 
+    /// <summary>
+    /// The trailer of a RESOURCE_EXHAUSTED answer saying how many milliseconds to wait before sending again (the name
+    /// gRPC's retry design, A6, gives a server's pushback).
+    /// </summary>
+    public const string RetryPushbackTrailer = "grpc-retry-pushback-ms";
+
+    /// <summary>
+    /// The node-agent's check that says a remediation hold is on its node (warning) — reported by the ladder, read by
+    /// the coordinator for `agentctl remediation status`: one name for both sides.
+    /// </summary>
+    public const string RemediationHoldCheck = "remediation.hold";
+
     public static string Name(this CheckState s) => s switch
     {
         CheckState.Ok => "ok",

@@ -222,6 +222,7 @@ public sealed partial class ReportingService(
             (failures, _) => Log.Reporting(logger, connection.Address, connection.Node, Interval.TotalSeconds, failures));
         var announced = false;
         var lastDropped = 0;
+        var reconnectWindow = TimeSpan.Zero; // from the coordinator's last answer: it outlives the coordinator's restart
         while (!stoppingToken.IsCancellationRequested)
         {
             var report = state.Snapshot(out var events);
@@ -244,9 +245,14 @@ public sealed partial class ReportingService(
                 var response = await connection.AgentClient().ReportAsync(report, deadline: connection.Deadline(), cancellationToken: stoppingToken).ConfigureAwait(false);
                 state.AcknowledgeEvents(events);
                 state.SetAcknowledged(response.Acknowledged);
-                if (response.HeartbeatInterval is { } hb && hb.ToTimeSpan() > TimeSpan.Zero)
+                if (Bounded(response.HeartbeatInterval) is { } hb)
                 {
-                    Interval = hb.ToTimeSpan();
+                    Interval = hb;
+                }
+
+                if (Bounded(response.ReconnectWindow) is { } rw)
+                {
+                    reconnectWindow = rw;
                 }
 
                 Reports.WithLabels("ok").Inc();
@@ -267,20 +273,72 @@ public sealed partial class ReportingService(
                 Reports.WithLabels(ex.StatusCode.ToString()).Inc();
                 connection.Failed(ex.StatusCode);
                 var streakGoesOn = streak.Failing;
-                var wait = streak.Failed(ex); // the first failure of a streak is said
+                var wait = NextWait(ex, streak.Failed(ex), streakGoesOn, reconnectWindow, Random.Shared); // the first failure of a streak is said
                 if (streakGoesOn && ex.StatusCode is StatusCode.PermissionDenied or StatusCode.InvalidArgument)
                 {
                     Log.ReportFailed(logger, connection.Address, Describe(ex)); // a refusal is said every time: an admin must act
                 }
 
-                // RESOURCE_EXHAUSTED (too many reports), UNAVAILABLE and the rest: wait a jittered, growing while, never
-                // longer than the heartbeat, and send the whole state again.
+                // RESOURCE_EXHAUSTED (too many reports), UNAVAILABLE and the rest: wait the coordinator's hint, or a
+                // jittered, growing while, never longer than the heartbeat, and send the whole state again.
                 await WaitAsync(wait < Interval ? wait : Interval, stoppingToken, onlyTime: true).ConfigureAwait(false);
                 continue;
             }
 
             await WaitAsync(Interval, stoppingToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>No hint, heartbeat or window from the coordinator is taken beyond this (a wrong one must not park the agent).</summary>
+    public static readonly TimeSpan LongestWait = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// A duration the coordinator sent, as a time to wait: null when absent, not positive or not a valid protobuf
+    /// Duration (ToTimeSpan throws on one that is not normalized — a daemon must not die of its coordinator's answer);
+    /// at most <see cref="LongestWait"/>.
+    /// </summary>
+    public static TimeSpan? Bounded(Google.Protobuf.WellKnownTypes.Duration? d)
+    {
+        if (d is null)
+        {
+            return null;
+        }
+
+        TimeSpan t;
+        try
+        {
+            t = d.ToTimeSpan();
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
+
+        return t <= TimeSpan.Zero ? null : t < LongestWait ? t : LongestWait;
+    }
+
+    /// <summary>
+    /// How long to wait after a failed report: the coordinator's retry hint when it gave one (the
+    /// <see cref="Contracts.ContractNames.RetryPushbackTrailer"/> trailer, bounded by <see cref="LongestWait"/>);
+    /// else, at the first failure of a streak that found the coordinator gone (UNAVAILABLE, DEADLINE_EXCEEDED), a uniformly random moment of the reconnect window the coordinator last
+    /// told (full jitter: a fleet whose coordinator restarted comes back spread over it) when that is longer than the
+    /// backoff; else the backoff. The caller still never waits longer than the heartbeat.
+    /// </summary>
+    public static TimeSpan NextWait(RpcException ex, TimeSpan backoff, bool streakGoesOn, TimeSpan reconnectWindow, Random random)
+    {
+        if (ex.Trailers.GetValue(Contracts.ContractNames.RetryPushbackTrailer) is { } hint
+            && long.TryParse(hint, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ms))
+        {
+            var after = TimeSpan.FromMilliseconds(Math.Min(ms, (long)LongestWait.TotalMilliseconds));
+            return after > MinimumGap ? after : MinimumGap;
+        }
+
+        if (!streakGoesOn && reconnectWindow > backoff && ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
+        {
+            return TimeSpan.FromMilliseconds(random.NextDouble() * reconnectWindow.TotalMilliseconds);
+        }
+
+        return backoff;
     }
 
     private async Task WaitAsync(TimeSpan wait, CancellationToken stoppingToken, bool onlyTime = false)

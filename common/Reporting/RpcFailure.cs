@@ -57,6 +57,9 @@ public static class RpcFailure
                     return $"{server} does not speak TLS (is {names.Address} the coordinator's port?): {a.Message}";
                 case AuthenticationException a:
                     return $"TLS handshake with {server} failed: {a.Message} (the server's certificate is not from the CA in {names.Ca}, or ours ({names.Certificate}) was rejected)";
+                case ObjectDisposedException { ObjectName: "System.Net.Security.SslStream" }:
+                    // The same refusal seen a moment later: the server closed the TLS stream while the client still used it.
+                    return $"{refused}: it closed the connection right after the TLS handshake: {Why}";
                 case System.Net.Http.HttpIOException { HttpRequestError: System.Net.Http.HttpRequestError.ResponseEnded }:
                     // TLS 1.3: the server checks our certificate after the handshake and closes the connection before any answer.
                     return $"{refused}: it closed the connection right after the TLS handshake: {Why}";

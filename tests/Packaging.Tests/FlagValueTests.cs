@@ -24,6 +24,8 @@ public sealed class FlagValueTests
         { "agentctl", ["builds", "--limit", "0"], "--limit: must be" },
         { "agentctl", ["nodes", "--chunk-size", "0"], "--chunk-size: must be a whole number of at least 1 (got 0)" },
         { "agentctl", ["nodes", "--chunk-size", "10001"], "--chunk-size: must be at most 10000" },
+        { "agentctl", ["watch", "--chunk-size", "0"], "--chunk-size: must be a whole number of at least 1 (got 0)" },
+        { "agentctl", ["watch", "--chunk-size", "10001"], "--chunk-size: must be at most 10000" },
         { "agentctl", ["nodes", "-o", "bad"], "--output: must be one of table, wide, json, yaml (got \"bad\")" },
         { "agentctl", ["completion", "bsh"], "shell: must be one of bash, zsh, fish (got \"bsh\")" },
         { "toolforge-log-shipper", [.. Ship, "--give-up-after", "-5"], "--give-up-after: must be a positive number of seconds" },

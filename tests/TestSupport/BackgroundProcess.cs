@@ -96,6 +96,11 @@ public sealed partial class BackgroundProcess : IAsyncDisposable
     public void Signal(int signal)
     {
         const int NoSuchProcess = 3;
+        if (_process.HasExited)
+        {
+            return; // reaped: its PID may be another process's by now
+        }
+
         if (kill(Pid, signal) != 0 && System.Runtime.InteropServices.Marshal.GetLastPInvokeError() != NoSuchProcess)
         {
             throw new InvalidOperationException($"kill({Pid}, {signal}): errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");

@@ -38,6 +38,8 @@ public sealed class SimulatedFleet(CoordinatorHarness certs, string address, int
         using var channel = CoordinatorChannel.Create(address, cert, key, certs.CaPath, TimeSpan.FromSeconds(3));
         var client = new AgentService.AgentServiceClient(channel);
         long seq = 0;
+        var window = TimeSpan.Zero; // the reconnect window the coordinator last told, as an agent keeps it
+        var failing = false;
         while (!ct.IsCancellationRequested)
         {
             seq++;
@@ -50,8 +52,10 @@ public sealed class SimulatedFleet(CoordinatorHarness certs, string address, int
 
             try
             {
-                await client.ReportAsync(r, deadline: DateTime.UtcNow.AddSeconds(3), cancellationToken: ct);
+                var answer = await client.ReportAsync(r, deadline: DateTime.UtcNow.AddSeconds(3), cancellationToken: ct);
                 Acked[node] = seq;
+                failing = false;
+                window = answer.ReconnectWindow?.ToTimeSpan() ?? TimeSpan.Zero;
                 var now = DateTimeOffset.UtcNow;
                 if (_lastAck.TryGetValue(node, out var last) && (now - last).Ticks > Interlocked.Read(ref _longestGapTicks))
                 {
@@ -62,9 +66,13 @@ public sealed class SimulatedFleet(CoordinatorHarness certs, string address, int
                 _lastAck[node] = now;
                 await Task.Delay(2000, ct); // a third of the heartbeat (6 s)
             }
-            catch (RpcException) when (!ct.IsCancellationRequested)
+            catch (RpcException ex) when (!ct.IsCancellationRequested)
             {
-                await Task.Delay(Random.Shared.Next(100, 600), ct);
+                // As the agents' ReportingService decides: the coordinator's hint, else the first failure spread over
+                // the reconnect window, else a short backoff.
+                var wait = Common.Reporting.ReportingService.NextWait(ex, TimeSpan.FromMilliseconds(Random.Shared.Next(100, 600)), failing, window, Random.Shared);
+                failing = true;
+                await Task.Delay(wait, ct);
             }
             catch (Exception ex) when (ex is OperationCanceledException || (ex is RpcException && ct.IsCancellationRequested))
             {

@@ -80,11 +80,25 @@ internal sealed class AgentCtlOptions
         }
     }
 
+    /// <summary>--chunk-size: how many nodes one message carries (a page of a list, a part of a watch's snapshot), as kubectl's.</summary>
+    public static Option<int> ChunkSize(string description)
+    {
+        var chunk = new Option<int>("--chunk-size") { Description = description, DefaultValueFactory = _ => 500 };
+        chunk.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() > 10_000)
+            {
+                r.AddError("--chunk-size: must be at most 10000");
+            }
+        });
+        return chunk;
+    }
+
     /// <summary>
     /// What a listing prints: the table (or JSON/YAML) — and for an empty table, kubectl's "No resources found"-style
     /// line on stderr instead of a bare header (JSON and YAML print their empty document, for scripts).
     /// </summary>
-    public static void PrintListing(Common.Cli.OutputFormat format, int count, string what, Func<string> table, Func<string> document)
+    public static void PrintListing(Common.Cli.OutputFormat format, int count, string what, Func<string> table, Func<string> document, string? why = null)
     {
         if (format is Common.Cli.OutputFormat.Json or Common.Cli.OutputFormat.Yaml)
         {
@@ -92,7 +106,7 @@ internal sealed class AgentCtlOptions
         }
         else if (count == 0)
         {
-            Console.Error.WriteLine($"No {what} found.");
+            Console.Error.WriteLine(why is null ? $"No {what} found." : $"No {what}: {why}.");
         }
         else
         {

@@ -15,18 +15,7 @@ internal static class NodesCommand
         var state = AgentCtlOptions.Words("--state", "Only nodes in these states: ok, warning, failing, stale, missing");
         var kind = AgentCtlOptions.Words("--kind", "Only nodes running one of these agents: node-agent, builder-agent, log-shipper");
         var sortBy = AgentCtlOptions.SortBy("name", "state", "last-report", "findings");
-        var chunk = new Option<int>("--chunk-size")
-        {
-            Description = "Read the list in pages of this many nodes (as kubectl's --chunk-size), 1 to 10000",
-            DefaultValueFactory = _ => 500,
-        };
-        chunk.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() > 10_000)
-            {
-                r.AddError("--chunk-size: must be at most 10000");
-            }
-        });
+        var chunk = AgentCtlOptions.ChunkSize("Read the list in pages of this many nodes (as kubectl's --chunk-size), 1 to 10000");
         var cmd = new Command("nodes", "List nodes and their state") { output, state, kind, sortBy, chunk };
         cmd.SetAction((pr, ct) => g.Run(pr, async c =>
         {

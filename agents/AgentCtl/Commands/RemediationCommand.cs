@@ -20,8 +20,9 @@ internal static class RemediationCommand
         {
             var response = await c.Admin.ListRemediationAsync(new ListRemediationRequest(), deadline: c.Deadline(), cancellationToken: ct);
             var format = Output.Parse(pr.GetValue(output));
-            AgentCtlOptions.PrintListing(format, response.Pools.Count, "remediation pools (Coordinator:Remediation:Pools is empty)",
-                () => Table(response, DateTimeOffset.UtcNow, format), () => Render.Message(response, format));
+            AgentCtlOptions.PrintListing(format, response.Pools.Count, "remediation pools",
+                () => Table(response, DateTimeOffset.UtcNow, format), () => Render.Message(response, format),
+                why: "the coordinator's Coordinator:Remediation:Pools is empty, so no node is remediated without an admin");
         }));
         return new Command("remediation", "The coordinator's pacing of node remediation (cordon, drain, reboot, uncordon)")
         {
@@ -83,9 +84,12 @@ internal static class RemediationCommand
                 stops.Add($"paused by {p.PausedBy} {Render.Ago(p.PausedAt, now)}: {p.PausedReason}");
             }
 
-            stops.AddRange(p.Holds.Select(h => h.Kind == "cancelled"
-                ? $"{h.Node} incident {h.Incident} cancelled by {h.By} {Render.Ago(h.At, now)}: {h.Reason}"
-                : $"{h.Node} paused by {h.By} {Render.Ago(h.At, now)}: {h.Reason}"));
+            stops.AddRange(p.Holds.Select(h => h.Kind switch
+            {
+                "cancelled" => $"{h.Node} incident {h.Incident} cancelled by {h.By} {Render.Ago(h.At, now)}: {h.Reason}",
+                "held" => $"{h.Node} {h.Reason} (its node-agent, {Render.Ago(h.At, now)})",
+                _ => $"{h.Node} paused by {h.By} {Render.Ago(h.At, now)}: {h.Reason}",
+            }));
             var state = stops.Count == 0 ? $"open ({p.Candidates.ToString(CultureInfo.InvariantCulture)} asked lately of {p.KnownNodes.ToString(CultureInfo.InvariantCulture)} known)" : string.Join("; ", stops);
             var holders = p.Leases.Count == 0
                 ? "-"

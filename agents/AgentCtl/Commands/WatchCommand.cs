@@ -19,7 +19,8 @@ internal static class WatchCommand
     public static Command Create(AgentCtlOptions g)
     {
         var output = AgentCtlOptions.Output();
-        var cmd = new Command("watch", "Print a snapshot, then every change as it happens (Ctrl-C to stop)") { output };
+        var chunk = AgentCtlOptions.ChunkSize("Receive the snapshot in messages of this many nodes (printed as one snapshot), 1 to 10000");
+        var cmd = new Command("watch", "Print a snapshot, then every change as it happens (Ctrl-C to stop)") { output, chunk };
         cmd.SetAction((pr, ct) => g.Run(pr, async c =>
         {
             var format = Output.Parse(pr.GetValue(output));
@@ -30,16 +31,23 @@ internal static class WatchCommand
             var everReceived = false;
             var failovers = 0;
             var lastVersion = string.Empty; // a watch again resumes after it: the missed changes, not a whole snapshot
+            var snapshotChunk = pr.GetValue(chunk);
             while (true)
             {
                 var received = false;
                 try
                 {
-                    using var call = c.Admin.Watch(new WatchRequest { ResumeFrom = lastVersion }, cancellationToken: ct);
-                    await foreach (var e in call.ResponseStream.ReadAllAsync(ct))
+                    using var call = c.Admin.Watch(new WatchRequest { ResumeFrom = lastVersion, SnapshotChunk = snapshotChunk }, cancellationToken: ct);
+                    WatchEvent? parts = null; // a snapshot's messages so far: printed as one snapshot when its last came
+                    await foreach (var next in call.ResponseStream.ReadAllAsync(ct))
                     {
                         received = everReceived = true;
                         streak.Succeeded();
+                        if (Assemble(ref parts, next) is not { } e)
+                        {
+                            continue;
+                        }
+
                         if (e.ResyncReason.Length > 0)
                         {
                             Console.Error.WriteLine($"agentctl: the watch did not resume ({Output.Escape(e.ResyncReason)}): a new snapshot follows");
@@ -83,5 +91,40 @@ internal static class WatchCommand
             }
         }));
         return cmd;
+    }
+
+    /// <summary>
+    /// A watch event to print, or null while a snapshot's messages are still coming: they are joined into one (the
+    /// first's time and resync reason, every node, the builds, the last's version). An older coordinator sends the
+    /// snapshot whole, never continued.
+    /// </summary>
+    internal static WatchEvent? Assemble(ref WatchEvent? parts, WatchEvent next)
+    {
+        if (next.EventCase != WatchEvent.EventOneofCase.Snapshot)
+        {
+            parts = null; // a snapshot left unfinished (not what a coordinator sends) is never glued onto the next one
+            return next;
+        }
+
+        if (parts is null)
+        {
+            parts = next;
+        }
+        else
+        {
+            parts.Snapshot.Nodes.AddRange(next.Snapshot.Nodes);
+            parts.Snapshot.Builds.AddRange(next.Snapshot.Builds);
+            parts.Version = next.Version;
+        }
+
+        if (next.Snapshot.Continued)
+        {
+            return null;
+        }
+
+        var whole = parts;
+        whole.Snapshot.Continued = false;
+        parts = null;
+        return whole;
     }
 }

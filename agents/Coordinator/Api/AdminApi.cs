@@ -29,6 +29,9 @@ public sealed class AdminApi(
     private const int DefaultFindingsLimit = 1000;
     private const int DefaultBuildsLimit = 50;
 
+    /// <summary>The most nodes one message of a watch snapshot may carry (WatchRequest.snapshot_chunk).</summary>
+    public const int MaxSnapshotChunk = 10_000;
+
     public override async Task<ListRemediationResponse> ListRemediation(ListRemediationRequest request, ServerCallContext context)
     {
         authorizer.Require(context, Roles.Viewer, "list remediation");
@@ -323,6 +326,12 @@ public sealed class AdminApi(
     public override async Task Watch(WatchRequest request, IServerStreamWriter<WatchEvent> responseStream, ServerCallContext context)
     {
         var caller = authorizer.Require(context, Roles.Viewer, "watch");
+        if (request.SnapshotChunk is < 0 or > MaxSnapshotChunk)
+        {
+            throw authorizer.Refuse(context, caller, StatusCode.InvalidArgument,
+                $"snapshot_chunk: must be between 0 (one message) and {MaxSnapshotChunk} nodes (got {request.SnapshotChunk})");
+        }
+
         using var stream = streams.Open(context, caller, Roles.Viewer);
         // Resumed: the changes since the version the watcher last saw, each once, then the live ones; no snapshot.
         var (resumed, missed, whyNot) = request.ResumeFrom.Length > 0 ? feed.Resume(request.ResumeFrom) : (null, [], null);
@@ -343,16 +352,28 @@ public sealed class AdminApi(
         {
             if (snapshotVersion is not null)
             {
-                var snapshot = new Snapshot();
-                snapshot.Nodes.AddRange(state.ListNodes());
-                snapshot.Builds.AddRange(builds.List(DefaultBuildsLimit));
-                await responseStream.WriteAsync(new WatchEvent
+                // One list, sent in chunks when asked: the chunks together are the snapshot as it was at its version.
+                var nodes = state.ListNodes();
+                var chunk = request.SnapshotChunk > 0 ? request.SnapshotChunk : Math.Max(nodes.Count, 1);
+                var at = Timestamp.FromDateTimeOffset(time.GetUtcNow());
+                for (var from = 0; from == 0 || from < nodes.Count; from += chunk)
                 {
-                    At = Timestamp.FromDateTimeOffset(time.GetUtcNow()),
-                    Snapshot = snapshot,
-                    Version = snapshotVersion,
-                    ResyncReason = whyNot ?? string.Empty,
-                }, stream.Token).ConfigureAwait(false);
+                    var last = from + chunk >= nodes.Count;
+                    var snapshot = new Snapshot { Continued = !last };
+                    snapshot.Nodes.AddRange(nodes.Skip(from).Take(chunk));
+                    if (from == 0)
+                    {
+                        snapshot.Builds.AddRange(builds.List(DefaultBuildsLimit));
+                    }
+
+                    await responseStream.WriteAsync(new WatchEvent
+                    {
+                        At = at,
+                        Snapshot = snapshot,
+                        Version = last ? snapshotVersion : string.Empty,
+                        ResyncReason = from == 0 ? whyNot ?? string.Empty : string.Empty,
+                    }, stream.Token).ConfigureAwait(false);
+                }
             }
 
             foreach (var e in missed)

@@ -24,7 +24,8 @@ public sealed class AgentApi(
     StreamRegistry streams,
     TimeProvider time,
     IOptions<State.StateOptions> options,
-    Remediation.RemediationLeases remediation) : AgentService.AgentServiceBase
+    Remediation.RemediationLeases remediation,
+    ReportAdmission admission) : AgentService.AgentServiceBase
 {
     private static readonly Counter Reports = Metrics.CreateCounter(
         "toolforge_coordinator_reports_total", "Reports accepted from agents.", "agent");
@@ -42,11 +43,12 @@ public sealed class AgentApi(
     public override async Task<ReportResponse> Report(ReportRequest request, ServerCallContext context)
     {
         var caller = Authorize(context, request.Agent, request.Node, "report");
-        if (!limiter.TryTake(caller.Identity, request.Agent))
+        if (!limiter.TryTake(caller.Identity, request.Agent, out var after))
         {
             Rejected.WithLabels("rate").Inc();
             throw authorizer.Refuse(context, caller, StatusCode.ResourceExhausted,
-                $"more than {authorizer.Policy.Current.ReportRate:0.##} reports a second (burst {authorizer.Policy.Current.ReportBurst}) from {caller.Identity}; back off and report again");
+                $"more than {authorizer.Policy.Current.ReportRate:0.##} reports a second (burst {authorizer.Policy.Current.ReportBurst}) from {caller.Identity}; back off and report again",
+                ReportAdmission.Hint(after));
         }
 
         if (ReportValidator.Validate(request) is { } problem)
@@ -55,16 +57,32 @@ public sealed class AgentApi(
             throw authorizer.Refuse(context, caller, StatusCode.InvalidArgument, problem);
         }
 
-        request.Node = caller.Identity;
-        ReportClock.Clamp(request, time.GetUtcNow(), TimeSpan.FromDays(options.Value.RetentionDays));
+        if (!admission.TryEnter())
+        {
+            // Said once a minute by the admission, not per caller: in a storm every agent is refused alike.
+            Rejected.WithLabels("in-flight").Inc();
+            throw new RpcException(new Status(StatusCode.ResourceExhausted,
+                $"the coordinator has {admission.Limit} reports waiting for its database (Coordinator:ReportsInFlight); nothing of this one was stored: send it again after the hint"),
+                ReportAdmission.Hint(admission.Pushback(state.NodeCount, Random.Shared)));
+        }
+
         try
         {
-            await state.ApplyReportAsync(request, context.CancellationToken).ConfigureAwait(false);
+            request.Node = caller.Identity;
+            ReportClock.Clamp(request, time.GetUtcNow(), TimeSpan.FromDays(options.Value.RetentionDays));
+            try
+            {
+                await state.ApplyReportAsync(request, context.CancellationToken).ConfigureAwait(false);
+            }
+            catch (Storage.StoreConflictException)
+            {
+                // Other instances kept changing this node's state while this one decided (three times): nothing was stored.
+                throw new RpcException(new Status(StatusCode.Aborted, "the node's state changed on another coordinator instance meanwhile; nothing was stored, send again"));
+            }
         }
-        catch (Storage.StoreConflictException)
+        finally
         {
-            // Other instances kept changing this node's state while this one decided (three times): nothing was stored.
-            throw new RpcException(new Status(StatusCode.Aborted, "the node's state changed on another coordinator instance meanwhile; nothing was stored, send again"));
+            admission.Exit();
         }
 
         Reports.WithLabels(request.Agent.Name()).Inc();
@@ -72,6 +90,7 @@ public sealed class AgentApi(
         {
             HeartbeatInterval = Duration.FromTimeSpan(options.Value.HeartbeatInterval),
             ReceivedAt = Timestamp.FromDateTimeOffset(time.GetUtcNow()),
+            ReconnectWindow = Duration.FromTimeSpan(admission.Window(state.NodeCount)),
         };
         response.Acknowledged.AddRange(state.AcknowledgedFor(request.Node, request.Agent));
         return response;

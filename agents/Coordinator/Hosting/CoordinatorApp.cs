@@ -8,6 +8,7 @@ using Toolforge.Agents.Common.Hosting;
 using Toolforge.Agents.Common.Options;
 using Toolforge.Agents.Common.Tls;
 using Toolforge.Agents.Coordinator.Api;
+using Toolforge.Agents.Coordinator.Reports;
 using Toolforge.Agents.Coordinator.Builds;
 using Toolforge.Agents.Coordinator.Cluster;
 using Toolforge.Agents.Coordinator.Maintenance;
@@ -40,6 +41,7 @@ public static class CoordinatorApp
         var engine = StoreKinds.Parse(builder.Configuration[$"{StorageOptions.Section}:{nameof(StorageOptions.Store)}"] ?? StoreKinds.SqliteName) ?? StoreKind.Sqlite;
         // One line per feature folder (each registers what it owns; TryAdd, so a test's overrides above win).
         services.AddNodeState();
+        services.AddReportIngest();
         services.AddBuilds();
         services.AddRemediation();
         services.AddSecurity(builder.Configuration);
@@ -112,6 +114,7 @@ public static class CoordinatorApp
         builder.Services.AddValidatedOptions<SecurityOptions>(builder.Configuration, SecurityOptions.Section, (c, o) => c.Bind(o));
         builder.Services.AddValidatedOptions<StorageOptions>(builder.Configuration, StorageOptions.Section, (c, o) => c.Bind(o));
         builder.Services.AddValidatedOptions<StateOptions>(builder.Configuration, StateOptions.Section, (c, o) => c.Bind(o));
+        builder.Services.AddValidatedOptions<Reports.IngestOptions>(builder.Configuration, Reports.IngestOptions.Section, (c, o) => c.Bind(o));
         builder.Services.AddValidatedOptions<Remediation.RemediationOptions>(builder.Configuration, Remediation.RemediationOptions.Section, (c, o) => c.Bind(o));
     }
 

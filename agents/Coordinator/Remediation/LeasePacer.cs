@@ -116,7 +116,9 @@ public static class LeasePacer
         }
 
         var n = after.Candidates.Count;
-        if (n > pool.BreakerNodes || (knownNodes > 0 && n * 100L > pool.BreakerPercent * (long)knownNodes))
+        // The share counts from two candidates: one node asking is never a storm, whatever the pool's size (with the
+        // default 30 %, a pool of three or fewer known nodes would otherwise trip at its first incident, every time).
+        if (n > pool.BreakerNodes || (knownNodes > 0 && n > 1 && n * 100L > pool.BreakerPercent * (long)knownNodes))
         {
             var reason = $"{n} node(s) of the {knownNodes} known asked within {Human(pool.BreakerWindow)} (more than {pool.BreakerNodes}, or {pool.BreakerPercent} %): {string.Join(", ", after.Candidates.Select(c => c.Node))}";
             after = after with { BreakerAtMs = nowMs, BreakerReason = reason };
@@ -175,4 +177,10 @@ public static class RemediationHolds
 {
     public const string Paused = "paused";
     public const string Cancelled = "cancelled";
+
+    /// <summary>A hold on the node itself, as its node-agent reports it (the check remediation.hold): never stored here, shown only.</summary>
+    public const string Node = "held";
+
+    /// <summary>The node-agent's check that reports a hold on its node (NodeAgent's LadderService.HoldCheck).</summary>
+    public const string NodeCheck = Common.Contracts.ContractNames.RemediationHoldCheck;
 }

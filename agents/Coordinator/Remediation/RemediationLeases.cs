@@ -136,7 +136,7 @@ public sealed partial class RemediationLeases(IStoreEngine store, StateStore sta
             return (refusal, null);
         }
 
-        return (null, Info(name, pool, after!, now, known));
+        return (null, WithNodeHolds(Info(name, pool, after!, now, known), pool));
     }
 
     /// <summary>
@@ -211,8 +211,23 @@ public sealed partial class RemediationLeases(IStoreEngine store, StateStore sta
         var rows = await Task.Run(store.LoadRemediationPools, ct).ConfigureAwait(false);
         var now = time.GetUtcNow();
         return options.CurrentValue.Pools.OrderBy(p => p.Key, StringComparer.Ordinal)
-            .Select(p => Info(p.Key, p.Value, rows.FirstOrDefault(r => r.Pool == p.Key) ?? new RemediationPoolRow(p.Key, 0, 0, []), now, Known(p.Value)))
+            .Select(p => WithNodeHolds(Info(p.Key, p.Value, rows.FirstOrDefault(r => r.Pool == p.Key) ?? new RemediationPoolRow(p.Key, 0, 0, []), now, Known(p.Value)), p.Value))
             .ToList();
+    }
+
+    // The holds the pool's node-agents report on their own nodes (a hold label or annotation, puppet disabled): they stop
+    // those nodes' incidents there, so the status shows them beside the coordinator's own pauses.
+    private RemediationPoolInfo WithNodeHolds(RemediationPoolInfo info, RemediationPoolOptions pool)
+    {
+        foreach (var node in state.NodeNames().Where(n => Names(pool, n)).Order(StringComparer.Ordinal))
+        {
+            if (state.GetCheck(node, AgentKind.Node, RemediationHolds.NodeCheck) is { State: CheckState.Warning } held)
+            {
+                info.Holds.Add(new RemediationHoldInfo { Node = node, Kind = RemediationHolds.Node, By = "node-agent", Reason = held.Message, At = held.Since ?? held.ObservedAt });
+            }
+        }
+
+        return info;
     }
 
     private static RemediationPoolInfo Info(string name, RemediationPoolOptions pool, RemediationPoolRow row, DateTimeOffset now, int known)

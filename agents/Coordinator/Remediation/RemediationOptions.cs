@@ -84,7 +84,7 @@ public sealed class RemediationPoolOptions : IValidatedOptions
     /// <summary>More candidates than this trips the breaker (no lease taken until an admin resets it).</summary>
     public int BreakerNodes { get; set; } = 3;
 
-    /// <summary>More candidates than this share of the pool's known nodes trips the breaker too.</summary>
+    /// <summary>More candidates than this share of the pool's known nodes trips the breaker too (from two candidates: one is never a storm).</summary>
     public int BreakerPercent { get; set; } = 30;
 
     /// <summary>

@@ -53,14 +53,14 @@ public sealed class CallerAuthorizer(PolicyProvider policy, RefusalLog refusals)
     }
 
     /// <summary>Counts and logs a refusal, and returns the exception to throw.</summary>
-    public RpcException Refuse(string identity, string method, StatusCode status, string message)
+    public RpcException Refuse(string identity, string method, StatusCode status, string message, Metadata? trailers = null)
     {
         refusals.Note(identity, method, status, message);
-        return new RpcException(new Status(status, message));
+        return trailers is null ? new RpcException(new Status(status, message)) : new RpcException(new Status(status, message), trailers);
     }
 
-    public RpcException Refuse(ServerCallContext context, Caller caller, StatusCode status, string message) =>
-        Refuse(caller.Identity, MethodName(context), status, message);
+    public RpcException Refuse(ServerCallContext context, Caller caller, StatusCode status, string message, Metadata? trailers = null) =>
+        Refuse(caller.Identity, MethodName(context), status, message, trailers);
 
     public static string MethodName(ServerCallContext context)
     {

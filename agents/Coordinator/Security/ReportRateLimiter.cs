@@ -19,12 +19,14 @@ public sealed class ReportRateLimiter(PolicyProvider policy, TimeProvider time)
         public long At = at;
     }
 
-    public bool TryTake(string identity, AgentKind kind)
+    /// <summary>Takes a token; when none is left, <paramref name="retryAfter"/> is how long until one is.</summary>
+    public bool TryTake(string identity, AgentKind kind, out TimeSpan retryAfter)
     {
         var p = policy.Current;
         var now = time.GetTimestamp();
         var bucket = _buckets.GetOrAdd((identity, kind), _ => new Bucket(p.ReportBurst, now));
         bool taken;
+        retryAfter = TimeSpan.Zero;
         lock (bucket)
         {
             var elapsed = time.GetElapsedTime(bucket.At, now).TotalSeconds;
@@ -34,6 +36,10 @@ public sealed class ReportRateLimiter(PolicyProvider policy, TimeProvider time)
             if (taken)
             {
                 bucket.Tokens -= 1;
+            }
+            else
+            {
+                retryAfter = TimeSpan.FromSeconds((1 - bucket.Tokens) / Math.Max(p.ReportRate, 0.001));
             }
         }
 

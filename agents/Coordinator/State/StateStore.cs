@@ -36,6 +36,18 @@ public sealed partial class StateStore
     private readonly StateOptions _options;
     private readonly ILogger<StateStore> _logger;
 
+    /// <summary>How many nodes this instance knows now.</summary>
+    public int NodeCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _nodes.Count;
+            }
+        }
+    }
+
     private sealed class NodeRecord(string name, DateTimeOffset firstSeen, HashSet<AgentKind> connected)
     {
         public string Name { get; } = name;
@@ -539,6 +551,17 @@ public sealed partial class StateStore
 
             list.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
             return list;
+        }
+    }
+
+    /// <summary>The check <paramref name="check"/> as <paramref name="node"/>'s <paramref name="agent"/> last reported it (a copy), or null.</summary>
+    public CheckResult? GetCheck(string node, AgentKind agent, string check)
+    {
+        lock (_lock)
+        {
+            return _nodes.TryGetValue(node, out var n) && n.Agents.TryGetValue(agent, out var a)
+                ? a.State.Checks.FirstOrDefault(c => c.Name == check)?.Clone()
+                : null;
         }
     }
 

@@ -26,6 +26,23 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public async Task IngestKeys_AreChecked_NaNAndZeroRefused()
+    {
+        foreach (var (key, value, expected) in new (string, JsonNode, string)[]
+        {
+            ("ReconnectRate", "NaN", "Coordinator:ReconnectRate: must be at least 1 and at most 1000000 nodes a second (got NaN)"),
+            ("ReconnectRate", 0, "Coordinator:ReconnectRate: must be at least 1 and at most 1000000 nodes a second (got 0)"),
+            ("ReportsInFlight", 0, "Coordinator:ReportsInFlight"),
+        })
+        {
+            var r = await StartWith(new JsonObject { ["Coordinator"] = new JsonObject { [key] = value } });
+            Assert.Equal(78, r.ExitCode);
+            Assert.Single(r.Stderr.Trim().Split('\n'));
+            Assert.Contains(expected, r.Stderr, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task StoreSettings_AreChecked_AndAPasswordInTheConnectionStringIsRefused()
     {
         var r = await StartWith(new JsonObject { ["Coordinator"] = new JsonObject { ["Store"] = "mysql" } });

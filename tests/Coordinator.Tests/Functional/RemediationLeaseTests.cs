@@ -31,6 +31,16 @@ public sealed class RemediationLeaseTests(PostgresFixture pg) : IClassFixture<Po
     private static RemediationLeaseRequest Take(string node, string incident = "i-1", string step = "cordon") => new() { Node = node, Incident = incident, Step = step };
 
     [Fact]
+    public async Task Status_WithNoPool_SaysWhyInOneLine()
+    {
+        await using var h = await CoordinatorHarness.StartAsync();
+        var status = await h.AgentCtlAsync(CoordinatorHarness.Viewer, "remediation", "status");
+        Assert.True(status.ExitCode == 0, status.Stderr);
+        Assert.Equal(string.Empty, status.Stdout);
+        Assert.Equal("No remediation pools: the coordinator's Coordinator:Remediation:Pools is empty, so no node is remediated without an admin.", status.Stderr.Trim());
+    }
+
+    [Fact]
     public async Task A_node_takes_its_pools_lease_for_itself_only_others_wait_and_strangers_and_bad_requests_are_refused()
     {
         await using var h = await CoordinatorHarness.StartAsync(editConfig: Pools(1));
@@ -237,5 +247,36 @@ public sealed class RemediationLeaseTests(PostgresFixture pg) : IClassFixture<Po
              ("remediation-pause", "accepted", "pool=nfs node=tools-k8s-worker-nfs-1 reason=hardware ticket")],
             audit.Where(r => r.Result == "accepted").Select(r => (r.Action, r.Result, r.Detail)));
         Assert.Single(audit, r => r.Result == "refused");
+    }
+    [Fact]
+    public async Task The_status_shows_the_holds_the_pools_node_agents_report_beside_the_coordinators_pauses()
+    {
+        await using var h = await CoordinatorHarness.StartAsync(editConfig: Pools(1));
+        async Task ReportHold(string node, CheckState state, string message)
+        {
+            var r = new ReportRequest { Node = node, Agent = AgentKind.Node, AgentVersion = "1.0.0", SentAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTime(DateTime.UtcNow) };
+            r.Checks.Add(new CheckResult { Name = "remediation.hold", State = state, Message = message });
+            await h.AgentClient(node).ReportAsync(r);
+        }
+
+        const string puppet = "held: /var/lib/puppet/state/agent_disabled.lock exists (puppet's agent is disabled: someone is working on this node): no incident starts, an open one's reboot, hard reset and uncordon wait";
+        await ReportHold("tools-k8s-worker-nfs-1", CheckState.Warning, puppet);
+        await ReportHold("tools-k8s-worker-nfs-3", CheckState.Ok, "no hold");
+        await ReportHold("tools-k8s-worker-7", CheckState.Warning, "held: the Node has the label remediation.toolforge.org/hold"); // in no pool
+        Assert.True((await h.AgentCtlAsync(CoordinatorHarness.Admin, "remediation", "pause", "tools-k8s-worker-nfs-2", "--reason", "hardware ticket")).ExitCode == 0);
+
+        var pool = (await h.AdminClient(CoordinatorHarness.Viewer).ListRemediationAsync(new ListRemediationRequest())).Pools.Single();
+        Assert.Equal([("tools-k8s-worker-nfs-2", "paused", "admin1.example"), ("tools-k8s-worker-nfs-1", "held", "node-agent")], pool.Holds.Select(x => (x.Node, x.Kind, x.By)));
+        Assert.Equal(puppet, pool.Holds.Single(x => x.Kind == "held").Reason);
+
+        var status = await h.AgentCtlAsync(CoordinatorHarness.Viewer, "remediation", "status");
+        Assert.True(status.ExitCode == 0, status.ToString());
+        Assert.Contains("tools-k8s-worker-nfs-2 paused by admin1.example", status.Stdout, StringComparison.Ordinal);
+        Assert.Contains("tools-k8s-worker-nfs-1 held: /var/lib/puppet/state/agent_disabled.lock exists", status.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("tools-k8s-worker-7", status.Stdout, StringComparison.Ordinal);
+
+        // The hold lifted on the node: gone from the status at the agent's next report.
+        await ReportHold("tools-k8s-worker-nfs-1", CheckState.Ok, "no hold");
+        Assert.DoesNotContain((await h.AdminClient(CoordinatorHarness.Viewer).ListRemediationAsync(new ListRemediationRequest())).Pools.Single().Holds, x => x.Kind == "held");
     }
 }

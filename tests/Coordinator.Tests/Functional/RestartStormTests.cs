@@ -10,7 +10,8 @@ namespace Toolforge.Agents.Coordinator.Tests;
 /// The real coordinator program (SQLite) restarted (SIGTERM, then started again on the same database and port) under
 /// 1,000 simulated agents, each its own mutual-TLS connection reporting every 2 s: every report an agent was told was
 /// stored is there afterwards, every agent reports again, and no node is ever judged stale (issue 28's acceptance; the
-/// 10,000 figure is the benchmark's).
+/// 10,000 figure is the benchmark's). The simulated agents wait as the real ones do (ReportingService.NextWait): after
+/// the restart their first report comes at a random moment of the 5 s reconnect window the coordinator told them.
 /// </summary>
 [Collection("cluster")]
 public sealed class RestartStormTests(Xunit.Abstractions.ITestOutputHelper output)

@@ -286,7 +286,7 @@ public sealed partial class TrustTests
         Assert.True(await kept.ResponseStream.MoveNext(t.Token));
         Assert.Equal(Worker, kept.ResponseStream.Current.Node.Name);
         Assert.False(h.Process.HasExited);
-        Assert.Contains("reloaded roles and deny-list", h.Process.Output, StringComparison.Ordinal);
+        Assert.Contains("reloaded roles and deny-list (1 deny entries)", h.Process.Output, StringComparison.Ordinal);
 
         // New calls of the denied identity are refused too, over a fresh connection and at the handshake.
         var again = await StatusOf(() => h.AdminClient(CoordinatorHarness.Viewer2).ListNodesAsync(new ListNodesRequest()).ResponseAsync);
@@ -333,6 +333,7 @@ public sealed partial class TrustTests
         });
         var flooder = h.AgentClient(Worker);
         var calm = h.AgentClient(Worker2);
+        await calm.ReportAsync(Report(Worker2, message: "connected")); // its connection made before the flood: the bound below is the flood's cost
         var exhausted = 0;
         var flood = Task.Run(async () =>
         {
@@ -345,6 +346,9 @@ public sealed partial class TrustTests
                 catch (RpcException ex) when (ex.StatusCode == StatusCode.ResourceExhausted)
                 {
                     Interlocked.Increment(ref exhausted);
+                    // The retry hint: until the bucket has a token again, at most 1 / ReportRate = 200 ms.
+                    var hint = long.Parse(ex.Trailers.GetValue("grpc-retry-pushback-ms")!, System.Globalization.CultureInfo.InvariantCulture);
+                    Assert.InRange(hint, 1, 200);
                 }
             }
         });

@@ -64,4 +64,50 @@ public sealed class WatchResumeTests
         Assert.StartsWith("the version is not one of this coordinator instance", fresh.ResyncReason, StringComparison.Ordinal);
         Assert.NotEqual(string.Empty, fresh.Version);
     }
+
+    [Fact]
+    public async Task ASnapshotInChunks_ComesAsContinuedMessages_TheVersionOnTheLast_AndAgentctlPrintsItWhole()
+    {
+        await using var h = await CoordinatorHarness.StartAsync();
+        for (var i = 0; i < 25; i++)
+        {
+            await h.AgentClient($"n{i:00}.example").ReportAsync(Report($"n{i:00}.example", CheckState.Ok));
+        }
+
+        var admin = h.AdminClient(CoordinatorHarness.Viewer);
+        using (var watch = admin.Watch(new WatchRequest { SnapshotChunk = 10 }))
+        {
+            var parts = new List<WatchEvent> { await NextAsync(watch.ResponseStream), await NextAsync(watch.ResponseStream), await NextAsync(watch.ResponseStream) };
+            Assert.All(parts, p => Assert.NotNull(p.Snapshot));
+            Assert.Equal([10, 10, 5], parts.Select(p => p.Snapshot.Nodes.Count));
+            Assert.Equal([true, true, false], parts.Select(p => p.Snapshot.Continued));
+            Assert.Equal(Enumerable.Range(0, 25).Select(i => $"n{i:00}.example"), parts.SelectMany(p => p.Snapshot.Nodes).Select(n => n.Name));
+            Assert.Equal([true, true, false], parts.Select(p => p.Version.Length == 0)); // only the whole snapshot can be resumed from
+            Assert.Equal(parts[0].At, parts[2].At);
+
+            await h.AgentClient("n03.example").ReportAsync(Report("n03.example", CheckState.Failing));
+            var live = await NextAsync(watch.ResponseStream); // then the live changes, as before
+            Assert.Equal(("n03.example", NodeState.Failing), (live.Node?.Name, live.Node!.State));
+        }
+
+        // Out of range: refused before anything is sent.
+        foreach (var bad in new[] { -1, Api.AdminApi.MaxSnapshotChunk + 1 })
+        {
+            using var refused = admin.Watch(new WatchRequest { SnapshotChunk = bad });
+            var ex = await Assert.ThrowsAsync<RpcException>(() => NextAsync(refused.ResponseStream));
+            Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
+            Assert.Contains("snapshot_chunk: must be between 0 (one message) and 10000 nodes", ex.Status.Detail, StringComparison.Ordinal);
+        }
+
+        // agentctl asks in chunks of 2 and prints one snapshot of all 25, then the live change.
+        await using var agentctl = BackgroundProcess.StartTool("agentctl", [.. h.AgentCtlArgs(CoordinatorHarness.Viewer), "watch", "-o", "json", "--chunk-size", "2"],
+            new Dictionary<string, string> { ["NO_COLOR"] = "1" });
+        Assert.True(await agentctl.WaitForOutputAsync("\"snapshot\"", TimeSpan.FromSeconds(30)), agentctl.Output);
+        await h.AgentClient("n04.example").ReportAsync(Report("n04.example", CheckState.Failing));
+        Assert.True(await agentctl.WaitForOutputAsync("n04.example\",\"state\":\"failing", TimeSpan.FromSeconds(30)), agentctl.Output);
+        var lines = agentctl.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.StartsWith('{')).ToList();
+        var snapshot = System.Text.Json.Nodes.JsonNode.Parse(lines[0])!["snapshot"]!;
+        Assert.Equal(25, snapshot["nodes"]!.AsArray().Count);
+        Assert.Single(lines, l => l.Contains("\"snapshot\"", StringComparison.Ordinal));
+    }
 }

@@ -88,7 +88,8 @@ public sealed class ShippedConfigTests
 
     /// <summary>The one flat "Coordinator" section as the features bind it: each its own keys, Remediation below.</summary>
     private static SectionWithParts Coordinator(IServiceProvider sp) => new(
-        [BoundConfig.Bind<CoordinatorOptions>(sp), BoundConfig.Bind<SecurityOptions>(sp), BoundConfig.Bind<StorageOptions>(sp), BoundConfig.Bind<StateOptions>(sp)],
+        [BoundConfig.Bind<CoordinatorOptions>(sp), BoundConfig.Bind<SecurityOptions>(sp), BoundConfig.Bind<StorageOptions>(sp), BoundConfig.Bind<StateOptions>(sp),
+            BoundConfig.Bind<Reports.IngestOptions>(sp)],
         new Dictionary<string, object> { ["Remediation"] = BoundConfig.Bind<Remediation.RemediationOptions>(sp) });
 
     [Fact]

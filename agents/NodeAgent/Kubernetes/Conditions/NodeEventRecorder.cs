@@ -154,11 +154,33 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
         }
     }
 
-    /// <summary>Writes what is due: new series at once, grown ones once their last write is EventFlushInterval old.</summary>
-    public async Task FlushAsync(CancellationToken ct)
+    /// <summary>At stop (a reboot the ladder asked for, an upgrade): how long the last write of what is pending may take.</summary>
+    public static readonly TimeSpan FinalFlush = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Stopping: what is not written yet (the Event of the reboot that stops this agent, a series grown since its last
+    /// write) is written once more, bounded by <see cref="FinalFlush"/>, so it is not lost with the process.
+    /// </summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken).ConfigureAwait(false);
+        using var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bound.CancelAfter(FinalFlush);
+        try
+        {
+            await FlushAsync(bound.Token, everything: true).ConfigureAwait(false);
+        }
+        catch (Exception) when (bound.IsCancellationRequested)
+        {
+            Log.FinalFlushCut(_logger, FinalFlush.TotalSeconds); // the API server did not answer in time: what was pending is lost
+        }
+    }
+
+    /// <summary>Writes what is due: new series at once, grown ones once their last write is EventFlushInterval old (<paramref name="everything"/>: all pending, now).</summary>
+    public async Task FlushAsync(CancellationToken ct, bool everything = false)
     {
         var now = _time.GetUtcNow();
-        if (now < _retryAt)
+        if (now < _retryAt && !everything)
         {
             return;
         }
@@ -166,7 +188,7 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
         List<(Series S, int Count, string Message, DateTimeOffset Last, string? Name)> due;
         lock (_lock)
         {
-            due = _series.Where(s => s.Count > s.Written && (s.Name is null || now - s.WrittenAt >= _o.EventFlushInterval))
+            due = _series.Where(s => s.Count > s.Written && (everything || s.Name is null || now - s.WrittenAt >= _o.EventFlushInterval))
                 .Select(s => (s, s.Count, s.Message, s.Last, s.Name)).ToList();
         }
 
@@ -253,5 +275,8 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
 
         [LoggerMessage(EventIds.EventsSeriesDropped, LogLevel.Warning, "more than {Max} event reasons at once: the oldest, {Reason}, dropped with {Count} unwritten occurrence(s)")]
         public static partial void SeriesDropped(ILogger logger, string reason, int count, int max);
+
+        [LoggerMessage(3093, LogLevel.Warning, "stopping: the API server did not take the pending Node Events within {Seconds}s; they are lost")]
+        public static partial void FinalFlushCut(ILogger logger, double seconds);
     }
 }

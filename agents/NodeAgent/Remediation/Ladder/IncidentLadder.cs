@@ -68,7 +68,7 @@ public static class IncidentLadder
         }
 
         // Whoever rebooted the machine (we, the hard reset, an admin, a crash), past the drain there is nothing left to do but recover.
-        if (i.Rung is Rung.Drain or Rung.Reboot or Rung.HardReset && v.BootId != i.BootId)
+        if (i.Rung is Rung.Drain or Rung.Reboot or Rung.HardReset && !BootIdentity.SameBoot(i.BootId, v.BootId))
         {
             var how = i.RebootAsked || i.HardResetRun ? "back from the reboot" : "the machine was rebooted (not by this incident)";
             return new LadderStep(LadderAction.Wait, Enter(i, Rung.Recover, now), "ladder-rebooted", $"{how}: waiting for Ready and green for {Minutes(o.Recover.HealthyFor)} before the uncordon");

@@ -160,10 +160,38 @@ public sealed partial class LadderService : BackgroundService
     /// <summary>Whether the ladder is stalled by ticks failing in a row (for tests and status).</summary>
     public bool FailingTicks => _failedTicks >= FailedTicksStalled;
 
+    /// <summary>
+    /// The check that says whether a hold is on this node (the Node's label or annotation Holds:Key, a Holds:LockFiles
+    /// file, the Node unreadable): warning while one is, so `agentctl node` and the coordinator's `agentctl remediation
+    /// status` show why no incident starts here. Looked at every RenewInterval, whatever the ladder is doing (from the
+    /// renewal loop too, which runs beside a drain). The Node unreadable is "unknown", not a hold an admin put: the
+    /// actions still wait for it (fail closed), but an API server's blip does not show the fleet as held.
+    /// </summary>
+    public const string HoldCheck = Common.Contracts.ContractNames.RemediationHoldCheck;
+
+    private long _holdLookedAtTicks = long.MinValue;
+
+    private async Task ReportHoldAsync(DateTimeOffset now, CancellationToken ct)
+    {
+        var last = Interlocked.Read(ref _holdLookedAtTicks);
+        if ((last != long.MinValue && now.UtcTicks - last < _o.RenewInterval.Ticks)
+            || Interlocked.CompareExchange(ref _holdLookedAtTicks, now.UtcTicks, last) != last)
+        {
+            return; // looked at within the interval, or the other loop is looking now
+        }
+
+        var (hold, unreadable) = await LookForHoldAsync(ct).ConfigureAwait(false);
+        _state.SetCheck(HoldCheck, hold is null ? CheckState.Ok : unreadable ? CheckState.Unknown : CheckState.Warning,
+            hold is null ? $"no hold (the Node's {_o.Holds.Key}, {string.Join(", ", _o.Holds.LockFiles)})"
+            : unreadable ? ConditionFamilies.Bound($"cannot tell: {hold}; the reboot, hard reset and uncordon wait until it can be read")
+            : ConditionFamilies.Bound($"held: {hold}: no incident starts, an open one's reboot, hard reset and uncordon wait"));
+    }
+
     /// <summary>One look at the triggers or the open incident, and the action it calls for; returns that action.</summary>
     public async Task<LadderAction> TickAsync(CancellationToken ct)
     {
         var now = _time.GetUtcNow();
+        await ReportHoldAsync(now, ct).ConfigureAwait(false);
         var incident = LoadOnce();
         if (_unreadable is not null)
         {
@@ -462,7 +490,16 @@ public sealed partial class LadderService : BackgroundService
         using var timer = new PeriodicTimer(_o.RenewInterval, _time);
         while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
         {
-            await RenewAsync(ct).ConfigureAwait(false);
+            await RenewAsync(ct).ConfigureAwait(false); // the lease first: a slow look for a hold must not delay it
+            try
+            {
+                await ReportHoldAsync(_time.GetUtcNow(), ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (!ct.IsCancellationRequested && ex is not OutOfMemoryException)
+            {
+                // Only the display of holds failed: the renewal loop goes on (its end would stop the agent mid-drain).
+                _state.SetCheck(HoldCheck, CheckState.Unknown, ConditionFamilies.Bound($"cannot tell: {ex.GetType().Name}: {ex.Message}"));
+            }
         }
     }
 
@@ -598,23 +635,25 @@ public sealed partial class LadderService : BackgroundService
 
     // A hold stops new incidents, and an open one's reboot, hard reset and uncordon: the Node's label or annotation, or
     // puppet's lock file. The Node unreadable holds too.
-    private async Task<string?> HeldAsync(CancellationToken ct)
+    private async Task<string?> HeldAsync(CancellationToken ct) => (await LookForHoldAsync(ct).ConfigureAwait(false)).Hold;
+
+    private async Task<(string? Hold, bool Unreadable)> LookForHoldAsync(CancellationToken ct)
     {
         var lockFile = _o.Holds.LockFiles.FirstOrDefault(File.Exists);
         if (lockFile is not null)
         {
-            return LadderTriggerJudge.Held(null, null, _o.Holds.Key, lockFile);
+            return (LadderTriggerJudge.Held(null, null, _o.Holds.Key, lockFile), false);
         }
 
         try
         {
             using var cts = _client.Deadline(ct);
             var node = await _client.Api.GetAsync("/api/v1/nodes/" + Uri.EscapeDataString(NodeName), KubeJson.Default.KubeNode, cts.Token).ConfigureAwait(false);
-            return LadderTriggerJudge.Held(node.Metadata?.Labels, node.Metadata?.Annotations, _o.Holds.Key, null);
+            return (LadderTriggerJudge.Held(node.Metadata?.Labels, node.Metadata?.Annotations, _o.Holds.Key, null), false);
         }
         catch (Exception ex) when (!ct.IsCancellationRequested && KubeClient.IsApiFailure(ex))
         {
-            return $"the Node cannot be read to look for a hold ({_client.Why(ex)})";
+            return ($"the Node cannot be read to look for a hold ({_client.Why(ex)})", true);
         }
     }
 

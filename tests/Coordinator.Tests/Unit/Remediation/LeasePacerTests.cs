@@ -189,6 +189,20 @@ public sealed class RemediationGuardTests
     }
 
     [Fact]
+    public void In_a_pool_of_one_or_three_known_nodes_the_first_incident_does_not_trip_the_shipped_30_percent_but_a_second_of_three_does()
+    {
+        var (one, oneRow) = Ask(new RemediationPoolRow("nfs", 0, 0, []), "w-1", "i1", T0, known: 1);
+        Assert.True(one.Granted, one.Refusal);
+        Assert.Equal(0, oneRow.BreakerAtMs);
+
+        var row = Ask(new RemediationPoolRow("nfs", 0, 0, []), "w-1", "i1", T0, known: 3).Row;
+        Assert.Equal(0, row.BreakerAtMs);
+        var (second, tripped) = Ask(row, "w-2", "i2", T0.AddMinutes(1), known: 3); // 2 of 3 = 67 % > 30 %
+        Assert.Contains("storm breaker tripped now", second.Refusal, StringComparison.Ordinal);
+        Assert.True(tripped.BreakerAtMs > 0);
+    }
+
+    [Fact]
     public void Four_of_ten_nodes_asking_within_the_window_trip_the_breaker_and_nothing_is_taken_until_it_is_reset()
     {
         var row = new RemediationPoolRow("nfs", 0, 0, []);

@@ -20,7 +20,7 @@ public sealed class ReportRateLimiterTests
     private static int TakeAll(ReportRateLimiter limiter, string identity = "worker-1", AgentKind kind = AgentKind.Node)
     {
         var taken = 0;
-        while (limiter.TryTake(identity, kind))
+        while (limiter.TryTake(identity, kind, out _))
         {
             taken++;
             Assert.True(taken <= 1000, "the bucket never ran dry");
@@ -34,7 +34,7 @@ public sealed class ReportRateLimiterTests
     {
         var limiter = Limiter(rate: 5, burst: 20);
         Assert.Equal(20, TakeAll(limiter));
-        Assert.False(limiter.TryTake("worker-1", AgentKind.Node));
+        Assert.False(limiter.TryTake("worker-1", AgentKind.Node, out _));
     }
 
     [Fact]
@@ -45,11 +45,14 @@ public sealed class ReportRateLimiterTests
         var onTime = Limiter(rate: 0.5, burst: 3);
         Assert.Equal((3, 3), (TakeAll(early), TakeAll(onTime)));
 
-        _time.Advance(TimeSpan.FromSeconds(2) - TimeSpan.FromTicks(1));
-        Assert.False(early.TryTake("worker-1", AgentKind.Node));
+        _time.Advance(TimeSpan.FromSeconds(1.5));
+        Assert.False(early.TryTake("worker-1", AgentKind.Node, out var hint));
+        Assert.Equal(TimeSpan.FromSeconds(0.5), hint); // the retry hint: exactly until the next token
+        _time.Advance(TimeSpan.FromSeconds(0.5) - TimeSpan.FromTicks(1));
+        Assert.False(early.TryTake("worker-1", AgentKind.Node, out _));
         _time.Advance(TimeSpan.FromTicks(1));
-        Assert.True(onTime.TryTake("worker-1", AgentKind.Node));
-        Assert.False(onTime.TryTake("worker-1", AgentKind.Node));
+        Assert.True(onTime.TryTake("worker-1", AgentKind.Node, out _));
+        Assert.False(onTime.TryTake("worker-1", AgentKind.Node, out _));
     }
 
     [Fact]
@@ -77,7 +80,7 @@ public sealed class ReportRateLimiterTests
         var limiter = Limiter(rate: 0.01, burst: 4);
         Assert.Equal(4, TakeAll(limiter, "worker-1"));
         _time.Advance(TimeSpan.FromSeconds(61));
-        Assert.True(limiter.TryTake("worker-2", AgentKind.Node)); // the first call after a minute prunes
-        Assert.False(limiter.TryTake("worker-1", AgentKind.Node)); // 0.61 tokens
+        Assert.True(limiter.TryTake("worker-2", AgentKind.Node, out _)); // the first call after a minute prunes
+        Assert.False(limiter.TryTake("worker-1", AgentKind.Node, out _)); // 0.61 tokens
     }
 }

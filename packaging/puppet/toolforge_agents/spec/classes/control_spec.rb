@@ -43,7 +43,7 @@ describe 'toolforge_agents::control' do
       expect(c).not_to have_key('PostgreSql')
       expect([c['Certificate'], c['Key'], c['CaBundle']]).to eq([CERT, KEY, CA])
       documented = %w[ListenAddress Port Certificate Key CaBundle DeniedCertificates Admins Viewers Builders Nodes
-                      ReportRate ReportBurst Store Database HealthAgentPort HeartbeatInterval MissingAfterDays
+                      ReportRate ReportBurst ReportsInFlight ReconnectRate Store Database HealthAgentPort HeartbeatInterval MissingAfterDays
                       RetentionDays SweepInterval]
       expect(documented - c.keys).to eq([])
       expect(json['Metrics']).to eq('Address' => '127.0.0.1', 'Port' => 9501)

@@ -244,10 +244,9 @@ public sealed class NodeConditionsTests : IAsyncLifetime
     {
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 10, 0, 0, TimeSpan.Zero));
         var state = Support.State(time);
-        var kubernetes = new KubernetesOptions { Kubeconfig = _api.WriteKubeconfig(_dir["kubeconfig"]) };
-        using var client = new KubeClient(Support.Options(kubernetes));
-        var view = new ClusterView(kubernetes, NodeName, NullLogger<ClusterView>.Instance);
-        using var recorder = new NodeEventRecorder(Support.Options(new NodeConditionsOptions { Enabled = true }), client, view, state, time, NullLogger<NodeEventRecorder>.Instance);
+        var (client, recorder) = EventRecorder(time, state);
+        using var ownedClient = client;
+        using var ownedRecorder = recorder;
         for (var i = 0; i < 50; i++)
         {
             recorder.Record("OOMKilling", $"Out of memory: Killed process {1000 + i} (python3)");
@@ -278,6 +277,34 @@ public sealed class NodeConditionsTests : IAsyncLifetime
         var restart = Assert.Single(_api.Events, x => x.Reason == "RemediationRestart");
         Assert.Equal(1, restart.Count);
         Assert.Equal(CheckState.Ok, state.GetCheck(NodeEventRecorder.Check)!.State);
+    }
+
+    [Fact]
+    public async Task Stopping_WritesWhatIsPending_TheRebootsEventAndAGrownSeries()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 10, 0, 0, TimeSpan.Zero));
+        var state = Support.State(time);
+        var (client, recorder) = EventRecorder(time, state);
+        using var ownedClient = client;
+        using var ownedRecorder = recorder;
+        recorder.Record("OOMKilling", "Killed process 1 (python3)");
+        await recorder.FlushAsync(CancellationToken.None);
+        recorder.Record("OOMKilling", "Killed process 2 (python3)"); // grown, its next write not due for EventFlushInterval
+        state.AddEvent("ladder-reboot", "asking logind to reboot"); // recorded the moment before logind stops the agent
+        Assert.Equal(1, _api.EventWrites);
+
+        await recorder.StopAsync(CancellationToken.None); // as the host stops it: no flush loop ran for these
+        Assert.Equal(2, Assert.Single(_api.Events, e => e.Reason == "OOMKilling").Count);
+        Assert.Single(_api.Events, e => e.Reason == "LadderReboot");
+    }
+
+    /// <summary>A NodeEventRecorder writing to this test's fake API server (the caller disposes both).</summary>
+    private (KubeClient Client, NodeEventRecorder Recorder) EventRecorder(FakeTimeProvider time, AgentState state)
+    {
+        var kubernetes = new KubernetesOptions { Kubeconfig = _api.WriteKubeconfig(_dir["kubeconfig"]) };
+        var client = new KubeClient(Support.Options(kubernetes));
+        var view = new ClusterView(kubernetes, NodeName, NullLogger<ClusterView>.Instance);
+        return (client, new NodeEventRecorder(Support.Options(new NodeConditionsOptions { Enabled = true }), client, view, state, time, NullLogger<NodeEventRecorder>.Instance));
     }
 
     private static void AssertSame(V1NodeCondition a, V1NodeCondition b)

@@ -464,6 +464,46 @@ public sealed class LadderServiceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AHold_IsReportedAsTheCheckRemediationHold_WithNoIncident_LookedAtEveryRenewInterval()
+    {
+        // agentctl remediation status shows the holds the agents report: the check says which one, with nothing triggered.
+        var ladder = Make(o => o.Holds.LockFiles = [_dir["agent_disabled.lock"]]);
+        Assert.Equal(LadderAction.Wait, await TickAsync(ladder));
+        Assert.Equal(CheckState.Ok, _state.GetCheck(LadderService.HoldCheck)!.State);
+
+        File.WriteAllText(_dir["agent_disabled.lock"], "{\"disabled_message\":\"T401234: kernel upgrade\"}");
+        await TickAsync(ladder);
+        Assert.Equal(CheckState.Ok, _state.GetCheck(LadderService.HoldCheck)!.State); // not looked at again before RenewInterval
+        _time.Advance(new LadderOptions().RenewInterval);
+        await TickAsync(ladder);
+        var puppet = _state.GetCheck(LadderService.HoldCheck)!;
+        Assert.Equal(CheckState.Warning, puppet.State);
+        Assert.Contains("agent_disabled.lock exists (puppet's agent is disabled", puppet.Message, StringComparison.Ordinal);
+
+        File.Delete(_dir["agent_disabled.lock"]);
+        _api.ChangeNode(Node, n => n["metadata"]!["annotations"] = new System.Text.Json.Nodes.JsonObject { ["remediation.toolforge.org/hold"] = "T401234" });
+        _time.Advance(new LadderOptions().RenewInterval);
+        await TickAsync(ladder);
+        Assert.Equal("held: the Node has the annotation remediation.toolforge.org/hold: no incident starts, an open one's reboot, hard reset and uncordon wait", _state.GetCheck(LadderService.HoldCheck)!.Message);
+
+        _api.ChangeNode(Node, n => n["metadata"]!["annotations"] = new System.Text.Json.Nodes.JsonObject());
+        _time.Advance(new LadderOptions().RenewInterval);
+        await TickAsync(ladder);
+        Assert.Equal(CheckState.Ok, _state.GetCheck(LadderService.HoldCheck)!.State);
+
+        // The API server unreachable: "cannot tell" (unknown), not a hold an admin put (a blip must not show the fleet held).
+        _api.Down = true;
+        _time.Advance(new LadderOptions().RenewInterval);
+        await TickAsync(ladder);
+        var unknown = _state.GetCheck(LadderService.HoldCheck)!;
+        Assert.Equal(CheckState.Unknown, unknown.State);
+        Assert.StartsWith("cannot tell: the Node cannot be read to look for a hold", unknown.Message, StringComparison.Ordinal);
+        _api.Down = false;
+        Assert.Empty(Kinds()); // a check, not an event: nothing triggered
+        Assert.Empty(WriteLines());
+    }
+
+    [Fact]
     public async Task TheRuntimeFailing_IsRestartedOverDBus_AndHealthyAgain_EndsWithoutAWrite()
     {
         var cri = new CriOptions();
