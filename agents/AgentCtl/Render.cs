@@ -112,6 +112,20 @@ internal static class Render
         ]),
         width: Width(format), colourColumn: 1);
 
+    /// <summary>agentctl images --package: one row per (digest, architecture); -o wide adds the repository and the nodes.</summary>
+    public static string ImagePackages(ListImagePackagesResponse r, DateTimeOffset now, OutputFormat format = OutputFormat.Table) => format == OutputFormat.Wide
+        ? Output.Table(
+            ["IMAGE", "DIGEST", "PACKAGE", "VERSION", "ARCH", "RECORDED", "REPOSITORY", "NODES"],
+            r.Matches.Select(m => (IReadOnlyList<string>)
+                [m.Path.Length > 0 ? m.Path : m.Repository, m.Digest, m.Package, m.Version, m.Architecture, Ago(m.RecordedAt, now), m.Repository,
+                 r.NodesKnown ? (m.Nodes.Count > 0 ? string.Join(",", m.Nodes) : "none") : "unknown"]),
+            width: null)
+        : Output.Table(
+            ["IMAGE", "DIGEST", "PACKAGE", "VERSION", "ARCH", "RECORDED"],
+            r.Matches.Select(m => (IReadOnlyList<string>)
+                [m.Path.Length > 0 ? m.Path : m.Repository, m.Digest, m.Package, m.Version, m.Architecture, Ago(m.RecordedAt, now)]),
+            width: Width(format));
+
     public static string Build(Build b, DateTimeOffset now)
     {
         var text = new System.Text.StringBuilder(Builds([b], now));

@@ -26,6 +26,14 @@ public static class ReportLimits
     /// <summary>A build's log kept by the coordinator: lines beyond this are counted, not kept.</summary>
     public const int MaxLogLinesPerBuild = 100_000;
 
+    /// <summary>Issue 27: image inventories per progress call, Debian packages per image, and each package's fields.</summary>
+    public const int MaxInventoriesPerProgress = 4;
+    public const int MaxPackagesPerImage = 20_000;
+    public const int MaxPackageName = 128;
+    public const int MaxPackageVersion = 256;
+    public const int MaxPackageArchitecture = 32;
+    public const int MaxImagePath = 256;
+
     /// <summary>Report calls per second per (identity, agent kind), and the burst allowed above it (token bucket).</summary>
     public const double ReportRate = 5;
     public const int ReportBurst = 20;

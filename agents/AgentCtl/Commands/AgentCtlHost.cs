@@ -16,7 +16,7 @@ internal static class AgentCtlHost
 
         foreach (var command in new[]
         {
-            NodesCommand.Create(g), NodeCommand.Create(g), FindingsCommand.Create(g), BuildsCommand.Create(g), BuildCommand.Create(g), PromoteCommand.Create(g),
+            NodesCommand.Create(g), NodeCommand.Create(g), FindingsCommand.Create(g), BuildsCommand.Create(g), BuildCommand.Create(g), ImagesCommand.Create(g), PromoteCommand.Create(g),
             BuildLogCommand.Create(g), WatchCommand.Create(g), ForgetCommand.Create(g), AckCommand.Create(g), RemediationCommand.Create(g), PkiCommand.Create(g),
         })
         {

@@ -14,7 +14,8 @@ public sealed record BuildSettings(
     bool PushSuccessful = false,
     int Jobs = 2,
     ImageSource? Source = null,
-    Promotion.ImageVerifier? Verifier = null);
+    Promotion.ImageVerifier? Verifier = null,
+    Inventory.PackageInventory? Inventory = null);
 
 /// <summary>One image of a plan: what it is called, what it builds on, and whether it would be skipped.</summary>
 public sealed record PlannedImage(string Path, string FullName, string? Parent, string From, BuildInputs? Inputs, bool? Unchanged, string? ExistingId, string? Problem = null);
@@ -22,6 +23,9 @@ public sealed record PlannedImage(string Path, string FullName, string? Parent, 
 /// <summary>What happened to one image.</summary>
 public sealed record ImageReport(string Path, string Name, string Result, TimeSpan Duration, string Digest, string Error)
 {
+    /// <summary>The package inventory of the digest pushed, when one was taken (issue 27).</summary>
+    public Inventory.ImageInventory? Inventory { get; init; }
+
     public bool Ok => Result is "built" or "unchanged" or "pushed";
 }
 
@@ -200,7 +204,8 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
             var digest = await docker.PushAsync(settings.Naming.Repository(item.Path), settings.Naming.Tag, line => log.Line(item.Path, line), ct).ConfigureAwait(false);
             log.Line(item.Path, $"pushed {item.FullName} {digest}");
             await VerifyPushedAsync(item, digest, ct).ConfigureAwait(false);
-            return built with { Result = "pushed", Digest = digest.Length > 0 ? digest : built.Digest, Duration = built.Duration + sw.Elapsed };
+            var inventory = await InventoryPushedAsync(item, digest, ct).ConfigureAwait(false);
+            return built with { Result = "pushed", Digest = digest.Length > 0 ? digest : built.Digest, Duration = built.Duration + sw.Elapsed, Inventory = inventory };
         }
         catch (DockerOperationException ex)
         {
@@ -227,6 +232,40 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
         {
             log.Line(item.Path, $"VERIFY NOT RUN: {Promotion.RegistryClient.Safe(ex.Message)} (promote refuses it until `verify` passes)");
         }
+    }
+
+    // The package inventory of the digest just pushed (issue 27): a line of the build's log. Like the verify, it does not
+    // change the image's result: the push happened.
+    private async Task<Inventory.ImageInventory?> InventoryPushedAsync(PlannedImage item, string digest, CancellationToken ct)
+    {
+        if (settings.Inventory is not { } inventory || digest.Length == 0)
+        {
+            return null;
+        }
+
+        Inventory.ImageInventory r;
+        try
+        {
+            r = await inventory.TakeAsync(settings.Naming.Repository(item.Path), digest, ct).ConfigureAwait(false);
+        }
+        catch (Inventory.InventoryException ex)
+        {
+            log.Line(item.Path, $"INVENTORY NOT TAKEN: {ex.Message}");
+            return null;
+        }
+
+        var taken = $"inventory of {digest}: {r.Packages.Count} Debian package(s), CycloneDX {Inventory.CycloneDx.SpecVersion} ({r.Document.Length} bytes)";
+        try
+        {
+            var artifact = await inventory.PublishAsync(r, ct).ConfigureAwait(false);
+            log.Line(item.Path, taken + (artifact is null ? string.Empty : $", kept beside the image as {artifact} (tag {Inventory.OciReferrers.FallbackTag(digest)})"));
+        }
+        catch (Inventory.InventoryException ex)
+        {
+            log.Line(item.Path, $"{taken}; NOT KEPT IN THE REGISTRY: {ex.Message}");
+        }
+
+        return r; // the coordinator hears of it either way
     }
 
     // What the image builds on: the parent's image ID, or the external base as named (with its local ID if present).

@@ -33,7 +33,8 @@ internal sealed partial class BuildQueueService(
     IOptions<BuilderOptions> options,
     TimeProvider time,
     ILogger<BuildQueueService> logger,
-    Promotion.PostPushVerifier? verifier = null) : BackgroundService
+    Promotion.PostPushVerifier? verifier = null,
+    Inventory.PackageInventory? inventory = null) : BackgroundService
 {
     /// <summary>Between attempts to open the command stream again: 1 s doubling, at most 30 s.</summary>
     private static readonly RetryBounds Reconnect = new(Initial: TimeSpan.FromSeconds(1), Max: TimeSpan.FromSeconds(30));
@@ -332,7 +333,7 @@ internal sealed partial class BuildQueueService(
             {
                 var (session, order) = Accept(request, o);
                 var settings = new BuildSettings(session.Naming, request.Push, request.NoCache, Pull: false, request.Force, PushSuccessful: false, o.Jobs,
-                    Verifier: verifier?.For(session.Naming));
+                    Verifier: verifier?.For(session.Naming), Inventory: inventory);
                 reports = await session.RunAsync(docker, order, settings, progress, ct).ConfigureAwait(false);
             }
 

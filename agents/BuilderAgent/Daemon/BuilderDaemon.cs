@@ -20,6 +20,8 @@ using Toolforge.Agents.Common.Options;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Common.Resilience;
 
+using Toolforge.Agents.BuilderAgent.Inventory;
+
 namespace Toolforge.Agents.BuilderAgent.Daemon;
 
 /// <summary>`serve`: the builder as a daemon taking build requests from the coordinator.</summary>
@@ -64,6 +66,7 @@ internal static class BuilderDaemon
         });
         builder.Services.AddGitPolling(builder.Configuration);
         builder.Services.AddPromotion(builder.Configuration);
+        builder.Services.AddInventory();
         builder.Services.AddHostedService<BuildQueueService>();
         builder.Services.AddHostedService<DockerHealthService>();
     }

@@ -19,6 +19,9 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
     private const int MaxBatch = 500;
     private const int MaxPendingLines = 50_000;
 
+    /// <summary>One inventory's packages in a progress call at most (the coordinator receives 8 MiB a call).</summary>
+    private const int MaxInventoryBytes = 6 * 1024 * 1024;
+
     private readonly CoordinatorConnection _connection;
     private readonly string _id;
     private readonly string _buildId;
@@ -71,6 +74,22 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
             Digest = report.Digest,
             Error = report.Error,
         });
+        if (report.Inventory is { } inventory)
+        {
+            var sent = new ImageInventory { Repository = inventory.Subject.Repository, Digest = inventory.Subject.Digest, Path = report.Path };
+            sent.Packages.AddRange(inventory.Packages.Select(p => new ImagePackage { Name = p.Name, Version = p.Version, Architecture = p.Architecture }));
+            if (sent.CalculateSize() > MaxInventoryBytes)
+            {
+                // Within the bounds, yet past what one call carries (the coordinator takes 8 MiB): said, and the image's
+                // result still goes (a failed call would lose it).
+                Line(report.Path, $"inventory of {sent.Digest} not sent to the coordinator: its {sent.Packages.Count} packages take more than {MaxInventoryBytes / (1024 * 1024)} MiB");
+            }
+            else
+            {
+                u.Inventories.Add(sent);
+            }
+        }
+
         _updates.Writer.TryWrite(u);
     }
 
@@ -99,6 +118,12 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
                     {
                         batch.Images.Add(image);
                     }
+                }
+
+                batch.Inventories.AddRange(u.Inventories);
+                if (u.Inventories.Count > 0)
+                {
+                    break; // an inventory is up to 20,000 packages: one a call keeps each call well within gRPC's 4 MiB
                 }
 
                 if (u.State != BuildState.Unspecified)

@@ -308,6 +308,103 @@ public sealed class BuilderDocker : IDisposable
         }
     }
 
+    /// <summary>
+    /// The regular files at <paramref name="paths"/> (a file, or a directory's files one level down) inside
+    /// <paramref name="image"/>, read without running anything: a container is created (never started), each path is
+    /// copied out through the Engine API's archive endpoint and read as tar, and the container is removed in every case.
+    /// A path the image does not have is left out. At most <paramref name="maxBytes"/> in all (more is an error, read no
+    /// further); each call within <see cref="CallTimeout"/>, the reading of its stream included. With
+    /// <paramref name="firstFound"/>, the paths are alternatives: the first the image has is read, the rest not asked.
+    /// </summary>
+    public async Task<IReadOnlyList<(string File, byte[] Contents)>> ReadImageFilesAsync(string image, IReadOnlyList<string> paths, long maxBytes, CancellationToken ct, bool firstFound = false)
+    {
+        var created = await Call($"create a container of {image} to read its files", t => _short.Containers.CreateContainerAsync(new CreateContainerParameters
+        {
+            Image = image,
+            Entrypoint = ["/toolforge-builder-inventory"], // never started; an image without CMD could not be created without one
+            Cmd = [],
+            NetworkDisabled = true,
+            Labels = new Dictionary<string, string> { ["org.toolforge.builder.inventory"] = "1" },
+            HostConfig = new HostConfig { NetworkMode = "none" },
+        }, t), ct).ConfigureAwait(false);
+        var id = created.ID;
+        try
+        {
+            var files = new List<(string, byte[])>();
+            long total = 0;
+            foreach (var path in paths)
+            {
+                var read = await Call($"copy {path} out of {image}", async t =>
+                {
+                    ContainerArchiveResponse archive;
+                    try
+                    {
+                        archive = await _short.Containers.GetArchiveFromContainerAsync(id, new ContainerPathStatParameters { Path = path }, false, t).ConfigureAwait(false);
+                    }
+                    catch (DockerContainerNotFoundException)
+                    {
+                        return []; // the image has no such path (the container exists: we made it)
+                    }
+
+                    await using var stream = archive.Stream ?? throw new DockerOperationException($"copy {path} out of {image}: Docker answered without an archive");
+                    return await ReadTarAsync(stream, path, maxBytes - total, t).ConfigureAwait(false);
+                }, ct).ConfigureAwait(false);
+                foreach (var f in read)
+                {
+                    total += f.Contents.Length;
+                    files.Add(f);
+                }
+
+                if (firstFound && read.Count > 0)
+                {
+                    break;
+                }
+            }
+
+            return files;
+        }
+        finally
+        {
+            using var cleanup = new CancellationTokenSource(CallTimeout);
+            try
+            {
+                await _short.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true }, cleanup.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is HttpRequestException or IOException or DockerApiException or OperationCanceledException)
+            {
+                ProbeLeftBehind?.Invoke(id, ex.GetBaseException().Message);
+            }
+        }
+    }
+
+    // The regular files of a tar stream, each named "path-asked/relative", at most `budget` bytes in all.
+    private static async Task<List<(string File, byte[] Contents)>> ReadTarAsync(Stream stream, string asked, long budget, CancellationToken ct)
+    {
+        var files = new List<(string, byte[])>();
+        await using var tar = new System.Formats.Tar.TarReader(stream, leaveOpen: true);
+        var parent = asked.TrimEnd('/');
+        parent = parent[..(parent.LastIndexOf('/') + 1)];
+        while (await tar.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false) is { } entry)
+        {
+            if (entry.EntryType is not (System.Formats.Tar.TarEntryType.RegularFile or System.Formats.Tar.TarEntryType.V7RegularFile) || entry.DataStream is null)
+            {
+                continue;
+            }
+
+            if (entry.Length > budget)
+            {
+                throw new DockerOperationException($"{asked}: more than {budget} bytes to read (at {entry.Name.Replace('\n', ' ')})");
+            }
+
+            var data = new byte[entry.Length];
+            await entry.DataStream.ReadExactlyAsync(data, ct).ConfigureAwait(false);
+            budget -= data.Length;
+            files.Add((parent + entry.Name, data));
+        }
+
+        return files;
+    }
+
     /// <summary>Said when a probe container could not be removed (its id and why); the daemon logs it, the CLI prints it.</summary>
     public Action<string, string>? ProbeLeftBehind { get; set; }
 

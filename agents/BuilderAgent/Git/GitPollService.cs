@@ -25,7 +25,8 @@ internal sealed partial class GitPollService(
     IOptions<GitOptions> gitOptions,
     TimeProvider time,
     ILogger<GitPollService> logger,
-    Promotion.PostPushVerifier? verifier = null) : BackgroundService
+    Promotion.PostPushVerifier? verifier = null,
+    Inventory.PackageInventory? inventory = null) : BackgroundService
 {
     public const string Check = "builder.git";
 
@@ -119,7 +120,7 @@ internal sealed partial class GitPollService(
         }
 
         state.SetCheck(Check, CheckState.Ok, $"{checkout.Upstream} at {GitUpdate.Short(update.After)}: building {selection.Images.Count} image(s)");
-        var settings = new BuildSettings(naming, Push: o.Push, Jobs: b.Jobs, Source: new ImageSource(update.After, update.SourceUrl), Verifier: verifier?.For(naming));
+        var settings = new BuildSettings(naming, Push: o.Push, Jobs: b.Jobs, Source: new ImageSource(update.After, update.SourceUrl), Verifier: verifier?.For(naming), Inventory: inventory);
         var reports = await session.RunAsync(docker, selection.Paths, settings, new LogBuildLog(logger), ct).ConfigureAwait(false);
 
         var bad = reports.Where(r => !r.Ok).ToList();

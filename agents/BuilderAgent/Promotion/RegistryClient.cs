@@ -51,6 +51,9 @@ public sealed class RegistryClient : IDisposable
         _http = new HttpClient(handler ?? new SocketsHttpHandler { AllowAutoRedirect = false, ConnectTimeout = timeout }) { Timeout = Timeout.InfiniteTimeSpan };
     }
 
+    /// <summary>host[:port] of the registry this client speaks to.</summary>
+    public string Registry => _registry;
+
     /// <summary>127.0.0.0/8, ::1 or localhost, with or without a port.</summary>
     public static bool IsLoopback(string registry)
     {
@@ -115,6 +118,46 @@ public sealed class RegistryClient : IDisposable
         {
             throw new PromotionException($"{Safe(what)}: the registry stored the manifest as {Safe(header)}, not {manifest.Digest}");
         }
+    }
+
+    /// <summary>Uploads <paramref name="content"/> as a blob of <paramref name="name"/> unless the registry has it already (HEAD first): one POST, then one monolithic PUT.</summary>
+    public async Task PushBlobAsync(string name, byte[] content, CancellationToken ct)
+    {
+        var digest = Digest(content);
+        var what = $"{_registry}/{name}@{digest}";
+        using (var head = await SendAsync(what, () => new HttpRequestMessage(HttpMethod.Head, new Uri(_base, $"{name}/blobs/{digest}")), $"repository:{name}:pull,push", ct).ConfigureAwait(false))
+        {
+            if (head.IsSuccessStatusCode)
+            {
+                return;
+            }
+
+            if (head.StatusCode != HttpStatusCode.NotFound)
+            {
+                throw new PromotionException($"{Safe(what)}: check blob: HTTP {(int)head.StatusCode}");
+            }
+        }
+
+        Uri location;
+        using (var start = await SendAsync(what, () => new HttpRequestMessage(HttpMethod.Post, new Uri(_base, $"{name}/blobs/uploads/")), $"repository:{name}:pull,push", ct).ConfigureAwait(false))
+        {
+            await EnsureSuccessAsync(what, "start blob upload", start, ct).ConfigureAwait(false);
+            location = start.Headers.Location is { } l ? (l.IsAbsoluteUri ? l : new Uri(_base, l)) : throw new PromotionException($"{Safe(what)}: start blob upload: the registry named no upload location");
+            if (location.Authority != _base.Authority)
+            {
+                throw new PromotionException($"{Safe(what)}: start blob upload: the registry named an upload location on another host ({Safe(location.Authority)})");
+            }
+        }
+
+        var put = new UriBuilder(location);
+        put.Query = (put.Query.Length > 1 ? put.Query[1..] + "&" : string.Empty) + "digest=" + Uri.EscapeDataString(digest);
+        using var done = await SendAsync(what, () =>
+        {
+            var body = new ByteArrayContent(content);
+            body.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+            return new HttpRequestMessage(HttpMethod.Put, put.Uri) { Content = body };
+        }, $"repository:{name}:pull,push", ct).ConfigureAwait(false);
+        await EnsureSuccessAsync(what, "upload blob", done, ct).ConfigureAwait(false);
     }
 
     public static string Digest(byte[] bytes) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes));

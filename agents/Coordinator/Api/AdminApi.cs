@@ -20,8 +20,12 @@ public sealed class AdminApi(
     StreamRegistry streams,
     AuditLog audit,
     TimeProvider time,
-    Remediation.RemediationLeases remediation) : AdminService.AdminServiceBase
+    Remediation.RemediationLeases remediation,
+    Storage.IStoreEngine store) : AdminService.AdminServiceBase
 {
+    /// <summary>Rows of <c>agentctl images --package</c>: the default and the most one call returns.</summary>
+    private const int MaxImagePackages = 10_000;
+
     private const int DefaultFindingsLimit = 1000;
     private const int DefaultBuildsLimit = 50;
 
@@ -120,6 +124,46 @@ public sealed class AdminApi(
         var response = new ListBuildsResponse();
         response.Builds.AddRange(builds.List(request.Limit > 0 ? Math.Min(request.Limit, 10_000) : DefaultBuildsLimit));
         return Task.FromResult(response);
+    }
+
+    /// <summary>
+    /// Issue 27: the pushed digests whose inventory holds Debian package <c>package</c> (at <c>version</c>, when given),
+    /// newest first. Viewers and admins, as the other read verbs. The coordinator does not know which digests nodes run
+    /// (the node-agent does not report its images yet): <c>nodes_known</c> is false and every match's nodes empty.
+    /// </summary>
+    public override async Task<ListImagePackagesResponse> ListImagePackages(ListImagePackagesRequest request, ServerCallContext context)
+    {
+        authorizer.Require(context, Roles.Viewer, "list image packages");
+        if (!Common.Contracts.DebianPackages.IsName(request.Package))
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument,
+                $"package: \"{Common.Cli.Output.Escape(ReportLimits.Cut(request.Package, 140))}\" is not a Debian package name (2 to {ReportLimits.MaxPackageName} of a-z 0-9 + - .)"));
+        }
+
+        if (request.Version.Length > 0 && !Common.Contracts.DebianPackages.IsVersion(request.Version))
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument,
+                $"version: \"{Common.Cli.Output.Escape(ReportLimits.Cut(request.Version, 260))}\" is not a Debian version (up to {ReportLimits.MaxPackageVersion} of A-Z a-z 0-9 . + - ~ :)"));
+        }
+
+        var limit = request.Limit > 0 ? Math.Min(request.Limit, MaxImagePackages) : MaxImagePackages;
+        var rows = await Task.Run(() => store.FindImagePackages(request.Package, request.Version.Length > 0 ? request.Version : null, limit + 1), context.CancellationToken).ConfigureAwait(false);
+        var response = new ListImagePackagesResponse { NodesKnown = false, Truncated = rows.Count > limit };
+        foreach (var r in rows.Take(limit))
+        {
+            response.Matches.Add(new ImagePackageMatch
+            {
+                Repository = r.Repository,
+                Digest = r.Digest,
+                Path = r.Path,
+                Package = r.Name,
+                Version = r.Version,
+                Architecture = r.Architecture,
+                RecordedAt = Timestamp.FromDateTimeOffset(DateTimeOffset.FromUnixTimeMilliseconds(r.RecordedAtMs)),
+            });
+        }
+
+        return response;
     }
 
     public override Task<Build> GetBuild(GetBuildRequest request, ServerCallContext context)

@@ -139,6 +139,11 @@ public sealed class AgentApi(
                 $"log_lines: at most {ReportLimits.MaxLogLinesPerProgress} lines of at most {ReportLimits.MaxLogLine} characters per call");
         }
 
+        if (InventoryCheck.Problem(request) is { } inventoryProblem)
+        {
+            throw authorizer.Refuse(context, caller, StatusCode.InvalidArgument, inventoryProblem);
+        }
+
         if (await builds.ProgressAsync(caller.Identity, request).ConfigureAwait(false) is { } refusal)
         {
             throw authorizer.Refuse(context, caller, refusal.Status, refusal.Message);

@@ -707,6 +707,14 @@ public sealed partial class BuildQueue
             ops.Add(SaveOf(next, token, rank));
         }
 
+        // The packages of the digests pushed (issue 27), in the same transaction: checked by AgentApi, from this build's builder.
+        var recordedAt = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        foreach (var inventory in progress.Inventories)
+        {
+            ops.Add(new SaveImageInventory(inventory.Repository, inventory.Digest, inventory.Path, recordedAt,
+                [.. inventory.Packages.Select(p => (p.Name, p.Version, p.Architecture))]));
+        }
+
         if (ops.Count > 0)
         {
             await _writer.WriteAsync(ops.Count == 1 ? ops[0] : new StoreBatch(ops)).ConfigureAwait(false);

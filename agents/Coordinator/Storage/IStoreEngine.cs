@@ -69,6 +69,9 @@ public interface IStoreEngine : IDisposable
 
     List<(long Seq, string Line)> ReadBuildLog(long build, long after, int limit);
 
+    /// <summary>The stored rows of Debian package <paramref name="name"/> (at <paramref name="version"/> when given), newest first, at most <paramref name="limit"/>.</summary>
+    List<ImagePackageRow> FindImagePackages(string name, string? version, int limit);
+
     /// <summary>Rows per table (migrate-store's check, and tests').</summary>
     IReadOnlyDictionary<string, long> Counts();
 

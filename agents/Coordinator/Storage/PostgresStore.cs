@@ -133,6 +133,9 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
 
         // 6: remediation pacing: a row per pool (the last fencing token, the last lease taken or ended) and its leases.
         RemediationSql.Migration,
+
+        // 7: the Debian packages of each pushed digest, from the builders' inventories (issue 27; agentctl images --package).
+        ImageInventorySql.Migration,
     ];
 
     private static readonly string[] IdentityTables = ["check_history", "finding_history", "events", "audit"];
@@ -355,6 +358,12 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
     {
         using var c = _source.OpenConnection();
         return StoreSql.LogPage(c, build, after, limit);
+    });
+
+    public List<ImagePackageRow> FindImagePackages(string name, string? version, int limit) => Guard(() =>
+    {
+        using var c = _source.OpenConnection();
+        return ImageInventorySql.Find(c, name, version, limit);
     });
 
     public IReadOnlyDictionary<string, long> Counts() => Guard(() =>

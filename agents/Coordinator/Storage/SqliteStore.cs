@@ -118,6 +118,9 @@ public sealed class SqliteStore : IStoreEngine
 
         // 6: remediation pacing: a row per pool (the last fencing token, the last lease taken or ended) and its leases.
         RemediationSql.Migration,
+
+        // 7: the Debian packages of each pushed digest, from the builders' inventories (issue 27; agentctl images --package).
+        ImageInventorySql.Migration,
     ];
 
     private readonly string _path;
@@ -300,6 +303,19 @@ public sealed class SqliteStore : IStoreEngine
     {
         using var c = OpenReader();
         return StoreSql.LogPage(c, build, after, limit);
+    }
+
+    public List<ImagePackageRow> FindImagePackages(string name, string? version, int limit)
+    {
+        try
+        {
+            using var c = OpenReader();
+            return ImageInventorySql.Find(c, name, version, limit);
+        }
+        catch (SqliteException ex) when (FileProblem(ex))
+        {
+            throw new StoreUnavailableException($"database {_path}: {ex.Message}", ex);
+        }
     }
 
     public IReadOnlyDictionary<string, long> Counts() => StoreSql.Counts(_connection, null);

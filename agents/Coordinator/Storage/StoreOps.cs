@@ -83,6 +83,12 @@ public sealed record DeleteBuilds(IReadOnlyList<long> Ids) : StoreOp;
 public sealed record AppendBuildLog(long Build, IReadOnlyList<(long Seq, string Line)> Lines) : StoreOp;
 
 /// <summary>
+/// The Debian packages of one pushed digest (issue 27), replacing what was stored for it: sent with a build's progress
+/// by the builder the build was handed to.
+/// </summary>
+public sealed record SaveImageInventory(string Repository, string Digest, string Path, long RecordedAtMs, IReadOnlyList<(string Name, string Version, string Architecture)> Packages) : StoreOp;
+
+/// <summary>
 /// The sweeper lease still names <paramref name="Holder"/> with <paramref name="Epoch"/> and has not expired: else the
 /// batch is refused (<see cref="StoreConflictException"/>). Retention writes carry it. SQLite: always true.
 /// </summary>

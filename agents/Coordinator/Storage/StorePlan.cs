@@ -130,6 +130,9 @@ public static class StorePlan
 
                 notes.Add("l|" + l.Build.ToString(CultureInfo.InvariantCulture));
                 break;
+            case SaveImageInventory i:
+                ImageInventorySql.Save(i, s);
+                break;
             case LeaseFence f when leases:
                 s.Add(new("UPDATE sweeper_lease SET expires_at = expires_at WHERE id = 1 AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp()", [f.Holder, f.Epoch],
                     () => new StoreConflictException($"the sweeper lease (epoch {f.Epoch}) expired or moved to another instance; nothing of this batch was stored")));

@@ -18,5 +18,6 @@ public static class StoreSchema
         ("remediation_candidates", ["pool", "node", "at"]),
         ("remediation_holds", ["pool", "node", "kind", "incident", "by_identity", "reason", "at"]),
         ("remediation_leases", ["pool", "node", "incident", "step", "token", "acquired", "renewed", "expires"]),
+        ("image_packages", ImageInventorySql.Columns),
     ];
 }

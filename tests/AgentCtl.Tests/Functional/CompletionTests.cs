@@ -104,7 +104,7 @@ public sealed class CompletionTests
         var r = await Run.DotnetToolAsync("agentctl", ["man"]);
         Assert.True(r.ExitCode == 0, r.ToString());
         Assert.StartsWith(".TH AGENTCTL 1 ", r.Stdout, StringComparison.Ordinal);
-        foreach (var command in new[] { "nodes", "node", "findings", "builds", "build", "build\\-log", "watch", "pki", "completion" })
+        foreach (var command in new[] { "nodes", "node", "findings", "builds", "build", "images", "build\\-log", "watch", "pki", "completion" })
         {
             Assert.Contains($".SS \"agentctl {command}", r.Stdout, StringComparison.Ordinal);
         }

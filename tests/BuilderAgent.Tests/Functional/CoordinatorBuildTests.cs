@@ -55,6 +55,8 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
     [Fact]
     public async Task Verify_TheDaemonVerifiesEachDigestItPushed_ThenPromoteMakesLatestThatDigest()
     {
+        // The daemon publishes each pushed digest's package inventory to the registry: from the host's namespace, through this.
+        await using var bridge = EngineApiCounter.BridgeFromHost(fx.Docker.NetworkNamespace, fx.Registry.Port);
         await using var coordinator = await CoordinatorHarness.StartAsync();
         using var repo = Fixtures.CopyRepository();
         var (started, prefix) = await ServingBuilder.StartAsync(coordinator, fx, repo);
@@ -74,6 +76,9 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
 
         var log = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "build-log", (string)build["id"]!);
         Assert.Contains($"[base-b/tools] verified {digest}: the probe (/bin/sh -c 'exit 0') exited 0", log.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"[base-b/tools] inventory of {digest}: 0 Debian package(s), CycloneDX 1.5 (", log.Stdout, StringComparison.Ordinal); // busybox: no dpkg
+        Assert.Contains($"kept beside the image as sha256:", log.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"(tag sha256-{digest[7..]})", log.Stdout, StringComparison.Ordinal);
         var verdicts = JsonNode.Parse(await File.ReadAllTextAsync(repo["state/verified.json"]))!["images"]!;
         Assert.Equal(digest, (string?)verdicts[$"{fx.Registry.Address}/{prefix}-base-b-tools"]!["digest"]);
         Assert.True((bool)verdicts[$"{fx.Registry.Address}/{prefix}-base-b-tools"]!["passed"]!);
@@ -87,6 +92,46 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
             "--format", "{{.Digest}}", $"docker://{fx.Registry.Address}/{prefix}-base-b-tools:latest"], TimeSpan.FromMinutes(1));
         Assert.True(skopeo.ExitCode == 0, skopeo.ToString());
         Assert.Equal(digest, skopeo.Stdout.Trim());
+    }
+
+    [Fact]
+    public async Task Inventory_ThroughTheDaemon_AgentctlImagesFindsAPackagePlantedInOneImageOnly()
+    {
+        await using var bridge = EngineApiCounter.BridgeFromHost(fx.Docker.NetworkNamespace, fx.Registry.Port);
+        await using var coordinator = await CoordinatorHarness.StartAsync();
+        using var repo = Fixtures.CopyRepository();
+        // Two images of this host's real dpkg database; a package planted in dpkg-a only.
+        foreach (var (image, extra) in new[] { ("dpkg-a", DpkgImages.Planted), ("dpkg-b", string.Empty) })
+        {
+            await DpkgImages.WriteRootAsync(repo[$"{image}/root"], extra);
+            await File.WriteAllTextAsync(repo[$"{image}/Dockerfile.template"], $"FROM scratch\nCOPY {image}/root/ /\n");
+        }
+
+        var (started, prefix) = await ServingBuilder.StartAsync(coordinator, fx, repo);
+        await using var daemon = started;
+        var requested = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "dpkg-a", "dpkg-b", "--push");
+        Assert.True(requested.ExitCode == 0, requested.ToString());
+        var build = await FinishedAsync(coordinator, IdOf(requested), daemon);
+        Assert.True((string?)build["state"] == "succeeded", build.ToJsonString() + daemon.Output);
+        string DigestOf(string path) => (string)build["images"]!.AsArray().Single(i => (string?)i!["path"] == path)!["digest"]!;
+
+        var planted = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "images", "--package", "toolforge-planted");
+        Assert.True(planted.ExitCode == 0, planted.ToString());
+        var lines = planted.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("Nodes running these digests: not known", lines[0], StringComparison.Ordinal);
+        var row = Assert.Single(lines[2..]);
+        Assert.Matches($@"^dpkg-a\s+{DigestOf("dpkg-a")}\s+toolforge-planted\s+1\.0-1\s+all\s", row);
+
+        // A package of the host's database: in both, each at its pushed digest.
+        var libc = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "images", "--package", "libc6", "-o", "json");
+        Assert.True(libc.ExitCode == 0, libc.ToString());
+        Assert.Equal([("dpkg-a", DigestOf("dpkg-a")), ("dpkg-b", DigestOf("dpkg-b"))],
+            JsonNode.Parse(libc.Stdout)!["matches"]!.AsArray().Select(m => ((string)m!["path"]!, (string)m["digest"]!)).Order());
+
+        var log = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "build-log", (string)build["id"]!);
+        var inside = await DpkgImages.DpkgQueryAsync(fx.Docker, $"{fx.Registry.Address}/{prefix}-dpkg-b@{DigestOf("dpkg-b")}");
+        Assert.Contains($"[dpkg-b] inventory of {DigestOf("dpkg-b")}: {inside.Count} Debian package(s), CycloneDX 1.5", log.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"[dpkg-a] inventory of {DigestOf("dpkg-a")}: {inside.Count + 1} Debian package(s)", log.Stdout, StringComparison.Ordinal);
     }
 
     private static async Task<JsonNode> FinishedAsync(CoordinatorHarness coordinator, string id, BackgroundProcess daemon)
@@ -118,6 +163,7 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         var build = await FinishedAsync(coordinator, IdOf(requested), daemon);
         Assert.True((string?)build["state"] == "succeeded", build.ToJsonString() + daemon.Output);
         var digest = (string)build["images"]!.AsArray().Single(i => (string?)i!["path"] == "base-b/tools")!["digest"]!;
+        bridge.Reset(); // the build uploaded its images and their package inventories; what follows must upload nothing
 
         // Through the coordinator latest comes only from promotion: a build for it is refused up front.
         var latestBuild = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "base-b", "--tag", "latest");

@@ -129,7 +129,7 @@ internal sealed class EngineApiCounter : IAsyncDisposable
             await upstream.ConnectAsync(_upstreamEndPoint, _stop.Token);
             await using var fromClient = new NetworkStream(c, ownsSocket: false);
             await using var toEngine = new NetworkStream(upstream, ownsSocket: false);
-            var responses = toEngine.CopyToAsync(fromClient, _stop.Token);
+            var responses = RelayResponsesAsync(toEngine, fromClient, c, _stop.Token);
             await ForwardRequestsAsync(fromClient, toEngine, _stop.Token);
             upstream.Shutdown(SocketShutdown.Send);
             await responses;
@@ -137,6 +137,22 @@ internal sealed class EngineApiCounter : IAsyncDisposable
         catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
         {
             // a connection closed by either side
+        }
+    }
+
+    // The engine's answers, byte for byte; when the engine ends its side (a response delimited by the connection's end,
+    // or the connection closed after an answer), the client is told so too: without it a client reading such a body to
+    // its end waits for an end that never comes.
+    private static async Task RelayResponsesAsync(Stream fromEngine, Stream toClient, Socket client, CancellationToken ct)
+    {
+        await fromEngine.CopyToAsync(toClient, ct);
+        try
+        {
+            client.Shutdown(SocketShutdown.Send);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            // the client has gone already
         }
     }
 

@@ -50,12 +50,16 @@ public sealed class MigrateStoreTests(PostgresFixture pg) : IClassFixture<Postgr
             await builder.ReportCommandProgressAsync(running);
             var done = new CommandProgress { CommandId = token, Node = CoordinatorHarness.Builder, State = BuildState.Succeeded };
             done.Images.Add(new ImageResult { Path = "base-a", Name = "docker-registry.tools.wmflabs.org/toolforge-base-a:testing", Result = "pushed", Digest = "sha256:" + new string('a', 64) });
+            var inventory = new ImageInventory { Repository = "docker-registry.tools.wmflabs.org/toolforge-base-a", Digest = "sha256:" + new string('a', 64), Path = "base-a" };
+            inventory.Packages.Add(new ImagePackage { Name = "openssl", Version = "3.0.15-1~deb12u1", Architecture = "amd64" });
+            inventory.Packages.Add(new ImagePackage { Name = "libc6", Version = "2.36-9+deb12u10", Architecture = "amd64" });
+            done.Inventories.Add(inventory);
             await builder.ReportCommandProgressAsync(done);
         }
 
         await h.AdminClient(CoordinatorHarness.Admin).RequestBuildAsync(new RequestBuildRequest { Build = new BuildRequest { Images = { "base-b" } } }); // stays queued
 
-        var views = new[] { new[] { "nodes", "-o", "json" }, ["findings", "-o", "json"], ["builds", "-o", "json"], ["build-log", build.Id], ["node", "tools-k8s-worker-3", "-o", "json"] };
+        var views = new[] { new[] { "nodes", "-o", "json" }, ["findings", "-o", "json"], ["builds", "-o", "json"], ["build-log", build.Id], ["node", "tools-k8s-worker-3", "-o", "json"], ["images", "--package", "openssl", "-o", "json"] };
         var before = new List<string>();
         foreach (var v in views)
         {
@@ -65,6 +69,7 @@ public sealed class MigrateStoreTests(PostgresFixture pg) : IClassFixture<Postgr
         }
 
         Assert.Contains("Step 250/250", before[3], StringComparison.Ordinal);
+        Assert.Contains("3.0.15-1~deb12u1", before[5], StringComparison.Ordinal);
         await h.StopAsync();
 
         var db = "migrated";
@@ -78,6 +83,7 @@ public sealed class MigrateStoreTests(PostgresFixture pg) : IClassFixture<Postgr
         Assert.True(migrate.ExitCode == 0, migrate.ToString());
         Assert.Contains("verified: every table has the same number of rows", migrate.Stdout, StringComparison.Ordinal);
         Assert.Matches(@"build_log\s+250\s+->\s+250", migrate.Stdout);
+        Assert.Matches(@"image_packages\s+2\s+->\s+2", migrate.Stdout);
         Assert.Equal(3, await pg.Server.ScalarAsync("SELECT COUNT(*) FROM nodes", db));
         Assert.True(await pg.Server.ScalarAsync("SELECT COUNT(*) FROM audit", db) >= 2);
         Assert.True(await pg.Server.ScalarAsync("SELECT COUNT(*) FROM finding_history", db) >= 3);

@@ -212,6 +212,32 @@ public abstract class StorageContract
     }
 
     [Fact]
+    public async Task ImageInventory_SentAgain_ReplacesItsDigestsRows_AndIsFoundByPackageAndVersion()
+    {
+        using var e = await MigratedAsync();
+        var a = "sha256:" + new string('a', 64);
+        var b = "sha256:" + new string('b', 64);
+        // 250 packages: more than one INSERT statement's worth of rows.
+        var many = Enumerable.Range(0, 250).Select(i => ($"lib{i}", "1.0-1", "amd64")).ToList();
+        e.Commit([new SaveImageInventory("reg/base", a, "base", 1_000, [.. many, ("openssl", "3.0.14-1~deb12u2", "amd64")])]);
+        e.Commit([new SaveImageInventory("reg/web", b, "web", 2_000, [("openssl", "3.0.15-1~deb12u1", "amd64"), ("openssl", "3.0.15-1~deb12u1", "i386")])]);
+        Assert.Equal(253, e.Counts()["image_packages"]);
+
+        var openssl = e.FindImagePackages("openssl", null, 100);
+        Assert.Equal([("reg/web", b, "web", "3.0.15-1~deb12u1", "amd64", 2_000L), ("reg/web", b, "web", "3.0.15-1~deb12u1", "i386", 2_000L), ("reg/base", a, "base", "3.0.14-1~deb12u2", "amd64", 1_000L)],
+            openssl.Select(r => (r.Repository, r.Digest, r.Path, r.Version, r.Architecture, r.RecordedAtMs)));
+        Assert.Equal([a], e.FindImagePackages("openssl", "3.0.14-1~deb12u2", 100).Select(r => r.Digest));
+        Assert.Single(e.FindImagePackages("openssl", null, 1));
+        Assert.Empty(e.FindImagePackages("curl", null, 100));
+
+        // The same digest's inventory again (a resent progress, a rebuild): its rows are replaced, not added to.
+        e.Commit([new SaveImageInventory("reg/base", a, "base", 3_000, [("openssl", "3.0.15-1~deb12u1", "amd64")])]);
+        Assert.Equal(3, e.Counts()["image_packages"]);
+        Assert.Empty(e.FindImagePackages("lib7", null, 100));
+        Assert.Equal(3_000, e.FindImagePackages("openssl", null, 100).First().RecordedAtMs);
+    }
+
+    [Fact]
     public async Task Export_and_import_copy_every_table_with_ids_and_new_rows_continue_after_them()
     {
         using var from = await MigratedAsync();
@@ -221,6 +247,7 @@ public abstract class StorageContract
             new SaveBuild(7, 1_000, [7], "tok7"),
             new SaveBuild(8, 1_000, [8], null),
             new AppendBuildLog(7, [(1L, "a"), (2L, "b")]),
+            new SaveImageInventory("reg/x", "sha256:" + new string('a', 64), "x", 1_000, [("openssl", "3.0.15-1~deb12u1", "amd64"), ("tzdata", "2024a-0+deb12u1", "all")]),
         ]);
         using var to = await MigratedAsync();
         to.ImportAll(t => from.Export(t).ToList());

@@ -1,0 +1,78 @@
+using System.CommandLine;
+using Toolforge.Agents.Common.Cli;
+using Toolforge.Agents.Common.Contracts;
+using Toolforge.Agents.Contracts.V1;
+using Command = System.CommandLine.Command;
+
+namespace Toolforge.Agents.AgentCtl.Commands;
+
+/// <summary>agentctl images --package NAME[=VERSION]: the pushed digests whose package inventory holds it (issue 27).</summary>
+internal static class ImagesCommand
+{
+    /// <summary>Said above the table while the coordinator does not know which digests nodes run.</summary>
+    public const string NodesUnknown = "Nodes running these digests: not known (node-agents do not report the image digests they run yet).";
+
+    public static Command Create(AgentCtlOptions g)
+    {
+        var output = AgentCtlOptions.Output();
+        var package = new Option<string>("--package")
+        {
+            Description = "A Debian package, as NAME or NAME=VERSION: every pushed digest whose inventory holds it",
+            Required = true,
+        };
+        package.Validators.Add(r =>
+        {
+            if (Parse(r.GetValueOrDefault<string>() ?? string.Empty) is { Problem: { } problem })
+            {
+                r.AddError("--package: " + problem);
+            }
+        });
+        var limit = new Option<int>("--limit") { Description = "At most this many rows, newest first", DefaultValueFactory = _ => 1000 };
+        limit.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is < 1 or > 10_000)
+            {
+                r.AddError("--limit: must be a whole number from 1 to 10000");
+            }
+        });
+        var cmd = new Command("images", "List pushed image digests by the Debian packages they hold (from the builders' inventories)") { package, limit, output };
+        cmd.SetAction((pr, ct) => g.Run(pr, async c =>
+        {
+            var (name, version, _) = Parse(pr.GetValue(package)!);
+            var response = await c.Admin.ListImagePackagesAsync(new ListImagePackagesRequest { Package = name, Version = version ?? string.Empty, Limit = pr.GetValue(limit) },
+                deadline: c.Deadline(), cancellationToken: ct);
+            var format = Output.Parse(pr.GetValue(output));
+            if (format is not (OutputFormat.Json or OutputFormat.Yaml) && response.Matches.Count > 0 && !response.NodesKnown)
+            {
+                Console.Out.WriteLine(NodesUnknown);
+            }
+
+            AgentCtlOptions.PrintListing(format, response.Matches.Count, "images holding " + Output.Escape(name + (version is null ? string.Empty : "=" + version)),
+                () => Render.ImagePackages(response, DateTimeOffset.UtcNow, format), () => Render.Message(response, format));
+            if (response.Truncated && format is not (OutputFormat.Json or OutputFormat.Yaml))
+            {
+                Console.Error.WriteLine($"agentctl: more than {response.Matches.Count} rows matched; --limit shows more");
+            }
+        }));
+        return cmd;
+    }
+
+    /// <summary>NAME or NAME=VERSION, each as Debian writes it; the problem in words otherwise.</summary>
+    internal static (string Name, string? Version, string? Problem) Parse(string value)
+    {
+        var eq = value.IndexOf('=', StringComparison.Ordinal);
+        var name = eq < 0 ? value : value[..eq];
+        var version = eq < 0 ? null : value[(eq + 1)..];
+        if (!DebianPackages.IsName(name))
+        {
+            return (name, version, $"\"{Output.Escape(ReportLimits.Cut(name, 140))}\" is not a Debian package name (2 to {ReportLimits.MaxPackageName} of a-z 0-9 + - ., starting with a letter or digit)");
+        }
+
+        if (version is not null && (version.Length == 0 || !DebianPackages.IsVersion(version)))
+        {
+            return (name, version, $"\"{Output.Escape(ReportLimits.Cut(version, 260))}\" is not a Debian version (1 to {ReportLimits.MaxPackageVersion} of A-Z a-z 0-9 . + - ~ :)");
+        }
+
+        return (name, version, null);
+    }
+}

@@ -1,0 +1,91 @@
+using System.Globalization;
+using Toolforge.Agents.BuilderAgent.Docker;
+using Toolforge.Agents.BuilderAgent.Promotion;
+
+namespace Toolforge.Agents.BuilderAgent.Inventory;
+
+/// <summary>What one inventory found: the image, its Debian packages and the CycloneDX document of them.</summary>
+public sealed record ImageInventory(BomSubject Subject, IReadOnlyList<DebPackage> Packages, byte[] Document);
+
+/// <summary>
+/// Takes the package inventory of a pushed digest: the image's dpkg database is copied out of a container that is
+/// created and never started (<see cref="BuilderDocker.ReadImageFilesAsync"/>), parsed (<see cref="DpkgStatus"/>) and
+/// written as CycloneDX (<see cref="CycloneDx"/>). An image without a dpkg database (busybox, scratch) has an
+/// inventory of no packages. With a registry client, the document is then kept beside the image as an OCI artifact
+/// (<see cref="PublishAsync"/>).
+/// </summary>
+public sealed class PackageInventory(BuilderDocker docker, TimeProvider time, RegistryClient? registry = null) : IDisposable
+{
+    /// <summary>
+    /// Where dpkg keeps what is installed, in the order tried: Debian's status file, else the one-file-per-package
+    /// status.d of distroless images (an image with the first is not asked for the second: Debian's own dpkg never
+    /// writes status.d, and asking Docker for a path an image lacks costs a 404 per push).
+    /// </summary>
+    public static readonly string[] DpkgPaths = ["/var/lib/dpkg/status", "/var/lib/dpkg/status.d"];
+
+    public async Task<ImageInventory> TakeAsync(string repository, string digest, CancellationToken ct)
+    {
+        IReadOnlyList<(string File, byte[] Contents)> files;
+        try
+        {
+            await docker.EnsureImageAsync(repository, digest, ct).ConfigureAwait(false);
+            files = await docker.ReadImageFilesAsync($"{repository}@{digest}", DpkgPaths, DpkgStatus.MaxBytes, ct, firstFound: true).ConfigureAwait(false);
+        }
+        catch (DockerOperationException ex)
+        {
+            throw new InventoryException(RegistryClient.Safe(ex.Message), ex);
+        }
+
+        var subject = new BomSubject(repository, digest);
+        var packages = DpkgStatus.Parse(files);
+        return new ImageInventory(subject, packages, CycloneDx.Write(subject, packages, time.GetUtcNow(), Guid.NewGuid(), Common.Hosting.DaemonInfo.Version));
+    }
+
+    /// <summary>
+    /// Keeps <paramref name="inventory"/>'s document beside its image in the image's own repository: the document and
+    /// the empty config as blobs, the artifact manifest (subject = the image's manifest) by digest, and the referrers tag
+    /// schema's index under <c>sha256-&lt;hex&gt;</c> (Debian's docker-registry 2.8 has no referrers API). Returns the
+    /// artifact's digest; null when this inventory has no registry client (nothing is published).
+    /// </summary>
+    public async Task<string?> PublishAsync(ImageInventory inventory, CancellationToken ct)
+    {
+        if (registry is null)
+        {
+            return null;
+        }
+
+        var prefix = registry.Registry + "/";
+        if (!inventory.Subject.Repository.StartsWith(prefix, StringComparison.Ordinal))
+        {
+            throw new InventoryException($"{RegistryClient.Safe(inventory.Subject.Repository)} is not in {RegistryClient.Safe(registry.Registry)}, the registry the inventory is published to");
+        }
+
+        var name = inventory.Subject.Repository[prefix.Length..];
+        try
+        {
+            var image = await registry.GetManifestAsync(name, inventory.Subject.Digest, ct).ConfigureAwait(false)
+                ?? throw new InventoryException($"{RegistryClient.Safe(inventory.Subject.Repository)}@{inventory.Subject.Digest} is not in the registry");
+            await registry.PushBlobAsync(name, OciReferrers.EmptyConfig, ct).ConfigureAwait(false);
+            await registry.PushBlobAsync(name, inventory.Document, ct).ConfigureAwait(false);
+            var created = time.GetUtcNow().UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+            var artifact = OciReferrers.ArtifactManifest(
+                new OciDescriptor(image.MediaType, image.Digest, image.Bytes.Length),
+                new OciDescriptor(CycloneDx.MediaType, RegistryClient.Digest(inventory.Document), inventory.Document.Length),
+                created);
+            await registry.PutManifestAsync(name, artifact.Digest, artifact, ct).ConfigureAwait(false);
+
+            var tag = OciReferrers.FallbackTag(inventory.Subject.Digest);
+            var existing = await registry.GetManifestAsync(name, tag, ct).ConfigureAwait(false);
+            var index = OciReferrers.AddToIndex(existing, new OciDescriptor(OciReferrers.ImageManifest, artifact.Digest, artifact.Bytes.Length, CycloneDx.MediaType,
+                new Dictionary<string, string>(StringComparer.Ordinal) { [OciReferrers.CreatedAnnotation] = created }));
+            await registry.PutManifestAsync(name, tag, index, ct).ConfigureAwait(false);
+            return artifact.Digest;
+        }
+        catch (PromotionException ex)
+        {
+            throw new InventoryException(ex.Message, ex);
+        }
+    }
+
+    public void Dispose() => registry?.Dispose();
+}

@@ -1,0 +1,127 @@
+using System.Text.Json;
+using Toolforge.Agents.BuilderAgent.Docker;
+using Toolforge.Agents.BuilderAgent.Inventory;
+using Toolforge.Agents.BuilderAgent.Promotion;
+using Toolforge.Agents.TestSupport;
+
+namespace Toolforge.Agents.BuilderAgent.Tests;
+
+/// <summary>
+/// The package inventory of a pushed digest against a real dockerd and Debian's docker-registry: the image's dpkg database
+/// read through the Engine API, compared with Debian's dpkg-query run inside the same image.
+/// </summary>
+[Collection("docker")]
+public sealed class InventoryTests(DockerFixture fx)
+{
+    private readonly string _name = "inv" + Guid.NewGuid().ToString("N")[..8];
+
+    private BuilderDocker Docker() => new(fx.Docker.Endpoint, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(2));
+
+    [Fact]
+    public async Task Inventory_OfAPushedDebianImage_ListsExactlyWhatDpkgQueryListsInside_AndIsValidCycloneDx()
+    {
+        var repository = $"{fx.Registry.Address}/{_name}";
+        await DpkgImages.BuildAsync(fx.Docker, $"{repository}:testing");
+        using var docker = Docker();
+        var digest = await docker.PushAsync(repository, "testing", _ => { }, CancellationToken.None);
+        Assert.Matches("^sha256:[0-9a-f]{64}$", digest);
+
+        var inventory = await new PackageInventory(docker, TimeProvider.System).TakeAsync(repository, digest, CancellationToken.None);
+
+        var inside = await DpkgImages.DpkgQueryAsync(fx.Docker, $"{repository}@{digest}");
+        Assert.True(inside.Count > 100, $"dpkg-query listed {inside.Count} packages");
+        Assert.Equal(inside.Count, inventory.Packages.Count);
+        Assert.Equal(inside, inventory.Packages.Select(p => $"{p.Name} {p.Version} {p.Architecture}").Order(StringComparer.Ordinal));
+
+        Assert.Empty(CycloneDxSchemaRules.Violations(inventory.Document));
+        using var doc = JsonDocument.Parse(inventory.Document);
+        Assert.Equal(inside.Count, doc.RootElement.GetProperty("components").GetArrayLength());
+        Assert.Equal(digest, doc.RootElement.GetProperty("metadata").GetProperty("component").GetProperty("version").GetString());
+        Assert.Equal(repository, doc.RootElement.GetProperty("metadata").GetProperty("component").GetProperty("name").GetString());
+
+        // Nothing ran and nothing is left: the container that was read from is gone.
+        Assert.Empty((await fx.Docker.DockerAsync("ps -aq --filter label=org.toolforge.builder.inventory")).Trim());
+    }
+
+    [Fact]
+    public async Task Publish_TheDocumentIsKeptBesideTheImage_FoundFromTheImageDigestThroughTheReferrersTag()
+    {
+        // The registry of the engine's namespace, reached from this process at the same address.
+        await using var bridge = EngineApiCounter.BridgeFromHost(fx.Docker.NetworkNamespace, fx.Registry.Port);
+        var repository = $"{fx.Registry.Address}/{_name}";
+        await DpkgImages.BuildAsync(fx.Docker, $"{repository}:testing");
+        using var docker = Docker();
+        var digest = await docker.PushAsync(repository, "testing", _ => { }, CancellationToken.None);
+        using var inventory = new PackageInventory(docker, TimeProvider.System, new RegistryClient(fx.Registry.Address, null, TimeSpan.FromSeconds(30)));
+        var taken = await inventory.TakeAsync(repository, digest, CancellationToken.None);
+
+        var artifact = await inventory.PublishAsync(taken, CancellationToken.None);
+        // Published again (a rebuild of the same digest): the index still lists each artifact once.
+        var again = await inventory.PublishAsync(await inventory.TakeAsync(repository, digest, CancellationToken.None), CancellationToken.None);
+
+        // From the image digest alone: the tag sha256-<hex> (read by skopeo, an independent client) lists the artifacts.
+        var tag = "sha256-" + digest["sha256:".Length..];
+        var skopeo = Peer.Require("skopeo", "skopeo");
+        var raw = await Run.ProcessAsync("nsenter", ["--net=/run/netns/" + fx.Docker.NetworkNamespace, skopeo, "inspect", "--tls-verify=false", "--raw", $"docker://{repository}:{tag}"], TimeSpan.FromSeconds(60));
+        Assert.True(raw.ExitCode == 0, raw.ToString());
+        var index = JsonDocument.Parse(raw.Stdout).RootElement;
+        Assert.Equal("application/vnd.oci.image.index.v1+json", index.GetProperty("mediaType").GetString());
+        var listed = index.GetProperty("manifests").EnumerateArray().ToList();
+        Assert.Equal(artifact == again ? 1 : 2, listed.Count);
+        Assert.All(listed, m => Assert.Equal("application/vnd.cyclonedx+json", m.GetProperty("artifactType").GetString()));
+        Assert.Contains(listed, m => m.GetProperty("digest").GetString() == again);
+
+        // The artifact names the image as its subject, and its layer (read through the registry's HTTP API) is the document.
+        var read = await Run.ProcessAsync("nsenter", ["--net=/run/netns/" + fx.Docker.NetworkNamespace, skopeo, "inspect", "--tls-verify=false", "--raw", $"docker://{repository}@{again}"], TimeSpan.FromSeconds(60));
+        Assert.True(read.ExitCode == 0, read.ToString());
+        var manifest = JsonDocument.Parse(read.Stdout).RootElement;
+        Assert.Equal(digest, manifest.GetProperty("subject").GetProperty("digest").GetString());
+        Assert.Equal("application/vnd.cyclonedx+json", manifest.GetProperty("artifactType").GetString());
+        var layer = manifest.GetProperty("layers")[0];
+        var blob = await fx.Registry.GetAsync($"/v2/{_name}/blobs/{layer.GetProperty("digest").GetString()}");
+        using var bom = JsonDocument.Parse(blob);
+        Assert.Equal(taken.Packages.Count, bom.RootElement.GetProperty("components").GetArrayLength());
+        Assert.Equal(digest, bom.RootElement.GetProperty("metadata").GetProperty("component").GetProperty("version").GetString());
+
+        // testing still names the image, unchanged.
+        var testing = await Run.ProcessAsync("nsenter", ["--net=/run/netns/" + fx.Docker.NetworkNamespace, skopeo, "inspect", "--tls-verify=false", "--format", "{{.Digest}}", $"docker://{repository}:testing"], TimeSpan.FromSeconds(60));
+        Assert.Equal(digest, testing.Stdout.Trim());
+    }
+
+    [Fact]
+    public async Task Inventory_OfAnImageWhoseDpkgDatabaseIsHostile_IsRefusedInOneEscapedLine_AndLeavesNoContainer()
+    {
+        var repository = $"{fx.Registry.Address}/{_name}";
+        using var context = new TempDir("hostile-image");
+        Directory.CreateDirectory(context["root/var/lib/dpkg"]);
+        await File.WriteAllTextAsync(context["root/var/lib/dpkg/status"],
+            "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36\u001b]0;owned\u0007\n");
+        await File.WriteAllTextAsync(context["Dockerfile"], "FROM scratch\nCOPY root/ /\n");
+        await fx.Docker.DockerAsync($"build -q -t {repository}:testing {context.Path}");
+        using var docker = Docker();
+        var digest = await docker.PushAsync(repository, "testing", _ => { }, CancellationToken.None);
+
+        var ex = await Assert.ThrowsAsync<InventoryException>(() => new PackageInventory(docker, TimeProvider.System).TakeAsync(repository, digest, CancellationToken.None));
+
+        Assert.Equal("/var/lib/dpkg/status: the stanza at line 1 (libc6) has version \"2.36\\x1b]0;owned\\x07\", which is not a Debian version", ex.Message);
+        Assert.Empty((await fx.Docker.DockerAsync("ps -aq --filter label=org.toolforge.builder.inventory")).Trim());
+    }
+
+    [Fact]
+    public async Task Inventory_OfAnImageWithoutDpkg_IsNoPackages()
+    {
+        var repository = $"{fx.Registry.Address}/{_name}";
+        using var context = new TempDir("busybox-image");
+        File.Copy("/bin/busybox", context["busybox"]);
+        await File.WriteAllTextAsync(context["Dockerfile"], "FROM scratch\nCOPY busybox /bin/busybox\n");
+        await fx.Docker.DockerAsync($"build -q -t {repository}:testing {context.Path}");
+        using var docker = Docker();
+        var digest = await docker.PushAsync(repository, "testing", _ => { }, CancellationToken.None);
+
+        var inventory = await new PackageInventory(docker, TimeProvider.System).TakeAsync(repository, digest, CancellationToken.None);
+
+        Assert.Empty(inventory.Packages);
+        Assert.Empty(CycloneDxSchemaRules.Violations(inventory.Document));
+        Assert.Empty((await fx.Docker.DockerAsync("ps -aq --filter label=org.toolforge.builder.inventory")).Trim());
+    }
+}

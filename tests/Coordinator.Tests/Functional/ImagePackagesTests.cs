@@ -1,0 +1,82 @@
+using System.Text.Json.Nodes;
+using Grpc.Core;
+using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.TestSupport;
+
+namespace Toolforge.Agents.Coordinator.Tests;
+
+/// <summary>
+/// Issue 27: a builder's inventories of the digests it pushed, stored with the build's progress, and
+/// `agentctl images --package` finding a package in exactly the images that hold it (SQLite, agentctl as a process).
+/// </summary>
+public sealed class ImagePackagesTests
+{
+    private static readonly string DigestA = "sha256:" + new string('a', 64);
+    private static readonly string DigestB = "sha256:" + new string('b', 64);
+
+    private static ImageInventory Inventory(string path, string digest, params (string Name, string Version, string Arch)[] packages)
+    {
+        var i = new ImageInventory { Repository = "registry.test:5000/fx-" + path.Replace('/', '-'), Digest = digest, Path = path };
+        i.Packages.AddRange(packages.Select(p => new ImagePackage { Name = p.Name, Version = p.Version, Architecture = p.Arch }));
+        return i;
+    }
+
+    [Fact]
+    public async Task Images_Package_FindsAPackagePlantedInOneImageOnly_ByVersionToo_ViewersMay_BuildersMayNot()
+    {
+        await using var h = await CoordinatorHarness.StartAsync();
+        using var commands = h.AgentClient(CoordinatorHarness.Builder).ReceiveCommands(new ReceiveCommandsRequest { Node = CoordinatorHarness.Builder, Agent = AgentKind.Builder });
+        var build = await h.AdminClient(CoordinatorHarness.Admin).RequestBuildAsync(new RequestBuildRequest { Build = new BuildRequest { Images = { "base-a", "base-b" }, Push = true } });
+        using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20)))
+        {
+            Assert.True(await commands.ResponseStream.MoveNext(cts.Token));
+        }
+
+        var command = commands.ResponseStream.Current;
+        Assert.Equal(build.Id, command.BuildId);
+
+        // A hostile inventory is refused whole: nothing of it is stored.
+        var hostile = new CommandProgress { CommandId = command.Id, Node = CoordinatorHarness.Builder, State = BuildState.Running };
+        hostile.Inventories.Add(Inventory("base-a", DigestA, ("openssl", "3.0.15-1~deb12u1", "amd64"), ("x\u001b]0;owned\u0007", "1", "amd64")));
+        var refused = await Assert.ThrowsAsync<RpcException>(() => h.AgentClient(CoordinatorHarness.Builder).ReportCommandProgressAsync(hostile).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+        Assert.StartsWith("inventories[0].packages[1]: not a Debian package", refused.Status.Detail, StringComparison.Ordinal);
+
+        var progress = new CommandProgress { CommandId = command.Id, Node = CoordinatorHarness.Builder, State = BuildState.Succeeded };
+        progress.Inventories.Add(Inventory("base-a", DigestA, ("libc6", "2.36-9+deb12u10", "amd64"), ("openssl", "3.0.15-1~deb12u1", "amd64"), ("toolforge-planted", "1.0-1", "all")));
+        progress.Inventories.Add(Inventory("base-b", DigestB, ("libc6", "2.36-9+deb12u10", "amd64"), ("openssl", "3.0.14-1~deb12u2", "amd64")));
+        await h.AgentClient(CoordinatorHarness.Builder).ReportCommandProgressAsync(progress);
+
+        // The planted package: in base-a only, with the header saying nodes are not known.
+        var planted = await h.AgentCtlAsync(CoordinatorHarness.Viewer, "images", "--package", "toolforge-planted");
+        Assert.True(planted.ExitCode == 0, planted.ToString());
+        var lines = planted.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("Nodes running these digests: not known (node-agents do not report the image digests they run yet).", lines[0]);
+        Assert.Matches(@"^IMAGE\s+DIGEST\s+PACKAGE\s+VERSION\s+ARCH\s+RECORDED$", lines[1]);
+        var row = Assert.Single(lines[2..]);
+        Assert.Matches($@"^base-a\s+{DigestA}\s+toolforge-planted\s+1\.0-1\s+all\s+", row);
+
+        // openssl: both images, each with its version; =VERSION picks one.
+        var all = await h.AgentCtlAsync(CoordinatorHarness.Admin, "images", "--package", "openssl", "-o", "json");
+        Assert.True(all.ExitCode == 0, all.ToString());
+        var matches = JsonNode.Parse(all.Stdout)!["matches"]!.AsArray();
+        Assert.Equal([("base-a", DigestA, "3.0.15-1~deb12u1"), ("base-b", DigestB, "3.0.14-1~deb12u2")],
+            matches.Select(m => ((string)m!["path"]!, (string)m["digest"]!, (string)m["version"]!)).OrderBy(m => m.Item1));
+        var one = await h.AgentCtlAsync(CoordinatorHarness.Viewer, "images", "--package", "openssl=3.0.14-1~deb12u2");
+        Assert.True(one.ExitCode == 0, one.ToString());
+        Assert.Single(one.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)[2..]);
+        Assert.Contains(DigestB, one.Stdout, StringComparison.Ordinal);
+
+        // Nothing holds it: said on stderr, exit 0. Bad input: one line, exit 2.
+        var none = await h.AgentCtlAsync(CoordinatorHarness.Viewer, "images", "--package", "curl");
+        Assert.True(none.ExitCode == 0, none.ToString());
+        Assert.Equal("No images holding curl found.", none.Stderr.Trim());
+        var bad = await h.AgentCtlAsync(CoordinatorHarness.Viewer, "images", "--package", "OpenSSL");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("--package: \"OpenSSL\" is not a Debian package name", bad.Stderr, StringComparison.Ordinal);
+
+        // A read verb: viewers and admins, not builders.
+        var denied = await Assert.ThrowsAsync<RpcException>(() => h.AdminClient(CoordinatorHarness.Builder).ListImagePackagesAsync(new ListImagePackagesRequest { Package = "openssl" }).ResponseAsync);
+        Assert.Equal(StatusCode.PermissionDenied, denied.StatusCode);
+    }
+}
