@@ -392,6 +392,20 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
         }
     }
 
+    private int _loseEventAnswers;
+
+    /// <summary>
+    /// The next <paramref name="count"/> Event creates are stored, then the connection is cut before the answer: what a
+    /// client sees when its call timed out or was cancelled after the API server committed the write.
+    /// </summary>
+    public void LoseEventAnswers(int count)
+    {
+        lock (_lock)
+        {
+            _loseEventAnswers = count;
+        }
+    }
+
     /// <summary>The next <paramref name="count"/> writes (status patches, event creates and patches) fail with <paramref name="status"/>.</summary>
     public void FailWrites(int count, int status = 503)
     {
@@ -592,6 +606,16 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
         }
 
         LogWrite("POST", $"events/{ns}/{name}", stored is null ? 409 : 201, (string?)stored?["reason"] ?? string.Empty);
+        lock (_lock)
+        {
+            if (stored is not null && _loseEventAnswers > 0)
+            {
+                _loseEventAnswers--;
+                ctx.Abort(); // stored; the answer never reaches the client
+                return;
+            }
+        }
+
         await (stored is null ? StatusAsync(ctx, 409, "AlreadyExists", $"events \"{name}\" already exists") : JsonAsync(ctx, stored, 201));
     }
 

@@ -60,8 +60,17 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
 
         public string? Name { get; set; }
 
+        /// <summary>
+        /// The Event's name, chosen once: a create whose answer was lost (cut at stop, a timeout) and is sent again meets
+        /// 409 AlreadyExists and becomes a patch of the same Event, never a second one.
+        /// </summary>
+        public string? PlannedName { get; set; }
+
         public DateTimeOffset WrittenAt { get; set; }
     }
+
+    // One write of the pending Events at a time: the final flush at stop does not race the loop's last one.
+    private readonly SemaphoreSlim _flushing = new(1, 1);
 
     private readonly NodeConditionsOptions _o;
     private readonly KubeClient _client;
@@ -179,6 +188,19 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
     /// <summary>Writes what is due: new series at once, grown ones once their last write is EventFlushInterval old (<paramref name="everything"/>: all pending, now).</summary>
     public async Task FlushAsync(CancellationToken ct, bool everything = false)
     {
+        await _flushing.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await FlushOnceAsync(ct, everything).ConfigureAwait(false);
+        }
+        finally
+        {
+            _flushing.Release();
+        }
+    }
+
+    private async Task FlushOnceAsync(CancellationToken ct, bool everything)
+    {
         var now = _time.GetUtcNow();
         if (now < _retryAt && !everything)
         {
@@ -226,7 +248,7 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
             ["kind"] = "Event",
             ["metadata"] = new JsonObject
             {
-                ["name"] = $"{NodeName}.{s.First.UtcTicks.ToString("x", CultureInfo.InvariantCulture)}.{Interlocked.Increment(ref _seq).ToString(CultureInfo.InvariantCulture)}",
+                ["name"] = PlannedName(s),
                 ["namespace"] = _o.EventNamespace,
             },
             ["involvedObject"] = new JsonObject { ["kind"] = "Node", ["name"] = NodeName, ["uid"] = NodeName, ["apiVersion"] = "v1" },
@@ -240,9 +262,27 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
             ["lastTimestamp"] = KubeTime.Format(last),
             ["count"] = count,
         };
-        using var cts = _client.Deadline(ct);
-        var created = await _client.Api.PostAsync($"/api/v1/namespaces/{Uri.EscapeDataString(_o.EventNamespace)}/events", e.ToJsonString(), KubeJson.Default.KubeCreated, cts.Token).ConfigureAwait(false);
+        KubeCreated created;
+        try
+        {
+            using var cts = _client.Deadline(ct);
+            created = await _client.Api.PostAsync($"/api/v1/namespaces/{Uri.EscapeDataString(_o.EventNamespace)}/events", e.ToJsonString(), KubeJson.Default.KubeCreated, cts.Token).ConfigureAwait(false);
+        }
+        catch (KubeApiException ex) when (ex.StatusCode == 409 && ex.Reason == "AlreadyExists")
+        {
+            // Our own create landed before (its answer was lost): the same Event, brought up to date.
+            return await PatchAsync(PlannedName(s), count, message, last, ct).ConfigureAwait(false);
+        }
+
         return created.Metadata?.Name ?? throw new System.Text.Json.JsonException("the created Event has no metadata.name");
+    }
+
+    private string PlannedName(Series s)
+    {
+        lock (_lock)
+        {
+            return s.PlannedName ??= $"{NodeName}.{s.First.UtcTicks.ToString("x", CultureInfo.InvariantCulture)}.{Interlocked.Increment(ref _seq).ToString(CultureInfo.InvariantCulture)}";
+        }
     }
 
     private async Task<string> PatchAsync(string name, int count, string message, DateTimeOffset last, CancellationToken ct)
@@ -251,7 +291,7 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
         {
             ["count"] = count,
             ["lastTimestamp"] = KubeTime.Format(last),
-            ["message"] = "(combined from similar events): " + message,
+            ["message"] = count > 1 ? "(combined from similar events): " + message : message,
         }.ToJsonString();
         using var cts = _client.Deadline(ct);
         await _client.Api.PatchAsync($"/api/v1/namespaces/{Uri.EscapeDataString(_o.EventNamespace)}/events/{Uri.EscapeDataString(name)}", "application/merge-patch+json", body, KubeJson.Default.KubeCreated, cts.Token).ConfigureAwait(false);
@@ -262,6 +302,7 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
     {
         _state.EventAdded -= OnAgentEvent;
         _wake.Dispose();
+        _flushing.Dispose();
         base.Dispose();
     }
 

@@ -298,6 +298,28 @@ public sealed class NodeConditionsTests : IAsyncLifetime
         Assert.Single(_api.Events, e => e.Reason == "LadderReboot");
     }
 
+    [Fact]
+    public async Task ACreateWhoseAnswerWasLost_IsSentAgainUnderTheSameName_AndBecomesAPatch_NeverASecondEvent()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 10, 0, 0, TimeSpan.Zero));
+        var state = Support.State(time);
+        var (client, recorder) = EventRecorder(time, state);
+        using var ownedClient = client;
+        using var ownedRecorder = recorder;
+        _api.LoseEventAnswers(1);
+        state.AddEvent("ladder-reboot", "asking logind to reboot");
+        await recorder.FlushAsync(CancellationToken.None); // stored by the API server; the agent never heard
+        Assert.Equal(CheckState.Warning, state.GetCheck(NodeEventRecorder.Check)!.State);
+        Assert.Single(_api.Events);
+
+        recorder.Record("LadderReboot", "asking logind to reboot"); // and it happened once more meanwhile
+        await recorder.StopAsync(CancellationToken.None); // the final write at stop: the same name, 409, then a patch
+        var e = Assert.Single(_api.Events);
+        Assert.Equal(("LadderReboot", 2), (e.Reason, e.Count));
+        Assert.Equal(["POST 201", "POST 409", "PATCH 200"], _api.Writes.Where(w => w.Target.StartsWith("events/", StringComparison.Ordinal)).Select(w => $"{w.Verb} {w.Code}"));
+        Assert.Equal(CheckState.Ok, state.GetCheck(NodeEventRecorder.Check)!.State);
+    }
+
     /// <summary>A NodeEventRecorder writing to this test's fake API server (the caller disposes both).</summary>
     private (KubeClient Client, NodeEventRecorder Recorder) EventRecorder(FakeTimeProvider time, AgentState state)
     {
