@@ -687,6 +687,11 @@ public sealed partial class BuildQueue
                 return decision.Refusal; // refused, or already done
             }
 
+            if (InventoryCheck.NotPushedHere(progress, decision.Next) is { } foreign)
+            {
+                return new Refusal(StatusCode.InvalidArgument, foreign); // nothing of this call is stored
+            }
+
             before = b.Clone();
             next = decision.Next;
             token = _tokens[id];

@@ -10,6 +10,45 @@ namespace Toolforge.Agents.Coordinator.Builds;
 /// </summary>
 public static class InventoryCheck
 {
+    /// <summary>
+    /// Null when every inventory of <paramref name="progress"/> is of an image this build pushed (a result "pushed" of
+    /// that path and digest, in this call or an earlier one: <paramref name="build"/> is the build with this call
+    /// applied) to that repository (the result's name without its tag); else the first one that is not, in one line.
+    /// A builder cannot plant or wipe the packages of an image it did not push.
+    /// </summary>
+    public static string? NotPushedHere(CommandProgress progress, Build build)
+    {
+        for (var i = 0; i < progress.Inventories.Count; i++)
+        {
+            var inv = progress.Inventories[i];
+            var pushed = build.Images.FirstOrDefault(r => r.Result == "pushed" && r.Path == inv.Path && r.Digest == inv.Digest);
+            if (pushed is null)
+            {
+                return $"inventories[{i}]: {Common.Cli.Output.Escape(inv.Path)} {inv.Digest} is not an image this build pushed; nothing of this call was stored";
+            }
+
+            if (Repository(pushed.Name) != inv.Repository)
+            {
+                return $"inventories[{i}].repository: {Common.Cli.Output.Escape(ReportLimits.Cut(inv.Repository, 200))} is not where this build pushed {Common.Cli.Output.Escape(inv.Path)} ({Common.Cli.Output.Escape(ReportLimits.Cut(Repository(pushed.Name), 200))}); nothing of this call was stored";
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>"registry/path:tag" or "registry/path@sha256:…" → "registry/path" (a registry's port is kept).</summary>
+    public static string Repository(string name)
+    {
+        var at = name.IndexOf('@', StringComparison.Ordinal);
+        if (at >= 0)
+        {
+            name = name[..at];
+        }
+
+        var colon = name.LastIndexOf(':');
+        return colon > name.LastIndexOf('/') ? name[..colon] : name;
+    }
+
     public static string? Problem(CommandProgress progress)
     {
         if (progress.Inventories.Count > ReportLimits.MaxInventoriesPerProgress)

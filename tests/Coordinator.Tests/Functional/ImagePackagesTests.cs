@@ -21,6 +21,9 @@ public sealed class ImagePackagesTests
         return i;
     }
 
+    private static ImageResult Pushed(string path, string digest) =>
+        new() { Path = path, Name = "registry.test:5000/fx-" + path.Replace('/', '-') + ":testing", Result = "pushed", Digest = digest };
+
     [Fact]
     public async Task Images_Package_FindsAPackagePlantedInOneImageOnly_ByVersionToo_ViewersMay_BuildersMayNot()
     {
@@ -42,7 +45,26 @@ public sealed class ImagePackagesTests
         Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
         Assert.StartsWith("inventories[0].packages[1]: not a Debian package", refused.Status.Detail, StringComparison.Ordinal);
 
+        // Review A1: a builder may only describe what this build pushed — not a digest it never pushed (planting or
+        // wiping another image's packages), not another repository. Each refused whole, nothing stored.
+        var foreign = new CommandProgress { CommandId = command.Id, Node = CoordinatorHarness.Builder, State = BuildState.Running };
+        foreign.Inventories.Add(Inventory("base-a", DigestA, ("openssl", "3.0.15-1~deb12u1", "amd64")));
+        var notPushed = await Assert.ThrowsAsync<RpcException>(() => h.AgentClient(CoordinatorHarness.Builder).ReportCommandProgressAsync(foreign).ResponseAsync);
+        Assert.Equal((StatusCode.InvalidArgument, $"inventories[0]: base-a {DigestA} is not an image this build pushed; nothing of this call was stored"), (notPushed.StatusCode, notPushed.Status.Detail));
+        var elsewhere = new CommandProgress { CommandId = command.Id, Node = CoordinatorHarness.Builder, State = BuildState.Running };
+        elsewhere.Images.Add(Pushed("base-a", DigestA));
+        var moved = Inventory("base-a", DigestA, ("openssl", "3.0.15-1~deb12u1", "amd64"));
+        moved.Repository = "registry.test:5000/fx-base-b";
+        elsewhere.Inventories.Add(moved);
+        var wrongRepository = await Assert.ThrowsAsync<RpcException>(() => h.AgentClient(CoordinatorHarness.Builder).ReportCommandProgressAsync(elsewhere).ResponseAsync);
+        Assert.StartsWith("inventories[0].repository: registry.test:5000/fx-base-b is not where this build pushed base-a (registry.test:5000/fx-base-a)", wrongRepository.Status.Detail, StringComparison.Ordinal);
+        var nothing = await h.AgentCtlAsync(CoordinatorHarness.Viewer, "images", "--package", "openssl");
+        Assert.Equal("No images holding openssl found.", nothing.Stderr.Trim()); // not from the refused calls
+        Assert.DoesNotContain((await h.AdminClient(CoordinatorHarness.Viewer).GetBuildAsync(new GetBuildRequest { Id = build.Id })).Images, r => r.Result == "pushed"); // the refused call's result neither
+
         var progress = new CommandProgress { CommandId = command.Id, Node = CoordinatorHarness.Builder, State = BuildState.Succeeded };
+        progress.Images.Add(Pushed("base-a", DigestA));
+        progress.Images.Add(Pushed("base-b", DigestB));
         progress.Inventories.Add(Inventory("base-a", DigestA, ("libc6", "2.36-9+deb12u10", "amd64"), ("openssl", "3.0.15-1~deb12u1", "amd64"), ("toolforge-planted", "1.0-1", "all")));
         progress.Inventories.Add(Inventory("base-b", DigestB, ("libc6", "2.36-9+deb12u10", "amd64"), ("openssl", "3.0.14-1~deb12u2", "amd64")));
         await h.AgentClient(CoordinatorHarness.Builder).ReportCommandProgressAsync(progress);
