@@ -33,6 +33,9 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
     private long _nextLine = 1;
     private long _droppedLines;
 
+    // Lines the sender itself has to say (an inventory refused): first in the next call, before a state queued meanwhile.
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _said = new();
+
     /// <summary>Between attempts to deliver one batch: 500 ms doubling, at most 10 s; given up after <see cref="MaxAttempts"/>.</summary>
     private static readonly RetryBounds Resend = new(Initial: TimeSpan.FromMilliseconds(500), Max: TimeSpan.FromSeconds(10));
 
@@ -86,6 +89,10 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
             }
             else
             {
+                // In a call of its own, after the result: a refused inventory (a bound, a version mismatch) never takes
+                // the image's result or log lines with it.
+                _updates.Writer.TryWrite(u);
+                u = new CommandProgress();
                 u.Inventories.Add(sent);
             }
         }
@@ -99,12 +106,39 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
     private async Task SendLoopAsync()
     {
         var reader = _updates.Reader;
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        CommandProgress? carried = null; // an inventory read while a batch had other things: the next call, alone
+        while (carried is not null || await reader.WaitToReadAsync().ConfigureAwait(false))
         {
             var batch = new CommandProgress { CommandId = _id, Node = _connection.Node };
             var lines = 0;
-            while (lines < MaxBatch && reader.TryRead(out var u))
+            while (carried is null && _said.TryDequeue(out var said))
             {
+                batch.LogLines.Add(said);
+            }
+
+            if (carried is not null)
+            {
+                batch.Inventories.AddRange(carried.Inventories);
+                carried = null;
+            }
+
+            while (batch.Inventories.Count == 0 && lines < MaxBatch && reader.TryRead(out var u))
+            {
+                if (u.Inventories.Count > 0)
+                {
+                    // An inventory (up to 20,000 packages) always goes in a call of its own.
+                    if (batch.LogLines.Count > 0 || batch.Images.Count > 0)
+                    {
+                        carried = u;
+                    }
+                    else
+                    {
+                        batch.Inventories.AddRange(u.Inventories);
+                    }
+
+                    break;
+                }
+
                 batch.LogLines.AddRange(u.LogLines);
                 lines += u.LogLines.Count;
                 foreach (var image in u.Images)
@@ -118,12 +152,6 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
                     {
                         batch.Images.Add(image);
                     }
-                }
-
-                batch.Inventories.AddRange(u.Inventories);
-                if (u.Inventories.Count > 0)
-                {
-                    break; // an inventory is up to 20,000 packages: one a call keeps each call well within gRPC's 4 MiB
                 }
 
                 if (u.State != BuildState.Unspecified)
@@ -153,6 +181,19 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
                 await Task.Delay(300).ConfigureAwait(false);
             }
         }
+
+        if (!_said.IsEmpty)
+        {
+            // Said after the last update: one more call (the coordinator keeps lines of a build that is still open).
+            var last = new CommandProgress { CommandId = _id, Node = _connection.Node, FirstLine = _nextLine };
+            while (_said.TryDequeue(out var said))
+            {
+                last.LogLines.Add(said);
+            }
+
+            _nextLine += last.LogLines.Count;
+            await SendAsync(last).ConfigureAwait(false);
+        }
     }
 
     private async Task SendAsync(CommandProgress batch)
@@ -172,6 +213,17 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
             {
                 _connection.Failed(ex.StatusCode);
                 await streak.FailedAndWaitAsync(ex, CancellationToken.None).ConfigureAwait(false); // a build's progress is not cut short by a stop
+            }
+            catch (RpcException ex) when (batch.Inventories.Count > 0)
+            {
+                // Only the inventory is lost (its image's result went in the call before): said in the build's log too.
+                foreach (var inventory in batch.Inventories)
+                {
+                    Log.InventoryLost(_logger, _buildId, inventory.Path, inventory.Digest, ex.StatusCode, ex.Status.Detail);
+                    _said.Enqueue(ReportLimits.Cut($"[{inventory.Path}] inventory of {inventory.Digest} not stored by the coordinator ({ex.StatusCode}: {ReportLimits.Cut(ex.Status.Detail, 300)}); the image's result stands", ReportLimits.MaxLogLine));
+                }
+
+                return;
             }
             catch (RpcException ex)
             {
@@ -197,5 +249,8 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
 
         [LoggerMessage(4102, LogLevel.Error, "build {Id}: gave up delivering {Lines} log lines and results ({Status}: {Detail})")]
         public static partial void Lost(ILogger logger, string id, int lines, StatusCode status, string detail);
+
+        [LoggerMessage(4104, LogLevel.Warning, "build {Id}: the inventory of {Path} {Digest} was not stored by the coordinator ({Status}: {Detail}); the image's result was sent on its own")]
+        public static partial void InventoryLost(ILogger logger, string id, string path, string digest, StatusCode status, string detail);
     }
 }
