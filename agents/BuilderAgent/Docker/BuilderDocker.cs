@@ -377,6 +377,9 @@ public sealed class BuilderDocker : IDisposable
         }
     }
 
+    /// <summary>Entries of one copied path at most (distroless: two files a package; 20,000 packages).</summary>
+    public const int MaxTarEntries = 50_000;
+
     // The regular files of a tar stream, each named "path-asked/relative", at most `budget` bytes in all.
     private static async Task<List<(string File, byte[] Contents)>> ReadTarAsync(Stream stream, string asked, long budget, CancellationToken ct)
     {
@@ -384,8 +387,14 @@ public sealed class BuilderDocker : IDisposable
         await using var tar = new System.Formats.Tar.TarReader(stream, leaveOpen: true);
         var parent = asked.TrimEnd('/');
         parent = parent[..(parent.LastIndexOf('/') + 1)];
+        var entries = 0;
         while (await tar.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false) is { } entry)
         {
+            if (++entries > MaxTarEntries)
+            {
+                throw new DockerOperationException($"{asked}: more than {MaxTarEntries} files to read");
+            }
+
             if (entry.EntryType is not (System.Formats.Tar.TarEntryType.RegularFile or System.Formats.Tar.TarEntryType.V7RegularFile) || entry.DataStream is null)
             {
                 continue;

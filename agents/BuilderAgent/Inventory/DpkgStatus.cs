@@ -30,6 +30,11 @@ public static class DpkgStatus
         long total = 0;
         foreach (var (file, contents) in files)
         {
+            if (!IsStanzaFile(file))
+            {
+                continue; // a distroless image's <pkg>.md5sums beside each package file, or anything below status.d's top
+            }
+
             total += contents.Length;
             if (total > MaxBytes)
             {
@@ -51,6 +56,23 @@ public static class DpkgStatus
         }
 
         return packages.Values.OrderBy(p => p.Name, StringComparer.Ordinal).ThenBy(p => p.Architecture, StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>
+    /// Whether a file of the copied database holds package stanzas: the status file, or a file directly in status.d/
+    /// that is not a <c>.md5sums</c> list (distroless keeps "&lt;package&gt;" and "&lt;package&gt;.md5sums" side by side there,
+    /// as syft and trivy read it).
+    /// </summary>
+    public static bool IsStanzaFile(string file)
+    {
+        const string Dir = "/var/lib/dpkg/status.d/";
+        if (!file.StartsWith(Dir, StringComparison.Ordinal))
+        {
+            return true;
+        }
+
+        var rest = file[Dir.Length..];
+        return rest.Length > 0 && !rest.Contains('/', StringComparison.Ordinal) && !rest.EndsWith(".md5sums", StringComparison.Ordinal);
     }
 
     private static List<DebPackage> ParseFile(string file, byte[] contents)

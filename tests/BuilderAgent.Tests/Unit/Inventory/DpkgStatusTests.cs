@@ -69,6 +69,20 @@ public sealed class DpkgStatusTests
     }
 
     [Fact]
+    public void Parse_StatusD_AsDistrolessLaysItOut_MD5SumsBesideEachPackage_AreNotStanzas()
+    {
+        // gcr.io/distroless/base-debian12: status.d/<pkg> and status.d/<pkg>.md5sums ("<md5>  <path>" lines) side by side.
+        var packages = DpkgStatus.Parse([
+            ("/var/lib/dpkg/status.d/base-files", Encoding.UTF8.GetBytes("Package: base-files\nVersion: 12.4+deb12u10\nArchitecture: amd64\nMaintainer: Santiago Vila <sanvila@debian.org>\n")),
+            ("/var/lib/dpkg/status.d/base-files.md5sums", Encoding.UTF8.GetBytes("5c5f1b8f8d2a0c7e3f7e4b1a9d2c6e01  etc/debian_version\n0f1e2d3c4b5a69788796a5b4c3d2e1f0  usr/lib/os-release\n")),
+            ("/var/lib/dpkg/status.d/libc6", Encoding.UTF8.GetBytes("Package: libc6\nVersion: 2.36-9+deb12u10\nArchitecture: amd64\n")),
+            ("/var/lib/dpkg/status.d/libc6.md5sums", Encoding.UTF8.GetBytes("8d777f385d3dfec8815d20f7496026dc  lib/x86_64-linux-gnu/libc.so.6\n")),
+            ("/var/lib/dpkg/status.d/nested/evil", Encoding.UTF8.GetBytes("not a stanza\n")),
+        ]);
+        Assert.Equal(["base-files 12.4+deb12u10 amd64", "libc6 2.36-9+deb12u10 amd64"], packages.Select(p => $"{p.Name} {p.Version} {p.Architecture}"));
+    }
+
+    [Fact]
     public void Parse_AnEmptyDatabase_IsNoPackages() => Assert.Empty(Parse(string.Empty));
 
     [Theory]
