@@ -253,6 +253,12 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
             log.Line(item.Path, $"INVENTORY NOT TAKEN: {ex.Message}");
             return null;
         }
+        catch (Exception ex) when (ex is not OperationCanceledException and not OutOfMemoryException)
+        {
+            // Anything else (a torn tar stream, an answer of an unexpected shape): said, and the push stands.
+            log.Line(item.Path, $"INVENTORY NOT TAKEN: {ex.GetType().Name}: {Promotion.RegistryClient.Safe(ex.Message)}");
+            return null;
+        }
 
         var taken = $"inventory of {digest}: {r.Packages.Count} Debian package(s), CycloneDX {Inventory.CycloneDx.SpecVersion} ({r.Document.Length} bytes)";
         try
@@ -263,6 +269,10 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
         catch (Inventory.InventoryException ex)
         {
             log.Line(item.Path, $"{taken}; NOT KEPT IN THE REGISTRY: {ex.Message}");
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException and not OutOfMemoryException)
+        {
+            log.Line(item.Path, $"{taken}; NOT KEPT IN THE REGISTRY: {ex.GetType().Name}: {Promotion.RegistryClient.Safe(ex.Message)}");
         }
 
         return r; // the coordinator hears of it either way

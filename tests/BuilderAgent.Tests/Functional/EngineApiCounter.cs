@@ -145,14 +145,20 @@ internal sealed class EngineApiCounter : IAsyncDisposable
     // its end waits for an end that never comes.
     private static async Task RelayResponsesAsync(Stream fromEngine, Stream toClient, Socket client, CancellationToken ct)
     {
-        await fromEngine.CopyToAsync(toClient, ct);
         try
         {
-            client.Shutdown(SocketShutdown.Send);
+            await fromEngine.CopyToAsync(toClient, ct);
         }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        finally
         {
-            // the client has gone already
+            try
+            {
+                client.Shutdown(SocketShutdown.Send); // also when the engine reset the connection: the client is not left waiting
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            {
+                // the client has gone already
+            }
         }
     }
 
