@@ -21,6 +21,12 @@ public static class OciReferrers
     public const string EmptyMediaType = "application/vnd.oci.empty.v1+json";
     public const string CreatedAnnotation = "org.opencontainers.image.created";
 
+    /// <summary>
+    /// Marks the index entries this builder adds (value: the kind of inventory, "dpkg"): a later inventory of the same
+    /// digest replaces the earlier one instead of adding beside it, so the index does not grow with every publish.
+    /// </summary>
+    public const string InventoryAnnotation = "org.toolforge.builder.inventory";
+
     /// <summary>The empty descriptor's content, <c>{}</c> (image-spec manifest.md "Guidance for an Empty Descriptor").</summary>
     public static readonly byte[] EmptyConfig = "{}"u8.ToArray();
 
@@ -100,9 +106,13 @@ public static class OciReferrers
                     throw new InventoryException("the referrers tag holds an index without a manifests list: left as it is");
                 }
 
+                var ours = referrer.Annotations?.GetValueOrDefault(InventoryAnnotation);
                 foreach (var m in list.EnumerateArray())
                 {
-                    if (!(m.ValueKind == JsonValueKind.Object && m.TryGetProperty("digest", out var d) && d.ValueKind == JsonValueKind.String && d.GetString() == referrer.Digest))
+                    var same = m.ValueKind == JsonValueKind.Object && m.TryGetProperty("digest", out var d) && d.ValueKind == JsonValueKind.String && d.GetString() == referrer.Digest;
+                    var replaced = ours is not null && m.ValueKind == JsonValueKind.Object && m.TryGetProperty("annotations", out var a) && a.ValueKind == JsonValueKind.Object
+                        && a.TryGetProperty(InventoryAnnotation, out var kind) && kind.ValueKind == JsonValueKind.String && kind.GetString() == ours;
+                    if (!same && !replaced)
                     {
                         kept.Add(m);
                     }

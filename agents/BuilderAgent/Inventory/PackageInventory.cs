@@ -75,11 +75,25 @@ public sealed class PackageInventory(BuilderDocker docker, TimeProvider time, Re
             await registry.PutManifestAsync(name, artifact.Digest, artifact, ct).ConfigureAwait(false);
 
             var tag = OciReferrers.FallbackTag(inventory.Subject.Digest);
-            var existing = await registry.GetManifestAsync(name, tag, ct).ConfigureAwait(false);
-            var index = OciReferrers.AddToIndex(existing, new OciDescriptor(OciReferrers.ImageManifest, artifact.Digest, artifact.Bytes.Length, CycloneDx.MediaType,
-                new Dictionary<string, string>(StringComparer.Ordinal) { [OciReferrers.CreatedAnnotation] = created }));
-            await registry.PutManifestAsync(name, tag, index, ct).ConfigureAwait(false);
-            return artifact.Digest;
+            var entry = new OciDescriptor(OciReferrers.ImageManifest, artifact.Digest, artifact.Bytes.Length, CycloneDx.MediaType,
+                new Dictionary<string, string>(StringComparer.Ordinal) { [OciReferrers.CreatedAnnotation] = created, [OciReferrers.InventoryAnnotation] = "dpkg" });
+            for (var attempt = 1; ; attempt++)
+            {
+                // Read, add, write, read again: a publish of the same digest at the same moment (another builder) may
+                // have written over ours; then it is added again (at most 3 tries), never lost without a word.
+                var existing = await registry.GetManifestAsync(name, tag, ct).ConfigureAwait(false);
+                await registry.PutManifestAsync(name, tag, OciReferrers.AddToIndex(existing, entry), ct).ConfigureAwait(false);
+                var now = await registry.GetManifestAsync(name, tag, ct).ConfigureAwait(false);
+                if (now is not null && System.Text.Encoding.UTF8.GetString(now.Bytes).Contains(artifact.Digest, StringComparison.Ordinal))
+                {
+                    return artifact.Digest;
+                }
+
+                if (attempt == 3)
+                {
+                    throw new InventoryException($"the artifact {artifact.Digest} was pushed, but the index under tag {tag} lost it three times (another publish of the same digest at the same moment)");
+                }
+            }
         }
         catch (PromotionException ex)
         {

@@ -61,6 +61,12 @@ public sealed class OciReferrersTests
         Assert.Equal(2, all.Count);
         Assert.Equal("application/vnd.dev.cosign.artifact.sig.v1+json", all[0].GetProperty("artifactType").GetString());
         Assert.Equal(mine.Digest, all[1].GetProperty("digest").GetString());
+
+        // A later inventory of ours (another document: a new serial and time) replaces our earlier entry, not beside it.
+        var earlier = mine with { Annotations = new Dictionary<string, string> { [OciReferrers.InventoryAnnotation] = "dpkg" } };
+        var later = earlier with { Digest = "sha256:" + new string('3', 64) };
+        var replaced = JsonDocument.Parse(OciReferrers.AddToIndex(OciReferrers.AddToIndex(existing, earlier), later).Bytes).RootElement.GetProperty("manifests").EnumerateArray().ToList();
+        Assert.Equal(["sha256:" + new string('2', 64), later.Digest], replaced.Select(m => m.GetProperty("digest").GetString()));
     }
 
     [Fact]
