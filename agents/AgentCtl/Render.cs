@@ -112,18 +112,23 @@ internal static class Render
         ]),
         width: Width(format), colourColumn: 1);
 
-    /// <summary>agentctl images --package: one row per (digest, architecture); -o wide adds the repository and the nodes.</summary>
+    /// <summary>
+    /// agentctl images --package: one row per (digest, architecture); NODES: how many nodes hold the digest and how many
+    /// of them have a container from it ("unknown" until node-agents list their images); -o wide adds the repository and
+    /// the nodes by name (in-use ones marked *).
+    /// </summary>
     public static string ImagePackages(ListImagePackagesResponse r, DateTimeOffset now, OutputFormat format = OutputFormat.Table) => format == OutputFormat.Wide
         ? Output.Table(
             ["IMAGE", "DIGEST", "PACKAGE", "VERSION", "ARCH", "RECORDED", "REPOSITORY", "NODES"],
             r.Matches.Select(m => (IReadOnlyList<string>)
                 [m.Path.Length > 0 ? m.Path : m.Repository, m.Digest, m.Package, m.Version, m.Architecture, Ago(m.RecordedAt, now), m.Repository,
-                 r.NodesKnown ? (m.Nodes.Count > 0 ? string.Join(",", m.Nodes) : "none") : "unknown"]),
+                 !r.NodesKnown ? "unknown" : m.Nodes.Count == 0 ? "none" : string.Join(",", m.Nodes.Select(n => m.NodesInUse.Contains(n) ? n + "*" : n))]),
             width: null)
         : Output.Table(
-            ["IMAGE", "DIGEST", "PACKAGE", "VERSION", "ARCH", "RECORDED"],
+            ["IMAGE", "DIGEST", "PACKAGE", "VERSION", "ARCH", "RECORDED", "NODES"],
             r.Matches.Select(m => (IReadOnlyList<string>)
-                [m.Path.Length > 0 ? m.Path : m.Repository, m.Digest, m.Package, m.Version, m.Architecture, Ago(m.RecordedAt, now)]),
+                [m.Path.Length > 0 ? m.Path : m.Repository, m.Digest, m.Package, m.Version, m.Architecture, Ago(m.RecordedAt, now),
+                 !r.NodesKnown ? "unknown" : $"{m.Nodes.Count.ToString(System.Globalization.CultureInfo.InvariantCulture)} ({m.NodesInUse.Count.ToString(System.Globalization.CultureInfo.InvariantCulture)} in use)"]),
             width: Width(format));
 
     public static string Build(Build b, DateTimeOffset now)

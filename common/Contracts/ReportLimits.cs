@@ -34,6 +34,10 @@ public static class ReportLimits
     public const int MaxPackageArchitecture = 32;
     public const int MaxImagePath = 256;
 
+    /// <summary>Issue 27: images a node-agent reports, and the repo digests of each.</summary>
+    public const int MaxNodeImages = 5000;
+    public const int MaxRepoDigestsPerImage = 16;
+
     /// <summary>Report calls per second per (identity, agent kind), and the burst allowed above it (token bucket).</summary>
     public const double ReportRate = 5;
     public const int ReportBurst = 20;

@@ -27,6 +27,8 @@ public sealed partial class AgentState
     private readonly Dictionary<string, CheckResult> _checks = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<Finding>> _findings = new(StringComparer.Ordinal);
     private readonly List<(long Seq, AgentEvent Event)> _events = [];
+    private List<NodeImage> _images = [];
+    private Timestamp? _imagesAt;
     private long _nextEventSeq = 1;
     private readonly Channel<bool> _changed = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly TimeProvider _time;
@@ -320,9 +322,35 @@ public sealed partial class AgentState
             var carried = _events.Take(Contracts.ReportLimits.MaxEvents).ToList();
             report.Events.AddRange(carried.Select(e => e.Event.Clone()));
             lastEvent = carried.Count > 0 ? carried[^1].Seq : 0;
+            if (_imagesAt is not null)
+            {
+                report.Images.AddRange(_images.Select(i => i.Clone()));
+                report.ImagesAt = _imagesAt.Clone();
+            }
         }
 
         return report;
+    }
+
+    /// <summary>
+    /// The images this node's runtime holds, as last listed at <paramref name="at"/> (issue 27): they go with every report
+    /// from now on; a report sent before the first listing carries none (and no images_at: the coordinator keeps its own).
+    /// A change of the set asks for a report at once.
+    /// </summary>
+    public void SetImages(IReadOnlyList<NodeImage> images, DateTimeOffset at)
+    {
+        bool changed;
+        lock (_lock)
+        {
+            changed = _imagesAt is null || _images.Count != images.Count || !_images.SequenceEqual(images);
+            _images = [.. images];
+            _imagesAt = Timestamp.FromDateTimeOffset(at);
+        }
+
+        if (changed)
+        {
+            Signal();
+        }
     }
 
     /// <summary>Drops the events up to <paramref name="lastEvent"/> (from <see cref="Snapshot"/>): the coordinator has them.</summary>

@@ -10,7 +10,11 @@ namespace Toolforge.Agents.AgentCtl.Commands;
 internal static class ImagesCommand
 {
     /// <summary>Said above the table while the coordinator does not know which digests nodes run.</summary>
-    public const string NodesUnknown = "Nodes running these digests: not known (node-agents do not report the image digests they run yet).";
+    public const string NodesUnknown = "Nodes holding these digests: not known (no node-agent has listed its runtime's images yet).";
+
+    /// <summary>The line said when some node-agents have not listed their images: NODES may leave those nodes out.</summary>
+    internal static string Unreported(ListImagePackagesResponse r) =>
+        $"Not counted in NODES: {r.NodesUnreported.Count}{(r.NodesUnreported.Count == 100 ? "+" : string.Empty)} node(s) whose node-agent has not listed its images ({string.Join(", ", r.NodesUnreported.Take(5).Select(Output.Escape))}{(r.NodesUnreported.Count > 5 ? ", ..." : string.Empty)}).";
 
     public static Command Create(AgentCtlOptions g)
     {
@@ -42,9 +46,16 @@ internal static class ImagesCommand
             var response = await c.Admin.ListImagePackagesAsync(new ListImagePackagesRequest { Package = name, Version = version ?? string.Empty, Limit = pr.GetValue(limit) },
                 deadline: c.Deadline(), cancellationToken: ct);
             var format = Output.Parse(pr.GetValue(output));
-            if (format is not (OutputFormat.Json or OutputFormat.Yaml) && response.Matches.Count > 0 && !response.NodesKnown)
+            if (format is not (OutputFormat.Json or OutputFormat.Yaml) && response.Matches.Count > 0)
             {
-                Console.Out.WriteLine(NodesUnknown);
+                if (!response.NodesKnown)
+                {
+                    Console.Out.WriteLine(NodesUnknown);
+                }
+                else if (response.NodesUnreported.Count > 0)
+                {
+                    Console.Out.WriteLine(Unreported(response));
+                }
             }
 
             AgentCtlOptions.PrintListing(format, response.Matches.Count, "images holding " + Output.Escape(name + (version is null ? string.Empty : "=" + version)),

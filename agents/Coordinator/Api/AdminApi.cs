@@ -128,8 +128,9 @@ public sealed class AdminApi(
 
     /// <summary>
     /// Issue 27: the pushed digests whose inventory holds Debian package <c>package</c> (at <c>version</c>, when given),
-    /// newest first. Viewers and admins, as the other read verbs. The coordinator does not know which digests nodes run
-    /// (the node-agent does not report its images yet): <c>nodes_known</c> is false and every match's nodes empty.
+    /// newest first. Viewers and admins, as the other read verbs. With each digest, the nodes whose node-agent last said
+    /// its runtime holds it (and of them, those with a container from it); <c>nodes_known</c> once any node-agent listed
+    /// its images, and the node-agents that never did in <c>nodes_unreported</c>.
     /// </summary>
     public override async Task<ListImagePackagesResponse> ListImagePackages(ListImagePackagesRequest request, ServerCallContext context)
     {
@@ -148,10 +149,13 @@ public sealed class AdminApi(
 
         var limit = request.Limit > 0 ? Math.Min(request.Limit, MaxImagePackages) : MaxImagePackages;
         var rows = await Task.Run(() => store.FindImagePackages(request.Package, request.Version.Length > 0 ? request.Version : null, limit + 1), context.CancellationToken).ConfigureAwait(false);
-        var response = new ListImagePackagesResponse { NodesKnown = false, Truncated = rows.Count > limit };
-        foreach (var r in rows.Take(limit))
+        var kept = rows.Take(limit).ToList();
+        var held = state.NodeImages(kept.Select(r => r.Digest).ToHashSet(StringComparer.Ordinal));
+        var response = new ListImagePackagesResponse { NodesKnown = held.AnyReported, Truncated = rows.Count > limit };
+        response.NodesUnreported.AddRange(held.Unreported.Take(100));
+        foreach (var r in kept)
         {
-            response.Matches.Add(new ImagePackageMatch
+            var match = new ImagePackageMatch
             {
                 Repository = r.Repository,
                 Digest = r.Digest,
@@ -160,7 +164,10 @@ public sealed class AdminApi(
                 Version = r.Version,
                 Architecture = r.Architecture,
                 RecordedAt = Timestamp.FromDateTimeOffset(DateTimeOffset.FromUnixTimeMilliseconds(r.RecordedAtMs)),
-            });
+            };
+            match.Nodes.AddRange(held.Holding.GetValueOrDefault(r.Digest) ?? []);
+            match.NodesInUse.AddRange(held.InUse.GetValueOrDefault(r.Digest) ?? []);
+            response.Matches.Add(match);
         }
 
         return response;

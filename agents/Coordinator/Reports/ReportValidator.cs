@@ -150,6 +150,49 @@ internal static partial class ReportValidator
             }
         }
 
+        return Images(r);
+    }
+
+    // Issue 27: the images a node's runtime holds — a node-agent's only, bounded, each name in its one form.
+    private static string? Images(ReportRequest r)
+    {
+        if (r.Images.Count > 0 && r.Agent != AgentKind.Node)
+        {
+            return "images: only a node-agent reports images";
+        }
+
+        if (r.Images.Count > 0 && r.ImagesAt is null)
+        {
+            return "images: listed without images_at";
+        }
+
+        if (r.Images.Count > ReportLimits.MaxNodeImages)
+        {
+            return $"images: {r.Images.Count} images, at most {ReportLimits.MaxNodeImages} allowed";
+        }
+
+        for (var i = 0; i < r.Images.Count; i++)
+        {
+            var image = r.Images[i];
+            if (!NodeImageNames.IsImageId(image.Id))
+            {
+                return $"images[{i}].id: \"{Cut(image.Id)}\" is not an image id (sha256:<64 hex>)";
+            }
+
+            if (image.RepoDigests.Count > ReportLimits.MaxRepoDigestsPerImage)
+            {
+                return $"images[{i}].repo_digests: {image.RepoDigests.Count}, at most {ReportLimits.MaxRepoDigestsPerImage} allowed";
+            }
+
+            for (var j = 0; j < image.RepoDigests.Count; j++)
+            {
+                if (!NodeImageNames.IsRepoDigest(image.RepoDigests[j]))
+                {
+                    return $"images[{i}].repo_digests[{j}]: \"{Cut(image.RepoDigests[j])}\" is not a repo digest (registry/path@sha256:<64 hex>, lower case)";
+                }
+            }
+        }
+
         return null;
     }
 

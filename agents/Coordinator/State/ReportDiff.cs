@@ -20,6 +20,15 @@ internal static class ReportDiff
         var stored = new ReportRequest { Node = report.Node, Agent = report.Agent, AgentVersion = report.AgentVersion, SentAt = report.SentAt };
         stored.Checks.AddRange(report.Checks);
 
+        // The images its runtime holds (issue 27): a report that did not list them (the runtime did not answer, the agent
+        // just started) keeps those stored, so the registry's retention never takes "not listed" for "holds nothing".
+        var images = report.ImagesAt is not null ? report : previous;
+        if (images?.ImagesAt is not null)
+        {
+            stored.Images.AddRange(images.Images);
+            stored.ImagesAt = images.ImagesAt;
+        }
+
         var before = new Dictionary<string, Finding>(StringComparer.Ordinal);
         if (previous is not null)
         {

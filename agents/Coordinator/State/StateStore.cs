@@ -191,6 +191,66 @@ public sealed partial class StateStore
     private readonly Dictionary<string, long> _forgotten = new(StringComparer.Ordinal); // forgotten here: name -> its mark (under _lock)
 
     /// <summary>The names of the nodes held now.</summary>
+    /// <summary>What the node-agents said their runtimes hold of <paramref name="digests"/> (issue 27).</summary>
+    /// <param name="Holding">Per digest, the nodes whose runtime holds an image pulled by it, name order.</param>
+    /// <param name="InUse">Per digest, those of them with a container made from it.</param>
+    /// <param name="Unreported">Nodes with a node-agent whose images are not known (never listed), name order.</param>
+    /// <param name="AnyReported">Whether any node-agent ever listed its images.</param>
+    public sealed record NodeImageView(
+        IReadOnlyDictionary<string, List<string>> Holding, IReadOnlyDictionary<string, List<string>> InUse, IReadOnlyList<string> Unreported, bool AnyReported);
+
+    public NodeImageView NodeImages(IReadOnlySet<string> digests)
+    {
+        var holding = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        var inUse = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        var unreported = new List<string>();
+        var any = false;
+        lock (_lock)
+        {
+            foreach (var (name, node) in _nodes.OrderBy(n => n.Key, StringComparer.Ordinal))
+            {
+                if (!node.Agents.TryGetValue(AgentKind.Node, out var agent))
+                {
+                    continue;
+                }
+
+                if (agent.State.ImagesAt is null)
+                {
+                    unreported.Add(name);
+                    continue;
+                }
+
+                any = true;
+                foreach (var image in agent.State.Images)
+                {
+                    foreach (var digest in image.RepoDigests.Select(r => NodeImageNames.Split(r).Digest).Where(digests.Contains).Distinct(StringComparer.Ordinal))
+                    {
+                        Add(holding, digest, name);
+                        if (image.InUse)
+                        {
+                            Add(inUse, digest, name);
+                        }
+                    }
+                }
+            }
+        }
+
+        static void Add(Dictionary<string, List<string>> to, string digest, string node)
+        {
+            if (!to.TryGetValue(digest, out var list))
+            {
+                to[digest] = list = [];
+            }
+
+            if (list.Count == 0 || list[^1] != node)
+            {
+                list.Add(node);
+            }
+        }
+
+        return new NodeImageView(holding, inUse, unreported, any);
+    }
+
     public IReadOnlyCollection<string> NodeNames()
     {
         lock (_lock)

@@ -27,11 +27,14 @@ internal sealed class CriClient : IDisposable
             MaxReceiveMessageSize = 64 * 1024 * 1024, // a listing of a busy node is large
         });
         Runtime = new RuntimeService.RuntimeServiceClient(_channel);
+        Images = new ImageService.ImageServiceClient(_channel);
     }
 
     public string Endpoint { get; }
 
     public RuntimeService.RuntimeServiceClient Runtime { get; }
+
+    public ImageService.ImageServiceClient Images { get; }
 
     public void Dispose() => _channel.Dispose();
 }

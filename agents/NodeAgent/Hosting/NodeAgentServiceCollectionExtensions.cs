@@ -6,6 +6,7 @@ using Toolforge.Agents.NodeAgent.Audit.KubeProxy;
 using Toolforge.Agents.NodeAgent.Audit.Nftables;
 using Toolforge.Agents.NodeAgent.Audit.Tenant;
 using Toolforge.Agents.NodeAgent.Checks.Docker;
+using Toolforge.Agents.NodeAgent.Checks.Images;
 using Toolforge.Agents.NodeAgent.Checks.Kubelet;
 using Toolforge.Agents.NodeAgent.Checks.Processes;
 using Toolforge.Agents.NodeAgent.Checks.Systemd;
@@ -36,6 +37,7 @@ public static class NodeAgentServiceCollectionExtensions
         .AddNftablesAudit(configuration)
         .AddConntrack(configuration)
         .AddStuckProcesses(configuration)
+        .AddNodeImages(configuration)
         .AddTenantPolicy(configuration)
         .AddJournalRules(configuration)
         .AddRemediation(configuration)

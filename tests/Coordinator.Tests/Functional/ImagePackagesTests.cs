@@ -1,3 +1,4 @@
+using Google.Protobuf.WellKnownTypes;
 using System.Text.Json.Nodes;
 using Grpc.Core;
 using Toolforge.Agents.Contracts.V1;
@@ -73,10 +74,10 @@ public sealed class ImagePackagesTests
         var planted = await h.AgentCtlAsync(CoordinatorHarness.Viewer, "images", "--package", "toolforge-planted");
         Assert.True(planted.ExitCode == 0, planted.ToString());
         var lines = planted.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal("Nodes running these digests: not known (node-agents do not report the image digests they run yet).", lines[0]);
-        Assert.Matches(@"^IMAGE\s+DIGEST\s+PACKAGE\s+VERSION\s+ARCH\s+RECORDED$", lines[1]);
+        Assert.Equal("Nodes holding these digests: not known (no node-agent has listed its runtime's images yet).", lines[0]);
+        Assert.Matches(@"^IMAGE\s+DIGEST\s+PACKAGE\s+VERSION\s+ARCH\s+RECORDED\s+NODES$", lines[1]);
         var row = Assert.Single(lines[2..]);
-        Assert.Matches($@"^base-a\s+{DigestA}\s+toolforge-planted\s+1\.0-1\s+all\s+", row);
+        Assert.Matches($@"^base-a\s+{DigestA}\s+toolforge-planted\s+1\.0-1\s+all\s+.*\s+unknown$", row);
 
         // openssl: both images, each with its version; =VERSION picks one.
         var all = await h.AgentCtlAsync(CoordinatorHarness.Admin, "images", "--package", "openssl", "-o", "json");
@@ -100,5 +101,70 @@ public sealed class ImagePackagesTests
         // A read verb: viewers and admins, not builders.
         var denied = await Assert.ThrowsAsync<RpcException>(() => h.AdminClient(CoordinatorHarness.Builder).ListImagePackagesAsync(new ListImagePackagesRequest { Package = "openssl" }).ResponseAsync);
         Assert.Equal(StatusCode.PermissionDenied, denied.StatusCode);
+    }
+
+    [Fact]
+    public async Task TheNodesHoldingADigest_AreThoseWhoseNodeAgentListedIt_AReportWithoutAListKeepsTheLast_AndAnUnreportedNodeIsNamed()
+    {
+        await using var h = await CoordinatorHarness.StartAsync();
+        using var commands = h.AgentClient(CoordinatorHarness.Builder).ReceiveCommands(new ReceiveCommandsRequest { Node = CoordinatorHarness.Builder, Agent = AgentKind.Builder });
+        var build = await h.AdminClient(CoordinatorHarness.Admin).RequestBuildAsync(new RequestBuildRequest { Build = new BuildRequest { Images = { "base-a", "base-b" }, Push = true } });
+        using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20)))
+        {
+            Assert.True(await commands.ResponseStream.MoveNext(cts.Token));
+        }
+
+        var progress = new CommandProgress { CommandId = commands.ResponseStream.Current.Id, Node = CoordinatorHarness.Builder, State = BuildState.Running };
+        progress.Images.Add(Pushed("base-a", DigestA));
+        progress.Images.Add(Pushed("base-b", DigestB));
+        await h.AgentClient(CoordinatorHarness.Builder).ReportCommandProgressAsync(progress);
+        foreach (var (path, digest) in new[] { ("base-a", DigestA), ("base-b", DigestB) })
+        {
+            var inventory = new CommandProgress { CommandId = progress.CommandId, Node = CoordinatorHarness.Builder, State = BuildState.Running };
+            inventory.Inventories.Add(Inventory(path, digest, ("openssl", "3.0.15-1~deb12u1", "amd64")));
+            await h.AgentClient(CoordinatorHarness.Builder).ReportCommandProgressAsync(inventory);
+        }
+
+        // worker-1 holds base-a and runs it; worker-2 holds it (pulled elsewhere under another registry name: the digest
+        // is what counts) and base-b, running nothing; worker-3's node-agent has not listed its images yet.
+        async Task Report(string node, params (string Digest, bool InUse)[] images)
+        {
+            var r = new ReportRequest { Node = node, Agent = AgentKind.Node, AgentVersion = "1.0.0", SentAt = Timestamp.FromDateTime(DateTime.UtcNow) };
+            if (images.Length > 0)
+            {
+                r.ImagesAt = Timestamp.FromDateTime(DateTime.UtcNow);
+                r.Images.AddRange(images.Select((x, n) => new NodeImage { Id = "sha256:" + new string((char)('0' + n), 64), InUse = x.InUse, RepoDigests = { "docker-registry.svc.toolforge.org/toolforge-x@" + x.Digest } }));
+            }
+
+            await h.AgentClient(node).ReportAsync(r);
+        }
+
+        await Report("tools-k8s-worker-1", (DigestA, true));
+        await Report("tools-k8s-worker-2", (DigestA, false), (DigestB, false));
+        await Report("tools-k8s-worker-3");
+        await Report("tools-k8s-worker-1"); // a later report without a listing (the runtime did not answer): the last list stands
+
+        var answer = await h.AdminClient(CoordinatorHarness.Viewer).ListImagePackagesAsync(new ListImagePackagesRequest { Package = "openssl" });
+        Assert.True(answer.NodesKnown);
+        Assert.Equal(["tools-k8s-worker-3"], answer.NodesUnreported);
+        var a = answer.Matches.Single(m => m.Digest == DigestA);
+        Assert.Equal(["tools-k8s-worker-1", "tools-k8s-worker-2"], a.Nodes);
+        Assert.Equal(["tools-k8s-worker-1"], a.NodesInUse);
+        Assert.Equal(["tools-k8s-worker-2"], answer.Matches.Single(m => m.Digest == DigestB).Nodes);
+
+        var table = await h.AgentCtlAsync(CoordinatorHarness.Viewer, "images", "--package", "openssl");
+        Assert.True(table.ExitCode == 0, table.ToString());
+        Assert.StartsWith("Not counted in NODES: 1 node(s) whose node-agent has not listed its images (tools-k8s-worker-3).", table.Stdout, StringComparison.Ordinal);
+        Assert.Matches($@"(?m)^base-a\s+{DigestA}\s+openssl\s.*\s2 \(1 in use\)$", table.Stdout);
+        var wide = await h.AgentCtlAsync(CoordinatorHarness.Viewer, "images", "--package", "openssl", "-o", "wide");
+        Assert.Contains("tools-k8s-worker-1*,tools-k8s-worker-2", wide.Stdout, StringComparison.Ordinal);
+
+        // A list that is not a node's, or a name in another form: refused whole, nothing of the report stored.
+        var bad = new ReportRequest { Node = "tools-k8s-worker-2", Agent = AgentKind.Node, AgentVersion = "1.0.0", SentAt = Timestamp.FromDateTime(DateTime.UtcNow), ImagesAt = Timestamp.FromDateTime(DateTime.UtcNow) };
+        bad.Images.Add(new NodeImage { Id = "sha256:" + new string('9', 64), RepoDigests = { "Evil\u001b[2J@sha256:" + new string('a', 64) } });
+        var refused = await Assert.ThrowsAsync<RpcException>(() => h.AgentClient("tools-k8s-worker-2").ReportAsync(bad).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+        Assert.StartsWith("images[0].repo_digests[0]: ", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(["tools-k8s-worker-2"], (await h.AdminClient(CoordinatorHarness.Viewer).ListImagePackagesAsync(new ListImagePackagesRequest { Package = "openssl" })).Matches.Single(m => m.Digest == DigestB).Nodes);
     }
 }

@@ -82,6 +82,32 @@ internal sealed class DockerEngine : IDisposable
             ?? throw new JsonException($"/{path}: Docker answered null");
     }
 
+    /// <summary>
+    /// GET <paramref name="path"/> read up to <paramref name="maxBytes"/> (an answer as large as the engine's lists may
+    /// be: more is refused, never buffered), then parsed.
+    /// </summary>
+    public async Task<T> GetBoundedAsync<T>(string path, JsonTypeInfo<T> info, int maxBytes, TimeSpan timeout, CancellationToken ct)
+    {
+        using var deadline = Deadline(timeout, ct);
+        using var response = await _http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, deadline.Token).ConfigureAwait(false);
+        await ThrowIfFailedAsync(response, "/" + path, deadline.Token).ConfigureAwait(false);
+        await using var stream = await response.Content.ReadAsStreamAsync(deadline.Token).ConfigureAwait(false);
+        var buffer = new MemoryStream();
+        var chunk = new byte[81920];
+        int n;
+        while ((n = await stream.ReadAsync(chunk, deadline.Token).ConfigureAwait(false)) > 0)
+        {
+            if (buffer.Length + n > maxBytes)
+            {
+                throw new InvalidDataException($"/{path}: Docker answered more than {maxBytes / (1024 * 1024)} MiB");
+            }
+
+            buffer.Write(chunk, 0, n);
+        }
+
+        return JsonSerializer.Deserialize(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), info) ?? throw new JsonException($"/{path}: Docker answered null");
+    }
+
     private static CancellationTokenSource Deadline(TimeSpan timeout, CancellationToken ct)
     {
         var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -120,6 +146,18 @@ public sealed class DockerContainer
     public string? State { get; set; }
 
     public Dictionary<string, string>? Labels { get; set; }
+
+    /// <summary>The id of the image it was made from ("sha256:…").</summary>
+    [JsonPropertyName("ImageID")]
+    public string? ImageID { get; set; }
+}
+
+/// <summary>An image of the engine's /images/json.</summary>
+public sealed class DockerImage
+{
+    public string Id { get; set; } = string.Empty;
+
+    public List<string>? RepoDigests { get; set; }
 }
 
 public sealed class DockerInspect
@@ -148,6 +186,7 @@ public sealed class DockerError
 [JsonSourceGenerationOptions(PropertyNameCaseInsensitive = true)]
 [JsonSerializable(typeof(DockerInfo))]
 [JsonSerializable(typeof(List<DockerContainer>))]
+[JsonSerializable(typeof(List<DockerImage>))]
 [JsonSerializable(typeof(DockerInspect))]
 [JsonSerializable(typeof(DockerError))]
 [JsonSerializable(typeof(Dictionary<string, List<string>>))]

@@ -1,0 +1,30 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Toolforge.Agents.Common.Options;
+using Toolforge.Agents.Common.Reporting;
+using Toolforge.Agents.NodeAgent.Checks.Docker;
+using Toolforge.Agents.NodeAgent.Cri;
+
+namespace Toolforge.Agents.NodeAgent.Checks.Images;
+
+public static class NodeImagesServiceCollectionExtensions
+{
+    /// <summary>NodeAgent:Images: node.images, the images the chosen runtime holds (CRI first when both), sent with the reports.</summary>
+    public static IServiceCollection AddNodeImages(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddValidatedOptions<NodeImagesOptions>(configuration, NodeImagesOptions.Section, (c, o) => c.Bind(o));
+        var o = OptionsRegistration.GetExactly<NodeImagesOptions>(configuration.GetSection(NodeImagesOptions.Section), (c, o) => c.Bind(o));
+        var choice = services.RuntimeChoice(configuration);
+        if (o.Enabled && (choice.Cri || choice.Docker))
+        {
+            services.AddHostedService(sp => new NodeImagesCheck(sp.GetRequiredService<IOptions<NodeImagesOptions>>(),
+                choice.Cri ? sp.GetRequiredService<IOptions<CriOptions>>().Value : null,
+                choice.Cri ? null : sp.GetRequiredService<IOptions<DockerOptions>>().Value,
+                sp.GetRequiredService<AgentState>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<NodeImagesCheck>>()));
+        }
+
+        return services;
+    }
+}

@@ -1,0 +1,109 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.NodeAgent.Checks.Docker;
+using Toolforge.Agents.NodeAgent.Checks.Images;
+using Toolforge.Agents.NodeAgent.Cri;
+using Toolforge.Agents.TestSupport;
+
+namespace Toolforge.Agents.NodeAgent.Tests;
+
+/// <summary>
+/// node.images (issue 27): the images a real runtime holds, and which are in use, as the agent's report carries them —
+/// over CRI against the private containerd, and from a private dockerd's Engine API.
+/// </summary>
+[Collection("containerd")]
+public sealed class NodeImagesTests
+{
+    private const string Used = "docker-registry.svc.toolforge.org/toolforge-bookworm:latest";
+    private const string Unused = "docker-registry.svc.toolforge.org/toolforge-python311:latest";
+
+    private static NodeImagesCheck Check(Common.Reporting.AgentState state, CriOptions? cri, DockerOptions? docker) =>
+        new(Support.Options(new NodeImagesOptions()), cri, docker, state, TimeProvider.System, NullLogger<NodeImagesCheck>.Instance);
+
+    [Fact]
+    public async Task OverCri_EveryImageIsListedWithItsDigests_AndTheOneAContainerWasMadeFrom_IsInUse()
+    {
+        await using var c = await PrivateContainerd.StartAsync([Used, Unused]);
+        var pod = await c.RunPodAsync("tool-a", "web-7d9f");
+        await c.RunContainerAsync(pod, "web", Used, 52000);
+
+        // As a pull by digest records it: the image also known by repository@manifest-digest (the name a registry's
+        // retention compares with). containerd's own CLI tells the manifest digest and adds the reference.
+        var listed = await Run.ProcessAsync("ctr", ["--address", c.Socket, "-n", "k8s.io", "images", "ls", "name==" + Used], TimeSpan.FromSeconds(30));
+        var manifest = System.Text.RegularExpressions.Regex.Match(listed.Stdout, "sha256:[0-9a-f]{64}").Value;
+        Assert.True(manifest.Length > 0, listed.ToString());
+        var byDigest = "docker-registry.svc.toolforge.org/toolforge-bookworm@" + manifest;
+        var tag = await Run.ProcessAsync("ctr", ["--address", c.Socket, "-n", "k8s.io", "images", "tag", Used, byDigest], TimeSpan.FromSeconds(30));
+        Assert.True(tag.ExitCode == 0, tag.ToString());
+        var state = Support.State();
+        Assert.Null(state.Snapshot(out _).ImagesAt); // before the first listing: no images_at, the coordinator keeps its own
+
+        await Check(state, new CriOptions { Endpoint = c.Endpoint }, null).RunGuardedAsync(CancellationToken.None);
+        var result = state.GetCheck(NodeImagesCheck.Check)!;
+        Assert.True(result.State == CheckState.Ok, result.Message);
+        var report = state.Snapshot(out _);
+        Assert.NotNull(report.ImagesAt);
+
+        // What containerd itself says (its own CLI, an independent client): every image id, and the one in use.
+        var ctr = await Run.ProcessAsync("ctr", ["--address", c.Socket, "-n", "k8s.io", "images", "ls"], TimeSpan.FromSeconds(30));
+        Assert.True(ctr.ExitCode == 0, ctr.ToString());
+        Assert.Equal(report.Images.Count, report.Images.Select(i => i.Id).Distinct().Count());
+        var inUse = Assert.Single(report.Images, i => i.InUse);
+        Assert.Contains(byDigest, inUse.RepoDigests); // the image the container was made from, by its manifest digest
+        Assert.Equal($"{report.Images.Count} images in containerd, 1 in use", result.Message);
+        Assert.All(report.Images, i => Assert.Matches("^sha256:[0-9a-f]{64}$", i.Id));
+        Assert.All(report.Images.SelectMany(i => i.RepoDigests), d => Assert.Contains(d.Split('@')[1], ctr.Stdout, StringComparison.Ordinal));
+        Assert.Equal(1, result.Values["in_use"]);
+    }
+
+    [Fact]
+    public async Task TheRuntimeDown_IsUnknown_AndTheLastListKeepsItsTime()
+    {
+        var state = Support.State();
+        using var dir = new TempDir();
+        await Check(state, new CriOptions { Endpoint = "unix://" + dir["absent.sock"] }, null).RunGuardedAsync(CancellationToken.None);
+        var result = state.GetCheck(NodeImagesCheck.Check)!;
+        Assert.Equal(CheckState.Unknown, result.State);
+        Assert.Contains("cannot list the images of containerd at unix://", result.Message, StringComparison.Ordinal);
+        Assert.Null(state.Snapshot(out _).ImagesAt); // not listed: nothing said of the images
+    }
+
+    [Fact]
+    public async Task FromDocker_ImagesAndContainersStoppedToo_AreListed()
+    {
+        await using var docker = await PrivateDockerd.StartAsync();
+        using var dir = new TempDir();
+        File.Copy("/bin/busybox", dir["busybox"]);
+        await File.WriteAllTextAsync(dir["Dockerfile"], "FROM scratch\nCOPY busybox /bin/busybox\n");
+        await docker.DockerAsync($"build -q -t {Used} {dir.Path}");
+        await File.WriteAllTextAsync(dir["Dockerfile"], "FROM scratch\nCOPY busybox /bin/busybox2\n");
+        await docker.DockerAsync($"build -q -t {Unused} {dir.Path}");
+        await docker.DockerAsync($"create --network none --name made {Used} /bin/busybox true"); // never started: still in use
+
+        var state = Support.State();
+        await Check(state, null, new DockerOptions { Endpoint = docker.Endpoint }).RunGuardedAsync(CancellationToken.None);
+        var result = state.GetCheck(NodeImagesCheck.Check)!;
+        Assert.True(result.State == CheckState.Ok, result.Message);
+        var report = state.Snapshot(out _);
+        var usedId = (await docker.DockerAsync($"image inspect --format {{{{.Id}}}} {Used}")).Trim();
+        var unusedId = (await docker.DockerAsync($"image inspect --format {{{{.Id}}}} {Unused}")).Trim();
+        Assert.True(report.Images.Single(i => i.Id == usedId).InUse);
+        Assert.False(report.Images.Single(i => i.Id == unusedId).InUse);
+        Assert.Equal("2 images in docker, 1 in use", result.Message);
+    }
+
+    [Fact]
+    public void Shape_KeepsOnlyTheFormsTheCoordinatorTakes_AndSaysHowManyWereLeftOut()
+    {
+        var id = "sha256:" + new string('a', 64);
+        var digest = "docker-registry.svc.toolforge.org/toolforge-bookworm@sha256:" + new string('b', 64);
+        var listing = NodeImagesCheck.Shape("containerd",
+            [(id, [digest, digest, "Evil/Name@sha256:" + new string('c', 64), "x@md5:1"]), ("not-an-id", []), ("sha256:" + new string('d', 64), Enumerable.Range(0, 20).Select(n => $"r{n}/x@sha256:" + new string('e', 64)))],
+            new HashSet<string> { id });
+        Assert.Equal(2, listing.Images.Count);
+        Assert.Equal([digest], listing.Images[0].RepoDigests);
+        Assert.True(listing.Images[0].InUse);
+        Assert.Equal(16, listing.Images[1].RepoDigests.Count);
+        Assert.Equal(2 + 1 + 4, listing.LeftOut);
+    }
+}
