@@ -101,6 +101,44 @@ public sealed partial class ClusterView : BackgroundService
 
     public KubeNode? Node => _node;
 
+    private TaskCompletionSource _nodeMarked = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    // A Node seen from the watch: when whether it is schedulable or its annotations changed (an admin's uncordon, our
+    // mark removed), whoever waits in WaitNodeMarkChangeAsync wakes; the kubelet's status heartbeats wake nobody.
+    private void SetNode(KubeNode? n)
+    {
+        var before = _node;
+        _node = n;
+        if (before?.Spec?.Unschedulable != n?.Spec?.Unschedulable || !SameAnnotations(before?.Metadata?.Annotations, n?.Metadata?.Annotations) || (before is null) != (n is null))
+        {
+            Interlocked.Exchange(ref _nodeMarked, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        }
+    }
+
+    private static bool SameAnnotations(IDictionary<string, string>? a, IDictionary<string, string>? b) =>
+        (a?.Count ?? 0) == (b?.Count ?? 0) && (a is null || a.All(kv => b!.TryGetValue(kv.Key, out var v) && v == kv.Value));
+
+    /// <summary>
+    /// Waits <paramref name="timeout"/> on <paramref name="time"/>, or less: until a watch event shows this node's
+    /// schedulability or annotations changed (true). Without a running watch it is a plain wait.
+    /// </summary>
+    public async Task<bool> WaitNodeMarkChangeAsync(TimeSpan timeout, TimeProvider time, CancellationToken ct)
+    {
+        var changed = Volatile.Read(ref _nodeMarked).Task;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var delay = Task.Delay(timeout, time, cts.Token);
+        var first = await Task.WhenAny(changed, delay).ConfigureAwait(false);
+        await cts.CancelAsync().ConfigureAwait(false);
+        if (first == delay)
+        {
+            await delay.ConfigureAwait(false); // cancellation of the caller's token is thrown here
+            return false;
+        }
+
+        ct.ThrowIfCancellationRequested();
+        return true;
+    }
+
     /// <summary>Changes with every event; lets a reader tell whether anything moved.</summary>
     public long Version => Interlocked.Read(ref _version);
 
@@ -143,7 +181,7 @@ public sealed partial class ClusterView : BackgroundService
             var thisNode = "fieldSelector=" + Uri.EscapeDataString("metadata.name=" + NodeName);
             await Task.WhenAll(
                 Informer("nodes", client, "/api/v1/nodes", thisNode, KubeJson.Default.KubeListKubeNode, KubeJson.Default.KubeWatchEventKubeNode,
-                    n => n.Metadata, (deleted, n) => _node = deleted ? null : n, () => _node = null, stoppingToken),
+                    n => n.Metadata, (deleted, n) => SetNode(deleted ? null : n), () => SetNode(null), stoppingToken),
                 Informer("services", client, "/api/v1/services", string.Empty, KubeJson.Default.KubeListKubeService, KubeJson.Default.KubeWatchEventKubeService,
                     s => s.Metadata, (deleted, s) => Apply(_services, deleted, s.Metadata, ServiceSpec.From(s)), _services.Clear, stoppingToken),
                 Informer("endpointslices", client, "/apis/discovery.k8s.io/v1/endpointslices", string.Empty, KubeJson.Default.KubeListKubeEndpointSlice, KubeJson.Default.KubeWatchEventKubeEndpointSlice,
@@ -209,7 +247,7 @@ public sealed partial class ClusterView : BackgroundService
                     Replace(_services, snapshot.Services.Select(s => (s.Metadata, (ServiceSpec?)ServiceSpec.From(s))));
                     Replace(_slices, snapshot.EndpointSlices.Select(s => (s.Metadata, EndpointSliceSpec.From(s))));
                     Replace(_namespaces, snapshot.Namespaces.Select(n => (n.Metadata, (IReadOnlyDictionary<string, string>?)Annotations(n))));
-                    _node = snapshot.Nodes.FirstOrDefault(n => n.Metadata?.Name == NodeName);
+                    SetNode(snapshot.Nodes.FirstOrDefault(n => n.Metadata?.Name == NodeName));
                     foreach (var kind in new[] { "nodes", "services", "endpointslices", "namespaces" })
                     {
                         MarkSynced(kind);

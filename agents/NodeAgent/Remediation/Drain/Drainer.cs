@@ -57,6 +57,7 @@ public sealed partial class Drainer
     private readonly IRemediationGate _gate;
     private readonly TimeProvider _time;
     private readonly ILogger<Drainer> _logger;
+    private readonly ClusterView _cluster;
 
     public Drainer(IOptions<RemediationOptions> options, IOptions<NodeOptions> node, KubeClient client, ClusterView cluster, AgentState state, IStuckPods stuck, IRemediationGate gate, TimeProvider time, ILogger<Drainer> logger)
     {
@@ -65,6 +66,7 @@ public sealed partial class Drainer
         _stateDirectory = node.Value.StateDirectory;
         _client = client;
         NodeName = cluster.NodeName;
+        _cluster = cluster;
         _state = state;
         _stuck = stuck;
         _time = time;
@@ -204,7 +206,7 @@ public sealed partial class Drainer
                     return new DrainOutcome(DrainEnd.Failed, message, []);
                 }
 
-                await Task.Delay(_o.PollInterval, _time, ct).ConfigureAwait(false);
+                await _cluster.WaitNodeMarkChangeAsync(_o.PollInterval, _time, ct).ConfigureAwait(false); // an uncordon wakes it at once
                 continue;
             }
 
@@ -233,7 +235,7 @@ public sealed partial class Drainer
                         lastWaiting = shape;
                     }
 
-                    await Task.Delay(_o.PollInterval, _time, ct).ConfigureAwait(false);
+                    await _cluster.WaitNodeMarkChangeAsync(_o.PollInterval, _time, ct).ConfigureAwait(false); // an uncordon wakes it at once
                     break;
             }
         }

@@ -74,7 +74,7 @@ public sealed partial class DrainTests : IAsyncLifetime
         }
     }
 
-    private (Drainer Drainer, SteppedTime Time, AgentState State) Make(IStuckPods? stuck = null, Action<DrainOptions>? edit = null, SteppedTime? time = null, FakeKubeApiServer? api = null, IRemediationGate? gate = null)
+    private (Drainer Drainer, SteppedTime Time, AgentState State) Make(IStuckPods? stuck = null, Action<DrainOptions>? edit = null, SteppedTime? time = null, FakeKubeApiServer? api = null, IRemediationGate? gate = null, ClusterView? view = null)
     {
         api ??= _api;
         time ??= new SteppedTime(DateTimeOffset.UtcNow);
@@ -90,7 +90,7 @@ public sealed partial class DrainTests : IAsyncLifetime
             Support.Options(new RemediationOptions { Drain = drain }),
             Support.Options(new NodeOptions { NodeName = Node, StateDirectory = _dir["state"] }),
             client,
-            new ClusterView(kubernetes, Node, NullLogger<ClusterView>.Instance),
+            view ?? new ClusterView(kubernetes, Node, NullLogger<ClusterView>.Instance),
             state,
             stuck ?? new StuckSeen(),
             gate ?? new OpenGate(),
@@ -301,6 +301,38 @@ public sealed partial class DrainTests : IAsyncLifetime
         Assert.Equal(UncordonDecision.NotOurs, await drainer.UncordonAsync(Incident, CancellationToken.None));
         Assert.Equal(4, WriteLines().Count);
         Assert.Equal(["drain-cordoned", "drain-waiting", "drain-cancelled"], Kinds());
+    }
+
+    [Fact]
+    public async Task AnAdminsUncordon_EndsTheDrainAtItsWatchEvent_NotAtThePollsEnd()
+    {
+        // A pod that never finishes terminating keeps the drain waiting; its poll is an hour on a clock that never moves:
+        // only the Node's watch event (the agent's ClusterView, watching the API server) can wake it.
+        _api.Put(FakeKubeApiServer.Pod("tool-a", "web-0", Node, App("web")));
+        _api.StayTerminating("tool-a", "web-0");
+        var kubernetes = new KubernetesOptions { Kubeconfig = _api.WriteKubeconfig(_dir["kubeconfig-watch"]) };
+        using var view = new ClusterView(kubernetes, Node, NullLogger<ClusterView>.Instance);
+        await view.StartAsync(CancellationToken.None);
+        try
+        {
+            Assert.True(await Peer.EventuallyAsync(() => view.Synced, TimeSpan.FromSeconds(10)));
+            var (drainer, time, _) = Make(edit: d => (d.PollInterval, d.Timeout) = (TimeSpan.FromHours(1), TimeSpan.FromHours(2)), view: view);
+            using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(1)); // a hang's bound
+            var start = time.GetUtcNow();
+            var run = drainer.DrainAsync(Incident, cts.Token);
+            await time.TimerCreated.WaitAsync(cts.Token); // evicted, now waiting on its poll
+            Assert.False(run.IsCompleted);
+
+            _api.ChangeNode(Node, n => n["spec"]!["unschedulable"] = false); // kubectl uncordon
+            var outcome = await run;
+            Assert.Equal(DrainEnd.Cancelled, outcome.End);
+            Assert.Equal(start, time.GetUtcNow()); // the clock was never moved: the watch event woke it
+            Assert.Contains("uncordoned by someone else", outcome.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await view.StopAsync(CancellationToken.None);
+        }
     }
 
     [Fact]
