@@ -20,10 +20,13 @@ public static partial class NodeImageNames
 
     public static bool IsRepoDigest(string s) => RepoDigest().IsMatch(s);
 
-    /// <summary>"registry/path@sha256:…" → ("registry/path", "sha256:…").</summary>
+    /// <summary>A node's repo digest entry: "registry/path@sha256:…", or the digest alone when the name was in no form we take.</summary>
+    public static bool IsRepoDigestEntry(string s) => IsRepoDigest(s) || IsImageId(s);
+
+    /// <summary>"registry/path@sha256:…" → ("registry/path", "sha256:…"); a digest alone → ("", "sha256:…").</summary>
     public static (string Repository, string Digest) Split(string repoDigest)
     {
         var at = repoDigest.LastIndexOf('@');
-        return (repoDigest[..at], repoDigest[(at + 1)..]);
+        return at < 0 ? (string.Empty, repoDigest) : (repoDigest[..at], repoDigest[(at + 1)..]);
     }
 }

@@ -14,7 +14,7 @@ internal static class ImagesCommand
 
     /// <summary>The line said when some node-agents have not listed their images: NODES may leave those nodes out.</summary>
     internal static string Unreported(ListImagePackagesResponse r) =>
-        $"Not counted in NODES: {r.NodesUnreported.Count}{(r.NodesUnreported.Count == 100 ? "+" : string.Empty)} node(s) whose node-agent has not listed its images ({string.Join(", ", r.NodesUnreported.Take(5).Select(Output.Escape))}{(r.NodesUnreported.Count > 5 ? ", ..." : string.Empty)}).";
+        $"Not counted in NODES: {(r.NodesUnreported.Count >= 100 ? "at least " : string.Empty)}{r.NodesUnreported.Count} node(s) whose node-agent has not listed its images ({string.Join(", ", r.NodesUnreported.Take(5).Select(Output.Escape))}{(r.NodesUnreported.Count > 5 ? ", ..." : string.Empty)}).";
 
     public static Command Create(AgentCtlOptions g)
     {

@@ -162,7 +162,7 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
                 }
             }
 
-            var dropped = Interlocked.Exchange(ref _droppedLines, 0);
+            var dropped = batch.Inventories.Count > 0 ? 0 : Interlocked.Exchange(ref _droppedLines, 0); // an inventory goes alone
             if (dropped > 0)
             {
                 batch.LogLines.Add($"[builder] {dropped} log lines dropped while the coordinator was unreachable");

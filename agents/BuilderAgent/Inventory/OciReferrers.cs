@@ -79,6 +79,49 @@ public static class OciReferrers
     /// index yet) with its other descriptors kept as they are. Something under the tag that is not an OCI image index is
     /// not overwritten: refused.
     /// </summary>
+    /// <summary>
+    /// Whether <paramref name="index"/> lists <paramref name="artifact"/>, or an inventory of ours created at or after
+    /// <paramref name="created"/> (a concurrent publish of the same digest that replaced ours: the digest keeps an inventory).
+    /// </summary>
+    public static bool ListsInventory(Manifest index, string artifact, string created)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(index.Bytes);
+            if (!doc.RootElement.TryGetProperty("manifests", out var list) || list.ValueKind != JsonValueKind.Array)
+            {
+                return false;
+            }
+
+            foreach (var m in list.EnumerateArray())
+            {
+                if (m.ValueKind != JsonValueKind.Object)
+                {
+                    continue;
+                }
+
+                if (m.TryGetProperty("digest", out var d) && d.ValueKind == JsonValueKind.String && d.GetString() == artifact)
+                {
+                    return true;
+                }
+
+                if (m.TryGetProperty("annotations", out var a) && a.ValueKind == JsonValueKind.Object
+                    && a.TryGetProperty(InventoryAnnotation, out var kind) && kind.ValueKind == JsonValueKind.String
+                    && a.TryGetProperty(CreatedAnnotation, out var at) && at.ValueKind == JsonValueKind.String
+                    && string.CompareOrdinal(at.GetString(), created) >= 0)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
     public static Manifest AddToIndex(Manifest? existing, OciDescriptor referrer)
     {
         var kept = new List<JsonElement>();

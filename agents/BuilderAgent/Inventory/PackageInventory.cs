@@ -84,9 +84,9 @@ public sealed class PackageInventory(BuilderDocker docker, TimeProvider time, Re
                 var existing = await registry.GetManifestAsync(name, tag, ct).ConfigureAwait(false);
                 await registry.PutManifestAsync(name, tag, OciReferrers.AddToIndex(existing, entry), ct).ConfigureAwait(false);
                 var now = await registry.GetManifestAsync(name, tag, ct).ConfigureAwait(false);
-                if (now is not null && System.Text.Encoding.UTF8.GetString(now.Bytes).Contains(artifact.Digest, StringComparison.Ordinal))
+                if (now is not null && OciReferrers.ListsInventory(now, artifact.Digest, created))
                 {
-                    return artifact.Digest;
+                    return artifact.Digest; // ours, or a later inventory of the same digest that replaced it (not a loss)
                 }
 
                 if (attempt == 3)

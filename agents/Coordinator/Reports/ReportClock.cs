@@ -29,6 +29,8 @@ internal static class ReportClock
         {
             e.At = Clamp(e.At, low, high) ?? Timestamp.FromDateTimeOffset(now);
         }
+
+        r.ImagesAt = Clamp(r.ImagesAt, low, high);
     }
 
     private static Timestamp? Clamp(Timestamp? t, DateTimeOffset low, DateTimeOffset high)

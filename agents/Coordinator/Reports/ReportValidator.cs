@@ -186,9 +186,9 @@ internal static partial class ReportValidator
 
             for (var j = 0; j < image.RepoDigests.Count; j++)
             {
-                if (!NodeImageNames.IsRepoDigest(image.RepoDigests[j]))
+                if (!NodeImageNames.IsRepoDigestEntry(image.RepoDigests[j]))
                 {
-                    return $"images[{i}].repo_digests[{j}]: \"{Cut(image.RepoDigests[j])}\" is not a repo digest (registry/path@sha256:<64 hex>, lower case)";
+                    return $"images[{i}].repo_digests[{j}]: \"{Cut(image.RepoDigests[j])}\" is not a repo digest (registry/path@sha256:<64 hex>, lower case, or sha256:<64 hex> alone)";
                 }
             }
         }
@@ -219,5 +219,5 @@ internal static partial class ReportValidator
         return null;
     }
 
-    private static string Cut(string s) => s.Length <= 40 ? s : s[..40] + "…";
+    private static string Cut(string s) => Common.Cli.Output.Escape(s.Length <= 40 ? s : s[..40] + "…"); // a refused name reaches logs and the agent: escaped
 }

@@ -190,7 +190,6 @@ public sealed partial class StateStore
     private long _localWrites; // under _lock
     private readonly Dictionary<string, long> _forgotten = new(StringComparer.Ordinal); // forgotten here: name -> its mark (under _lock)
 
-    /// <summary>The names of the nodes held now.</summary>
     /// <summary>What the node-agents said their runtimes hold of <paramref name="digests"/> (issue 27).</summary>
     /// <param name="Holding">Per digest, the nodes whose runtime holds an image pulled by it, name order.</param>
     /// <param name="InUse">Per digest, those of them with a container made from it.</param>
@@ -251,6 +250,7 @@ public sealed partial class StateStore
         return new NodeImageView(holding, inUse, unreported, any);
     }
 
+    /// <summary>The names of the nodes held now.</summary>
     public IReadOnlyCollection<string> NodeNames()
     {
         lock (_lock)

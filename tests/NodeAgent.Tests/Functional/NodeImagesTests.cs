@@ -60,12 +60,17 @@ public sealed class NodeImagesTests
     public async Task TheRuntimeDown_IsUnknown_AndTheLastListKeepsItsTime()
     {
         var state = Support.State();
+        var earlier = new NodeImage { Id = "sha256:" + new string('a', 64), InUse = true };
+        var at = DateTimeOffset.UtcNow.AddMinutes(-5);
+        state.SetImages([earlier], at); // the last listing, five minutes ago
         using var dir = new TempDir();
         await Check(state, new CriOptions { Endpoint = "unix://" + dir["absent.sock"] }, null).RunGuardedAsync(CancellationToken.None);
         var result = state.GetCheck(NodeImagesCheck.Check)!;
         Assert.Equal(CheckState.Unknown, result.State);
         Assert.Contains("cannot list the images of containerd at unix://", result.Message, StringComparison.Ordinal);
-        Assert.Null(state.Snapshot(out _).ImagesAt); // not listed: nothing said of the images
+        var report = state.Snapshot(out _); // the report still carries the last list, with its own time
+        Assert.Equal([earlier], report.Images);
+        Assert.Equal(Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(at), report.ImagesAt);
     }
 
     [Fact]
@@ -97,13 +102,17 @@ public sealed class NodeImagesTests
     {
         var id = "sha256:" + new string('a', 64);
         var digest = "docker-registry.svc.toolforge.org/toolforge-bookworm@sha256:" + new string('b', 64);
+        var bare = new string('f', 64); // an id as some runtimes give it, without its algorithm
         var listing = NodeImagesCheck.Shape("containerd",
-            [(id, [digest, digest, "Evil/Name@sha256:" + new string('c', 64), "x@md5:1"]), ("not-an-id", []), ("sha256:" + new string('d', 64), Enumerable.Range(0, 20).Select(n => $"r{n}/x@sha256:" + new string('e', 64)))],
-            new HashSet<string> { id });
-        Assert.Equal(2, listing.Images.Count);
-        Assert.Equal([digest], listing.Images[0].RepoDigests);
+            [(id, [digest, digest, "Evil/Name@sha256:" + new string('c', 64), "x@md5:1"]), ("not-an-id", []), ("sha256:" + new string('d', 64), Enumerable.Range(0, 20).Select(n => $"r{n}/x@sha256:" + new string((char)('a' + (n % 6)), 64))),
+             (bare, ["docker-registry.svc.toolforge.org/toolforge-python311@sha256:" + new string('9', 64)])],
+            new HashSet<string> { id, "docker-registry.svc.toolforge.org/toolforge-python311@sha256:" + new string('9', 64) });
+        Assert.Equal(3, listing.Images.Count);
+        Assert.Equal([digest, "sha256:" + new string('c', 64)], listing.Images[0].RepoDigests); // a name in no form keeps its digest
         Assert.True(listing.Images[0].InUse);
         Assert.Equal(16, listing.Images[1].RepoDigests.Count);
-        Assert.Equal(2 + 1 + 4, listing.LeftOut);
+        Assert.Equal("sha256:" + bare, listing.Images[2].Id);
+        Assert.True(listing.Images[2].InUse); // a container names it by its repo digest
+        Assert.Equal(1 + 1 + 4, listing.LeftOut); // md5, the id in no form, four digests past 16: the list is not sent
     }
 }

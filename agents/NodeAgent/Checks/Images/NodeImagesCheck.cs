@@ -16,8 +16,9 @@ namespace Toolforge.Agents.NodeAgent.Checks.Images;
 /// repo digests it was pulled by and whether a container (running or not) was made from it. The list goes with every
 /// report (<see cref="AgentState.SetImages"/>). Outside input, bounded: at most <see cref="ReportLimits.MaxNodeImages"/>
 /// images (more: not sent at all, the check says so — a cut list would tell the registry's retention that the rest
-/// are not held), names in their one form (<see cref="NodeImageNames"/>; others left out and counted).
-/// ok: listed; warning: listed, some names left out; unknown: not listed this time (the coordinator keeps the last list).
+/// are not held), names in their one form (<see cref="NodeImageNames"/>; see <see cref="Shape"/>).
+/// ok: listed and sent; warning: listed, not sent (too many, too large, or something in no form the coordinator
+/// takes); unknown: not listed this time. Either way the coordinator keeps the last list.
 /// </summary>
 internal sealed class NodeImagesCheck : PeriodicCheck
 {
@@ -61,17 +62,20 @@ internal sealed class NodeImagesCheck : PeriodicCheck
             throw new PeerUnavailableException(peer, $"cannot list the images of {peer}: {Why(ex)}; the coordinator keeps the last list");
         }
 
-        if (listing.Images.Count > ReportLimits.MaxNodeImages)
+        var bytes = listing.Images.Sum(i => (long)i.CalculateSize());
+        var notSent = listing.Images.Count > ReportLimits.MaxNodeImages ? $"more than the {ReportLimits.MaxNodeImages} images a report carries"
+            : bytes > MaxListBytes ? $"{bytes / 1024} KiB of names, more than the {MaxListBytes / (1024 * 1024)} MiB a report gives them"
+            : listing.LeftOut > 0 ? $"{listing.LeftOut} id(s) or digest(s) in no form the coordinator takes (a list with a hole would say a held digest is not held)"
+            : null;
+        if (notSent is not null)
         {
-            State.SetCheck(Check, CheckState.Unknown, $"{listing.Images.Count} images in {listing.Runtime}, more than the {ReportLimits.MaxNodeImages} a report carries: not sent (the coordinator keeps the last list)", sw.Elapsed);
+            State.SetCheck(Check, CheckState.Warning, $"{listing.Images.Count} images in {listing.Runtime}: not sent, {notSent}; the coordinator keeps the last list", sw.Elapsed);
             return;
         }
 
         State.SetImages(listing.Images, Time.GetUtcNow());
         var inUse = listing.Images.Count(i => i.InUse);
-        var said = $"{listing.Images.Count} images in {listing.Runtime}, {inUse} in use";
-        State.SetCheck(Check, listing.LeftOut > 0 ? CheckState.Warning : CheckState.Ok,
-            listing.LeftOut > 0 ? $"{said}; {listing.LeftOut} name(s) not in the form the coordinator takes were left out" : said, sw.Elapsed,
+        State.SetCheck(Check, CheckState.Ok, $"{listing.Images.Count} images in {listing.Runtime}, {inUse} in use", sw.Elapsed,
             values: new Dictionary<string, double> { ["images"] = listing.Images.Count, ["in_use"] = inUse }, quiet: true);
     }
 
@@ -80,9 +84,10 @@ internal sealed class NodeImagesCheck : PeriodicCheck
     private async Task<Listing> ListCriAsync(CriOptions o, CancellationToken ct)
     {
         using var client = new CriClient(o.Endpoint, o.CallTimeout);
-        var images = await client.Images.ListImagesAsync(new Cri.V1.ListImagesRequest(), deadline: DateTime.UtcNow + _o.Timeout, cancellationToken: ct).ConfigureAwait(false);
-        var containers = await client.Runtime.ListContainersAsync(new Cri.V1.ListContainersRequest(), deadline: DateTime.UtcNow + _o.Timeout, cancellationToken: ct).ConfigureAwait(false);
-        var used = containers.Containers.Select(c => c.ImageRef).ToHashSet(StringComparer.Ordinal);
+        var deadline = DateTime.UtcNow + _o.Timeout; // one for the run's two calls
+        var images = await client.Images.ListImagesAsync(new Cri.V1.ListImagesRequest(), deadline: deadline, cancellationToken: ct).ConfigureAwait(false);
+        var containers = await client.Runtime.ListContainersAsync(new Cri.V1.ListContainersRequest(), deadline: deadline, cancellationToken: ct).ConfigureAwait(false);
+        var used = containers.Containers.SelectMany(c => new[] { c.ImageRef, c.ImageId }).Where(x => x.Length > 0).ToHashSet(StringComparer.Ordinal);
         return Shape(o.Name, images.Images.Select(i => (i.Id, (IEnumerable<string>)i.RepoDigests)), used);
     }
 
@@ -95,31 +100,49 @@ internal sealed class NodeImagesCheck : PeriodicCheck
         return Shape("docker", images.Select(i => (i.Id, (IEnumerable<string>)(i.RepoDigests ?? []))), used);
     }
 
-    /// <summary>The runtime's listing in the coordinator's forms: ids and repo digests checked, at most 16 digests an image.</summary>
-    public static Listing Shape(string runtime, IEnumerable<(string Id, IEnumerable<string> RepoDigests)> images, IReadOnlySet<string> usedIds)
+    /// <summary>The whole list's size in a report at most: a report is refused above 8 MiB, and it carries the checks too.</summary>
+    public const int MaxListBytes = 4 * 1024 * 1024;
+
+    /// <summary>
+    /// The runtime's listing in the coordinator's forms. Nothing a runtime holds is dropped: a bare 64-hex id (as some
+    /// runtimes give it) becomes sha256:…; a repo digest whose name is not in the form keeps its digest alone
+    /// ("sha256:…"). What still cannot be said (another algorithm, an id of another form, more than 16 digests) makes
+    /// the listing incomplete (<see cref="Listing.LeftOut"/> &gt; 0): it is then not sent at all, for a list with a hole
+    /// would tell the registry's retention that a held digest is not held.
+    /// </summary>
+    public static Listing Shape(string runtime, IEnumerable<(string Id, IEnumerable<string> RepoDigests)> images, IReadOnlySet<string> used)
     {
         var result = new List<NodeImage>();
         var leftOut = 0;
-        foreach (var (id, digests) in images)
+        foreach (var (rawId, digests) in images)
         {
+            var id = rawId.Length == 64 && rawId.All(char.IsAsciiHexDigitLower) ? "sha256:" + rawId : rawId;
             if (!NodeImageNames.IsImageId(id))
             {
                 leftOut++;
                 continue;
             }
 
-            var image = new NodeImage { Id = id, InUse = usedIds.Contains(id) };
-            foreach (var d in digests.Distinct(StringComparer.Ordinal))
+            var image = new NodeImage { Id = id };
+            foreach (var d in digests)
             {
-                if (!NodeImageNames.IsRepoDigest(d) || image.RepoDigests.Count == ReportLimits.MaxRepoDigestsPerImage)
+                var kept = NodeImageNames.IsRepoDigest(d) ? d
+                    : d.LastIndexOf('@') is var at and >= 0 && NodeImageNames.IsImageId(d[(at + 1)..]) ? d[(at + 1)..]
+                    : null;
+                if (kept is null || (image.RepoDigests.Count == ReportLimits.MaxRepoDigestsPerImage && !image.RepoDigests.Contains(kept)))
                 {
                     leftOut++;
                     continue;
                 }
 
-                image.RepoDigests.Add(d);
+                if (!image.RepoDigests.Contains(kept))
+                {
+                    image.RepoDigests.Add(kept);
+                }
             }
 
+            // In use: a container names it by id (image_id, image_ref) or by one of its repo digests.
+            image.InUse = used.Contains(id) || used.Contains(rawId) || digests.Any(used.Contains);
             result.Add(image);
         }
 
