@@ -18,6 +18,11 @@ public static class InventoryCheck
     /// </summary>
     public static string? NotPushedHere(CommandProgress progress, Build build)
     {
+        if (progress.Inventories.Count > 0 && build.Request?.Push != true)
+        {
+            return "inventories: this build was not asked to push, so it has no pushed image to describe; nothing of this call was stored";
+        }
+
         for (var i = 0; i < progress.Inventories.Count; i++)
         {
             var inv = progress.Inventories[i];
