@@ -118,7 +118,7 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         var planted = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "images", "--package", "toolforge-planted");
         Assert.True(planted.ExitCode == 0, planted.ToString());
         var lines = planted.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.StartsWith("Nodes running these digests: not known", lines[0], StringComparison.Ordinal);
+        Assert.StartsWith("Nodes holding these digests: not known", lines[0], StringComparison.Ordinal);
         var row = Assert.Single(lines[2..]);
         Assert.Matches($@"^dpkg-a\s+{DigestOf("dpkg-a")}\s+toolforge-planted\s+1\.0-1\s+all\s", row);
 

@@ -39,7 +39,7 @@ public sealed class MigrateStoreTests(PostgresFixture pg) : IClassFixture<Postgr
             await agent.ReportAsync(Report(node, findings, findings > 0 ? "ActiveState=failed" : "ok")); // one finding resolved
         }
 
-        var build = await h.AdminClient(CoordinatorHarness.Admin).RequestBuildAsync(new RequestBuildRequest { Build = new BuildRequest { Images = { "base-a" } } });
+        var build = await h.AdminClient(CoordinatorHarness.Admin).RequestBuildAsync(new RequestBuildRequest { Build = new BuildRequest { Images = { "base-a" }, Push = true } }); // pushed: its inventory is taken (only a push build may send one)
         var builder = h.AgentClient(CoordinatorHarness.Builder);
         using (var commands = builder.ReceiveCommands(new ReceiveCommandsRequest { Node = CoordinatorHarness.Builder, Agent = AgentKind.Builder }))
         {
