@@ -25,7 +25,7 @@ using Toolforge.Agents.BuilderAgent.Inventory;
 namespace Toolforge.Agents.BuilderAgent.Daemon;
 
 /// <summary>`serve`: the builder as a daemon taking build requests from the coordinator.</summary>
-internal static class BuilderDaemon
+internal static partial class BuilderDaemon
 {
     public const int DefaultMetricsPort = 9503;
 
@@ -62,7 +62,12 @@ internal static class BuilderDaemon
                 credentials[host] = new RegistryCredential(login.Username, login.Password);
             }
 
-            return new BuilderDocker(o.DockerEndpoint, o.CallTimeout, o.BuildTimeout, credentials);
+            var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Toolforge.Agents.BuilderAgent.Docker");
+            return new BuilderDocker(o.DockerEndpoint, o.CallTimeout, o.BuildTimeout, credentials)
+            {
+                // The daemon says it too (the CLI prints it): the check's sweep removes it later.
+                ProbeLeftBehind = (id, why) => Log.LeftBehind(logger, id[..Math.Min(12, id.Length)], RegistryClient.Safe(why)),
+            };
         });
         builder.Services.AddGitPolling(builder.Configuration);
         builder.Services.AddPromotion(builder.Configuration);
@@ -70,5 +75,10 @@ internal static class BuilderDaemon
         builder.Services.AddHostedService<BuildQueueService>();
         builder.Services.AddHostedService<DockerHealthService>();
     }
-}
 
+    private static partial class Log
+    {
+        [LoggerMessage(4016, LogLevel.Warning, "container {Id} (a probe or an image's inventory read) could not be removed: {Why} (an inventory read's is removed by the builder.docker check later)")]
+        public static partial void LeftBehind(ILogger logger, string id, string why);
+    }
+}

@@ -324,7 +324,7 @@ public sealed class BuilderDocker : IDisposable
             Entrypoint = ["/toolforge-builder-inventory"], // never started; an image without CMD could not be created without one
             Cmd = [],
             NetworkDisabled = true,
-            Labels = new Dictionary<string, string> { ["org.toolforge.builder.inventory"] = "1" },
+            Labels = new Dictionary<string, string> { [InventoryLabel] = "1" },
             HostConfig = new HostConfig { NetworkMode = "none" },
         }, t), ct).ConfigureAwait(false);
         var id = created.ID;
@@ -341,9 +341,14 @@ public sealed class BuilderDocker : IDisposable
                     {
                         archive = await _short.Containers.GetArchiveFromContainerAsync(id, new ContainerPathStatParameters { Path = path }, false, t).ConfigureAwait(false);
                     }
+                    catch (DockerContainerNotFoundException ex) when (!ex.Message.Contains("No such container", StringComparison.OrdinalIgnoreCase))
+                    {
+                        return []; // the image has no such path (a 404 about the path, not about our container)
+                    }
                     catch (DockerContainerNotFoundException)
                     {
-                        return []; // the image has no such path (the container exists: we made it)
+                        // The container we made has gone (removed under us): nothing can be said of the image's files.
+                        throw new DockerOperationException($"copy {path} out of {image}: the container made to read it was removed meanwhile");
                     }
 
                     await using var stream = archive.Stream ?? throw new DockerOperationException($"copy {path} out of {image}: Docker answered without an archive");
@@ -395,6 +400,13 @@ public sealed class BuilderDocker : IDisposable
                 throw new DockerOperationException($"{asked}: more than {MaxTarEntries} files to read");
             }
 
+            if (entries == 1 && entry.EntryType is System.Formats.Tar.TarEntryType.SymbolicLink or System.Formats.Tar.TarEntryType.HardLink)
+            {
+                // The path asked is itself a link: its target is not read (a link could point anywhere), and it is not
+                // "absent" either — an inventory that silently left the packages out would be worse than none.
+                throw new DockerOperationException($"{asked} is a link in the image ({Promotion.RegistryClient.Safe(entry.LinkName)}): not followed, not read");
+            }
+
             if (entry.EntryType is not (System.Formats.Tar.TarEntryType.RegularFile or System.Formats.Tar.TarEntryType.V7RegularFile) || entry.DataStream is null)
             {
                 continue;
@@ -423,6 +435,41 @@ public sealed class BuilderDocker : IDisposable
         return Credentials.TryGetValue(registry, out var c)
             ? new AuthConfig { Username = c.Username, Password = c.Password, ServerAddress = registry }
             : new AuthConfig();
+    }
+
+    /// <summary>The label of the containers made to read an image's files (never started): see <see cref="ReadImageFilesAsync"/>.</summary>
+    public const string InventoryLabel = "org.toolforge.builder.inventory";
+
+    /// <summary>
+    /// Removes the containers made to read image files that are older than <paramref name="olderThan"/> (left behind when
+    /// a removal failed, or a creation timed out after the engine made one); returns each one's id and what happened.
+    /// </summary>
+    public async Task<IReadOnlyList<(string Id, string? Failed)>> SweepReadContainersAsync(TimeSpan olderThan, DateTimeOffset now, CancellationToken ct)
+    {
+        var left = await Call("list the containers made to read image files", t => _short.Containers.ListContainersAsync(new ContainersListParameters
+        {
+            All = true,
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [InventoryLabel + "=1"] = true } },
+        }, t), ct).ConfigureAwait(false);
+        var done = new List<(string, string?)>();
+        foreach (var c in left.Where(c => now - new DateTimeOffset(DateTime.SpecifyKind(c.Created, DateTimeKind.Utc)) > olderThan))
+        {
+            try
+            {
+                await Call($"remove container {c.ID[..Math.Min(12, c.ID.Length)]}", async t =>
+                {
+                    await _short.Containers.RemoveContainerAsync(c.ID, new ContainerRemoveParameters { Force = true }, t).ConfigureAwait(false);
+                    return true;
+                }, ct).ConfigureAwait(false);
+                done.Add((c.ID, null));
+            }
+            catch (DockerOperationException ex)
+            {
+                done.Add((c.ID, ex.Message));
+            }
+        }
+
+        return done;
     }
 
     public Task<IList<ContainerListResponse>> ExitedContainersAsync(CancellationToken ct) =>

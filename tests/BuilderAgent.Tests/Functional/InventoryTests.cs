@@ -124,4 +124,47 @@ public sealed class InventoryTests(DockerFixture fx)
         Assert.Empty(CycloneDxSchemaRules.Violations(inventory.Document));
         Assert.Empty((await fx.Docker.DockerAsync("ps -aq --filter label=org.toolforge.builder.inventory")).Trim());
     }
+
+    [Fact]
+    public async Task Inventory_OfAnImageWhoseStatusIsALink_IsRefused_NeverTakenForNoPackages()
+    {
+        // Review B5: a symlinked /var/lib/dpkg/status came back as a link entry only and was read as "no packages".
+        var repository = $"{fx.Registry.Address}/{_name}";
+        using var context = new TempDir("linked-status");
+        Directory.CreateDirectory(context["root/var/lib/dpkg"]);
+        Directory.CreateDirectory(context["root/usr/share/dpkg-db"]);
+        await File.WriteAllTextAsync(context["root/usr/share/dpkg-db/status"], "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9+deb12u10\n");
+        File.CreateSymbolicLink(context["root/var/lib/dpkg/status"], "/usr/share/dpkg-db/status");
+        await File.WriteAllTextAsync(context["Dockerfile"], "FROM scratch\nCOPY root/ /\n");
+        await fx.Docker.DockerAsync($"build -q -t {repository}:testing {context.Path}");
+        using var docker = Docker();
+        var digest = await docker.PushAsync(repository, "testing", _ => { }, CancellationToken.None);
+
+        var ex = await Assert.ThrowsAsync<InventoryException>(() => new PackageInventory(docker, TimeProvider.System).TakeAsync(repository, digest, CancellationToken.None));
+
+        Assert.Contains("/var/lib/dpkg/status is a link in the image (/usr/share/dpkg-db/status): not followed, not read", ex.Message, StringComparison.Ordinal);
+        Assert.Empty((await fx.Docker.DockerAsync("ps -aq --filter label=org.toolforge.builder.inventory")).Trim());
+    }
+
+    [Fact]
+    public async Task AReadContainerLeftBehind_IsSweptOnceOlderThanTheBound_AndAFreshOneIsLeftAlone()
+    {
+        // Review B6: a container made to read an image's files that was not removed (a creation that timed out after the
+        // engine made it) is removed by the builder.docker check's sweep; one being read right now is not touched.
+        var repository = $"{fx.Registry.Address}/{_name}";
+        using var context = new TempDir("sweep-image");
+        File.Copy("/bin/busybox", context["busybox"]);
+        await File.WriteAllTextAsync(context["Dockerfile"], "FROM scratch\nCOPY busybox /bin/busybox\n");
+        await fx.Docker.DockerAsync($"build -q -t {repository}:testing {context.Path}");
+        var left = (await fx.Docker.DockerAsync($"create --network none --label {BuilderDocker.InventoryLabel}=1 {repository}:testing /bin/busybox true")).Trim();
+        var other = (await fx.Docker.DockerAsync($"create --network none {repository}:testing /bin/busybox true")).Trim(); // not ours
+        using var docker = Docker();
+
+        Assert.Empty(await docker.SweepReadContainersAsync(TimeSpan.FromMinutes(10), DateTimeOffset.UtcNow, CancellationToken.None)); // fresh: left alone
+        var swept = await docker.SweepReadContainersAsync(TimeSpan.FromMinutes(10), DateTimeOffset.UtcNow.AddMinutes(11), CancellationToken.None);
+        Assert.Equal([(left, (string?)null)], swept);
+        Assert.Empty((await fx.Docker.DockerAsync($"ps -aq --filter label={BuilderDocker.InventoryLabel}")).Trim());
+        Assert.StartsWith(other[..12], (await fx.Docker.DockerAsync($"ps -aq --filter id={other}")).Trim(), StringComparison.Ordinal);
+        await fx.Docker.DockerAsync($"rm -f {other}");
+    }
 }
