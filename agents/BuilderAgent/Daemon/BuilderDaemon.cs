@@ -74,6 +74,11 @@ internal static partial class BuilderDaemon
         builder.Services.AddInventory();
         builder.Services.AddHostedService<BuildQueueService>();
         builder.Services.AddHostedService<DockerHealthService>();
+        builder.Services.AddValidatedOptions<Hygiene.HygieneOptions>(builder.Configuration, Hygiene.HygieneOptions.Section, (c, o) => c.Bind(o));
+        if (OptionsRegistration.GetExactly<Hygiene.HygieneOptions>(builder.Configuration.GetSection(Hygiene.HygieneOptions.Section), (c, o) => c.Bind(o)).Enabled)
+        {
+            builder.Services.AddHostedService<Hygiene.HygieneCheck>();
+        }
     }
 
     private static partial class Log

@@ -247,7 +247,7 @@ public sealed class BuilderDocker : IDisposable
             Image = image,
             Cmd = command,
             Tty = true,
-            Labels = new Dictionary<string, string> { ["org.toolforge.builder.verify"] = "1" },
+            Labels = new Dictionary<string, string> { [VerifyLabel] = "1" },
             // An image's probe runs untrusted code on the builder host: no network, no capability, no privilege gain,
             // and bounded processes and memory, so a broken image or a fork bomb cannot take the host down.
             HostConfig = new HostConfig
@@ -437,22 +437,68 @@ public sealed class BuilderDocker : IDisposable
             : new AuthConfig();
     }
 
+    /// <summary>
+    /// Removes the dangling images (untagged: an older build of a tag that moved on) created more than
+    /// <paramref name="olderThan"/> ago, through the Engine API's prune (images a container uses are kept by Docker);
+    /// returns how many went and the bytes Docker says it reclaimed. Bounded by <paramref name="timeout"/> (a prune of
+    /// many layers takes longer than a call).
+    /// </summary>
+    public async Task<(int Removed, long Reclaimed)> PruneDanglingImagesAsync(TimeSpan olderThan, TimeSpan timeout, CancellationToken ct)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(timeout);
+        try
+        {
+            var r = await _long.Images.PruneImagesAsync(new ImagesPruneParameters
+            {
+                Filters = new Dictionary<string, IDictionary<string, bool>>
+                {
+                    ["dangling"] = new Dictionary<string, bool> { ["true"] = true },
+                    ["until"] = new Dictionary<string, bool> { [$"{(long)olderThan.TotalSeconds}s"] = true },
+                },
+            }, cts.Token).ConfigureAwait(false);
+            return (r.ImagesDeleted?.Count(d => !string.IsNullOrEmpty(d.Deleted)) ?? 0, (long)r.SpaceReclaimed);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new DockerOperationException($"prune dangling images: Docker at {Endpoint} did not finish within {timeout.TotalSeconds:0}s");
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException or System.Net.Sockets.SocketException)
+        {
+            throw new DockerOperationException($"prune dangling images: {Common.Checks.PeerErrors.Describe(ex, "Docker", "dockerd", Endpoint).Message}", ex);
+        }
+        catch (DockerApiException ex)
+        {
+            throw new DockerOperationException($"prune dangling images: {ex.ResponseBody?.Trim() ?? ex.Message}", ex);
+        }
+    }
+
     /// <summary>The label of the containers made to read an image's files (never started): see <see cref="ReadImageFilesAsync"/>.</summary>
     public const string InventoryLabel = "org.toolforge.builder.inventory";
 
+    /// <summary>The label of the containers a verify runs (see the promotion's verify).</summary>
+    public const string VerifyLabel = "org.toolforge.builder.verify";
+
     /// <summary>
-    /// Removes the containers made to read image files that are older than <paramref name="olderThan"/> (left behind when
-    /// a removal failed, or a creation timed out after the engine made one); returns each one's id and what happened.
+    /// Removes the containers the builder made itself (inventory reads, verify probes) that are older than
+    /// <paramref name="olderThan"/> (left behind when a removal failed, or a creation timed out after the engine made
+    /// one); returns each one's id and what happened. Containers of anyone else are never touched.
     /// </summary>
     public async Task<IReadOnlyList<(string Id, string? Failed)>> SweepReadContainersAsync(TimeSpan olderThan, DateTimeOffset now, CancellationToken ct)
     {
-        var left = await Call("list the containers made to read image files", t => _short.Containers.ListContainersAsync(new ContainersListParameters
+        var left = new List<ContainerListResponse>();
+        foreach (var label in new[] { InventoryLabel, VerifyLabel })
         {
-            All = true,
-            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [InventoryLabel + "=1"] = true } },
-        }, t), ct).ConfigureAwait(false);
+            left.AddRange(await Call("list the containers the builder made", t => _short.Containers.ListContainersAsync(new ContainersListParameters
+            {
+                All = true,
+                Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [label + "=1"] = true } },
+            }, t), ct).ConfigureAwait(false));
+        }
+
         var done = new List<(string, string?)>();
-        foreach (var c in left.Where(c => now - new DateTimeOffset(DateTime.SpecifyKind(c.Created, DateTimeKind.Utc)) > olderThan))
+        // A running one is a verify still under way (its own deadline ends it): never swept.
+        foreach (var c in left.Where(c => c.State != "running" && now - new DateTimeOffset(DateTime.SpecifyKind(c.Created, DateTimeKind.Utc)) > olderThan))
         {
             try
             {
