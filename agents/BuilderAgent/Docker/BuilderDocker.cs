@@ -400,11 +400,12 @@ public sealed class BuilderDocker : IDisposable
                 throw new DockerOperationException($"{asked}: more than {MaxTarEntries} files to read");
             }
 
-            if (entries == 1 && entry.EntryType is System.Formats.Tar.TarEntryType.SymbolicLink or System.Formats.Tar.TarEntryType.HardLink)
+            if (entry.EntryType is System.Formats.Tar.TarEntryType.SymbolicLink or System.Formats.Tar.TarEntryType.HardLink)
             {
-                // The path asked is itself a link: its target is not read (a link could point anywhere), and it is not
-                // "absent" either — an inventory that silently left the packages out would be worse than none.
-                throw new DockerOperationException($"{asked} is a link in the image ({Promotion.RegistryClient.Safe(entry.LinkName)}): not followed, not read");
+                // The path asked, or a file in it, is a link: its target is not read (a link could point anywhere), and
+                // it is not "absent" either — an inventory that silently left packages out would be worse than none.
+                var which = entries == 1 ? asked : parent + entry.Name;
+                throw new DockerOperationException($"{Promotion.RegistryClient.Safe(which)} is a link in the image ({Promotion.RegistryClient.Safe(entry.LinkName)}): not followed, not read");
             }
 
             if (entry.EntryType is not (System.Formats.Tar.TarEntryType.RegularFile or System.Formats.Tar.TarEntryType.V7RegularFile) || entry.DataStream is null)
@@ -443,12 +444,18 @@ public sealed class BuilderDocker : IDisposable
     /// returns how many went and the bytes Docker says it reclaimed. Bounded by <paramref name="timeout"/> (a prune of
     /// many layers takes longer than a call).
     /// </summary>
-    public async Task<(int Removed, long Reclaimed)> PruneDanglingImagesAsync(TimeSpan olderThan, TimeSpan timeout, CancellationToken ct)
+    public async Task<(int Removed, long Reclaimed)?> PruneDanglingImagesAsync(TimeSpan olderThan, TimeSpan timeout, CancellationToken ct)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(timeout);
+        await _imageGate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
+            if (Volatile.Read(ref _imageHolders) > 0)
+            {
+                return null; // a verify or an inventory read is using an image it pulled by digest (untagged): not now
+            }
+
             var r = await _long.Images.PruneImagesAsync(new ImagesPruneParameters
             {
                 Filters = new Dictionary<string, IDictionary<string, bool>>
@@ -470,6 +477,45 @@ public sealed class BuilderDocker : IDisposable
         catch (DockerApiException ex)
         {
             throw new DockerOperationException($"prune dangling images: {ex.ResponseBody?.Trim() ?? ex.Message}", ex);
+        }
+        finally
+        {
+            _imageGate.Release();
+        }
+    }
+
+    // The images a verify or an inventory read pulls by digest are untagged ("dangling") while used: the hygiene's prune
+    // waits for none to be held, and a hold waits for a prune under way.
+    private readonly SemaphoreSlim _imageGate = new(1, 1);
+    private int _imageHolders;
+
+    /// <summary>
+    /// Holds off the hygiene's prune (and the sweep of the builder's own containers) from now until disposed: taken around
+    /// pulling an image by digest and using it.
+    /// </summary>
+    public async Task<IAsyncDisposable> HoldImagesAsync(CancellationToken ct)
+    {
+        await _imageGate.WaitAsync(ct).ConfigureAwait(false);
+        Interlocked.Increment(ref _imageHolders);
+        _imageGate.Release();
+        return new ImageHold(this);
+    }
+
+    /// <summary>Whether a verify or an inventory read holds images now (the sweep leaves the builder's containers alone meanwhile).</summary>
+    public bool ImagesHeld => Volatile.Read(ref _imageHolders) > 0;
+
+    private sealed class ImageHold(BuilderDocker docker) : IAsyncDisposable
+    {
+        private int _done;
+
+        public ValueTask DisposeAsync()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0)
+            {
+                Interlocked.Decrement(ref docker._imageHolders);
+            }
+
+            return ValueTask.CompletedTask;
         }
     }
 
@@ -497,8 +543,14 @@ public sealed class BuilderDocker : IDisposable
         }
 
         var done = new List<(string, string?)>();
+        if (ImagesHeld)
+        {
+            return done; // a verify or an inventory read is under way: its container may be one of these; next time
+        }
+
         // A running one is a verify still under way (its own deadline ends it): never swept.
-        foreach (var c in left.Where(c => c.State != "running" && now - new DateTimeOffset(DateTime.SpecifyKind(c.Created, DateTimeKind.Utc)) > olderThan))
+        // At most 5 a run: the sweep runs inside a health check's short budget; the rest go at the next runs.
+        foreach (var c in left.Where(c => c.State is not ("running" or "paused") && now - new DateTimeOffset(DateTime.SpecifyKind(c.Created, DateTimeKind.Utc)) > olderThan).Take(5))
         {
             try
             {
@@ -512,6 +564,10 @@ public sealed class BuilderDocker : IDisposable
             catch (DockerOperationException ex)
             {
                 done.Add((c.ID, ex.Message));
+            }
+            catch (DockerContainerNotFoundException)
+            {
+                // removed meanwhile (by its owner): gone, as wished
             }
         }
 
@@ -598,6 +654,7 @@ public sealed class BuilderDocker : IDisposable
     {
         _short.Dispose();
         _long.Dispose();
+        _imageGate.Dispose();
     }
 
     // IProgress that runs synchronously (System.Progress posts to the thread pool and would reorder lines).

@@ -30,14 +30,20 @@ internal sealed partial class HygieneCheck(BuilderDocker docker, IOptions<Hygien
     {
         var o = options.Value;
         var sw = Stopwatch.StartNew();
-        (int Removed, long Reclaimed) r;
+        (int Removed, long Reclaimed)? pruned;
         try
         {
-            r = await docker.PruneDanglingImagesAsync(o.DanglingAfter, o.Timeout, ct).ConfigureAwait(false);
+            pruned = await docker.PruneDanglingImagesAsync(o.DanglingAfter, o.Timeout, ct).ConfigureAwait(false);
         }
         catch (DockerOperationException ex)
         {
             throw new PeerUnavailableException($"Docker at {docker.Endpoint}", ex.Message, ex);
+        }
+
+        if (pruned is not { } r)
+        {
+            State.SetCheck(Check, CheckState.Ok, $"not pruned this time: a verify or an inventory read is using images it pulled by digest ({Mib(_total)} MiB reclaimed since the daemon started)", sw.Elapsed);
+            return;
         }
 
         Reclaimed.Inc(r.Reclaimed);
@@ -48,7 +54,7 @@ internal sealed partial class HygieneCheck(BuilderDocker docker, IOptions<Hygien
         }
 
         State.SetCheck(Check, CheckState.Ok,
-            $"{r.Removed} dangling image(s) older than {o.DanglingAfter.TotalHours:0.#} h removed, {Mib(r.Reclaimed)} MiB reclaimed ({Mib(_total)} MiB since the daemon started)",
+            $"{r.Removed} image record(s) deleted (dangling images older than {o.DanglingAfter.TotalHours:0.#} h and their layers), {Mib(r.Reclaimed)} MiB reclaimed ({Mib(_total)} MiB since the daemon started)",
             sw.Elapsed, values: new Dictionary<string, double> { ["removed"] = r.Removed, ["reclaimed_bytes"] = r.Reclaimed, ["reclaimed_bytes_total"] = _total });
     }
 
@@ -56,7 +62,7 @@ internal sealed partial class HygieneCheck(BuilderDocker docker, IOptions<Hygien
 
     private static partial class Log
     {
-        [LoggerMessage(4017, LogLevel.Information, "hygiene: {Removed} dangling image(s) older than {Hours} h removed, {MiB} MiB reclaimed")]
+        [LoggerMessage(4017, LogLevel.Information, "hygiene: {Removed} image record(s) deleted (dangling images older than {Hours} h and their layers), {MiB} MiB reclaimed")]
         public static partial void Pruned(ILogger logger, int removed, string miB, double hours);
     }
 }

@@ -16,5 +16,5 @@ public sealed class HygieneOptions() : TimedCallCheckOptions(TimeSpan.FromHours(
     public TimeSpan DanglingAfter { get; set; } = TimeSpan.FromHours(24);
 
     protected override IEnumerable<string> ValidateCheck(string section) =>
-        DanglingAfter < TimeSpan.Zero ? [$"{Check.Key(section, nameof(DanglingAfter))}: must not be negative (got {DanglingAfter})"] : [];
+        DanglingAfter < TimeSpan.FromHours(1) ? [$"{Check.Key(section, nameof(DanglingAfter))}: must be at least 01:00:00, so the last builds stay for a look (got {DanglingAfter})"] : [];
 }

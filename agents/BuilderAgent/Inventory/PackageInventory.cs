@@ -28,6 +28,7 @@ public sealed class PackageInventory(BuilderDocker docker, TimeProvider time, Re
         IReadOnlyList<(string File, byte[] Contents)> files;
         try
         {
+            await using var hold = await docker.HoldImagesAsync(ct).ConfigureAwait(false); // no prune between the pull and the read
             await docker.EnsureImageAsync(repository, digest, ct).ConfigureAwait(false);
             files = await docker.ReadImageFilesAsync($"{repository}@{digest}", DpkgPaths, DpkgStatus.MaxBytes, ct, firstFound: true).ConfigureAwait(false);
         }

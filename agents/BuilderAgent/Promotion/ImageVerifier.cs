@@ -34,6 +34,7 @@ public sealed class ImageVerifier(BuilderDocker docker, RegistryClient registry,
         bool passed;
         try
         {
+            await using var hold = await docker.HoldImagesAsync(ct).ConfigureAwait(false); // no prune between the pull and the probe
             await docker.EnsureImageAsync(repository, digest, ct).ConfigureAwait(false);
             var (exit, tail) = await docker.RunProbeAsync($"{repository}@{digest}", command, options.VerifyTimeout, ct).ConfigureAwait(false);
             passed = exit == 0;

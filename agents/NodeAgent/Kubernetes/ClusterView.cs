@@ -122,9 +122,15 @@ public sealed partial class ClusterView : BackgroundService
     /// Waits <paramref name="timeout"/> on <paramref name="time"/>, or less: until a watch event shows this node's
     /// schedulability or annotations changed (true). Without a running watch it is a plain wait.
     /// </summary>
-    public async Task<bool> WaitNodeMarkChangeAsync(TimeSpan timeout, TimeProvider time, CancellationToken ct)
+    public Task<bool> WaitNodeMarkChangeAsync(TimeSpan timeout, TimeProvider time, CancellationToken ct) =>
+        WaitNodeMarkChangeAsync(NodeMarkChanged, timeout, time, ct);
+
+    /// <summary>Completes at the next change of the node's schedulability or annotations seen from now: read it before looking at the Node.</summary>
+    public Task NodeMarkChanged => Volatile.Read(ref _nodeMarked).Task;
+
+    /// <summary>As the other overload, from a <see cref="NodeMarkChanged"/> read earlier: a change since then wakes it at once.</summary>
+    public async Task<bool> WaitNodeMarkChangeAsync(Task changed, TimeSpan timeout, TimeProvider time, CancellationToken ct)
     {
-        var changed = Volatile.Read(ref _nodeMarked).Task;
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var delay = Task.Delay(timeout, time, cts.Token);
         var first = await Task.WhenAny(changed, delay).ConfigureAwait(false);

@@ -47,7 +47,7 @@ public sealed class HygieneTests(DockerFixture fx)
             // Not old enough: nothing removed.
             var young = await RunAsync(TimeSpan.FromHours(24));
             Assert.True(young.State == CheckState.Ok, young.Message);
-            Assert.StartsWith("0 dangling image(s) older than 24 h removed, 0 MiB reclaimed", young.Message, StringComparison.Ordinal);
+            Assert.StartsWith("0 image record(s) deleted (dangling images older than 24 h and their layers), 0 MiB reclaimed", young.Message, StringComparison.Ordinal);
             Assert.Contains(first, await fx.Docker.DockerAsync("images -q --no-trunc --filter dangling=true"), StringComparison.Ordinal);
 
             var pruned = await RunAsync(TimeSpan.Zero);
@@ -57,7 +57,17 @@ public sealed class HygieneTests(DockerFixture fx)
             Assert.Contains(second, images, StringComparison.Ordinal);       // dangling, but a container uses it
             Assert.Contains(third, images, StringComparison.Ordinal);        // tagged
             Assert.True(pruned.Values["removed"] >= 1, pruned.Message);
-            Assert.True(pruned.Values["reclaimed_bytes"] > 0, pruned.Message); // the busybox layer of the first build at least
+            Assert.True(pruned.Values["reclaimed_bytes"] > 0, pruned.Message); // the first build's own note layer at least
+
+            // While a verify or an inventory read holds images it pulled by digest (untagged), the prune waits.
+            await using (await docker.HoldImagesAsync(CancellationToken.None))
+            {
+                var fourth = await BuildAsync("fourth build " + Guid.NewGuid()); // third is dangling now
+                var held = await RunAsync(TimeSpan.Zero);
+                Assert.StartsWith("not pruned this time: a verify or an inventory read is using images", held.Message, StringComparison.Ordinal);
+                Assert.Contains(third, await fx.Docker.DockerAsync("images -aq --no-trunc"), StringComparison.Ordinal);
+                Assert.Empty(await docker.SweepReadContainersAsync(TimeSpan.Zero, DateTimeOffset.UtcNow.AddHours(1), CancellationToken.None));
+            }
         }
         finally
         {

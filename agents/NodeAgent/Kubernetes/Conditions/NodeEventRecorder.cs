@@ -195,7 +195,14 @@ public sealed partial class NodeEventRecorder : BackgroundService, INodeEvents
         }
         finally
         {
-            _flushing.Release();
+            try
+            {
+                _flushing.Release();
+            }
+            catch (ObjectDisposedException)
+            {
+                // The host disposed the recorder while a flush it had given up on was ending (at stop): nothing to release.
+            }
         }
     }
 

@@ -155,6 +155,7 @@ public sealed partial class Drainer
         while (true)
         {
             DrainVerdict verdict;
+            var markChanged = _cluster.NodeMarkChanged; // before the Node is read: an uncordon from now on wakes the wait
             try
             {
                 if (await CancelledAsync(incident, ct).ConfigureAwait(false) is { } cancelled)
@@ -206,7 +207,7 @@ public sealed partial class Drainer
                     return new DrainOutcome(DrainEnd.Failed, message, []);
                 }
 
-                await _cluster.WaitNodeMarkChangeAsync(_o.PollInterval, _time, ct).ConfigureAwait(false); // an uncordon wakes it at once
+                await _cluster.WaitNodeMarkChangeAsync(markChanged, _o.PollInterval, _time, ct).ConfigureAwait(false); // an uncordon since this round's look wakes it at once
                 continue;
             }
 
@@ -235,7 +236,7 @@ public sealed partial class Drainer
                         lastWaiting = shape;
                     }
 
-                    await _cluster.WaitNodeMarkChangeAsync(_o.PollInterval, _time, ct).ConfigureAwait(false); // an uncordon wakes it at once
+                    await _cluster.WaitNodeMarkChangeAsync(markChanged, _o.PollInterval, _time, ct).ConfigureAwait(false); // an uncordon since this round's look wakes it at once
                     break;
             }
         }
