@@ -97,6 +97,11 @@ public abstract partial class PeriodicCheck(AgentState state, TimeProvider time,
             // Expected: the peer is down or answers wrong. Only the first check to meet it says so at WRN.
             SetAll(CheckState.Unknown, ex.Message, sw.Elapsed, quiet: !State.Peers.Raise(ex.Peer, ex.Message));
         }
+        catch (PeerUnavailableException) when (stoppingToken.IsCancellationRequested)
+        {
+            // The agent is stopping while this run met a peer that is down (the connection refused as the process winds
+            // down): nothing to report any more, and not a failure of the service — it must not make the agent exit 1.
+        }
         catch (Exception ex) when (!stoppingToken.IsCancellationRequested && ex is not OutOfMemoryException)
         {
             Log.CheckCrashed(logger, GetType().Name, ex);

@@ -27,7 +27,8 @@ public sealed class DaemonConsoleTests
         await using var daemon = BackgroundProcess.StartTool("toolforge-builder-agent", ["serve", "--config", dir["builder.json"]],
             new Dictionary<string, string> { ["JOURNAL_STREAM"] = journalStream });
         Assert.True(await daemon.WaitForOutputAsync("serve takes no build requests", TimeSpan.FromSeconds(60)), daemon.Output);
-        Assert.Equal(0, await daemon.StopAsync(TimeSpan.FromSeconds(30)));
+        var code = await daemon.StopAsync(TimeSpan.FromSeconds(30));
+        Assert.True(code == 0, $"exit {code}:\n{daemon.Output}");
         return daemon.Output;
     }
 

@@ -486,6 +486,8 @@ public sealed class BuilderDocker : IDisposable
 
     // The images a verify or an inventory read pulls by digest are untagged ("dangling") while used: the hygiene's prune
     // waits for none to be held, and a hold waits for a prune under way.
+    // Never disposed: a prune or a hold still ending while the host disposes the daemon's services must not meet a disposed
+    // gate (seen as the daemon exiting 1 at SIGTERM); without AvailableWaitHandle it holds nothing to free.
     private readonly SemaphoreSlim _imageGate = new(1, 1);
     private int _imageHolders;
 
@@ -654,7 +656,6 @@ public sealed class BuilderDocker : IDisposable
     {
         _short.Dispose();
         _long.Dispose();
-        _imageGate.Dispose();
     }
 
     // IProgress that runs synchronously (System.Progress posts to the thread pool and would reorder lines).

@@ -24,6 +24,22 @@ public sealed class PeriodicCheckTests
     }
 
     [Fact]
+    public async Task APeerDownMetWhileTheAgentStops_EndsTheRunQuietly_NotTheService()
+    {
+        // Seen as the builder daemon exiting 1 at SIGTERM: its first run met the closed Docker socket just as the host stopped.
+        var state = new AgentState(TimeProvider.System, NullLogger<AgentState>.Instance);
+        using var stopping = new CancellationTokenSource();
+        var check = new SlowCheck(state, TimeProvider.System, async (_, _) =>
+        {
+            await stopping.CancelAsync(); // the host stops while the call is failing
+            throw new PeerUnavailableException("Docker at unix:///run/docker.sock", "no Docker socket");
+        });
+
+        await check.RunGuardedAsync(stopping.Token); // returns: no exception escapes to the host
+        Assert.Null(state.GetCheck("slow")); // and nothing is reported for a run the stop cut short
+    }
+
+    [Fact]
     public async Task ARunThatTimesOut_IsAwaited_SoItsLateResultCannotLandAfterwards()
     {
         var state = new AgentState(TimeProvider.System, NullLogger<AgentState>.Instance);
