@@ -42,17 +42,18 @@ public sealed class BuilderDocker : IDisposable
 
     public IReadOnlyDictionary<string, RegistryCredential> Credentials { get; }
 
-    private async Task<T> Call<T>(string what, Func<CancellationToken, Task<T>> call, CancellationToken ct)
+    private async Task<T> Call<T>(string what, Func<CancellationToken, Task<T>> call, CancellationToken ct, TimeSpan? timeout = null)
     {
+        var limit = timeout ?? CallTimeout;
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        cts.CancelAfter(CallTimeout);
+        cts.CancelAfter(limit);
         try
         {
             return await call(cts.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            throw new DockerOperationException($"{what}: Docker at {Endpoint} did not answer within {CallTimeout.TotalSeconds:0}s");
+            throw new DockerOperationException($"{what}: Docker at {Endpoint} did not answer within {limit.TotalSeconds:0}s");
         }
         catch (Exception ex) when (ex is HttpRequestException or IOException or System.Net.Sockets.SocketException)
         {
@@ -446,8 +447,6 @@ public sealed class BuilderDocker : IDisposable
     /// </summary>
     public async Task<(int Removed, long Reclaimed)?> PruneDanglingImagesAsync(TimeSpan olderThan, TimeSpan timeout, CancellationToken ct)
     {
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        cts.CancelAfter(timeout);
         await _imageGate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
@@ -456,27 +455,16 @@ public sealed class BuilderDocker : IDisposable
                 return null; // a verify or an inventory read is using an image it pulled by digest (untagged): not now
             }
 
-            var r = await _long.Images.PruneImagesAsync(new ImagesPruneParameters
+            // The long client: the prune's own bound (a prune of many layers takes longer than a call), through Call's mapping.
+            var r = await Call("prune dangling images", t => _long.Images.PruneImagesAsync(new ImagesPruneParameters
             {
                 Filters = new Dictionary<string, IDictionary<string, bool>>
                 {
                     ["dangling"] = new Dictionary<string, bool> { ["true"] = true },
                     ["until"] = new Dictionary<string, bool> { [$"{(long)olderThan.TotalSeconds}s"] = true },
                 },
-            }, cts.Token).ConfigureAwait(false);
+            }, t), ct, timeout).ConfigureAwait(false);
             return (r.ImagesDeleted?.Count(d => !string.IsNullOrEmpty(d.Deleted)) ?? 0, (long)r.SpaceReclaimed);
-        }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-        {
-            throw new DockerOperationException($"prune dangling images: Docker at {Endpoint} did not finish within {timeout.TotalSeconds:0}s");
-        }
-        catch (Exception ex) when (ex is HttpRequestException or IOException or System.Net.Sockets.SocketException)
-        {
-            throw new DockerOperationException($"prune dangling images: {Common.Checks.PeerErrors.Describe(ex, "Docker", "dockerd", Endpoint).Message}", ex);
-        }
-        catch (DockerApiException ex)
-        {
-            throw new DockerOperationException($"prune dangling images: {ex.ResponseBody?.Trim() ?? ex.Message}", ex);
         }
         finally
         {

@@ -72,15 +72,11 @@ internal sealed class DockerEngine : IDisposable
     public Task<DockerInspect> InspectContainerAsync(string id, TimeSpan timeout, CancellationToken ct) =>
         GetAsync($"containers/{Uri.EscapeDataString(id)}/json", DockerJson.Default.DockerInspect, timeout, ct);
 
-    private async Task<T> GetAsync<T>(string path, JsonTypeInfo<T> info, TimeSpan timeout, CancellationToken ct)
-    {
-        using var deadline = Deadline(timeout, ct);
-        using var response = await _http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, deadline.Token).ConfigureAwait(false);
-        await ThrowIfFailedAsync(response, "/" + path, deadline.Token).ConfigureAwait(false);
-        await using var stream = await response.Content.ReadAsStreamAsync(deadline.Token).ConfigureAwait(false);
-        return await JsonSerializer.DeserializeAsync(stream, info, deadline.Token).ConfigureAwait(false)
-            ?? throw new JsonException($"/{path}: Docker answered null");
-    }
+    /// <summary>Every answer of the engine is read up to this many bytes (its lists grow with the host).</summary>
+    public const int MaxAnswer = 32 * 1024 * 1024;
+
+    private Task<T> GetAsync<T>(string path, JsonTypeInfo<T> info, TimeSpan timeout, CancellationToken ct) =>
+        GetBoundedAsync(path, info, MaxAnswer, timeout, ct);
 
     /// <summary>
     /// GET <paramref name="path"/> read up to <paramref name="maxBytes"/> (an answer as large as the engine's lists may

@@ -24,8 +24,6 @@ internal sealed class NodeImagesCheck : PeriodicCheck
 {
     public const string Check = "node.images";
 
-    /// <summary>The Docker Engine's answers are read up to this many bytes.</summary>
-    public const int MaxDockerAnswer = 32 * 1024 * 1024;
 
     private readonly NodeImagesOptions _o;
     private readonly CriOptions? _cri;
@@ -94,8 +92,8 @@ internal sealed class NodeImagesCheck : PeriodicCheck
     private async Task<Listing> ListDockerAsync(DockerOptions o, CancellationToken ct)
     {
         using var engine = new DockerEngine(o.Endpoint);
-        var images = await engine.GetBoundedAsync("images/json", DockerJson.Default.ListDockerImage, MaxDockerAnswer, _o.Timeout, ct).ConfigureAwait(false);
-        var containers = await engine.GetBoundedAsync("containers/json?all=true", DockerJson.Default.ListDockerContainer, MaxDockerAnswer, _o.Timeout, ct).ConfigureAwait(false);
+        var images = await engine.GetBoundedAsync("images/json", DockerJson.Default.ListDockerImage, DockerEngine.MaxAnswer, _o.Timeout, ct).ConfigureAwait(false);
+        var containers = await engine.GetBoundedAsync("containers/json?all=true", DockerJson.Default.ListDockerContainer, DockerEngine.MaxAnswer, _o.Timeout, ct).ConfigureAwait(false);
         var used = containers.Select(c => c.ImageID ?? string.Empty).ToHashSet(StringComparer.Ordinal);
         return Shape("docker", images.Select(i => (i.Id, (IEnumerable<string>)(i.RepoDigests ?? []))), used);
     }
