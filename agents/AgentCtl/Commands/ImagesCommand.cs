@@ -39,7 +39,7 @@ internal static class ImagesCommand
                 r.AddError("--limit: must be a whole number from 1 to 10000");
             }
         });
-        var cmd = new Command("images", "List pushed image digests by the Debian packages they hold (from the builders' inventories)") { package, limit, output };
+        var cmd = new Command("images", "List pushed image digests by the Debian packages they hold (from the builders' inventories); prune old ones") { package, limit, output, PruneCommand(g) };
         cmd.SetAction((pr, ct) => g.Run(pr, async c =>
         {
             var (name, version, _) = Parse(pr.GetValue(package)!);
@@ -64,6 +64,43 @@ internal static class ImagesCommand
             {
                 Console.Error.WriteLine($"agentctl: more than {response.Matches.Count} rows matched; --limit shows more");
             }
+        }));
+        return cmd;
+    }
+
+    /// <summary>
+    /// agentctl images prune --keep N [--dry-run] [IMAGE...]: asks a builder to delete old digests of the images'
+    /// repositories from the registry (every image of its tree when none is named). Kept: testing, latest, tags the
+    /// builder did not make, the N newest history tags, every digest a kept tag names, and every digest a node holds or
+    /// uses (the coordinator hands the builder the node-agents' lists, and refuses while one is unknown or stale).
+    /// Admins only, audited (request-prune); it runs as a build record whose log says each deletion and why it is safe.
+    /// </summary>
+    private static Command PruneCommand(AgentCtlOptions g)
+    {
+        var output = AgentCtlOptions.Output();
+        var images = new Argument<string[]>("image") { Description = "Image paths, e.g. python311-sssd/base (default: every image of the builder's tree)", Arity = ArgumentArity.ZeroOrMore };
+        var keep = new Option<int>("--keep") { Description = "History tags kept per repository, newest first (1 to 1000)", Required = true };
+        keep.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is < 1 or > 1000)
+            {
+                r.AddError("--keep: must be a whole number from 1 to 1000");
+            }
+        });
+        var dryRun = new Option<bool>("--dry-run") { Description = "List each deletion with why it is safe; delete nothing" };
+        var builder = new Option<string?>("--builder") { Description = "Builder host (default: any connected builder)" };
+        var cmd = new Command("prune", "Delete old image digests from the registry: never testing, latest, a kept tag's digest, nor one a node holds or uses (admins only)")
+            { images, keep, dryRun, builder, output };
+        cmd.SetAction((pr, ct) => g.Run(pr, async c =>
+        {
+            var spec = new BuildRequest { Prune = new PruneRequest { Keep = pr.GetValue(keep), DryRun = pr.GetValue(dryRun) } };
+            spec.Images.AddRange(pr.GetValue(images)!);
+            var build = await c.Admin.RequestBuildAsync(new RequestBuildRequest { Build = spec, Builder = pr.GetValue(builder) ?? string.Empty },
+                deadline: c.Deadline(), cancellationToken: ct);
+            var format = Output.Parse(pr.GetValue(output));
+            AgentCtlOptions.Print(format is OutputFormat.Table or OutputFormat.Wide
+                ? $"{(pr.GetValue(dryRun) ? "dry run of prune" : "prune")} {build.Id} queued{(build.Builder.Length > 0 ? $" on {Output.Escape(build.Builder)}" : " until a builder connects")}; follow it with: agentctl build-log {build.Id} -f\n"
+                : Render.Message(build, format));
         }));
         return cmd;
     }

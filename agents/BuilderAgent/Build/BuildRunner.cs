@@ -15,7 +15,8 @@ public sealed record BuildSettings(
     int Jobs = 2,
     ImageSource? Source = null,
     Promotion.ImageVerifier? Verifier = null,
-    Inventory.PackageInventory? Inventory = null);
+    Inventory.PackageInventory? Inventory = null,
+    Func<string, string, CancellationToken, Task<string>>? TagHistory = null);
 
 /// <summary>One image of a plan: what it is called, what it builds on, and whether it would be skipped.</summary>
 public sealed record PlannedImage(string Path, string FullName, string? Parent, string From, BuildInputs? Inputs, bool? Unchanged, string? ExistingId, string? Problem = null);
@@ -203,6 +204,7 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
             log.Line(item.Path, $"pushing {item.FullName}");
             var digest = await docker.PushAsync(settings.Naming.Repository(item.Path), settings.Naming.Tag, line => log.Line(item.Path, line), ct).ConfigureAwait(false);
             log.Line(item.Path, $"pushed {item.FullName} {digest}");
+            await TagHistoryAsync(item, digest, ct).ConfigureAwait(false);
             await VerifyPushedAsync(item, digest, ct).ConfigureAwait(false);
             var inventory = await InventoryPushedAsync(item, digest, ct).ConfigureAwait(false);
             return built with { Result = "pushed", Digest = digest.Length > 0 ? digest : built.Digest, Duration = built.Duration + sw.Elapsed, Inventory = inventory };
@@ -211,6 +213,25 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
         {
             log.Line(item.Path, $"PUSH FAILED: {ex.Message}");
             return built with { Result = "push-failed", Error = ex.Message, Duration = built.Duration + sw.Elapsed };
+        }
+    }
+
+    // The daemon's history tag of the digest just pushed (issue 27: what `agentctl images prune --keep N` counts). Like the
+    // verify, it does not change the image's result: the push happened; a digest without one is never pruned.
+    private async Task TagHistoryAsync(PlannedImage item, string digest, CancellationToken ct)
+    {
+        if (settings.TagHistory is not { } tagHistory || digest.Length == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            log.Line(item.Path, $"history tag {await tagHistory(item.Path, digest, ct).ConfigureAwait(false)} → {digest}");
+        }
+        catch (Promotion.PromotionException ex)
+        {
+            log.Line(item.Path, $"HISTORY TAG NOT WRITTEN: {ex.Message} (prune leaves this digest alone: it counts only history tags)");
         }
     }
 

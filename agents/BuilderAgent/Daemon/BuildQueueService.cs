@@ -308,6 +308,21 @@ internal sealed partial class BuildQueueService(
     private async Task RunStartedAsync(Command command, BuildRequest request, BuilderOptions o, ProgressSender progress, CancellationToken ct, CancellationToken stoppingToken)
     {
         progress.State(BuildState.Running);
+        if (request.Prune is not null)
+        {
+            try
+            {
+                await RunPruneAsync(command, request, o, progress, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested && ct.IsCancellationRequested && CancelledOf(command.Id) is { } asked
+                && ex is OperationCanceledException or IOException or HttpRequestException)
+            {
+                EndCancelled(command, progress, asked, "stopped"); // what was deleted stays deleted, the rest was not
+            }
+
+            return;
+        }
+
         if (request.Promote)
         {
             try
@@ -333,7 +348,7 @@ internal sealed partial class BuildQueueService(
             {
                 var (session, order) = Accept(request, o);
                 var settings = new BuildSettings(session.Naming, request.Push, request.NoCache, Pull: false, request.Force, PushSuccessful: false, o.Jobs,
-                    Verifier: verifier?.For(session.Naming), Inventory: inventory);
+                    Verifier: verifier?.For(session.Naming), Inventory: inventory, TagHistory: HistoryTagger(verifier, session.Naming));
                 reports = await session.RunAsync(docker, order, settings, progress, ct).ConfigureAwait(false);
             }
 
@@ -439,6 +454,98 @@ internal sealed partial class BuildQueueService(
         Builds.WithLabels(error is null ? "succeeded" : "failed").Inc();
         state.SetCheck("builder.last-build", error is null ? CheckState.Ok : CheckState.Warning,
             error is null ? $"promotion {command.BuildId} succeeded ({count} images)" : $"promotion {command.BuildId} failed: {error}");
+        Log.Finished(logger, command.BuildId, error ?? "succeeded");
+    }
+
+    /// <summary>The history tagger of the daemon's pushes of testing to its registry (null otherwise: nothing is tagged).</summary>
+    internal static Func<string, string, CancellationToken, Task<string>>? HistoryTagger(Promotion.PostPushVerifier? verifier, NamingOptions naming) =>
+        verifier?.For(naming) is null ? null : (path, digest, ct) => verifier.TagHistoryAsync(naming, path, digest, ct);
+
+    /// <summary>The oldest protection a prune acts on: the nodes' lists as the coordinator had them when it handed the prune over.</summary>
+    internal static readonly TimeSpan MaxProtectionAge = TimeSpan.FromMinutes(15);
+
+    /// <summary>
+    /// A prune through the coordinator (issue 27): old digests of the images' repositories (every image of the tree
+    /// when none is named) are deleted from the registry, never one a node holds or uses (Command.protection), one a
+    /// kept tag names, testing or latest. Refused whole, deleting nothing, when the coordinator sent no protection, said
+    /// it could not protect, or its protection is older than <see cref="MaxProtectionAge"/> (the prune waited here).
+    /// Each repository is an image result: "pruned" / "would-prune" with what it did, or "prune-failed".
+    /// </summary>
+    private async Task RunPruneAsync(Command command, BuildRequest request, BuilderOptions o, ProgressSender progress, CancellationToken ct)
+    {
+        var prune = request.Prune;
+        progress.Line("*", $"{(prune.DryRun ? "dry run of a prune" : "prune")} requested by {OutputEscape(command.RequestedBy)}: keep the newest {prune.Keep} history tag(s) per repository, "
+            + $"{(request.Images.Count == 0 ? "every image of the tree" : $"{request.Images.Count} image(s)")}");
+        string? error = null;
+        var count = 0;
+        try
+        {
+            if (verifier is null)
+            {
+                throw new RepositoryException("this builder does not prune (no Builder:Promotion wiring)");
+            }
+
+            var protection = command.Protection;
+            var age = protection?.TakenAt is { } taken ? time.GetUtcNow() - taken.ToDateTimeOffset() : TimeSpan.MaxValue;
+            var problem = protection is null ? "the coordinator sent no list of what the nodes hold (an older coordinator?)"
+                : protection.Refusal.Length > 0 ? protection.Refusal
+                : age > MaxProtectionAge ? $"what the nodes hold was taken {age.TotalMinutes:0} min ago (the prune waited here behind other work; at most {MaxProtectionAge.TotalMinutes:0} min): ask again"
+                : protection.Digests.FirstOrDefault(d => !NodeImageNames.IsImageId(d)) is { } bad ? $"the coordinator's protection holds \"{OutputEscape(bad)}\", not a digest"
+                : null;
+            if (problem is not null)
+            {
+                throw new RepositoryException($"prune refused, nothing deleted: {problem}");
+            }
+
+            var protectedDigests = protection!.Digests.ToHashSet(StringComparer.Ordinal);
+            var oldest = protection.OldestList is { } ol ? $", the oldest listed {(time.GetUtcNow() - ol.ToDateTimeOffset()).TotalMinutes:0} min ago" : string.Empty;
+            var said = $"none of the {protection.Nodes} node(s) whose lists the coordinator had ({protectedDigests.Count} digest(s) held or used{oldest})";
+            progress.Line("*", $"the nodes hold or use {protectedDigests.Count} distinct digest(s) ({protection.Nodes} node(s){oldest}); none of them is deleted");
+            var naming = new NamingOptions(o.Registry, o.ImagePrefix, Promotion.TagPolicy.Testing);
+            IReadOnlyList<string> paths;
+            using (await lane.EnterAsync(ct).ConfigureAwait(false))
+            {
+                var graph = BuildSession.Open(o.Repository, naming).Graph;
+                paths = request.Images.Count == 0 ? graph.Images.Select(i => i.Path).ToList() : request.Images.Select(BuildSession.Normalize).ToList();
+                foreach (var p in paths.Where(p => graph.Images.All(i => i.Path != p)))
+                {
+                    throw new RepositoryException($"prune refused: {Promotion.RegistryClient.Safe(p)} is not an image of the repository");
+                }
+
+                // One prune at a time with builds and the git poll: nothing of ours moves a tag while it reads and deletes.
+                var pruner = verifier.Pruner();
+                var failed = 0;
+                foreach (var path in paths.Distinct(StringComparer.Ordinal))
+                {
+                    count++;
+                    var sw = Stopwatch.StartNew();
+                    var repository = Promotion.ImageVerifier.Repository(naming, path);
+                    var r = await pruner.PruneAsync(repository, Promotion.ImageVerifier.NameInRegistry(naming, path), prune.Keep, protectedDigests, said, prune.DryRun,
+                        line => progress.Line(path, line), ct).ConfigureAwait(false);
+                    failed += r.Error is null ? 0 : 1;
+                    var summary = r.Plan is not { } plan ? string.Empty
+                        : prune.DryRun ? $"would delete {plan.Deletions.Count} digest(s); {plan.Spared.Count} old tag(s) spared"
+                        : $"deleted {r.Deleted.Count} of {plan.Deletions.Count} digest(s); {plan.Spared.Count} old tag(s) spared";
+                    progress.Result(new ImageReport(path, repository, r.Error is not null ? "prune-failed" : prune.DryRun ? "would-prune" : "pruned", sw.Elapsed, string.Empty,
+                        r.Error ?? summary));
+                }
+
+                if (failed > 0)
+                {
+                    error = $"{failed} of {count} repository(ies) not pruned";
+                }
+            }
+        }
+        catch (Exception ex) when (ex is RepositoryException or Promotion.PromotionException or IOException or UnauthorizedAccessException)
+        {
+            error = ex.Message;
+            progress.Line("*", "ERROR: " + ex.Message);
+        }
+
+        progress.State(error is null ? BuildState.Succeeded : BuildState.Failed, error);
+        Builds.WithLabels(error is null ? "succeeded" : "failed").Inc();
+        state.SetCheck("builder.last-build", error is null ? CheckState.Ok : CheckState.Warning,
+            error is null ? $"prune {command.BuildId} succeeded ({count} repositories)" : $"prune {command.BuildId} failed: {error}");
         Log.Finished(logger, command.BuildId, error ?? "succeeded");
     }
 

@@ -120,7 +120,8 @@ internal sealed partial class GitPollService(
         }
 
         state.SetCheck(Check, CheckState.Ok, $"{checkout.Upstream} at {GitUpdate.Short(update.After)}: building {selection.Images.Count} image(s)");
-        var settings = new BuildSettings(naming, Push: o.Push, Jobs: b.Jobs, Source: new ImageSource(update.After, update.SourceUrl), Verifier: verifier?.For(naming), Inventory: inventory);
+        var settings = new BuildSettings(naming, Push: o.Push, Jobs: b.Jobs, Source: new ImageSource(update.After, update.SourceUrl), Verifier: verifier?.For(naming), Inventory: inventory,
+            TagHistory: Daemon.BuildQueueService.HistoryTagger(verifier, naming));
         var reports = await session.RunAsync(docker, selection.Paths, settings, new LogBuildLog(logger), ct).ConfigureAwait(false);
 
         var bad = reports.Where(r => !r.Ok).ToList();

@@ -24,6 +24,24 @@ public sealed class PostPushVerifier(BuilderDocker docker, IOptions<BuilderOptio
     /// <summary>The daemon's promoter (promotion requested through the coordinator), with the same registry client and verdicts.</summary>
     public Promoter Promoter(NamingOptions naming) => new(_registry.Value, new VerifiedStore(options.Value.StateFile), naming);
 
+    /// <summary>The daemon's registry pruner (issue 27: `agentctl images prune`), with the same registry client.</summary>
+    public Retention.RegistryPruner Pruner() => new(_registry.Value);
+
+    /// <summary>
+    /// Gives <paramref name="digest"/>, just pushed as testing of <paramref name="repository"/>, its history tag (the
+    /// manifest copied under it: same digest, nothing uploaded), so the registry keeps a listable record of each build
+    /// for `agentctl images prune`. Returns the tag.
+    /// </summary>
+    public async Task<string> TagHistoryAsync(NamingOptions naming, string path, string digest, CancellationToken ct)
+    {
+        var name = ImageVerifier.NameInRegistry(naming, path);
+        var manifest = await _registry.Value.GetManifestAsync(name, digest, ct).ConfigureAwait(false)
+            ?? throw new PromotionException($"{RegistryClient.Safe(naming.Repository(path))}@{digest} is not in the registry");
+        var tag = Retention.HistoryTags.For(time.GetUtcNow(), digest);
+        await _registry.Value.PutManifestAsync(name, tag, manifest, ct).ConfigureAwait(false);
+        return tag;
+    }
+
     public void Dispose()
     {
         if (_registry.IsValueCreated)

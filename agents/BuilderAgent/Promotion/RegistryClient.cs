@@ -120,6 +120,88 @@ public sealed class RegistryClient : IDisposable
         }
     }
 
+    /// <summary>The most tags one repository's listing may have (a registry answering with more is refused, not cut).</summary>
+    public const int MaxTags = 20_000;
+
+    /// <summary>
+    /// Every tag of <paramref name="name"/> (GET /v2/name/tags/list, following the registry's Link pages of up to 1,000),
+    /// or an empty list when the repository does not exist. More than <see cref="MaxTags"/> is an error: a prune must
+    /// see every tag, since a tag it did not see could name a digest it deletes.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> ListTagsAsync(string name, CancellationToken ct)
+    {
+        var tags = new List<string>();
+        var next = new Uri(_base, $"{name}/tags/list?n=1000");
+        var what = $"{_registry}/{name}";
+        for (var page = 0; ; page++)
+        {
+            if (page > MaxTags / 100)
+            {
+                throw new PromotionException($"{Safe(what)}: the registry's tag listing did not end after {page} pages");
+            }
+
+            var uri = next;
+            using var response = await SendAsync(what, () => new HttpRequestMessage(HttpMethod.Get, uri), $"repository:{name}:pull", ct).ConfigureAwait(false);
+            if (response.StatusCode == HttpStatusCode.NotFound)
+            {
+                return tags;
+            }
+
+            await EnsureSuccessAsync(what, "list tags", response, ct).ConfigureAwait(false);
+            var body = await ReadBoundedAsync(what, response, MaxManifestBytes, ct).ConfigureAwait(false);
+            TagList? list;
+            try
+            {
+                list = JsonSerializer.Deserialize(body, RegistryJson.Default.TagList);
+            }
+            catch (JsonException)
+            {
+                throw new PromotionException($"{Safe(what)}: list tags: the registry's answer is not a tag list");
+            }
+
+            tags.AddRange(list?.Tags ?? []);
+            if (tags.Count > MaxTags)
+            {
+                throw new PromotionException($"{Safe(what)}: more than {MaxTags} tags; a prune must see them all");
+            }
+
+            // Link: </v2/name/tags/list?last=x&n=1000>; rel="next"
+            var link = response.Headers.TryGetValues("Link", out var links) ? links.FirstOrDefault() : null;
+            var open = link?.IndexOf('<', StringComparison.Ordinal) ?? -1;
+            var close = open < 0 ? -1 : link!.IndexOf('>', open);
+            if (link is null || !link.Contains("rel=\"next\"", StringComparison.Ordinal) || close < 0)
+            {
+                return tags;
+            }
+
+            var target = new Uri(_base, link[(open + 1)..close]);
+            if (target.Authority != _base.Authority)
+            {
+                throw new PromotionException($"{Safe(what)}: list tags: the registry's next page is on another host ({Safe(target.Authority)})");
+            }
+
+            next = target;
+        }
+    }
+
+    /// <summary>
+    /// Deletes the manifest <paramref name="digest"/> of <paramref name="name"/> (DELETE by digest: the registry removes it
+    /// with every tag that names it). False when the registry has no such manifest; an error when deletes are disabled.
+    /// </summary>
+    public async Task<bool> DeleteManifestAsync(string name, string digest, CancellationToken ct)
+    {
+        var what = $"{_registry}/{name}@{digest}";
+        using var response = await SendAsync(what, () => new HttpRequestMessage(HttpMethod.Delete, new Uri(_base, $"{name}/manifests/{digest}")),
+            $"repository:{name}:delete", ct).ConfigureAwait(false);
+        if (response.StatusCode == HttpStatusCode.NotFound)
+        {
+            return false;
+        }
+
+        await EnsureSuccessAsync(what, "delete manifest", response, ct).ConfigureAwait(false);
+        return true;
+    }
+
     /// <summary>Uploads <paramref name="content"/> as a blob of <paramref name="name"/> unless the registry has it already (HEAD first): one POST, then one monolithic PUT.</summary>
     public async Task PushBlobAsync(string name, byte[] content, CancellationToken ct)
     {
@@ -386,6 +468,12 @@ internal sealed class TokenResponse
     public string? AccessToken { get; set; }
 }
 
+internal sealed class TagList
+{
+    [JsonPropertyName("tags")]
+    public List<string>? Tags { get; set; }
+}
+
 internal sealed class RegistryErrors
 {
     [JsonPropertyName("errors")]
@@ -403,4 +491,5 @@ internal sealed class RegistryError
 
 [JsonSerializable(typeof(TokenResponse))]
 [JsonSerializable(typeof(RegistryErrors))]
+[JsonSerializable(typeof(TagList))]
 internal sealed partial class RegistryJson : JsonSerializerContext;

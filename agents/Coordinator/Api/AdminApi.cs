@@ -21,7 +21,8 @@ public sealed class AdminApi(
     AuditLog audit,
     TimeProvider time,
     Remediation.RemediationLeases remediation,
-    Storage.IStoreEngine store) : AdminService.AdminServiceBase
+    Storage.IStoreEngine store,
+    Microsoft.Extensions.Options.IOptions<StateOptions> stateOptions) : AdminService.AdminServiceBase
 {
     /// <summary>Rows of <c>agentctl images --package</c>: the default and the most one call returns.</summary>
     private const int MaxImagePackages = 10_000;
@@ -187,14 +188,17 @@ public sealed class AdminApi(
         // Issue 27: a promotion (latest := the verified testing digest) travels as a build request with promote set,
         // audited as its own action.
         var promote = request.Build?.Promote == true;
-        var action = promote ? "request-promote" : "request-build";
-        var detail = ReportLimits.Cut(promote
+        var prune = request.Build?.Prune;
+        var action = prune is not null ? "request-prune" : promote ? "request-promote" : "request-build";
+        var detail = ReportLimits.Cut(prune is not null
+            ? $"images={string.Join(",", request.Build?.Images ?? [])} keep={prune.Keep} dry_run={prune.DryRun} builder={request.Builder}"
+            : promote
             ? $"images={string.Join(",", request.Build?.Images ?? [])} all_verified={request.Build?.AllVerified} builder={request.Builder}"
             : $"images={string.Join(",", request.Build?.Images ?? [])} tag={request.Build?.Tag} push={request.Build?.Push} no_cache={request.Build?.NoCache} builder={request.Builder}",
             ReportLimits.MaxMessage);
         try
         {
-            authorizer.Require(context, Roles.Admin, promote ? "promote images" : "request builds");
+            authorizer.Require(context, Roles.Admin, prune is not null ? "prune the registry" : promote ? "promote images" : "request builds");
         }
         catch (RpcException)
         {
@@ -206,6 +210,15 @@ public sealed class AdminApi(
         {
             await audit.WriteRefusedAsync(identity, action, "invalid", $"{detail} ({problem})").ConfigureAwait(false);
             throw new RpcException(new Status(StatusCode.InvalidArgument, problem));
+        }
+
+        // Issue 27: a prune the coordinator already knows it could not protect is refused now, not queued (the builder
+        // would refuse it anyway when it comes: the protection is taken again at the hand-over).
+        if (prune is not null && state.ImageProtection(stateOptions.Value.ImageListMaxAge) is { Refusal.Length: > 0 } unprotected)
+        {
+            var why = $"prune refused: {unprotected.Refusal}";
+            await audit.WriteRefusedAsync(identity, action, "refused", $"{detail} ({why})").ConfigureAwait(false);
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, why));
         }
 
         var build = await builds.RequestAsync(identity, request).ConfigureAwait(false);

@@ -34,10 +34,15 @@ public sealed partial class BuildQueue
     private readonly ChangeFeed _feed;
     private readonly TimeProvider _time;
     private readonly ILogger<BuildQueue> _logger;
+    private readonly StateStore? _state;
+    private readonly TimeSpan _imageListMaxAge;
     private long _lastId;
 
-    public BuildQueue(StoreWriter writer, IStoreEngine store, BuildLogs logs, ChangeFeed feed, TimeProvider time, ILogger<BuildQueue> logger)
+    public BuildQueue(StoreWriter writer, IStoreEngine store, BuildLogs logs, ChangeFeed feed, TimeProvider time, ILogger<BuildQueue> logger,
+        StateStore? state = null, Microsoft.Extensions.Options.IOptions<StateOptions>? stateOptions = null)
     {
+        _state = state;
+        _imageListMaxAge = stateOptions?.Value.ImageListMaxAge ?? new StateOptions().ImageListMaxAge;
         _writer = writer;
         _store = store;
         _logs = logs;
@@ -965,13 +970,17 @@ public sealed partial class BuildQueue
 
     private void Publish(Build b) => _feed.Publish(new WatchEvent { At = Now(), Build = b });
 
-    private static Command ToCommand(Build b, string token) => new()
+    private Command ToCommand(Build b, string token) => new()
     {
         Id = token,
         BuildId = b.Id,
         IssuedAt = b.RequestedAt,
         RequestedBy = b.RequestedBy,
         Build = b.Request,
+        // Issue 27: a prune carries what the nodes hold as they are at the hand-over (not as they were when an admin
+        // asked): the builder deletes none of it, and nothing at all when the coordinator could not say.
+        Protection = b.Request.Prune is null ? null
+            : _state?.ImageProtection(_imageListMaxAge) ?? new ImageProtection { Refusal = "this coordinator keeps no node state" },
     };
 
     private Timestamp Now() => Timestamp.FromDateTimeOffset(_time.GetUtcNow());

@@ -18,6 +18,21 @@ internal static partial class BuildRequestValidator
     /// <summary>Null when the request is acceptable, else "field: reason".</summary>
     public static string? Validate(RequestBuildRequest request)
     {
+        if (request.Build is { Prune: { } prune } pr)
+        {
+            if (pr.Promote || pr.AllVerified || pr.Push || pr.NoCache || pr.Single || pr.Force || (pr.Tag.Length > 0 && pr.Tag != "testing"))
+            {
+                return "build.prune: a prune builds and promotes nothing: tag, push, no_cache, single, force, promote and all_verified must be unset";
+            }
+
+            if (prune.Keep < 1 || prune.Keep > MaxKeep)
+            {
+                return $"build.prune.keep: keep 1 to {MaxKeep} history tags per repository (got {prune.Keep})";
+            }
+
+            return ImagesProblem(request.Build) ?? BuilderProblem(request);
+        }
+
         if (request.Build is { Promote: true } p)
         {
             if (p.Push || p.NoCache || p.Single || p.Force || (p.Tag.Length > 0 && p.Tag != "testing"))
@@ -40,17 +55,9 @@ internal static partial class BuildRequestValidator
             return "build.images: name at least one image path";
         }
 
-        if (request.Build.Images.Count > MaxImages)
+        if (ImagesProblem(request.Build) is { } images)
         {
-            return $"build.images: {request.Build.Images.Count} images, at most {MaxImages} per build";
-        }
-
-        foreach (var image in request.Build.Images)
-        {
-            if (image.Length > 200 || !ImagePath().IsMatch(image) || image.Contains("..", StringComparison.Ordinal))
-            {
-                return $"build.images: \"{Cut(image)}\" is not an image path such as python311-sssd/base";
-            }
+            return images;
         }
 
         if (request.Build.Tag.Length > 0 && !Tag().IsMatch(request.Build.Tag))
@@ -64,13 +71,32 @@ internal static partial class BuildRequestValidator
             return "build.tag: latest comes only from promotion of a verified testing digest (toolforge-builder-agent promote); builds push testing";
         }
 
-        if (request.Builder.Length > 0 && !ReportValidator.IsValidNodeName(request.Builder))
+        return BuilderProblem(request);
+    }
+
+    /// <summary>The greatest keep a prune takes.</summary>
+    public const int MaxKeep = 1000;
+
+    private static string? ImagesProblem(BuildRequest build)
+    {
+        if (build.Images.Count > MaxImages)
         {
-            return $"builder: \"{Cut(request.Builder)}\" is not a host name";
+            return $"build.images: {build.Images.Count} images, at most {MaxImages} per build";
+        }
+
+        foreach (var image in build.Images)
+        {
+            if (image.Length > 200 || !ImagePath().IsMatch(image) || image.Contains("..", StringComparison.Ordinal))
+            {
+                return $"build.images: \"{Cut(image)}\" is not an image path such as python311-sssd/base";
+            }
         }
 
         return null;
     }
+
+    private static string? BuilderProblem(RequestBuildRequest request) =>
+        request.Builder.Length > 0 && !ReportValidator.IsValidNodeName(request.Builder) ? $"builder: \"{Cut(request.Builder)}\" is not a host name" : null;
 
     private static string Cut(string s) => s.Length <= 60 ? s : s[..60] + "…";
 }

@@ -19,9 +19,20 @@ public sealed class StateOptions : IValidatedOptions
     /// <summary>How often node states are re-judged (stale, missing) and metrics refreshed.</summary>
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// A prune of the registry (issue 27) is refused while a node-agent's image list is older than this (its runtime
+    /// or the agent down): what it holds is not known. The node-agents list every NodeAgent:Images:Interval (5 min).
+    /// </summary>
+    public TimeSpan ImageListMaxAge { get; set; } = TimeSpan.FromMinutes(20);
+
     public IEnumerable<string> Validate(string section)
     {
         var problems = new List<string>();
+        if (ImageListMaxAge < TimeSpan.FromMinutes(1) || ImageListMaxAge > TimeSpan.FromDays(1))
+        {
+            problems.Add($"{Check.Key(section, nameof(ImageListMaxAge))}: must be between 00:01:00 and 1.00:00:00 (got {ImageListMaxAge})");
+        }
+
         problems.AddRange(Check.Positive(section, nameof(HeartbeatInterval), HeartbeatInterval));
         problems.AddRange(Check.Positive(section, nameof(SweepInterval), SweepInterval));
         problems.AddRange(Check.Range(section, nameof(MissingAfterDays), MissingAfterDays, 1, 3650));

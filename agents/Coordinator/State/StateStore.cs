@@ -250,6 +250,86 @@ public sealed partial class StateStore
         return new NodeImageView(holding, inUse, unreported, any);
     }
 
+    /// <summary>At most this many distinct digests go into one prune's protection (a bigger set refuses the prune).</summary>
+    public const int MaxProtectedDigests = 50_000;
+
+    /// <summary>
+    /// What a prune must never delete (issue 27): every digest any node-agent's runtime holds or uses (the digest of each
+    /// repo digest it listed), taken now. Refused (Refusal set, nothing else to rely on) when a node-agent's list is
+    /// unknown or older than <paramref name="maxAge"/>: a node that cannot say what it holds could hold anything.
+    /// </summary>
+    public ImageProtection ImageProtection(TimeSpan maxAge)
+    {
+        var now = _time.GetUtcNow();
+        var digests = new HashSet<string>(StringComparer.Ordinal);
+        var unknown = new List<string>();
+        var stale = new List<string>();
+        var nodes = 0;
+        DateTimeOffset? oldest = null;
+        lock (_lock)
+        {
+            foreach (var (name, node) in _nodes.OrderBy(n => n.Key, StringComparer.Ordinal))
+            {
+                if (!node.Agents.TryGetValue(AgentKind.Node, out var agent))
+                {
+                    continue;
+                }
+
+                nodes++;
+                if (agent.State.ImagesAt is null)
+                {
+                    unknown.Add(name);
+                    continue;
+                }
+
+                var at = agent.State.ImagesAt.ToDateTimeOffset();
+                oldest = oldest is { } o && o <= at ? o : at;
+                if (now - at > maxAge)
+                {
+                    stale.Add($"{name} ({(now - at).TotalMinutes:0} min)");
+                }
+
+                foreach (var image in agent.State.Images)
+                {
+                    foreach (var entry in image.RepoDigests)
+                    {
+                        digests.Add(NodeImageNames.Split(entry).Digest);
+                    }
+                }
+            }
+        }
+
+        var result = new ImageProtection { Nodes = nodes, TakenAt = Timestamp.FromDateTimeOffset(now) };
+        if (oldest is { } first)
+        {
+            result.OldestList = Timestamp.FromDateTimeOffset(first);
+        }
+
+        static string Some(List<string> names) => string.Join(", ", names.Take(10)) + (names.Count > 10 ? $" and {names.Count - 10} more" : string.Empty);
+        if (unknown.Count > 0)
+        {
+            result.Refusal = $"{unknown.Count} node-agent(s) never said which images their node holds: {Some(unknown)} (wait for their report, or `agentctl forget` a node that is gone)";
+        }
+        else if (stale.Count > 0)
+        {
+            result.Refusal = $"{stale.Count} node-agent(s) listed their images longer ago than Coordinator:ImageListMaxAge ({maxAge.TotalMinutes:0} min): {Some(stale)} (their runtime or the agent is down; `agentctl forget` a node that is gone)";
+        }
+        else if (nodes == 0)
+        {
+            result.Refusal = "no node-agent has reported: the coordinator cannot say which images nodes hold";
+        }
+        else if (digests.Count > MaxProtectedDigests)
+        {
+            result.Refusal = $"the nodes hold {digests.Count} distinct digests, more than one prune carries ({MaxProtectedDigests})";
+        }
+        else
+        {
+            result.Digests.AddRange(digests.Order(StringComparer.Ordinal));
+        }
+
+        return result;
+    }
+
     /// <summary>The names of the nodes held now.</summary>
     public IReadOnlyCollection<string> NodeNames()
     {

@@ -1,0 +1,142 @@
+using System.Text.Json;
+using Toolforge.Agents.BuilderAgent.Inventory;
+using Toolforge.Agents.BuilderAgent.Promotion;
+
+namespace Toolforge.Agents.BuilderAgent.Retention;
+
+/// <summary>What a prune of one repository did: its plan, the digests deleted, and a failure that stopped it.</summary>
+public sealed record PruneOutcome(PrunePlan? Plan, IReadOnlyList<string> Deleted, string? Error);
+
+/// <summary>
+/// Runs a prune of one repository against the registry (issue 27): reads every tag and the digest it names (a tag
+/// that cannot be read refuses the whole repository: an unseen tag could name a digest that would be deleted), plans
+/// (<see cref="PrunePlanner"/>), and says each deletion with why it is safe before it happens (a dry run says
+/// "would delete" and stops there). Right before each delete, testing and latest are read again: a digest either
+/// moved onto since is left. A deleted image's referrers tag (its inventory's index) and the inventory artifacts of
+/// ours it lists go with it; other referrers are left and said.
+/// </summary>
+public sealed class RegistryPruner(RegistryClient registry)
+{
+    public async Task<PruneOutcome> PruneAsync(string repository, string name, int keep, IReadOnlySet<string> protectedDigests, string protectionSaid,
+        bool dryRun, Action<string> say, CancellationToken ct)
+    {
+        PrunePlan plan;
+        try
+        {
+            var names = await registry.ListTagsAsync(name, ct).ConfigureAwait(false);
+            var tags = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var tag in names.Distinct(StringComparer.Ordinal))
+            {
+                var manifest = await registry.GetManifestAsync(name, tag, ct).ConfigureAwait(false);
+                if (manifest is not null) // gone between the listing and the read: it names nothing any more
+                {
+                    tags[tag] = manifest.Digest;
+                }
+            }
+
+            plan = PrunePlanner.Plan(repository, tags, keep, protectedDigests, protectionSaid);
+        }
+        catch (PromotionException ex)
+        {
+            say($"NOT PRUNED: {ex.Message} (nothing deleted in this repository)");
+            return new PruneOutcome(null, [], ex.Message);
+        }
+
+        say($"{plan.HistoryTags} history tag(s), {plan.KeptTags} tag(s) kept; {plan.Deletions.Count} digest(s) to delete, {plan.Spared.Count} old tag(s) spared");
+        foreach (var s in plan.Spared)
+        {
+            say($"spared {s.Tag} ({s.Digest}): {s.Why}");
+        }
+
+        var deleted = new List<string>();
+        foreach (var d in plan.Deletions)
+        {
+            if (dryRun)
+            {
+                say($"would delete {repository}@{d.Digest}: {d.Why}");
+                continue;
+            }
+
+            try
+            {
+                var testing = await registry.GetManifestAsync(name, TagPolicy.Testing, ct).ConfigureAwait(false);
+                var latest = await registry.GetManifestAsync(name, TagPolicy.Latest, ct).ConfigureAwait(false);
+                if (testing?.Digest == d.Digest || latest?.Digest == d.Digest)
+                {
+                    say($"left {repository}@{d.Digest}: {(testing?.Digest == d.Digest ? TagPolicy.Testing : TagPolicy.Latest)} names it now (moved since the plan)");
+                    continue;
+                }
+
+                say($"deleting {repository}@{d.Digest}: {d.Why}");
+                if (await registry.DeleteManifestAsync(name, d.Digest, ct).ConfigureAwait(false))
+                {
+                    deleted.Add(d.Digest);
+                    say($"deleted {repository}@{d.Digest}");
+                }
+                else
+                {
+                    say($"{repository}@{d.Digest} was already gone");
+                }
+
+                if (d.ReferrersTag is { } referrers)
+                {
+                    await DeleteReferrersAsync(name, referrers, say, ct).ConfigureAwait(false);
+                }
+            }
+            catch (PromotionException ex)
+            {
+                say($"PRUNE STOPPED: {ex.Message} ({deleted.Count} digest(s) deleted before it; the rest left)");
+                return new PruneOutcome(plan, deleted, ex.Message);
+            }
+        }
+
+        return new PruneOutcome(plan, deleted, null);
+    }
+
+    // The inventory's index (the referrers tag of a deleted subject) and the artifacts of ours it lists.
+    private async Task DeleteReferrersAsync(string name, string tag, Action<string> say, CancellationToken ct)
+    {
+        var index = await registry.GetManifestAsync(name, tag, ct).ConfigureAwait(false);
+        if (index is null)
+        {
+            return;
+        }
+
+        var ours = new List<string>();
+        var others = 0;
+        try
+        {
+            using var doc = JsonDocument.Parse(index.Bytes);
+            if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("manifests", out var list) && list.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var m in list.EnumerateArray())
+                {
+                    var digest = m.ValueKind == JsonValueKind.Object && m.TryGetProperty("digest", out var dg) && dg.ValueKind == JsonValueKind.String ? dg.GetString() : null;
+                    var isOurs = m.ValueKind == JsonValueKind.Object && m.TryGetProperty("annotations", out var a) && a.ValueKind == JsonValueKind.Object
+                        && a.TryGetProperty(OciReferrers.InventoryAnnotation, out var kind) && kind.ValueKind == JsonValueKind.String;
+                    if (isOurs && digest is not null && digest.StartsWith("sha256:", StringComparison.Ordinal))
+                    {
+                        ours.Add(digest);
+                    }
+                    else
+                    {
+                        others++;
+                    }
+                }
+            }
+        }
+        catch (JsonException)
+        {
+            say($"left the referrers tag {tag}: its index is not JSON");
+            return;
+        }
+
+        await registry.DeleteManifestAsync(name, index.Digest, ct).ConfigureAwait(false);
+        foreach (var artifact in ours)
+        {
+            await registry.DeleteManifestAsync(name, artifact, ct).ConfigureAwait(false);
+        }
+
+        say($"deleted its referrers tag {tag} and {ours.Count} inventory artifact(s) of ours{(others > 0 ? $"; {others} other referrer(s) left untagged" : string.Empty)}");
+    }
+}
