@@ -1,0 +1,129 @@
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Microsoft.Data.Sqlite;
+using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.TestSupport;
+
+namespace Toolforge.Agents.Coordinator.Tests;
+
+/// <summary>
+/// Issue 27's retention, the coordinator's half: `agentctl images prune` is for admins, audited, refused while any
+/// node-agent's image list is unknown or older than Coordinator:ImageListMaxAge, and the command handed to the builder
+/// carries every digest a node holds or uses — taken at the hand-over, so a prune queued while lists were fresh and
+/// handed over after they went stale carries the refusal instead.
+/// </summary>
+public sealed class PruneProtectionTests
+{
+    private static readonly string DigestA = "sha256:" + new string('a', 64);
+    private static readonly string DigestB = "sha256:" + new string('b', 64);
+    private static readonly string DigestC = "sha256:" + new string('c', 64);
+
+    private static RequestBuildRequest Prune(int keep, bool dryRun = false) =>
+        new() { Build = new BuildRequest { Prune = new PruneRequest { Keep = keep, DryRun = dryRun } } };
+
+    private static async Task ReportAsync(CoordinatorHarness h, string node, params (string Entry, bool InUse)[] images)
+    {
+        var now = h.Time!.GetUtcNow();
+        var r = new ReportRequest { Node = node, Agent = AgentKind.Node, AgentVersion = "1.0.0", SentAt = Timestamp.FromDateTimeOffset(now) };
+        if (images.Length > 0)
+        {
+            r.ImagesAt = Timestamp.FromDateTimeOffset(now);
+            r.Images.AddRange(images.Select((x, n) => new NodeImage { Id = "sha256:" + new string((char)('0' + n), 64), InUse = x.InUse, RepoDigests = { x.Entry } }));
+        }
+
+        await h.AgentClient(node).ReportAsync(r);
+    }
+
+    private static async Task<List<(string Identity, string Result, string Detail)>> AuditAsync(CoordinatorHarness h)
+    {
+        var rows = new List<(string, string, string)>();
+        await using var c = new SqliteConnection($"Data Source={h.DatabasePath};Mode=ReadOnly;Pooling=False");
+        await c.OpenAsync();
+        var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT identity, result, detail FROM audit WHERE action = 'request-prune' ORDER BY id";
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync())
+        {
+            rows.Add((r.GetString(0), r.GetString(1), r.GetString(2)));
+        }
+
+        return rows;
+    }
+
+    private static async Task<Command> NextCommandAsync(AsyncServerStreamingCall<Command> stream)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        Assert.True(await stream.ResponseStream.MoveNext(cts.Token));
+        return stream.ResponseStream.Current;
+    }
+
+    [Fact]
+    public async Task Prune_AdminsOnly_RefusedWhileAListIsUnknownOrStale_TheHandOverCarriesEveryHeldDigest()
+    {
+        await using var h = await CoordinatorHarness.StartAsync(fakeTime: true);
+        var admin = h.AdminClient(CoordinatorHarness.Admin);
+
+        var denied = await Assert.ThrowsAsync<RpcException>(() => h.AdminClient(CoordinatorHarness.Viewer).RequestBuildAsync(Prune(5)).ResponseAsync);
+        Assert.Equal(StatusCode.PermissionDenied, denied.StatusCode);
+        var invalid = await Assert.ThrowsAsync<RpcException>(() => admin.RequestBuildAsync(Prune(0)).ResponseAsync);
+        Assert.Equal((StatusCode.InvalidArgument, "build.prune.keep: keep 1 to 1000 history tags per repository (got 0)"), (invalid.StatusCode, invalid.Status.Detail));
+        var mixed = Prune(3);
+        mixed.Build.Push = true;
+        Assert.Equal(StatusCode.InvalidArgument, (await Assert.ThrowsAsync<RpcException>(() => admin.RequestBuildAsync(mixed).ResponseAsync)).StatusCode);
+
+        // No node-agent yet: nothing is known of what nodes hold.
+        var none = await Assert.ThrowsAsync<RpcException>(() => admin.RequestBuildAsync(Prune(5)).ResponseAsync);
+        Assert.Equal((StatusCode.FailedPrecondition, "prune refused: no node-agent has reported: the coordinator cannot say which images nodes hold"), (none.StatusCode, none.Status.Detail));
+
+        // worker-1 listed (A in use, B held under another registry's name, C by digest alone); worker-2 has not.
+        await ReportAsync(h, "tools-k8s-worker-1", ("docker-registry.svc.toolforge.org/toolforge-x@" + DigestA, true), ("mirror.example/x@" + DigestB, false), (DigestC, false));
+        await ReportAsync(h, "tools-k8s-worker-2");
+        var unknown = await Assert.ThrowsAsync<RpcException>(() => admin.RequestBuildAsync(Prune(5)).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, unknown.StatusCode);
+        Assert.Equal("prune refused: 1 node-agent(s) never said which images their node holds: tools-k8s-worker-2 (wait for their report, or `agentctl forget` a node that is gone)", unknown.Status.Detail);
+
+        // Both listed: accepted, and the builder that takes it is handed every digest held or used, by digest.
+        await ReportAsync(h, "tools-k8s-worker-2", ("docker-registry.svc.toolforge.org/toolforge-y@" + DigestB, true));
+        using var builder = h.AgentClient(CoordinatorHarness.Builder).ReceiveCommands(new ReceiveCommandsRequest { Node = CoordinatorHarness.Builder, Agent = AgentKind.Builder });
+        var accepted = await admin.RequestBuildAsync(Prune(5, dryRun: true));
+        var command = await NextCommandAsync(builder);
+        Assert.Equal(accepted.Id, command.BuildId);
+        Assert.Equal(5, command.Build.Prune.Keep);
+        Assert.True(command.Build.Prune.DryRun);
+        Assert.Equal(string.Empty, command.Protection.Refusal);
+        Assert.Equal([DigestA, DigestB, DigestC], command.Protection.Digests);
+        Assert.Equal(2, command.Protection.Nodes);
+        Assert.Equal(h.Time!.GetUtcNow(), command.Protection.TakenAt.ToDateTimeOffset());
+
+        // The lists age past Coordinator:ImageListMaxAge (20 min) with the nodes still reporting, but not listing.
+        h.Time.Advance(TimeSpan.FromMinutes(21));
+        await ReportAsync(h, "tools-k8s-worker-1");
+        await ReportAsync(h, "tools-k8s-worker-2");
+        var stale = await Assert.ThrowsAsync<RpcException>(() => admin.RequestBuildAsync(Prune(5)).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, stale.StatusCode);
+        Assert.Contains("2 node-agent(s) listed their images longer ago than Coordinator:ImageListMaxAge (20 min): tools-k8s-worker-1 (21 min), tools-k8s-worker-2 (21 min)", stale.Status.Detail, StringComparison.Ordinal);
+
+        var audit = await AuditAsync(h);
+        // Refusals of one caller are audited once a minute with the rest counted (AuditRateTests); acceptances always.
+        Assert.Equal(["denied", "invalid", "refused", "accepted", "refused"], audit.Select(a => a.Result));
+        Assert.Contains("keep=5 dry_run=True", audit[3].Detail, StringComparison.Ordinal);
+        Assert.Contains("no node-agent has reported", audit[2].Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task APruneQueuedWhileListsWereFresh_HandedOverAfterTheyWentStale_CarriesTheRefusal()
+    {
+        await using var h = await CoordinatorHarness.StartAsync(fakeTime: true);
+        await ReportAsync(h, "tools-k8s-worker-1", ("docker-registry.svc.toolforge.org/toolforge-x@" + DigestA, true));
+        var queued = await h.AdminClient(CoordinatorHarness.Admin).RequestBuildAsync(Prune(2)); // no builder connected: it waits
+        Assert.Equal(BuildState.Queued, queued.State);
+
+        h.Time!.Advance(TimeSpan.FromMinutes(30));
+        using var builder = h.AgentClient(CoordinatorHarness.Builder).ReceiveCommands(new ReceiveCommandsRequest { Node = CoordinatorHarness.Builder, Agent = AgentKind.Builder });
+        var command = await NextCommandAsync(builder);
+
+        Assert.Equal(queued.Id, command.BuildId);
+        Assert.Empty(command.Protection.Digests);
+        Assert.StartsWith("1 node-agent(s) listed their images longer ago than Coordinator:ImageListMaxAge (20 min): tools-k8s-worker-1 (30 min)", command.Protection.Refusal, StringComparison.Ordinal);
+    }
+}
