@@ -1,3 +1,4 @@
+using Google.Protobuf.WellKnownTypes;
 using System.Text.Json.Nodes;
 using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.TestSupport;
@@ -132,6 +133,76 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         var inside = await DpkgImages.DpkgQueryAsync(fx.Docker, $"{fx.Registry.Address}/{prefix}-dpkg-b@{DigestOf("dpkg-b")}");
         Assert.Contains($"[dpkg-b] inventory of {DigestOf("dpkg-b")}: {inside.Count} Debian package(s), CycloneDX 1.5", log.Stdout, StringComparison.Ordinal);
         Assert.Contains($"[dpkg-a] inventory of {DigestOf("dpkg-a")}: {inside.Count + 1} Debian package(s)", log.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Prune_ThroughTheCoordinator_TheDryRunListsThenTheRealOneDeletes_NeverADigestANodeHolds_NorTesting()
+    {
+        await using var bridge = EngineApiCounter.BridgeFromHost(fx.Docker.NetworkNamespace, fx.Registry.Port);
+        await using var coordinator = await CoordinatorHarness.StartAsync();
+        using var repo = Fixtures.CopyRepository();
+        var (started, prefix) = await ServingBuilder.StartAsync(coordinator, fx, repo);
+        await using var daemon = started;
+
+        // Three builds of base-b/tools, each a different image: three digests, each with its history tag.
+        var digests = new List<string>();
+        var template = repo["base-b/tools/Dockerfile.template"];
+        var original = await File.ReadAllTextAsync(template);
+        for (var n = 0; n < 3; n++)
+        {
+            await File.WriteAllTextAsync(template, original + $"\nLABEL org.toolforge.test.generation=\"{n}\"\n");
+            var requested = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, [.. new[] { "build", "base-b/tools", "--push" }, .. n == 0 ? Array.Empty<string>() : ["--single"]]);
+            Assert.True(requested.ExitCode == 0, requested.ToString());
+            var build = await FinishedAsync(coordinator, IdOf(requested), daemon);
+            Assert.True((string?)build["state"] == "succeeded", build.ToJsonString() + daemon.Output);
+            digests.Add((string)build["images"]!.AsArray().Single(i => (string?)i!["path"] == "base-b/tools")!["digest"]!);
+            var log = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "build-log", (string)build["id"]!);
+            Assert.Matches($@"\[base-b/tools\] history tag build-\d{{8}}-\d{{6}}-{digests[^1][7..19]} → {digests[^1]}", log.Stdout);
+        }
+
+        Assert.Equal(3, digests.Distinct().Count());
+        var repository = $"{fx.Registry.Address}/{prefix}-base-b-tools";
+
+        // The prune is refused while no node-agent said what its node holds.
+        var blind = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "images", "prune", "base-b/tools", "--keep", "1");
+        Assert.Equal(1, blind.ExitCode);
+        Assert.Contains("no node-agent has reported", blind.Stderr, StringComparison.Ordinal);
+
+        // A node runs the first build's digest (pulled under the registry's name).
+        var report = new ReportRequest { Node = "tools-k8s-worker-1", Agent = AgentKind.Node, AgentVersion = "1.0.0", SentAt = Timestamp.FromDateTime(DateTime.UtcNow), ImagesAt = Timestamp.FromDateTime(DateTime.UtcNow) };
+        report.Images.Add(new NodeImage { Id = "sha256:" + new string('1', 64), InUse = true, RepoDigests = { $"{repository}@{digests[0]}" } });
+        await coordinator.AgentClient("tools-k8s-worker-1").ReportAsync(report);
+
+        var dry = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "images", "prune", "base-b/tools", "--keep", "1", "--dry-run");
+        Assert.True(dry.ExitCode == 0, dry.ToString());
+        Assert.StartsWith("dry run of prune ", dry.Stdout, StringComparison.Ordinal);
+        var dryBuild = await FinishedAsync(coordinator, dry.Stdout.Split(' ')[4], daemon);
+        Assert.True((string?)dryBuild["state"] == "succeeded", dryBuild.ToJsonString() + daemon.Output);
+        var dryLog = (await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "build-log", (string)dryBuild["id"]!)).Stdout;
+        Assert.Contains($"[base-b/tools] would delete {repository}@{digests[1]}: named only by history tag(s) older than the newest 1", dryLog, StringComparison.Ordinal);
+        Assert.Contains($"{digests[0]}): a node holds or uses this digest", dryLog, StringComparison.Ordinal);
+        Assert.DoesNotContain($"would delete {repository}@{digests[0]}", dryLog, StringComparison.Ordinal);
+        Assert.DoesNotContain($"would delete {repository}@{digests[2]}", dryLog, StringComparison.Ordinal);
+        Assert.Equal("would-prune", (string?)dryBuild["images"]!.AsArray().Single()!["result"]);
+        Assert.Equal(0, await SkopeoAsync($"{repository}@{digests[1]}")); // nothing deleted by the dry run
+
+        var prune = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "images", "prune", "base-b/tools", "--keep", "1");
+        Assert.True(prune.ExitCode == 0, prune.ToString());
+        var pruned = await FinishedAsync(coordinator, prune.Stdout.Split(' ')[1], daemon);
+        Assert.True((string?)pruned["state"] == "succeeded", pruned.ToJsonString() + daemon.Output);
+        var pruneLog = (await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "build-log", (string)pruned["id"]!)).Stdout;
+        Assert.True(pruneLog.IndexOf($"deleting {repository}@{digests[1]}: ", StringComparison.Ordinal) is var said and >= 0
+            && pruneLog.IndexOf($"deleted {repository}@{digests[1]}", StringComparison.Ordinal) > said, pruneLog);
+        Assert.Equal("deleted 1 of 1 digest(s); 1 old tag(s) spared", (string?)pruned["images"]!.AsArray().Single()!["error"]);
+
+        // skopeo, an independent client: the held digest and testing stay, the other old one is gone.
+        Assert.Equal(0, await SkopeoAsync($"{repository}@{digests[0]}"));
+        Assert.NotEqual(0, await SkopeoAsync($"{repository}@{digests[1]}"));
+        Assert.Equal(0, await SkopeoAsync($"{repository}:testing"));
+        Assert.Equal(0, await SkopeoAsync($"{repository}@{digests[2]}"));
+
+        async Task<int> SkopeoAsync(string reference) => (await Run.ProcessAsync("nsenter", ["--net=/run/netns/" + fx.Docker.NetworkNamespace, Peer.Require("skopeo", "skopeo"),
+            "inspect", "--tls-verify=false", "--raw", $"docker://{reference}"], TimeSpan.FromMinutes(1))).ExitCode;
     }
 
     private static async Task<JsonNode> FinishedAsync(CoordinatorHarness coordinator, string id, BackgroundProcess daemon)
