@@ -44,7 +44,7 @@ describe 'toolforge_agents::control' do
       expect([c['Certificate'], c['Key'], c['CaBundle']]).to eq([CERT, KEY, CA])
       documented = %w[ListenAddress Port Certificate Key CaBundle DeniedCertificates Admins Viewers Builders Nodes
                       ReportRate ReportBurst ReportsInFlight ReconnectRate Store Database HealthAgentPort HeartbeatInterval MissingAfterDays
-                      RetentionDays SweepInterval]
+                      RetentionDays SweepInterval ImageListMaxAge]
       expect(documented - c.keys).to eq([])
       expect(json['Metrics']).to eq('Address' => '127.0.0.1', 'Port' => 9501)
     end
