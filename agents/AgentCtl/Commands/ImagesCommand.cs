@@ -87,13 +87,25 @@ internal static class ImagesCommand
                 r.AddError("--keep: must be a whole number from 1 to 1000");
             }
         });
+        var keepDays = new Option<double>("--keep-days")
+        {
+            Description = "History tags of builds younger than this many days (a fraction is fine) are kept too: someone may have pinned one (at most 3650)",
+            DefaultValueFactory = _ => 30,
+        };
+        keepDays.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<double>() > 3650)
+            {
+                r.AddError("--keep-days: must be at most 3650");
+            }
+        });
         var dryRun = new Option<bool>("--dry-run") { Description = "List each deletion with why it is safe; delete nothing" };
         var builder = new Option<string?>("--builder") { Description = "Builder host (default: any connected builder)" };
         var cmd = new Command("prune", "Delete old image digests from the registry: never testing, latest, a kept tag's digest, nor one a node holds or uses (admins only)")
-            { images, keep, dryRun, builder, output };
+            { images, keep, keepDays, dryRun, builder, output };
         cmd.SetAction((pr, ct) => g.Run(pr, async c =>
         {
-            var spec = new BuildRequest { Prune = new PruneRequest { Keep = pr.GetValue(keep), DryRun = pr.GetValue(dryRun) } };
+            var spec = new BuildRequest { Prune = new PruneRequest { Keep = pr.GetValue(keep), KeepDays = pr.GetValue(keepDays), DryRun = pr.GetValue(dryRun) } };
             spec.Images.AddRange(pr.GetValue(images)!);
             var build = await c.Admin.RequestBuildAsync(new RequestBuildRequest { Build = spec, Builder = pr.GetValue(builder) ?? string.Empty },
                 deadline: c.Deadline(), cancellationToken: ct);

@@ -229,9 +229,9 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
         {
             log.Line(item.Path, $"history tag {await tagHistory(item.Path, digest, ct).ConfigureAwait(false)} → {digest}");
         }
-        catch (Promotion.PromotionException ex)
+        catch (Exception ex) when (ex is Promotion.PromotionException or ArgumentException)
         {
-            log.Line(item.Path, $"HISTORY TAG NOT WRITTEN: {ex.Message} (prune leaves this digest alone: it counts only history tags)");
+            log.Line(item.Path, $"HISTORY TAG NOT WRITTEN: {Promotion.RegistryClient.Safe(ex.Message)} (prune leaves this digest alone: it counts only history tags)");
         }
     }
 

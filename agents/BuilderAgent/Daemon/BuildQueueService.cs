@@ -50,6 +50,7 @@ internal sealed partial class BuildQueueService(
     private readonly HashSet<string> _active = new(StringComparer.Ordinal); // queued or running here
     private readonly Dictionary<string, CancellationTokenSource> _running = new(StringComparer.Ordinal); // under _seen
     private readonly Dictionary<string, CancelBuild> _cancelled = new(StringComparer.Ordinal); // asked to stop (under _seen)
+    private readonly Dictionary<string, long> _arrived = new(StringComparer.Ordinal); // Stopwatch timestamp of each queued command's arrival (under _seen)
     private const int MaxRememberedCancels = 1000;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -110,6 +111,7 @@ internal sealed partial class BuildQueueService(
                         }
 
                         _active.Add(command.Id);
+                        _arrived[command.Id] = Stopwatch.GetTimestamp();
                     }
 
                     Log.Received(logger, command.BuildId, command.RequestedBy);
@@ -233,6 +235,7 @@ internal sealed partial class BuildQueueService(
                     {
                         _active.Remove(command.Id);
                         _cancelled.Remove(command.Id);
+                        _arrived.Remove(command.Id);
                     }
                 }
             }
@@ -485,18 +488,24 @@ internal sealed partial class BuildQueueService(
                 throw new RepositoryException("this builder does not prune (no Builder:Promotion wiring)");
             }
 
-            var protection = command.Protection;
-            var age = protection?.TakenAt is { } taken ? time.GetUtcNow() - taken.ToDateTimeOffset() : TimeSpan.MaxValue;
-            var problem = protection is null ? "the coordinator sent no list of what the nodes hold (an older coordinator?)"
-                : protection.Refusal.Length > 0 ? protection.Refusal
-                : age > MaxProtectionAge ? $"what the nodes hold was taken {age.TotalMinutes:0} min ago (the prune waited here behind other work; at most {MaxProtectionAge.TotalMinutes:0} min): ask again"
-                : protection.Digests.FirstOrDefault(d => !NodeImageNames.IsImageId(d)) is { } bad ? $"the coordinator's protection holds \"{OutputEscape(bad)}\", not a digest"
-                : null;
-            if (problem is not null)
+            long arrived;
+            lock (_seen)
+            {
+                arrived = _arrived.GetValueOrDefault(command.Id, Stopwatch.GetTimestamp());
+            }
+
+            string? StillValid() => ProtectionProblem(command.Protection, time.GetUtcNow(), Stopwatch.GetElapsedTime(arrived));
+            if (prune.Keep is < 1 or > 1000 || !double.IsFinite(prune.KeepDays) || prune.KeepDays is < 0 or > 3650)
+            {
+                throw new RepositoryException($"prune refused: keep {prune.Keep} (1 to 1000) and keep_days {prune.KeepDays} (0 to 3650)");
+            }
+
+            if (StillValid() is { } problem)
             {
                 throw new RepositoryException($"prune refused, nothing deleted: {problem}");
             }
 
+            var protection = command.Protection;
             var protectedDigests = protection!.Digests.ToHashSet(StringComparer.Ordinal);
             var oldest = protection.OldestList is { } ol ? $", the oldest listed {(time.GetUtcNow() - ol.ToDateTimeOffset()).TotalMinutes:0} min ago" : string.Empty;
             var said = $"none of the {protection.Nodes} node(s) whose lists the coordinator had ({protectedDigests.Count} digest(s) held or used{oldest})";
@@ -513,6 +522,14 @@ internal sealed partial class BuildQueueService(
                 }
 
                 // One prune at a time with builds and the git poll: nothing of ours moves a tag while it reads and deletes.
+                // The lane may have been held long (a poll and its build): what the nodes hold is judged again here,
+                // and before each deletion.
+                if (StillValid() is { } waited)
+                {
+                    throw new RepositoryException($"prune refused, nothing deleted: {waited}");
+                }
+
+                var youngerThan = prune.KeepDays > 0 ? time.GetUtcNow() - TimeSpan.FromDays(prune.KeepDays) : (DateTimeOffset?)null;
                 var pruner = verifier.Pruner();
                 var failed = 0;
                 foreach (var path in paths.Distinct(StringComparer.Ordinal))
@@ -521,7 +538,11 @@ internal sealed partial class BuildQueueService(
                     var sw = Stopwatch.StartNew();
                     var repository = Promotion.ImageVerifier.Repository(naming, path);
                     var r = await pruner.PruneAsync(repository, Promotion.ImageVerifier.NameInRegistry(naming, path), prune.Keep, protectedDigests, said, prune.DryRun,
-                        line => progress.Line(path, line), ct).ConfigureAwait(false);
+                        line =>
+                        {
+                            Log.PruneLine(logger, command.BuildId, path, line); // in the journal too, before the registry is asked
+                            progress.Line(path, line);
+                        }, ct, youngerThan, StillValid).ConfigureAwait(false);
                     failed += r.Error is null ? 0 : 1;
                     var summary = r.Plan is not { } plan ? string.Empty
                         : prune.DryRun ? $"would delete {plan.Deletions.Count} digest(s); {plan.Spared.Count} old tag(s) spared"
@@ -536,7 +557,7 @@ internal sealed partial class BuildQueueService(
                 }
             }
         }
-        catch (Exception ex) when (ex is RepositoryException or Promotion.PromotionException or IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is RepositoryException or Promotion.PromotionException or IOException or UnauthorizedAccessException or ArgumentException)
         {
             error = ex.Message;
             progress.Line("*", "ERROR: " + ex.Message);
@@ -549,8 +570,54 @@ internal sealed partial class BuildQueueService(
         Log.Finished(logger, command.BuildId, error ?? "succeeded");
     }
 
+    /// <summary>How far ahead of this builder's clock the coordinator's taken_at may be (clocks apart) before it is refused.</summary>
+    internal static readonly TimeSpan MaxClockAhead = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// Why a prune may not act on <paramref name="protection"/> now, or null: none sent (an older coordinator), the
+    /// coordinator's refusal, a list older than <see cref="MaxProtectionAge"/> by this builder's clock or by the time the
+    /// command has waited here (whichever is longer: a clock behind cannot make an old list young), a taken_at ahead of
+    /// this clock by more than <see cref="MaxClockAhead"/>, an entry that is not a digest.
+    /// </summary>
+    internal static string? ProtectionProblem(ImageProtection? protection, DateTimeOffset now, TimeSpan waitedHere)
+    {
+        if (protection is null)
+        {
+            return "the coordinator sent no list of what the nodes hold (an older coordinator?)";
+        }
+
+        if (protection.Refusal.Length > 0)
+        {
+            return OutputEscape(protection.Refusal);
+        }
+
+        if (protection.TakenAt is null)
+        {
+            return "the coordinator's list of what the nodes hold has no time";
+        }
+
+        var byClock = now - protection.TakenAt.ToDateTimeOffset();
+        if (byClock < -MaxClockAhead)
+        {
+            return $"the coordinator took what the nodes hold {(-byClock).TotalMinutes:0} min ahead of this builder's clock: set the clocks right";
+        }
+
+        var age = byClock > waitedHere ? byClock : waitedHere;
+        if (age > MaxProtectionAge)
+        {
+            return $"what the nodes hold was taken {age.TotalMinutes:0} min ago (the prune waited behind other work; at most {MaxProtectionAge.TotalMinutes:0} min): ask again";
+        }
+
+        return protection.Digests.FirstOrDefault(d => !NodeImageNames.IsImageId(d)) is { } bad
+            ? $"the coordinator's list holds \"{OutputEscape(bad)}\", not a digest"
+            : null;
+    }
+
     private static partial class Log
     {
+        [LoggerMessage(4018, LogLevel.Information, "prune {Id} [{Path}] {Line}")]
+        public static partial void PruneLine(ILogger logger, string id, string path, string line);
+
         [LoggerMessage(4001, LogLevel.Warning, "no Coordinator:Address configured: serve takes no build requests")]
         public static partial void NoCoordinator(ILogger logger);
 

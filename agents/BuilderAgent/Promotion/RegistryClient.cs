@@ -142,12 +142,12 @@ public sealed class RegistryClient : IDisposable
 
             var uri = next;
             using var response = await SendAsync(what, () => new HttpRequestMessage(HttpMethod.Get, uri), $"repository:{name}:pull", ct).ConfigureAwait(false);
-            if (response.StatusCode == HttpStatusCode.NotFound)
+            if (response.StatusCode == HttpStatusCode.NotFound && page == 0)
             {
-                return tags;
+                return tags; // no such repository
             }
 
-            await EnsureSuccessAsync(what, "list tags", response, ct).ConfigureAwait(false);
+            await EnsureSuccessAsync(what, $"list tags (page {page + 1})", response, ct).ConfigureAwait(false);
             var body = await ReadBoundedAsync(what, response, MaxManifestBytes, ct).ConfigureAwait(false);
             TagList? list;
             try
@@ -166,12 +166,20 @@ public sealed class RegistryClient : IDisposable
             }
 
             // Link: </v2/name/tags/list?last=x&n=1000>; rel="next"
-            var link = response.Headers.TryGetValues("Link", out var links) ? links.FirstOrDefault() : null;
-            var open = link?.IndexOf('<', StringComparison.Ordinal) ?? -1;
-            var close = open < 0 ? -1 : link!.IndexOf('>', open);
-            if (link is null || !link.Contains("rel=\"next\"", StringComparison.Ordinal) || close < 0)
+            var link = response.Headers.TryGetValues("Link", out var links) ? string.Join(",", links) : null;
+            if (link is null)
             {
                 return tags;
+            }
+
+            // The one Link the API sends: <url>; rel="next" (RFC 8288 also allows rel=next unquoted). Anything else
+            // is not taken for the end: a listing that may go on refuses the prune.
+            var open = link.IndexOf('<', StringComparison.Ordinal);
+            var close = open < 0 ? -1 : link.IndexOf('>', open);
+            var rel = close < 0 ? string.Empty : link[(close + 1)..].Replace(" ", string.Empty, StringComparison.Ordinal);
+            if (close < 0 || !(rel.StartsWith(";rel=\"next\"", StringComparison.Ordinal) || rel.StartsWith(";rel=next", StringComparison.Ordinal)))
+            {
+                throw new PromotionException($"{Safe(what)}: list tags: the registry's Link header \"{Safe(link)}\" is not a next page this client reads; the listing may go on");
             }
 
             var target = new Uri(_base, link[(open + 1)..close]);
@@ -196,6 +204,11 @@ public sealed class RegistryClient : IDisposable
         if (response.StatusCode == HttpStatusCode.NotFound)
         {
             return false;
+        }
+
+        if (response.StatusCode == HttpStatusCode.MethodNotAllowed)
+        {
+            throw new PromotionException($"{Safe(what)}: the registry does not allow deletes (405; docker-registry: storage.delete.enabled is off)");
         }
 
         await EnsureSuccessAsync(what, "delete manifest", response, ct).ConfigureAwait(false);

@@ -18,7 +18,8 @@ public sealed record PrunePlan(string Repository, IReadOnlyList<PruneDeletion> D
 /// <c>keep</c> newest history tags. A history tag past those names a digest that is deleted only when no kept tag
 /// names the same digest (deleting a manifest deletes every tag on it: once testing and latest share a digest, a naive
 /// "delete the old tag" deletes latest) and no node holds or uses it (<paramref name="protectedDigests"/>, the
-/// coordinator's). A referrers tag (<c>sha256-&lt;hex&gt;</c>, the inventory's index) goes with its subject only.
+/// coordinator's), nor through an image index (one kept or held keeps what it lists; one listing something kept or
+/// held stays); history tags younger than a bound are kept too (someone may have pinned one). A referrers tag (<c>sha256-&lt;hex&gt;</c>, the inventory's index) goes with its subject only.
 /// </summary>
 public static partial class PrunePlanner
 {
@@ -32,14 +33,19 @@ public static partial class PrunePlanner
     /// <param name="keep">History tags kept, newest first (≥ 1).</param>
     /// <param name="protectedDigests">Digests some node holds or uses.</param>
     /// <param name="protectionSaid">How the protection is described in a deletion's why ("none of the 12 nodes' lists (oldest 3 min)").</param>
-    public static PrunePlan Plan(string repository, IReadOnlyDictionary<string, string> tags, int keep, IReadOnlySet<string> protectedDigests, string protectionSaid)
+    /// <param name="entries">Per digest that is an image index (of those the tags name), the digests it lists: an index
+    /// kept or held keeps what it lists, and an index is spared when anything it lists is kept or held.</param>
+    /// <param name="youngerThan">History tags of builds after this are kept whatever keep says (someone may have pinned one).</param>
+    public static PrunePlan Plan(string repository, IReadOnlyDictionary<string, string> tags, int keep, IReadOnlySet<string> protectedDigests, string protectionSaid,
+        IReadOnlyDictionary<string, IReadOnlyList<string>>? entries = null, DateTimeOffset? youngerThan = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(keep, 1);
+        entries ??= new Dictionary<string, IReadOnlyList<string>>();
         var history = tags.Select(t => (Tag: t.Key, Digest: t.Value, At: HistoryTags.When(t.Key)))
             .Where(t => t.At is not null)
             .OrderByDescending(t => t.At).ThenByDescending(t => t.Tag, StringComparer.Ordinal)
             .ToList();
-        var old = history.Skip(keep).ToList();
+        var old = history.Skip(keep).Where(t => youngerThan is not { } bound || t.At < bound).ToList();
         var oldTags = old.Select(t => t.Tag).ToHashSet(StringComparer.Ordinal);
 
         // Kept: everything but the old history tags and the referrers tags (those follow their subject).
@@ -72,6 +78,20 @@ public static partial class PrunePlanner
             if (protectedDigests.Contains(group.Key))
             {
                 spared.AddRange(names.Select(n => new PruneSpared(n, group.Key, "a node holds or uses this digest")));
+                continue;
+            }
+
+            // Through an index: listed by a kept or held index (deleting it breaks that index), or an index listing
+            // something kept or held (a node that pulled one platform's manifest by the index's name).
+            if (keptBy.Keys.Concat(protectedDigests).FirstOrDefault(i => entries.TryGetValue(i, out var listed) && listed.Contains(group.Key, StringComparer.Ordinal)) is { } holder)
+            {
+                spared.AddRange(names.Select(n => new PruneSpared(n, group.Key, $"the index {holder}, kept or held, lists it")));
+                continue;
+            }
+
+            if (entries.TryGetValue(group.Key, out var lists) && lists.FirstOrDefault(e => keptBy.ContainsKey(e) || protectedDigests.Contains(e)) is { } entry)
+            {
+                spared.AddRange(names.Select(n => new PruneSpared(n, group.Key, $"this index lists {entry}, which is kept or held")));
                 continue;
             }
 

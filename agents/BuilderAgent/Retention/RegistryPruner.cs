@@ -17,24 +17,40 @@ public sealed record PruneOutcome(PrunePlan? Plan, IReadOnlyList<string> Deleted
 /// </summary>
 public sealed class RegistryPruner(RegistryClient registry)
 {
+    /// <summary>A tag as the distribution spec writes them; a registry listing anything else refuses the repository.</summary>
+    private static readonly System.Text.RegularExpressions.Regex TagName = new(@"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\z", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    /// <summary>The most entries of one index the prune reads.</summary>
+    private const int MaxIndexEntries = 1000;
+
     public async Task<PruneOutcome> PruneAsync(string repository, string name, int keep, IReadOnlySet<string> protectedDigests, string protectionSaid,
-        bool dryRun, Action<string> say, CancellationToken ct)
+        bool dryRun, Action<string> say, CancellationToken ct, DateTimeOffset? youngerThan = null, Func<string?>? stillValid = null)
     {
         PrunePlan plan;
         try
         {
             var names = await registry.ListTagsAsync(name, ct).ConfigureAwait(false);
+            if (names.FirstOrDefault(t => !TagName.IsMatch(t)) is { } odd)
+            {
+                throw new PromotionException($"the registry lists a tag \"{RegistryClient.Safe(odd)}\", which is no tag name: the repository is left as it is");
+            }
+
             var tags = new Dictionary<string, string>(StringComparer.Ordinal);
+            var entries = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
             foreach (var tag in names.Distinct(StringComparer.Ordinal))
             {
                 var manifest = await registry.GetManifestAsync(name, tag, ct).ConfigureAwait(false);
                 if (manifest is not null) // gone between the listing and the read: it names nothing any more
                 {
                     tags[tag] = manifest.Digest;
+                    if (manifest.MediaType is OciReferrers.ImageIndex or "application/vnd.docker.distribution.manifest.list.v2+json" && !entries.ContainsKey(manifest.Digest))
+                    {
+                        entries[manifest.Digest] = IndexEntries(manifest, tag);
+                    }
                 }
             }
 
-            plan = PrunePlanner.Plan(repository, tags, keep, protectedDigests, protectionSaid);
+            plan = PrunePlanner.Plan(repository, tags, keep, protectedDigests, protectionSaid, entries, youngerThan);
         }
         catch (PromotionException ex)
         {
@@ -55,6 +71,12 @@ public sealed class RegistryPruner(RegistryClient registry)
             {
                 say($"would delete {repository}@{d.Digest}: {d.Why}");
                 continue;
+            }
+
+            if (stillValid?.Invoke() is { } stop)
+            {
+                say($"PRUNE STOPPED: {stop} ({deleted.Count} digest(s) deleted before it; the rest left)");
+                return new PruneOutcome(plan, deleted, stop);
             }
 
             try
@@ -91,6 +113,37 @@ public sealed class RegistryPruner(RegistryClient registry)
         }
 
         return new PruneOutcome(plan, deleted, null);
+    }
+
+    // The digests an image index lists (bounded): what a kept or held index needs.
+    private static List<string> IndexEntries(Manifest index, string tag)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(index.Bytes);
+            var listed = new List<string>();
+            if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("manifests", out var list) && list.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var m in list.EnumerateArray())
+                {
+                    if (listed.Count >= MaxIndexEntries)
+                    {
+                        throw new PromotionException($"the index tag {RegistryClient.Safe(tag)} names lists more than {MaxIndexEntries} manifests: the repository is left as it is");
+                    }
+
+                    if (m.ValueKind == JsonValueKind.Object && m.TryGetProperty("digest", out var d) && d.ValueKind == JsonValueKind.String && d.GetString() is { } digest)
+                    {
+                        listed.Add(digest);
+                    }
+                }
+            }
+
+            return listed;
+        }
+        catch (JsonException)
+        {
+            throw new PromotionException($"the index tag {RegistryClient.Safe(tag)} names is not JSON: the repository is left as it is");
+        }
     }
 
     // The inventory's index (the referrers tag of a deleted subject) and the artifacts of ours it lists.

@@ -191,7 +191,7 @@ public sealed class AdminApi(
         var prune = request.Build?.Prune;
         var action = prune is not null ? "request-prune" : promote ? "request-promote" : "request-build";
         var detail = ReportLimits.Cut(prune is not null
-            ? $"images={string.Join(",", request.Build?.Images ?? [])} keep={prune.Keep} dry_run={prune.DryRun} builder={request.Builder}"
+            ? $"images={string.Join(",", request.Build?.Images ?? [])} keep={prune.Keep} keep_days={prune.KeepDays} dry_run={prune.DryRun} builder={request.Builder}"
             : promote
             ? $"images={string.Join(",", request.Build?.Images ?? [])} all_verified={request.Build?.AllVerified} builder={request.Builder}"
             : $"images={string.Join(",", request.Build?.Images ?? [])} tag={request.Build?.Tag} push={request.Build?.Push} no_cache={request.Build?.NoCache} builder={request.Builder}",

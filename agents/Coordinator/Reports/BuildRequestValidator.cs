@@ -30,6 +30,11 @@ internal static partial class BuildRequestValidator
                 return $"build.prune.keep: keep 1 to {MaxKeep} history tags per repository (got {prune.Keep})";
             }
 
+            if (!double.IsFinite(prune.KeepDays) || prune.KeepDays is < 0 or > 3650)
+            {
+                return $"build.prune.keep_days: 0 to 3650 days (got {prune.KeepDays})";
+            }
+
             return ImagesProblem(request.Build) ?? BuilderProblem(request);
         }
 

@@ -308,11 +308,11 @@ public sealed partial class StateStore
         static string Some(List<string> names) => string.Join(", ", names.Take(10)) + (names.Count > 10 ? $" and {names.Count - 10} more" : string.Empty);
         if (unknown.Count > 0)
         {
-            result.Refusal = $"{unknown.Count} node-agent(s) never said which images their node holds: {Some(unknown)} (wait for their report, or `agentctl forget` a node that is gone)";
+            result.Refusal = $"{unknown.Count} node-agent(s) never said which images their node holds: {Some(unknown)} (wait for their report; `agentctl forget` only a node gone for good: a forgotten node is not protected)";
         }
         else if (stale.Count > 0)
         {
-            result.Refusal = $"{stale.Count} node-agent(s) listed their images longer ago than Coordinator:ImageListMaxAge ({maxAge.TotalMinutes:0} min): {Some(stale)} (their runtime or the agent is down; `agentctl forget` a node that is gone)";
+            result.Refusal = $"{stale.Count} node-agent(s) listed their images longer ago than Coordinator:ImageListMaxAge ({maxAge.TotalMinutes:0} min): {Some(stale)} (their runtime or the agent is down: fix it; `agentctl forget` only a node gone for good: a forgotten node is not protected)";
         }
         else if (nodes == 0)
         {

@@ -173,7 +173,7 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         report.Images.Add(new NodeImage { Id = "sha256:" + new string('1', 64), InUse = true, RepoDigests = { $"{repository}@{digests[0]}" } });
         await coordinator.AgentClient("tools-k8s-worker-1").ReportAsync(report);
 
-        var dry = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "images", "prune", "base-b/tools", "--keep", "1", "--dry-run");
+        var dry = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "images", "prune", "base-b/tools", "--keep", "1", "--keep-days", "0.00001", "--dry-run");
         Assert.True(dry.ExitCode == 0, dry.ToString());
         Assert.StartsWith("dry run of prune ", dry.Stdout, StringComparison.Ordinal);
         var dryBuild = await FinishedAsync(coordinator, dry.Stdout.Split(' ')[4], daemon);
@@ -186,7 +186,7 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         Assert.Equal("would-prune", (string?)dryBuild["images"]!.AsArray().Single()!["result"]);
         Assert.Equal(0, await SkopeoAsync($"{repository}@{digests[1]}")); // nothing deleted by the dry run
 
-        var prune = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "images", "prune", "base-b/tools", "--keep", "1");
+        var prune = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "images", "prune", "base-b/tools", "--keep", "1", "--keep-days", "0.00001");
         Assert.True(prune.ExitCode == 0, prune.ToString());
         var pruned = await FinishedAsync(coordinator, prune.Stdout.Split(' ')[1], daemon);
         Assert.True((string?)pruned["state"] == "succeeded", pruned.ToJsonString() + daemon.Output);

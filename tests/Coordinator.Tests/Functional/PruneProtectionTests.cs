@@ -80,7 +80,7 @@ public sealed class PruneProtectionTests
         await ReportAsync(h, "tools-k8s-worker-2");
         var unknown = await Assert.ThrowsAsync<RpcException>(() => admin.RequestBuildAsync(Prune(5)).ResponseAsync);
         Assert.Equal(StatusCode.FailedPrecondition, unknown.StatusCode);
-        Assert.Equal("prune refused: 1 node-agent(s) never said which images their node holds: tools-k8s-worker-2 (wait for their report, or `agentctl forget` a node that is gone)", unknown.Status.Detail);
+        Assert.Equal("prune refused: 1 node-agent(s) never said which images their node holds: tools-k8s-worker-2 (wait for their report; `agentctl forget` only a node gone for good: a forgotten node is not protected)", unknown.Status.Detail);
 
         // Both listed: accepted, and the builder that takes it is handed every digest held or used, by digest.
         await ReportAsync(h, "tools-k8s-worker-2", ("docker-registry.svc.toolforge.org/toolforge-y@" + DigestB, true));
@@ -106,7 +106,7 @@ public sealed class PruneProtectionTests
         var audit = await AuditAsync(h);
         // Refusals of one caller are audited once a minute with the rest counted (AuditRateTests); acceptances always.
         Assert.Equal(["denied", "invalid", "refused", "accepted", "refused"], audit.Select(a => a.Result));
-        Assert.Contains("keep=5 dry_run=True", audit[3].Detail, StringComparison.Ordinal);
+        Assert.Contains("keep=5 keep_days=0 dry_run=True", audit[3].Detail, StringComparison.Ordinal);
         Assert.Contains("no node-agent has reported", audit[2].Detail, StringComparison.Ordinal);
     }
 

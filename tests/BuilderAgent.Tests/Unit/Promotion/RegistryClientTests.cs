@@ -131,4 +131,59 @@ public sealed class RegistryClientTests
             throw new InvalidOperationException("unreachable");
         }
     }
+
+    private static HttpResponseMessage Tags(string json, string? link = null)
+    {
+        var r = new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent(json, Encoding.UTF8, "application/json") };
+        if (link is not null)
+        {
+            r.Headers.TryAddWithoutValidation("Link", link);
+        }
+
+        return r;
+    }
+
+    [Fact]
+    public async Task ListTags_FollowsEveryPage_QuotedOrNot_AndANoSuchRepositoryIsNoTags()
+    {
+        var script = new Script(r => r.RequestUri!.Query switch
+        {
+            "?n=1000" => Tags("""{"name":"x","tags":["a","b"]}""", "</v2/x/tags/list?last=b&n=1000>; rel=\"next\""),
+            "?last=b&n=1000" => Tags("""{"name":"x","tags":["c"]}""", "</v2/x/tags/list?last=c&n=1000>; rel=next"),
+            _ => Tags("""{"name":"x","tags":["d"]}"""),
+        });
+        using var client = new RegistryClient(Registry, null, TimeSpan.FromSeconds(5), script);
+        Assert.Equal(["a", "b", "c", "d"], await client.ListTagsAsync("x", CancellationToken.None));
+
+        using var none = new RegistryClient(Registry, null, TimeSpan.FromSeconds(5), new Script(_ => new HttpResponseMessage(HttpStatusCode.NotFound)));
+        Assert.Empty(await none.ListTagsAsync("x", CancellationToken.None));
+    }
+
+    [Theory]
+    [InlineData("404 on a later page", "list tags (page 2): HTTP 404")]
+    [InlineData("odd link", "is not a next page this client reads; the listing may go on")]
+    [InlineData("another host", "the registry's next page is on another host (evil.test)")]
+    public async Task ListTags_AListingThatMayGoOn_IsAnError_NeverTakenForTheEnd(string kind, string said)
+    {
+        var script = new Script(r => r.RequestUri!.Query == "?n=1000"
+            ? Tags("""{"name":"x","tags":["a"]}""", kind switch
+            {
+                "odd link" => "</v2/x/tags/list?last=a>; rel=\"prev\"",
+                "another host" => "<https://evil.test/v2/x/tags/list?last=a>; rel=\"next\"",
+                _ => "</v2/x/tags/list?last=a&n=1000>; rel=\"next\"",
+            })
+            : new HttpResponseMessage(HttpStatusCode.NotFound));
+        using var client = new RegistryClient(Registry, null, TimeSpan.FromSeconds(5), script);
+
+        var ex = await Assert.ThrowsAsync<PromotionException>(() => client.ListTagsAsync("x", CancellationToken.None));
+        Assert.Contains(said, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task DeleteManifest_ARegistryWithoutDeletes_IsSaidAsSuch()
+    {
+        using var client = new RegistryClient(Registry, null, TimeSpan.FromSeconds(5), new Script(_ => new HttpResponseMessage(HttpStatusCode.MethodNotAllowed)));
+        var ex = await Assert.ThrowsAsync<PromotionException>(() => client.DeleteManifestAsync("x", ManifestDigest, CancellationToken.None));
+        Assert.Equal($"{Registry}/x@{ManifestDigest}: the registry does not allow deletes (405; docker-registry: storage.delete.enabled is off)", ex.Message);
+    }
 }

@@ -102,4 +102,57 @@ public sealed class PrunePlannerTests
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => PrunePlanner.Plan("reg/x", new Dictionary<string, string>(), 0, None, "none"));
     }
+
+    [Fact]
+    public void AManifestAKeptIndexLists_IsSpared_AndAnIndexListingAHeldManifest_IsSpared()
+    {
+        // latest names an index I(10) that lists the old single-platform manifest D(1) (an unchanged rebuild pushed as an
+        // index); D(2) is an old index listing D(20), which a node pulled by its own digest.
+        var tags = new Dictionary<string, string> { [H(1, 1)] = D(1), [H(2, 2)] = D(2), [H(3, 3)] = D(3), [H(4, 10)] = D(10), ["latest"] = D(10) };
+        var entries = new Dictionary<string, IReadOnlyList<string>> { [D(10)] = [D(1)], [D(2)] = [D(20), D(21)] };
+
+        var plan = PrunePlanner.Plan("reg/x", tags, 1, new HashSet<string> { D(20) }, "none", entries);
+
+        Assert.Equal([D(3)], plan.Deletions.Select(d => d.Digest));
+        Assert.Contains(plan.Spared, s => s.Digest == D(1) && s.Why == $"the index {D(10)}, kept or held, lists it");
+        Assert.Contains(plan.Spared, s => s.Digest == D(2) && s.Why == $"this index lists {D(20)}, which is kept or held");
+    }
+
+    [Fact]
+    public void HistoryTagsYoungerThanKeepDays_AreKept_WhateverKeepSays()
+    {
+        var tags = new Dictionary<string, string> { [H(1, 1)] = D(1), [H(20, 2)] = D(2), [H(25, 3)] = D(3) };
+
+        var plan = PrunePlanner.Plan("reg/x", tags, 1, None, "none", youngerThan: new DateTimeOffset(2026, 11, 10, 0, 0, 0, TimeSpan.Zero));
+
+        Assert.Equal([D(1)], plan.Deletions.Select(d => d.Digest)); // D(2) is past keep 1 but younger than the bound
+    }
+
+    [Theory]
+    [InlineData(null, 0, 0, "the coordinator sent no list of what the nodes hold (an older coordinator?)")]
+    [InlineData("no node-agent has reported", 0, 0, "no node-agent has reported")]
+    [InlineData("", 16, 0, "what the nodes hold was taken 16 min ago (the prune waited behind other work; at most 15 min): ask again")]
+    [InlineData("", 1, 20, "what the nodes hold was taken 20 min ago (the prune waited behind other work; at most 15 min): ask again")] // the clock says 1 min, it waited 20 here
+    [InlineData("", -30, 0, "the coordinator took what the nodes hold 30 min ahead of this builder's clock: set the clocks right")]
+    [InlineData("", 1, 1, null)]
+    public void TheBuilderRefusesAProtectionItCannotTrust(string? refusal, int minutesByClock, int minutesWaited, string? expected)
+    {
+        var now = new DateTimeOffset(2026, 12, 6, 20, 0, 0, TimeSpan.Zero);
+        var protection = refusal is null ? null : new Contracts.V1.ImageProtection
+        {
+            Refusal = refusal,
+            TakenAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(now - TimeSpan.FromMinutes(minutesByClock)),
+            Digests = { D(1) },
+        };
+
+        Assert.Equal(expected, Daemon.BuildQueueService.ProtectionProblem(protection, now, TimeSpan.FromMinutes(minutesWaited)));
+    }
+
+    [Fact]
+    public void TheBuilderRefusesAProtectionEntryThatIsNoDigest()
+    {
+        var now = DateTimeOffset.UtcNow;
+        var p = new Contracts.V1.ImageProtection { TakenAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(now), Digests = { "sha256:\u001b[2J" } };
+        Assert.Equal("the coordinator's list holds \"sha256:\\x1b[2J\", not a digest", Daemon.BuildQueueService.ProtectionProblem(p, now, TimeSpan.Zero));
+    }
 }
