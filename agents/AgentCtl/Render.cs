@@ -102,13 +102,27 @@ internal static class Render
         ? "-"
         : $"by {a.By} for {Durations.Format(a.Until.ToDateTimeOffset() - now)}: {a.Reason}";
 
+    // What a build record asked for, in a few words: a build, a promotion, a prune or a security rebuild (with its reason).
+    private static string What(BuildRequest? r)
+    {
+        var images = r is null || r.Images.Count == 0 ? "(all)" : string.Join(" ", r.Images);
+        var what = r switch
+        {
+            null => string.Empty,
+            { Prune: { } p } => $"prune {images} keep {p.Keep}{(p.DryRun ? " dry-run" : string.Empty)}",
+            { Promote: true } => $"promote {(r.AllVerified ? "(all verified)" : images)}",
+            { SecurityRebuild: true } => $"security {images}",
+            _ => $"{images} :{r.Tag}{(r.Push ? " push" : string.Empty)}",
+        };
+        return Output.Escape(what + (r is { Reason.Length: > 0 } ? $" ({r.Reason})" : string.Empty));
+    }
+
     public static string Builds(IEnumerable<Build> builds, DateTimeOffset now, OutputFormat format = OutputFormat.Table) => Output.Table(
         ["ID", "STATE", "REQUESTED", "BY", "BUILDER", "IMAGES"],
         builds.Select(b => (IReadOnlyList<string>)
         [
             b.Id, b.State.Name(), Ago(b.RequestedAt, now), b.RequestedBy, b.Builder.Length > 0 ? b.Builder : "-",
-            $"{string.Join(" ", b.Request?.Images ?? [])} :{b.Request?.Tag}{(b.Request?.Push == true ? " push" : string.Empty)}"
-            + (b.Images.Count > 0 ? $" ({b.Images.Count(i => i.Result is "built" or "pushed" or "unchanged")}/{b.Images.Count} ok)" : string.Empty),
+            What(b.Request) + (b.Images.Count > 0 ? $" ({b.Images.Count(i => i.Result is "built" or "pushed" or "unchanged" or "same-packages" or "promoted" or "pruned" or "would-prune")}/{b.Images.Count} ok)" : string.Empty),
         ]),
         width: Width(format), colourColumn: 1);
 

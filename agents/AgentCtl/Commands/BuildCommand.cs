@@ -22,8 +22,11 @@ internal static class BuildCommand
         var single = new Option<bool>("--single", "-s") { Description = "Build only the named images, not their lineage" };
         var force = new Option<bool>("--force") { Description = "Rebuild even when the inputs did not change" };
         var builder = new Option<string?>("--builder") { Description = "Builder host (default: any connected builder)" };
-        var cmd = new Command("build", "Ask the builder-agent to build images (admins only); `build cancel ID` cancels one") { images, tag, push, noCache, single, force, builder, output };
+        var reason = Reason();
+        var cmd = new Command("build", "Ask the builder-agent to build images (admins only); `build cancel ID` cancels one; `build security` rebuilds for security updates")
+            { images, tag, push, noCache, single, force, builder, reason, output };
         cmd.Subcommands.Add(BuildCancelCommand.Create(g));
+        cmd.Subcommands.Add(SecurityCommand(g));
         cmd.SetAction((pr, ct) => g.Run(pr, async c =>
         {
             var spec = new BuildRequest
@@ -33,6 +36,7 @@ internal static class BuildCommand
                 NoCache = pr.GetValue(noCache),
                 Single = pr.GetValue(single),
                 Force = pr.GetValue(force),
+                Reason = pr.GetValue(reason) ?? string.Empty,
             };
             spec.Images.AddRange(pr.GetValue(images)!);
             var build = await c.Admin.RequestBuildAsync(new RequestBuildRequest { Build = spec, Builder = pr.GetValue(builder) ?? string.Empty },
@@ -40,6 +44,35 @@ internal static class BuildCommand
             var format = Output.Parse(pr.GetValue(output));
             AgentCtlOptions.Print(format is OutputFormat.Table or OutputFormat.Wide
                 ? $"build {build.Id} queued{(build.Builder.Length > 0 ? $" on {build.Builder}" : " until a builder connects")}; follow it with: agentctl build-log {build.Id} -f\n"
+                : Render.Message(build, format));
+        }));
+        return cmd;
+    }
+
+    private static Option<string?> Reason() => new("--reason") { Description = "Why, recorded with the build (e.g. \"DSA-5834-1 openssl\"; at most 200 characters)" };
+
+    /// <summary>
+    /// agentctl build security [IMAGE...] --reason TEXT: every image (or the named images' lineages) rebuilt without the
+    /// cache; an image is pushed as testing only when its Debian packages changed or its parent was pushed (issue 27).
+    /// </summary>
+    private static Command SecurityCommand(AgentCtlOptions g)
+    {
+        var output = AgentCtlOptions.Output();
+        var images = new Argument<string[]>("image") { Description = "Image paths whose lineages are rebuilt (default: every image of the builder's tree)", Arity = ArgumentArity.ZeroOrMore };
+        var reason = Reason();
+        reason.Required = true;
+        var builder = new Option<string?>("--builder") { Description = "Builder host (default: any connected builder)" };
+        var cmd = new Command("security", "Rebuild without the cache for security updates; push only images whose packages changed, and their descendants (admins only)")
+            { images, reason, builder, output };
+        cmd.SetAction((pr, ct) => g.Run(pr, async c =>
+        {
+            var spec = new BuildRequest { SecurityRebuild = true, Reason = pr.GetValue(reason)! };
+            spec.Images.AddRange(pr.GetValue(images)!);
+            var build = await c.Admin.RequestBuildAsync(new RequestBuildRequest { Build = spec, Builder = pr.GetValue(builder) ?? string.Empty },
+                deadline: c.Deadline(), cancellationToken: ct);
+            var format = Output.Parse(pr.GetValue(output));
+            AgentCtlOptions.Print(format is OutputFormat.Table or OutputFormat.Wide
+                ? $"security rebuild {build.Id} queued{(build.Builder.Length > 0 ? $" on {Output.Escape(build.Builder)}" : " until a builder connects")}; follow it with: agentctl build-log {build.Id} -f\n"
                 : Render.Message(build, format));
         }));
         return cmd;

@@ -16,7 +16,8 @@ public sealed record BuildSettings(
     ImageSource? Source = null,
     Promotion.ImageVerifier? Verifier = null,
     Inventory.PackageInventory? Inventory = null,
-    Func<string, string, CancellationToken, Task<string>>? TagHistory = null);
+    Func<string, string, CancellationToken, Task<string>>? TagHistory = null,
+    PackageGate? Gate = null);
 
 /// <summary>One image of a plan: what it is called, what it builds on, and whether it would be skipped.</summary>
 public sealed record PlannedImage(string Path, string FullName, string? Parent, string From, BuildInputs? Inputs, bool? Unchanged, string? ExistingId, string? Problem = null);
@@ -27,7 +28,10 @@ public sealed record ImageReport(string Path, string Name, string Result, TimeSp
     /// <summary>The package inventory of the digest pushed, when one was taken (issue 27).</summary>
     public Inventory.ImageInventory? Inventory { get; init; }
 
-    public bool Ok => Result is "built" or "unchanged" or "pushed";
+    public bool Ok => Result is "built" or "unchanged" or "pushed" or SamePackages;
+
+    /// <summary>A security rebuild's image not pushed: its package set is testing's (issue 27).</summary>
+    public const string SamePackages = "same-packages";
 }
 
 /// <summary>Where a run's output goes: every line carries the image it is about.</summary>
@@ -119,9 +123,22 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
             }
             else
             {
+                var pushed = new HashSet<string>(StringComparer.Ordinal);
                 foreach (var item in plan.Where(i => reports[i.Path].Ok))
                 {
+                    if (settings.Gate is { } gate && await GateAsync(gate, item, reports[item.Path], pushed, ct).ConfigureAwait(false) is { } held)
+                    {
+                        reports[item.Path] = held;
+                        log.Result(held);
+                        continue;
+                    }
+
                     reports[item.Path] = await PushOneAsync(item, reports[item.Path], ct).ConfigureAwait(false);
+                    if (reports[item.Path].Result == "pushed")
+                    {
+                        pushed.Add(item.Path);
+                    }
+
                     log.Result(reports[item.Path]);
                 }
             }
@@ -193,6 +210,25 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
         finally
         {
             slots.Release();
+        }
+    }
+
+    // A security rebuild (issue 27): the report that stands instead of a push (same packages as testing, or the decision
+    // failed), or null to push. A decision that cannot be made fails the image: never pushed on a guess.
+    private async Task<ImageReport?> GateAsync(PackageGate gate, PlannedImage item, ImageReport built, HashSet<string> pushed, CancellationToken ct)
+    {
+        try
+        {
+            var parentPushed = item.Parent is { } parent && pushed.Contains(parent);
+            var decision = await gate.DecideAsync(item.Path, built.Digest.Length > 0 ? built.Digest : item.FullName, parentPushed, ct).ConfigureAwait(false);
+            log.Line(item.Path, decision.Push ? $"pushing: {decision.Why}" : $"not pushed: {decision.Why}");
+            return decision.Push ? null : built with { Result = ImageReport.SamePackages };
+        }
+        catch (Exception ex) when (ex is Promotion.PromotionException or Inventory.InventoryException or DockerOperationException)
+        {
+            var message = Promotion.RegistryClient.Safe(ex.Message);
+            log.Line(item.Path, $"NOT PUSHED: the package sets could not be compared: {message}");
+            return built with { Result = "push-failed", Error = $"the package sets could not be compared: {message}" };
         }
     }
 

@@ -263,13 +263,20 @@ internal sealed partial class BuildQueueService(
             throw new RepositoryException($"build request refused: tag {Promotion.TagPolicy.Latest} comes only from promotion of a verified {Promotion.TagPolicy.Testing} digest (agentctl promote); builds push {Promotion.TagPolicy.Testing}");
         }
 
-        if (request.Images.Count is 0 or > MaxImagesPerRequest)
+        if (request.Images.Count is > MaxImagesPerRequest || (request.Images.Count == 0 && !request.SecurityRebuild))
         {
             throw new RepositoryException($"build request refused: {request.Images.Count} images (1 to {MaxImagesPerRequest})");
         }
 
+        if (request.SecurityRebuild && (request.Promote || request.Prune is not null || request.Single || tag != Promotion.TagPolicy.Testing))
+        {
+            throw new RepositoryException($"build request refused: a security rebuild pushes {Promotion.TagPolicy.Testing} and builds whole lineages");
+        }
+
         var session = BuildSession.Open(o.Repository, new NamingOptions(o.Registry, o.ImagePrefix, tag));
-        return (session, session.Select(request.Images, request.Single));
+        return (session, request.Images.Count == 0
+            ? session.Graph.TopologicalOrder(session.Graph.Images.Select(i => i.Path).ToHashSet(StringComparer.Ordinal)) // every image of the tree
+            : session.Select(request.Images, request.Single));
     }
 
     private async Task RunBuildAsync(Command command, CancellationToken stoppingToken)
@@ -341,7 +348,10 @@ internal sealed partial class BuildQueueService(
             return;
         }
 
-        progress.Line("*", $"build requested by {command.RequestedBy}: {request.Images.Count} image(s), push={request.Push} no_cache={request.NoCache}");
+        progress.Line("*", request.SecurityRebuild
+            ? $"security rebuild requested by {OutputEscape(command.RequestedBy)}{(request.Reason.Length > 0 ? $" ({OutputEscape(request.Reason)})" : string.Empty)}: "
+                + $"{(request.Images.Count == 0 ? "every image of the tree" : $"the lineages of {request.Images.Count} image(s)")}, without the cache; an image is pushed only when its packages changed or its parent was pushed"
+            : $"build requested by {OutputEscape(command.RequestedBy)}: {request.Images.Count} image(s), push={request.Push} no_cache={request.NoCache}{(request.Reason.Length > 0 ? $" ({OutputEscape(request.Reason)})" : string.Empty)}");
         string? error = null;
         IReadOnlyList<ImageReport> reports = [];
         try
@@ -350,8 +360,11 @@ internal sealed partial class BuildQueueService(
             using (await lane.EnterAsync(ct).ConfigureAwait(false))
             {
                 var (session, order) = Accept(request, o);
-                var settings = new BuildSettings(session.Naming, request.Push, request.NoCache, Pull: false, request.Force, PushSuccessful: false, o.Jobs,
-                    Verifier: verifier?.For(session.Naming), Inventory: inventory, TagHistory: HistoryTagger(verifier, session.Naming));
+                var security = request.SecurityRebuild;
+                var gate = !security ? null
+                    : verifier?.Gate(session.Naming) ?? throw new RepositoryException("this builder does not do security rebuilds (no Builder:Promotion wiring: it reads testing from the registry)");
+                var settings = new BuildSettings(session.Naming, request.Push || security, request.NoCache || security, Pull: false, request.Force || security, PushSuccessful: security, o.Jobs,
+                    Verifier: verifier?.For(session.Naming), Inventory: inventory, TagHistory: HistoryTagger(verifier, session.Naming), Gate: gate);
                 reports = await session.RunAsync(docker, order, settings, progress, ct).ConfigureAwait(false);
             }
 
@@ -549,6 +562,12 @@ internal sealed partial class BuildQueueService(
                         : $"deleted {r.Deleted.Count} of {plan.Deletions.Count} digest(s); {plan.Spared.Count} old tag(s) spared";
                     progress.Result(new ImageReport(path, repository, r.Error is not null ? "prune-failed" : prune.DryRun ? "would-prune" : "pruned", sw.Elapsed, string.Empty,
                         r.Error ?? summary));
+                    if (r.Error is not null && count < paths.Count)
+                    {
+                        // A registry that is down would cost every repository its timeouts while the lane is held.
+                        progress.Line("*", $"the prune stops at the first repository that failed; {paths.Count - count} repository(ies) not looked at (name them to prune them)");
+                        break;
+                    }
                 }
 
                 if (failed > 0)

@@ -25,12 +25,12 @@ public sealed class PackageInventory(BuilderDocker docker, TimeProvider time, Re
 
     public async Task<ImageInventory> TakeAsync(string repository, string digest, CancellationToken ct)
     {
-        IReadOnlyList<(string File, byte[] Contents)> files;
+        IReadOnlyList<DebPackage> packages;
         try
         {
             await using var hold = await docker.HoldImagesAsync(ct).ConfigureAwait(false); // no prune between the pull and the read
             await docker.EnsureImageAsync(repository, digest, ct).ConfigureAwait(false);
-            files = await docker.ReadImageFilesAsync($"{repository}@{digest}", DpkgPaths, DpkgStatus.MaxBytes, ct, firstFound: true).ConfigureAwait(false);
+            packages = await ReadPackagesAsync(docker, $"{repository}@{digest}", ct).ConfigureAwait(false);
         }
         catch (DockerOperationException ex)
         {
@@ -38,8 +38,23 @@ public sealed class PackageInventory(BuilderDocker docker, TimeProvider time, Re
         }
 
         var subject = new BomSubject(repository, digest);
-        var packages = DpkgStatus.Parse(files);
         return new ImageInventory(subject, packages, CycloneDx.Write(subject, packages, time.GetUtcNow(), Guid.NewGuid(), Common.Hosting.DaemonInfo.Version));
+    }
+
+    /// <summary>The Debian packages of <paramref name="image"/> (a reference or an id the engine holds), read from its dpkg database without starting it.</summary>
+    public static async Task<IReadOnlyList<DebPackage>> ReadPackagesAsync(BuilderDocker docker, string image, CancellationToken ct)
+    {
+        IReadOnlyList<(string File, byte[] Contents)> files;
+        try
+        {
+            files = await docker.ReadImageFilesAsync(image, DpkgPaths, DpkgStatus.MaxBytes, ct, firstFound: true).ConfigureAwait(false);
+        }
+        catch (DockerOperationException ex)
+        {
+            throw new InventoryException(RegistryClient.Safe(ex.Message), ex);
+        }
+
+        return DpkgStatus.Parse(files);
     }
 
     /// <summary>

@@ -24,6 +24,9 @@ public sealed class PostPushVerifier(BuilderDocker docker, IOptions<BuilderOptio
     /// <summary>The daemon's promoter (promotion requested through the coordinator), with the same registry client and verdicts.</summary>
     public Promoter Promoter(NamingOptions naming) => new(_registry.Value, new VerifiedStore(options.Value.StateFile), naming);
 
+    /// <summary>The push decision of a security rebuild (issue 27) for a build named by <paramref name="naming"/>.</summary>
+    public Build.PackageGate Gate(NamingOptions naming) => new(docker, _registry.Value, naming);
+
     /// <summary>The daemon's registry pruner (issue 27: `agentctl images prune`), with the same registry client.</summary>
     public Retention.RegistryPruner Pruner() => new(_registry.Value);
 

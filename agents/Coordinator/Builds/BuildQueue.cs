@@ -449,6 +449,15 @@ public sealed partial class BuildQueue
     }
 
     /// <summary>The ids of the builds held now.</summary>
+    /// <summary>When the newest build whose request matches was asked for, or null.</summary>
+    public DateTimeOffset? LastRequestedAt(Func<BuildRequest, bool> match)
+    {
+        lock (_lock)
+        {
+            return _builds.Values.Where(b => b.Request is { } r && match(r)).Select(b => (DateTimeOffset?)b.RequestedAt.ToDateTimeOffset()).Max();
+        }
+    }
+
     public IReadOnlyCollection<long> Ids()
     {
         lock (_lock)

@@ -9,6 +9,7 @@ public static class BuildsServiceCollectionExtensions
     {
         services.TryAddSingleton<BuildLogs>();
         services.TryAddSingleton<BuildQueue>();
+        services.TryAddSingleton<SecurityRebuildSchedule>();
         return services;
     }
 }

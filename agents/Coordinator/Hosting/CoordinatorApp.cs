@@ -114,6 +114,7 @@ public static class CoordinatorApp
         builder.Services.AddValidatedOptions<SecurityOptions>(builder.Configuration, SecurityOptions.Section, (c, o) => c.Bind(o));
         builder.Services.AddValidatedOptions<StorageOptions>(builder.Configuration, StorageOptions.Section, (c, o) => c.Bind(o));
         builder.Services.AddValidatedOptions<StateOptions>(builder.Configuration, StateOptions.Section, (c, o) => c.Bind(o));
+        builder.Services.AddValidatedOptions<Builds.SecurityRebuildOptions>(builder.Configuration, Builds.SecurityRebuildOptions.Section, (c, o) => c.Bind(o));
         builder.Services.AddValidatedOptions<Reports.IngestOptions>(builder.Configuration, Reports.IngestOptions.Section, (c, o) => c.Bind(o));
         builder.Services.AddValidatedOptions<Remediation.RemediationOptions>(builder.Configuration, Remediation.RemediationOptions.Section, (c, o) => c.Bind(o));
     }

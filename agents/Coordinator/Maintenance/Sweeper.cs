@@ -19,7 +19,8 @@ public sealed partial class Sweeper(
     StoreStartup startup,
     TimeProvider time,
     IOptions<State.StateOptions> options,
-    ILogger<Sweeper> logger) : BackgroundService
+    ILogger<Sweeper> logger,
+    SecurityRebuildSchedule? securityRebuilds = null) : BackgroundService
 {
     private static readonly TimeSpan RetentionEvery = TimeSpan.FromHours(1);
 
@@ -34,6 +35,18 @@ public sealed partial class Sweeper(
             state.Sweep(exportMetrics: leader);
             remediation.ExportBreakers(leader); // in the background: never holds up the sweep
             var now = time.GetUtcNow();
+            if (leader && securityRebuilds is not null)
+            {
+                try
+                {
+                    await securityRebuilds.RunDueAsync().ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is System.Data.Common.DbException or StoreUnavailableException or StoreConflictException)
+                {
+                    Log.ScheduleFailed(logger, ex.Message);
+                }
+            }
+
             if (leader && now - lastRetention >= RetentionEvery)
             {
                 lastRetention = now;
@@ -64,6 +77,9 @@ public sealed partial class Sweeper(
 
     private static partial class Log
     {
+        [LoggerMessage(2702, LogLevel.Warning, "the scheduled security rebuild could not be requested: {Reason}; tried again in a minute")]
+        public static partial void ScheduleFailed(ILogger logger, string reason);
+
         [LoggerMessage(2701, LogLevel.Error, "retention clean-up failed; will try again in an hour")]
         public static partial void RetentionFailed(ILogger logger, Exception ex);
     }

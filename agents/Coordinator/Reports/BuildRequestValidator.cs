@@ -18,6 +18,21 @@ internal static partial class BuildRequestValidator
     /// <summary>Null when the request is acceptable, else "field: reason".</summary>
     public static string? Validate(RequestBuildRequest request)
     {
+        if (request.Build is { Reason.Length: > 0 } withReason && ReasonProblem(withReason.Reason) is { } reasonProblem)
+        {
+            return reasonProblem;
+        }
+
+        if (request.Build is { SecurityRebuild: true } sr)
+        {
+            if (sr.Promote || sr.AllVerified || sr.Prune is not null || sr.Push || sr.NoCache || sr.Single || sr.Force || (sr.Tag.Length > 0 && sr.Tag != "testing"))
+            {
+                return "build.security_rebuild: it rebuilds without the cache and pushes testing by itself: tag, push, no_cache, single, force, promote, all_verified and prune must be unset";
+            }
+
+            return ImagesProblem(request.Build) ?? BuilderProblem(request);
+        }
+
         if (request.Build is { Prune: { } prune } pr)
         {
             if (pr.Promote || pr.AllVerified || pr.Push || pr.NoCache || pr.Single || pr.Force || (pr.Tag.Length > 0 && pr.Tag != "testing"))
@@ -99,6 +114,15 @@ internal static partial class BuildRequestValidator
 
         return null;
     }
+
+    /// <summary>The longest reason a build takes.</summary>
+    public const int MaxReason = 200;
+
+    private static string? ReasonProblem(string reason) =>
+        reason.Length > MaxReason ? $"build.reason: {reason.Length} characters, at most {MaxReason}"
+        : reason.Any(c => char.IsControl(c) || char.GetUnicodeCategory(c) is System.Globalization.UnicodeCategory.Format or System.Globalization.UnicodeCategory.LineSeparator or System.Globalization.UnicodeCategory.ParagraphSeparator)
+            ? "build.reason: control or format characters are not taken"
+        : null;
 
     private static string? BuilderProblem(RequestBuildRequest request) =>
         request.Builder.Length > 0 && !ReportValidator.IsValidNodeName(request.Builder) ? $"builder: \"{Cut(request.Builder)}\" is not a host name" : null;

@@ -205,6 +205,97 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
             "inspect", "--tls-verify=false", "--raw", $"docker://{reference}"], TimeSpan.FromMinutes(1))).ExitCode;
     }
 
+    [Fact]
+    public async Task SecurityRebuild_WithNoPackageChange_PushesNothing_AfterAPackageIsAddedToABase_PushesExactlyItAndItsDescendants()
+    {
+        await using var bridge = EngineApiCounter.BridgeFromHost(fx.Docker.NetworkNamespace, fx.Registry.Port);
+        await using var coordinator = await CoordinatorHarness.StartAsync();
+        using var repo = Fixtures.CopyRepository();
+        // Two Debian bases of this host's real dpkg database, and a child of the first.
+        foreach (var image in new[] { "dpkg-a", "dpkg-b" })
+        {
+            await DpkgImages.WriteRootAsync(repo[$"{image}/root"]);
+            await File.WriteAllTextAsync(repo[$"{image}/Dockerfile.template"], $"FROM scratch\nCOPY {image}/root/ /\n");
+        }
+
+        Directory.CreateDirectory(repo["dpkg-a/child"]);
+        await File.WriteAllTextAsync(repo["dpkg-a/child/Dockerfile.template"], "FROM {{registry}}/{{image_prefix}}-dpkg-a:{{tag}}\nLABEL org.toolforge.test.child=\"1\"\n");
+        var (started, prefix) = await ServingBuilder.StartAsync(coordinator, fx, repo);
+        await using var daemon = started;
+        var first = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "dpkg-a", "dpkg-b", "--push");
+        Assert.True(first.ExitCode == 0, first.ToString());
+        Assert.True((string?)(await FinishedAsync(coordinator, IdOf(first), daemon))["state"] == "succeeded", daemon.Output);
+        var images = new[] { "dpkg-a", "dpkg-a/child", "dpkg-b" };
+        var before = new Dictionary<string, (string Testing, int Tags)>();
+        foreach (var image in images)
+        {
+            before[image] = await TestingAsync(image);
+        }
+
+        // No package changed: everything is rebuilt without the cache, nothing is pushed.
+        var same = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "security", "--reason", "DSA-5000-1 nothing");
+        Assert.True(same.ExitCode == 0, same.ToString());
+        Assert.StartsWith("security rebuild ", same.Stdout, StringComparison.Ordinal);
+        var sameBuild = await FinishedAsync(coordinator, same.Stdout.Split(' ')[2], daemon);
+        Assert.True((string?)sameBuild["state"] == "succeeded", sameBuild.ToJsonString() + daemon.Output);
+        Assert.Equal("DSA-5000-1 nothing", (string?)sameBuild["request"]!["reason"]);
+        Assert.Equal(images.Select(i => (i, "same-packages")), ResultsOf(sameBuild));
+        var sameLog = (await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "build-log", (string)sameBuild["id"]!)).Stdout;
+        Assert.Contains($"[dpkg-a] not pushed: the same ", sameLog, StringComparison.Ordinal);
+        Assert.Contains("[dpkg-a] building ", sameLog, StringComparison.Ordinal); // it was rebuilt, not taken from the cache as unchanged
+        foreach (var image in images)
+        {
+            Assert.Equal(before[image], await TestingAsync(image)); // testing where it was, no history tag added: nothing pushed
+        }
+
+        // A package added to one base: exactly it and its child are pushed.
+        await DpkgImages.WriteRootAsync(repo["dpkg-a/root"], DpkgImages.Planted);
+        var changed = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "security", "--reason", "DSA-5001-1 planted");
+        Assert.True(changed.ExitCode == 0, changed.ToString());
+        var changedBuild = await FinishedAsync(coordinator, changed.Stdout.Split(' ')[2], daemon);
+        Assert.True((string?)changedBuild["state"] == "succeeded", changedBuild.ToJsonString() + daemon.Output);
+        Assert.Equal([("dpkg-a", "pushed"), ("dpkg-a/child", "pushed"), ("dpkg-b", "same-packages")], ResultsOf(changedBuild));
+        var changedLog = (await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "build-log", (string)changedBuild["id"]!)).Stdout;
+        Assert.Contains($"[dpkg-a] pushing: 1 package change(s) from testing ({before["dpkg-a"].Testing}): +toolforge-planted 1.0-1 all", changedLog, StringComparison.Ordinal);
+        Assert.Contains("[dpkg-a/child] pushing: its parent was pushed", changedLog, StringComparison.Ordinal);
+        Assert.NotEqual(before["dpkg-a"].Testing, (await TestingAsync("dpkg-a")).Testing);
+        Assert.NotEqual(before["dpkg-a/child"].Testing, (await TestingAsync("dpkg-a/child")).Testing);
+        Assert.Equal(before["dpkg-b"], await TestingAsync("dpkg-b"));
+
+        // The audit names the reason.
+        await using var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={coordinator.DatabasePath};Mode=ReadOnly;Pooling=False");
+        await c.OpenAsync();
+        var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT detail FROM audit WHERE action = 'request-build' AND detail LIKE '%security_rebuild=True%' ORDER BY id";
+        var details = new List<string>();
+        await using (var r = await cmd.ExecuteReaderAsync())
+        {
+            while (await r.ReadAsync())
+            {
+                details.Add(r.GetString(0));
+            }
+        }
+
+        Assert.Equal(2, details.Count);
+        Assert.Contains("reason=DSA-5001-1 planted", details[1], StringComparison.Ordinal);
+
+        static IEnumerable<(string, string)> ResultsOf(JsonNode build) =>
+            build["images"]!.AsArray().Select(i => ((string)i!["path"]!, (string)i["result"]!)).Order();
+
+        // testing's digest (skopeo, an independent client) and how many tags the repository has.
+        async Task<(string Testing, int Tags)> TestingAsync(string image)
+        {
+            var reference = $"docker://{fx.Registry.Address}/{prefix}-{image.Replace('/', '-')}";
+            var digest = await Run.ProcessAsync("nsenter", ["--net=/run/netns/" + fx.Docker.NetworkNamespace, Peer.Require("skopeo", "skopeo"), "inspect", "--tls-verify=false",
+                "--format", "{{.Digest}}", reference + ":testing"], TimeSpan.FromMinutes(1));
+            Assert.True(digest.ExitCode == 0, digest.ToString());
+            var tags = await Run.ProcessAsync("nsenter", ["--net=/run/netns/" + fx.Docker.NetworkNamespace, Peer.Require("skopeo", "skopeo"), "list-tags", "--tls-verify=false", reference],
+                TimeSpan.FromMinutes(1));
+            Assert.True(tags.ExitCode == 0, tags.ToString());
+            return (digest.Stdout.Trim(), System.Text.Json.Nodes.JsonNode.Parse(tags.Stdout)!["Tags"]!.AsArray().Count);
+        }
+    }
+
     private static async Task<JsonNode> FinishedAsync(CoordinatorHarness coordinator, string id, BackgroundProcess daemon)
     {
         JsonNode? build = null;
