@@ -90,7 +90,11 @@ public sealed class ShippedConfigTests
     private static SectionWithParts Coordinator(IServiceProvider sp) => new(
         [BoundConfig.Bind<CoordinatorOptions>(sp), BoundConfig.Bind<SecurityOptions>(sp), BoundConfig.Bind<StorageOptions>(sp), BoundConfig.Bind<StateOptions>(sp),
             BoundConfig.Bind<Reports.IngestOptions>(sp)],
-        new Dictionary<string, object> { ["Remediation"] = BoundConfig.Bind<Remediation.RemediationOptions>(sp) });
+        new Dictionary<string, object>
+        {
+            ["Remediation"] = BoundConfig.Bind<Remediation.RemediationOptions>(sp),
+            ["SecurityRebuild"] = BoundConfig.Bind<Builds.SecurityRebuildOptions>(sp),
+        });
 
     [Fact]
     public async Task AStringForAdmins_AnUnknownSection_AndAnUnknownVariable_StopTheDaemon()
