@@ -28,10 +28,13 @@ public sealed record ImageReport(string Path, string Name, string Result, TimeSp
     /// <summary>The package inventory of the digest pushed, when one was taken (issue 27).</summary>
     public Inventory.ImageInventory? Inventory { get; init; }
 
-    public bool Ok => Result is "built" or "unchanged" or "pushed" or SamePackages;
+    public bool Ok => Result is "built" or "unchanged" or "pushed" or SamePackages or NoPackages;
 
     /// <summary>A security rebuild's image not pushed: its package set is testing's (issue 27).</summary>
     public const string SamePackages = "same-packages";
+
+    /// <summary>A security rebuild's image not pushed: neither it nor testing has a dpkg database, and its parent was not pushed.</summary>
+    public const string NoPackages = "no-packages";
 }
 
 /// <summary>Where a run's output goes: every line carries the image it is about.</summary>
@@ -49,6 +52,7 @@ public interface IBuildLog
 /// </summary>
 public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSettings settings, IBuildLog log, TimeProvider? time = null)
 {
+    private readonly HashSet<string> _willPush = new(StringComparer.Ordinal); // a security rebuild's images judged to be pushed
     private readonly TimeProvider _time = time ?? TimeProvider.System;
 
     /// <summary>The plan for these images in build order, with each image's skip prediction (needs Docker).</summary>
@@ -123,22 +127,27 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
             }
             else
             {
-                var pushed = new HashSet<string>(StringComparer.Ordinal);
                 foreach (var item in plan.Where(i => reports[i.Path].Ok))
                 {
-                    if (settings.Gate is { } gate && await GateAsync(gate, item, reports[item.Path], pushed, ct).ConfigureAwait(false) is { } held)
+                    if (settings.Gate is not null)
                     {
-                        reports[item.Path] = held;
-                        log.Result(held);
-                        continue;
+                        if (reports[item.Path].Result is ImageReport.SamePackages or ImageReport.NoPackages)
+                        {
+                            continue; // not pushed: said when it was judged
+                        }
+
+                        // Built on a parent of this rebuild that did not reach the registry: pushing it would publish a base
+                        // the registry does not have.
+                        if (item.Parent is { } parent && reports.TryGetValue(parent, out var p) && p.Result is not ("pushed" or ImageReport.SamePackages or ImageReport.NoPackages))
+                        {
+                            reports[item.Path] = reports[item.Path] with { Result = "push-failed", Error = $"its parent {parent} was not pushed ({p.Result})" };
+                            log.Line(item.Path, $"NOT PUSHED: its parent {parent} was not pushed ({p.Result})");
+                            log.Result(reports[item.Path]);
+                            continue;
+                        }
                     }
 
                     reports[item.Path] = await PushOneAsync(item, reports[item.Path], ct).ConfigureAwait(false);
-                    if (reports[item.Path].Result == "pushed")
-                    {
-                        pushed.Add(item.Path);
-                    }
-
                     log.Result(reports[item.Path]);
                 }
             }
@@ -193,10 +202,16 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
             await using var context = await item.Inputs.ContextTarAsync(ct).ConfigureAwait(false);
             var labels = OciLabels.For(settings.Source, _time.GetUtcNow());
             labels[BuildInputs.HashLabel] = hash;
+            // A security rebuild pulls the tree's own bases (a root's FROM) again: their packages are what it is for.
             var id = await docker.BuildAsync(context, item.FullName, BuildInputs.DockerfileInContext, labels,
-                settings.NoCache, settings.Pull, line => log.Line(item.Path, line), ct).ConfigureAwait(false);
+                settings.NoCache, settings.Pull || (settings.Gate is not null && item.Parent is null), line => log.Line(item.Path, line), ct).ConfigureAwait(false);
             var built = new ImageReport(item.Path, item.FullName, "built", sw.Elapsed, id, string.Empty);
             log.Line(item.Path, $"built {item.FullName} ({id}) in {sw.Elapsed.TotalSeconds:0.0}s");
+            if (settings.Gate is { } gate)
+            {
+                built = await GateAfterBuildAsync(gate, item, built, ct).ConfigureAwait(false);
+            }
+
             log.Result(built);
             return built;
         }
@@ -213,18 +228,36 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
         }
     }
 
-    // A security rebuild (issue 27): the report that stands instead of a push (same packages as testing, or the decision
-    // failed), or null to push. A decision that cannot be made fails the image: never pushed on a guess.
-    private async Task<ImageReport?> GateAsync(PackageGate gate, PlannedImage item, ImageReport built, HashSet<string> pushed, CancellationToken ct)
+    // A security rebuild (issue 27), right after an image is built and before anything builds on it: the report that
+    // stands — built (to be pushed), same-packages / no-packages (not pushed; the local tag put back on testing's image,
+    // so children build on what the registry has), or push-failed when the sets could not be compared (never pushed on a
+    // guess; its descendants are skipped).
+    private async Task<ImageReport> GateAfterBuildAsync(PackageGate gate, PlannedImage item, ImageReport built, CancellationToken ct)
     {
         try
         {
-            var parentPushed = item.Parent is { } parent && pushed.Contains(parent);
-            var decision = await gate.DecideAsync(item.Path, built.Digest.Length > 0 ? built.Digest : item.FullName, parentPushed, ct).ConfigureAwait(false);
-            log.Line(item.Path, decision.Push ? $"pushing: {decision.Why}" : $"not pushed: {decision.Why}");
-            return decision.Push ? null : built with { Result = ImageReport.SamePackages };
+            bool parentPushes;
+            lock (_willPush)
+            {
+                parentPushes = item.Parent is { } parent && _willPush.Contains(parent);
+            }
+
+            var decision = await gate.DecideAsync(item.Path, built.Digest, parentPushes, ct).ConfigureAwait(false);
+            if (decision.Push)
+            {
+                lock (_willPush)
+                {
+                    _willPush.Add(item.Path);
+                }
+
+                log.Line(item.Path, $"to be pushed: {decision.Why}");
+                return built;
+            }
+
+            log.Line(item.Path, $"not pushed: {decision.Why}; {item.FullName} is {Promotion.TagPolicy.Testing}'s image again here, for what builds on it");
+            return built with { Result = decision.NoPackages ? ImageReport.NoPackages : ImageReport.SamePackages, Digest = decision.Testing ?? built.Digest };
         }
-        catch (Exception ex) when (ex is Promotion.PromotionException or Inventory.InventoryException or DockerOperationException)
+        catch (Exception ex) when (ex is not OperationCanceledException and not OutOfMemoryException)
         {
             var message = Promotion.RegistryClient.Safe(ex.Message);
             log.Line(item.Path, $"NOT PUSHED: the package sets could not be compared: {message}");

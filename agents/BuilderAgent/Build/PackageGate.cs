@@ -6,7 +6,9 @@ using Toolforge.Agents.BuilderAgent.Promotion;
 namespace Toolforge.Agents.BuilderAgent.Build;
 
 /// <summary>Whether a security rebuild pushes an image, and why (said in the build's log).</summary>
-public sealed record PushDecision(bool Push, string Why);
+/// <param name="Testing">The digest testing names now (null when there is none); what the local tag is put back to when not pushed.</param>
+/// <param name="NoPackages">Neither the image nor testing has a dpkg database: nothing to judge by.</param>
+public sealed record PushDecision(bool Push, string Why, string? Testing = null, bool NoPackages = false);
 
 /// <summary>
 /// A security rebuild's push decision (issue 27, Yelp's docker-push-latest-if-changed): an image rebuilt without the
@@ -35,11 +37,29 @@ public sealed class PackageGate(BuilderDocker docker, RegistryClient registry, N
         }
 
         IReadOnlyList<DebPackage> before, after;
-        await using (await docker.HoldImagesAsync(ct).ConfigureAwait(false)) // no prune between the pull and the reads
+        PushDecision decision;
+        await using (await docker.HoldImagesAsync(ct).ConfigureAwait(false)) // no prune between the pull, the reads and the tag
         {
             await docker.EnsureImageAsync(repository, testing.Digest, ct).ConfigureAwait(false);
             before = await PackageInventory.ReadPackagesAsync(docker, $"{repository}@{testing.Digest}", ct).ConfigureAwait(false);
             after = await PackageInventory.ReadPackagesAsync(docker, builtImage, ct).ConfigureAwait(false);
+            decision = Decide(before, after, testing.Digest);
+            if (!decision.Push)
+            {
+                // Not pushed: the local tag goes back to testing's image, so what builds on it next (the children of
+                // this rebuild, a later build) builds on what the registry has, never on this unpushed rebuild.
+                await docker.TagImageAsync($"{repository}@{testing.Digest}", repository, naming.Tag, ct).ConfigureAwait(false);
+            }
+        }
+
+        return decision;
+    }
+
+    private static PushDecision Decide(IReadOnlyList<DebPackage> before, IReadOnlyList<DebPackage> after, string testing)
+    {
+        if (before.Count == 0 && after.Count == 0)
+        {
+            return new PushDecision(false, $"no Debian package database in it nor in {TagPolicy.Testing} ({testing}): nothing to judge by (pushed only with its parent)", testing, NoPackages: true);
         }
 
         var was = before.Select(Key).ToHashSet(StringComparer.Ordinal);
@@ -48,13 +68,14 @@ public sealed class PackageGate(BuilderDocker docker, RegistryClient registry, N
         var added = now.Except(was).Order(StringComparer.Ordinal).ToList();
         if (gone.Count == 0 && added.Count == 0)
         {
-            return new PushDecision(false, $"the same {now.Count} Debian package(s) as {TagPolicy.Testing} ({testing.Digest})");
+            return new PushDecision(false, $"the same {now.Count} Debian package(s) as {TagPolicy.Testing} ({testing})", testing);
         }
 
         var changes = added.Select(a => "+" + a).Concat(gone.Select(g => "-" + g)).ToList();
-        return new PushDecision(true, $"{changes.Count} package change(s) from {TagPolicy.Testing} ({testing.Digest}): "
-            + string.Join(", ", changes.Take(ChangesSaid)) + (changes.Count > ChangesSaid ? ", …" : string.Empty));
+        return new PushDecision(true, $"{changes.Count} package change(s) from {TagPolicy.Testing} ({testing}): "
+            + string.Join(", ", changes.Take(ChangesSaid)) + (changes.Count > ChangesSaid ? ", …" : string.Empty), testing);
     }
 
-    private static string Key(DebPackage p) => $"{p.Name} {p.Version} {p.Architecture}";
+    // The state too: a package gone from installed to config-files (its files removed) is a change.
+    private static string Key(DebPackage p) => p.State is "installed" or "" ? $"{p.Name} {p.Version} {p.Architecture}" : $"{p.Name} {p.Version} {p.Architecture} ({p.State})";
 }

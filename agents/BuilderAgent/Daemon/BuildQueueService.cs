@@ -274,9 +274,26 @@ internal sealed partial class BuildQueueService(
         }
 
         var session = BuildSession.Open(o.Repository, new NamingOptions(o.Registry, o.ImagePrefix, tag));
-        return (session, request.Images.Count == 0
-            ? session.Graph.TopologicalOrder(session.Graph.Images.Select(i => i.Path).ToHashSet(StringComparer.Ordinal)) // every image of the tree
-            : session.Select(request.Images, request.Single));
+        if (request.Images.Count == 0)
+        {
+            return (session, session.Graph.TopologicalOrder(session.Graph.Images.Select(i => i.Path).ToHashSet(StringComparer.Ordinal))); // every image of the tree
+        }
+
+        var order = session.Select(request.Images, request.Single);
+        if (!request.SecurityRebuild)
+        {
+            return (session, order);
+        }
+
+        // A security rebuild rebuilds whatever builds on what it rebuilds: an ancestor of a named image that is pushed
+        // must not leave its other children on the old one.
+        var all = order.ToHashSet(StringComparer.Ordinal);
+        foreach (var path in order)
+        {
+            all.UnionWith(session.Graph.Descendants(path));
+        }
+
+        return (session, session.Graph.TopologicalOrder(all));
     }
 
     private async Task RunBuildAsync(Command command, CancellationToken stoppingToken)

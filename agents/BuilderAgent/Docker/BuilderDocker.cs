@@ -584,6 +584,14 @@ public sealed class BuilderDocker : IDisposable
             return true;
         }, ct);
 
+    /// <summary>Points <paramref name="repository"/>:<paramref name="tag"/> at the image <paramref name="source"/> (a reference or id the engine holds).</summary>
+    public Task TagImageAsync(string source, string repository, string tag, CancellationToken ct) =>
+        Call($"tag {source} as {repository}:{tag}", async t =>
+        {
+            await _short.Images.TagImageAsync(source, new ImageTagParameters { RepositoryName = repository, Tag = tag }, t).ConfigureAwait(false);
+            return true;
+        }, ct);
+
     public Task RemoveImageAsync(string id, CancellationToken ct) =>
         Call($"remove image {id}", async t =>
         {

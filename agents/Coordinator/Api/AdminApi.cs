@@ -194,7 +194,7 @@ public sealed class AdminApi(
             ? $"images={string.Join(",", request.Build?.Images ?? [])} keep={prune.Keep} keep_days={prune.KeepDays} dry_run={prune.DryRun} builder={request.Builder}"
             : promote
             ? $"images={string.Join(",", request.Build?.Images ?? [])} all_verified={request.Build?.AllVerified} builder={request.Builder}"
-            : $"images={string.Join(",", request.Build?.Images ?? [])} tag={request.Build?.Tag} push={request.Build?.Push} no_cache={request.Build?.NoCache} security_rebuild={request.Build?.SecurityRebuild} reason={request.Build?.Reason} builder={request.Builder}",
+            : $"images={string.Join(",", request.Build?.Images ?? [])} tag={request.Build?.Tag} push={request.Build?.Push} no_cache={request.Build?.NoCache} security_rebuild={request.Build?.SecurityRebuild} reason={Common.Cli.Output.Escape(ReportLimits.Cut(request.Build?.Reason ?? string.Empty, 200))} builder={request.Builder}",
             ReportLimits.MaxMessage);
         try
         {

@@ -448,7 +448,6 @@ public sealed partial class BuildQueue
         }
     }
 
-    /// <summary>The ids of the builds held now.</summary>
     /// <summary>When the newest build whose request matches was asked for, or null.</summary>
     public DateTimeOffset? LastRequestedAt(Func<BuildRequest, bool> match)
     {
@@ -458,6 +457,7 @@ public sealed partial class BuildQueue
         }
     }
 
+    /// <summary>The ids of the builds held now.</summary>
     public IReadOnlyCollection<long> Ids()
     {
         lock (_lock)

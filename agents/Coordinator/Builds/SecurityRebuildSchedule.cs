@@ -43,16 +43,17 @@ public sealed class SecurityRebuildOptions : IValidatedOptions
 
 /// <summary>
 /// Asks for the scheduled security rebuild when it is due: on the instance holding the sweeper lease only, looked at
-/// once a minute by the sweeper; due when no security rebuild was asked for within Interval (the coordinator's start
-/// counts as one, so a restart does not rebuild at once). Audited as request-build by "coordinator".
+/// by the sweeper every SweepInterval; due when no security rebuild of the same images was asked for within Interval
+/// (the coordinator's start counts as one only when none is stored). Audited as request-build by <see cref="Identity"/>.
 /// </summary>
 public sealed partial class SecurityRebuildSchedule(BuildQueue builds, AuditLog audit, IOptions<SecurityRebuildOptions> options, TimeProvider time, ILogger<SecurityRebuildSchedule> logger)
 {
-    public const string Identity = "coordinator";
+    /// <summary>Who asks, in the build records and the audit: upper-case letters, which no certificate's identity has (they are lower-cased).</summary>
+    public const string Identity = "Coordinator:SecurityRebuild";
 
     private readonly DateTimeOffset _started = time.GetUtcNow();
     private readonly SemaphoreSlim _one = new(1, 1);
-    private DateTimeOffset _lastLook = DateTimeOffset.MinValue;
+    private DateTimeOffset? _lastSeen; // the newest scheduled rebuild seen: outlives its build record's retention
 
     /// <summary>The build asked for now, or null when none was due (or the schedule is off). One call at a time.</summary>
     public async Task<Build?> RunDueAsync()
@@ -72,13 +73,21 @@ public sealed partial class SecurityRebuildSchedule(BuildQueue builds, AuditLog 
     {
         var o = options.Value;
         var now = time.GetUtcNow();
-        if (o.Interval <= TimeSpan.Zero || now - _lastLook < TimeSpan.FromMinutes(1))
+        if (o.Interval <= TimeSpan.Zero)
         {
             return null;
         }
 
-        _lastLook = now;
-        var last = builds.LastRequestedAt(r => r.SecurityRebuild) is { } at && at > _started ? at : _started;
+        // Counted from the last security rebuild of the same images (by anyone: an admin's covers it), as stored; from
+        // this start only when there is none (a fresh install does not rebuild at once; a restart does not reset it).
+        var wanted = o.Images.Order(StringComparer.Ordinal).ToList();
+        var stored = builds.LastRequestedAt(r => r.SecurityRebuild && r.Images.Order(StringComparer.Ordinal).SequenceEqual(wanted, StringComparer.Ordinal));
+        if (stored is { } s && (_lastSeen is null || s > _lastSeen))
+        {
+            _lastSeen = s;
+        }
+
+        var last = _lastSeen ?? _started;
         if (now - last < o.Interval)
         {
             return null;
@@ -88,6 +97,7 @@ public sealed partial class SecurityRebuildSchedule(BuildQueue builds, AuditLog 
         request.Build.Images.AddRange(o.Images);
         var build = await builds.RequestAsync(Identity, request).ConfigureAwait(false);
         await audit.WriteAsync(Identity, "request-build", "accepted", $"build={build.Id} security_rebuild=True reason={o.Reason} images={string.Join(",", o.Images)} (Coordinator:SecurityRebuild every {o.Interval})").ConfigureAwait(false);
+        _lastSeen = now;
         Log.Requested(logger, build.Id, o.Interval);
         return build;
     }

@@ -41,7 +41,7 @@ public sealed partial class Sweeper(
                 {
                     await securityRebuilds.RunDueAsync().ConfigureAwait(false);
                 }
-                catch (Exception ex) when (ex is System.Data.Common.DbException or StoreUnavailableException or StoreConflictException)
+                catch (Exception ex) when (ex is System.Data.Common.DbException or StoreUnavailableException or StoreConflictException or InvalidOperationException)
                 {
                     Log.ScheduleFailed(logger, ex.Message);
                 }
@@ -77,7 +77,7 @@ public sealed partial class Sweeper(
 
     private static partial class Log
     {
-        [LoggerMessage(2702, LogLevel.Warning, "the scheduled security rebuild could not be requested: {Reason}; tried again in a minute")]
+        [LoggerMessage(2702, LogLevel.Warning, "the scheduled security rebuild could not be requested: {Reason}; tried again at the next sweep")]
         public static partial void ScheduleFailed(ILogger logger, string reason);
 
         [LoggerMessage(2701, LogLevel.Error, "retention clean-up failed; will try again in an hour")]

@@ -30,6 +30,11 @@ internal static partial class BuildRequestValidator
                 return "build.security_rebuild: it rebuilds without the cache and pushes testing by itself: tag, push, no_cache, single, force, promote, all_verified and prune must be unset";
             }
 
+            if (string.IsNullOrWhiteSpace(sr.Reason))
+            {
+                return "build.reason: say why (a DSA number, \"scheduled\"): a security rebuild is recorded with its reason";
+            }
+
             return ImagesProblem(request.Build) ?? BuilderProblem(request);
         }
 

@@ -23,24 +23,38 @@ public sealed class SecurityRebuildScheduleTests
         var schedule = h.Services.GetRequiredService<SecurityRebuildSchedule>();
 
         h.Time!.Advance(TimeSpan.FromMinutes(119));
-        Assert.Null(await schedule.RunDueAsync()); // not yet: counted from the start
+        Assert.Null(await schedule.RunDueAsync()); // not yet: counted from the start (no throttle: this is the judgement)
         Assert.Equal(0, SecurityBuilds(h));
 
         h.Time.Advance(TimeSpan.FromMinutes(2));
         await schedule.RunDueAsync(); // due: asked for by this call or the sweeper's, once
         var first = Assert.Single(h.Services.GetRequiredService<BuildQueue>().List(1000), b => b.Request.SecurityRebuild);
-        Assert.Equal(("coordinator", "weekly DSA sweep", "base-a"), (first.RequestedBy, first.Request.Reason, first.Request.Images.Single()));
+        Assert.Equal((SecurityRebuildSchedule.Identity, "weekly DSA sweep", "base-a"), (first.RequestedBy, first.Request.Reason, first.Request.Images.Single()));
+        Assert.Null(await schedule.RunDueAsync()); // asked for just now: not again
 
-        // An admin's security rebuild an hour later moves the next one: counted from the last asked for, by anyone.
+        // An admin's security rebuild of other images does not move it; one of the same images does.
         h.Time.Advance(TimeSpan.FromHours(1));
-        var admin = await h.AdminClient(CoordinatorHarness.Admin).RequestBuildAsync(new RequestBuildRequest { Build = new BuildRequest { SecurityRebuild = true, Reason = "DSA-5834-1" } });
+        var admin = h.AdminClient(CoordinatorHarness.Admin);
+        await admin.RequestBuildAsync(new RequestBuildRequest { Build = new BuildRequest { SecurityRebuild = true, Reason = "DSA-5834-1", Images = { "base-b" } } });
+        await admin.RequestBuildAsync(new RequestBuildRequest { Build = new BuildRequest { SecurityRebuild = true, Reason = "DSA-5835-1", Images = { "base-a" } } });
         h.Time.Advance(TimeSpan.FromMinutes(90));
-        Assert.Null(await schedule.RunDueAsync());
-        Assert.Equal(2, SecurityBuilds(h));
+        Assert.Null(await schedule.RunDueAsync()); // 2 h 30 min after the first, but 1 h 30 min after the admin's of base-a
+        Assert.Equal(3, SecurityBuilds(h));
         h.Time.Advance(TimeSpan.FromMinutes(31));
         await schedule.RunDueAsync();
-        Assert.Equal(3, SecurityBuilds(h));
-        Assert.Equal("DSA-5834-1", admin.Request.Reason);
+        Assert.Equal(4, SecurityBuilds(h));
+
+        // A restart does not reset the clock: counted from the stored last one, not from the new start.
+        h.Time.Advance(TimeSpan.FromMinutes(119));
+        await h.RestartAsync();
+        h.Time.Advance(TimeSpan.FromMinutes(2));
+        await h.Services.GetRequiredService<SecurityRebuildSchedule>().RunDueAsync();
+        Assert.Equal(5, SecurityBuilds(h));
+
+        // The reason is required and no certificate can speak as the schedule (identities are lower-cased).
+        var noReason = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => h.AdminClient(CoordinatorHarness.Admin).RequestBuildAsync(new RequestBuildRequest { Build = new BuildRequest { SecurityRebuild = true } }).ResponseAsync);
+        Assert.StartsWith("build.reason: say why", noReason.Status.Detail, StringComparison.Ordinal);
+        Assert.NotEqual(SecurityRebuildSchedule.Identity, SecurityRebuildSchedule.Identity.ToLowerInvariant());
     }
 
     [Fact]
