@@ -233,7 +233,7 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         }
 
         // No package changed: everything is rebuilt without the cache, nothing is pushed.
-        var same = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "security", "--reason", "DSA-5000-1 nothing");
+        var same = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "security", "dpkg-a", "dpkg-b", "--reason", "DSA-5000-1 nothing");
         Assert.True(same.ExitCode == 0, same.ToString());
         Assert.StartsWith("security rebuild ", same.Stdout, StringComparison.Ordinal);
         var sameBuild = await FinishedAsync(coordinator, same.Stdout.Split(' ')[2], daemon);
@@ -250,8 +250,9 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         }
 
         // A package added to one base: exactly it and its child are pushed.
+        Directory.Delete(repo["dpkg-a/root"], recursive: true);
         await DpkgImages.WriteRootAsync(repo["dpkg-a/root"], DpkgImages.Planted);
-        var changed = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "security", "--reason", "DSA-5001-1 planted");
+        var changed = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "security", "dpkg-a", "dpkg-b", "--reason", "DSA-5001-1 planted");
         Assert.True(changed.ExitCode == 0, changed.ToString());
         var changedBuild = await FinishedAsync(coordinator, changed.Stdout.Split(' ')[2], daemon);
         Assert.True((string?)changedBuild["state"] == "succeeded", changedBuild.ToJsonString() + daemon.Output);
