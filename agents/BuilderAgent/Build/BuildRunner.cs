@@ -28,6 +28,9 @@ public sealed record ImageReport(string Path, string Name, string Result, TimeSp
     /// <summary>The package inventory of the digest pushed, when one was taken (issue 27).</summary>
     public Inventory.ImageInventory? Inventory { get; init; }
 
+    /// <summary>A prune's result: the digests it deleted from the repository (issue 27).</summary>
+    public IReadOnlyList<string> Deleted { get; init; } = [];
+
     public bool Ok => Result is "built" or "unchanged" or "pushed" or SamePackages or NoPackages;
 
     /// <summary>A security rebuild's image not pushed: its package set is testing's (issue 27).</summary>

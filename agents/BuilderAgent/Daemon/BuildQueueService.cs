@@ -578,7 +578,7 @@ internal sealed partial class BuildQueueService(
                         : prune.DryRun ? $"would delete {plan.Deletions.Count} digest(s); {plan.Spared.Count} old tag(s) spared"
                         : $"deleted {r.Deleted.Count} of {plan.Deletions.Count} digest(s); {plan.Spared.Count} old tag(s) spared";
                     progress.Result(new ImageReport(path, repository, r.Error is not null ? "prune-failed" : prune.DryRun ? "would-prune" : "pruned", sw.Elapsed, string.Empty,
-                        r.Error ?? summary));
+                        r.Error ?? summary) { Deleted = r.Deleted });
                     if (r.Error is not null && count < paths.Count)
                     {
                         // A registry that is down would cost every repository its timeouts while the lane is held.

@@ -76,6 +76,7 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
             Duration = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(report.Duration),
             Digest = report.Digest,
             Error = report.Error,
+            Deleted = { report.Deleted },
         });
         if (report.Inventory is { } inventory)
         {

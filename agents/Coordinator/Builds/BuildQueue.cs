@@ -734,6 +734,12 @@ public sealed partial class BuildQueue
                 [.. inventory.Packages.Select(p => (p.Name, p.Version, p.Architecture))]));
         }
 
+        // The digests a prune deleted (issue 27): their inventories go in the same transaction (checked by InventoryCheck).
+        foreach (var image in progress.Images.Where(i => i.Deleted.Count > 0))
+        {
+            ops.Add(new ForgetImageInventories(image.Name, [.. image.Deleted]));
+        }
+
         if (ops.Count > 0)
         {
             await _writer.WriteAsync(ops.Count == 1 ? ops[0] : new StoreBatch(ops)).ConfigureAwait(false);

@@ -18,7 +18,12 @@ public static class InventoryCheck
     /// </summary>
     public static string? NotPushedHere(CommandProgress progress, Build build)
     {
-        if (progress.Inventories.Count > 0 && build.Request?.Push != true)
+        if (progress.Images.Any(i => i.Deleted.Count > 0) && build.Request?.Prune is not { DryRun: false })
+        {
+            return "images[].deleted: only a prune that is not a dry run deletes digests; nothing of this call was stored";
+        }
+
+        if (progress.Inventories.Count > 0 && build.Request?.Push != true && build.Request?.SecurityRebuild != true) // a security rebuild pushes by itself
         {
             return "inventories: this build was not asked to push, so it has no pushed image to describe; nothing of this call was stored";
         }
@@ -56,6 +61,28 @@ public static class InventoryCheck
 
     public static string? Problem(CommandProgress progress)
     {
+        for (var i = 0; i < progress.Images.Count; i++)
+        {
+            var deleted = progress.Images[i].Deleted;
+            if (deleted.Count > 10_000)
+            {
+                return $"images[{i}].deleted: at most 10000 digests (got {deleted.Count})";
+            }
+
+            if (deleted.Count > 0 && (progress.Images[i].Name.Length is 0 or > ReportLimits.MaxSubject || !progress.Images[i].Name.All(c => c is > ' ' and < '\u007f')))
+            {
+                return $"images[{i}].name: a prune's repository, 1 to {ReportLimits.MaxSubject} printable ASCII characters without spaces";
+            }
+
+            for (var k = 0; k < deleted.Count; k++)
+            {
+                if (!IsDigest(deleted[k]))
+                {
+                    return $"images[{i}].deleted[{k}]: not sha256:<64 hex digits>";
+                }
+            }
+        }
+
         if (progress.Inventories.Count > ReportLimits.MaxInventoriesPerProgress)
         {
             return $"inventories: at most {ReportLimits.MaxInventoriesPerProgress} per call (got {progress.Inventories.Count})";

@@ -88,6 +88,9 @@ public sealed record AppendBuildLog(long Build, IReadOnlyList<(long Seq, string 
 /// </summary>
 public sealed record SaveImageInventory(string Repository, string Digest, string Path, long RecordedAtMs, IReadOnlyList<(string Name, string Version, string Architecture)> Packages) : StoreOp;
 
+/// <summary>The package inventories of digests a prune deleted from <paramref name="Repository"/> (issue 27): forgotten.</summary>
+public sealed record ForgetImageInventories(string Repository, IReadOnlyList<string> Digests) : StoreOp;
+
 /// <summary>
 /// The sweeper lease still names <paramref name="Holder"/> with <paramref name="Epoch"/> and has not expired: else the
 /// batch is refused (<see cref="StoreConflictException"/>). Retention writes carry it. SQLite: always true.

@@ -133,6 +133,13 @@ public static class StorePlan
             case SaveImageInventory i:
                 ImageInventorySql.Save(i, s);
                 break;
+            case ForgetImageInventories f:
+                foreach (var digest in f.Digests)
+                {
+                    s.Add(new("DELETE FROM image_packages WHERE repository = $1 AND digest = $2", [f.Repository, digest]));
+                }
+
+                break;
             case LeaseFence f when leases:
                 s.Add(new("UPDATE sweeper_lease SET expires_at = expires_at WHERE id = 1 AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp()", [f.Holder, f.Epoch],
                     () => new StoreConflictException($"the sweeper lease (epoch {f.Epoch}) expired or moved to another instance; nothing of this batch was stored")));

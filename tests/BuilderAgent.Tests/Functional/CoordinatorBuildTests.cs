@@ -265,6 +265,12 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         Assert.NotEqual(before["dpkg-a/child"].Testing, (await TestingAsync("dpkg-a/child")).Testing);
         Assert.Equal(before["dpkg-b"], await TestingAsync("dpkg-b"));
 
+        // The pushed digests' inventories reached the coordinator: the planted package is found in the new dpkg-a and its child.
+        var planted = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "images", "--package", "toolforge-planted", "-o", "json");
+        Assert.True(planted.ExitCode == 0, planted.ToString() + changedLog);
+        Assert.Equal([("dpkg-a", (await TestingAsync("dpkg-a")).Testing), ("dpkg-a/child", (await TestingAsync("dpkg-a/child")).Testing)],
+            JsonNode.Parse(planted.Stdout)!["matches"]!.AsArray().Select(m => ((string)m!["path"]!, (string)m["digest"]!)).Order());
+
         // The audit names the reason.
         await using var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={coordinator.DatabasePath};Mode=ReadOnly;Pooling=False");
         await c.OpenAsync();

@@ -50,7 +50,7 @@ public sealed class PruneProtectionTests
         return rows;
     }
 
-    private static async Task<Command> NextCommandAsync(AsyncServerStreamingCall<Command> stream)
+    internal static async Task<Command> NextCommandAsync(AsyncServerStreamingCall<Command> stream)
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         Assert.True(await stream.ResponseStream.MoveNext(cts.Token));
@@ -125,5 +125,61 @@ public sealed class PruneProtectionTests
         Assert.Equal(queued.Id, command.BuildId);
         Assert.Empty(command.Protection.Digests);
         Assert.StartsWith("1 node-agent(s) listed their images longer ago than Coordinator:ImageListMaxAge (20 min): tools-k8s-worker-1 (30 min)", command.Protection.Refusal, StringComparison.Ordinal);
+    }
+}
+
+/// <summary>Issue 27: a digest a prune deleted is forgotten by `agentctl images --package`; only a real prune may say so.</summary>
+public sealed class PrunedInventoryTests
+{
+    private static readonly string DigestA = "sha256:" + new string('a', 64);
+    private const string Repository = "registry.test:5000/fx-base-a";
+
+    private static Task<Command> NextAsync(AsyncServerStreamingCall<Command> stream) => PruneProtectionTests.NextCommandAsync(stream);
+
+    [Fact]
+    public async Task ADigestAPruneDeleted_LeavesAgentctlImages_ADryRunOrABuildCannotSayItDeleted()
+    {
+        await using var h = await CoordinatorHarness.StartAsync();
+        var builderClient = h.AgentClient(CoordinatorHarness.Builder);
+        using var builder = builderClient.ReceiveCommands(new ReceiveCommandsRequest { Node = CoordinatorHarness.Builder, Agent = AgentKind.Builder });
+        var admin = h.AdminClient(CoordinatorHarness.Admin);
+
+        // A push build stores openssl in DigestA.
+        await admin.RequestBuildAsync(new RequestBuildRequest { Build = new BuildRequest { Images = { "base-a" }, Push = true } });
+        var build = await NextAsync(builder);
+        var pushed = new CommandProgress { CommandId = build.Id, Node = CoordinatorHarness.Builder, State = BuildState.Running };
+        pushed.Images.Add(new ImageResult { Path = "base-a", Name = Repository + ":testing", Result = "pushed", Digest = DigestA });
+        await builderClient.ReportCommandProgressAsync(pushed);
+        var inventory = new CommandProgress { CommandId = build.Id, Node = CoordinatorHarness.Builder };
+        inventory.Inventories.Add(new ImageInventory { Repository = Repository, Digest = DigestA, Path = "base-a", Packages = { new ImagePackage { Name = "openssl", Version = "3.0.15-1~deb12u1", Architecture = "amd64" } } });
+        await builderClient.ReportCommandProgressAsync(inventory);
+        await builderClient.ReportCommandProgressAsync(new CommandProgress { CommandId = build.Id, Node = CoordinatorHarness.Builder, State = BuildState.Succeeded });
+        Assert.Contains(DigestA, (await h.AgentCtlAsync(CoordinatorHarness.Viewer, "images", "--package", "openssl")).Stdout, StringComparison.Ordinal);
+
+        var node = new ReportRequest { Node = "tools-k8s-worker-1", Agent = AgentKind.Node, AgentVersion = "1.0.0", SentAt = Timestamp.FromDateTime(DateTime.UtcNow), ImagesAt = Timestamp.FromDateTime(DateTime.UtcNow) };
+        await h.AgentClient("tools-k8s-worker-1").ReportAsync(node);
+
+        // A dry run cannot say it deleted anything: refused whole, the rows stay.
+        await admin.RequestBuildAsync(new RequestBuildRequest { Build = new BuildRequest { Prune = new PruneRequest { Keep = 1, DryRun = true } } });
+        var dry = await NextAsync(builder);
+        var lie = new CommandProgress { CommandId = dry.Id, Node = CoordinatorHarness.Builder, State = BuildState.Succeeded };
+        lie.Images.Add(new ImageResult { Path = "base-a", Name = Repository, Result = "would-prune", Deleted = { DigestA } });
+        var refused = await Assert.ThrowsAsync<RpcException>(() => builderClient.ReportCommandProgressAsync(lie).ResponseAsync);
+        Assert.Equal((StatusCode.InvalidArgument, "images[].deleted: only a prune that is not a dry run deletes digests; nothing of this call was stored"), (refused.StatusCode, refused.Status.Detail));
+        Assert.Contains(DigestA, (await h.AgentCtlAsync(CoordinatorHarness.Viewer, "images", "--package", "openssl")).Stdout, StringComparison.Ordinal);
+
+        // A malformed digest is refused whole too.
+        await admin.RequestBuildAsync(new RequestBuildRequest { Build = new BuildRequest { Prune = new PruneRequest { Keep = 1 } } });
+        var prune = await NextAsync(builder);
+        var bad = new CommandProgress { CommandId = prune.Id, Node = CoordinatorHarness.Builder };
+        bad.Images.Add(new ImageResult { Path = "base-a", Name = Repository, Result = "pruned", Deleted = { "sha256:\u001b[2J" } });
+        Assert.Equal(StatusCode.InvalidArgument, (await Assert.ThrowsAsync<RpcException>(() => builderClient.ReportCommandProgressAsync(bad).ResponseAsync)).StatusCode);
+
+        // The real prune's result: the digest is forgotten.
+        var done = new CommandProgress { CommandId = prune.Id, Node = CoordinatorHarness.Builder, State = BuildState.Succeeded };
+        done.Images.Add(new ImageResult { Path = "base-a", Name = Repository, Result = "pruned", Error = "deleted 1 of 1 digest(s); 0 old tag(s) spared", Deleted = { DigestA } });
+        await builderClient.ReportCommandProgressAsync(done);
+        var after = await h.AgentCtlAsync(CoordinatorHarness.Viewer, "images", "--package", "openssl");
+        Assert.Equal("No images holding openssl found.", after.Stderr.Trim());
     }
 }
