@@ -27,9 +27,11 @@ public sealed class RegistryPruner(RegistryClient registry)
         bool dryRun, Action<string> say, CancellationToken ct, DateTimeOffset? youngerThan = null, Func<string?>? stillValid = null)
     {
         PrunePlan plan;
+        var planned = new HashSet<string>(StringComparer.Ordinal);
         try
         {
             var names = await registry.ListTagsAsync(name, ct).ConfigureAwait(false);
+            planned.UnionWith(names);
             if (names.FirstOrDefault(t => !TagName.IsMatch(t)) is { } odd)
             {
                 throw new PromotionException($"the registry lists a tag \"{RegistryClient.Safe(odd)}\", which is no tag name: the repository is left as it is");
@@ -65,6 +67,28 @@ public sealed class RegistryPruner(RegistryClient registry)
         }
 
         var deleted = new List<string>();
+        if (!dryRun && plan.Deletions.Count > 0)
+        {
+            // A tag someone added since the plan was read (another client tagging an old digest for a rollback) could
+            // name a digest the plan deletes: the tags are listed again, and any new name leaves the repository alone.
+            try
+            {
+                var now = await registry.ListTagsAsync(name, ct).ConfigureAwait(false);
+                var added = now.Where(t => !planned.Contains(t)).Take(5).ToList();
+                if (added.Count > 0)
+                {
+                    var why = $"tag(s) added since the plan was read ({string.Join(", ", added.Select(RegistryClient.Safe))}): nothing deleted here; prune again";
+                    say($"PRUNE STOPPED: {why}");
+                    return new PruneOutcome(plan, deleted, why);
+                }
+            }
+            catch (PromotionException ex)
+            {
+                say($"PRUNE STOPPED: {ex.Message} (nothing deleted in this repository)");
+                return new PruneOutcome(plan, deleted, ex.Message);
+            }
+        }
+
         foreach (var d in plan.Deletions)
         {
             if (dryRun)

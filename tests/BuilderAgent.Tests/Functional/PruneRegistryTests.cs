@@ -199,4 +199,44 @@ public sealed class PruneRegistryTests(ITestOutputHelper output)
         output.WriteLine($"{totalTags} tags seeded; 100 runs: {deletedTotal} digests deleted, {sparedHeld} old tags spared as held by a node, {sparedShared} as sharing a kept tag's digest");
         Assert.True(deletedTotal > 100 && sparedHeld > 50 && sparedShared > 10, "the runs exercised deletions and both guards");
     }
+
+    [Fact]
+    public async Task ATagAddedAfterThePlanWasRead_StopsTheRepository_NothingDeleted()
+    {
+        await using var reg = await PrivateRegistry.StartAsync();
+        using var registry = new RegistryClient(reg.Address, null, TimeSpan.FromSeconds(30));
+        const string name = "toolforge-rollback";
+        var layer = Json("layer");
+        await registry.PushBlobAsync(name, layer, CancellationToken.None);
+        var images = new List<Manifest>();
+        for (var i = 0; i < 3; i++)
+        {
+            var config = Json($"{{\"seed\":\"{i}\"}}");
+            await registry.PushBlobAsync(name, config, CancellationToken.None);
+            var m = ImageManifest(RegistryClient.Digest(config), config.Length, RegistryClient.Digest(layer), layer.Length);
+            await registry.PutManifestAsync(name, HistoryTags.For(new DateTimeOffset(2026, 6, 1 + i, 0, 0, 0, TimeSpan.Zero), m.Digest), m, CancellationToken.None);
+            images.Add(m);
+        }
+
+        await registry.PutManifestAsync(name, TagPolicy.Testing, images[2], CancellationToken.None);
+        var said = new List<string>();
+        var outcome = await new RegistryPruner(registry).PruneAsync($"{reg.Address}/{name}", name, 1, new HashSet<string>(), "none", dryRun: false, line =>
+        {
+            said.Add(line);
+            if (line.Contains(" history tag(s), ", StringComparison.Ordinal))
+            {
+                // Someone tags the oldest digest for a rollback between the plan and the deletions.
+                registry.PutManifestAsync(name, "rollback", images[0], CancellationToken.None).GetAwaiter().GetResult();
+            }
+        }, CancellationToken.None);
+
+        Assert.Equal("tag(s) added since the plan was read (rollback): nothing deleted here; prune again", outcome.Error);
+        Assert.Empty(outcome.Deleted);
+        Assert.Equal(2, outcome.Plan!.Deletions.Count); // the plan would have deleted both old digests
+        Assert.DoesNotContain(said, l => l.StartsWith("deleting ", StringComparison.Ordinal));
+        foreach (var m in images)
+        {
+            Assert.NotNull(await registry.GetManifestAsync(name, m.Digest, CancellationToken.None));
+        }
+    }
 }
