@@ -335,31 +335,16 @@ internal sealed partial class BuildQueueService(
     private async Task RunStartedAsync(Command command, BuildRequest request, BuilderOptions o, ProgressSender progress, CancellationToken ct, CancellationToken stoppingToken)
     {
         progress.State(BuildState.Running);
-        if (request.Prune is not null)
+        if (request.Prune is not null || request.Promote)
         {
             try
             {
-                await RunPruneAsync(command, request, o, progress, ct).ConfigureAwait(false);
+                await (request.Prune is not null ? RunPruneAsync(command, request, o, progress, ct) : RunPromotionAsync(command, request, o, progress, ct)).ConfigureAwait(false);
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested && ct.IsCancellationRequested && CancelledOf(command.Id) is { } asked
                 && ex is OperationCanceledException or IOException or HttpRequestException)
             {
-                EndCancelled(command, progress, asked, "stopped"); // what was deleted stays deleted, the rest was not
-            }
-
-            return;
-        }
-
-        if (request.Promote)
-        {
-            try
-            {
-                await RunPromotionAsync(command, request, o, progress, ct).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (!stoppingToken.IsCancellationRequested && ct.IsCancellationRequested && CancelledOf(command.Id) is { } asked
-                && ex is OperationCanceledException or IOException or HttpRequestException)
-            {
-                EndCancelled(command, progress, asked, "stopped"); // the manifests copied stay copied, the rest was not
+                EndCancelled(command, progress, asked, "stopped"); // the registry calls done stay done (manifests copied, digests deleted), the rest was not
             }
 
             return;
@@ -414,11 +399,7 @@ internal sealed partial class BuildQueueService(
             return;
         }
 
-        progress.State(error is null ? BuildState.Succeeded : BuildState.Failed, error);
-        Builds.WithLabels(error is null ? "succeeded" : "failed").Inc();
-        state.SetCheck("builder.last-build", error is null ? CheckState.Ok : CheckState.Warning,
-            error is null ? $"build {command.BuildId} succeeded ({reports.Count} images)" : $"build {command.BuildId} failed: {error}");
-        Log.Finished(logger, command.BuildId, error ?? "succeeded");
+        End(command, progress, error, $"build {command.BuildId}", $"{reports.Count} images");
     }
 
     /// <summary>
@@ -483,10 +464,15 @@ internal sealed partial class BuildQueueService(
             progress.Line("*", "ERROR: " + ex.Message);
         }
 
+        End(command, progress, error, $"promotion {command.BuildId}", $"{count} images");
+    }
+
+    // How every command that ran ends: its final state to the coordinator, the counter, the builder.last-build check, a line.
+    private void End(Command command, ProgressSender progress, string? error, string what, string done)
+    {
         progress.State(error is null ? BuildState.Succeeded : BuildState.Failed, error);
         Builds.WithLabels(error is null ? "succeeded" : "failed").Inc();
-        state.SetCheck("builder.last-build", error is null ? CheckState.Ok : CheckState.Warning,
-            error is null ? $"promotion {command.BuildId} succeeded ({count} images)" : $"promotion {command.BuildId} failed: {error}");
+        state.SetCheck("builder.last-build", error is null ? CheckState.Ok : CheckState.Warning, error is null ? $"{what} succeeded ({done})" : $"{what} failed: {error}");
         Log.Finished(logger, command.BuildId, error ?? "succeeded");
     }
 
@@ -599,11 +585,7 @@ internal sealed partial class BuildQueueService(
             progress.Line("*", "ERROR: " + ex.Message);
         }
 
-        progress.State(error is null ? BuildState.Succeeded : BuildState.Failed, error);
-        Builds.WithLabels(error is null ? "succeeded" : "failed").Inc();
-        state.SetCheck("builder.last-build", error is null ? CheckState.Ok : CheckState.Warning,
-            error is null ? $"prune {command.BuildId} succeeded ({count} repositories)" : $"prune {command.BuildId} failed: {error}");
-        Log.Finished(logger, command.BuildId, error ?? "succeeded");
+        End(command, progress, error, $"prune {command.BuildId}", $"{count} repositories");
     }
 
     /// <summary>How far ahead of this builder's clock the coordinator's taken_at may be (clocks apart) before it is refused.</summary>

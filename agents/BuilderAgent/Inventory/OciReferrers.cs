@@ -74,54 +74,55 @@ public static class OciReferrers
         return new Manifest(bytes, ImageManifest, RegistryClient.Digest(bytes));
     }
 
+    /// <summary>One entry of an image index: the digest it names and, for an inventory of ours, its kind and creation time.</summary>
+    public sealed record IndexEntry(string? Digest, string? Inventory, string? Created);
+
+    /// <summary>The entries of an image index's <c>manifests</c> list, in order; null when the bytes are not JSON or hold no such list.</summary>
+    public static List<IndexEntry>? Entries(byte[] index)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(index);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("manifests", out var list) || list.ValueKind != JsonValueKind.Array)
+            {
+                return null;
+            }
+
+            var entries = new List<IndexEntry>();
+            foreach (var m in list.EnumerateArray())
+            {
+                if (m.ValueKind != JsonValueKind.Object)
+                {
+                    entries.Add(new IndexEntry(null, null, null));
+                    continue;
+                }
+
+                var a = m.TryGetProperty("annotations", out var an) && an.ValueKind == JsonValueKind.Object ? an : (JsonElement?)null;
+                entries.Add(new IndexEntry(String(m, "digest"), a is { } x ? String(x, InventoryAnnotation) : null, a is { } y ? String(y, CreatedAnnotation) : null));
+            }
+
+            return entries;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+
+        static string? String(JsonElement e, string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="index"/> lists <paramref name="artifact"/>, or an inventory of ours created at or after
+    /// <paramref name="created"/> (a concurrent publish of the same digest that replaced ours: the digest keeps an inventory).
+    /// </summary>
+    public static bool ListsInventory(Manifest index, string artifact, string created) =>
+        Entries(index.Bytes)?.Any(e => e.Digest == artifact || (e.Inventory is not null && e.Created is { } at && string.CompareOrdinal(at, created) >= 0)) == true;
+
     /// <summary>
     /// The fallback tag's index with <paramref name="referrer"/> in it: <paramref name="existing"/> (null: the tag has no
     /// index yet) with its other descriptors kept as they are. Something under the tag that is not an OCI image index is
     /// not overwritten: refused.
     /// </summary>
-    /// <summary>
-    /// Whether <paramref name="index"/> lists <paramref name="artifact"/>, or an inventory of ours created at or after
-    /// <paramref name="created"/> (a concurrent publish of the same digest that replaced ours: the digest keeps an inventory).
-    /// </summary>
-    public static bool ListsInventory(Manifest index, string artifact, string created)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(index.Bytes);
-            if (!doc.RootElement.TryGetProperty("manifests", out var list) || list.ValueKind != JsonValueKind.Array)
-            {
-                return false;
-            }
-
-            foreach (var m in list.EnumerateArray())
-            {
-                if (m.ValueKind != JsonValueKind.Object)
-                {
-                    continue;
-                }
-
-                if (m.TryGetProperty("digest", out var d) && d.ValueKind == JsonValueKind.String && d.GetString() == artifact)
-                {
-                    return true;
-                }
-
-                if (m.TryGetProperty("annotations", out var a) && a.ValueKind == JsonValueKind.Object
-                    && a.TryGetProperty(InventoryAnnotation, out var kind) && kind.ValueKind == JsonValueKind.String
-                    && a.TryGetProperty(CreatedAnnotation, out var at) && at.ValueKind == JsonValueKind.String
-                    && string.CompareOrdinal(at.GetString(), created) >= 0)
-                {
-                    return true;
-                }
-            }
-
-            return false;
-        }
-        catch (JsonException)
-        {
-            return false;
-        }
-    }
-
     public static Manifest AddToIndex(Manifest? existing, OciDescriptor referrer)
     {
         var kept = new List<JsonElement>();

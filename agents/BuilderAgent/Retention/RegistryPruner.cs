@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Toolforge.Agents.BuilderAgent.Inventory;
 using Toolforge.Agents.BuilderAgent.Promotion;
 
@@ -17,9 +16,6 @@ public sealed record PruneOutcome(PrunePlan? Plan, IReadOnlyList<string> Deleted
 /// </summary>
 public sealed class RegistryPruner(RegistryClient registry)
 {
-    /// <summary>A tag as the distribution spec writes them; a registry listing anything else refuses the repository.</summary>
-    private static readonly System.Text.RegularExpressions.Regex TagName = new(@"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\z", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
-
     /// <summary>The most entries of one index the prune reads.</summary>
     private const int MaxIndexEntries = 1000;
 
@@ -32,7 +28,7 @@ public sealed class RegistryPruner(RegistryClient registry)
         {
             var names = await registry.ListTagsAsync(name, ct).ConfigureAwait(false);
             planned.UnionWith(names);
-            if (names.FirstOrDefault(t => !TagName.IsMatch(t)) is { } odd)
+            if (names.FirstOrDefault(t => Images.NamingOptions.TagProblem(t) is not null) is { } odd)
             {
                 throw new PromotionException($"the registry lists a tag \"{RegistryClient.Safe(odd)}\", which is no tag name: the repository is left as it is");
             }
@@ -142,32 +138,11 @@ public sealed class RegistryPruner(RegistryClient registry)
     // The digests an image index lists (bounded): what a kept or held index needs.
     private static List<string> IndexEntries(Manifest index, string tag)
     {
-        try
-        {
-            using var doc = JsonDocument.Parse(index.Bytes);
-            var listed = new List<string>();
-            if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("manifests", out var list) && list.ValueKind == JsonValueKind.Array)
-            {
-                foreach (var m in list.EnumerateArray())
-                {
-                    if (listed.Count >= MaxIndexEntries)
-                    {
-                        throw new PromotionException($"the index tag {RegistryClient.Safe(tag)} names lists more than {MaxIndexEntries} manifests: the repository is left as it is");
-                    }
-
-                    if (m.ValueKind == JsonValueKind.Object && m.TryGetProperty("digest", out var d) && d.ValueKind == JsonValueKind.String && d.GetString() is { } digest)
-                    {
-                        listed.Add(digest);
-                    }
-                }
-            }
-
-            return listed;
-        }
-        catch (JsonException)
-        {
-            throw new PromotionException($"the index tag {RegistryClient.Safe(tag)} names is not JSON: the repository is left as it is");
-        }
+        var entries = OciReferrers.Entries(index.Bytes)
+            ?? throw new PromotionException($"the index tag {RegistryClient.Safe(tag)} names is not an image index (no manifests list): the repository is left as it is");
+        return entries.Count > MaxIndexEntries
+            ? throw new PromotionException($"the index tag {RegistryClient.Safe(tag)} names lists more than {MaxIndexEntries} manifests: the repository is left as it is")
+            : [.. entries.Select(e => e.Digest).OfType<string>()];
     }
 
     // The inventory's index (the referrers tag of a deleted subject) and the artifacts of ours it lists.
@@ -179,35 +154,14 @@ public sealed class RegistryPruner(RegistryClient registry)
             return;
         }
 
-        var ours = new List<string>();
-        var others = 0;
-        try
+        if (OciReferrers.Entries(index.Bytes) is not { } entries)
         {
-            using var doc = JsonDocument.Parse(index.Bytes);
-            if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("manifests", out var list) && list.ValueKind == JsonValueKind.Array)
-            {
-                foreach (var m in list.EnumerateArray())
-                {
-                    var digest = m.ValueKind == JsonValueKind.Object && m.TryGetProperty("digest", out var dg) && dg.ValueKind == JsonValueKind.String ? dg.GetString() : null;
-                    var isOurs = m.ValueKind == JsonValueKind.Object && m.TryGetProperty("annotations", out var a) && a.ValueKind == JsonValueKind.Object
-                        && a.TryGetProperty(OciReferrers.InventoryAnnotation, out var kind) && kind.ValueKind == JsonValueKind.String;
-                    if (isOurs && digest is not null && digest.StartsWith("sha256:", StringComparison.Ordinal))
-                    {
-                        ours.Add(digest);
-                    }
-                    else
-                    {
-                        others++;
-                    }
-                }
-            }
-        }
-        catch (JsonException)
-        {
-            say($"left the referrers tag {tag}: its index is not JSON");
+            say($"left the referrers tag {tag}: it is not an image index");
             return;
         }
 
+        var ours = entries.Where(e => e.Inventory is not null && e.Digest is { } d && d.StartsWith("sha256:", StringComparison.Ordinal)).Select(e => e.Digest!).ToList();
+        var others = entries.Count - ours.Count;
         await registry.DeleteManifestAsync(name, index.Digest, ct).ConfigureAwait(false);
         foreach (var artifact in ours)
         {
