@@ -102,6 +102,11 @@ internal static class Render
         ? "-"
         : $"by {a.By} for {Durations.Format(a.Until.ToDateTimeOffset() - now)}: {a.Reason}";
 
+    /// <summary>What agentctl says when a build record was queued: a line naming how to follow it, or the record itself (-o json/yaml).</summary>
+    public static string Queued(string what, Build build, OutputFormat format) => format is OutputFormat.Table or OutputFormat.Wide
+        ? $"{what} {build.Id} queued{(build.Builder.Length > 0 ? $" on {Output.Escape(build.Builder)}" : " until a builder connects")}; follow it with: agentctl build-log {build.Id} -f\n"
+        : Message(build, format);
+
     // What a build record asked for, in a few words: a build, a promotion, a prune or a security rebuild (with its reason).
     private static string What(BuildRequest? r)
     {
@@ -122,7 +127,7 @@ internal static class Render
         builds.Select(b => (IReadOnlyList<string>)
         [
             b.Id, b.State.Name(), Ago(b.RequestedAt, now), b.RequestedBy, b.Builder.Length > 0 ? b.Builder : "-",
-            What(b.Request) + (b.Images.Count > 0 ? $" ({b.Images.Count(i => i.Result is "built" or "pushed" or "unchanged" or "same-packages" or "promoted" or "pruned" or "would-prune")}/{b.Images.Count} ok)" : string.Empty),
+            What(b.Request) + (b.Images.Count > 0 ? $" ({b.Images.Count(i => ImageResults.IsOk(i.Result))}/{b.Images.Count} ok)" : string.Empty),
         ]),
         width: Width(format), colourColumn: 1);
 

@@ -97,10 +97,12 @@ public abstract partial class PeriodicCheck(AgentState state, TimeProvider time,
             // Expected: the peer is down or answers wrong. Only the first check to meet it says so at WRN.
             SetAll(CheckState.Unknown, ex.Message, sw.Elapsed, quiet: !State.Peers.Raise(ex.Peer, ex.Message));
         }
-        catch (PeerUnavailableException) when (stoppingToken.IsCancellationRequested)
+        catch (Exception ex) when (stoppingToken.IsCancellationRequested && ex is not OperationCanceledException and not OutOfMemoryException)
         {
-            // The agent is stopping while this run met a peer that is down (the connection refused as the process winds
-            // down): nothing to report any more, and not a failure of the service — it must not make the agent exit 1.
+            // The agent is stopping while this run failed (a peer's connection refused as the process winds down, a
+            // socket closed under it): nothing to report any more, and not a failure of the service — it must not make
+            // the agent exit 1. Said at Debug, for whoever looks at a stop.
+            Log.EndedAtStop(logger, GetType().Name, ex.GetType().Name, ex.Message);
         }
         catch (Exception ex) when (!stoppingToken.IsCancellationRequested && ex is not OutOfMemoryException)
         {
@@ -131,6 +133,9 @@ public abstract partial class PeriodicCheck(AgentState state, TimeProvider time,
 
     private static partial class Log
     {
+        [LoggerMessage(1302, LogLevel.Debug, "check {Check}: a run ended with {Type} while the agent stopped: {Message}")]
+        public static partial void EndedAtStop(ILogger logger, string check, string type, string message);
+
         [LoggerMessage(1301, LogLevel.Error, "check {Check} failed unexpectedly (a bug: please report it with this trace)")]
         public static partial void CheckCrashed(ILogger logger, string check, Exception ex);
     }

@@ -42,9 +42,7 @@ internal static class BuildCommand
             var build = await c.Admin.RequestBuildAsync(new RequestBuildRequest { Build = spec, Builder = pr.GetValue(builder) ?? string.Empty },
                 deadline: c.Deadline(), cancellationToken: ct);
             var format = Output.Parse(pr.GetValue(output));
-            AgentCtlOptions.Print(format is OutputFormat.Table or OutputFormat.Wide
-                ? $"build {build.Id} queued{(build.Builder.Length > 0 ? $" on {build.Builder}" : " until a builder connects")}; follow it with: agentctl build-log {build.Id} -f\n"
-                : Render.Message(build, format));
+            AgentCtlOptions.Print(Render.Queued("build", build, format));
         }));
         return cmd;
     }
@@ -71,9 +69,7 @@ internal static class BuildCommand
             var build = await c.Admin.RequestBuildAsync(new RequestBuildRequest { Build = spec, Builder = pr.GetValue(builder) ?? string.Empty },
                 deadline: c.Deadline(), cancellationToken: ct);
             var format = Output.Parse(pr.GetValue(output));
-            AgentCtlOptions.Print(format is OutputFormat.Table or OutputFormat.Wide
-                ? $"security rebuild {build.Id} queued{(build.Builder.Length > 0 ? $" on {Output.Escape(build.Builder)}" : " until a builder connects")}; follow it with: agentctl build-log {build.Id} -f\n"
-                : Render.Message(build, format));
+            AgentCtlOptions.Print(Render.Queued("security rebuild", build, format));
         }));
         return cmd;
     }

@@ -82,9 +82,9 @@ internal static class ImagesCommand
         var keep = new Option<int>("--keep") { Description = "History tags kept per repository, newest first (1 to 1000)", Required = true };
         keep.Validators.Add(r =>
         {
-            if (r.GetValueOrDefault<int>() is < 1 or > 1000)
+            if (r.GetValueOrDefault<int>() is < 1 or > ImageResults.MaxKeep)
             {
-                r.AddError("--keep: must be a whole number from 1 to 1000");
+                r.AddError($"--keep: must be a whole number from 1 to {ImageResults.MaxKeep}");
             }
         });
         var keepDays = new Option<double>("--keep-days")
@@ -94,9 +94,9 @@ internal static class ImagesCommand
         };
         keepDays.Validators.Add(r =>
         {
-            if (r.GetValueOrDefault<double>() > 3650)
+            if (r.GetValueOrDefault<double>() > ImageResults.MaxKeepDays)
             {
-                r.AddError("--keep-days: must be at most 3650");
+                r.AddError($"--keep-days: must be at most {ImageResults.MaxKeepDays}");
             }
         });
         var dryRun = new Option<bool>("--dry-run") { Description = "List each deletion with why it is safe; delete nothing" };
@@ -110,9 +110,7 @@ internal static class ImagesCommand
             var build = await c.Admin.RequestBuildAsync(new RequestBuildRequest { Build = spec, Builder = pr.GetValue(builder) ?? string.Empty },
                 deadline: c.Deadline(), cancellationToken: ct);
             var format = Output.Parse(pr.GetValue(output));
-            AgentCtlOptions.Print(format is OutputFormat.Table or OutputFormat.Wide
-                ? $"{(pr.GetValue(dryRun) ? "dry run of prune" : "prune")} {build.Id} queued{(build.Builder.Length > 0 ? $" on {Output.Escape(build.Builder)}" : " until a builder connects")}; follow it with: agentctl build-log {build.Id} -f\n"
-                : Render.Message(build, format));
+            AgentCtlOptions.Print(Render.Queued(pr.GetValue(dryRun) ? "dry run of prune" : "prune", build, format));
         }));
         return cmd;
     }

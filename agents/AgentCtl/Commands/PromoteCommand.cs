@@ -33,9 +33,7 @@ internal static class PromoteCommand
             var build = await c.Admin.RequestBuildAsync(new RequestBuildRequest { Build = spec, Builder = pr.GetValue(builder) ?? string.Empty },
                 deadline: c.Deadline(), cancellationToken: ct);
             var format = Output.Parse(pr.GetValue(output));
-            AgentCtlOptions.Print(format is OutputFormat.Table or OutputFormat.Wide
-                ? $"promotion {build.Id} queued{(build.Builder.Length > 0 ? $" on {build.Builder}" : " until a builder connects")}; follow it with: agentctl build-log {build.Id} -f\n"
-                : Render.Message(build, format));
+            AgentCtlOptions.Print(Render.Queued("promotion", build, format));
         }));
         return cmd;
     }

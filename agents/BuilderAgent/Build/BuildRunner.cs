@@ -31,13 +31,13 @@ public sealed record ImageReport(string Path, string Name, string Result, TimeSp
     /// <summary>A prune's result: the digests it deleted from the repository (issue 27).</summary>
     public IReadOnlyList<string> Deleted { get; init; } = [];
 
-    public bool Ok => Result is "built" or "unchanged" or "pushed" or SamePackages or NoPackages;
+    public bool Ok => Common.Contracts.ImageResults.IsOk(Result);
 
     /// <summary>A security rebuild's image not pushed: its package set is testing's (issue 27).</summary>
-    public const string SamePackages = "same-packages";
+    public const string SamePackages = Common.Contracts.ImageResults.SamePackages;
 
     /// <summary>A security rebuild's image not pushed: neither it nor testing has a dpkg database, and its parent was not pushed.</summary>
-    public const string NoPackages = "no-packages";
+    public const string NoPackages = Common.Contracts.ImageResults.NoPackages;
 }
 
 /// <summary>Where a run's output goes: every line carries the image it is about.</summary>
@@ -55,7 +55,6 @@ public interface IBuildLog
 /// </summary>
 public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSettings settings, IBuildLog log, TimeProvider? time = null)
 {
-    private readonly HashSet<string> _willPush = new(StringComparer.Ordinal); // a security rebuild's images judged to be pushed
     private readonly TimeProvider _time = time ?? TimeProvider.System;
 
     /// <summary>The plan for these images in build order, with each image's skip prediction (needs Docker).</summary>
@@ -162,9 +161,9 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
     private async Task<ImageReport> RunOneAsync(PlannedImage item, Task<ImageReport>? parent, SemaphoreSlim slots, CancellationToken ct)
     {
         await Task.Yield();
-        if (parent is not null)
+        var p = parent is null ? null : await parent.ConfigureAwait(false);
+        if (p is not null)
         {
-            var p = await parent.ConfigureAwait(false);
             if (!p.Ok)
             {
                 var skipped = new ImageReport(item.Path, item.FullName, "skipped", TimeSpan.Zero, string.Empty, $"parent {p.Path} {p.Result}");
@@ -212,7 +211,7 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
             log.Line(item.Path, $"built {item.FullName} ({id}) in {sw.Elapsed.TotalSeconds:0.0}s");
             if (settings.Gate is { } gate)
             {
-                built = await GateAfterBuildAsync(gate, item, built, ct).ConfigureAwait(false);
+                built = await GateAfterBuildAsync(gate, item, built, parentPushes: p?.Result == "built", ct).ConfigureAwait(false); // "built" under the gate: to be pushed
             }
 
             log.Result(built);
@@ -235,24 +234,13 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
     // stands — built (to be pushed), same-packages / no-packages (not pushed; the local tag put back on testing's image,
     // so children build on what the registry has), or push-failed when the sets could not be compared (never pushed on a
     // guess; its descendants are skipped).
-    private async Task<ImageReport> GateAfterBuildAsync(PackageGate gate, PlannedImage item, ImageReport built, CancellationToken ct)
+    private async Task<ImageReport> GateAfterBuildAsync(PackageGate gate, PlannedImage item, ImageReport built, bool parentPushes, CancellationToken ct)
     {
         try
         {
-            bool parentPushes;
-            lock (_willPush)
-            {
-                parentPushes = item.Parent is { } parent && _willPush.Contains(parent);
-            }
-
             var decision = await gate.DecideAsync(item.Path, built.Digest, parentPushes, ct).ConfigureAwait(false);
             if (decision.Push)
             {
-                lock (_willPush)
-                {
-                    _willPush.Add(item.Path);
-                }
-
                 log.Line(item.Path, $"to be pushed: {decision.Why}");
                 return built;
             }

@@ -510,13 +510,14 @@ internal sealed partial class BuildQueueService(
                 arrived = _arrived.GetValueOrDefault(command.Id, Stopwatch.GetTimestamp());
             }
 
-            string? StillValid() => ProtectionProblem(command.Protection, time.GetUtcNow(), Stopwatch.GetElapsedTime(arrived));
-            if (prune.Keep is < 1 or > 1000 || !double.IsFinite(prune.KeepDays) || prune.KeepDays is < 0 or > 3650)
+            // Judged whole once; then (after the lane, before each deletion) only its age.
+            string? StillValid() => ProtectionProblem(command.Protection, time.GetUtcNow(), Stopwatch.GetElapsedTime(arrived), entries: false);
+            if (prune.Keep < 1 || prune.Keep > ImageResults.MaxKeep || !double.IsFinite(prune.KeepDays) || prune.KeepDays < 0 || prune.KeepDays > ImageResults.MaxKeepDays)
             {
-                throw new RepositoryException($"prune refused: keep {prune.Keep} (1 to 1000) and keep_days {prune.KeepDays} (0 to 3650)");
+                throw new RepositoryException($"prune refused: keep {prune.Keep} (1 to {ImageResults.MaxKeep}) and keep_days {prune.KeepDays} (0 to {ImageResults.MaxKeepDays})");
             }
 
-            if (StillValid() is { } problem)
+            if (ProtectionProblem(command.Protection, time.GetUtcNow(), Stopwatch.GetElapsedTime(arrived)) is { } problem)
             {
                 throw new RepositoryException($"prune refused, nothing deleted: {problem}");
             }
@@ -597,7 +598,7 @@ internal sealed partial class BuildQueueService(
     /// command has waited here (whichever is longer: a clock behind cannot make an old list young), a taken_at ahead of
     /// this clock by more than <see cref="MaxClockAhead"/>, an entry that is not a digest.
     /// </summary>
-    internal static string? ProtectionProblem(ImageProtection? protection, DateTimeOffset now, TimeSpan waitedHere)
+    internal static string? ProtectionProblem(ImageProtection? protection, DateTimeOffset now, TimeSpan waitedHere, bool entries = true)
     {
         if (protection is null)
         {
@@ -626,7 +627,7 @@ internal sealed partial class BuildQueueService(
             return $"what the nodes hold was taken {age.TotalMinutes:0} min ago (the prune waited behind other work; at most {MaxProtectionAge.TotalMinutes:0} min): ask again";
         }
 
-        return protection.Digests.FirstOrDefault(d => !NodeImageNames.IsImageId(d)) is { } bad
+        return entries && protection.Digests.FirstOrDefault(d => !NodeImageNames.IsImageId(d)) is { } bad
             ? $"the coordinator's list holds \"{OutputEscape(bad)}\", not a digest"
             : null;
     }

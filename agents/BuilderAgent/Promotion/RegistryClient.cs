@@ -200,7 +200,7 @@ public sealed class RegistryClient : IDisposable
     {
         var what = $"{_registry}/{name}@{digest}";
         using var response = await SendAsync(what, () => new HttpRequestMessage(HttpMethod.Delete, new Uri(_base, $"{name}/manifests/{digest}")),
-            $"repository:{name}:delete", ct).ConfigureAwait(false);
+            $"repository:{name}:pull,delete", ct).ConfigureAwait(false);
         if (response.StatusCode == HttpStatusCode.NotFound)
         {
             return false;

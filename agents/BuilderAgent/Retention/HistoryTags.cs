@@ -19,7 +19,7 @@ public static partial class HistoryTags
     /// <summary>The history tag of <paramref name="digest"/> pushed at <paramref name="at"/>.</summary>
     public static string For(DateTimeOffset at, string digest)
     {
-        var hex = digest.StartsWith("sha256:", StringComparison.Ordinal) && digest.Length >= 7 + 12 ? digest[7..19] : throw new ArgumentException($"not a sha256 digest: {digest}", nameof(digest));
+        var hex = Common.Contracts.NodeImageNames.IsImageId(digest) ? digest[7..19] : throw new ArgumentException($"not a sha256 digest: {digest}", nameof(digest));
         return $"{Prefix}{at.UtcDateTime.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)}-{hex}";
     }
 

@@ -83,7 +83,7 @@ public static partial class PrunePlanner
 
             // Through an index: listed by a kept or held index (deleting it breaks that index), or an index listing
             // something kept or held (a node that pulled one platform's manifest by the index's name).
-            if (keptBy.Keys.Concat(protectedDigests).FirstOrDefault(i => entries.TryGetValue(i, out var listed) && listed.Contains(group.Key, StringComparer.Ordinal)) is { } holder)
+            if (entries.FirstOrDefault(e => (keptBy.ContainsKey(e.Key) || protectedDigests.Contains(e.Key)) && e.Value.Contains(group.Key, StringComparer.Ordinal)).Key is { } holder)
             {
                 spared.AddRange(names.Select(n => new PruneSpared(n, group.Key, $"the index {holder}, kept or held, lists it")));
                 continue;
@@ -95,7 +95,7 @@ public static partial class PrunePlanner
                 continue;
             }
 
-            var referrers = OciReferrersTag(group.Key);
+            var referrers = Inventory.OciReferrers.FallbackTag(group.Key);
             deletions.Add(new PruneDeletion(group.Key, names, tags.ContainsKey(referrers) ? referrers : null,
                 $"named only by history tag(s) older than the newest {keep} ({string.Join(", ", names)}); "
                 + $"not testing ({testing ?? "none"}) nor latest ({latest ?? "none"}); no kept tag names it; held or used by {protectionSaid}"));
@@ -103,6 +103,4 @@ public static partial class PrunePlanner
 
         return new PrunePlan(repository, deletions, spared, history.Count, kept.Count);
     }
-
-    private static string OciReferrersTag(string digest) => "sha256-" + digest["sha256:".Length..];
 }

@@ -1,3 +1,4 @@
+using Toolforge.Agents.Common.Contracts;
 using Toolforge.Agents.BuilderAgent.Inventory;
 using Toolforge.Agents.BuilderAgent.Promotion;
 
@@ -63,7 +64,13 @@ public sealed class RegistryPruner(RegistryClient registry)
         }
 
         var deleted = new List<string>();
-        if (!dryRun && plan.Deletions.Count > 0)
+        var deletions = plan.Deletions.Take(ImageResults.MaxDeletedPerResult).ToList(); // what one result can name; the rest next time
+        if (deletions.Count < plan.Deletions.Count)
+        {
+            say($"{plan.Deletions.Count - deletions.Count} more digest(s) are left for the next prune: one prune deletes at most {ImageResults.MaxDeletedPerResult} per repository");
+        }
+
+        if (!dryRun && deletions.Count > 0)
         {
             // A tag someone added since the plan was read (another client tagging an old digest for a rollback) could
             // name a digest the plan deletes: the tags are listed again, and any new name leaves the repository alone.
@@ -85,7 +92,7 @@ public sealed class RegistryPruner(RegistryClient registry)
             }
         }
 
-        foreach (var d in plan.Deletions)
+        foreach (var d in deletions)
         {
             if (dryRun)
             {

@@ -21,8 +21,7 @@ public sealed class AdminApi(
     AuditLog audit,
     TimeProvider time,
     Remediation.RemediationLeases remediation,
-    Storage.IStoreEngine store,
-    Microsoft.Extensions.Options.IOptions<StateOptions> stateOptions) : AdminService.AdminServiceBase
+    Storage.IStoreEngine store) : AdminService.AdminServiceBase
 {
     /// <summary>Rows of <c>agentctl images --package</c>: the default and the most one call returns.</summary>
     private const int MaxImagePackages = 10_000;
@@ -194,7 +193,7 @@ public sealed class AdminApi(
             ? $"images={string.Join(",", request.Build?.Images ?? [])} keep={prune.Keep} keep_days={prune.KeepDays} dry_run={prune.DryRun} builder={request.Builder}"
             : promote
             ? $"images={string.Join(",", request.Build?.Images ?? [])} all_verified={request.Build?.AllVerified} builder={request.Builder}"
-            : $"images={string.Join(",", request.Build?.Images ?? [])} tag={request.Build?.Tag} push={request.Build?.Push} no_cache={request.Build?.NoCache} security_rebuild={request.Build?.SecurityRebuild} reason={Common.Cli.Output.Escape(ReportLimits.Cut(request.Build?.Reason ?? string.Empty, 200))} builder={request.Builder}",
+            : $"images={string.Join(",", request.Build?.Images ?? [])} tag={request.Build?.Tag} push={request.Build?.Push} no_cache={request.Build?.NoCache} security_rebuild={request.Build?.SecurityRebuild} reason={Common.Cli.Output.Escape(ReportLimits.Cut(request.Build?.Reason ?? string.Empty, ImageResults.MaxReason))} builder={request.Builder}",
             ReportLimits.MaxMessage);
         try
         {
@@ -214,7 +213,7 @@ public sealed class AdminApi(
 
         // Issue 27: a prune the coordinator already knows it could not protect is refused now, not queued (the builder
         // would refuse it anyway when it comes: the protection is taken again at the hand-over).
-        if (prune is not null && state.ImageProtection(stateOptions.Value.ImageListMaxAge) is { Refusal.Length: > 0 } unprotected)
+        if (prune is not null && state.ImageProtection() is { Refusal.Length: > 0 } unprotected)
         {
             var why = $"prune refused: {unprotected.Refusal}";
             await audit.WriteRefusedAsync(identity, action, "refused", $"{detail} ({why})").ConfigureAwait(false);

@@ -34,15 +34,12 @@ public sealed partial class BuildQueue
     private readonly ChangeFeed _feed;
     private readonly TimeProvider _time;
     private readonly ILogger<BuildQueue> _logger;
-    private readonly StateStore? _state;
-    private readonly TimeSpan _imageListMaxAge;
+    private readonly StateStore _state;
     private long _lastId;
 
-    public BuildQueue(StoreWriter writer, IStoreEngine store, BuildLogs logs, ChangeFeed feed, TimeProvider time, ILogger<BuildQueue> logger,
-        StateStore? state = null, Microsoft.Extensions.Options.IOptions<StateOptions>? stateOptions = null)
+    public BuildQueue(StoreWriter writer, IStoreEngine store, BuildLogs logs, ChangeFeed feed, TimeProvider time, ILogger<BuildQueue> logger, StateStore state)
     {
         _state = state;
-        _imageListMaxAge = stateOptions?.Value.ImageListMaxAge ?? new StateOptions().ImageListMaxAge;
         _writer = writer;
         _store = store;
         _logs = logs;
@@ -341,11 +338,12 @@ public sealed partial class BuildQueue
                 return false;
             }
 
+            var protection = ProtectionFor(candidate); // outside the lock: it walks every node's images
             bool sent;
             lock (_lock)
             {
                 SetIfForward(id, candidate, SaveBuild.InGeneration(_ranks.GetValueOrDefault(id), BuildProgress.Rank(candidate)));
-                sent = to.Channel.Writer.TryWrite(ToCommand(candidate, token)); // false: its stream ended just now
+                sent = to.Channel.Writer.TryWrite(ToCommand(candidate, token, protection)); // false: its stream ended just now
                 if (sent && _builds[id] is { CancelRequestedBy.Length: > 0 } asked)
                 {
                     to.Channel.Writer.TryWrite(CancelCommand(asked, token)); // asked to stop while it was being handed over: after it, not before
@@ -494,6 +492,13 @@ public sealed partial class BuildQueue
         var stillRunning = new HashSet<string>(running ?? [], StringComparer.Ordinal);
         var changed = new List<(Build Build, string Token)>();
         var offer = new List<long>();
+        bool prunes;
+        lock (_lock)
+        {
+            prunes = _builds.Values.Any(b => b.Request?.Prune is not null && b.State == BuildState.Queued && b.Builder == identity);
+        }
+
+        var protection = prunes ? _state.ImageProtection() : null; // outside the lock: it walks every node's images
         lock (_lock)
         {
             if (!_connections.TryGetValue(identity, out var list))
@@ -511,7 +516,7 @@ public sealed partial class BuildQueue
                 }
                 else if (b.State == BuildState.Queued && b.Builder == identity && !stillRunning.Contains(token))
                 {
-                    connection.Channel.Writer.TryWrite(ToCommand(b, token)); // handed over before, not started: again
+                    connection.Channel.Writer.TryWrite(ToCommand(b, token, b.Request?.Prune is null ? null : protection ?? _state.ImageProtection())); // handed over before, not started: again
                     if (b.CancelRequestedBy.Length > 0)
                     {
                         connection.Channel.Writer.TryWrite(CancelCommand(b, token)); // and asked to stop: it stops before it starts
@@ -985,17 +990,18 @@ public sealed partial class BuildQueue
 
     private void Publish(Build b) => _feed.Publish(new WatchEvent { At = Now(), Build = b });
 
-    private Command ToCommand(Build b, string token) => new()
+    // What a prune carries (issue 27): what the nodes hold as they are at the hand-over, not as they were when an admin
+    // asked. Null for any other command.
+    private ImageProtection? ProtectionFor(Build b) => b.Request?.Prune is null ? null : _state.ImageProtection();
+
+    private static Command ToCommand(Build b, string token, ImageProtection? protection) => new()
     {
         Id = token,
         BuildId = b.Id,
         IssuedAt = b.RequestedAt,
         RequestedBy = b.RequestedBy,
         Build = b.Request,
-        // Issue 27: a prune carries what the nodes hold as they are at the hand-over (not as they were when an admin
-        // asked): the builder deletes none of it, and nothing at all when the coordinator could not say.
-        Protection = b.Request.Prune is null ? null
-            : _state?.ImageProtection(_imageListMaxAge) ?? new ImageProtection { Refusal = "this coordinator keeps no node state" },
+        Protection = protection, // a prune's: the builder deletes none of it, and nothing at all when it carries a refusal
     };
 
     private Timestamp Now() => Timestamp.FromDateTimeOffset(_time.GetUtcNow());

@@ -64,9 +64,9 @@ public static class InventoryCheck
         for (var i = 0; i < progress.Images.Count; i++)
         {
             var deleted = progress.Images[i].Deleted;
-            if (deleted.Count > 10_000)
+            if (deleted.Count > ImageResults.MaxDeletedPerResult)
             {
-                return $"images[{i}].deleted: at most 10000 digests (got {deleted.Count})";
+                return $"images[{i}].deleted: at most {ImageResults.MaxDeletedPerResult} digests (got {deleted.Count})";
             }
 
             if (deleted.Count > 0 && (progress.Images[i].Name.Length is 0 or > ReportLimits.MaxSubject || !progress.Images[i].Name.All(c => c is > ' ' and < '\u007f')))

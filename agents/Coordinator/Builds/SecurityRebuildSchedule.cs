@@ -53,7 +53,8 @@ public sealed partial class SecurityRebuildSchedule(BuildQueue builds, AuditLog 
 
     private readonly DateTimeOffset _started = time.GetUtcNow();
     private readonly SemaphoreSlim _one = new(1, 1);
-    private DateTimeOffset? _lastSeen; // the newest scheduled rebuild seen: outlives its build record's retention
+    private DateTimeOffset? _lastSeen; // the newest security rebuild of the images seen: outlives its build record's retention
+    private bool _seeded;
 
     /// <summary>The build asked for now, or null when none was due (or the schedule is off). One call at a time.</summary>
     public async Task<Build?> RunDueAsync()
@@ -80,15 +81,20 @@ public sealed partial class SecurityRebuildSchedule(BuildQueue builds, AuditLog 
 
         // Counted from the last security rebuild of the same images (by anyone: an admin's covers it), as stored; from
         // this start only when there is none (a fresh install does not rebuild at once; a restart does not reset it).
-        var wanted = o.Images.Order(StringComparer.Ordinal).ToList();
-        var stored = builds.LastRequestedAt(r => r.SecurityRebuild && r.Images.Order(StringComparer.Ordinal).SequenceEqual(wanted, StringComparer.Ordinal));
-        if (stored is { } s && (_lastSeen is null || s > _lastSeen))
+        // The build records are read at the first look and when the count says due, not at every sweep.
+        if (!_seeded || now - (_lastSeen ?? _started) >= o.Interval)
         {
-            _lastSeen = s;
+            var wanted = o.Images.Order(StringComparer.Ordinal).ToList();
+            if (builds.LastRequestedAt(r => r.SecurityRebuild && r.Images.Order(StringComparer.Ordinal).SequenceEqual(wanted, StringComparer.Ordinal)) is { } s
+                && (_lastSeen is null || s > _lastSeen))
+            {
+                _lastSeen = s;
+            }
+
+            _seeded = true;
         }
 
-        var last = _lastSeen ?? _started;
-        if (now - last < o.Interval)
+        if (now - (_lastSeen ?? _started) < o.Interval)
         {
             return null;
         }

@@ -20,7 +20,7 @@ public sealed partial class Sweeper(
     TimeProvider time,
     IOptions<State.StateOptions> options,
     ILogger<Sweeper> logger,
-    SecurityRebuildSchedule? securityRebuilds = null) : BackgroundService
+    SecurityRebuildSchedule securityRebuilds) : BackgroundService
 {
     private static readonly TimeSpan RetentionEvery = TimeSpan.FromHours(1);
 
@@ -35,7 +35,7 @@ public sealed partial class Sweeper(
             state.Sweep(exportMetrics: leader);
             remediation.ExportBreakers(leader); // in the background: never holds up the sweep
             var now = time.GetUtcNow();
-            if (leader && securityRebuilds is not null)
+            if (leader)
             {
                 try
                 {

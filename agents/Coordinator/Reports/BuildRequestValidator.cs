@@ -1,3 +1,4 @@
+using Toolforge.Agents.Common.Contracts;
 using System.Text.RegularExpressions;
 using Toolforge.Agents.Contracts.V1;
 
@@ -45,14 +46,14 @@ internal static partial class BuildRequestValidator
                 return "build.prune: a prune builds and promotes nothing: tag, push, no_cache, single, force, promote and all_verified must be unset";
             }
 
-            if (prune.Keep < 1 || prune.Keep > MaxKeep)
+            if (prune.Keep < 1 || prune.Keep > ImageResults.MaxKeep)
             {
-                return $"build.prune.keep: keep 1 to {MaxKeep} history tags per repository (got {prune.Keep})";
+                return $"build.prune.keep: keep 1 to {ImageResults.MaxKeep} history tags per repository (got {prune.Keep})";
             }
 
-            if (!double.IsFinite(prune.KeepDays) || prune.KeepDays is < 0 or > 3650)
+            if (!double.IsFinite(prune.KeepDays) || prune.KeepDays < 0 || prune.KeepDays > ImageResults.MaxKeepDays)
             {
-                return $"build.prune.keep_days: 0 to 3650 days (got {prune.KeepDays})";
+                return $"build.prune.keep_days: 0 to {ImageResults.MaxKeepDays} days (got {prune.KeepDays})";
             }
 
             return ImagesProblem(request.Build) ?? BuilderProblem(request);
@@ -99,9 +100,6 @@ internal static partial class BuildRequestValidator
         return BuilderProblem(request);
     }
 
-    /// <summary>The greatest keep a prune takes.</summary>
-    public const int MaxKeep = 1000;
-
     private static string? ImagesProblem(BuildRequest build)
     {
         if (build.Images.Count > MaxImages)
@@ -120,11 +118,8 @@ internal static partial class BuildRequestValidator
         return null;
     }
 
-    /// <summary>The longest reason a build takes.</summary>
-    public const int MaxReason = 200;
-
     private static string? ReasonProblem(string reason) =>
-        reason.Length > MaxReason ? $"build.reason: {reason.Length} characters, at most {MaxReason}"
+        reason.Length > ImageResults.MaxReason ? $"build.reason: {reason.Length} characters, at most {ImageResults.MaxReason}"
         : reason.Any(c => char.IsControl(c) || char.GetUnicodeCategory(c) is System.Globalization.UnicodeCategory.Format or System.Globalization.UnicodeCategory.LineSeparator or System.Globalization.UnicodeCategory.ParagraphSeparator)
             ? "build.reason: control or format characters are not taken"
         : null;

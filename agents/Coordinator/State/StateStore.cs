@@ -256,10 +256,11 @@ public sealed partial class StateStore
     /// <summary>
     /// What a prune must never delete (issue 27): every digest any node-agent's runtime holds or uses (the digest of each
     /// repo digest it listed), taken now. Refused (Refusal set, nothing else to rely on) when a node-agent's list is
-    /// unknown or older than <paramref name="maxAge"/>: a node that cannot say what it holds could hold anything.
+    /// unknown or older than Coordinator:ImageListMaxAge: a node that cannot say what it holds could hold anything.
     /// </summary>
-    public ImageProtection ImageProtection(TimeSpan maxAge)
+    public ImageProtection ImageProtection()
     {
+        var maxAge = _options.ImageListMaxAge;
         var now = _time.GetUtcNow();
         var digests = new HashSet<string>(StringComparer.Ordinal);
         var unknown = new List<string>();

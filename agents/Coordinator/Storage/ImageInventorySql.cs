@@ -34,7 +34,7 @@ internal static class ImageInventorySql
     /// <summary>The statements of a <see cref="SaveImageInventory"/>: its digest's earlier rows deleted, then its packages inserted.</summary>
     public static void Save(SaveImageInventory i, List<StoreStatement> s)
     {
-        s.Add(new("DELETE FROM image_packages WHERE repository = $1 AND digest = $2", [i.Repository, i.Digest]));
+        Forget(i.Repository, [i.Digest], s);
         for (var start = 0; start < i.Packages.Count; start += RowsPerStatement)
         {
             var chunk = i.Packages.Skip(start).Take(RowsPerStatement).ToList();
@@ -42,6 +42,15 @@ internal static class ImageInventorySql
                 "(" + string.Join(", ", Enumerable.Range(1, 7).Select(k => "$" + (r * 7 + k).ToString(CultureInfo.InvariantCulture))) + ")"));
             var args = chunk.SelectMany(p => new object?[] { i.Repository, i.Digest, p.Name, p.Architecture, p.Version, i.Path, i.RecordedAtMs }).ToArray();
             s.Add(new($"INSERT INTO image_packages({string.Join(", ", Columns)}) VALUES {values}", args));
+        }
+    }
+
+    /// <summary>The statements that forget the inventories of <paramref name="digests"/> in <paramref name="repository"/>.</summary>
+    public static void Forget(string repository, IEnumerable<string> digests, List<StoreStatement> s)
+    {
+        foreach (var digest in digests)
+        {
+            s.Add(new("DELETE FROM image_packages WHERE repository = $1 AND digest = $2", [repository, digest]));
         }
     }
 

@@ -134,11 +134,7 @@ public static class StorePlan
                 ImageInventorySql.Save(i, s);
                 break;
             case ForgetImageInventories f:
-                foreach (var digest in f.Digests)
-                {
-                    s.Add(new("DELETE FROM image_packages WHERE repository = $1 AND digest = $2", [f.Repository, digest]));
-                }
-
+                ImageInventorySql.Forget(f.Repository, f.Digests, s);
                 break;
             case LeaseFence f when leases:
                 s.Add(new("UPDATE sweeper_lease SET expires_at = expires_at WHERE id = 1 AND holder = $1 AND epoch = $2 AND expires_at > clock_timestamp()", [f.Holder, f.Epoch],

@@ -239,4 +239,50 @@ public sealed class PruneRegistryTests(ITestOutputHelper output)
             Assert.NotNull(await registry.GetManifestAsync(name, m.Digest, CancellationToken.None));
         }
     }
+
+    [Fact]
+    public async Task ARegistryThatStopsAnsweringMidPrune_EndsIt_WithWhatWasDeletedSaid_AndTheRestLeft()
+    {
+        await using var reg = await PrivateRegistry.StartAsync();
+        using var registry = new RegistryClient(reg.Address, null, TimeSpan.FromSeconds(2));
+        const string name = "toolforge-midway";
+        var layer = Json("layer");
+        await registry.PushBlobAsync(name, layer, CancellationToken.None);
+        var images = new List<Manifest>();
+        for (var i = 0; i < 4; i++)
+        {
+            var config = Json($"{{\"seed\":\"{i}\"}}");
+            await registry.PushBlobAsync(name, config, CancellationToken.None);
+            var m = ImageManifest(RegistryClient.Digest(config), config.Length, RegistryClient.Digest(layer), layer.Length);
+            await registry.PutManifestAsync(name, HistoryTags.For(new DateTimeOffset(2026, 6, 1 + i, 0, 0, 0, TimeSpan.Zero), m.Digest), m, CancellationToken.None);
+            images.Add(m);
+        }
+
+        var said = new List<string>();
+        PruneOutcome outcome;
+        try
+        {
+            outcome = await new RegistryPruner(registry).PruneAsync($"{reg.Address}/{name}", name, 1, new HashSet<string>(), "none", dryRun: false, line =>
+            {
+                said.Add(line);
+                if (line.StartsWith($"deleted {reg.Address}/{name}@", StringComparison.Ordinal))
+                {
+                    reg.Freeze(); // after the first deletion the registry takes connections and never answers
+                }
+            }, CancellationToken.None);
+        }
+        finally
+        {
+            reg.Thaw();
+        }
+
+        Assert.Equal([images[0].Digest], outcome.Deleted); // what was deleted is said as deleted
+        Assert.Contains("did not answer within 2 s", outcome.Error, StringComparison.Ordinal);
+        Assert.Contains(said, l => l.StartsWith("PRUNE STOPPED: ", StringComparison.Ordinal) && l.EndsWith("(1 digest(s) deleted before it; the rest left)", StringComparison.Ordinal));
+        Assert.Null(await registry.GetManifestAsync(name, images[0].Digest, CancellationToken.None));
+        foreach (var m in images.Skip(1))
+        {
+            Assert.NotNull(await registry.GetManifestAsync(name, m.Digest, CancellationToken.None)); // the rest left
+        }
+    }
 }

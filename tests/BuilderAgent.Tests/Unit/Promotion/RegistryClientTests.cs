@@ -186,4 +186,15 @@ public sealed class RegistryClientTests
         var ex = await Assert.ThrowsAsync<PromotionException>(() => client.DeleteManifestAsync("x", ManifestDigest, CancellationToken.None));
         Assert.Equal($"{Registry}/x@{ManifestDigest}: the registry does not allow deletes (405; docker-registry: storage.delete.enabled is off)", ex.Message);
     }
+
+    [Fact]
+    public async Task DeleteManifest_Refused_IsOneLineWithTheRegistrysWords()
+    {
+        using var client = new RegistryClient(Registry, null, TimeSpan.FromSeconds(5), new Script(_ => new HttpResponseMessage(HttpStatusCode.Forbidden)
+        {
+            Content = new StringContent("""{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}""", Encoding.UTF8, "application/json"),
+        }));
+        var ex = await Assert.ThrowsAsync<PromotionException>(() => client.DeleteManifestAsync("x", ManifestDigest, CancellationToken.None));
+        Assert.Equal($"{Registry}/x@{ManifestDigest}: delete manifest: HTTP 403 DENIED: requested access to the resource is denied", ex.Message);
+    }
 }
