@@ -28,6 +28,7 @@ public sealed partial class AgentState
     private readonly Dictionary<string, List<Finding>> _findings = new(StringComparer.Ordinal);
     private readonly List<(long Seq, AgentEvent Event)> _events = [];
     private List<NodeImage> _images = [];
+    private List<string> _podDigests = [];
     private Timestamp? _imagesAt;
     private long _nextEventSeq = 1;
     private readonly Channel<bool> _changed = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
@@ -325,6 +326,7 @@ public sealed partial class AgentState
             if (_imagesAt is not null)
             {
                 report.Images.AddRange(_images.Select(i => i.Clone()));
+                report.PodDigests.AddRange(_podDigests);
                 report.ImagesAt = _imagesAt.Clone();
             }
         }
@@ -333,17 +335,20 @@ public sealed partial class AgentState
     }
 
     /// <summary>
-    /// The images this node's runtime holds, as last listed at <paramref name="at"/> (issue 27): they go with every report
+    /// The images this node's runtime holds, as last listed at <paramref name="at"/> (issue 27), and the digests the pods
+    /// bound to it name that none of them was pulled by (<paramref name="podDigests"/>): they go with every report
     /// from now on; a report sent before the first listing carries none (and no images_at: the coordinator keeps its own).
-    /// A change of the set asks for a report at once.
+    /// A change of either asks for a report at once.
     /// </summary>
-    public void SetImages(IReadOnlyList<NodeImage> images, DateTimeOffset at)
+    public void SetImages(IReadOnlyList<NodeImage> images, DateTimeOffset at, IReadOnlyList<string>? podDigests = null)
     {
+        podDigests ??= [];
         bool changed;
         lock (_lock)
         {
-            changed = _imagesAt is null || _images.Count != images.Count || !_images.SequenceEqual(images);
+            changed = _imagesAt is null || !_images.SequenceEqual(images) || !_podDigests.SequenceEqual(podDigests, StringComparer.Ordinal);
             _images = [.. images];
+            _podDigests = [.. podDigests];
             _imagesAt = Timestamp.FromDateTimeOffset(at);
         }
 

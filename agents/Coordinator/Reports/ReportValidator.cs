@@ -171,6 +171,24 @@ internal static partial class ReportValidator
             return $"images: {r.Images.Count} images, at most {ReportLimits.MaxNodeImages} allowed";
         }
 
+        if (r.PodDigests.Count > 0 && (r.Agent != AgentKind.Node || r.ImagesAt is null))
+        {
+            return r.Agent != AgentKind.Node ? "pod_digests: only a node-agent reports images" : "pod_digests: listed without images_at";
+        }
+
+        if (r.PodDigests.Count > ReportLimits.MaxNodeImages)
+        {
+            return $"pod_digests: {r.PodDigests.Count} digests, at most {ReportLimits.MaxNodeImages} allowed";
+        }
+
+        for (var i = 0; i < r.PodDigests.Count; i++)
+        {
+            if (!NodeImageNames.IsRepoDigestEntry(r.PodDigests[i]))
+            {
+                return $"pod_digests[{i}]: \"{Cut(r.PodDigests[i])}\" is not a repo digest (registry/path@sha256:<64 hex>, lower case, or sha256:<64 hex> alone)";
+            }
+        }
+
         for (var i = 0; i < r.Images.Count; i++)
         {
             var image = r.Images[i];

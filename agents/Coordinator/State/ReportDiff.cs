@@ -26,6 +26,7 @@ internal static class ReportDiff
         if (images?.ImagesAt is not null)
         {
             stored.Images.AddRange(images.Images);
+            stored.PodDigests.AddRange(images.PodDigests);
             stored.ImagesAt = images.ImagesAt;
         }
 

@@ -255,7 +255,7 @@ public sealed partial class StateStore
 
     /// <summary>
     /// What a prune must never delete (issue 27): every digest any node-agent's runtime holds or uses (the digest of each
-    /// repo digest it listed), taken now. Refused (Refusal set, nothing else to rely on) when a node-agent's list is
+    /// repo digest it listed) and every digest the pods bound to its node name (pod_digests), taken now. Refused (Refusal set, nothing else to rely on) when a node-agent's list is
     /// unknown or older than Coordinator:ImageListMaxAge: a node that cannot say what it holds could hold anything.
     /// </summary>
     public ImageProtection ImageProtection()
@@ -296,6 +296,11 @@ public sealed partial class StateStore
                     {
                         digests.Add(NodeImageNames.Split(entry).Digest);
                     }
+                }
+
+                foreach (var entry in agent.State.PodDigests) // named by a pod bound there, not pulled (yet, or any more)
+                {
+                    digests.Add(NodeImageNames.Split(entry).Digest);
                 }
             }
         }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.Extensions.Options;
 using Toolforge.Agents.NodeAgent.Kubernetes.Api;
 
@@ -33,6 +34,33 @@ public sealed class KubeClient(IOptions<KubernetesOptions> options) : IDisposabl
         return cts;
     }
 
+    /// <summary>
+    /// Every pod bound to <paramref name="node"/> (fieldSelector spec.nodeName), <paramref name="pageSize"/> at a time, each
+    /// page bounded by the request timeout; more than <paramref name="maxPods"/> throws <see cref="TooManyPodsException"/>
+    /// naming <paramref name="maxKey"/> (memory stays bounded).
+    /// </summary>
+    public async Task<List<KubePod>> ListNodePodsAsync(string node, int pageSize, int maxPods, string maxKey, CancellationToken ct)
+    {
+        var pods = new List<KubePod>();
+        string? next = null;
+        do
+        {
+            var query = $"/api/v1/pods?fieldSelector={Uri.EscapeDataString("spec.nodeName=" + node)}&limit={pageSize.ToString(CultureInfo.InvariantCulture)}"
+                + (next is null ? string.Empty : "&continue=" + Uri.EscapeDataString(next));
+            using var cts = Deadline(ct);
+            var page = await Api.GetAsync(query, KubeJson.Default.KubeListKubePod, cts.Token).ConfigureAwait(false);
+            pods.AddRange(page.Items ?? []);
+            if (pods.Count > maxPods)
+            {
+                throw new TooManyPodsException($"more than {maxPods.ToString(CultureInfo.InvariantCulture)} pods on {node} ({maxKey})");
+            }
+
+            next = page.Metadata?.Continue is { Length: > 0 } c ? c : null;
+        }
+        while (next is not null);
+        return pods;
+    }
+
     /// <summary>Why a call failed, in one line for a check's message and the log.</summary>
     public string Why(Exception ex) => ex is OperationCanceledException
         ? $"no answer within {options.Value.RequestTimeout.TotalSeconds:0}s"
@@ -51,3 +79,6 @@ public sealed class KubeClient(IOptions<KubernetesOptions> options) : IDisposabl
         }
     }
 }
+
+/// <summary>More pods on a node than the caller takes (<see cref="KubeClient.ListNodePodsAsync"/>).</summary>
+public sealed class TooManyPodsException(string message) : Exception(message);

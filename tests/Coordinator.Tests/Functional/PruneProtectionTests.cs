@@ -111,6 +111,50 @@ public sealed class PruneProtectionTests
     }
 
     [Fact]
+    public async Task DigestsPodsName_AreProtected_KeptByAReportWithoutAListing_AndAcrossARestart_AndBadOnesRefusedWhole()
+    {
+        await using var h = await CoordinatorHarness.StartAsync(fakeTime: true);
+        var admin = h.AdminClient(CoordinatorHarness.Admin);
+        var node = h.AgentClient("tools-k8s-worker-1");
+        var now = h.Time!.GetUtcNow();
+        ReportRequest Listing(params string[] podDigests)
+        {
+            var r = new ReportRequest { Node = "tools-k8s-worker-1", Agent = AgentKind.Node, AgentVersion = "1.0.0", SentAt = Timestamp.FromDateTimeOffset(now), ImagesAt = Timestamp.FromDateTimeOffset(now) };
+            r.Images.Add(new NodeImage { Id = "sha256:" + new string('1', 64), RepoDigests = { "docker-registry.svc.toolforge.org/toolforge-x@" + DigestA } });
+            r.PodDigests.AddRange(podDigests);
+            return r;
+        }
+
+        // Refused whole, nothing stored: a name in no form, pod digests without images_at, from an agent that is no node-agent.
+        var bad = await Assert.ThrowsAsync<RpcException>(() => node.ReportAsync(Listing("Evil/Name@sha256:" + new string('b', 64))).ResponseAsync);
+        Assert.Equal(StatusCode.InvalidArgument, bad.StatusCode);
+        Assert.StartsWith("pod_digests[0]: \"Evil/Name@sha256:", bad.Status.Detail, StringComparison.Ordinal);
+        Assert.EndsWith("\" is not a repo digest (registry/path@sha256:<64 hex>, lower case, or sha256:<64 hex> alone)", bad.Status.Detail, StringComparison.Ordinal);
+        var unlisted = Listing(DigestB);
+        unlisted.ImagesAt = null;
+        unlisted.Images.Clear();
+        Assert.Equal("pod_digests: listed without images_at", (await Assert.ThrowsAsync<RpcException>(() => node.ReportAsync(unlisted).ResponseAsync)).Status.Detail);
+        var fromBuilder = Listing(DigestB);
+        fromBuilder.Node = CoordinatorHarness.Builder;
+        fromBuilder.Agent = AgentKind.Builder;
+        fromBuilder.Images.Clear();
+        Assert.Equal("pod_digests: only a node-agent reports images", (await Assert.ThrowsAsync<RpcException>(() => h.AgentClient(CoordinatorHarness.Builder).ReportAsync(fromBuilder).ResponseAsync)).Status.Detail);
+        var none = await Assert.ThrowsAsync<RpcException>(() => admin.RequestBuildAsync(Prune(5)).ResponseAsync);
+        Assert.Contains("no node-agent has reported", none.Status.Detail, StringComparison.Ordinal); // the refused reports stored nothing
+
+        // The node's runtime holds A; pods bound to it name B (a pull to come) and C (by digest alone).
+        await node.ReportAsync(Listing("docker-registry.svc.toolforge.org/toolforge-y@" + DigestB, DigestC));
+        // A report without a listing (the runtime did not answer) keeps what was listed, pods' digests too.
+        await node.ReportAsync(new ReportRequest { Node = "tools-k8s-worker-1", Agent = AgentKind.Node, AgentVersion = "1.0.0", SentAt = Timestamp.FromDateTimeOffset(now) });
+        await h.RestartAsync(); // and the stored row survives a restart
+        using var builder = h.AgentClient(CoordinatorHarness.Builder).ReceiveCommands(new ReceiveCommandsRequest { Node = CoordinatorHarness.Builder, Agent = AgentKind.Builder });
+        await h.AdminClient(CoordinatorHarness.Admin).RequestBuildAsync(Prune(5, dryRun: true));
+        var command = await NextCommandAsync(builder);
+        Assert.Equal(string.Empty, command.Protection.Refusal);
+        Assert.Equal([DigestA, DigestB, DigestC], command.Protection.Digests);
+    }
+
+    [Fact]
     public async Task APruneQueuedWhileListsWereFresh_HandedOverAfterTheyWentStale_CarriesTheRefusal()
     {
         await using var h = await CoordinatorHarness.StartAsync(fakeTime: true);

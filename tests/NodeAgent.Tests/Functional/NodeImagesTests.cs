@@ -1,8 +1,11 @@
+using k8s.Models;
 using Microsoft.Extensions.Logging.Abstractions;
 using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.NodeAgent.Checks.Docker;
 using Toolforge.Agents.NodeAgent.Checks.Images;
 using Toolforge.Agents.NodeAgent.Cri;
+using Toolforge.Agents.NodeAgent.Kubernetes;
+using Toolforge.Agents.NodeAgent.Kubernetes.Api;
 using Toolforge.Agents.TestSupport;
 
 namespace Toolforge.Agents.NodeAgent.Tests;
@@ -17,8 +20,103 @@ public sealed class NodeImagesTests
     private const string Used = "docker-registry.svc.toolforge.org/toolforge-bookworm:latest";
     private const string Unused = "docker-registry.svc.toolforge.org/toolforge-python311:latest";
 
-    private static NodeImagesCheck Check(Common.Reporting.AgentState state, CriOptions? cri, DockerOptions? docker) =>
-        new(Support.Options(new NodeImagesOptions()), cri, docker, state, TimeProvider.System, NullLogger<NodeImagesCheck>.Instance);
+    private static NodeImagesCheck Check(Common.Reporting.AgentState state, CriOptions? cri, DockerOptions? docker, NodeImagesCheck.NodePods? pods = null, NodeImagesOptions? options = null) =>
+        new(Support.Options(options ?? new NodeImagesOptions()), cri, docker, state, TimeProvider.System, NullLogger<NodeImagesCheck>.Instance, pods);
+
+    private const string NodeName = "tools-k8s-worker-7";
+
+    // A pod bound to a node, its containers' images in the spec and their imageIDs in the status (what the kubelet writes).
+    private static V1Pod PodNaming(string name, string node, string[] specImages, string[] imageIds)
+    {
+        var pod = FakeKubeApiServer.Pod("tool-a", name, node);
+        pod.Spec.Containers = [.. specImages.Select((image, n) => new V1Container { Name = $"c{n}", Image = image })];
+        pod.Status.ContainerStatuses = [.. imageIds.Select((id, n) => new V1ContainerStatus { Name = $"c{n}", Image = specImages.ElementAtOrDefault(n) ?? "x", ImageID = id, Ready = true, RestartCount = 0 })];
+        return pod;
+    }
+
+    [Fact]
+    public async Task OverCri_WithThePodsOfTheApi_ADigestAPodNames_IsInUse_AndOneTheRuntimeDoesNotHold_GoesInPodDigests()
+    {
+        await using var c = await PrivateContainerd.StartAsync([Used, Unused]);
+        var listed = await Run.ProcessAsync("ctr", ["--address", c.Socket, "-n", "k8s.io", "images", "ls", "name==" + Unused], TimeSpan.FromSeconds(30));
+        var manifest = System.Text.RegularExpressions.Regex.Match(listed.Stdout, "sha256:[0-9a-f]{64}").Value;
+        var byDigest = "docker-registry.svc.toolforge.org/toolforge-python311@" + manifest;
+        Assert.True((await Run.ProcessAsync("ctr", ["--address", c.Socket, "-n", "k8s.io", "images", "tag", Unused, byDigest], TimeSpan.FromSeconds(30))).ExitCode == 0);
+
+        await using var api = await FakeKubeApiServer.StartAsync();
+        using var dir = new TempDir();
+        var notHeld = "docker-registry.svc.toolforge.org/toolforge-perl532@sha256:" + new string('e', 64);
+        // A running pod whose container the runtime made from the python image (the kubelet's imageID, dockershim's form);
+        // a pod pinned by digest whose pull is still to come (no imageID yet); a pod by tag only; a pod of another node.
+        api.Put(PodNaming("web-1", NodeName, ["docker-registry.svc.toolforge.org/toolforge-python311:latest"], ["docker-pullable://" + byDigest]));
+        api.Put(PodNaming("pending-1", NodeName, [notHeld], []));
+        api.Put(PodNaming("tagged-1", NodeName, ["docker-registry.svc.toolforge.org/toolforge-bookworm:latest"], [""]));
+        api.Put(PodNaming("elsewhere-1", "tools-k8s-worker-8", ["docker-registry.svc.toolforge.org/toolforge-ruby@sha256:" + new string('f', 64)], []));
+        var kubeconfig = api.WriteKubeconfig(dir["kubeconfig"]);
+        using var client = new KubeClient(Support.Options(new KubernetesOptions { Kubeconfig = kubeconfig }));
+        var pods = new NodeImagesCheck.NodePods(client, kubeconfig, NodeName);
+
+        var state = Support.State();
+        await Check(state, new CriOptions { Endpoint = c.Endpoint }, null, pods).RunGuardedAsync(CancellationToken.None);
+        var result = state.GetCheck(NodeImagesCheck.Check)!;
+        Assert.True(result.State == CheckState.Ok, result.Message);
+        var report = state.Snapshot(out _);
+        var python = Assert.Single(report.Images, i => i.RepoDigests.Contains(byDigest));
+        Assert.True(python.InUse); // no container in the runtime, but a pod runs it
+        Assert.Equal([notHeld], report.PodDigests);
+        Assert.EndsWith(", 1 in use; 3 pod(s) bound here name 1 digest(s) it does not hold", result.Message, StringComparison.Ordinal);
+        Assert.Equal(3, result.Values["pods"]);
+
+        // Off: the runtime alone, as before.
+        var off = Support.State();
+        await Check(off, new CriOptions { Endpoint = c.Endpoint }, null, pods, new NodeImagesOptions { Pods = false }).RunGuardedAsync(CancellationToken.None);
+        Assert.Empty(off.Snapshot(out _).PodDigests);
+        Assert.EndsWith(" images in containerd, 0 in use", off.GetCheck(NodeImagesCheck.Check)!.Message, StringComparison.Ordinal);
+
+        // The API down: nothing is sent (a pod's image could be missed); the last list keeps its time.
+        var at = state.Snapshot(out _).ImagesAt;
+        api.Down = true;
+        await Check(state, new CriOptions { Endpoint = c.Endpoint }, null, pods).RunGuardedAsync(CancellationToken.None);
+        var down = state.GetCheck(NodeImagesCheck.Check)!;
+        Assert.Equal(CheckState.Unknown, down.State);
+        Assert.Contains($"cannot list the pods bound to {NodeName}: ", down.Message, StringComparison.Ordinal);
+        Assert.Equal(at, state.Snapshot(out _).ImagesAt);
+        Assert.Equal([notHeld], state.Snapshot(out _).PodDigests);
+        api.Down = false;
+
+        // More pods than NodeAgent:Images:MaxPods: refused the same way, naming the key.
+        await Check(state, new CriOptions { Endpoint = c.Endpoint }, null, pods, new NodeImagesOptions { MaxPods = 2 }).RunGuardedAsync(CancellationToken.None);
+        Assert.Contains("more than 2 pods on tools-k8s-worker-7 (NodeAgent:Images:MaxPods)", state.GetCheck(NodeImagesCheck.Check)!.Message, StringComparison.Ordinal);
+
+        // No kubeconfig (a host that is no node yet): the runtime alone.
+        var bare = Support.State();
+        await Check(bare, new CriOptions { Endpoint = c.Endpoint }, null, pods with { Kubeconfig = dir["absent"] }).RunGuardedAsync(CancellationToken.None);
+        Assert.Equal(CheckState.Ok, bare.GetCheck(NodeImagesCheck.Check)!.State);
+        Assert.False(bare.GetCheck(NodeImagesCheck.Check)!.Values.ContainsKey("pods"));
+    }
+
+    [Fact]
+    public void PodReferences_InTheCoordinatorsForm_ASchemeDropped_AnotherAlgorithmLeftOut_SoTheListIsNotSent()
+    {
+        var id = "sha256:" + new string('a', 64);
+        var held = "docker-registry.svc.toolforge.org/toolforge-x@sha256:" + new string('b', 64);
+        var listing = new NodeImagesCheck.Listing("containerd", [new NodeImage { Id = id, RepoDigests = { held } }, new NodeImage { Id = "sha256:" + new string('9', 64) }], 0);
+        var pod = new KubePod
+        {
+            Spec = new KubePodSpec { Containers = [new() { Image = "Mirror.Example/X@sha256:" + new string('c', 64) }, new() { Image = "registry/x:latest" }], InitContainers = [new() { Image = "r/init@sha512:" + new string('d', 128) }] },
+            Status = new KubePodStatus { ContainerStatuses = [new() { ImageID = "docker-pullable://mirror.example/x@sha256:" + new string('b', 64) }, new() { ImageID = "" }], EphemeralContainerStatuses = [new() { ImageID = id }] },
+        };
+        Assert.Equal(4, NodeImagesCheck.PodReferences(pod).Count());
+        var withPods = NodeImagesCheck.WithPods(listing, [pod]);
+        Assert.True(withPods.Images[0].InUse); // named by its repo digest under another registry's name, and by its id
+        Assert.False(withPods.Images[1].InUse);
+        Assert.Equal(["sha256:" + new string('c', 64)], withPods.PodDigests); // a name in no form keeps its digest
+        Assert.Equal(1, withPods.LeftOut); // sha512: not sent
+        Assert.Equal(1, withPods.Pods);
+        Assert.False(listing.Images[0].InUse); // the runtime's listing itself untouched
+        Assert.Null(NodeImagesCheck.Entry("docker://not a reference"));
+        Assert.Equal(id, NodeImagesCheck.Entry("docker://" + id));
+    }
 
     [Fact]
     public async Task OverCri_EveryImageIsListedWithItsDigests_AndTheOneAContainerWasMadeFrom_IsInUse()

@@ -7,6 +7,8 @@ using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.NodeAgent.Checks.Docker;
 using Toolforge.Agents.NodeAgent.Cri;
+using Toolforge.Agents.NodeAgent.Kubernetes;
+using Toolforge.Agents.NodeAgent.Kubernetes.Api;
 
 namespace Toolforge.Agents.NodeAgent.Checks.Images;
 
@@ -17,6 +19,11 @@ namespace Toolforge.Agents.NodeAgent.Checks.Images;
 /// report (<see cref="AgentState.SetImages"/>). Outside input, bounded: at most <see cref="ReportLimits.MaxNodeImages"/>
 /// images (more: not sent at all, the check says so — a cut list would tell the registry's retention that the rest
 /// are not held), names in their one form (<see cref="NodeImageNames"/>; see <see cref="Shape"/>).
+/// With NodeImages:Pods (the default) and the Kubernetes API as the cluster's source, the pods bound to this node are
+/// read too: every digest a pod names (a container's status.imageID, an image pinned by digest in its spec) makes the
+/// runtime's image pulled by it in use, and one the runtime does not hold goes in the report's pod_digests — the
+/// registry's retention keeps both (T377854: a pod restarts only while its image can still be pulled). Without a
+/// kubeconfig (a host that is no node yet) only the runtime is listed; a pod list that fails sends nothing.
 /// ok: listed and sent; warning: listed, not sent (too many, too large, or something in no form the coordinator
 /// takes); unknown: not listed this time. Either way the coordinator keeps the last list.
 /// </summary>
@@ -28,13 +35,18 @@ internal sealed class NodeImagesCheck : PeriodicCheck
     private readonly NodeImagesOptions _o;
     private readonly CriOptions? _cri;
     private readonly DockerOptions? _docker;
+    private readonly NodePods? _pods;
 
-    public NodeImagesCheck(IOptions<NodeImagesOptions> options, CriOptions? cri, DockerOptions? docker, AgentState state, TimeProvider time, ILogger<NodeImagesCheck> logger)
+    /// <summary>Where the pods bound to this node are read: the API client, the kubeconfig it needs, the node's name.</summary>
+    public sealed record NodePods(KubeClient Client, string Kubeconfig, string Node);
+
+    public NodeImagesCheck(IOptions<NodeImagesOptions> options, CriOptions? cri, DockerOptions? docker, AgentState state, TimeProvider time, ILogger<NodeImagesCheck> logger, NodePods? pods = null)
         : base(state, time, logger)
     {
         _o = options.Value;
         _cri = cri;
         _docker = docker;
+        _pods = _o.Pods ? pods : null;
     }
 
     protected override IReadOnlyList<string> Names => [Check];
@@ -43,8 +55,17 @@ internal sealed class NodeImagesCheck : PeriodicCheck
 
     protected override TimeSpan Timeout => _o.Timeout;
 
-    /// <summary>What one listing found: the images (ids and repo digests in their one form) and the names left out.</summary>
-    public sealed record Listing(string Runtime, IReadOnlyList<NodeImage> Images, int LeftOut);
+    /// <summary>
+    /// What one listing found: the images (ids and repo digests in their one form), the digests pods name that no image
+    /// was pulled by, and the names left out.
+    /// </summary>
+    public sealed record Listing(string Runtime, IReadOnlyList<NodeImage> Images, int LeftOut)
+    {
+        public IReadOnlyList<string> PodDigests { get; init; } = [];
+
+        /// <summary>Pods read (null: not read, no kubeconfig or NodeImages:Pods off).</summary>
+        public int? Pods { get; init; }
+    }
 
     protected override async Task RunOnceAsync(CancellationToken ct)
     {
@@ -60,10 +81,16 @@ internal sealed class NodeImagesCheck : PeriodicCheck
             throw new PeerUnavailableException(peer, $"cannot list the images of {peer}: {Why(ex)}; the coordinator keeps the last list");
         }
 
-        var bytes = listing.Images.Sum(i => (long)i.CalculateSize());
+        if (await ListPodsAsync(ct).ConfigureAwait(false) is { } pods)
+        {
+            listing = WithPods(listing, pods);
+        }
+
+        var bytes = listing.Images.Sum(i => (long)i.CalculateSize()) + listing.PodDigests.Sum(d => (long)d.Length + 2);
         var notSent = listing.Images.Count > ReportLimits.MaxNodeImages ? $"more than the {ReportLimits.MaxNodeImages} images a report carries"
+            : listing.PodDigests.Count > ReportLimits.MaxNodeImages ? $"pods name {listing.PodDigests.Count} digests the runtime does not hold, more than the {ReportLimits.MaxNodeImages} a report carries"
             : bytes > MaxListBytes ? $"{bytes / 1024} KiB of names, more than the {MaxListBytes / (1024 * 1024)} MiB a report gives them"
-            : listing.LeftOut > 0 ? $"{listing.LeftOut} id(s) or digest(s) in no form the coordinator takes (a list with a hole would say a held digest is not held)"
+            : listing.LeftOut > 0 ? $"{listing.LeftOut} id(s) or digest(s) (of the runtime or of pods) in no form the coordinator takes (a list with a hole would say a held digest is not held)"
             : null;
         if (notSent is not null)
         {
@@ -71,10 +98,117 @@ internal sealed class NodeImagesCheck : PeriodicCheck
             return;
         }
 
-        State.SetImages(listing.Images, Time.GetUtcNow());
+        State.SetImages(listing.Images, Time.GetUtcNow(), listing.PodDigests);
         var inUse = listing.Images.Count(i => i.InUse);
-        State.SetCheck(Check, CheckState.Ok, $"{listing.Images.Count} images in {listing.Runtime}, {inUse} in use", sw.Elapsed,
-            values: new Dictionary<string, double> { ["images"] = listing.Images.Count, ["in_use"] = inUse }, quiet: true);
+        var values = new Dictionary<string, double> { ["images"] = listing.Images.Count, ["in_use"] = inUse };
+        var podsSaid = string.Empty;
+        if (listing.Pods is { } podCount)
+        {
+            values["pods"] = podCount;
+            values["pod_digests_not_held"] = listing.PodDigests.Count;
+            podsSaid = listing.PodDigests.Count == 0 ? $"; {podCount} pod(s) bound here" : $"; {podCount} pod(s) bound here name {listing.PodDigests.Count} digest(s) it does not hold";
+        }
+
+        State.SetCheck(Check, CheckState.Ok, $"{listing.Images.Count} images in {listing.Runtime}, {inUse} in use{podsSaid}", sw.Elapsed, values: values, quiet: true);
+    }
+
+    // The pods bound to this node, or null when they are not read (off, or no kubeconfig: a host that is no node yet).
+    private async Task<IReadOnlyList<KubePod>?> ListPodsAsync(CancellationToken ct)
+    {
+        if (_pods is null || !File.Exists(_pods.Kubeconfig))
+        {
+            return null;
+        }
+
+        try
+        {
+            return await _pods.Client.ListNodePodsAsync(_pods.Node, PodPageSize, _o.MaxPods, $"{NodeImagesOptions.Section}:{nameof(NodeImagesOptions.MaxPods)}", ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (!ct.IsCancellationRequested && (KubeClient.IsApiFailure(ex) || ex is TooManyPodsException))
+        {
+            throw new PeerUnavailableException("the Kubernetes API", $"cannot list the pods bound to {_pods.Node}: {_pods.Client.Why(ex)}; the images are not sent (a pod's image could be missed), the coordinator keeps the last list");
+        }
+    }
+
+    private const int PodPageSize = 500;
+
+    /// <summary>
+    /// The listing with what the pods name: each digest a pod names (<see cref="PodReferences"/>) marks the runtime's
+    /// images pulled by it (or with it as id) in use; those no image has go to <see cref="Listing.PodDigests"/>, one entry a
+    /// digest (its first name in the coordinator's form, else the digest alone). A reference in no form is left out.
+    /// </summary>
+    public static Listing WithPods(Listing listing, IReadOnlyList<KubePod> pods)
+    {
+        var leftOut = 0;
+        var named = new Dictionary<string, string>(StringComparer.Ordinal); // digest -> entry
+        foreach (var reference in pods.SelectMany(PodReferences))
+        {
+            if (Entry(reference) is not { } entry)
+            {
+                leftOut++;
+                continue;
+            }
+
+            named.TryAdd(NodeImageNames.Split(entry).Digest, entry);
+        }
+
+        var images = new List<NodeImage>(listing.Images.Count);
+        foreach (var image in listing.Images)
+        {
+            var digests = image.RepoDigests.Select(r => NodeImageNames.Split(r).Digest).Append(image.Id).Distinct(StringComparer.Ordinal).ToList();
+            var hit = digests.Where(named.ContainsKey).ToList();
+            if (hit.Count == 0)
+            {
+                images.Add(image);
+                continue;
+            }
+
+            hit.ForEach(d => named.Remove(d));
+            var used = image.Clone();
+            used.InUse = true;
+            images.Add(used);
+        }
+
+        return listing with
+        {
+            Images = images,
+            LeftOut = listing.LeftOut + leftOut,
+            PodDigests = [.. named.Values.Order(StringComparer.Ordinal)],
+            Pods = pods.Count,
+        };
+    }
+
+    /// <summary>
+    /// The image references of a pod that name a digest: every container's (init and ephemeral too) status.imageID, and
+    /// every spec image pinned by digest. A spec image by tag names no digest (the kubelet resolves it at pull time) and is
+    /// not returned; neither is an empty imageID (a container not started yet).
+    /// </summary>
+    public static IEnumerable<string> PodReferences(KubePod pod)
+    {
+        var spec = pod.Spec;
+        var status = pod.Status;
+        var images = (spec?.Containers ?? []).Concat(spec?.InitContainers ?? []).Concat(spec?.EphemeralContainers ?? [])
+            .Select(c => c.Image).Where(i => i?.Contains('@', StringComparison.Ordinal) == true);
+        var ids = (status?.ContainerStatuses ?? []).Concat(status?.InitContainerStatuses ?? []).Concat(status?.EphemeralContainerStatuses ?? [])
+            .Select(c => c.ImageID).Where(i => !string.IsNullOrEmpty(i));
+        return images.Concat(ids).Select(i => i!);
+    }
+
+    /// <summary>
+    /// A pod's reference in the coordinator's form: a scheme ("docker-pullable://", "docker://") dropped; "name@sha256:…"
+    /// kept whole when the name is in the form, else its digest alone; a bare "sha256:…" (an image id) kept. Null: no
+    /// sha256 digest in it (another algorithm, or not a reference) — the listing then has a hole and is not sent.
+    /// </summary>
+    public static string? Entry(string reference)
+    {
+        var r = reference.IndexOf("://", StringComparison.Ordinal) is var scheme and >= 0 ? reference[(scheme + 3)..] : reference;
+        if (NodeImageNames.IsImageId(r) || NodeImageNames.IsRepoDigest(r))
+        {
+            return r;
+        }
+
+        var at = r.LastIndexOf('@');
+        return at >= 0 && NodeImageNames.IsImageId(r[(at + 1)..]) ? r[(at + 1)..] : null;
     }
 
     private static string Why(Exception ex) => ex is Grpc.Core.RpcException r ? $"{r.StatusCode}: {r.Status.Detail}" : ex.Message;

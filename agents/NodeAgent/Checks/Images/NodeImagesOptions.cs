@@ -11,5 +11,16 @@ public sealed class NodeImagesOptions() : TimedCallCheckOptions(TimeSpan.FromMin
 {
     public const string Section = "NodeAgent:Images";
 
-    protected override IEnumerable<string> ValidateCheck(string section) => [];
+    /// <summary>
+    /// Also the images the pods bound to this node name (from the Kubernetes API, when NodeAgent:Kubernetes reads it):
+    /// a pod whose image is not pulled yet, or no longer held, still needs it in the registry. On by default; a run
+    /// whose pod list fails sends nothing (the coordinator keeps the last list).
+    /// </summary>
+    public bool Pods { get; set; } = true;
+
+    /// <summary>More pods bound to this node than this: the run fails (memory stays bounded).</summary>
+    public int MaxPods { get; set; } = 1000;
+
+    protected override IEnumerable<string> ValidateCheck(string section) =>
+        MaxPods < 1 ? [$"{Check.Key(section, nameof(MaxPods))}: must be at least 1 (got {MaxPods})"] : [];
 }

@@ -6,6 +6,7 @@ using Toolforge.Agents.Common.Options;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.NodeAgent.Checks.Docker;
 using Toolforge.Agents.NodeAgent.Cri;
+using Toolforge.Agents.NodeAgent.Kubernetes;
 
 namespace Toolforge.Agents.NodeAgent.Checks.Images;
 
@@ -22,9 +23,18 @@ public static class NodeImagesServiceCollectionExtensions
             services.AddHostedService(sp => new NodeImagesCheck(sp.GetRequiredService<IOptions<NodeImagesOptions>>(),
                 choice.Cri ? sp.GetRequiredService<IOptions<CriOptions>>().Value : null,
                 choice.Cri ? null : sp.GetRequiredService<IOptions<DockerOptions>>().Value,
-                sp.GetRequiredService<AgentState>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<NodeImagesCheck>>()));
+                sp.GetRequiredService<AgentState>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<NodeImagesCheck>>(), Pods(sp)));
         }
 
         return services;
+    }
+
+    // The pods bound to this node, when the cluster view reads the Kubernetes API (not a snapshot file, not off).
+    private static NodeImagesCheck.NodePods? Pods(IServiceProvider sp)
+    {
+        var kube = sp.GetService<IOptions<KubernetesOptions>>()?.Value;
+        return kube is { Enabled: true, Source: ClusterSource.Api } && sp.GetService<ClusterView>() is { } view && sp.GetService<KubeClient>() is { } client
+            ? new NodeImagesCheck.NodePods(client, kube.Kubeconfig, view.NodeName)
+            : null;
     }
 }

@@ -111,11 +111,36 @@ public sealed class KubePodSpec
     public string? NodeName { get; set; }
 
     public long? TerminationGracePeriodSeconds { get; set; }
+
+    public List<KubePodContainer>? Containers { get; set; }
+
+    public List<KubePodContainer>? InitContainers { get; set; }
+
+    public List<KubePodContainer>? EphemeralContainers { get; set; }
+}
+
+/// <summary>A container of a pod's spec: only the image it names (a tag, or pinned "name@sha256:…").</summary>
+public sealed class KubePodContainer
+{
+    public string? Image { get; set; }
 }
 
 public sealed class KubePodStatus
 {
     public string? Phase { get; set; }
+
+    public List<KubeContainerStatus>? ContainerStatuses { get; set; }
+
+    public List<KubeContainerStatus>? InitContainerStatuses { get; set; }
+
+    public List<KubeContainerStatus>? EphemeralContainerStatuses { get; set; }
+}
+
+/// <summary>A container's status: the image it runs as the runtime resolved it (imageID: "name@sha256:…", an image id, or with a scheme such as docker-pullable://).</summary>
+public sealed class KubeContainerStatus
+{
+    [System.Text.Json.Serialization.JsonPropertyName("imageID")]
+    public string? ImageID { get; set; }
 }
 
 public sealed class KubeService

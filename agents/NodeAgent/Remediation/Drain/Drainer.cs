@@ -187,8 +187,8 @@ public sealed partial class Drainer
             }
             catch (TooManyPodsException ex)
             {
-                Event(incident, "drain-failed", ex.Message);
-                return new DrainOutcome(DrainEnd.Failed, ex.Message, []);
+                Event(incident, "drain-failed", ex.Message + ": not drained");
+                return new DrainOutcome(DrainEnd.Failed, ex.Message + ": not drained", []);
             }
             catch (Exception ex) when (!ct.IsCancellationRequested && KubeClient.IsApiFailure(ex))
             {
@@ -553,27 +553,8 @@ public sealed partial class Drainer
     }
 
     // Every pod bound to this node, PageSize at a time; more than MaxPods is refused (memory stays bounded).
-    private async Task<List<KubePod>> ListPodsAsync(CancellationToken ct)
-    {
-        var pods = new List<KubePod>();
-        string? next = null;
-        do
-        {
-            var query = $"/api/v1/pods?fieldSelector={Uri.EscapeDataString("spec.nodeName=" + NodeName)}&limit={_o.PageSize.ToString(CultureInfo.InvariantCulture)}"
-                + (next is null ? string.Empty : "&continue=" + Uri.EscapeDataString(next));
-            using var cts = _client.Deadline(ct);
-            var page = await _client.Api.GetAsync(query, KubeJson.Default.KubeListKubePod, cts.Token).ConfigureAwait(false);
-            pods.AddRange(page.Items ?? []);
-            if (pods.Count > _o.MaxPods)
-            {
-                throw new TooManyPodsException($"more than {_o.MaxPods.ToString(CultureInfo.InvariantCulture)} pods on {NodeName} (NodeAgent:Remediation:Drain:MaxPods): not drained");
-            }
-
-            next = page.Metadata?.Continue is { Length: > 0 } c ? c : null;
-        }
-        while (next is not null);
-        return pods;
-    }
+    private Task<List<KubePod>> ListPodsAsync(CancellationToken ct) =>
+        _client.ListNodePodsAsync(NodeName, _o.PageSize, _o.MaxPods, "NodeAgent:Remediation:Drain:MaxPods", ct);
 
     // Steps that went as wished are Normal Events; the rest Warning.
     private static readonly HashSet<string> Normal = new(StringComparer.Ordinal) { "drain-done", "drain-uncordoned", "drain-left-cordoned", "drain-api-recovered" };
@@ -656,7 +637,6 @@ public sealed partial class Drainer
 
     private static string Seconds(TimeSpan t) => $"{t.TotalSeconds.ToString("0", CultureInfo.InvariantCulture)}s";
 
-    private sealed class TooManyPodsException(string message) : Exception(message);
 
     private DrainOutcome Refused(string incident, string step, string why)
     {
