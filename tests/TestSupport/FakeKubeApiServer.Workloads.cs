@@ -545,6 +545,20 @@ public sealed partial class FakeKubeApiServer
         Status = new V1PodStatus { Phase = phase, Conditions = [new V1PodCondition { Type = "Ready", Status = ready ? "True" : "False" }] },
     };
 
+    /// <summary>
+    /// A running pod whose containers name <paramref name="specImages"/> (a tag, or pinned "name@sha256:…") and, as the
+    /// kubelet writes once they started, the images they run in status.containerStatuses[].imageID (<paramref name="imageIds"/>,
+    /// in the runtime's form: "docker-pullable://name@sha256:…", "name@sha256:…", "sha256:…"; fewer than the containers:
+    /// a pull still to come).
+    /// </summary>
+    public static V1Pod PodRunning(string ns, string name, string node, string[] specImages, string[] imageIds)
+    {
+        var pod = Pod(ns, name, node);
+        pod.Spec.Containers = [.. specImages.Select((image, n) => new V1Container { Name = $"c{n}", Image = image })];
+        pod.Status.ContainerStatuses = [.. imageIds.Select((id, n) => new V1ContainerStatus { Name = $"c{n}", Image = specImages.ElementAtOrDefault(n) ?? "unknown", ImageID = id, Ready = true, RestartCount = 0 })];
+        return pod;
+    }
+
     public static V1PodDisruptionBudget Budget(string ns, string name, IDictionary<string, string> matchLabels, int disruptionsAllowed, int currentHealthy = 2, int desiredHealthy = 2) => new()
     {
         Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = ns, Generation = 1 },

@@ -84,6 +84,64 @@ public static class OciImage
         }
     }
 
+    /// <summary>
+    /// An OCI layout of many small distinct images, one a name (its one layer holds a file naming it): for a runtime that
+    /// must hold many images, each its own id, without a container ever made from them.
+    /// </summary>
+    public static void WriteMany(string path, IReadOnlyList<string> names)
+    {
+        var manifests = new JsonArray();
+        var blobs = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var n in names)
+        {
+            var layer = new MemoryStream();
+            using (var t = new TarWriter(layer, TarEntryFormat.Pax, leaveOpen: true))
+            {
+                t.WriteEntry(Bytes("marker", Encoding.UTF8.GetBytes(n)));
+            }
+
+            var layerBytes = layer.ToArray();
+            var config = Encoding.UTF8.GetBytes(new JsonObject
+            {
+                ["architecture"] = "amd64",
+                ["os"] = "linux",
+                ["rootfs"] = new JsonObject { ["type"] = "layers", ["diff_ids"] = new JsonArray(Digest(layerBytes)) },
+            }.ToJsonString());
+            var manifest = Encoding.UTF8.GetBytes(new JsonObject
+            {
+                ["schemaVersion"] = 2,
+                ["mediaType"] = "application/vnd.oci.image.manifest.v1+json",
+                ["config"] = new JsonObject { ["mediaType"] = "application/vnd.oci.image.config.v1+json", ["digest"] = Digest(config), ["size"] = config.Length },
+                ["layers"] = new JsonArray(new JsonObject { ["mediaType"] = "application/vnd.oci.image.layer.v1.tar", ["digest"] = Digest(layerBytes), ["size"] = layerBytes.Length }),
+            }.ToJsonString());
+            foreach (var blob in new[] { layerBytes, config, manifest })
+            {
+                blobs[Digest(blob)] = blob;
+            }
+
+            manifests.Add(new JsonObject
+            {
+                ["mediaType"] = "application/vnd.oci.image.manifest.v1+json",
+                ["digest"] = Digest(manifest),
+                ["size"] = manifest.Length,
+                ["platform"] = new JsonObject { ["architecture"] = "amd64", ["os"] = "linux" },
+                ["annotations"] = new JsonObject { ["io.containerd.image.name"] = n, ["org.opencontainers.image.ref.name"] = n[(n.LastIndexOf(':') + 1)..] },
+            });
+        }
+
+        var index = Encoding.UTF8.GetBytes(new JsonObject { ["schemaVersion"] = 2, ["mediaType"] = "application/vnd.oci.image.index.v1+json", ["manifests"] = manifests }.ToJsonString());
+        using var fs = System.IO.File.Create(path);
+        using var archive = new TarWriter(fs, TarEntryFormat.Pax);
+        archive.WriteEntry(Bytes("oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}"u8.ToArray()));
+        archive.WriteEntry(Bytes("index.json", index));
+        archive.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "blobs/"));
+        archive.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "blobs/sha256/"));
+        foreach (var (digest, blob) in blobs)
+        {
+            archive.WriteEntry(Bytes("blobs/sha256/" + digest["sha256:".Length..], blob));
+        }
+    }
+
     private static string Digest(byte[] data) => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(data));
 
     private static PaxTarEntry Bytes(string name, byte[] data) =>

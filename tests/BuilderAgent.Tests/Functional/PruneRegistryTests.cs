@@ -3,6 +3,7 @@ using Toolforge.Agents.BuilderAgent.Inventory;
 using Toolforge.Agents.BuilderAgent.Promotion;
 using Toolforge.Agents.BuilderAgent.Retention;
 using Toolforge.Agents.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
 using Xunit.Abstractions;
 
 namespace Toolforge.Agents.BuilderAgent.Tests;
@@ -103,7 +104,7 @@ public sealed class PruneRegistryTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task OneHundredRandomizedPrunes_NeverDeleteAHeldOrKeptDigest_AndDoExactlyWhatTheDryRunListed()
+    public async Task OneHundredRandomizedPrunes_WithWhatAContainerdNodeAndThePodsOfTheApiHold_NeverDeleteAHeldOrKeptDigest_AndDoExactlyWhatTheDryRunListed()
     {
         await using var reg = await PrivateRegistry.StartAsync();
         using var registry = new RegistryClient(reg.Address, null, TimeSpan.FromSeconds(30));
@@ -117,87 +118,126 @@ public sealed class PruneRegistryTests(ITestOutputHelper output)
         }
 
         Assert.True(totalTags >= 200, $"seeded {totalTags} tags");
+
+        // The in-use set comes the way the daemon gets it: a containerd node's runtime (images tagged by repository@digest,
+        // as a pull by digest leaves them) and the pods the fake API server binds to that node, listed by the node-agent's
+        // own check, reported to a real coordinator, and handed over as the coordinator's protection.
+        await using var node = await NodeInTheLoop.StartAsync();
+        await using var coordinator = await CoordinatorHarness.StartAsync();
+        var all = seeded.SelectMany(s => s.Images.Select(m => $"{reg.Address}/{s.Name}@{m.Digest}")).ToList();
+        var runtimeHolds = all.Where(_ => random.NextDouble() < 0.14).ToHashSet(StringComparer.Ordinal);
+        await node.TagAsync(runtimeHolds);
+
         var pruner = new RegistryPruner(registry);
         var skopeo = Peer.Require("skopeo", "skopeo");
-        int deletedTotal = 0, sparedHeld = 0, sparedShared = 0;
+        int deletedTotal = 0, sparedHeld = 0, sparedShared = 0, podNamed = 0;
         for (var run = 0; run < 100; run++)
         {
             var keep = random.Next(1, 13);
-            // What the nodes hold: about a fifth of all image digests, drawn anew each run (the coordinator's union).
-            var held = seeded.SelectMany(s => s.Images).Where(_ => random.NextDouble() < 0.2).Select(m => m.Digest).ToHashSet(StringComparer.Ordinal);
+            // The runtime loses three images and pulls three; the pods are drawn anew: some running (their imageID), some
+            // pinned by digest whose pull is still to come.
+            var gone = runtimeHolds.OrderBy(_ => random.Next()).Take(3).ToList();
+            var pulled = all.Where(r => !runtimeHolds.Contains(r)).OrderBy(_ => random.Next()).Take(3).ToList();
+            await node.UntagAsync(gone);
+            await node.TagAsync(pulled);
+            runtimeHolds.ExceptWith(gone);
+            runtimeHolds.UnionWith(pulled);
+            var running = all.Where(_ => random.NextDouble() < 0.06).ToList();
+            var pending = all.Where(_ => random.NextDouble() < 0.06).ToList();
+            node.SetPods(running, pending);
+            podNamed += running.Count + pending.Count;
+
+            var report = await node.ListAsync(runtimeHolds, running.Concat(pending).ToHashSet(StringComparer.Ordinal));
+            await coordinator.AgentClient(NodeInTheLoop.Name).ReportAsync(report);
+            var protection = coordinator.Services.GetRequiredService<Coordinator.State.StateStore>().ImageProtection();
+            Assert.True(protection.Refusal.Length == 0, protection.Refusal);
+            var held = protection.Digests.ToHashSet(StringComparer.Ordinal);
+
+            // What the test itself knows is held, independently of the chain: all of it is protected, and nothing else seeded.
+            var expectedHeld = runtimeHolds.Concat(running).Concat(pending).Select(r => r.Split('@')[1]).ToHashSet(StringComparer.Ordinal);
+            var seededDigests = all.Select(r => r.Split('@')[1]).ToHashSet(StringComparer.Ordinal);
+            Assert.Equal(expectedHeld.Order(StringComparer.Ordinal), held.Where(seededDigests.Contains).Order(StringComparer.Ordinal));
+
             foreach (var s in seeded)
             {
-                var repository = $"{reg.Address}/{s.Name}";
-                var dry = new List<string>();
-                var dryOutcome = await pruner.PruneAsync(repository, s.Name, keep, held, "none of the test's nodes", dryRun: true, dry.Add, CancellationToken.None);
-                Assert.Null(dryOutcome.Error);
-                var listed = dry.Where(l => l.StartsWith("would delete ", StringComparison.Ordinal)).Select(l => l.Split(' ')[2].Split('@')[1].TrimEnd(':')).ToList();
-                Assert.Equal(dryOutcome.Plan!.Deletions.Select(d => d.Digest), listed);
-                foreach (var m in s.Images) // the dry run deleted nothing
-                {
-                    Assert.NotNull(await registry.GetManifestAsync(s.Name, m.Digest, CancellationToken.None));
-                }
-
-                var said = new List<string>();
-                var outcome = await pruner.PruneAsync(repository, s.Name, keep, held, "none of the test's nodes", dryRun: false, said.Add, CancellationToken.None);
-                Assert.Null(outcome.Error);
-                Assert.Equal(listed, outcome.Deleted); // exactly what the dry run listed
-                foreach (var digest in outcome.Deleted) // each said before it happened
-                {
-                    var announced = said.FindIndex(l => l.StartsWith($"deleting {repository}@{digest}: ", StringComparison.Ordinal));
-                    var done = said.IndexOf($"deleted {repository}@{digest}");
-                    Assert.True(announced >= 0 && done > announced, $"run {run}: {digest} deleted without being said first");
-                }
-
-                // The kept tags, as the test computes them independently of the planner.
-                var history = s.Tags.Where(t => HistoryTags.When(t.Key) is not null).OrderByDescending(t => HistoryTags.When(t.Key)).ThenByDescending(t => t.Key, StringComparer.Ordinal).ToList();
-                var keptTags = history.Take(keep).Concat(s.Tags.Where(t => t.Key is TagPolicy.Testing or TagPolicy.Latest or "v1.0")).ToList();
-                var keptDigests = keptTags.Select(t => t.Value.Digest).ToHashSet(StringComparer.Ordinal);
-                foreach (var digest in outcome.Deleted)
-                {
-                    Assert.DoesNotContain(digest, held);
-                    Assert.DoesNotContain(digest, keptDigests);
-                }
-
-                foreach (var m in s.Images.Where(m => held.Contains(m.Digest) || keptDigests.Contains(m.Digest)))
-                {
-                    Assert.NotNull(await registry.GetManifestAsync(s.Name, m.Digest, CancellationToken.None));
-                }
-
-                foreach (var (tag, m) in keptTags)
-                {
-                    Assert.Equal(m.Digest, (await registry.GetManifestAsync(s.Name, tag, CancellationToken.None))?.Digest);
-                }
-
-                // Every old digest that was neither held nor kept is gone (the prune is not a no-op), with its inventory.
-                var expectedGone = history.Skip(keep).Select(t => t.Value.Digest).Where(d => !held.Contains(d) && !keptDigests.Contains(d)).ToHashSet(StringComparer.Ordinal);
-                Assert.Equal(expectedGone.Order(StringComparer.Ordinal), outcome.Deleted.Order(StringComparer.Ordinal));
-                foreach (var digest in expectedGone.Where(s.Artifacts.ContainsKey))
-                {
-                    Assert.Null(await registry.GetManifestAsync(s.Name, OciReferrers.FallbackTag(digest), CancellationToken.None));
-                    Assert.Null(await registry.GetManifestAsync(s.Name, s.Artifacts[digest].Digest, CancellationToken.None));
-                }
-
-                deletedTotal += outcome.Deleted.Count;
-                sparedHeld += outcome.Plan!.Spared.Count(x => x.Why.StartsWith("a node", StringComparison.Ordinal));
-                sparedShared += outcome.Plan.Spared.Count(x => x.Why.StartsWith("its digest", StringComparison.Ordinal));
-
-                if (run % 25 == 0) // skopeo, an independent client, agrees on testing and latest
-                {
-                    foreach (var tag in new[] { TagPolicy.Testing, TagPolicy.Latest })
-                    {
-                        var r = await Run.ProcessAsync(skopeo, ["inspect", "--tls-verify=false", "--format", "{{.Digest}}", $"docker://{repository}:{tag}"], TimeSpan.FromSeconds(60));
-                        Assert.True(r.ExitCode == 0, r.ToString());
-                        Assert.Equal(s.Tags[tag].Digest, r.Stdout.Trim());
-                    }
-                }
+                var (deleted, spared, shared) = await PruneOneAsync(registry, pruner, reg.Address, s, keep, held, run, run % 25 == 0 ? skopeo : null);
+                deletedTotal += deleted;
+                sparedHeld += spared;
+                sparedShared += shared;
             }
 
             await RestoreAsync(registry, seeded);
         }
 
-        output.WriteLine($"{totalTags} tags seeded; 100 runs: {deletedTotal} digests deleted, {sparedHeld} old tags spared as held by a node, {sparedShared} as sharing a kept tag's digest");
+        output.WriteLine($"{totalTags} tags seeded; 100 runs: {deletedTotal} digests deleted, {sparedHeld} old tags spared as held by the node or its pods ({podNamed} digests named by pods over the runs), {sparedShared} as sharing a kept tag's digest");
         Assert.True(deletedTotal > 100 && sparedHeld > 50 && sparedShared > 10, "the runs exercised deletions and both guards");
+    }
+
+    // One repository's dry run then real prune, and everything asserted of them; returns (deleted, spared as held, spared as shared).
+    private static async Task<(int, int, int)> PruneOneAsync(RegistryClient registry, RegistryPruner pruner, string address, Seeded s, int keep, HashSet<string> held, int run, string? skopeo)
+    {
+        var repository = $"{address}/{s.Name}";
+        var dry = new List<string>();
+        var dryOutcome = await pruner.PruneAsync(repository, s.Name, keep, held, "none of the test's nodes", dryRun: true, dry.Add, CancellationToken.None);
+        Assert.Null(dryOutcome.Error);
+        var listed = dry.Where(l => l.StartsWith("would delete ", StringComparison.Ordinal)).Select(l => l.Split(' ')[2].Split('@')[1].TrimEnd(':')).ToList();
+        Assert.Equal(dryOutcome.Plan!.Deletions.Select(d => d.Digest), listed);
+        foreach (var m in s.Images) // the dry run deleted nothing
+        {
+            Assert.NotNull(await registry.GetManifestAsync(s.Name, m.Digest, CancellationToken.None));
+        }
+
+        var said = new List<string>();
+        var outcome = await pruner.PruneAsync(repository, s.Name, keep, held, "none of the test's nodes", dryRun: false, said.Add, CancellationToken.None);
+        Assert.Null(outcome.Error);
+        Assert.Equal(listed, outcome.Deleted); // exactly what the dry run listed
+        foreach (var digest in outcome.Deleted) // each said before it happened
+        {
+            var announced = said.FindIndex(l => l.StartsWith($"deleting {repository}@{digest}: ", StringComparison.Ordinal));
+            var done = said.IndexOf($"deleted {repository}@{digest}");
+            Assert.True(announced >= 0 && done > announced, $"run {run}: {digest} deleted without being said first");
+        }
+
+        // The kept tags, as the test computes them independently of the planner.
+        var history = s.Tags.Where(t => HistoryTags.When(t.Key) is not null).OrderByDescending(t => HistoryTags.When(t.Key)).ThenByDescending(t => t.Key, StringComparer.Ordinal).ToList();
+        var keptTags = history.Take(keep).Concat(s.Tags.Where(t => t.Key is TagPolicy.Testing or TagPolicy.Latest or "v1.0")).ToList();
+        var keptDigests = keptTags.Select(t => t.Value.Digest).ToHashSet(StringComparer.Ordinal);
+        foreach (var digest in outcome.Deleted)
+        {
+            Assert.DoesNotContain(digest, held);
+            Assert.DoesNotContain(digest, keptDigests);
+        }
+
+        foreach (var m in s.Images.Where(m => held.Contains(m.Digest) || keptDigests.Contains(m.Digest)))
+        {
+            Assert.NotNull(await registry.GetManifestAsync(s.Name, m.Digest, CancellationToken.None));
+        }
+
+        foreach (var (tag, m) in keptTags)
+        {
+            Assert.Equal(m.Digest, (await registry.GetManifestAsync(s.Name, tag, CancellationToken.None))?.Digest);
+        }
+
+        // Every old digest that was neither held nor kept is gone (the prune is not a no-op), with its inventory.
+        var expectedGone = history.Skip(keep).Select(t => t.Value.Digest).Where(d => !held.Contains(d) && !keptDigests.Contains(d)).ToHashSet(StringComparer.Ordinal);
+        Assert.Equal(expectedGone.Order(StringComparer.Ordinal), outcome.Deleted.Order(StringComparer.Ordinal));
+        foreach (var digest in expectedGone.Where(s.Artifacts.ContainsKey))
+        {
+            Assert.Null(await registry.GetManifestAsync(s.Name, OciReferrers.FallbackTag(digest), CancellationToken.None));
+            Assert.Null(await registry.GetManifestAsync(s.Name, s.Artifacts[digest].Digest, CancellationToken.None));
+        }
+
+        if (skopeo is not null) // skopeo, an independent client, agrees on testing and latest
+        {
+            foreach (var tag in new[] { TagPolicy.Testing, TagPolicy.Latest })
+            {
+                var r = await Run.ProcessAsync(skopeo, ["inspect", "--tls-verify=false", "--format", "{{.Digest}}", $"docker://{repository}:{tag}"], TimeSpan.FromSeconds(60));
+                Assert.True(r.ExitCode == 0, r.ToString());
+                Assert.Equal(s.Tags[tag].Digest, r.Stdout.Trim());
+            }
+        }
+
+        return (outcome.Deleted.Count, outcome.Plan!.Spared.Count(x => x.Why.StartsWith("a node", StringComparison.Ordinal)), outcome.Plan.Spared.Count(x => x.Why.StartsWith("its digest", StringComparison.Ordinal)));
     }
 
     [Fact]

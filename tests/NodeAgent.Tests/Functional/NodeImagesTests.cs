@@ -1,4 +1,3 @@
-using k8s.Models;
 using Microsoft.Extensions.Logging.Abstractions;
 using Toolforge.Agents.Contracts.V1;
 using Toolforge.Agents.NodeAgent.Checks.Docker;
@@ -25,15 +24,6 @@ public sealed class NodeImagesTests
 
     private const string NodeName = "tools-k8s-worker-7";
 
-    // A pod bound to a node, its containers' images in the spec and their imageIDs in the status (what the kubelet writes).
-    private static V1Pod PodNaming(string name, string node, string[] specImages, string[] imageIds)
-    {
-        var pod = FakeKubeApiServer.Pod("tool-a", name, node);
-        pod.Spec.Containers = [.. specImages.Select((image, n) => new V1Container { Name = $"c{n}", Image = image })];
-        pod.Status.ContainerStatuses = [.. imageIds.Select((id, n) => new V1ContainerStatus { Name = $"c{n}", Image = specImages.ElementAtOrDefault(n) ?? "x", ImageID = id, Ready = true, RestartCount = 0 })];
-        return pod;
-    }
-
     [Fact]
     public async Task OverCri_WithThePodsOfTheApi_ADigestAPodNames_IsInUse_AndOneTheRuntimeDoesNotHold_GoesInPodDigests()
     {
@@ -48,10 +38,10 @@ public sealed class NodeImagesTests
         var notHeld = "docker-registry.svc.toolforge.org/toolforge-perl532@sha256:" + new string('e', 64);
         // A running pod whose container the runtime made from the python image (the kubelet's imageID, dockershim's form);
         // a pod pinned by digest whose pull is still to come (no imageID yet); a pod by tag only; a pod of another node.
-        api.Put(PodNaming("web-1", NodeName, ["docker-registry.svc.toolforge.org/toolforge-python311:latest"], ["docker-pullable://" + byDigest]));
-        api.Put(PodNaming("pending-1", NodeName, [notHeld], []));
-        api.Put(PodNaming("tagged-1", NodeName, ["docker-registry.svc.toolforge.org/toolforge-bookworm:latest"], [""]));
-        api.Put(PodNaming("elsewhere-1", "tools-k8s-worker-8", ["docker-registry.svc.toolforge.org/toolforge-ruby@sha256:" + new string('f', 64)], []));
+        api.Put(FakeKubeApiServer.PodRunning("tool-a", "web-1", NodeName, ["docker-registry.svc.toolforge.org/toolforge-python311:latest"], ["docker-pullable://" + byDigest]));
+        api.Put(FakeKubeApiServer.PodRunning("tool-a", "pending-1", NodeName, [notHeld], []));
+        api.Put(FakeKubeApiServer.PodRunning("tool-a", "tagged-1", NodeName, ["docker-registry.svc.toolforge.org/toolforge-bookworm:latest"], [""]));
+        api.Put(FakeKubeApiServer.PodRunning("tool-a", "elsewhere-1", "tools-k8s-worker-8", ["docker-registry.svc.toolforge.org/toolforge-ruby@sha256:" + new string('f', 64)], []));
         var kubeconfig = api.WriteKubeconfig(dir["kubeconfig"]);
         using var client = new KubeClient(Support.Options(new KubernetesOptions { Kubeconfig = kubeconfig }));
         var pods = new NodeImagesCheck.NodePods(client, kubeconfig, NodeName);
