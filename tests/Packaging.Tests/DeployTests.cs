@@ -676,12 +676,12 @@ public sealed class DeployTests(ITestOutputHelper output)
     };
 
     /// <summary>
-    /// What Debian's docker.io does on a builder host, for the engine this test owns: a docker system group, and the
-    /// socket root:docker 0660. The container shares the host's user ids, so the socket gets the container's group id.
+    /// What Debian's docker.io does on a builder host, for the engine this test owns: a docker system group, its data-root
+    /// /var/lib/docker (root's, 0710), and the socket root:docker 0660. The container shares the host's user ids, so the socket gets the container's group id.
     /// </summary>
     private static async Task ActAsDockerPackageAsync(SystemdContainer container, PrivateDockerd dockerd)
     {
-        var group = await container.ExecAsync("sh", "-c", "groupadd --system docker && getent group docker | cut -d: -f3");
+        var group = await container.ExecAsync("sh", "-c", "groupadd --system docker && install -d -m 0710 -o root -g root /var/lib/docker && getent group docker | cut -d: -f3");
         Assert.True(group.ExitCode == 0, "groupadd docker: " + group);
         await Run.ShAsync($"chown root:{group.Stdout.Trim()} {dockerd.Socket} && chmod 0660 {dockerd.Socket}");
     }
@@ -711,6 +711,15 @@ public sealed class DeployTests(ITestOutputHelper output)
         // Built in the engine behind the bound socket.
         var images = await dockerd.DockerAsync("image ls --format '{{.Repository}}:{{.Tag}}'");
         Assert.All(build["images"]!.AsArray(), i => Assert.Contains((string)i!["name"]!, images, StringComparison.Ordinal));
+
+        // builder.disk under the installed unit (DynamicUser, ProtectSystem=strict): Docker's data-root is root's, 0710;
+        // statvfs needs it resolvable only. Measured, not unknown.
+        var measured = await EventuallyNodeAsync(container, n => Check(n, "builder.disk") is { State: not "unknown" }, TimeSpan.FromSeconds(90));
+        var disk = Check(measured, "builder.disk")!;
+        Assert.Contains(" GiB free of ", disk.Message, StringComparison.Ordinal);
+        Assert.Contains("on the filesystem of /var/lib/docker", disk.Message, StringComparison.Ordinal);
+        Assert.Contains("free_percent", disk.Values);
+        Step($"builder.disk under the unit: {disk.State}: {disk.Message}");
     }
 
     private static Task<ProcessResult> AgentCtlAsync(SystemdContainer container, params string[] args) =>

@@ -79,6 +79,12 @@ internal static partial class BuilderDaemon
         {
             builder.Services.AddHostedService<Hygiene.HygieneCheck>();
         }
+
+        builder.Services.AddValidatedOptions<Hygiene.DiskOptions>(builder.Configuration, Hygiene.DiskOptions.Section, (c, o) => c.Bind(o));
+        if (OptionsRegistration.GetExactly<Hygiene.DiskOptions>(builder.Configuration.GetSection(Hygiene.DiskOptions.Section), (c, o) => c.Bind(o)).Enabled)
+        {
+            builder.Services.AddHostedService<Hygiene.DiskCheck>();
+        }
     }
 
     private static partial class Log

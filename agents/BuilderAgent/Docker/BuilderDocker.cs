@@ -648,10 +648,83 @@ public sealed class BuilderDocker : IDisposable
         pending.Remove(0, last + 1);
     }
 
+    /// <summary>
+    /// What the engine's images and build cache take on its disk (GET /system/df: LayersSize, every layer counted once
+    /// however many images share it, and the BuildKit cache records' sizes), within <paramref name="timeout"/> (the engine
+    /// computes the sizes: slow on a big host); the answer read up to <see cref="MaxDiskUsageAnswer"/>. Its own few lines,
+    /// for Docker.DotNet's model of /system/df is a newer engine's (no LayersSize) than Debian's docker.io.
+    /// </summary>
+    public Task<(long ImageBytes, long BuildCacheBytes)> DiskUsageAsync(TimeSpan timeout, CancellationToken ct) =>
+        Call("disk usage (/system/df)", async t =>
+        {
+            var raw = Volatile.Read(ref _raw);
+            if (raw is null)
+            {
+                var made = Common.Http.LocalHttp.Client(Endpoint);
+                raw = Interlocked.CompareExchange(ref _raw, made, null) ?? made;
+                if (!ReferenceEquals(raw, made))
+                {
+                    made.Dispose();
+                }
+            }
+
+            using var response = await raw.GetAsync("system/df", HttpCompletionOption.ResponseHeadersRead, t).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                var message = await Common.Http.LocalHttp.ErrorMessageAsync(response, 16 * 1024, text => JsonDocument.Parse(text).RootElement.TryGetProperty("message", out var m) ? m.GetString() : null, t).ConfigureAwait(false);
+                throw new DockerOperationException($"disk usage (/system/df): {(int)response.StatusCode} {message}");
+            }
+
+            try
+            {
+                var body = await Common.Http.LocalHttp.ReadAtMostAsync(response, MaxDiskUsageAnswer, "Docker's /system/df", t).ConfigureAwait(false);
+                return ParseDiskUsage(body.Span);
+            }
+            catch (InvalidDataException ex)
+            {
+                throw new DockerOperationException($"disk usage (/system/df): {ex.Message}", ex);
+            }
+        }, ct, timeout);
+
+    /// <summary>/system/df lists every image, container, volume and cache record: read up to this many bytes.</summary>
+    public const int MaxDiskUsageAnswer = 32 * 1024 * 1024;
+
+    /// <summary>LayersSize and the sum of BuildCache[].Size of a /system/df answer; one without LayersSize is refused.</summary>
+    public static (long ImageBytes, long BuildCacheBytes) ParseDiskUsage(ReadOnlySpan<byte> json)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(json.ToArray());
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("LayersSize", out var layers) || !layers.TryGetInt64(out var imageBytes) || imageBytes < 0)
+            {
+                throw new DockerOperationException("disk usage (/system/df): the answer has no LayersSize");
+            }
+
+            long cache = 0;
+            if (root.TryGetProperty("BuildCache", out var records) && records.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var r in records.EnumerateArray())
+                {
+                    cache += r.ValueKind == JsonValueKind.Object && r.TryGetProperty("Size", out var size) && size.TryGetInt64(out var n) && n > 0 ? n : 0;
+                }
+            }
+
+            return (imageBytes, cache);
+        }
+        catch (JsonException ex)
+        {
+            throw new DockerOperationException($"disk usage (/system/df): not JSON ({ex.Message})");
+        }
+    }
+
+    private HttpClient? _raw;
+
     public void Dispose()
     {
         _short.Dispose();
         _long.Dispose();
+        Interlocked.Exchange(ref _raw, null)?.Dispose();
     }
 
     // IProgress that runs synchronously (System.Progress posts to the thread pool and would reorder lines).

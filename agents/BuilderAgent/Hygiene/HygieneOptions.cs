@@ -5,7 +5,8 @@ namespace Toolforge.Agents.BuilderAgent.Hygiene;
 /// <summary>
 /// Builder:Hygiene (issue 27): the builder daemon cleans up after its builds — every Interval it removes the dangling
 /// images (older builds of tags that moved on) older than DanglingAfter, and says what it reclaimed (check
-/// builder.hygiene, metric toolforge_builder_reclaimed_bytes_total). The containers it makes itself (verify probes,
+/// builder.hygiene, metric toolforge_builder_reclaimed_bytes_total), and keeps the images and build cache under
+/// CacheBudgetGiB. The containers it makes itself (verify probes,
 /// inventory reads) are removed as they end, and any left behind by the builder.docker check.
 /// </summary>
 public sealed class HygieneOptions() : TimedCallCheckOptions(TimeSpan.FromHours(1), TimeSpan.FromMinutes(10))
@@ -15,6 +16,25 @@ public sealed class HygieneOptions() : TimedCallCheckOptions(TimeSpan.FromHours(
     /// <summary>A dangling image is removed once created this long ago (the last builds stay for a look).</summary>
     public TimeSpan DanglingAfter { get; set; } = TimeSpan.FromHours(24);
 
-    protected override IEnumerable<string> ValidateCheck(string section) =>
-        DanglingAfter < TimeSpan.FromHours(1) ? [$"{Check.Key(section, nameof(DanglingAfter))}: must be at least 01:00:00, so the last builds stay for a look (got {DanglingAfter})"] : [];
+    /// <summary>
+    /// The bytes the engine's images and build cache may take (GiB; 0: no budget). Over it after the age rule, every
+    /// dangling image older than <see cref="BudgetFloor"/> goes too; still over, the check is a warning naming what is left.
+    /// </summary>
+    public double CacheBudgetGiB { get; set; } = 40;
+
+    /// <summary>Over budget, a dangling image this young still stays (a build that just moved its tag).</summary>
+    public static readonly TimeSpan BudgetFloor = TimeSpan.FromHours(1);
+
+    protected override IEnumerable<string> ValidateCheck(string section)
+    {
+        if (DanglingAfter < BudgetFloor)
+        {
+            yield return $"{Check.Key(section, nameof(DanglingAfter))}: must be at least 01:00:00, so the last builds stay for a look (got {DanglingAfter})";
+        }
+
+        if (!double.IsFinite(CacheBudgetGiB) || CacheBudgetGiB < 0 || CacheBudgetGiB > 1024 * 1024)
+        {
+            yield return $"{Check.Key(section, nameof(CacheBudgetGiB))}: must be 0 (no budget) or a size in GiB up to 1048576 (got {CacheBudgetGiB})";
+        }
+    }
 }

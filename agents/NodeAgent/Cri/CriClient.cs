@@ -22,7 +22,7 @@ internal sealed class CriClient : IDisposable
             {
                 ConnectTimeout = connectTimeout,
                 PooledConnectionLifetime = TimeSpan.Zero,
-                ConnectCallback = Http.LocalHttp.UnixSocket(path),
+                ConnectCallback = Common.Http.LocalHttp.UnixSocket(path),
             },
             MaxReceiveMessageSize = 64 * 1024 * 1024, // a listing of a busy node is large
         });

@@ -16,12 +16,21 @@ public sealed class ShippedConfigTests
         return builder.Build();
     });
 
+    // The Builder section and the subsections other options types bind.
+    private static SectionWithParts BuilderSection(IServiceProvider sp) => new(BoundConfig.Bind<BuilderOptions>(sp), new Dictionary<string, object>
+    {
+        ["Git"] = BoundConfig.Bind<Git.GitOptions>(sp),
+        ["Promotion"] = BoundConfig.Bind<Promotion.PromotionOptions>(sp),
+        ["Hygiene"] = BoundConfig.Bind<Hygiene.HygieneOptions>(sp),
+        ["Disk"] = BoundConfig.Bind<Hygiene.DiskOptions>(sp),
+    });
+
     [Fact]
     public void TheShippedExample_Binds_WithNoProblemButThisHostsFiles()
     {
         var wrong = Contract.ExampleProblems("builder-agent.json.example", sp => s => s switch
         {
-            "Builder" => new SectionWithParts(BoundConfig.Bind<BuilderOptions>(sp), new Dictionary<string, object> { ["Git"] = BoundConfig.Bind<Git.GitOptions>(sp), ["Promotion"] = BoundConfig.Bind<Promotion.PromotionOptions>(sp) }),
+            "Builder" => BuilderSection(sp),
             "Coordinator" => BoundConfig.Bind<ReportingOptions>(sp),
             _ => null,
         }, minimumLists: 0);
@@ -40,7 +49,7 @@ public sealed class ShippedConfigTests
         var path = await PuppetModule.RenderedFileAsync(renderCase, "builder-agent.json");
         var wrong = Contract.FileProblems(path, $"puppet {renderCase}", sp => s => s switch
         {
-            "Builder" => new SectionWithParts(BoundConfig.Bind<BuilderOptions>(sp), new Dictionary<string, object> { ["Git"] = BoundConfig.Bind<Git.GitOptions>(sp), ["Promotion"] = BoundConfig.Bind<Promotion.PromotionOptions>(sp) }),
+            "Builder" => BuilderSection(sp),
             "Coordinator" => BoundConfig.Bind<ReportingOptions>(sp),
             _ => null,
         }, minimumLists: 1);

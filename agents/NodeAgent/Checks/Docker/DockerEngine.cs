@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -25,28 +24,7 @@ internal sealed class DockerEngine : IDisposable
 
     private readonly HttpClient _http;
 
-    public DockerEngine(string endpoint)
-    {
-        var uri = new Uri(endpoint);
-        var handler = new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(5), PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30) };
-        Uri baseAddress;
-        if (uri.Scheme == "unix")
-        {
-            var path = uri.AbsolutePath;
-            handler.ConnectCallback = Http.LocalHttp.UnixSocket(path);
-            baseAddress = new Uri("http://docker/");
-        }
-        else if (uri.Scheme is "tcp" or "http")
-        {
-            baseAddress = new UriBuilder("http", uri.Host, uri.Port).Uri;
-        }
-        else
-        {
-            throw new NotSupportedException($"Docker endpoint {endpoint}: only unix:// and tcp:// are supported here");
-        }
-
-        _http = new HttpClient(handler) { BaseAddress = baseAddress, Timeout = Timeout.InfiniteTimeSpan };
-    }
+    public DockerEngine(string endpoint) => _http = Common.Http.LocalHttp.Client(endpoint);
 
     public async Task PingAsync(TimeSpan timeout, CancellationToken ct)
     {
@@ -87,21 +65,8 @@ internal sealed class DockerEngine : IDisposable
         using var deadline = Deadline(timeout, ct);
         using var response = await _http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, deadline.Token).ConfigureAwait(false);
         await ThrowIfFailedAsync(response, "/" + path, deadline.Token).ConfigureAwait(false);
-        await using var stream = await response.Content.ReadAsStreamAsync(deadline.Token).ConfigureAwait(false);
-        var buffer = new MemoryStream();
-        var chunk = new byte[81920];
-        int n;
-        while ((n = await stream.ReadAsync(chunk, deadline.Token).ConfigureAwait(false)) > 0)
-        {
-            if (buffer.Length + n > maxBytes)
-            {
-                throw new InvalidDataException($"/{path}: Docker answered more than {maxBytes / (1024 * 1024)} MiB");
-            }
-
-            buffer.Write(chunk, 0, n);
-        }
-
-        return JsonSerializer.Deserialize(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), info) ?? throw new JsonException($"/{path}: Docker answered null");
+        var body = await Common.Http.LocalHttp.ReadAtMostAsync(response, maxBytes, $"/{path}: Docker", deadline.Token).ConfigureAwait(false);
+        return JsonSerializer.Deserialize(body.Span, info) ?? throw new JsonException($"/{path}: Docker answered null");
     }
 
     private static CancellationTokenSource Deadline(TimeSpan timeout, CancellationToken ct)
@@ -119,7 +84,7 @@ internal sealed class DockerEngine : IDisposable
         }
 
         var code = (int)response.StatusCode;
-        var message = await Http.LocalHttp.ErrorMessageAsync(response, MaxErrorBody, t => JsonSerializer.Deserialize(t, DockerJson.Default.DockerError)?.Message, ct).ConfigureAwait(false);
+        var message = await Common.Http.LocalHttp.ErrorMessageAsync(response, MaxErrorBody, t => JsonSerializer.Deserialize(t, DockerJson.Default.DockerError)?.Message, ct).ConfigureAwait(false);
         throw new DockerApiException(code, $"{path}: {code} {message}");
     }
 

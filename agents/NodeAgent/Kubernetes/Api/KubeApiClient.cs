@@ -139,7 +139,7 @@ public sealed class KubeApiClient : IDisposable
 
         var code = (int)response.StatusCode;
         KubeStatus? status = null;
-        var message = await Http.LocalHttp.ErrorMessageAsync(response, MaxErrorBody, t => (status = JsonSerializer.Deserialize(t, KubeJson.Default.KubeStatus))?.Message, ct).ConfigureAwait(false);
+        var message = await Common.Http.LocalHttp.ErrorMessageAsync(response, MaxErrorBody, t => (status = JsonSerializer.Deserialize(t, KubeJson.Default.KubeStatus))?.Message, ct).ConfigureAwait(false);
         throw new KubeApiException(code, $"{method} {path}: {code} {response.ReasonPhrase}{(message.Length > 0 ? ": " + message : string.Empty)}", status);
     }
 

@@ -40,6 +40,8 @@ describe 'toolforge_agents::builder' do
         'VerifyCommand' => ['/bin/sh', '-c', 'exit 0'], 'VerifyCommands' => {}, 'VerifyTimeout' => '00:02:00',
         'RegistryTimeout' => '00:00:30', 'StateFile' => '/var/lib/toolforge-builder-agent/verified.json',
       },
+      'Hygiene' => { 'DanglingAfter' => '1.00:00:00', 'CacheBudgetGiB' => 40 },
+      'Disk' => { 'Path' => '/var/lib/docker', 'MinFreePercent' => 10 },
     )
     expect(json['Coordinator']['Certificate']).to eq(CERT)
     expect(json['Metrics']).to eq('Address' => '127.0.0.1', 'Port' => 9503)
