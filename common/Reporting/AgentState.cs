@@ -29,6 +29,8 @@ public sealed partial class AgentState
     private readonly List<(long Seq, AgentEvent Event)> _events = [];
     private List<NodeImage> _images = [];
     private List<string> _podDigests = [];
+    private Timestamp? _podsAt;
+    private bool _runsPods;
     private Timestamp? _imagesAt;
     private long _nextEventSeq = 1;
     private readonly Channel<bool> _changed = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
@@ -327,6 +329,8 @@ public sealed partial class AgentState
             {
                 report.Images.AddRange(_images.Select(i => i.Clone()));
                 report.PodDigests.AddRange(_podDigests);
+                report.PodsAt = _podsAt?.Clone();
+                report.RunsPods = _runsPods;
                 report.ImagesAt = _imagesAt.Clone();
             }
         }
@@ -335,26 +339,39 @@ public sealed partial class AgentState
     }
 
     /// <summary>
-    /// The images this node's runtime holds, as last listed at <paramref name="at"/> (issue 27), and the digests the pods
-    /// bound to it name that none of them was pulled by (<paramref name="podDigests"/>): they go with every report
-    /// from now on; a report sent before the first listing carries none (and no images_at: the coordinator keeps its own).
-    /// A change of either asks for a report at once.
+    /// The images this node's runtime holds, as last listed at <paramref name="at"/> (issue 27); the digests the pods
+    /// bound to it name that none of them was pulled by (<paramref name="podDigests"/>), as listed at
+    /// <paramref name="podsAt"/> (null: never); whether the runtime runs containers of Kubernetes pods. They go with every
+    /// report from now on; a report sent before the first listing carries none (and no images_at: the coordinator keeps
+    /// its own). A change of any of them (not of the times alone) asks for a report at once.
     /// </summary>
-    public void SetImages(IReadOnlyList<NodeImage> images, DateTimeOffset at, IReadOnlyList<string>? podDigests = null)
+    public void SetImages(IReadOnlyList<NodeImage> images, DateTimeOffset at, IReadOnlyList<string>? podDigests = null, DateTimeOffset? podsAt = null, bool runsPods = false)
     {
         podDigests ??= [];
         bool changed;
         lock (_lock)
         {
-            changed = _imagesAt is null || !_images.SequenceEqual(images) || !_podDigests.SequenceEqual(podDigests, StringComparer.Ordinal);
+            changed = _imagesAt is null || !_images.SequenceEqual(images) || !_podDigests.SequenceEqual(podDigests, StringComparer.Ordinal)
+                || (_podsAt is null) != (podsAt is null) || _runsPods != runsPods;
             _images = [.. images];
             _podDigests = [.. podDigests];
+            _podsAt = podsAt is { } p ? Timestamp.FromDateTimeOffset(p) : null;
+            _runsPods = runsPods;
             _imagesAt = Timestamp.FromDateTimeOffset(at);
         }
 
         if (changed)
         {
             Signal();
+        }
+    }
+
+    /// <summary>The digests pods named and when they were listed, as last set (<see cref="SetImages"/>); none and null before.</summary>
+    public (IReadOnlyList<string> Digests, DateTimeOffset? At) PodListing()
+    {
+        lock (_lock)
+        {
+            return (_podDigests, _podsAt?.ToDateTimeOffset());
         }
     }
 

@@ -31,6 +31,7 @@ internal static class ReportClock
         }
 
         r.ImagesAt = Clamp(r.ImagesAt, low, high);
+        r.PodsAt = Clamp(r.PodsAt, low, high);
     }
 
     private static Timestamp? Clamp(Timestamp? t, DateTimeOffset low, DateTimeOffset high)

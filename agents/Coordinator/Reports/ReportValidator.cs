@@ -171,9 +171,14 @@ internal static partial class ReportValidator
             return $"images: {r.Images.Count} images, at most {ReportLimits.MaxNodeImages} allowed";
         }
 
-        if (r.PodDigests.Count > 0 && (r.Agent != AgentKind.Node || r.ImagesAt is null))
+        if ((r.PodDigests.Count > 0 || r.PodsAt is not null || r.RunsPods) && (r.Agent != AgentKind.Node || r.ImagesAt is null))
         {
             return r.Agent != AgentKind.Node ? "pod_digests: only a node-agent reports images" : "pod_digests: listed without images_at";
+        }
+
+        if (r.PodDigests.Count > 0 && r.PodsAt is null)
+        {
+            return "pod_digests: listed without pods_at";
         }
 
         if (r.PodDigests.Count > ReportLimits.MaxNodeImages)

@@ -27,6 +27,8 @@ internal static class ReportDiff
         {
             stored.Images.AddRange(images.Images);
             stored.PodDigests.AddRange(images.PodDigests);
+            stored.PodsAt = images.PodsAt;
+            stored.RunsPods = images.RunsPods;
             stored.ImagesAt = images.ImagesAt;
         }
 

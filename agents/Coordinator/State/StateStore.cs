@@ -255,7 +255,8 @@ public sealed partial class StateStore
 
     /// <summary>
     /// What a prune must never delete (issue 27): every digest any node-agent's runtime holds or uses (the digest of each
-    /// repo digest it listed) and every digest the pods bound to its node name (pod_digests), taken now. Refused (Refusal set, nothing else to rely on) when a node-agent's list is
+    /// repo digest it listed) and every digest the pods bound to its node name (pod_digests), taken now. Also refused while
+    /// a node-agent whose runtime runs pods has not listed its pods within that age. Refused (Refusal set, nothing else to rely on) when a node-agent's list is
     /// unknown or older than Coordinator:ImageListMaxAge: a node that cannot say what it holds could hold anything.
     /// </summary>
     public ImageProtection ImageProtection()
@@ -265,6 +266,7 @@ public sealed partial class StateStore
         var digests = new HashSet<string>(StringComparer.Ordinal);
         var unknown = new List<string>();
         var stale = new List<string>();
+        var podsUnknown = new List<string>();
         var nodes = 0;
         DateTimeOffset? oldest = null;
         lock (_lock)
@@ -302,6 +304,12 @@ public sealed partial class StateStore
                 {
                     digests.Add(NodeImageNames.Split(entry).Digest);
                 }
+
+                // A node that runs pods is known only with its pods listed (a pod's pull to come names a digest no runtime holds).
+                if (agent.State.RunsPods && (agent.State.PodsAt is null || now - agent.State.PodsAt.ToDateTimeOffset() > maxAge))
+                {
+                    podsUnknown.Add(agent.State.PodsAt is null ? $"{name} (never)" : $"{name} ({(now - agent.State.PodsAt.ToDateTimeOffset()).TotalMinutes:0} min)");
+                }
             }
         }
 
@@ -319,6 +327,10 @@ public sealed partial class StateStore
         else if (stale.Count > 0)
         {
             result.Refusal = $"{stale.Count} node-agent(s) listed their images longer ago than Coordinator:ImageListMaxAge ({maxAge.TotalMinutes:0} min): {Some(stale)} (their runtime or the agent is down: fix it; `agentctl forget` only a node gone for good: a forgotten node is not protected)";
+        }
+        else if (podsUnknown.Count > 0)
+        {
+            result.Refusal = $"{podsUnknown.Count} node-agent(s) run Kubernetes pods but listed them never or longer ago than Coordinator:ImageListMaxAge ({maxAge.TotalMinutes:0} min): {Some(podsUnknown)} (the node's check node.images says why: the API unreadable from the node, NodeAgent:Images:Pods off, or NodeAgent:Kubernetes not reading the API)";
         }
         else if (nodes == 0)
         {

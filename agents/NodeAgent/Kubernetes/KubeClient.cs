@@ -37,9 +37,10 @@ public sealed class KubeClient(IOptions<KubernetesOptions> options) : IDisposabl
     /// <summary>
     /// Every pod bound to <paramref name="node"/> (fieldSelector spec.nodeName), <paramref name="pageSize"/> at a time, each
     /// page bounded by the request timeout; more than <paramref name="maxPods"/> throws <see cref="TooManyPodsException"/>
-    /// naming <paramref name="maxKey"/> (memory stays bounded).
+    /// naming <paramref name="maxKey"/> (memory stays bounded); with <paramref name="keep"/>, only the pods it keeps are
+    /// kept and counted.
     /// </summary>
-    public async Task<List<KubePod>> ListNodePodsAsync(string node, int pageSize, int maxPods, string maxKey, CancellationToken ct)
+    public async Task<List<KubePod>> ListNodePodsAsync(string node, int pageSize, int maxPods, string maxKey, CancellationToken ct, Func<KubePod, bool>? keep = null)
     {
         var pods = new List<KubePod>();
         string? next = null;
@@ -49,7 +50,7 @@ public sealed class KubeClient(IOptions<KubernetesOptions> options) : IDisposabl
                 + (next is null ? string.Empty : "&continue=" + Uri.EscapeDataString(next));
             using var cts = Deadline(ct);
             var page = await Api.GetAsync(query, KubeJson.Default.KubeListKubePod, cts.Token).ConfigureAwait(false);
-            pods.AddRange(page.Items ?? []);
+            pods.AddRange(keep is null ? page.Items ?? [] : (page.Items ?? []).Where(keep));
             if (pods.Count > maxPods)
             {
                 throw new TooManyPodsException($"more than {maxPods.ToString(CultureInfo.InvariantCulture)} pods on {node} ({maxKey})");

@@ -46,6 +46,7 @@ internal sealed class NodeInTheLoop : IAsyncDisposable
         var dir = new TempDir("node-loop");
         var containerd = await PrivateContainerd.StartAsync();
         var api = await FakeKubeApiServer.StartAsync();
+        api.Put(FakeKubeApiServer.Node(Name));
         var tar = dir["pool.tar"];
         OciImage.WriteMany(tar, [.. Enumerable.Range(0, Pool).Select(PoolImage)]);
         var node = new NodeInTheLoop(containerd, api, dir);
@@ -92,9 +93,12 @@ internal sealed class NodeInTheLoop : IAsyncDisposable
         }
 
         _pods.Clear();
+        // A running pod names its image by tag in the spec (what keeps it is its status: the imageID the runtime resolved,
+        // in dockershim's form or containerd's).
         foreach (var (reference, n) in running.Select((r, n) => (r, n)))
         {
-            _api.Put(FakeKubeApiServer.PodRunning("tool-loop", $"running-{n}", Name, [reference], ["docker-pullable://" + reference]));
+            var byTag = reference[..reference.LastIndexOf('@')] + ":testing";
+            _api.Put(FakeKubeApiServer.PodRunning("tool-loop", $"running-{n}", Name, [byTag], [(n % 2 == 0 ? "docker-pullable://" : string.Empty) + reference]));
             _pods.Add($"running-{n}");
         }
 

@@ -122,6 +122,8 @@ public sealed class PruneProtectionTests
             var r = new ReportRequest { Node = "tools-k8s-worker-1", Agent = AgentKind.Node, AgentVersion = "1.0.0", SentAt = Timestamp.FromDateTimeOffset(now), ImagesAt = Timestamp.FromDateTimeOffset(now) };
             r.Images.Add(new NodeImage { Id = "sha256:" + new string('1', 64), RepoDigests = { "docker-registry.svc.toolforge.org/toolforge-x@" + DigestA } });
             r.PodDigests.AddRange(podDigests);
+            r.PodsAt = Timestamp.FromDateTimeOffset(now);
+            r.RunsPods = true;
             return r;
         }
 
@@ -134,6 +136,9 @@ public sealed class PruneProtectionTests
         unlisted.ImagesAt = null;
         unlisted.Images.Clear();
         Assert.Equal("pod_digests: listed without images_at", (await Assert.ThrowsAsync<RpcException>(() => node.ReportAsync(unlisted).ResponseAsync)).Status.Detail);
+        var untimed = Listing(DigestB);
+        untimed.PodsAt = null;
+        Assert.Equal("pod_digests: listed without pods_at", (await Assert.ThrowsAsync<RpcException>(() => node.ReportAsync(untimed).ResponseAsync)).Status.Detail);
         var fromBuilder = Listing(DigestB);
         fromBuilder.Node = CoordinatorHarness.Builder;
         fromBuilder.Agent = AgentKind.Builder;
@@ -152,6 +157,43 @@ public sealed class PruneProtectionTests
         var command = await NextCommandAsync(builder);
         Assert.Equal(string.Empty, command.Protection.Refusal);
         Assert.Equal([DigestA, DigestB, DigestC], command.Protection.Digests);
+
+        // A node that runs pods whose pods were never listed (NodeAgent:Images:Pods off, no API): refused, named.
+        var blind = Listing();
+        blind.Node = "tools-k8s-worker-2";
+        blind.PodsAt = null;
+        await h.AgentClient("tools-k8s-worker-2").ReportAsync(blind);
+        var never = await Assert.ThrowsAsync<RpcException>(() => h.AdminClient(CoordinatorHarness.Admin).RequestBuildAsync(Prune(5)).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, never.StatusCode);
+        Assert.Equal("prune refused: 1 node-agent(s) run Kubernetes pods but listed them never or longer ago than Coordinator:ImageListMaxAge (20 min): tools-k8s-worker-2 (never) (the node's check node.images says why: the API unreadable from the node, NodeAgent:Images:Pods off, or NodeAgent:Kubernetes not reading the API)", never.Status.Detail);
+
+        // Its runtime listed again, its pods still not (the API down since): once their listing is older than
+        // ImageListMaxAge, refused the same way though the images are fresh.
+        var listed = Listing();
+        listed.Node = "tools-k8s-worker-2";
+        await h.AgentClient("tools-k8s-worker-2").ReportAsync(listed);
+        await h.AdminClient(CoordinatorHarness.Admin).RequestBuildAsync(Prune(5, dryRun: true)); // accepted
+        h.Time.Advance(TimeSpan.FromMinutes(21));
+        foreach (var name in new[] { "tools-k8s-worker-1", "tools-k8s-worker-2" })
+        {
+            var fresh = Listing(DigestB);
+            fresh.Node = name;
+            fresh.ImagesAt = Timestamp.FromDateTimeOffset(h.Time.GetUtcNow());
+            fresh.SentAt = fresh.ImagesAt;
+            if (name == "tools-k8s-worker-2")
+            {
+                fresh.PodsAt = Timestamp.FromDateTimeOffset(now); // 21 min old
+            }
+            else
+            {
+                fresh.PodsAt = fresh.ImagesAt;
+            }
+
+            await h.AgentClient(name).ReportAsync(fresh);
+        }
+
+        var stale = await Assert.ThrowsAsync<RpcException>(() => h.AdminClient(CoordinatorHarness.Admin).RequestBuildAsync(Prune(5)).ResponseAsync);
+        Assert.Contains("1 node-agent(s) run Kubernetes pods but listed them never or longer ago than Coordinator:ImageListMaxAge (20 min): tools-k8s-worker-2 (21 min)", stale.Status.Detail, StringComparison.Ordinal);
     }
 
     [Fact]

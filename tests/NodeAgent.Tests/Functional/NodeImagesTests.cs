@@ -32,15 +32,29 @@ public sealed class NodeImagesTests
         var manifest = System.Text.RegularExpressions.Regex.Match(listed.Stdout, "sha256:[0-9a-f]{64}").Value;
         var byDigest = "docker-registry.svc.toolforge.org/toolforge-python311@" + manifest;
         Assert.True((await Run.ProcessAsync("ctr", ["--address", c.Socket, "-n", "k8s.io", "images", "tag", Unused, byDigest], TimeSpan.FromSeconds(30))).ExitCode == 0);
+        var sandbox = await c.RunPodAsync("tool-a", "web-7d9f"); // the runtime runs a pod: its list is complete only with the pods
+        await c.RunContainerAsync(sandbox, "web", Used, 52000);
 
         await using var api = await FakeKubeApiServer.StartAsync();
+        api.Put(FakeKubeApiServer.Node(NodeName));
         using var dir = new TempDir();
         var notHeld = "docker-registry.svc.toolforge.org/toolforge-perl532@sha256:" + new string('e', 64);
+        var initNotHeld = "docker-registry.svc.toolforge.org/toolforge-jdk17@sha256:" + new string('d', 64);
         // A running pod whose container the runtime made from the python image (the kubelet's imageID, dockershim's form);
-        // a pod pinned by digest whose pull is still to come (no imageID yet); a pod by tag only; a pod of another node.
+        // a pod pinned by digest whose pull is still to come (no imageID yet); a pod by tag only; a pod whose init
+        // container ran an image the runtime no longer holds; a pod whose image names no digest (the API server takes
+        // any string); a pod that ended (Succeeded: it never starts again); a pod of another node.
         api.Put(FakeKubeApiServer.PodRunning("tool-a", "web-1", NodeName, ["docker-registry.svc.toolforge.org/toolforge-python311:latest"], ["docker-pullable://" + byDigest]));
         api.Put(FakeKubeApiServer.PodRunning("tool-a", "pending-1", NodeName, [notHeld], []));
         api.Put(FakeKubeApiServer.PodRunning("tool-a", "tagged-1", NodeName, ["docker-registry.svc.toolforge.org/toolforge-bookworm:latest"], [""]));
+        var withInit = FakeKubeApiServer.PodRunning("tool-a", "init-1", NodeName, ["docker-registry.svc.toolforge.org/toolforge-bookworm:latest"], []);
+        withInit.Spec.InitContainers = [new k8s.Models.V1Container { Name = "setup", Image = "docker-registry.svc.toolforge.org/toolforge-jdk17:latest" }];
+        withInit.Status.InitContainerStatuses = [new k8s.Models.V1ContainerStatus { Name = "setup", Image = "x", ImageID = initNotHeld, Ready = true, RestartCount = 0 }];
+        api.Put(withInit);
+        api.Put(FakeKubeApiServer.PodRunning("tool-a", "malformed-1", NodeName, ["docker-registry.svc.toolforge.org/toolforge-x@sha256:NOT-HEX"], []));
+        var ended = FakeKubeApiServer.PodRunning("tool-a", "job-1", NodeName, ["docker-registry.svc.toolforge.org/toolforge-ruby@sha256:" + new string('c', 64)], []);
+        ended.Status.Phase = "Succeeded";
+        api.Put(ended);
         api.Put(FakeKubeApiServer.PodRunning("tool-a", "elsewhere-1", "tools-k8s-worker-8", ["docker-registry.svc.toolforge.org/toolforge-ruby@sha256:" + new string('f', 64)], []));
         var kubeconfig = api.WriteKubeconfig(dir["kubeconfig"]);
         using var client = new KubeClient(Support.Options(new KubernetesOptions { Kubeconfig = kubeconfig }));
@@ -52,41 +66,64 @@ public sealed class NodeImagesTests
         Assert.True(result.State == CheckState.Ok, result.Message);
         var report = state.Snapshot(out _);
         var python = Assert.Single(report.Images, i => i.RepoDigests.Contains(byDigest));
-        Assert.True(python.InUse); // no container in the runtime, but a pod runs it
-        Assert.Equal([notHeld], report.PodDigests);
-        Assert.EndsWith(", 1 in use; 3 pod(s) bound here name 1 digest(s) it does not hold", result.Message, StringComparison.Ordinal);
-        Assert.Equal(3, result.Values["pods"]);
+        Assert.True(python.InUse); // (the test's images are one busybox under several names: WithPods' own test shows a pod alone makes one in use)
+        Assert.Equal([initNotHeld, notHeld], report.PodDigests);
+        Assert.True(report.RunsPods);
+        Assert.Equal(report.ImagesAt, report.PodsAt);
+        Assert.EndsWith(" in use; 5 pod(s) bound here name 2 digest(s) it does not hold; 1 pod image reference(s) name no sha256 digest (nothing the registry's retention deletes)", result.Message, StringComparison.Ordinal);
+        Assert.Equal(5, result.Values["pods"]);
 
-        // Off: the runtime alone, as before.
+        // Off: the runtime alone — and since it runs pods, a warning that says the retention refuses.
         var off = Support.State();
         await Check(off, new CriOptions { Endpoint = c.Endpoint }, null, pods, new NodeImagesOptions { Pods = false }).RunGuardedAsync(CancellationToken.None);
         Assert.Empty(off.Snapshot(out _).PodDigests);
-        Assert.EndsWith(" images in containerd, 0 in use", off.GetCheck(NodeImagesCheck.Check)!.Message, StringComparison.Ordinal);
+        Assert.Null(off.Snapshot(out _).PodsAt);
+        Assert.Equal(CheckState.Warning, off.GetCheck(NodeImagesCheck.Check)!.State);
+        Assert.EndsWith(" in use; the pods bound here are not read (NodeAgent:Images:Pods is off); the registry's retention refuses while they are not listed", off.GetCheck(NodeImagesCheck.Check)!.Message, StringComparison.Ordinal);
 
-        // The API down: nothing is sent (a pod's image could be missed); the last list keeps its time.
-        var at = state.Snapshot(out _).ImagesAt;
+        // The API down: the runtime's list still goes (a new images_at), with the pods' digests of the last listing and
+        // its own time, which the coordinator judges.
+        var before = state.Snapshot(out _);
         api.Down = true;
         await Check(state, new CriOptions { Endpoint = c.Endpoint }, null, pods).RunGuardedAsync(CancellationToken.None);
         var down = state.GetCheck(NodeImagesCheck.Check)!;
-        Assert.Equal(CheckState.Unknown, down.State);
-        Assert.Contains($"cannot list the pods bound to {NodeName}: ", down.Message, StringComparison.Ordinal);
-        Assert.Equal(at, state.Snapshot(out _).ImagesAt);
-        Assert.Equal([notHeld], state.Snapshot(out _).PodDigests);
+        Assert.Equal(CheckState.Warning, down.State);
+        Assert.Contains($"; cannot list the pods bound to {NodeName}: ", down.Message, StringComparison.Ordinal);
+        Assert.Contains("; the digests pods named at ", down.Message, StringComparison.Ordinal);
+        var after = state.Snapshot(out _);
+        Assert.True(after.ImagesAt.ToDateTimeOffset() >= before.ImagesAt.ToDateTimeOffset());
+        Assert.Equal(before.PodsAt, after.PodsAt);
+        Assert.Equal([initNotHeld, notHeld], after.PodDigests);
         api.Down = false;
 
-        // More pods than NodeAgent:Images:MaxPods: refused the same way, naming the key.
-        await Check(state, new CriOptions { Endpoint = c.Endpoint }, null, pods, new NodeImagesOptions { MaxPods = 2 }).RunGuardedAsync(CancellationToken.None);
-        Assert.Contains("more than 2 pods on tools-k8s-worker-7 (NodeAgent:Images:MaxPods)", state.GetCheck(NodeImagesCheck.Check)!.Message, StringComparison.Ordinal);
+        // More pods than NodeAgent:Images:MaxPods (the ended one not counted): the same, naming the key.
+        await Check(state, new CriOptions { Endpoint = c.Endpoint }, null, pods, new NodeImagesOptions { MaxPods = 4 }).RunGuardedAsync(CancellationToken.None);
+        Assert.Contains("more than 4 pods on tools-k8s-worker-7 (NodeAgent:Images:MaxPods)", state.GetCheck(NodeImagesCheck.Check)!.Message, StringComparison.Ordinal);
+        await Check(state, new CriOptions { Endpoint = c.Endpoint }, null, pods, new NodeImagesOptions { MaxPods = 5 }).RunGuardedAsync(CancellationToken.None);
+        Assert.Equal(CheckState.Ok, state.GetCheck(NodeImagesCheck.Check)!.State);
 
-        // No kubeconfig (a host that is no node yet): the runtime alone.
+        // A node name the API has no Node of (the certificate's FQDN, the Node's short name): no pod is listed, and
+        // that is said, not taken for "no pods".
+        var misnamed = Support.State();
+        await Check(misnamed, new CriOptions { Endpoint = c.Endpoint }, null, pods with { Node = NodeName + ".eqiad1.wikimedia.cloud" }).RunGuardedAsync(CancellationToken.None);
+        Assert.Equal(CheckState.Warning, misnamed.GetCheck(NodeImagesCheck.Check)!.State);
+        Assert.Contains("the Kubernetes API has no Node of that name (NodeAgent:NodeName must be the Node's name)", misnamed.GetCheck(NodeImagesCheck.Check)!.Message, StringComparison.Ordinal);
+        Assert.Null(misnamed.Snapshot(out _).PodsAt);
+
+        // No kubeconfig on a host that runs pods: a warning (the retention refuses); on a host that runs none, the runtime alone.
         var bare = Support.State();
         await Check(bare, new CriOptions { Endpoint = c.Endpoint }, null, pods with { Kubeconfig = dir["absent"] }).RunGuardedAsync(CancellationToken.None);
-        Assert.Equal(CheckState.Ok, bare.GetCheck(NodeImagesCheck.Check)!.State);
-        Assert.False(bare.GetCheck(NodeImagesCheck.Check)!.Values.ContainsKey("pods"));
+        Assert.Equal(CheckState.Warning, bare.GetCheck(NodeImagesCheck.Check)!.State);
+        Assert.Contains($"the pods bound here are not read (no kubeconfig at {dir["absent"]})", bare.GetCheck(NodeImagesCheck.Check)!.Message, StringComparison.Ordinal);
+        await using var idle = await PrivateContainerd.StartAsync([Used]);
+        var builderHost = Support.State();
+        await Check(builderHost, new CriOptions { Endpoint = idle.Endpoint }, null, pods with { Kubeconfig = dir["absent"] }).RunGuardedAsync(CancellationToken.None);
+        Assert.Equal(CheckState.Ok, builderHost.GetCheck(NodeImagesCheck.Check)!.State);
+        Assert.False(builderHost.Snapshot(out _).RunsPods);
     }
 
     [Fact]
-    public void PodReferences_InTheCoordinatorsForm_ASchemeDropped_AnotherAlgorithmLeftOut_SoTheListIsNotSent()
+    public void PodReferences_InTheCoordinatorsForm_ASchemeDropped_AnotherAlgorithmCountedAndSkipped()
     {
         var id = "sha256:" + new string('a', 64);
         var held = "docker-registry.svc.toolforge.org/toolforge-x@sha256:" + new string('b', 64);
@@ -101,11 +138,13 @@ public sealed class NodeImagesTests
         Assert.True(withPods.Images[0].InUse); // named by its repo digest under another registry's name, and by its id
         Assert.False(withPods.Images[1].InUse);
         Assert.Equal(["sha256:" + new string('c', 64)], withPods.PodDigests); // a name in no form keeps its digest
-        Assert.Equal(1, withPods.LeftOut); // sha512: not sent
+        Assert.Equal(0, withPods.LeftOut); // the list still goes
+        Assert.Equal(1, withPods.Unnamed); // sha512: nothing the retention deletes
         Assert.Equal(1, withPods.Pods);
         Assert.False(listing.Images[0].InUse); // the runtime's listing itself untouched
         Assert.Null(NodeImagesCheck.Entry("docker://not a reference"));
         Assert.Equal(id, NodeImagesCheck.Entry("docker://" + id));
+        Assert.Equal(id, NodeImagesCheck.Entry(new string('a', 64))); // a bare 64-hex id
     }
 
     [Fact]
@@ -128,9 +167,11 @@ public sealed class NodeImagesTests
 
         await Check(state, new CriOptions { Endpoint = c.Endpoint }, null).RunGuardedAsync(CancellationToken.None);
         var result = state.GetCheck(NodeImagesCheck.Check)!;
-        Assert.True(result.State == CheckState.Ok, result.Message);
+        // The images are listed and sent; the runtime runs a pod whose list no API gave here: a warning saying so.
+        Assert.True(result.State == CheckState.Warning, result.Message);
         var report = state.Snapshot(out _);
         Assert.NotNull(report.ImagesAt);
+        Assert.True(report.RunsPods);
 
         // What containerd itself says (its own CLI, an independent client): every image id, and the one in use.
         var ctr = await Run.ProcessAsync("ctr", ["--address", c.Socket, "-n", "k8s.io", "images", "ls"], TimeSpan.FromSeconds(30));
@@ -138,7 +179,7 @@ public sealed class NodeImagesTests
         Assert.Equal(report.Images.Count, report.Images.Select(i => i.Id).Distinct().Count());
         var inUse = Assert.Single(report.Images, i => i.InUse);
         Assert.Contains(byDigest, inUse.RepoDigests); // the image the container was made from, by its manifest digest
-        Assert.Equal($"{report.Images.Count} images in containerd, 1 in use", result.Message);
+        Assert.Equal($"{report.Images.Count} images in containerd, 1 in use; the pods bound here are not read (NodeAgent:Kubernetes does not read the API); the registry's retention refuses while they are not listed", result.Message);
         Assert.All(report.Images, i => Assert.Matches("^sha256:[0-9a-f]{64}$", i.Id));
         Assert.All(report.Images.SelectMany(i => i.RepoDigests), d => Assert.Contains(d.Split('@')[1], ctr.Stdout, StringComparison.Ordinal));
         Assert.Equal(1, result.Values["in_use"]);

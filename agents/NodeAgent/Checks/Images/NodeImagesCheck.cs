@@ -65,6 +65,12 @@ internal sealed class NodeImagesCheck : PeriodicCheck
 
         /// <summary>Pods read (null: not read, no kubeconfig or NodeImages:Pods off).</summary>
         public int? Pods { get; init; }
+
+        /// <summary>Image references of pods that name no sha256 digest (skipped: nothing the registry's retention deletes).</summary>
+        public int Unnamed { get; init; }
+
+        /// <summary>The runtime runs containers of Kubernetes pods (CRI: any container; Docker: the kubelet's label).</summary>
+        public bool RunsPods { get; init; }
     }
 
     protected override async Task RunOnceAsync(CancellationToken ct)
@@ -81,16 +87,22 @@ internal sealed class NodeImagesCheck : PeriodicCheck
             throw new PeerUnavailableException(peer, $"cannot list the images of {peer}: {Why(ex)}; the coordinator keeps the last list");
         }
 
-        if (await ListPodsAsync(ct).ConfigureAwait(false) is { } pods)
+        var now = Time.GetUtcNow();
+        var (pods, podsProblem) = await ListPodsAsync(ct).ConfigureAwait(false);
+        // Without a listing now, the last one that went (kept with the agent's state) goes again with its own time: the coordinator judges its age.
+        var (podDigests, podsAt) = State.PodListing();
+        if (pods is not null)
         {
             listing = WithPods(listing, pods);
+            podDigests = listing.PodDigests;
+            podsAt = now;
         }
 
-        var bytes = listing.Images.Sum(i => (long)i.CalculateSize()) + listing.PodDigests.Sum(d => (long)d.Length + 2);
+        var bytes = listing.Images.Sum(i => (long)i.CalculateSize()) + podDigests.Sum(d => (long)d.Length + 2);
         var notSent = listing.Images.Count > ReportLimits.MaxNodeImages ? $"more than the {ReportLimits.MaxNodeImages} images a report carries"
-            : listing.PodDigests.Count > ReportLimits.MaxNodeImages ? $"pods name {listing.PodDigests.Count} digests the runtime does not hold, more than the {ReportLimits.MaxNodeImages} a report carries"
+            : podDigests.Count > ReportLimits.MaxNodeImages ? $"pods name {podDigests.Count} digests the runtime does not hold, more than the {ReportLimits.MaxNodeImages} a report carries"
             : bytes > MaxListBytes ? $"{bytes / 1024} KiB of names, more than the {MaxListBytes / (1024 * 1024)} MiB a report gives them"
-            : listing.LeftOut > 0 ? $"{listing.LeftOut} id(s) or digest(s) (of the runtime or of pods) in no form the coordinator takes (a list with a hole would say a held digest is not held)"
+            : listing.LeftOut > 0 ? $"{listing.LeftOut} id(s) or digest(s) of the runtime in no form the coordinator takes (a list with a hole would say a held digest is not held)"
             : null;
         if (notSent is not null)
         {
@@ -98,54 +110,91 @@ internal sealed class NodeImagesCheck : PeriodicCheck
             return;
         }
 
-        State.SetImages(listing.Images, Time.GetUtcNow(), listing.PodDigests);
+        State.SetImages(listing.Images, now, podDigests, podsAt, listing.RunsPods);
         var inUse = listing.Images.Count(i => i.InUse);
         var values = new Dictionary<string, double> { ["images"] = listing.Images.Count, ["in_use"] = inUse };
-        var podsSaid = string.Empty;
+        var said = $"{listing.Images.Count} images in {listing.Runtime}, {inUse} in use";
+        var state = CheckState.Ok;
         if (listing.Pods is { } podCount)
         {
             values["pods"] = podCount;
-            values["pod_digests_not_held"] = listing.PodDigests.Count;
-            podsSaid = listing.PodDigests.Count == 0 ? $"; {podCount} pod(s) bound here" : $"; {podCount} pod(s) bound here name {listing.PodDigests.Count} digest(s) it does not hold";
+            values["pod_digests_not_held"] = podDigests.Count;
+            said += podDigests.Count == 0 ? $"; {podCount} pod(s) bound here" : $"; {podCount} pod(s) bound here name {podDigests.Count} digest(s) it does not hold";
+            if (listing.Unnamed > 0)
+            {
+                values["pod_references_unnamed"] = listing.Unnamed;
+                said += $"; {listing.Unnamed} pod image reference(s) name no sha256 digest (nothing the registry's retention deletes)";
+            }
+        }
+        else if (podsProblem is not null && (listing.RunsPods || podsAt is not null))
+        {
+            // The runtime list goes; the pods' digests of the last listing go with their own time, which the coordinator judges.
+            state = CheckState.Warning;
+            said += $"; {podsProblem}; " + (podsAt is { } last
+                ? $"the digests pods named at {last.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture)} are sent again (the registry's retention refuses once they are older than Coordinator:ImageListMaxAge)"
+                : "the registry's retention refuses while they are not listed");
         }
 
-        State.SetCheck(Check, CheckState.Ok, $"{listing.Images.Count} images in {listing.Runtime}, {inUse} in use{podsSaid}", sw.Elapsed, values: values, quiet: true);
+        State.SetCheck(Check, state, said, sw.Elapsed, values: values, quiet: state == CheckState.Ok);
     }
 
-    // The pods bound to this node, or null when they are not read (off, or no kubeconfig: a host that is no node yet).
-    private async Task<IReadOnlyList<KubePod>?> ListPodsAsync(CancellationToken ct)
+    // The pods bound to this node (not those that ended: Succeeded and Failed pods never start again), or null with why
+    // not: not read here (off, not the API, no kubeconfig: a host that is no node yet) or the API failed. A Node the API
+    // does not have is a failure: a wrong node name would list no pod and look complete.
+    private async Task<(IReadOnlyList<KubePod>? Pods, string? Problem)> ListPodsAsync(CancellationToken ct)
     {
-        if (_pods is null || !File.Exists(_pods.Kubeconfig))
+        if (_pods is null)
         {
-            return null;
+            return (null, _o.Pods ? "the pods bound here are not read (NodeAgent:Kubernetes does not read the API)" : "the pods bound here are not read (NodeAgent:Images:Pods is off)");
+        }
+
+        if (!File.Exists(_pods.Kubeconfig))
+        {
+            return (null, $"the pods bound here are not read (no kubeconfig at {_pods.Kubeconfig})");
         }
 
         try
         {
-            return await _pods.Client.ListNodePodsAsync(_pods.Node, PodPageSize, _o.MaxPods, $"{NodeImagesOptions.Section}:{nameof(NodeImagesOptions.MaxPods)}", ct).ConfigureAwait(false);
+            try
+            {
+                using var deadline = _pods.Client.Deadline(ct);
+                await _pods.Client.Api.GetAsync($"/api/v1/nodes/{Uri.EscapeDataString(_pods.Node)}", KubeJson.Default.KubeNode, deadline.Token).ConfigureAwait(false);
+            }
+            catch (KubeApiException ex) when (ex.StatusCode == 404)
+            {
+                return (null, $"cannot list the pods bound to {_pods.Node}: the Kubernetes API has no Node of that name (NodeAgent:NodeName must be the Node's name)");
+            }
+
+            var pods = await _pods.Client.ListNodePodsAsync(_pods.Node, PodPageSize, _o.MaxPods, $"{NodeImagesOptions.Section}:{nameof(NodeImagesOptions.MaxPods)}", ct,
+                keep: p => p.Status?.Phase is not ("Succeeded" or "Failed")).ConfigureAwait(false);
+            return (pods, null);
         }
         catch (Exception ex) when (!ct.IsCancellationRequested && (KubeClient.IsApiFailure(ex) || ex is TooManyPodsException))
         {
-            throw new PeerUnavailableException("the Kubernetes API", $"cannot list the pods bound to {_pods.Node}: {_pods.Client.Why(ex)}; the images are not sent (a pod's image could be missed), the coordinator keeps the last list");
+            return (null, $"cannot list the pods bound to {_pods.Node}: {_pods.Client.Why(ex)}");
         }
     }
 
-    private const int PodPageSize = 500;
+    // Small pages: a pod's object is read whole (its labels and annotations too) before the images are taken from it.
+    private const int PodPageSize = 100;
 
     /// <summary>
     /// The listing with what the pods name: each digest a pod names (<see cref="PodReferences"/>) marks the runtime's
     /// images pulled by it (or with it as id) in use; those no image has go to <see cref="Listing.PodDigests"/>, one entry a
-    /// digest (its first name in the coordinator's form, else the digest alone). A reference in no form is left out.
+    /// digest (its first name in the coordinator's form, else the digest alone). A reference with no sha256 digest in it
+    /// (another algorithm, or no reference at all: the API server does not check image names) names nothing the registry's
+    /// retention deletes: it is counted (<see cref="Listing.Unnamed"/>) and skipped, so a tenant's malformed pod cannot
+    /// stop the node's list.
     /// </summary>
     public static Listing WithPods(Listing listing, IReadOnlyList<KubePod> pods)
     {
-        var leftOut = 0;
+        var unnamed = 0;
         var named = new Dictionary<string, string>(StringComparer.Ordinal); // digest -> entry
         foreach (var reference in pods.SelectMany(PodReferences))
         {
             if (Entry(reference) is not { } entry)
             {
-                leftOut++;
+                unnamed++;
                 continue;
             }
 
@@ -172,7 +221,7 @@ internal sealed class NodeImagesCheck : PeriodicCheck
         return listing with
         {
             Images = images,
-            LeftOut = listing.LeftOut + leftOut,
+            Unnamed = unnamed,
             PodDigests = [.. named.Values.Order(StringComparer.Ordinal)],
             Pods = pods.Count,
         };
@@ -196,12 +245,17 @@ internal sealed class NodeImagesCheck : PeriodicCheck
 
     /// <summary>
     /// A pod's reference in the coordinator's form: a scheme ("docker-pullable://", "docker://") dropped; "name@sha256:…"
-    /// kept whole when the name is in the form, else its digest alone; a bare "sha256:…" (an image id) kept. Null: no
-    /// sha256 digest in it (another algorithm, or not a reference) — the listing then has a hole and is not sent.
+    /// kept whole when the name is in the form, else its digest alone; a bare "sha256:…" or 64-hex id kept (an image id:
+    /// it protects nothing in the registry, but marks the runtime's image in use). Null: no sha256 digest in it.
     /// </summary>
     public static string? Entry(string reference)
     {
         var r = reference.IndexOf("://", StringComparison.Ordinal) is var scheme and >= 0 ? reference[(scheme + 3)..] : reference;
+        if (r.Length == 64 && r.All(char.IsAsciiHexDigitLower))
+        {
+            r = "sha256:" + r; // an id as some runtimes give it, without its algorithm
+        }
+
         if (NodeImageNames.IsImageId(r) || NodeImageNames.IsRepoDigest(r))
         {
             return r;
@@ -220,7 +274,8 @@ internal sealed class NodeImagesCheck : PeriodicCheck
         var images = await client.Images.ListImagesAsync(new Cri.V1.ListImagesRequest(), deadline: deadline, cancellationToken: ct).ConfigureAwait(false);
         var containers = await client.Runtime.ListContainersAsync(new Cri.V1.ListContainersRequest(), deadline: deadline, cancellationToken: ct).ConfigureAwait(false);
         var used = containers.Containers.SelectMany(c => new[] { c.ImageRef, c.ImageId }).Where(x => x.Length > 0).ToHashSet(StringComparer.Ordinal);
-        return Shape(o.Name, images.Images.Select(i => (i.Id, (IEnumerable<string>)i.RepoDigests)), used);
+        // Every CRI container is a pod's (the kubelet is CRI's client).
+        return Shape(o.Name, images.Images.Select(i => (i.Id, (IEnumerable<string>)i.RepoDigests)), used) with { RunsPods = containers.Containers.Count > 0 };
     }
 
     private async Task<Listing> ListDockerAsync(DockerOptions o, CancellationToken ct)
@@ -229,8 +284,13 @@ internal sealed class NodeImagesCheck : PeriodicCheck
         var images = await engine.GetBoundedAsync("images/json", DockerJson.Default.ListDockerImage, DockerEngine.MaxAnswer, _o.Timeout, ct).ConfigureAwait(false);
         var containers = await engine.GetBoundedAsync("containers/json?all=true", DockerJson.Default.ListDockerContainer, DockerEngine.MaxAnswer, _o.Timeout, ct).ConfigureAwait(false);
         var used = containers.Select(c => c.ImageID ?? string.Empty).ToHashSet(StringComparer.Ordinal);
-        return Shape("docker", images.Select(i => (i.Id, (IEnumerable<string>)(i.RepoDigests ?? []))), used);
+        // A pod's containers carry the kubelet's label (dockershim, cri-dockerd).
+        return Shape("docker", images.Select(i => (i.Id, (IEnumerable<string>)(i.RepoDigests ?? []))), used)
+            with { RunsPods = containers.Any(c => c.Labels?.ContainsKey(PodUidLabel) == true) };
     }
+
+    /// <summary>The label the kubelet puts on every container of a pod.</summary>
+    public const string PodUidLabel = "io.kubernetes.pod.uid";
 
     /// <summary>The whole list's size in a report at most: a report is refused above 8 MiB, and it carries the checks too.</summary>
     public const int MaxListBytes = 4 * 1024 * 1024;
