@@ -160,10 +160,13 @@ internal static class Render
 
         if (b.Images.Count > 0)
         {
+            // COMMIT: the image repository's commit an image was built from, when the builder's checkout was a clean one.
+            var commits = b.Images.Any(i => i.Revision.Length > 0);
             text.Append('\n').Append(Output.Table(
-                ["IMAGE", "RESULT", "DURATION", "DIGEST"],
+                commits ? ["IMAGE", "RESULT", "DURATION", "DIGEST", "COMMIT"] : ["IMAGE", "RESULT", "DURATION", "DIGEST"],
                 b.Images.Select(i => (IReadOnlyList<string>)
-                    [i.Name.Length > 0 ? i.Name : i.Path, i.Result, i.Duration is null ? "-" : $"{i.Duration.ToTimeSpan().TotalSeconds:0.0}s", i.Digest]),
+                    [i.Name.Length > 0 ? i.Name : i.Path, i.Result, i.Duration is null ? "-" : $"{i.Duration.ToTimeSpan().TotalSeconds:0.0}s", i.Digest,
+                     .. commits ? [i.Revision.Length > 12 ? i.Revision[..12] : i.Revision] : Array.Empty<string>()]),
                 colourColumn: 1));
         }
 

@@ -24,4 +24,7 @@ public static class ImageResults
 
     /// <summary>The longest reason a build takes.</summary>
     public const int MaxReason = 200;
+
+    /// <summary>Whether <paramref name="revision"/> is a git commit id as git prints it (40 hex, or 64 for SHA-256 repositories).</summary>
+    public static bool IsRevision(string revision) => revision.Length is 40 or 64 && revision.All(char.IsAsciiHexDigitLower);
 }

@@ -24,9 +24,18 @@ internal static class BuildsCommand
             }
         });
         var state = AgentCtlOptions.Words("--state", "Only builds in these states: queued, running, succeeded, failed");
-        var cmd = new Command("builds", "List image builds requested through the coordinator") { limit, state, output };
+        var id = new Argument<string?>("id") { Description = "One build: its images, their results, digests and the commit each was built from", Arity = ArgumentArity.ZeroOrOne };
+        var cmd = new Command("builds", "List image builds requested through the coordinator; with an ID, that build's images") { id, limit, state, output };
         cmd.SetAction((pr, ct) => g.Run(pr, async c =>
         {
+            if (pr.GetValue(id) is { } one)
+            {
+                var build = await c.Admin.GetBuildAsync(new GetBuildRequest { Id = one }, deadline: c.Deadline(), cancellationToken: ct);
+                var shown = Output.Parse(pr.GetValue(output));
+                AgentCtlOptions.Print(shown is Common.Cli.OutputFormat.Json or Common.Cli.OutputFormat.Yaml ? Render.Message(build, shown) : Render.Build(build, DateTimeOffset.UtcNow));
+                return;
+            }
+
             var states = AgentCtlOptions.Parse(pr, state, ParseBuildState, "queued, running, succeeded, failed");
             var response = await c.Admin.ListBuildsAsync(new ListBuildsRequest { Limit = pr.GetValue(limit) }, deadline: c.Deadline(), cancellationToken: ct);
             var builds = response.Builds.Where(b => states.Count == 0 || states.Contains(b.State)).ToList();

@@ -31,6 +31,9 @@ public sealed record ImageReport(string Path, string Name, string Result, TimeSp
     /// <summary>A prune's result: the digests it deleted from the repository (issue 27).</summary>
     public IReadOnlyList<string> Deleted { get; init; } = [];
 
+    /// <summary>The image repository's commit it was built from (its revision label), when built now from a known commit.</summary>
+    public string Revision { get; init; } = string.Empty;
+
     public bool Ok => Common.Contracts.ImageResults.IsOk(Result);
 
     /// <summary>A security rebuild's image not pushed: its package set is testing's (issue 27).</summary>
@@ -207,7 +210,7 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
             // A security rebuild pulls the tree's own bases (a root's FROM) again: their packages are what it is for.
             var id = await docker.BuildAsync(context, item.FullName, BuildInputs.DockerfileInContext, labels,
                 settings.NoCache, settings.Pull || (settings.Gate is not null && item.Parent is null), line => log.Line(item.Path, line), ct).ConfigureAwait(false);
-            var built = new ImageReport(item.Path, item.FullName, "built", sw.Elapsed, id, string.Empty);
+            var built = new ImageReport(item.Path, item.FullName, "built", sw.Elapsed, id, string.Empty) { Revision = settings.Source?.Revision ?? string.Empty };
             log.Line(item.Path, $"built {item.FullName} ({id}) in {sw.Elapsed.TotalSeconds:0.0}s");
             if (settings.Gate is { } gate)
             {

@@ -34,7 +34,8 @@ internal sealed partial class BuildQueueService(
     TimeProvider time,
     ILogger<BuildQueueService> logger,
     Promotion.PostPushVerifier? verifier = null,
-    Inventory.PackageInventory? inventory = null) : BackgroundService
+    Inventory.PackageInventory? inventory = null,
+    IOptions<Git.GitOptions>? git = null) : BackgroundService
 {
     /// <summary>Between attempts to open the command stream again: 1 s doubling, at most 30 s.</summary>
     private static readonly RetryBounds Reconnect = new(Initial: TimeSpan.FromSeconds(1), Max: TimeSpan.FromSeconds(30));
@@ -250,6 +251,36 @@ internal sealed partial class BuildQueueService(
     /// The coordinator is not trusted with what reaches a Dockerfile: the tag is checked again here, the number of
     /// images is bounded, and every image must be one of this repository's (Select refuses any other path).
     /// </summary>
+    /// <summary>
+    /// The commit the repository's checkout is at, when it is a clean git checkout: the images built carry it as their
+    /// org.opencontainers.image.revision label, and their results take it to the coordinator. Otherwise null, said in the
+    /// build's log (a checkout with uncommitted changes is no commit; a directory that is no checkout has none).
+    /// </summary>
+    private async Task<Build.ImageSource?> CheckoutSourceAsync(BuilderOptions o, ProgressSender progress, CancellationToken ct)
+    {
+        var g = git?.Value ?? new Git.GitOptions();
+        var checkout = new Git.GitCheckout(o.Repository, g.Remote, g.Branch, g.CommandTimeout, trustOwner: true);
+        try
+        {
+            await checkout.CheckWorkTreeAsync(ct).ConfigureAwait(false);
+            var dirty = await checkout.DirtyAsync(ct).ConfigureAwait(false);
+            if (dirty.Count > 0)
+            {
+                progress.Line("*", $"{OutputEscape(o.Repository)} has {dirty.Count} uncommitted change(s) ({OutputEscape(string.Join(", ", dirty.Take(Git.GitCheckout.Named)))}{(dirty.Count > Git.GitCheckout.Named ? ", ..." : string.Empty)}): the images carry no revision (they are no commit)");
+                return null;
+            }
+
+            var head = await checkout.HeadAsync(ct).ConfigureAwait(false);
+            progress.Line("*", $"building {OutputEscape(o.Repository)} at commit {head}");
+            return new Build.ImageSource(head, await checkout.SourceUrlAsync(ct).ConfigureAwait(false));
+        }
+        catch (Git.GitException ex)
+        {
+            progress.Line("*", $"the images carry no revision: {OutputEscape(ex.Message)}");
+            return null;
+        }
+    }
+
     internal static (BuildSession Session, IReadOnlyList<string> Order) Accept(BuildRequest request, BuilderOptions o)
     {
         var tag = request.Tag.Length > 0 ? request.Tag : "testing";
@@ -362,11 +393,12 @@ internal sealed partial class BuildQueueService(
             using (await lane.EnterAsync(ct).ConfigureAwait(false))
             {
                 var (session, order) = Accept(request, o);
+                var source = await CheckoutSourceAsync(o, progress, ct).ConfigureAwait(false);
                 var security = request.SecurityRebuild;
                 var gate = !security ? null
                     : verifier?.Gate(session.Naming) ?? throw new RepositoryException("this builder does not do security rebuilds (no Builder:Promotion wiring: it reads testing from the registry)");
                 var settings = new BuildSettings(session.Naming, request.Push || security, request.NoCache || security, Pull: false, request.Force || security, PushSuccessful: security, o.Jobs,
-                    Verifier: verifier?.For(session.Naming), Inventory: inventory, TagHistory: HistoryTagger(verifier, session.Naming), Gate: gate);
+                    Verifier: verifier?.For(session.Naming), Inventory: inventory, TagHistory: HistoryTagger(verifier, session.Naming), Gate: gate, Source: source);
                 reports = await session.RunAsync(docker, order, settings, progress, ct).ConfigureAwait(false);
             }
 

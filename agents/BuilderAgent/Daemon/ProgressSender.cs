@@ -77,6 +77,7 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
             Digest = report.Digest,
             Error = report.Error,
             Deleted = { report.Deleted },
+            Revision = report.Revision,
         });
         if (report.Inventory is { } inventory)
         {

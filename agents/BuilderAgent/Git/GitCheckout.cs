@@ -21,12 +21,17 @@ public sealed partial class GitCheckout
 
     private readonly GitRunner _git;
 
-    public GitCheckout(string path, string remote, string branch, TimeSpan timeout, string git = "git")
+    /// <param name="trustOwner">
+    /// Read the checkout though another user owns it (git's safe.directory, given on the command line for this path
+    /// only): for the repository the builder is configured to build from, whose content it runs anyway — the daemon, a
+    /// dynamic user, owns none of it.
+    /// </param>
+    public GitCheckout(string path, string remote, string branch, TimeSpan timeout, string git = "git", bool trustOwner = false)
     {
         Path = System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(path));
         Remote = remote;
         Branch = branch;
-        _git = new GitRunner(Path, timeout, git);
+        _git = new GitRunner(Path, timeout, git, trustOwner ? ["-c", "safe.directory=" + Path] : null);
     }
 
     public string Path { get; }

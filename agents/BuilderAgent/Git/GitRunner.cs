@@ -13,7 +13,7 @@ internal readonly record struct GitResult(int ExitCode, string Stdout, string St
 /// past it the command is killed and refused), no prompt for credentials, no hooks, no background gc, and only the
 /// transports a repository is fetched over (no ext::, whose URL is a command).
 /// </summary>
-internal sealed class GitRunner(string workingDirectory, TimeSpan timeout, string git = "git")
+internal sealed class GitRunner(string workingDirectory, TimeSpan timeout, string git = "git", IReadOnlyList<string>? config = null)
 {
     public const int MaxOutput = 16 * 1024 * 1024;
     public const int MaxError = 64 * 1024;
@@ -44,7 +44,7 @@ internal sealed class GitRunner(string workingDirectory, TimeSpan timeout, strin
             StandardOutputEncoding = Encoding.UTF8,
             StandardErrorEncoding = Encoding.UTF8,
         };
-        foreach (var a in Safety.Concat(args))
+        foreach (var a in Safety.Concat(config ?? []).Concat(args))
         {
             psi.ArgumentList.Add(a);
         }

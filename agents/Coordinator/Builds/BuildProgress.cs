@@ -133,5 +133,6 @@ internal static class BuildProgress
         Duration = r.Duration,
         Digest = ReportLimits.Cut(r.Digest, 200),
         Error = ReportLimits.Cut(r.Error, ReportLimits.MaxMessage),
+        Revision = Common.Contracts.ImageResults.IsRevision(r.Revision) ? r.Revision : string.Empty, // a commit id, or nothing
     };
 }

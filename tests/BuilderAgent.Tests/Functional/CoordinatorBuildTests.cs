@@ -15,6 +15,13 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         const string builderNode = CoordinatorHarness.Builder;
         await using var coordinator = await CoordinatorHarness.StartAsync();
         using var repo = Fixtures.CopyRepository();
+        // The image repository is a clean git checkout (what the daemon itself writes there is ignored): the coordinator
+        // records the commit each image was built from, as the image's revision label says.
+        await File.WriteAllTextAsync(repo[".gitignore"], "builder.json\nno-docker-config.json\nstate/\n");
+        await GitRepos.GitAsync(repo.Path, "init", "--quiet", "--initial-branch=main");
+        await GitRepos.GitAsync(repo.Path, "add", "--all");
+        await GitRepos.GitAsync(repo.Path, "-c", "user.name=Image Maintainer", "-c", "user.email=maintainer@example.org", "commit", "--quiet", "-m", "the images");
+        var head = (await GitRepos.GitAsync(repo.Path, "rev-parse", "HEAD")).Trim();
         var (started, prefix) = await ServingBuilder.StartAsync(coordinator, fx, repo);
         await using var daemon = started;
 
@@ -43,7 +50,14 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         {
             Assert.Equal("pushed", (string?)i!["result"]);
             Assert.StartsWith("sha256:", (string?)i["digest"], StringComparison.Ordinal);
+            Assert.Equal(head, (string?)i["revision"]);
         });
+        var label = await fx.Docker.DockerAsync($"image inspect --format '{{{{index .Config.Labels \"org.opencontainers.image.revision\"}}}}' {(string)images[1]!["name"]!}");
+        Assert.Equal(head, label.Trim()); // what the image itself says
+        var shown = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "builds", (string)build["id"]!);
+        Assert.True(shown.ExitCode == 0, shown.ToString());
+        Assert.Contains("COMMIT", shown.Stdout, StringComparison.Ordinal);
+        Assert.Contains(head[..12], shown.Stdout, StringComparison.Ordinal);
 
         var table = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "builds");
         Assert.Contains("succeeded", table.Stdout, StringComparison.Ordinal);
@@ -51,6 +65,20 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         Assert.Contains("[base-b/tools] built ", log.Stdout, StringComparison.Ordinal);
         Assert.Contains($"[base-b/tools/cli] pushed {fx.Registry.Address}/{prefix}-base-b-tools-cli:testing", log.Stdout, StringComparison.Ordinal);
         Assert.Contains($"{prefix}-base-b-tools-cli", await fx.Registry.GetAsync("/v2/_catalog"), StringComparison.Ordinal);
+        Assert.Contains($"building {repo.Path} at commit {head}", log.Stdout, StringComparison.Ordinal);
+
+        // Uncommitted changes: the checkout is no commit, and no revision is recorded or labelled.
+        await File.AppendAllTextAsync(repo["base-b/Dockerfile.template"], "\nLABEL org.toolforge.test.dirty=\"1\"\n");
+        var dirty = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "base-b", "--single");
+        Assert.True(dirty.ExitCode == 0, dirty.ToString());
+        var dirtyBuild = await FinishedAsync(coordinator, IdOf(dirty), daemon);
+        Assert.Equal("succeeded", (string?)dirtyBuild["state"]);
+        var rebuilt = Assert.Single(dirtyBuild["images"]!.AsArray());
+        Assert.Equal("built", (string?)rebuilt!["result"]);
+        Assert.Null(rebuilt["revision"]); // empty: not in the JSON
+        var dirtyLog = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "build-log", (string)dirtyBuild["id"]!);
+        Assert.Contains($"{repo.Path} has 1 uncommitted change(s) (M base-b/Dockerfile.template): the images carry no revision (they are no commit)", dirtyLog.Stdout, StringComparison.Ordinal);
+        Assert.Equal(string.Empty, (await fx.Docker.DockerAsync($"image inspect --format '{{{{index .Config.Labels \"org.opencontainers.image.revision\"}}}}' {(string)rebuilt["name"]!}")).Trim().Replace("<no value>", string.Empty, StringComparison.Ordinal));
     }
 
     [Fact]
