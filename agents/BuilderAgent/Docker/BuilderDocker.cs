@@ -85,6 +85,9 @@ public sealed class BuilderDocker : IDisposable
     public async Task<string> BuildAsync(Stream context, string tag, string dockerfile, IDictionary<string, string> labels,
         bool noCache, bool pull, Action<string> log, CancellationToken ct)
     {
+        // A build reuses untagged images as its cache (an earlier stage, an intermediate of the cache chain, created
+        // whenever): the hygiene's prune waits for it, as for a verify's images.
+        await using var hold = await HoldImagesAsync(ct).ConfigureAwait(false);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(BuildTimeout);
         string? error = null;
@@ -452,7 +455,7 @@ public sealed class BuilderDocker : IDisposable
         {
             if (Volatile.Read(ref _imageHolders) > 0)
             {
-                return null; // a verify or an inventory read is using an image it pulled by digest (untagged): not now
+                return null; // a build (its cache), a verify or an inventory read (an image pulled by digest) is using untagged images: not now
             }
 
             // The long client: the prune's own bound (a prune of many layers takes longer than a call), through Call's mapping.
@@ -481,7 +484,7 @@ public sealed class BuilderDocker : IDisposable
 
     /// <summary>
     /// Holds off the hygiene's prune (and the sweep of the builder's own containers) from now until disposed: taken around
-    /// pulling an image by digest and using it.
+    /// pulling an image by digest and using it, and around every build (its cache is untagged images).
     /// </summary>
     public async Task<IAsyncDisposable> HoldImagesAsync(CancellationToken ct)
     {
@@ -649,56 +652,81 @@ public sealed class BuilderDocker : IDisposable
     }
 
     /// <summary>
-    /// What the engine's images and build cache take on its disk (GET /system/df: LayersSize, every layer counted once
-    /// however many images share it, and the BuildKit cache records' sizes), within <paramref name="timeout"/> (the engine
-    /// computes the sizes: slow on a big host); the answer read up to <see cref="MaxDiskUsageAnswer"/>. Its own few lines,
-    /// for Docker.DotNet's model of /system/df is a newer engine's (no LayersSize) than Debian's docker.io.
+    /// What the engine's images and build cache take on its disk (GET /v1.41/system/df — the API of Debian 12's engine,
+    /// which newer engines still serve: LayersSize, every layer counted once however many images share it, and the
+    /// BuildKit cache records not shared with images), within <paramref name="timeout"/> (the engine computes the sizes:
+    /// slow on a big host); the answer read up to <see cref="MaxDiskUsageAnswer"/>. Its own few lines, for Docker.DotNet's
+    /// model of /system/df is a newer engine's (no LayersSize). Every failure is a <see cref="DockerOperationException"/>.
     /// </summary>
     public Task<(long ImageBytes, long BuildCacheBytes)> DiskUsageAsync(TimeSpan timeout, CancellationToken ct) =>
         Call("disk usage (/system/df)", async t =>
         {
-            var raw = Volatile.Read(ref _raw);
-            if (raw is null)
-            {
-                var made = Common.Http.LocalHttp.Client(Endpoint);
-                raw = Interlocked.CompareExchange(ref _raw, made, null) ?? made;
-                if (!ReferenceEquals(raw, made))
-                {
-                    made.Dispose();
-                }
-            }
-
-            using var response = await raw.GetAsync("system/df", HttpCompletionOption.ResponseHeadersRead, t).ConfigureAwait(false);
-            if (!response.IsSuccessStatusCode)
-            {
-                var message = await Common.Http.LocalHttp.ErrorMessageAsync(response, 16 * 1024, text => JsonDocument.Parse(text).RootElement.TryGetProperty("message", out var m) ? m.GetString() : null, t).ConfigureAwait(false);
-                throw new DockerOperationException($"disk usage (/system/df): {(int)response.StatusCode} {message}");
-            }
-
             try
             {
+                var raw = Volatile.Read(ref _raw);
+                if (raw is null)
+                {
+                    var made = Common.Http.LocalHttp.Client(Endpoint);
+                    raw = Interlocked.CompareExchange(ref _raw, made, null) ?? made;
+                    if (!ReferenceEquals(raw, made))
+                    {
+                        made.Dispose();
+                    }
+                }
+
+                using var response = await raw.GetAsync("v1.41/system/df", HttpCompletionOption.ResponseHeadersRead, t).ConfigureAwait(false);
+                if (!response.IsSuccessStatusCode)
+                {
+                    var message = await Common.Http.LocalHttp.ErrorMessageAsync(response, 16 * 1024, ErrorText, t).ConfigureAwait(false);
+                    throw new DockerOperationException($"disk usage (/system/df): {(int)response.StatusCode} {Common.Cli.Output.Escape(message)}");
+                }
+
                 var body = await Common.Http.LocalHttp.ReadAtMostAsync(response, MaxDiskUsageAnswer, "Docker's /system/df", t).ConfigureAwait(false);
                 return ParseDiskUsage(body.Span);
             }
-            catch (InvalidDataException ex)
+            catch (Exception ex) when (ex is InvalidDataException or NotSupportedException or UriFormatException)
             {
                 throw new DockerOperationException($"disk usage (/system/df): {ex.Message}", ex);
             }
         }, ct, timeout);
 
-    /// <summary>/system/df lists every image, container, volume and cache record: read up to this many bytes.</summary>
-    public const int MaxDiskUsageAnswer = 32 * 1024 * 1024;
+    // The engine's error JSON's message, or null (then the body itself is said).
+    private static string? ErrorText(string text)
+    {
+        using var doc = JsonDocument.Parse(text);
+        return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString() : null;
+    }
 
-    /// <summary>LayersSize and the sum of BuildCache[].Size of a /system/df answer; one without LayersSize is refused.</summary>
+    /// <summary>/system/df lists every image, container, volume and cache record: read up to this many bytes.</summary>
+    public const int MaxDiskUsageAnswer = 8 * 1024 * 1024;
+
+    /// <summary>
+    /// LayersSize and the sum of the unshared BuildCache[].Size of a /system/df answer. A LayersSize absent is 0 only
+    /// when no image is listed (a newer engine leaves it out then); else the answer is refused.
+    /// </summary>
     public static (long ImageBytes, long BuildCacheBytes) ParseDiskUsage(ReadOnlySpan<byte> json)
     {
         try
         {
             using var doc = JsonDocument.Parse(json.ToArray());
             var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("LayersSize", out var layers) || !layers.TryGetInt64(out var imageBytes) || imageBytes < 0)
+            if (root.ValueKind != JsonValueKind.Object)
             {
-                throw new DockerOperationException("disk usage (/system/df): the answer has no LayersSize");
+                throw new DockerOperationException("disk usage (/system/df): the answer is not an object");
+            }
+
+            long imageBytes;
+            if (root.TryGetProperty("LayersSize", out var layers) && layers.ValueKind == JsonValueKind.Number && layers.TryGetInt64(out var n) && n >= 0)
+            {
+                imageBytes = n;
+            }
+            else if (!root.TryGetProperty("LayersSize", out _) && (!root.TryGetProperty("Images", out var images) || images.ValueKind != JsonValueKind.Array || images.GetArrayLength() == 0))
+            {
+                imageBytes = 0; // no image: nothing to measure
+            }
+            else
+            {
+                throw new DockerOperationException("disk usage (/system/df): the answer has no LayersSize (bytes) though it lists images");
             }
 
             long cache = 0;
@@ -706,7 +734,8 @@ public sealed class BuilderDocker : IDisposable
             {
                 foreach (var r in records.EnumerateArray())
                 {
-                    cache += r.ValueKind == JsonValueKind.Object && r.TryGetProperty("Size", out var size) && size.TryGetInt64(out var n) && n > 0 ? n : 0;
+                    var shared = r.ValueKind == JsonValueKind.Object && r.TryGetProperty("Shared", out var sh) && sh.ValueKind == JsonValueKind.True;
+                    cache += !shared && r.ValueKind == JsonValueKind.Object && r.TryGetProperty("Size", out var size) && size.ValueKind == JsonValueKind.Number && size.TryGetInt64(out var bytes) && bytes > 0 ? bytes : 0;
                 }
             }
 

@@ -30,10 +30,12 @@ internal sealed partial class HygieneCheck(BuilderDocker docker, IOptions<Hygien
     {
         var o = options.Value;
         var sw = Stopwatch.StartNew();
+        // One Timeout for the run's calls together (a prune, and over the budget a measure, a prune and a measure).
+        TimeSpan Left() => o.Timeout - sw.Elapsed is var left && left > TimeSpan.FromSeconds(1) ? left : TimeSpan.FromSeconds(1);
         (int Removed, long Reclaimed)? pruned;
         try
         {
-            pruned = await docker.PruneDanglingImagesAsync(o.DanglingAfter, o.Timeout, ct).ConfigureAwait(false);
+            pruned = await docker.PruneDanglingImagesAsync(o.DanglingAfter, Left(), ct).ConfigureAwait(false);
         }
         catch (DockerOperationException ex)
         {
@@ -42,8 +44,14 @@ internal sealed partial class HygieneCheck(BuilderDocker docker, IOptions<Hygien
 
         if (pruned is not { } r)
         {
-            State.SetCheck(Check, CheckState.Ok, $"not pruned this time: a verify or an inventory read is using images it pulled by digest ({Mib(_total)} MiB reclaimed since the daemon started)", sw.Elapsed);
+            State.SetCheck(Check, CheckState.Ok, $"not pruned this time: {Busy} ({Mib(_total)} MiB reclaimed since the daemon started)", sw.Elapsed);
             return;
+        }
+
+        Count(r.Reclaimed); // said and counted before anything else can fail
+        if (r.Removed > 0)
+        {
+            Log.Pruned(logger, r.Removed, Mib(r.Reclaimed), o.DanglingAfter.TotalHours);
         }
 
         var removed = r.Removed;
@@ -54,64 +62,77 @@ internal sealed partial class HygieneCheck(BuilderDocker docker, IOptions<Hygien
         if (o.CacheBudgetGiB > 0)
         {
             var budget = (long)(o.CacheBudgetGiB * GiB);
-            var usage = await UsageAsync(o, ct).ConfigureAwait(false);
-            if (usage.Images + usage.Cache > budget
-                && await docker.PruneDanglingImagesAsync(HygieneOptions.BudgetFloor, o.Timeout, ct).ConfigureAwait(false) is { } more)
+            values["budget_bytes"] = budget;
+            try
             {
-                // Over budget: the dangling images the age rule kept go too, down to the floor.
-                removed += more.Removed;
-                reclaimed += more.Reclaimed;
-                usage = await UsageAsync(o, ct).ConfigureAwait(false);
-                if (more.Removed > 0)
+                var usage = await docker.DiskUsageAsync(Left(), ct).ConfigureAwait(false);
+                var skipped = false;
+                if (usage.ImageBytes + usage.BuildCacheBytes > budget)
                 {
-                    Log.OverBudget(logger, more.Removed, Mib(more.Reclaimed), Gib(budget));
+                    // Over budget: the dangling images the age rule kept go too, down to the floor (by their Created time).
+                    if (await docker.PruneDanglingImagesAsync(HygieneOptions.BudgetFloor, Left(), ct).ConfigureAwait(false) is { } more)
+                    {
+                        removed += more.Removed;
+                        reclaimed += more.Reclaimed;
+                        Count(more.Reclaimed);
+                        if (more.Removed > 0)
+                        {
+                            Log.OverBudget(logger, more.Removed, Mib(more.Reclaimed), Gib(budget));
+                        }
+
+                        usage = await docker.DiskUsageAsync(Left(), ct).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        skipped = true;
+                    }
+                }
+
+                values["image_bytes"] = usage.ImageBytes;
+                values["build_cache_bytes"] = usage.BuildCacheBytes;
+                var used = usage.ImageBytes + usage.BuildCacheBytes;
+                var what = usage.BuildCacheBytes > 0 ? "images and build cache" : "images";
+                if (used <= budget)
+                {
+                    budgetSaid = $"; {what} take {Gib(used)} GiB of the {Gib(budget)} GiB budget";
+                }
+                else if (skipped)
+                {
+                    state = CheckState.Warning;
+                    budgetSaid = $"; {what} take {Gib(used)} GiB, over the {Gib(budget)} GiB budget (Builder:Hygiene:CacheBudgetGiB); not pruned further this time: {Busy}";
+                }
+                else
+                {
+                    state = CheckState.Warning;
+                    var cache = usage.BuildCacheBytes > 0 ? $" and BuildKit's cache {Gib(usage.BuildCacheBytes)} GiB (`docker builder prune`: not the builder's own)" : string.Empty;
+                    budgetSaid = $"; {what} take {Gib(used)} GiB, over the {Gib(budget)} GiB budget (Builder:Hygiene:CacheBudgetGiB) with every dangling image made more than {HygieneOptions.BudgetFloor.TotalHours:0} h ago removed: what is left is tagged images (the tree and its bases: the next build's cache){cache}; remove images no longer built (`docker image ls`) or raise the budget";
                 }
             }
-
-            values["image_bytes"] = usage.Images;
-            values["build_cache_bytes"] = usage.Cache;
-            values["budget_bytes"] = budget;
-            var used = usage.Images + usage.Cache;
-            var cache = usage.Cache > 0 ? $" and BuildKit's cache {Gib(usage.Cache)} GiB (`docker builder prune`: not the builder's own)" : string.Empty;
-            if (used > budget)
+            catch (DockerOperationException ex)
             {
+                // Not measured (the engine busy with another measure, an answer it should not give): the prune stands.
                 state = CheckState.Warning;
-                budgetSaid = $"; images{(usage.Cache > 0 ? " and build cache" : string.Empty)} take {Gib(used)} GiB, over the {Gib(budget)} GiB budget (Builder:Hygiene:CacheBudgetGiB) with every dangling image older than {HygieneOptions.BudgetFloor.TotalHours:0} h removed: what is left is tagged images (the tree and its bases: the next build's cache){cache}; remove images no longer built (`docker image ls`) or raise the budget";
+                budgetSaid = $"; the images' size against the {Gib(budget)} GiB budget is not known this time: {ex.Message}";
             }
-            else
-            {
-                budgetSaid = $"; images{(usage.Cache > 0 ? " and build cache" : string.Empty)} take {Gib(used)} GiB of the {Gib(budget)} GiB budget";
-            }
-        }
-
-        Reclaimed.Inc(reclaimed);
-        _total += reclaimed;
-        if (r.Removed > 0)
-        {
-            Log.Pruned(logger, r.Removed, Mib(r.Reclaimed), o.DanglingAfter.TotalHours);
         }
 
         values["removed"] = removed;
         values["reclaimed_bytes"] = reclaimed;
         values["reclaimed_bytes_total"] = _total;
         State.SetCheck(Check, state,
-            $"{removed} image record(s) deleted (dangling images older than {o.DanglingAfter.TotalHours:0.#} h{(removed > r.Removed ? $", and older than {HygieneOptions.BudgetFloor.TotalHours:0} h over the budget," : string.Empty)} and their layers), {Mib(reclaimed)} MiB reclaimed ({Mib(_total)} MiB since the daemon started){budgetSaid}",
+            $"{removed} image record(s) deleted (dangling images older than {o.DanglingAfter.TotalHours:0.#} h{(removed > r.Removed ? $", and made more than {HygieneOptions.BudgetFloor.TotalHours:0} h ago over the budget," : string.Empty)} and their layers), {Mib(reclaimed)} MiB reclaimed ({Mib(_total)} MiB since the daemon started){budgetSaid}",
             sw.Elapsed, values: values);
     }
 
-    private const double GiB = 1024.0 * 1024 * 1024;
+    private const string Busy = "a build, a verify or an inventory read is using untagged images";
 
-    private async Task<(long Images, long Cache)> UsageAsync(HygieneOptions o, CancellationToken ct)
+    private void Count(long bytes)
     {
-        try
-        {
-            return await docker.DiskUsageAsync(o.Timeout, ct).ConfigureAwait(false);
-        }
-        catch (DockerOperationException ex)
-        {
-            throw new PeerUnavailableException($"Docker at {docker.Endpoint}", ex.Message, ex);
-        }
+        Reclaimed.Inc(bytes);
+        _total += bytes;
     }
+
+    private const double GiB = 1024.0 * 1024 * 1024;
 
     private static string Gib(double bytes) => (bytes / GiB).ToString("0.#", System.Globalization.CultureInfo.InvariantCulture);
 

@@ -22,7 +22,10 @@ public sealed class HygieneOptions() : TimedCallCheckOptions(TimeSpan.FromHours(
     /// </summary>
     public double CacheBudgetGiB { get; set; } = 40;
 
-    /// <summary>Over budget, a dangling image this young still stays (a build that just moved its tag).</summary>
+    /// <summary>
+    /// Over budget, a dangling image made (Docker's Created: when it was built, not when its tag moved on) less than this
+    /// long ago still stays. Neither prune runs while a build, a verify or an inventory read uses untagged images.
+    /// </summary>
     public static readonly TimeSpan BudgetFloor = TimeSpan.FromHours(1);
 
     protected override IEnumerable<string> ValidateCheck(string section)

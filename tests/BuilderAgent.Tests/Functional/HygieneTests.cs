@@ -64,7 +64,7 @@ public sealed class HygieneTests(DockerFixture fx)
             {
                 var fourth = await BuildAsync("fourth build " + Guid.NewGuid()); // third is dangling now
                 var held = await RunAsync(TimeSpan.Zero);
-                Assert.StartsWith("not pruned this time: a verify or an inventory read is using images", held.Message, StringComparison.Ordinal);
+                Assert.StartsWith("not pruned this time: a build, a verify or an inventory read is using untagged images", held.Message, StringComparison.Ordinal);
                 Assert.Contains(third, await fx.Docker.DockerAsync("images -aq --no-trunc"), StringComparison.Ordinal);
                 Assert.Empty(await docker.SweepReadContainersAsync(TimeSpan.Zero, DateTimeOffset.UtcNow.AddHours(1), CancellationToken.None));
             }
@@ -139,8 +139,9 @@ public sealed class HygieneTests(DockerFixture fx)
         // the hour's floor), the tagged one stays; still over: a warning that says what is left.
         var tight = await RunAsync(1e-9);
         Assert.True(tight.State == CheckState.Warning, tight.Message);
-        Assert.Matches(@"^[1-9][0-9]* image record\(s\) deleted \(dangling images older than 24 h, and older than 1 h over the budget, and their layers\), ", tight.Message); // the image and its layer
-        Assert.Contains("over the 0 GiB budget (Builder:Hygiene:CacheBudgetGiB) with every dangling image older than 1 h removed: what is left is tagged images", tight.Message, StringComparison.Ordinal);
+        Assert.Matches(@"^[1-9][0-9]* image record\(s\) deleted \(dangling images older than 24 h, and made more than 1 h ago over the budget, and their layers\), ", tight.Message); // the image and its layer
+        Assert.Contains("over the 0 GiB budget (Builder:Hygiene:CacheBudgetGiB) with every dangling image made more than 1 h ago removed: what is left is tagged images", tight.Message, StringComparison.Ordinal);
+        Assert.Equal(0, tight.Values["build_cache_bytes"]); // the classic builder keeps no BuildKit cache
         Assert.True(tight.Values["reclaimed_bytes"] > 0, tight.Message);
         images = await fx.Docker.DockerAsync("images -aq --no-trunc");
         Assert.DoesNotContain(threeHours, images, StringComparison.Ordinal);
@@ -151,7 +152,7 @@ public sealed class HygieneTests(DockerFixture fx)
     }
 
     [Fact]
-    public async Task TheDisk_FreeShareOfARealFilesystem_OkWarningFailing_AndAPathThatIsNotThereIsUnknown()
+    public async Task TheDisk_FreeShareOfARealFilesystem_OkWarningFailing_AndAPathThatIsNotThereIsFailing()
     {
         // A filesystem of the test's own, of a known size, filled to known shares.
         using var dir = new TempDir("builder-disk");
@@ -187,13 +188,49 @@ public sealed class HygieneTests(DockerFixture fx)
             Assert.Contains("below Builder:Disk:MinFreePercent (10 %): builds and pushes will fail", full.Message, StringComparison.Ordinal);
             Assert.Equal(5, full.Values["free_percent"], 0);
 
-            var absent = await RunAsync(dir["absent"]);
-            Assert.Equal(CheckState.Unknown, absent.State);
+            var absent = await RunAsync(dir["absent"]); // measures nothing: failing, so the alert fires
+            Assert.Equal(CheckState.Failing, absent.State);
             Assert.Equal($"{dir["absent"]} (Builder:Disk:Path) is not there: set it to Docker's data-root", absent.Message);
         }
         finally
         {
             await Run.ProcessAsync("umount", [dir.Path], TimeSpan.FromSeconds(10));
         }
+    }
+
+    [Fact]
+    public async Task ABuildInProgress_HoldsOffThePrune_ItsCacheIsUntaggedImages()
+    {
+        // A build whose RUN step waits for the test's word: while it runs, the hygiene prunes nothing.
+        using var dir = new TempDir("hygiene-build");
+        var context = new MemoryStream();
+        using (var tar = new System.Formats.Tar.TarWriter(context, System.Formats.Tar.TarEntryFormat.Pax, leaveOpen: true))
+        {
+            tar.WriteEntry(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, "Dockerfile")
+            {
+                DataStream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes("FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo started-" + _name + "; /bin/busybox sleep 4\"]\n")),
+            });
+            tar.WriteEntry(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, "busybox") { DataStream = File.OpenRead("/bin/busybox"), Mode = (UnixFileMode)Convert.ToInt32("755", 8) });
+        }
+
+        context.Position = 0;
+        using var docker = new BuilderDocker(fx.Docker.Endpoint, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(2));
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var build = docker.BuildAsync(context, $"{_name}:testing", "Dockerfile", new Dictionary<string, string>(), noCache: true, pull: false,
+            line => { if (line.Contains("started-" + _name, StringComparison.Ordinal)) { started.TrySetResult(); } }, CancellationToken.None);
+        await started.Task.WaitAsync(TimeSpan.FromMinutes(1)); // the RUN step is running: a positive sign the build is under way
+
+        var state = new Common.Reporting.AgentState(TimeProvider.System, NullLogger<Common.Reporting.AgentState>.Instance);
+        var options = Microsoft.Extensions.Options.Options.Create(new HygieneOptions { DanglingAfter = TimeSpan.Zero, CacheBudgetGiB = 1e-9 });
+        await new HygieneCheck(docker, options, state, TimeProvider.System, NullLogger<HygieneCheck>.Instance).RunGuardedAsync(CancellationToken.None);
+        var during = state.GetCheck(HygieneCheck.Check)!;
+        Assert.False(build.IsCompleted, "the build ended before the hygiene ran: the test proves nothing");
+        Assert.StartsWith("not pruned this time: a build, a verify or an inventory read is using untagged images", during.Message, StringComparison.Ordinal);
+        Assert.StartsWith("sha256:", await build, StringComparison.Ordinal);
+
+        // Once it ended, the prune runs again.
+        await new HygieneCheck(docker, options, state, TimeProvider.System, NullLogger<HygieneCheck>.Instance).RunGuardedAsync(CancellationToken.None);
+        Assert.Matches(@"^[0-9]+ image record\(s\) deleted ", state.GetCheck(HygieneCheck.Check)!.Message);
+        await fx.Docker.DockerAsync($"rmi -f {_name}:testing");
     }
 }
