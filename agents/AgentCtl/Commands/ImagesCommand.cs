@@ -21,7 +21,7 @@ internal static class ImagesCommand
         var output = AgentCtlOptions.Output();
         var package = new Option<string>("--package")
         {
-            Description = "A Debian package, as NAME or NAME=VERSION: every pushed digest whose inventory holds it",
+            Description = "A Debian package, as NAME or NAME=VERSION, or a language package of a lock file, as ECOSYSTEM:NAME[=VERSION] (npm, gem, composer, pypi): every pushed digest whose inventory holds it",
             Required = true,
         };
         package.Validators.Add(r =>
@@ -115,22 +115,12 @@ internal static class ImagesCommand
         return cmd;
     }
 
-    /// <summary>NAME or NAME=VERSION, each as Debian writes it; the problem in words otherwise.</summary>
+    /// <summary>NAME or NAME=VERSION (a Debian package, or a language package's ECOSYSTEM:NAME); the problem in words otherwise.</summary>
     internal static (string Name, string? Version, string? Problem) Parse(string value)
     {
         var eq = value.IndexOf('=', StringComparison.Ordinal);
         var name = eq < 0 ? value : value[..eq];
         var version = eq < 0 ? null : value[(eq + 1)..];
-        if (!DebianPackages.IsName(name))
-        {
-            return (name, version, $"\"{Output.Escape(ReportLimits.Cut(name, 140))}\" is not a Debian package name (2 to {ReportLimits.MaxPackageName} of a-z 0-9 + - ., starting with a letter or digit)");
-        }
-
-        if (version is not null && (version.Length == 0 || !DebianPackages.IsVersion(version)))
-        {
-            return (name, version, $"\"{Output.Escape(ReportLimits.Cut(version, 260))}\" is not a Debian version (1 to {ReportLimits.MaxPackageVersion} of A-Z a-z 0-9 . + - ~ :)");
-        }
-
-        return (name, version, null);
+        return (name, version, LanguagePackages.QueryProblem(name, version));
     }
 }

@@ -205,12 +205,20 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
 
             log.Line(item.Path, $"building {item.FullName}");
             await using var context = await item.Inputs.ContextTarAsync(ct).ConfigureAwait(false);
-            var labels = OciLabels.For(settings.Source, _time.GetUtcNow());
+            // A judged checkout's commit is this image's only while its files are still the commit's (read after the context was).
+            var source = settings.Source;
+            if (source is { Files: not null } && !Git.CheckoutRevision.StillMatches(source, item.Inputs.Files.Select(f => System.IO.Path.Combine(item.Inputs.Root, f))))
+            {
+                log.Line(item.Path, $"its files are no longer those of commit {source.Revision[..12]}: no revision");
+                source = null;
+            }
+
+            var labels = OciLabels.For(source, _time.GetUtcNow());
             labels[BuildInputs.HashLabel] = hash;
             // A security rebuild pulls the tree's own bases (a root's FROM) again: their packages are what it is for.
             var id = await docker.BuildAsync(context, item.FullName, BuildInputs.DockerfileInContext, labels,
                 settings.NoCache, settings.Pull || (settings.Gate is not null && item.Parent is null), line => log.Line(item.Path, line), ct).ConfigureAwait(false);
-            var built = new ImageReport(item.Path, item.FullName, "built", sw.Elapsed, id, string.Empty) { Revision = settings.Source?.Revision ?? string.Empty };
+            var built = new ImageReport(item.Path, item.FullName, "built", sw.Elapsed, id, string.Empty) { Revision = source?.Revision ?? string.Empty };
             log.Line(item.Path, $"built {item.FullName} ({id}) in {sw.Elapsed.TotalSeconds:0.0}s");
             if (settings.Gate is { } gate)
             {
@@ -249,7 +257,7 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
             }
 
             log.Line(item.Path, $"not pushed: {decision.Why}; {item.FullName} is {Promotion.TagPolicy.Testing}'s image again here, for what builds on it");
-            return built with { Result = decision.NoPackages ? ImageReport.NoPackages : ImageReport.SamePackages, Digest = decision.Testing ?? built.Digest };
+            return built with { Result = decision.NoPackages ? ImageReport.NoPackages : ImageReport.SamePackages, Digest = decision.Testing ?? built.Digest, Revision = string.Empty }; // testing's digest: not this commit's build
         }
         catch (Exception ex) when (ex is not OperationCanceledException and not OutOfMemoryException)
         {
@@ -344,7 +352,7 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
             return null;
         }
 
-        var taken = $"inventory of {digest}: {r.Packages.Count} Debian package(s), CycloneDX {Inventory.CycloneDx.SpecVersion} ({r.Document.Length} bytes)";
+        var taken = $"inventory of {digest}: {r.Packages.Count} Debian package(s){(r.Language.Count > 0 ? $", {r.Language.Count} language package(s) from {r.Language.Select(p => p.LockFile).Distinct().Count()} lock file(s)" : string.Empty)}, CycloneDX {Inventory.CycloneDx.SpecVersion} ({r.Document.Length} bytes)";
         try
         {
             var artifact = await inventory.PublishAsync(r, ct).ConfigureAwait(false);

@@ -2,8 +2,17 @@ using System.Globalization;
 
 namespace Toolforge.Agents.BuilderAgent.Build;
 
-/// <summary>The commit an image is built from and where it comes from (null fields: not known, e.g. not built from git).</summary>
-public sealed record ImageSource(string Revision, string Url);
+/// <summary>
+/// The commit an image is built from and where it comes from (Url empty: not known). With <see cref="Files"/> (a
+/// coordinator build's judged checkout: path → "mode blob" of the commit, under <see cref="Root"/>), each image's inputs
+/// are checked again when it is built, and one whose files moved since carries no revision.
+/// </summary>
+public sealed record ImageSource(string Revision, string Url)
+{
+    public string? Root { get; init; }
+
+    public IReadOnlyDictionary<string, string>? Files { get; init; }
+}
 
 /// <summary>The OCI annotation keys (opencontainers/image-spec annotations.md) the builder puts on every image as labels.</summary>
 public static class OciLabels
@@ -22,7 +31,10 @@ public static class OciLabels
         if (source is not null)
         {
             labels[Revision] = source.Revision;
-            labels[Source] = source.Url;
+            if (source.Url.Length > 0)
+            {
+                labels[Source] = source.Url;
+            }
         }
 
         return labels;

@@ -247,40 +247,24 @@ internal sealed partial class BuildQueueService(
         }
     }
 
+    // The commit the repository's working tree is exactly (Git.CheckoutRevision: judged without running anything the
+    // checkout's configuration names): the images built carry it as their revision label, and their results take it to
+    // the coordinator. Otherwise null, said in the build's log.
+    private async Task<Build.ImageSource?> CheckoutSourceAsync(BuilderOptions o, ProgressSender progress, CancellationToken ct)
+    {
+        var g = git?.Value ?? new Git.GitOptions();
+        progress.Line("*", $"reading the commit of {OutputEscape(o.Repository)}");
+        var judged = await Git.CheckoutRevision.JudgeAsync(o.Repository, g.Remote, g.Branch, ct).ConfigureAwait(false);
+        progress.Line("*", judged.Source is { } source
+            ? $"building {OutputEscape(o.Repository)} at commit {source.Revision}"
+            : $"the images carry no revision: {OutputEscape(judged.Why ?? "not known")}");
+        return judged.Source;
+    }
+
     /// <summary>
     /// The coordinator is not trusted with what reaches a Dockerfile: the tag is checked again here, the number of
     /// images is bounded, and every image must be one of this repository's (Select refuses any other path).
     /// </summary>
-    /// <summary>
-    /// The commit the repository's checkout is at, when it is a clean git checkout: the images built carry it as their
-    /// org.opencontainers.image.revision label, and their results take it to the coordinator. Otherwise null, said in the
-    /// build's log (a checkout with uncommitted changes is no commit; a directory that is no checkout has none).
-    /// </summary>
-    private async Task<Build.ImageSource?> CheckoutSourceAsync(BuilderOptions o, ProgressSender progress, CancellationToken ct)
-    {
-        var g = git?.Value ?? new Git.GitOptions();
-        var checkout = new Git.GitCheckout(o.Repository, g.Remote, g.Branch, g.CommandTimeout, trustOwner: true);
-        try
-        {
-            await checkout.CheckWorkTreeAsync(ct).ConfigureAwait(false);
-            var dirty = await checkout.DirtyAsync(ct).ConfigureAwait(false);
-            if (dirty.Count > 0)
-            {
-                progress.Line("*", $"{OutputEscape(o.Repository)} has {dirty.Count} uncommitted change(s) ({OutputEscape(string.Join(", ", dirty.Take(Git.GitCheckout.Named)))}{(dirty.Count > Git.GitCheckout.Named ? ", ..." : string.Empty)}): the images carry no revision (they are no commit)");
-                return null;
-            }
-
-            var head = await checkout.HeadAsync(ct).ConfigureAwait(false);
-            progress.Line("*", $"building {OutputEscape(o.Repository)} at commit {head}");
-            return new Build.ImageSource(head, await checkout.SourceUrlAsync(ct).ConfigureAwait(false));
-        }
-        catch (Git.GitException ex)
-        {
-            progress.Line("*", $"the images carry no revision: {OutputEscape(ex.Message)}");
-            return null;
-        }
-    }
-
     internal static (BuildSession Session, IReadOnlyList<string> Order) Accept(BuildRequest request, BuilderOptions o)
     {
         var tag = request.Tag.Length > 0 ? request.Tag : "testing";

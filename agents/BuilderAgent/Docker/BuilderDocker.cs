@@ -86,8 +86,25 @@ public sealed class BuilderDocker : IDisposable
         bool noCache, bool pull, Action<string> log, CancellationToken ct)
     {
         // A build reuses untagged images as its cache (an earlier stage, an intermediate of the cache chain, created
-        // whenever): the hygiene's prune waits for it, as for a verify's images.
-        await using var hold = await HoldImagesAsync(ct).ConfigureAwait(false);
+        // whenever): the hygiene's prune waits for it (not the sweep of the builder's containers: a build makes none).
+        await _imageGate.WaitAsync(ct).ConfigureAwait(false);
+        Interlocked.Increment(ref _building);
+        _imageGate.Release();
+        try
+        {
+            return await BuildHeldAsync(context, tag, dockerfile, labels, noCache, pull, log, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _building);
+        }
+    }
+
+    private int _building;
+
+    private async Task<string> BuildHeldAsync(Stream context, string tag, string dockerfile, IDictionary<string, string> labels,
+        bool noCache, bool pull, Action<string> log, CancellationToken ct)
+    {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(BuildTimeout);
         string? error = null;
@@ -453,7 +470,7 @@ public sealed class BuilderDocker : IDisposable
         await _imageGate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            if (Volatile.Read(ref _imageHolders) > 0)
+            if (Volatile.Read(ref _imageHolders) > 0 || Volatile.Read(ref _building) > 0)
             {
                 return null; // a build (its cache), a verify or an inventory read (an image pulled by digest) is using untagged images: not now
             }
@@ -484,7 +501,7 @@ public sealed class BuilderDocker : IDisposable
 
     /// <summary>
     /// Holds off the hygiene's prune (and the sweep of the builder's own containers) from now until disposed: taken around
-    /// pulling an image by digest and using it, and around every build (its cache is untagged images).
+    /// pulling an image by digest and using it. A build holds the prune off on its own (<see cref="BuildAsync"/>).
     /// </summary>
     public async Task<IAsyncDisposable> HoldImagesAsync(CancellationToken ct)
     {

@@ -243,6 +243,30 @@ public sealed partial class GitCheckout
             ?? throw new GitException($"fetch of {Upstream} into {GitRunner.Safe(Path)} left no commit");
     }
 
+    /// <summary>
+    /// The tree of <paramref name="commit"/>: every path (recursively, '/' separated) with its mode and object id
+    /// (ls-tree: plumbing that runs no filter, hook or helper of the checkout's configuration).
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, (string Mode, string Blob)>> TreeAsync(string commit, CancellationToken ct)
+    {
+        var r = await _git.RunAsync(["ls-tree", "-r", "-z", "--full-tree", "--end-of-options", commit], ct).ConfigureAwait(false);
+        var tree = new Dictionary<string, (string, string)>(StringComparer.Ordinal);
+        foreach (var entry in r.Stdout.Split('\0', StringSplitOptions.RemoveEmptyEntries))
+        {
+            // "<mode> SP <type> SP <object> TAB <path>"
+            var tab = entry.IndexOf('\t', StringComparison.Ordinal);
+            var fields = tab > 0 ? entry[..tab].Split(' ') : [];
+            if (fields.Length != 3)
+            {
+                throw new GitException($"ls-tree of {commit[..Math.Min(12, commit.Length)]} in {GitRunner.Safe(Path)}: a line in no form read here");
+            }
+
+            tree[entry[(tab + 1)..]] = (fields[0], fields[2]);
+        }
+
+        return tree;
+    }
+
     /// <summary>Paths with uncommitted changes or untracked (not ignored) files, with git's two-letter status.</summary>
     public async Task<IReadOnlyList<string>> DirtyAsync(CancellationToken ct)
     {

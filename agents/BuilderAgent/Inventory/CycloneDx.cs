@@ -22,7 +22,10 @@ public static class CycloneDx
 
     public const string StateProperty = "toolforge:dpkg:state";
 
-    public static byte[] Write(BomSubject subject, IReadOnlyList<DebPackage> packages, DateTimeOffset now, Guid serial, string toolVersion)
+    /// <summary>The property naming the lock file a language package comes from.</summary>
+    public const string LockFileProperty = "toolforge:lockfile";
+
+    public static byte[] Write(BomSubject subject, IReadOnlyList<DebPackage> packages, DateTimeOffset now, Guid serial, string toolVersion, IReadOnlyList<LanguagePackage>? language = null)
     {
         using var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = false }))
@@ -74,6 +77,24 @@ public static class CycloneDx
                 w.WriteEndObject();
             }
 
+            foreach (var p in language ?? [])
+            {
+                var purl = LanguagePurl(p);
+                w.WriteStartObject();
+                w.WriteString("type", "library");
+                w.WriteString("bom-ref", purl);
+                w.WriteString("name", p.Name);
+                w.WriteString("version", p.Version);
+                w.WriteString("purl", purl);
+                w.WriteStartArray("properties");
+                w.WriteStartObject();
+                w.WriteString("name", LockFileProperty);
+                w.WriteString("value", p.LockFile);
+                w.WriteEndObject();
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+
             w.WriteEndArray();
             w.WriteEndObject();
         }
@@ -97,6 +118,13 @@ public static class CycloneDx
 
         return s.ToString();
     }
+
+    /// <summary>
+    /// purl-spec's type of each ecosystem: pkg:npm/[%40scope/]name@v, pkg:gem/name@v, pkg:composer/vendor/name@v,
+    /// pkg:pypi/name@v (a namespace's '/' kept, everything else percent-encoded as purl asks).
+    /// </summary>
+    public static string LanguagePurl(LanguagePackage p) =>
+        $"pkg:{p.Ecosystem}/{string.Join('/', p.Name.Split('/').Select(segment => Encode(segment)))}@{Encode(p.Version)}";
 
     /// <summary>pkg:oci/NAME@DIGEST?repository_url=REPOSITORY (purl-spec's oci type: the last path segment as name).</summary>
     public static string ImagePurl(BomSubject subject)

@@ -4,8 +4,11 @@ using Toolforge.Agents.BuilderAgent.Promotion;
 
 namespace Toolforge.Agents.BuilderAgent.Inventory;
 
-/// <summary>What one inventory found: the image, its Debian packages and the CycloneDX document of them.</summary>
-public sealed record ImageInventory(BomSubject Subject, IReadOnlyList<DebPackage> Packages, byte[] Document);
+/// <summary>What one inventory found: the image, its Debian packages, the language packages of the lock files it names, and the CycloneDX document of them.</summary>
+public sealed record ImageInventory(BomSubject Subject, IReadOnlyList<DebPackage> Packages, byte[] Document)
+{
+    public IReadOnlyList<LanguagePackage> Language { get; init; } = [];
+}
 
 /// <summary>
 /// Takes the package inventory of a pushed digest: the image's dpkg database is copied out of a container that is
@@ -26,11 +29,13 @@ public sealed class PackageInventory(BuilderDocker docker, TimeProvider time, Re
     public async Task<ImageInventory> TakeAsync(string repository, string digest, CancellationToken ct)
     {
         IReadOnlyList<DebPackage> packages;
+        IReadOnlyList<LanguagePackage> language;
         try
         {
             await using var hold = await docker.HoldImagesAsync(ct).ConfigureAwait(false); // no prune between the pull and the read
             await docker.EnsureImageAsync(repository, digest, ct).ConfigureAwait(false);
             packages = await ReadPackagesAsync(docker, $"{repository}@{digest}", ct).ConfigureAwait(false);
+            language = await ReadLanguagePackagesAsync(docker, $"{repository}@{digest}", ct).ConfigureAwait(false);
         }
         catch (DockerOperationException ex)
         {
@@ -38,7 +43,7 @@ public sealed class PackageInventory(BuilderDocker docker, TimeProvider time, Re
         }
 
         var subject = new BomSubject(repository, digest);
-        return new ImageInventory(subject, packages, CycloneDx.Write(subject, packages, time.GetUtcNow(), Guid.NewGuid(), Common.Hosting.DaemonInfo.Version));
+        return new ImageInventory(subject, packages, CycloneDx.Write(subject, packages, time.GetUtcNow(), Guid.NewGuid(), Common.Hosting.DaemonInfo.Version, language)) { Language = language };
     }
 
     /// <summary>The Debian packages of <paramref name="image"/> (a reference or an id the engine holds), read from its dpkg database without starting it.</summary>
@@ -55,6 +60,32 @@ public sealed class PackageInventory(BuilderDocker docker, TimeProvider time, Re
         }
 
         return DpkgStatus.Parse(files);
+    }
+
+    /// <summary>
+    /// The language packages of <paramref name="image"/>: from the lock files its label <see cref="LockFiles.Label"/>
+    /// names (none: none). A lock file the label names and the image lacks is an error, not an empty list.
+    /// </summary>
+    public static async Task<IReadOnlyList<LanguagePackage>> ReadLanguagePackagesAsync(BuilderDocker docker, string image, CancellationToken ct)
+    {
+        var labels = (await docker.InspectImageAsync(image, ct).ConfigureAwait(false))?.Labels
+            ?? throw new InventoryException($"{RegistryClient.Safe(image)}: the engine does not have it");
+        var paths = LockFiles.Paths(labels.TryGetValue(LockFiles.Label, out var named) ? named : null);
+        if (paths.Count == 0)
+        {
+            return [];
+        }
+
+        var files = await docker.ReadImageFilesAsync(image, paths, LockFiles.MaxBytes, ct).ConfigureAwait(false);
+        var packages = new List<LanguagePackage>();
+        foreach (var path in paths)
+        {
+            var file = files.Where(f => f.File == path).Select(f => f.Contents).FirstOrDefault()
+                ?? throw new InventoryException($"the image's label {LockFiles.Label} names {RegistryClient.Safe(path)}, which is not a file in it");
+            packages.AddRange(LockFiles.Parse(path, file));
+        }
+
+        return [.. packages.DistinctBy(p => (p.Ecosystem, p.Name, p.Version))];
     }
 
     /// <summary>

@@ -135,16 +135,9 @@ public sealed class AdminApi(
     public override async Task<ListImagePackagesResponse> ListImagePackages(ListImagePackagesRequest request, ServerCallContext context)
     {
         authorizer.Require(context, Roles.Viewer, "list image packages");
-        if (!Common.Contracts.DebianPackages.IsName(request.Package))
+        if (Common.Contracts.LanguagePackages.QueryProblem(request.Package, request.Version.Length > 0 ? request.Version : null) is { } problem)
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument,
-                $"package: \"{Common.Cli.Output.Escape(ReportLimits.Cut(request.Package, 140))}\" is not a Debian package name (2 to {ReportLimits.MaxPackageName} of a-z 0-9 + - .)"));
-        }
-
-        if (request.Version.Length > 0 && !Common.Contracts.DebianPackages.IsVersion(request.Version))
-        {
-            throw new RpcException(new Status(StatusCode.InvalidArgument,
-                $"version: \"{Common.Cli.Output.Escape(ReportLimits.Cut(request.Version, 260))}\" is not a Debian version (up to {ReportLimits.MaxPackageVersion} of A-Z a-z 0-9 . + - ~ :)"));
+            throw new RpcException(new Status(StatusCode.InvalidArgument, (request.Package.Contains(':', StringComparison.Ordinal) || !Common.Contracts.DebianPackages.IsName(request.Package) ? "package: " : "version: ") + problem));
         }
 
         var limit = request.Limit > 0 ? Math.Min(request.Limit, MaxImagePackages) : MaxImagePackages;

@@ -112,18 +112,25 @@ public static class InventoryCheck
                 return $"{where}.packages: at most {ReportLimits.MaxPackagesPerImage} (got {inv.Packages.Count})";
             }
 
-            var seen = new HashSet<(string, string)>();
+            var seen = new HashSet<(string, string, string)>();
             for (var k = 0; k < inv.Packages.Count; k++)
             {
                 var p = inv.Packages[k];
-                if (!DebianPackages.IsName(p.Name) || !DebianPackages.IsVersion(p.Version) || !DebianPackages.IsArchitecture(p.Architecture))
+                var language = p.Name.Contains(':', StringComparison.Ordinal);
+                if (language && (!LanguagePackages.IsName(p.Name) || !LanguagePackages.IsVersion(p.Version) || p.Architecture.Length > 0))
+                {
+                    return $"{where}.packages[{k}]: not a language package (ECOSYSTEM:NAME of {string.Join(", ", LanguagePackages.Ecosystems)}, a version, no architecture)";
+                }
+
+                if (!language && (!DebianPackages.IsName(p.Name) || !DebianPackages.IsVersion(p.Version) || !DebianPackages.IsArchitecture(p.Architecture)))
                 {
                     return $"{where}.packages[{k}]: not a Debian package name, version and architecture (name 2 to {ReportLimits.MaxPackageName} of a-z 0-9 + - .; version up to {ReportLimits.MaxPackageVersion} of A-Z a-z 0-9 . + - ~ :; architecture up to {ReportLimits.MaxPackageArchitecture} of a-z 0-9 -)";
                 }
 
-                if (!seen.Add((p.Name, p.Architecture)))
+                // A Debian package once per architecture; a language package once per version (a lock file may pin two).
+                if (!seen.Add((p.Name, p.Architecture, language ? p.Version : string.Empty)))
                 {
-                    return $"{where}.packages[{k}]: {p.Name}:{p.Architecture} is listed twice";
+                    return $"{where}.packages[{k}]: {p.Name}{(language ? "@" + p.Version : ":" + p.Architecture)} is listed twice";
                 }
             }
         }

@@ -3,7 +3,7 @@ using System.Globalization;
 
 namespace Toolforge.Agents.Coordinator.Storage;
 
-/// <summary>One Debian package of one pushed digest, as stored (issue 27).</summary>
+/// <summary>One package of one pushed digest, as stored (issue 27): a Debian package, or a language package ("npm:name", no architecture).</summary>
 public sealed record ImagePackageRow(string Repository, string Digest, string Path, string Name, string Version, string Architecture, long RecordedAtMs);
 
 /// <summary>
@@ -24,6 +24,34 @@ internal static class ImageInventorySql
             PRIMARY KEY (repository, digest, name, arch)
         );
         CREATE INDEX image_packages_name ON image_packages(name, version);
+        """;
+
+    /// <summary>
+    /// Migration 8 (SQLite): the key gains the version — a language package ("npm:lodash", no architecture) may be in one
+    /// image at two versions. SQLite cannot change a key in place: the table is made again and its rows copied.
+    /// </summary>
+    public const string SqliteLanguageMigration = """
+        CREATE TABLE image_packages_v8 (
+            repository   TEXT NOT NULL,
+            digest       TEXT NOT NULL,
+            name         TEXT NOT NULL,
+            arch         TEXT NOT NULL,
+            version      TEXT NOT NULL,
+            path         TEXT NOT NULL,
+            recorded_at  BIGINT NOT NULL,
+            PRIMARY KEY (repository, digest, name, arch, version)
+        );
+        INSERT INTO image_packages_v8 (repository, digest, name, arch, version, path, recorded_at)
+            SELECT repository, digest, name, arch, version, path, recorded_at FROM image_packages;
+        DROP TABLE image_packages;
+        ALTER TABLE image_packages_v8 RENAME TO image_packages;
+        CREATE INDEX image_packages_name ON image_packages(name, version);
+        """;
+
+    /// <summary>Migration 8 (PostgreSQL): the same key change, in place.</summary>
+    public const string PostgresLanguageMigration = """
+        ALTER TABLE image_packages DROP CONSTRAINT image_packages_pkey;
+        ALTER TABLE image_packages ADD PRIMARY KEY (repository, digest, name, arch, version);
         """;
 
     public static readonly string[] Columns = ["repository", "digest", "name", "arch", "version", "path", "recorded_at"];

@@ -136,6 +136,9 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
 
         // 7: the Debian packages of each pushed digest, from the builders' inventories (issue 27; agentctl images --package).
         ImageInventorySql.Migration,
+
+        // 8: language packages (issue 27): a package once per version too (a lock file may pin two versions of one name).
+        ImageInventorySql.PostgresLanguageMigration,
     ];
 
     private static readonly string[] IdentityTables = ["check_history", "finding_history", "events", "audit"];

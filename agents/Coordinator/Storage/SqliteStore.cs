@@ -121,6 +121,9 @@ public sealed class SqliteStore : IStoreEngine
 
         // 7: the Debian packages of each pushed digest, from the builders' inventories (issue 27; agentctl images --package).
         ImageInventorySql.Migration,
+
+        // 8: language packages (issue 27): a package once per version too (a lock file may pin two versions of one name).
+        ImageInventorySql.SqliteLanguageMigration,
     ];
 
     private readonly string _path;

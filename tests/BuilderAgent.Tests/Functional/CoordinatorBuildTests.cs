@@ -15,14 +15,20 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         const string builderNode = CoordinatorHarness.Builder;
         await using var coordinator = await CoordinatorHarness.StartAsync();
         using var repo = Fixtures.CopyRepository();
-        // The image repository is a clean git checkout (what the daemon itself writes there is ignored): the coordinator
-        // records the commit each image was built from, as the image's revision label says.
-        await File.WriteAllTextAsync(repo[".gitignore"], "builder.json\nno-docker-config.json\nstate/\n");
-        await GitRepos.GitAsync(repo.Path, "init", "--quiet", "--initial-branch=main");
-        await GitRepos.GitAsync(repo.Path, "add", "--all");
-        await GitRepos.GitAsync(repo.Path, "-c", "user.name=Image Maintainer", "-c", "user.email=maintainer@example.org", "commit", "--quiet", "-m", "the images");
-        var head = (await GitRepos.GitAsync(repo.Path, "rev-parse", "HEAD")).Trim();
-        var (started, prefix) = await ServingBuilder.StartAsync(coordinator, fx, repo);
+        // The image repository is a git checkout exactly at its commit (the daemon's own files beside it, not in it): the
+        // coordinator records the commit each image was built from, as the image's revision label says.
+        var checkout = repo["images"];
+        Directory.CreateDirectory(checkout);
+        foreach (var entry in Directory.EnumerateFileSystemEntries(repo.Path).Where(e => e != checkout).ToList())
+        {
+            Directory.Move(entry, Path.Combine(checkout, Path.GetFileName(entry)));
+        }
+
+        await GitRepos.GitAsync(checkout, "init", "--quiet", "--initial-branch=main");
+        await GitRepos.GitAsync(checkout, "add", "--all");
+        await GitRepos.GitAsync(checkout, "-c", "user.name=Image Maintainer", "-c", "user.email=maintainer@example.org", "commit", "--quiet", "-m", "the images");
+        var head = (await GitRepos.GitAsync(checkout, "rev-parse", "HEAD")).Trim();
+        var (started, prefix) = await ServingBuilder.StartAsync(coordinator, fx, repo, checkout);
         await using var daemon = started;
 
         var refused = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "build", "base-b/tools", "--push");
@@ -65,10 +71,10 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         Assert.Contains("[base-b/tools] built ", log.Stdout, StringComparison.Ordinal);
         Assert.Contains($"[base-b/tools/cli] pushed {fx.Registry.Address}/{prefix}-base-b-tools-cli:testing", log.Stdout, StringComparison.Ordinal);
         Assert.Contains($"{prefix}-base-b-tools-cli", await fx.Registry.GetAsync("/v2/_catalog"), StringComparison.Ordinal);
-        Assert.Contains($"building {repo.Path} at commit {head}", log.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"building {checkout} at commit {head}", log.Stdout, StringComparison.Ordinal);
 
         // Uncommitted changes: the checkout is no commit, and no revision is recorded or labelled.
-        await File.AppendAllTextAsync(repo["base-b/Dockerfile.template"], "\nLABEL org.toolforge.test.dirty=\"1\"\n");
+        await File.AppendAllTextAsync(Path.Combine(checkout, "base-b/Dockerfile.template"), "\nLABEL org.toolforge.test.dirty=\"1\"\n");
         var dirty = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "base-b", "--single");
         Assert.True(dirty.ExitCode == 0, dirty.ToString());
         var dirtyBuild = await FinishedAsync(coordinator, IdOf(dirty), daemon);
@@ -77,7 +83,7 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         Assert.Equal("built", (string?)rebuilt!["result"]);
         Assert.Null(rebuilt["revision"]); // empty: not in the JSON
         var dirtyLog = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "build-log", (string)dirtyBuild["id"]!);
-        Assert.Contains($"{repo.Path} has 1 uncommitted change(s) (M base-b/Dockerfile.template): the images carry no revision (they are no commit)", dirtyLog.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"the images carry no revision: {checkout} is not commit {head[..12]}: base-b/Dockerfile.template differs from the commit", dirtyLog.Stdout, StringComparison.Ordinal);
         Assert.Equal(string.Empty, (await fx.Docker.DockerAsync($"image inspect --format '{{{{index .Config.Labels \"org.opencontainers.image.revision\"}}}}' {(string)rebuilt["name"]!}")).Trim().Replace("<no value>", string.Empty, StringComparison.Ordinal));
     }
 
@@ -136,6 +142,11 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
             await File.WriteAllTextAsync(repo[$"{image}/Dockerfile.template"], $"FROM scratch\nCOPY {image}/root/ /\n");
         }
 
+        // dpkg-a also names an application's npm lock file: its language packages go with the inventory.
+        Directory.CreateDirectory(repo["dpkg-a/root/srv/app"]);
+        await File.WriteAllTextAsync(repo["dpkg-a/root/srv/app/package-lock.json"], """{"lockfileVersion":3,"packages":{"":{},"node_modules/left-pad":{"version":"1.3.0"},"node_modules/x/node_modules/left-pad":{"version":"1.1.0"}}}""");
+        await File.AppendAllTextAsync(repo["dpkg-a/Dockerfile.template"], "LABEL org.toolforge.inventory.lock-files=\"/srv/app/package-lock.json\"\n");
+
         var (started, prefix) = await ServingBuilder.StartAsync(coordinator, fx, repo);
         await using var daemon = started;
         var requested = await coordinator.AgentCtlAsync(CoordinatorHarness.Admin, "build", "dpkg-a", "dpkg-b", "--push");
@@ -156,6 +167,14 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         Assert.True(libc.ExitCode == 0, libc.ToString());
         Assert.Equal([("dpkg-a", DigestOf("dpkg-a")), ("dpkg-b", DigestOf("dpkg-b"))],
             JsonNode.Parse(libc.Stdout)!["matches"]!.AsArray().Select(m => ((string)m!["path"]!, (string)m["digest"]!)).Order());
+
+        // The language packages: found by ECOSYSTEM:NAME, each version a row (one image pins two).
+        var npm = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "images", "--package", "npm:left-pad", "-o", "json");
+        Assert.True(npm.ExitCode == 0, npm.ToString());
+        Assert.Equal([("dpkg-a", "1.1.0"), ("dpkg-a", "1.3.0")],
+            JsonNode.Parse(npm.Stdout)!["matches"]!.AsArray().Select(m => ((string)m!["path"]!, (string)m["version"]!)).Order());
+        var pinned = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "images", "--package", "npm:left-pad=1.3.0");
+        Assert.Matches($@"dpkg-a\s+{DigestOf("dpkg-a")}\s+npm:left-pad\s+1\.3\.0\s", pinned.Stdout);
 
         var log = await coordinator.AgentCtlAsync(CoordinatorHarness.Viewer, "build-log", (string)build["id"]!);
         var inside = await DpkgImages.DpkgQueryAsync(fx.Docker, $"{fx.Registry.Address}/{prefix}-dpkg-b@{DigestOf("dpkg-b")}");

@@ -27,7 +27,8 @@ public sealed class DockerFixture : IAsyncLifetime
 internal static class ServingBuilder
 {
     /// <summary>Starts `serve` for <paramref name="repo"/> and waits until its command stream is open; returns it and its image prefix.</summary>
-    public static async Task<(BackgroundProcess Daemon, string Prefix)> StartAsync(CoordinatorHarness coordinator, DockerFixture fx, TempDir repo)
+    /// <param name="repository">The image repository, when not <paramref name="repo"/> itself (where the daemon's own files go).</param>
+    public static async Task<(BackgroundProcess Daemon, string Prefix)> StartAsync(CoordinatorHarness coordinator, DockerFixture fx, TempDir repo, string? repository = null)
     {
         const string builderNode = CoordinatorHarness.Builder;
         var prefix = "c" + Guid.NewGuid().ToString("N")[..8];
@@ -38,7 +39,7 @@ internal static class ServingBuilder
             ["Coordinator"] = coordinator.AgentSection(builderNode),
             ["Builder"] = new System.Text.Json.Nodes.JsonObject
             {
-                ["Repository"] = repo.Path,
+                ["Repository"] = repository ?? repo.Path,
                 ["Registry"] = fx.Registry.Address,
                 ["ImagePrefix"] = prefix,
                 ["DockerEndpoint"] = fx.Docker.Endpoint,

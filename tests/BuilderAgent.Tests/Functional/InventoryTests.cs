@@ -44,6 +44,38 @@ public sealed class InventoryTests(DockerFixture fx)
     }
 
     [Fact]
+    public async Task LanguagePackages_OfTheLockFilesTheImageNames_AreInTheInventory_AndTheDocumentStaysValid()
+    {
+        // An image FROM scratch whose label names its application's lock files (npm v3 and Bundler's).
+        using var context = new TempDir("inv-lock");
+        Directory.CreateDirectory(context["app"]);
+        await File.WriteAllTextAsync(context["app/package-lock.json"], """
+            {"name":"app","lockfileVersion":3,"packages":{"":{"name":"app"},"node_modules/left-pad":{"version":"1.3.0"},"node_modules/@types/node":{"version":"20.11.5"},"node_modules/a/node_modules/left-pad":{"version":"1.1.0"}}}
+            """);
+        await File.WriteAllTextAsync(context["app/Gemfile.lock"], "GEM\n  remote: https://rubygems.org/\n  specs:\n    rack (3.0.8)\n\nPLATFORMS\n  ruby\n");
+        await File.WriteAllTextAsync(context["Dockerfile"], "FROM scratch\nCOPY app /srv/app\nLABEL org.toolforge.inventory.lock-files=\"/srv/app/package-lock.json,/srv/app/Gemfile.lock\"\n");
+        var repository = $"{fx.Registry.Address}/{_name}";
+        await fx.Docker.DockerAsync($"build -q -t {repository}:testing {context.Path}");
+        using var docker = Docker();
+        var digest = await docker.PushAsync(repository, "testing", _ => { }, CancellationToken.None);
+
+        var inventory = await new PackageInventory(docker, TimeProvider.System).TakeAsync(repository, digest, CancellationToken.None);
+        Assert.Empty(inventory.Packages); // no dpkg database
+        Assert.Equal(["gem:rack 3.0.8", "npm:@types/node 20.11.5", "npm:left-pad 1.1.0", "npm:left-pad 1.3.0"],
+            inventory.Language.Select(p => $"{p.Qualified} {p.Version}").Order(StringComparer.Ordinal));
+        Assert.Empty(CycloneDxSchemaRules.Violations(inventory.Document));
+        using var doc = JsonDocument.Parse(inventory.Document);
+        var purls = doc.RootElement.GetProperty("components").EnumerateArray().Select(c => c.GetProperty("purl").GetString()).ToList();
+        Assert.Equal(["pkg:gem/rack@3.0.8", "pkg:npm/%40types/node@20.11.5", "pkg:npm/left-pad@1.1.0", "pkg:npm/left-pad@1.3.0"], purls.Order(StringComparer.Ordinal));
+
+        // A label naming a lock file the image does not have: refused, not an empty list.
+        await File.WriteAllTextAsync(context["Dockerfile"], "FROM scratch\nCOPY app /srv/app\nLABEL org.toolforge.inventory.lock-files=\"/srv/app/composer.lock\"\n");
+        await fx.Docker.DockerAsync($"build -q -t {repository}:missing {context.Path}");
+        var missing = await Assert.ThrowsAsync<InventoryException>(() => PackageInventory.ReadLanguagePackagesAsync(docker, $"{repository}:missing", CancellationToken.None));
+        Assert.Equal("the image's label org.toolforge.inventory.lock-files names /srv/app/composer.lock, which is not a file in it", missing.Message);
+    }
+
+    [Fact]
     public async Task Publish_TheDocumentIsKeptBesideTheImage_FoundFromTheImageDigestThroughTheReferrersTag()
     {
         // The registry of the engine's namespace, reached from this process at the same address.
