@@ -140,13 +140,13 @@ internal static class Render
         ? Output.Table(
             ["IMAGE", "DIGEST", "PACKAGE", "VERSION", "ARCH", "RECORDED", "REPOSITORY", "NODES"],
             r.Matches.Select(m => (IReadOnlyList<string>)
-                [m.Path.Length > 0 ? m.Path : m.Repository, m.Digest, m.Package, m.Version, m.Architecture, Ago(m.RecordedAt, now), m.Repository,
+                [m.Path.Length > 0 ? m.Path : m.Repository, m.Digest, m.Package, m.Version, m.Architecture.Length > 0 ? m.Architecture : "-", Ago(m.RecordedAt, now), m.Repository,
                  !r.NodesKnown ? "unknown" : m.Nodes.Count == 0 ? "none" : string.Join(",", m.Nodes.Select(n => m.NodesInUse.Contains(n) ? n + "*" : n))]),
             width: null)
         : Output.Table(
             ["IMAGE", "DIGEST", "PACKAGE", "VERSION", "ARCH", "RECORDED", "NODES"],
             r.Matches.Select(m => (IReadOnlyList<string>)
-                [m.Path.Length > 0 ? m.Path : m.Repository, m.Digest, m.Package, m.Version, m.Architecture, Ago(m.RecordedAt, now),
+                [m.Path.Length > 0 ? m.Path : m.Repository, m.Digest, m.Package, m.Version, m.Architecture.Length > 0 ? m.Architecture : "-", Ago(m.RecordedAt, now),
                  !r.NodesKnown ? "unknown" : $"{m.Nodes.Count.ToString(System.Globalization.CultureInfo.InvariantCulture)} ({m.NodesInUse.Count.ToString(System.Globalization.CultureInfo.InvariantCulture)} in use)"]),
             width: Width(format));
 

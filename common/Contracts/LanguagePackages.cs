@@ -15,6 +15,36 @@ public static class LanguagePackages
 
     public static readonly IReadOnlyList<string> Ecosystems = [Npm, Gem, Composer, PyPi];
 
+    /// <summary>
+    /// A name as its ecosystem compares it: PyPI's PEP 503 form (lower case, runs of - _ . as one -); npm and composer
+    /// names are lower case; a gem's name is kept as written (RubyGems compares it exactly).
+    /// </summary>
+    public static string Normalize(string ecosystem, string name)
+    {
+        if (ecosystem == PyPi)
+        {
+            var b = new System.Text.StringBuilder(name.Length);
+            foreach (var c in name.ToLowerInvariant())
+            {
+                var d = c is '_' or '.' ? '-' : c;
+                if (d != '-' || b.Length == 0 || b[^1] != '-')
+                {
+                    b.Append(d);
+                }
+            }
+
+            return b.ToString();
+        }
+
+        return ecosystem is Npm or Composer ? name.ToLowerInvariant() : name;
+    }
+
+    /// <summary>A query's "ECOSYSTEM:NAME" in the stored form (<see cref="Normalize"/>); anything else as it is.</summary>
+    public static string NormalizeQualified(string qualified) =>
+        qualified.IndexOf(':') is var colon and > 0 && Ecosystems.Contains(qualified[..colon])
+            ? Qualified(qualified[..colon], Normalize(qualified[..colon], qualified[(colon + 1)..]))
+            : qualified;
+
     /// <summary>"ECOSYSTEM:NAME".</summary>
     public static string Qualified(string ecosystem, string name) => ecosystem + ":" + name;
 
@@ -30,8 +60,17 @@ public static class LanguagePackages
             return false;
         }
 
+        var ecosystem = s[..colon];
         var name = s[(colon + 1)..];
-        return name.Length is >= 1 and <= 200 && name[0] is not ('.' or '/' or '-')
+        var slashes = name.Count(c => c == '/');
+        // A namespace only where the ecosystem has one: npm's @scope/name, composer's vendor/name.
+        var shape = ecosystem switch
+        {
+            Npm => slashes == 0 ? !name.Contains('@', StringComparison.Ordinal) : slashes == 1 && name[0] == '@' && name.IndexOf('@', 1) < 0,
+            Composer => slashes == 1 && !name.Contains('@', StringComparison.Ordinal),
+            _ => slashes == 0 && !name.Contains('@', StringComparison.Ordinal),
+        };
+        return shape && name.Length is >= 1 and <= 200 && name[0] is not ('.' or '/' or '-') && !name.EndsWith('/')
             && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '@' or '/' or '.' or '_' or '-' or '~' or '+');
     }
 

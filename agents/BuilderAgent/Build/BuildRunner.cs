@@ -207,7 +207,7 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
             await using var context = await item.Inputs.ContextTarAsync(ct).ConfigureAwait(false);
             // A judged checkout's commit is this image's only while its files are still the commit's (read after the context was).
             var source = settings.Source;
-            if (source is { Files: not null } && !Git.CheckoutRevision.StillMatches(source, item.Inputs.Files.Select(f => System.IO.Path.Combine(item.Inputs.Root, f))))
+            if (source is { Files: not null } && !Git.CheckoutRevision.StillMatches(source, item.Inputs.Root, item.Inputs.Files))
             {
                 log.Line(item.Path, $"its files are no longer those of commit {source.Revision[..12]}: no revision");
                 source = null;
@@ -352,7 +352,10 @@ public sealed class BuildRunner(BuilderDocker docker, ImageGraph graph, BuildSet
             return null;
         }
 
-        var taken = $"inventory of {digest}: {r.Packages.Count} Debian package(s){(r.Language.Count > 0 ? $", {r.Language.Count} language package(s) from {r.Language.Select(p => p.LockFile).Distinct().Count()} lock file(s)" : string.Empty)}, CycloneDX {Inventory.CycloneDx.SpecVersion} ({r.Document.Length} bytes)";
+        var taken = $"inventory of {digest}: {r.Packages.Count} Debian package(s){(r.Language.Count > 0 ? $", {r.Language.Count} language package(s) from {r.Language.Select(p => p.LockFile).Distinct().Count()} lock file(s)" : string.Empty)}"
+            + (r.LanguageSkipped > 0 ? $" ({r.LanguageSkipped} lock file entr(ies) skipped: a version in no form taken, such as a git or file dependency)" : string.Empty)
+            + (r.LanguageProblem is { } lp ? $"; LANGUAGE PACKAGES NOT TAKEN: {lp}" : string.Empty)
+            + $", CycloneDX {Inventory.CycloneDx.SpecVersion} ({r.Document.Length} bytes)";
         try
         {
             var artifact = await inventory.PublishAsync(r, ct).ConfigureAwait(false);

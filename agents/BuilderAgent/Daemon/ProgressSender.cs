@@ -83,7 +83,8 @@ internal sealed partial class ProgressSender : IBuildLog, IAsyncDisposable
         {
             var sent = new ImageInventory { Repository = inventory.Subject.Repository, Digest = inventory.Subject.Digest, Path = report.Path };
             sent.Packages.AddRange(inventory.Packages.Select(p => new ImagePackage { Name = p.Name, Version = p.Version, Architecture = p.Architecture }));
-            sent.Packages.AddRange(inventory.Language.Select(p => new ImagePackage { Name = p.Qualified, Version = p.Version })); // "npm:name", no architecture
+            sent.Packages.AddRange(inventory.Language.DistinctBy(p => (p.Qualified, p.Version)) // a gem's platforms are one row
+                .Select(p => new ImagePackage { Name = p.Qualified, Version = p.Version })); // "npm:name", no architecture
             if (sent.CalculateSize() > MaxInventoryBytes)
             {
                 // Within the bounds, yet past what one call carries (the coordinator takes 8 MiB): said, and the image's

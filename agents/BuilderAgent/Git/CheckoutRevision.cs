@@ -61,14 +61,21 @@ public static class CheckoutRevision
                 return new Judgement(null, $"{GitRunner.Safe(root)} has submodules: not judged");
             }
 
-            if (Differences(root, tree) is { Count: > 0 } differences)
+            // Off the caller's thread and within the budget: a file that blocks on open (a FIFO) or a tree too big to hash in time ends the judgement, not the build lane.
+            var differences = await Task.Run(() => Differences(root, tree, budget.Token), CancellationToken.None).WaitAsync(budget.Token).ConfigureAwait(false);
+            if (differences.Count > 0)
             {
                 return new Judgement(null, $"{GitRunner.Safe(root)} is not commit {head[..12]}: {string.Join(", ", differences.Take(GitCheckout.Named).Select(d => GitRunner.Safe(d, 120)))}{(differences.Count > GitCheckout.Named ? $" and {differences.Count - GitCheckout.Named} more" : string.Empty)}");
             }
 
             // A local commit is no commit of the remote: recorded only when HEAD is on the remote's branch as last fetched.
             var upstream = await checkout.ResolveAsync($"refs/remotes/{remote}/{branch}", budget.Token).ConfigureAwait(false);
-            if (upstream is not null && !await checkout.IsAncestorAsync(head, upstream, budget.Token).ConfigureAwait(false))
+            if (upstream is null)
+            {
+                return new Judgement(null, $"{GitRunner.Safe(root)} has no {GitRunner.Safe(remote)}/{GitRunner.Safe(branch)} (Builder:Git:Remote and Branch): whether HEAD is published cannot be told");
+            }
+
+            if (!await checkout.IsAncestorAsync(head, upstream, budget.Token).ConfigureAwait(false))
             {
                 return new Judgement(null, $"{GitRunner.Safe(root)}: HEAD {head[..12]} is not on {GitRunner.Safe(remote)}/{GitRunner.Safe(branch)} (a local commit)");
             }
@@ -92,19 +99,25 @@ public static class CheckoutRevision
     }
 
     /// <summary>The path with every link on the way resolved (git compares safe.directory with the real top level).</summary>
-    public static string Canonical(string path)
+    public static string Canonical(string path) => Canonical(path, 0);
+
+    private static string Canonical(string path, int depth)
     {
+        if (depth > 40)
+        {
+            throw new IOException($"{path}: too many levels of links");
+        }
+
         var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
-        var parts = full.Split('/', StringSplitOptions.RemoveEmptyEntries);
         var current = "/";
-        foreach (var part in parts)
+        foreach (var part in full.Split('/', StringSplitOptions.RemoveEmptyEntries))
         {
             var next = Path.Combine(current, part);
             var info = new FileInfo(next);
-            if (info.LinkTarget is not null)
+            if (info.LinkTarget is { } target)
             {
-                next = info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? next;
-                next = Canonical(next); // a target may itself go through links
+                // One hop at a time, a relative target taken from the link's own (already real) directory.
+                next = Canonical(Path.IsPathRooted(target) ? target : Path.Combine(current, target), depth + 1);
             }
 
             current = next;
@@ -114,20 +127,21 @@ public static class CheckoutRevision
     }
 
     /// <summary>How the working tree under <paramref name="root"/> differs from <paramref name="tree"/> (HEAD's: path → mode and blob), in words.</summary>
-    public static List<string> Differences(string root, IReadOnlyDictionary<string, (string Mode, string Blob)> tree)
+    public static List<string> Differences(string root, IReadOnlyDictionary<string, (string Mode, string Blob)> tree, CancellationToken ct = default)
     {
         var differences = new List<string>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var count = 0;
         foreach (var path in Walk(root, root))
         {
+            ct.ThrowIfCancellationRequested();
             if (++count > MaxFiles)
             {
                 differences.Add($"more than {MaxFiles} files (not judged)");
                 return differences;
             }
 
-            var relative = Path.GetRelativePath(root, path).Replace('\\', '/');
+            var relative = Path.GetRelativePath(root, path);
             seen.Add(relative);
             if (!tree.TryGetValue(relative, out var expected))
             {
@@ -146,37 +160,53 @@ public static class CheckoutRevision
         return differences;
     }
 
-    /// <summary>Whether every one of <paramref name="files"/> (paths under <see cref="ImageSource.Root"/>) is still as in the commit.</summary>
-    public static bool StillMatches(ImageSource source, IEnumerable<string> files)
+    /// <summary>
+    /// Whether every one of <paramref name="files"/> (relative to <paramref name="inputsRoot"/>, the repository as the
+    /// build opened it — the judged root or a link to it) is still as in the commit.
+    /// </summary>
+    public static bool StillMatches(ImageSource source, string inputsRoot, IEnumerable<string> files)
     {
         if (source.Files is null || source.Root is null)
         {
             return false;
         }
 
-        foreach (var full in files)
+        try
         {
-            var relative = Path.GetRelativePath(source.Root, full).Replace('\\', '/');
-            if (!source.Files.TryGetValue(relative, out var expected))
+            if (Canonical(inputsRoot) != source.Root)
             {
-                return false;
+                return false; // not the tree that was judged
             }
 
-            try
+            foreach (var relative in files)
             {
+                var full = Path.Combine(inputsRoot, relative);
+                if (!source.Files.TryGetValue(relative, out var expected) || !IsFileOrLink(full))
+                {
+                    return false;
+                }
+
                 var (mode, blob) = Entry(full, expected.Length > 47);
                 if (expected != mode + " " + blob)
                 {
                     return false;
                 }
             }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                return false;
-            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return false;
         }
 
         return true;
+    }
+
+    // A file or a link (not a directory). A FIFO is never opened: it reports no size, and a file of no size is hashed
+    // without opening it (Entry), so nothing here can block on one.
+    private static bool IsFileOrLink(string path)
+    {
+        var info = new FileInfo(path);
+        return info.LinkTarget is not null || (info.Exists && (info.Attributes & FileAttributes.Directory) == 0);
     }
 
     // Every file and link under `dir` (links not followed), .git at the top left out.
@@ -207,26 +237,43 @@ public static class CheckoutRevision
     // the blob's id, sha1("blob <length>\0" + content) — sha256 in a SHA-256 repository (its ids are 64 hex).
     private static (string Mode, string Blob) Entry(string path, bool sha256)
     {
+#pragma warning disable CA5350 // git's object ids: this computes git's names for the bytes, it protects nothing
+        using var hash = IncrementalHash.CreateHash(sha256 ? HashAlgorithmName.SHA256 : HashAlgorithmName.SHA1);
+#pragma warning restore CA5350
         var info = new FileInfo(path);
-        byte[] content;
-        string mode;
         if (info.LinkTarget is { } target)
         {
-            content = Encoding.UTF8.GetBytes(target);
-            mode = "120000";
-        }
-        else
-        {
-            content = File.ReadAllBytes(path);
-            mode = !OperatingSystem.IsWindows() && (File.GetUnixFileMode(path) & UnixFileMode.UserExecute) != 0 ? "100755" : "100644";
+            var bytes = Encoding.UTF8.GetBytes(target);
+            hash.AppendData(Encoding.ASCII.GetBytes($"blob {bytes.Length}\0"));
+            hash.AppendData(bytes);
+            return ("120000", Convert.ToHexStringLower(hash.GetHashAndReset()));
         }
 
-        var header = Encoding.ASCII.GetBytes($"blob {content.Length}\0");
-#pragma warning disable CA5350 // git's object ids: this computes git's names for the bytes, it protects nothing
-        using var sha = IncrementalHash.CreateHash(sha256 ? HashAlgorithmName.SHA256 : HashAlgorithmName.SHA1);
-#pragma warning restore CA5350
-        sha.AppendData(header);
-        sha.AppendData(content);
-        return (mode, Convert.ToHexStringLower(sha.GetHashAndReset()));
+        var mode = !OperatingSystem.IsWindows() && (File.GetUnixFileMode(path) & UnixFileMode.UserExecute) != 0 ? "100755" : "100644";
+        if (info.Length == 0)
+        {
+            // Not opened: an empty file's blob is known, and a FIFO (which reports no size) would block the open.
+            hash.AppendData("blob 0\0"u8);
+            return (mode, Convert.ToHexStringLower(hash.GetHashAndReset()));
+        }
+
+        // Streamed: a large file costs time, not memory.
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 81920);
+        hash.AppendData(Encoding.ASCII.GetBytes($"blob {stream.Length}\0"));
+        var buffer = new byte[81920];
+        long read = 0;
+        int n;
+        while ((n = stream.Read(buffer)) > 0)
+        {
+            hash.AppendData(buffer.AsSpan(0, n));
+            read += n;
+        }
+
+        if (read != stream.Length)
+        {
+            throw new IOException($"{path} changed while it was read");
+        }
+
+        return (mode, Convert.ToHexStringLower(hash.GetHashAndReset()));
     }
 }

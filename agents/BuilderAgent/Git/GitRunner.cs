@@ -49,6 +49,20 @@ internal sealed class GitRunner(string workingDirectory, TimeSpan timeout, strin
             psi.ArgumentList.Add(a);
         }
 
+        // Nothing of the daemon's environment steers git elsewhere (config given through the environment, other object stores).
+        foreach (var inherited in new[] { "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_INDEX_FILE", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM" })
+        {
+            psi.Environment.Remove(inherited);
+        }
+
+        if (config is { Count: > 0 })
+        {
+            // A checkout read though another user owns it: no lazy fetch of a partial clone's missing objects (it would run
+            // the checkout's credential helpers), no replace refs (they could show another tree than HEAD's).
+            psi.Environment["GIT_NO_LAZY_FETCH"] = "1";
+            psi.Environment["GIT_NO_REPLACE_OBJECTS"] = "1";
+        }
+
         psi.Environment["GIT_TERMINAL_PROMPT"] = "0";
         psi.Environment["GIT_ALLOW_PROTOCOL"] = "file:git:http:https:ssh";
         psi.Environment["LC_ALL"] = "C";

@@ -25,7 +25,10 @@ public static class CycloneDx
     /// <summary>The property naming the lock file a language package comes from.</summary>
     public const string LockFileProperty = "toolforge:lockfile";
 
-    public static byte[] Write(BomSubject subject, IReadOnlyList<DebPackage> packages, DateTimeOffset now, Guid serial, string toolVersion, IReadOnlyList<LanguagePackage>? language = null)
+    /// <summary>The property saying the document lacks the image's language packages (its lock files could not be read), and why.</summary>
+    public const string LanguageProblemProperty = "toolforge:language-packages-missing";
+
+    public static byte[] Write(BomSubject subject, IReadOnlyList<DebPackage> packages, DateTimeOffset now, Guid serial, string toolVersion, IReadOnlyList<LanguagePackage>? language = null, string? languageProblem = null)
     {
         using var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = false }))
@@ -53,6 +56,16 @@ public static class CycloneDx
             w.WriteString("version", subject.Digest);
             w.WriteString("purl", ImagePurl(subject));
             w.WriteEndObject();
+            if (languageProblem is not null)
+            {
+                w.WriteStartArray("properties");
+                w.WriteStartObject();
+                w.WriteString("name", LanguageProblemProperty);
+                w.WriteString("value", languageProblem);
+                w.WriteEndObject();
+                w.WriteEndArray();
+            }
+
             w.WriteEndObject();
             w.WriteStartArray("components");
             foreach (var p in packages)
@@ -124,7 +137,8 @@ public static class CycloneDx
     /// pkg:pypi/name@v (a namespace's '/' kept, everything else percent-encoded as purl asks).
     /// </summary>
     public static string LanguagePurl(LanguagePackage p) =>
-        $"pkg:{p.Ecosystem}/{string.Join('/', p.Name.Split('/').Select(segment => Encode(segment)))}@{Encode(p.Version)}";
+        $"pkg:{p.Ecosystem}/{string.Join('/', p.Name.Split('/').Select(segment => Encode(segment)))}@{Encode(p.Version)}"
+        + (p.Platform.Length > 0 ? "?platform=" + Encode(p.Platform) : string.Empty);
 
     /// <summary>pkg:oci/NAME@DIGEST?repository_url=REPOSITORY (purl-spec's oci type: the last path segment as name).</summary>
     public static string ImagePurl(BomSubject subject)

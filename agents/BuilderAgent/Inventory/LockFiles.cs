@@ -7,6 +7,9 @@ namespace Toolforge.Agents.BuilderAgent.Inventory;
 /// <summary>One language package a lock file of the image pins: its ecosystem, name, version, and the lock file.</summary>
 public sealed record LanguagePackage(string Ecosystem, string Name, string Version, string LockFile)
 {
+    /// <summary>A gem's platform ("x86_64-linux"), written apart from its version as purl-spec asks; empty otherwise.</summary>
+    public string Platform { get; init; } = string.Empty;
+
     /// <summary>"ECOSYSTEM:NAME", as the coordinator keeps it (<see cref="LanguagePackages"/>).</summary>
     public string Qualified => LanguagePackages.Qualified(Ecosystem, Name);
 }
@@ -16,9 +19,10 @@ public sealed record LanguagePackage(string Ecosystem, string Name, string Versi
 /// <see cref="Label"/> (absolute paths, comma-separated: the image's author knows where its application's lock files are;
 /// the builder does not guess). The format is the file's name: npm's <c>package-lock.json</c>,
 /// <c>npm-shrinkwrap.json</c> and <c>.package-lock.json</c> (lockfile v1 to v3), <c>composer.lock</c>,
-/// <c>Gemfile.lock</c> and <c>Pipfile.lock</c>. Each package once per (ecosystem, name, version), name order. A file
-/// in another format, or a lock file this reading cannot make sense of, is an <see cref="InventoryException"/> naming it:
-/// an inventory that silently missed an application's packages would say they are not there.
+/// <c>Gemfile.lock</c> and <c>Pipfile.lock</c>. Each package once per (ecosystem, name, version), name order; an entry
+/// whose version is in no form taken (an alias, a git, file or path dependency) is skipped and counted. A file in another
+/// format, or a lock file this reading cannot make sense of, is an <see cref="InventoryException"/> naming it — and
+/// fails only the language part of the image's inventory, never its Debian packages.
 /// </summary>
 public static class LockFiles
 {
@@ -69,13 +73,21 @@ public static class LockFiles
         _ => null,
     };
 
-    /// <summary>The packages of one lock file at <paramref name="path"/> (its name says the format).</summary>
-    public static IReadOnlyList<LanguagePackage> Parse(string path, byte[] contents)
+    /// <summary>What one lock file pins: its packages, and the entries skipped (no version in a form the inventory takes: an alias, a git, file or path dependency).</summary>
+    public sealed record Parsed(IReadOnlyList<LanguagePackage> Packages, int Skipped);
+
+    /// <summary>
+    /// The packages of one lock file at <paramref name="path"/> (its name says the format), at most
+    /// <paramref name="max"/> (more: refused, read no further — memory stays bounded). An entry whose name or version is
+    /// in no form the inventory takes is skipped and counted, not a failure of the file.
+    /// </summary>
+    public static Parsed Parse(string path, byte[] contents, int max = Common.Contracts.ReportLimits.MaxPackagesPerImage)
     {
         var ecosystem = FormatOf(path) ?? throw new InventoryException($"{Promotion.RegistryClient.Safe(path)}: not a lock file this builder reads");
         List<(string Name, string Version)> found;
         try
         {
+            // Read no further than a few times what is taken (a lock file lists a package at several places).
             found = ecosystem switch
             {
                 LanguagePackages.Npm => Npm(contents),
@@ -84,24 +96,34 @@ public static class LockFiles
                 _ => Pipfile(contents),
             };
         }
-        catch (Exception ex) when (ex is JsonException or InvalidOperationException or KeyNotFoundException or FormatException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or KeyNotFoundException or FormatException or NullReferenceException or ArgumentException)
         {
             throw new InventoryException($"{Promotion.RegistryClient.Safe(path)}: not a {ecosystem} lock file this builder can read ({Promotion.RegistryClient.Safe(ex.Message)})");
         }
 
         var packages = new List<LanguagePackage>();
-        foreach (var (name, version) in found.Distinct())
+        var skipped = 0;
+        foreach (var (name, rawVersion) in found.Distinct())
         {
-            var qualified = LanguagePackages.Qualified(ecosystem, name);
-            if (!LanguagePackages.IsName(qualified) || !LanguagePackages.IsVersion(version))
+            var (version, platform) = ecosystem == LanguagePackages.Gem && rawVersion.IndexOf('-', StringComparison.Ordinal) is var dash and > 0
+                ? (rawVersion[..dash], rawVersion[(dash + 1)..]) // Bundler's "1.15.4-x86_64-linux": the version and its platform
+                : (rawVersion, string.Empty);
+            var qualified = LanguagePackages.Qualified(ecosystem, LanguagePackages.Normalize(ecosystem, name));
+            if (!LanguagePackages.IsName(qualified) || !LanguagePackages.IsVersion(version) || (platform.Length > 0 && !LanguagePackages.IsVersion(platform)))
             {
-                throw new InventoryException($"{Promotion.RegistryClient.Safe(path)}: a package \"{Git.GitRunner.Safe(name, 80)}\" at \"{Git.GitRunner.Safe(version, 40)}\" is not a name and version the inventory takes");
+                skipped++;
+                continue;
             }
 
-            packages.Add(new LanguagePackage(ecosystem, name, version, path));
+            packages.Add(new LanguagePackage(ecosystem, qualified[(ecosystem.Length + 1)..], version, path) { Platform = platform });
         }
 
-        return [.. packages.OrderBy(p => p.Name, StringComparer.Ordinal).ThenBy(p => p.Version, StringComparer.Ordinal)];
+        if (packages.Count > max)
+        {
+            throw new InventoryException($"{Promotion.RegistryClient.Safe(path)}: more than {max} packages (an inventory carries at most {Common.Contracts.ReportLimits.MaxPackagesPerImage})");
+        }
+
+        return new Parsed([.. packages.DistinctBy(p => (p.Name, p.Version, p.Platform)).OrderBy(p => p.Name, StringComparer.Ordinal).ThenBy(p => p.Version, StringComparer.Ordinal)], skipped);
     }
 
     // lockfileVersion 2 and 3: "packages" keyed by the install path ("" is the project itself; "node_modules/a",
@@ -123,7 +145,8 @@ public static class LockFiles
                 }
 
                 var name = p.Value.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : p.Name[(at + "node_modules/".Length)..];
-                found.Add((name, p.Value.GetProperty("version").GetString() ?? throw new FormatException($"{p.Name}: no version")));
+                found.Add((name, p.Value.TryGetProperty("version", out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : string.Empty)); // none: skipped
+                Bound(found);
             }
 
             return found;
@@ -133,8 +156,9 @@ public static class LockFiles
         {
             foreach (var d in dependencies.EnumerateObject())
             {
-                found.Add((d.Name, d.Value.GetProperty("version").GetString() ?? throw new FormatException($"{d.Name}: no version")));
-                if (d.Value.TryGetProperty("dependencies", out var nested) && nested.ValueKind == JsonValueKind.Object)
+                found.Add((d.Name, d.Value.ValueKind == JsonValueKind.Object && d.Value.TryGetProperty("version", out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : string.Empty));
+                Bound(found);
+                if (d.Value.ValueKind == JsonValueKind.Object && d.Value.TryGetProperty("dependencies", out var nested) && nested.ValueKind == JsonValueKind.Object)
                 {
                     Walk(nested);
                 }
@@ -161,7 +185,13 @@ public static class LockFiles
             if (doc.RootElement.TryGetProperty(key, out var list) && list.ValueKind == JsonValueKind.Array)
             {
                 any = true;
-                found.AddRange(list.EnumerateArray().Select(p => (p.GetProperty("name").GetString()!, p.GetProperty("version").GetString()!.TrimStart('v'))));
+                foreach (var p in list.EnumerateArray())
+                {
+                    var name = p.ValueKind == JsonValueKind.Object && p.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : string.Empty;
+                    var version = p.ValueKind == JsonValueKind.Object && p.TryGetProperty("version", out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : string.Empty;
+                    found.Add((name, version.StartsWith('v') && version.Length > 1 && char.IsAsciiDigit(version[1]) ? version[1..] : version));
+                    Bound(found);
+                }
             }
         }
 
@@ -181,11 +211,10 @@ public static class LockFiles
                 any = true;
                 foreach (var p in section.EnumerateObject())
                 {
-                    if (p.Value.ValueKind == JsonValueKind.Object && p.Value.TryGetProperty("version", out var v) && v.GetString() is { } pinned)
-                    {
-                        // PEP 503 normalized name: what pip and PyPI compare.
-                        found.Add((NormalizePyPi(p.Name), pinned.StartsWith("==", StringComparison.Ordinal) ? pinned[2..] : pinned));
-                    }
+                    // A VCS, path or editable entry has no version: skipped and counted.
+                    var pinned = p.Value.ValueKind == JsonValueKind.Object && p.Value.TryGetProperty("version", out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : string.Empty;
+                    found.Add((p.Name, pinned.StartsWith("==", StringComparison.Ordinal) ? pinned[2..] : pinned));
+                    Bound(found);
                 }
             }
         }
@@ -193,41 +222,26 @@ public static class LockFiles
         return any ? found : throw new FormatException("no \"default\"");
     }
 
-    private static string NormalizePyPi(string name)
-    {
-        var b = new StringBuilder(name.Length);
-        foreach (var c in name.ToLowerInvariant())
-        {
-            var d = c is '_' or '.' ? '-' : c;
-            if (d != '-' || b.Length == 0 || b[^1] != '-')
-            {
-                b.Append(d);
-            }
-        }
-
-        return b.ToString();
-    }
-
-    // The GEM section's specs: "    name (version)" four spaces in (their dependencies are six spaces in); a platform
-    // suffix ("1.15.4-x86_64-linux") is part of the version as Bundler writes it.
+    // The specs of the GEM, GIT and PATH sections: "    name (version)" four spaces in (their dependencies are six in); a
+    // platform suffix ("1.15.4-x86_64-linux") as Bundler writes it. Read line by line (no array of every line).
     private static List<(string, string)> Gemfile(byte[] contents)
     {
         var found = new List<(string, string)>();
-        var inGem = false;
+        var inSection = false;
         var inSpecs = false;
         var sawGem = false;
-        foreach (var raw in Encoding.UTF8.GetString(contents).Split('\n'))
+        using var reader = new StringReader(Encoding.UTF8.GetString(contents));
+        while (reader.ReadLine() is { } line)
         {
-            var line = raw.TrimEnd('\r');
             if (line.Length > 0 && !char.IsWhiteSpace(line[0]))
             {
-                inGem = line == "GEM";
-                sawGem |= inGem;
+                inSection = line is "GEM" or "GIT" or "PATH";
+                sawGem |= line == "GEM";
                 inSpecs = false;
                 continue;
             }
 
-            if (inGem && line == "  specs:")
+            if (inSection && line == "  specs:")
             {
                 inSpecs = true;
                 continue;
@@ -243,9 +257,19 @@ public static class LockFiles
                 }
 
                 found.Add((spec[..open], spec[(open + 2)..^1]));
+                Bound(found);
             }
         }
 
         return sawGem ? found : throw new FormatException("no GEM section");
+    }
+
+    // A lock file lists packages more than once (nested npm trees): reading stops far past what one inventory takes.
+    private static void Bound(List<(string, string)> found)
+    {
+        if (found.Count > 4 * Common.Contracts.ReportLimits.MaxPackagesPerImage)
+        {
+            throw new InventoryException($"more than {4 * Common.Contracts.ReportLimits.MaxPackagesPerImage} entries: not read further");
+        }
     }
 }

@@ -8,6 +8,12 @@ namespace Toolforge.Agents.BuilderAgent.Inventory;
 public sealed record ImageInventory(BomSubject Subject, IReadOnlyList<DebPackage> Packages, byte[] Document)
 {
     public IReadOnlyList<LanguagePackage> Language { get; init; } = [];
+
+    /// <summary>Lock file entries skipped (a version in no form taken: an alias, a git, file or path dependency).</summary>
+    public int LanguageSkipped { get; init; }
+
+    /// <summary>Why the image's lock files could not be read (its Debian packages stand); null when they were, or none was named.</summary>
+    public string? LanguageProblem { get; init; }
 }
 
 /// <summary>
@@ -30,12 +36,23 @@ public sealed class PackageInventory(BuilderDocker docker, TimeProvider time, Re
     {
         IReadOnlyList<DebPackage> packages;
         IReadOnlyList<LanguagePackage> language;
+        var skipped = 0;
+        string? problem = null;
         try
         {
             await using var hold = await docker.HoldImagesAsync(ct).ConfigureAwait(false); // no prune between the pull and the read
             await docker.EnsureImageAsync(repository, digest, ct).ConfigureAwait(false);
             packages = await ReadPackagesAsync(docker, $"{repository}@{digest}", ct).ConfigureAwait(false);
-            language = await ReadLanguagePackagesAsync(docker, $"{repository}@{digest}", ct).ConfigureAwait(false);
+            try
+            {
+                (language, skipped) = await ReadLanguagePackagesAsync(docker, $"{repository}@{digest}", Common.Contracts.ReportLimits.MaxPackagesPerImage - packages.Count, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is InventoryException or DockerOperationException)
+            {
+                // The lock files fail alone: the Debian packages stand (the document says it lacks the language part).
+                language = [];
+                problem = RegistryClient.Safe(ex.Message);
+            }
         }
         catch (DockerOperationException ex)
         {
@@ -43,7 +60,12 @@ public sealed class PackageInventory(BuilderDocker docker, TimeProvider time, Re
         }
 
         var subject = new BomSubject(repository, digest);
-        return new ImageInventory(subject, packages, CycloneDx.Write(subject, packages, time.GetUtcNow(), Guid.NewGuid(), Common.Hosting.DaemonInfo.Version, language)) { Language = language };
+        return new ImageInventory(subject, packages, CycloneDx.Write(subject, packages, time.GetUtcNow(), Guid.NewGuid(), Common.Hosting.DaemonInfo.Version, language, problem))
+        {
+            Language = language,
+            LanguageSkipped = skipped,
+            LanguageProblem = problem,
+        };
     }
 
     /// <summary>The Debian packages of <paramref name="image"/> (a reference or an id the engine holds), read from its dpkg database without starting it.</summary>
@@ -66,26 +88,29 @@ public sealed class PackageInventory(BuilderDocker docker, TimeProvider time, Re
     /// The language packages of <paramref name="image"/>: from the lock files its label <see cref="LockFiles.Label"/>
     /// names (none: none). A lock file the label names and the image lacks is an error, not an empty list.
     /// </summary>
-    public static async Task<IReadOnlyList<LanguagePackage>> ReadLanguagePackagesAsync(BuilderDocker docker, string image, CancellationToken ct)
+    public static async Task<(IReadOnlyList<LanguagePackage> Packages, int Skipped)> ReadLanguagePackagesAsync(BuilderDocker docker, string image, int max, CancellationToken ct)
     {
         var labels = (await docker.InspectImageAsync(image, ct).ConfigureAwait(false))?.Labels
             ?? throw new InventoryException($"{RegistryClient.Safe(image)}: the engine does not have it");
         var paths = LockFiles.Paths(labels.TryGetValue(LockFiles.Label, out var named) ? named : null);
         if (paths.Count == 0)
         {
-            return [];
+            return ([], 0);
         }
 
         var files = await docker.ReadImageFilesAsync(image, paths, LockFiles.MaxBytes, ct).ConfigureAwait(false);
         var packages = new List<LanguagePackage>();
+        var skipped = 0;
         foreach (var path in paths)
         {
             var file = files.Where(f => f.File == path).Select(f => f.Contents).FirstOrDefault()
                 ?? throw new InventoryException($"the image's label {LockFiles.Label} names {RegistryClient.Safe(path)}, which is not a file in it");
-            packages.AddRange(LockFiles.Parse(path, file));
+            var parsed = LockFiles.Parse(path, file, max - packages.Count);
+            packages.AddRange(parsed.Packages);
+            skipped += parsed.Skipped;
         }
 
-        return [.. packages.DistinctBy(p => (p.Ecosystem, p.Name, p.Version))];
+        return ([.. packages.DistinctBy(p => (p.Ecosystem, p.Name, p.Version, p.Platform))], skipped);
     }
 
     /// <summary>

@@ -137,8 +137,11 @@ public sealed class AdminApi(
         authorizer.Require(context, Roles.Viewer, "list image packages");
         if (Common.Contracts.LanguagePackages.QueryProblem(request.Package, request.Version.Length > 0 ? request.Version : null) is { } problem)
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, (request.Package.Contains(':', StringComparison.Ordinal) || !Common.Contracts.DebianPackages.IsName(request.Package) ? "package: " : "version: ") + problem));
+            var name = Common.Contracts.LanguagePackages.QueryProblem(request.Package, null) is not null;
+            throw new RpcException(new Status(StatusCode.InvalidArgument, (name ? "package: " : "version: ") + problem));
         }
+
+        request.Package = Common.Contracts.LanguagePackages.NormalizeQualified(request.Package); // as stored: pypi:Django is pypi:django
 
         var limit = request.Limit > 0 ? Math.Min(request.Limit, MaxImagePackages) : MaxImagePackages;
         var rows = await Task.Run(() => store.FindImagePackages(request.Package, request.Version.Length > 0 ? request.Version : null, limit + 1), context.CancellationToken).ConfigureAwait(false);

@@ -991,14 +991,18 @@ public sealed partial class BuildQueue
     // Published under the lock, and as the newest this instance holds of that build: two changes applied one after the
     // other (a local commit, a change another instance made read by the listener) are otherwise published each after its
     // lock was let go, maybe the other way round, and a watcher would see the build go back (MonotonicTests saw it under
-    // load). A late publish then repeats the newest state; it never shows an older one.
+    // load). A late publish then repeats the newest state; it never shows an older one, nor a build forgotten since.
     private void Publish(Build b)
     {
         lock (_lock)
         {
-            var newest = long.TryParse(b.Id, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id)
-                && _builds.TryGetValue(id, out var held) ? held.Clone() : b;
-            _feed.Publish(new WatchEvent { At = Now(), Build = newest });
+            if (!long.TryParse(b.Id, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id)
+                || !_builds.TryGetValue(id, out var held))
+            {
+                return; // forgotten meanwhile (retention, or removed through another instance): nothing newer to show
+            }
+
+            _feed.Publish(new WatchEvent { At = Now(), Build = held.Clone() });
         }
     }
 

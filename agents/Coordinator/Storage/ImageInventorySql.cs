@@ -90,7 +90,7 @@ internal static class ImageInventorySql
         StoreSql.Each(c, null, $"""
             SELECT repository, digest, path, name, version, arch, recorded_at FROM image_packages
             WHERE name = @n{(version is null ? string.Empty : " AND version = @v")}
-            ORDER BY recorded_at DESC, repository, digest, arch LIMIT @l
+            ORDER BY recorded_at DESC, repository, digest, arch, version LIMIT @l
             """, r => rows.Add(new ImagePackageRow(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetInt64(6))), args);
         return rows;
     }

@@ -26,6 +26,8 @@ public sealed class ImagesFlagsTests
     [InlineData("cargo:serde", "is not a language package")]
     [InlineData("npm:", "is not a language package")]
     [InlineData("npm:x=1 2", "is not a language package's version")]
+    [InlineData("npm:a/b", "is not a language package")]
+    [InlineData("gem:x/y", "is not a language package")]
     [InlineData("x\u001b]0;owned\u0007", "\\x1b]0;owned\\x07")]
     public void Package_NotDebians_IsOneEscapedLine(string value, string said)
     {

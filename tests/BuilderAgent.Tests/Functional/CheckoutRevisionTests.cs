@@ -38,6 +38,19 @@ public sealed class CheckoutRevisionTests
         var linked = await CheckoutRevision.JudgeAsync(repos["link-to-checkout"], "origin", "main", CancellationToken.None);
         Assert.Equal(head, linked.Source?.Revision);
         Assert.Equal(repos.Checkout, linked.Source!.Root);
+        // An image's inputs, as the build reads them through the link, still match; one changed since does not.
+        Assert.True(CheckoutRevision.StillMatches(linked.Source, repos["link-to-checkout"], ["base/etc/motd", "run.sh", "latest"]));
+        await File.AppendAllTextAsync(Path.Combine(repos.Checkout, "base/etc/motd"), "moved on\n");
+        Assert.False(CheckoutRevision.StillMatches(linked.Source, repos["link-to-checkout"], ["base/etc/motd"]));
+
+        // A link loop on the way: said, not a crash.
+        File.CreateSymbolicLink(repos["loop"], repos["loop"]);
+        Assert.Contains("too many levels of links", (await CheckoutRevision.JudgeAsync(Path.Combine(repos["loop"], "x"), "origin", "main", CancellationToken.None)).Why, StringComparison.Ordinal);
+
+        await GitRepos.GitAsync(repos.Checkout, "checkout", "--quiet", "--", "base/etc/motd");
+
+        // No remote-tracking branch: whether HEAD is published cannot be told, so no revision.
+        Assert.Contains("has no upstream/main", (await CheckoutRevision.JudgeAsync(repos.Checkout, "upstream", "main", CancellationToken.None)).Why, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -78,10 +91,9 @@ public sealed class CheckoutRevisionTests
         var (repos, head) = await CheckoutAsync();
         using var _ = repos;
         // A checkout whose configuration names programs: a clean filter for every file (git status runs it for a file
-        // whose stat data the index does not match), an fsmonitor and a hook. None may run.
+        // whose stat data the index does not match: checked to run below, so the test can fail) and a hook. None may run.
         var marker = repos["ran"];
         await GitRepos.GitAsync(repos.Checkout, "config", "filter.pwn.clean", $"sh -c 'touch {marker}; cat'");
-        await GitRepos.GitAsync(repos.Checkout, "config", "core.fsmonitor", $"sh -c 'touch {marker}'");
         await File.WriteAllTextAsync(Path.Combine(repos.Checkout, ".git/info/attributes"), "* filter=pwn\n");
         await File.WriteAllTextAsync(Path.Combine(repos.Checkout, ".git/hooks/post-checkout"), $"#!/bin/sh\ntouch {marker}\n");
         File.SetUnixFileMode(Path.Combine(repos.Checkout, ".git/hooks/post-checkout"), (UnixFileMode)Convert.ToInt32("755", 8));
@@ -90,6 +102,10 @@ public sealed class CheckoutRevisionTests
         var judged = await CheckoutRevision.JudgeAsync(repos.Checkout, "origin", "main", CancellationToken.None);
         Assert.Equal(head, judged.Source?.Revision);
         Assert.False(File.Exists(marker), "a program the checkout's configuration names was run");
+
+        // The control: git status on that checkout does run the filter (what the judge must not call).
+        await GitRepos.GitAsync(repos.Checkout, "status", "--porcelain");
+        Assert.True(File.Exists(marker), "the test's filter did not run under git status: the test proves nothing");
     }
 
     [Fact]

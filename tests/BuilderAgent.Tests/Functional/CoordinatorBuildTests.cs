@@ -28,6 +28,11 @@ public sealed class CoordinatorBuildTests(DockerFixture fx)
         await GitRepos.GitAsync(checkout, "add", "--all");
         await GitRepos.GitAsync(checkout, "-c", "user.name=Image Maintainer", "-c", "user.email=maintainer@example.org", "commit", "--quiet", "-m", "the images");
         var head = (await GitRepos.GitAsync(checkout, "rev-parse", "HEAD")).Trim();
+        // Published: the remote has the commit (a local commit would be no commit of the remote's).
+        await GitRepos.GitAsync(repo.Path, "init", "--quiet", "--bare", "--initial-branch=main", repo["remote.git"]);
+        await GitRepos.GitAsync(checkout, "remote", "add", "origin", repo["remote.git"]);
+        await GitRepos.GitAsync(checkout, "push", "--quiet", "origin", "main");
+        await GitRepos.GitAsync(checkout, "fetch", "--quiet", "origin");
         var (started, prefix) = await ServingBuilder.StartAsync(coordinator, fx, repo, checkout);
         await using var daemon = started;
 

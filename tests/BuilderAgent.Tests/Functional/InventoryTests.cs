@@ -71,8 +71,16 @@ public sealed class InventoryTests(DockerFixture fx)
         // A label naming a lock file the image does not have: refused, not an empty list.
         await File.WriteAllTextAsync(context["Dockerfile"], "FROM scratch\nCOPY app /srv/app\nLABEL org.toolforge.inventory.lock-files=\"/srv/app/composer.lock\"\n");
         await fx.Docker.DockerAsync($"build -q -t {repository}:missing {context.Path}");
-        var missing = await Assert.ThrowsAsync<InventoryException>(() => PackageInventory.ReadLanguagePackagesAsync(docker, $"{repository}:missing", CancellationToken.None));
+        var missing = await Assert.ThrowsAsync<InventoryException>(() => PackageInventory.ReadLanguagePackagesAsync(docker, $"{repository}:missing", 20_000, CancellationToken.None));
         Assert.Equal("the image's label org.toolforge.inventory.lock-files names /srv/app/composer.lock, which is not a file in it", missing.Message);
+
+        // Through the inventory, that fails the language part only: the document says so, and the rest stands.
+        var missingDigest = await docker.PushAsync(repository, "missing", _ => { }, CancellationToken.None);
+        var partial = await new PackageInventory(docker, TimeProvider.System).TakeAsync(repository, missingDigest, CancellationToken.None);
+        Assert.Equal(missing.Message, partial.LanguageProblem);
+        Assert.Empty(partial.Language);
+        Assert.Empty(CycloneDxSchemaRules.Violations(partial.Document));
+        Assert.Contains("\"toolforge:language-packages-missing\"", System.Text.Encoding.UTF8.GetString(partial.Document), StringComparison.Ordinal);
     }
 
     [Fact]
