@@ -376,8 +376,8 @@ internal sealed partial class BuildQueueService(
             // One build at a time with the git poll, from reading the repository on: its fast-forward must wait.
             using (await lane.EnterAsync(ct).ConfigureAwait(false))
             {
-                var source = await CheckoutSourceAsync(o, progress, ct).ConfigureAwait(false); // before the templates are read
                 var (session, order) = Accept(request, o);
+                var source = await CheckoutSourceAsync(o, progress, ct).ConfigureAwait(false); // after the templates were read: an edit that stays is seen
                 var security = request.SecurityRebuild;
                 var gate = !security ? null
                     : verifier?.Gate(session.Naming) ?? throw new RepositoryException("this builder does not do security rebuilds (no Builder:Promotion wiring: it reads testing from the registry)");

@@ -44,6 +44,14 @@ public static class CheckoutRevision
             return new Judgement(null, $"{GitRunner.Safe(root)} has no .git directory of its own (not a checkout, a linked work tree, or a .git file or link)");
         }
 
+        // A partial clone fetches missing objects lazily, with the checkout's own helpers: not judged (GIT_NO_LAZY_FETCH
+        // is set too, but an older git ignores it).
+        if (Directory.EnumerateFiles(Path.Combine(dotGit.FullName, "objects", "pack"), "*.promisor").Any()
+            || (File.Exists(Path.Combine(dotGit.FullName, "config")) && File.ReadAllText(Path.Combine(dotGit.FullName, "config")).Contains("partialclone", StringComparison.OrdinalIgnoreCase)))
+        {
+            return new Judgement(null, $"{GitRunner.Safe(root)} is a partial clone: not judged");
+        }
+
         using var budget = CancellationTokenSource.CreateLinkedTokenSource(ct);
         budget.CancelAfter(Budget);
         var checkout = new GitCheckout(root, remote, branch, Budget, trustOwner: true);
@@ -69,10 +77,13 @@ public static class CheckoutRevision
             }
 
             // A local commit is no commit of the remote: recorded only when HEAD is on the remote's branch as last fetched.
-            var upstream = await checkout.ResolveAsync($"refs/remotes/{remote}/{branch}", budget.Token).ConfigureAwait(false);
+            // The remote's branch as last fetched: its remote-tracking branch, or (a URL remote, or a checkout the builder's
+            // own poll fetches) the ref the poll fetches into.
+            var upstream = (GitCheckout.IsUrlRemote(remote) ? null : await checkout.ResolveAsync($"refs/remotes/{remote}/{branch}", budget.Token).ConfigureAwait(false))
+                ?? await checkout.ResolveAsync(GitCheckout.UpstreamRef, budget.Token).ConfigureAwait(false);
             if (upstream is null)
             {
-                return new Judgement(null, $"{GitRunner.Safe(root)} has no {GitRunner.Safe(remote)}/{GitRunner.Safe(branch)} (Builder:Git:Remote and Branch): whether HEAD is published cannot be told");
+                return new Judgement(null, $"{GitRunner.Safe(root)} has no {GitRunner.Safe(remote)}/{GitRunner.Safe(branch)} nor {GitCheckout.UpstreamRef} (Builder:Git:Remote and Branch): whether HEAD is published cannot be told");
             }
 
             if (!await checkout.IsAncestorAsync(head, upstream, budget.Token).ConfigureAwait(false))

@@ -81,6 +81,9 @@ public sealed partial class GitCheckout
 
     private static bool IsUrl(string remote) => remote.Contains(':', StringComparison.Ordinal) || remote.Contains('/', StringComparison.Ordinal);
 
+    /// <summary>Whether Builder:Git:Remote is a URL (or a path) rather than the name of one of the checkout's remotes.</summary>
+    public static bool IsUrlRemote(string remote) => IsUrl(remote);
+
     /// <summary>A URL without its user information (https://user:token@host/x → https://host/x).</summary>
     public static string RedactUrl(string url)
     {

@@ -50,13 +50,17 @@ internal sealed class GitRunner(string workingDirectory, TimeSpan timeout, strin
         }
 
         // Nothing of the daemon's environment steers git elsewhere (config given through the environment, other object stores).
-        foreach (var inherited in new[] { "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_INDEX_FILE", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM" })
+        foreach (var inherited in new[] { "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_INDEX_FILE" })
         {
             psi.Environment.Remove(inherited);
         }
 
         if (config is { Count: > 0 })
         {
+            // Not an operator's global or system configuration either (a proxy, credentials: the poll's, not this read's).
+            psi.Environment.Remove("GIT_CONFIG_GLOBAL");
+            psi.Environment.Remove("GIT_CONFIG_SYSTEM");
+            psi.Environment["GIT_CONFIG_NOSYSTEM"] = "1";
             // A checkout read though another user owns it: no lazy fetch of a partial clone's missing objects (it would run
             // the checkout's credential helpers), no replace refs (they could show another tree than HEAD's).
             psi.Environment["GIT_NO_LAZY_FETCH"] = "1";

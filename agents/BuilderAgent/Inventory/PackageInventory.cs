@@ -43,9 +43,14 @@ public sealed class PackageInventory(BuilderDocker docker, TimeProvider time, Re
             await using var hold = await docker.HoldImagesAsync(ct).ConfigureAwait(false); // no prune between the pull and the read
             await docker.EnsureImageAsync(repository, digest, ct).ConfigureAwait(false);
             packages = await ReadPackagesAsync(docker, $"{repository}@{digest}", ct).ConfigureAwait(false);
+            // The label is read with the rest (Docker failing here fails the inventory, as before): only the lock files fail alone.
+            var labels = (await docker.InspectImageAsync($"{repository}@{digest}", ct).ConfigureAwait(false))?.Labels
+                ?? throw new InventoryException($"{RegistryClient.Safe(repository)}@{digest}: the engine does not have it");
             try
             {
-                (language, skipped) = await ReadLanguagePackagesAsync(docker, $"{repository}@{digest}", Common.Contracts.ReportLimits.MaxPackagesPerImage - packages.Count, ct).ConfigureAwait(false);
+                (language, skipped) = labels.ContainsKey(LockFiles.Label)
+                    ? await ReadLanguagePackagesAsync(docker, $"{repository}@{digest}", Common.Contracts.ReportLimits.MaxPackagesPerImage - packages.Count, ct).ConfigureAwait(false)
+                    : ([], 0);
             }
             catch (Exception ex) when (ex is InventoryException or DockerOperationException)
             {

@@ -51,6 +51,17 @@ public sealed class CheckoutRevisionTests
 
         // No remote-tracking branch: whether HEAD is published cannot be told, so no revision.
         Assert.Contains("has no upstream/main", (await CheckoutRevision.JudgeAsync(repos.Checkout, "upstream", "main", CancellationToken.None)).Why, StringComparison.Ordinal);
+
+        // Builder:Git:Remote as a URL: the ref the builder's poll fetches into is the remote's branch.
+        Assert.Contains($"nor {GitCheckout.UpstreamRef}", (await CheckoutRevision.JudgeAsync(repos.Checkout, repos.Remote, "main", CancellationToken.None)).Why, StringComparison.Ordinal);
+        await GitRepos.GitAsync(repos.Checkout, "update-ref", GitCheckout.UpstreamRef, "refs/remotes/origin/main");
+        var byUrl = await CheckoutRevision.JudgeAsync(repos.Checkout, repos.Remote, "main", CancellationToken.None);
+        Assert.True(byUrl.Source is not null, byUrl.Why);
+        Assert.Equal(head, byUrl.Source.Revision);
+
+        // A partial clone (objects fetched lazily with the checkout's own helpers): not judged.
+        await GitRepos.GitAsync(repos.Checkout, "config", "extensions.partialClone", "origin");
+        Assert.Contains("is a partial clone: not judged", (await CheckoutRevision.JudgeAsync(repos.Checkout, "origin", "main", CancellationToken.None)).Why, StringComparison.Ordinal);
     }
 
     [Fact]
