@@ -61,27 +61,10 @@ public static class OciImage
         var manifests = new JsonArray();
         foreach (var n in names)
         {
-            manifests.Add(new JsonObject
-            {
-                ["mediaType"] = "application/vnd.oci.image.manifest.v1+json",
-                ["digest"] = Digest(manifest),
-                ["size"] = manifest.Length,
-                ["platform"] = new JsonObject { ["architecture"] = "amd64", ["os"] = "linux" },
-                ["annotations"] = new JsonObject { ["io.containerd.image.name"] = n, ["org.opencontainers.image.ref.name"] = n[(n.LastIndexOf(':') + 1)..] },
-            });
+            manifests.Add(IndexEntry(manifest, n));
         }
 
-        var index = Encoding.UTF8.GetBytes(new JsonObject { ["schemaVersion"] = 2, ["mediaType"] = "application/vnd.oci.image.index.v1+json", ["manifests"] = manifests }.ToJsonString());
-        using var fs = System.IO.File.Create(path);
-        using var archive = new TarWriter(fs, TarEntryFormat.Pax);
-        archive.WriteEntry(Bytes("oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}"u8.ToArray()));
-        archive.WriteEntry(Bytes("index.json", index));
-        archive.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "blobs/"));
-        archive.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "blobs/sha256/"));
-        foreach (var blob in new[] { layerBytes, config, manifest })
-        {
-            archive.WriteEntry(Bytes("blobs/sha256/" + Digest(blob)["sha256:".Length..], blob));
-        }
+        WriteLayout(path, manifests, [layerBytes, config, manifest]);
     }
 
     /// <summary>
@@ -119,16 +102,25 @@ public static class OciImage
                 blobs[Digest(blob)] = blob;
             }
 
-            manifests.Add(new JsonObject
-            {
-                ["mediaType"] = "application/vnd.oci.image.manifest.v1+json",
-                ["digest"] = Digest(manifest),
-                ["size"] = manifest.Length,
-                ["platform"] = new JsonObject { ["architecture"] = "amd64", ["os"] = "linux" },
-                ["annotations"] = new JsonObject { ["io.containerd.image.name"] = n, ["org.opencontainers.image.ref.name"] = n[(n.LastIndexOf(':') + 1)..] },
-            });
+            manifests.Add(IndexEntry(manifest, n));
         }
 
+        WriteLayout(path, manifests, blobs.Values);
+    }
+
+    // The index's entry of one image manifest under a name (containerd's import takes the name from the annotation).
+    private static JsonObject IndexEntry(byte[] manifest, string name) => new()
+    {
+        ["mediaType"] = "application/vnd.oci.image.manifest.v1+json",
+        ["digest"] = Digest(manifest),
+        ["size"] = manifest.Length,
+        ["platform"] = new JsonObject { ["architecture"] = "amd64", ["os"] = "linux" },
+        ["annotations"] = new JsonObject { ["io.containerd.image.name"] = name, ["org.opencontainers.image.ref.name"] = name[(name.LastIndexOf(':') + 1)..] },
+    };
+
+    // The OCI layout as a tar: oci-layout, the index of `manifests`, and every blob once under blobs/sha256/.
+    private static void WriteLayout(string path, JsonArray manifests, IEnumerable<byte[]> blobs)
+    {
         var index = Encoding.UTF8.GetBytes(new JsonObject { ["schemaVersion"] = 2, ["mediaType"] = "application/vnd.oci.image.index.v1+json", ["manifests"] = manifests }.ToJsonString());
         using var fs = System.IO.File.Create(path);
         using var archive = new TarWriter(fs, TarEntryFormat.Pax);
@@ -136,9 +128,9 @@ public static class OciImage
         archive.WriteEntry(Bytes("index.json", index));
         archive.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "blobs/"));
         archive.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "blobs/sha256/"));
-        foreach (var (digest, blob) in blobs)
+        foreach (var blob in blobs.DistinctBy(Digest))
         {
-            archive.WriteEntry(Bytes("blobs/sha256/" + digest["sha256:".Length..], blob));
+            archive.WriteEntry(Bytes("blobs/sha256/" + Digest(blob)["sha256:".Length..], blob));
         }
     }
 

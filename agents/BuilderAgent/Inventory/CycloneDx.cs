@@ -58,54 +58,19 @@ public static class CycloneDx
             w.WriteEndObject();
             if (languageProblem is not null)
             {
-                w.WriteStartArray("properties");
-                w.WriteStartObject();
-                w.WriteString("name", LanguageProblemProperty);
-                w.WriteString("value", languageProblem);
-                w.WriteEndObject();
-                w.WriteEndArray();
+                Property(w, LanguageProblemProperty, languageProblem);
             }
 
             w.WriteEndObject();
             w.WriteStartArray("components");
             foreach (var p in packages)
             {
-                var purl = DebPurl(p);
-                w.WriteStartObject();
-                w.WriteString("type", "library");
-                w.WriteString("bom-ref", purl);
-                w.WriteString("name", p.Name);
-                w.WriteString("version", p.Version);
-                w.WriteString("purl", purl);
-                if (p.State != "installed")
-                {
-                    w.WriteStartArray("properties");
-                    w.WriteStartObject();
-                    w.WriteString("name", StateProperty);
-                    w.WriteString("value", p.State);
-                    w.WriteEndObject();
-                    w.WriteEndArray();
-                }
-
-                w.WriteEndObject();
+                Library(w, DebPurl(p), p.Name, p.Version, p.State != "installed" ? (StateProperty, p.State) : null);
             }
 
             foreach (var p in language ?? [])
             {
-                var purl = LanguagePurl(p);
-                w.WriteStartObject();
-                w.WriteString("type", "library");
-                w.WriteString("bom-ref", purl);
-                w.WriteString("name", p.Name);
-                w.WriteString("version", p.Version);
-                w.WriteString("purl", purl);
-                w.WriteStartArray("properties");
-                w.WriteStartObject();
-                w.WriteString("name", LockFileProperty);
-                w.WriteString("value", p.LockFile);
-                w.WriteEndObject();
-                w.WriteEndArray();
-                w.WriteEndObject();
+                Library(w, LanguagePurl(p), p.Name, p.Version, (LockFileProperty, p.LockFile));
             }
 
             w.WriteEndArray();
@@ -113,6 +78,33 @@ public static class CycloneDx
         }
 
         return buffer.ToArray();
+    }
+
+    // A component of type library, its purl as bom-ref (unique, as the schema asks), with one property when given.
+    private static void Library(Utf8JsonWriter w, string purl, string name, string version, (string Name, string Value)? property)
+    {
+        w.WriteStartObject();
+        w.WriteString("type", "library");
+        w.WriteString("bom-ref", purl);
+        w.WriteString("name", name);
+        w.WriteString("version", version);
+        w.WriteString("purl", purl);
+        if (property is { } p)
+        {
+            Property(w, p.Name, p.Value);
+        }
+
+        w.WriteEndObject();
+    }
+
+    private static void Property(Utf8JsonWriter w, string name, string value)
+    {
+        w.WriteStartArray("properties");
+        w.WriteStartObject();
+        w.WriteString("name", name);
+        w.WriteString("value", value);
+        w.WriteEndObject();
+        w.WriteEndArray();
     }
 
     /// <summary>pkg:deb/debian/NAME@VERSION?arch=ARCH (purl-spec's deb type; the version percent-encoded but for ':').</summary>
