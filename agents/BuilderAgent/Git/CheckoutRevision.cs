@@ -45,11 +45,20 @@ public static class CheckoutRevision
         }
 
         // A partial clone fetches missing objects lazily, with the checkout's own helpers: not judged (GIT_NO_LAZY_FETCH
-        // is set too, but an older git ignores it).
-        if (Directory.EnumerateFiles(Path.Combine(dotGit.FullName, "objects", "pack"), "*.promisor").Any()
-            || (File.Exists(Path.Combine(dotGit.FullName, "config")) && File.ReadAllText(Path.Combine(dotGit.FullName, "config")).Contains("partialclone", StringComparison.OrdinalIgnoreCase)))
+        // is set too, but an older git ignores it). A .git this daemon cannot read is no judgement either, not a failed build.
+        try
         {
-            return new Judgement(null, $"{GitRunner.Safe(root)} is a partial clone: not judged");
+            var pack = Path.Combine(dotGit.FullName, "objects", "pack");
+            var config = Path.Combine(dotGit.FullName, "config");
+            if ((Directory.Exists(pack) && Directory.EnumerateFiles(pack, "*.promisor").Any())
+                || (File.Exists(config) && File.ReadAllText(config).Contains("partialclone", StringComparison.OrdinalIgnoreCase)))
+            {
+                return new Judgement(null, $"{GitRunner.Safe(root)} is a partial clone: not judged");
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return new Judgement(null, $"{GitRunner.Safe(root)}/.git cannot be read: {GitRunner.Safe(ex.Message)}");
         }
 
         using var budget = CancellationTokenSource.CreateLinkedTokenSource(ct);

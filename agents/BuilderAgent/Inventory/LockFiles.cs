@@ -96,7 +96,7 @@ public static class LockFiles
                 _ => Pipfile(contents),
             };
         }
-        catch (Exception ex) when (ex is JsonException or InvalidOperationException or KeyNotFoundException or FormatException or NullReferenceException or ArgumentException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or KeyNotFoundException or FormatException)
         {
             throw new InventoryException($"{Promotion.RegistryClient.Safe(path)}: not a {ecosystem} lock file this builder can read ({Promotion.RegistryClient.Safe(ex.Message)})");
         }
