@@ -13,9 +13,17 @@ namespace Toolforge.Agents.Coordinator.Cluster;
 /// Several instances, one state: LISTENs on the database's own notification channel (no second broker). Every commit
 /// of another instance names what it changed (a node, a build, a build's log); this instance reads that from the
 /// store and takes it in, so its watchers see the change in the order it was committed, typically within
-/// milliseconds. When the listening connection breaks, it reconnects with jittered backoff and reads everything
-/// again, since notifications sent meanwhile are gone. Only with Store = postgresql.
+/// milliseconds. When the listening connection breaks, it reconnects with jittered backoff and reads what changed
+/// since the last change it is sure to have taken in (the store's change log, <see cref="ChangeLog"/>; issue 28), or the
+/// whole store when that is not known (at start) or no longer kept (compacted). Only with Store = postgresql.
 /// </summary>
+/// <remarks>
+/// The mark it reads from moves while it listens: about once a second after notifications came, it asks the database
+/// for the current snapshot's mark and sends it to itself as a notification on a channel of its own session. The
+/// notification queue is in commit order, and every transaction below the mark had committed (or rolled back) before
+/// that mark was taken, so when the mark comes back every notification of those transactions has come before it;
+/// once the batch it came in is applied, nothing below the mark can be missing here.
+/// </remarks>
 public sealed partial class ChangeListener(
     IStoreEngine store,
     StateStore state,
@@ -28,8 +36,30 @@ public sealed partial class ChangeListener(
     /// <summary>Between attempts to listen again: 200 ms doubling, at most 5 s.</summary>
     private static readonly RetryBounds Reconnect = new(Initial: TimeSpan.FromMilliseconds(200), Max: TimeSpan.FromSeconds(5));
 
+    /// <summary>How often the mark is moved on while notifications come (and how soon a resync reads from it).</summary>
+    private static readonly TimeSpan MarkEvery = TimeSpan.FromSeconds(1);
+
+    /// <summary>Without notifications: a mark (which is also a query noticing a silently dead connection) this often.</summary>
+    private static readonly TimeSpan QuietMarkEvery = TimeSpan.FromSeconds(30);
+
     private static readonly Counter Applied = Metrics.CreateCounter(
         "toolforge_coordinator_changes_applied_total", "Changes made through other instances taken in here, by kind.", "kind");
+
+    private static readonly Counter Resyncs = Metrics.CreateCounter(
+        "toolforge_coordinator_resyncs_total", "Reads of the store after listening began again: what changed since the last mark (changes) or all of it (whole).", "kind");
+
+    private long _mark; // the mark below which everything is taken in here; 0: none (read the whole store)
+
+    /// <summary>The mark below which every change is taken in here (0: none yet).</summary>
+    internal long Mark => Interlocked.Read(ref _mark);
+
+    /// <summary>What the last resync read (for tests and the log); null before the first.</summary>
+    internal ResyncResult? LastResync { get; private set; }
+
+    /// <summary>How many resyncs have ended (a test waits for the next).</summary>
+    internal int ResyncCount => Volatile.Read(ref _resyncs);
+
+    private int _resyncs;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -40,23 +70,24 @@ public sealed partial class ChangeListener(
 
         await startup.Ready.WaitAsync(stoppingToken).ConfigureAwait(false); // the store is migrated and loaded first
 
-        var streak = new RetryStreak(Reconnect, time, (ex, _) => Log.Lost(logger, ex.Message), (_, _) => Log.Resynced(logger));
+        var streak = new RetryStreak(Reconnect, time, (ex, _) => Log.Lost(logger, ex.Message), (_, _) => Log.Listening(logger));
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
                 await using var connection = await Task.Run(pg.OpenDedicated, stoppingToken).ConfigureAwait(false);
-                var pending = new List<string>();
-                connection.Notification += (_, e) => pending.Add(e.Payload); // raised inside WaitAsync, on this task
-                await using (var listen = new NpgsqlCommand($"LISTEN {PostgresStore.Channel}", connection))
+                var pending = new List<(string Channel, string Payload)>();
+                connection.Notification += (_, e) => pending.Add((e.Channel, e.Payload)); // raised inside WaitAsync or a command, on this task
+                var markChannel = $"{PostgresStore.Channel}_mark_{connection.ProcessID.ToString(CultureInfo.InvariantCulture)}"; // this session's own
+                await using (var listen = new NpgsqlCommand($"LISTEN {PostgresStore.Channel}; LISTEN {markChannel}", connection))
                 {
                     await listen.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false); // bounded by the command timeout
                 }
 
-                // Listening now: what changed before (while starting, or while the connection was down) is read whole.
+                // Listening now: what changed before (while starting, or while the connection was down) is read.
                 await ResyncAsync(pg).ConfigureAwait(false);
                 streak.Succeeded(); // after a lost connection: said once, listening again
-                await ListenAsync(pg, connection, pending, stoppingToken).ConfigureAwait(false);
+                await ListenAsync(pg, connection, markChannel, pending, stoppingToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -74,35 +105,58 @@ public sealed partial class ChangeListener(
 
     /// <summary>
     /// Waits for notifications and applies what each wait brought, in one batch (a burst that arrived together is read
-    /// together: one read of 50 nodes costs about what one of a single node does). Returns only when stopping; a broken
-    /// connection or a store that cannot be read throws, and the caller reconnects and resyncs.
+    /// together: one read of 50 nodes costs about what one of a single node does), and moves the mark on. Returns only
+    /// when stopping; a broken connection or a store that cannot be read throws, and the caller reconnects and resyncs.
     /// </summary>
     /// <remarks>
     /// There is no short wait to gather more after a first notification: a 50 ms <c>WaitAsync</c> right after one
     /// was seen not to return on this machine (Npgsql 10.0.3) until the next notification came, so a change waited for
     /// the next one, for seconds (the multi-instance watch test failed on it about one run in two).
     /// </remarks>
-    private async Task ListenAsync(PostgresStore pg, NpgsqlConnection connection, List<string> pending, CancellationToken ct)
+    private async Task ListenAsync(PostgresStore pg, NpgsqlConnection connection, string markChannel, List<(string Channel, string Payload)> pending, CancellationToken ct)
     {
         // No cancellation token goes into Npgsql here: cancelling a wait races with the connection's own state and
         // can throw from inside the token's callbacks (seen at shutdown). Waits of at most 1 s stop just as well.
-        var idleSince = Stopwatch.GetTimestamp();
+        var markedAt = Stopwatch.GetTimestamp();
+        var heard = false; // a notification since the last mark was asked for
         while (!ct.IsCancellationRequested)
         {
-            var notified = await connection.WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            await connection.WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
             if (pending.Count > 0)
             {
+                heard = true;
                 var batch = pending.ToList();
                 pending.Clear();
-                await ApplyAsync(pg, batch).ConfigureAwait(false);
-                idleSince = Stopwatch.GetTimestamp();
+                long? mark = null;
+                var changes = new List<string>(batch.Count);
+                foreach (var (channel, payload) in batch)
+                {
+                    if (channel == markChannel)
+                    {
+                        mark = long.TryParse(payload, NumberStyles.None, CultureInfo.InvariantCulture, out var m) ? m : throw new InvalidOperationException($"the mark came back unreadable: {Bounded(payload)}");
+                    }
+                    else
+                    {
+                        changes.Add(payload);
+                    }
+                }
+
+                await ApplyAsync(pg, changes).ConfigureAwait(false);
+                if (mark is { } applied && applied > _mark)
+                {
+                    Interlocked.Exchange(ref _mark, applied); // everything that came before it is taken in now
+                }
             }
-            else if (!notified && Stopwatch.GetElapsedTime(idleSince) > TimeSpan.FromSeconds(30))
+
+            var since = Stopwatch.GetElapsedTime(markedAt);
+            if ((heard && since >= MarkEvery) || since >= QuietMarkEvery)
             {
-                // 30 s without a notification: a keepalive query notices a silently dead connection.
-                idleSince = Stopwatch.GetTimestamp();
-                await using var ping = new NpgsqlCommand("SELECT 1", connection) { CommandTimeout = 5 };
-                await ping.ExecuteScalarAsync(CancellationToken.None).ConfigureAwait(false);
+                // The mark goes out with this snapshot and comes back after every notification committed before it.
+                markedAt = Stopwatch.GetTimestamp();
+                heard = false;
+                await using var ask = new NpgsqlCommand($"SELECT pg_notify($1, ({ChangeLog.MarkQuery})::text)", connection) { CommandTimeout = 5 };
+                ask.Parameters.Add(new NpgsqlParameter { Value = markChannel });
+                await ask.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
             }
         }
 
@@ -139,11 +193,17 @@ public sealed partial class ChangeListener(
                     logIds.Add(id);
                     break;
                 default:
-                    Log.Unknown(logger, payload.Length > 100 ? payload[..100] : payload);
+                    Log.Unknown(logger, Bounded(payload));
                     break;
             }
         }
 
+        await ApplyChangesAsync(pg, nodes, logIds, buildIds).ConfigureAwait(false);
+    }
+
+    /// <summary>Takes in changed nodes, then build logs, then builds (in the order given).</summary>
+    private async Task ApplyChangesAsync(PostgresStore pg, IReadOnlyCollection<string> nodes, IReadOnlyList<long> logIds, IReadOnlyList<long> buildIds)
+    {
         foreach (var chunk in nodes.Chunk(1000))
         {
             await RefreshNodesAsync(pg, chunk).ConfigureAwait(false);
@@ -162,8 +222,8 @@ public sealed partial class ChangeListener(
             Applied.WithLabels("build").Inc();
         }
 
-        // A read that fails (StoreUnavailableException) leaves this batch untaken: it goes up to the listen loop,
-        // which reconnects and reads the whole store once.
+        // A read that fails (StoreUnavailableException) leaves this batch untaken (and the mark where it was): it goes
+        // up to the listen loop, which reconnects and reads what changed since the mark.
     }
 
     /// <summary>
@@ -180,46 +240,101 @@ public sealed partial class ChangeListener(
     }
 
     /// <summary>
-    /// Reads the whole store after notifications may have been missed: what it holds replaces what this instance
-    /// held, and nodes and builds this instance held before the read but the store no longer has (forgotten or
-    /// deleted through another instance meanwhile) go.
+    /// Reads what may have been missed while not listening: with a mark, what the store's change log names since it
+    /// (only those nodes' and builds' rows); without one, or when changes since it are no longer kept, the whole
+    /// store, whose rows replace what this instance held (nodes and builds it held but the store no longer has go).
     /// </summary>
     private async Task ResyncAsync(PostgresStore pg)
     {
-        var mark = state.WriteMark();
-        var nodesBefore = state.NodeNames();
-        var buildsBefore = builds.Ids();
-        var all = await Task.Run(() => pg.Load(StateStore.RecentEvents)).ConfigureAwait(false);
-        var again = state.Refresh(nodesBefore, all, mark);
-        if (again.Count > 0)
+        var started = Stopwatch.GetTimestamp();
+        var from = _mark;
+        var mark = state.WriteMark(); // before the read: what this instance writes meanwhile is newer than it
+        var changes = from > 0 ? await Task.Run(() => pg.LoadChanges(from, StateStore.RecentEvents)).ConfigureAwait(false) : null;
+        ResyncResult result;
+        if (changes is not null)
         {
-            await RefreshNodesAsync(pg, again).ConfigureAwait(false);
+            var again = state.Refresh(changes.NodeNames, changes.Nodes, mark);
+            if (again.Count > 0)
+            {
+                await RefreshNodesAsync(pg, again).ConfigureAwait(false);
+            }
+
+            await ApplyChangesAsync(pg, [], changes.Logs, changes.Builds).ConfigureAwait(false);
+            Interlocked.Exchange(ref _mark, Math.Max(from, changes.Mark));
+            result = new ResyncResult(false, changes.NodeNames.Count, changes.Builds.Count, changes.Logs.Count, Stopwatch.GetElapsedTime(started));
         }
-        var stored = all.Builds.Select(b => b.Id).ToHashSet();
-        foreach (var id in buildsBefore.Where(id => !stored.Contains(id)))
+        else
         {
-            await builds.RefreshAsync(id, null).ConfigureAwait(false);
-            Applied.WithLabels("build").Inc();
+            mark = state.WriteMark();
+            var nodesBefore = state.NodeNames();
+            var buildsBefore = builds.Ids();
+            var (all, storeMark) = await Task.Run(() => pg.LoadMarked(StateStore.RecentEvents)).ConfigureAwait(false);
+            var again = state.Refresh(nodesBefore, all, mark);
+            if (again.Count > 0)
+            {
+                await RefreshNodesAsync(pg, again).ConfigureAwait(false);
+            }
+
+            var stored = all.Builds.Select(b => b.Id).ToHashSet();
+            foreach (var id in buildsBefore.Where(id => !stored.Contains(id)))
+            {
+                await builds.RefreshAsync(id, null).ConfigureAwait(false);
+                Applied.WithLabels("build").Inc();
+            }
+
+            foreach (var b in all.Builds)
+            {
+                // Lines first (as in ApplyAsync): a build that ended meanwhile ends its followers here, after its last line.
+                await Task.Run(() => logs.Refresh(b.Id)).ConfigureAwait(false);
+                await builds.RefreshAsync(b.Id, b).ConfigureAwait(false);
+            }
+
+            Interlocked.Exchange(ref _mark, storeMark);
+            result = new ResyncResult(true, all.Nodes.Count, all.Builds.Count, all.Builds.Count, Stopwatch.GetElapsedTime(started));
         }
 
-        foreach (var b in all.Builds)
+        Resyncs.WithLabels(result.Whole ? "whole" : "changes").Inc();
+        if (from == 0)
         {
-            // Lines first (as in ApplyAsync): a build that ended meanwhile ends its followers here, after its last line.
-            await Task.Run(() => logs.Refresh(b.Id)).ConfigureAwait(false);
-            await builds.RefreshAsync(b.Id, b).ConfigureAwait(false);
+            Log.Loaded(logger, result.Nodes, result.Builds, result.Took.TotalMilliseconds);
         }
+        else if (result.Whole)
+        {
+            Log.ResyncedWhole(logger, result.Nodes, result.Builds, result.Took.TotalMilliseconds);
+        }
+        else
+        {
+            Log.ResyncedChanges(logger, result.Nodes, result.Builds, result.Logs, result.Took.TotalMilliseconds);
+        }
+
+        LastResync = result;
+        Interlocked.Increment(ref _resyncs);
     }
+
+    private static string Bounded(string text) => text.Length > 100 ? text[..100] : text;
+
+    /// <summary>What a resync read: the whole store, or what changed since the mark (nodes, builds, build logs named).</summary>
+    internal sealed record ResyncResult(bool Whole, int Nodes, int Builds, int Logs, TimeSpan Took);
 
     private static partial class Log
     {
         [LoggerMessage(2901, LogLevel.Warning, "listening for other instances' changes failed ({Reason}); reconnecting")]
         public static partial void Lost(ILogger logger, string reason);
 
-        [LoggerMessage(2902, LogLevel.Information, "listening for other instances' changes again; read the whole store once")]
-        public static partial void Resynced(ILogger logger);
+        [LoggerMessage(2902, LogLevel.Information, "listening for other instances' changes again")]
+        public static partial void Listening(ILogger logger);
 
         [LoggerMessage(2903, LogLevel.Warning, "a change notification that is not ours: {Payload}")]
         public static partial void Unknown(ILogger logger, string payload);
+
+        [LoggerMessage(2904, LogLevel.Debug, "listening for other instances' changes: read the whole store ({Nodes} nodes, {Builds} builds) in {Ms:0} ms")]
+        public static partial void Loaded(ILogger logger, int nodes, int builds, double ms);
+
+        [LoggerMessage(2905, LogLevel.Information, "read the whole store again ({Nodes} nodes, {Builds} builds) in {Ms:0} ms: the changes since the last one taken in here are no longer kept (compacted by the sweeper)")]
+        public static partial void ResyncedWhole(ILogger logger, int nodes, int builds, double ms);
+
+        [LoggerMessage(2906, LogLevel.Information, "read what changed while not listening: {Nodes} nodes, {Builds} builds, {Logs} build logs, in {Ms:0} ms")]
+        public static partial void ResyncedChanges(ILogger logger, int nodes, int builds, int logs, double ms);
 
     }
 }

@@ -15,6 +15,9 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
     /// <summary>The channel other instances LISTEN on.</summary>
     public const string Channel = "toolforge_coordinator";
 
+    /// <summary>application_name of the change listener's own session (the pool's is "toolforge-coordinator").</summary>
+    public const string ListenerApplicationName = "toolforge-coordinator-listener";
+
     /// <summary>Advisory lock key of schema changes and migrate-store (the sweeper lease is a row: <see cref="RenewLease"/>).</summary>
     public const long SchemaLock = 0x74666100_00000001;
 
@@ -139,6 +142,12 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
 
         // 8: language packages (issue 27): a package once per version too (a lock file may pin two versions of one name).
         ImageInventorySql.PostgresLanguageMigration,
+
+        // 9: what each commit changed, kept as a row per thing (issue 28: a listener that lost its connection reads only
+        // what changed since, not the whole store). xid: the last writer's transaction id; at: when (the database's
+        // clock, ms). A row of a thing deleted stays as its tombstone until the sweeper compacts it; compacted_below
+        // is the highest transaction id compacted away, below which no listener can read changes incrementally.
+        ChangeLog.Migration,
     ];
 
     private static readonly string[] IdentityTables = ["check_history", "finding_history", "events", "audit"];
@@ -165,7 +174,8 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
         }
 
         _source = NpgsqlDataSource.Create(b);
-        _dedicated = new NpgsqlConnectionStringBuilder(b.ConnectionString) { Pooling = false }.ConnectionString;
+        // Its own name, so an admin (and a test) can tell the listening session from the pool in pg_stat_activity.
+        _dedicated = new NpgsqlConnectionStringBuilder(b.ConnectionString) { Pooling = false, ApplicationName = ListenerApplicationName }.ConnectionString;
         Instance = instance;
         Location = $"postgresql://{b.Host}:{b.Port}/{b.Database}";
     }
@@ -216,13 +226,44 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
         return version;
     });
 
-    public StoredState Load(int recentEvents) => Guard(() =>
+    public StoredState Load(int recentEvents) => LoadMarked(recentEvents).State;
+
+    /// <summary>
+    /// The whole store in one snapshot, and that snapshot's mark (<see cref="ChangeLog"/>): every change this
+    /// snapshot does not hold was made by a transaction at or above the mark.
+    /// </summary>
+    public (StoredState State, long Mark) LoadMarked(int recentEvents) => Guard(() =>
     {
         using var c = _source.OpenConnection();
         using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead); // one snapshot for all the reads
+        var mark = ChangeLog.Mark(c, tx); // the first statement: it takes the snapshot the reads below share
         var state = StoreSql.State(c, tx, recentEvents);
         tx.Commit();
-        return state;
+        return (state, mark);
+    });
+
+    /// <summary>
+    /// What was committed at or above <paramref name="since"/> (a mark), in one snapshot: the nodes changed (their rows,
+    /// a node gone absent), the builds and build logs changed, and this snapshot's mark. Null when changes at or above
+    /// <paramref name="since"/> may have been compacted away: only the whole store can be read then.
+    /// </summary>
+    public StoreChanges? LoadChanges(long since, int recentEvents) => Guard(() =>
+    {
+        using var c = _source.OpenConnection();
+        using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead);
+        var mark = ChangeLog.Mark(c, tx);
+        var changed = ChangeLog.Since(c, tx, since);
+        if (changed is null)
+        {
+            tx.Commit();
+            return null;
+        }
+
+        var nodes = changed.Value.Nodes.Count == 0
+            ? new StoredState([], [], [], new Dictionary<string, int>(), [])
+            : StoreSql.State(c, tx, recentEvents, "= ANY(@names)", ("@names", changed.Value.Nodes.ToArray()));
+        tx.Commit();
+        return new StoreChanges(mark, changed.Value.Nodes, nodes, changed.Value.Builds, changed.Value.Logs);
     });
 
     public void Commit(IReadOnlyList<StoreOp> ops) => Guard(() =>
@@ -243,6 +284,7 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
 
         foreach (var note in notes.Distinct(StringComparer.Ordinal)) // in the order the changes were made
         {
+            Cmd(batch, ChangeLog.Record, note[..1], note[2..]);
             Cmd(batch, "SELECT pg_notify($1, $2)", Channel, Instance + "|" + note);
         }
 
@@ -284,6 +326,13 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
             cmd.Parameters.Add(new NpgsqlParameter("body", NpgsqlDbType.Bytea) { Value = next });
             cmd.Parameters.Add(new NpgsqlParameter("giveBack", giveBack));
             cmd.ExecuteNonQuery();
+        }
+
+        using (var record = new NpgsqlCommand(ChangeLog.Record, c, tx))
+        {
+            record.Parameters.Add(new NpgsqlParameter { Value = "b" });
+            record.Parameters.Add(new NpgsqlParameter { Value = id.ToString(CultureInfo.InvariantCulture) });
+            record.ExecuteNonQuery();
         }
 
         StoreSql.Each(c, tx, "SELECT pg_notify(@c, @p)", _ => { }, ("@c", Channel), ("@p", $"{Instance}|b|{id.ToString(CultureInfo.InvariantCulture)}"));

@@ -93,6 +93,11 @@ public static class StorePlan
                     s.Add(new($"DELETE FROM {table} WHERE {column} < $1", [d.CutoffMs]));
                 }
 
+                if (leases)
+                {
+                    s.AddRange(ChangeLog.Compact(d.CutoffMs)); // several instances: their change log's tombstones too
+                }
+
                 break;
             case AddAudit a:
                 s.Add(new("INSERT INTO audit(at, identity, action, result, detail) VALUES ($1, $2, $3, $4, $5)", [a.AtMs, a.Identity, a.Action, a.Result, a.Detail]));
