@@ -30,6 +30,17 @@ if (args is ["sync", ..])
 // `--sqlite-only`: the echo ceiling and SQLite, no PostgreSQL (a quick end-to-end look at a SQLite change).
 var sqliteOnly = args.Contains("--sqlite-only");
 args = [.. args.Where(a => a != "--sqlite-only")];
+if (args is ["fleet", ..])
+{
+    // Only the fleet (issue 28): `Coordinator.Bench fleet [agents] [steady seconds]`. A run without arguments (what
+    // ./build.sh bench does) ends with it too, at 10,000 agents.
+    await Fleet.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10_000,
+        TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 60), sqliteOnly);
+    return;
+}
+
+var withFleet = args.Length == 0;
+
 var ingestNodes = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 1000;
 var listNodes = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10000;
 var duration = TimeSpan.FromSeconds(10);
@@ -85,6 +96,10 @@ foreach (var engine in sqliteOnly ? ["sqlite"] : new[] { "sqlite", "postgresql" 
     await Task.WhenAll(Enumerable.Range(ingestNodes, Math.Max(0, listNodes - ingestNodes)).Select(i => store.ApplyReportAsync(Report($"node-{i:D5}.bench", i))));
     lists.Add($"ListNodes, {listNodes} nodes, {(engine == "sqlite" ? "SQLite    " : "PostgreSQL")}: {await ListNodesAsync(h, listNodes)}");
     lists.Add($"a change to 100 watchers, {(engine == "sqlite" ? "SQLite    " : "PostgreSQL")}: {await WatchersAsync(h, 100, 200)}");
+    if (engine == "postgresql")
+    {
+        lists.Add($"resync after the change listener's connection dropped, {listNodes} nodes, 100 changed meanwhile: {await Resync.MeasureAsync(h, pg!, db, listNodes, 100)}");
+    }
     foreach (var c in certs)
     {
         c.Dispose();
@@ -105,6 +120,11 @@ Console.WriteLine($"3 coordinators on PostgreSQL behind haproxy:   {results["clu
 foreach (var l in lists)
 {
     Console.WriteLine(l);
+}
+
+if (withFleet)
+{
+    await Fleet.RunAsync(10_000, TimeSpan.FromSeconds(60), sqliteOnly: false);
 }
 
 static async Task<string> ListNodesAsync(CoordinatorHarness h, int n)

@@ -12,8 +12,25 @@ namespace Toolforge.Agents.TestSupport;
 /// wait and the whole state again. A check's message carries a counter, so what was acknowledged can be compared
 /// with what is stored; ten of them flap a second check so watchers keep seeing changes.
 /// </summary>
-public sealed class SimulatedFleet(CoordinatorHarness certs, string address, int size)
+/// <remarks>
+/// The benchmark's fleet (issue 28) sets <paramref name="every"/> to the heartbeat (each agent's first report at a
+/// random moment of it, as agents started at different times) and <paramref name="changeChance"/>: each report then
+/// turns a second check over with that chance instead of ten agents flapping it every report.
+/// </remarks>
+public sealed class SimulatedFleet(CoordinatorHarness certs, string address, int size, TimeSpan? every = null, double changeChance = -1)
 {
+    private readonly TimeSpan _every = every ?? TimeSpan.FromSeconds(2);
+
+    /// <summary>How many reports turned the second check over (the benchmark's changes).</summary>
+    public long Changes => Interlocked.Read(ref _changes);
+
+    /// <summary>How many reports were acknowledged in all.</summary>
+    public long Reports => Interlocked.Read(ref _reports);
+
+    private long _changes;
+    private long _reports;
+
+    /// <summary>Per node, the last acknowledged report's sequence number (the default fleet) or sent_at in ms (the benchmark's).</summary>
     public ConcurrentDictionary<string, long> Acked { get; } = new(StringComparer.Ordinal);
 
     private readonly ConcurrentDictionary<string, DateTimeOffset> _lastAck = new(StringComparer.Ordinal);
@@ -35,6 +52,12 @@ public sealed class SimulatedFleet(CoordinatorHarness certs, string address, int
     {
         var node = $"sim-{i:000}.tools.example";
         var (cert, key) = certs.Issue(node);
+        if (every is not null)
+        {
+            await Task.Delay(Random.Shared.NextDouble() * _every, ct).ConfigureAwait(false); // started at different times
+        }
+
+        var flapped = false;
         using var channel = CoordinatorChannel.Create(address, cert, key, certs.CaPath, TimeSpan.FromSeconds(3));
         var client = new AgentService.AgentServiceClient(channel);
         long seq = 0;
@@ -44,16 +67,33 @@ public sealed class SimulatedFleet(CoordinatorHarness certs, string address, int
         {
             seq++;
             var r = new ReportRequest { Node = node, Agent = AgentKind.Node, AgentVersion = "1.0.0", SentAt = Timestamp.FromDateTime(DateTime.UtcNow) };
-            r.Checks.Add(new CheckResult { Name = "sim.seq", State = CheckState.Ok, Message = $"seq={seq}" });
-            if (i < 10)
+            if (changeChance >= 0)
             {
-                r.Checks.Add(new CheckResult { Name = "sim.flap", State = seq % 2 == 0 ? CheckState.Warning : CheckState.Ok, Message = "flapping" });
+                // The benchmark's agent: its checks change only when it turns the second one over; its report is told
+                // apart by sent_at (what the coordinator stores of each agent's last report).
+                r.Checks.Add(new CheckResult { Name = "kubelet.unit", State = CheckState.Ok, Message = "active (running)" });
+                if (Random.Shared.NextDouble() < changeChance)
+                {
+                    flapped = !flapped;
+                    Interlocked.Increment(ref _changes);
+                }
+
+                r.Checks.Add(new CheckResult { Name = "sim.flap", State = flapped ? CheckState.Warning : CheckState.Ok, Message = "changes now and then" });
+            }
+            else
+            {
+                r.Checks.Add(new CheckResult { Name = "sim.seq", State = CheckState.Ok, Message = $"seq={seq}" });
+                if (i < 10)
+                {
+                    r.Checks.Add(new CheckResult { Name = "sim.flap", State = seq % 2 == 0 ? CheckState.Warning : CheckState.Ok, Message = "flapping" });
+                }
             }
 
             try
             {
                 var answer = await client.ReportAsync(r, deadline: DateTime.UtcNow.AddSeconds(3), cancellationToken: ct);
-                Acked[node] = seq;
+                Acked[node] = changeChance >= 0 ? r.SentAt.ToDateTimeOffset().ToUnixTimeMilliseconds() : seq;
+                Interlocked.Increment(ref _reports);
                 failing = false;
                 window = answer.ReconnectWindow?.ToTimeSpan() ?? TimeSpan.Zero;
                 var now = DateTimeOffset.UtcNow;
@@ -64,7 +104,7 @@ public sealed class SimulatedFleet(CoordinatorHarness certs, string address, int
                 }
 
                 _lastAck[node] = now;
-                await Task.Delay(2000, ct); // a third of the heartbeat (6 s)
+                await Task.Delay(_every, ct); // by default a third of the heartbeat (6 s)
             }
             catch (RpcException ex) when (!ct.IsCancellationRequested)
             {

@@ -1,0 +1,303 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Sockets;
+using Grpc.Core;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+using Toolforge.Agents.Contracts.V1;
+using Toolforge.Agents.TestSupport;
+
+/// <summary>
+/// Issue 28's fleet on one coordinator program (the binary ./build.sh build puts in out/bin, as a process of its own):
+/// N simulated agents, each its own mutual-TLS connection and certificate, reporting every heartbeat (30 s) from a
+/// random moment of it, a report turning a check over with the chance that makes 1 % of the nodes change one a minute.
+/// Measured per store (SQLite, then PostgreSQL): the coordinator's CPU and RSS over a steady window; ListNodes (whole
+/// and a page of 500) and `agentctl nodes --state failing` from other processes while the fleet reports; a restart
+/// (SIGTERM, start) under the fleet — every agent back, acknowledged reports stored, nodes judged stale, peak RSS; and
+/// READY (sd_notify) of a start on the database the fleet left (the JIT build's beside it).
+/// </summary>
+internal static class Fleet
+{
+    private static readonly TimeSpan Heartbeat = TimeSpan.FromSeconds(30);
+
+    public static async Task RunAsync(int agents, TimeSpan steady, bool sqliteOnly)
+    {
+        var outBin = Path.Combine(Run.RepoRoot, "out", "bin");
+        var native = Path.Combine(outBin, "toolforge-coordinator");
+        if (!File.Exists(native))
+        {
+            throw new InvalidOperationException($"{native} is missing: ./build.sh build (./build.sh bench runs it first)");
+        }
+
+        Environment.SetEnvironmentVariable("TFA_PROGRAMS", outBin); // the harness runs out/bin's programs as processes
+        // 1 % of the nodes change a check a minute: heartbeats a minute per node = 60 / 30 = 2, so a report changes one
+        // with the chance 0.01 / 2.
+        var chance = 0.01 / (TimeSpan.FromMinutes(1) / Heartbeat);
+        Console.WriteLine($"== fleet: {agents} agents, one mutual-TLS connection each, heartbeat {Heartbeat.TotalSeconds:0} s, 1 % of nodes change a check a minute; steady window {steady.TotalSeconds:0} s");
+        Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}; coordinator: {Describe(native)}");
+        await using var pg = sqliteOnly ? null : await PrivatePostgres.StartAsync();
+        foreach (var engine in sqliteOnly ? ["sqlite"] : new[] { "sqlite", "postgresql" })
+        {
+            var db = "fleet_" + engine;
+            if (pg is not null && engine == "postgresql")
+            {
+                await pg.CreateDatabaseAsync(db);
+            }
+
+            await RunOneAsync(engine, agents, steady, chance, pg, db, native);
+        }
+    }
+
+    private static async Task RunOneAsync(string engine, int agents, TimeSpan steady, double chance, PrivatePostgres? pg, string db, string native)
+    {
+        var label = engine == "sqlite" ? "SQLite    " : "PostgreSQL";
+        await using var h = await CoordinatorHarness.StartAsync(asProcess: true, editConfig: c =>
+        {
+            c["Coordinator"]!["HeartbeatInterval"] = "00:00:30";
+            if (pg is not null && engine == "postgresql")
+            {
+                CoordinatorHarness.OnPostgres(pg, db)(c);
+            }
+        });
+        using var stop = new CancellationTokenSource();
+        var fleet = new SimulatedFleet(h, h.Address, agents, Heartbeat, chance);
+        var issue = Stopwatch.StartNew();
+        var running = fleet.RunAsync(stop.Token);
+        if (!await Peer.EventuallyAsync(() => fleet.Acked.Count == agents, TimeSpan.FromMinutes(10)))
+        {
+            throw new InvalidOperationException($"{fleet.Acked.Count} of {agents} agents reported");
+        }
+
+        var connected = issue.Elapsed;
+        await Task.Delay(Heartbeat); // one whole heartbeat with every agent connected before measuring
+
+        // Steady state: the coordinator process's CPU (user + system) and RSS over the window.
+        var pid = h.Process!.Pid;
+        var (cpu0, reports0, changes0, t0) = (CpuSeconds(pid), fleet.Reports, fleet.Changes, Stopwatch.GetTimestamp());
+        await Task.Delay(steady);
+        var (cpu1, reports1, changes1, took) = (CpuSeconds(pid), fleet.Reports, fleet.Changes, Stopwatch.GetElapsedTime(t0));
+        var cpuPercent = 100 * (cpu1 - cpu0) / took.TotalSeconds;
+        var rss = Status(pid, "VmRSS:");
+        Console.WriteLine($"{label} steady state: coordinator CPU {cpuPercent:0.0} % of a core (goal: <= 10 %), RSS {rss / 1024} MiB (goal: <= 200 MB); "
+            + $"{(reports1 - reports0) / took.TotalSeconds:0} reports/s, {(changes1 - changes0) / took.TotalMinutes:0} changes/min; every agent connected {connected.TotalSeconds:0} s after the start (first reports spread over one heartbeat)");
+
+        // Listings from other processes while the fleet reports.
+        Console.WriteLine($"{label} {await ListingsAsync(h, agents)}");
+
+        // A restart under the fleet.
+        Console.WriteLine($"{label} {await RestartAsync(h, fleet, agents)}");
+        await stop.CancelAsync();
+        await running;
+        var lost = await LostAsync(h, fleet, engine, pg, db);
+        Console.WriteLine($"{label} after the restart: {lost} acknowledged reports not stored (goal: 0)");
+
+        // READY of a start on the database the fleet left (its nodes to load), the JIT build beside it.
+        await h.Process!.StopAsync(TimeSpan.FromSeconds(30));
+        var readyNative = await ReadyAsync([native], h.ConfigPath);
+        var readyJit = await ReadyAsync(["dotnet", Run.ToolPath("toolforge-coordinator")], h.ConfigPath);
+        Console.WriteLine($"{label} READY with {agents} nodes stored: {readyNative.TotalMilliseconds:0} ms (goal: <= 200 ms); the JIT build's: {readyJit.TotalMilliseconds:0} ms");
+    }
+
+    private static async Task<string> ListingsAsync(CoordinatorHarness h, int agents)
+    {
+        var admin = h.AdminClient(CoordinatorHarness.Viewer);
+        var whole = new List<double>();
+        for (var i = 0; i < 200; i++)
+        {
+            var t = Stopwatch.StartNew();
+            var r = await admin.ListNodesAsync(new ListNodesRequest(), deadline: DateTime.UtcNow.AddSeconds(30));
+            whole.Add(t.Elapsed.TotalMilliseconds);
+            if (r.Nodes.Count < agents)
+            {
+                throw new InvalidOperationException($"ListNodes returned {r.Nodes.Count} nodes, fewer than {agents}");
+            }
+        }
+
+        var pages = new List<double>();
+        var request = new ListNodesRequest { Limit = 500 };
+        for (var i = 0; i < 400; i++)
+        {
+            var t = Stopwatch.StartNew();
+            var page = await admin.ListNodesAsync(request, deadline: DateTime.UtcNow.AddSeconds(30));
+            pages.Add(t.Elapsed.TotalMilliseconds);
+            request.ContinueToken = page.ContinueToken;
+        }
+
+        var agentctl = Path.Combine(Run.RepoRoot, "out", "bin", "agentctl");
+        string[] argv = [.. h.AgentCtlArgs(CoordinatorHarness.Viewer), "nodes", "--state", "failing"];
+        var ctl = new List<double>();
+        var failing = 0;
+        for (var i = 0; i < 23; i++)
+        {
+            var t = Stopwatch.StartNew();
+            var r = await Run.ProcessAsync(agentctl, argv, TimeSpan.FromSeconds(30), new Dictionary<string, string> { ["NO_COLOR"] = "1" });
+            if (r.ExitCode is not (0 or 1))
+            {
+                throw new InvalidOperationException($"agentctl nodes --state failing: {r}");
+            }
+
+            failing = r.Stdout.Split('\n').Count(l => l.Contains(".tools.example", StringComparison.Ordinal));
+            if (i >= 3)
+            {
+                ctl.Add(t.Elapsed.TotalMilliseconds);
+            }
+        }
+
+        return $"ListNodes from another process, {agents} nodes: whole list p50 {P(whole, 0.5):0.0} ms, p99 {P(whole, 0.99):0.0} ms (goal: p99 <= 20 ms); "
+            + $"a page of 500 p50 {P(pages, 0.5):0.0} ms, p99 {P(pages, 0.99):0.0} ms (goal: p99 <= 5 ms); "
+            + $"agentctl nodes --state failing ({failing} nodes) as a whole process: median {P(ctl, 0.5):0} ms, p90 {P(ctl, 0.9):0} ms (goal: <= 100 ms)";
+    }
+
+    private static async Task<string> RestartAsync(CoordinatorHarness h, SimulatedFleet fleet, int agents)
+    {
+        var window = TimeSpan.FromSeconds(Math.Clamp(agents / 200.0, 1, Heartbeat.TotalSeconds)); // Coordinator:ReconnectRate 200/s
+        await h.Process!.StopAsync(TimeSpan.FromSeconds(30));
+        var stoppedAt = DateTimeOffset.UtcNow;
+        var back = Stopwatch.StartNew();
+        await h.LaunchAsync(asProcess: true);
+        var started = back.Elapsed;
+
+        // Judged stale: the watch of the new process, from its snapshot on.
+        using var watchStop = new CancellationTokenSource();
+        var stale = new HashSet<string>(StringComparer.Ordinal);
+        var watch = Task.Run(async () =>
+        {
+            using var call = h.AdminClient(CoordinatorHarness.Viewer).Watch(new WatchRequest { SnapshotChunk = 500 }, cancellationToken: watchStop.Token);
+            try
+            {
+                while (await call.ResponseStream.MoveNext(watchStop.Token))
+                {
+                    var e = call.ResponseStream.Current;
+                    foreach (var n in e.Snapshot?.Nodes ?? [])
+                    {
+                        if (n.State is NodeState.Stale or NodeState.Missing)
+                        {
+                            lock (stale)
+                            {
+                                stale.Add(n.Name);
+                            }
+                        }
+                    }
+
+                    if (e.Node is { State: NodeState.Stale or NodeState.Missing } changed)
+                    {
+                        lock (stale)
+                        {
+                            stale.Add(changed.Name);
+                        }
+                    }
+                }
+            }
+            catch (RpcException) when (watchStop.IsCancellationRequested)
+            {
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        });
+        var all = await Peer.EventuallyAsync(() => fleet.AckedSince(stoppedAt) == agents, 3 * window + TimeSpan.FromSeconds(30));
+        var allBack = back.Elapsed;
+        var peak = Status(h.Process!.Pid, "VmHWM:");
+        await Task.Delay(Heartbeat + TimeSpan.FromSeconds(5)); // a whole heartbeat more: would any node be judged stale?
+        await watchStop.CancelAsync();
+        await watch;
+        var nodes = await h.AdminClient(CoordinatorHarness.Viewer).ListNodesAsync(new ListNodesRequest { States = { NodeState.Stale, NodeState.Missing } });
+        return $"restart (SIGTERM, start) under {agents} agents: the new process listening {started.TotalSeconds:0.0} s after the stop; "
+            + (all ? $"every agent reporting again {allBack.TotalSeconds:0.0} s after the stop (goal: <= 2 x the jitter window = {2 * window.TotalSeconds:0} s)"
+                : $"only {fleet.AckedSince(stoppedAt)} of {agents} agents back after {allBack.TotalSeconds:0} s")
+            + $"; {stale.Count + nodes.Nodes.Count} nodes judged stale or missing (goal: 0); the new process's peak RSS {peak / 1024} MiB";
+    }
+
+    /// <summary>Acknowledged reports whose sent_at the store does not hold (or a later one).</summary>
+    private static async Task<int> LostAsync(CoordinatorHarness h, SimulatedFleet fleet, string engine, PrivatePostgres? pg, string db)
+    {
+        var stored = new Dictionary<string, long>(StringComparer.Ordinal);
+        const string sql = "SELECT node, sent_at FROM agents";
+        if (engine == "sqlite")
+        {
+            await using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = h.DatabasePath, Mode = SqliteOpenMode.ReadOnly }.ToString());
+            await c.OpenAsync();
+            await using var cmd = new SqliteCommand(sql, c);
+            await using var r = await cmd.ExecuteReaderAsync();
+            while (await r.ReadAsync())
+            {
+                stored[r.GetString(0)] = r.GetInt64(1);
+            }
+        }
+        else
+        {
+            await using var c = await pg!.OpenAsync(db);
+            await using var cmd = new NpgsqlCommand(sql, c);
+            await using var r = await cmd.ExecuteReaderAsync();
+            while (await r.ReadAsync())
+            {
+                stored[r.GetString(0)] = r.GetInt64(1);
+            }
+        }
+
+        return fleet.Acked.Count(a => !stored.TryGetValue(a.Key, out var s) || s < a.Value);
+    }
+
+    /// <summary>From the process's start to its READY=1 (sd_notify, as systemd waits for it under Type=notify).</summary>
+    private static async Task<TimeSpan> ReadyAsync(string[] command, string config)
+    {
+        var dir = Directory.CreateTempSubdirectory("fleet-notify-");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "notify");
+            using var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+            socket.Bind(new UnixDomainSocketEndPoint(path));
+            var sw = Stopwatch.StartNew();
+            await using var p = BackgroundProcess.Start(command[0], [.. command[1..], "--config", config], new Dictionary<string, string> { ["NOTIFY_SOCKET"] = path });
+            var buffer = new byte[4096];
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            while (true)
+            {
+                var n = await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token);
+                if (System.Text.Encoding.ASCII.GetString(buffer, 0, n).Split('\n').Contains("READY=1"))
+                {
+                    var ready = sw.Elapsed;
+                    await p.StopAsync(TimeSpan.FromSeconds(30));
+                    return ready;
+                }
+            }
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    private static double CpuSeconds(int pid)
+    {
+        // /proc/PID/stat: fields 14 and 15 (utime, stime) in clock ticks (USER_HZ, 100 on Linux), after the ")" of comm.
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+    }
+
+    private static long Status(int pid, string key)
+    {
+        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+        {
+            if (line.StartsWith(key, StringComparison.Ordinal))
+            {
+                return long.Parse(line[key.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+            }
+        }
+
+        return -1;
+    }
+
+    private static double P(List<double> values, double q)
+    {
+        var sorted = values.Order().ToList();
+        return sorted[Math.Min(sorted.Count - 1, (int)(sorted.Count * q))];
+    }
+
+    private static string Describe(string native)
+    {
+        var info = new FileInfo(native);
+        return $"{native} ({info.Length / 1_000_000.0:0.0} MB)";
+    }
+}
