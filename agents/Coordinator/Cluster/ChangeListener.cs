@@ -46,9 +46,14 @@ public sealed partial class ChangeListener(
         "toolforge_coordinator_changes_applied_total", "Changes made through other instances taken in here, by kind.", "kind");
 
     private static readonly Counter Resyncs = Metrics.CreateCounter(
-        "toolforge_coordinator_resyncs_total", "Reads of the store after listening began again: what changed since the last mark (changes) or all of it (whole).", "kind");
+        "toolforge_coordinator_resyncs_total", "Reads of the store when listening began: at start (start), and after a reconnect what changed since the last mark (changes) or all of it (whole).", "kind");
 
     private long _mark; // the mark below which everything is taken in here; 0: none (read the whole store)
+    private string _epoch = string.Empty; // the history _mark belongs to (ChangeLog.EpochQuery)
+
+    private static readonly Gauge MarkMoved = Metrics.CreateGauge(
+        "toolforge_coordinator_change_mark_moved_timestamp_seconds",
+        "When this instance's change mark last moved on (a long transaction anywhere on the database holds every mark back; a resync then reads more).");
 
     /// <summary>The mark below which every change is taken in here (0: none yet).</summary>
     internal long Mark => Interlocked.Read(ref _mark);
@@ -84,10 +89,16 @@ public sealed partial class ChangeListener(
                     await listen.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false); // bounded by the command timeout
                 }
 
+                string epoch; // the history this session's marks belong to
+                await using (var ask = new NpgsqlCommand(ChangeLog.EpochQuery, connection))
+                {
+                    epoch = (string)(await ask.ExecuteScalarAsync(CancellationToken.None).ConfigureAwait(false))!;
+                }
+
                 // Listening now: what changed before (while starting, or while the connection was down) is read.
                 await ResyncAsync(pg).ConfigureAwait(false);
                 streak.Succeeded(); // after a lost connection: said once, listening again
-                await ListenAsync(pg, connection, markChannel, pending, stoppingToken).ConfigureAwait(false);
+                await ListenAsync(pg, connection, markChannel, epoch == _epoch, pending, stoppingToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -113,18 +124,22 @@ public sealed partial class ChangeListener(
     /// was seen not to return on this machine (Npgsql 10.0.3) until the next notification came, so a change waited for
     /// the next one, for seconds (the multi-instance watch test failed on it about one run in two).
     /// </remarks>
-    private async Task ListenAsync(PostgresStore pg, NpgsqlConnection connection, string markChannel, List<(string Channel, string Payload)> pending, CancellationToken ct)
+    private async Task ListenAsync(PostgresStore pg, NpgsqlConnection connection, string markChannel, bool marksCount, List<(string Channel, string Payload)> pending, CancellationToken ct)
     {
         // No cancellation token goes into Npgsql here: cancelling a wait races with the connection's own state and
         // can throw from inside the token's callbacks (seen at shutdown). Waits of at most 1 s stop just as well.
         var markedAt = Stopwatch.GetTimestamp();
-        var heard = false; // a notification since the last mark was asked for
+        var heard = false; // a change notification since the last mark was asked for (the mark's own return is none)
         while (!ct.IsCancellationRequested)
         {
-            await connection.WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            if (pending.Count == 0)
+            {
+                // Only when nothing is waiting: notifications read while the last mark was asked for are applied now.
+                await connection.WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            }
+
             if (pending.Count > 0)
             {
-                heard = true;
                 var batch = pending.ToList();
                 pending.Clear();
                 long? mark = null;
@@ -141,10 +156,14 @@ public sealed partial class ChangeListener(
                     }
                 }
 
+                heard |= changes.Count > 0;
                 await ApplyAsync(pg, changes).ConfigureAwait(false);
-                if (mark is { } applied && applied > _mark)
+                if (marksCount && mark is { } applied && applied > _mark)
                 {
-                    Interlocked.Exchange(ref _mark, applied); // everything that came before it is taken in now
+                    // Everything that came before it is taken in now. (A session on another history than the last
+                    // resync's — a failover between the two — moves nothing: its marks count after the next resync.)
+                    Interlocked.Exchange(ref _mark, applied);
+                    MarkMoved.SetToCurrentTimeUtc();
                 }
             }
 
@@ -154,8 +173,9 @@ public sealed partial class ChangeListener(
                 // The mark goes out with this snapshot and comes back after every notification committed before it.
                 markedAt = Stopwatch.GetTimestamp();
                 heard = false;
-                await using var ask = new NpgsqlCommand($"SELECT pg_notify($1, ({ChangeLog.MarkQuery})::text)", connection) { CommandTimeout = 5 };
+                await using var ask = new NpgsqlCommand(ChangeLog.MarkStatement, connection) { CommandTimeout = 5 };
                 ask.Parameters.Add(new NpgsqlParameter { Value = markChannel });
+                ask.Parameters.Add(new NpgsqlParameter { Value = pg.Instance });
                 await ask.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
             }
         }
@@ -249,7 +269,14 @@ public sealed partial class ChangeListener(
         var started = Stopwatch.GetTimestamp();
         var from = _mark;
         var mark = state.WriteMark(); // before the read: what this instance writes meanwhile is newer than it
-        var changes = from > 0 ? await Task.Run(() => pg.LoadChanges(from, StateStore.RecentEvents)).ConfigureAwait(false) : null;
+        string? why = null;
+        StoreChanges? changes = null;
+        if (from > 0)
+        {
+            var maxNodes = Math.Max(100, state.NodeNames().Count / 2);
+            (changes, why) = await Task.Run(() => pg.LoadChanges(new StoreMark(from, _epoch), StateStore.RecentEvents, maxNodes)).ConfigureAwait(false);
+        }
+
         ResyncResult result;
         if (changes is not null)
         {
@@ -261,7 +288,7 @@ public sealed partial class ChangeListener(
 
             await ApplyChangesAsync(pg, [], changes.Logs, changes.Builds).ConfigureAwait(false);
             Interlocked.Exchange(ref _mark, Math.Max(from, changes.Mark));
-            result = new ResyncResult(false, changes.NodeNames.Count, changes.Builds.Count, changes.Logs.Count, Stopwatch.GetElapsedTime(started));
+            result = new ResyncResult(false, changes.NodeNames.Count, changes.Builds.Count, changes.Logs.Count, Stopwatch.GetElapsedTime(started), null);
         }
         else
         {
@@ -289,18 +316,20 @@ public sealed partial class ChangeListener(
                 await builds.RefreshAsync(b.Id, b).ConfigureAwait(false);
             }
 
-            Interlocked.Exchange(ref _mark, storeMark);
-            result = new ResyncResult(true, all.Nodes.Count, all.Builds.Count, all.Builds.Count, Stopwatch.GetElapsedTime(started));
+            _epoch = storeMark.Epoch;
+            Interlocked.Exchange(ref _mark, storeMark.Xmin);
+            result = new ResyncResult(true, all.Nodes.Count, all.Builds.Count, all.Builds.Count, Stopwatch.GetElapsedTime(started), why);
         }
 
-        Resyncs.WithLabels(result.Whole ? "whole" : "changes").Inc();
+        MarkMoved.SetToCurrentTimeUtc();
+        Resyncs.WithLabels(from == 0 ? "start" : result.Whole ? "whole" : "changes").Inc();
         if (from == 0)
         {
             Log.Loaded(logger, result.Nodes, result.Builds, result.Took.TotalMilliseconds);
         }
         else if (result.Whole)
         {
-            Log.ResyncedWhole(logger, result.Nodes, result.Builds, result.Took.TotalMilliseconds);
+            Log.ResyncedWhole(logger, result.Nodes, result.Builds, result.Took.TotalMilliseconds, why ?? "no mark");
         }
         else
         {
@@ -314,7 +343,7 @@ public sealed partial class ChangeListener(
     private static string Bounded(string text) => text.Length > 100 ? text[..100] : text;
 
     /// <summary>What a resync read: the whole store, or what changed since the mark (nodes, builds, build logs named).</summary>
-    internal sealed record ResyncResult(bool Whole, int Nodes, int Builds, int Logs, TimeSpan Took);
+    internal sealed record ResyncResult(bool Whole, int Nodes, int Builds, int Logs, TimeSpan Took, string? Why);
 
     private static partial class Log
     {
@@ -330,8 +359,8 @@ public sealed partial class ChangeListener(
         [LoggerMessage(2904, LogLevel.Debug, "listening for other instances' changes: read the whole store ({Nodes} nodes, {Builds} builds) in {Ms:0} ms")]
         public static partial void Loaded(ILogger logger, int nodes, int builds, double ms);
 
-        [LoggerMessage(2905, LogLevel.Information, "read the whole store again ({Nodes} nodes, {Builds} builds) in {Ms:0} ms: the changes since the last one taken in here are no longer kept (compacted by the sweeper)")]
-        public static partial void ResyncedWhole(ILogger logger, int nodes, int builds, double ms);
+        [LoggerMessage(2905, LogLevel.Information, "read the whole store again ({Nodes} nodes, {Builds} builds) in {Ms:0} ms: {Why}")]
+        public static partial void ResyncedWhole(ILogger logger, int nodes, int builds, double ms, string why);
 
         [LoggerMessage(2906, LogLevel.Information, "read what changed while not listening: {Nodes} nodes, {Builds} builds, {Logs} build logs, in {Ms:0} ms")]
         public static partial void ResyncedChanges(ILogger logger, int nodes, int builds, int logs, double ms);

@@ -15,8 +15,11 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
     /// <summary>The channel other instances LISTEN on.</summary>
     public const string Channel = "toolforge_coordinator";
 
-    /// <summary>application_name of the change listener's own session (the pool's is "toolforge-coordinator").</summary>
+    /// <summary>application_name of the change listener's own session.</summary>
     public const string ListenerApplicationName = "toolforge-coordinator-listener";
+
+    /// <summary>application_name of the pool's sessions.</summary>
+    public const string PoolApplicationName = "toolforge-coordinator-store";
 
     /// <summary>Advisory lock key of schema changes and migrate-store (the sweeper lease is a row: <see cref="RenewLease"/>).</summary>
     public const long SchemaLock = 0x74666100_00000001;
@@ -161,7 +164,7 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
         {
             CommandTimeout = commandTimeoutSeconds,
             Timeout = Math.Min(commandTimeoutSeconds, 5),
-            ApplicationName = "toolforge-coordinator",
+            ApplicationName = PoolApplicationName, // not ChangeLog.LegacyApplicationName: that names instances without the change log
         };
         if (b.MaxAutoPrepare == 0)
         {
@@ -174,8 +177,9 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
         }
 
         _source = NpgsqlDataSource.Create(b);
-        // Its own name, so an admin (and a test) can tell the listening session from the pool in pg_stat_activity.
-        _dedicated = new NpgsqlConnectionStringBuilder(b.ConnectionString) { Pooling = false, ApplicationName = ListenerApplicationName }.ConnectionString;
+        // Its own name, so an admin (and a test) can tell the listening session from the pool in pg_stat_activity; no
+        // Npgsql keepalive (its timer would read notifications on another thread; the listener's marks are its keepalive).
+        _dedicated = new NpgsqlConnectionStringBuilder(b.ConnectionString) { Pooling = false, ApplicationName = ListenerApplicationName, KeepAlive = 0 }.ConnectionString;
         Instance = instance;
         Location = $"postgresql://{b.Host}:{b.Port}/{b.Database}";
     }
@@ -232,7 +236,7 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
     /// The whole store in one snapshot, and that snapshot's mark (<see cref="ChangeLog"/>): every change this
     /// snapshot does not hold was made by a transaction at or above the mark.
     /// </summary>
-    public (StoredState State, long Mark) LoadMarked(int recentEvents) => Guard(() =>
+    public (StoredState State, StoreMark Mark) LoadMarked(int recentEvents) => Guard(() =>
     {
         using var c = _source.OpenConnection();
         using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead); // one snapshot for all the reads
@@ -244,26 +248,26 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
 
     /// <summary>
     /// What was committed at or above <paramref name="since"/> (a mark), in one snapshot: the nodes changed (their rows,
-    /// a node gone absent), the builds and build logs changed, and this snapshot's mark. Null when changes at or above
-    /// <paramref name="since"/> may have been compacted away: only the whole store can be read then.
+    /// a node gone absent), the builds and build logs changed, and this snapshot's mark. Null, with why, when that
+    /// cannot be read (<see cref="ChangeLog.Since"/>): only the whole store can be read then.
     /// </summary>
-    public StoreChanges? LoadChanges(long since, int recentEvents) => Guard(() =>
+    public (StoreChanges? Changes, string? Whole) LoadChanges(StoreMark since, int recentEvents, int maxNodes = int.MaxValue) => Guard<(StoreChanges?, string?)>(() =>
     {
         using var c = _source.OpenConnection();
         using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead);
         var mark = ChangeLog.Mark(c, tx);
-        var changed = ChangeLog.Since(c, tx, since);
+        var changed = ChangeLog.Since(c, tx, mark, since, maxNodes, out var whole);
         if (changed is null)
         {
             tx.Commit();
-            return null;
+            return (null, whole);
         }
 
         var nodes = changed.Value.Nodes.Count == 0
             ? new StoredState([], [], [], new Dictionary<string, int>(), [])
             : StoreSql.State(c, tx, recentEvents, "= ANY(@names)", ("@names", changed.Value.Nodes.ToArray()));
         tx.Commit();
-        return new StoreChanges(mark, changed.Value.Nodes, nodes, changed.Value.Builds, changed.Value.Logs);
+        return (new StoreChanges(mark.Xmin, mark.Epoch, changed.Value.Nodes, nodes, changed.Value.Builds, changed.Value.Logs), null);
     });
 
     public void Commit(IReadOnlyList<StoreOp> ops) => Guard(() =>
@@ -282,9 +286,14 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
             }
         }
 
-        foreach (var note in notes.Distinct(StringComparer.Ordinal)) // in the order the changes were made
+        var distinct = notes.Distinct(StringComparer.Ordinal).ToList();
+        if (distinct.Count > 0)
         {
-            Cmd(batch, ChangeLog.Record, note[..1], note[2..]);
+            Cmd(batch, ChangeLog.Record, distinct.Select(n => n[..1]).ToArray(), distinct.Select(n => n[2..]).ToArray());
+        }
+
+        foreach (var note in distinct) // in the order the changes were made
+        {
             Cmd(batch, "SELECT pg_notify($1, $2)", Channel, Instance + "|" + note);
         }
 
@@ -330,8 +339,8 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
 
         using (var record = new NpgsqlCommand(ChangeLog.Record, c, tx))
         {
-            record.Parameters.Add(new NpgsqlParameter { Value = "b" });
-            record.Parameters.Add(new NpgsqlParameter { Value = id.ToString(CultureInfo.InvariantCulture) });
+            record.Parameters.Add(new NpgsqlParameter { Value = new[] { "b" } });
+            record.Parameters.Add(new NpgsqlParameter { Value = new[] { id.ToString(CultureInfo.InvariantCulture) } });
             record.ExecuteNonQuery();
         }
 

@@ -127,18 +127,88 @@ public sealed class ResyncTests(PostgresFixture pg) : IClassFixture<PostgresFixt
         var viewer = b.AdminClient(CoordinatorHarness.Viewer);
         Assert.True(await Peer.EventuallyAsync(() => viewer.ListNodes(new ListNodesRequest()).Nodes.Count == 30, TimeSpan.FromSeconds(10)));
 
-        // Every transaction so far has ended: the database's mark now is above all 30. One more report is heard after
-        // it, and the mark b takes after hearing it is at least that.
-        var now = await pg.Server.ScalarAsync(ChangeLog.MarkQuery, db);
+        // One more report, heard by b: the mark b takes after hearing it is above that report's transaction, and so
+        // above all 31 (a mark taken before it came would be at or below it).
         await a.AgentClient("tools-k8s-worker-00").ReportAsync(Report("tools-k8s-worker-00", "still up"));
+        var last = await pg.Server.ScalarAsync("SELECT xid FROM changes WHERE kind = 'n' AND key = 'tools-k8s-worker-00'", db);
         var listener = Listener(b);
-        Assert.True(await Peer.EventuallyAsync(() => listener.Mark >= now, TimeSpan.FromSeconds(10)), $"b's mark stayed at {listener.Mark}, below {now}");
+        Assert.True(await Peer.EventuallyAsync(() => listener.Mark > last, TimeSpan.FromSeconds(10)), $"b's mark stayed at {listener.Mark}, not above {last}");
+        Assert.True(await pg.Server.ScalarAsync($"SELECT COUNT(*) FROM change_marks WHERE mark > {last}", db) >= 1, "the mark is kept in change_marks");
 
         await ReconnectListenersAsync(db, b);
         var read = listener.LastResync!;
         Assert.False(read.Whole);
         Assert.Equal((0, 0), (read.Nodes, read.Builds));
         Assert.Equal(30, viewer.ListNodes(new ListNodesRequest()).Nodes.Count);
+    }
+
+    [Fact]
+    public async Task Listeners_cut_at_random_moments_under_continuous_writes_end_holding_what_the_store_holds()
+    {
+        var db = "rs" + Guid.NewGuid().ToString("N")[..10];
+        await pg.Server.CreateDatabaseAsync(db);
+        await using var a = await CoordinatorHarness.StartAsync(editConfig: c =>
+        {
+            CoordinatorHarness.OnPostgres(pg.Server, db)(c);
+            c["Coordinator"]!["ReportRate"] = 1000; // this test's writes, not the per-node limit
+            c["Coordinator"]!["ReportBurst"] = 1000;
+        });
+        await using var b = await a.StartSiblingAsync();
+        var nodes = Enumerable.Range(0, 30).Select(i => $"tools-k8s-worker-{i:D2}").ToList();
+        var clients = nodes.ToDictionary(n => n, n => a.AgentClient(n));
+        var admin = a.AdminClient(CoordinatorHarness.Admin);
+        var version = 0;
+        var cuts = 0;
+        using var writing = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var cutter = Task.Run(async () =>
+        {
+            var r = new Random(2828);
+            while (!writing.IsCancellationRequested)
+            {
+                await Task.Delay(r.Next(150, 1500));
+                cuts += (int)await pg.Server.ScalarAsync(
+                    $"SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{db}' AND application_name = '{PostgresStore.ListenerApplicationName}'", db);
+            }
+        });
+        // Four writers at once, so that a mark is often taken while a write is still running.
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(w => Task.Run(async () =>
+        {
+            var random = new Random(28 + w);
+            while (!writing.IsCancellationRequested)
+            {
+                await WriteOneAsync(random);
+            }
+        })));
+
+        async Task WriteOneAsync(Random random)
+        {
+            var node = nodes[random.Next(nodes.Count)];
+            if (random.Next(20) == 0)
+            {
+                try
+                {
+                    await admin.ForgetNodeAsync(new ForgetNodeRequest { Name = node, Force = true, Reason = "test" });
+                }
+                catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
+                {
+                    // forgotten already, not reported since
+                }
+            }
+            else
+            {
+                var r = Report(node, $"v{Interlocked.Increment(ref version)}");
+                r.Checks[0].State = CheckState.Failing;
+                await clients[node].ReportAsync(r);
+            }
+        }
+
+        await cutter;
+        Assert.True(cuts >= 5, $"only {cuts} listening sessions were cut");
+
+        // Every change b did not hear it read back: once the writes stop, b shows what a (the writer) shows.
+        string View(CoordinatorHarness h) => string.Join("\n", h.AdminClient(CoordinatorHarness.Viewer).ListNodes(new ListNodesRequest()).Nodes.Select(n => $"{n.Name} {n.Summary}"));
+        Assert.True(await Peer.EventuallyAsync(() => View(a) == View(b), TimeSpan.FromSeconds(15)), $"after {version} writes and {cuts} cuts b shows\n{View(b)}\nbut a\n{View(a)}");
+        Assert.False(Listener(b).LastResync!.Whole, Listener(b).LastResync!.Why); // and read only what changed
     }
 
     [Fact]
@@ -160,8 +230,108 @@ public sealed class ResyncTests(PostgresFixture pg) : IClassFixture<PostgresFixt
         Assert.Equal(1, Scalar(store, "SELECT COUNT(*) FROM changes WHERE kind = 'n' AND key = 'kept'"));
         Assert.Equal(0, Scalar(store, "SELECT COUNT(*) FROM changes WHERE key = 'gone'"));
         Assert.Equal(goneXid, Scalar(store, "SELECT below FROM changes_compacted"));
-        Assert.Null(store.LoadChanges(goneXid, 10)); // at or below it: only the whole store
-        Assert.NotNull(store.LoadChanges(goneXid + 1, 10));
+        var epoch = store.LoadMarked(10).Mark.Epoch;
+        var (none, why) = store.LoadChanges(new StoreMark(goneXid, epoch), 10); // at or below it: only the whole store
+        Assert.Null(none);
+        Assert.Contains("compacted", why, StringComparison.Ordinal);
+        Assert.NotNull(store.LoadChanges(new StoreMark(goneXid + 1, epoch), 10).Changes);
+    }
+
+    [Fact]
+    public void A_writer_running_when_a_mark_is_taken_is_read_from_that_mark_after_it_commits()
+    {
+        var db = NewDatabase();
+        using var store = new PostgresStore(pg.Server.ConnectionString(db), PrivatePostgres.Password, 10, "test");
+        store.Migrate();
+        store.Commit([Saved("before")]);
+
+        // W has written its rows and its change row, and has not committed, when the mark is taken.
+        using var w = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(pg.Server.ConnectionString(db)) { Password = PrivatePostgres.Password }.ConnectionString);
+        w.Open();
+        using var tx = w.BeginTransaction();
+        using (var write = new NpgsqlCommand("INSERT INTO nodes(name, first_seen) VALUES ('late', 1)", w, tx))
+        {
+            write.ExecuteNonQuery();
+        }
+
+        using (var record = new NpgsqlCommand(ChangeLog.Record, w, tx))
+        {
+            record.Parameters.Add(new NpgsqlParameter { Value = new[] { "n" } });
+            record.Parameters.Add(new NpgsqlParameter { Value = new[] { "late" } });
+            record.ExecuteNonQuery();
+        }
+
+        // A later transaction commits before the mark is taken: the snapshot's xmax is then above W, its xmin is W.
+        store.Commit([Saved("meanwhile")]);
+        var (_, mark) = store.LoadMarked(10);
+        Assert.DoesNotContain("late", store.LoadChanges(mark, 10).Changes!.NodeNames); // not committed yet
+
+        // The listener's own mark, as it sends it to itself, is at or below W too (and is kept in change_marks).
+        long wXid;
+        using (var id = new NpgsqlCommand("SELECT pg_current_xact_id()::text::bigint", w, tx))
+        {
+            wXid = (long)id.ExecuteScalar()!;
+        }
+
+        using (var listening = store.OpenDedicated())
+        {
+            string? payload = null;
+            listening.Notification += (_, e) => payload = e.Payload;
+            using (var listen = new NpgsqlCommand("LISTEN test_mark", listening))
+            {
+                listen.ExecuteNonQuery();
+            }
+
+            using (var ask = new NpgsqlCommand(ChangeLog.MarkStatement, listening))
+            {
+                ask.Parameters.Add(new NpgsqlParameter { Value = "test_mark" });
+                ask.Parameters.Add(new NpgsqlParameter { Value = "test" });
+                ask.ExecuteNonQuery();
+            }
+
+            Assert.True(payload is not null || listening.Wait(TimeSpan.FromSeconds(5)), "the mark did not come back");
+            Assert.InRange(long.Parse(payload!, System.Globalization.CultureInfo.InvariantCulture), 1, wXid);
+            Assert.Equal(long.Parse(payload!, System.Globalization.CultureInfo.InvariantCulture), Scalar(store, "SELECT mark FROM change_marks WHERE instance = 'test'"));
+        }
+
+        tx.Commit();
+
+        // Committed after the mark: read from it ("before", committed before W began, is not).
+        var changes = store.LoadChanges(mark, 10).Changes!;
+        Assert.Contains("late", changes.NodeNames);
+        Assert.Contains("late", changes.Nodes.Nodes.Select(n => n.Name));
+        Assert.DoesNotContain("before", changes.NodeNames);
+    }
+
+    [Fact]
+    public void A_mark_of_another_database_history_or_with_an_earlier_version_connected_reads_the_whole_store()
+    {
+        var db = NewDatabase();
+        using var store = new PostgresStore(pg.Server.ConnectionString(db), PrivatePostgres.Password, 10, "test");
+        store.Migrate();
+        var (_, mark) = store.LoadMarked(10);
+        Assert.NotNull(store.LoadChanges(mark, 10).Changes);
+        Assert.Matches("^[0-9]+/[0-9A-F]{8}$", mark.Epoch); // system identifier / timeline
+
+        var (none, why) = store.LoadChanges(mark with { Epoch = "1/00000001" }, 10);
+        Assert.Null(none);
+        Assert.Contains("another history", why, StringComparison.Ordinal);
+
+        // A coordinator of an earlier version connected: its commits write no change rows.
+        using (var old = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(pg.Server.ConnectionString(db)) { Password = PrivatePostgres.Password, ApplicationName = ChangeLog.LegacyApplicationName, Pooling = false }.ConnectionString))
+        {
+            old.Open();
+            (none, why) = store.LoadChanges(mark, 10);
+            Assert.Null(none);
+            Assert.Contains("earlier version", why, StringComparison.Ordinal);
+        }
+
+        // More nodes changed than the caller would rather read one list at a time.
+        store.Commit([Saved("n1"), Saved("n2"), Saved("n3")]);
+        (none, why) = store.LoadChanges(mark, 10, maxNodes: 2);
+        Assert.Null(none);
+        Assert.Contains("3 nodes changed", why, StringComparison.Ordinal);
+        Assert.Equal(3, store.LoadChanges(mark, 10, maxNodes: 3).Changes!.NodeNames.Count);
     }
 
     private string NewDatabase()
@@ -225,11 +395,10 @@ public sealed class ResyncTests(PostgresFixture pg) : IClassFixture<PostgresFixt
             await cmd.ExecuteNonQueryAsync();
         }
 
-        foreach (var (kind, key) in changes)
+        await using (var record = new NpgsqlCommand(ChangeLog.Record, c, tx))
         {
-            await using var record = new NpgsqlCommand(ChangeLog.Record, c, tx);
-            record.Parameters.Add(new NpgsqlParameter { Value = kind });
-            record.Parameters.Add(new NpgsqlParameter { Value = key });
+            record.Parameters.Add(new NpgsqlParameter { Value = changes.Select(x => x.Kind).ToArray() });
+            record.Parameters.Add(new NpgsqlParameter { Value = changes.Select(x => x.Key).ToArray() });
             await record.ExecuteNonQueryAsync();
         }
 
