@@ -120,7 +120,7 @@ cmd_test() {
   local out=$LOGS/test.log rc rc2
   TEST_RUN_ID=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
   # Two phases: the test projects of Tests.slnf in parallel, then Packaging.Tests alone. The packaging and demo tests
-  # NativeAOT-compile four programs (minutes of both cores); run beside them, the latency tests of the coordinator
+  # NativeAOT-compile the five programs (minutes of both cores); run beside them, the latency tests of the coordinator
   # cluster (a report seen on another instance within a second) measured the compiler, not the coordinator.
   set +e
   TFA_TEST_RUN=$TEST_RUN_ID dotnet test Tests.slnf -c "$CONFIGURATION" --no-build --nologo --logger "console;verbosity=normal" "$@" 2>&1 \
