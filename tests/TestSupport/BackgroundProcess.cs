@@ -64,9 +64,12 @@ public sealed partial class BackgroundProcess : IAsyncDisposable
         return new BackgroundProcess(Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {file}"));
     }
 
-    /// <summary>One of this solution's programs, from its build output.</summary>
-    public static BackgroundProcess StartTool(string assemblyName, IEnumerable<string> args, IDictionary<string, string>? env = null) =>
-        Start("dotnet", [Run.ToolPath(assemblyName), .. args], env);
+    /// <summary>One of this solution's programs, from its build output (or TFA_PROGRAMS: <see cref="Run.ToolCommand"/>).</summary>
+    public static BackgroundProcess StartTool(string assemblyName, IEnumerable<string> args, IDictionary<string, string>? env = null)
+    {
+        var command = Run.ToolCommand(assemblyName);
+        return Start(command[0], [.. command[1..], .. args], env);
+    }
 
     public async Task<bool> WaitForOutputAsync(string text, TimeSpan timeout)
     {

@@ -143,7 +143,7 @@ public sealed class CoordinatorHarness : IAsyncDisposable
         {
             // Inside the test's network namespace: only its programs reach it (ip netns exec execs the program itself).
             Port = (int)Config["Coordinator"]!["Port"]!;
-            _process = BackgroundProcess.Start("ip", Netns.Exec("dotnet", Run.ToolPath("toolforge-coordinator"), "--config", ConfigPath));
+            _process = BackgroundProcess.Start("ip", Netns.Exec([.. Run.ToolCommand("toolforge-coordinator"), "--config", ConfigPath]));
             if (!await _process.WaitForOutputAsync("Now listening on", TimeSpan.FromSeconds(60)))
             {
                 throw new InvalidOperationException($"the coordinator in {Netns.Name} did not start: {_process.Output}");

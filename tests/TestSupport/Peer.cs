@@ -213,7 +213,24 @@ public static class Run
     public static Task<ProcessResult> DotnetToolAsync(string assemblyName, IEnumerable<string> args, TimeSpan? timeout = null,
         IDictionary<string, string>? env = null, string? workingDirectory = null)
     {
-        return ProcessAsync("dotnet", [ToolPath(assemblyName), .. args], timeout, env, workingDirectory: workingDirectory);
+        var command = ToolCommand(assemblyName);
+        return ProcessAsync(command[0], [.. command[1..], .. args], timeout, env, workingDirectory: workingDirectory);
+    }
+
+    /// <summary>
+    /// The command that runs one of this solution's programs: `dotnet NAME.dll` from its build output (<see cref="ToolPath"/>),
+    /// or, when TFA_PROGRAMS names a folder that holds NAME (out/bin after `./build.sh build`: the published NativeAOT
+    /// executables), that executable, so the tests that start a program as a process run the shipped binary.
+    /// </summary>
+    public static string[] ToolCommand(string assemblyName)
+    {
+        if (Environment.GetEnvironmentVariable("TFA_PROGRAMS") is { Length: > 0 } programs
+            && Path.Combine(programs, assemblyName) is var native && File.Exists(native))
+        {
+            return [Path.GetFullPath(native)];
+        }
+
+        return ["dotnet", ToolPath(assemblyName)];
     }
 
     public static string ToolPath(string assemblyName)
