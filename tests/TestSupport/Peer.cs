@@ -207,8 +207,8 @@ public static class Run
 
     /// <summary>
     /// Runs one of this solution's programs with `dotnet`, from its own build output (same configuration as the tests),
-    /// so it loads exactly the dependencies it was built with. The test project must reference the program's project
-    /// so it is built first.
+    /// so it loads exactly the dependencies it was built with (or TFA_PROGRAMS's executable: <see cref="ToolCommand"/>).
+    /// The test project must reference the program's project so it is built first.
     /// </summary>
     public static Task<ProcessResult> DotnetToolAsync(string assemblyName, IEnumerable<string> args, TimeSpan? timeout = null,
         IDictionary<string, string>? env = null, string? workingDirectory = null)
