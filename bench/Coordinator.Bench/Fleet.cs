@@ -20,7 +20,7 @@ internal static class Fleet
 {
     private static readonly TimeSpan Heartbeat = TimeSpan.FromSeconds(30);
 
-    public static async Task RunAsync(int agents, TimeSpan steady, bool sqliteOnly)
+    public static async Task RunAsync(int agents, TimeSpan steady, bool sqliteOnly, bool postgresOnly = false)
     {
         var outBin = Path.Combine(Run.RepoRoot, "out", "bin");
         var native = Path.Combine(outBin, "toolforge-coordinator");
@@ -30,13 +30,14 @@ internal static class Fleet
         }
 
         Environment.SetEnvironmentVariable("TFA_PROGRAMS", outBin); // the harness runs out/bin's programs as processes
+        Environment.SetEnvironmentVariable("DOTNET_gcServer", "0"); // as the unit runs it (its Environment=), for the processes started from here
         // 1 % of the nodes change a check a minute: heartbeats a minute per node = 60 / 30 = 2, so a report changes one
         // with the chance 0.01 / 2.
         var chance = 0.01 / (TimeSpan.FromMinutes(1) / Heartbeat);
         Console.WriteLine($"== fleet: {agents} agents, one mutual-TLS connection each, heartbeat {Heartbeat.TotalSeconds:0} s, 1 % of nodes change a check a minute; steady window {steady.TotalSeconds:0} s");
         Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}; coordinator: {Describe(native)}");
         await using var pg = sqliteOnly ? null : await PrivatePostgres.StartAsync();
-        foreach (var engine in sqliteOnly ? ["sqlite"] : new[] { "sqlite", "postgresql" })
+        foreach (var engine in sqliteOnly ? ["sqlite"] : postgresOnly ? ["postgresql"] : new[] { "sqlite", "postgresql" })
         {
             var db = "fleet_" + engine;
             if (pg is not null && engine == "postgresql")
@@ -93,9 +94,10 @@ internal static class Fleet
 
         // READY of a start on the database the fleet left (its nodes to load), the JIT build beside it.
         await h.Process!.StopAsync(TimeSpan.FromSeconds(30));
-        var readyNative = await ReadyAsync([native], h.ConfigPath);
-        var readyJit = await ReadyAsync(["dotnet", Run.ToolPath("toolforge-coordinator")], h.ConfigPath);
-        Console.WriteLine($"{label} READY with {agents} nodes stored: {readyNative.TotalMilliseconds:0} ms (goal: <= 200 ms); the JIT build's: {readyJit.TotalMilliseconds:0} ms");
+        var (readyNative, idleRss) = await ReadyAsync([native], h.ConfigPath);
+        var (readyJit, _) = await ReadyAsync(["dotnet", Run.ToolPath("toolforge-coordinator")], h.ConfigPath);
+        Console.WriteLine($"{label} READY with {agents} nodes stored: {readyNative.TotalMilliseconds:0} ms (goal: <= 200 ms); the JIT build's: {readyJit.TotalMilliseconds:0} ms; "
+            + $"RSS with the {agents} nodes loaded and no connection: {idleRss / 1024} MiB (the rest of the steady state's RSS is the connections')");
     }
 
     private static async Task<string> ListingsAsync(CoordinatorHarness h, int agents)
@@ -160,39 +162,25 @@ internal static class Fleet
         // Judged stale: the watch of the new process, from its snapshot on.
         using var watchStop = new CancellationTokenSource();
         var stale = new HashSet<string>(StringComparer.Ordinal);
+        var fellBehind = 0;
         var watch = Task.Run(async () =>
         {
-            using var call = h.AdminClient(CoordinatorHarness.Viewer).Watch(new WatchRequest { SnapshotChunk = 500 }, cancellationToken: watchStop.Token);
-            try
+            while (!watchStop.IsCancellationRequested)
             {
-                while (await call.ResponseStream.MoveNext(watchStop.Token))
+                try
                 {
-                    var e = call.ResponseStream.Current;
-                    foreach (var n in e.Snapshot?.Nodes ?? [])
-                    {
-                        if (n.State is NodeState.Stale or NodeState.Missing)
-                        {
-                            lock (stale)
-                            {
-                                stale.Add(n.Name);
-                            }
-                        }
-                    }
-
-                    if (e.Node is { State: NodeState.Stale or NodeState.Missing } changed)
-                    {
-                        lock (stale)
-                        {
-                            stale.Add(changed.Name);
-                        }
-                    }
+                    await WatchStaleAsync(h, stale, watchStop.Token);
                 }
-            }
-            catch (RpcException) when (watchStop.IsCancellationRequested)
-            {
-            }
-            catch (OperationCanceledException)
-            {
+                catch (RpcException ex) when (ex.StatusCode == StatusCode.ResourceExhausted && !watchStop.IsCancellationRequested)
+                {
+                    fellBehind++; // this busy process read too slowly: a new snapshot (its states count too)
+                }
+                catch (RpcException) when (watchStop.IsCancellationRequested)
+                {
+                }
+                catch (OperationCanceledException)
+                {
+                }
             }
         });
         var all = await Peer.EventuallyAsync(() => fleet.AckedSince(stoppedAt) == agents, 3 * window + TimeSpan.FromSeconds(30));
@@ -205,7 +193,27 @@ internal static class Fleet
         return $"restart (SIGTERM, start) under {agents} agents: the new process listening {started.TotalSeconds:0.0} s after the stop; "
             + (all ? $"every agent reporting again {allBack.TotalSeconds:0.0} s after the stop (goal: <= 2 x the jitter window = {2 * window.TotalSeconds:0} s)"
                 : $"only {fleet.AckedSince(stoppedAt)} of {agents} agents back after {allBack.TotalSeconds:0} s")
-            + $"; {stale.Count + nodes.Nodes.Count} nodes judged stale or missing (goal: 0); the new process's peak RSS {peak / 1024} MiB";
+            + $"; {stale.Count + nodes.Nodes.Count} nodes judged stale or missing (goal: 0; the watch reopened {fellBehind} times after falling behind); the new process's peak RSS {peak / 1024} MiB";
+    }
+
+    /// <summary>Adds every node the watch shows stale or missing (its snapshot, then its changes) until it ends.</summary>
+    private static async Task WatchStaleAsync(CoordinatorHarness h, HashSet<string> stale, CancellationToken ct)
+    {
+        using var call = h.AdminClient(CoordinatorHarness.Viewer).Watch(new WatchRequest { SnapshotChunk = 500 }, cancellationToken: ct);
+        while (await call.ResponseStream.MoveNext(ct))
+        {
+            var e = call.ResponseStream.Current;
+            var names = (e.Snapshot?.Nodes ?? []).Where(n => n.State is NodeState.Stale or NodeState.Missing).Select(n => n.Name).ToList();
+            if (e.Node is { State: NodeState.Stale or NodeState.Missing } changed)
+            {
+                names.Add(changed.Name);
+            }
+
+            lock (stale)
+            {
+                stale.UnionWith(names);
+            }
+        }
     }
 
     /// <summary>Acknowledged reports whose sent_at the store does not hold (or a later one).</summary>
@@ -239,7 +247,7 @@ internal static class Fleet
     }
 
     /// <summary>From the process's start to its READY=1 (sd_notify, as systemd waits for it under Type=notify).</summary>
-    private static async Task<TimeSpan> ReadyAsync(string[] command, string config)
+    private static async Task<(TimeSpan Ready, long RssKb)> ReadyAsync(string[] command, string config)
     {
         var dir = Directory.CreateTempSubdirectory("fleet-notify-");
         try
@@ -257,8 +265,10 @@ internal static class Fleet
                 if (System.Text.Encoding.ASCII.GetString(buffer, 0, n).Split('\n').Contains("READY=1"))
                 {
                     var ready = sw.Elapsed;
+                    await Task.Delay(TimeSpan.FromSeconds(5)); // settled: the store loaded, no connection
+                    var rss = Status(p.Pid, "VmRSS:");
                     await p.StopAsync(TimeSpan.FromSeconds(30));
-                    return ready;
+                    return (ready, rss);
                 }
             }
         }
@@ -298,6 +308,11 @@ internal static class Fleet
     private static string Describe(string native)
     {
         var info = new FileInfo(native);
+        if (info.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target)
+        {
+            info = target; // out/bin holds links into out/lib
+        }
+
         return $"{native} ({info.Length / 1_000_000.0:0.0} MB)";
     }
 }

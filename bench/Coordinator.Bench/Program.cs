@@ -32,10 +32,15 @@ var sqliteOnly = args.Contains("--sqlite-only");
 args = [.. args.Where(a => a != "--sqlite-only")];
 if (args is ["fleet", ..])
 {
+    // The simulated agents trust only the coordinator's CA: no system store to load for each one's first handshake, as
+    // agentctl does (SystemTrust; before this process's first handshake). Only here: the in-process figures below keep it.
+    Toolforge.Agents.Common.Tls.SystemTrust.NarrowTo("/nonexistent/toolforge-agents-bench-ca.pem");
+    var postgresOnly = args.Contains("--postgresql-only");
+    args = [.. args.Where(a => a != "--postgresql-only")];
     // Only the fleet (issue 28): `Coordinator.Bench fleet [agents] [steady seconds]`. A run without arguments (what
     // ./build.sh bench does) ends with it too, at 10,000 agents.
     await Fleet.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10_000,
-        TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 60), sqliteOnly);
+        TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 60), sqliteOnly, postgresOnly);
     return;
 }
 

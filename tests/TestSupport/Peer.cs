@@ -224,10 +224,12 @@ public static class Run
     /// </summary>
     public static string[] ToolCommand(string assemblyName)
     {
-        if (Environment.GetEnvironmentVariable("TFA_PROGRAMS") is { Length: > 0 } programs
-            && Path.Combine(programs, assemblyName) is var native && File.Exists(native))
+        if (Environment.GetEnvironmentVariable("TFA_PROGRAMS") is { Length: > 0 } programs)
         {
-            return [Path.GetFullPath(native)];
+            // A relative folder is the repository's (out/bin), not the test host's working directory; a folder that
+            // does not hold the program is a mistake said at once, not a silent fall back to the build output's .dll.
+            var native = Path.GetFullPath(Path.Combine(Path.IsPathRooted(programs) ? programs : Path.Combine(RepoRoot, programs), assemblyName));
+            return File.Exists(native) ? [native] : throw new FileNotFoundException($"TFA_PROGRAMS={programs}: {native} is missing (./build.sh build puts the programs in out/bin)");
         }
 
         return ["dotnet", ToolPath(assemblyName)];

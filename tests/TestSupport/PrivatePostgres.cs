@@ -91,6 +91,9 @@ public sealed class PrivatePostgres : IAsyncDisposable
     /// <summary>Another empty database owned by the coordinator's role.</summary>
     public Task CreateDatabaseAsync(string name) => PsqlAsync(Port, "postgres", $"CREATE DATABASE {name} OWNER {User}");
 
+    /// <summary>Statements as the cluster's superuser (what an admin of the database server may change under a coordinator).</summary>
+    public Task AsSuperuserAsync(string database, params string[] statements) => PsqlAsync(Port, database, statements);
+
     /// <summary>Stops the primary (fast shutdown) and waits until its process is gone.</summary>
     public Task StopAsync() => StopDataAsync(_data);
 

@@ -78,7 +78,7 @@ public sealed class SimulatedFleet(CoordinatorHarness certs, string address, int
                     Interlocked.Increment(ref _changes);
                 }
 
-                r.Checks.Add(new CheckResult { Name = "sim.flap", State = flapped ? CheckState.Warning : CheckState.Ok, Message = "changes now and then" });
+                r.Checks.Add(new CheckResult { Name = "sim.flap", State = flapped ? CheckState.Failing : CheckState.Ok, Message = "changes now and then" });
             }
             else
             {

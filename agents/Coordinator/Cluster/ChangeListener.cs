@@ -84,7 +84,9 @@ public sealed partial class ChangeListener(
                 var pending = new List<(string Channel, string Payload)>();
                 connection.Notification += (_, e) => pending.Add((e.Channel, e.Payload)); // raised inside WaitAsync or a command, on this task
                 var markChannel = $"{PostgresStore.Channel}_mark_{connection.ProcessID.ToString(CultureInfo.InvariantCulture)}"; // this session's own
-                await using (var listen = new NpgsqlCommand($"LISTEN {PostgresStore.Channel}; LISTEN {markChannel}", connection))
+                // synchronous_commit on for this session whatever the role's or database's setting: a mark's commit must
+                // be flushed (with every record before it) before the mark comes back, or a crash could reuse ids below it.
+                await using (var listen = new NpgsqlCommand($"SET synchronous_commit = on; LISTEN {PostgresStore.Channel}; LISTEN {markChannel}", connection))
                 {
                     await listen.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false); // bounded by the command timeout
                 }
@@ -95,10 +97,11 @@ public sealed partial class ChangeListener(
                     epoch = (string)(await ask.ExecuteScalarAsync(CancellationToken.None).ConfigureAwait(false))!;
                 }
 
-                // Listening now: what changed before (while starting, or while the connection was down) is read.
+                // Listening now: what changed before (while starting, or while the connection was down) is read. The
+                // streak ends (said once, listening again) when the first mark came back: a session that fails again
+                // right after each reconnect keeps backing off instead of reading the store again every second.
                 await ResyncAsync(pg).ConfigureAwait(false);
-                streak.Succeeded(); // after a lost connection: said once, listening again
-                await ListenAsync(pg, connection, markChannel, epoch == _epoch, pending, stoppingToken).ConfigureAwait(false);
+                await ListenAsync(pg, connection, markChannel, epoch == _epoch, pending, () => streak.Succeeded(), stoppingToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -124,12 +127,13 @@ public sealed partial class ChangeListener(
     /// was seen not to return on this machine (Npgsql 10.0.3) until the next notification came, so a change waited for
     /// the next one, for seconds (the multi-instance watch test failed on it about one run in two).
     /// </remarks>
-    private async Task ListenAsync(PostgresStore pg, NpgsqlConnection connection, string markChannel, bool marksCount, List<(string Channel, string Payload)> pending, CancellationToken ct)
+    private async Task ListenAsync(PostgresStore pg, NpgsqlConnection connection, string markChannel, bool marksCount, List<(string Channel, string Payload)> pending, Action healthy, CancellationToken ct)
     {
         // No cancellation token goes into Npgsql here: cancelling a wait races with the connection's own state and
         // can throw from inside the token's callbacks (seen at shutdown). Waits of at most 1 s stop just as well.
-        var markedAt = Stopwatch.GetTimestamp();
+        long markedAt = 0; // the first mark is asked for at once: it proves the session works, and moves the mark on
         var heard = false; // a change notification since the last mark was asked for (the mark's own return is none)
+        var proven = false;
         while (!ct.IsCancellationRequested)
         {
             if (pending.Count == 0)
@@ -158,16 +162,25 @@ public sealed partial class ChangeListener(
 
                 heard |= changes.Count > 0;
                 await ApplyAsync(pg, changes).ConfigureAwait(false);
-                if (marksCount && mark is { } applied && applied > _mark)
+                if (mark is { } applied)
                 {
-                    // Everything that came before it is taken in now. (A session on another history than the last
-                    // resync's — a failover between the two — moves nothing: its marks count after the next resync.)
-                    Interlocked.Exchange(ref _mark, applied);
-                    MarkMoved.SetToCurrentTimeUtc();
+                    if (!proven)
+                    {
+                        proven = true;
+                        healthy();
+                    }
+
+                    if (marksCount && applied > _mark)
+                    {
+                        // Everything that came before it is taken in now. (A session on another history than the last
+                        // resync's — a failover between the two — moves nothing: its marks count after the next resync.)
+                        Interlocked.Exchange(ref _mark, applied);
+                        MarkMoved.SetToCurrentTimeUtc();
+                    }
                 }
             }
 
-            var since = Stopwatch.GetElapsedTime(markedAt);
+            var since = markedAt == 0 ? QuietMarkEvery : Stopwatch.GetElapsedTime(markedAt);
             if ((heard && since >= MarkEvery) || since >= QuietMarkEvery)
             {
                 // The mark goes out with this snapshot and comes back after every notification committed before it.
@@ -321,7 +334,11 @@ public sealed partial class ChangeListener(
             result = new ResyncResult(true, all.Nodes.Count, all.Builds.Count, all.Builds.Count, Stopwatch.GetElapsedTime(started), why);
         }
 
-        MarkMoved.SetToCurrentTimeUtc();
+        if (_mark > from)
+        {
+            MarkMoved.SetToCurrentTimeUtc(); // only when it moved: a mark held back stays visible as old
+        }
+
         Resyncs.WithLabels(from == 0 ? "start" : result.Whole ? "whole" : "changes").Inc();
         if (from == 0)
         {

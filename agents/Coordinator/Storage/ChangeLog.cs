@@ -36,7 +36,7 @@ public readonly record struct StoreMark(long Xmin, string Epoch);
 /// </remarks>
 public static class ChangeLog
 {
-    /// <summary>PostgreSQL's migration 9.</summary>
+    /// <summary>PostgreSQL's migration 9 (as first committed; never edit: <see cref="MarksMigration"/> came after it).</summary>
     public const string Migration = """
         CREATE TABLE changes (
             kind  TEXT NOT NULL,
@@ -44,17 +44,22 @@ public static class ChangeLog
             xid   BIGINT NOT NULL,
             at    BIGINT NOT NULL,
             PRIMARY KEY (kind, key)
-        ) WITH (fillfactor = 50);
+        );
         CREATE TABLE changes_compacted (
             id     INT PRIMARY KEY CHECK (id = 1),
             below  BIGINT NOT NULL
         );
         INSERT INTO changes_compacted(id, below) VALUES (1, 0);
-        CREATE TABLE change_marks (
+        """;
+
+    /// <summary>PostgreSQL's migration 10: the listeners' marks, and change rows updated in place (pages half empty).</summary>
+    public const string MarksMigration = """
+        CREATE TABLE IF NOT EXISTS change_marks (
             instance  TEXT PRIMARY KEY,
             mark      BIGINT NOT NULL,
             at        BIGINT NOT NULL
         );
+        ALTER TABLE changes SET (fillfactor = 50);
         """;
 
     /// <summary>The application_name of every session of a coordinator before the change log (pool and listener).</summary>
@@ -77,8 +82,14 @@ public static class ChangeLog
     /// <summary>The current snapshot's mark (in a repeatable-read transaction, run first: it takes the snapshot).</summary>
     public const string MarkQuery = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
 
-    /// <summary>The database history marks belong to: the cluster's system identifier and its current timeline.</summary>
-    public const string EpochQuery = "SELECT (SELECT system_identifier FROM pg_control_system())::text || '/' || substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8)";
+    /// <summary>
+    /// The database history marks belong to: the cluster's system identifier, its current timeline and the database's
+    /// oid (a database dropped and restored from a dump is another one).
+    /// </summary>
+    public const string EpochQuery = """
+        SELECT (SELECT system_identifier FROM pg_control_system())::text || '/' || substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8)
+            || '/' || (SELECT oid FROM pg_database WHERE datname = current_database())::text
+        """;
 
     /// <summary>
     /// The listener's mark, sent to itself ($1 its session's channel) by a transaction that writes ($2 the instance):
@@ -110,14 +121,42 @@ public static class ChangeLog
         }
     }
 
-    /// <summary>The mark of the transaction's snapshot and its epoch (run first in a repeatable-read transaction).</summary>
+    /// <summary>
+    /// The mark of the transaction's snapshot and its epoch (run first in a repeatable-read transaction). An epoch that
+    /// cannot be read (a role refused the control functions, a server in recovery) is one no other mark shares: the
+    /// changes since it are then never read, only the whole store.
+    /// </summary>
     public static StoreMark Mark(DbConnection c, DbTransaction? tx)
     {
         long mark = 0;
         StoreSql.Each(c, tx, MarkQuery, r => mark = r.GetInt64(0));
-        var epoch = string.Empty;
-        StoreSql.Each(c, tx, EpochQuery, r => epoch = r.GetString(0));
-        return new StoreMark(mark, epoch);
+        return new StoreMark(mark, Epoch(c, tx));
+    }
+
+    /// <summary>The epoch (<see cref="EpochQuery"/>), or "unknown …: why" (never equal to another).</summary>
+    public static string Epoch(DbConnection c, DbTransaction? tx)
+    {
+        // In a savepoint: a refusal here must not end the transaction the mark's reads go on in.
+        if (tx is not null)
+        {
+            StoreSql.Exec(c, tx, "SAVEPOINT epoch");
+        }
+
+        try
+        {
+            var epoch = string.Empty;
+            StoreSql.Each(c, tx, EpochQuery, r => epoch = r.GetString(0));
+            return epoch;
+        }
+        catch (Npgsql.PostgresException ex) when (ex.SqlState is "42501" or "55000" or "XX000" or "42883" or "0A000")
+        {
+            if (tx is not null)
+            {
+                StoreSql.Exec(c, tx, "ROLLBACK TO SAVEPOINT epoch");
+            }
+
+            return $"unknown {Guid.NewGuid():N}: {ex.SqlState} {ex.MessageText}";
+        }
     }
 
     /// <summary>
@@ -130,7 +169,10 @@ public static class ChangeLog
         whole = null;
         if (now.Epoch != since.Epoch)
         {
-            whole = $"the database is another history than the one the last mark came from ({since.Epoch}, now {now.Epoch}: restored, or a replica promoted)";
+            var unknown = new[] { now.Epoch, since.Epoch }.FirstOrDefault(e => e.StartsWith("unknown", StringComparison.Ordinal));
+            whole = unknown is not null
+                ? $"which database history the mark belongs to cannot be read ({unknown})"
+                : $"the database is another history than the one the last mark came from ({since.Epoch}, now {now.Epoch}: a replica promoted, or restored)";
             return null;
         }
 
@@ -180,7 +222,7 @@ public static class ChangeLog
         }, ("@s", since.Xmin));
         if (nodes.Count > maxNodes)
         {
-            whole = $"{nodes.Count} nodes changed since the last mark, more than half of those held here";
+            whole = $"{nodes.Count} nodes changed since the last mark, more than {maxNodes} (reading them by name would cost more than the whole store)";
             return null;
         }
 

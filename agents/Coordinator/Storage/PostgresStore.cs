@@ -151,6 +151,9 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
         // clock, ms). A row of a thing deleted stays as its tombstone until the sweeper compacts it; compacted_below
         // is the highest transaction id compacted away, below which no listener can read changes incrementally.
         ChangeLog.Migration,
+
+        // 10: each listener's last mark (written by the transaction that takes it), change rows updated in place.
+        ChangeLog.MarksMigration,
     ];
 
     private static readonly string[] IdentityTables = ["check_history", "finding_history", "events", "audit"];
@@ -166,6 +169,13 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
             Timeout = Math.Min(commandTimeoutSeconds, 5),
             ApplicationName = PoolApplicationName, // not ChangeLog.LegacyApplicationName: that names instances without the change log
         };
+        if (!b.ContainsKey("GSS Encryption Mode"))
+        {
+            // Not asked for: no attempt at GSS encryption (Npgsql 10 tries it on every physical connection by default,
+            // loading libgssapi_krb5 for it); the coordinator authenticates by password or client certificate.
+            b.GssEncryptionMode = GssEncryptionMode.Disable;
+        }
+
         if (b.MaxAutoPrepare == 0)
         {
             b.MaxAutoPrepare = 64; // the same few statements run thousands of times a second: parse and plan them once
@@ -230,7 +240,14 @@ public sealed class PostgresStore : IStoreEngine, ISharedStore
         return version;
     });
 
-    public StoredState Load(int recentEvents) => LoadMarked(recentEvents).State;
+    public StoredState Load(int recentEvents) => Guard(() =>
+    {
+        using var c = _source.OpenConnection();
+        using var tx = c.BeginTransaction(System.Data.IsolationLevel.RepeatableRead); // one snapshot for all the reads
+        var state = StoreSql.State(c, tx, recentEvents);
+        tx.Commit();
+        return state;
+    });
 
     /// <summary>
     /// The whole store in one snapshot, and that snapshot's mark (<see cref="ChangeLog"/>): every change this

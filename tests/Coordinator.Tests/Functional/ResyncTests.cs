@@ -212,6 +212,31 @@ public sealed class ResyncTests(PostgresFixture pg) : IClassFixture<PostgresFixt
     }
 
     [Fact]
+    public async Task A_role_refused_the_control_functions_starts_and_reads_the_whole_store_saying_why()
+    {
+        var db = NewDatabase();
+        using var store = new PostgresStore(pg.Server.ConnectionString(db), PrivatePostgres.Password, 10, "test");
+        store.Migrate();
+        store.Commit([Saved("kept")]);
+        await pg.Server.AsSuperuserAsync(db, "REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC");
+        try
+        {
+            Assert.Equal(["kept"], store.Load(10).Nodes.Select(n => n.Name)); // the start's load needs no epoch
+            var (state, mark) = store.LoadMarked(10);
+            Assert.Equal(["kept"], state.Nodes.Select(n => n.Name)); // the savepoint kept the transaction usable
+            Assert.StartsWith("unknown", mark.Epoch, StringComparison.Ordinal);
+            var (none, why) = store.LoadChanges(mark, 10);
+            Assert.Null(none);
+            Assert.Contains("cannot be read", why, StringComparison.Ordinal);
+            Assert.Contains("42501", why, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await pg.Server.AsSuperuserAsync(db, "GRANT EXECUTE ON FUNCTION pg_control_system() TO PUBLIC");
+        }
+    }
+
+    [Fact]
     public void The_sweeper_compacts_only_tombstones_older_than_the_cutoff_and_keeps_the_highest_transaction_id_compacted()
     {
         using var store = new PostgresStore(pg.Server.ConnectionString(NewDatabase()), PrivatePostgres.Password, 10, "test");
@@ -311,11 +336,16 @@ public sealed class ResyncTests(PostgresFixture pg) : IClassFixture<PostgresFixt
         store.Migrate();
         var (_, mark) = store.LoadMarked(10);
         Assert.NotNull(store.LoadChanges(mark, 10).Changes);
-        Assert.Matches("^[0-9]+/[0-9A-F]{8}$", mark.Epoch); // system identifier / timeline
+        Assert.Matches("^[0-9]+/[0-9A-F]{8}/[0-9]+$", mark.Epoch); // system identifier / timeline / database oid
 
-        var (none, why) = store.LoadChanges(mark with { Epoch = "1/00000001" }, 10);
+        var (none, why) = store.LoadChanges(mark with { Epoch = "1/00000001/1" }, 10);
         Assert.Null(none);
         Assert.Contains("another history", why, StringComparison.Ordinal);
+
+        // A mark above the database's own: its transaction ids went back (a snapshot of its files restored).
+        (none, why) = store.LoadChanges(mark with { Xmin = mark.Xmin + 1_000_000 }, 10);
+        Assert.Null(none);
+        Assert.Contains("went back", why, StringComparison.Ordinal);
 
         // A coordinator of an earlier version connected: its commits write no change rows.
         using (var old = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(pg.Server.ConnectionString(db)) { Password = PrivatePostgres.Password, ApplicationName = ChangeLog.LegacyApplicationName, Pooling = false }.ConnectionString))
@@ -325,6 +355,9 @@ public sealed class ResyncTests(PostgresFixture pg) : IClassFixture<PostgresFixt
             Assert.Null(none);
             Assert.Contains("earlier version", why, StringComparison.Ordinal);
         }
+
+        // Its backend ends after the client closed: wait for it to be gone.
+        Assert.True(SpinWait.SpinUntil(() => Scalar(store, $"SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = '{ChangeLog.LegacyApplicationName}'") == 0, TimeSpan.FromSeconds(10)));
 
         // More nodes changed than the caller would rather read one list at a time.
         store.Commit([Saved("n1"), Saved("n2"), Saved("n3")]);
