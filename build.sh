@@ -55,21 +55,21 @@ NODE_ROOT=${TFA_NODE_ROOT:-/var/tmp/tfa-node-root}
 # (no network there: what the roles install must already be in the root) and runs the audits and a FUSE mount.
 NODE_ROOT_PACKAGES="ca-certificates libssl3 zlib1g libstdc++6 libgcc-s1 iptables libsystemd0 procps puppet nftables conntrack fuse3 rsyslog rsyslog-relp rsyslog-gnutls"
 ensure_node_root() {
-  if [ -x "$NODE_ROOT/lib/systemd/systemd" ]; then
-    # Packages the .debs depend on, added to a root made before they were listed.
-    if ! chroot "$NODE_ROOT" dpkg -s $NODE_ROOT_PACKAGES >/dev/null 2>&1; then
-      log "adding $NODE_ROOT_PACKAGES to $NODE_ROOT"
-      cp /etc/resolv.conf "$NODE_ROOT/etc/resolv.conf"
-      chroot "$NODE_ROOT" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $NODE_ROOT_PACKAGES" >$LOGS/node-root-apt.log 2>&1 \
-        || { tail -20 $LOGS/node-root-apt.log >&2; die "could not add packages to $NODE_ROOT"; }
-    fi
-    return 0
+  if [ ! -x "$NODE_ROOT/lib/systemd/systemd" ]; then
+    log "debootstrap of a systemd Debian root into $NODE_ROOT (once per machine)"
+    rm -rf "$NODE_ROOT.tmp"
+    debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,iptables,ca-certificates,libssl3,procps bookworm "$NODE_ROOT.tmp" \
+      http://deb.debian.org/debian >$LOGS/debootstrap.log 2>&1 || { tail -20 $LOGS/debootstrap.log >&2; die "debootstrap failed"; }
+    mv "$NODE_ROOT.tmp" "$NODE_ROOT"
   fi
-  log "debootstrap of a systemd Debian root into $NODE_ROOT (once per machine)"
-  rm -rf "$NODE_ROOT.tmp"
-  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,iptables,ca-certificates,libssl3,procps bookworm "$NODE_ROOT.tmp" \
-    http://deb.debian.org/debian >$LOGS/debootstrap.log 2>&1 || { tail -20 $LOGS/debootstrap.log >&2; die "debootstrap failed"; }
-  mv "$NODE_ROOT.tmp" "$NODE_ROOT"
+  # Packages the .debs and the deploy tests need (puppet among them), added to a new root as to one made before they
+  # were listed (a fresh root used to get only debootstrap's: the deploy tests then failed on "invalid user 'puppet'").
+  if ! chroot "$NODE_ROOT" dpkg -s $NODE_ROOT_PACKAGES >/dev/null 2>&1; then
+    log "adding $NODE_ROOT_PACKAGES to $NODE_ROOT"
+    cp /etc/resolv.conf "$NODE_ROOT/etc/resolv.conf"
+    chroot "$NODE_ROOT" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $NODE_ROOT_PACKAGES" >$LOGS/node-root-apt.log 2>&1 \
+      || { tail -20 $LOGS/node-root-apt.log >&2; die "could not add packages to $NODE_ROOT"; }
+  fi
 }
 
 # ------------------------------------------------------------------ build
