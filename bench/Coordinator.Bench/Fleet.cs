@@ -74,11 +74,11 @@ internal static class Fleet
 
         // Steady state: the coordinator process's CPU (user + system) and RSS over the window.
         var pid = h.Process!.Pid;
-        var (cpu0, reports0, changes0, t0) = (CpuSeconds(pid), fleet.Reports, fleet.Changes, Stopwatch.GetTimestamp());
+        var (cpu0, reports0, changes0, t0) = (ProcStat.CpuSeconds(pid), fleet.Reports, fleet.Changes, Stopwatch.GetTimestamp());
         await Task.Delay(steady);
-        var (cpu1, reports1, changes1, took) = (CpuSeconds(pid), fleet.Reports, fleet.Changes, Stopwatch.GetElapsedTime(t0));
+        var (cpu1, reports1, changes1, took) = (ProcStat.CpuSeconds(pid), fleet.Reports, fleet.Changes, Stopwatch.GetElapsedTime(t0));
         var cpuPercent = 100 * (cpu1 - cpu0) / took.TotalSeconds;
-        var rss = Status(pid, "VmRSS:");
+        var rss = ProcStat.StatusKb(pid, "VmRSS:");
         Console.WriteLine($"{label} steady state: coordinator CPU {cpuPercent:0.0} % of a core (goal: <= 10 %), RSS {rss / 1024} MiB (goal: <= 200 MB); "
             + $"{(reports1 - reports0) / took.TotalSeconds:0} reports/s, {(changes1 - changes0) / took.TotalMinutes:0} changes/min; every agent connected {connected.TotalSeconds:0} s after the start (first reports spread over one heartbeat)");
 
@@ -185,7 +185,7 @@ internal static class Fleet
         });
         var all = await Peer.EventuallyAsync(() => fleet.AckedSince(stoppedAt) == agents, 3 * window + TimeSpan.FromSeconds(30));
         var allBack = back.Elapsed;
-        var peak = Status(h.Process!.Pid, "VmHWM:");
+        var peak = ProcStat.StatusKb(h.Process!.Pid, "VmHWM:");
         await Task.Delay(Heartbeat + TimeSpan.FromSeconds(5)); // a whole heartbeat more: would any node be judged stale?
         await watchStop.CancelAsync();
         await watch;
@@ -266,7 +266,7 @@ internal static class Fleet
                 {
                     var ready = sw.Elapsed;
                     await Task.Delay(TimeSpan.FromSeconds(5)); // settled: the store loaded, no connection
-                    var rss = Status(p.Pid, "VmRSS:");
+                    var rss = ProcStat.StatusKb(p.Pid, "VmRSS:");
                     await p.StopAsync(TimeSpan.FromSeconds(30));
                     return (ready, rss);
                 }
@@ -276,27 +276,6 @@ internal static class Fleet
         {
             dir.Delete(recursive: true);
         }
-    }
-
-    private static double CpuSeconds(int pid)
-    {
-        // /proc/PID/stat: fields 14 and 15 (utime, stime) in clock ticks (USER_HZ, 100 on Linux), after the ")" of comm.
-        var stat = File.ReadAllText($"/proc/{pid}/stat");
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
-    }
-
-    private static long Status(int pid, string key)
-    {
-        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
-        {
-            if (line.StartsWith(key, StringComparison.Ordinal))
-            {
-                return long.Parse(line[key.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
-            }
-        }
-
-        return -1;
     }
 
     private static double P(List<double> values, double q)

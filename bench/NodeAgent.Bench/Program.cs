@@ -334,16 +334,9 @@ static (List<double> Parses, List<double> Compares) OfflineRuns<T>(Func<T> parse
     return (parses, compares);
 }
 
-static double CpuSeconds(int pid)
-{
-    var stat = File.ReadAllText($"/proc/{pid}/stat");
-    var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-    return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
-}
+static double CpuSeconds(int pid) => ProcStat.CpuSeconds(pid);
 
-static double StatusMb(int pid, string field) =>
-    File.ReadAllLines($"/proc/{pid}/status").Where(l => l.StartsWith(field, StringComparison.Ordinal))
-        .Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0).Single();
+static double StatusMb(int pid, string field) => ProcStat.StatusKb(pid, field) / 1024.0;
 
 static string ToKubectlJson(List<KubeProxyRules.Svc> services)
 {

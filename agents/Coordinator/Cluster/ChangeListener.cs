@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Npgsql;
 using Prometheus;
+using Toolforge.Agents.Common.Contracts;
 using Toolforge.Agents.Common.Resilience;
 using Toolforge.Agents.Coordinator.Builds;
 using Toolforge.Agents.Coordinator.State;
@@ -91,11 +92,8 @@ public sealed partial class ChangeListener(
                     await listen.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false); // bounded by the command timeout
                 }
 
-                string epoch; // the history this session's marks belong to
-                await using (var ask = new NpgsqlCommand(ChangeLog.EpochQuery, connection))
-                {
-                    epoch = (string)(await ask.ExecuteScalarAsync(CancellationToken.None).ConfigureAwait(false))!;
-                }
+                // The history this session's marks belong to ("unknown …" when it cannot be read: its marks then never count).
+                var epoch = await Task.Run(() => ChangeLog.Epoch(connection, null), CancellationToken.None).ConfigureAwait(false);
 
                 // Listening now: what changed before (while starting, or while the connection was down) is read. The
                 // streak ends (said once, listening again) when the first mark came back: a session that fails again
@@ -152,7 +150,7 @@ public sealed partial class ChangeListener(
                 {
                     if (channel == markChannel)
                     {
-                        mark = long.TryParse(payload, NumberStyles.None, CultureInfo.InvariantCulture, out var m) ? m : throw new InvalidOperationException($"the mark came back unreadable: {Bounded(payload)}");
+                        mark = long.TryParse(payload, NumberStyles.None, CultureInfo.InvariantCulture, out var m) ? m : throw new InvalidOperationException($"the mark came back unreadable: {ReportLimits.Cut(payload, 100)}");
                     }
                     else
                     {
@@ -226,7 +224,7 @@ public sealed partial class ChangeListener(
                     logIds.Add(id);
                     break;
                 default:
-                    Log.Unknown(logger, Bounded(payload));
+                    Log.Unknown(logger, ReportLimits.Cut(payload, 100));
                     break;
             }
         }
@@ -343,6 +341,10 @@ public sealed partial class ChangeListener(
         if (from == 0)
         {
             Log.Loaded(logger, result.Nodes, result.Builds, result.Took.TotalMilliseconds);
+            if (_epoch.StartsWith("unknown", StringComparison.Ordinal))
+            {
+                Log.NoEpoch(logger, _epoch); // said at start, not first at the next reconnect
+            }
         }
         else if (result.Whole)
         {
@@ -356,8 +358,6 @@ public sealed partial class ChangeListener(
         LastResync = result;
         Interlocked.Increment(ref _resyncs);
     }
-
-    private static string Bounded(string text) => text.Length > 100 ? text[..100] : text;
 
     /// <summary>What a resync read: the whole store, or what changed since the mark (nodes, builds, build logs named).</summary>
     internal sealed record ResyncResult(bool Whole, int Nodes, int Builds, int Logs, TimeSpan Took, string? Why);
@@ -378,6 +378,9 @@ public sealed partial class ChangeListener(
 
         [LoggerMessage(2905, LogLevel.Information, "read the whole store again ({Nodes} nodes, {Builds} builds) in {Ms:0} ms: {Why}")]
         public static partial void ResyncedWhole(ILogger logger, int nodes, int builds, double ms, string why);
+
+        [LoggerMessage(2907, LogLevel.Warning, "which database history a change mark belongs to cannot be read ({Why}): every reconnect will read the whole store")]
+        public static partial void NoEpoch(ILogger logger, string why);
 
         [LoggerMessage(2906, LogLevel.Information, "read what changed while not listening: {Nodes} nodes, {Builds} builds, {Logs} build logs, in {Ms:0} ms")]
         public static partial void ResyncedChanges(ILogger logger, int nodes, int builds, int logs, double ms);

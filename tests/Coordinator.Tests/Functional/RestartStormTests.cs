@@ -36,7 +36,7 @@ public sealed class RestartStormTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.True(await Peer.EventuallyAsync(() => fleet.AckedSince(stoppedAt) == FleetSize, TimeSpan.FromSeconds(120)),
             $"{fleet.AckedSince(stoppedAt)} of {FleetSize} agents reported again");
         var allBack = back.Elapsed;
-        var peakKb = PeakRssKb(h.Process!.Pid);
+        var peakKb = ProcStat.StatusKb(h.Process!.Pid, "VmHWM:");
         await Task.Delay(TimeSpan.FromSeconds(5)); // a few more reports from everyone on the new process
         await stop.CancelAsync();
         await fleetLoop;
@@ -67,18 +67,5 @@ public sealed class RestartStormTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.True(stale.Count == 0, $"{stale.Count} stale events:\n{string.Join("\n", stale.Take(5))}");
         output.WriteLine($"restart under {FleetSize} agents: old process exit {exit}; every agent reporting again {allBack.TotalSeconds:0.0} s after the start; "
             + $"longest silence an agent saw {fleet.LongestGap.TotalSeconds:0.0} s; the new process's peak RSS {peakKb / 1024} MiB");
-    }
-
-    private static long PeakRssKb(int pid)
-    {
-        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
-        {
-            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-            {
-                return long.Parse(line["VmHWM:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
-            }
-        }
-
-        return -1;
     }
 }

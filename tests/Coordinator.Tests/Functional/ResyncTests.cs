@@ -229,6 +229,17 @@ public sealed class ResyncTests(PostgresFixture pg) : IClassFixture<PostgresFixt
             Assert.Null(none);
             Assert.Contains("cannot be read", why, StringComparison.Ordinal);
             Assert.Contains("42501", why, StringComparison.Ordinal);
+
+            // Two instances on it: the listener's own epoch read is refused too, and it still listens (a change made
+            // through one reaches the other) and reads the whole store on a reconnect.
+            await using var a = await CoordinatorHarness.StartAsync(editConfig: CoordinatorHarness.OnPostgres(pg.Server, db));
+            await using var b = await a.StartSiblingAsync();
+            await a.AgentClient("tools-k8s-worker-refused").ReportAsync(Report("tools-k8s-worker-refused", "up"));
+            Assert.True(await Peer.EventuallyAsync(() => b.AdminClient(CoordinatorHarness.Viewer).ListNodes(new ListNodesRequest()).Nodes.Any(n => n.Name == "tools-k8s-worker-refused"), TimeSpan.FromSeconds(10)),
+                "the other instance did not hear the change");
+            await ReconnectListenersAsync(db, b);
+            Assert.True(Listener(b).LastResync!.Whole);
+            Assert.Contains("cannot be read", Listener(b).LastResync!.Why, StringComparison.Ordinal);
         }
         finally
         {
