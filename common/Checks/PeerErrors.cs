@@ -37,6 +37,38 @@ public static class PeerErrors
         return (false, $"{peer} at {path ?? endpoint}: {ex.GetBaseException().Message}");
     }
 
+    /// <summary>
+    /// After a call to a unix:// peer ran out of time: does its socket accept a connection at all? Null when it does
+    /// (or cannot be told within <paramref name="timeout"/>): the peer is hung. Otherwise the "down" line of
+    /// <see cref="Describe"/> (no socket, or one left behind that refuses), so that a call whose deadline passed before
+    /// it could even connect (a starved CPU) is not reported as "accepted the connection but did not answer".
+    /// </summary>
+    public static async Task<string?> DownAfterTimeoutAsync(string endpoint, string peer, string daemon, TimeSpan timeout, CancellationToken ct)
+    {
+        if (UnixPath(endpoint) is not { } path)
+        {
+            return null;
+        }
+
+        using var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(timeout);
+        try
+        {
+            await s.ConnectAsync(new UnixDomainSocketEndPoint(path), cts.Token).ConfigureAwait(false);
+            return null;
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return null; // even connecting hangs (a full backlog): hung
+        }
+        catch (Exception ex) when (ex is SocketException or IOException)
+        {
+            var (down, message) = Describe(ex, peer, daemon, endpoint);
+            return down ? message : null;
+        }
+    }
+
     /// <summary>The socket path of a unix:// endpoint, or null.</summary>
     public static string? UnixPath(string endpoint) =>
         endpoint.StartsWith("unix://", StringComparison.Ordinal) ? endpoint["unix://".Length..] : null;

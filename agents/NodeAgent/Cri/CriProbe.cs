@@ -73,6 +73,12 @@ internal static class CriProbe
         }
         catch (RpcException ex) when (!ct.IsCancellationRequested)
         {
+            if (ex.StatusCode == StatusCode.DeadlineExceeded && stage == "Version"
+                && await PeerErrors.DownAfterTimeoutAsync(client.Endpoint, name, name, callTimeout, ct).ConfigureAwait(false) is { } down)
+            {
+                return new(CriCondition.Down, "down: " + down, sw.Elapsed, counts, null);
+            }
+
             return new(Classify(ex, stage), Describe(ex, name, client.Endpoint, stage, stage is "Version" or "Status" ? callTimeout : listTimeout), sw.Elapsed, counts, null);
         }
     }

@@ -114,6 +114,11 @@ internal sealed class DockerCheck : PeriodicCheck
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
+            if (stage == "/_ping" && await PeerErrors.DownAfterTimeoutAsync(_o.Endpoint, "Docker", "dockerd", _o.PingTimeout, ct).ConfigureAwait(false) is { } down)
+            {
+                return new Probe(EngineCondition.Down, "down: " + down, sw.Elapsed, [], new Dictionary<string, double>());
+            }
+
             var limit = stage == "/_ping" ? _o.PingTimeout : _o.ListTimeout;
             return new Probe(EngineCondition.Hung, $"hung: {_o.Endpoint} accepted the connection but {stage} did not answer within {limit.TotalSeconds:0.#}s",
                 sw.Elapsed, [], new Dictionary<string, double>());
