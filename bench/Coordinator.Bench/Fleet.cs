@@ -20,7 +20,7 @@ internal static class Fleet
 {
     private static readonly TimeSpan Heartbeat = TimeSpan.FromSeconds(30);
 
-    public static async Task RunAsync(int agents, TimeSpan steady, bool sqliteOnly, bool postgresOnly = false)
+    public static async Task RunAsync(int agents, TimeSpan steady, bool sqliteOnly, bool postgresOnly = false, bool steadyOnly = false)
     {
         var outBin = Path.Combine(Run.RepoRoot, "out", "bin");
         var native = Path.Combine(outBin, "toolforge-coordinator");
@@ -45,16 +45,18 @@ internal static class Fleet
                 await pg.CreateDatabaseAsync(db);
             }
 
-            await RunOneAsync(engine, agents, steady, chance, pg, db, native);
+            await RunOneAsync(engine, agents, steady, chance, pg, db, native, steadyOnly);
         }
     }
 
-    private static async Task RunOneAsync(string engine, int agents, TimeSpan steady, double chance, PrivatePostgres? pg, string db, string native)
+    private static async Task RunOneAsync(string engine, int agents, TimeSpan steady, double chance, PrivatePostgres? pg, string db, string native, bool steadyOnly)
     {
         var label = engine == "sqlite" ? "SQLite    " : "PostgreSQL";
+        var metricsPort = Peer.FreePort();
         await using var h = await CoordinatorHarness.StartAsync(asProcess: true, editConfig: c =>
         {
             c["Coordinator"]!["HeartbeatInterval"] = "00:00:30";
+            c["Metrics"]!["Port"] = metricsPort; // the managed heap's share of the RSS (dotnet_total_memory_bytes)
             if (pg is not null && engine == "postgresql")
             {
                 CoordinatorHarness.OnPostgres(pg, db)(c);
@@ -81,6 +83,13 @@ internal static class Fleet
         var rss = ProcStat.StatusKb(pid, "VmRSS:");
         Console.WriteLine($"{label} steady state: coordinator CPU {cpuPercent:0.0} % of a core (goal: <= 10 %), RSS {rss / 1024} MiB (goal: <= 200 MB); "
             + $"{(reports1 - reports0) / took.TotalSeconds:0} reports/s, {(changes1 - changes0) / took.TotalMinutes:0} changes/min; every agent connected {connected.TotalSeconds:0} s after the start (first reports spread over one heartbeat)");
+        Console.WriteLine($"{label} where the RSS is: {await MemoryAsync(pid, metricsPort)}");
+        if (steadyOnly)
+        {
+            await stop.CancelAsync();
+            await running;
+            return;
+        }
 
         // Listings from other processes while the fleet reports.
         Console.WriteLine($"{label} {await ListingsAsync(h, agents)}");
@@ -244,6 +253,19 @@ internal static class Fleet
         }
 
         return fleet.Acked.Count(a => !stored.TryGetValue(a.Key, out var s) || s < a.Value);
+    }
+
+    /// <summary>The managed heap (the coordinator's own /metrics) beside the process's anonymous and file-backed memory.</summary>
+    private static async Task<string> MemoryAsync(int pid, int metricsPort)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var metrics = await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics");
+        var managed = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("dotnet_total_memory_bytes ", StringComparison.Ordinal))?.Split(' ')[1] ?? "?";
+        var rollup = File.ReadAllLines($"/proc/{pid}/smaps_rollup")
+            .Select(l => l.Split(':', 2)).Where(p => p.Length == 2 && p[0] is "Rss" or "Anonymous" or "Pss_File")
+            .Select(p => $"{p[0]} {long.Parse(p[1].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024} MiB");
+        var managedMiB = double.TryParse(managed, CultureInfo.InvariantCulture, out var m) ? $"{m / (1024 * 1024):0} MiB" : managed;
+        return $"{string.Join(", ", rollup)}; the managed heap's live objects (GC.GetTotalMemory) {managedMiB}";
     }
 
     /// <summary>From the process's start to its READY=1 (sd_notify, as systemd waits for it under Type=notify).</summary>

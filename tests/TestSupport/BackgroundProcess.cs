@@ -9,13 +9,57 @@ public sealed partial class BackgroundProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly StringBuilder _output = new();
 
+    private readonly Thread[] _readers;
+
     private BackgroundProcess(Process process)
     {
         _process = process;
-        _process.OutputDataReceived += (_, e) => Append(e.Data);
-        _process.ErrorDataReceived += (_, e) => Append(e.Data);
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
+        // Read on threads of their own, not the thread pool's callbacks (BeginOutputReadLine): a test process whose
+        // pool is starved by other tests running beside it (CI: 2 cores, every assembly at once) would see a line the
+        // daemon wrote long after it was written, and a wait for it time out.
+        _readers = [Reader(process.StandardOutput), Reader(process.StandardError)];
+    }
+
+    private Thread Reader(StreamReader from)
+    {
+        var t = new Thread(() =>
+        {
+            try
+            {
+                while (from.ReadLine() is { } line)
+                {
+                    Append(line);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+            {
+                // the process was disposed under the reader: its output ends here
+            }
+        })
+        { IsBackground = true, Name = "output of " + _process.Id };
+        t.Start();
+        return t;
+    }
+
+    private bool _drained;
+
+    /// <summary>
+    /// After the process ended: waits until its output has been read to the end, once (bounded: a child that inherited
+    /// the pipes may hold them open).
+    /// </summary>
+    private void Drain()
+    {
+        if (_drained)
+        {
+            return;
+        }
+
+        foreach (var t in _readers)
+        {
+            t.Join(TimeSpan.FromSeconds(5));
+        }
+
+        _drained = true;
     }
 
     public int Pid => _process.Id;
@@ -24,10 +68,16 @@ public sealed partial class BackgroundProcess : IAsyncDisposable
 
     public int ExitCode => _process.ExitCode;
 
+    /// <summary>What the process wrote so far (stdout and stderr, by line); all of it once the process has ended.</summary>
     public string Output
     {
         get
         {
+            if (_process.HasExited)
+            {
+                Drain();
+            }
+
             lock (_output)
             {
                 return _output.ToString();
@@ -83,13 +133,14 @@ public sealed partial class BackgroundProcess : IAsyncDisposable
 
             if (_process.HasExited)
             {
+                Drain();
                 return Output.Contains(text, StringComparison.Ordinal);
             }
 
             await Task.Delay(50);
         }
 
-        return false;
+        return Output.Contains(text, StringComparison.Ordinal); // a delay that ended late: what was read meanwhile counts
     }
 
     /// <summary>

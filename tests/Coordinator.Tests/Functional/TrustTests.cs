@@ -256,7 +256,7 @@ public sealed partial class TrustTests
         // One reload of the unchanged file first, so the bound below measures the revocation (read, check, close the
         // streams), not the first compile of the configuration binder in a JIT-run test process on a loaded machine.
         h.Process!.Signal(1);
-        Assert.True(await h.Process.WaitForOutputAsync("reloaded roles and deny-list (0 deny entries)", TimeSpan.FromSeconds(10)), h.Process.Output);
+        Assert.True(await h.Process.WaitForOutputAsync("reloaded roles and deny-list (0 deny entries)", TimeSpan.FromSeconds(30)), h.Process.Output);
 
         await h.EditConfigAsync(c => c["Coordinator"]!["DeniedCertificates"] = new JsonArray(CoordinatorHarness.Viewer2));
         var closedEnds = Task.Run(async () =>
@@ -299,7 +299,7 @@ public sealed partial class TrustTests
         await using var h = await CoordinatorHarness.StartAsync(asProcess: true);
         await File.WriteAllTextAsync(h.ConfigPath, "{ \"Coordinator\": { \"Admins\": [ \"x\" ], \"NoSuchKey\": 1 } }");
         h.Process!.Signal(1);
-        Assert.True(await h.Process.WaitForOutputAsync("reload refused", TimeSpan.FromSeconds(10)), h.Process.Output);
+        Assert.True(await h.Process.WaitForOutputAsync("reload refused", TimeSpan.FromSeconds(30)), h.Process.Output);
         Assert.Contains("NoSuchKey", h.Process.Output, StringComparison.Ordinal);
         Assert.NotNull((await h.AdminClient(CoordinatorHarness.Viewer).ListNodesAsync(new ListNodesRequest())).At);
     }
