@@ -30,7 +30,9 @@ internal static class Fleet
         }
 
         Environment.SetEnvironmentVariable("TFA_PROGRAMS", outBin); // the harness runs out/bin's programs as processes
-        Environment.SetEnvironmentVariable("DOTNET_gcServer", "0"); // as the unit runs it (its Environment=), for the processes started from here
+        // As the unit runs it (its Environment=), for the processes started from here.
+        Environment.SetEnvironmentVariable("DOTNET_gcServer", "0");
+        Environment.SetEnvironmentVariable("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit", "0");
         // 1 % of the nodes change a check a minute: heartbeats a minute per node = 60 / 30 = 2, so a report changes one
         // with the chance 0.01 / 2.
         var chance = 0.01 / (TimeSpan.FromMinutes(1) / Heartbeat);
