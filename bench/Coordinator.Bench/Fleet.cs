@@ -257,17 +257,30 @@ internal static class Fleet
         return fleet.Acked.Count(a => !stored.TryGetValue(a.Key, out var s) || s < a.Value);
     }
 
-    /// <summary>The managed heap (the coordinator's own /metrics) beside the process's anonymous and file-backed memory.</summary>
+    /// <summary>
+    /// The managed heap's allocated bytes (the coordinator's own /metrics) beside the process's anonymous and file-backed
+    /// memory. The rest of the anonymous memory is native (OpenSSL, SQLite, thread stacks) and the GC's committed but
+    /// free space: not split further here.
+    /// </summary>
     private static async Task<string> MemoryAsync(int pid, int metricsPort)
     {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        var metrics = await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics");
-        var managed = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("dotnet_total_memory_bytes ", StringComparison.Ordinal))?.Split(' ')[1] ?? "?";
+        string managed;
+        try
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+            var metrics = await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics");
+            managed = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("dotnet_total_memory_bytes ", StringComparison.Ordinal))?.Split(' ')[1] ?? "not in /metrics";
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+        {
+            managed = $"unknown (/metrics: {ex.Message})"; // a figure missing, not the run lost
+        }
+
         var rollup = File.ReadAllLines($"/proc/{pid}/smaps_rollup")
             .Select(l => l.Split(':', 2)).Where(p => p.Length == 2 && p[0] is "Rss" or "Anonymous" or "Pss_File")
             .Select(p => $"{p[0]} {long.Parse(p[1].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024} MiB");
         var managedMiB = double.TryParse(managed, CultureInfo.InvariantCulture, out var m) ? $"{m / (1024 * 1024):0} MiB" : managed;
-        return $"{string.Join(", ", rollup)}; the managed heap's live objects (GC.GetTotalMemory) {managedMiB}";
+        return $"{string.Join(", ", rollup)}; the managed heap's allocated bytes (GC.GetTotalMemory: live and not yet collected) {managedMiB}";
     }
 
     /// <summary>From the process's start to its READY=1 (sd_notify, as systemd waits for it under Type=notify).</summary>

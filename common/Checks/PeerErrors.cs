@@ -39,11 +39,12 @@ public static class PeerErrors
 
     /// <summary>
     /// After a call to a unix:// peer ran out of time: does its socket accept a connection at all? Null when it does
-    /// (or cannot be told within <paramref name="timeout"/>): the peer is hung. Otherwise the "down" line of
-    /// <see cref="Describe"/> (no socket, or one left behind that refuses), so that a call whose deadline passed before
-    /// it could even connect (a starved CPU) is not reported as "accepted the connection but did not answer".
+    /// (or when its backlog is full, EAGAIN: a peer that does not accept is hung): the peer is hung. Otherwise the
+    /// "down" line of <see cref="Describe"/> (no socket, or one left behind that refuses), so that a call whose deadline
+    /// passed before it could even connect (a starved CPU), or whose peer died while it waited, is not reported as
+    /// "accepted the connection but did not answer". A unix connect does not wait; the second is a bound only.
     /// </summary>
-    public static async Task<string?> DownAfterTimeoutAsync(string endpoint, string peer, string daemon, TimeSpan timeout, CancellationToken ct)
+    public static async Task<string?> DownAfterTimeoutAsync(string endpoint, string peer, string daemon, CancellationToken ct)
     {
         if (UnixPath(endpoint) is not { } path)
         {
@@ -52,7 +53,7 @@ public static class PeerErrors
 
         using var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        cts.CancelAfter(timeout);
+        cts.CancelAfter(TimeSpan.FromSeconds(1));
         try
         {
             await s.ConnectAsync(new UnixDomainSocketEndPoint(path), cts.Token).ConfigureAwait(false);
@@ -60,7 +61,11 @@ public static class PeerErrors
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            return null; // even connecting hangs (a full backlog): hung
+            return null;
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode == SocketError.WouldBlock)
+        {
+            return null; // listening, its backlog full: it does not accept
         }
         catch (Exception ex) when (ex is SocketException or IOException)
         {

@@ -54,9 +54,11 @@ public sealed partial class BackgroundProcess : IAsyncDisposable
             return;
         }
 
+        var deadline = Stopwatch.StartNew();
         foreach (var t in _readers)
         {
-            t.Join(TimeSpan.FromSeconds(5));
+            var left = TimeSpan.FromSeconds(5) - deadline.Elapsed;
+            t.Join(left > TimeSpan.Zero ? left : TimeSpan.Zero);
         }
 
         _drained = true;
@@ -73,7 +75,7 @@ public sealed partial class BackgroundProcess : IAsyncDisposable
     {
         get
         {
-            if (_process.HasExited)
+            if (!_disposed && _process.HasExited)
             {
                 Drain();
             }
@@ -183,23 +185,27 @@ public sealed partial class BackgroundProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
-    private bool _disposed;
+    private bool _disposing;
+    private volatile bool _disposed;
 
     /// <summary>Stops the process (its whole tree) by its own handle; a second call does nothing.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (_disposed)
+        if (_disposing)
         {
             return;
         }
 
-        _disposed = true;
+        _disposing = true;
+
         if (!_process.HasExited)
         {
             _process.Kill(entireProcessTree: true);
             await _process.WaitForExitAsync();
         }
 
+        Drain(); // what it wrote last stays readable after this (Output no longer asks the disposed Process)
+        _disposed = true;
         _process.Dispose();
     }
 }

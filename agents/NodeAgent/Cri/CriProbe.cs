@@ -74,7 +74,7 @@ internal static class CriProbe
         catch (RpcException ex) when (!ct.IsCancellationRequested)
         {
             if (ex.StatusCode == StatusCode.DeadlineExceeded && stage == "Version"
-                && await PeerErrors.DownAfterTimeoutAsync(client.Endpoint, name, name, callTimeout, ct).ConfigureAwait(false) is { } down)
+                && await PeerErrors.DownAfterTimeoutAsync(client.Endpoint, name, name, ct).ConfigureAwait(false) is { } down)
             {
                 return new(CriCondition.Down, "down: " + down, sw.Elapsed, counts, null);
             }

@@ -249,7 +249,7 @@ public sealed partial class TrustTests
         await using var h = await CoordinatorHarness.StartAsync(asProcess: true);
         using var kept = h.AdminClient(CoordinatorHarness.Viewer).Watch(new WatchRequest());
         using var closed = h.AdminClient(CoordinatorHarness.Viewer2).Watch(new WatchRequest());
-        using var t = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var t = new CancellationTokenSource(TimeSpan.FromSeconds(90)); // longer than the warm-up's wait below and the rest
         Assert.True(await kept.ResponseStream.MoveNext(t.Token)); // snapshots
         Assert.True(await closed.ResponseStream.MoveNext(t.Token));
 

@@ -114,7 +114,7 @@ internal sealed class DockerCheck : PeriodicCheck
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            if (stage == "/_ping" && await PeerErrors.DownAfterTimeoutAsync(_o.Endpoint, "Docker", "dockerd", _o.PingTimeout, ct).ConfigureAwait(false) is { } down)
+            if (stage == "/_ping" && await PeerErrors.DownAfterTimeoutAsync(_o.Endpoint, "Docker", "dockerd", ct).ConfigureAwait(false) is { } down)
             {
                 return new Probe(EngineCondition.Down, "down: " + down, sw.Elapsed, [], new Dictionary<string, double>());
             }

@@ -1,13 +1,16 @@
 using System.Net.Sockets;
+using Microsoft.Extensions.Logging.Abstractions;
 using Toolforge.Agents.Common.Checks;
+using Toolforge.Agents.NodeAgent.Checks.Docker;
 using Toolforge.Agents.NodeAgent.Cri;
 using Toolforge.Agents.TestSupport;
 
 namespace Toolforge.Agents.NodeAgent.Tests;
 
 /// <summary>
-/// A call whose deadline passes before it could even connect (a starved CPU: CI saw a killed containerd reported as
-/// "hung") is told apart by connecting again: a socket left behind that refuses is "down", one that accepts is "hung".
+/// A call that ran out of time is told apart by connecting again: a socket left behind that refuses is "down" (the
+/// call's deadline passed before it could even connect — CI's starved CPU reported a killed containerd as "hung" — or
+/// the peer died while the call waited), one that accepts is "hung".
 /// </summary>
 public sealed class TimedOutPeerTests
 {
@@ -32,22 +35,51 @@ public sealed class TimedOutPeerTests
         }
     }
 
-    /// <summary>
-    /// The Docker check asks the same question after its /_ping ran out of time (when HttpClient gets to connect before
-    /// its cancellation is seen cannot be forced from here, so the question is asked directly).
-    /// </summary>
+    [Fact]
+    public async Task Cri_APeerThatDiesWhileVersionWaits_IsDown()
+    {
+        using var dir = new TempDir();
+        await using var dying = DiesAfterAccepting(dir["containerd.sock"]);
+        using var client = new CriClient("unix://" + dir["containerd.sock"], TimeSpan.FromSeconds(1));
+        var r = await CriProbe.RunAsync(client, "containerd", TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1), CancellationToken.None);
+        Assert.True(dying.Accepted, "the call never reached the peer");
+        Assert.True(r.Condition == CriCondition.Down, $"{r.Condition}: {r.Message}");
+        Assert.Contains("left its socket behind", r.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Docker_APeerThatDiesWhilePingWaits_IsDown_OneThatAcceptsAndNeverAnswers_IsHung()
+    {
+        using var dir = new TempDir();
+        DockerCheck Check(string path) => new(Support.Options(new DockerOptions { Endpoint = "unix://" + path, PingTimeout = TimeSpan.FromSeconds(1), ListTimeout = TimeSpan.FromSeconds(1) }),
+            Support.State(), TimeProvider.System, NullLogger<DockerCheck>.Instance);
+
+        await using (var dying = DiesAfterAccepting(dir["docker.sock"]))
+        {
+            var down = await Check(dir["docker.sock"]).ProbeAsync(CancellationToken.None);
+            Assert.True(dying.Accepted, "the call never reached the peer");
+            Assert.True(down.Condition == EngineCondition.Down, $"{down.Condition}: {down.Message}");
+            Assert.Contains("left its socket behind", down.Message, StringComparison.Ordinal);
+        }
+
+        await using var silent = AcceptsAndHolds(dir["silent.sock"]);
+        var hung = await Check(dir["silent.sock"]).ProbeAsync(CancellationToken.None);
+        Assert.True(hung.Condition == EngineCondition.Hung, $"{hung.Condition}: {hung.Message}");
+        Assert.Contains("/_ping did not answer within 1s", hung.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task DownAfterTimeout_NamesAMissingOrRefusingSocket_AndIsNullForOneThatAccepts()
     {
         using var dir = new TempDir();
-        Task<string?> Ask(string path) => PeerErrors.DownAfterTimeoutAsync("unix://" + path, "Docker", "dockerd", TimeSpan.FromSeconds(1), CancellationToken.None);
+        Task<string?> Ask(string path) => PeerErrors.DownAfterTimeoutAsync("unix://" + path, "Docker", "dockerd", CancellationToken.None);
 
         Assert.Equal($"no Docker socket at {dir["none.sock"]}: is dockerd running?", await Ask(dir["none.sock"]));
         var stale = LeftBehind(dir["stale.sock"]);
         Assert.Equal($"Docker refused the connection at {stale}: dockerd has stopped and left its socket behind", await Ask(stale));
         using var listening = Listening(dir["hung.sock"]);
         Assert.Null(await Ask(dir["hung.sock"]));
-        Assert.Null(await PeerErrors.DownAfterTimeoutAsync("tcp://127.0.0.1:9", "Docker", "dockerd", TimeSpan.FromSeconds(1), CancellationToken.None));
+        Assert.Null(await PeerErrors.DownAfterTimeoutAsync("tcp://127.0.0.1:9", "Docker", "dockerd", CancellationToken.None));
     }
 
     /// <summary>
@@ -74,5 +106,66 @@ public sealed class TimedOutPeerTests
         s.Bind(new UnixDomainSocketEndPoint(path));
         s.Listen(16);
         return s;
+    }
+
+    /// <summary>A peer that accepts the first connection, then dies (its socket file left behind) without answering.</summary>
+    private static FakePeer DiesAfterAccepting(string path) => new(path, dieAfterAccept: true);
+
+    /// <summary>A peer that accepts connections and never answers.</summary>
+    private static FakePeer AcceptsAndHolds(string path) => new(path, dieAfterAccept: false);
+
+    private sealed class FakePeer : IAsyncDisposable
+    {
+        private readonly Socket _listener = new(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        private readonly List<Socket> _held = [];
+        private readonly Task _accepting;
+
+        public FakePeer(string path, bool dieAfterAccept)
+        {
+            _listener.Bind(new UnixDomainSocketEndPoint(path + ".bound"));
+            _listener.Listen(16);
+            File.Move(path + ".bound", path); // closing the listener leaves the file behind, as a killed daemon does
+            _accepting = Task.Run(async () =>
+            {
+                try
+                {
+                    while (true)
+                    {
+                        var s = await _listener.AcceptAsync();
+                        lock (_held)
+                        {
+                            _held.Add(s); // held open: the caller's call waits for its deadline, not an EOF
+                        }
+
+                        _accepted = true;
+                        if (dieAfterAccept)
+                        {
+                            _listener.Dispose();
+                            return;
+                        }
+                    }
+                }
+                catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+                {
+                }
+            });
+        }
+
+        private volatile bool _accepted;
+
+        public bool Accepted => _accepted;
+
+        public async ValueTask DisposeAsync()
+        {
+            _listener.Dispose();
+            await _accepting;
+            lock (_held)
+            {
+                foreach (var s in _held)
+                {
+                    s.Dispose();
+                }
+            }
+        }
     }
 }
