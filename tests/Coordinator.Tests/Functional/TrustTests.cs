@@ -294,6 +294,29 @@ public sealed partial class TrustTests
     }
 
     [Fact]
+    public async Task StartedWithSighupIgnored_SaysAReloadWillNotHappen_StartedNormally_SaysNothing()
+    {
+        await using var h = await CoordinatorHarness.StartAsync(asProcess: true);
+        Assert.True(await h.Process!.WaitForOutputAsync("Application started", TimeSpan.FromSeconds(30)), h.Process.Output);
+        Assert.DoesNotContain("SIGHUP is ignored", h.Process.Output, StringComparison.Ordinal); // logged before "Application started" when it is
+        await h.Process.StopAsync(TimeSpan.FromSeconds(30));
+
+        // As `nohup toolforge-coordinator` starts it: SIGHUP ignored, kept ignored across exec (coreutils' env does it here).
+        await using var p = BackgroundProcess.Start("env", ["--ignore-signal=HUP", .. Run.ToolCommand("toolforge-coordinator"), "--config", h.ConfigPath]);
+        Assert.True(await p.WaitForOutputAsync("SIGHUP is ignored in this process", TimeSpan.FromSeconds(30)), p.Output);
+        Assert.Contains("restart to change them", p.Output, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("Name:\tx\nSigIgn:\t0000000000000001\nSigCgt:\t0\n", true)]
+    [InlineData("Name:\tx\nSigIgn:\t0000000000001000\n", false)]
+    [InlineData("SigIgn:\t0000000000000000\n", false)]
+    [InlineData("no such line\n", false)]
+    [InlineData(null, false)]
+    public void HangupIgnored_ReadsBitZeroOfSigIgn(string? status, bool ignored) =>
+        Assert.Equal(ignored, Security.ReloadOnHangup.HangupIgnored(status));
+
+    [Fact]
     public async Task Sighup_WithABrokenFile_KeepsThePolicyInForce()
     {
         await using var h = await CoordinatorHarness.StartAsync(asProcess: true);
