@@ -232,7 +232,10 @@ demo_stop() {
 
 demo_start() { # name args... (a program of out/bin, its output in .demo/NAME.log)
   local name=$1; shift
-  nohup "out/bin/$name" "$@" >"$DEMO/$name.log" 2>&1 &
+  # A session of its own (a closed terminal does not end it), SIGHUP left at its default: under nohup the
+  # coordinator's reload (SIGHUP) would do nothing (.NET keeps an inherited SIG_IGN). Not a group leader here, so
+  # setsid execs in place and $! is the program's pid.
+  setsid "out/bin/$name" "$@" >"$DEMO/$name.log" 2>&1 &
   echo "$! $name" >>"$DEMO/pids"
 }
 

@@ -16,11 +16,29 @@ internal static partial class SignalDefaults
     [ModuleInitializer]
     internal static void Reset()
     {
-        if (OperatingSystem.IsLinux() && File.ReadAllLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal)) is { } line
+        if (OperatingSystem.IsLinux() && Status() is { } status && status.FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal)) is { } line
             && ulong.TryParse(line["SigIgn:".Length..].Trim(), System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out var mask)
             && (mask & 1) != 0)
         {
-            signal(SIGHUP, 0); // SIG_DFL: this process does not expect SIGHUP; the processes it starts inherit the default
+            signal(SIGHUP, 0); // SIG_DFL, what the processes this one starts inherit
+            // ...while this process still survives a SIGHUP (what nohup was for: a closed terminal, an orphaned process
+            // group with a stopped member): a caught signal is reset to its default across exec, so children still
+            // start with the default.
+            _keepAlive = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => c.Cancel = true);
+        }
+    }
+
+    private static PosixSignalRegistration? _keepAlive;
+
+    private static string[]? Status()
+    {
+        try
+        {
+            return File.ReadAllLines("/proc/self/status");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null; // no /proc: nothing to reset
         }
     }
 #pragma warning restore CA2255

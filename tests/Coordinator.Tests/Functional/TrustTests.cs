@@ -303,7 +303,7 @@ public sealed partial class TrustTests
 
         // As `nohup toolforge-coordinator` starts it: SIGHUP ignored, kept ignored across exec (coreutils' env does it here).
         await using var p = BackgroundProcess.Start("env", ["--ignore-signal=HUP", .. Run.ToolCommand("toolforge-coordinator"), "--config", h.ConfigPath]);
-        Assert.True(await p.WaitForOutputAsync("SIGHUP is ignored in this process", TimeSpan.FromSeconds(30)), p.Output);
+        Assert.True(await p.WaitForOutputAsync("SIGHUP is ignored in this process", TimeSpan.FromSeconds(60)), p.Output);
         Assert.Contains("restart to change them", p.Output, StringComparison.Ordinal);
     }
 
