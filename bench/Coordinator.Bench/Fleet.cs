@@ -30,9 +30,15 @@ internal static class Fleet
         }
 
         Environment.SetEnvironmentVariable("TFA_PROGRAMS", outBin); // the harness runs out/bin's programs as processes
-        // As the unit runs it (its Environment=), for the processes started from here.
-        Environment.SetEnvironmentVariable("DOTNET_gcServer", "0");
-        Environment.SetEnvironmentVariable("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit", "0");
+        // As the unit runs it: its Environment='s DOTNET_ settings, read from the shipped unit, for the processes started
+        // from here.
+        foreach (var setting in File.ReadLines(Path.Combine(Run.RepoRoot, "systemd", "toolforge-coordinator.service"))
+            .Where(l => l.StartsWith("Environment=", StringComparison.Ordinal)).SelectMany(l => l["Environment=".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(s => s.StartsWith("DOTNET_", StringComparison.Ordinal)).Select(s => s.Split('=', 2)))
+        {
+            Environment.SetEnvironmentVariable(setting[0], setting[1]);
+            Console.WriteLine($"as the unit: {setting[0]}={setting[1]}");
+        }
         // 1 % of the nodes change a check a minute: heartbeats a minute per node = 60 / 30 = 2, so a report changes one
         // with the chance 0.01 / 2.
         var chance = 0.01 / (TimeSpan.FromMinutes(1) / Heartbeat);
@@ -276,9 +282,7 @@ internal static class Fleet
             managed = $"unknown (/metrics: {ex.Message})"; // a figure missing, not the run lost
         }
 
-        var rollup = File.ReadAllLines($"/proc/{pid}/smaps_rollup")
-            .Select(l => l.Split(':', 2)).Where(p => p.Length == 2 && p[0] is "Rss" or "Anonymous" or "Pss_File")
-            .Select(p => $"{p[0]} {long.Parse(p[1].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024} MiB");
+        var rollup = new[] { "Rss", "Pss_File", "Anonymous" }.Select(f => $"{f} {ProcStat.RollupKb(pid, f + ":") / 1024} MiB");
         var managedMiB = double.TryParse(managed, CultureInfo.InvariantCulture, out var m) ? $"{m / (1024 * 1024):0} MiB" : managed;
         return $"{string.Join(", ", rollup)}; the managed heap's allocated bytes (GC.GetTotalMemory: live and not yet collected) {managedMiB}";
     }

@@ -14,7 +14,12 @@ public static class ProcStat
     }
 
     /// <summary>A kB figure of /proc/PID/status ("VmRSS:", "VmHWM:", "RssAnon:" …).</summary>
-    public static long StatusKb(int pid, string field) =>
-        File.ReadLines($"/proc/{pid}/status").Where(l => l.StartsWith(field, StringComparison.Ordinal))
+    public static long StatusKb(int pid, string field) => Kb($"/proc/{pid}/status", field);
+
+    /// <summary>A kB figure of /proc/PID/smaps_rollup ("Rss:", "Anonymous:", "Pss_File:" …).</summary>
+    public static long RollupKb(int pid, string field) => Kb($"/proc/{pid}/smaps_rollup", field);
+
+    private static long Kb(string file, string field) =>
+        File.ReadLines(file).Where(l => l.StartsWith(field, StringComparison.Ordinal))
             .Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture)).Single();
 }

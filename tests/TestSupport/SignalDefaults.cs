@@ -16,9 +16,7 @@ internal static partial class SignalDefaults
     [ModuleInitializer]
     internal static void Reset()
     {
-        if (OperatingSystem.IsLinux() && Status() is { } status && status.FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal)) is { } line
-            && ulong.TryParse(line["SigIgn:".Length..].Trim(), System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out var mask)
-            && (mask & 1) != 0)
+        if (OperatingSystem.IsLinux() && Common.Hosting.InheritedSignals.Ignored(SIGHUP))
         {
             signal(SIGHUP, 0); // SIG_DFL, what the processes this one starts inherit
             // ...while this process still survives a SIGHUP (what nohup was for: a closed terminal, an orphaned process
@@ -29,18 +27,6 @@ internal static partial class SignalDefaults
     }
 
     private static PosixSignalRegistration? _keepAlive;
-
-    private static string[]? Status()
-    {
-        try
-        {
-            return File.ReadAllLines("/proc/self/status");
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return null; // no /proc: nothing to reset
-        }
-    }
 #pragma warning restore CA2255
 
     [LibraryImport("libc")]

@@ -341,7 +341,7 @@ public sealed partial class ChangeListener(
         if (from == 0)
         {
             Log.Loaded(logger, result.Nodes, result.Builds, result.Took.TotalMilliseconds);
-            if (_epoch.StartsWith("unknown", StringComparison.Ordinal))
+            if (ChangeLog.IsUnknown(_epoch))
             {
                 Log.NoEpoch(logger, _epoch); // said at start, not first at the next reconnect
             }

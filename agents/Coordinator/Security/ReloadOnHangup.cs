@@ -14,7 +14,7 @@ public sealed partial class ReloadOnHangup(PolicyProvider policy, ILogger<Reload
     {
         if (!OperatingSystem.IsWindows())
         {
-            if (HangupIgnored(ReadStatus()))
+            if (Common.Hosting.InheritedSignals.Ignored(Common.Hosting.InheritedSignals.Hangup))
             {
                 // .NET keeps a signal ignored that the process was started with ignored (nohup, a shell's trap): a
                 // reload would then do nothing, silently. systemd starts services with it at its default.
@@ -40,30 +40,6 @@ public sealed partial class ReloadOnHangup(PolicyProvider policy, ILogger<Reload
         }
 
         return Task.CompletedTask;
-    }
-
-    /// <summary>
-    /// Whether /proc/self/status (its "SigIgn:" mask, hexadecimal, bit 0 = signal 1) says SIGHUP is ignored; false when
-    /// it cannot be told.
-    /// </summary>
-    internal static bool HangupIgnored(string? status)
-    {
-        var line = status?.Split('\n').FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
-        return line is not null
-            && ulong.TryParse(line["SigIgn:".Length..].Trim(), System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out var mask)
-            && (mask & 1) != 0;
-    }
-
-    private static string? ReadStatus()
-    {
-        try
-        {
-            return File.ReadAllText("/proc/self/status");
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return null; // no /proc (not Linux): nothing to say
-        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken)

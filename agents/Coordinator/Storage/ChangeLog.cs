@@ -133,6 +133,9 @@ public static class ChangeLog
         return new StoreMark(mark, Epoch(c, tx));
     }
 
+    /// <summary>Whether an epoch is one <see cref="Epoch"/> could not read ("unknown …": its marks never count).</summary>
+    public static bool IsUnknown(string epoch) => epoch.StartsWith("unknown", StringComparison.Ordinal);
+
     /// <summary>The epoch (<see cref="EpochQuery"/>), or "unknown …: why" (never equal to another).</summary>
     public static string Epoch(DbConnection c, DbTransaction? tx)
     {
@@ -169,7 +172,7 @@ public static class ChangeLog
         whole = null;
         if (now.Epoch != since.Epoch)
         {
-            var unknown = new[] { now.Epoch, since.Epoch }.FirstOrDefault(e => e.StartsWith("unknown", StringComparison.Ordinal));
+            var unknown = new[] { now.Epoch, since.Epoch }.FirstOrDefault(IsUnknown);
             whole = unknown is not null
                 ? $"which database history the mark belongs to cannot be read ({unknown})"
                 : $"the database is another history than the one the last mark came from ({since.Epoch}, now {now.Epoch}: a replica promoted, or restored)";

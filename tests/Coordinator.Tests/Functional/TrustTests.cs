@@ -307,15 +307,6 @@ public sealed partial class TrustTests
         Assert.Contains("restart to change them", p.Output, StringComparison.Ordinal);
     }
 
-    [Theory]
-    [InlineData("Name:\tx\nSigIgn:\t0000000000000001\nSigCgt:\t0\n", true)]
-    [InlineData("Name:\tx\nSigIgn:\t0000000000001000\n", false)]
-    [InlineData("SigIgn:\t0000000000000000\n", false)]
-    [InlineData("no such line\n", false)]
-    [InlineData(null, false)]
-    public void HangupIgnored_ReadsBitZeroOfSigIgn(string? status, bool ignored) =>
-        Assert.Equal(ignored, Security.ReloadOnHangup.HangupIgnored(status));
-
     [Fact]
     public async Task Sighup_WithABrokenFile_KeepsThePolicyInForce()
     {

@@ -18,7 +18,7 @@ public sealed class TimedOutPeerTests
     public async Task Cri_ADeadlinePassedBeforeConnecting_ToASocketLeftBehind_IsDown_ToOneThatAccepts_IsHung()
     {
         using var dir = new TempDir();
-        var stale = LeftBehind(dir["stale.sock"]);
+        var stale = await LeftBehindAsync(dir["stale.sock"]);
         using (var client = new CriClient("unix://" + stale, TimeSpan.FromSeconds(1)))
         {
             var r = await CriProbe.RunAsync(client, "containerd", TimeSpan.Zero, TimeSpan.FromSeconds(1), CancellationToken.None);
@@ -75,27 +75,17 @@ public sealed class TimedOutPeerTests
         Task<string?> Ask(string path) => PeerErrors.DownAfterTimeoutAsync("unix://" + path, "Docker", "dockerd", CancellationToken.None);
 
         Assert.Equal($"no Docker socket at {dir["none.sock"]}: is dockerd running?", await Ask(dir["none.sock"]));
-        var stale = LeftBehind(dir["stale.sock"]);
+        var stale = await LeftBehindAsync(dir["stale.sock"]);
         Assert.Equal($"Docker refused the connection at {stale}: dockerd has stopped and left its socket behind", await Ask(stale));
         using var listening = Listening(dir["hung.sock"]);
         Assert.Null(await Ask(dir["hung.sock"]));
         Assert.Null(await PeerErrors.DownAfterTimeoutAsync("tcp://127.0.0.1:9", "Docker", "dockerd", CancellationToken.None));
     }
 
-    /// <summary>
-    /// A socket file nobody listens on any more (what SIGKILL leaves): bound, renamed (.NET removes the path it bound
-    /// when the socket is closed), closed.
-    /// </summary>
-    private static string LeftBehind(string path)
+    /// <summary>A socket file nobody listens on any more (what SIGKILL leaves).</summary>
+    private static async Task<string> LeftBehindAsync(string path)
     {
-        using (var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
-        {
-            s.Bind(new UnixDomainSocketEndPoint(path + ".bound"));
-            s.Listen(1);
-            File.Move(path + ".bound", path);
-        }
-
-        Assert.True(File.Exists(path));
+        await SpecialFiles.MakeAsync(SpecialFiles.Socket, path);
         return path;
     }
 
