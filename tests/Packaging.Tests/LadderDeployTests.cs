@@ -421,7 +421,9 @@ public sealed class LadderDeployTests(ITestOutputHelper output)
 
             if (_healthz is not null)
             {
-                _healthz.Stop();
+                // Close alone: it stops the listener too. Stop then Close unbinds twice, and .NET's managed HttpListener
+                // binds the port again to unbind it the second time — "Address already in use" when another test took
+                // the port meanwhile (CI, 70bf9de: this test's teardown failed on it, its assertions had passed).
                 _healthz.Close();
                 await (_healthzLoop ?? Task.CompletedTask);
             }
