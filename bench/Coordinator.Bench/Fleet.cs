@@ -53,11 +53,11 @@ internal static class Fleet
                 await pg.CreateDatabaseAsync(db);
             }
 
-            await RunOneAsync(engine, agents, steady, chance, pg, db, native, steadyOnly);
+            await RunOneAsync(engine, agents, steady, chance, pg, db, native, steadyOnly, withPeer: engine == "sqlite" || postgresOnly);
         }
     }
 
-    private static async Task RunOneAsync(string engine, int agents, TimeSpan steady, double chance, PrivatePostgres? pg, string db, string native, bool steadyOnly)
+    private static async Task RunOneAsync(string engine, int agents, TimeSpan steady, double chance, PrivatePostgres? pg, string db, string native, bool steadyOnly, bool withPeer)
     {
         var label = engine == "sqlite" ? "SQLite    " : "PostgreSQL";
         var metricsPort = Peer.FreePort();
@@ -70,6 +70,15 @@ internal static class Fleet
                 CoordinatorHarness.OnPostgres(pg, db)(c);
             }
         });
+        var pid = h.Process!.Pid;
+        await Task.Delay(TimeSpan.FromSeconds(5)); // settled, as the peer's figure before any connection
+        var idleRss = ProcStat.StatusKb(pid, "VmRSS:");
+        if (withPeer)
+        {
+            // The same fleet against the bare echo first (the certificates it issues are the coordinator's fleet's too).
+            Console.WriteLine(await EchoPeerAsync(h, agents, steady, chance));
+        }
+
         using var stop = new CancellationTokenSource();
         var fleet = new SimulatedFleet(h, h.Address, agents, Heartbeat, chance);
         var issue = Stopwatch.StartNew();
@@ -83,14 +92,10 @@ internal static class Fleet
         await Task.Delay(Heartbeat); // one whole heartbeat with every agent connected before measuring
 
         // Steady state: the coordinator process's CPU (user + system) and RSS over the window.
-        var pid = h.Process!.Pid;
-        var (cpu0, reports0, changes0, t0) = (ProcStat.CpuSeconds(pid), fleet.Reports, fleet.Changes, Stopwatch.GetTimestamp());
-        await Task.Delay(steady);
-        var (cpu1, reports1, changes1, took) = (ProcStat.CpuSeconds(pid), fleet.Reports, fleet.Changes, Stopwatch.GetElapsedTime(t0));
-        var cpuPercent = 100 * (cpu1 - cpu0) / took.TotalSeconds;
-        var rss = ProcStat.StatusKb(pid, "VmRSS:");
-        Console.WriteLine($"{label} steady state: coordinator CPU {cpuPercent:0.0} % of a core (goal: <= 10 %), RSS {rss / 1024} MiB (goal: <= 200 MB); "
-            + $"{(reports1 - reports0) / took.TotalSeconds:0} reports/s, {(changes1 - changes0) / took.TotalMinutes:0} changes/min; every agent connected {connected.TotalSeconds:0} s after the start (first reports spread over one heartbeat)");
+        var (cpuPercent, rss, perSecond, perMinute) = await SteadyAsync(pid, fleet, steady);
+        Console.WriteLine($"{label} steady state: coordinator CPU {cpuPercent:0.0} % of a core (goal: <= 10 %), RSS {rss / 1024} MiB (goal: <= 200 MB; "
+            + $"{idleRss / 1024} MiB before any connection: {(rss - idleRss) / (double)agents:0} KiB a connection); "
+            + $"{perSecond:0} reports/s, {perMinute:0} changes/min; every agent connected {connected.TotalSeconds:0} s after the start (first reports spread over one heartbeat)");
         Console.WriteLine($"{label} where the RSS is: {await MemoryAsync(pid, metricsPort)}");
         if (steadyOnly)
         {
@@ -111,10 +116,57 @@ internal static class Fleet
 
         // READY of a start on the database the fleet left (its nodes to load), the JIT build beside it.
         await h.Process!.StopAsync(TimeSpan.FromSeconds(30));
-        var (readyNative, idleRss) = await ReadyAsync([native], h.ConfigPath);
+        var (readyNative, loadedRss) = await ReadyAsync([native], h.ConfigPath);
         var (readyJit, _) = await ReadyAsync(["dotnet", Run.ToolPath("toolforge-coordinator")], h.ConfigPath);
         Console.WriteLine($"{label} READY with {agents} nodes stored: {readyNative.TotalMilliseconds:0} ms (goal: <= 200 ms); the JIT build's: {readyJit.TotalMilliseconds:0} ms; "
-            + $"RSS with the {agents} nodes loaded and no connection: {idleRss / 1024} MiB (the rest of the steady state's RSS is the connections')");
+            + $"RSS with the {agents} nodes loaded and no connection: {loadedRss / 1024} MiB (the rest of the steady state's RSS is the connections')");
+    }
+
+    /// <summary>The process's CPU (user + system, % of a core) and RSS over the window, with the fleet's reports a second and changes a minute.</summary>
+    private static async Task<(double CpuPercent, long RssKb, double Reports, double Changes)> SteadyAsync(int pid, SimulatedFleet fleet, TimeSpan steady)
+    {
+        var (cpu0, reports0, changes0, t0) = (ProcStat.CpuSeconds(pid), fleet.Reports, fleet.Changes, Stopwatch.GetTimestamp());
+        await Task.Delay(steady);
+        var (cpu1, reports1, changes1, took) = (ProcStat.CpuSeconds(pid), fleet.Reports, fleet.Changes, Stopwatch.GetElapsedTime(t0));
+        return (100 * (cpu1 - cpu0) / took.TotalSeconds, ProcStat.StatusKb(pid, "VmRSS:"), (reports1 - reports0) / took.TotalSeconds, (changes1 - changes0) / took.TotalMinutes);
+    }
+
+    /// <summary>
+    /// The fleet's peer: the same agents (certificates, heartbeat, changes) against the bare grpc-dotnet echo with the
+    /// coordinator's transport (Program.cs's EchoServer, the coordinator's certificate), run as a process of its own
+    /// with the unit's DOTNET_ settings. It is JIT-compiled (the coordinator is native): its RSS before any connection
+    /// is higher for that, so the comparable figure is what each connection adds.
+    /// </summary>
+    private static async Task<string> EchoPeerAsync(CoordinatorHarness h, int agents, TimeSpan steady, double chance)
+    {
+        var port = Peer.FreePort();
+        var self = Environment.ProcessPath ?? throw new InvalidOperationException("this process's executable is unknown");
+        string[] command = Path.GetFileNameWithoutExtension(self) == "dotnet" ? [self, typeof(Fleet).Assembly.Location] : [self];
+        await using var echo = BackgroundProcess.Start(command[0], [.. command[1..], "echo-serve", port.ToString(CultureInfo.InvariantCulture),
+            Path.Combine(h.CertDir, "coordinator.pem"), Path.Combine(h.CertDir, "coordinator.key"), h.CaPath]);
+        if (!await echo.WaitForOutputAsync("echo listening", TimeSpan.FromSeconds(60)))
+        {
+            throw new InvalidOperationException($"the echo peer did not start: {echo.Output}");
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(5));
+        var idle = ProcStat.StatusKb(echo.Pid, "VmRSS:");
+        using var stop = new CancellationTokenSource();
+        var fleet = new SimulatedFleet(h, $"https://127.0.0.1:{port}", agents, Heartbeat, chance);
+        var running = fleet.RunAsync(stop.Token);
+        if (!await Peer.EventuallyAsync(() => fleet.Acked.Count == agents, TimeSpan.FromMinutes(15)))
+        {
+            throw new InvalidOperationException($"{fleet.Acked.Count} of {agents} agents reported to the echo peer");
+        }
+
+        await Task.Delay(Heartbeat);
+        var (cpu, rss, perSecond, _) = await SteadyAsync(echo.Pid, fleet, steady);
+        var memory = $"Anonymous {ProcStat.RollupKb(echo.Pid, "Anonymous:") / 1024} MiB";
+        await stop.CancelAsync();
+        await running;
+        await echo.StopAsync(TimeSpan.FromSeconds(30));
+        return $"the peer, bare grpc-dotnet echo (own process, JIT) under the same fleet: CPU {cpu:0.0} % of a core, RSS {rss / 1024} MiB "
+            + $"({idle / 1024} MiB before any connection: {(rss - idle) / (double)agents:0} KiB a connection; {memory}); {perSecond:0} reports/s";
     }
 
     private static async Task<string> ListingsAsync(CoordinatorHarness h, int agents)

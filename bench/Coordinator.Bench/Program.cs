@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Toolforge.Agents.Common.Reporting;
 using Toolforge.Agents.Common.Tls;
@@ -24,6 +25,15 @@ if (args is ["sync", ..])
 {
     // SQLite's synchronous=FULL against NORMAL, the writer alone: `Coordinator.Bench sync [seconds] [rounds]`.
     await SyncCost.RunAsync(TimeSpan.FromSeconds(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 5), args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 3);
+    return;
+}
+
+if (args is ["echo-serve", var echoPort, var echoCert, var echoKey, var echoCa])
+{
+    // The fleet's peer (Fleet.cs): the bare echo as a process of its own, so that its CPU and memory are its own.
+    await using var served = await EchoServer.StartAsync(Certificates.LoadWithKey(echoCert, echoKey), Certificates.LoadBundle(echoCa), int.Parse(echoPort, CultureInfo.InvariantCulture));
+    Console.WriteLine($"echo listening on {served.Address}");
+    await served.WaitForShutdownAsync();
     return;
 }
 
@@ -331,28 +341,41 @@ internal sealed class EchoServer : IAsyncDisposable
 
     public string Address { get; }
 
-    public static async Task<EchoServer> StartAsync(DevPki pki)
+    public static Task<EchoServer> StartAsync(DevPki pki) => StartAsync(pki.Issue("echo", server: true), new X509Certificate2Collection(pki.Ca), 0);
+
+    /// <summary>
+    /// A bare grpc-dotnet server answering every report at once, with the coordinator's transport: HTTP/2 only, mutual
+    /// TLS 1.2/1.3 with the client's chain checked against the CA, the same stream and handshake limits.
+    /// </summary>
+    public static async Task<EchoServer> StartAsync(X509Certificate2 cert, X509Certificate2Collection ca, int port)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddGrpc();
-        var cert = pki.Issue("echo", server: true);
-        var ca = new X509Certificate2Collection(pki.Ca);
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l =>
+        builder.WebHost.ConfigureKestrel(k =>
         {
-            l.Protocols = HttpProtocols.Http2;
-            l.UseHttps(new HttpsConnectionAdapterOptions
+            k.AddServerHeader = false;
+            k.Limits.Http2.MaxStreamsPerConnection = 1000;
+            k.Listen(IPAddress.Loopback, port, l =>
             {
-                ServerCertificate = cert,
-                ClientCertificateMode = ClientCertificateMode.RequireCertificate,
-                ClientCertificateValidation = (c, chain, _) => Certificates.ValidateChain(c, ca) is null,
+                l.Protocols = HttpProtocols.Http2;
+                l.UseHttps(new HttpsConnectionAdapterOptions
+                {
+                    ServerCertificate = cert,
+                    ClientCertificateMode = ClientCertificateMode.RequireCertificate,
+                    ClientCertificateValidation = (c, chain, _) => Certificates.ValidateChain(c, ca) is null,
+                    SslProtocols = System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13,
+                    HandshakeTimeout = TimeSpan.FromSeconds(10),
+                });
             });
-        }));
+        });
         var app = builder.Build();
         app.MapGrpcService<EchoService>();
         await app.StartAsync();
         return new EchoServer(app, app.Urls.First().Replace("[::]", "127.0.0.1", StringComparison.Ordinal));
     }
+
+    public Task WaitForShutdownAsync() => _app.WaitForShutdownAsync();
 
     public async ValueTask DisposeAsync() => await _app.DisposeAsync();
 }
