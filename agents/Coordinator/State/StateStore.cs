@@ -27,6 +27,7 @@ public sealed partial class StateStore
     private long _version; // any node added, changed or removed (under _lock)
     private (long Version, DateTimeOffset Until, ListNodesResponse Response)? _listCache;
     private readonly Dictionary<string, NodeRecord> _nodes = new(StringComparer.Ordinal);
+    private string[]? _byName; // under _lock: every node's name in ordinal order; null once a node came or went
     private readonly Dictionary<string, HashSet<AgentKind>> _connected = new(StringComparer.Ordinal); // command streams, also of nodes not yet reported
     private readonly StripedAsyncLock _perNode = new(1024);
     private readonly StoreWriter _writer;
@@ -144,8 +145,6 @@ public sealed partial class StateStore
         {
             Merge(stored);
         }
-
-        Log.Loaded(_logger, stored.Nodes.Count);
     }
 
     /// <summary>
@@ -166,6 +165,7 @@ public sealed partial class StateStore
             {
                 if (_nodes.TryGetValue(gone, out var held) && held.LocalWriteAt <= readAfter && _nodes.Remove(gone)) // forgotten through another instance
                 {
+                    _byName = null;
                     _version++;
                     _feed.Publish(new WatchEvent { At = Timestamp.FromDateTimeOffset(_time.GetUtcNow()), NodeRemoved = gone });
                 }
@@ -382,6 +382,7 @@ public sealed partial class StateStore
             if (!_nodes.ContainsKey(name))
             {
                 _nodes[name] = new NodeRecord(name, FromMs(firstSeen), ConnectedOf(name));
+                _byName = null;
                 _version++;
             }
 
@@ -424,6 +425,7 @@ public sealed partial class StateStore
         }
 
         // The store holds every acknowledgement of the nodes read: they replace what was held.
+        var acks = stored.Acks.ToLookup(a => a.Node, StringComparer.Ordinal); // once, not a scan of them all per node
         foreach (var name in touched)
         {
             var n = _nodes[name];
@@ -433,9 +435,9 @@ public sealed partial class StateStore
                 continue;
             }
 
-            if (n.Acks.Count > 0 || stored.Acks.Count > 0)
+            if (n.Acks.Count > 0 || acks.Contains(name))
             {
-                TakeAcks(n, stored.Acks);
+                TakeAcks(n, acks[name]);
                 _version++; // the cached node list counts acknowledged findings apart
             }
         }
@@ -546,6 +548,7 @@ public sealed partial class StateStore
             {
                 node = new NodeRecord(report.Node, FromMs(firstSeenMs), ConnectedOf(report.Node));
                 _nodes[report.Node] = node;
+                _byName = null;
                 _version++;
             }
 
@@ -595,6 +598,7 @@ public sealed partial class StateStore
 
                 n = new NodeRecord(name, FromMs(stored.Nodes[0].FirstSeenMs), ConnectedOf(name));
                 _nodes[name] = n;
+                _byName = null;
             }
 
             if (row is null)
@@ -609,17 +613,18 @@ public sealed partial class StateStore
             n.RecentEvents.Clear();
             n.RecentEvents.AddRange(stored.RecentEvents.Select(e => AgentEvent.Parser.ParseFrom(e.Body)));
             n.StoredEvents = stored.EventCounts.GetValueOrDefault(name);
-            TakeAcks(n, stored.Acks);
+            TakeAcks(n, stored.Acks.Where(a => a.Node == name));
             n.Changed();
             _version++;
             PublishIfChanged(n, _time.GetUtcNow());
         }
     }
 
-    private static void TakeAcks(NodeRecord n, IReadOnlyList<SaveAck> stored)
+    /// <summary>The node's acknowledgements become <paramref name="mine"/> (the stored ones of this node).</summary>
+    private static void TakeAcks(NodeRecord n, IEnumerable<SaveAck> mine)
     {
         n.Acks.Clear();
-        foreach (var a in stored.Where(a => a.Node == n.Name))
+        foreach (var a in mine)
         {
             n.Acks[((AgentKind)a.Kind, a.Finding, a.Subject)] = a;
         }
@@ -681,8 +686,9 @@ public sealed partial class StateStore
 
             var response = new ListNodesResponse { At = Timestamp.FromDateTimeOffset(now) };
             var until = DateTimeOffset.MaxValue;
-            foreach (var n in _nodes.Values.OrderBy(n => n.Name, StringComparer.Ordinal))
+            foreach (var name in NamesInOrder())
             {
+                var n = _nodes[name];
                 response.Nodes.Add(Summarize(n, now));
                 until = n.SummaryUntil < until ? n.SummaryUntil : until;
             }
@@ -692,22 +698,34 @@ public sealed partial class StateStore
         }
     }
 
+    /// <summary>Every node's name in ordinal order, sorted again only after a node came or went (under _lock).</summary>
+    private string[] NamesInOrder()
+    {
+        if (_byName is null || _byName.Length != _nodes.Count)
+        {
+            var names = _nodes.Keys.ToArray();
+            Array.Sort(names, StringComparer.Ordinal);
+            _byName = names;
+        }
+
+        return _byName;
+    }
+
     public IReadOnlyList<NodeSummary> ListNodes(IReadOnlyCollection<NodeState>? states = null)
     {
         var now = _time.GetUtcNow();
         lock (_lock)
         {
             var list = new List<NodeSummary>(_nodes.Count);
-            foreach (var n in _nodes.Values)
+            foreach (var name in NamesInOrder())
             {
-                var s = Summarize(n, now);
+                var s = Summarize(_nodes[name], now);
                 if (states is null || states.Count == 0 || states.Contains(s.State))
                 {
                     list.Add(s);
                 }
             }
 
-            list.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
             return list;
         }
     }
@@ -857,6 +875,7 @@ public sealed partial class StateStore
     {
         if (_nodes.Remove(name))
         {
+            _byName = null;
             _version++;
             _feed.Publish(new WatchEvent { At = Timestamp.FromDateTimeOffset(_time.GetUtcNow()), NodeRemoved = name });
         }
@@ -1110,9 +1129,6 @@ public sealed partial class StateStore
 
     private static partial class Log
     {
-        [LoggerMessage(2201, LogLevel.Information, "loaded {Count} nodes from the database")]
-        public static partial void Loaded(ILogger logger, int count);
-
         [LoggerMessage(2202, LogLevel.Information, "node {Node}: {From} -> {To} {Summary}")]
         public static partial void NodeStateChanged(ILogger logger, string node, string from, string to, string summary);
 
