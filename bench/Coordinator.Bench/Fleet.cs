@@ -116,8 +116,8 @@ internal static class Fleet
 
         // READY of a start on the database the fleet left (its nodes to load), the JIT build beside it.
         await h.Process!.StopAsync(TimeSpan.FromSeconds(30));
-        var (readyNative, loadedRss) = await ReadyAsync([native], h.ConfigPath);
-        var (readyJit, _) = await ReadyAsync(["dotnet", Run.ToolPath("toolforge-coordinator")], h.ConfigPath);
+        var (readyNative, loadedRss, _) = await ReadyAsync([native], h.ConfigPath);
+        var (readyJit, _, _) = await ReadyAsync(["dotnet", Run.ToolPath("toolforge-coordinator")], h.ConfigPath);
         Console.WriteLine($"{label} READY with {agents} nodes stored: {readyNative.TotalMilliseconds:0} ms (goal: <= 200 ms); the JIT build's: {readyJit.TotalMilliseconds:0} ms; "
             + $"RSS with the {agents} nodes loaded and no connection: {loadedRss / 1024} MiB (the rest of the steady state's RSS is the connections')");
     }
@@ -340,7 +340,7 @@ internal static class Fleet
     }
 
     /// <summary>From the process's start to its READY=1 (sd_notify, as systemd waits for it under Type=notify).</summary>
-    private static async Task<(TimeSpan Ready, long RssKb)> ReadyAsync(string[] command, string config)
+    internal static async Task<(TimeSpan Ready, long RssKb, string Output)> ReadyAsync(string[] command, string config)
     {
         var dir = Directory.CreateTempSubdirectory("fleet-notify-");
         try
@@ -361,7 +361,7 @@ internal static class Fleet
                     await Task.Delay(TimeSpan.FromSeconds(5)); // settled: the store loaded, no connection
                     var rss = ProcStat.StatusKb(p.Pid, "VmRSS:");
                     await p.StopAsync(TimeSpan.FromSeconds(30));
-                    return (ready, rss);
+                    return (ready, rss, p.Output);
                 }
             }
         }

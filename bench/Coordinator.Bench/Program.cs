@@ -28,6 +28,13 @@ if (args is ["sync", ..])
     return;
 }
 
+if (args is ["ready", ..])
+{
+    // READY alone, on a SQLite store of N nodes: `Coordinator.Bench ready [nodes] [rounds]`.
+    await Ready.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10_000, args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 7);
+    return;
+}
+
 if (args is ["echo-serve", var echoPort, var echoCert, var echoKey, var echoCa])
 {
     // The fleet's peer (Fleet.cs): the bare echo as a process of its own, so that its CPU and memory are its own.
