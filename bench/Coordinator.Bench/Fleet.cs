@@ -30,15 +30,7 @@ internal static class Fleet
         }
 
         Environment.SetEnvironmentVariable("TFA_PROGRAMS", outBin); // the harness runs out/bin's programs as processes
-        // As the unit runs it: its Environment='s DOTNET_ settings, read from the shipped unit, for the processes started
-        // from here.
-        foreach (var setting in File.ReadLines(Path.Combine(Run.RepoRoot, "systemd", "toolforge-coordinator.service"))
-            .Where(l => l.StartsWith("Environment=", StringComparison.Ordinal)).SelectMany(l => l["Environment=".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries))
-            .Where(s => s.StartsWith("DOTNET_", StringComparison.Ordinal)).Select(s => s.Split('=', 2)))
-        {
-            Environment.SetEnvironmentVariable(setting[0], setting[1]);
-            Console.WriteLine($"as the unit: {setting[0]}={setting[1]}");
-        }
+        AsTheUnit();
         // 1 % of the nodes change a check a minute: heartbeats a minute per node = 60 / 30 = 2, so a report changes one
         // with the chance 0.01 / 2.
         var chance = 0.01 / (TimeSpan.FromMinutes(1) / Heartbeat);
@@ -54,6 +46,21 @@ internal static class Fleet
             }
 
             await RunOneAsync(engine, agents, steady, chance, pg, db, native, steadyOnly, withPeer: engine == "sqlite" || postgresOnly);
+        }
+    }
+
+    /// <summary>
+    /// As the unit runs it: its Environment='s DOTNET_ settings, read from the shipped unit, set in this process for the
+    /// processes started from here.
+    /// </summary>
+    internal static void AsTheUnit()
+    {
+        foreach (var setting in File.ReadLines(Path.Combine(Run.RepoRoot, "systemd", "toolforge-coordinator.service"))
+            .Where(l => l.StartsWith("Environment=", StringComparison.Ordinal)).SelectMany(l => l["Environment=".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(s => s.StartsWith("DOTNET_", StringComparison.Ordinal)).Select(s => s.Split('=', 2)))
+        {
+            Environment.SetEnvironmentVariable(setting[0], setting[1]);
+            Console.WriteLine($"as the unit: {setting[0]}={setting[1]}");
         }
     }
 

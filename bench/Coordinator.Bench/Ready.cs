@@ -28,6 +28,7 @@ internal static class Ready
         }
 
         await h.StopAsync();
+        Fleet.AsTheUnit(); // for the starts measured (the in-process one above ran as the bench does)
         await h.EditConfigAsync(c => c["Log"] = new JsonObject { ["Level"] = "Information", ["Console"] = "plain" });
         Console.WriteLine($"== READY with {nodes} nodes stored (SQLite), {rounds} starts of {native}");
         var ready = new List<double>();
@@ -37,6 +38,13 @@ internal static class Ready
             ready.Add(took.TotalMilliseconds);
             var loaded = output.Split('\n').FirstOrDefault(l => l.Contains("loaded in", StringComparison.Ordinal))?.Trim() ?? "(no load line)";
             Console.WriteLine($"READY {took.TotalMilliseconds:0} ms, RSS {rss / 1024} MiB; {loaded}");
+        }
+
+        if (int.TryParse(Environment.GetEnvironmentVariable("READY_BENCH_HOLD"), out var hold))
+        {
+            // To look at a start by hand (strace, perf) on the same store before it is removed.
+            Console.WriteLine($"holding {hold} s: {native} --config {h.ConfigPath}");
+            await Task.Delay(TimeSpan.FromSeconds(hold));
         }
 
         ready.Sort();
