@@ -20,7 +20,7 @@ internal static class Fleet
 {
     private static readonly TimeSpan Heartbeat = TimeSpan.FromSeconds(30);
 
-    public static async Task RunAsync(int agents, TimeSpan steady, bool sqliteOnly, bool postgresOnly = false, bool steadyOnly = false)
+    public static async Task RunAsync(int agents, TimeSpan steady, bool sqliteOnly, bool postgresOnly = false, bool steadyOnly = false, bool noPeer = false)
     {
         var outBin = Path.Combine(Run.RepoRoot, "out", "bin");
         var native = Path.Combine(outBin, "toolforge-coordinator");
@@ -45,7 +45,7 @@ internal static class Fleet
                 await pg.CreateDatabaseAsync(db);
             }
 
-            await RunOneAsync(engine, agents, steady, chance, pg, db, native, steadyOnly, withPeer: engine == "sqlite" || postgresOnly);
+            await RunOneAsync(engine, agents, steady, chance, pg, db, native, steadyOnly, withPeer: !noPeer && (engine == "sqlite" || postgresOnly));
         }
     }
 

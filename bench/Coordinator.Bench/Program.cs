@@ -54,11 +54,12 @@ if (args is ["fleet", ..])
     Toolforge.Agents.Common.Tls.SystemTrust.NarrowTo("/nonexistent/toolforge-agents-bench-ca.pem");
     var postgresOnly = args.Contains("--postgresql-only");
     var steadyOnly = args.Contains("--steady-only"); // the steady state and where its memory is, nothing after it
-    args = [.. args.Where(a => a is not ("--postgresql-only" or "--steady-only"))];
+    var noPeer = args.Contains("--no-peer"); // without the echo peer's run (its figure from an earlier run)
+    args = [.. args.Where(a => a is not ("--postgresql-only" or "--steady-only" or "--no-peer"))];
     // Only the fleet (issue 28): `Coordinator.Bench fleet [agents] [steady seconds]`. A run without arguments (what
     // ./build.sh bench does) ends with it too, at 10,000 agents.
     await Fleet.RunAsync(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 10_000,
-        TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 60), sqliteOnly, postgresOnly, steadyOnly);
+        TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 60), sqliteOnly, postgresOnly, steadyOnly, noPeer);
     return;
 }
 
