@@ -161,16 +161,26 @@ internal static class Fleet
         using var stop = new CancellationTokenSource();
         var fleet = new SimulatedFleet(h, $"https://127.0.0.1:{port}", agents, Heartbeat, chance);
         var running = fleet.RunAsync(stop.Token);
-        if (!await Peer.EventuallyAsync(() => fleet.Acked.Count == agents, TimeSpan.FromMinutes(15)))
+        double cpu, perSecond;
+        long rss;
+        string memory;
+        try
         {
-            throw new InvalidOperationException($"{fleet.Acked.Count} of {agents} agents reported to the echo peer");
+            if (!await Peer.EventuallyAsync(() => fleet.Acked.Count == agents, TimeSpan.FromMinutes(15)))
+            {
+                throw new InvalidOperationException($"{fleet.Acked.Count} of {agents} agents reported to the echo peer");
+            }
+
+            await Task.Delay(Heartbeat);
+            (cpu, rss, perSecond, _) = await SteadyAsync(echo.Pid, fleet, steady);
+            memory = $"Anonymous {ProcStat.RollupKb(echo.Pid, "Anonymous:") / 1024} MiB";
+        }
+        finally
+        {
+            await stop.CancelAsync(); // the simulated agents end with the peer's run, whatever ended it
+            await running;
         }
 
-        await Task.Delay(Heartbeat);
-        var (cpu, rss, perSecond, _) = await SteadyAsync(echo.Pid, fleet, steady);
-        var memory = $"Anonymous {ProcStat.RollupKb(echo.Pid, "Anonymous:") / 1024} MiB";
-        await stop.CancelAsync();
-        await running;
         await echo.StopAsync(TimeSpan.FromSeconds(30));
         return $"the peer, bare grpc-dotnet echo (own process, JIT) under the same fleet: CPU {cpu:0.0} % of a core, RSS {rss / 1024} MiB "
             + $"({idle / 1024} MiB before any connection: {(rss - idle) / (double)agents:0} KiB a connection; {memory}); {perSecond:0} reports/s";

@@ -163,9 +163,8 @@ public sealed partial class StateStore
         {
             foreach (var gone in nodes.Except(stored.Nodes.Select(n => n.Name), StringComparer.Ordinal))
             {
-                if (_nodes.TryGetValue(gone, out var held) && held.LocalWriteAt <= readAfter && _nodes.Remove(gone)) // forgotten through another instance
+                if (_nodes.TryGetValue(gone, out var held) && held.LocalWriteAt <= readAfter && RemoveNode(gone)) // forgotten through another instance
                 {
-                    _byName = null;
                     _version++;
                     _feed.Publish(new WatchEvent { At = Timestamp.FromDateTimeOffset(_time.GetUtcNow()), NodeRemoved = gone });
                 }
@@ -381,8 +380,7 @@ public sealed partial class StateStore
         {
             if (!_nodes.ContainsKey(name))
             {
-                _nodes[name] = new NodeRecord(name, FromMs(firstSeen), ConnectedOf(name));
-                _byName = null;
+                AddNode(new NodeRecord(name, FromMs(firstSeen), ConnectedOf(name)));
                 _version++;
             }
 
@@ -547,8 +545,7 @@ public sealed partial class StateStore
             if (!_nodes.TryGetValue(report.Node, out var node))
             {
                 node = new NodeRecord(report.Node, FromMs(firstSeenMs), ConnectedOf(report.Node));
-                _nodes[report.Node] = node;
-                _byName = null;
+                AddNode(node);
                 _version++;
             }
 
@@ -597,8 +594,7 @@ public sealed partial class StateStore
                 }
 
                 n = new NodeRecord(name, FromMs(stored.Nodes[0].FirstSeenMs), ConnectedOf(name));
-                _nodes[name] = n;
-                _byName = null;
+                AddNode(n);
             }
 
             if (row is null)
@@ -698,10 +694,29 @@ public sealed partial class StateStore
         }
     }
 
+    /// <summary>A node comes (under _lock): the only way into <see cref="_nodes"/>, so the name order is sorted again.</summary>
+    private void AddNode(NodeRecord n)
+    {
+        _nodes.Add(n.Name, n);
+        _byName = null;
+    }
+
+    /// <summary>A node goes (under _lock): the only way out of <see cref="_nodes"/>.</summary>
+    private bool RemoveNode(string name)
+    {
+        if (!_nodes.Remove(name))
+        {
+            return false;
+        }
+
+        _byName = null;
+        return true;
+    }
+
     /// <summary>Every node's name in ordinal order, sorted again only after a node came or went (under _lock).</summary>
     private string[] NamesInOrder()
     {
-        if (_byName is null || _byName.Length != _nodes.Count)
+        if (_byName is null)
         {
             var names = _nodes.Keys.ToArray();
             Array.Sort(names, StringComparer.Ordinal);
@@ -873,9 +888,8 @@ public sealed partial class StateStore
     // Under _lock, after the store deleted the node: gone from memory, and watchers hear of it.
     private void Remove(string name)
     {
-        if (_nodes.Remove(name))
+        if (RemoveNode(name))
         {
-            _byName = null;
             _version++;
             _feed.Publish(new WatchEvent { At = Timestamp.FromDateTimeOffset(_time.GetUtcNow()), NodeRemoved = name });
         }

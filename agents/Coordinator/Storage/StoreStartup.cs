@@ -51,7 +51,7 @@ public sealed partial class StoreStartup(
     {
         try
         {
-            StartOnce();
+            StartOnce(holdCollections: true);
             return true;
         }
         catch (StoreUnavailableException ex) when (storage.Engine.SharedByInstances)
@@ -65,16 +65,18 @@ public sealed partial class StoreStartup(
         }
     }
 
-    private void StartOnce()
+    /// <param name="holdCollections">No collection during the read and take-in (<see cref="LoadBudget"/>): only in the
+    /// first attempt, made before Kestrel listens, with nothing else running.</param>
+    private void StartOnce(bool holdCollections)
     {
         var started = Stopwatch.GetTimestamp();
-        TimeSpan migrated, read;
+        TimeSpan read;
         StoredState stored;
-        var held = HoldCollections();
+        storage.Migrate();
+        var migrated = Stopwatch.GetElapsedTime(started);
+        var held = holdCollections && HoldCollections();
         try
         {
-            storage.Migrate();
-            migrated = Stopwatch.GetElapsedTime(started);
             stored = storage.Engine.Load(StateStore.RecentEvents);
             read = Stopwatch.GetElapsedTime(started);
             state.Load(stored);
@@ -95,22 +97,28 @@ public sealed partial class StoreStartup(
     /// <summary>What the load may allocate with no collection: every node's state, all of which stays.</summary>
     /// <remarks>
     /// The gen-0 collections the load would set off on the way copy all of it again: with 10,000 nodes (41 MiB
-    /// allocated) under the unit's workstation GC four of them were ~40 % of the load (taken in 85 ms with them, 45 ms
-    /// without; READY median 215 ms against 169 ms; RSS the same, bench `Coordinator.Bench ready`). Reserved, not
-    /// touched: a load that allocates more simply goes on with collections as usual past it.
+    /// allocated) under the unit's workstation GC, four of them; taken in 83-125 ms with them, 40-58 ms without; READY
+    /// median 238 ms against 170 ms, RSS the same (`Coordinator.Bench ready 10000`). Reserved, not touched: a load that
+    /// allocates more goes on with collections as usual past it.
     /// </remarks>
     internal const long LoadBudget = 128L << 20;
 
-    /// <summary>No collection during the load, up to <see cref="LoadBudget"/> (false when the GC cannot grant it).</summary>
+    /// <summary>Of <see cref="LoadBudget"/>, for large objects (arrays over 85,000 bytes: few in a load).</summary>
+    private const long LoadLargeObjects = 16L << 20;
+
+    /// <summary>
+    /// No collection during the load, up to <see cref="LoadBudget"/>; false when the GC cannot grant it without a full
+    /// blocking collection, or at all (a heap hard limit; a region already held).
+    /// </summary>
     internal static bool HoldCollections()
     {
         try
         {
-            return GC.TryStartNoGCRegion(LoadBudget);
+            return GC.TryStartNoGCRegion(LoadBudget, LoadLargeObjects, disallowFullBlockingGC: true);
         }
         catch (Exception ex) when (ex is ArgumentOutOfRangeException or InvalidOperationException)
         {
-            return false; // more than the GC can reserve (a heap hard limit), or a region already held: load with collections
+            return false; // more than the GC can reserve, or a region already held: load with collections
         }
     }
 
@@ -142,7 +150,9 @@ public sealed partial class StoreStartup(
 
             try
             {
-                await Task.Run(StartOnce, stoppingToken).ConfigureAwait(false);
+                // Not held here: Kestrel already accepts (agents' handshakes allocate meanwhile) and the attempt may
+                // wait on the network for seconds.
+                await Task.Run(() => StartOnce(holdCollections: false), stoppingToken).ConfigureAwait(false);
                 _streak.Succeeded();
             }
             catch (StoreUnavailableException ex)

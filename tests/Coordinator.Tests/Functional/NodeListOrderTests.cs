@@ -27,23 +27,31 @@ public sealed class NodeListOrderTests : IAsyncLifetime
         var first = await viewer.ListNodesAsync(new ListNodesRequest { Limit = 1 });
         Assert.Equal("b-worker.example", Assert.Single(first.Nodes).Name);
 
-        // Between the pages: one node comes before the token, one after it, and one goes.
+        // Between the pages, each change seen by the next call on its own: one comes before the token, one goes...
         await ReportAsync("a-worker.example");
-        await ReportAsync("c-worker.example");
+        Assert.Equal(["a-worker.example", "b-worker.example", "d-worker.example"], await NamesAsync(new ListNodesRequest()));
+        await ForgetAsync("d-worker.example");
+        Assert.Equal(["a-worker.example", "b-worker.example"], await NamesAsync(new ListNodesRequest()));
         await ReportAsync("b-worker.example"); // a report of a node listed before: the order holds
-        var forgotten = await _h.AdminClient(CoordinatorHarness.Admin).ForgetNodeAsync(new ForgetNodeRequest { Name = "d-worker.example", Force = true, Reason = "test" });
-        Assert.Equal("d-worker.example", forgotten.Forgotten.Name);
+        Assert.Equal(["a-worker.example", "b-worker.example"], await NamesAsync(new ListNodesRequest()));
 
+        // ...and one comes after it: the next page is that one alone.
+        await ReportAsync("c-worker.example");
         var rest = await viewer.ListNodesAsync(new ListNodesRequest { Limit = 10, ContinueToken = first.ContinueToken });
-        Assert.Equal(["c-worker.example"], rest.Nodes.Select(n => n.Name)); // after b: c came, d went
+        Assert.Equal(["c-worker.example"], rest.Nodes.Select(n => n.Name));
         Assert.Equal(string.Empty, rest.ContinueToken);
-        Assert.Equal(["a-worker.example", "b-worker.example", "c-worker.example"], await NamesAsync(new ListNodesRequest()));
         Assert.Equal(["a-worker.example", "b-worker.example"], await NamesAsync(new ListNodesRequest { Limit = 2 }));
 
         // One comes and one goes between two calls: as many nodes as before, another list.
-        await _h.AdminClient(CoordinatorHarness.Admin).ForgetNodeAsync(new ForgetNodeRequest { Name = "a-worker.example", Force = true, Reason = "test" });
+        await ForgetAsync("a-worker.example");
         await ReportAsync("0-worker.example"); // comes first in ordinal order
         Assert.Equal(["0-worker.example", "b-worker.example", "c-worker.example"], await NamesAsync(new ListNodesRequest()));
+    }
+
+    private async Task ForgetAsync(string node)
+    {
+        var forgotten = await _h.AdminClient(CoordinatorHarness.Admin).ForgetNodeAsync(new ForgetNodeRequest { Name = node, Force = true, Reason = "test" });
+        Assert.Equal(node, forgotten.Forgotten.Name);
     }
 
     private async Task<List<string>> NamesAsync(ListNodesRequest request) =>

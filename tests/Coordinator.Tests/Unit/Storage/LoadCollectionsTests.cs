@@ -11,15 +11,18 @@ namespace Toolforge.Agents.Coordinator.Tests.Unit.Storage;
 public sealed class LoadCollectionsTests
 {
     [Fact]
-    public void Held_ThenResumed_LeavesTheProcessAsItWas()
+    public void Held_NoCollectionRuns_ThenResumed()
     {
+        GC.Collect(); // a quiet heap, as at a start: the region is granted without a full blocking collection
+        GC.WaitForPendingFinalizers();
         var held = StoreStartup.HoldCollections();
         try
         {
-            if (held)
-            {
-                Assert.Equal(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
-            }
+            Assert.True(held, "the GC did not grant the load's region");
+            Assert.Equal(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
+            var gen0 = GC.CollectionCount(0);
+            Allocate(64L << 20); // small objects, as a load's: well inside the budget
+            Assert.Equal(gen0, GC.CollectionCount(0));
         }
         finally
         {
@@ -32,22 +35,47 @@ public sealed class LoadCollectionsTests
     [Fact]
     public void ALoadPastTheBudget_OrACollectionAskedFor_EndsTheRegionQuietly()
     {
+        GC.Collect();
         var held = StoreStartup.HoldCollections();
-        var kept = new List<byte[]>();
-        for (long total = 0; total < StoreStartup.LoadBudget + (16 << 20); total += 1 << 20)
+        try
         {
-            kept.Add(new byte[1 << 20]); // past the budget: the GC leaves the region
+            Assert.True(held);
+            Allocate(StoreStartup.LoadBudget + (16L << 20)); // past the budget: the GC leaves the region and collects
+            Assert.NotEqual(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
+        }
+        finally
+        {
+            StoreStartup.ResumeCollections(held); // no exception: the region had ended
         }
 
-        StoreStartup.ResumeCollections(held); // no exception
-        Assert.NotEqual(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
-        GC.KeepAlive(kept);
-        kept.Clear();
-
         held = StoreStartup.HoldCollections();
-        GC.Collect(); // another thread's collection ends the region
-        StoreStartup.ResumeCollections(held);
+        try
+        {
+            Assert.True(held);
+            GC.Collect(); // another thread's collection ends it
+        }
+        finally
+        {
+            StoreStartup.ResumeCollections(held);
+        }
+
         Assert.NotEqual(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
+    }
+
+    /// <summary>Small objects (under the large object heap's 85,000 bytes), kept alive a short while as a load's are.</summary>
+    private static void Allocate(long bytes)
+    {
+        var keep = new List<byte[]>(1024);
+        for (long total = 0; total < bytes; total += 8192)
+        {
+            keep.Add(new byte[8192 - 32]);
+            if (keep.Count == 1024)
+            {
+                keep.Clear(); // 8 MiB at a time: garbage counts against the budget as much as what stays
+            }
+        }
+
+        GC.KeepAlive(keep);
     }
 }
 
