@@ -44,7 +44,11 @@ public sealed class CoordinatorCluster : IAsyncDisposable
         try
         {
             var haproxy = await PrivateHaproxy.StartAsync(ports);
-            await haproxy.WaitForAsync(["coordinator1"], TimeSpan.FromSeconds(20));
+            // haproxy starts every server UP until its first check: "coordinator1 UP" alone is true at once, while a
+            // connection may still go to the two instances not started yet (refused, retried, redispatched to another
+            // dead one: the client saw EOF in its TLS handshake, HaClusterTests' flake). Wait until their first checks
+            // took them out.
+            await haproxy.WaitForAsync(["coordinator1"], TimeSpan.FromSeconds(20), othersDown: true);
             return new CoordinatorCluster(first, haproxy, db, ports);
         }
         catch
