@@ -795,7 +795,7 @@ public sealed partial class StateStore
         lock (_lock)
         {
             var nodes = string.IsNullOrEmpty(node)
-                ? _nodes.Values.OrderBy(n => n.Name, StringComparer.Ordinal)
+                ? NamesInOrder().Select(name => _nodes[name])
                 : _nodes.TryGetValue(node, out var one) ? [one] : Enumerable.Empty<NodeRecord>();
             var result = new List<Finding>();
             foreach (var n in nodes)

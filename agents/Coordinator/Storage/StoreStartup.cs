@@ -51,7 +51,8 @@ public sealed partial class StoreStartup(
     {
         try
         {
-            StartOnce(holdCollections: true);
+            // Held only on SQLite: a shared PostgreSQL may keep even the first attempt waiting on the network.
+            StartOnce(holdCollections: !storage.Engine.SharedByInstances);
             return true;
         }
         catch (StoreUnavailableException ex) when (storage.Engine.SharedByInstances)
@@ -89,7 +90,7 @@ public sealed partial class StoreStartup(
 
         var took = Stopwatch.GetElapsedTime(started);
         Log.Loaded(logger, storage.Engine.Location, stored.Nodes.Count, stored.Builds.Count, took.TotalMilliseconds,
-            migrated.TotalMilliseconds, (read - migrated).TotalMilliseconds, (took - read).TotalMilliseconds);
+            migrated.TotalMilliseconds, (read - migrated).TotalMilliseconds, (took - read).TotalMilliseconds, held ? "held off" : "as usual");
         health.MarkReady();
         _ready.TrySetResult();
     }
@@ -180,8 +181,8 @@ public sealed partial class StoreStartup(
         [LoggerMessage(2603, LogLevel.Information, "database {Location} answers after {Attempts} attempts: migrated and loaded, serving")]
         public static partial void Serving(ILogger logger, string location, int attempts);
 
-        [LoggerMessage(2605, LogLevel.Information, "database {Location}: {Nodes} nodes and {Builds} builds loaded in {Ms:0} ms (schema checked {MigrateMs:0} ms, read {ReadMs:0} ms, taken in {TakeMs:0} ms)")]
-        public static partial void Loaded(ILogger logger, string location, int nodes, int builds, double ms, double migrateMs, double readMs, double takeMs);
+        [LoggerMessage(2605, LogLevel.Information, "database {Location}: {Nodes} nodes and {Builds} builds loaded in {Ms:0} ms (schema checked {MigrateMs:0} ms, read {ReadMs:0} ms, taken in {TakeMs:0} ms; garbage collections {Collections})")]
+        public static partial void Loaded(ILogger logger, string location, int nodes, int builds, double ms, double migrateMs, double readMs, double takeMs, string collections);
 
         [LoggerMessage(2604, LogLevel.Critical, "database {Location} answers but cannot be used: {Reason}; stopping")]
         public static partial void Failed(ILogger logger, string location, string reason);
